@@ -1,0 +1,23 @@
+#pragma once
+// Canonical JSON: the byte form that is hashed and stored in the object store.
+//
+// Guarantee: equal JSON values (as nlohmann::json compares them) give equal bytes. Object keys
+// are sorted bytewise, there is no insignificant whitespace, strings are UTF-8 with the minimal
+// escapes of RFC 8259, integers print exactly. Invalid UTF-8 is refused, never replaced.
+// Floating-point numbers print in shortest round-trip form; money is never a float (micro-USD).
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/core/result.hpp"
+
+namespace avps::core {
+
+/// The canonical bytes of `value`. Fails only on invalid UTF-8 in a string.
+Result<std::string> canonical_json(const nlohmann::json& value);
+
+/// Parses JSON text; the error names the byte offset and what was wrong.
+Result<nlohmann::json> parse_json(std::string_view text, std::string_view what);
+
+}  // namespace avps::core

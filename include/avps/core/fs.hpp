@@ -1,0 +1,69 @@
+#pragma once
+// File-system primitives with the durability avps promises (DESIGN §5).
+//
+// Every write of evidence goes through AtomicFile: unique temp file in the destination folder →
+// write → fsync(file) → publish → fsync(folder). "Publish" is rename() when overwriting is
+// allowed, and link() + unlink(temp) when it is not, so a write-once file can never replace an
+// existing one, even when two writers race. A reader therefore sees either no file or the whole
+// file, never a prefix.
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "avps/core/result.hpp"
+
+namespace avps::core {
+
+enum class Overwrite { no, yes };
+enum class Durability { cached, durable };
+
+/// A file being written. Nothing is visible under `path` until commit() succeeds; an
+/// uncommitted AtomicFile deletes its temp file when destroyed.
+class AtomicFile {
+ public:
+  static Result<AtomicFile> create(const std::filesystem::path& path, Durability durability);
+  AtomicFile(AtomicFile&& other) noexcept;
+  AtomicFile& operator=(AtomicFile&&) = delete;
+  AtomicFile(const AtomicFile&) = delete;
+  ~AtomicFile();
+
+  [[nodiscard]] Result<void> write(std::string_view data);
+  /// Publishes the file. With Overwrite::no, an existing file at `path` is an already_exists
+  /// error and is left untouched.
+  [[nodiscard]] Result<void> commit(Overwrite overwrite);
+
+ private:
+  AtomicFile(std::filesystem::path path, std::filesystem::path temp, int fd, Durability d);
+  std::filesystem::path m_path;
+  std::filesystem::path m_temp;
+  int m_fd = -1;
+  Durability m_durability;
+  bool m_committed = false;
+};
+
+/// Writes `data` to `path` through an AtomicFile.
+[[nodiscard]] Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data,
+                                             Overwrite overwrite, Durability durability);
+
+/// Reads a whole file.
+[[nodiscard]] Result<std::string> read_file(const std::filesystem::path& path);
+
+/// Appends `data` to `path` (creating it) and fsyncs it. Used only for the CSV face of the
+/// run log, which is rebuilt from the ledger if an append is torn.
+[[nodiscard]] Result<void> append_file_durable(const std::filesystem::path& path, std::string_view data);
+
+/// fsync of a folder, so that a rename or link inside it survives a power loss.
+[[nodiscard]] Result<void> sync_directory(const std::filesystem::path& dir);
+
+/// Creates a folder and its parents, syncing each new folder's parent.
+[[nodiscard]] Result<void> create_directories_durable(const std::filesystem::path& dir);
+
+/// Crash injection for tests: when the process was told to crash at `label` (see
+/// set_crash_point / the AVPS_CRASH_AT variable, "label" or "label:N" for the N-th time it is
+/// reached), the process dies here with SIGKILL, exactly like a power cut without the lost
+/// page cache. A no-op otherwise.
+void crash_point(std::string_view label);
+void set_crash_point(std::string_view label_and_count);
+
+}  // namespace avps::core

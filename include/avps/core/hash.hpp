@@ -1,0 +1,16 @@
+#pragma once
+// SHA-256 (OpenSSL EVP), as lower-case hex. Used for artifact content hashes, the ledger's hash
+// chain and content-addressed object names.
+
+#include <string>
+#include <string_view>
+
+namespace avps::core {
+
+/// Lower-case hex SHA-256 of `data` (64 characters).
+std::string sha256_hex(std::string_view data);
+
+/// True if `s` looks like a sha256_hex() value.
+bool is_sha256_hex(std::string_view s);
+
+}  // namespace avps::core

@@ -1,0 +1,50 @@
+#pragma once
+// The one wrapper around the JSON Schema validator (valijson, draft 7).
+//
+// A schema file may $ref other files in its own folder ("common.schema.json#/definitions/x").
+// Validation reports every problem as a JSON pointer into the instance, what the schema
+// expected there and what was found.
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/core/result.hpp"
+
+namespace avps::core {
+
+struct SchemaIssue {
+  std::string pointer;   ///< JSON pointer into the instance ("" is the root)
+  std::string expected;  ///< what the schema wants there
+  std::string found;     ///< what the instance has there (shortened), or "nothing"
+  std::string to_string() const;
+};
+
+class JsonSchema {
+ public:
+  /// Loads and compiles a schema file. Errors name the file and the problem.
+  static Result<JsonSchema> load(const std::filesystem::path& path);
+  /// Compiles an in-memory schema; `$ref`s to files resolve against `base_dir`.
+  static Result<JsonSchema> compile(const nlohmann::json& schema, const std::string& name,
+                                    const std::filesystem::path& base_dir);
+
+  /// Every violation, deduplicated, in instance order; empty when `instance` is valid.
+  std::vector<SchemaIssue> validate(const nlohmann::json& instance) const;
+
+  const std::string& name() const { return m_name; }
+  const nlohmann::json& document() const { return *m_document; }
+
+ private:
+  struct Compiled;
+  std::string m_name;
+  std::shared_ptr<const nlohmann::json> m_document;
+  std::shared_ptr<const Compiled> m_compiled;
+};
+
+/// "a.b: expected X, found Y; ..." — the issues on one line each, for error messages.
+std::string format_schema_issues(const std::string& what, const std::vector<SchemaIssue>& issues);
+
+}  // namespace avps::core

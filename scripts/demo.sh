@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Quick start 1: install what is missing, build, and run the demo production on the sim backend.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bash "$root/scripts/setup.sh"
+bash "$root/scripts/build.sh"
+avps="$root/build/avps"
+work="$root/build/demo_short_film"
+# The example stays pristine in the repo; each demo works on a fresh copy.
+rm -rf "$work"
+cp -r "$root/examples/demo_short_film" "$work"
+"$avps" init "$work"
+"$avps" gate "$work"
+"$avps" log "$work"
+echo "demo: project folder is $work"

@@ -1,0 +1,266 @@
+#include "avps/core/json_schema.hpp"
+
+#include <map>
+#include <set>
+
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/fs.hpp"
+
+namespace avps::core {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct JsonSchema::Compiled {
+  valijson::Schema schema;
+};
+
+namespace {
+
+std::string escape_pointer_token(const std::string& token) {
+  std::string out;
+  for (char c : token) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// valijson's context is {"<root>", "[key]", "[0]", ...}.
+std::string context_to_pointer(const std::vector<std::string>& context) {
+  std::string pointer;
+  for (const std::string& part : context) {
+    if (part.size() >= 2 && part.front() == '[' && part.back() == ']') {
+      pointer += "/" + escape_pointer_token(part.substr(1, part.size() - 2));
+    }
+  }
+  return pointer;
+}
+
+std::string shorten(std::string s, size_t limit = 60) {
+  if (s.size() > limit) {
+    s = s.substr(0, limit - 3) + "...";
+  }
+  return s;
+}
+
+// Follows a local "#/definitions/x" reference; other references are left unresolved.
+const json* resolve_local_ref(const json& root, const json* node) {
+  for (int depth = 0; depth < 8 && node && node->is_object() && node->contains("$ref"); ++depth) {
+    const json& ref = (*node)["$ref"];
+    if (!ref.is_string() || ref.get<std::string>().rfind("#/", 0) != 0) {
+      return node;
+    }
+    try {
+      node = &root.at(json::json_pointer(ref.get<std::string>().substr(1)));
+    } catch (const json::exception&) {
+      return nullptr;
+    }
+  }
+  return node;
+}
+
+// The subschema that governs `pointer` in simple schemas (properties / items /
+// additionalProperties / local $ref); nullptr where combinators make it ambiguous.
+const json* subschema_for(const json& root, const std::string& pointer) {
+  const json* node = resolve_local_ref(root, &root);
+  json::json_pointer ptr(pointer);
+  std::vector<std::string> tokens;
+  for (json::json_pointer p = ptr; !p.empty(); p = p.parent_pointer()) {
+    tokens.insert(tokens.begin(), p.back());
+  }
+  for (const std::string& token : tokens) {
+    if (!node || !node->is_object()) {
+      return nullptr;
+    }
+    const json* next = nullptr;
+    if (node->contains("properties") && (*node)["properties"].contains(token)) {
+      next = &(*node)["properties"][token];
+    } else if (node->contains("patternProperties") || node->contains("additionalProperties")) {
+      if (node->contains("additionalProperties") && (*node)["additionalProperties"].is_object()) {
+        next = &(*node)["additionalProperties"];
+      } else if (node->contains("patternProperties") && (*node)["patternProperties"].size() == 1) {
+        next = &(*node)["patternProperties"].begin().value();
+      }
+    } else if (node->contains("items") && (*node)["items"].is_object()) {
+      next = &(*node)["items"];
+    }
+    node = resolve_local_ref(root, next);
+  }
+  return node;
+}
+
+std::string describe_constraints(const json& schema) {
+  std::vector<std::string> parts;
+  if (schema.contains("const")) {
+    parts.push_back("exactly " + schema["const"].dump());
+  }
+  if (schema.contains("enum")) {
+    parts.push_back("one of " + shorten(schema["enum"].dump(), 120));
+  }
+  if (schema.contains("type")) {
+    const json& t = schema["type"];
+    parts.push_back(t.is_string() ? t.get<std::string>() : t.dump());
+  }
+  if (schema.contains("pattern")) {
+    parts.push_back("matching " + schema["pattern"].get<std::string>());
+  }
+  if (schema.contains("minimum") || schema.contains("maximum")) {
+    std::string range = "in [";
+    range += schema.contains("minimum") ? schema["minimum"].dump() : "-inf";
+    range += ", ";
+    range += schema.contains("maximum") ? schema["maximum"].dump() : "inf";
+    parts.push_back(range + "]");
+  }
+  if (schema.contains("exclusiveMinimum")) {
+    parts.push_back("> " + schema["exclusiveMinimum"].dump());
+  }
+  if (schema.contains("minLength")) {
+    parts.push_back("at least " + schema["minLength"].dump() + " characters");
+  }
+  if (schema.contains("maxLength")) {
+    parts.push_back("at most " + schema["maxLength"].dump() + " characters");
+  }
+  if (schema.contains("minItems")) {
+    parts.push_back("at least " + schema["minItems"].dump() + " items");
+  }
+  if (schema.contains("maxItems")) {
+    parts.push_back("at most " + schema["maxItems"].dump() + " items");
+  }
+  std::string out;
+  for (const std::string& p : parts) {
+    out += (out.empty() ? "" : ", ") + p;
+  }
+  return out;
+}
+
+bool is_wrapper_error(const std::string& description) {
+  // valijson reports each failing parent ("Failed to validate against schema associated with
+  // property name 'x'") as well as the leaf; only the leaf says something useful.
+  return description.rfind("Failed to validate", 0) == 0 ||
+         description.find("at least one") != std::string::npos ||
+         description.rfind("Failed to match", 0) == 0;
+}
+
+}  // namespace
+
+std::string SchemaIssue::to_string() const {
+  return (pointer.empty() ? std::string("(root)") : pointer) + ": expected " + expected + ", found " + found;
+}
+
+Result<JsonSchema> JsonSchema::load(const fs::path& path) {
+  AVPS_TRY_ASSIGN(std::string text, read_file(path));
+  AVPS_TRY_ASSIGN(json document, parse_json(text, path.string()));
+  return compile(document, path.string(), path.parent_path());
+}
+
+Result<JsonSchema> JsonSchema::compile(const json& schema, const std::string& name, const fs::path& base_dir) {
+  auto compiled = std::make_shared<Compiled>();
+  auto document = std::make_shared<const json>(schema);
+  // Referenced files are read on demand and owned by this map for the parse's duration.
+  std::map<std::string, std::unique_ptr<json>> fetched;
+  std::string fetch_error;
+  auto fetch = [&](const std::string& uri) -> const json* {
+    fs::path file = base_dir / uri;
+    if (uri.find("..") != std::string::npos || uri.find('/') != std::string::npos) {
+      fetch_error = "reference to " + uri + " leaves the schema folder";
+      return nullptr;
+    }
+    Result<std::string> text = read_file(file);
+    if (!text) {
+      fetch_error = text.error().message;
+      return nullptr;
+    }
+    Result<json> parsed = parse_json(*text, file.string());
+    if (!parsed) {
+      fetch_error = parsed.error().message;
+      return nullptr;
+    }
+    auto owned = std::make_unique<json>(std::move(parsed).value());
+    const json* raw = owned.get();
+    fetched[uri] = std::move(owned);
+    return raw;
+  };
+  auto release = [](const json*) {};
+  try {
+    valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+    valijson::adapters::NlohmannJsonAdapter adapter(*document);
+    parser.populateSchema(adapter, compiled->schema, fetch, release);
+  } catch (const std::exception& e) {
+    std::string detail = fetch_error.empty() ? e.what() : fetch_error;
+    return make_error(ErrorCode::schema_violation, "invalid JSON Schema " + name + ": " + detail);
+  }
+  JsonSchema out;
+  out.m_name = name;
+  out.m_document = std::move(document);
+  out.m_compiled = std::move(compiled);
+  return out;
+}
+
+std::vector<SchemaIssue> JsonSchema::validate(const json& instance) const {
+  valijson::Validator validator;
+  valijson::ValidationResults results;
+  valijson::adapters::NlohmannJsonAdapter adapter(instance);
+  validator.validate(m_compiled->schema, adapter, &results);
+
+  std::vector<SchemaIssue> issues;
+  std::set<std::string> seen;
+  valijson::ValidationResults::Error error;
+  std::vector<valijson::ValidationResults::Error> all;
+  while (results.popError(error)) {
+    all.push_back(error);
+  }
+  bool has_leaf = false;
+  for (const auto& e : all) {
+    has_leaf = has_leaf || !is_wrapper_error(e.description);
+  }
+  for (const auto& e : all) {
+    if (has_leaf && is_wrapper_error(e.description)) {
+      continue;
+    }
+    SchemaIssue issue;
+    issue.pointer = context_to_pointer(e.context);
+    const std::string missing_prefix = "Missing required property '";
+    if (e.description.rfind(missing_prefix, 0) == 0) {
+      std::string property = e.description.substr(missing_prefix.size());
+      property = property.substr(0, property.find('\''));
+      issue.pointer += "/" + escape_pointer_token(property);
+      issue.expected = "a value (required)";
+      issue.found = "nothing";
+    } else {
+      const json* sub = subschema_for(*m_document, issue.pointer);
+      std::string constraints = sub ? describe_constraints(*sub) : "";
+      issue.expected = constraints.empty() ? e.description : constraints + " (" + e.description + ")";
+      try {
+        issue.found = shorten(instance.at(json::json_pointer(issue.pointer)).dump());
+      } catch (const json::exception&) {
+        issue.found = "nothing";
+      }
+    }
+    std::string key = issue.pointer + "\n" + issue.expected;
+    if (seen.insert(key).second) {
+      issues.push_back(std::move(issue));
+    }
+  }
+  return issues;
+}
+
+std::string format_schema_issues(const std::string& what, const std::vector<SchemaIssue>& issues) {
+  std::string out = what + " does not match its schema:";
+  for (const SchemaIssue& issue : issues) {
+    out += "\n  " + issue.to_string();
+  }
+  return out;
+}
+
+}  // namespace avps::core

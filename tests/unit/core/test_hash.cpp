@@ -1,0 +1,26 @@
+#include <catch2/catch.hpp>
+
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/hash.hpp"
+
+using avps::core::canonical_json;
+using avps::core::sha256_hex;
+
+TEST_CASE("sha256 of known inputs matches the published test vectors", "[core][hash]") {
+  CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(avps::core::is_sha256_hex(sha256_hex("x")));
+  CHECK_FALSE(avps::core::is_sha256_hex("ABC"));
+}
+
+TEST_CASE("canonical JSON sorts keys and drops whitespace, so equal values hash equal", "[core][json]") {
+  auto a = nlohmann::json::parse(R"({"b": 1, "a": {"d": [1, 2], "c": "x"}})");
+  auto b = nlohmann::json::parse(R"({"a":{"c":"x","d":[1,2]},"b":1})");
+  REQUIRE(canonical_json(a).value() == R"({"a":{"c":"x","d":[1,2]},"b":1})");
+  CHECK(canonical_json(a).value() == canonical_json(b).value());
+}
+
+TEST_CASE("canonical JSON refuses invalid UTF-8 instead of replacing it", "[core][json]") {
+  nlohmann::json bad = std::string("\xff\xfe");
+  CHECK_FALSE(canonical_json(bad).ok());
+}
