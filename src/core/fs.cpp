@@ -84,10 +84,17 @@ Result<AtomicFile> AtomicFile::create(const fs::path& path, Durability durabilit
   // The temp file lives in the destination folder so that publishing is a same-filesystem
   // rename/link. Its name starts with '.' and ends in '.tmp' so no scanner mistakes it for an
   // artifact.
-  fs::path temp = path.parent_path() / ("." + path.filename().string() + "." + random_suffix() + ".tmp");
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return io_error("cannot create", temp, errno);
+  // The pid keeps a forked child and its parent (same generator state) apart; a name that is
+  // still taken, by a temp file a killed writer left, is simply skipped.
+  fs::path temp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0; ++attempt) {
+    temp = path.parent_path() /
+           ("." + path.filename().string() + "." + std::to_string(::getpid()) + random_suffix() + ".tmp");
+    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && (errno != EEXIST || attempt >= 16)) {
+      return io_error("cannot create", temp, errno);
+    }
   }
   return AtomicFile(path, temp, fd, durability);
 }

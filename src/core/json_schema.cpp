@@ -18,6 +18,9 @@ using nlohmann::json;
 
 struct JsonSchema::Compiled {
   valijson::Schema schema;
+  /// The files the schema $refs, by the name used in the reference ("common.schema.json"), kept
+  /// so that issue descriptions can look through cross-file references.
+  std::map<std::string, std::shared_ptr<const json>> referenced;
 };
 
 namespace {
@@ -54,32 +57,53 @@ std::string shorten(std::string s, size_t limit = 60) {
   return s;
 }
 
-// Follows a local "#/definitions/x" reference; other references are left unresolved.
-const json* resolve_local_ref(const json& root, const json* node) {
-  for (int depth = 0; depth < 8 && node && node->is_object() && node->contains("$ref"); ++depth) {
-    const json& ref = (*node)["$ref"];
-    if (!ref.is_string() || ref.get<std::string>().rfind("#/", 0) != 0) {
-      return node;
+using ReferencedFiles = std::map<std::string, std::shared_ptr<const json>>;
+
+// A schema node and the document it lives in: "#/..." inside a referenced file is relative to
+// that file, not to the schema being validated.
+struct SchemaNode {
+  const json* document = nullptr;
+  const json* node = nullptr;
+};
+
+// Follows "#/definitions/x" and "file.schema.json#/definitions/x" references; nullptr node when a
+// reference cannot be followed.
+SchemaNode resolve_ref(const ReferencedFiles& files, SchemaNode at) {
+  for (int depth = 0; depth < 8 && at.node && at.node->is_object() && at.node->contains("$ref"); ++depth) {
+    const json& ref = (*at.node)["$ref"];
+    if (!ref.is_string()) {
+      return at;
+    }
+    const std::string& text = ref.get_ref<const std::string&>();
+    const size_t hash = text.find('#');
+    const std::string file = text.substr(0, hash);
+    if (!file.empty()) {
+      auto it = files.find(file);
+      if (it == files.end()) {
+        return {};
+      }
+      at.document = it->second.get();
     }
     try {
-      node = &root.at(json::json_pointer(ref.get<std::string>().substr(1)));
+      at.node = &at.document->at(json::json_pointer(hash == std::string::npos ? "" : text.substr(hash + 1)));
     } catch (const json::exception&) {
-      return nullptr;
+      return {};
     }
   }
-  return node;
+  return at;
 }
 
 // The subschema that governs `pointer` in simple schemas (properties / items /
-// additionalProperties / local $ref); nullptr where combinators make it ambiguous.
-const json* subschema_for(const json& root, const std::string& pointer) {
-  const json* node = resolve_local_ref(root, &root);
+// additionalProperties / $ref); nullptr where combinators make it ambiguous.
+const json* subschema_for(const json& root, const ReferencedFiles& files, const std::string& pointer) {
+  SchemaNode at = resolve_ref(files, {&root, &root});
   json::json_pointer ptr(pointer);
   std::vector<std::string> tokens;
   for (json::json_pointer p = ptr; !p.empty(); p = p.parent_pointer()) {
     tokens.insert(tokens.begin(), p.back());
   }
   for (const std::string& token : tokens) {
+    const json* node = at.node;
     if (!node || !node->is_object()) {
       return nullptr;
     }
@@ -95,9 +119,36 @@ const json* subschema_for(const json& root, const std::string& pointer) {
     } else if (node->contains("items") && (*node)["items"].is_object()) {
       next = &(*node)["items"];
     }
-    node = resolve_local_ref(root, next);
+    at = resolve_ref(files, {at.document, next});
   }
-  return node;
+  return at.node;
+}
+
+// valijson caches subschemas by their path inside a document without naming the document, so
+// "#/definitions/x" defined both in a schema and in a file it references would silently become one
+// merged subschema. Such schemas are refused rather than validated against the wrong rules.
+Result<void> check_definitions_distinct(const json& root, const ReferencedFiles& files, const std::string& name) {
+  std::map<std::string, std::string> owner;  // definition name -> the document defining it
+  auto add = [&](const json& document, const std::string& document_name) -> Result<void> {
+    if (!document.is_object() || !document.contains("definitions") || !document["definitions"].is_object()) {
+      return ok();
+    }
+    for (const auto& item : document["definitions"].items()) {
+      auto [it, inserted] = owner.emplace(item.key(), document_name);
+      if (!inserted) {
+        return make_error(ErrorCode::schema_violation,
+                          "invalid JSON Schema " + name + ": definition \"" + item.key() + "\" exists in both " +
+                              it->second + " and " + document_name +
+                              "; the validator cannot tell them apart, rename one");
+      }
+    }
+    return ok();
+  };
+  AVPS_TRY(add(root, name));
+  for (const auto& [file, document] : files) {
+    AVPS_TRY(add(*document, file));
+  }
+  return ok();
 }
 
 std::string describe_constraints(const json& schema) {
@@ -147,9 +198,9 @@ std::string describe_constraints(const json& schema) {
 bool is_wrapper_error(const std::string& description) {
   // valijson reports each failing parent ("Failed to validate against schema associated with
   // property name 'x'") as well as the leaf; only the leaf says something useful.
+  // ("Failed to match ..." is not one of them: it is the enum / const / pattern leaf.)
   return description.rfind("Failed to validate", 0) == 0 ||
-         description.find("at least one") != std::string::npos ||
-         description.rfind("Failed to match", 0) == 0;
+         description.find("at least one") != std::string::npos;
 }
 
 }  // namespace
@@ -167,8 +218,7 @@ Result<JsonSchema> JsonSchema::load(const fs::path& path) {
 Result<JsonSchema> JsonSchema::compile(const json& schema, const std::string& name, const fs::path& base_dir) {
   auto compiled = std::make_shared<Compiled>();
   auto document = std::make_shared<const json>(schema);
-  // Referenced files are read on demand and owned by this map for the parse's duration.
-  std::map<std::string, std::unique_ptr<json>> fetched;
+  // Referenced files are read on demand and kept with the compiled schema (see Compiled).
   std::string fetch_error;
   auto fetch = [&](const std::string& uri) -> const json* {
     fs::path file = base_dir / uri;
@@ -186,10 +236,9 @@ Result<JsonSchema> JsonSchema::compile(const json& schema, const std::string& na
       fetch_error = parsed.error().message;
       return nullptr;
     }
-    auto owned = std::make_unique<json>(std::move(parsed).value());
-    const json* raw = owned.get();
-    fetched[uri] = std::move(owned);
-    return raw;
+    auto owned = std::make_shared<const json>(std::move(parsed).value());
+    compiled->referenced[uri] = owned;
+    return owned.get();
   };
   auto release = [](const json*) {};
   try {
@@ -200,6 +249,7 @@ Result<JsonSchema> JsonSchema::compile(const json& schema, const std::string& na
     std::string detail = fetch_error.empty() ? e.what() : fetch_error;
     return make_error(ErrorCode::schema_violation, "invalid JSON Schema " + name + ": " + detail);
   }
+  AVPS_TRY(check_definitions_distinct(*document, compiled->referenced, name));
   JsonSchema out;
   out.m_name = name;
   out.m_document = std::move(document);
@@ -231,14 +281,28 @@ std::vector<SchemaIssue> JsonSchema::validate(const json& instance) const {
     SchemaIssue issue;
     issue.pointer = context_to_pointer(e.context);
     const std::string missing_prefix = "Missing required property '";
+    const std::string unknown_prefix =
+        "Object contains a property that could not be validated using 'properties' or "
+        "'additionalProperties' constraints: '";
     if (e.description.rfind(missing_prefix, 0) == 0) {
       std::string property = e.description.substr(missing_prefix.size());
       property = property.substr(0, property.find('\''));
       issue.pointer += "/" + escape_pointer_token(property);
       issue.expected = "a value (required)";
       issue.found = "nothing";
+    } else if (e.description.rfind(unknown_prefix, 0) == 0 && e.description.size() >= unknown_prefix.size() + 2) {
+      // valijson reports an unknown property at its parent object; point at the property itself.
+      const std::string property =
+          e.description.substr(unknown_prefix.size(), e.description.size() - unknown_prefix.size() - 2);
+      issue.pointer += "/" + escape_pointer_token(property);
+      issue.expected = "no such property (not allowed here)";
+      try {
+        issue.found = shorten(instance.at(json::json_pointer(issue.pointer)).dump());
+      } catch (const json::exception&) {
+        issue.found = "nothing";
+      }
     } else {
-      const json* sub = subschema_for(*m_document, issue.pointer);
+      const json* sub = subschema_for(*m_document, m_compiled->referenced, issue.pointer);
       std::string constraints = sub ? describe_constraints(*sub) : "";
       issue.expected = constraints.empty() ? e.description : constraints + " (" + e.description + ")";
       try {

@@ -1,0 +1,15 @@
+#pragma once
+// A broken rule found by a check (integrity, naming, gates): which rule, which file or ledger row,
+// and what is wrong. Checks collect these instead of stopping at the first.
+
+#include <string>
+
+namespace avps::core {
+
+struct Violation {
+  std::string rule;     ///< stable rule id, e.g. "ledger.chain", "artifact.hash"
+  std::string subject;  ///< the file (project-relative) or ledger row ("ledger event 12")
+  std::string message;  ///< what is wrong, for a person
+};
+
+}  // namespace avps::core

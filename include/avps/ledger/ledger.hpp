@@ -1,0 +1,164 @@
+#pragma once
+// The ledger: the project's append-only, hash-chained record of everything avps did.
+// Format: docs/formats/ledger.md. Authoritative state (STYLE §10): a newer schema is refused,
+// an older one migrated inside a transaction.
+//
+// Storage is one SQLite file, .avps/ledger.db (WAL, synchronous=FULL, application_id 'AVPS',
+// user_version = schema version). Every table is append-only: triggers RAISE(ABORT) on UPDATE and
+// DELETE. Each event carries hash = sha256(prev_hash ‖ canonical JSON of the event), so an edited
+// row breaks the chain. The head (seq, hash) is mirrored outside the database in .avps/HEAD,
+// written atomically after every commit, so a truncated tail is caught; events that carry a
+// RUN_LOG row are also appended to logs/RUN_LOG_v001.csv with their hash as entry_hash.
+//
+// Guarantees:
+// - commit() is one SQLite transaction: every event and artifact index row of a Batch lands, or
+//   none does.
+// - After a crash between the SQLite commit and the mirrors, the next read-write open completes
+//   them (HEAD forward to the ledger's head, missing or torn CSV rows from the ledger) — but only
+//   when what is on disk is a true prefix of what the ledger says; anything else is corruption and
+//   is refused, never "repaired".
+// - One writer at a time: a read-write open takes an exclusive lock on .avps/lock and fails with
+//   the holder's pid if another avps holds it.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/core/clock.hpp"
+#include "avps/core/result.hpp"
+#include "avps/core/violation.hpp"
+
+namespace avps::ledger {
+
+inline constexpr int k_schema_version = 1;
+inline constexpr const char* k_genesis_hash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Paths inside a project folder that the ledger owns.
+std::filesystem::path ledger_path(const std::filesystem::path& project_dir);    ///< .avps/ledger.db
+std::filesystem::path head_path(const std::filesystem::path& project_dir);      ///< .avps/HEAD
+std::filesystem::path run_log_path(const std::filesystem::path& project_dir);   ///< logs/RUN_LOG_v001.csv
+inline constexpr const char* k_run_log_relative = "logs/RUN_LOG_v001.csv";
+
+/// One RUN_LOG row (DESIGN §3): the run-logger's 15 columns and budget_pct, as the text that goes
+/// into the CSV. entry_hash is not part of it: it is the hash of the event that carries the row.
+struct LogRow {
+  std::string run_id;
+  std::string parent_run_id;
+  std::string timestamp;
+  std::string skill_name;
+  std::string scene_id;
+  std::string shot_id;
+  std::string model_used;
+  std::string tier;
+  std::string estimated_cost;
+  std::string actual_cost;
+  std::string duration_s;
+  std::string outcome;  ///< PASS FIX FAIL WARN STOP DONE ERROR
+  std::string regen_count;
+  std::string artifact_output;
+  std::string notes;
+  std::string budget_pct;
+
+  /// The CSV header: the 16 fields above, then entry_hash.
+  static const std::vector<std::string>& columns();
+  nlohmann::json to_json() const;
+  static Result<LogRow> from_json(const nlohmann::json& j);
+};
+
+/// An artifact in the index: a file in the project whose bytes the ledger vouches for.
+struct ArtifactRecord {
+  std::string name;         ///< file name, e.g. CHAR_ALEX_LOCK_v002.txt
+  std::string kind;         ///< artifacts::KindInfo::kind
+  std::string target;       ///< scene / shot / target / entity id, or ""
+  int version = 0;
+  std::string path;         ///< project-relative path of the face
+  std::string face_sha256;  ///< sha256 of the face file's bytes
+  std::string json_sha256;  ///< sha256 of the canonical JSON (the object's name in .avps/objects)
+  std::string author;       ///< "avps" or "human"
+  std::string producer;     ///< skill or command that made it
+  int64_t event_seq = 0;    ///< the artifact.recorded event that vouches for it
+
+  nlohmann::json to_json() const;
+  static Result<ArtifactRecord> from_json(const nlohmann::json& j);
+};
+
+/// An event before it is committed.
+struct EventDraft {
+  std::string kind;                         ///< frozen kind name (docs/formats/ledger.md)
+  nlohmann::json body = nlohmann::json::object();
+  std::optional<LogRow> row;                ///< set for events that are RUN_LOG rows
+  std::optional<ArtifactRecord> artifact;   ///< set for artifact.recorded: indexed on commit
+};
+
+struct Event {
+  int64_t seq = 0;
+  std::string run_id;
+  std::string timestamp;
+  std::string kind;
+  nlohmann::json body;  ///< includes "row" and "artifact" when the draft had them
+  std::string prev_hash;
+  std::string hash;
+
+  std::optional<LogRow> row() const;
+  std::optional<ArtifactRecord> artifact() const;
+};
+
+struct Head {
+  int64_t seq = 0;
+  std::string hash = k_genesis_hash;
+};
+
+enum class OpenMode { read_only, read_write };
+
+class Ledger {
+ public:
+  /// Creates the ledger of a new project (the .avps folder must exist, the database must not).
+  static Result<std::unique_ptr<Ledger>> create(const std::filesystem::path& project_dir,
+                                                const core::Clock& clock);
+  /// Opens an existing ledger. read_write takes the writer lock and completes the mirrors after
+  /// a crash (see the guarantees above); read_only changes nothing on disk.
+  static Result<std::unique_ptr<Ledger>> open(const std::filesystem::path& project_dir, OpenMode mode,
+                                              const core::Clock& clock);
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  /// Starts a run (event run.started); later appends carry its id. Returns the run id (RUN_0001 ...).
+  [[nodiscard]] Result<std::string> begin_run(const std::string& command, const nlohmann::json& details);
+  /// Ends the current run (event run.finished) with an outcome such as "DONE", "ERROR", "STOP".
+  [[nodiscard]] Result<void> end_run(const std::string& outcome, const nlohmann::json& details);
+  const std::string& run_id() const;
+
+  /// Appends the drafts in one transaction and returns them as committed. Row timestamps and
+  /// run ids left empty are filled in.
+  [[nodiscard]] Result<std::vector<Event>> commit(std::vector<EventDraft> drafts);
+  [[nodiscard]] Result<Event> append(EventDraft draft);
+
+  [[nodiscard]] Result<std::vector<Event>> events() const;
+  [[nodiscard]] Result<std::vector<ArtifactRecord>> artifacts() const;
+  [[nodiscard]] Result<std::optional<ArtifactRecord>> find_artifact(const std::string& name) const;
+  Head head() const;
+
+  /// Every integrity problem of the ledger itself and its mirrors: triggers present, each stored
+  /// hash recomputed, the chain linked, HEAD equal to the last event, the artifact index equal to
+  /// the artifact.recorded events, and the CSV face equal to the rows the events carry.
+  std::vector<core::Violation> verify() const;
+
+  const std::filesystem::path& project_dir() const;
+
+ private:
+  struct Impl;
+  explicit Ledger(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m_impl;
+};
+
+/// The CSV face's exact text for these events (header + one line per event with a row).
+std::string render_run_log(const std::vector<Event>& events);
+
+}  // namespace avps::ledger

@@ -1,0 +1,164 @@
+#include "avps/artifacts/store.hpp"
+
+#include <map>
+
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
+
+namespace avps::artifacts {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+fs::path object_path(const fs::path& project_dir, const std::string& json_sha256) {
+  return project_dir / ".avps" / "objects" / json_sha256.substr(0, 2) / (json_sha256.substr(2) + ".json");
+}
+
+ArtifactStore::ArtifactStore(fs::path project_dir, ledger::Ledger& ledger)
+    : m_project_dir(std::move(project_dir)), m_ledger(ledger) {}
+
+Result<void> ArtifactStore::write_files(const NewArtifact& artifact, const std::string& canonical,
+                                        const std::string& json_sha256) const {
+  // Objects are content-addressed: an existing object with this name already holds these bytes
+  // (verified, in case it was damaged).
+  fs::path object = object_path(m_project_dir, json_sha256);
+  AVPS_TRY(core::create_directories_durable(object.parent_path()));
+  Result<void> stored = core::write_file_atomic(object, canonical, core::Overwrite::no, core::Durability::durable);
+  if (!stored) {
+    if (stored.error().code != ErrorCode::already_exists) {
+      return stored;
+    }
+    AVPS_TRY_ASSIGN(std::string existing, core::read_file(object));
+    if (core::sha256_hex(existing) != json_sha256) {
+      return make_error(ErrorCode::corruption, "object " + object.string() + " is damaged (hash mismatch)");
+    }
+  }
+  core::crash_point("store.after_object");
+  fs::path face = m_project_dir / artifact.name.relative_path();
+  AVPS_TRY(core::create_directories_durable(face.parent_path()));
+  return core::write_file_atomic(face, artifact.face, core::Overwrite::no, core::Durability::durable);
+}
+
+Result<ledger::ArtifactRecord> ArtifactStore::write(const NewArtifact& artifact) {
+  const std::string filename = artifact.name.filename();
+  AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> known, m_ledger.find_artifact(filename));
+  if (known) {
+    return make_error(ErrorCode::already_exists,
+                      "refusing to overwrite artifact " + known->path + " (recorded by ledger event " +
+                          std::to_string(known->event_seq) + "); write the next version instead");
+  }
+  const std::string relative = artifact.name.relative_path();
+  if (fs::exists(m_project_dir / relative)) {
+    return make_error(ErrorCode::already_exists,
+                      "refusing to overwrite " + relative + ": the file exists but the ledger does not know it");
+  }
+  AVPS_TRY_ASSIGN(std::string canonical, core::canonical_json(artifact.content));
+  ledger::ArtifactRecord record;
+  record.name = filename;
+  record.kind = artifact.name.kind;
+  record.target = artifact.name.target;
+  record.version = artifact.name.version;
+  record.path = relative;
+  record.face_sha256 = core::sha256_hex(artifact.face);
+  record.json_sha256 = core::sha256_hex(canonical);
+  record.author = artifact.author;
+  record.producer = artifact.producer;
+
+  json intent = {{"intent", record.to_json()}, {"details", artifact.details}};
+  AVPS_TRY(m_ledger.append(ledger::EventDraft{"artifact.intent", intent, {}, {}}));
+  core::crash_point("store.after_intent");
+  AVPS_TRY(write_files(artifact, canonical, record.json_sha256));
+  core::crash_point("store.after_face");
+
+  ledger::EventDraft recorded{"artifact.recorded", {{"details", artifact.details}}, artifact.row, record};
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.commit({std::move(recorded)}));
+  record.event_seq = events.front().seq;
+  return record;
+}
+
+Result<std::optional<ledger::ArtifactRecord>> ArtifactStore::latest(std::string_view kind,
+                                                                    std::string_view target) const {
+  AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> all, m_ledger.artifacts());
+  std::optional<ledger::ArtifactRecord> best;
+  for (ledger::ArtifactRecord& r : all) {
+    if (r.kind == kind && r.target == target && (!best || r.version > best->version)) {
+      best = std::move(r);
+    }
+  }
+  return best;
+}
+
+Result<ArtifactName> ArtifactStore::next_name(std::string_view kind, std::string_view target) const {
+  AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> current, latest(kind, target));
+  return make_artifact_name(kind, target, current ? current->version + 1 : 1);
+}
+
+Result<json> ArtifactStore::load(const ledger::ArtifactRecord& record) const {
+  fs::path object = object_path(m_project_dir, record.json_sha256);
+  AVPS_TRY_ASSIGN(std::string bytes, core::read_file(object));
+  if (core::sha256_hex(bytes) != record.json_sha256) {
+    return make_error(ErrorCode::corruption,
+                      "the stored JSON of " + record.name + " (" + object.string() + ") does not match its hash");
+  }
+  return core::parse_json(bytes, object.string());
+}
+
+Result<void> ArtifactStore::recover() {
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events());
+  // name -> the intent's record, for intents that never got an outcome.
+  std::map<std::string, std::pair<ledger::ArtifactRecord, json>> pending;
+  for (const ledger::Event& e : events) {
+    if (e.kind == "artifact.intent") {
+      Result<ledger::ArtifactRecord> r = ledger::ArtifactRecord::from_json(e.body.value("intent", json::object()));
+      if (!r) {
+        return make_error(ErrorCode::corruption, "ledger event " + std::to_string(e.seq) + ": " + r.error().message);
+      }
+      pending[r->name] = {*r, e.body.value("details", json::object())};
+    } else if (e.kind == "artifact.recorded" || e.kind == "artifact.abandoned") {
+      std::optional<ledger::ArtifactRecord> a = e.artifact();
+      std::string name = a ? a->name : e.body.value("name", std::string());
+      pending.erase(name);
+    }
+  }
+  if (pending.empty()) {
+    return ok();
+  }
+  // Recovery is work of its own, recorded as its own run.
+  bool own_run = m_ledger.run_id().empty();
+  if (own_run) {
+    AVPS_TRY(m_ledger.begin_run("recover", {{"interrupted_writes", pending.size()}}));
+  }
+  for (auto& [name, entry] : pending) {
+    ledger::ArtifactRecord& record = entry.first;
+    fs::path face = m_project_dir / record.path;
+    fs::path object = object_path(m_project_dir, record.json_sha256);
+    Result<std::string> face_bytes = core::read_file(face);
+    Result<std::string> object_bytes = core::read_file(object);
+    bool face_ok = face_bytes && core::sha256_hex(*face_bytes) == record.face_sha256;
+    bool object_ok = object_bytes && core::sha256_hex(*object_bytes) == record.json_sha256;
+    if (face_ok && object_ok) {
+      // The crash came after the files were durable: finish the write.
+      json details = entry.second;
+      details["recovered"] = true;
+      AVPS_TRY(m_ledger.commit({ledger::EventDraft{"artifact.recorded", {{"details", details}}, {}, record}}));
+      continue;
+    }
+    if (face_bytes) {
+      // AtomicFile never publishes a partial face, so a different complete file here was put
+      // there by someone else; keep it for `avps gate` to report, and do not record it.
+      return make_error(ErrorCode::corruption,
+                        record.path + " exists but does not match the interrupted write that announced it");
+    }
+    AVPS_TRY(m_ledger.commit({ledger::EventDraft{
+        "artifact.abandoned",
+        {{"name", record.name}, {"reason", "interrupted before its files were complete"}},
+        {},
+        {}}}));
+  }
+  if (own_run) {
+    AVPS_TRY(m_ledger.end_run("DONE", json::object()));
+  }
+  return ok();
+}
+
+}  // namespace avps::artifacts

@@ -1,0 +1,49 @@
+#pragma once
+// Internal to the cli module: the subcommands and what they share. Each subcommand is
+// setup_x(CLI::App&, Context&): it declares its options and a callback that runs it and stores
+// the exit code in the Context (CLI11's subcom_in_files pattern).
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "avps/core/exit_code.hpp"
+#include "avps/core/result.hpp"
+#include "avps/core/violation.hpp"
+
+namespace avps::cli {
+
+/// Global options and the way results reach the terminal. The only place avps prints.
+struct Context {
+  bool json = false;
+  bool quiet = false;
+  bool verbose = false;
+  bool no_color = false;
+  ExitCode exit = ExitCode::ok;
+
+  bool color() const;
+  /// Informational line on stdout (not in --json or --quiet mode).
+  void info(const std::string& line) const;
+  /// A JSON document on stdout (--json mode).
+  void emit_json(const nlohmann::json& document) const;
+  /// Reports an error (stderr text, or a JSON object on stdout with --json) and sets the exit
+  /// code from its kind.
+  void fail(const Error& error);
+  void fail(ExitCode code, const std::string& message);
+  std::string paint(const std::string& text, const char* ansi) const;
+};
+
+/// Set by the SIGINT/SIGTERM handler; long-running commands poll it.
+extern std::atomic<bool> g_interrupted;
+
+void setup_init(CLI::App& app, Context& ctx);
+void setup_gate(CLI::App& app, Context& ctx);
+void setup_log(CLI::App& app, Context& ctx);
+/// run, status, replay, artifact, skills, cost, override, report: declared with their options,
+/// refusing to run until they are built.
+void setup_unbuilt(CLI::App& app, Context& ctx);
+
+}  // namespace avps::cli

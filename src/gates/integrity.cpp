@@ -1,0 +1,148 @@
+#include "avps/gates/integrity.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "avps/artifacts/names.hpp"
+#include "avps/artifacts/store.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
+#include "avps/project/config.hpp"
+#include "avps/project/project.hpp"
+
+namespace avps::gates {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Folders whose files are the project's inputs or avps's own state, not artifacts.
+bool is_excluded_top_level(const std::string& name) {
+  return name == ".avps" || name == "skills" || name == "policies" || name == ".git";
+}
+
+bool is_temp_file(const std::string& name) {
+  return name.size() > 5 && name.front() == '.' && name.compare(name.size() - 4, 4, ".tmp") == 0;
+}
+
+}  // namespace
+
+std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::Ledger& ledger) {
+  std::vector<core::Violation> out;
+  auto add = [&](std::string rule, std::string subject, std::string message) {
+    out.push_back(core::Violation{std::move(rule), std::move(subject), std::move(message)});
+  };
+
+  project::ConfigSources sources{dir, project::data_dir(), {}, {}};
+  if (Result<project::Config> config = project::load_config(sources); !config) {
+    add("config.valid", "avps.json", config.error().message);
+  }
+
+  std::vector<core::Violation> ledger_violations = ledger.verify();
+  out.insert(out.end(), ledger_violations.begin(), ledger_violations.end());
+
+  Result<std::vector<ledger::ArtifactRecord>> records = ledger.artifacts();
+  Result<std::vector<ledger::Event>> events = ledger.events();
+  if (!records || !events) {
+    add("ledger.readable", ".avps/ledger.db", !records ? records.error().message : events.error().message);
+    return out;
+  }
+
+  // Recorded artifacts: face and object present and unchanged.
+  std::set<std::string> recorded_paths;
+  std::map<std::pair<std::string, std::string>, std::vector<int>> versions;
+  for (const ledger::ArtifactRecord& r : *records) {
+    recorded_paths.insert(r.path);
+    versions[{r.kind, r.target}].push_back(r.version);
+    Result<std::string> face = core::read_file(dir / r.path);
+    if (!face) {
+      add("artifact.missing", r.path,
+          face.error().code == ErrorCode::not_found
+              ? "recorded by ledger event " + std::to_string(r.event_seq) + " but the file is gone"
+              : face.error().message);
+    } else if (core::sha256_hex(*face) != r.face_sha256) {
+      add("artifact.hash", r.path,
+          "content changed since ledger event " + std::to_string(r.event_seq) + " recorded it (sha256 " +
+              core::sha256_hex(*face).substr(0, 12) + "..., recorded " + r.face_sha256.substr(0, 12) + "...)");
+    }
+    fs::path object = artifacts::object_path(dir, r.json_sha256);
+    Result<std::string> stored = core::read_file(object);
+    std::string object_subject = fs::relative(object, dir).string();
+    if (!stored) {
+      add("artifact.object", object_subject, "canonical JSON of " + r.name + " is missing");
+    } else if (core::sha256_hex(*stored) != r.json_sha256) {
+      add("artifact.object", object_subject, "canonical JSON of " + r.name + " does not match its hash");
+    }
+    Result<artifacts::ArtifactName> parsed = artifacts::parse_artifact_name(r.name);
+    if (!parsed) {
+      add("artifact.name", r.path, parsed.error().message);
+    } else if (parsed->relative_path() != r.path) {
+      add("artifact.name", r.path, "recorded at the wrong place; its name belongs in " + parsed->relative_path());
+    }
+  }
+
+  // Versions of each artifact run 1..n with no gap.
+  for (auto& [key, list] : versions) {
+    std::sort(list.begin(), list.end());
+    for (size_t i = 0; i < list.size(); ++i) {
+      int want = static_cast<int>(i) + 1;
+      if (list[i] != want) {
+        Result<artifacts::ArtifactName> missing = artifacts::make_artifact_name(key.first, key.second, want);
+        add("artifact.gap", missing ? missing->relative_path() : key.first + " " + key.second,
+            "version " + std::to_string(want) + " is missing between recorded versions");
+        break;
+      }
+    }
+  }
+
+  // Writes announced but never finished or abandoned.
+  std::map<std::string, std::string> pending;  // name -> path
+  for (const ledger::Event& e : *events) {
+    if (e.kind == "artifact.intent" && e.body.contains("intent")) {
+      pending[e.body["intent"].value("name", "")] = e.body["intent"].value("path", "");
+    } else if (std::optional<ledger::ArtifactRecord> a = e.artifact()) {
+      pending.erase(a->name);
+    } else if (e.kind == "artifact.abandoned") {
+      pending.erase(e.body.value("name", ""));
+    }
+  }
+  for (const auto& [name, path] : pending) {
+    add("artifact.interrupted", path,
+        "a write of " + name + " was interrupted; run a writing command (e.g. `avps run`) to recover it");
+  }
+
+  // Files in the project that look like artifacts but the ledger does not know.
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    fs::path relative = fs::relative(it->path(), dir);
+    if (it.depth() == 0 && it->is_directory() && is_excluded_top_level(relative.string())) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file() && !it->is_symlink()) {
+      continue;
+    }
+    std::string name = it->path().filename().string();
+    if (is_temp_file(name) || !artifacts::looks_like_artifact_name(name)) {
+      continue;
+    }
+    found.push_back(relative.string());
+  }
+  std::sort(found.begin(), found.end());
+  for (const std::string& path : found) {
+    if (recorded_paths.count(path) || path == ledger::k_run_log_relative) {
+      continue;
+    }
+    Result<artifacts::ArtifactName> parsed = artifacts::parse_artifact_name(fs::path(path).filename().string());
+    if (!parsed) {
+      add("artifact.name", path, parsed.error().message);
+    } else {
+      add("artifact.unrecorded", path, "named like an artifact but never recorded by the ledger (added by hand?)");
+    }
+  }
+  return out;
+}
+
+}  // namespace avps::gates

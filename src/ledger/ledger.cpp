@@ -1,0 +1,920 @@
+// The only file that includes <sqlite3.h>.
+#include "avps/ledger/ledger.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/csv.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
+
+namespace avps::ledger {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int k_application_id = 0x41565053;  // "AVPS"
+constexpr const char* k_head_magic = "avps-head 1";
+
+// Schema migrations, by the user_version they produce. Frozen: never edit a shipped entry, add
+// a new one. Tables are append-only; the triggers are part of the schema.
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+const Migration k_migrations[] = {
+    {1, R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE events (
+  seq INTEGER PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  ts TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  body TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL UNIQUE
+);
+CREATE TABLE artifacts (
+  name TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  target TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  face_sha256 TEXT NOT NULL,
+  json_sha256 TEXT NOT NULL,
+  author TEXT NOT NULL,
+  producer TEXT NOT NULL,
+  event_seq INTEGER NOT NULL REFERENCES events(seq)
+);
+CREATE INDEX artifacts_by_stem ON artifacts(kind, target, version);
+CREATE TRIGGER meta_no_update BEFORE UPDATE ON meta BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+CREATE TRIGGER artifacts_no_update BEFORE UPDATE ON artifacts BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+CREATE TRIGGER artifacts_no_delete BEFORE DELETE ON artifacts BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+)sql"},
+};
+
+const char* const k_required_triggers[] = {
+    "meta_no_update",      "meta_no_delete",      "events_no_update",
+    "events_no_delete",    "artifacts_no_update", "artifacts_no_delete",
+};
+
+// RAII over sqlite3 / sqlite3_stmt.
+class Db {
+ public:
+  Db() = default;
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+  ~Db() {
+    if (m_db) {
+      sqlite3_close_v2(m_db);
+    }
+  }
+  Result<void> open(const fs::path& path, bool create) {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path.c_str(), &m_db, flags, nullptr) != SQLITE_OK) {
+      return error("cannot open ledger " + path.string());
+    }
+    sqlite3_busy_timeout(m_db, 10000);
+    sqlite3_extended_result_codes(m_db, 1);
+    return ok();
+  }
+  Result<void> exec(const std::string& sql) {
+    char* message = nullptr;
+    if (sqlite3_exec(m_db, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+      std::string text = message ? message : sqlite3_errmsg(m_db);
+      sqlite3_free(message);
+      return make_error(ErrorCode::io_error, "ledger: " + text);
+    }
+    return ok();
+  }
+  Error error(const std::string& what) const {
+    return make_error(ErrorCode::io_error, what + ": " + (m_db ? sqlite3_errmsg(m_db) : "out of memory"));
+  }
+  sqlite3* get() const { return m_db; }
+
+ private:
+  sqlite3* m_db = nullptr;
+};
+
+class Stmt {
+ public:
+  Stmt(const Db& db, const char* sql) : m_db(db) {
+    if (sqlite3_prepare_v2(db.get(), sql, -1, &m_stmt, nullptr) != SQLITE_OK) {
+      m_stmt = nullptr;
+    }
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() { sqlite3_finalize(m_stmt); }
+  bool valid() const { return m_stmt != nullptr; }
+  void bind(int i, const std::string& s) { sqlite3_bind_text(m_stmt, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT); }
+  void bind(int i, int64_t v) { sqlite3_bind_int64(m_stmt, i, v); }
+  /// true: a row is ready; false: done. Errors come back through `error`.
+  Result<bool> step() {
+    int rc = sqlite3_step(m_stmt);
+    if (rc == SQLITE_ROW) {
+      return true;
+    }
+    if (rc == SQLITE_DONE) {
+      return false;
+    }
+    return m_db.error("ledger statement failed");
+  }
+  std::string text(int col) const {
+    const unsigned char* p = sqlite3_column_text(m_stmt, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(m_stmt, col))) : "";
+  }
+  int64_t integer(int col) const { return sqlite3_column_int64(m_stmt, col); }
+  void reset() {
+    sqlite3_reset(m_stmt);
+    sqlite3_clear_bindings(m_stmt);
+  }
+
+ private:
+  const Db& m_db;
+  sqlite3_stmt* m_stmt = nullptr;
+};
+
+Result<int64_t> query_int(const Db& db, const char* sql) {
+  Stmt stmt(db, sql);
+  if (!stmt.valid()) {
+    return db.error("ledger query failed");
+  }
+  AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+  return has_row ? stmt.integer(0) : 0;
+}
+
+// The bytes hashed for an event. Fields are named, so nothing can shift between them.
+Result<std::string> event_hash(const std::string& prev_hash, int64_t seq, const std::string& run_id,
+                               const std::string& ts, const std::string& kind, const json& body) {
+  json canonical = {{"seq", seq}, {"run_id", run_id}, {"ts", ts}, {"kind", kind}, {"body", body}};
+  AVPS_TRY_ASSIGN(std::string bytes, core::canonical_json(canonical));
+  return core::sha256_hex(prev_hash + bytes);
+}
+
+std::string format_head(const Head& head) {
+  return std::string(k_head_magic) + "\n" + std::to_string(head.seq) + " " + head.hash + "\n";
+}
+
+// nullopt if HEAD is missing; an error if it is malformed.
+Result<std::optional<Head>> read_head(const fs::path& project_dir) {
+  Result<std::string> text = core::read_file(head_path(project_dir));
+  if (!text) {
+    if (text.error().code == ErrorCode::not_found) {
+      return std::optional<Head>{};
+    }
+    return std::move(text).error();
+  }
+  auto bad = make_error(ErrorCode::corruption, ".avps/HEAD is malformed");
+  std::string prefix = std::string(k_head_magic) + "\n";
+  if (text->rfind(prefix, 0) != 0) {
+    return bad;
+  }
+  std::string rest = text->substr(prefix.size());
+  auto space = rest.find(' ');
+  if (space == std::string::npos || rest.empty() || rest.back() != '\n') {
+    return bad;
+  }
+  Head head;
+  try {
+    head.seq = std::stoll(rest.substr(0, space));
+  } catch (const std::exception&) {
+    return bad;
+  }
+  head.hash = rest.substr(space + 1, rest.size() - space - 2);
+  if (!core::is_sha256_hex(head.hash) || head.seq < 0) {
+    return bad;
+  }
+  return std::optional<Head>{head};
+}
+
+Result<void> write_head(const fs::path& project_dir, const Head& head) {
+  return core::write_file_atomic(head_path(project_dir), format_head(head), core::Overwrite::yes,
+                                 core::Durability::durable);
+}
+
+std::string row_line(const LogRow& row, const std::string& entry_hash) {
+  return core::csv_format_record({row.run_id, row.parent_run_id, row.timestamp, row.skill_name, row.scene_id,
+                                  row.shot_id, row.model_used, row.tier, row.estimated_cost, row.actual_cost,
+                                  row.duration_s, row.outcome, row.regen_count, row.artifact_output, row.notes,
+                                  row.budget_pct, entry_hash});
+}
+
+std::string run_log_header() {
+  return core::csv_format_record(LogRow::columns());
+}
+
+}  // namespace
+
+// --- LogRow / ArtifactRecord / Event ---------------------------------------------------------
+
+const std::vector<std::string>& LogRow::columns() {
+  static const std::vector<std::string> k_columns = {
+      "run_id",      "parent_run_id", "timestamp",  "skill_name",  "scene_id",        "shot_id",
+      "model_used",  "tier",          "estimated_cost", "actual_cost", "duration_s",  "outcome",
+      "regen_count", "artifact_output", "notes",   "budget_pct",  "entry_hash"};
+  return k_columns;
+}
+
+json LogRow::to_json() const {
+  return {{"run_id", run_id},         {"parent_run_id", parent_run_id}, {"timestamp", timestamp},
+          {"skill_name", skill_name}, {"scene_id", scene_id},           {"shot_id", shot_id},
+          {"model_used", model_used}, {"tier", tier},                   {"estimated_cost", estimated_cost},
+          {"actual_cost", actual_cost}, {"duration_s", duration_s},     {"outcome", outcome},
+          {"regen_count", regen_count}, {"artifact_output", artifact_output}, {"notes", notes},
+          {"budget_pct", budget_pct}};
+}
+
+Result<LogRow> LogRow::from_json(const json& j) {
+  try {
+    LogRow r;
+    r.run_id = j.at("run_id").get<std::string>();
+    r.parent_run_id = j.at("parent_run_id").get<std::string>();
+    r.timestamp = j.at("timestamp").get<std::string>();
+    r.skill_name = j.at("skill_name").get<std::string>();
+    r.scene_id = j.at("scene_id").get<std::string>();
+    r.shot_id = j.at("shot_id").get<std::string>();
+    r.model_used = j.at("model_used").get<std::string>();
+    r.tier = j.at("tier").get<std::string>();
+    r.estimated_cost = j.at("estimated_cost").get<std::string>();
+    r.actual_cost = j.at("actual_cost").get<std::string>();
+    r.duration_s = j.at("duration_s").get<std::string>();
+    r.outcome = j.at("outcome").get<std::string>();
+    r.regen_count = j.at("regen_count").get<std::string>();
+    r.artifact_output = j.at("artifact_output").get<std::string>();
+    r.notes = j.at("notes").get<std::string>();
+    r.budget_pct = j.at("budget_pct").get<std::string>();
+    return r;
+  } catch (const json::exception& e) {
+    return make_error(ErrorCode::corruption, std::string("malformed run-log row: ") + e.what());
+  }
+}
+
+json ArtifactRecord::to_json() const {
+  return {{"name", name},
+          {"kind", kind},
+          {"target", target},
+          {"version", version},
+          {"path", path},
+          {"face_sha256", face_sha256},
+          {"json_sha256", json_sha256},
+          {"author", author},
+          {"producer", producer}};
+}
+
+Result<ArtifactRecord> ArtifactRecord::from_json(const json& j) {
+  try {
+    ArtifactRecord r;
+    r.name = j.at("name").get<std::string>();
+    r.kind = j.at("kind").get<std::string>();
+    r.target = j.at("target").get<std::string>();
+    r.version = j.at("version").get<int>();
+    r.path = j.at("path").get<std::string>();
+    r.face_sha256 = j.at("face_sha256").get<std::string>();
+    r.json_sha256 = j.at("json_sha256").get<std::string>();
+    r.author = j.at("author").get<std::string>();
+    r.producer = j.at("producer").get<std::string>();
+    return r;
+  } catch (const json::exception& e) {
+    return make_error(ErrorCode::corruption, std::string("malformed artifact record: ") + e.what());
+  }
+}
+
+std::optional<LogRow> Event::row() const {
+  if (!body.contains("row")) {
+    return std::nullopt;
+  }
+  Result<LogRow> r = LogRow::from_json(body["row"]);
+  return r ? std::optional<LogRow>(*r) : std::nullopt;
+}
+
+std::optional<ArtifactRecord> Event::artifact() const {
+  if (kind != "artifact.recorded" || !body.contains("artifact")) {
+    return std::nullopt;
+  }
+  Result<ArtifactRecord> r = ArtifactRecord::from_json(body["artifact"]);
+  if (!r) {
+    return std::nullopt;
+  }
+  r->event_seq = seq;
+  return *r;
+}
+
+fs::path ledger_path(const fs::path& project_dir) { return project_dir / ".avps" / "ledger.db"; }
+fs::path head_path(const fs::path& project_dir) { return project_dir / ".avps" / "HEAD"; }
+fs::path run_log_path(const fs::path& project_dir) { return project_dir / k_run_log_relative; }
+
+std::string render_run_log(const std::vector<Event>& events) {
+  std::string out = run_log_header();
+  for (const Event& e : events) {
+    if (std::optional<LogRow> row = e.row()) {
+      out += row_line(*row, e.hash);
+    }
+  }
+  return out;
+}
+
+// --- Ledger ----------------------------------------------------------------------------------
+
+struct Ledger::Impl {
+  fs::path project_dir;
+  const core::Clock* clock = nullptr;
+  OpenMode mode = OpenMode::read_only;
+  Db db;
+  int lock_fd = -1;
+  mutable std::mutex mutex;  // one commit at a time; the engine calls from several threads
+  Head head;
+  std::string run_id;
+  int64_t run_count = 0;
+
+  ~Impl() {
+    if (lock_fd >= 0) {
+      ::close(lock_fd);  // releases the flock
+    }
+  }
+
+  Result<void> take_writer_lock() {
+    fs::path lock_path = project_dir / ".avps" / "lock";
+    lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0) {
+      return make_error(ErrorCode::io_error, "cannot open " + lock_path.string() + ": " + std::strerror(errno));
+    }
+    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      char buffer[32] = {};
+      ssize_t n = ::pread(lock_fd, buffer, sizeof buffer - 1, 0);
+      std::string holder = n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "unknown";
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) {
+        holder.pop_back();
+      }
+      return make_error(ErrorCode::unsupported,
+                        "another avps process (pid " + holder + ") is writing this project; wait for it to finish");
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(lock_fd, 0) != 0 || ::pwrite(lock_fd, pid.data(), pid.size(), 0) < 0) {
+      return make_error(ErrorCode::io_error, "cannot write " + lock_path.string());
+    }
+    return ok();
+  }
+
+  Result<void> configure() {
+    AVPS_TRY(db.exec("PRAGMA journal_mode=WAL"));
+    AVPS_TRY(db.exec("PRAGMA synchronous=FULL"));
+    AVPS_TRY(db.exec("PRAGMA foreign_keys=ON"));
+    return ok();
+  }
+
+  Result<void> migrate() {
+    AVPS_TRY_ASSIGN(int64_t app_id, query_int(db, "PRAGMA application_id"));
+    AVPS_TRY_ASSIGN(int64_t version, query_int(db, "PRAGMA user_version"));
+    if (version > 0 && app_id != k_application_id) {
+      return make_error(ErrorCode::corruption, ledger_path(project_dir).string() + " is not an avps ledger");
+    }
+    if (version > k_schema_version) {
+      return make_error(ErrorCode::unsupported,
+                        "the ledger has schema version " + std::to_string(version) +
+                            ", newer than this avps understands (" + std::to_string(k_schema_version) +
+                            "); upgrade avps");
+    }
+    if (version == k_schema_version) {
+      return ok();
+    }
+    if (mode == OpenMode::read_only) {
+      return make_error(ErrorCode::unsupported, "the ledger has an older schema (" + std::to_string(version) +
+                                                    "); run a writing avps command to migrate it");
+    }
+    AVPS_TRY(db.exec("BEGIN IMMEDIATE"));
+    for (const Migration& m : k_migrations) {
+      if (m.version <= version) {
+        continue;
+      }
+      Result<void> applied = db.exec(m.sql);
+      if (!applied) {
+        std::ignore = db.exec("ROLLBACK");  // the migration error is the one to report
+        return applied;
+      }
+    }
+    Result<void> stamped = db.exec("PRAGMA application_id=" + std::to_string(k_application_id) +
+                                   "; PRAGMA user_version=" + std::to_string(k_schema_version));
+    if (!stamped) {
+      std::ignore = db.exec("ROLLBACK");
+      return stamped;
+    }
+    return db.exec("COMMIT");
+  }
+
+  Result<void> load_head() {
+    Stmt stmt(db, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1");
+    if (!stmt.valid()) {
+      return db.error("cannot read ledger head");
+    }
+    AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+    head = Head{};
+    if (has_row) {
+      head.seq = stmt.integer(0);
+      head.hash = stmt.text(1);
+    }
+    AVPS_TRY_ASSIGN(run_count, query_int(db, "SELECT count(*) FROM events WHERE kind = 'run.started'"));
+    return ok();
+  }
+
+  Result<std::vector<Event>> read_events(int64_t after_seq) const {
+    Stmt stmt(db, "SELECT seq, run_id, ts, kind, body, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq");
+    if (!stmt.valid()) {
+      return db.error("cannot read ledger events");
+    }
+    stmt.bind(1, after_seq);
+    std::vector<Event> out;
+    for (;;) {
+      AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+      if (!has_row) {
+        break;
+      }
+      Event e;
+      e.seq = stmt.integer(0);
+      e.run_id = stmt.text(1);
+      e.timestamp = stmt.text(2);
+      e.kind = stmt.text(3);
+      Result<json> body = core::parse_json(stmt.text(4), "ledger event " + std::to_string(e.seq));
+      if (!body) {
+        return make_error(ErrorCode::corruption, body.error().message);
+      }
+      e.body = std::move(body).value();
+      e.prev_hash = stmt.text(5);
+      e.hash = stmt.text(6);
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  // After a crash between the SQLite commit and the mirrors: bring HEAD and the CSV face up to
+  // the ledger, but only where they are a true prefix of it.
+  Result<void> complete_mirrors() {
+    AVPS_TRY_ASSIGN(std::optional<Head> mirrored, read_head(project_dir));
+    if (!mirrored) {
+      if (head.seq != 0) {
+        return make_error(ErrorCode::corruption,
+                          ".avps/HEAD is missing but the ledger has events; run `avps gate` to see what changed");
+      }
+    } else if (mirrored->seq > head.seq) {
+      return make_error(ErrorCode::corruption,
+                        ".avps/HEAD records event " + std::to_string(mirrored->seq) + " but the ledger ends at " +
+                            std::to_string(head.seq) + ": events were removed; run `avps gate` for details");
+    } else if (mirrored->seq == head.seq && mirrored->hash != head.hash) {
+      return make_error(ErrorCode::corruption, ".avps/HEAD does not match the ledger's last event; run `avps gate`");
+    }
+    AVPS_TRY_ASSIGN(std::vector<Event> all, read_events(0));
+    if (mirrored && mirrored->seq > 0 && mirrored->seq < head.seq) {
+      const Event& at = all[static_cast<size_t>(mirrored->seq - 1)];
+      if (at.seq != mirrored->seq || at.hash != mirrored->hash) {
+        return make_error(ErrorCode::corruption, ".avps/HEAD does not match ledger event " +
+                                                     std::to_string(mirrored->seq) + "; run `avps gate`");
+      }
+    }
+    if (!mirrored || mirrored->seq != head.seq) {
+      AVPS_TRY(write_head(project_dir, head));
+    }
+    std::string expected = render_run_log(all);
+    Result<std::string> actual = core::read_file(run_log_path(project_dir));
+    std::string current = actual ? *actual : "";
+    if (!actual && actual.error().code != ErrorCode::not_found) {
+      return std::move(actual).error();
+    }
+    if (current == expected) {
+      return ok();
+    }
+    // The face may lag (rows not yet appended) or end in a torn line; keep only complete lines
+    // and require them to be a prefix of what the ledger says.
+    size_t last_newline = current.rfind('\n');
+    std::string complete = last_newline == std::string::npos ? "" : current.substr(0, last_newline + 1);
+    if (expected.compare(0, complete.size(), complete) != 0) {
+      return make_error(ErrorCode::corruption, std::string(k_run_log_relative) +
+                                                   " differs from the ledger (not just a torn tail); run `avps gate`");
+    }
+    AVPS_TRY(core::create_directories_durable(run_log_path(project_dir).parent_path()));
+    return core::write_file_atomic(run_log_path(project_dir), expected, core::Overwrite::yes,
+                                   core::Durability::durable);
+  }
+
+  Result<std::vector<Event>> commit(std::vector<EventDraft> drafts) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (mode != OpenMode::read_write) {
+      return make_error(ErrorCode::unsupported, "internal error: ledger opened read-only");
+    }
+    std::vector<Event> committed;
+    Head next = head;
+    AVPS_TRY(db.exec("BEGIN IMMEDIATE"));
+    auto fail = [&](Error e) -> Error {
+      std::ignore = db.exec("ROLLBACK");  // the first error is the one to report
+      return e;
+    };
+    Stmt insert_event(db, "INSERT INTO events(seq, run_id, ts, kind, body, prev_hash, hash) VALUES (?,?,?,?,?,?,?)");
+    Stmt insert_artifact(db,
+                         "INSERT INTO artifacts(name, kind, target, version, path, face_sha256, json_sha256, "
+                         "author, producer, event_seq) VALUES (?,?,?,?,?,?,?,?,?,?)");
+    if (!insert_event.valid() || !insert_artifact.valid()) {
+      return fail(db.error("cannot prepare ledger insert"));
+    }
+    for (EventDraft& draft : drafts) {
+      Event e;
+      e.seq = next.seq + 1;
+      e.run_id = run_id;
+      e.timestamp = clock->now_iso8601();
+      e.kind = draft.kind;
+      e.body = std::move(draft.body);
+      if (draft.row) {
+        LogRow row = *draft.row;
+        if (row.run_id.empty()) {
+          row.run_id = run_id;
+        }
+        if (row.timestamp.empty()) {
+          row.timestamp = e.timestamp;
+        }
+        e.body["row"] = row.to_json();
+      }
+      if (draft.artifact) {
+        e.body["artifact"] = draft.artifact->to_json();
+      }
+      e.prev_hash = next.hash;
+      Result<std::string> hash = event_hash(e.prev_hash, e.seq, e.run_id, e.timestamp, e.kind, e.body);
+      if (!hash) {
+        return fail(std::move(hash).error());
+      }
+      e.hash = *hash;
+      Result<std::string> body_text = core::canonical_json(e.body);
+      if (!body_text) {
+        return fail(std::move(body_text).error());
+      }
+      insert_event.bind(1, e.seq);
+      insert_event.bind(2, e.run_id);
+      insert_event.bind(3, e.timestamp);
+      insert_event.bind(4, e.kind);
+      insert_event.bind(5, *body_text);
+      insert_event.bind(6, e.prev_hash);
+      insert_event.bind(7, e.hash);
+      Result<bool> stepped = insert_event.step();
+      if (!stepped) {
+        return fail(std::move(stepped).error());
+      }
+      insert_event.reset();
+      if (draft.artifact) {
+        const ArtifactRecord& a = *draft.artifact;
+        insert_artifact.bind(1, a.name);
+        insert_artifact.bind(2, a.kind);
+        insert_artifact.bind(3, a.target);
+        insert_artifact.bind(4, static_cast<int64_t>(a.version));
+        insert_artifact.bind(5, a.path);
+        insert_artifact.bind(6, a.face_sha256);
+        insert_artifact.bind(7, a.json_sha256);
+        insert_artifact.bind(8, a.author);
+        insert_artifact.bind(9, a.producer);
+        insert_artifact.bind(10, e.seq);
+        Result<bool> added = insert_artifact.step();
+        if (!added) {
+          return fail(make_error(ErrorCode::already_exists,
+                                 "cannot index artifact " + a.name + ": " + added.error().message));
+        }
+        insert_artifact.reset();
+      }
+      next = Head{e.seq, e.hash};
+      committed.push_back(std::move(e));
+    }
+    core::crash_point("ledger.before_commit");
+    AVPS_TRY(db.exec("COMMIT"));
+    head = next;
+    core::crash_point("ledger.after_commit");
+    AVPS_TRY(write_head(project_dir, head));
+    core::crash_point("ledger.after_head");
+    std::string lines;
+    for (const Event& e : committed) {
+      if (std::optional<LogRow> row = e.row()) {
+        lines += row_line(*row, e.hash);
+      }
+    }
+    if (!lines.empty()) {
+      AVPS_TRY(core::append_file_durable(run_log_path(project_dir), lines));
+    }
+    return committed;
+  }
+};
+
+Ledger::Ledger(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+Ledger::~Ledger() = default;
+
+Result<std::unique_ptr<Ledger>> Ledger::create(const fs::path& project_dir, const core::Clock& clock) {
+  fs::path path = ledger_path(project_dir);
+  if (fs::exists(path)) {
+    return make_error(ErrorCode::already_exists, "a ledger already exists at " + path.string());
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->project_dir = project_dir;
+  impl->clock = &clock;
+  impl->mode = OpenMode::read_write;
+  AVPS_TRY(impl->take_writer_lock());
+  AVPS_TRY(impl->db.open(path, /*create=*/true));
+  AVPS_TRY(impl->configure());
+  AVPS_TRY(impl->migrate());
+  AVPS_TRY(core::sync_directory(path.parent_path()));
+  // HEAD exists from the first moment, so a missing HEAD later always means tampering.
+  AVPS_TRY(write_head(project_dir, Head{}));
+  AVPS_TRY(core::create_directories_durable(run_log_path(project_dir).parent_path()));
+  AVPS_TRY(core::write_file_atomic(run_log_path(project_dir), run_log_header(), core::Overwrite::no,
+                                   core::Durability::durable));
+  AVPS_TRY(impl->load_head());
+  return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::open(const fs::path& project_dir, OpenMode mode, const core::Clock& clock) {
+  fs::path path = ledger_path(project_dir);
+  if (!fs::exists(path)) {
+    return make_error(ErrorCode::not_found, project_dir.string() + " is not an avps project (no .avps/ledger.db); "
+                                                                   "create one with `avps init`");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->project_dir = project_dir;
+  impl->clock = &clock;
+  impl->mode = mode;
+  if (mode == OpenMode::read_write) {
+    AVPS_TRY(impl->take_writer_lock());
+  }
+  AVPS_TRY(impl->db.open(path, /*create=*/false));
+  if (mode == OpenMode::read_write) {
+    AVPS_TRY(impl->configure());
+  }
+  AVPS_TRY(impl->migrate());
+  AVPS_TRY(impl->load_head());
+  if (mode == OpenMode::read_write) {
+    AVPS_TRY(impl->complete_mirrors());
+  }
+  return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
+}
+
+Result<std::string> Ledger::begin_run(const std::string& command, const json& details) {
+  std::string id;
+  {
+    std::lock_guard<std::mutex> lock(m_impl->mutex);
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "RUN_%04lld", static_cast<long long>(m_impl->run_count + 1));
+    id = buffer;
+    m_impl->run_id = id;
+  }
+  Result<Event> started = append(EventDraft{"run.started", {{"command", command}, {"details", details}}, {}, {}});
+  if (!started) {
+    m_impl->run_id.clear();
+    return std::move(started).error();
+  }
+  ++m_impl->run_count;
+  return id;
+}
+
+Result<void> Ledger::end_run(const std::string& outcome, const json& details) {
+  AVPS_TRY(append(EventDraft{"run.finished", {{"outcome", outcome}, {"details", details}}, {}, {}}));
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  m_impl->run_id.clear();
+  return ok();
+}
+
+const std::string& Ledger::run_id() const { return m_impl->run_id; }
+
+Result<std::vector<Event>> Ledger::commit(std::vector<EventDraft> drafts) {
+  if (m_impl->run_id.empty()) {
+    return make_error(ErrorCode::unsupported, "internal error: ledger append outside a run");
+  }
+  return m_impl->commit(std::move(drafts));
+}
+
+Result<Event> Ledger::append(EventDraft draft) {
+  std::vector<EventDraft> drafts;
+  drafts.push_back(std::move(draft));
+  AVPS_TRY_ASSIGN(std::vector<Event> events, commit(std::move(drafts)));
+  return std::move(events.front());
+}
+
+Result<std::vector<Event>> Ledger::events() const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  return m_impl->read_events(0);
+}
+
+namespace {
+
+ArtifactRecord artifact_from_row(const Stmt& stmt) {
+  ArtifactRecord r;
+  r.name = stmt.text(0);
+  r.kind = stmt.text(1);
+  r.target = stmt.text(2);
+  r.version = static_cast<int>(stmt.integer(3));
+  r.path = stmt.text(4);
+  r.face_sha256 = stmt.text(5);
+  r.json_sha256 = stmt.text(6);
+  r.author = stmt.text(7);
+  r.producer = stmt.text(8);
+  r.event_seq = stmt.integer(9);
+  return r;
+}
+
+constexpr const char* k_artifact_columns =
+    "SELECT name, kind, target, version, path, face_sha256, json_sha256, author, producer, event_seq FROM artifacts";
+
+}  // namespace
+
+Result<std::vector<ArtifactRecord>> Ledger::artifacts() const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  std::string sql = std::string(k_artifact_columns) + " ORDER BY event_seq";
+  Stmt stmt(m_impl->db, sql.c_str());
+  if (!stmt.valid()) {
+    return m_impl->db.error("cannot read the artifact index");
+  }
+  std::vector<ArtifactRecord> out;
+  for (;;) {
+    AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+    if (!has_row) {
+      break;
+    }
+    out.push_back(artifact_from_row(stmt));
+  }
+  return out;
+}
+
+Result<std::optional<ArtifactRecord>> Ledger::find_artifact(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  std::string sql = std::string(k_artifact_columns) + " WHERE name = ?";
+  Stmt stmt(m_impl->db, sql.c_str());
+  if (!stmt.valid()) {
+    return m_impl->db.error("cannot read the artifact index");
+  }
+  stmt.bind(1, name);
+  AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+  if (!has_row) {
+    return std::optional<ArtifactRecord>{};
+  }
+  return std::optional<ArtifactRecord>{artifact_from_row(stmt)};
+}
+
+Head Ledger::head() const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  return m_impl->head;
+}
+
+const fs::path& Ledger::project_dir() const { return m_impl->project_dir; }
+
+std::vector<core::Violation> Ledger::verify() const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  std::vector<core::Violation> out;
+  const fs::path& dir = m_impl->project_dir;
+  auto add = [&](std::string rule, std::string subject, std::string message) {
+    out.push_back(core::Violation{std::move(rule), std::move(subject), std::move(message)});
+  };
+
+  for (const char* trigger : k_required_triggers) {
+    Stmt stmt(m_impl->db, "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?");
+    stmt.bind(1, std::string(trigger));
+    Result<bool> found = stmt.valid() ? stmt.step() : Result<bool>(false);
+    if (!found || !*found) {
+      add("ledger.append_only", ".avps/ledger.db",
+          std::string("append-only trigger ") + trigger + " is missing: the ledger can be edited");
+    }
+  }
+
+  Result<std::vector<Event>> loaded = m_impl->read_events(0);
+  if (!loaded) {
+    add("ledger.readable", ".avps/ledger.db", loaded.error().message);
+    return out;
+  }
+  const std::vector<Event>& events = *loaded;
+
+  // The chain: consecutive seqs, each prev_hash the previous hash, each hash recomputed.
+  std::string prev = k_genesis_hash;
+  int64_t expected_seq = 1;
+  for (const Event& e : events) {
+    std::string subject = "ledger event " + std::to_string(e.seq);
+    if (e.seq != expected_seq) {
+      add("ledger.chain", subject,
+          "expected event " + std::to_string(expected_seq) + " here: events " + std::to_string(expected_seq) +
+              ".." + std::to_string(e.seq - 1) + " were removed");
+    }
+    if (e.prev_hash != prev) {
+      add("ledger.chain", subject, "prev_hash does not link to the previous event's hash");
+    }
+    Result<std::string> recomputed = event_hash(e.prev_hash, e.seq, e.run_id, e.timestamp, e.kind, e.body);
+    if (!recomputed || *recomputed != e.hash) {
+      add("ledger.hash", subject, "content does not match its hash (kind " + e.kind + "): the row was edited");
+    }
+    prev = e.hash;
+    expected_seq = e.seq + 1;
+  }
+  Head last = events.empty() ? Head{} : Head{events.back().seq, events.back().hash};
+
+  // The head mirror.
+  Result<std::optional<Head>> mirrored = read_head(dir);
+  if (!mirrored) {
+    add("ledger.head", ".avps/HEAD", mirrored.error().message);
+  } else if (!*mirrored) {
+    add("ledger.head", ".avps/HEAD", "missing: the ledger's tail cannot be checked");
+  } else if ((*mirrored)->seq > last.seq) {
+    add("ledger.head", ".avps/HEAD",
+        "records event " + std::to_string((*mirrored)->seq) + " but the ledger ends at event " +
+            std::to_string(last.seq) + ": the tail of the ledger was removed");
+  } else if ((*mirrored)->seq == last.seq && (*mirrored)->hash != last.hash) {
+    add("ledger.head", ".avps/HEAD", "does not match the ledger's last event " + std::to_string(last.seq));
+  } else if ((*mirrored)->seq < last.seq) {
+    add("ledger.head", ".avps/HEAD",
+        "lags the ledger by " + std::to_string(last.seq - (*mirrored)->seq) +
+            " event(s) (an interrupted commit, or events added by hand); a writing avps command "
+            "completes it if the ledger is intact");
+  }
+
+  // The artifact index must equal the artifact.recorded events.
+  Result<std::vector<ArtifactRecord>> indexed = [&]() -> Result<std::vector<ArtifactRecord>> {
+    std::string sql = std::string(k_artifact_columns) + " ORDER BY event_seq";
+    Stmt stmt(m_impl->db, sql.c_str());
+    if (!stmt.valid()) {
+      return m_impl->db.error("cannot read the artifact index");
+    }
+    std::vector<ArtifactRecord> rows;
+    for (;;) {
+      AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+      if (!has_row) {
+        return rows;
+      }
+      rows.push_back(artifact_from_row(stmt));
+    }
+  }();
+  if (!indexed) {
+    add("ledger.readable", ".avps/ledger.db", indexed.error().message);
+  } else {
+    std::vector<ArtifactRecord> from_events;
+    for (const Event& e : events) {
+      if (std::optional<ArtifactRecord> a = e.artifact()) {
+        from_events.push_back(*a);
+      }
+    }
+    auto same = [](const ArtifactRecord& a, const ArtifactRecord& b) {
+      return a.to_json() == b.to_json() && a.event_seq == b.event_seq;
+    };
+    for (const ArtifactRecord& a : *indexed) {
+      bool found = false;
+      for (const ArtifactRecord& b : from_events) {
+        found = found || same(a, b);
+      }
+      if (!found) {
+        add("ledger.index", "artifact index row " + a.name,
+            "is not vouched for by any artifact.recorded event: the index was edited");
+      }
+    }
+    for (const ArtifactRecord& b : from_events) {
+      bool found = false;
+      for (const ArtifactRecord& a : *indexed) {
+        found = found || same(a, b);
+      }
+      if (!found) {
+        add("ledger.index", "artifact index row " + b.name,
+            "recorded by ledger event " + std::to_string(b.event_seq) + " is missing from the index");
+      }
+    }
+  }
+
+  // The CSV face must be exactly the rows the events carry.
+  std::string expected = render_run_log(events);
+  Result<std::string> actual = core::read_file(run_log_path(dir));
+  if (!actual) {
+    add("run_log.face", k_run_log_relative, actual.error().message);
+  } else if (*actual != expected) {
+    Result<std::vector<core::CsvRecord>> want = core::csv_parse(expected);
+    Result<std::vector<core::CsvRecord>> have = core::csv_parse(*actual);
+    std::string detail = "does not match the ledger";
+    if (want && have) {
+      size_t i = 0;
+      while (i < want->size() && i < have->size() && (*want)[i] == (*have)[i]) {
+        ++i;
+      }
+      if (i < want->size() && i < have->size()) {
+        detail = "line " + std::to_string(i + 1) + " differs from the ledger (entry_hash " +
+                 (want->at(i).empty() ? std::string("?") : want->at(i).back()) + ")";
+      } else if (have->size() < want->size()) {
+        detail = "ends after line " + std::to_string(have->size()) + "; the ledger has " +
+                 std::to_string(want->size()) + " lines (rows removed, or a torn append)";
+      } else if (have->size() > want->size()) {
+        detail = "has " + std::to_string(have->size() - want->size()) +
+                 " line(s) after the ledger's last row: rows were added by hand";
+      } else {
+        detail = "differs from the ledger in formatting";
+      }
+    } else if (!have) {
+      detail = "is not valid CSV: " + have.error().message;
+    }
+    add("run_log.face", k_run_log_relative, detail);
+  }
+  return out;
+}
+
+}  // namespace avps::ledger

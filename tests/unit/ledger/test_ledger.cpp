@@ -1,0 +1,218 @@
+#include <catch2/catch.hpp>
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "avps/core/fs.hpp"
+#include "avps/ledger/ledger.hpp"
+#include "support/crash.hpp"
+#include "support/fixed_clock.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace avps;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct LedgerFixture {
+  testing::TempDir dir;
+  testing::FixedClock clock;
+  LedgerFixture() { fs::create_directories(dir.path() / ".avps"); }
+
+  std::unique_ptr<ledger::Ledger> create() {
+    auto created = ledger::Ledger::create(dir.path(), clock);
+    REQUIRE(created.ok());
+    return std::move(created).value();
+  }
+  std::unique_ptr<ledger::Ledger> open(ledger::OpenMode mode) {
+    auto opened = ledger::Ledger::open(dir.path(), mode, clock);
+    INFO((opened.ok() ? std::string() : opened.error().message));
+    REQUIRE(opened.ok());
+    return std::move(opened).value();
+  }
+};
+
+ledger::EventDraft row_event(const std::string& skill) {
+  ledger::LogRow row;
+  row.skill_name = skill;
+  row.outcome = "DONE";
+  row.notes = "note, with \"quotes\"";
+  return ledger::EventDraft{"step", {{"skill", skill}}, row, {}};
+}
+
+// Runs SQL straight against the database file, as a person with the sqlite3 shell would.
+int sql(const fs::path& db_path, const std::string& statement) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
+  int rc = sqlite3_exec(db, statement.c_str(), nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  return rc;
+}
+
+const char* k_drop_triggers =
+    "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; "
+    "DROP TRIGGER artifacts_no_update; DROP TRIGGER artifacts_no_delete;";
+
+bool has_rule(const std::vector<core::Violation>& violations, const std::string& rule, const std::string& text = "") {
+  for (const core::Violation& v : violations) {
+    if (v.rule == rule && (v.subject + " " + v.message).find(text) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a fresh ledger with events verifies clean and chains each hash to the previous", "[ledger]") {
+  LedgerFixture f;
+  auto ledger = f.create();
+  REQUIRE(ledger->begin_run("test", {}).value() == "RUN_0001");
+  REQUIRE(ledger->append(row_event("story-architect")).ok());
+  REQUIRE(ledger->append(row_event("script-breakdown")).ok());
+  REQUIRE(ledger->end_run("DONE", {}).ok());
+
+  auto events = ledger->events().value();
+  REQUIRE(events.size() == 4);
+  CHECK(events[0].prev_hash == ledger::k_genesis_hash);
+  for (size_t i = 1; i < events.size(); ++i) {
+    CHECK(events[i].prev_hash == events[i - 1].hash);
+  }
+  CHECK(ledger->head().seq == 4);
+  CHECK(ledger->verify().empty());
+  // The CSV face holds the two rows, each ending in its event's hash.
+  std::string csv = core::read_file(ledger::run_log_path(f.dir.path())).value();
+  CHECK(csv == ledger::render_run_log(events));
+  CHECK(csv.find(events[1].hash) != std::string::npos);
+}
+
+TEST_CASE("UPDATE and DELETE on ledger tables are refused by the triggers", "[ledger]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+  }
+  fs::path db = ledger::ledger_path(f.dir.path());
+  CHECK(sql(db, "UPDATE events SET kind = 'x'") == SQLITE_CONSTRAINT);
+  CHECK(sql(db, "DELETE FROM events") == SQLITE_CONSTRAINT);
+  CHECK(sql(db, "UPDATE meta SET value = 'x'") == SQLITE_OK);  // no rows: nothing to refuse
+  CHECK(f.open(ledger::OpenMode::read_only)->verify().empty());
+}
+
+TEST_CASE("an edited event is caught by its hash, even with the triggers dropped", "[ledger][tamper]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    REQUIRE(ledger->append(row_event("story-architect")).ok());
+    REQUIRE(ledger->append(row_event("qc-grader")).ok());
+  }
+  fs::path db = ledger::ledger_path(f.dir.path());
+  REQUIRE(sql(db, k_drop_triggers) == SQLITE_OK);
+  REQUIRE(sql(db, "UPDATE events SET body = replace(body, 'qc-grader', 'qc-grader ') WHERE seq = 3") == SQLITE_OK);
+  auto violations = f.open(ledger::OpenMode::read_only)->verify();
+  CHECK(has_rule(violations, "ledger.append_only", "events_no_update"));
+  CHECK(has_rule(violations, "ledger.hash", "ledger event 3"));
+  // A writer refuses to build on a tampered record.
+  CHECK_FALSE(ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_write, f.clock).ok());
+}
+
+TEST_CASE("removing the last event is caught by the HEAD mirror", "[ledger][tamper]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    REQUIRE(ledger->append(row_event("story-architect")).ok());
+  }
+  fs::path db = ledger::ledger_path(f.dir.path());
+  REQUIRE(sql(db, k_drop_triggers) == SQLITE_OK);
+  REQUIRE(sql(db, "DELETE FROM events WHERE seq = (SELECT max(seq) FROM events)") == SQLITE_OK);
+  auto violations = f.open(ledger::OpenMode::read_only)->verify();
+  CHECK(has_rule(violations, "ledger.head", "the tail of the ledger was removed"));
+  CHECK(has_rule(violations, "run_log.face"));
+  auto writer = ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_write, f.clock);
+  REQUIRE_FALSE(writer.ok());
+  CHECK(writer.error().code == ErrorCode::corruption);
+}
+
+TEST_CASE("a torn last line of the CSV face is completed from the ledger on the next open", "[ledger][crash]") {
+  LedgerFixture f;
+  { f.create(); }
+  bool crashed = testing::run_until_crash("append.torn", [&] {
+    auto ledger = ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_write, f.clock);
+    if (ledger.ok() && (*ledger)->begin_run("test", {}).ok()) {
+      std::ignore = (*ledger)->append(row_event("story-architect"));
+    }
+  });
+  REQUIRE(crashed);
+  std::string torn = core::read_file(ledger::run_log_path(f.dir.path())).value();
+  REQUIRE(torn.back() != '\n');  // half a line
+  CHECK(has_rule(f.open(ledger::OpenMode::read_only)->verify(), "run_log.face"));
+
+  auto writer = f.open(ledger::OpenMode::read_write);
+  CHECK(writer->verify().empty());
+  std::string repaired = core::read_file(ledger::run_log_path(f.dir.path())).value();
+  CHECK(repaired == ledger::render_run_log(writer->events().value()));
+}
+
+TEST_CASE("a crash between the SQLite commit and the HEAD write is completed, not lost", "[ledger][crash]") {
+  LedgerFixture f;
+  { f.create(); }
+  bool crashed = testing::run_until_crash("ledger.after_commit", [&] {
+    auto ledger = ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_write, f.clock);
+    if (ledger.ok()) {
+      std::ignore = (*ledger)->begin_run("test", {});
+    }
+  });
+  REQUIRE(crashed);
+  CHECK(has_rule(f.open(ledger::OpenMode::read_only)->verify(), "ledger.head", "lags"));
+  auto writer = f.open(ledger::OpenMode::read_write);
+  CHECK(writer->head().seq == 1);
+  CHECK(writer->verify().empty());
+}
+
+TEST_CASE("a CSV face edited by hand is reported, never silently rewritten", "[ledger][tamper]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    REQUIRE(ledger->append(row_event("story-architect")).ok());
+  }
+  fs::path csv = ledger::run_log_path(f.dir.path());
+  std::string text = core::read_file(csv).value();
+  text.replace(text.find("story-architect"), 5, "STORY");
+  REQUIRE(core::write_file_atomic(csv, text, core::Overwrite::yes, core::Durability::cached).ok());
+  CHECK(has_rule(f.open(ledger::OpenMode::read_only)->verify(), "run_log.face", "line 2"));
+  CHECK_FALSE(ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_write, f.clock).ok());
+  CHECK(core::read_file(csv).value() == text);
+}
+
+TEST_CASE("only one writer may hold a project; a second gets the holder's pid", "[ledger]") {
+  LedgerFixture f;
+  auto first = f.create();
+  auto second = ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_write, f.clock);
+  REQUIRE_FALSE(second.ok());
+  CHECK_THAT(second.error().message, Catch::Contains(std::to_string(::getpid())));
+  // Readers are never blocked.
+  CHECK(ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_only, f.clock).ok());
+}
+
+TEST_CASE("a ledger from a newer avps is refused with a clear message", "[ledger]") {
+  LedgerFixture f;
+  { f.create(); }
+  REQUIRE(sql(ledger::ledger_path(f.dir.path()), "PRAGMA user_version = 99") == SQLITE_OK);
+  auto opened = ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_only, f.clock);
+  REQUIRE_FALSE(opened.ok());
+  CHECK_THAT(opened.error().message, Catch::Contains("newer than this avps"));
+}
+
+TEST_CASE("run ids count up across runs", "[ledger]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("a", {}).value() == "RUN_0001");
+  }
+  auto ledger = f.open(ledger::OpenMode::read_write);
+  CHECK(ledger->begin_run("b", {}).value() == "RUN_0002");
+}
