@@ -86,13 +86,14 @@ int main(int argc, char** argv) {
   std::string help_topic;
   help->add_option("command", help_topic, "The command to explain");
   help->callback([&]() {
+    // App::help() would describe the selected subcommand (this one); ask the formatter.
     if (help_topic.empty()) {
-      std::cout << app.help();
+      std::cout << app.get_formatter()->make_help(&app, "avps", CLI::AppFormatMode::Normal);
       return;
     }
     for (CLI::App* sub : app.get_subcommands({})) {
       if (sub->get_name() == help_topic) {
-        std::cout << sub->help();
+        std::cout << sub->get_formatter()->make_help(sub, "avps " + help_topic, CLI::AppFormatMode::Normal);
         return;
       }
     }

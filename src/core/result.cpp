@@ -17,6 +17,7 @@ std::string_view error_code_name(ErrorCode code) {
     case ErrorCode::timeout: return "timeout";
     case ErrorCode::unsupported: return "unsupported";
     case ErrorCode::interrupted: return "interrupted";
+    case ErrorCode::configuration: return "configuration";
   }
   return "unknown";
 }
@@ -37,6 +38,7 @@ ExitCode exit_code_for(ErrorCode code) {
     case ErrorCode::backend_unavailable:
     case ErrorCode::timeout:
     case ErrorCode::unsupported:
+    case ErrorCode::configuration:
       return ExitCode::environment;
   }
   return ExitCode::environment;

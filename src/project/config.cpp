@@ -99,7 +99,7 @@ Result<Config> merge_and_validate(const std::vector<Layer>& layers, const Config
       }
       message += "\n  " + issue.to_string() + "  [from " + origin + "]";
     }
-    return make_error(ErrorCode::schema_violation, message);
+    return make_error(ErrorCode::configuration, message);
   }
   Config config;
   config.document = merged;
@@ -171,7 +171,7 @@ std::map<std::string, std::string> process_environment() {
 
 Result<Config> load_config_from(const json& project_layer, const ConfigSources& sources) {
   if (!project_layer.is_object()) {
-    return make_error(ErrorCode::schema_violation, "avps.json must hold a JSON object");
+    return make_error(ErrorCode::configuration, "avps.json must hold a JSON object");
   }
   AVPS_TRY_ASSIGN(std::vector<Layer> layers, shipped_layers(sources));
   layers.push_back({(sources.project_dir / "avps.json").string(), project_layer});
@@ -188,7 +188,7 @@ Result<Config> load_config(const ConfigSources& sources) {
     if (e.code == ErrorCode::not_found) {
       e.message = sources.project_dir.string() + " has no avps.json; create a project with `avps init`";
     } else {
-      e.code = ErrorCode::schema_violation;
+      e.code = ErrorCode::configuration;
     }
     return e;
   }

@@ -44,32 +44,26 @@ Result<artifacts::NewArtifact> style_lock(const Config& config, const fs::path& 
       {"entity_id", "PROJECT"},
       {"visual_style", style["visual_style"]},
       {"palette", style["palette"]},
-      {"lighting_rules", style["lighting"]},
+      {"lighting", style["lighting"]},
       {"camera_language", style["camera_language"]},
-      {"format_settings",
-       {{"aspect_ratio", style["aspect_ratio"]},
-        {"frame_rate", style["frame_rate"]},
-        {"proxy_resolution", style["resolution"]["proxy"]},
-        {"final_resolution", style["resolution"]["final"]}}},
+      {"aspect_ratio", style["aspect_ratio"]},
+      {"frame_rate", style["frame_rate"]},
       {"forbidden_drift", style["forbidden_drift"]},
       {"gate", {{"verdict", "PASS"}, {"scores", json::object()}, {"reasons", {"rendered at init from avps.json style"}}}},
   };
   AVPS_TRY(validate_if_schema(data_dir, "style_lock.schema.json", content, "STYLE_PROJECT_LOCK"));
 
   // The face: bracketed sections, pasted verbatim into every GenPack's [STYLE].
-  std::string face = "STYLE LOCK: PROJECT\nGate: PASS\n";
+  std::string face = "Style Lock: PROJECT\nGate: PASS\n";
   auto section = [&](const std::string& heading, const std::string& body) {
     face += "\n[" + heading + "]\n" + body + "\n";
   };
   section("Visual Style", content["visual_style"].get<std::string>());
   section("Palette", content["palette"].get<std::string>());
-  section("Lighting Rules", content["lighting_rules"].get<std::string>());
+  section("Lighting", content["lighting"].get<std::string>());
   section("Camera Language", content["camera_language"].get<std::string>());
-  const json& f = content["format_settings"];
-  section("Format", "Aspect ratio: " + f["aspect_ratio"].get<std::string>() +
-                        "\nFrame rate: " + std::to_string(f["frame_rate"].get<int>()) +
-                        "\nProxy resolution: " + f["proxy_resolution"].get<std::string>() +
-                        "\nFinal resolution: " + f["final_resolution"].get<std::string>());
+  section("Aspect Ratio", content["aspect_ratio"].get<std::string>());
+  section("Frame Rate", std::to_string(content["frame_rate"].get<int>()));
   std::string drift;
   for (const json& item : content["forbidden_drift"]) {
     drift += (drift.empty() ? "" : "\n") + std::string("- ") + item.get<std::string>();

@@ -202,7 +202,7 @@ Result<std::unique_ptr<Project>> Project::init(const fs::path& dir, const std::s
       AVPS_TRY_ASSIGN(std::string text, core::read_file(config_path));
       Result<json> parsed = core::parse_json(text, config_path.string());
       if (!parsed) {
-        return make_error(ErrorCode::schema_violation, parsed.error().message);
+        return make_error(ErrorCode::configuration, parsed.error().message);
       }
       project_layer = std::move(parsed).value();
       AVPS_TRY(load_config_from(project_layer, sources));

@@ -26,6 +26,7 @@ enum class ErrorCode {
   timeout,
   unsupported,
   interrupted,
+  configuration,  ///< a configuration file or variable is invalid
 };
 
 /// Stable lower-case name of an error code, for logs and --json output.
