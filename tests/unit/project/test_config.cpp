@@ -99,7 +99,7 @@ TEST_CASE("config errors name the pointer, what was expected, what was found, an
   CHECK_THAT(message, Catch::Contains("environment variable AVPS_SEED"));
 }
 
-TEST_CASE("--set accepts JSON values and plain strings, and refuses malformed pointers", "[config]") {
+TEST_CASE("set overrides accept JSON values and plain strings, and refuses malformed pointers", "[config]") {
   CHECK(project::parse_override("/budget/project_cap_usd=500").value().value == 500);
   CHECK(project::parse_override("/title=A film").value().value == "A film");
   CHECK_FALSE(project::parse_override("title=x").ok());
