@@ -1,6 +1,7 @@
 #include "avps/core/json_schema.hpp"
 
 #include <map>
+#include <regex>
 #include <set>
 
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
@@ -111,10 +112,21 @@ const json* subschema_for(const json& root, const ReferencedFiles& files, const 
     if (node->contains("properties") && (*node)["properties"].contains(token)) {
       next = &(*node)["properties"][token];
     } else if (node->contains("patternProperties") || node->contains("additionalProperties")) {
-      if (node->contains("additionalProperties") && (*node)["additionalProperties"].is_object()) {
+      // As the validator does: a matching pattern first, additionalProperties for the rest.
+      if (node->contains("patternProperties") && (*node)["patternProperties"].is_object()) {
+        for (const auto& item : (*node)["patternProperties"].items()) {
+          try {
+            if (std::regex_search(token, std::regex(item.key()))) {
+              next = &item.value();
+              break;
+            }
+          } catch (const std::regex_error&) {
+            return nullptr;
+          }
+        }
+      }
+      if (!next && node->contains("additionalProperties") && (*node)["additionalProperties"].is_object()) {
         next = &(*node)["additionalProperties"];
-      } else if (node->contains("patternProperties") && (*node)["patternProperties"].size() == 1) {
-        next = &(*node)["patternProperties"].begin().value();
       }
     } else if (node->contains("items") && (*node)["items"].is_object()) {
       next = &(*node)["items"];
@@ -127,7 +139,8 @@ const json* subschema_for(const json& root, const ReferencedFiles& files, const 
 // valijson caches subschemas by their path inside a document without naming the document, so
 // "#/definitions/x" defined both in a schema and in a file it references would silently become one
 // merged subschema. Such schemas are refused rather than validated against the wrong rules.
-Result<void> check_definitions_distinct(const json& root, const ReferencedFiles& files, const std::string& name) {
+Result<void> check_definitions_distinct(const json& root, const ReferencedFiles& files,
+                                       const std::string& name) {
   std::map<std::string, std::string> owner;  // definition name -> the document defining it
   auto add = [&](const json& document, const std::string& document_name) -> Result<void> {
     if (!document.is_object() || !document.contains("definitions") || !document["definitions"].is_object()) {
@@ -137,8 +150,8 @@ Result<void> check_definitions_distinct(const json& root, const ReferencedFiles&
       auto [it, inserted] = owner.emplace(item.key(), document_name);
       if (!inserted) {
         return make_error(ErrorCode::schema_violation,
-                          "invalid JSON Schema " + name + ": definition \"" + item.key() + "\" exists in both " +
-                              it->second + " and " + document_name +
+                          "invalid JSON Schema " + name + ": definition \"" + item.key() +
+                              "\" exists in both " + it->second + " and " + document_name +
                               "; the validator cannot tell them apart, rename one");
       }
     }
@@ -191,6 +204,9 @@ std::string describe_constraints(const json& schema) {
   std::string out;
   for (const std::string& p : parts) {
     out += (out.empty() ? "" : ", ") + p;
+  }
+  if (out.empty() && schema.contains("description") && schema["description"].is_string()) {
+    out = schema["description"].get<std::string>();  // e.g. a schema that only says "not"
   }
   return out;
 }
@@ -281,16 +297,20 @@ std::vector<SchemaIssue> JsonSchema::validate(const json& instance) const {
     SchemaIssue issue;
     issue.pointer = context_to_pointer(e.context);
     const std::string missing_prefix = "Missing required property '";
+    const std::string dependency_prefix = "Missing dependency '";  // "dependencies": {"a": ["b"]}
     const std::string unknown_prefix =
         "Object contains a property that could not be validated using 'properties' or "
         "'additionalProperties' constraints: '";
-    if (e.description.rfind(missing_prefix, 0) == 0) {
-      std::string property = e.description.substr(missing_prefix.size());
+    const bool missing_required = e.description.rfind(missing_prefix, 0) == 0;
+    if (missing_required || e.description.rfind(dependency_prefix, 0) == 0) {
+      std::string property =
+          e.description.substr(missing_required ? missing_prefix.size() : dependency_prefix.size());
       property = property.substr(0, property.find('\''));
       issue.pointer += "/" + escape_pointer_token(property);
       issue.expected = "a value (required)";
       issue.found = "nothing";
-    } else if (e.description.rfind(unknown_prefix, 0) == 0 && e.description.size() >= unknown_prefix.size() + 2) {
+    } else if (e.description.rfind(unknown_prefix, 0) == 0 &&
+               e.description.size() >= unknown_prefix.size() + 2) {
       // valijson reports an unknown property at its parent object; point at the property itself.
       const std::string property =
           e.description.substr(unknown_prefix.size(), e.description.size() - unknown_prefix.size() - 2);

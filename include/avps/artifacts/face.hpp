@@ -1,0 +1,47 @@
+#pragma once
+// Faces: the human-readable file of an artifact, rendered deterministically from its canonical
+// JSON and parsed back (for `avps artifact import|edit`). Format: docs/formats/faces.md.
+//
+// One codec serves every kind: it is driven by the kind's schema (its "x-avps-face" block gives
+// the format, the title and the sections or columns; the schema's properties give order and
+// types). Guarantees:
+//   - render is a function of the content: same JSON, same bytes.
+//   - render(parse(render(x))) == render(x) for every x the schema accepts.
+//   - parse(render(x)) holds every field the face shows, with the same values; fields the face
+//     does not show (gate of a CSV kind, QC_BATCH violations) are absent and recomputed by avps.
+//   - parse errors name the line and the field.
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/artifacts/names.hpp"
+#include "avps/core/json_schema.hpp"
+#include "avps/core/result.hpp"
+
+namespace avps::artifacts {
+
+class FaceCodec {
+ public:
+  /// The codec of `kind` from `<schemas_dir>/<kind lower case>.schema.json`.
+  static Result<FaceCodec> load(const std::filesystem::path& schemas_dir, std::string_view kind);
+
+  /// The face of `content` (canonical JSON of this kind).
+  [[nodiscard]] Result<std::string> render(const nlohmann::json& content) const;
+  /// The canonical JSON a face describes. `name` supplies what the file name carries (scene,
+  /// shot, entity or target id). The result is not yet validated against the schema.
+  [[nodiscard]] Result<nlohmann::json> parse(std::string_view face, const ArtifactName& name) const;
+
+  /// The kind's schema, for validating what parse() returns.
+  const core::JsonSchema& schema() const;
+  const std::string& format() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> m_impl;
+};
+
+}  // namespace avps::artifacts

@@ -1,0 +1,199 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <random>
+
+#include "avps/artifacts/face.hpp"
+#include "avps/artifacts/names.hpp"
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/fs.hpp"
+
+using namespace avps;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path k_root = AVPS_SOURCE_DATA_DIR;
+
+std::string lower(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+// Kinds whose face a FaceCodec handles (RUN_LOG is the ledger's; STORYBOARD is an image).
+std::vector<std::string> face_kinds() {
+  std::vector<std::string> out;
+  for (const artifacts::KindInfo& k : artifacts::kinds()) {
+    if (k.kind != "RUN_LOG" && k.kind != "STORYBOARD") {
+      out.emplace_back(k.kind);
+    }
+  }
+  return out;
+}
+
+json fixture(const std::string& kind) {
+  return json::parse(core::read_file(k_root / "tests/fixtures/artifacts" / (lower(kind) + ".json")).value());
+}
+
+artifacts::ArtifactName name_for(const std::string& kind, const json& content) {
+  std::string target;
+  for (const char* field : {"scene_id", "shot_id", "entity_id", "target"}) {
+    if (content.contains(field) && content[field].is_string()) {
+      target = content[field].get<std::string>();
+    }
+  }
+  const artifacts::KindInfo* info = artifacts::find_kind(kind);
+  if (info->target == artifacts::TargetKind::none) {
+    target.clear();
+  }
+  return artifacts::make_artifact_name(kind, target, 3).value();
+}
+
+// What the face of `kind` shows of `content`: everything, except the CSV kinds' envelope.
+json visible(const artifacts::FaceCodec& codec, const std::string& kind, json content) {
+  if (codec.format() == "csv") {
+    json kept = {{"rows", content["rows"]}, {"format_version", 1}, {"kind", kind}};
+    for (const char* field : {"scene_id", "target"}) {
+      if (content.contains(field)) {
+        kept[field] = content[field];
+      }
+    }
+    return kept;
+  }
+  return content;
+}
+
+void check_round_trip(const artifacts::FaceCodec& codec, const std::string& kind, const json& content) {
+  artifacts::ArtifactName name = name_for(kind, content);
+  Result<std::string> face = codec.render(content);
+  INFO(kind << (face ? "" : ": " + face.error().message));
+  REQUIRE(face.ok());
+  Result<json> parsed = codec.parse(*face, name);
+  INFO("face:\n" << *face << (parsed ? "" : "\nparse error: " + parsed.error().message));
+  REQUIRE(parsed.ok());
+  // The property of DESIGN §2, and no field the face shows is lost or changed.
+  CHECK(codec.render(*parsed).value() == *face);
+  CHECK(*parsed == visible(codec, kind, content));
+  if (codec.format() != "csv") {
+    CHECK(codec.schema().validate(*parsed).empty());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every kind's fixture renders to a face that parses back to the same artifact", "[faces]") {
+  for (const std::string& kind : face_kinds()) {
+    DYNAMIC_SECTION(kind) {
+      auto codec = artifacts::FaceCodec::load(k_root / "schemas", kind);
+      INFO((codec ? "" : codec.error().message));
+      REQUIRE(codec.ok());
+      check_round_trip(*codec, kind, fixture(kind));
+    }
+  }
+}
+
+TEST_CASE("generated artifacts with hostile text round-trip through their faces", "[faces]") {
+  // Strings that collide with the face syntax: headings, list markers, key separators, heredoc
+  // markers, CSV quoting, numbers where text is expected, newlines and non-ASCII.
+  const std::vector<std::string> nasty = {
+      "plain words",    "a, b, c",        "say \"hi\"",          "- not a list",  "key: not a key",
+      "## Claim List",  "[STYLE]",        "\\backslash",         "<<END",         "END",
+      "42",             "[]",             "{}",                  "two\nlines",    "ends with newline\n",
+      "  leading",      "trailing  ",     "Mara's café — é ü",   "\n\nblank start", "line\n## Crisis\nmore",
+      "NA",             "true",           "a\\,b",               "x:y",           "-",
+  };
+  std::mt19937 random(20261125);
+  int generated = 0;
+  for (const std::string& kind : face_kinds()) {
+    auto codec = artifacts::FaceCodec::load(k_root / "schemas", kind).value();
+    const json base = fixture(kind);
+    for (int round = 0; round < 80; ++round) {
+      json content = base;
+      // Replace string leaves at random (ids and enums are rejected by the schema below).
+      std::function<void(json&)> mutate = [&](json& v) {
+        if (v.is_string() && random() % 3 == 0) {
+          v = nasty[random() % nasty.size()];
+        } else if (v.is_array()) {
+          for (json& item : v) {
+            mutate(item);
+          }
+          if (!v.empty() && v[0].is_string() && random() % 3 == 0) {
+            v.push_back(nasty[random() % nasty.size()]);
+          }
+        } else if (v.is_object()) {
+          for (auto& item : v.items()) {
+            if (item.key() != "kind" && item.key() != "format_version" && item.key() != "gate") {
+              mutate(item.value());
+            }
+          }
+        }
+      };
+      mutate(content);
+      if (!codec.schema().validate(content).empty()) {
+        continue;  // the mutation broke a pattern or enum: not a valid instance
+      }
+      ++generated;
+      INFO(kind << " round " << round);
+      check_round_trip(codec, kind, content);
+    }
+  }
+  CHECK(generated > 500);  // enough valid instances to mean something
+}
+
+TEST_CASE("a face with a broken line is refused with the line and field named", "[faces]") {
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "PLAUS").value();
+  json content = fixture("PLAUS");
+  artifacts::ArtifactName name = name_for("PLAUS", content);
+  std::string face = codec.render(content).value();
+
+  std::string bad_score = face;
+  size_t at = bad_score.find("## Total Score\n");
+  REQUIRE(at != std::string::npos);
+  size_t value = at + std::string("## Total Score\n").size();
+  bad_score.replace(value, bad_score.find('\n', value) - value, "lots");
+  auto parsed = codec.parse(bad_score, name);
+  REQUIRE_FALSE(parsed.ok());
+  CHECK_THAT(parsed.error().message, Catch::Contains("total_score"));
+  CHECK_THAT(parsed.error().message, Catch::Contains("line "));
+
+  std::string missing = face;
+  missing.erase(missing.find("## Total Score"), std::string("## Total Score").size());
+  CHECK_FALSE(codec.parse(missing, name).ok());
+
+  std::string wrong_title = face;
+  wrong_title.replace(0, wrong_title.find('\n'), "# Something else");
+  auto titled = codec.parse(wrong_title, name);
+  REQUIRE_FALSE(titled.ok());
+  CHECK_THAT(titled.error().message, Catch::Contains("line 1"));
+}
+
+TEST_CASE("CSV faces keep the framework's header and quote list cells", "[faces]") {
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "SCENES").value();
+  std::string face = codec.render(fixture("SCENES")).value();
+  CHECK(face.rfind("scene_id,summary,goal,conflict,outcome,location,time_of_day,characters_present\n", 0) == 0);
+  auto bad = codec.parse("scene_id,summary\nS01,x\n", artifacts::make_artifact_name("SCENES", "", 1).value());
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error().message, Catch::Contains("header"));
+}
+
+TEST_CASE("a GenPack face holds each lock's face verbatim, in the six sections' order", "[faces]") {
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "GENPACK").value();
+  json content = fixture("GENPACK");
+  std::string face = codec.render(content).value();
+  CHECK(face.find(content["style"]["text"].get<std::string>()) != std::string::npos);
+  CHECK(face.find(content["set"]["text"].get<std::string>()) != std::string::npos);
+  for (const json& character : content["characters"]) {
+    CHECK(face.find(character["text"].get<std::string>()) != std::string::npos);
+  }
+  size_t last = 0;
+  for (const char* heading : {"[STYLE]", "[SET]", "[CHARACTERS]", "[ACTION]", "[NEGATIVES / NO-DRIFT]", "[SETTINGS]"}) {
+    size_t at = face.find(std::string("\n") + heading + "\n");
+    REQUIRE(at != std::string::npos);
+    CHECK(at >= last);
+    last = at;
+  }
+}
