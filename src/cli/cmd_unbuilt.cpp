@@ -29,10 +29,11 @@ void refuse(Context& ctx, const std::string& command) {
                                       "; nothing was done");
 }
 
-CLI::App* unbuilt(CLI::App& parent, Context& ctx, const std::string& name, const std::string& description,
-                  const std::string& full_name) {
+// The callback owns `options`: CLI11 writes parsed values into it after setup returns.
+CLI::App* unbuilt(CLI::App& parent, Context& ctx, const std::shared_ptr<UnbuiltOptions>& options,
+                  const std::string& name, const std::string& description, const std::string& full_name) {
   CLI::App* cmd = parent.add_subcommand(name, description + " [not built yet]");
-  cmd->callback([&ctx, full_name]() { refuse(ctx, full_name); });
+  cmd->callback([&ctx, options, full_name]() { refuse(ctx, full_name); });
   return cmd;
 }
 
@@ -41,46 +42,37 @@ CLI::App* unbuilt(CLI::App& parent, Context& ctx, const std::string& name, const
 void setup_unbuilt(CLI::App& app, Context& ctx) {
   auto o = std::make_shared<UnbuiltOptions>();
 
-  CLI::App* run = unbuilt(app, ctx, "run", "Produce or resume a production: run the gated loops", "run");
+  CLI::App* run = unbuilt(app, ctx, o, "run", "Produce or resume a production: run the gated loops", "run");
   run->add_option("dir", o->dir, "Project folder (default: .)");
   run->add_option("--until", o->until, "Stop after this phase (narrative, validation, locks, continuity, planning, production)");
   run->add_option("--scene", o->scene, "Work on one scene only (e.g. S03)");
   run->add_option("--jobs", o->jobs, "Model calls in flight at once")->check(CLI::Range(1, 512));
 
-  CLI::App* status = unbuilt(app, ctx, "status", "Phase and gate state per scene, open hard stops, spend against caps", "status");
+  CLI::App* status = unbuilt(app, ctx, o, "status", "Phase and gate state per scene, open hard stops, spend against caps", "status");
   status->add_option("dir", o->dir, "Project folder (default: .)");
 
-  CLI::App* replay = unbuilt(app, ctx, "replay", "Re-execute a recorded run offline and prove it reproduces", "replay");
+  CLI::App* replay = unbuilt(app, ctx, o, "replay", "Re-execute a recorded run offline and prove it reproduces", "replay");
   replay->add_option("dir", o->dir, "Project folder (default: .)");
   replay->add_option("--run", o->run, "The run to replay (default: the last)");
 
   CLI::App* artifact = app.add_subcommand("artifact", "Show, import or edit artifacts");
   artifact->require_subcommand(1);
-  CLI::App* show = unbuilt(*artifact, ctx, "show", "Print an artifact's face (or --json its canonical JSON)", "artifact show");
+  CLI::App* show = unbuilt(*artifact, ctx, o, "show", "Print an artifact's face (or --json its canonical JSON)", "artifact show");
   show->add_option("dir", o->dir, "Project folder")->required();
   show->add_option("name", o->name, "Artifact name, e.g. CHAR_ALEX_LOCK_v002.txt or CHAR_ALEX_LOCK (latest)")->required();
-  CLI::App* import = unbuilt(*artifact, ctx, "import", "Record a human-written face as the next version", "artifact import");
+  CLI::App* import = unbuilt(*artifact, ctx, o, "import", "Record a human-written face as the next version", "artifact import");
   import->add_option("dir", o->dir, "Project folder")->required();
   import->add_option("file", o->file, "The edited face file")->required();
   import->add_option("--reason", o->reason, "Why a person changed it (recorded)")->required();
-  CLI::App* edit = unbuilt(*artifact, ctx, "edit", "Edit the latest face in $EDITOR and import the result", "artifact edit");
+  CLI::App* edit = unbuilt(*artifact, ctx, o, "edit", "Edit the latest face in $EDITOR and import the result", "artifact edit");
   edit->add_option("dir", o->dir, "Project folder")->required();
   edit->add_option("name", o->name, "Artifact stem, e.g. CHAR_ALEX_LOCK")->required();
   edit->add_option("--reason", o->reason, "Why a person changed it (recorded)")->required();
 
-  CLI::App* skills = app.add_subcommand("skills", "List, show and validate skill definitions");
-  skills->require_subcommand(1);
-  unbuilt(*skills, ctx, "list", "Name, layer, loop, tier and executor of every skill", "skills list")
-      ->add_option("dir", o->dir, "Project folder whose overrides to include");
-  unbuilt(*skills, ctx, "show", "One skill's definition and prompt", "skills show")
-      ->add_option("name", o->name, "Skill name")->required();
-  unbuilt(*skills, ctx, "validate", "Check skill definitions, schemas, prompts and the stage graph", "skills validate")
-      ->add_option("dir", o->dir, "Project folder whose overrides to validate");
-
-  CLI::App* cost = unbuilt(app, ctx, "cost", "Print the cost projection per scene and tier without running anything", "cost");
+  CLI::App* cost = unbuilt(app, ctx, o, "cost", "Print the cost projection per scene and tier without running anything", "cost");
   cost->add_option("dir", o->dir, "Project folder (default: .)");
 
-  CLI::App* override_cmd = unbuilt(app, ctx, "override", "Record a human decision that lifts a hard stop", "override");
+  CLI::App* override_cmd = unbuilt(app, ctx, o, "override", "Record a human decision that lifts a hard stop", "override");
   override_cmd->add_option("dir", o->dir, "Project folder")->required();
   override_cmd->add_option("--stop", o->stop, "The hard stop's id (see `avps status`)")->required();
   override_cmd->add_option("--reason", o->reason, "Why (recorded with the decision)")->required();
@@ -90,7 +82,7 @@ void setup_unbuilt(CLI::App& app, Context& ctx) {
   decision->add_option("--accept", o->accept, "Accept this artifact as it is");
   decision->require_option(1);
 
-  CLI::App* report = unbuilt(app, ctx, "report", "Summarise a production: cost, tiers, regen, QC, failures", "report");
+  CLI::App* report = unbuilt(app, ctx, o, "report", "Summarise a production: cost, tiers, regen, QC, failures", "report");
   report->add_option("dir", o->dir, "Project folder (default: .)");
 }
 

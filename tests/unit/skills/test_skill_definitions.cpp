@@ -1,6 +1,8 @@
 // The shipped skill definitions (skills/*/skill.json) and the stage graph (policies/stage_graph.json)
 // are data the engine trusts: these tests hold them to their schemas, to DESIGN §3, and to each
 // other (every input produced before it is read, every loop revising through a skill that can).
+// They read the data through the product's registry (avps/skills), as the engine does; the
+// registry's own validate() repeats these checks for a project's overrides (test_registry.cpp).
 
 #include <catch2/catch.hpp>
 
@@ -15,26 +17,18 @@
 
 #include <nlohmann/json.hpp>
 
-#include "avps/core/canonical_json.hpp"
-#include "avps/core/fs.hpp"
 #include "avps/core/json_schema.hpp"
+#include "avps/skills/registry.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using avps::core::JsonSchema;
+using avps::skills::PlannedStep;
+using avps::skills::Registry;
 using nlohmann::json;
 
 fs::path repo_root() { return fs::path(AVPS_SOURCE_DATA_DIR); }
-
-json load_json(const fs::path& path) {
-  auto text = avps::core::read_file(path);
-  INFO(path.string());
-  REQUIRE(text.ok());
-  auto parsed = avps::core::parse_json(*text, path.string());
-  REQUIRE(parsed.ok());
-  return std::move(parsed).value();
-}
 
 JsonSchema load_schema(const std::string& file) {
   auto schema = JsonSchema::load(repo_root() / "schemas" / file);
@@ -44,18 +38,32 @@ JsonSchema load_schema(const std::string& file) {
   return std::move(schema).value();
 }
 
-// Folder name -> skill.json, for every folder of skills/ that has one.
+// The shipped definitions through the product's registry, which reads them as the engine does.
+const Registry& registry() {
+  static const Registry k_registry = [] {
+    auto loaded = Registry::load(repo_root(), nullptr);
+    if (!loaded.ok()) {
+      FAIL(loaded.error().message);
+    }
+    return std::move(loaded).value();
+  }();
+  return k_registry;
+}
+
+// Folder name -> skill.json, for every shipped skill (a definition that failed to load is in
+// registry().broken(), checked by the first test).
 std::map<std::string, json> load_skills() {
   std::map<std::string, json> skills;
-  for (const auto& entry : fs::directory_iterator(repo_root() / "skills")) {
-    if (entry.is_directory() && fs::exists(entry.path() / "skill.json")) {
-      skills[entry.path().filename().string()] = load_json(entry.path() / "skill.json");
-    }
+  for (const auto& [name, skill] : registry().skills()) {
+    skills[name] = skill.raw;
   }
   return skills;
 }
 
-json load_stage_graph() { return load_json(repo_root() / "policies" / "stage_graph.json"); }
+json load_stage_graph() {
+  REQUIRE(registry().stage_graph() != nullptr);
+  return registry().stage_graph()->raw;
+}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -75,152 +83,11 @@ std::set<std::string> output_kinds(const json& skill) {
   return kinds;
 }
 
-// One step of the stage graph, flattened in execution order.
-struct Step {
-  std::string id;
-  std::string phase;
-  std::string fan_out;
-  std::string skill;  // empty for an engine action
-  std::vector<std::pair<std::string, bool>> inputs;  // kind, required
-  std::set<std::string> outputs;
-};
-
-std::vector<Step> flatten(const json& graph, const std::map<std::string, json>& skills) {
-  std::vector<Step> steps;
-  for (const json& phase : graph["phases"]) {
-    for (const json& s : phase["steps"]) {
-      Step step;
-      step.id = s["id"].get<std::string>();
-      step.phase = phase["name"].get<std::string>();
-      step.fan_out = phase["fan_out"].get<std::string>();
-      if (s.contains("skill")) {
-        step.skill = s["skill"].get<std::string>();
-        const json& skill = skills.at(step.skill);
-        for (const json& input : skill["inputs"]) {
-          step.inputs.emplace_back(input["kind"].get<std::string>(), input["required"].get<bool>());
-        }
-        step.outputs = output_kinds(skill);
-      } else {
-        for (const json& kind : s["consumes"]) {
-          step.inputs.emplace_back(kind.get<std::string>(), true);
-        }
-        for (const json& kind : s["produces"]) {
-          step.outputs.insert(kind.get<std::string>());
-        }
-      }
-      steps.push_back(std::move(step));
-    }
-  }
-  return steps;
+// Every step of the stage graph in execution order, with its inputs and outputs.
+std::vector<PlannedStep> flatten_shipped() {
+  REQUIRE(registry().stage_graph() != nullptr);
+  return avps::skills::flatten(*registry().stage_graph(), registry().skills());
 }
-
-// Kahn's algorithm: true when the directed graph over `nodes` has a cycle.
-bool has_cycle(const std::set<std::string>& nodes,
-               const std::vector<std::pair<std::string, std::string>>& edges) {
-  std::map<std::string, int> in_degree;
-  std::map<std::string, std::vector<std::string>> next;
-  for (const std::string& node : nodes) {
-    in_degree[node] = 0;
-  }
-  for (const auto& [from, to] : edges) {
-    next[from].push_back(to);
-    ++in_degree[to];
-  }
-  std::vector<std::string> ready;
-  for (const auto& [node, degree] : in_degree) {
-    if (degree == 0) {
-      ready.push_back(node);
-    }
-  }
-  size_t visited = 0;
-  while (!ready.empty()) {
-    std::string node = ready.back();
-    ready.pop_back();
-    ++visited;
-    for (const std::string& to : next[node]) {
-      if (--in_degree[to] == 0) {
-        ready.push_back(to);
-      }
-    }
-  }
-  return visited != in_degree.size();
-}
-
-// Every config reference ({"config": ptr, "default": v}) anywhere inside `value`.
-void collect_config_refs(const json& value, std::vector<json>& out) {
-  if (value.is_object()) {
-    if (value.contains("config") && value.contains("default") && value.size() == 2) {
-      out.push_back(value);
-      return;
-    }
-    for (const auto& item : value.items()) {
-      collect_config_refs(item.value(), out);
-    }
-  } else if (value.is_array()) {
-    for (const json& item : value) {
-      collect_config_refs(item, out);
-    }
-  }
-}
-
-// Finds the subschema that governs a JSON pointer inside the artifact schemas of schemas/,
-// following "$ref"s across files ("common.schema.json#/definitions/x"), "properties", and, for a
-// '*' token, "items" or "additionalProperties". Enough for the flat artifact schemas.
-class SchemaWalker {
- public:
-  // The subschema at `pointer` of `file`, or nullptr when the schema has no such field.
-  const json* at(const std::string& file, const std::string& pointer) {
-    std::string current_file = file;
-    const json* node = resolve(current_file, &document(file));
-    std::vector<std::string> tokens;
-    for (json::json_pointer p(pointer); !p.empty(); p = p.parent_pointer()) {
-      tokens.insert(tokens.begin(), p.back());
-    }
-    for (const std::string& token : tokens) {
-      if (node == nullptr) {
-        return nullptr;
-      }
-      const json* next = nullptr;
-      if (token == "*") {
-        if (node->contains("items") && (*node)["items"].is_object()) {
-          next = &(*node)["items"];
-        } else if (node->contains("additionalProperties") &&
-                   (*node)["additionalProperties"].is_object()) {
-          next = &(*node)["additionalProperties"];
-        }
-      } else if (node->contains("properties") && (*node)["properties"].contains(token)) {
-        next = &(*node)["properties"][token];
-      }
-      node = next == nullptr ? nullptr : resolve(current_file, next);
-    }
-    return node;
-  }
-
- private:
-  const json& document(const std::string& file) {
-    auto found = m_documents.find(file);
-    if (found == m_documents.end()) {
-      found = m_documents.emplace(file, load_json(repo_root() / "schemas" / file)).first;
-    }
-    return found->second;
-  }
-
-  const json* resolve(std::string& file, const json* node) {
-    for (int depth = 0; depth < 16 && node != nullptr && node->contains("$ref"); ++depth) {
-      std::string ref = (*node)["$ref"].get<std::string>();
-      size_t hash = ref.find('#');
-      if (hash != 0) {
-        file = ref.substr(0, hash);
-      }
-      std::string fragment = hash == std::string::npos ? "" : ref.substr(hash + 1);
-      const json& doc = document(file);
-      node = fragment.empty() ? &doc : &doc.at(json::json_pointer(fragment));
-    }
-    return node;
-  }
-
-  std::map<std::string, json> m_documents;
-};
 
 // A minimal valid model skill to mutate in the schema's negative tests.
 json minimal_model_skill() {
@@ -282,6 +149,14 @@ const std::vector<ExpectedSkill>& expected_skills() {
 TEST_CASE("every shipped skill definition matches skill.schema.json and is named after its folder",
           "[skills]") {
   JsonSchema schema = load_schema("skill.schema.json");
+  // A definition the registry could not load (unreadable, not JSON, off-schema) is left out of
+  // skills() and listed in broken(); its problems are in validate().
+  std::string problems;
+  for (const auto& v : registry().validate()) {
+    problems += v.subject + ": " + v.message + "\n";
+  }
+  INFO(problems);
+  CHECK(registry().broken().empty());
   auto skills = load_skills();
   REQUIRE_FALSE(skills.empty());
   for (const auto& [folder, skill] : skills) {
@@ -410,12 +285,19 @@ TEST_CASE("outputs written by a post step name a post step the skill declares", 
 
 TEST_CASE("every configurable threshold refers to a setting of project.schema.json with a valid default",
           "[skills]") {
-  json project_schema = load_json(repo_root() / "schemas" / "project.schema.json");
+  const auto* project_schema_file = registry().schemas().find("project.schema.json");
+  REQUIRE(project_schema_file != nullptr);
+  const json& project_schema = project_schema_file->document;
   std::vector<json> refs;
   for (const auto& [name, skill] : load_skills()) {
-    collect_config_refs(skill, refs);
+    for (const json* ref : avps::skills::find_config_refs(skill)) {
+      refs.push_back(*ref);
+    }
   }
-  collect_config_refs(load_stage_graph(), refs);
+  json graph = load_stage_graph();
+  for (const json* ref : avps::skills::find_config_refs(graph)) {
+    refs.push_back(*ref);
+  }
   REQUIRE_FALSE(refs.empty());
   for (const json& ref : refs) {
     std::string pointer = ref["config"].get<std::string>();
@@ -441,7 +323,7 @@ TEST_CASE("every configurable threshold refers to a setting of project.schema.js
 
 TEST_CASE("gate rules read fields that their output's schema defines, with values it allows",
           "[skills]") {
-  SchemaWalker walker;
+  const avps::skills::SchemaSet& schemas = registry().schemas();
   int rules_checked = 0;
   for (const auto& [name, skill] : load_skills()) {
     for (const json& rule : skill["gate"]["rules"]) {
@@ -463,7 +345,7 @@ TEST_CASE("gate rules read fields that their output's schema defines, with value
       }
       for (const std::string& field : fields) {
         INFO(schema_file << " " << field);
-        const json* target = walker.at(schema_file, field);
+        const json* target = schemas.field(schema_file, field);
         REQUIRE(target != nullptr);
         ++rules_checked;
         // An enum_fail value the schema can never hold would make the rule dead.
@@ -492,7 +374,7 @@ TEST_CASE("gate rules read fields that their output's schema defines, with value
     std::string kind = lower(evaluate["kind"].get<std::string>());
     std::string slice = evaluate["slice"].get<std::string>();
     std::string prefix = slice == "shot_row" || slice == "scene_row" ? "/rows/*" : "";
-    const json* target = walker.at(kind + ".schema.json", prefix + evaluate["field"].get<std::string>());
+    const json* target = schemas.field(kind + ".schema.json", prefix + evaluate["field"].get<std::string>());
     REQUIRE(target != nullptr);
     REQUIRE(target->contains("enum"));
     for (const json& value : evaluate["in"]) {
@@ -576,7 +458,7 @@ TEST_CASE("stage_graph.json matches its schema and stages every shipped skill", 
   auto skills = load_skills();
   std::set<std::string> staged;
   std::set<std::string> ids;
-  for (const Step& step : flatten(graph, skills)) {
+  for (const PlannedStep& step : flatten_shipped()) {
     INFO(step.id);
     CHECK(ids.insert(step.id).second);  // unique ids
     if (!step.skill.empty()) {
@@ -609,7 +491,7 @@ TEST_CASE("each phase's fan-out matches the scope of the skills it runs", "[skil
       {"per_shot", {"shot"}},
   };
   auto skills = load_skills();
-  for (const Step& step : flatten(load_stage_graph(), skills)) {
+  for (const PlannedStep& step : flatten_shipped()) {
     if (step.skill.empty()) {
       continue;
     }
@@ -644,7 +526,7 @@ TEST_CASE("every required input is produced by an earlier step of the stage grap
           "[skills]") {
   json graph = load_stage_graph();
   auto skills = load_skills();
-  std::vector<Step> steps = flatten(graph, skills);
+  std::vector<PlannedStep> steps = flatten_shipped();
   std::set<std::string> available = graph["init"]["produces"].get<std::set<std::string>>();
   // Only the empty world state and the style lock are artifacts written at init (DESIGN §3).
   CHECK(available == std::set<std::string>{"BRIEF", "WORLD_STATE", "STYLE_LOCK"});
@@ -653,7 +535,7 @@ TEST_CASE("every required input is produced by an earlier step of the stage grap
   for (const json& edge : graph["edges"]) {
     edges.insert({edge["to"].get<std::string>(), edge["kind"].get<std::string>()});
   }
-  for (const Step& step : steps) {
+  for (const PlannedStep& step : steps) {
     for (const auto& [kind, required] : step.inputs) {
       if (!required) {
         continue;
@@ -679,17 +561,16 @@ TEST_CASE("every required input is produced by an earlier step of the stage grap
 TEST_CASE("stage graph edges run forward from a producer to a consumer of the same kind, without a cycle",
           "[skills]") {
   json graph = load_stage_graph();
-  auto skills = load_skills();
-  std::vector<Step> steps = flatten(graph, skills);
+  std::vector<PlannedStep> steps = flatten_shipped();
   std::map<std::string, size_t> position;
   for (size_t i = 0; i < steps.size(); ++i) {
     position[steps[i].id] = i;
   }
   auto init = graph["init"]["produces"].get<std::set<std::string>>();
 
-  std::set<std::string> nodes = {"init"};
-  for (const Step& step : steps) {
-    nodes.insert(step.id);
+  std::vector<std::string> nodes = {"init"};
+  for (const PlannedStep& step : steps) {
+    nodes.push_back(step.id);
   }
   std::vector<std::pair<std::string, std::string>> same_context;
   for (const json& edge : graph["edges"]) {
@@ -698,9 +579,9 @@ TEST_CASE("stage graph edges run forward from a producer to a consumer of the sa
     std::string kind = edge["kind"].get<std::string>();
     INFO(from << " -" << kind << "-> " << to);
     REQUIRE(position.count(to) == 1);
-    const Step& consumer = steps[position[to]];
+    const PlannedStep& consumer = steps[position[to]];
     CHECK(std::any_of(consumer.inputs.begin(), consumer.inputs.end(),
-                      [&](const auto& input) { return input.first == kind; }));
+                      [&](const auto& input) { return input.kind == kind; }));
     if (from == "init") {
       CHECK(init.count(kind) == 1);
     } else {
@@ -714,11 +595,11 @@ TEST_CASE("stage graph edges run forward from a producer to a consumer of the sa
       same_context.emplace_back(from, to);
     }
   }
-  CHECK_FALSE(has_cycle(nodes, same_context));
+  CHECK(avps::skills::find_cycle(nodes, same_context).empty());
 }
 
 TEST_CASE("the cycle check used on the stage graph finds a back edge", "[skills]") {
-  std::set<std::string> nodes = {"a", "b", "c"};
-  CHECK_FALSE(has_cycle(nodes, {{"a", "b"}, {"b", "c"}}));
-  CHECK(has_cycle(nodes, {{"a", "b"}, {"b", "c"}, {"c", "a"}}));
+  std::vector<std::string> nodes = {"a", "b", "c"};
+  CHECK(avps::skills::find_cycle(nodes, {{"a", "b"}, {"b", "c"}}).empty());
+  CHECK_FALSE(avps::skills::find_cycle(nodes, {{"a", "b"}, {"b", "c"}, {"c", "a"}}).empty());
 }

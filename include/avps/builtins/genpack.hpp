@@ -1,0 +1,51 @@
+#pragma once
+// prompt-packager as code (spec §2.17, DESIGN §1.3): a GENPACK assembled from the locks
+// verbatim, the SHOTLIST row, the world state and the applicable REGEN_RULES, and the checks
+// that a GenPack (assembled or hand-edited) is faithful.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/core/result.hpp"
+#include "avps/core/violation.hpp"
+
+namespace avps::builtins {
+
+/// A lock as the packager pastes it: file name, face text (verbatim) and canonical JSON.
+struct LockFace {
+  std::string name;  ///< e.g. CHAR_ALEX_LOCK_v002.txt
+  std::string face;
+  nlohmann::json content;
+};
+
+struct GenpackInputs {
+  nlohmann::json shot_row;             ///< the SHOTLIST row of the shot
+  LockFace style;                      ///< STYLE_PROJECT_LOCK
+  LockFace set;                        ///< the SET lock of shot_row.set_id
+  std::vector<LockFace> characters;    ///< the CHAR locks of shot_row.char_ids, in that order
+  nlohmann::json world_state;          ///< the WORLD_STATE the shot plays in
+  std::optional<nlohmann::json> regen_rules;  ///< the current REGEN_RULES, if any
+  std::string resolution;              ///< "proxy" or "final"
+  std::string tier;                    ///< generation tier: gen_premium, gen_mid, gen_low
+  std::optional<unsigned> seed;        ///< generation seed, when the backend takes one
+};
+
+/// The GENPACK canonical JSON (gate not yet evaluated: verdict PASS, no reasons). Locks are
+/// pasted verbatim; ACTION comes from the blocking and what the world state says the characters
+/// carry and suffer; NEGATIVES are every lock's forbidden-drift items plus the REGEN_RULES
+/// constraints that name this shot or its scene; hero-A shots restate 2-3 facial markers per
+/// character. Never adds a prop, character, wardrobe or environment change. Errors name what is
+/// missing (a lock of the wrong entity, a shot row without set_id...).
+[[nodiscard]] Result<nlohmann::json> assemble_genpack(const GenpackInputs& inputs);
+
+/// Checks of a GenPack face against the locks it must carry (rule ids "genpack.order",
+/// "genpack.lock", "genpack.negatives"; subject = the section or lock name): the six sections
+/// once each in the fixed order; every expected lock's face verbatim; every forbidden-drift item
+/// of those locks in NEGATIVES.
+std::vector<core::Violation> check_genpack(const nlohmann::json& genpack, const std::string& genpack_face,
+                                           const std::vector<LockFace>& expected_locks);
+
+}  // namespace avps::builtins

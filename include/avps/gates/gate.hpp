@@ -1,0 +1,101 @@
+#pragma once
+// Gates are code (DESIGN §1.2): a model supplies scores and findings; avps computes the verdict
+// from the skill definition's declarative rules and its named built-in checks. A model's own
+// "verdict" field is never trusted.
+//
+// Verdicts order by severity: PASS < WARN < FIX < FAIL < STOP; a gate's verdict is the worst of
+// its findings (PASS when there are none).
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/core/result.hpp"
+
+namespace avps::gates {
+
+enum class Verdict { pass, warn, fix, fail, stop };
+
+std::string_view verdict_name(Verdict verdict);  ///< "PASS", "WARN", "FIX", "FAIL", "STOP"
+[[nodiscard]] Result<Verdict> parse_verdict(std::string_view text);
+Verdict worst(Verdict a, Verdict b);
+
+/// One rule or check that did not hold.
+struct Finding {
+  Verdict verdict = Verdict::fail;
+  std::string reason;  ///< names the entity, field or row concerned
+};
+
+/// What checks may read besides the output under test: the merged project configuration and
+/// recorded artifacts. The engine implements it over the ledger and store; tests use fakes.
+class GateContext {
+ public:
+  virtual ~GateContext() = default;
+  /// The merged, validated project configuration (thresholds, regen limits, quotas).
+  virtual const nlohmann::json& config() const = 0;
+  /// Canonical JSON of the latest recorded artifact of kind/target ("" target for singletons);
+  /// nullopt when there is none.
+  virtual Result<std::optional<nlohmann::json>> latest(std::string_view kind, std::string_view target) const = 0;
+  /// The face (file text) and file name of that latest artifact, for verbatim checks.
+  struct Face {
+    std::string name;
+    std::string text;
+  };
+  virtual Result<std::optional<Face>> latest_face(std::string_view kind, std::string_view target) const = 0;
+};
+
+/// The gate object every artifact's JSON carries: {verdict, scores, reasons}.
+struct GateResult {
+  Verdict verdict = Verdict::pass;
+  nlohmann::json scores = nlohmann::json::object();  ///< the numbers the verdict came from
+  std::vector<std::string> reasons;                  ///< one per finding, worst first
+  /// Named checks of the skill that evaluate_gate did not run because they need the engine's
+  /// records (see engine_check_names()); the engine runs them and folds their findings in.
+  /// Not part of to_json().
+  std::vector<std::string> deferred_checks;
+  nlohmann::json to_json() const;
+};
+
+/// A named built-in check, as listed in schemas/skill.schema.json. `params` is the skill's
+/// gate.params (thresholds already resolved against the configuration).
+using Check = std::function<Result<std::vector<Finding>>(const nlohmann::json& output, const nlohmann::json& params,
+                                                         const GateContext& context)>;
+/// The built-in check of that name, or nullptr.
+const Check* find_check(std::string_view name);
+/// Every name find_check knows.
+std::vector<std::string> check_names();
+/// Check names of schemas/skill.schema.json that need the engine's records (attempt history,
+/// analyzer runs, the run log), which a GateContext does not give: genpack_changed_on_regen,
+/// regen_limit_with_analyzer, run_log_complete. find_check returns nullptr for them and
+/// evaluate_gate defers them (GateResult::deferred_checks).
+const std::vector<std::string>& engine_check_names();
+
+/// Every output of one run, by kind ("BEATS", "SCENES"). Skills with several outputs
+/// (story-architect, world-state-tracker) are gated on all of them at once.
+using Outputs = std::map<std::string, nlohmann::json, std::less<>>;
+
+/// Evaluates a skill's gate (its declarative rules, then its named checks) on an output that
+/// already validated against its schema. Errors are for broken definitions (unknown check,
+/// a rule naming a field the output lacks) and context failures, never for a failing output.
+///
+/// Rules read the output kind they name (default: the skill's first output with a schema); each
+/// check reads the kind it is written for (lock_hedge_words: the skill's first output). Thresholds
+/// written as {"config": pointer, "default": value} are resolved against context.config(); the
+/// numbers a rule compared, and every resolved config reference, are recorded in `scores` under
+/// their pointer without the leading "/" ("total_score", "thresholds/plaus_total"). A rule pointer
+/// that resolves to nothing violates the rule (a score the model did not give cannot pass).
+/// `output` is taken as the output of the kind its "kind" member names when that is one of the
+/// skill's outputs, else as the skill's first output with a schema.
+[[nodiscard]] Result<GateResult> evaluate_gate(const nlohmann::json& skill_definition, const nlohmann::json& output,
+                                               const GateContext& context);
+/// The same over several outputs of one run. A rule or check that reads a kind missing from
+/// `outputs` is an error.
+[[nodiscard]] Result<GateResult> evaluate_gate_outputs(const nlohmann::json& skill_definition, const Outputs& outputs,
+                                                       const GateContext& context);
+
+}  // namespace avps::gates

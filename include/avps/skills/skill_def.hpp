@@ -1,0 +1,104 @@
+#pragma once
+// One skill as data: the typed view of skills/<name>/skill.json (schemas/skill.schema.json) that
+// the plan, the router, the budget governor and the gates read, plus where its files came from.
+//
+// A SkillDef is only ever built from a document that passed skill.schema.json (the Registry
+// guarantees this), so every enum-valued string below holds one of the schema's values. Fields the
+// engine interprets later (gate rules, loop policy) stay JSON: their meaning belongs to the gates
+// and the engine, not to the registry.
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/core/result.hpp"
+
+namespace avps::skills {
+
+/// Where a definition file comes from: the shipped data folder, or a project that overrides it.
+enum class Origin { shipped, project };
+
+/// "shipped" or "project".
+std::string_view origin_name(Origin origin);
+
+/// A file of the registry: its path, its origin, and how violations name it (`subject`):
+/// relative to its root for shipped files ("skills/x/skill.json"), behind the project folder for
+/// a project's ("my-film/skills/x/skill.json").
+struct SourceFile {
+  std::filesystem::path path;
+  Origin origin = Origin::shipped;
+  std::string subject;
+};
+
+enum class Executor {
+  model,    ///< a model call routed by tier, prompted by prompt.md
+  builtin,  ///< deterministic C++ named by SkillDef::builtin, zero model cost
+};
+
+/// Model tiers of an executor = model skill: the default, then the escalation ladder.
+struct TierPolicy {
+  std::string default_tier;             ///< t1, t2, t3, vision or research
+  std::vector<std::string> escalation;  ///< tried in order after a persisting gate failure
+  int max_escalations = 0;              ///< at most escalation.size() steps per artifact
+};
+
+struct SkillInput {
+  std::string kind;  ///< an artifact kind, or BRIEF / MEDIA
+  bool required = true;
+  std::string slice;  ///< how much of the kind one call takes (skill.schema.json definitions.slice)
+};
+
+struct SkillOutput {
+  std::string kind;        ///< an artifact kind
+  std::string schema;      ///< "plaus.schema.json"; empty for a media output
+  std::string media;       ///< "image", "video", "audio"; empty unless a media output
+  std::string written_by;  ///< the post step that writes it instead of the model; usually empty
+  std::string collect;     ///< "scene_wave", "append_rows"; empty = a whole version per run
+};
+
+struct SkillDef {
+  std::string name;
+  std::string description;
+  std::string layer;  ///< narrative, validation, continuity, production, governance, observability
+  std::string loop;   ///< narrative, validation, continuity, production, cost, observability, none
+  std::string scope;  ///< project, scene, shot, character, set, voice
+  Executor executor = Executor::model;
+  std::string builtin;             ///< the C++ built-in; empty for a model skill
+  std::optional<TierPolicy> tier;  ///< present exactly for model skills
+  int max_output_tokens = 0;       ///< 0 for built-ins
+  std::string runs_when;           ///< a condition of the stage graph; empty = always runs
+  std::vector<std::string> post_steps;
+  std::vector<SkillInput> inputs;
+  std::vector<SkillOutput> outputs;
+  nlohmann::json gate_rules = nlohmann::json::array();    ///< gate.rules, as written
+  std::vector<std::string> gate_checks;                   ///< gate.checks: built-in check names
+  nlohmann::json gate_params = nlohmann::json::object();  ///< gate.params, as written
+  nlohmann::json loop_policy = nlohmann::json::object();  ///< {on_fail?, on_fix?}, as written
+  nlohmann::json raw;                                     ///< the whole skill.json
+
+  SourceFile definition;  ///< skill.json
+  SourceFile prompt;      ///< prompt.md (its path, even when it is missing)
+  std::string prompt_text;
+
+  /// Builds the typed view of a skill.json that passed skill.schema.json. Fails (invalid_argument)
+  /// rather than throwing if the document is not shaped as the schema says.
+  [[nodiscard]] static Result<SkillDef> from_json(const nlohmann::json& document);
+
+  /// True when a project supplies this skill's skill.json or its prompt.md.
+  bool overridden() const;
+  /// The output a gate rule reads: the one its "output" names, else the first output with a
+  /// schema. nullptr when there is none.
+  const SkillOutput* rule_output(const nlohmann::json& rule) const;
+  /// The output of this kind, or nullptr.
+  const SkillOutput* find_output(std::string_view kind) const;
+};
+
+/// Every config reference ({"config": pointer, "default": value}, exactly those two members)
+/// anywhere inside `value`, in document order: the values a project may configure.
+std::vector<const nlohmann::json*> find_config_refs(const nlohmann::json& value);
+
+}  // namespace avps::skills

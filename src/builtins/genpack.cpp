@@ -1,0 +1,210 @@
+#include "avps/builtins/genpack.hpp"
+
+#include <algorithm>
+
+#include "avps/artifacts/names.hpp"
+
+namespace avps::builtins {
+using nlohmann::json;
+
+namespace {
+
+const char* const k_sections[] = {"[STYLE]", "[SET]", "[CHARACTERS]", "[ACTION]", "[NEGATIVES / NO-DRIFT]", "[SETTINGS]"};
+
+Error packaging_error(const std::string& shot, const std::string& what) {
+  return make_error(ErrorCode::invalid_argument, "cannot package " + shot + ": " + what);
+}
+
+// The entity a lock file name is for, if it is a lock of `kind`.
+std::string lock_entity(const std::string& name, const std::string& kind) {
+  Result<artifacts::ArtifactName> parsed = artifacts::parse_artifact_name(name);
+  return parsed && parsed->kind == kind ? parsed->target : std::string();
+}
+
+void add_unique(json& list, const std::string& item) {
+  if (!item.empty() && std::find(list.begin(), list.end(), json(item)) == list.end()) {
+    list.push_back(item);
+  }
+}
+
+std::string joined(const json& list) {
+  std::string out;
+  for (const json& item : list) {
+    out += (out.empty() ? "" : ", ") + item.get<std::string>();
+  }
+  return out;
+}
+
+// REGEN_RULES entries apply to a shot when their scope names the shot or its scene.
+bool in_scope(const json& rule, const std::string& shot, const std::string& scene) {
+  for (const json& id : rule.value("scope", json::array())) {
+    if (id == shot || id == scene) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<json> assemble_genpack(const GenpackInputs& in) {
+  const json& row = in.shot_row;
+  const std::string shot = row.value("shot_id", std::string());
+  const std::string scene = row.value("scene_id", std::string());
+  if (shot.empty() || !row.contains("set_id") || !row.contains("char_ids") || !row.contains("hero_tier") ||
+      !row.contains("duration_s")) {
+    return packaging_error(shot.empty() ? "a shot" : shot, "the SHOTLIST row lacks shot_id, set_id, char_ids, hero_tier or duration_s");
+  }
+  if (lock_entity(in.style.name, "STYLE_LOCK") != "PROJECT") {
+    return packaging_error(shot, "the style lock must be STYLE_PROJECT_LOCK, not " + in.style.name);
+  }
+  const std::string set_id = row["set_id"].get<std::string>();
+  if (lock_entity(in.set.name, "SET_LOCK") != set_id) {
+    return packaging_error(shot, "set " + set_id + " needs its SET lock, not " + in.set.name);
+  }
+  const json& char_ids = row["char_ids"];
+  if (char_ids.size() != in.characters.size()) {
+    return packaging_error(shot, std::to_string(char_ids.size()) + " characters in the shot but " +
+                                     std::to_string(in.characters.size()) + " CHAR locks");
+  }
+  const bool hero_a = row["hero_tier"] == "A";
+
+  json characters = json::array();
+  for (size_t i = 0; i < in.characters.size(); ++i) {
+    const LockFace& lock = in.characters[i];
+    const std::string who = char_ids[i].get<std::string>();
+    if (lock_entity(lock.name, "CHAR_LOCK") != who) {
+      return packaging_error(shot, "character " + who + " needs its CHAR lock, not " + lock.name);
+    }
+    // Hero A: restate 2-3 facial markers, the face first, then the lock's signature identifiers.
+    json anchors = json::array();
+    if (hero_a) {
+      const json appearance = lock.content.value("canonical_appearance", json::object());
+      for (const char* field : {"distinguishing_marks", "eyes", "hair"}) {
+        if (anchors.size() < 3 && appearance.contains(field) && appearance[field].is_string()) {
+          add_unique(anchors, appearance[field].get<std::string>());
+        }
+      }
+      for (const json& marker : lock.content.value("signature_identifiers", json::array())) {
+        if (anchors.size() < 2 && marker.is_string()) {
+          add_unique(anchors, marker.get<std::string>());
+        }
+      }
+    }
+    characters.push_back({{"lock", lock.name}, {"text", lock.face}, {"reinforced_anchors", anchors}});
+  }
+
+  // ACTION: the blocking, then what the world state says must be visible. Nothing is invented.
+  std::string action = row.value("blocking_summary", std::string());
+  const json world_characters = in.world_state.value("characters", json::object());
+  for (const json& id : char_ids) {
+    const std::string who = id.get<std::string>();
+    if (!world_characters.contains(who)) {
+      continue;
+    }
+    const json& state = world_characters[who];
+    if (!state.value("inventory", json::array()).empty()) {
+      action += "\nContinuity: " + who + " carries " + joined(state["inventory"]) + ".";
+    }
+    for (const json& injury : state.value("injuries", json::array())) {
+      action += "\nContinuity: " + who + " still shows: " + injury.get<std::string>() + ".";
+    }
+  }
+  const json place = in.world_state.value("locations", json::object()).value(set_id, json::object());
+  for (const char* field : {"condition", "lighting_state"}) {
+    std::string value = place.value(field, std::string());
+    if (!value.empty()) {
+      action += "\nContinuity: " + set_id + " " + (std::string(field) == "condition" ? "condition" : "lighting") + ": " +
+                value + ".";
+    }
+  }
+
+  // NEGATIVES: every lock's forbidden drift, then the regen rules that tighten constraints.
+  json negatives = json::array();
+  for (const json& item : in.style.content.value("forbidden_drift", json::array())) {
+    add_unique(negatives, item.get<std::string>());
+  }
+  for (const json& item : in.set.content.value("forbidden_drift", json::array())) {
+    add_unique(negatives, item.get<std::string>());
+  }
+  for (const LockFace& lock : in.characters) {
+    for (const json& item : lock.content.value("forbidden_drift", json::array())) {
+      add_unique(negatives, item.get<std::string>());
+    }
+  }
+  if (in.regen_rules) {
+    for (const json& rule : in.regen_rules->value("prompt_adjustment_rules", json::array())) {
+      if (!in_scope(rule, shot, scene)) {
+        continue;
+      }
+      std::string text = rule.value("rule", std::string());
+      if (rule.value("adjustment_type", std::string()) == "constraint_tightening") {
+        add_unique(negatives, text);
+      } else {
+        action += "\nAdjustment (" + rule.value("adjustment_type", std::string()) + "): " + text;
+      }
+    }
+  }
+  add_unique(negatives, "No added characters, props, wardrobe or environment changes");
+
+  json settings = {{"resolution", in.resolution},
+                   {"tier", in.tier},
+                   {"hero_tier", row["hero_tier"]},
+                   {"duration_s", row["duration_s"]}};
+  if (in.seed) {
+    settings["seed"] = *in.seed;
+  }
+  return json{{"format_version", 1},
+              {"kind", "GENPACK"},
+              {"shot_id", shot},
+              {"gate", {{"verdict", "PASS"}, {"scores", json::object()}, {"reasons", json::array()}}},
+              {"style", {{"lock", in.style.name}, {"text", in.style.face}}},
+              {"set", {{"lock", in.set.name}, {"text", in.set.face}}},
+              {"characters", characters},
+              {"action", action},
+              {"negatives_no_drift", negatives},
+              {"settings", settings}};
+}
+
+std::vector<core::Violation> check_genpack(const json& genpack, const std::string& face,
+                                           const std::vector<LockFace>& expected_locks) {
+  std::vector<core::Violation> out;
+  const std::string shot = genpack.value("shot_id", std::string("GENPACK"));
+
+  // The six sections, once each, in the fixed order (headings stand on their own lines).
+  size_t previous = 0;
+  std::string previous_name;
+  for (const char* heading : k_sections) {
+    std::string line = std::string("\n") + heading + "\n";
+    size_t at = face.find(line);
+    if (at == std::string::npos) {
+      out.push_back({"genpack.order", heading, shot + ": section " + heading + " is missing"});
+      continue;
+    }
+    if (face.find(line, at + 1) != std::string::npos) {
+      out.push_back({"genpack.order", heading, shot + ": section " + heading + " appears twice"});
+    }
+    if (at < previous) {
+      out.push_back({"genpack.order", heading, shot + ": section " + heading + " comes before " + previous_name});
+    }
+    previous = std::max(previous, at);
+    previous_name = heading;
+  }
+
+  // Every lock verbatim, and its forbidden drift reinforced.
+  const json negatives = genpack.value("negatives_no_drift", json::array());
+  for (const LockFace& lock : expected_locks) {
+    if (face.find(lock.face) == std::string::npos) {
+      out.push_back({"genpack.lock", lock.name, shot + ": the lock " + lock.name + " is missing or altered (not verbatim)"});
+    }
+    for (const json& item : lock.content.value("forbidden_drift", json::array())) {
+      if (std::find(negatives.begin(), negatives.end(), item) == negatives.end()) {
+        out.push_back({"genpack.negatives", lock.name,
+                       shot + ": forbidden drift " + item.dump() + " of " + lock.name + " is not in NEGATIVES / NO-DRIFT"});
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace avps::builtins

@@ -1,0 +1,135 @@
+#include <catch2/catch.hpp>
+
+#include "avps/artifacts/face.hpp"
+#include "avps/builtins/genpack.hpp"
+#include "avps/core/fs.hpp"
+
+using namespace avps;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path k_root = AVPS_SOURCE_DATA_DIR;
+
+json fixture(const std::string& name) {
+  return json::parse(core::read_file(k_root / "tests/fixtures/artifacts" / (name + ".json")).value());
+}
+
+builtins::LockFace lock(const std::string& kind, const std::string& fixture_name, const std::string& file) {
+  json content = fixture(fixture_name);
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", kind).value();
+  return {file, codec.render(content).value(), content};
+}
+
+builtins::GenpackInputs inputs_for(const std::string& hero_tier) {
+  builtins::GenpackInputs in;
+  in.shot_row = fixture("shotlist")["rows"][0];  // S01_SH01: ALEX in the WAREHOUSE
+  in.shot_row["hero_tier"] = hero_tier;
+  in.style = lock("STYLE_LOCK", "style_lock", "STYLE_PROJECT_LOCK_v001.txt");
+  in.set = lock("SET_LOCK", "set_lock", "SET_WAREHOUSE_LOCK_v001.txt");
+  in.characters = {lock("CHAR_LOCK", "char_lock", "CHAR_ALEX_LOCK_v002.txt")};
+  in.world_state = fixture("world_state");
+  in.regen_rules = fixture("regen_rules");
+  in.resolution = "proxy";
+  in.tier = "gen_low";
+  return in;
+}
+
+struct Packed {
+  json content;
+  std::string face;
+  std::vector<builtins::LockFace> locks;
+};
+
+Packed pack(const std::string& hero_tier) {
+  builtins::GenpackInputs in = inputs_for(hero_tier);
+  auto content = builtins::assemble_genpack(in);
+  INFO((content ? "" : content.error().message));
+  REQUIRE(content.ok());
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "GENPACK").value();
+  std::vector<builtins::LockFace> locks = {in.style, in.set};
+  locks.insert(locks.end(), in.characters.begin(), in.characters.end());
+  return {*content, codec.render(*content).value(), locks};
+}
+
+bool has(const std::vector<core::Violation>& violations, const std::string& rule) {
+  return std::any_of(violations.begin(), violations.end(), [&](const core::Violation& v) { return v.rule == rule; });
+}
+
+}  // namespace
+
+TEST_CASE("an assembled GenPack is schema-valid and carries every lock verbatim", "[builtins][genpack]") {
+  Packed p = pack("C");
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "GENPACK").value();
+  CHECK(codec.schema().validate(p.content).empty());
+  CHECK(builtins::check_genpack(p.content, p.face, p.locks).empty());
+  // Every forbidden-drift item of every lock is a negative.
+  for (const builtins::LockFace& l : p.locks) {
+    for (const json& item : l.content["forbidden_drift"]) {
+      CHECK(std::find(p.content["negatives_no_drift"].begin(), p.content["negatives_no_drift"].end(), item) !=
+            p.content["negatives_no_drift"].end());
+    }
+  }
+  // The world state's continuity reaches the action; regen rules for other shots do not.
+  CHECK_THAT(p.content["action"].get<std::string>(), Catch::Contains("ALEX carries RED_NOTEBOOK"));
+  CHECK_THAT(p.content["action"].get<std::string>(), Catch::Contains("Cut on the left palm"));
+  CHECK(p.content["characters"][0]["reinforced_anchors"].empty());  // not a hero-A shot
+}
+
+TEST_CASE("hero A shots restate two or three facial markers", "[builtins][genpack]") {
+  Packed p = pack("A");
+  size_t anchors = p.content["characters"][0]["reinforced_anchors"].size();
+  CHECK(anchors >= 2);
+  CHECK(anchors <= 3);
+}
+
+TEST_CASE("regen rules scoped to the shot's scene tighten the negatives", "[builtins][genpack]") {
+  Packed p = pack("C");  // the fixture's REGEN_RULES has a constraint for every S01 shot
+  const json& negatives = p.content["negatives_no_drift"];
+  CHECK(std::any_of(negatives.begin(), negatives.end(),
+                    [](const json& n) { return n.get<std::string>().find("jaw shape") != std::string::npos; }));
+}
+
+TEST_CASE("a GenPack whose lock paragraph is altered or missing fails", "[builtins][genpack]") {
+  Packed p = pack("C");
+  std::string altered = p.face;
+  size_t at = altered.find("[Palette]\n");
+  REQUIRE(at != std::string::npos);
+  altered.insert(at + 10, "Brighter, ");
+  auto violations = builtins::check_genpack(p.content, altered, p.locks);
+  CHECK(has(violations, "genpack.lock"));
+
+  std::string missing = p.face;
+  const std::string& style_text = p.locks[0].face;
+  missing.erase(missing.find(style_text), style_text.size());
+  CHECK(has(builtins::check_genpack(p.content, missing, p.locks), "genpack.lock"));
+}
+
+TEST_CASE("a GenPack with its sections reordered fails", "[builtins][genpack]") {
+  Packed p = pack("C");
+  // Move [ACTION] (and its body) in front of [SET].
+  size_t action = p.face.find("\n[ACTION]\n");
+  size_t negatives = p.face.find("\n[NEGATIVES / NO-DRIFT]\n");
+  size_t set = p.face.find("\n[SET]\n");
+  std::string block = p.face.substr(action, negatives - action);
+  std::string reordered = p.face;
+  reordered.erase(action, block.size());
+  reordered.insert(set, block);
+  auto violations = builtins::check_genpack(p.content, reordered, p.locks);
+  CHECK(has(violations, "genpack.order"));
+}
+
+TEST_CASE("a GenPack missing a forbidden-drift negative fails", "[builtins][genpack]") {
+  Packed p = pack("C");
+  p.content["negatives_no_drift"].erase(0);
+  CHECK(has(builtins::check_genpack(p.content, p.face, p.locks), "genpack.negatives"));
+}
+
+TEST_CASE("the packager refuses a lock of the wrong entity", "[builtins][genpack]") {
+  builtins::GenpackInputs in = inputs_for("B");
+  in.characters[0].name = "CHAR_MARIA_LOCK_v001.txt";
+  auto refused = builtins::assemble_genpack(in);
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error().message, Catch::Contains("ALEX"));
+}

@@ -1,0 +1,384 @@
+// The skill registry: the shipped definitions load and validate clean, a project's overrides are
+// used and marked, and every kind of broken definition becomes a violation naming its file and
+// the culprit (a schema, a field, a skill and kind), never a crash.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/skills/registry.hpp"
+#include "support/temp_dir.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using avps::core::Violation;
+using avps::skills::Origin;
+using avps::skills::Registry;
+using nlohmann::json;
+
+fs::path repo_root() {
+  return fs::path(AVPS_SOURCE_DATA_DIR);
+}
+
+json shipped_json(const std::string& relative) {
+  auto text = avps::core::read_file(repo_root() / relative);
+  REQUIRE(text.ok());
+  auto parsed = avps::core::parse_json(*text, relative);
+  REQUIRE(parsed.ok());
+  return std::move(parsed).value();
+}
+
+void write(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  REQUIRE(
+      avps::core::write_file_atomic(path, text, avps::core::Overwrite::yes, avps::core::Durability::cached)
+          .ok());
+}
+
+// A project folder holding skills/<name>/skill.json: the shipped one, changed by `mutate`.
+void override_skill(const fs::path& project, const std::string& name,
+                    const std::function<void(json&)>& mutate) {
+  json skill = shipped_json("skills/" + name + "/skill.json");
+  mutate(skill);
+  write(project / "skills" / name / "skill.json", skill.dump(2));
+}
+
+void override_graph(const fs::path& project, const std::function<void(json&)>& mutate) {
+  json graph = shipped_json("policies/stage_graph.json");
+  mutate(graph);
+  write(project / "policies" / "stage_graph.json", graph.dump(2));
+}
+
+Registry load_with(const fs::path& project) {
+  auto registry = Registry::load(repo_root(), &project);
+  REQUIRE(registry.ok());
+  return std::move(registry).value();
+}
+
+std::string describe(const std::vector<Violation>& violations) {
+  std::string out;
+  for (const Violation& v : violations) {
+    out += v.subject + ": " + v.message + "  [" + v.rule + "]\n";
+  }
+  return out;
+}
+
+// The violations of `rule`.
+std::vector<Violation> with_rule(const std::vector<Violation>& violations, const std::string& rule) {
+  std::vector<Violation> out;
+  std::copy_if(violations.begin(), violations.end(), std::back_inserter(out),
+               [&](const Violation& v) { return v.rule == rule; });
+  return out;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("the shipped skills and stage graph load and validate without a violation", "[skills]") {
+  auto registry = Registry::load(repo_root(), nullptr);
+  REQUIRE(registry.ok());
+  CHECK(registry->skills().size() == 23);
+  CHECK(registry->broken().empty());
+  REQUIRE(registry->stage_graph() != nullptr);
+  CHECK(registry->stage_graph()->source.subject == "policies/stage_graph.json");
+
+  const auto violations = registry->validate();
+  INFO(describe(violations));
+  CHECK(violations.empty());
+
+  const auto* plaus = registry->find("plausibility-auditor");
+  REQUIRE(plaus != nullptr);
+  CHECK(plaus->definition.origin == Origin::shipped);
+  CHECK(plaus->definition.subject == "skills/plausibility-auditor/skill.json");
+  CHECK(plaus->prompt.subject == "skills/plausibility-auditor/prompt.md");
+  CHECK_FALSE(plaus->prompt_text.empty());
+  CHECK(plaus->layer == "validation");
+  REQUIRE(plaus->tier.has_value());
+  CHECK(plaus->tier->default_tier == "t2");
+  CHECK(plaus->tier->escalation == std::vector<std::string>{"t3"});
+  CHECK(plaus->max_output_tokens == 4000);
+  CHECK(plaus->gate_rules.size() == 2);
+  CHECK(plaus->inputs.front().kind == "SCENES");
+  CHECK(plaus->inputs.front().slice == "scene_row");
+
+  const auto* packager = registry->find("prompt-packager");
+  REQUIRE(packager != nullptr);
+  CHECK(packager->executor == avps::skills::Executor::builtin);
+  CHECK(packager->builtin == "assemble_genpack");
+  CHECK_FALSE(packager->tier.has_value());
+}
+
+TEST_CASE("a project's override replaces the shipped skill and is marked as the project's", "[skills]") {
+  avps::testing::TempDir project;
+  override_skill(project.path(), "plausibility-auditor", [](json& s) { s["max_output_tokens"] = 5000; });
+  write(project.path() / "skills" / "plausibility-auditor" / "prompt.md", "# my plausibility prompt\n");
+  write(project.path() / "skills" / "story-architect" / "prompt.md", "# my story prompt\n");
+
+  Registry registry = load_with(project.path());
+  INFO(describe(registry.validate()));
+  CHECK(registry.validate().empty());
+  CHECK(registry.skills().size() == 23);
+
+  const auto* plaus = registry.find("plausibility-auditor");
+  REQUIRE(plaus != nullptr);
+  CHECK(plaus->max_output_tokens == 5000);
+  CHECK(plaus->definition.origin == Origin::project);
+  CHECK(plaus->definition.subject ==
+        project.path().generic_string() + "/skills/plausibility-auditor/skill.json");
+  CHECK(plaus->prompt.origin == Origin::project);
+  CHECK(plaus->prompt_text == "# my plausibility prompt\n");
+  CHECK(plaus->overridden());
+
+  // Only the prompt: the shipped definition with the project's prompt.
+  const auto* story = registry.find("story-architect");
+  REQUIRE(story != nullptr);
+  CHECK(story->definition.origin == Origin::shipped);
+  CHECK(story->prompt.origin == Origin::project);
+  CHECK(story->prompt_text == "# my story prompt\n");
+
+  const auto* other = registry.find("qc-grader");
+  REQUIRE(other != nullptr);
+  CHECK_FALSE(other->overridden());
+}
+
+TEST_CASE("an output naming a schema that exists nowhere is a violation naming the schema", "[skills]") {
+  avps::testing::TempDir project;
+  override_skill(project.path(), "plausibility-auditor",
+                 [](json& s) { s["outputs"][0]["schema"] = "plausibility.schema.json"; });
+
+  const auto violations = with_rule(load_with(project.path()).validate(), "skill.output_schema");
+  REQUIRE(violations.size() == 1);
+  CHECK(violations[0].subject == project.path().generic_string() + "/skills/plausibility-auditor/skill.json");
+  CHECK(contains(violations[0].message, "plausibility.schema.json"));
+
+  SECTION("the project's own schemas/ supplies it") {
+    write(project.path() / "schemas" / "plausibility.schema.json",
+          shipped_json("schemas/plaus.schema.json").dump(2));
+    write(project.path() / "schemas" / "common.schema.json",
+          shipped_json("schemas/common.schema.json").dump(2));
+    const auto all = load_with(project.path()).validate();
+    INFO(describe(all));
+    CHECK(all.empty());
+  }
+  SECTION("a schema file that does not compile is named with its problem") {
+    write(project.path() / "schemas" / "plausibility.schema.json", "{\"type\": 12}");
+    const auto broken = with_rule(load_with(project.path()).validate(), "skill.output_schema");
+    REQUIRE(broken.size() == 1);
+    CHECK(contains(broken[0].message, "schemas/plausibility.schema.json"));
+    CHECK(contains(broken[0].message, "does not load"));
+  }
+}
+
+TEST_CASE("a gate rule reading a field its output schema lacks is a violation naming field and schema",
+          "[skills]") {
+  avps::testing::TempDir project;
+  override_skill(project.path(), "plausibility-auditor",
+                 [](json& s) { s["gate"]["rules"][0]["field"] = "/total_scroe"; });
+
+  const auto all = load_with(project.path()).validate();
+  const auto violations = with_rule(all, "skill.gate_field");
+  INFO(describe(all));
+  REQUIRE(violations.size() == 1);
+  CHECK(contains(violations[0].message, "/total_scroe"));
+  CHECK(contains(violations[0].message, "schemas/plaus.schema.json"));
+  CHECK(all.size() == 1);  // nothing else is wrong with it
+}
+
+TEST_CASE("gate rules whose values or types cannot fit their field are violations", "[skills]") {
+  avps::testing::TempDir project;
+  override_skill(project.path(), "storyboard-generator", [](json& s) {
+    s["gate"]["rules"][0]["values"] = json::array({"Adjust", "Redo"});
+  });
+  override_skill(project.path(), "dialogue-consistency-check", [](json& s) {
+    s["gate"]["rules"][0]["field"] = "/distinctiveness_score/*/character";  // a string, compared as a number
+  });
+  const auto violations = with_rule(load_with(project.path()).validate(), "skill.gate_value");
+  INFO(describe(violations));
+  REQUIRE(violations.size() == 2);
+  CHECK(contains(violations[0].message, "/distinctiveness_score/*/character"));
+  CHECK(contains(violations[1].message, "\"Redo\""));
+}
+
+TEST_CASE("a required input that no earlier step produces is a dangling input naming skill, kind and phase",
+          "[skills]") {
+  avps::testing::TempDir project;
+
+  SECTION("a project skill requires a kind only an on-demand skill writes") {
+    override_skill(project.path(), "story-architect", [](json& s) {
+      s["inputs"].push_back({{"kind", "REGEN_RULES"}, {"required", true}, {"slice", "latest"}});
+    });
+    const auto violations = with_rule(load_with(project.path()).validate(), "graph.dangling_input");
+    REQUIRE(violations.size() == 1);
+    CHECK(violations[0].subject == "policies/stage_graph.json");
+    CHECK(contains(violations[0].message, "story-architect"));
+    CHECK(contains(violations[0].message, "REGEN_RULES"));
+    CHECK(contains(violations[0].message, "phase narrative"));
+  }
+  SECTION("a project stage graph drops the phase that writes SCENES") {
+    override_graph(project.path(), [](json& g) { g["phases"].erase(0); });
+    Registry registry = load_with(project.path());
+    const auto violations = with_rule(registry.validate(), "graph.dangling_input");
+    REQUIRE_FALSE(violations.empty());
+    CHECK(violations[0].subject == project.path().generic_string() + "/policies/stage_graph.json");
+    CHECK(std::any_of(violations.begin(), violations.end(), [](const Violation& v) {
+      return contains(v.message, "character-lock") && contains(v.message, "SCENES") &&
+             contains(v.message, "phase locks");
+    }));
+    // The skills it no longer stages would never run.
+    CHECK(with_rule(registry.validate(), "graph.staging").size() == 2);
+  }
+}
+
+TEST_CASE("edges that loop back within one context are a cycle, named step by step", "[skills]") {
+  avps::testing::TempDir project;
+  override_graph(project.path(), [](json& g) {
+    g["edges"].push_back({{"from", "script-breakdown"}, {"kind", "BREAKDOWN"}, {"to", "story-architect"}});
+  });
+  const auto all = load_with(project.path()).validate();
+  const auto cycles = with_rule(all, "graph.cycle");
+  INFO(describe(all));
+  REQUIRE(cycles.size() == 1);
+  CHECK(contains(cycles[0].message, "story-architect -> script-breakdown -> story-architect"));
+  CHECK_FALSE(
+      with_rule(all, "graph.edge").empty());  // it also runs backwards, into a skill not reading BREAKDOWN
+}
+
+TEST_CASE("find_cycle returns a cycle's path and nothing for an acyclic graph", "[skills]") {
+  using avps::skills::find_cycle;
+  CHECK(find_cycle({"a", "b", "c"}, {{"a", "b"}, {"b", "c"}}).empty());
+  CHECK(find_cycle({"a", "b", "c"}, {{"a", "b"}, {"b", "c"}, {"c", "a"}}) ==
+        std::vector<std::string>{"a", "b", "c", "a"});
+  CHECK(find_cycle({"a"}, {{"a", "a"}}) == std::vector<std::string>{"a", "a"});
+  CHECK(find_cycle({}, {{"x", "y"}, {"y", "x"}}) == std::vector<std::string>{"x", "y", "x"});
+}
+
+TEST_CASE("a skill.json that is not JSON is a violation and the other skills still load", "[skills]") {
+  avps::testing::TempDir project;
+  write(project.path() / "skills" / "plausibility-auditor" / "skill.json",
+        "{\"name\": \"plausibility-auditor\",");
+
+  Registry registry = load_with(project.path());
+  const auto all = registry.validate();
+  const auto violations = with_rule(all, "skill.load");
+  REQUIRE(violations.size() == 1);
+  CHECK(violations[0].subject == project.path().generic_string() + "/skills/plausibility-auditor/skill.json");
+  CHECK(contains(violations[0].message, "not JSON"));
+  CHECK(registry.find("plausibility-auditor") == nullptr);
+  CHECK(registry.broken().count("plausibility-auditor") == 1);
+  CHECK(registry.skills().size() == 22);
+  // What depends on the broken skill is not reported again as unknown.
+  INFO(describe(all));
+  CHECK(with_rule(all, "graph.unknown_skill").empty());
+}
+
+TEST_CASE("a stage graph that is not JSON or breaks its schema is a violation, not a crash", "[skills]") {
+  avps::testing::TempDir project;
+  SECTION("not JSON") {
+    write(project.path() / "policies" / "stage_graph.json", "[");
+    Registry registry = load_with(project.path());
+    CHECK(registry.stage_graph() == nullptr);
+    CHECK(with_rule(registry.validate(), "graph.load").size() == 1);
+  }
+  SECTION("schema") {
+    override_graph(project.path(), [](json& g) { g["phases"][0]["fan_out"] = "per_galaxy"; });
+    Registry registry = load_with(project.path());
+    CHECK(registry.stage_graph() == nullptr);
+    const auto violations = with_rule(registry.validate(), "graph.schema");
+    REQUIRE_FALSE(violations.empty());
+    CHECK(contains(violations[0].message, "/phases/0/fan_out"));
+  }
+}
+
+TEST_CASE("a skill named differently from its folder is a violation", "[skills]") {
+  avps::testing::TempDir project;
+  override_skill(project.path(), "plausibility-auditor", [](json& s) { s["name"] = "plausibility-check"; });
+  const auto violations = with_rule(load_with(project.path()).validate(), "skill.name");
+  REQUIRE(violations.size() == 1);
+  CHECK(contains(violations[0].message, "plausibility-check"));
+  CHECK(contains(violations[0].message, "plausibility-auditor"));
+}
+
+TEST_CASE("a project skill breaking skill.schema.json is a violation per problem and is left out",
+          "[skills]") {
+  avps::testing::TempDir project;
+  override_skill(project.path(), "qc-grader", [](json& s) {
+    s["layer"] = "marketing";
+    s.erase("tier");
+  });
+  Registry registry = load_with(project.path());
+  const auto violations = with_rule(registry.validate(), "skill.schema");
+  INFO(describe(violations));
+  CHECK(violations.size() >= 2);
+  CHECK(std::any_of(violations.begin(), violations.end(),
+                    [](const Violation& v) { return contains(v.message, "/layer"); }));
+  CHECK(registry.find("qc-grader") == nullptr);
+}
+
+TEST_CASE("a new project skill needs a prompt and a place in the stage graph", "[skills]") {
+  avps::testing::TempDir project;
+  json skill = shipped_json("skills/plausibility-auditor/skill.json");
+  skill["name"] = "tone-check";
+  skill["outputs"] = json::array({{{"kind", "AUDIENCE"}, {"schema", "audience.schema.json"}}});
+  skill["gate"]["rules"] = json::array();
+  write(project.path() / "skills" / "tone-check" / "skill.json", skill.dump(2));
+  write(project.path() / "skills" / "tone-check" / "prompt.md", "  \n");
+
+  Registry registry = load_with(project.path());
+  REQUIRE(registry.find("tone-check") != nullptr);
+  const auto all = registry.validate();
+  INFO(describe(all));
+  CHECK(with_rule(all, "skill.prompt").size() == 1);
+  CHECK(with_rule(all, "graph.staging").size() == 1);
+  const auto writers = with_rule(all, "skill.writer");  // audience-simulator writes AUDIENCE already
+  REQUIRE(writers.size() == 1);
+  CHECK(contains(writers[0].subject, "tone-check"));
+}
+
+TEST_CASE("config references must name a setting of project.schema.json with an acceptable default",
+          "[skills]") {
+  avps::testing::TempDir project;
+  override_skill(project.path(), "plausibility-auditor", [](json& s) {
+    s["gate"]["rules"][0]["value"] = {{"config", "/thresholds/plausibility"}, {"default", 7}};
+    s["loop_policy"]["on_fail"]["max_revisions"] = {{"config", "/regen/max_rounds"}, {"default", 99}};
+  });
+  const auto violations = with_rule(load_with(project.path()).validate(), "skill.config_ref");
+  INFO(describe(violations));
+  REQUIRE(violations.size() == 2);
+  CHECK(contains(violations[0].message, "/thresholds/plausibility"));
+  CHECK(contains(violations[1].message, "/regen/max_rounds"));
+  CHECK(contains(violations[1].message, "99"));
+}
+
+TEST_CASE("loading fails only when the data folder or the project folder is unusable", "[skills]") {
+  avps::testing::TempDir empty;
+  auto no_data = Registry::load(empty.path(), nullptr);
+  REQUIRE_FALSE(no_data.ok());
+  CHECK(no_data.error().code == avps::ErrorCode::not_found);
+
+  const fs::path missing = empty.path() / "no-such-project";
+  auto no_project = Registry::load(repo_root(), &missing);
+  REQUIRE_FALSE(no_project.ok());
+  CHECK(contains(no_project.error().message, "no-such-project"));
+}
+
+TEST_CASE("similar_names suggests the skill a typo meant", "[skills]") {
+  auto registry = Registry::load(repo_root(), nullptr);
+  REQUIRE(registry.ok());
+  auto names = registry->similar_names("plausability-auditor");
+  REQUIRE_FALSE(names.empty());
+  CHECK(names.front() == "plausibility-auditor");
+  CHECK(registry->similar_names("lock").size() == 3);  // character-, set-, voice-lock
+  CHECK(registry->similar_names("zzzzzzzz").empty());
+}
