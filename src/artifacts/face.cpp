@@ -344,6 +344,10 @@ class BlockParser {
         return error("expected a number, found \"" + text + "\"");
       }
     }
+    if (!t.string) {
+      return error(std::string("expected ") + (t.array ? "a list (\"- item\" lines below)" : "fields below") +
+                   ", found \"" + text + "\"");
+    }
     return json(text);
   }
 
@@ -370,8 +374,9 @@ class BlockParser {
       if (rest.front() != ' ') {
         return error("expected \": value\"");
       }
+      Result<json> value = scalar(n, rest.substr(1));  // errors name this line
       ++m_pos;
-      return scalar(n, rest.substr(1));
+      return value;
     }
     ++m_pos;
     if (m_pos < m_lines.size() && indent_of(m_lines[m_pos]) > indent && !m_lines[m_pos].empty()) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -345,26 +346,56 @@ struct Ledger::Impl {
   }
 
   Result<void> take_writer_lock() {
+    // flock on .avps/lock, held for the process's life. Nothing is written into the file, so a
+    // command that ends up changing nothing leaves the project byte-identical.
     fs::path lock_path = project_dir / ".avps" / "lock";
     lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd < 0) {
       return make_error(ErrorCode::io_error, "cannot open " + lock_path.string() + ": " + std::strerror(errno));
     }
     if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-      char buffer[32] = {};
-      ssize_t n = ::pread(lock_fd, buffer, sizeof buffer - 1, 0);
-      std::string holder = n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "unknown";
-      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) {
-        holder.pop_back();
-      }
-      return make_error(ErrorCode::unsupported,
-                        "another avps process (pid " + holder + ") is writing this project; wait for it to finish");
-    }
-    std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(lock_fd, 0) != 0 || ::pwrite(lock_fd, pid.data(), pid.size(), 0) < 0) {
-      return make_error(ErrorCode::io_error, "cannot write " + lock_path.string());
+      return make_error(ErrorCode::unsupported, "another avps process (" + lock_holder(lock_fd) +
+                                                    ") is writing this project; wait for it to finish");
     }
     return ok();
+  }
+
+  // "pid N" of the process holding the flock on `fd`, from /proc/locks; "pid unknown" elsewhere.
+  static std::string lock_holder(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      return "pid unknown";
+    }
+    Result<std::string> locks = core::read_file("/proc/locks");
+    if (!locks) {
+      return "pid unknown";
+    }
+    std::string inode = ":" + std::to_string(st.st_ino) + " ";
+    size_t start = 0;
+    while (start < locks->size()) {
+      size_t end = locks->find('\n', start);
+      std::string line = locks->substr(start, end == std::string::npos ? std::string::npos : end - start);
+      start = end == std::string::npos ? locks->size() : end + 1;
+      if (line.find("FLOCK") == std::string::npos || line.find(inode) == std::string::npos ||
+          line.find("->") != std::string::npos) {
+        continue;
+      }
+      // "1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF"
+      std::vector<std::string> fields;
+      size_t i = 0;
+      while (i < line.size()) {
+        while (i < line.size() && line[i] == ' ') {
+          ++i;
+        }
+        size_t j = line.find(' ', i);
+        fields.push_back(line.substr(i, j == std::string::npos ? std::string::npos : j - i));
+        i = j == std::string::npos ? line.size() : j;
+      }
+      if (fields.size() >= 5) {
+        return "pid " + fields[4];
+      }
+    }
+    return "pid unknown";
   }
 
   Result<void> configure() {
