@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
   setup_init(app, ctx);
   setup_gate(app, ctx);
   setup_log(app, ctx);
+  setup_artifact(app, ctx);
   setup_skills(app, ctx);
   setup_unbuilt(app, ctx);
 

@@ -14,8 +14,6 @@ struct UnbuiltOptions {
   std::string until;
   std::string scene;
   int jobs = 4;
-  std::string name;
-  std::string file;
   std::string reason;
   std::string stop;
   double raise_cap = 0;
@@ -54,20 +52,6 @@ void setup_unbuilt(CLI::App& app, Context& ctx) {
   CLI::App* replay = unbuilt(app, ctx, o, "replay", "Re-execute a recorded run offline and prove it reproduces", "replay");
   replay->add_option("dir", o->dir, "Project folder (default: .)");
   replay->add_option("--run", o->run, "The run to replay (default: the last)");
-
-  CLI::App* artifact = app.add_subcommand("artifact", "Show, import or edit artifacts");
-  artifact->require_subcommand(1);
-  CLI::App* show = unbuilt(*artifact, ctx, o, "show", "Print an artifact's face (or --json its canonical JSON)", "artifact show");
-  show->add_option("dir", o->dir, "Project folder")->required();
-  show->add_option("name", o->name, "Artifact name, e.g. CHAR_ALEX_LOCK_v002.txt or CHAR_ALEX_LOCK (latest)")->required();
-  CLI::App* import = unbuilt(*artifact, ctx, o, "import", "Record a human-written face as the next version", "artifact import");
-  import->add_option("dir", o->dir, "Project folder")->required();
-  import->add_option("file", o->file, "The edited face file")->required();
-  import->add_option("--reason", o->reason, "Why a person changed it (recorded)")->required();
-  CLI::App* edit = unbuilt(*artifact, ctx, o, "edit", "Edit the latest face in $EDITOR and import the result", "artifact edit");
-  edit->add_option("dir", o->dir, "Project folder")->required();
-  edit->add_option("name", o->name, "Artifact stem, e.g. CHAR_ALEX_LOCK")->required();
-  edit->add_option("--reason", o->reason, "Why a person changed it (recorded)")->required();
 
   CLI::App* cost = unbuilt(app, ctx, o, "cost", "Print the cost projection per scene and tier without running anything", "cost");
   cost->add_option("dir", o->dir, "Project folder (default: .)");

@@ -42,6 +42,7 @@ extern std::atomic<bool> g_interrupted;
 void setup_init(CLI::App& app, Context& ctx);
 void setup_gate(CLI::App& app, Context& ctx);
 void setup_log(CLI::App& app, Context& ctx);
+void setup_artifact(CLI::App& app, Context& ctx);
 void setup_skills(CLI::App& app, Context& ctx);
 /// run, status, replay, artifact, cost, override, report: declared with their options,
 /// refusing to run until they are built.

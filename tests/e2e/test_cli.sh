@@ -26,7 +26,7 @@ done
 # Commands that are not built yet say so and fail; they never pretend.
 mkdir -p "$WORK/x"
 for cmd in "run $WORK/x" "status $WORK/x" "replay $WORK/x" "cost $WORK/x" "report $WORK/x" \
-           "artifact show $WORK/x BEATS" "override $WORK/x --stop S1 --reason r --raise-cap 10"; do
+           "override $WORK/x --stop S1 --reason r --raise-cap 10"; do
   expect_exit 4 "$AVPS" $cmd
   expect_out "not built yet"
 done

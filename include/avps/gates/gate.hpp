@@ -33,6 +33,9 @@ struct Finding {
 
 /// What checks may read besides the output under test: the merged project configuration and
 /// recorded artifacts. The engine implements it over the ledger and store; tests use fakes.
+/// Checks take it as the record *before* the output under test is committed: in particular
+/// world_state_continuity applies the STATE_DIFF to the latest WORLD_STATE, so the applied state
+/// a run writes must not be visible here yet.
 class GateContext {
  public:
   virtual ~GateContext() = default;
@@ -80,8 +83,10 @@ const std::vector<std::string>& engine_check_names();
 using Outputs = std::map<std::string, nlohmann::json, std::less<>>;
 
 /// Evaluates a skill's gate (its declarative rules, then its named checks) on an output that
-/// already validated against its schema. Errors are for broken definitions (unknown check,
-/// a rule naming a field the output lacks) and context failures, never for a failing output.
+/// already validated against its schema. Errors are for broken definitions (unknown check, a
+/// min/max rule on a field that is not a number, a config reference that resolves to nothing, a
+/// missing check parameter, an output kind the rules or checks read that was not given) and
+/// context failures, never for a failing output.
 ///
 /// Rules read the output kind they name (default: the skill's first output with a schema); each
 /// check reads the kind it is written for (lock_hedge_words: the skill's first output). Thresholds
@@ -95,7 +100,7 @@ using Outputs = std::map<std::string, nlohmann::json, std::less<>>;
                                                const GateContext& context);
 /// The same over several outputs of one run. A rule or check that reads a kind missing from
 /// `outputs` is an error.
-[[nodiscard]] Result<GateResult> evaluate_gate_outputs(const nlohmann::json& skill_definition, const Outputs& outputs,
-                                                       const GateContext& context);
+[[nodiscard]] Result<GateResult> evaluate_gate_outputs(const nlohmann::json& skill_definition,
+                                                       const Outputs& outputs, const GateContext& context);
 
 }  // namespace avps::gates

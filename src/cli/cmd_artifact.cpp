@@ -1,0 +1,250 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "avps/artifacts/face.hpp"
+#include "avps/artifacts/store.hpp"
+#include "avps/authoring/import.hpp"
+#include "avps/core/clock.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
+#include "avps/project/project.hpp"
+#include "commands.hpp"
+
+namespace avps::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ArtifactOptions {
+  std::string dir;
+  std::string name;
+  std::string file;
+  std::string reason;
+};
+
+// The record NAME designates: a file name (one version) or a stem (its latest version).
+Result<ledger::ArtifactRecord> find_record(const ledger::Ledger& ledger, const std::string& name) {
+  AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> records, ledger.artifacts());
+  std::optional<ledger::ArtifactRecord> best;
+  for (const ledger::ArtifactRecord& r : records) {
+    Result<artifacts::ArtifactName> parsed = artifacts::parse_artifact_name(r.name);
+    bool matches = r.name == name || (parsed && parsed->stem() == name);
+    if (matches && (!best || r.version > best->version)) {
+      best = r;
+    }
+  }
+  if (!best) {
+    return make_error(ErrorCode::not_found, "no recorded artifact named " + name +
+                                                " (give a file name like CHAR_ALEX_LOCK_v002.txt or a stem like "
+                                                "CHAR_ALEX_LOCK; `avps log` lists what was recorded)");
+  }
+  return *best;
+}
+
+void run_show(const ArtifactOptions& o, Context& ctx) {
+  core::SystemClock clock;
+  auto project = project::Project::open(o.dir, ledger::OpenMode::read_only, {}, clock);
+  if (!project) {
+    ctx.fail(project.error());
+    return;
+  }
+  Result<ledger::ArtifactRecord> record = find_record((*project)->ledger(), o.name);
+  if (!record) {
+    ctx.fail(record.error());
+    return;
+  }
+  if (ctx.json) {
+    Result<nlohmann::json> content = (*project)->store().load(*record);
+    if (!content) {
+      ctx.fail(content.error());
+      return;
+    }
+    ctx.emit_json(*content);
+    return;
+  }
+  Result<std::string> face = core::read_file(fs::path(o.dir) / record->path);
+  if (!face) {
+    ctx.fail(face.error());
+    return;
+  }
+  if (core::sha256_hex(*face) != record->face_sha256) {
+    ctx.fail(ExitCode::violation, record->path + " changed since the ledger recorded it; run `avps gate`");
+    return;
+  }
+  std::cout << *face;
+}
+
+// Imports `face` as the next version of the artifact `name` designates; prints the outcome.
+bool import_text(const std::string& dir, const artifacts::ArtifactName& name, const std::string& face,
+                 const std::string& reason, const std::string& source, Context& ctx) {
+  core::SystemClock clock;
+  auto project = project::Project::open(dir, ledger::OpenMode::read_write, {}, clock);
+  if (!project) {
+    ctx.fail(project.error());
+    return false;
+  }
+  fs::path project_dir = dir;
+  auto registry = skills::Registry::load(project::data_dir(), &project_dir);
+  if (!registry) {
+    ctx.fail(registry.error());
+    return false;
+  }
+  // Everything is checked before anything is written: a refused import leaves the ledger and
+  // the project tree exactly as they were.
+  Result<authoring::PreparedImport> prepared =
+      authoring::prepare_import(**project, *registry, name.kind, name.target, face, source);
+  if (!prepared) {
+    ctx.fail(prepared.error());
+    return false;
+  }
+  ledger::Ledger& ledger = (*project)->ledger();
+  auto begun = ledger.begin_run("artifact import", {{"source", source}, {"kind", name.kind}, {"target", name.target}});
+  if (!begun) {
+    ctx.fail(begun.error());
+    return false;
+  }
+  Result<ledger::ArtifactRecord> record = authoring::record_import(**project, *prepared, reason, source);
+  Result<void> ended = ledger.end_run(record ? "DONE" : "ERROR", record ? nlohmann::json::object()
+                                                                        : nlohmann::json{{"error", record.error().message}});
+  if (!record) {
+    ctx.fail(record.error());
+    return false;
+  }
+  if (!ended) {
+    ctx.fail(ended.error());
+    return false;
+  }
+  if (ctx.json) {
+    ctx.emit_json({{"ok", true},
+                   {"recorded", record->path},
+                   {"follows", prepared->previous},
+                   {"author", "human"},
+                   {"gate", prepared->gate.to_json()}});
+  } else {
+    ctx.info("Recorded " + record->path + " (human-authored" +
+             (prepared->previous.empty() ? "" : ", follows " + prepared->previous) + "), gate " +
+             std::string(gates::verdict_name(prepared->gate.verdict)));
+    for (const std::string& r : prepared->gate.reasons) {
+      ctx.info("  " + r);
+    }
+  }
+  return true;
+}
+
+void run_import(const ArtifactOptions& o, Context& ctx) {
+  Result<artifacts::ArtifactName> name = artifacts::parse_artifact_name(fs::path(o.file).filename().string());
+  if (!name) {
+    ctx.fail(ExitCode::usage, name.error().message +
+                                  "\n(the file's name says which artifact it is; its version is ignored: the import "
+                                  "becomes the next version)");
+    return;
+  }
+  Result<std::string> face = core::read_file(o.file);
+  if (!face) {
+    ctx.fail(face.error());
+    return;
+  }
+  import_text(o.dir, *name, *face, o.reason, o.file, ctx);
+}
+
+void run_edit(const ArtifactOptions& o, Context& ctx) {
+  std::string original;
+  artifacts::ArtifactName name;
+  {
+    core::SystemClock clock;
+    auto project = project::Project::open(o.dir, ledger::OpenMode::read_only, {}, clock);
+    if (!project) {
+      ctx.fail(project.error());
+      return;
+    }
+    Result<ledger::ArtifactRecord> record = find_record((*project)->ledger(), o.name);
+    if (!record) {
+      ctx.fail(record.error());
+      return;
+    }
+    name = artifacts::parse_artifact_name(record->name).value();
+    Result<std::string> face = core::read_file(fs::path(o.dir) / record->path);
+    if (!face) {
+      ctx.fail(face.error());
+      return;
+    }
+    original = *face;
+  }
+  // The copy lives outside the project, so a half-finished edit never looks like an artifact.
+  std::string pattern = (fs::temp_directory_path() / ("avps-edit-XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    ctx.fail(ExitCode::environment, "cannot create a temporary folder for the edit");
+    return;
+  }
+  fs::path copy = fs::path(pattern) / name.filename();
+  if (auto written = core::write_file_atomic(copy, original, core::Overwrite::no, core::Durability::cached); !written) {
+    ctx.fail(written.error());
+    return;
+  }
+  const char* editor = std::getenv("VISUAL");
+  if (!editor || !*editor) {
+    editor = std::getenv("EDITOR");
+  }
+  std::string command = std::string(editor && *editor ? editor : "vi") + " '" + copy.string() + "'";
+  int status = std::system(command.c_str());
+  if (status != 0) {
+    ctx.fail(ExitCode::environment, "the editor (" + command + ") failed; your copy is kept at " + copy.string());
+    return;
+  }
+  Result<std::string> edited = core::read_file(copy);
+  if (!edited) {
+    ctx.fail(edited.error());
+    return;
+  }
+  if (*edited == original) {
+    ctx.info("No change to " + name.filename() + "; nothing recorded.");
+    fs::remove_all(pattern);
+    return;
+  }
+  if (import_text(o.dir, name, *edited, o.reason, copy.string(), ctx)) {
+    fs::remove_all(pattern);
+  } else if (!ctx.json) {
+    std::cerr << "avps: your edit is kept at " << copy.string() << "; fix it and run `avps artifact import "
+              << o.dir << " " << copy.string() << " --reason ...`\n";
+  }
+}
+
+}  // namespace
+
+void setup_artifact(CLI::App& app, Context& ctx) {
+  CLI::App* artifact = app.add_subcommand("artifact", "Show, import or edit artifacts");
+  artifact->require_subcommand(1);
+
+  auto show_options = std::make_shared<ArtifactOptions>();
+  CLI::App* show = artifact->add_subcommand("show", "Print an artifact's face (or --json its canonical JSON)");
+  show->add_option("dir", show_options->dir, "Project folder")->required();
+  show->add_option("name", show_options->name, "A file name (CHAR_ALEX_LOCK_v002.txt) or a stem (CHAR_ALEX_LOCK: the latest)")
+      ->required();
+  show->footer("The face is checked against the ledger's hash before it is printed.");
+  show->callback([show_options, &ctx]() { run_show(*show_options, ctx); });
+
+  auto import_options = std::make_shared<ArtifactOptions>();
+  CLI::App* import = artifact->add_subcommand("import", "Record a human-written face as the next version");
+  import->add_option("dir", import_options->dir, "Project folder")->required();
+  import->add_option("file", import_options->file, "The face file; its name says which artifact it is")->required();
+  import->add_option("--reason", import_options->reason, "Why a person changed it (recorded)")->required();
+  import->footer(
+      "The face is parsed (errors name the line and field), validated against the kind's schema and\n"
+      "put through the producing skill's gate; a FAIL or STOP verdict is refused. Nothing is recorded\n"
+      "unless all of that passes. The new version is marked human-authored, with the reason.");
+  import->callback([import_options, &ctx]() { run_import(*import_options, ctx); });
+
+  auto edit_options = std::make_shared<ArtifactOptions>();
+  CLI::App* edit = artifact->add_subcommand("edit", "Edit the latest face in $VISUAL / $EDITOR and import the result");
+  edit->add_option("dir", edit_options->dir, "Project folder")->required();
+  edit->add_option("name", edit_options->name, "Artifact stem (CHAR_ALEX_LOCK) or file name")->required();
+  edit->add_option("--reason", edit_options->reason, "Why a person changed it (recorded)")->required();
+  edit->footer("An unchanged file records nothing; a refused edit is kept so no work is lost.");
+  edit->callback([edit_options, &ctx]() { run_edit(*edit_options, ctx); });
+}
+
+}  // namespace avps::cli

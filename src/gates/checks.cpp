@@ -1,0 +1,930 @@
+// The named built-in gate checks of schemas/skill.schema.json (definitions.check_name). Each reads
+// one output kind, the skill's resolved gate.params and what the GateContext has recorded, and
+// returns a Finding per problem; the reason names the scene, shot, claim or field concerned.
+// An artifact a check needs that is not recorded is a finding (the output cannot be verified, so
+// it cannot pass); errors are for broken definitions (a missing parameter) and context failures.
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "avps/artifacts/face.hpp"
+#include "avps/artifacts/names.hpp"
+#include "avps/builtins/genpack.hpp"
+#include "avps/builtins/world_state.hpp"
+#include "avps/project/config.hpp"
+#include "avps/project/project.hpp"
+#include "checks_internal.hpp"
+
+namespace avps::gates {
+namespace {
+
+using nlohmann::json;
+using Findings = std::vector<Finding>;
+
+// ---- small helpers ---------------------------------------------------------------------------
+
+const json& empty_array() {
+  static const json k_empty = json::array();
+  return k_empty;
+}
+
+const json& array_member(const json& obj, const char* key) {
+  if (!obj.is_object()) {
+    return empty_array();
+  }
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_array() ? *it : empty_array();
+}
+
+std::string text_member(const json& obj, const char* key) {
+  if (!obj.is_object()) {
+    return "";
+  }
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+std::string trim(const std::string& s) {
+  size_t begin = 0;
+  size_t end = s.size();
+  while (begin < end && std::isspace(static_cast<unsigned char>(s[begin])) != 0) {
+    ++begin;
+  }
+  while (end > begin && std::isspace(static_cast<unsigned char>(s[end - 1])) != 0) {
+    --end;
+  }
+  return s.substr(begin, end - begin);
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& separator = ", ") {
+  std::string out;
+  for (const std::string& item : items) {
+    out += out.empty() ? item : separator + item;
+  }
+  return out;
+}
+
+std::vector<std::string> strings_of(const json& list) {
+  std::vector<std::string> out;
+  for (const json& item : list) {
+    if (item.is_string()) {
+      out.push_back(item.get<std::string>());
+    }
+  }
+  return out;
+}
+
+void add(Findings& findings, Verdict verdict, std::string reason) {
+  findings.push_back(Finding{verdict, std::move(reason)});
+}
+
+// "S01_SH02" -> "S01"; "" when the id has no shot part.
+std::string scene_of_shot(const std::string& shot_id) {
+  size_t at = shot_id.find("_SH");
+  return at == std::string::npos ? "" : shot_id.substr(0, at);
+}
+
+Result<double> number_param(const json& params, const char* name) {
+  if (params.is_object()) {
+    auto it = params.find(name);
+    if (it != params.end() && it->is_number()) {
+      return it->get<double>();
+    }
+  }
+  return make_error(ErrorCode::invalid_argument, std::string("needs the number gate.params.") + name);
+}
+
+std::string format_number(double value) {
+  char buffer[64];
+  if (value == std::floor(value) && std::fabs(value) < 1e15) {
+    std::snprintf(buffer, sizeof buffer, "%.0f", value);
+  } else {
+    std::snprintf(buffer, sizeof buffer, "%g", value);
+  }
+  return buffer;
+}
+
+std::string format_percent(double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.1f%%", value);
+  return buffer;
+}
+
+std::string format_usd(int64_t micro_usd) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "$%.2f", static_cast<double>(micro_usd) / 1e6);
+  return buffer;
+}
+
+// The row of `rows` whose `id_member` is `id`, or nullptr.
+const json* find_row(const json& rows, const char* id_member, const std::string& id) {
+  for (const json& row : rows) {
+    if (text_member(row, id_member) == id) {
+      return &row;
+    }
+  }
+  return nullptr;
+}
+
+// Whether an entity's lock is recorded, remembering answers: checks ask about the same
+// characters and sets row after row.
+class LockLookup {
+ public:
+  explicit LockLookup(const GateContext& context) : m_context(context) {}
+
+  Result<bool> has(const std::string& kind, const std::string& entity) {
+    auto key = std::make_pair(kind, entity);
+    if (auto it = m_known.find(key); it != m_known.end()) {
+      return it->second;
+    }
+    AVPS_TRY_ASSIGN(std::optional<json> lock, m_context.latest(kind, entity));
+    m_known[key] = lock.has_value();
+    return lock.has_value();
+  }
+
+ private:
+  const GateContext& m_context;
+  std::map<std::pair<std::string, std::string>, bool> m_known;
+};
+
+// ---- story-architect: SCENES ------------------------------------------------------------------
+
+Result<Findings> scene_fields_non_empty(const json& output, const json&, const GateContext&) {
+  Findings findings;
+  const json& rows = array_member(output, "rows");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::string id = text_member(rows[i], "scene_id");
+    std::string name = id.empty() ? "row " + std::to_string(i + 1) : id;
+    for (const char* field : {"goal", "conflict", "outcome"}) {
+      if (trim(text_member(rows[i], field)).empty()) {
+        add(findings, Verdict::fail,
+            name + ": " + field + " is empty (every scene needs a goal, a conflict and an outcome)");
+      }
+    }
+  }
+  return findings;
+}
+
+Result<Findings> scene_ids_unique(const json& output, const json&, const GateContext&) {
+  Findings findings;
+  std::set<std::string> seen;
+  long long previous = 0;
+  std::string previous_id;
+  const json& rows = array_member(output, "rows");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::string id = text_member(rows[i], "scene_id");
+    if (!artifacts::is_scene_id(id)) {
+      add(findings, Verdict::fail,
+          "row " + std::to_string(i + 1) + ": scene id \"" + id + "\" is not of the form S01, S02, ...");
+      continue;
+    }
+    if (!seen.insert(id).second) {
+      add(findings, Verdict::fail, id + " appears more than once");
+      continue;
+    }
+    long long number = std::stoll(id.substr(1));
+    if (number <= previous) {
+      add(findings, Verdict::fail, id + " comes after " + previous_id + ": scene ids must be in order");
+    } else {
+      previous = number;
+      previous_id = id;
+    }
+  }
+  return findings;
+}
+
+// ---- script-breakdown: BREAKDOWN --------------------------------------------------------------
+
+Result<Findings> breakdown_matches_scenes(const json& output, const json&, const GateContext& context) {
+  Findings findings;
+  AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+  if (!scenes) {
+    add(findings, Verdict::fail, "no SCENES recorded: the breakdown cannot be checked against the scenes");
+    return findings;
+  }
+  const json& scene_rows = array_member(*scenes, "rows");
+  std::map<std::string, const json*> by_scene;
+  for (const json& row : array_member(output, "rows")) {
+    std::string id = text_member(row, "scene_id");
+    if (!by_scene.emplace(id, &row).second) {
+      add(findings, Verdict::fail, id + " has more than one BREAKDOWN row");
+    }
+    if (find_row(scene_rows, "scene_id", id) == nullptr) {
+      add(findings, Verdict::fail, id + " has a BREAKDOWN row but is not a scene of the latest SCENES");
+    }
+  }
+
+  // new_* must be exactly what a scene uses that no earlier scene did.
+  struct Column {
+    const char* used;
+    const char* introduced;
+    std::set<std::string> seen;
+  };
+  std::array<Column, 3> columns = {Column{"characters_present", "new_characters_introduced", {}},
+                                   Column{"locations_used", "new_locations_introduced", {}},
+                                   Column{"props_used", "new_props_introduced", {}}};
+  for (const json& scene : scene_rows) {
+    std::string id = text_member(scene, "scene_id");
+    auto row = by_scene.find(id);
+    if (row == by_scene.end()) {
+      add(findings, Verdict::fail, id + " has no BREAKDOWN row");
+      continue;
+    }
+    for (Column& column : columns) {
+      std::vector<std::string> used = strings_of(array_member(*row->second, column.used));
+      std::vector<std::string> listed = strings_of(array_member(*row->second, column.introduced));
+      std::set<std::string> expected;
+      for (const std::string& entity : used) {
+        if (!column.seen.count(entity)) {
+          expected.insert(entity);
+        }
+      }
+      std::set<std::string> given(listed.begin(), listed.end());
+      std::vector<std::string> missing;
+      std::vector<std::string> extra;
+      std::set_difference(expected.begin(), expected.end(), given.begin(), given.end(),
+                          std::back_inserter(missing));
+      std::set_difference(given.begin(), given.end(), expected.begin(), expected.end(),
+                          std::back_inserter(extra));
+      if (!missing.empty()) {
+        add(findings, Verdict::fail,
+            id + ": " + column.introduced + " lacks " + join(missing) + " (first used in this scene)");
+      }
+      if (!extra.empty()) {
+        add(findings, Verdict::fail,
+            id + ": " + column.introduced + " lists " + join(extra) + ", which " +
+                (extra.size() == 1 ? "is" : "are") + " not new in this scene (used earlier, or not in " +
+                column.used + ")");
+      }
+      column.seen.insert(used.begin(), used.end());
+    }
+  }
+  return findings;
+}
+
+// ---- locks: hedge words -----------------------------------------------------------------------
+
+// Words that leave a lock open to interpretation (spec §2.10: no "kind of", "sometimes").
+constexpr std::array<const char*, 12> k_hedge_words = {"kind of", "sort of",  "sometimes", "maybe",
+                                                       "perhaps", "possibly", "probably",  "somewhat",
+                                                       "might",   "usually",  "tends to",  "or so"};
+
+bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+
+// Whether `phrase` (lower case, words separated by one space) starts at text[at], case-insensitive,
+// as whole words; any run of white space separates its words.
+bool phrase_at(const std::string& text, size_t at, const std::string& phrase) {
+  size_t t = at;
+  for (char p : phrase) {
+    if (p == ' ') {
+      if (t >= text.size() || std::isspace(static_cast<unsigned char>(text[t])) == 0) {
+        return false;
+      }
+      while (t < text.size() && std::isspace(static_cast<unsigned char>(text[t])) != 0) {
+        ++t;
+      }
+      continue;
+    }
+    if (t >= text.size() || std::tolower(static_cast<unsigned char>(text[t])) != p) {
+      return false;
+    }
+    ++t;
+  }
+  return t == text.size() || !is_alnum(text[t]);
+}
+
+std::vector<std::string> hedge_words_in(const std::string& text) {
+  std::vector<std::string> found;
+  for (const char* word : k_hedge_words) {
+    for (size_t at = 0; at < text.size(); ++at) {
+      if ((at == 0 || !is_alnum(text[at - 1])) && phrase_at(text, at, word)) {
+        found.push_back("\"" + std::string(word) + "\"");
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+void find_hedges(const json& node, const std::string& field, Findings& findings) {
+  if (node.is_string()) {
+    std::vector<std::string> words = hedge_words_in(node.get<std::string>());
+    if (!words.empty()) {
+      std::string text = node.get<std::string>();
+      if (text.size() > 80) {
+        text = text.substr(0, 77) + "...";
+      }
+      add(findings, Verdict::fail,
+          "hedge word" + std::string(words.size() > 1 ? "s " : " ") + join(words) + " in " + field + " (\"" +
+              text + "\"): a lock must be exact");
+    }
+  } else if (node.is_object()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      // The lock's identity and the gate are not lock text.
+      if (field.empty() && (it.key() == "gate" || it.key() == "kind" || it.key() == "entity_id")) {
+        continue;
+      }
+      find_hedges(it.value(), field.empty() ? it.key() : field + "/" + it.key(), findings);
+    }
+  } else if (node.is_array()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      find_hedges(node[i], field + "/" + std::to_string(i), findings);
+    }
+  }
+}
+
+Result<Findings> lock_hedge_words(const json& output, const json&, const GateContext&) {
+  Findings findings;
+  find_hedges(output, "", findings);
+  return findings;
+}
+
+// ---- research-agent: TRUTH --------------------------------------------------------------------
+
+Result<Findings> truth_verified_claims_cited(const json& output, const json&, const GateContext&) {
+  Findings findings;
+  std::set<std::string> cited;
+  for (const json& citation : array_member(output, "citations_references")) {
+    if (!trim(text_member(citation, "reference")).empty()) {
+      cited.insert(text_member(citation, "claim_id"));
+    }
+  }
+  for (const json& status : array_member(output, "validation_status")) {
+    std::string id = text_member(status, "claim_id");
+    if (text_member(status, "status") == "Verified" && !cited.count(id)) {
+      add(findings, Verdict::fail, id + " is Verified but has no citation");
+    }
+  }
+  return findings;
+}
+
+Result<Findings> truth_high_risk_addressed(const json& output, const json&, const GateContext&) {
+  Findings findings;
+  std::map<std::string, std::string> status_of;
+  for (const json& status : array_member(output, "validation_status")) {
+    status_of[text_member(status, "claim_id")] = text_member(status, "status");
+  }
+  bool allowances_documented = false;
+  for (const json& allowance : array_member(output, "creative_allowances")) {
+    allowances_documented =
+        allowances_documented || (allowance.is_string() && !trim(allowance.get<std::string>()).empty());
+  }
+  for (const json& risk : array_member(output, "risk_assessment")) {
+    if (text_member(risk, "risk") != "high" || !trim(text_member(risk, "mitigation")).empty()) {
+      continue;
+    }
+    std::string id = text_member(risk, "claim_id");
+    if (status_of[id] == "Creative License" && allowances_documented) {
+      continue;
+    }
+    add(findings, Verdict::fail,
+        id + " is high risk and unaddressed: no mitigation, and not a documented creative allowance");
+  }
+  return findings;
+}
+
+// ---- dialogue-consistency-check: DIALOGUE_CHECK ------------------------------------------------
+
+Result<Findings> dialogue_every_speaker_scored(const json& output, const json&, const GateContext& context) {
+  Findings findings;
+  std::string scene = text_member(output, "scene_id");
+  std::map<std::string, int> scored;
+  for (const json& score : array_member(output, "distinctiveness_score")) {
+    if (++scored[text_member(score, "character")] == 2) {
+      add(findings, Verdict::fail,
+          text_member(score, "character") + " has more than one distinctiveness score");
+    }
+  }
+  // Speakers: the characters the check assesses, and every character present in the scene that
+  // has a VOICE lock (speaking characters get voice locks; silent ones do not).
+  std::vector<std::pair<std::string, std::string>> speakers;  // id, why we think they speak
+  for (const json& assessment : array_member(output, "character_by_character_voice_assessment")) {
+    speakers.emplace_back(text_member(assessment, "character"), "is assessed");
+  }
+  AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+  const json* row = scenes ? find_row(array_member(*scenes, "rows"), "scene_id", scene) : nullptr;
+  if (row == nullptr) {
+    add(findings, Verdict::fail, scene + " is not in the latest SCENES: cannot tell who speaks in it");
+  } else {
+    for (const std::string& character : strings_of(array_member(*row, "characters_present"))) {
+      AVPS_TRY_ASSIGN(std::optional<json> voice, context.latest("VOICE_LOCK", character));
+      if (voice) {
+        speakers.emplace_back(character, "speaks in " + scene + " (has a VOICE lock)");
+      }
+    }
+  }
+  std::set<std::string> reported;
+  for (const auto& [character, why] : speakers) {
+    if (!scored.count(character) && reported.insert(character).second) {
+      add(findings, Verdict::fail, character + " " + why + " but has no distinctiveness score");
+    }
+  }
+  return findings;
+}
+
+// ---- world-state-tracker: STATE_DIFF ----------------------------------------------------------
+
+Result<Findings> world_state_continuity(const json& output, const json&, const GateContext& context) {
+  Findings findings;
+  std::string scene = text_member(output, "scene_id");
+  // The gate runs before the applied state is recorded, so the latest WORLD_STATE is the one
+  // the diff applies to.
+  AVPS_TRY_ASSIGN(std::optional<json> before, context.latest("WORLD_STATE", ""));
+  if (!before) {
+    add(findings, Verdict::fail,
+        "no WORLD_STATE recorded before " + scene + ": the diff has nothing to apply to");
+    return findings;
+  }
+  json breakdown_row = nullptr;
+  AVPS_TRY_ASSIGN(std::optional<json> breakdown, context.latest("BREAKDOWN", ""));
+  if (breakdown) {
+    if (const json* row = find_row(array_member(*breakdown, "rows"), "scene_id", scene)) {
+      breakdown_row = *row;
+    }
+  }
+  if (Result<json> applied = builtins::apply_state_diff(*before, output); !applied) {
+    add(findings, Verdict::fail,
+        "the STATE_DIFF of " + scene + " does not apply: " + applied.error().message);
+  }
+  for (const core::Violation& v : builtins::check_world_state_continuity(*before, output, breakdown_row)) {
+    add(findings, Verdict::fail,
+        (v.subject.empty() ? "" : v.subject + ": ") + v.message + " (" + v.rule + ")");
+  }
+  return findings;
+}
+
+// ---- continuity-supervisor: CONTINUITY_REPORT -------------------------------------------------
+
+Result<Findings> scene_entities_resolve(const json& output, const json&, const GateContext& context) {
+  Findings findings;
+  std::string target = text_member(output, "target");
+  if (target.empty()) {
+    target = text_member(output, "scene_id");
+  }
+  AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+  if (!scenes) {
+    add(findings, Verdict::fail, "no SCENES recorded: the entities of " + target + " cannot be resolved");
+    return findings;
+  }
+  // A scene report checks its scene; an act or project report checks every scene.
+  std::vector<const json*> rows;
+  if (artifacts::is_scene_id(target)) {
+    if (const json* row = find_row(array_member(*scenes, "rows"), "scene_id", target)) {
+      rows.push_back(row);
+    } else {
+      add(findings, Verdict::fail, target + " is not in the latest SCENES");
+    }
+  } else {
+    for (const json& row : array_member(*scenes, "rows")) {
+      rows.push_back(&row);
+    }
+  }
+  AVPS_TRY_ASSIGN(std::optional<json> world, context.latest("WORLD_STATE", ""));
+  const json no_characters = json::object();
+  const json& characters = world && world->contains("characters") && (*world)["characters"].is_object()
+                               ? (*world)["characters"]
+                               : no_characters;
+  LockLookup locks(context);
+  for (const json* row : rows) {
+    std::string id = text_member(*row, "scene_id");
+    std::string location = text_member(*row, "location");
+    AVPS_TRY_ASSIGN(bool has_set, locks.has("SET_LOCK", location));
+    if (!has_set) {
+      add(findings, Verdict::fail, id + ": location " + location + " has no SET lock");
+    }
+    for (const std::string& character : strings_of(array_member(*row, "characters_present"))) {
+      AVPS_TRY_ASSIGN(bool has_char, locks.has("CHAR_LOCK", character));
+      if (!has_char) {
+        add(findings, Verdict::fail, id + ": character " + character + " has no CHAR lock");
+      }
+      if (!characters.contains(character)) {
+        add(findings, Verdict::fail, id + ": character " + character + " has no entry in the WORLD_STATE");
+      }
+    }
+  }
+  return findings;
+}
+
+// ---- shot-planner: SHOTLIST -------------------------------------------------------------------
+
+Result<Findings> shotlist_ids_resolve(const json& output, const json&, const GateContext& context) {
+  Findings findings;
+  std::string scene = text_member(output, "scene_id");
+  LockLookup locks(context);
+  const json& rows = array_member(output, "rows");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const json& row = rows[i];
+    std::string id = text_member(row, "shot_id");
+    Result<std::string> expected = artifacts::format_shot_id(scene, static_cast<int>(i) + 1);
+    if (scene_of_shot(id) != scene) {
+      add(findings, Verdict::fail, id + " does not belong to scene " + scene);
+    } else if (expected && id != *expected) {
+      add(findings, Verdict::fail,
+          id + " is out of sequence: shot " + std::to_string(i + 1) + " of " + scene + " must be " +
+              *expected);
+    }
+    if (std::string row_scene = text_member(row, "scene_id"); row_scene != scene) {
+      add(findings, Verdict::fail, id + ": scene_id " + row_scene + " is not the shot list's scene " + scene);
+    }
+    std::string set = text_member(row, "set_id");
+    AVPS_TRY_ASSIGN(bool has_set, locks.has("SET_LOCK", set));
+    if (!has_set) {
+      add(findings, Verdict::fail, id + ": set_id " + set + " has no SET lock");
+    }
+    for (const std::string& character : strings_of(array_member(row, "char_ids"))) {
+      AVPS_TRY_ASSIGN(bool has_char, locks.has("CHAR_LOCK", character));
+      if (!has_char) {
+        add(findings, Verdict::fail, id + ": char_id " + character + " has no CHAR lock");
+      }
+    }
+  }
+  return findings;
+}
+
+bool is_wide(const std::string& camera_type) {
+  size_t begin = 0;
+  while (begin <= camera_type.size()) {
+    size_t end = camera_type.find('_', begin);
+    if (end == std::string::npos) {
+      end = camera_type.size();
+    }
+    if (camera_type.compare(begin, end - begin, "wide") == 0) {
+      return true;
+    }
+    begin = end + 1;
+  }
+  return false;
+}
+
+Result<Findings> shotlist_heuristics(const json& output, const json& params, const GateContext&) {
+  AVPS_TRY_ASSIGN(double max_s, number_param(params, "complex_shot_max_s"));
+  Findings findings;
+  for (const json& row : array_member(output, "rows")) {
+    std::string id = text_member(row, "shot_id");
+    std::string camera = text_member(row, "camera_type");
+    if (text_member(row, "hero_tier") == "A" && is_wide(camera)) {
+      add(findings, Verdict::fail,
+          id + ": hero A shot in a wide frame (camera_type " + camera +
+              "); a face-critical moment needs a closer shot");
+    }
+    double duration =
+        row.contains("duration_s") && row["duration_s"].is_number() ? row["duration_s"].get<double>() : 0;
+    if (text_member(row, "complexity_level") == "high" && duration > max_s) {
+      add(findings, Verdict::warn,
+          id + ": high-complexity shot of " + format_number(duration) + " s, longer than " +
+              format_number(max_s) + " s (complex_shot_max_s); shorten or split it");
+    }
+  }
+  return findings;
+}
+
+// ---- prompt-packager: GENPACK -----------------------------------------------------------------
+
+Result<std::string> genpack_face(const json& genpack) {
+  AVPS_TRY_ASSIGN(artifacts::FaceCodec codec,
+                  artifacts::FaceCodec::load(project::data_dir() / "schemas", "GENPACK"));
+  return codec.render(genpack);
+}
+
+// The lock of kind/entity as the packager pastes it, or nullopt when none is recorded.
+Result<std::optional<builtins::LockFace>> lock_face(const GateContext& context, const std::string& kind,
+                                                    const std::string& entity) {
+  AVPS_TRY_ASSIGN(std::optional<json> content, context.latest(kind, entity));
+  AVPS_TRY_ASSIGN(std::optional<GateContext::Face> face, context.latest_face(kind, entity));
+  if (!content || !face) {
+    return std::optional<builtins::LockFace>();
+  }
+  return std::optional<builtins::LockFace>(builtins::LockFace{face->name, face->text, *content});
+}
+
+void add_violations(Findings& findings, const std::vector<core::Violation>& violations, bool order) {
+  for (const core::Violation& v : violations) {
+    if ((v.rule == "genpack.order") == order) {
+      add(findings, Verdict::fail,
+          (v.subject.empty() ? "" : v.subject + ": ") + v.message + " (" + v.rule + ")");
+    }
+  }
+}
+
+Result<Findings> genpack_section_order(const json& output, const json&, const GateContext&) {
+  Findings findings;
+  AVPS_TRY_ASSIGN(std::string face, genpack_face(output));
+  add_violations(findings, builtins::check_genpack(output, face, {}), true);
+  return findings;
+}
+
+Result<Findings> genpack_locks_verbatim(const json& output, const json&, const GateContext& context) {
+  Findings findings;
+  std::string shot = text_member(output, "shot_id");
+  std::string scene = scene_of_shot(shot);
+  AVPS_TRY_ASSIGN(std::optional<json> shotlist, context.latest("SHOTLIST", scene));
+  const json* row = shotlist ? find_row(array_member(*shotlist, "rows"), "shot_id", shot) : nullptr;
+  if (row == nullptr) {
+    add(findings, Verdict::fail,
+        shot + " is not in the latest SHOTLIST of " + scene + ": its locks are unknown");
+    return findings;
+  }
+  // The locks the shot must carry: the project style, its set, its characters in char_ids order.
+  std::vector<std::pair<std::string, std::string>> wanted = {{"STYLE_LOCK", "PROJECT"},
+                                                             {"SET_LOCK", text_member(*row, "set_id")}};
+  for (const std::string& character : strings_of(array_member(*row, "char_ids"))) {
+    wanted.emplace_back("CHAR_LOCK", character);
+  }
+  std::vector<builtins::LockFace> expected;
+  for (const auto& [kind, entity] : wanted) {
+    AVPS_TRY_ASSIGN(std::optional<builtins::LockFace> lock, lock_face(context, kind, entity));
+    if (!lock) {
+      add(findings, Verdict::fail,
+          shot + ": no " + kind + " of " + entity + " is recorded to check the GenPack against");
+      continue;
+    }
+    expected.push_back(std::move(*lock));
+  }
+  AVPS_TRY_ASSIGN(std::string face, genpack_face(output));
+  add_violations(findings, builtins::check_genpack(output, face, expected), false);
+  return findings;
+}
+
+// ---- qc-grader: QC_BATCH ----------------------------------------------------------------------
+
+constexpr std::array<const char*, 6> k_qc_categories = {"face_consistency",     "wardrobe_consistency",
+                                                        "set_continuity",       "prop_accuracy",
+                                                        "lighting_consistency", "motion_integrity"};
+
+Result<Findings> qc_verdict_from_scores(const json& output, const json& params, const GateContext& context) {
+  AVPS_TRY_ASSIGN(double threshold_a, number_param(params, "qc_threshold_a"));
+  AVPS_TRY_ASSIGN(double threshold_b, number_param(params, "qc_threshold_b"));
+  AVPS_TRY_ASSIGN(double threshold_c, number_param(params, "qc_threshold_c"));
+  AVPS_TRY_ASSIGN(double margin, number_param(params, "qc_fail_margin"));
+  const std::map<std::string, double> thresholds = {
+      {"A", threshold_a}, {"B", threshold_b}, {"C", threshold_c}};
+
+  // Hard-fail flags (lock violation, world-state contradiction, facial drift) by shot attempt.
+  std::map<std::pair<std::string, int>, std::vector<std::string>> flags;
+  for (const json& v : array_member(output, "violations")) {
+    int attempt = v.contains("attempt_number") && v["attempt_number"].is_number_integer()
+                      ? v["attempt_number"].get<int>()
+                      : 0;
+    flags[{text_member(v, "shot_id"), attempt}].push_back(text_member(v, "rule") + ": " +
+                                                          text_member(v, "description"));
+  }
+
+  Findings findings;
+  std::map<std::string, std::optional<json>> shotlists;  // by scene
+  for (const json& row : array_member(output, "rows")) {
+    std::string shot = text_member(row, "shot_id");
+    int attempt = row.contains("attempt_number") && row["attempt_number"].is_number_integer()
+                      ? row["attempt_number"].get<int>()
+                      : 0;
+    std::string name = shot + " attempt " + std::to_string(attempt);
+    std::string scene = scene_of_shot(shot);
+    if (!shotlists.count(scene)) {
+      AVPS_TRY_ASSIGN(shotlists[scene], context.latest("SHOTLIST", scene));
+    }
+    const std::optional<json>& shotlist = shotlists[scene];
+    const json* shot_row = shotlist ? find_row(array_member(*shotlist, "rows"), "shot_id", shot) : nullptr;
+    std::string tier = shot_row ? text_member(*shot_row, "hero_tier") : "";
+    if (!thresholds.count(tier)) {
+      add(findings, Verdict::fail,
+          name + ": not in the latest SHOTLIST of " + scene + ", so its hero tier and threshold are unknown");
+      continue;
+    }
+
+    // The total is recomputed from the categories; audio "NA" is not scored.
+    int total = 0;
+    std::vector<std::string> zeros;
+    for (const char* category : k_qc_categories) {
+      int score = row.contains(category) && row[category].is_number_integer() ? row[category].get<int>() : 0;
+      total += score;
+      if (score == 0) {
+        zeros.push_back(std::string(category) + " 0");
+      }
+    }
+    if (row.contains("audio_consistency") && row["audio_consistency"].is_number_integer()) {
+      int audio = row["audio_consistency"].get<int>();
+      total += audio;
+      if (audio == 0) {
+        zeros.push_back("audio_consistency 0");
+      }
+    }
+    double threshold = thresholds.at(tier);
+    std::vector<std::string> why = zeros;
+    const auto& row_flags = flags[{shot, attempt}];
+    why.insert(why.end(), row_flags.begin(), row_flags.end());
+    Verdict verdict = Verdict::pass;
+    if (!why.empty() || total < threshold - margin) {
+      verdict = Verdict::fail;
+      if (total < threshold - margin) {
+        why.push_back("total " + std::to_string(total) + " < " + format_number(threshold - margin) +
+                      " (hero " + tier + " threshold " + format_number(threshold) + " minus " +
+                      format_number(margin) + ")");
+      }
+    } else if (total < threshold) {
+      verdict = Verdict::fix;
+      why.push_back("total " + std::to_string(total) + " < " + format_number(threshold) + " (hero " + tier +
+                    " threshold)");
+    }
+    if (verdict == Verdict::pass) {
+      continue;
+    }
+    std::string reason = name + ": " + join(why, "; ");
+    if (row.contains("total_score") && row["total_score"].is_number_integer() &&
+        row["total_score"].get<int>() != total) {
+      reason += "; total_score says " + std::to_string(row["total_score"].get<int>()) +
+                ", the scores sum to " + std::to_string(total);
+    }
+    if (std::string claimed = text_member(row, "verdict");
+        !claimed.empty() && claimed != verdict_name(verdict)) {
+      reason += " (the model said " + claimed + ")";
+    }
+    add(findings, verdict, reason);
+  }
+  return findings;
+}
+
+// ---- budget-gates: BUDGET_STATUS --------------------------------------------------------------
+
+int64_t integer_member(const json& obj, const char* key) {
+  return obj.contains(key) && obj[key].is_number_integer() ? obj[key].get<int64_t>() : 0;
+}
+
+// WARN / FAIL / STOP of spend against one cap. `committed` < 0: unknown.
+void check_cap(Findings& findings, const std::string& what, int64_t cap, int64_t committed, int64_t projected,
+               double warn_pct) {
+  double pct = 100.0 * static_cast<double>(projected) / static_cast<double>(cap);
+  if (committed >= 0 && committed > cap) {
+    add(findings, Verdict::stop,
+        "committed spend " + format_usd(committed) + " is past the " + what + " " + format_usd(cap) +
+            ": no simplification can undo it");
+  } else if (projected > cap) {
+    add(findings, Verdict::fail,
+        "projected spend " + format_usd(projected) + " is " + format_percent(pct) + " of the " + what + " " +
+            format_usd(cap) + ": simplify before producing");
+  } else if (static_cast<double>(projected) * 100.0 >= warn_pct * static_cast<double>(cap)) {
+    add(findings, Verdict::warn,
+        "projected spend " + format_usd(projected) + " is " + format_percent(pct) + " of the " + what + " " +
+            format_usd(cap) + " (warn at " + format_number(warn_pct) + "%): rerun cost-optimizer");
+  }
+}
+
+std::optional<int64_t> cap_of(const json& config, const char* name) {
+  if (config.contains("budget") && config["budget"].is_object() && config["budget"].contains(name) &&
+      config["budget"][name].is_number()) {
+    return project::usd_to_micro(config["budget"][name].get<double>());
+  }
+  return std::nullopt;
+}
+
+Result<Findings> budget_caps(const json& output, const json& params, const GateContext& context) {
+  AVPS_TRY_ASSIGN(double warn_pct, number_param(params, "warn_pct"));
+  const json& config = context.config();
+  std::optional<int64_t> project_cap = cap_of(config, "project_cap_usd");
+  if (!project_cap || *project_cap <= 0) {
+    return make_error(ErrorCode::configuration, "the configuration has no budget/project_cap_usd");
+  }
+  Findings findings;
+  check_cap(findings, "project cap", *project_cap, integer_member(output, "current_spend_micro_usd"),
+            integer_member(output, "projected_spend_micro_usd"), warn_pct);
+
+  // Scene caps: each scene's latest COST_REPORT projection (committed spend per scene is not in
+  // the BUDGET_STATUS; the budget governor holds it call by call).
+  if (std::optional<int64_t> scene_cap = cap_of(config, "scene_cap_usd"); scene_cap && *scene_cap > 0) {
+    AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+    for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
+      std::string id = text_member(scene, "scene_id");
+      AVPS_TRY_ASSIGN(std::optional<json> report, context.latest("COST_REPORT", id));
+      if (report) {
+        Findings scene_findings;
+        check_cap(scene_findings, "scene cap", *scene_cap, -1,
+                  integer_member(*report, "total_projected_cost_micro_usd"), warn_pct);
+        for (Finding& f : scene_findings) {
+          add(findings, f.verdict, id + ": " + f.reason);
+        }
+      }
+    }
+  }
+  return findings;
+}
+
+Result<Findings> tier_quotas(const json& output, const json& params, const GateContext& context) {
+  AVPS_TRY_ASSIGN(double premium_pct, number_param(params, "premium_shot_pct"));
+  AVPS_TRY_ASSIGN(double t3_pct, number_param(params, "t3_narrative_pct"));
+  Findings findings;
+
+  // t3 share of the text-model calls (t1, t2, t3, research) the ledger counted.
+  std::map<std::string, int64_t> calls;
+  for (const json& usage : array_member(output, "tier_usage_breakdown")) {
+    calls[text_member(usage, "tier")] += integer_member(usage, "calls");
+  }
+  int64_t text_calls = calls["t1"] + calls["t2"] + calls["t3"] + calls["research"];
+  if (text_calls > 0 && static_cast<double>(calls["t3"]) * 100.0 > t3_pct * static_cast<double>(text_calls)) {
+    add(findings, Verdict::fail,
+        "t3 took " + std::to_string(calls["t3"]) + " of " + std::to_string(text_calls) +
+            " narrative calls (" +
+            format_percent(100.0 * static_cast<double>(calls["t3"]) / static_cast<double>(text_calls)) +
+            "), over the quota of " + format_number(t3_pct) + "% (quotas/t3_narrative_pct)");
+  }
+
+  // Premium share of the planned shots: each shot's generation tier from the project routing
+  // table by hero tier (DESIGN §3 defaults where the table has no row).
+  std::map<std::string, std::string> tier_of = {{"A", "gen_premium"}, {"B", "gen_mid"}, {"C", "gen_low"}};
+  AVPS_TRY_ASSIGN(std::optional<json> routing, context.latest("ROUTING_DECISION", "PROJECT"));
+  if (routing) {
+    for (const json& row : array_member(*routing, "recommended_model_tier")) {
+      if (text_member(row, "task") == "generate" && !text_member(row, "hero_tier").empty()) {
+        tier_of[text_member(row, "hero_tier")] = text_member(row, "tier");
+      }
+    }
+  }
+  AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+  int64_t shots = 0;
+  int64_t premium = 0;
+  for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
+    AVPS_TRY_ASSIGN(std::optional<json> shotlist, context.latest("SHOTLIST", text_member(scene, "scene_id")));
+    for (const json& shot : shotlist ? array_member(*shotlist, "rows") : empty_array()) {
+      ++shots;
+      premium += tier_of[text_member(shot, "hero_tier")] == "gen_premium" ? 1 : 0;
+    }
+  }
+  if (shots > 0 && static_cast<double>(premium) * 100.0 > premium_pct * static_cast<double>(shots)) {
+    add(findings, Verdict::fail,
+        std::to_string(premium) + " of " + std::to_string(shots) + " planned shots (" +
+            format_percent(100.0 * static_cast<double>(premium) / static_cast<double>(shots)) +
+            ") are routed to gen_premium, over the quota of " + format_number(premium_pct) +
+            "% (quotas/premium_shot_pct); re-allocate the lowest-priority shots");
+  }
+  return findings;
+}
+
+// ---- the registry -----------------------------------------------------------------------------
+
+const std::vector<detail::CheckInfo>& registry() {
+  static const std::vector<detail::CheckInfo> k_checks = {
+      {"scene_fields_non_empty", "SCENES", scene_fields_non_empty},
+      {"scene_ids_unique", "SCENES", scene_ids_unique},
+      {"breakdown_matches_scenes", "BREAKDOWN", breakdown_matches_scenes},
+      {"lock_hedge_words", "", lock_hedge_words},
+      {"truth_verified_claims_cited", "TRUTH", truth_verified_claims_cited},
+      {"truth_high_risk_addressed", "TRUTH", truth_high_risk_addressed},
+      {"dialogue_every_speaker_scored", "DIALOGUE_CHECK", dialogue_every_speaker_scored},
+      {"world_state_continuity", "STATE_DIFF", world_state_continuity},
+      {"scene_entities_resolve", "CONTINUITY_REPORT", scene_entities_resolve},
+      {"shotlist_ids_resolve", "SHOTLIST", shotlist_ids_resolve},
+      {"shotlist_heuristics", "SHOTLIST", shotlist_heuristics},
+      {"genpack_section_order", "GENPACK", genpack_section_order},
+      {"genpack_locks_verbatim", "GENPACK", genpack_locks_verbatim},
+      {"qc_verdict_from_scores", "QC_BATCH", qc_verdict_from_scores},
+      {"budget_caps", "BUDGET_STATUS", budget_caps},
+      {"tier_quotas", "BUDGET_STATUS", tier_quotas},
+  };
+  return k_checks;
+}
+
+}  // namespace
+
+namespace detail {
+
+const CheckInfo* find_check_info(std::string_view name) {
+  for (const CheckInfo& info : registry()) {
+    if (info.name == name) {
+      return &info;
+    }
+  }
+  return nullptr;
+}
+
+bool is_engine_check(std::string_view name) {
+  const std::vector<std::string>& names = engine_check_names();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+}  // namespace detail
+
+const Check* find_check(std::string_view name) {
+  const detail::CheckInfo* info = detail::find_check_info(name);
+  return info == nullptr ? nullptr : &info->check;
+}
+
+std::vector<std::string> check_names() {
+  std::vector<std::string> names;
+  for (const detail::CheckInfo& info : registry()) {
+    names.emplace_back(info.name);
+  }
+  return names;
+}
+
+const std::vector<std::string>& engine_check_names() {
+  static const std::vector<std::string> k_names = {"genpack_changed_on_regen", "regen_limit_with_analyzer",
+                                                   "run_log_complete"};
+  return k_names;
+}
+
+}  // namespace avps::gates

@@ -1,0 +1,24 @@
+#pragma once
+// Internal to the gates module: what evaluate_gate needs to know about a named check besides the
+// function itself.
+
+#include <string_view>
+
+#include "avps/gates/gate.hpp"
+
+namespace avps::gates::detail {
+
+struct CheckInfo {
+  std::string_view name;
+  /// The output kind the check reads; empty = the skill's first output with a schema (a check
+  /// that serves several kinds, like lock_hedge_words).
+  std::string_view reads;
+  Check check;
+};
+
+/// The registry entry of `name`, or nullptr (unknown, or left to the engine).
+const CheckInfo* find_check_info(std::string_view name);
+
+bool is_engine_check(std::string_view name);
+
+}  // namespace avps::gates::detail
