@@ -133,3 +133,13 @@ TEST_CASE("the packager refuses a lock of the wrong entity", "[builtins][genpack
   REQUIRE_FALSE(refused.ok());
   CHECK_THAT(refused.error().message, Catch::Contains("ALEX"));
 }
+
+TEST_CASE("the GenPack fixture carries today's lock faces verbatim", "[builtins][genpack]") {
+  // Keeps tests/fixtures/artifacts/genpack.json in step with the face codec and the lock fixtures.
+  json content = fixture("genpack");
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "GENPACK").value();
+  std::vector<builtins::LockFace> locks = {lock("STYLE_LOCK", "style_lock", "STYLE_PROJECT_LOCK_v001.txt"),
+                                           lock("SET_LOCK", "set_lock", "SET_WAREHOUSE_LOCK_v001.txt"),
+                                           lock("CHAR_LOCK", "char_lock", "CHAR_ALEX_LOCK_v001.txt")};
+  CHECK(builtins::check_genpack(content, codec.render(content).value(), locks).empty());
+}
