@@ -498,6 +498,7 @@ struct Section {
   std::string field;
   std::string heading;
   bool optional = false;
+  bool key_line = false;  ///< a score, number or enum: written "Heading: value" on one line
 };
 
 }  // namespace
@@ -530,9 +531,17 @@ struct FaceCodec::Impl {
     return out;
   }
 
+  // True if `line` opens `section`: its heading line, or "Heading: value" for a key-line section.
+  bool opens(const Section& section, const std::string& line) const {
+    if (section.key_line) {
+      return line.rfind(section.heading + ": ", 0) == 0;
+    }
+    return line == heading_line(section.heading);
+  }
+
   bool is_heading(const std::string& line) const {
     for (const Section& s : sections) {
-      if (line == heading_line(s.heading)) {
+      if (opens(s, line)) {
         return true;
       }
     }
@@ -576,6 +585,7 @@ struct FaceCodec::Impl {
     Renderer renderer(schemas);
     AVPS_TRY_ASSIGN(std::string gate, render_gate(content));
     std::string out = format == "md" ? "# " + title_for(content) + "\n\n" + gate : title_for(content) + "\n" + gate;
+    bool previous_key_line = false;
     for (const Section& s : sections) {
       if (!content.contains(s.field)) {
         if (s.optional) {
@@ -585,6 +595,14 @@ struct FaceCodec::Impl {
       }
       const json& value = content[s.field];
       Node n = schemas.property(root(), s.field);
+      if (s.key_line && !value.is_object() && !value.is_array()) {
+        // Scores and verdicts read as "Key: value" lines, consecutive ones without blank lines.
+        out += (previous_key_line ? "" : "\n") + s.heading + ": " +
+               (value.is_string() ? value.get<std::string>() : value.dump()) + "\n";
+        previous_key_line = true;
+        continue;
+      }
+      previous_key_line = false;
       std::vector<std::string> lines;
       if (value.is_string()) {
         lines = split_lines(value.get<std::string>());
@@ -665,25 +683,38 @@ struct FaceCodec::Impl {
     if (!gate.is_null()) {
       out["gate"] = gate;
     }
-    // Sections, in order; optional ones may be absent.
+    // Sections, in order; optional ones may be absent. Blank lines separate them.
     size_t next_section = 0;
     while (i < lines.size()) {
+      if (lines[i].empty()) {
+        ++i;
+        continue;
+      }
       size_t found = sections.size();
       for (size_t s = next_section; s < sections.size(); ++s) {
-        if (lines[i] == heading_line(sections[s].heading)) {
+        if (opens(sections[s], lines[i])) {
           found = s;
           break;
         }
       }
       if (found == sections.size()) {
         return at_line(i, is_heading(lines[i]) ? "section \"" + lines[i] + "\" is out of order or repeated"
-                                               : "expected a section heading, found \"" + lines[i] + "\"");
+                                               : "expected a section, found \"" + lines[i] + "\"");
       }
       for (size_t s = next_section; s < found; ++s) {
         if (!sections[s].optional) {
-          return at_line(i, "section \"" + heading_line(sections[s].heading) + "\" is missing before \"" + lines[i] +
-                                "\"");
+          return at_line(i, "section \"" + sections[s].heading + "\" is missing before \"" + lines[i] + "\"");
         }
+      }
+      const Section& section = sections[found];
+      Node node = schemas.property(root(), section.field);
+      next_section = found + 1;
+      if (section.key_line) {
+        BlockParser parser(schemas, {}, i + 1, section.field);
+        AVPS_TRY_ASSIGN(json value, parser.scalar(node, lines[i].substr(section.heading.size() + 2)));
+        out[section.field] = std::move(value);
+        ++i;
+        continue;
       }
       size_t body_start = i + 1;
       size_t end = body_start;
@@ -691,21 +722,16 @@ struct FaceCodec::Impl {
         ++end;
       }
       size_t body_end = end;
-      if (end < lines.size()) {
-        if (body_end == body_start || !lines[body_end - 1].empty()) {
-          return at_line(end, "a blank line must come before \"" + lines[end] + "\"");
-        }
+      if (end < lines.size() && body_end > body_start && lines[body_end - 1].empty()) {
         --body_end;  // the blank separator
       }
       std::vector<std::string> body;
       for (size_t k = body_start; k < body_end; ++k) {
         body.push_back(unescape(lines[k]));
       }
-      const Section& section = sections[found];
       BlockParser parser(schemas, std::move(body), body_start + 1, section.field);
-      AVPS_TRY_ASSIGN(json value, parser.parse_section(schemas.property(root(), section.field)));
+      AVPS_TRY_ASSIGN(json value, parser.parse_section(node));
       out[section.field] = std::move(value);
-      next_section = found + 1;
       i = end;
     }
     for (size_t s = next_section; s < sections.size(); ++s) {
@@ -862,8 +888,13 @@ Result<FaceCodec> FaceCodec::load(const fs::path& schemas_dir, std::string_view 
       impl->identity.push_back(f.get<std::string>());
     }
     for (const auto& s : face.value("sections", ordered_json::array())) {
-      impl->sections.push_back(
-          Section{s.at("field").get<std::string>(), s.at("heading").get<std::string>(), s.value("optional", false)});
+      Section section{s.at("field").get<std::string>(), s.at("heading").get<std::string>(), s.value("optional", false)};
+      // Scores and enums (verdict-like values) are one-line "Key: value" sections.
+      Node node = impl->schemas.property(impl->root(), section.field);
+      Types types = impl->schemas.types(node);
+      bool enumerated = node.schema && (node.schema->contains("enum") || node.schema->contains("const"));
+      section.key_line = types.scalar_only() && (types.integer || types.number || types.boolean || enumerated);
+      impl->sections.push_back(std::move(section));
     }
     for (const auto& c : face.value("columns", ordered_json::array())) {
       impl->columns.push_back(c.get<std::string>());
