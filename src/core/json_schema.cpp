@@ -26,20 +26,6 @@ struct JsonSchema::Compiled {
 
 namespace {
 
-std::string escape_pointer_token(const std::string& token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // valijson's context is {"<root>", "[key]", "[0]", ...}.
 std::string context_to_pointer(const std::vector<std::string>& context) {
   std::string pointer;

@@ -1,5 +1,7 @@
 #include "avps/gates/gate.hpp"
 
+#include "avps/core/canonical_json.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -91,20 +93,6 @@ Result<std::vector<std::string>> split_pointer(std::string_view pointer) {
   return tokens;
 }
 
-std::string escape_token(const std::string& token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 bool is_array_index(const std::string& token) {
   if (token.empty() || token.size() > 9 || (token.size() > 1 && token[0] == '0')) {
     return false;
@@ -169,7 +157,7 @@ void expand(const json* node, const std::vector<std::string>& tokens, size_t i, 
   if (node == nullptr) {
     std::string whole = field;
     for (size_t k = i; k < tokens.size(); ++k) {
-      whole = join_field(whole, escape_token(tokens[k]));
+      whole = join_field(whole, core::escape_pointer_token(tokens[k]));
     }
     out.push_back(Target{whole, label, nullptr});
     return;
@@ -180,12 +168,12 @@ void expand(const json* node, const std::vector<std::string>& tokens, size_t i, 
   }
   const std::string& token = tokens[i];
   if (token != "*") {
-    expand(child(*node, token), tokens, i + 1, join_field(field, escape_token(token)), label, out);
+    expand(child(*node, token), tokens, i + 1, join_field(field, core::escape_pointer_token(token)), label, out);
     return;
   }
   if (node->is_object()) {
     for (auto it = node->begin(); it != node->end(); ++it) {
-      expand(&*it, tokens, i + 1, join_field(field, escape_token(it.key())), label, out);
+      expand(&*it, tokens, i + 1, join_field(field, core::escape_pointer_token(it.key())), label, out);
     }
   } else if (node->is_array()) {
     for (size_t k = 0; k < node->size(); ++k) {

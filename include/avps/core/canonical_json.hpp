@@ -17,6 +17,9 @@ namespace avps::core {
 /// The canonical bytes of `value`. Fails only on invalid UTF-8 in a string.
 Result<std::string> canonical_json(const nlohmann::json& value);
 
+/// One JSON-pointer reference token, escaped (RFC 6901: "~" -> "~0", "/" -> "~1").
+std::string escape_pointer_token(const std::string& token);
+
 /// Parses JSON text; the error names the byte offset and what was wrong.
 Result<nlohmann::json> parse_json(std::string_view text, std::string_view what);
 
