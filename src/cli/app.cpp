@@ -51,6 +51,12 @@ void Context::info(const std::string& line) const {
   }
 }
 
+void Context::debug(const std::string& line) const {
+  if (verbose) {
+    std::cerr << "avps: " << line << '\n';
+  }
+}
+
 void Context::emit_json(const nlohmann::json& document) const {
   std::cout << document.dump(2) << '\n';
 }

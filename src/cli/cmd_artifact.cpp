@@ -45,37 +45,34 @@ Result<ledger::ArtifactRecord> find_record(const ledger::Ledger& ledger, const s
   return *best;
 }
 
-void run_show(const ArtifactOptions& o, Context& ctx) {
+// A recorded artifact with its face (hash-checked) and canonical JSON (from the object store).
+struct Located {
+  ledger::ArtifactRecord record;
+  std::string face;
+  nlohmann::json content;
+};
+
+Result<Located> locate(const std::string& dir, const std::string& name) {
   core::SystemClock clock;
-  auto project = project::Project::open(o.dir, ledger::OpenMode::read_only, {}, clock);
-  if (!project) {
-    ctx.fail(project.error());
-    return;
+  AVPS_TRY_ASSIGN(auto project, project::Project::open(dir, ledger::OpenMode::read_only, {}, clock));
+  AVPS_TRY_ASSIGN(ledger::ArtifactRecord record, find_record(project->ledger(), name));
+  AVPS_TRY_ASSIGN(std::string face, core::read_file(fs::path(dir) / record.path));
+  if (core::sha256_hex(face) != record.face_sha256) {
+    return make_error(ErrorCode::corruption, record.path + " changed since the ledger recorded it; run `avps gate`");
   }
-  Result<ledger::ArtifactRecord> record = find_record((*project)->ledger(), o.name);
-  if (!record) {
-    ctx.fail(record.error());
-    return;
+  AVPS_TRY_ASSIGN(nlohmann::json content, project->store().load(record));
+  return Located{std::move(record), std::move(face), std::move(content)};
+}
+
+void run_show(const ArtifactOptions& o, Context& ctx) {
+  Result<Located> found = locate(o.dir, o.name);
+  if (!found) {
+    ctx.fail(found.error());
+  } else if (ctx.json) {
+    ctx.emit_json(found->content);
+  } else {
+    std::cout << found->face;
   }
-  if (ctx.json) {
-    Result<nlohmann::json> content = (*project)->store().load(*record);
-    if (!content) {
-      ctx.fail(content.error());
-      return;
-    }
-    ctx.emit_json(*content);
-    return;
-  }
-  Result<std::string> face = core::read_file(fs::path(o.dir) / record->path);
-  if (!face) {
-    ctx.fail(face.error());
-    return;
-  }
-  if (core::sha256_hex(*face) != record->face_sha256) {
-    ctx.fail(ExitCode::violation, record->path + " changed since the ledger recorded it; run `avps gate`");
-    return;
-  }
-  std::cout << *face;
 }
 
 // Imports `face` as the next version of the artifact `name` designates; prints the outcome.
@@ -152,28 +149,13 @@ void run_import(const ArtifactOptions& o, Context& ctx) {
 }
 
 void run_edit(const ArtifactOptions& o, Context& ctx) {
-  std::string original;
-  artifacts::ArtifactName name;
-  {
-    core::SystemClock clock;
-    auto project = project::Project::open(o.dir, ledger::OpenMode::read_only, {}, clock);
-    if (!project) {
-      ctx.fail(project.error());
-      return;
-    }
-    Result<ledger::ArtifactRecord> record = find_record((*project)->ledger(), o.name);
-    if (!record) {
-      ctx.fail(record.error());
-      return;
-    }
-    name = artifacts::parse_artifact_name(record->name).value();
-    Result<std::string> face = core::read_file(fs::path(o.dir) / record->path);
-    if (!face) {
-      ctx.fail(face.error());
-      return;
-    }
-    original = *face;
+  Result<Located> found = locate(o.dir, o.name);
+  if (!found) {
+    ctx.fail(found.error());
+    return;
   }
+  const std::string& original = found->face;
+  const artifacts::ArtifactName name = artifacts::parse_artifact_name(found->record.name).value();
   // The copy lives outside the project, so a half-finished edit never looks like an artifact.
   std::string pattern = (fs::temp_directory_path() / ("avps-edit-XXXXXX")).string();
   if (::mkdtemp(pattern.data()) == nullptr) {

@@ -4,6 +4,7 @@
 #include "avps/core/clock.hpp"
 #include "avps/gates/integrity.hpp"
 #include "avps/ledger/ledger.hpp"
+#include "avps/project/project.hpp"
 #include "commands.hpp"
 
 namespace avps::cli {
@@ -23,6 +24,8 @@ void run_gate(const GateOptions& options, Context& ctx) {
     return;
   }
   const ledger::Ledger& ledger = **opened;
+  ctx.debug("checking " + options.dir + " against ledger head " + std::to_string(ledger.head().seq) + " (" +
+            ledger.head().hash.substr(0, 12) + "...), shipped data in " + project::data_dir().string());
   std::vector<core::Violation> violations = gates::check_integrity(options.dir, ledger);
   Result<std::vector<ledger::ArtifactRecord>> artifacts = ledger.artifacts();
   size_t artifact_count = artifacts ? artifacts->size() : 0;

@@ -25,6 +25,7 @@ void run_init(const InitOptions& options, Context& ctx) {
     overrides.push_back(*o);
   }
   core::SystemClock clock;
+  ctx.debug("shipped data in " + project::data_dir().string());
   Result<std::unique_ptr<project::Project>> project = project::Project::init(options.dir, options.title, overrides, clock);
   if (!project) {
     ctx.fail(project.error());

@@ -27,6 +27,8 @@ struct Context {
   bool color() const;
   /// Informational line on stdout (not in --json or --quiet mode).
   void info(const std::string& line) const;
+  /// A diagnostic line on stderr, only with --verbose.
+  void debug(const std::string& line) const;
   /// A JSON document on stdout (--json mode).
   void emit_json(const nlohmann::json& document) const;
   /// Reports an error (stderr text, or a JSON object on stdout with --json) and sets the exit
