@@ -365,7 +365,8 @@ TEST_CASE("gate rules read fields that their output's schema defines, with value
   CHECK(rules_checked > 0);
 
   // The stage graph's field conditions read a row of their artifact.
-  for (const auto& item : load_stage_graph()["conditions"].items()) {
+  const json graph = load_stage_graph();  // (a temporary's items() would dangle)
+  for (const auto& item : graph["conditions"].items()) {
     const json& evaluate = item.value()["evaluate"];
     if (evaluate["type"] != "artifact_field") {
       continue;
