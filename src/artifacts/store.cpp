@@ -65,12 +65,13 @@ Result<ledger::ArtifactRecord> ArtifactStore::write(const NewArtifact& artifact)
   record.producer = artifact.producer;
 
   json intent = {{"intent", record.to_json()}, {"details", artifact.details}};
-  AVPS_TRY(m_ledger.append(ledger::EventDraft{"artifact.intent", intent, {}, {}}));
+  AVPS_TRY(m_ledger.append(ledger::EventDraft{.kind = "artifact.intent", .body = intent}));
   core::crash_point("store.after_intent");
   AVPS_TRY(write_files(artifact, canonical, record.json_sha256));
   core::crash_point("store.after_face");
 
-  ledger::EventDraft recorded{"artifact.recorded", {{"details", artifact.details}}, artifact.row, record};
+  ledger::EventDraft recorded{
+      .kind = "artifact.recorded", .body = {{"details", artifact.details}}, .row = artifact.row, .artifact = record};
   AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.commit({std::move(recorded)}));
   record.event_seq = events.front().seq;
   return record;
@@ -140,7 +141,7 @@ Result<void> ArtifactStore::recover() {
       // The crash came after the files were durable: finish the write.
       json details = entry.second;
       details["recovered"] = true;
-      AVPS_TRY(m_ledger.commit({ledger::EventDraft{"artifact.recorded", {{"details", details}}, {}, record}}));
+      AVPS_TRY(m_ledger.commit({ledger::EventDraft{.kind = "artifact.recorded", .body = {{"details", details}}, .artifact = record}}));
       continue;
     }
     if (face_bytes) {
@@ -150,10 +151,8 @@ Result<void> ArtifactStore::recover() {
                         record.path + " exists but does not match the interrupted write that announced it");
     }
     AVPS_TRY(m_ledger.commit({ledger::EventDraft{
-        "artifact.abandoned",
-        {{"name", record.name}, {"reason", "interrupted before its files were complete"}},
-        {},
-        {}}}));
+        .kind = "artifact.abandoned",
+        .body = {{"name", record.name}, {"reason", "interrupted before its files were complete"}}}}));
   }
   if (own_run) {
     AVPS_TRY(m_ledger.end_run("DONE", json::object()));

@@ -63,11 +63,38 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT
 CREATE TRIGGER artifacts_no_update BEFORE UPDATE ON artifacts BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
 CREATE TRIGGER artifacts_no_delete BEFORE DELETE ON artifacts BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
 )sql"},
+    // 2: budget reservations. An end is its own append-only row whose primary key is the
+    // reservation's id, so no reservation can end twice.
+    {2, R"sql(
+CREATE TABLE reservations (
+  id TEXT PRIMARY KEY,
+  scene_id TEXT NOT NULL,
+  shot_id TEXT NOT NULL,
+  amount_micro_usd INTEGER NOT NULL CHECK (amount_micro_usd >= 0),
+  purpose TEXT NOT NULL,
+  event_seq INTEGER NOT NULL REFERENCES events(seq)
+);
+CREATE INDEX reservations_by_scene ON reservations(scene_id);
+CREATE INDEX reservations_by_shot ON reservations(shot_id);
+CREATE TABLE reservation_ends (
+  id TEXT PRIMARY KEY REFERENCES reservations(id),
+  settled_micro_usd INTEGER NOT NULL CHECK (settled_micro_usd >= 0),
+  released_micro_usd INTEGER NOT NULL CHECK (released_micro_usd >= 0),
+  provider_cost_micro_usd INTEGER,
+  how TEXT NOT NULL,
+  event_seq INTEGER NOT NULL REFERENCES events(seq)
+);
+CREATE TRIGGER reservations_no_update BEFORE UPDATE ON reservations BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+CREATE TRIGGER reservations_no_delete BEFORE DELETE ON reservations BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+CREATE TRIGGER reservation_ends_no_update BEFORE UPDATE ON reservation_ends BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+CREATE TRIGGER reservation_ends_no_delete BEFORE DELETE ON reservation_ends BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+)sql"},
 };
 
 const char* const k_required_triggers[] = {
-    "meta_no_update",      "meta_no_delete",      "events_no_update",
-    "events_no_delete",    "artifacts_no_update", "artifacts_no_delete",
+    "meta_no_update",         "meta_no_delete",         "events_no_update",           "events_no_delete",
+    "artifacts_no_update",    "artifacts_no_delete",    "reservations_no_update",     "reservations_no_delete",
+    "reservation_ends_no_update", "reservation_ends_no_delete",
 };
 
 // RAII over sqlite3 / sqlite3_stmt.
@@ -289,6 +316,41 @@ Result<ArtifactRecord> ArtifactRecord::from_json(const json& j) {
     return r;
   } catch (const json::exception& e) {
     return make_error(ErrorCode::corruption, std::string("malformed artifact record: ") + e.what());
+  }
+}
+
+json Reservation::to_json() const {
+  return {{"id", id}, {"scene_id", scene_id}, {"shot_id", shot_id}, {"amount_micro_usd", amount_micro_usd},
+          {"purpose", purpose}};
+}
+
+Result<Reservation> Reservation::from_json(const json& j) {
+  try {
+    return Reservation{j.at("id").get<std::string>(), j.at("scene_id").get<std::string>(),
+                       j.at("shot_id").get<std::string>(), j.at("amount_micro_usd").get<int64_t>(),
+                       j.at("purpose").get<std::string>()};
+  } catch (const json::exception& e) {
+    return make_error(ErrorCode::corruption, std::string("malformed reservation: ") + e.what());
+  }
+}
+
+json ReservationEnd::to_json() const {
+  json j = {{"id", id}, {"settled_micro_usd", settled_micro_usd}, {"released_micro_usd", released_micro_usd},
+            {"how", how}};
+  j["provider_cost_micro_usd"] = provider_cost_micro_usd ? json(*provider_cost_micro_usd) : json(nullptr);
+  return j;
+}
+
+Result<ReservationEnd> ReservationEnd::from_json(const json& j) {
+  try {
+    ReservationEnd e{j.at("id").get<std::string>(), j.at("settled_micro_usd").get<int64_t>(),
+                     j.at("released_micro_usd").get<int64_t>(), std::nullopt, j.at("how").get<std::string>()};
+    if (!j.at("provider_cost_micro_usd").is_null()) {
+      e.provider_cost_micro_usd = j["provider_cost_micro_usd"].get<int64_t>();
+    }
+    return e;
+  } catch (const json::exception& e) {
+    return make_error(ErrorCode::corruption, std::string("malformed reservation end: ") + e.what());
   }
 }
 
@@ -537,7 +599,62 @@ struct Ledger::Impl {
                                    core::Durability::durable);
   }
 
-  Result<std::vector<Event>> commit(std::vector<EventDraft> drafts) {
+  // Spend against a scope, inside the caller's transaction (or outside one, for reads).
+  Result<Spend> spend_of(const std::string& scene_id, const std::string& shot_id) const {
+    std::string where = shot_id.empty() ? (scene_id.empty() ? "1" : "r.scene_id = ?1") : "r.shot_id = ?1";
+    std::string committed_sql =
+        "SELECT COALESCE(SUM(e.settled_micro_usd), 0) FROM reservation_ends e JOIN reservations r ON r.id = e.id WHERE " +
+        where;
+    std::string outstanding_sql =
+        "SELECT COALESCE(SUM(r.amount_micro_usd), 0) FROM reservations r LEFT JOIN reservation_ends e ON e.id = r.id "
+        "WHERE e.id IS NULL AND " + where;
+    Spend out;
+    for (int pass = 0; pass < 2; ++pass) {
+      Stmt stmt(db, pass == 0 ? committed_sql.c_str() : outstanding_sql.c_str());
+      if (!stmt.valid()) {
+        return db.error("cannot read the budget");
+      }
+      if (!shot_id.empty()) {
+        stmt.bind(1, shot_id);
+      } else if (!scene_id.empty()) {
+        stmt.bind(1, scene_id);
+      }
+      AVPS_TRY(stmt.step());
+      (pass == 0 ? out.committed_micro_usd : out.outstanding_micro_usd) = stmt.integer(0);
+    }
+    return out;
+  }
+
+  // budget_exceeded when `r` does not fit under one of `caps`; called inside the transaction.
+  Result<void> check_caps(const Reservation& r, const Caps& caps) const {
+    struct Scope {
+      const char* name;
+      std::string scene, shot;
+      std::optional<int64_t> cap;
+    };
+    const Scope scopes[] = {{"project", "", "", caps.project_micro_usd},
+                            {"scene", r.scene_id, "", r.scene_id.empty() ? std::nullopt : caps.scene_micro_usd},
+                            {"shot", "", r.shot_id, r.shot_id.empty() ? std::nullopt : caps.shot_micro_usd}};
+    for (const Scope& scope : scopes) {
+      if (!scope.cap) {
+        continue;
+      }
+      AVPS_TRY_ASSIGN(Spend spent, spend_of(scope.scene, scope.shot));
+      if (spent.total() + r.amount_micro_usd > *scope.cap) {
+        std::string label = std::string(scope.name) + (scope.scene.empty() ? "" : " " + scope.scene) +
+                            (scope.shot.empty() ? "" : " " + scope.shot);
+        return make_error(ErrorCode::budget_exceeded,
+                          "budget: reserving " + std::to_string(r.amount_micro_usd) + " micro-USD for " + r.purpose +
+                              " would take the " + label + " past its cap (" + std::to_string(spent.committed_micro_usd) +
+                              " committed + " + std::to_string(spent.outstanding_micro_usd) + " reserved, cap " +
+                              std::to_string(*scope.cap) + ")");
+      }
+    }
+    return ok();
+  }
+
+  Result<std::vector<Event>> commit(std::vector<EventDraft> drafts, const Reservation* reservation = nullptr,
+                                    const Caps* caps = nullptr) {
     std::lock_guard<std::mutex> lock(mutex);
     if (mode != OpenMode::read_write) {
       return make_error(ErrorCode::unsupported, "internal error: ledger opened read-only");
@@ -549,6 +666,21 @@ struct Ledger::Impl {
       std::ignore = db.exec("ROLLBACK");  // the first error is the one to report
       return e;
     };
+    if (reservation && caps) {
+      if (Result<void> fits = check_caps(*reservation, *caps); !fits) {
+        return fail(std::move(fits).error());
+      }
+    }
+    Stmt insert_reservation(db,
+                            "INSERT INTO reservations(id, scene_id, shot_id, amount_micro_usd, purpose, event_seq) "
+                            "VALUES (?,?,?,?,?,?)");
+    Stmt insert_end(db,
+                    "INSERT INTO reservation_ends(id, settled_micro_usd, released_micro_usd, provider_cost_micro_usd, "
+                    "how, event_seq) VALUES (?,?,?,?,?,?)");
+    Stmt reserved_amount(db, "SELECT amount_micro_usd FROM reservations WHERE id = ?");
+    if (!insert_reservation.valid() || !insert_end.valid() || !reserved_amount.valid()) {
+      return fail(db.error("cannot prepare ledger insert"));
+    }
     Stmt insert_event(db, "INSERT INTO events(seq, run_id, ts, kind, body, prev_hash, hash) VALUES (?,?,?,?,?,?,?)");
     Stmt insert_artifact(db,
                          "INSERT INTO artifacts(name, kind, target, version, path, face_sha256, json_sha256, "
@@ -575,6 +707,12 @@ struct Ledger::Impl {
       }
       if (draft.artifact) {
         e.body["artifact"] = draft.artifact->to_json();
+      }
+      if (reservation && committed.empty()) {
+        e.body["reservation"] = reservation->to_json();
+      }
+      if (draft.reservation_end) {
+        e.body["reservation_end"] = draft.reservation_end->to_json();
       }
       e.prev_hash = next.hash;
       Result<std::string> hash = event_hash(e.prev_hash, e.seq, e.run_id, e.timestamp, e.kind, e.body);
@@ -616,6 +754,47 @@ struct Ledger::Impl {
                                  "cannot index artifact " + a.name + ": " + added.error().message));
         }
         insert_artifact.reset();
+      }
+      if (reservation && committed.empty()) {
+        insert_reservation.bind(1, reservation->id);
+        insert_reservation.bind(2, reservation->scene_id);
+        insert_reservation.bind(3, reservation->shot_id);
+        insert_reservation.bind(4, reservation->amount_micro_usd);
+        insert_reservation.bind(5, reservation->purpose);
+        insert_reservation.bind(6, e.seq);
+        if (Result<bool> added = insert_reservation.step(); !added) {
+          return fail(make_error(ErrorCode::already_exists, "reservation " + reservation->id + " exists already"));
+        }
+      }
+      if (draft.reservation_end) {
+        const ReservationEnd& end = *draft.reservation_end;
+        reserved_amount.bind(1, end.id);
+        Result<bool> found = reserved_amount.step();
+        if (!found || !*found) {
+          return fail(make_error(ErrorCode::not_found, "no reservation " + end.id + " to end"));
+        }
+        const int64_t amount = reserved_amount.integer(0);
+        reserved_amount.reset();
+        bool balanced = end.settled_micro_usd + end.released_micro_usd == amount;
+        bool overrun = end.released_micro_usd == 0 && end.settled_micro_usd > amount;
+        if (!balanced && !overrun) {
+          return fail(make_error(ErrorCode::invalid_argument,
+                                 "reservation " + end.id + " of " + std::to_string(amount) +
+                                     " cannot end as settled " + std::to_string(end.settled_micro_usd) + " + released " +
+                                     std::to_string(end.released_micro_usd)));
+        }
+        insert_end.bind(1, end.id);
+        insert_end.bind(2, end.settled_micro_usd);
+        insert_end.bind(3, end.released_micro_usd);
+        if (end.provider_cost_micro_usd) {
+          insert_end.bind(4, *end.provider_cost_micro_usd);
+        }
+        insert_end.bind(5, end.how);
+        insert_end.bind(6, e.seq);
+        if (Result<bool> added = insert_end.step(); !added) {
+          return fail(make_error(ErrorCode::already_exists, "reservation " + end.id + " has already ended"));
+        }
+        insert_end.reset();
       }
       next = Head{e.seq, e.hash};
       committed.push_back(std::move(e));
@@ -699,7 +878,7 @@ Result<std::string> Ledger::begin_run(const std::string& command, const json& de
     id = buffer;
     m_impl->run_id = id;
   }
-  Result<Event> started = append(EventDraft{"run.started", {{"command", command}, {"details", details}}, {}, {}});
+  Result<Event> started = append(EventDraft{.kind = "run.started", .body = {{"command", command}, {"details", details}}});
   if (!started) {
     m_impl->run_id.clear();
     return std::move(started).error();
@@ -709,7 +888,7 @@ Result<std::string> Ledger::begin_run(const std::string& command, const json& de
 }
 
 Result<void> Ledger::end_run(const std::string& outcome, const json& details) {
-  AVPS_TRY(append(EventDraft{"run.finished", {{"outcome", outcome}, {"details", details}}, {}, {}}));
+  AVPS_TRY(append(EventDraft{.kind = "run.finished", .body = {{"outcome", outcome}, {"details", details}}}));
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   m_impl->run_id.clear();
   return ok();
@@ -729,6 +908,56 @@ Result<Event> Ledger::append(EventDraft draft) {
   drafts.push_back(std::move(draft));
   AVPS_TRY_ASSIGN(std::vector<Event> events, commit(std::move(drafts)));
   return std::move(events.front());
+}
+
+Result<Event> Ledger::reserve(const Reservation& reservation, const Caps& caps, EventDraft event) {
+  if (m_impl->run_id.empty()) {
+    return make_error(ErrorCode::unsupported, "internal error: ledger append outside a run");
+  }
+  if (reservation.amount_micro_usd < 0 || reservation.id.empty()) {
+    return make_error(ErrorCode::invalid_argument, "a reservation needs an id and an amount >= 0");
+  }
+  std::vector<EventDraft> drafts;
+  drafts.push_back(std::move(event));
+  AVPS_TRY_ASSIGN(std::vector<Event> events, m_impl->commit(std::move(drafts), &reservation, &caps));
+  return std::move(events.front());
+}
+
+Result<Spend> Ledger::spend(const std::string& scene_id, const std::string& shot_id) const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  return m_impl->spend_of(scene_id, shot_id);
+}
+
+Result<std::vector<Reservation>> Ledger::open_reservations() const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  Stmt stmt(m_impl->db,
+            "SELECT r.id, r.scene_id, r.shot_id, r.amount_micro_usd, r.purpose FROM reservations r "
+            "LEFT JOIN reservation_ends e ON e.id = r.id WHERE e.id IS NULL ORDER BY r.event_seq");
+  if (!stmt.valid()) {
+    return m_impl->db.error("cannot read reservations");
+  }
+  std::vector<Reservation> out;
+  for (;;) {
+    AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+    if (!has_row) {
+      return out;
+    }
+    out.push_back(Reservation{stmt.text(0), stmt.text(1), stmt.text(2), stmt.integer(3), stmt.text(4)});
+  }
+}
+
+Result<Ledger::BudgetTotals> Ledger::budget_totals() const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  BudgetTotals totals;
+  AVPS_TRY_ASSIGN(totals.reserved, query_int(m_impl->db, "SELECT COALESCE(SUM(amount_micro_usd), 0) FROM reservations"));
+  AVPS_TRY_ASSIGN(totals.settled, query_int(m_impl->db, "SELECT COALESCE(SUM(settled_micro_usd), 0) FROM reservation_ends"));
+  AVPS_TRY_ASSIGN(totals.released,
+                  query_int(m_impl->db, "SELECT COALESCE(SUM(released_micro_usd), 0) FROM reservation_ends"));
+  AVPS_TRY_ASSIGN(totals.overrun,
+                  query_int(m_impl->db,
+                            "SELECT COALESCE(SUM(e.settled_micro_usd - r.amount_micro_usd), 0) FROM reservation_ends e "
+                            "JOIN reservations r ON r.id = e.id WHERE e.settled_micro_usd > r.amount_micro_usd"));
+  return totals;
 }
 
 Result<std::vector<Event>> Ledger::events() const {
@@ -912,6 +1141,44 @@ std::vector<core::Violation> Ledger::verify() const {
             "recorded by ledger event " + std::to_string(b.event_seq) + " is missing from the index");
       }
     }
+  }
+
+  // Reservations and their ends must be exactly those the events vouch for.
+  auto table_rows = [&](const char* sql) -> std::vector<json> {
+    std::vector<json> rows;
+    Stmt stmt(m_impl->db, sql);
+    while (stmt.valid()) {
+      Result<bool> has_row = stmt.step();
+      if (!has_row || !*has_row) {
+        break;
+      }
+      rows.push_back(json::parse(stmt.text(0)));
+    }
+    return rows;
+  };
+  std::vector<json> reserved = table_rows(
+      "SELECT json_object('id', id, 'scene_id', scene_id, 'shot_id', shot_id, 'amount_micro_usd', amount_micro_usd, "
+      "'purpose', purpose, 'seq', event_seq) FROM reservations ORDER BY event_seq");
+  std::vector<json> ended = table_rows(
+      "SELECT json_object('id', id, 'settled_micro_usd', settled_micro_usd, 'released_micro_usd', released_micro_usd, "
+      "'provider_cost_micro_usd', provider_cost_micro_usd, 'how', how, 'seq', event_seq) FROM reservation_ends "
+      "ORDER BY event_seq");
+  std::vector<json> reserved_by_events;
+  std::vector<json> ended_by_events;
+  for (const Event& e : events) {
+    for (auto [key, list] : {std::pair{"reservation", &reserved_by_events}, std::pair{"reservation_end", &ended_by_events}}) {
+      if (e.body.contains(key)) {
+        json row = e.body[key];
+        row["seq"] = e.seq;
+        list->push_back(row);
+      }
+    }
+  }
+  if (reserved != reserved_by_events) {
+    add("ledger.budget", ".avps/ledger.db", "the reservations table differs from the budget.reserved events (edited)");
+  }
+  if (ended != ended_by_events) {
+    add("ledger.budget", ".avps/ledger.db", "the reservation ends differ from the events that ended them (edited)");
   }
 
   // The CSV face must be exactly the rows the events carry.

@@ -241,10 +241,8 @@ Result<std::unique_ptr<Project>> Project::init(const fs::path& dir, const std::s
   }
   AVPS_TRY_ASSIGN(std::string config_bytes, core::canonical_json(project->config().document));
   AVPS_TRY(ledger.append(ledger::EventDraft{
-      "project.initialized",
-      {{"title", project->config().title}, {"config_sha256", core::sha256_hex(config_bytes)}},
-      {},
-      {}}));
+      .kind = "project.initialized",
+      .body = {{"title", project->config().title}, {"config_sha256", core::sha256_hex(config_bytes)}}}));
   AVPS_TRY(ledger.end_run("DONE", json::object()));
   return project;
 }

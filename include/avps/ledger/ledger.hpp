@@ -35,7 +35,7 @@
 
 namespace avps::ledger {
 
-inline constexpr int k_schema_version = 1;
+inline constexpr int k_schema_version = 2;
 inline constexpr const char* k_genesis_hash =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -88,12 +88,54 @@ struct ArtifactRecord {
   static Result<ArtifactRecord> from_json(const nlohmann::json& j);
 };
 
+/// A budget reservation: the worst case of one paid call, held against the caps until it ends.
+struct Reservation {
+  std::string id;         ///< unique, e.g. the call's idempotency key
+  std::string scene_id;   ///< "" when the call is for no single scene
+  std::string shot_id;    ///< "" when the call is for no single shot
+  int64_t amount_micro_usd = 0;
+  std::string purpose;    ///< what it pays for ("plausibility-auditor S03", "generate S03_SH02 proxy")
+
+  nlohmann::json to_json() const;
+  static Result<Reservation> from_json(const nlohmann::json& j);
+};
+
+/// How a reservation ended. Each reservation ends exactly once (the ledger refuses a second end).
+/// settled + released == amount, except an overrun (the provider charged more than the worst
+/// case), recorded as settled = the actual cost and released = 0.
+struct ReservationEnd {
+  std::string id;
+  int64_t settled_micro_usd = 0;
+  int64_t released_micro_usd = 0;
+  std::optional<int64_t> provider_cost_micro_usd;
+  std::string how;  ///< "settled", "released" or "reconciled" (an orphan found on resume)
+
+  nlohmann::json to_json() const;
+  static Result<ReservationEnd> from_json(const nlohmann::json& j);
+};
+
+/// Spend against one cap: settled, and reserved but not yet ended.
+struct Spend {
+  int64_t committed_micro_usd = 0;
+  int64_t outstanding_micro_usd = 0;
+  int64_t total() const { return committed_micro_usd + outstanding_micro_usd; }
+};
+
+/// The caps a reservation must fit under; scene and shot caps apply when set and the
+/// reservation names a scene or shot.
+struct Caps {
+  int64_t project_micro_usd = 0;
+  std::optional<int64_t> scene_micro_usd;
+  std::optional<int64_t> shot_micro_usd;
+};
+
 /// An event before it is committed.
 struct EventDraft {
   std::string kind;                         ///< frozen kind name (docs/formats/ledger.md)
   nlohmann::json body = nlohmann::json::object();
-  std::optional<LogRow> row;                ///< set for events that are RUN_LOG rows
-  std::optional<ArtifactRecord> artifact;   ///< set for artifact.recorded: indexed on commit
+  std::optional<LogRow> row = std::nullopt;               ///< set for events that are RUN_LOG rows
+  std::optional<ArtifactRecord> artifact = std::nullopt;  ///< set for artifact.recorded: indexed on commit
+  std::optional<ReservationEnd> reservation_end = std::nullopt;  ///< ends a reservation, in the same transaction
 };
 
 struct Event {
@@ -139,6 +181,21 @@ class Ledger {
   /// run ids left empty are filled in.
   [[nodiscard]] Result<std::vector<Event>> commit(std::vector<EventDraft> drafts);
   [[nodiscard]] Result<Event> append(EventDraft draft);
+
+  /// Budget reservation, atomic with the cap check: inside one transaction, if every applicable
+  /// cap still holds committed + outstanding + amount, records the reservation with `event`
+  /// (its body gains "reservation"); otherwise writes nothing and fails with budget_exceeded,
+  /// naming the cap and the numbers. Safe from any number of threads.
+  [[nodiscard]] Result<Event> reserve(const Reservation& reservation, const Caps& caps, EventDraft event);
+  /// Spend against the project (scene_id and shot_id empty), a scene, or a shot.
+  [[nodiscard]] Result<Spend> spend(const std::string& scene_id, const std::string& shot_id) const;
+  /// Reservations not yet ended (oldest first).
+  [[nodiscard]] Result<std::vector<Reservation>> open_reservations() const;
+  /// Sum of all reservations, and of settled and released amounts (for audits and tests).
+  struct BudgetTotals {
+    int64_t reserved = 0, settled = 0, released = 0, overrun = 0;
+  };
+  [[nodiscard]] Result<BudgetTotals> budget_totals() const;
 
   [[nodiscard]] Result<std::vector<Event>> events() const;
   [[nodiscard]] Result<std::vector<ArtifactRecord>> artifacts() const;

@@ -38,7 +38,7 @@ ledger::EventDraft row_event(const std::string& skill) {
   row.skill_name = skill;
   row.outcome = "DONE";
   row.notes = "note, with \"quotes\"";
-  return ledger::EventDraft{"step", {{"skill", skill}}, row, {}};
+  return ledger::EventDraft{.kind = "step", .body = {{"skill", skill}}, .row = row};
 }
 
 // Runs SQL straight against the database file, as a person with the sqlite3 shell would.
@@ -215,4 +215,23 @@ TEST_CASE("run ids count up across runs", "[ledger]") {
   }
   auto ledger = f.open(ledger::OpenMode::read_write);
   CHECK(ledger->begin_run("b", {}).value() == "RUN_0002");
+}
+
+TEST_CASE("a ledger of schema 1 is migrated to the current schema by the next writer", "[ledger]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+  }
+  // Turn it back into a schema-1 ledger: no budget tables.
+  REQUIRE(sql(ledger::ledger_path(f.dir.path()),
+              "DROP TRIGGER reservations_no_update; DROP TRIGGER reservations_no_delete; "
+              "DROP TRIGGER reservation_ends_no_update; DROP TRIGGER reservation_ends_no_delete; "
+              "DROP TABLE reservation_ends; DROP TABLE reservations; PRAGMA user_version = 1;") == SQLITE_OK);
+  auto reader = ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_only, f.clock);
+  REQUIRE_FALSE(reader.ok());
+  CHECK_THAT(reader.error().message, Catch::Contains("older schema"));
+  auto writer = f.open(ledger::OpenMode::read_write);
+  CHECK(writer->verify().empty());
+  CHECK(writer->spend("", "").value().total() == 0);
 }
