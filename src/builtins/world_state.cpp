@@ -111,9 +111,12 @@ json strings_of(const json& row, const char* field) {
   return row.is_object() && row.contains(field) && row[field].is_array() ? row[field] : json::array();
 }
 
-// True if one of the scene's recorded state changes names `who` and healing.
+// True if one of the scene's recorded state changes names `who` and a heal, as whole words
+// ("untreated" is not "treated").
 bool heal_recorded(const json& breakdown_row, const std::string& who) {
-  static const char* const k_heal_words[] = {"heal", "treated", "bandage", "stitch", "recover", "cured", "mended"};
+  static const std::set<std::string> k_heal_words = {
+      "heal",    "heals",   "healed",   "healing",  "treat",    "treats",    "treated", "bandage", "bandages",
+      "bandaged", "stitch", "stitched", "stitches", "recovers", "recovered", "cured",   "mended",  "mends"};
   for (const json& change : strings_of(breakdown_row, "state_changes")) {
     if (!change.is_string()) {
       continue;
@@ -122,10 +125,16 @@ bool heal_recorded(const json& breakdown_row, const std::string& who) {
     if (text.find(lower(who)) == std::string::npos) {
       continue;
     }
-    for (const char* word : k_heal_words) {
-      if (text.find(word) != std::string::npos) {
+    std::string word;
+    for (size_t i = 0; i <= text.size(); ++i) {
+      if (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) {
+        word += text[i];
+        continue;
+      }
+      if (k_heal_words.count(word)) {
         return true;
       }
+      word.clear();
     }
   }
   return false;

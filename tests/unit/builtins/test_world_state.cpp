@@ -104,6 +104,11 @@ TEST_CASE("an injury that vanishes without a heal fails, naming the character", 
   gone["character_updates"]["ALEX"] = nullptr;  // (a merge patch would drop the null)
   CHECK(names(builtins::check_world_state_continuity(state_before_s02(), gone, breakdown_s02()), "continuity.injury", "ALEX"));
 
+  // "untreated" is not a heal.
+  CHECK(names(builtins::check_world_state_continuity(state_before_s02(), diff,
+                                                     breakdown_s02({"ALEX: cut on left palm, untreated"})),
+              "continuity.injury", "ALEX"));
+
   // The same removal with a heal recorded in the scene's state changes is fine.
   auto healed = builtins::check_world_state_continuity(
       state_before_s02(), diff, breakdown_s02({"MARIA cleans and bandages ALEX's palm; the cut is treated"}));

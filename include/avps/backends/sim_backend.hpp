@@ -1,0 +1,95 @@
+#pragma once
+// The sim backend: avps's embedded default (DESIGN §4). It answers every model skill in-process,
+// without keys or network, with schema-valid, coherent JSON derived from the brief and the
+// request's inputs; it renders a small real image per generation; it reports token usage so costs
+// flow; and it can be told to fail skills at configured rates so every loop and hard stop can be
+// exercised. It is also the user's dry run.
+//
+// Guarantees:
+//   - Deterministic. Every choice comes from a PRNG seeded by
+//     sha256("avps-sim" ‖ seed ‖ canonical request JSON): no clock, no global state. The same
+//     request gives the same bytes, in any process, on any thread; a different seed, or a
+//     different request (a revision carries the failed gate's findings), draws again.
+//   - Thread-safe: complete() and generate() only read the settings given at construction.
+//   - Valid. complete()'s text validates against request.output_schema: the artifact JSON of the
+//     skill's output kind, or, when output_schema maps several kinds to schemas
+//     ({"BEATS": {...}, "SCENES": {...}}), an object with one artifact per kind. A qc-grader
+//     request whose schema is a single QC row (no "rows" property) gets that row.
+//   - Coherent. Ids come from the brief and the inputs (scenes S01.., shots S01_SH01..,
+//     entities via artifacts::normalize_entity_id of the brief's display names); locks carry no
+//     hedge words; a STATE_DIFF is continuity-clean against the WORLD_STATE it receives (checked
+//     with builtins::check_world_state_continuity); gate objects carry the verdict the scores
+//     imply (avps recomputes it anyway).
+//   - Failure injection trips the real gate, never the schema: with probability
+//     failure_rates[skill] the output is valid but fails that skill's gate rules or checks (the
+//     per-skill table is in src/backends/sim_backend.cpp). Rate 1.0 fails every time; the
+//     default is 0 for every skill.
+//   - Usage: input_tokens = ceil(bytes of the canonical request / 4), output_tokens =
+//     ceil(bytes of the text / 4). When request.max_output_tokens > 0 the text is cut at
+//     4 × max_output_tokens bytes, as a real model truncates, so usage never exceeds what the
+//     budget governor reserved.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "avps/backends/backend.hpp"
+#include "avps/core/result.hpp"
+
+namespace avps::backends {
+
+/// The project's `sim` configuration block (schemas/project.schema.json), plus the project
+/// thresholds the sim aims its scores at (so a passing output passes the project's own gates).
+struct SimSettings {
+  int64_t latency_ms = 0;  ///< slept once per complete() / generate() call
+  /// By skill name: probability 0..1 that the output fails the skill's gate.
+  std::map<std::string, double, std::less<>> failure_rates;
+  /// By skill name: probability 0..1 that an output that did not fail lands on the skill's FIX
+  /// outcome instead of PASS (qc-grader: a total just below the tier threshold; storyboard-generator:
+  /// Adjust). Ignored for skills without a FIX outcome.
+  std::map<std::string, double, std::less<>> fix_rates;
+  /// By generation tier (gen_premium, gen_mid, gen_low): probability that an attempt rendered at
+  /// that tier fails QC. Overrides failure_rates["qc-grader"] for qc-grader calls whose GENPACK
+  /// names the tier in settings.tier, so an escalated render can be made more reliable.
+  std::map<std::string, double, std::less<>> media_failure_rates;
+  /// The project's `thresholds` object (plaus_total, culture_authenticity, audience_clarity,
+  /// audience_engagement, dialogue_distinctiveness, qc.A/B/C); the shipped defaults where absent.
+  nlohmann::json thresholds = nlohmann::json::object();
+
+  /// Reads a `sim` block: {"latency_ms": int >= 0, "failure_rates": {skill: 0..1},
+  /// "fix_rates": {skill: 0..1}, "media_failure_rates": {gen tier: 0..1}}; every key optional,
+  /// null = {}. Unknown keys and out-of-range values are refused (invalid_argument) naming the key.
+  [[nodiscard]] static Result<SimSettings> from_json(const nlohmann::json& sim_block);
+};
+
+class SimBackend : public Backend {
+ public:
+  /// `seed` is the project's seed (avps.json "seed").
+  SimBackend(SimSettings settings, uint64_t seed);
+
+  /// From a merged, validated project configuration: its "sim" block, "seed" and "thresholds".
+  [[nodiscard]] static Result<std::unique_ptr<SimBackend>> from_config(const nlohmann::json& config);
+
+  /// Failures (none retryable): unsupported for a skill the sim does not know (a builtin, or a
+  /// project's own skill); invalid_argument for a request that has no canonical form, or whose
+  /// inputs have a shape no artifact has (a list where a table belongs). Never throws.
+  CallResult<ModelResponse> complete(const ModelRequest& request) override;
+  /// A PNG of request.pixels scaled down to fit 64×64 (aspect kept), coloured from the shot id
+  /// and attempt; seconds_billed = duration_s. invalid_argument when pixels is not "<w>x<h>".
+  CallResult<GenerationResult> generate(const GenerationRequest& request) override;
+
+  const SimSettings& settings() const { return m_settings; }
+  uint64_t seed() const { return m_seed; }
+
+  /// The skills complete() answers: every `executor: model` skill shipped in skills/.
+  static const std::vector<std::string>& supported_skills();
+
+ private:
+  SimSettings m_settings;
+  uint64_t m_seed;
+};
+
+}  // namespace avps::backends

@@ -1,0 +1,479 @@
+// The sim backend: dispatch, failure injection, usage, and the generated image. The generators
+// themselves live in src/backends/sim/, one file per layer.
+//
+// Failure injection, per skill: with probability failure_rates[skill] the output stays
+// schema-valid but trips the skill's real gate, as below; fix_rates[skill] gives the FIX outcome
+// where one exists.
+//
+// clang-format off
+//   skill                       injected failure                               trips (rule, or named check)
+//   story-architect             the midpoint scene's conflict is blank (" ")   scene_fields_non_empty
+//   script-breakdown            S01's new_locations_introduced lacks its set   breakdown_matches_scenes
+//   character-psychology        drift_warning YES (a reaction, no catalyst)    rule /drift_warning
+//   narrative-red-team          a critical failure (a climax won by luck)      nothing yet (see below)
+//   audience-simulator          clarity_score below audience_clarity           rule /clarity_score
+//   dialogue-consistency-check  one speaker's distinctiveness below minimum    rule /distinctiveness_score
+//   research-agent              C1 Disputed, risk high, no mitigation          truth_high_risk_addressed
+//   plausibility-auditor        logistical 0, total below plaus_total          rules /total_score, any_zero
+//   cultural-check              authenticity 2 (period slang, a stereotype)    rule /authenticity_score
+//   character-lock              "maybe" in canonical_appearance/eyes           lock_hedge_words
+//   set-lock                    "Perhaps" in lighting_rules                    lock_hedge_words
+//   voice-lock                  "usually" in cadence_rhythm                    lock_hedge_words
+//   world-state-tracker         an injury removed without a heal, else an      world_state_continuity
+//                               unrecorded character who learns something
+//   continuity-supervisor       a High contradiction                           rule /severity_level
+//   shot-planner                the last shot hero A in a wide frame           shotlist_heuristics
+//   storyboard-generator        Simplify (fix: Adjust)                         rules /recommendation
+//   qc-grader                   face 0 + facial_identity_drift (no one in      qc_verdict_from_scores
+//                               frame: set 0 + lock_violation); fix: total =
+//                               threshold - 1; media_failure_rates[the
+//                               GenPack's tier] replaces the rate
+//   regen-analyzer              none: REGEN_RULES has no gate to trip          -
+// clang-format on
+//
+// narrative-red-team's skill.json has no gate rule, so its injected critical failure shows only in
+// the artifact (and in the model's own gate object, which avps recomputes) until a rule such as
+// {"type": "count", "field": "/critical_failures", "max": 0} is added.
+
+#include "avps/backends/sim_backend.hpp"
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <thread>
+
+#include "avps/artifacts/names.hpp"
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/hash.hpp"
+#include "sim/sim_internal.hpp"
+
+namespace avps::backends {
+using nlohmann::json;
+
+namespace sim {
+namespace {
+
+struct SkillEntry {
+  const char* name;
+  Generator generator;
+  const char* primary;  // the output kind a single output_schema gets
+  bool has_fix;         // whether the skill's gate has a FIX outcome the sim can land on
+  bool several;         // whether the model returns several kinds (story-architect)
+};
+
+const std::array<SkillEntry, 18>& skill_table() {
+  static const std::array<SkillEntry, 18> k_table = {{
+      {"story-architect", story_architect, "SCENES", false, true},
+      {"script-breakdown", script_breakdown, "BREAKDOWN", false, false},
+      {"character-psychology", character_psychology, "PSYCH", false, false},
+      {"narrative-red-team", narrative_red_team, "REDTEAM", false, false},
+      {"audience-simulator", audience_simulator, "AUDIENCE", false, false},
+      {"dialogue-consistency-check", dialogue_consistency_check, "DIALOGUE_CHECK", false, false},
+      {"research-agent", research_agent, "TRUTH", false, false},
+      {"plausibility-auditor", plausibility_auditor, "PLAUS", false, false},
+      {"cultural-check", cultural_check, "CULTURE", false, false},
+      {"character-lock", character_lock, "CHAR_LOCK", false, false},
+      {"set-lock", set_lock, "SET_LOCK", false, false},
+      {"voice-lock", voice_lock, "VOICE_LOCK", false, false},
+      {"world-state-tracker", world_state_tracker, "STATE_DIFF", false, false},
+      {"continuity-supervisor", continuity_supervisor, "CONTINUITY_REPORT", false, false},
+      {"shot-planner", shot_planner, "SHOTLIST", false, false},
+      {"storyboard-generator", storyboard_generator, "STORYBOARD_REPORT", true, false},
+      {"qc-grader", qc_grader, "QC_BATCH", true, false},
+      {"regen-analyzer", regen_analyzer, "REGEN_RULES", false, false},
+  }};
+  return k_table;
+}
+
+const SkillEntry* find_entry(std::string_view skill) {
+  for (const SkillEntry& entry : skill_table()) {
+    if (skill == entry.name) {
+      return &entry;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Generator find_generator(std::string_view skill) {
+  const SkillEntry* entry = find_entry(skill);
+  return entry == nullptr ? nullptr : entry->generator;
+}
+
+const std::vector<std::string>& generator_names() {
+  static const std::vector<std::string> k_names = [] {
+    std::vector<std::string> names;
+    for (const SkillEntry& entry : skill_table()) {
+      names.emplace_back(entry.name);
+    }
+    return names;
+  }();
+  return k_names;
+}
+
+}  // namespace sim
+
+namespace {
+
+// ---- settings ---------------------------------------------------------------------------------
+
+Error settings_error(const std::string& message) {
+  return make_error(ErrorCode::invalid_argument, "sim settings: " + message);
+}
+
+Result<std::map<std::string, double, std::less<>>> read_rates(const json& block, const char* key,
+                                                              const std::vector<std::string>& allowed_keys) {
+  std::map<std::string, double, std::less<>> out;
+  auto it = block.find(key);
+  if (it == block.end() || it->is_null()) {
+    return out;
+  }
+  if (!it->is_object()) {
+    return settings_error(std::string(key) + " must be an object of probabilities");
+  }
+  for (const auto& [name, rate] : it->items()) {
+    if (!allowed_keys.empty() &&
+        std::find(allowed_keys.begin(), allowed_keys.end(), name) == allowed_keys.end()) {
+      return settings_error(std::string(key) + "." + name + " is not one of " + sim::join(allowed_keys));
+    }
+    if (!rate.is_number() || rate.get<double>() < 0 || rate.get<double>() > 1 ||
+        std::isnan(rate.get<double>())) {
+      return settings_error(std::string(key) + "." + name + " must be a number from 0 to 1");
+    }
+    out[name] = rate.get<double>();
+  }
+  return out;
+}
+
+double rate_of(const std::map<std::string, double, std::less<>>& rates, std::string_view key) {
+  auto it = rates.find(key);
+  return it == rates.end() ? 0.0 : it->second;
+}
+
+// ---- the shape of the answer ------------------------------------------------------------------
+
+// {"BEATS": {...schema}, "SCENES": {...schema}}: every key an artifact kind.
+bool is_kind_map(const json& schema) {
+  if (!schema.is_object() || schema.empty()) {
+    return false;
+  }
+  for (const auto& [key, value] : schema.items()) {
+    if (artifacts::find_kind(key) == nullptr || !value.is_object()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The artifact (or, for a row schema, the row) the request's output_schema asks for.
+json shape_answer(const sim::Outputs& outputs, const json& schema, const sim::SkillEntry& entry) {
+  auto pick = [&](const std::string& kind) -> json {
+    auto it = outputs.find(kind);
+    return it == outputs.end() ? json::object() : it->second;
+  };
+  if (is_kind_map(schema)) {
+    json body = json::object();
+    for (const auto& [kind, part] : schema.items()) {
+      body[kind] = pick(kind);
+    }
+    return body;
+  }
+  if (!schema.is_object() || schema.empty()) {
+    if (entry.several) {
+      json body = json::object();
+      for (const auto& [kind, artifact] : outputs) {
+        body[kind] = artifact;
+      }
+      return body;
+    }
+    return pick(entry.primary);
+  }
+  std::string kind = entry.primary;
+  const json properties = schema.value("properties", json::object());
+  if (properties.is_object() && properties.contains("kind") && properties["kind"].is_object() &&
+      properties["kind"].contains("const") && properties["kind"]["const"].is_string() &&
+      outputs.count(properties["kind"]["const"].get<std::string>())) {
+    kind = properties["kind"]["const"].get<std::string>();
+  }
+  json artifact = pick(kind);
+  // A schema for one table row (no "kind", no "rows", but the row's id member): answer the row.
+  bool row_schema = properties.is_object() && !properties.contains("kind") && !properties.contains("rows") &&
+                    (properties.contains("shot_id") || properties.contains("scene_id"));
+  if (row_schema && artifact.contains("rows") && artifact["rows"].is_array() &&
+      artifact["rows"].size() == 1) {
+    return artifact["rows"][0];
+  }
+  return artifact;
+}
+
+// ---- the image --------------------------------------------------------------------------------
+
+uint32_t crc32(std::string_view data) {
+  static const std::array<uint32_t, 256> k_table = [] {
+    std::array<uint32_t, 256> table{};
+    for (uint32_t n = 0; n < 256; ++n) {
+      uint32_t c = n;
+      for (int k = 0; k < 8; ++k) {
+        c = (c & 1U) != 0 ? 0xedb88320U ^ (c >> 1) : c >> 1;
+      }
+      table[n] = c;
+    }
+    return table;
+  }();
+  uint32_t c = 0xffffffffU;
+  for (char ch : data) {
+    c = k_table[(c ^ static_cast<uint8_t>(ch)) & 0xffU] ^ (c >> 8);
+  }
+  return c ^ 0xffffffffU;
+}
+
+void put_u32(std::string& out, uint32_t v) {
+  out += static_cast<char>((v >> 24) & 0xff);
+  out += static_cast<char>((v >> 16) & 0xff);
+  out += static_cast<char>((v >> 8) & 0xff);
+  out += static_cast<char>(v & 0xff);
+}
+
+void put_chunk(std::string& out, const char* type, const std::string& data) {
+  put_u32(out, static_cast<uint32_t>(data.size()));
+  std::string body = std::string(type, 4) + data;
+  out += body;
+  put_u32(out, crc32(body));
+}
+
+// An 8-bit RGB PNG; the zlib stream uses stored (uncompressed) deflate blocks, so no zlib is needed
+// and the bytes depend on the pixels alone.
+std::string encode_png(int width, int height, const std::vector<uint8_t>& rgb) {
+  std::string raw;
+  for (int y = 0; y < height; ++y) {
+    raw += '\0';  // filter: none
+    raw.append(
+        reinterpret_cast<const char*>(rgb.data()) + static_cast<size_t>(y) * static_cast<size_t>(width) * 3,
+        static_cast<size_t>(width) * 3);
+  }
+  std::string zlib = "\x78\x01";
+  for (size_t at = 0; at < raw.size() || at == 0; at += 65535) {
+    size_t len = std::min<size_t>(65535, raw.size() - at);
+    bool last = at + len >= raw.size();
+    zlib += static_cast<char>(last ? 1 : 0);
+    zlib += static_cast<char>(len & 0xff);
+    zlib += static_cast<char>((len >> 8) & 0xff);
+    zlib += static_cast<char>(~len & 0xff);
+    zlib += static_cast<char>((~len >> 8) & 0xff);
+    zlib.append(raw, at, len);
+    if (last) {
+      break;
+    }
+  }
+  uint32_t a = 1;
+  uint32_t b = 0;
+  for (char ch : raw) {
+    a = (a + static_cast<uint8_t>(ch)) % 65521U;
+    b = (b + a) % 65521U;
+  }
+  put_u32(zlib, (b << 16) | a);
+
+  std::string png = "\x89PNG\r\n\x1a\n";
+  std::string header;
+  put_u32(header, static_cast<uint32_t>(width));
+  put_u32(header, static_cast<uint32_t>(height));
+  header += std::string("\x08\x02\x00\x00\x00", 5);  // 8-bit RGB, deflate, no filter, no interlace
+  put_chunk(png, "IHDR", header);
+  put_chunk(png, "IDAT", zlib);
+  put_chunk(png, "IEND", "");
+  return png;
+}
+
+std::array<uint8_t, 3> colour_of(const std::string& hex) {
+  auto byte = [&](size_t at) { return static_cast<uint8_t>(std::stoul(hex.substr(at, 2), nullptr, 16)); };
+  return {byte(0), byte(2), byte(4)};
+}
+
+bool parse_pixels(const std::string& pixels, int& width, int& height) {
+  size_t x = pixels.find('x');
+  if (x == std::string::npos || x == 0 || x + 1 >= pixels.size() || x > 5 || pixels.size() - x - 1 > 5) {
+    return false;
+  }
+  for (size_t i = 0; i < pixels.size(); ++i) {
+    if (i != x && (pixels[i] < '0' || pixels[i] > '9')) {
+      return false;
+    }
+  }
+  width = std::stoi(pixels.substr(0, x));
+  height = std::stoi(pixels.substr(x + 1));
+  return width > 0 && height > 0;
+}
+
+template <class T>
+CallResult<T> call_failure(ErrorCode code, std::string message) {
+  CallResult<T> result;
+  result.failure = CallFailure{code, std::move(message), false, std::nullopt};
+  return result;
+}
+
+}  // namespace
+
+Result<SimSettings> SimSettings::from_json(const json& sim_block) {
+  SimSettings settings;
+  if (sim_block.is_null()) {
+    return settings;
+  }
+  if (!sim_block.is_object()) {
+    return settings_error("the sim block must be an object");
+  }
+  for (const auto& [key, value] : sim_block.items()) {
+    if (key != "latency_ms" && key != "failure_rates" && key != "fix_rates" && key != "media_failure_rates") {
+      return settings_error("unknown key \"" + key +
+                            "\" (expected latency_ms, failure_rates, fix_rates, media_failure_rates)");
+    }
+  }
+  if (auto latency = sim_block.find("latency_ms"); latency != sim_block.end() && !latency->is_null()) {
+    if (!latency->is_number_integer() || latency->get<int64_t>() < 0 || latency->get<int64_t>() > 600000) {
+      return settings_error("latency_ms must be an integer from 0 to 600000");
+    }
+    settings.latency_ms = latency->get<int64_t>();
+  }
+  AVPS_TRY_ASSIGN(settings.failure_rates, read_rates(sim_block, "failure_rates", {}));
+  AVPS_TRY_ASSIGN(settings.fix_rates, read_rates(sim_block, "fix_rates", {}));
+  AVPS_TRY_ASSIGN(settings.media_failure_rates,
+                  read_rates(sim_block, "media_failure_rates", {"gen_premium", "gen_mid", "gen_low"}));
+  return settings;
+}
+
+SimBackend::SimBackend(SimSettings settings, uint64_t seed) : m_settings(std::move(settings)), m_seed(seed) {}
+
+Result<std::unique_ptr<SimBackend>> SimBackend::from_config(const json& config) {
+  if (!config.is_object()) {
+    return settings_error("the configuration is not an object");
+  }
+  uint64_t seed = 0;
+  if (auto it = config.find("seed"); it != config.end() && !it->is_null()) {
+    if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<int64_t>() >= 0)) {
+      return settings_error("seed must be a non-negative integer");
+    }
+    seed = it->get<uint64_t>();
+  }
+  AVPS_TRY_ASSIGN(SimSettings settings, SimSettings::from_json(config.value("sim", json())));
+  if (auto it = config.find("thresholds"); it != config.end() && it->is_object()) {
+    settings.thresholds = *it;
+  }
+  return std::make_unique<SimBackend>(std::move(settings), seed);
+}
+
+const std::vector<std::string>& SimBackend::supported_skills() { return sim::generator_names(); }
+
+CallResult<ModelResponse> SimBackend::complete(const ModelRequest& request) {
+  Result<std::string> canonical = core::canonical_json(request.to_json());
+  if (!canonical.ok()) {
+    return call_failure<ModelResponse>(ErrorCode::invalid_argument, "sim: " + canonical.error().message);
+  }
+  if (m_settings.latency_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(m_settings.latency_ms));
+  }
+  const sim::SkillEntry* entry = sim::find_entry(request.skill);
+  if (entry == nullptr) {
+    return call_failure<ModelResponse>(ErrorCode::unsupported,
+                                       "sim: no simulated model for skill \"" + request.skill + "\"");
+  }
+
+  // Every choice below comes from this stream: same request and seed, same bytes.
+  sim::Rng rng(core::sha256_hex("avps-sim\n" + std::to_string(m_seed) + "\n" + *canonical));
+  sim::Call call{request, m_settings, rng, sim::Mode::pass, {}};
+  call.brief = sim::parse_brief(sim::brief_text(call));
+  double failure_rate = rate_of(m_settings.failure_rates, request.skill);
+  if (request.skill == "qc-grader") {
+    std::vector<json> packs = sim::artifacts_of(sim::input(call, "GENPACK"));
+    std::string tier = packs.empty() ? "" : sim::str(packs.back().value("settings", json::object()), "tier");
+    if (m_settings.media_failure_rates.count(tier)) {
+      failure_rate = rate_of(m_settings.media_failure_rates, tier);
+    }
+  }
+  bool fail = rng.chance(failure_rate);
+  bool fix = rng.chance(rate_of(m_settings.fix_rates, request.skill));
+  call.mode = fail ? sim::Mode::fail : fix && entry->has_fix ? sim::Mode::fix : sim::Mode::pass;
+
+  sim::Outputs outputs;
+  try {
+    outputs = entry->generator(call);
+  } catch (const std::exception& e) {
+    // Inputs of a shape no artifact has (a list where an object belongs): a bad request, and
+    // never a crash of the engine's worker.
+    return call_failure<ModelResponse>(ErrorCode::invalid_argument,
+                                       "sim: " + request.skill + " cannot read its inputs: " + e.what());
+  }
+  Result<std::string> text = core::canonical_json(shape_answer(outputs, request.output_schema, *entry));
+  if (!text.ok()) {
+    return call_failure<ModelResponse>(ErrorCode::invalid_argument, "sim: " + text.error().message);
+  }
+  ModelResponse response;
+  response.text = std::move(*text);
+  if (request.max_output_tokens > 0 &&
+      response.text.size() > static_cast<size_t>(request.max_output_tokens) * 4) {
+    // Cut as a real model stops at its token limit, on a UTF-8 character boundary.
+    size_t cut = static_cast<size_t>(request.max_output_tokens) * 4;
+    while (cut > 0 && (static_cast<uint8_t>(response.text[cut]) & 0xC0U) == 0x80U) {
+      --cut;
+    }
+    response.text.resize(cut);
+  }
+  response.usage.input_tokens = static_cast<int64_t>((canonical->size() + 3) / 4);
+  response.usage.output_tokens = static_cast<int64_t>((response.text.size() + 3) / 4);
+  response.model = request.model;
+  CallResult<ModelResponse> result;
+  result.value = std::move(response);
+  return result;
+}
+
+CallResult<GenerationResult> SimBackend::generate(const GenerationRequest& request) {
+  Result<std::string> canonical = core::canonical_json(request.to_json());
+  if (!canonical.ok()) {
+    return call_failure<GenerationResult>(ErrorCode::invalid_argument, "sim: " + canonical.error().message);
+  }
+  int width = 0;
+  int height = 0;
+  if (!parse_pixels(request.pixels, width, height)) {
+    return call_failure<GenerationResult>(ErrorCode::invalid_argument,
+                                          "sim: pixels \"" + request.pixels + "\" is not <width>x<height>");
+  }
+  if (m_settings.latency_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(m_settings.latency_ms));
+  }
+  // Fit into 64x64, keeping the aspect ratio.
+  const int longest = std::max(width, height);
+  if (longest > 64) {
+    width = std::max(1, static_cast<int>(std::lround(static_cast<double>(width) * 64.0 / longest)));
+    height = std::max(1, static_cast<int>(std::lround(static_cast<double>(height) * 64.0 / longest)));
+  }
+  // A gradient from the shot's colour to the attempt's, with a band placed by the whole request.
+  const std::string seed = std::to_string(m_seed);
+  const std::array<uint8_t, 3> top = colour_of(core::sha256_hex(seed + "/" + request.shot_id));
+  const std::array<uint8_t, 3> bottom =
+      colour_of(core::sha256_hex(seed + "/" + request.shot_id + "#" + std::to_string(request.attempt)));
+  const std::string digest = core::sha256_hex("avps-sim-media\n" + seed + "\n" + *canonical);
+  const int band =
+      static_cast<int>(std::stoul(digest.substr(0, 4), nullptr, 16) % static_cast<unsigned>(height));
+  std::vector<uint8_t> rgb(static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      size_t at = (static_cast<size_t>(y) * static_cast<size_t>(width) + static_cast<size_t>(x)) * 3;
+      bool border = x == 0 || y == 0 || x == width - 1 || y == height - 1;
+      bool in_band = std::abs(y - band) <= std::max(1, height / 16);
+      for (size_t c = 0; c < 3; ++c) {
+        int mixed = (top[c] * (height - 1 - y) + bottom[c] * y) / std::max(1, height - 1);
+        rgb[at + c] = static_cast<uint8_t>(border ? 16 : in_band ? 255 - mixed : mixed);
+      }
+    }
+  }
+  GenerationResult result;
+  result.media_bytes = encode_png(width, height, rgb);
+  result.extension = "png";
+  result.seconds_billed = request.duration_s;
+  result.model = request.model;
+  CallResult<GenerationResult> out;
+  out.value = std::move(result);
+  return out;
+}
+
+}  // namespace avps::backends
