@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
   setup_gate(app, ctx);
   setup_log(app, ctx);
   setup_artifact(app, ctx);
+  setup_run(app, ctx);
   setup_skills(app, ctx);
   setup_unbuilt(app, ctx);
 

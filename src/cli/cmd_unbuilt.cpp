@@ -11,9 +11,6 @@ namespace {
 
 struct UnbuiltOptions {
   std::string dir = ".";
-  std::string until;
-  std::string scene;
-  int jobs = 4;
   std::string reason;
   std::string stop;
   double raise_cap = 0;
@@ -39,12 +36,6 @@ CLI::App* unbuilt(CLI::App& parent, Context& ctx, const std::shared_ptr<UnbuiltO
 
 void setup_unbuilt(CLI::App& app, Context& ctx) {
   auto o = std::make_shared<UnbuiltOptions>();
-
-  CLI::App* run = unbuilt(app, ctx, o, "run", "Produce or resume a production: run the gated loops", "run");
-  run->add_option("dir", o->dir, "Project folder (default: .)");
-  run->add_option("--until", o->until, "Stop after this phase (narrative, validation, locks, continuity, planning, production)");
-  run->add_option("--scene", o->scene, "Work on one scene only (e.g. S03)");
-  run->add_option("--jobs", o->jobs, "Model calls in flight at once")->check(CLI::Range(1, 512));
 
   CLI::App* status = unbuilt(app, ctx, o, "status", "Phase and gate state per scene, open hard stops, spend against caps", "status");
   status->add_option("dir", o->dir, "Project folder (default: .)");

@@ -14,13 +14,23 @@ ledger::LogRow budget_row(const ledger::Reservation& r, const std::string& outco
   row.skill_name = "budget-gates";
   row.scene_id = r.scene_id;
   row.shot_id = r.shot_id;
-  row.estimated_cost = format_usd(r.amount_micro_usd);
+  row.estimated_cost = usd_decimal(r.amount_micro_usd);
   row.outcome = outcome;
   row.notes = notes;
   return row;
 }
 
 }  // namespace
+
+std::string usd_decimal(int64_t micro_usd) {
+  std::string text = format_usd(micro_usd);
+  if (!text.empty() && text.front() == '$') {
+    text.erase(0, 1);
+  } else if (text.rfind("-$", 0) == 0) {
+    text.erase(1, 1);
+  }
+  return text;
+}
 
 int CapPosition::percent() const {
   return cap_micro_usd <= 0 ? 100 : static_cast<int>(spend.total() * 100 / cap_micro_usd);

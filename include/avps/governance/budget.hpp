@@ -62,4 +62,7 @@ class BudgetGovernor {
   int m_warn_pct;
 };
 
+/// "0.163359": micro-USD as a plain USD decimal, the RUN_LOG's cost columns.
+std::string usd_decimal(int64_t micro_usd);
+
 }  // namespace avps::governance

@@ -1,0 +1,103 @@
+#include <memory>
+
+#include "avps/backends/sim_backend.hpp"
+#include "avps/core/clock.hpp"
+#include "avps/engine/engine.hpp"
+#include "avps/governance/models.hpp"
+#include "commands.hpp"
+
+namespace avps::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct RunOptionsCli {
+  std::string dir = ".";
+  std::string until;
+};
+
+class LineObserver : public engine::Observer {
+ public:
+  explicit LineObserver(const Context& ctx) : m_ctx(ctx) {}
+  void progress(const std::string& line) override { m_ctx.info(line); }
+
+ private:
+  const Context& m_ctx;
+};
+
+void run_run(const RunOptionsCli& o, Context& ctx) {
+  core::SystemClock clock;
+  auto project = project::Project::open(o.dir, ledger::OpenMode::read_write, {}, clock);
+  if (!project) {
+    ctx.fail(project.error());
+    return;
+  }
+  fs::path project_dir = o.dir;
+  auto registry = skills::Registry::load(project::data_dir(), &project_dir);
+  if (!registry) {
+    ctx.fail(registry.error());
+    return;
+  }
+  auto models = governance::ModelsFile::load(project::data_dir(), project_dir, (*project)->config());
+  if (!models) {
+    ctx.fail(models.error());
+    return;
+  }
+  auto backend = backends::SimBackend::from_config((*project)->config().document);
+  if (!backend) {
+    ctx.fail(backend.error());
+    return;
+  }
+  governance::Router router(std::move(models).value());
+  ledger::Ledger& ledger = (*project)->ledger();
+  if (auto begun = ledger.begin_run("run", {{"until", o.until}}); !begun) {
+    ctx.fail(begun.error());
+    return;
+  }
+  governance::BudgetGovernor governor(ledger, (*project)->config().budget);
+  LineObserver observer(ctx);
+  engine::Engine engine(**project, *registry, **backend, router, governor, observer);
+  Result<engine::RunOutcome> outcome = engine.run(engine::RunOptions{o.until});
+  std::string ended = !outcome ? "ERROR" : outcome->exit == ExitCode::hard_stop ? "STOP" : "DONE";
+  std::ignore = ledger.end_run(ended, outcome ? nlohmann::json{{"calls_made", outcome->calls_made},
+                                                               {"calls_replayed", outcome->calls_replayed}}
+                                              : nlohmann::json{{"error", outcome.error().message}});
+  if (!outcome) {
+    ctx.fail(outcome.error());
+    return;
+  }
+  const engine::RunOutcome& r = *outcome;
+  nlohmann::json summary = {{"calls_made", r.calls_made},
+                            {"calls_replayed", r.calls_replayed},
+                            {"steps_skipped", r.steps_skipped},
+                            {"artifacts_written", r.artifacts_written}};
+  if (r.exit != ExitCode::ok) {
+    ctx.fail(r.exit, r.message);
+    return;
+  }
+  if (ctx.json) {
+    summary["ok"] = true;
+    ctx.emit_json(summary);
+  } else {
+    ctx.info("done: " + std::to_string(r.artifacts_written) + " artifacts written, " + std::to_string(r.calls_made) +
+             " calls made, " + std::to_string(r.calls_replayed) + " answered from the record, " +
+             std::to_string(r.steps_skipped) + " steps up to date");
+  }
+}
+
+}  // namespace
+
+void setup_run(CLI::App& app, Context& ctx) {
+  auto options = std::make_shared<RunOptionsCli>();
+  CLI::App* cmd = app.add_subcommand("run", "Produce or resume a production: run the gated loops");
+  cmd->add_option("dir", options->dir, "Project folder (default: .)");
+  cmd->add_option("--until", options->until, "Stop after this phase (this version runs: narrative)");
+  cmd->footer(
+      "This version runs the narrative phase (story-architect, script-breakdown) on the offline sim\n"
+      "backend, with routing, budget reservations, recorded calls, gates and revisions; later phases\n"
+      "are not built yet (exit 4 when reached). Running again resumes: recorded calls are not repeated.\n"
+      "Exit codes: 0 done, 3 hard stop (a gate kept failing), 4 not built / configuration.");
+  cmd->callback([options, &ctx]() { run_run(*options, ctx); });
+}
+
+}  // namespace avps::cli

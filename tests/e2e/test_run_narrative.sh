@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# `avps run --until narrative` on the demo, offline on the sim backend: the artifacts, the
+# record, determinism, resume after a kill, staleness, and the hard stop of a gate that keeps
+# failing.
+source "$(dirname "$0")/lib.sh"
+
+fresh() {  # fresh NAME: a new copy of the demo, initialised
+  rm -rf "$WORK/$1"
+  cp -r "$SRC/examples/demo_short_film" "$WORK/$1"
+  "$AVPS" init "$WORK/$1" >/dev/null
+  P="$WORK/$1"
+}
+q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+faces() { (cd "$1" && sha256sum narrative/*); }
+
+fresh a
+expect_exit 0 "$AVPS" run "$P" --until narrative
+expect_out "story-architect: PASS -> BEATS_v001.md SCENES_v001.csv"
+expect_out "script-breakdown: PASS -> BREAKDOWN_v001.csv"
+for f in BEATS_v001.md SCENES_v001.csv BREAKDOWN_v001.csv; do [ -f "$P/narrative/$f" ] || fail "no $f"; done
+[ "$(tail -n +2 "$P/narrative/SCENES_v001.csv" | cut -c1-3 | sort -u | wc -l)" = 6 ] || fail "the demo should have 6 scenes"
+expect_exit 0 "$AVPS" gate "$P"
+# Every call was reserved, recorded and settled; the run log has a row per step and per budget check.
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response'")" = 2 ] || fail "expected 2 recorded calls"
+[ "$(q "$P" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id=r.id WHERE e.id IS NULL")" = 0 ] \
+  || fail "a reservation was left open"
+grep -q ",story-architect,.*,sim-t2-lite,t2,.*,PASS," "$P/logs/RUN_LOG_v001.csv" || fail "no story-architect row"
+grep -q ",budget-gates,.*reserved for script-breakdown" "$P/logs/RUN_LOG_v001.csv" || fail "no budget row"
+
+# Running again does nothing: no call, no new version.
+expect_exit 0 "$AVPS" run "$P" --until narrative
+expect_out "0 artifacts written, 0 calls made"
+
+# Determinism: a second fresh run gives byte-identical artifacts.
+first=$(faces "$P")
+fresh b
+expect_exit 0 "$AVPS" run "$P" --until narrative
+[ "$(faces "$P")" = "$first" ] || fail "two fresh runs differ"
+
+# Resume: killed after a call's intent, or after its response, the next run ends identical and
+# never pays twice for a recorded response.
+for point in engine.after_intent:1 engine.after_intent:2 engine.after_response:1 engine.after_response:2 \
+             ledger.after_commit:9 store.after_face:2 append.torn:3; do
+  fresh "crash_${point//[:.]/_}"
+  set +e
+  AVPS_CRASH_AT="$point" "$AVPS" run "$P" --until narrative >/dev/null 2>&1
+  rc=$?
+  set -e
+  [ $rc -eq 137 ] || fail "$point: expected a kill (137), got $rc"
+  expect_exit 0 "$AVPS" run "$P" --until narrative
+  [ "$(faces "$P")" = "$first" ] || fail "$point: resumed run differs from an uninterrupted one"
+  responses=$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response'")
+  distinct=$(q "$P" "SELECT count(DISTINCT json_extract(body,'$.key')) FROM events WHERE kind='exchange.response'")
+  [ "$responses" = "$distinct" ] || fail "$point: a recorded call was made twice"
+  [ "$responses" = 2 ] || fail "$point: expected 2 recorded calls, got $responses"
+  expect_exit 0 "$AVPS" gate "$P"
+done
+
+# Staleness: a new brief re-derives the narrative (new versions), nothing is overwritten.
+fresh stale
+expect_exit 0 "$AVPS" run "$P" --until narrative
+printf '\nScenes: 4\n' >> "$P/brief.md"
+expect_exit 0 "$AVPS" run "$P" --until narrative
+expect_out "BEATS_v002.md SCENES_v002.csv"
+expect_out "BREAKDOWN_v002.csv"
+[ "$(tail -n +2 "$P/narrative/SCENES_v002.csv" | cut -c1-3 | sort -u | wc -l)" = 4 ] || fail "v002 should follow the new brief"
+expect_exit 0 "$AVPS" gate "$P"
+
+# A gate that keeps failing: revisions, one escalation, then a hard stop (exit 3), recorded.
+fresh stop
+python3 - "$P/avps.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+config = json.load(open(path))
+config["sim"] = {"latency_ms": 0, "failure_rates": {"story-architect": 1.0}}
+json.dump(config, open(path, "w"), indent=2)
+PY
+expect_exit 3 "$AVPS" run "$P" --until narrative
+expect_out "escalating t2 -> t3"
+expect_out "story-architect failed its gate 6 times"
+[ "$(grep -c ',story-architect,.*,FAIL,' "$P/logs/RUN_LOG_v001.csv")" = 6 ] || fail "expected 6 failed attempts in the log"
+[ -f "$P/narrative/SCENES_v002.csv" ] || fail "revisions should be recorded as new versions"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response'")" = 6 ] || fail "each revision is a call of its own"
+grep -q ",story-architect,.*,STOP," "$P/logs/RUN_LOG_v001.csv" || fail "no STOP row"
+expect_exit 0 "$AVPS" gate "$P"
+echo ok
