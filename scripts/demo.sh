@@ -10,8 +10,8 @@ work="$root/build/demo_short_film"
 rm -rf "$work"
 cp -r "$root/examples/demo_short_film" "$work"
 "$avps" init "$work"
-# The loop engine runs the narrative phase so far (story-architect, script-breakdown) on the sim.
-"$avps" run "$work" --until narrative
+# The loop engine runs the narrative and locks phases so far, on the offline sim backend.
+"$avps" run "$work" --until locks
 "$avps" gate "$work"
 "$avps" log "$work"
 echo "demo: project folder is $work"

@@ -91,11 +91,12 @@ void setup_run(CLI::App& app, Context& ctx) {
   auto options = std::make_shared<RunOptionsCli>();
   CLI::App* cmd = app.add_subcommand("run", "Produce or resume a production: run the gated loops");
   cmd->add_option("dir", options->dir, "Project folder (default: .)");
-  cmd->add_option("--until", options->until, "Stop after this phase (this version runs: narrative)");
+  cmd->add_option("--until", options->until, "Stop after this phase (this version runs: narrative, locks)");
   cmd->footer(
-      "This version runs the narrative phase (story-architect, script-breakdown) on the offline sim\n"
-      "backend, with routing, budget reservations, recorded calls, gates and revisions; later phases\n"
-      "are not built yet (exit 4 when reached). Running again resumes: recorded calls are not repeated.\n"
+      "This version runs the narrative phase (story-architect, script-breakdown) and the locks phase\n"
+      "(character, set and voice locks) on the offline sim backend, with routing, budget reservations,\n"
+      "recorded calls, gates and revisions; later phases are not built yet (exit 4 when reached).\n"
+      "Running again resumes: recorded calls are not repeated; only stale steps re-run.\n"
       "Exit codes: 0 done, 3 hard stop (a gate kept failing), 4 not built / configuration.");
   cmd->callback([options, &ctx]() { run_run(*options, ctx); });
 }

@@ -1,6 +1,8 @@
 #include "avps/engine/engine.hpp"
 
+#include <algorithm>
 #include <map>
+#include <set>
 
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/store.hpp"
@@ -18,7 +20,26 @@ namespace {
 
 // The phases this version of the engine runs.
 bool is_built(const skills::Phase& phase) {
-  return phase.name == "narrative";
+  return phase.name == "narrative" || phase.name == "locks";
+}
+
+// What one run of a step is about: nothing (a once phase), or an entity (per_entity).
+struct Context {
+  std::string entity_id;  ///< e.g. ALEX
+  std::string scope;      ///< the skill scope it suits: character, set, voice
+  std::string target() const { return entity_id; }
+  std::string label() const { return entity_id.empty() ? "" : " " + entity_id; }
+};
+
+bool row_mentions(const json& row, const std::string& id) {
+  for (const auto& item : row.items()) {
+    const json& cell = item.value();
+    if ((cell.is_string() && cell == id) ||
+        (cell.is_array() && std::find(cell.begin(), cell.end(), json(id)) != cell.end())) {
+      return true;
+    }
+  }
+  return false;
 }
 
 // Stores bytes as a content-addressed object (recorded requests and responses).
@@ -39,6 +60,7 @@ struct Record {
   std::map<std::string, json> steps;      // step key -> the last step.finished body
   std::map<std::string, int> intents;       // exchange key -> intents recorded
   std::map<std::string, int> reservations;  // exchange key -> reservations made for it
+  std::map<std::string, json> written_by;   // artifact name -> {step, attempt} that wrote it
 };
 
 Result<Record> read_record(const ledger::Ledger& ledger) {
@@ -48,6 +70,11 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
     if (e.body.contains("reservation")) {
       std::string id = e.body["reservation"].value("id", "");
       ++record.reservations[id.substr(0, id.find('#'))];
+    }
+    if (e.kind == "artifact.recorded" && e.body.contains("artifact")) {
+      const json details = e.body.value("details", json::object());
+      record.written_by[e.body["artifact"].value("name", "")] = {{"step", details.value("step", "")},
+                                                                  {"attempt", details.value("attempt", 0)}};
     }
     if (e.kind == "exchange.intent") {
       ++record.intents[e.body.value("key", "")];
@@ -67,8 +94,20 @@ struct Engine::Impl {
   Record record;
   RunOutcome outcome;
 
-  // The inputs a step takes now, by kind, and their fingerprints (name + hash) for staleness.
-  Result<std::pair<json, json>> gather_inputs(const skills::SkillDef& skill) {
+  // The latest version of kind for a target, with its fingerprint.
+  Result<std::optional<std::pair<json, json>>> latest_of(const std::string& kind, const std::string& target) {
+    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> latest, e.m_project.store().latest(kind, target));
+    if (!latest) {
+      return std::optional<std::pair<json, json>>{};
+    }
+    AVPS_TRY_ASSIGN(json content, e.m_project.store().load(*latest));
+    json fingerprint = {{"kind", kind}, {"name", latest->name}, {"sha256", latest->json_sha256}};
+    return std::optional<std::pair<json, json>>{std::make_pair(std::move(content), std::move(fingerprint))};
+  }
+
+  // The inputs a step takes now for `context`, by kind (each cut to its slice), and their
+  // fingerprints (name + hash) for staleness.
+  Result<std::pair<json, json>> gather_inputs(const skills::SkillDef& skill, const Context& context) {
     json inputs = json::object();
     json fingerprints = json::array();
     for (const skills::SkillInput& input : skill.inputs) {
@@ -85,18 +124,84 @@ struct Engine::Impl {
         fingerprints.push_back({{"kind", "BRIEF"}, {"sha256", core::sha256_hex(*brief)}});
         continue;
       }
-      AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> latest, e.m_project.store().latest(input.kind, ""));
-      if (!latest) {
+      const artifacts::KindInfo* info = artifacts::find_kind(input.kind);
+      if (!info) {
+        return make_error(ErrorCode::configuration, skill.name + " reads " + input.kind + ", which no artifact is");
+      }
+      std::optional<json> value;
+      if (input.slice == "latest" || input.slice == "all_rows" || input.slice == "entity_rows" ||
+          input.slice == "same_entity") {
+        std::string target = info->target == artifacts::TargetKind::entity
+                                 ? (input.kind == "STYLE_LOCK" ? "PROJECT" : context.entity_id)
+                                 : "";
+        AVPS_TRY_ASSIGN(auto found, latest_of(input.kind, target));
+        if (found) {
+          value = std::move(found->first);
+          fingerprints.push_back(std::move(found->second));
+          if (input.slice == "entity_rows" && value->contains("rows")) {
+            json rows = json::array();
+            for (const json& row : (*value)["rows"]) {
+              if (row_mentions(row, context.entity_id)) {
+                rows.push_back(row);
+              }
+            }
+            (*value)["rows"] = rows;
+          }
+        }
+      } else if (input.slice == "entity_scenes" || input.slice == "all_targets") {
+        // Per-scene artifacts (PSYCH, CULTURE) do not exist before the per-scene phases run.
+        AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> records, e.m_project.ledger().artifacts());
+        bool any = std::any_of(records.begin(), records.end(),
+                               [&](const ledger::ArtifactRecord& r) { return r.kind == input.kind; });
+        if (any) {
+          return make_error(ErrorCode::unsupported, "the " + input.slice + " slice of " + input.kind +
+                                                        " is not built yet in this engine");
+        }
+      } else {
+        return make_error(ErrorCode::unsupported,
+                          "the " + input.slice + " slice (" + skill.name + " reading " + input.kind +
+                              ") is not built yet in this engine");
+      }
+      if (!value) {
         if (input.required) {
-          return make_error(ErrorCode::not_found, skill.name + " needs " + input.kind + ", which does not exist yet");
+          return make_error(ErrorCode::not_found,
+                            skill.name + context.label() + " needs " + input.kind + ", which does not exist yet");
         }
         continue;
       }
-      AVPS_TRY_ASSIGN(json content, e.m_project.store().load(*latest));
-      inputs[input.kind] = std::move(content);
-      fingerprints.push_back({{"kind", input.kind}, {"name", latest->name}, {"sha256", latest->json_sha256}});
+      inputs[input.kind] = std::move(*value);
     }
     return std::make_pair(inputs, fingerprints);
+  }
+
+  // The contexts a phase runs its steps for.
+  Result<std::vector<Context>> contexts_of(const skills::Phase& phase) {
+    if (phase.fan_out == "once") {
+      return std::vector<Context>{Context{}};
+    }
+    if (phase.fan_out != "per_entity") {
+      return make_error(ErrorCode::unsupported, "fan-out " + phase.fan_out + " is not built yet");
+    }
+    // One context per lock BREAKDOWN requires, in order of first appearance.
+    AVPS_TRY_ASSIGN(auto breakdown, latest_of("BREAKDOWN", ""));
+    if (!breakdown) {
+      return make_error(ErrorCode::not_found, "the locks phase needs a BREAKDOWN");
+    }
+    static const std::map<std::string, std::string> k_scope_by_prefix = {
+        {"CHAR_", "character"}, {"SET_", "set"}, {"VOICE_", "voice"}};
+    std::vector<Context> out;
+    std::set<std::string> seen;
+    for (const json& row : breakdown->first.value("rows", json::array())) {
+      for (const json& requirement : row.value("lock_requirements", json::array())) {
+        std::string text = requirement.get<std::string>();
+        for (const auto& [prefix, scope] : k_scope_by_prefix) {
+          if (text.rfind(prefix, 0) == 0 && seen.insert(text).second) {
+            out.push_back(Context{text.substr(prefix.size()), scope});
+          }
+        }
+      }
+    }
+    return out;
   }
 
   Result<json> output_schema(const skills::SkillDef& skill) {
@@ -174,12 +279,15 @@ struct Engine::Impl {
     return answer.value->text;
   }
 
-  // Runs one step until its gate passes or its loop policy gives up.
-  Result<void> run_step(const skills::SkillDef& skill) {
-    AVPS_TRY_ASSIGN(auto gathered, gather_inputs(skill));
+  // Runs one step for one context until its gate passes or its loop policy gives up.
+  Result<void> run_step(const skills::SkillDef& skill, const Context& context) {
+    AVPS_TRY_ASSIGN(auto gathered, gather_inputs(skill, context));
     auto& [inputs, fingerprints] = gathered;
     AVPS_TRY_ASSIGN(std::string inputs_bytes, core::canonical_json(fingerprints));
-    const std::string step_key = skill.name + "@" + core::sha256_hex(inputs_bytes).substr(0, 16);
+    const std::string step_key =
+        skill.name + (context.entity_id.empty() ? "" : "/" + context.entity_id) + "@" +
+        core::sha256_hex(inputs_bytes).substr(0, 16);
+    const std::string label = skill.name + context.label();
 
     // Where this step stands, from the record.
     int attempt = 1;
@@ -210,9 +318,9 @@ struct Engine::Impl {
             on_fail.value("then", "") == "escalate" ? governance::escalate(*skill.tier, tier, escalations)
                                                    : Result<std::optional<std::string>>(std::optional<std::string>{});
         if (!next || !*next) {
-          return hard_stop(skill, attempt - 1, findings);
+          return hard_stop(skill, label, attempt - 1, findings);
         }
-        e.m_observer.progress(skill.name + ": escalating " + tier + " -> " + **next + " after " +
+        e.m_observer.progress(label + ": escalating " + tier + " -> " + **next + " after " +
                               std::to_string(attempts_per_tier) + " failed attempts");
         tier = **next;
         ++escalations;
@@ -221,13 +329,17 @@ struct Engine::Impl {
       request.skill = skill.name;
       request.prompt = skill.prompt_text;
       request.scope = {{"attempt", attempt}};  // each revision is a call of its own
+      if (!context.entity_id.empty()) {
+        request.scope["entity_id"] = context.entity_id;
+        request.scope["kind"] = skill.outputs.front().kind;
+      }
       request.inputs = inputs;
       request.output_schema = schema;
       request.findings = findings;
       request.seed = e.m_project.config().seed;
       std::string model;
       int64_t cost = 0;
-      e.m_observer.progress(skill.name + ": attempt " + std::to_string(attempt) + " on " + tier);
+      e.m_observer.progress(label + ": attempt " + std::to_string(attempt) + " on " + tier);
       AVPS_TRY_ASSIGN(std::string text, call(skill, request, tier, model, cost));
 
       // Parse, validate, gate. A malformed or schema-breaking answer is a FAIL with findings.
@@ -249,8 +361,8 @@ struct Engine::Impl {
           outputs[output.kind] = content;
         }
         if (gate.reasons.empty()) {
-          gates::ProjectGateContext context(e.m_project);
-          AVPS_TRY_ASSIGN(gate, gates::evaluate_gate_outputs(skill.raw, outputs, context));
+          gates::ProjectGateContext gate_context(e.m_project);
+          AVPS_TRY_ASSIGN(gate, gates::evaluate_gate_outputs(skill.raw, outputs, gate_context));
         }
       }
 
@@ -268,7 +380,8 @@ struct Engine::Impl {
           if (!valid) {
             break;
           }
-          AVPS_TRY_ASSIGN(std::string name, write_output(skill, kind, content, gate, fingerprints, step_key, attempt));
+          AVPS_TRY_ASSIGN(std::string name,
+                          write_output(skill, kind, context.target(), content, gate, fingerprints, step_key, attempt));
           written += (written.empty() ? "" : " ") + name;
         }
       }
@@ -287,7 +400,7 @@ struct Engine::Impl {
                    {"escalations", escalations}, {"verdict", gates::verdict_name(gate.verdict)},
                    {"reasons", gate.reasons}, {"outputs", written}},
           .row = row}));
-      e.m_observer.progress(skill.name + ": " + std::string(gates::verdict_name(gate.verdict)) +
+      e.m_observer.progress(label + ": " + std::string(gates::verdict_name(gate.verdict)) +
                             (written.empty() ? "" : " -> " + written));
       if (gate.verdict != gates::Verdict::fail && gate.verdict != gates::Verdict::stop) {
         return ok();
@@ -298,27 +411,31 @@ struct Engine::Impl {
   }
 
   // The next version of `kind`, unless this very attempt already wrote it (a resumed run).
-  Result<std::string> write_output(const skills::SkillDef& skill, const std::string& kind, json content,
+  Result<std::string> write_output(const skills::SkillDef& skill, const std::string& kind, const std::string& target,
+                                   json content,
                                    const gates::GateResult& gate, const json& fingerprints, const std::string& step_key,
                                    int attempt) {
     content["gate"] = gate.to_json();
     AVPS_TRY_ASSIGN(std::string canonical, core::canonical_json(content));
-    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> latest, e.m_project.store().latest(kind, ""));
-    if (latest && latest->json_sha256 == core::sha256_hex(canonical) && latest->producer == skill.name) {
+    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> latest, e.m_project.store().latest(kind, target));
+    // A resumed run may have written this very output before it was killed.
+    json writer = {{"step", step_key}, {"attempt", attempt}};
+    if (latest && latest->json_sha256 == core::sha256_hex(canonical) && record.written_by[latest->name] == writer) {
       return latest->name;
     }
     AVPS_TRY_ASSIGN(artifacts::FaceCodec codec, artifacts::FaceCodec::load(project::data_dir() / "schemas", kind));
     AVPS_TRY_ASSIGN(std::string face, codec.render(content));
-    AVPS_TRY_ASSIGN(artifacts::ArtifactName name, e.m_project.store().next_name(kind, ""));
+    AVPS_TRY_ASSIGN(artifacts::ArtifactName name, e.m_project.store().next_name(kind, target));
     artifacts::NewArtifact artifact{name, content, face, "avps", skill.name, std::nullopt,
                                     {{"inputs", fingerprints}, {"step", step_key}, {"attempt", attempt}}};
     AVPS_TRY(e.m_project.store().write(artifact));
+    record.written_by[name.filename()] = writer;
     ++outcome.artifacts_written;
     return name.filename();
   }
 
-  Result<void> hard_stop(const skills::SkillDef& skill, int attempts, const json& findings) {
-    std::string reason = skill.name + " failed its gate " + std::to_string(attempts) +
+  Result<void> hard_stop(const skills::SkillDef& skill, const std::string& label, int attempts, const json& findings) {
+    std::string reason = label + " failed its gate " + std::to_string(attempts) +
                          " times, at every tier its policy allows; a person must decide (revise the inputs, "
                          "or `avps override`)";
     ledger::LogRow row;
@@ -354,18 +471,24 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
     if (!is_built(phase)) {
       impl.outcome.exit = ExitCode::environment;
       impl.outcome.message = "phase \"" + phase.name + "\" and the ones after it are not built yet in avps " +
-                             AVPS_VERSION_STRING + "; run with --until narrative";
+                             AVPS_VERSION_STRING + "; run with --until locks";
       return impl.outcome;
     }
     m_observer.progress("phase " + phase.name);
+    AVPS_TRY_ASSIGN(std::vector<Context> contexts, impl.contexts_of(phase));
     for (const skills::GraphStep& step : phase.steps) {
       const skills::SkillDef* skill = m_registry.find(step.skill);
       if (!skill || !skill->tier) {
         return make_error(ErrorCode::configuration, "step " + step.id + " names no model skill");
       }
-      AVPS_TRY(impl.run_step(*skill));
-      if (impl.outcome.exit != ExitCode::ok) {
-        return impl.outcome;
+      for (const Context& context : contexts) {
+        if (!context.scope.empty() && context.scope != skill->scope) {
+          continue;  // a per-entity step runs for the entities of its class
+        }
+        AVPS_TRY(impl.run_step(*skill, context));
+        if (impl.outcome.exit != ExitCode::ok) {
+          return impl.outcome;
+        }
       }
     }
     if (phase.name == options.until) {

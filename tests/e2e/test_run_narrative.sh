@@ -66,6 +66,31 @@ expect_out "BREAKDOWN_v002.csv"
 [ "$(tail -n +2 "$P/narrative/SCENES_v002.csv" | cut -c1-3 | sort -u | wc -l)" = 4 ] || fail "v002 should follow the new brief"
 expect_exit 0 "$AVPS" gate "$P"
 
+# The locks phase: one lock per character, set and voice that BREAKDOWN requires.
+fresh locks
+expect_exit 0 "$AVPS" run "$P" --until locks
+for lock in CHAR_MARA_QUILL CHAR_ELIAS_QUILL CHAR_HARBOUR_MASTER_OYELARAN SET_THE_LAMP_ROOM SET_THE_LANDING_STAGE \
+            SET_THE_KEEPER_S_COTTAGE VOICE_MARA_QUILL VOICE_ELIAS_QUILL VOICE_HARBOUR_MASTER_OYELARAN; do
+  [ -f "$P/continuity/${lock}_LOCK_v001.txt" ] || fail "no ${lock}_LOCK_v001.txt"
+done
+# Staleness: a person edits Mara's character lock; the next run re-derives exactly what read it
+# (her voice lock) and nothing else.
+before=$(cd "$P" && find narrative continuity -type f | sort)
+cat > "$WORK/editor.sh" <<'SH'
+#!/bin/sh
+sed -i 's/^eyes: Dark brown$/eyes: Grey-green/' "$1"
+SH
+chmod +x "$WORK/editor.sh"
+expect_exit 0 env EDITOR="$WORK/editor.sh" "$AVPS" artifact edit "$P" CHAR_MARA_QUILL_LOCK --reason "casting: grey-green eyes"
+expect_exit 0 "$AVPS" run "$P" --until locks
+expect_out "voice-lock MARA_QUILL: PASS -> VOICE_MARA_QUILL_LOCK_v002.txt"
+expect_out "1 artifacts written, 1 calls made"
+after=$(cd "$P" && find narrative continuity -type f | sort)
+new=$(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')
+[ "$new" = "continuity/CHAR_MARA_QUILL_LOCK_v002.txt continuity/VOICE_MARA_QUILL_LOCK_v002.txt " ] \
+  || fail "expected exactly Mara's edited lock and her re-derived voice lock, got: $new"
+expect_exit 0 "$AVPS" gate "$P"
+
 # A gate that keeps failing: revisions, one escalation, then a hard stop (exit 3), recorded.
 fresh stop
 python3 - "$P/avps.json" <<'PY'

@@ -1,6 +1,7 @@
 #pragma once
-// The loop engine (DESIGN §4). THIS VERSION RUNS THE NARRATIVE PHASE ONLY (story-architect,
-// script-breakdown); later phases are reported as not built. What it does run, it runs with the
+// The loop engine (DESIGN §4). THIS VERSION RUNS THE NARRATIVE AND LOCKS PHASES ONLY
+// (story-architect, script-breakdown; a character, set and voice lock per entity BREAKDOWN
+// requires); later phases are reported as not built. What it does run, it runs with the
 // whole discipline the rest will share:
 //
 //   for each step of the phase, in stage-graph order:
