@@ -309,6 +309,11 @@ struct Engine::Impl {
     const json on_fail = skill.loop_policy.value("on_fail", json::object());
     const int attempts_per_tier = on_fail.value("max_revisions", 0) + 1;
     AVPS_TRY_ASSIGN(json schema, output_schema(skill));
+    std::map<std::string, artifacts::FaceCodec> codecs;
+    for (const skills::SkillOutput& output : skill.outputs) {
+      AVPS_TRY_ASSIGN(artifacts::FaceCodec codec, artifacts::FaceCodec::load(project::data_dir() / "schemas", output.kind));
+      codecs.emplace(output.kind, std::move(codec));
+    }
 
     for (;;) {
       // Attempts so far at this tier decide: revise, escalate, or stop.
@@ -318,7 +323,10 @@ struct Engine::Impl {
             on_fail.value("then", "") == "escalate" ? governance::escalate(*skill.tier, tier, escalations)
                                                    : Result<std::optional<std::string>>(std::optional<std::string>{});
         if (!next || !*next) {
-          return hard_stop(skill, label, attempt - 1, findings);
+          return hard_stop(skill, findings,
+                           label + " failed its gate " + std::to_string(attempt - 1) +
+                               " times, at every tier its policy allows; a person must decide (revise the inputs, "
+                               "or `avps override`)");
         }
         e.m_observer.progress(label + ": escalating " + tier + " -> " + **next + " after " +
                               std::to_string(attempts_per_tier) + " failed attempts");
@@ -352,9 +360,8 @@ struct Engine::Impl {
       } else {
         for (const skills::SkillOutput& output : skill.outputs) {
           json content = skill.outputs.size() == 1 ? *parsed : parsed->value(output.kind, json());
-          AVPS_TRY_ASSIGN(artifacts::FaceCodec codec, artifacts::FaceCodec::load(project::data_dir() / "schemas", output.kind));
           content["gate"] = gates::GateResult{}.to_json();  // replaced below: the model's verdict is not trusted
-          for (const core::SchemaIssue& issue : codec.schema().validate(content)) {
+          for (const core::SchemaIssue& issue : codecs.at(output.kind).schema().validate(content)) {
             gate.verdict = gates::Verdict::fail;
             gate.reasons.push_back(output.kind + " " + issue.to_string());
           }
@@ -366,24 +373,22 @@ struct Engine::Impl {
         }
       }
 
-      // Record: the outputs (when they are valid artifacts) and the step's RUN_LOG row.
+      // Record the outputs — a failing version too, when it is a valid artifact, so the revision
+      // has something to follow — then the step's RUN_LOG row.
+      bool recordable = !outputs.empty();
+      for (const auto& [kind, content] : outputs) {
+        json final_content = content;
+        final_content["gate"] = gate.to_json();
+        recordable = recordable && codecs.at(kind).schema().validate(final_content).empty();
+      }
       std::string written;
-      if (gate.reasons.empty() || !outputs.empty()) {
-        bool valid = true;
-        for (const auto& [kind, content] : outputs) {
-          AVPS_TRY_ASSIGN(artifacts::FaceCodec codec, artifacts::FaceCodec::load(project::data_dir() / "schemas", kind));
-          json final_content = content;
-          final_content["gate"] = gate.to_json();
-          valid = valid && codec.schema().validate(final_content).empty();
+      for (const auto& [kind, content] : outputs) {
+        if (!recordable) {
+          break;
         }
-        for (const auto& [kind, content] : outputs) {
-          if (!valid) {
-            break;
-          }
-          AVPS_TRY_ASSIGN(std::string name,
-                          write_output(skill, kind, context.target(), content, gate, fingerprints, step_key, attempt));
-          written += (written.empty() ? "" : " ") + name;
-        }
+        AVPS_TRY_ASSIGN(std::string name, write_output(skill, codecs.at(kind), kind, context.target(), content, gate,
+                                                       fingerprints, step_key, attempt));
+        written += (written.empty() ? "" : " ") + name;
       }
       ledger::LogRow row;
       row.skill_name = skill.name;
@@ -402,7 +407,12 @@ struct Engine::Impl {
           .row = row}));
       e.m_observer.progress(label + ": " + std::string(gates::verdict_name(gate.verdict)) +
                             (written.empty() ? "" : " -> " + written));
-      if (gate.verdict != gates::Verdict::fail && gate.verdict != gates::Verdict::stop) {
+      if (gate.verdict == gates::Verdict::stop) {
+        // STOP is never revised away.
+        return hard_stop(skill, json(gate.reasons),
+                         label + " stopped: " + (gate.reasons.empty() ? "STOP verdict" : gate.reasons.front()));
+      }
+      if (gate.verdict != gates::Verdict::fail) {
         return ok();
       }
       findings = json(gate.reasons);
@@ -411,8 +421,8 @@ struct Engine::Impl {
   }
 
   // The next version of `kind`, unless this very attempt already wrote it (a resumed run).
-  Result<std::string> write_output(const skills::SkillDef& skill, const std::string& kind, const std::string& target,
-                                   json content,
+  Result<std::string> write_output(const skills::SkillDef& skill, const artifacts::FaceCodec& codec,
+                                   const std::string& kind, const std::string& target, json content,
                                    const gates::GateResult& gate, const json& fingerprints, const std::string& step_key,
                                    int attempt) {
     content["gate"] = gate.to_json();
@@ -423,7 +433,6 @@ struct Engine::Impl {
     if (latest && latest->json_sha256 == core::sha256_hex(canonical) && record.written_by[latest->name] == writer) {
       return latest->name;
     }
-    AVPS_TRY_ASSIGN(artifacts::FaceCodec codec, artifacts::FaceCodec::load(project::data_dir() / "schemas", kind));
     AVPS_TRY_ASSIGN(std::string face, codec.render(content));
     AVPS_TRY_ASSIGN(artifacts::ArtifactName name, e.m_project.store().next_name(kind, target));
     artifacts::NewArtifact artifact{name, content, face, "avps", skill.name, std::nullopt,
@@ -434,10 +443,7 @@ struct Engine::Impl {
     return name.filename();
   }
 
-  Result<void> hard_stop(const skills::SkillDef& skill, const std::string& label, int attempts, const json& findings) {
-    std::string reason = label + " failed its gate " + std::to_string(attempts) +
-                         " times, at every tier its policy allows; a person must decide (revise the inputs, "
-                         "or `avps override`)";
+  Result<void> hard_stop(const skills::SkillDef& skill, const json& findings, const std::string& reason) {
     ledger::LogRow row;
     row.skill_name = skill.name;
     row.outcome = "STOP";
