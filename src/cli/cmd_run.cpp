@@ -20,6 +20,7 @@ class LineObserver : public engine::Observer {
  public:
   explicit LineObserver(const Context& ctx) : m_ctx(ctx) {}
   void progress(const std::string& line) override { m_ctx.info(line); }
+  bool interrupted() const override { return g_interrupted; }
 
  private:
   const Context& m_ctx;
@@ -58,7 +59,10 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
   LineObserver observer(ctx);
   engine::Engine engine(**project, *registry, **backend, router, governor, observer);
   Result<engine::RunOutcome> outcome = engine.run(engine::RunOptions{o.until});
-  std::string ended = !outcome ? "ERROR" : outcome->exit == ExitCode::hard_stop ? "STOP" : "DONE";
+  std::string ended = !outcome                                   ? "ERROR"
+                      : outcome->exit == ExitCode::hard_stop     ? "STOP"
+                      : outcome->exit == ExitCode::interrupted   ? "INTERRUPTED"
+                                                                 : "DONE";
   std::ignore = ledger.end_run(ended, outcome ? nlohmann::json{{"calls_made", outcome->calls_made},
                                                                {"calls_replayed", outcome->calls_replayed}}
                                               : nlohmann::json{{"error", outcome.error().message}});

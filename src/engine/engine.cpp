@@ -316,6 +316,11 @@ struct Engine::Impl {
     }
 
     for (;;) {
+      if (e.m_observer.interrupted()) {
+        outcome.exit = ExitCode::interrupted;
+        outcome.message = "interrupted; `avps run` resumes where this stopped";
+        return ok();
+      }
       // Attempts so far at this tier decide: revise, escalate, or stop.
       int attempt_at_tier = attempt - escalations * attempts_per_tier;
       if (attempt_at_tier > attempts_per_tier) {

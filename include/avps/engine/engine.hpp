@@ -36,6 +36,9 @@ class Observer {
  public:
   virtual ~Observer() = default;
   virtual void progress(const std::string& line) = 0;
+  /// True once the user asked to stop (Ctrl-C): the engine finishes the call in hand, records
+  /// it, and returns with ExitCode::interrupted; the next run resumes.
+  virtual bool interrupted() const { return false; }
 };
 
 struct RunOptions {
