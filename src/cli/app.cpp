@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
   setup_log(app, ctx);
   setup_artifact(app, ctx);
   setup_run(app, ctx);
+  setup_status(app, ctx);
   setup_skills(app, ctx);
   setup_unbuilt(app, ctx);
 

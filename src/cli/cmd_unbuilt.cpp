@@ -37,8 +37,6 @@ CLI::App* unbuilt(CLI::App& parent, Context& ctx, const std::shared_ptr<UnbuiltO
 void setup_unbuilt(CLI::App& app, Context& ctx) {
   auto o = std::make_shared<UnbuiltOptions>();
 
-  CLI::App* status = unbuilt(app, ctx, o, "status", "Phase and gate state per scene, open hard stops, spend against caps", "status");
-  status->add_option("dir", o->dir, "Project folder (default: .)");
 
   CLI::App* replay = unbuilt(app, ctx, o, "replay", "Re-execute a recorded run offline and prove it reproduces", "replay");
   replay->add_option("dir", o->dir, "Project folder (default: .)");

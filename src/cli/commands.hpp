@@ -46,6 +46,7 @@ void setup_gate(CLI::App& app, Context& ctx);
 void setup_log(CLI::App& app, Context& ctx);
 void setup_artifact(CLI::App& app, Context& ctx);
 void setup_run(CLI::App& app, Context& ctx);
+void setup_status(CLI::App& app, Context& ctx);
 void setup_skills(CLI::App& app, Context& ctx);
 /// run, status, replay, artifact, cost, override, report: declared with their options,
 /// refusing to run until they are built.

@@ -73,6 +73,9 @@ for lock in CHAR_MARA_QUILL CHAR_ELIAS_QUILL CHAR_HARBOUR_MASTER_OYELARAN SET_TH
             SET_THE_KEEPER_S_COTTAGE VOICE_MARA_QUILL VOICE_ELIAS_QUILL VOICE_HARBOUR_MASTER_OYELARAN; do
   [ -f "$P/continuity/${lock}_LOCK_v001.txt" ] || fail "no ${lock}_LOCK_v001.txt"
 done
+expect_exit 0 "$AVPS" status "$P"
+expect_out "voice-lock MARA_QUILL"
+expect_out "USD project cap"
 # Staleness: a person edits Mara's character lock; the next run re-derives exactly what read it
 # (her voice lock) and nothing else.
 before=$(cd "$P" && find narrative continuity -type f | sort)
@@ -107,5 +110,8 @@ expect_out "story-architect failed its gate 6 times"
 [ -f "$P/narrative/SCENES_v002.csv" ] || fail "revisions should be recorded as new versions"
 [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response'")" = 6 ] || fail "each revision is a call of its own"
 grep -q ",story-architect,.*,STOP," "$P/logs/RUN_LOG_v001.csv" || fail "no STOP row"
+expect_exit 3 "$AVPS" status "$P"
+expect_out "HARD STOP"
+expect_out "story-architect failed its gate 6 times"
 expect_exit 0 "$AVPS" gate "$P"
 echo ok
