@@ -142,6 +142,10 @@ Result<void> AtomicFile::commit(Overwrite overwrite) {
   return ok();
 }
 
+bool is_atomic_temp_name(std::string_view name) {
+  return name.size() > 5 && name.front() == '.' && name.substr(name.size() - 4) == ".tmp";
+}
+
 Result<void> write_file_atomic(const fs::path& path, std::string_view data, Overwrite overwrite,
                                Durability durability) {
   AVPS_TRY_ASSIGN(AtomicFile file, AtomicFile::create(path, durability));

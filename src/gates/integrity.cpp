@@ -21,10 +21,6 @@ bool is_excluded_top_level(const std::string& name) {
   return name == ".avps" || name == "skills" || name == "policies" || name == ".git";
 }
 
-bool is_temp_file(const std::string& name) {
-  return name.size() > 5 && name.front() == '.' && name.compare(name.size() - 4, 4, ".tmp") == 0;
-}
-
 }  // namespace
 
 std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::Ledger& ledger) {
@@ -125,7 +121,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
       continue;
     }
     std::string name = it->path().filename().string();
-    if (is_temp_file(name) || !artifacts::looks_like_artifact_name(name)) {
+    if (core::is_atomic_temp_name(name) || !artifacts::looks_like_artifact_name(name)) {
       continue;
     }
     found.push_back(relative.string());

@@ -16,10 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-bool is_temp_file(const std::string& name) {
-  return name.size() > 5 && name.front() == '.' && name.compare(name.size() - 4, 4, ".tmp") == 0;
-}
-
 json avps_json_template(const std::string& title) {
   return {
       {"$schema", "avps:schemas/project.schema.json"},
@@ -126,7 +122,7 @@ Result<void> remove_stale_temp_files(const fs::path& dir) {
     }
     for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
          it.increment(ec)) {
-      if (it->is_regular_file() && is_temp_file(it->path().filename().string())) {
+      if (it->is_regular_file() && core::is_atomic_temp_name(it->path().filename().string())) {
         std::error_code removed;
         fs::remove(it->path(), removed);
         if (removed) {

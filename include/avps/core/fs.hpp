@@ -42,6 +42,10 @@ class AtomicFile {
   bool m_committed = false;
 };
 
+/// True for the name of an AtomicFile's temp file (".<name>.<pid><random>.tmp"), which a killed
+/// writer may leave behind; such a file is never an artifact.
+bool is_atomic_temp_name(std::string_view filename);
+
 /// Writes `data` to `path` through an AtomicFile.
 [[nodiscard]] Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data,
                                              Overwrite overwrite, Durability durability);

@@ -55,3 +55,14 @@ TEST_CASE("CSV parsing names the line of an unterminated quote", "[core][csv]") 
   REQUIRE_FALSE(parsed.ok());
   CHECK_THAT(parsed.error().message, Catch::Contains("line 2"));
 }
+
+TEST_CASE("an AtomicFile's temp file is recognised as one, and artifact names are not", "[core][fs]") {
+  testing::TempDir dir;
+  auto file = core::AtomicFile::create(dir.path() / "BEATS_v001.md", core::Durability::cached);
+  REQUIRE(file.ok());
+  auto entry = fs::directory_iterator(dir.path());
+  REQUIRE(entry != fs::directory_iterator());
+  CHECK(core::is_atomic_temp_name(entry->path().filename().string()));
+  CHECK_FALSE(core::is_atomic_temp_name("BEATS_v001.md"));
+  CHECK_FALSE(core::is_atomic_temp_name(".tmp"));
+}
