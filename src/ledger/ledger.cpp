@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <set>
 
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/csv.hpp"
@@ -1118,25 +1119,24 @@ std::vector<core::Violation> Ledger::verify() const {
         from_events.push_back(*a);
       }
     }
-    auto same = [](const ArtifactRecord& a, const ArtifactRecord& b) {
-      return a.to_json() == b.to_json() && a.event_seq == b.event_seq;
-    };
+    // Each record as one comparable string, so both directions are set look-ups, not a scan per row.
+    auto key = [](const ArtifactRecord& r) { return r.to_json().dump() + "@" + std::to_string(r.event_seq); };
+    std::set<std::string> indexed_keys;
+    std::set<std::string> event_keys;
     for (const ArtifactRecord& a : *indexed) {
-      bool found = false;
-      for (const ArtifactRecord& b : from_events) {
-        found = found || same(a, b);
-      }
-      if (!found) {
+      indexed_keys.insert(key(a));
+    }
+    for (const ArtifactRecord& b : from_events) {
+      event_keys.insert(key(b));
+    }
+    for (const ArtifactRecord& a : *indexed) {
+      if (!event_keys.count(key(a))) {
         add("ledger.index", "artifact index row " + a.name,
             "is not vouched for by any artifact.recorded event: the index was edited");
       }
     }
     for (const ArtifactRecord& b : from_events) {
-      bool found = false;
-      for (const ArtifactRecord& a : *indexed) {
-        found = found || same(a, b);
-      }
-      if (!found) {
+      if (!indexed_keys.count(key(b))) {
         add("ledger.index", "artifact index row " + b.name,
             "recorded by ledger event " + std::to_string(b.event_seq) + " is missing from the index");
       }
