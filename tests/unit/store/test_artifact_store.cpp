@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <sqlite3.h>
+
+#include <algorithm>
 #include <filesystem>
 
 #include "avps/artifacts/store.hpp"
@@ -140,4 +143,19 @@ TEST_CASE("a write killed at any step leaves either no artifact or the complete 
       }
     }
   }
+}
+
+TEST_CASE("an artifact index row edited behind the ledger's back is reported", "[store][tamper]") {
+  testing::TempDir tmp;
+  fs::path dir = init_project(tmp);
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(ledger::ledger_path(dir).c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "DROP TRIGGER artifacts_no_update; UPDATE artifacts SET author = 'human'", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  testing::FixedClock clock;
+  auto ledger = ledger::Ledger::open(dir, ledger::OpenMode::read_only, clock).value();
+  auto violations = ledger->verify();
+  CHECK(std::count_if(violations.begin(), violations.end(),
+                      [](const core::Violation& v) { return v.rule == "ledger.index"; }) == 4);  // 2 rows, both ways
 }
