@@ -10,8 +10,9 @@ work="$root/build/demo_short_film"
 rm -rf "$work"
 cp -r "$root/examples/demo_short_film" "$work"
 "$avps" init "$work"
-# The loop engine runs the narrative and locks phases so far, on the offline sim backend.
-"$avps" run "$work" --until locks
+# The whole production on the offline sim backend: all five loops, proxy and final renders.
+"$avps" run "$work" --jobs 4
+"$avps" status "$work"
 "$avps" gate "$work"
 "$avps" log "$work"
 echo "demo: project folder is $work"

@@ -379,8 +379,26 @@ CallResult<ModelResponse> SimBackend::complete(const ModelRequest& request) {
   }
 
   // Every choice below comes from this stream: same request and seed, same bytes.
+  // Two streams. The content stream sees only what the answer is about (skill, scope, inputs,
+  // schema): a revision of unchanged inputs writes the same text, so downstream work is not made
+  // stale by re-rolled wording. The outcome stream sees the whole request (attempt, findings,
+  // tier): each revision re-rolls whether the injected failure strikes again.
+  json about = request.to_json();
+  for (const char* volatile_key : {"findings", "model", "tier", "max_output_tokens"}) {
+    about.erase(volatile_key);
+  }
+  if (about["scope"].is_object()) {
+    for (const char* volatile_key : {"attempt", "revision", "revision_for"}) {
+      about["scope"].erase(volatile_key);
+    }
+  }
+  Result<std::string> about_text = core::canonical_json(about);
+  if (!about_text.ok()) {
+    return call_failure<ModelResponse>(ErrorCode::invalid_argument, "sim: " + about_text.error().message);
+  }
   sim::Rng rng(core::sha256_hex("avps-sim\n" + std::to_string(m_seed) + "\n" + *canonical));
-  sim::Call call{request, m_settings, rng, sim::Mode::pass, {}};
+  sim::Rng content_rng(core::sha256_hex("avps-sim-content\n" + std::to_string(m_seed) + "\n" + *about_text));
+  sim::Call call{request, m_settings, content_rng, sim::Mode::pass, {}};
   call.brief = sim::parse_brief(sim::brief_text(call));
   double failure_rate = rate_of(m_settings.failure_rates, request.skill);
   if (request.skill == "qc-grader") {

@@ -145,6 +145,11 @@ Result<json> assemble_genpack(const GenpackInputs& in) {
       }
     }
   }
+  // The last QC verdict's findings on this shot, as the packager's own correction (spec §2.17:
+  // "QC findings applied"); this is what makes the next attempt's GenPack differ.
+  for (const std::string& finding : in.qc_findings) {
+    add_unique(negatives, "Avoid what QC found: " + finding);
+  }
   add_unique(negatives, "No added characters, props, wardrobe or environment changes");
 
   json settings = {{"resolution", in.resolution},

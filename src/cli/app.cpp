@@ -113,6 +113,8 @@ int main(int argc, char** argv) {
   setup_run(app, ctx);
   setup_status(app, ctx);
   setup_skills(app, ctx);
+  setup_cost(app, ctx);
+  setup_override(app, ctx);
   setup_unbuilt(app, ctx);
 
   try {

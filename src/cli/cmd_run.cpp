@@ -4,6 +4,7 @@
 #include "avps/core/clock.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/governance/models.hpp"
+#include "avps/governance/override.hpp"
 #include "commands.hpp"
 
 namespace avps::cli {
@@ -14,6 +15,8 @@ namespace {
 struct RunOptionsCli {
   std::string dir = ".";
   std::string until;
+  std::string scene;
+  int jobs = 1;
 };
 
 class LineObserver : public engine::Observer {
@@ -51,14 +54,25 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
   }
   governance::Router router(std::move(models).value());
   ledger::Ledger& ledger = (*project)->ledger();
-  if (auto begun = ledger.begin_run("run", {{"until", o.until}}); !begun) {
+  // Caps as configured, raised where a person recorded `avps override --raise-cap`.
+  auto overrides = governance::Overrides::read(ledger);
+  if (!overrides) {
+    ctx.fail(overrides.error());
+    return;
+  }
+  if (auto begun = ledger.begin_run("run", {{"until", o.until}, {"scene", o.scene}, {"jobs", o.jobs}}); !begun) {
     ctx.fail(begun.error());
     return;
   }
-  governance::BudgetGovernor governor(ledger, (*project)->config().budget);
+  const project::Budget configured = (*project)->config().budget;
+  governance::BudgetGovernor governor(
+      ledger, overrides->effective_budget(configured),
+      [&overrides, configured](const std::string& scene, const std::string& shot) {
+        return overrides->caps_for(configured, scene, shot);
+      });
   LineObserver observer(ctx);
   engine::Engine engine(**project, *registry, **backend, router, governor, observer);
-  Result<engine::RunOutcome> outcome = engine.run(engine::RunOptions{o.until});
+  Result<engine::RunOutcome> outcome = engine.run(engine::RunOptions{o.until, o.scene, o.jobs});
   std::string ended = !outcome                                   ? "ERROR"
                       : outcome->exit == ExitCode::hard_stop     ? "STOP"
                       : outcome->exit == ExitCode::interrupted   ? "INTERRUPTED"
@@ -95,13 +109,22 @@ void setup_run(CLI::App& app, Context& ctx) {
   auto options = std::make_shared<RunOptionsCli>();
   CLI::App* cmd = app.add_subcommand("run", "Produce or resume a production: run the gated loops");
   cmd->add_option("dir", options->dir, "Project folder (default: .)");
-  cmd->add_option("--until", options->until, "Stop after this phase (this version runs: narrative, locks)");
+  cmd->add_option("--until", options->until,
+                  "Stop after this phase: narrative, locks, psychology, narrative_review, validation, continuity, "
+                  "planning, cost_proxy, shots_proxy, cost_final, shots_final");
+  cmd->add_option("--scene", options->scene,
+                  "Produce only this scene (e.g. S03); the scenes before it still get their continuity");
+  cmd->add_option("--jobs,-j", options->jobs, "Backend calls in flight at once (default 1); never changes the output")
+      ->check(CLI::Range(1, 256));
   cmd->footer(
-      "This version runs the narrative phase (story-architect, script-breakdown) and the locks phase\n"
-      "(character, set and voice locks) on the offline sim backend, with routing, budget reservations,\n"
-      "recorded calls, gates and revisions; later phases are not built yet (exit 4 when reached).\n"
+      "Runs the five loops of the stage graph (policies/stage_graph.json) on the project's backend (the\n"
+      "offline sim by default): narrative, locks, psychology and the narrative review once; then scene by\n"
+      "scene validation, continuity and planning; then per scene the cost loop, proxy waves with QC and\n"
+      "regen rounds, the cost loop again, and final waves. Every call is routed, reserved against the\n"
+      "budget, recorded before it is sent and after it answers; every output is schema-checked and gated.\n"
       "Running again resumes: recorded calls are not repeated; only stale steps re-run.\n"
-      "Exit codes: 0 done, 3 hard stop (a gate kept failing), 4 not built / configuration.");
+      "Exit codes: 0 done, 3 hard stop (see `avps status`; `avps override` records a decision),\n"
+      "4 configuration, 130 interrupted (Ctrl-C; run again to resume).");
   cmd->callback([options, &ctx]() { run_run(*options, ctx); });
 }
 

@@ -42,19 +42,6 @@ void setup_unbuilt(CLI::App& app, Context& ctx) {
   replay->add_option("dir", o->dir, "Project folder (default: .)");
   replay->add_option("--run", o->run, "The run to replay (default: the last)");
 
-  CLI::App* cost = unbuilt(app, ctx, o, "cost", "Print the cost projection per scene and tier without running anything", "cost");
-  cost->add_option("dir", o->dir, "Project folder (default: .)");
-
-  CLI::App* override_cmd = unbuilt(app, ctx, o, "override", "Record a human decision that lifts a hard stop", "override");
-  override_cmd->add_option("dir", o->dir, "Project folder")->required();
-  override_cmd->add_option("--stop", o->stop, "The hard stop's id (see `avps status`)")->required();
-  override_cmd->add_option("--reason", o->reason, "Why (recorded with the decision)")->required();
-  auto* decision = override_cmd->add_option_group("decision", "exactly one of");
-  decision->add_option("--raise-cap", o->raise_cap, "New cap in USD");
-  decision->add_option("--allow-attempts", o->allow_attempts, "Extra generation attempts for the stopped shot");
-  decision->add_option("--accept", o->accept, "Accept this artifact as it is");
-  decision->require_option(1);
-
   CLI::App* report = unbuilt(app, ctx, o, "report", "Summarise a production: cost, tiers, regen, QC, failures", "report");
   report->add_option("dir", o->dir, "Project folder (default: .)");
 }

@@ -1,35 +1,29 @@
+// The loop engine. Engine::run() walks the stage graph; every step goes through run_jobs(), the
+// one loop of DESIGN §4 (prepare → route → reserve → intent → call, many in flight → response →
+// schema → gate → commit → loop policy). Production waves (production.cpp) use the same pieces.
+
 #include "avps/engine/engine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/store.hpp"
+#include "avps/builtins/world_state.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
-#include "avps/gates/project_context.hpp"
 #include "avps/governance/pricing.hpp"
+#include "engine_impl.hpp"
 
 namespace avps::engine {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-// The phases this version of the engine runs.
-bool is_built(const skills::Phase& phase) {
-  return phase.name == "narrative" || phase.name == "locks";
-}
-
-// What one run of a step is about: nothing (a once phase), or an entity (per_entity).
-struct Context {
-  std::string entity_id;  ///< e.g. ALEX
-  std::string scope;      ///< the skill scope it suits: character, set, voice
-  std::string target() const { return entity_id; }
-  std::string label() const { return entity_id.empty() ? "" : " " + entity_id; }
-};
 
 bool row_mentions(const json& row, const std::string& id) {
   for (const auto& item : row.items()) {
@@ -42,10 +36,461 @@ bool row_mentions(const json& row, const std::string& id) {
   return false;
 }
 
-// Stores bytes as a content-addressed object (recorded requests and responses).
-Result<std::string> store_object(const fs::path& project_dir, const std::string& bytes) {
+json rows_where(const json& artifact, const std::string& field, const std::string& value) {
+  json out = artifact;
+  json rows = json::array();
+  for (const json& row : artifact.value("rows", json::array())) {
+    if (row.value(field, "") == value) {
+      rows.push_back(row);
+    }
+  }
+  out["rows"] = rows;
+  return out;
+}
+
+bool passed(const std::string& verdict) {
+  return verdict == "PASS" || verdict == "WARN" || verdict == "FIX" || verdict == "ACCEPTED";
+}
+
+}  // namespace
+
+// ---- reading the record -----------------------------------------------------------------------
+
+Result<std::optional<Loaded>> Impl::latest(const std::string& kind, const std::string& target) {
+  AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> found, e.m_project.store().latest(kind, target));
+  if (!found) {
+    return std::optional<Loaded>{};
+  }
+  AVPS_TRY_ASSIGN(json content, e.m_project.store().load(*found));
+  return std::optional<Loaded>{Loaded{std::move(content), *found}};
+}
+
+Result<std::optional<Loaded>> Impl::by_name(const std::string& name) {
+  AVPS_TRY(refresh_index());
+  auto it = index_by_name.find(name);
+  if (it == index_by_name.end()) {
+    return std::optional<Loaded>{};
+  }
+  AVPS_TRY_ASSIGN(json content, e.m_project.store().load(it->second));
+  return std::optional<Loaded>{Loaded{std::move(content), it->second}};
+}
+
+Result<void> Impl::refresh_index() {
+  const int64_t head = e.m_project.ledger().head().seq;
+  if (head == index_seq) {
+    return ok();
+  }
+  AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> records, e.m_project.ledger().artifacts());
+  index_by_name.clear();
+  versions_by_key.clear();
+  for (ledger::ArtifactRecord& r : records) {
+    versions_by_key[r.kind + "/" + r.target].push_back(r);
+    index_by_name[r.name] = std::move(r);
+  }
+  for (auto& [key, list] : versions_by_key) {
+    std::sort(list.begin(), list.end(),
+              [](const ledger::ArtifactRecord& a, const ledger::ArtifactRecord& b) { return a.version < b.version; });
+  }
+  index_seq = head;
+  return ok();
+}
+
+Result<std::vector<Loaded>> Impl::latest_per_target(const std::string& kind) {
+  AVPS_TRY(refresh_index());
+  std::vector<Loaded> out;
+  for (const auto& [key, list] : versions_by_key) {
+    if (key.rfind(kind + "/", 0) == 0 && !list.empty()) {
+      AVPS_TRY_ASSIGN(json content, e.m_project.store().load(list.back()));
+      out.push_back(Loaded{std::move(content), list.back()});
+    }
+  }
+  return out;
+}
+
+Result<std::vector<Loaded>> Impl::all_versions(const std::string& kind, const std::string& target) {
+  AVPS_TRY(refresh_index());
+  std::vector<Loaded> out;
+  auto it = versions_by_key.find(kind + "/" + target);
+  if (it != versions_by_key.end()) {
+    for (const ledger::ArtifactRecord& r : it->second) {
+      AVPS_TRY_ASSIGN(json content, e.m_project.store().load(r));
+      out.push_back(Loaded{std::move(content), r});
+    }
+  }
+  return out;
+}
+
+Result<std::optional<json>> Impl::scene_row(const std::string& scene) {
+  AVPS_TRY_ASSIGN(auto loaded, latest("SCENES", ""));
+  if (!loaded) {
+    return std::optional<json>{};
+  }
+  for (const json& row : loaded->content.value("rows", json::array())) {
+    if (row.value("scene_id", "") == scene) {
+      return std::optional<json>{row};
+    }
+  }
+  return std::optional<json>{};
+}
+
+Result<std::optional<json>> Impl::shot_row(const Context& context) {
+  AVPS_TRY_ASSIGN(auto shotlist, latest("SHOTLIST", context.scene_id));
+  if (!shotlist) {
+    return std::optional<json>{};
+  }
+  for (const json& row : shotlist->content.value("rows", json::array())) {
+    if (row.value("shot_id", "") == context.shot_id) {
+      return std::optional<json>{row};
+    }
+  }
+  return std::optional<json>{};
+}
+
+Result<std::vector<std::string>> Impl::present_characters(const Context& context) {
+  std::vector<std::string> ids;
+  json list;
+  if (!context.shot_id.empty()) {
+    AVPS_TRY_ASSIGN(auto row, shot_row(context));
+    list = row ? row->value("char_ids", json::array()) : json::array();
+  } else {
+    AVPS_TRY_ASSIGN(auto row, scene_row(context.scene_id));
+    list = row ? row->value("characters_present", json::array()) : json::array();
+  }
+  for (const json& id : list) {
+    if (id.is_string()) {
+      ids.push_back(id.get<std::string>());
+    }
+  }
+  return ids;
+}
+
+Result<std::string> Impl::present_set(const Context& context) {
+  if (!context.shot_id.empty()) {
+    AVPS_TRY_ASSIGN(auto row, shot_row(context));
+    return row ? row->value("set_id", std::string()) : std::string();
+  }
+  AVPS_TRY_ASSIGN(auto row, scene_row(context.scene_id));
+  return row ? row->value("location", std::string()) : std::string();
+}
+
+// WORLD_STATE before a scene: the initial state for the first scene, else the state the previous
+// scene's world-state-tracker wrote last.
+Result<std::optional<Loaded>> Impl::world_before(const std::string& scene) {
+  auto at = std::find(scenes.begin(), scenes.end(), scene);
+  if (at == scenes.end() || at == scenes.begin()) {
+    AVPS_TRY_ASSIGN(auto initial, all_versions("WORLD_STATE", ""));
+    if (initial.empty()) {
+      return std::optional<Loaded>{};
+    }
+    return std::optional<Loaded>{initial.front()};
+  }
+  auto written = record.world_after.find(*(at - 1));
+  if (written == record.world_after.end()) {
+    return std::optional<Loaded>{};
+  }
+  return by_name(written->second);
+}
+
+Result<bool> Impl::condition(const std::string& name, const Context& context) {
+  if (name.empty()) {
+    return true;
+  }
+  if (name == "scene_fact_dependent" || name == "scene_flagged_cultural") {
+    AVPS_TRY_ASSIGN(auto breakdown, latest("BREAKDOWN", ""));
+    const std::string prefix = name == "scene_fact_dependent" ? "research:" : "cultural:";
+    if (breakdown) {
+      for (const json& row : breakdown->content.value("rows", json::array())) {
+        if (row.value("scene_id", "") != context.scene_id) {
+          continue;
+        }
+        for (const json& risk : row.value("continuity_risks", json::array())) {
+          std::string text = risk.is_string() ? risk.get<std::string>() : "";
+          std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+          if (text.rfind(prefix, 0) == 0) {
+            return true;
+          }
+        }
+      }
+    }
+    return false;
+  }
+  if (name == "scene_has_dialogue") {
+    AVPS_TRY_ASSIGN(std::vector<std::string> ids, present_characters(context));
+    for (const std::string& id : ids) {
+      AVPS_TRY_ASSIGN(auto voice, latest("VOICE_LOCK", id));
+      if (voice) {
+        return true;
+      }
+    }
+    return false;
+  }
+  if (name == "regen_risk_medium_or_high") {
+    AVPS_TRY_ASSIGN(auto row, shot_row(context));
+    std::string risk = row ? row->value("regen_risk_estimate", "") : "";
+    return risk == "medium" || risk == "high";
+  }
+  return make_error(ErrorCode::configuration, "the stage graph's condition \"" + name + "\" is not known to this engine");
+}
+
+void Impl::index_graph(const skills::StageGraph& graph) {
+  int production = -1;
+  std::vector<skills::PlannedStep> steps = skills::flatten(graph, e.m_registry.skills());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const int at = static_cast<int>(i);
+    if (!steps[i].skill.empty()) {
+      step_index.emplace(steps[i].skill, at);
+    }
+    for (const std::string& kind : steps[i].outputs) {
+      producer_index.emplace(kind, at);
+    }
+    if (production < 0 && steps[i].fan_out == "per_shot") {
+      production = at;
+    }
+  }
+  // On-demand skills (regen-analyzer) write during production.
+  for (const skills::OnDemandSkill& d : graph.on_demand) {
+    if (const skills::SkillDef* skill = e.m_registry.find(d.skill)) {
+      for (const skills::SkillOutput& output : skill->outputs) {
+        producer_index.emplace(output.kind, production);
+      }
+    }
+  }
+}
+
+// An optional input written only by a later step is circular (DESIGN §3: "if present"): reading
+// it once it exists would make every run after the first re-derive the step. It is not read.
+bool Impl::circular(const skills::SkillDef& skill, const skills::SkillInput& input) const {
+  if (input.required) {
+    return false;
+  }
+  auto consumer = step_index.find(skill.name);
+  if (consumer == step_index.end()) {
+    return false;
+  }
+  std::string kind = input.kind;
+  int producer = -1;
+  if (kind == "WORLD_STATE" && (input.slice == "before_scene" || input.slice == "after_scene")) {
+    auto tracker = step_index.find("world-state-tracker");
+    producer = tracker == step_index.end() ? -1 : tracker->second;
+  } else if (auto it = producer_index.find(kind); it != producer_index.end()) {
+    producer = it->second;
+  }
+  return producer > consumer->second;
+}
+
+// The inputs a skill takes now in `context`, each cut to its slice, with fingerprints.
+Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& context) {
+  Gathered g;
+  auto add = [&](const std::string& kind, json value, std::vector<std::string> names) {
+    value = without_gate(std::move(value));
+    Result<std::string> canonical = core::canonical_json(value);
+    std::string sha = core::sha256_hex(canonical ? *canonical : value.dump());
+    g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", sha}});
+    g.inputs[kind] = std::move(value);
+  };
+  for (const skills::SkillInput& input : skill.inputs) {
+    const std::string& kind = input.kind;
+    const std::string& slice = input.slice;
+    bool found = false;
+    if (circular(skill, input)) {
+      continue;
+    }
+    if (kind == "BRIEF") {
+      Result<std::string> brief = core::read_file(e.m_project.config().brief);
+      if (brief) {
+        add("BRIEF", *brief, {"BRIEF"});
+        found = true;
+      }
+    } else if (kind == "MEDIA") {
+      auto media = record.media.find(context.shot_id + "/" + context.resolution);
+      if (media != record.media.end()) {
+        // What the grader sees of the render (never the event's bookkeeping: run ids, times).
+        const json& m = media->second;
+        json descriptor = {{"shot_id", m.value("shot_id", "")},   {"resolution", m.value("resolution", "")},
+                           {"attempt", m.value("attempt", 0)},     {"path", m.value("path", "")},
+                           {"sha256", m.value("sha256", "")},      {"model", m.value("model", "")}};
+        add("MEDIA", descriptor, {m.value("path", "")});
+        found = true;
+      }
+    } else if (slice == "entity_scenes") {
+      // Circular by design (DESIGN §3): a lock comes before the per-scene work that would feed it,
+      // so a lock never reads PSYCH or CULTURE, and a lock is not made stale by them.
+    } else if (slice == "latest" || slice == "all_rows" || slice == "same_entity") {
+      std::string target = slice == "all_rows" ? "" : target_for(kind, context);
+      AVPS_TRY_ASSIGN(auto loaded, latest(kind, target));
+      if (!loaded && artifacts::find_kind(kind) && artifacts::find_kind(kind)->target == artifacts::TargetKind::target &&
+          target != "PROJECT") {
+        AVPS_TRY_ASSIGN(loaded, latest(kind, "PROJECT"));
+      }
+      if (loaded) {
+        add(kind, loaded->content, {loaded->record.name});
+        found = true;
+      }
+    } else if (slice == "entity_rows" || slice == "scene_row") {
+      AVPS_TRY_ASSIGN(auto loaded, latest(kind, ""));
+      if (loaded) {
+        json value = loaded->content;
+        if (slice == "entity_rows") {
+          json rows = json::array();
+          for (const json& row : value.value("rows", json::array())) {
+            if (row_mentions(row, context.entity_id)) {
+              rows.push_back(row);
+            }
+          }
+          value["rows"] = rows;
+        } else {
+          value = rows_where(value, "scene_id", context.scene_id);
+        }
+        found = !value["rows"].empty() || slice == "entity_rows";
+        if (found) {
+          add(kind, value, {loaded->record.name});
+        }
+      }
+    } else if (slice == "shot_row") {
+      AVPS_TRY_ASSIGN(auto loaded, latest(kind, context.scene_id));
+      if (loaded) {
+        json value = rows_where(loaded->content, "shot_id", context.shot_id);
+        found = !value["rows"].empty();
+        if (found) {
+          add(kind, value, {loaded->record.name});
+        }
+      }
+    } else if (slice == "present_characters" || slice == "present_voices") {
+      AVPS_TRY_ASSIGN(std::vector<std::string> ids, present_characters(context));
+      json list = json::array();
+      std::vector<std::string> names;
+      bool complete = true;
+      for (const std::string& id : ids) {
+        AVPS_TRY_ASSIGN(auto loaded, latest(kind, id));
+        if (loaded) {
+          list.push_back(loaded->content);
+          names.push_back(loaded->record.name);
+        } else if (slice == "present_characters") {
+          complete = false;
+        }
+      }
+      found = complete;  // a shot with no one in frame (an insert) needs no character lock
+      if (found) {
+        add(kind, list, names);
+      }
+    } else if (slice == "present_set") {
+      AVPS_TRY_ASSIGN(std::string set, present_set(context));
+      AVPS_TRY_ASSIGN(auto loaded, latest(kind, set));
+      if (loaded) {
+        add(kind, loaded->content, {loaded->record.name});
+        found = true;
+      }
+    } else if (slice == "all_targets") {
+      AVPS_TRY_ASSIGN(std::vector<Loaded> all, latest_per_target(kind));
+      if (!all.empty()) {
+        json list = json::array();
+        std::vector<std::string> names;
+        for (const Loaded& l : all) {
+          list.push_back(l.content);
+          names.push_back(l.record.name);
+        }
+        add(kind, list, names);
+        found = true;
+      }
+    } else if (slice == "before_scene" || slice == "after_scene") {
+      std::optional<Loaded> loaded;
+      if (slice == "before_scene") {
+        AVPS_TRY_ASSIGN(loaded, world_before(context.scene_id));
+        if (loaded) {
+          g.world_before = loaded->content;
+        }
+      } else if (auto it = record.world_after.find(context.scene_id); it != record.world_after.end()) {
+        AVPS_TRY_ASSIGN(loaded, by_name(it->second));
+      }
+      if (loaded) {
+        add(kind, loaded->content, {loaded->record.name});
+        found = true;
+      }
+    } else if (slice == "scene_versions" || slice == "shot_history") {
+      // Every version, cut to this shot: QC rows of the shot, or the shot's GenPacks.
+      std::string target = kind == "QC_BATCH" ? context.scene_id : target_for(kind, context);
+      AVPS_TRY_ASSIGN(std::vector<Loaded> versions, all_versions(kind, target));
+      json list = json::array();
+      std::vector<std::string> names;
+      for (const Loaded& l : versions) {
+        json value = kind == "QC_BATCH" ? rows_where(l.content, "shot_id", context.shot_id) : l.content;
+        if (kind == "QC_BATCH" && value["rows"].empty()) {
+          continue;
+        }
+        list.push_back(value);
+        names.push_back(l.record.name);
+      }
+      found = !list.empty();
+      if (found) {
+        add(kind, list, names);
+      }
+    } else {
+      return make_error(ErrorCode::configuration,
+                        skill.name + " reads " + kind + " through slice \"" + slice + "\", which this engine does not know");
+    }
+    if (!found && input.required) {
+      g.missing = kind;
+      return g;
+    }
+  }
+  return g;
+}
+
+std::string Impl::step_key(const skills::SkillDef& skill, const Context& context, const Gathered& gathered,
+                           const json& extra) {
+  json basis = json::array();
+  for (const json& f : gathered.fingerprints) {
+    basis.push_back({f["kind"], f["sha256"]});
+  }
+  basis.push_back(extra);
+  std::string k = context.key();
+  Result<std::string> canonical = core::canonical_json(basis);
+  return skill.name + (k.empty() ? "" : "/" + k) + (context.resolution.empty() ? "" : "/" + context.resolution) + "@" +
+         core::sha256_hex(canonical ? *canonical : basis.dump()).substr(0, 16);
+}
+
+std::string Impl::loop_key(const skills::SkillDef& skill, const Context& context) {
+  std::string k = context.key();
+  return skill.name + (k.empty() ? "" : "/" + k) + (context.resolution.empty() ? "" : "/" + context.resolution);
+}
+
+Result<json> Impl::output_schema(const skills::SkillDef& skill) {
+  json schemas = json::object();
+  int model_outputs = 0;
+  for (const skills::SkillOutput& output : skill.outputs) {
+    if (output.schema.empty() || !output.written_by.empty()) {
+      continue;
+    }
+    AVPS_TRY_ASSIGN(std::string text, core::read_file(project::data_dir() / "schemas" / output.schema));
+    AVPS_TRY_ASSIGN(json schema, core::parse_json(text, output.schema));
+    schemas[output.kind] = schema;
+    ++model_outputs;
+  }
+  if (model_outputs == 1) {
+    return json(schemas.begin().value());
+  }
+  return schemas;
+}
+
+Result<const artifacts::FaceCodec*> Impl::codec(const std::string& kind) {
+  auto it = codecs.find(kind);
+  if (it == codecs.end()) {
+    AVPS_TRY_ASSIGN(artifacts::FaceCodec loaded, artifacts::FaceCodec::load(project::data_dir() / "schemas", kind));
+    it = codecs.emplace(kind, std::move(loaded)).first;
+  }
+  return &it->second;
+}
+
+bool carries_gate(const artifacts::FaceCodec& codec) {
+  const json& document = codec.schema().document();
+  return document.contains("properties") && document["properties"].contains("gate");
+}
+
+// ---- calls ----------------------------------------------------------------------------------
+
+Result<std::string> Impl::store_object(const std::string& bytes) {
   std::string sha = core::sha256_hex(bytes);
-  fs::path path = artifacts::object_path(project_dir, sha);
+  fs::path path = artifacts::object_path(e.m_project.dir(), sha);
   AVPS_TRY(core::create_directories_durable(path.parent_path()));
   Result<void> written = core::write_file_atomic(path, bytes, core::Overwrite::no, core::Durability::durable);
   if (!written && written.error().code != ErrorCode::already_exists) {
@@ -54,412 +499,876 @@ Result<std::string> store_object(const fs::path& project_dir, const std::string&
   return sha;
 }
 
-// What the record says about the ledger so far, rebuilt from the events (never kept elsewhere).
-struct Record {
-  std::map<std::string, json> responses;  // exchange key -> {response_sha256, usage, model}
-  std::map<std::string, json> steps;      // step key -> the last step.finished body
-  std::map<std::string, int> intents;       // exchange key -> intents recorded
-  std::map<std::string, int> reservations;  // exchange key -> reservations made for it
-  std::map<std::string, json> written_by;   // artifact name -> {step, attempt} that wrote it
-};
-
-Result<Record> read_record(const ledger::Ledger& ledger) {
-  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events());
-  Record record;
-  for (const ledger::Event& e : events) {
-    if (e.body.contains("reservation")) {
-      std::string id = e.body["reservation"].value("id", "");
-      ++record.reservations[id.substr(0, id.find('#'))];
-    }
-    if (e.kind == "artifact.recorded" && e.body.contains("artifact")) {
-      const json details = e.body.value("details", json::object());
-      record.written_by[e.body["artifact"].value("name", "")] = {{"step", details.value("step", "")},
-                                                                  {"attempt", details.value("attempt", 0)}};
-    }
-    if (e.kind == "exchange.intent") {
-      ++record.intents[e.body.value("key", "")];
-    } else if (e.kind == "exchange.response") {
-      record.responses[e.body.value("key", "")] = e.body;
-    } else if (e.kind == "step.finished") {
-      record.steps[e.body.value("step", "")] = e.body;
-    }
+// Prepares a call: routed, and either answered from the record or reserved and its intent
+// recorded. A refused reservation is a budget hard stop (false), never retried.
+Result<bool> Impl::prepare_call(Call& call) {
+  AVPS_TRY_ASSIGN(std::string request_bytes, core::canonical_json(call.request_json()));
+  governance::Task task = call.task;
+  if (!call.generation) {
+    task.input_tokens = static_cast<int64_t>(request_bytes.size() / 4 + 1);
   }
-  return record;
+  AVPS_TRY_ASSIGN(governance::Route route, e.m_router.route(task));
+  call.route = route;
+  if (call.generation) {
+    call.generation_request.model = route.model;
+    call.generation_request.tier = route.tier;
+  } else {
+    call.model_request.model = route.model;
+    call.model_request.tier = route.tier;
+    call.model_request.max_output_tokens = static_cast<int>(route.output_tokens);
+  }
+  AVPS_TRY_ASSIGN(request_bytes, core::canonical_json(call.request_json()));
+  call.key = core::sha256_hex(request_bytes);
+  call.request_size = static_cast<int64_t>(request_bytes.size());
+
+  if (auto recorded = record.responses.find(call.key); recorded != record.responses.end()) {
+    ++outcome.calls_replayed;
+    call.replayed = true;
+    call.response = recorded->second;
+    return true;
+  }
+  // An intent without a response is a call an interrupted run may or may not have sent: it is
+  // sent again (the only way to get its answer) and flagged.
+  const int earlier_intents = record.intents[call.key]++;
+  ledger::Reservation reservation{call.key + "#" + std::to_string(++record.reservations[call.key]), call.scene_id,
+                                  call.shot_id, route.worst_case_micro_usd, call.purpose};
+  Result<ledger::Reservation> reserved = e.m_governor.reserve(reservation);
+  if (!reserved) {
+    if (reserved.error().code == ErrorCode::budget_exceeded) {
+      call.refusal = reserved.error().message;
+      return false;
+    }
+    return std::move(reserved).error();
+  }
+  call.reservation = reservation;
+  AVPS_TRY_ASSIGN(std::string request_sha, store_object(request_bytes));
+  json intent = {{"key", call.key},
+                 {"skill", call.purpose},
+                 {"model", route.model},
+                 {"tier", route.tier},
+                 {"route", route.reason},
+                 {"request_sha256", request_sha},
+                 {"request_bytes", call.request_size}};
+  if (earlier_intents > 0) {
+    intent["possible_duplicate"] = true;
+  }
+  AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "exchange.intent", .body = intent}));
+  core::crash_point("engine.after_intent");
+  return true;
 }
 
-}  // namespace
-
-struct Engine::Impl {
-  Engine& e;
-  Record record;
-  RunOutcome outcome;
-
-  // The latest version of kind for a target, with its fingerprint.
-  Result<std::optional<std::pair<json, json>>> latest_of(const std::string& kind, const std::string& target) {
-    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> latest, e.m_project.store().latest(kind, target));
-    if (!latest) {
-      return std::optional<std::pair<json, json>>{};
-    }
-    AVPS_TRY_ASSIGN(json content, e.m_project.store().load(*latest));
-    json fingerprint = {{"kind", kind}, {"name", latest->name}, {"sha256", latest->json_sha256}};
-    return std::optional<std::pair<json, json>>{std::make_pair(std::move(content), std::move(fingerprint))};
-  }
-
-  // The inputs a step takes now for `context`, by kind (each cut to its slice), and their
-  // fingerprints (name + hash) for staleness.
-  Result<std::pair<json, json>> gather_inputs(const skills::SkillDef& skill, const Context& context) {
-    json inputs = json::object();
-    json fingerprints = json::array();
-    for (const skills::SkillInput& input : skill.inputs) {
-      if (input.kind == "BRIEF") {
-        Result<std::string> brief = core::read_file(e.m_project.config().brief);
-        if (!brief) {
-          if (input.required) {
-            return make_error(ErrorCode::configuration, "the brief " + e.m_project.config().brief.string() +
-                                                            " is missing: " + brief.error().message);
-          }
-          continue;
-        }
-        inputs["BRIEF"] = *brief;
-        fingerprints.push_back({{"kind", "BRIEF"}, {"sha256", core::sha256_hex(*brief)}});
-        continue;
-      }
-      const artifacts::KindInfo* info = artifacts::find_kind(input.kind);
-      if (!info) {
-        return make_error(ErrorCode::configuration, skill.name + " reads " + input.kind + ", which no artifact is");
-      }
-      std::optional<json> value;
-      if (input.slice == "latest" || input.slice == "all_rows" || input.slice == "entity_rows" ||
-          input.slice == "same_entity") {
-        std::string target = info->target == artifacts::TargetKind::entity
-                                 ? (input.kind == "STYLE_LOCK" ? "PROJECT" : context.entity_id)
-                                 : "";
-        AVPS_TRY_ASSIGN(auto found, latest_of(input.kind, target));
-        if (found) {
-          value = std::move(found->first);
-          fingerprints.push_back(std::move(found->second));
-          if (input.slice == "entity_rows" && value->contains("rows")) {
-            json rows = json::array();
-            for (const json& row : (*value)["rows"]) {
-              if (row_mentions(row, context.entity_id)) {
-                rows.push_back(row);
-              }
-            }
-            (*value)["rows"] = rows;
-          }
-        }
-      } else if (input.slice == "entity_scenes" || input.slice == "all_targets") {
-        // Per-scene artifacts (PSYCH, CULTURE) do not exist before the per-scene phases run.
-        AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> records, e.m_project.ledger().artifacts());
-        bool any = std::any_of(records.begin(), records.end(),
-                               [&](const ledger::ArtifactRecord& r) { return r.kind == input.kind; });
-        if (any) {
-          return make_error(ErrorCode::unsupported, "the " + input.slice + " slice of " + input.kind +
-                                                        " is not built yet in this engine");
-        }
-      } else {
-        return make_error(ErrorCode::unsupported,
-                          "the " + input.slice + " slice (" + skill.name + " reading " + input.kind +
-                              ") is not built yet in this engine");
-      }
-      if (!value) {
-        if (input.required) {
-          return make_error(ErrorCode::not_found,
-                            skill.name + context.label() + " needs " + input.kind + ", which does not exist yet");
-        }
-        continue;
-      }
-      inputs[input.kind] = std::move(*value);
-    }
-    return std::make_pair(inputs, fingerprints);
-  }
-
-  // The contexts a phase runs its steps for.
-  Result<std::vector<Context>> contexts_of(const skills::Phase& phase) {
-    if (phase.fan_out == "once") {
-      return std::vector<Context>{Context{}};
-    }
-    if (phase.fan_out != "per_entity") {
-      return make_error(ErrorCode::unsupported, "fan-out " + phase.fan_out + " is not built yet");
-    }
-    // One context per lock BREAKDOWN requires, in order of first appearance.
-    AVPS_TRY_ASSIGN(auto breakdown, latest_of("BREAKDOWN", ""));
-    if (!breakdown) {
-      return make_error(ErrorCode::not_found, "the locks phase needs a BREAKDOWN");
-    }
-    static const std::map<std::string, std::string> k_scope_by_prefix = {
-        {"CHAR_", "character"}, {"SET_", "set"}, {"VOICE_", "voice"}};
-    std::vector<Context> out;
-    std::set<std::string> seen;
-    for (const json& row : breakdown->first.value("rows", json::array())) {
-      for (const json& requirement : row.value("lock_requirements", json::array())) {
-        std::string text = requirement.get<std::string>();
-        for (const auto& [prefix, scope] : k_scope_by_prefix) {
-          if (text.rfind(prefix, 0) == 0 && seen.insert(text).second) {
-            out.push_back(Context{text.substr(prefix.size()), scope});
-          }
-        }
-      }
-    }
-    return out;
-  }
-
-  Result<json> output_schema(const skills::SkillDef& skill) {
-    json schemas = json::object();
-    for (const skills::SkillOutput& output : skill.outputs) {
-      AVPS_TRY_ASSIGN(std::string text, core::read_file(project::data_dir() / "schemas" / output.schema));
-      AVPS_TRY_ASSIGN(json schema, core::parse_json(text, output.schema));
-      schemas[output.kind] = schema;
-    }
-    return skill.outputs.size() == 1 ? schemas[skill.outputs.front().kind] : schemas;
-  }
-
-  // One call: replayed from the record when its response is there, else reserved, recorded,
-  // sent, recorded, settled. Returns the response text.
-  Result<std::string> call(const skills::SkillDef& skill, backends::ModelRequest& request, const std::string& tier,
-                           std::string& model_used, int64_t& cost) {
-    AVPS_TRY_ASSIGN(std::string request_bytes, core::canonical_json(request.to_json()));
-    AVPS_TRY_ASSIGN(governance::Task task, governance::Task::for_skill(skill, static_cast<int64_t>(request_bytes.size() / 4 + 1)));
-    task.tier = tier;
-    AVPS_TRY_ASSIGN(governance::Route route, e.m_router.route(task));
-    request.model = route.model;
-    request.tier = tier;
-    request.max_output_tokens = static_cast<int>(route.output_tokens);
-    AVPS_TRY_ASSIGN(request_bytes, core::canonical_json(request.to_json()));
-    const std::string key = core::sha256_hex(request_bytes);
-    model_used = route.model;
-
-    if (auto recorded = record.responses.find(key); recorded != record.responses.end()) {
-      ++outcome.calls_replayed;
-      cost = recorded->second.value("cost_micro_usd", int64_t{0});
-      return core::read_file(artifacts::object_path(e.m_project.dir(), recorded->second.value("response_sha256", "")));
-    }
-
-    // An intent without a response is a call an interrupted run may or may not have sent: it is
-    // sent again (the only way to get its answer) and flagged.
-    const int earlier_intents = record.intents[key]++;
-    ledger::Reservation reservation{key + "#" + std::to_string(++record.reservations[key]), "", "",
-                                    route.worst_case_micro_usd, skill.name};
-    AVPS_TRY(e.m_governor.reserve(reservation));
-    AVPS_TRY_ASSIGN(std::string request_sha, store_object(e.m_project.dir(), request_bytes));
-    json intent = {{"key", key}, {"skill", skill.name}, {"model", route.model}, {"request_sha256", request_sha}};
-    if (earlier_intents > 0) {
-      intent["possible_duplicate"] = true;
-    }
-    AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "exchange.intent", .body = intent}));
-    core::crash_point("engine.after_intent");
-
-    backends::CallResult<backends::ModelResponse> answer = e.m_backend.complete(request);
-    ++outcome.calls_made;
-    if (!answer.ok()) {
-      AVPS_TRY(e.m_governor.release(reservation, answer.failure->message));
-      return make_error(answer.failure->code, skill.name + " call to " + route.model + " failed: " + answer.failure->message);
-    }
-    const governance::Model* model = e.m_router.models().find(route.model);
-    AVPS_TRY_ASSIGN(governance::ActualCost actual,
-                    governance::actual_call_cost(*model, answer.value->usage.input_tokens,
-                                                 answer.value->usage.output_tokens,
-                                                 answer.value->usage.provider_cost_micro_usd));
-    AVPS_TRY_ASSIGN(std::string response_sha, store_object(e.m_project.dir(), answer.value->text));
-    json response = {{"key", key},
-                     {"response_sha256", response_sha},
-                     {"model", route.model},
-                     {"input_tokens", answer.value->usage.input_tokens},
-                     {"output_tokens", answer.value->usage.output_tokens},
-                     {"cost_micro_usd", actual.micro_usd}};
-    // The response and the settlement of its reservation are one transaction.
-    AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
-        .kind = "exchange.response",
-        .body = response,
-        .reservation_end = governance::BudgetGovernor::settlement(reservation, actual.micro_usd,
-                                                                  actual.provider_micro_usd)}));
-    core::crash_point("engine.after_response");
-    record.responses[key] = response;
-    cost = actual.micro_usd;
-    return answer.value->text;
-  }
-
-  // Runs one step for one context until its gate passes or its loop policy gives up.
-  Result<void> run_step(const skills::SkillDef& skill, const Context& context) {
-    AVPS_TRY_ASSIGN(auto gathered, gather_inputs(skill, context));
-    auto& [inputs, fingerprints] = gathered;
-    AVPS_TRY_ASSIGN(std::string inputs_bytes, core::canonical_json(fingerprints));
-    const std::string step_key =
-        skill.name + (context.entity_id.empty() ? "" : "/" + context.entity_id) + "@" +
-        core::sha256_hex(inputs_bytes).substr(0, 16);
-    const std::string label = skill.name + context.label();
-
-    // Where this step stands, from the record.
-    int attempt = 1;
-    int escalations = 0;
-    std::string tier = skill.tier->default_tier;
-    json findings = json::array();
-    if (auto last = record.steps.find(step_key); last != record.steps.end()) {
-      const json& body = last->second;
-      std::string verdict = body.value("verdict", "");
-      if (verdict == "PASS" || verdict == "WARN" || verdict == "FIX") {
-        ++outcome.steps_skipped;
-        return ok();
-      }
-      attempt = body.value("attempt", 1) + 1;
-      escalations = body.value("escalations", 0);
-      tier = body.value("tier", tier);
-      findings = body.value("reasons", json::array());
-    }
-    const json on_fail = skill.loop_policy.value("on_fail", json::object());
-    const int attempts_per_tier = on_fail.value("max_revisions", 0) + 1;
-    AVPS_TRY_ASSIGN(json schema, output_schema(skill));
-    std::map<std::string, artifacts::FaceCodec> codecs;
-    for (const skills::SkillOutput& output : skill.outputs) {
-      AVPS_TRY_ASSIGN(artifacts::FaceCodec codec, artifacts::FaceCodec::load(project::data_dir() / "schemas", output.kind));
-      codecs.emplace(output.kind, std::move(codec));
-    }
-
-    for (;;) {
-      if (e.m_observer.interrupted()) {
-        outcome.exit = ExitCode::interrupted;
-        outcome.message = "interrupted; `avps run` resumes where this stopped";
-        return ok();
-      }
-      // Attempts so far at this tier decide: revise, escalate, or stop.
-      int attempt_at_tier = attempt - escalations * attempts_per_tier;
-      if (attempt_at_tier > attempts_per_tier) {
-        Result<std::optional<std::string>> next =
-            on_fail.value("then", "") == "escalate" ? governance::escalate(*skill.tier, tier, escalations)
-                                                   : Result<std::optional<std::string>>(std::optional<std::string>{});
-        if (!next || !*next) {
-          return hard_stop(skill, findings,
-                           label + " failed its gate " + std::to_string(attempt - 1) +
-                               " times, at every tier its policy allows; a person must decide (revise the inputs, "
-                               "or `avps override`)");
-        }
-        e.m_observer.progress(label + ": escalating " + tier + " -> " + **next + " after " +
-                              std::to_string(attempts_per_tier) + " failed attempts");
-        tier = **next;
-        ++escalations;
-      }
-      backends::ModelRequest request;
-      request.skill = skill.name;
-      request.prompt = skill.prompt_text;
-      request.scope = {{"attempt", attempt}};  // each revision is a call of its own
-      if (!context.entity_id.empty()) {
-        request.scope["entity_id"] = context.entity_id;
-        request.scope["kind"] = skill.outputs.front().kind;
-      }
-      request.inputs = inputs;
-      request.output_schema = schema;
-      request.findings = findings;
-      request.seed = e.m_project.config().seed;
-      std::string model;
-      int64_t cost = 0;
-      e.m_observer.progress(label + ": attempt " + std::to_string(attempt) + " on " + tier);
-      AVPS_TRY_ASSIGN(std::string text, call(skill, request, tier, model, cost));
-
-      // Parse, validate, gate. A malformed or schema-breaking answer is a FAIL with findings.
-      gates::GateResult gate;
-      gates::Outputs outputs;
-      Result<json> parsed = core::parse_json(text, skill.name + " output");
-      if (!parsed) {
-        gate.verdict = gates::Verdict::fail;
-        gate.reasons = {"the output is not valid JSON: " + parsed.error().message};
-      } else {
-        for (const skills::SkillOutput& output : skill.outputs) {
-          json content = skill.outputs.size() == 1 ? *parsed : parsed->value(output.kind, json());
-          content["gate"] = gates::GateResult{}.to_json();  // replaced below: the model's verdict is not trusted
-          for (const core::SchemaIssue& issue : codecs.at(output.kind).schema().validate(content)) {
-            gate.verdict = gates::Verdict::fail;
-            gate.reasons.push_back(output.kind + " " + issue.to_string());
-          }
-          outputs[output.kind] = content;
-        }
-        if (gate.reasons.empty()) {
-          gates::ProjectGateContext gate_context(e.m_project);
-          AVPS_TRY_ASSIGN(gate, gates::evaluate_gate_outputs(skill.raw, outputs, gate_context));
-        }
-      }
-
-      // Record the outputs — a failing version too, when it is a valid artifact, so the revision
-      // has something to follow — then the step's RUN_LOG row.
-      bool recordable = !outputs.empty();
-      for (const auto& [kind, content] : outputs) {
-        json final_content = content;
-        final_content["gate"] = gate.to_json();
-        recordable = recordable && codecs.at(kind).schema().validate(final_content).empty();
-      }
-      std::string written;
-      for (const auto& [kind, content] : outputs) {
-        if (!recordable) {
-          break;
-        }
-        AVPS_TRY_ASSIGN(std::string name, write_output(skill, codecs.at(kind), kind, context.target(), content, gate,
-                                                       fingerprints, step_key, attempt));
-        written += (written.empty() ? "" : " ") + name;
-      }
-      ledger::LogRow row;
-      row.skill_name = skill.name;
-      row.model_used = model;
-      row.tier = tier;
-      row.actual_cost = governance::usd_decimal(cost);
-      row.outcome = std::string(gates::verdict_name(gate.verdict));
-      row.regen_count = std::to_string(attempt - 1);
-      row.artifact_output = written;
-      row.notes = gate.reasons.empty() ? "" : gate.reasons.front();
-      AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
-          .kind = "step.finished",
-          .body = {{"step", step_key}, {"skill", skill.name}, {"attempt", attempt}, {"tier", tier},
-                   {"escalations", escalations}, {"verdict", gates::verdict_name(gate.verdict)},
-                   {"reasons", gate.reasons}, {"outputs", written}},
-          .row = row}));
-      e.m_observer.progress(label + ": " + std::string(gates::verdict_name(gate.verdict)) +
-                            (written.empty() ? "" : " -> " + written));
-      if (gate.verdict == gates::Verdict::stop) {
-        // STOP is never revised away.
-        return hard_stop(skill, json(gate.reasons),
-                         label + " stopped: " + (gate.reasons.empty() ? "STOP verdict" : gate.reasons.front()));
-      }
-      if (gate.verdict != gates::Verdict::fail) {
-        return ok();
-      }
-      findings = json(gate.reasons);
-      ++attempt;
+// Sends the prepared calls that the record could not answer, up to --jobs at a time; records each
+// response (and settles its reservation) in the calls' order.
+Result<void> Impl::send(std::vector<Call*>& calls) {
+  std::vector<Call*> pending;
+  for (Call* c : calls) {
+    if (!c->replayed && !c->refusal) {
+      pending.push_back(c);
     }
   }
-
-  // The next version of `kind`, unless this very attempt already wrote it (a resumed run).
-  Result<std::string> write_output(const skills::SkillDef& skill, const artifacts::FaceCodec& codec,
-                                   const std::string& kind, const std::string& target, json content,
-                                   const gates::GateResult& gate, const json& fingerprints, const std::string& step_key,
-                                   int attempt) {
-    content["gate"] = gate.to_json();
-    AVPS_TRY_ASSIGN(std::string canonical, core::canonical_json(content));
-    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> latest, e.m_project.store().latest(kind, target));
-    // A resumed run may have written this very output before it was killed.
-    json writer = {{"step", step_key}, {"attempt", attempt}};
-    if (latest && latest->json_sha256 == core::sha256_hex(canonical) && record.written_by[latest->name] == writer) {
-      return latest->name;
-    }
-    AVPS_TRY_ASSIGN(std::string face, codec.render(content));
-    AVPS_TRY_ASSIGN(artifacts::ArtifactName name, e.m_project.store().next_name(kind, target));
-    artifacts::NewArtifact artifact{name, content, face, "avps", skill.name, std::nullopt,
-                                    {{"inputs", fingerprints}, {"step", step_key}, {"attempt", attempt}}};
-    AVPS_TRY(e.m_project.store().write(artifact));
-    record.written_by[name.filename()] = writer;
-    ++outcome.artifacts_written;
-    return name.filename();
-  }
-
-  Result<void> hard_stop(const skills::SkillDef& skill, const json& findings, const std::string& reason) {
-    ledger::LogRow row;
-    row.skill_name = skill.name;
-    row.outcome = "STOP";
-    row.notes = reason;
-    AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
-        .kind = "run.hard_stop", .body = {{"skill", skill.name}, {"reason", reason}, {"findings", findings}}, .row = row}));
-    outcome.exit = ExitCode::hard_stop;
-    outcome.message = reason;
+  if (pending.empty()) {
     return ok();
   }
-};
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < pending.size(); i = next++) {
+      Call& c = *pending[i];
+      if (c.generation) {
+        c.generation_answer = e.m_backend.generate(c.generation_request);
+      } else {
+        c.model_answer = e.m_backend.complete(c.model_request);
+      }
+    }
+  };
+  const size_t threads = std::min<size_t>(std::max(1, options.jobs), pending.size());
+  if (threads <= 1) {
+    worker();
+  } else {
+    std::vector<std::thread> pool;
+    for (size_t t = 0; t < threads; ++t) {
+      pool.emplace_back(worker);
+    }
+    for (std::thread& t : pool) {
+      t.join();
+    }
+  }
+  outcome.calls_made += static_cast<int>(pending.size());
+  for (Call* c : pending) {
+    AVPS_TRY(record_response(*c));
+  }
+  return ok();
+}
+
+Result<void> Impl::record_response(Call& c) {
+  const backends::CallFailure* failure = c.generation ? (c.generation_answer.failure ? &*c.generation_answer.failure : nullptr)
+                                                      : (c.model_answer.failure ? &*c.model_answer.failure : nullptr);
+  if (failure) {
+    AVPS_TRY(e.m_governor.release(*c.reservation, failure->message));
+    return make_error(failure->code, c.purpose + " call to " + c.route.model + " failed: " + failure->message);
+  }
+  const governance::Model* model = e.m_router.models().find(c.route.model);
+  json response = {{"key", c.key}, {"model", c.route.model}, {"request_bytes", c.request_size}};
+  governance::ActualCost actual;
+  if (c.generation) {
+    const backends::GenerationResult& r = *c.generation_answer.value;
+    if (c.task.output == governance::Output::image) {
+      AVPS_TRY_ASSIGN(actual.local_micro_usd, governance::image_cost(*model, 1));
+      actual.micro_usd = actual.local_micro_usd;
+    } else {
+      AVPS_TRY_ASSIGN(actual, governance::actual_video_cost(
+                                  governance::VideoPrice{c.route.resolution, c.route.per_second_micro_usd},
+                                  r.seconds_billed, r.provider_cost_micro_usd));
+    }
+    AVPS_TRY_ASSIGN(std::string media_sha, store_object(r.media_bytes));
+    response["media_sha256"] = media_sha;
+    response["extension"] = r.extension;
+    response["seconds_billed"] = r.seconds_billed;
+  } else {
+    const backends::ModelResponse& r = *c.model_answer.value;
+    AVPS_TRY_ASSIGN(actual, governance::actual_call_cost(*model, r.usage.input_tokens, r.usage.output_tokens,
+                                                        r.usage.provider_cost_micro_usd));
+    AVPS_TRY_ASSIGN(std::string response_sha, store_object(r.text));
+    response["response_sha256"] = response_sha;
+    response["input_tokens"] = r.usage.input_tokens;
+    response["output_tokens"] = r.usage.output_tokens;
+  }
+  response["cost_micro_usd"] = actual.micro_usd;
+  // The response and the settlement of its reservation are one transaction.
+  AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
+      .kind = "exchange.response",
+      .body = response,
+      .reservation_end =
+          governance::BudgetGovernor::settlement(*c.reservation, actual.micro_usd, actual.provider_micro_usd)}));
+  core::crash_point("engine.after_response");
+  record.responses[c.key] = response;
+  c.response = response;
+  return ok();
+}
+
+Result<std::string> Impl::response_text(const Call& c) {
+  return core::read_file(artifacts::object_path(e.m_project.dir(), c.response.value("response_sha256", "")));
+}
+
+// ---- steps ----------------------------------------------------------------------------------
+
+// The next version of `kind`, unless this very step and attempt already wrote it (a resumed run).
+Result<std::string> Impl::write_output(const skills::SkillDef& skill, const std::string& kind,
+                                       const std::string& target, json content, const gates::GateResult& gate,
+                                       const json& details, bool& changed) {
+  AVPS_TRY_ASSIGN(const artifacts::FaceCodec* face_codec, codec(kind));
+  if (carries_gate(*face_codec)) {
+    content["gate"] = gate.to_json();
+  }
+  AVPS_TRY_ASSIGN(std::string canonical, core::canonical_json(content));
+  AVPS_TRY_ASSIGN(auto previous, latest(kind, target));
+  json writer = {{"step", details.value("step", "")}, {"attempt", details.value("attempt", 0)}};
+  if (previous && previous->record.json_sha256 == core::sha256_hex(canonical) &&
+      record.written_by[previous->record.name] == writer) {
+    changed = false;
+    return previous->record.name;
+  }
+  changed = !previous || without_gate(previous->content) != without_gate(content);
+  AVPS_TRY_ASSIGN(std::string face, face_codec->render(content));
+  AVPS_TRY_ASSIGN(artifacts::ArtifactName name, e.m_project.store().next_name(kind, target));
+  artifacts::NewArtifact artifact{name, content, face, "avps", skill.name, std::nullopt, details};
+  AVPS_TRY(e.m_project.store().write(artifact));
+  record.written_by[name.filename()] = writer;
+  ++outcome.artifacts_written;
+  return name.filename();
+}
+
+Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, const std::string& loop,
+                             const Context& context, const json& findings, const std::string& reason,
+                             json extra) {
+  if (auto open = record.open_stops.find(loop); open != record.open_stops.end()) {
+    // Already recorded and not overridden: the same stop stands.
+    outcome.exit = ExitCode::hard_stop;
+    outcome.message = "STOP-" + std::to_string(open->second.value("seq", int64_t{0})) + ": " +
+                      open->second.value("reason", reason);
+    return ok();
+  }
+  json scope = json::object();
+  if (!context.scene_id.empty()) {
+    scope["scene_id"] = context.scene_id;
+  }
+  if (!context.shot_id.empty()) {
+    scope["shot_id"] = context.shot_id;
+  }
+  if (!context.entity_id.empty()) {
+    scope["entity_id"] = context.entity_id;
+  }
+  ledger::LogRow row;
+  row.skill_name = skill;
+  row.scene_id = context.scene_id;
+  row.shot_id = context.shot_id;
+  row.outcome = "STOP";
+  row.notes = reason;
+  json body = {{"skill", skill}, {"kind", kind}, {"loop", loop}, {"scope", scope}, {"reason", reason}, {"findings", findings}};
+  for (auto& [k, v] : extra.items()) {
+    body[k] = v;
+  }
+  AVPS_TRY_ASSIGN(ledger::Event event,
+                  e.m_project.ledger().append(ledger::EventDraft{.kind = "run.hard_stop", .body = body, .row = row}));
+  body["seq"] = event.seq;
+  record.open_stops[loop] = body;
+  outcome.exit = ExitCode::hard_stop;
+  outcome.message = "STOP-" + std::to_string(event.seq) + ": " + reason;
+  return ok();
+}
+
+Context Impl::context_for_scope(const std::string& scope, const Context& from) {
+  Context c;
+  c.scope = scope;
+  if (scope == "scene" || scope == "shot") {
+    c.scene_id = from.scene_id;
+  }
+  if (scope == "shot") {
+    c.shot_id = from.shot_id;
+    c.resolution = from.resolution;
+  }
+  if (scope == "character" || scope == "set" || scope == "voice") {
+    c.entity_id = from.entity_id;
+  }
+  return c;
+}
+
+// Starts a job: its inputs, its step, and where its loop stands in the record.
+Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
+  AVPS_TRY_ASSIGN(job.in, gather(skill, job.ctx));
+  job.loop = loop_key(skill, job.ctx) + job.loop_suffix;
+  job.step = step_key(skill, job.ctx, job.in, job.extra) + job.loop_suffix;
+  job.tier = skill.tier ? skill.tier->default_tier : "";
+  if (!job.in.missing.empty()) {
+    job.state = JobState::waiting;
+    return ok();
+  }
+  if (job.collect) {
+    job.state = JobState::ready;  // a judge-only attempt: its caller decides what the verdict means
+    return ok();
+  }
+  if (!job.forced) {
+    if (auto last = record.steps.find(job.step); last != record.steps.end() && passed(last->second.value("verdict", ""))) {
+      ++outcome.steps_skipped;
+      job.state = JobState::done;
+      job.verdict = last->second.value("verdict", "");
+      return ok();
+    }
+  }
+  if (std::optional<std::string> accepted = overrides.accepted(job.loop)) {
+    auto last = record.loops.find(job.loop);
+    if (last != record.loops.end() && last->second.value("verdict", "") == "FAIL") {
+      ledger::LogRow row;
+      row.skill_name = skill.name;
+      row.scene_id = job.ctx.scene_id;
+      row.shot_id = job.ctx.shot_id;
+      row.outcome = "DONE";
+      row.artifact_output = *accepted;
+      row.notes = "accepted by a person (avps override) despite its gate";
+      AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
+          .kind = "step.finished",
+          .body = {{"step", job.step}, {"loop", job.loop}, {"skill", skill.name}, {"verdict", "ACCEPTED"},
+                   {"attempt", last->second.value("attempt", 1)}, {"outputs", *accepted}},
+          .row = row}));
+      job.state = JobState::done;
+      job.verdict = "ACCEPTED";
+      return ok();
+    }
+  }
+  if (auto last = record.loops.find(job.loop); last != record.loops.end()) {
+    const json& body = last->second;
+    if (body.value("verdict", "") == "FAIL") {
+      job.attempt = body.value("attempt", 1) + 1;
+      job.escalations = body.value("escalations", 0);
+      job.tier = body.value("tier", job.tier);
+      job.via_tier = body.value("via_tier", "");
+      job.via_escalations = body.value("via_escalations", 0);
+      job.findings = body.value("reasons", json::array());
+      job.resumed_failure = true;
+    }
+  }
+  job.state = JobState::ready;
+  return ok();
+}
+
+// Applies the loop policy after a FAIL of `job`: revise (self or upstream), escalate, or stop.
+// Returns with job.state ready for the next attempt, or done with the outcome set.
+Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
+  const json on_fail = skill.loop_policy.value("on_fail", json::object());
+  const std::string via = on_fail.value("via", skill.name);
+  const int per_tier = on_fail.value("max_revisions", 0) + 1;
+  const int failed = job.attempt;  // attempts so far, all failed
+  const int granted = overrides.extra_attempts(job.loop);
+  const bool self = via == skill.name;
+  const skills::SkillDef* reviser = self ? &skill : e.m_registry.find(via);
+  if (!reviser) {
+    return make_error(ErrorCode::configuration, skill.name + "'s loop policy revises via " + via + ", which is no skill");
+  }
+  const int escalations = self ? job.escalations : job.via_escalations;
+  if (failed >= per_tier * (escalations + 1) + granted) {
+    std::optional<std::string> next;
+    if (on_fail.value("then", "") == "escalate" && reviser->tier) {
+      const std::string current = self ? job.tier : (job.via_tier.empty() ? reviser->tier->default_tier : job.via_tier);
+      Result<std::optional<std::string>> up = governance::escalate(*reviser->tier, current, escalations);
+      if (up) {
+        next = *up;
+      }
+      if (next) {
+        // Escalation is logged with its reason and cost delta (DESIGN §3).
+        AVPS_TRY_ASSIGN(json delta, escalation_delta(*reviser, current, *next));
+        ledger::LogRow row;
+        row.skill_name = "model-router";
+        row.scene_id = job.ctx.scene_id;
+        row.shot_id = job.ctx.shot_id;
+        row.tier = *next;
+        row.outcome = "DONE";
+        row.notes = "escalate " + reviser->name + " " + current + " -> " + *next + " after " + std::to_string(failed) +
+                    " failed attempts of " + skill.name + job.ctx.label() + "; worst-case cost delta " +
+                    governance::usd_decimal(delta.value("delta_micro_usd", int64_t{0})) + " USD";
+        AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
+            .kind = "route.escalated",
+            .body = {{"loop", job.loop}, {"skill", reviser->name}, {"from", current}, {"to", *next},
+                     {"reason", job.findings}, {"cost", delta}},
+            .row = row}));
+        e.m_observer.progress(skill.name + job.ctx.label() + ": escalating " + reviser->name + " " + current + " -> " +
+                              *next);
+        if (self) {
+          job.tier = *next;
+          ++job.escalations;
+        } else {
+          job.via_tier = *next;
+          ++job.via_escalations;
+        }
+      }
+    }
+    if (!next) {
+      job.state = JobState::done;
+      return hard_stop(skill.name, "gate", job.loop, job.ctx, job.findings,
+                       skill.name + job.ctx.label() + " failed its gate " + std::to_string(failed) +
+                           " times, at every tier its policy allows" +
+                           (job.findings.empty() ? std::string() : " (last: " + job.findings.front().get<std::string>() + ")") +
+                           "; a person must decide: revise the inputs, or `avps override`");
+    }
+  }
+  if (!self) {
+    AVPS_TRY(revise_upstream(skill, *reviser, job));
+    if (outcome.exit != ExitCode::ok || restart) {
+      job.state = JobState::done;
+      return ok();
+    }
+    job.findings = json::array();  // the judge judges the revision afresh
+  }
+  ++job.attempt;
+  job.state = JobState::ready;
+  // The judged inputs may have changed with the revision: the step is keyed by them.
+  AVPS_TRY_ASSIGN(job.in, gather(skill, job.ctx));
+  job.step = step_key(skill, job.ctx, job.in, job.extra) + job.loop_suffix;
+  return ok();
+}
+
+Result<json> Impl::escalation_delta(const skills::SkillDef& skill, const std::string& from, const std::string& to) {
+  AVPS_TRY_ASSIGN(governance::Task task, governance::Task::for_skill(skill, 4000));
+  task.tier = from;
+  AVPS_TRY_ASSIGN(governance::Route a, e.m_router.route(task));
+  task.tier = to;
+  AVPS_TRY_ASSIGN(governance::Route b, e.m_router.route(task));
+  return json{{"from_model", a.model},
+              {"to_model", b.model},
+              {"delta_micro_usd", b.worst_case_micro_usd - a.worst_case_micro_usd}};
+}
+
+// A FAIL of `judge` revises what `reviser` wrote, with the judge's findings as feedback.
+Result<void> Impl::revise_upstream(const skills::SkillDef& judge, const skills::SkillDef& reviser, Job& failed) {
+  const std::string done_key = failed.loop + "#" + std::to_string(failed.attempt);
+  if (record.revisions_done.count(done_key)) {
+    return ok();
+  }
+  Job job;
+  job.ctx = context_for_scope(reviser.scope, failed.ctx);
+  job.forced = true;
+  job.loop_suffix = "<" + failed.loop;
+  job.revision_for = {{"loop", failed.loop}, {"attempt", failed.attempt}, {"judge", judge.name}};
+  job.extra = {{"revision_for", job.revision_for}};
+  std::vector<Job> jobs{job};
+  AVPS_TRY(start_job(reviser, jobs.front()));
+  Job& j = jobs.front();
+  if (j.state == JobState::waiting) {
+    return make_error(ErrorCode::not_found, reviser.name + " cannot revise for " + judge.name + ": it needs " + j.in.missing);
+  }
+  if (!j.resumed_failure) {
+    j.findings = failed.findings;
+    if (!failed.via_tier.empty()) {
+      j.tier = failed.via_tier;
+    }
+  }
+  e.m_observer.progress(judge.name + failed.ctx.label() + ": FAIL -> revising via " + reviser.name);
+  AVPS_TRY(run_jobs(reviser, jobs));
+  if (outcome.exit == ExitCode::ok && jobs.front().changed_upstream && reviser.name != judge.name) {
+    // Content an earlier phase derived from changed: walk the graph again from the top, where
+    // every step whose inputs did not change is skipped.
+    restart = true;
+  }
+  return ok();
+}
+
+// Runs a skill for several contexts: one round per attempt, the calls of a round in flight
+// together, the outcomes committed in the jobs' order (so --jobs never changes a byte).
+Result<void> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& jobs) {
+  for (Job& job : jobs) {
+    if (job.state == JobState::fresh) {
+      AVPS_TRY(start_job(skill, job));
+    }
+    if (job.state == JobState::ready && record.open_stops.count(job.loop)) {
+      job.state = JobState::done;
+      AVPS_TRY(hard_stop(skill.name, "gate", job.loop, job.ctx, json::array(), "open"));
+      return ok();
+    }
+    if (job.state == JobState::ready && job.resumed_failure && !job.forced) {
+      // Resumed after a FAIL the previous run recorded but did not act on.
+      job.attempt -= 1;
+      AVPS_TRY(apply_policy(skill, job));
+      if (outcome.exit != ExitCode::ok || restart) {
+        return ok();
+      }
+    }
+  }
+  AVPS_TRY_ASSIGN(json schema, skill.executor == skills::Executor::model ? output_schema(skill) : Result<json>(json()));
+  for (;;) {
+    std::vector<Job*> active;
+    for (Job& job : jobs) {
+      if (job.state == JobState::ready) {
+        active.push_back(&job);
+      }
+    }
+    if (active.empty()) {
+      return ok();
+    }
+    if (e.m_observer.interrupted()) {
+      outcome.exit = ExitCode::interrupted;
+      outcome.message = "interrupted; `avps run` resumes where this stopped";
+      return ok();
+    }
+    // Prepare every call of the round (routing and reservations in job order), send them together.
+    std::vector<Call*> calls;
+    for (Job* job : active) {
+      job->call = Call{};
+      if (skill.executor != skills::Executor::model) {
+        continue;
+      }
+      Call& c = job->call;
+      c.purpose = skill.name + job->ctx.label();
+      c.scene_id = job->ctx.scene_id;
+      c.shot_id = job->ctx.shot_id;
+      AVPS_TRY_ASSIGN(c.task, governance::Task::for_skill(skill, 0));
+      c.task.tier = job->tier;
+      backends::ModelRequest& r = c.model_request;
+      r.skill = skill.name;
+      r.prompt = skill.prompt_text;
+      r.scope = {{"attempt", job->attempt}};  // each revision is a call of its own
+      if (!job->ctx.scene_id.empty()) {
+        r.scope["scene_id"] = job->ctx.scene_id;
+      }
+      if (!job->ctx.shot_id.empty()) {
+        r.scope["shot_id"] = job->ctx.shot_id;
+      }
+      if (!job->ctx.resolution.empty()) {
+        r.scope["resolution"] = job->ctx.resolution;
+      }
+      if (!job->ctx.entity_id.empty()) {
+        r.scope["entity_id"] = job->ctx.entity_id;
+        r.scope["kind"] = skill.outputs.front().kind;
+      }
+      if (!job->revision_for.is_null()) {
+        r.scope["revision_for"] = job->revision_for;
+      }
+      r.inputs = job->in.inputs;
+      r.output_schema = schema;
+      r.findings = job->findings;
+      r.seed = e.m_project.config().seed;
+      e.m_observer.progress(skill.name + job->ctx.label() + ": attempt " + std::to_string(job->attempt) + " on " +
+                            job->tier);
+      AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
+      if (!granted) {
+        job->state = JobState::done;
+        return hard_stop(skill.name, "budget", job->loop, job->ctx, json::array(),
+                         "budget: " + *c.refusal + "; raise the cap with `avps override --raise-cap`, or cut the plan",
+                         {{"needed_micro_usd", c.route.worst_case_micro_usd}});
+      }
+      calls.push_back(&c);
+    }
+    AVPS_TRY(send(calls));
+
+    // Evaluate and commit in job order.
+    for (Job* job : active) {
+      AVPS_TRY(finish_attempt(skill, *job));
+      if (outcome.exit != ExitCode::ok || restart) {
+        return ok();
+      }
+    }
+  }
+}
+
+// Parse → schema → gate → record → log → policy, for one attempt of one job.
+Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
+  gates::GateResult gate;
+  gates::Outputs outputs;
+  std::string model;
+  int64_t cost = 0;
+  if (skill.executor == skills::Executor::model) {
+    model = job.call.route.model;
+    cost = job.call.response.value("cost_micro_usd", int64_t{0});
+    AVPS_TRY_ASSIGN(std::string text, response_text(job.call));
+    Result<json> parsed = core::parse_json(text, skill.name + " output");
+    if (!parsed) {
+      gate.verdict = gates::Verdict::fail;
+      gate.reasons = {"the output is not valid JSON: " + parsed.error().message};
+    } else {
+      int model_outputs = 0;
+      for (const skills::SkillOutput& output : skill.outputs) {
+        model_outputs += output.schema.empty() || !output.written_by.empty() ? 0 : 1;
+      }
+      for (const skills::SkillOutput& output : skill.outputs) {
+        if (output.schema.empty() || !output.written_by.empty()) {
+          continue;
+        }
+        json content = model_outputs == 1 ? *parsed : parsed->value(output.kind, json());
+        AVPS_TRY_ASSIGN(const artifacts::FaceCodec* c, codec(output.kind));
+        if (content.is_object() && carries_gate(*c)) {
+          content["gate"] = gates::GateResult{}.to_json();  // replaced below: the model's verdict is not trusted
+        }
+        for (const core::SchemaIssue& issue : c->schema().validate(content)) {
+          gate.verdict = gates::Verdict::fail;
+          gate.reasons.push_back(output.kind + " " + issue.to_string());
+        }
+        outputs[output.kind] = content;
+      }
+    }
+  } else {
+    AVPS_TRY_ASSIGN(outputs, run_builtin(skill, job));
+  }
+  if (gate.reasons.empty()) {
+    // Post steps: the next WORLD_STATE is the STATE_DIFF applied in code, never the model's word.
+    if (std::find(skill.post_steps.begin(), skill.post_steps.end(), "apply_state_diff") != skill.post_steps.end() &&
+        outputs.count("STATE_DIFF") && job.in.world_before) {
+      Result<json> applied = builtins::apply_state_diff(*job.in.world_before, outputs["STATE_DIFF"]);
+      if (applied) {
+        outputs["WORLD_STATE"] = *applied;
+      }
+    }
+    EngineGateContext gate_context(e.m_project, job.in.world_before);
+    Result<gates::GateResult> evaluated = gates::evaluate_gate_outputs(skill.raw, outputs, gate_context);
+    if (!evaluated) {
+      gate.verdict = gates::Verdict::fail;
+      gate.reasons = {"the gate could not be evaluated: " + evaluated.error().message};
+    } else {
+      gate = *evaluated;
+    }
+    if (gate.verdict != gates::Verdict::fail && skill.name == "world-state-tracker" && !outputs.count("WORLD_STATE")) {
+      gate.verdict = gates::Verdict::fail;
+      gate.reasons.push_back("the STATE_DIFF does not apply to the world state before " + job.ctx.scene_id);
+    }
+  }
+
+  // Record the outputs — a failing version too, when it is a valid artifact, so the revision has
+  // something to follow — then the step's RUN_LOG row.
+  std::string written;
+  if (!job.collect) {
+    bool recordable = !outputs.empty();
+    for (const auto& [kind, content] : outputs) {
+      json final_content = content;
+      AVPS_TRY_ASSIGN(const artifacts::FaceCodec* c, codec(kind));
+      if (carries_gate(*c)) {
+        final_content["gate"] = gate.to_json();
+      }
+      recordable = recordable && c->schema().validate(final_content).empty();
+    }
+    json details = {{"inputs", job.in.fingerprints}, {"step", job.step}, {"attempt", job.attempt}};
+    if (!job.ctx.scene_id.empty() && skill.name == "world-state-tracker") {
+      details["scene"] = job.ctx.scene_id;
+    }
+    for (const auto& [kind, content] : outputs) {
+      if (!recordable) {
+        break;
+      }
+      // Routing decisions get a new version only when the allocation changed (DESIGN §3).
+      if (kind == "ROUTING_DECISION") {
+        AVPS_TRY_ASSIGN(auto previous, latest(kind, "PROJECT"));
+        if (previous && without_gate(previous->content) == without_gate(content)) {
+          written += (written.empty() ? "" : " ") + previous->record.name;
+          continue;
+        }
+      }
+      if (kind == "WORLD_STATE" && gate.verdict == gates::Verdict::fail) {
+        continue;  // the world moves on only by a diff that passed
+      }
+      bool changed = false;
+      AVPS_TRY_ASSIGN(std::string name,
+                      write_output(skill, kind, target_for(kind, job.ctx), content, gate, details, changed));
+      if (kind == "WORLD_STATE") {
+        record.world_after[job.ctx.scene_id] = name;
+      }
+      job.changed_upstream = job.changed_upstream || changed;
+      written += (written.empty() ? "" : " ") + name;
+    }
+  }
+  job.outputs = outputs;
+  job.gate = gate;
+  job.verdict = std::string(gates::verdict_name(gate.verdict));
+
+  ledger::LogRow row;
+  row.skill_name = skill.name;
+  row.scene_id = job.ctx.scene_id;
+  row.shot_id = job.ctx.shot_id;
+  row.model_used = model;
+  row.tier = job.tier;
+  row.estimated_cost = skill.executor == skills::Executor::model
+                           ? governance::usd_decimal(job.call.route.worst_case_micro_usd)
+                           : "";
+  row.actual_cost = governance::usd_decimal(cost);
+  row.outcome = job.verdict;
+  row.regen_count = std::to_string(job.attempt - 1);
+  row.artifact_output = written;
+  row.notes = !gate.reasons.empty() ? gate.reasons.front()
+              : skill.executor == skills::Executor::model
+                  ? "routed: " + job.call.route.reason + "; request " + std::to_string(job.call.request_size) + " bytes"
+                  : "";
+  json body = {{"step", job.step},   {"loop", job.loop},           {"skill", skill.name},
+               {"attempt", job.attempt}, {"tier", job.tier},        {"escalations", job.escalations},
+               {"verdict", job.verdict}, {"reasons", gate.reasons}, {"outputs", written}};
+  if (!job.via_tier.empty()) {
+    body["via_tier"] = job.via_tier;
+    body["via_escalations"] = job.via_escalations;
+  }
+  if (skill.executor == skills::Executor::model) {
+    body["request_bytes"] = job.call.request_size;
+    body["model"] = model;
+  }
+  if (!job.revision_for.is_null()) {
+    body["revision_for"] = job.revision_for;
+  }
+  for (auto& [k, v] : job.log_extra.items()) {
+    body[k] = v;
+  }
+  // A judge-only attempt replayed on resume was logged before the interruption.
+  if (!(job.collect && record.steps.count(job.step))) {
+    AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "step.finished", .body = body, .row = row}));
+  }
+  record.steps[job.step] = body;
+  record.loops[job.loop] = body;
+  if (!job.revision_for.is_null() && passed(job.verdict)) {
+    record.revisions_done.insert(job.revision_for.value("loop", "") + "#" +
+                                 std::to_string(job.revision_for.value("attempt", 0)));
+  }
+  e.m_observer.progress(skill.name + job.ctx.label() + ": " + job.verdict + (written.empty() ? "" : " -> " + written));
+
+  if (job.collect) {
+    job.state = JobState::done;
+    return ok();
+  }
+  if (gate.verdict == gates::Verdict::stop) {
+    job.state = JobState::done;
+    // STOP is never revised away.
+    return hard_stop(skill.name, "gate", job.loop, job.ctx, json(gate.reasons),
+                     skill.name + job.ctx.label() + " stopped: " +
+                         (gate.reasons.empty() ? "STOP verdict" : gate.reasons.front()));
+  }
+  if (gate.verdict != gates::Verdict::fail) {
+    job.state = JobState::done;
+    return ok();
+  }
+  job.findings = json(gate.reasons);
+  return apply_policy(skill, job);
+}
+
+// ---- the walk -------------------------------------------------------------------------------
+
+Result<void> Impl::run_skill(const skills::SkillDef& skill, const std::vector<Context>& contexts) {
+  std::vector<Job> jobs;
+  for (const Context& context : contexts) {
+    if (!context.scope.empty() && context.scope != skill.scope && !(skill.scope == "project")) {
+      continue;  // a per-entity step runs for the entities of its class
+    }
+    AVPS_TRY_ASSIGN(bool runs, condition(skill.runs_when, context));
+    if (!runs) {
+      continue;
+    }
+    Job job;
+    job.ctx = context;
+    job.ctx.scope = skill.scope;
+    jobs.push_back(std::move(job));
+  }
+  if (jobs.empty()) {
+    return ok();
+  }
+  AVPS_TRY(run_jobs(skill, jobs));
+  for (const Job& job : jobs) {
+    if (job.state == JobState::waiting && outcome.exit == ExitCode::ok && !restart) {
+      e.m_observer.progress(skill.name + job.ctx.label() + ": waiting for " + job.in.missing);
+      ++outcome.steps_waiting;
+    }
+  }
+  return ok();
+}
+
+Result<std::vector<Context>> Impl::entity_contexts() {
+  AVPS_TRY_ASSIGN(auto breakdown, latest("BREAKDOWN", ""));
+  if (!breakdown) {
+    return std::vector<Context>{};
+  }
+  static const std::map<std::string, std::string> k_scope_by_prefix = {
+      {"CHAR_", "character"}, {"SET_", "set"}, {"VOICE_", "voice"}};
+  std::vector<Context> out;
+  std::set<std::string> seen;
+  for (const json& row : breakdown->content.value("rows", json::array())) {
+    for (const json& requirement : row.value("lock_requirements", json::array())) {
+      std::string text = requirement.get<std::string>();
+      for (const auto& [prefix, scope] : k_scope_by_prefix) {
+        if (text.rfind(prefix, 0) == 0 && seen.insert(text).second) {
+          Context c;
+          c.entity_id = text.substr(prefix.size());
+          c.scope = scope;
+          out.push_back(c);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Result<void> Impl::refresh_scenes() {
+  scenes.clear();
+  AVPS_TRY_ASSIGN(auto loaded, latest("SCENES", ""));
+  if (loaded) {
+    for (const json& row : loaded->content.value("rows", json::array())) {
+      scenes.push_back(row.value("scene_id", ""));
+    }
+  }
+  return ok();
+}
+
+// Runs the steps of one phase for `contexts`.
+Result<void> Impl::run_phase(const skills::Phase& phase, const std::vector<Context>& contexts) {
+  for (const skills::GraphStep& step : phase.steps) {
+    if (!step.action.empty()) {
+      continue;  // generate_media runs inside the production waves
+    }
+    const skills::SkillDef* skill = e.m_registry.find(step.skill);
+    if (!skill) {
+      return make_error(ErrorCode::configuration, "step " + step.id + " names the unknown skill " + step.skill);
+    }
+    AVPS_TRY(run_skill(*skill, contexts));
+    if (outcome.exit != ExitCode::ok || restart) {
+      return ok();
+    }
+  }
+  return ok();
+}
+
+Result<bool> Impl::walk(const skills::StageGraph& graph) {
+  auto stop_here = [&](const std::string& name) { return !options.until.empty() && options.until == name; };
+  auto halted = [&] { return outcome.exit != ExitCode::ok || restart; };
+
+  // Project-wide phases, in graph order, until the first per-scene one.
+  size_t i = 0;
+  for (; i < graph.phases.size(); ++i) {
+    const skills::Phase& phase = graph.phases[i];
+    if (phase.fan_out == "per_shot") {
+      break;
+    }
+    std::vector<Context> contexts;
+    if (phase.fan_out == "once") {
+      contexts.push_back(Context{});
+    } else if (phase.fan_out == "per_entity") {
+      AVPS_TRY_ASSIGN(contexts, entity_contexts());
+    } else if (phase.fan_out == "per_scene") {
+      // A per-scene phase that reads the world state before its scene waits for the previous
+      // scene's continuity: those phases run scene by scene below.
+      if (phase.name != "psychology") {
+        break;
+      }
+      AVPS_TRY(refresh_scenes());
+      for (const std::string& s : scenes) {
+        if (options.scene.empty() || options.scene == s) {
+          Context c;
+          c.scene_id = s;
+          c.scope = "scene";
+          contexts.push_back(c);
+        }
+      }
+    }
+    e.m_observer.progress("phase " + phase.name);
+    AVPS_TRY(refresh_scenes());
+    AVPS_TRY(run_phase(phase, contexts));
+    if (halted()) {
+      return false;
+    }
+    if (stop_here(phase.name)) {
+      return true;
+    }
+  }
+
+  // Scene by scene, in story order: validation, continuity, planning.
+  AVPS_TRY(refresh_scenes());
+  std::vector<const skills::Phase*> scene_phases;
+  std::vector<const skills::Phase*> production;
+  for (size_t k = i; k < graph.phases.size(); ++k) {
+    const skills::Phase& p = graph.phases[k];
+    if (p.name.rfind("cost_", 0) == 0 || p.fan_out == "per_shot") {
+      production.push_back(&p);
+    } else {
+      scene_phases.push_back(&p);
+    }
+  }
+  bool until_in_scene_phases = false;
+  for (const skills::Phase* p : scene_phases) {
+    until_in_scene_phases = until_in_scene_phases || stop_here(p->name);
+  }
+  for (const std::string& s : scenes) {
+    Context c;
+    c.scene_id = s;
+    c.scope = "scene";
+    for (const skills::Phase* p : scene_phases) {
+      e.m_observer.progress("phase " + p->name + " " + s);
+      AVPS_TRY(run_phase(*p, {c}));
+      if (halted()) {
+        return false;
+      }
+      if (stop_here(p->name)) {
+        break;
+      }
+    }
+    if (!options.scene.empty() && options.scene == s) {
+      break;  // the scenes before it were needed for its world state
+    }
+  }
+  if (until_in_scene_phases) {
+    return true;
+  }
+
+  // Production, scene by scene: cost loop, proxy waves, cost loop, final waves.
+  for (const std::string& s : scenes) {
+    if (!options.scene.empty() && options.scene != s) {
+      continue;
+    }
+    for (const skills::Phase* p : production) {
+      e.m_observer.progress("phase " + p->name + " " + s);
+      if (p->fan_out == "per_shot") {
+        AVPS_TRY(produce(*p, s));
+      } else {
+        Context c;
+        c.scene_id = s;
+        c.scope = "scene";
+        AVPS_TRY(run_phase(*p, {c}));
+      }
+      if (halted()) {
+        return false;
+      }
+      if (stop_here(p->name)) {
+        break;
+      }
+    }
+  }
+  return true;
+}
 
 Engine::Engine(project::Project& project, const skills::Registry& registry, backends::Backend& backend,
                const governance::Router& router, governance::BudgetGovernor& governor, Observer& observer)
@@ -471,40 +1380,41 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   if (!graph) {
     return make_error(ErrorCode::configuration, "the stage graph is not usable; run `avps skills validate`");
   }
-  Impl impl{*this, {}, {}};
+  if (!options.until.empty()) {
+    bool known = false;
+    for (const skills::Phase& p : graph->phases) {
+      known = known || p.name == options.until;
+    }
+    if (!known) {
+      return make_error(ErrorCode::invalid_argument, "--until " + options.until + ": no such phase in the stage graph");
+    }
+  }
+  Impl impl(*this, options);
   // Calls an interrupted run left open count as spent (their responses, if recorded, are reused).
   AVPS_TRY_ASSIGN(int reconciled, m_governor.reconcile_open_reservations());
   if (reconciled > 0) {
     m_observer.progress("reconciled " + std::to_string(reconciled) + " reservation(s) left open by an interrupted run");
   }
   AVPS_TRY_ASSIGN(impl.record, read_record(m_project.ledger()));
-  for (const skills::Phase& phase : graph->phases) {
-    if (!is_built(phase)) {
-      impl.outcome.exit = ExitCode::environment;
-      impl.outcome.message = "phase \"" + phase.name + "\" and the ones after it are not built yet in avps " +
-                             AVPS_VERSION_STRING + "; run with --until locks";
-      return impl.outcome;
-    }
-    m_observer.progress("phase " + phase.name);
-    AVPS_TRY_ASSIGN(std::vector<Context> contexts, impl.contexts_of(phase));
-    for (const skills::GraphStep& step : phase.steps) {
-      const skills::SkillDef* skill = m_registry.find(step.skill);
-      if (!skill || !skill->tier) {
-        return make_error(ErrorCode::configuration, "step " + step.id + " names no model skill");
-      }
-      for (const Context& context : contexts) {
-        if (!context.scope.empty() && context.scope != skill->scope) {
-          continue;  // a per-entity step runs for the entities of its class
-        }
-        AVPS_TRY(impl.run_step(*skill, context));
-        if (impl.outcome.exit != ExitCode::ok) {
-          return impl.outcome;
-        }
-      }
-    }
-    if (phase.name == options.until) {
+  AVPS_TRY_ASSIGN(impl.overrides, governance::Overrides::read(m_project.ledger()));
+  impl.index_graph(*graph);
+  if (!impl.record.open_stops.empty()) {
+    const json& stop = impl.record.open_stops.begin()->second;
+    impl.outcome.exit = ExitCode::hard_stop;
+    impl.outcome.message = "STOP-" + std::to_string(stop.value("seq", int64_t{0})) + " is open: " +
+                           stop.value("reason", "") + " — `avps override` records a decision, then run again";
+    return impl.outcome;
+  }
+  // A revision that changed upstream content restarts the walk; every pass is bounded by the
+  // loops' own limits, so this ends.
+  for (int pass = 0;; ++pass) {
+    impl.restart = false;
+    AVPS_TRY(impl.walk(*graph));
+    if (!impl.restart || impl.outcome.exit != ExitCode::ok) {
       break;
     }
+    m_observer.progress("an upstream artifact was revised: walking the graph again (pass " + std::to_string(pass + 2) +
+                        ")");
   }
   return impl.outcome;
 }

@@ -202,6 +202,12 @@ struct Resolved {
 
 // Resolves a literal or {"config": pointer, "default": value}; a resolved number is recorded in
 // `scores` under its config pointer so the verdict can be explained and replayed.
+// A score's name as faces show it: the field path with "." for "/" ("distinctiveness_score.0.score").
+std::string score_name(std::string path) {
+  std::replace(path.begin(), path.end(), '/', '.');
+  return path;
+}
+
 Result<Resolved> resolve_value(const json& value, const json& config, json& scores,
                                const std::string& where) {
   if (value.is_number() || value.is_string() || value.is_boolean()) {
@@ -219,7 +225,8 @@ Result<Resolved> resolve_value(const json& value, const json& config, json& scor
   if (!tokens) {
     return definition_error(where, tokens.error().message);
   }
-  std::string source = pointer->get<std::string>().substr(1);
+  // "thresholds.plaus_total": a score name a face can show (no "/").
+  std::string source = score_name(pointer->get<std::string>().substr(1));
   json resolved;
   if (const json* configured = resolve_pointer(config, *tokens)) {
     resolved = *configured;
@@ -334,7 +341,7 @@ Result<void> evaluate_rule(const json& rule, const std::string& where, const jso
               where, target.field + " is not a list or an object, so it has no members to count");
         }
         double n = static_cast<double>(actual.size());
-        scores["count(" + target.field + ")"] = actual.size();
+        scores[score_name(target.field) + "_count"] = actual.size();
         if (count_min && n < count_min->value.get<double>()) {
           violated(describe(target) + " has " + std::to_string(actual.size()) + " members, fewer than " +
                    count_min->shown());
@@ -345,7 +352,7 @@ Result<void> evaluate_rule(const json& rule, const std::string& where, const jso
         continue;
       }
       if (actual.is_number()) {
-        scores[target.field] = actual;
+        scores[score_name(target.field)] = actual;
       }
       if (type == "min" || type == "max") {
         if (!actual.is_number()) {

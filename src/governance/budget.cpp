@@ -41,6 +41,11 @@ BudgetGovernor::BudgetGovernor(ledger::Ledger& ledger, const project::Budget& bu
       m_caps{budget.project_cap_micro_usd, budget.scene_cap_micro_usd, budget.shot_cap_micro_usd},
       m_warn_pct(budget.warn_pct) {}
 
+BudgetGovernor::BudgetGovernor(ledger::Ledger& ledger, const project::Budget& budget, CapsFor caps_for)
+    : BudgetGovernor(ledger, budget) {
+  m_caps_for = std::move(caps_for);
+}
+
 Result<std::vector<CapPosition>> BudgetGovernor::positions(const std::string& scene_id,
                                                            const std::string& shot_id) const {
   std::vector<CapPosition> out;
@@ -60,7 +65,8 @@ Result<std::vector<CapPosition>> BudgetGovernor::positions(const std::string& sc
 Result<ledger::Reservation> BudgetGovernor::reserve(const ledger::Reservation& r) {
   ledger::EventDraft granted{.kind = "budget.reserved", .body = json::object()};
   granted.row = budget_row(r, "DONE", "reserved for " + r.purpose);
-  Result<ledger::Event> reserved = m_ledger.reserve(r, m_caps, granted);
+  const ledger::Caps caps = m_caps_for ? m_caps_for(r.scene_id, r.shot_id) : m_caps;
+  Result<ledger::Event> reserved = m_ledger.reserve(r, caps, granted);
   if (!reserved) {
     Error refusal = std::move(reserved).error();
     if (refusal.code == ErrorCode::budget_exceeded) {

@@ -320,6 +320,71 @@ Result<double> percent_up(int64_t part, int64_t whole) {
   return static_cast<double>(hundredths) / 100.0;
 }
 
+constexpr const char* k_project_row = "PROJECT";
+
+// (actual − projected) × 100 / projected with two decimals, rounded away from zero.
+Result<double> variance_pct(int64_t actual, int64_t projected) {
+  int64_t difference = actual - projected;
+  AVPS_TRY_ASSIGN(int64_t hundredths,
+                  scale_up(difference < 0 ? -difference : difference, 10000, projected));
+  return static_cast<double>(difference < 0 ? -hundredths : hundredths) / 100.0;
+}
+
+struct SceneBreakdown {
+  json rows = json::array();
+  bool compared = false;              ///< some row has an actual
+  int64_t projected_with_actual = 0;  ///< Σ projected of the rows with an actual
+  int64_t actual = 0;                 ///< Σ actual
+};
+
+// The scene_breakdown rows: the projection's scenes in order, then scenes that have spend but no
+// projection (not planned yet), then the PROJECT row of project-level calls.
+Result<SceneBreakdown> scene_breakdown(const CostProjection& p,
+                                       const std::map<std::string, int64_t>& actuals) {
+  SceneBreakdown out;
+  auto add_row = [&](const std::string& scene_id, int64_t shots, int64_t duration,
+                     int64_t projected) -> Result<void> {
+    json row = {{"scene_id", scene_id.empty() ? std::string(k_project_row) : scene_id},
+                {"shots", shots},
+                {"duration_s", seconds_json(duration)},
+                {"projected_micro_usd", projected}};
+    if (auto it = actuals.find(scene_id); it != actuals.end()) {
+      if (it->second < 0) {
+        return make_error(ErrorCode::invalid_argument,
+                          "the actual spend of " + row["scene_id"].get<std::string>() + " is negative");
+      }
+      row["actual_micro_usd"] = it->second;
+      row["variance_micro_usd"] = it->second - projected;
+      out.compared = true;
+      AVPS_TRY_ASSIGN(out.projected_with_actual, add_money(out.projected_with_actual, projected));
+      AVPS_TRY_ASSIGN(out.actual, add_money(out.actual, it->second));
+    }
+    out.rows.push_back(std::move(row));
+    return ok();
+  };
+  const SceneLine* project_level = nullptr;
+  std::set<std::string> projected;
+  for (const SceneLine& line : p.scenes) {
+    projected.insert(line.scene_id);
+    if (line.scene_id.empty()) {
+      project_level = &line;
+      continue;
+    }
+    AVPS_TRY(add_row(line.scene_id, line.shots, line.duration_ms, line.total_micro_usd));
+  }
+  for (const auto& [scene_id, actual] : actuals) {
+    if (!scene_id.empty() && !projected.contains(scene_id)) {
+      AVPS_TRY(add_row(scene_id, 0, 0, 0));
+    }
+  }
+  if (project_level != nullptr) {
+    AVPS_TRY(add_row("", 0, 0, project_level->total_micro_usd));
+  } else if (actuals.contains("")) {
+    AVPS_TRY(add_row("", 0, 0, 0));
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<json> cost_report_json(const CostProjection& p, const CostReportOptions& options) {
@@ -404,29 +469,32 @@ Result<json> cost_report_json(const CostProjection& p, const CostReportOptions& 
                         std::to_string(options.warn_pct) + "% of the cap " + format_usd(cap));
     }
   }
-  if (!options.actual_by_scene.empty()) {
-    int64_t actual_total = 0;
-    for (const auto& [scene_id, actual] : options.actual_by_scene) {
-      AVPS_TRY_ASSIGN(actual_total, add_money(actual_total, actual));
-      int64_t projected = 0;
-      for (const SceneLine& line : p.scenes) {
-        if (line.scene_id == scene_id) {
-          projected = line.total_micro_usd;
-        }
-      }
-      std::string key = scene_id.empty() ? std::string("project_level") : scene_id;
-      scores[key + "_projected_micro_usd"] = projected;
-      scores[key + "_actual_micro_usd"] = actual;
-      if (actual > projected) {
-        std::string over =
-            projected > 0 ? " (" + std::to_string((actual - projected) * 100 / projected) + "% over)" : "";
-        recommendations.push_back((scene_id.empty() ? std::string("Project-level calls") : scene_id) +
-                                  ": actual " + format_usd(actual) + " exceeds the projection " +
-                                  format_usd(projected) + over +
-                                  "; re-project with the observed regen rate before the next batch.");
-      }
+  AVPS_TRY_ASSIGN(SceneBreakdown breakdown, scene_breakdown(p, options.actual_by_scene));
+  report["scene_breakdown"] = breakdown.rows;
+  if (breakdown.compared) {
+    json versus = {{"projected_micro_usd", breakdown.projected_with_actual},
+                   {"actual_micro_usd", breakdown.actual}};
+    if (breakdown.projected_with_actual > 0) {
+      AVPS_TRY_ASSIGN(versus["variance_pct"],
+                      variance_pct(breakdown.actual, breakdown.projected_with_actual));
     }
-    scores["actual_micro_usd"] = actual_total;
+    report["projected_vs_actual"] = versus;
+  }
+  for (const json& row : breakdown.rows) {
+    if (!row.contains("actual_micro_usd")) {
+      continue;
+    }
+    int64_t projected = row["projected_micro_usd"].get<int64_t>();
+    int64_t actual = row["actual_micro_usd"].get<int64_t>();
+    if (actual > projected) {
+      std::string id = row["scene_id"].get<std::string>();
+      std::string over =
+          projected > 0 ? " (" + std::to_string((actual - projected) * 100 / projected) + "% over)" : "";
+      recommendations.push_back((id == k_project_row ? std::string("Project-level calls") : id) +
+                                ": actual " + format_usd(actual) + " exceeds the projection " +
+                                format_usd(projected) + over +
+                                "; re-project with the observed regen rate before the next batch.");
+    }
   }
   report["gate"] = {{"verdict", verdict}, {"scores", scores}, {"reasons", reasons}};
   report["cost_reduction_recommendations"] = recommendations;

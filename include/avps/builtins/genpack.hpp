@@ -28,6 +28,7 @@ struct GenpackInputs {
   std::vector<LockFace> characters;    ///< the CHAR locks of shot_row.char_ids, in that order
   nlohmann::json world_state;          ///< the WORLD_STATE the shot plays in
   std::optional<nlohmann::json> regen_rules;  ///< the current REGEN_RULES, if any
+  std::vector<std::string> qc_findings;       ///< the reasons of the shot's last FIX / FAIL verdict
   std::string resolution;              ///< "proxy" or "final"
   std::string tier;                    ///< generation tier: gen_premium, gen_mid, gen_low
   std::optional<unsigned> seed;        ///< generation seed, when the backend takes one

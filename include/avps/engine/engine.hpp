@@ -1,10 +1,10 @@
 #pragma once
-// The loop engine (DESIGN §4). THIS VERSION RUNS THE NARRATIVE AND LOCKS PHASES ONLY
-// (story-architect, script-breakdown; a character, set and voice lock per entity BREAKDOWN
-// requires); later phases are reported as not built. What it does run, it runs with the
-// whole discipline the rest will share:
+// The loop engine (DESIGN §4). It walks the whole stage graph: the project-wide phases once (or
+// per entity), validation / continuity / planning scene by scene in story order, then per scene
+// the cost loop, proxy waves, the cost loop again and final waves (production.cpp). Every step,
+// model or built-in, goes through one loop:
 //
-//   for each step of the phase, in stage-graph order:
+//   for each step, for every context it fans out to (calls of a round in flight together):
 //     skip it when its latest outputs passed their gate and were made from the current inputs
 //     build the request (prompt, input slices, output schema, findings when revising)
 //     route (cheapest capable model of the tier) → reserve the worst case (budget governor)
@@ -43,6 +43,8 @@ class Observer {
 
 struct RunOptions {
   std::string until;  ///< stop after this phase ("" = every phase)
+  std::string scene;  ///< produce only this scene (and run the scenes before it that it needs)
+  int jobs = 1;       ///< backend calls in flight at once; never changes what is written
 };
 
 struct RunOutcome {
@@ -50,9 +52,12 @@ struct RunOutcome {
   int calls_made = 0;      ///< backend calls actually sent
   int calls_replayed = 0;  ///< answered from recorded responses
   int steps_skipped = 0;   ///< up to date
+  int steps_waiting = 0;   ///< not ready: a required input does not exist yet
   int artifacts_written = 0;
-  std::string message;     ///< the hard stop, or what is not built yet
+  std::string message;     ///< the hard stop, or why the run stopped
 };
+
+struct Impl;
 
 class Engine {
  public:
@@ -64,7 +69,7 @@ class Engine {
   [[nodiscard]] Result<RunOutcome> run(const RunOptions& options);
 
  private:
-  struct Impl;
+  friend struct Impl;
   project::Project& m_project;
   const skills::Registry& m_registry;
   backends::Backend& m_backend;

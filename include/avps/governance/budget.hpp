@@ -9,6 +9,7 @@
 // once — the ledger refuses a second end. A refusal is final: budget_exceeded is never retried
 // and never routed to a fallback model; it is a hard stop awaiting `avps override`.
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -29,6 +30,10 @@ struct CapPosition {
 class BudgetGovernor {
  public:
   BudgetGovernor(ledger::Ledger& ledger, const project::Budget& budget);
+  /// Caps per reservation: `caps_for(scene, shot)` gives the caps a call for that scene and shot
+  /// must fit under (the configured ones with `avps override --raise-cap` decisions applied).
+  using CapsFor = std::function<ledger::Caps(const std::string& scene_id, const std::string& shot_id)>;
+  BudgetGovernor(ledger::Ledger& ledger, const project::Budget& budget, CapsFor caps_for);
 
   /// Reserves `amount` for a call. Granted: the reservation is recorded with a RUN_LOG row
   /// (skill "budget-gates", outcome DONE, or WARN when it takes a cap to warn_pct or more).
@@ -59,6 +64,7 @@ class BudgetGovernor {
  private:
   ledger::Ledger& m_ledger;
   ledger::Caps m_caps;
+  CapsFor m_caps_for;
   int m_warn_pct;
 };
 

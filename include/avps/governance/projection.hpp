@@ -163,17 +163,32 @@ struct CostReportOptions {
   std::string target = "PROJECT";        ///< PROJECT or the scene id the projection covers
   std::optional<int64_t> cap_micro_usd;  ///< the cap of that target, for the verdict and the % score
   int warn_pct = 90;
-  std::map<std::string, int64_t> actual_by_scene;  ///< committed spend per scene, when known
+  /// Committed spend per scene id ("" = project-level calls), when known; never negative.
+  std::map<std::string, int64_t> actual_by_scene;
 };
 
 /// The COST_REPORT canonical JSON (cost_report.schema.json). Verdict: PASS; WARN when the
-/// projection reaches warn_pct of the cap; FAIL when it exceeds the cap. Numbers the schema has no
-/// field for go into gate.scores: video_proxy_micro_usd, video_final_micro_usd,
-/// model_calls_micro_usd, projected_pct_of_cap, and with actuals actual_micro_usd plus per scene
-/// <SCENE>_projected_micro_usd and <SCENE>_actual_micro_usd; a scene whose actual exceeds its
-/// projection also gets a recommendation line.
+/// projection reaches warn_pct of the cap; FAIL when it exceeds the cap.
+///   - scene_breakdown, always: one row per projected scene in screen order (shots, duration_s,
+///     projected_micro_usd = video + that scene's model calls), then scenes that have an actual but
+///     no projection (projected 0), then a "PROJECT" row for project-level calls. A row whose scene
+///     has an entry in actual_by_scene carries actual_micro_usd and variance_micro_usd
+///     (actual − projected).
+///   - projected_vs_actual, when any actual is given: Σ projected and Σ actual over the rows with
+///     an actual, and variance_pct (two decimals, rounded away from zero; absent when that
+///     projection is 0). A row whose actual exceeds its projection also gets a recommendation.
+///   - gate.scores holds only what the verdict reads and the video / model-call split:
+///     video_proxy_micro_usd, video_final_micro_usd, model_calls_micro_usd and, with a cap,
+///     projected_pct_of_cap. (The engine's gate evaluation may replace the scores; the numbers a
+///     reader needs are in the fields above.)
+/// invalid_argument for a cap ≤ 0 or a negative actual.
 [[nodiscard]] Result<nlohmann::json> cost_report_json(const CostProjection& projection,
                                                       const CostReportOptions& options);
+
+/// Input tokens per model call that a projection assumes (a request carries a skill's prompt and
+/// the slices of the artifacts it reads; the output side is the skill's max_output_tokens). The
+/// engine's cost loop and `avps cost` must use the same figure, or their totals disagree.
+inline constexpr int64_t k_projection_input_tokens_per_call = 4'000;
 
 /// The latest recorded canonical JSON of kind/target ("" target for SCENES), or nullopt: the
 /// shape of gates::GateContext::latest, so the engine and `avps cost` pass their record through.

@@ -281,7 +281,7 @@ TEST_CASE("a * in a rule pointer checks every member and names the entity of eac
   auto result = evaluate(skill, output, context);
   CHECK(result.verdict == Verdict::fail);
   CHECK(result.reasons == std::vector<std::string>{"rule min: scores/1/score (MARIA) 2 < 3"});
-  CHECK(result.scores == json{{"scores/0/score", 4}, {"scores/1/score", 2}});
+  CHECK(result.scores == json{{"scores.0.score", 4}, {"scores.1.score", 2}});
 
   SECTION("over an object's members") {
     json object_rule = rule("min", "/by_name/*");
@@ -334,21 +334,21 @@ TEST_CASE("thresholds come from the project configuration, else from the referen
 
   auto shipped = evaluate(skill, plaus, context);
   CHECK(shipped.verdict == Verdict::pass);
-  CHECK(shipped.scores["thresholds/plaus_total"] == 7);
+  CHECK(shipped.scores["thresholds.plaus_total"] == 7);
 
   context.set_config("/thresholds/plaus_total", 9);
   auto stricter = evaluate(skill, plaus, context);
   CHECK(stricter.verdict == Verdict::fail);
   CHECK(stricter.reasons ==
         std::vector<std::string>{
-            "total plausibility below the threshold: total_score 8 < 9 (thresholds/plaus_total)"});
-  CHECK(stricter.scores["thresholds/plaus_total"] == 9);
+            "total plausibility below the threshold: total_score 8 < 9 (thresholds.plaus_total)"});
+  CHECK(stricter.scores["thresholds.plaus_total"] == 9);
 
   context.erase_config("/thresholds/plaus_total");
   plaus["total_score"] = 6;
   auto fallback = evaluate(skill, plaus, context);
   CHECK(fallback.verdict == Verdict::fail);
-  CHECK(has_reason(fallback, "total_score 6 < 7 (thresholds/plaus_total)"));
+  CHECK(has_reason(fallback, "total_score 6 < 7 (thresholds.plaus_total)"));
 }
 
 TEST_CASE("a config reference the configuration lacks and without a default is an error", "[gates]") {
@@ -411,7 +411,7 @@ TEST_CASE("PLAUS fails below the total threshold and on any category 0", "[gates
   CHECK(result.verdict == Verdict::fail);
   CHECK(result.reasons ==
         std::vector<std::string>{
-            "total plausibility below the threshold: total_score 5 < 7 (thresholds/plaus_total)"});
+            "total plausibility below the threshold: total_score 5 < 7 (thresholds.plaus_total)"});
   CHECK(result.scores["total_score"] == 5);
 
   json zero = plaus;
@@ -443,7 +443,7 @@ TEST_CASE("CULTURE fails below authenticity 3", "[gates]") {
   culture["authenticity_score"] = 2;
   auto result = evaluate(skill, culture, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "authenticity_score 2 < 3 (thresholds/culture_authenticity)"));
+  CHECK(has_reason(result, "authenticity_score 2 < 3 (thresholds.culture_authenticity)"));
 }
 
 TEST_CASE("AUDIENCE fails on clarity or engagement below 3, whatever the predictability", "[gates]") {
@@ -459,13 +459,13 @@ TEST_CASE("AUDIENCE fails on clarity or engagement below 3, whatever the predict
   CHECK(result.verdict == Verdict::fail);
   CHECK(result.reasons ==
         std::vector<std::string>{"the story is not clear enough for the audience: clarity_score 2 < 3 "
-                                 "(thresholds/audience_clarity)"});
+                                 "(thresholds.audience_clarity)"});
 
   json boring = audience;
   boring["engagement_score"] = 2;
   result = evaluate(skill, boring, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "engagement_score 2 < 3 (thresholds/audience_engagement)"));
+  CHECK(has_reason(result, "engagement_score 2 < 3 (thresholds.audience_engagement)"));
 }
 
 TEST_CASE("DIALOGUE_CHECK fails when any speaker scores below 3 or is not scored", "[gates]") {
@@ -481,7 +481,7 @@ TEST_CASE("DIALOGUE_CHECK fails when any speaker scores below 3 or is not scored
   CHECK(result.reasons ==
         std::vector<std::string>{"a character's voice is not distinct enough (score below the minimum): "
                                  "distinctiveness_score/1/score (MARIA) 2 < 3 "
-                                 "(thresholds/dialogue_distinctiveness)"});
+                                 "(thresholds.dialogue_distinctiveness)"});
 
   json unscored = dialogue;
   unscored["distinctiveness_score"] = {{{"character", "ALEX"}, {"score", 4}}};
@@ -552,7 +552,7 @@ TEST_CASE("QC verdicts by hero tier at the threshold boundaries", "[gates]") {
   CHECK(result.reasons ==
         std::vector<std::string>{
             "S01_SH01 attempt 1: total 6 < 7 (hero C threshold 9 minus 2) (the model said PASS)"});
-  CHECK(result.scores["thresholds/qc/C"] == 9);
+  CHECK(result.scores["thresholds.qc.C"] == 9);
 }
 
 TEST_CASE("QC counts audio only when the shot has it", "[gates]") {

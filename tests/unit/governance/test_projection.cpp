@@ -148,9 +148,9 @@ TEST_CASE("the COST_REPORT is schema-valid and carries the projection, actuals a
   options.actual_by_scene = {{"S01", 6'900'000}};
   auto with_actuals = cost_report_json(*projection, options).value();
   CHECK(avps::testing::schema_problems("cost_report.schema.json", with_actuals).empty());
-  CHECK(with_actuals["gate"]["scores"]["S01_projected_micro_usd"] == 5'750'000);
-  CHECK(with_actuals["gate"]["scores"]["S01_actual_micro_usd"] == 6'900'000);
-  CHECK(with_actuals["gate"]["scores"]["actual_micro_usd"] == 6'900'000);
+  CHECK(with_actuals["scene_breakdown"][0]["projected_micro_usd"] == 5'750'000);
+  CHECK(with_actuals["scene_breakdown"][0]["actual_micro_usd"] == 6'900'000);
+  CHECK(with_actuals["projected_vs_actual"]["actual_micro_usd"] == 6'900'000);
   bool flagged = false;
   for (const json& line : with_actuals["cost_reduction_recommendations"]) {
     flagged = flagged || line.get<std::string>().find("S01: actual $6.900000") != std::string::npos;

@@ -264,6 +264,13 @@ const std::vector<Mutation>& mutations() {
       put("cost_report", "enum", "/cost_per_tier_breakdown/0/tier", "premium"),
       put("cost_report", "id", "/high_risk_shots_identified/0/shot_id", "S01_SH03a"),
       put("cost_report", "id", "/target", "scene1"),
+      drop("cost_report", "/scene_breakdown/0/projected_micro_usd"),
+      drop("cost_report", "/projected_vs_actual/actual_micro_usd"),
+      put("cost_report", "id", "/scene_breakdown/0/scene_id", "PROJECT_1"),
+      put("cost_report", "range", "/scene_breakdown/0/actual_micro_usd", -1),
+      put("cost_report", "type", "/scene_breakdown/0/variance_micro_usd", 0.5),
+      put("cost_report", "type", "/projected_vs_actual/variance_pct", "7.91"),
+      put("cost_report", "unknown", "/scene_breakdown/0/model", "sim-video-mid"),
 
       drop("routing_decision", "/escalation_conditions"),
       put("routing_decision", "enum", "/recommended_model_tier/0/tier", "T2"),

@@ -1,0 +1,184 @@
+#pragma once
+// Engine::Impl: the state of one `avps run` and the steps of its loop. Shared by engine.cpp
+// (the walk, model steps, calls) and production.cpp (built-in steps, waves, QC, regen rounds).
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "avps/backends/backend.hpp"
+#include "avps/gates/project_context.hpp"
+#include "avps/governance/override.hpp"
+#include "avps/governance/router.hpp"
+#include "engine_internal.hpp"
+
+namespace avps::engine {
+
+/// A recorded artifact with its canonical JSON.
+struct Loaded {
+  nlohmann::json content;
+  ledger::ArtifactRecord record;
+};
+
+/// A step's inputs in one context: by kind, cut to their slices; their fingerprints (kind,
+/// names, hash of the content without gates) for staleness; the first required input missing.
+struct Gathered {
+  nlohmann::json inputs = nlohmann::json::object();
+  nlohmann::json fingerprints = nlohmann::json::array();
+  std::string missing;
+  std::optional<nlohmann::json> world_before;  ///< the WORLD_STATE before the scene, when read
+};
+
+/// One backend call: routed, reserved, recorded.
+struct Call {
+  bool generation = false;
+  governance::Task task;
+  backends::ModelRequest model_request;
+  backends::GenerationRequest generation_request;
+  std::string purpose;  ///< "plausibility-auditor S03"
+  std::string scene_id;
+  std::string shot_id;
+  governance::Route route;
+  std::string key;  ///< the idempotency key: sha256 of the canonical request
+  int64_t request_size = 0;
+  bool replayed = false;
+  std::optional<std::string> refusal;  ///< the budget governor's refusal
+  std::optional<ledger::Reservation> reservation;
+  backends::CallResult<backends::ModelResponse> model_answer;
+  backends::CallResult<backends::GenerationResult> generation_answer;
+  nlohmann::json response;  ///< the exchange.response body
+
+  nlohmann::json request_json() const {
+    return generation ? generation_request.to_json() : model_request.to_json();
+  }
+};
+
+enum class JobState { fresh, waiting, ready, done };
+
+/// One skill in one context until its gate passes or its loop policy gives up.
+struct Job {
+  Context ctx;
+  JobState state = JobState::fresh;
+  Gathered in;
+  std::string step;  ///< step key: skill/context@digest of the inputs
+  std::string loop;  ///< loop key: skill/context (counts attempts across input changes)
+  std::string loop_suffix;  ///< "<judge loop" for an upstream revision
+  nlohmann::json extra = nlohmann::json::object();  ///< more of the step key (resolution, caps, revision)
+  bool forced = false;   ///< run even when up to date (a revision)
+  bool collect = false;  ///< judge only: outputs kept in the job, not written (QC rows of a wave)
+  int attempt = 1;
+  int escalations = 0;
+  std::string tier;
+  std::string via_tier;  ///< the reviser's tier after escalations (cross-skill loops)
+  int via_escalations = 0;
+  bool resumed_failure = false;
+  nlohmann::json findings = nlohmann::json::array();
+  nlohmann::json revision_for;  ///< {loop, attempt, judge} when this job revises for another loop
+  nlohmann::json log_extra = nlohmann::json::object();  ///< more of the step.finished body
+  Call call;
+  gates::Outputs outputs;
+  gates::GateResult gate;
+  std::string verdict;
+  bool changed_upstream = false;
+};
+
+/// The gate's view of the record, with the world state as it stood before the step's scene (the
+/// latest WORLD_STATE is a later scene's once scenes are re-derived out of order).
+class EngineGateContext : public gates::GateContext {
+ public:
+  EngineGateContext(project::Project& project, std::optional<nlohmann::json> world_before)
+      : m_project(project), m_world_before(std::move(world_before)) {}
+  const nlohmann::json& config() const override { return m_project.config(); }
+  Result<std::optional<nlohmann::json>> latest(std::string_view kind, std::string_view target) const override {
+    if (kind == "WORLD_STATE" && m_world_before) {
+      return std::optional<nlohmann::json>{*m_world_before};
+    }
+    return m_project.latest(kind, target);
+  }
+  Result<std::optional<Face>> latest_face(std::string_view kind, std::string_view target) const override {
+    return m_project.latest_face(kind, target);
+  }
+
+ private:
+  gates::ProjectGateContext m_project;
+  std::optional<nlohmann::json> m_world_before;
+};
+
+/// Whether artifacts of the codec's kind carry a gate object (WORLD_STATE and STATE_DIFF do not).
+bool carries_gate(const artifacts::FaceCodec& codec);
+
+struct Impl {
+  Impl(Engine& engine, RunOptions run_options) : e(engine), options(std::move(run_options)) {}
+
+  Engine& e;
+  RunOptions options;
+  Record record;
+  governance::Overrides overrides;  ///< the decisions people recorded with `avps override`
+  RunOutcome outcome;
+  bool restart = false;
+  std::vector<std::string> scenes;  ///< scene ids of the latest SCENES, in story order
+  std::map<std::string, artifacts::FaceCodec> codecs;
+  std::map<std::string, ledger::ArtifactRecord> index_by_name;
+  std::map<std::string, std::vector<ledger::ArtifactRecord>> versions_by_key;  ///< "KIND/target", by version
+  int64_t index_seq = -1;
+  std::map<std::string, int> step_index;      ///< skill -> its first step in graph order
+  std::map<std::string, int> producer_index;  ///< kind -> the first step that writes it
+
+  // Reading the record (engine.cpp).
+  Result<std::optional<Loaded>> latest(const std::string& kind, const std::string& target);
+  Result<std::optional<Loaded>> by_name(const std::string& name);
+  Result<void> refresh_index();
+  Result<std::vector<Loaded>> latest_per_target(const std::string& kind);
+  Result<std::vector<Loaded>> all_versions(const std::string& kind, const std::string& target);
+  Result<std::optional<nlohmann::json>> scene_row(const std::string& scene);
+  Result<std::optional<nlohmann::json>> shot_row(const Context& context);
+  Result<std::vector<std::string>> present_characters(const Context& context);
+  Result<std::string> present_set(const Context& context);
+  Result<std::optional<Loaded>> world_before(const std::string& scene);
+  Result<bool> condition(const std::string& name, const Context& context);
+  Result<Gathered> gather(const skills::SkillDef& skill, const Context& context);
+  void index_graph(const skills::StageGraph& graph);
+  bool circular(const skills::SkillDef& skill, const skills::SkillInput& input) const;
+  std::string step_key(const skills::SkillDef& skill, const Context& context, const Gathered& gathered,
+                       const nlohmann::json& extra);
+  std::string loop_key(const skills::SkillDef& skill, const Context& context);
+  Result<nlohmann::json> output_schema(const skills::SkillDef& skill);
+  Result<const artifacts::FaceCodec*> codec(const std::string& kind);
+
+  // Calls (engine.cpp).
+  Result<std::string> store_object(const std::string& bytes);
+  Result<bool> prepare_call(Call& call);
+  Result<void> send(std::vector<Call*>& calls);
+  Result<void> record_response(Call& call);
+  Result<std::string> response_text(const Call& call);
+
+  // Steps (engine.cpp).
+  Result<std::string> write_output(const skills::SkillDef& skill, const std::string& kind, const std::string& target,
+                                   nlohmann::json content, const gates::GateResult& gate, const nlohmann::json& details,
+                                   bool& changed);
+  Result<void> hard_stop(const std::string& skill, const std::string& kind, const std::string& loop,
+                         const Context& context, const nlohmann::json& findings, const std::string& reason,
+                         nlohmann::json extra = nlohmann::json::object());
+  Context context_for_scope(const std::string& scope, const Context& from);
+  Result<void> start_job(const skills::SkillDef& skill, Job& job);
+  Result<void> apply_policy(const skills::SkillDef& skill, Job& job);
+  Result<nlohmann::json> escalation_delta(const skills::SkillDef& skill, const std::string& from, const std::string& to);
+  Result<void> revise_upstream(const skills::SkillDef& judge, const skills::SkillDef& reviser, Job& failed);
+  Result<void> run_jobs(const skills::SkillDef& skill, std::vector<Job>& jobs);
+  Result<void> finish_attempt(const skills::SkillDef& skill, Job& job);
+
+  // The walk (engine.cpp).
+  Result<void> run_skill(const skills::SkillDef& skill, const std::vector<Context>& contexts);
+  Result<std::vector<Context>> entity_contexts();
+  Result<void> refresh_scenes();
+  Result<void> run_phase(const skills::Phase& phase, const std::vector<Context>& contexts);
+  Result<bool> walk(const skills::StageGraph& graph);
+
+  // Built-in steps and production (production.cpp).
+  Result<gates::Outputs> run_builtin(const skills::SkillDef& skill, Job& job);
+  Result<void> produce(const skills::Phase& phase, const std::string& scene);
+  Result<void> render_storyboards(const std::vector<Context>& shots, const std::string& pixels);
+};
+
+}  // namespace avps::engine

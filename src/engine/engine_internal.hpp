@@ -1,0 +1,62 @@
+#pragma once
+// Internals of the engine shared by its source files (engine.cpp: the loop and the model steps;
+// production.cpp: waves, generation, QC and regen rounds). Not part of the public interface.
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/artifacts/face.hpp"
+#include "avps/artifacts/names.hpp"
+#include "avps/engine/engine.hpp"
+#include "avps/gates/gate.hpp"
+#include "avps/ledger/ledger.hpp"
+
+namespace avps::engine {
+
+/// What one run of a step is about: the project, a scene, a shot, or an entity.
+struct Context {
+  std::string scene_id;
+  std::string shot_id;
+  std::string entity_id;
+  std::string scope = "project";  ///< the skill scope it suits: project, scene, shot, character, set, voice
+  std::string resolution;         ///< shots: proxy or final
+
+  /// The id the context is about ("" for the project).
+  std::string key() const;
+  /// " S03", " S03_SH02 (proxy)", " MARA_QUILL", or "".
+  std::string label() const;
+};
+
+/// The target an artifact of `kind` takes in `context` (naming: "" for singletons).
+std::string target_for(const std::string& kind, const Context& context);
+
+/// `value` without the "gate" members of artifacts: what a model reads and what staleness
+/// compares (a re-gated artifact with the same content is the same input).
+nlohmann::json without_gate(nlohmann::json value);
+
+/// What the record says so far, rebuilt from the ledger's events (never kept elsewhere).
+struct Record {
+  std::map<std::string, nlohmann::json> responses;  ///< exchange key -> exchange.response body
+  std::map<std::string, nlohmann::json> steps;      ///< step key -> last step.finished body
+  std::map<std::string, nlohmann::json> loops;      ///< loop key -> last step.finished body of that loop
+  std::map<std::string, int> intents;               ///< exchange key -> intents recorded
+  std::map<std::string, int> reservations;          ///< exchange key -> reservations made for it
+  std::map<std::string, nlohmann::json> written_by;  ///< artifact name -> {step, attempt} that wrote it
+  std::map<std::string, std::string> world_after;   ///< scene -> WORLD_STATE name its tracker wrote last
+  std::set<std::string> revisions_done;             ///< "<loop>#<attempt>" revisions that passed
+  std::map<std::string, nlohmann::json> media;      ///< "<shot>/<resolution>" -> last media.recorded body
+  std::map<std::string, std::vector<nlohmann::json>> shot_attempts;  ///< "<shot>/<resolution>" -> qc verdicts
+  std::set<std::string> analyzer_runs;              ///< "<shot>/<resolution>#<attempt>" analyzer ran after
+  std::map<std::string, nlohmann::json> rounds;     ///< "<shot>/<resolution>" -> last regen.round body
+  std::set<std::string> waves_written;              ///< "<scene>/<resolution>#<wave>"
+  std::map<std::string, nlohmann::json> open_stops;  ///< loop key -> run.hard_stop body (+ seq) not overridden
+};
+
+[[nodiscard]] Result<Record> read_record(const ledger::Ledger& ledger);
+
+}  // namespace avps::engine

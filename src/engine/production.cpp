@@ -1,0 +1,587 @@
+// Built-in steps (prompt-packager, cost-optimizer, model-router, budget-gates) and production:
+// per scene and resolution, waves of generation + QC, with the regen policy of DESIGN §3.
+//
+//   wave k renders the next attempt of every shot of the scene that has not passed QC, then grades
+//   the wave (one QC_BATCH_<SCENE> version). Before an attempt: after `analyzer_after` failed
+//   attempts in a round, regen-analyzer runs once; when a round's attempts (A 3, B 2, C 2) are
+//   spent, the analyzer's remedy opens the next round (escalate the generation tier one step, or
+//   simplify through a new shot-planner version); after max_rounds the shot is frozen: hard stop.
+//   Every attempt gets a GenPack that differs from the last (the QC findings are applied), and
+//   final renders start only when every shot of the scene passed at proxy.
+
+#include <algorithm>
+
+#include "avps/builtins/genpack.hpp"
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
+#include "avps/governance/budget_status.hpp"
+#include "avps/governance/override.hpp"
+#include "avps/governance/pricing.hpp"
+#include "avps/governance/projection.hpp"
+#include "avps/governance/routing_table.hpp"
+#include "engine_impl.hpp"
+
+namespace avps::engine {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Per model call, for projections and allocation: the figure `avps cost` uses too.
+constexpr int64_t k_input_tokens_estimate = governance::k_projection_input_tokens_per_call;
+
+const std::vector<std::string>& generation_ladder() {
+  static const std::vector<std::string> k_ladder = {"gen_low", "gen_mid", "gen_premium"};
+  return k_ladder;
+}
+
+int config_int(const json& config, const char* pointer, int fallback) {
+  json::json_pointer p(pointer);
+  return config.contains(p) && config[p].is_number_integer() ? config[p].get<int>() : fallback;
+}
+
+std::string config_text(const json& config, const char* pointer) {
+  json::json_pointer p(pointer);
+  return config.contains(p) && config[p].is_string() ? config[p].get<std::string>() : "";
+}
+
+}  // namespace
+
+// ---- built-in steps -----------------------------------------------------------------------------
+
+Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job) {
+  const json& config = e.m_project.config().document;
+  governance::LatestArtifact latest_fn = [this](std::string_view kind,
+                                                std::string_view target) -> Result<std::optional<json>> {
+    AVPS_TRY_ASSIGN(auto loaded, latest(std::string(kind), std::string(target)));
+    return loaded ? std::optional<json>{loaded->content} : std::optional<json>{};
+  };
+  const governance::ProjectionSettings settings = governance::ProjectionSettings::from_config(e.m_project.config());
+  gates::Outputs out;
+
+  if (skill.builtin == "assemble_genpack") {
+    builtins::GenpackInputs in;
+    AVPS_TRY_ASSIGN(auto row, shot_row(job.ctx));
+    in.shot_row = row.value_or(json::object());
+    // Locks are pasted verbatim: their faces, as recorded.
+    auto lock_face = [&](const std::string& name) -> Result<builtins::LockFace> {
+      AVPS_TRY_ASSIGN(auto loaded, by_name(name));
+      if (!loaded) {
+        return make_error(ErrorCode::not_found, "lock " + name + " is not recorded");
+      }
+      AVPS_TRY_ASSIGN(std::string face, core::read_file(e.m_project.dir() / loaded->record.path));
+      return builtins::LockFace{name, face, loaded->content};
+    };
+    for (const json& f : job.in.fingerprints) {
+      const std::string kind = f.value("kind", "");
+      for (const json& name : f.value("names", json::array())) {
+        if (kind == "STYLE_LOCK") {
+          AVPS_TRY_ASSIGN(in.style, lock_face(name));
+        } else if (kind == "SET_LOCK") {
+          AVPS_TRY_ASSIGN(in.set, lock_face(name));
+        } else if (kind == "CHAR_LOCK") {
+          AVPS_TRY_ASSIGN(builtins::LockFace face, lock_face(name));
+          in.characters.push_back(std::move(face));
+        }
+      }
+    }
+    in.world_state = job.in.world_before.value_or(json::object());
+    if (job.in.inputs.contains("REGEN_RULES")) {
+      AVPS_TRY_ASSIGN(auto rules, latest("REGEN_RULES", ""));
+      if (rules) {
+        in.regen_rules = rules->content;
+      }
+    }
+    in.resolution = job.ctx.resolution;
+    in.tier = job.extra.value("tier", "");
+    for (const json& finding : job.extra.value("qc_findings", json::array())) {
+      in.qc_findings.push_back(finding.get<std::string>());
+    }
+    AVPS_TRY_ASSIGN(out["GENPACK"], builtins::assemble_genpack(in));
+    return out;
+  }
+
+  if (skill.builtin == "project_cost") {
+    AVPS_TRY_ASSIGN(governance::RecordedShots recorded, governance::recorded_shots(latest_fn));
+    std::vector<governance::ShotPlan> shots;
+    for (const governance::ShotPlan& shot : recorded.shots) {
+      if (shot.scene_id == job.ctx.scene_id) {
+        shots.push_back(shot);
+      }
+    }
+    AVPS_TRY_ASSIGN(std::vector<governance::ModelCallEstimate> calls,
+                    governance::estimate_skill_calls(e.m_registry.skills(), {job.ctx.scene_id}, shots,
+                                                     k_input_tokens_estimate));
+    // The scene's own calls (its shots and its scene-scope skills); project-wide ones are in the
+    // project projection budget-gates reads.
+    calls.erase(std::remove_if(calls.begin(), calls.end(),
+                               [&](const governance::ModelCallEstimate& c) { return c.scene_id != job.ctx.scene_id; }),
+                calls.end());
+    AVPS_TRY_ASSIGN(governance::CostProjection projection,
+                    governance::project_costs(shots, calls, e.m_router, settings));
+    governance::CostReportOptions report;
+    report.target = job.ctx.scene_id;
+    report.cap_micro_usd = e.m_governor.caps().scene_micro_usd;
+    report.warn_pct = e.m_governor.warn_pct();
+    AVPS_TRY_ASSIGN(ledger::Spend spent, e.m_project.ledger().spend(job.ctx.scene_id, ""));
+    if (spent.committed_micro_usd > 0) {
+      report.actual_by_scene[job.ctx.scene_id] = spent.committed_micro_usd;
+    }
+    AVPS_TRY_ASSIGN(out["COST_REPORT"], governance::cost_report_json(projection, report));
+    return out;
+  }
+
+  if (skill.builtin == "route_tiers") {
+    AVPS_TRY_ASSIGN(governance::RecordedShots recorded, governance::recorded_shots(latest_fn));
+    AVPS_TRY_ASSIGN(governance::RoutingTable table,
+                    governance::allocate(e.m_registry.skills(), e.m_router, recorded.shots, settings,
+                                         k_input_tokens_estimate));
+    out["ROUTING_DECISION"] = governance::routing_decision_json(table);
+    return out;
+  }
+
+  if (skill.builtin == "enforce_budget") {
+    // The whole project's projection against the project cap: every planned shot and every model
+    // call the plan implies (an upper bound: max output tokens, conditional skills counted).
+    AVPS_TRY_ASSIGN(governance::CostProjection projection,
+                    governance::project_recorded(latest_fn, e.m_registry.skills(), e.m_router, settings,
+                                                 k_input_tokens_estimate));
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, e.m_project.ledger().events());
+    AVPS_TRY_ASSIGN(governance::BudgetStatusInput input,
+                    governance::budget_status_input(e.m_project.ledger(), events, e.m_project.config().budget,
+                                                    overrides, projection.total_micro_usd));
+    out["BUDGET_STATUS"] = governance::budget_status_json(input);
+    (void)config;
+    return out;
+  }
+  return make_error(ErrorCode::configuration, "built-in \"" + skill.builtin + "\" of " + skill.name + " is not known");
+}
+
+// The STORYBOARD frame of each shot whose STORYBOARD_REPORT passed: one image render of the
+// shot's GenPack (a paid call like any other), recorded as the STORYBOARD artifact.
+Result<void> Impl::render_storyboards(const std::vector<Context>& shots, const std::string& pixels) {
+  std::vector<Call> calls(shots.size());
+  std::vector<Call*> sent;
+  std::vector<size_t> wanted;
+  for (size_t i = 0; i < shots.size(); ++i) {
+    const Context& ctx = shots[i];
+    AVPS_TRY_ASSIGN(auto report, latest("STORYBOARD_REPORT", ctx.shot_id));
+    AVPS_TRY_ASSIGN(auto pack, latest("GENPACK", ctx.shot_id));
+    if (!report || !pack || report->content.value("gate", json::object()).value("verdict", "") == "FAIL") {
+      continue;
+    }
+    AVPS_TRY_ASSIGN(auto frame, latest("STORYBOARD", ctx.shot_id));
+    if (frame && frame->content.value("genpack", "") == pack->record.name) {
+      continue;  // drawn for this GenPack already
+    }
+    AVPS_TRY_ASSIGN(std::string face, core::read_file(e.m_project.dir() / pack->record.path));
+    Call& c = calls[i];
+    c.generation = true;
+    c.purpose = "storyboard " + ctx.shot_id;
+    c.scene_id = ctx.scene_id;
+    c.shot_id = ctx.shot_id;
+    c.task.skill = "storyboard-generator";
+    c.task.tier = "gen_low";
+    c.task.output = governance::Output::image;
+    c.task.images = 1;
+    backends::GenerationRequest& r = c.generation_request;
+    r.shot_id = ctx.shot_id;
+    r.attempt = 1;
+    r.genpack_face = face;
+    r.resolution = "storyboard";
+    r.pixels = pixels;
+    r.seed = e.m_project.config().seed;
+    AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
+    if (!granted) {
+      return hard_stop("budget-gates", "budget", "storyboard/" + ctx.shot_id, ctx, json::array(),
+                       "budget: " + *c.refusal + "; raise the cap with `avps override --raise-cap`, or cut the plan",
+                       {{"needed_micro_usd", c.route.worst_case_micro_usd}});
+    }
+    sent.push_back(&c);
+    wanted.push_back(i);
+  }
+  AVPS_TRY(send(sent));
+  for (size_t i : wanted) {
+    const Context& ctx = shots[i];
+    const Call& c = calls[i];
+    AVPS_TRY_ASSIGN(auto pack, latest("GENPACK", ctx.shot_id));
+    AVPS_TRY_ASSIGN(std::string bytes, core::read_file(artifacts::object_path(e.m_project.dir(),
+                                                                              c.response.value("media_sha256", ""))));
+    json content = {{"format_version", 1},
+                    {"kind", "STORYBOARD"},
+                    {"shot_id", ctx.shot_id},
+                    {"genpack", pack->record.name},
+                    {"image_sha256", core::sha256_hex(bytes)},
+                    {"pixels", pixels},
+                    {"model", c.route.model}};
+    AVPS_TRY_ASSIGN(artifacts::ArtifactName name, e.m_project.store().next_name("STORYBOARD", ctx.shot_id));
+    ledger::LogRow row;
+    row.skill_name = "storyboard-generator";
+    row.scene_id = ctx.scene_id;
+    row.shot_id = ctx.shot_id;
+    row.model_used = c.route.model;
+    row.tier = "gen_low";
+    row.estimated_cost = governance::usd_decimal(c.route.worst_case_micro_usd);
+    row.actual_cost = governance::usd_decimal(c.response.value("cost_micro_usd", int64_t{0}));
+    row.outcome = "DONE";
+    row.artifact_output = name.filename();
+    row.notes = "storyboard frame of " + pack->record.name;
+    artifacts::NewArtifact artifact{name, content, bytes, "avps", "storyboard-generator", row,
+                                    {{"step", "storyboard/" + ctx.shot_id}, {"attempt", 1}}};
+    AVPS_TRY(e.m_project.store().write(artifact));
+    ++outcome.artifacts_written;
+  }
+  return ok();
+}
+
+// ---- production -------------------------------------------------------------------------------
+
+Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene) {
+  const std::string resolution = phase.resolution;
+  const json& config = e.m_project.config().document;
+  AVPS_TRY_ASSIGN(auto shotlist, latest("SHOTLIST", scene));
+  if (!shotlist) {
+    e.m_observer.progress("phase " + phase.name + " " + scene + ": waiting for its SHOTLIST");
+    ++outcome.steps_waiting;
+    return ok();
+  }
+  const skills::SkillDef* packager = e.m_registry.find("prompt-packager");
+  const skills::SkillDef* storyboard = e.m_registry.find("storyboard-generator");
+  const skills::SkillDef* grader = e.m_registry.find("qc-grader");
+  const skills::SkillDef* analyzer = e.m_registry.find("regen-analyzer");
+  const skills::SkillDef* planner = e.m_registry.find("shot-planner");
+  if (!packager || !grader || !analyzer || !planner) {
+    return make_error(ErrorCode::configuration, "production needs prompt-packager, qc-grader, regen-analyzer and shot-planner");
+  }
+  const int analyzer_after = config_int(config, "/regen/analyzer_after_failures", 2);
+  const int max_rounds = config_int(config, "/regen/max_rounds", 2);
+  const std::string proxy_pixels = config_text(config, "/style/resolution/proxy");
+  const std::string final_pixels = config_text(config, "/style/resolution/final");
+
+  // The generation tier of each shot: the allocation (hero tier, premium quota), then the rounds.
+  governance::LatestArtifact latest_fn = [this](std::string_view kind,
+                                                std::string_view target) -> Result<std::optional<json>> {
+    AVPS_TRY_ASSIGN(auto loaded, latest(std::string(kind), std::string(target)));
+    return loaded ? std::optional<json>{loaded->content} : std::optional<json>{};
+  };
+  AVPS_TRY_ASSIGN(governance::RecordedShots recorded, governance::recorded_shots(latest_fn));
+  AVPS_TRY_ASSIGN(governance::RoutingTable table,
+                  governance::allocate(e.m_registry.skills(), e.m_router, recorded.shots,
+                                       governance::ProjectionSettings::from_config(e.m_project.config()),
+                                       k_input_tokens_estimate));
+  auto allocated_tier = [&](const json& row) {
+    const std::string shot = row.value("shot_id", "");
+    for (const governance::Reallocation& r : table.quota_changes) {
+      if (r.change.shot_id == shot) {
+        return r.change.to_tier;
+      }
+    }
+    for (const governance::RoutingRow& r : table.rows) {
+      if (r.task == "generate" && r.hero_tier == row.value("hero_tier", "")) {
+        return r.tier;
+      }
+    }
+    return std::string("gen_low");
+  };
+
+  for (int wave_guard = 0; wave_guard < 1000; ++wave_guard) {
+    AVPS_TRY_ASSIGN(shotlist, latest("SHOTLIST", scene));
+    std::vector<json> rows;
+    for (const json& row : shotlist->content.value("rows", json::array())) {
+      rows.push_back(row);
+    }
+    // Final renders only after every shot of the scene passed QC at proxy.
+    if (resolution == "final") {
+      for (const json& row : rows) {
+        const auto& proxy = record.shot_attempts[row.value("shot_id", "") + "/proxy"];
+        if (proxy.empty() || proxy.back().value("verdict", "") != "PASS") {
+          e.m_observer.progress("phase " + phase.name + " " + scene + ": waiting for every proxy to pass");
+          ++outcome.steps_waiting;
+          return ok();
+        }
+      }
+    }
+    struct Active {
+      json row;
+      Context ctx;
+      int attempt = 1;
+      std::string tier;
+      std::vector<std::string> findings;
+    };
+    std::vector<Active> active;
+    for (const json& row : rows) {
+      Active a;
+      a.row = row;
+      a.ctx.scene_id = scene;
+      a.ctx.shot_id = row.value("shot_id", "");
+      a.ctx.scope = "shot";
+      a.ctx.resolution = resolution;
+      const std::string key = a.ctx.shot_id + "/" + resolution;
+      const std::vector<json>& attempts = record.shot_attempts[key];
+      if (!attempts.empty() && attempts.back().value("verdict", "") == "PASS") {
+        continue;
+      }
+      a.attempt = static_cast<int>(attempts.size()) + 1;
+      a.tier = allocated_tier(row);
+      json round = record.rounds.count(key) ? record.rounds[key] : json::object();
+      a.tier = round.value("tier", a.tier);
+      if (!attempts.empty()) {
+        for (const json& reason : attempts.back().value("reasons", json::array())) {
+          a.findings.push_back(reason.get<std::string>());
+        }
+        // The regen policy before the next attempt.
+        const int round_number = round.value("round", 1);
+        const int round_start = round.value("after_attempt", 0);
+        const int failed_in_round = static_cast<int>(attempts.size()) - round_start;
+        const std::string hero = row.value("hero_tier", "C");
+        const int per_round = config_int(config, ("/regen/attempts/" + hero).c_str(), hero == "A" ? 3 : 2);
+        const std::string analyzed = key + "#" + std::to_string(attempts.size());
+        const bool exhausted = failed_in_round >= per_round;
+        if ((exhausted || failed_in_round >= analyzer_after) && !record.analyzer_runs.count(analyzed) &&
+            failed_in_round >= std::min(analyzer_after, per_round)) {
+          Job job;
+          job.ctx = a.ctx;
+          job.log_extra = {{"analyzer_for", analyzed}};
+          job.extra = {{"after_attempt", attempts.size()}};
+          std::vector<Job> jobs{job};
+          AVPS_TRY(run_jobs(*analyzer, jobs));
+          if (outcome.exit != ExitCode::ok) {
+            return ok();
+          }
+          record.analyzer_runs.insert(analyzed);
+        }
+        if (exhausted) {
+          if (round_number >= max_rounds) {
+            return hard_stop("qc-grader", "frozen", "qc-grader/" + key, a.ctx, attempts.back().value("reasons", json::array()),
+                             a.ctx.shot_id + " is frozen: " + std::to_string(attempts.size()) + " failed " + resolution +
+                                 " attempts over " + std::to_string(max_rounds) +
+                                 " regen rounds; a person must decide (`avps override --allow-attempts`, or re-plan the shot)");
+          }
+          // The analyzer's remedy opens the next round: simplify when it recommends a structural
+          // change for this shot, else escalate the generation tier one step.
+          AVPS_TRY_ASSIGN(auto rules, latest("REGEN_RULES", ""));
+          bool simplify = false;
+          if (rules) {
+            for (const json& rec : rules->content.value("structural_simplification_recommendations", json::array())) {
+              const json scope = rec.value("scope", json::array());
+              simplify = simplify || std::find(scope.begin(), scope.end(), json(a.ctx.shot_id)) != scope.end();
+            }
+          }
+          auto step = std::find(generation_ladder().begin(), generation_ladder().end(), a.tier);
+          std::string remedy = "escalate";
+          std::string next_tier = a.tier;
+          if (simplify || step == generation_ladder().end() || step + 1 == generation_ladder().end()) {
+            remedy = "simplify";
+          } else {
+            next_tier = *(step + 1);
+          }
+          if (remedy == "simplify") {
+            Job judge;
+            judge.ctx = a.ctx;
+            judge.ctx.scope = "shot";
+            judge.loop = "qc-grader/" + key;
+            judge.attempt = static_cast<int>(attempts.size());
+            judge.findings = attempts.back().value("reasons", json::array());
+            AVPS_TRY(revise_upstream(*grader, *planner, judge));
+            if (outcome.exit != ExitCode::ok) {
+              return ok();
+            }
+            restart = false;  // a new SHOTLIST of this scene is read by the next wave
+          }
+          ledger::LogRow row_log;
+          row_log.skill_name = remedy == "escalate" ? "model-router" : "regen-analyzer";
+          row_log.scene_id = scene;
+          row_log.shot_id = a.ctx.shot_id;
+          row_log.tier = next_tier;
+          row_log.outcome = "DONE";
+          row_log.regen_count = std::to_string(attempts.size());
+          row_log.notes = "regen round " + std::to_string(round_number + 1) + " of " + a.ctx.shot_id + " (" + resolution +
+                          "): " + remedy + (remedy == "escalate" ? " " + a.tier + " -> " + next_tier : " via shot-planner");
+          json body = {{"shot_id", a.ctx.shot_id}, {"resolution", resolution}, {"round", round_number + 1},
+                       {"after_attempt", attempts.size()}, {"tier", next_tier}, {"remedy", remedy}};
+          AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "regen.round", .body = body, .row = row_log}));
+          record.rounds[key] = body;
+          a.tier = next_tier;
+        }
+      }
+      active.push_back(std::move(a));
+    }
+    if (active.empty()) {
+      return ok();
+    }
+    if (e.m_observer.interrupted()) {
+      outcome.exit = ExitCode::interrupted;
+      outcome.message = "interrupted; `avps run` resumes where this stopped";
+      return ok();
+    }
+    int wave = 0;
+    for (const Active& a : active) {
+      wave = std::max(wave, a.attempt);
+    }
+
+    // 1. A GenPack per shot for this attempt.
+    std::vector<Job> packs;
+    for (const Active& a : active) {
+      Job job;
+      job.ctx = a.ctx;
+      json findings = json::array();
+      for (const std::string& f : a.findings) {
+        findings.push_back(f);
+      }
+      job.extra = {{"tier", a.tier}, {"resolution", resolution}, {"qc_findings", findings}};
+      packs.push_back(std::move(job));
+    }
+    AVPS_TRY(run_jobs(*packager, packs));
+    if (outcome.exit != ExitCode::ok) {
+      return ok();
+    }
+    // 2. Storyboards, before the first proxy attempt of risky shots.
+    if (resolution == "proxy" && storyboard) {
+      std::vector<Context> first;
+      for (const Active& a : active) {
+        if (a.attempt == 1) {
+          first.push_back(a.ctx);
+        }
+      }
+      AVPS_TRY(run_skill(*storyboard, first));
+      if (outcome.exit != ExitCode::ok) {
+        return ok();
+      }
+      restart = false;
+      AVPS_TRY(render_storyboards(first, proxy_pixels));
+      if (outcome.exit != ExitCode::ok) {
+        return ok();
+      }
+    }
+    // 3. Generation, every shot of the wave in flight together.
+    std::vector<Call> calls(active.size());
+    std::vector<Call*> sent;
+    for (size_t i = 0; i < active.size(); ++i) {
+      const Active& a = active[i];
+      AVPS_TRY_ASSIGN(auto pack, latest("GENPACK", a.ctx.shot_id));
+      if (!pack) {
+        return make_error(ErrorCode::not_found, "no GENPACK for " + a.ctx.shot_id);
+      }
+      AVPS_TRY_ASSIGN(std::string face, core::read_file(e.m_project.dir() / pack->record.path));
+      Call& c = calls[i];
+      c.generation = true;
+      c.purpose = "generate " + a.ctx.shot_id + " " + resolution;
+      c.scene_id = scene;
+      c.shot_id = a.ctx.shot_id;
+      const double seconds = a.row.value("duration_s", 0.0);
+      AVPS_TRY_ASSIGN(int64_t ms, governance::duration_ms(seconds));
+      c.task = governance::Task::generation(a.row.value("hero_tier", "C"),
+                                            resolution == "final" ? governance::Resolution::final
+                                                                  : governance::Resolution::proxy,
+                                            final_pixels, ms);
+      c.task.tier = a.tier;
+      backends::GenerationRequest& r = c.generation_request;
+      r.shot_id = a.ctx.shot_id;
+      r.attempt = a.attempt;
+      r.genpack_face = face;
+      r.resolution = resolution;
+      r.pixels = resolution == "final" ? final_pixels : proxy_pixels;
+      r.duration_s = seconds;
+      r.seed = e.m_project.config().seed;
+      e.m_observer.progress("generate " + a.ctx.shot_id + " " + resolution + ": attempt " + std::to_string(a.attempt) +
+                            " on " + a.tier);
+      AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
+      if (!granted) {
+        return hard_stop("budget-gates", "budget", "generate/" + a.ctx.shot_id + "/" + resolution, a.ctx, json::array(),
+                         "budget: " + *c.refusal + "; raise the cap with `avps override --raise-cap`, or cut the plan",
+                         {{"needed_micro_usd", c.route.worst_case_micro_usd}});
+      }
+      sent.push_back(&c);
+    }
+    AVPS_TRY(send(sent));
+    for (size_t i = 0; i < active.size(); ++i) {
+      const Active& a = active[i];
+      const Call& c = calls[i];
+      const std::string key = a.ctx.shot_id + "/" + resolution;
+      auto known = record.media.find(key);
+      if (known != record.media.end() && known->second.value("key", "") == c.key) {
+        continue;  // recorded before an interruption
+      }
+      char name[64];
+      std::snprintf(name, sizeof name, "_%s_a%02d.", resolution.c_str(), a.attempt);
+      const std::string relative = "media/" + a.ctx.shot_id + name + c.response.value("extension", "bin");
+      AVPS_TRY_ASSIGN(std::string bytes, core::read_file(artifacts::object_path(e.m_project.dir(),
+                                                                                c.response.value("media_sha256", ""))));
+      AVPS_TRY(core::create_directories_durable((e.m_project.dir() / relative).parent_path()));
+      Result<void> written = core::write_file_atomic(e.m_project.dir() / relative, bytes, core::Overwrite::no,
+                                                     core::Durability::durable);
+      if (!written && written.error().code != ErrorCode::already_exists) {
+        return std::move(written).error();
+      }
+      ledger::LogRow row;
+      row.skill_name = "generate";
+      row.scene_id = scene;
+      row.shot_id = a.ctx.shot_id;
+      row.model_used = c.route.model;
+      row.tier = a.tier;
+      row.estimated_cost = governance::usd_decimal(c.route.worst_case_micro_usd);
+      row.actual_cost = governance::usd_decimal(c.response.value("cost_micro_usd", int64_t{0}));
+      row.outcome = "DONE";
+      row.regen_count = std::to_string(a.attempt - 1);
+      row.artifact_output = relative;
+      row.notes = resolution + " render, attempt " + std::to_string(a.attempt) + "; routed: " + c.route.reason;
+      json body = {{"key", c.key},           {"shot_id", a.ctx.shot_id}, {"scene_id", scene},
+                   {"resolution", resolution}, {"attempt", a.attempt},   {"path", relative},
+                   {"sha256", c.response.value("media_sha256", "")},     {"model", c.route.model},
+                   {"tier", a.tier}};
+      AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "media.recorded", .body = body, .row = row}));
+      core::crash_point("engine.after_media");
+      record.media[key] = body;
+    }
+    // 4. QC of the wave, one verdict per shot, then the wave's QC_BATCH.
+    std::vector<Job> grades;
+    for (const Active& a : active) {
+      Job job;
+      job.ctx = a.ctx;
+      job.collect = true;
+      job.attempt = a.attempt;
+      job.extra = {{"attempt", a.attempt}};
+      job.log_extra = {{"shot_attempt", {{"shot_id", a.ctx.shot_id}, {"resolution", resolution}, {"attempt", a.attempt}}}};
+      grades.push_back(std::move(job));
+    }
+    AVPS_TRY(run_jobs(*grader, grades));
+    if (outcome.exit != ExitCode::ok) {
+      return ok();
+    }
+    json batch = {{"format_version", 1}, {"kind", "QC_BATCH"}, {"target", scene}, {"rows", json::array()},
+                  {"violations", json::array()}};
+    for (Job& job : grades) {
+      const json& out = job.outputs.count("QC_BATCH") ? job.outputs["QC_BATCH"] : json::object();
+      for (const json& row : out.value("rows", json::array())) {
+        batch["rows"].push_back(row);
+      }
+      for (const json& v : out.value("violations", json::array())) {
+        batch["violations"].push_back(v);
+      }
+      json attempt = {{"shot_id", job.ctx.shot_id}, {"resolution", resolution}, {"attempt", job.attempt},
+                      {"verdict", job.verdict}, {"reasons", job.gate.reasons}};
+      std::vector<json>& list = record.shot_attempts[job.ctx.shot_id + "/" + resolution];
+      list.erase(std::remove_if(list.begin(), list.end(),
+                                [&](const json& x) { return x.value("attempt", 0) == job.attempt; }),
+                 list.end());
+      list.push_back(attempt);
+    }
+    const std::string wave_key = scene + "/" + resolution + "#" + std::to_string(wave);
+    if (!record.waves_written.count(wave_key)) {
+      EngineGateContext gate_context(e.m_project, std::nullopt);
+      gates::Outputs merged{{"QC_BATCH", batch}};
+      AVPS_TRY_ASSIGN(gates::GateResult gate, gates::evaluate_gate_outputs(grader->raw, merged, gate_context));
+      bool changed = false;
+      AVPS_TRY_ASSIGN(std::string name,
+                      write_output(*grader, "QC_BATCH", scene, batch, gate,
+                                   {{"wave", wave_key}, {"step", "qc-grader/" + wave_key}, {"attempt", wave}}, changed));
+      record.waves_written.insert(wave_key);
+      e.m_observer.progress("QC " + scene + " " + resolution + " wave " + std::to_string(wave) + ": " +
+                            std::string(gates::verdict_name(gate.verdict)) + " -> " + name);
+    }
+  }
+  return make_error(ErrorCode::unsupported, "production of " + scene + " did not settle after 1000 waves");
+}
+
+}  // namespace avps::engine

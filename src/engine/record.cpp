@@ -1,0 +1,135 @@
+// The engine's view of the record: contexts, targets, and what the ledger's events say so far.
+
+#include <algorithm>
+
+#include "engine_internal.hpp"
+
+namespace avps::engine {
+using nlohmann::json;
+
+std::string Context::key() const {
+  if (!shot_id.empty()) {
+    return shot_id;
+  }
+  if (!scene_id.empty()) {
+    return scene_id;
+  }
+  return entity_id;
+}
+
+std::string Context::label() const {
+  std::string k = key();
+  if (k.empty()) {
+    return "";
+  }
+  return " " + k + (resolution.empty() ? "" : " (" + resolution + ")");
+}
+
+std::string target_for(const std::string& kind, const Context& context) {
+  const artifacts::KindInfo* info = artifacts::find_kind(kind);
+  if (!info) {
+    return "";
+  }
+  switch (info->target) {
+    case artifacts::TargetKind::none:
+      return "";
+    case artifacts::TargetKind::scene:
+      return context.scene_id;
+    case artifacts::TargetKind::shot:
+      return context.shot_id;
+    case artifacts::TargetKind::entity:
+      return kind == "STYLE_LOCK" ? "PROJECT" : context.entity_id;
+    case artifacts::TargetKind::target:
+      // One allocation table for the project (DESIGN §3 Global singletons).
+      if (kind == "ROUTING_DECISION") {
+        return "PROJECT";
+      }
+      return context.scene_id.empty() ? "PROJECT" : context.scene_id;
+  }
+  return "";
+}
+
+json without_gate(json value) {
+  if (value.is_object()) {
+    value.erase("gate");
+  } else if (value.is_array()) {
+    for (json& item : value) {
+      if (item.is_object()) {
+        item.erase("gate");
+      }
+    }
+  }
+  return value;
+}
+
+Result<Record> read_record(const ledger::Ledger& ledger) {
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events());
+  Record record;
+  std::map<int64_t, std::string> stop_loops;  // seq -> loop of a hard stop
+  for (const ledger::Event& e : events) {
+    if (e.body.contains("reservation")) {
+      std::string id = e.body["reservation"].value("id", "");
+      ++record.reservations[id.substr(0, id.find('#'))];
+    }
+    if (e.kind == "artifact.recorded" && e.body.contains("artifact")) {
+      const json details = e.body.value("details", json::object());
+      const std::string name = e.body["artifact"].value("name", "");
+      record.written_by[name] = {{"step", details.value("step", "")}, {"attempt", details.value("attempt", 0)}};
+      if (e.body["artifact"].value("kind", "") == "WORLD_STATE" && details.contains("scene")) {
+        record.world_after[details.value("scene", "")] = name;
+      }
+      if (details.contains("wave")) {
+        record.waves_written.insert(details.value("wave", ""));
+      }
+    }
+    if (e.kind == "exchange.intent") {
+      ++record.intents[e.body.value("key", "")];
+    } else if (e.kind == "exchange.response") {
+      record.responses[e.body.value("key", "")] = e.body;
+    } else if (e.kind == "step.finished") {
+      record.steps[e.body.value("step", "")] = e.body;
+      const std::string loop = e.body.value("loop", "");
+      const std::string verdict = e.body.value("verdict", "");
+      if (!loop.empty()) {
+        record.loops[loop] = e.body;
+        if (verdict != "FAIL" && verdict != "STOP") {
+          record.open_stops.erase(loop);
+        }
+      }
+      if (e.body.contains("revision_for") && verdict != "FAIL" && verdict != "STOP") {
+        const json& of = e.body["revision_for"];
+        record.revisions_done.insert(of.value("loop", "") + "#" + std::to_string(of.value("attempt", 0)));
+      }
+      if (e.body.contains("shot_attempt")) {
+        json attempt = e.body["shot_attempt"];
+        attempt["verdict"] = verdict;
+        attempt["reasons"] = e.body.value("reasons", json::array());
+        std::vector<json>& list =
+            record.shot_attempts[attempt.value("shot_id", "") + "/" + attempt.value("resolution", "")];
+        // A resumed wave records the same attempt once; keep the last word on it.
+        list.erase(std::remove_if(list.begin(), list.end(),
+                                  [&](const json& a) { return a.value("attempt", 0) == attempt.value("attempt", 0); }),
+                   list.end());
+        list.push_back(attempt);
+      }
+      if (e.body.contains("analyzer_for")) {
+        record.analyzer_runs.insert(e.body.value("analyzer_for", ""));
+      }
+    } else if (e.kind == "media.recorded") {
+      record.media[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
+    } else if (e.kind == "regen.round") {
+      record.rounds[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
+    } else if (e.kind == "run.hard_stop") {
+      json stop = e.body;
+      stop["seq"] = e.seq;
+      const std::string loop = e.body.value("loop", e.body.value("skill", ""));
+      record.open_stops[loop] = stop;
+      stop_loops[e.seq] = loop;
+    } else if (e.kind == "stop.override") {
+      record.open_stops.erase(e.body.value("loop", stop_loops[e.body.value("stop_seq", int64_t{0})]));
+    }
+  }
+  return record;
+}
+
+}  // namespace avps::engine

@@ -1,0 +1,500 @@
+#include "avps/governance/override.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "avps/artifacts/face.hpp"
+#include "avps/governance/budget.hpp"
+#include "avps/governance/budget_status.hpp"
+
+namespace avps::governance {
+using nlohmann::json;
+
+namespace {
+
+constexpr int64_t k_max_cap_micro_usd = 100'000'000LL * 1'000'000LL;  // avps.json's own limit
+constexpr int k_max_extra_attempts = 1000;
+
+// Digits with at most 6 decimals as micro-USD; nullopt for anything else (the run log's costs).
+std::optional<int64_t> micro_from_decimal(std::string_view text) {
+  const std::size_t dot = text.find('.');
+  std::string_view whole = text.substr(0, dot);
+  std::string_view fraction = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+  auto all_digits = [](std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (whole.empty() || whole.size() > 12 || !all_digits(whole) || fraction.size() > 6 ||
+      !all_digits(fraction) || (dot != std::string_view::npos && fraction.empty())) {
+    return std::nullopt;
+  }
+  int64_t micro = std::stoll(std::string(whole)) * 1'000'000;
+  std::string padded(fraction);
+  padded.append(6 - padded.size(), '0');
+  return micro + std::stoll(padded);
+}
+
+std::string text_of(const json& object, const char* key) {
+  return object.is_object() && object.contains(key) && object[key].is_string()
+             ? object[key].get<std::string>()
+             : "";
+}
+
+std::optional<int64_t> integer_of(const json& object, const char* key) {
+  if (object.is_object() && object.contains(key) && object[key].is_number_integer()) {
+    return object[key].get<int64_t>();
+  }
+  return std::nullopt;
+}
+
+// "plausibility-auditor/S03" from the engine's step key "plausibility-auditor/S03@<inputs hash>".
+std::string loop_of_step(const std::string& step) {
+  return step.substr(0, step.find('@'));
+}
+
+StopKind stop_kind_of(const std::string& name) {
+  if (name == "budget") {
+    return StopKind::budget;
+  }
+  if (name == "frozen") {
+    return StopKind::frozen;
+  }
+  return StopKind::gate;  // the only kind before stops said which
+}
+
+Error refuse(const std::string& message) {
+  return make_error(ErrorCode::invalid_argument, message);
+}
+
+// The ids an accepted artifact's target may be: the stop's scope, else the loop's context.
+std::set<std::string> scope_targets(const HardStop& stop) {
+  std::set<std::string> ids;
+  for (const char* key : {"scene_id", "shot_id", "entity_id"}) {
+    if (std::string id = text_of(stop.scope, key); !id.empty()) {
+      ids.insert(id);
+    }
+  }
+  if (ids.empty()) {
+    if (std::size_t slash = stop.loop.find('/'); slash != std::string::npos) {
+      ids.insert(stop.loop.substr(slash + 1));
+    }
+  }
+  return ids;
+}
+
+std::string join(const std::set<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) {
+    out += (out.empty() ? "" : ", ") + item;
+  }
+  return out;
+}
+
+OverrideRecord record_from_body(int64_t event_seq, const json& body) {
+  OverrideRecord r;
+  r.event_seq = event_seq;
+  r.stop_seq = integer_of(body, "stop_seq").value_or(0);
+  r.skill = text_of(body, "skill");
+  r.loop = text_of(body, "loop");
+  r.scope = body.value("scope", json::object());
+  r.reason = text_of(body, "reason");
+  const json decision = body.value("decision", json::object());
+  r.decision = text_of(decision, "kind");
+  r.value = decision.value("value", json());
+  r.cap = text_of(decision, "cap");
+  r.cost_impact_micro_usd = integer_of(body, "cost_impact_micro_usd").value_or(0);
+  return r;
+}
+
+}  // namespace
+
+std::string_view stop_kind_name(StopKind kind) {
+  switch (kind) {
+    case StopKind::gate:
+      return "gate";
+    case StopKind::budget:
+      return "budget";
+    case StopKind::frozen:
+      return "frozen";
+  }
+  return "gate";
+}
+
+std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events) {
+  std::vector<HardStop> out;
+  std::map<std::string, std::string> last_loop_of_skill;
+  std::map<std::string, int64_t> last_cost_of_loop;
+  for (const ledger::Event& e : events) {
+    if (e.kind == "step.finished") {
+      const std::string loop = loop_of_step(text_of(e.body, "step"));
+      last_loop_of_skill[text_of(e.body, "skill")] = loop;
+      if (std::optional<ledger::LogRow> row = e.row()) {
+        if (std::optional<int64_t> cost = micro_from_decimal(row->actual_cost)) {
+          last_cost_of_loop[loop] = *cost;
+        }
+      }
+    } else if (e.kind == "run.hard_stop") {
+      HardStop stop;
+      stop.seq = e.seq;
+      stop.skill = text_of(e.body, "skill");
+      stop.kind = stop_kind_of(text_of(e.body, "kind"));
+      stop.loop = text_of(e.body, "loop");
+      if (stop.loop.empty()) {
+        auto last = last_loop_of_skill.find(stop.skill);
+        stop.loop = last != last_loop_of_skill.end() ? last->second : stop.skill;
+      }
+      if (e.body.contains("scope") && e.body["scope"].is_object()) {
+        stop.scope = e.body["scope"];
+      }
+      stop.reason = text_of(e.body, "reason");
+      stop.findings = e.body.value("findings", json::array());
+      stop.cap = text_of(e.body, "cap");
+      if (stop.kind == StopKind::budget && stop.cap.empty()) {
+        stop.cap = "project";
+      }
+      stop.needed_micro_usd = integer_of(e.body, "needed_micro_usd");
+      if (auto cost = last_cost_of_loop.find(stop.loop); cost != last_cost_of_loop.end()) {
+        stop.last_attempt_micro_usd = cost->second;
+      }
+      out.push_back(std::move(stop));
+    }
+  }
+  return out;
+}
+
+std::vector<HardStop> open_hard_stops(const std::vector<ledger::Event>& events) {
+  const Overrides overrides = Overrides::from_events(events);
+  std::vector<HardStop> all = hard_stops(events);
+  std::map<int64_t, const HardStop*> by_seq;
+  for (const HardStop& stop : all) {
+    by_seq[stop.seq] = &stop;
+  }
+  // Per loop, the latest stop, unless an attempt of that loop passed after it.
+  std::map<std::string, const HardStop*> open;
+  for (const ledger::Event& e : events) {
+    if (e.kind == "step.finished") {
+      const std::string verdict = text_of(e.body, "verdict");
+      if (verdict != "FAIL" && verdict != "STOP") {
+        open.erase(loop_of_step(text_of(e.body, "step")));
+      }
+    } else if (e.kind == "run.hard_stop") {
+      const HardStop* stop = by_seq.at(e.seq);
+      open[stop->loop] = stop;
+    }
+  }
+  std::vector<HardStop> out;
+  for (const auto& [loop, stop] : open) {
+    if (!overrides.is_overridden(stop->seq)) {
+      out.push_back(*stop);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const HardStop& a, const HardStop& b) { return a.seq < b.seq; });
+  return out;
+}
+
+Result<int64_t> parse_stop_id(std::string_view id) {
+  constexpr std::string_view prefix = "STOP-";
+  std::string_view digits =
+      id.substr(0, prefix.size()) == prefix ? id.substr(prefix.size()) : std::string_view();
+  if (digits.empty() || digits.size() > 18 || digits.front() == '0' ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return refuse("\"" + std::string(id.substr(0, 40)) +
+                  "\" is not a hard stop id; ids look like STOP-42 (`avps status` lists the open ones)");
+  }
+  return std::stoll(std::string(digits));
+}
+
+Result<int64_t> parse_usd(std::string_view text) {
+  std::optional<int64_t> micro = micro_from_decimal(text);
+  if (!micro) {
+    return refuse("\"" + std::string(text.substr(0, 40)) +
+                  "\" is not an amount in USD: digits with at most six decimals, like 300 or 312.50");
+  }
+  if (*micro <= 0 || *micro > k_max_cap_micro_usd) {
+    return refuse("a cap must be more than 0 and at most 100000000 USD; got " + std::string(text));
+  }
+  return *micro;
+}
+
+std::string OverrideRecord::describe() const {
+  if (decision == "raise_cap" && value.is_number_integer()) {
+    const int64_t to = value.get<int64_t>();
+    return "raise the " + cap + " cap from " + usd_decimal(to - cost_impact_micro_usd) + " to " +
+           usd_decimal(to) + " USD";
+  }
+  if (decision == "allow_attempts" && value.is_number_integer()) {
+    const int64_t n = value.get<int64_t>();
+    return "allow " + std::to_string(n) + " more attempt" + (n == 1 ? "" : "s") + " for " + loop;
+  }
+  if (decision == "accept" && value.is_string()) {
+    return "accept " + value.get<std::string>() + " for " + loop;
+  }
+  return decision;
+}
+
+// ---- Overrides --------------------------------------------------------------------------------
+
+Overrides Overrides::from_events(const std::vector<ledger::Event>& events) {
+  Overrides out;
+  for (const ledger::Event& e : events) {
+    if (e.kind != "stop.override") {
+      continue;
+    }
+    OverrideRecord record = record_from_body(e.seq, e.body);
+    if (record.decision == "raise_cap" && record.value.is_number_integer() && !record.cap.empty()) {
+      out.m_raised_caps[record.cap] = record.value.get<int64_t>();
+    }
+    out.m_records.push_back(std::move(record));
+  }
+  return out;
+}
+
+Result<Overrides> Overrides::read(const ledger::Ledger& ledger) {
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events());
+  return from_events(events);
+}
+
+project::Budget Overrides::effective_budget(const project::Budget& configured) const {
+  project::Budget out = configured;
+  if (auto raised = m_raised_caps.find("project"); raised != m_raised_caps.end()) {
+    out.project_cap_micro_usd = raised->second;
+  }
+  return out;
+}
+
+std::optional<int64_t> Overrides::cap(const project::Budget& configured, const std::string& label) const {
+  if (auto raised = m_raised_caps.find(label); raised != m_raised_caps.end()) {
+    return raised->second;
+  }
+  if (label == "project") {
+    return configured.project_cap_micro_usd;
+  }
+  if (label.rfind("scene ", 0) == 0) {
+    return configured.scene_cap_micro_usd;
+  }
+  if (label.rfind("shot ", 0) == 0) {
+    return configured.shot_cap_micro_usd;
+  }
+  return std::nullopt;
+}
+
+ledger::Caps Overrides::caps_for(const project::Budget& configured, const std::string& scene_id,
+                                 const std::string& shot_id) const {
+  ledger::Caps caps;
+  caps.project_micro_usd = cap(configured, "project").value_or(configured.project_cap_micro_usd);
+  if (!scene_id.empty()) {
+    caps.scene_micro_usd = cap(configured, "scene " + scene_id);
+  }
+  if (!shot_id.empty()) {
+    caps.shot_micro_usd = cap(configured, "shot " + shot_id);
+  }
+  return caps;
+}
+
+int Overrides::extra_attempts(const std::string& loop_key) const {
+  int total = 0;
+  for (const OverrideRecord& r : m_records) {
+    if (r.decision == "allow_attempts" && r.loop == loop_key && r.value.is_number_integer()) {
+      total += r.value.get<int>();
+    }
+  }
+  return total;
+}
+
+std::optional<std::string> Overrides::accepted(const std::string& loop_key) const {
+  std::optional<std::string> out;
+  for (const OverrideRecord& r : m_records) {
+    if (r.decision == "accept" && r.loop == loop_key && r.value.is_string()) {
+      out = r.value.get<std::string>();
+    }
+  }
+  return out;
+}
+
+bool Overrides::is_overridden(int64_t stop_seq) const {
+  return std::any_of(m_records.begin(), m_records.end(),
+                     [stop_seq](const OverrideRecord& r) { return r.stop_seq == stop_seq; });
+}
+
+// ---- record_override --------------------------------------------------------------------------
+
+Result<OverrideRecorded> record_override(project::Project& project, const OverrideRequest& request) {
+  // Everything is checked before anything is written: a refusal leaves the project as it was.
+  const bool blank_reason = std::all_of(request.reason.begin(), request.reason.end(),
+                                        [](unsigned char c) { return std::isspace(c) != 0; });
+  if (blank_reason) {
+    return refuse("an override needs a --reason; it is recorded with the decision");
+  }
+  const int decisions =
+      (request.raise_cap_usd ? 1 : 0) + (request.allow_attempts ? 1 : 0) + (request.accept ? 1 : 0);
+  if (decisions != 1) {
+    return refuse("give exactly one decision: --raise-cap USD, --allow-attempts N or --accept NAME");
+  }
+  AVPS_TRY_ASSIGN(int64_t stop_seq, parse_stop_id(request.stop));
+
+  ledger::Ledger& ledger = project.ledger();
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events());
+  const std::vector<HardStop> stops = hard_stops(events);
+  auto found = std::find_if(stops.begin(), stops.end(), [&](const HardStop& s) { return s.seq == stop_seq; });
+  if (found == stops.end()) {
+    return refuse("there is no hard stop " + request.stop +
+                  " in this project; `avps status` lists the open ones");
+  }
+  const HardStop& stop = *found;
+  const Overrides overrides = Overrides::from_events(events);
+  for (const OverrideRecord& r : overrides.records()) {
+    if (r.stop_seq == stop_seq) {
+      return refuse(stop.id() + " was already overridden (" + r.describe() + ": " + r.reason + ")");
+    }
+  }
+  const std::vector<HardStop> open = open_hard_stops(events);
+  if (std::none_of(open.begin(), open.end(), [&](const HardStop& s) { return s.seq == stop_seq; })) {
+    auto later =
+        std::find_if(open.begin(), open.end(), [&](const HardStop& s) { return s.loop == stop.loop; });
+    return refuse(
+        stop.id() + " is no longer open: " +
+        (later != open.end()
+             ? "the loop " + stop.loop + " stopped again since, as " + later->id() + "; decide on that one"
+             : "a later attempt of " + stop.loop + " passed, or a later stop replaced it"));
+  }
+
+  const std::string kind_name(stop_kind_name(stop.kind));
+  OverrideRecord record;
+  record.stop_seq = stop_seq;
+  record.skill = stop.skill;
+  record.loop = stop.loop;
+  record.scope = stop.scope;
+  record.reason = request.reason;
+  const project::Budget& configured = project.config().budget;
+
+  if (request.raise_cap_usd) {
+    if (stop.kind != StopKind::budget) {
+      return refuse("--raise-cap lifts budget stops; " + stop.id() + " is a " + kind_name +
+                    " stop (use --allow-attempts N or --accept NAME)");
+    }
+    AVPS_TRY_ASSIGN(int64_t new_cap, parse_usd(*request.raise_cap_usd));
+    std::optional<int64_t> current = overrides.cap(configured, stop.cap);
+    if (!current) {
+      return refuse(stop.id() + " names the " + stop.cap + " cap, which the configuration does not set");
+    }
+    if (new_cap <= *current) {
+      return refuse("--raise-cap " + *request.raise_cap_usd + " is not above the current " + stop.cap +
+                    " cap of " + usd_decimal(*current) + " USD");
+    }
+    record.decision = "raise_cap";
+    record.value = new_cap;
+    record.cap = stop.cap;
+    record.cost_impact_micro_usd = new_cap - *current;
+  } else if (request.allow_attempts) {
+    if (stop.kind == StopKind::budget) {
+      return refuse("--allow-attempts lifts gate and frozen stops; " + stop.id() +
+                    " is a budget stop (use --raise-cap USD)");
+    }
+    const std::string& text = *request.allow_attempts;
+    const bool digits = !text.empty() && text.size() <= 4 &&
+                        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const int n = digits ? std::stoi(text) : 0;
+    if (n < 1 || n > k_max_extra_attempts) {
+      return refuse("--allow-attempts takes a whole number from 1 to " +
+                    std::to_string(k_max_extra_attempts) + "; got \"" + text.substr(0, 40) + "\"");
+    }
+    record.decision = "allow_attempts";
+    record.value = n;
+    const int64_t per_attempt = stop.needed_micro_usd.value_or(stop.last_attempt_micro_usd.value_or(0));
+    record.cost_impact_micro_usd = n * per_attempt;
+  } else {
+    if (stop.kind != StopKind::gate) {
+      return refuse("--accept lifts gate stops; " + stop.id() + " is a " + kind_name + " stop (use " +
+                    (stop.kind == StopKind::budget ? "--raise-cap USD)" : "--allow-attempts N)"));
+    }
+    const std::string& name = *request.accept;
+    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> artifact, ledger.find_artifact(name));
+    if (!artifact) {
+      return refuse("no recorded artifact named " + name +
+                    " (give a file name like PLAUS_S03_v003.md; `avps log` " + "lists what was recorded)");
+    }
+    if (artifact->producer != stop.skill) {
+      return refuse(name + " was made by " + artifact->producer + ", not by " + stop.skill + ", whose loop " +
+                    stop.id() + " stopped");
+    }
+    const std::set<std::string> targets = scope_targets(stop);
+    if (!targets.empty() && targets.count(artifact->target) == 0) {
+      return refuse(name + " is for " + (artifact->target.empty() ? "the project" : artifact->target) +
+                    ", but " + stop.id() + " stopped the loop for " + join(targets));
+    }
+    record.decision = "accept";
+    record.value = name;
+  }
+
+  json decision = {{"kind", record.decision}, {"value", record.value}};
+  if (!record.cap.empty()) {
+    decision["cap"] = record.cap;
+  }
+  const json body = {{"stop", stop.id()},
+                     {"stop_seq", stop_seq},
+                     {"stop_kind", kind_name},
+                     {"skill", stop.skill},
+                     {"loop", stop.loop},
+                     {"scope", stop.scope},
+                     {"reason", request.reason},
+                     {"decision", decision},
+                     {"cost_impact_micro_usd", record.cost_impact_micro_usd}};
+  ledger::LogRow row;
+  row.skill_name = stop.kind == StopKind::budget ? "budget-gates" : stop.skill;
+  row.scene_id = text_of(stop.scope, "scene_id");
+  row.shot_id = text_of(stop.scope, "shot_id");
+  row.estimated_cost = usd_decimal(record.cost_impact_micro_usd);
+  row.actual_cost = usd_decimal(0);
+  row.outcome = "DONE";
+  row.notes = "override " + stop.id() + ": " + record.describe() + ": " + request.reason;
+
+  // A raised cap implies a new BUDGET_STATUS under it; computed (and checked) before writing.
+  std::optional<json> status;
+  if (record.decision == "raise_cap") {
+    std::vector<ledger::Event> with_decision = events;
+    ledger::Event decided;
+    decided.seq = ledger.head().seq + 1;
+    decided.kind = "stop.override";
+    decided.body = body;
+    with_decision.push_back(decided);
+    AVPS_TRY_ASSIGN(std::optional<int64_t> projected, latest_projected_total(project));
+    AVPS_TRY_ASSIGN(BudgetStatusInput input,
+                    budget_status_input(ledger, with_decision, configured,
+                                        Overrides::from_events(with_decision), projected));
+    status = budget_status_json(input);
+    AVPS_TRY_ASSIGN(artifacts::FaceCodec codec,
+                    artifacts::FaceCodec::load(project::data_dir() / "schemas", "BUDGET_STATUS"));
+    if (std::vector<core::SchemaIssue> issues = codec.schema().validate(*status); !issues.empty()) {
+      return make_error(
+          ErrorCode::schema_violation,
+          core::format_schema_issues("internal error: the BUDGET_STATUS for " + stop.id(), issues));
+    }
+  }
+
+  const bool own_run = ledger.run_id().empty();
+  if (own_run) {
+    AVPS_TRY(ledger.begin_run("override", {{"stop", stop.id()}, {"decision", record.decision}}));
+  }
+  Result<OverrideRecorded> recorded = [&]() -> Result<OverrideRecorded> {
+    AVPS_TRY_ASSIGN(ledger::Event event,
+                    ledger.append(ledger::EventDraft{.kind = "stop.override", .body = body, .row = row}));
+    OverrideRecorded out{record, ""};
+    out.record.event_seq = event.seq;
+    if (status) {
+      AVPS_TRY_ASSIGN(out.budget_status,
+                      write_budget_status(project, *status, "override",
+                                          {{"override", stop.id()}, {"reason", request.reason}}));
+    }
+    return out;
+  }();
+  if (own_run) {
+    Result<void> ended = ledger.end_run(
+        recorded ? "DONE" : "ERROR", recorded ? json::object() : json{{"error", recorded.error().message}});
+    if (recorded && !ended) {
+      return std::move(ended).error();
+    }
+  }
+  return recorded;
+}
+
+}  // namespace avps::governance

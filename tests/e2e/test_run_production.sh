@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The whole production of examples/demo_short_film on the sim backend: every artifact kind, the
+# loops firing (revisions, escalations, QC FIX and FAIL, regen rounds, finals), a RUN_LOG row for
+# everything, byte-identical output at --jobs 1 and --jobs 8, and resume after SIGKILL at many
+# moments without paying for any recorded call twice.
+source "$(dirname "$0")/lib.sh"
+
+q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+fresh() { P="$WORK/$1"; rm -rf "$P"; cp -r "$SRC/examples/demo_short_film" "$P"; "$AVPS" init "$P" > /dev/null; }
+# The project's files that must be identical between runs: everything but the ledger and its log face.
+digest() { (cd "$1" && find . -path ./.avps -prune -o -path ./logs -prune -o -type f -print | sort | xargs sha256sum); }
+# After a kill, a call that was in flight is reconciled as spent in full (DESIGN §5, the
+# conservative assumption), so BUDGET_STATUS reports more spend than an uninterrupted run: it is
+# the spend reports (BUDGET_STATUS, and COST_REPORT's actuals) are the artifacts that must differ;
+# they are compared apart, by count.
+digest_but_spend() { digest "$1" | grep -v -e "BUDGET_STATUS_" -e "COST_REPORT_"; }
+
+fresh jobs1
+expect_exit 0 "$AVPS" run "$P" --jobs 1
+expect_out "done:"
+J1="$P"
+expect_exit 0 "$AVPS" gate "$P"
+
+# Every artifact kind of spec/skills.md (RUN_LOG is the log face).
+for kind in BEATS SCENES BREAKDOWN PSYCH_S DIALOGUE_CHECK_S TRUTH_S PLAUS_S CULTURE_S REDTEAM_PROJECT \
+            AUDIENCE_PROJECT CHAR_ STYLE_PROJECT_LOCK SET_ VOICE_ WORLD_STATE STATE_DIFF_S CONTINUITY_REPORT_S \
+            SHOTLIST_S STORYBOARD_S STORYBOARD_REPORT_S GENPACK_S QC_BATCH_S REGEN_RULES COST_REPORT_S \
+            ROUTING_DECISION_PROJECT BUDGET_STATUS; do
+  [ -n "$(find "$P" -path "$P/.avps" -prune -o -name "${kind}*_v0*" -print | head -1)" ] || fail "no $kind artifact"
+done
+[ -f "$P/logs/RUN_LOG_v001.csv" ] || fail "no RUN_LOG"
+# The loops fired: versions above v001 where they did.
+for revised in BEATS_v002.md SCENES_v002.csv; do
+  [ -f "$P/narrative/$revised" ] || [ -f "$P/validation/$revised" ] || fail "the narrative loop did not revise: no $revised"
+done
+ls "$P"/validation/PLAUS_S*_v002.md > /dev/null 2>&1 || fail "the validation loop did not revise a PLAUS"
+ls "$P"/continuity/STATE_DIFF_S*_v002.json > /dev/null 2>&1 || fail "the continuity loop did not revise a STATE_DIFF"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.skill')='qc-grader' AND json_extract(body,'$.verdict')='FIX'")" -gt 0 ] || fail "no QC FIX"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.skill')='qc-grader' AND json_extract(body,'$.verdict')='FAIL'")" -gt 0 ] || fail "no QC FAIL"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='regen.round'")" -gt 0 ] || fail "no regen round"
+ls "$P"/media/*_final_a01.* > /dev/null 2>&1 || fail "no final renders"
+# A RUN_LOG row for every skill run, generation attempt, QC verdict, routing change and budget check.
+for skill in story-architect character-lock plausibility-auditor world-state-tracker shot-planner generate \
+             qc-grader regen-analyzer model-router budget-gates cost-optimizer prompt-packager storyboard-generator; do
+  grep -q ",$skill," "$P/logs/RUN_LOG_v001.csv" || fail "no RUN_LOG row of $skill"
+done
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished'")" -le \
+  "$(q "$P" "SELECT count(*) FROM events WHERE json_extract(body,'$.row') IS NOT NULL")" ] || fail "a step without its row"
+[ "$(q "$P" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id=r.id WHERE e.id IS NULL")" = 0 ] \
+  || fail "a reservation was left open"
+expect_exit 0 "$AVPS" status "$P"
+
+# Determinism: another fresh run, and one with 8 calls in flight, write the same bytes.
+fresh jobs8
+expect_exit 0 "$AVPS" run "$P" --jobs 8
+[ "$(digest "$J1")" = "$(digest "$P")" ] || fail "--jobs 8 wrote different files than --jobs 1"
+fresh again
+expect_exit 0 "$AVPS" run "$P"
+[ "$(digest "$J1")" = "$(digest "$P")" ] || fail "two fresh runs differ"
+calls_total=$(q "$J1" "SELECT count(*) FROM events WHERE kind='exchange.response'")
+
+# A second run has nothing to do.
+expect_exit 0 "$AVPS" run "$P"
+expect_out "0 artifacts written, 0 calls made"
+
+# Resume: SIGKILL at many moments (during calls, commits, artifact writes, media, between waves),
+# then run again: the same files, and no recorded call is paid for twice.
+points="engine.after_intent:1 engine.after_intent:40 engine.after_intent:150 engine.after_response:1
+engine.after_response:25 engine.after_response:90 engine.after_response:180 engine.after_media:1
+engine.after_media:7 engine.after_media:30 store.after_intent:3 store.after_intent:60 store.after_intent:140
+store.after_object:10 store.after_object:120 store.after_face:5 store.after_face:100 store.after_face:170
+ledger.after_commit:50 ledger.after_commit:400 ledger.after_commit:900 ledger.after_commit:1000"
+n=0
+for point in $points; do
+  n=$((n + 1))
+  fresh "kill$n"
+  set +e
+  AVPS_CRASH_AT="$point" "$AVPS" run "$P" --jobs 4 > /dev/null 2>&1
+  code=$?
+  set -e
+  [ "$code" = 137 ] || fail "$point: expected the run to be killed (137), got $code"
+  expect_exit 0 "$AVPS" run "$P" --jobs 4
+  [ "$(digest_but_spend "$J1")" = "$(digest_but_spend "$P")" ] || fail "$point: resumed run differs from an uninterrupted one"
+  [ "$(ls "$J1/governance" | grep -c BUDGET_STATUS_)" = "$(ls "$P/governance" | grep -c BUDGET_STATUS_)" ] \
+    || fail "$point: a different number of BUDGET_STATUS versions"
+  responses=$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response'")
+  distinct=$(q "$P" "SELECT count(DISTINCT json_extract(body,'$.key')) FROM events WHERE kind='exchange.response'")
+  [ "$responses" = "$distinct" ] || fail "$point: a recorded call was made again ($responses responses, $distinct calls)"
+  [ "$responses" = "$calls_total" ] || fail "$point: $responses calls recorded, an uninterrupted run records $calls_total"
+  expect_exit 0 "$AVPS" gate "$P"
+done
+[ "$n" -ge 20 ] || fail "only $n kill points"
