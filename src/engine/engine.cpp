@@ -486,6 +486,13 @@ bool carries_gate(const artifacts::FaceCodec& codec) {
   return document.contains("properties") && document["properties"].contains("gate");
 }
 
+governance::LatestArtifact Impl::latest_json() {
+  return [this](std::string_view kind, std::string_view target) -> Result<std::optional<json>> {
+    AVPS_TRY_ASSIGN(auto loaded, latest(std::string(kind), std::string(target)));
+    return loaded ? std::optional<json>{loaded->content} : std::optional<json>{};
+  };
+}
+
 // ---- calls ----------------------------------------------------------------------------------
 
 Result<std::string> Impl::store_object(const std::string& bytes) {
@@ -716,6 +723,23 @@ Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, 
   return ok();
 }
 
+bool Impl::stop_requested() {
+  if (!e.m_observer.interrupted()) {
+    return false;
+  }
+  outcome.exit = ExitCode::interrupted;
+  outcome.message = "interrupted; `avps run` resumes where this stopped";
+  return true;
+}
+
+Result<void> Impl::budget_stop(const Call& call, const std::string& skill, const std::string& loop,
+                               const Context& context) {
+  return hard_stop(skill, "budget", loop, context, json::array(),
+                   "budget: " + call.refusal.value_or("refused") +
+                       "; raise the cap with `avps override --raise-cap`, or cut the plan",
+                   {{"needed_micro_usd", call.route.worst_case_micro_usd}});
+}
+
 Context Impl::context_for_scope(const std::string& scope, const Context& from) {
   Context c;
   c.scope = scope;
@@ -942,9 +966,7 @@ Result<void> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& job
     if (active.empty()) {
       return ok();
     }
-    if (e.m_observer.interrupted()) {
-      outcome.exit = ExitCode::interrupted;
-      outcome.message = "interrupted; `avps run` resumes where this stopped";
+    if (stop_requested()) {
       return ok();
     }
     // Prepare every call of the round (routing and reservations in job order), send them together.
@@ -989,9 +1011,7 @@ Result<void> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& job
       AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
       if (!granted) {
         job->state = JobState::done;
-        return hard_stop(skill.name, "budget", job->loop, job->ctx, json::array(),
-                         "budget: " + *c.refusal + "; raise the cap with `avps override --raise-cap`, or cut the plan",
-                         {{"needed_micro_usd", c.route.worst_case_micro_usd}});
+        return budget_stop(c, skill.name, job->loop, job->ctx);
       }
       calls.push_back(&c);
     }

@@ -10,6 +10,7 @@
 #include "avps/backends/backend.hpp"
 #include "avps/gates/project_context.hpp"
 #include "avps/governance/override.hpp"
+#include "avps/governance/projection.hpp"
 #include "avps/governance/router.hpp"
 #include "engine_internal.hpp"
 
@@ -145,6 +146,8 @@ struct Impl {
   std::string loop_key(const skills::SkillDef& skill, const Context& context);
   Result<nlohmann::json> output_schema(const skills::SkillDef& skill);
   Result<const artifacts::FaceCodec*> codec(const std::string& kind);
+  /// latest() as governance reads the record (canonical JSON only).
+  governance::LatestArtifact latest_json();
 
   // Calls (engine.cpp).
   Result<std::string> store_object(const std::string& bytes);
@@ -160,6 +163,10 @@ struct Impl {
   Result<void> hard_stop(const std::string& skill, const std::string& kind, const std::string& loop,
                          const Context& context, const nlohmann::json& findings, const std::string& reason,
                          nlohmann::json extra = nlohmann::json::object());
+  /// True, with the outcome set to exit 130, once the user asked to stop.
+  bool stop_requested();
+  /// The hard stop of a call the budget governor refused (never retried, never a fallback).
+  Result<void> budget_stop(const Call& call, const std::string& skill, const std::string& loop, const Context& context);
   Context context_for_scope(const std::string& scope, const Context& from);
   Result<void> start_job(const skills::SkillDef& skill, Job& job);
   Result<void> apply_policy(const skills::SkillDef& skill, Job& job);

@@ -54,9 +54,13 @@ struct Record {
   std::set<std::string> analyzer_runs;              ///< "<shot>/<resolution>#<attempt>" analyzer ran after
   std::map<std::string, nlohmann::json> rounds;     ///< "<shot>/<resolution>" -> last regen.round body
   std::set<std::string> waves_written;              ///< "<scene>/<resolution>#<wave>"
-  std::map<std::string, nlohmann::json> open_stops;  ///< loop key -> run.hard_stop body (+ seq) not overridden
+  std::map<std::string, nlohmann::json> open_stops;  ///< loop key -> {seq, skill, reason} of a stop still open
 };
 
 [[nodiscard]] Result<Record> read_record(const ledger::Ledger& ledger);
+
+/// Records a graded shot attempt ({shot_id, resolution, attempt, verdict, reasons}) in
+/// record.shot_attempts, replacing an earlier word on the same attempt.
+void note_attempt(Record& record, const nlohmann::json& attempt);
 
 }  // namespace avps::engine

@@ -52,11 +52,7 @@ std::string config_text(const json& config, const char* pointer) {
 
 Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job) {
   const json& config = e.m_project.config().document;
-  governance::LatestArtifact latest_fn = [this](std::string_view kind,
-                                                std::string_view target) -> Result<std::optional<json>> {
-    AVPS_TRY_ASSIGN(auto loaded, latest(std::string(kind), std::string(target)));
-    return loaded ? std::optional<json>{loaded->content} : std::optional<json>{};
-  };
+  const governance::LatestArtifact latest_fn = latest_json();
   const governance::ProjectionSettings settings = governance::ProjectionSettings::from_config(e.m_project.config());
   gates::Outputs out;
 
@@ -194,9 +190,7 @@ Result<void> Impl::render_storyboards(const std::vector<Context>& shots, const s
     r.seed = e.m_project.config().seed;
     AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
     if (!granted) {
-      return hard_stop("budget-gates", "budget", "storyboard/" + ctx.shot_id, ctx, json::array(),
-                       "budget: " + *c.refusal + "; raise the cap with `avps override --raise-cap`, or cut the plan",
-                       {{"needed_micro_usd", c.route.worst_case_micro_usd}});
+      return budget_stop(c, "budget-gates", "storyboard/" + ctx.shot_id, ctx);
     }
     sent.push_back(&c);
     wanted.push_back(i);
@@ -260,11 +254,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
   const std::string final_pixels = config_text(config, "/style/resolution/final");
 
   // The generation tier of each shot: the allocation (hero tier, premium quota), then the rounds.
-  governance::LatestArtifact latest_fn = [this](std::string_view kind,
-                                                std::string_view target) -> Result<std::optional<json>> {
-    AVPS_TRY_ASSIGN(auto loaded, latest(std::string(kind), std::string(target)));
-    return loaded ? std::optional<json>{loaded->content} : std::optional<json>{};
-  };
+  const governance::LatestArtifact latest_fn = latest_json();
   AVPS_TRY_ASSIGN(governance::RecordedShots recorded, governance::recorded_shots(latest_fn));
   AVPS_TRY_ASSIGN(governance::RoutingTable table,
                   governance::allocate(e.m_registry.skills(), e.m_router, recorded.shots,
@@ -410,9 +400,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     if (active.empty()) {
       return ok();
     }
-    if (e.m_observer.interrupted()) {
-      outcome.exit = ExitCode::interrupted;
-      outcome.message = "interrupted; `avps run` resumes where this stopped";
+    if (stop_requested()) {
       return ok();
     }
     int wave = 0;
@@ -488,9 +476,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                             " on " + a.tier);
       AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
       if (!granted) {
-        return hard_stop("budget-gates", "budget", "generate/" + a.ctx.shot_id + "/" + resolution, a.ctx, json::array(),
-                         "budget: " + *c.refusal + "; raise the cap with `avps override --raise-cap`, or cut the plan",
-                         {{"needed_micro_usd", c.route.worst_case_micro_usd}});
+        return budget_stop(c, "budget-gates", "generate/" + a.ctx.shot_id + "/" + resolution, a.ctx);
       }
       sent.push_back(&c);
     }
@@ -559,13 +545,8 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       for (const json& v : out.value("violations", json::array())) {
         batch["violations"].push_back(v);
       }
-      json attempt = {{"shot_id", job.ctx.shot_id}, {"resolution", resolution}, {"attempt", job.attempt},
-                      {"verdict", job.verdict}, {"reasons", job.gate.reasons}};
-      std::vector<json>& list = record.shot_attempts[job.ctx.shot_id + "/" + resolution];
-      list.erase(std::remove_if(list.begin(), list.end(),
-                                [&](const json& x) { return x.value("attempt", 0) == job.attempt; }),
-                 list.end());
-      list.push_back(attempt);
+      note_attempt(record, {{"shot_id", job.ctx.shot_id}, {"resolution", resolution}, {"attempt", job.attempt},
+                            {"verdict", job.verdict}, {"reasons", job.gate.reasons}});
     }
     const std::string wave_key = scene + "/" + resolution + "#" + std::to_string(wave);
     if (!record.waves_written.count(wave_key)) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "avps/governance/override.hpp"
 #include "engine_internal.hpp"
 
 namespace avps::engine {
@@ -62,10 +63,18 @@ json without_gate(json value) {
   return value;
 }
 
+void note_attempt(Record& record, const json& attempt) {
+  std::vector<json>& list = record.shot_attempts[attempt.value("shot_id", "") + "/" + attempt.value("resolution", "")];
+  // A resumed wave records the same attempt again; keep the last word on it.
+  list.erase(std::remove_if(list.begin(), list.end(),
+                            [&](const json& a) { return a.value("attempt", 0) == attempt.value("attempt", 0); }),
+             list.end());
+  list.push_back(attempt);
+}
+
 Result<Record> read_record(const ledger::Ledger& ledger) {
   AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events());
   Record record;
-  std::map<int64_t, std::string> stop_loops;  // seq -> loop of a hard stop
   for (const ledger::Event& e : events) {
     if (e.body.contains("reservation")) {
       std::string id = e.body["reservation"].value("id", "");
@@ -92,9 +101,6 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
       const std::string verdict = e.body.value("verdict", "");
       if (!loop.empty()) {
         record.loops[loop] = e.body;
-        if (verdict != "FAIL" && verdict != "STOP") {
-          record.open_stops.erase(loop);
-        }
       }
       if (e.body.contains("revision_for") && verdict != "FAIL" && verdict != "STOP") {
         const json& of = e.body["revision_for"];
@@ -104,13 +110,7 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
         json attempt = e.body["shot_attempt"];
         attempt["verdict"] = verdict;
         attempt["reasons"] = e.body.value("reasons", json::array());
-        std::vector<json>& list =
-            record.shot_attempts[attempt.value("shot_id", "") + "/" + attempt.value("resolution", "")];
-        // A resumed wave records the same attempt once; keep the last word on it.
-        list.erase(std::remove_if(list.begin(), list.end(),
-                                  [&](const json& a) { return a.value("attempt", 0) == attempt.value("attempt", 0); }),
-                   list.end());
-        list.push_back(attempt);
+        note_attempt(record, attempt);
       }
       if (e.body.contains("analyzer_for")) {
         record.analyzer_runs.insert(e.body.value("analyzer_for", ""));
@@ -119,15 +119,10 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
       record.media[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
     } else if (e.kind == "regen.round") {
       record.rounds[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
-    } else if (e.kind == "run.hard_stop") {
-      json stop = e.body;
-      stop["seq"] = e.seq;
-      const std::string loop = e.body.value("loop", e.body.value("skill", ""));
-      record.open_stops[loop] = stop;
-      stop_loops[e.seq] = loop;
-    } else if (e.kind == "stop.override") {
-      record.open_stops.erase(e.body.value("loop", stop_loops[e.body.value("stop_seq", int64_t{0})]));
     }
+  }
+  for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
+    record.open_stops[stop.loop] = {{"seq", stop.seq}, {"skill", stop.skill}, {"reason", stop.reason}};
   }
   return record;
 }

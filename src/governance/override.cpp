@@ -48,7 +48,13 @@ std::optional<int64_t> integer_of(const json& object, const char* key) {
 }
 
 // "plausibility-auditor/S03" from the engine's step key "plausibility-auditor/S03@<inputs hash>".
-std::string loop_of_step(const std::string& step) {
+// The loop a step.finished event belongs to: its "loop" member (the engine writes one), else the
+// step key before its input digest (events written before loops were recorded).
+std::string loop_of_step(const nlohmann::json& body) {
+  if (body.contains("loop") && body["loop"].is_string()) {
+    return body["loop"].get<std::string>();
+  }
+  const std::string step = body.value("step", "");
   return step.substr(0, step.find('@'));
 }
 
@@ -126,7 +132,7 @@ std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events) {
   std::map<std::string, int64_t> last_cost_of_loop;
   for (const ledger::Event& e : events) {
     if (e.kind == "step.finished") {
-      const std::string loop = loop_of_step(text_of(e.body, "step"));
+      const std::string loop = loop_of_step(e.body);
       last_loop_of_skill[text_of(e.body, "skill")] = loop;
       if (std::optional<ledger::LogRow> row = e.row()) {
         if (std::optional<int64_t> cost = micro_from_decimal(row->actual_cost)) {
@@ -175,7 +181,7 @@ std::vector<HardStop> open_hard_stops(const std::vector<ledger::Event>& events) 
     if (e.kind == "step.finished") {
       const std::string verdict = text_of(e.body, "verdict");
       if (verdict != "FAIL" && verdict != "STOP") {
-        open.erase(loop_of_step(text_of(e.body, "step")));
+        open.erase(loop_of_step(e.body));
       }
     } else if (e.kind == "run.hard_stop") {
       const HardStop* stop = by_seq.at(e.seq);
