@@ -79,14 +79,7 @@ Result<ledger::ArtifactRecord> ArtifactStore::write(const NewArtifact& artifact)
 
 Result<std::optional<ledger::ArtifactRecord>> ArtifactStore::latest(std::string_view kind,
                                                                     std::string_view target) const {
-  AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> all, m_ledger.artifacts());
-  std::optional<ledger::ArtifactRecord> best;
-  for (ledger::ArtifactRecord& r : all) {
-    if (r.kind == kind && r.target == target && (!best || r.version > best->version)) {
-      best = std::move(r);
-    }
-  }
-  return best;
+  return m_ledger.latest_artifact(std::string(kind), std::string(target));
 }
 
 Result<ArtifactName> ArtifactStore::next_name(std::string_view kind, std::string_view target) const {

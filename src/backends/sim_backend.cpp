@@ -168,7 +168,20 @@ bool is_kind_map(const json& schema) {
 }
 
 // The artifact (or, for a row schema, the row) the request's output_schema asks for.
+json shape_artifacts(const sim::Outputs& outputs, const json& schema, const sim::SkillEntry& entry);
+
+// The answer as the output schema asks for it, plus a paged call's "more" and "carry".
 json shape_answer(const sim::Outputs& outputs, const json& schema, const sim::SkillEntry& entry) {
+  json body = shape_artifacts(outputs, schema, entry);
+  for (const char* paging_key : {"more", "carry"}) {
+    if (auto it = outputs.find(paging_key); it != outputs.end() && body.is_object()) {
+      body[paging_key] = it->second;
+    }
+  }
+  return body;
+}
+
+json shape_artifacts(const sim::Outputs& outputs, const json& schema, const sim::SkillEntry& entry) {
   auto pick = [&](const std::string& kind) -> json {
     auto it = outputs.find(kind);
     return it == outputs.end() ? json::object() : it->second;
@@ -324,10 +337,18 @@ Result<SimSettings> SimSettings::from_json(const json& sim_block) {
     return settings_error("the sim block must be an object");
   }
   for (const auto& [key, value] : sim_block.items()) {
-    if (key != "latency_ms" && key != "failure_rates" && key != "fix_rates" && key != "media_failure_rates") {
+    if (key != "latency_ms" && key != "min_shots_per_scene" && key != "failure_rates" && key != "fix_rates" &&
+        key != "media_failure_rates") {
       return settings_error("unknown key \"" + key +
-                            "\" (expected latency_ms, failure_rates, fix_rates, media_failure_rates)");
+                            "\" (expected latency_ms, min_shots_per_scene, failure_rates, fix_rates, "
+                            "media_failure_rates)");
     }
+  }
+  if (auto shots = sim_block.find("min_shots_per_scene"); shots != sim_block.end() && !shots->is_null()) {
+    if (!shots->is_number_integer() || shots->get<int64_t>() < 0 || shots->get<int64_t>() > 12) {
+      return settings_error("min_shots_per_scene must be an integer from 0 to 12");
+    }
+    settings.min_shots_per_scene = shots->get<int>();
   }
   if (auto latency = sim_block.find("latency_ms"); latency != sim_block.end() && !latency->is_null()) {
     if (!latency->is_number_integer() || latency->get<int64_t>() < 0 || latency->get<int64_t>() > 600000) {

@@ -58,7 +58,7 @@ void Context::debug(const std::string& line) const {
 }
 
 void Context::emit_json(const nlohmann::json& document) const {
-  std::cout << document.dump(2) << '\n';
+  std::cout << document.dump(json_lines ? -1 : 2) << '\n';
 }
 
 void Context::fail(ExitCode code, const std::string& message) {

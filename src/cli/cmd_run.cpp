@@ -1,6 +1,16 @@
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <iostream>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "avps/backends/sim_backend.hpp"
+#include "avps/cli/progress.hpp"
 #include "avps/core/clock.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/governance/models.hpp"
@@ -19,17 +29,189 @@ struct RunOptionsCli {
   int jobs = 1;
 };
 
-class LineObserver : public engine::Observer {
+using SteadyClock = std::chrono::steady_clock;
+
+/// What the three renderers of a run's progress share: the time since the run started, Ctrl-C,
+/// and a finish() that leaves the terminal ready for the summary or an error.
+class RunObserver : public engine::Observer {
  public:
-  explicit LineObserver(const Context& ctx) : m_ctx(ctx) {}
-  void progress(const std::string& line) override { m_ctx.info(line); }
   bool interrupted() const override { return g_interrupted; }
+  virtual void finish() {}
+
+ protected:
+  std::chrono::milliseconds elapsed() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - m_start);
+  }
+
+ private:
+  const SteadyClock::time_point m_start = SteadyClock::now();
+};
+
+/// Not a terminal: every event's plain line on stdout, as a log reads. A hard stop has no line of
+/// its own; the error the run ends with says it.
+class PlainObserver : public RunObserver {
+ public:
+  explicit PlainObserver(const Context& ctx) : m_ctx(ctx) {}
+  void progress(const engine::Progress& progress) override {
+    if (progress.kind != engine::Progress::Kind::stop) {
+      m_ctx.info(progress.text);
+    }
+  }
 
  private:
   const Context& m_ctx;
 };
 
+/// --json: one event object per line on stdout (docs/formats/run-events.md), flushed as it
+/// happens; --quiet keeps only the result object.
+class JsonObserver : public RunObserver {
+ public:
+  explicit JsonObserver(const Context& ctx) : m_ctx(ctx) {}
+  void progress(const engine::Progress& progress) override {
+    if (!m_ctx.quiet) {
+      m_ctx.emit_json(event_json(progress, elapsed()));
+      std::cout.flush();
+    }
+  }
+
+ private:
+  const Context& m_ctx;
+};
+
+/// Which plain lines the live renderer prints above its status line.
+enum class Echo {
+  milestones,  ///< stdout is the same terminal: phase starts, failures, revisions, escalations
+  every_line,  ///< stdout goes elsewhere (a file, a pipe): the whole plain log, as without a terminal
+};
+
+/// stderr is a terminal: one status line redrawn in place on stderr, at most ten times a second
+/// (a ticker thread redraws it, so the elapsed time moves while a call is in flight), with the
+/// lines that matter printed on stdout above it.
+class LiveObserver : public RunObserver {
+ public:
+  LiveObserver(const Context& ctx, Echo echo) : m_ctx(ctx), m_echo(echo) {
+    m_ticker = std::thread([this] { tick(); });
+  }
+  ~LiveObserver() override { finish(); }
+  LiveObserver(const LiveObserver&) = delete;
+  LiveObserver& operator=(const LiveObserver&) = delete;
+
+  void progress(const engine::Progress& progress) override {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (progress.kind != engine::Progress::Kind::stop && (m_echo == Echo::every_line || stays_on_screen(progress))) {
+      clear_locked();
+      std::cout << painted(progress) << '\n' << std::flush;
+    }
+    m_last = progress;
+    m_has_event = true;
+    m_dirty = true;
+  }
+
+  void finish() override {
+    {
+      std::lock_guard<std::mutex> lock(m_mutex);
+      m_done = true;
+    }
+    m_wake.notify_all();
+    if (m_ticker.joinable()) {
+      m_ticker.join();
+    }
+    std::lock_guard<std::mutex> lock(m_mutex);
+    clear_locked();
+  }
+
+ private:
+  static constexpr std::chrono::milliseconds k_redraw_every{100};
+
+  void tick() {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    while (!m_done) {
+      m_wake.wait_for(lock, k_redraw_every);
+      if (m_done || !m_has_event) {
+        continue;
+      }
+      const long long second = elapsed().count() / 1000;
+      const bool stopping = g_interrupted;
+      if (m_dirty || second != m_drawn_second || stopping != m_drawn_stopping) {
+        // One column short of the width: writing the last column makes some terminals wrap.
+        const std::string line =
+            status_line(m_last, elapsed(), terminal_width() - 1, stopping ? Stopping::yes : Stopping::no);
+        std::cerr << "\r\033[K" << line << std::flush;
+        m_shown = true;
+        m_dirty = false;
+        m_drawn_second = second;
+        m_drawn_stopping = stopping;
+      }
+    }
+  }
+
+  void clear_locked() {
+    if (m_shown) {
+      std::cerr << "\r\033[K" << std::flush;
+      m_shown = false;
+      m_dirty = true;
+    }
+  }
+
+  std::string painted(const engine::Progress& progress) const {
+    using Kind = engine::Progress::Kind;
+    switch (progress.kind) {
+      case Kind::phase:
+        return m_ctx.paint(progress.text, "1");
+      case Kind::verdict:
+      case Kind::wave:
+        return stays_on_screen(progress) ? m_ctx.paint(progress.text, "31") : progress.text;
+      case Kind::revise:
+      case Kind::escalate:
+        return m_ctx.paint(progress.text, "33");
+      case Kind::attempt:
+      case Kind::wait:
+      case Kind::stop:
+      case Kind::note:
+        return progress.text;
+    }
+    return progress.text;
+  }
+
+  static int terminal_width() {
+    winsize size{};
+    if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
+      return size.ws_col;
+    }
+    if (const char* columns = std::getenv("COLUMNS"); columns && std::atoi(columns) > 0) {
+      return std::atoi(columns);
+    }
+    return 100;
+  }
+
+  const Context& m_ctx;
+  const Echo m_echo;
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  engine::Progress m_last;
+  bool m_has_event = false;
+  bool m_dirty = false;
+  bool m_shown = false;
+  bool m_done = false;
+  long long m_drawn_second = -1;
+  bool m_drawn_stopping = false;
+  std::thread m_ticker;  // last: started once everything it reads is initialised
+};
+
+/// The renderer for where the output goes: --json events, a live line on a terminal, or plain lines.
+std::unique_ptr<RunObserver> make_observer(const Context& ctx) {
+  if (ctx.json) {
+    return std::make_unique<JsonObserver>(ctx);
+  }
+  if (!ctx.quiet && ::isatty(STDERR_FILENO) == 1) {
+    return std::make_unique<LiveObserver>(ctx, ::isatty(STDOUT_FILENO) == 1 ? Echo::milestones : Echo::every_line);
+  }
+  return std::make_unique<PlainObserver>(ctx);
+}
+
 void run_run(const RunOptionsCli& o, Context& ctx) {
+  // Events stream one per line before the result, so every document goes on one line.
+  ctx.json_lines = true;
   core::SystemClock clock;
   auto project = project::Project::open(o.dir, ledger::OpenMode::read_write, {}, clock);
   if (!project) {
@@ -70,9 +252,10 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
       [&overrides, configured](const std::string& scene, const std::string& shot) {
         return overrides->caps_for(configured, scene, shot);
       });
-  LineObserver observer(ctx);
-  engine::Engine engine(**project, *registry, **backend, router, governor, observer);
+  std::unique_ptr<RunObserver> observer = make_observer(ctx);
+  engine::Engine engine(**project, *registry, **backend, router, governor, *observer);
   Result<engine::RunOutcome> outcome = engine.run(engine::RunOptions{o.until, o.scene, o.jobs});
+  observer->finish();  // the live line goes before the summary or the error
   std::string ended = !outcome                                   ? "ERROR"
                       : outcome->exit == ExitCode::hard_stop     ? "STOP"
                       : outcome->exit == ExitCode::interrupted   ? "INTERRUPTED"
@@ -123,6 +306,10 @@ void setup_run(CLI::App& app, Context& ctx) {
       "regen rounds, the cost loop again, and final waves. Every call is routed, reserved against the\n"
       "budget, recorded before it is sent and after it answers; every output is schema-checked and gated.\n"
       "Running again resumes: recorded calls are not repeated; only stale steps re-run.\n"
+      "On a terminal a live status line shows phase, scene, shot, skill and attempt, spend against the\n"
+      "cap and elapsed time, with phase starts, failures, revisions and escalations printed above it;\n"
+      "otherwise one plain line per event. With --json, stdout is one JSON event per line, then the\n"
+      "result object (docs/formats/run-events.md).\n"
       "Exit codes: 0 done, 3 hard stop (see `avps status`; `avps override` records a decision),\n"
       "4 configuration, 130 interrupted (Ctrl-C; run again to resume).");
   cmd->callback([options, &ctx]() { run_run(*options, ctx); });

@@ -22,6 +22,9 @@ struct Context {
   bool quiet = false;
   bool verbose = false;
   bool no_color = false;
+  /// --json output as JSON Lines: every document on one line (a command that streams events,
+  /// `avps run`, sets it so that each line of stdout is valid JSON on its own).
+  bool json_lines = false;
   ExitCode exit = ExitCode::ok;
 
   bool color() const;
@@ -29,7 +32,7 @@ struct Context {
   void info(const std::string& line) const;
   /// A diagnostic line on stderr, only with --verbose.
   void debug(const std::string& line) const;
-  /// A JSON document on stdout (--json mode).
+  /// A JSON document on stdout (--json mode): indented, or on one line with json_lines.
   void emit_json(const nlohmann::json& document) const;
   /// Reports an error (stderr text, or a JSON object on stdout with --json) and sets the exit
   /// code from its kind.

@@ -48,6 +48,21 @@ json rows_where(const json& artifact, const std::string& field, const std::strin
   return out;
 }
 
+// At most `most` items of `items`, spread evenly from the first to the last (DESIGN §1.5: a
+// request must not grow with the number of scenes an entity appears in).
+constexpr size_t k_max_entity_rows = 8;
+
+json spread(const json& items, size_t most) {
+  if (items.size() <= most || most < 2) {
+    return items;
+  }
+  json out = json::array();
+  for (size_t k = 0; k < most; ++k) {
+    out.push_back(items[k * (items.size() - 1) / (most - 1)]);
+  }
+  return out;
+}
+
 bool passed(const std::string& verdict) {
   return verdict == "PASS" || verdict == "WARN" || verdict == "FIX" || verdict == "ACCEPTED";
 }
@@ -75,21 +90,23 @@ Result<std::optional<Loaded>> Impl::by_name(const std::string& name) {
   return std::optional<Loaded>{Loaded{std::move(content), it->second}};
 }
 
+// The artifact index, kept in step with the ledger by reading only what was recorded since.
 Result<void> Impl::refresh_index() {
   const int64_t head = e.m_project.ledger().head().seq;
   if (head == index_seq) {
     return ok();
   }
-  AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> records, e.m_project.ledger().artifacts());
-  index_by_name.clear();
-  versions_by_key.clear();
+  AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> records,
+                  e.m_project.ledger().artifacts(std::max<int64_t>(index_seq, 0)));
   for (ledger::ArtifactRecord& r : records) {
-    versions_by_key[r.kind + "/" + r.target].push_back(r);
+    std::vector<ledger::ArtifactRecord>& list = versions_by_key[r.kind + "/" + r.target];
+    list.push_back(r);
+    // Versions of one artifact are recorded in order; keep the list sorted if one was not.
+    if (list.size() >= 2 && list[list.size() - 2].version > list.back().version) {
+      std::sort(list.begin(), list.end(),
+                [](const ledger::ArtifactRecord& a, const ledger::ArtifactRecord& b) { return a.version < b.version; });
+    }
     index_by_name[r.name] = std::move(r);
-  }
-  for (auto& [key, list] : versions_by_key) {
-    std::sort(list.begin(), list.end(),
-              [](const ledger::ArtifactRecord& a, const ledger::ArtifactRecord& b) { return a.version < b.version; });
   }
   index_seq = head;
   return ok();
@@ -337,7 +354,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
               rows.push_back(row);
             }
           }
-          value["rows"] = rows;
+          value["rows"] = spread(rows, k_max_entity_rows);
         } else {
           value = rows_where(value, "scene_id", context.scene_id);
         }
@@ -484,6 +501,31 @@ Result<const artifacts::FaceCodec*> Impl::codec(const std::string& kind) {
 bool carries_gate(const artifacts::FaceCodec& codec) {
   const json& document = codec.schema().document();
   return document.contains("properties") && document["properties"].contains("gate");
+}
+
+Result<const std::vector<ledger::Event>*> Impl::events_so_far() {
+  const int64_t seen = events_cache.empty() ? 0 : events_cache.back().seq;
+  if (e.m_project.ledger().head().seq != seen) {
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> fresh, e.m_project.ledger().events(seen));
+    for (ledger::Event& event : fresh) {
+      events_cache.push_back(std::move(event));
+    }
+  }
+  return &events_cache;
+}
+
+json Impl::gate_config(const Context& context) const {
+  json config = e.m_project.config().document;
+  const ledger::Caps caps = overrides.caps_for(e.m_project.config().budget, context.scene_id, context.shot_id);
+  auto usd = [](int64_t micro) { return static_cast<double>(micro) / 1e6; };
+  config["budget"]["project_cap_usd"] = usd(caps.project_micro_usd);
+  if (caps.scene_micro_usd) {
+    config["budget"]["scene_cap_usd"] = usd(*caps.scene_micro_usd);
+  }
+  if (caps.shot_micro_usd) {
+    config["budget"]["shot_cap_usd"] = usd(*caps.shot_micro_usd);
+  }
+  return config;
 }
 
 governance::LatestArtifact Impl::latest_json() {
@@ -692,7 +734,7 @@ Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, 
     outcome.exit = ExitCode::hard_stop;
     outcome.message = "STOP-" + std::to_string(open->second.value("seq", int64_t{0})) + ": " +
                       open->second.value("reason", reason);
-    return ok();
+    return report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context);
   }
   json scope = json::object();
   if (!context.scene_id.empty()) {
@@ -720,7 +762,7 @@ Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, 
   record.open_stops[loop] = body;
   outcome.exit = ExitCode::hard_stop;
   outcome.message = "STOP-" + std::to_string(event.seq) + ": " + reason;
-  return ok();
+  return report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context);
 }
 
 bool Impl::stop_requested() {
@@ -730,6 +772,25 @@ bool Impl::stop_requested() {
   outcome.exit = ExitCode::interrupted;
   outcome.message = "interrupted; `avps run` resumes where this stopped";
   return true;
+}
+
+Result<void> Impl::report(Progress progress, const Context& context) {
+  if (progress.kind == Progress::Kind::phase) {
+    walking_phase = progress.phase;
+  } else if (progress.phase.empty()) {
+    progress.phase = walking_phase;
+  }
+  if (progress.scene_id.empty()) {
+    progress.scene_id = context.scene_id;
+  }
+  if (progress.shot_id.empty()) {
+    progress.shot_id = context.shot_id;
+  }
+  AVPS_TRY_ASSIGN(ledger::Spend spent, e.m_project.ledger().spend("", ""));
+  progress.spent_micro_usd = spent.total();
+  progress.cap_micro_usd = e.m_governor.caps().project_micro_usd;
+  e.m_observer.progress(progress);
+  return ok();
 }
 
 Result<void> Impl::budget_stop(const Call& call, const std::string& skill, const std::string& loop,
@@ -828,13 +889,28 @@ Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
     return make_error(ErrorCode::configuration, skill.name + "'s loop policy revises via " + via + ", which is no skill");
   }
   const int escalations = self ? job.escalations : job.via_escalations;
-  if (failed >= per_tier * (escalations + 1) + granted) {
+  // budget-gates: each cap a person raised over a budget stop of this loop buys one re-check of the
+  // same plan under the new cap, without another simplification (the decision was to pay).
+  const bool budget_check = skill.builtin == "enforce_budget";
+  const int rechecks = budget_check ? overrides.cap_raises(job.loop) : 0;
+  const int limit = per_tier * (escalations + 1) + granted;
+  const bool recheck = failed >= limit && failed < limit + rechecks;
+  std::string refused;  // why the t3 quota kept the loop from escalating
+  if (failed >= limit + rechecks) {
     std::optional<std::string> next;
     if (on_fail.value("then", "") == "escalate" && reviser->tier) {
       const std::string current = self ? job.tier : (job.via_tier.empty() ? reviser->tier->default_tier : job.via_tier);
       Result<std::optional<std::string>> up = governance::escalate(*reviser->tier, current, escalations);
       if (up) {
         next = *up;
+      }
+      if (next && *next == "t3") {
+        // t3 ≤ quotas/t3_narrative_pct of the narrative calls (DESIGN §3): room for every attempt
+        // the loop may make on t3, or no escalation.
+        AVPS_TRY_ASSIGN(refused, t3_refusal(skill, job, reviser->name, current, per_tier));
+        if (!refused.empty()) {
+          next.reset();
+        }
       }
       if (next) {
         // Escalation is logged with its reason and cost delta (DESIGN §3).
@@ -853,8 +929,12 @@ Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
             .body = {{"loop", job.loop}, {"skill", reviser->name}, {"from", current}, {"to", *next},
                      {"reason", job.findings}, {"cost", delta}},
             .row = row}));
-        e.m_observer.progress(skill.name + job.ctx.label() + ": escalating " + reviser->name + " " + current + " -> " +
-                              *next);
+        AVPS_TRY(report({.kind = Progress::Kind::escalate,
+                         .skill = reviser->name,
+                         .tier = *next,
+                         .text = skill.name + job.ctx.label() + ": escalating " + reviser->name + " " + current +
+                                 " -> " + *next},
+                        job.ctx));
         if (self) {
           job.tier = *next;
           ++job.escalations;
@@ -866,14 +946,28 @@ Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
     }
     if (!next) {
       job.state = JobState::done;
+      const std::string last =
+          job.findings.empty() ? std::string() : " (last: " + job.findings.front().get<std::string>() + ")";
+      if (budget_check) {
+        // The plan's projection is over a cap after the simplification the policy allows: a budget
+        // stop, which a person lifts by raising that cap (or by cutting the plan).
+        const json status =
+            job.outputs.count("BUDGET_STATUS") ? job.outputs.at("BUDGET_STATUS") : json::object();
+        const std::string cap = governance::budget_stop_cap(status, job.findings);
+        return hard_stop(skill.name, "budget", job.loop, job.ctx, job.findings,
+                         "budget: " + skill.name + job.ctx.label() + " found the projection over the " + cap +
+                             " cap " + std::to_string(failed) + " times" + last +
+                             "; raise the cap with `avps override --raise-cap`, or cut the plan",
+                         {{"cap", cap}});
+      }
       return hard_stop(skill.name, "gate", job.loop, job.ctx, job.findings,
                        skill.name + job.ctx.label() + " failed its gate " + std::to_string(failed) +
-                           " times, at every tier its policy allows" +
-                           (job.findings.empty() ? std::string() : " (last: " + job.findings.front().get<std::string>() + ")") +
+                           " times, at every tier its policy allows" + last +
+                           (refused.empty() ? std::string() : "; " + refused) +
                            "; a person must decide: revise the inputs, or `avps override`");
     }
   }
-  if (!self) {
+  if (!self && !recheck) {
     AVPS_TRY(revise_upstream(skill, *reviser, job));
     if (outcome.exit != ExitCode::ok || restart) {
       job.state = JobState::done;
@@ -900,6 +994,59 @@ Result<json> Impl::escalation_delta(const skills::SkillDef& skill, const std::st
               {"delta_micro_usd", b.worst_case_micro_usd - a.worst_case_micro_usd}};
 }
 
+// Why the t3 quota refuses an escalation of `reviser` from `from` to t3 that may make `needed`
+// calls there, or "" when it admits it (governance::admit_t3_escalation: against the narrative
+// calls the plan projects for the whole project, or those recorded when more). A refusal is logged
+// once per loop and failed-attempt count: a `route.escalation_refused` event with its model-router
+// RUN_LOG row, like an escalation.
+Result<std::string> Impl::t3_refusal(const skills::SkillDef& judge, const Job& job, const std::string& reviser,
+                                     const std::string& from, int needed) {
+  project::Project& project = e.m_project;
+  AVPS_TRY_ASSIGN(const std::vector<ledger::Event>* so_far, events_so_far());
+  const std::vector<ledger::Event>& events = *so_far;
+  AVPS_TRY_ASSIGN(std::string brief, core::read_file(project.config().brief));
+  AVPS_TRY_ASSIGN(int64_t projected,
+                  governance::projected_narrative_calls(latest_json(), brief, e.m_registry.skills()));
+  const governance::NarrativeCalls recorded = governance::recorded_narrative_calls(events);
+  const governance::T3Admission admission = governance::admit_t3_escalation(
+      recorded.t3, needed, projected, recorded.total,
+      governance::ProjectionSettings::from_config(project.config()).t3_narrative_pct);
+  if (admission.admitted()) {
+    return std::string();
+  }
+  const int failed = job.attempt;
+  const bool logged = std::any_of(events.begin(), events.end(), [&](const ledger::Event& ev) {
+    return ev.kind == "route.escalation_refused" && ev.body.value("loop", "") == job.loop &&
+           ev.body.value("after_attempts", 0) == failed;
+  });
+  if (!logged) {
+    ledger::LogRow row;
+    row.skill_name = "model-router";
+    row.scene_id = job.ctx.scene_id;
+    row.shot_id = job.ctx.shot_id;
+    row.tier = from;
+    row.outcome = "WARN";
+    row.notes = "no escalation of " + reviser + " " + from + " -> t3 after " + std::to_string(failed) +
+                " failed attempts of " + judge.name + job.ctx.label() + ": " + admission.message();
+    json quota = {{"pct", admission.pct},
+                  {"used", admission.used},
+                  {"needed", admission.needed},
+                  {"projected_narrative_calls", admission.projected},
+                  {"recorded_narrative_calls", admission.recorded},
+                  {"allowed", admission.allowed}};
+    AVPS_TRY(project.ledger().append(ledger::EventDraft{.kind = "route.escalation_refused",
+                                                        .body = {{"loop", job.loop},
+                                                                 {"skill", reviser},
+                                                                 {"from", from},
+                                                                 {"to", "t3"},
+                                                                 {"after_attempts", failed},
+                                                                 {"reason", admission.message()},
+                                                                 {"quota", quota}},
+                                                        .row = row}));
+  }
+  return "escalation of " + reviser + " " + from + " -> t3 refused: " + admission.message();
+}
+
 // A FAIL of `judge` revises what `reviser` wrote, with the judge's findings as feedback.
 Result<void> Impl::revise_upstream(const skills::SkillDef& judge, const skills::SkillDef& reviser, Job& failed) {
   const std::string done_key = failed.loop + "#" + std::to_string(failed.attempt);
@@ -924,7 +1071,12 @@ Result<void> Impl::revise_upstream(const skills::SkillDef& judge, const skills::
       j.tier = failed.via_tier;
     }
   }
-  e.m_observer.progress(judge.name + failed.ctx.label() + ": FAIL -> revising via " + reviser.name);
+  AVPS_TRY(report({.kind = Progress::Kind::revise,
+                   .skill = judge.name,
+                   .verdict = "FAIL",
+                   .attempt = failed.attempt,
+                   .text = judge.name + failed.ctx.label() + ": FAIL -> revising via " + reviser.name},
+                  failed.ctx));
   AVPS_TRY(run_jobs(reviser, jobs));
   if (outcome.exit == ExitCode::ok && jobs.front().changed_upstream && reviser.name != judge.name) {
     // Content an earlier phase derived from changed: walk the graph again from the top, where
@@ -969,6 +1121,20 @@ Result<void> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& job
     if (stop_requested()) {
       return ok();
     }
+    // A paged skill's attempt is a sequence of calls, each page after the one before.
+    if (skill.paging) {
+      for (Job* job : active) {
+        AVPS_TRY(run_pages(skill, *job, schema));
+        if (outcome.exit != ExitCode::ok) {
+          return ok();
+        }
+        AVPS_TRY(finish_attempt(skill, *job));
+        if (outcome.exit != ExitCode::ok || restart) {
+          return ok();
+        }
+      }
+      continue;
+    }
     // Prepare every call of the round (routing and reservations in job order), send them together.
     std::vector<Call*> calls;
     for (Job* job : active) {
@@ -977,37 +1143,14 @@ Result<void> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& job
         continue;
       }
       Call& c = job->call;
-      c.purpose = skill.name + job->ctx.label();
-      c.scene_id = job->ctx.scene_id;
-      c.shot_id = job->ctx.shot_id;
-      AVPS_TRY_ASSIGN(c.task, governance::Task::for_skill(skill, 0));
-      c.task.tier = job->tier;
-      backends::ModelRequest& r = c.model_request;
-      r.skill = skill.name;
-      r.prompt = skill.prompt_text;
-      r.scope = {{"attempt", job->attempt}};  // each revision is a call of its own
-      if (!job->ctx.scene_id.empty()) {
-        r.scope["scene_id"] = job->ctx.scene_id;
-      }
-      if (!job->ctx.shot_id.empty()) {
-        r.scope["shot_id"] = job->ctx.shot_id;
-      }
-      if (!job->ctx.resolution.empty()) {
-        r.scope["resolution"] = job->ctx.resolution;
-      }
-      if (!job->ctx.entity_id.empty()) {
-        r.scope["entity_id"] = job->ctx.entity_id;
-        r.scope["kind"] = skill.outputs.front().kind;
-      }
-      if (!job->revision_for.is_null()) {
-        r.scope["revision_for"] = job->revision_for;
-      }
-      r.inputs = job->in.inputs;
-      r.output_schema = schema;
-      r.findings = job->findings;
-      r.seed = e.m_project.config().seed;
-      e.m_observer.progress(skill.name + job->ctx.label() + ": attempt " + std::to_string(job->attempt) + " on " +
-                            job->tier);
+      AVPS_TRY(build_call(skill, *job, schema, c));
+      AVPS_TRY(report({.kind = Progress::Kind::attempt,
+                       .skill = skill.name,
+                       .tier = job->tier,
+                       .attempt = job->attempt,
+                       .text = skill.name + job->ctx.label() + ": attempt " + std::to_string(job->attempt) + " on " +
+                               job->tier},
+                      job->ctx));
       AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
       if (!granted) {
         job->state = JobState::done;
@@ -1027,6 +1170,203 @@ Result<void> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& job
   }
 }
 
+// The model request of one attempt of `job`: prompt, input slices, output schema, findings.
+Result<void> Impl::build_call(const skills::SkillDef& skill, const Job& job, const json& schema, Call& c) {
+  c.purpose = skill.name + job.ctx.label();
+  c.scene_id = job.ctx.scene_id;
+  c.shot_id = job.ctx.shot_id;
+  AVPS_TRY_ASSIGN(c.task, governance::Task::for_skill(skill, 0));
+  c.task.tier = job.tier;
+  backends::ModelRequest& r = c.model_request;
+  r.skill = skill.name;
+  r.prompt = skill.prompt_text;
+  r.scope = {{"attempt", job.attempt}};  // each revision is a call of its own
+  if (!job.ctx.scene_id.empty()) {
+    r.scope["scene_id"] = job.ctx.scene_id;
+  }
+  if (!job.ctx.shot_id.empty()) {
+    r.scope["shot_id"] = job.ctx.shot_id;
+  }
+  if (!job.ctx.resolution.empty()) {
+    r.scope["resolution"] = job.ctx.resolution;
+  }
+  if (!job.ctx.entity_id.empty()) {
+    r.scope["entity_id"] = job.ctx.entity_id;
+    r.scope["kind"] = skill.outputs.front().kind;
+  }
+  if (!job.revision_for.is_null()) {
+    r.scope["revision_for"] = job.revision_for;
+  }
+  r.inputs = job.in.inputs;
+  r.output_schema = schema;
+  r.findings = job.findings;
+  r.seed = e.m_project.config().seed;
+  return ok();
+}
+
+namespace {
+
+// The scene a per-scene artifact is about ("" when it names none).
+std::string scene_of(const json& artifact) {
+  if (artifact.is_object()) {
+    return artifact.value("scene_id", artifact.value("target", std::string()));
+  }
+  return "";
+}
+
+// Adds one page's outputs to `assembled` (kind -> content): rows are appended in page order;
+// any other output is the last page's.
+void merge_page(json& assembled, const std::string& kind, json content) {
+  if (!assembled.contains(kind) || !content.contains("rows") || !assembled[kind].contains("rows")) {
+    assembled[kind] = std::move(content);
+    return;
+  }
+  json& rows = assembled[kind]["rows"];
+  for (json& row : content["rows"]) {
+    rows.push_back(std::move(row));
+  }
+}
+
+}  // namespace
+
+// One attempt of a paged skill (skill.schema.json "paging"): page after page, each a call of its
+// own (routed, reserved, recorded, answered from the record on resume), until the last input page
+// or until the model says there is no more. The attempt's outputs are assembled into
+// job.paged_output, or job.page_failure says why they cannot be.
+Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json& schema) {
+  const skills::Paging& paging = *skill.paging;
+  const int per_page = std::max(1, paging.rows_per_page);
+  json all_rows = json::array();
+  if (!paging.input.empty() && job.in.inputs.contains(paging.input)) {
+    all_rows = job.in.inputs[paging.input].value("rows", json::array());
+  }
+  const int total_rows = static_cast<int>(all_rows.size());
+  const int input_pages = paging.input.empty() ? 0 : std::max(1, (total_rows + per_page - 1) / per_page);
+  int model_outputs = 0;
+  for (const skills::SkillOutput& output : skill.outputs) {
+    model_outputs += output.schema.empty() || !output.written_by.empty() ? 0 : 1;
+  }
+
+  json assembled = json::object();
+  json carry;
+  int64_t cost = 0;
+  int64_t worst_case = 0;
+  int64_t largest_request = 0;
+  job.page_failure.clear();
+  job.pages = 0;
+  for (int index = 1;; ++index) {
+    if (index > 1 && stop_requested()) {
+      job.state = JobState::done;
+      return ok();
+    }
+    if (index > k_max_pages) {
+      job.page_failure = "the model asked for more than " + std::to_string(k_max_pages) + " pages";
+      break;
+    }
+    Call c;
+    AVPS_TRY(build_call(skill, job, schema, c));
+    json page = {{"index", index}, {"rows_per_page", per_page}};
+    json& inputs = c.model_request.inputs;
+    if (!paging.input.empty()) {
+      const int offset = (index - 1) * per_page;
+      const int end = std::min(total_rows, offset + per_page);
+      json rows = json::array();
+      std::set<std::string> page_scenes;
+      for (int i = offset; i < end; ++i) {
+        rows.push_back(all_rows[static_cast<size_t>(i)]);
+        page_scenes.insert(all_rows[static_cast<size_t>(i)].value("scene_id", ""));
+      }
+      page["of"] = input_pages;
+      page["offset"] = offset;
+      page["total_rows"] = total_rows;
+      if (!rows.empty()) {
+        page["first"] = rows.front().value("scene_id", "");
+        page["last"] = rows.back().value("scene_id", "");
+      }
+      if (inputs.contains(paging.input)) {
+        inputs[paging.input]["rows"] = rows;
+      }
+      for (const std::string& kind : paging.per_scene) {
+        if (!inputs.contains(kind) || !inputs[kind].is_array()) {
+          continue;
+        }
+        json kept = json::array();
+        for (const json& artifact : inputs[kind]) {
+          if (page_scenes.count(scene_of(artifact))) {
+            kept.push_back(artifact);
+          }
+        }
+        inputs[kind] = kept;
+      }
+    }
+    if (!carry.is_null()) {
+      inputs["CARRY"] = carry;
+    }
+    c.model_request.scope["page"] = page;
+    c.purpose += " page " + std::to_string(index);
+    AVPS_TRY(report({.kind = Progress::Kind::attempt,
+                     .skill = skill.name,
+                     .tier = job.tier,
+                     .attempt = job.attempt,
+                     .text = skill.name + job.ctx.label() + ": attempt " + std::to_string(job.attempt) + " on " +
+                             job.tier + ", page " + std::to_string(index) +
+                             (input_pages > 0 ? " of " + std::to_string(input_pages) : "")},
+                    job.ctx));
+    AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
+    if (!granted) {
+      job.state = JobState::done;
+      return budget_stop(c, skill.name, job.loop, job.ctx);
+    }
+    std::vector<Call*> one{&c};
+    AVPS_TRY(send(one));
+    ++job.pages;
+    cost += c.response.value("cost_micro_usd", int64_t{0});
+    worst_case += c.route.worst_case_micro_usd;
+    largest_request = std::max(largest_request, c.request_size);
+    job.call = c;
+
+    AVPS_TRY_ASSIGN(std::string text, response_text(c));
+    Result<json> parsed = core::parse_json(text, skill.name + " output");
+    if (!parsed || !parsed->is_object()) {
+      job.page_failure = "page " + std::to_string(index) + ": the output is not a JSON object" +
+                         (parsed ? std::string() : ": " + parsed.error().message);
+      break;
+    }
+    json answer = std::move(parsed).value();
+    const bool more = answer.value("more", false);
+    carry = answer.contains("carry") ? answer["carry"] : json();
+    answer.erase("more");
+    answer.erase("carry");
+    AVPS_TRY_ASSIGN(std::string carry_text, core::canonical_json(carry));
+    if (carry_text.size() > k_max_carry_bytes) {
+      job.page_failure = "page " + std::to_string(index) + ": its carry is " + std::to_string(carry_text.size()) +
+                         " bytes, more than the " + std::to_string(k_max_carry_bytes) + " a page may pass on";
+      break;
+    }
+    for (const skills::SkillOutput& output : skill.outputs) {
+      if (output.schema.empty() || !output.written_by.empty()) {
+        continue;
+      }
+      json content = model_outputs == 1 ? answer : answer.value(output.kind, json());
+      if (content.is_object() && !content.empty()) {
+        merge_page(assembled, output.kind, std::move(content));
+      }
+    }
+    const bool last = paging.input.empty() ? !more : index >= input_pages;
+    if (last) {
+      break;
+    }
+  }
+  // job.call stands for the whole attempt: the sums of the pages' costs and worst cases, the
+  // largest request.
+  job.call.response["cost_micro_usd"] = cost;
+  job.call.route.worst_case_micro_usd = worst_case;
+  job.call.request_size = largest_request;
+  job.paged_output = model_outputs == 1 ? (assembled.empty() ? json::object() : assembled.begin().value())
+                                        : assembled;
+  return ok();
+}
+
 // Parse → schema → gate → record → log → policy, for one attempt of one job.
 Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   gates::GateResult gate;
@@ -1036,11 +1376,18 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   if (skill.executor == skills::Executor::model) {
     model = job.call.route.model;
     cost = job.call.response.value("cost_micro_usd", int64_t{0});
-    AVPS_TRY_ASSIGN(std::string text, response_text(job.call));
-    Result<json> parsed = core::parse_json(text, skill.name + " output");
+    Result<json> parsed = json();
+    if (skill.paging && !job.page_failure.empty()) {
+      parsed = make_error(ErrorCode::invalid_argument, job.page_failure);
+    } else if (skill.paging) {
+      parsed = job.paged_output;
+    } else {
+      AVPS_TRY_ASSIGN(std::string text, response_text(job.call));
+      parsed = core::parse_json(text, skill.name + " output");
+    }
     if (!parsed) {
       gate.verdict = gates::Verdict::fail;
-      gate.reasons = {"the output is not valid JSON: " + parsed.error().message};
+      gate.reasons = {skill.paging ? parsed.error().message : "the output is not valid JSON: " + parsed.error().message};
     } else {
       int model_outputs = 0;
       for (const skills::SkillOutput& output : skill.outputs) {
@@ -1074,7 +1421,7 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
         outputs["WORLD_STATE"] = *applied;
       }
     }
-    EngineGateContext gate_context(e.m_project, job.in.world_before);
+    EngineGateContext gate_context(e.m_project, gate_config(job.ctx), job.in.world_before);
     Result<gates::GateResult> evaluated = gates::evaluate_gate_outputs(skill.raw, outputs, gate_context);
     if (!evaluated) {
       gate.verdict = gates::Verdict::fail;
@@ -1162,6 +1509,9 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
     body["request_bytes"] = job.call.request_size;
     body["model"] = model;
   }
+  if (skill.paging) {
+    body["pages"] = job.pages;
+  }
   if (!job.revision_for.is_null()) {
     body["revision_for"] = job.revision_for;
   }
@@ -1178,7 +1528,13 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
     record.revisions_done.insert(job.revision_for.value("loop", "") + "#" +
                                  std::to_string(job.revision_for.value("attempt", 0)));
   }
-  e.m_observer.progress(skill.name + job.ctx.label() + ": " + job.verdict + (written.empty() ? "" : " -> " + written));
+  AVPS_TRY(report({.kind = Progress::Kind::verdict,
+                   .skill = skill.name,
+                   .tier = job.tier,
+                   .verdict = job.verdict,
+                   .attempt = job.attempt,
+                   .text = skill.name + job.ctx.label() + ": " + job.verdict + (written.empty() ? "" : " -> " + written)},
+                  job.ctx));
 
   if (job.collect) {
     job.state = JobState::done;
@@ -1222,7 +1578,10 @@ Result<void> Impl::run_skill(const skills::SkillDef& skill, const std::vector<Co
   AVPS_TRY(run_jobs(skill, jobs));
   for (const Job& job : jobs) {
     if (job.state == JobState::waiting && outcome.exit == ExitCode::ok && !restart) {
-      e.m_observer.progress(skill.name + job.ctx.label() + ": waiting for " + job.in.missing);
+      AVPS_TRY(report({.kind = Progress::Kind::wait,
+                       .skill = skill.name,
+                       .text = skill.name + job.ctx.label() + ": waiting for " + job.in.missing},
+                      job.ctx));
       ++outcome.steps_waiting;
     }
   }
@@ -1315,7 +1674,7 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
         }
       }
     }
-    e.m_observer.progress("phase " + phase.name);
+    AVPS_TRY(report({.kind = Progress::Kind::phase, .phase = phase.name, .text = "phase " + phase.name}));
     AVPS_TRY(refresh_scenes());
     AVPS_TRY(run_phase(phase, contexts));
     if (halted()) {
@@ -1347,7 +1706,8 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
     c.scene_id = s;
     c.scope = "scene";
     for (const skills::Phase* p : scene_phases) {
-      e.m_observer.progress("phase " + p->name + " " + s);
+      AVPS_TRY(report(
+          {.kind = Progress::Kind::phase, .phase = p->name, .scene_id = s, .text = "phase " + p->name + " " + s}));
       AVPS_TRY(run_phase(*p, {c}));
       if (halted()) {
         return false;
@@ -1370,7 +1730,8 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
       continue;
     }
     for (const skills::Phase* p : production) {
-      e.m_observer.progress("phase " + p->name + " " + s);
+      AVPS_TRY(report(
+          {.kind = Progress::Kind::phase, .phase = p->name, .scene_id = s, .text = "phase " + p->name + " " + s}));
       if (p->fan_out == "per_shot") {
         AVPS_TRY(produce(*p, s));
       } else {
@@ -1413,7 +1774,9 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   // Calls an interrupted run left open count as spent (their responses, if recorded, are reused).
   AVPS_TRY_ASSIGN(int reconciled, m_governor.reconcile_open_reservations());
   if (reconciled > 0) {
-    m_observer.progress("reconciled " + std::to_string(reconciled) + " reservation(s) left open by an interrupted run");
+    AVPS_TRY(impl.report({.kind = Progress::Kind::note,
+                          .text = "reconciled " + std::to_string(reconciled) +
+                                  " reservation(s) left open by an interrupted run"}));
   }
   AVPS_TRY_ASSIGN(impl.record, read_record(m_project.ledger()));
   AVPS_TRY_ASSIGN(impl.overrides, governance::Overrides::read(m_project.ledger()));
@@ -1433,8 +1796,9 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
     if (!impl.restart || impl.outcome.exit != ExitCode::ok) {
       break;
     }
-    m_observer.progress("an upstream artifact was revised: walking the graph again (pass " + std::to_string(pass + 2) +
-                        ")");
+    AVPS_TRY(impl.report({.kind = Progress::Kind::note,
+                          .text = "an upstream artifact was revised: walking the graph again (pass " +
+                                  std::to_string(pass + 2) + ")"}));
   }
   return impl.outcome;
 }

@@ -82,15 +82,25 @@ struct Job {
   gates::GateResult gate;
   std::string verdict;
   bool changed_upstream = false;
+  // A paged attempt (run_pages): its assembled outputs, or why there are none; its calls.
+  nlohmann::json paged_output;
+  std::string page_failure;
+  int pages = 0;
 };
 
+/// Paging limits: pages per attempt, and the carry one page passes to the next (it must stay
+/// small, or the requests would grow page by page).
+inline constexpr int k_max_pages = 1000;
+inline constexpr size_t k_max_carry_bytes = 16 * 1024;
+
 /// The gate's view of the record, with the world state as it stood before the step's scene (the
-/// latest WORLD_STATE is a later scene's once scenes are re-derived out of order).
+/// latest WORLD_STATE is a later scene's once scenes are re-derived out of order), and the
+/// configuration with the budget caps in force (Impl::gate_config: raised by `avps override`).
 class EngineGateContext : public gates::GateContext {
  public:
-  EngineGateContext(project::Project& project, std::optional<nlohmann::json> world_before)
-      : m_project(project), m_world_before(std::move(world_before)) {}
-  const nlohmann::json& config() const override { return m_project.config(); }
+  EngineGateContext(project::Project& project, nlohmann::json config, std::optional<nlohmann::json> world_before)
+      : m_project(project), m_config(std::move(config)), m_world_before(std::move(world_before)) {}
+  const nlohmann::json& config() const override { return m_config; }
   Result<std::optional<nlohmann::json>> latest(std::string_view kind, std::string_view target) const override {
     if (kind == "WORLD_STATE" && m_world_before) {
       return std::optional<nlohmann::json>{*m_world_before};
@@ -103,6 +113,7 @@ class EngineGateContext : public gates::GateContext {
 
  private:
   gates::ProjectGateContext m_project;
+  nlohmann::json m_config;
   std::optional<nlohmann::json> m_world_before;
 };
 
@@ -123,6 +134,7 @@ struct Impl {
   std::map<std::string, ledger::ArtifactRecord> index_by_name;
   std::map<std::string, std::vector<ledger::ArtifactRecord>> versions_by_key;  ///< "KIND/target", by version
   int64_t index_seq = -1;
+  std::vector<ledger::Event> events_cache;
   std::map<std::string, int> step_index;      ///< skill -> its first step in graph order
   std::map<std::string, int> producer_index;  ///< kind -> the first step that writes it
 
@@ -148,6 +160,12 @@ struct Impl {
   Result<const artifacts::FaceCodec*> codec(const std::string& kind);
   /// latest() as governance reads the record (canonical JSON only).
   governance::LatestArtifact latest_json();
+  /// Every event of the ledger so far, kept in step by reading only the new ones (built-ins that
+  /// aggregate the record would otherwise re-read the whole ledger per scene).
+  Result<const std::vector<ledger::Event>*> events_so_far();
+  /// The project configuration a gate reads in `context`: budget caps as in force there (the
+  /// configured ones, raised where a person recorded `avps override --raise-cap`).
+  nlohmann::json gate_config(const Context& context) const;
 
   // Calls (engine.cpp).
   Result<std::string> store_object(const std::string& bytes);
@@ -165,14 +183,25 @@ struct Impl {
                          nlohmann::json extra = nlohmann::json::object());
   /// True, with the outcome set to exit 130, once the user asked to stop.
   bool stop_requested();
+  /// Hands `progress` to the observer with the scene and shot of `context` (where it has none of
+  /// its own), the phase being walked (a phase event sets it) and where spend stands against the
+  /// project cap (two aggregate reads of the ledger's reservations, as a cap check does).
+  [[nodiscard]] Result<void> report(Progress progress, const Context& context = {});
+  std::string walking_phase;  ///< the phase of the last phase event (report() keeps it)
   /// The hard stop of a call the budget governor refused (never retried, never a fallback).
   Result<void> budget_stop(const Call& call, const std::string& skill, const std::string& loop, const Context& context);
   Context context_for_scope(const std::string& scope, const Context& from);
   Result<void> start_job(const skills::SkillDef& skill, Job& job);
   Result<void> apply_policy(const skills::SkillDef& skill, Job& job);
+  /// Why the t3 quota refuses `reviser` an escalation from `from` to t3 for up to `needed` calls
+  /// (logged once per loop and attempt count), or "" when it admits it.
+  Result<std::string> t3_refusal(const skills::SkillDef& judge, const Job& job, const std::string& reviser,
+                                 const std::string& from, int needed);
   Result<nlohmann::json> escalation_delta(const skills::SkillDef& skill, const std::string& from, const std::string& to);
   Result<void> revise_upstream(const skills::SkillDef& judge, const skills::SkillDef& reviser, Job& failed);
   Result<void> run_jobs(const skills::SkillDef& skill, std::vector<Job>& jobs);
+  Result<void> build_call(const skills::SkillDef& skill, const Job& job, const nlohmann::json& schema, Call& c);
+  Result<void> run_pages(const skills::SkillDef& skill, Job& job, const nlohmann::json& schema);
   Result<void> finish_attempt(const skills::SkillDef& skill, Job& job);
 
   // The walk (engine.cpp).

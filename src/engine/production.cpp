@@ -15,7 +15,9 @@
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/core/json_schema.hpp"
 #include "avps/governance/budget_status.hpp"
+#include "avps/governance/models.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/governance/pricing.hpp"
 #include "avps/governance/projection.hpp"
@@ -44,6 +46,100 @@ int config_int(const json& config, const char* pointer, int fallback) {
 std::string config_text(const json& config, const char* pointer) {
   json::json_pointer p(pointer);
   return config.contains(p) && config[p].is_string() ? config[p].get<std::string>() : "";
+}
+
+// Logs each premium-quota move of `table` the run log does not have yet: one `route.reallocated`
+// event with a model-router RUN_LOG row per change (DESIGN §3: over quota the router re-allocates
+// and logs it). The log is compared with the allocation, not with the previous ROUTING_DECISION,
+// so a run resumed between the events and the ROUTING_DECISION write logs nothing twice.
+Result<void> log_reallocations(ledger::Ledger& ledger, const std::vector<ledger::Event>& events,
+                               const governance::RoutingTable& table, const std::vector<governance::ShotPlan>& shots) {
+  std::vector<governance::ShotAllocation> planned;
+  for (const governance::ShotPlan& shot : shots) {
+    AVPS_TRY_ASSIGN(std::string tier, shot.tier.empty() ? governance::generation_tier_for(shot.hero_tier)
+                                                        : Result<std::string>(shot.tier));
+    planned.push_back({shot.shot_id, shot.scene_id, shot.hero_tier, tier, shot.duration_ms});
+  }
+  std::vector<governance::LoggedReallocation> moves;
+  for (const governance::Reallocation& r : table.quota_changes) {
+    auto shot = std::find_if(planned.begin(), planned.end(), [&](const governance::ShotAllocation& s) {
+      return s.shot_id == r.change.shot_id;
+    });
+    moves.push_back({r.change.shot_id, shot == planned.end() ? "" : shot->scene_id, r.change.from_tier,
+                     r.change.to_tier, r.change.reason, r.saving_micro_usd});
+  }
+  for (const governance::LoggedReallocation& change :
+       governance::unlogged_reallocations(moves, planned, events)) {
+    ledger::LogRow row;
+    row.skill_name = "model-router";
+    row.scene_id = change.scene_id;
+    row.shot_id = change.shot_id;
+    row.tier = change.to_tier;
+    row.outcome = "DONE";
+    row.notes = "re-allocate " + change.shot_id + " " + change.from_tier + " -> " + change.to_tier + ": " +
+                change.reason + "; projected cost delta " +
+                governance::usd_decimal(change.cost_delta_micro_usd) + " USD";
+    json body = {{"shot_id", change.shot_id},
+                 {"scene_id", change.scene_id},
+                 {"from_tier", change.from_tier},
+                 {"to_tier", change.to_tier},
+                 {"reason", change.reason},
+                 {"premium_shot_pct", table.premium_shot_pct},
+                 {"cost", {{"delta_micro_usd", change.cost_delta_micro_usd}}}};
+    AVPS_TRY(ledger.append(ledger::EventDraft{.kind = "route.reallocated", .body = body, .row = row}));
+  }
+  return ok();
+}
+
+// Projected spend at or past warn_pct of the project cap in force: the cost loop runs again over
+// the whole project (DESIGN §3) and its simplify and downgrade suggestions are recorded as the
+// next COST_REPORT_PROJECT, made by cost-optimizer with its own RUN_LOG row. Written only when it
+// differs from the latest one, so one plan near its cap gives one report however many budget
+// checks see it (and a resumed run none twice).
+Result<void> review_costs(Impl& impl, project::Project& project, const governance::Router& router,
+                          const governance::CostProjection& projection,
+                          const governance::BudgetStatusInput& input,
+                          const governance::ProjectionSettings& settings, const Job& job) {
+  const int64_t cap = input.project.cap_micro_usd;
+  const int64_t projected = std::max(input.project.spend.total(), projection.total_micro_usd);
+  // The comparison budget_status_json makes for its WARN.
+  const double warn_line = static_cast<double>(input.warn_pct) * static_cast<double>(cap);
+  if (cap <= 0 || static_cast<double>(projected) * 100.0 < warn_line) {
+    return ok();
+  }
+  governance::CostReportOptions options;
+  options.target = "PROJECT";
+  options.cap_micro_usd = cap;
+  options.warn_pct = input.warn_pct;
+  AVPS_TRY_ASSIGN(options.downgrades, governance::downgrade_suggestions(projection, router, settings));
+  AVPS_TRY_ASSIGN(json report, governance::cost_report_json(projection, options));
+  AVPS_TRY_ASSIGN(auto previous, impl.latest("COST_REPORT", "PROJECT"));
+  if (previous && previous->content == report) {
+    return ok();
+  }
+  AVPS_TRY_ASSIGN(const artifacts::FaceCodec* codec, impl.codec("COST_REPORT"));
+  if (std::vector<core::SchemaIssue> issues = codec->schema().validate(report); !issues.empty()) {
+    return make_error(ErrorCode::schema_violation, core::format_schema_issues("COST_REPORT", issues));
+  }
+  AVPS_TRY_ASSIGN(std::string face, codec->render(report));
+  AVPS_TRY_ASSIGN(artifacts::ArtifactName name, project.store().next_name("COST_REPORT", "PROJECT"));
+  const json gate = report.value("gate", json::object());
+  ledger::LogRow row;
+  row.skill_name = "cost-optimizer";  // a project-wide report: no scene
+  row.actual_cost = governance::usd_decimal(0);
+  row.outcome = gate.value("verdict", "WARN");
+  row.regen_count = "0";
+  row.artifact_output = name.filename();
+  row.notes = "project cost review for budget-gates: " +
+              (gate.value("reasons", json::array()).empty() ? std::string("projected spend near the cap")
+                                                            : gate["reasons"].front().get<std::string>()) +
+              "; " + std::to_string(report.value("cost_reduction_recommendations", json::array()).size()) +
+              " recommendations, " + std::to_string(options.downgrades.size()) + " downgrade suggestions";
+  artifacts::NewArtifact artifact{name, report, face, "avps", "cost-optimizer", row,
+                                  {{"step", "cost-optimizer/PROJECT<" + job.loop}, {"attempt", job.attempt}}};
+  AVPS_TRY(project.store().write(artifact));
+  ++impl.outcome.artifacts_written;
+  return ok();
 }
 
 }  // namespace
@@ -133,6 +229,8 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     AVPS_TRY_ASSIGN(governance::RoutingTable table,
                     governance::allocate(e.m_registry.skills(), e.m_router, recorded.shots, settings,
                                          k_input_tokens_estimate));
+    AVPS_TRY_ASSIGN(const std::vector<ledger::Event>* events, events_so_far());
+    AVPS_TRY(log_reallocations(e.m_project.ledger(), *events, table, recorded.shots));
     out["ROUTING_DECISION"] = governance::routing_decision_json(table);
     return out;
   }
@@ -143,10 +241,11 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     AVPS_TRY_ASSIGN(governance::CostProjection projection,
                     governance::project_recorded(latest_fn, e.m_registry.skills(), e.m_router, settings,
                                                  k_input_tokens_estimate));
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, e.m_project.ledger().events());
+    AVPS_TRY_ASSIGN(const std::vector<ledger::Event>* events, events_so_far());
     AVPS_TRY_ASSIGN(governance::BudgetStatusInput input,
-                    governance::budget_status_input(e.m_project.ledger(), events, e.m_project.config().budget,
+                    governance::budget_status_input(e.m_project.ledger(), *events, e.m_project.config().budget,
                                                     overrides, projection.total_micro_usd));
+    AVPS_TRY(review_costs(*this, e.m_project, e.m_router, projection, input, settings, job));
     out["BUDGET_STATUS"] = governance::budget_status_json(input);
     (void)config;
     return out;
@@ -188,6 +287,12 @@ Result<void> Impl::render_storyboards(const std::vector<Context>& shots, const s
     r.resolution = "storyboard";
     r.pixels = pixels;
     r.seed = e.m_project.config().seed;
+    AVPS_TRY(Impl::report({.kind = Progress::Kind::attempt,  // `report` is the STORYBOARD_REPORT here
+                           .skill = "storyboard-generator",
+                           .tier = c.task.tier,
+                           .attempt = 1,
+                           .text = "storyboard " + ctx.shot_id + ": attempt 1 on " + c.task.tier},
+                          ctx));
     AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
     if (!granted) {
       return budget_stop(c, "budget-gates", "storyboard/" + ctx.shot_id, ctx);
@@ -236,7 +341,9 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
   const json& config = e.m_project.config().document;
   AVPS_TRY_ASSIGN(auto shotlist, latest("SHOTLIST", scene));
   if (!shotlist) {
-    e.m_observer.progress("phase " + phase.name + " " + scene + ": waiting for its SHOTLIST");
+    AVPS_TRY(report({.kind = Progress::Kind::wait,
+                     .scene_id = scene,
+                     .text = "phase " + phase.name + " " + scene + ": waiting for its SHOTLIST"}));
     ++outcome.steps_waiting;
     return ok();
   }
@@ -286,7 +393,9 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       for (const json& row : rows) {
         const auto& proxy = record.shot_attempts[row.value("shot_id", "") + "/proxy"];
         if (proxy.empty() || proxy.back().value("verdict", "") != "PASS") {
-          e.m_observer.progress("phase " + phase.name + " " + scene + ": waiting for every proxy to pass");
+          AVPS_TRY(report({.kind = Progress::Kind::wait,
+                           .scene_id = scene,
+                           .text = "phase " + phase.name + " " + scene + ": waiting for every proxy to pass"}));
           ++outcome.steps_waiting;
           return ok();
         }
@@ -472,8 +581,13 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       r.pixels = resolution == "final" ? final_pixels : proxy_pixels;
       r.duration_s = seconds;
       r.seed = e.m_project.config().seed;
-      e.m_observer.progress("generate " + a.ctx.shot_id + " " + resolution + ": attempt " + std::to_string(a.attempt) +
-                            " on " + a.tier);
+      AVPS_TRY(report({.kind = Progress::Kind::attempt,
+                       .skill = "generate",
+                       .tier = a.tier,
+                       .attempt = a.attempt,
+                       .text = "generate " + a.ctx.shot_id + " " + resolution + ": attempt " +
+                               std::to_string(a.attempt) + " on " + a.tier},
+                      a.ctx));
       AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
       if (!granted) {
         return budget_stop(c, "budget-gates", "generate/" + a.ctx.shot_id + "/" + resolution, a.ctx);
@@ -528,7 +642,9 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       job.collect = true;
       job.attempt = a.attempt;
       job.extra = {{"attempt", a.attempt}};
-      job.log_extra = {{"shot_attempt", {{"shot_id", a.ctx.shot_id}, {"resolution", resolution}, {"attempt", a.attempt}}}};
+      job.log_extra = {{"shot_attempt",
+                        {{"shot_id", a.ctx.shot_id}, {"resolution", resolution}, {"attempt", a.attempt},
+                         {"wave", scene + "/" + resolution + "#" + std::to_string(wave)}}}};
       grades.push_back(std::move(job));
     }
     AVPS_TRY(run_jobs(*grader, grades));
@@ -550,7 +666,9 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     }
     const std::string wave_key = scene + "/" + resolution + "#" + std::to_string(wave);
     if (!record.waves_written.count(wave_key)) {
-      EngineGateContext gate_context(e.m_project, std::nullopt);
+      Context scene_context;
+      scene_context.scene_id = scene;
+      EngineGateContext gate_context(e.m_project, gate_config(scene_context), std::nullopt);
       gates::Outputs merged{{"QC_BATCH", batch}};
       AVPS_TRY_ASSIGN(gates::GateResult gate, gates::evaluate_gate_outputs(grader->raw, merged, gate_context));
       bool changed = false;
@@ -558,8 +676,13 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                       write_output(*grader, "QC_BATCH", scene, batch, gate,
                                    {{"wave", wave_key}, {"step", "qc-grader/" + wave_key}, {"attempt", wave}}, changed));
       record.waves_written.insert(wave_key);
-      e.m_observer.progress("QC " + scene + " " + resolution + " wave " + std::to_string(wave) + ": " +
-                            std::string(gates::verdict_name(gate.verdict)) + " -> " + name);
+      AVPS_TRY(report({.kind = Progress::Kind::wave,
+                       .scene_id = scene,
+                       .skill = grader->name,
+                       .verdict = std::string(gates::verdict_name(gate.verdict)),
+                       .wave = wave,
+                       .text = "QC " + scene + " " + resolution + " wave " + std::to_string(wave) + ": " +
+                               std::string(gates::verdict_name(gate.verdict)) + " -> " + name}));
     }
   }
   return make_error(ErrorCode::unsupported, "production of " + scene + " did not settle after 1000 waves");

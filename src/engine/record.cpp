@@ -121,6 +121,15 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
       record.rounds[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
     }
   }
+  // A graded attempt counts once its wave's QC_BATCH is recorded (DESIGN §1.1): grades of a wave
+  // an interruption cut short are graded again, from the record, and the batch written then.
+  for (auto& [key, attempts] : record.shot_attempts) {
+    attempts.erase(std::remove_if(attempts.begin(), attempts.end(),
+                                  [&](const json& a) {
+                                    return a.contains("wave") && !record.waves_written.count(a.value("wave", ""));
+                                  }),
+                   attempts.end());
+  }
   for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
     record.open_stops[stop.loop] = {{"seq", stop.seq}, {"skill", stop.skill}, {"reason", stop.reason}};
   }

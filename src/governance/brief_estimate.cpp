@@ -429,4 +429,26 @@ Result<BriefEstimate> estimate_from_brief(std::string_view brief_markdown,
   return estimate;
 }
 
+Result<int64_t> projected_narrative_calls(const LatestArtifact& latest, std::string_view brief_markdown,
+                                          const std::map<std::string, skills::SkillDef>& skills) {
+  std::vector<std::string> scene_ids;
+  std::vector<ShotPlan> shots;
+  Result<RecordedShots> recorded = recorded_shots(latest);
+  if (!recorded && recorded.error().code != ErrorCode::not_found) {
+    return recorded.error();
+  }
+  if (recorded && !recorded->shots.empty()) {
+    scene_ids = recorded->scene_ids;
+    shots = recorded->shots;
+  } else {
+    const std::vector<std::string> scenes = recorded ? recorded->scene_ids : std::vector<std::string>{};
+    AVPS_TRY_ASSIGN(BriefPlan plan, plan_from_brief(read_brief(brief_markdown), BriefAssumptions{}, scenes));
+    scene_ids = plan.scene_ids;
+    shots = plan.shots;
+  }
+  // Input tokens do not change the count of calls.
+  AVPS_TRY_ASSIGN(std::vector<ModelCallEstimate> calls, estimate_skill_calls(skills, scene_ids, shots, 0));
+  return narrative_calls(calls);
+}
+
 }  // namespace avps::governance

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "avps/artifacts/face.hpp"
+#include "avps/artifacts/names.hpp"
 #include "avps/governance/budget.hpp"
 #include "avps/governance/budget_status.hpp"
 
@@ -238,6 +239,34 @@ std::string OverrideRecord::describe() const {
   return decision;
 }
 
+std::string budget_stop_cap(const json& budget_status, const json& gate_reasons) {
+  auto label = [](const std::string& scope) -> std::string {
+    if (artifacts::is_shot_id(scope)) {
+      return "shot " + scope;
+    }
+    if (artifacts::is_scene_id(scope)) {
+      return "scene " + scope;
+    }
+    return "project";
+  };
+  for (const json& action : budget_status.value("enforcement_actions", json::array())) {
+    if (action.is_object() && action.value("action", "") == "hard_stop") {
+      return label(action.value("scope", ""));
+    }
+  }
+  for (const json& reason : gate_reasons.is_array() ? gate_reasons : json::array()) {
+    const std::string text = reason.is_string() ? reason.get<std::string>() : "";
+    const std::size_t colon = text.find(": projected spend ");
+    // The FAIL of the scene's projection, not its WARN ("... (warn at 90%)").
+    if (colon != std::string::npos && text.find("scene cap") != std::string::npos &&
+        text.find("simplify before producing") != std::string::npos &&
+        artifacts::is_scene_id(text.substr(0, colon))) {
+      return "scene " + text.substr(0, colon);
+    }
+  }
+  return "project";
+}
+
 // ---- Overrides --------------------------------------------------------------------------------
 
 Overrides Overrides::from_events(const std::vector<ledger::Event>& events) {
@@ -303,6 +332,14 @@ int Overrides::extra_attempts(const std::string& loop_key) const {
     if (r.decision == "allow_attempts" && r.loop == loop_key && r.value.is_number_integer()) {
       total += r.value.get<int>();
     }
+  }
+  return total;
+}
+
+int Overrides::cap_raises(const std::string& loop_key) const {
+  int total = 0;
+  for (const OverrideRecord& r : m_records) {
+    total += r.decision == "raise_cap" && r.loop == loop_key ? 1 : 0;
   }
   return total;
 }

@@ -113,7 +113,19 @@ ProjectionSettings ProjectionSettings::from_config(const project::Config& config
   if (doc.contains(quota) && doc[quota].is_number_integer()) {
     settings.premium_shot_pct = doc[quota].get<int>();
   }
+  json::json_pointer t3_quota("/quotas/t3_narrative_pct");
+  if (doc.contains(t3_quota) && doc[t3_quota].is_number_integer()) {
+    settings.t3_narrative_pct = doc[t3_quota].get<int>();
+  }
   return settings;
+}
+
+int64_t narrative_calls(const std::vector<ModelCallEstimate>& estimates) {
+  int64_t calls = 0;
+  for (const ModelCallEstimate& estimate : estimates) {
+    calls += is_narrative_tier(estimate.task.tier) ? estimate.calls : 0;
+  }
+  return calls;
 }
 
 namespace {
@@ -296,6 +308,28 @@ Result<CostProjection> project_costs(const std::vector<ShotPlan>& shots,
   return p;
 }
 
+Result<std::vector<Reallocation>> downgrade_suggestions(const CostProjection& p, const Router& router,
+                                                        const ProjectionSettings& settings) {
+  std::vector<Reallocation> out;
+  for (const ShotCost& cost : p.shots) {
+    const std::string lower =
+        cost.tier == "gen_premium" ? "gen_mid" : cost.tier == "gen_mid" ? "gen_low" : "";
+    const bool quota_moves =
+        std::any_of(p.reallocations.begin(), p.reallocations.end(),
+                    [&](const Reallocation& r) { return r.change.shot_id == cost.shot.shot_id; });
+    if (lower.empty() || quota_moves) {
+      continue;  // on the lowest tier, or its move is listed already as a premium-quota re-allocation
+    }
+    AVPS_TRY_ASSIGN(ShotCost moved, cost_shot(cost.shot, lower, router, settings));
+    AVPS_TRY_ASSIGN(int64_t after, add_money(moved.proxy_micro_usd, moved.final_micro_usd));
+    AVPS_TRY_ASSIGN(int64_t before, add_money(cost.proxy_micro_usd, cost.final_micro_usd));
+    const std::string reason = "budget: hero " + cost.shot.hero_tier + " one generation tier down (" +
+                               cost.tier + " -> " + lower + ") to lower the projection against the cap";
+    out.push_back({QuotaChange{cost.shot.shot_id, cost.tier, lower, reason}, after - before});
+  }
+  return out;
+}
+
 namespace {
 
 // Seconds as JSON: an integer when whole, so 4000 ms reads 4 as a SHOTLIST writes it.
@@ -441,6 +475,15 @@ Result<json> cost_report_json(const CostProjection& p, const CostReportOptions& 
                               std::to_string(p.reallocations.size()) +
                               " of the latest premium shots to gen_mid (see Tier Reallocation Suggestions).");
   }
+  if (!options.downgrades.empty()) {
+    int64_t saving = 0;
+    for (const Reallocation& r : options.downgrades) {
+      AVPS_TRY_ASSIGN(saving, add_money(saving, -r.saving_micro_usd));
+    }
+    recommendations.push_back("Downgrade: moving the " + std::to_string(options.downgrades.size()) +
+                              " gen_premium and gen_mid shots one generation tier down would save " +
+                              format_usd(saving) + " (see Tier Reallocation Suggestions).");
+  }
   if (!p.scenes_without_shotlist.empty()) {
     recommendations.push_back("Scenes without a SHOTLIST yet are not in the video projection: " +
                               join(p.scenes_without_shotlist, ", ") + ".");
@@ -501,6 +544,13 @@ Result<json> cost_report_json(const CostProjection& p, const CostReportOptions& 
 
   json reallocations = json::array();
   for (const Reallocation& r : p.reallocations) {
+    reallocations.push_back({{"shot_id", r.change.shot_id},
+                             {"from_tier", r.change.from_tier},
+                             {"to_tier", r.change.to_tier},
+                             {"saving_micro_usd", r.saving_micro_usd},
+                             {"justification", r.change.reason}});
+  }
+  for (const Reallocation& r : options.downgrades) {
     reallocations.push_back({{"shot_id", r.change.shot_id},
                              {"from_tier", r.change.from_tier},
                              {"to_tier", r.change.to_tier},

@@ -1,6 +1,7 @@
 #include "avps/governance/quota.hpp"
 
 #include <algorithm>
+#include <set>
 
 namespace avps::governance {
 
@@ -63,6 +64,100 @@ QuotaCheck check_t3_quota(const std::map<std::string, int64_t>& calls_by_tier, i
   check.total = count("t1") + count("t2") + count("t3") + count("research");
   check.allowed = check.total * check.pct / 100;
   return check;
+}
+
+bool is_narrative_tier(std::string_view tier) {
+  return tier == "t1" || tier == "t2" || tier == "t3" || tier == "research";
+}
+
+NarrativeCalls recorded_narrative_calls(const std::vector<ledger::Event>& events) {
+  NarrativeCalls calls;
+  std::set<std::string> seen;
+  for (const ledger::Event& e : events) {
+    if (e.kind != "exchange.intent" || !e.body.is_object()) {
+      continue;
+    }
+    const std::string tier = e.body.value("tier", "");
+    if (!is_narrative_tier(tier) || !seen.insert(e.body.value("key", "")).second) {
+      continue;
+    }
+    ++calls.total;
+    calls.t3 += tier == "t3" ? 1 : 0;
+  }
+  return calls;
+}
+
+std::string T3Admission::message() const {
+  return "t3 quota " + std::to_string(pct) + "% of " + std::to_string(basis()) + " narrative calls (" +
+         (projected >= recorded ? "projected for the project" : "recorded so far") + ") allows " +
+         std::to_string(allowed) + " t3 call" + (allowed == 1 ? "" : "s") + "; " + std::to_string(used) +
+         (used == 1 ? " is" : " are") + " used and the escalation may make " + std::to_string(needed) +
+         " more: " + (admitted() ? "admitted" : "refused");
+}
+
+T3Admission admit_t3_escalation(int64_t t3_used, int64_t needed, int64_t projected_narrative_calls,
+                                int64_t recorded_narrative_calls, int t3_narrative_pct) {
+  T3Admission a;
+  a.used = std::max<int64_t>(t3_used, 0);
+  a.needed = std::max<int64_t>(needed, 1);
+  a.projected = std::max<int64_t>(projected_narrative_calls, 0);
+  a.recorded = std::max<int64_t>(recorded_narrative_calls, 0);
+  a.pct = std::clamp(t3_narrative_pct, 0, 100);
+  a.allowed = a.basis() * a.pct / 100;
+  return a;
+}
+
+std::vector<LoggedReallocation> unlogged_reallocations(const std::vector<LoggedReallocation>& moves,
+                                                       const std::vector<ShotAllocation>& planned,
+                                                       const std::vector<ledger::Event>& events) {
+  // The log's view: the latest route.reallocated event of each shot.
+  std::map<std::string, LoggedReallocation> logged;
+  for (const ledger::Event& e : events) {
+    if (e.kind != "route.reallocated" || !e.body.is_object()) {
+      continue;
+    }
+    LoggedReallocation r;
+    r.shot_id = e.body.value("shot_id", "");
+    r.to_tier = e.body.value("to_tier", "");
+    const nlohmann::json cost = e.body.value("cost", nlohmann::json::object());
+    r.cost_delta_micro_usd = cost.is_object() ? cost.value("delta_micro_usd", int64_t{0}) : 0;
+    logged[r.shot_id] = r;
+  }
+  std::map<std::string, const ShotAllocation*> by_shot;
+  for (const ShotAllocation& shot : planned) {
+    by_shot[shot.shot_id] = &shot;
+  }
+  auto logged_tier = [&](const std::string& shot_id, const std::string& default_tier) {
+    auto it = logged.find(shot_id);
+    return it == logged.end() ? default_tier : it->second.to_tier;
+  };
+
+  std::vector<LoggedReallocation> out;
+  std::set<std::string> moved;
+  for (const LoggedReallocation& move : moves) {
+    moved.insert(move.shot_id);
+    auto shot = by_shot.find(move.shot_id);
+    const std::string default_tier = shot == by_shot.end() ? move.from_tier : shot->second->tier;
+    if (logged_tier(move.shot_id, default_tier) != move.to_tier) {
+      out.push_back(move);
+    }
+  }
+  for (const ShotAllocation& shot : planned) {
+    auto it = logged.find(shot.shot_id);
+    if (moved.count(shot.shot_id) || it == logged.end() || it->second.to_tier == shot.tier) {
+      continue;
+    }
+    LoggedReallocation back;
+    back.shot_id = shot.shot_id;
+    back.scene_id = shot.scene_id;
+    back.from_tier = it->second.to_tier;
+    back.to_tier = shot.tier;
+    back.reason = "the premium quota no longer moves " + shot.shot_id + ": it routes by its hero tier " +
+                  shot.hero_tier + " again";
+    back.cost_delta_micro_usd = -it->second.cost_delta_micro_usd;
+    out.push_back(back);
+  }
+  return out;
 }
 
 }  // namespace avps::governance

@@ -961,9 +961,9 @@ Result<Ledger::BudgetTotals> Ledger::budget_totals() const {
   return totals;
 }
 
-Result<std::vector<Event>> Ledger::events() const {
+Result<std::vector<Event>> Ledger::events(int64_t after_seq) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
-  return m_impl->read_events(0);
+  return m_impl->read_events(after_seq);
 }
 
 namespace {
@@ -988,13 +988,14 @@ constexpr const char* k_artifact_columns =
 
 }  // namespace
 
-Result<std::vector<ArtifactRecord>> Ledger::artifacts() const {
+Result<std::vector<ArtifactRecord>> Ledger::artifacts(int64_t after_event_seq) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
-  std::string sql = std::string(k_artifact_columns) + " ORDER BY event_seq";
+  std::string sql = std::string(k_artifact_columns) + " WHERE event_seq > ? ORDER BY event_seq";
   Stmt stmt(m_impl->db, sql.c_str());
   if (!stmt.valid()) {
     return m_impl->db.error("cannot read the artifact index");
   }
+  stmt.bind(1, after_event_seq);
   std::vector<ArtifactRecord> out;
   for (;;) {
     AVPS_TRY_ASSIGN(bool has_row, stmt.step());
@@ -1014,6 +1015,24 @@ Result<std::optional<ArtifactRecord>> Ledger::find_artifact(const std::string& n
     return m_impl->db.error("cannot read the artifact index");
   }
   stmt.bind(1, name);
+  AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+  if (!has_row) {
+    return std::optional<ArtifactRecord>{};
+  }
+  return std::optional<ArtifactRecord>{artifact_from_row(stmt)};
+}
+
+Result<std::optional<ArtifactRecord>> Ledger::latest_artifact(const std::string& kind,
+                                                             const std::string& target) const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  // artifacts_by_stem (kind, target, version) answers this without a scan.
+  std::string sql = std::string(k_artifact_columns) + " WHERE kind = ? AND target = ? ORDER BY version DESC LIMIT 1";
+  Stmt stmt(m_impl->db, sql.c_str());
+  if (!stmt.valid()) {
+    return m_impl->db.error("cannot read the artifact index");
+  }
+  stmt.bind(1, kind);
+  stmt.bind(2, target);
   AVPS_TRY_ASSIGN(bool has_row, stmt.step());
   if (!has_row) {
     return std::optional<ArtifactRecord>{};

@@ -467,6 +467,34 @@ void Registry::check_skill(const SkillDef& skill, std::vector<Violation>& out) c
     report("skill.runs_when", "runs_when names condition " + skill.runs_when + ", which " +
                                   m_graph->source.subject + " does not define");
   }
+
+  if (skill.paging) {
+    const Paging& paging = *skill.paging;
+    auto input_with = [&](const std::string& kind, const std::string& slice) {
+      return std::any_of(skill.inputs.begin(), skill.inputs.end(),
+                         [&](const SkillInput& i) { return i.kind == kind && i.slice == slice; });
+    };
+    if (skill.executor != Executor::model || skill.scope != "project") {
+      report("skill.paging", "paging is for model skills of scope project");
+    }
+    if (!paging.input.empty() && !input_with(paging.input, "all_rows")) {
+      report("skill.paging", "paging.input " + paging.input + " is not an input with slice all_rows");
+    }
+    if (!paging.output.empty()) {
+      const SkillOutput* output = skill.find_output(paging.output);
+      const artifacts::KindInfo* info = artifacts::find_kind(paging.output);
+      if (output == nullptr || output->schema.empty()) {
+        report("skill.paging", "paging.output " + paging.output + " is not an output the model writes");
+      } else if (info != nullptr && info->extension != "csv") {
+        report("skill.paging", "paging.output " + paging.output + " has no rows to write a page at a time");
+      }
+    }
+    for (const std::string& kind : paging.per_scene) {
+      if (paging.input.empty() || !input_with(kind, "all_targets")) {
+        report("skill.paging", "paging.per_scene " + kind + " is not an all_targets input of an input-paged skill");
+      }
+    }
+  }
 }
 
 void Registry::check_config_refs(const json& value, const std::string& subject, const std::string& rule,

@@ -60,6 +60,12 @@ Result<SkillDef> SkillDef::from_json(const json& document) {
     if (document.contains("post_steps")) {
       def.post_steps = document.at("post_steps").get<std::vector<std::string>>();
     }
+    if (document.contains("paging")) {
+      const json& paging = document.at("paging");
+      def.paging = Paging{string_or_empty(paging, "input"), string_or_empty(paging, "output"),
+                          paging.at("rows_per_page").get<int>(),
+                          paging.value("per_scene", std::vector<std::string>{})};
+    }
     for (const json& input : document.at("inputs")) {
       def.inputs.push_back({input.at("kind").get<std::string>(), input.at("required").get<bool>(),
                             input.at("slice").get<std::string>()});

@@ -45,6 +45,7 @@ namespace avps::backends {
 /// thresholds the sim aims its scores at (so a passing output passes the project's own gates).
 struct SimSettings {
   int64_t latency_ms = 0;  ///< slept once per complete() / generate() call
+  int min_shots_per_scene = 0;  ///< shot-planner's floor (extra coverage); 0 = its own 2 to 5
   /// By skill name: probability 0..1 that the output fails the skill's gate.
   std::map<std::string, double, std::less<>> failure_rates;
   /// By skill name: probability 0..1 that an output that did not fail lands on the skill's FIX
@@ -59,7 +60,7 @@ struct SimSettings {
   /// audience_engagement, dialogue_distinctiveness, qc.A/B/C); the shipped defaults where absent.
   nlohmann::json thresholds = nlohmann::json::object();
 
-  /// Reads a `sim` block: {"latency_ms": int >= 0, "failure_rates": {skill: 0..1},
+  /// Reads a `sim` block: {"latency_ms": int >= 0, "min_shots_per_scene": 0..12, "failure_rates": {skill: 0..1},
   /// "fix_rates": {skill: 0..1}, "media_failure_rates": {gen tier: 0..1}}; every key optional,
   /// null = {}. Unknown keys and out-of-range values are refused (invalid_argument) naming the key.
   [[nodiscard]] static Result<SimSettings> from_json(const nlohmann::json& sim_block);

@@ -19,6 +19,7 @@
 // Decisions come only from the ledger and the artifacts, never from process memory: killing the
 // process at any point and running again continues where the record says.
 
+#include <cstdint>
 #include <string>
 
 #include "avps/backends/backend.hpp"
@@ -31,11 +32,68 @@
 
 namespace avps::engine {
 
-/// Progress out; the engine never prints (only the cli does).
+/// One thing a run reports as it goes (docs/formats/run-events.md). `text` is always a complete
+/// plain line, as a log shows it; the other members are the same facts as data, for a live status
+/// line or a JSON event stream. Members that do not apply stay empty (or 0).
+struct Progress {
+  enum class Kind {
+    phase,     ///< a phase starts (for `scene_id` when it runs scene by scene)
+    attempt,   ///< a call is about to be made: `skill` (or "generate"), `attempt`, `tier`
+    verdict,   ///< a gate's verdict on an attempt: `skill`, `attempt`, `verdict`
+    wave,      ///< a QC wave of a scene was graded: `wave`, `verdict` (the wave's QC_BATCH gate)
+    revise,    ///< a FAIL of `skill` (the judge) sends its findings upstream for a revision
+    escalate,  ///< a loop moves up a tier after failed attempts: `tier` is the new one
+    wait,      ///< a step (or a scene's production) waits for an input that does not exist yet
+    stop,      ///< a hard stop is recorded (or an open one stands): the run ends with exit 3
+    note,      ///< anything else worth a line (reservations reconciled, another pass of the walk)
+  };
+  Kind kind = Kind::note;
+  std::string phase{};  ///< the phase being walked; the engine fills it in
+  std::string scene_id{};
+  std::string shot_id{};
+  std::string skill{};
+  std::string tier{};
+  std::string verdict{};  ///< PASS, WARN, FIX, FAIL or STOP
+  int attempt = 0;  ///< 1 for a first attempt; 0 when it does not apply
+  int wave = 0;     ///< production waves of a scene count from 1; 0 when it does not apply
+  /// Where spend stands when the event is reported: committed + reserved against the project,
+  /// and the project cap in force (configured, or raised by `avps override`). Micro-USD.
+  int64_t spent_micro_usd = 0;
+  int64_t cap_micro_usd = 0;
+  std::string text{};
+};
+
+/// The name of a kind as the JSON event stream writes it ("phase", "attempt", ...); frozen.
+constexpr const char* progress_kind_name(Progress::Kind kind) {
+  switch (kind) {
+    case Progress::Kind::phase:
+      return "phase";
+    case Progress::Kind::attempt:
+      return "attempt";
+    case Progress::Kind::verdict:
+      return "verdict";
+    case Progress::Kind::wave:
+      return "wave";
+    case Progress::Kind::revise:
+      return "revise";
+    case Progress::Kind::escalate:
+      return "escalate";
+    case Progress::Kind::wait:
+      return "wait";
+    case Progress::Kind::stop:
+      return "stop";
+    case Progress::Kind::note:
+      return "note";
+  }
+  return "note";
+}
+
+/// Progress out; the engine never prints (only the cli does). Called from the thread that called
+/// Engine::run, never from the threads that send calls.
 class Observer {
  public:
   virtual ~Observer() = default;
-  virtual void progress(const std::string& line) = 0;
+  virtual void progress(const Progress& progress) = 0;
   /// True once the user asked to stop (Ctrl-C): the engine finishes the call in hand, records
   /// it, and returns with ExitCode::interrupted; the next run resumes.
   virtual bool interrupted() const { return false; }

@@ -51,6 +51,12 @@ std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events);
 /// The hard stops still waiting for a person: not overridden, and not followed by an attempt of
 /// the same loop that ended other than FAIL or STOP (the inputs were revised and it passed).
 std::vector<HardStop> open_hard_stops(const std::vector<ledger::Event>& events);
+/// The cap a failing budget-gates check stops on, as `avps override --raise-cap` names caps:
+/// "project", "scene S03" or "shot S03_SH02". The scope of the BUDGET_STATUS's first hard_stop
+/// enforcement action; else the scene of a gate reason "S03: projected spend ... scene cap ..."
+/// (the budget_caps check's FAIL of a scene's projection); else "project".
+std::string budget_stop_cap(const nlohmann::json& budget_status, const nlohmann::json& gate_reasons);
+
 /// 42 from "STOP-42"; invalid_argument for anything else.
 [[nodiscard]] Result<int64_t> parse_stop_id(std::string_view id);
 
@@ -89,6 +95,10 @@ class Overrides {
                         const std::string& shot_id) const;
   /// Attempts added to a loop ("plausibility-auditor/S03") by allow_attempts decisions, summed.
   int extra_attempts(const std::string& loop_key) const;
+  /// How many times a person raised a cap to lift a budget stop of a loop ("budget-gates/S01").
+  /// Each raise buys the loop one re-check of its unchanged plan under the new cap: the decision
+  /// was to pay, not to simplify.
+  int cap_raises(const std::string& loop_key) const;
   /// The artifact file name accepted for a loop, if any (the latest acceptance).
   std::optional<std::string> accepted(const std::string& loop_key) const;
   bool is_overridden(int64_t stop_seq) const;

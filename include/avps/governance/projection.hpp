@@ -69,10 +69,14 @@ struct ModelCallEstimate {
     const std::map<std::string, skills::SkillDef>& skills, const std::vector<std::string>& scene_ids,
     const std::vector<ShotPlan>& shots, int64_t input_tokens_per_call);
 
+/// The calls of `estimates` at a narrative tier (t1, t2, t3, research): what the t3 quota counts.
+int64_t narrative_calls(const std::vector<ModelCallEstimate>& estimates);
+
 struct ProjectionSettings {
   std::string final_pixels;   ///< style/resolution/final
   int premium_shot_pct = 25;  ///< quotas/premium_shot_pct, for the re-allocation suggestions
-  /// From the configuration (style/resolution/final, quotas/premium_shot_pct).
+  int t3_narrative_pct = 15;  ///< quotas/t3_narrative_pct, for the t3 admission rule
+  /// From the configuration (style/resolution/final, quotas/premium_shot_pct, quotas/t3_narrative_pct).
   static ProjectionSettings from_config(const project::Config& config);
 };
 
@@ -158,6 +162,14 @@ struct CostProjection {
                                                    const std::vector<ModelCallEstimate>& calls,
                                                    const Router& router, const ProjectionSettings& settings);
 
+/// What moving each shot of `p` one generation tier down (gen_premium -> gen_mid -> gen_low) would
+/// save at the same regen risk, in screen order. Shots on gen_low are left out, and so are the
+/// shots the premium quota moves (p.reallocations lists them). The suggestions budget-gates
+/// records when the projection nears or passes the project cap.
+[[nodiscard]] Result<std::vector<Reallocation>> downgrade_suggestions(const CostProjection& p,
+                                                                      const Router& router,
+                                                                      const ProjectionSettings& settings);
+
 /// What the COST_REPORT says besides the projection.
 struct CostReportOptions {
   std::string target = "PROJECT";        ///< PROJECT or the scene id the projection covers
@@ -165,6 +177,9 @@ struct CostReportOptions {
   int warn_pct = 90;
   /// Committed spend per scene id ("" = project-level calls), when known; never negative.
   std::map<std::string, int64_t> actual_by_scene;
+  /// Downgrade suggestions (downgrade_suggestions()) to list after the quota re-allocations in
+  /// tier_reallocation_suggestions, with one recommendation line summing their saving.
+  std::vector<Reallocation> downgrades;
 };
 
 /// The COST_REPORT canonical JSON (cost_report.schema.json). Verdict: PASS; WARN when the
@@ -212,5 +227,15 @@ struct RecordedShots {
                                                       const Router& router,
                                                       const ProjectionSettings& settings,
                                                       int64_t input_tokens_per_call);
+
+/// The narrative model calls (t1, t2, t3, research; narrative_calls()) the project's plan implies
+/// for the whole project, the basis of the t3 quota: estimate_skill_calls over the recorded shots
+/// when a SHOTLIST is recorded, else over the brief's plan (brief_estimate.hpp: plan_from_brief of
+/// read_brief(brief) with the default assumptions and the recorded SCENES' ids, if any). Like
+/// every estimate it counts one call per skill and scope instance (no revisions), and conditional
+/// skills as if they always ran.
+[[nodiscard]] Result<int64_t> projected_narrative_calls(
+    const LatestArtifact& latest, std::string_view brief_markdown,
+    const std::map<std::string, skills::SkillDef>& skills);
 
 }  // namespace avps::governance

@@ -3,13 +3,16 @@
 // 25 %), t3 ≤ quotas/t3_narrative_pct of the narrative calls (default 15 %).
 //
 // "Within quota" means used × 100 ≤ pct × total, the same comparison the tier_quotas gate check
-// makes, so what the router allows the gate passes. Both functions are pure: they change or report,
-// and the caller logs what changed.
+// makes. Every function here is pure: it changes, reports or decides, and the caller logs what
+// changed (route.reallocated, route.escalation_refused; docs/formats/ledger.md).
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "avps/ledger/ledger.hpp"
 
 namespace avps::governance {
 
@@ -54,5 +57,62 @@ struct QuotaCheck {
 /// noisy (one red-team call of four is 25 %), so this is a check over a whole run's or project's
 /// counts, as the tier_quotas gate reads them, not a per-call admission rule.
 QuotaCheck check_t3_quota(const std::map<std::string, int64_t>& calls_by_tier, int t3_narrative_pct);
+
+/// t1, t2, t3 and research: the tiers whose calls the t3 quota counts.
+bool is_narrative_tier(std::string_view tier);
+
+/// The narrative calls a record holds: distinct `exchange.intent` keys (a call re-sent after a
+/// crash counts once) whose tier is narrative, and the t3 ones among them.
+struct NarrativeCalls {
+  int64_t total = 0;
+  int64_t t3 = 0;
+};
+NarrativeCalls recorded_narrative_calls(const std::vector<ledger::Event>& events);
+
+/// The admission rule for an escalation to t3 (DESIGN §3: t3 ≤ quotas/t3_narrative_pct of the
+/// narrative calls). The quota is a share of the whole project's narrative calls, so its basis is
+/// the larger of the calls the plan projects for the project and the calls recorded so far: the
+/// recorded count alone would make the first t3 call of a run look like a large share. The
+/// escalation is admitted when the t3 calls used plus the calls it may make at t3 (its attempts
+/// on the new tier) stay within floor(pct × basis / 100), so a loop admitted to t3 cannot carry
+/// the project past the quota with its revisions.
+struct T3Admission {
+  int64_t used = 0;       ///< t3 calls recorded so far
+  int64_t needed = 1;     ///< t3 calls the escalation may make
+  int64_t projected = 0;  ///< narrative calls the plan projects for the whole project
+  int64_t recorded = 0;   ///< narrative calls recorded so far
+  int64_t allowed = 0;    ///< floor(pct × basis() / 100)
+  int pct = 0;
+  int64_t basis() const { return projected > recorded ? projected : recorded; }
+  bool admitted() const { return used + needed <= allowed; }
+  /// "t3 quota 15% of 142 narrative calls (projected for the project) allows 21 t3 calls; 20 are
+  /// used and the escalation may make 2 more: refused"
+  std::string message() const;
+};
+T3Admission admit_t3_escalation(int64_t t3_used, int64_t needed, int64_t projected_narrative_calls,
+                                int64_t recorded_narrative_calls, int t3_narrative_pct);
+
+/// One premium-quota move as the run log records it (event `route.reallocated`).
+struct LoggedReallocation {
+  std::string shot_id;
+  std::string scene_id;
+  std::string from_tier;
+  std::string to_tier;
+  std::string reason;
+  int64_t cost_delta_micro_usd = 0;  ///< projected cost after − before (negative: a saving)
+};
+
+/// The moves the run log still lacks for an allocation. `moves` are the allocation's premium-quota
+/// moves; `planned` holds every planned shot in screen order, `tier` being the tier its hero tier
+/// routes to. The log's view of a shot is the `to_tier` of its latest
+/// `route.reallocated` event, else its hero tier's. Returned, in this order: each move whose shot
+/// the log has on another tier (latest shot first, as `moves` are), then each planned shot the
+/// log has moved that the allocation no longer moves (back to its hero tier's tier, screen
+/// order, with the opposite of the logged delta). Shots no longer planned are left as logged.
+/// Appending the result makes the log agree with the allocation, so calling it again with the
+/// same allocation returns nothing: a resumed run does not log a move twice.
+std::vector<LoggedReallocation> unlogged_reallocations(const std::vector<LoggedReallocation>& moves,
+                                                       const std::vector<ShotAllocation>& planned,
+                                                       const std::vector<ledger::Event>& events);
 
 }  // namespace avps::governance

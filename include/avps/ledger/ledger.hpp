@@ -197,9 +197,15 @@ class Ledger {
   };
   [[nodiscard]] Result<BudgetTotals> budget_totals() const;
 
-  [[nodiscard]] Result<std::vector<Event>> events() const;
-  [[nodiscard]] Result<std::vector<ArtifactRecord>> artifacts() const;
+  /// Events in order; only those after `after_seq` when given.
+  [[nodiscard]] Result<std::vector<Event>> events(int64_t after_seq = 0) const;
+  /// The artifact index in recording order; only the artifacts recorded after event
+  /// `after_event_seq` when given (a reader that keeps its own copy reads only what is new).
+  [[nodiscard]] Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq = 0) const;
   [[nodiscard]] Result<std::optional<ArtifactRecord>> find_artifact(const std::string& name) const;
+  /// The highest version of `kind` for `target` ("" for singletons), or nullopt; an index lookup.
+  [[nodiscard]] Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
+                                                                     const std::string& target) const;
   Head head() const;
 
   /// Every integrity problem of the ledger itself and its mirrors: triggers present, each stored

@@ -60,6 +60,14 @@ struct SkillOutput {
   std::string collect;     ///< "scene_wave", "append_rows"; empty = a whole version per run
 };
 
+/// Page-by-page work (skill.schema.json "paging"): exactly one of input / output is set.
+struct Paging {
+  std::string input;   ///< the all_rows input cut into pages
+  std::string output;  ///< the output the model writes a page at a time
+  int rows_per_page = 0;
+  std::vector<std::string> per_scene;  ///< all_targets inputs cut to the page's scenes
+};
+
 struct SkillDef {
   std::string name;
   std::string description;
@@ -72,6 +80,7 @@ struct SkillDef {
   int max_output_tokens = 0;       ///< 0 for built-ins
   std::string runs_when;           ///< a condition of the stage graph; empty = always runs
   std::vector<std::string> post_steps;
+  std::optional<Paging> paging;    ///< absent: one call per attempt
   std::vector<SkillInput> inputs;
   std::vector<SkillOutput> outputs;
   nlohmann::json gate_rules = nlohmann::json::array();    ///< gate.rules, as written

@@ -489,6 +489,8 @@ bool in_list(const json& list, const std::string& item) {
 
 // Builds one scene's STATE_DIFF against `state`, keeping every list change applicable (no
 // duplicate add, no remove of an absent item).
+constexpr size_t k_remembered_scenes = 8;
+
 class DiffBuilder {
  public:
   DiffBuilder(const json& state, std::string scene) : m_state(state) {
@@ -745,6 +747,20 @@ Outputs world_state_tracker(Call& call) {
         } else if (!injury_clauses(text).empty()) {
           diff.add(subject, "injuries", upper_first(text));
         }
+      }
+    }
+    // Memory of past scenes stays bounded: beyond the last k_remembered_scenes "What happened
+    // in" facts, the oldest are retired, so the state (and every request that reads it) does not
+    // grow with the length of the film (DESIGN §1.5).
+    for (const std::string& c : present) {
+      std::vector<std::string> remembered;
+      for (const json& item : diff.current(c, "knowledge")) {
+        if (item.is_string() && item.get<std::string>().rfind("What happened in ", 0) == 0) {
+          remembered.push_back(item.get<std::string>());
+        }
+      }
+      for (size_t k = 0; k + k_remembered_scenes < remembered.size(); ++k) {
+        diff.remove(c, "knowledge", remembered[k]);
       }
     }
     // The scene's set and the clock.

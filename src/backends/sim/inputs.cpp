@@ -286,6 +286,27 @@ std::string shot_id(const Call& call) {
   return scene_id(call) + "_SH01";
 }
 
+std::optional<Page> page_of(const Call& call) {
+  const json& scope = call.request.scope;
+  if (!scope.is_object() || !scope.contains("page") || !scope["page"].is_object()) {
+    return std::nullopt;
+  }
+  const json& p = scope["page"];
+  auto count = [&](const char* key, size_t fallback) {
+    return p.contains(key) && p[key].is_number_integer() && p[key].get<int64_t>() >= 0 &&
+                   p[key].get<int64_t>() < 1'000'000
+               ? static_cast<size_t>(p[key].get<int64_t>())
+               : fallback;
+  };
+  Page page;
+  page.index = std::max<size_t>(1, count("index", 1));
+  page.rows_per_page = std::max<size_t>(1, count("rows_per_page", 1));
+  page.of = count("of", 0);
+  page.offset = count("offset", 0);
+  page.total_rows = count("total_rows", 0);
+  return page;
+}
+
 int attempt(const Call& call) {
   const json& scope = call.request.scope;
   if (scope.is_object()) {

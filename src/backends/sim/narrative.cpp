@@ -264,21 +264,35 @@ Outputs story_architect(Call& call) {
   std::vector<ScenePlan> plan = plan_scenes(brief);
   const size_t n = plan.size();
   const std::string objective = objective_of(brief);
+  // Written a page at a time when the request asks for a page (skill.json paging.output).
+  std::optional<Page> page = page_of(call);
+  const size_t from = page ? std::min(n, static_cast<size_t>(page->index - 1) * page->rows_per_page) : 0;
+  const size_t to = page ? std::min(n, from + page->rows_per_page) : n;
 
-  json rows = json::array();
-  for (size_t i = 0; i < n; ++i) {
-    const ScenePlan& scene = plan[i];
-    const Stage stage = stage_of(i, n);
-    std::string p = display(call, scene.characters.front());
+  auto others_of = [&](const ScenePlan& scene) {
     std::string other;
     for (size_t k = 1; k < scene.characters.size() && other.empty(); ++k) {
       other = display(call, scene.characters[k]);
     }
-    std::string summary =
-        !scene.beat.empty()
-            ? sentence(scene.beat)
-            : sentence(p + (other.empty() ? "" : " and " + other) + " at " + display(call, scene.location) +
-                       ": part " + std::to_string(i + 1) + " of " + std::to_string(n) + " of the story");
+    return other;
+  };
+  auto summary_of = [&](size_t i) {
+    const ScenePlan& scene = plan[i];
+    std::string other = others_of(scene);
+    return !scene.beat.empty()
+               ? sentence(scene.beat)
+               : sentence(display(call, scene.characters.front()) + (other.empty() ? "" : " and " + other) + " at " +
+                          display(call, scene.location) + ": part " + std::to_string(i + 1) + " of " +
+                          std::to_string(n) + " of the story");
+  };
+
+  json rows = json::array();
+  for (size_t i = from; i < to; ++i) {
+    const ScenePlan& scene = plan[i];
+    const Stage stage = stage_of(i, n);
+    std::string p = display(call, scene.characters.front());
+    std::string other = others_of(scene);
+    std::string summary = summary_of(i);
     std::string goal;
     std::string outcome;
     switch (stage) {
@@ -328,14 +342,17 @@ Outputs story_architect(Call& call) {
 
   // The six beats: inciting = first beat, escalation = those up to the midpoint, climax = the
   // second-to-last, resolution = the last; missing ones are written from the scene plan.
-  auto beat_text = [&](size_t i) {
-    return sentence(!plan[i].beat.empty() ? plan[i].beat : str(rows[i], "summary"));
-  };
+  auto beat_text = [&](size_t i) { return sentence(!plan[i].beat.empty() ? plan[i].beat : summary_of(i)); };
   const std::string protagonist = display(call, plan.front().characters.front());
   const size_t mid = n / 2;
+  // At most 8 escalation steps, spread over the first half: the beats stay one size.
   json escalation = json::array();
+  std::vector<size_t> steps;
   for (size_t i = 1; i < mid && i + 2 < n; ++i) {
-    escalation.push_back(beat_text(i));
+    steps.push_back(i);
+  }
+  for (size_t k = 0; k < std::min<size_t>(steps.size(), 8); ++k) {
+    escalation.push_back(beat_text(steps.size() <= 8 ? steps[k] : steps[k * (steps.size() - 1) / 7]));
   }
   if (escalation.empty()) {
     escalation.push_back("Each attempt " + protagonist + " makes to " + objective +
@@ -351,7 +368,7 @@ Outputs story_architect(Call& call) {
                              ? beat_text(mid)
                              : protagonist + " learns the plan cannot work as it stands and changes course."},
       {"crisis", protagonist + " runs out of safe options and has to commit to one desperate course before " +
-                     str(rows[n >= 3 ? n - 2 : n - 1], "scene_id") + "."},
+                     plan[n >= 3 ? n - 2 : n - 1].id + "."},
       {"climax",
        n >= 3 ? beat_text(n - 2) : protagonist + " makes the choice the story has been building to."},
       {"resolution", n >= 2 ? beat_text(n - 1) : "The night ends and its cost is counted."},
@@ -359,14 +376,23 @@ Outputs story_architect(Call& call) {
 
   json scenes = {{"format_version", 1}, {"kind", "SCENES"}, {"rows", rows}};
   std::vector<std::string> reasons;
-  if (call.mode == Mode::fail) {
+  if (call.mode == Mode::fail && to > from) {
     // A scene without a conflict (whitespace only) fails scene_fields_non_empty.
     size_t at = n >= 2 ? mid : 0;
+    at = at >= from && at < to ? at - from : 0;
     scenes["rows"][at]["conflict"] = " ";
     reasons.push_back(str(scenes["rows"][at], "scene_id") + ": conflict is empty");
   }
   scenes["gate"] = gate_of(reasons.empty() ? "PASS" : "FAIL", json::object(), reasons);
-  return Outputs{{"BEATS", beats}, {"SCENES", scenes}};
+  Outputs out{{"SCENES", scenes}};
+  if (from == 0) {
+    out["BEATS"] = beats;
+  }
+  if (page) {
+    out["more"] = to < n;
+    out["carry"] = {{"scenes_written", to}, {"scene_count", n}};
+  }
+  return out;
 }
 
 // ---- script-breakdown -------------------------------------------------------------------------
@@ -395,6 +421,26 @@ struct Ledger {
   std::set<std::string> seen_characters;
   std::set<std::string> seen_locations;
   std::set<std::string> seen_props;
+
+  // What one page passes to the next (its "carry"): bounded by the cast, sets and props.
+  json to_json() const {
+    return {{"owner_of", owner_of},
+            {"injuries_of", injuries_of},
+            {"seen_characters", seen_characters},
+            {"seen_locations", seen_locations},
+            {"seen_props", seen_props}};
+  }
+  static Ledger from_json(const json* carry) {
+    Ledger l;
+    if (carry != nullptr && carry->is_object()) {
+      l.owner_of = carry->value("owner_of", l.owner_of);
+      l.injuries_of = carry->value("injuries_of", l.injuries_of);
+      l.seen_characters = carry->value("seen_characters", l.seen_characters);
+      l.seen_locations = carry->value("seen_locations", l.seen_locations);
+      l.seen_props = carry->value("seen_props", l.seen_props);
+    }
+    return l;
+  }
 };
 
 }  // namespace
@@ -407,11 +453,16 @@ Outputs script_breakdown(Call& call) {
     scene_rows = rows_of(&story["SCENES"]);
   }
   const Brief& brief = call.brief;
-  const size_t n = scene_rows.size();
-  Ledger ledger;
+  // A page of the story (skill.json paging.input): its rows sit at `offset` of `n`, and the
+  // previous page's ledger comes as the carry.
+  std::optional<Page> page = page_of(call);
+  const size_t offset = page ? page->offset : 0;
+  const size_t n = page ? std::max(page->total_rows, offset + scene_rows.size()) : scene_rows.size();
+  Ledger ledger = Ledger::from_json(input(call, "CARRY"));
   json rows = json::array();
-  for (size_t i = 0; i < n; ++i) {
-    const json& scene = scene_rows[i];
+  for (size_t row_index = 0; row_index < scene_rows.size(); ++row_index) {
+    const size_t i = offset + row_index;
+    const json& scene = scene_rows[row_index];
     const std::string id =
         str(scene, "scene_id", artifacts::format_scene_id(static_cast<int>(i) + 1).value());
     const std::string summary = str(scene, "summary");
@@ -599,7 +650,7 @@ Outputs script_breakdown(Call& call) {
   }
 
   std::vector<std::string> reasons;
-  if (call.mode == Mode::fail && !rows.empty()) {
+  if (call.mode == Mode::fail && !rows.empty() && offset == 0) {
     // The first scene always introduces its set; leaving it out fails breakdown_matches_scenes.
     json& first = rows[0];
     std::string set = first["locations_used"][0].get<std::string>();
@@ -610,7 +661,11 @@ Outputs script_breakdown(Call& call) {
                     {"kind", "BREAKDOWN"},
                     {"gate", gate_of(reasons.empty() ? "PASS" : "FAIL", json::object(), reasons)},
                     {"rows", rows}};
-  return Outputs{{"BREAKDOWN", breakdown}};
+  Outputs out{{"BREAKDOWN", breakdown}};
+  if (page) {
+    out["carry"] = ledger.to_json();
+  }
+  return out;
 }
 
 // ---- character-psychology ---------------------------------------------------------------------
@@ -709,33 +764,76 @@ Outputs character_psychology(Call& call) {
 
 // ---- narrative-red-team -----------------------------------------------------------------------
 
+// Red team and audience read the story a page at a time when it is paged (skill.json
+// paging.input): each page adds its scenes to a small running summary (the carry), and the last
+// page writes the report from it.
+namespace {
+
+json story_scan(const Call& call, const std::vector<json>& scenes) {
+  const json* carried = input(call, "CARRY");
+  json state = carried != nullptr && carried->is_object() ? *carried : json::object();
+  std::optional<Page> page = page_of(call);
+  const size_t offset = page ? page->offset : 0;
+  const size_t n = page ? std::max(page->total_rows, offset + scenes.size()) : scenes.size();
+  for (size_t k = 0; k < scenes.size(); ++k) {
+    const json& s = scenes[k];
+    json brief_row = {{"scene_id", str(s, "scene_id")}, {"summary", str(s, "summary")}};
+    const size_t cast = strs(s, "characters_present").size();
+    if (!state.contains("first")) {
+      state["first"] = brief_row;
+    }
+    // The thinnest scene: the first with the fewest characters present.
+    if (!state.contains("thin") || cast < state["thin"].value("cast", size_t{0})) {
+      state["thin"] = {{"scene_id", str(s, "scene_id")}, {"cast", cast}};
+    }
+    if (offset + k == n / 2) {
+      state["middle"] = brief_row;
+    }
+    std::string text = lower(str(s, "summary") + " " + str(s, "outcome"));
+    for (const char* cue : {"suddenly", "happens to", "by chance", "coincidence", "luckily", "just in time"}) {
+      if (text.find(cue) != std::string::npos) {
+        if (state["coincidences"].size() < 8) {
+          state["coincidences"].push_back(str(s, "scene_id") + " turns on chance (\"" + cue +
+                                          "\"); tie it to an earlier choice.");
+        }
+        break;
+      }
+    }
+    json& tail = state["tail"];
+    tail.push_back(brief_row);
+    if (tail.size() > 2) {
+      tail.erase(tail.begin());
+    }
+  }
+  if (!state.contains("coincidences")) {
+    state["coincidences"] = json::array();
+  }
+  return state;
+}
+
+bool last_page(const Call& call) {
+  std::optional<Page> page = page_of(call);
+  return !page || page->of <= 0 || page->index >= page->of;
+}
+
+}  // namespace
+
 Outputs narrative_red_team(Call& call) {
   std::vector<json> scenes = rows_of(input(call, "SCENES"));
   if (scenes.empty()) {
     Outputs story = story_architect(call);
     scenes = rows_of(&story["SCENES"]);
   }
+  const json scan = story_scan(call, scenes);
+  if (!last_page(call)) {
+    return Outputs{{"carry", scan}};
+  }
   const std::string target = target_id(call);
-  const json& first = scenes.front();
-  const json& last = scenes.back();
-  const json& climax = scenes.size() >= 2 ? scenes[scenes.size() - 2] : scenes.back();
-  // The thinnest scene: the one with the fewest characters present.
-  const json* thin = &scenes.front();
-  for (const json& s : scenes) {
-    thin = strs(s, "characters_present").size() < strs(*thin, "characters_present").size() ? &s : thin;
-  }
-  std::vector<std::string> coincidences;
-  for (const json& s : scenes) {
-    std::string text = lower(str(s, "summary") + " " + str(s, "outcome"));
-    for (const char* cue :
-         {"suddenly", "happens to", "by chance", "coincidence", "luckily", "just in time"}) {
-      if (text.find(cue) != std::string::npos) {
-        coincidences.push_back(str(s, "scene_id") + " turns on chance (\"" + cue +
-                               "\"); tie it to an earlier choice.");
-        break;
-      }
-    }
-  }
+  const json& first = scan["first"];
+  const json& last = scan["tail"].back();
+  const json& climax = scan["tail"].front();
+  const json thin = scan["thin"];
+  std::vector<std::string> coincidences = scan["coincidences"].get<std::vector<std::string>>();
   if (coincidences.empty()) {
     coincidences.push_back("No scene turns on chance: each outcome follows from a choice made on screen.");
   }
@@ -745,7 +843,7 @@ Outputs narrative_red_team(Call& call) {
       {"target", target},
       {"critical_failures", json::array()},
       {"hidden_weaknesses",
-       {str(*thin, "scene_id") +
+       {str(thin, "scene_id") +
             " has the fewest characters present; its conflict must come from the situation, "
             "so show the obstacle on screen.",
         "The outcome of " + str(last, "scene_id") + " needs one line that pays off the setup of " +
@@ -762,7 +860,7 @@ Outputs narrative_red_team(Call& call) {
                                          str(climax, "scene_id") + " answers it."},
       {"two_fix_options",
        {{"conservative",
-         "Add one line in " + str(*thin, "scene_id", "S01") + " that names what is at stake for the lead."},
+         "Add one line in " + str(thin, "scene_id", "S01") + " that names what is at stake for the lead."},
         {"structural", "Move the midpoint reveal one scene earlier so the crisis has room to breathe."}}},
   };
   std::vector<std::string> reasons;
@@ -786,13 +884,18 @@ Outputs audience_simulator(Call& call) {
     Outputs story = story_architect(call);
     scenes = rows_of(&story["SCENES"]);
   }
+  const json scan = story_scan(call, scenes);
+  if (!last_page(call)) {
+    return Outputs{{"carry", scan}};
+  }
   const int clarity_min = threshold(call, "/audience_clarity", 3);
   const int engagement_min = threshold(call, "/audience_engagement", 3);
   int clarity = std::clamp(std::max(clarity_min, call.rng.range(4, 5)), 1, 5);
   int engagement = std::clamp(std::max(engagement_min, call.rng.range(4, 5)), 1, 5);
   int predictability = call.rng.range(2, 4);
-  const json& middle = scenes[scenes.size() / 2];
-  const json& climax = scenes.size() >= 2 ? scenes[scenes.size() - 2] : scenes.back();
+  const json& middle = scan.contains("middle") ? scan["middle"] : scan["tail"].back();
+  const json& climax = scan["tail"].front();
+  const json& opening = scan["first"];
   json audience = {
       {"format_version", 1},
       {"kind", "AUDIENCE"},
@@ -808,7 +911,7 @@ Outputs audience_simulator(Call& call) {
       {"confusion_points",
        {"What " + str(middle, "scene_id") + " changes for the lead needs one clear beat on screen."}},
       {"engagement_dips",
-       {str(scenes.front(), "scene_id") + " spends its first moments on setup before the pressure starts."}},
+       {str(opening, "scene_id") + " spends its first moments on setup before the pressure starts."}},
       {"emotional_peaks",
        {str(middle, "scene_id") + ": " + clause(str(middle, "summary", "the midpoint turn")),
         str(climax, "scene_id") + ": " + clause(str(climax, "summary", "the climax"))}},
@@ -816,7 +919,7 @@ Outputs audience_simulator(Call& call) {
       {"clarity_score", clarity},
       {"engagement_score", engagement},
       {"recommended_adjustments",
-       {"Show the deadline on screen in " + str(scenes.front(), "scene_id") + "."}},
+       {"Show the deadline on screen in " + str(opening, "scene_id") + "."}},
   };
   std::vector<std::string> reasons;
   if (call.mode == Mode::fail) {

@@ -190,6 +190,18 @@ Outputs shot_planner(Call& call) {
   while (static_cast<int>(shots.size()) < 2) {
     shots.push_back({"insert", "Detail of " + anchor + ".", {}, "C", "low", "low", 3.0, "Coverage."});
   }
+  // Extra coverage up to the configured floor: each present character from another angle, then
+  // details of the set (no faces).
+  for (size_t extra = 0; static_cast<int>(shots.size()) < call.settings.min_shots_per_scene; ++extra) {
+    if (extra < cast.size()) {
+      const std::string& who = cast[extra];
+      shots.push_back({"medium", who + " from another angle, holding the moment.", {who}, "B", "low", "medium", 3.0,
+                       "Coverage angle."});
+    } else {
+      shots.push_back({"insert", "Detail of " + anchor + ", another angle.", {}, "C", "low", "low", 2.0,
+                       "Coverage; no faces."});
+    }
+  }
 
   json rows = json::array();
   for (size_t i = 0; i < shots.size(); ++i) {

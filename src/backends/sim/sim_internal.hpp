@@ -123,6 +123,16 @@ std::optional<json> row_of(const Call& call, std::string_view kind, const char* 
                            const std::string& id);
 std::string shot_id(const Call& call);
 int attempt(const Call& call);
+/// The page a paged call is about (scope.page; see skill.schema.json "paging").
+struct Page {
+  size_t index = 1;          ///< 1-based
+  size_t rows_per_page = 1;
+  size_t of = 0;             ///< pages in all (input paging); 0 when the model decides
+  size_t offset = 0;         ///< rows before this page (input paging)
+  size_t total_rows = 0;     ///< rows in all (input paging)
+};
+/// scope.page, or nullopt for a call that is not paged.
+std::optional<Page> page_of(const Call& call);
 /// scope.entity_id (also scope.entity / character / set / voice), else `fallback`.
 std::string entity_id(const Call& call, const std::string& fallback);
 /// scope.target when it is a target id, else "PROJECT".

@@ -313,21 +313,26 @@ TEST_CASE("failing outputs are still schema-valid", "[sim]") {
   }
 }
 
-TEST_CASE("the same request gives the same bytes; another seed gives other bytes", "[sim]") {
+TEST_CASE("the same request gives the same bytes, and another seed gives other bytes", "[sim]") {
   SimBackend a(SimSettings{}, 11);
   SimBackend again(SimSettings{}, 11);
-  SimBackend other(SimSettings{}, 12);
   for (const auto& [name, skill] : model_skills()) {
     INFO(name);
     ModelRequest request = request_for(name);
     std::string first = complete_text(a, request);
     CHECK(complete_text(a, request) == first);
     CHECK(complete_text(again, request) == first);
-    CHECK(complete_text(other, request) != first);
+    // A skill with few wordings may repeat itself under one other seed, not under four.
+    bool differs = false;
+    for (uint64_t seed = 12; seed < 16 && !differs; ++seed) {
+      SimBackend other(SimSettings{}, seed);
+      differs = complete_text(other, request) != first;
+    }
+    CHECK(differs);
   }
 }
 
-TEST_CASE("with failure rate 1 every gated skill's output fails its real gate; with rate 0 it passes",
+TEST_CASE("with failure rate 1 every gated skill's output fails its real gate, and with rate 0 it passes",
           "[sim]") {
   FakeGateContext context = fixture_context();
   for (const auto& [name, skill] : model_skills()) {
@@ -852,4 +857,119 @@ TEST_CASE("the extended sim block validates against the project schema", "[sim]"
             .empty());
   CHECK_FALSE(compiled->validate(json{{"media_failure_rates", {{"gen_ultra", 0.5}}}}).empty());
   CHECK_FALSE(compiled->validate(json{{"fix_rates", {{"qc-grader", 2}}}}).empty());
+}
+
+// Paged skills (skill.json "paging"): each page answers only its part and a small carry, and the
+// pages together tell the same story as one whole call (the request stays flat, DESIGN §1.5).
+TEST_CASE("story-architect written a page at a time gives every scene once, BEATS on page one", "[sim]") {
+  SimBackend backend(SimSettings{}, 1);
+  ModelRequest request = request_for("story-architect");
+  request.inputs["BRIEF"] =
+      "# Brief\n\n## Premise\nA courier must cross the city before curfew.\n\nScenes: 23\n\n"
+      "## Characters\n- Ana Reyes \xE2\x80\x94 29, courier.\n- Tomas \xE2\x80\x94 50, the dispatcher.\n\n"
+      "## Locations\n- Depot \xE2\x80\x94 a garage.\n- Bridge \xE2\x80\x94 an old steel bridge.\n";
+  const json whole = parse_answer("story-architect", complete_text(backend, request)).at("SCENES")["rows"];
+  REQUIRE(whole.size() == 23);
+
+  json rows = json::array();
+  for (int index = 1; index <= 3; ++index) {
+    request.scope["page"] = {{"index", index}, {"rows_per_page", 10}};
+    auto answer = core::parse_json(complete_text(backend, request), "page");
+    REQUIRE(answer.ok());
+    INFO("page " << index);
+    CHECK(answer->value("more", false) == (index < 3));
+    CHECK(answer->contains("carry"));
+    CHECK((*answer)["BEATS"].empty() == (index > 1));
+    for (const json& row : (*answer)["SCENES"]["rows"]) {
+      rows.push_back(row);
+    }
+  }
+  REQUIRE(rows.size() == 23);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    CHECK(rows[i]["scene_id"] == whole[i]["scene_id"]);
+    CHECK(rows[i]["location"] == whole[i]["location"]);
+    CHECK(rows[i]["characters_present"] == whole[i]["characters_present"]);
+  }
+}
+
+TEST_CASE("script-breakdown by pages, carrying its ledger, introduces each entity exactly as one call does",
+          "[sim]") {
+  SimBackend backend(SimSettings{}, 1);
+  ModelRequest architect = request_for("story-architect");
+  architect.inputs["BRIEF"] = demo_brief();
+  const json scenes = parse_answer("story-architect", complete_text(backend, architect)).at("SCENES");
+  const json all = scenes["rows"];
+  REQUIRE(all.size() >= 4);
+
+  ModelRequest request = request_for("script-breakdown");
+  request.inputs["BRIEF"] = demo_brief();
+  request.inputs["SCENES"] = scenes;
+  const json whole = parse_answer("script-breakdown", complete_text(backend, request)).at("BREAKDOWN")["rows"];
+
+  const size_t per_page = 2;
+  const size_t pages = (all.size() + per_page - 1) / per_page;
+  json rows = json::array();
+  json carry;
+  for (size_t index = 1; index <= pages; ++index) {
+    const size_t offset = (index - 1) * per_page;
+    json page_scenes = scenes;
+    page_scenes["rows"] = json::array();
+    for (size_t i = offset; i < std::min(all.size(), offset + per_page); ++i) {
+      page_scenes["rows"].push_back(all[i]);
+    }
+    request.inputs["SCENES"] = page_scenes;
+    request.inputs.erase("CARRY");
+    if (!carry.is_null()) {
+      request.inputs["CARRY"] = carry;
+    }
+    request.scope["page"] = {{"index", index},   {"rows_per_page", per_page}, {"of", pages},
+                             {"offset", offset}, {"total_rows", all.size()}};
+    auto answer = core::parse_json(complete_text(backend, request), "page");
+    REQUIRE(answer.ok());
+    REQUIRE(answer->contains("carry"));
+    carry = (*answer)["carry"];
+    for (const json& row : (*answer)["rows"]) {
+      rows.push_back(row);
+    }
+  }
+  REQUIRE(rows.size() == whole.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    INFO(rows[i]["scene_id"]);
+    for (const char* column : {"scene_id", "new_characters_introduced", "new_locations_introduced", "props_used",
+                               "new_props_introduced", "state_changes", "lock_requirements"}) {
+      CHECK(rows[i][column] == whole[i][column]);
+    }
+  }
+}
+
+TEST_CASE("narrative-red-team by pages answers only its notes until the last page writes the report", "[sim]") {
+  SimBackend backend(SimSettings{}, 1);
+  ModelRequest architect = request_for("story-architect");
+  architect.inputs["BRIEF"] = demo_brief();
+  const json scenes = parse_answer("story-architect", complete_text(backend, architect)).at("SCENES");
+  const json all = scenes["rows"];
+  REQUIRE(all.size() >= 4);
+
+  ModelRequest request = request_for("narrative-red-team");
+  json first_half = scenes;
+  first_half["rows"] = json::array({all[0], all[1]});
+  request.inputs["SCENES"] = first_half;
+  request.scope["page"] = {{"index", 1}, {"rows_per_page", 2}, {"of", 2}, {"offset", 0}, {"total_rows", 4}};
+  auto notes = core::parse_json(complete_text(backend, request), "page 1");
+  REQUIRE(notes.ok());
+  CHECK(notes->size() == 1);
+  REQUIRE(notes->contains("carry"));
+
+  json second_half = scenes;
+  second_half["rows"] = json::array({all[2], all[3]});
+  request.inputs["SCENES"] = second_half;
+  request.inputs["CARRY"] = (*notes)["carry"];
+  request.scope["page"] = {{"index", 2}, {"rows_per_page", 2}, {"of", 2}, {"offset", 2}, {"total_rows", 4}};
+  auto report = core::parse_json(complete_text(backend, request), "page 2");
+  REQUIRE(report.ok());
+  report->erase("carry");
+  require_valid("narrative-red-team", {{"REDTEAM", *report}});
+  // The report reaches back to the first page through the carry.
+  CHECK((*report)["hidden_weaknesses"][1].get<std::string>().find(all[0]["scene_id"].get<std::string>()) !=
+        std::string::npos);
 }

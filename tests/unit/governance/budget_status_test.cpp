@@ -76,7 +76,7 @@ TEST_CASE("A projection at warn_pct of the cap warns and asks for the cost-optim
   CHECK(verdict_of(below) == "PASS");
 }
 
-TEST_CASE("A projection over the cap fails with a violation and a hard stop; at the cap it only warns",
+TEST_CASE("A projection over the cap fails with a violation and a hard stop, and at the cap it only warns",
           "[override]") {
   const json over = governance::budget_status_json(input_with(1000 * k_usd, 10 * k_usd, 0, 1000 * k_usd + 1));
   CHECK(verdict_of(over) == "FAIL");

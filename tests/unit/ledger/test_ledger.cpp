@@ -188,7 +188,7 @@ TEST_CASE("a CSV face edited by hand is reported, never silently rewritten", "[l
   CHECK(core::read_file(csv).value() == text);
 }
 
-TEST_CASE("only one writer may hold a project; a second gets the holder's pid", "[ledger]") {
+TEST_CASE("only one writer may hold a project, and a second gets the holder's pid", "[ledger]") {
   LedgerFixture f;
   auto first = f.create();
   auto second = ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_write, f.clock);

@@ -382,3 +382,27 @@ TEST_CASE("similar_names suggests the skill a typo meant", "[skills]") {
   CHECK(registry->similar_names("lock").size() == 3);  // character-, set-, voice-lock
   CHECK(registry->similar_names("zzzzzzzz").empty());
 }
+
+TEST_CASE("paging must name an all_rows input or a table output of a project-scope model skill", "[skills]") {
+  avps::testing::TempDir project;
+  SECTION("an input that is not read whole") {
+    override_skill(project.path(), "script-breakdown", [](json& s) { s["paging"]["input"] = "BEATS"; });
+    const auto violations = with_rule(load_with(project.path()).validate(), "skill.paging");
+    REQUIRE(violations.size() == 1);
+    CHECK(contains(violations[0].message, "BEATS is not an input with slice all_rows"));
+  }
+  SECTION("an output without rows") {
+    override_skill(project.path(), "story-architect", [](json& s) { s["paging"]["output"] = "BEATS"; });
+    const auto violations = with_rule(load_with(project.path()).validate(), "skill.paging");
+    REQUIRE(violations.size() == 1);
+    CHECK(contains(violations[0].message, "BEATS has no rows"));
+  }
+  SECTION("a per-scene skill") {
+    override_skill(project.path(), "plausibility-auditor", [](json& s) {
+      s["paging"] = {{"input", "SCENES"}, {"rows_per_page", 5}};
+    });
+    const auto violations = with_rule(load_with(project.path()).validate(), "skill.paging");
+    REQUIRE(!violations.empty());
+    CHECK(contains(violations[0].message, "model skills of scope project"));
+  }
+}

@@ -70,6 +70,9 @@ TEST_CASE("a recorded artifact can be read back and verified", "[store]") {
   CHECK(core::sha256_hex(core::read_file(dir / record->path).value()) == record->face_sha256);
   CHECK(project->store().load(*record).value()["timeline"]["current_scene"] == "S01");
   CHECK(project->store().next_name("WORLD_STATE", "").value().version == 3);
+  CHECK(project->store().latest("WORLD_STATE", "").value()->name == "WORLD_STATE_v002.json");
+  CHECK_FALSE(project->store().latest("WORLD_STATE", "S01").value().has_value());
+  CHECK_FALSE(project->store().latest("BEATS", "").value().has_value());
   CHECK(gates::check_integrity(dir, project->ledger()).empty());
 }
 
