@@ -601,7 +601,23 @@ struct Ledger::Impl {
   }
 
   // Spend against a scope, inside the caller's transaction (or outside one, for reads).
+  // The project's spend, from the writer's running totals: only the process holding the writer
+  // lock changes reservations, so after one sum at first use every commit keeps them exact
+  // (a sum over every reservation per call would make a long production quadratic).
+  mutable std::optional<Spend> project_spend;
+
   Result<Spend> spend_of(const std::string& scene_id, const std::string& shot_id) const {
+    if (mode != OpenMode::read_write || !scene_id.empty() || !shot_id.empty()) {
+      return sum_spend(scene_id, shot_id);
+    }
+    if (!project_spend) {
+      AVPS_TRY_ASSIGN(Spend sum, sum_spend("", ""));
+      project_spend = sum;
+    }
+    return *project_spend;
+  }
+
+  Result<Spend> sum_spend(const std::string& scene_id, const std::string& shot_id) const {
     std::string where = shot_id.empty() ? (scene_id.empty() ? "1" : "r.scene_id = ?1") : "r.shot_id = ?1";
     std::string committed_sql =
         "SELECT COALESCE(SUM(e.settled_micro_usd), 0) FROM reservation_ends e JOIN reservations r ON r.id = e.id WHERE " +
@@ -671,6 +687,18 @@ struct Ledger::Impl {
       if (Result<void> fits = check_caps(*reservation, *caps); !fits) {
         return fail(std::move(fits).error());
       }
+    }
+    // The project totals after this commit, applied only once it is durable.
+    const bool moves_money = reservation != nullptr ||
+                             std::any_of(drafts.begin(), drafts.end(),
+                                         [](const EventDraft& d) { return d.reservation_end.has_value(); });
+    Spend totals_after;
+    if (moves_money) {
+      Result<Spend> before = spend_of("", "");
+      if (!before) {
+        return fail(std::move(before).error());
+      }
+      totals_after = *before;
     }
     Stmt insert_reservation(db,
                             "INSERT INTO reservations(id, scene_id, shot_id, amount_micro_usd, purpose, event_seq) "
@@ -766,6 +794,7 @@ struct Ledger::Impl {
         if (Result<bool> added = insert_reservation.step(); !added) {
           return fail(make_error(ErrorCode::already_exists, "reservation " + reservation->id + " exists already"));
         }
+        totals_after.outstanding_micro_usd += reservation->amount_micro_usd;
       }
       if (draft.reservation_end) {
         const ReservationEnd& end = *draft.reservation_end;
@@ -796,13 +825,21 @@ struct Ledger::Impl {
           return fail(make_error(ErrorCode::already_exists, "reservation " + end.id + " has already ended"));
         }
         insert_end.reset();
+        totals_after.outstanding_micro_usd -= amount;
+        totals_after.committed_micro_usd += end.settled_micro_usd;
       }
       next = Head{e.seq, e.hash};
       committed.push_back(std::move(e));
     }
     core::crash_point("ledger.before_commit");
-    AVPS_TRY(db.exec("COMMIT"));
+    if (Result<void> done = db.exec("COMMIT"); !done) {
+      project_spend.reset();  // whatever SQLite kept, the next read sums it afresh
+      return std::move(done).error();
+    }
     head = next;
+    if (moves_money && mode == OpenMode::read_write) {
+      project_spend = totals_after;
+    }
     core::crash_point("ledger.after_commit");
     AVPS_TRY(write_head(project_dir, head));
     core::crash_point("ledger.after_head");

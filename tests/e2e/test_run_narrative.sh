@@ -121,4 +121,27 @@ expect_exit 3 "$AVPS" status "$P"
 expect_out "HARD STOP"
 expect_out "story-architect failed its gate 6 times"
 expect_exit 0 "$AVPS" gate "$P"
+
+# A red team that fails forever: each FAIL sends its findings to story-architect for a revision,
+# the reviser escalates once, then the loop ends in a hard stop that names itself.
+fresh redteam
+python3 - "$P/avps.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+config = json.load(open(path))
+config["sim"] = {"latency_ms": 0, "failure_rates": {"narrative-red-team": 1.0}}
+json.dump(config, open(path, "w"), indent=2)
+PY
+expect_exit 3 "$AVPS" run "$P" --until narrative_review
+expect_out "escalating story-architect t2 -> t3"
+expect_out "narrative-red-team failed its gate 6 times"
+stop=$(grep -o "STOP-[0-9]*" <<<"$OUT" | tail -n 1)
+[ -n "$stop" ] || fail "the hard stop is not named"
+[ -f "$P/narrative/SCENES_v002.csv" ] || fail "the red team's findings should revise SCENES"
+revisions=$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.skill')='story-architect' AND json_extract(body,'$.revision_for.judge')='narrative-red-team'")
+[ "$revisions" -ge 5 ] || fail "expected a story-architect revision after each red-team FAIL, got $revisions"
+expect_exit 3 "$AVPS" status "$P"
+expect_out "HARD STOP $stop (gate, narrative-red-team)"
+expect_exit 3 "$AVPS" run "$P"
+expect_out "$stop is open"
 echo ok

@@ -203,6 +203,15 @@ TEST_CASE("64 concurrent callers never push committed spend past a cap, and ever
       CHECK(totals.overrun == 0);
       CHECK(f.ledger->open_reservations().value().empty());
       CHECK(f.ledger->spend("", "").value().committed_micro_usd <= project_cap);
+      {
+        // The writer's running project totals equal a fresh sum over the whole record.
+        testing::FixedClock clock;
+        auto reader = ledger::Ledger::open(f.dir, ledger::OpenMode::read_only, clock).value();
+        const ledger::Spend kept = f.ledger->spend("", "").value();
+        const ledger::Spend summed = reader->spend("", "").value();
+        CHECK(kept.committed_micro_usd == summed.committed_micro_usd);
+        CHECK(kept.outstanding_micro_usd == summed.outstanding_micro_usd);
+      }
       for (const char* scene : {"S01", "S02", "S03", "S04"}) {
         CHECK(f.ledger->spend(scene, "").value().committed_micro_usd <= scene_cap);
       }
