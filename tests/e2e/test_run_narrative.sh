@@ -80,7 +80,7 @@ for lock in CHAR_MARA_QUILL CHAR_ELIAS_QUILL CHAR_HARBOUR_MASTER_OYELARAN SET_TH
             SET_THE_KEEPER_S_COTTAGE VOICE_MARA_QUILL VOICE_ELIAS_QUILL VOICE_HARBOUR_MASTER_OYELARAN; do
   [ -f "$P/continuity/${lock}_LOCK_v001.txt" ] || fail "no ${lock}_LOCK_v001.txt"
 done
-expect_exit 0 "$AVPS" status "$P"
+expect_exit 0 "$AVPS" status "$P" --steps
 expect_out "voice-lock MARA_QUILL"
 expect_out "USD project cap"
 # Staleness: a person edits Mara's character lock; the next run re-derives exactly what read it
