@@ -18,6 +18,15 @@ PY
   P="$WORK/$1"
 }
 q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+always_fails() {  # always_fails SKILL: the sim fails SKILL's gate on every attempt in $P
+  python3 - "$P/avps.json" "$1" <<'PY'
+import json, sys
+path, skill = sys.argv[1], sys.argv[2]
+config = json.load(open(path))
+config["sim"] = {"latency_ms": 0, "failure_rates": {skill: 1.0}}
+json.dump(config, open(path, "w"), indent=2)
+PY
+}
 faces() { (cd "$1" && sha256sum narrative/*); }
 
 fresh a
@@ -103,13 +112,7 @@ expect_exit 0 "$AVPS" gate "$P"
 
 # A gate that keeps failing: revisions, one escalation, then a hard stop (exit 3), recorded.
 fresh stop
-python3 - "$P/avps.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-config = json.load(open(path))
-config["sim"] = {"latency_ms": 0, "failure_rates": {"story-architect": 1.0}}
-json.dump(config, open(path, "w"), indent=2)
-PY
+always_fails story-architect
 expect_exit 3 "$AVPS" run "$P" --until narrative
 expect_out "escalating story-architect t2 -> t3"
 expect_out "story-architect failed its gate 6 times"
@@ -125,13 +128,7 @@ expect_exit 0 "$AVPS" gate "$P"
 # A red team that fails forever: each FAIL sends its findings to story-architect for a revision,
 # the reviser escalates once, then the loop ends in a hard stop that names itself.
 fresh redteam
-python3 - "$P/avps.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-config = json.load(open(path))
-config["sim"] = {"latency_ms": 0, "failure_rates": {"narrative-red-team": 1.0}}
-json.dump(config, open(path, "w"), indent=2)
-PY
+always_fails narrative-red-team
 expect_exit 3 "$AVPS" run "$P" --until narrative_review
 expect_out "escalating story-architect t2 -> t3"
 expect_out "narrative-red-team failed its gate 6 times"

@@ -859,6 +859,17 @@ TEST_CASE("the extended sim block validates against the project schema", "[sim]"
   CHECK_FALSE(compiled->validate(json{{"fix_rates", {{"qc-grader", 2}}}}).empty());
 }
 
+namespace {
+
+// The SCENES the sim's story-architect writes for the demo brief.
+json demo_scenes(SimBackend& backend) {
+  ModelRequest architect = request_for("story-architect");
+  architect.inputs["BRIEF"] = demo_brief();
+  return parse_answer("story-architect", complete_text(backend, architect)).at("SCENES");
+}
+
+}  // namespace
+
 // Paged skills (skill.json "paging"): each page answers only its part and a small carry, and the
 // pages together tell the same story as one whole call (the request stays flat, DESIGN §1.5).
 TEST_CASE("story-architect written a page at a time gives every scene once, BEATS on page one", "[sim]") {
@@ -895,9 +906,7 @@ TEST_CASE("story-architect written a page at a time gives every scene once, BEAT
 TEST_CASE("script-breakdown by pages, carrying its ledger, introduces each entity exactly as one call does",
           "[sim]") {
   SimBackend backend(SimSettings{}, 1);
-  ModelRequest architect = request_for("story-architect");
-  architect.inputs["BRIEF"] = demo_brief();
-  const json scenes = parse_answer("story-architect", complete_text(backend, architect)).at("SCENES");
+  const json scenes = demo_scenes(backend);
   const json all = scenes["rows"];
   REQUIRE(all.size() >= 4);
 
@@ -944,9 +953,7 @@ TEST_CASE("script-breakdown by pages, carrying its ledger, introduces each entit
 
 TEST_CASE("narrative-red-team by pages answers only its notes until the last page writes the report", "[sim]") {
   SimBackend backend(SimSettings{}, 1);
-  ModelRequest architect = request_for("story-architect");
-  architect.inputs["BRIEF"] = demo_brief();
-  const json scenes = parse_answer("story-architect", complete_text(backend, architect)).at("SCENES");
+  const json scenes = demo_scenes(backend);
   const json all = scenes["rows"];
   REQUIRE(all.size() >= 4);
 
