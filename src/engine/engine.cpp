@@ -795,10 +795,27 @@ Result<void> Impl::report(Progress progress, const Context& context) {
 
 Result<void> Impl::budget_stop(const Call& call, const std::string& skill, const std::string& loop,
                                const Context& context) {
+  // The calls of this round prepared before the refused one were never sent: their reservations
+  // are released now (every reservation open at this point is one of them — each round settles or
+  // releases all of its own before the next), not left to be reconciled as spent.
+  AVPS_TRY_ASSIGN(std::vector<ledger::Reservation> prepared, e.m_project.ledger().open_reservations());
+  for (const ledger::Reservation& r : prepared) {
+    AVPS_TRY(e.m_governor.release(r, "not sent: " + call.purpose + ", in the same round, was refused by the budget"));
+  }
+  // The cap the call does not fit under, named as `avps override --raise-cap` raises it.
+  std::string cap = "project";
+  AVPS_TRY_ASSIGN(std::vector<governance::CapPosition> positions,
+                  e.m_governor.positions(call.scene_id, call.shot_id));
+  for (const governance::CapPosition& p : positions) {
+    if (p.spend.total() + call.route.worst_case_micro_usd > p.cap_micro_usd) {
+      cap = p.scope;
+      break;
+    }
+  }
   return hard_stop(skill, "budget", loop, context, json::array(),
-                   "budget: " + call.refusal.value_or("refused") +
-                       "; raise the cap with `avps override --raise-cap`, or cut the plan",
-                   {{"needed_micro_usd", call.route.worst_case_micro_usd}});
+                   call.refusal.value_or("budget: refused") + "; raise the " + cap +
+                       " cap with `avps override --raise-cap`, or cut the plan",
+                   {{"needed_micro_usd", call.route.worst_case_micro_usd}, {"cap", cap}});
 }
 
 Context Impl::context_for_scope(const std::string& scope, const Context& from) {

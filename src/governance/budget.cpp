@@ -49,15 +49,16 @@ BudgetGovernor::BudgetGovernor(ledger::Ledger& ledger, const project::Budget& bu
 Result<std::vector<CapPosition>> BudgetGovernor::positions(const std::string& scene_id,
                                                            const std::string& shot_id) const {
   std::vector<CapPosition> out;
+  const ledger::Caps caps = m_caps_for ? m_caps_for(scene_id, shot_id) : m_caps;
   AVPS_TRY_ASSIGN(ledger::Spend project, m_ledger.spend("", ""));
-  out.push_back(CapPosition{"project", m_caps.project_micro_usd, project});
-  if (!scene_id.empty() && m_caps.scene_micro_usd) {
+  out.push_back(CapPosition{"project", caps.project_micro_usd, project});
+  if (!scene_id.empty() && caps.scene_micro_usd) {
     AVPS_TRY_ASSIGN(ledger::Spend scene, m_ledger.spend(scene_id, ""));
-    out.push_back(CapPosition{"scene " + scene_id, *m_caps.scene_micro_usd, scene});
+    out.push_back(CapPosition{"scene " + scene_id, *caps.scene_micro_usd, scene});
   }
-  if (!shot_id.empty() && m_caps.shot_micro_usd) {
+  if (!shot_id.empty() && caps.shot_micro_usd) {
     AVPS_TRY_ASSIGN(ledger::Spend shot, m_ledger.spend("", shot_id));
-    out.push_back(CapPosition{"shot " + shot_id, *m_caps.shot_micro_usd, shot});
+    out.push_back(CapPosition{"shot " + shot_id, *caps.shot_micro_usd, shot});
   }
   return out;
 }

@@ -4,7 +4,7 @@
 # simplify / downgrade suggestions, and the run completes; a cap below it ends the run in a budget
 # hard stop (exit 3) before any generation call is sent; a person raises the cap with
 # `avps override`, and the run completes. Also: premium-quota re-allocations are logged one event
-# per change, and an escalation to t3 past the t3 quota is refused and logged.
+# per change, an escalation to t3 past the t3 quota is refused and logged, and a shot-cap stop names its cap.
 # The ledger is on tmpfs where there is one: what is under test here is the budget, not fsync.
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
   export TMPDIR=/dev/shm
@@ -140,4 +140,29 @@ for pct in 0 15; do
     [ "$refused" = 0 ] && [ "$escalated" = 1 ] || fail "t3 quota 15: $refused refusals, $escalated escalations"
   fi
 done
+
+# (e) A call refused at reservation time by a shot cap: the hard stop names that cap; the calls of
+# the same wave reserved before it were never sent, so they are released, not counted as spent;
+# raising the cap lets that render through (the run goes on until another shot meets its own cap).
+E="$WORK/shot_cap"
+cp -r "$SRC/examples/demo_short_film" "$E"
+configure "$E" budget.shot_cap_usd 1.0
+"$AVPS" init "$E" > /dev/null
+expect_exit 3 "$AVPS" run "$E" --jobs 4
+expect_out "past its cap"
+stop=$(grep -o "STOP-[0-9]*" <<<"$OUT" | head -n 1)
+shot=$(q "$E" "SELECT json_extract(body,'$.cap') FROM events WHERE kind='run.hard_stop' ORDER BY seq DESC LIMIT 1")
+case "$shot" in "shot S"*) ;; *) fail "the budget stop should name a shot cap, got '$shot'";; esac
+expect_out "raise the $shot cap"
+released=$(q "$E" "SELECT count(*) FROM events WHERE kind='budget.released' AND json_extract(body,'$.why') LIKE 'not sent:%'")
+[ "$released" -ge 1 ] || fail "the wave's calls reserved before the refusal were not released"
+[ "$(q "$E" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id = r.id WHERE e.id IS NULL")" = 0 ] \
+  || fail "a reservation was left open by the budget stop"
+expect_exit 0 "$AVPS" override "$E" --stop "$stop" --reason "this render is worth it" --raise-cap 2
+expect_out "raise the $shot cap from 1.000000 to 2.000000 USD"
+"$AVPS" run "$E" --jobs 4 > /dev/null 2>&1 || true
+refusals=$(q "$E" "SELECT count(*) FROM events WHERE kind='budget.refused' AND json_extract(body,'$.refused.shot_id')='${shot#shot }'")
+[ "$refusals" = 1 ] || fail "the raised $shot cap refused the render again ($refusals refusals)"
+[ "$(q "$E" "SELECT count(*) FROM events WHERE kind='budget.reconciled'")" = 0 ] \
+  || fail "calls that were never sent were reconciled as spent"
 echo "budget e2e: ok"

@@ -55,7 +55,7 @@ class BudgetGovernor {
   /// answers calls from recorded responses.
   [[nodiscard]] Result<int> reconcile_open_reservations();
 
-  /// Positions of the caps a call for scene/shot is under (project always).
+  /// Positions of the caps in force (caps_for) a call for scene/shot is under (project always).
   [[nodiscard]] Result<std::vector<CapPosition>> positions(const std::string& scene_id, const std::string& shot_id) const;
 
   const ledger::Caps& caps() const { return m_caps; }
