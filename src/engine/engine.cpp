@@ -473,17 +473,13 @@ std::string Impl::loop_key(const skills::SkillDef& skill, const Context& context
 
 Result<json> Impl::output_schema(const skills::SkillDef& skill) {
   json schemas = json::object();
-  int model_outputs = 0;
-  for (const skills::SkillOutput& output : skill.outputs) {
-    if (output.schema.empty() || !output.written_by.empty()) {
-      continue;
-    }
-    AVPS_TRY_ASSIGN(std::string text, core::read_file(project::data_dir() / "schemas" / output.schema));
-    AVPS_TRY_ASSIGN(json schema, core::parse_json(text, output.schema));
-    schemas[output.kind] = schema;
-    ++model_outputs;
+  const std::vector<const skills::SkillOutput*> outputs = skill.model_outputs();
+  for (const skills::SkillOutput* output : outputs) {
+    AVPS_TRY_ASSIGN(std::string text, core::read_file(project::data_dir() / "schemas" / output->schema));
+    AVPS_TRY_ASSIGN(json schema, core::parse_json(text, output->schema));
+    schemas[output->kind] = schema;
   }
-  if (model_outputs == 1) {
+  if (outputs.size() == 1) {
     return json(schemas.begin().value());
   }
   return schemas;
@@ -1259,10 +1255,7 @@ Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
   }
   const int total_rows = static_cast<int>(all_rows.size());
   const int input_pages = paging.input.empty() ? 0 : std::max(1, (total_rows + per_page - 1) / per_page);
-  int model_outputs = 0;
-  for (const skills::SkillOutput& output : skill.outputs) {
-    model_outputs += output.schema.empty() || !output.written_by.empty() ? 0 : 1;
-  }
+  const std::vector<const skills::SkillOutput*> outputs = skill.model_outputs();
 
   json assembled = json::object();
   json carry;
@@ -1360,13 +1353,10 @@ Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
                          " bytes, more than the " + std::to_string(k_max_carry_bytes) + " a page may pass on";
       break;
     }
-    for (const skills::SkillOutput& output : skill.outputs) {
-      if (output.schema.empty() || !output.written_by.empty()) {
-        continue;
-      }
-      json content = model_outputs == 1 ? answer : answer.value(output.kind, json());
+    for (const skills::SkillOutput* output : outputs) {
+      json content = outputs.size() == 1 ? answer : answer.value(output->kind, json());
       if (content.is_object() && !content.empty()) {
-        merge_page(assembled, output.kind, std::move(content));
+        merge_page(assembled, output->kind, std::move(content));
       }
     }
     const bool last = paging.input.empty() ? !more : index >= input_pages;
@@ -1379,7 +1369,7 @@ Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
   job.call.response["cost_micro_usd"] = cost;
   job.call.route.worst_case_micro_usd = worst_case;
   job.call.request_size = largest_request;
-  job.paged_output = model_outputs == 1 ? (assembled.empty() ? json::object() : assembled.begin().value())
+  job.paged_output = outputs.size() == 1 ? (assembled.empty() ? json::object() : assembled.begin().value())
                                         : assembled;
   return ok();
 }
@@ -1406,15 +1396,10 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
       gate.verdict = gates::Verdict::fail;
       gate.reasons = {skill.paging ? parsed.error().message : "the output is not valid JSON: " + parsed.error().message};
     } else {
-      int model_outputs = 0;
-      for (const skills::SkillOutput& output : skill.outputs) {
-        model_outputs += output.schema.empty() || !output.written_by.empty() ? 0 : 1;
-      }
-      for (const skills::SkillOutput& output : skill.outputs) {
-        if (output.schema.empty() || !output.written_by.empty()) {
-          continue;
-        }
-        json content = model_outputs == 1 ? *parsed : parsed->value(output.kind, json());
+      const std::vector<const skills::SkillOutput*> model_outputs = skill.model_outputs();
+      for (const skills::SkillOutput* model_output : model_outputs) {
+        const skills::SkillOutput& output = *model_output;
+        json content = model_outputs.size() == 1 ? *parsed : parsed->value(output.kind, json());
         AVPS_TRY_ASSIGN(const artifacts::FaceCodec* c, codec(output.kind));
         if (content.is_object() && carries_gate(*c)) {
           content["gate"] = gates::GateResult{}.to_json();  // replaced below: the model's verdict is not trusted

@@ -106,6 +106,16 @@ const SkillOutput* SkillDef::rule_output(const json& rule) const {
   return nullptr;
 }
 
+std::vector<const SkillOutput*> SkillDef::model_outputs() const {
+  std::vector<const SkillOutput*> out;
+  for (const SkillOutput& output : outputs) {
+    if (!output.schema.empty() && output.written_by.empty()) {
+      out.push_back(&output);
+    }
+  }
+  return out;
+}
+
 const SkillOutput* SkillDef::find_output(std::string_view kind) const {
   for (const SkillOutput& output : outputs) {
     if (output.kind == kind) {

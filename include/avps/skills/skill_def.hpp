@@ -104,6 +104,9 @@ struct SkillDef {
   const SkillOutput* rule_output(const nlohmann::json& rule) const;
   /// The output of this kind, or nullptr.
   const SkillOutput* find_output(std::string_view kind) const;
+  /// The outputs the model writes (a schema, no post step), in order. With exactly one, the
+  /// model's answer is that artifact; with more, an object keyed by kind.
+  std::vector<const SkillOutput*> model_outputs() const;
 };
 
 /// Every config reference ({"config": pointer, "default": value}, exactly those two members)
