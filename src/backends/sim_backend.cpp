@@ -37,14 +37,24 @@
 
 #include "avps/backends/sim_backend.hpp"
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <filesystem>
 #include <thread>
 
 #include "avps/artifacts/names.hpp"
 #include "avps/core/canonical_json.hpp"
+#include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "sim/sim_internal.hpp"
 
@@ -221,6 +231,87 @@ json shape_artifacts(const sim::Outputs& outputs, const json& schema, const sim:
   return artifact;
 }
 
+// ---- the video --------------------------------------------------------------------------------
+
+// ffmpeg on PATH, looked up once per process.
+bool ffmpeg_installed() {
+  static const bool k_found = [] {
+    const char* path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/bin:/bin";
+    for (size_t start = 0; start <= dirs.size();) {
+      size_t end = dirs.find(':', start);
+      end = end == std::string::npos ? dirs.size() : end;
+      std::string dir = dirs.substr(start, end - start);
+      if (!dir.empty() && ::access((dir + "/ffmpeg").c_str(), X_OK) == 0) {
+        return true;
+      }
+      start = end + 1;
+    }
+    return false;
+  }();
+  return k_found;
+}
+
+// A short MP4 of the frame `rgb` (width and height even): 4 frames a second for `seconds` (at
+// least one frame, at most 2 s), MPEG-4 part 2, written bit-exact and single-threaded so the same
+// frame gives the same bytes.
+Result<std::string> encode_mp4(int width, int height, const std::vector<uint8_t>& rgb, double seconds) {
+  std::error_code ec;
+  std::string pattern = (std::filesystem::temp_directory_path(ec) / "avps-sim-XXXXXX").string();
+  std::vector<char> dir_name(pattern.begin(), pattern.end());
+  dir_name.push_back('\0');
+  if (::mkdtemp(dir_name.data()) == nullptr) {
+    return make_error(ErrorCode::io_error, "sim: cannot make a temporary folder for ffmpeg");
+  }
+  const std::filesystem::path dir(dir_name.data());
+  struct Cleanup {
+    std::filesystem::path dir;
+    ~Cleanup() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  } cleanup{dir};
+  const int frames = std::clamp(static_cast<int>(std::lround(seconds * 4)), 1, 8);
+  std::string raw;
+  for (int i = 0; i < frames; ++i) {
+    raw.append(reinterpret_cast<const char*>(rgb.data()), rgb.size());
+  }
+  AVPS_TRY(core::write_file_atomic(dir / "frames.rgb", raw, core::Overwrite::no, core::Durability::cached));
+  const std::string size = std::to_string(width) + "x" + std::to_string(height);
+  const std::string in = (dir / "frames.rgb").string();
+  const std::string out = (dir / "render.mp4").string();
+  std::vector<std::string> args = {"ffmpeg",   "-nostdin",       "-hide_banner",  "-loglevel",     "error",
+                                   "-f",       "rawvideo",       "-pix_fmt",      "rgb24",         "-s",
+                                   size,       "-framerate",     "4",             "-i",            in,
+                                   "-c:v",     "mpeg4",          "-q:v",          "5",             "-pix_fmt",
+                                   "yuv420p",  "-threads",       "1",             "-fflags",       "+bitexact",
+                                   "-flags:v", "+bitexact",      "-map_metadata", "-1",            "-f",
+                                   "mp4",      out};
+  std::vector<char*> argv;
+  for (std::string& a : args) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int spawned = ::posix_spawnp(&pid, "ffmpeg", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    return make_error(ErrorCode::io_error, "sim: cannot start ffmpeg: " + std::string(std::strerror(spawned)));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return make_error(ErrorCode::io_error, "sim: ffmpeg could not encode the render (status " +
+                                               std::to_string(status) + ")");
+  }
+  return core::read_file(out);
+}
+
 // ---- the image --------------------------------------------------------------------------------
 
 uint32_t crc32(std::string_view data) {
@@ -337,12 +428,18 @@ Result<SimSettings> SimSettings::from_json(const json& sim_block) {
     return settings_error("the sim block must be an object");
   }
   for (const auto& [key, value] : sim_block.items()) {
-    if (key != "latency_ms" && key != "min_shots_per_scene" && key != "failure_rates" && key != "fix_rates" &&
-        key != "media_failure_rates") {
+    if (key != "latency_ms" && key != "min_shots_per_scene" && key != "media" && key != "failure_rates" &&
+        key != "fix_rates" && key != "media_failure_rates") {
       return settings_error("unknown key \"" + key +
-                            "\" (expected latency_ms, min_shots_per_scene, failure_rates, fix_rates, "
+                            "\" (expected latency_ms, min_shots_per_scene, media, failure_rates, fix_rates, "
                             "media_failure_rates)");
     }
+  }
+  if (auto media = sim_block.find("media"); media != sim_block.end() && !media->is_null()) {
+    if (!media->is_string() || (*media != "auto" && *media != "video" && *media != "image")) {
+      return settings_error("media must be \"auto\", \"video\" or \"image\"");
+    }
+    settings.media = media->get<std::string>();
   }
   if (auto shots = sim_block.find("min_shots_per_scene"); shots != sim_block.end() && !shots->is_null()) {
     if (!shots->is_number_integer() || shots->get<int64_t>() < 0 || shots->get<int64_t>() > 12) {
@@ -485,6 +582,13 @@ CallResult<GenerationResult> SimBackend::generate(const GenerationRequest& reque
     width = std::max(1, static_cast<int>(std::lround(static_cast<double>(width) * 64.0 / longest)));
     height = std::max(1, static_cast<int>(std::lround(static_cast<double>(height) * 64.0 / longest)));
   }
+  // Proxy and final renders are videos where ffmpeg can make them; storyboard frames are images.
+  const bool video = request.resolution != "storyboard" &&
+                     (m_settings.media == "video" || (m_settings.media == "auto" && ffmpeg_installed()));
+  if (video) {
+    width += width % 2;  // yuv420p wants even sides
+    height += height % 2;
+  }
   // A gradient from the shot's colour to the attempt's, with a band placed by the whole request.
   const std::string seed = std::to_string(m_seed);
   const std::array<uint8_t, 3> top = colour_of(core::sha256_hex(seed + "/" + request.shot_id));
@@ -506,8 +610,17 @@ CallResult<GenerationResult> SimBackend::generate(const GenerationRequest& reque
     }
   }
   GenerationResult result;
-  result.media_bytes = encode_png(width, height, rgb);
-  result.extension = "png";
+  if (video) {
+    Result<std::string> mp4 = encode_mp4(width, height, rgb, request.duration_s);
+    if (!mp4) {
+      return call_failure<GenerationResult>(mp4.error().code, mp4.error().message);
+    }
+    result.media_bytes = std::move(mp4).value();
+    result.extension = "mp4";
+  } else {
+    result.media_bytes = encode_png(width, height, rgb);
+    result.extension = "png";
+  }
   result.seconds_billed = request.duration_s;
   result.model = request.model;
   CallResult<GenerationResult> out;

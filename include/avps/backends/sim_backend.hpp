@@ -46,6 +46,10 @@ namespace avps::backends {
 struct SimSettings {
   int64_t latency_ms = 0;  ///< slept once per complete() / generate() call
   int min_shots_per_scene = 0;  ///< shot-planner's floor (extra coverage); 0 = its own 2 to 5
+  /// What a proxy or final render is: "auto" (a short MP4 made with ffmpeg where it is installed,
+  /// else a PNG frame), "video" (MP4; fails the call without ffmpeg), "image" (PNG). Storyboard
+  /// frames are always PNG.
+  std::string media = "auto";
   /// By skill name: probability 0..1 that the output fails the skill's gate.
   std::map<std::string, double, std::less<>> failure_rates;
   /// By skill name: probability 0..1 that an output that did not fail lands on the skill's FIX
@@ -60,7 +64,8 @@ struct SimSettings {
   /// audience_engagement, dialogue_distinctiveness, qc.A/B/C); the shipped defaults where absent.
   nlohmann::json thresholds = nlohmann::json::object();
 
-  /// Reads a `sim` block: {"latency_ms": int >= 0, "min_shots_per_scene": 0..12, "failure_rates": {skill: 0..1},
+  /// Reads a `sim` block: {"latency_ms": int >= 0, "min_shots_per_scene": 0..12, "media": "auto" |
+  /// "video" | "image", "failure_rates": {skill: 0..1},
   /// "fix_rates": {skill: 0..1}, "media_failure_rates": {gen tier: 0..1}}; every key optional,
   /// null = {}. Unknown keys and out-of-range values are refused (invalid_argument) naming the key.
   [[nodiscard]] static Result<SimSettings> from_json(const nlohmann::json& sim_block);

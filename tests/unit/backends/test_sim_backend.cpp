@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -755,8 +756,18 @@ TEST_CASE("calls from many threads give the bytes of sequential calls", "[sim]")
   CHECK(parallel == sequential);
 }
 
+namespace {
+
+SimSettings image_media() {
+  SimSettings settings;
+  settings.media = "image";
+  return settings;
+}
+
+}  // namespace
+
 TEST_CASE("generate renders a deterministic PNG that fits in 64x64", "[sim]") {
-  SimBackend backend(SimSettings{}, 20261125);
+  SimBackend backend(image_media(), 20261125);
   backends::GenerationRequest request;
   request.shot_id = "S01_SH03";
   request.attempt = 1;
@@ -797,7 +808,7 @@ TEST_CASE("generate renders a deterministic PNG that fits in 64x64", "[sim]") {
   backends::GenerationRequest retry = request;
   retry.attempt = 2;
   CHECK(backend.generate(retry).value->media_bytes != png);
-  SimBackend other_seed(SimSettings{}, 1);
+  SimBackend other_seed(image_media(), 1);
   CHECK(other_seed.generate(request).value->media_bytes != png);
 
   backends::GenerationRequest tall = request;
@@ -815,6 +826,45 @@ TEST_CASE("generate renders a deterministic PNG that fits in 64x64", "[sim]") {
   CHECK(refused.failure->code == ErrorCode::invalid_argument);
 }
 
+TEST_CASE("renders are short MP4s where ffmpeg is installed, the same bytes each time, and storyboards stay PNG",
+          "[sim]") {
+  SimSettings video;
+  video.media = "video";
+  SimBackend backend(video, 20261125);
+  backends::GenerationRequest request;
+  request.shot_id = "S01_SH03";
+  request.attempt = 1;
+  request.model = "sim-gen-mid";
+  request.tier = "gen_mid";
+  request.genpack_face = "[STYLE]\n...";
+  request.resolution = "final";
+  request.pixels = "1920x816";  // 64x27 fitted, 64x28 for yuv420p
+  request.duration_s = 4;
+  request.seed = 20261125;
+  auto first = backend.generate(request);
+  if (std::system("ffmpeg -version > /dev/null 2>&1") != 0) {
+    // Without ffmpeg, "video" cannot be honoured: the call fails, it never pretends.
+    REQUIRE_FALSE(first.ok());
+    CHECK(first.failure->code == ErrorCode::io_error);
+    return;
+  }
+  REQUIRE(first.ok());
+  CHECK(first.value->extension == "mp4");
+  const std::string& mp4 = first.value->media_bytes;
+  CHECK(mp4.substr(4, 4) == "ftyp");
+  CHECK(first.value->seconds_billed == 4);
+  CHECK(backend.generate(request).value->media_bytes == mp4);
+  backends::GenerationRequest retry = request;
+  retry.attempt = 2;
+  CHECK(backend.generate(retry).value->media_bytes != mp4);
+
+  backends::GenerationRequest frame = request;
+  frame.resolution = "storyboard";
+  auto storyboard = backend.generate(frame);
+  REQUIRE(storyboard.ok());
+  CHECK(storyboard.value->extension == "png");
+}
+
 TEST_CASE("sim settings read the project's sim block and refuse what they cannot honour", "[sim]") {
   auto settings = SimSettings::from_json(json{{"latency_ms", 0},
                                               {"failure_rates", {{"qc-grader", 0.25}}},
@@ -827,6 +877,9 @@ TEST_CASE("sim settings read the project's sim block and refuse what they cannot
   CHECK(SimSettings::from_json(json()).ok());
 
   CHECK_FALSE(SimSettings::from_json(json{{"failure_rates", {{"qc-grader", 1.5}}}}).ok());
+  CHECK(SimSettings::from_json(json{{"media", "image"}})->media == "image");
+  CHECK(SimSettings::from_json(json{})->media == "auto");
+  CHECK_FALSE(SimSettings::from_json(json{{"media", "gif"}}).ok());
   CHECK_FALSE(SimSettings::from_json(json{{"failure_rates", {{"qc-grader", "high"}}}}).ok());
   CHECK_FALSE(SimSettings::from_json(json{{"latency_ms", -1}}).ok());
   CHECK_FALSE(SimSettings::from_json(json{{"media_failure_rates", {{"gen_ultra", 0.1}}}}).ok());
