@@ -496,12 +496,23 @@ CallResult<ModelResponse> SimBackend::complete(const ModelRequest& request) {
                                        "sim: no simulated model for skill \"" + request.skill + "\"");
   }
 
-  // Every choice below comes from this stream: same request and seed, same bytes.
-  // Two streams. The content stream sees only what the answer is about (skill, scope, inputs,
-  // schema): a revision of unchanged inputs writes the same text, so downstream work is not made
-  // stale by re-rolled wording. The outcome stream sees the whole request (attempt, findings,
-  // tier): each revision re-rolls whether the injected failure strikes again.
-  json about = request.to_json();
+  // Every choice below comes from two streams: same request and seed, same bytes. They read the
+  // request with a render known by its shot and attempt only, so a verdict does not hinge on the
+  // encoder that made the file (an MP4 here, a PNG where ffmpeg is missing, other bytes under
+  // another ffmpeg build). The content stream sees only what the answer is about (skill, scope,
+  // inputs, schema): a revision of unchanged inputs writes the same text, so downstream work is
+  // not made stale by re-rolled wording. The outcome stream sees the whole request (attempt,
+  // findings, tier): each revision re-rolls whether the injected failure strikes again.
+  json decided = request.to_json();
+  if (decided["inputs"].is_object() && decided["inputs"].contains("MEDIA") && decided["inputs"]["MEDIA"].is_object()) {
+    decided["inputs"]["MEDIA"].erase("sha256");
+    decided["inputs"]["MEDIA"].erase("path");
+  }
+  Result<std::string> decided_text = core::canonical_json(decided);
+  if (!decided_text.ok()) {
+    return call_failure<ModelResponse>(ErrorCode::invalid_argument, "sim: " + decided_text.error().message);
+  }
+  json about = decided;
   for (const char* volatile_key : {"findings", "model", "tier", "max_output_tokens"}) {
     about.erase(volatile_key);
   }
@@ -514,7 +525,7 @@ CallResult<ModelResponse> SimBackend::complete(const ModelRequest& request) {
   if (!about_text.ok()) {
     return call_failure<ModelResponse>(ErrorCode::invalid_argument, "sim: " + about_text.error().message);
   }
-  sim::Rng rng(core::sha256_hex("avps-sim\n" + std::to_string(m_seed) + "\n" + *canonical));
+  sim::Rng rng(core::sha256_hex("avps-sim\n" + std::to_string(m_seed) + "\n" + *decided_text));
   sim::Rng content_rng(core::sha256_hex("avps-sim-content\n" + std::to_string(m_seed) + "\n" + *about_text));
   sim::Call call{request, m_settings, content_rng, sim::Mode::pass, {}};
   call.brief = sim::parse_brief(sim::brief_text(call));
