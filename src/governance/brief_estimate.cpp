@@ -5,43 +5,15 @@
 #include <cctype>
 #include <set>
 
+#include "avps/core/text.hpp"
+
 namespace avps::governance {
 
 namespace {
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-std::string trim(std::string_view text) {
-  size_t begin = 0;
-  size_t end = text.size();
-  while (begin < end && std::isspace(static_cast<unsigned char>(text[begin])) != 0) {
-    ++begin;
-  }
-  while (end > begin && std::isspace(static_cast<unsigned char>(text[end - 1])) != 0) {
-    --end;
-  }
-  return std::string(text.substr(begin, end - begin));
-}
-
-// The text of a list item ("- x", "* x", "+ x", "1. x", "2) x"), or nullopt.
-std::optional<std::string> list_item(const std::string& line) {
-  if (line.size() >= 2 && (line[0] == '-' || line[0] == '*' || line[0] == '+') && line[1] == ' ') {
-    return trim(line.substr(2));
-  }
-  size_t i = 0;
-  while (i < line.size() && std::isdigit(static_cast<unsigned char>(line[i])) != 0) {
-    ++i;
-  }
-  if (i > 0 && i + 1 < line.size() && (line[i] == '.' || line[i] == ')') && line[i + 1] == ' ') {
-    return trim(line.substr(i + 2));
-  }
-  return std::nullopt;
-}
+using core::list_item;
+using core::lower;
+using core::trim;
 
 // 1..9999 from digits or English words up to ninety-nine ("twenty-four"); nullopt otherwise.
 std::optional<int64_t> number_of(const std::string& token) {

@@ -58,21 +58,6 @@ Section classify(const std::string& heading) {
   return Section::none;
 }
 
-// The text of a list item line ("- x", "* x", "1. x", "2) x"), or nullopt.
-std::optional<std::string> list_item(const std::string& line) {
-  if (line.size() >= 2 && (line[0] == '-' || line[0] == '*' || line[0] == '+') && line[1] == ' ') {
-    return trim(line.substr(2));
-  }
-  size_t i = 0;
-  while (i < line.size() && std::isdigit(static_cast<unsigned char>(line[i])) != 0) {
-    ++i;
-  }
-  if (i > 0 && i + 1 < line.size() && (line[i] == '.' || line[i] == ')') && line[i + 1] == ' ') {
-    return trim(line.substr(i + 2));
-  }
-  return std::nullopt;
-}
-
 std::optional<int> scene_count_line(const std::string& line) {
   std::string t = lower(trim(line));
   if (auto item = list_item(t)) {

@@ -18,6 +18,7 @@
 
 #include "avps/backends/backend.hpp"
 #include "avps/backends/sim_backend.hpp"
+#include "avps/core/text.hpp"
 
 namespace avps::backends::sim {
 
@@ -145,8 +146,9 @@ int threshold(const Call& call, const char* pointer, int fallback);
 std::string str(const json& obj, const char* key, const std::string& fallback = "");
 std::vector<std::string> strs(const json& obj, const char* key);
 std::string join(const std::vector<std::string>& items, std::string_view separator = ", ");
-std::string trim(std::string_view text);
-std::string lower(std::string text);
+using core::list_item;
+using core::lower;
+using core::trim;
 /// Trimmed, first letter upper-cased, ending in . ! or ?; `fallback` when empty.
 std::string sentence(std::string_view text, const std::string& fallback = "Nothing to report.");
 /// Trimmed, final . removed, first letter lower-cased unless the first word looks like a name.
