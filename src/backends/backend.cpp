@@ -27,7 +27,14 @@ json ModelResponse::to_json() const {
   if (usage.provider_cost_micro_usd) {
     usage_json["provider_cost_micro_usd"] = *usage.provider_cost_micro_usd;
   }
-  return json{{"text", text}, {"usage", std::move(usage_json)}, {"model", model}};
+  if (usage.cached_input_tokens > 0) {
+    usage_json["cached_input_tokens"] = usage.cached_input_tokens;
+  }
+  json out = {{"text", text}, {"usage", std::move(usage_json)}, {"model", model}};
+  if (!stop_reason.empty()) {
+    out["stop_reason"] = stop_reason;
+  }
+  return out;
 }
 
 json GenerationRequest::to_json() const {
@@ -36,6 +43,19 @@ json GenerationRequest::to_json() const {
       {"tier", tier},       {"genpack_face", genpack_face}, {"resolution", resolution},
       {"pixels", pixels},   {"duration_s", duration_s},     {"seed", seed},
   };
+}
+
+}  // namespace avps::backends
+
+namespace avps::backends {
+
+bool retryable(const Error& error) {
+  return error.code == ErrorCode::backend_unavailable || error.code == ErrorCode::timeout ||
+         error.code == ErrorCode::rate_limited;
+}
+
+Result<std::optional<GenerationResult>> Backend::poll_generation(const std::string& ticket, CallTrace& /*trace*/) {
+  return make_error(ErrorCode::unsupported, "this backend gives no tickets; cannot poll " + ticket);
 }
 
 }  // namespace avps::backends

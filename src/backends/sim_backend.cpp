@@ -410,12 +410,7 @@ bool parse_pixels(const std::string& pixels, int& width, int& height) {
   return width > 0 && height > 0;
 }
 
-template <class T>
-CallResult<T> call_failure(ErrorCode code, std::string message) {
-  CallResult<T> result;
-  result.failure = CallFailure{code, std::move(message), false, std::nullopt};
-  return result;
-}
+Error call_failure(ErrorCode code, std::string message) { return make_error(code, std::move(message)); }
 
 }  // namespace
 
@@ -482,17 +477,17 @@ Result<std::unique_ptr<SimBackend>> SimBackend::from_config(const json& config) 
 
 const std::vector<std::string>& SimBackend::supported_skills() { return sim::generator_names(); }
 
-CallResult<ModelResponse> SimBackend::complete(const ModelRequest& request) {
+Result<ModelResponse> SimBackend::complete(const ModelRequest& request) const {
   Result<std::string> canonical = core::canonical_json(request.to_json());
   if (!canonical.ok()) {
-    return call_failure<ModelResponse>(ErrorCode::invalid_argument, "sim: " + canonical.error().message);
+    return call_failure(ErrorCode::invalid_argument, "sim: " + canonical.error().message);
   }
   if (m_settings.latency_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(m_settings.latency_ms));
   }
   const sim::SkillEntry* entry = sim::find_entry(request.skill);
   if (entry == nullptr) {
-    return call_failure<ModelResponse>(ErrorCode::unsupported,
+    return call_failure(ErrorCode::unsupported,
                                        "sim: no simulated model for skill \"" + request.skill + "\"");
   }
 
@@ -510,7 +505,7 @@ CallResult<ModelResponse> SimBackend::complete(const ModelRequest& request) {
   }
   Result<std::string> decided_text = core::canonical_json(decided);
   if (!decided_text.ok()) {
-    return call_failure<ModelResponse>(ErrorCode::invalid_argument, "sim: " + decided_text.error().message);
+    return call_failure(ErrorCode::invalid_argument, "sim: " + decided_text.error().message);
   }
   json about = decided;
   for (const char* volatile_key : {"findings", "model", "tier", "max_output_tokens"}) {
@@ -523,7 +518,7 @@ CallResult<ModelResponse> SimBackend::complete(const ModelRequest& request) {
   }
   Result<std::string> about_text = core::canonical_json(about);
   if (!about_text.ok()) {
-    return call_failure<ModelResponse>(ErrorCode::invalid_argument, "sim: " + about_text.error().message);
+    return call_failure(ErrorCode::invalid_argument, "sim: " + about_text.error().message);
   }
   sim::Rng rng(core::sha256_hex("avps-sim\n" + std::to_string(m_seed) + "\n" + *decided_text));
   sim::Rng content_rng(core::sha256_hex("avps-sim-content\n" + std::to_string(m_seed) + "\n" + *about_text));
@@ -547,12 +542,12 @@ CallResult<ModelResponse> SimBackend::complete(const ModelRequest& request) {
   } catch (const std::exception& e) {
     // Inputs of a shape no artifact has (a list where an object belongs): a bad request, and
     // never a crash of the engine's worker.
-    return call_failure<ModelResponse>(ErrorCode::invalid_argument,
+    return call_failure(ErrorCode::invalid_argument,
                                        "sim: " + request.skill + " cannot read its inputs: " + e.what());
   }
   Result<std::string> text = core::canonical_json(shape_answer(outputs, request.output_schema, *entry));
   if (!text.ok()) {
-    return call_failure<ModelResponse>(ErrorCode::invalid_argument, "sim: " + text.error().message);
+    return call_failure(ErrorCode::invalid_argument, "sim: " + text.error().message);
   }
   ModelResponse response;
   response.text = std::move(*text);
@@ -568,20 +563,18 @@ CallResult<ModelResponse> SimBackend::complete(const ModelRequest& request) {
   response.usage.input_tokens = static_cast<int64_t>((canonical->size() + 3) / 4);
   response.usage.output_tokens = static_cast<int64_t>((response.text.size() + 3) / 4);
   response.model = request.model;
-  CallResult<ModelResponse> result;
-  result.value = std::move(response);
-  return result;
+  return response;
 }
 
-CallResult<GenerationResult> SimBackend::generate(const GenerationRequest& request) {
+Result<GenerationResult> SimBackend::generate(const GenerationRequest& request) const {
   Result<std::string> canonical = core::canonical_json(request.to_json());
   if (!canonical.ok()) {
-    return call_failure<GenerationResult>(ErrorCode::invalid_argument, "sim: " + canonical.error().message);
+    return call_failure(ErrorCode::invalid_argument, "sim: " + canonical.error().message);
   }
   int width = 0;
   int height = 0;
   if (!parse_pixels(request.pixels, width, height)) {
-    return call_failure<GenerationResult>(ErrorCode::invalid_argument,
+    return call_failure(ErrorCode::invalid_argument,
                                           "sim: pixels \"" + request.pixels + "\" is not <width>x<height>");
   }
   if (m_settings.latency_ms > 0) {
@@ -624,7 +617,7 @@ CallResult<GenerationResult> SimBackend::generate(const GenerationRequest& reque
   if (video) {
     Result<std::string> mp4 = encode_mp4(width, height, rgb, request.duration_s);
     if (!mp4) {
-      return call_failure<GenerationResult>(mp4.error().code, mp4.error().message);
+      return call_failure(mp4.error().code, mp4.error().message);
     }
     result.media_bytes = std::move(mp4).value();
     result.extension = "mp4";
@@ -634,9 +627,20 @@ CallResult<GenerationResult> SimBackend::generate(const GenerationRequest& reque
   }
   result.seconds_billed = request.duration_s;
   result.model = request.model;
-  CallResult<GenerationResult> out;
-  out.value = std::move(result);
-  return out;
+  return result;
+}
+
+Result<Submitted<ModelResponse>> SimBackend::submit_model(const ModelRequest& request, CallTrace& trace) {
+  trace.provider = "sim";
+  AVPS_TRY_ASSIGN(ModelResponse response, complete(request));
+  return Submitted<ModelResponse>{std::move(response), {}};
+}
+
+Result<Submitted<GenerationResult>> SimBackend::submit_generation(const GenerationRequest& request,
+                                                                   CallTrace& trace) {
+  trace.provider = "sim";
+  AVPS_TRY_ASSIGN(GenerationResult result, generate(request));
+  return Submitted<GenerationResult>{std::move(result), {}};
 }
 
 }  // namespace avps::backends

@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "avps/backends/sim_backend.hpp"
+#include "avps/backends/registry.hpp"
 #include "avps/cli/progress.hpp"
 #include "avps/core/clock.hpp"
 #include "avps/engine/engine.hpp"
@@ -229,9 +229,11 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
     ctx.fail(models.error());
     return;
   }
-  auto backend = backends::SimBackend::from_config((*project)->config().document);
-  if (!backend) {
-    ctx.fail(backend.error());
+  // Every declared model gets its backend, or the run does not start (exit 4, naming each).
+  auto backends = backends::BackendRegistry::open(engine::backend_specs(*models), (*project)->config().document,
+                                                  backends::process_env());
+  if (!backends) {
+    ctx.fail(backends.error());
     return;
   }
   governance::Router router(std::move(models).value());
@@ -253,7 +255,7 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
         return overrides->caps_for(configured, scene, shot);
       });
   std::unique_ptr<RunObserver> observer = make_observer(ctx);
-  engine::Engine engine(**project, *registry, **backend, router, governor, *observer);
+  engine::Engine engine(**project, *registry, **backends, router, governor, *observer);
   Result<engine::RunOutcome> outcome = engine.run(engine::RunOptions{o.until, o.scene, o.jobs});
   observer->finish();  // the live line goes before the summary or the error
   std::string ended = !outcome                                   ? "ERROR"

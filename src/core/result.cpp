@@ -18,6 +18,8 @@ std::string_view error_code_name(ErrorCode code) {
     case ErrorCode::unsupported: return "unsupported";
     case ErrorCode::interrupted: return "interrupted";
     case ErrorCode::configuration: return "configuration";
+    case ErrorCode::rate_limited: return "rate_limited";
+    case ErrorCode::rejected: return "rejected";
   }
   return "unknown";
 }
@@ -39,6 +41,8 @@ ExitCode exit_code_for(ErrorCode code) {
     case ErrorCode::timeout:
     case ErrorCode::unsupported:
     case ErrorCode::configuration:
+    case ErrorCode::rate_limited:
+    case ErrorCode::rejected:
       return ExitCode::environment;
   }
   return ExitCode::environment;

@@ -472,17 +472,7 @@ std::string Impl::loop_key(const skills::SkillDef& skill, const Context& context
 }
 
 Result<json> Impl::output_schema(const skills::SkillDef& skill) {
-  json schemas = json::object();
-  const std::vector<const skills::SkillOutput*> outputs = skill.model_outputs();
-  for (const skills::SkillOutput* output : outputs) {
-    AVPS_TRY_ASSIGN(std::string text, core::read_file(project::data_dir() / "schemas" / output->schema));
-    AVPS_TRY_ASSIGN(json schema, core::parse_json(text, output->schema));
-    schemas[output->kind] = schema;
-  }
-  if (outputs.size() == 1) {
-    return json(schemas.begin().value());
-  }
-  return schemas;
+  return skills::output_schema(skill, project::data_dir());
 }
 
 Result<const artifacts::FaceCodec*> Impl::codec(const std::string& kind) {
@@ -529,169 +519,6 @@ governance::LatestArtifact Impl::latest_json() {
     AVPS_TRY_ASSIGN(auto loaded, latest(std::string(kind), std::string(target)));
     return loaded ? std::optional<json>{loaded->content} : std::optional<json>{};
   };
-}
-
-// ---- calls ----------------------------------------------------------------------------------
-
-Result<std::string> Impl::store_object(const std::string& bytes) {
-  std::string sha = core::sha256_hex(bytes);
-  fs::path path = artifacts::object_path(e.m_project.dir(), sha);
-  AVPS_TRY(core::create_directories_durable(path.parent_path()));
-  Result<void> written = core::write_file_atomic(path, bytes, core::Overwrite::no, core::Durability::durable);
-  if (!written && written.error().code != ErrorCode::already_exists) {
-    return std::move(written).error();
-  }
-  return sha;
-}
-
-// Prepares a call: routed, and either answered from the record or reserved and its intent
-// recorded. A refused reservation is a budget hard stop (false), never retried.
-Result<bool> Impl::prepare_call(Call& call) {
-  AVPS_TRY_ASSIGN(std::string request_bytes, core::canonical_json(call.request_json()));
-  governance::Task task = call.task;
-  if (!call.generation) {
-    task.input_tokens = static_cast<int64_t>(request_bytes.size() / 4 + 1);
-  }
-  AVPS_TRY_ASSIGN(governance::Route route, e.m_router.route(task));
-  call.route = route;
-  if (call.generation) {
-    call.generation_request.model = route.model;
-    call.generation_request.tier = route.tier;
-  } else {
-    call.model_request.model = route.model;
-    call.model_request.tier = route.tier;
-    call.model_request.max_output_tokens = static_cast<int>(route.output_tokens);
-  }
-  AVPS_TRY_ASSIGN(request_bytes, core::canonical_json(call.request_json()));
-  call.key = core::sha256_hex(request_bytes);
-  call.request_size = static_cast<int64_t>(request_bytes.size());
-
-  if (auto recorded = record.responses.find(call.key); recorded != record.responses.end()) {
-    ++outcome.calls_replayed;
-    call.replayed = true;
-    call.response = recorded->second;
-    return true;
-  }
-  // An intent without a response is a call an interrupted run may or may not have sent: it is
-  // sent again (the only way to get its answer) and flagged.
-  const int earlier_intents = record.intents[call.key]++;
-  ledger::Reservation reservation{call.key + "#" + std::to_string(++record.reservations[call.key]), call.scene_id,
-                                  call.shot_id, route.worst_case_micro_usd, call.purpose};
-  Result<ledger::Reservation> reserved = e.m_governor.reserve(reservation);
-  if (!reserved) {
-    if (reserved.error().code == ErrorCode::budget_exceeded) {
-      call.refusal = reserved.error().message;
-      return false;
-    }
-    return std::move(reserved).error();
-  }
-  call.reservation = reservation;
-  AVPS_TRY_ASSIGN(std::string request_sha, store_object(request_bytes));
-  json intent = {{"key", call.key},
-                 {"skill", call.purpose},
-                 {"model", route.model},
-                 {"tier", route.tier},
-                 {"route", route.reason},
-                 {"request_sha256", request_sha},
-                 {"request_bytes", call.request_size}};
-  if (earlier_intents > 0) {
-    intent["possible_duplicate"] = true;
-  }
-  AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "exchange.intent", .body = intent}));
-  core::crash_point("engine.after_intent");
-  return true;
-}
-
-// Sends the prepared calls that the record could not answer, up to --jobs at a time; records each
-// response (and settles its reservation) in the calls' order.
-Result<void> Impl::send(std::vector<Call*>& calls) {
-  std::vector<Call*> pending;
-  for (Call* c : calls) {
-    if (!c->replayed && !c->refusal) {
-      pending.push_back(c);
-    }
-  }
-  if (pending.empty()) {
-    return ok();
-  }
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i = next++; i < pending.size(); i = next++) {
-      Call& c = *pending[i];
-      if (c.generation) {
-        c.generation_answer = e.m_backend.generate(c.generation_request);
-      } else {
-        c.model_answer = e.m_backend.complete(c.model_request);
-      }
-    }
-  };
-  const size_t threads = std::min<size_t>(std::max(1, options.jobs), pending.size());
-  if (threads <= 1) {
-    worker();
-  } else {
-    std::vector<std::thread> pool;
-    for (size_t t = 0; t < threads; ++t) {
-      pool.emplace_back(worker);
-    }
-    for (std::thread& t : pool) {
-      t.join();
-    }
-  }
-  outcome.calls_made += static_cast<int>(pending.size());
-  for (Call* c : pending) {
-    AVPS_TRY(record_response(*c));
-  }
-  return ok();
-}
-
-Result<void> Impl::record_response(Call& c) {
-  const backends::CallFailure* failure = c.generation ? (c.generation_answer.failure ? &*c.generation_answer.failure : nullptr)
-                                                      : (c.model_answer.failure ? &*c.model_answer.failure : nullptr);
-  if (failure) {
-    AVPS_TRY(e.m_governor.release(*c.reservation, failure->message));
-    return make_error(failure->code, c.purpose + " call to " + c.route.model + " failed: " + failure->message);
-  }
-  const governance::Model* model = e.m_router.models().find(c.route.model);
-  json response = {{"key", c.key}, {"model", c.route.model}, {"request_bytes", c.request_size}};
-  governance::ActualCost actual;
-  if (c.generation) {
-    const backends::GenerationResult& r = *c.generation_answer.value;
-    if (c.task.output == governance::Output::image) {
-      AVPS_TRY_ASSIGN(actual.local_micro_usd, governance::image_cost(*model, 1));
-      actual.micro_usd = actual.local_micro_usd;
-    } else {
-      AVPS_TRY_ASSIGN(actual, governance::actual_video_cost(
-                                  governance::VideoPrice{c.route.resolution, c.route.per_second_micro_usd},
-                                  r.seconds_billed, r.provider_cost_micro_usd));
-    }
-    AVPS_TRY_ASSIGN(std::string media_sha, store_object(r.media_bytes));
-    response["media_sha256"] = media_sha;
-    response["extension"] = r.extension;
-    response["seconds_billed"] = r.seconds_billed;
-  } else {
-    const backends::ModelResponse& r = *c.model_answer.value;
-    AVPS_TRY_ASSIGN(actual, governance::actual_call_cost(*model, r.usage.input_tokens, r.usage.output_tokens,
-                                                        r.usage.provider_cost_micro_usd));
-    AVPS_TRY_ASSIGN(std::string response_sha, store_object(r.text));
-    response["response_sha256"] = response_sha;
-    response["input_tokens"] = r.usage.input_tokens;
-    response["output_tokens"] = r.usage.output_tokens;
-  }
-  response["cost_micro_usd"] = actual.micro_usd;
-  // The response and the settlement of its reservation are one transaction.
-  AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
-      .kind = "exchange.response",
-      .body = response,
-      .reservation_end =
-          governance::BudgetGovernor::settlement(*c.reservation, actual.micro_usd, actual.provider_micro_usd)}));
-  core::crash_point("engine.after_response");
-  record.responses[c.key] = response;
-  c.response = response;
-  return ok();
-}
-
-Result<std::string> Impl::response_text(const Call& c) {
-  return core::read_file(artifacts::object_path(e.m_project.dir(), c.response.value("response_sha256", "")));
 }
 
 // ---- steps ----------------------------------------------------------------------------------
@@ -1164,14 +991,14 @@ Result<void> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& job
                        .text = skill.name + job->ctx.label() + ": attempt " + std::to_string(job->attempt) + " on " +
                                job->tier},
                       job->ctx));
-      AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
+      AVPS_TRY_ASSIGN(bool granted, exchange->prepare(c));
       if (!granted) {
         job->state = JobState::done;
         return budget_stop(c, skill.name, job->loop, job->ctx);
       }
       calls.push_back(&c);
     }
-    AVPS_TRY(send(calls));
+    AVPS_TRY(exchange->send(calls, options.jobs));
 
     // Evaluate and commit in job order.
     for (Job* job : active) {
@@ -1322,20 +1149,24 @@ Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
                              job.tier + ", page " + std::to_string(index) +
                              (input_pages > 0 ? " of " + std::to_string(input_pages) : "")},
                     job.ctx));
-    AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
+    AVPS_TRY_ASSIGN(bool granted, exchange->prepare(c));
     if (!granted) {
       job.state = JobState::done;
       return budget_stop(c, skill.name, job.loop, job.ctx);
     }
     std::vector<Call*> one{&c};
-    AVPS_TRY(send(one));
+    AVPS_TRY(exchange->send(one, options.jobs));
     ++job.pages;
     cost += c.response.value("cost_micro_usd", int64_t{0});
     worst_case += c.route.worst_case_micro_usd;
     largest_request = std::max(largest_request, c.request_size);
     job.call = c;
 
-    AVPS_TRY_ASSIGN(std::string text, response_text(c));
+    if (const std::string stop = c.response.value("stop_reason", ""); !stop.empty()) {
+      job.page_failure = "page " + std::to_string(index) + ": the model's answer is not whole (" + stop + ")";
+      break;
+    }
+    AVPS_TRY_ASSIGN(std::string text, exchange->response_text(c));
     Result<json> parsed = core::parse_json(text, skill.name + " output");
     if (!parsed || !parsed->is_object()) {
       job.page_failure = "page " + std::to_string(index) + ": the output is not a JSON object" +
@@ -1388,13 +1219,19 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
       parsed = make_error(ErrorCode::invalid_argument, job.page_failure);
     } else if (skill.paging) {
       parsed = job.paged_output;
+    } else if (const std::string stop = job.call.response.value("stop_reason", ""); !stop.empty()) {
+      // A refusal, a cut-off or a blocked prompt: whatever text came is not an answer.
+      parsed = make_error(ErrorCode::invalid_argument, "the model's answer is not whole (" + stop + ")");
     } else {
-      AVPS_TRY_ASSIGN(std::string text, response_text(job.call));
+      AVPS_TRY_ASSIGN(std::string text, exchange->response_text(job.call));
       parsed = core::parse_json(text, skill.name + " output");
+      if (!parsed) {
+        parsed = make_error(ErrorCode::invalid_argument, "the output is not valid JSON: " + parsed.error().message);
+      }
     }
     if (!parsed) {
       gate.verdict = gates::Verdict::fail;
-      gate.reasons = {skill.paging ? parsed.error().message : "the output is not valid JSON: " + parsed.error().message};
+      gate.reasons = {parsed.error().message};
     } else {
       const std::vector<const skills::SkillOutput*> model_outputs = skill.model_outputs();
       for (const skills::SkillOutput* model_output : model_outputs) {
@@ -1753,9 +1590,23 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
   return true;
 }
 
-Engine::Engine(project::Project& project, const skills::Registry& registry, backends::Backend& backend,
+std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models) {
+  std::vector<backends::BackendSpec> specs;
+  for (const governance::Model& m : models.models()) {
+    specs.push_back({.model_id = m.id,
+                     .backend = m.backend,
+                     .endpoint = m.endpoint,
+                     .api_key_env = m.api_key_env,
+                     .provider_model = m.provider_model,
+                     .options = m.options,
+                     .generates = m.capabilities.image_out || m.capabilities.video_out});
+  }
+  return specs;
+}
+
+Engine::Engine(project::Project& project, const skills::Registry& registry, const backends::BackendRegistry& backends,
                const governance::Router& router, governance::BudgetGovernor& governor, Observer& observer)
-    : m_project(project), m_registry(registry), m_backend(backend), m_router(router), m_governor(governor),
+    : m_project(project), m_registry(registry), m_backends(backends), m_router(router), m_governor(governor),
       m_observer(observer) {}
 
 Result<RunOutcome> Engine::run(const RunOptions& options) {
@@ -1781,6 +1632,7 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
                                   " reservation(s) left open by an interrupted run"}));
   }
   AVPS_TRY_ASSIGN(impl.record, read_record(m_project.ledger()));
+  impl.exchange.emplace(m_project, m_router, m_governor, m_backends, impl.record, impl.outcome);
   AVPS_TRY_ASSIGN(impl.overrides, governance::Overrides::read(m_project.ledger()));
   impl.index_graph(*graph);
   if (!impl.record.open_stops.empty()) {

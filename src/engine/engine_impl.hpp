@@ -13,6 +13,7 @@
 #include "avps/governance/projection.hpp"
 #include "avps/governance/router.hpp"
 #include "engine_internal.hpp"
+#include "exchange.hpp"
 
 namespace avps::engine {
 
@@ -29,30 +30,6 @@ struct Gathered {
   nlohmann::json fingerprints = nlohmann::json::array();
   std::string missing;
   std::optional<nlohmann::json> world_before;  ///< the WORLD_STATE before the scene, when read
-};
-
-/// One backend call: routed, reserved, recorded.
-struct Call {
-  bool generation = false;
-  governance::Task task;
-  backends::ModelRequest model_request;
-  backends::GenerationRequest generation_request;
-  std::string purpose;  ///< "plausibility-auditor S03"
-  std::string scene_id;
-  std::string shot_id;
-  governance::Route route;
-  std::string key;  ///< the idempotency key: sha256 of the canonical request
-  int64_t request_size = 0;
-  bool replayed = false;
-  std::optional<std::string> refusal;  ///< the budget governor's refusal
-  std::optional<ledger::Reservation> reservation;
-  backends::CallResult<backends::ModelResponse> model_answer;
-  backends::CallResult<backends::GenerationResult> generation_answer;
-  nlohmann::json response;  ///< the exchange.response body
-
-  nlohmann::json request_json() const {
-    return generation ? generation_request.to_json() : model_request.to_json();
-  }
 };
 
 enum class JobState { fresh, waiting, ready, done };
@@ -167,12 +144,8 @@ struct Impl {
   /// configured ones, raised where a person recorded `avps override --raise-cap`).
   nlohmann::json gate_config(const Context& context) const;
 
-  // Calls (engine.cpp).
-  Result<std::string> store_object(const std::string& bytes);
-  Result<bool> prepare_call(Call& call);
-  Result<void> send(std::vector<Call*>& calls);
-  Result<void> record_response(Call& call);
-  Result<std::string> response_text(const Call& call);
+  // Calls: the exchange (exchange.hpp), made when the run starts.
+  std::optional<Exchange> exchange;
 
   // Steps (engine.cpp).
   Result<std::string> write_output(const skills::SkillDef& skill, const std::string& kind, const std::string& target,

@@ -272,7 +272,7 @@ Result<void> Impl::render_storyboards(const std::vector<Context>& shots, const s
     }
     AVPS_TRY_ASSIGN(std::string face, core::read_file(e.m_project.dir() / pack->record.path));
     Call& c = calls[i];
-    c.generation = true;
+    c.kind = CallKind::generation;
     c.purpose = "storyboard " + ctx.shot_id;
     c.scene_id = ctx.scene_id;
     c.shot_id = ctx.shot_id;
@@ -293,14 +293,14 @@ Result<void> Impl::render_storyboards(const std::vector<Context>& shots, const s
                            .attempt = 1,
                            .text = "storyboard " + ctx.shot_id + ": attempt 1 on " + c.task.tier},
                           ctx));
-    AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
+    AVPS_TRY_ASSIGN(bool granted, exchange->prepare(c));
     if (!granted) {
       return budget_stop(c, "budget-gates", "storyboard/" + ctx.shot_id, ctx);
     }
     sent.push_back(&c);
     wanted.push_back(i);
   }
-  AVPS_TRY(send(sent));
+  AVPS_TRY(exchange->send(sent, options.jobs));
   for (size_t i : wanted) {
     const Context& ctx = shots[i];
     const Call& c = calls[i];
@@ -562,7 +562,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       }
       AVPS_TRY_ASSIGN(std::string face, core::read_file(e.m_project.dir() / pack->record.path));
       Call& c = calls[i];
-      c.generation = true;
+      c.kind = CallKind::generation;
       c.purpose = "generate " + a.ctx.shot_id + " " + resolution;
       c.scene_id = scene;
       c.shot_id = a.ctx.shot_id;
@@ -588,13 +588,13 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                        .text = "generate " + a.ctx.shot_id + " " + resolution + ": attempt " +
                                std::to_string(a.attempt) + " on " + a.tier},
                       a.ctx));
-      AVPS_TRY_ASSIGN(bool granted, prepare_call(c));
+      AVPS_TRY_ASSIGN(bool granted, exchange->prepare(c));
       if (!granted) {
         return budget_stop(c, "budget-gates", "generate/" + a.ctx.shot_id + "/" + resolution, a.ctx);
       }
       sent.push_back(&c);
     }
-    AVPS_TRY(send(sent));
+    AVPS_TRY(exchange->send(sent, options.jobs));
     for (size_t i = 0; i < active.size(); ++i) {
       const Active& a = active[i];
       const Call& c = calls[i];

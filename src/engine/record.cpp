@@ -95,6 +95,8 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
       ++record.intents[e.body.value("key", "")];
     } else if (e.kind == "exchange.response") {
       record.responses[e.body.value("key", "")] = e.body;
+    } else if (e.kind == "exchange.fallback") {
+      record.fallbacks[e.body.value("key", "")] = e.body.value("to_model", "");
     } else if (e.kind == "step.finished") {
       record.steps[e.body.value("step", "")] = e.body;
       const std::string loop = e.body.value("loop", "");

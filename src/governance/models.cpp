@@ -59,6 +59,8 @@ Model model_from_json(const json& entry, int index) {
   model.backend = entry.at("backend").get<std::string>();
   model.endpoint = entry.value("endpoint", std::string());
   model.api_key_env = entry.value("api_key_env", std::string());
+  model.provider_model = entry.value("provider_model", model.id);
+  model.options = entry.value("options", json::object());
   model.tiers = entry.at("tiers").get<std::vector<std::string>>();
   const json& caps = entry.at("capabilities");
   model.capabilities =
@@ -70,6 +72,7 @@ Model model_from_json(const json& entry, int index) {
     Pricing pricing;
     pricing.input_per_mtok = optional_price(p, "input_per_mtok_micro_usd");
     pricing.output_per_mtok = optional_price(p, "output_per_mtok_micro_usd");
+    pricing.cached_input_per_mtok = optional_price(p, "cached_input_per_mtok_micro_usd");
     pricing.per_image = optional_price(p, "per_image_micro_usd");
     if (p.contains("per_video_second_micro_usd")) {
       pricing.per_video_second = p.at("per_video_second_micro_usd").get<std::map<std::string, int64_t>>();

@@ -1,5 +1,6 @@
 #include "avps/governance/pricing.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -220,9 +221,21 @@ std::string_view cost_source_name(CostSource source) {
 }
 
 Result<ActualCost> actual_call_cost(const Model& model, int64_t input_tokens, int64_t output_tokens,
-                                    std::optional<int64_t> provider_micro_usd) {
+                                    std::optional<int64_t> provider_micro_usd, int64_t cached_input_tokens) {
   AVPS_TRY_ASSIGN(int64_t local, token_cost(model, input_tokens, output_tokens));
-  return settle(local, provider_micro_usd);
+  AVPS_TRY_ASSIGN(int64_t saving, caching_saving(model, std::min(cached_input_tokens, input_tokens)));
+  return settle(local - saving, provider_micro_usd);
+}
+
+Result<int64_t> caching_saving(const Model& model, int64_t cached_input_tokens) {
+  if (cached_input_tokens <= 0 || !model.pricing || !model.pricing->cached_input_per_mtok ||
+      !model.pricing->input_per_mtok || *model.pricing->cached_input_per_mtok >= *model.pricing->input_per_mtok) {
+    return int64_t{0};
+  }
+  const int64_t per_mtok_saved = *model.pricing->input_per_mtok - *model.pricing->cached_input_per_mtok;
+  AVPS_TRY_ASSIGN(int64_t saved, mul(cached_input_tokens, per_mtok_saved));
+  // Rounded down, so a call is never charged below what the table's prices give.
+  return saved / k_tokens_per_mtok;
 }
 
 Result<ActualCost> actual_video_cost(const VideoPrice& price, double seconds_billed,

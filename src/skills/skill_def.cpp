@@ -1,5 +1,8 @@
 #include "avps/skills/skill_def.hpp"
 
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/fs.hpp"
+
 namespace avps::skills {
 
 using nlohmann::json;
@@ -129,6 +132,20 @@ std::vector<const json*> find_config_refs(const json& value) {
   std::vector<const json*> refs;
   collect_config_refs(value, refs);
   return refs;
+}
+
+Result<nlohmann::json> output_schema(const SkillDef& skill, const std::filesystem::path& data_dir) {
+  nlohmann::json schemas = nlohmann::json::object();
+  const std::vector<const SkillOutput*> outputs = skill.model_outputs();
+  for (const SkillOutput* output : outputs) {
+    AVPS_TRY_ASSIGN(std::string text, core::read_file(data_dir / "schemas" / output->schema));
+    AVPS_TRY_ASSIGN(nlohmann::json schema, core::parse_json(text, output->schema));
+    schemas[output->kind] = schema;
+  }
+  if (outputs.size() == 1) {
+    return nlohmann::json(schemas.begin().value());
+  }
+  return schemas;
 }
 
 }  // namespace avps::skills

@@ -1,21 +1,44 @@
 #pragma once
 // Model backends: where a skill's model call or a shot's generation goes. The engine sees only
-// this interface (DESIGN §4); HTTP adapters and the in-process sim backend implement it.
+// this interface (DESIGN §4); the in-process sim backend and the HTTP adapters implement it, the
+// retry layer decorates it, and the engine's exchange (src/engine/exchange.hpp) drives it.
 //
 // A request carries everything the call needs and nothing more (DESIGN §1.5, bounded context):
 // the skill's prompt, the input slices it needs, the output's JSON Schema, and the findings of a
 // failed gate when revising. Requests are canonical JSON; their hash is the idempotency key under
 // which the engine records intent and response, so a resumed run never repeats a completed call.
+//
+// The seam is submit / poll. submit() either answers at once (chat APIs, the sim) or hands back a
+// ticket (a provider's job id) that the engine records in the ledger before anything waits on it,
+// so a resumed run polls the ticket and never submits again. poll() asks after a ticket.
+//
+// Errors are Results: ErrorCode::backend_unavailable (connection refused or reset, 5xx),
+// timeout, and rate_limited are transient (retryable(), with Error::retry_after_ms when the
+// provider said when); rejected and invalid_argument are final. A model that answers junk, refuses
+// or is cut off is NOT an error: the answer comes back with its stop_reason, and the gate fails it.
+//
+// Threading: every Backend is safe to call from several threads at once, one call per thread
+// (the engine sends --jobs calls in flight together). A CallTrace belongs to one call.
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "avps/core/result.hpp"
 
 namespace avps::backends {
+
+/// An image a vision call shows the model: a storyboard frame, or a frame sampled from a render.
+/// Not part of the request's canonical form: it is derived from inputs (a MEDIA or STORYBOARD
+/// descriptor with its sha256) that the idempotency key already covers.
+struct Image {
+  std::string media_type;  ///< "image/png", "image/jpeg"
+  std::string bytes;       ///< raw bytes (adapters base64 them)
+  std::string label;       ///< "S01_SH02 proxy attempt 1, frame 2 of 4"
+};
 
 /// One model call of a skill.
 struct ModelRequest {
@@ -29,20 +52,26 @@ struct ModelRequest {
   nlohmann::json findings;        ///< reasons of the gate that failed, when revising; else empty array
   int max_output_tokens = 0;      ///< clamped by the budget governor before the call
   uint64_t seed = 0;              ///< the project's seed
+  std::vector<Image> images;      ///< vision calls: what the model looks at (see Image)
 
   nlohmann::json to_json() const;
 };
 
 struct Usage {
-  int64_t input_tokens = 0;
-  int64_t output_tokens = 0;
+  int64_t input_tokens = 0;         ///< every input token billed, cached ones included
+  int64_t output_tokens = 0;        ///< output tokens, reasoning / thinking included
+  int64_t cached_input_tokens = 0;  ///< of input_tokens, those read from the provider's prompt cache
   std::optional<int64_t> provider_cost_micro_usd;  ///< when the provider reports a cost
 };
 
 struct ModelResponse {
-  std::string text;          ///< the raw body text the model returned (recorded verbatim)
+  std::string text;          ///< the JSON text the model returned (recorded verbatim); may be empty
   Usage usage;
   std::string model;         ///< the model that answered
+  /// Empty for a normal end. Otherwise why the answer is not whole, for the gate's FAIL reason:
+  /// "refusal: <the model's words>", "length: cut off at the output token limit",
+  /// "blocked: SAFETY", ... The text is then partial or empty, never trusted.
+  std::string stop_reason;
   nlohmann::json to_json() const;
 };
 
@@ -69,27 +98,50 @@ struct GenerationResult {
   std::string model;
 };
 
-/// Why a call failed, for the single retry layer: retryable failures may be retried (honouring
-/// retry_after_ms) or sent to another model of the same tier; others are final.
-struct CallFailure {
-  ErrorCode code = ErrorCode::backend_unavailable;
-  std::string message;
-  bool retryable = false;
-  std::optional<int64_t> retry_after_ms;
+/// What submit() gives back: the answer, or a ticket to poll (exactly one of the two).
+template <class T>
+struct Submitted {
+  std::optional<T> answer;
+  std::string ticket;  ///< the provider's job id; non-empty exactly when answer is empty
 };
 
-template <class T>
-struct CallResult {
-  std::optional<T> value;
-  std::optional<CallFailure> failure;
-  bool ok() const { return value.has_value(); }
+/// One HTTP attempt of a call, as the ledger records it (never a key, never a body).
+struct HttpAttempt {
+  int status = 0;             ///< HTTP status; 0 when no response came (see error)
+  int64_t latency_ms = 0;     ///< send to last byte
+  std::string error;          ///< "" for a 2xx; else what went wrong, e.g. "429 rate_limit_error", "connection refused"
+  int64_t wait_ms = 0;        ///< how long the retry layer waited after this attempt before the next
+  std::string request_id;     ///< the provider's request id header, when it sent one
 };
+
+/// What one call did on the wire, filled in by the backend (and the retry layer) whatever the
+/// outcome; the engine records it. Bodies are the last attempt's, with keys and auth removed (an
+/// adapter never puts a key in a body; headers are not kept at all).
+struct CallTrace {
+  std::string provider;        ///< the backend kind: "sim", "openai_chat", ...
+  std::string endpoint_host;   ///< "api.openai.com", "127.0.0.1:8080"; never a path with a key
+  std::vector<HttpAttempt> attempts;
+  std::string request_body;    ///< the last attempt's body as sent
+  std::string response_body;   ///< the last attempt's body as received (capped by the client)
+};
+
+/// Transient failures, which the retry layer retries and the exchange may send to another model
+/// of the same tier: backend_unavailable, timeout, rate_limited.
+bool retryable(const Error& error);
 
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual CallResult<ModelResponse> complete(const ModelRequest& request) = 0;
-  virtual CallResult<GenerationResult> generate(const GenerationRequest& request) = 0;
+  /// A model call: answered now (every chat backend), or a ticket.
+  [[nodiscard]] virtual Result<Submitted<ModelResponse>> submit_model(const ModelRequest& request,
+                                                                      CallTrace& trace) = 0;
+  /// A generation (render or storyboard frame): answered now, or a ticket.
+  [[nodiscard]] virtual Result<Submitted<GenerationResult>> submit_generation(const GenerationRequest& request,
+                                                                              CallTrace& trace) = 0;
+  /// The answer of a ticket submit_generation() gave, or nullopt while the job still runs. The
+  /// default (backends that never give tickets) is an unsupported error.
+  [[nodiscard]] virtual Result<std::optional<GenerationResult>> poll_generation(const std::string& ticket,
+                                                                                CallTrace& trace);
 };
 
 }  // namespace avps::backends

@@ -82,10 +82,15 @@ class SimBackend : public Backend {
   /// Failures (none retryable): unsupported for a skill the sim does not know (a builtin, or a
   /// project's own skill); invalid_argument for a request that has no canonical form, or whose
   /// inputs have a shape no artifact has (a list where a table belongs). Never throws.
-  CallResult<ModelResponse> complete(const ModelRequest& request) override;
+  [[nodiscard]] Result<ModelResponse> complete(const ModelRequest& request) const;
   /// A PNG of request.pixels scaled down to fit 64×64 (aspect kept), coloured from the shot id
   /// and attempt; seconds_billed = duration_s. invalid_argument when pixels is not "<w>x<h>".
-  CallResult<GenerationResult> generate(const GenerationRequest& request) override;
+  [[nodiscard]] Result<GenerationResult> generate(const GenerationRequest& request) const;
+
+  /// complete() / generate(), answered at once (the sim gives no tickets).
+  [[nodiscard]] Result<Submitted<ModelResponse>> submit_model(const ModelRequest& request, CallTrace& trace) override;
+  [[nodiscard]] Result<Submitted<GenerationResult>> submit_generation(const GenerationRequest& request,
+                                                                      CallTrace& trace) override;
 
   const SimSettings& settings() const { return m_settings; }
   uint64_t seed() const { return m_seed; }

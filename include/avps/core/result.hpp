@@ -7,6 +7,8 @@
 // as integers (see error_code_name).
 
 #include <cassert>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,6 +29,8 @@ enum class ErrorCode {
   unsupported,
   interrupted,
   configuration,  ///< a configuration file or variable is invalid
+  rate_limited,   ///< a provider said "too many requests" (429): transient, retried after its hint
+  rejected,       ///< a provider refused the request for good (4xx other than 408/409/429, a spent quota)
 };
 
 /// Stable lower-case name of an error code, for logs and --json output.
@@ -35,6 +39,9 @@ std::string_view error_code_name(ErrorCode code);
 struct Error {
   ErrorCode code;
   std::string message;
+  /// A transient failure's own word on when to try again (Retry-After, retry-after-ms, Gemini's
+  /// retryDelay), in milliseconds; the retry layer honours it over its backoff.
+  std::optional<int64_t> retry_after_ms = std::nullopt;
 };
 
 inline Error make_error(ErrorCode code, std::string message) {

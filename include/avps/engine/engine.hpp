@@ -21,8 +21,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
-#include "avps/backends/backend.hpp"
+#include "avps/backends/registry.hpp"
 #include "avps/core/exit_code.hpp"
 #include "avps/core/result.hpp"
 #include "avps/governance/budget.hpp"
@@ -117,9 +118,13 @@ struct RunOutcome {
 
 struct Impl;
 
+/// What the backend registry needs of each model of the models file.
+std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models);
+
 class Engine {
  public:
-  Engine(project::Project& project, const skills::Registry& registry, backends::Backend& backend,
+  /// `backends` answers every model the router may choose (BackendRegistry::open checked them).
+  Engine(project::Project& project, const skills::Registry& registry, const backends::BackendRegistry& backends,
          const governance::Router& router, governance::BudgetGovernor& governor, Observer& observer);
 
   /// Runs the phases (see the header comment for what is built). Errors are failures to run
@@ -128,9 +133,12 @@ class Engine {
 
  private:
   friend struct Impl;
+
+/// What the backend registry needs of each model of the models file.
+std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models);
   project::Project& m_project;
   const skills::Registry& m_registry;
-  backends::Backend& m_backend;
+  const backends::BackendRegistry& m_backends;
   const governance::Router& m_router;
   governance::BudgetGovernor& m_governor;
   Observer& m_observer;

@@ -50,6 +50,8 @@ struct Capabilities {
 struct Pricing {
   std::optional<int64_t> input_per_mtok;   ///< per million input tokens
   std::optional<int64_t> output_per_mtok;  ///< per million output tokens
+  /// Per million input tokens read from the provider's prompt cache; absent = priced as input.
+  std::optional<int64_t> cached_input_per_mtok;
   std::optional<int64_t> per_image;
   std::map<std::string, int64_t> per_video_second;  ///< by resolution "1280x720"
 };
@@ -59,6 +61,8 @@ struct Model {
   std::string backend;      ///< sim, openai_chat, anthropic_messages, gemini_generate, async_job, comfyui
   std::string endpoint;     ///< may be empty (sim)
   std::string api_key_env;  ///< the variable's name, never the key; may be empty
+  std::string provider_model;  ///< the name sent on the wire ("provider_model"; default the id)
+  nlohmann::json options = nlohmann::json::object();  ///< per-backend fields (docs/providers.md)
   std::vector<std::string> tiers;
   Capabilities capabilities;
   std::optional<Pricing> pricing;  ///< nullopt: the model has no price at all

@@ -92,9 +92,15 @@ struct ActualCost {
 /// The model must be priced even when the provider reports a cost: the local figure is what the
 /// provider's is checked against. A call whose usage was not reported is not priced here: the
 /// budget governor charges its reservation instead.
+/// `cached_input_tokens` (of input_tokens, read from the provider's prompt cache) are priced at
+/// pricing.cached_input_per_mtok where the model has one, else as input.
 [[nodiscard]] Result<ActualCost> actual_call_cost(const Model& model, int64_t input_tokens,
                                                   int64_t output_tokens,
-                                                  std::optional<int64_t> provider_micro_usd);
+                                                  std::optional<int64_t> provider_micro_usd,
+                                                  int64_t cached_input_tokens = 0);
+/// What prompt caching saved on a call: its cached input tokens priced as input, less priced at
+/// the cached rate (0 when the model has no cached rate). Micro-USD, rounded down.
+[[nodiscard]] Result<int64_t> caching_saving(const Model& model, int64_t cached_input_tokens);
 /// Actual cost of a generation: billed seconds at `price`, or the provider's figure.
 [[nodiscard]] Result<ActualCost> actual_video_cost(const VideoPrice& price, double seconds_billed,
                                                    std::optional<int64_t> provider_micro_usd);

@@ -109,6 +109,10 @@ struct SkillDef {
   std::vector<const SkillOutput*> model_outputs() const;
 };
 
+/// The JSON Schema a model call of `skill` must answer with: the schema of its one model output
+/// (read from `data_dir`/schemas), or for several outputs {"KIND": schema, ...}.
+[[nodiscard]] Result<nlohmann::json> output_schema(const SkillDef& skill, const std::filesystem::path& data_dir);
+
 /// Every config reference ({"config": pointer, "default": value}, exactly those two members)
 /// anywhere inside `value`, in document order: the values a project may configure.
 std::vector<const nlohmann::json*> find_config_refs(const nlohmann::json& value);

@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -201,11 +202,11 @@ SimSettings rates(double failure, std::initializer_list<std::string> skills = {}
 }
 
 std::string complete_text(SimBackend& backend, const ModelRequest& request) {
-  backends::CallResult<backends::ModelResponse> result = backend.complete(request);
+  Result<backends::ModelResponse> result = backend.complete(request);
   if (!result.ok()) {
-    FAIL(request.skill << ": " << result.failure->message);
+    FAIL(request.skill << ": " << result.error().message);
   }
-  return result.value->text;
+  return result->text;
 }
 
 // The answer split by kind.
@@ -665,13 +666,13 @@ TEST_CASE("inputs of the wrong shape give a valid answer or a refused call, neve
       for (auto& [kind, input] : request.inputs.items()) {
         input = value;
       }
-      backends::CallResult<backends::ModelResponse> result;
-      REQUIRE_NOTHROW(result = backend.complete(request));
-      if (result.ok()) {
-        require_valid(name, parse_answer(name, result.value->text));
+      std::optional<Result<backends::ModelResponse>> result;
+      REQUIRE_NOTHROW(result.emplace(backend.complete(request)));
+      if (result->ok()) {
+        require_valid(name, parse_answer(name, (*result)->text));
       } else {
-        CHECK(result.failure->code == ErrorCode::invalid_argument);
-        CHECK_FALSE(result.failure->retryable);
+        CHECK(result->error().code == ErrorCode::invalid_argument);
+        CHECK_FALSE(backends::retryable(result->error()));
       }
     }
   }
@@ -699,10 +700,10 @@ TEST_CASE("usage counts a token per four bytes of the request and of the text", 
   REQUIRE(result.ok());
   auto canonical = core::canonical_json(request.to_json());
   REQUIRE(canonical.ok());
-  CHECK(result.value->usage.input_tokens == static_cast<int64_t>((canonical->size() + 3) / 4));
-  CHECK(result.value->usage.output_tokens == static_cast<int64_t>((result.value->text.size() + 3) / 4));
-  CHECK_FALSE(result.value->usage.provider_cost_micro_usd.has_value());
-  CHECK(result.value->model == request.model);
+  CHECK(result->usage.input_tokens == static_cast<int64_t>((canonical->size() + 3) / 4));
+  CHECK(result->usage.output_tokens == static_cast<int64_t>((result->text.size() + 3) / 4));
+  CHECK_FALSE(result->usage.provider_cost_micro_usd.has_value());
+  CHECK(result->model == request.model);
 }
 
 TEST_CASE("max_output_tokens cuts the text as a real model's limit does", "[sim]") {
@@ -711,9 +712,9 @@ TEST_CASE("max_output_tokens cuts the text as a real model's limit does", "[sim]
   request.max_output_tokens = 50;
   auto result = backend.complete(request);
   REQUIRE(result.ok());
-  CHECK(result.value->text.size() <= 200);
-  CHECK(result.value->usage.output_tokens <= 50);
-  CHECK_FALSE(core::parse_json(result.value->text, "cut").ok());
+  CHECK(result->text.size() <= 200);
+  CHECK(result->usage.output_tokens <= 50);
+  CHECK_FALSE(core::parse_json(result->text, "cut").ok());
 }
 
 TEST_CASE("a skill the sim does not know is refused as unsupported, not retried", "[sim]") {
@@ -722,8 +723,8 @@ TEST_CASE("a skill the sim does not know is refused as unsupported, not retried"
   request.skill = "budget-gates";
   auto result = backend.complete(request);
   REQUIRE_FALSE(result.ok());
-  CHECK(result.failure->code == ErrorCode::unsupported);
-  CHECK_FALSE(result.failure->retryable);
+  CHECK(result.error().code == ErrorCode::unsupported);
+  CHECK_FALSE(backends::retryable(result.error()));
 }
 
 TEST_CASE("calls from many threads give the bytes of sequential calls", "[sim]") {
@@ -746,7 +747,7 @@ TEST_CASE("calls from many threads give the bytes of sequential calls", "[sim]")
     threads.emplace_back([&, t] {
       for (size_t i = t; i < requests.size(); i += 4) {
         auto result = backend.complete(requests[i]);
-        parallel[i] = result.ok() ? result.value->text : "";
+        parallel[i] = result.ok() ? result->text : "";
       }
     });
   }
@@ -783,12 +784,12 @@ TEST_CASE("generate renders a deterministic PNG that fits in 64x64", "[sim]") {
   REQUIRE(first.ok());
   auto again = backend.generate(request);
   REQUIRE(again.ok());
-  CHECK(first.value->media_bytes == again.value->media_bytes);
-  CHECK(first.value->extension == "png");
-  CHECK(first.value->seconds_billed == 3.5);
-  CHECK(first.value->model == "sim-gen-premium");
+  CHECK(first->media_bytes == again->media_bytes);
+  CHECK(first->extension == "png");
+  CHECK(first->seconds_billed == 3.5);
+  CHECK(first->model == "sim-gen-premium");
 
-  const std::string& png = first.value->media_bytes;
+  const std::string& png = first->media_bytes;
   REQUIRE(png.size() > 33);
   CHECK(png.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
   CHECK(png.substr(12, 4) == "IHDR");
@@ -807,15 +808,15 @@ TEST_CASE("generate renders a deterministic PNG that fits in 64x64", "[sim]") {
 
   backends::GenerationRequest retry = request;
   retry.attempt = 2;
-  CHECK(backend.generate(retry).value->media_bytes != png);
+  CHECK(backend.generate(retry)->media_bytes != png);
   SimBackend other_seed(image_media(), 1);
-  CHECK(other_seed.generate(request).value->media_bytes != png);
+  CHECK(other_seed.generate(request)->media_bytes != png);
 
   backends::GenerationRequest tall = request;
   tall.pixels = "1080x1920";
   auto portrait = backend.generate(tall);
   REQUIRE(portrait.ok());
-  const std::string& p = portrait.value->media_bytes;
+  const std::string& p = portrait->media_bytes;
   CHECK(static_cast<uint8_t>(p[19]) == 36);  // width 1080 -> 36
   CHECK(static_cast<uint8_t>(p[23]) == 64);  // height 1920 -> 64
 
@@ -823,7 +824,7 @@ TEST_CASE("generate renders a deterministic PNG that fits in 64x64", "[sim]") {
   broken.pixels = "wide";
   auto refused = backend.generate(broken);
   REQUIRE_FALSE(refused.ok());
-  CHECK(refused.failure->code == ErrorCode::invalid_argument);
+  CHECK(refused.error().code == ErrorCode::invalid_argument);
 }
 
 TEST_CASE("renders are short MP4s where ffmpeg is installed, the same bytes each time, and storyboards stay PNG",
@@ -845,24 +846,24 @@ TEST_CASE("renders are short MP4s where ffmpeg is installed, the same bytes each
   if (std::system("ffmpeg -version > /dev/null 2>&1") != 0) {
     // Without ffmpeg, "video" cannot be honoured: the call fails, it never pretends.
     REQUIRE_FALSE(first.ok());
-    CHECK(first.failure->code == ErrorCode::io_error);
+    CHECK(first.error().code == ErrorCode::io_error);
     return;
   }
   REQUIRE(first.ok());
-  CHECK(first.value->extension == "mp4");
-  const std::string& mp4 = first.value->media_bytes;
+  CHECK(first->extension == "mp4");
+  const std::string& mp4 = first->media_bytes;
   CHECK(mp4.substr(4, 4) == "ftyp");
-  CHECK(first.value->seconds_billed == 4);
-  CHECK(backend.generate(request).value->media_bytes == mp4);
+  CHECK(first->seconds_billed == 4);
+  CHECK(backend.generate(request)->media_bytes == mp4);
   backends::GenerationRequest retry = request;
   retry.attempt = 2;
-  CHECK(backend.generate(retry).value->media_bytes != mp4);
+  CHECK(backend.generate(retry)->media_bytes != mp4);
 
   backends::GenerationRequest frame = request;
   frame.resolution = "storyboard";
   auto storyboard = backend.generate(frame);
   REQUIRE(storyboard.ok());
-  CHECK(storyboard.value->extension == "png");
+  CHECK(storyboard->extension == "png");
 }
 
 TEST_CASE("sim settings read the project's sim block and refuse what they cannot honour", "[sim]") {

@@ -1,0 +1,173 @@
+#include "avps/backends/registry.hpp"
+
+#include <cstdlib>
+
+#include "avps/backends/http_model.hpp"
+#include "avps/backends/sim_backend.hpp"
+
+namespace avps::backends {
+using nlohmann::json;
+
+namespace {
+
+std::optional<WireKind> http_kind(std::string_view backend) {
+  if (backend == "openai_chat") {
+    return WireKind::openai_chat;
+  }
+  if (backend == "anthropic_messages") {
+    return WireKind::anthropic_messages;
+  }
+  if (backend == "gemini_generate") {
+    return WireKind::gemini_generate;
+  }
+  return std::nullopt;
+}
+
+std::string where(const BackendSpec& spec) { return "model \"" + spec.model_id + "\""; }
+
+// The problems of one spec, each naming the field and the fix; empty when it can be opened.
+// `options` receives the checked options with their defaults.
+std::vector<std::string> problems_of(const BackendSpec& spec, const EnvLookup& env, json* options) {
+  std::vector<std::string> problems;
+  if (spec.backend == "sim") {
+    return problems;
+  }
+  std::optional<WireKind> kind = http_kind(spec.backend);
+  if (!kind) {
+    problems.push_back("backend \"" + spec.backend +
+                       "\" is not built in this avps (built: sim, openai_chat, anthropic_messages, gemini_generate); "
+                       "give the model one of those, or remove it from the models file");
+    return problems;
+  }
+  if (spec.generates) {
+    problems.push_back("capabilities claim image_out or video_out, but " + spec.backend +
+                       " only answers text: set both to false (renders need async_job or comfyui, or sim)");
+  }
+  std::string why;
+  if (spec.endpoint.empty()) {
+    problems.push_back("endpoint is missing: set it to the provider's base URL (docs/providers.md), e.g. "
+                       "\"https://api.openai.com/v1\" or \"http://127.0.0.1:11434/v1\"");
+  } else if (!valid_endpoint(spec.endpoint, why)) {
+    problems.push_back("endpoint \"" + spec.endpoint + "\" is malformed: " + why);
+  }
+  if (!spec.api_key_env.empty()) {
+    const char* value = env(spec.api_key_env.c_str());
+    if (value == nullptr || *value == '\0') {
+      problems.push_back("api_key_env names " + spec.api_key_env + ", which is unset or empty: export " +
+                         spec.api_key_env + "=<your key> before the run (or drop api_key_env for a server "
+                         "that needs no key)");
+    }
+  }
+  Result<json> checked = check_options(*kind, spec.options, where(spec));
+  if (!checked) {
+    problems.push_back(checked.error().message);
+  } else if (options) {
+    *options = *checked;
+  }
+  Result<RetryPolicy> retry = RetryPolicy::from_json(spec.options.value("retry", json::object()), where(spec));
+  if (!retry) {
+    problems.push_back(retry.error().message);
+  }
+  return problems;
+}
+
+}  // namespace
+
+EnvLookup process_env() {
+  return [](const char* name) -> const char* { return std::getenv(name); };
+}
+
+std::vector<ModelCheck> check_models(const std::vector<BackendSpec>& specs, const EnvLookup& env) {
+  std::vector<ModelCheck> out;
+  for (const BackendSpec& spec : specs) {
+    ModelCheck check;
+    check.model_id = spec.model_id;
+    check.backend = spec.backend;
+    check.endpoint_host = spec.backend == "sim" ? "" : url_host(spec.endpoint);
+    if (spec.backend == "sim" || spec.api_key_env.empty()) {
+      check.key = "not needed";
+    } else {
+      const char* value = env(spec.api_key_env.c_str());
+      check.key = (value && *value) ? "set (" + spec.api_key_env + ")" : "UNSET (" + spec.api_key_env + ")";
+    }
+    check.problems = problems_of(spec, env, nullptr);
+    out.push_back(std::move(check));
+  }
+  return out;
+}
+
+Result<std::unique_ptr<BackendRegistry>> BackendRegistry::open(const std::vector<BackendSpec>& specs,
+                                                               const json& project_config, const EnvLookup& env,
+                                                               Transport transport) {
+  auto registry = std::make_unique<BackendRegistry>();
+  std::string refused;
+  std::shared_ptr<SimBackend> sim;
+  const uint64_t seed = project_config.value("seed", uint64_t{0});
+  for (const BackendSpec& spec : specs) {
+    json options;
+    std::vector<std::string> problems = problems_of(spec, env, &options);
+    if (!problems.empty()) {
+      for (const std::string& problem : problems) {
+        refused += "\n  " + where(spec) + " (" + spec.backend + "): " + problem;
+      }
+      continue;
+    }
+    registry->m_kind[spec.model_id] = spec.backend;
+    if (spec.backend == "sim") {
+      if (!sim) {
+        AVPS_TRY_ASSIGN(std::unique_ptr<SimBackend> made, SimBackend::from_config(project_config));
+        sim = std::move(made);
+      }
+      registry->m_by_model[spec.model_id] = sim;
+      continue;
+    }
+    if (transport.client == nullptr) {
+      registry->m_own_client = std::make_unique<CurlHttpClient>();
+      transport.client = registry->m_own_client.get();
+    }
+    if (transport.sleeper == nullptr) {
+      registry->m_own_sleeper = std::make_unique<RealSleeper>();
+      transport.sleeper = registry->m_own_sleeper.get();
+    }
+    HttpModelConfig config;
+    config.model_id = spec.model_id;
+    config.kind = *http_kind(spec.backend);
+    config.endpoint = spec.endpoint;
+    config.provider_model = spec.provider_model.empty() ? spec.model_id : spec.provider_model;
+    if (!spec.api_key_env.empty()) {
+      config.api_key = env(spec.api_key_env.c_str());
+    }
+    config.options = options;
+    config.http.total_timeout_ms = options.value("timeout_s", int64_t{300}) * 1000;
+    config.http.connect_timeout_ms = options.value("connect_timeout_s", int64_t{10}) * 1000;
+    AVPS_TRY_ASSIGN(RetryPolicy policy, RetryPolicy::from_json(spec.options.value("retry", json::object()), where(spec)));
+    registry->m_by_model[spec.model_id] = std::make_shared<RetryingBackend>(
+        std::make_unique<HttpModelBackend>(std::move(config), *transport.client), policy, seed, *transport.sleeper);
+  }
+  if (!refused.empty()) {
+    return make_error(ErrorCode::configuration,
+                      "the models file declares models avps cannot call; nothing was run:" + refused);
+  }
+  return registry;
+}
+
+std::unique_ptr<BackendRegistry> BackendRegistry::of(std::map<std::string, std::shared_ptr<Backend>, std::less<>> by_model) {
+  auto registry = std::make_unique<BackendRegistry>();
+  for (const auto& [id, backend] : by_model) {
+    registry->m_kind[id] = "scripted";
+  }
+  registry->m_by_model = std::move(by_model);
+  return registry;
+}
+
+Backend* BackendRegistry::for_model(std::string_view model_id) const {
+  auto it = m_by_model.find(model_id);
+  return it == m_by_model.end() ? nullptr : it->second.get();
+}
+
+std::string BackendRegistry::kind_of(std::string_view model_id) const {
+  auto it = m_kind.find(model_id);
+  return it == m_kind.end() ? "" : it->second;
+}
+
+}  // namespace avps::backends

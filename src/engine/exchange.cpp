@@ -1,0 +1,412 @@
+// The exchange (exchange.hpp): one call's life from routing to settlement or release.
+
+#include "exchange.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "avps/artifacts/store.hpp"
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
+#include "avps/governance/pricing.hpp"
+
+namespace avps::engine {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Points the request at `route`'s model and computes its key: the request's canonical form hashed
+// (the model and the clamped output tokens are part of it).
+Result<std::string> apply_route(Call& call, const governance::Route& route) {
+  call.route = route;
+  if (call.kind == CallKind::generation) {
+    call.generation_request.model = route.model;
+    call.generation_request.tier = route.tier;
+  } else {
+    call.model_request.model = route.model;
+    call.model_request.tier = route.tier;
+    call.model_request.max_output_tokens = static_cast<int>(route.output_tokens);
+  }
+  AVPS_TRY_ASSIGN(std::string request_bytes, core::canonical_json(call.request_json()));
+  call.key = core::sha256_hex(request_bytes);
+  call.request_size = static_cast<int64_t>(request_bytes.size());
+  call.state = CallState::routed;
+  return request_bytes;
+}
+
+// On a worker thread: the call's submit, into the call's own members.
+void submit(Call& call, backends::Backend* backend) {
+  call.trace = backends::CallTrace{};
+  call.model_answer.reset();
+  call.generation_answer.reset();
+  call.failure.reset();
+  call.state = CallState::submitted;
+  if (backend == nullptr) {
+    call.failure = make_error(ErrorCode::configuration, "model \"" + call.route.model + "\" has no backend");
+  } else if (call.kind == CallKind::model) {
+    Result<backends::Submitted<backends::ModelResponse>> r = backend->submit_model(call.model_request, call.trace);
+    if (!r) {
+      call.failure = std::move(r).error();
+    } else if (r->answer) {
+      call.model_answer = std::move(r->answer);
+    } else {
+      call.failure = make_error(ErrorCode::unsupported,
+                                "model \"" + call.route.model + "\" answered a chat call with a job ticket");
+    }
+  } else {
+    Result<backends::Submitted<backends::GenerationResult>> r =
+        backend->submit_generation(call.generation_request, call.trace);
+    if (!r) {
+      call.failure = std::move(r).error();
+    } else if (r->answer) {
+      call.generation_answer = std::move(r->answer);
+    } else {
+      // No backend of this build gives tickets (async_job and comfyui are refused when the run
+      // starts); the ticket path arrives with them.
+      call.failure = make_error(ErrorCode::unsupported, "model \"" + call.route.model +
+                                                            "\" gave a job ticket, and job polling is not built");
+    }
+  }
+  call.state = call.failure ? CallState::failed : CallState::answered;
+}
+
+}  // namespace
+
+Result<std::string> Exchange::store_object(const std::string& bytes) const {
+  std::string sha = core::sha256_hex(bytes);
+  fs::path path = artifacts::object_path(m_project.dir(), sha);
+  AVPS_TRY(core::create_directories_durable(path.parent_path()));
+  Result<void> written = core::write_file_atomic(path, bytes, core::Overwrite::no, core::Durability::durable);
+  if (!written && written.error().code != ErrorCode::already_exists) {
+    return std::move(written).error();
+  }
+  return sha;
+}
+
+Result<bool> Exchange::prepare(Call& call) {
+  AVPS_TRY_ASSIGN(std::string first_bytes, core::canonical_json(call.request_json()));
+  if (call.kind == CallKind::model) {
+    call.task.input_tokens = static_cast<int64_t>(first_bytes.size() / 4 + 1);
+  }
+  AVPS_TRY_ASSIGN(governance::Route route, m_router.route(call.task));
+  AVPS_TRY(apply_route(call, route));
+  // A fallback recorded by an earlier run is followed: the model that failed is not asked again.
+  while (!m_record.responses.count(call.key)) {
+    auto fallback = m_record.fallbacks.find(call.key);
+    if (fallback == m_record.fallbacks.end()) {
+      break;
+    }
+    call.failed_models.insert(call.route.model);
+    Result<governance::Route> next = m_router.fallback(call.task, call.failed_models);
+    if (!next) {
+      break;  // the models file changed since: ask the routed model again
+    }
+    AVPS_TRY(apply_route(call, *next));
+  }
+  return reserve_and_record_intent(call, call.route);
+}
+
+Result<bool> Exchange::reserve_and_record_intent(Call& call, const governance::Route& route) {
+  AVPS_TRY_ASSIGN(std::string request_bytes, apply_route(call, route));
+  if (auto recorded = m_record.responses.find(call.key); recorded != m_record.responses.end()) {
+    ++m_outcome.calls_replayed;
+    call.state = CallState::replayed;
+    call.response = recorded->second;
+    return true;
+  }
+  // An intent without a response is a call an interrupted run may or may not have sent: it is
+  // sent again (the only way to get its answer) and flagged.
+  const int earlier_intents = m_record.intents[call.key]++;
+  ledger::Reservation reservation{call.key + "#" + std::to_string(++m_record.reservations[call.key]), call.scene_id,
+                                  call.shot_id, route.worst_case_micro_usd, call.purpose};
+  Result<ledger::Reservation> reserved = m_governor.reserve(reservation);
+  if (!reserved) {
+    if (reserved.error().code == ErrorCode::budget_exceeded) {
+      call.refusal = reserved.error().message;
+      call.state = CallState::refused;
+      return false;
+    }
+    return std::move(reserved).error();
+  }
+  call.reservation = reservation;
+  call.state = CallState::reserved;
+  // From here until the intent is durable the call cannot leave: an error releases the
+  // reservation with its reason, so the next run does not count it as spent.
+  auto release_unsent = [&](const Error& error) -> Error {
+    std::ignore = m_governor.release(reservation, "not sent: " + error.message);
+    call.state = CallState::released;
+    return error;
+  };
+  Result<std::string> request_sha = store_object(request_bytes);
+  if (!request_sha) {
+    return release_unsent(request_sha.error());
+  }
+  json intent = {{"key", call.key},
+                 {"skill", call.purpose},
+                 {"model", route.model},
+                 {"tier", route.tier},
+                 {"route", route.reason},
+                 {"request_sha256", *request_sha},
+                 {"request_bytes", call.request_size}};
+  if (earlier_intents > 0) {
+    intent["possible_duplicate"] = true;
+  }
+  if (auto appended = m_project.ledger().append(ledger::EventDraft{.kind = "exchange.intent", .body = intent});
+      !appended) {
+    return release_unsent(appended.error());
+  }
+  core::crash_point("engine.after_intent");
+  call.state = CallState::intent;
+  return true;
+}
+
+Result<json> Exchange::trace_fields(const backends::CallTrace& trace) const {
+  json fields = json::object();
+  if (!trace.provider.empty()) {
+    fields["provider"] = trace.provider;
+  }
+  if (trace.attempts.empty()) {
+    return fields;
+  }
+  fields["endpoint_host"] = trace.endpoint_host;
+  json attempts = json::array();
+  int64_t latency = 0;
+  for (const backends::HttpAttempt& a : trace.attempts) {
+    json one = {{"status", a.status}, {"latency_ms", a.latency_ms}};
+    if (!a.error.empty()) {
+      one["error"] = a.error;
+    }
+    if (a.wait_ms > 0) {
+      one["wait_ms"] = a.wait_ms;
+    }
+    if (!a.request_id.empty()) {
+      one["request_id"] = a.request_id;
+    }
+    latency += a.latency_ms;
+    attempts.push_back(std::move(one));
+  }
+  fields["attempts"] = std::move(attempts);
+  fields["retries"] = static_cast<int64_t>(trace.attempts.size()) - 1;
+  fields["status"] = trace.attempts.back().status;
+  fields["latency_ms"] = latency;
+  // The wire bodies, content-addressed: adapters put keys only in headers, which are not kept.
+  if (!trace.request_body.empty()) {
+    AVPS_TRY_ASSIGN(std::string sha, store_object(trace.request_body));
+    fields["wire_request_sha256"] = sha;
+  }
+  if (!trace.response_body.empty()) {
+    AVPS_TRY_ASSIGN(std::string sha, store_object(trace.response_body));
+    fields["wire_response_sha256"] = sha;
+  }
+  return fields;
+}
+
+Result<void> Exchange::record_answer(Call& c) {
+  const governance::Model* model = m_router.models().find(c.route.model);
+  json response = {{"key", c.key}, {"model", c.route.model}, {"request_bytes", c.request_size}};
+  governance::ActualCost actual;
+  if (c.kind == CallKind::generation) {
+    const backends::GenerationResult& r = *c.generation_answer;
+    if (c.task.output == governance::Output::image) {
+      AVPS_TRY_ASSIGN(actual.local_micro_usd, governance::image_cost(*model, 1));
+      actual.micro_usd = actual.local_micro_usd;
+    } else {
+      AVPS_TRY_ASSIGN(actual, governance::actual_video_cost(
+                                  governance::VideoPrice{c.route.resolution, c.route.per_second_micro_usd},
+                                  r.seconds_billed, r.provider_cost_micro_usd));
+    }
+    AVPS_TRY_ASSIGN(std::string media_sha, store_object(r.media_bytes));
+    response["media_sha256"] = media_sha;
+    response["extension"] = r.extension;
+    response["seconds_billed"] = r.seconds_billed;
+  } else {
+    const backends::ModelResponse& r = *c.model_answer;
+    AVPS_TRY_ASSIGN(actual, governance::actual_call_cost(*model, r.usage.input_tokens, r.usage.output_tokens,
+                                                        r.usage.provider_cost_micro_usd, r.usage.cached_input_tokens));
+    AVPS_TRY_ASSIGN(std::string response_sha, store_object(r.text));
+    response["response_sha256"] = response_sha;
+    response["input_tokens"] = r.usage.input_tokens;
+    response["output_tokens"] = r.usage.output_tokens;
+    if (r.usage.cached_input_tokens > 0) {
+      response["cached_input_tokens"] = r.usage.cached_input_tokens;
+      AVPS_TRY_ASSIGN(int64_t saved, governance::caching_saving(*model, r.usage.cached_input_tokens));
+      response["caching_saved_micro_usd"] = saved;
+    }
+    if (!r.stop_reason.empty()) {
+      response["stop_reason"] = r.stop_reason;
+    }
+  }
+  response["cost_micro_usd"] = actual.micro_usd;
+  AVPS_TRY_ASSIGN(json fields, trace_fields(c.trace));
+  response.update(fields);
+  // The response and the settlement of its reservation are one transaction.
+  AVPS_TRY(m_project.ledger().append(ledger::EventDraft{
+      .kind = "exchange.response",
+      .body = response,
+      .reservation_end =
+          governance::BudgetGovernor::settlement(*c.reservation, actual.micro_usd, actual.provider_micro_usd)}));
+  core::crash_point("engine.after_response");
+  m_record.responses[c.key] = response;
+  c.response = std::move(response);
+  c.model_answer.reset();
+  c.generation_answer.reset();
+  c.state = CallState::settled;
+  return ok();
+}
+
+Result<void> Exchange::record_failure(Call& c) {
+  const Error& failure = *c.failure;
+  json body = {{"key", c.key},
+               {"model", c.route.model},
+               {"error", std::string(error_code_name(failure.code))},
+               {"message", failure.message}};
+  AVPS_TRY_ASSIGN(json fields, trace_fields(c.trace));
+  body.update(fields);
+  ledger::ReservationEnd end{c.reservation->id, 0, c.reservation->amount_micro_usd, std::nullopt, "released"};
+  AVPS_TRY(m_project.ledger().append(
+      ledger::EventDraft{.kind = "exchange.failed", .body = body, .reservation_end = end}));
+  c.state = CallState::released;
+  return ok();
+}
+
+Result<bool> Exchange::fall_back(Call& c) {
+  const Error failure = *c.failure;
+  c.failed_models.insert(c.route.model);
+  Result<governance::Route> next = m_router.fallback(c.task, c.failed_models);
+  if (!next) {
+    std::string tried;
+    for (const std::string& m : c.failed_models) {
+      tried += (tried.empty() ? "" : ", ") + m;
+    }
+    return Error{failure.code,
+                 c.purpose + ": every model of tier " + c.route.tier + " failed (" + tried + "); the last: " +
+                     failure.message};
+  }
+  ledger::LogRow row;
+  row.skill_name = "model-router";
+  row.scene_id = c.scene_id;
+  row.shot_id = c.shot_id;
+  row.model_used = next->model;
+  row.tier = next->tier;
+  row.outcome = "DONE";
+  row.notes = "fallback for " + c.purpose + ": " + c.route.model + " -> " + next->model + " (same tier) because " +
+              failure.message;
+  AVPS_TRY(m_project.ledger().append(ledger::EventDraft{
+      .kind = "exchange.fallback",
+      .body = {{"key", c.key}, {"from_model", c.route.model}, {"to_model", next->model}, {"reason", failure.message}},
+      .row = row}));
+  m_record.fallbacks[c.key] = next->model;
+  c.failure.reset();
+  AVPS_TRY_ASSIGN(bool granted, reserve_and_record_intent(c, *next));
+  if (!granted) {
+    return make_error(ErrorCode::budget_exceeded, c.purpose + ": the fallback to " + next->model +
+                                                      " was refused by the budget: " + c.refusal.value_or(""));
+  }
+  return c.state == CallState::intent;  // true: to be sent; false: answered from the record
+}
+
+// The loop of send(): workers take calls from `work` and put them on `done`; this thread records
+// each one as it comes back, and puts a call that fell back to another model on `work` again.
+Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
+  std::deque<Call*> work;
+  for (Call* c : calls) {
+    if (c->state == CallState::intent) {
+      work.push_back(c);
+    }
+  }
+  if (work.empty()) {
+    return ok();
+  }
+  std::mutex mutex;
+  std::condition_variable wake_worker;
+  std::condition_variable wake_recorder;
+  std::deque<Call*> done;
+  size_t in_flight = 0;
+  bool closing = false;
+  auto worker = [&] {
+    std::unique_lock<std::mutex> lock(mutex);
+    for (;;) {
+      wake_worker.wait(lock, [&] { return closing || !work.empty(); });
+      if (work.empty()) {
+        return;
+      }
+      Call* c = work.front();
+      work.pop_front();
+      ++in_flight;
+      lock.unlock();
+      submit(*c, m_backends.for_model(c->route.model));
+      lock.lock();
+      --in_flight;
+      done.push_back(c);
+      wake_recorder.notify_one();
+    }
+  };
+  const size_t threads = std::clamp<size_t>(static_cast<size_t>(std::max(1, jobs)), 1, work.size());
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < threads; ++t) {
+    pool.emplace_back(worker);
+  }
+  std::optional<Error> first_error;
+  std::unique_lock<std::mutex> lock(mutex);
+  for (;;) {
+    wake_recorder.wait(lock, [&] { return !done.empty() || (work.empty() && in_flight == 0); });
+    if (done.empty()) {
+      break;
+    }
+    Call* c = done.front();
+    done.pop_front();
+    lock.unlock();
+    ++m_outcome.calls_made;
+    Result<bool> resend = false;
+    if (c->state == CallState::answered) {
+      if (Result<void> recorded = record_answer(*c); !recorded) {
+        resend = std::move(recorded).error();
+      }
+    } else if (Result<void> recorded = record_failure(*c); !recorded) {
+      resend = std::move(recorded).error();
+    } else if (!first_error) {
+      resend = fall_back(*c);
+    } else {
+      resend = Error{c->failure->code, c->purpose + " call to " + c->route.model + " failed: " + c->failure->message};
+    }
+    lock.lock();
+    if (!resend && !first_error) {
+      first_error = resend.error();
+      // Calls not yet taken are not sent: their reservations are released below.
+    } else if (resend && *resend) {
+      work.push_back(c);
+      wake_worker.notify_one();
+    }
+    if (first_error) {
+      while (!work.empty()) {
+        Call* unsent = work.front();
+        work.pop_front();
+        lock.unlock();
+        std::ignore = m_governor.release(*unsent->reservation, "not sent: " + first_error->message);
+        unsent->state = CallState::released;
+        lock.lock();
+      }
+    }
+  }
+  closing = true;
+  wake_worker.notify_all();
+  lock.unlock();
+  for (std::thread& t : pool) {
+    t.join();
+  }
+  if (first_error) {
+    return *first_error;
+  }
+  return ok();
+}
+
+Result<std::string> Exchange::response_text(const Call& c) const {
+  return core::read_file(artifacts::object_path(m_project.dir(), c.response.value("response_sha256", "")));
+}
+
+}  // namespace avps::engine

@@ -1,0 +1,138 @@
+#pragma once
+// The exchange: one backend call's life, for every backend kind (DESIGN §4). Engine-internal.
+//
+//   routed ──► replayed                       the record holds the answer to this very request
+//     │
+//     ├──► refused                            the budget governor said no: final, never retried
+//     ▼
+//   reserved ──► released (why)               an error before the request left (a full disk)
+//     ▼
+//   intent (durable: exchange.intent)
+//     ▼
+//   submitted ──► answered ──► settled        exchange.response + settlement, one transaction,
+//     │                                       recorded the moment the answer arrives
+//     └──► failed ──► released (why)          exchange.failed + release, one transaction; then the
+//                                             next model of the same tier (exchange.fallback and
+//                                             a model-router RUN_LOG row), routed → reserved → ...
+//                                             until the tier has none left: the call's error
+//
+// What a resumed run relies on: a request's idempotency key is sha256 of its canonical form (the
+// model included), so the record answers it without a call; an intent without a response is sent
+// again, once, flagged possible_duplicate; a recorded fallback is followed (the key that failed
+// is not tried again), so a run resumed after a fallback asks the model that answered.
+//
+// The retry layer lives in the backends (RetryingBackend): by the time an answer or an error
+// reaches the exchange, retries are spent. Budget refusals never reach a backend.
+//
+// Threading: prepare() and send() are called from the engine's thread. send() runs up to `jobs`
+// submits at once on worker threads, which touch only their own Call; every ledger write happens
+// on the calling thread, so the ledger sees one writer.
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/backends/backend.hpp"
+#include "avps/backends/registry.hpp"
+#include "avps/engine/engine.hpp"
+#include "avps/governance/router.hpp"
+#include "avps/ledger/ledger.hpp"
+#include "engine_internal.hpp"
+
+namespace avps::engine {
+
+enum class CallKind { model, generation };
+
+enum class CallState {
+  fresh,      ///< built, not routed
+  routed,     ///< a model chosen; the key computed
+  replayed,   ///< answered from the record (terminal)
+  refused,    ///< the budget refused the reservation (terminal: a budget hard stop)
+  reserved,   ///< the worst case reserved
+  intent,     ///< exchange.intent recorded: the call may now leave
+  submitted,  ///< handed to the backend (on a worker thread)
+  answered,   ///< the backend answered (not yet recorded)
+  settled,    ///< exchange.response recorded, reservation settled (terminal)
+  failed,     ///< the backend gave up on this model (not yet recorded)
+  released,   ///< reservation released, the failure recorded (terminal unless a fallback follows)
+};
+
+/// One backend call: routed, reserved, recorded.
+struct Call {
+  CallKind kind = CallKind::model;
+  CallState state = CallState::fresh;
+  governance::Task task;
+  backends::ModelRequest model_request;
+  backends::GenerationRequest generation_request;
+  std::string purpose;  ///< "plausibility-auditor S03"
+  std::string scene_id;
+  std::string shot_id;
+  governance::Route route;
+  std::string key;  ///< the idempotency key: sha256 of the canonical request
+  int64_t request_size = 0;
+  std::optional<std::string> refusal;  ///< the budget governor's refusal
+  std::optional<ledger::Reservation> reservation;
+  std::set<std::string> failed_models;  ///< models of the tier that failed this call (fallback skips them)
+  nlohmann::json response;  ///< the exchange.response body (settled or replayed)
+
+  // In flight (worker thread), consumed when recorded.
+  backends::CallTrace trace;
+  std::optional<backends::ModelResponse> model_answer;
+  std::optional<backends::GenerationResult> generation_answer;
+  std::optional<Error> failure;
+
+  bool replayed() const { return state == CallState::replayed; }
+  bool answered() const { return state == CallState::replayed || state == CallState::settled; }
+  nlohmann::json request_json() const {
+    return kind == CallKind::generation ? generation_request.to_json() : model_request.to_json();
+  }
+};
+
+/// What the exchange needs of a run.
+class Exchange {
+ public:
+  Exchange(project::Project& project, const governance::Router& router, governance::BudgetGovernor& governor,
+           const backends::BackendRegistry& backends, Record& record, RunOutcome& outcome)
+      : m_project(project), m_router(router), m_governor(governor), m_backends(backends), m_record(record),
+        m_outcome(outcome) {}
+
+  /// routed → replayed, or → reserved → intent. false when the budget refused (call.refusal set,
+  /// state refused): the caller records the budget hard stop.
+  [[nodiscard]] Result<bool> prepare(Call& call);
+
+  /// Sends every prepared call the record could not answer, up to `jobs` in flight; records each
+  /// answer the moment it arrives; fails over to the next model of the tier when a model gives
+  /// up. Every call ends settled, replayed, or released; the first error (a tier with no model
+  /// left, a budget refusal of a fallback, a failed write) is returned after all of them ended.
+  [[nodiscard]] Result<void> send(const std::vector<Call*>& calls, int jobs);
+
+  /// The model's text of a settled or replayed model call.
+  [[nodiscard]] Result<std::string> response_text(const Call& call) const;
+
+  /// Stores `bytes` under .avps/objects by their sha256 (write-once) and returns the sha256.
+  [[nodiscard]] Result<std::string> store_object(const std::string& bytes) const;
+
+ private:
+  /// Routes `call` to `route` and answers it from the record, or reserves and records intent.
+  [[nodiscard]] Result<bool> reserve_and_record_intent(Call& call, const governance::Route& route);
+  /// answered → settled: the response, its bodies and the settlement, one transaction.
+  [[nodiscard]] Result<void> record_answer(Call& call);
+  /// failed → released: the failure and the release, one transaction.
+  [[nodiscard]] Result<void> record_failure(Call& call);
+  /// released → routed on the next model of the tier (logged), or the call's error.
+  [[nodiscard]] Result<bool> fall_back(Call& call);
+  /// The exchange's diagnostic fields of a trace (provider, host, attempts, bodies by sha256).
+  [[nodiscard]] Result<nlohmann::json> trace_fields(const backends::CallTrace& trace) const;
+
+  project::Project& m_project;
+  const governance::Router& m_router;
+  governance::BudgetGovernor& m_governor;
+  const backends::BackendRegistry& m_backends;
+  Record& m_record;
+  RunOutcome& m_outcome;
+};
+
+}  // namespace avps::engine

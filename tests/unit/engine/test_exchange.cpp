@@ -1,0 +1,267 @@
+// The engine over a scripted backend ("given these answers, these events"): retries, same-tier
+// fallback, junk and refusals as FAILs that loop, a hard stop, resume from the record, and the
+// error after the last fallback — the narrative phase of the demo, without HTTP.
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "avps/backends/retry.hpp"
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/engine/engine.hpp"
+#include "avps/governance/override.hpp"
+#include "avps/project/project.hpp"
+#include "support/fixed_clock.hpp"
+#include "support/scripted_backend.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace avps;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+class Quiet : public engine::Observer {
+ public:
+  void progress(const engine::Progress& /*progress*/) override {}
+};
+
+class RecordingSleeper : public backends::Sleeper {
+ public:
+  void sleep_ms(int64_t ms) override { waits.push_back(ms); }
+  std::vector<int64_t> waits;
+};
+
+// Hands calls to a shared scripted backend (RetryingBackend owns its inner one).
+class Forward : public backends::Backend {
+ public:
+  explicit Forward(std::shared_ptr<backends::Backend> to) : m_to(std::move(to)) {}
+  Result<backends::Submitted<backends::ModelResponse>> submit_model(const backends::ModelRequest& r,
+                                                                    backends::CallTrace& t) override {
+    return m_to->submit_model(r, t);
+  }
+  Result<backends::Submitted<backends::GenerationResult>> submit_generation(const backends::GenerationRequest& r,
+                                                                            backends::CallTrace& t) override {
+    return m_to->submit_generation(r, t);
+  }
+
+ private:
+  std::shared_ptr<backends::Backend> m_to;
+};
+
+// The demo's project with no injected failures: every gate passes unless a test scripts otherwise.
+struct Film {
+  testing::TempDir tmp;
+  testing::FixedClock clock;
+  fs::path dir = tmp.path() / "film";
+  std::shared_ptr<backends::SimBackend> sim;
+  std::shared_ptr<testing::ScriptedBackend> scripted;
+  RecordingSleeper sleeper;
+  bool with_retries = false;
+
+  Film() {
+    fs::copy(fs::path(AVPS_SOURCE_DATA_DIR) / "examples" / "demo_short_film", dir, fs::copy_options::recursive);
+    auto config = core::parse_json(*core::read_file(dir / "avps.json"), "avps.json");
+    REQUIRE(config.ok());
+    (*config)["sim"] = {{"latency_ms", 0}};
+    std::ofstream(dir / "avps.json") << config->dump(2);
+    auto created = project::Project::init(dir, "", {}, clock);
+    INFO((created.ok() ? std::string() : created.error().message));
+    REQUIRE(created.ok());
+    auto made = backends::SimBackend::from_config((*created)->config().document);
+    REQUIRE(made.ok());
+    sim = std::move(made).value();
+    scripted = std::make_shared<testing::ScriptedBackend>(sim);
+  }
+
+  Result<engine::RunOutcome> run(const std::string& until = "narrative", int jobs = 1) {
+    AVPS_TRY_ASSIGN(auto project, project::Project::open(dir, ledger::OpenMode::read_write, {}, clock));
+    AVPS_TRY_ASSIGN(auto registry, skills::Registry::load(project::data_dir(), &dir));
+    AVPS_TRY_ASSIGN(auto models, governance::ModelsFile::load(project::data_dir(), dir, project->config()));
+    std::map<std::string, std::shared_ptr<backends::Backend>, std::less<>> by_model;
+    for (const governance::Model& m : models.models()) {
+      if (with_retries) {
+        by_model[m.id] = std::make_shared<backends::RetryingBackend>(std::make_unique<Forward>(scripted),
+                                                                     backends::RetryPolicy{}, 7, sleeper);
+      } else {
+        by_model[m.id] = scripted;
+      }
+    }
+    auto backends = backends::BackendRegistry::of(std::move(by_model));
+    governance::Router router(std::move(models));
+    AVPS_TRY_ASSIGN(auto overrides, governance::Overrides::read(project->ledger()));
+    AVPS_TRY(project->ledger().begin_run("run", json::object()));
+    const project::Budget configured = project->config().budget;
+    governance::BudgetGovernor governor(project->ledger(), overrides.effective_budget(configured),
+                                        [&overrides, configured](const std::string& scene, const std::string& shot) {
+                                          return overrides.caps_for(configured, scene, shot);
+                                        });
+    Quiet observer;
+    engine::Engine engine(*project, registry, *backends, router, governor, observer);
+    Result<engine::RunOutcome> outcome = engine.run(engine::RunOptions{until, "", jobs});
+    std::ignore = project->ledger().end_run(outcome ? "DONE" : "ERROR", json::object());
+    return outcome;
+  }
+
+  std::vector<ledger::Event> events(const std::string& kind) {
+    auto project = project::Project::open(dir, ledger::OpenMode::read_only, {}, clock);
+    REQUIRE(project.ok());
+    auto all = (*project)->ledger().events();
+    REQUIRE(all.ok());
+    std::vector<ledger::Event> out;
+    for (ledger::Event& e : *all) {
+      if (e.kind == kind) {
+        out.push_back(std::move(e));
+      }
+    }
+    return out;
+  }
+
+  size_t open_reservations() {
+    auto project = project::Project::open(dir, ledger::OpenMode::read_only, {}, clock);
+    REQUIRE(project.ok());
+    auto open = (*project)->ledger().open_reservations();
+    REQUIRE(open.ok());
+    return open->size();
+  }
+
+  std::vector<json> step_verdicts(const std::string& skill) {
+    std::vector<json> out;
+    for (const ledger::Event& e : events("step.finished")) {
+      if (e.body.value("skill", "") == skill) {
+        out.push_back(e.body);
+      }
+    }
+    return out;
+  }
+};
+
+Error unavailable(const std::string& why) { return make_error(ErrorCode::backend_unavailable, why); }
+
+}  // namespace
+
+TEST_CASE("a transient failure is retried after the provider's wait and the call is paid once", "[engine][exchange]") {
+  // Given story-architect's first two calls get 503 (the second with Retry-After 3 s)
+  Film film;
+  film.with_retries = true;
+  film.scripted->script("", "story-architect", testing::Scripted::fails(unavailable("HTTP 503")));
+  Error with_hint = unavailable("HTTP 503");
+  with_hint.retry_after_ms = 3000;
+  film.scripted->script("", "story-architect", testing::Scripted::fails(with_hint));
+  // When the narrative phase runs
+  auto outcome = film.run();
+  REQUIRE(outcome.ok());
+  CHECK(outcome->exit == ExitCode::ok);
+  // Then the first wait is a jittered backoff, the second the provider's, and one answer settles
+  REQUIRE(film.sleeper.waits.size() == 2);
+  CHECK(film.sleeper.waits[0] >= 375);
+  CHECK(film.sleeper.waits[0] <= 500);
+  CHECK(film.sleeper.waits[1] == 3000);
+  CHECK(film.events("exchange.failed").empty());
+  CHECK(film.open_reservations() == 0);
+}
+
+TEST_CASE("a model that keeps failing is replaced by the next model of its tier, and a resume follows it",
+          "[engine][exchange]") {
+  // Given the cheapest t2 model is down
+  Film film;
+  film.scripted->fail_model("sim-t2-lite", unavailable("connection refused (127.0.0.1:9)"));
+  auto outcome = film.run();
+  REQUIRE(outcome.ok());
+  CHECK(outcome->exit == ExitCode::ok);
+  // Then each call of it failed, was released, and fell back within t2 with a logged reason
+  std::vector<ledger::Event> failed = film.events("exchange.failed");
+  std::vector<ledger::Event> fallbacks = film.events("exchange.fallback");
+  REQUIRE_FALSE(failed.empty());
+  REQUIRE(fallbacks.size() == failed.size());
+  for (const ledger::Event& f : fallbacks) {
+    CHECK(f.body.value("from_model", "") == "sim-t2-lite");
+    CHECK(f.body.value("to_model", "") == "sim-t2-alt");
+    CHECK(f.body.value("reason", "").find("connection refused") != std::string::npos);
+  }
+  for (const ledger::Event& f : failed) {
+    CHECK(f.body.value("model", "") == "sim-t2-lite");
+  }
+  CHECK(film.open_reservations() == 0);
+  // When the run is resumed with the model still down, nothing is sent again
+  const int calls = film.scripted->calls();
+  auto again = film.run();
+  REQUIRE(again.ok());
+  CHECK(again->calls_made == 0);
+  CHECK(film.scripted->calls() == calls);
+  CHECK(film.scripted->max_answers_per_request() == 1);
+}
+
+TEST_CASE("when every model of the tier fails the run ends with an error naming them and nothing spent",
+          "[engine][exchange]") {
+  Film film;
+  for (const char* model : {"sim-t2-lite", "sim-t2-alt", "sim-t2-mid"}) {
+    film.scripted->fail_model(model, unavailable(std::string("connection refused (") + model + ".example:443)"));
+  }
+  auto outcome = film.run();
+  REQUIRE_FALSE(outcome.ok());
+  CHECK(outcome.error().code == ErrorCode::backend_unavailable);
+  CHECK(outcome.error().message.find("every model of tier t2 failed") != std::string::npos);
+  CHECK(outcome.error().message.find("sim-t2-mid.example:443") != std::string::npos);
+  CHECK(film.open_reservations() == 0);
+  // Nothing answered, so nothing settled: every reservation was released.
+  CHECK(film.events("exchange.response").empty());
+  CHECK(film.events("exchange.failed").size() == 3);
+}
+
+TEST_CASE("junk, a refusal and a cut-off are FAILs that revise, never errors", "[engine][exchange]") {
+  Film film;
+  film.scripted->script("", "story-architect", testing::Scripted::answers("I cannot do that {"));
+  film.scripted->script("", "story-architect", testing::Scripted::answers("", "refusal: not comfortable"));
+  film.scripted->script("", "story-architect", testing::Scripted::answers("{\"beats\": [", "length: cut off"));
+  auto outcome = film.run();
+  REQUIRE(outcome.ok());
+  std::vector<json> steps = film.step_verdicts("story-architect");
+  REQUIRE(steps.size() >= 4);
+  CHECK(steps[0].value("verdict", "") == "FAIL");
+  INFO(steps[0].dump());
+  CHECK(steps[0].dump().find("invalid JSON") != std::string::npos);
+  CHECK(steps[1].value("verdict", "") == "FAIL");
+  CHECK(steps[1].dump().find("refusal: not comfortable") != std::string::npos);
+  CHECK(steps[2].value("verdict", "") == "FAIL");
+  CHECK(steps[2].dump().find("length: cut off") != std::string::npos);
+  CHECK(outcome->exit == ExitCode::ok);
+}
+
+TEST_CASE("a model that answers junk forever escalates, then hard-stops with exit 3", "[engine][exchange]") {
+  Film film;
+  film.scripted->script("", "story-architect", testing::Scripted::answers("junk"), 100);
+  auto outcome = film.run();
+  REQUIRE(outcome.ok());
+  CHECK(outcome->exit == ExitCode::hard_stop);
+  CHECK_FALSE(film.events("run.hard_stop").empty());
+  bool escalated = false;
+  for (const json& step : film.step_verdicts("story-architect")) {
+    escalated = escalated || step.dump().find("t3") != std::string::npos;
+  }
+  CHECK(escalated);
+  CHECK(film.open_reservations() == 0);
+}
+
+TEST_CASE("after a run that failed, a resume sends no answered request again", "[engine][exchange]") {
+  // Given the locks phase fans out over many entities, 4 in flight, and set-lock calls fail on
+  // every model of their tier
+  Film film;
+  auto narrative = film.run("narrative", 4);
+  REQUIRE(narrative.ok());
+  for (const char* model : {"sim-t2-lite", "sim-t2-alt", "sim-t2-mid"}) {
+    film.scripted->script(model, "set-lock", testing::Scripted::fails(unavailable("HTTP 502")), 100);
+  }
+  auto failed = film.run("locks", 4);
+  REQUIRE_FALSE(failed.ok());
+  const size_t answered = film.events("exchange.response").size();
+  // When the providers recover and the run resumes
+  film.scripted->clear();
+  auto resumed = film.run("locks", 4);
+  REQUIRE(resumed.ok());
+  // Then no request that was answered is sent a second time
+  CHECK(film.scripted->max_answers_per_request() == 1);
+  CHECK(film.events("exchange.response").size() > answered);
+  CHECK(film.open_reservations() == 0);
+}
