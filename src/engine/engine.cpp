@@ -1624,14 +1624,24 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
     }
   }
   Impl impl(*this, options);
-  // Calls an interrupted run left open count as spent (their responses, if recorded, are reused).
-  AVPS_TRY_ASSIGN(int reconciled, m_governor.reconcile_open_reservations());
-  if (reconciled > 0) {
-    AVPS_TRY(impl.report({.kind = Progress::Kind::note,
-                          .text = "reconciled " + std::to_string(reconciled) +
-                                  " reservation(s) left open by an interrupted run"}));
-  }
   AVPS_TRY_ASSIGN(impl.record, read_record(m_project.ledger()));
+  // Reservations an interrupted run left open: a call whose intent is recorded may have reached
+  // its provider and counts as spent; one without was never sent and is released.
+  const std::set<std::string>& maybe_sent = impl.record.intent_reservations;
+  AVPS_TRY_ASSIGN(governance::BudgetGovernor::Reconciled reconciled,
+                  m_governor.reconcile_open_reservations([&maybe_sent](const ledger::Reservation& r) {
+                    const std::string key = r.id.substr(0, r.id.find('#'));
+                    return maybe_sent.count(r.id) > 0 || maybe_sent.count(key + "#*") > 0;
+                  }));
+  if (reconciled.counted_as_spent + reconciled.released > 0) {
+    AVPS_TRY(impl.report({.kind = Progress::Kind::note,
+                          .text = "an interrupted run left " +
+                                  std::to_string(reconciled.counted_as_spent + reconciled.released) +
+                                  " reservation(s) open: " + std::to_string(reconciled.counted_as_spent) +
+                                  " call(s) in flight counted as spent (" +
+                                  governance::format_usd(reconciled.spent_micro_usd) + "), " +
+                                  std::to_string(reconciled.released) + " never sent released"}));
+  }
   impl.exchange.emplace(m_project, m_router, m_governor, m_backends, impl.record, impl.outcome);
   AVPS_TRY_ASSIGN(impl.overrides, governance::Overrides::read(m_project.ledger()));
   impl.index_graph(*graph);

@@ -22,7 +22,7 @@ namespace {
 
 // Points the request at `route`'s model and computes its key: the request's canonical form hashed
 // (the model and the clamped output tokens are part of it).
-Result<std::string> apply_route(Call& call, const governance::Route& route) {
+Result<void> apply_route(Call& call, const governance::Route& route) {
   call.route = route;
   if (call.kind == CallKind::generation) {
     call.generation_request.model = route.model;
@@ -32,11 +32,11 @@ Result<std::string> apply_route(Call& call, const governance::Route& route) {
     call.model_request.tier = route.tier;
     call.model_request.max_output_tokens = static_cast<int>(route.output_tokens);
   }
-  AVPS_TRY_ASSIGN(std::string request_bytes, core::canonical_json(call.request_json()));
-  call.key = core::sha256_hex(request_bytes);
-  call.request_size = static_cast<int64_t>(request_bytes.size());
+  AVPS_TRY_ASSIGN(call.request_bytes, core::canonical_json(call.request_json()));
+  call.key = core::sha256_hex(call.request_bytes);
+  call.request_size = static_cast<int64_t>(call.request_bytes.size());
   call.state = CallState::routed;
-  return request_bytes;
+  return ok();
 }
 
 // On a worker thread: the call's submit, into the call's own members.
@@ -108,20 +108,17 @@ Result<bool> Exchange::prepare(Call& call) {
     }
     AVPS_TRY(apply_route(call, *next));
   }
-  return reserve_and_record_intent(call, call.route);
+  return reserve(call, call.route);
 }
 
-Result<bool> Exchange::reserve_and_record_intent(Call& call, const governance::Route& route) {
-  AVPS_TRY_ASSIGN(std::string request_bytes, apply_route(call, route));
+Result<bool> Exchange::reserve(Call& call, const governance::Route& route) {
+  AVPS_TRY(apply_route(call, route));
   if (auto recorded = m_record.responses.find(call.key); recorded != m_record.responses.end()) {
     ++m_outcome.calls_replayed;
     call.state = CallState::replayed;
     call.response = recorded->second;
     return true;
   }
-  // An intent without a response is a call an interrupted run may or may not have sent: it is
-  // sent again (the only way to get its answer) and flagged.
-  const int earlier_intents = m_record.intents[call.key]++;
   ledger::Reservation reservation{call.key + "#" + std::to_string(++m_record.reservations[call.key]), call.scene_id,
                                   call.shot_id, route.worst_case_micro_usd, call.purpose};
   Result<ledger::Reservation> reserved = m_governor.reserve(reservation);
@@ -135,25 +132,32 @@ Result<bool> Exchange::reserve_and_record_intent(Call& call, const governance::R
   }
   call.reservation = reservation;
   call.state = CallState::reserved;
-  // From here until the intent is durable the call cannot leave: an error releases the
-  // reservation with its reason, so the next run does not count it as spent.
+  return true;
+}
+
+Result<void> Exchange::record_intent(Call& call) {
+  // Until the intent is durable the call cannot leave: an error releases the reservation with its
+  // reason, so the next run does not count it as spent.
   auto release_unsent = [&](const Error& error) -> Error {
-    std::ignore = m_governor.release(reservation, "not sent: " + error.message);
+    std::ignore = m_governor.release(*call.reservation, "not sent: " + error.message);
     call.state = CallState::released;
     return error;
   };
-  Result<std::string> request_sha = store_object(request_bytes);
+  Result<std::string> request_sha = store_object(call.request_bytes);
   if (!request_sha) {
     return release_unsent(request_sha.error());
   }
   json intent = {{"key", call.key},
+                 {"reservation_id", call.reservation->id},
                  {"skill", call.purpose},
-                 {"model", route.model},
-                 {"tier", route.tier},
-                 {"route", route.reason},
+                 {"model", call.route.model},
+                 {"tier", call.route.tier},
+                 {"route", call.route.reason},
                  {"request_sha256", *request_sha},
                  {"request_bytes", call.request_size}};
-  if (earlier_intents > 0) {
+  // An intent without a response is a call an interrupted run may or may not have sent: it is
+  // sent again (the only way to get its answer) and flagged.
+  if (m_record.intents[call.key]++ > 0) {
     intent["possible_duplicate"] = true;
   }
   if (auto appended = m_project.ledger().append(ledger::EventDraft{.kind = "exchange.intent", .body = intent});
@@ -162,7 +166,7 @@ Result<bool> Exchange::reserve_and_record_intent(Call& call, const governance::R
   }
   core::crash_point("engine.after_intent");
   call.state = CallState::intent;
-  return true;
+  return ok();
 }
 
 Result<json> Exchange::trace_fields(const backends::CallTrace& trace) const {
@@ -302,29 +306,32 @@ Result<bool> Exchange::fall_back(Call& c) {
       .row = row}));
   m_record.fallbacks[c.key] = next->model;
   c.failure.reset();
-  AVPS_TRY_ASSIGN(bool granted, reserve_and_record_intent(c, *next));
+  AVPS_TRY_ASSIGN(bool granted, reserve(c, *next));
   if (!granted) {
     return make_error(ErrorCode::budget_exceeded, c.purpose + ": the fallback to " + next->model +
                                                       " was refused by the budget: " + c.refusal.value_or(""));
   }
-  return c.state == CallState::intent;  // true: to be sent; false: answered from the record
+  return c.state == CallState::reserved;  // true: to be sent; false: answered from the record
 }
 
-// The loop of send(): workers take calls from `work` and put them on `done`; this thread records
-// each one as it comes back, and puts a call that fell back to another model on `work` again.
+// The loop of send(): this thread records a call's intent when a worker is free to take it (so an
+// interrupted run leaves at most `jobs` intents without a response, each of a call that may have
+// left), workers submit and put the call on `done`, and this thread records each one as it comes
+// back, putting a call that fell back to another model in line again.
 Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
-  std::deque<Call*> work;
+  std::deque<Call*> pending;  // reserved, no intent yet: not sent
   for (Call* c : calls) {
-    if (c->state == CallState::intent) {
-      work.push_back(c);
+    if (c->state == CallState::reserved) {
+      pending.push_back(c);
     }
   }
-  if (work.empty()) {
+  if (pending.empty()) {
     return ok();
   }
   std::mutex mutex;
   std::condition_variable wake_worker;
   std::condition_variable wake_recorder;
+  std::deque<Call*> work;  // intent recorded, waiting for a worker
   std::deque<Call*> done;
   size_t in_flight = 0;
   bool closing = false;
@@ -346,7 +353,7 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
       wake_recorder.notify_one();
     }
   };
-  const size_t threads = std::clamp<size_t>(static_cast<size_t>(std::max(1, jobs)), 1, work.size());
+  const size_t threads = std::clamp<size_t>(static_cast<size_t>(std::max(1, jobs)), 1, pending.size());
   std::vector<std::thread> pool;
   for (size_t t = 0; t < threads; ++t) {
     pool.emplace_back(worker);
@@ -354,6 +361,30 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
   std::optional<Error> first_error;
   std::unique_lock<std::mutex> lock(mutex);
   for (;;) {
+    while (!first_error && !pending.empty() && in_flight + work.size() < threads) {
+      Call* c = pending.front();
+      pending.pop_front();
+      lock.unlock();
+      Result<void> recorded = record_intent(*c);
+      lock.lock();
+      if (!recorded) {
+        first_error = recorded.error();
+      } else {
+        work.push_back(c);
+        wake_worker.notify_one();
+      }
+    }
+    if (first_error) {
+      // Calls not yet sent never will be: their reservations are released with the reason.
+      while (!pending.empty()) {
+        Call* unsent = pending.front();
+        pending.pop_front();
+        lock.unlock();
+        std::ignore = m_governor.release(*unsent->reservation, "not sent: " + first_error->message);
+        unsent->state = CallState::released;
+        lock.lock();
+      }
+    }
     wake_recorder.wait(lock, [&] { return !done.empty() || (work.empty() && in_flight == 0); });
     if (done.empty()) {
       break;
@@ -377,20 +408,8 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
     lock.lock();
     if (!resend && !first_error) {
       first_error = resend.error();
-      // Calls not yet taken are not sent: their reservations are released below.
     } else if (resend && *resend) {
-      work.push_back(c);
-      wake_worker.notify_one();
-    }
-    if (first_error) {
-      while (!work.empty()) {
-        Call* unsent = work.front();
-        work.pop_front();
-        lock.unlock();
-        std::ignore = m_governor.release(*unsent->reservation, "not sent: " + first_error->message);
-        unsent->state = CallState::released;
-        lock.lock();
-      }
+      pending.push_front(c);
     }
   }
   closing = true;

@@ -5,9 +5,10 @@
 //     │
 //     ├──► refused                            the budget governor said no: final, never retried
 //     ▼
-//   reserved ──► released (why)               an error before the request left (a full disk)
+//   reserved ──► released (why)               an error before the request left (a full disk), or
+//     │                                       the round ended before a worker was free
 //     ▼
-//   intent (durable: exchange.intent)
+//   intent (durable: exchange.intent)         recorded only when a worker is free to send it
 //     ▼
 //   submitted ──► answered ──► settled        exchange.response + settlement, one transaction,
 //     │                                       recorded the moment the answer arrives
@@ -18,7 +19,8 @@
 //
 // What a resumed run relies on: a request's idempotency key is sha256 of its canonical form (the
 // model included), so the record answers it without a call; an intent without a response is sent
-// again, once, flagged possible_duplicate; a recorded fallback is followed (the key that failed
+// again, once, flagged possible_duplicate; a reservation with no intent was never sent (the run
+// reconciles it as released); a recorded fallback is followed (the key that failed
 // is not tried again), so a run resumed after a fallback asks the model that answered.
 //
 // The retry layer lives in the backends (RetryingBackend): by the time an answer or an error
@@ -72,6 +74,7 @@ struct Call {
   std::string shot_id;
   governance::Route route;
   std::string key;  ///< the idempotency key: sha256 of the canonical request
+  std::string request_bytes;  ///< the canonical request (stored with the intent)
   int64_t request_size = 0;
   std::optional<std::string> refusal;  ///< the budget governor's refusal
   std::optional<ledger::Reservation> reservation;
@@ -99,12 +102,12 @@ class Exchange {
       : m_project(project), m_router(router), m_governor(governor), m_backends(backends), m_record(record),
         m_outcome(outcome) {}
 
-  /// routed → replayed, or → reserved → intent. false when the budget refused (call.refusal set,
-  /// state refused): the caller records the budget hard stop.
+  /// routed → replayed, or → reserved. false when the budget refused (call.refusal set, state
+  /// refused): the caller records the budget hard stop and releases the round's reservations.
   [[nodiscard]] Result<bool> prepare(Call& call);
 
-  /// Sends every prepared call the record could not answer, up to `jobs` in flight; records each
-  /// answer the moment it arrives; fails over to the next model of the tier when a model gives
+  /// Sends every prepared call the record could not answer, up to `jobs` in flight, recording each
+  /// one's intent as a worker takes it; records each answer the moment it arrives; fails over to the next model of the tier when a model gives
   /// up. Every call ends settled, replayed, or released; the first error (a tier with no model
   /// left, a budget refusal of a fallback, a failed write) is returned after all of them ended.
   [[nodiscard]] Result<void> send(const std::vector<Call*>& calls, int jobs);
@@ -116,8 +119,10 @@ class Exchange {
   [[nodiscard]] Result<std::string> store_object(const std::string& bytes) const;
 
  private:
-  /// Routes `call` to `route` and answers it from the record, or reserves and records intent.
-  [[nodiscard]] Result<bool> reserve_and_record_intent(Call& call, const governance::Route& route);
+  /// Routes `call` to `route` and answers it from the record, or reserves its worst case.
+  [[nodiscard]] Result<bool> reserve(Call& call, const governance::Route& route);
+  /// reserved → intent: the request object and exchange.intent, durable; released on an error.
+  [[nodiscard]] Result<void> record_intent(Call& call);
   /// answered → settled: the response, its bodies and the settlement, one transaction.
   [[nodiscard]] Result<void> record_answer(Call& call);
   /// failed → released: the failure and the release, one transaction.

@@ -92,7 +92,10 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
       }
     }
     if (e.kind == "exchange.intent") {
-      ++record.intents[e.body.value("key", "")];
+      const std::string key = e.body.value("key", "");
+      ++record.intents[key];
+      // Intents before format 2 named no reservation: any reservation of their key may have left.
+      record.intent_reservations.insert(e.body.value("reservation_id", key + "#*"));
     } else if (e.kind == "exchange.response") {
       record.responses[e.body.value("key", "")] = e.body;
     } else if (e.kind == "exchange.fallback") {

@@ -112,17 +112,27 @@ Result<void> BudgetGovernor::release(const ledger::Reservation& r, const std::st
   return ok();
 }
 
-Result<int> BudgetGovernor::reconcile_open_reservations() {
+Result<BudgetGovernor::Reconciled> BudgetGovernor::reconcile_open_reservations(
+    const std::function<bool(const ledger::Reservation&)>& maybe_sent) {
   AVPS_TRY_ASSIGN(std::vector<ledger::Reservation> open, m_ledger.open_reservations());
+  Reconciled done;
   for (const ledger::Reservation& r : open) {
+    if (!maybe_sent(r)) {
+      AVPS_TRY(release(r, "not sent: the run was interrupted before the call's intent was recorded"));
+      ++done.released;
+      continue;
+    }
     ledger::ReservationEnd end{r.id, r.amount_micro_usd, 0, std::nullopt, "reconciled"};
     ledger::EventDraft draft{.kind = "budget.reconciled",
-                             .body = {{"why", "open after an interrupted run: counted as spent in full"}},
+                             .body = {{"why", "in flight when a run was interrupted: counted as spent in full"}},
                              .reservation_end = end};
-    draft.row = budget_row(r, "WARN", "reconciled after an interrupted run: " + r.purpose + " counted as spent");
+    draft.row = budget_row(r, "WARN", "reconciled after an interrupted run: " + r.purpose +
+                                          " was in flight, counted as spent in full");
     AVPS_TRY(m_ledger.append(draft));
+    ++done.counted_as_spent;
+    done.spent_micro_usd += r.amount_micro_usd;
   }
-  return static_cast<int>(open.size());
+  return done;
 }
 
 }  // namespace avps::governance

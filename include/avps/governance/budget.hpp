@@ -4,8 +4,9 @@
 // Before every paid call the engine reserves its worst case here; the reservation and the cap
 // check are one ledger transaction, so no number of concurrent calls can together pass a cap.
 // After the call the reservation is settled with the actual cost and the rest released; on
-// error or cancel it is released; after a crash, open reservations are reconciled conservatively
-// (counted as spent in full) and the reconciliation is logged. Every reservation ends exactly
+// error or cancel it is released; after a crash, an open reservation whose call may have left (its
+// intent is recorded) is reconciled conservatively (counted as spent in full), one whose call was
+// never sent is released, and either is logged. Every reservation ends exactly
 // once — the ledger refuses a second end. A refusal is final: budget_exceeded is never retried
 // and never routed to a fallback model; it is a hard stop awaiting `avps override`.
 
@@ -50,10 +51,17 @@ class BudgetGovernor {
                                     std::optional<int64_t> provider_cost_micro_usd);
   /// Releases a reservation whose call failed or was cancelled before it cost anything.
   [[nodiscard]] Result<void> release(const ledger::Reservation& reservation, const std::string& why);
-  /// After a crash: every open reservation is settled in full ("reconciled"), the conservative
-  /// assumption that the call happened; returns how many. The engine calls it on resume before it
-  /// answers calls from recorded responses.
-  [[nodiscard]] Result<int> reconcile_open_reservations();
+  /// After a crash: an open reservation for which `maybe_sent` is true is settled in full
+  /// ("reconciled"), the conservative assumption that the provider was paid; the others were
+  /// never sent and are released. The engine calls it on resume before it answers calls from
+  /// recorded responses.
+  struct Reconciled {
+    int counted_as_spent = 0;
+    int released = 0;
+    int64_t spent_micro_usd = 0;
+  };
+  [[nodiscard]] Result<Reconciled> reconcile_open_reservations(
+      const std::function<bool(const ledger::Reservation&)>& maybe_sent);
 
   /// Positions of the caps in force (caps_for) a call for scene/shot is under (project always).
   [[nodiscard]] Result<std::vector<CapPosition>> positions(const std::string& scene_id, const std::string& shot_id) const;
