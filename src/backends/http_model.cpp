@@ -269,7 +269,13 @@ class OptionChecker {
     }
     for (const auto& [header, header_value] : value->items()) {
       const std::string folded = lower(header);
-      if (folded == "authorization" || folded == "x-api-key" || folded == "x-goog-api-key") {
+      // A header that carries a secret belongs in the environment, not in a models file that is
+      // recorded and shared: refused by name, broadly.
+      bool secret = folded == "cookie";
+      for (const char* word : {"auth", "key", "token", "secret", "password", "session"}) {
+        secret = secret || folded.find(word) != std::string::npos;
+      }
+      if (secret) {
         return make_error(ErrorCode::configuration,
                           m_where + ": option \"" + name + "\" must not set " + header +
                               ": the key comes from the environment (api_key_env), never from a file");
@@ -1019,7 +1025,7 @@ Error classify_error(const HttpModelConfig& config, const HttpResponse& response
     code = ErrorCode::timeout;
   } else if (status == 429) {
     code = ErrorCode::rate_limited;
-  } else if (status == 409 || status >= 500) {
+  } else if (status == 409 || status == 500 || status == 502 || status == 503 || status == 529) {
     code = ErrorCode::backend_unavailable;
   }
   // A spent quota or spend limit is a 429 that no wait will fix.

@@ -1,5 +1,8 @@
 #include "avps/backends/registry.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include <cstdlib>
 
 #include "avps/backends/http_model.hpp"
@@ -21,6 +24,27 @@ std::optional<WireKind> http_kind(std::string_view backend) {
     return WireKind::gemini_generate;
   }
   return std::nullopt;
+}
+
+bool is_loopback_host(const std::string& host_port) {
+  std::string host = host_port;
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(0, host.find(']') + 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+// The name sent on the wire: in Gemini's URL path it must not change the path or add a query.
+bool valid_provider_model(WireKind kind, const std::string& name) {
+  if (name.empty() || name.size() > 200) {
+    return false;
+  }
+  const std::string_view extra = kind == WireKind::gemini_generate ? "._-" : "._-:/@+";
+  return std::all_of(name.begin(), name.end(), [&](unsigned char c) {
+    return std::isalnum(c) || extra.find(static_cast<char>(c)) != std::string_view::npos;
+  });
 }
 
 std::string where(const BackendSpec& spec) { return "model \"" + spec.model_id + "\""; }
@@ -48,7 +72,20 @@ std::vector<std::string> problems_of(const BackendSpec& spec, const EnvLookup& e
     problems.push_back("endpoint is missing: set it to the provider's base URL (docs/providers.md), e.g. "
                        "\"https://api.openai.com/v1\" or \"http://127.0.0.1:11434/v1\"");
   } else if (!valid_endpoint(spec.endpoint, why)) {
-    problems.push_back("endpoint \"" + spec.endpoint + "\" is malformed: " + why);
+    // The value itself is not repeated: a malformed endpoint may carry a key in its query or
+    // user info.
+    const std::string host = url_host(spec.endpoint);
+    problems.push_back("endpoint" + (host.empty() ? std::string() : " (host " + host + ")") + " " + why);
+  } else if (!spec.api_key_env.empty() && spec.endpoint.rfind("http://", 0) == 0 &&
+             !is_loopback_host(url_host(spec.endpoint))) {
+    problems.push_back("endpoint is http:// to " + url_host(spec.endpoint) +
+                       ", which would send the key unencrypted: use https://, or drop api_key_env for a "
+                       "server that needs no key");
+  }
+  if (!valid_provider_model(*kind, spec.provider_model.empty() ? spec.model_id : spec.provider_model)) {
+    problems.push_back(std::string("provider_model (default: the id) may hold only letters, digits and ") +
+                       (*kind == WireKind::gemini_generate ? ". _ -" : ". _ - : / @ +") +
+                       " for this backend: set provider_model to the provider's model name");
   }
   if (!spec.api_key_env.empty()) {
     const char* value = env(spec.api_key_env.c_str());

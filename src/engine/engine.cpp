@@ -1087,6 +1087,7 @@ Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
   json assembled = json::object();
   json carry;
   int64_t cost = 0;
+  int64_t elapsed_ms = 0;
   int64_t worst_case = 0;
   int64_t largest_request = 0;
   job.page_failure.clear();
@@ -1158,6 +1159,7 @@ Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
     AVPS_TRY(exchange->send(one, options.jobs));
     ++job.pages;
     cost += c.response.value("cost_micro_usd", int64_t{0});
+    elapsed_ms += c.response.value("elapsed_ms", int64_t{0});
     worst_case += c.route.worst_case_micro_usd;
     largest_request = std::max(largest_request, c.request_size);
     job.call = c;
@@ -1198,6 +1200,7 @@ Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
   // job.call stands for the whole attempt: the sums of the pages' costs and worst cases, the
   // largest request.
   job.call.response["cost_micro_usd"] = cost;
+  job.call.response["elapsed_ms"] = elapsed_ms;
   job.call.route.worst_case_micro_usd = worst_case;
   job.call.request_size = largest_request;
   job.paged_output = outputs.size() == 1 ? (assembled.empty() ? json::object() : assembled.begin().value())
@@ -1330,6 +1333,9 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
                            ? governance::usd_decimal(job.call.route.worst_case_micro_usd)
                            : "";
   row.actual_cost = governance::usd_decimal(cost);
+  if (skill.executor == skills::Executor::model) {
+    row.duration_s = duration_s(job.call.response);
+  }
   row.outcome = job.verdict;
   row.regen_count = std::to_string(job.attempt - 1);
   row.artifact_output = written;

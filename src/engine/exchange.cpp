@@ -3,7 +3,9 @@
 #include "exchange.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -41,6 +43,7 @@ Result<void> apply_route(Call& call, const governance::Route& route) {
 
 // On a worker thread: the call's submit, into the call's own members.
 void submit(Call& call, backends::Backend* backend) {
+  const auto started = std::chrono::steady_clock::now();
   call.trace = backends::CallTrace{};
   call.model_answer.reset();
   call.generation_answer.reset();
@@ -72,10 +75,22 @@ void submit(Call& call, backends::Backend* backend) {
                                                             "\" gave a job ticket, and job polling is not built");
     }
   }
+  call.elapsed_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
   call.state = call.failure ? CallState::failed : CallState::answered;
 }
 
 }  // namespace
+
+std::string duration_s(const json& response) {
+  if (!response.contains("elapsed_ms")) {
+    return "";
+  }
+  const int64_t ms = response.value("elapsed_ms", int64_t{0});
+  char text[32];
+  std::snprintf(text, sizeof text, "%lld.%03lld", static_cast<long long>(ms / 1000), static_cast<long long>(ms % 1000));
+  return text;
+}
 
 Result<std::string> Exchange::store_object(const std::string& bytes) const {
   std::string sha = core::sha256_hex(bytes);
@@ -212,7 +227,10 @@ Result<json> Exchange::trace_fields(const backends::CallTrace& trace) const {
 
 Result<void> Exchange::record_answer(Call& c) {
   const governance::Model* model = m_router.models().find(c.route.model);
-  json response = {{"key", c.key}, {"model", c.route.model}, {"request_bytes", c.request_size}};
+  // elapsed_ms: the call's wall time in this run, retries and their waits included (the run log's
+  // duration_s); a diagnostic, never an input to a decision.
+  json response = {
+      {"key", c.key}, {"model", c.route.model}, {"request_bytes", c.request_size}, {"elapsed_ms", c.elapsed_ms}};
   governance::ActualCost actual;
   if (c.kind == CallKind::generation) {
     const backends::GenerationResult& r = *c.generation_answer;
@@ -230,15 +248,16 @@ Result<void> Exchange::record_answer(Call& c) {
     response["seconds_billed"] = r.seconds_billed;
   } else {
     const backends::ModelResponse& r = *c.model_answer;
+    const int64_t cached_tokens = std::clamp<int64_t>(r.usage.cached_input_tokens, 0, r.usage.input_tokens);
     AVPS_TRY_ASSIGN(actual, governance::actual_call_cost(*model, r.usage.input_tokens, r.usage.output_tokens,
-                                                        r.usage.provider_cost_micro_usd, r.usage.cached_input_tokens));
+                                                        r.usage.provider_cost_micro_usd, cached_tokens));
     AVPS_TRY_ASSIGN(std::string response_sha, store_object(r.text));
     response["response_sha256"] = response_sha;
     response["input_tokens"] = r.usage.input_tokens;
     response["output_tokens"] = r.usage.output_tokens;
-    if (r.usage.cached_input_tokens > 0) {
-      response["cached_input_tokens"] = r.usage.cached_input_tokens;
-      AVPS_TRY_ASSIGN(int64_t saved, governance::caching_saving(*model, r.usage.cached_input_tokens));
+    if (cached_tokens > 0) {
+      response["cached_input_tokens"] = cached_tokens;
+      AVPS_TRY_ASSIGN(int64_t saved, governance::caching_saving(*model, cached_tokens));
       response["caching_saved_micro_usd"] = saved;
     }
     if (!r.stop_reason.empty()) {
@@ -400,8 +419,8 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
       }
     } else if (Result<void> recorded = record_failure(*c); !recorded) {
       resend = std::move(recorded).error();
-    } else if (!first_error) {
-      resend = fall_back(*c);
+    } else if (!first_error && backends::retryable(*c->failure)) {
+      resend = fall_back(*c);  // retries are spent on a transient fault: another model of the tier
     } else {
       resend = Error{c->failure->code, c->purpose + " call to " + c->route.model + " failed: " + c->failure->message};
     }

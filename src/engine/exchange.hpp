@@ -86,6 +86,7 @@ struct Call {
   std::optional<backends::ModelResponse> model_answer;
   std::optional<backends::GenerationResult> generation_answer;
   std::optional<Error> failure;
+  int64_t elapsed_ms = 0;  ///< wall time of the last submit, retries included
 
   bool replayed() const { return state == CallState::replayed; }
   bool answered() const { return state == CallState::replayed || state == CallState::settled; }
@@ -93,6 +94,10 @@ struct Call {
     return kind == CallKind::generation ? generation_request.to_json() : model_request.to_json();
   }
 };
+
+/// The run log's duration_s of a call's response: its elapsed_ms in seconds ("0.123"), "" when
+/// the response predates the field.
+std::string duration_s(const nlohmann::json& response);
 
 /// What the exchange needs of a run.
 class Exchange {

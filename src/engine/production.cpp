@@ -323,6 +323,7 @@ Result<void> Impl::render_storyboards(const std::vector<Context>& shots, const s
     row.tier = "gen_low";
     row.estimated_cost = governance::usd_decimal(c.route.worst_case_micro_usd);
     row.actual_cost = governance::usd_decimal(c.response.value("cost_micro_usd", int64_t{0}));
+    row.duration_s = duration_s(c.response);
     row.outcome = "DONE";
     row.artifact_output = name.filename();
     row.notes = "storyboard frame of " + pack->record.name;
@@ -622,6 +623,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       row.tier = a.tier;
       row.estimated_cost = governance::usd_decimal(c.route.worst_case_micro_usd);
       row.actual_cost = governance::usd_decimal(c.response.value("cost_micro_usd", int64_t{0}));
+      row.duration_s = duration_s(c.response);
       row.outcome = "DONE";
       row.regen_count = std::to_string(a.attempt - 1);
       row.artifact_output = relative;
