@@ -49,6 +49,23 @@ json GenerationRequest::to_json() const {
 
 namespace avps::backends {
 
+ModelRequest ping_request(const std::string& model_id) {
+  ModelRequest request;
+  request.skill = k_ping_skill;
+  request.model = model_id;
+  request.prompt = "You check that a model answers. Reply with the JSON object {\"ok\": true} and nothing else.";
+  request.scope = nlohmann::json::object();
+  request.inputs = nlohmann::json::object();
+  request.output_schema = {{"type", "object"},
+                           {"properties", {{"ok", {{"type", "boolean"}}}}},
+                           {"required", {"ok"}},
+                           {"additionalProperties", false}};
+  request.findings = nlohmann::json::array();
+  // Reasoning models spend output tokens on thought before the answer: room for a little.
+  request.max_output_tokens = 256;
+  return request;
+}
+
 bool retryable(const Error& error) {
   return error.code == ErrorCode::backend_unavailable || error.code == ErrorCode::timeout ||
          error.code == ErrorCode::rate_limited;

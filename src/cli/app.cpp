@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
   setup_status(app, ctx);
   setup_skills(app, ctx);
   setup_cost(app, ctx);
+  setup_models(app, ctx);
   setup_override(app, ctx);
   setup_unbuilt(app, ctx);
 

@@ -52,6 +52,7 @@ void setup_run(CLI::App& app, Context& ctx);
 void setup_status(CLI::App& app, Context& ctx);
 void setup_skills(CLI::App& app, Context& ctx);
 void setup_cost(CLI::App& app, Context& ctx);
+void setup_models(CLI::App& app, Context& ctx);
 void setup_override(CLI::App& app, Context& ctx);
 /// run, status, replay, artifact, cost, override, report: declared with their options,
 /// refusing to run until they are built.

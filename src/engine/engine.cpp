@@ -80,6 +80,51 @@ Result<std::optional<Loaded>> Impl::latest(const std::string& kind, const std::s
   return std::optional<Loaded>{Loaded{std::move(content), *found}};
 }
 
+// The version of an input a step may read, walking back from the latest past versions that a
+// resumed run must not see yet:
+//   - an output of this very loop that an interrupted run recorded without finishing its step
+//     (regen-analyzer reads the REGEN_RULES it writes): that attempt is re-run from the inputs it
+//     had;
+//   - an output of another loop whose last step FAILed and has not been acted on (a revision an
+//     interruption cut between its failed attempt and the next): downstream work waits for the
+//     loop's answer, as it does in an uninterrupted run, instead of building on a rejected version.
+Result<std::optional<Loaded>> Impl::input_version(std::optional<Loaded> loaded, const std::string& reader_loop) {
+  while (loaded) {
+    auto writer = record.written_by.find(loaded->record.name);
+    if (writer == record.written_by.end()) {
+      return loaded;
+    }
+    const std::string step = writer->second.value("step", "");
+    auto finished = record.steps.find(step);
+    const bool unfinished =
+        finished == record.steps.end() || finished->second.value("attempt", 0) < writer->second.value("attempt", 0);
+    bool skip = false;
+    if (unfinished) {
+      skip = step.rfind(reader_loop + "@", 0) == 0;
+    } else {
+      const std::string loop = finished->second.value("loop", "");
+      auto last = record.loops.find(loop);
+      skip = finished->second.value("verdict", "") == "FAIL" && loop != reader_loop && last != record.loops.end() &&
+             last->second.value("step", "") == step && !record.open_stops.count(loop);
+    }
+    if (!skip) {
+      return loaded;
+    }
+    AVPS_TRY(refresh_index());
+    const ledger::ArtifactRecord* before = nullptr;
+    for (const ledger::ArtifactRecord& r : versions_by_key[loaded->record.kind + "/" + loaded->record.target]) {
+      if (r.version < loaded->record.version) {
+        before = &r;
+      }
+    }
+    if (before == nullptr) {
+      return std::optional<Loaded>{};
+    }
+    AVPS_TRY_ASSIGN(loaded, by_name(before->name));
+  }
+  return loaded;
+}
+
 Result<std::optional<Loaded>> Impl::by_name(const std::string& name) {
   AVPS_TRY(refresh_index());
   auto it = index_by_name.find(name);
@@ -298,6 +343,11 @@ bool Impl::circular(const skills::SkillDef& skill, const skills::SkillInput& inp
 // The inputs a skill takes now in `context`, each cut to its slice, with fingerprints.
 Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& context) {
   Gathered g;
+  const std::string reader_loop = loop_key(skill, context);
+  auto input_latest = [&](const std::string& kind, const std::string& target) -> Result<std::optional<Loaded>> {
+    AVPS_TRY_ASSIGN(std::optional<Loaded> loaded, latest(kind, target));
+    return input_version(std::move(loaded), reader_loop);
+  };
   auto add = [&](const std::string& kind, json value, std::vector<std::string> names) {
     value = without_gate(std::move(value));
     Result<std::string> canonical = core::canonical_json(value);
@@ -334,17 +384,17 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       // so a lock never reads PSYCH or CULTURE, and a lock is not made stale by them.
     } else if (slice == "latest" || slice == "all_rows" || slice == "same_entity") {
       std::string target = slice == "all_rows" ? "" : target_for(kind, context);
-      AVPS_TRY_ASSIGN(auto loaded, latest(kind, target));
+      AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, target));
       if (!loaded && artifacts::find_kind(kind) && artifacts::find_kind(kind)->target == artifacts::TargetKind::target &&
           target != "PROJECT") {
-        AVPS_TRY_ASSIGN(loaded, latest(kind, "PROJECT"));
+        AVPS_TRY_ASSIGN(loaded, input_latest(kind, "PROJECT"));
       }
       if (loaded) {
         add(kind, loaded->content, {loaded->record.name});
         found = true;
       }
     } else if (slice == "entity_rows" || slice == "scene_row") {
-      AVPS_TRY_ASSIGN(auto loaded, latest(kind, ""));
+      AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, ""));
       if (loaded) {
         json value = loaded->content;
         if (slice == "entity_rows") {
@@ -364,7 +414,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         }
       }
     } else if (slice == "shot_row") {
-      AVPS_TRY_ASSIGN(auto loaded, latest(kind, context.scene_id));
+      AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, context.scene_id));
       if (loaded) {
         json value = rows_where(loaded->content, "shot_id", context.shot_id);
         found = !value["rows"].empty();
@@ -378,7 +428,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       std::vector<std::string> names;
       bool complete = true;
       for (const std::string& id : ids) {
-        AVPS_TRY_ASSIGN(auto loaded, latest(kind, id));
+        AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, id));
         if (loaded) {
           list.push_back(loaded->content);
           names.push_back(loaded->record.name);
@@ -392,7 +442,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       }
     } else if (slice == "present_set") {
       AVPS_TRY_ASSIGN(std::string set, present_set(context));
-      AVPS_TRY_ASSIGN(auto loaded, latest(kind, set));
+      AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, set));
       if (loaded) {
         add(kind, loaded->content, {loaded->record.name});
         found = true;
@@ -938,8 +988,10 @@ Result<void> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& job
       AVPS_TRY(hard_stop(skill.name, "gate", job.loop, job.ctx, json::array(), "open"));
       return ok();
     }
-    if (job.state == JobState::ready && job.resumed_failure && !job.forced) {
-      // Resumed after a FAIL the previous run recorded but did not act on.
+    if (job.state == JobState::ready && job.resumed_failure) {
+      // Resumed after a FAIL the previous run recorded but did not act on (an interruption between
+      // the step and its escalation, say): the policy decides now, as it would have then. A
+      // revision (forced) too: its own loop may escalate.
       job.attempt -= 1;
       AVPS_TRY(apply_policy(skill, job));
       if (outcome.exit != ExitCode::ok || restart) {
@@ -1363,6 +1415,7 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   for (auto& [k, v] : job.log_extra.items()) {
     body[k] = v;
   }
+  core::crash_point("engine.before_step_finished");  // the outputs recorded, the step not yet
   // A judge-only attempt replayed on resume was logged before the interruption.
   if (!(job.collect && record.steps.count(job.step))) {
     AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "step.finished", .body = body, .row = row}));

@@ -118,6 +118,7 @@ struct Impl {
   // Reading the record (engine.cpp).
   Result<std::optional<Loaded>> latest(const std::string& kind, const std::string& target);
   Result<std::optional<Loaded>> by_name(const std::string& name);
+  Result<std::optional<Loaded>> input_version(std::optional<Loaded> loaded, const std::string& reader_loop);
   Result<void> refresh_index();
   Result<std::vector<Loaded>> latest_per_target(const std::string& kind);
   Result<std::vector<Loaded>> all_versions(const std::string& kind, const std::string& target);

@@ -64,12 +64,14 @@ expect_exit 0 "$AVPS" run "$P"
 expect_out "0 artifacts written, 0 calls made"
 
 # Resume: SIGKILL at many moments (during calls, commits, artifact writes, media, between waves),
-# then run again: the same files, and no recorded call is paid for twice.
+# then run again: the same files, and no recorded call is paid for twice. (before_step_finished 87
+# and 195 land on regen-analyzer, which reads the REGEN_RULES it writes.)
 points="engine.after_intent:1 engine.after_intent:40 engine.after_intent:150 engine.after_response:1
 engine.after_response:25 engine.after_response:90 engine.after_response:180 engine.after_media:1
 engine.after_media:7 engine.after_media:30 store.after_intent:3 store.after_intent:60 store.after_intent:140
 store.after_object:10 store.after_object:120 store.after_face:5 store.after_face:100 store.after_face:170
-ledger.after_commit:50 ledger.after_commit:400 ledger.after_commit:900 ledger.after_commit:1000"
+ledger.after_commit:50 ledger.after_commit:400 ledger.after_commit:900 ledger.after_commit:1000
+engine.before_step_finished:87 engine.before_step_finished:195"
 n=0
 for point in $points; do
   n=$((n + 1))

@@ -125,6 +125,12 @@ struct CallTrace {
   std::string response_body;   ///< the last attempt's body as received (capped by the client)
 };
 
+/// The skill name of ping_request(): `avps models check --ping`'s one tiny call per text model.
+inline constexpr const char* k_ping_skill = "avps-ping";
+/// A structured-output call that asks for {"ok": true} in a few tokens: it proves the endpoint,
+/// the key, the model name and the structured-output mode together. Never part of a run.
+ModelRequest ping_request(const std::string& model_id);
+
 /// Transient failures, which the retry layer retries and the exchange may send to another model
 /// of the same tier: backend_unavailable, timeout, rate_limited.
 bool retryable(const Error& error);

@@ -1,0 +1,277 @@
+# The demo through real HTTP adapters: text skills on openai_chat, vision and QC on
+# anthropic_messages, then on gemini_generate, all against the fake provider server on 127.0.0.1
+# (tests/support/fake_provider.*), renders on the sim. Refusals before a run, nothing listening,
+# injected faults, kills at random moments and a kill during a call in flight. Keys are distinctive
+# strings that must appear nowhere the run writes.
+source "$(dirname "$0")/lib.sh"
+FAKE="${3:?the avps_fake_provider binary is the third argument}"
+q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+
+export OPENAI_API_KEY="sk-proj-AVPSLEAKCANARY-openai-5f1c"
+export ANTHROPIC_API_KEY="sk-ant-AVPSLEAKCANARY-anthropic-77d2"
+export GEMINI_API_KEY="AIzaAVPSLEAKCANARY-gemini-90ab"
+CANARY="AVPSLEAKCANARY"
+
+FAKE_PIDS=()
+cleanup() {
+  for pid in "${FAKE_PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
+  wait 2> /dev/null || true
+  if [ -n "${AVPS_E2E_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# start_fake NAME [FAULTS_JSON]: a fake provider logging to $WORK/NAME.log; sets PORT.
+start_fake() {
+  local name=$1 faults=${2:-[]}
+  rm -f "$WORK/$name.port"
+  "$FAKE" --project "$SRC/examples/demo_short_film" --port-file "$WORK/$name.port" --log "$WORK/$name.log" \
+    --key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" --key-gemini "$GEMINI_API_KEY" \
+    --faults "$faults" 2> "$WORK/$name.err" &
+  FAKE_PIDS+=($!)
+  for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.05; done
+  [ -s "$WORK/$name.port" ] || fail "the fake provider did not start: $(cat "$WORK/$name.err")"
+  PORT=$(cat "$WORK/$name.port")
+}
+stop_last_fake() { kill "${FAKE_PIDS[-1]}" 2> /dev/null || true; wait "${FAKE_PIDS[-1]}" 2> /dev/null || true; }
+# stat PORT EXPR: a field of the fake's GET /stats (a python expression over `s`).
+stat() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys, urllib.request
+s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1]))
+print(eval(sys.argv[2]))
+PY
+}
+control() {
+  python3 - "$1" "$2" <<'PY'
+import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%s/control" % sys.argv[1], data=sys.argv[2].encode(),
+                                              headers={"Content-Type": "application/json"})).read()
+PY
+}
+# project NAME MODELS PORT [EDIT]: the demo with examples/models/MODELS.json pointed at the fake;
+# EDIT is python run on the models document `d` (e.g. to change a model's options).
+project() {
+  P="$WORK/$1"
+  rm -rf "$P"
+  cp -r "$SRC/examples/demo_short_film" "$P"
+  python3 - "$SRC/examples/models/$2.json" "$P" "$3" "${4:-}" <<'PY'
+import json, sys
+src, project, port, edit = sys.argv[1:5]
+d = json.load(open(src))
+for m in d["models"]:
+    if m["backend"] == "openai_chat":
+        m["endpoint"] = "http://127.0.0.1:%s/v1" % port
+    elif m["backend"] != "sim":
+        m["endpoint"] = "http://127.0.0.1:%s" % port
+exec(edit)
+json.dump(d, open(project + "/models.json", "w"), indent=2)
+c = json.load(open(project + "/avps.json"))
+c["models"] = "models.json"
+json.dump(c, open(project + "/avps.json", "w"), indent=2)
+PY
+  "$AVPS" init "$P" > /dev/null
+}
+# The project's files that must be identical between runs: everything but the ledger, its log face,
+# and the models file (it names the fake's port).
+digest() { (cd "$1" && find . -path ./.avps -prune -o -path ./logs -prune -o -name models.json -prune -o -type f -print | sort | xargs sha256sum); }
+# Artifact names without their versions: the pipeline's shape.
+shape() { (cd "$1" && find . -path ./.avps -prune -o -name '*_v[0-9][0-9][0-9]*' -print | sed 's/_v[0-9]*\././' | sort -u); }
+open_reservations() { q "$1" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id=r.id WHERE e.id IS NULL"; }
+no_canary() {
+  if grep -rl "$CANARY" "$@" 2> /dev/null; then fail "a key reached the files above"; fi
+  if grep -q "$CANARY" <<<"$OUT"; then fail "a key reached the output: $OUT"; fi
+}
+
+# --- Refused before the run: exit 4, naming the model and the fix, nothing sent ---------------------
+start_fake refusals
+project unset openai-anthropic "$PORT" 'd["models"][0]["api_key_env"] = "AVPS_E2E_UNSET_KEY"'
+expect_exit 4 "$AVPS" run "$P"
+expect_out 'model "gpt-5-nano"'
+expect_out "export AVPS_E2E_UNSET_KEY="
+project malformed openai-anthropic "$PORT" 'd["models"][1]["endpoint"] = "api.anthropic.com"'
+expect_exit 4 "$AVPS" run "$P"
+expect_out 'model "claude-haiku-4-5"'
+expect_out "must start with http:// or https://"
+project unbuilt openai-anthropic "$PORT" 'd["models"][2]["backend"] = "comfyui"'
+expect_exit 4 "$AVPS" run "$P"
+expect_out 'model "gpt-5-mini" (comfyui)'
+expect_out "is not built"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind LIKE 'exchange.%' OR kind LIKE 'budget.%'")" = 0 ] \
+  || fail "a refused run recorded a call"
+[ "$(stat "$PORT" 's["requests"]')" = 0 ] || fail "a refused run sent a request"
+
+# --- The demo: text on OpenAI, vision and QC on Anthropic ----------------------------------------
+fresh_sim() { S="$WORK/sim"; rm -rf "$S"; cp -r "$SRC/examples/demo_short_film" "$S"; "$AVPS" init "$S" > /dev/null; }
+fresh_sim
+expect_exit 0 "$AVPS" run "$S" --jobs 4
+start_fake anthropic
+project anthropic openai-anthropic "$PORT"
+expect_exit 0 "$AVPS" run "$P" --jobs 4
+expect_out "done:"
+RUN_OUT="$OUT"
+expect_exit 0 "$AVPS" gate "$P"
+[ "$(stat "$PORT" 's["invalid"]')" = 0 ] || fail "invalid requests: $(stat "$PORT" 's["invalid_reasons"]')"
+[ "$(stat "$PORT" 's["by_provider"]["openai"]["answered"] > 20')" = True ] || fail "too few OpenAI calls"
+[ "$(stat "$PORT" 's["by_provider"]["anthropic"]["answered"] > 20')" = True ] || fail "too few Anthropic calls"
+[ "$(shape "$S")" = "$(shape "$P")" ] || fail "the pipeline's shape differs from the sim's:
+$(diff <(shape "$S") <(shape "$P"))"
+# Vision and QC calls went to Anthropic, text calls to OpenAI, each recorded with its provider.
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.provider')='anthropic_messages' AND json_extract(body,'$.model') LIKE 'claude%'")" -gt 0 ] \
+  || fail "no Anthropic response recorded"
+[ "$(q "$P" "SELECT count(*) FROM events e JOIN events i ON i.kind='exchange.intent' AND json_extract(i.body,'$.key')=json_extract(e.body,'$.key') WHERE e.kind='exchange.response' AND json_extract(i.body,'$.skill') LIKE 'qc-grader%' AND json_extract(e.body,'$.provider')!='anthropic_messages'")" = 0 ] \
+  || fail "a QC call did not go to Anthropic"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.endpoint_host') = '127.0.0.1:$PORT' AND json_extract(body,'$.latency_ms') IS NOT NULL AND json_extract(body,'$.wire_request_sha256') IS NOT NULL")" -gt 40 ] \
+  || fail "exchanges without provider, host, latency or wire bodies"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.cached_input_tokens') > 0 AND json_extract(body,'$.caching_saved_micro_usd') > 0")" -gt 0 ] \
+  || fail "prompt caching saved nothing"
+grep -q ",story-architect,,,gpt-5-mini,t2,[0-9.]*,[0-9.]*,[0-9]*\.[0-9][0-9][0-9]," "$P/logs/RUN_LOG_v001.csv" \
+  || fail "the run log has no duration_s for a model step"
+[ "$(open_reservations "$P")" = 0 ] || fail "a reservation was left open"
+OUT="$RUN_OUT"
+no_canary "$P" "$WORK/anthropic.log"
+# A second run sends nothing.
+expect_exit 0 "$AVPS" run "$P"
+expect_out "0 calls made"
+ANTHROPIC_RUN="$P"
+
+# --- Again with vision and QC on Gemini -----------------------------------------------------------
+start_fake gemini
+project gemini openai-gemini "$PORT"
+expect_exit 0 "$AVPS" run "$P" --jobs 4
+expect_exit 0 "$AVPS" gate "$P"
+[ "$(stat "$PORT" 's["invalid"]')" = 0 ] || fail "invalid requests: $(stat "$PORT" 's["invalid_reasons"]')"
+[ "$(stat "$PORT" 's["by_provider"]["gemini"]["answered"] > 20')" = True ] || fail "too few Gemini calls"
+[ "$(shape "$S")" = "$(shape "$P")" ] || fail "the pipeline's shape on Gemini differs from the sim's"
+no_canary "$P"
+
+# --- Nothing listening: a clear error naming the endpoint, nothing written, nothing spent ---------
+# A port that was just free (the refusals fake, stopped).
+DEAD_PORT=$(cat "$WORK/refusals.port")
+kill "${FAKE_PIDS[0]}"; wait "${FAKE_PIDS[0]}" 2> /dev/null || true
+project dead openai-anthropic "$DEAD_PORT" \
+  'for m in d["models"]:
+    if m["backend"] != "sim": m["options"] = {"retry": {"max_retries": 1, "base_ms": 10}}'
+artifacts_before=$(q "$P" "SELECT count(*) FROM events WHERE kind='artifact.recorded'")
+set +e; OUT=$("$AVPS" run "$P" 2>&1); code=$?; set -e
+[ "$code" != 0 ] || fail "a run with nothing listening passed"
+expect_out "127.0.0.1:$DEAD_PORT"
+expect_out "every model of tier"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='artifact.recorded'")" = "$artifacts_before" ] \
+  || fail "an artifact was written with nothing listening"
+[ "$(q "$P" "SELECT coalesce(sum(settled_micro_usd),0) FROM reservation_ends")" = 0 ] || fail "money counted as spent"
+[ "$(open_reservations "$P")" = 0 ] || fail "a reservation was left open"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.fallback'")" -gt 0 ] || fail "no same-tier fallback"
+grep -q ",model-router,.*fallback for " "$P/logs/RUN_LOG_v001.csv" || fail "no model-router row for the fallback"
+no_canary "$P"
+
+# --- Faults: each ends in its documented behaviour ----------------------------------------------
+start_fake faults '[
+  {"fault": "429", "provider": "openai", "skill": "story-architect", "retry_after_s": 1},
+  {"fault": "503", "provider": "openai", "skill": "script-breakdown", "times": 2},
+  {"fault": "schema_invalid", "provider": "openai", "skill": "character-psychology", "times": 1},
+  {"fault": "refusal", "provider": "openai", "skill": "dialogue-consistency-check", "times": 1},
+  {"fault": "length", "provider": "openai", "skill": "world-state-tracker", "times": 1},
+  {"fault": "malformed_json", "provider": "anthropic", "skill": "storyboard-generator", "times": 1},
+  {"fault": "529", "provider": "openai", "skill": "shot-planner", "times": -1}]'
+project faults openai-anthropic "$PORT" \
+  'for m in d["models"]:
+    if m["backend"] != "sim": m["options"] = {"retry": {"max_retries": 2, "base_ms": 20}}'
+expect_exit 0 "$AVPS" run "$P" --jobs 4
+# Retry-After honoured: the 429's wait is the provider's second, then the call answered.
+[ "$(q "$P" "SELECT json_extract(body,'$.attempts[0].status') || '/' || json_extract(body,'$.attempts[0].wait_ms') FROM events WHERE kind='exchange.response' AND json_extract(body,'$.retries') > 0 AND json_extract(body,'$.attempts[0].status') = 429 LIMIT 1")" = "429/1000" ] \
+  || fail "Retry-After was not honoured"
+# Two 503s, then an answer: backoff waits, each smaller than the cap and jittered.
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.retries') = 2 AND json_extract(body,'$.attempts[0].status') = 503")" -ge 1 ] \
+  || fail "503s were not retried"
+# Junk, a refusal, a cut-off and a malformed body: FAILs (or a retry) that loop, never a crash.
+for reason in "character-psychology" "dialogue-consistency-check" "world-state-tracker"; do
+  [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.skill')='$reason' AND json_extract(body,'$.verdict')='FAIL'")" -ge 1 ] \
+    || fail "$reason: the fault was not a FAIL"
+done
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.reasons') LIKE '%refusal%'")" -ge 1 ] || fail "no refusal FAIL"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.reasons') LIKE '%length%'")" -ge 1 ] || fail "no cut-off FAIL"
+# shot-planner on OpenAI always 529: after the retries, the next model of t2 answers.
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.fallback' AND json_extract(body,'$.from_model')='gpt-5-mini' AND json_extract(body,'$.to_model')='claude-sonnet-4-5'")" -ge 1 ] \
+  || fail "no fallback after the retry budget"
+[ "$(open_reservations "$P")" = 0 ] || fail "a reservation was left open"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response'")" = \
+  "$(q "$P" "SELECT count(DISTINCT json_extract(body,'$.key')) FROM events WHERE kind='exchange.response'")" ] \
+  || fail "a call was charged twice"
+[ "$(stat "$PORT" 's["invalid"]')" = 0 ] || fail "invalid requests under faults"
+expect_exit 0 "$AVPS" gate "$P"
+no_canary "$P"
+
+# --- Killed at random moments, then resumed: the same artifacts and spend -------------------------
+start_fake kills
+project reference openai-anthropic "$PORT"
+START=$(date +%s%N)
+expect_exit 0 "$AVPS" run "$P" --jobs 1
+RUN_MS=$(( ($(date +%s%N) - START) / 1000000 ))
+REF="$P"
+kills=${AVPS_E2E_KILLS:-20}
+for n in $(seq "$kills"); do
+  start_fake "kill$n"
+  project "kill$n" openai-anthropic "$PORT"
+  # Moments spread over the run (a fixed schedule, so a failure can be reproduced).
+  delay_ms=$(( (RUN_MS * (2 * n - 1)) / (2 * kills) ))
+  "$AVPS" run "$P" --jobs 1 > /dev/null 2>&1 &
+  pid=$!
+  sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+  kill -9 "$pid" 2> /dev/null || true
+  wait "$pid" 2> /dev/null || true
+  expect_exit 0 "$AVPS" run "$P" --jobs 1
+  [ "$(digest "$REF" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_)" = "$(digest "$P" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_)" ] \
+    || fail "kill $n at ${delay_ms} ms: the resumed run's artifacts differ"
+  # Spend equals the uninterrupted run's unless a call was in flight at the kill: that one may have
+  # been paid, counts as spent in full (DESIGN §5), and is the only difference.
+  in_flight=$(q "$P" "SELECT count(*) FROM events WHERE kind='budget.reconciled'")
+  if [ "$in_flight" = 0 ]; then
+    [ "$(digest "$REF" | grep -e BUDGET_STATUS_ -e COST_REPORT_)" = "$(digest "$P" | grep -e BUDGET_STATUS_ -e COST_REPORT_)" ] \
+      || fail "kill $n at ${delay_ms} ms: BUDGET_STATUS differs with no call in flight"
+  else
+    [ "$in_flight" = 1 ] || fail "kill $n: $in_flight calls in flight with --jobs 1"
+    [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.intent' AND json_extract(body,'$.possible_duplicate')")" -le 1 ] \
+      || fail "kill $n: more than the call in flight was sent again"
+  fi
+  # No answer received is paid again.
+  [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response'")" = \
+    "$(q "$P" "SELECT count(DISTINCT json_extract(body,'$.key')) FROM events WHERE kind='exchange.response'")" ] \
+    || fail "kill $n: a recorded call was made again"
+  [ "$(stat "$PORT" 's["duplicates"]')" -le 1 ] || fail "kill $n: the fake saw a request twice more than once"
+  [ "$(open_reservations "$P")" = 0 ] || fail "kill $n: a reservation was left open"
+  stop_last_fake
+done
+
+# --- Kill -9 during a call in flight: answered calls come from the record, the one in flight is
+# sent again once and flagged --------------------------------------------------------------------
+start_fake inflight '[{"fault": "hang", "skill": "shot-planner", "hang_ms": 8000, "times": 1}]'
+project inflight openai-anthropic "$PORT"
+"$AVPS" run "$P" --jobs 1 > /dev/null 2>&1 &
+pid=$!
+# The first shot-planner call hangs 8 s at the fake: its intent is recorded, then it is in flight.
+for _ in $(seq 600); do
+  [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.intent' AND json_extract(body,'$.skill') LIKE 'shot-planner%'" 2> /dev/null)" = 1 ] && break
+  sleep 0.05
+done
+sleep 0.5
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response'")" -lt \
+  "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.intent'")" ] || fail "no call in flight to kill"
+before=$(stat "$PORT" 's["valid"]')
+kill -9 "$pid"; wait "$pid" 2> /dev/null || true
+expect_exit 0 "$AVPS" run "$P" --jobs 1
+expect_out "1 call(s) in flight counted as spent"
+# The ledger: one request recorded twice, the second time flagged; every other answer reused.
+[ "$(q "$P" "SELECT group_concat(n) FROM (SELECT count(*) AS n FROM events WHERE kind='exchange.intent' GROUP BY json_extract(body,'$.key') HAVING n > 1)")" = 2 ] \
+  || fail "not exactly one call sent again once"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.intent' AND json_extract(body,'$.possible_duplicate') AND json_extract(body,'$.skill') LIKE 'shot-planner%'")" = 1 ] \
+  || fail "the call sent again is not flagged possible_duplicate"
+# The fake, once the hung request has ended: that request twice, every other one once.
+sent_after=$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.intent' AND json_extract(body,'$.model') NOT LIKE 'sim-%' AND seq > (SELECT max(seq) FROM events WHERE kind='run.started')")
+for _ in $(seq 200); do [ "$(stat "$PORT" 's["valid"]')" -ge $((before + sent_after + 1)) ] && break; sleep 0.1; done
+[ "$(stat "$PORT" 's["valid"]')" = $((before + sent_after + 1)) ] || fail "the fake saw other requests than the record says: $(stat "$PORT" 's["valid"]') valid, $before before the kill, $sent_after after"
+[ "$(stat "$PORT" 's["duplicates"]')" = 1 ] || fail "expected exactly the call in flight to be sent twice"
+[ "$(stat "$PORT" 'max(s["documents"].values())')" = 2 ] || fail "a request was sent more than twice"
+[ "$(digest "$REF" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_)" = "$(digest "$P" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_)" ] \
+  || fail "the run resumed after a kill in flight differs"
+[ "$before" -gt 10 ] || fail "the kill came too early to test answers from the record"
+echo "providers e2e: ok"
