@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-packages=(g++ cmake ninja-build pkg-config sqlite3
+packages=(g++ cmake ninja-build pkg-config sqlite3 python3 ffmpeg
           libcli11-dev nlohmann-json3-dev libspdlog-dev libcurl4-openssl-dev
           libsqlite3-dev catch2 libssl-dev libcpp-httplib-dev)
 missing=()

@@ -1,5 +1,7 @@
 #include "avps/backends/backend.hpp"
 
+#include "avps/core/hash.hpp"
+
 namespace avps::backends {
 using nlohmann::json;
 
@@ -8,7 +10,7 @@ using nlohmann::json;
 // inputs -> {}, null findings -> []): two requests that mean the same hash the same.
 
 json ModelRequest::to_json() const {
-  return json{
+  json out{
       {"skill", skill},
       {"model", model},
       {"tier", tier},
@@ -20,6 +22,16 @@ json ModelRequest::to_json() const {
       {"max_output_tokens", max_output_tokens},
       {"seed", seed},
   };
+  // What the model is shown is part of the request (and of its key), by digest: the bytes are in
+  // the media and artifacts they were taken from.
+  if (!images.empty()) {
+    json shown = json::array();
+    for (const Image& image : images) {
+      shown.push_back({{"label", image.label}, {"media_type", image.media_type}, {"sha256", core::sha256_hex(image.bytes)}});
+    }
+    out["images"] = std::move(shown);
+  }
+  return out;
 }
 
 json ModelResponse::to_json() const {

@@ -38,7 +38,7 @@ bool is_loopback_host(const std::string& host_port) {
 
 // The name sent on the wire: in Gemini's URL path it must not change the path or add a query.
 bool valid_provider_model(WireKind kind, const std::string& name) {
-  if (name.empty() || name.size() > 200) {
+  if (name.empty() || name.size() > 256) {
     return false;
   }
   const std::string_view extra = kind == WireKind::gemini_generate ? "._-" : "._-:/@+";
@@ -95,15 +95,20 @@ std::vector<std::string> problems_of(const BackendSpec& spec, const EnvLookup& e
                          "that needs no key)");
     }
   }
+  // Their messages start with where(spec), which the caller's prefix already says.
+  auto without_where = [&](const std::string& message) {
+    const std::string prefix = where(spec) + ": ";
+    return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
+  };
   Result<json> checked = check_options(*kind, spec.options, where(spec));
   if (!checked) {
-    problems.push_back(checked.error().message);
+    problems.push_back(without_where(checked.error().message));
   } else if (options) {
     *options = *checked;
   }
   Result<RetryPolicy> retry = RetryPolicy::from_json(spec.options.value("retry", json::object()), where(spec));
   if (!retry) {
-    problems.push_back(retry.error().message);
+    problems.push_back(without_where(retry.error().message));
   }
   return problems;
 }

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "avps/core/canonical_json.hpp"
+#include "avps/core/diag.hpp"
 #include "avps/core/hash.hpp"
 
 namespace avps::backends {
@@ -122,31 +123,103 @@ int64_t retry_wait_ms(const RetryPolicy& policy, uint64_t seed, const std::strin
 
 namespace {
 
+// ---- diagnostics (docs/formats/diag-log.md) ---------------------------------------------------
+//
+// One line per attempt, from what the trace recorded of it (the data the ledger keeps: never a
+// key, a header, a query or a body), with what follows it: nothing (it answered), the retry and
+// its wait, or why the layer gives up. Answers are debug, retries info, giving up warn.
+
+constexpr size_t k_max_error_chars = 200;
+
+// A provider's error text, cut to a line's worth without splitting a UTF-8 sequence.
+std::string short_error(const std::string& text) {
+  if (text.size() <= k_max_error_chars) {
+    return text;
+  }
+  size_t end = k_max_error_chars;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0U) == 0x80U) {
+    --end;
+  }
+  return text.substr(0, end) + "...";
+}
+
+// The attempt's part of its line, e.g.
+//   attempt 2 of gpt-mini for story-architect (openai_chat, api.openai.com): 429 in 312 ms (429 rate_limit_error)
+// `failure` is null for an answer; `recorded` says whether the inner backend recorded the attempt.
+std::string attempt_line(const std::string& subject, const CallTrace& trace, int number, const Error* failure,
+                         bool recorded) {
+  std::string line = "attempt " + std::to_string(number) + " of " + subject;
+  if (!trace.provider.empty() || !trace.endpoint_host.empty()) {
+    line += " (" + trace.provider + (trace.provider.empty() || trace.endpoint_host.empty() ? "" : ", ") +
+            trace.endpoint_host + ")";
+  }
+  line += ": ";
+  if (recorded) {
+    const HttpAttempt& attempt = trace.attempts.back();
+    line += (attempt.status == 0 ? std::string("no response") : std::to_string(attempt.status)) + " in " +
+            std::to_string(attempt.latency_ms) + " ms";
+    if (!attempt.error.empty()) {
+      line += " (" + short_error(attempt.error) + ")";
+    }
+  } else {
+    line += failure == nullptr ? "answered" : "failed (" + short_error(failure->message) + ")";
+  }
+  return line;
+}
+
 // The loop every operation shares, structured like this: call the inner backend; on success or a
 // failure `may_retry` refuses, return it; else work out the wait, stop if the retries or the
-// total-wait budget are spent, record the wait on the attempt just made, sleep, go again.
+// total-wait budget are spent, record the wait on the attempt just made, sleep, go again. Each
+// attempt's diagnostic line is written once its outcome is known.
 //
 // An inner backend that records no HttpAttempt of its own (the sim) gets one pushed for each
 // failed try, so every wait still sits on the attempt it followed.
 template <class T, class Call, class MayRetry>
 Result<T> with_retries(const RetryPolicy& policy, uint64_t seed, const std::string& request_sha, Sleeper& sleeper,
-                       CallTrace& trace, Call&& call, MayRetry&& may_retry) {
+                       const std::string& subject, CallTrace& trace, Call&& call, MayRetry&& may_retry) {
+  using core::diag::Level;
   int64_t waited = 0;
   for (int retry = 1;; ++retry) {
     const size_t attempts_before = trace.attempts.size();
     Result<T> result = call();
+    const bool recorded = trace.attempts.size() > attempts_before;
     if (result.ok()) {
+      // An in-process answer (the sim) recorded no attempt: nothing went over the wire.
+      if (recorded && core::diag::enabled(Level::debug)) {
+        core::diag::debug(attempt_line(subject, trace, retry, nullptr, recorded));
+      }
       return result;
     }
     const Error& failure = result.error();
-    const bool recorded = trace.attempts.size() > attempts_before;
     const bool responded = recorded && trace.attempts.back().status != 0;
-    if (!retryable(failure) || !may_retry(failure, responded) || retry > policy.max_retries) {
+    auto giving_up = [&](const std::string& why) {
+      if (core::diag::enabled(Level::warn)) {
+        core::diag::warn(attempt_line(subject, trace, retry, &failure, recorded) + "; not retried: " + why);
+      }
+    };
+    if (!retryable(failure)) {
+      giving_up("a final error (" + std::string(error_code_name(failure.code)) + ")");
+      return result;
+    }
+    if (!may_retry(failure, responded)) {
+      giving_up("the submit may have reached the provider, a retry could bill a second job");
+      return result;
+    }
+    if (retry > policy.max_retries) {
+      giving_up("all " + std::to_string(policy.max_retries) + " retries spent");
       return result;
     }
     const int64_t wait = retry_wait_ms(policy, seed, request_sha, retry, failure);
     if (waited + wait > policy.max_total_wait_ms) {
-      return result;  // the hint is not shortened to fit: the caller's fallback takes over
+      // the hint is not shortened to fit: the caller's fallback takes over
+      giving_up("waiting " + std::to_string(wait) + " ms more would pass retry.max_total_wait_ms (" +
+                std::to_string(policy.max_total_wait_ms) + ")");
+      return result;
+    }
+    if (core::diag::enabled(Level::info)) {
+      core::diag::info(attempt_line(subject, trace, retry, &failure, recorded) + "; retry in " +
+                       std::to_string(wait) + " ms (" +
+                       (failure.retry_after_ms ? "the provider's Retry-After hint" : "backoff") + ")");
     }
     if (!recorded) {
       HttpAttempt attempt;
@@ -161,12 +234,28 @@ Result<T> with_retries(const RetryPolicy& policy, uint64_t seed, const std::stri
 
 }  // namespace
 
+void log_fallback(std::string_view purpose, std::string_view from_model, std::string_view to_model,
+                  const Error& reason) {
+  if (!core::diag::enabled(core::diag::Level::warn)) {
+    return;
+  }
+  const std::string why = std::string(error_code_name(reason.code)) + ": " + short_error(reason.message);
+  if (to_model.empty()) {
+    core::diag::warn("no fallback for " + std::string(purpose) + ": " + std::string(from_model) +
+                     " failed and no model of its tier is left (" + why + ")");
+    return;
+  }
+  core::diag::warn("fallback for " + std::string(purpose) + ": " + std::string(from_model) + " -> " +
+                   std::string(to_model) + " (same tier) because " + why);
+}
+
 RetryingBackend::RetryingBackend(std::unique_ptr<Backend> inner, RetryPolicy policy, uint64_t seed, Sleeper& sleeper)
     : m_inner(std::move(inner)), m_policy(policy), m_seed(seed), m_sleeper(sleeper) {}
 
 Result<Submitted<ModelResponse>> RetryingBackend::submit_model(const ModelRequest& request, CallTrace& trace) {
   return with_retries<Submitted<ModelResponse>>(
-      m_policy, m_seed, request_sha256(request.to_json()), m_sleeper, trace,
+      m_policy, m_seed, request_sha256(request.to_json()), m_sleeper,
+      request.skill.empty() ? request.model : request.model + " for " + request.skill, trace,
       [&] { return m_inner->submit_model(request, trace); }, [](const Error&, bool) { return true; });
 }
 
@@ -177,8 +266,8 @@ Result<Submitted<GenerationResult>> RetryingBackend::submit_generation(const Gen
   // again. A timeout may have reached the provider, so it is not. "No response" is an attempt
   // with status 0, or no attempt recorded at all (an in-process backend such as the sim).
   return with_retries<Submitted<GenerationResult>>(
-      m_policy, m_seed, request_sha256(request.to_json()), m_sleeper, trace,
-      [&] { return m_inner->submit_generation(request, trace); },
+      m_policy, m_seed, request_sha256(request.to_json()), m_sleeper, request.model + " render of " + request.shot_id,
+      trace, [&] { return m_inner->submit_generation(request, trace); },
       [](const Error& failure, bool responded) {
         return failure.code == ErrorCode::rate_limited ||
                (failure.code == ErrorCode::backend_unavailable && !responded);
@@ -189,7 +278,7 @@ Result<std::optional<GenerationResult>> RetryingBackend::poll_generation(const s
                                                                          CallTrace& trace) {
   // A poll only reads, so it is retried like a model call.
   return with_retries<std::optional<GenerationResult>>(
-      m_policy, m_seed, core::sha256_hex("poll\n" + ticket), m_sleeper, trace,
+      m_policy, m_seed, core::sha256_hex("poll\n" + ticket), m_sleeper, "a render poll", trace,
       [&] { return m_inner->poll_generation(ticket, trace); }, [](const Error&, bool) { return true; });
 }
 

@@ -37,17 +37,10 @@
 
 #include "avps/backends/sim_backend.hpp"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <array>
 #include <chrono>
 #include <cmath>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <thread>
@@ -56,6 +49,7 @@
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/core/process.hpp"
 #include "sim/sim_internal.hpp"
 
 namespace avps::backends {
@@ -235,20 +229,7 @@ json shape_artifacts(const sim::Outputs& outputs, const json& schema, const sim:
 
 // ffmpeg on PATH, looked up once per process.
 bool ffmpeg_installed() {
-  static const bool k_found = [] {
-    const char* path = std::getenv("PATH");
-    std::string dirs = path ? path : "/usr/bin:/bin";
-    for (size_t start = 0; start <= dirs.size();) {
-      size_t end = dirs.find(':', start);
-      end = end == std::string::npos ? dirs.size() : end;
-      std::string dir = dirs.substr(start, end - start);
-      if (!dir.empty() && ::access((dir + "/ffmpeg").c_str(), X_OK) == 0) {
-        return true;
-      }
-      start = end + 1;
-    }
-    return false;
-  }();
+  static const bool k_found = core::on_path("ffmpeg");
   return k_found;
 }
 
@@ -256,59 +237,24 @@ bool ffmpeg_installed() {
 // least one frame, at most 2 s), MPEG-4 part 2, written bit-exact and single-threaded so the same
 // frame gives the same bytes.
 Result<std::string> encode_mp4(int width, int height, const std::vector<uint8_t>& rgb, double seconds) {
-  std::error_code ec;
-  std::string pattern = (std::filesystem::temp_directory_path(ec) / "avps-sim-XXXXXX").string();
-  std::vector<char> dir_name(pattern.begin(), pattern.end());
-  dir_name.push_back('\0');
-  if (::mkdtemp(dir_name.data()) == nullptr) {
-    return make_error(ErrorCode::io_error, "sim: cannot make a temporary folder for ffmpeg");
-  }
-  const std::filesystem::path dir(dir_name.data());
-  struct Cleanup {
-    std::filesystem::path dir;
-    ~Cleanup() {
-      std::error_code ignored;
-      std::filesystem::remove_all(dir, ignored);
-    }
-  } cleanup{dir};
+  AVPS_TRY_ASSIGN(core::ScratchDir dir, core::ScratchDir::make("avps-sim"));
   const int frames = std::clamp(static_cast<int>(std::lround(seconds * 4)), 1, 8);
   std::string raw;
   for (int i = 0; i < frames; ++i) {
     raw.append(reinterpret_cast<const char*>(rgb.data()), rgb.size());
   }
-  AVPS_TRY(core::write_file_atomic(dir / "frames.rgb", raw, core::Overwrite::no, core::Durability::cached));
+  AVPS_TRY(core::write_file_atomic(dir.path() / "frames.rgb", raw, core::Overwrite::no, core::Durability::cached));
   const std::string size = std::to_string(width) + "x" + std::to_string(height);
-  const std::string in = (dir / "frames.rgb").string();
-  const std::string out = (dir / "render.mp4").string();
-  std::vector<std::string> args = {"ffmpeg",   "-nostdin",       "-hide_banner",  "-loglevel",     "error",
-                                   "-f",       "rawvideo",       "-pix_fmt",      "rgb24",         "-s",
-                                   size,       "-framerate",     "4",             "-i",            in,
-                                   "-c:v",     "mpeg4",          "-q:v",          "5",             "-pix_fmt",
-                                   "yuv420p",  "-threads",       "1",             "-fflags",       "+bitexact",
-                                   "-flags:v", "+bitexact",      "-map_metadata", "-1",            "-f",
-                                   "mp4",      out};
-  std::vector<char*> argv;
-  for (std::string& a : args) {
-    argv.push_back(a.data());
-  }
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  const int spawned = ::posix_spawnp(&pid, "ffmpeg", &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) {
-    return make_error(ErrorCode::io_error, "sim: cannot start ffmpeg: " + std::string(std::strerror(spawned)));
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return make_error(ErrorCode::io_error, "sim: ffmpeg could not encode the render (status " +
-                                               std::to_string(status) + ")");
-  }
+  const std::string in = (dir.path() / "frames.rgb").string();
+  const std::string out = (dir.path() / "render.mp4").string();
+  AVPS_TRY(core::run_program({"ffmpeg",   "-nostdin",       "-hide_banner",  "-loglevel",     "error",
+                              "-f",       "rawvideo",       "-pix_fmt",      "rgb24",         "-s",
+                              size,       "-framerate",     "4",             "-i",            in,
+                              "-c:v",     "mpeg4",          "-q:v",          "5",             "-pix_fmt",
+                              "yuv420p",  "-threads",       "1",             "-fflags",       "+bitexact",
+                              "-flags:v", "+bitexact",      "-map_metadata", "-1",            "-f",
+                              "mp4",      out},
+                             "sim: encoding the render"));
   return core::read_file(out);
 }
 

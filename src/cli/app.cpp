@@ -6,7 +6,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
-
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
 
 #include "commands.hpp"
 
@@ -27,6 +30,32 @@ const char* k_description =
     "and keeps an append-only, tamper-evident record of everything it does.\n\n"
     "Exit codes: 0 ok, 1 a rule or gate violated, 2 usage error, 3 hard stop awaiting a human\n"
     "decision, 4 configuration or environment error, 130 interrupted. See docs/cli.md.";
+
+// The stderr printer of core::diag lines: "avps: debug: attempt 1 of ...". The engine's worker
+// threads call it (one line at a time, core::diag serialises them).
+void print_diagnostic(core::diag::Level level, std::string_view message) {
+  std::cerr << "avps: " + std::string(core::diag::level_name(level)) + ": " + std::string(message) + "\n";
+}
+
+// Diagnostics on stderr (core/diag.hpp): -v means debug; else AVPS_LOG names the level (debug,
+// info, warn, off); by default none. `avps run` adds its file (cmd_run.cpp, DiagLog).
+void configure_diagnostics(Context& ctx) {
+  using core::diag::Level;
+  Level level = Level::off;
+  if (const char* env = std::getenv("AVPS_LOG"); env != nullptr && *env != '\0') {
+    if (std::optional<Level> named = core::diag::parse_level(env)) {
+      level = *named;
+    } else {
+      std::cerr << "avps: warning: AVPS_LOG=" << env << " is not one of debug, info, warn, off; ignored\n";
+    }
+  }
+  if (ctx.verbose) {
+    level = Level::debug;
+  }
+  ctx.diag.terminal_level = level;
+  ctx.diag.terminal = print_diagnostic;  // set even when off: it reports a failing log file
+  std::ignore = core::diag::configure(ctx.diag);  // no file, so it cannot fail
+}
 
 }  // namespace
 
@@ -85,7 +114,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.add_flag("--json", ctx.json, "Machine-readable JSON output on stdout");
   app.add_flag("-q,--quiet", ctx.quiet, "Print only errors");
-  app.add_flag("-v,--verbose", ctx.verbose, "Print diagnostic detail on stderr");
+  app.add_flag("-v,--verbose", ctx.verbose,
+               "Print diagnostic detail on stderr: each HTTP attempt, retry and fallback (as AVPS_LOG=debug)");
   app.add_flag("--no-color", ctx.no_color, "No ANSI colours (also: the NO_COLOR environment variable)");
 
   CLI::App* help = app.add_subcommand("help", "Show help for avps or for one command");
@@ -105,6 +135,9 @@ int main(int argc, char** argv) {
     }
     ctx.fail(ExitCode::usage, "no command named \"" + help_topic + "\"; see `avps help`");
   });
+
+  // After every option is parsed (-v may follow the subcommand), before any subcommand runs.
+  app.parse_complete_callback([&ctx] { configure_diagnostics(ctx); });
 
   setup_init(app, ctx);
   setup_gate(app, ctx);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "avps/backends/registry.hpp"
 #include "avps/cli/progress.hpp"
@@ -199,15 +200,37 @@ class LiveObserver : public RunObserver {
 };
 
 /// The renderer for where the output goes: --json events, a live line on a terminal, or plain lines.
+/// Diagnostics on stderr (-v, AVPS_LOG) rule out the live line: it would be redrawn over them.
 std::unique_ptr<RunObserver> make_observer(const Context& ctx) {
   if (ctx.json) {
     return std::make_unique<JsonObserver>(ctx);
   }
-  if (!ctx.quiet && ::isatty(STDERR_FILENO) == 1) {
+  const bool diagnostics_on_stderr = ctx.diag.terminal_level != core::diag::Level::off;
+  if (!ctx.quiet && !diagnostics_on_stderr && ::isatty(STDERR_FILENO) == 1) {
     return std::make_unique<LiveObserver>(ctx, ::isatty(STDOUT_FILENO) == 1 ? Echo::milestones : Echo::every_line);
   }
   return std::make_unique<PlainObserver>(ctx);
 }
+
+/// The run's diagnostic log, .avps/diag.log (docs/formats/diag-log.md), for as long as it lives;
+/// then diagnostics go back to stderr only. A log that cannot be opened (a read-only project)
+/// never stops the run: one warning, and it goes on without.
+class DiagLog {
+ public:
+  DiagLog(const Context& ctx, const fs::path& project_dir) : m_ctx(ctx) {
+    core::diag::Options options = ctx.diag;
+    options.log_file = project_dir / ".avps" / "diag.log";
+    if (Result<void> opened = core::diag::configure(options); !opened) {
+      std::cerr << "avps: warning: " << opened.error().message << "; running without it\n";
+    }
+  }
+  ~DiagLog() { std::ignore = core::diag::configure(m_ctx.diag); }  // without a file: cannot fail
+  DiagLog(const DiagLog&) = delete;
+  DiagLog& operator=(const DiagLog&) = delete;
+
+ private:
+  const Context& m_ctx;
+};
 
 void run_run(const RunOptionsCli& o, Context& ctx) {
   // Events stream one per line before the result, so every document goes on one line.
@@ -219,6 +242,11 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
     return;
   }
   fs::path project_dir = o.dir;
+  DiagLog diag_log(ctx, project_dir);
+  core::diag::debug("avps " AVPS_VERSION_STRING " run in " + project_dir.string() + " (pid " +
+                    std::to_string(::getpid()) + ", --jobs " + std::to_string(o.jobs) +
+                    (o.until.empty() ? "" : ", --until " + o.until) + (o.scene.empty() ? "" : ", --scene " + o.scene) +
+                    ")");
   auto registry = skills::Registry::load(project::data_dir(), &project_dir);
   if (!registry) {
     ctx.fail(registry.error());
@@ -262,6 +290,7 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
                       : outcome->exit == ExitCode::hard_stop     ? "STOP"
                       : outcome->exit == ExitCode::interrupted   ? "INTERRUPTED"
                                                                  : "DONE";
+  core::diag::debug("run ended: " + ended);
   std::ignore = ledger.end_run(ended, outcome ? nlohmann::json{{"calls_made", outcome->calls_made},
                                                                {"calls_replayed", outcome->calls_replayed}}
                                               : nlohmann::json{{"error", outcome.error().message}});

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "avps/core/diag.hpp"
 #include "avps/core/exit_code.hpp"
 #include "avps/core/result.hpp"
 #include "avps/core/violation.hpp"
@@ -26,6 +27,9 @@ struct Context {
   /// `avps run`, sets it so that each line of stdout is valid JSON on its own).
   bool json_lines = false;
   ExitCode exit = ExitCode::ok;
+  /// Where core::diag lines go: stderr at the level of -v or AVPS_LOG, set once the arguments
+  /// are parsed. `avps run` adds its file to a copy of it.
+  core::diag::Options diag;
 
   bool color() const;
   /// Informational line on stdout (not in --json or --quiet mode).

@@ -1093,6 +1093,14 @@ Result<void> Impl::build_call(const skills::SkillDef& skill, const Job& job, con
   r.output_schema = schema;
   r.findings = job.findings;
   r.seed = e.m_project.config().seed;
+  // A vision call sees what it judges: the render its MEDIA input describes.
+  c.shows.clear();
+  if (r.inputs.contains("MEDIA")) {
+    const json& media = r.inputs["MEDIA"];
+    c.shows.push_back({e.m_project.dir() / media.value("path", ""),
+                       media.value("shot_id", "") + " " + media.value("resolution", "") + " render, attempt " +
+                           std::to_string(media.value("attempt", 0))});
+  }
   return ok();
 }
 

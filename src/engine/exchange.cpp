@@ -11,6 +11,8 @@
 #include <thread>
 
 #include "avps/artifacts/store.hpp"
+#include "avps/backends/frames.hpp"
+#include "avps/backends/retry.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
@@ -21,25 +23,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-// Points the request at `route`'s model and computes its key: the request's canonical form hashed
-// (the model and the clamped output tokens are part of it).
-Result<void> apply_route(Call& call, const governance::Route& route) {
-  call.route = route;
-  if (call.kind == CallKind::generation) {
-    call.generation_request.model = route.model;
-    call.generation_request.tier = route.tier;
-  } else {
-    call.model_request.model = route.model;
-    call.model_request.tier = route.tier;
-    call.model_request.max_output_tokens = static_cast<int>(route.output_tokens);
-  }
-  AVPS_TRY_ASSIGN(call.request_bytes, core::canonical_json(call.request_json()));
-  call.key = core::sha256_hex(call.request_bytes);
-  call.request_size = static_cast<int64_t>(call.request_bytes.size());
-  call.state = CallState::routed;
-  return ok();
-}
 
 // On a worker thread: the call's submit, into the call's own members.
 void submit(Call& call, backends::Backend* backend) {
@@ -82,6 +65,37 @@ void submit(Call& call, backends::Backend* backend) {
 
 }  // namespace
 
+// Points the request at `route`'s model, with the images that model's backend needs, and computes
+// its key: the request's canonical form hashed (the model, the clamped output tokens and the
+// images' digests are part of it).
+Result<void> Exchange::apply_route(Call& call, const governance::Route& route) {
+  call.route = route;
+  if (call.kind == CallKind::generation) {
+    call.generation_request.model = route.model;
+    call.generation_request.tier = route.tier;
+  } else {
+    call.model_request.model = route.model;
+    call.model_request.tier = route.tier;
+    call.model_request.max_output_tokens = static_cast<int>(route.output_tokens);
+    call.model_request.images.clear();
+    if (!call.shows.empty() && m_backends.kind_of(route.model) != "sim") {
+      const int frames = static_cast<int>(m_project.config().document.value(
+          json::json_pointer("/vision/frames_per_clip"), backends::k_default_frames_per_clip));
+      for (const Shown& shown : call.shows) {
+        AVPS_TRY_ASSIGN(std::vector<backends::Image> images, backends::frames_of(shown.file, shown.label, frames));
+        for (backends::Image& image : images) {
+          call.model_request.images.push_back(std::move(image));
+        }
+      }
+    }
+  }
+  AVPS_TRY_ASSIGN(call.request_bytes, core::canonical_json(call.request_json()));
+  call.key = core::sha256_hex(call.request_bytes);
+  call.request_size = static_cast<int64_t>(call.request_bytes.size());
+  call.state = CallState::routed;
+  return ok();
+}
+
 std::string duration_s(const json& response) {
   if (!response.contains("elapsed_ms")) {
     return "";
@@ -116,8 +130,7 @@ Result<bool> Exchange::prepare(Call& call) {
     if (fallback == m_record.fallbacks.end()) {
       break;
     }
-    call.failed_models.insert(call.route.model);
-    Result<governance::Route> next = m_router.fallback(call.task, call.failed_models);
+    Result<governance::Route> next = next_model(call);
     if (!next) {
       break;  // the models file changed since: ask the routed model again
     }
@@ -127,7 +140,9 @@ Result<bool> Exchange::prepare(Call& call) {
 }
 
 Result<bool> Exchange::reserve(Call& call, const governance::Route& route) {
-  AVPS_TRY(apply_route(call, route));
+  if (call.key.empty() || call.route.model != route.model) {
+    AVPS_TRY(apply_route(call, route));  // (prepare has routed it here already)
+  }
   if (auto recorded = m_record.responses.find(call.key); recorded != m_record.responses.end()) {
     ++m_outcome.calls_replayed;
     call.state = CallState::replayed;
@@ -297,18 +312,37 @@ Result<void> Exchange::record_failure(Call& c) {
   return ok();
 }
 
-Result<bool> Exchange::fall_back(Call& c) {
-  const Error failure = *c.failure;
+Result<governance::Route> Exchange::next_model(Call& c) {
   c.failed_models.insert(c.route.model);
   Result<governance::Route> next = m_router.fallback(c.task, c.failed_models);
+  // A real model's call never falls back to the sim: its made-up answer would pass for the
+  // provider's. Sim models of the tier are skipped, and the error says so when none is left.
+  const bool real = m_backends.kind_of(c.route.model) != "sim";
+  while (next && real && m_backends.kind_of(next->model) == "sim") {
+    c.failed_models.insert(next->model);
+    next = m_router.fallback(c.task, c.failed_models);
+  }
+  return next;
+}
+
+Result<bool> Exchange::fall_back(Call& c) {
+  const Error failure = *c.failure;
+  const bool real = m_backends.kind_of(c.route.model) != "sim";
+  Result<governance::Route> next = next_model(c);
   if (!next) {
     std::string tried;
+    bool skipped_sim = false;
     for (const std::string& m : c.failed_models) {
+      if (real && m_backends.kind_of(m) == "sim") {
+        skipped_sim = true;
+        continue;
+      }
       tried += (tried.empty() ? "" : ", ") + m;
     }
-    return Error{failure.code,
-                 c.purpose + ": every model of tier " + c.route.tier + " failed (" + tried + "); the last: " +
-                     failure.message};
+    backends::log_fallback(c.purpose, c.route.model, "", failure);
+    return Error{failure.code, c.purpose + ": every model of tier " + c.route.tier + " failed (" + tried + ")" +
+                                   (skipped_sim ? "; its sim models are never a fallback for a provider's" : "") +
+                                   "; the last: " + failure.message};
   }
   ledger::LogRow row;
   row.skill_name = "model-router";
@@ -323,6 +357,7 @@ Result<bool> Exchange::fall_back(Call& c) {
       .kind = "exchange.fallback",
       .body = {{"key", c.key}, {"from_model", c.route.model}, {"to_model", next->model}, {"reason", failure.message}},
       .row = row}));
+  backends::log_fallback(c.purpose, c.route.model, next->model, failure);
   m_record.fallbacks[c.key] = next->model;
   c.failure.reset();
   AVPS_TRY_ASSIGN(bool granted, reserve(c, *next));

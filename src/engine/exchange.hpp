@@ -30,6 +30,7 @@
 // submits at once on worker threads, which touch only their own Call; every ledger write happens
 // on the calling thread, so the ledger sees one writer.
 
+#include <filesystem>
 #include <optional>
 #include <set>
 #include <string>
@@ -62,6 +63,12 @@ enum class CallState {
   released,   ///< reservation released, the failure recorded (terminal unless a fallback follows)
 };
 
+/// A file a vision call shows its model (a render), and how it is labelled.
+struct Shown {
+  std::filesystem::path file;
+  std::string label;
+};
+
 /// One backend call: routed, reserved, recorded.
 struct Call {
   CallKind kind = CallKind::model;
@@ -70,6 +77,9 @@ struct Call {
   backends::ModelRequest model_request;
   backends::GenerationRequest generation_request;
   std::string purpose;  ///< "plausibility-auditor S03"
+  /// What a vision call shows: sampled into model_request.images when routed to a model that is
+  /// not the sim (the sim reads the descriptors in the inputs instead).
+  std::vector<Shown> shows;
   std::string scene_id;
   std::string shot_id;
   governance::Route route;
@@ -132,6 +142,11 @@ class Exchange {
   [[nodiscard]] Result<void> record_answer(Call& call);
   /// failed → released: the failure and the release, one transaction.
   [[nodiscard]] Result<void> record_failure(Call& call);
+  /// Routes `call` to `route`: its images for that model's backend, then its key.
+  [[nodiscard]] Result<void> apply_route(Call& call, const governance::Route& route);
+  /// The next model of the call's tier after those that failed it (never a sim model after a
+  /// real one), or the router's error.
+  [[nodiscard]] Result<governance::Route> next_model(Call& call);
   /// released → routed on the next model of the tier (logged), or the call's error.
   [[nodiscard]] Result<bool> fall_back(Call& call);
   /// The exchange's diagnostic fields of a trace (provider, host, attempts, bodies by sha256).

@@ -49,14 +49,16 @@ urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%s/control" % sy
 PY
 }
 # project NAME MODELS PORT [EDIT]: the demo with examples/models/MODELS.json pointed at the fake;
-# EDIT is python run on the models document `d` (e.g. to change a model's options).
+# EDIT is python run on the models document `d` (e.g. to change a model's options). Renders are
+# PNG frames (sim.media "image"; quick, no ffmpeg per render or QC call) unless SIM_MEDIA says
+# otherwise.
 project() {
   P="$WORK/$1"
   rm -rf "$P"
   cp -r "$SRC/examples/demo_short_film" "$P"
-  python3 - "$SRC/examples/models/$2.json" "$P" "$3" "${4:-}" <<'PY'
+  python3 - "$SRC/examples/models/$2.json" "$P" "$3" "${4:-}" "${SIM_MEDIA:-image}" <<'PY'
 import json, sys
-src, project, port, edit = sys.argv[1:5]
+src, project, port, edit, media = sys.argv[1:6]
 d = json.load(open(src))
 for m in d["models"]:
     if m["backend"] == "openai_chat":
@@ -67,6 +69,7 @@ exec(edit)
 json.dump(d, open(project + "/models.json", "w"), indent=2)
 c = json.load(open(project + "/avps.json"))
 c["models"] = "models.json"
+c["sim"]["media"] = media
 json.dump(c, open(project + "/avps.json", "w"), indent=2)
 PY
   "$AVPS" init "$P" > /dev/null
@@ -102,10 +105,11 @@ expect_out "is not built"
 
 # --- The demo: text on OpenAI, vision and QC on Anthropic ----------------------------------------
 fresh_sim() { S="$WORK/sim"; rm -rf "$S"; cp -r "$SRC/examples/demo_short_film" "$S"; "$AVPS" init "$S" > /dev/null; }
+# The pipeline's shape does not depend on the renders' format, so the sim run may use either.
 fresh_sim
 expect_exit 0 "$AVPS" run "$S" --jobs 4
 start_fake anthropic
-project anthropic openai-anthropic "$PORT"
+SIM_MEDIA=auto project anthropic openai-anthropic "$PORT"  # MP4 renders where ffmpeg is installed
 expect_exit 0 "$AVPS" run "$P" --jobs 4
 expect_out "done:"
 RUN_OUT="$OUT"
@@ -126,6 +130,22 @@ $(diff <(shape "$S") <(shape "$P"))"
   || fail "prompt caching saved nothing"
 grep -q ",story-architect,,,gpt-5-mini,t2,[0-9.]*,[0-9.]*,[0-9]*\.[0-9][0-9][0-9]," "$P/logs/RUN_LOG_v001.csv" \
   || fail "the run log has no duration_s for a model step"
+# QC on a vision model sees the render: its frames follow the request document as images.
+shown() {  # shown PROJECT PROVIDER: the image parts of the first qc-grader wire request
+  local sha
+  sha=$(q "$1" "SELECT json_extract(e.body,'$.wire_request_sha256') FROM events e JOIN events i ON i.kind='exchange.intent' AND json_extract(i.body,'$.key')=json_extract(e.body,'$.key') WHERE e.kind='exchange.response' AND json_extract(i.body,'$.skill') LIKE 'qc-grader%' LIMIT 1")
+  python3 - "$1/.avps/objects/${sha:0:2}/${sha:2}.json" "$2" <<'PY'
+import json, sys
+body, provider = json.load(open(sys.argv[1])), sys.argv[2]
+if provider == "gemini":
+    parts = body["contents"][0]["parts"]
+    print(sum(1 for p in parts if "inlineData" in p))
+else:
+    parts = body["messages"][0]["content"]
+    print(sum(1 for p in parts if p.get("type") == "image"))
+PY
+}
+[ "$(shown "$P" anthropic)" -ge 1 ] || fail "QC on Anthropic was not shown the render"
 [ "$(open_reservations "$P")" = 0 ] || fail "a reservation was left open"
 OUT="$RUN_OUT"
 no_canary "$P" "$WORK/anthropic.log"
@@ -136,12 +156,13 @@ ANTHROPIC_RUN="$P"
 
 # --- Again with vision and QC on Gemini -----------------------------------------------------------
 start_fake gemini
-project gemini openai-gemini "$PORT"
+SIM_MEDIA=auto project gemini openai-gemini "$PORT"
 expect_exit 0 "$AVPS" run "$P" --jobs 4
 expect_exit 0 "$AVPS" gate "$P"
 [ "$(stat "$PORT" 's["invalid"]')" = 0 ] || fail "invalid requests: $(stat "$PORT" 's["invalid_reasons"]')"
 [ "$(stat "$PORT" 's["by_provider"]["gemini"]["answered"] > 20')" = True ] || fail "too few Gemini calls"
 [ "$(shape "$S")" = "$(shape "$P")" ] || fail "the pipeline's shape on Gemini differs from the sim's"
+[ "$(shown "$P" gemini)" -ge 1 ] || fail "QC on Gemini was not shown the render"
 no_canary "$P"
 
 # --- Nothing listening: a clear error naming the endpoint, nothing written, nothing spent ---------
@@ -176,7 +197,11 @@ start_fake faults '[
 project faults openai-anthropic "$PORT" \
   'for m in d["models"]:
     if m["backend"] != "sim": m["options"] = {"retry": {"max_retries": 2, "base_ms": 20}}'
-expect_exit 0 "$AVPS" run "$P" --jobs 4
+expect_exit 0 env AVPS_LOG=info "$AVPS" run "$P" --jobs 4
+# Diagnostics: each retry on stderr with its wait, each fallback; the same in .avps/diag.log.
+expect_out "; retry in 1000 ms"
+expect_out "fallback for shot-planner"
+grep -q "; retry in 1000 ms" "$P/.avps/diag.log" || fail "the diagnostic log has no retry line"
 # Retry-After honoured: the 429's wait is the provider's second, then the call answered.
 [ "$(q "$P" "SELECT json_extract(body,'$.attempts[0].status') || '/' || json_extract(body,'$.attempts[0].wait_ms') FROM events WHERE kind='exchange.response' AND json_extract(body,'$.retries') > 0 AND json_extract(body,'$.attempts[0].status') = 429 LIMIT 1")" = "429/1000" ] \
   || fail "Retry-After was not honoured"

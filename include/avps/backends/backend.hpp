@@ -32,8 +32,8 @@
 namespace avps::backends {
 
 /// An image a vision call shows the model: a storyboard frame, or a frame sampled from a render.
-/// Not part of the request's canonical form: it is derived from inputs (a MEDIA or STORYBOARD
-/// descriptor with its sha256) that the idempotency key already covers.
+/// In the request's canonical form (and so its key) by label, type and sha256; the bytes stay in
+/// the media or artifact they were taken from.
 struct Image {
   std::string media_type;  ///< "image/png", "image/jpeg"
   std::string bytes;       ///< raw bytes (adapters base64 them)

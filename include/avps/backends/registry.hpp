@@ -53,7 +53,7 @@ struct ModelCheck {
   std::string model_id;
   std::string backend;
   std::string endpoint_host;  ///< "" for sim
-  std::string key;            ///< "set (OPENAI_API_KEY)", "not needed", "UNSET: export OPENAI_API_KEY=..."
+  std::string key;            ///< "set (OPENAI_API_KEY)", "UNSET (OPENAI_API_KEY)" or "not needed"
   std::vector<std::string> problems;  ///< empty = ready; each names the field and the fix
 };
 

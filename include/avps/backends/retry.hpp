@@ -15,11 +15,17 @@
 //     would cross it ends the retries (the provider's hint is not shortened to fit).
 //   - Every attempt is in the CallTrace with the wait that followed it.
 //
+// Diagnostics (core/diag.hpp, docs/formats/diag-log.md): one line per attempt, from its
+// HttpAttempt: the model, provider and host, the status (or "no response" and the transport
+// error), the latency, and what follows: nothing at debug (it answered), the retry's wait and
+// whether it is the provider's Retry-After or backoff at info, why no retry follows at warn.
+//
 // Threading: as safe as the inner backend; the decorator itself holds only constants.
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "avps/backends/backend.hpp"
 
@@ -53,6 +59,13 @@ class RealSleeper : public Sleeper {
 /// `request_sha256`, given the failure: the rule above, before the total-wait cap.
 int64_t retry_wait_ms(const RetryPolicy& policy, uint64_t seed, const std::string& request_sha256, int retry,
                       const Error& failure);
+
+/// The diagnostic line (warn) of a same-tier fallback, for the exchange to write once this layer
+/// gave up on `from_model`: the call moves to `to_model`, or, when it is empty, no model of the
+/// tier is left. `purpose` names the call as the exchange's errors do; `reason` is the failure
+/// that ended `from_model` (its code and message, cut short; never a body).
+void log_fallback(std::string_view purpose, std::string_view from_model, std::string_view to_model,
+                  const Error& reason);
 
 class RetryingBackend : public Backend {
  public:

@@ -1,0 +1,84 @@
+#include "avps/backends/frames.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "avps/core/fs.hpp"
+#include "avps/core/process.hpp"
+
+namespace avps::backends {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string lower_extension(const fs::path& file) {
+  std::string ext = file.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+// ffprobe's duration of a clip in seconds.
+Result<double> duration_of(const fs::path& clip) {
+  AVPS_TRY_ASSIGN(std::string out,
+                  core::run_program({"ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
+                                     "default=noprint_wrappers=1:nokey=1", clip.string()},
+                                    "reading the duration of " + clip.filename().string(), true));
+  char* end = nullptr;
+  const double seconds = std::strtod(out.c_str(), &end);
+  if (end == out.c_str() || !(seconds > 0)) {
+    return make_error(ErrorCode::io_error, "ffprobe found no duration in " + clip.filename().string());
+  }
+  return seconds;
+}
+
+}  // namespace
+
+Result<std::vector<Image>> frames_of(const fs::path& file, const std::string& label, int count) {
+  const std::string ext = lower_extension(file);
+  if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
+    AVPS_TRY_ASSIGN(std::string bytes, core::read_file(file));
+    return std::vector<Image>{Image{ext == ".png" ? "image/png" : "image/jpeg", std::move(bytes), label}};
+  }
+  if (ext != ".mp4" && ext != ".mov" && ext != ".webm" && ext != ".mkv") {
+    return make_error(ErrorCode::unsupported,
+                      "cannot show " + file.filename().string() + " to a vision model: not an image or a clip");
+  }
+  if (!core::on_path("ffmpeg") || !core::on_path("ffprobe")) {
+    return make_error(ErrorCode::configuration,
+                      "a vision model grades the clip " + file.filename().string() +
+                          " from frames sampled with ffmpeg, which is not installed: apt-get install ffmpeg "
+                          "(or route the skill to the sim)");
+  }
+  count = std::clamp(count, 1, 32);
+  AVPS_TRY_ASSIGN(double seconds, duration_of(file));
+  AVPS_TRY_ASSIGN(core::ScratchDir dir, core::ScratchDir::make("avps-frames"));
+  // One ffmpeg for all frames: `count` frames a clip-length, the first half a span in.
+  char rate[48];
+  std::snprintf(rate, sizeof rate, "fps=%d/%.6f:start_time=%.6f", count, seconds, seconds / (2.0 * count));
+  AVPS_TRY(core::run_program({"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", file.string(), "-vf",
+                              std::string(rate) + ",scale='min(1024,iw)':-2", "-frames:v", std::to_string(count),
+                              "-threads", "1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+                              (dir.path() / "frame%02d.png").string()},
+                             "sampling frames of " + file.filename().string()));
+  std::vector<Image> images;
+  for (int i = 1; i <= count; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "frame%02d.png", i);
+    const fs::path frame = dir.path() / name;
+    if (!fs::exists(frame)) {
+      break;  // a clip with fewer frames than asked for: the frames it has
+    }
+    AVPS_TRY_ASSIGN(std::string bytes, core::read_file(frame));
+    images.push_back(Image{"image/png", std::move(bytes), ""});
+  }
+  if (images.empty()) {
+    return make_error(ErrorCode::io_error, "ffmpeg sampled no frame of " + file.filename().string());
+  }
+  for (size_t i = 0; i < images.size(); ++i) {
+    images[i].label = label + ", frame " + std::to_string(i + 1) + " of " + std::to_string(images.size());
+  }
+  return images;
+}
+
+}  // namespace avps::backends

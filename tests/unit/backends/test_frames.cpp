@@ -1,0 +1,65 @@
+// What a vision model is shown: an image as itself, a clip as frames sampled with ffmpeg, and a
+// clear error (never a call without its frames) when ffmpeg is missing.
+
+#include <catch2/catch.hpp>
+
+#include "avps/backends/frames.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/core/process.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace avps;
+
+TEST_CASE("an image is shown as itself, with its label", "[frames]") {
+  testing::TempDir tmp;
+  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + "not really pixels";
+  REQUIRE(core::write_file_atomic(tmp.path() / "S01_SH01_proxy_a01.png", png, core::Overwrite::no,
+                                  core::Durability::cached)
+              .ok());
+  auto images = backends::frames_of(tmp.path() / "S01_SH01_proxy_a01.png", "S01_SH01 proxy render, attempt 1", 4);
+  REQUIRE(images.ok());
+  REQUIRE(images->size() == 1);
+  CHECK(images->front().media_type == "image/png");
+  CHECK(images->front().bytes == png);
+  CHECK(images->front().label == "S01_SH01 proxy render, attempt 1");
+}
+
+TEST_CASE("a file that is neither an image nor a clip is refused", "[frames]") {
+  testing::TempDir tmp;
+  REQUIRE(core::write_file_atomic(tmp.path() / "notes.txt", "x", core::Overwrite::no, core::Durability::cached).ok());
+  auto images = backends::frames_of(tmp.path() / "notes.txt", "notes", 4);
+  REQUIRE_FALSE(images.ok());
+  CHECK(images.error().code == ErrorCode::unsupported);
+}
+
+TEST_CASE("a clip is shown as N frames sampled with ffmpeg, or refused without it", "[frames]") {
+  testing::TempDir tmp;
+  const auto clip = tmp.path() / "S02_SH03_final_a02.mp4";
+  if (!core::on_path("ffmpeg") || !core::on_path("ffprobe")) {
+    REQUIRE(core::write_file_atomic(clip, "not a real clip", core::Overwrite::no, core::Durability::cached).ok());
+    auto images = backends::frames_of(clip, "S02_SH03 final render, attempt 2", 4);
+    REQUIRE_FALSE(images.ok());
+    CHECK(images.error().code == ErrorCode::configuration);
+    CHECK(images.error().message.find("apt-get install ffmpeg") != std::string::npos);
+    return;
+  }
+  // A 2 s test pattern, 1280 px wide: frames come back scaled to 1024 px, as PNG.
+  REQUIRE(core::run_program({"ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                             "testsrc=duration=2:size=1280x720:rate=10", "-pix_fmt", "yuv420p", clip.string()},
+                            "making a test clip")
+              .ok());
+  auto images = backends::frames_of(clip, "S02_SH03 final render, attempt 2", 3);
+  INFO((images.ok() ? std::string() : images.error().message));
+  REQUIRE(images.ok());
+  REQUIRE(images->size() == 3);
+  for (const backends::Image& image : *images) {
+    CHECK(image.media_type == "image/png");
+    REQUIRE(image.bytes.size() > 24);
+    CHECK(image.bytes.substr(1, 3) == "PNG");
+    // The IHDR width, big-endian at bytes 16..19.
+    const auto width = (static_cast<unsigned char>(image.bytes[18]) << 8) | static_cast<unsigned char>(image.bytes[19]);
+    CHECK(width == 1024);
+  }
+  CHECK(images->at(1).label == "S02_SH03 final render, attempt 2, frame 2 of 3");
+  CHECK(images->at(0).bytes != images->at(2).bytes);  // the pattern moves: different moments
+}
