@@ -708,6 +708,27 @@ json anthropic_output_schema(const json& schema) {
   return out;
 }
 
+// Whether every object of `schema` can be closed as output_config requires: a map (an
+// additionalProperties schema, patternProperties, or an object with no properties at all, such
+// as a gate's "scores") cannot, and such a call is sent with the forced tool instead.
+bool anthropic_closable(const json& schema) {
+  if (!schema.is_object()) {
+    return true;
+  }
+  if (has_type(schema, "object")) {
+    const json* extra = member(schema, "additionalProperties");
+    const bool map = (extra != nullptr && !(extra->is_boolean() && !extra->get<bool>())) ||
+                     member(schema, "patternProperties") != nullptr || member(schema, "properties") == nullptr;
+    if (map) {
+      return false;
+    }
+  }
+  bool closable = true;
+  json copy = schema;
+  for_each_subschema(copy, [&](json& sub) { closable = closable && anthropic_closable(sub); });
+  return closable;
+}
+
 // ---- the request ------------------------------------------------------------------------------
 
 std::string schema_name(const std::string& skill) {
@@ -829,7 +850,10 @@ Result<json> openai_body(const HttpModelConfig& config, const ModelRequest& requ
 
 Result<json> anthropic_body(const HttpModelConfig& config, const ModelRequest& request, const json& options) {
   const json wire = wire_schema(request);
-  const std::string mode = options["json_mode"].get<std::string>();
+  std::string mode = options["json_mode"].get<std::string>();
+  if (mode == "output_config" && !anthropic_closable(wire)) {
+    mode = "tool";  // a free-form map: output_config would refuse it (the answer is validated locally)
+  }
   AVPS_TRY_ASSIGN(json parts, user_parts(config.kind, request, options, mode == "prompt_only", wire));
   json body = {{"model", provider_model(config)},
                // Required by the API; 4096 when the budget governor set no cap.
@@ -1136,7 +1160,8 @@ Parsed parse_anthropic(const HttpModelConfig& config, const json& options, const
   answer.model = model_of(body, config, "model");
   std::string text;
   std::optional<std::string> tool_input;
-  const bool tool_mode = options["json_mode"] == "tool";
+  // output_config mode sends the tool too when the schema holds a map (anthropic_body).
+  const bool tool_mode = options["json_mode"] != "prompt_only";
   const std::string tool = options["tool_name"].get<std::string>();
   for (const json& block : *content) {
     const std::string type = string_member(block, "type");

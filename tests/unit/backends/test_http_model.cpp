@@ -346,6 +346,31 @@ TEST_CASE("anthropic_messages output_config mode strips what Anthropic refuses",
   CHECK(body["messages"][0]["content"].size() == 2);
 }
 
+TEST_CASE("anthropic_messages output_config mode sends a schema with a map as a forced tool", "[http]") {
+  // A gate's "scores" is a map: output_config would have to close it, and Anthropic refuses it.
+  ModelRequest request = sample_request();
+  request.output_schema = {{"type", "object"},
+                           {"required", {"scores"}},
+                           {"properties", {{"scores", {{"type", "object"}, {"additionalProperties", {{"type", "integer"}}}}}}}};
+  HttpModelConfig config = config_for(WireKind::anthropic_messages, {{"json_mode", "output_config"}});
+  json body = body_of(built(config, request));
+  CHECK_FALSE(body.contains("output_config"));
+  REQUIRE(body.contains("tools"));
+  CHECK(body["tool_choice"]["type"] == "tool");
+  // and the answer comes back from the tool's input
+  HttpResponse reply{200, {}, json{{"model", "claude-x"},
+                                   {"stop_reason", "tool_use"},
+                                   {"content", json::array({json{{"type", "tool_use"},
+                                                                 {"name", body["tools"][0]["name"]},
+                                                                 {"input", {{"scores", {{"face", 2}}}}}}})},
+                                   {"usage", {{"input_tokens", 10}, {"output_tokens", 5}}}}
+                                  .dump(),
+                     0};
+  auto answer = parse_wire_response(config, request, reply);
+  REQUIRE(answer.ok());
+  CHECK(json::parse(answer->text) == json{{"scores", {{"face", 2}}}});
+}
+
 TEST_CASE("gemini_generate sends responseJsonSchema in generationConfig", "[http]") {
   HttpModelConfig config = config_for(WireKind::gemini_generate, {{"thinking_level", "LOW"}, {"temperature", 0.5}});
   HttpRequest wire = built(config, sample_request());

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Per-call overhead of the HTTP path against the sim's: the demo production (examples/demo_short_film,
+# PNG renders, sim latency 0) run once on the sim and once with its text calls on openai_chat and
+# its vision calls on anthropic_messages through the loopback fake provider (zero latency), at
+# --jobs 1 and --jobs 4. Prints wall time, calls and ms per call, with the machine's floor beside
+# them: one durable SQLite commit (WAL, synchronous=FULL) and one durable small-file write
+# (temp, fsync, rename, fsync folder). Asserts nothing.
+#
+#   bash bench/http_overhead.sh [BUILD_DIR]     (default: build)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+avps="$build/avps"
+fake="$build/tests/avps_fake_provider"
+[ -x "$avps" ] && [ -x "$fake" ] || { echo "build avps and avps_fake_provider first (ninja -C $build avps avps_fake_provider)" >&2; exit 4; }
+work=$(mktemp -d)
+fake_pid=""
+trap '[ -n "$fake_pid" ] && kill "$fake_pid" 2> /dev/null; rm -rf "$work"' EXIT
+export OPENAI_API_KEY=sk-bench ANTHROPIC_API_KEY=sk-ant-bench
+
+# project NAME [MODELS PORT]: the demo with PNG renders, on the sim or on examples/models/MODELS.
+project() {
+  local p="$work/$1"
+  cp -r "$root/examples/demo_short_film" "$p"
+  python3 - "$p" "${2:-}" "${3:-}" "$root" <<'PY'
+import json, sys
+p, models, port, root = sys.argv[1:5]
+c = json.load(open(p + "/avps.json"))
+c["sim"]["media"] = "image"
+if models:
+    d = json.load(open(root + "/examples/models/" + models + ".json"))
+    for m in d["models"]:
+        if m["backend"] == "openai_chat":
+            m["endpoint"] = "http://127.0.0.1:%s/v1" % port
+        elif m["backend"] != "sim":
+            m["endpoint"] = "http://127.0.0.1:%s" % port
+    json.dump(d, open(p + "/models.json", "w"))
+    c["models"] = "models.json"
+json.dump(c, open(p + "/avps.json", "w"))
+PY
+  "$avps" init "$p" > /dev/null
+  echo "$p"
+}
+start_fake() {
+  rm -f "$work/port"
+  "$fake" --project "$root/examples/demo_short_film" --port-file "$work/port" \
+    --key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" 2> /dev/null &
+  fake_pid=$!
+  for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+  cat "$work/port"
+}
+stop_fake() { kill "$fake_pid" 2> /dev/null || true; wait "$fake_pid" 2> /dev/null || true; fake_pid=""; }
+# run DIR JOBS: wall seconds and calls of one uninterrupted run.
+run() {
+  local start end
+  start=$(date +%s%N)
+  "$avps" run "$1" --jobs "$2" > "$work/out" 2>&1 || { cat "$work/out" >&2; exit 1; }
+  end=$(date +%s%N)
+  local calls
+  calls=$(sqlite3 "$1/.avps/ledger.db" "SELECT count(*) FROM events WHERE kind='exchange.response'")
+  local http
+  http=$(sqlite3 "$1/.avps/ledger.db" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.provider') IS NOT NULL")
+  python3 -c "import sys; s=($end-$start)/1e9; print('%-26s %5d %6d %8.2f %8.2f' % (sys.argv[1], $calls, $http, s, 1000*s/$calls))" "$3"
+}
+
+echo "floor on this machine (mean of 200):"
+python3 - "$work" <<'PY'
+import os, sqlite3, sys, time
+work = sys.argv[1]
+db = sqlite3.connect(os.path.join(work, "floor.db"), isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL"); db.execute("PRAGMA synchronous=FULL")
+db.execute("CREATE TABLE t (x BLOB)")
+n = 200
+t = time.perf_counter()
+for i in range(n):
+    db.execute("BEGIN"); db.execute("INSERT INTO t VALUES (?)", (os.urandom(512),)); db.execute("COMMIT")
+commit_ms = 1000 * (time.perf_counter() - t) / n
+d = os.open(work, os.O_RDONLY)
+t = time.perf_counter()
+for i in range(n):
+    tmp, final = os.path.join(work, "f.tmp"), os.path.join(work, "f%d" % i)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, os.urandom(2048)); os.fsync(fd); os.close(fd)
+    os.rename(tmp, final); os.fsync(d)
+write_ms = 1000 * (time.perf_counter() - t) / n
+print("  durable SQLite commit (WAL, synchronous=FULL): %.3f ms" % commit_ms)
+print("  durable small-file write (fsync, rename, fsync dir): %.3f ms" % write_ms)
+PY
+echo
+printf '%-26s %5s %6s %8s %8s\n' "run" "calls" "http" "wall_s" "ms/call"
+for jobs in 1 4; do
+  run "$(project "sim-j$jobs")" "$jobs" "sim --jobs $jobs"
+  port=$(start_fake)
+  run "$(project "http-j$jobs" openai-anthropic "$port")" "$jobs" "http (fake) --jobs $jobs"
+  stop_fake
+done
+echo
+echo "The difference per call is the HTTP path's overhead (request building, JSON schema transform,"
+echo "libcurl on loopback, the fake's validation and answer, response parsing, storing the wire"
+echo "bodies); both runs pay the same durability costs per call."
