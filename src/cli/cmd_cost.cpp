@@ -156,6 +156,16 @@ Result<CostView> gather(const CostOptions& o) {
   }
   report_options.warn_pct = view.warn_pct;
   report_options.actual_by_scene = actuals;
+  if (opened) {
+    // What prompt caching saved on the calls recorded so far (exchange.response).
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, opened->ledger().events());
+    for (const ledger::Event& e : events) {
+      if (e.kind == "exchange.response") {
+        report_options.cached_input_tokens += e.body.value("cached_input_tokens", int64_t{0});
+        report_options.caching_saved_micro_usd += e.body.value("caching_saved_micro_usd", int64_t{0});
+      }
+    }
+  }
   AVPS_TRY_ASSIGN(view.report, governance::cost_report_json(view.projection, report_options));
   return view;
 }
@@ -322,6 +332,9 @@ json view_json(const CostView& v, const std::string& dir) {
   if (v.report.contains("projected_vs_actual")) {
     out["projected_vs_actual"] = v.report["projected_vs_actual"];
   }
+  if (v.report.contains("prompt_caching")) {
+    out["prompt_caching"] = v.report["prompt_caching"];
+  }
   return out;
 }
 
@@ -421,6 +434,12 @@ void print_view(const CostView& v, const std::string& dir, const Context& ctx) {
              " against " + format_usd(versus["projected_micro_usd"].get<int64_t>()) +
              " projected for the scenes that have spend" + pct +
              "; a scene's variance means most once it is finished");
+  }
+  if (v.report.contains("prompt_caching")) {
+    const json& caching = v.report["prompt_caching"];
+    ctx.info("Prompt caching saved " + format_usd(caching["saved_micro_usd"].get<int64_t>()) + " so far (" +
+             std::to_string(caching["cached_input_tokens"].get<int64_t>()) +
+             " input tokens read from the providers' caches at their cached price)");
   }
   std::string verdict = gate["verdict"].get<std::string>();
   for (const json& reason : gate["reasons"]) {

@@ -246,6 +246,9 @@ Result<void> Exchange::record_answer(Call& c) {
   // duration_s); a diagnostic, never an input to a decision.
   json response = {
       {"key", c.key}, {"model", c.route.model}, {"request_bytes", c.request_size}, {"elapsed_ms", c.elapsed_ms}};
+  if (!c.scene_id.empty()) {
+    response["scene_id"] = c.scene_id;  // whose COST_REPORT counts its caching
+  }
   governance::ActualCost actual;
   if (c.kind == CallKind::generation) {
     const backends::GenerationResult& r = *c.generation_answer;

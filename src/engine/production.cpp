@@ -112,6 +112,10 @@ Result<void> review_costs(Impl& impl, project::Project& project, const governanc
   options.cap_micro_usd = cap;
   options.warn_pct = input.warn_pct;
   AVPS_TRY_ASSIGN(options.downgrades, governance::downgrade_suggestions(projection, router, settings));
+  for (const auto& [key, response] : impl.record.responses) {
+    options.cached_input_tokens += response.value("cached_input_tokens", int64_t{0});
+    options.caching_saved_micro_usd += response.value("caching_saved_micro_usd", int64_t{0});
+  }
   AVPS_TRY_ASSIGN(json report, governance::cost_report_json(projection, options));
   AVPS_TRY_ASSIGN(auto previous, impl.latest("COST_REPORT", "PROJECT"));
   if (previous && previous->content == report) {
@@ -219,6 +223,12 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     AVPS_TRY_ASSIGN(ledger::Spend spent, e.m_project.ledger().spend(job.ctx.scene_id, ""));
     if (spent.committed_micro_usd > 0) {
       report.actual_by_scene[job.ctx.scene_id] = spent.committed_micro_usd;
+    }
+    for (const auto& [key, response] : record.responses) {
+      if (response.value("scene_id", "") == job.ctx.scene_id) {
+        report.cached_input_tokens += response.value("cached_input_tokens", int64_t{0});
+        report.caching_saved_micro_usd += response.value("caching_saved_micro_usd", int64_t{0});
+      }
     }
     AVPS_TRY_ASSIGN(out["COST_REPORT"], governance::cost_report_json(projection, report));
     return out;

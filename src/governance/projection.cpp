@@ -512,6 +512,10 @@ Result<json> cost_report_json(const CostProjection& p, const CostReportOptions& 
                         std::to_string(options.warn_pct) + "% of the cap " + format_usd(cap));
     }
   }
+  if (options.cached_input_tokens > 0) {
+    report["prompt_caching"] = {{"cached_input_tokens", options.cached_input_tokens},
+                                {"saved_micro_usd", options.caching_saved_micro_usd}};
+  }
   AVPS_TRY_ASSIGN(SceneBreakdown breakdown, scene_breakdown(p, options.actual_by_scene));
   report["scene_breakdown"] = breakdown.rows;
   if (breakdown.compared) {

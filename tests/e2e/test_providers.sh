@@ -128,6 +128,9 @@ $(diff <(shape "$S") <(shape "$P"))"
   || fail "exchanges without provider, host, latency or wire bodies"
 [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.cached_input_tokens') > 0 AND json_extract(body,'$.caching_saved_micro_usd') > 0")" -gt 0 ] \
   || fail "prompt caching saved nothing"
+expect_exit 0 "$AVPS" cost "$P"
+expect_out "Prompt caching saved"
+grep -l "## Prompt Caching" "$P"/governance/COST_REPORT_* > /dev/null || fail "no COST_REPORT shows what caching saved"
 grep -q ",story-architect,,,gpt-5-mini,t2,[0-9.]*,[0-9.]*,[0-9]*\.[0-9][0-9][0-9]," "$P/logs/RUN_LOG_v001.csv" \
   || fail "the run log has no duration_s for a model step"
 # QC on a vision model sees the render: its frames follow the request document as images.

@@ -180,6 +180,9 @@ struct CostReportOptions {
   /// Downgrade suggestions (downgrade_suggestions()) to list after the quota re-allocations in
   /// tier_reallocation_suggestions, with one recommendation line summing their saving.
   std::vector<Reallocation> downgrades;
+  /// Prompt caching on the recorded calls of the target so far: reported when tokens > 0.
+  int64_t cached_input_tokens = 0;
+  int64_t caching_saved_micro_usd = 0;
 };
 
 /// The COST_REPORT canonical JSON (cost_report.schema.json). Verdict: PASS; WARN when the
