@@ -7,6 +7,15 @@ source "$(dirname "$0")/lib.sh"
 
 q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
 fresh() { P="$WORK/$1"; rm -rf "$P"; cp -r "$SRC/examples/demo_short_film" "$P"; "$AVPS" init "$P" > /dev/null; }
+# The same with PNG renders (sim.media "image"): no ffmpeg process per render, for the kill loop.
+fresh_png() {
+  P="$WORK/$1"; rm -rf "$P"; cp -r "$SRC/examples/demo_short_film" "$P"
+  python3 - "$P/avps.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["sim"]["media"] = "image"; json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
+  "$AVPS" init "$P" > /dev/null
+}
 # The project's files that must be identical between runs: everything but the ledger and its log face.
 digest() { (cd "$1" && find . -path ./.avps -prune -o -path ./logs -prune -o -type f -print | sort | xargs sha256sum); }
 # After a kill, a call that was in flight is reconciled as spent in full (DESIGN §5, the
@@ -65,7 +74,13 @@ expect_out "0 artifacts written, 0 calls made"
 
 # Resume: SIGKILL at many moments (during calls, commits, artifact writes, media, between waves),
 # then run again: the same files, and no recorded call is paid for twice. (before_step_finished 87
-# and 195 land on regen-analyzer, which reads the REGEN_RULES it writes.)
+# and 195 land on regen-analyzer, which reads the REGEN_RULES it writes.) PNG renders: the loop
+# is about the record, not the encoder, and an ffmpeg per render would make it minutes longer.
+fresh_png reference
+expect_exit 0 "$AVPS" run "$P" --jobs 4
+J1="$P"
+[ "$(q "$J1" "SELECT count(*) FROM events WHERE kind='exchange.response'")" = "$calls_total" ] \
+  || fail "PNG renders changed the number of calls"
 points="engine.after_intent:1 engine.after_intent:40 engine.after_intent:150 engine.after_response:1
 engine.after_response:25 engine.after_response:90 engine.after_response:180 engine.after_media:1
 engine.after_media:7 engine.after_media:30 store.after_intent:3 store.after_intent:60 store.after_intent:140
@@ -75,7 +90,7 @@ engine.before_step_finished:87 engine.before_step_finished:195"
 n=0
 for point in $points; do
   n=$((n + 1))
-  fresh "kill$n"
+  fresh_png "kill$n"
   set +e
   AVPS_CRASH_AT="$point" "$AVPS" run "$P" --jobs 4 > /dev/null 2>&1
   code=$?

@@ -108,7 +108,7 @@ TEST_CASE("the diagnostic file takes debug lines, rotates at its size and keeps 
   CHECK(current->find('Z') == 23);  // "2026-11-25T15:27:24.123Z ..."
 }
 
-TEST_CASE("a diagnostic file that cannot be opened is an io_error; the terminal still works", "[diag]") {
+TEST_CASE("a diagnostic file that cannot be opened is an io_error and the terminal still works", "[diag]") {
   ResetDiag reset;
   testing::TempDir dir;
   REQUIRE(core::write_file_atomic(dir.path() / "not-a-folder", "x", core::Overwrite::no, core::Durability::cached)
