@@ -15,7 +15,7 @@ fake="$build/tests/avps_fake_provider"
 [ -x "$avps" ] && [ -x "$fake" ] || { echo "build avps and avps_fake_provider first (ninja -C $build avps avps_fake_provider)" >&2; exit 4; }
 work=$(mktemp -d)
 fake_pid=""
-trap '[ -n "$fake_pid" ] && kill "$fake_pid" 2> /dev/null; rm -rf "$work"' EXIT
+trap 'if [ -n "$fake_pid" ]; then kill "$fake_pid" 2> /dev/null; fi; rm -rf "$work"' EXIT
 export OPENAI_API_KEY=sk-bench ANTHROPIC_API_KEY=sk-ant-bench
 
 # project NAME [MODELS PORT]: the demo with PNG renders, on the sim or on examples/models/MODELS.
@@ -44,10 +44,10 @@ PY
 start_fake() {
   rm -f "$work/port"
   "$fake" --project "$root/examples/demo_short_film" --port-file "$work/port" \
-    --key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" 2> /dev/null &
+    --key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" > /dev/null 2>&1 &
   fake_pid=$!
   for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-  cat "$work/port"
+  port=$(cat "$work/port")
 }
 stop_fake() { kill "$fake_pid" 2> /dev/null || true; wait "$fake_pid" 2> /dev/null || true; fake_pid=""; }
 # run DIR JOBS: wall seconds and calls of one uninterrupted run.
@@ -59,7 +59,7 @@ run() {
   local calls
   calls=$(sqlite3 "$1/.avps/ledger.db" "SELECT count(*) FROM events WHERE kind='exchange.response'")
   local http
-  http=$(sqlite3 "$1/.avps/ledger.db" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.provider') IS NOT NULL")
+  http=$(sqlite3 "$1/.avps/ledger.db" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.endpoint_host') IS NOT NULL")
   python3 -c "import sys; s=($end-$start)/1e9; print('%-26s %5d %6d %8.2f %8.2f' % (sys.argv[1], $calls, $http, s, 1000*s/$calls))" "$3"
 }
 
@@ -90,7 +90,7 @@ echo
 printf '%-26s %5s %6s %8s %8s\n' "run" "calls" "http" "wall_s" "ms/call"
 for jobs in 1 4; do
   run "$(project "sim-j$jobs")" "$jobs" "sim --jobs $jobs"
-  port=$(start_fake)
+  start_fake
   run "$(project "http-j$jobs" openai-anthropic "$port")" "$jobs" "http (fake) --jobs $jobs"
   stop_fake
 done
