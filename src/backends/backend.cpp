@@ -1,5 +1,6 @@
 #include "avps/backends/backend.hpp"
 
+#include "avps/artifacts/names.hpp"
 #include "avps/core/hash.hpp"
 
 namespace avps::backends {
@@ -32,6 +33,18 @@ json ModelRequest::to_json() const {
     out["images"] = std::move(shown);
   }
   return out;
+}
+
+bool is_kind_map(const json& output_schema) {
+  if (!output_schema.is_object() || output_schema.empty()) {
+    return false;
+  }
+  for (const auto& [key, value] : output_schema.items()) {
+    if (artifacts::find_kind(key) == nullptr || !value.is_object()) {
+      return false;
+    }
+  }
+  return true;
 }
 
 json ModelResponse::to_json() const {

@@ -18,18 +18,18 @@ std::string lower_extension(const fs::path& file) {
   return ext;
 }
 
-// ffprobe's duration of a clip in seconds.
-Result<double> duration_of(const fs::path& clip) {
+// ffprobe's count of the frames of a clip's first video stream (its packets: no decoding).
+Result<long> frame_count_of(const fs::path& clip) {
   AVPS_TRY_ASSIGN(std::string out,
-                  core::run_program({"ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
-                                     "default=noprint_wrappers=1:nokey=1", clip.string()},
-                                    "reading the duration of " + clip.filename().string(), true));
+                  core::run_program({"ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
+                                     "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", clip.string()},
+                                    "counting the frames of " + clip.filename().string(), true));
   char* end = nullptr;
-  const double seconds = std::strtod(out.c_str(), &end);
-  if (end == out.c_str() || !(seconds > 0)) {
-    return make_error(ErrorCode::io_error, "ffprobe found no duration in " + clip.filename().string());
+  const long frames = std::strtol(out.c_str(), &end, 10);
+  if (end == out.c_str() || frames <= 0) {
+    return make_error(ErrorCode::io_error, "ffprobe found no video frame in " + clip.filename().string());
   }
-  return seconds;
+  return frames;
 }
 
 }  // namespace
@@ -51,15 +51,23 @@ Result<std::vector<Image>> frames_of(const fs::path& file, const std::string& la
                           "(or route the skill to the sim)");
   }
   count = std::clamp(count, 1, 32);
-  AVPS_TRY_ASSIGN(double seconds, duration_of(file));
+  AVPS_TRY_ASSIGN(long total, frame_count_of(file));
   AVPS_TRY_ASSIGN(core::ScratchDir dir, core::ScratchDir::make("avps-frames"));
-  // One ffmpeg for all frames: `count` frames a clip-length, the first half a span in.
-  char rate[48];
-  std::snprintf(rate, sizeof rate, "fps=%d/%.6f:start_time=%.6f", count, seconds, seconds / (2.0 * count));
+  // The frame at the middle of each of `count` equal spans (every frame when the clip has fewer),
+  // picked by index in one ffmpeg: a time-based fps filter drops the last span of a short clip.
+  std::string pick;
+  long previous = -1;
+  for (int i = 0; i < count; ++i) {
+    const long index = std::min(total - 1, static_cast<long>((2 * i + 1) * total / (2L * count)));
+    if (index != previous) {
+      pick += (pick.empty() ? "" : "+") + std::string("eq(n\\,") + std::to_string(index) + ")";
+      previous = index;
+    }
+  }
   AVPS_TRY(core::run_program({"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", file.string(), "-vf",
-                              std::string(rate) + ",scale='min(1024,iw)':-2", "-frames:v", std::to_string(count),
-                              "-threads", "1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-                              (dir.path() / "frame%02d.png").string()},
+                              "select=" + pick + ",scale='min(1024,iw)':-2", "-fps_mode", "passthrough",
+                              "-frames:v", std::to_string(count), "-threads", "1", "-fflags", "+bitexact", "-flags:v",
+                              "+bitexact", (dir.path() / "frame%02d.png").string()},
                              "sampling frames of " + file.filename().string()));
   std::vector<Image> images;
   for (int i = 1; i <= count; ++i) {

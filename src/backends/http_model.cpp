@@ -475,18 +475,6 @@ struct RefInliner {
   }
 };
 
-// {"BEATS": {...}, "SCENES": {...}}: every key an artifact kind, every value a schema.
-bool is_kind_map(const json& schema) {
-  if (!schema.is_object() || schema.empty()) {
-    return false;
-  }
-  for (const auto& [key, value] : schema.items()) {
-    if (artifacts::find_kind(key) == nullptr || !value.is_object()) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool has_type(const json& schema, std::string_view type) {
   const json* t = member(schema, "type");

@@ -45,7 +45,6 @@
 #include <filesystem>
 #include <thread>
 
-#include "avps/artifacts/names.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
@@ -158,18 +157,6 @@ double rate_of(const std::map<std::string, double, std::less<>>& rates, std::str
 
 // ---- the shape of the answer ------------------------------------------------------------------
 
-// {"BEATS": {...schema}, "SCENES": {...schema}}: every key an artifact kind.
-bool is_kind_map(const json& schema) {
-  if (!schema.is_object() || schema.empty()) {
-    return false;
-  }
-  for (const auto& [key, value] : schema.items()) {
-    if (artifacts::find_kind(key) == nullptr || !value.is_object()) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // The artifact (or, for a row schema, the row) the request's output_schema asks for.
 json shape_artifacts(const sim::Outputs& outputs, const json& schema, const sim::SkillEntry& entry);

@@ -161,8 +161,7 @@ Result<CostView> gather(const CostOptions& o) {
     AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, opened->ledger().events());
     for (const ledger::Event& e : events) {
       if (e.kind == "exchange.response") {
-        report_options.cached_input_tokens += e.body.value("cached_input_tokens", int64_t{0});
-        report_options.caching_saved_micro_usd += e.body.value("caching_saved_micro_usd", int64_t{0});
+        report_options.count_caching(e.body);
       }
     }
   }

@@ -377,6 +377,9 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
                            {"attempt", m.value("attempt", 0)},     {"path", m.value("path", "")},
                            {"sha256", m.value("sha256", "")},      {"model", m.value("model", "")}};
         add("MEDIA", descriptor, {m.value("path", "")});
+        g.shown.push_back({e.m_project.dir() / m.value("path", ""),
+                           m.value("shot_id", "") + " " + m.value("resolution", "") + " render, attempt " +
+                               std::to_string(m.value("attempt", 0))});
         found = true;
       }
     } else if (slice == "entity_scenes") {
@@ -391,6 +394,9 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       }
       if (loaded) {
         add(kind, loaded->content, {loaded->record.name});
+        if (const artifacts::KindInfo* info = artifacts::find_kind(kind); info && info->extension == "png") {
+          g.shown.push_back({e.m_project.dir() / loaded->record.path, loaded->record.name});  // a storyboard frame
+        }
         found = true;
       }
     } else if (slice == "entity_rows" || slice == "scene_row") {
@@ -1093,14 +1099,8 @@ Result<void> Impl::build_call(const skills::SkillDef& skill, const Job& job, con
   r.output_schema = schema;
   r.findings = job.findings;
   r.seed = e.m_project.config().seed;
-  // A vision call sees what it judges: the render its MEDIA input describes.
-  c.shows.clear();
-  if (r.inputs.contains("MEDIA")) {
-    const json& media = r.inputs["MEDIA"];
-    c.shows.push_back({e.m_project.dir() / media.value("path", ""),
-                       media.value("shot_id", "") + " " + media.value("resolution", "") + " render, attempt " +
-                           std::to_string(media.value("attempt", 0))});
-  }
+  // A vision call sees what it judges: the media among its inputs.
+  c.shows = job.in.shown;
   return ok();
 }
 

@@ -30,6 +30,7 @@ struct Gathered {
   nlohmann::json fingerprints = nlohmann::json::array();
   std::string missing;
   std::optional<nlohmann::json> world_before;  ///< the WORLD_STATE before the scene, when read
+  std::vector<Shown> shown;  ///< the media among the inputs (a render, a storyboard frame): what a vision call sees
 };
 
 enum class JobState { fresh, waiting, ready, done };
@@ -188,7 +189,8 @@ struct Impl {
   // Built-in steps and production (production.cpp).
   Result<gates::Outputs> run_builtin(const skills::SkillDef& skill, Job& job);
   Result<void> produce(const skills::Phase& phase, const std::string& scene);
-  Result<void> render_storyboards(const std::vector<Context>& shots, const std::string& pixels);
+  Result<void> render_storyboards(const skills::SkillDef& reviewer, const std::vector<Context>& shots,
+                                  const std::string& pixels);
 };
 
 }  // namespace avps::engine

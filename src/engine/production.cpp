@@ -113,8 +113,7 @@ Result<void> review_costs(Impl& impl, project::Project& project, const governanc
   options.warn_pct = input.warn_pct;
   AVPS_TRY_ASSIGN(options.downgrades, governance::downgrade_suggestions(projection, router, settings));
   for (const auto& [key, response] : impl.record.responses) {
-    options.cached_input_tokens += response.value("cached_input_tokens", int64_t{0});
-    options.caching_saved_micro_usd += response.value("caching_saved_micro_usd", int64_t{0});
+    options.count_caching(response);
   }
   AVPS_TRY_ASSIGN(json report, governance::cost_report_json(projection, options));
   AVPS_TRY_ASSIGN(auto previous, impl.latest("COST_REPORT", "PROJECT"));
@@ -226,8 +225,7 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     }
     for (const auto& [key, response] : record.responses) {
       if (response.value("scene_id", "") == job.ctx.scene_id) {
-        report.cached_input_tokens += response.value("cached_input_tokens", int64_t{0});
-        report.caching_saved_micro_usd += response.value("caching_saved_micro_usd", int64_t{0});
+        report.count_caching(response);
       }
     }
     AVPS_TRY_ASSIGN(out["COST_REPORT"], governance::cost_report_json(projection, report));
@@ -263,17 +261,20 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
   return make_error(ErrorCode::configuration, "built-in \"" + skill.builtin + "\" of " + skill.name + " is not known");
 }
 
-// The STORYBOARD frame of each shot whose STORYBOARD_REPORT passed: one image render of the
-// shot's GenPack (a paid call like any other), recorded as the STORYBOARD artifact.
-Result<void> Impl::render_storyboards(const std::vector<Context>& shots, const std::string& pixels) {
+// The STORYBOARD frame of each shot the storyboard review runs for, before that review, which is
+// shown it: one image render of the shot's latest GenPack (a paid call like any other), recorded
+// as the STORYBOARD artifact. A GenPack revised after an Adjust or a Simplify gets a frame of its
+// own before it is reviewed again.
+Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const std::vector<Context>& shots,
+                                      const std::string& pixels) {
   std::vector<Call> calls(shots.size());
   std::vector<Call*> sent;
   std::vector<size_t> wanted;
   for (size_t i = 0; i < shots.size(); ++i) {
     const Context& ctx = shots[i];
-    AVPS_TRY_ASSIGN(auto report, latest("STORYBOARD_REPORT", ctx.shot_id));
+    AVPS_TRY_ASSIGN(bool reviewed, condition(reviewer.runs_when, ctx));
     AVPS_TRY_ASSIGN(auto pack, latest("GENPACK", ctx.shot_id));
-    if (!report || !pack || report->content.value("gate", json::object()).value("verdict", "") == "FAIL") {
+    if (!reviewed || !pack) {
       continue;
     }
     AVPS_TRY_ASSIGN(auto frame, latest("STORYBOARD", ctx.shot_id));
@@ -552,15 +553,15 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
           first.push_back(a.ctx);
         }
       }
+      AVPS_TRY(render_storyboards(*storyboard, first, proxy_pixels));
+      if (outcome.exit != ExitCode::ok) {
+        return ok();
+      }
       AVPS_TRY(run_skill(*storyboard, first));
       if (outcome.exit != ExitCode::ok) {
         return ok();
       }
       restart = false;
-      AVPS_TRY(render_storyboards(first, proxy_pixels));
-      if (outcome.exit != ExitCode::ok) {
-        return ok();
-      }
     }
     // 3. Generation, every shot of the wave in flight together.
     std::vector<Call> calls(active.size());

@@ -667,7 +667,7 @@ void Registry::check_data_flow(const StageGraph& graph, std::vector<Violation>& 
     const std::string who =
         step.skill.empty() ? "action step " + step.id : "skill " + step.skill + " (step " + step.id + ")";
     for (const StepInput& input : step.inputs) {
-      if (!input.required) {
+      if (!input.required || step.rendered_first.count(input.kind)) {
         continue;
       }
       if (available.count(input.kind) == 0) {

@@ -82,6 +82,9 @@ std::vector<PlannedStep> flatten(const StageGraph& graph, const std::map<std::st
           }
           for (const SkillOutput& output : found->second.outputs) {
             step.outputs.insert(output.kind);
+            if (!output.media.empty()) {
+              step.rendered_first.insert(output.kind);
+            }
           }
         }
       } else {

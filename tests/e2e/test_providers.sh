@@ -134,9 +134,9 @@ grep -l "## Prompt Caching" "$P"/governance/COST_REPORT_* > /dev/null || fail "n
 grep -q ",story-architect,,,gpt-5-mini,t2,[0-9.]*,[0-9.]*,[0-9]*\.[0-9][0-9][0-9]," "$P/logs/RUN_LOG_v001.csv" \
   || fail "the run log has no duration_s for a model step"
 # QC on a vision model sees the render: its frames follow the request document as images.
-shown() {  # shown PROJECT PROVIDER: the image parts of the first qc-grader wire request
+shown() {  # shown PROJECT PROVIDER SKILL: the image parts of SKILL's first wire request
   local sha
-  sha=$(q "$1" "SELECT json_extract(e.body,'$.wire_request_sha256') FROM events e JOIN events i ON i.kind='exchange.intent' AND json_extract(i.body,'$.key')=json_extract(e.body,'$.key') WHERE e.kind='exchange.response' AND json_extract(i.body,'$.skill') LIKE 'qc-grader%' LIMIT 1")
+  sha=$(q "$1" "SELECT json_extract(e.body,'$.wire_request_sha256') FROM events e JOIN events i ON i.kind='exchange.intent' AND json_extract(i.body,'$.key')=json_extract(e.body,'$.key') WHERE e.kind='exchange.response' AND json_extract(i.body,'$.skill') LIKE '$3%' LIMIT 1")
   python3 - "$1/.avps/objects/${sha:0:2}/${sha:2}.json" "$2" <<'PY'
 import json, sys
 body, provider = json.load(open(sys.argv[1])), sys.argv[2]
@@ -148,7 +148,8 @@ else:
     print(sum(1 for p in parts if p.get("type") == "image"))
 PY
 }
-[ "$(shown "$P" anthropic)" -ge 1 ] || fail "QC on Anthropic was not shown the render"
+[ "$(shown "$P" anthropic qc-grader)" -ge 1 ] || fail "QC on Anthropic was not shown the render"
+[ "$(shown "$P" anthropic storyboard-generator)" = 1 ] || fail "the storyboard review was not shown its frame"
 [ "$(open_reservations "$P")" = 0 ] || fail "a reservation was left open"
 OUT="$RUN_OUT"
 no_canary "$P" "$WORK/anthropic.log"
@@ -160,12 +161,18 @@ ANTHROPIC_RUN="$P"
 # --- Again with vision and QC on Gemini -----------------------------------------------------------
 start_fake gemini
 SIM_MEDIA=auto project gemini openai-gemini "$PORT"
+python3 - "$P/avps.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["vision"] = {"frames_per_clip": 2}; json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
 expect_exit 0 "$AVPS" run "$P" --jobs 4
 expect_exit 0 "$AVPS" gate "$P"
 [ "$(stat "$PORT" 's["invalid"]')" = 0 ] || fail "invalid requests: $(stat "$PORT" 's["invalid_reasons"]')"
 [ "$(stat "$PORT" 's["by_provider"]["gemini"]["answered"] > 20')" = True ] || fail "too few Gemini calls"
 [ "$(shape "$S")" = "$(shape "$P")" ] || fail "the pipeline's shape on Gemini differs from the sim's"
-[ "$(shown "$P" gemini)" -ge 1 ] || fail "QC on Gemini was not shown the render"
+# vision.frames_per_clip 2: two frames of each MP4 render (one PNG where ffmpeg is missing).
+if ls "$P"/media/*.mp4 > /dev/null 2>&1; then frames=2; else frames=1; fi
+[ "$(shown "$P" gemini qc-grader)" = "$frames" ] || fail "QC on Gemini was shown $(shown "$P" gemini qc-grader) images, not $frames"
 no_canary "$P"
 
 # --- Nothing listening: a clear error naming the endpoint, nothing written, nothing spent ---------

@@ -57,6 +57,10 @@ struct ModelRequest {
   nlohmann::json to_json() const;
 };
 
+/// Whether an output_schema is the several-output form {"BEATS": {...}, "SCENES": {...}}: every
+/// key an artifact kind, every value a schema.
+bool is_kind_map(const nlohmann::json& output_schema);
+
 struct Usage {
   int64_t input_tokens = 0;         ///< every input token billed, cached ones included
   int64_t output_tokens = 0;        ///< output tokens, reasoning / thinking included

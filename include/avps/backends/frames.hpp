@@ -1,6 +1,6 @@
 #pragma once
-// What a vision model is shown of a render (qc-grader): an image file as itself; a clip as
-// `count` frames sampled with ffmpeg at the middle of `count` equal spans of its duration (fewer
+// What a vision model is shown of a render or a storyboard frame: an image file as itself; a clip as
+// `count` frames sampled with ffmpeg at the middle of `count` equal spans of its frames (fewer
 // when the clip has fewer frames), scaled to at most 1024 px wide, as PNG. Without ffmpeg
 // (or ffprobe), a clip is an error that says what to install — never a call without its frames.
 //

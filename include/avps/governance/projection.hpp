@@ -183,6 +183,12 @@ struct CostReportOptions {
   /// Prompt caching on the recorded calls of the target so far: reported when tokens > 0.
   int64_t cached_input_tokens = 0;
   int64_t caching_saved_micro_usd = 0;
+
+  /// Counts the caching of one recorded call (an exchange.response body) in the two above.
+  void count_caching(const nlohmann::json& exchange_response) {
+    cached_input_tokens += exchange_response.value("cached_input_tokens", int64_t{0});
+    caching_saved_micro_usd += exchange_response.value("caching_saved_micro_usd", int64_t{0});
+  }
 };
 
 /// The COST_REPORT canonical JSON (cost_report.schema.json). Verdict: PASS; WARN when the

@@ -82,6 +82,9 @@ struct PlannedStep {
   bool skill_known = true;  ///< false when `skill` is not in the skills given to flatten()
   std::vector<StepInput> inputs;
   std::set<std::string> outputs;
+  /// The step's media outputs (a storyboard frame): rendered by a generation call before the
+  /// step's own model call, which reads them, so they are inputs the step itself provides.
+  std::set<std::string> rendered_first;
 };
 
 /// Every step of the graph in execution order, its data flow resolved against `skills` (keyed by

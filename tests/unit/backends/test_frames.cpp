@@ -63,3 +63,26 @@ TEST_CASE("a clip is shown as N frames sampled with ffmpeg, or refused without i
   CHECK(images->at(1).label == "S02_SH03 final render, attempt 2, frame 2 of 3");
   CHECK(images->at(0).bytes != images->at(2).bytes);  // the pattern moves: different moments
 }
+
+TEST_CASE("a short clip gives every span its frame, and no more frames than it has", "[frames]") {
+  if (!core::on_path("ffmpeg") || !core::on_path("ffprobe")) {
+    return;  // the case above covers the refusal
+  }
+  testing::TempDir tmp;
+  // 8 frames over 2 s, like the sim's renders: a time-based sampler dropped the last span here.
+  const auto clip = tmp.path() / "S01_SH03_proxy_a01.mp4";
+  REQUIRE(core::run_program({"ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                             "testsrc=duration=2:size=320x240:rate=4", "-pix_fmt", "yuv420p", clip.string()},
+                            "making a test clip")
+              .ok());
+  for (int count : {1, 2, 3, 4, 8}) {
+    auto images = backends::frames_of(clip, "S01_SH03 proxy render, attempt 1", count);
+    INFO("count " << count << (images.ok() ? std::string() : ": " + images.error().message));
+    REQUIRE(images.ok());
+    CHECK(static_cast<int>(images->size()) == count);
+  }
+  auto all = backends::frames_of(clip, "S01_SH03 proxy render, attempt 1", 20);
+  REQUIRE(all.ok());
+  CHECK(all->size() == 8);
+  CHECK(all->back().label == "S01_SH03 proxy render, attempt 1, frame 8 of 8");
+}
