@@ -1122,6 +1122,12 @@ Parsed parse_openai(const HttpModelConfig& config, const ModelRequest& request, 
     if (const json* details = member(*usage, "prompt_tokens_details")) {
       answer.usage.cached_input_tokens = int_member(*details, "cached_tokens");
     }
+    // OpenRouter (and LiteLLM-style gateways) report what the call cost, in USD: recorded beside
+    // avps's own price and flagged when they differ (budget.settled), never trusted blindly.
+    if (const json* cost = member(*usage, "cost"); cost && cost->is_number() && std::isfinite(cost->get<double>()) &&
+                                                    cost->get<double>() >= 0 && cost->get<double>() < 1e6) {
+      answer.usage.provider_cost_micro_usd = std::llround(cost->get<double>() * 1e6);
+    }
   }
   // Strict mode made optional members nullable; give back what the real schema describes.
   if (options["schema_mode"] == "json_schema_strict" && answer.stop_reason.empty() && !answer.text.empty()) {

@@ -283,6 +283,14 @@ Result<void> Exchange::record_answer(Call& c) {
     }
   }
   response["cost_micro_usd"] = actual.micro_usd;
+  if (actual.provider_micro_usd) {
+    // The provider's bill is what is charged; avps's price stays beside it for the audit.
+    response["provider_cost_micro_usd"] = *actual.provider_micro_usd;
+    response["local_cost_micro_usd"] = actual.local_micro_usd;
+    if (actual.diverges) {
+      response["provider_cost_differs"] = true;
+    }
+  }
   AVPS_TRY_ASSIGN(json fields, trace_fields(c.trace));
   response.update(fields);
   // The response and the settlement of its reservation are one transaction.

@@ -19,11 +19,13 @@ struct Scripted {
   std::optional<Error> error;       ///< fail with this
   std::optional<std::string> text;  ///< answer this text instead of the sim's
   std::string stop_reason;          ///< with text: why the answer is not whole
+  std::optional<int64_t> provider_cost_micro_usd;  ///< the sim's answer, with this bill reported
 
-  static Scripted fails(Error error) { return Scripted{std::move(error), std::nullopt, ""}; }
+  static Scripted fails(Error error) { return Scripted{std::move(error), std::nullopt, "", std::nullopt}; }
   static Scripted answers(std::string text, std::string stop_reason = "") {
-    return Scripted{std::nullopt, std::move(text), std::move(stop_reason)};
+    return Scripted{std::nullopt, std::move(text), std::move(stop_reason), std::nullopt};
   }
+  static Scripted bills(int64_t micro_usd) { return Scripted{std::nullopt, std::nullopt, "", micro_usd}; }
 };
 
 class ScriptedBackend : public backends::Backend {
@@ -96,6 +98,9 @@ class ScriptedBackend : public backends::Backend {
     if (next && next->text) {
       response.text = *next->text;
       response.stop_reason = next->stop_reason;
+    }
+    if (next && next->provider_cost_micro_usd) {
+      response.usage.provider_cost_micro_usd = next->provider_cost_micro_usd;
     }
     {
       std::lock_guard<std::mutex> lock(m_mutex);

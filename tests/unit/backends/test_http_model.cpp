@@ -442,6 +442,7 @@ TEST_CASE("openai_chat answers, usage with cached tokens, refusal, cut-off", "[h
   CHECK(normal->usage.input_tokens == 812);
   CHECK(normal->usage.output_tokens == 230);
   CHECK(normal->usage.cached_input_tokens == 512);
+  CHECK_FALSE(normal->usage.provider_cost_micro_usd.has_value());  // OpenAI reports no cost
 
   Result<ModelResponse> refused =
       parse(config, answer({{"role", "assistant"}, {"content", nullptr}, {"refusal", "I can't help with that."}}, "stop"));
@@ -1011,4 +1012,26 @@ TEST_CASE("check_options fills defaults and refuses unknown fields and bad value
   REQUIRE_FALSE(wire.ok());
   CHECK(wire.error().code == ErrorCode::configuration);
   CHECK(wire.error().message.find("gpt-mini") != std::string::npos);
+}
+
+TEST_CASE("openai_chat reads the cost a gateway reports (OpenRouter usage.cost, USD)", "[http]") {
+  HttpModelConfig config = config_for(WireKind::openai_chat, {{"schema_mode", "json_object"}});
+  auto with_cost = [&](const json& cost) {
+    return parse(config, reply(200, {{"id", "gen-1"},
+                                     {"model", "openai/gpt-5-mini"},
+                                     {"choices", json::array({json{{"index", 0},
+                                                                   {"finish_reason", "stop"},
+                                                                   {"message", {{"role", "assistant"}, {"content", "{}"}}}}})},
+                                     {"usage", {{"prompt_tokens", 100}, {"completion_tokens", 20}, {"cost", cost}}}}));
+  };
+  Result<ModelResponse> priced = with_cost(0.0012345);
+  REQUIRE(priced.ok());
+  REQUIRE(priced->usage.provider_cost_micro_usd.has_value());
+  CHECK(*priced->usage.provider_cost_micro_usd == 1235);  // micro-USD, rounded to nearest
+  // A cost that is not a plausible amount is not recorded as one.
+  for (const json& bad : {json("0.001"), json(-1.0), json(nullptr)}) {
+    Result<ModelResponse> answer = with_cost(bad);
+    REQUIRE(answer.ok());
+    CHECK_FALSE(answer->usage.provider_cost_micro_usd.has_value());
+  }
 }

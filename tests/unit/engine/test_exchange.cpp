@@ -265,3 +265,33 @@ TEST_CASE("after a run that failed, a resume sends no answered request again", "
   CHECK(film.events("exchange.response").size() > answered);
   CHECK(film.open_reservations() == 0);
 }
+
+TEST_CASE("a cost the provider reports is what is charged, with avps's own price beside it", "[engine][exchange]") {
+  // Given story-architect's first call is billed 7.5 USD by its provider (a gateway's usage.cost)
+  Film film;
+  film.scripted->script("", "story-architect", testing::Scripted::bills(7'500'000));
+  // When the narrative phase runs
+  auto outcome = film.run();
+  REQUIRE(outcome.ok());
+  CHECK(outcome->exit == ExitCode::ok);
+  // Then that exchange is settled at the bill, flagged as far from avps's price, and counted as spent
+  int billed = 0;
+  int64_t local = 0;
+  for (const ledger::Event& e : film.events("exchange.response")) {
+    if (e.body.contains("provider_cost_micro_usd")) {
+      ++billed;
+      CHECK(e.body["provider_cost_micro_usd"] == 7'500'000);
+      CHECK(e.body["cost_micro_usd"] == 7'500'000);
+      local = e.body.value("local_cost_micro_usd", int64_t{0});
+      CHECK(local > 0);
+      CHECK(local < 7'500'000);
+      CHECK(e.body.value("provider_cost_differs", false));
+    }
+  }
+  CHECK(billed == 1);
+  auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
+  REQUIRE(project.ok());
+  auto spent = (*project)->ledger().spend("", "");
+  REQUIRE(spent.ok());
+  CHECK(spent->committed_micro_usd >= 7'500'000);
+}
