@@ -1,5 +1,6 @@
 #include "avps/artifacts/store.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include "avps/core/canonical_json.hpp"
@@ -12,6 +13,27 @@ using nlohmann::json;
 
 fs::path object_path(const fs::path& project_dir, const std::string& json_sha256) {
   return project_dir / ".avps" / "objects" / json_sha256.substr(0, 2) / (json_sha256.substr(2) + ".json");
+}
+
+Result<std::string> read_object(const fs::path& project_dir, const std::string& sha256) {
+  const fs::path object = object_path(project_dir, sha256);
+  const std::string name = fs::relative(object, project_dir).generic_string();
+  if (sha256.size() != 64 || !std::all_of(sha256.begin(), sha256.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      })) {
+    return make_error(ErrorCode::corruption, "the ledger names a malformed object \"" + sha256 + "\"");
+  }
+  Result<std::string> bytes = core::read_file(object);
+  if (!bytes) {
+    if (bytes.error().code == ErrorCode::not_found) {
+      return make_error(ErrorCode::not_found, "object " + name + " is gone; run `avps gate`");
+    }
+    return bytes;
+  }
+  if (core::sha256_hex(*bytes) != sha256) {
+    return make_error(ErrorCode::corruption, "object " + name + " no longer matches its hash (changed on disk); run `avps gate`");
+  }
+  return bytes;
 }
 
 ArtifactStore::ArtifactStore(fs::path project_dir, ledger::Ledger& ledger)

@@ -64,8 +64,9 @@ void setup_gate(CLI::App& app, Context& ctx) {
   CLI::App* cmd = app.add_subcommand("gate", "Check a project folder; exit 0 only if every rule holds (for CI)");
   cmd->footer(
       "Integrity rules: the ledger's hash chain and its HEAD mirror verify; every artifact file's hash\n"
-      "matches the ledger; no artifact-named file the ledger does not know; no version gaps; naming\n"
-      "rules; the run-log CSV equals the ledger; avps.json validates. Read-only.\n"
+      "matches the ledger; every render under media/ and every recorded request and answer object\n"
+      "matches its recorded hash; no artifact-named file or render the ledger does not know; no\n"
+      "version gaps; naming rules; the run-log CSV equals the ledger; avps.json validates. Read-only.\n"
       "Exit codes: 0 all rules hold, 1 violations (listed with the file or row), 4 not a project.");
   cmd->add_option("dir", options->dir, "Project folder (default: .)");
   cmd->callback([options, &ctx]() { run_gate(*options, ctx); });

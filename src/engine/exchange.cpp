@@ -490,7 +490,7 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
 }
 
 Result<std::string> Exchange::response_text(const Call& c) const {
-  return core::read_file(artifacts::object_path(m_project.dir(), c.response.value("response_sha256", "")));
+  return artifacts::read_object(m_project.dir(), c.response.value("response_sha256", ""));
 }
 
 }  // namespace avps::engine

@@ -316,8 +316,7 @@ Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
     const Context& ctx = shots[i];
     const Call& c = calls[i];
     AVPS_TRY_ASSIGN(auto pack, latest("GENPACK", ctx.shot_id));
-    AVPS_TRY_ASSIGN(std::string bytes, core::read_file(artifacts::object_path(e.m_project.dir(),
-                                                                              c.response.value("media_sha256", ""))));
+    AVPS_TRY_ASSIGN(std::string bytes, artifacts::read_object(e.m_project.dir(), c.response.value("media_sha256", "")));
     json content = {{"format_version", 1},
                     {"kind", "STORYBOARD"},
                     {"shot_id", ctx.shot_id},
@@ -618,8 +617,8 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       char name[64];
       std::snprintf(name, sizeof name, "_%s_a%02d.", resolution.c_str(), a.attempt);
       const std::string relative = "media/" + a.ctx.shot_id + name + c.response.value("extension", "bin");
-      AVPS_TRY_ASSIGN(std::string bytes, core::read_file(artifacts::object_path(e.m_project.dir(),
-                                                                                c.response.value("media_sha256", ""))));
+      AVPS_TRY_ASSIGN(std::string bytes,
+                      artifacts::read_object(e.m_project.dir(), c.response.value("media_sha256", "")));
       AVPS_TRY(core::create_directories_durable((e.m_project.dir() / relative).parent_path()));
       Result<void> written = core::write_file_atomic(e.m_project.dir() / relative, bytes, core::Overwrite::no,
                                                      core::Durability::durable);

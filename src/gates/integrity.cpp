@@ -13,6 +13,7 @@
 
 namespace avps::gates {
 namespace fs = std::filesystem;
+using nlohmann::json;
 
 namespace {
 
@@ -105,6 +106,71 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   for (const auto& [name, path] : pending) {
     add("artifact.interrupted", path,
         "a write of " + name + " was interrupted; run a writing command (e.g. `avps run`) to recover it");
+  }
+
+  // Every object an exchange names (the canonical request, the answer, the wire bodies, a
+  // render's bytes) and every render under media/: present and unchanged. An object named by
+  // several events is checked once, against the first that named it.
+  std::set<std::string> checked_objects;
+  auto check_object = [&](const json& body, const char* field, const ledger::Event& e) {
+    const std::string sha = body.value(field, "");
+    if (sha.empty() || !checked_objects.insert(sha).second) {
+      return;
+    }
+    Result<std::string> bytes = artifacts::read_object(dir, sha);
+    if (!bytes) {
+      const std::string subject = sha.size() == 64
+                                      ? fs::relative(artifacts::object_path(dir, sha), dir).generic_string()
+                                      : std::string(".avps/objects");
+      add(bytes.error().code == ErrorCode::not_found ? "object.missing" : "object.hash", subject,
+          std::string(field) + " of " + e.kind + " (ledger event " + std::to_string(e.seq) + ", " +
+              body.value("skill", body.value("model", std::string("?"))) + ") " +
+              (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash"));
+    }
+  };
+  std::map<std::string, const ledger::Event*> renders;  // path -> the media.recorded that vouches for it
+  for (const ledger::Event& e : *events) {
+    if (e.kind == "exchange.intent") {
+      check_object(e.body, "request_sha256", e);
+    } else if (e.kind == "exchange.response") {
+      for (const char* field : {"response_sha256", "media_sha256", "wire_request_sha256", "wire_response_sha256"}) {
+        check_object(e.body, field, e);
+      }
+    } else if (e.kind == "media.recorded") {
+      renders[e.body.value("path", "")] = &e;
+    }
+  }
+  for (const auto& [path, e] : renders) {
+    Result<std::string> bytes = core::read_file(dir / path);
+    const std::string recorded = e->body.value("sha256", "");
+    if (!bytes) {
+      add("media.missing", path,
+          bytes.error().code == ErrorCode::not_found
+              ? "render recorded by ledger event " + std::to_string(e->seq) + " but the file is gone"
+              : bytes.error().message);
+    } else if (core::sha256_hex(*bytes) != recorded) {
+      add("media.hash", path,
+          "render changed since ledger event " + std::to_string(e->seq) + " recorded it (sha256 " +
+              core::sha256_hex(*bytes).substr(0, 12) + "..., recorded " + recorded.substr(0, 12) + "...)");
+    }
+  }
+  std::vector<std::string> unknown_media;
+  std::error_code media_ec;
+  for (auto it = fs::recursive_directory_iterator(dir / "media", media_ec);
+       !media_ec && it != fs::recursive_directory_iterator(); it.increment(media_ec)) {
+    if (it->is_directory() || core::is_atomic_temp_name(it->path().filename().string())) {
+      continue;
+    }
+    const std::string relative = fs::relative(it->path(), dir).generic_string();
+    if (!renders.count(relative)) {
+      unknown_media.push_back(relative);
+    }
+  }
+  std::sort(unknown_media.begin(), unknown_media.end());
+  for (const std::string& path : unknown_media) {
+    add("media.unrecorded", path,
+        "under media/ but recorded by no ledger event (added or swapped in by hand, or left by a run "
+        "interrupted before it recorded the render: `avps run` records it)");
   }
 
   // Files in the project that look like artifacts but the ledger does not know.

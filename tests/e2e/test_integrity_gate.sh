@@ -76,6 +76,78 @@ rules = {(v["rule"], v["subject"]) for v in doc["violations"]}
 assert ("artifact.missing", "continuity/WORLD_STATE_v001.json") in rules, rules
 PY
 
+# --- A produced project: every render and every recorded request and answer is vouched for ------
+# The demo on the sim, with video renders where ffmpeg is installed (else PNG frames).
+DEMO="$WORK/demo"
+cp -r "$SRC/examples/demo_short_film" "$DEMO"
+"$AVPS" init "$DEMO" > /dev/null
+expect_exit 0 "$AVPS" run "$DEMO" --jobs 2
+expect_exit 0 "$AVPS" gate "$DEMO"
+q() { sqlite3 "$DEMO/.avps/ledger.db" "$1"; }
+object() { echo ".avps/objects/${1:0:2}/${1:2}.json"; }
+copy() { rm -rf "$WORK/$1"; cp -r "$DEMO" "$WORK/$1"; P="$WORK/$1"; }
+mapfile -t renders < <(q "SELECT json_extract(body,'$.path') FROM events WHERE kind='media.recorded' ORDER BY seq")
+[ "${#renders[@]}" -ge 4 ] || fail "the demo recorded ${#renders[@]} renders"
+A=${renders[0]} B=${renders[1]}
+
+copy render_edited   # one byte of a render changed
+printf 'X' | dd of="$P/$A" bs=1 seek=40 conv=notrunc status=none
+expect_exit 1 "$AVPS" gate "$P"; expect_out "$A: render changed since ledger event"
+
+copy render_swapped  # two renders swapped
+mv "$P/$A" "$WORK/swap"; mv "$P/$B" "$P/$A"; mv "$WORK/swap" "$P/$B"
+expect_exit 1 "$AVPS" gate "$P"; expect_out "$A: render changed"; expect_out "$B: render changed"
+
+copy render_truncated
+truncate -s 100 "$P/$A"
+expect_exit 1 "$AVPS" gate "$P"; expect_out "$A: render changed"
+
+copy render_deleted
+rm "$P/$B"
+expect_exit 1 "$AVPS" gate "$P"; expect_out "$B: render recorded by ledger event"; expect_out "the file is gone"
+
+copy render_added
+cp "$P/$A" "$P/media/S01_SH01_final_a09.${A##*.}"
+expect_exit 1 "$AVPS" gate "$P"; expect_out "media/S01_SH01_final_a09.${A##*.}: under media/ but recorded by no ledger event"
+
+copy media_removed   # rm -rf media: every render named
+rm -rf "$P/media"
+expect_exit 1 "$AVPS" --json gate "$P"
+python3 - "$OUT" "${#renders[@]}" <<'PY'
+import json, sys
+doc = json.loads(sys.argv[1])
+missing = [v for v in doc["violations"] if v["rule"] == "media.missing"]
+assert len(missing) == int(sys.argv[2]), (len(missing), sys.argv[2])
+PY
+
+REQ=$(q "SELECT json_extract(body,'$.request_sha256') FROM events WHERE kind='exchange.intent' ORDER BY seq DESC LIMIT 1")
+RESP=$(q "SELECT json_extract(body,'$.response_sha256') FROM events WHERE kind='exchange.response' AND json_extract(body,'$.response_sha256') IS NOT NULL ORDER BY seq DESC LIMIT 1")
+copy request_edited
+echo '{"edited":true}' > "$P/$(object "$REQ")"
+expect_exit 1 "$AVPS" gate "$P"; expect_out "$(object "$REQ"): request_sha256 of exchange.intent"; expect_out "no longer matches its hash"
+
+copy response_deleted
+rm "$P/$(object "$RESP")"
+expect_exit 1 "$AVPS" gate "$P"; expect_out "$(object "$RESP"): response_sha256 of exchange.response"; expect_out "is gone"
+
+# A recorded answer edited while a run was interrupted is never used: the resumed run refuses it,
+# naming the object, and writes nothing from it; restored, the run goes on.
+P="$WORK/resumed"
+cp -r "$SRC/examples/demo_short_film" "$P"
+"$AVPS" init "$P" > /dev/null
+(AVPS_CRASH_AT="engine.after_response:3" "$AVPS" run "$P" > /dev/null 2>&1 || true) 2> /dev/null
+LAST=$(sqlite3 "$P/.avps/ledger.db" "SELECT json_extract(body,'$.response_sha256') FROM events WHERE kind='exchange.response' ORDER BY seq DESC LIMIT 1")
+[ -n "$LAST" ] || fail "the interrupted run recorded no answer"
+cp "$P/$(object "$LAST")" "$WORK/answer"
+echo '{"title":"an answer edited by hand"}' > "$P/$(object "$LAST")"
+before=$(sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM artifacts")
+expect_exit 1 "$AVPS" run "$P"
+expect_out "$(object "$LAST") no longer matches its hash"
+[ "$(sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM artifacts")" = "$before" ] || fail "an artifact was written from a tampered answer"
+expect_exit 1 "$AVPS" gate "$P"; expect_out "$(object "$LAST")"
+cp "$WORK/answer" "$P/$(object "$LAST")"
+expect_exit 0 "$AVPS" run "$P" --until narrative
+
 # Not a project: exit 4 with a hint.
 mkdir -p "$WORK/empty"
 expect_exit 4 "$AVPS" gate "$WORK/empty"

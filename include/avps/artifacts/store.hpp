@@ -39,6 +39,12 @@ struct NewArtifact {
 /// Path of the content-addressed object for a canonical-JSON hash.
 std::filesystem::path object_path(const std::filesystem::path& project_dir, const std::string& json_sha256);
 
+/// The bytes of the object `sha256` names (an artifact's canonical JSON, a request, an answer, a
+/// render), re-hashed before they are returned: not_found when it is gone, corruption when its
+/// bytes no longer match the name, both naming the object. A recorded answer is never used
+/// unverified (DESIGN §5 "Tamper evidence").
+[[nodiscard]] Result<std::string> read_object(const std::filesystem::path& project_dir, const std::string& sha256);
+
 class ArtifactStore {
  public:
   ArtifactStore(std::filesystem::path project_dir, ledger::Ledger& ledger);

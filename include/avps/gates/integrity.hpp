@@ -13,6 +13,11 @@
 //   artifact.name       a file whose name breaks the naming rules (banned suffix, bad version...)
 //   artifact.gap        versions of one artifact that skip a number
 //   artifact.interrupted an announced write that never completed (a writing command recovers it)
+//   object.missing      an object an exchange names (request, answer, wire body, render bytes) is gone
+//   object.hash         such an object's bytes no longer match its name
+//   media.missing       a render a media.recorded event names is gone
+//   media.hash          a render's bytes differ from the recorded hash
+//   media.unrecorded    a file under media/ that no media.recorded event names
 
 #include <filesystem>
 #include <vector>
