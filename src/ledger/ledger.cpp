@@ -98,6 +98,21 @@ const char* const k_required_triggers[] = {
     "reservation_ends_no_update", "reservation_ends_no_delete",
 };
 
+// `path` as the path part of an SQLite file: URI (RFC 3986 escapes for what would end it).
+std::string uri_path(const fs::path& path) {
+  std::string out;
+  for (char c : fs::absolute(path).string()) {
+    if (c == '%' || c == '?' || c == '#') {
+      char escaped[4];
+      std::snprintf(escaped, sizeof escaped, "%%%02X", static_cast<unsigned char>(c));
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 // RAII over sqlite3 / sqlite3_stmt.
 class Db {
  public:
@@ -115,6 +130,31 @@ class Db {
       return error("cannot open ledger " + path.string());
     }
     sqlite3_busy_timeout(m_db, 10000);
+    sqlite3_extended_result_codes(m_db, 1);
+    return ok();
+  }
+  // A reader's connection: SQLite's read-only mode, so a reader can never change the ledger. On a
+  // folder this process may not write (an auditor's read-only mount), WAL readers cannot create
+  // the shared-memory file; the ledger is then opened as immutable: no writer can be changing a
+  // folder nobody may write, so there is nothing to lock against.
+  Result<void> open_read_only(const fs::path& path) {
+    const std::string uri = "file:" + uri_path(path);
+    if (sqlite3_open_v2((uri + "?mode=ro").c_str(), &m_db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                        nullptr) == SQLITE_OK &&
+        exec("SELECT count(*) FROM sqlite_master")) {
+      sqlite3_busy_timeout(m_db, 10000);
+      sqlite3_extended_result_codes(m_db, 1);
+      return ok();
+    }
+    sqlite3_close_v2(m_db);
+    m_db = nullptr;
+    if (::access(path.parent_path().c_str(), W_OK) == 0) {
+      return error("cannot open ledger " + path.string());
+    }
+    if (sqlite3_open_v2((uri + "?immutable=1").c_str(), &m_db,
+                        SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+      return error("cannot open ledger " + path.string() + " (read-only folder)");
+    }
     sqlite3_extended_result_codes(m_db, 1);
     return ok();
   }
@@ -895,9 +935,11 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const fs::path& project_dir, OpenMo
   if (mode == OpenMode::read_write) {
     AVPS_TRY(impl->take_writer_lock());
   }
-  AVPS_TRY(impl->db.open(path, /*create=*/false));
   if (mode == OpenMode::read_write) {
+    AVPS_TRY(impl->db.open(path, /*create=*/false));
     AVPS_TRY(impl->configure());
+  } else {
+    AVPS_TRY(impl->db.open_read_only(path));
   }
   AVPS_TRY(impl->migrate());
   AVPS_TRY(impl->load_head());

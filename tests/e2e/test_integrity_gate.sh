@@ -148,6 +148,27 @@ expect_exit 1 "$AVPS" gate "$P"; expect_out "$(object "$LAST")"
 cp "$WORK/answer" "$P/$(object "$LAST")"
 expect_exit 0 "$AVPS" run "$P" --until narrative
 
+# A read-only copy of a finished project (an auditor's mount): every reading command works. As
+# root, permissions do not bind, so the copy is read by the unprivileged user `nobody`.
+RO="$WORK/readonly"
+cp -r "$DEMO" "$RO"
+chmod -R a+rX,a-w "$RO"; chmod a+rx "$WORK"
+as_reader=()
+if [ "$(id -u)" = 0 ]; then
+  command -v runuser > /dev/null || fail "runuser (util-linux) is needed to read as another user"
+  as_reader=(runuser -u nobody --)
+fi
+# The binary and the shipped data where that user can read them (the checkout may not be).
+mkdir -p "$WORK/home"; cp -r "$SRC/skills" "$SRC/schemas" "$SRC/policies" "$WORK/home/"
+cp "$AVPS" "$WORK/avps-reader"; chmod -R a+rX "$WORK/home" "$WORK/avps-reader"
+for cmd in gate status log cost; do
+  expect_exit 0 "${as_reader[@]}" env AVPS_HOME="$WORK/home" "$WORK/avps-reader" "$cmd" "$RO"
+done
+expect_exit 0 "${as_reader[@]}" env AVPS_HOME="$WORK/home" "$WORK/avps-reader" artifact show "$RO" BEATS
+expect_out "Beat"
+[ ! -e "$RO/.avps/ledger.db-wal" ] || fail "a reader left a WAL file in a read-only folder"
+chmod -R u+w "$RO"
+
 # Not a project: exit 4 with a hint.
 mkdir -p "$WORK/empty"
 expect_exit 4 "$AVPS" gate "$WORK/empty"
