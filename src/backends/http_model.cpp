@@ -869,6 +869,22 @@ Result<json> anthropic_body(const HttpModelConfig& config, const ModelRequest& r
   return body;
 }
 
+// Gemini's responseJsonSchema has no `const` (the keywords it honours are listed in python-genai's
+// types.py; an unknown keyword is dropped without a word): a one-value enum says the same.
+json gemini_output_schema(json schema) {
+  if (!schema.is_object()) {
+    return schema;
+  }
+  if (schema.contains("const")) {
+    if (!schema.contains("enum")) {
+      schema["enum"] = json::array({schema["const"]});
+    }
+    schema.erase("const");
+  }
+  for_each_subschema(schema, [](json& sub) { sub = gemini_output_schema(std::move(sub)); });
+  return schema;
+}
+
 Result<json> gemini_body(const HttpModelConfig& config, const ModelRequest& request, const json& options) {
   const json wire = wire_schema(request);
   const bool schema_mode = options["json_mode"].get<std::string>() == "schema";
@@ -880,7 +896,7 @@ Result<json> gemini_body(const HttpModelConfig& config, const ModelRequest& requ
   json generation = json::object();
   if (schema_mode) {
     generation["responseMimeType"] = "application/json";
-    generation["responseJsonSchema"] = wire;
+    generation["responseJsonSchema"] = gemini_output_schema(wire);
   }
   if (request.max_output_tokens > 0) {
     generation["maxOutputTokens"] = request.max_output_tokens;

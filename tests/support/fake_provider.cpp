@@ -1136,6 +1136,15 @@ void check_gemini(const json& body, WireCall& call, Reasons& reasons) {
       }
       expect_object(config[schema_field], at + "/" + schema_field, reasons);
     }
+    if (config.contains("responseJsonSchema") && config["responseJsonSchema"].is_object()) {
+      // Gemini drops keywords it does not support without a word; `const` is the one avps's
+      // schemas use (python-genai types.py lists what is honoured): it must arrive as an enum.
+      walk_schema(config["responseJsonSchema"], at + "/responseJsonSchema", [&](const json& sub, const std::string& path) {
+        if (sub.contains("const")) {
+          reasons.push_back(path + "/const: not honoured by responseJsonSchema; send a one-value enum");
+        }
+      });
+    }
     if (config.contains("responseSchema") && config["responseSchema"].is_object()) {
       // The OpenAPI subset names its types in capitals (lower case is accepted too).
       walk_schema(config["responseSchema"], at + "/responseSchema", [&](const json& sub, const std::string& path) {

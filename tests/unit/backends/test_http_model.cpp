@@ -1035,3 +1035,22 @@ TEST_CASE("openai_chat reads the cost a gateway reports (OpenRouter usage.cost, 
     CHECK_FALSE(answer->usage.provider_cost_micro_usd.has_value());
   }
 }
+
+TEST_CASE("gemini_generate sends each const as a one-value enum (responseJsonSchema has no const)", "[http]") {
+  ModelRequest request = sample_request();
+  request.output_schema = json::parse(R"({
+    "type": "object", "required": ["kind", "format_version", "rows"],
+    "properties": {
+      "kind": {"type": "string", "const": "PLAUS"},
+      "format_version": {"type": "integer", "const": 1},
+      "rows": {"type": "array", "items": {"type": "object", "properties": {
+        "state": {"type": "string", "const": "open", "enum": ["open"]}}}}
+    }})");
+  json sent = body_of(built(config_for(WireKind::gemini_generate), request))["generationConfig"]["responseJsonSchema"];
+  CHECK(sent.dump().find("\"const\"") == std::string::npos);
+  CHECK(sent["properties"]["kind"] == json{{"type", "string"}, {"enum", json::array({"PLAUS"})}});
+  CHECK(sent["properties"]["format_version"] == json{{"type", "integer"}, {"enum", json::array({1})}});
+  CHECK(sent["properties"]["rows"]["items"]["properties"]["state"] ==
+        json{{"type", "string"}, {"enum", json::array({"open"})}});
+  CHECK(sent["required"] == json::array({"kind", "format_version", "rows"}));
+}
