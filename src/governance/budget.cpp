@@ -39,7 +39,9 @@ int CapPosition::percent() const {
 BudgetGovernor::BudgetGovernor(ledger::Ledger& ledger, const project::Budget& budget)
     : m_ledger(ledger),
       m_caps{budget.project_cap_micro_usd, budget.scene_cap_micro_usd, budget.shot_cap_micro_usd},
-      m_warn_pct(budget.warn_pct) {}
+      m_warn_pct(budget.warn_pct) {
+  m_ledger.set_budget_basis(budget.project_cap_micro_usd);  // every money row's budget_pct is of this cap
+}
 
 BudgetGovernor::BudgetGovernor(ledger::Ledger& ledger, const project::Budget& budget, CapsFor caps_for)
     : BudgetGovernor(ledger, budget) {

@@ -98,6 +98,11 @@ const char* const k_required_triggers[] = {
     "reservation_ends_no_update", "reservation_ends_no_delete",
 };
 
+// Whether a run-log cost cell says money moved ("0.020000"; not "", not "0.000000").
+bool row_money(const std::string& usd) {
+  return !usd.empty() && usd.find_first_of("123456789") != std::string::npos;
+}
+
 // `path` as the path part of an SQLite file: URI (RFC 3986 escapes for what would end it).
 std::string uri_path(const fs::path& path) {
   std::string out;
@@ -645,6 +650,7 @@ struct Ledger::Impl {
   // lock changes reservations, so after one sum at first use every commit keeps them exact
   // (a sum over every reservation per call would make a long production quadratic).
   mutable std::optional<Spend> project_spend;
+  std::optional<int64_t> budget_cap;  ///< set_budget_basis: the cap run-log rows' budget_pct is of
 
   Result<Spend> spend_of(const std::string& scene_id, const std::string& shot_id) const {
     if (mode != OpenMode::read_write || !scene_id.empty() || !shot_id.empty()) {
@@ -732,8 +738,11 @@ struct Ledger::Impl {
     const bool moves_money = reservation != nullptr ||
                              std::any_of(drafts.begin(), drafts.end(),
                                          [](const EventDraft& d) { return d.reservation_end.has_value(); });
+    const bool reports_money = budget_cap && std::any_of(drafts.begin(), drafts.end(), [](const EventDraft& d) {
+                                 return d.row && (row_money(d.row->estimated_cost) || row_money(d.row->actual_cost));
+                               });
     Spend totals_after;
-    if (moves_money) {
+    if (moves_money || reports_money) {
       Result<Spend> before = spend_of("", "");
       if (!before) {
         return fail(std::move(before).error());
@@ -764,6 +773,16 @@ struct Ledger::Impl {
       e.timestamp = clock->now_iso8601();
       e.kind = draft.kind;
       e.body = std::move(draft.body);
+      std::optional<int64_t> ended_amount;  // what the reservation this draft ends held
+      if (draft.reservation_end) {
+        reserved_amount.bind(1, draft.reservation_end->id);
+        Result<bool> found = reserved_amount.step();
+        if (!found || !*found) {
+          return fail(make_error(ErrorCode::not_found, "no reservation " + draft.reservation_end->id + " to end"));
+        }
+        ended_amount = reserved_amount.integer(0);
+        reserved_amount.reset();
+      }
       if (draft.row) {
         LogRow row = *draft.row;
         if (row.run_id.empty()) {
@@ -771,6 +790,21 @@ struct Ledger::Impl {
         }
         if (row.timestamp.empty()) {
           row.timestamp = e.timestamp;
+        }
+        if (row.budget_pct.empty() && budget_cap && (row_money(row.estimated_cost) || row_money(row.actual_cost))) {
+          // The project's spend (committed + reserved) once this event is in, against its cap:
+          // BUDGET_STATUS's percent_of_budget_used, row by row.
+          int64_t total = totals_after.total();
+          if (reservation && committed.empty()) {
+            total += reservation->amount_micro_usd;
+          }
+          if (ended_amount) {
+            total += draft.reservation_end->settled_micro_usd - *ended_amount;
+          }
+          char pct[32];
+          std::snprintf(pct, sizeof pct, "%.2f",
+                        *budget_cap > 0 ? 100.0 * static_cast<double>(total) / static_cast<double>(*budget_cap) : 0.0);
+          row.budget_pct = pct;
         }
         e.body["row"] = row.to_json();
       }
@@ -838,13 +872,7 @@ struct Ledger::Impl {
       }
       if (draft.reservation_end) {
         const ReservationEnd& end = *draft.reservation_end;
-        reserved_amount.bind(1, end.id);
-        Result<bool> found = reserved_amount.step();
-        if (!found || !*found) {
-          return fail(make_error(ErrorCode::not_found, "no reservation " + end.id + " to end"));
-        }
-        const int64_t amount = reserved_amount.integer(0);
-        reserved_amount.reset();
+        const int64_t amount = *ended_amount;
         bool balanced = end.settled_micro_usd + end.released_micro_usd == amount;
         bool overrun = end.released_micro_usd == 0 && end.settled_micro_usd > amount;
         if (!balanced && !overrun) {
@@ -947,6 +975,11 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const fs::path& project_dir, OpenMo
     AVPS_TRY(impl->complete_mirrors());
   }
   return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
+}
+
+void Ledger::set_budget_basis(int64_t project_cap_micro_usd) {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  m_impl->budget_cap = project_cap_micro_usd;
 }
 
 Result<std::string> Ledger::begin_run(const std::string& command, const json& details) {

@@ -84,6 +84,21 @@ cp -r "$SRC/examples/demo_short_film" "$DEMO"
 expect_exit 0 "$AVPS" run "$DEMO" --jobs 2
 expect_exit 0 "$AVPS" gate "$DEMO"
 q() { sqlite3 "$DEMO/.avps/ledger.db" "$1"; }
+# The run log is complete: budget_pct on every row that moved money (the project's spend against
+# its cap once the row's event is in: the last equals what `avps status` prints), duration_s on
+# every row of a call.
+expect_exit 0 "$AVPS" status "$DEMO"
+python3 - "$DEMO/logs/RUN_LOG_v001.csv" "$OUT" <<'PY'
+import csv, re, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+money = lambda v: any(c in v for c in "123456789")
+moved = [r for r in rows if money(r["estimated_cost"]) or money(r["actual_cost"])]
+assert moved and all(r["budget_pct"] for r in moved), [r for r in moved if not r["budget_pct"]][:2]
+calls = [r for r in rows if r["model_used"] and money(r["actual_cost"])]
+assert calls and all(r["duration_s"] for r in calls), [r for r in calls if not r["duration_s"]][:2]
+status = re.search(r"cap \((\d+) %\)", sys.argv[2]).group(1)
+assert int(float(moved[-1]["budget_pct"])) == int(status), (moved[-1]["budget_pct"], status)  # status prints whole percent, rounded down
+PY
 object() { echo ".avps/objects/${1:0:2}/${1:2}.json"; }
 copy() { rm -rf "$WORK/$1"; cp -r "$DEMO" "$WORK/$1"; P="$WORK/$1"; }
 mapfile -t renders < <(q "SELECT json_extract(body,'$.path') FROM events WHERE kind='media.recorded' ORDER BY seq")
