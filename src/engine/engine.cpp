@@ -582,7 +582,7 @@ governance::LatestArtifact Impl::latest_json() {
 // The next version of `kind`, unless this very step and attempt already wrote it (a resumed run).
 Result<std::string> Impl::write_output(const skills::SkillDef& skill, const std::string& kind,
                                        const std::string& target, json content, const gates::GateResult& gate,
-                                       const json& details, bool& changed) {
+                                       const json& details, bool& changed, std::optional<ledger::LogRow> row) {
   AVPS_TRY_ASSIGN(const artifacts::FaceCodec* face_codec, codec(kind));
   if (carries_gate(*face_codec)) {
     content["gate"] = gate.to_json();
@@ -598,7 +598,10 @@ Result<std::string> Impl::write_output(const skills::SkillDef& skill, const std:
   changed = !previous || without_gate(previous->content) != without_gate(content);
   AVPS_TRY_ASSIGN(std::string face, face_codec->render(content));
   AVPS_TRY_ASSIGN(artifacts::ArtifactName name, e.m_project.store().next_name(kind, target));
-  artifacts::NewArtifact artifact{name, content, face, "avps", skill.name, std::nullopt, details};
+  if (row) {
+    row->artifact_output = name.filename();  // a write with a run-log row of its own (a QC_BATCH)
+  }
+  artifacts::NewArtifact artifact{name, content, face, "avps", skill.name, std::move(row), details};
   AVPS_TRY(e.m_project.store().write(artifact));
   record.written_by[name.filename()] = writer;
   ++outcome.artifacts_written;

@@ -152,7 +152,7 @@ struct Impl {
   // Steps (engine.cpp).
   Result<std::string> write_output(const skills::SkillDef& skill, const std::string& kind, const std::string& target,
                                    nlohmann::json content, const gates::GateResult& gate, const nlohmann::json& details,
-                                   bool& changed);
+                                   bool& changed, std::optional<ledger::LogRow> row = std::nullopt);
   Result<void> hard_stop(const std::string& skill, const std::string& kind, const std::string& loop,
                          const Context& context, const nlohmann::json& findings, const std::string& reason,
                          nlohmann::json extra = nlohmann::json::object());

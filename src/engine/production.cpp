@@ -684,9 +684,17 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       gates::Outputs merged{{"QC_BATCH", batch}};
       AVPS_TRY_ASSIGN(gates::GateResult gate, gates::evaluate_gate_outputs(grader->raw, merged, gate_context));
       bool changed = false;
+      ledger::LogRow row;  // the wave's own row: its verdict and the QC_BATCH that holds it
+      row.skill_name = grader->name;
+      row.scene_id = scene;
+      row.outcome = std::string(gates::verdict_name(gate.verdict));
+      row.regen_count = std::to_string(wave - 1);
+      row.notes = "QC " + resolution + " wave " + std::to_string(wave) + " of " + scene + ": " +
+                  std::to_string(active.size()) + " shot(s)" + (gate.reasons.empty() ? "" : "; " + gate.reasons.front());
       AVPS_TRY_ASSIGN(std::string name,
                       write_output(*grader, "QC_BATCH", scene, batch, gate,
-                                   {{"wave", wave_key}, {"step", "qc-grader/" + wave_key}, {"attempt", wave}}, changed));
+                                   {{"wave", wave_key}, {"step", "qc-grader/" + wave_key}, {"attempt", wave}}, changed,
+                                   row));
       record.waves_written.insert(wave_key);
       AVPS_TRY(report({.kind = Progress::Kind::wave,
                        .scene_id = scene,

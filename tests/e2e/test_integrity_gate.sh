@@ -86,7 +86,7 @@ expect_exit 0 "$AVPS" gate "$DEMO"
 q() { sqlite3 "$DEMO/.avps/ledger.db" "$1"; }
 # The run log is complete: budget_pct on every row that moved money (the project's spend against
 # its cap once the row's event is in: the last equals what `avps status` prints), duration_s on
-# every row of a call.
+# every row of a call, a row naming every QC_BATCH.
 expect_exit 0 "$AVPS" status "$DEMO"
 python3 - "$DEMO/logs/RUN_LOG_v001.csv" "$OUT" <<'PY'
 import csv, re, sys
@@ -97,6 +97,10 @@ assert moved and all(r["budget_pct"] for r in moved), [r for r in moved if not r
 calls = [r for r in rows if r["model_used"] and money(r["actual_cost"])]
 assert calls and all(r["duration_s"] for r in calls), [r for r in calls if not r["duration_s"]][:2]
 status = re.search(r"cap \((\d+) %\)", sys.argv[2]).group(1)
+import glob, os
+batches = {os.path.basename(f) for f in glob.glob(os.path.join(os.path.dirname(sys.argv[1]), "..", "production", "QC_BATCH_*"))}
+named = {r["artifact_output"] for r in rows if r["skill_name"] == "qc-grader"}
+assert batches and batches <= named, sorted(batches - named)[:3]  # every QC wave has its row
 assert int(float(moved[-1]["budget_pct"])) == int(status), (moved[-1]["budget_pct"], status)  # status prints whole percent, rounded down
 PY
 object() { echo ".avps/objects/${1:0:2}/${1:2}.json"; }
