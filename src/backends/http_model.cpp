@@ -1138,8 +1138,8 @@ Parsed parse_openai(const HttpModelConfig& config, const ModelRequest& request, 
     if (const json* details = member(*usage, "prompt_tokens_details")) {
       answer.usage.cached_input_tokens = int_member(*details, "cached_tokens");
     }
-    // OpenRouter (and LiteLLM-style gateways) report what the call cost, in USD: recorded beside
-    // avps's own price and flagged when they differ (budget.settled), never trusted blindly.
+    // OpenRouter (and LiteLLM-style gateways) report what the call cost, in USD: charged, with
+    // avps's own price recorded beside it and the two flagged when more than 2 % apart.
     if (const json* cost = member(*usage, "cost"); cost && cost->is_number() && std::isfinite(cost->get<double>()) &&
                                                     cost->get<double>() >= 0 && cost->get<double>() < 1e6) {
       answer.usage.provider_cost_micro_usd = std::llround(cost->get<double>() * 1e6);

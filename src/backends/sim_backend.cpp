@@ -157,7 +157,6 @@ double rate_of(const std::map<std::string, double, std::less<>>& rates, std::str
 
 // ---- the shape of the answer ------------------------------------------------------------------
 
-
 // The artifact (or, for a row schema, the row) the request's output_schema asks for.
 json shape_artifacts(const sim::Outputs& outputs, const json& schema, const sim::SkillEntry& entry);
 

@@ -148,10 +148,10 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
           bytes.error().code == ErrorCode::not_found
               ? "render recorded by ledger event " + std::to_string(e->seq) + " but the file is gone"
               : bytes.error().message);
-    } else if (core::sha256_hex(*bytes) != recorded) {
+    } else if (const std::string found = core::sha256_hex(*bytes); found != recorded) {
       add("media.hash", path,
           "render changed since ledger event " + std::to_string(e->seq) + " recorded it (sha256 " +
-              core::sha256_hex(*bytes).substr(0, 12) + "..., recorded " + recorded.substr(0, 12) + "...)");
+              found.substr(0, 12) + "..., recorded " + recorded.substr(0, 12) + "...)");
     }
   }
   std::vector<std::string> unknown_media;

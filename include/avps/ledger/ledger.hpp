@@ -171,13 +171,13 @@ class Ledger {
   Ledger(const Ledger&) = delete;
   Ledger& operator=(const Ledger&) = delete;
 
-  /// Starts a run (event run.started); later appends carry its id. Returns the run id (RUN_0001 ...).
   /// The project cap (micro-USD) that run-log rows' `budget_pct` is a percent of: from now on,
   /// a row that moves money (a non-zero estimated or actual cost) and has no budget_pct gets the
   /// project's spend (committed + reserved) once its event is in, against this cap, to two
   /// decimals. Without it budget_pct stays as the row has it. Thread-safe (the ledger's lock).
   void set_budget_basis(int64_t project_cap_micro_usd);
 
+  /// Starts a run (event run.started); later appends carry its id. Returns the run id (RUN_0001 ...).
   [[nodiscard]] Result<std::string> begin_run(const std::string& command, const nlohmann::json& details);
   /// Ends the current run (event run.finished) with an outcome such as "DONE", "ERROR", "STOP".
   [[nodiscard]] Result<void> end_run(const std::string& outcome, const nlohmann::json& details);
