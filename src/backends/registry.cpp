@@ -193,10 +193,12 @@ Result<std::unique_ptr<BackendRegistry>> BackendRegistry::open(const std::vector
   return registry;
 }
 
-std::unique_ptr<BackendRegistry> BackendRegistry::of(std::map<std::string, std::shared_ptr<Backend>, std::less<>> by_model) {
+std::unique_ptr<BackendRegistry> BackendRegistry::of(std::map<std::string, std::shared_ptr<Backend>, std::less<>> by_model,
+                                                     const std::map<std::string, std::string, std::less<>>& kinds) {
   auto registry = std::make_unique<BackendRegistry>();
   for (const auto& [id, backend] : by_model) {
-    registry->m_kind[id] = "scripted";
+    auto kind = kinds.find(id);
+    registry->m_kind[id] = kind == kinds.end() ? "scripted" : kind->second;
   }
   registry->m_by_model = std::move(by_model);
   return registry;

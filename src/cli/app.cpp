@@ -149,6 +149,7 @@ int main(int argc, char** argv) {
   setup_cost(app, ctx);
   setup_models(app, ctx);
   setup_override(app, ctx);
+  setup_replay(app, ctx);
   setup_unbuilt(app, ctx);
 
   try {

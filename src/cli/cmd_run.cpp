@@ -247,53 +247,14 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
                     std::to_string(::getpid()) + ", --jobs " + std::to_string(o.jobs) +
                     (o.until.empty() ? "" : ", --until " + o.until) + (o.scene.empty() ? "" : ", --scene " + o.scene) +
                     ")");
-  auto registry = skills::Registry::load(project::data_dir(), &project_dir);
-  if (!registry) {
-    ctx.fail(registry.error());
-    return;
-  }
-  auto models = governance::ModelsFile::load(project::data_dir(), project_dir, (*project)->config());
-  if (!models) {
-    ctx.fail(models.error());
-    return;
-  }
-  // Every declared model gets its backend, or the run does not start (exit 4, naming each).
-  auto backends = backends::BackendRegistry::open(engine::backend_specs(*models), (*project)->config().document,
-                                                  backends::process_env());
-  if (!backends) {
-    ctx.fail(backends.error());
-    return;
-  }
-  governance::Router router(std::move(models).value());
-  ledger::Ledger& ledger = (*project)->ledger();
-  // Caps as configured, raised where a person recorded `avps override --raise-cap`.
-  auto overrides = governance::Overrides::read(ledger);
-  if (!overrides) {
-    ctx.fail(overrides.error());
-    return;
-  }
-  if (auto begun = ledger.begin_run("run", {{"until", o.until}, {"scene", o.scene}, {"jobs", o.jobs}}); !begun) {
-    ctx.fail(begun.error());
-    return;
-  }
-  const project::Budget configured = (*project)->config().budget;
-  governance::BudgetGovernor governor(
-      ledger, overrides->effective_budget(configured),
-      [&overrides, configured](const std::string& scene, const std::string& shot) {
-        return overrides->caps_for(configured, scene, shot);
-      });
   std::unique_ptr<RunObserver> observer = make_observer(ctx);
-  engine::Engine engine(**project, *registry, **backends, router, governor, *observer);
-  Result<engine::RunOutcome> outcome = engine.run(engine::RunOptions{o.until, o.scene, o.jobs});
+  // Every declared model gets its backend, or the run does not start (exit 4, naming each).
+  auto open_backends = [](const governance::ModelsFile& models, const project::Config& config) {
+    return backends::BackendRegistry::open(engine::backend_specs(models), config.document, backends::process_env());
+  };
+  Result<engine::RunOutcome> outcome =
+      engine::run_production(**project, engine::RunOptions{o.until, o.scene, o.jobs}, open_backends, *observer);
   observer->finish();  // the live line goes before the summary or the error
-  std::string ended = !outcome                                   ? "ERROR"
-                      : outcome->exit == ExitCode::hard_stop     ? "STOP"
-                      : outcome->exit == ExitCode::interrupted   ? "INTERRUPTED"
-                                                                 : "DONE";
-  core::diag::debug("run ended: " + ended);
-  std::ignore = ledger.end_run(ended, outcome ? nlohmann::json{{"calls_made", outcome->calls_made},
-                                                               {"calls_replayed", outcome->calls_replayed}}
-                                              : nlohmann::json{{"error", outcome.error().message}});
   if (!outcome) {
     ctx.fail(outcome.error());
     return;

@@ -16,7 +16,6 @@ struct UnbuiltOptions {
   double raise_cap = 0;
   int allow_attempts = 0;
   std::string accept;
-  std::string run;
 };
 
 void refuse(Context& ctx, const std::string& command) {
@@ -37,10 +36,6 @@ CLI::App* unbuilt(CLI::App& parent, Context& ctx, const std::shared_ptr<UnbuiltO
 void setup_unbuilt(CLI::App& app, Context& ctx) {
   auto o = std::make_shared<UnbuiltOptions>();
 
-
-  CLI::App* replay = unbuilt(app, ctx, o, "replay", "Re-execute a recorded run offline and prove it reproduces", "replay");
-  replay->add_option("dir", o->dir, "Project folder (default: .)");
-  replay->add_option("--run", o->run, "The run to replay (default: the last)");
 
   CLI::App* report = unbuilt(app, ctx, o, "report", "Summarise a production: cost, tiers, regen, QC, failures", "report");
   report->add_option("dir", o->dir, "Project folder (default: .)");

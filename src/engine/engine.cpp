@@ -14,8 +14,10 @@
 #include "avps/artifacts/store.hpp"
 #include "avps/builtins/world_state.hpp"
 #include "avps/core/canonical_json.hpp"
+#include "avps/core/diag.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/governance/override.hpp"
 #include "avps/governance/pricing.hpp"
 #include "engine_impl.hpp"
 
@@ -1672,6 +1674,35 @@ std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& m
                      .generates = m.capabilities.image_out || m.capabilities.video_out});
   }
   return specs;
+}
+
+Result<RunOutcome> run_production(project::Project& project, const RunOptions& options,
+                                  const BackendsFactory& make_backends, Observer& observer) {
+  const fs::path& dir = project.dir();
+  AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &dir));
+  AVPS_TRY_ASSIGN(governance::ModelsFile models,
+                  governance::ModelsFile::load(project::data_dir(), dir, project.config()));
+  AVPS_TRY_ASSIGN(std::unique_ptr<backends::BackendRegistry> backends, make_backends(models, project.config()));
+  governance::Router router(std::move(models));
+  ledger::Ledger& ledger = project.ledger();
+  AVPS_TRY_ASSIGN(governance::Overrides overrides, governance::Overrides::read(ledger));
+  AVPS_TRY(ledger.begin_run("run", {{"until", options.until}, {"scene", options.scene}, {"jobs", options.jobs}}));
+  const project::Budget configured = project.config().budget;
+  governance::BudgetGovernor governor(ledger, overrides.effective_budget(configured),
+                                      [&overrides, configured](const std::string& scene, const std::string& shot) {
+                                        return overrides.caps_for(configured, scene, shot);
+                                      });
+  Engine engine(project, registry, *backends, router, governor, observer);
+  Result<RunOutcome> outcome = engine.run(options);
+  const std::string ended = !outcome                                 ? "ERROR"
+                            : outcome->exit == ExitCode::hard_stop   ? "STOP"
+                            : outcome->exit == ExitCode::interrupted ? "INTERRUPTED"
+                                                                     : "DONE";
+  core::diag::debug("run ended: " + ended);
+  std::ignore = ledger.end_run(ended, outcome ? json{{"calls_made", outcome->calls_made},
+                                                     {"calls_replayed", outcome->calls_replayed}}
+                                              : json{{"error", outcome.error().message}});
+  return outcome;
 }
 
 Engine::Engine(project::Project& project, const skills::Registry& registry, const backends::BackendRegistry& backends,

@@ -1157,6 +1157,68 @@ Head Ledger::head() const {
   return m_impl->head;
 }
 
+Result<void> Ledger::copy_prefix(const fs::path& dst_project_dir, int64_t through_seq) const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  if (through_seq < 0 || through_seq > m_impl->head.seq) {
+    return make_error(ErrorCode::invalid_argument, "the ledger has no event " + std::to_string(through_seq));
+  }
+  AVPS_TRY_ASSIGN(std::vector<Event> events, m_impl->read_events(0));
+  events.resize(static_cast<size_t>(through_seq));
+  const fs::path path = ledger_path(dst_project_dir);
+  if (fs::exists(path)) {
+    return make_error(ErrorCode::already_exists, "a ledger already exists at " + path.string());
+  }
+  {
+    Db copy;
+    AVPS_TRY(copy.open(path, /*create=*/true));
+    sqlite3_backup* backup = sqlite3_backup_init(copy.get(), "main", m_impl->db.get(), "main");
+    if (backup == nullptr) {
+      return copy.error("cannot copy the ledger");
+    }
+    const int stepped = sqlite3_backup_step(backup, -1);
+    sqlite3_backup_finish(backup);
+    if (stepped != SQLITE_DONE) {
+      return copy.error("cannot copy the ledger");
+    }
+    // The copy is ours to cut: the append-only triggers come off for the one transaction that
+    // removes everything after the prefix, and go back on exactly as they were.
+    std::vector<std::string> triggers;
+    {
+      Stmt stmt(copy, "SELECT sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name");
+      if (!stmt.valid()) {
+        return copy.error("cannot read the copy's triggers");
+      }
+      for (;;) {
+        AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+        if (!has_row) {
+          break;
+        }
+        triggers.push_back(stmt.text(0));
+      }
+    }
+    std::string cut = "BEGIN IMMEDIATE;";
+    for (const std::string& sql : triggers) {
+      const size_t name_start = sql.find("TRIGGER ") + 8;
+      cut += "DROP TRIGGER " + sql.substr(name_start, sql.find(' ', name_start) - name_start) + ";";
+    }
+    const std::string after = std::to_string(through_seq);
+    // An open ledger has the current schema (older ones are refused or migrated at open).
+    cut += "DELETE FROM reservation_ends WHERE event_seq > " + after + ";DELETE FROM reservations WHERE event_seq > " +
+           after + ";";
+    cut += "DELETE FROM artifacts WHERE event_seq > " + after + ";DELETE FROM events WHERE seq > " + after + ";";
+    for (const std::string& sql : triggers) {
+      cut += sql + ";";
+    }
+    cut += "COMMIT;";
+    AVPS_TRY(copy.exec(cut));
+    AVPS_TRY(copy.exec("PRAGMA journal_mode=WAL"));
+  }
+  AVPS_TRY(write_head(dst_project_dir, events.empty() ? Head{} : Head{events.back().seq, events.back().hash}));
+  AVPS_TRY(core::create_directories_durable(run_log_path(dst_project_dir).parent_path()));
+  return core::write_file_atomic(run_log_path(dst_project_dir), render_run_log(events), core::Overwrite::yes,
+                                 core::Durability::durable);
+}
+
 const fs::path& Ledger::project_dir() const { return m_impl->project_dir; }
 
 std::vector<core::Violation> Ledger::verify() const {

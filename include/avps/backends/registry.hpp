@@ -74,8 +74,12 @@ class BackendRegistry {
   [[nodiscard]] static Result<std::unique_ptr<BackendRegistry>> open(const std::vector<BackendSpec>& specs,
                                                                      const nlohmann::json& project_config,
                                                                      const EnvLookup& env, Transport transport = {});
-  /// A registry over given backends, by model id (engine tests' scripted backends).
-  static std::unique_ptr<BackendRegistry> of(std::map<std::string, std::shared_ptr<Backend>, std::less<>> by_model);
+  /// A registry over given backends, by model id (engine tests' scripted backends, replay's
+  /// recorded answers). kind_of() answers from `kinds`, "scripted" for a model not in it: replay
+  /// gives each model its declared kind, on which what a request holds depends (a vision call
+  /// to a sim model carries no images).
+  static std::unique_ptr<BackendRegistry> of(std::map<std::string, std::shared_ptr<Backend>, std::less<>> by_model,
+                                             const std::map<std::string, std::string, std::less<>>& kinds = {});
 
   /// The backend of a model given to open(), or nullptr for an unknown id.
   Backend* for_model(std::string_view model_id) const;

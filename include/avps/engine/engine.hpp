@@ -20,6 +20,8 @@
 // process at any point and running again continues where the record says.
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -121,6 +123,19 @@ struct Impl;
 /// What the backend registry needs of each model of the models file.
 std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models);
 
+/// Makes the backends of a run from the project's models file and configuration.
+using BackendsFactory = std::function<Result<std::unique_ptr<backends::BackendRegistry>>(
+    const governance::ModelsFile& models, const project::Config& config)>;
+
+/// `avps run` around the engine, on a project open read-write: loads the skills (shipped and the
+/// project's) and the models file, makes the backends, raises the caps where a person recorded
+/// `avps override --raise-cap`, then records run.started (command "run", the options) and, after
+/// Engine::run, run.finished with its outcome (DONE, STOP, INTERRUPTED or ERROR). An error before
+/// run.started leaves the record untouched. `avps replay` runs a recorded run through this same
+/// function, with recorded answers for backends.
+[[nodiscard]] Result<RunOutcome> run_production(project::Project& project, const RunOptions& options,
+                                                const BackendsFactory& make_backends, Observer& observer);
+
 class Engine {
  public:
   /// `backends` answers every model the router may choose (BackendRegistry::open checked them).
@@ -134,8 +149,6 @@ class Engine {
  private:
   friend struct Impl;
 
-/// What the backend registry needs of each model of the models file.
-std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models);
   project::Project& m_project;
   const skills::Registry& m_registry;
   const backends::BackendRegistry& m_backends;

@@ -219,6 +219,12 @@ class Ledger {
   /// the artifact.recorded events, and the CSV face equal to the rows the events carry.
   std::vector<core::Violation> verify() const;
 
+  /// Writes into `dst_project_dir` (its .avps folder exists and holds no ledger) the ledger as it
+  /// stood right after event `through_seq`: the same events, hashes, artifact index and budget
+  /// tables up to there, with its HEAD and CSV face. `avps replay` builds its scratch project on
+  /// it. The source is only read, in one consistent snapshot (SQLite's online backup).
+  [[nodiscard]] Result<void> copy_prefix(const std::filesystem::path& dst_project_dir, int64_t through_seq) const;
+
   const std::filesystem::path& project_dir() const;
 
  private:

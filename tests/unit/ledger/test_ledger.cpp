@@ -235,3 +235,52 @@ TEST_CASE("a ledger of schema 1 is migrated to the current schema by the next wr
   CHECK(writer->verify().empty());
   CHECK(writer->spend("", "").value().total() == 0);
 }
+
+TEST_CASE("copy_prefix cuts a copy of the ledger after an event: same chain, budget and artifacts, then writable",
+          "[ledger][replay]") {
+  LedgerFixture f;
+  int64_t cut = 0;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    REQUIRE(ledger->reserve({"call-1", "S01", "", 500, "first"}, ledger::Caps{10000, std::nullopt, std::nullopt}, {.kind = "budget.reserved"}).ok());
+    REQUIRE(ledger->append(row_event("first")).ok());
+    cut = ledger->head().seq;
+    REQUIRE(ledger->reserve({"call-2", "S02", "", 700, "second"}, ledger::Caps{10000, std::nullopt, std::nullopt}, {.kind = "budget.reserved"}).ok());
+    REQUIRE(ledger->append({.kind = "budget.settled",
+                            .reservation_end = ledger::ReservationEnd{"call-1", 300, 200, std::nullopt, "settled"}})
+                .ok());
+    REQUIRE(ledger->append(row_event("second")).ok());
+  }
+  auto source = f.open(ledger::OpenMode::read_only);
+  const std::vector<ledger::Event> all = source->events().value();
+
+  testing::TempDir copy_dir;
+  fs::create_directories(copy_dir.path() / ".avps");
+  REQUIRE(source->copy_prefix(copy_dir.path(), cut).ok());
+  testing::FixedClock clock;
+  auto copy = ledger::Ledger::open(copy_dir.path(), ledger::OpenMode::read_write, clock);
+  REQUIRE(copy.ok());
+  CHECK((*copy)->verify().empty());
+  const std::vector<ledger::Event> kept = (*copy)->events().value();
+  REQUIRE(kept.size() == static_cast<size_t>(cut));
+  for (size_t i = 0; i < kept.size(); ++i) {
+    CHECK(kept[i].hash == all[i].hash);
+  }
+  CHECK((*copy)->head().hash == all[static_cast<size_t>(cut) - 1].hash);
+  // The budget as it stood: call-1 reserved and not yet settled; call-2 never reserved.
+  CHECK((*copy)->spend("", "").value().outstanding_micro_usd == 500);
+  CHECK((*copy)->spend("", "").value().committed_micro_usd == 0);
+  CHECK((*copy)->open_reservations().value().size() == 1);
+  // The copy goes on as a ledger of its own, still append-only.
+  REQUIRE((*copy)->begin_run("replay", {}).ok());
+  CHECK((*copy)->verify().empty());
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(ledger::ledger_path(copy_dir.path()).c_str(), &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db, "DELETE FROM events WHERE seq = 1", nullptr, nullptr, nullptr) != SQLITE_OK);
+  sqlite3_close(db);
+  // The source is untouched.
+  CHECK(source->events().value().size() == all.size());
+  CHECK(source->verify().empty());
+  CHECK_FALSE(source->copy_prefix(copy_dir.path(), cut).ok());  // never over an existing ledger
+}

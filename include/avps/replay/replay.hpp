@@ -1,0 +1,87 @@
+#pragma once
+// `avps replay`: re-executes a recorded run offline and proves it reproduces (DESIGN §1, §4).
+//
+// For each run of `avps run` replayed, a scratch project is built in a temporary folder: the
+// project's inputs as they are now (avps.json, brief, models, skills, policies), the ledger cut
+// right before the run began (Ledger::copy_prefix), the artifacts and renders that prefix vouches
+// for, and the content-addressed objects. The same engine then runs there with the run's recorded
+// options (engine::run_production), through a registry whose every model answers from the record:
+// a request is answered by its hash with the response the record holds (re-hashed before use), a
+// recorded failure is repeated, and anything else is refused and stops the replay. No backend of
+// the models file is opened, so nothing reaches a network and no key is read.
+//
+// The replay's events are then compared with the recorded run's as multisets (calls in flight
+// together finish in any order) of their decisions: every field but the wall-clock ones
+// (timestamps, elapsed time, HTTP attempts and latency, the run log's duration_s and budget_pct),
+// the wire bodies and the event's own position. The first recorded event the replay did not
+// reproduce, in the record's order, is the divergence. It is explained by the replayed event of
+// the same kind and identity (the same step and attempt, artifact name, reservation purpose, ...)
+// and the first JSON pointer at which the two differ; when two requests differ, the pointer is
+// into the requests themselves.
+//
+// A run that did not finish (killed, or interrupted with Ctrl-C) is verified as far as it went:
+// every recorded event must be reproduced; the replay may go further, answered by later runs.
+//
+// Threading: one call at a time per project; the engine's workers are internal.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/core/result.hpp"
+#include "avps/governance/models.hpp"
+#include "avps/ledger/ledger.hpp"
+
+namespace avps::replay {
+
+/// Where a replay first differs from its record.
+struct Divergence {
+  int64_t seq = 0;       ///< the recorded event not reproduced; 0 when the replay did more than the record
+  std::string kind;      ///< that event's kind (or the extra replayed event's)
+  std::string subject;   ///< what it is about: "plausibility-auditor S03", "attempt 2", an artifact name
+  std::string pointer;   ///< the first JSON pointer where record and replay differ ("" when there is no counterpart)
+  std::string recorded;  ///< the value there in the record (JSON, shortened)
+  std::string replayed;  ///< the value the replay produced there ("(absent)" when it has none)
+  std::string message;   ///< one line that says it all
+
+  nlohmann::json to_json() const;
+};
+
+/// What the replay of one run found.
+struct RunReplay {
+  std::string run_id;
+  std::string outcome;        ///< the recorded run.finished outcome, or "UNFINISHED"
+  int64_t first_seq = 0;      ///< its run.started
+  int64_t last_seq = 0;       ///< its last event
+  int events = 0;             ///< recorded events reproduced
+  int steps = 0;              ///< of which step.finished (every verdict, revision and escalation)
+  int calls = 0;              ///< of which exchange.response (answers, tokens and cost)
+  int artifacts = 0;          ///< of which artifact.recorded (both hashes)
+  int renders = 0;            ///< of which media.recorded
+  std::optional<Divergence> divergence;
+  std::string scratch;        ///< the scratch project, when kept
+
+  nlohmann::json to_json() const;
+};
+
+struct Options {
+  std::string run;            ///< "RUN_0002" or "2"; "" = every run of `avps run`, oldest first
+  bool keep_scratch = false;  ///< leave each scratch project in place (its path is in the report)
+};
+
+/// Replays. `note` hears one line as each run starts. Errors: the project cannot be read, no run
+/// matches, a scratch project cannot be made. A divergence is not an error: it is in the report.
+[[nodiscard]] Result<std::vector<RunReplay>> replay_runs(const std::filesystem::path& project_dir,
+                                                         const Options& options,
+                                                         const std::function<void(const std::string&)>& note);
+
+/// The first JSON pointer at which `a` and `b` differ (keys in byte order, arrays by index), or
+/// nullopt when they are equal; "" when they differ at the root.
+std::optional<std::string> first_difference(const nlohmann::json& a, const nlohmann::json& b);
+
+}  // namespace avps::replay

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# `avps replay`: a finished demo run reproduces offline, read-only; a changed answer, prompt or
+# threshold is named as the first divergence; a killed and resumed production replays run by run.
+source "$(dirname "$0")/lib.sh"
+
+q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+# Every file of a project folder with its hash: a replay must leave it byte-identical. (SQLite's
+# -wal and -shm files, which any reader of a WAL database in a writable folder may create, are not
+# the project's content.)
+tree_digest() {
+  (cd "$1" && find . -type f ! -name 'ledger.db-wal' ! -name 'ledger.db-shm' -print0 | sort -z |
+    xargs -0 sha256sum | sha256sum)
+}
+
+DEMO="$WORK/demo"
+cp -r "$SRC/examples/demo_short_film" "$DEMO"
+"$AVPS" init "$DEMO" > /dev/null
+expect_exit 0 "$AVPS" run "$DEMO" --jobs 4
+
+# --- The finished demo reproduces, and replay changes nothing in the project ----------------------
+before=$(tree_digest "$DEMO")
+expect_exit 0 "$AVPS" replay "$DEMO"
+expect_out "REPRODUCED RUN_0002 (DONE): verified"
+[ "$(tree_digest "$DEMO")" = "$before" ] || fail "replay changed the project folder"
+expect_exit 0 "$AVPS" --json replay "$DEMO"
+python3 - "$OUT" "$(q "$DEMO" "SELECT count(*) FROM events WHERE kind='step.finished'")" \
+  "$(q "$DEMO" "SELECT count(*) FROM events WHERE kind='artifact.recorded' AND run_id='RUN_0002'")" \
+  "$(q "$DEMO" "SELECT count(*) FROM events WHERE run_id='RUN_0002'")" <<'PY'
+import json, sys
+doc = json.loads(sys.argv[1])
+steps, artifacts, events = map(int, sys.argv[2:5])
+assert doc["reproduced"] is True, doc
+(run,) = doc["runs"]
+assert run["run_id"] == "RUN_0002" and run["outcome"] == "DONE", run
+assert run["steps"] == steps and run["artifacts"] == artifacts and run["events"] == events, (run, steps, artifacts, events)
+assert run["calls"] > 200 and run["renders"] > 0, run
+PY
+expect_exit 0 "$AVPS" replay "$DEMO" --run 2
+expect_exit 4 "$AVPS" replay "$DEMO" --run 7
+expect_out "no run RUN_0007"
+expect_exit 4 "$AVPS" replay "$DEMO" --run latest
+expect_out "name a run as its number"
+mkdir -p "$WORK/empty"
+expect_exit 4 "$AVPS" replay "$WORK/empty"
+expect_out "not an avps project"
+
+# --- A recorded answer changed on disk: the step whose answer it was is named ---------------------
+P="$WORK/answer"
+cp -r "$DEMO" "$P"
+row=$(q "$P" "SELECT e.seq, json_extract(e.body,'$.response_sha256'), json_extract(i.body,'$.skill')
+  FROM events e JOIN events i ON i.kind='exchange.intent' AND json_extract(i.body,'$.key')=json_extract(e.body,'$.key')
+  WHERE e.kind='exchange.response' AND json_extract(e.body,'$.response_sha256') IS NOT NULL LIMIT 1 OFFSET 30")
+IFS='|' read -r seq sha purpose <<<"$row"
+object="$P/.avps/objects/${sha:0:2}/${sha:2}.json"
+chmod u+w "$object"; printf ' ' >> "$object"
+expect_exit 1 "$AVPS" replay "$P"
+expect_out "DIVERGES RUN_0002: event $seq (exchange.response, $purpose): its recorded answer cannot be used"
+expect_out ".avps/objects/${sha:0:2}/${sha:2}.json no longer matches its hash"
+
+# --- A skill's prompt changed since the run: the first request that differs, at /prompt ----------
+mkdir -p "$WORK/home"; cp -r "$SRC/skills" "$SRC/schemas" "$SRC/policies" "$WORK/home/"
+echo "Answer in haiku." >> "$WORK/home/skills/plausibility-auditor/prompt.md"
+expect_exit 1 env AVPS_HOME="$WORK/home" "$AVPS" replay "$DEMO"
+expect_out "(exchange.intent, plausibility-auditor S01): its request differs at /prompt"
+expect_out 'Answer in haiku.'
+rm -rf "$WORK/home"
+
+# --- A gate threshold raised since the run: the recorded and the recomputed verdicts -------------
+P="$WORK/threshold"
+cp -r "$DEMO" "$P"
+python3 - "$P/avps.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["thresholds"] = {"plaus_total": 10}
+json.dump(doc, open(sys.argv[1], "w"), indent=2)
+PY
+expect_exit 1 "$AVPS" replay "$P"
+expect_out "(step.finished, plausibility-auditor/S01 attempt 1): recorded verdict PASS, recomputed FAIL"
+expect_out "total_score 9 < 10"
+
+# --- Offline and read-only: no network at all, as an unprivileged user, on a read-only copy -------
+RO="$WORK/readonly"
+cp -r "$DEMO" "$RO"
+chmod -R a+rX,a-w "$RO"; chmod a+rx "$WORK"
+isolated=()
+if [ "$(id -u)" = 0 ]; then
+  command -v runuser > /dev/null || fail "runuser (util-linux) is needed to read as another user"
+  command -v unshare > /dev/null || fail "unshare (util-linux) is needed to cut the network"
+  isolated=(unshare --net runuser -u nobody --)
+fi
+mkdir -p "$WORK/home"; cp -r "$SRC/skills" "$SRC/schemas" "$SRC/policies" "$WORK/home/"
+cp "$AVPS" "$WORK/avps-reader"; chmod -R a+rX "$WORK/home" "$WORK/avps-reader"
+expect_exit 0 "${isolated[@]}" env AVPS_HOME="$WORK/home" TMPDIR=/tmp HTTP_PROXY=http://127.0.0.1:9 \
+  HTTPS_PROXY=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9 "$WORK/avps-reader" replay "$RO"
+expect_out "REPRODUCED RUN_0002 (DONE)"
+chmod -R u+w "$RO"
+
+# --- Killed mid-production and resumed: each run replays; the killed one as far as it went -------
+P="$WORK/killed"
+cp -r "$SRC/examples/demo_short_film" "$P"
+"$AVPS" init "$P" > /dev/null
+set +e
+AVPS_CRASH_AT="engine.after_response:60" "$AVPS" run "$P" --jobs 4 > /dev/null 2>&1
+code=$?
+set -e
+[ "$code" = 137 ] || fail "expected the run to be killed (137), got $code"
+expect_exit 0 "$AVPS" run "$P" --jobs 4
+expect_exit 0 "$AVPS" replay "$P"
+expect_out "REPRODUCED RUN_0002 (UNFINISHED)"
+expect_out "verified as far as it went"
+expect_out "REPRODUCED RUN_0003 (DONE)"
+echo "ok"
