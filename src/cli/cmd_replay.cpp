@@ -1,7 +1,9 @@
 // `avps replay DIR [--run N]`: re-execute recorded runs offline and prove they reproduce
 // (replay.hpp). Exit 0 when every run replayed reproduces its record, 1 at a divergence.
+#include <cstdio>
 #include <memory>
 
+#include "avps/governance/pricing.hpp"
 #include "avps/replay/replay.hpp"
 #include "commands.hpp"
 
@@ -13,6 +15,7 @@ struct ReplayOptions {
   std::string dir = ".";
   std::string run;
   bool keep_scratch = false;
+  std::string reprice;
 };
 
 std::string verified_line(const replay::RunReplay& r) {
@@ -21,7 +24,69 @@ std::string verified_line(const replay::RunReplay& r) {
          std::to_string(r.events) + " events)";
 }
 
+std::string padded(std::string text, size_t width) {
+  if (text.size() < width) {
+    text.append(width - text.size(), ' ');
+  }
+  return text;
+}
+
+std::string change_of(const replay::CostLine& line) {
+  const int64_t delta = line.repriced_pico_usd - line.current_pico_usd;
+  std::string text = (delta < 0 ? "-" : "+") + replay::format_pico_usd(delta < 0 ? -delta : delta);
+  if (line.current_pico_usd > 0) {
+    char pct[32];
+    std::snprintf(pct, sizeof pct, " (%+.1f%%)", 100.0 * static_cast<double>(delta) / static_cast<double>(line.current_pico_usd));
+    text += pct;
+  }
+  return text;
+}
+
+// --reprice: what the record would have cost under another price table; nothing is re-executed.
+void run_reprice(const ReplayOptions& o, Context& ctx) {
+  Result<replay::Repricing> priced = replay::reprice(o.dir, o.run, o.reprice);
+  if (!priced) {
+    ctx.fail(priced.error());
+    return;
+  }
+  if (ctx.json) {
+    nlohmann::json doc = priced->to_json();
+    doc["project"] = o.dir;
+    doc["price_table"] = o.reprice;
+    ctx.emit_json(doc);
+    return;
+  }
+  const replay::Repricing& r = *priced;
+  ctx.info("The record" + (o.run.empty() ? std::string() : " of run " + o.run) + " repriced under " + o.reprice +
+           ": " + std::to_string(r.total.calls) +
+           " answered calls, from their recorded tokens, seconds and images (nothing re-executed)");
+  auto table = [&](const std::string& heading, const std::vector<replay::CostLine>& lines) {
+    ctx.info("");
+    ctx.info(padded(heading, 22) + padded("calls", 7) + padded("charged", 14) + padded("models file", 14) +
+             padded("repriced", 14) + "change");
+    for (const replay::CostLine& line : lines) {
+      ctx.info(padded(line.name, 22) + padded(std::to_string(line.calls), 7) +
+               padded(governance::format_usd(line.charged_micro_usd), 14) +
+               padded(replay::format_pico_usd(line.current_pico_usd), 14) +
+               padded(replay::format_pico_usd(line.repriced_pico_usd), 14) + change_of(line));
+    }
+  };
+  table("scene", r.by_scene);
+  table("tier", r.by_tier);
+  table("model", r.by_model);
+  table("", {r.total});
+  if (r.unanswered > 0) {
+    ctx.info("");
+    ctx.info(std::to_string(r.unanswered) + " interrupted calls were charged in full (" +
+             governance::format_usd(r.unanswered_micro_usd) + ") with no usage to reprice");
+  }
+}
+
 void run_replay(const ReplayOptions& o, Context& ctx) {
+  if (!o.reprice.empty()) {
+    run_reprice(o, ctx);
+    return;
+  }
   Result<std::vector<replay::RunReplay>> replayed = replay::replay_runs(
       o.dir, replay::Options{o.run, o.keep_scratch}, [&ctx](const std::string& line) {
         if (!ctx.json) {
@@ -64,6 +129,10 @@ void setup_replay(CLI::App& app, Context& ctx) {
   cmd->add_option("dir", options->dir, "Project folder (default: .)");
   cmd->add_option("--run", options->run, "Replay only this run: its number (2) or id (RUN_0002); default every run");
   cmd->add_flag("--keep-scratch", options->keep_scratch, "Keep each run's scratch project and print where it is");
+  cmd->add_option("--reprice", options->reprice,
+                  "Instead of replaying: what the record (or --run) would have cost under this price table (a "
+                  "models file), per scene, tier and model, from the recorded tokens, seconds and images")
+      ->check(CLI::ExistingFile);
   cmd->footer(
       "Each run of `avps run` is re-executed on a scratch copy of the project as it stood when the run\n"
       "began (under $TMPDIR), through the same engine, with the run's options and the project's\n"
@@ -74,6 +143,9 @@ void setup_replay(CLI::App& app, Context& ctx) {
       "The first one that is not is reported with the step, what the record holds and what the replay\n"
       "made, and the first JSON pointer where they differ (into the request when a request differs).\n"
       "The project itself is only read; a read-only project can be replayed.\n"
+      "--reprice FILE changes and re-executes nothing: each answered call is priced from its recorded\n"
+      "usage under the project's models file and under FILE (same format), exactly (no rounding per\n"
+      "call), beside what the record charged.\n"
       "Exit codes: 0 every run reproduced, 1 a divergence, 4 not a project or no such run.");
   cmd->callback([options, &ctx]() { run_replay(*options, ctx); });
 }

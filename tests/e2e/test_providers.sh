@@ -157,6 +157,13 @@ no_canary "$P" "$WORK/anthropic.log"
 expect_exit 0 "$AVPS" run "$P"
 expect_out "0 calls made"
 ANTHROPIC_RUN="$P"
+# Replayed for an audit: no key, a poisoned proxy, and no network at all where the test may cut it.
+offline=()
+if [ "$(id -u)" = 0 ] && command -v unshare > /dev/null; then offline=(unshare --net); fi
+expect_exit 0 "${offline[@]}" env -i PATH="$PATH" HTTPS_PROXY=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 \
+  "$AVPS" replay "$P"
+expect_out "REPRODUCED RUN_0002 (DONE)"
+expect_out "REPRODUCED RUN_0003 (DONE)"
 
 # --- Again with vision and QC on Gemini -----------------------------------------------------------
 start_fake gemini
@@ -235,6 +242,9 @@ done
 [ "$(stat "$PORT" 's["invalid"]')" = 0 ] || fail "invalid requests under faults"
 expect_exit 0 "$AVPS" gate "$P"
 no_canary "$P"
+# The replay repeats every recorded failure, so the same retries end in the same fallbacks.
+expect_exit 0 "${offline[@]}" env -i PATH="$PATH" "$AVPS" replay "$P"
+expect_out "REPRODUCED RUN_0002 (DONE)"
 
 # --- Killed at random moments, then resumed: the same artifacts and spend -------------------------
 start_fake kills

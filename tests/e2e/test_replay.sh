@@ -44,6 +44,46 @@ mkdir -p "$WORK/empty"
 expect_exit 4 "$AVPS" replay "$WORK/empty"
 expect_out "not an avps project"
 
+# --- --reprice: every price doubled is exactly twice the cost, per line; nothing re-executed -------
+python3 - "$SRC/policies/models.json" "$WORK/doubled.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for m in doc["models"]:
+    for key, value in list(m.get("pricing", {}).items()):
+        if isinstance(value, int):
+            m["pricing"][key] = 2 * value
+        elif isinstance(value, dict):
+            m["pricing"][key] = {k: 2 * v for k, v in value.items()}
+json.dump(doc, open(sys.argv[2], "w"), indent=2)
+PY
+expect_exit 0 "$AVPS" --json replay "$DEMO" --reprice "$WORK/doubled.json"
+python3 - "$OUT" "$(q "$DEMO" "SELECT count(*) FROM events WHERE kind='exchange.response'")" \
+  "$(q "$DEMO" "SELECT sum(json_extract(body,'$.cost_micro_usd')) FROM events WHERE kind='exchange.response'")" <<'PY'
+import json, sys
+doc = json.loads(sys.argv[1])
+calls, charged = int(sys.argv[2]), int(sys.argv[3])
+total = doc["total"]
+assert total["calls"] == calls and total["charged_micro_usd"] == charged, (total, calls, charged)
+for group in ("by_scene", "by_tier", "by_model"):
+    assert sum(l["calls"] for l in doc[group]) == calls, group
+    for line in doc[group] + [total]:
+        assert line["repriced_pico_usd"] == 2 * line["current_pico_usd"], line
+        # What was charged is each call rounded up to the micro-dollar: within a micro-dollar a call.
+        assert 0 <= line["charged_micro_usd"] * 10**6 - line["current_pico_usd"] < line["calls"] * 10**6, line
+assert {l["name"] for l in doc["by_tier"]} >= {"t2", "gen_low"}, doc["by_tier"]
+PY
+expect_exit 0 "$AVPS" replay "$DEMO" --reprice "$WORK/doubled.json" --run 2
+expect_out "(+100.0%)"
+[ "$(tree_digest "$DEMO")" = "$before" ] || fail "--reprice changed the project folder"
+python3 - "$WORK/doubled.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["models"] = [m for m in doc["models"] if m["id"] != "sim-t2-lite"]
+json.dump(doc, open(sys.argv[1], "w"), indent=2)
+PY
+expect_exit 4 "$AVPS" replay "$DEMO" --reprice "$WORK/doubled.json"
+expect_out 'model "sim-t2-lite" answered calls of the record but is not in'
+
 # --- A recorded answer changed on disk: the step whose answer it was is named ---------------------
 P="$WORK/answer"
 cp -r "$DEMO" "$P"
@@ -100,7 +140,7 @@ P="$WORK/killed"
 cp -r "$SRC/examples/demo_short_film" "$P"
 "$AVPS" init "$P" > /dev/null
 set +e
-AVPS_CRASH_AT="engine.after_response:60" "$AVPS" run "$P" --jobs 4 > /dev/null 2>&1
+(AVPS_CRASH_AT="engine.after_response:60" "$AVPS" run "$P" --jobs 4 > /dev/null 2>&1) 2> /dev/null
 code=$?
 set -e
 [ "$code" = 137 ] || fail "expected the run to be killed (137), got $code"

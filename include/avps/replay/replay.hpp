@@ -80,6 +80,42 @@ struct Options {
                                                          const Options& options,
                                                          const std::function<void(const std::string&)>& note);
 
+/// What the recorded calls cost under two price tables, for one line of a --reprice table.
+/// Amounts at a table's prices are exact, in pico-USD (10^-12 USD): tokens × per-Mtok price,
+/// seconds × per-second price and images × per-image price need no rounding at that unit, so
+/// doubling every price doubles every figure exactly. `charged` is what the record settled (each
+/// call rounded up to the micro-dollar, or the provider's own figure).
+struct CostLine {
+  std::string name;                 ///< "S03", "(project)", "t2", "gpt-5-mini", "total"
+  int calls = 0;                    ///< answered calls (a failed call is never charged)
+  int64_t charged_micro_usd = 0;
+  int64_t current_pico_usd = 0;     ///< at the models file's prices now
+  int64_t repriced_pico_usd = 0;    ///< at the given table's prices
+
+  nlohmann::json to_json() const;
+};
+
+struct Repricing {
+  std::vector<CostLine> by_scene;  ///< in scene order; "(project)" for calls of no one scene
+  std::vector<CostLine> by_tier;
+  std::vector<CostLine> by_model;
+  CostLine total;
+  int unanswered = 0;               ///< interrupted calls charged in full with no usage to reprice
+  int64_t unanswered_micro_usd = 0;
+
+  nlohmann::json to_json() const;
+};
+
+/// Prices every answered call of the record (of one run when `run` names it) from its recorded
+/// tokens, seconds and images, under the project's models file and under `price_table` (a models
+/// file: the same schema, read with the same rules). Changes nothing. A model the record used that
+/// a table does not price is a configuration error naming it.
+[[nodiscard]] Result<Repricing> reprice(const std::filesystem::path& project_dir, const std::string& run,
+                                        const std::filesystem::path& price_table);
+
+/// ceil(pico / 10^6) as "$1.234567".
+std::string format_pico_usd(int64_t pico_usd);
+
 /// The first JSON pointer at which `a` and `b` differ (keys in byte order, arrays by index), or
 /// nullopt when they are equal; "" when they differ at the root.
 std::optional<std::string> first_difference(const nlohmann::json& a, const nlohmann::json& b);
