@@ -6,7 +6,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(g++ cmake ninja-build pkg-config sqlite3 python3 ffmpeg
           libcli11-dev nlohmann-json3-dev libspdlog-dev libcurl4-openssl-dev
-          libsqlite3-dev catch2 libssl-dev libcpp-httplib-dev)
+          libsqlite3-dev catch2 libssl-dev libcpp-httplib-dev python3-junitparser)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,7 +1,11 @@
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <set>
 
 #include "avps/core/clock.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
 #include "avps/gates/integrity.hpp"
 #include "avps/ledger/ledger.hpp"
 #include "avps/project/project.hpp"
@@ -13,10 +17,104 @@ namespace {
 
 struct GateOptions {
   std::string dir = ".";
+  std::string expect_head;
+  std::string junit;
 };
+
+// --expect-head SEQ:HASH or HASH: the head a CI job pinned must still be an event of the chain,
+// at its place; otherwise the history it vouched for was rewritten.
+std::optional<core::Violation> check_expected_head(const std::string& pinned, const std::vector<ledger::Event>& events) {
+  const size_t colon = pinned.find(':');
+  const std::string hash = colon == std::string::npos ? pinned : pinned.substr(colon + 1);
+  std::optional<int64_t> seq;
+  if (colon != std::string::npos) {
+    try {
+      seq = std::stoll(pinned.substr(0, colon));
+    } catch (const std::exception&) {
+      seq = -1;
+    }
+  }
+  for (const ledger::Event& e : events) {
+    if (e.hash == hash) {
+      if (seq && *seq != e.seq) {
+        break;
+      }
+      return std::nullopt;
+    }
+  }
+  return core::Violation{"ledger.expected_head", ".avps/ledger.db",
+                         "the pinned head " + pinned +
+                             " is not an event of this ledger's chain: the history it vouched for was rewritten "
+                             "(or this is another project)"};
+}
+
+// XML 1.0 text: the five escapes, and control characters (which XML cannot hold) as U+FFFD.
+std::string xml_escaped(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default:
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+          out += "\xEF\xBF\xBD";
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+// JUnit XML (the Ant/Jenkins schema): one test case per rule and target. A rule with no
+// violation is one passing case; work in progress beside a running writer is a skipped case.
+std::string junit_xml(const std::string& project, const std::vector<std::string>& rules,
+                      const std::vector<core::Violation>& failing, const std::vector<core::Violation>& in_progress) {
+  std::string cases;
+  int tests = 0;
+  std::set<std::string> failed_rules;
+  for (const core::Violation& v : failing) {
+    failed_rules.insert(v.rule);
+  }
+  for (const std::string& rule : rules) {
+    for (const auto* list : {&failing, &in_progress}) {
+      for (const core::Violation& v : *list) {
+        if (v.rule != rule) {
+          continue;
+        }
+        ++tests;
+        cases += "    <testcase classname=\"avps.gate." + xml_escaped(rule) + "\" name=\"" + xml_escaped(v.subject) +
+                 "\">\n";
+        cases += list == &failing ? "      <failure type=\"" + xml_escaped(rule) + "\" message=\"" +
+                                        xml_escaped(v.message) + "\">" + xml_escaped(v.subject + ": " + v.message) +
+                                        "</failure>\n"
+                                  : "      <skipped message=\"in progress while avps writes: " + xml_escaped(v.message) +
+                                        "\"/>\n";
+        cases += "    </testcase>\n";
+      }
+    }
+    if (!failed_rules.count(rule)) {
+      ++tests;
+      cases += "    <testcase classname=\"avps.gate." + xml_escaped(rule) + "\" name=\"" + xml_escaped(project) +
+               "\"/>\n";
+    }
+  }
+  const std::string counts = " tests=\"" + std::to_string(tests) + "\" failures=\"" + std::to_string(failing.size()) +
+                             "\" errors=\"0\" skipped=\"" + std::to_string(in_progress.size()) + "\"";
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"avps gate\"" + counts + ">\n" +
+         "  <testsuite name=\"avps gate " + xml_escaped(project) + "\"" + counts + ">\n" + cases +
+         "  </testsuite>\n</testsuites>\n";
+}
 
 void run_gate(const GateOptions& options, Context& ctx) {
   core::SystemClock clock;
+  // Beside a running writer: the files first, then the ledger's snapshot, so every file listed
+  // was announced or recorded in what the gate reads (gates::ProjectFiles).
+  const bool writing_at_start = ledger::writer_active(options.dir);
+  const gates::ProjectFiles files = gates::list_project_files(options.dir);
   // Read-only: a gate never changes what it checks, not even to finish an interrupted commit.
   Result<std::unique_ptr<ledger::Ledger>> opened = ledger::Ledger::open(options.dir, ledger::OpenMode::read_only, clock);
   if (!opened) {
@@ -26,33 +124,68 @@ void run_gate(const GateOptions& options, Context& ctx) {
   const ledger::Ledger& ledger = **opened;
   ctx.debug("checking " + options.dir + " against ledger head " + std::to_string(ledger.head().seq) + " (" +
             ledger.head().hash.substr(0, 12) + "...), shipped data in " + project::data_dir().string());
-  std::vector<core::Violation> violations = gates::check_integrity(options.dir, ledger);
+  std::vector<core::Violation> violations = gates::check_integrity(options.dir, ledger, files);
+  std::vector<std::string> rules = gates::integrity_rules();
+  if (!options.expect_head.empty()) {
+    rules.push_back("ledger.expected_head");
+    Result<std::vector<ledger::Event>> events = ledger.events();
+    if (!events) {
+      violations.push_back({"ledger.readable", ".avps/ledger.db", events.error().message});
+    } else if (std::optional<core::Violation> rewritten = check_expected_head(options.expect_head, *events)) {
+      violations.push_back(*rewritten);
+    }
+  }
+  const bool writing = writing_at_start || ledger::writer_active(options.dir);
+  std::vector<core::Violation> failing;
+  std::vector<core::Violation> in_progress;
+  for (core::Violation& v : violations) {
+    (writing && v.transient ? in_progress : failing).push_back(std::move(v));
+  }
   Result<std::vector<ledger::ArtifactRecord>> artifacts = ledger.artifacts();
   size_t artifact_count = artifacts ? artifacts->size() : 0;
-  int64_t event_count = ledger.head().seq;
-  bool pass = violations.empty();
+  const ledger::Head head = ledger.head();
+  const std::string head_text = std::to_string(head.seq) + ":" + head.hash;
+  bool pass = failing.empty();
   ctx.exit = pass ? ExitCode::ok : ExitCode::violation;
 
-  if (ctx.json) {
-    nlohmann::json listed = nlohmann::json::array();
-    for (const core::Violation& v : violations) {
-      listed.push_back({{"rule", v.rule}, {"subject", v.subject}, {"message", v.message}});
+  if (!options.junit.empty()) {
+    Result<void> written = core::write_file_atomic(options.junit, junit_xml(options.dir, rules, failing, in_progress),
+                                                   core::Overwrite::yes, core::Durability::durable);
+    if (!written) {
+      ctx.fail(ExitCode::environment, "--junit: " + written.error().message);
+      return;
     }
+  }
+  auto listed = [](const std::vector<core::Violation>& list) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const core::Violation& v : list) {
+      out.push_back({{"rule", v.rule}, {"subject", v.subject}, {"message", v.message}});
+    }
+    return out;
+  };
+  if (ctx.json) {
     ctx.emit_json({{"project", options.dir},
                    {"verdict", pass ? "PASS" : "FAIL"},
-                   {"checked", {{"artifacts", artifact_count}, {"ledger_events", event_count}}},
-                   {"violations", listed}});
+                   {"checked", {{"artifacts", artifact_count}, {"ledger_events", head.seq}}},
+                   {"head", {{"seq", head.seq}, {"hash", head.hash}}},
+                   {"writer_active", writing},
+                   {"violations", listed(failing)},
+                   {"in_progress", listed(in_progress)}});
     return;
   }
+  const std::string progress_note =
+      in_progress.empty() ? ""
+                          : "; an avps process is writing: " + std::to_string(in_progress.size()) +
+                                " write(s) in progress not yet complete (see --json), checked when it ends";
   if (pass) {
     ctx.info(ctx.paint("PASS", "32") + " " + options.dir + ": integrity verified (" + std::to_string(artifact_count) +
-             " artifacts, " + std::to_string(event_count) + " ledger events)");
+             " artifacts, " + std::to_string(head.seq) + " ledger events, head " + head_text + ")" + progress_note);
     return;
   }
   // Violations go to stdout too: they are the command's result, not a failure to run it.
-  std::cout << ctx.paint("FAIL", "31") << " " << options.dir << ": " << violations.size() << " violation"
-            << (violations.size() == 1 ? "" : "s") << "\n";
-  for (const core::Violation& v : violations) {
+  std::cout << ctx.paint("FAIL", "31") << " " << options.dir << ": " << failing.size() << " violation"
+            << (failing.size() == 1 ? "" : "s") << " (head " << head_text << ")" << progress_note << "\n";
+  for (const core::Violation& v : failing) {
     std::cout << "  " << v.subject << ": " << v.message << "  [" << v.rule << "]\n";
   }
 }
@@ -66,9 +199,15 @@ void setup_gate(CLI::App& app, Context& ctx) {
       "Integrity rules: the ledger's hash chain and its HEAD mirror verify; every artifact file's hash\n"
       "matches the ledger; every render under media/ and every recorded request and answer object\n"
       "matches its recorded hash; no artifact-named file or render the ledger does not know; no\n"
-      "version gaps; naming rules; the run-log CSV equals the ledger; avps.json validates. Read-only.\n"
+      "version gaps; naming rules; the run-log CSV equals the ledger; avps.json validates. Read-only,\n"
+      "one consistent snapshot: beside a running `avps run`, writes in progress are not violations.\n"
       "Exit codes: 0 all rules hold, 1 violations (listed with the file or row), 4 not a project.");
   cmd->add_option("dir", options->dir, "Project folder (default: .)");
+  cmd->add_option("--expect-head", options->expect_head,
+                  "Fail unless this head (SEQ:HASH as a PASS prints it, or HASH) is still an event of the chain: "
+                  "a CI job that pinned the last head catches rewritten history");
+  cmd->add_option("--junit", options->junit,
+                  "Also write JUnit XML to this file: one test case per rule and target, failures with their messages");
   cmd->callback([options, &ctx]() { run_gate(*options, ctx); });
 }
 

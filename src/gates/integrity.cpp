@@ -24,7 +24,52 @@ bool is_excluded_top_level(const std::string& name) {
 
 }  // namespace
 
+const std::vector<std::string>& integrity_rules() {
+  static const std::vector<std::string> k_rules = {
+      "config.valid",     "ledger.readable",    "ledger.append_only", "ledger.hash",       "ledger.chain",
+      "ledger.head",      "ledger.index",       "ledger.budget",      "run_log.face",      "artifact.missing",
+      "artifact.hash",    "artifact.object",    "artifact.unrecorded", "artifact.name",    "artifact.gap",
+      "artifact.interrupted", "object.missing", "object.hash",        "media.missing",     "media.hash",
+      "media.unrecorded"};
+  return k_rules;
+}
+
+ProjectFiles list_project_files(const fs::path& dir) {
+  ProjectFiles files;
+  std::error_code media_ec;
+  for (auto it = fs::recursive_directory_iterator(dir / "media", media_ec);
+       !media_ec && it != fs::recursive_directory_iterator(); it.increment(media_ec)) {
+    if (!it->is_directory() && !core::is_atomic_temp_name(it->path().filename().string())) {
+      files.media.push_back(fs::relative(it->path(), dir).generic_string());
+    }
+  }
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    fs::path relative = fs::relative(it->path(), dir);
+    if (it.depth() == 0 && it->is_directory() && is_excluded_top_level(relative.string())) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file() && !it->is_symlink()) {
+      continue;
+    }
+    std::string name = it->path().filename().string();
+    if (!core::is_atomic_temp_name(name) && artifacts::looks_like_artifact_name(name)) {
+      files.artifact_named.push_back(relative.string());
+    }
+  }
+  std::sort(files.media.begin(), files.media.end());
+  std::sort(files.artifact_named.begin(), files.artifact_named.end());
+  return files;
+}
+
 std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::Ledger& ledger) {
+  return check_integrity(dir, ledger, list_project_files(dir));
+}
+
+std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::Ledger& ledger,
+                                             const ProjectFiles& files) {
   std::vector<core::Violation> out;
   auto add = [&](std::string rule, std::string subject, std::string message) {
     out.push_back(core::Violation{std::move(rule), std::move(subject), std::move(message)});
@@ -103,9 +148,12 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
       pending.erase(e.body.value("name", ""));
     }
   }
+  std::set<std::string> pending_paths;
   for (const auto& [name, path] : pending) {
     add("artifact.interrupted", path,
         "a write of " + name + " was interrupted; run a writing command (e.g. `avps run`) to recover it");
+    out.back().transient = true;
+    pending_paths.insert(path);
   }
 
   // Every object an exchange names (the canonical request, the answer, the wire bodies, a
@@ -154,47 +202,18 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
               found.substr(0, 12) + "..., recorded " + recorded.substr(0, 12) + "...)");
     }
   }
-  std::vector<std::string> unknown_media;
-  std::error_code media_ec;
-  for (auto it = fs::recursive_directory_iterator(dir / "media", media_ec);
-       !media_ec && it != fs::recursive_directory_iterator(); it.increment(media_ec)) {
-    if (it->is_directory() || core::is_atomic_temp_name(it->path().filename().string())) {
-      continue;
+  for (const std::string& path : files.media) {
+    if (!renders.count(path)) {
+      add("media.unrecorded", path,
+          "under media/ but recorded by no ledger event (added or swapped in by hand, or left by a run "
+          "interrupted before it recorded the render: `avps run` records it)");
+      out.back().transient = true;  // a run writes the render, then records it
     }
-    const std::string relative = fs::relative(it->path(), dir).generic_string();
-    if (!renders.count(relative)) {
-      unknown_media.push_back(relative);
-    }
-  }
-  std::sort(unknown_media.begin(), unknown_media.end());
-  for (const std::string& path : unknown_media) {
-    add("media.unrecorded", path,
-        "under media/ but recorded by no ledger event (added or swapped in by hand, or left by a run "
-        "interrupted before it recorded the render: `avps run` records it)");
   }
 
   // Files in the project that look like artifacts but the ledger does not know.
-  std::vector<std::string> found;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    fs::path relative = fs::relative(it->path(), dir);
-    if (it.depth() == 0 && it->is_directory() && is_excluded_top_level(relative.string())) {
-      it.disable_recursion_pending();
-      continue;
-    }
-    if (!it->is_regular_file() && !it->is_symlink()) {
-      continue;
-    }
-    std::string name = it->path().filename().string();
-    if (core::is_atomic_temp_name(name) || !artifacts::looks_like_artifact_name(name)) {
-      continue;
-    }
-    found.push_back(relative.string());
-  }
-  std::sort(found.begin(), found.end());
-  for (const std::string& path : found) {
-    if (recorded_paths.count(path) || path == ledger::k_run_log_relative) {
+  for (const std::string& path : files.artifact_named) {
+    if (recorded_paths.count(path) || pending_paths.count(path) || path == ledger::k_run_log_relative) {
       continue;
     }
     Result<artifacts::ArtifactName> parsed = artifacts::parse_artifact_name(fs::path(path).filename().string());

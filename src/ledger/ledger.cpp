@@ -241,14 +241,13 @@ std::string format_head(const Head& head) {
   return std::string(k_head_magic) + "\n" + std::to_string(head.seq) + " " + head.hash + "\n";
 }
 
-// nullopt if HEAD is missing; an error if it is malformed.
-Result<std::optional<Head>> read_head(const fs::path& project_dir) {
-  Result<std::string> text = core::read_file(head_path(project_dir));
+// HEAD as read: nullopt if the file is missing; an error if it is malformed or unreadable.
+Result<std::optional<Head>> parse_head(const Result<std::string>& text) {
   if (!text) {
     if (text.error().code == ErrorCode::not_found) {
       return std::optional<Head>{};
     }
-    return std::move(text).error();
+    return text.error();
   }
   auto bad = make_error(ErrorCode::corruption, ".avps/HEAD is malformed");
   std::string prefix = std::string(k_head_magic) + "\n";
@@ -271,6 +270,56 @@ Result<std::optional<Head>> read_head(const fs::path& project_dir) {
     return bad;
   }
   return std::optional<Head>{head};
+}
+
+Result<std::optional<Head>> read_head(const fs::path& project_dir) {
+  return parse_head(core::read_file(head_path(project_dir)));
+}
+
+// The mirrors as a reader found them just before it took its snapshot of the database: the
+// writer updates them after each commit, so read first they are never ahead of the snapshot.
+struct Mirrors {
+  Result<std::string> head = std::string();
+  Result<std::string> run_log = std::string();
+};
+
+// The pid of the process holding an exclusive flock on the file with inode `inode`, from
+// /proc/locks ("1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF"); nullopt when none (or no
+// /proc).
+std::optional<std::string> flock_writer_pid(ino_t inode) {
+  Result<std::string> locks = core::read_file("/proc/locks");
+  if (!locks) {
+    return std::nullopt;
+  }
+  const std::string device_and_inode = ":" + std::to_string(inode) + " ";
+  size_t start = 0;
+  while (start < locks->size()) {
+    size_t end = locks->find('\n', start);
+    std::string line = locks->substr(start, end == std::string::npos ? std::string::npos : end - start);
+    start = end == std::string::npos ? locks->size() : end + 1;
+    if (line.find("FLOCK") == std::string::npos || line.find(device_and_inode) == std::string::npos ||
+        line.find("->") != std::string::npos) {
+      continue;  // ("->": a process waiting for the lock, not holding it)
+    }
+    std::vector<std::string> fields;
+    size_t i = 0;
+    while (i < line.size()) {
+      while (i < line.size() && line[i] == ' ') {
+        ++i;
+      }
+      size_t j = line.find(' ', i);
+      fields.push_back(line.substr(i, j == std::string::npos ? std::string::npos : j - i));
+      i = j == std::string::npos ? line.size() : j;
+    }
+    if (fields.size() >= 5 && fields[3] == "WRITE") {
+      return fields[4];
+    }
+  }
+  return std::nullopt;
+}
+
+Mirrors read_mirrors(const fs::path& project_dir) {
+  return Mirrors{core::read_file(head_path(project_dir)), core::read_file(run_log_path(project_dir))};
 }
 
 Result<void> write_head(const fs::path& project_dir, const Head& head) {
@@ -424,6 +473,11 @@ fs::path ledger_path(const fs::path& project_dir) { return project_dir / ".avps"
 fs::path head_path(const fs::path& project_dir) { return project_dir / ".avps" / "HEAD"; }
 fs::path run_log_path(const fs::path& project_dir) { return project_dir / k_run_log_relative; }
 
+bool writer_active(const fs::path& project_dir) {
+  struct stat st {};
+  return ::stat((project_dir / ".avps" / "lock").c_str(), &st) == 0 && flock_writer_pid(st.st_ino).has_value();
+}
+
 std::string render_run_log(const std::vector<Event>& events) {
   std::string out = run_log_header();
   for (const Event& e : events) {
@@ -446,6 +500,7 @@ struct Ledger::Impl {
   Head head;
   std::string run_id;
   int64_t run_count = 0;
+  std::optional<Mirrors> snapshot_mirrors;  // read_only: the mirrors read before the snapshot began
 
   ~Impl() {
     if (lock_fd >= 0) {
@@ -468,42 +523,11 @@ struct Ledger::Impl {
     return ok();
   }
 
-  // "pid N" of the process holding the flock on `fd`, from /proc/locks; "pid unknown" elsewhere.
+  // "pid N" of the process holding the flock on `fd`; "pid unknown" where /proc/locks cannot say.
   static std::string lock_holder(int fd) {
     struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      return "pid unknown";
-    }
-    Result<std::string> locks = core::read_file("/proc/locks");
-    if (!locks) {
-      return "pid unknown";
-    }
-    std::string inode = ":" + std::to_string(st.st_ino) + " ";
-    size_t start = 0;
-    while (start < locks->size()) {
-      size_t end = locks->find('\n', start);
-      std::string line = locks->substr(start, end == std::string::npos ? std::string::npos : end - start);
-      start = end == std::string::npos ? locks->size() : end + 1;
-      if (line.find("FLOCK") == std::string::npos || line.find(inode) == std::string::npos ||
-          line.find("->") != std::string::npos) {
-        continue;
-      }
-      // "1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF"
-      std::vector<std::string> fields;
-      size_t i = 0;
-      while (i < line.size()) {
-        while (i < line.size() && line[i] == ' ') {
-          ++i;
-        }
-        size_t j = line.find(' ', i);
-        fields.push_back(line.substr(i, j == std::string::npos ? std::string::npos : j - i));
-        i = j == std::string::npos ? line.size() : j;
-      }
-      if (fields.size() >= 5) {
-        return "pid " + fields[4];
-      }
-    }
-    return "pid unknown";
+    std::optional<std::string> pid = ::fstat(fd, &st) == 0 ? flock_writer_pid(st.st_ino) : std::nullopt;
+    return "pid " + pid.value_or("unknown");
   }
 
   Result<void> configure() {
@@ -967,7 +991,12 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const fs::path& project_dir, OpenMo
     AVPS_TRY(impl->db.open(path, /*create=*/false));
     AVPS_TRY(impl->configure());
   } else {
+    // A reader sees one state for its whole life: the mirrors first, then one read transaction
+    // (its snapshot is taken at the first read and holds until the ledger is closed), so the
+    // mirrors can only lag what it reads, and every query agrees with every other.
+    impl->snapshot_mirrors = read_mirrors(project_dir);
     AVPS_TRY(impl->db.open_read_only(path));
+    AVPS_TRY(impl->db.exec("BEGIN; SELECT count(*) FROM sqlite_master;"));
   }
   AVPS_TRY(impl->migrate());
   AVPS_TRY(impl->load_head());
@@ -1268,8 +1297,9 @@ std::vector<core::Violation> Ledger::verify() const {
   }
   Head last = events.empty() ? Head{} : Head{events.back().seq, events.back().hash};
 
-  // The head mirror.
-  Result<std::optional<Head>> mirrored = read_head(dir);
+  // The head mirror. (Of a reader, as read before its snapshot; the writer reads it now.)
+  const Mirrors mirrors = m_impl->snapshot_mirrors ? *m_impl->snapshot_mirrors : read_mirrors(dir);
+  Result<std::optional<Head>> mirrored = parse_head(mirrors.head);
   if (!mirrored) {
     add("ledger.head", ".avps/HEAD", mirrored.error().message);
   } else if (!*mirrored) {
@@ -1285,6 +1315,7 @@ std::vector<core::Violation> Ledger::verify() const {
         "lags the ledger by " + std::to_string(last.seq - (*mirrored)->seq) +
             " event(s) (an interrupted commit, or events added by hand); a writing avps command "
             "completes it if the ledger is intact");
+    out.back().transient = true;
   }
 
   // The artifact index must equal the artifact.recorded events.
@@ -1376,7 +1407,7 @@ std::vector<core::Violation> Ledger::verify() const {
 
   // The CSV face must be exactly the rows the events carry.
   std::string expected = render_run_log(events);
-  Result<std::string> actual = core::read_file(run_log_path(dir));
+  const Result<std::string>& actual = mirrors.run_log;
   if (!actual) {
     add("run_log.face", k_run_log_relative, actual.error().message);
   } else if (*actual != expected) {
@@ -1404,6 +1435,9 @@ std::vector<core::Violation> Ledger::verify() const {
       detail = "is not valid CSV: " + have.error().message;
     }
     add("run_log.face", k_run_log_relative, detail);
+    // Rows missing at the end, or a torn last one: what a writer leaves between its commit and
+    // its append (and the next writing open completes).
+    out.back().transient = actual->size() < expected.size() && expected.compare(0, actual->size(), *actual) == 0;
   }
   return out;
 }

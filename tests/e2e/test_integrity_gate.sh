@@ -167,10 +167,95 @@ expect_exit 1 "$AVPS" gate "$P"; expect_out "$(object "$LAST")"
 cp "$WORK/answer" "$P/$(object "$LAST")"
 expect_exit 0 "$AVPS" run "$P" --until narrative
 
+# --- For CI: --expect-head catches rewritten history; --junit is JUnit XML a real parser reads -----
+expect_exit 0 "$AVPS" --json gate "$DEMO"
+PINNED=$(python3 -c 'import json,sys; h=json.loads(sys.argv[1])["head"]; print(str(h["seq"]) + ":" + h["hash"])' "$OUT")
+expect_exit 0 "$AVPS" gate "$DEMO" --expect-head "$PINNED"
+expect_out "head $PINNED"
+expect_exit 0 "$AVPS" gate "$DEMO" --expect-head "${PINNED#*:}"   # the hash alone
+# An earlier head is still part of the chain: appending is not rewriting.
+EARLIER=$(q "SELECT seq || ':' || hash FROM events WHERE seq = 100")
+expect_exit 0 "$AVPS" gate "$DEMO" --expect-head "$EARLIER"
+# The history rewritten consistently (an event edited, every later hash recomputed, HEAD and the
+# CSV face rewritten to match): every integrity rule holds, and only the pinned head catches it.
+copy rewritten
+python3 - "$P" <<'PY'
+import hashlib, json, sqlite3, sys, csv, io
+dir = sys.argv[1]
+db = sqlite3.connect(f"{dir}/.avps/ledger.db")
+for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
+    db.execute(f"DROP TRIGGER {name}")
+rows = db.execute("SELECT seq, run_id, ts, kind, body FROM events ORDER BY seq").fetchall()
+prev = "0" * 64
+for seq, run_id, ts, kind, body in rows:
+    if seq == 50:
+        ts = ts[:-4] + "999Z"   # a timestamp moved: the body is untouched, the chain is not
+    canonical = json.dumps({"seq": seq, "run_id": run_id, "ts": ts, "kind": kind, "body": json.loads(body)},
+                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    h = hashlib.sha256((prev + canonical).encode()).hexdigest()
+    db.execute("UPDATE events SET ts=?, prev_hash=?, hash=? WHERE seq=?", (ts, prev, h, seq))
+    prev = h
+db.commit()
+open(f"{dir}/.avps/HEAD", "w").write(f"avps-head 1\n{rows[-1][0]} {prev}\n")
+PY
+expect_exit 1 "$AVPS" gate "$P" --expect-head "$PINNED"
+expect_out "the pinned head $PINNED is not an event of this ledger's chain"
+# JUnit XML: a failing case for each seeded violation, a passing case for each rule that held.
+copy junit
+rm "$P/$B"
+printf 'X' | dd of="$P/$A" bs=1 seek=40 conv=notrunc status=none
+echo '{"edited":true}' > "$P/$(object "$REQ")"
+expect_exit 1 "$AVPS" gate "$P" --junit "$WORK/gate.xml" --expect-head "$PINNED"
+# Debian's python3 (/usr/bin), where python3-junitparser is installed, whatever python3 is first on PATH.
+/usr/bin/python3 - "$WORK/gate.xml" "$A" "$B" "$(object "$REQ")" <<'PY'
+import sys
+from junitparser import JUnitXml, Failure
+xml = JUnitXml.fromfile(sys.argv[1])
+failed, passed = {}, set()
+for suite in xml:
+    for case in suite:
+        failures = [r for r in case.result if isinstance(r, Failure)]
+        if failures:
+            failed[(case.classname, case.name)] = failures[0].message
+        else:
+            passed.add(case.classname)
+want = {("avps.gate.media.hash", sys.argv[2]), ("avps.gate.media.missing", sys.argv[3]),
+        ("avps.gate.object.hash", sys.argv[4])}
+assert want <= set(failed), (want - set(failed), failed)
+assert "avps.gate.ledger.chain" in passed and "avps.gate.ledger.expected_head" in passed, passed
+assert all(failed.values()), failed
+total = sum(suite.tests for suite in xml)
+assert total == len(failed) + len(passed), (total, len(failed), len(passed))
+PY
+
+# --- Beside a running `avps run`: 50 gates, each reading one snapshot, report no false violation --
+LIVE="$WORK/live"
+cp -r "$SRC/examples/demo_short_film" "$LIVE"
+python3 - "$LIVE/avps.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["sim"]["latency_ms"] = 40; json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
+"$AVPS" init "$LIVE" > /dev/null
+"$AVPS" run "$LIVE" --jobs 2 > /dev/null 2>&1 &
+run_pid=$!
+gates=0 beside=0
+while [ "$gates" -lt 50 ]; do
+  expect_exit 0 "$AVPS" --json gate "$LIVE"
+  gates=$((gates + 1))
+  if grep -Eq '"writer_active": ?true' <<<"$OUT"; then beside=$((beside + 1)); fi
+done
+wait "$run_pid" || fail "the run beside the gates failed"
+[ "$beside" -ge 25 ] || fail "only $beside of 50 gates ran beside the writer; slow the run down"
+expect_exit 0 "$AVPS" gate "$LIVE"
+echo "gate beside a run: $gates gates, $beside while it wrote, no false violation"
+
 # A read-only copy of a finished project (an auditor's mount): every reading command works. As
 # root, permissions do not bind, so the copy is read by the unprivileged user `nobody`.
 RO="$WORK/readonly"
 cp -r "$DEMO" "$RO"
+# (The readers above left SQLite's empty -wal and -shm beside the ledger, as any reader of a WAL
+# database in a writable folder does; an auditor's copy is taken with no process attached.)
+rm -f "$RO/.avps/ledger.db-wal" "$RO/.avps/ledger.db-shm"
 chmod -R a+rX,a-w "$RO"; chmod a+rx "$WORK"
 as_reader=()
 if [ "$(id -u)" = 0 ]; then

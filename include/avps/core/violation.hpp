@@ -10,6 +10,10 @@ struct Violation {
   std::string rule;     ///< stable rule id, e.g. "ledger.chain", "artifact.hash"
   std::string subject;  ///< the file (project-relative) or ledger row ("ledger event 12")
   std::string message;  ///< what is wrong, for a person
+  /// Also exactly what an avps process leaves while it writes: a mirror behind the ledger, a write
+  /// announced and not yet recorded, a render not yet recorded. A violation only when no avps
+  /// process holds the project's writer lock (a crash left it); otherwise work in progress.
+  bool transient = false;
 };
 
 }  // namespace avps::core

@@ -20,6 +20,7 @@
 //   media.unrecorded    a file under media/ that no media.recorded event names
 
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "avps/core/violation.hpp"
@@ -27,8 +28,27 @@
 
 namespace avps::gates {
 
+/// Every rule id check_integrity can report, in the order of the list above (ledger.* spelled out),
+/// for reports that show the rules that held as well as those that did not (`avps gate --junit`).
+const std::vector<std::string>& integrity_rules();
+
+/// The files a check looks at beyond those the ledger names: every file under media/ and every
+/// file named like an artifact (sorted). Listed before the ledger is opened, so that beside a
+/// running writer every file listed was announced, or recorded, in the ledger's snapshot (a run
+/// records an artifact's intent before its files, and a render's file before its event).
+struct ProjectFiles {
+  std::vector<std::string> media;
+  std::vector<std::string> artifact_named;
+};
+ProjectFiles list_project_files(const std::filesystem::path& dir);
+
 /// Every integrity violation of the project at `dir`, in a stable order (ledger first, then
-/// files by path). Empty means the folder is exactly what the ledger vouches for.
+/// files by path). Empty means the folder is exactly what the ledger vouches for. Violations a
+/// writer leaves in passing (a mirror behind, a write announced, a render not yet recorded) are
+/// `transient`: see core::Violation.
+std::vector<core::Violation> check_integrity(const std::filesystem::path& dir, const ledger::Ledger& ledger,
+                                             const ProjectFiles& files);
+/// The same, listing the files itself after the ledger was opened: for a project nothing writes.
 std::vector<core::Violation> check_integrity(const std::filesystem::path& dir, const ledger::Ledger& ledger);
 
 }  // namespace avps::gates

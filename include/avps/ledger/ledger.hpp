@@ -164,7 +164,10 @@ class Ledger {
   static Result<std::unique_ptr<Ledger>> create(const std::filesystem::path& project_dir,
                                                 const core::Clock& clock);
   /// Opens an existing ledger. read_write takes the writer lock and completes the mirrors after
-  /// a crash (see the guarantees above); read_only changes nothing on disk.
+  /// a crash (see the guarantees above). read_only changes nothing on disk and reads one
+  /// consistent snapshot for the ledger object's whole life: HEAD and the CSV face are read first,
+  /// then one SQLite read transaction begins, so every query sees the same committed state while
+  /// a writer goes on, and the mirrors verify() compares can lag that state, never lead it.
   static Result<std::unique_ptr<Ledger>> open(const std::filesystem::path& project_dir, OpenMode mode,
                                               const core::Clock& clock);
   ~Ledger();
@@ -216,7 +219,8 @@ class Ledger {
 
   /// Every integrity problem of the ledger itself and its mirrors: triggers present, each stored
   /// hash recomputed, the chain linked, HEAD equal to the last event, the artifact index equal to
-  /// the artifact.recorded events, and the CSV face equal to the rows the events carry.
+  /// the artifact.recorded events, and the CSV face equal to the rows the events carry. A HEAD
+  /// behind the last event and a CSV face that is a prefix of its rows are `transient`.
   std::vector<core::Violation> verify() const;
 
   /// Writes into `dst_project_dir` (its .avps folder exists and holds no ledger) the ledger as it
@@ -232,6 +236,10 @@ class Ledger {
   explicit Ledger(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> m_impl;
 };
+
+/// Whether an avps process holds the project's writer lock now (from /proc/locks: probing with
+/// flock could make a starting writer fail). False where that cannot be known.
+bool writer_active(const std::filesystem::path& project_dir);
 
 /// The CSV face's exact text for these events (header + one line per event with a row).
 std::string render_run_log(const std::vector<Event>& events);
