@@ -1,5 +1,7 @@
 #include "avps/artifacts/names.hpp"
 
+#include "avps/core/text.hpp"
+
 #include <algorithm>
 #include <array>
 #include <stdexcept>
@@ -58,36 +60,6 @@ std::string zero_padded(int number, std::size_t width) {
   return digits;
 }
 
-// Length of the well-formed UTF-8 sequence starting at s[i], or 0 if there is none.
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  const auto lead = static_cast<unsigned char>(s[i]);
-  std::size_t length = 0;
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    length = 2;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    length = 3;
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    length = 4;
-  } else {
-    return 0;
-  }
-  if (i + length > s.size()) {
-    return 0;
-  }
-  for (std::size_t k = 1; k < length; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) {
-      return 0;
-    }
-  }
-  // Overlong forms, surrogates and code points past U+10FFFF.
-  const auto second = static_cast<unsigned char>(s[i + 1]);
-  if ((lead == 0xe0 && second < 0xa0) || (lead == 0xed && second > 0x9f) ||
-      (lead == 0xf0 && second < 0x90) || (lead == 0xf4 && second > 0x8f)) {
-    return 0;
-  }
-  return length;
-}
-
 void append_hex_escape(std::string& out, char c) {
   static constexpr char k_hex[] = "0123456789abcdef";
   const auto byte = static_cast<unsigned char>(c);
@@ -104,7 +76,7 @@ std::string quote(std::string_view text) {
   while (i < text.size() && i < k_max_quoted_bytes) {
     const char c = text[i];
     if (static_cast<unsigned char>(c) >= 0x80) {
-      const std::size_t length = utf8_sequence_length(text, i);
+      const std::size_t length = core::utf8_sequence_length(text, i);
       if (length > 0) {
         out.append(text.substr(i, length));
         i += length;

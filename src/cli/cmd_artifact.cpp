@@ -140,7 +140,7 @@ void run_import(const ArtifactOptions& o, Context& ctx) {
                                   "becomes the next version)");
     return;
   }
-  Result<std::string> face = core::read_file(o.file);
+  Result<std::string> face = core::read_text_file(o.file);
   if (!face) {
     ctx.fail(face.error());
     return;
@@ -177,9 +177,9 @@ void run_edit(const ArtifactOptions& o, Context& ctx) {
     ctx.fail(ExitCode::environment, "the editor (" + command + ") failed; your copy is kept at " + copy.string());
     return;
   }
-  Result<std::string> edited = core::read_file(copy);
+  Result<std::string> edited = core::read_text_file(copy);
   if (!edited) {
-    ctx.fail(edited.error());
+    ctx.fail(Error{edited.error().code, edited.error().message + "; your edit is kept at " + copy.string()});
     return;
   }
   if (*edited == original) {

@@ -137,7 +137,7 @@ Result<CostView> gather(const CostOptions& o) {
   }
   if (view.projection.shots.empty()) {
     view.from_brief = true;
-    AVPS_TRY_ASSIGN(std::string brief, core::read_file(config.brief));
+    AVPS_TRY_ASSIGN(std::string brief, core::read_text_file(config.brief));
     AVPS_TRY_ASSIGN(governance::BriefEstimate estimate,
                     governance::estimate_from_brief(brief, governance::BriefAssumptions{}, recorded_scene_ids,
                                                     registry.skills(), router, settings,

@@ -5,12 +5,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <random>
 #include <string>
+
+#include "avps/core/text.hpp"
 
 namespace avps::core {
 namespace fs = std::filesystem;
@@ -181,6 +185,19 @@ Result<std::string> read_file(const fs::path& path) {
   }
   ::close(fd);
   return out;
+}
+
+Result<std::string> read_text_file(const fs::path& path) {
+  AVPS_TRY_ASSIGN(std::string text, read_file(path));
+  if (std::optional<std::size_t> bad = first_invalid_utf8(text)) {
+    const auto line = std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(*bad), '\n') + 1;
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[*bad]));
+    return make_error(ErrorCode::invalid_argument,
+                      path.string() + " is not UTF-8 text: byte " + byte + " at offset " + std::to_string(*bad) +
+                          " (line " + std::to_string(line) + "); save it as UTF-8 and try again");
+  }
+  return text;
 }
 
 Result<void> append_file_durable(const fs::path& path, std::string_view data) {

@@ -365,6 +365,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       continue;
     }
     if (kind == "BRIEF") {
+      // (Its UTF-8 was checked when the run started: run_production.)
       Result<std::string> brief = core::read_file(e.m_project.config().brief);
       if (brief) {
         add("BRIEF", *brief, {"BRIEF"});
@@ -1679,6 +1680,12 @@ std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& m
 Result<RunOutcome> run_production(project::Project& project, const RunOptions& options,
                                   const BackendsFactory& make_backends, Observer& observer) {
   const fs::path& dir = project.dir();
+  // What a person wrote goes into requests as text: not UTF-8 is refused here, naming the byte,
+  // before anything is recorded (it would otherwise fail the first request that carries it).
+  if (Result<std::string> brief = core::read_text_file(project.config().brief);
+      !brief && brief.error().code != ErrorCode::not_found) {
+    return std::move(brief).error();
+  }
   AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &dir));
   AVPS_TRY_ASSIGN(governance::ModelsFile models,
                   governance::ModelsFile::load(project::data_dir(), dir, project.config()));

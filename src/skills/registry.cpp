@@ -230,7 +230,7 @@ void Registry::load_skills(const fs::path& data_dir, const fs::path* project_dir
     skill.prompt = files.prompt ? *files.prompt : files.expected_prompt;
     if (!files.prompt) {
       m_load_violations.push_back({"skill.prompt", skill.prompt.subject, "prompt.md is missing"});
-    } else if (Result<std::string> prompt = core::read_file(skill.prompt.path); !prompt) {
+    } else if (Result<std::string> prompt = core::read_text_file(skill.prompt.path); !prompt) {
       m_load_violations.push_back({"skill.prompt", skill.prompt.subject, prompt.error().message});
     } else {
       skill.prompt_text = std::move(prompt).value();

@@ -72,4 +72,21 @@ expect_exit 0 env EDITOR="$WORK/editor.sh" "$AVPS" artifact edit "$P" CHAR_ALEX_
 expect_out "continuity/CHAR_ALEX_LOCK_v003.txt"
 grep -q "until betrayed" "$P/continuity/CHAR_ALEX_LOCK_v003.txt" || fail "edit not recorded"
 expect_exit 0 "$AVPS" gate "$P"
+
+# A face that is not UTF-8 is refused with the file, the byte and where it is; nothing recorded.
+events=$(sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM events")
+mkdir -p "$WORK/latin1"
+{ head -c 40 "$FACE"; printf '\xff\xfe'; tail -c +41 "$FACE"; } > "$WORK/latin1/CHAR_ALEX_LOCK_v001.txt"
+expect_exit 4 "$AVPS" artifact import "$P" "$WORK/latin1/CHAR_ALEX_LOCK_v001.txt" --reason "pasted from a Windows file"
+expect_out "CHAR_ALEX_LOCK_v001.txt is not UTF-8 text: byte 0xFF at offset 40 (line"
+[ "$(sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM events")" = "$events" ] || fail "a refused face was recorded"
+# An edit that saves a bad byte: refused, and the person's copy is kept.
+cat > "$WORK/bad_editor.sh" <<'SH'
+#!/bin/sh
+printf 'Age: \351\n' >> "$1"
+SH
+chmod +x "$WORK/bad_editor.sh"
+expect_exit 4 env EDITOR="$WORK/bad_editor.sh" "$AVPS" artifact edit "$P" CHAR_ALEX_LOCK --reason "age"
+expect_out "is not UTF-8 text: byte 0xE9"
+expect_out "your edit is kept at"
 echo ok

@@ -141,4 +141,19 @@ expect_exit 3 "$AVPS" status "$P"
 expect_out "HARD STOP $stop (gate, narrative-red-team)"
 expect_exit 3 "$AVPS" run "$P"
 expect_out "$stop is open"
+
+# A brief that is not UTF-8 (saved as Latin-1): refused before the run records anything, naming
+# the file, the byte and its line; the run after the fix goes on as if nothing happened.
+fresh latin1
+events=$(q "$P" "SELECT count(*) FROM events")
+cp "$P/brief.md" "$WORK/brief.good"
+printf '\nCaf\351 scene at dawn.\n' >> "$P/brief.md"
+expect_exit 4 "$AVPS" run "$P" --until narrative
+expect_out "brief.md is not UTF-8 text: byte 0xE9 at offset"
+expect_out "save it as UTF-8"
+[ "$(q "$P" "SELECT count(*) FROM events")" = "$events" ] || fail "a refused run was recorded"
+expect_exit 4 "$AVPS" cost "$P"
+expect_out "brief.md is not UTF-8 text"
+cp "$WORK/brief.good" "$P/brief.md"
+expect_exit 0 "$AVPS" run "$P" --until narrative
 echo ok

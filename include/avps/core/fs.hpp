@@ -52,6 +52,9 @@ bool is_atomic_temp_name(std::string_view filename);
 
 /// Reads a whole file.
 [[nodiscard]] Result<std::string> read_file(const std::filesystem::path& path);
+/// read_file for what a person wrote (a brief, a face, a prompt): the bytes must be UTF-8, else
+/// invalid_argument naming the file, the byte offset and line of the first bad byte, and the fix.
+[[nodiscard]] Result<std::string> read_text_file(const std::filesystem::path& path);
 
 /// Appends `data` to `path` (creating it) and fsyncs it. Used only for the CSV face of the
 /// run log, which is rebuilt from the ledger if an append is torn.
