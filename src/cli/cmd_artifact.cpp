@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/store.hpp"
@@ -76,8 +77,11 @@ void run_show(const ArtifactOptions& o, Context& ctx) {
 }
 
 // Imports `face` as the next version of the artifact `name` designates; prints the outcome.
+// `edited_from`: the version an edit started from; when another version was recorded meanwhile
+// the import is refused, naming both (checked under the writer lock, so no edit can slip between).
 bool import_text(const std::string& dir, const artifacts::ArtifactName& name, const std::string& face,
-                 const std::string& reason, const std::string& source, Context& ctx) {
+                 const std::string& reason, const std::string& source, Context& ctx,
+                 const std::optional<std::string>& edited_from = std::nullopt) {
   core::SystemClock clock;
   auto project = project::Project::open(dir, ledger::OpenMode::read_write, {}, clock);
   if (!project) {
@@ -96,6 +100,12 @@ bool import_text(const std::string& dir, const artifacts::ArtifactName& name, co
       authoring::prepare_import(**project, *registry, name.kind, name.target, face, source);
   if (!prepared) {
     ctx.fail(prepared.error());
+    return false;
+  }
+  if (edited_from && prepared->previous != *edited_from) {
+    ctx.fail(ExitCode::violation, prepared->previous + " was recorded while you edited " + *edited_from +
+                                      "; nothing was recorded, so that neither change is lost. Compare your edit with " +
+                                      prepared->previous);
     return false;
   }
   ledger::Ledger& ledger = (*project)->ledger();
@@ -167,6 +177,9 @@ void run_edit(const ArtifactOptions& o, Context& ctx) {
     ctx.fail(written.error());
     return;
   }
+  // Said before the editor opens: whatever happens to this process, the person's work is there.
+  std::cerr << "avps: editing a copy of " << found->record.name << " at " << copy.string()
+            << " (kept there unless it is recorded)\n";
   const char* editor = std::getenv("VISUAL");
   if (!editor || !*editor) {
     editor = std::getenv("EDITOR");
@@ -187,7 +200,7 @@ void run_edit(const ArtifactOptions& o, Context& ctx) {
     fs::remove_all(pattern);
     return;
   }
-  if (import_text(o.dir, name, *edited, o.reason, copy.string(), ctx)) {
+  if (import_text(o.dir, name, *edited, o.reason, copy.string(), ctx, found->record.name)) {
     fs::remove_all(pattern);
   } else if (!ctx.json) {
     std::cerr << "avps: your edit is kept at " << copy.string() << "; fix it and run `avps artifact import "

@@ -89,4 +89,25 @@ chmod +x "$WORK/bad_editor.sh"
 expect_exit 4 env EDITOR="$WORK/bad_editor.sh" "$AVPS" artifact edit "$P" CHAR_ALEX_LOCK --reason "age"
 expect_out "is not UTF-8 text: byte 0xE9"
 expect_out "your edit is kept at"
+
+# Edits that collide: while one person edits v003, another version is recorded. The edit is
+# refused naming both; its copy (announced before the editor opened) is kept; nothing is recorded.
+cat > "$WORK/slow_editor.sh" <<SH
+#!/bin/sh
+sed 's/until betrayed/until the storm/' "\$1" > "$WORK/other.txt"
+mv "$WORK/other.txt" "$WORK/other/CHAR_ALEX_LOCK_v001.txt"
+"$AVPS" artifact import "$P" "$WORK/other/CHAR_ALEX_LOCK_v001.txt" --reason "the other person's edit" > /dev/null
+sed -i 's/until betrayed/until betrayed twice/' "\$1"
+SH
+chmod +x "$WORK/slow_editor.sh"; mkdir -p "$WORK/other"
+events=$(sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM events")
+expect_exit 1 env EDITOR="$WORK/slow_editor.sh" "$AVPS" artifact edit "$P" CHAR_ALEX_LOCK --reason "hand detail"
+expect_out "avps: editing a copy of CHAR_ALEX_LOCK_v003.txt at "
+expect_out "CHAR_ALEX_LOCK_v004.txt was recorded while you edited CHAR_ALEX_LOCK_v003.txt"
+expect_out "your edit is kept at"
+kept=$(grep -o "kept at [^;]*CHAR_ALEX_LOCK_v003.txt" <<<"$OUT" | head -1 | sed 's/^kept at //')
+grep -q "until betrayed twice" "$kept" || fail "the colliding edit's copy was not kept: $kept"
+[ "$(sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM events")" -gt "$events" ] || fail "the other import was not recorded"
+[ ! -e "$P/continuity/CHAR_ALEX_LOCK_v005.txt" ] || fail "a colliding edit was recorded"
+expect_exit 0 "$AVPS" gate "$P"
 echo ok
