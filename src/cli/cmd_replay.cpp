@@ -1,7 +1,9 @@
 // `avps replay DIR [--run N]`: re-execute recorded runs offline and prove they reproduce
 // (replay.hpp). Exit 0 when every run replayed reproduces its record, 1 at a divergence.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <tuple>
 
 #include "avps/governance/pricing.hpp"
 #include "avps/replay/replay.hpp"
@@ -16,6 +18,7 @@ struct ReplayOptions {
   std::string run;
   bool keep_scratch = false;
   std::string reprice;
+  bool timeline = false;
 };
 
 std::string verified_line(const replay::RunReplay& r) {
@@ -82,9 +85,55 @@ void run_reprice(const ReplayOptions& o, Context& ctx) {
   }
 }
 
+// --timeline: the record's audit trail per scene and shot; nothing is re-executed.
+void run_timeline(const ReplayOptions& o, Context& ctx) {
+  Result<std::vector<replay::TimelineEntry>> entries = replay::timeline(o.dir, o.run);
+  if (!entries) {
+    ctx.fail(entries.error());
+    return;
+  }
+  // The project's own steps first, then scene by scene, each scene's own steps before its shots;
+  // in the record's order within each.
+  std::stable_sort(entries->begin(), entries->end(), [](const replay::TimelineEntry& a, const replay::TimelineEntry& b) {
+    return std::tie(a.scene_id, a.shot_id) < std::tie(b.scene_id, b.shot_id);
+  });
+  if (ctx.json) {
+    nlohmann::json listed = nlohmann::json::array();
+    for (const replay::TimelineEntry& e : *entries) {
+      listed.push_back(e.to_json());
+    }
+    ctx.emit_json({{"project", o.dir}, {"timeline", listed}});
+    return;
+  }
+  std::string scene = "\x01";
+  std::string shot = "\x01";
+  for (const replay::TimelineEntry& e : *entries) {
+    if (e.scene_id != scene) {
+      scene = e.scene_id;
+      shot = "\x01";
+      ctx.info(ctx.paint(scene.empty() ? "Project" : "Scene " + scene, "1"));
+    }
+    if (e.shot_id != shot) {
+      shot = e.shot_id;
+      if (!shot.empty()) {
+        ctx.info("  " + ctx.paint("Shot " + shot, "1"));
+      }
+    }
+    const std::string indent = shot.empty() ? "  " : "    ";
+    const std::string routed = e.tier.empty() && e.model.empty() ? "" : e.tier + (e.model.empty() ? "" : " " + e.model);
+    ctx.info(indent + e.timestamp + "  " + e.run_id + "  " + padded(e.skill, 28) + padded(routed, 24) +
+             padded(e.cost.empty() ? "" : "$" + e.cost, 12) + padded(e.outcome, 6) +
+             (e.artifact.empty() ? "" : e.artifact + "  ") + e.detail);
+  }
+}
+
 void run_replay(const ReplayOptions& o, Context& ctx) {
   if (!o.reprice.empty()) {
     run_reprice(o, ctx);
+    return;
+  }
+  if (o.timeline) {
+    run_timeline(o, ctx);
     return;
   }
   Result<std::vector<replay::RunReplay>> replayed = replay::replay_runs(
@@ -133,6 +182,10 @@ void setup_replay(CLI::App& app, Context& ctx) {
                   "Instead of replaying: what the record (or --run) would have cost under this price table (a "
                   "models file), per scene, tier and model, from the recorded tokens, seconds and images")
       ->check(CLI::ExistingFile);
+  cmd->add_flag("--timeline", options->timeline,
+                "Instead of replaying: the audit trail per scene and shot (what ran, when, on which model and "
+                "tier, at what cost, with which verdict; every retry, fallback, escalation and override with its reason)")
+      ->excludes("--reprice");
   cmd->footer(
       "Each run of `avps run` is re-executed on a scratch copy of the project as it stood when the run\n"
       "began (under $TMPDIR), through the same engine, with the run's options and the project's\n"

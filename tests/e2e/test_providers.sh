@@ -245,6 +245,11 @@ no_canary "$P"
 # The replay repeats every recorded failure, so the same retries end in the same fallbacks.
 expect_exit 0 "${offline[@]}" env -i PATH="$PATH" "$AVPS" replay "$P"
 expect_out "REPRODUCED RUN_0002 (DONE)"
+# The audit trail shows each retried call with its statuses, and the fallback with its reason.
+expect_exit 0 "$AVPS" replay "$P" --timeline
+expect_out "RETRY"
+expect_out "retries (503, 503"
+expect_out "fallback for shot-planner"
 
 # --- Killed at random moments, then resumed: the same artifacts and spend -------------------------
 start_fake kills

@@ -84,6 +84,23 @@ PY
 expect_exit 4 "$AVPS" replay "$DEMO" --reprice "$WORK/doubled.json"
 expect_out 'model "sim-t2-lite" answered calls of the record but is not in'
 
+# --- --timeline: the audit trail per scene and shot, from the record ------------------------------
+expect_exit 0 "$AVPS" replay "$DEMO" --timeline
+expect_out "Scene S01"
+expect_out "  Shot S01_SH01"
+grep -Eq '^    [0-9T:.-]+Z  RUN_0002  qc-grader +t2 sim-t2-[a-z]+ +\$0\.[0-9]{6} +(PASS|FIX|FAIL)' <<<"$OUT" \
+  || fail "no QC attempt with its tier, model, cost and verdict in the timeline"
+expect_exit 0 "$AVPS" --json replay "$DEMO" --timeline --run 2
+printf '%s' "$OUT" > "$WORK/timeline.json"
+python3 - "$WORK/timeline.json" "$(q "$DEMO" "SELECT count(*) FROM events WHERE run_id='RUN_0002' AND json_extract(body,'$.row') IS NOT NULL")" <<'PY'
+import json, sys
+entries = json.load(open(sys.argv[1]))["timeline"]
+assert len(entries) == int(sys.argv[2]), (len(entries), sys.argv[2])  # every run-log row, no retries on the sim
+assert {e["outcome"] for e in entries} >= {"PASS", "DONE"}, {e["outcome"] for e in entries}
+assert any(e["shot_id"] and e["skill"] == "generate" and e["artifact"].startswith("media/") for e in entries)
+PY
+expect_exit 2 "$AVPS" replay "$DEMO" --timeline --reprice "$WORK/doubled.json"
+
 # --- A recorded answer changed on disk: the step whose answer it was is named ---------------------
 P="$WORK/answer"
 cp -r "$DEMO" "$P"

@@ -116,6 +116,31 @@ struct Repricing {
 /// ceil(pico / 10^6) as "$1.234567".
 std::string format_pico_usd(int64_t pico_usd);
 
+/// One line of the audit trail (`--timeline`): a run-log row of the record, or a call's retries.
+struct TimelineEntry {
+  int64_t seq = 0;         ///< the event
+  std::string run_id;
+  std::string timestamp;
+  std::string scene_id;    ///< "" for the project-wide steps
+  std::string shot_id;     ///< "" for a scene's own steps
+  std::string skill;       ///< the row's skill_name ("story-architect", "budget-gates", "model-router", ...)
+  std::string model;
+  std::string tier;
+  std::string cost;        ///< the row's actual cost, else its estimate, in USD ("0.014539"); "" when none
+  std::string outcome;     ///< PASS FIX FAIL WARN STOP DONE ERROR, or RETRY
+  std::string artifact;
+  std::string detail;      ///< the row's notes: the reason of a revision, an escalation, a fallback, an override
+
+  nlohmann::json to_json() const;
+};
+
+/// The record's audit trail (of one run when `run` names it), in the record's order: every
+/// run-log row (each attempt and its verdict, reservations, revisions, escalations, fallbacks,
+/// regen rounds, stops, a person's overrides and imports with their reasons) and every call the
+/// retry layer had to repeat (RETRY, with each attempt's status). Sorted by callers as they show it.
+[[nodiscard]] Result<std::vector<TimelineEntry>> timeline(const std::filesystem::path& project_dir,
+                                                          const std::string& run);
+
 /// The first JSON pointer at which `a` and `b` differ (keys in byte order, arrays by index), or
 /// nullopt when they are equal; "" when they differ at the root.
 std::optional<std::string> first_difference(const nlohmann::json& a, const nlohmann::json& b);
