@@ -156,7 +156,15 @@ Result<void> ArtifactStore::recover() {
       // The crash came after the files were durable: finish the write.
       json details = entry.second;
       details["recovered"] = true;
-      AVPS_TRY(m_ledger.commit({ledger::EventDraft{.kind = "artifact.recorded", .body = {{"details", details}}, .artifact = record}}));
+      // The run log names every artifact version; the row the interrupted write would have
+      // carried is not in the intent, so recovery writes its own.
+      ledger::LogRow row;
+      row.skill_name = record.producer;
+      row.outcome = "DONE";
+      row.artifact_output = record.name;
+      row.notes = "recorded on recovery: the write was interrupted after its files were complete";
+      AVPS_TRY(m_ledger.commit({ledger::EventDraft{
+          .kind = "artifact.recorded", .body = {{"details", details}}, .row = row, .artifact = record}}));
       continue;
     }
     if (face_bytes) {

@@ -4,9 +4,12 @@
 #include <map>
 #include <set>
 
+#include "avps/artifacts/face.hpp"
 #include "avps/artifacts/names.hpp"
 #include "avps/artifacts/store.hpp"
+#include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
+#include "avps/core/json_schema.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/project/config.hpp"
 #include "avps/project/project.hpp"
@@ -27,8 +30,8 @@ bool is_excluded_top_level(const std::string& name) {
 const std::vector<std::string>& integrity_rules() {
   static const std::vector<std::string> k_rules = {
       "config.valid",     "ledger.readable",    "ledger.append_only", "ledger.hash",       "ledger.chain",
-      "ledger.head",      "ledger.index",       "ledger.budget",      "run_log.face",      "artifact.missing",
-      "artifact.hash",    "artifact.object",    "artifact.unrecorded", "artifact.name",    "artifact.gap",
+      "ledger.head",      "ledger.index",       "ledger.budget",      "run_log.face",      "run_log.row",        "artifact.missing",
+      "artifact.hash",    "artifact.object",    "artifact.schema",    "artifact.unrecorded", "artifact.name",    "artifact.gap",
       "artifact.interrupted", "object.missing", "object.hash",        "media.missing",     "media.hash",
       "media.unrecorded"};
   return k_rules;
@@ -90,6 +93,37 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     return out;
   }
 
+  // Each artifact's content valid against its kind's schema as it is now (a schema changed since,
+  // or content recorded by an older avps, shows here). Images have no schema.
+  std::map<std::string, std::optional<artifacts::FaceCodec>> codecs;  // by kind; nullopt: no schema
+  auto schema_problem = [&](const ledger::ArtifactRecord& r, const std::string& canonical) -> std::optional<std::string> {
+    const artifacts::KindInfo* info = artifacts::find_kind(r.kind);
+    if (info != nullptr && info->extension == "png") {
+      return std::nullopt;
+    }
+    auto [codec, fresh] = codecs.try_emplace(r.kind);
+    if (fresh) {
+      Result<artifacts::FaceCodec> loaded = artifacts::FaceCodec::load(project::data_dir() / "schemas", r.kind);
+      if (!loaded) {
+        codecs[r.kind] = std::nullopt;
+        return "no schema to check it against: " + loaded.error().message;
+      }
+      codec->second = std::move(loaded).value();
+    }
+    if (!codec->second) {
+      return "no schema to check it against";
+    }
+    Result<json> content = core::parse_json(canonical, r.name);
+    if (!content) {
+      return content.error().message;
+    }
+    std::vector<core::SchemaIssue> issues = codec->second->schema().validate(*content);
+    if (issues.empty()) {
+      return std::nullopt;
+    }
+    return "its content breaks " + std::string(r.kind) + "'s schema: " + core::format_schema_issues(r.name, issues);
+  };
+
   // Recorded artifacts: face and object present and unchanged.
   std::set<std::string> recorded_paths;
   std::map<std::pair<std::string, std::string>, std::vector<int>> versions;
@@ -107,13 +141,14 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
           "content changed since ledger event " + std::to_string(r.event_seq) + " recorded it (sha256 " +
               core::sha256_hex(*face).substr(0, 12) + "..., recorded " + r.face_sha256.substr(0, 12) + "...)");
     }
-    fs::path object = artifacts::object_path(dir, r.json_sha256);
-    Result<std::string> stored = core::read_file(object);
-    std::string object_subject = fs::relative(object, dir).string();
+    const std::string object_subject = fs::relative(artifacts::object_path(dir, r.json_sha256), dir).string();
+    Result<std::string> stored = artifacts::read_object(dir, r.json_sha256);
     if (!stored) {
-      add("artifact.object", object_subject, "canonical JSON of " + r.name + " is missing");
-    } else if (core::sha256_hex(*stored) != r.json_sha256) {
-      add("artifact.object", object_subject, "canonical JSON of " + r.name + " does not match its hash");
+      add("artifact.object", object_subject,
+          "canonical JSON of " + r.name +
+              (stored.error().code == ErrorCode::not_found ? " is missing" : " does not match its hash"));
+    } else if (std::optional<std::string> invalid = schema_problem(r, *stored)) {
+      add("artifact.schema", r.path, *invalid);
     }
     Result<artifacts::ArtifactName> parsed = artifacts::parse_artifact_name(r.name);
     if (!parsed) {
@@ -154,6 +189,28 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
         "a write of " + name + " was interrupted; run a writing command (e.g. `avps run`) to recover it");
     out.back().transient = true;
     pending_paths.insert(path);
+  }
+
+  // The run log is complete (DESIGN §3, run-logger): a row for every skill execution, and every
+  // artifact version named by a row (the QC_BATCH of every wave included).
+  std::set<std::string> logged_outputs;
+  for (const ledger::Event& e : *events) {
+    if (std::optional<ledger::LogRow> row = e.row()) {
+      std::string_view outputs = row->artifact_output;
+      while (!outputs.empty()) {
+        const size_t end = std::min(outputs.find(' '), outputs.size());
+        logged_outputs.insert(std::string(outputs.substr(0, end)));
+        outputs.remove_prefix(std::min(end + 1, outputs.size()));
+      }
+    } else if (e.kind == "step.finished") {
+      add("run_log.row", "ledger event " + std::to_string(e.seq),
+          "the " + e.body.value("skill", std::string("?")) + " step it records has no run-log row");
+    }
+  }
+  for (const ledger::ArtifactRecord& r : *records) {
+    if (!logged_outputs.count(r.name)) {
+      add("run_log.row", r.path, "recorded by ledger event " + std::to_string(r.event_seq) + " but no run-log row names it");
+    }
   }
 
   // Every object an exchange names (the canonical request, the answer, the wire bodies, a

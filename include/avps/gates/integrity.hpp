@@ -9,6 +9,8 @@
 //   artifact.missing    a recorded artifact's face file is gone
 //   artifact.hash       a face file's bytes differ from the recorded hash
 //   artifact.object     the canonical JSON object is missing or differs from its hash
+//   artifact.schema     the content breaks its kind's schema (images have none)
+//   run_log.row         a step.finished with no run-log row, or an artifact version no row names
 //   artifact.unrecorded a file named like an artifact that the ledger never recorded
 //   artifact.name       a file whose name breaks the naming rules (banned suffix, bad version...)
 //   artifact.gap        versions of one artifact that skip a number

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "avps/artifacts/store.hpp"
 #include "avps/core/fs.hpp"
@@ -161,4 +162,29 @@ TEST_CASE("an artifact index row edited behind the ledger's back is reported", "
   auto violations = ledger->verify();
   CHECK(std::count_if(violations.begin(), violations.end(),
                       [](const core::Violation& v) { return v.rule == "ledger.index"; }) == 4);  // 2 rows, both ways
+}
+
+TEST_CASE("the gate checks each artifact's content against its schema and that a run-log row names it",
+          "[store][gate]") {
+  testing::TempDir tmp;
+  fs::path dir = init_project(tmp);
+  auto project = open_project(dir);
+  REQUIRE(project->ledger().begin_run("test", {}).ok());
+  // Recorded with its hashes in order, but its content is not a WORLD_STATE (a field missing),
+  // and no run-log row names it: both are what a CI gate must refuse.
+  artifacts::NewArtifact broken = second_world_state();
+  broken.content.erase("timeline");
+  broken.face = broken.content.dump(2) + "\n";
+  broken.row.reset();
+  REQUIRE(project->store().write(broken).ok());
+  std::set<std::string> rules;
+  for (const core::Violation& v : gates::check_integrity(dir, project->ledger())) {
+    INFO(v.rule << " " << v.subject << ": " << v.message);
+    CHECK(v.subject == "continuity/WORLD_STATE_v002.json");
+    rules.insert(v.rule);
+  }
+  CHECK(rules == std::set<std::string>{"artifact.schema", "run_log.row"});
+  for (const std::string& rule : rules) {
+    CHECK(std::count(gates::integrity_rules().begin(), gates::integrity_rules().end(), rule) == 1);
+  }
 }
