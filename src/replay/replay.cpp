@@ -19,8 +19,8 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/engine/engine.hpp"
-#include "avps/governance/pricing.hpp"
 #include "avps/project/project.hpp"
+#include "record_reading.hpp"
 
 namespace avps::replay {
 namespace fs = std::filesystem;
@@ -327,22 +327,6 @@ std::vector<RecordedRun> runs_of(const std::vector<ledger::Event>& events) {
   return runs;
 }
 
-// "2", "RUN_0002" or "run_2" -> the run's id as the ledger writes it.
-std::optional<std::string> run_id_named(const std::string& name) {
-  std::string digits = name;
-  for (const char* prefix : {"RUN_", "run_"}) {
-    if (digits.rfind(prefix, 0) == 0) {
-      digits = digits.substr(4);
-    }
-  }
-  if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) {
-    return std::nullopt;
-  }
-  char id[16];
-  std::snprintf(id, sizeof id, "RUN_%04d", std::stoi(digits));
-  return std::string(id);
-}
-
 // Every path an artifact or render event names, and those the record vouched for by `before`.
 struct RecordedPaths {
   std::set<std::string> named;
@@ -433,17 +417,6 @@ Result<fs::path> make_scratch_dir() {
                                                fs::temp_directory_path().string() + " for the replay");
   }
   return fs::path(pattern);
-}
-
-// A JSON object of the project (a canonical request, an artifact's content) by its sha256; null
-// when it is not readable (the divergence then stays at the event's fields).
-json object_json(const fs::path& project_dir, const std::string& sha256) {
-  Result<std::string> bytes = artifacts::read_object(project_dir, sha256);
-  if (!bytes) {
-    return nullptr;
-  }
-  Result<json> parsed = core::parse_json(*bytes, "object");
-  return parsed ? *parsed : json(nullptr);
 }
 
 // The event that explains the first divergence. A step records its reservation before its
@@ -685,247 +658,6 @@ json RunReplay::to_json() const {
   return j;
 }
 
-json CostLine::to_json() const {
-  return {{"name", name},
-          {"calls", calls},
-          {"charged_micro_usd", charged_micro_usd},
-          {"current_pico_usd", current_pico_usd},
-          {"repriced_pico_usd", repriced_pico_usd}};
-}
-
-json Repricing::to_json() const {
-  auto lines = [](const std::vector<CostLine>& list) {
-    json out = json::array();
-    for (const CostLine& line : list) {
-      out.push_back(line.to_json());
-    }
-    return out;
-  };
-  return {{"by_scene", lines(by_scene)},
-          {"by_tier", lines(by_tier)},
-          {"by_model", lines(by_model)},
-          {"total", total.to_json()},
-          {"unanswered", {{"calls", unanswered}, {"charged_micro_usd", unanswered_micro_usd}}}};
-}
-
-std::string format_pico_usd(int64_t pico_usd) {
-  return governance::format_usd(pico_usd / 1'000'000 + (pico_usd % 1'000'000 > 0 ? 1 : 0));
-}
-
-namespace {
-
-constexpr int64_t k_pico_per_micro = 1'000'000;
-
-Result<int64_t> times(int64_t a, int64_t b) {
-  int64_t out = 0;
-  if (__builtin_mul_overflow(a, b, &out)) {
-    return make_error(ErrorCode::invalid_argument, "a repriced amount overflows");
-  }
-  return out;
-}
-
-// The exact cost of one recorded answer at `model`'s prices, in pico-USD. `request`: the
-// canonical request (a generation's resolution and pixel size).
-Result<int64_t> exact_cost(const governance::Model& model, const json& response, const json& request) {
-  auto missing = [&](const std::string& what) {
-    return make_error(ErrorCode::configuration, "model \"" + model.id + "\" has no " + what + " in the price table");
-  };
-  if (!model.pricing) {
-    return missing("pricing");
-  }
-  const governance::Pricing& price = *model.pricing;
-  if (response.contains("media_sha256")) {
-    const std::string resolution = request.value("resolution", "");
-    if (resolution == "storyboard") {
-      if (!price.per_image) {
-        return missing("per-image price");
-      }
-      return times(*price.per_image, k_pico_per_micro);
-    }
-    AVPS_TRY_ASSIGN(governance::VideoPrice video, resolution == "final"
-                                                      ? governance::final_video_price(model, request.value("pixels", ""))
-                                                      : governance::proxy_video_price(model));
-    AVPS_TRY_ASSIGN(int64_t ms, governance::duration_ms(response.value("seconds_billed", 0.0)));
-    AVPS_TRY_ASSIGN(int64_t per_ms, times(video.per_second_micro_usd, ms));
-    return times(per_ms, k_pico_per_micro / 1000);
-  }
-  if (!price.input_per_mtok || !price.output_per_mtok) {
-    return missing("token prices");
-  }
-  const int64_t input = response.value("input_tokens", int64_t{0});
-  const int64_t cached = std::clamp<int64_t>(response.value("cached_input_tokens", int64_t{0}), 0, input);
-  const int64_t cached_price = std::min(price.cached_input_per_mtok.value_or(*price.input_per_mtok), *price.input_per_mtok);
-  // Per-Mtok micro-USD × tokens is pico-USD exactly.
-  AVPS_TRY_ASSIGN(int64_t uncached_cost, times(input - cached, *price.input_per_mtok));
-  AVPS_TRY_ASSIGN(int64_t cached_cost, times(cached, cached_price));
-  AVPS_TRY_ASSIGN(int64_t output_cost, times(response.value("output_tokens", int64_t{0}), *price.output_per_mtok));
-  AVPS_TRY_ASSIGN(int64_t sum, governance::add_money(uncached_cost, cached_cost));
-  return governance::add_money(sum, output_cost);
-}
-
-Result<void> add_to(std::map<std::string, CostLine>& lines, const std::string& name, int64_t charged, int64_t current,
-                    int64_t repriced) {
-  CostLine& line = lines[name];
-  line.name = name;
-  ++line.calls;
-  AVPS_TRY_ASSIGN(line.charged_micro_usd, governance::add_money(line.charged_micro_usd, charged));
-  AVPS_TRY_ASSIGN(line.current_pico_usd, governance::add_money(line.current_pico_usd, current));
-  AVPS_TRY_ASSIGN(line.repriced_pico_usd, governance::add_money(line.repriced_pico_usd, repriced));
-  return ok();
-}
-
-std::vector<CostLine> lines_of(std::map<std::string, CostLine> lines) {
-  std::vector<CostLine> out;
-  for (auto& [name, line] : lines) {
-    out.push_back(std::move(line));
-  }
-  return out;
-}
-
-}  // namespace
-
-Result<Repricing> reprice(const fs::path& project_dir, const std::string& run, const fs::path& price_table) {
-  core::SystemClock clock;
-  AVPS_TRY_ASSIGN(std::unique_ptr<project::Project> project,
-                  project::Project::open(project_dir, ledger::OpenMode::read_only, {}, clock));
-  AVPS_TRY_ASSIGN(governance::ModelsFile current,
-                  governance::ModelsFile::load(project::data_dir(), project_dir, project->config()));
-  AVPS_TRY_ASSIGN(governance::ModelsFile table, governance::ModelsFile::load_file(project::data_dir(), price_table));
-  std::optional<std::string> run_id;
-  if (!run.empty()) {
-    run_id = run_id_named(run);
-    if (!run_id) {
-      return make_error(ErrorCode::invalid_argument, "--run " + run + ": name a run as its number (2) or its id (RUN_0002)");
-    }
-  }
-  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project->ledger().events());
-  std::map<std::string, json> intents;  // key -> its first intent
-  for (const ledger::Event& e : events) {
-    if (e.kind == "exchange.intent") {
-      intents.emplace(e.body.value("key", ""), e.body);
-    }
-  }
-  std::map<std::string, CostLine> scenes, tiers, models, total;
-  total["total"].name = "total";
-  Repricing out;
-  bool found_run = !run_id;
-  for (const ledger::Event& e : events) {
-    if (run_id && e.run_id != *run_id) {
-      continue;
-    }
-    found_run = true;
-    if (e.kind == "budget.reconciled") {
-      ++out.unanswered;
-      AVPS_TRY_ASSIGN(out.unanswered_micro_usd,
-                      governance::add_money(out.unanswered_micro_usd,
-                                            e.body.value(json::json_pointer("/reservation_end/settled_micro_usd"),
-                                                         int64_t{0})));
-      continue;
-    }
-    if (e.kind != "exchange.response") {
-      continue;
-    }
-    const std::string model_id = e.body.value("model", "");
-    const json& intent = intents[e.body.value("key", "")];
-    json request = json::object();
-    if (e.body.contains("media_sha256")) {
-      request = object_json(project_dir, intent.value("request_sha256", ""));
-      if (request.is_null()) {
-        return make_error(ErrorCode::corruption, "the request of ledger event " + std::to_string(e.seq) +
-                                                     " cannot be read; run `avps gate`");
-      }
-    }
-    const governance::Model* now = current.find(model_id);
-    const governance::Model* then = table.find(model_id);
-    if (now == nullptr || then == nullptr) {
-      return make_error(ErrorCode::configuration,
-                        "model \"" + model_id + "\" answered calls of the record but is not in " +
-                            (then == nullptr ? price_table.string() : std::string("the project's models file")) +
-                            "; a price table for --reprice lists every model the record used");
-    }
-    AVPS_TRY_ASSIGN(int64_t current_cost, exact_cost(*now, e.body, request));
-    AVPS_TRY_ASSIGN(int64_t repriced_cost, exact_cost(*then, e.body, request));
-    const int64_t charged = e.body.value("cost_micro_usd", int64_t{0});
-    const std::string scene = e.body.value("scene_id", "");
-    AVPS_TRY(add_to(scenes, scene.empty() ? "(project)" : scene, charged, current_cost, repriced_cost));
-    AVPS_TRY(add_to(tiers, intent.value("tier", "?"), charged, current_cost, repriced_cost));
-    AVPS_TRY(add_to(models, model_id, charged, current_cost, repriced_cost));
-    AVPS_TRY(add_to(total, "total", charged, current_cost, repriced_cost));
-  }
-  if (!found_run) {
-    return make_error(ErrorCode::not_found, "--run " + run + ": the ledger has no run " + *run_id);
-  }
-  out.total = total["total"];
-  out.by_scene = lines_of(std::move(scenes));
-  out.by_tier = lines_of(std::move(tiers));
-  out.by_model = lines_of(std::move(models));
-  return out;
-}
-
-json TimelineEntry::to_json() const {
-  return {{"seq", seq},     {"run_id", run_id},   {"timestamp", timestamp}, {"scene_id", scene_id},
-          {"shot_id", shot_id}, {"skill", skill}, {"model", model},         {"tier", tier},
-          {"cost", cost},   {"outcome", outcome}, {"artifact", artifact},   {"detail", detail}};
-}
-
-Result<std::vector<TimelineEntry>> timeline(const fs::path& project_dir, const std::string& run) {
-  core::SystemClock clock;
-  AVPS_TRY_ASSIGN(std::unique_ptr<ledger::Ledger> ledger,
-                  ledger::Ledger::open(project_dir, ledger::OpenMode::read_only, clock));
-  std::optional<std::string> run_id;
-  if (!run.empty()) {
-    run_id = run_id_named(run);
-    if (!run_id) {
-      return make_error(ErrorCode::invalid_argument, "--run " + run + ": name a run as its number (2) or its id (RUN_0002)");
-    }
-  }
-  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger->events());
-  std::map<std::string, json> intents;  // call key -> its intent: whose call a retried response was
-  std::vector<TimelineEntry> out;
-  bool found_run = !run_id;
-  for (const ledger::Event& e : events) {
-    if (e.kind == "exchange.intent") {
-      intents.emplace(e.body.value("key", ""), e.body);
-    }
-    if (run_id && e.run_id != *run_id) {
-      continue;
-    }
-    found_run = true;
-    if (std::optional<ledger::LogRow> row = e.row()) {
-      out.push_back({e.seq, e.run_id, row->timestamp, row->scene_id, row->shot_id, row->skill_name, row->model_used,
-                     row->tier, row->actual_cost.empty() ? row->estimated_cost : row->actual_cost, row->outcome,
-                     row->artifact_output, row->notes});
-    }
-    // The retry layer's repeats are not rows of their own; an auditor asks for them.
-    if ((e.kind == "exchange.response" || e.kind == "exchange.failed") && e.body.value("retries", 0) > 0) {
-      const json& intent = intents[e.body.value("key", "")];
-      std::string statuses;
-      for (const json& attempt : e.body.value("attempts", json::array())) {
-        statuses += (statuses.empty() ? "" : ", ") +
-                    (attempt.contains("error") ? attempt.value("error", "") : std::to_string(attempt.value("status", 0)));
-      }
-      const std::string purpose = intent.value("skill", "");
-      const size_t space = purpose.find(' ');
-      std::string scene = e.body.value("scene_id", "");
-      std::string shot;
-      if (space != std::string::npos) {
-        const std::string target = purpose.substr(space + 1, purpose.find(' ', space + 1) - space - 1);
-        if (target.find("_SH") != std::string::npos) {
-          shot = target;
-        }
-      }
-      out.push_back({e.seq, e.run_id, e.timestamp, scene, shot, purpose.substr(0, space), e.body.value("model", ""),
-                     intent.value("tier", ""), "", "RETRY", "",
-                     std::to_string(e.body.value("retries", 0)) + " retries (" + statuses + ")" +
-                         (e.kind == "exchange.failed" ? "; then the model gave up: " + e.body.value("message", "") : "")});
-    }
-  }
-  if (!found_run) {
-    return make_error(ErrorCode::not_found, "--run " + run + ": the ledger has no run " + *run_id);
-  }
-  return out;
-}
-
 std::optional<std::string> first_difference(const json& a, const json& b) {
   if (a == b) {
     return std::nullopt;
@@ -973,12 +705,8 @@ Result<std::vector<RunReplay>> replay_runs(const fs::path& project_dir, const Op
   }
   AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger->events());
   std::vector<RecordedRun> runs = runs_of(events);
-  if (!options.run.empty()) {
-    std::optional<std::string> id = run_id_named(options.run);
-    if (!id) {
-      return make_error(ErrorCode::invalid_argument,
-                        "--run " + options.run + ": name a run as its number (2) or its id (RUN_0002)");
-    }
+  AVPS_TRY_ASSIGN(std::optional<std::string> id, run_filter(options.run));
+  if (id) {
     std::erase_if(runs, [&](const RecordedRun& r) { return r.run_id != *id; });
     if (runs.empty()) {
       return make_error(ErrorCode::not_found, "--run " + options.run + ": the ledger has no run " + *id +
