@@ -537,6 +537,19 @@ struct Ledger::Impl {
     return ok();
   }
 
+  // An opened file must be an avps ledger: its application_id says so, and a user_version of 0
+  // (an SQLite file avps never initialised) is only ever seen by create().
+  Result<void> check_identity() {
+    AVPS_TRY_ASSIGN(int64_t app_id, query_int(db, "PRAGMA application_id"));
+    AVPS_TRY_ASSIGN(int64_t version, query_int(db, "PRAGMA user_version"));
+    if (app_id != k_application_id || version == 0) {
+      return make_error(ErrorCode::corruption, ledger_path(project_dir).string() +
+                                                   " is not an avps ledger (another SQLite database is in its place); "
+                                                   "nothing was changed; restore the ledger from a backup");
+    }
+    return ok();
+  }
+
   Result<void> migrate() {
     AVPS_TRY_ASSIGN(int64_t app_id, query_int(db, "PRAGMA application_id"));
     AVPS_TRY_ASSIGN(int64_t version, query_int(db, "PRAGMA user_version"));
@@ -984,11 +997,19 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const fs::path& project_dir, OpenMo
   impl->project_dir = project_dir;
   impl->clock = &clock;
   impl->mode = mode;
+  // A ledger is never made anew over a file that is there: an empty one (truncated, or replaced)
+  // is evidence, reported and left as it is.
+  std::error_code size_error;
+  if (fs::file_size(path, size_error) == 0 && !size_error) {
+    return make_error(ErrorCode::corruption, path.string() + " is empty (0 bytes): the ledger was truncated or "
+                                                             "replaced; nothing was changed; restore it from a backup");
+  }
   if (mode == OpenMode::read_write) {
     AVPS_TRY(impl->take_writer_lock());
   }
   if (mode == OpenMode::read_write) {
     AVPS_TRY(impl->db.open(path, /*create=*/false));
+    AVPS_TRY(impl->check_identity());  // before configure() sets WAL mode: nothing written to a stranger
     AVPS_TRY(impl->configure());
   } else {
     // A reader sees one state for its whole life: the mirrors first, then one read transaction
@@ -997,6 +1018,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const fs::path& project_dir, OpenMo
     impl->snapshot_mirrors = read_mirrors(project_dir);
     AVPS_TRY(impl->db.open_read_only(path));
     AVPS_TRY(impl->db.exec("BEGIN; SELECT count(*) FROM sqlite_master;"));
+    AVPS_TRY(impl->check_identity());
   }
   AVPS_TRY(impl->migrate());
   AVPS_TRY(impl->load_head());

@@ -248,7 +248,7 @@ expect_out "REPRODUCED RUN_0002 (DONE)"
 # The audit trail shows each retried call with its statuses, and the fallback with its reason.
 expect_exit 0 "$AVPS" replay "$P" --timeline
 expect_out "RETRY"
-expect_out "retries (503, 503"
+expect_out "2 retries (503 server_error, 503 server_error, 200)"
 expect_out "fallback for shot-planner"
 
 # --- Killed at random moments, then resumed: the same artifacts and spend -------------------------

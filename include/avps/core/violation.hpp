@@ -11,8 +11,8 @@ struct Violation {
   std::string subject;  ///< the file (project-relative) or ledger row ("ledger event 12")
   std::string message;  ///< what is wrong, for a person
   /// Also exactly what an avps process leaves while it writes: a mirror behind the ledger, a write
-  /// announced and not yet recorded, a render not yet recorded. A violation only when no avps
-  /// process holds the project's writer lock (a crash left it); otherwise work in progress.
+  /// announced and not yet recorded, a render or a run-log row not yet recorded. A violation only
+  /// when no avps process holds the project's writer lock (a crash left it); else work in progress.
   bool transient = false;
 };
 

@@ -338,3 +338,31 @@ TEST_CASE("a reader sees one snapshot while a writer commits, and mirrors that l
   }
   CHECK(face_reported);
 }
+
+TEST_CASE("an empty or foreign file in the ledger's place is reported and never rewritten", "[ledger][tamper]") {
+  LedgerFixture f;
+  f.create().reset();
+  const fs::path path = ledger::ledger_path(f.dir.path());
+  for (const bool empty : {true, false}) {
+    fs::remove(path);
+    if (empty) {
+      REQUIRE(core::write_file_atomic(path, "", core::Overwrite::yes, core::Durability::cached).ok());
+    } else {
+      sqlite3* db = nullptr;
+      REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+      REQUIRE(sqlite3_exec(db, "CREATE TABLE notes(x); INSERT INTO notes VALUES ('mine');", nullptr, nullptr, nullptr) ==
+              SQLITE_OK);
+      sqlite3_close(db);
+    }
+    const std::string before = core::read_file(path).value();
+    for (const ledger::OpenMode mode : {ledger::OpenMode::read_only, ledger::OpenMode::read_write}) {
+      auto opened = ledger::Ledger::open(f.dir.path(), mode, f.clock);
+      REQUIRE_FALSE(opened.ok());
+      CHECK(opened.error().code == ErrorCode::corruption);
+      CHECK_THAT(opened.error().message, Catch::Contains(empty ? "is empty (0 bytes)" : "is not an avps ledger"));
+      CHECK_THAT(opened.error().message, Catch::Contains("nothing was changed"));
+    }
+    CHECK(core::read_file(path).value() == before);
+    CHECK_FALSE(fs::exists(path.string() + "-wal"));
+  }
+}
