@@ -276,13 +276,6 @@ Result<std::optional<Head>> read_head(const fs::path& project_dir) {
   return parse_head(core::read_file(head_path(project_dir)));
 }
 
-// The mirrors as a reader found them just before it took its snapshot of the database: the
-// writer updates them after each commit, so read first they are never ahead of the snapshot.
-struct Mirrors {
-  Result<std::string> head = std::string();
-  Result<std::string> run_log = std::string();
-};
-
 // The pid of the process holding an exclusive flock on the file with inode `inode`, from
 // /proc/locks ("1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF"); nullopt when none (or no
 // /proc).
@@ -317,6 +310,13 @@ std::optional<std::string> flock_writer_pid(ino_t inode) {
   }
   return std::nullopt;
 }
+
+// The mirrors as a reader found them just before it took its snapshot of the database: the
+// writer updates them after each commit, so read first they are never ahead of the snapshot.
+struct Mirrors {
+  Result<std::string> head = std::string();
+  Result<std::string> run_log = std::string();
+};
 
 Mirrors read_mirrors(const fs::path& project_dir) {
   return Mirrors{core::read_file(head_path(project_dir)), core::read_file(run_log_path(project_dir))};

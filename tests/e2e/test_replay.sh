@@ -153,15 +153,16 @@ expect_out "REPRODUCED RUN_0002 (DONE)"
 chmod -R u+w "$RO"
 
 # --- Killed mid-production and resumed: each run replays; the killed one as far as it went -------
+# (The first scene's production: the same loops, a third of the calls.)
 P="$WORK/killed"
 cp -r "$SRC/examples/demo_short_film" "$P"
 "$AVPS" init "$P" > /dev/null
 set +e
-(AVPS_CRASH_AT="engine.after_response:60" "$AVPS" run "$P" --jobs 4 > /dev/null 2>&1) 2> /dev/null
+(AVPS_CRASH_AT="engine.after_response:40" "$AVPS" run "$P" --jobs 4 --scene S01 > /dev/null 2>&1) 2> /dev/null
 code=$?
 set -e
 [ "$code" = 137 ] || fail "expected the run to be killed (137), got $code"
-expect_exit 0 "$AVPS" run "$P" --jobs 4
+expect_exit 0 "$AVPS" run "$P" --jobs 4 --scene S01
 expect_exit 0 "$AVPS" replay "$P"
 expect_out "REPRODUCED RUN_0002 (UNFINISHED)"
 expect_out "verified as far as it went"
