@@ -155,6 +155,31 @@ double rate_of(const std::map<std::string, double, std::less<>>& rates, std::str
   return it == rates.end() ? 0.0 : it->second;
 }
 
+// The rate a key "skill@ID" gives the call about that shot, scene or entity (the most specific
+// one the request's scope names), if any: a test freezes one shot with "qc-grader@S02_SH01".
+std::optional<double> scoped_rate(const std::map<std::string, double, std::less<>>& rates, const ModelRequest& request) {
+  for (const char* id_key : {"shot_id", "scene_id", "entity_id"}) {
+    const std::string id = request.scope.is_object() ? request.scope.value(id_key, "") : "";
+    if (auto it = rates.find(request.skill + "@" + id); !id.empty() && it != rates.end()) {
+      return it->second;
+    }
+  }
+  return std::nullopt;
+}
+
+// A rate's key names a skill the sim answers, alone or with "@ID" (a shot, scene or entity id).
+Result<void> check_rate_keys(const std::map<std::string, double, std::less<>>& rates, const char* key) {
+  const std::vector<std::string>& names = sim::generator_names();
+  for (const auto& [name, rate] : rates) {
+    const std::string skill = name.substr(0, name.find('@'));
+    if (std::find(names.begin(), names.end(), skill) == names.end() || name.size() == skill.size() + 1) {
+      return settings_error(std::string(key) + "." + name + ": expected a skill the sim answers, alone or as " +
+                            "skill@ID for one shot, scene or entity (skills: " + sim::join(names) + ")");
+    }
+  }
+  return ok();
+}
+
 // ---- the shape of the answer ------------------------------------------------------------------
 
 // The artifact (or, for a row schema, the row) the request's output_schema asks for.
@@ -381,7 +406,9 @@ Result<SimSettings> SimSettings::from_json(const json& sim_block) {
     settings.latency_ms = latency->get<int64_t>();
   }
   AVPS_TRY_ASSIGN(settings.failure_rates, read_rates(sim_block, "failure_rates", {}));
+  AVPS_TRY(check_rate_keys(settings.failure_rates, "failure_rates"));
   AVPS_TRY_ASSIGN(settings.fix_rates, read_rates(sim_block, "fix_rates", {}));
+  AVPS_TRY(check_rate_keys(settings.fix_rates, "fix_rates"));
   AVPS_TRY_ASSIGN(settings.media_failure_rates,
                   read_rates(sim_block, "media_failure_rates", {"gen_premium", "gen_mid", "gen_low"}));
   return settings;
@@ -464,8 +491,10 @@ Result<ModelResponse> SimBackend::complete(const ModelRequest& request) const {
       failure_rate = rate_of(m_settings.media_failure_rates, tier);
     }
   }
+  failure_rate = scoped_rate(m_settings.failure_rates, request).value_or(failure_rate);
   bool fail = rng.chance(failure_rate);
-  bool fix = rng.chance(rate_of(m_settings.fix_rates, request.skill));
+  bool fix = rng.chance(scoped_rate(m_settings.fix_rates, request)
+                            .value_or(rate_of(m_settings.fix_rates, request.skill)));
   call.mode = fail ? sim::Mode::fail : fix && entry->has_fix ? sim::Mode::fix : sim::Mode::pass;
 
   sim::Outputs outputs;

@@ -94,7 +94,9 @@ void setup_override(CLI::App& app, Context& ctx) {
   o->allow_attempts_option = decision->add_option(
       "--allow-attempts", o->allow_attempts, "Gate and frozen stops: N more attempts for the stopped loop");
   o->accept_option = decision->add_option(
-      "--accept", o->accept, "Gate stops: accept this artifact (a file name the loop wrote) as it is");
+      "--accept", o->accept,
+      "Gate stops: accept this artifact (a file name the loop wrote) as it is; frozen shots: one of its renders "
+      "(S02_SH01_proxy_a04.mp4), or best");
   decision->require_option(1);
   cmd->footer(
       "Appends a stop.override event and a RUN_LOG row with the reason and the cost impact; a raised cap\n"

@@ -169,6 +169,11 @@ class SceneBook {
     } else if (e.kind == "media.recorded") {
       reach(e.body.value("scene_id", ""),
             e.body.value("resolution", "") == "final" ? "shots_final" : "shots_proxy");
+    } else if (e.kind == "stop.override" && e.body.value("stop_kind", "") == "frozen" &&
+               e.body.value("decision", json::object()).value("kind", "") == "accept") {
+      // A frozen shot a person accepted a render of counts as passed at that resolution.
+      const std::string loop = e.body.value("loop", "");
+      m_accepted.insert(e.body.value("scope", json::object()).value("shot_id", "") + loop.substr(loop.rfind('/')));
     }
     return ok();
   }
@@ -300,10 +305,15 @@ class SceneBook {
   }
 
   // Shots passed at a resolution, by the engine's rule (production.cpp): the last graded attempt
-  // is PASS, where an attempt counts once its wave's QC_BATCH is recorded (record.cpp).
+  // is PASS, where an attempt counts once its wave's QC_BATCH is recorded (record.cpp), or a
+  // person accepted one of its renders.
   int count_passed(const std::vector<std::string>& shots, const std::string& resolution) const {
     int passed = 0;
     for (const std::string& shot : shots) {
+      if (m_accepted.count(shot + "/" + resolution)) {
+        ++passed;
+        continue;
+      }
       auto found = m_attempts.find(shot + "/" + resolution);
       if (found == m_attempts.end()) {
         continue;
@@ -346,6 +356,7 @@ class SceneBook {
   std::map<std::string, SceneState> m_scenes;
   std::map<std::string, std::vector<json>> m_attempts;     // "<shot>/<resolution>" -> graded attempts
   std::set<std::string> m_waves_written;                   // "S01/proxy#2": waves whose QC_BATCH is recorded
+  std::set<std::string> m_accepted;                        // "S02_SH02/proxy": a frozen shot's render accepted
   std::map<std::string, ledger::ArtifactRecord> m_latest;  // "SCENES/", "SHOTLIST/S01" -> latest version
   std::map<std::string, std::vector<std::string>> m_shotlists;  // SHOTLIST file -> shot ids
 };

@@ -350,8 +350,9 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     AVPS_TRY_ASSIGN(std::optional<Loaded> loaded, latest(kind, target));
     return input_version(std::move(loaded), reader_loop);
   };
+  const skills::SkillInput* reading = nullptr;  // the input being gathered: its fields cut what is read
   auto add = [&](const std::string& kind, json value, std::vector<std::string> names) {
-    value = without_gate(std::move(value));
+    value = without_gate(cut_to_fields(std::move(value), reading->fields));
     Result<std::string> canonical = core::canonical_json(value);
     std::string sha = core::sha256_hex(canonical ? *canonical : value.dump());
     g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", sha}});
@@ -360,6 +361,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
   for (const skills::SkillInput& input : skill.inputs) {
     const std::string& kind = input.kind;
     const std::string& slice = input.slice;
+    reading = &input;
     bool found = false;
     if (circular(skill, input)) {
       continue;
@@ -616,6 +618,7 @@ Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, 
                              json extra) {
   if (auto open = record.open_stops.find(loop); open != record.open_stops.end()) {
     // Already recorded and not overridden: the same stop stands.
+    stopped = open->second;
     outcome.exit = ExitCode::hard_stop;
     outcome.message = "STOP-" + std::to_string(open->second.value("seq", int64_t{0})) + ": " +
                       open->second.value("reason", reason);
@@ -645,6 +648,7 @@ Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, 
                   e.m_project.ledger().append(ledger::EventDraft{.kind = "run.hard_stop", .body = body, .row = row}));
   body["seq"] = event.seq;
   record.open_stops[loop] = body;
+  stopped = body;
   outcome.exit = ExitCode::hard_stop;
   outcome.message = "STOP-" + std::to_string(event.seq) + ": " + reason;
   return report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context);
@@ -1613,20 +1617,52 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
   for (const skills::Phase* p : scene_phases) {
     until_in_scene_phases = until_in_scene_phases || stop_here(p->name);
   }
-  for (const std::string& s : scenes) {
+  // A hard stop confined to `scene` holds that scene only (DESIGN §3): it is noted, the outcome
+  // is cleared, and the walk goes on with what does not depend on the scene. Any other stop, an
+  // interruption or a restart ends the walk.
+  auto held_to = [&](const std::string& scene) {
+    if (outcome.exit != ExitCode::hard_stop || restart || held_scene(stopped) != scene) {
+      return false;
+    }
+    held[stopped.value("seq", int64_t{0})] = outcome.message;
+    outcome.exit = ExitCode::ok;
+    outcome.message.clear();
+    return true;
+  };
+  // The scene phases run in story order because each scene's world state comes from the scene
+  // before: a stop there holds its scene and every later one, and production goes on for the
+  // scenes before it.
+  std::vector<std::string> produced = scenes;
+  for (size_t k = 0; k < scenes.size(); ++k) {
+    const std::string& s = scenes[k];
     Context c;
     c.scene_id = s;
     c.scope = "scene";
+    bool held_here = false;
     for (const skills::Phase* p : scene_phases) {
       AVPS_TRY(report(
           {.kind = Progress::Kind::phase, .phase = p->name, .scene_id = s, .text = "phase " + p->name + " " + s}));
       AVPS_TRY(run_phase(*p, {c}));
+      if (held_to(s)) {
+        held_here = true;
+        break;
+      }
       if (halted()) {
         return false;
       }
       if (stop_here(p->name)) {
         break;
       }
+    }
+    if (held_here) {
+      produced.resize(k);
+      if (k + 1 < scenes.size()) {
+        AVPS_TRY(report({.kind = Progress::Kind::note,
+                         .scene_id = s,
+                         .text = "the stop on " + s + " holds the scenes after it too (their world state starts from " +
+                                 s + "'s); production goes on for the scenes before it"}));
+      }
+      break;
     }
     if (!options.scene.empty() && options.scene == s) {
       break;  // the scenes before it were needed for its world state
@@ -1636,8 +1672,9 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
     return true;
   }
 
-  // Production, scene by scene: cost loop, proxy waves, cost loop, final waves.
-  for (const std::string& s : scenes) {
+  // Production, scene by scene: cost loop, proxy waves, cost loop, final waves. A stop confined to
+  // a scene (a frozen shot, the scene's cap) holds that scene; the next one goes on.
+  for (const std::string& s : produced) {
     if (!options.scene.empty() && options.scene != s) {
       continue;
     }
@@ -1651,6 +1688,9 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
         c.scene_id = s;
         c.scope = "scene";
         AVPS_TRY(run_phase(*p, {c}));
+      }
+      if (held_to(s)) {
+        break;
       }
       if (halted()) {
         return false;
@@ -1753,12 +1793,15 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   impl.exchange.emplace(m_project, m_router, m_governor, m_backends, impl.record, impl.outcome);
   AVPS_TRY_ASSIGN(impl.overrides, governance::Overrides::read(m_project.ledger()));
   impl.index_graph(*graph);
-  if (!impl.record.open_stops.empty()) {
-    const json& stop = impl.record.open_stops.begin()->second;
-    impl.outcome.exit = ExitCode::hard_stop;
-    impl.outcome.message = "STOP-" + std::to_string(stop.value("seq", int64_t{0})) + " is open: " +
-                           stop.value("reason", "") + " — `avps override` records a decision, then run again";
-    return impl.outcome;
+  // An open stop that holds the whole project refuses the run; one held to a scene stands again
+  // when the walk reaches it, and the rest of the production goes on.
+  for (const auto& [loop, stop] : impl.record.open_stops) {
+    if (held_scene(stop).empty()) {
+      impl.outcome.exit = ExitCode::hard_stop;
+      impl.outcome.message = "STOP-" + std::to_string(stop.value("seq", int64_t{0})) + " is open: " +
+                             stop.value("reason", "") + " — `avps override` records a decision, then run again";
+      return impl.outcome;
+    }
   }
   // A revision that changed upstream content restarts the walk; every pass is bounded by the
   // loops' own limits, so this ends.
@@ -1771,6 +1814,21 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
     AVPS_TRY(impl.report({.kind = Progress::Kind::note,
                           .text = "an upstream artifact was revised: walking the graph again (pass " +
                                   std::to_string(pass + 2) + ")"}));
+  }
+  // Every open stop ends the run with exit 3 once the work they do not hold is done: those held
+  // this run, and those recorded before that the walk did not reach again.
+  if (impl.outcome.exit == ExitCode::ok && !impl.record.open_stops.empty()) {
+    std::map<int64_t, std::string> open = impl.held;
+    for (const auto& [loop, stop] : impl.record.open_stops) {
+      const int64_t seq = stop.value("seq", int64_t{0});
+      open.emplace(seq, "STOP-" + std::to_string(seq) + ": " + stop.value("reason", ""));
+    }
+    impl.outcome.exit = ExitCode::hard_stop;
+    impl.outcome.message = std::to_string(open.size()) + " hard stop(s) hold part of the production; the rest is done";
+    for (const auto& [seq, message] : open) {
+      impl.outcome.message += "\n  " + message;
+    }
+    impl.outcome.message += "\n`avps status` says what each one holds; `avps override` records a decision";
   }
   return impl.outcome;
 }

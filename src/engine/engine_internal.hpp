@@ -39,6 +39,11 @@ std::string target_for(const std::string& kind, const Context& context);
 /// compares (a re-gated artifact with the same content is the same input).
 nlohmann::json without_gate(nlohmann::json value);
 
+/// An input as a skill reads it (skills::SkillInput::fields): of each artifact (the value, or each
+/// member of a list of them), only the fields the pointers name and its identity (format_version,
+/// kind, entity_id, target, shot_id, scene_id); the whole value when `fields` is empty.
+nlohmann::json cut_to_fields(nlohmann::json value, const std::vector<std::string>& fields);
+
 /// What the record says so far, rebuilt from the ledger's events (never kept elsewhere).
 struct Record {
   std::map<std::string, nlohmann::json> responses;  ///< exchange key -> exchange.response body
@@ -56,8 +61,13 @@ struct Record {
   std::set<std::string> analyzer_runs;              ///< "<shot>/<resolution>#<attempt>" analyzer ran after
   std::map<std::string, nlohmann::json> rounds;     ///< "<shot>/<resolution>" -> last regen.round body
   std::set<std::string> waves_written;              ///< "<scene>/<resolution>#<wave>"
-  std::map<std::string, nlohmann::json> open_stops;  ///< loop key -> {seq, skill, reason} of a stop still open
+  std::map<std::string, nlohmann::json> open_stops;  ///< loop key -> {seq, skill, kind, scope, cap, reason} of a stop still open
 };
+
+/// The scene a hard stop holds ({kind, scope, cap} as recorded), or "" when it holds the whole
+/// project: a stop with no scene in its scope, or one on the project's budget cap (every other
+/// call would meet that cap too). A scene's stop holds that scene and what depends on it.
+std::string held_scene(const nlohmann::json& stop);
 
 [[nodiscard]] Result<Record> read_record(const ledger::Ledger& ledger);
 

@@ -366,6 +366,14 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
   if (!packager || !grader || !analyzer || !planner) {
     return make_error(ErrorCode::configuration, "production needs prompt-packager, qc-grader, regen-analyzer and shot-planner");
   }
+  // The loop a frozen shot's stop names, and whether a shot needs no more attempts at a
+  // resolution: its last attempt passed QC, or a person accepted one (`avps override --accept`).
+  auto frozen_loop = [&](const std::string& key) { return grader->name + "/" + key; };
+  auto shot_done = [&](const std::string& key) {
+    const std::vector<json>& attempts = record.shot_attempts[key];
+    return (!attempts.empty() && attempts.back().value("verdict", "") == "PASS") ||
+           overrides.accepted(frozen_loop(key)).has_value();
+  };
   const int analyzer_after = config_int(config, "/regen/analyzer_after_failures", 2);
   const int max_rounds = config_int(config, "/regen/max_rounds", 2);
   const std::string proxy_pixels = config_text(config, "/style/resolution/proxy");
@@ -399,11 +407,11 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     for (const json& row : shotlist->content.value("rows", json::array())) {
       rows.push_back(row);
     }
-    // Final renders only after every shot of the scene passed QC at proxy.
+    // Final renders only after every shot of the scene passed QC at proxy (or a person accepted
+    // one of its proxy attempts).
     if (resolution == "final") {
       for (const json& row : rows) {
-        const auto& proxy = record.shot_attempts[row.value("shot_id", "") + "/proxy"];
-        if (proxy.empty() || proxy.back().value("verdict", "") != "PASS") {
+        if (!shot_done(row.value("shot_id", "") + "/proxy")) {
           AVPS_TRY(report({.kind = Progress::Kind::wait,
                            .scene_id = scene,
                            .text = "phase " + phase.name + " " + scene + ": waiting for every proxy to pass"}));
@@ -429,7 +437,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       a.ctx.resolution = resolution;
       const std::string key = a.ctx.shot_id + "/" + resolution;
       const std::vector<json>& attempts = record.shot_attempts[key];
-      if (!attempts.empty() && attempts.back().value("verdict", "") == "PASS") {
+      if (shot_done(key)) {
         continue;
       }
       a.attempt = static_cast<int>(attempts.size()) + 1;
@@ -446,8 +454,11 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
         const int failed_in_round = static_cast<int>(attempts.size()) - round_start;
         const std::string hero = row.value("hero_tier", "C");
         const int per_round = config_int(config, ("/regen/attempts/" + hero).c_str(), hero == "A" ? 3 : 2);
+        // `avps override --allow-attempts N` on a frozen shot extends its last round by N.
+        const bool last_round = round_number >= max_rounds;
+        const int allowed = per_round + (last_round ? overrides.extra_attempts(frozen_loop(key)) : 0);
         const std::string analyzed = key + "#" + std::to_string(attempts.size());
-        const bool exhausted = failed_in_round >= per_round;
+        const bool exhausted = failed_in_round >= allowed;
         if ((exhausted || failed_in_round >= analyzer_after) && !record.analyzer_runs.count(analyzed) &&
             failed_in_round >= std::min(analyzer_after, per_round)) {
           Job job;
@@ -462,11 +473,13 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
           record.analyzer_runs.insert(analyzed);
         }
         if (exhausted) {
-          if (round_number >= max_rounds) {
-            return hard_stop("qc-grader", "frozen", "qc-grader/" + key, a.ctx, attempts.back().value("reasons", json::array()),
+          if (last_round) {
+            return hard_stop(grader->name, "frozen", frozen_loop(key), a.ctx,
+                             attempts.back().value("reasons", json::array()),
                              a.ctx.shot_id + " is frozen: " + std::to_string(attempts.size()) + " failed " + resolution +
                                  " attempts over " + std::to_string(max_rounds) +
-                                 " regen rounds; a person must decide (`avps override --allow-attempts`, or re-plan the shot)");
+                                 " regen rounds; a person must decide (`avps override --allow-attempts N` for more, "
+                                 "`--accept best` to keep its best attempt, or re-plan the shot)");
           }
           // The analyzer's remedy opens the next round: simplify when it recommends a structural
           // change for this shot, else escalate the generation tier one step.

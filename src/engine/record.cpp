@@ -63,6 +63,34 @@ json without_gate(json value) {
   return value;
 }
 
+json cut_to_fields(json value, const std::vector<std::string>& fields) {
+  if (fields.empty()) {
+    return value;
+  }
+  if (value.is_array()) {
+    for (json& item : value) {
+      item = cut_to_fields(std::move(item), fields);
+    }
+    return value;
+  }
+  if (!value.is_object()) {
+    return value;
+  }
+  json cut = json::object();
+  for (const char* identity : {"format_version", "kind", "entity_id", "target", "shot_id", "scene_id"}) {
+    if (auto it = value.find(identity); it != value.end()) {
+      cut[identity] = *it;
+    }
+  }
+  for (const std::string& field : fields) {
+    const json::json_pointer pointer(field);
+    if (value.contains(pointer)) {
+      cut[pointer] = value.at(pointer);
+    }
+  }
+  return cut;
+}
+
 void note_attempt(Record& record, const json& attempt) {
   std::vector<json>& list = record.shot_attempts[attempt.value("shot_id", "") + "/" + attempt.value("resolution", "")];
   // A resumed wave records the same attempt again; keep the last word on it.
@@ -70,6 +98,13 @@ void note_attempt(Record& record, const json& attempt) {
                             [&](const json& a) { return a.value("attempt", 0) == attempt.value("attempt", 0); }),
              list.end());
   list.push_back(attempt);
+}
+
+std::string held_scene(const nlohmann::json& stop) {
+  if (stop.value("kind", "") == "budget" && stop.value("cap", "project") == "project") {
+    return "";
+  }
+  return stop.value("scope", nlohmann::json::object()).value("scene_id", "");
 }
 
 Result<Record> read_record(const ledger::Ledger& ledger) {
@@ -136,7 +171,12 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
                    attempts.end());
   }
   for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
-    record.open_stops[stop.loop] = {{"seq", stop.seq}, {"skill", stop.skill}, {"reason", stop.reason}};
+    record.open_stops[stop.loop] = {{"seq", stop.seq},
+                                    {"skill", stop.skill},
+                                    {"kind", governance::stop_kind_name(stop.kind)},
+                                    {"scope", stop.scope},
+                                    {"cap", stop.cap},
+                                    {"reason", stop.reason}};
   }
   return record;
 }

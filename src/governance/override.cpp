@@ -97,6 +97,50 @@ std::string join(const std::set<std::string>& items) {
   return out;
 }
 
+// The render a person accepts for a frozen shot: `name` is one of the loop's graded renders
+// ("S02_SH01_proxy_a04.mp4", with or without "media/"), or "best": the attempt QC ranked highest
+// (FIX above FAIL), the latest among equals. Returns the render's path as media.recorded has it.
+Result<json> accepted_render(const std::vector<ledger::Event>& events, const HardStop& stop, const std::string& name) {
+  std::map<int, std::string> verdicts;  // attempt -> its last QC verdict in the stopped loop
+  for (const ledger::Event& e : events) {
+    if (e.kind == "step.finished" && text_of(e.body, "loop") == stop.loop && e.body.contains("shot_attempt")) {
+      verdicts[e.body["shot_attempt"].value("attempt", 0)] = text_of(e.body, "verdict");
+    }
+  }
+  const std::string shot = text_of(stop.scope, "shot_id");
+  const std::string resolution = stop.loop.substr(stop.loop.rfind('/') + 1);
+  std::map<int, std::string> renders;  // graded attempt -> its render
+  for (const ledger::Event& e : events) {
+    const int attempt = e.body.value("attempt", 0);
+    if (e.kind == "media.recorded" && text_of(e.body, "shot_id") == shot &&
+        text_of(e.body, "resolution") == resolution && verdicts.count(attempt)) {
+      renders[attempt] = text_of(e.body, "path");
+    }
+  }
+  if (renders.empty()) {
+    return refuse(stop.id() + " froze " + shot + " (" + resolution + ") with no graded render to accept");
+  }
+  if (name == "best") {
+    auto rank = [&](int attempt) { return verdicts[attempt] == "FIX" ? 1 : 0; };
+    int best = renders.begin()->first;
+    for (const auto& [attempt, path] : renders) {
+      best = rank(attempt) >= rank(best) ? attempt : best;
+    }
+    return json(renders[best]);
+  }
+  for (const auto& [attempt, path] : renders) {
+    if (path == name || path == "media/" + name) {
+      return json(path);
+    }
+  }
+  std::set<std::string> known;
+  for (const auto& [attempt, path] : renders) {
+    known.insert(path.substr(path.rfind('/') + 1));
+  }
+  return refuse(name + " is not a graded render of " + shot + " (" + resolution + "); give one of " + join(known) +
+                ", or best");
+}
+
 OverrideRecord record_from_body(int64_t event_seq, const json& body) {
   OverrideRecord r;
   r.event_seq = event_seq;
@@ -445,10 +489,13 @@ Result<OverrideRecorded> record_override(project::Project& project, const Overri
     record.value = n;
     const int64_t per_attempt = stop.needed_micro_usd.value_or(stop.last_attempt_micro_usd.value_or(0));
     record.cost_impact_micro_usd = n * per_attempt;
+  } else if (stop.kind == StopKind::frozen) {
+    AVPS_TRY_ASSIGN(record.value, accepted_render(events, stop, *request.accept));
+    record.decision = "accept";
   } else {
     if (stop.kind != StopKind::gate) {
-      return refuse("--accept lifts gate stops; " + stop.id() + " is a " + kind_name + " stop (use " +
-                    (stop.kind == StopKind::budget ? "--raise-cap USD)" : "--allow-attempts N)"));
+      return refuse("--accept lifts gate and frozen stops; " + stop.id() + " is a " + kind_name +
+                    " stop (use --raise-cap USD)");
     }
     const std::string& name = *request.accept;
     AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> artifact, ledger.find_artifact(name));

@@ -346,6 +346,33 @@ void Registry::check_skill(const SkillDef& skill, std::vector<Violation>& out) c
     if (!is_known_input_kind(input.kind)) {
       report("skill.kind", "input kind " + input.kind + " is not an artifact kind avps knows");
     }
+    if (input.fields.empty()) {
+      continue;
+    }
+    // A field list cuts whole artifacts; each pointer must name a field of the kind's schema
+    // (that of a skill writing the kind), or the skill would silently read nothing there.
+    if (input.slice == "scene_row" || input.slice == "shot_row" || input.slice == "entity_rows" ||
+        input.slice == "all_rows") {
+      report("skill.fields", "input " + input.kind + " (slice " + input.slice +
+                                 ") reads rows; fields apply to whole artifacts only");
+      continue;
+    }
+    std::string schema;
+    for (const auto& [name, writer] : m_skills) {
+      for (const SkillOutput& output : writer.outputs) {
+        schema = schema.empty() && output.kind == input.kind ? output.schema : schema;
+      }
+    }
+    if (schema.empty()) {
+      report("skill.fields", "input " + input.kind + " names fields, but no skill writes " + input.kind +
+                                 " with a schema to check them against");
+      continue;
+    }
+    for (const std::string& pointer : input.fields) {
+      if (m_schemas.field(schema, pointer) == nullptr) {
+        report("skill.fields", "input " + input.kind + " field " + pointer + " is not a field of " + schema);
+      }
+    }
   }
   for (const SkillOutput& output : skill.outputs) {
     if (artifacts::find_kind(output.kind) == nullptr) {

@@ -144,13 +144,16 @@ done
 # (e) A call refused at reservation time by a shot cap: the hard stop names that cap; the calls of
 # the same wave reserved before it were never sent, so they are released, not counted as spent;
 # raising the cap lets that render through (the run goes on until another shot meets its own cap).
+# A shot cap holds its scene only: the other scenes go on, each to its own stop or to the end.
 E="$WORK/shot_cap"
 cp -r "$SRC/examples/demo_short_film" "$E"
 configure "$E" budget.shot_cap_usd 1.0
 "$AVPS" init "$E" > /dev/null
 expect_exit 3 "$AVPS" run "$E" --jobs 4
 expect_out "past its cap"
-stop=$(grep -o "STOP-[0-9]*" <<<"$OUT" | head -n 1)
+stops=$(q "$E" "SELECT count(*) FROM events WHERE kind='run.hard_stop'")
+[ "$(grep -c "^  STOP-" <<<"$OUT")" = "$stops" ] || fail "the run should list its $stops stops, got: $OUT"
+stop="STOP-$(q "$E" "SELECT seq FROM events WHERE kind='run.hard_stop' ORDER BY seq DESC LIMIT 1")"
 shot=$(q "$E" "SELECT json_extract(body,'$.cap') FROM events WHERE kind='run.hard_stop' ORDER BY seq DESC LIMIT 1")
 case "$shot" in "shot S"*) ;; *) fail "the budget stop should name a shot cap, got '$shot'";; esac
 expect_out "raise the $shot cap"

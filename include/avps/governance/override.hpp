@@ -7,6 +7,8 @@
 //   raise_cap       (budget stops)        the cap that refused the call gets a new, higher value
 //   allow_attempts  (gate, frozen stops)  N more attempts for the stopped loop
 //   accept          (gate stops)          an artifact the loop wrote is accepted despite its verdict
+//                   (frozen stops)        one of the shot's graded renders ("best": the attempt QC
+//                                         ranked highest) counts as its passed render
 // The ledger is the only store of decisions: Overrides reads them back, so the engine and
 // `avps status` see the same caps, attempts and acceptances.
 
@@ -99,7 +101,8 @@ class Overrides {
   /// Each raise buys the loop one re-check of its unchanged plan under the new cap: the decision
   /// was to pay, not to simplify.
   int cap_raises(const std::string& loop_key) const;
-  /// The artifact file name accepted for a loop, if any (the latest acceptance).
+  /// The artifact file name (a render's path for a frozen shot) accepted for a loop, if any (the
+  /// latest acceptance).
   std::optional<std::string> accepted(const std::string& loop_key) const;
   bool is_overridden(int64_t stop_seq) const;
 
@@ -117,7 +120,7 @@ struct OverrideRequest {
   std::string reason;
   std::optional<std::string> raise_cap_usd;   ///< a decimal USD amount: "300", "312.50"
   std::optional<std::string> allow_attempts;  ///< a whole number 1..1000
-  std::optional<std::string> accept;          ///< an artifact file name: "PLAUS_S03_v003.md"
+  std::optional<std::string> accept;          ///< an artifact file name: "PLAUS_S03_v003.md"; a render or "best"
 };
 
 struct OverrideRecorded {

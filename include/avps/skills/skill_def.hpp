@@ -50,6 +50,10 @@ struct SkillInput {
   std::string kind;  ///< an artifact kind, or BRIEF / MEDIA
   bool required = true;
   std::string slice;  ///< how much of the kind one call takes (skill.schema.json definitions.slice)
+  /// The parts of each artifact the skill reads (JSON pointers, "/behavioral_baseline"); empty:
+  /// all of it. What is not read is neither sent nor part of the step's inputs, so an edit of
+  /// it leaves the step up to date (an appearance edit does not re-run the psychology).
+  std::vector<std::string> fields;
 };
 
 struct SkillOutput {

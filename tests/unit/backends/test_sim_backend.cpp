@@ -410,6 +410,23 @@ TEST_CASE("media failure rates by generation tier decide qc-grader's failures", 
           .verdict == gates::Verdict::fail);
 }
 
+TEST_CASE("a failure rate for one shot applies to that shot's calls only, above the skill's and the tier's", "[sim]") {
+  FakeGateContext context = fixture_context();  // the fixture's qc-grader call is about S01_SH03
+  SimSettings frozen_shot;
+  frozen_shot.failure_rates["qc-grader"] = 0.0;
+  frozen_shot.media_failure_rates["gen_premium"] = 0.0;
+  frozen_shot.failure_rates["qc-grader@S01_SH03"] = 1.0;
+  SimBackend backend(frozen_shot, 1);
+  ModelRequest about_the_shot = request_for("qc-grader");
+  CHECK(gate_of("qc-grader", parse_answer("qc-grader", complete_text(backend, about_the_shot)), context).verdict ==
+        gates::Verdict::fail);
+  frozen_shot.failure_rates.erase("qc-grader@S01_SH03");
+  frozen_shot.failure_rates["qc-grader@S01_SH04"] = 1.0;
+  SimBackend other_shot(frozen_shot, 1);
+  CHECK(gate_of("qc-grader", parse_answer("qc-grader", complete_text(other_shot, about_the_shot)), context).verdict ==
+        gates::Verdict::pass);
+}
+
 TEST_CASE("a revision, whose request carries the findings, draws its failure again", "[sim]") {
   SimBackend backend(rates(0.5, {"plausibility-auditor"}), 9);
   FakeGateContext context = fixture_context();
@@ -878,6 +895,13 @@ TEST_CASE("sim settings read the project's sim block and refuse what they cannot
   CHECK(SimSettings::from_json(json()).ok());
 
   CHECK_FALSE(SimSettings::from_json(json{{"failure_rates", {{"qc-grader", 1.5}}}}).ok());
+  // A rate names a skill the sim answers, alone or for one shot, scene or entity; a typo is refused.
+  CHECK(SimSettings::from_json(json{{"failure_rates", {{"qc-grader@S02_SH01", 1.0}}}}).ok());
+  for (const char* bad : {"qc-grder", "qc-grader@", "generate@S01"}) {
+    auto refused = SimSettings::from_json(json{{"fix_rates", {{bad, 0.5}}}});
+    REQUIRE_FALSE(refused.ok());
+    CHECK_THAT(refused.error().message, Catch::Contains(std::string("fix_rates.") + bad + ": expected a skill"));
+  }
   CHECK(SimSettings::from_json(json{{"media", "image"}})->media == "image");
   CHECK(SimSettings::from_json(json{})->media == "auto");
   CHECK_FALSE(SimSettings::from_json(json{{"media", "gif"}}).ok());

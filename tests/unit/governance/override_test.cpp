@@ -269,7 +269,7 @@ TEST_CASE("A refused override writes nothing and says why", "[override]") {
   const int64_t gate = film.stop(gate_stop("character-lock", "character-lock/ALEX", {{"entity_id", "ALEX"}}));
   const int64_t budget = film.stop(budget_stop("project", 1'000'000));
   const int64_t frozen =
-      film.stop(gate_stop("qc-grader", "qc-grader/S01_SH02", {{"shot_id", "S01_SH02"}}, "frozen"));
+      film.stop(gate_stop("qc-grader", "qc-grader/S01_SH02/proxy", {{"shot_id", "S01_SH02"}}, "frozen"));
   const std::string lock = film.artifact("CHAR_LOCK", "ALEX", "character-lock");
   const int64_t overridden = film.stop(gate_stop("set-lock", "set-lock/HARBOUR", {{"entity_id", "HARBOUR"}}));
   REQUIRE(governance::record_override(*film.project, allow(overridden, "1")).ok());
@@ -292,8 +292,8 @@ TEST_CASE("A refused override writes nothing and says why", "[override]") {
       {"two decisions", {g, "r", "10", "1", std::nullopt}, "exactly one decision"},
       {"raise on a gate stop", raise(gate, "2000"), "--raise-cap lifts budget stops"},
       {"attempts on a budget stop", allow(budget, "1"), "is a budget stop (use --raise-cap USD)"},
-      {"accept on a budget stop", accept(budget, lock), "--accept lifts gate stops"},
-      {"accept on a frozen stop", accept(frozen, lock), "is a frozen stop (use --allow-attempts N)"},
+      {"accept on a budget stop", accept(budget, lock), "--accept lifts gate and frozen stops; STOP-"},
+      {"accept on a frozen stop with no render", accept(frozen, lock), "with no graded render to accept"},
       {"cap not above", raise(budget, "1000"), "is not above the current project cap of 1000.000000 USD"},
       {"cap below", raise(budget, "999.99"), "is not above"},
       {"cap not a number", raise(budget, "lots"), "is not an amount in USD"},
@@ -401,4 +401,44 @@ TEST_CASE("Stop ids parse only as STOP-<n>", "[override]") {
     INFO(bad);
     CHECK_FALSE(governance::parse_usd(bad).ok());
   }
+}
+
+TEST_CASE("A frozen shot's accepted render is one of its graded attempts, best by verdict then latest", "[override]") {
+  Film film;
+  // Four graded proxy attempts of S01_SH02: FAIL, FIX, FAIL, and a render never graded.
+  std::vector<ledger::EventDraft> drafts;
+  const std::vector<std::string> verdicts = {"FAIL", "FIX", "FAIL", ""};
+  for (int attempt = 1; attempt <= 4; ++attempt) {
+    char path[64];
+    std::snprintf(path, sizeof path, "media/S01_SH02_proxy_a%02d.mp4", attempt);
+    drafts.push_back({.kind = "media.recorded",
+                      .body = {{"shot_id", "S01_SH02"}, {"scene_id", "S01"}, {"resolution", "proxy"},
+                               {"attempt", attempt}, {"path", path}}});
+    if (!verdicts[attempt - 1].empty()) {
+      drafts.push_back({.kind = "step.finished",
+                        .body = {{"step", "qc-grader/S01_SH02/proxy@" + std::to_string(attempt)},
+                                 {"loop", "qc-grader/S01_SH02/proxy"},
+                                 {"skill", "qc-grader"},
+                                 {"verdict", verdicts[attempt - 1]},
+                                 {"shot_attempt", {{"shot_id", "S01_SH02"}, {"resolution", "proxy"}, {"attempt", attempt}}}}});
+    }
+  }
+  film.append(std::move(drafts));
+  const json scope = {{"scene_id", "S01"}, {"shot_id", "S01_SH02"}};
+  const int64_t first = film.stop(gate_stop("qc-grader", "qc-grader/S01_SH02/proxy", scope, "frozen"));
+
+  auto ungraded = governance::record_override(*film.project, accept(first, "S01_SH02_proxy_a04.mp4"));
+  REQUIRE_FALSE(ungraded.ok());
+  CHECK_THAT(ungraded.error().message, Catch::Contains("not a graded render of S01_SH02 (proxy); give one of "
+                                                       "S01_SH02_proxy_a01.mp4, S01_SH02_proxy_a02.mp4, "
+                                                       "S01_SH02_proxy_a03.mp4, or best"));
+  auto best = governance::record_override(*film.project, accept(first, "best"));
+  REQUIRE(best.ok());
+  CHECK(best->record.value == "media/S01_SH02_proxy_a02.mp4");  // the FIX beats the later FAIL
+  CHECK(film.overrides().accepted("qc-grader/S01_SH02/proxy") == "media/S01_SH02_proxy_a02.mp4");
+
+  const int64_t second = film.stop(gate_stop("qc-grader", "qc-grader/S01_SH02/proxy", scope, "frozen"));
+  auto named = governance::record_override(*film.project, accept(second, "media/S01_SH02_proxy_a03.mp4"));
+  REQUIRE(named.ok());
+  CHECK(film.overrides().accepted("qc-grader/S01_SH02/proxy") == "media/S01_SH02_proxy_a03.mp4");
 }

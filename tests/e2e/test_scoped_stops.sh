@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# A hard stop holds only its scope (DESIGN §3, docs/cli.md `avps run`): a frozen shot holds its
+# scene while every other scene reaches its final renders in the same run, which then exits 3;
+# `avps override --allow-attempts N` or `--accept best` lets the next run finish that scene. A stop
+# in a scene's validation holds that scene and the later ones (their world state starts from it)
+# while production goes on for the scenes before it.
+source "$(dirname "$0")/lib.sh"
+q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+# set_rate DIR KEY RATE|null: the sim's failure rate of KEY ("qc-grader@S02_SH02"); null removes it.
+set_rate() {
+  python3 - "$@" <<'PY'
+import json, sys
+path = sys.argv[1] + "/avps.json"
+config = json.load(open(path))
+rates = config["sim"]["failure_rates"]
+if sys.argv[3] == "null":
+    rates.pop(sys.argv[2], None)
+else:
+    rates[sys.argv[2]] = float(sys.argv[3])
+json.dump(config, open(path, "w"), indent=2)
+PY
+}
+# scene_row DIR SCENE: "proxy final" of the scene's row in `avps status --json` (which exits 3
+# while a stop is open).
+scene_row() {
+  { "$AVPS" --json status "$1" || true; } | python3 -c '
+import json, sys
+for row in json.load(sys.stdin)["scenes"]:
+    if row["scene_id"] == sys.argv[1]:
+        print("%d/%d %d/%d" % (row["proxy"]["passed"], row["proxy"]["shots"], row["final"]["passed"], row["final"]["shots"]))' "$2"
+}
+scenes="S01 S02 S03 S04 S05 S06"
+
+# (a) S02_SH02 never passes QC: it freezes, S02 is held, every other scene is finished.
+P="$WORK/frozen"
+cp -r "$SRC/examples/demo_short_film" "$P"
+set_rate "$P" qc-grader@S02_SH02 1.0
+"$AVPS" init "$P" > /dev/null
+expect_exit 3 "$AVPS" run "$P" --jobs 4
+expect_out "1 hard stop(s) hold part of the production; the rest is done"
+expect_out "S02_SH02 is frozen"
+stop="STOP-$(q "$P" "SELECT seq FROM events WHERE kind='run.hard_stop'")"
+[ "$(q "$P" "SELECT json_extract(body,'$.kind') || ' ' || json_extract(body,'$.scope.scene_id') FROM events WHERE kind='run.hard_stop'")" = "frozen S02" ] \
+  || fail "expected one frozen stop of S02"
+for s in $scenes; do
+  row=$(scene_row "$P" "$s")
+  if [ "$s" = S02 ]; then
+    case "$row" in *" 0/"*) ;; *) fail "S02 is held: no final render expected, status says $row";; esac
+  else
+    read -r proxy final <<<"$row"
+    [ "${final%/*}" = "${final#*/}" ] && [ "${final%/*}" != 0 ] || fail "$s should have every final render, status says $row"
+  fi
+done
+# S02's other shots are not rendered at final; the scenes after S02 are.
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='media.recorded' AND json_extract(body,'$.scene_id')='S02' AND json_extract(body,'$.resolution')='final'")" = 0 ] \
+  || fail "S02 is held, yet a final render of it was made"
+"$AVPS" gate "$P" > /dev/null || fail "the gate should pass on a project held by a stop"
+
+# The stop stands on the next run, which redoes nothing and exits 3 again.
+events=$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.intent'")
+expect_exit 3 "$AVPS" run "$P"
+expect_out "$stop: S02_SH02 is frozen"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.intent'")" = "$events" ] || fail "the standing stop made calls"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='run.hard_stop'")" = 1 ] || fail "the standing stop was recorded again"
+
+# (b) More attempts: with the shot's failure gone (as when a provider recovers), two more attempts
+# let it pass and the run finishes S02 (proxy, cost loop, final) and exits 0.
+A="$WORK/allowed"
+cp -a "$P" "$A"
+expect_exit 0 "$AVPS" override "$A" --stop "$stop" --reason "the provider's outage is over" --allow-attempts 2
+set_rate "$A" qc-grader@S02_SH02 null
+expect_exit 0 "$AVPS" run "$A"
+[ "$(scene_row "$A" S02)" = "3/3 3/3" ] || fail "S02 should be finished after --allow-attempts, status says $(scene_row "$A" S02)"
+"$AVPS" gate "$A" > /dev/null || fail "gate after --allow-attempts"
+
+# (c) Accepting the best attempt: the proxy counts as passed, the final renders run; the shot
+# freezes at final too (its failure rate is still 1) and is accepted there as well.
+B="$WORK/accepted"
+cp -a "$P" "$B"
+expect_exit 0 "$AVPS" override "$B" --stop "$stop" --reason "good enough for the cut" --accept best
+expect_out "accept media/S02_SH02_proxy_a"
+expect_exit 3 "$AVPS" run "$B"
+expect_out "S02_SH02 is frozen: 6 failed final attempts"
+[ "$(scene_row "$B" S02)" = "3/3 2/3" ] || fail "S02's proxy should count the accepted shot, status says $(scene_row "$B" S02)"
+final_stop="STOP-$(q "$B" "SELECT seq FROM events WHERE kind='run.hard_stop' ORDER BY seq DESC LIMIT 1")"
+expect_exit 2 "$AVPS" override "$B" --stop "$final_stop" --reason "x" --accept S02_SH02_final_a99.mp4
+expect_out "is not a graded render of S02_SH02 (final); give one of S02_SH02_final_a01.mp4"
+expect_exit 0 "$AVPS" override "$B" --stop "$final_stop" --reason "good enough for the cut" --accept best
+expect_exit 0 "$AVPS" run "$B"
+[ "$(scene_row "$B" S02)" = "3/3 3/3" ] || fail "S02 should be finished after --accept, status says $(scene_row "$B" S02)"
+"$AVPS" gate "$B" > /dev/null || fail "gate after --accept"
+
+# (d) A stop in S03's validation holds S03 and the scenes after it (their world state starts from
+# S03's); S01 and S02 reach their final renders in the same run.
+V="$WORK/validation"
+cp -r "$SRC/examples/demo_short_film" "$V"
+set_rate "$V" plausibility-auditor@S03 1.0
+"$AVPS" init "$V" > /dev/null
+expect_exit 3 "$AVPS" run "$V" --jobs 4
+expect_out "plausibility-auditor S03"
+expect_out "the stop on S03 holds the scenes after it too"
+for s in S01 S02; do
+  read -r proxy final <<<"$(scene_row "$V" "$s")"
+  [ "${final%/*}" = "${final#*/}" ] && [ "${final%/*}" != 0 ] || fail "$s should have every final render, status says $proxy $final"
+done
+[ "$(q "$V" "SELECT count(*) FROM events WHERE kind='media.recorded' AND json_extract(body,'$.scene_id') IN ('S03','S04','S05','S06')")" = 0 ] \
+  || fail "a scene held by S03's stop was rendered"
+echo "scoped stops e2e: ok"
