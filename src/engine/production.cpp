@@ -10,6 +10,7 @@
 //   final renders start only when every shot of the scene passed at proxy.
 
 #include <algorithm>
+#include <set>
 
 #include "avps/builtins/genpack.hpp"
 #include "avps/core/canonical_json.hpp"
@@ -366,13 +367,54 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
   if (!packager || !grader || !analyzer || !planner) {
     return make_error(ErrorCode::configuration, "production needs prompt-packager, qc-grader, regen-analyzer and shot-planner");
   }
+  // A shot's render is identified by the inputs of its GenPack other than the packager's
+  // feedback (skills::SkillInput::feedback): its locks, its SHOTLIST row, the world state. Attempts
+  // made from other inputs are history: a passed shot whose inputs changed (an edited lock) is
+  // made again, and one frozen on other inputs is free again.
+  std::set<std::string> feedback;
+  for (const skills::SkillInput& input : packager->inputs) {
+    if (input.feedback) {
+      feedback.insert(input.kind);
+    }
+  }
+  auto identity_of = [&](const Context& ctx) -> Result<std::string> {
+    AVPS_TRY_ASSIGN(Gathered gathered, gather(*packager, ctx));
+    json identity = json::array();
+    for (const json& input : gathered.fingerprints) {
+      if (!feedback.count(input.value("kind", ""))) {
+        identity.push_back({input.value("kind", ""), input.value("sha256", "")});
+      }
+    }
+    return core::sha256_hex(identity.dump()).substr(0, 16);
+  };
+  // The graded attempts of `key` ("S01_SH02/proxy") made from `identity` (an attempt recorded
+  // before renders carried their identity counts as made from any).
+  auto attempts_from = [&](const std::string& key, const std::string& identity) {
+    std::vector<json> out;
+    for (const json& attempt : record.shot_attempts[key]) {
+      const std::string made_from = attempt.value("inputs", "");
+      if (made_from.empty() || made_from == identity) {
+        out.push_back(attempt);
+      }
+    }
+    return out;
+  };
   // The loop a frozen shot's stop names, and whether a shot needs no more attempts at a
-  // resolution: its last attempt passed QC, or a person accepted one (`avps override --accept`).
+  // resolution: its last attempt from these inputs passed QC, or a person accepted a render made
+  // from them (`avps override --accept`).
   auto frozen_loop = [&](const std::string& key) { return grader->name + "/" + key; };
-  auto shot_done = [&](const std::string& key) {
-    const std::vector<json>& attempts = record.shot_attempts[key];
-    return (!attempts.empty() && attempts.back().value("verdict", "") == "PASS") ||
-           overrides.accepted(frozen_loop(key)).has_value();
+  auto shot_done = [&](const std::string& key, const std::string& identity) {
+    const std::vector<json> attempts = attempts_from(key, identity);
+    if (!attempts.empty() && attempts.back().value("verdict", "") == "PASS") {
+      return true;
+    }
+    const std::optional<std::string> accepted = overrides.accepted(frozen_loop(key));
+    if (!accepted) {
+      return false;
+    }
+    auto render = record.renders.find(*accepted);
+    const std::string made_from = render == record.renders.end() ? "" : render->second.value("inputs", "");
+    return made_from.empty() || made_from == identity;
   };
   const int analyzer_after = config_int(config, "/regen/analyzer_after_failures", 2);
   const int max_rounds = config_int(config, "/regen/max_rounds", 2);
@@ -407,11 +449,21 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     for (const json& row : shotlist->content.value("rows", json::array())) {
       rows.push_back(row);
     }
+    std::map<std::string, std::string> identities;  // shot -> the identity of its render now
+    for (const json& row : rows) {
+      Context ctx;
+      ctx.scene_id = scene;
+      ctx.shot_id = row.value("shot_id", "");
+      ctx.scope = "shot";
+      ctx.resolution = resolution;
+      AVPS_TRY_ASSIGN(identities[ctx.shot_id], identity_of(ctx));
+    }
     // Final renders only after every shot of the scene passed QC at proxy (or a person accepted
-    // one of its proxy attempts).
+    // one of its proxy renders), from the inputs it has now.
     if (resolution == "final") {
       for (const json& row : rows) {
-        if (!shot_done(row.value("shot_id", "") + "/proxy")) {
+        const std::string shot = row.value("shot_id", "");
+        if (!shot_done(shot + "/proxy", identities[shot])) {
           AVPS_TRY(report({.kind = Progress::Kind::wait,
                            .scene_id = scene,
                            .text = "phase " + phase.name + " " + scene + ": waiting for every proxy to pass"}));
@@ -423,7 +475,9 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     struct Active {
       json row;
       Context ctx;
-      int attempt = 1;
+      std::string identity;
+      int attempt = 1;  ///< counted over every identity, so each render has a name of its own
+      bool first = true;  ///< the first attempt from these inputs
       std::string tier;
       std::vector<std::string> findings;
     };
@@ -436,13 +490,30 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       a.ctx.scope = "shot";
       a.ctx.resolution = resolution;
       const std::string key = a.ctx.shot_id + "/" + resolution;
-      const std::vector<json>& attempts = record.shot_attempts[key];
-      if (shot_done(key)) {
+      a.identity = identities[a.ctx.shot_id];
+      if (shot_done(key, a.identity)) {
         continue;
       }
-      a.attempt = static_cast<int>(attempts.size()) + 1;
+      const std::vector<json>& every_attempt = record.shot_attempts[key];
+      const std::vector<json> attempts = attempts_from(key, a.identity);
+      const int earlier = static_cast<int>(every_attempt.size() - attempts.size());  // from other inputs
+      if (auto open = record.open_stops.find(frozen_loop(key));
+          open != record.open_stops.end() && !open->second.value("inputs", "").empty() &&
+          open->second.value("inputs", "") != a.identity) {
+        // Frozen on other inputs: the stop does not concern what is rendered now.
+        AVPS_TRY(report({.kind = Progress::Kind::note,
+                         .text = "STOP-" + std::to_string(open->second.value("seq", int64_t{0})) + " froze " +
+                                 a.ctx.shot_id + " on other inputs; rendering it from its inputs now"},
+                        a.ctx));
+        record.open_stops.erase(open);
+      }
+      a.attempt = static_cast<int>(every_attempt.size()) + 1;
+      a.first = attempts.empty();
       a.tier = allocated_tier(row);
       json round = record.rounds.count(key) ? record.rounds[key] : json::object();
+      if (!round.value("inputs", "").empty() && round.value("inputs", "") != a.identity) {
+        round = json::object();  // a round opened for other inputs
+      }
       a.tier = round.value("tier", a.tier);
       if (!attempts.empty()) {
         for (const json& reason : attempts.back().value("reasons", json::array())) {
@@ -450,21 +521,21 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
         }
         // The regen policy before the next attempt.
         const int round_number = round.value("round", 1);
-        const int round_start = round.value("after_attempt", 0);
-        const int failed_in_round = static_cast<int>(attempts.size()) - round_start;
+        const int round_start = round.value("after_attempt", earlier);
+        const int failed_in_round = static_cast<int>(every_attempt.size()) - round_start;
         const std::string hero = row.value("hero_tier", "C");
         const int per_round = config_int(config, ("/regen/attempts/" + hero).c_str(), hero == "A" ? 3 : 2);
         // `avps override --allow-attempts N` on a frozen shot extends its last round by N.
         const bool last_round = round_number >= max_rounds;
         const int allowed = per_round + (last_round ? overrides.extra_attempts(frozen_loop(key)) : 0);
-        const std::string analyzed = key + "#" + std::to_string(attempts.size());
+        const std::string analyzed = key + "#" + std::to_string(every_attempt.size());
         const bool exhausted = failed_in_round >= allowed;
         if ((exhausted || failed_in_round >= analyzer_after) && !record.analyzer_runs.count(analyzed) &&
             failed_in_round >= std::min(analyzer_after, per_round)) {
           Job job;
           job.ctx = a.ctx;
           job.log_extra = {{"analyzer_for", analyzed}};
-          job.extra = {{"after_attempt", attempts.size()}};
+          job.extra = {{"after_attempt", every_attempt.size()}};
           std::vector<Job> jobs{job};
           AVPS_TRY(run_jobs(*analyzer, jobs));
           if (outcome.exit != ExitCode::ok) {
@@ -479,7 +550,8 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                              a.ctx.shot_id + " is frozen: " + std::to_string(attempts.size()) + " failed " + resolution +
                                  " attempts over " + std::to_string(max_rounds) +
                                  " regen rounds; a person must decide (`avps override --allow-attempts N` for more, "
-                                 "`--accept best` to keep its best attempt, or re-plan the shot)");
+                                 "`--accept best` to keep its best attempt, or re-plan the shot)",
+                             {{"inputs", a.identity}});
           }
           // The analyzer's remedy opens the next round: simplify when it recommends a structural
           // change for this shot, else escalate the generation tier one step.
@@ -503,8 +575,8 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
             Job judge;
             judge.ctx = a.ctx;
             judge.ctx.scope = "shot";
-            judge.loop = "qc-grader/" + key;
-            judge.attempt = static_cast<int>(attempts.size());
+            judge.loop = frozen_loop(key);
+            judge.attempt = static_cast<int>(every_attempt.size());
             judge.findings = attempts.back().value("reasons", json::array());
             AVPS_TRY(revise_upstream(*grader, *planner, judge));
             if (outcome.exit != ExitCode::ok) {
@@ -518,11 +590,12 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
           row_log.shot_id = a.ctx.shot_id;
           row_log.tier = next_tier;
           row_log.outcome = "DONE";
-          row_log.regen_count = std::to_string(attempts.size());
+          row_log.regen_count = std::to_string(every_attempt.size());
           row_log.notes = "regen round " + std::to_string(round_number + 1) + " of " + a.ctx.shot_id + " (" + resolution +
                           "): " + remedy + (remedy == "escalate" ? " " + a.tier + " -> " + next_tier : " via shot-planner");
           json body = {{"shot_id", a.ctx.shot_id}, {"resolution", resolution}, {"round", round_number + 1},
-                       {"after_attempt", attempts.size()}, {"tier", next_tier}, {"remedy", remedy}};
+                       {"after_attempt", every_attempt.size()}, {"tier", next_tier}, {"remedy", remedy},
+                       {"inputs", a.identity}};
           AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "regen.round", .body = body, .row = row_log}));
           record.rounds[key] = body;
           a.tier = next_tier;
@@ -536,9 +609,14 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     if (stop_requested()) {
       return ok();
     }
-    int wave = 0;
-    for (const Active& a : active) {
-      wave = std::max(wave, a.attempt);
+    // Waves are numbered per scene and resolution, after those whose QC_BATCH is recorded (a
+    // wave an interruption cut short gets its number again): attempt numbers cannot serve, since
+    // a shot made again from new inputs continues its own count.
+    const std::string wave_prefix = scene + "/" + resolution + "#";
+    int wave = 1;
+    for (auto it = record.waves_written.lower_bound(wave_prefix);
+         it != record.waves_written.end() && it->rfind(wave_prefix, 0) == 0; ++it) {
+      ++wave;
     }
 
     // 1. A GenPack per shot for this attempt.
@@ -561,7 +639,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     if (resolution == "proxy" && storyboard) {
       std::vector<Context> first;
       for (const Active& a : active) {
-        if (a.attempt == 1) {
+        if (a.first) {
           first.push_back(a.ctx);
         }
       }
@@ -654,10 +732,11 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       json body = {{"key", c.key},           {"shot_id", a.ctx.shot_id}, {"scene_id", scene},
                    {"resolution", resolution}, {"attempt", a.attempt},   {"path", relative},
                    {"sha256", c.response.value("media_sha256", "")},     {"model", c.route.model},
-                   {"tier", a.tier}};
+                   {"tier", a.tier},                                     {"inputs", a.identity}};
       AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "media.recorded", .body = body, .row = row}));
       core::crash_point("engine.after_media");
       record.media[key] = body;
+      record.renders[relative] = body;
     }
     // 4. QC of the wave, one verdict per shot, then the wave's QC_BATCH.
     std::vector<Job> grades;
@@ -669,7 +748,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       job.extra = {{"attempt", a.attempt}};
       job.log_extra = {{"shot_attempt",
                         {{"shot_id", a.ctx.shot_id}, {"resolution", resolution}, {"attempt", a.attempt},
-                         {"wave", scene + "/" + resolution + "#" + std::to_string(wave)}}}};
+                         {"wave", scene + "/" + resolution + "#" + std::to_string(wave)}, {"inputs", a.identity}}}};
       grades.push_back(std::move(job));
     }
     AVPS_TRY(run_jobs(*grader, grades));
@@ -687,7 +766,8 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
         batch["violations"].push_back(v);
       }
       note_attempt(record, {{"shot_id", job.ctx.shot_id}, {"resolution", resolution}, {"attempt", job.attempt},
-                            {"verdict", job.verdict}, {"reasons", job.gate.reasons}});
+                            {"verdict", job.verdict}, {"reasons", job.gate.reasons},
+                            {"inputs", job.log_extra["shot_attempt"].value("inputs", "")}});
     }
     const std::string wave_key = scene + "/" + resolution + "#" + std::to_string(wave);
     if (!record.waves_written.count(wave_key)) {

@@ -157,6 +157,7 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
       }
     } else if (e.kind == "media.recorded") {
       record.media[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
+      record.renders[e.body.value("path", "")] = e.body;
     } else if (e.kind == "regen.round") {
       record.rounds[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
     }
@@ -170,13 +171,21 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
                                   }),
                    attempts.end());
   }
+  std::map<int64_t, const ledger::Event*> by_seq;
+  for (const ledger::Event& e : events) {
+    if (e.kind == "run.hard_stop") {
+      by_seq[e.seq] = &e;
+    }
+  }
   for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
+    const ledger::Event* event = by_seq.count(stop.seq) ? by_seq[stop.seq] : nullptr;
     record.open_stops[stop.loop] = {{"seq", stop.seq},
                                     {"skill", stop.skill},
                                     {"kind", governance::stop_kind_name(stop.kind)},
                                     {"scope", stop.scope},
                                     {"cap", stop.cap},
-                                    {"reason", stop.reason}};
+                                    {"reason", stop.reason},
+                                    {"inputs", event ? event->body.value("inputs", "") : ""}};
   }
   return record;
 }

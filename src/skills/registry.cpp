@@ -363,9 +363,14 @@ void Registry::check_skill(const SkillDef& skill, std::vector<Violation>& out) c
         schema = schema.empty() && output.kind == input.kind ? output.schema : schema;
       }
     }
+    if (schema.empty()) {  // written by avps itself (STYLE_LOCK at init): the schema named after the kind
+      std::string named = input.kind + ".schema.json";
+      std::transform(named.begin(), named.end(), named.begin(), [](unsigned char c) { return std::tolower(c); });
+      schema = m_schemas.find(named) ? named : "";
+    }
     if (schema.empty()) {
-      report("skill.fields", "input " + input.kind + " names fields, but no skill writes " + input.kind +
-                                 " with a schema to check them against");
+      report("skill.fields", "input " + input.kind + " names fields, but no schema of " + input.kind +
+                                 " is known to check them against");
       continue;
     }
     for (const std::string& pointer : input.fields) {

@@ -123,17 +123,20 @@ expect_out 'Answer in haiku.'
 rm -rf "$WORK/home"
 
 # --- A gate threshold raised since the run: the recorded and the recomputed verdicts -------------
+# (raised to one above the total S01's first plausibility audit scored)
 P="$WORK/threshold"
 cp -r "$DEMO" "$P"
-python3 - "$P/avps.json" <<'PY'
+sha=$(q "$P" "SELECT json_sha256 FROM artifacts WHERE name='PLAUS_S01_v001.md'")
+total=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total_score"])' "$P/.avps/objects/${sha:0:2}/${sha:2}.json")
+python3 - "$P/avps.json" "$((total + 1))" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
-doc["thresholds"] = {"plaus_total": 10}
+doc["thresholds"] = {"plaus_total": int(sys.argv[2])}
 json.dump(doc, open(sys.argv[1], "w"), indent=2)
 PY
 expect_exit 1 "$AVPS" replay "$P"
 expect_out "(step.finished, plausibility-auditor/S01 attempt 1): recorded verdict PASS, recomputed FAIL"
-expect_out "total_score 9 < 10"
+expect_out "total_score $total < $((total + 1))"
 
 # --- Offline and read-only: no network at all, as an unprivileged user, on a read-only copy -------
 RO="$WORK/readonly"

@@ -92,22 +92,30 @@ done
 expect_exit 0 "$AVPS" status "$P" --steps
 expect_out "voice-lock MARA_QUILL"
 expect_out "USD project cap"
-# Staleness: a person edits Mara's character lock; the next run re-derives exactly what read it
-# (her voice lock) and nothing else.
+# Staleness: a person edits Mara's character lock; the next run re-derives exactly what read the
+# part that changed and nothing else. Her eyes: no step of these phases reads her appearance.
 before=$(cd "$P" && find narrative continuity -type f | sort)
 cat > "$WORK/editor.sh" <<'SH'
 #!/bin/sh
 sed -i 's/^eyes: .*$/eyes: Dark brown, flecked with amber/' "$1"
 SH
 chmod +x "$WORK/editor.sh"
-expect_exit 0 env EDITOR="$WORK/editor.sh" "$AVPS" artifact edit "$P" CHAR_MARA_QUILL_LOCK --reason "casting: grey-green eyes"
+expect_exit 0 env EDITOR="$WORK/editor.sh" "$AVPS" artifact edit "$P" CHAR_MARA_QUILL_LOCK --reason "casting: brown eyes"
+expect_exit 0 "$AVPS" run "$P" --until locks
+expect_out "0 artifacts written, 0 calls made"
+# Her voice's tone: her voice lock reads it, and is re-derived.
+cat > "$WORK/editor.sh" <<'SH'
+#!/bin/sh
+sed -i 's/^tone: .*$/tone: Low and careful/' "$1"
+SH
+expect_exit 0 env EDITOR="$WORK/editor.sh" "$AVPS" artifact edit "$P" CHAR_MARA_QUILL_LOCK --reason "casting: a lower voice"
 expect_exit 0 "$AVPS" run "$P" --until locks
 expect_out "voice-lock MARA_QUILL: PASS -> VOICE_MARA_QUILL_LOCK_v002.txt"
 expect_out "1 artifacts written, 1 calls made"
 after=$(cd "$P" && find narrative continuity -type f | sort)
 new=$(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')
-[ "$new" = "continuity/CHAR_MARA_QUILL_LOCK_v002.txt continuity/VOICE_MARA_QUILL_LOCK_v002.txt " ] \
-  || fail "expected exactly Mara's edited lock and her re-derived voice lock, got: $new"
+[ "$new" = "continuity/CHAR_MARA_QUILL_LOCK_v002.txt continuity/CHAR_MARA_QUILL_LOCK_v003.txt continuity/VOICE_MARA_QUILL_LOCK_v002.txt " ] \
+  || fail "expected exactly Mara's two edits and her re-derived voice lock, got: $new"
 expect_exit 0 "$AVPS" gate "$P"
 
 # A gate that keeps failing: revisions, one escalation, then a hard stop (exit 3), recorded.

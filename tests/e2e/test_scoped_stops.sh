@@ -2,7 +2,7 @@
 # A hard stop holds only its scope (DESIGN §3, docs/cli.md `avps run`): a frozen shot holds its
 # scene while every other scene reaches its final renders in the same run, which then exits 3;
 # `avps override --allow-attempts N` or `--accept best` lets the next run finish that scene. A stop
-# in a scene's validation holds that scene and the later ones (their world state starts from it)
+# in a scene's continuity holds that scene and the later ones (their world state starts from it)
 # while production goes on for the scenes before it.
 source "$(dirname "$0")/lib.sh"
 q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
@@ -90,14 +90,15 @@ expect_exit 0 "$AVPS" run "$B"
 [ "$(scene_row "$B" S02)" = "3/3 3/3" ] || fail "S02 should be finished after --accept, status says $(scene_row "$B" S02)"
 "$AVPS" gate "$B" > /dev/null || fail "gate after --accept"
 
-# (d) A stop in S03's validation holds S03 and the scenes after it (their world state starts from
+# (d) A stop in S03's continuity holds S03 and the scenes after it (their world state starts from
 # S03's); S01 and S02 reach their final renders in the same run.
-V="$WORK/validation"
+V="$WORK/continuity"
 cp -r "$SRC/examples/demo_short_film" "$V"
-set_rate "$V" plausibility-auditor@S03 1.0
+set_rate "$V" world-state-tracker@S03 1.0
 "$AVPS" init "$V" > /dev/null
 expect_exit 3 "$AVPS" run "$V" --jobs 4
-expect_out "plausibility-auditor S03"
+expect_out "1 hard stop(s) hold part of the production"
+expect_out "world-state-tracker S03 failed its gate"
 expect_out "the stop on S03 holds the scenes after it too"
 for s in S01 S02; do
   read -r proxy final <<<"$(scene_row "$V" "$s")"

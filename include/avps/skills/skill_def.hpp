@@ -54,6 +54,10 @@ struct SkillInput {
   /// all of it. What is not read is neither sent nor part of the step's inputs, so an edit of
   /// it leaves the step up to date (an appearance edit does not re-run the psychology).
   std::vector<std::string> fields;
+  /// Read to correct the next attempt (QC findings, regen rules, a storyboard's review, the
+  /// routing), not part of what is being made: for the packager of a shot, a change of it does
+  /// not make the shot's passed render stale (its other inputs are the render's identity).
+  bool feedback = false;
 };
 
 struct SkillOutput {

@@ -196,6 +196,53 @@ TEST_CASE("a gate rule reading a field its output schema lacks is a violation na
   CHECK(all.size() == 1);  // nothing else is wrong with it
 }
 
+TEST_CASE("the fields an input reads must be fields of its kind's schema, on whole artifacts", "[skills]") {
+  {
+    avps::testing::TempDir project;
+    override_skill(project.path(), "character-psychology", [](json& s) {
+      for (json& input : s["inputs"]) {
+        if (input["kind"] == "CHAR_LOCK") {
+          input["fields"] = {"/behavioral_baseline", "/behavioural_baseline", "/canonical_appearance/age_range"};
+        }
+      }
+    });
+    const auto all = load_with(project.path()).validate();
+    const auto violations = with_rule(all, "skill.fields");
+    INFO(describe(all));
+    REQUIRE(violations.size() == 1);
+    CHECK(contains(violations[0].message, "input CHAR_LOCK field /behavioural_baseline is not a field of char_lock.schema.json"));
+    CHECK(all.size() == 1);
+  }
+  {
+    avps::testing::TempDir project;
+    override_skill(project.path(), "shot-planner", [](json& s) {
+      for (json& input : s["inputs"]) {
+        if (input["kind"] == "STYLE_LOCK") {
+          input["fields"] = {"/palette", "/grading"};  // STYLE_LOCK is written by avps init: its own schema
+        }
+      }
+    });
+    const auto all = load_with(project.path()).validate();
+    INFO(describe(all));
+    REQUIRE(with_rule(all, "skill.fields").size() == 1);
+    CHECK(contains(with_rule(all, "skill.fields")[0].message, "/grading is not a field of style_lock.schema.json"));
+  }
+  {
+    avps::testing::TempDir project;
+    override_skill(project.path(), "character-psychology", [](json& s) {
+      for (json& input : s["inputs"]) {
+        if (input["kind"] == "SCENES") {
+          input["fields"] = {"/rows"};
+        }
+      }
+    });
+    const auto all = load_with(project.path()).validate();
+    INFO(describe(all));
+    REQUIRE(with_rule(all, "skill.fields").size() == 1);
+    CHECK(contains(with_rule(all, "skill.fields")[0].message, "reads rows; fields apply to whole artifacts only"));
+  }
+}
+
 TEST_CASE("gate rules whose values or types cannot fit their field are violations", "[skills]") {
   avps::testing::TempDir project;
   override_skill(project.path(), "storyboard-generator", [](json& s) {

@@ -1,0 +1,36 @@
+// The engine's view of the record (src/engine/record.cpp): what a skill reads of an input.
+
+#include <catch2/catch.hpp>
+
+#include "../src/engine/engine_internal.hpp"
+
+using namespace avps;
+using nlohmann::json;
+
+TEST_CASE("an input cut to its fields keeps them and the artifact's identity, nothing else", "[engine]") {
+  const json lock = {{"format_version", 1},
+                     {"kind", "CHAR_LOCK"},
+                     {"entity_id", "MARA"},
+                     {"gate", {{"verdict", "PASS"}}},
+                     {"canonical_appearance", {{"age_range", "16-18"}, {"distinguishing_marks", "a scar"}}},
+                     {"behavioral_baseline", {{"temperament", "stubborn"}}},
+                     {"voice_profile", {{"tone", "clear"}}}};
+  const std::vector<std::string> fields = {"/behavioral_baseline", "/canonical_appearance/age_range", "/absent"};
+  const json cut = engine::cut_to_fields(lock, fields);
+  CHECK(cut == json{{"format_version", 1},
+                    {"kind", "CHAR_LOCK"},
+                    {"entity_id", "MARA"},
+                    {"behavioral_baseline", {{"temperament", "stubborn"}}},
+                    {"canonical_appearance", {{"age_range", "16-18"}}}});
+  // A list of locks (present_characters) is cut lock by lock; no fields: the whole input.
+  CHECK(engine::cut_to_fields(json::array({lock, lock}), fields) == json::array({cut, cut}));
+  CHECK(engine::cut_to_fields(lock, {}) == lock);
+  // An edit of a field the skill does not read leaves what it reads unchanged (the step stays
+  // up to date); an edit of one it reads does not.
+  json scarred = lock;
+  scarred["canonical_appearance"]["distinguishing_marks"] = "a scar; a second scar";
+  CHECK(engine::cut_to_fields(scarred, fields) == cut);
+  json older = lock;
+  older["canonical_appearance"]["age_range"] = "30-35";
+  CHECK(engine::cut_to_fields(older, fields) != cut);
+}
