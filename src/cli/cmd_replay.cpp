@@ -155,7 +155,9 @@ void run_replay(const ReplayOptions& o, Context& ctx) {
       continue;
     }
     const std::string kept = r.scratch.empty() ? "" : "; scratch project kept at " + r.scratch;
-    if (r.divergence) {
+    if (!r.not_replayed.empty()) {
+      ctx.info("NOT REPLAYED " + r.run_id + " (" + r.outcome + "): " + r.not_replayed);
+    } else if (r.divergence) {
       ctx.info(ctx.paint("DIVERGES", "31") + " " + r.run_id + ": " + r.divergence->message);
       ctx.info("  reproduced before it: " + verified_line(r) + kept);
     } else {

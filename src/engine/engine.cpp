@@ -17,6 +17,7 @@
 #include "avps/core/diag.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/gates/integrity.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/governance/pricing.hpp"
 #include "engine_impl.hpp"
@@ -652,6 +653,96 @@ Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, 
   outcome.exit = ExitCode::hard_stop;
   outcome.message = "STOP-" + std::to_string(event.seq) + ": " + reason;
   return report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context);
+}
+
+Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outputs, gates::GateResult& gate) {
+  auto worsen = [&gate](gates::Verdict to, std::string reason) {
+    if (static_cast<int>(to) > static_cast<int>(gate.verdict)) {
+      gate.verdict = to;
+    }
+    gate.reasons.push_back(std::move(reason));
+  };
+  const json& config = e.m_project.config().document;
+  for (const std::string& name : gate.deferred_checks) {
+    if (name == "genpack_changed_on_regen") {
+      // A GenPack for a next attempt (one that carries QC findings) must differ from the one the
+      // failed attempt was rendered from: no blind retries.
+      auto pack = outputs.find("GENPACK");
+      if (pack == outputs.end() || job.extra.value("qc_findings", json::array()).empty()) {
+        continue;
+      }
+      AVPS_TRY_ASSIGN(auto previous, latest("GENPACK", target_for("GENPACK", job.ctx)));
+      auto writer = previous ? record.written_by.find(previous->record.name) : record.written_by.end();
+      const bool own_earlier_write = writer != record.written_by.end() && writer->second.value("step", "") == job.step;
+      if (previous && !own_earlier_write && without_gate(previous->content) == without_gate(pack->second)) {
+        worsen(gates::Verdict::fail, "genpack_changed_on_regen: the GENPACK of " + job.ctx.shot_id + " equals " +
+                                         previous->record.name + ", the failed attempt's: a retry must change something");
+      }
+    } else if (name == "regen_limit_with_analyzer") {
+      // Every shot of the scene (of the project without one) that failed as often as the regen
+      // policy lets it before the analyzer must have had an analyzer run.
+      const json::json_pointer setting("/regen/analyzer_after_failures");
+      const int analyzer_after =
+          config.contains(setting) && config[setting].is_number_integer() ? config[setting].get<int>() : 2;
+      for (const auto& [key, attempts] : record.shot_attempts) {
+        if (!job.ctx.scene_id.empty() && key.rfind(job.ctx.scene_id + "_", 0) != 0) {
+          continue;
+        }
+        const auto failed = std::count_if(attempts.begin(), attempts.end(),
+                                          [](const json& a) { return a.value("verdict", "") != "PASS"; });
+        auto analyzed = record.analyzer_runs.lower_bound(key + "#");
+        const bool ran = analyzed != record.analyzer_runs.end() && analyzed->rfind(key + "#", 0) == 0;
+        if (failed >= analyzer_after && !ran) {
+          worsen(gates::Verdict::stop, "regen_limit_with_analyzer: " + key + " failed " + std::to_string(failed) +
+                                           " attempts without a regen-analyzer run");
+        }
+      }
+    }
+    // run_log_complete: every run checks the whole run log at its start (check_integrity, rule
+    // run_log.row), and a missing row is an integrity stop there.
+  }
+  return ok();
+}
+
+Result<void> Impl::check_integrity() {
+  const std::string loop = "integrity";
+  std::vector<core::Violation> found;
+  for (core::Violation& v : gates::check_integrity(e.m_project.dir(), e.m_project.ledger())) {
+    if (!v.transient) {
+      found.push_back(std::move(v));
+    }
+  }
+  auto open = record.open_stops.find(loop);
+  if (found.empty()) {
+    if (open != record.open_stops.end()) {
+      const int64_t seq = open->second.value("seq", int64_t{0});
+      ledger::LogRow row;
+      row.skill_name = "avps";
+      row.outcome = "DONE";
+      row.notes = "STOP-" + std::to_string(seq) + " resolved: the project's files match the ledger again";
+      AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
+          .kind = "stop.resolved", .body = {{"stop_seq", seq}, {"reason", row.notes}}, .row = row}));
+      AVPS_TRY(report({.kind = Progress::Kind::note, .text = row.notes}));
+      record.open_stops.erase(open);
+    }
+    return ok();
+  }
+  json findings = json::array();
+  for (const core::Violation& v : found) {
+    findings.push_back(v.subject + ": " + v.message + " [" + v.rule + "]");
+  }
+  const std::string reason = std::to_string(found.size()) + " file(s) no longer match the ledger (first: " +
+                             findings.front().get<std::string>() +
+                             "); restore them as the ledger recorded them (`avps gate` lists them all), and record a "
+                             "change you meant with `avps artifact import` or `edit`";
+  if (open != record.open_stops.end()) {
+    // The same stop stands while the files are not restored: say what is wrong now.
+    stopped = open->second;
+    outcome.exit = ExitCode::hard_stop;
+    outcome.message = "STOP-" + std::to_string(open->second.value("seq", int64_t{0})) + ": " + reason;
+    return report({.kind = Progress::Kind::stop, .skill = "avps", .text = outcome.message});
+  }
+  return hard_stop("avps", "integrity", loop, Context{}, findings, reason);
 }
 
 bool Impl::stop_requested() {
@@ -1340,6 +1431,7 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
       gate.reasons = {"the gate could not be evaluated: " + evaluated.error().message};
     } else {
       gate = *evaluated;
+      AVPS_TRY(run_engine_checks(job, outputs, gate));
     }
     if (gate.verdict != gates::Verdict::fail && skill.name == "world-state-tracker" && !outputs.count("WORLD_STATE")) {
       gate.verdict = gates::Verdict::fail;
@@ -1793,6 +1885,13 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   impl.exchange.emplace(m_project, m_router, m_governor, m_backends, impl.record, impl.outcome);
   AVPS_TRY_ASSIGN(impl.overrides, governance::Overrides::read(m_project.ledger()));
   impl.index_graph(*graph);
+  // The files must be what the ledger vouches for before anything is read from them: a file
+  // edited, swapped or removed by hand is an integrity stop (the findings of `avps gate`), never
+  // input to a step. What a crash leaves in passing (transient) the run recovers itself.
+  AVPS_TRY(impl.check_integrity());
+  if (impl.outcome.exit != ExitCode::ok) {
+    return impl.outcome;
+  }
   // An open stop that holds the whole project refuses the run; one held to a scene stands again
   // when the walk reaches it, and the rest of the production goes on.
   for (const auto& [loop, stop] : impl.record.open_stops) {

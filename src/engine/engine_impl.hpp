@@ -160,6 +160,14 @@ struct Impl {
   Result<void> hard_stop(const std::string& skill, const std::string& kind, const std::string& loop,
                          const Context& context, const nlohmann::json& findings, const std::string& reason,
                          nlohmann::json extra = nlohmann::json::object());
+  /// The named checks evaluate_gate defers to the engine (gates::engine_check_names()), folded into
+  /// `gate`: genpack_changed_on_regen, regen_limit_with_analyzer; run_log_complete is evaluated at
+  /// every run's start (check_integrity).
+  [[nodiscard]] Result<void> run_engine_checks(const Job& job, const gates::Outputs& outputs, gates::GateResult& gate);
+  /// The project's files against the ledger (gates::check_integrity, transient findings aside):
+  /// a finding is a project-wide hard stop of kind integrity (standing while it lasts); an open one
+  /// whose files are in order again is resolved (`stop.resolved`).
+  [[nodiscard]] Result<void> check_integrity();
   /// True, with the outcome set to exit 130, once the user asked to stop.
   bool stop_requested();
   /// Hands `progress` to the observer with the scene and shot of `context` (where it has none of

@@ -66,6 +66,9 @@ StopKind stop_kind_of(const std::string& name) {
   if (name == "frozen") {
     return StopKind::frozen;
   }
+  if (name == "integrity") {
+    return StopKind::integrity;
+  }
   return StopKind::gate;  // the only kind before stops said which
 }
 
@@ -167,6 +170,8 @@ std::string_view stop_kind_name(StopKind kind) {
       return "budget";
     case StopKind::frozen:
       return "frozen";
+    case StopKind::integrity:
+      return "integrity";
   }
   return "gate";
 }
@@ -231,6 +236,12 @@ std::vector<HardStop> open_hard_stops(const std::vector<ledger::Event>& events) 
     } else if (e.kind == "run.hard_stop") {
       const HardStop* stop = by_seq.at(e.seq);
       open[stop->loop] = stop;
+    } else if (e.kind == "stop.resolved") {
+      auto resolved = by_seq.find(integer_of(e.body, "stop_seq").value_or(0));
+      if (resolved != by_seq.end() && open.count(resolved->second->loop) &&
+          open[resolved->second->loop] == resolved->second) {
+        open.erase(resolved->second->loop);
+      }
     }
   }
   std::vector<HardStop> out;
@@ -446,6 +457,11 @@ Result<OverrideRecorded> record_override(project::Project& project, const Overri
   }
 
   const std::string kind_name(stop_kind_name(stop.kind));
+  if (stop.kind == StopKind::integrity) {
+    return refuse(stop.id() + " is an integrity stop: files no longer match the ledger (`avps gate` lists them). "
+                  "No decision lifts it: restore them as the ledger recorded them, and record a change you meant "
+                  "with `avps artifact import` or `edit`; the next run finds them in order and goes on");
+  }
   OverrideRecord record;
   record.stop_seq = stop_seq;
   record.skill = stop.skill;

@@ -19,6 +19,7 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/engine/engine.hpp"
+#include "avps/governance/override.hpp"
 #include "avps/project/project.hpp"
 #include "record_reading.hpp"
 
@@ -649,6 +650,9 @@ json RunReplay::to_json() const {
   json j = {{"run_id", run_id}, {"outcome", outcome}, {"first_seq", first_seq}, {"last_seq", last_seq},
             {"events", events}, {"steps", steps},     {"calls", calls},         {"artifacts", artifacts},
             {"renders", renders}, {"reproduced", !divergence}};
+  if (!not_replayed.empty()) {
+    j["not_replayed"] = not_replayed;
+  }
   if (divergence) {
     j["divergence"] = divergence->to_json();
   }
@@ -718,6 +722,33 @@ Result<std::vector<RunReplay>> replay_runs(const fs::path& project_dir, const Op
   }
   std::vector<RunReplay> reports;
   for (const RecordedRun& run : runs) {
+    // A run that met an integrity stop (it recorded one, or one was open when it began and it did
+    // not resolve it) stopped on the folder as it was then: there is nothing to re-execute.
+    std::string held;
+    bool resolved = false;
+    for (size_t i = run.first; i < run.end; ++i) {
+      resolved = resolved || events[i].kind == "stop.resolved";
+      if (events[i].kind == "run.hard_stop" && events[i].body.value("kind", "") == "integrity") {
+        held = "STOP-" + std::to_string(events[i].seq);
+      }
+    }
+    if (held.empty() && !resolved && run.outcome == "STOP") {
+      const std::vector<ledger::Event> before(events.begin(), events.begin() + static_cast<std::ptrdiff_t>(run.first));
+      for (const governance::HardStop& stop : governance::open_hard_stops(before)) {
+        held = stop.kind == governance::StopKind::integrity ? stop.id() : held;
+      }
+    }
+    if (!held.empty()) {
+      RunReplay report;
+      report.run_id = run.run_id;
+      report.outcome = run.outcome;
+      report.first_seq = events[run.first].seq;
+      report.last_seq = events[run.end - 1].seq;
+      report.not_replayed = "it met the integrity stop " + held +
+                            ": files no longer matched the ledger, so it made no decision to re-execute";
+      reports.push_back(std::move(report));
+      continue;
+    }
     note("replaying " + run.run_id + " (events " + std::to_string(events[run.first].seq) + "-" +
          std::to_string(events[run.end - 1].seq) + ", " + run.outcome + ")");
     AVPS_TRY_ASSIGN(RunReplay report, replay_one(project_dir, *ledger, events, run, options.keep_scratch));

@@ -379,6 +379,18 @@ void Registry::check_skill(const SkillDef& skill, std::vector<Violation>& out) c
       }
     }
   }
+  // A check the engine evaluates must have something to evaluate: genpack_changed_on_regen
+  // compares a skill's GENPACK with the failed attempt's, so a skill that writes none would
+  // declare a check that never runs.
+  const json checks = skill.raw.contains("gate") ? skill.raw["gate"].value("checks", json::array()) : json::array();
+  for (const json& check : checks) {
+    const bool writes_genpack = std::any_of(skill.outputs.begin(), skill.outputs.end(),
+                                            [](const SkillOutput& o) { return o.kind == "GENPACK"; });
+    if (check == "genpack_changed_on_regen" && !writes_genpack) {
+      report("skill.check", "check genpack_changed_on_regen compares GENPACK versions, and this skill writes "
+                            "none: nothing would evaluate it");
+    }
+  }
   for (const SkillOutput& output : skill.outputs) {
     if (artifacts::find_kind(output.kind) == nullptr) {
       report("skill.kind", "output kind " + output.kind + " is not an artifact kind avps knows");

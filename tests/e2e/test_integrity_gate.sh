@@ -149,8 +149,9 @@ copy response_deleted
 rm "$P/$(object "$RESP")"
 expect_exit 1 "$AVPS" gate "$P"; expect_out "$(object "$RESP"): response_sha256 of exchange.response"; expect_out "is gone"
 
-# A recorded answer edited while a run was interrupted is never used: the resumed run refuses it,
-# naming the object, and writes nothing from it; restored, the run goes on.
+# A recorded answer edited while a run was interrupted is never used: the resumed run stops on it
+# (an integrity hard stop, exit 3, naming the object, as the gate does) and writes nothing from it;
+# no decision lifts that stop; restored, the next run records it resolved and goes on.
 P="$WORK/resumed"
 cp -r "$SRC/examples/demo_short_film" "$P"
 "$AVPS" init "$P" > /dev/null
@@ -160,12 +161,23 @@ LAST=$(sqlite3 "$P/.avps/ledger.db" "SELECT json_extract(body,'$.response_sha256
 cp "$P/$(object "$LAST")" "$WORK/answer"
 echo '{"title":"an answer edited by hand"}' > "$P/$(object "$LAST")"
 before=$(sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM artifacts")
-expect_exit 1 "$AVPS" run "$P"
-expect_out "$(object "$LAST") no longer matches its hash"
+expect_exit 3 "$AVPS" run "$P"
+expect_out "1 file(s) no longer match the ledger (first: $(object "$LAST")"
+stop=$(grep -o "STOP-[0-9]*" <<<"$OUT" | head -n 1)
 [ "$(sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM artifacts")" = "$before" ] || fail "an artifact was written from a tampered answer"
 expect_exit 1 "$AVPS" gate "$P"; expect_out "$(object "$LAST")"
+expect_exit 3 "$AVPS" run "$P"   # the stop stands while the file is as it is
+expect_out "$stop: 1 file(s) no longer match the ledger"
+[ "$(sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM events WHERE kind='run.hard_stop'")" = 1 ] || fail "the standing stop was recorded again"
+expect_exit 2 "$AVPS" override "$P" --stop "$stop" --reason "ship it" --allow-attempts 1
+expect_out "is an integrity stop"
 cp "$WORK/answer" "$P/$(object "$LAST")"
 expect_exit 0 "$AVPS" run "$P" --until narrative
+expect_out "$stop resolved: the project's files match the ledger again"
+expect_exit 0 "$AVPS" gate "$P"
+# A replay says which runs met the stop instead of re-executing them.
+expect_exit 0 "$AVPS" replay "$P" --run 3
+expect_out "NOT REPLAYED RUN_0003 (STOP): it met the integrity stop $stop"
 
 # --- For CI: --expect-head catches rewritten history; --junit is JUnit XML a real parser reads -----
 expect_exit 0 "$AVPS" --json gate "$DEMO"

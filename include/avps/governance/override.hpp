@@ -27,7 +27,10 @@
 
 namespace avps::governance {
 
-enum class StopKind { gate, budget, frozen };
+/// gate, budget, frozen: see below. integrity: files of the project no longer match the ledger
+/// (the findings of `avps gate`); no decision lifts it: the next run that finds the files as the
+/// ledger vouches for them records `stop.resolved`.
+enum class StopKind { gate, budget, frozen, integrity };
 std::string_view stop_kind_name(StopKind kind);
 
 /// A `run.hard_stop` event as people and overrides see it. Events written before stops carried
@@ -50,8 +53,9 @@ struct HardStop {
 
 /// Every hard stop of the record, oldest first.
 std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events);
-/// The hard stops still waiting for a person: not overridden, and not followed by an attempt of
-/// the same loop that ended other than FAIL or STOP (the inputs were revised and it passed).
+/// The hard stops still waiting for a person: not overridden, not resolved (`stop.resolved`), and
+/// not followed by an attempt of the same loop that ended other than FAIL or STOP (the inputs were
+/// revised and it passed).
 std::vector<HardStop> open_hard_stops(const std::vector<ledger::Event>& events);
 /// The cap a failing budget-gates check stops on, as `avps override --raise-cap` names caps:
 /// "project", "scene S03" or "shot S03_SH02". The scope of the BUDGET_STATUS's first hard_stop

@@ -64,6 +64,10 @@ struct RunReplay {
   int artifacts = 0;          ///< of which artifact.recorded (both hashes)
   int renders = 0;            ///< of which media.recorded
   std::optional<Divergence> divergence;
+  /// Why the run was not re-executed, if it was not: it met an integrity stop (files that no
+  /// longer matched the ledger), a fact of the folder then, not a decision a replay from the
+  /// files the record vouches for could make again.
+  std::string not_replayed;
   std::string scratch;        ///< the scratch project, when kept
 
   nlohmann::json to_json() const;

@@ -442,3 +442,20 @@ TEST_CASE("A frozen shot's accepted render is one of its graded attempts, best b
   REQUIRE(named.ok());
   CHECK(film.overrides().accepted("qc-grader/S01_SH02/proxy") == "media/S01_SH02_proxy_a03.mp4");
 }
+
+TEST_CASE("An integrity stop takes no decision and is open until a run records it resolved", "[override]") {
+  Film film;
+  json body = gate_stop("avps", "integrity", json::object(), "integrity");
+  const int64_t seq = film.stop(body);
+  auto open = governance::open_hard_stops(film.events());
+  REQUIRE(open.size() == 1);
+  CHECK(open[0].kind == governance::StopKind::integrity);
+  auto refused = governance::record_override(*film.project, allow(seq, "1"));
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error().message, Catch::Contains("is an integrity stop"));
+  // A resolution of another stop changes nothing; its own lifts it.
+  film.append({{.kind = "stop.resolved", .body = {{"stop_seq", seq + 100}, {"reason", "x"}}}});
+  CHECK(governance::open_hard_stops(film.events()).size() == 1);
+  film.append({{.kind = "stop.resolved", .body = {{"stop_seq", seq}, {"reason", "the files match again"}}}});
+  CHECK(governance::open_hard_stops(film.events()).empty());
+}

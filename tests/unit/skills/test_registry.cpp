@@ -243,6 +243,17 @@ TEST_CASE("the fields an input reads must be fields of its kind's schema, on who
   }
 }
 
+TEST_CASE("a check the engine evaluates is refused where it would have nothing to evaluate", "[skills]") {
+  avps::testing::TempDir project;
+  override_skill(project.path(), "shot-planner",
+                 [](json& s) { s["gate"]["checks"].push_back("genpack_changed_on_regen"); });
+  const auto all = load_with(project.path()).validate();
+  INFO(describe(all));
+  REQUIRE(with_rule(all, "skill.check").size() == 1);
+  CHECK(contains(with_rule(all, "skill.check")[0].message, "this skill writes none: nothing would evaluate it"));
+  CHECK(all.size() == 1);
+}
+
 TEST_CASE("gate rules whose values or types cannot fit their field are violations", "[skills]") {
   avps::testing::TempDir project;
   override_skill(project.path(), "storyboard-generator", [](json& s) {
