@@ -16,6 +16,7 @@
 
 #include "avps/artifacts/names.hpp"
 #include "avps/core/clock.hpp"
+#include "avps/engine/engine.hpp"
 #include "avps/governance/budget.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/governance/pricing.hpp"
@@ -527,8 +528,23 @@ Result<void> run_status(const StatusOptions& o, Context& ctx) {
   const int64_t configured_cap = configured.project_cap_micro_usd;
   const int64_t cap = overrides.effective_budget(configured).project_cap_micro_usd;
   ctx.exit = stops.empty() ? ExitCode::ok : ExitCode::hard_stop;
+  // Shots the next run renders again, by the engine's own rule (a render's identity).
+  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale, engine::stale_shots(*project));
+  for (const engine::StaleShot& s : stale) {  // a stale render no longer counts as passed
+    for (SceneRow& row : scenes) {
+      for (const std::string& resolution : s.resolutions) {
+        Fraction& counted = resolution == "final" ? row.final : row.proxy;
+        counted.passed -= row.scene_id == s.scene_id && counted.passed > 0 ? 1 : 0;
+      }
+    }
+  }
 
   if (ctx.json) {
+    json stale_json = json::array();
+    for (const engine::StaleShot& s : stale) {
+      stale_json.push_back(
+          {{"scene_id", s.scene_id}, {"shot_id", s.shot_id}, {"resolutions", s.resolutions}, {"changed", s.changed}});
+    }
     json listed = json::array();
     for (const auto& [who, body] : book.steps()) {
       listed.push_back({{"step", who},
@@ -562,6 +578,7 @@ Result<void> run_status(const StatusOptions& o, Context& ctx) {
                    {"project_steps", project_steps_json(book.project_skills())},
                    {"scenes", scenes_json(scenes)},
                    {"hard_stops", open},
+                   {"stale_shots", stale_json},
                    {"overrides", decided},
                    {"spend",
                     {{"committed_micro_usd", spend.committed_micro_usd},
@@ -586,6 +603,18 @@ Result<void> run_status(const StatusOptions& o, Context& ctx) {
     if (!scenes.empty()) {
       print_scenes(ctx, scenes);
     }
+  }
+  for (const engine::StaleShot& s : stale) {
+    std::string renders, changed;
+    for (const std::string& r : s.resolutions) {
+      renders += (renders.empty() ? "" : " and ") + r;
+    }
+    for (const std::string& n : s.changed) {
+      changed += (changed.empty() ? "" : ", ") + n;
+    }
+    std::cout << ctx.paint("  STALE", "33") << " " << s.shot_id << ": its " << renders
+              << (s.resolutions.size() > 1 ? " renders were" : " render was") << " made from other inputs"
+              << (changed.empty() ? "" : ": " + changed + " changed") << "; the next run renders it again\n";
   }
   for (const governance::HardStop& stop : stops) {
     std::cout << ctx.paint("  HARD STOP", "31") << " " << stop.id() << " ("

@@ -1849,6 +1849,30 @@ Engine::Engine(project::Project& project, const skills::Registry& registry, cons
     : m_project(project), m_registry(registry), m_backends(backends), m_router(router), m_governor(governor),
       m_observer(observer) {}
 
+Result<std::vector<StaleShot>> Engine::stale_shots() {
+  Impl impl(*this, RunOptions{});
+  AVPS_TRY_ASSIGN(impl.record, read_record(m_project.ledger()));
+  if (const skills::StageGraph* graph = m_registry.stage_graph()) {
+    impl.index_graph(*graph);
+  }
+  return impl.stale_shots();
+}
+
+Result<std::vector<StaleShot>> stale_shots(project::Project& project) {
+  AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &project.dir()));
+  AVPS_TRY_ASSIGN(governance::ModelsFile models,
+                  governance::ModelsFile::load(project::data_dir(), project.dir(), project.config()));
+  // Nothing is called: no backend, a router and a governor only because an engine has them.
+  std::unique_ptr<backends::BackendRegistry> backends = backends::BackendRegistry::of({});
+  governance::Router router(std::move(models));
+  governance::BudgetGovernor governor(project.ledger(), project.config().budget);
+  struct Silent : Observer {
+    void progress(const Progress&) override {}
+  } silent;
+  Engine engine(project, registry, *backends, router, governor, silent);
+  return engine.stale_shots();
+}
+
 Result<RunOutcome> Engine::run(const RunOptions& options) {
   const skills::StageGraph* graph = m_registry.stage_graph();
   if (!graph) {

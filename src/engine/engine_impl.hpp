@@ -201,6 +201,13 @@ struct Impl {
   // Built-in steps and production (production.cpp).
   Result<gates::Outputs> run_builtin(const skills::SkillDef& skill, Job& job);
   Result<void> produce(const skills::Phase& phase, const std::string& scene);
+  /// The identity of a shot's render: the digest of its GenPack's inputs other than the packager's
+  /// feedback inputs. `parts` gets them, kind -> the first 16 hex digits of the content hash; `gathered`
+  /// what was gathered.
+  Result<std::string> render_identity(const skills::SkillDef& packager, const Context& ctx, nlohmann::json* parts,
+                                      Gathered* gathered);
+  /// Engine::stale_shots.
+  Result<std::vector<StaleShot>> stale_shots();
   Result<void> render_storyboards(const skills::SkillDef& reviewer, const std::vector<Context>& shots,
                                   const std::string& pixels);
 };

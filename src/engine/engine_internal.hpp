@@ -57,7 +57,8 @@ struct Record {
   std::map<std::string, std::string> world_after;   ///< scene -> WORLD_STATE name its tracker wrote last
   std::set<std::string> revisions_done;             ///< "<loop>#<attempt>" revisions that passed
   std::map<std::string, nlohmann::json> media;      ///< "<shot>/<resolution>" -> last media.recorded body
-  std::map<std::string, nlohmann::json> renders;    ///< render path -> its media.recorded body
+  std::map<std::string, nlohmann::json> renders;    ///< render path -> its media.recorded body (+ "seq" when read)
+  std::map<std::string, std::string> media_paths;   ///< "<shot>/<resolution>#<attempt>" -> its render's path
   std::map<std::string, std::vector<nlohmann::json>> shot_attempts;  ///< "<shot>/<resolution>" -> qc verdicts
   std::set<std::string> analyzer_runs;              ///< "<shot>/<resolution>#<attempt>" analyzer ran after
   std::map<std::string, nlohmann::json> rounds;     ///< "<shot>/<resolution>" -> last regen.round body

@@ -39,6 +39,14 @@ const std::vector<std::string>& generation_ladder() {
   return k_ladder;
 }
 
+// Whether a graded attempt or a render (its step.finished shot_attempt or media.recorded body) was
+// made from the render identity `identity` (Impl::render_identity). One recorded before renders
+// carried their identity counts as made from any, so an older project is not rendered again.
+bool made_from(const json& body, const std::string& identity) {
+  const std::string inputs = body.value("inputs", "");
+  return inputs.empty() || inputs == identity;
+}
+
 int config_int(const json& config, const char* pointer, int fallback) {
   json::json_pointer p(pointer);
   return config.contains(p) && config[p].is_number_integer() ? config[p].get<int>() : fallback;
@@ -348,6 +356,102 @@ Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
 
 // ---- production -------------------------------------------------------------------------------
 
+Result<std::string> Impl::render_identity(const skills::SkillDef& packager, const Context& ctx, json* parts,
+                                          Gathered* gathered) {
+  AVPS_TRY_ASSIGN(Gathered in, gather(packager, ctx));
+  std::set<std::string> feedback;
+  for (const skills::SkillInput& input : packager.inputs) {
+    if (input.feedback) {
+      feedback.insert(input.kind);
+    }
+  }
+  json identity = json::array();
+  for (const json& input : in.fingerprints) {
+    if (!feedback.count(input.value("kind", ""))) {
+      identity.push_back({input.value("kind", ""), input.value("sha256", "")});
+      if (parts) {
+        (*parts)[input.value("kind", "")] = input.value("sha256", "").substr(0, 16);
+      }
+    }
+  }
+  if (gathered) {
+    *gathered = std::move(in);
+  }
+  return core::sha256_hex(identity.dump()).substr(0, 16);
+}
+
+Result<std::vector<StaleShot>> Impl::stale_shots() {
+  std::vector<StaleShot> out;
+  const skills::SkillDef* packager = e.m_registry.find("prompt-packager");
+  if (!packager) {
+    return out;
+  }
+  AVPS_TRY(refresh_scenes());
+  AVPS_TRY(refresh_index());
+  for (const std::string& scene : scenes) {
+    AVPS_TRY_ASSIGN(auto shotlist, latest("SHOTLIST", scene));
+    if (!shotlist) {
+      continue;
+    }
+    for (const json& row : shotlist->content.value("rows", json::array())) {
+      Context ctx;
+      ctx.scene_id = scene;
+      ctx.shot_id = row.value("shot_id", "");
+      ctx.scope = "shot";
+      ctx.resolution = "proxy";
+      Gathered gathered;
+      json parts = json::object();
+      AVPS_TRY_ASSIGN(std::string identity, render_identity(*packager, ctx, &parts, &gathered));
+      StaleShot stale{scene, ctx.shot_id, {}, {}};
+      json rendered_parts = json::object();  // the parts of the latest stale render's identity
+      int64_t rendered_at = 0;                // and its media.recorded
+      for (const char* resolution : {"proxy", "final"}) {
+        const std::string key = ctx.shot_id + "/" + resolution;
+        const json* passed_before = nullptr;
+        bool passed_now = false;
+        for (const json& attempt : record.shot_attempts[key]) {
+          if (attempt.value("verdict", "") == "PASS") {
+            passed_now = passed_now || made_from(attempt, identity);
+            passed_before = made_from(attempt, identity) ? passed_before : &attempt;
+          }
+        }
+        if (passed_before && !passed_now) {
+          stale.resolutions.push_back(resolution);
+          auto render = record.renders.find(record.media_paths[key + "#" + std::to_string(passed_before->value("attempt", 0))]);
+          if (render != record.renders.end()) {
+            rendered_parts = render->second.value("input_hashes", json::object());
+            rendered_at = std::max(rendered_at, render->second.value("seq", int64_t{0}));
+          }
+        }
+      }
+      if (stale.resolutions.empty()) {
+        continue;
+      }
+      // What changed: of the inputs whose content differs from the render's (every input when the
+      // render predates recorded parts), the artifacts recorded since the render, else all of them.
+      for (const json& input : gathered.fingerprints) {
+        const std::string kind = input.value("kind", "");
+        if (!parts.contains(kind) || (rendered_parts.contains(kind) && rendered_parts[kind] == parts[kind])) {
+          continue;
+        }
+        std::vector<std::string> all, since;
+        for (const json& name : input.value("names", json::array())) {
+          auto known = index_by_name.find(name.get<std::string>());
+          all.push_back(name.get<std::string>());
+          if (known != index_by_name.end() && known->second.event_seq > rendered_at) {
+            since.push_back(known->first);
+          }
+        }
+        for (const std::string& name : since.empty() ? all : since) {
+          stale.changed.push_back(name);
+        }
+      }
+      out.push_back(std::move(stale));
+    }
+  }
+  return out;
+}
+
 Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene) {
   const std::string resolution = phase.resolution;
   const json& config = e.m_project.config().document;
@@ -367,33 +471,13 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
   if (!packager || !grader || !analyzer || !planner) {
     return make_error(ErrorCode::configuration, "production needs prompt-packager, qc-grader, regen-analyzer and shot-planner");
   }
-  // A shot's render is identified by the inputs of its GenPack other than the packager's
-  // feedback (skills::SkillInput::feedback): its locks, its SHOTLIST row, the world state. Attempts
-  // made from other inputs are history: a passed shot whose inputs changed (an edited lock) is
-  // made again, and one frozen on other inputs is free again.
-  std::set<std::string> feedback;
-  for (const skills::SkillInput& input : packager->inputs) {
-    if (input.feedback) {
-      feedback.insert(input.kind);
-    }
-  }
-  auto identity_of = [&](const Context& ctx) -> Result<std::string> {
-    AVPS_TRY_ASSIGN(Gathered gathered, gather(*packager, ctx));
-    json identity = json::array();
-    for (const json& input : gathered.fingerprints) {
-      if (!feedback.count(input.value("kind", ""))) {
-        identity.push_back({input.value("kind", ""), input.value("sha256", "")});
-      }
-    }
-    return core::sha256_hex(identity.dump()).substr(0, 16);
-  };
-  // The graded attempts of `key` ("S01_SH02/proxy") made from `identity` (an attempt recorded
-  // before renders carried their identity counts as made from any).
+  // Attempts made from other inputs than the shot has now (render_identity) are history: a
+  // passed shot whose inputs changed (an edited lock) is made again, and one frozen on other
+  // inputs is free again. The graded attempts of `key` ("S01_SH02/proxy") made from `identity`:
   auto attempts_from = [&](const std::string& key, const std::string& identity) {
     std::vector<json> out;
     for (const json& attempt : record.shot_attempts[key]) {
-      const std::string made_from = attempt.value("inputs", "");
-      if (made_from.empty() || made_from == identity) {
+      if (made_from(attempt, identity)) {
         out.push_back(attempt);
       }
     }
@@ -413,8 +497,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       return false;
     }
     auto render = record.renders.find(*accepted);
-    const std::string made_from = render == record.renders.end() ? "" : render->second.value("inputs", "");
-    return made_from.empty() || made_from == identity;
+    return render == record.renders.end() || made_from(render->second, identity);
   };
   const int analyzer_after = config_int(config, "/regen/analyzer_after_failures", 2);
   const int max_rounds = config_int(config, "/regen/max_rounds", 2);
@@ -450,13 +533,14 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       rows.push_back(row);
     }
     std::map<std::string, std::string> identities;  // shot -> the identity of its render now
+    std::map<std::string, json> identity_parts;     // shot -> its parts (Impl::render_identity)
     for (const json& row : rows) {
       Context ctx;
       ctx.scene_id = scene;
       ctx.shot_id = row.value("shot_id", "");
       ctx.scope = "shot";
       ctx.resolution = resolution;
-      AVPS_TRY_ASSIGN(identities[ctx.shot_id], identity_of(ctx));
+      AVPS_TRY_ASSIGN(identities[ctx.shot_id], render_identity(*packager, ctx, &identity_parts[ctx.shot_id], nullptr));
     }
     // Final renders only after every shot of the scene passed QC at proxy (or a person accepted
     // one of its proxy renders), from the inputs it has now.
@@ -732,7 +816,8 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       json body = {{"key", c.key},           {"shot_id", a.ctx.shot_id}, {"scene_id", scene},
                    {"resolution", resolution}, {"attempt", a.attempt},   {"path", relative},
                    {"sha256", c.response.value("media_sha256", "")},     {"model", c.route.model},
-                   {"tier", a.tier},                                     {"inputs", a.identity}};
+                   {"tier", a.tier},                                     {"inputs", a.identity},
+                   {"input_hashes", identity_parts[a.ctx.shot_id]}};
       AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "media.recorded", .body = body, .row = row}));
       core::crash_point("engine.after_media");
       record.media[key] = body;

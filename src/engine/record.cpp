@@ -158,6 +158,9 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
     } else if (e.kind == "media.recorded") {
       record.media[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
       record.renders[e.body.value("path", "")] = e.body;
+      record.renders[e.body.value("path", "")]["seq"] = e.seq;
+      record.media_paths[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "") + "#" +
+                         std::to_string(e.body.value("attempt", 0))] = e.body.value("path", "");
     } else if (e.kind == "regen.round") {
       record.rounds[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
     }

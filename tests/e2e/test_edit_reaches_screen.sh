@@ -47,6 +47,17 @@ PY
 [ "$(wc -l <<<"$expected")" -lt "$(q "$P" "SELECT count(DISTINCT json_extract(body,'$.shot_id')) FROM events WHERE kind='media.recorded'")" ] \
   || fail "every shot carries $who: the test would not tell a re-render of all from one of some"
 
+# Before the run, `avps status` says which shots are stale and why.
+expect_exit 0 "$AVPS" status "$P"
+stale=$(grep -o "STALE [A-Z0-9_]*" <<<"$OUT" | cut -d' ' -f2 | sort)
+[ "$stale" = "$(sort <<<"$expected")" ] || fail "status should list the shots $who is in as stale, got: $stale"
+new_lock=$(ls "$P/continuity/CHAR_${who}_LOCK_v"*.txt | tail -n 1)
+[ "$(grep -c "renders were made from other inputs: $(basename "$new_lock") changed" <<<"$OUT")" = "$(wc -l <<<"$expected")" ] \
+  || fail "each stale shot should name the edited lock:
+$OUT"
+expect_exit 0 "$AVPS" --json status "$P"
+python3 -c 'import json, sys; d = json.loads(sys.argv[1]); assert len(d["stale_shots"]) == int(sys.argv[2]) and d["stale_shots"][0]["resolutions"] == ["proxy", "final"], d["stale_shots"]' "$OUT" "$(wc -l <<<"$expected")"
+
 expect_exit 0 "$AVPS" run "$P" --jobs 4
 # Rendered again: exactly those shots, once at proxy and once at final.
 rendered=$(q "$P" "SELECT json_extract(body,'$.shot_id') || ' ' || json_extract(body,'$.resolution') FROM events WHERE kind='media.recorded' AND seq > $before ORDER BY 1")
@@ -63,12 +74,13 @@ $others"
 # Every new GenPack carries the edited lock verbatim, the new scar among its anchors' text.
 packs=$(q "$P" "SELECT json_extract(body,'$.artifact.path') FROM events WHERE kind='artifact.recorded' AND seq > $before AND json_extract(body,'$.artifact.kind')='GENPACK'")
 [ "$(wc -l <<<"$packs")" = "$(wc -l <<<"$rendered")" ] || fail "one GenPack per render expected"
-new_lock=$(ls "$P/continuity/CHAR_${who}_LOCK_v"*.txt | tail -n 1)
 while read -r pack; do
   grep -q "a thin white scar across the left eyebrow" "$P/$pack" || fail "$pack does not carry the edited lock"
   grep -qF "$(basename "$new_lock")" "$P/$pack" || fail "$pack does not name $(basename "$new_lock")"
 done <<<"$packs"
 "$AVPS" gate "$P" > /dev/null || fail "gate after the edit"
+expect_exit 0 "$AVPS" status "$P"
+grep -q "STALE" <<<"$OUT" && fail "nothing should be stale after the run: $OUT"
 # Nothing is stale any more.
 expect_exit 0 "$AVPS" run "$P"
 expect_out "0 calls made"

@@ -120,6 +120,19 @@ struct RunOutcome {
 
 struct Impl;
 
+/// A shot whose passed render was made from other inputs than it has now (an edited lock, a new
+/// world state): the next `avps run` renders it again.
+struct StaleShot {
+  std::string scene_id;
+  std::string shot_id;
+  std::vector<std::string> resolutions;  ///< "proxy", "final": those with a render from other inputs
+  std::vector<std::string> changed;      ///< the inputs whose content differs from that render's ("CHAR_MARA_QUILL_LOCK_v002.txt")
+};
+
+/// Every stale shot of the project, scene by scene in story order: what `avps status` shows
+/// before a run. Reads only (the project may be open read-only); loads the skills, nothing else.
+[[nodiscard]] Result<std::vector<StaleShot>> stale_shots(project::Project& project);
+
 /// What the backend registry needs of each model of the models file.
 std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models);
 
@@ -145,6 +158,8 @@ class Engine {
   /// Runs the phases (see the header comment for what is built). Errors are failures to run
   /// (I/O, configuration); a gate that keeps failing is a hard stop in the outcome, not an error.
   [[nodiscard]] Result<RunOutcome> run(const RunOptions& options);
+  /// stale_shots() of the project, from this engine's view of the record.
+  [[nodiscard]] Result<std::vector<StaleShot>> stale_shots();
 
  private:
   friend struct Impl;
