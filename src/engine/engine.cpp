@@ -707,7 +707,10 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
 Result<void> Impl::check_integrity() {
   const std::string loop = "integrity";
   std::vector<core::Violation> found;
-  for (core::Violation& v : gates::check_integrity(e.m_project.dir(), e.m_project.ledger())) {
+  // Every rule of the gate but artifact.schema: what a run reads is the bytes as recorded (and
+  // validated when written), verified here by hash; a schema changed since is the gate's to report.
+  const gates::ProjectFiles files = gates::list_project_files(e.m_project.dir());
+  for (core::Violation& v : gates::check_integrity(e.m_project.dir(), e.m_project.ledger(), files, {.schemas = false})) {
     if (!v.transient) {
       found.push_back(std::move(v));
     }

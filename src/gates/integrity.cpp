@@ -72,7 +72,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
 }
 
 std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::Ledger& ledger,
-                                             const ProjectFiles& files) {
+                                             const ProjectFiles& files, const IntegrityOptions& options) {
   std::vector<core::Violation> out;
   auto add = [&](std::string rule, std::string subject, std::string message) {
     out.push_back(core::Violation{std::move(rule), std::move(subject), std::move(message)});
@@ -147,7 +147,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
       add("artifact.object", object_subject,
           "canonical JSON of " + r.name +
               (stored.error().code == ErrorCode::not_found ? " is missing" : " does not match its hash"));
-    } else if (std::optional<std::string> invalid = schema_problem(r, *stored)) {
+    } else if (std::optional<std::string> invalid = options.schemas ? schema_problem(r, *stored) : std::nullopt) {
       add("artifact.schema", r.path, *invalid);
     }
     Result<artifacts::ArtifactName> parsed = artifacts::parse_artifact_name(r.name);

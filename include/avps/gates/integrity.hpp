@@ -48,8 +48,14 @@ ProjectFiles list_project_files(const std::filesystem::path& dir);
 /// files by path). Empty means the folder is exactly what the ledger vouches for. Violations a
 /// writer leaves in passing (a mirror behind, a write announced, a render not yet recorded) are
 /// `transient`: see core::Violation.
+/// What a check may leave out. `schemas`: artifact.schema, each artifact's content validated
+/// against its kind's schema as it is now (the costliest rule; a writer that only needs the bytes
+/// as recorded, hash-verified, leaves it to `avps gate`).
+struct IntegrityOptions {
+  bool schemas = true;
+};
 std::vector<core::Violation> check_integrity(const std::filesystem::path& dir, const ledger::Ledger& ledger,
-                                             const ProjectFiles& files);
+                                             const ProjectFiles& files, const IntegrityOptions& options = {});
 /// The same, listing the files itself after the ledger was opened: for a project nothing writes.
 std::vector<core::Violation> check_integrity(const std::filesystem::path& dir, const ledger::Ledger& ledger);
 
