@@ -258,8 +258,8 @@ START=$(date +%s%N)
 expect_exit 0 "$AVPS" run "$P" --jobs 1
 RUN_MS=$(( ($(date +%s%N) - START) / 1000000 ))
 REF="$P"
-# 10 kills in CI (a fixed schedule across the run); AVPS_E2E_KILLS=20 or more for a longer run.
-kills=${AVPS_E2E_KILLS:-10}
+# 8 kills in CI (a fixed schedule across the run); AVPS_E2E_KILLS=20 or more for a longer run.
+kills=${AVPS_E2E_KILLS:-8}
 for n in $(seq "$kills"); do
   start_fake "kill$n"
   project "kill$n" openai-anthropic "$PORT"
