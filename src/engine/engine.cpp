@@ -681,9 +681,7 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
     } else if (name == "regen_limit_with_analyzer") {
       // Every shot of the scene (of the project without one) that failed as often as the regen
       // policy lets it before the analyzer must have had an analyzer run.
-      const json::json_pointer setting("/regen/analyzer_after_failures");
-      const int analyzer_after =
-          config.contains(setting) && config[setting].is_number_integer() ? config[setting].get<int>() : 2;
+      const int analyzer_after = config_int(config, "/regen/analyzer_after_failures", 2);
       for (const auto& [key, attempts] : record.shot_attempts) {
         if (!job.ctx.scene_id.empty() && key.rfind(job.ctx.scene_id + "_", 0) != 0) {
           continue;
@@ -1719,8 +1717,7 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
     if (outcome.exit != ExitCode::hard_stop || restart || held_scene(stopped) != scene) {
       return false;
     }
-    held[stopped.value("seq", int64_t{0})] = outcome.message;
-    outcome.exit = ExitCode::ok;
+    outcome.exit = ExitCode::ok;  // the stop stays in record.open_stops: the run's end lists it
     outcome.message.clear();
     return true;
   };
@@ -1944,7 +1941,7 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   // Every open stop ends the run with exit 3 once the work they do not hold is done: those held
   // this run, and those recorded before that the walk did not reach again.
   if (impl.outcome.exit == ExitCode::ok && !impl.record.open_stops.empty()) {
-    std::map<int64_t, std::string> open = impl.held;
+    std::map<int64_t, std::string> open;  // by seq
     for (const auto& [loop, stop] : impl.record.open_stops) {
       const int64_t seq = stop.value("seq", int64_t{0});
       open.emplace(seq, "STOP-" + std::to_string(seq) + ": " + stop.value("reason", ""));

@@ -109,8 +109,6 @@ struct Impl {
   bool restart = false;
   /// The stop that ended the work in hand (set with outcome.exit = hard_stop): {seq, kind, scope, cap, reason}.
   nlohmann::json stopped;
-  /// Stops this run held to their scene while the rest of the production went on: seq -> message.
-  std::map<int64_t, std::string> held;
   std::vector<std::string> scenes;  ///< scene ids of the latest SCENES, in story order
   std::map<std::string, artifacts::FaceCodec> codecs;
   std::map<std::string, ledger::ArtifactRecord> index_by_name;

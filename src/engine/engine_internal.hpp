@@ -66,6 +66,9 @@ struct Record {
   std::map<std::string, nlohmann::json> open_stops;  ///< loop key -> {seq, skill, kind, scope, cap, reason} of a stop still open
 };
 
+/// The integer at `pointer` of the project configuration, else `fallback`.
+int config_int(const nlohmann::json& config, const char* pointer, int fallback);
+
 /// The scene a hard stop holds ({kind, scope, cap} as recorded), or "" when it holds the whole
 /// project: a stop with no scene in its scope, or one on the project's budget cap (every other
 /// call would meet that cap too). A scene's stop holds that scene and what depends on it.

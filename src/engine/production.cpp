@@ -47,11 +47,6 @@ bool made_from(const json& body, const std::string& identity) {
   return inputs.empty() || inputs == identity;
 }
 
-int config_int(const json& config, const char* pointer, int fallback) {
-  json::json_pointer p(pointer);
-  return config.contains(p) && config[p].is_number_integer() ? config[p].get<int>() : fallback;
-}
-
 std::string config_text(const json& config, const char* pointer) {
   json::json_pointer p(pointer);
   return config.contains(p) && config[p].is_string() ? config[p].get<std::string>() : "";

@@ -100,6 +100,11 @@ void note_attempt(Record& record, const json& attempt) {
   list.push_back(attempt);
 }
 
+int config_int(const json& config, const char* pointer, int fallback) {
+  json::json_pointer p(pointer);
+  return config.contains(p) && config[p].is_number_integer() ? config[p].get<int>() : fallback;
+}
+
 std::string held_scene(const nlohmann::json& stop) {
   if (stop.value("kind", "") == "budget" && stop.value("cap", "project") == "project") {
     return "";
