@@ -186,7 +186,10 @@ class SceneBook {
 
   // The scene rows: the latest SCENES' rows in story order, then scenes the record has steps for
   // that it no longer lists (a revised story dropped them; what they spent is still spent).
-  Result<std::vector<SceneRow>> rows(const project::Budget& budget, const governance::Overrides& overrides) {
+  // `stale`: "S01_SH02/proxy" keys the engine says were passed from other inputs than they have now.
+  Result<std::vector<SceneRow>> rows(const project::Budget& budget, const governance::Overrides& overrides,
+                                     const std::set<std::string>& stale) {
+    m_stale = stale;
     std::vector<std::string> order;
     if (auto scenes = m_latest.find("SCENES/"); scenes != m_latest.end()) {
       AVPS_TRY_ASSIGN(json content, m_project.store().load(scenes->second));
@@ -307,10 +310,13 @@ class SceneBook {
 
   // Shots passed at a resolution, by the engine's rule (production.cpp): the last graded attempt
   // is PASS, where an attempt counts once its wave's QC_BATCH is recorded (record.cpp), or a
-  // person accepted one of its renders.
+  // person accepted one of its renders; and the render is not stale (engine::stale_shots).
   int count_passed(const std::vector<std::string>& shots, const std::string& resolution) const {
     int passed = 0;
     for (const std::string& shot : shots) {
+      if (m_stale.count(shot + "/" + resolution)) {
+        continue;
+      }
       if (m_accepted.count(shot + "/" + resolution)) {
         ++passed;
         continue;
@@ -358,6 +364,7 @@ class SceneBook {
   std::map<std::string, std::vector<json>> m_attempts;     // "<shot>/<resolution>" -> graded attempts
   std::set<std::string> m_waves_written;                   // "S01/proxy#2": waves whose QC_BATCH is recorded
   std::set<std::string> m_accepted;                        // "S02_SH02/proxy": a frozen shot's render accepted
+  std::set<std::string> m_stale;                           // "S01_SH02/proxy": passed from other inputs
   std::map<std::string, ledger::ArtifactRecord> m_latest;  // "SCENES/", "SHOTLIST/S01" -> latest version
   std::map<std::string, std::vector<std::string>> m_shotlists;  // SHOTLIST file -> shot ids
 };
@@ -524,20 +531,18 @@ Result<void> run_status(const StatusOptions& o, Context& ctx) {
   const governance::Overrides overrides = governance::Overrides::from_events(events);
   AVPS_TRY_ASSIGN(ledger::Spend spend, ledger.spend("", ""));
   const project::Budget& configured = project->config().budget;
-  AVPS_TRY_ASSIGN(std::vector<SceneRow> scenes, book.rows(configured, overrides));
+  // Shots the next run renders again, by the engine's own rule (a render's identity).
+  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale, engine::stale_shots(*project));
+  std::set<std::string> stale_keys;
+  for (const engine::StaleShot& s : stale) {
+    for (const std::string& resolution : s.resolutions) {
+      stale_keys.insert(s.shot_id + "/" + resolution);
+    }
+  }
+  AVPS_TRY_ASSIGN(std::vector<SceneRow> scenes, book.rows(configured, overrides, stale_keys));
   const int64_t configured_cap = configured.project_cap_micro_usd;
   const int64_t cap = overrides.effective_budget(configured).project_cap_micro_usd;
   ctx.exit = stops.empty() ? ExitCode::ok : ExitCode::hard_stop;
-  // Shots the next run renders again, by the engine's own rule (a render's identity).
-  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale, engine::stale_shots(*project));
-  for (const engine::StaleShot& s : stale) {  // a stale render no longer counts as passed
-    for (SceneRow& row : scenes) {
-      for (const std::string& resolution : s.resolutions) {
-        Fraction& counted = resolution == "final" ? row.final : row.proxy;
-        counted.passed -= row.scene_id == s.scene_id && counted.passed > 0 ? 1 : 0;
-      }
-    }
-  }
 
   if (ctx.json) {
     json stale_json = json::array();

@@ -1852,6 +1852,7 @@ Engine::Engine(project::Project& project, const skills::Registry& registry, cons
 Result<std::vector<StaleShot>> Engine::stale_shots() {
   Impl impl(*this, RunOptions{});
   AVPS_TRY_ASSIGN(impl.record, read_record(m_project.ledger()));
+  AVPS_TRY_ASSIGN(impl.overrides, governance::Overrides::read(m_project.ledger()));
   if (const skills::StageGraph* graph = m_registry.stage_graph()) {
     impl.index_graph(*graph);
   }

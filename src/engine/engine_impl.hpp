@@ -204,6 +204,11 @@ struct Impl {
   /// what was gathered.
   Result<std::string> render_identity(const skills::SkillDef& packager, const Context& ctx, nlohmann::json* parts,
                                       Gathered* gathered);
+  /// The graded attempts of `key` ("S01_SH02/proxy") made from the render identity `identity`.
+  std::vector<nlohmann::json> attempts_from(const std::string& key, const std::string& identity);
+  /// Whether `key` needs no more attempts from `identity`: its last attempt from it passed QC
+  /// (`grader`'s), or a person accepted a render made from it (`avps override --accept`).
+  bool shot_done(const skills::SkillDef& grader, const std::string& key, const std::string& identity);
   /// Engine::stale_shots.
   Result<std::vector<StaleShot>> stale_shots();
   Result<void> render_storyboards(const skills::SkillDef& reviewer, const std::vector<Context>& shots,

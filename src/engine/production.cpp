@@ -375,10 +375,34 @@ Result<std::string> Impl::render_identity(const skills::SkillDef& packager, cons
   return core::sha256_hex(identity.dump()).substr(0, 16);
 }
 
+std::vector<json> Impl::attempts_from(const std::string& key, const std::string& identity) {
+  std::vector<json> out;
+  for (const json& attempt : record.shot_attempts[key]) {
+    if (made_from(attempt, identity)) {
+      out.push_back(attempt);
+    }
+  }
+  return out;
+}
+
+bool Impl::shot_done(const skills::SkillDef& grader, const std::string& key, const std::string& identity) {
+  const std::vector<json> attempts = attempts_from(key, identity);
+  if (!attempts.empty() && attempts.back().value("verdict", "") == "PASS") {
+    return true;
+  }
+  const std::optional<std::string> accepted = overrides.accepted(grader.name + "/" + key);
+  if (!accepted) {
+    return false;
+  }
+  auto render = record.renders.find(*accepted);
+  return render == record.renders.end() || made_from(render->second, identity);
+}
+
 Result<std::vector<StaleShot>> Impl::stale_shots() {
   std::vector<StaleShot> out;
   const skills::SkillDef* packager = e.m_registry.find("prompt-packager");
-  if (!packager) {
+  const skills::SkillDef* grader = e.m_registry.find("qc-grader");
+  if (!packager || !grader) {
     return out;
   }
   AVPS_TRY(refresh_scenes());
@@ -401,18 +425,23 @@ Result<std::vector<StaleShot>> Impl::stale_shots() {
       json rendered_parts = json::object();  // the parts of the latest stale render's identity
       int64_t rendered_at = 0;                // and its media.recorded
       for (const char* resolution : {"proxy", "final"}) {
+        // Stale: not done from these inputs (the engine's rule), but passed, or accepted, from others.
         const std::string key = ctx.shot_id + "/" + resolution;
-        const json* passed_before = nullptr;
-        bool passed_now = false;
+        if (shot_done(*grader, key, identity)) {
+          continue;
+        }
+        std::string done_before;  // the latest render that passed or was accepted, from other inputs
         for (const json& attempt : record.shot_attempts[key]) {
-          if (attempt.value("verdict", "") == "PASS") {
-            passed_now = passed_now || made_from(attempt, identity);
-            passed_before = made_from(attempt, identity) ? passed_before : &attempt;
+          if (attempt.value("verdict", "") == "PASS" && !made_from(attempt, identity)) {
+            done_before = record.media_paths[key + "#" + std::to_string(attempt.value("attempt", 0))];
           }
         }
-        if (passed_before && !passed_now) {
+        if (std::optional<std::string> accepted = overrides.accepted(grader->name + "/" + key)) {
+          done_before = *accepted;  // shot_done said it was not made from these inputs
+        }
+        if (!done_before.empty()) {
           stale.resolutions.push_back(resolution);
-          auto render = record.renders.find(record.media_paths[key + "#" + std::to_string(passed_before->value("attempt", 0))]);
+          auto render = record.renders.find(done_before);
           if (render != record.renders.end()) {
             rendered_parts = render->second.value("input_hashes", json::object());
             rendered_at = std::max(rendered_at, render->second.value("seq", int64_t{0}));
@@ -468,31 +497,10 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
   }
   // Attempts made from other inputs than the shot has now (render_identity) are history: a
   // passed shot whose inputs changed (an edited lock) is made again, and one frozen on other
-  // inputs is free again. The graded attempts of `key` ("S01_SH02/proxy") made from `identity`:
-  auto attempts_from = [&](const std::string& key, const std::string& identity) {
-    std::vector<json> out;
-    for (const json& attempt : record.shot_attempts[key]) {
-      if (made_from(attempt, identity)) {
-        out.push_back(attempt);
-      }
-    }
-    return out;
-  };
-  // The loop a frozen shot's stop names, and whether a shot needs no more attempts at a
-  // resolution: its last attempt from these inputs passed QC, or a person accepted a render made
-  // from them (`avps override --accept`).
+  // inputs is free again.
   auto frozen_loop = [&](const std::string& key) { return grader->name + "/" + key; };
   auto shot_done = [&](const std::string& key, const std::string& identity) {
-    const std::vector<json> attempts = attempts_from(key, identity);
-    if (!attempts.empty() && attempts.back().value("verdict", "") == "PASS") {
-      return true;
-    }
-    const std::optional<std::string> accepted = overrides.accepted(frozen_loop(key));
-    if (!accepted) {
-      return false;
-    }
-    auto render = record.renders.find(*accepted);
-    return render == record.renders.end() || made_from(render->second, identity);
+    return Impl::shot_done(*grader, key, identity);
   };
   const int analyzer_after = config_int(config, "/regen/analyzer_after_failures", 2);
   const int max_rounds = config_int(config, "/regen/max_rounds", 2);

@@ -58,6 +58,28 @@ $OUT"
 expect_exit 0 "$AVPS" --json status "$P"
 python3 -c 'import json, sys; d = json.loads(sys.argv[1]); assert len(d["stale_shots"]) == int(sys.argv[2]) and d["stale_shots"][0]["resolutions"] == ["proxy", "final"], d["stale_shots"]' "$OUT" "$(wc -l <<<"$expected")"
 
+# A copy in which one of those shots never passes QC again: its scene is held, and status counts
+# neither its old pass (stale) nor its failing attempts, while the scene's other shots pass anew.
+F="$WORK/frozen"
+cp -a "$P" "$F"
+first=$(head -n 1 <<<"$expected")
+python3 - "$F/avps.json" "qc-grader@$first" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["sim"]["failure_rates"][sys.argv[2]] = 1.0
+json.dump(config, open(sys.argv[1], "w"), indent=2)
+PY
+expect_exit 3 "$AVPS" run "$F" --scene "${first%_SH*}"
+expect_out "$first is frozen"
+expect_exit 3 "$AVPS" --json status "$F"
+python3 - "$OUT" "${first%_SH*}" "$first" <<'PY' || fail "status miscounts a frozen stale shot: $OUT"
+import json, sys
+status, scene, shot = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+row = next(r for r in status["scenes"] if r["scene_id"] == scene)
+assert row["proxy"]["passed"] == row["proxy"]["shots"] - 1, row
+assert any(s["shot_id"] == shot for s in status["stale_shots"]), status["stale_shots"]
+PY
+
 expect_exit 0 "$AVPS" run "$P" --jobs 4
 # Rendered again: exactly those shots, once at proxy and once at final.
 rendered=$(q "$P" "SELECT json_extract(body,'$.shot_id') || ' ' || json_extract(body,'$.resolution') FROM events WHERE kind='media.recorded' AND seq > $before ORDER BY 1")
