@@ -382,13 +382,20 @@ void Registry::check_skill(const SkillDef& skill, std::vector<Violation>& out) c
   // A check the engine evaluates must have something to evaluate: genpack_changed_on_regen
   // compares a skill's GENPACK with the failed attempt's, so a skill that writes none would
   // declare a check that never runs.
+  const bool writes_genpack = std::any_of(skill.outputs.begin(), skill.outputs.end(),
+                                          [](const SkillOutput& o) { return o.kind == "GENPACK"; });
   const json checks = skill.raw.contains("gate") ? skill.raw["gate"].value("checks", json::array()) : json::array();
   for (const json& check : checks) {
-    const bool writes_genpack = std::any_of(skill.outputs.begin(), skill.outputs.end(),
-                                            [](const SkillOutput& o) { return o.kind == "GENPACK"; });
     if (check == "genpack_changed_on_regen" && !writes_genpack) {
       report("skill.check", "check genpack_changed_on_regen compares GENPACK versions, and this skill writes "
                             "none: nothing would evaluate it");
+    }
+  }
+  // `feedback` sets a shot render's identity apart: only the GenPack's packager is read for it.
+  for (const SkillInput& input : skill.inputs) {
+    if (input.feedback && !writes_genpack) {
+      report("skill.feedback", "input " + input.kind + " is marked feedback, which only the skill writing GENPACK "
+                               "(whose other inputs are a shot render's identity) is read for; nothing would read it here");
     }
   }
   for (const SkillOutput& output : skill.outputs) {

@@ -254,6 +254,16 @@ TEST_CASE("a check the engine evaluates is refused where it would have nothing t
   CHECK(all.size() == 1);
 }
 
+TEST_CASE("feedback on an input of a skill that writes no GenPack is refused: nothing reads it there", "[skills]") {
+  avps::testing::TempDir project;
+  override_skill(project.path(), "shot-planner", [](json& s) { s["inputs"][0]["feedback"] = true; });
+  const auto all = load_with(project.path()).validate();
+  INFO(describe(all));
+  REQUIRE(with_rule(all, "skill.feedback").size() == 1);
+  CHECK(contains(with_rule(all, "skill.feedback")[0].message, "is marked feedback"));
+  CHECK(all.size() == 1);
+}
+
 TEST_CASE("gate rules whose values or types cannot fit their field are violations", "[skills]") {
   avps::testing::TempDir project;
   override_skill(project.path(), "storyboard-generator", [](json& s) {
