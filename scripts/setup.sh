@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what avps needs to build and test on Debian 12, only where it is missing.
-# Idempotent: a second run installs nothing and downloads nothing.
+# Idempotent: a second run installs nothing and downloads nothing. `--tests` adds what only the
+# test suite needs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(g++ cmake ninja-build pkg-config sqlite3 python3 ffmpeg
           libcli11-dev nlohmann-json3-dev libspdlog-dev libcurl4-openssl-dev
           libsqlite3-dev catch2 libssl-dev libcpp-httplib-dev python3-junitparser)
+# --tests: what only the test suite needs too (the report's page is checked in a real browser).
+if [ "${1:-}" = --tests ]; then packages+=(chromium); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -3,7 +3,7 @@
 # --sanitize builds with AddressSanitizer + UBSan into build-sanitize/ and runs the suite there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bash "$root/scripts/setup.sh"
+bash "$root/scripts/setup.sh" --tests
 bash "$root/scripts/build.sh" "$@"
 dir=build
 if [ "${1:-}" = --sanitize ]; then dir=build-sanitize; fi

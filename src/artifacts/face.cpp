@@ -902,7 +902,8 @@ Result<FaceCodec> FaceCodec::load(const fs::path& schemas_dir, std::string_view 
   } catch (const ordered_json::exception& e) {
     return make_error(ErrorCode::schema_violation, path.string() + ": no usable x-avps-face block: " + e.what());
   }
-  if (impl->format != "md" && impl->format != "txt" && impl->format != "csv" && impl->format != "json") {
+  if (impl->format != "md" && impl->format != "txt" && impl->format != "csv" && impl->format != "json" &&
+      impl->format != "html" && impl->format != "mp4") {
     return make_error(ErrorCode::schema_violation, path.string() + ": unknown face format \"" + impl->format + "\"");
   }
   FaceCodec codec;
@@ -912,6 +913,9 @@ Result<FaceCodec> FaceCodec::load(const fs::path& schemas_dir, std::string_view 
 
 Result<std::string> FaceCodec::render(const json& content) const {
   const Impl& impl = *m_impl;
+  if (impl.format == "html" || impl.format == "mp4") {
+    return face_error(impl.kind + "'s face (" + impl.format + ") is made by the command that records it, not from its JSON");
+  }
   if (!content.is_object()) {
     return face_error(impl.kind + " content must be a JSON object");
   }
@@ -931,6 +935,10 @@ Result<json> FaceCodec::parse(std::string_view face, const ArtifactName& name) c
   const Impl& impl = *m_impl;
   if (name.kind != impl.kind) {
     return face_error("a " + name.kind + " name cannot hold a " + impl.kind + " face");
+  }
+  if (impl.format == "html" || impl.format == "mp4") {
+    return face_error(name.filename() + " is made by avps from the record (" + impl.format +
+                      "); it cannot be imported or edited: make a new one with its command");
   }
   json identity = json::object();
   for (const std::string& field : impl.identity) {

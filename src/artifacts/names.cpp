@@ -338,6 +338,8 @@ const std::vector<KindInfo>& kinds() {
       {"ROUTING_DECISION", "ROUTING_DECISION", TK::target, "md", "governance"},
       {"BUDGET_STATUS", "BUDGET_STATUS", TK::none, "md", "governance"},
       {"RUN_LOG", "RUN_LOG", TK::none, "csv", "logs"},
+      {"REPORT", "REPORT", TK::none, "html", "reports"},
+      {"CUT", "CUT", TK::none, "mp4", "cut"},
   };
   return table;
 }

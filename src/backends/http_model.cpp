@@ -1,7 +1,5 @@
 #include "avps/backends/http_model.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -22,6 +20,7 @@
 #include "avps/artifacts/names.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
 #include "avps/project/project.hpp"
 
 namespace avps::backends {
@@ -98,22 +97,6 @@ std::string scrub(std::string text, const std::string& key) {
     text.replace(at, key.size(), "***");
   }
   return text;
-}
-
-// Base64 without line breaks. EVP_EncodeBlock takes an int length, so large images go in chunks
-// of whole 3-byte groups (which encode independently).
-std::string base64(std::string_view bytes) {
-  constexpr size_t k_chunk = 3 * 1024 * 1024;
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::string buffer(k_chunk / 3 * 4 + 1, '\0');
-  for (size_t at = 0; at < bytes.size(); at += k_chunk) {
-    const size_t n = std::min(k_chunk, bytes.size() - at);
-    const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(buffer.data()),
-                                        reinterpret_cast<const unsigned char*>(bytes.data() + at), static_cast<int>(n));
-    out.append(buffer.data(), static_cast<size_t>(std::max(written, 0)));
-  }
-  return out;
 }
 
 // ---- options ----------------------------------------------------------------------------------
@@ -780,7 +763,7 @@ Result<json> user_parts(WireKind kind, const ModelRequest& request, const json& 
     if (!image.label.empty()) {
       text_part(image.label);  // providers refuse empty text parts
     }
-    const std::string data = base64(image.bytes);
+    const std::string data = core::base64(image.bytes);
     switch (kind) {
       case WireKind::openai_chat:
         parts.push_back(json{{"type", "image_url"},

@@ -150,7 +150,8 @@ int main(int argc, char** argv) {
   setup_models(app, ctx);
   setup_override(app, ctx);
   setup_replay(app, ctx);
-  setup_unbuilt(app, ctx);
+  setup_report(app, ctx);
+  setup_cut(app, ctx);
 
   try {
     app.parse(argc, argv);

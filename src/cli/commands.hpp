@@ -58,9 +58,10 @@ void setup_skills(CLI::App& app, Context& ctx);
 void setup_cost(CLI::App& app, Context& ctx);
 void setup_models(CLI::App& app, Context& ctx);
 void setup_override(CLI::App& app, Context& ctx);
+void setup_report(CLI::App& app, Context& ctx);
+void setup_cut(CLI::App& app, Context& ctx);
 void setup_replay(CLI::App& app, Context& ctx);
 /// run, status, replay, artifact, cost, override, report: declared with their options,
 /// refusing to run until they are built.
-void setup_unbuilt(CLI::App& app, Context& ctx);
 
 }  // namespace avps::cli

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 
@@ -34,6 +35,22 @@ bool is_sha256_hex(std::string_view s) {
     }
   }
   return true;
+}
+
+// EVP_EncodeBlock takes an int length, so large inputs go in chunks of whole 3-byte groups (which
+// encode independently).
+std::string base64(std::string_view bytes) {
+  constexpr size_t k_chunk = 3 * 1024 * 1024;
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::string buffer(k_chunk / 3 * 4 + 1, '\0');
+  for (size_t at = 0; at < bytes.size(); at += k_chunk) {
+    const size_t n = std::min(k_chunk, bytes.size() - at);
+    const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(buffer.data()),
+                                        reinterpret_cast<const unsigned char*>(bytes.data() + at), static_cast<int>(n));
+    out.append(buffer.data(), static_cast<size_t>(std::max(written, 0)));
+  }
+  return out;
 }
 
 }  // namespace avps::core

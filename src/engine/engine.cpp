@@ -66,11 +66,11 @@ json spread(const json& items, size_t most) {
   return out;
 }
 
+}  // namespace
+
 bool passed(const std::string& verdict) {
   return verdict == "PASS" || verdict == "WARN" || verdict == "FIX" || verdict == "ACCEPTED";
 }
-
-}  // namespace
 
 // ---- reading the record -----------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The command line: help, version, exit codes, init's refusals, and commands not built yet.
+# The command line: help, version, exit codes and init's refusals.
 source "$(dirname "$0")/lib.sh"
 
 expect_exit 0 "$AVPS" --version
@@ -23,10 +23,9 @@ for cmd in "artifact show" "artifact import" "artifact edit" "skills list" "skil
   expect_exit 0 "$AVPS" $cmd --help
 done
 
-# Commands that are not built yet say so and fail; they never pretend.
+# A command on a folder that is no project says so and fails.
 mkdir -p "$WORK/x"
 expect_exit 4 "$AVPS" report "$WORK/x"
-expect_out "not built yet"
 # Missing required options are usage errors.
 expect_exit 2 "$AVPS" override "$WORK/x" --stop S1 --reason r
 expect_exit 2 "$AVPS" init

@@ -10,6 +10,8 @@
 //   - parse(render(x)) holds every field the face shows, with the same values; fields the face
 //     does not show (gate of a CSV kind, QC_BATCH violations) are absent and recomputed by avps.
 //   - parse errors name the line and the field.
+// Kinds whose face is made by their command (format "html": REPORT; "mp4": CUT) have a schema for
+// their JSON only: render and parse refuse them, so they can be neither rendered nor imported.
 
 #include <filesystem>
 #include <memory>

@@ -48,7 +48,7 @@ struct KindInfo {
   std::string_view kind;       ///< canonical kind name, e.g. "CHAR_LOCK", "QC_BATCH"
   std::string_view prefix;     ///< the name's leading token(s), e.g. "CHAR", "QC_BATCH"
   TargetKind target;
-  std::string_view extension;  ///< "md", "csv", "txt", "json", "png"
+  std::string_view extension;  ///< "md", "csv", "txt", "json"; "png", "html", "mp4" (made by the producer)
   std::string_view folder;     ///< layer folder in the project: "narrative", "continuity", ...
 };
 

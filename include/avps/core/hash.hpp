@@ -1,6 +1,6 @@
 #pragma once
 // SHA-256 (OpenSSL EVP), as lower-case hex. Used for artifact content hashes, the ledger's hash
-// chain and content-addressed object names.
+// chain and content-addressed object names. And base64, the other encoding OpenSSL gives us.
 
 #include <string>
 #include <string_view>
@@ -12,5 +12,8 @@ std::string sha256_hex(std::string_view data);
 
 /// True if `s` looks like a sha256_hex() value.
 bool is_sha256_hex(std::string_view s);
+
+/// Standard base64 (RFC 4648, with padding) without line breaks: images in requests and pages.
+std::string base64(std::string_view bytes);
 
 }  // namespace avps::core

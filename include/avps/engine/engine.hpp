@@ -129,6 +129,9 @@ struct StaleShot {
   std::vector<std::string> changed;      ///< the inputs whose content differs from that render's ("CHAR_MARA_QUILL_LOCK_v002.txt")
 };
 
+/// Whether a step's verdict needs no further attempt: PASS, WARN, FIX, or a person's ACCEPTED.
+bool passed(const std::string& verdict);
+
 /// Every stale shot of the project, scene by scene in story order: what `avps status` shows
 /// before a run. Reads only (the project may be open read-only); loads the skills, nothing else.
 [[nodiscard]] Result<std::vector<StaleShot>> stale_shots(project::Project& project);

@@ -24,11 +24,12 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// Kinds whose face a FaceCodec handles (RUN_LOG is the ledger's; STORYBOARD is an image).
+// Kinds whose face a FaceCodec handles (RUN_LOG is the ledger's; STORYBOARD is an image, REPORT a
+// page and CUT a video, each made by its producer).
 std::vector<std::string> face_kinds() {
   std::vector<std::string> out;
   for (const artifacts::KindInfo& k : artifacts::kinds()) {
-    if (k.kind != "RUN_LOG" && k.kind != "STORYBOARD") {
+    if (k.kind != "RUN_LOG" && k.kind != "STORYBOARD" && k.kind != "REPORT" && k.kind != "CUT") {
       out.emplace_back(k.kind);
     }
   }

@@ -30,11 +30,14 @@ std::string normalize_error(std::string_view display_name) {
 
 }  // namespace
 
-TEST_CASE("the kinds table lists the 27 framework kinds with their prefix, extension and folder",
+TEST_CASE("the kinds table lists the 27 framework kinds and avps' REPORT and CUT with their prefix, extension and folder",
           "[names]") {
-  REQUIRE(kinds().size() == 27);
+  REQUIRE(kinds().size() == 29);
   CHECK(kinds().front().kind == "BEATS");
-  CHECK(kinds().back().kind == "RUN_LOG");
+  CHECK(kinds()[26].kind == "RUN_LOG");
+  CHECK(find_kind("REPORT")->extension == "html");
+  CHECK(find_kind("REPORT")->folder == "reports");
+  CHECK(find_kind("CUT")->extension == "mp4");
   std::set<std::string_view> names;
   for (const KindInfo& info : kinds()) {
     names.insert(info.kind);
@@ -88,6 +91,8 @@ TEST_CASE("every kind's names parse back to the same name and format to the same
       "ROUTING_DECISION_PROJECT_v999.md",
       "BUDGET_STATUS_v1000.md",
       "RUN_LOG_v001.csv",
+      "REPORT_v001.html",
+      "CUT_v002.mp4",
   };
   std::set<std::string> kinds_seen;
   for (const std::string& name : names) {

@@ -1,0 +1,120 @@
+#pragma once
+// The read model of a project: where the production stands, per scene and shot, read from the
+// ledger alone (one snapshot: the events up to one sequence number). `avps status`, `avps report`
+// and `avps report --json` all read this one model, so they cannot disagree; the engine's rules it
+// needs (which shots passed, which renders are stale) are the engine's own (engine::stale_shots)
+// or mirror production.cpp's, documented where they are applied.
+//
+// Its JSON is a versioned, documented format (docs/formats/report.md) and the canonical JSON of a
+// REPORT artifact, whose face is the HTML page report::render_html makes of it.
+//
+// Threading: read_project reads the project's ledger and objects and nothing else; a ProjectView is
+// a value. Callable from any thread that owns the Project.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "avps/core/result.hpp"
+
+namespace avps::project {
+class Project;
+}
+
+namespace avps::report {
+
+/// The read model's format version (docs/formats/report.md).
+inline constexpr int k_format_version = 1;
+
+/// The phases a scene passes through, in the stage graph's order (policies/stage_graph.json).
+const std::vector<std::string>& scene_phases();
+
+/// Verdicts from best to worst; a person's ACCEPTED counts as PASS. 0: none (or not a verdict).
+int severity(const std::string& verdict);
+std::string severity_name(int rank);
+
+struct Fraction {
+  int passed = 0;
+  int shots = 0;
+};
+
+/// One graded attempt or render of a shot at one resolution.
+struct ShotAttempt {
+  std::string resolution;  ///< "proxy" or "final"
+  int attempt = 0;
+  std::string verdict;     ///< the QC verdict; "" for a render not graded yet
+  std::vector<std::string> reasons;
+  nlohmann::json scores = nlohmann::json::object();  ///< the QC_BATCH row's scores, when recorded
+  std::string render;      ///< "media/S01_SH01_proxy_a01.mp4", "" when none was recorded
+  std::string model;
+  std::string tier;
+  std::string recorded_at;  ///< the render's timestamp
+  int64_t graded_seq = 0;   ///< the step.finished that graded it last (0: not graded)
+};
+
+struct ShotView {
+  std::string shot_id;
+  double planned_s = 0;  ///< the SHOTLIST's duration
+  std::vector<ShotAttempt> attempts;  ///< in recording order
+  bool passed_proxy = false;
+  bool passed_final = false;
+  std::string latest_render;   ///< the last recorded render (final over proxy)
+  std::string passed_final_render;  ///< the render that passed at final, "" if none
+  std::string storyboard;      ///< the latest STORYBOARD face
+  std::string genpack;         ///< the latest GENPACK face
+  int64_t spend_micro_usd = 0;
+};
+
+/// One row of the scene table.
+struct SceneView {
+  std::string scene_id;
+  bool in_latest_scenes = true;
+  int phase = -1;                                ///< index into scene_phases(), -1: nothing recorded
+  int validation = 0, continuity = 0, plan = 0;  ///< severity ranks of the last verdicts
+  Fraction proxy, final;
+  int64_t spend_micro_usd = 0;   ///< committed and reserved
+  std::optional<int64_t> cap_micro_usd;
+  std::vector<ShotView> shots;   ///< the latest SHOTLIST's shots, in its order
+};
+
+/// One project-wide skill (narrative, locks, review): its last attempt per entity.
+struct ProjectSkillView {
+  std::string skill;
+  std::vector<std::pair<std::string, nlohmann::json>> last;  ///< entity ("" for once) -> step.finished body
+};
+
+/// Everything the status and the report show.
+struct ProjectView {
+  std::string title;
+  int64_t as_of_seq = 0;        ///< the last event read: the snapshot
+  std::string as_of_hash;
+  std::string as_of_ts;
+  std::vector<std::pair<std::string, nlohmann::json>> steps;  ///< "skill target resolution" -> last body
+  std::vector<ProjectSkillView> project_skills;                ///< in the order they first ran
+  std::vector<SceneView> scenes;                               ///< the latest SCENES' order, then dropped ones
+  nlohmann::json hard_stops = nlohmann::json::array();
+  nlohmann::json stale_shots = nlohmann::json::array();
+  nlohmann::json overrides = nlohmann::json::array();
+  nlohmann::json spend = nlohmann::json::object();     ///< committed, reserved, caps in force, warn_pct
+  std::optional<int64_t> projected_micro_usd;          ///< budget-gates' latest projection
+  nlohmann::json usage = nlohmann::json::object();     ///< calls, failed, retries, tokens, seconds rendered
+  nlohmann::json spend_series = nlohmann::json::array();  ///< cumulative committed/reserved over the events
+  nlohmann::json cost = nlohmann::json::object();      ///< by scene and tier, by model, top shots
+  nlohmann::json loops = nlohmann::json::array();      ///< revisions, escalations, fallbacks, retries, overrides, stops
+  nlohmann::json runs = nlohmann::json::array();       ///< every run: id, command, started, finished, outcome
+};
+
+/// Reads the project's record (one read transaction: see ledger.md) into the model.
+[[nodiscard]] Result<ProjectView> read_project(project::Project& project);
+
+/// The model as the documented JSON (docs/formats/report.md), `format_version` k_format_version.
+nlohmann::json to_json(const ProjectView& view);
+
+/// The least advanced phase of the scenes the latest SCENES lists ("" before any), which is where
+/// the production as a whole stands.
+std::string phase_reached(const ProjectView& view);
+
+}  // namespace avps::report

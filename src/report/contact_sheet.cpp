@@ -1,0 +1,167 @@
+// The contact sheet's frames (html.hpp gather_frames). ffmpeg's start-up costs more than taking one
+// frame of a short clip, so one process takes frames of many clips: one input and one output per
+// clip, each output mapped to its own input.
+#include <algorithm>
+#include <cstdio>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
+#include "avps/core/process.hpp"
+#include "avps/report/html.hpp"
+
+namespace avps::report {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Clips per ffmpeg process: enough to pay its start-up once for many, few enough that one bad
+// file (which fails the whole process, then each of its clips is tried alone) costs little.
+constexpr size_t k_batch = 24;
+// A storyboard shown as it is, without ffmpeg to scale it, at most this big.
+constexpr uintmax_t k_max_raw_image = 512 * 1024;
+
+struct Wanted {
+  std::string shot_id;
+  fs::path source;  ///< absolute
+  std::string label;  ///< project-relative, as the page names it
+  double at_s = 0;    ///< where to take the frame (0 for an image)
+  fs::path out;
+};
+
+bool is_video(const fs::path& path) {
+  const std::string ext = path.extension().string();
+  return ext == ".mp4" || ext == ".mov" || ext == ".webm" || ext == ".mkv";
+}
+
+// One ffmpeg for all of `batch`; true when it ran (each output may still be missing).
+bool extract(const std::vector<Wanted*>& batch) {
+  std::vector<std::string> args = {"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"};
+  for (const Wanted* w : batch) {
+    if (w->at_s > 0) {
+      char at[32];
+      std::snprintf(at, sizeof at, "%.3f", w->at_s);
+      args.insert(args.end(), {"-ss", at});
+    }
+    args.insert(args.end(), {"-i", w->source.string()});
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    args.insert(args.end(), {"-map", std::to_string(i) + ":v:0", "-frames:v", "1", "-vf", "scale=320:-2", "-q:v", "6",
+                             batch[i]->out.string()});
+  }
+  return static_cast<bool>(core::run_program(args, "ffmpeg (contact sheet frames)"));
+}
+
+std::string data_uri(const std::string& media_type, const std::string& bytes) {
+  return "data:" + media_type + ";base64," + core::base64(bytes);
+}
+
+}  // namespace
+
+void gather_frames(const fs::path& project_dir, const json& model, int jobs, PageAssets& assets) {
+  const bool ffmpeg = core::on_path("ffmpeg");
+  Result<core::ScratchDir> scratch = core::ScratchDir::make("avps-frames");
+  std::vector<Wanted> wanted;
+  std::vector<Wanted> storyboards;  // the fallback of each shot that has one
+  for (const json& scene : model.value("scenes", json::array())) {
+    for (const json& shot : scene.value("shots", json::array())) {
+      const std::string id = shot.value("shot_id", "");
+      const json render = shot.value("latest_render", json(nullptr));
+      const json storyboard = shot.value("storyboard", json(nullptr));
+      if (storyboard.is_string()) {
+        storyboards.push_back(Wanted{id, project_dir / storyboard.get<std::string>(), storyboard.get<std::string>(), 0, {}});
+      }
+      if (render.is_string() && ffmpeg && is_video(render.get<std::string>())) {
+        // A second in, or the middle of a shorter shot: past the fade-in, and inside the clip even
+        // when it is shorter than planned (the sim's are; a provider's may be). A clip shorter
+        // still is tried again at its start.
+        const double planned = shot.value("planned_s", 0.0);
+        wanted.push_back(Wanted{id, project_dir / render.get<std::string>(), render.get<std::string>(),
+                                std::min(planned / 2, 1.0), {}});
+      }
+    }
+  }
+  if (!ffmpeg || !scratch) {
+    // Storyboards as they are: PNG needs no decoder.
+    for (const Wanted& w : storyboards) {
+      std::error_code ec;
+      const uintmax_t size = fs::file_size(w.source, ec);
+      if (ec || size > k_max_raw_image) {
+        continue;
+      }
+      if (Result<std::string> bytes = core::read_file(w.source)) {
+        assets.frames[w.shot_id] = data_uri("image/png", *bytes);
+        assets.frame_sources[w.shot_id] = w.label;
+      }
+    }
+    return;
+  }
+
+  auto run_all = [&](std::vector<Wanted>& list, const std::string& tag) {
+    for (size_t i = 0; i < list.size(); ++i) {
+      list[i].out = scratch->path() / (tag + std::to_string(i) + ".jpg");
+    }
+    std::vector<std::vector<Wanted*>> batches;
+    for (size_t i = 0; i < list.size(); i += k_batch) {
+      std::vector<Wanted*> batch;
+      for (size_t j = i; j < std::min(list.size(), i + k_batch); ++j) {
+        batch.push_back(&list[j]);
+      }
+      batches.push_back(std::move(batch));
+    }
+    std::atomic<size_t> next{0};
+    auto worker = [&]() {
+      for (size_t b = next++; b < batches.size(); b = next++) {
+        if (!extract(batches[b]) && batches[b].size() > 1) {
+          for (Wanted* w : batches[b]) {
+            (void)extract({w});  // the file that failed the batch fails alone; the others go on
+          }
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < std::max(1, jobs) && static_cast<size_t>(t) < batches.size(); ++t) {
+      threads.emplace_back(worker);
+    }
+    for (std::thread& t : threads) {
+      t.join();
+    }
+    for (const Wanted& w : list) {
+      if (assets.frames.count(w.shot_id)) {
+        continue;
+      }
+      Result<std::string> bytes = core::read_file(w.out);
+      if (bytes && !bytes->empty()) {
+        assets.frames[w.shot_id] = data_uri("image/jpeg", *bytes);
+        char at[48] = "";
+        if (w.at_s > 0) {
+          std::snprintf(at, sizeof at, " at %.1f s", w.at_s);
+        }
+        assets.frame_sources[w.shot_id] = w.label + at;
+      }
+    }
+  };
+  run_all(wanted, "render");
+  std::vector<Wanted> from_start;
+  for (const Wanted& w : wanted) {
+    if (!assets.frames.count(w.shot_id) && w.at_s > 0) {
+      from_start.push_back(w);
+      from_start.back().at_s = 0;
+    }
+  }
+  run_all(from_start, "start");
+  // Shots with no frame of a render: their storyboard.
+  std::vector<Wanted> missing;
+  for (const Wanted& w : storyboards) {
+    if (!assets.frames.count(w.shot_id)) {
+      missing.push_back(w);
+    }
+  }
+  run_all(missing, "storyboard");
+}
+
+}  // namespace avps::report

@@ -1,0 +1,985 @@
+// The read model (read_model.hpp): one pass over the ledger's events, then the artifacts it needs
+// (the latest SCENES and SHOTLISTs, the QC_BATCHes for their scores). No query per event.
+#include "avps/report/read_model.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "avps/artifacts/names.hpp"
+#include "avps/engine/engine.hpp"
+#include "avps/governance/override.hpp"
+#include "avps/project/project.hpp"
+
+namespace avps::report {
+
+namespace {
+using nlohmann::json;
+
+// The most points the spend chart is given: enough for a smooth line at 500 scenes, small enough
+// for the page to stay light. Points are taken evenly, the last always kept.
+constexpr size_t k_max_series_points = 400;
+// How many of the most expensive shots the report lists.
+constexpr size_t k_top_shots = 15;
+
+int phase_index(const std::string& name) {
+  const auto& phases = scene_phases();
+  return static_cast<int>(std::find(phases.begin(), phases.end(), name) - phases.begin());
+}
+
+// Where a per-scene skill's steps go: its phase and the column its verdict counts in ("" for none).
+// The cost skills run in cost_proxy and again in cost_final; SceneBook::add_step tells them apart.
+struct SkillPlace {
+  std::string phase;
+  std::string column;
+};
+
+const std::map<std::string, SkillPlace>& scene_skills() {
+  static const std::map<std::string, SkillPlace> k_skills = {
+      {"character-psychology", {"psychology", ""}},
+      {"research-agent", {"validation", "validation"}},
+      {"plausibility-auditor", {"validation", "validation"}},
+      {"cultural-check", {"validation", "validation"}},
+      {"dialogue-consistency-check", {"validation", "validation"}},
+      {"world-state-tracker", {"continuity", "continuity"}},
+      {"continuity-supervisor", {"continuity", "continuity"}},
+      {"shot-planner", {"planning", "plan"}},
+      {"cost-optimizer", {"cost_proxy", ""}},
+      {"model-router", {"cost_proxy", ""}},
+      {"budget-gates", {"cost_proxy", ""}},
+  };
+  return k_skills;
+}
+
+// "S03" for a scene key, "S03" for a shot key "S03_SH02", "" for any other (an entity, nothing).
+std::string scene_of(const std::string& target) {
+  if (artifacts::is_scene_id(target)) {
+    return target;
+  }
+  if (artifacts::is_shot_id(target)) {
+    return target.substr(0, target.rfind("_SH"));
+  }
+  return "";
+}
+
+// A step key "skill/target/resolution@hash<revised-loop", split.
+struct StepKey {
+  std::string who;  ///< "skill target resolution", the --steps label
+  std::string skill;
+  std::string target;
+  std::string resolution;
+};
+
+StepKey parse_step(const std::string& step) {
+  StepKey key;
+  key.who = step.substr(0, step.find('@'));
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t slash = key.who.find('/'); slash != std::string::npos; slash = key.who.find('/', start)) {
+    parts.push_back(key.who.substr(start, slash - start));
+    start = slash + 1;
+  }
+  parts.push_back(key.who.substr(start));
+  key.skill = parts[0];
+  key.target = parts.size() > 1 ? parts[1] : "";
+  key.resolution = parts.size() > 2 ? parts[2] : "";
+  std::replace(key.who.begin(), key.who.end(), '/', ' ');
+  return key;
+}
+
+std::string text_of(const json& body, const char* field) {
+  auto found = body.find(field);
+  return found != body.end() && found->is_string() ? found->get<std::string>() : "";
+}
+
+int64_t int_of(const json& body, const char* field) {
+  auto found = body.find(field);
+  return found != body.end() && found->is_number_integer() ? found->get<int64_t>() : 0;
+}
+
+// The shot and scene an event is about, from the fields the event kinds use for them.
+std::pair<std::string, std::string> scope_of(const json& body) {
+  std::string shot = text_of(body, "shot_id");
+  std::string scene = text_of(body, "scene_id");
+  if (auto scope = body.find("scope"); scope != body.end() && scope->is_object()) {
+    shot = shot.empty() ? text_of(*scope, "shot_id") : shot;
+    scene = scene.empty() ? text_of(*scope, "scene_id") : scene;
+  }
+  if (scene.empty() && !shot.empty()) {
+    scene = scene_of(shot);
+  }
+  if (scene.empty()) {
+    // A loop "skill/S03" or "skill/S03_SH02/proxy".
+    const std::string loop = text_of(body, "loop");
+    if (size_t slash = loop.find('/'); slash != std::string::npos) {
+      std::string target = loop.substr(slash + 1);
+      target = target.substr(0, target.find('/'));
+      scene = scene_of(target);
+      if (artifacts::is_shot_id(target)) {
+        shot = target;
+      }
+    }
+  }
+  return {scene, shot};
+}
+
+std::string joined(const json& reasons) {
+  std::string out;
+  if (!reasons.is_array()) {
+    return out;
+  }
+  for (const json& r : reasons) {
+    if (r.is_string()) {
+      out += (out.empty() ? "" : "; ") + r.get<std::string>();
+    }
+  }
+  return out;
+}
+
+// A reservation as the events tell it: its place, and once its call is sent, its model and tier.
+struct HeldMoney {
+  std::string scene_id, shot_id;
+  int64_t amount = 0;
+  std::string model, tier, skill;
+  bool ended = false;
+};
+
+// What the events say, gathered in one pass.
+class Book {
+ public:
+  explicit Book(project::Project& project) : m_project(project) {}
+
+  // Reads the record: every event, in one read transaction of the ledger.
+  Result<void> read() {
+    AVPS_TRY_ASSIGN(m_events, m_project.ledger().events());
+    for (const ledger::Event& e : m_events) {
+      AVPS_TRY(add(e));
+    }
+    return ok();
+  }
+
+  const std::vector<ledger::Event>& events() const { return m_events; }
+
+ private:
+  Result<void> add(const ledger::Event& e) {
+    const json& body = e.body;
+    if (e.kind == "step.finished") {
+      AVPS_TRY(add_step(e));
+    } else if (e.kind == "artifact.recorded") {
+      add_artifact(e);
+    } else if (e.kind == "media.recorded") {
+      add_render(e);
+    } else if (e.kind == "stop.override") {
+      add_override(e);
+    } else if (e.kind == "run.started") {
+      m_runs.push_back({{"run_id", e.run_id},
+                        {"command", text_of(body, "command")},
+                        {"started", e.timestamp},
+                        {"finished", nullptr},
+                        {"outcome", nullptr}});
+    } else if (e.kind == "run.finished") {
+      for (json& run : m_runs) {
+        if (run["run_id"] == e.run_id) {
+          run["finished"] = e.timestamp;
+          run["outcome"] = text_of(body, "outcome");
+        }
+      }
+    } else if (e.kind == "budget.reserved") {
+      add_reservation(e);
+    } else if (e.kind == "exchange.intent") {
+      add_intent(e);
+    } else if (e.kind == "exchange.response") {
+      add_response(e);
+    } else if (e.kind == "exchange.failed") {
+      ++m_usage.failed;
+      loop_event(e, "failed_call", text_of(body, "skill").empty() ? text_of(body, "model") : text_of(body, "skill"),
+                 "model " + text_of(body, "model") + " gave up", text_of(body, "message"));
+    } else if (e.kind == "exchange.fallback") {
+      loop_event(e, "fallback", text_of(body, "from_model"),
+                 text_of(body, "from_model") + " -> " + text_of(body, "to_model"), text_of(body, "reason"));
+    } else if (e.kind == "route.escalated") {
+      const json cost = body.value("cost", json::object());
+      json& item = loop_event(e, "escalation", text_of(body, "skill"),
+                              text_of(body, "from") + " -> " + text_of(body, "to"), text_of(body, "reason"));
+      item["cost_delta_micro_usd"] = int_of(cost, "delta_micro_usd");
+    } else if (e.kind == "route.escalation_refused") {
+      loop_event(e, "escalation_refused", text_of(body, "skill"),
+                 text_of(body, "from") + " -> " + text_of(body, "to") + " refused", text_of(body, "reason"));
+    } else if (e.kind == "route.reallocated") {
+      json& item = loop_event(e, "reallocation", "model-router",
+                              text_of(body, "from_tier") + " -> " + text_of(body, "to_tier"), text_of(body, "reason"));
+      item["cost_delta_micro_usd"] = int_of(body.value("cost", json::object()), "delta_micro_usd");
+    } else if (e.kind == "regen.round") {
+      loop_event(e, "regen_round", text_of(body, "resolution"),
+                 "round " + std::to_string(int_of(body, "round")) + ": " + text_of(body, "remedy") + " on " +
+                     text_of(body, "tier"),
+                 "after attempt " + std::to_string(int_of(body, "after_attempt")));
+    } else if (e.kind == "run.hard_stop") {
+      loop_event(e, "hard_stop", text_of(body, "skill"), "STOP-" + std::to_string(e.seq) + " (" + text_of(body, "kind") + ")",
+                 text_of(body, "reason"));
+    } else if (e.kind == "stop.resolved") {
+      loop_event(e, "stop_resolved", "avps", "STOP-" + std::to_string(int_of(body, "stop_seq")) + " resolved",
+                 text_of(body, "reason"));
+    }
+    if (auto end = body.find("reservation_end"); end != body.end() && end->is_object()) {
+      add_end(e, *end);
+    }
+    return ok();
+  }
+
+ public:
+  Result<void> finish(ProjectView& view, const std::set<std::string>& stale) {
+    AVPS_TRY_ASSIGN(view.projected_micro_usd, projection());
+    m_stale = stale;
+    for (const auto& [who, body] : m_steps) {
+      view.steps.emplace_back(who, body);
+    }
+    for (const ProjectSkillView& skill : m_project_skills) {
+      view.project_skills.push_back(skill);
+    }
+    AVPS_TRY(scene_rows(view));
+    view.usage = {{"calls", m_usage.calls},
+                  {"failed_calls", m_usage.failed},
+                  {"retries", m_usage.retries},
+                  {"input_tokens", m_usage.input_tokens},
+                  {"output_tokens", m_usage.output_tokens},
+                  {"renders", m_usage.renders},
+                  {"seconds_rendered", m_usage.seconds_rendered}};
+    view.spend_series = sampled_series();
+    view.cost = cost_json();
+    view.loops = m_loops;
+    view.runs = m_runs;
+    return ok();
+  }
+
+ private:
+  struct SceneState {
+    int phase = -1;
+    std::map<std::string, std::string> verdicts;  // skill -> verdict of its last attempt
+  };
+
+  Result<void> add_step(const ledger::Event& e) {
+    const json& body = e.body;
+    const StepKey key = parse_step(text_of(body, "step"));
+    const std::string verdict = text_of(body, "verdict");
+    if (int_of(body, "attempt") > 1) {
+      // A revision: what it answered is this attempt's verdict; why it ran, the last one's reasons.
+      auto before = m_steps.find(key.who);
+      const bool known = before != m_steps.end();
+      loop_event(e, "revision", key.skill,
+                 key.who + ": attempt " + std::to_string(int_of(body, "attempt")) + " on " + text_of(body, "tier") +
+                     (known ? " after " + text_of(before->second, "verdict") : std::string()) + ": " + verdict,
+                 known ? joined(before->second.value("reasons", json::array())) : "");
+    }
+    m_steps[key.who] = body;
+    const std::string scene = scene_of(key.target);
+    if (scene.empty()) {
+      auto known = std::find_if(m_project_skills.begin(), m_project_skills.end(),
+                                [&](const ProjectSkillView& s) { return s.skill == key.skill; });
+      if (known == m_project_skills.end()) {
+        m_project_skills.push_back(ProjectSkillView{key.skill, {}});
+        known = m_project_skills.end() - 1;
+      }
+      auto entity = std::find_if(known->last.begin(), known->last.end(),
+                                 [&](const auto& item) { return item.first == key.target; });
+      if (entity == known->last.end()) {
+        known->last.emplace_back(key.target, body);
+      } else {
+        entity->second = body;
+      }
+      return ok();
+    }
+    if (body.contains("shot_attempt") && body["shot_attempt"].is_object()) {
+      note_grade(e.seq, body["shot_attempt"], verdict, body.value("reasons", json::array()));
+    }
+    if (!key.resolution.empty()) {
+      // prompt-packager, storyboard-generator, qc-grader, regen-analyzer of a shot.
+      reach(scene, key.resolution == "final" ? "shots_final" : "shots_proxy");
+      return ok();
+    }
+    auto place = scene_skills().find(key.skill);
+    if (place == scene_skills().end()) {
+      return ok();  // a skill this view does not place (a custom stage graph)
+    }
+    m_scenes[scene].verdicts[key.skill] = verdict;
+    std::string phase = place->second.phase;
+    if (phase == "cost_proxy") {
+      // The cost loop runs again once every shot passed at proxy: that is cost_final.
+      AVPS_TRY_ASSIGN(std::vector<ShotRow> shots, shots_of(scene));
+      bool all_passed = !shots.empty();
+      for (const ShotRow& shot : shots) {
+        all_passed = all_passed && passed(shot.shot_id, "proxy");
+      }
+      if (all_passed) {
+        phase = "cost_final";
+      }
+    }
+    reach(scene, phase);
+    return ok();
+  }
+
+  void add_artifact(const ledger::Event& e) {
+    std::optional<ledger::ArtifactRecord> artifact = e.artifact();
+    if (!artifact) {
+      return;
+    }
+    static const std::set<std::string> k_latest = {"SCENES", "SHOTLIST", "STORYBOARD", "GENPACK", "BUDGET_STATUS"};
+    if (k_latest.count(artifact->kind)) {
+      auto [latest, fresh] = m_latest.try_emplace(artifact->kind + "/" + artifact->target, *artifact);
+      if (!fresh && latest->second.version < artifact->version) {
+        latest->second = *artifact;
+      }
+    }
+    const json details = e.body.value("details", json::object());
+    if (details.is_object() && details.contains("wave")) {
+      const std::string wave = text_of(details, "wave");
+      m_waves_written.insert(wave);
+      if (artifact->kind == "QC_BATCH") {
+        m_qc_batches[wave] = *artifact;
+      }
+    }
+  }
+
+  void add_render(const ledger::Event& e) {
+    const json& body = e.body;
+    const std::string shot = text_of(body, "shot_id");
+    const std::string resolution = text_of(body, "resolution");
+    reach(text_of(body, "scene_id"), resolution == "final" ? "shots_final" : "shots_proxy");
+    ShotAttempt& attempt = attempt_of(shot, resolution, static_cast<int>(int_of(body, "attempt")));
+    attempt.render = text_of(body, "path");
+    attempt.model = text_of(body, "model");
+    attempt.tier = text_of(body, "tier");
+    attempt.recorded_at = e.timestamp;
+    ++m_usage.renders;
+  }
+
+  void add_override(const ledger::Event& e) {
+    const json& body = e.body;
+    m_overrides_raw.push_back(body);
+    const json decision = body.value("decision", json::object());
+    if (text_of(body, "stop_kind") == "frozen" && text_of(decision, "kind") == "accept") {
+      // A frozen shot a person accepted a render of counts as passed at that resolution.
+      const std::string loop = text_of(body, "loop");
+      m_accepted.insert(text_of(body.value("scope", json::object()), "shot_id") + loop.substr(loop.rfind('/')));
+    }
+    json& item = loop_event(e, "override", text_of(body, "skill"),
+                            text_of(body, "stop") + ": " + text_of(decision, "kind"), text_of(body, "reason"));
+    item["cost_delta_micro_usd"] = int_of(body, "cost_impact_micro_usd");
+    if (text_of(decision, "kind") == "raise_cap") {
+      m_cap_raises.push_back({{"seq", e.seq},
+                              {"ts", e.timestamp},
+                              {"cap", text_of(decision, "cap").empty() ? "project" : text_of(decision, "cap")},
+                              {"cap_micro_usd", decision.value("value", json(nullptr))}});
+    }
+  }
+
+  void add_reservation(const ledger::Event& e) {
+    const json reservation = e.body.value("reservation", json::object());
+    HeldMoney& held = m_held[text_of(reservation, "id")];
+    held.scene_id = text_of(reservation, "scene_id");
+    held.shot_id = text_of(reservation, "shot_id");
+    held.amount = int_of(reservation, "amount_micro_usd");
+    m_reserved += held.amount;
+    point(e);
+  }
+
+  void add_intent(const ledger::Event& e) {
+    const json& body = e.body;
+    const std::string id = text_of(body, "reservation_id");
+    if (auto held = m_held.find(id); held != m_held.end()) {
+      held->second.model = text_of(body, "model");
+      held->second.tier = text_of(body, "tier");
+      held->second.skill = text_of(body, "skill");
+    }
+  }
+
+  void add_response(const ledger::Event& e) {
+    const json& body = e.body;
+    ++m_usage.calls;
+    m_usage.retries += int_of(body, "retries");
+    m_usage.input_tokens += int_of(body, "input_tokens");
+    m_usage.output_tokens += int_of(body, "output_tokens");
+    if (auto seconds = body.find("seconds_billed"); seconds != body.end() && seconds->is_number()) {
+      m_usage.seconds_rendered += seconds->get<double>();
+    }
+    if (int_of(body, "retries") > 0) {
+      loop_event(e, "retry", text_of(body, "model"),
+                 std::to_string(int_of(body, "retries")) + " retries on " + text_of(body, "model"),
+                 text_of(body, "endpoint_host"));
+    }
+    ModelUse& use = m_models[text_of(body, "model")];
+    ++use.calls;
+    use.input_tokens += int_of(body, "input_tokens");
+    use.output_tokens += int_of(body, "output_tokens");
+  }
+
+  // Any event that ends a reservation: what it committed goes to the reservation's scene, shot,
+  // tier and model (the ledger's own rule: committed = the settled amounts of ended reservations).
+  void add_end(const ledger::Event& e, const json& end) {
+    auto held = m_held.find(text_of(end, "id"));
+    if (held == m_held.end() || held->second.ended) {
+      return;
+    }
+    held->second.ended = true;
+    const int64_t settled = int_of(end, "settled_micro_usd");
+    m_reserved -= held->second.amount;
+    m_committed += settled;
+    const HeldMoney& money = held->second;
+    const std::string scene = money.scene_id.empty() ? "(project)" : money.scene_id;
+    const std::string tier = money.tier.empty() ? "(unsent)" : money.tier;
+    m_by_scene_tier[scene][tier] += settled;
+    if (!money.model.empty()) {
+      m_models[money.model].micro_usd += settled;
+      m_models[money.model].tier = money.tier;
+    }
+    if (!money.shot_id.empty()) {
+      m_shot_spend[money.shot_id] += settled;
+    }
+    point(e);
+  }
+
+  void point(const ledger::Event& e) {
+    m_series.push_back({{"seq", e.seq}, {"ts", e.timestamp}, {"committed_micro_usd", m_committed},
+                        {"reserved_micro_usd", m_reserved}});
+  }
+
+  json& loop_event(const ledger::Event& e, const std::string& kind, const std::string& who, const std::string& what,
+                   const std::string& reason) {
+    const auto [scene, shot] = scope_of(e.body);
+    m_loops.push_back({{"seq", e.seq},
+                       {"ts", e.timestamp},
+                       {"run_id", e.run_id},
+                       {"kind", kind},
+                       {"scene_id", scene},
+                       {"shot_id", shot},
+                       {"who", who},
+                       {"what", what},
+                       {"reason", reason}});
+    return m_loops.back();
+  }
+
+  void reach(const std::string& scene, const std::string& phase) {
+    if (scene.empty()) {
+      return;
+    }
+    int& reached = m_scenes[scene].phase;
+    reached = std::max(reached, phase_index(phase));
+  }
+
+  ShotAttempt& attempt_of(const std::string& shot, const std::string& resolution, int number) {
+    std::vector<ShotAttempt>& list = m_attempts[shot];
+    for (ShotAttempt& a : list) {
+      if (a.resolution == resolution && a.attempt == number) {
+        return a;
+      }
+    }
+    ShotAttempt fresh;
+    fresh.resolution = resolution;
+    fresh.attempt = number;
+    list.push_back(std::move(fresh));
+    return list.back();
+  }
+
+  // As the engine keeps them (record.cpp note_attempt): the last word on each attempt number, and
+  // the attempt graded last is the shot's standing grade.
+  void note_grade(int64_t seq, const json& graded, const std::string& verdict, const json& reasons) {
+    const std::string shot = text_of(graded, "shot_id");
+    const std::string resolution = text_of(graded, "resolution");
+    ShotAttempt& attempt = attempt_of(shot, resolution, static_cast<int>(int_of(graded, "attempt")));
+    attempt.verdict = verdict;
+    attempt.graded_seq = seq;
+    attempt.reasons.clear();
+    for (const json& r : reasons) {
+      if (r.is_string()) {
+        attempt.reasons.push_back(r.get<std::string>());
+      }
+    }
+    m_waves[shot + "/" + resolution + "#" + std::to_string(attempt.attempt)] = text_of(graded, "wave");
+  }
+
+  // Shots passed at a resolution, by the engine's rule (production.cpp): the last graded attempt
+  // is PASS, where an attempt counts once its wave's QC_BATCH is recorded (record.cpp), or a
+  // person accepted one of its renders; and the render is not stale (engine::stale_shots).
+  const ShotAttempt* passing(const std::string& shot, const std::string& resolution) const {
+    if (m_stale.count(shot + "/" + resolution)) {
+      return nullptr;
+    }
+    auto found = m_attempts.find(shot);
+    if (found == m_attempts.end()) {
+      return nullptr;
+    }
+    const ShotAttempt* last = nullptr;
+    for (const ShotAttempt& a : found->second) {
+      if (a.resolution != resolution || a.verdict.empty()) {
+        continue;
+      }
+      auto wave = m_waves.find(shot + "/" + resolution + "#" + std::to_string(a.attempt));
+      const bool counts = wave == m_waves.end() || wave->second.empty() || m_waves_written.count(wave->second);
+      if (counts && (last == nullptr || a.graded_seq > last->graded_seq)) {
+        last = &a;
+      }
+    }
+    return last && last->verdict == "PASS" ? last : nullptr;
+  }
+
+  bool passed(const std::string& shot, const std::string& resolution) const {
+    if (m_stale.count(shot + "/" + resolution)) {
+      return false;
+    }
+    return m_accepted.count(shot + "/" + resolution) || passing(shot, resolution) != nullptr;
+  }
+
+  struct ShotRow {
+    std::string shot_id;
+    double planned_s = 0;
+  };
+
+  // The shots of the scene's latest SHOTLIST so far (none before one is recorded).
+  Result<std::vector<ShotRow>> shots_of(const std::string& scene) {
+    auto latest = m_latest.find("SHOTLIST/" + scene);
+    if (latest == m_latest.end()) {
+      return std::vector<ShotRow>{};
+    }
+    auto cached = m_shotlists.find(latest->second.name);
+    if (cached != m_shotlists.end()) {
+      return cached->second;
+    }
+    AVPS_TRY_ASSIGN(json content, m_project.store().load(latest->second));
+    std::vector<ShotRow> shots;
+    for (const json& row : content.value("rows", json::array())) {
+      if (row.is_object()) {
+        const json duration = row.value("duration_s", json(0));
+        shots.push_back(ShotRow{text_of(row, "shot_id"), duration.is_number() ? duration.get<double>() : 0});
+      }
+    }
+    m_shotlists[latest->second.name] = shots;
+    return shots;
+  }
+
+  // budget-gates' latest projection of the project's spend, if it ran.
+  Result<std::optional<int64_t>> projection() const {
+    auto latest = m_latest.find("BUDGET_STATUS/");
+    if (latest == m_latest.end()) {
+      return std::optional<int64_t>{};
+    }
+    AVPS_TRY_ASSIGN(json content, m_project.store().load(latest->second));
+    if (!content.contains("projected_spend_micro_usd") || !content["projected_spend_micro_usd"].is_number_integer()) {
+      return std::optional<int64_t>{};
+    }
+    return std::optional<int64_t>(content["projected_spend_micro_usd"].get<int64_t>());
+  }
+
+  std::string latest_face(const std::string& kind, const std::string& target) const {
+    auto found = m_latest.find(kind + "/" + target);
+    return found == m_latest.end() ? "" : found->second.path;
+  }
+
+  // The QC_BATCH row of each graded attempt: its scores.
+  Result<void> attach_scores() {
+    std::map<std::string, json> loaded;  // wave -> QC_BATCH content
+    for (auto& [shot, attempts] : m_attempts) {
+      for (ShotAttempt& a : attempts) {
+        auto wave = m_waves.find(shot + "/" + a.resolution + "#" + std::to_string(a.attempt));
+        if (wave == m_waves.end()) {
+          continue;
+        }
+        auto batch = m_qc_batches.find(wave->second);
+        if (batch == m_qc_batches.end()) {
+          continue;
+        }
+        auto [content, fresh] = loaded.try_emplace(wave->second);
+        if (fresh) {
+          AVPS_TRY_ASSIGN(content->second, m_project.store().load(batch->second));
+        }
+        for (const json& row : content->second.value("rows", json::array())) {
+          if (text_of(row, "shot_id") == shot && row.value("attempt_number", json(0)) == a.attempt) {
+            static const std::vector<std::string> k_scores = {
+                "face_consistency", "wardrobe_consistency", "set_continuity", "prop_accuracy",
+                "lighting_consistency", "motion_integrity", "audio_consistency", "total_score"};
+            for (const std::string& name : k_scores) {
+              if (row.contains(name)) {
+                a.scores[name] = row[name];
+              }
+            }
+          }
+        }
+      }
+    }
+    return ok();
+  }
+
+  Result<void> scene_rows(ProjectView& view) {
+    AVPS_TRY(attach_scores());
+    std::vector<std::string> order;
+    if (auto scenes = m_latest.find("SCENES/"); scenes != m_latest.end()) {
+      AVPS_TRY_ASSIGN(json content, m_project.store().load(scenes->second));
+      for (const json& row : content.value("rows", json::array())) {
+        if (row.is_object() && row.contains("scene_id") && row["scene_id"].is_string()) {
+          order.push_back(row["scene_id"].get<std::string>());
+        }
+      }
+    }
+    const size_t listed = order.size();
+    std::vector<std::string> others;
+    for (const auto& [scene, state] : m_scenes) {
+      if (std::find(order.begin(), order.end(), scene) == order.end()) {
+        others.push_back(scene);
+      }
+    }
+    // S01..S99 before S100.
+    std::sort(others.begin(), others.end(), [](const std::string& a, const std::string& b) {
+      return a.size() != b.size() ? a.size() < b.size() : a < b;
+    });
+    order.insert(order.end(), others.begin(), others.end());
+
+    const project::Budget& configured = m_project.config().budget;
+    const governance::Overrides overrides = governance::Overrides::from_events(m_events);
+    for (size_t i = 0; i < order.size(); ++i) {
+      SceneView row;
+      row.scene_id = order[i];
+      row.in_latest_scenes = i < listed || listed == 0;
+      if (auto found = m_scenes.find(row.scene_id); found != m_scenes.end()) {
+        const SceneState& state = found->second;
+        row.phase = state.phase;
+        for (const auto& [skill, verdict] : state.verdicts) {
+          const std::string& column = scene_skills().at(skill).column;
+          int& worst = column == "validation"   ? row.validation
+                       : column == "continuity" ? row.continuity
+                                                : row.plan;
+          if (!column.empty()) {
+            worst = std::max(worst, severity(verdict));
+          }
+        }
+      }
+      AVPS_TRY_ASSIGN(std::vector<ShotRow> shots, shots_of(row.scene_id));
+      for (const ShotRow& s : shots) {
+        ShotView shot;
+        shot.shot_id = s.shot_id;
+        shot.planned_s = s.planned_s;
+        if (auto found = m_attempts.find(s.shot_id); found != m_attempts.end()) {
+          shot.attempts = found->second;
+        }
+        shot.passed_proxy = passed(s.shot_id, "proxy");
+        shot.passed_final = passed(s.shot_id, "final");
+        for (const ShotAttempt& a : shot.attempts) {
+          if (!a.render.empty() && (shot.latest_render.empty() || a.resolution == "final" ||
+                                    shot.latest_render.find("_final_") == std::string::npos)) {
+            shot.latest_render = a.render;
+          }
+        }
+        if (shot.passed_final) {
+          shot.passed_final_render = passed_render(s.shot_id);
+        }
+        shot.storyboard = latest_face("STORYBOARD", s.shot_id);
+        shot.genpack = latest_face("GENPACK", s.shot_id);
+        auto spent = m_shot_spend.find(s.shot_id);
+        shot.spend_micro_usd = spent == m_shot_spend.end() ? 0 : spent->second;
+        row.proxy.passed += shot.passed_proxy ? 1 : 0;
+        row.final.passed += shot.passed_final ? 1 : 0;
+        row.shots.push_back(std::move(shot));
+      }
+      row.proxy.shots = row.final.shots = static_cast<int>(shots.size());
+      AVPS_TRY_ASSIGN(ledger::Spend spend, m_project.ledger().spend(row.scene_id, ""));
+      row.spend_micro_usd = spend.total();
+      row.cap_micro_usd = overrides.cap(configured, "scene " + row.scene_id);
+      view.scenes.push_back(std::move(row));
+    }
+    return ok();
+  }
+
+  // The render a passed final stands on: an accepted render's recorded name, else the passing
+  // attempt's render.
+  std::string passed_render(const std::string& shot) const {
+    if (m_accepted.count(shot + "/final")) {
+      for (const json& o : m_overrides_raw) {
+        if (o.value("scope", json::object()).value("shot_id", "") == shot) {
+          const std::string value = o.value("decision", json::object()).value("value", "");
+          return value.rfind("media/", 0) == 0 ? value : "media/" + value;
+        }
+      }
+    }
+    const ShotAttempt* a = passing(shot, "final");
+    return a ? a->render : "";
+  }
+
+  json sampled_series() const {
+    json out = json::array();
+    const size_t n = m_series.size();
+    const size_t stride = n <= k_max_series_points ? 1 : (n + k_max_series_points - 1) / k_max_series_points;
+    for (size_t i = 0; i < n; i += stride) {
+      out.push_back(m_series[i]);
+    }
+    if (n > 0 && (n - 1) % stride != 0) {
+      out.push_back(m_series.back());
+    }
+    return out;
+  }
+
+  json cost_json() const {
+    json by_scene = json::array();
+    for (const auto& [scene, tiers] : m_by_scene_tier) {
+      int64_t total = 0;
+      for (const auto& [tier, amount] : tiers) {
+        total += amount;
+      }
+      by_scene.push_back({{"scene_id", scene}, {"by_tier", tiers}, {"committed_micro_usd", total}});
+    }
+    json by_model = json::array();
+    for (const auto& [model, use] : m_models) {
+      by_model.push_back({{"model", model},
+                          {"tier", use.tier},
+                          {"calls", use.calls},
+                          {"input_tokens", use.input_tokens},
+                          {"output_tokens", use.output_tokens},
+                          {"committed_micro_usd", use.micro_usd}});
+    }
+    std::vector<std::pair<std::string, int64_t>> shots(m_shot_spend.begin(), m_shot_spend.end());
+    std::sort(shots.begin(), shots.end(), [](const auto& a, const auto& b) {
+      return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    json top = json::array();
+    for (size_t i = 0; i < shots.size() && i < k_top_shots; ++i) {
+      top.push_back({{"shot_id", shots[i].first}, {"committed_micro_usd", shots[i].second}});
+    }
+    return {{"by_scene", by_scene}, {"by_model", by_model}, {"top_shots", top}, {"cap_raises", m_cap_raises}};
+  }
+
+  struct ModelUse {
+    std::string tier;
+    int64_t calls = 0, input_tokens = 0, output_tokens = 0, micro_usd = 0;
+  };
+  struct Usage {
+    int64_t calls = 0, failed = 0, retries = 0, input_tokens = 0, output_tokens = 0, renders = 0;
+    double seconds_rendered = 0;
+  };
+
+  project::Project& m_project;
+  std::vector<ledger::Event> m_events;  // the snapshot read
+  std::vector<json> m_overrides_raw;    // stop.override bodies, oldest first
+  std::map<std::string, json> m_steps;
+  std::vector<ProjectSkillView> m_project_skills;
+  std::map<std::string, SceneState> m_scenes;
+  std::map<std::string, std::vector<ShotAttempt>> m_attempts;  // shot -> attempts at both resolutions
+  std::map<std::string, std::string> m_waves;                  // "S01_SH01/proxy#2" -> its QC wave
+  std::set<std::string> m_waves_written;                       // "S01/proxy#2": waves whose QC_BATCH is recorded
+  std::map<std::string, ledger::ArtifactRecord> m_qc_batches;  // wave -> its QC_BATCH
+  std::set<std::string> m_accepted;                            // "S02_SH02/proxy": a frozen shot's render accepted
+  std::set<std::string> m_stale;                               // "S01_SH02/proxy": passed from other inputs
+  std::map<std::string, ledger::ArtifactRecord> m_latest;      // "SCENES/", "SHOTLIST/S01" -> latest version
+  std::map<std::string, std::vector<ShotRow>> m_shotlists;     // SHOTLIST file -> its shots
+  std::map<std::string, HeldMoney> m_held;                     // reservation id -> where its money goes
+  std::map<std::string, std::map<std::string, int64_t>> m_by_scene_tier;
+  std::map<std::string, ModelUse> m_models;
+  std::map<std::string, int64_t> m_shot_spend;
+  int64_t m_committed = 0, m_reserved = 0;
+  std::vector<json> m_series;
+  json m_cap_raises = json::array();
+  json m_loops = json::array();
+  json m_runs = json::array();
+  Usage m_usage;
+};
+
+}  // namespace
+
+const std::vector<std::string>& scene_phases() {
+  static const std::vector<std::string> k_phases = {"psychology", "validation",  "continuity", "planning",
+                                                    "cost_proxy", "shots_proxy", "cost_final", "shots_final"};
+  return k_phases;
+}
+
+int severity(const std::string& verdict) {
+  static const std::map<std::string, int> k_rank = {{"PASS", 1}, {"ACCEPTED", 1}, {"WARN", 2},
+                                                    {"FIX", 3},  {"FAIL", 4},     {"STOP", 5}};
+  auto found = k_rank.find(verdict);
+  return found == k_rank.end() ? 0 : found->second;
+}
+
+std::string severity_name(int rank) {
+  static const std::vector<std::string> k_names = {"", "PASS", "WARN", "FIX", "FAIL", "STOP"};
+  return k_names.at(static_cast<size_t>(rank));
+}
+
+Result<ProjectView> read_project(project::Project& project) {
+  ProjectView view;
+  view.title = project.config().title;
+  Book book(project);
+  AVPS_TRY(book.read());
+  const std::vector<ledger::Event>& events = book.events();
+  if (!events.empty()) {
+    view.as_of_seq = events.back().seq;
+    view.as_of_hash = events.back().hash;
+    view.as_of_ts = events.back().timestamp;
+  }
+
+  const governance::Overrides overrides = governance::Overrides::from_events(events);
+  for (const governance::OverrideRecord& r : overrides.records()) {
+    view.overrides.push_back({{"stop", r.stop_id()},
+                                {"skill", r.skill},
+                                {"loop", r.loop},
+                                {"decision", r.decision},
+                                {"value", r.value},
+                                {"describe", r.describe()},
+                                {"reason", r.reason},
+                                {"cost_impact_micro_usd", r.cost_impact_micro_usd}});
+  }
+  for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
+    json item = {{"id", stop.id()},   {"skill", stop.skill}, {"kind", governance::stop_kind_name(stop.kind)},
+                 {"loop", stop.loop}, {"scope", stop.scope}, {"reason", stop.reason}};
+    if (!stop.cap.empty()) {
+      item["cap"] = stop.cap;
+    }
+    view.hard_stops.push_back(item);
+  }
+
+  // Shots the next run renders again, by the engine's own rule (a render's identity).
+  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale, engine::stale_shots(project));
+  std::set<std::string> stale_keys;
+  for (const engine::StaleShot& s : stale) {
+    for (const std::string& resolution : s.resolutions) {
+      stale_keys.insert(s.shot_id + "/" + resolution);
+    }
+    view.stale_shots.push_back(
+        {{"scene_id", s.scene_id}, {"shot_id", s.shot_id}, {"resolutions", s.resolutions}, {"changed", s.changed}});
+  }
+  AVPS_TRY(book.finish(view, stale_keys));
+
+  const project::Budget& configured = project.config().budget;
+  AVPS_TRY_ASSIGN(ledger::Spend spend, project.ledger().spend("", ""));
+  const project::Budget effective = overrides.effective_budget(configured);
+  view.spend = {{"committed_micro_usd", spend.committed_micro_usd},
+                {"reserved_micro_usd", spend.outstanding_micro_usd},
+                {"project_cap_micro_usd", effective.project_cap_micro_usd},
+                {"configured_project_cap_micro_usd", configured.project_cap_micro_usd},
+                {"scene_cap_micro_usd", configured.scene_cap_micro_usd ? json(*configured.scene_cap_micro_usd) : json(nullptr)},
+                {"shot_cap_micro_usd", configured.shot_cap_micro_usd ? json(*configured.shot_cap_micro_usd) : json(nullptr)},
+                {"warn_pct", configured.warn_pct},
+                {"projected_micro_usd", view.projected_micro_usd ? json(*view.projected_micro_usd) : json(nullptr)}};
+  return view;
+}
+
+std::string phase_reached(const ProjectView& view) {
+  int least = -2;
+  for (const SceneView& s : view.scenes) {
+    if (s.in_latest_scenes) {
+      least = least == -2 ? s.phase : std::min(least, s.phase);
+    }
+  }
+  if (least == -2) {
+    return view.steps.empty() ? "" : "narrative";
+  }
+  return least < 0 ? "narrative" : scene_phases().at(static_cast<size_t>(least));
+}
+
+namespace {
+
+json verdict_json(int rank) { return rank == 0 ? json(nullptr) : json(severity_name(rank)); }
+
+json attempt_json(const ShotAttempt& a) {
+  json out = {{"resolution", a.resolution},
+              {"attempt", a.attempt},
+              {"verdict", a.verdict.empty() ? json(nullptr) : json(a.verdict)},
+              {"reasons", a.reasons},
+              {"scores", a.scores},
+              {"render", a.render.empty() ? json(nullptr) : json(a.render)},
+              {"model", a.model},
+              {"tier", a.tier},
+              {"recorded_at", a.recorded_at}};
+  return out;
+}
+
+json project_skill_json(const ProjectSkillView& skill) {
+  int worst = 0, passed = 0, attempts = 0;
+  json not_passed = json::array();
+  for (const auto& [entity, body] : skill.last) {
+    const std::string verdict = body.value("verdict", "");
+    worst = std::max(worst, severity(verdict));
+    attempts = std::max(attempts, body.value("attempt", 0));
+    if (engine::passed(verdict)) {
+      ++passed;
+    } else {
+      not_passed.push_back({{"entity", entity}, {"verdict", verdict}, {"attempt", body.value("attempt", 0)}});
+    }
+  }
+  json item = {{"skill", skill.skill},
+               {"verdict", verdict_json(worst)},
+               {"instances", skill.last.size()},
+               {"passed", passed},
+               {"attempts", attempts},
+               {"not_passed", not_passed}};
+  if (skill.last.size() == 1 && skill.last.front().first.empty()) {
+    const json& body = skill.last.front().second;
+    item["tier"] = body.value("tier", "");
+    item["outputs"] = body.value("outputs", "");
+  }
+  return item;
+}
+
+}  // namespace
+
+json to_json(const ProjectView& view) {
+  json steps = json::array();
+  for (const auto& [who, body] : view.steps) {
+    steps.push_back({{"step", who},
+                     {"verdict", body.value("verdict", json(nullptr))},
+                     {"attempt", body.value("attempt", json(nullptr))},
+                     {"tier", body.value("tier", json(nullptr))},
+                     {"outputs", body.value("outputs", json(nullptr))}});
+  }
+  json project_steps = json::array();
+  for (const ProjectSkillView& skill : view.project_skills) {
+    project_steps.push_back(project_skill_json(skill));
+  }
+  json scenes = json::array();
+  for (const SceneView& r : view.scenes) {
+    json shots = json::array();
+    for (const ShotView& s : r.shots) {
+      json attempts = json::array();
+      for (const ShotAttempt& a : s.attempts) {
+        attempts.push_back(attempt_json(a));
+      }
+      auto or_null = [](const std::string& text) { return text.empty() ? json(nullptr) : json(text); };
+      shots.push_back({{"shot_id", s.shot_id},
+                       {"planned_s", s.planned_s},
+                       {"passed_proxy", s.passed_proxy},
+                       {"passed_final", s.passed_final},
+                       {"latest_render", or_null(s.latest_render)},
+                       {"passed_final_render", or_null(s.passed_final_render)},
+                       {"storyboard", or_null(s.storyboard)},
+                       {"genpack", or_null(s.genpack)},
+                       {"committed_micro_usd", s.spend_micro_usd},
+                       {"attempts", attempts}});
+    }
+    json item = {{"scene_id", r.scene_id},
+                 {"phase", r.phase < 0 ? json(nullptr) : json(scene_phases().at(static_cast<size_t>(r.phase)))},
+                 {"validation", verdict_json(r.validation)},
+                 {"continuity", verdict_json(r.continuity)},
+                 {"plan", verdict_json(r.plan)},
+                 {"proxy", {{"passed", r.proxy.passed}, {"shots", r.proxy.shots}}},
+                 {"final", {{"passed", r.final.passed}, {"shots", r.final.shots}}},
+                 {"spend_micro_usd", r.spend_micro_usd},
+                 {"cap_micro_usd", r.cap_micro_usd ? json(*r.cap_micro_usd) : json(nullptr)},
+                 {"in_latest_scenes", r.in_latest_scenes},
+                 {"shots", shots}};
+    scenes.push_back(item);
+  }
+  const std::string phase = phase_reached(view);
+  return {{"format_version", k_format_version},
+          {"kind", "REPORT"},
+          {"title", view.title},
+          {"as_of", {{"seq", view.as_of_seq}, {"hash", view.as_of_hash}, {"ts", view.as_of_ts}}},
+          {"phase_reached", phase.empty() ? json(nullptr) : json(phase)},
+          {"steps", steps},
+          {"project_steps", project_steps},
+          {"scenes", scenes},
+          {"hard_stops", view.hard_stops},
+          {"stale_shots", view.stale_shots},
+          {"overrides", view.overrides},
+          {"spend", view.spend},
+          {"usage", view.usage},
+          {"spend_series", view.spend_series},
+          {"cost", view.cost},
+          {"loops", view.loops},
+          {"runs", view.runs}};
+}
+
+}  // namespace avps::report

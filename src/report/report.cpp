@@ -1,0 +1,50 @@
+#include "avps/report/report.hpp"
+
+#include "avps/artifacts/face.hpp"
+#include "avps/artifacts/store.hpp"
+#include "avps/report/html.hpp"
+#include "avps/report/read_model.hpp"
+#include "avps/project/project.hpp"
+
+namespace avps::report {
+
+Result<ReportPage> make_report(project::Project& project, const ReportOptions& options) {
+  AVPS_TRY_ASSIGN(ProjectView view, read_project(project));
+  ReportPage page;
+  page.model = to_json(view);
+  PageAssets assets;
+  assets.project_href = options.project_href;
+  assets.live_note = options.live_note;
+  if (options.frames) {
+    gather_frames(project.dir(), page.model, options.jobs, assets);
+  }
+  page.html = render_html(page.model, assets);
+  return page;
+}
+
+Result<ledger::ArtifactRecord> record_report(project::Project& project, const ReportPage& page) {
+  // The store writes what it is given: the model is checked against its schema first.
+  AVPS_TRY_ASSIGN(artifacts::FaceCodec codec, artifacts::FaceCodec::load(project::data_dir() / "schemas", "REPORT"));
+  if (std::vector<core::SchemaIssue> issues = codec.schema().validate(page.model); !issues.empty()) {
+    return make_error(ErrorCode::schema_violation, "the report's JSON breaks schemas/report.schema.json: " +
+                                               core::format_schema_issues("REPORT", issues));
+  }
+  ledger::Ledger& ledger = project.ledger();
+  AVPS_TRY_ASSIGN(artifacts::ArtifactName name, project.store().next_name("REPORT", ""));
+  AVPS_TRY(ledger.begin_run("report", {{"as_of_seq", page.model["as_of"]["seq"]}}));
+  ledger::LogRow row;
+  row.skill_name = "report";
+  row.outcome = "DONE";
+  row.regen_count = "0";
+  row.estimated_cost = "0.000000";
+  row.actual_cost = "0.000000";
+  row.artifact_output = name.filename();
+  row.notes = "production report as of event " + page.model["as_of"]["seq"].dump();
+  Result<ledger::ArtifactRecord> record = project.store().write(artifacts::NewArtifact{
+      .name = name, .content = page.model, .face = page.html, .producer = "avps report", .row = row});
+  AVPS_TRY(ledger.end_run(record ? "DONE" : "ERROR",
+                          record ? nlohmann::json::object() : nlohmann::json{{"error", record.error().message}}));
+  return record;
+}
+
+}  // namespace avps::report
