@@ -13,6 +13,10 @@ cp -r "$root/examples/demo_short_film" "$work"
 # The whole production on the offline sim backend: all five loops, proxy and final renders.
 "$avps" run "$work" --jobs 4
 "$avps" status "$work"
-"$avps" gate "$work"
 "$avps" log "$work"
-echo "demo: project folder is $work"
+# The producer's view: the report page and the film so far, both recorded; then the gate vouches
+# for everything, those two included.
+"$avps" report "$work"
+"$avps" cut "$work"
+"$avps" gate "$work"
+echo "demo: project folder is $work; open $work/reports/REPORT_v001.html in a browser"

@@ -5,17 +5,22 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <tuple>
 
 #include "avps/backends/registry.hpp"
 #include "avps/cli/progress.hpp"
 #include "avps/core/clock.hpp"
+#include "avps/core/fs.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/governance/models.hpp"
 #include "avps/governance/override.hpp"
+#include "avps/project/project.hpp"
+#include "avps/report/report.hpp"
 #include "commands.hpp"
 
 namespace avps::cli {
@@ -28,6 +33,7 @@ struct RunOptionsCli {
   std::string until;
   std::string scene;
   int jobs = 1;
+  bool report = false;
 };
 
 using SteadyClock = std::chrono::steady_clock;
@@ -212,6 +218,71 @@ std::unique_ptr<RunObserver> make_observer(const Context& ctx) {
   return std::make_unique<PlainObserver>(ctx);
 }
 
+/// `--report`: the production report kept current while the run goes — reports/live.html rewritten
+/// when a phase starts (so the one before it is done), at most every k_refresh, from a read-only
+/// snapshot of the record — and recorded as the next REPORT artifact when the run ends, which
+/// removes live.html. A refresh that fails never stops the run: one warning, and the run goes on.
+/// Phase events come from the engine's walk thread alone, between phases, so refreshes never overlap.
+class LiveReportObserver : public RunObserver {
+ public:
+  static constexpr std::chrono::seconds k_refresh{10};
+
+  LiveReportObserver(std::unique_ptr<RunObserver> inner, fs::path project_dir)
+      : m_inner(std::move(inner)), m_dir(std::move(project_dir)) {}
+
+  bool interrupted() const override { return m_inner->interrupted(); }
+  void finish() override { m_inner->finish(); }
+
+  void progress(const engine::Progress& progress) override {
+    m_inner->progress(progress);
+    if (progress.kind != engine::Progress::Kind::phase || m_failed) {
+      return;
+    }
+    const auto now = SteadyClock::now();
+    if (m_refreshed && now - *m_refreshed < k_refresh) {
+      return;
+    }
+    m_refreshed = now;
+    if (Result<void> done = refresh(progress.text); !done) {
+      m_failed = true;
+      std::cerr << "avps: warning: --report: reports/live.html not refreshed: " << done.error().message
+                << "; the run goes on, and its REPORT is recorded at the end\n";
+    }
+  }
+
+  /// Records the run's REPORT (the project as the run leaves it) and removes live.html.
+  Result<ledger::ArtifactRecord> record(project::Project& project) {
+    report::ReportOptions options;
+    options.frame_cache = &m_frames;
+    AVPS_TRY_ASSIGN(report::ReportPage page, report::make_report(project, options));
+    AVPS_TRY_ASSIGN(ledger::ArtifactRecord recorded, report::record_report(project, page));
+    std::error_code ignored;
+    fs::remove(live_path(), ignored);
+    return recorded;
+  }
+
+ private:
+  fs::path live_path() const { return m_dir / "reports" / "live.html"; }
+
+  Result<void> refresh(const std::string& phase) {
+    core::SystemClock clock;
+    AVPS_TRY_ASSIGN(std::unique_ptr<project::Project> snapshot,
+                    project::Project::open(m_dir, ledger::OpenMode::read_only, {}, clock));
+    report::ReportOptions options;
+    options.frame_cache = &m_frames;
+    options.live_note = "written during the run, as " + phase + " started";
+    AVPS_TRY_ASSIGN(report::ReportPage page, report::make_report(*snapshot, options));
+    AVPS_TRY(core::create_directories_durable(m_dir / "reports"));
+    return core::write_file_atomic(live_path(), page.html, core::Overwrite::yes, core::Durability::cached);
+  }
+
+  std::unique_ptr<RunObserver> m_inner;
+  const fs::path m_dir;
+  std::optional<SteadyClock::time_point> m_refreshed;
+  bool m_failed = false;
+  std::map<std::string, std::string> m_frames;  // a render's or storyboard's frame, taken once
+};
+
 /// The run's diagnostic log, .avps/diag.log (docs/formats/diag-log.md), for as long as it lives;
 /// then diagnostics go back to stderr only. A log that cannot be opened (a read-only project)
 /// never stops the run: one warning, and it goes on without.
@@ -248,6 +319,12 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
                     (o.until.empty() ? "" : ", --until " + o.until) + (o.scene.empty() ? "" : ", --scene " + o.scene) +
                     ")");
   std::unique_ptr<RunObserver> observer = make_observer(ctx);
+  LiveReportObserver* live_report = nullptr;
+  if (o.report) {
+    auto wrapped = std::make_unique<LiveReportObserver>(std::move(observer), project_dir);
+    live_report = wrapped.get();
+    observer = std::move(wrapped);
+  }
   // Every declared model gets its backend, or the run does not start (exit 4, naming each).
   auto open_backends = [](const governance::ModelsFile& models, const project::Config& config) {
     return backends::BackendRegistry::open(engine::backend_specs(models), config.document, backends::process_env());
@@ -260,6 +337,17 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
     return;
   }
   const engine::RunOutcome& r = *outcome;
+  if (live_report) {
+    // Whatever the run's outcome, the report of where it left the production.
+    Result<ledger::ArtifactRecord> recorded = live_report->record(**project);
+    if (!recorded) {
+      ctx.fail(recorded.error());
+      return;
+    }
+    if (!ctx.json) {
+      ctx.info("recorded " + recorded->path);
+    }
+  }
   nlohmann::json summary = {{"calls_made", r.calls_made},
                             {"calls_replayed", r.calls_replayed},
                             {"steps_skipped", r.steps_skipped},
@@ -291,6 +379,8 @@ void setup_run(CLI::App& app, Context& ctx) {
                   "Produce only this scene (e.g. S03); the scenes before it still get their continuity");
   cmd->add_option("--jobs,-j", options->jobs, "Backend calls in flight at once (default 1); never changes the output")
       ->check(CLI::Range(1, 256));
+  cmd->add_flag("--report", options->report,
+                "Keep reports/live.html current as the run goes; record the run's REPORT at the end");
   cmd->footer(
       "Runs the five loops of the stage graph (policies/stage_graph.json) on the project's backend (the\n"
       "offline sim by default): narrative, locks, psychology and the narrative review once; then scene by\n"
@@ -302,6 +392,8 @@ void setup_run(CLI::App& app, Context& ctx) {
       "cap and elapsed time, with phase starts, failures, revisions and escalations printed above it;\n"
       "otherwise one plain line per event. With --json, stdout is one JSON event per line, then the\n"
       "result object (docs/formats/run-events.md).\n"
+      "--report rewrites reports/live.html (the page of `avps report`) as each phase starts, at most every\n"
+      "10 s, and records the run's REPORT_v###.html when it ends (live.html is then removed).\n"
       "Exit codes: 0 done, 3 hard stop (see `avps status`; `avps override` records a decision),\n"
       "4 configuration, 130 interrupted (Ctrl-C; run again to resume).");
   cmd->callback([options, &ctx]() { run_run(*options, ctx); });

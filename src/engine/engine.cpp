@@ -1849,17 +1849,22 @@ Engine::Engine(project::Project& project, const skills::Registry& registry, cons
     : m_project(project), m_registry(registry), m_backends(backends), m_router(router), m_governor(governor),
       m_observer(observer) {}
 
-Result<std::vector<StaleShot>> Engine::stale_shots() {
+Result<std::vector<StaleShot>> Engine::stale_shots(const std::vector<ledger::Event>* events) {
+  std::vector<ledger::Event> read;
+  if (events == nullptr) {
+    AVPS_TRY_ASSIGN(read, m_project.ledger().events());
+    events = &read;
+  }
   Impl impl(*this, RunOptions{});
-  AVPS_TRY_ASSIGN(impl.record, read_record(m_project.ledger()));
-  AVPS_TRY_ASSIGN(impl.overrides, governance::Overrides::read(m_project.ledger()));
+  impl.record = read_record(*events);
+  impl.overrides = governance::Overrides::from_events(*events);
   if (const skills::StageGraph* graph = m_registry.stage_graph()) {
     impl.index_graph(*graph);
   }
   return impl.stale_shots();
 }
 
-Result<std::vector<StaleShot>> stale_shots(project::Project& project) {
+Result<std::vector<StaleShot>> stale_shots(project::Project& project, const std::vector<ledger::Event>* events) {
   AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &project.dir()));
   AVPS_TRY_ASSIGN(governance::ModelsFile models,
                   governance::ModelsFile::load(project::data_dir(), project.dir(), project.config()));
@@ -1871,7 +1876,7 @@ Result<std::vector<StaleShot>> stale_shots(project::Project& project) {
     void progress(const Progress&) override {}
   } silent;
   Engine engine(project, registry, *backends, router, governor, silent);
-  return engine.stale_shots();
+  return engine.stale_shots(events);
 }
 
 Result<RunOutcome> Engine::run(const RunOptions& options) {

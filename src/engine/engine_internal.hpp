@@ -75,6 +75,8 @@ int config_int(const nlohmann::json& config, const char* pointer, int fallback);
 std::string held_scene(const nlohmann::json& stop);
 
 [[nodiscard]] Result<Record> read_record(const ledger::Ledger& ledger);
+/// The same, of events already read (one snapshot of the ledger, in order).
+Record read_record(const std::vector<ledger::Event>& events);
 
 /// Records a graded shot attempt ({shot_id, resolution, attempt, verdict, reasons}) in
 /// record.shot_attempts, replacing an earlier word on the same attempt.

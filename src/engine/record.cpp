@@ -114,6 +114,10 @@ std::string held_scene(const nlohmann::json& stop) {
 
 Result<Record> read_record(const ledger::Ledger& ledger) {
   AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events());
+  return read_record(events);
+}
+
+Record read_record(const std::vector<ledger::Event>& events) {
   Record record;
   for (const ledger::Event& e : events) {
     if (e.body.contains("reservation")) {

@@ -62,7 +62,8 @@ std::string data_uri(const std::string& media_type, const std::string& bytes) {
 
 }  // namespace
 
-void gather_frames(const fs::path& project_dir, const json& model, int jobs, PageAssets& assets) {
+void gather_frames(const fs::path& project_dir, const json& model, int jobs, PageAssets& assets,
+                   std::map<std::string, std::string>* cache) {
   const bool ffmpeg = core::on_path("ffmpeg");
   Result<core::ScratchDir> scratch = core::ScratchDir::make("avps-frames");
   std::vector<Wanted> wanted;
@@ -72,6 +73,15 @@ void gather_frames(const fs::path& project_dir, const json& model, int jobs, Pag
       const std::string id = shot.value("shot_id", "");
       const json render = shot.value("latest_render", json(nullptr));
       const json storyboard = shot.value("storyboard", json(nullptr));
+      // A frame taken before, of the file this shot would be shown by.
+      const json shown_by = render.is_string() ? render : storyboard;
+      if (cache && shown_by.is_string()) {
+        if (auto known = cache->find(shown_by.get<std::string>()); known != cache->end()) {
+          assets.frames[id] = known->second;
+          assets.frame_sources[id] = shown_by.get<std::string>();
+          continue;
+        }
+      }
       if (storyboard.is_string()) {
         storyboards.push_back(Wanted{id, project_dir / storyboard.get<std::string>(), storyboard.get<std::string>(), 0, {}});
       }
@@ -137,6 +147,9 @@ void gather_frames(const fs::path& project_dir, const json& model, int jobs, Pag
       Result<std::string> bytes = core::read_file(w.out);
       if (bytes && !bytes->empty()) {
         assets.frames[w.shot_id] = data_uri("image/jpeg", *bytes);
+        if (cache) {
+          (*cache)[w.label] = assets.frames[w.shot_id];
+        }
         char at[48] = "";
         if (w.at_s > 0) {
           std::snprintf(at, sizeof at, " at %.1f s", w.at_s);

@@ -832,7 +832,7 @@ Result<ProjectView> read_project(project::Project& project) {
   }
 
   // Shots the next run renders again, by the engine's own rule (a render's identity).
-  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale, engine::stale_shots(project));
+  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale, engine::stale_shots(project, &events));
   std::set<std::string> stale_keys;
   for (const engine::StaleShot& s : stale) {
     for (const std::string& resolution : s.resolutions) {

@@ -16,7 +16,7 @@ Result<ReportPage> make_report(project::Project& project, const ReportOptions& o
   assets.project_href = options.project_href;
   assets.live_note = options.live_note;
   if (options.frames) {
-    gather_frames(project.dir(), page.model, options.jobs, assets);
+    gather_frames(project.dir(), page.model, options.jobs, assets, options.frame_cache);
   }
   page.html = render_html(page.model, assets);
   return page;

@@ -3,7 +3,8 @@
 # and no network request: the page's CSP turns any fetch into one) and holds every section with
 # the ledger's own figures; it is recorded as a REPORT artifact the gate vouches for; --json and
 # `avps status --json` agree scene by scene, on a finished production and on one stopped mid-way;
-# a run in progress gets a snapshot (-o), never a recorded report. `avps cut` assembles the film.
+# a run in progress gets a snapshot (-o), never a recorded report, and `avps run --report` keeps
+# a live page and records the REPORT at its end. `avps cut` assembles the film.
 source "$(dirname "$0")/lib.sh"
 
 CHROMIUM=$(command -v chromium || true)
@@ -167,9 +168,9 @@ assert d["phase_reached"] == "continuity", d["phase_reached"]
 PY
 python3 - "$P/avps.json" <<'PY'
 import json, sys
-c = json.load(open(sys.argv[1])); c.setdefault("sim", {})["latency_ms"] = 60; json.dump(c, open(sys.argv[1], "w"), indent=2)
+c = json.load(open(sys.argv[1])); c.setdefault("sim", {})["latency_ms"] = 30; json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
-"$AVPS" run "$P" --jobs 1 > "$WORK/run.out" 2>&1 &
+"$AVPS" run "$P" --jobs 1 --report > "$WORK/run.out" 2>&1 &
 RUN_PID=$!
 # Wait until the run holds the project: a recorded report is refused then, with the way out.
 for _ in $(seq 1 200); do
@@ -182,6 +183,13 @@ expect_out "avps report $P -o FILE"
 expect_exit 0 "$AVPS" report "$P" -o "$WORK/live.html" --no-frames
 expect_out "a snapshot: a run is writing the project"
 grep -q 'id="live-note"' "$WORK/live.html" || fail "the live page does not say it is a snapshot"
-kill "$RUN_PID" 2>/dev/null || true
-wait "$RUN_PID" 2>/dev/null || true
+# --report keeps reports/live.html current while the run goes, and says so on the page.
+for _ in $(seq 1 200); do [ -s "$P/reports/live.html" ] && break; sleep 0.05; done
+[ -s "$P/reports/live.html" ] || fail "run --report wrote no reports/live.html"
+grep -q "written during the run" "$P/reports/live.html" || fail "live.html does not say it was written during the run"
+wait "$RUN_PID" || fail "the run failed: $(tail -5 "$WORK/run.out")"
+grep -q "recorded reports/REPORT_v001.html" "$WORK/run.out" || fail "run --report recorded no REPORT: $(tail -5 "$WORK/run.out")"
+[ ! -e "$P/reports/live.html" ] || fail "live.html was left beside the recorded REPORT"
+expect_exit 0 "$AVPS" gate "$P"
+agree "$P"
 echo "ok"

@@ -134,7 +134,9 @@ bool passed(const std::string& verdict);
 
 /// Every stale shot of the project, scene by scene in story order: what `avps status` shows
 /// before a run. Reads only (the project may be open read-only); loads the skills, nothing else.
-[[nodiscard]] Result<std::vector<StaleShot>> stale_shots(project::Project& project);
+/// `events`: the ledger's events when the caller has read them already (one snapshot), else null.
+[[nodiscard]] Result<std::vector<StaleShot>> stale_shots(project::Project& project,
+                                                         const std::vector<ledger::Event>* events = nullptr);
 
 /// What the backend registry needs of each model of the models file.
 std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models);
@@ -161,8 +163,8 @@ class Engine {
   /// Runs the phases (see the header comment for what is built). Errors are failures to run
   /// (I/O, configuration); a gate that keeps failing is a hard stop in the outcome, not an error.
   [[nodiscard]] Result<RunOutcome> run(const RunOptions& options);
-  /// stale_shots() of the project, from this engine's view of the record.
-  [[nodiscard]] Result<std::vector<StaleShot>> stale_shots();
+  /// stale_shots() of the project, from this engine's view of the record (`events` as above).
+  [[nodiscard]] Result<std::vector<StaleShot>> stale_shots(const std::vector<ledger::Event>* events = nullptr);
 
  private:
   friend struct Impl;

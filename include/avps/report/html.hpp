@@ -36,8 +36,10 @@ struct PageAssets {
 /// ffmpeg (a few dozen clips per ffmpeg process, `jobs` processes at once). Without ffmpeg only
 /// storyboard frames are shown, as they are. A file that cannot be read leaves its shot without a
 /// frame; the page says so. Never fails the report.
+/// `cache` (may be null): frames taken before, by source file; renders and storyboards are
+/// write-once, so a file's frame never changes. Filled with the frames taken.
 void gather_frames(const std::filesystem::path& project_dir, const nlohmann::json& model, int jobs,
-                   PageAssets& assets);
+                   PageAssets& assets, std::map<std::string, std::string>* cache = nullptr);
 
 /// The page for a read model's JSON (report::to_json).
 std::string render_html(const nlohmann::json& model, const PageAssets& assets);
