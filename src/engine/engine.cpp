@@ -79,8 +79,19 @@ Result<std::optional<Loaded>> Impl::latest(const std::string& kind, const std::s
   if (!found) {
     return std::optional<Loaded>{};
   }
-  AVPS_TRY_ASSIGN(json content, e.m_project.store().load(*found));
+  AVPS_TRY_ASSIGN(json content, load(*found));
   return std::optional<Loaded>{Loaded{std::move(content), *found}};
+}
+
+Result<json> Impl::load(const ledger::ArtifactRecord& artifact) {
+  if (!load_memo) {
+    return e.m_project.store().load(artifact);
+  }
+  if (auto known = load_memo->find(artifact.name); known != load_memo->end()) {
+    return known->second;
+  }
+  AVPS_TRY_ASSIGN(json content, e.m_project.store().load(artifact));
+  return load_memo->emplace(artifact.name, std::move(content)).first->second;
 }
 
 // The version of an input a step may read, walking back from the latest past versions that a
@@ -134,7 +145,7 @@ Result<std::optional<Loaded>> Impl::by_name(const std::string& name) {
   if (it == index_by_name.end()) {
     return std::optional<Loaded>{};
   }
-  AVPS_TRY_ASSIGN(json content, e.m_project.store().load(it->second));
+  AVPS_TRY_ASSIGN(json content, load(it->second));
   return std::optional<Loaded>{Loaded{std::move(content), it->second}};
 }
 
@@ -165,7 +176,7 @@ Result<std::vector<Loaded>> Impl::latest_per_target(const std::string& kind) {
   std::vector<Loaded> out;
   for (const auto& [key, list] : versions_by_key) {
     if (key.rfind(kind + "/", 0) == 0 && !list.empty()) {
-      AVPS_TRY_ASSIGN(json content, e.m_project.store().load(list.back()));
+      AVPS_TRY_ASSIGN(json content, load(list.back()));
       out.push_back(Loaded{std::move(content), list.back()});
     }
   }
@@ -178,7 +189,7 @@ Result<std::vector<Loaded>> Impl::all_versions(const std::string& kind, const st
   auto it = versions_by_key.find(kind + "/" + target);
   if (it != versions_by_key.end()) {
     for (const ledger::ArtifactRecord& r : it->second) {
-      AVPS_TRY_ASSIGN(json content, e.m_project.store().load(r));
+      AVPS_TRY_ASSIGN(json content, load(r));
       out.push_back(Loaded{std::move(content), r});
     }
   }
@@ -1856,6 +1867,7 @@ Result<std::vector<StaleShot>> Engine::stale_shots(const std::vector<ledger::Eve
     events = &read;
   }
   Impl impl(*this, RunOptions{});
+  impl.load_memo.emplace();
   impl.record = read_record(*events);
   impl.overrides = governance::Overrides::from_events(*events);
   if (const skills::StageGraph* graph = m_registry.stage_graph()) {

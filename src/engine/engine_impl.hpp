@@ -117,9 +117,15 @@ struct Impl {
   std::vector<ledger::Event> events_cache;
   std::map<std::string, int> step_index;      ///< skill -> its first step in graph order
   std::map<std::string, int> producer_index;  ///< kind -> the first step that writes it
+  /// Artifact contents by name, for an engine that only reads (Engine::stale_shots): nothing is
+  /// written meanwhile, so a content read once stands, and the locks every shot shares are read
+  /// once instead of once per shot. Off (nullopt) in a run, where every read goes to the store.
+  std::optional<std::map<std::string, nlohmann::json>> load_memo;
 
   // Reading the record (engine.cpp).
   Result<std::optional<Loaded>> latest(const std::string& kind, const std::string& target);
+  /// An artifact's content, verified by the store; once per artifact while `load_memo` is on.
+  Result<nlohmann::json> load(const ledger::ArtifactRecord& artifact);
   Result<std::optional<Loaded>> by_name(const std::string& name);
   Result<std::optional<Loaded>> input_version(std::optional<Loaded> loaded, const std::string& reader_loop);
   Result<void> refresh_index();
