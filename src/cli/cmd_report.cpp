@@ -11,6 +11,7 @@
 #include "avps/core/fs.hpp"
 #include "avps/ledger/ledger.hpp"
 #include "avps/project/project.hpp"
+#include "avps/report/html.hpp"
 #include "avps/report/report.hpp"
 #include "commands.hpp"
 
@@ -47,6 +48,7 @@ Result<void> run_report(const ReportCommandOptions& o, Context& ctx) {
                                          {}, clock));
   report::ReportOptions options;
   options.frames = !o.no_frames && !ctx.json;
+  options.frame_cache = report::frame_cache_dir();
   options.jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!o.output.empty()) {
     options.project_href = href_from(fs::path(o.output).parent_path().empty() ? "." : fs::path(o.output).parent_path(),

@@ -5,7 +5,6 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,6 +19,7 @@
 #include "avps/governance/models.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/project/project.hpp"
+#include "avps/report/html.hpp"
 #include "avps/report/report.hpp"
 #include "commands.hpp"
 
@@ -253,7 +253,7 @@ class LiveReportObserver : public RunObserver {
   /// Records the run's REPORT (the project as the run leaves it) and removes live.html.
   Result<ledger::ArtifactRecord> record(project::Project& project) {
     report::ReportOptions options;
-    options.frame_cache = &m_frames;
+    options.frame_cache = report::frame_cache_dir();
     AVPS_TRY_ASSIGN(report::ReportPage page, report::make_report(project, options));
     AVPS_TRY_ASSIGN(ledger::ArtifactRecord recorded, report::record_report(project, page));
     std::error_code ignored;
@@ -269,7 +269,7 @@ class LiveReportObserver : public RunObserver {
     AVPS_TRY_ASSIGN(std::unique_ptr<project::Project> snapshot,
                     project::Project::open(m_dir, ledger::OpenMode::read_only, {}, clock));
     report::ReportOptions options;
-    options.frame_cache = &m_frames;
+    options.frame_cache = report::frame_cache_dir();
     options.live_note = "written during the run, as " + phase + " started";
     AVPS_TRY_ASSIGN(report::ReportPage page, report::make_report(*snapshot, options));
     AVPS_TRY(core::create_directories_durable(m_dir / "reports"));
@@ -280,7 +280,6 @@ class LiveReportObserver : public RunObserver {
   const fs::path m_dir;
   std::optional<SteadyClock::time_point> m_refreshed;
   bool m_failed = false;
-  std::map<std::string, std::string> m_frames;  // a render's or storyboard's frame, taken once
 };
 
 /// The run's diagnostic log, .avps/diag.log (docs/formats/diag-log.md), for as long as it lives;

@@ -2,8 +2,10 @@
 // frame of a short clip, so one process takes frames of many clips: one input and one output per
 // clip, each output mapped to its own input.
 #include <algorithm>
-#include <cstdio>
 #include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -27,11 +29,21 @@ constexpr uintmax_t k_max_raw_image = 512 * 1024;
 
 struct Wanted {
   std::string shot_id;
-  fs::path source;  ///< absolute
-  std::string label;  ///< project-relative, as the page names it
-  double at_s = 0;    ///< where to take the frame (0 for an image)
+  fs::path source;     ///< absolute
+  std::string label;   ///< project-relative, as the page names it
+  std::string sha256;  ///< the file's recorded content hash: its frame's name in the cache
+  double at_s = 0;     ///< where to take the frame (0 for an image)
   fs::path out;
 };
+
+// Where a frame of `w` is kept across reports: named by the file's content and the moment taken,
+// so a frame found there is the frame of exactly those bytes. "" without a cache or a hash.
+fs::path cached_frame(const fs::path& cache_dir, const Wanted& w) {
+  if (cache_dir.empty() || w.sha256.size() != 64) {
+    return {};
+  }
+  return cache_dir / "frames" / (w.sha256 + "_" + std::to_string(std::lround(w.at_s * 1000)) + "ms_w320.jpg");
+}
 
 bool is_video(const fs::path& path) {
   const std::string ext = path.extension().string();
@@ -62,35 +74,43 @@ std::string data_uri(const std::string& media_type, const std::string& bytes) {
 
 }  // namespace
 
+fs::path frame_cache_dir() {
+  if (const char* dir = std::getenv("AVPS_CACHE_DIR"); dir && *dir) {
+    return dir;
+  }
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
+    return fs::path(xdg) / "avps";
+  }
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    return fs::path(home) / ".cache" / "avps";
+  }
+  return {};
+}
+
 void gather_frames(const fs::path& project_dir, const json& model, int jobs, PageAssets& assets,
-                   std::map<std::string, std::string>* cache) {
+                   const fs::path& cache_dir) {
   const bool ffmpeg = core::on_path("ffmpeg");
   Result<core::ScratchDir> scratch = core::ScratchDir::make("avps-frames");
   std::vector<Wanted> wanted;
   std::vector<Wanted> storyboards;  // the fallback of each shot that has one
+  auto text = [](const json& shot, const char* field) {
+    const json value = shot.value(field, json(nullptr));
+    return value.is_string() ? value.get<std::string>() : std::string();
+  };
   for (const json& scene : model.value("scenes", json::array())) {
     for (const json& shot : scene.value("shots", json::array())) {
-      const std::string id = shot.value("shot_id", "");
-      const json render = shot.value("latest_render", json(nullptr));
-      const json storyboard = shot.value("storyboard", json(nullptr));
-      // A frame taken before, of the file this shot would be shown by.
-      const json shown_by = render.is_string() ? render : storyboard;
-      if (cache && shown_by.is_string()) {
-        if (auto known = cache->find(shown_by.get<std::string>()); known != cache->end()) {
-          assets.frames[id] = known->second;
-          assets.frame_sources[id] = shown_by.get<std::string>();
-          continue;
-        }
+      const std::string id = text(shot, "shot_id");
+      const std::string render = text(shot, "latest_render");
+      const std::string storyboard = text(shot, "storyboard");
+      if (!storyboard.empty()) {
+        storyboards.push_back(Wanted{id, project_dir / storyboard, storyboard, text(shot, "storyboard_sha256"), 0, {}});
       }
-      if (storyboard.is_string()) {
-        storyboards.push_back(Wanted{id, project_dir / storyboard.get<std::string>(), storyboard.get<std::string>(), 0, {}});
-      }
-      if (render.is_string() && ffmpeg && is_video(render.get<std::string>())) {
+      if (!render.empty() && ffmpeg && is_video(render)) {
         // A second in, or the middle of a shorter shot: past the fade-in, and inside the clip even
         // when it is shorter than planned (the sim's are; a provider's may be). A clip shorter
         // still is tried again at its start.
         const double planned = shot.value("planned_s", 0.0);
-        wanted.push_back(Wanted{id, project_dir / render.get<std::string>(), render.get<std::string>(),
+        wanted.push_back(Wanted{id, project_dir / render, render, text(shot, "latest_render_sha256"),
                                 std::min(planned / 2, 1.0), {}});
       }
     }
@@ -111,17 +131,30 @@ void gather_frames(const fs::path& project_dir, const json& model, int jobs, Pag
     return;
   }
 
+  auto show = [&](const Wanted& w, const std::string& jpeg) {
+    assets.frames[w.shot_id] = data_uri("image/jpeg", jpeg);
+    char at[48] = "";
+    if (w.at_s > 0) {
+      std::snprintf(at, sizeof at, " at %.1f s", w.at_s);
+    }
+    assets.frame_sources[w.shot_id] = w.label + at;
+  };
   auto run_all = [&](std::vector<Wanted>& list, const std::string& tag) {
+    std::vector<Wanted*> todo;
     for (size_t i = 0; i < list.size(); ++i) {
       list[i].out = scratch->path() / (tag + std::to_string(i) + ".jpg");
+      const fs::path kept = cached_frame(cache_dir, list[i]);
+      Result<std::string> bytes = kept.empty() ? Result<std::string>(std::string()) : core::read_file(kept);
+      if (bytes && !bytes->empty()) {
+        show(list[i], *bytes);
+      } else {
+        todo.push_back(&list[i]);
+      }
     }
     std::vector<std::vector<Wanted*>> batches;
-    for (size_t i = 0; i < list.size(); i += k_batch) {
-      std::vector<Wanted*> batch;
-      for (size_t j = i; j < std::min(list.size(), i + k_batch); ++j) {
-        batch.push_back(&list[j]);
-      }
-      batches.push_back(std::move(batch));
+    for (size_t i = 0; i < todo.size(); i += k_batch) {
+      batches.emplace_back(todo.begin() + static_cast<std::ptrdiff_t>(i),
+                           todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), i + k_batch)));
     }
     std::atomic<size_t> next{0};
     auto worker = [&]() {
@@ -140,21 +173,17 @@ void gather_frames(const fs::path& project_dir, const json& model, int jobs, Pag
     for (std::thread& t : threads) {
       t.join();
     }
-    for (const Wanted& w : list) {
-      if (assets.frames.count(w.shot_id)) {
+    for (const Wanted* w : todo) {
+      Result<std::string> bytes = core::read_file(w->out);
+      if (!bytes || bytes->empty()) {
         continue;
       }
-      Result<std::string> bytes = core::read_file(w.out);
-      if (bytes && !bytes->empty()) {
-        assets.frames[w.shot_id] = data_uri("image/jpeg", *bytes);
-        if (cache) {
-          (*cache)[w.label] = assets.frames[w.shot_id];
-        }
-        char at[48] = "";
-        if (w.at_s > 0) {
-          std::snprintf(at, sizeof at, " at %.1f s", w.at_s);
-        }
-        assets.frame_sources[w.shot_id] = w.label + at;
+      show(*w, *bytes);
+      // Kept for the next report; a cache that cannot be written only costs the next one time.
+      if (const fs::path kept = cached_frame(cache_dir, *w); !kept.empty()) {
+        std::error_code ignored;
+        fs::create_directories(kept.parent_path(), ignored);
+        (void)core::write_file_atomic(kept, *bytes, core::Overwrite::yes, core::Durability::cached);
       }
     }
   };

@@ -347,6 +347,7 @@ class Book {
     reach(text_of(body, "scene_id"), resolution == "final" ? "shots_final" : "shots_proxy");
     ShotAttempt& attempt = attempt_of(shot, resolution, static_cast<int>(int_of(body, "attempt")));
     attempt.render = text_of(body, "path");
+    attempt.render_sha256 = text_of(body, "sha256");
     attempt.model = text_of(body, "model");
     attempt.tier = text_of(body, "tier");
     attempt.recorded_at = e.timestamp;
@@ -665,12 +666,16 @@ class Book {
           if (!a.render.empty() && (shot.latest_render.empty() || a.resolution == "final" ||
                                     shot.latest_render.find("_final_") == std::string::npos)) {
             shot.latest_render = a.render;
+            shot.latest_render_sha256 = a.render_sha256;
           }
         }
         if (shot.passed_final) {
           shot.passed_final_render = passed_render(s.shot_id);
         }
-        shot.storyboard = latest_face("STORYBOARD", s.shot_id);
+        if (auto board = m_latest.find("STORYBOARD/" + s.shot_id); board != m_latest.end()) {
+          shot.storyboard = board->second.path;
+          shot.storyboard_sha256 = board->second.face_sha256;
+        }
         shot.genpack = latest_face("GENPACK", s.shot_id);
         auto spent = m_shot_spend.find(s.shot_id);
         shot.spend_micro_usd = spent == m_shot_spend.end() ? 0 : spent->second;
@@ -881,6 +886,7 @@ json attempt_json(const ShotAttempt& a) {
               {"reasons", a.reasons},
               {"scores", a.scores},
               {"render", a.render.empty() ? json(nullptr) : json(a.render)},
+              {"render_sha256", a.render_sha256.empty() ? json(nullptr) : json(a.render_sha256)},
               {"model", a.model},
               {"tier", a.tier},
               {"recorded_at", a.recorded_at}};
@@ -943,8 +949,10 @@ json to_json(const ProjectView& view) {
                        {"passed_proxy", s.passed_proxy},
                        {"passed_final", s.passed_final},
                        {"latest_render", or_null(s.latest_render)},
+                       {"latest_render_sha256", or_null(s.latest_render_sha256)},
                        {"passed_final_render", or_null(s.passed_final_render)},
                        {"storyboard", or_null(s.storyboard)},
+                       {"storyboard_sha256", or_null(s.storyboard_sha256)},
                        {"genpack", or_null(s.genpack)},
                        {"committed_micro_usd", s.spend_micro_usd},
                        {"attempts", attempts}});

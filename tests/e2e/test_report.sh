@@ -7,6 +7,8 @@
 # a live page and records the REPORT at its end. `avps cut` assembles the film.
 source "$(dirname "$0")/lib.sh"
 
+# The contact sheet's frames are kept between reports; here, in this test's own folder.
+export AVPS_CACHE_DIR="$WORK/cache"
 CHROMIUM=$(command -v chromium || true)
 [ -n "$CHROMIUM" ] || fail "chromium is not installed (scripts/test.sh installs it): the report's browser test needs it"
 
@@ -52,6 +54,8 @@ expect_exit 0 "$AVPS" report "$P"
 expect_out "recorded reports/REPORT_v001.html"
 [ -s "$P/reports/REPORT_v001.html" ] || fail "no reports/REPORT_v001.html"
 expect_exit 0 "$AVPS" gate "$P"
+# A frame per shot's latest render, kept by the render's content hash for the next report.
+[ "$(ls "$WORK/cache/frames" | wc -l)" = 22 ] || fail "expected 22 cached frames: $(ls "$WORK/cache/frames")"
 expect_exit 0 "$AVPS" artifact show "$P" REPORT_v001.html
 expect_exit 0 "$AVPS" --json artifact show "$P" REPORT_v001.html
 grep -q '"phase_reached": "shots_final"' <<<"$OUT" || fail "the REPORT's JSON is not the read model: $OUT"
@@ -124,7 +128,7 @@ assert shots == 22, shots
 assert "page 1 of 1 (6 rows)" in dom, "the scene table's pager did not run"
 assert int(page.by_id["hard-stops"]["data-count"]) == 0
 PY
-cp "$WORK/report.png" "${AVPS_REPORT_SCREENSHOT:-$WORK/report.png}" 2>/dev/null || true
+if [ -n "${AVPS_REPORT_SCREENSHOT:-}" ]; then cp "$WORK/report.png" "$AVPS_REPORT_SCREENSHOT"; fi
 
 # A second report is the next version; -o writes a snapshot and records nothing.
 expect_exit 0 "$AVPS" report "$P" --no-frames

@@ -32,14 +32,17 @@ struct PageAssets {
 
 /// One frame per shot of the model for the contact sheet, into `assets`: its latest render's frame
 /// a second in (the middle of a shorter planned shot; its first frame if the clip is shorter
-/// still), else its storyboard frame, each scaled to 320 px wide as JPEG by
-/// ffmpeg (a few dozen clips per ffmpeg process, `jobs` processes at once). Without ffmpeg only
-/// storyboard frames are shown, as they are. A file that cannot be read leaves its shot without a
-/// frame; the page says so. Never fails the report.
-/// `cache` (may be null): frames taken before, by source file; renders and storyboards are
-/// write-once, so a file's frame never changes. Filled with the frames taken.
+/// still), else its storyboard frame, each scaled to 320 px wide as JPEG by ffmpeg (a few dozen
+/// clips per ffmpeg process, `jobs` processes at once). Frames are kept in `cache_dir`/frames
+/// (none when empty) named by the source's recorded content hash, so each file is read by ffmpeg
+/// once across reports and projects. Without ffmpeg only storyboard frames are shown, as they are.
+/// A file that cannot be read leaves its shot without a frame; the page says so. Never fails.
 void gather_frames(const std::filesystem::path& project_dir, const nlohmann::json& model, int jobs,
-                   PageAssets& assets, std::map<std::string, std::string>* cache = nullptr);
+                   PageAssets& assets, const std::filesystem::path& cache_dir);
+
+/// Where frames are kept between reports: $AVPS_CACHE_DIR, else $XDG_CACHE_HOME/avps, else
+/// ~/.cache/avps; empty when none is set.
+std::filesystem::path frame_cache_dir();
 
 /// The page for a read model's JSON (report::to_json).
 std::string render_html(const nlohmann::json& model, const PageAssets& assets);

@@ -49,6 +49,7 @@ struct ShotAttempt {
   std::vector<std::string> reasons;
   nlohmann::json scores = nlohmann::json::object();  ///< the QC_BATCH row's scores, when recorded
   std::string render;      ///< "media/S01_SH01_proxy_a01.mp4", "" when none was recorded
+  std::string render_sha256;  ///< its recorded content hash
   std::string model;
   std::string tier;
   std::string recorded_at;  ///< the render's timestamp
@@ -62,8 +63,10 @@ struct ShotView {
   bool passed_proxy = false;
   bool passed_final = false;
   std::string latest_render;   ///< the last recorded render (final over proxy)
+  std::string latest_render_sha256;
   std::string passed_final_render;  ///< the render that passed at final, "" if none
   std::string storyboard;      ///< the latest STORYBOARD face
+  std::string storyboard_sha256;
   std::string genpack;         ///< the latest GENPACK face
   int64_t spend_micro_usd = 0;
 };

@@ -3,7 +3,7 @@
 //
 // Threading: one call at a time per Project (the Project's own rule).
 
-#include <map>
+#include <filesystem>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -22,7 +22,7 @@ struct ReportOptions {
   int jobs = 2;        ///< ffmpeg processes at once
   std::string project_href = "../";  ///< the project folder as the page links to it
   std::string live_note;             ///< said in the header: the snapshot was read while a run wrote
-  std::map<std::string, std::string>* frame_cache = nullptr;  ///< see gather_frames
+  std::filesystem::path frame_cache;  ///< where frames are kept between reports (gather_frames)
 };
 
 struct ReportPage {
