@@ -27,12 +27,13 @@ Result<void> run_cut(const CutOptions& o, Context& ctx) {
   core::SystemClock clock;
   const bool record = o.output.empty();
   if (record && ledger::writer_active(o.dir)) {
-    return make_error(ErrorCode::configuration, "a run is writing " + o.dir + ", so no CUT can be recorded now; `avps cut " +
-                                                    o.dir + " -o FILE` assembles the film so far without recording it");
+    return make_error(ErrorCode::configuration, "a run is writing " + o.dir +
+                                                    ", so no CUT can be recorded now; `avps cut " + o.dir +
+                                                    " -o FILE` assembles the film so far without recording it");
   }
-  AVPS_TRY_ASSIGN(std::unique_ptr<project::Project> project,
-                  project::Project::open(o.dir, record ? ledger::OpenMode::read_write : ledger::OpenMode::read_only,
-                                         {}, clock));
+  AVPS_TRY_ASSIGN(
+      std::unique_ptr<project::Project> project,
+      project::Project::open(o.dir, record ? ledger::OpenMode::read_write : ledger::OpenMode::read_only, {}, clock));
   AVPS_TRY_ASSIGN(report::ProjectView view, report::read_project(*project));
   AVPS_TRY_ASSIGN(report::CutPlan plan, report::plan_cut(*project, view));
   const int jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -43,16 +43,16 @@ Result<void> run_report(const ReportCommandOptions& o, Context& ctx) {
                       "a run is writing " + o.dir + ", so no REPORT can be recorded now; `avps report " + o.dir +
                           " -o FILE` writes a snapshot of it, `avps run --report` records one as the run goes");
   }
-  AVPS_TRY_ASSIGN(std::unique_ptr<project::Project> project,
-                  project::Project::open(o.dir, snapshot ? ledger::OpenMode::read_only : ledger::OpenMode::read_write,
-                                         {}, clock));
+  AVPS_TRY_ASSIGN(
+      std::unique_ptr<project::Project> project,
+      project::Project::open(o.dir, snapshot ? ledger::OpenMode::read_only : ledger::OpenMode::read_write, {}, clock));
   report::ReportOptions options;
   options.frames = !o.no_frames && !ctx.json;
   options.frame_cache = report::frame_cache_dir();
   options.jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!o.output.empty()) {
-    options.project_href = href_from(fs::path(o.output).parent_path().empty() ? "." : fs::path(o.output).parent_path(),
-                                     o.dir);
+    options.project_href =
+        href_from(fs::path(o.output).parent_path().empty() ? "." : fs::path(o.output).parent_path(), o.dir);
   }
   AVPS_TRY_ASSIGN(report::ReportPage page, report::make_report(*project, options));
   const std::string as_of = "event " + page.model["as_of"]["seq"].dump();

@@ -23,6 +23,7 @@
 #include "avps/governance/pricing.hpp"
 #include "avps/governance/projection.hpp"
 #include "avps/governance/routing_table.hpp"
+#include "avps/ledger/events.hpp"
 #include "engine_impl.hpp"
 
 namespace avps::engine {
@@ -816,12 +817,20 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       row.regen_count = std::to_string(a.attempt - 1);
       row.artifact_output = relative;
       row.notes = resolution + " render, attempt " + std::to_string(a.attempt) + "; routed: " + c.route.reason;
-      json body = {{"key", c.key},           {"shot_id", a.ctx.shot_id}, {"scene_id", scene},
-                   {"resolution", resolution}, {"attempt", a.attempt},   {"path", relative},
-                   {"sha256", c.response.value("media_sha256", "")},     {"model", c.route.model},
-                   {"tier", a.tier},                                     {"inputs", a.identity},
-                   {"input_hashes", identity_parts[a.ctx.shot_id]}};
-      AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "media.recorded", .body = body, .row = row}));
+      const ledger::EventDraft media = ledger::MediaRecorded{.key = c.key,
+                                                             .shot_id = a.ctx.shot_id,
+                                                             .scene_id = scene,
+                                                             .resolution = resolution,
+                                                             .attempt = a.attempt,
+                                                             .path = relative,
+                                                             .sha256 = c.response.value("media_sha256", ""),
+                                                             .model = c.route.model,
+                                                             .tier = a.tier,
+                                                             .inputs = a.identity,
+                                                             .input_hashes = identity_parts[a.ctx.shot_id]}
+                                           .to_draft(row);
+      const json& body = media.body;
+      AVPS_TRY(e.m_project.ledger().append(media));
       core::crash_point("engine.after_media");
       record.media[key] = body;
       record.renders[relative] = body;

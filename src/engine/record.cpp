@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "avps/governance/override.hpp"
+#include "avps/ledger/events.hpp"
 #include "engine_internal.hpp"
 
 namespace avps::engine {
@@ -164,12 +165,12 @@ Record read_record(const std::vector<ledger::Event>& events) {
       if (e.body.contains("analyzer_for")) {
         record.analyzer_runs.insert(e.body.value("analyzer_for", ""));
       }
-    } else if (e.kind == "media.recorded") {
-      record.media[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
-      record.renders[e.body.value("path", "")] = e.body;
-      record.renders[e.body.value("path", "")]["seq"] = e.seq;
-      record.media_paths[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "") + "#" +
-                         std::to_string(e.body.value("attempt", 0))] = e.body.value("path", "");
+    } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
+      const std::string key = render->shot_id + "/" + render->resolution;
+      record.media[key] = e.body;
+      record.renders[render->path] = e.body;
+      record.renders[render->path]["seq"] = e.seq;
+      record.media_paths[key + "#" + std::to_string(render->attempt)] = render->path;
     } else if (e.kind == "regen.round") {
       record.rounds[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
     }

@@ -11,6 +11,7 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/json_schema.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/ledger/events.hpp"
 #include "avps/project/config.hpp"
 #include "avps/project/project.hpp"
 
@@ -234,7 +235,8 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
               (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash"));
     }
   };
-  std::map<std::string, const ledger::Event*> renders;  // path -> the media.recorded that vouches for it
+  // path -> the media.recorded that vouches for it, and its event
+  std::map<std::string, std::pair<ledger::MediaRecorded, const ledger::Event*>> renders;
   for (const ledger::Event& e : *events) {
     if (e.kind == "exchange.intent") {
       check_object(e.body, "request_sha256", e);
@@ -242,13 +244,15 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
       for (const char* field : {"response_sha256", "media_sha256", "wire_request_sha256", "wire_response_sha256"}) {
         check_object(e.body, field, e);
       }
-    } else if (e.kind == "media.recorded") {
-      renders[e.body.value("path", "")] = &e;
+    } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
+      const std::string path = render->path;
+      renders.insert_or_assign(path, std::make_pair(std::move(*render), &e));
     }
   }
-  for (const auto& [path, e] : renders) {
+  for (const auto& [path, vouched] : renders) {
+    const ledger::Event* e = vouched.second;
     Result<std::string> bytes = core::read_file(dir / path);
-    const std::string recorded = e->body.value("sha256", "");
+    const std::string& recorded = vouched.first.sha256;
     if (!bytes) {
       add("media.missing", path,
           bytes.error().code == ErrorCode::not_found

@@ -8,6 +8,7 @@
 #include "avps/artifacts/names.hpp"
 #include "avps/governance/budget.hpp"
 #include "avps/governance/budget_status.hpp"
+#include "avps/ledger/events.hpp"
 
 namespace avps::governance {
 using nlohmann::json;
@@ -106,18 +107,18 @@ std::string join(const std::set<std::string>& items) {
 Result<json> accepted_render(const std::vector<ledger::Event>& events, const HardStop& stop, const std::string& name) {
   std::map<int, std::string> verdicts;  // attempt -> its last QC verdict in the stopped loop
   for (const ledger::Event& e : events) {
-    if (e.kind == "step.finished" && text_of(e.body, "loop") == stop.loop && e.body.contains("shot_attempt")) {
-      verdicts[e.body["shot_attempt"].value("attempt", 0)] = text_of(e.body, "verdict");
+    std::optional<ledger::StepFinished> step = ledger::StepFinished::from_event(e);
+    if (step && step->loop == stop.loop && step->shot_attempt) {
+      verdicts[step->shot_attempt->attempt] = step->verdict;
     }
   }
   const std::string shot = text_of(stop.scope, "shot_id");
   const std::string resolution = stop.loop.substr(stop.loop.rfind('/') + 1);
   std::map<int, std::string> renders;  // graded attempt -> its render
   for (const ledger::Event& e : events) {
-    const int attempt = e.body.value("attempt", 0);
-    if (e.kind == "media.recorded" && text_of(e.body, "shot_id") == shot &&
-        text_of(e.body, "resolution") == resolution && verdicts.count(attempt)) {
-      renders[attempt] = text_of(e.body, "path");
+    std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e);
+    if (render && render->shot_id == shot && render->resolution == resolution && verdicts.count(render->attempt)) {
+      renders[render->attempt] = render->path;
     }
   }
   if (renders.empty()) {

@@ -110,8 +110,8 @@ void gather_frames(const fs::path& project_dir, const json& model, int jobs, Pag
         // when it is shorter than planned (the sim's are; a provider's may be). A clip shorter
         // still is tried again at its start.
         const double planned = shot.value("planned_s", 0.0);
-        wanted.push_back(Wanted{id, project_dir / render, render, text(shot, "latest_render_sha256"),
-                                std::min(planned / 2, 1.0), {}});
+        wanted.push_back(Wanted{
+            id, project_dir / render, render, text(shot, "latest_render_sha256"), std::min(planned / 2, 1.0), {}});
       }
     }
   }

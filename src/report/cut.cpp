@@ -74,15 +74,9 @@ json CutPlan::to_json() const {
       missing.push_back(shot.shot_id);
     }
   }
-  return {{"format_version", 1},
-          {"kind", "CUT"},
-          {"as_of_seq", as_of_seq},
-          {"width", width},
-          {"height", height},
-          {"fps", fps},
-          {"duration_s", duration_s},
-          {"shots", shots_json},
-          {"without_final", missing}};
+  return {{"format_version", 1},      {"kind", "CUT"},       {"as_of_seq", as_of_seq},
+          {"width", width},           {"height", height},    {"fps", fps},
+          {"duration_s", duration_s}, {"shots", shots_json}, {"without_final", missing}};
 }
 
 Result<CutPlan> plan_cut(project::Project& project, const ProjectView& view) {
@@ -168,13 +162,13 @@ Result<void> assemble_cut(const fs::path& project_dir, const CutPlan& plan, cons
   for (const fs::path& segment : segments) {
     list += "file '" + segment.string() + "'\n";
   }
-  AVPS_TRY(core::write_file_atomic(scratch.path() / "segments.txt", list, core::Overwrite::no,
-                                   core::Durability::cached));
+  AVPS_TRY(
+      core::write_file_atomic(scratch.path() / "segments.txt", list, core::Overwrite::no, core::Durability::cached));
   const fs::path joined = scratch.path() / "cut.mp4";
-  AVPS_TRY(core::run_program({"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe",
-                              "0", "-i", (scratch.path() / "segments.txt").string(), "-c", "copy", "-movflags",
-                              "+faststart", joined.string()},
-                             "ffmpeg (cut: joining the segments)"));
+  AVPS_TRY(core::run_program(
+      {"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i",
+       (scratch.path() / "segments.txt").string(), "-c", "copy", "-movflags", "+faststart", joined.string()},
+      "ffmpeg (cut: joining the segments)"));
   AVPS_TRY_ASSIGN(std::string bytes, core::read_file(joined));
   return core::write_file_atomic(out, bytes, core::Overwrite::yes, core::Durability::durable);
 }
@@ -201,8 +195,8 @@ Result<ledger::ArtifactRecord> record_cut(project::Project& project, const CutPl
               std::to_string(content["without_final"].size()) + " without a passed final";
   Result<ledger::ArtifactRecord> record = project.store().write(
       artifacts::NewArtifact{.name = name, .content = content, .face = bytes, .producer = "avps cut", .row = row});
-  AVPS_TRY(ledger.end_run(record ? "DONE" : "ERROR",
-                          record ? json::object() : json{{"error", record.error().message}}));
+  AVPS_TRY(
+      ledger.end_run(record ? "DONE" : "ERROR", record ? json::object() : json{{"error", record.error().message}}));
   return record;
 }
 

@@ -149,8 +149,8 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       put("</div>");
     }
     if (pct >= 0) {
-      put("<div class=\"bar\"><i" + std::string(hot ? " class=\"hot\"" : "") + " style=\"width:" +
-          std::to_string(std::min(pct, 100)) + "%\"></i></div>");
+      put("<div class=\"bar\"><i" + std::string(hot ? " class=\"hot\"" : "") +
+          " style=\"width:" + std::to_string(std::min(pct, 100)) + "%\"></i></div>");
     }
     put("</div>");
   }
@@ -219,8 +219,7 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
     if (stops.empty()) {
       put("<p class=\"sub\">No hard stop is open.</p>");
     } else {
-      put("<div class=\"stops\"><b>" + std::to_string(stops.size()) +
-          " hard stop(s) wait for a person</b><ul>");
+      put("<div class=\"stops\"><b>" + std::to_string(stops.size()) + " hard stop(s) wait for a person</b><ul>");
       for (const json& stop : stops) {
         put("<li class=\"stop\"><span class=\"badge v-stop\">");
         esc(text_of(stop, "id"));
@@ -274,8 +273,8 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
     }
     auto hline = [&](int64_t value, const char* colour, const char* dash, const std::string& label, const char* id) {
       put("<line id=\"" + std::string(id) + "\" x1=\"" + num(left) + "\" x2=\"" + num(w - right) + "\" y1=\"" +
-          num(y(value), 1) + "\" y2=\"" + num(y(value), 1) + "\" stroke=\"" + colour + "\" stroke-dasharray=\"" +
-          dash + "\"/><text x=\"" + num(w - right) + "\" y=\"" + num(y(value) - 4, 1) + "\" text-anchor=\"end\">" +
+          num(y(value), 1) + "\" y2=\"" + num(y(value), 1) + "\" stroke=\"" + colour + "\" stroke-dasharray=\"" + dash +
+          "\"/><text x=\"" + num(w - right) + "\" y=\"" + num(y(value) - 4, 1) + "\" text-anchor=\"end\">" +
           html_escape(label) + "</text>\n");
     };
     const int64_t cap = int_of(spend, "project_cap_micro_usd");
@@ -298,15 +297,14 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
     for (const json& p : series) {
       const double px = x(int_of(p, "seq"));
       committed += num(px, 1) + "," + num(y(int_of(p, "committed_micro_usd")), 1) + " ";
-      total += num(px, 1) + "," +
-               num(y(int_of(p, "committed_micro_usd") + int_of(p, "reserved_micro_usd")), 1) + " ";
+      total += num(px, 1) + "," + num(y(int_of(p, "committed_micro_usd") + int_of(p, "reserved_micro_usd")), 1) + " ";
     }
     put("<polyline id=\"reserved-line\" fill=\"none\" stroke=\"#9bb3f0\" stroke-width=\"1.5\" points=\"" + total +
         "\"/>\n<polyline id=\"committed-line\" fill=\"none\" stroke=\"#3867d6\" stroke-width=\"2\" points=\"" +
         committed + "\"/>\n");
-    put("<text x=\"" + num(left) + "\" y=\"" + num(h - 8) + "\">event " + std::to_string(first) +
-        "</text><text x=\"" + num(w - right) + "\" y=\"" + num(h - 8) + "\" text-anchor=\"end\">event " +
-        std::to_string(last) + "</text>\n</svg>\n");
+    put("<text x=\"" + num(left) + "\" y=\"" + num(h - 8) + "\">event " + std::to_string(first) + "</text><text x=\"" +
+        num(w - right) + "\" y=\"" + num(h - 8) + "\" text-anchor=\"end\">event " + std::to_string(last) +
+        "</text>\n</svg>\n");
     put("<div class=\"legend\"><span><i style=\"background:#3867d6\"></i>committed</span><span><i "
         "style=\"background:#9bb3f0\"></i>committed + reserved</span><span><i "
         "style=\"background:#c8372d\"></i>project cap</span><span><i "
@@ -350,7 +348,8 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       }
       const int64_t total = int_of(row, "committed_micro_usd");
       put("<td class=\"r\" data-sort=\"" + std::to_string(total) + "\">" + html_escape(usd(total)) +
-          "</td><td data-sort=\"" + std::to_string(total) + "\"><div class=\"bar\" style=\"width:160px\"><i style=\"width:" +
+          "</td><td data-sort=\"" + std::to_string(total) +
+          "\"><div class=\"bar\" style=\"width:160px\"><i style=\"width:" +
           num(100.0 * double(total) / double(most), 1) + "%\"></i></div></td></tr>\n");
     }
     put("</tbody></table>\n<h3>By model</h3>\n<table id=\"cost-by-model\" class=\"sortable\"><thead><tr><th>model</th>"
@@ -398,7 +397,8 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
     table_tools("qc-grid", "filter shots");
     put("<table id=\"qc-grid\" class=\"qc paged\"><thead><tr><th>shot</th><th colspan=\"" +
         std::to_string(std::max<size_t>(proxy_width, 1)) + "\">proxy attempts</th><th colspan=\"" +
-        std::to_string(std::max<size_t>(final_width, 1)) + "\">final attempts</th><th>state</th></tr></thead><tbody>\n");
+        std::to_string(std::max<size_t>(final_width, 1)) +
+        "\">final attempts</th><th>state</th></tr></thead><tbody>\n");
     for (const json& scene : m["scenes"]) {
       for (const json& shot : scene["shots"]) {
         put("<tr><td>");
@@ -424,9 +424,9 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
             for (const json& reason : at["reasons"]) {
               tip += "\n- " + reason.get<std::string>();
             }
-            put("<td class=\"cell qc-cell " + verdict_class(verdict) + "\" data-verdict=\"" +
-                html_escape(verdict) + "\" data-resolution=\"" + resolution + "\" title=\"" + html_escape(tip) +
-                "\">" + std::to_string(int_of(at, "attempt")) + "</td>");
+            put("<td class=\"cell qc-cell " + verdict_class(verdict) + "\" data-verdict=\"" + html_escape(verdict) +
+                "\" data-resolution=\"" + resolution + "\" title=\"" + html_escape(tip) + "\">" +
+                std::to_string(int_of(at, "attempt")) + "</td>");
           }
           const size_t width = std::max<size_t>(std::string(resolution) == "proxy" ? proxy_width : final_width, 1);
           for (; shown < width; ++shown) {
@@ -447,7 +447,8 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
     std::vector<const json*> rounds;
     for (const json& item : m["loops"]) {
       const std::string kind = text_of(item, "kind");
-      if (kind == "regen_round" || (kind == "hard_stop" && text_of(item, "what").find("(frozen)") != std::string::npos)) {
+      if (kind == "regen_round" ||
+          (kind == "hard_stop" && text_of(item, "what").find("(frozen)") != std::string::npos)) {
         rounds.push_back(&item);
       }
     }
@@ -503,11 +504,13 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       put("<details class=\"scene-loops\" data-scene=\"" + html_escape(scene) + "\"" +
           (order.size() <= 8 ? " open" : "") + "><summary>");
       esc(scene);
-      put(" · " + std::to_string(items.size()) + " event(s)</summary>\n<table class=\"timeline\"><thead><tr>"
+      put(" · " + std::to_string(items.size()) +
+          " event(s)</summary>\n<table class=\"timeline\"><thead><tr>"
           "<th>when</th><th>kind</th><th>shot</th><th>who</th><th>what</th><th class=\"r\">cost delta</th>"
           "<th>reason</th></tr></thead><tbody>\n");
       for (const json* item : items) {
-        put("<tr data-kind=\"" + html_escape(text_of(*item, "kind")) + "\">" + clock_cell(text_of(*item, "ts")) + "<td>");
+        put("<tr data-kind=\"" + html_escape(text_of(*item, "kind")) + "\">" + clock_cell(text_of(*item, "ts")) +
+            "<td>");
         esc(text_of(*item, "kind"));
         put("</td><td>");
         esc(text_of(*item, "shot_id"));
@@ -550,9 +553,9 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
         esc(id);
         put("</b> ");
         const bool final_passed = shot.value("passed_final", false);
-        put(final_passed ? "<span class=\"badge v-pass\">final</span>"
-                         : shot.value("passed_proxy", false) ? "<span class=\"badge v-warn\">proxy</span>"
-                                                            : "<span class=\"badge v-none\">open</span>");
+        put(final_passed                        ? "<span class=\"badge v-pass\">final</span>"
+            : shot.value("passed_proxy", false) ? "<span class=\"badge v-warn\">proxy</span>"
+                                                : "<span class=\"badge v-none\">open</span>");
         put(" " + num(shot.value("planned_s", 0.0), 1) + " s<br>");
         if (shot["latest_render"].is_string()) {
           link(shot["latest_render"].get<std::string>(), "render");
@@ -601,8 +604,8 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       verdict(s["continuity"]);
       verdict(s["plan"]);
       for (const char* res : {"proxy", "final"}) {
-        put("<td class=\"r\">" + std::to_string(int_of(s[res], "passed")) + "/" + std::to_string(int_of(s[res], "shots")) +
-            "</td>");
+        put("<td class=\"r\">" + std::to_string(int_of(s[res], "passed")) + "/" +
+            std::to_string(int_of(s[res], "shots")) + "</td>");
       }
       put("<td class=\"r\" data-sort=\"" + std::to_string(int_of(s, "spend_micro_usd")) + "\">" +
           html_escape(usd(int_of(s, "spend_micro_usd"))) + "</td><td class=\"r\">" +
@@ -679,19 +682,28 @@ std::string html_escape(const std::string& text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
 
-std::string render_html(const nlohmann::json& model, const PageAssets& assets) {
-  return Page(model, assets).render();
-}
+std::string render_html(const nlohmann::json& model, const PageAssets& assets) { return Page(model, assets).render(); }
 
 }  // namespace avps::report

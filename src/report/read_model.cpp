@@ -9,6 +9,7 @@
 #include "avps/artifacts/names.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/governance/override.hpp"
+#include "avps/ledger/events.hpp"
 #include "avps/project/project.hpp"
 
 namespace avps::report {
@@ -215,8 +216,8 @@ class Book {
                      text_of(body, "tier"),
                  "after attempt " + std::to_string(int_of(body, "after_attempt")));
     } else if (e.kind == "run.hard_stop") {
-      loop_event(e, "hard_stop", text_of(body, "skill"), "STOP-" + std::to_string(e.seq) + " (" + text_of(body, "kind") + ")",
-                 text_of(body, "reason"));
+      loop_event(e, "hard_stop", text_of(body, "skill"),
+                 "STOP-" + std::to_string(e.seq) + " (" + text_of(body, "kind") + ")", text_of(body, "reason"));
     } else if (e.kind == "stop.resolved") {
       loop_event(e, "stop_resolved", "avps", "STOP-" + std::to_string(int_of(body, "stop_seq")) + " resolved",
                  text_of(body, "reason"));
@@ -259,15 +260,16 @@ class Book {
   };
 
   Result<void> add_step(const ledger::Event& e) {
+    const ledger::StepFinished finished = *ledger::StepFinished::from_event(e);
     const json& body = e.body;
-    const StepKey key = parse_step(text_of(body, "step"));
-    const std::string verdict = text_of(body, "verdict");
-    if (int_of(body, "attempt") > 1) {
+    const StepKey key = parse_step(finished.step);
+    const std::string& verdict = finished.verdict;
+    if (finished.attempt > 1) {
       // A revision: what it answered is this attempt's verdict; why it ran, the last one's reasons.
       auto before = m_steps.find(key.who);
       const bool known = before != m_steps.end();
       loop_event(e, "revision", key.skill,
-                 key.who + ": attempt " + std::to_string(int_of(body, "attempt")) + " on " + text_of(body, "tier") +
+                 key.who + ": attempt " + std::to_string(finished.attempt) + " on " + finished.tier +
                      (known ? " after " + text_of(before->second, "verdict") : std::string()) + ": " + verdict,
                  known ? joined(before->second.value("reasons", json::array())) : "");
     }
@@ -289,8 +291,8 @@ class Book {
       }
       return ok();
     }
-    if (body.contains("shot_attempt") && body["shot_attempt"].is_object()) {
-      note_grade(e.seq, body["shot_attempt"], verdict, body.value("reasons", json::array()));
+    if (finished.shot_attempt) {
+      note_grade(e.seq, *finished.shot_attempt, verdict, finished.reasons);
     }
     if (!key.resolution.empty()) {
       // prompt-packager, storyboard-generator, qc-grader, regen-analyzer of a shot.
@@ -341,15 +343,13 @@ class Book {
   }
 
   void add_render(const ledger::Event& e) {
-    const json& body = e.body;
-    const std::string shot = text_of(body, "shot_id");
-    const std::string resolution = text_of(body, "resolution");
-    reach(text_of(body, "scene_id"), resolution == "final" ? "shots_final" : "shots_proxy");
-    ShotAttempt& attempt = attempt_of(shot, resolution, static_cast<int>(int_of(body, "attempt")));
-    attempt.render = text_of(body, "path");
-    attempt.render_sha256 = text_of(body, "sha256");
-    attempt.model = text_of(body, "model");
-    attempt.tier = text_of(body, "tier");
+    const ledger::MediaRecorded render = *ledger::MediaRecorded::from_event(e);
+    reach(render.scene_id, render.resolution == "final" ? "shots_final" : "shots_proxy");
+    ShotAttempt& attempt = attempt_of(render.shot_id, render.resolution, render.attempt);
+    attempt.render = render.path;
+    attempt.render_sha256 = render.sha256;
+    attempt.model = render.model;
+    attempt.tier = render.tier;
     attempt.recorded_at = e.timestamp;
     ++m_usage.renders;
   }
@@ -440,7 +440,9 @@ class Book {
   }
 
   void point(const ledger::Event& e) {
-    m_series.push_back({{"seq", e.seq}, {"ts", e.timestamp}, {"committed_micro_usd", m_committed},
+    m_series.push_back({{"seq", e.seq},
+                        {"ts", e.timestamp},
+                        {"committed_micro_usd", m_committed},
                         {"reserved_micro_usd", m_reserved}});
   }
 
@@ -483,10 +485,11 @@ class Book {
 
   // As the engine keeps them (record.cpp note_attempt): the last word on each attempt number, and
   // the attempt graded last is the shot's standing grade.
-  void note_grade(int64_t seq, const json& graded, const std::string& verdict, const json& reasons) {
-    const std::string shot = text_of(graded, "shot_id");
-    const std::string resolution = text_of(graded, "resolution");
-    ShotAttempt& attempt = attempt_of(shot, resolution, static_cast<int>(int_of(graded, "attempt")));
+  void note_grade(int64_t seq, const ledger::ShotAttemptGrade& graded, const std::string& verdict,
+                  const json& reasons) {
+    const std::string& shot = graded.shot_id;
+    const std::string& resolution = graded.resolution;
+    ShotAttempt& attempt = attempt_of(shot, resolution, graded.attempt);
     attempt.verdict = verdict;
     attempt.graded_seq = seq;
     attempt.reasons.clear();
@@ -495,7 +498,7 @@ class Book {
         attempt.reasons.push_back(r.get<std::string>());
       }
     }
-    m_waves[shot + "/" + resolution + "#" + std::to_string(attempt.attempt)] = text_of(graded, "wave");
+    m_waves[shot + "/" + resolution + "#" + std::to_string(attempt.attempt)] = graded.wave;
   }
 
   // Shots passed at a resolution, by the engine's rule (production.cpp): the last graded attempt
@@ -595,8 +598,8 @@ class Book {
         for (const json& row : content->second.value("rows", json::array())) {
           if (text_of(row, "shot_id") == shot && row.value("attempt_number", json(0)) == a.attempt) {
             static const std::vector<std::string> k_scores = {
-                "face_consistency", "wardrobe_consistency", "set_continuity", "prop_accuracy",
-                "lighting_consistency", "motion_integrity", "audio_consistency", "total_score"};
+                "face_consistency",     "wardrobe_consistency", "set_continuity",    "prop_accuracy",
+                "lighting_consistency", "motion_integrity",     "audio_consistency", "total_score"};
             for (const std::string& name : k_scores) {
               if (row.contains(name)) {
                 a.scores[name] = row[name];
@@ -644,9 +647,7 @@ class Book {
         row.phase = state.phase;
         for (const auto& [skill, verdict] : state.verdicts) {
           const std::string& column = scene_skills().at(skill).column;
-          int& worst = column == "validation"   ? row.validation
-                       : column == "continuity" ? row.continuity
-                                                : row.plan;
+          int& worst = column == "validation" ? row.validation : column == "continuity" ? row.continuity : row.plan;
           if (!column.empty()) {
             worst = std::max(worst, severity(verdict));
           }
@@ -819,13 +820,13 @@ Result<ProjectView> read_project(project::Project& project) {
   const governance::Overrides overrides = governance::Overrides::from_events(events);
   for (const governance::OverrideRecord& r : overrides.records()) {
     view.overrides.push_back({{"stop", r.stop_id()},
-                                {"skill", r.skill},
-                                {"loop", r.loop},
-                                {"decision", r.decision},
-                                {"value", r.value},
-                                {"describe", r.describe()},
-                                {"reason", r.reason},
-                                {"cost_impact_micro_usd", r.cost_impact_micro_usd}});
+                              {"skill", r.skill},
+                              {"loop", r.loop},
+                              {"decision", r.decision},
+                              {"value", r.value},
+                              {"describe", r.describe()},
+                              {"reason", r.reason},
+                              {"cost_impact_micro_usd", r.cost_impact_micro_usd}});
   }
   for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
     json item = {{"id", stop.id()},   {"skill", stop.skill}, {"kind", governance::stop_kind_name(stop.kind)},
@@ -851,14 +852,15 @@ Result<ProjectView> read_project(project::Project& project) {
   const project::Budget& configured = project.config().budget;
   AVPS_TRY_ASSIGN(ledger::Spend spend, project.ledger().spend("", ""));
   const project::Budget effective = overrides.effective_budget(configured);
-  view.spend = {{"committed_micro_usd", spend.committed_micro_usd},
-                {"reserved_micro_usd", spend.outstanding_micro_usd},
-                {"project_cap_micro_usd", effective.project_cap_micro_usd},
-                {"configured_project_cap_micro_usd", configured.project_cap_micro_usd},
-                {"scene_cap_micro_usd", configured.scene_cap_micro_usd ? json(*configured.scene_cap_micro_usd) : json(nullptr)},
-                {"shot_cap_micro_usd", configured.shot_cap_micro_usd ? json(*configured.shot_cap_micro_usd) : json(nullptr)},
-                {"warn_pct", configured.warn_pct},
-                {"projected_micro_usd", view.projected_micro_usd ? json(*view.projected_micro_usd) : json(nullptr)}};
+  view.spend = {
+      {"committed_micro_usd", spend.committed_micro_usd},
+      {"reserved_micro_usd", spend.outstanding_micro_usd},
+      {"project_cap_micro_usd", effective.project_cap_micro_usd},
+      {"configured_project_cap_micro_usd", configured.project_cap_micro_usd},
+      {"scene_cap_micro_usd", configured.scene_cap_micro_usd ? json(*configured.scene_cap_micro_usd) : json(nullptr)},
+      {"shot_cap_micro_usd", configured.shot_cap_micro_usd ? json(*configured.shot_cap_micro_usd) : json(nullptr)},
+      {"warn_pct", configured.warn_pct},
+      {"projected_micro_usd", view.projected_micro_usd ? json(*view.projected_micro_usd) : json(nullptr)}};
   return view;
 }
 
@@ -906,12 +908,8 @@ json project_skill_json(const ProjectSkillView& skill) {
       not_passed.push_back({{"entity", entity}, {"verdict", verdict}, {"attempt", body.value("attempt", 0)}});
     }
   }
-  json item = {{"skill", skill.skill},
-               {"verdict", verdict_json(worst)},
-               {"instances", skill.last.size()},
-               {"passed", passed},
-               {"attempts", attempts},
-               {"not_passed", not_passed}};
+  json item = {{"skill", skill.skill}, {"verdict", verdict_json(worst)}, {"instances", skill.last.size()},
+               {"passed", passed},     {"attempts", attempts},           {"not_passed", not_passed}};
   if (skill.last.size() == 1 && skill.last.front().first.empty()) {
     const json& body = skill.last.front().second;
     item["tier"] = body.value("tier", "");

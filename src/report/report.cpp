@@ -2,9 +2,9 @@
 
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/store.hpp"
+#include "avps/project/project.hpp"
 #include "avps/report/html.hpp"
 #include "avps/report/read_model.hpp"
-#include "avps/project/project.hpp"
 
 namespace avps::report {
 
@@ -27,7 +27,7 @@ Result<ledger::ArtifactRecord> record_report(project::Project& project, const Re
   AVPS_TRY_ASSIGN(artifacts::FaceCodec codec, artifacts::FaceCodec::load(project::data_dir() / "schemas", "REPORT"));
   if (std::vector<core::SchemaIssue> issues = codec.schema().validate(page.model); !issues.empty()) {
     return make_error(ErrorCode::schema_violation, "the report's JSON breaks schemas/report.schema.json: " +
-                                               core::format_schema_issues("REPORT", issues));
+                                                       core::format_schema_issues("REPORT", issues));
   }
   ledger::Ledger& ledger = project.ledger();
   AVPS_TRY_ASSIGN(artifacts::ArtifactName name, project.store().next_name("REPORT", ""));

@@ -10,10 +10,9 @@
 
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "avps/core/result.hpp"
 #include "avps/ledger/ledger.hpp"

@@ -10,9 +10,8 @@
 
 #include <filesystem>
 #include <map>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "avps/core/result.hpp"
 
@@ -37,8 +36,8 @@ struct PageAssets {
 /// (none when empty) named by the source's recorded content hash, so each file is read by ffmpeg
 /// once across reports and projects. Without ffmpeg only storyboard frames are shown, as they are.
 /// A file that cannot be read leaves its shot without a frame; the page says so. Never fails.
-void gather_frames(const std::filesystem::path& project_dir, const nlohmann::json& model, int jobs,
-                   PageAssets& assets, const std::filesystem::path& cache_dir);
+void gather_frames(const std::filesystem::path& project_dir, const nlohmann::json& model, int jobs, PageAssets& assets,
+                   const std::filesystem::path& cache_dir);
 
 /// Where frames are kept between reports: $AVPS_CACHE_DIR, else $XDG_CACHE_HOME/avps, else
 /// ~/.cache/avps; empty when none is set.

@@ -12,11 +12,10 @@
 // a value. Callable from any thread that owns the Project.
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "avps/core/result.hpp"
 
@@ -45,11 +44,11 @@ struct Fraction {
 struct ShotAttempt {
   std::string resolution;  ///< "proxy" or "final"
   int attempt = 0;
-  std::string verdict;     ///< the QC verdict; "" for a render not graded yet
+  std::string verdict;  ///< the QC verdict; "" for a render not graded yet
   std::vector<std::string> reasons;
   nlohmann::json scores = nlohmann::json::object();  ///< the QC_BATCH row's scores, when recorded
-  std::string render;      ///< "media/S01_SH01_proxy_a01.mp4", "" when none was recorded
-  std::string render_sha256;  ///< its recorded content hash
+  std::string render;                                ///< "media/S01_SH01_proxy_a01.mp4", "" when none was recorded
+  std::string render_sha256;                         ///< its recorded content hash
   std::string model;
   std::string tier;
   std::string recorded_at;  ///< the render's timestamp
@@ -58,16 +57,16 @@ struct ShotAttempt {
 
 struct ShotView {
   std::string shot_id;
-  double planned_s = 0;  ///< the SHOTLIST's duration
+  double planned_s = 0;               ///< the SHOTLIST's duration
   std::vector<ShotAttempt> attempts;  ///< in recording order
   bool passed_proxy = false;
   bool passed_final = false;
-  std::string latest_render;   ///< the last recorded render (final over proxy)
+  std::string latest_render;  ///< the last recorded render (final over proxy)
   std::string latest_render_sha256;
   std::string passed_final_render;  ///< the render that passed at final, "" if none
-  std::string storyboard;      ///< the latest STORYBOARD face
+  std::string storyboard;           ///< the latest STORYBOARD face
   std::string storyboard_sha256;
-  std::string genpack;         ///< the latest GENPACK face
+  std::string genpack;  ///< the latest GENPACK face
   int64_t spend_micro_usd = 0;
 };
 
@@ -78,9 +77,9 @@ struct SceneView {
   int phase = -1;                                ///< index into scene_phases(), -1: nothing recorded
   int validation = 0, continuity = 0, plan = 0;  ///< severity ranks of the last verdicts
   Fraction proxy, final;
-  int64_t spend_micro_usd = 0;   ///< committed and reserved
+  int64_t spend_micro_usd = 0;  ///< committed and reserved
   std::optional<int64_t> cap_micro_usd;
-  std::vector<ShotView> shots;   ///< the latest SHOTLIST's shots, in its order
+  std::vector<ShotView> shots;  ///< the latest SHOTLIST's shots, in its order
 };
 
 /// One project-wide skill (narrative, locks, review): its last attempt per entity.
@@ -92,22 +91,22 @@ struct ProjectSkillView {
 /// Everything the status and the report show.
 struct ProjectView {
   std::string title;
-  int64_t as_of_seq = 0;        ///< the last event read: the snapshot
+  int64_t as_of_seq = 0;  ///< the last event read: the snapshot
   std::string as_of_hash;
   std::string as_of_ts;
   std::vector<std::pair<std::string, nlohmann::json>> steps;  ///< "skill target resolution" -> last body
-  std::vector<ProjectSkillView> project_skills;                ///< in the order they first ran
-  std::vector<SceneView> scenes;                               ///< the latest SCENES' order, then dropped ones
+  std::vector<ProjectSkillView> project_skills;               ///< in the order they first ran
+  std::vector<SceneView> scenes;                              ///< the latest SCENES' order, then dropped ones
   nlohmann::json hard_stops = nlohmann::json::array();
   nlohmann::json stale_shots = nlohmann::json::array();
   nlohmann::json overrides = nlohmann::json::array();
-  nlohmann::json spend = nlohmann::json::object();     ///< committed, reserved, caps in force, warn_pct
-  std::optional<int64_t> projected_micro_usd;          ///< budget-gates' latest projection
-  nlohmann::json usage = nlohmann::json::object();     ///< calls, failed, retries, tokens, seconds rendered
+  nlohmann::json spend = nlohmann::json::object();        ///< committed, reserved, caps in force, warn_pct
+  std::optional<int64_t> projected_micro_usd;             ///< budget-gates' latest projection
+  nlohmann::json usage = nlohmann::json::object();        ///< calls, failed, retries, tokens, seconds rendered
   nlohmann::json spend_series = nlohmann::json::array();  ///< cumulative committed/reserved over the events
-  nlohmann::json cost = nlohmann::json::object();      ///< by scene and tier, by model, top shots
-  nlohmann::json loops = nlohmann::json::array();      ///< revisions, escalations, fallbacks, retries, overrides, stops
-  nlohmann::json runs = nlohmann::json::array();       ///< every run: id, command, started, finished, outcome
+  nlohmann::json cost = nlohmann::json::object();         ///< by scene and tier, by model, top shots
+  nlohmann::json loops = nlohmann::json::array();  ///< revisions, escalations, fallbacks, retries, overrides, stops
+  nlohmann::json runs = nlohmann::json::array();   ///< every run: id, command, started, finished, outcome
 };
 
 /// Reads the project's record (one read transaction: see ledger.md) into the model.

@@ -4,9 +4,8 @@
 // Threading: one call at a time per Project (the Project's own rule).
 
 #include <filesystem>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "avps/core/result.hpp"
 #include "avps/ledger/ledger.hpp"
@@ -18,10 +17,10 @@ class Project;
 namespace avps::report {
 
 struct ReportOptions {
-  bool frames = true;  ///< take a frame of each shot for the contact sheet (ffmpeg)
-  int jobs = 2;        ///< ffmpeg processes at once
-  std::string project_href = "../";  ///< the project folder as the page links to it
-  std::string live_note;             ///< said in the header: the snapshot was read while a run wrote
+  bool frames = true;                 ///< take a frame of each shot for the contact sheet (ffmpeg)
+  int jobs = 2;                       ///< ffmpeg processes at once
+  std::string project_href = "../";   ///< the project folder as the page links to it
+  std::string live_note;              ///< said in the header: the snapshot was read while a run wrote
   std::filesystem::path frame_cache;  ///< where frames are kept between reports (gather_frames)
 };
 
