@@ -17,6 +17,9 @@ using nlohmann::json;
 
 // Rows a paged table shows at once: long lists stay light at 500 scenes.
 constexpr int k_page_rows = 50;
+// Frames the contact sheet shows at once. The others' images wait in data-src until the script
+// pages to them: decoding 4,000 frames at load would double a 500-scene page's load time.
+constexpr int k_sheet_page = 60;
 
 std::string text_of(const json& j, const char* field) {
   auto found = j.find(field);
@@ -534,14 +537,16 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
   void contact() {
     put("<section id=\"contact\">\n<h2>Contact sheet</h2>\n<p class=\"sub\">The latest render of every shot (a "
         "frame of the clip), else its storyboard frame; each links to its file and its GenPack.</p>\n"
-        "<div class=\"sheet\">\n");
+        "<div class=\"sheet\" id=\"sheet\">\n");
+    int shown = 0;
     for (const json& scene : m["scenes"]) {
       for (const json& shot : scene["shots"]) {
         const std::string id = text_of(shot, "shot_id");
         put("<figure class=\"shot\" data-shot=\"" + html_escape(id) + "\">");
         auto frame = a.frames.find(id);
         if (frame != a.frames.end()) {
-          put("<img loading=\"lazy\" alt=\"" + html_escape(id) + "\" src=\"" + frame->second + "\">");
+          put("<img alt=\"" + html_escape(id) + "\" " + (shown++ < k_sheet_page ? "src" : "data-src") + "=\"" +
+              frame->second + "\">");
         } else {
           put("<div class=\"noimg\">no frame" +
               std::string(shot["latest_render"].is_string() || shot["storyboard"].is_string()
@@ -639,7 +644,7 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
         std::to_string(int_of(m["as_of"], "seq")) + " (hash ");
     esc(text_of(m["as_of"], "hash").substr(0, 16));
     put("...). The same data: avps report --json.</p>\n</main>\n<script>\n");
-    put("const PAGE=" + std::to_string(k_page_rows) + ";\n");
+    put("const PAGE=" + std::to_string(k_page_rows) + ",SHEET=" + std::to_string(k_sheet_page) + ";\n");
     put(R"JS((function(){
 function rows(t){return Array.prototype.slice.call(t.tBodies[0].rows);}
 function key(td){if(!td)return"";var s=td.getAttribute("data-sort");return s!==null?s:td.textContent.trim();}
@@ -665,6 +670,17 @@ document.querySelectorAll("table.sortable").forEach(function(t){
 document.querySelectorAll("input[data-filter]").forEach(function(input){var t=document.getElementById(input.getAttribute("data-filter"));
  input.oninput=function(){t.setAttribute("data-filter",input.value);t.setAttribute("data-page",0);paint(t);};});
 document.querySelectorAll("table.paged").forEach(paint);
+var sheet=document.getElementById("sheet");
+if(sheet){var figs=Array.prototype.slice.call(sheet.children),pages=Math.ceil(figs.length/SHEET);
+ if(pages>1){var bar=document.createElement("div");bar.className="pager";sheet.parentNode.insertBefore(bar,sheet);
+  var show=function(page){figs.forEach(function(f,i){var on=i>=page*SHEET&&i<(page+1)*SHEET;f.style.display=on?"":"none";
+    var img=f.querySelector("img[data-src]");if(on&&img){img.src=img.getAttribute("data-src");img.removeAttribute("data-src");}});
+   bar.textContent="";var prev=document.createElement("button");prev.textContent="<";prev.disabled=page<=0;
+   prev.onclick=function(){show(page-1);};var next=document.createElement("button");next.textContent=">";
+   next.disabled=page>=pages-1;next.onclick=function(){show(page+1);};bar.appendChild(prev);
+   bar.appendChild(document.createTextNode("shots "+(page*SHEET+1)+"-"+Math.min(figs.length,(page+1)*SHEET)+" of "+figs.length));
+   bar.appendChild(next);};
+  show(0);}}
 })();
 )JS");
     put("</script>\n</body>\n</html>\n");
