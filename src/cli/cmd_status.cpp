@@ -94,10 +94,6 @@ std::string fraction(const report::Fraction& f) {
   return f.shots == 0 ? "-" : std::to_string(f.passed) + "/" + std::to_string(f.shots);
 }
 
-std::string phase_name(int phase) {
-  return phase < 0 ? "-" : report::scene_phases().at(static_cast<size_t>(phase));
-}
-
 void print_scenes(const Context& ctx, const std::vector<report::SceneView>& rows) {
   size_t id_width = 5;
   for (const report::SceneView& r : rows) {
@@ -112,7 +108,7 @@ void print_scenes(const Context& ctx, const std::vector<report::SceneView>& rows
   };
   std::vector<std::string> dropped;
   for (const report::SceneView& r : rows) {
-    std::cout << "  " << pad(r.scene_id, id_width) << "  " << pad(phase_name(r.phase), 11) << "  "
+    std::cout << "  " << pad(r.scene_id, id_width) << "  " << pad(r.phase.empty() ? "-" : r.phase, 11) << "  "
               << verdict_cell(r.validation, 10) << "  " << verdict_cell(r.continuity, 10) << "  "
               << verdict_cell(r.plan, 4) << "  " << pad(fraction(r.proxy), 7) << "  "
               << pad(fraction(r.final), 7) << "  " << pad_left(governance::format_usd(r.spend_micro_usd), 12)
@@ -209,10 +205,11 @@ void setup_status(CLI::App& app, Context& ctx) {
   cmd->footer(
       "Read-only. First the project-wide steps (narrative, locks, review), one line per skill: its\n"
       "verdict, or for a skill run per entity the worst verdict, how many passed and which did not.\n"
-      "Then one row per scene in story order (the latest SCENES): the phase it reached (the last of\n"
-      "psychology, validation, continuity, planning, cost_proxy, shots_proxy, cost_final, shots_final\n"
-      "with a recorded step), the worst last verdict of its validation skills, of its continuity skills,\n"
-      "and of shot-planner (STOP > FAIL > FIX > WARN > PASS; '-' for none), its shots passed QC at proxy\n"
+      "Then one row per scene in story order (the latest SCENES): the phase it reached (the last of the\n"
+      "stage graph's per-scene and per-shot phases with a recorded step: psychology, validation,\n"
+      "continuity, planning, cost_proxy, shots_proxy, cost_final, shots_final as shipped), the worst last\n"
+      "verdict of its validation phase, of its continuity phase and of its planning phase\n"
+      "(STOP > FAIL > FIX > WARN > PASS; '-' for none), its shots passed QC at proxy\n"
       "and final out of its latest SHOTLIST, and its spend (committed and reserved) against the scene cap.\n"
       "Then the hard stops that wait for a person (STOP-<n>, for `avps override`), the overrides recorded,\n"
       "and spend against the project cap in force (raised by overrides). --steps lists instead the last\n"

@@ -1876,8 +1876,13 @@ Result<std::vector<StaleShot>> Engine::stale_shots(const std::vector<ledger::Eve
   return impl.stale_shots();
 }
 
-Result<std::vector<StaleShot>> stale_shots(project::Project& project, const std::vector<ledger::Event>* events) {
-  AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &project.dir()));
+Result<std::vector<StaleShot>> stale_shots(project::Project& project, const std::vector<ledger::Event>* events,
+                                           const skills::Registry* registry) {
+  std::optional<skills::Registry> loaded;
+  if (registry == nullptr) {
+    AVPS_TRY_ASSIGN(loaded, skills::Registry::load(project::data_dir(), &project.dir()));
+    registry = &*loaded;
+  }
   AVPS_TRY_ASSIGN(governance::ModelsFile models,
                   governance::ModelsFile::load(project::data_dir(), project.dir(), project.config()));
   // Nothing is called: no backend, a router and a governor only because an engine has them.
@@ -1887,7 +1892,7 @@ Result<std::vector<StaleShot>> stale_shots(project::Project& project, const std:
   struct Silent : Observer {
     void progress(const Progress&) override {}
   } silent;
-  Engine engine(project, registry, *backends, router, governor, silent);
+  Engine engine(project, *registry, *backends, router, governor, silent);
   return engine.stale_shots(events);
 }
 

@@ -11,6 +11,7 @@
 #include "avps/governance/override.hpp"
 #include "avps/ledger/events.hpp"
 #include "avps/project/project.hpp"
+#include "avps/skills/registry.hpp"
 
 namespace avps::report {
 
@@ -23,33 +24,76 @@ constexpr size_t k_max_series_points = 400;
 // How many of the most expensive shots the report lists.
 constexpr size_t k_top_shots = 15;
 
-int phase_index(const std::string& name) {
-  const auto& phases = scene_phases();
-  return static_cast<int>(std::find(phases.begin(), phases.end(), name) - phases.begin());
-}
+// The scene phases of the stage graph (policies/stage_graph.json, the project's own if it has one)
+// and where each skill's steps go, so that the view follows the graph the engine walks instead of
+// a copy of it. A scene phase runs per scene or per shot; a phase that renders names its resolution.
+class PhaseTable {
+ public:
+  explicit PhaseTable(const skills::StageGraph* graph) {
+    if (graph == nullptr) {
+      return;
+    }
+    for (const skills::Phase& phase : graph->phases) {
+      if (phase.fan_out != "per_scene" && phase.fan_out != "per_shot") {
+        continue;
+      }
+      const int index = static_cast<int>(m_phases.size());
+      m_phases.push_back(phase.name);
+      if (!phase.resolution.empty()) {
+        m_renders.emplace(phase.resolution, index);
+      }
+      for (const skills::GraphStep& step : phase.steps) {
+        if (!step.skill.empty()) {
+          std::vector<int>& at = m_skill_phases[step.skill];
+          if (at.empty() || at.back() != index) {
+            at.push_back(index);
+          }
+        }
+      }
+    }
+  }
 
-// Where a per-scene skill's steps go: its phase and the column its verdict counts in ("" for none).
-// The cost skills run in cost_proxy and again in cost_final; SceneBook::add_step tells them apart.
-struct SkillPlace {
-  std::string phase;
-  std::string column;
+  const std::vector<std::string>& phases() const { return m_phases; }
+
+  int index(const std::string& phase) const {
+    auto found = std::find(m_phases.begin(), m_phases.end(), phase);
+    return found == m_phases.end() ? -1 : static_cast<int>(found - m_phases.begin());
+  }
+
+  /// The phase that renders at `resolution`, -1 if none.
+  int render_phase(const std::string& resolution) const {
+    auto found = m_renders.find(resolution);
+    return found == m_renders.end() ? -1 : found->second;
+  }
+
+  /// The scene phases a skill runs in, in order (the cost loop runs before proxies and finals).
+  const std::vector<int>* skill_phases(const std::string& skill) const {
+    auto found = m_skill_phases.find(skill);
+    return found == m_skill_phases.end() ? nullptr : &found->second;
+  }
+
+  /// The resolution a phase renders at, "" for none.
+  std::string resolution_of(int phase) const {
+    for (const auto& [resolution, index] : m_renders) {
+      if (index == phase) {
+        return resolution;
+      }
+    }
+    return "";
+  }
+
+ private:
+  std::vector<std::string> m_phases;
+  std::map<std::string, int> m_renders;                   // resolution -> its render phase
+  std::map<std::string, std::vector<int>> m_skill_phases;  // skill -> the scene phases it runs in
 };
 
-const std::map<std::string, SkillPlace>& scene_skills() {
-  static const std::map<std::string, SkillPlace> k_skills = {
-      {"character-psychology", {"psychology", ""}},
-      {"research-agent", {"validation", "validation"}},
-      {"plausibility-auditor", {"validation", "validation"}},
-      {"cultural-check", {"validation", "validation"}},
-      {"dialogue-consistency-check", {"validation", "validation"}},
-      {"world-state-tracker", {"continuity", "continuity"}},
-      {"continuity-supervisor", {"continuity", "continuity"}},
-      {"shot-planner", {"planning", "plan"}},
-      {"cost-optimizer", {"cost_proxy", ""}},
-      {"model-router", {"cost_proxy", ""}},
-      {"budget-gates", {"cost_proxy", ""}},
-  };
-  return k_skills;
+// The verdict columns of the scene table: the phases whose gates a producer reads per scene.
+std::string column_of(const std::string& phase) {
+  if (phase == "validation" || phase == "continuity") {
+    return phase;
+  }
+  return phase == "planning" ? "plan" : "";
 }
 
 // "S03" for a scene key, "S03" for a shot key "S03_SH02", "" for any other (an entity, nothing).
@@ -148,7 +192,9 @@ struct HeldMoney {
 // What the events say, gathered in one pass.
 class Book {
  public:
-  explicit Book(project::Project& project) : m_project(project) {}
+  Book(project::Project& project, const skills::StageGraph* graph) : m_project(project), m_table(graph) {}
+
+  const PhaseTable& table() const { return m_table; }
 
   // Reads the record: every event, in one read transaction of the ledger.
   Result<void> read() {
@@ -295,26 +341,35 @@ class Book {
       note_grade(e.seq, *finished.shot_attempt, verdict, finished.reasons);
     }
     if (!key.resolution.empty()) {
-      // prompt-packager, storyboard-generator, qc-grader, regen-analyzer of a shot.
-      reach(scene, key.resolution == "final" ? "shots_final" : "shots_proxy");
+      // A step of a shot at a resolution (packaging, storyboard, QC, regen analysis): its render phase.
+      reach(scene, m_table.render_phase(key.resolution));
       return ok();
     }
-    auto place = scene_skills().find(key.skill);
-    if (place == scene_skills().end()) {
-      return ok();  // a skill this view does not place (a custom stage graph)
+    const std::vector<int>* phases = m_table.skill_phases(key.skill);
+    if (phases == nullptr) {
+      return ok();  // a skill of no scene phase
     }
     m_scenes[scene].verdicts[key.skill] = verdict;
-    std::string phase = place->second.phase;
-    if (phase == "cost_proxy") {
-      // The cost loop runs again once every shot passed at proxy: that is cost_final.
-      AVPS_TRY_ASSIGN(std::vector<ShotRow> shots, shots_of(scene));
-      bool all_passed = !shots.empty();
-      for (const ShotRow& shot : shots) {
-        all_passed = all_passed && passed(shot.shot_id, "proxy");
+    // A skill that runs in several scene phases (the cost loop before proxies and before finals)
+    // is in the latest of them whose render phases before it every shot of the scene passed.
+    int phase = phases->front();
+    for (size_t i = 1; i < phases->size(); ++i) {
+      bool renders_done = true;
+      for (int between = phases->at(i - 1) + 1; between < phases->at(i) && renders_done; ++between) {
+        const std::string resolution = m_table.resolution_of(between);
+        if (resolution.empty()) {
+          continue;
+        }
+        AVPS_TRY_ASSIGN(std::vector<ShotRow> shots, shots_of(scene));
+        renders_done = !shots.empty();
+        for (const ShotRow& shot : shots) {
+          renders_done = renders_done && passed(shot.shot_id, resolution);
+        }
       }
-      if (all_passed) {
-        phase = "cost_final";
+      if (!renders_done) {
+        break;
       }
+      phase = phases->at(i);
     }
     reach(scene, phase);
     return ok();
@@ -344,7 +399,7 @@ class Book {
 
   void add_render(const ledger::Event& e) {
     const ledger::MediaRecorded render = *ledger::MediaRecorded::from_event(e);
-    reach(render.scene_id, render.resolution == "final" ? "shots_final" : "shots_proxy");
+    reach(render.scene_id, m_table.render_phase(render.resolution));
     ShotAttempt& attempt = attempt_of(render.shot_id, render.resolution, render.attempt);
     attempt.render = render.path;
     attempt.render_sha256 = render.sha256;
@@ -461,12 +516,12 @@ class Book {
     return m_loops.back();
   }
 
-  void reach(const std::string& scene, const std::string& phase) {
-    if (scene.empty()) {
+  void reach(const std::string& scene, int phase) {
+    if (scene.empty() || phase < 0) {
       return;
     }
     int& reached = m_scenes[scene].phase;
-    reached = std::max(reached, phase_index(phase));
+    reached = std::max(reached, phase);
   }
 
   ShotAttempt& attempt_of(const std::string& shot, const std::string& resolution, int number) {
@@ -644,9 +699,9 @@ class Book {
       row.in_latest_scenes = i < listed || listed == 0;
       if (auto found = m_scenes.find(row.scene_id); found != m_scenes.end()) {
         const SceneState& state = found->second;
-        row.phase = state.phase;
+        row.phase = state.phase < 0 ? "" : m_table.phases().at(static_cast<size_t>(state.phase));
         for (const auto& [skill, verdict] : state.verdicts) {
-          const std::string& column = scene_skills().at(skill).column;
+          const std::string column = column_of(m_table.phases().at(static_cast<size_t>(m_table.skill_phases(skill)->front())));
           int& worst = column == "validation" ? row.validation : column == "continuity" ? row.continuity : row.plan;
           if (!column.empty()) {
             worst = std::max(worst, severity(verdict));
@@ -760,6 +815,7 @@ class Book {
   };
 
   project::Project& m_project;
+  const PhaseTable m_table;
   std::vector<ledger::Event> m_events;  // the snapshot read
   std::vector<json> m_overrides_raw;    // stop.override bodies, oldest first
   std::map<std::string, json> m_steps;
@@ -787,12 +843,6 @@ class Book {
 
 }  // namespace
 
-const std::vector<std::string>& scene_phases() {
-  static const std::vector<std::string> k_phases = {"psychology", "validation",  "continuity", "planning",
-                                                    "cost_proxy", "shots_proxy", "cost_final", "shots_final"};
-  return k_phases;
-}
-
 int severity(const std::string& verdict) {
   static const std::map<std::string, int> k_rank = {{"PASS", 1}, {"ACCEPTED", 1}, {"WARN", 2},
                                                     {"FIX", 3},  {"FAIL", 4},     {"STOP", 5}};
@@ -808,8 +858,12 @@ std::string severity_name(int rank) {
 Result<ProjectView> read_project(project::Project& project) {
   ProjectView view;
   view.title = project.config().title;
-  Book book(project);
+  // The skills and the stage graph (the project's own where it has them): the scene phases, and
+  // the engine's rule for stale shots, come from them.
+  AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &project.dir()));
+  Book book(project, registry.stage_graph());
   AVPS_TRY(book.read());
+  view.scene_phases = book.table().phases();
   const std::vector<ledger::Event>& events = book.events();
   if (!events.empty()) {
     view.as_of_seq = events.back().seq;
@@ -838,7 +892,7 @@ Result<ProjectView> read_project(project::Project& project) {
   }
 
   // Shots the next run renders again, by the engine's own rule (a render's identity).
-  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale, engine::stale_shots(project, &events));
+  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale, engine::stale_shots(project, &events, &registry));
   std::set<std::string> stale_keys;
   for (const engine::StaleShot& s : stale) {
     for (const std::string& resolution : s.resolutions) {
@@ -865,16 +919,20 @@ Result<ProjectView> read_project(project::Project& project) {
 }
 
 std::string phase_reached(const ProjectView& view) {
-  int least = -2;
+  const std::vector<std::string>& phases = view.scene_phases;
+  bool any = false;
+  int least = static_cast<int>(phases.size());
   for (const SceneView& s : view.scenes) {
     if (s.in_latest_scenes) {
-      least = least == -2 ? s.phase : std::min(least, s.phase);
+      any = true;
+      const auto at = std::find(phases.begin(), phases.end(), s.phase);
+      least = std::min(least, at == phases.end() ? -1 : static_cast<int>(at - phases.begin()));
     }
   }
-  if (least == -2) {
+  if (!any) {
     return view.steps.empty() ? "" : "narrative";
   }
-  return least < 0 ? "narrative" : scene_phases().at(static_cast<size_t>(least));
+  return least < 0 ? "narrative" : phases.at(static_cast<size_t>(least));
 }
 
 namespace {
@@ -956,7 +1014,7 @@ json to_json(const ProjectView& view) {
                        {"attempts", attempts}});
     }
     json item = {{"scene_id", r.scene_id},
-                 {"phase", r.phase < 0 ? json(nullptr) : json(scene_phases().at(static_cast<size_t>(r.phase)))},
+                 {"phase", r.phase.empty() ? json(nullptr) : json(r.phase)},
                  {"validation", verdict_json(r.validation)},
                  {"continuity", verdict_json(r.continuity)},
                  {"plan", verdict_json(r.plan)},

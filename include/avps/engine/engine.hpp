@@ -134,9 +134,11 @@ bool passed(const std::string& verdict);
 
 /// Every stale shot of the project, scene by scene in story order: what `avps status` shows
 /// before a run. Reads only (the project may be open read-only); loads the skills, nothing else.
-/// `events`: the ledger's events when the caller has read them already (one snapshot), else null.
+/// `events`: the ledger's events when the caller has read them already (one snapshot), else null;
+/// `registry`: the project's skills when the caller has loaded them, else null.
 [[nodiscard]] Result<std::vector<StaleShot>> stale_shots(project::Project& project,
-                                                         const std::vector<ledger::Event>* events = nullptr);
+                                                         const std::vector<ledger::Event>* events = nullptr,
+                                                         const skills::Registry* registry = nullptr);
 
 /// What the backend registry needs of each model of the models file.
 std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models);

@@ -28,9 +28,6 @@ namespace avps::report {
 /// The read model's format version (docs/formats/report.md).
 inline constexpr int k_format_version = 1;
 
-/// The phases a scene passes through, in the stage graph's order (policies/stage_graph.json).
-const std::vector<std::string>& scene_phases();
-
 /// Verdicts from best to worst; a person's ACCEPTED counts as PASS. 0: none (or not a verdict).
 int severity(const std::string& verdict);
 std::string severity_name(int rank);
@@ -74,7 +71,7 @@ struct ShotView {
 struct SceneView {
   std::string scene_id;
   bool in_latest_scenes = true;
-  int phase = -1;                                ///< index into scene_phases(), -1: nothing recorded
+  std::string phase;                             ///< the last scene phase with a recorded step, "" for none
   int validation = 0, continuity = 0, plan = 0;  ///< severity ranks of the last verdicts
   Fraction proxy, final;
   int64_t spend_micro_usd = 0;  ///< committed and reserved
@@ -91,6 +88,7 @@ struct ProjectSkillView {
 /// Everything the status and the report show.
 struct ProjectView {
   std::string title;
+  std::vector<std::string> scene_phases;  ///< the stage graph's phases run per scene or shot, in order
   int64_t as_of_seq = 0;  ///< the last event read: the snapshot
   std::string as_of_hash;
   std::string as_of_ts;
