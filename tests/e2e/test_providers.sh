@@ -272,7 +272,8 @@ for n in $(seq "$kills"); do
   wait "$pid" 2> /dev/null || true
   expect_exit 0 "$AVPS" run "$P" --jobs 1
   [ "$(digest "$REF" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_)" = "$(digest "$P" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_)" ] \
-    || fail "kill $n at ${delay_ms} ms: the resumed run's artifacts differ"
+    || fail "kill $n at ${delay_ms} ms: the resumed run's artifacts differ (reference < > resumed):
+$(diff <(digest "$REF" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_) <(digest "$P" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_))"
   # Spend equals the uninterrupted run's unless a call was in flight at the kill: that one may have
   # been paid, counts as spent in full (DESIGN §5), and is the only difference.
   in_flight=$(q "$P" "SELECT count(*) FROM events WHERE kind='budget.reconciled'")
