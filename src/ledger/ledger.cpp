@@ -129,6 +129,14 @@ class Db {
       sqlite3_close_v2(m_db);
     }
   }
+  // Closes the connection (the last one: SQLite checkpoints the WAL into the file and removes it).
+  Result<void> close() {
+    if (m_db && sqlite3_close(m_db) != SQLITE_OK) {
+      return error("cannot close the ledger");
+    }
+    m_db = nullptr;
+    return ok();
+  }
   Result<void> open(const fs::path& path, bool create) {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path.c_str(), &m_db, flags, nullptr) != SQLITE_OK) {
@@ -470,6 +478,7 @@ std::optional<ArtifactRecord> Event::artifact() const {
 }
 
 fs::path ledger_path(const fs::path& project_dir) { return project_dir / ".avps" / "ledger.db"; }
+fs::path building_ledger_path(const fs::path& project_dir) { return project_dir / ".avps" / "ledger.db.new"; }
 fs::path head_path(const fs::path& project_dir) { return project_dir / ".avps" / "HEAD"; }
 fs::path run_log_path(const fs::path& project_dir) { return project_dir / k_run_log_relative; }
 
@@ -974,15 +983,34 @@ Result<std::unique_ptr<Ledger>> Ledger::create(const fs::path& project_dir, cons
   impl->clock = &clock;
   impl->mode = OpenMode::read_write;
   AVPS_TRY(impl->take_writer_lock());
-  AVPS_TRY(impl->db.open(path, /*create=*/true));
+  // Built under a name of its own and published whole by a rename, with HEAD and the CSV face in
+  // place before it: a kill leaves either no ledger.db (a new `avps init` starts over, removing
+  // what the killed one left) or the complete one — never an empty or half-made ledger.db, which
+  // every command refuses as evidence.
+  const fs::path building = building_ledger_path(project_dir);
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    std::error_code ignored;
+    fs::remove(building.string() + suffix, ignored);
+  }
+  AVPS_TRY(impl->db.open(building, /*create=*/true));
   AVPS_TRY(impl->configure());
   AVPS_TRY(impl->migrate());
-  AVPS_TRY(core::sync_directory(path.parent_path()));
+  AVPS_TRY(impl->db.close());
+  core::crash_point("ledger.create.built");
   // HEAD exists from the first moment, so a missing HEAD later always means tampering.
   AVPS_TRY(write_head(project_dir, Head{}));
   AVPS_TRY(core::create_directories_durable(run_log_path(project_dir).parent_path()));
-  AVPS_TRY(core::write_file_atomic(run_log_path(project_dir), run_log_header(), core::Overwrite::no,
+  AVPS_TRY(core::write_file_atomic(run_log_path(project_dir), run_log_header(), core::Overwrite::yes,
                                    core::Durability::durable));
+  core::crash_point("ledger.create.before_publish");
+  std::error_code renamed;
+  fs::rename(building, path, renamed);
+  if (renamed) {
+    return make_error(ErrorCode::io_error, "cannot publish the new ledger as " + path.string() + ": " + renamed.message());
+  }
+  AVPS_TRY(core::sync_directory(path.parent_path()));
+  AVPS_TRY(impl->db.open(path, /*create=*/false));
+  AVPS_TRY(impl->configure());
   AVPS_TRY(impl->load_head());
   return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
 }

@@ -78,8 +78,8 @@ fs::path data_dir() {
 }
 
 const std::vector<std::string>& project_folders() {
-  static const std::vector<std::string> k_folders = {"narrative", "validation", "continuity", "production",
-                                                     "governance", "media",      "logs",       ".avps"};
+  static const std::vector<std::string> k_folders = {"narrative", "validation", "continuity", "production", "governance",
+                                                     "media",     "reports",    "cut",        "logs",       ".avps"};
   return k_folders;
 }
 
@@ -87,6 +87,35 @@ bool is_project_source_entry(const std::string& name) {
   static const std::set<std::string> k_sources = {"avps.json", "brief.md", "models.json", "skills",
                                                   "policies",  "README.md", ".gitignore", ".git"};
   return k_sources.count(name) > 0;
+}
+
+// Whether the project folder `name` of `dir` holds only what an `avps init` writes before its
+// ledger is published (ledger::Ledger::create): the folders, the writer lock, HEAD, the ledger being
+// built, the CSV face's header, and AtomicFile temps. An init killed before that point leaves just
+// this, and the next init starts over in it.
+bool left_by_unfinished_init(const fs::path& dir, const std::string& name) {
+  static const std::set<std::string> k_early = {".avps/lock",
+                                                ".avps/HEAD",
+                                                ".avps/ledger.db.new",
+                                                ".avps/ledger.db.new-wal",
+                                                ".avps/ledger.db.new-shm",
+                                                ".avps/ledger.db.new-journal",
+                                                ledger::k_run_log_relative};
+  if (std::find(project_folders().begin(), project_folders().end(), name) == project_folders().end()) {
+    return false;
+  }
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir / name, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_directory()) {
+      continue;
+    }
+    const std::string relative = fs::relative(it->path(), dir).generic_string();
+    if (!k_early.count(relative) && !core::is_atomic_temp_name(it->path().filename().string())) {
+      return false;
+    }
+  }
+  return !ec;
 }
 
 FolderInspection inspect_folder(const fs::path& dir) {
@@ -104,7 +133,7 @@ FolderInspection inspect_folder(const fs::path& dir) {
   for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
     any = true;
     std::string name = entry.path().filename().string();
-    if (!is_project_source_entry(name)) {
+    if (!is_project_source_entry(name) && !left_by_unfinished_init(dir, name)) {
       out.foreign_entries.push_back(name);
     }
   }

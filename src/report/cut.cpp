@@ -8,11 +8,10 @@
 #include <optional>
 #include <thread>
 
-#include "avps/artifacts/face.hpp"
-#include "avps/artifacts/store.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/process.hpp"
 #include "avps/project/project.hpp"
+#include "avps/report/report.hpp"
 
 namespace avps::report {
 
@@ -175,29 +174,10 @@ Result<void> assemble_cut(const fs::path& project_dir, const CutPlan& plan, cons
 
 Result<ledger::ArtifactRecord> record_cut(project::Project& project, const CutPlan& plan, const fs::path& assembled) {
   const json content = plan.to_json();
-  AVPS_TRY_ASSIGN(artifacts::FaceCodec codec, artifacts::FaceCodec::load(project::data_dir() / "schemas", "CUT"));
-  if (std::vector<core::SchemaIssue> issues = codec.schema().validate(content); !issues.empty()) {
-    return make_error(ErrorCode::schema_violation,
-                      "the cut's JSON breaks schemas/cut.schema.json: " + core::format_schema_issues("CUT", issues));
-  }
   AVPS_TRY_ASSIGN(std::string bytes, core::read_file(assembled));
-  ledger::Ledger& ledger = project.ledger();
-  AVPS_TRY_ASSIGN(artifacts::ArtifactName name, project.store().next_name("CUT", ""));
-  AVPS_TRY(ledger.begin_run("cut", {{"as_of_seq", plan.as_of_seq}}));
-  ledger::LogRow row;
-  row.skill_name = "cut";
-  row.outcome = "DONE";
-  row.regen_count = "0";
-  row.estimated_cost = "0.000000";
-  row.actual_cost = "0.000000";
-  row.artifact_output = name.filename();
-  row.notes = std::to_string(plan.shots.size()) + " shots, " + seconds_text(plan.duration_s) + " s, " +
-              std::to_string(content["without_final"].size()) + " without a passed final";
-  Result<ledger::ArtifactRecord> record = project.store().write(
-      artifacts::NewArtifact{.name = name, .content = content, .face = bytes, .producer = "avps cut", .row = row});
-  AVPS_TRY(
-      ledger.end_run(record ? "DONE" : "ERROR", record ? json::object() : json{{"error", record.error().message}}));
-  return record;
+  return record_made(project, "CUT", content, bytes, "cut",
+                     std::to_string(plan.shots.size()) + " shots, " + seconds_text(plan.duration_s) + " s, " +
+                         std::to_string(content["without_final"].size()) + " without a passed final");
 }
 
 }  // namespace avps::report

@@ -22,29 +22,36 @@ Result<ReportPage> make_report(project::Project& project, const ReportOptions& o
   return page;
 }
 
-Result<ledger::ArtifactRecord> record_report(project::Project& project, const ReportPage& page) {
-  // The store writes what it is given: the model is checked against its schema first.
-  AVPS_TRY_ASSIGN(artifacts::FaceCodec codec, artifacts::FaceCodec::load(project::data_dir() / "schemas", "REPORT"));
-  if (std::vector<core::SchemaIssue> issues = codec.schema().validate(page.model); !issues.empty()) {
-    return make_error(ErrorCode::schema_violation, "the report's JSON breaks schemas/report.schema.json: " +
-                                                       core::format_schema_issues("REPORT", issues));
+Result<ledger::ArtifactRecord> record_made(project::Project& project, const std::string& kind,
+                                           const nlohmann::json& content, const std::string& face,
+                                           const std::string& command, const std::string& notes) {
+  // The store writes what it is given: the content is checked against its kind's schema first.
+  AVPS_TRY_ASSIGN(artifacts::FaceCodec codec, artifacts::FaceCodec::load(project::data_dir() / "schemas", kind));
+  if (std::vector<core::SchemaIssue> issues = codec.schema().validate(content); !issues.empty()) {
+    return make_error(ErrorCode::schema_violation,
+                      "the " + kind + " to record breaks its schema: " + core::format_schema_issues(kind, issues));
   }
   ledger::Ledger& ledger = project.ledger();
-  AVPS_TRY_ASSIGN(artifacts::ArtifactName name, project.store().next_name("REPORT", ""));
-  AVPS_TRY(ledger.begin_run("report", {{"as_of_seq", page.model["as_of"]["seq"]}}));
+  AVPS_TRY_ASSIGN(artifacts::ArtifactName name, project.store().next_name(kind, ""));
+  AVPS_TRY(ledger.begin_run(command, nlohmann::json::object()));
   ledger::LogRow row;
-  row.skill_name = "report";
+  row.skill_name = command;
   row.outcome = "DONE";
   row.regen_count = "0";
   row.estimated_cost = "0.000000";
   row.actual_cost = "0.000000";
   row.artifact_output = name.filename();
-  row.notes = "production report as of event " + page.model["as_of"]["seq"].dump();
+  row.notes = notes;
   Result<ledger::ArtifactRecord> record = project.store().write(artifacts::NewArtifact{
-      .name = name, .content = page.model, .face = page.html, .producer = "avps report", .row = row});
+      .name = name, .content = content, .face = face, .producer = "avps " + command, .row = row});
   AVPS_TRY(ledger.end_run(record ? "DONE" : "ERROR",
                           record ? nlohmann::json::object() : nlohmann::json{{"error", record.error().message}}));
   return record;
+}
+
+Result<ledger::ArtifactRecord> record_report(project::Project& project, const ReportPage& page) {
+  return record_made(project, "REPORT", page.model, page.html, "report",
+                     "production report as of event " + page.model["as_of"]["seq"].dump());
 }
 
 }  // namespace avps::report

@@ -62,6 +62,24 @@ expect_out "found 5"
 expect_exit 4 "$AVPS" init "$WORK/bad2" --set /nope=1
 expect_out "/nope"
 
+# An init killed while it makes its ledger leaves no ledger.db, never an empty or half-made one
+# (which every command refuses as evidence): running init again finishes the project. Killed after
+# the ledger is published, init again resumes it (no project.initialized yet).
+for point in ledger.create.built ledger.create.before_publish store.after_intent; do
+  rm -rf "$WORK/killed"
+  set +e
+  AVPS_CRASH_AT="$point" "$AVPS" init "$WORK/killed" > /dev/null 2>&1
+  got=$?
+  set -e
+  [ "$got" = 137 ] || fail "init did not die at $point (exit $got)"
+  if [ "$point" != store.after_intent ]; then
+    [ ! -e "$WORK/killed/.avps/ledger.db" ] || fail "an init killed at $point left a ledger.db"
+  fi
+  expect_exit 0 "$AVPS" init "$WORK/killed"
+  expect_exit 0 "$AVPS" gate "$WORK/killed"
+  [ ! -e "$WORK/killed/.avps/ledger.db.new" ] || fail "the ledger being built at $point was left behind"
+done
+
 # Global flags work before or after the command; --json gives JSON.
 expect_exit 0 "$AVPS" log "$WORK/new" --json
 python3 -c 'import json,sys; rows=json.loads(sys.argv[1]); assert len(rows)==2 and rows[0]["skill_name"]=="init" and len(rows[0]["entry_hash"])==64' "$OUT"

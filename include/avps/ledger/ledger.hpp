@@ -41,6 +41,8 @@ inline constexpr const char* k_genesis_hash =
 
 /// Paths inside a project folder that the ledger owns.
 std::filesystem::path ledger_path(const std::filesystem::path& project_dir);    ///< .avps/ledger.db
+/// .avps/ledger.db.new: where Ledger::create builds a ledger before publishing it by rename.
+std::filesystem::path building_ledger_path(const std::filesystem::path& project_dir);
 std::filesystem::path head_path(const std::filesystem::path& project_dir);      ///< .avps/HEAD
 std::filesystem::path run_log_path(const std::filesystem::path& project_dir);   ///< logs/RUN_LOG_v001.csv
 inline constexpr const char* k_run_log_relative = "logs/RUN_LOG_v001.csv";
@@ -160,7 +162,9 @@ enum class OpenMode { read_only, read_write };
 
 class Ledger {
  public:
-  /// Creates the ledger of a new project (the .avps folder must exist, the database must not).
+  /// Creates the ledger of a new project (the .avps folder must exist, the database must not). It
+  /// is built as .avps/ledger.db.new, HEAD and the CSV face written, then published by rename: a
+  /// kill leaves no ledger.db (the next create replaces what it left) or the whole one.
   static Result<std::unique_ptr<Ledger>> create(const std::filesystem::path& project_dir,
                                                 const core::Clock& clock);
   /// Opens an existing ledger. read_write takes the writer lock and completes the mirrors after

@@ -35,7 +35,9 @@ bool is_project_source_entry(const std::string& name);
 enum class FolderState {
   missing,       ///< does not exist
   empty,         ///< exists, nothing in it
-  sources_only,  ///< holds only project inputs (avps.json, brief.md, skills/, policies/, ...)
+  sources_only,  ///< holds only project inputs (avps.json, brief.md, skills/, policies/, ...), and
+                 ///< what an init killed before publishing its ledger left
+
   project,       ///< an initialised avps project
   foreign,       ///< holds something else
 };

@@ -32,6 +32,13 @@ struct ReportPage {
 /// Reads the project (open read-only or not) and makes its page.
 [[nodiscard]] Result<ReportPage> make_report(project::Project& project, const ReportOptions& options);
 
+/// Records `content` and its `face` as the next version of `kind` (a kind with no target, made by
+/// avps from the record: REPORT, CUT), after checking `content` against the kind's schema, in a run
+/// of its own (`command`) with its RUN_LOG row (`notes`). The project must be open read-write.
+[[nodiscard]] Result<ledger::ArtifactRecord> record_made(project::Project& project, const std::string& kind,
+                                                         const nlohmann::json& content, const std::string& face,
+                                                         const std::string& command, const std::string& notes);
+
 /// Records `page` as the next REPORT version (reports/REPORT_v###.html, its JSON the model), in a
 /// run of its own (command "report") with its RUN_LOG row. The project must be open read-write.
 [[nodiscard]] Result<ledger::ArtifactRecord> record_report(project::Project& project, const ReportPage& page);
