@@ -477,7 +477,7 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
 
   // Revisions, escalations, fallbacks, retries, overrides and stops as a timeline per scene.
   void loops() {
-    put("<section id=\"loops\">\n<h2>The loops</h2>\n<p class=\"sub\">Every revision, escalation (with its cost "
+    put("<section id=\"loops\">\n<h2>The loops</h2>\n<p class=\"sub\">Every revision, regen, escalation (with its cost "
         "delta), fallback, retry, override and hard stop, with its reason, per scene.</p>\n");
     std::map<std::string, std::vector<const json*>> by_scene;
     for (const json& item : m["loops"]) {

@@ -311,10 +311,11 @@ class Book {
     const StepKey key = parse_step(finished.step);
     const std::string& verdict = finished.verdict;
     if (finished.attempt > 1) {
-      // A revision: what it answered is this attempt's verdict; why it ran, the last one's reasons.
+      // Another attempt: of a shot's step at a resolution, a new render's (a regen); of any other
+      // step, a revision. What it answered is this attempt's verdict; why it ran, the last one's reasons.
       auto before = m_steps.find(key.who);
       const bool known = before != m_steps.end();
-      loop_event(e, "revision", key.skill,
+      loop_event(e, key.resolution.empty() ? "revision" : "regen", key.skill,
                  key.who + ": attempt " + std::to_string(finished.attempt) + " on " + finished.tier +
                      (known ? " after " + text_of(before->second, "verdict") : std::string()) + ": " + verdict,
                  known ? joined(before->second.value("reasons", json::array())) : "");

@@ -82,10 +82,11 @@ sqlite3 "file:$P/.avps/ledger.db?mode=ro" "SELECT body FROM events WHERE kind IN
   > "$WORK/attempt_events.jsonl"
 python3 - "$DOM" "$P/reports/REPORT_v001.html" "$WORK/attempt_events.jsonl" \
   "$(sqlite3 "file:$P/.avps/ledger.db?mode=ro" "SELECT COALESCE(SUM(settled_micro_usd), 0) FROM reservation_ends")" \
-  "$WORK/report.json" <<'PY'
+  "$WORK/report.json" "$(sqlite3 "file:$P/.avps/ledger.db?mode=ro" "SELECT kind, count(*) FROM events GROUP BY kind")" <<'PY'
 import json, re, sys
 from html.parser import HTMLParser
 dom, raw, events, settled, model = open(sys.argv[1]).read(), open(sys.argv[2]).read(), sys.argv[3], int(sys.argv[4]), json.load(open(sys.argv[5]))
+counts = {k: int(v) for k, v in (line.split("|") for line in sys.argv[6].split())}
 
 class Page(HTMLParser):
     def __init__(self):
@@ -124,6 +125,14 @@ assert page.classes.get("qc-cell", 0) == len(attempts), (page.classes.get("qc-ce
 shots = sum(len(s["shots"]) for s in model["scenes"])
 assert page.classes.get("shot", 0) == shots, ("contact sheet", page.classes.get("shot"), shots)
 assert shots == 22, shots
+# The loops' timeline holds every escalation (with its cost delta) and every regen round the ledger has.
+loops = model["loops"]
+for kind, event_kind in (("escalation", "route.escalated"), ("regen_round", "regen.round"), ("override", "stop.override")):
+    recorded = counts.get(event_kind, 0)
+    assert sum(1 for l in loops if l["kind"] == kind) == recorded, (kind, recorded)
+assert counts.get("route.escalated", 0) >= 1, "the demo escalates a loop: the check above must test something"
+assert all(l["cost_delta_micro_usd"] > 0 for l in loops if l["kind"] == "escalation"), loops
+assert dom.count('class="scene-loops"') >= 1 and 'data-kind="escalation"' in dom, "no escalation on the page"
 # The scene table's rows and the script's paging both ran: the pager says how many rows there are.
 assert "page 1 of 1 (6 rows)" in dom, "the scene table's pager did not run"
 assert int(page.by_id["hard-stops"]["data-count"]) == 0
