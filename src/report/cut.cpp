@@ -123,7 +123,7 @@ Result<void> assemble_cut(const fs::path& project_dir, const CutPlan& plan, cons
                       "avps cut assembles the film with ffmpeg, which is not installed: apt-get install ffmpeg");
   }
   if (plan.shots.empty()) {
-    return make_error(ErrorCode::invalid_argument, "there is no shot to cut yet: the scenes have no SHOTLIST");
+    return make_error(ErrorCode::invalid_argument, "there is no shot to cut yet: no scene has a SHOTLIST (`avps run` plans them)");
   }
   AVPS_TRY_ASSIGN(core::ScratchDir scratch, core::ScratchDir::make("avps-cut"));
   std::vector<fs::path> segments;

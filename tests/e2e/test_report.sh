@@ -179,6 +179,8 @@ phases = {s["phase"] for s in d["scenes"]}
 assert phases == {"continuity"}, phases
 assert d["phase_reached"] == "continuity", d["phase_reached"]
 PY
+expect_exit 4 "$AVPS" cut "$P"
+expect_out "no shot to cut yet"
 python3 - "$P/avps.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); c.setdefault("sim", {})["latency_ms"] = 30; json.dump(c, open(sys.argv[1], "w"), indent=2)
