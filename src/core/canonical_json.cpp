@@ -26,6 +26,22 @@ std::string escape_pointer_token(const std::string& token) {
   return out;
 }
 
+std::string json_text(const nlohmann::json& object, std::string_view key) {
+  if (!object.is_object()) {
+    return "";
+  }
+  auto found = object.find(key);
+  return found != object.end() && found->is_string() ? found->get<std::string>() : "";
+}
+
+int64_t json_int(const nlohmann::json& object, std::string_view key) {
+  if (!object.is_object()) {
+    return 0;
+  }
+  auto found = object.find(key);
+  return found != object.end() && found->is_number_integer() ? found->get<int64_t>() : 0;
+}
+
 Result<nlohmann::json> parse_json(std::string_view text, std::string_view what) {
   try {
     return nlohmann::json::parse(text.begin(), text.end());

@@ -6,6 +6,7 @@
 
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/names.hpp"
+#include "avps/core/canonical_json.hpp"
 #include "avps/governance/budget.hpp"
 #include "avps/governance/budget_status.hpp"
 #include "avps/ledger/events.hpp"
@@ -34,12 +35,6 @@ std::optional<int64_t> micro_from_decimal(std::string_view text) {
   std::string padded(fraction);
   padded.append(6 - padded.size(), '0');
   return micro + std::stoll(padded);
-}
-
-std::string text_of(const json& object, const char* key) {
-  return object.is_object() && object.contains(key) && object[key].is_string()
-             ? object[key].get<std::string>()
-             : "";
 }
 
 std::optional<int64_t> integer_of(const json& object, const char* key) {
@@ -81,7 +76,7 @@ Error refuse(const std::string& message) {
 std::set<std::string> scope_targets(const HardStop& stop) {
   std::set<std::string> ids;
   for (const char* key : {"scene_id", "shot_id", "entity_id"}) {
-    if (std::string id = text_of(stop.scope, key); !id.empty()) {
+    if (std::string id = core::json_text(stop.scope, key); !id.empty()) {
       ids.insert(id);
     }
   }
@@ -112,7 +107,7 @@ Result<json> accepted_render(const std::vector<ledger::Event>& events, const Har
       verdicts[step->shot_attempt->attempt] = step->verdict;
     }
   }
-  const std::string shot = text_of(stop.scope, "shot_id");
+  const std::string shot = core::json_text(stop.scope, "shot_id");
   const std::string resolution = stop.loop.substr(stop.loop.rfind('/') + 1);
   std::map<int, std::string> renders;  // graded attempt -> its render
   for (const ledger::Event& e : events) {
@@ -149,14 +144,14 @@ OverrideRecord record_from_body(int64_t event_seq, const json& body) {
   OverrideRecord r;
   r.event_seq = event_seq;
   r.stop_seq = integer_of(body, "stop_seq").value_or(0);
-  r.skill = text_of(body, "skill");
-  r.loop = text_of(body, "loop");
+  r.skill = core::json_text(body, "skill");
+  r.loop = core::json_text(body, "loop");
   r.scope = body.value("scope", json::object());
-  r.reason = text_of(body, "reason");
+  r.reason = core::json_text(body, "reason");
   const json decision = body.value("decision", json::object());
-  r.decision = text_of(decision, "kind");
+  r.decision = core::json_text(decision, "kind");
   r.value = decision.value("value", json());
-  r.cap = text_of(decision, "cap");
+  r.cap = core::json_text(decision, "cap");
   r.cost_impact_micro_usd = integer_of(body, "cost_impact_micro_usd").value_or(0);
   return r;
 }
@@ -184,7 +179,7 @@ std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events) {
   for (const ledger::Event& e : events) {
     if (e.kind == "step.finished") {
       const std::string loop = loop_of_step(e.body);
-      last_loop_of_skill[text_of(e.body, "skill")] = loop;
+      last_loop_of_skill[core::json_text(e.body, "skill")] = loop;
       if (std::optional<ledger::LogRow> row = e.row()) {
         if (std::optional<int64_t> cost = micro_from_decimal(row->actual_cost)) {
           last_cost_of_loop[loop] = *cost;
@@ -193,9 +188,9 @@ std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events) {
     } else if (e.kind == "run.hard_stop") {
       HardStop stop;
       stop.seq = e.seq;
-      stop.skill = text_of(e.body, "skill");
-      stop.kind = stop_kind_of(text_of(e.body, "kind"));
-      stop.loop = text_of(e.body, "loop");
+      stop.skill = core::json_text(e.body, "skill");
+      stop.kind = stop_kind_of(core::json_text(e.body, "kind"));
+      stop.loop = core::json_text(e.body, "loop");
       if (stop.loop.empty()) {
         auto last = last_loop_of_skill.find(stop.skill);
         stop.loop = last != last_loop_of_skill.end() ? last->second : stop.skill;
@@ -203,9 +198,9 @@ std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events) {
       if (e.body.contains("scope") && e.body["scope"].is_object()) {
         stop.scope = e.body["scope"];
       }
-      stop.reason = text_of(e.body, "reason");
+      stop.reason = core::json_text(e.body, "reason");
       stop.findings = e.body.value("findings", json::array());
-      stop.cap = text_of(e.body, "cap");
+      stop.cap = core::json_text(e.body, "cap");
       if (stop.kind == StopKind::budget && stop.cap.empty()) {
         stop.cap = "project";
       }
@@ -230,7 +225,7 @@ std::vector<HardStop> open_hard_stops(const std::vector<ledger::Event>& events) 
   std::map<std::string, const HardStop*> open;
   for (const ledger::Event& e : events) {
     if (e.kind == "step.finished") {
-      const std::string verdict = text_of(e.body, "verdict");
+      const std::string verdict = core::json_text(e.body, "verdict");
       if (verdict != "FAIL" && verdict != "STOP") {
         open.erase(loop_of_step(e.body));
       }
@@ -548,8 +543,8 @@ Result<OverrideRecorded> record_override(project::Project& project, const Overri
                      {"cost_impact_micro_usd", record.cost_impact_micro_usd}};
   ledger::LogRow row;
   row.skill_name = stop.kind == StopKind::budget ? "budget-gates" : stop.skill;
-  row.scene_id = text_of(stop.scope, "scene_id");
-  row.shot_id = text_of(stop.scope, "shot_id");
+  row.scene_id = core::json_text(stop.scope, "scene_id");
+  row.shot_id = core::json_text(stop.scope, "shot_id");
   row.estimated_cost = usd_decimal(record.cost_impact_micro_usd);
   row.actual_cost = usd_decimal(0);
   row.outcome = "DONE";

@@ -1,19 +1,14 @@
 #include "avps/ledger/events.hpp"
 
+#include "avps/core/canonical_json.hpp"
+
 namespace avps::ledger {
 
 namespace {
+using core::json_text;
 using nlohmann::json;
 
-std::string text(const json& body, const char* field) {
-  auto found = body.find(field);
-  return found != body.end() && found->is_string() ? found->get<std::string>() : "";
-}
-
-int integer(const json& body, const char* field) {
-  auto found = body.find(field);
-  return found != body.end() && found->is_number_integer() ? found->get<int>() : 0;
-}
+int json_attempt(const json& object) { return static_cast<int>(core::json_int(object, "attempt")); }
 
 }  // namespace
 
@@ -23,16 +18,16 @@ std::optional<MediaRecorded> MediaRecorded::from_event(const Event& e) {
   }
   const json& b = e.body;
   MediaRecorded m;
-  m.key = text(b, "key");
-  m.shot_id = text(b, "shot_id");
-  m.scene_id = text(b, "scene_id");
-  m.resolution = text(b, "resolution");
-  m.attempt = integer(b, "attempt");
-  m.path = text(b, "path");
-  m.sha256 = text(b, "sha256");
-  m.model = text(b, "model");
-  m.tier = text(b, "tier");
-  m.inputs = text(b, "inputs");
+  m.key = json_text(b, "key");
+  m.shot_id = json_text(b, "shot_id");
+  m.scene_id = json_text(b, "scene_id");
+  m.resolution = json_text(b, "resolution");
+  m.attempt = json_attempt(b);
+  m.path = json_text(b, "path");
+  m.sha256 = json_text(b, "sha256");
+  m.model = json_text(b, "model");
+  m.tier = json_text(b, "tier");
+  m.inputs = json_text(b, "inputs");
   m.input_hashes = b.value("input_hashes", json::object());
   return m;
 }
@@ -59,17 +54,17 @@ std::optional<StepFinished> StepFinished::from_event(const Event& e) {
   }
   const json& b = e.body;
   StepFinished s;
-  s.step = text(b, "step");
-  s.loop = text(b, "loop");
-  s.skill = text(b, "skill");
-  s.attempt = integer(b, "attempt");
-  s.tier = text(b, "tier");
-  s.verdict = text(b, "verdict");
+  s.step = json_text(b, "step");
+  s.loop = json_text(b, "loop");
+  s.skill = json_text(b, "skill");
+  s.attempt = json_attempt(b);
+  s.tier = json_text(b, "tier");
+  s.verdict = json_text(b, "verdict");
   s.reasons = b.contains("reasons") && b["reasons"].is_array() ? b["reasons"] : json::array();
-  s.outputs = text(b, "outputs");
+  s.outputs = json_text(b, "outputs");
   if (auto graded = b.find("shot_attempt"); graded != b.end() && graded->is_object()) {
-    s.shot_attempt = ShotAttemptGrade{text(*graded, "shot_id"), text(*graded, "resolution"),
-                                      integer(*graded, "attempt"), text(*graded, "wave"), text(*graded, "inputs")};
+    s.shot_attempt = ShotAttemptGrade{json_text(*graded, "shot_id"), json_text(*graded, "resolution"),
+                                      json_attempt(*graded), json_text(*graded, "wave"), json_text(*graded, "inputs")};
   }
   s.body = b;
   return s;

@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "avps/core/canonical_json.hpp"
 #include "avps/governance/budget.hpp"
 
 namespace avps::report {
@@ -20,16 +21,6 @@ constexpr int k_page_rows = 50;
 // Frames the contact sheet shows at once. The others' images wait in data-src until the script
 // pages to them: decoding 4,000 frames at load would double a 500-scene page's load time.
 constexpr int k_sheet_page = 60;
-
-std::string text_of(const json& j, const char* field) {
-  auto found = j.find(field);
-  return found != j.end() && found->is_string() ? found->get<std::string>() : "";
-}
-
-int64_t int_of(const json& j, const char* field) {
-  auto found = j.find(field);
-  return found != j.end() && found->is_number() ? found->get<int64_t>() : 0;
-}
 
 // Money as people read it: dollars and cents (rounded half up); the exact micro-USD are in the
 // element's data- attributes and title, and in the JSON.
@@ -68,10 +59,11 @@ std::string verdict_class(const std::string& verdict) {
 
 // What a person does about an open hard stop, by its kind (docs/cli.md, avps override).
 std::string remedy(const json& stop) {
-  const std::string kind = text_of(stop, "kind");
-  const std::string id = text_of(stop, "id");
+  const std::string kind = core::json_text(stop, "kind");
+  const std::string id = core::json_text(stop, "id");
   if (kind == "budget") {
-    return "raise the " + (text_of(stop, "cap").empty() ? std::string("project") : text_of(stop, "cap")) +
+    return "raise the " +
+           (core::json_text(stop, "cap").empty() ? std::string("project") : core::json_text(stop, "cap")) +
            " cap: avps override DIR --stop " + id + " --raise-cap USD --reason TEXT";
   }
   if (kind == "frozen") {
@@ -108,7 +100,7 @@ class Page {
   void esc(const std::string& s) { out += html_escape(s); }
 
   void head() {
-    const std::string title = text_of(m, "title");
+    const std::string title = core::json_text(m, "title");
     put("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     // No fetch of any kind: the page is whole in itself. Images are data: URIs; links to the
     // project's files are navigations, which CSP does not govern.
@@ -162,13 +154,13 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
     const json& spend = m["spend"];
     const json& usage = m["usage"];
     put("<header id=\"summary\">\n<h1>");
-    esc(text_of(m, "title"));
+    esc(core::json_text(m, "title"));
     put("</h1>\n<div class=\"sub\">Production report · phase reached: <b id=\"phase-reached\">");
     esc(m["phase_reached"].is_string() ? m["phase_reached"].get<std::string>() : "not started");
     put("</b> · as of event ");
-    put(std::to_string(int_of(m["as_of"], "seq")));
+    put(std::to_string(core::json_int(m["as_of"], "seq")));
     put(" (");
-    esc(text_of(m["as_of"], "ts"));
+    esc(core::json_text(m["as_of"], "ts"));
     put(")");
     if (!a.live_note.empty()) {
       put(" · <b id=\"live-note\">");
@@ -176,10 +168,10 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       put("</b>");
     }
     put("</div>\n<div class=\"cards\">");
-    const int64_t committed = int_of(spend, "committed_micro_usd");
-    const int64_t reserved = int_of(spend, "reserved_micro_usd");
-    const int64_t cap = int_of(spend, "project_cap_micro_usd");
-    const int64_t configured = int_of(spend, "configured_project_cap_micro_usd");
+    const int64_t committed = core::json_int(spend, "committed_micro_usd");
+    const int64_t reserved = core::json_int(spend, "reserved_micro_usd");
+    const int64_t cap = core::json_int(spend, "project_cap_micro_usd");
+    const int64_t configured = core::json_int(spend, "configured_project_cap_micro_usd");
     const int pct = cap > 0 ? static_cast<int>((committed + reserved) * 100 / cap) : 0;
     put("<div id=\"spend-total\" data-committed-micro-usd=\"" + std::to_string(committed) +
         "\" data-reserved-micro-usd=\"" + std::to_string(reserved) + "\" hidden></div>");
@@ -187,31 +179,31 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
          usd_exact(committed) + " committed, " + usd_exact(reserved) + " reserved");
     card("Project cap", usd(cap),
          std::to_string(pct) + " % used" + (cap != configured ? ", raised from " + usd(configured) : "") +
-             ", warn at " + std::to_string(int_of(spend, "warn_pct")) + " %",
-         pct, pct >= int_of(spend, "warn_pct"), usd_exact(cap));
+             ", warn at " + std::to_string(core::json_int(spend, "warn_pct")) + " %",
+         pct, pct >= core::json_int(spend, "warn_pct"), usd_exact(cap));
     if (spend.contains("projected_micro_usd") && spend["projected_micro_usd"].is_number()) {
-      card("Projected", usd(int_of(spend, "projected_micro_usd")), "budget-gates' latest projection");
+      card("Projected", usd(core::json_int(spend, "projected_micro_usd")), "budget-gates' latest projection");
     }
     if (spend["scene_cap_micro_usd"].is_number()) {
-      card("Scene cap", usd(int_of(spend, "scene_cap_micro_usd")), "each scene");
+      card("Scene cap", usd(core::json_int(spend, "scene_cap_micro_usd")), "each scene");
     }
     if (spend["shot_cap_micro_usd"].is_number()) {
-      card("Shot cap", usd(int_of(spend, "shot_cap_micro_usd")), "each shot");
+      card("Shot cap", usd(core::json_int(spend, "shot_cap_micro_usd")), "each shot");
     }
-    card("Model calls", std::to_string(int_of(usage, "calls")),
-         std::to_string(int_of(usage, "failed_calls")) + " failed, " + std::to_string(int_of(usage, "retries")) +
-             " retries");
-    card("Tokens", std::to_string(int_of(usage, "input_tokens") + int_of(usage, "output_tokens")),
-         std::to_string(int_of(usage, "input_tokens")) + " in, " + std::to_string(int_of(usage, "output_tokens")) +
-             " out");
+    card("Model calls", std::to_string(core::json_int(usage, "calls")),
+         std::to_string(core::json_int(usage, "failed_calls")) + " failed, " +
+             std::to_string(core::json_int(usage, "retries")) + " retries");
+    card("Tokens", std::to_string(core::json_int(usage, "input_tokens") + core::json_int(usage, "output_tokens")),
+         std::to_string(core::json_int(usage, "input_tokens")) + " in, " +
+             std::to_string(core::json_int(usage, "output_tokens")) + " out");
     const double seconds = usage.value("seconds_rendered", 0.0);
-    card("Seconds rendered", num(seconds, 1), std::to_string(int_of(usage, "renders")) + " renders");
+    card("Seconds rendered", num(seconds, 1), std::to_string(core::json_int(usage, "renders")) + " renders");
     int scenes = 0, finals = 0, shots = 0;
     for (const json& s : m["scenes"]) {
       if (s.value("in_latest_scenes", true)) {
         ++scenes;
-        finals += static_cast<int>(int_of(s["final"], "passed"));
-        shots += static_cast<int>(int_of(s["final"], "shots"));
+        finals += static_cast<int>(core::json_int(s["final"], "passed"));
+        shots += static_cast<int>(core::json_int(s["final"], "shots"));
       }
     }
     card("Scenes", std::to_string(scenes), std::to_string(finals) + " of " + std::to_string(shots) + " shots final",
@@ -225,9 +217,10 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       put("<div class=\"stops\"><b>" + std::to_string(stops.size()) + " hard stop(s) wait for a person</b><ul>");
       for (const json& stop : stops) {
         put("<li class=\"stop\"><span class=\"badge v-stop\">");
-        esc(text_of(stop, "id"));
+        esc(core::json_text(stop, "id"));
         put("</span> ");
-        esc(text_of(stop, "kind") + " · " + text_of(stop, "loop") + ": " + text_of(stop, "reason"));
+        esc(core::json_text(stop, "kind") + " · " + core::json_text(stop, "loop") + ": " +
+            core::json_text(stop, "reason"));
         put("<br>What to do: <code>");
         esc(remedy(stop));
         put("</code></li>");
@@ -253,14 +246,16 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       return;
     }
     const double w = 1000, h = 280, left = 70, right = 20, top = 14, bottom = 30;
-    const int64_t first = int_of(series.front(), "seq"), last = std::max(int_of(series.back(), "seq"), first + 1);
-    int64_t high = std::max(int_of(spend, "project_cap_micro_usd"), int_of(spend, "projected_micro_usd"));
+    const int64_t first = core::json_int(series.front(), "seq"),
+                  last = std::max(core::json_int(series.back(), "seq"), first + 1);
+    int64_t high =
+        std::max(core::json_int(spend, "project_cap_micro_usd"), core::json_int(spend, "projected_micro_usd"));
     for (const json& p : series) {
-      high = std::max(high, int_of(p, "committed_micro_usd") + int_of(p, "reserved_micro_usd"));
+      high = std::max(high, core::json_int(p, "committed_micro_usd") + core::json_int(p, "reserved_micro_usd"));
     }
     for (const json& raise : m["cost"]["cap_raises"]) {
-      if (text_of(raise, "cap") == "project") {
-        high = std::max(high, int_of(raise, "cap_micro_usd"));
+      if (core::json_text(raise, "cap") == "project") {
+        high = std::max(high, core::json_int(raise, "cap_micro_usd"));
       }
     }
     high = std::max<int64_t>(high * 105 / 100, 1);
@@ -280,27 +275,28 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
           "\"/><text x=\"" + num(w - right) + "\" y=\"" + num(y(value) - 4, 1) + "\" text-anchor=\"end\">" +
           html_escape(label) + "</text>\n");
     };
-    const int64_t cap = int_of(spend, "project_cap_micro_usd");
+    const int64_t cap = core::json_int(spend, "project_cap_micro_usd");
     hline(cap, "#c8372d", "0", "project cap " + usd(cap), "cap-line");
-    const int64_t warn = cap * int_of(spend, "warn_pct") / 100;
-    hline(warn, "#d9a400", "6 4", "WARN " + std::to_string(int_of(spend, "warn_pct")) + " %", "warn-line");
+    const int64_t warn = cap * core::json_int(spend, "warn_pct") / 100;
+    hline(warn, "#d9a400", "6 4", "WARN " + std::to_string(core::json_int(spend, "warn_pct")) + " %", "warn-line");
     if (spend.contains("projected_micro_usd") && spend["projected_micro_usd"].is_number()) {
-      hline(int_of(spend, "projected_micro_usd"), "#8a8a8a", "2 4",
-            "projected " + usd(int_of(spend, "projected_micro_usd")), "projection-line");
+      hline(core::json_int(spend, "projected_micro_usd"), "#8a8a8a", "2 4",
+            "projected " + usd(core::json_int(spend, "projected_micro_usd")), "projection-line");
     }
     for (const json& raise : m["cost"]["cap_raises"]) {
-      const double at = x(std::clamp(int_of(raise, "seq"), first, last));
+      const double at = x(std::clamp(core::json_int(raise, "seq"), first, last));
       put("<line class=\"cap-raise\" x1=\"" + num(at, 1) + "\" x2=\"" + num(at, 1) + "\" y1=\"" + num(top) +
           "\" y2=\"" + num(h - bottom) + "\" stroke=\"#3867d6\" stroke-dasharray=\"3 3\"><title>");
-      esc("cap raised: " + text_of(raise, "cap") + " to " + usd(int_of(raise, "cap_micro_usd")) + " at " +
-          text_of(raise, "ts"));
+      esc("cap raised: " + core::json_text(raise, "cap") + " to " + usd(core::json_int(raise, "cap_micro_usd")) +
+          " at " + core::json_text(raise, "ts"));
       put("</title></line>\n");
     }
     std::string committed, total;
     for (const json& p : series) {
-      const double px = x(int_of(p, "seq"));
-      committed += num(px, 1) + "," + num(y(int_of(p, "committed_micro_usd")), 1) + " ";
-      total += num(px, 1) + "," + num(y(int_of(p, "committed_micro_usd") + int_of(p, "reserved_micro_usd")), 1) + " ";
+      const double px = x(core::json_int(p, "seq"));
+      committed += num(px, 1) + "," + num(y(core::json_int(p, "committed_micro_usd")), 1) + " ";
+      total += num(px, 1) + "," +
+               num(y(core::json_int(p, "committed_micro_usd") + core::json_int(p, "reserved_micro_usd")), 1) + " ";
     }
     put("<polyline id=\"reserved-line\" fill=\"none\" stroke=\"#9bb3f0\" stroke-width=\"1.5\" points=\"" + total +
         "\"/>\n<polyline id=\"committed-line\" fill=\"none\" stroke=\"#3867d6\" stroke-width=\"2\" points=\"" +
@@ -330,7 +326,7 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       for (const auto& [tier, amount] : row["by_tier"].items()) {
         tiers.insert(tier);
       }
-      most = std::max(most, int_of(row, "committed_micro_usd"));
+      most = std::max(most, core::json_int(row, "committed_micro_usd"));
     }
     put("<h3>By scene and tier</h3>\n");
     table_tools("cost-by-scene", "filter scenes");
@@ -343,13 +339,13 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
     put("<th class=\"r\">total</th><th>share</th></tr></thead><tbody>\n");
     for (const json& row : cost["by_scene"]) {
       put("<tr><td>");
-      esc(text_of(row, "scene_id"));
+      esc(core::json_text(row, "scene_id"));
       put("</td>");
       for (const std::string& tier : tiers) {
         const int64_t amount = row["by_tier"].value(tier, int64_t{0});
         put("<td class=\"r\" data-sort=\"" + std::to_string(amount) + "\">" + html_escape(usd(amount)) + "</td>");
       }
-      const int64_t total = int_of(row, "committed_micro_usd");
+      const int64_t total = core::json_int(row, "committed_micro_usd");
       put("<td class=\"r\" data-sort=\"" + std::to_string(total) + "\">" + html_escape(usd(total)) +
           "</td><td data-sort=\"" + std::to_string(total) +
           "\"><div class=\"bar\" style=\"width:160px\"><i style=\"width:" +
@@ -360,23 +356,23 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
         "tokens</th><th class=\"r\">committed</th></tr></thead><tbody>\n");
     for (const json& row : cost["by_model"]) {
       put("<tr><td>");
-      esc(text_of(row, "model"));
+      esc(core::json_text(row, "model"));
       put("</td><td>");
-      esc(text_of(row, "tier"));
+      esc(core::json_text(row, "tier"));
       put("</td>");
       for (const char* field : {"calls", "input_tokens", "output_tokens"}) {
-        put("<td class=\"r\">" + std::to_string(int_of(row, field)) + "</td>");
+        put("<td class=\"r\">" + std::to_string(core::json_int(row, field)) + "</td>");
       }
-      put("<td class=\"r\" data-sort=\"" + std::to_string(int_of(row, "committed_micro_usd")) + "\">" +
-          html_escape(usd(int_of(row, "committed_micro_usd"))) + "</td></tr>\n");
+      put("<td class=\"r\" data-sort=\"" + std::to_string(core::json_int(row, "committed_micro_usd")) + "\">" +
+          html_escape(usd(core::json_int(row, "committed_micro_usd"))) + "</td></tr>\n");
     }
     put("</tbody></table>\n<h3>Most expensive shots</h3>\n<table id=\"top-shots\" class=\"sortable\"><thead><tr>"
         "<th>shot</th><th class=\"r\">committed</th></tr></thead><tbody>\n");
     for (const json& row : cost["top_shots"]) {
       put("<tr><td>");
-      esc(text_of(row, "shot_id"));
-      put("</td><td class=\"r\" data-sort=\"" + std::to_string(int_of(row, "committed_micro_usd")) + "\">" +
-          html_escape(usd(int_of(row, "committed_micro_usd"))) + "</td></tr>\n");
+      esc(core::json_text(row, "shot_id"));
+      put("</td><td class=\"r\" data-sort=\"" + std::to_string(core::json_int(row, "committed_micro_usd")) + "\">" +
+          html_escape(usd(core::json_int(row, "committed_micro_usd"))) + "</td></tr>\n");
     }
     put("</tbody></table>\n</section>\n");
   }
@@ -391,7 +387,7 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       for (const json& shot : scene["shots"]) {
         size_t p = 0, f = 0;
         for (const json& at : shot["attempts"]) {
-          (text_of(at, "resolution") == "final" ? f : p) += 1;
+          (core::json_text(at, "resolution") == "final" ? f : p) += 1;
         }
         proxy_width = std::max(proxy_width, p);
         final_width = std::max(final_width, f);
@@ -405,21 +401,21 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
     for (const json& scene : m["scenes"]) {
       for (const json& shot : scene["shots"]) {
         put("<tr><td>");
-        esc(text_of(shot, "shot_id"));
+        esc(core::json_text(shot, "shot_id"));
         put("</td>");
         for (const char* resolution : {"proxy", "final"}) {
           size_t shown = 0;
           for (const json& at : shot["attempts"]) {
-            if (text_of(at, "resolution") != resolution) {
+            if (core::json_text(at, "resolution") != resolution) {
               continue;
             }
             ++shown;
             const std::string verdict = at["verdict"].is_string() ? at["verdict"].get<std::string>() : "";
-            std::string tip = text_of(shot, "shot_id") + " " + resolution + " attempt " +
-                              std::to_string(int_of(at, "attempt")) + ": " +
+            std::string tip = core::json_text(shot, "shot_id") + " " + resolution + " attempt " +
+                              std::to_string(core::json_int(at, "attempt")) + ": " +
                               (verdict.empty() ? std::string("not graded") : verdict);
-            if (!text_of(at, "model").empty()) {
-              tip += " (" + text_of(at, "model") + ", " + text_of(at, "tier") + ")";
+            if (!core::json_text(at, "model").empty()) {
+              tip += " (" + core::json_text(at, "model") + ", " + core::json_text(at, "tier") + ")";
             }
             for (const auto& [name, score] : at["scores"].items()) {
               tip += "\n" + name + ": " + (score.is_string() ? score.get<std::string>() : score.dump());
@@ -429,7 +425,7 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
             }
             put("<td class=\"cell qc-cell " + verdict_class(verdict) + "\" data-verdict=\"" + html_escape(verdict) +
                 "\" data-resolution=\"" + resolution + "\" title=\"" + html_escape(tip) + "\">" +
-                std::to_string(int_of(at, "attempt")) + "</td>");
+                std::to_string(core::json_int(at, "attempt")) + "</td>");
           }
           const size_t width = std::max<size_t>(std::string(resolution) == "proxy" ? proxy_width : final_width, 1);
           for (; shown < width; ++shown) {
@@ -449,9 +445,9 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
     // Regen rounds and frozen shots: the production loop's own record.
     std::vector<const json*> rounds;
     for (const json& item : m["loops"]) {
-      const std::string kind = text_of(item, "kind");
+      const std::string kind = core::json_text(item, "kind");
       if (kind == "regen_round" ||
-          (kind == "hard_stop" && text_of(item, "what").find("(frozen)") != std::string::npos)) {
+          (kind == "hard_stop" && core::json_text(item, "what").find("(frozen)") != std::string::npos)) {
         rounds.push_back(&item);
       }
     }
@@ -462,12 +458,12 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       put("<table id=\"regen\" class=\"sortable paged\"><thead><tr><th>when</th><th>shot</th><th>what</th>"
           "<th>why</th></tr></thead><tbody>\n");
       for (const json* item : rounds) {
-        put("<tr>" + clock_cell(text_of(*item, "ts")) + "<td>");
-        esc(text_of(*item, "shot_id"));
+        put("<tr>" + clock_cell(core::json_text(*item, "ts")) + "<td>");
+        esc(core::json_text(*item, "shot_id"));
         put("</td><td>");
-        esc(text_of(*item, "what"));
+        esc(core::json_text(*item, "what"));
         put("</td><td>");
-        esc(text_of(*item, "reason"));
+        esc(core::json_text(*item, "reason"));
         put("</td></tr>\n");
       }
       put("</tbody></table>\n");
@@ -481,7 +477,7 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
         "delta), fallback, retry, override and hard stop, with its reason, per scene.</p>\n");
     std::map<std::string, std::vector<const json*>> by_scene;
     for (const json& item : m["loops"]) {
-      const std::string scene = text_of(item, "scene_id");
+      const std::string scene = core::json_text(item, "scene_id");
       by_scene[scene.empty() ? "project" : scene].push_back(&item);
     }
     // The project-wide loops, then the scenes in story order.
@@ -490,8 +486,8 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       order.push_back("project");
     }
     for (const json& scene : m["scenes"]) {
-      if (by_scene.count(text_of(scene, "scene_id"))) {
-        order.push_back(text_of(scene, "scene_id"));
+      if (by_scene.count(core::json_text(scene, "scene_id"))) {
+        order.push_back(core::json_text(scene, "scene_id"));
       }
     }
     for (const auto& [scene, items] : by_scene) {
@@ -512,21 +508,21 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
           "<th>when</th><th>kind</th><th>shot</th><th>who</th><th>what</th><th class=\"r\">cost delta</th>"
           "<th>reason</th></tr></thead><tbody>\n");
       for (const json* item : items) {
-        put("<tr data-kind=\"" + html_escape(text_of(*item, "kind")) + "\">" + clock_cell(text_of(*item, "ts")) +
-            "<td>");
-        esc(text_of(*item, "kind"));
+        put("<tr data-kind=\"" + html_escape(core::json_text(*item, "kind")) + "\">" +
+            clock_cell(core::json_text(*item, "ts")) + "<td>");
+        esc(core::json_text(*item, "kind"));
         put("</td><td>");
-        esc(text_of(*item, "shot_id"));
+        esc(core::json_text(*item, "shot_id"));
         put("</td><td>");
-        esc(text_of(*item, "who"));
+        esc(core::json_text(*item, "who"));
         put("</td><td>");
-        esc(text_of(*item, "what"));
+        esc(core::json_text(*item, "what"));
         put("</td><td class=\"r\">");
         if (item->contains("cost_delta_micro_usd")) {
-          esc(usd(int_of(*item, "cost_delta_micro_usd")));
+          esc(usd(core::json_int(*item, "cost_delta_micro_usd")));
         }
         put("</td><td>");
-        esc(text_of(*item, "reason"));
+        esc(core::json_text(*item, "reason"));
         put("</td></tr>\n");
       }
       put("</tbody></table>\n</details>\n");
@@ -541,7 +537,7 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
     int shown = 0;
     for (const json& scene : m["scenes"]) {
       for (const json& shot : scene["shots"]) {
-        const std::string id = text_of(shot, "shot_id");
+        const std::string id = core::json_text(shot, "shot_id");
         put("<figure class=\"shot\" data-shot=\"" + html_escape(id) + "\">");
         auto frame = a.frames.find(id);
         if (frame != a.frames.end()) {
@@ -599,9 +595,9 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
           "</td>");
     };
     for (const json& s : m["scenes"]) {
-      put("<tr data-scene=\"" + html_escape(text_of(s, "scene_id")) + "\" data-spend-micro-usd=\"" +
-          std::to_string(int_of(s, "spend_micro_usd")) + "\"><td>");
-      esc(text_of(s, "scene_id") + (s.value("in_latest_scenes", true) ? "" : " (dropped)"));
+      put("<tr data-scene=\"" + html_escape(core::json_text(s, "scene_id")) + "\" data-spend-micro-usd=\"" +
+          std::to_string(core::json_int(s, "spend_micro_usd")) + "\"><td>");
+      esc(core::json_text(s, "scene_id") + (s.value("in_latest_scenes", true) ? "" : " (dropped)"));
       put("</td><td class=\"phase\">");
       esc(s["phase"].is_string() ? s["phase"].get<std::string>() : "-");
       put("</td>");
@@ -609,12 +605,12 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
       verdict(s["continuity"]);
       verdict(s["plan"]);
       for (const char* res : {"proxy", "final"}) {
-        put("<td class=\"r\">" + std::to_string(int_of(s[res], "passed")) + "/" +
-            std::to_string(int_of(s[res], "shots")) + "</td>");
+        put("<td class=\"r\">" + std::to_string(core::json_int(s[res], "passed")) + "/" +
+            std::to_string(core::json_int(s[res], "shots")) + "</td>");
       }
-      put("<td class=\"r\" data-sort=\"" + std::to_string(int_of(s, "spend_micro_usd")) + "\">" +
-          html_escape(usd(int_of(s, "spend_micro_usd"))) + "</td><td class=\"r\">" +
-          (s["cap_micro_usd"].is_number() ? html_escape(usd(int_of(s, "cap_micro_usd"))) : std::string("-")) +
+      put("<td class=\"r\" data-sort=\"" + std::to_string(core::json_int(s, "spend_micro_usd")) + "\">" +
+          html_escape(usd(core::json_int(s, "spend_micro_usd"))) + "</td><td class=\"r\">" +
+          (s["cap_micro_usd"].is_number() ? html_escape(usd(core::json_int(s, "cap_micro_usd"))) : std::string("-")) +
           "</td></tr>\n");
     }
     put("</tbody></table>\n</section>\n");
@@ -625,15 +621,15 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
         "<th>command</th><th>started</th><th>finished</th><th>outcome</th></tr></thead><tbody>\n");
     for (const json& run : m["runs"]) {
       put("<tr><td>");
-      esc(text_of(run, "run_id"));
+      esc(core::json_text(run, "run_id"));
       put("</td><td>");
-      esc(text_of(run, "command"));
+      esc(core::json_text(run, "command"));
       put("</td><td>");
-      esc(text_of(run, "started"));
+      esc(core::json_text(run, "started"));
       put("</td><td>");
       esc(run["finished"].is_string() ? run["finished"].get<std::string>() : "(running or interrupted)");
       put("</td><td>");
-      esc(text_of(run, "outcome"));
+      esc(core::json_text(run, "outcome"));
       put("</td></tr>\n");
     }
     put("</tbody></table>\n</section>\n");
@@ -641,8 +637,8 @@ svg text{font-size:11px;fill:var(--mut)}.legend span{display:inline-block;margin
 
   void tail() {
     put("<p class=\"sub\">Written by avps from the project's ledger, event " +
-        std::to_string(int_of(m["as_of"], "seq")) + " (hash ");
-    esc(text_of(m["as_of"], "hash").substr(0, 16));
+        std::to_string(core::json_int(m["as_of"], "seq")) + " (hash ");
+    esc(core::json_text(m["as_of"], "hash").substr(0, 16));
     put("...). The same data: avps report --json.</p>\n</main>\n<script>\n");
     put("const PAGE=" + std::to_string(k_page_rows) + ",SHEET=" + std::to_string(k_sheet_page) + ";\n");
     put(R"JS((function(){

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "avps/artifacts/names.hpp"
+#include "avps/core/canonical_json.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/ledger/events.hpp"
@@ -84,7 +85,7 @@ class PhaseTable {
 
  private:
   std::vector<std::string> m_phases;
-  std::map<std::string, int> m_renders;                   // resolution -> its render phase
+  std::map<std::string, int> m_renders;                    // resolution -> its render phase
   std::map<std::string, std::vector<int>> m_skill_phases;  // skill -> the scene phases it runs in
 };
 
@@ -132,30 +133,20 @@ StepKey parse_step(const std::string& step) {
   return key;
 }
 
-std::string text_of(const json& body, const char* field) {
-  auto found = body.find(field);
-  return found != body.end() && found->is_string() ? found->get<std::string>() : "";
-}
-
-int64_t int_of(const json& body, const char* field) {
-  auto found = body.find(field);
-  return found != body.end() && found->is_number_integer() ? found->get<int64_t>() : 0;
-}
-
 // The shot and scene an event is about, from the fields the event kinds use for them.
 std::pair<std::string, std::string> scope_of(const json& body) {
-  std::string shot = text_of(body, "shot_id");
-  std::string scene = text_of(body, "scene_id");
+  std::string shot = core::json_text(body, "shot_id");
+  std::string scene = core::json_text(body, "scene_id");
   if (auto scope = body.find("scope"); scope != body.end() && scope->is_object()) {
-    shot = shot.empty() ? text_of(*scope, "shot_id") : shot;
-    scene = scene.empty() ? text_of(*scope, "scene_id") : scene;
+    shot = shot.empty() ? core::json_text(*scope, "shot_id") : shot;
+    scene = scene.empty() ? core::json_text(*scope, "scene_id") : scene;
   }
   if (scene.empty() && !shot.empty()) {
     scene = scene_of(shot);
   }
   if (scene.empty()) {
     // A loop "skill/S03" or "skill/S03_SH02/proxy".
-    const std::string loop = text_of(body, "loop");
+    const std::string loop = core::json_text(body, "loop");
     if (size_t slash = loop.find('/'); slash != std::string::npos) {
       std::string target = loop.substr(slash + 1);
       target = target.substr(0, target.find('/'));
@@ -185,7 +176,7 @@ std::string joined(const json& reasons) {
 struct HeldMoney {
   std::string scene_id, shot_id;
   int64_t amount = 0;
-  std::string model, tier, skill;
+  std::string model, tier;
   bool ended = false;
 };
 
@@ -220,7 +211,7 @@ class Book {
       add_override(e);
     } else if (e.kind == "run.started") {
       m_runs.push_back({{"run_id", e.run_id},
-                        {"command", text_of(body, "command")},
+                        {"command", core::json_text(body, "command")},
                         {"started", e.timestamp},
                         {"finished", nullptr},
                         {"outcome", nullptr}});
@@ -228,7 +219,7 @@ class Book {
       for (json& run : m_runs) {
         if (run["run_id"] == e.run_id) {
           run["finished"] = e.timestamp;
-          run["outcome"] = text_of(body, "outcome");
+          run["outcome"] = core::json_text(body, "outcome");
         }
       }
     } else if (e.kind == "budget.reserved") {
@@ -239,34 +230,41 @@ class Book {
       add_response(e);
     } else if (e.kind == "exchange.failed") {
       ++m_usage.failed;
-      loop_event(e, "failed_call", text_of(body, "skill").empty() ? text_of(body, "model") : text_of(body, "skill"),
-                 "model " + text_of(body, "model") + " gave up", text_of(body, "message"));
+      loop_event(
+          e, "failed_call",
+          core::json_text(body, "skill").empty() ? core::json_text(body, "model") : core::json_text(body, "skill"),
+          "model " + core::json_text(body, "model") + " gave up", core::json_text(body, "message"));
     } else if (e.kind == "exchange.fallback") {
-      loop_event(e, "fallback", text_of(body, "from_model"),
-                 text_of(body, "from_model") + " -> " + text_of(body, "to_model"), text_of(body, "reason"));
+      loop_event(e, "fallback", core::json_text(body, "from_model"),
+                 core::json_text(body, "from_model") + " -> " + core::json_text(body, "to_model"),
+                 core::json_text(body, "reason"));
     } else if (e.kind == "route.escalated") {
       const json cost = body.value("cost", json::object());
-      json& item = loop_event(e, "escalation", text_of(body, "skill"),
-                              text_of(body, "from") + " -> " + text_of(body, "to"), text_of(body, "reason"));
-      item["cost_delta_micro_usd"] = int_of(cost, "delta_micro_usd");
+      json& item = loop_event(e, "escalation", core::json_text(body, "skill"),
+                              core::json_text(body, "from") + " -> " + core::json_text(body, "to"),
+                              core::json_text(body, "reason"));
+      item["cost_delta_micro_usd"] = core::json_int(cost, "delta_micro_usd");
     } else if (e.kind == "route.escalation_refused") {
-      loop_event(e, "escalation_refused", text_of(body, "skill"),
-                 text_of(body, "from") + " -> " + text_of(body, "to") + " refused", text_of(body, "reason"));
+      loop_event(e, "escalation_refused", core::json_text(body, "skill"),
+                 core::json_text(body, "from") + " -> " + core::json_text(body, "to") + " refused",
+                 core::json_text(body, "reason"));
     } else if (e.kind == "route.reallocated") {
       json& item = loop_event(e, "reallocation", "model-router",
-                              text_of(body, "from_tier") + " -> " + text_of(body, "to_tier"), text_of(body, "reason"));
-      item["cost_delta_micro_usd"] = int_of(body.value("cost", json::object()), "delta_micro_usd");
+                              core::json_text(body, "from_tier") + " -> " + core::json_text(body, "to_tier"),
+                              core::json_text(body, "reason"));
+      item["cost_delta_micro_usd"] = core::json_int(body.value("cost", json::object()), "delta_micro_usd");
     } else if (e.kind == "regen.round") {
-      loop_event(e, "regen_round", text_of(body, "resolution"),
-                 "round " + std::to_string(int_of(body, "round")) + ": " + text_of(body, "remedy") + " on " +
-                     text_of(body, "tier"),
-                 "after attempt " + std::to_string(int_of(body, "after_attempt")));
+      loop_event(e, "regen_round", core::json_text(body, "resolution"),
+                 "round " + std::to_string(core::json_int(body, "round")) + ": " + core::json_text(body, "remedy") +
+                     " on " + core::json_text(body, "tier"),
+                 "after attempt " + std::to_string(core::json_int(body, "after_attempt")));
     } else if (e.kind == "run.hard_stop") {
-      loop_event(e, "hard_stop", text_of(body, "skill"),
-                 "STOP-" + std::to_string(e.seq) + " (" + text_of(body, "kind") + ")", text_of(body, "reason"));
+      loop_event(e, "hard_stop", core::json_text(body, "skill"),
+                 "STOP-" + std::to_string(e.seq) + " (" + core::json_text(body, "kind") + ")",
+                 core::json_text(body, "reason"));
     } else if (e.kind == "stop.resolved") {
-      loop_event(e, "stop_resolved", "avps", "STOP-" + std::to_string(int_of(body, "stop_seq")) + " resolved",
-                 text_of(body, "reason"));
+      loop_event(e, "stop_resolved", "avps", "STOP-" + std::to_string(core::json_int(body, "stop_seq")) + " resolved",
+                 core::json_text(body, "reason"));
     }
     if (auto end = body.find("reservation_end"); end != body.end() && end->is_object()) {
       add_end(e, *end);
@@ -275,7 +273,7 @@ class Book {
   }
 
  public:
-  Result<void> finish(ProjectView& view, const std::set<std::string>& stale) {
+  Result<void> finish(ProjectView& view, const std::set<std::string>& stale, const governance::Overrides& overrides) {
     AVPS_TRY_ASSIGN(view.projected_micro_usd, projection());
     m_stale = stale;
     for (const auto& [who, body] : m_steps) {
@@ -284,7 +282,7 @@ class Book {
     for (const ProjectSkillView& skill : m_project_skills) {
       view.project_skills.push_back(skill);
     }
-    AVPS_TRY(scene_rows(view));
+    AVPS_TRY(scene_rows(view, overrides));
     view.usage = {{"calls", m_usage.calls},
                   {"failed_calls", m_usage.failed},
                   {"retries", m_usage.retries},
@@ -317,7 +315,7 @@ class Book {
       const bool known = before != m_steps.end();
       loop_event(e, key.resolution.empty() ? "revision" : "regen", key.skill,
                  key.who + ": attempt " + std::to_string(finished.attempt) + " on " + finished.tier +
-                     (known ? " after " + text_of(before->second, "verdict") : std::string()) + ": " + verdict,
+                     (known ? " after " + core::json_text(before->second, "verdict") : std::string()) + ": " + verdict,
                  known ? joined(before->second.value("reasons", json::array())) : "");
     }
     m_steps[key.who] = body;
@@ -390,7 +388,7 @@ class Book {
     }
     const json details = e.body.value("details", json::object());
     if (details.is_object() && details.contains("wave")) {
-      const std::string wave = text_of(details, "wave");
+      const std::string wave = core::json_text(details, "wave");
       m_waves_written.insert(wave);
       if (artifact->kind == "QC_BATCH") {
         m_qc_batches[wave] = *artifact;
@@ -412,73 +410,75 @@ class Book {
 
   void add_override(const ledger::Event& e) {
     const json& body = e.body;
-    m_overrides_raw.push_back(body);
     const json decision = body.value("decision", json::object());
-    if (text_of(body, "stop_kind") == "frozen" && text_of(decision, "kind") == "accept") {
+    if (core::json_text(body, "stop_kind") == "frozen" && core::json_text(decision, "kind") == "accept") {
       // A frozen shot a person accepted a render of counts as passed at that resolution.
-      const std::string loop = text_of(body, "loop");
-      m_accepted.insert(text_of(body.value("scope", json::object()), "shot_id") + loop.substr(loop.rfind('/')));
+      const std::string loop = core::json_text(body, "loop");
+      // The decision's value is the render as recorded ("media/S02_SH02_final_a04.mp4").
+      m_accepted[core::json_text(body.value("scope", json::object()), "shot_id") + loop.substr(loop.rfind('/'))] =
+          core::json_text(decision, "value");
     }
-    json& item = loop_event(e, "override", text_of(body, "skill"),
-                            text_of(body, "stop") + ": " + text_of(decision, "kind"), text_of(body, "reason"));
-    item["cost_delta_micro_usd"] = int_of(body, "cost_impact_micro_usd");
-    if (text_of(decision, "kind") == "raise_cap") {
-      m_cap_raises.push_back({{"seq", e.seq},
-                              {"ts", e.timestamp},
-                              {"cap", text_of(decision, "cap").empty() ? "project" : text_of(decision, "cap")},
-                              {"cap_micro_usd", decision.value("value", json(nullptr))}});
+    json& item = loop_event(e, "override", core::json_text(body, "skill"),
+                            core::json_text(body, "stop") + ": " + core::json_text(decision, "kind"),
+                            core::json_text(body, "reason"));
+    item["cost_delta_micro_usd"] = core::json_int(body, "cost_impact_micro_usd");
+    if (core::json_text(decision, "kind") == "raise_cap") {
+      m_cap_raises.push_back(
+          {{"seq", e.seq},
+           {"ts", e.timestamp},
+           {"cap", core::json_text(decision, "cap").empty() ? "project" : core::json_text(decision, "cap")},
+           {"cap_micro_usd", decision.value("value", json(nullptr))}});
     }
   }
 
   void add_reservation(const ledger::Event& e) {
     const json reservation = e.body.value("reservation", json::object());
-    HeldMoney& held = m_held[text_of(reservation, "id")];
-    held.scene_id = text_of(reservation, "scene_id");
-    held.shot_id = text_of(reservation, "shot_id");
-    held.amount = int_of(reservation, "amount_micro_usd");
+    HeldMoney& held = m_held[core::json_text(reservation, "id")];
+    held.scene_id = core::json_text(reservation, "scene_id");
+    held.shot_id = core::json_text(reservation, "shot_id");
+    held.amount = core::json_int(reservation, "amount_micro_usd");
     m_reserved += held.amount;
     point(e);
   }
 
   void add_intent(const ledger::Event& e) {
     const json& body = e.body;
-    const std::string id = text_of(body, "reservation_id");
+    const std::string id = core::json_text(body, "reservation_id");
     if (auto held = m_held.find(id); held != m_held.end()) {
-      held->second.model = text_of(body, "model");
-      held->second.tier = text_of(body, "tier");
-      held->second.skill = text_of(body, "skill");
+      held->second.model = core::json_text(body, "model");
+      held->second.tier = core::json_text(body, "tier");
     }
   }
 
   void add_response(const ledger::Event& e) {
     const json& body = e.body;
     ++m_usage.calls;
-    m_usage.retries += int_of(body, "retries");
-    m_usage.input_tokens += int_of(body, "input_tokens");
-    m_usage.output_tokens += int_of(body, "output_tokens");
+    m_usage.retries += core::json_int(body, "retries");
+    m_usage.input_tokens += core::json_int(body, "input_tokens");
+    m_usage.output_tokens += core::json_int(body, "output_tokens");
     if (auto seconds = body.find("seconds_billed"); seconds != body.end() && seconds->is_number()) {
       m_usage.seconds_rendered += seconds->get<double>();
     }
-    if (int_of(body, "retries") > 0) {
-      loop_event(e, "retry", text_of(body, "model"),
-                 std::to_string(int_of(body, "retries")) + " retries on " + text_of(body, "model"),
-                 text_of(body, "endpoint_host"));
+    if (core::json_int(body, "retries") > 0) {
+      loop_event(e, "retry", core::json_text(body, "model"),
+                 std::to_string(core::json_int(body, "retries")) + " retries on " + core::json_text(body, "model"),
+                 core::json_text(body, "endpoint_host"));
     }
-    ModelUse& use = m_models[text_of(body, "model")];
+    ModelUse& use = m_models[core::json_text(body, "model")];
     ++use.calls;
-    use.input_tokens += int_of(body, "input_tokens");
-    use.output_tokens += int_of(body, "output_tokens");
+    use.input_tokens += core::json_int(body, "input_tokens");
+    use.output_tokens += core::json_int(body, "output_tokens");
   }
 
   // Any event that ends a reservation: what it committed goes to the reservation's scene, shot,
   // tier and model (the ledger's own rule: committed = the settled amounts of ended reservations).
   void add_end(const ledger::Event& e, const json& end) {
-    auto held = m_held.find(text_of(end, "id"));
+    auto held = m_held.find(core::json_text(end, "id"));
     if (held == m_held.end() || held->second.ended) {
       return;
     }
     held->second.ended = true;
-    const int64_t settled = int_of(end, "settled_micro_usd");
+    const int64_t settled = core::json_int(end, "settled_micro_usd");
     m_reserved -= held->second.amount;
     m_committed += settled;
     const HeldMoney& money = held->second;
@@ -543,9 +543,7 @@ class Book {
   // the attempt graded last is the shot's standing grade.
   void note_grade(int64_t seq, const ledger::ShotAttemptGrade& graded, const std::string& verdict,
                   const json& reasons) {
-    const std::string& shot = graded.shot_id;
-    const std::string& resolution = graded.resolution;
-    ShotAttempt& attempt = attempt_of(shot, resolution, graded.attempt);
+    ShotAttempt& attempt = attempt_of(graded.shot_id, graded.resolution, graded.attempt);
     attempt.verdict = verdict;
     attempt.graded_seq = seq;
     attempt.reasons.clear();
@@ -554,16 +552,13 @@ class Book {
         attempt.reasons.push_back(r.get<std::string>());
       }
     }
-    m_waves[shot + "/" + resolution + "#" + std::to_string(attempt.attempt)] = graded.wave;
+    attempt.wave = graded.wave;
   }
 
   // Shots passed at a resolution, by the engine's rule (production.cpp): the last graded attempt
   // is PASS, where an attempt counts once its wave's QC_BATCH is recorded (record.cpp), or a
   // person accepted one of its renders; and the render is not stale (engine::stale_shots).
   const ShotAttempt* passing(const std::string& shot, const std::string& resolution) const {
-    if (m_stale.count(shot + "/" + resolution)) {
-      return nullptr;
-    }
     auto found = m_attempts.find(shot);
     if (found == m_attempts.end()) {
       return nullptr;
@@ -573,8 +568,7 @@ class Book {
       if (a.resolution != resolution || a.verdict.empty()) {
         continue;
       }
-      auto wave = m_waves.find(shot + "/" + resolution + "#" + std::to_string(a.attempt));
-      const bool counts = wave == m_waves.end() || wave->second.empty() || m_waves_written.count(wave->second);
+      const bool counts = a.wave.empty() || m_waves_written.count(a.wave);
       if (counts && (last == nullptr || a.graded_seq > last->graded_seq)) {
         last = &a;
       }
@@ -583,10 +577,8 @@ class Book {
   }
 
   bool passed(const std::string& shot, const std::string& resolution) const {
-    if (m_stale.count(shot + "/" + resolution)) {
-      return false;
-    }
-    return m_accepted.count(shot + "/" + resolution) || passing(shot, resolution) != nullptr;
+    const std::string key = shot + "/" + resolution;
+    return !m_stale.count(key) && (m_accepted.count(key) || passing(shot, resolution) != nullptr);
   }
 
   struct ShotRow {
@@ -609,7 +601,7 @@ class Book {
     for (const json& row : content.value("rows", json::array())) {
       if (row.is_object()) {
         const json duration = row.value("duration_s", json(0));
-        shots.push_back(ShotRow{text_of(row, "shot_id"), duration.is_number() ? duration.get<double>() : 0});
+        shots.push_back(ShotRow{core::json_text(row, "shot_id"), duration.is_number() ? duration.get<double>() : 0});
       }
     }
     m_shotlists[latest->second.name] = shots;
@@ -639,20 +631,16 @@ class Book {
     std::map<std::string, json> loaded;  // wave -> QC_BATCH content
     for (auto& [shot, attempts] : m_attempts) {
       for (ShotAttempt& a : attempts) {
-        auto wave = m_waves.find(shot + "/" + a.resolution + "#" + std::to_string(a.attempt));
-        if (wave == m_waves.end()) {
+        auto batch = m_qc_batches.find(a.wave);
+        if (a.wave.empty() || batch == m_qc_batches.end()) {
           continue;
         }
-        auto batch = m_qc_batches.find(wave->second);
-        if (batch == m_qc_batches.end()) {
-          continue;
-        }
-        auto [content, fresh] = loaded.try_emplace(wave->second);
+        auto [content, fresh] = loaded.try_emplace(a.wave);
         if (fresh) {
           AVPS_TRY_ASSIGN(content->second, m_project.store().load(batch->second));
         }
         for (const json& row : content->second.value("rows", json::array())) {
-          if (text_of(row, "shot_id") == shot && row.value("attempt_number", json(0)) == a.attempt) {
+          if (core::json_text(row, "shot_id") == shot && row.value("attempt_number", json(0)) == a.attempt) {
             static const std::vector<std::string> k_scores = {
                 "face_consistency",     "wardrobe_consistency", "set_continuity",    "prop_accuracy",
                 "lighting_consistency", "motion_integrity",     "audio_consistency", "total_score"};
@@ -668,7 +656,7 @@ class Book {
     return ok();
   }
 
-  Result<void> scene_rows(ProjectView& view) {
+  Result<void> scene_rows(ProjectView& view, const governance::Overrides& overrides) {
     AVPS_TRY(attach_scores());
     std::vector<std::string> order;
     if (auto scenes = m_latest.find("SCENES/"); scenes != m_latest.end()) {
@@ -693,7 +681,6 @@ class Book {
     order.insert(order.end(), others.begin(), others.end());
 
     const project::Budget& configured = m_project.config().budget;
-    const governance::Overrides overrides = governance::Overrides::from_events(m_events);
     for (size_t i = 0; i < order.size(); ++i) {
       SceneView row;
       row.scene_id = order[i];
@@ -702,7 +689,8 @@ class Book {
         const SceneState& state = found->second;
         row.phase = state.phase < 0 ? "" : m_table.phases().at(static_cast<size_t>(state.phase));
         for (const auto& [skill, verdict] : state.verdicts) {
-          const std::string column = column_of(m_table.phases().at(static_cast<size_t>(m_table.skill_phases(skill)->front())));
+          const std::string column =
+              column_of(m_table.phases().at(static_cast<size_t>(m_table.skill_phases(skill)->front())));
           int& worst = column == "validation" ? row.validation : column == "continuity" ? row.continuity : row.plan;
           if (!column.empty()) {
             worst = std::max(worst, severity(verdict));
@@ -749,16 +737,10 @@ class Book {
     return ok();
   }
 
-  // The render a passed final stands on: an accepted render's recorded name, else the passing
-  // attempt's render.
+  // The render a passed final stands on: the one a person accepted, else the passing attempt's.
   std::string passed_render(const std::string& shot) const {
-    if (m_accepted.count(shot + "/final")) {
-      for (const json& o : m_overrides_raw) {
-        if (o.value("scope", json::object()).value("shot_id", "") == shot) {
-          const std::string value = o.value("decision", json::object()).value("value", "");
-          return value.rfind("media/", 0) == 0 ? value : "media/" + value;
-        }
-      }
+    if (auto accepted = m_accepted.find(shot + "/final"); accepted != m_accepted.end()) {
+      return accepted->second;
     }
     const ShotAttempt* a = passing(shot, "final");
     return a ? a->render : "";
@@ -818,15 +800,13 @@ class Book {
   project::Project& m_project;
   const PhaseTable m_table;
   std::vector<ledger::Event> m_events;  // the snapshot read
-  std::vector<json> m_overrides_raw;    // stop.override bodies, oldest first
   std::map<std::string, json> m_steps;
   std::vector<ProjectSkillView> m_project_skills;
   std::map<std::string, SceneState> m_scenes;
   std::map<std::string, std::vector<ShotAttempt>> m_attempts;  // shot -> attempts at both resolutions
-  std::map<std::string, std::string> m_waves;                  // "S01_SH01/proxy#2" -> its QC wave
   std::set<std::string> m_waves_written;                       // "S01/proxy#2": waves whose QC_BATCH is recorded
   std::map<std::string, ledger::ArtifactRecord> m_qc_batches;  // wave -> its QC_BATCH
-  std::set<std::string> m_accepted;                            // "S02_SH02/proxy": a frozen shot's render accepted
+  std::map<std::string, std::string> m_accepted;               // "S02_SH02/proxy" -> the render a person accepted
   std::set<std::string> m_stale;                               // "S01_SH02/proxy": passed from other inputs
   std::map<std::string, ledger::ArtifactRecord> m_latest;      // "SCENES/", "SHOTLIST/S01" -> latest version
   std::map<std::string, std::vector<ShotRow>> m_shotlists;     // SHOTLIST file -> its shots
@@ -902,7 +882,7 @@ Result<ProjectView> read_project(project::Project& project) {
     view.stale_shots.push_back(
         {{"scene_id", s.scene_id}, {"shot_id", s.shot_id}, {"resolutions", s.resolutions}, {"changed", s.changed}});
   }
-  AVPS_TRY(book.finish(view, stale_keys));
+  AVPS_TRY(book.finish(view, stale_keys, overrides));
 
   const project::Budget& configured = project.config().budget;
   AVPS_TRY_ASSIGN(ledger::Spend spend, project.ledger().spend("", ""));

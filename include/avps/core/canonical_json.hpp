@@ -6,7 +6,9 @@
 // escapes of RFC 8259, integers print exactly. Invalid UTF-8 is refused, never replaced.
 // Floating-point numbers print in shortest round-trip form; money is never a float (micro-USD).
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -19,6 +21,12 @@ Result<std::string> canonical_json(const nlohmann::json& value);
 
 /// One JSON-pointer reference token, escaped (RFC 6901: "~" -> "~0", "/" -> "~1").
 std::string escape_pointer_token(const std::string& token);
+
+/// `object[key]` when `object` is an object holding a string there, else "": how every reader of a
+/// recorded body reads a text field (a field older records lack reads as empty).
+std::string json_text(const nlohmann::json& object, std::string_view key);
+/// `object[key]` when it is an integer, else 0.
+int64_t json_int(const nlohmann::json& object, std::string_view key);
 
 /// Parses JSON text; the error names the byte offset and what was wrong.
 Result<nlohmann::json> parse_json(std::string_view text, std::string_view what);

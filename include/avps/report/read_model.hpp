@@ -49,6 +49,7 @@ struct ShotAttempt {
   std::string model;
   std::string tier;
   std::string recorded_at;  ///< the render's timestamp
+  std::string wave;         ///< the QC wave that graded it ("S01/proxy#2"), "" if none or an older record
   int64_t graded_seq = 0;   ///< the step.finished that graded it last (0: not graded)
 };
 
@@ -89,7 +90,7 @@ struct ProjectSkillView {
 struct ProjectView {
   std::string title;
   std::vector<std::string> scene_phases;  ///< the stage graph's phases run per scene or shot, in order
-  int64_t as_of_seq = 0;  ///< the last event read: the snapshot
+  int64_t as_of_seq = 0;                  ///< the last event read: the snapshot
   std::string as_of_hash;
   std::string as_of_ts;
   std::vector<std::pair<std::string, nlohmann::json>> steps;  ///< "skill target resolution" -> last body
