@@ -5,9 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 extern char** environ;
 
@@ -98,6 +102,22 @@ ScratchDir::~ScratchDir() {
   if (!m_path.empty()) {
     std::error_code ignored;
     std::filesystem::remove_all(m_path, ignored);
+  }
+}
+
+void run_parallel(size_t count, int threads, const std::function<void(size_t)>& work) {
+  std::atomic<size_t> next{0};
+  auto worker = [&]() {
+    for (size_t i = next++; i < count; i = next++) {
+      work(i);
+    }
+  };
+  std::vector<std::thread> started;
+  for (size_t t = 0; t < static_cast<size_t>(std::max(1, threads)) && t < count; ++t) {
+    started.emplace_back(worker);
+  }
+  for (std::thread& t : started) {
+    t.join();
   }
 }
 

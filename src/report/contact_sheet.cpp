@@ -2,11 +2,9 @@
 // frame of a short clip, so one process takes frames of many clips: one input and one output per
 // clip, each output mapped to its own input.
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
 #include <vector>
 
 #include "avps/core/fs.hpp"
@@ -156,23 +154,13 @@ void gather_frames(const fs::path& project_dir, const json& model, int jobs, Pag
       batches.emplace_back(todo.begin() + static_cast<std::ptrdiff_t>(i),
                            todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), i + k_batch)));
     }
-    std::atomic<size_t> next{0};
-    auto worker = [&]() {
-      for (size_t b = next++; b < batches.size(); b = next++) {
-        if (!extract(batches[b]) && batches[b].size() > 1) {
-          for (Wanted* w : batches[b]) {
-            (void)extract({w});  // the file that failed the batch fails alone; the others go on
-          }
+    core::run_parallel(batches.size(), jobs, [&](size_t b) {
+      if (!extract(batches[b]) && batches[b].size() > 1) {
+        for (Wanted* w : batches[b]) {
+          (void)extract({w});  // the file that failed the batch fails alone; the others go on
         }
       }
-    };
-    std::vector<std::thread> threads;
-    for (int t = 0; t < std::max(1, jobs) && static_cast<size_t>(t) < batches.size(); ++t) {
-      threads.emplace_back(worker);
-    }
-    for (std::thread& t : threads) {
-      t.join();
-    }
+    });
     for (const Wanted* w : todo) {
       Result<std::string> bytes = core::read_file(w->out);
       if (!bytes || bytes->empty()) {

@@ -1,12 +1,10 @@
 #include "avps/report/cut.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
 #include <optional>
-#include <thread>
 
 #include "avps/core/fs.hpp"
 #include "avps/core/process.hpp"
@@ -123,36 +121,30 @@ Result<void> assemble_cut(const fs::path& project_dir, const CutPlan& plan, cons
                       "avps cut assembles the film with ffmpeg, which is not installed: apt-get install ffmpeg");
   }
   if (plan.shots.empty()) {
-    return make_error(ErrorCode::invalid_argument, "there is no shot to cut yet: no scene has a SHOTLIST (`avps run` plans them)");
+    return make_error(ErrorCode::invalid_argument,
+                      "there is no shot to cut yet: no scene has a SHOTLIST (`avps run` plans them)");
   }
   AVPS_TRY_ASSIGN(core::ScratchDir scratch, core::ScratchDir::make("avps-cut"));
   std::vector<fs::path> segments;
   for (size_t i = 0; i < plan.shots.size(); ++i) {
     segments.push_back(scratch.path() / ("segment" + std::to_string(i) + ".mp4"));
   }
-  std::atomic<size_t> next{0};
-  std::atomic<size_t> done{0};
-  std::mutex mutex;  // the first error, and progress calls one at a time
+  size_t done = 0;
+  std::mutex mutex;  // guards done and failed, and makes progress calls one at a time
   std::optional<Error> failed;
-  auto worker = [&]() {
-    for (size_t i = next++; i < plan.shots.size(); i = next++) {
-      Result<std::string> ran = core::run_program(segment_args(project_dir, plan, plan.shots[i], segments[i]),
-                                                  "ffmpeg (cut: " + plan.shots[i].shot_id + ")");
-      std::lock_guard<std::mutex> lock(mutex);
-      if (!ran) {
-        failed = failed.value_or(ran.error());
-        return;
-      }
-      progress(++done, plan.shots.size());
+  core::run_parallel(plan.shots.size(), jobs, [&](size_t i) {
+    if (std::lock_guard<std::mutex> lock(mutex); failed) {
+      return;  // the cut has failed: no segment more is encoded
     }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < std::max(1, jobs); ++t) {
-    threads.emplace_back(worker);
-  }
-  for (std::thread& t : threads) {
-    t.join();
-  }
+    Result<std::string> ran = core::run_program(segment_args(project_dir, plan, plan.shots[i], segments[i]),
+                                                "ffmpeg (cut: " + plan.shots[i].shot_id + ")");
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!ran) {
+      failed = failed.value_or(ran.error());
+      return;
+    }
+    progress(++done, plan.shots.size());
+  });
   if (failed) {
     return *failed;
   }

@@ -1,11 +1,13 @@
 #pragma once
-// Running a helper program (ffmpeg, ffprobe) and a scratch folder for its files. Programs are
-// found on PATH and started with posix_spawnp, never through a shell, so no argument is ever
-// interpreted; their stderr goes to /dev/null.
+// Running helper programs (ffmpeg, ffprobe), many at once, and a scratch folder for their files.
+// Programs are found on PATH and started with posix_spawnp, never through a shell, so no argument
+// is ever interpreted; their stderr goes to /dev/null.
 //
 // Threading: every function may be called from any thread.
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,11 @@ bool on_path(const std::string& program);
 /// with status 0. With `capture`, its stdout is returned (else discarded).
 [[nodiscard]] Result<std::string> run_program(const std::vector<std::string>& args, const std::string& what,
                                               bool capture = false);
+
+/// Calls work(0) ... work(count - 1), each once, on up to `threads` threads (at least one), and
+/// returns when every call has returned. Calls run in any order, several at once: `work` must be
+/// safe for that. For many helper programs at once (frames, segments), not for avps' own calls.
+void run_parallel(size_t count, int threads, const std::function<void(size_t)>& work);
 
 /// A fresh folder under the system's temp folder, removed with everything in it on destruction.
 class ScratchDir {
