@@ -40,14 +40,19 @@ bool row_mentions(const json& row, const std::string& id) {
 }
 
 json rows_where(const json& artifact, const std::string& field, const std::string& value) {
-  json out = artifact;
+  json out = json::object();
+  for (auto it = artifact.begin(); artifact.is_object() && it != artifact.end(); ++it) {
+    if (it.key() != "rows") {
+      out[it.key()] = it.value();
+    }
+  }
   json rows = json::array();
-  for (const json& row : artifact.value("rows", json::array())) {
+  for (const json& row : rows_of(artifact)) {
     if (row.value(field, "") == value) {
       rows.push_back(row);
     }
   }
-  out["rows"] = rows;
+  out["rows"] = std::move(rows);
   return out;
 }
 
@@ -79,19 +84,61 @@ Result<std::optional<Loaded>> Impl::latest(const std::string& kind, const std::s
   if (!found) {
     return std::optional<Loaded>{};
   }
-  AVPS_TRY_ASSIGN(json content, load(*found));
+  AVPS_TRY_ASSIGN(ContentCache::Content content, load(*found));
   return std::optional<Loaded>{Loaded{std::move(content), *found}};
 }
 
-Result<json> Impl::load(const ledger::ArtifactRecord& artifact) {
-  if (!load_memo) {
-    return e.m_project.store().load(artifact);
+ContentCache::Content ContentCache::find(const std::string& sha256) {
+  auto it = m_by_sha.find(sha256);
+  if (it == m_by_sha.end()) {
+    return nullptr;
   }
-  if (auto known = load_memo->find(artifact.name); known != load_memo->end()) {
-    return known->second;
+  m_items.splice(m_items.begin(), m_items, it->second);
+  return it->second->second;
+}
+
+ContentCache::Content ContentCache::insert(const std::string& sha256, json content) {
+  if (Content known = find(sha256)) {
+    return known;
+  }
+  m_items.emplace_front(sha256, std::make_shared<const json>(std::move(content)));
+  m_by_sha[sha256] = m_items.begin();
+  while (m_items.size() > m_capacity) {
+    m_by_sha.erase(m_items.back().first);
+    m_items.pop_back();
+  }
+  return m_items.front().second;
+}
+
+Result<ContentCache::Content> Impl::load(const ledger::ArtifactRecord& artifact) {
+  if (ContentCache::Content known = contents.find(artifact.json_sha256)) {
+    return known;
   }
   AVPS_TRY_ASSIGN(json content, e.m_project.store().load(artifact));
-  return load_memo->emplace(artifact.name, std::move(content)).first->second;
+  return contents.insert(artifact.json_sha256, std::move(content));
+}
+
+Result<const governance::RecordedShots*> Impl::recorded_shots() {
+  AVPS_TRY(refresh_index());
+  if (!recorded_shots_memo || recorded_shots_seq != index_seq) {
+    AVPS_TRY_ASSIGN(governance::RecordedShots read, governance::recorded_shots(latest_json()));
+    recorded_shots_memo = std::move(read);
+    recorded_shots_seq = index_seq;
+  }
+  return &*recorded_shots_memo;
+}
+
+Result<const governance::RoutingTable*> Impl::allocation() {
+  AVPS_TRY_ASSIGN(const governance::RecordedShots* recorded, recorded_shots());
+  if (!allocation_memo || allocation_seq != index_seq) {
+    AVPS_TRY_ASSIGN(governance::RoutingTable table,
+                    governance::allocate(e.m_registry.skills(), e.m_router, recorded->shots,
+                                         governance::ProjectionSettings::from_config(e.m_project.config()),
+                                         governance::k_projection_input_tokens_per_call));
+    allocation_memo = std::move(table);
+    allocation_seq = index_seq;
+  }
+  return &*allocation_memo;
 }
 
 // The version of an input a step may read, walking back from the latest past versions that a
@@ -145,7 +192,7 @@ Result<std::optional<Loaded>> Impl::by_name(const std::string& name) {
   if (it == index_by_name.end()) {
     return std::optional<Loaded>{};
   }
-  AVPS_TRY_ASSIGN(json content, load(it->second));
+  AVPS_TRY_ASSIGN(ContentCache::Content content, load(it->second));
   return std::optional<Loaded>{Loaded{std::move(content), it->second}};
 }
 
@@ -176,7 +223,7 @@ Result<std::vector<Loaded>> Impl::latest_per_target(const std::string& kind) {
   std::vector<Loaded> out;
   for (const auto& [key, list] : versions_by_key) {
     if (key.rfind(kind + "/", 0) == 0 && !list.empty()) {
-      AVPS_TRY_ASSIGN(json content, load(list.back()));
+      AVPS_TRY_ASSIGN(ContentCache::Content content, load(list.back()));
       out.push_back(Loaded{std::move(content), list.back()});
     }
   }
@@ -189,7 +236,7 @@ Result<std::vector<Loaded>> Impl::all_versions(const std::string& kind, const st
   auto it = versions_by_key.find(kind + "/" + target);
   if (it != versions_by_key.end()) {
     for (const ledger::ArtifactRecord& r : it->second) {
-      AVPS_TRY_ASSIGN(json content, load(r));
+      AVPS_TRY_ASSIGN(ContentCache::Content content, load(r));
       out.push_back(Loaded{std::move(content), r});
     }
   }
@@ -201,7 +248,7 @@ Result<std::optional<json>> Impl::scene_row(const std::string& scene) {
   if (!loaded) {
     return std::optional<json>{};
   }
-  for (const json& row : loaded->content.value("rows", json::array())) {
+  for (const json& row : rows_of(loaded->content())) {
     if (row.value("scene_id", "") == scene) {
       return std::optional<json>{row};
     }
@@ -214,7 +261,7 @@ Result<std::optional<json>> Impl::shot_row(const Context& context) {
   if (!shotlist) {
     return std::optional<json>{};
   }
-  for (const json& row : shotlist->content.value("rows", json::array())) {
+  for (const json& row : rows_of(shotlist->content())) {
     if (row.value("shot_id", "") == context.shot_id) {
       return std::optional<json>{row};
     }
@@ -275,7 +322,7 @@ Result<bool> Impl::condition(const std::string& name, const Context& context) {
     AVPS_TRY_ASSIGN(auto breakdown, latest("BREAKDOWN", ""));
     const std::string prefix = name == "scene_fact_dependent" ? "research:" : "cultural:";
     if (breakdown) {
-      for (const json& row : breakdown->content.value("rows", json::array())) {
+      for (const json& row : rows_of(breakdown->content())) {
         if (row.value("scene_id", "") != context.scene_id) {
           continue;
         }
@@ -410,7 +457,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         AVPS_TRY_ASSIGN(loaded, input_latest(kind, "PROJECT"));
       }
       if (loaded) {
-        add(kind, loaded->content, {loaded->record.name});
+        add(kind, loaded->content(), {loaded->record.name});
         if (const artifacts::KindInfo* info = artifacts::find_kind(kind); info && info->extension == "png") {
           g.shown.push_back({e.m_project.dir() / loaded->record.path, loaded->record.name});  // a storyboard frame
         }
@@ -419,10 +466,10 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     } else if (slice == "entity_rows" || slice == "scene_row") {
       AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, ""));
       if (loaded) {
-        json value = loaded->content;
+        json value = loaded->content();
         if (slice == "entity_rows") {
           json rows = json::array();
-          for (const json& row : value.value("rows", json::array())) {
+          for (const json& row : rows_of(value)) {
             if (row_mentions(row, context.entity_id)) {
               rows.push_back(row);
             }
@@ -439,7 +486,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     } else if (slice == "shot_row") {
       AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, context.scene_id));
       if (loaded) {
-        json value = rows_where(loaded->content, "shot_id", context.shot_id);
+        json value = rows_where(loaded->content(), "shot_id", context.shot_id);
         found = !value["rows"].empty();
         if (found) {
           add(kind, value, {loaded->record.name});
@@ -453,7 +500,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       for (const std::string& id : ids) {
         AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, id));
         if (loaded) {
-          list.push_back(loaded->content);
+          list.push_back(loaded->content());
           names.push_back(loaded->record.name);
         } else if (slice == "present_characters") {
           complete = false;
@@ -467,7 +514,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       AVPS_TRY_ASSIGN(std::string set, present_set(context));
       AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, set));
       if (loaded) {
-        add(kind, loaded->content, {loaded->record.name});
+        add(kind, loaded->content(), {loaded->record.name});
         found = true;
       }
     } else if (slice == "all_targets") {
@@ -476,7 +523,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         json list = json::array();
         std::vector<std::string> names;
         for (const Loaded& l : all) {
-          list.push_back(l.content);
+          list.push_back(l.content());
           names.push_back(l.record.name);
         }
         add(kind, list, names);
@@ -487,13 +534,13 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       if (slice == "before_scene") {
         AVPS_TRY_ASSIGN(loaded, world_before(context.scene_id));
         if (loaded) {
-          g.world_before = loaded->content;
+          g.world_before = loaded->content();
         }
       } else if (auto it = record.world_after.find(context.scene_id); it != record.world_after.end()) {
         AVPS_TRY_ASSIGN(loaded, by_name(it->second));
       }
       if (loaded) {
-        add(kind, loaded->content, {loaded->record.name});
+        add(kind, loaded->content(), {loaded->record.name});
         found = true;
       }
     } else if (slice == "scene_versions" || slice == "shot_history") {
@@ -503,7 +550,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       json list = json::array();
       std::vector<std::string> names;
       for (const Loaded& l : versions) {
-        json value = kind == "QC_BATCH" ? rows_where(l.content, "shot_id", context.shot_id) : l.content;
+        json value = kind == "QC_BATCH" ? rows_where(l.content(), "shot_id", context.shot_id) : l.content();
         if (kind == "QC_BATCH" && value["rows"].empty()) {
           continue;
         }
@@ -590,7 +637,7 @@ json Impl::gate_config(const Context& context) const {
 governance::LatestArtifact Impl::latest_json() {
   return [this](std::string_view kind, std::string_view target) -> Result<std::optional<json>> {
     AVPS_TRY_ASSIGN(auto loaded, latest(std::string(kind), std::string(target)));
-    return loaded ? std::optional<json>{loaded->content} : std::optional<json>{};
+    return loaded ? std::optional<json>{loaded->content()} : std::optional<json>{};
   };
 }
 
@@ -612,7 +659,7 @@ Result<std::string> Impl::write_output(const skills::SkillDef& skill, const std:
     changed = false;
     return previous->record.name;
   }
-  changed = !previous || without_gate(previous->content) != without_gate(content);
+  changed = !previous || without_gate(previous->content()) != without_gate(content);
   AVPS_TRY_ASSIGN(std::string face, face_codec->render(content));
   AVPS_TRY_ASSIGN(artifacts::ArtifactName name, e.m_project.store().next_name(kind, target));
   if (row) {
@@ -685,7 +732,7 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
       AVPS_TRY_ASSIGN(auto previous, latest("GENPACK", target_for("GENPACK", job.ctx)));
       auto writer = previous ? record.written_by.find(previous->record.name) : record.written_by.end();
       const bool own_earlier_write = writer != record.written_by.end() && writer->second.value("step", "") == job.step;
-      if (previous && !own_earlier_write && without_gate(previous->content) == without_gate(pack->second)) {
+      if (previous && !own_earlier_write && without_gate(previous->content()) == without_gate(pack->second)) {
         worsen(gates::Verdict::fail, "genpack_changed_on_regen: the GENPACK of " + job.ctx.shot_id + " equals " +
                                          previous->record.name + ", the failed attempt's: a retry must change something");
       }
@@ -1475,7 +1522,7 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
       // Routing decisions get a new version only when the allocation changed (DESIGN §3).
       if (kind == "ROUTING_DECISION") {
         AVPS_TRY_ASSIGN(auto previous, latest(kind, "PROJECT"));
-        if (previous && without_gate(previous->content) == without_gate(content)) {
+        if (previous && without_gate(previous->content()) == without_gate(content)) {
           written += (written.empty() ? "" : " ") + previous->record.name;
           continue;
         }
@@ -1617,7 +1664,7 @@ Result<std::vector<Context>> Impl::entity_contexts() {
       {"CHAR_", "character"}, {"SET_", "set"}, {"VOICE_", "voice"}};
   std::vector<Context> out;
   std::set<std::string> seen;
-  for (const json& row : breakdown->content.value("rows", json::array())) {
+  for (const json& row : rows_of(breakdown->content())) {
     for (const json& requirement : row.value("lock_requirements", json::array())) {
       std::string text = requirement.get<std::string>();
       for (const auto& [prefix, scope] : k_scope_by_prefix) {
@@ -1637,7 +1684,7 @@ Result<void> Impl::refresh_scenes() {
   scenes.clear();
   AVPS_TRY_ASSIGN(auto loaded, latest("SCENES", ""));
   if (loaded) {
-    for (const json& row : loaded->content.value("rows", json::array())) {
+    for (const json& row : rows_of(loaded->content())) {
       scenes.push_back(row.value("scene_id", ""));
     }
   }
@@ -1867,7 +1914,6 @@ Result<std::vector<StaleShot>> Engine::stale_shots(const std::vector<ledger::Eve
     events = &read;
   }
   Impl impl(*this, RunOptions{});
-  impl.load_memo.emplace();
   impl.record = read_record(*events);
   impl.overrides = governance::Overrides::from_events(*events);
   if (const skills::StageGraph* graph = m_registry.stage_graph()) {

@@ -2,8 +2,11 @@
 // Engine::Impl: the state of one `avps run` and the steps of its loop. Shared by engine.cpp
 // (the walk, model steps, calls) and production.cpp (built-in steps, waves, QC, regen rounds).
 
+#include <list>
 #include <map>
+#include <memory>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -11,16 +14,41 @@
 #include "avps/gates/project_context.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/governance/projection.hpp"
+#include "avps/governance/routing_table.hpp"
 #include "avps/governance/router.hpp"
 #include "engine_internal.hpp"
 #include "exchange.hpp"
 
 namespace avps::engine {
 
+/// Parsed artifact contents by content hash (an artifact's json_sha256), the most recently used
+/// kept, at most `capacity` of them. An object is write-once and named by its hash, so an entry
+/// never goes stale, in a run or a read; the bound keeps memory to the work in hand (the locks and
+/// shot lists every step of a scene reads again) instead of the project's history. Each content
+/// was verified against its hash by the store when it was read. Not thread-safe: the engine's walk
+/// is one thread.
+class ContentCache {
+ public:
+  explicit ContentCache(size_t capacity) : m_capacity(capacity) {}
+  using Content = std::shared_ptr<const nlohmann::json>;
+  /// The content of `sha256`, or nullptr; a hit becomes the most recently used.
+  Content find(const std::string& sha256);
+  /// Keeps `content` as the most recently used, dropping the least recently used beyond capacity
+  /// (a content dropped lives on while a reader holds it).
+  Content insert(const std::string& sha256, nlohmann::json content);
+
+ private:
+  size_t m_capacity;
+  std::list<std::pair<std::string, Content>> m_items;  // most recently used first
+  std::unordered_map<std::string, std::list<std::pair<std::string, Content>>::iterator> m_by_sha;
+};
+
 /// A recorded artifact with its canonical JSON.
 struct Loaded {
-  nlohmann::json content;
+  ContentCache::Content data;  ///< never null; shared with the cache, never changed
   ledger::ArtifactRecord record;
+
+  const nlohmann::json& content() const { return *data; }
 };
 
 /// A step's inputs in one context: by kind, cut to their slices; their fingerprints (kind,
@@ -69,6 +97,9 @@ struct Job {
 /// Paging limits: pages per attempt, and the carry one page passes to the next (it must stay
 /// small, or the requests would grow page by page).
 inline constexpr int k_max_pages = 1000;
+/// Artifact contents kept parsed (ContentCache): enough for every lock, scene list and shot list
+/// a walk goes back to; bench/scale.sh measures the memory it holds.
+inline constexpr size_t k_content_cache_entries = 4096;
 inline constexpr size_t k_max_carry_bytes = 16 * 1024;
 
 /// The gate's view of the record, with the world state as it stood before the step's scene (the
@@ -117,15 +148,27 @@ struct Impl {
   std::vector<ledger::Event> events_cache;
   std::map<std::string, int> step_index;      ///< skill -> its first step in graph order
   std::map<std::string, int> producer_index;  ///< kind -> the first step that writes it
-  /// Artifact contents by name, for an engine that only reads (Engine::stale_shots): nothing is
-  /// written meanwhile, so a content read once stands, and the locks every shot shares are read
-  /// once instead of once per shot. Off (nullopt) in a run, where every read goes to the store.
-  std::optional<std::map<std::string, nlohmann::json>> load_memo;
+  /// Artifact contents read lately: the locks and shot lists every step of a scene reads are read
+  /// from the store and parsed once, not once per step.
+  ContentCache contents{k_content_cache_entries};
+  /// The shots the record plans (governance::recorded_shots), as of the artifact index at
+  /// `recorded_shots_seq`: every scene's cost step and production read it.
+  std::optional<governance::RecordedShots> recorded_shots_memo;
+  int64_t recorded_shots_seq = -1;
+  /// The tier allocation of those shots (governance::allocate), as of `allocation_seq`.
+  std::optional<governance::RoutingTable> allocation_memo;
+  int64_t allocation_seq = -1;
 
   // Reading the record (engine.cpp).
   Result<std::optional<Loaded>> latest(const std::string& kind, const std::string& target);
-  /// An artifact's content, verified by the store; once per artifact while `load_memo` is on.
-  Result<nlohmann::json> load(const ledger::ArtifactRecord& artifact);
+  /// An artifact's content, verified by the store when it is first read (then from `contents`).
+  Result<ContentCache::Content> load(const ledger::ArtifactRecord& artifact);
+  /// governance::recorded_shots of the latest SCENES and SHOTLISTs, read again only once the
+  /// artifact index has moved.
+  Result<const governance::RecordedShots*> recorded_shots();
+  /// governance::allocate of those shots under the project's settings, likewise read again only
+  /// once the artifact index has moved.
+  Result<const governance::RoutingTable*> allocation();
   Result<std::optional<Loaded>> by_name(const std::string& name);
   Result<std::optional<Loaded>> input_version(std::optional<Loaded> loaded, const std::string& reader_loop);
   Result<void> refresh_index();

@@ -66,6 +66,11 @@ struct Record {
   std::map<std::string, nlohmann::json> open_stops;  ///< loop key -> {seq, skill, kind, scope, cap, reason} of a stop still open
 };
 
+/// The "rows" array of an artifact's content, by reference (an empty array when it has none):
+/// the shot and scene lists are read on every step, and a copy of them each time would make a
+/// step's cost grow with the project.
+const nlohmann::json& rows_of(const nlohmann::json& artifact);
+
 /// The integer at `pointer` of the project configuration, else `fallback`.
 int config_int(const nlohmann::json& config, const char* pointer, int fallback);
 

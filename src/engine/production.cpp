@@ -122,7 +122,7 @@ Result<void> review_costs(Impl& impl, project::Project& project, const governanc
   }
   AVPS_TRY_ASSIGN(json report, governance::cost_report_json(projection, options));
   AVPS_TRY_ASSIGN(auto previous, impl.latest("COST_REPORT", "PROJECT"));
-  if (previous && previous->content == report) {
+  if (previous && previous->content() == report) {
     return ok();
   }
   AVPS_TRY_ASSIGN(const artifacts::FaceCodec* codec, impl.codec("COST_REPORT"));
@@ -171,7 +171,7 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
         return make_error(ErrorCode::not_found, "lock " + name + " is not recorded");
       }
       AVPS_TRY_ASSIGN(std::string face, core::read_file(e.m_project.dir() / loaded->record.path));
-      return builtins::LockFace{name, face, loaded->content};
+      return builtins::LockFace{name, face, loaded->content()};
     };
     for (const json& f : job.in.fingerprints) {
       const std::string kind = f.value("kind", "");
@@ -190,7 +190,7 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     if (job.in.inputs.contains("REGEN_RULES")) {
       AVPS_TRY_ASSIGN(auto rules, latest("REGEN_RULES", ""));
       if (rules) {
-        in.regen_rules = rules->content;
+        in.regen_rules = rules->content();
       }
     }
     in.resolution = job.ctx.resolution;
@@ -203,9 +203,9 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
   }
 
   if (skill.builtin == "project_cost") {
-    AVPS_TRY_ASSIGN(governance::RecordedShots recorded, governance::recorded_shots(latest_fn));
+    AVPS_TRY_ASSIGN(const governance::RecordedShots* recorded, recorded_shots());
     std::vector<governance::ShotPlan> shots;
-    for (const governance::ShotPlan& shot : recorded.shots) {
+    for (const governance::ShotPlan& shot : recorded->shots) {
       if (shot.scene_id == job.ctx.scene_id) {
         shots.push_back(shot);
       }
@@ -238,13 +238,11 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
   }
 
   if (skill.builtin == "route_tiers") {
-    AVPS_TRY_ASSIGN(governance::RecordedShots recorded, governance::recorded_shots(latest_fn));
-    AVPS_TRY_ASSIGN(governance::RoutingTable table,
-                    governance::allocate(e.m_registry.skills(), e.m_router, recorded.shots, settings,
-                                         k_input_tokens_estimate));
+    AVPS_TRY_ASSIGN(const governance::RecordedShots* recorded, recorded_shots());
+    AVPS_TRY_ASSIGN(const governance::RoutingTable* table, allocation());
     AVPS_TRY_ASSIGN(const std::vector<ledger::Event>* events, events_so_far());
-    AVPS_TRY(log_reallocations(e.m_project.ledger(), *events, table, recorded.shots));
-    out["ROUTING_DECISION"] = governance::routing_decision_json(table);
+    AVPS_TRY(log_reallocations(e.m_project.ledger(), *events, *table, recorded->shots));
+    out["ROUTING_DECISION"] = governance::routing_decision_json(*table);
     return out;
   }
 
@@ -283,7 +281,7 @@ Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
       continue;
     }
     AVPS_TRY_ASSIGN(auto frame, latest("STORYBOARD", ctx.shot_id));
-    if (frame && frame->content.value("genpack", "") == pack->record.name) {
+    if (frame && frame->content().value("genpack", "") == pack->record.name) {
       continue;  // drawn for this GenPack already
     }
     AVPS_TRY_ASSIGN(std::string face, core::read_file(e.m_project.dir() / pack->record.path));
@@ -413,7 +411,7 @@ Result<std::vector<StaleShot>> Impl::stale_shots() {
     if (!shotlist) {
       continue;
     }
-    for (const json& row : shotlist->content.value("rows", json::array())) {
+    for (const json& row : rows_of(shotlist->content())) {
       Context ctx;
       ctx.scene_id = scene;
       ctx.shot_id = row.value("shot_id", "");
@@ -509,12 +507,8 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
   const std::string final_pixels = config_text(config, "/style/resolution/final");
 
   // The generation tier of each shot: the allocation (hero tier, premium quota), then the rounds.
-  const governance::LatestArtifact latest_fn = latest_json();
-  AVPS_TRY_ASSIGN(governance::RecordedShots recorded, governance::recorded_shots(latest_fn));
-  AVPS_TRY_ASSIGN(governance::RoutingTable table,
-                  governance::allocate(e.m_registry.skills(), e.m_router, recorded.shots,
-                                       governance::ProjectionSettings::from_config(e.m_project.config()),
-                                       k_input_tokens_estimate));
+  AVPS_TRY_ASSIGN(const governance::RoutingTable* allocated, allocation());
+  const governance::RoutingTable& table = *allocated;
   auto allocated_tier = [&](const json& row) {
     const std::string shot = row.value("shot_id", "");
     for (const governance::Reallocation& r : table.quota_changes) {
@@ -533,7 +527,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
   for (int wave_guard = 0; wave_guard < 1000; ++wave_guard) {
     AVPS_TRY_ASSIGN(shotlist, latest("SHOTLIST", scene));
     std::vector<json> rows;
-    for (const json& row : shotlist->content.value("rows", json::array())) {
+    for (const json& row : rows_of(shotlist->content())) {
       rows.push_back(row);
     }
     std::map<std::string, std::string> identities;  // shot -> the identity of its render now
@@ -646,7 +640,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
           AVPS_TRY_ASSIGN(auto rules, latest("REGEN_RULES", ""));
           bool simplify = false;
           if (rules) {
-            for (const json& rec : rules->content.value("structural_simplification_recommendations", json::array())) {
+            for (const json& rec : rules->content().value("structural_simplification_recommendations", json::array())) {
               const json scope = rec.value("scope", json::array());
               simplify = simplify || std::find(scope.begin(), scope.end(), json(a.ctx.shot_id)) != scope.end();
             }
@@ -856,7 +850,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                   {"violations", json::array()}};
     for (Job& job : grades) {
       const json& out = job.outputs.count("QC_BATCH") ? job.outputs["QC_BATCH"] : json::object();
-      for (const json& row : out.value("rows", json::array())) {
+      for (const json& row : rows_of(out)) {
         batch["rows"].push_back(row);
       }
       for (const json& v : out.value("violations", json::array())) {

@@ -101,6 +101,12 @@ void note_attempt(Record& record, const json& attempt) {
   list.push_back(attempt);
 }
 
+const json& rows_of(const json& artifact) {
+  static const json k_none = json::array();
+  auto rows = artifact.find("rows");
+  return rows != artifact.end() && rows->is_array() ? *rows : k_none;
+}
+
 int config_int(const json& config, const char* pointer, int fallback) {
   json::json_pointer p(pointer);
   return config.contains(p) && config[p].is_number_integer() ? config[p].get<int>() : fallback;
