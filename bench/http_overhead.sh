@@ -63,29 +63,9 @@ run() {
   python3 -c "import sys; s=($end-$start)/1e9; print('%-26s %5d %6d %8.2f %8.2f' % (sys.argv[1], $calls, $http, s, 1000*s/$calls))" "$3"
 }
 
-echo "floor on this machine (mean of 200):"
-python3 - "$work" <<'PY'
-import os, sqlite3, sys, time
-work = sys.argv[1]
-db = sqlite3.connect(os.path.join(work, "floor.db"), isolation_level=None)
-db.execute("PRAGMA journal_mode=WAL"); db.execute("PRAGMA synchronous=FULL")
-db.execute("CREATE TABLE t (x BLOB)")
-n = 200
-t = time.perf_counter()
-for i in range(n):
-    db.execute("BEGIN"); db.execute("INSERT INTO t VALUES (?)", (os.urandom(512),)); db.execute("COMMIT")
-commit_ms = 1000 * (time.perf_counter() - t) / n
-d = os.open(work, os.O_RDONLY)
-t = time.perf_counter()
-for i in range(n):
-    tmp, final = os.path.join(work, "f.tmp"), os.path.join(work, "f%d" % i)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.write(fd, os.urandom(2048)); os.fsync(fd); os.close(fd)
-    os.rename(tmp, final); os.fsync(d)
-write_ms = 1000 * (time.perf_counter() - t) / n
-print("  durable SQLite commit (WAL, synchronous=FULL): %.3f ms" % commit_ms)
-print("  durable small-file write (fsync, rename, fsync dir): %.3f ms" % write_ms)
-PY
+echo "floor on this machine (mean of 200, bench/floor.sh):"
+bash "$root/bench/floor.sh" "$work" | sed -e 's/^commit_ms/  durable SQLite commit (WAL, synchronous=FULL) ms:/' \
+  -e 's/^write_ms/  durable small-file write (fsync, rename, fsync dir) ms:/'
 echo
 printf '%-26s %5s %6s %8s %8s\n' "run" "calls" "http" "wall_s" "ms/call"
 for jobs in 1 4; do

@@ -1914,7 +1914,7 @@ Result<std::vector<StaleShot>> Engine::stale_shots(const std::vector<ledger::Eve
     events = &read;
   }
   Impl impl(*this, RunOptions{});
-  impl.record = read_record(*events);
+  impl.record = read_record(*events, RecordParts::renders);
   impl.overrides = governance::Overrides::from_events(*events);
   if (const skills::StageGraph* graph = m_registry.stage_graph()) {
     impl.index_graph(*graph);

@@ -79,9 +79,14 @@ int config_int(const nlohmann::json& config, const char* pointer, int fallback);
 /// call would meet that cap too). A scene's stop holds that scene and what depends on it.
 std::string held_scene(const nlohmann::json& stop);
 
+/// What of the record a reader needs: all of it (a run), or what decides whether a shot's renders
+/// are up to date (Engine::stale_shots): everything but the exchanges and reservations, which a
+/// run replays and resumes from and which are most of the record.
+enum class RecordParts { all, renders };
+
 [[nodiscard]] Result<Record> read_record(const ledger::Ledger& ledger);
 /// The same, of events already read (one snapshot of the ledger, in order).
-Record read_record(const std::vector<ledger::Event>& events);
+Record read_record(const std::vector<ledger::Event>& events, RecordParts parts = RecordParts::all);
 
 /// Records a graded shot attempt ({shot_id, resolution, attempt, verdict, reasons}) in
 /// record.shot_attempts, replacing an earlier word on the same attempt.

@@ -124,9 +124,13 @@ Result<Record> read_record(const ledger::Ledger& ledger) {
   return read_record(events);
 }
 
-Record read_record(const std::vector<ledger::Event>& events) {
+Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) {
   Record record;
+  const bool all = parts == RecordParts::all;
   for (const ledger::Event& e : events) {
+    if (!all && (e.kind.rfind("exchange.", 0) == 0 || e.kind.rfind("budget.", 0) == 0)) {
+      continue;  // what was asked and paid: a run's to replay and resume, no render's identity
+    }
     if (e.body.contains("reservation")) {
       std::string id = e.body["reservation"].value("id", "");
       ++record.reservations[id.substr(0, id.find('#'))];
@@ -152,9 +156,9 @@ Record read_record(const std::vector<ledger::Event>& events) {
     } else if (e.kind == "exchange.fallback") {
       record.fallbacks[e.body.value("key", "")] = e.body.value("to_model", "");
     } else if (e.kind == "step.finished") {
-      record.steps[e.body.value("step", "")] = e.body;
       const std::string loop = e.body.value("loop", "");
       const std::string verdict = e.body.value("verdict", "");
+      record.steps[e.body.value("step", "")] = e.body;
       if (!loop.empty()) {
         record.loops[loop] = e.body;
       }

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
+#include <tuple>
 #include <mutex>
 #include <set>
 
@@ -118,19 +120,47 @@ std::string uri_path(const fs::path& path) {
   return out;
 }
 
-// RAII over sqlite3 / sqlite3_stmt.
+// RAII over sqlite3 / sqlite3_stmt. Statements are prepared once per connection and kept: the
+// engine asks the index for an artifact's latest version thousands of times a run, and parsing
+// the SQL each time cost more than the lookup. Like the connection, not thread-safe: the ledger's
+// mutex is held around every use.
 class Db {
  public:
   Db() = default;
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
   ~Db() {
+    finalize_statements();
     if (m_db) {
       sqlite3_close_v2(m_db);
     }
   }
+  // A prepared statement of `sql`, reset, and whether it is the kept one (else the caller
+  // finalizes it): the kept one while no other Stmt uses it, a fresh one otherwise.
+  std::pair<sqlite3_stmt*, bool> statement(const char* sql) const {
+    auto [kept, fresh] = m_statements.try_emplace(sql, nullptr);
+    if (fresh && sqlite3_prepare_v3(m_db, sql, -1, SQLITE_PREPARE_PERSISTENT, &kept->second, nullptr) != SQLITE_OK) {
+      m_statements.erase(kept);
+      return {nullptr, false};
+    }
+    if (m_in_use.insert(kept->second).second) {
+      return {kept->second, true};
+    }
+    sqlite3_stmt* own = nullptr;
+    if (sqlite3_prepare_v2(m_db, sql, -1, &own, nullptr) != SQLITE_OK) {
+      own = nullptr;
+    }
+    return {own, false};
+  }
+  // Gives a kept statement back, reset and unbound.
+  void release(sqlite3_stmt* stmt) const {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    m_in_use.erase(stmt);
+  }
   // Closes the connection (the last one: SQLite checkpoints the WAL into the file and removes it).
   Result<void> close() {
+    finalize_statements();
     if (m_db && sqlite3_close(m_db) != SQLITE_OK) {
       return error("cannot close the ledger");
     }
@@ -186,19 +216,31 @@ class Db {
   sqlite3* get() const { return m_db; }
 
  private:
+  void finalize_statements() {
+    for (auto& [sql, stmt] : m_statements) {
+      sqlite3_finalize(stmt);
+    }
+    m_statements.clear();
+    m_in_use.clear();
+  }
+
   sqlite3* m_db = nullptr;
+  mutable std::map<std::string, sqlite3_stmt*> m_statements;  // SQL text -> its kept statement
+  mutable std::set<sqlite3_stmt*> m_in_use;
 };
 
 class Stmt {
  public:
-  Stmt(const Db& db, const char* sql) : m_db(db) {
-    if (sqlite3_prepare_v2(db.get(), sql, -1, &m_stmt, nullptr) != SQLITE_OK) {
-      m_stmt = nullptr;
-    }
-  }
+  Stmt(const Db& db, const char* sql) : m_db(db) { std::tie(m_stmt, m_kept) = db.statement(sql); }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
-  ~Stmt() { sqlite3_finalize(m_stmt); }
+  ~Stmt() {
+    if (m_kept) {
+      m_db.release(m_stmt);
+    } else {
+      sqlite3_finalize(m_stmt);
+    }
+  }
   bool valid() const { return m_stmt != nullptr; }
   void bind(int i, const std::string& s) { sqlite3_bind_text(m_stmt, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT); }
   void bind(int i, int64_t v) { sqlite3_bind_int64(m_stmt, i, v); }
@@ -226,6 +268,7 @@ class Stmt {
  private:
   const Db& m_db;
   sqlite3_stmt* m_stmt = nullptr;
+  bool m_kept = false;
 };
 
 Result<int64_t> query_int(const Db& db, const char* sql) {
@@ -613,12 +656,14 @@ struct Ledger::Impl {
     return ok();
   }
 
-  Result<std::vector<Event>> read_events(int64_t after_seq) const {
-    Stmt stmt(db, "SELECT seq, run_id, ts, kind, body, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq");
+  Result<std::vector<Event>> read_events(int64_t after_seq, int64_t limit = -1,
+                                         const std::set<std::string>& bodiless = {}) const {
+    Stmt stmt(db, "SELECT seq, run_id, ts, kind, body, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?");
     if (!stmt.valid()) {
       return db.error("cannot read ledger events");
     }
     stmt.bind(1, after_seq);
+    stmt.bind(2, limit);
     std::vector<Event> out;
     for (;;) {
       AVPS_TRY_ASSIGN(bool has_row, stmt.step());
@@ -630,11 +675,15 @@ struct Ledger::Impl {
       e.run_id = stmt.text(1);
       e.timestamp = stmt.text(2);
       e.kind = stmt.text(3);
-      Result<json> body = core::parse_json(stmt.text(4), "ledger event " + std::to_string(e.seq));
-      if (!body) {
-        return make_error(ErrorCode::corruption, body.error().message);
+      if (bodiless.count(e.kind)) {
+        e.body = json::object();
+      } else {
+        Result<json> body = core::parse_json(stmt.text(4), "ledger event " + std::to_string(e.seq));
+        if (!body) {
+          return make_error(ErrorCode::corruption, body.error().message);
+        }
+        e.body = std::move(body).value();
       }
-      e.body = std::move(body).value();
       e.prev_hash = stmt.text(5);
       e.hash = stmt.text(6);
       out.push_back(std::move(e));
@@ -1155,6 +1204,12 @@ Result<Ledger::BudgetTotals> Ledger::budget_totals() const {
 Result<std::vector<Event>> Ledger::events(int64_t after_seq) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   return m_impl->read_events(after_seq);
+}
+
+Result<std::vector<Event>> Ledger::events(const EventQuery& query) const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  return m_impl->read_events(query.after_seq, query.limit > 0 ? static_cast<int64_t>(query.limit) : -1,
+                             query.bodiless);
 }
 
 namespace {

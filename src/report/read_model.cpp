@@ -187,15 +187,35 @@ class Book {
 
   const PhaseTable& table() const { return m_table; }
 
-  // Reads the record: every event, in one read transaction of the ledger.
+  // Reads the record: every event, in one read transaction of the ledger, folded page by page.
+  // Kept are only the events the rules of other modules read again as a list (the stops and the
+  // overrides, the engine's stale-shot rule): not the calls and the money (most of the record),
+  // which this book sums as they pass. No reader looks into an artifact's intent.
   Result<void> read() {
-    AVPS_TRY_ASSIGN(m_events, m_project.ledger().events());
-    for (const ledger::Event& e : m_events) {
-      AVPS_TRY(add(e));
+    constexpr size_t k_page = 4096;
+    ledger::Ledger::EventQuery query{.after_seq = 0, .limit = k_page, .bodiless = {"artifact.intent"}};
+    for (;;) {
+      AVPS_TRY_ASSIGN(std::vector<ledger::Event> page, m_project.ledger().events(query));
+      for (ledger::Event& e : page) {
+        AVPS_TRY(add(e));
+        m_last = {e.seq, e.hash, e.timestamp};
+        if (e.kind.rfind("exchange.", 0) != 0 && e.kind.rfind("budget.", 0) != 0 && e.kind != "artifact.intent") {
+          m_events.push_back(std::move(e));
+        }
+      }
+      if (page.size() < k_page) {
+        return ok();
+      }
+      query.after_seq = m_last.seq;
     }
-    return ok();
   }
 
+  struct Last {
+    int64_t seq = 0;
+    std::string hash, ts;
+  };
+  const Last& last() const { return m_last; }
+  /// The events kept (see read): what governance and the engine's stale-shot rule read.
   const std::vector<ledger::Event>& events() const { return m_events; }
 
  private:
@@ -799,7 +819,8 @@ class Book {
 
   project::Project& m_project;
   const PhaseTable m_table;
-  std::vector<ledger::Event> m_events;  // the snapshot read
+  std::vector<ledger::Event> m_events;  // the snapshot's events but calls and money (read)
+  Last m_last;                          // the snapshot's last event
   std::map<std::string, json> m_steps;
   std::vector<ProjectSkillView> m_project_skills;
   std::map<std::string, SceneState> m_scenes;
@@ -846,10 +867,10 @@ Result<ProjectView> read_project(project::Project& project) {
   AVPS_TRY(book.read());
   view.scene_phases = book.table().phases();
   const std::vector<ledger::Event>& events = book.events();
-  if (!events.empty()) {
-    view.as_of_seq = events.back().seq;
-    view.as_of_hash = events.back().hash;
-    view.as_of_ts = events.back().timestamp;
+  if (book.last().seq > 0) {
+    view.as_of_seq = book.last().seq;
+    view.as_of_hash = book.last().hash;
+    view.as_of_ts = book.last().ts;
   }
 
   const governance::Overrides overrides = governance::Overrides::from_events(events);

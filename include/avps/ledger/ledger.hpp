@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -212,6 +213,15 @@ class Ledger {
 
   /// Events in order; only those after `after_seq` when given.
   [[nodiscard]] Result<std::vector<Event>> events(int64_t after_seq = 0) const;
+  /// A page of events, for a reader that folds them as they come instead of holding them all.
+  struct EventQuery {
+    int64_t after_seq = 0;
+    size_t limit = 0;                 ///< at most this many (0: all)
+    std::set<std::string> bodiless;  ///< events of these kinds come with an empty body (not parsed)
+  };
+  /// Events in order, as `query` says. Pages read one after another see one state of the ledger
+  /// when it is open read-only (one snapshot) or this process is its only writer.
+  [[nodiscard]] Result<std::vector<Event>> events(const EventQuery& query) const;
   /// The artifact index in recording order; only the artifacts recorded after event
   /// `after_event_seq` when given (a reader that keeps its own copy reads only what is new).
   [[nodiscard]] Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq = 0) const;

@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "../src/engine/engine_internal.hpp"
+#include "../src/engine/engine_impl.hpp"
 
 using namespace avps;
 using nlohmann::json;
@@ -33,4 +33,29 @@ TEST_CASE("an input cut to its fields keeps them and the artifact's identity, no
   json older = lock;
   older["canonical_appearance"]["age_range"] = "30-35";
   CHECK(engine::cut_to_fields(older, fields) != cut);
+}
+
+TEST_CASE("the content cache keeps the most recently used contents, and a content outlives its eviction", "[engine]") {
+  engine::ContentCache cache(2);
+  engine::ContentCache::Content a = cache.insert("a", json{{"n", 1}});
+  cache.insert("b", json{{"n", 2}});
+  REQUIRE(cache.find("a") != nullptr);  // a is now the most recently used: b goes first
+  cache.insert("c", json{{"n", 3}});
+  CHECK(cache.find("b") == nullptr);
+  CHECK(cache.find("a") != nullptr);
+  CHECK(cache.find("c") != nullptr);
+  cache.insert("d", json{{"n", 4}});
+  cache.insert("e", json{{"n", 5}});
+  CHECK(cache.find("a") == nullptr);
+  CHECK(*a == json{{"n", 1}});  // a reader holding it still has it
+  // A second insert of a known hash keeps the first content (same hash, same bytes).
+  CHECK(*cache.insert("e", json{{"n", 99}}) == json{{"n", 5}});
+}
+
+TEST_CASE("the rows of an artifact are read in place, and an artifact without rows has none", "[engine]") {
+  const json shotlist = {{"kind", "SHOTLIST"},
+                         {"rows", json::array({{{"shot_id", "S01_SH01"}}, {{"shot_id", "S01_SH02"}}})}};
+  CHECK(&engine::rows_of(shotlist) == &shotlist["rows"]);
+  CHECK(engine::rows_of(json{{"kind", "SCENES"}}).empty());
+  CHECK(engine::rows_of(json{{"rows", "not a list"}}).empty());
 }

@@ -366,3 +366,59 @@ TEST_CASE("an empty or foreign file in the ledger's place is reported and never 
     CHECK_FALSE(fs::exists(path.string() + "-wal"));
   }
 }
+
+TEST_CASE("events read page by page are the events read at once, and a bodiless kind keeps its place", "[ledger]") {
+  LedgerFixture f;
+  auto ledger = f.create();
+  REQUIRE(ledger->begin_run("test", {}).ok());
+  for (int i = 0; i < 25; ++i) {
+    REQUIRE(ledger->append(row_event(i % 3 == 0 ? "noisy" : "story-architect")).ok());
+    REQUIRE(ledger->append(ledger::EventDraft{.kind = "artifact.intent", .body = {{"n", i}}}).ok());
+  }
+  REQUIRE(ledger->end_run("DONE", {}).ok());
+  const std::vector<ledger::Event> all = ledger->events().value();
+  REQUIRE(all.size() == 52);
+
+  std::vector<ledger::Event> paged;
+  ledger::Ledger::EventQuery query{.after_seq = 0, .limit = 7, .bodiless = {"artifact.intent"}};
+  for (;;) {
+    std::vector<ledger::Event> page = ledger->events(query).value();
+    REQUIRE(page.size() <= 7);
+    paged.insert(paged.end(), page.begin(), page.end());
+    if (page.size() < 7) {
+      break;
+    }
+    query.after_seq = page.back().seq;
+  }
+  REQUIRE(paged.size() == all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    CHECK(paged[i].seq == all[i].seq);
+    CHECK(paged[i].hash == all[i].hash);
+    CHECK(paged[i].kind == all[i].kind);
+    // The kinds asked bodiless come with an empty body; every other body is whole.
+    CHECK(paged[i].body == (all[i].kind == "artifact.intent" ? nlohmann::json::object() : all[i].body));
+  }
+}
+
+TEST_CASE("a lookup the ledger keeps prepared answers each use afresh, after hits and misses", "[ledger]") {
+  LedgerFixture f;
+  auto ledger = f.create();
+  // Each lookup reuses the statement prepared by the first: the answers must not leak from one
+  // use into the next (bindings reset), also after a miss and across many uses.
+  REQUIRE(ledger->begin_run("test", {}).ok());
+  for (int i = 1; i <= 3; ++i) {
+    ledger::ArtifactRecord record{.name = "SCENES_v00" + std::to_string(i) + ".json", .kind = "SCENES",
+                                  .target = "", .version = i, .path = "narrative/SCENES_v00" + std::to_string(i) + ".json",
+                                  .face_sha256 = std::string(64, 'a'), .json_sha256 = std::string(64, 'b'),
+                                  .author = "avps", .producer = "story-architect"};
+    Result<ledger::Event> appended = ledger->append(ledger::EventDraft{.kind = "artifact.recorded", .artifact = record});
+    INFO((appended.ok() ? std::string() : appended.error().message));
+    REQUIRE(appended.ok());
+  }
+  for (int round = 0; round < 50; ++round) {
+    CHECK(ledger->latest_artifact("SCENES", "").value()->version == 3);
+    CHECK_FALSE(ledger->latest_artifact("SHOTLIST", "S01").value().has_value());
+    CHECK(ledger->find_artifact("SCENES_v002.json").value()->version == 2);
+  }
+  CHECK(ledger->verify().empty());
+}
