@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -88,23 +89,23 @@ Result<std::optional<Loaded>> Impl::latest(const std::string& kind, const std::s
   return std::optional<Loaded>{Loaded{std::move(content), *found}};
 }
 
-ContentCache::Content ContentCache::find(const std::string& sha256) {
-  auto it = m_by_sha.find(sha256);
-  if (it == m_by_sha.end()) {
+ContentCache::Content ContentCache::find(const std::string& key) {
+  auto it = m_by_key.find(key);
+  if (it == m_by_key.end()) {
     return nullptr;
   }
   m_items.splice(m_items.begin(), m_items, it->second);
   return it->second->second;
 }
 
-ContentCache::Content ContentCache::insert(const std::string& sha256, json content) {
-  if (Content known = find(sha256)) {
+ContentCache::Content ContentCache::insert(const std::string& key, json content) {
+  if (Content known = find(key)) {
     return known;
   }
-  m_items.emplace_front(sha256, std::make_shared<const json>(std::move(content)));
-  m_by_sha[sha256] = m_items.begin();
+  m_items.emplace_front(key, std::make_shared<const json>(std::move(content)));
+  m_by_key[key] = m_items.begin();
   while (m_items.size() > m_capacity) {
-    m_by_sha.erase(m_items.back().first);
+    m_by_key.erase(m_items.back().first);
     m_items.pop_back();
   }
   return m_items.front().second;
@@ -410,12 +411,36 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     return input_version(std::move(loaded), reader_loop);
   };
   const skills::SkillInput* reading = nullptr;  // the input being gathered: its fields cut what is read
+  auto fingerprint = [](const json& value) {
+    Result<std::string> canonical = core::canonical_json(value);
+    return core::sha256_hex(canonical ? *canonical : value.dump());
+  };
   auto add = [&](const std::string& kind, json value, std::vector<std::string> names) {
     value = without_gate(cut_to_fields(std::move(value), reading->fields));
-    Result<std::string> canonical = core::canonical_json(value);
-    std::string sha = core::sha256_hex(canonical ? *canonical : value.dump());
-    g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", sha}});
+    g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", fingerprint(value)}});
     g.inputs[kind] = std::move(value);
+  };
+  // An input that is the named artifacts' contents as they are, no row picked for the context:
+  // its value and fingerprint are the same wherever it is read, so they are made once per state
+  // of those artifacts (`pure_inputs`), not once per step that reads them (the allocation reads
+  // every scene's SHOTLIST in every scene's cost loop).
+  auto add_pure = [&](const std::string& kind, const std::vector<std::string>& names,
+                      const std::function<json()>& make) {
+    std::string key = kind;
+    for (const std::vector<std::string>* list : {&reading->fields, &names}) {
+      key += '\n';
+      for (const std::string& item : *list) {
+        key += item + '\t';
+      }
+    }
+    ContentCache::Content known = pure_inputs.find(key);
+    if (!known) {
+      json value = without_gate(cut_to_fields(make(), reading->fields));
+      std::string sha = fingerprint(value);
+      known = pure_inputs.insert(key, json{{"sha256", std::move(sha)}, {"value", std::move(value)}});
+    }
+    g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", known->at("sha256")}});
+    g.inputs[kind] = known->at("value");
   };
   for (const skills::SkillInput& input : skill.inputs) {
     const std::string& kind = input.kind;
@@ -457,7 +482,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         AVPS_TRY_ASSIGN(loaded, input_latest(kind, "PROJECT"));
       }
       if (loaded) {
-        add(kind, loaded->content(), {loaded->record.name});
+        add_pure(kind, {loaded->record.name}, [&] { return loaded->content(); });
         if (const artifacts::KindInfo* info = artifacts::find_kind(kind); info && info->extension == "png") {
           g.shown.push_back({e.m_project.dir() / loaded->record.path, loaded->record.name});  // a storyboard frame
         }
@@ -494,39 +519,49 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       }
     } else if (slice == "present_characters" || slice == "present_voices") {
       AVPS_TRY_ASSIGN(std::vector<std::string> ids, present_characters(context));
-      json list = json::array();
+      std::vector<Loaded> locks;
       std::vector<std::string> names;
       bool complete = true;
       for (const std::string& id : ids) {
         AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, id));
         if (loaded) {
-          list.push_back(loaded->content());
           names.push_back(loaded->record.name);
+          locks.push_back(std::move(*loaded));
         } else if (slice == "present_characters") {
           complete = false;
         }
       }
       found = complete;  // a shot with no one in frame (an insert) needs no character lock
       if (found) {
-        add(kind, list, names);
+        add_pure(kind, names, [&] {
+          json list = json::array();
+          for (const Loaded& l : locks) {
+            list.push_back(l.content());
+          }
+          return list;
+        });
       }
     } else if (slice == "present_set") {
       AVPS_TRY_ASSIGN(std::string set, present_set(context));
       AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, set));
       if (loaded) {
-        add(kind, loaded->content(), {loaded->record.name});
+        add_pure(kind, {loaded->record.name}, [&] { return loaded->content(); });
         found = true;
       }
     } else if (slice == "all_targets") {
       AVPS_TRY_ASSIGN(std::vector<Loaded> all, latest_per_target(kind));
       if (!all.empty()) {
-        json list = json::array();
         std::vector<std::string> names;
         for (const Loaded& l : all) {
-          list.push_back(l.content());
           names.push_back(l.record.name);
         }
-        add(kind, list, names);
+        add_pure(kind, names, [&] {
+          json list = json::array();
+          for (const Loaded& l : all) {
+            list.push_back(l.content());
+          }
+          return list;
+        });
         found = true;
       }
     } else if (slice == "before_scene" || slice == "after_scene") {
@@ -540,7 +575,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         AVPS_TRY_ASSIGN(loaded, by_name(it->second));
       }
       if (loaded) {
-        add(kind, loaded->content(), {loaded->record.name});
+        add_pure(kind, {loaded->record.name}, [&] { return loaded->content(); });
         found = true;
       }
     } else if (slice == "scene_versions" || slice == "shot_history") {

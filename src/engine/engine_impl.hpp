@@ -21,26 +21,25 @@
 
 namespace avps::engine {
 
-/// Parsed artifact contents by content hash (an artifact's json_sha256), the most recently used
-/// kept, at most `capacity` of them. An object is write-once and named by its hash, so an entry
-/// never goes stale, in a run or a read; the bound keeps memory to the work in hand (the locks and
-/// shot lists every step of a scene reads again) instead of the project's history. Each content
-/// was verified against its hash by the store when it was read. Not thread-safe: the engine's walk
-/// is one thread.
+/// Parsed contents by a key that names them for good (an artifact's json_sha256: objects are
+/// write-once; or the names of the immutable artifacts a value was made from), the most recently
+/// used kept, at most `capacity` of them. An entry never goes stale, in a run or a read; the bound
+/// keeps memory to the work in hand (the locks and shot lists every step of a scene reads again)
+/// instead of the project's history. Not thread-safe: the engine's walk is one thread.
 class ContentCache {
  public:
   explicit ContentCache(size_t capacity) : m_capacity(capacity) {}
   using Content = std::shared_ptr<const nlohmann::json>;
-  /// The content of `sha256`, or nullptr; a hit becomes the most recently used.
-  Content find(const std::string& sha256);
+  /// The content of `key`, or nullptr; a hit becomes the most recently used.
+  Content find(const std::string& key);
   /// Keeps `content` as the most recently used, dropping the least recently used beyond capacity
   /// (a content dropped lives on while a reader holds it).
-  Content insert(const std::string& sha256, nlohmann::json content);
+  Content insert(const std::string& key, nlohmann::json content);
 
  private:
   size_t m_capacity;
   std::list<std::pair<std::string, Content>> m_items;  // most recently used first
-  std::unordered_map<std::string, std::list<std::pair<std::string, Content>>::iterator> m_by_sha;
+  std::unordered_map<std::string, std::list<std::pair<std::string, Content>>::iterator> m_by_key;
 };
 
 /// A recorded artifact with its canonical JSON.
@@ -97,10 +96,10 @@ struct Job {
 /// Paging limits: pages per attempt, and the carry one page passes to the next (it must stay
 /// small, or the requests would grow page by page).
 inline constexpr int k_max_pages = 1000;
-/// Artifact contents kept parsed (ContentCache): enough for every lock, scene list and shot list
-/// a walk goes back to; bench/scale.sh measures the memory it holds.
-inline constexpr size_t k_content_cache_entries = 4096;
 inline constexpr size_t k_max_carry_bytes = 16 * 1024;
+/// Contents kept parsed (ContentCache), of artifacts and of whole-artifact inputs: enough for
+/// every lock, scene list and shot list a walk goes back to; bench/scale.sh measures the memory.
+inline constexpr size_t k_content_cache_entries = 4096;
 
 /// The gate's view of the record, with the world state as it stood before the step's scene (the
 /// latest WORLD_STATE is a later scene's once scenes are re-derived out of order), and the
@@ -151,6 +150,9 @@ struct Impl {
   /// Artifact contents read lately: the locks and shot lists every step of a scene reads are read
   /// from the store and parsed once, not once per step.
   ContentCache contents{k_content_cache_entries};
+  /// Inputs that are whole artifacts, cut to a skill's fields, with their fingerprints
+  /// ({sha256, value}), by kind, fields and artifact names (Impl::gather).
+  ContentCache pure_inputs{k_content_cache_entries};
   /// The shots the record plans (governance::recorded_shots), as of the artifact index at
   /// `recorded_shots_seq`: every scene's cost step and production read it.
   std::optional<governance::RecordedShots> recorded_shots_memo;
