@@ -17,7 +17,7 @@ fs::path object_path(const fs::path& project_dir, const std::string& json_sha256
 
 Result<std::string> read_object(const fs::path& project_dir, const std::string& sha256) {
   const fs::path object = object_path(project_dir, sha256);
-  const std::string name = fs::relative(object, project_dir).generic_string();
+  const std::string name = object.lexically_relative(project_dir).generic_string();
   if (sha256.size() != 64 || !std::all_of(sha256.begin(), sha256.end(), [](char c) {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
       })) {

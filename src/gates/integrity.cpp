@@ -44,13 +44,13 @@ ProjectFiles list_project_files(const fs::path& dir) {
   for (auto it = fs::recursive_directory_iterator(dir / "media", media_ec);
        !media_ec && it != fs::recursive_directory_iterator(); it.increment(media_ec)) {
     if (!it->is_directory() && !core::is_atomic_temp_name(it->path().filename().string())) {
-      files.media.push_back(fs::relative(it->path(), dir).generic_string());
+      files.media.push_back(it->path().lexically_relative(dir).generic_string());
     }
   }
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
-    fs::path relative = fs::relative(it->path(), dir);
+    fs::path relative = it->path().lexically_relative(dir);
     if (it.depth() == 0 && it->is_directory() && is_excluded_top_level(relative.string())) {
       it.disable_recursion_pending();
       continue;
@@ -142,7 +142,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
           "content changed since ledger event " + std::to_string(r.event_seq) + " recorded it (sha256 " +
               core::sha256_hex(*face).substr(0, 12) + "..., recorded " + r.face_sha256.substr(0, 12) + "...)");
     }
-    const std::string object_subject = fs::relative(artifacts::object_path(dir, r.json_sha256), dir).string();
+    const std::string object_subject = artifacts::object_path(dir, r.json_sha256).lexically_relative(dir).string();
     Result<std::string> stored = artifacts::read_object(dir, r.json_sha256);
     if (!stored) {
       add("artifact.object", object_subject,
@@ -227,7 +227,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     Result<std::string> bytes = artifacts::read_object(dir, sha);
     if (!bytes) {
       const std::string subject = sha.size() == 64
-                                      ? fs::relative(artifacts::object_path(dir, sha), dir).generic_string()
+                                      ? artifacts::object_path(dir, sha).lexically_relative(dir).generic_string()
                                       : std::string(".avps/objects");
       add(bytes.error().code == ErrorCode::not_found ? "object.missing" : "object.hash", subject,
           std::string(field) + " of " + e.kind + " (ledger event " + std::to_string(e.seq) + ", " +

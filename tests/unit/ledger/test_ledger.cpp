@@ -118,6 +118,27 @@ TEST_CASE("an edited event is caught by its hash, even with the triggers dropped
   CHECK_FALSE(ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_write, f.clock).ok());
 }
 
+TEST_CASE("a body rewritten in another form, or into what is not JSON, is caught as an edit of its event", "[ledger][tamper]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    REQUIRE(ledger->append(row_event("story-architect")).ok());
+    REQUIRE(ledger->append(row_event("qc-grader")).ok());
+    REQUIRE(ledger->verify().empty());  // the stored bytes of every event hash to its recorded hash
+  }
+  fs::path db = ledger::ledger_path(f.dir.path());
+  REQUIRE(sql(db, k_drop_triggers) == SQLITE_OK);
+  // The same JSON value, spelled with a space: the event's bytes are no longer those hashed.
+  REQUIRE(sql(db, "UPDATE events SET body = replace(body, '\"skill\":', '\"skill\": ') WHERE seq = 2") == SQLITE_OK);
+  REQUIRE(sql(db, "UPDATE events SET body = '{not json' WHERE seq = 3") == SQLITE_OK);
+  auto violations = f.open(ledger::OpenMode::read_only)->verify();
+  CHECK(has_rule(violations, "ledger.hash", "ledger event 2"));
+  CHECK(has_rule(violations, "ledger.hash", "ledger event 3"));
+  CHECK_FALSE(has_rule(violations, "ledger.hash", "ledger event 1 "));
+  CHECK_FALSE(has_rule(violations, "ledger.readable"));
+}
+
 TEST_CASE("removing the last event is caught by the HEAD mirror", "[ledger][tamper]") {
   LedgerFixture f;
   {
