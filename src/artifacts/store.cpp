@@ -120,7 +120,9 @@ Result<json> ArtifactStore::load(const ledger::ArtifactRecord& record) const {
 }
 
 Result<void> ArtifactStore::recover() {
-  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events());
+  ledger::Ledger::EventQuery writes;
+  writes.kinds = {"artifact.intent", "artifact.recorded", "artifact.abandoned"};
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events(writes));
   // name -> the intent's record, for intents that never got an outcome.
   std::map<std::string, std::pair<ledger::ArtifactRecord, json>> pending;
   for (const ledger::Event& e : events) {

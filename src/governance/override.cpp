@@ -336,7 +336,9 @@ Overrides Overrides::from_events(const std::vector<ledger::Event>& events) {
 }
 
 Result<Overrides> Overrides::read(const ledger::Ledger& ledger) {
-  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events());
+  ledger::Ledger::EventQuery decisions;
+  decisions.kinds = {"stop.override"};
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events(decisions));
   return from_events(events);
 }
 

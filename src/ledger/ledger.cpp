@@ -658,13 +658,27 @@ struct Ledger::Impl {
   }
 
   Result<std::vector<Event>> read_events(int64_t after_seq, int64_t limit = -1,
-                                         const std::set<std::string>& bodiless = {}) const {
-    Stmt stmt(db, "SELECT seq, run_id, ts, kind, body, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?");
+                                         const std::set<std::string>& bodiless = {},
+                                         const std::set<std::string>& kinds = {}) const {
+    std::string sql = "SELECT seq, run_id, ts, kind, body, prev_hash, hash FROM events WHERE seq > ?";
+    if (!kinds.empty()) {
+      sql += " AND kind IN (";
+      for (size_t i = 0; i < kinds.size(); ++i) {
+        sql += i == 0 ? "?" : ", ?";
+      }
+      sql += ")";
+    }
+    sql += " ORDER BY seq LIMIT ?";
+    Stmt stmt(db, sql.c_str());
     if (!stmt.valid()) {
       return db.error("cannot read ledger events");
     }
-    stmt.bind(1, after_seq);
-    stmt.bind(2, limit);
+    int column = 1;
+    stmt.bind(column++, after_seq);
+    for (const std::string& kind : kinds) {
+      stmt.bind(column++, kind);
+    }
+    stmt.bind(column, limit);
     std::vector<Event> out;
     for (;;) {
       AVPS_TRY_ASSIGN(bool has_row, stmt.step());
@@ -773,7 +787,8 @@ struct Ledger::Impl {
     } else if (mirrored->seq == head.seq && mirrored->hash != head.hash) {
       return make_error(ErrorCode::corruption, ".avps/HEAD does not match the ledger's last event; run `avps gate`");
     }
-    AVPS_TRY_ASSIGN(std::vector<Event> all, read_events(0));
+    // (The rows and hashes are all the mirrors hold: no body is parsed whole.)
+    AVPS_TRY_ASSIGN(std::vector<Event> all, read_event_parts(nullptr));
     if (mirrored && mirrored->seq > 0 && mirrored->seq < head.seq) {
       const Event& at = all[static_cast<size_t>(mirrored->seq - 1)];
       if (at.seq != mirrored->seq || at.hash != mirrored->hash) {
@@ -1275,7 +1290,7 @@ Result<std::vector<Event>> Ledger::events(int64_t after_seq) const {
 Result<std::vector<Event>> Ledger::events(const EventQuery& query) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   return m_impl->read_events(query.after_seq, query.limit > 0 ? static_cast<int64_t>(query.limit) : -1,
-                             query.bodiless);
+                             query.bodiless, query.kinds);
 }
 
 namespace {

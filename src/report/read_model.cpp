@@ -193,7 +193,9 @@ class Book {
   // which this book sums as they pass. No reader looks into an artifact's intent.
   Result<void> read() {
     constexpr size_t k_page = 4096;
-    ledger::Ledger::EventQuery query{.after_seq = 0, .limit = k_page, .bodiless = {"artifact.intent"}};
+    ledger::Ledger::EventQuery query;
+    query.limit = k_page;
+    query.bodiless = {"artifact.intent"};
     for (;;) {
       AVPS_TRY_ASSIGN(std::vector<ledger::Event> page, m_project.ledger().events(query));
       for (ledger::Event& e : page) {

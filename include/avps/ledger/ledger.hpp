@@ -213,11 +213,13 @@ class Ledger {
 
   /// Events in order; only those after `after_seq` when given.
   [[nodiscard]] Result<std::vector<Event>> events(int64_t after_seq = 0) const;
-  /// A page of events, for a reader that folds them as they come instead of holding them all.
+  /// Events as a reader needs them: a page at a time (a reader that folds them as they come
+  /// instead of holding them all), only some kinds, some kinds without their bodies.
   struct EventQuery {
     int64_t after_seq = 0;
     size_t limit = 0;                 ///< at most this many (0: all)
     std::set<std::string> bodiless;  ///< events of these kinds come with an empty body (not parsed)
+    std::set<std::string> kinds;     ///< only events of these kinds (empty: every kind)
   };
   /// Events in order, as `query` says. Pages read one after another see one state of the ledger
   /// when it is open read-only (one snapshot) or this process is its only writer.

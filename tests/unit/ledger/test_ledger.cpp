@@ -388,7 +388,7 @@ TEST_CASE("an empty or foreign file in the ledger's place is reported and never 
   }
 }
 
-TEST_CASE("events read page by page are the events read at once, and a bodiless kind keeps its place", "[ledger]") {
+TEST_CASE("events read page by page, or of some kinds, are the events read at once", "[ledger]") {
   LedgerFixture f;
   auto ledger = f.create();
   REQUIRE(ledger->begin_run("test", {}).ok());
@@ -401,7 +401,9 @@ TEST_CASE("events read page by page are the events read at once, and a bodiless 
   REQUIRE(all.size() == 52);
 
   std::vector<ledger::Event> paged;
-  ledger::Ledger::EventQuery query{.after_seq = 0, .limit = 7, .bodiless = {"artifact.intent"}};
+  ledger::Ledger::EventQuery query;
+  query.limit = 7;
+  query.bodiless = {"artifact.intent"};
   for (;;) {
     std::vector<ledger::Event> page = ledger->events(query).value();
     REQUIRE(page.size() <= 7);
@@ -419,6 +421,14 @@ TEST_CASE("events read page by page are the events read at once, and a bodiless 
     // The kinds asked bodiless come with an empty body; every other body is whole.
     CHECK(paged[i].body == (all[i].kind == "artifact.intent" ? nlohmann::json::object() : all[i].body));
   }
+  // Only some kinds: those events, whole, in order.
+  ledger::Ledger::EventQuery intents;
+  intents.kinds = {"artifact.intent", "run.finished"};
+  std::vector<ledger::Event> some = ledger->events(intents).value();
+  REQUIRE(some.size() == 26);
+  CHECK(some.front().body == nlohmann::json{{"n", 0}});
+  CHECK(some[24].body == nlohmann::json{{"n", 24}});
+  CHECK(some.back().kind == "run.finished");
 }
 
 TEST_CASE("a lookup the ledger keeps prepared answers each use afresh, after hits and misses", "[ledger]") {
