@@ -2,6 +2,8 @@
 
 #include "exchange.hpp"
 
+#include "avps/ledger/events.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -177,21 +179,19 @@ Result<void> Exchange::record_intent(Call& call) {
   if (!request_sha) {
     return release_unsent(request_sha.error());
   }
-  json intent = {{"key", call.key},
-                 {"reservation_id", call.reservation->id},
-                 {"skill", call.purpose},
-                 {"model", call.route.model},
-                 {"tier", call.route.tier},
-                 {"route", call.route.reason},
-                 {"request_sha256", *request_sha},
-                 {"request_bytes", call.request_size}};
-  // An intent without a response is a call an interrupted run may or may not have sent: it is
-  // sent again (the only way to get its answer) and flagged.
-  if (m_record.intents[call.key]++ > 0) {
-    intent["possible_duplicate"] = true;
-  }
-  if (auto appended = m_project.ledger().append(ledger::EventDraft{.kind = "exchange.intent", .body = intent});
-      !appended) {
+  ledger::ExchangeIntent intent{.key = call.key,
+                                .reservation_id = call.reservation->id,
+                                .skill = call.purpose,
+                                .model = call.route.model,
+                                .tier = call.route.tier,
+                                .route = call.route.reason,
+                                .request_sha256 = *request_sha,
+                                .request_bytes = static_cast<int64_t>(call.request_size),
+                                // An intent without a response is a call an interrupted run may or
+                                // may not have sent: it is sent again (the only way to get its
+                                // answer) and flagged.
+                                .possible_duplicate = m_record.intents[call.key]++ > 0};
+  if (auto appended = m_project.ledger().append(intent.to_draft()); !appended) {
     return release_unsent(appended.error());
   }
   core::crash_point("engine.after_intent");
@@ -294,11 +294,8 @@ Result<void> Exchange::record_answer(Call& c) {
   AVPS_TRY_ASSIGN(json fields, trace_fields(c.trace));
   response.update(fields);
   // The response and the settlement of its reservation are one transaction.
-  AVPS_TRY(m_project.ledger().append(ledger::EventDraft{
-      .kind = "exchange.response",
-      .body = response,
-      .reservation_end =
-          governance::BudgetGovernor::settlement(*c.reservation, actual.micro_usd, actual.provider_micro_usd)}));
+  AVPS_TRY(m_project.ledger().append(ledger::ExchangeResponse::to_draft(
+      response, governance::BudgetGovernor::settlement(*c.reservation, actual.micro_usd, actual.provider_micro_usd))));
   core::crash_point("engine.after_response");
   m_record.responses[c.key] = response;
   c.response = std::move(response);

@@ -131,9 +131,8 @@ Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) 
     if (!all && (e.kind.rfind("exchange.", 0) == 0 || e.kind.rfind("budget.", 0) == 0)) {
       continue;  // what was asked and paid: a run's to replay and resume, no render's identity
     }
-    if (e.body.contains("reservation")) {
-      std::string id = e.body["reservation"].value("id", "");
-      ++record.reservations[id.substr(0, id.find('#'))];
+    if (std::optional<ledger::Reservation> reserved = ledger::reservation_of(e)) {
+      ++record.reservations[reserved->id.substr(0, reserved->id.find('#'))];
     }
     if (e.kind == "artifact.recorded" && e.body.contains("artifact")) {
       const json details = e.body.value("details", json::object());
@@ -146,13 +145,12 @@ Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) 
         record.waves_written.insert(details.value("wave", ""));
       }
     }
-    if (e.kind == "exchange.intent") {
-      const std::string key = e.body.value("key", "");
-      ++record.intents[key];
+    if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
+      ++record.intents[intent->key];
       // Intents before format 2 named no reservation: any reservation of their key may have left.
-      record.intent_reservations.insert(e.body.value("reservation_id", key + "#*"));
-    } else if (e.kind == "exchange.response") {
-      record.responses[e.body.value("key", "")] = e.body;
+      record.intent_reservations.insert(intent->reservation_id.empty() ? intent->key + "#*" : intent->reservation_id);
+    } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
+      record.responses[response->key] = std::move(response->body);
     } else if (e.kind == "exchange.fallback") {
       record.fallbacks[e.body.value("key", "")] = e.body.value("to_model", "");
     } else if (e.kind == "step.finished") {

@@ -219,8 +219,8 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   // render's bytes) and every render under media/: present and unchanged. An object named by
   // several events is checked once, against the first that named it.
   std::set<std::string> checked_objects;
-  auto check_object = [&](const json& body, const char* field, const ledger::Event& e) {
-    const std::string sha = body.value(field, "");
+  auto check_object = [&](const std::string& sha, const std::string& field, const std::string& who,
+                          const ledger::Event& e) {
     if (sha.empty() || !checked_objects.insert(sha).second) {
       return;
     }
@@ -230,19 +230,19 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
                                       ? artifacts::object_path(dir, sha).lexically_relative(dir).generic_string()
                                       : std::string(".avps/objects");
       add(bytes.error().code == ErrorCode::not_found ? "object.missing" : "object.hash", subject,
-          std::string(field) + " of " + e.kind + " (ledger event " + std::to_string(e.seq) + ", " +
-              body.value("skill", body.value("model", std::string("?"))) + ") " +
-              (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash"));
+          field + " of " + e.kind + " (ledger event " + std::to_string(e.seq) + ", " + (who.empty() ? "?" : who) +
+              ") " + (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash"));
     }
   };
   // path -> the media.recorded that vouches for it, and its event
   std::map<std::string, std::pair<ledger::MediaRecorded, const ledger::Event*>> renders;
   for (const ledger::Event& e : *events) {
-    if (e.kind == "exchange.intent") {
-      check_object(e.body, "request_sha256", e);
-    } else if (e.kind == "exchange.response") {
-      for (const char* field : {"response_sha256", "media_sha256", "wire_request_sha256", "wire_response_sha256"}) {
-        check_object(e.body, field, e);
+    if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
+      check_object(intent->request_sha256, "request_sha256", intent->skill.empty() ? intent->model : intent->skill, e);
+    } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
+      const std::string skill = core::json_text(response->body, "skill");
+      for (const auto& [field, sha] : response->objects()) {
+        check_object(sha, field, skill.empty() ? response->model : skill, e);
       }
     } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
       const std::string path = render->path;

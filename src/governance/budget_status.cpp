@@ -10,6 +10,7 @@
 #include "avps/core/json_schema.hpp"
 #include "avps/governance/models.hpp"
 #include "avps/governance/pricing.hpp"
+#include "avps/ledger/events.hpp"
 
 namespace avps::governance {
 using nlohmann::json;
@@ -74,13 +75,12 @@ Result<BudgetStatusInput> budget_status_input(const ledger::Ledger& ledger,
   std::set<std::string> scenes;
   std::set<std::string> shots;
   for (const ledger::Event& e : events) {
-    if (e.body.contains("reservation") && e.body["reservation"].is_object()) {
-      const json& r = e.body["reservation"];
-      if (std::string scene = r.value("scene_id", ""); artifacts::is_scene_id(scene)) {
-        scenes.insert(scene);
+    if (std::optional<ledger::Reservation> r = ledger::reservation_of(e)) {
+      if (artifacts::is_scene_id(r->scene_id)) {
+        scenes.insert(r->scene_id);
       }
-      if (std::string shot = r.value("shot_id", ""); artifacts::is_shot_id(shot)) {
-        shots.insert(shot);
+      if (artifacts::is_shot_id(r->shot_id)) {
+        shots.insert(r->shot_id);
       }
     }
     std::optional<ledger::LogRow> row = e.row();

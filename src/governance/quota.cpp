@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "avps/ledger/events.hpp"
+
 namespace avps::governance {
 
 namespace {
@@ -74,15 +76,12 @@ NarrativeCalls recorded_narrative_calls(const std::vector<ledger::Event>& events
   NarrativeCalls calls;
   std::set<std::string> seen;
   for (const ledger::Event& e : events) {
-    if (e.kind != "exchange.intent" || !e.body.is_object()) {
-      continue;
-    }
-    const std::string tier = e.body.value("tier", "");
-    if (!is_narrative_tier(tier) || !seen.insert(e.body.value("key", "")).second) {
+    std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e);
+    if (!intent || !is_narrative_tier(intent->tier) || !seen.insert(intent->key).second) {
       continue;
     }
     ++calls.total;
-    calls.t3 += tier == "t3" ? 1 : 0;
+    calls.t3 += intent->tier == "t3" ? 1 : 0;
   }
   return calls;
 }

@@ -70,4 +70,81 @@ std::optional<StepFinished> StepFinished::from_event(const Event& e) {
   return s;
 }
 
+std::optional<ExchangeIntent> ExchangeIntent::from_event(const Event& e) {
+  if (e.kind != k_kind) {
+    return std::nullopt;
+  }
+  const json& b = e.body;
+  ExchangeIntent i;
+  i.key = json_text(b, "key");
+  i.reservation_id = json_text(b, "reservation_id");
+  i.skill = json_text(b, "skill");
+  i.model = json_text(b, "model");
+  i.tier = json_text(b, "tier");
+  i.route = json_text(b, "route");
+  i.request_sha256 = json_text(b, "request_sha256");
+  i.request_bytes = core::json_int(b, "request_bytes");
+  i.possible_duplicate = b.is_object() && b.value("possible_duplicate", false) == true;
+  return i;
+}
+
+EventDraft ExchangeIntent::to_draft() const {
+  json body = {{"key", key},
+               {"reservation_id", reservation_id},
+               {"skill", skill},
+               {"model", model},
+               {"tier", tier},
+               {"route", route},
+               {"request_sha256", request_sha256},
+               {"request_bytes", request_bytes}};
+  if (possible_duplicate) {
+    body["possible_duplicate"] = true;
+  }
+  return EventDraft{.kind = k_kind, .body = std::move(body)};
+}
+
+std::optional<ExchangeResponse> ExchangeResponse::from_event(const Event& e) {
+  if (e.kind != k_kind) {
+    return std::nullopt;
+  }
+  const json& b = e.body;
+  ExchangeResponse r;
+  r.key = json_text(b, "key");
+  r.model = json_text(b, "model");
+  r.scene_id = json_text(b, "scene_id");
+  r.cost_micro_usd = core::json_int(b, "cost_micro_usd");
+  r.input_tokens = core::json_int(b, "input_tokens");
+  r.output_tokens = core::json_int(b, "output_tokens");
+  r.retries = core::json_int(b, "retries");
+  if (auto seconds = b.find("seconds_billed"); b.is_object() && seconds != b.end() && seconds->is_number()) {
+    r.seconds_billed = seconds->get<double>();
+  }
+  r.endpoint_host = json_text(b, "endpoint_host");
+  r.body = b;
+  return r;
+}
+
+EventDraft ExchangeResponse::to_draft(json body, ReservationEnd settlement) {
+  return EventDraft{.kind = k_kind, .body = std::move(body), .reservation_end = std::move(settlement)};
+}
+
+std::vector<std::pair<std::string, std::string>> ExchangeResponse::objects() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const char* field : {"response_sha256", "media_sha256", "wire_request_sha256", "wire_response_sha256"}) {
+    if (std::string sha = json_text(body, field); !sha.empty()) {
+      out.emplace_back(field, std::move(sha));
+    }
+  }
+  return out;
+}
+
+std::optional<Reservation> reservation_of(const Event& e) {
+  auto found = e.body.is_object() ? e.body.find("reservation") : e.body.end();
+  if (!e.body.is_object() || found == e.body.end() || !found->is_object()) {
+    return std::nullopt;
+  }
+  Result<Reservation> r = Reservation::from_json(*found);
+  return r ? std::optional<Reservation>(std::move(r).value()) : std::nullopt;
+}
+
 }  // namespace avps::ledger

@@ -246,10 +246,10 @@ class Book {
       }
     } else if (e.kind == "budget.reserved") {
       add_reservation(e);
-    } else if (e.kind == "exchange.intent") {
-      add_intent(e);
-    } else if (e.kind == "exchange.response") {
-      add_response(e);
+    } else if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
+      add_intent(*intent);
+    } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
+      add_response(e, *response);
     } else if (e.kind == "exchange.failed") {
       ++m_usage.failed;
       loop_event(
@@ -454,42 +454,38 @@ class Book {
   }
 
   void add_reservation(const ledger::Event& e) {
-    const json reservation = e.body.value("reservation", json::object());
-    HeldMoney& held = m_held[core::json_text(reservation, "id")];
-    held.scene_id = core::json_text(reservation, "scene_id");
-    held.shot_id = core::json_text(reservation, "shot_id");
-    held.amount = core::json_int(reservation, "amount_micro_usd");
+    std::optional<ledger::Reservation> reserved = ledger::reservation_of(e);
+    if (!reserved) {
+      return;
+    }
+    HeldMoney& held = m_held[reserved->id];
+    held.scene_id = reserved->scene_id;
+    held.shot_id = reserved->shot_id;
+    held.amount = reserved->amount_micro_usd;
     m_reserved += held.amount;
     point(e);
   }
 
-  void add_intent(const ledger::Event& e) {
-    const json& body = e.body;
-    const std::string id = core::json_text(body, "reservation_id");
-    if (auto held = m_held.find(id); held != m_held.end()) {
-      held->second.model = core::json_text(body, "model");
-      held->second.tier = core::json_text(body, "tier");
+  void add_intent(const ledger::ExchangeIntent& intent) {
+    if (auto held = m_held.find(intent.reservation_id); held != m_held.end()) {
+      held->second.model = intent.model;
+      held->second.tier = intent.tier;
     }
   }
 
-  void add_response(const ledger::Event& e) {
-    const json& body = e.body;
+  void add_response(const ledger::Event& e, const ledger::ExchangeResponse& r) {
     ++m_usage.calls;
-    m_usage.retries += core::json_int(body, "retries");
-    m_usage.input_tokens += core::json_int(body, "input_tokens");
-    m_usage.output_tokens += core::json_int(body, "output_tokens");
-    if (auto seconds = body.find("seconds_billed"); seconds != body.end() && seconds->is_number()) {
-      m_usage.seconds_rendered += seconds->get<double>();
+    m_usage.retries += r.retries;
+    m_usage.input_tokens += r.input_tokens;
+    m_usage.output_tokens += r.output_tokens;
+    m_usage.seconds_rendered += r.seconds_billed.value_or(0.0);
+    if (r.retries > 0) {
+      loop_event(e, "retry", r.model, std::to_string(r.retries) + " retries on " + r.model, r.endpoint_host);
     }
-    if (core::json_int(body, "retries") > 0) {
-      loop_event(e, "retry", core::json_text(body, "model"),
-                 std::to_string(core::json_int(body, "retries")) + " retries on " + core::json_text(body, "model"),
-                 core::json_text(body, "endpoint_host"));
-    }
-    ModelUse& use = m_models[core::json_text(body, "model")];
+    ModelUse& use = m_models[r.model];
     ++use.calls;
-    use.input_tokens += core::json_int(body, "input_tokens");
-    use.output_tokens += core::json_int(body, "output_tokens");
+    use.input_tokens += r.input_tokens;
+    use.output_tokens += r.output_tokens;
   }
 
   // Any event that ends a reservation: what it committed goes to the reservation's scene, shot,

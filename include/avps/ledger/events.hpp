@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "avps/ledger/ledger.hpp"
 
@@ -60,5 +62,49 @@ struct StepFinished {
 
   static std::optional<StepFinished> from_event(const Event& e);
 };
+
+/// `exchange.intent`: a call about to be sent, durable before it leaves.
+struct ExchangeIntent {
+  static constexpr const char* k_kind = "exchange.intent";
+  std::string key;             ///< the call's idempotency key
+  std::string reservation_id;  ///< "" in records before it was recorded (then any of the key's)
+  std::string skill;           ///< what the call is for ("qc-grader S01_SH02 proxy")
+  std::string model;
+  std::string tier;
+  std::string route;           ///< why the router chose the model
+  std::string request_sha256;  ///< the canonical request's object
+  int64_t request_bytes = 0;
+  bool possible_duplicate = false;  ///< an earlier intent of this key has no response
+
+  static std::optional<ExchangeIntent> from_event(const Event& e);
+  EventDraft to_draft() const;
+};
+
+/// `exchange.response`: the answer and the settlement of its reservation, one transaction. The
+/// body is open: each backend adds its trace (docs/formats/ledger.md); the fields readers use are
+/// named here, the rest stay in `body`.
+struct ExchangeResponse {
+  static constexpr const char* k_kind = "exchange.response";
+  std::string key;
+  std::string model;
+  std::string scene_id;
+  int64_t cost_micro_usd = 0;
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t retries = 0;
+  std::optional<double> seconds_billed;  ///< generations only
+  std::string endpoint_host;             ///< HTTP backends only
+  nlohmann::json body;                   ///< the whole body
+
+  static std::optional<ExchangeResponse> from_event(const Event& e);
+  /// The event of an answer: its body as the exchange built it, and its reservation's end.
+  static EventDraft to_draft(nlohmann::json body, ReservationEnd settlement);
+  /// The objects the response names (the answer, a render's bytes, the wire bodies), by field.
+  std::vector<std::pair<std::string, std::string>> objects() const;
+};
+
+/// The reservation an event made (the ledger adds it to the body of the event `reserve` records,
+/// `budget.reserved`), or nullopt.
+std::optional<Reservation> reservation_of(const Event& e);
 
 }  // namespace avps::ledger

@@ -99,3 +99,88 @@ TEST_CASE("a step.finished reads its grade when it carries one", "[ledger][event
   CHECK_FALSE(accepted->shot_attempt);
   CHECK(accepted->reasons == json::array());
 }
+
+TEST_CASE("an exchange.intent body is the documented one, flagged a possible duplicate only when it is one",
+          "[ledger][events]") {
+  ledger::ExchangeIntent written{.key = "qc-grader/S01_SH02/proxy@0123",
+                                 .reservation_id = "qc-grader/S01_SH02/proxy@0123#1",
+                                 .skill = "qc-grader S01_SH02 proxy",
+                                 .model = "sim-vision",
+                                 .tier = "t2",
+                                 .route = "default tier",
+                                 .request_sha256 = std::string(64, 'b'),
+                                 .request_bytes = 2048};
+  const json documented = {{"key", "qc-grader/S01_SH02/proxy@0123"},
+                           {"reservation_id", "qc-grader/S01_SH02/proxy@0123#1"},
+                           {"skill", "qc-grader S01_SH02 proxy"},
+                           {"model", "sim-vision"},
+                           {"tier", "t2"},
+                           {"route", "default tier"},
+                           {"request_sha256", std::string(64, 'b')},
+                           {"request_bytes", 2048}};
+  CHECK(written.to_draft().kind == "exchange.intent");
+  CHECK(written.to_draft().body == documented);
+  written.possible_duplicate = true;
+  json flagged = documented;
+  flagged["possible_duplicate"] = true;
+  CHECK(written.to_draft().body == flagged);
+  const std::optional<ledger::ExchangeIntent> read =
+      ledger::ExchangeIntent::from_event(as_recorded(written.to_draft()));
+  REQUIRE(read);
+  CHECK(read->to_draft().body == flagged);
+  CHECK(read->possible_duplicate);
+  CHECK(read->request_bytes == 2048);
+  // An intent recorded before reservations were named reads with none.
+  ledger::Event older;
+  older.kind = "exchange.intent";
+  older.body = {{"key", "k"}, {"tier", "t1"}};
+  CHECK(ledger::ExchangeIntent::from_event(older)->reservation_id.empty());
+  CHECK_FALSE(ledger::ExchangeIntent::from_event(as_recorded(ledger::ExchangeResponse::to_draft({}, {}))));
+}
+
+TEST_CASE("an exchange.response reads its usage and names the objects it vouches for", "[ledger][events]") {
+  const json body = {{"key", "generate/S01_SH02/proxy#1"},
+                     {"model", "sim-gen-mid"},
+                     {"scene_id", "S01"},
+                     {"cost_micro_usd", 180000},
+                     {"media_sha256", std::string(64, 'c')},
+                     {"wire_request_sha256", std::string(64, 'd')},
+                     {"seconds_billed", 4.5},
+                     {"retries", 2},
+                     {"endpoint_host", "127.0.0.1"},
+                     {"attempts", json::array({{{"status", 503}}, {{"status", 503}}, {{"status", 200}}})}};
+  ledger::ReservationEnd settled;
+  settled.id = "generate/S01_SH02/proxy#1#1";
+  settled.settled_micro_usd = 180000;
+  const ledger::EventDraft draft = ledger::ExchangeResponse::to_draft(body, settled);
+  CHECK(draft.kind == "exchange.response");
+  CHECK(draft.body == body);  // open: each backend's trace stays as the exchange built it
+  REQUIRE(draft.reservation_end);
+  CHECK(draft.reservation_end->id == settled.id);
+  const std::optional<ledger::ExchangeResponse> read = ledger::ExchangeResponse::from_event(as_recorded(draft));
+  REQUIRE(read);
+  CHECK(read->cost_micro_usd == 180000);
+  CHECK(read->retries == 2);
+  CHECK(read->seconds_billed == 4.5);
+  CHECK(read->input_tokens == 0);
+  CHECK(read->endpoint_host == "127.0.0.1");
+  CHECK(read->objects() == std::vector<std::pair<std::string, std::string>>{
+                               {"media_sha256", std::string(64, 'c')}, {"wire_request_sha256", std::string(64, 'd')}});
+  CHECK(read->body == body);
+}
+
+TEST_CASE("the reservation an event made is read from its body, and only a whole one", "[ledger][events]") {
+  ledger::Event reserved;
+  reserved.kind = "budget.reserved";
+  reserved.body = {
+      {"reservation", ledger::Reservation{"k#1", "S01", "S01_SH02", 5000, "generate S01_SH02 proxy"}.to_json()}};
+  const std::optional<ledger::Reservation> r = ledger::reservation_of(reserved);
+  REQUIRE(r);
+  CHECK(r->id == "k#1");
+  CHECK(r->shot_id == "S01_SH02");
+  CHECK(r->amount_micro_usd == 5000);
+  reserved.body = {{"reservation", {{"id", "k#2"}}}};  // no amount: not a reservation the ledger made
+  CHECK_FALSE(ledger::reservation_of(reserved));
+  reserved.body = json::array();
+  CHECK_FALSE(ledger::reservation_of(reserved));
+}
