@@ -158,11 +158,11 @@ Result<CostView> gather(const CostOptions& o) {
   report_options.actual_by_scene = actuals;
   if (opened) {
     // What prompt caching saved on the calls recorded so far (exchange.response).
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, opened->ledger().events());
+    ledger::Ledger::EventQuery responses;
+    responses.kinds = {"exchange.response"};
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, opened->ledger().events(responses));
     for (const ledger::Event& e : events) {
-      if (e.kind == "exchange.response") {
-        report_options.count_caching(e.body);
-      }
+      report_options.count_caching(e.body);
     }
   }
   AVPS_TRY_ASSIGN(view.report, governance::cost_report_json(view.projection, report_options));
