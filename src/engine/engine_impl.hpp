@@ -99,7 +99,7 @@ inline constexpr int k_max_pages = 1000;
 inline constexpr size_t k_max_carry_bytes = 16 * 1024;
 /// Contents kept parsed (ContentCache), of artifacts and of whole-artifact inputs: enough for
 /// every lock, scene list and shot list a walk goes back to; bench/scale.sh measures the memory.
-inline constexpr size_t k_content_cache_entries = 4096;
+inline constexpr size_t k_content_cache_entries = 1024;
 
 /// The gate's view of the record, with the world state as it stood before the step's scene (the
 /// latest WORLD_STATE is a later scene's once scenes are re-derived out of order), and the
