@@ -2,8 +2,6 @@
 
 #include "exchange.hpp"
 
-#include "avps/ledger/events.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -19,6 +17,7 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/governance/pricing.hpp"
+#include "avps/ledger/events.hpp"
 
 namespace avps::engine {
 namespace fs = std::filesystem;

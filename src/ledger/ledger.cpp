@@ -281,6 +281,19 @@ Result<int64_t> query_int(const Db& db, const char* sql) {
   return has_row ? stmt.integer(0) : 0;
 }
 
+// An event's columns but its body, of a row selected as "seq, run_id, ts, kind, body, prev_hash,
+// hash, ...".
+Event event_without_body(const Stmt& stmt) {
+  Event e;
+  e.seq = stmt.integer(0);
+  e.run_id = stmt.text(1);
+  e.timestamp = stmt.text(2);
+  e.kind = stmt.text(3);
+  e.prev_hash = stmt.text(5);
+  e.hash = stmt.text(6);
+  return e;
+}
+
 // The bytes hashed for an event. Fields are named, so nothing can shift between them.
 Result<std::string> event_hash(const std::string& prev_hash, int64_t seq, const std::string& run_id,
                                const std::string& ts, const std::string& kind, const json& body) {
@@ -685,11 +698,7 @@ struct Ledger::Impl {
       if (!has_row) {
         break;
       }
-      Event e;
-      e.seq = stmt.integer(0);
-      e.run_id = stmt.text(1);
-      e.timestamp = stmt.text(2);
-      e.kind = stmt.text(3);
+      Event e = event_without_body(stmt);
       if (bodiless.count(e.kind)) {
         e.body = json::object();
       } else {
@@ -699,8 +708,6 @@ struct Ledger::Impl {
         }
         e.body = std::move(body).value();
       }
-      e.prev_hash = stmt.text(5);
-      e.hash = stmt.text(6);
       out.push_back(std::move(e));
     }
     return out;
@@ -736,13 +743,7 @@ struct Ledger::Impl {
       if (!has_row) {
         break;
       }
-      Event e;
-      e.seq = stmt.integer(0);
-      e.run_id = stmt.text(1);
-      e.timestamp = stmt.text(2);
-      e.kind = stmt.text(3);
-      e.prev_hash = stmt.text(5);
-      e.hash = stmt.text(6);
+      Event e = event_without_body(stmt);
       const bool valid = stmt.integer(7) != 0;
       e.body = json::object();
       int column = 8;
