@@ -119,6 +119,10 @@ std::string held_scene(const nlohmann::json& stop) {
   return stop.value("scope", nlohmann::json::object()).value("scene_id", "");
 }
 
+bool stale_shots_read(std::string_view kind) {
+  return kind.rfind("exchange.", 0) != 0 && kind.rfind("budget.", 0) != 0;
+}
+
 Result<Record> read_record(const ledger::Ledger& ledger) {
   AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events());
   return read_record(events);
@@ -128,8 +132,8 @@ Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) 
   Record record;
   const bool all = parts == RecordParts::all;
   for (const ledger::Event& e : events) {
-    if (!all && (e.kind.rfind("exchange.", 0) == 0 || e.kind.rfind("budget.", 0) == 0)) {
-      continue;  // what was asked and paid: a run's to replay and resume, no render's identity
+    if (!all && !stale_shots_read(e.kind)) {
+      continue;
     }
     if (std::optional<ledger::Reservation> reserved = ledger::reservation_of(e)) {
       ++record.reservations[reserved->id.substr(0, reserved->id.find('#'))];

@@ -188,9 +188,10 @@ class Book {
   const PhaseTable& table() const { return m_table; }
 
   // Reads the record: every event, in one read transaction of the ledger, folded page by page.
-  // Kept are only the events the rules of other modules read again as a list (the stops and the
-  // overrides, the engine's stale-shot rule): not the calls and the money (most of the record),
-  // which this book sums as they pass. No reader looks into an artifact's intent.
+  // Kept are only the events the rules of other modules read again as a list: those of the
+  // engine's stale-shot rule (engine::stale_shots_read), which the stop and override rules read
+  // too; not the calls and the money (most of the record), which this book sums as they pass.
+  // No reader looks into an artifact's intent.
   Result<void> read() {
     constexpr size_t k_page = 4096;
     ledger::Ledger::EventQuery query;
@@ -201,7 +202,7 @@ class Book {
       for (ledger::Event& e : page) {
         AVPS_TRY(add(e));
         m_last = {e.seq, e.hash, e.timestamp};
-        if (e.kind.rfind("exchange.", 0) != 0 && e.kind.rfind("budget.", 0) != 0 && e.kind != "artifact.intent") {
+        if (engine::stale_shots_read(e.kind) && e.kind != "artifact.intent") {
           m_events.push_back(std::move(e));
         }
       }

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "avps/backends/registry.hpp"
@@ -132,9 +133,15 @@ struct StaleShot {
 /// Whether a step's verdict needs no further attempt: PASS, WARN, FIX, or a person's ACCEPTED.
 bool passed(const std::string& verdict);
 
+/// Whether stale_shots() reads events of `kind`: every kind but the exchanges and the reservations
+/// (what was asked and paid: a run's to replay and resume, no render's identity). A caller that
+/// passes its own events may leave out the others.
+bool stale_shots_read(std::string_view kind);
+
 /// Every stale shot of the project, scene by scene in story order: what `avps status` shows
 /// before a run. Reads only (the project may be open read-only); loads the skills, nothing else.
-/// `events`: the ledger's events when the caller has read them already (one snapshot), else null;
+/// `events`: the ledger's events when the caller has read them already (one snapshot; at least
+/// those stale_shots_read), else null;
 /// `registry`: the project's skills when the caller has loaded them, else null.
 [[nodiscard]] Result<std::vector<StaleShot>> stale_shots(project::Project& project,
                                                          const std::vector<ledger::Event>* events = nullptr,
