@@ -7,8 +7,11 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/gates/integrity.hpp"
+#include "avps/gates/record.hpp"
+#include "avps/report/gate_rules.hpp"
 #include "avps/ledger/ledger.hpp"
 #include "avps/project/project.hpp"
+#include "avps/report/read_model.hpp"
 #include "commands.hpp"
 
 namespace avps::cli {
@@ -19,6 +22,7 @@ struct GateOptions {
   std::string dir = ".";
   std::string expect_head;
   std::string junit;
+  std::string require;
 };
 
 // --expect-head SEQ:HASH or HASH: the head a CI job pinned must still be an event of the chain,
@@ -109,6 +113,23 @@ std::string junit_xml(const std::string& project, const std::vector<std::string>
          "  </testsuite>\n</testsuites>\n";
 }
 
+// budget.cap, and require.phase when asked, over the read model of a read-only project.
+Result<std::vector<core::Violation>> standing_rules(const GateOptions& options, const core::Clock& clock) {
+  AVPS_TRY_ASSIGN(std::unique_ptr<project::Project> project,
+                  project::Project::open(options.dir, ledger::OpenMode::read_only, {}, clock));
+  AVPS_TRY_ASSIGN(report::ProjectView view, report::read_project(*project));
+  std::optional<size_t> required;
+  if (!options.require.empty()) {
+    AVPS_TRY_ASSIGN(required, report::find_phase(view, options.require));
+  }
+  AVPS_TRY_ASSIGN(std::vector<core::Violation> out, report::check_spend(*project, view));
+  if (required) {
+    std::vector<core::Violation> reached = report::check_reached(view, *required);
+    out.insert(out.end(), reached.begin(), reached.end());
+  }
+  return out;
+}
+
 void run_gate(const GateOptions& options, Context& ctx) {
   core::SystemClock clock;
   // Beside a running writer: the files first, then the ledger's snapshot, so every file listed
@@ -126,6 +147,25 @@ void run_gate(const GateOptions& options, Context& ctx) {
             ledger.head().hash.substr(0, 12) + "...), shipped data in " + project::data_dir().string());
   std::vector<core::Violation> violations = gates::check_integrity(options.dir, ledger, files);
   std::vector<std::string> rules = gates::integrity_rules();
+  std::vector<core::Violation> record = gates::check_record(options.dir, ledger);
+  violations.insert(violations.end(), record.begin(), record.end());
+  rules.insert(rules.end(), gates::record_rules().begin(), gates::record_rules().end());
+  // Where the production stands: the read model status and report read.
+  rules.push_back("budget.cap");
+  if (!options.require.empty()) {
+    rules.push_back("require.phase");
+  }
+  Result<std::vector<core::Violation>> standing = standing_rules(options, clock);
+  if (!standing && standing.error().code == ErrorCode::invalid_argument) {
+    ctx.fail(ExitCode::usage, standing.error().message);
+    return;
+  }
+  if (!standing) {
+    const std::string& why = standing.error().message;
+    violations.push_back({"budget.cap", options.dir, "not checked: " + why.substr(0, why.find('\n'))});
+  } else {
+    violations.insert(violations.end(), standing->begin(), standing->end());
+  }
   if (!options.expect_head.empty()) {
     rules.push_back("ledger.expected_head");
     Result<std::vector<ledger::Event>> events = ledger.events();
@@ -178,7 +218,7 @@ void run_gate(const GateOptions& options, Context& ctx) {
                           : "; an avps process is writing: " + std::to_string(in_progress.size()) +
                                 " write(s) in progress not yet complete (see --json), checked when it ends";
   if (pass) {
-    ctx.info(ctx.paint("PASS", "32") + " " + options.dir + ": integrity verified (" + std::to_string(artifact_count) +
+    ctx.info(ctx.paint("PASS", "32") + " " + options.dir + ": every rule holds (" + std::to_string(artifact_count) +
              " artifacts, " + std::to_string(head.seq) + " ledger events, head " + head_text + ")" + progress_note);
     return;
   }
@@ -199,13 +239,22 @@ void setup_gate(CLI::App& app, Context& ctx) {
       "Integrity rules: the ledger's hash chain and its HEAD mirror verify; every artifact file's hash\n"
       "matches the ledger; every render under media/ and every recorded request and answer object\n"
       "matches its recorded hash; no artifact-named file or render the ledger does not know; no\n"
-      "version gaps; naming rules; the run-log CSV equals the ledger; avps.json validates. Read-only,\n"
-      "one consistent snapshot: beside a running `avps run`, writes in progress are not violations.\n"
-      "Exit codes: 0 all rules hold, 1 violations (listed with the file or row), 4 not a project.");
+      "version gaps; naming rules; the run-log CSV equals the ledger; avps.json validates.\n"
+      "Record rules: every recorded gate verdict equals its skill's gate recomputed on the recorded\n"
+      "content and thresholds; every WORLD_STATE is its input with its STATE_DIFF applied; every\n"
+      "passing GENPACK holds its locks verbatim; spend within every cap in force. With --require,\n"
+      "the production has reached that phase with no hard stop open in its scope (docs/cli.md).\n"
+      "Read-only, one consistent snapshot: beside a running `avps run`, writes in progress are not\n"
+      "violations.\n"
+      "Exit codes: 0 all rules hold, 1 violations (listed with the file or row), 2 an unknown --require\n"
+      "phase, 4 not a project.");
   cmd->add_option("dir", options->dir, "Project folder (default: .)");
   cmd->add_option("--expect-head", options->expect_head,
                   "Fail unless this head (SEQ:HASH as a PASS prints it, or HASH) is still an event of the chain: "
                   "a CI job that pinned the last head catches rewritten history");
+  cmd->add_option("--require", options->require,
+                  "Fail unless the production has reached this phase of the stage graph (e.g. validation, proxy, "
+                  "final) with no hard stop open in its scope");
   cmd->add_option("--junit", options->junit,
                   "Also write JUnit XML to this file: one test case per rule and target, failures with their messages");
   cmd->callback([options, &ctx]() { run_gate(*options, ctx); });

@@ -143,8 +143,12 @@ Result<void> review_costs(Impl& impl, project::Project& project, const governanc
                                                             : gate["reasons"].front().get<std::string>()) +
               "; " + std::to_string(report.value("cost_reduction_recommendations", json::array()).size()) +
               " recommendations, " + std::to_string(options.downgrades.size()) + " downgrade suggestions";
+  // Its verdict is the projection's against the cap then in force, not cost-optimizer's gate: the
+  // details say so, for `avps gate`, which recomputes skill gates only (docs/formats/ledger.md).
   artifacts::NewArtifact artifact{name, report, face, "avps", "cost-optimizer", row,
-                                  {{"step", "cost-optimizer/PROJECT<" + job.loop}, {"attempt", job.attempt}}};
+                                  {{"step", "cost-optimizer/PROJECT<" + job.loop},
+                                   {"attempt", job.attempt},
+                                   {"verdict_by", "cost_projection"}}};
   AVPS_TRY(project.store().write(artifact));
   ++impl.outcome.artifacts_written;
   return ok();

@@ -589,9 +589,14 @@ Result<Findings> shotlist_heuristics(const json& output, const json& params, con
 // ---- prompt-packager: GENPACK -----------------------------------------------------------------
 
 Result<std::string> genpack_face(const json& genpack) {
-  AVPS_TRY_ASSIGN(artifacts::FaceCodec codec,
-                  artifacts::FaceCodec::load(project::data_dir() / "schemas", "GENPACK"));
-  return codec.render(genpack);
+  // Loaded once: compiling the schema cost more than every check of a GenPack together. The shipped
+  // schemas do not change while a process runs; render is const, so threads share it.
+  static const Result<artifacts::FaceCodec> k_codec =
+      artifacts::FaceCodec::load(project::data_dir() / "schemas", "GENPACK");
+  if (!k_codec) {
+    return k_codec.error();
+  }
+  return k_codec->render(genpack);
 }
 
 // The lock of kind/entity as the packager pastes it, or nullopt when none is recorded.
@@ -882,8 +887,8 @@ const std::vector<detail::CheckInfo>& registry() {
       {"genpack_section_order", "GENPACK", genpack_section_order},
       {"genpack_locks_verbatim", "GENPACK", genpack_locks_verbatim},
       {"qc_verdict_from_scores", "QC_BATCH", qc_verdict_from_scores},
-      {"budget_caps", "BUDGET_STATUS", budget_caps},
-      {"tier_quotas", "BUDGET_STATUS", tier_quotas},
+      {"budget_caps", "BUDGET_STATUS", budget_caps, true},
+      {"tier_quotas", "BUDGET_STATUS", tier_quotas, true},
   };
   return k_checks;
 }
@@ -911,6 +916,11 @@ bool is_engine_check(std::string_view name) {
 const Check* find_check(std::string_view name) {
   const detail::CheckInfo* info = detail::find_check_info(name);
   return info == nullptr ? nullptr : &info->check;
+}
+
+bool check_recomputable(std::string_view name) {
+  const detail::CheckInfo* info = detail::find_check_info(name);
+  return info != nullptr && !info->reads_live_state;
 }
 
 std::vector<std::string> check_names() {

@@ -14,6 +14,9 @@ struct CheckInfo {
   /// that serves several kinds, like lock_hedge_words).
   std::string_view reads;
   Check check;
+  /// Reads what other steps change while a run goes on (the budget's caps and overrides, the
+  /// project's routing table), so its findings cannot be recomputed from the record afterwards.
+  bool reads_live_state = false;
 };
 
 /// The registry entry of `name`, or nullptr (unknown, or left to the engine).

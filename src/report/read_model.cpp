@@ -707,6 +707,7 @@ class Book {
       if (auto found = m_scenes.find(row.scene_id); found != m_scenes.end()) {
         const SceneState& state = found->second;
         row.phase = state.phase < 0 ? "" : m_table.phases().at(static_cast<size_t>(state.phase));
+        row.verdicts = state.verdicts;
         for (const auto& [skill, verdict] : state.verdicts) {
           const std::string column =
               column_of(m_table.phases().at(static_cast<size_t>(m_table.skill_phases(skill)->front())));
@@ -865,6 +866,17 @@ Result<ProjectView> read_project(project::Project& project) {
   Book book(project, registry.stage_graph());
   AVPS_TRY(book.read());
   view.scene_phases = book.table().phases();
+  if (const skills::StageGraph* graph = registry.stage_graph()) {
+    for (const skills::Phase& phase : graph->phases) {
+      PhaseView item{phase.name, phase.fan_out, phase.resolution, {}};
+      for (const skills::GraphStep& step : phase.steps) {
+        if (!step.skill.empty()) {
+          item.skills.push_back(step.skill);
+        }
+      }
+      view.phases.push_back(std::move(item));
+    }
+  }
   const std::vector<ledger::Event>& events = book.events();
   if (book.last().seq > 0) {
     view.as_of_seq = book.last().seq;

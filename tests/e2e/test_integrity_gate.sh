@@ -178,6 +178,12 @@ expect_exit 0 "$AVPS" gate "$P"
 # A replay says which runs met the stop instead of re-executing them.
 expect_exit 0 "$AVPS" replay "$P" --run 3
 expect_out "NOT REPLAYED RUN_0003 (STOP): it met the integrity stop $stop"
+# --require: this project has the narrative and its locks, and no scene past them.
+expect_exit 0 "$AVPS" gate "$P" --require narrative
+expect_exit 1 "$AVPS" gate "$P" --require validation
+expect_out "S01: not started, not yet at validation (--require validation)  [require.phase]"
+expect_exit 1 "$AVPS" gate "$P" --require final
+expect_out "[require.phase]"
 
 # --- For CI: --expect-head catches rewritten history; --junit is JUnit XML a real parser reads -----
 expect_exit 0 "$AVPS" --json gate "$DEMO"
@@ -239,6 +245,43 @@ assert all(failed.values()), failed
 total = sum(suite.tests for suite in xml)
 assert total == len(failed) + len(passed), (total, len(failed), len(passed))
 PY
+
+# --- The full gate: verdicts recomputed, the money within its caps, --require ---------------------
+expect_exit 0 "$AVPS" gate "$DEMO" --require final
+expect_exit 0 "$AVPS" gate "$DEMO" --require shots_final
+expect_exit 2 "$AVPS" gate "$DEMO" --require finals
+expect_out "its phases: narrative, locks,"
+expect_out "shots_final (or final)"
+# A rule of a skill changed after the run (the project's own copy of plausibility-auditor): every
+# artifact the old rule passed and the new one fails is named, with the finding.
+edit_json() {  # edit_json FILE PYTHON-STATEMENT-ON-d
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); exec(sys.argv[2]); json.dump(d, open(sys.argv[1], "w"), indent=2)
+PY
+}
+copy rule_changed
+mkdir -p "$P/skills" && cp -r "$SRC/skills/plausibility-auditor" "$P/skills/"
+edit_json "$P/skills/plausibility-auditor/skill.json" 'd["gate"]["rules"][0]["value"] = 30'
+expect_exit 1 "$AVPS" gate "$P"
+plaus=$(cd "$P" && ls validation/PLAUS_S0*_v001.md | head -n 1)
+expect_out "$plaus: "
+expect_out "but its recorded content gives FAIL (plausibility-auditor's gate as it is now"
+expect_out "< 30\"  [gate.verdict]"
+# A threshold changed in avps.json after the run is not a rule changed: the verdicts stand on the
+# thresholds their scores recorded.
+copy threshold_changed
+edit_json "$P/avps.json" 'd.setdefault("thresholds", {})["plaus_total"] = 10'
+expect_exit 0 "$AVPS" gate "$P"
+# Caps lowered below what was spent: each cap in force is named with the spend over it; a raised
+# cap (an override) would be the one in force.
+copy caps_lowered
+edit_json "$P/avps.json" 'd["budget"]["scene_cap_usd"] = 1; d["budget"]["project_cap_usd"] = 5'
+expect_exit 1 "$AVPS" gate "$P"
+expect_out "project: "
+expect_out "is over the project cap of 5.000000 USD in force  [budget.cap]"
+expect_out "S01: "
+expect_out "is over the scene cap of 1.000000 USD in force  [budget.cap]"
 
 # --- Beside a running `avps run`: 50 gates, each reading one snapshot, report no false violation --
 LIVE="$WORK/live"

@@ -70,6 +70,11 @@ using Check = std::function<Result<std::vector<Finding>>(const nlohmann::json& o
                                                          const GateContext& context)>;
 /// The built-in check of that name, or nullptr.
 const Check* find_check(std::string_view name);
+/// Whether a built-in check's findings depend only on the output, its params and the artifacts
+/// recorded before it, so that `avps gate` can recompute them from the record. False for the
+/// checks that read the budget as it stood (caps, overrides, the routing table), for the engine's
+/// checks and for unknown names.
+bool check_recomputable(std::string_view name);
 /// Every name find_check knows.
 std::vector<std::string> check_names();
 /// Check names of schemas/skill.schema.json that need the engine's records (attempt history,
@@ -92,7 +97,7 @@ using Outputs = std::map<std::string, nlohmann::json, std::less<>>;
 /// check reads the kind it is written for (lock_hedge_words: the skill's first output). Thresholds
 /// written as {"config": pointer, "default": value} are resolved against context.config(); the
 /// numbers a rule compared, and every resolved config reference, are recorded in `scores` under
-/// their pointer without the leading "/" ("total_score", "thresholds/plaus_total"). A rule pointer
+/// their pointer without the leading "/" and with "." for "/" ("total_score", "thresholds.plaus_total"). A rule pointer
 /// that resolves to nothing violates the rule (a score the model did not give cannot pass).
 /// `output` is taken as the output of the kind its "kind" member names when that is one of the
 /// skill's outputs, else as the skill's first output with a schema.

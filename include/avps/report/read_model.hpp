@@ -12,6 +12,7 @@
 // a value. Callable from any thread that owns the Project.
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -68,6 +69,14 @@ struct ShotView {
   int64_t spend_micro_usd = 0;
 };
 
+/// One phase of the stage graph, in its order: what `avps gate --require` reads.
+struct PhaseView {
+  std::string name;
+  std::string fan_out;     ///< once, per_entity, per_scene, per_shot
+  std::string resolution;  ///< the resolution a per-shot phase renders at, "" for others
+  std::vector<std::string> skills;
+};
+
 /// One row of the scene table.
 struct SceneView {
   std::string scene_id;
@@ -78,6 +87,7 @@ struct SceneView {
   int64_t spend_micro_usd = 0;  ///< committed and reserved
   std::optional<int64_t> cap_micro_usd;
   std::vector<ShotView> shots;  ///< the latest SHOTLIST's shots, in its order
+  std::map<std::string, std::string> verdicts;  ///< per-scene skill -> the verdict of its last attempt
 };
 
 /// One project-wide skill (narrative, locks, review): its last attempt per entity.
@@ -90,6 +100,7 @@ struct ProjectSkillView {
 struct ProjectView {
   std::string title;
   std::vector<std::string> scene_phases;  ///< the stage graph's phases run per scene or shot, in order
+  std::vector<PhaseView> phases;          ///< every phase of the stage graph, in order
   int64_t as_of_seq = 0;                  ///< the last event read: the snapshot
   std::string as_of_hash;
   std::string as_of_ts;

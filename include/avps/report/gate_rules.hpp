@@ -1,0 +1,41 @@
+#pragma once
+// The rules of `avps gate` that read where the production stands (the read model): the money
+// within its caps, and `--require PHASE`. Integrity and the record's own consistency are
+// gates::check_integrity and gates::check_record.
+//
+// Rules, each reported as a core::Violation with its rule id:
+//   budget.cap     committed and reserved spend above a cap in force (the project's, a scene's, a
+//                  shot's; a cap a person raised with `avps override` is the one in force)
+//   require.phase  the production has not reached the phase `--require` names, or a hard stop is
+//                  open in its scope
+//
+// Threading: reads the project's ledger; call from the thread that owns the Project.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "avps/core/result.hpp"
+#include "avps/core/violation.hpp"
+#include "avps/report/read_model.hpp"
+
+namespace avps::report {
+
+/// budget.cap over the project, every scene of the view and every shot with a cap in force.
+[[nodiscard]] Result<std::vector<core::Violation>> check_spend(project::Project& project, const ProjectView& view);
+
+/// The index in view.phases of the phase `name` names: a phase's name, or the resolution of the
+/// phase that renders at it ("proxy", "final"). invalid_argument, listing the names, otherwise.
+[[nodiscard]] Result<size_t> find_phase(const ProjectView& view, std::string_view name);
+
+/// require.phase: the project has reached phase `at` (an index of find_phase) when
+///  - every skill of a phase up to it that runs once has run, and every entity of one that runs
+///    per entity has, and the last verdict of each passes (PASS, WARN, or accepted by a person);
+///  - where the phase runs per scene or shot: the latest SCENES lists scenes, and each of them has
+///    a recorded step of this phase or a later one, no failing last verdict of a per-scene skill
+///    of a phase up to it, and every shot of its latest SHOTLIST passed at the resolution of every
+///    per-shot phase up to it;
+///  - no hard stop is open whose skill runs in a phase up to it (or that names no such skill).
+std::vector<core::Violation> check_reached(const ProjectView& view, size_t at);
+
+}  // namespace avps::report

@@ -1,0 +1,537 @@
+#include "avps/gates/record.hpp"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+#include <unordered_map>
+#include <utility>
+
+#include "avps/artifacts/store.hpp"
+#include "avps/builtins/world_state.hpp"
+#include "avps/core/canonical_json.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
+#include "avps/gates/gate.hpp"
+#include "avps/project/config.hpp"
+#include "avps/project/project.hpp"
+#include "avps/skills/registry.hpp"
+#include "checks_internal.hpp"
+
+namespace avps::gates {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::vector<std::string>& record_rules() {
+  static const std::vector<std::string> k_rules = {"gate.verdict", "world_state.chain", "genpack.locks"};
+  return k_rules;
+}
+
+namespace {
+
+// An artifact as its artifact.recorded event tells it: the index row, and which step wrote it.
+struct Recorded {
+  ledger::ArtifactRecord record;
+  std::string step;  // "" for what no step wrote (init, import, edit)
+  int attempt = 0;
+  json inputs = json::array();  // details.inputs: [{kind, names, sha256}]
+  std::string verdict_by;       // details.verdict_by: what judged it when not its skill's gate
+};
+
+// Canonical JSON of recorded artifacts, read once each. The gate reads every artifact; the ones
+// read again (locks, shot lists, earlier world states) are few, so the cache stays small.
+class Contents {
+ public:
+  explicit Contents(fs::path dir) : m_dir(std::move(dir)) {}
+
+  Result<const json*> of(const ledger::ArtifactRecord& r) {
+    if (auto found = m_cache.find(r.json_sha256); found != m_cache.end()) {
+      return &found->second;
+    }
+    if (m_cache.size() >= 4096) {
+      m_cache.clear();  // bounded: a season's gate must not hold every artifact at once
+    }
+    AVPS_TRY_ASSIGN(std::string canonical, artifacts::read_object(m_dir, r.json_sha256));
+    AVPS_TRY_ASSIGN(json content, core::parse_json(canonical, r.name));
+    return &m_cache.emplace(r.json_sha256, std::move(content)).first->second;
+  }
+
+ private:
+  fs::path m_dir;
+  std::unordered_map<std::string, json> m_cache;
+};
+
+// The record as a gate saw it: the artifacts recorded before event `before_seq`, and the
+// configuration with the thresholds the recorded scores say were in force.
+class AsOfContext : public GateContext {
+ public:
+  AsOfContext(const fs::path& dir, const std::map<std::string, std::vector<const Recorded*>>& versions,
+              Contents& contents, json config, int64_t before_seq)
+      : m_dir(dir), m_versions(versions), m_contents(contents), m_config(std::move(config)), m_before(before_seq) {}
+
+  const json& config() const override { return m_config; }
+
+  Result<std::optional<json>> latest(std::string_view kind, std::string_view target) const override {
+    const Recorded* r = find(kind, target);
+    if (r == nullptr) {
+      return std::optional<json>{};
+    }
+    AVPS_TRY_ASSIGN(const json* content, m_contents.of(r->record));
+    return std::optional<json>{*content};
+  }
+
+  Result<std::optional<Face>> latest_face(std::string_view kind, std::string_view target) const override {
+    const Recorded* r = find(kind, target);
+    if (r == nullptr) {
+      return std::optional<Face>{};
+    }
+    AVPS_TRY_ASSIGN(std::string text, core::read_file(m_dir / r->record.path));
+    if (core::sha256_hex(text) != r->record.face_sha256) {
+      return make_error(ErrorCode::corruption, r->record.path + " changed since the ledger recorded it");
+    }
+    return std::optional<Face>{Face{r->record.name, std::move(text)}};
+  }
+
+ private:
+  const Recorded* find(std::string_view kind, std::string_view target) const {
+    auto found = m_versions.find(std::string(kind) + "/" + std::string(target));
+    if (found == m_versions.end()) {
+      return nullptr;
+    }
+    const Recorded* latest = nullptr;
+    for (const Recorded* r : found->second) {
+      if (r->record.event_seq < m_before && (latest == nullptr || r->record.version > latest->record.version)) {
+        latest = r;
+      }
+    }
+    return latest;
+  }
+
+  const fs::path& m_dir;
+  const std::map<std::string, std::vector<const Recorded*>>& m_versions;
+  Contents& m_contents;
+  json m_config;
+  int64_t m_before;
+};
+
+// Every {"config": pointer} reference of a skill's gate definition.
+void config_references(const json& node, std::set<std::string>& out) {
+  if (node.is_object()) {
+    if (auto ref = node.find("config"); ref != node.end() && ref->is_string()) {
+      out.insert(ref->get<std::string>());
+    }
+    for (const auto& [key, value] : node.items()) {
+      config_references(value, out);
+    }
+  } else if (node.is_array()) {
+    for (const json& item : node) {
+      config_references(item, out);
+    }
+  }
+}
+
+// The configuration a recorded gate was evaluated under, as far as its scores say: every config
+// reference of the skill's gate that the scores recorded (evaluate_gate records each number it
+// resolved, under its pointer without the leading "/" and with "." for "/") takes the recorded value.
+json config_as_recorded(const json& config, const json& gate_definition, const json& recorded_scores) {
+  std::set<std::string> references;
+  config_references(gate_definition, references);
+  json out = config;
+  for (const std::string& pointer : references) {
+    if (pointer.size() < 2 || !recorded_scores.is_object()) {
+      continue;
+    }
+    std::string name = pointer.substr(1);  // evaluate_gate's score name: "thresholds.plaus_total"
+    std::replace(name.begin(), name.end(), '/', '.');
+    auto recorded = recorded_scores.find(name);
+    if (recorded == recorded_scores.end()) {
+      continue;
+    }
+    try {
+      out[json::json_pointer(pointer)] = *recorded;
+    } catch (const json::exception&) {
+      // A pointer through a non-object in the configuration: evaluate_gate reports it as it did.
+    }
+  }
+  return out;
+}
+
+// The outputs of its own step a skill's gate reads besides the first: the kinds its rules name and
+// the kinds its checks read, where the skill writes them.
+std::set<std::string> kinds_read(const skills::SkillDef& skill) {
+  std::set<std::string> read;
+  for (const json& rule : skill.gate_rules) {
+    if (rule.is_object() && rule.contains("output") && rule["output"].is_string()) {
+      read.insert(rule["output"].get<std::string>());
+    }
+  }
+  for (const std::string& check : skill.gate_checks) {
+    if (const detail::CheckInfo* info = detail::find_check_info(check); info != nullptr && !info->reads.empty()) {
+      read.emplace(info->reads);
+    }
+  }
+  std::set<std::string> out;
+  for (const skills::SkillOutput& output : skill.outputs) {
+    if (read.count(output.kind)) {
+      out.insert(output.kind);
+    }
+  }
+  return out;
+}
+
+// The skill definition with only the checks `avps gate` can recompute; the others in `skipped`.
+json recomputable_definition(const json& definition, std::vector<std::string>& skipped) {
+  json out = definition;
+  json* checks = out.contains("gate") && out["gate"].is_object() && out["gate"].contains("checks") &&
+                         out["gate"]["checks"].is_array()
+                     ? &out["gate"]["checks"]
+                     : nullptr;
+  if (checks == nullptr) {
+    return out;
+  }
+  json kept = json::array();
+  for (const json& name : *checks) {
+    if (name.is_string() && !check_recomputable(name.get<std::string>())) {
+      skipped.push_back(name.get<std::string>());
+    } else {
+      kept.push_back(name);
+    }
+  }
+  *checks = std::move(kept);
+  return out;
+}
+
+std::string quoted_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) {
+    out += (out.empty() ? "\"" : "; \"") + item + "\"";
+  }
+  return out;
+}
+
+std::vector<std::string> reasons_of(const json& gate) {
+  std::vector<std::string> out;
+  for (const json& r : gate.value("reasons", json::array())) {
+    if (r.is_string()) {
+      out.push_back(r.get<std::string>());
+    }
+  }
+  return out;
+}
+
+// The first key where two score objects differ, with both values, for a message.
+std::string first_score_difference(const json& recorded, const json& recomputed) {
+  std::set<std::string> keys;
+  for (const json* scores : {&recorded, &recomputed}) {
+    if (scores->is_object()) {
+      for (const auto& [key, value] : scores->items()) {
+        keys.insert(key);
+      }
+    }
+  }
+  for (const std::string& key : keys) {
+    const json a = recorded.is_object() && recorded.contains(key) ? recorded[key] : json();
+    const json b = recomputed.is_object() && recomputed.contains(key) ? recomputed[key] : json();
+    if (a != b) {
+      return key + ": recorded " + (a.is_null() ? "nothing" : a.dump()) + ", recomputed " +
+             (b.is_null() ? "nothing" : b.dump());
+    }
+  }
+  return "";
+}
+
+class RecordCheck {
+ public:
+  RecordCheck(const fs::path& dir, const ledger::Ledger& ledger) : m_dir(dir), m_ledger(ledger), m_contents(dir) {}
+
+  std::vector<core::Violation> run() {
+    project::ConfigSources sources{m_dir, project::data_dir(), {}, {}};
+    Result<project::Config> config = project::load_config(sources);
+    if (!config) {
+      add("gate.verdict", "avps.json", "not checked: the project configuration does not load (see config.valid)");
+      return std::move(m_out);
+    }
+    m_config = config->document;
+    Result<skills::Registry> registry = skills::Registry::load(project::data_dir(), &m_dir);
+    if (!registry) {
+      add("gate.verdict", "skills/", "the gates cannot be recomputed: " + registry.error().message);
+      return std::move(m_out);
+    }
+    m_registry = &*registry;
+    if (Result<void> read = read_record(); !read) {
+      add("gate.verdict", ".avps/ledger.db", read.error().message);
+      return std::move(m_out);
+    }
+    for (const auto& [step, outputs] : m_steps) {
+      check_step_gate(outputs);
+      check_world_state(outputs);
+    }
+    for (const Recorded& r : m_recorded) {
+      if (r.step.empty()) {
+        check_step_gate({&r});
+      }
+      if (r.record.kind == "GENPACK") {
+        check_genpack_locks(r);
+      }
+    }
+    return std::move(m_out);
+  }
+
+ private:
+  void add(std::string rule, std::string subject, std::string message) {
+    m_out.push_back(core::Violation{std::move(rule), std::move(subject), std::move(message)});
+  }
+
+  Result<void> read_record() {
+    ledger::Ledger::EventQuery query;
+    query.kinds = {"artifact.recorded"};
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events(query));
+    m_recorded.reserve(events.size());
+    for (const ledger::Event& e : events) {
+      std::optional<ledger::ArtifactRecord> record = e.artifact();
+      if (!record) {
+        continue;  // an event without its artifact: ledger.* rules report it
+      }
+      const json details = e.body.value("details", json::object());
+      Recorded r;
+      r.record = std::move(*record);
+      r.record.event_seq = e.seq;
+      r.step = details.value("step", "");
+      r.attempt = details.value("attempt", 0);
+      r.inputs = details.value("inputs", json::array());
+      r.verdict_by = details.value("verdict_by", "");
+      m_recorded.push_back(std::move(r));
+    }
+    for (const Recorded& r : m_recorded) {
+      m_versions[r.record.kind + "/" + r.record.target].push_back(&r);
+      if (!r.step.empty()) {
+        m_steps[r.step + "#" + std::to_string(r.attempt)].push_back(&r);
+      }
+    }
+    return ok();
+  }
+
+  // gate.verdict: the outputs one step wrote carry one gate, evaluated on all of them together
+  // before any was recorded.
+  void check_step_gate(const std::vector<const Recorded*>& outputs) {
+    const Recorded* first = outputs.front();
+    if (std::any_of(outputs.begin(), outputs.end(), [](const Recorded* r) { return !r->verdict_by.empty(); })) {
+      return;  // judged by avps's own arithmetic as it stood (the cost review's projection), not a skill's gate
+    }
+    const skills::SkillDef* skill = m_registry->find(first->record.producer);
+    gates::Outputs contents;
+    std::vector<std::pair<const Recorded*, json>> gated;  // output, its recorded gate
+    for (const Recorded* r : outputs) {
+      Result<const json*> content = m_contents.of(r->record);
+      if (!content) {
+        return;  // artifact.object reports it
+      }
+      json output = **content;
+      if (output.is_object() && output.contains("gate") && output["gate"].is_object()) {
+        gated.emplace_back(r, output["gate"]);
+        output["gate"] = GateResult{}.to_json();  // as the engine evaluated it: the verdict not yet known
+      }
+      contents[r->record.kind] = std::move(output);
+    }
+    if (gated.empty()) {
+      return;
+    }
+    const Recorded& subject = *gated.front().first;
+    if (skill == nullptr) {
+      // Written by a command, not a skill (`avps init`'s style lock): nothing judged it, so its gate
+      // can only be the plain PASS such a command records.
+      const json& gate = gated.front().second;
+      if (gate != GateResult{}.to_json()) {
+        add("gate.verdict", subject.record.path,
+            "recorded " + gate.value("verdict", std::string("no verdict")) + " with reasons or scores, but \"" +
+                first->record.producer + "\", which wrote it, is no skill of this project and judges nothing");
+      }
+      return;
+    }
+    // A gate read all the outputs of its step; beside a running writer the later ones may not be
+    // recorded yet (a writer records them one after another).
+    for (const std::string& kind : kinds_read(*skill)) {
+      if (!contents.count(kind)) {
+        core::Violation pending{"gate.verdict", subject.record.path,
+                                "its gate reads the " + kind + " its step " + first->step +
+                                    " wrote beside it, which is not recorded: the step's write was interrupted"};
+        pending.transient = true;
+        m_out.push_back(std::move(pending));
+        return;
+      }
+    }
+    const json& recorded = gated.front().second;
+    std::vector<std::string> skipped;
+    const json definition = recomputable_definition(skill->raw, skipped);
+    const json config = config_as_recorded(m_config, definition.value("gate", json::object()),
+                                           recorded.value("scores", json::object()));
+    AsOfContext context(m_dir, m_versions, m_contents, config, first->record.event_seq);
+    Result<GateResult> recomputed = evaluate_gate_outputs(definition, contents, context);
+    for (const auto& [r, gate] : gated) {
+      compare(*r, gate, recomputed, skipped);
+    }
+  }
+
+  void compare(const Recorded& r, const json& gate, const Result<GateResult>& recomputed,
+               const std::vector<std::string>& skipped) {
+    const std::string recorded_verdict = gate.value("verdict", "");
+    const std::vector<std::string> recorded_reasons = reasons_of(gate);
+    const std::string where = " (" + r.record.producer + "'s gate as it is now, with the thresholds its scores recorded)";
+    if (!recomputed) {
+      // A gate that could not be evaluated was recorded as a FAIL saying so; anything else is not
+      // what the engine writes.
+      const bool said = std::any_of(recorded_reasons.begin(), recorded_reasons.end(), [](const std::string& reason) {
+        return reason.rfind("the gate could not be evaluated", 0) == 0;
+      });
+      if (!said) {
+        add("gate.verdict", r.record.path, "recorded " + recorded_verdict + ", but its gate cannot be recomputed: " +
+                                               recomputed.error().message);
+      }
+      return;
+    }
+    Result<Verdict> parsed = parse_verdict(recorded_verdict);
+    if (!parsed) {
+      add("gate.verdict", r.record.path, "its recorded verdict is not a verdict: " + parsed.error().message);
+      return;
+    }
+    const std::string computed_name(verdict_name(recomputed->verdict));
+    std::vector<std::string> unrecorded;
+    for (const std::string& reason : recomputed->reasons) {
+      if (std::find(recorded_reasons.begin(), recorded_reasons.end(), reason) == recorded_reasons.end()) {
+        unrecorded.push_back(reason);
+      }
+    }
+    if (static_cast<int>(*parsed) < static_cast<int>(recomputed->verdict)) {
+      add("gate.verdict", r.record.path,
+          "recorded " + recorded_verdict + ", but its recorded content gives " + computed_name + where + ": " +
+              quoted_list(recomputed->reasons));
+      return;
+    }
+    if (!unrecorded.empty()) {
+      add("gate.verdict", r.record.path,
+          "its gate misses a finding its recorded content gives" + where + ": " + quoted_list(unrecorded));
+      return;
+    }
+    const bool explained_worse =
+        (!skipped.empty() || !recomputed->deferred_checks.empty()) && recorded_reasons.size() > recomputed->reasons.size();
+    if (*parsed != recomputed->verdict && !explained_worse) {
+      add("gate.verdict", r.record.path,
+          "recorded " + recorded_verdict + ", but its recorded content gives " + computed_name + where +
+              (recorded_reasons.empty() ? "" : "; recorded reasons: " + quoted_list(recorded_reasons)));
+      return;
+    }
+    if (const json scores = gate.value("scores", json::object()); scores != recomputed->scores) {
+      add("gate.verdict", r.record.path,
+          "its recorded scores differ from the recomputed ones" + where + " at " +
+              first_score_difference(scores, recomputed->scores));
+    }
+  }
+
+  // world_state.chain: what a world-state-tracker step wrote is its input world with its diff applied.
+  void check_world_state(const std::vector<const Recorded*>& outputs) {
+    const Recorded* world = nullptr;
+    const Recorded* diff = nullptr;
+    for (const Recorded* r : outputs) {
+      if (r->record.kind == "WORLD_STATE") {
+        world = r;
+      } else if (r->record.kind == "STATE_DIFF") {
+        diff = r;
+      }
+    }
+    if (world == nullptr) {
+      return;
+    }
+    const std::string& subject = world->record.path;
+    if (diff == nullptr) {
+      add("world_state.chain", subject, "written by " + world->step + " with no STATE_DIFF beside it");
+      return;
+    }
+    std::string before_name;
+    for (const json& input : world->inputs) {
+      if (input.value("kind", "") == "WORLD_STATE" && input.contains("names") && input["names"].size() == 1) {
+        before_name = input["names"][0].get<std::string>();
+      }
+    }
+    const Recorded* before = nullptr;
+    if (auto versions = m_versions.find("WORLD_STATE/"); versions != m_versions.end()) {
+      for (const Recorded* r : versions->second) {
+        if (r->record.name == before_name) {
+          before = r;
+        }
+      }
+    }
+    if (before == nullptr || before->record.event_seq >= world->record.event_seq) {
+      add("world_state.chain", subject,
+          "names " + (before_name.empty() ? std::string("no WORLD_STATE") : before_name) +
+              " as the world it follows, which was not recorded before it");
+      return;
+    }
+    Result<const json*> before_content = m_contents.of(before->record);
+    Result<const json*> diff_content = m_contents.of(diff->record);
+    Result<const json*> world_content = m_contents.of(world->record);
+    if (!before_content || !diff_content || !world_content) {
+      return;  // artifact.object reports it
+    }
+    Result<json> applied = builtins::apply_state_diff(**before_content, **diff_content);
+    if (!applied) {
+      add("world_state.chain", subject,
+          diff->record.name + " does not apply to " + before->record.name + ": " + applied.error().message);
+      return;
+    }
+    if (*applied != **world_content) {
+      const json patch = json::diff(*applied, **world_content);
+      const std::string at = patch.empty() ? "" : patch[0].value("path", "");
+      add("world_state.chain", subject,
+          "is not " + before->record.name + " with " + diff->record.name + " applied (first difference at " +
+              (at.empty() ? "/" : at) + ")");
+    }
+  }
+
+  // genpack.locks: a GenPack the record passed holds its locks as they were recorded before it.
+  void check_genpack_locks(const Recorded& r) {
+    Result<const json*> content = m_contents.of(r.record);
+    if (!content || !(*content)->contains("gate")) {
+      return;
+    }
+    const std::string verdict = (**content)["gate"].value("verdict", "");
+    if (verdict != "PASS" && verdict != "WARN") {
+      return;  // a failed GenPack is not rendered; gate.verdict checks that it says why
+    }
+    const Check* check = find_check("genpack_locks_verbatim");
+    AsOfContext context(m_dir, m_versions, m_contents, m_config, first_of_step(r));
+    Result<std::vector<Finding>> findings = (*check)(**content, json::object(), context);
+    if (!findings) {
+      add("genpack.locks", r.record.path, "its locks cannot be checked: " + findings.error().message);
+      return;
+    }
+    for (const Finding& f : *findings) {
+      add("genpack.locks", r.record.path, "recorded " + verdict + " but " + f.reason);
+    }
+  }
+
+  int64_t first_of_step(const Recorded& r) const {
+    if (r.step.empty()) {
+      return r.record.event_seq;
+    }
+    const auto& outputs = m_steps.at(r.step + "#" + std::to_string(r.attempt));
+    return outputs.front()->record.event_seq;
+  }
+
+  const fs::path& m_dir;
+  const ledger::Ledger& m_ledger;
+  Contents m_contents;
+  json m_config;
+  const skills::Registry* m_registry = nullptr;
+  std::vector<Recorded> m_recorded;                                   // recording order; never resized after read
+  std::map<std::string, std::vector<const Recorded*>> m_versions;     // "KIND/target" -> versions
+  std::map<std::string, std::vector<const Recorded*>> m_steps;        // "step#attempt" -> its outputs
+  std::vector<core::Violation> m_out;
+};
+
+}  // namespace
+
+std::vector<core::Violation> check_record(const fs::path& dir, const ledger::Ledger& ledger) {
+  return RecordCheck(dir, ledger).run();
+}
+
+}  // namespace avps::gates

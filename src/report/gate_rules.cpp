@@ -1,0 +1,172 @@
+#include "avps/report/gate_rules.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "avps/governance/override.hpp"
+#include "avps/project/project.hpp"
+
+namespace avps::report {
+using nlohmann::json;
+
+namespace {
+
+std::string usd(int64_t micro) {
+  const int64_t whole = micro / 1'000'000;
+  std::string fraction = std::to_string(std::llabs(micro % 1'000'000));
+  fraction.insert(0, 6 - fraction.size(), '0');
+  return std::string(micro < 0 && whole == 0 ? "-" : "") + std::to_string(whole) + "." + fraction + " USD";
+}
+
+core::Violation over_cap(const std::string& subject, const std::string& cap, int64_t committed, int64_t reserved,
+                         int64_t limit) {
+  return {"budget.cap", subject,
+          usd(committed + reserved) + " spent (" + usd(committed) + " committed, " + usd(reserved) +
+              " reserved) is over the " + cap + " of " + usd(limit) + " in force"};
+}
+
+bool passes(const std::string& verdict) {
+  const int rank = severity(verdict);
+  return rank > 0 && rank <= severity("WARN");
+}
+
+}  // namespace
+
+Result<std::vector<core::Violation>> check_spend(project::Project& project, const ProjectView& view) {
+  std::vector<core::Violation> out;
+  const project::Budget& configured = project.config().budget;
+  AVPS_TRY_ASSIGN(governance::Overrides overrides, governance::Overrides::read(project.ledger()));
+  AVPS_TRY_ASSIGN(ledger::Spend total, project.ledger().spend("", ""));
+  const int64_t project_cap = overrides.cap(configured, "project").value_or(configured.project_cap_micro_usd);
+  if (total.total() > project_cap) {
+    out.push_back(over_cap("project", "project cap", total.committed_micro_usd, total.outstanding_micro_usd, project_cap));
+  }
+  for (const SceneView& scene : view.scenes) {
+    if (std::optional<int64_t> cap = overrides.cap(configured, "scene " + scene.scene_id); cap) {
+      AVPS_TRY_ASSIGN(ledger::Spend spent, project.ledger().spend(scene.scene_id, ""));
+      if (spent.total() > *cap) {
+        out.push_back(over_cap(scene.scene_id, "scene cap", spent.committed_micro_usd, spent.outstanding_micro_usd, *cap));
+      }
+    }
+    for (const ShotView& shot : scene.shots) {
+      if (std::optional<int64_t> cap = overrides.cap(configured, "shot " + shot.shot_id); cap) {
+        AVPS_TRY_ASSIGN(ledger::Spend spent, project.ledger().spend(scene.scene_id, shot.shot_id));
+        if (spent.total() > *cap) {
+          out.push_back(over_cap(shot.shot_id, "shot cap", spent.committed_micro_usd, spent.outstanding_micro_usd, *cap));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Result<size_t> find_phase(const ProjectView& view, std::string_view name) {
+  std::string known;
+  for (size_t i = 0; i < view.phases.size(); ++i) {
+    if (view.phases[i].name == name || (!view.phases[i].resolution.empty() && view.phases[i].resolution == name)) {
+      return i;
+    }
+    known += (known.empty() ? "" : ", ") + view.phases[i].name +
+             (view.phases[i].resolution.empty() ? "" : " (or " + view.phases[i].resolution + ")");
+  }
+  return make_error(ErrorCode::invalid_argument,
+                    "--require: no phase \"" + std::string(name) + "\" in the stage graph; its phases: " + known);
+}
+
+std::vector<core::Violation> check_reached(const ProjectView& view, size_t at) {
+  std::vector<core::Violation> out;
+  const PhaseView& required = view.phases.at(at);
+  auto fail = [&](const std::string& subject, const std::string& message) {
+    out.push_back({"require.phase", subject, message + " (--require " + required.name + ")"});
+  };
+
+  // The skills of the phases up to the required one: each project-wide skill's last verdicts, each
+  // per-scene skill's phases, each resolution to have passed.
+  std::set<std::string> skills_up_to;
+  std::set<std::string> scene_skills;
+  std::vector<std::string> resolutions;
+  bool per_scene = false;
+  for (size_t i = 0; i <= at; ++i) {
+    const PhaseView& phase = view.phases[i];
+    skills_up_to.insert(phase.skills.begin(), phase.skills.end());
+    if (phase.fan_out == "per_scene" || phase.fan_out == "per_shot") {
+      per_scene = true;
+      if (phase.fan_out == "per_scene") {
+        scene_skills.insert(phase.skills.begin(), phase.skills.end());
+      }
+      if (!phase.resolution.empty()) {
+        resolutions.push_back(phase.resolution);
+      }
+      continue;
+    }
+    for (const std::string& skill : phase.skills) {
+      auto ran = std::find_if(view.project_skills.begin(), view.project_skills.end(),
+                              [&](const ProjectSkillView& s) { return s.skill == skill; });
+      if (ran == view.project_skills.end() || ran->last.empty()) {
+        if (phase.fan_out == "once") {
+          fail(skill, "has not run (" + phase.name + ")");
+        }
+        continue;
+      }
+      for (const auto& [entity, body] : ran->last) {
+        const std::string verdict = body.value("verdict", "");
+        if (!passes(verdict)) {
+          fail(skill + (entity.empty() ? "" : " " + entity),
+               "last ended " + (verdict.empty() ? std::string("without a verdict") : verdict) + " (" + phase.name + ")");
+        }
+      }
+    }
+  }
+
+  if (per_scene) {
+    const auto phase_index = [&](const std::string& name) {
+      auto found = std::find(view.scene_phases.begin(), view.scene_phases.end(), name);
+      return found == view.scene_phases.end() ? -1 : static_cast<int>(found - view.scene_phases.begin());
+    };
+    const int wanted = phase_index(required.name);
+    bool any = false;
+    for (const SceneView& scene : view.scenes) {
+      if (!scene.in_latest_scenes) {
+        continue;
+      }
+      any = true;
+      if (wanted >= 0 && phase_index(scene.phase) < wanted) {
+        fail(scene.scene_id, (scene.phase.empty() ? std::string("not started") : "at " + scene.phase) + ", not yet at " +
+                                 required.name);
+        continue;  // what it has not reached yet is not also listed shot by shot
+      }
+      for (const auto& [skill, verdict] : scene.verdicts) {
+        if (scene_skills.count(skill) && !passes(verdict)) {
+          fail(scene.scene_id, skill + " last ended " + verdict);
+        }
+      }
+      for (const std::string& resolution : resolutions) {
+        for (const ShotView& shot : scene.shots) {
+          const bool passed = resolution == "final" ? shot.passed_final : resolution == "proxy" ? shot.passed_proxy : false;
+          if (!passed) {
+            fail(shot.shot_id, "has not passed at " + resolution);
+          }
+        }
+        if (scene.shots.empty()) {
+          fail(scene.scene_id, "has no shots planned to pass at " + resolution);
+        }
+      }
+    }
+    if (!any) {
+      fail("SCENES", "no scene is recorded yet");
+    }
+  }
+
+  for (const json& stop : view.hard_stops) {
+    const std::string skill = stop.value("skill", "");
+    if (skill.empty() || skills_up_to.count(skill) || !std::any_of(view.phases.begin(), view.phases.end(), [&](const PhaseView& p) {
+          return std::find(p.skills.begin(), p.skills.end(), skill) != p.skills.end();
+        })) {
+      fail(stop.value("id", "STOP"), "open (" + (skill.empty() ? "" : skill + ", ") + stop.value("kind", "") +
+                                         " stop): " + stop.value("reason", ""));
+    }
+  }
+  return out;
+}
+
+}  // namespace avps::report

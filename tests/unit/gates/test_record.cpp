@@ -1,0 +1,217 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "avps/artifacts/face.hpp"
+#include "avps/artifacts/store.hpp"
+#include "avps/builtins/genpack.hpp"
+#include "avps/builtins/world_state.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/gates/gate.hpp"
+#include "avps/gates/project_context.hpp"
+#include "avps/gates/record.hpp"
+#include "avps/project/project.hpp"
+#include "avps/skills/registry.hpp"
+#include "support/fixed_clock.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace avps;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path k_root = AVPS_SOURCE_DATA_DIR;
+
+json fixture(const std::string& name) {
+  return json::parse(core::read_file(k_root / "tests/fixtures/artifacts" / (name + ".json")).value());
+}
+
+struct Film {
+  testing::TempDir tmp;
+  fs::path dir = tmp.path() / "film";
+  std::unique_ptr<project::Project> project;
+
+  Film() {
+    static testing::FixedClock clock;
+    REQUIRE(project::Project::init(dir, "Record test", {}, clock).ok());
+    auto opened = project::Project::open(dir, ledger::OpenMode::read_write, {}, clock);
+    REQUIRE(opened.ok());
+    project = std::move(opened).value();
+    REQUIRE(project->ledger().begin_run("test", {}).ok());
+  }
+
+  // Records `content` as the next version of kind/target, written by `step` of `producer`.
+  std::string write(const std::string& kind, const std::string& target, const json& content,
+                    const std::string& producer, const std::string& step, json inputs = json::array()) {
+    auto codec = artifacts::FaceCodec::load(k_root / "schemas", kind).value();
+    auto name = project->store().next_name(kind, target).value();
+    json details = {{"step", step}, {"attempt", 1}, {"inputs", inputs}};
+    auto written =
+        project->store().write(artifacts::NewArtifact{name, content, codec.render(content).value(), "avps", producer,
+                                                      std::nullopt, details});
+    INFO((written.ok() ? "" : written.error().message));
+    REQUIRE(written.ok());
+    return written->path;
+  }
+
+  std::vector<core::Violation> check() const {
+    std::vector<core::Violation> found = gates::check_record(dir, project->ledger());
+    for (const core::Violation& v : found) {
+      UNSCOPED_INFO(v.rule + " " + v.subject + ": " + v.message);
+    }
+    return found;
+  }
+
+  json gate_of(const std::string& skill, const json& content) {
+    auto registry = skills::Registry::load(project::data_dir(), &dir).value();
+    gates::ProjectGateContext context(*project);
+    auto gate = gates::evaluate_gate(registry.find(skill)->raw, content, context);
+    REQUIRE(gate.ok());
+    return gate->to_json();
+  }
+};
+
+std::vector<std::string> rules_about(const std::vector<core::Violation>& violations, const std::string& subject) {
+  std::vector<std::string> out;
+  for (const core::Violation& v : violations) {
+    if (v.subject == subject) {
+      out.push_back(v.rule + ": " + v.message);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a recorded verdict is recomputed from its content and the thresholds its scores recorded", "[gate-record]") {
+  Film film;
+  json plaus = fixture("plaus");
+  plaus["total_score"] = 5;  // below the default threshold of 7
+  plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
+  REQUIRE(plaus["gate"]["verdict"] == "FAIL");
+  const std::string honest = film.write("PLAUS", "S01", plaus, "plausibility-auditor", "plausibility-auditor/S01@a");
+  CHECK(film.check().empty());
+
+  // The same content recorded as passing: the gate names the artifact and the finding.
+  json forged = plaus;
+  forged["gate"]["verdict"] = "PASS";
+  forged["gate"]["reasons"] = json::array();
+  const std::string path = film.write("PLAUS", "S01", forged, "plausibility-auditor", "plausibility-auditor/S01@b");
+  std::vector<std::string> found = rules_about(film.check(), path);
+  REQUIRE(found.size() == 1);
+  CHECK_THAT(found[0], Catch::StartsWith("gate.verdict: recorded PASS, but its recorded content gives FAIL"));
+  CHECK_THAT(found[0], Catch::Contains("total_score 5 < 7"));
+  CHECK(rules_about(film.check(), honest).empty());
+
+  // A FAIL no rule explains is not what a gate writes either.
+  json unexplained = fixture("plaus");
+  unexplained["gate"] = film.gate_of("plausibility-auditor", unexplained);
+  unexplained["gate"]["verdict"] = "FAIL";
+  const std::string harsh = film.write("PLAUS", "S02", unexplained, "plausibility-auditor", "plausibility-auditor/S02@a");
+  found = rules_about(film.check(), harsh);
+  REQUIRE(found.size() == 1);
+  CHECK_THAT(found[0], Catch::StartsWith("gate.verdict: recorded FAIL, but its recorded content gives PASS"));
+
+  // Scores that are not the ones the gate computes.
+  json rescored = fixture("plaus");
+  rescored["gate"] = film.gate_of("plausibility-auditor", rescored);
+  rescored["gate"]["scores"]["thresholds.plaus_total"] = 3;
+  const std::string lowered = film.write("PLAUS", "S03", rescored, "plausibility-auditor", "plausibility-auditor/S03@a");
+  CHECK(rules_about(film.check(), lowered).empty());  // a threshold recorded as it was in force is honoured
+  rescored["total_score"] = 2;
+  rescored["gate"]["reasons"] = json::array();
+  const std::string cheated = film.write("PLAUS", "S03", rescored, "plausibility-auditor", "plausibility-auditor/S03@b");
+  found = rules_about(film.check(), cheated);
+  REQUIRE(found.size() == 1);
+  CHECK_THAT(found[0], Catch::Contains("total_score 2 < 3"));
+}
+
+TEST_CASE("a recorded threshold stands even after the configuration changed", "[gate-record]") {
+  Film film;
+  json plaus = fixture("plaus");
+  plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
+  REQUIRE(plaus["gate"]["verdict"] == "PASS");
+  film.write("PLAUS", "S01", plaus, "plausibility-auditor", "plausibility-auditor/S01@a");
+  json config = json::parse(core::read_file(film.dir / "avps.json").value());
+  config["thresholds"]["plaus_total"] = 10;
+  REQUIRE(core::write_file_atomic(film.dir / "avps.json", config.dump(2), core::Overwrite::yes,
+                                  core::Durability::durable)
+              .ok());
+  CHECK(film.check().empty());
+}
+
+TEST_CASE("a WORLD_STATE a step wrote must be its input world with the step's diff applied", "[gate-record]") {
+  Film film;
+  json before = fixture("world_state");
+  const std::string first = film.write("WORLD_STATE", "", before, "world-state-tracker", "");
+  const std::string first_name = fs::path(first).filename().string();
+  json diff = fixture("state_diff");
+  diff["character_updates"] = json::object();  // what the fixture's diff does to ALEX the fixture world already holds
+  diff["prop_updates"] = json::object();
+  json inputs = json::array({{{"kind", "WORLD_STATE"}, {"names", {first_name}}, {"sha256", ""}}});
+  auto applied = builtins::apply_state_diff(before, diff);
+  INFO((applied.ok() ? "" : applied.error().message));
+  REQUIRE(applied.ok());
+  film.write("STATE_DIFF", diff["scene_id"], diff, "world-state-tracker", "world-state-tracker/S02@a");
+  film.write("WORLD_STATE", "", *applied, "world-state-tracker", "world-state-tracker/S02@a", inputs);
+  CHECK(film.check().empty());
+
+  // The next step records a world that is not what its diff gives.
+  json wrong = *applied;
+  wrong["timeline"]["elapsed_time"] = "a week";
+  film.write("STATE_DIFF", diff["scene_id"], diff, "world-state-tracker", "world-state-tracker/S02@b");
+  const std::string path = film.write("WORLD_STATE", "", wrong, "world-state-tracker", "world-state-tracker/S02@b", inputs);
+  std::vector<std::string> found = rules_about(film.check(), path);
+  REQUIRE(found.size() == 1);
+  CHECK_THAT(found[0], Catch::StartsWith("world_state.chain: is not " + first_name));
+  CHECK_THAT(found[0], Catch::Contains("/timeline/elapsed_time"));
+}
+
+TEST_CASE("a passing GENPACK holds the locks recorded before it verbatim", "[gate-record]") {
+  Film film;
+  auto face_of = [](const std::string& kind, const json& content) {
+    return artifacts::FaceCodec::load(k_root / "schemas", kind).value().render(content).value();
+  };
+  json style = fixture("style_lock");
+  json set = fixture("set_lock");
+  json character = fixture("char_lock");
+  const std::string style_path = film.write("STYLE_LOCK", "PROJECT", style, "init", "");
+  const std::string set_path = film.write("SET_LOCK", "WAREHOUSE", set, "set-lock", "set-lock/WAREHOUSE@a");
+  const std::string char_path = film.write("CHAR_LOCK", "ALEX", character, "character-lock", "character-lock/ALEX@a");
+  json shotlist = fixture("shotlist");
+  shotlist["gate"] = film.gate_of("shot-planner", shotlist);  // MARIA has no lock here: a FAIL, honestly recorded
+  film.write("SHOTLIST", "S01", shotlist, "shot-planner", "shot-planner/S01@a");
+
+  builtins::GenpackInputs in;
+  in.shot_row = shotlist["rows"][0];
+  in.style = {fs::path(style_path).filename().string(), face_of("STYLE_LOCK", style), style};
+  in.set = {fs::path(set_path).filename().string(), face_of("SET_LOCK", set), set};
+  in.characters = {{fs::path(char_path).filename().string(), face_of("CHAR_LOCK", character), character}};
+  in.world_state = fixture("world_state");
+  in.regen_rules = fixture("regen_rules");
+  in.resolution = "proxy";
+  in.tier = "gen_low";
+  auto pack = builtins::assemble_genpack(in);
+  REQUIRE(pack.ok());
+  json genpack = *pack;
+  genpack["gate"] = gates::GateResult{}.to_json();
+  genpack["gate"] = film.gate_of("prompt-packager", genpack);
+  REQUIRE(genpack["gate"]["verdict"] == "PASS");
+  const std::string shot = shotlist["rows"][0]["shot_id"];
+  film.write("GENPACK", shot, genpack, "prompt-packager", "prompt-packager/" + shot + "@a");
+  CHECK(film.check().empty());
+
+  // One lock paragraph changed in a GenPack still recorded as passing.
+  json altered = genpack;
+  std::string text = altered["set"]["text"];
+  text.insert(text.find("\n\n") + 2, "Brighter, ");
+  altered["set"]["text"] = text;
+  const std::string path = film.write("GENPACK", shot, altered, "prompt-packager", "prompt-packager/" + shot + "@b");
+  std::vector<std::string> found = rules_about(film.check(), path);
+  CHECK(std::count_if(found.begin(), found.end(),
+                      [](const std::string& f) { return f.rfind("genpack.locks: recorded PASS but", 0) == 0; }) >= 1);
+  CHECK(std::count_if(found.begin(), found.end(),
+                      [](const std::string& f) { return f.rfind("gate.verdict: recorded PASS", 0) == 0; }) == 1);
+}
