@@ -19,6 +19,7 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/gates/integrity.hpp"
+#include "avps/governance/brief_estimate.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/governance/pricing.hpp"
 #include "engine_impl.hpp"
@@ -1910,6 +1911,17 @@ Result<RunOutcome> run_production(project::Project& project, const RunOptions& o
   if (Result<std::string> brief = core::read_text_file(project.config().brief);
       !brief && brief.error().code != ErrorCode::not_found) {
     return std::move(brief).error();
+  } else if (brief) {
+    // Its cast becomes entity ids (CHAR_<ID>_LOCK): a name that cannot become one would be lost
+    // without a word, so it is named here instead, with the line to fix.
+    if (std::vector<std::string> problems = governance::brief_name_problems(*brief); !problems.empty()) {
+      std::string message = project.config().brief.string() + ": " + std::to_string(problems.size()) +
+                            " name(s) of its cast cannot become entity ids:";
+      for (const std::string& problem : problems) {
+        message += "\n  " + problem;
+      }
+      return make_error(ErrorCode::invalid_argument, message);
+    }
   }
   AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &dir));
   AVPS_TRY_ASSIGN(governance::ModelsFile models,

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <map>
 #include <set>
 
+#include "avps/artifacts/names.hpp"
 #include "avps/core/text.hpp"
 
 namespace avps::governance {
@@ -187,6 +189,67 @@ std::vector<std::string> hero_tiers(int64_t shots, const std::array<int, 3>& pct
 }
 
 }  // namespace
+
+// Longer than this, a list item's "name" is a sentence: the sim (sim/brief.cpp) reads no entity from it.
+constexpr size_t k_max_name_bytes = 80;
+
+std::vector<std::string> brief_name_problems(std::string_view markdown) {
+  std::vector<std::string> out;
+  Section section = Section::other;
+  std::map<std::string, std::pair<std::string, size_t>> ids[2];  // per list: id -> first name, line
+  size_t line_number = 0;
+  size_t begin = 0;
+  while (begin <= markdown.size()) {
+    size_t end = markdown.find('\n', begin);
+    if (end == std::string_view::npos) {
+      end = markdown.size();
+    }
+    std::string line = trim(markdown.substr(begin, end - begin));
+    begin = end + 1;
+    ++line_number;
+    if (!line.empty() && line[0] == '#') {
+      size_t hashes = line.find_first_not_of('#');
+      section = classify(hashes == std::string::npos ? "" : line.substr(hashes));
+      continue;
+    }
+    std::optional<std::string> item = list_item(line);
+    if (!item || (section != Section::characters && section != Section::locations)) {
+      continue;
+    }
+    const std::string name = entity_name(*item);
+    if (name.empty()) {
+      continue;
+    }
+    const bool character = section == Section::characters;
+    const std::string what = character ? "the character" : "the location";
+    const std::string at = "line " + std::to_string(line_number) + ": ";
+    if (name.size() > k_max_name_bytes) {
+      size_t cut = 0;  // about 40 bytes, never inside a UTF-8 sequence
+      while (cut < 40) {
+        const size_t length = core::utf8_sequence_length(name, cut);
+        cut += length == 0 ? 1 : length;
+      }
+      out.push_back(at + what + " \"" + name.substr(0, cut) + "...\" is " + std::to_string(name.size()) +
+                    " bytes long, more than a name's " + std::to_string(k_max_name_bytes) +
+                    ": end the name with a dash or a colon and describe after it");
+      continue;
+    }
+    Result<std::string> id = artifacts::normalize_entity_id(name);
+    if (!id) {
+      const bool no_latin = id.error().message.find("no ASCII") != std::string::npos;
+      out.push_back(at + what + " " + id.error().message + "; " +
+                    (no_latin ? "add a name in Latin letters, e.g. \"<Latin name> (" + name + ")\""
+                              : std::string("rename it")));
+      continue;
+    }
+    auto [first, fresh] = ids[character ? 0 : 1].try_emplace(*id, name, line_number);
+    if (!fresh && lower(first->second.first) != lower(name)) {
+      out.push_back(at + what + " \"" + name + "\" makes the id " + *id + ", as \"" + first->second.first +
+                    "\" on line " + std::to_string(first->second.second) + " does: tell them apart by name");
+    }
+  }
+  return out;
+}
 
 BriefFacts read_brief(std::string_view markdown) {
   BriefFacts facts;

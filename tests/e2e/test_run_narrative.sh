@@ -163,5 +163,19 @@ expect_out "save it as UTF-8"
 expect_exit 4 "$AVPS" cost "$P"
 expect_out "brief.md is not UTF-8 text"
 cp "$WORK/brief.good" "$P/brief.md"
+# A cast name that cannot become an entity id (no Latin letter): named with its line, nothing recorded.
+python3 - "$WORK/brief.good" "$P/brief.md" <<'PY'
+import sys
+text = open(sys.argv[1], encoding="utf-8").read()
+assert "## Characters\n" in text, "the demo brief has no ## Characters list"
+open(sys.argv[2], "w", encoding="utf-8").write(
+    text.replace("## Characters\n", "## Characters\n- \u03a9\u03bc\u03ad\u03b3\u03b1 \u2014 a ghost of the lighthouse\n", 1))
+PY
+expect_exit 4 "$AVPS" run "$P" --until narrative
+expect_out "1 name(s) of its cast cannot become entity ids:"
+expect_out "the character display name"
+expect_out "has no ASCII letters or digits to make an id from; add a name in Latin letters"
+[ "$(q "$P" "SELECT count(*) FROM events")" = "$events" ] || fail "a refused run was recorded"
+cp "$WORK/brief.good" "$P/brief.md"
 expect_exit 0 "$AVPS" run "$P" --until narrative
 echo ok

@@ -61,6 +61,14 @@ struct BriefFacts {
 /// Reads `markdown` (a brief.md). Never fails: a brief that says nothing gives empty facts.
 BriefFacts read_brief(std::string_view markdown);
 
+/// Every name of the brief's character and location lists that cannot become an entity id
+/// (artifacts::normalize_entity_id: no ASCII letter or digit, a path separator, an id too long or
+/// with a banned suffix; or more than 80 bytes, a sentence rather than a name), and every two
+/// names of one list that make the same id, one sentence
+/// each with its line ("line 12: the character \"Ωμέγα\" cannot become an id: ..."). Empty when
+/// every name can: a run refuses a brief whose cast it would otherwise lose without a word.
+std::vector<std::string> brief_name_problems(std::string_view markdown);
+
 /// A synthetic shot plan and the assumptions behind it.
 struct BriefPlan {
   std::vector<std::string> scene_ids;    ///< S01, S02, ... or the recorded ones

@@ -171,3 +171,34 @@ TEST_CASE("the estimate from the demo brief is priced exactly like a planned sho
   CHECK(calls_of("shot-planner") == 6);
   CHECK(calls_of("qc-grader") == 20);
 }
+
+TEST_CASE("a cast name that cannot become an entity id is named with its line, never dropped", "[cost][brief]") {
+  CHECK(brief_name_problems(demo_brief()).empty());
+  const std::string brief =
+      "# A brief\n"
+      "\n"
+      "## Characters\n"
+      "- Mara Quill — 17, the keeper's daughter\n"
+      "- \xCE\xA9\xCE\xBC\xCE\xAD\xCE\xB3\xCE\xB1 — a ghost of the lighthouse\n"  // Ωμέγα: no Latin letter
+      "- Mara-Quill: her double\n"
+      "- MARA QUILL — the same name again, as the estimate counts it once\n"
+      "## Locations\n"
+      "- The Lamp Room / Gallery — up top\n"
+      "- Mara Quill — a boat of that name, in its own list\n";
+  const Strings problems = brief_name_problems(brief);
+  REQUIRE(problems.size() == 3);
+  CHECK_THAT(problems[0], Catch::StartsWith("line 5: the character display name \"\xCE\xA9\xCE\xBC\xCE\xAD\xCE\xB3\xCE\xB1\""));
+  CHECK_THAT(problems[0], Catch::Contains("no ASCII letters or digits"));
+  CHECK_THAT(problems[0], Catch::Contains("add a name in Latin letters"));
+  CHECK(problems[1] ==
+        "line 6: the character \"Mara-Quill\" makes the id MARA_QUILL, as \"Mara Quill\" on line 4 does: tell them "
+        "apart by name");
+  CHECK_THAT(problems[2], Catch::StartsWith("line 9: the location display name \"The Lamp Room / Gallery\""));
+  CHECK_THAT(problems[2], Catch::Contains("path separator"));
+
+  // A sentence where a name should be: no dash or colon ends the name.
+  const Strings sentence = brief_name_problems(
+      "## Cast\n- An old harbour master who has watched the lighthouse for forty years and trusts nobody\n");
+  REQUIRE(sentence.size() == 1);
+  CHECK_THAT(sentence[0], Catch::StartsWith("line 2: the character \"An old harbour master who has watched th...\" is 86 bytes"));
+}
