@@ -11,6 +11,7 @@
 #include <string_view>
 #include <tuple>
 
+#include "avps/core/fs.hpp"
 #include "commands.hpp"
 
 namespace avps::cli {
@@ -174,6 +175,13 @@ int main(int argc, char** argv) {
   }
   if (g_interrupted && ctx.exit == ExitCode::ok) {
     ctx.exit = ExitCode::interrupted;
+  }
+  if (core::fault_plan_active()) {
+    // Test hook (AVPS_FAULT_AT, core/fs.hpp): what the plan counted, so a test can run a command
+    // once with "count" to learn how many operations there are to fail.
+    const core::FaultCounts counts = core::fault_counts();
+    std::cerr << "avps: fault plan counted " << counts.write << " writes, " << counts.fsync << " fsyncs, "
+              << counts.rename << " renames\n";
   }
   return static_cast<int>(ctx.exit);
 }

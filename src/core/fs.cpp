@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +27,9 @@ Error io_error(const std::string& what, const fs::path& path, int err) {
 }
 
 Result<void> fsync_fd(int fd, const fs::path& path) {
+  if (inject_fault(FaultOp::fsync)) {
+    return io_error("cannot fsync", path, EIO);
+  }
   if (::fsync(fd) != 0) {
     return io_error("cannot fsync", path, errno);
   }
@@ -33,6 +37,9 @@ Result<void> fsync_fd(int fd, const fs::path& path) {
 }
 
 Result<void> write_all(int fd, std::string_view data, const fs::path& path) {
+  if (inject_fault(FaultOp::write)) {
+    return io_error("cannot write", path, EIO);
+  }
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
@@ -119,10 +126,16 @@ Result<void> AtomicFile::commit(Overwrite overwrite) {
   m_fd = -1;
   crash_point("atomic.before_publish");
   if (overwrite == Overwrite::yes) {
+    if (inject_fault(FaultOp::rename)) {
+      return io_error("cannot rename into", m_path, EIO);
+    }
     if (::rename(m_temp.c_str(), m_path.c_str()) != 0) {
       return io_error("cannot rename into", m_path, errno);
     }
   } else {
+    if (inject_fault(FaultOp::rename)) {
+      return io_error("cannot publish", m_path, EIO);
+    }
     // link() fails with EEXIST instead of replacing: write-once even against a racing writer.
     if (::link(m_temp.c_str(), m_path.c_str()) != 0) {
       int err = errno;
@@ -294,6 +307,78 @@ void crash_point(std::string_view label) {
   if (--plan.remaining == 0) {
     ::kill(::getpid(), SIGKILL);
   }
+}
+
+namespace {
+
+// The fault plan. Counters are atomics: SQLite's VFS calls come from any thread that commits.
+struct FaultPlan {
+  std::once_flag env_read;
+  std::atomic<bool> active{false};
+  std::atomic<int> op{-1};  // the FaultOp to fail, -1 for none ("count")
+  std::atomic<long> k{0};
+  std::atomic<long> counts[3] = {0, 0, 0};
+};
+
+FaultPlan& fault_plan() {
+  static FaultPlan plan;
+  return plan;
+}
+
+void parse_fault_spec(FaultPlan& plan, std::string_view spec) {
+  for (std::atomic<long>& c : plan.counts) {
+    c = 0;
+  }
+  plan.op = -1;
+  plan.k = 0;
+  plan.active = !spec.empty();
+  auto colon = spec.rfind(':');
+  if (colon == std::string_view::npos) {
+    return;  // "count" (or anything without a number): count only
+  }
+  const std::string_view name = spec.substr(0, colon);
+  const long k = std::strtol(std::string(spec.substr(colon + 1)).c_str(), nullptr, 10);
+  const int op = name == "write" ? 0 : name == "fsync" ? 1 : name == "rename" ? 2 : -1;
+  if (op >= 0 && k >= 1) {
+    plan.k = k;
+    plan.op = op;
+  }
+}
+
+void read_fault_env(FaultPlan& plan) {
+  std::call_once(plan.env_read, [&plan] {
+    const char* env = std::getenv("AVPS_FAULT_AT");
+    parse_fault_spec(plan, env ? env : "");
+  });
+}
+
+}  // namespace
+
+void set_fault_point(std::string_view spec) {
+  FaultPlan& plan = fault_plan();
+  read_fault_env(plan);  // so the variable, read later, does not replace this plan
+  parse_fault_spec(plan, spec);
+}
+
+bool fault_plan_active() {
+  FaultPlan& plan = fault_plan();
+  read_fault_env(plan);
+  return plan.active.load(std::memory_order_relaxed);
+}
+
+bool inject_fault(FaultOp op) {
+  if (!fault_plan_active()) {
+    return false;
+  }
+  FaultPlan& plan = fault_plan();
+  const int index = static_cast<int>(op);
+  const long n = ++plan.counts[index];
+  return plan.op.load() == index && n == plan.k.load();
+}
+
+FaultCounts fault_counts() {
+  FaultPlan& plan = fault_plan();
+  return FaultCounts{plan.counts[0].load(), plan.counts[1].load(), plan.counts[2].load()};
 }
 
 }  // namespace avps::core

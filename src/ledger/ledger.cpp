@@ -120,6 +120,152 @@ std::string uri_path(const fs::path& path) {
   return out;
 }
 
+// --- Test hook: the fault plan (core::set_fault_point, AVPS_FAULT_AT) inside SQLite ---
+// While a plan is set, read-write connections open through "avps-fault", a shim over the default
+// VFS that counts each xWrite and xTruncate as a write and each xSync as an fsync, with the
+// counters of core/fs.cpp, and fails the one the plan names with SQLITE_IOERR_*: what a full or
+// failing disk gives SQLite, so the ledger's own error paths run. Without a plan the shim is not
+// even registered; every other call passes straight through.
+struct FaultFile {
+  sqlite3_file base;   // base.pMethods = k_fault_io
+  sqlite3_file* real;  // the default VFS's file, in the same allocation, right after this struct
+};
+
+sqlite3_file* real_file(sqlite3_file* f) { return reinterpret_cast<FaultFile*>(f)->real; }
+
+int fault_close(sqlite3_file* f) { return real_file(f)->pMethods->xClose(real_file(f)); }
+int fault_read(sqlite3_file* f, void* buffer, int amount, sqlite3_int64 offset) {
+  return real_file(f)->pMethods->xRead(real_file(f), buffer, amount, offset);
+}
+int fault_write(sqlite3_file* f, const void* buffer, int amount, sqlite3_int64 offset) {
+  if (core::inject_fault(core::FaultOp::write)) {
+    return SQLITE_IOERR_WRITE;
+  }
+  return real_file(f)->pMethods->xWrite(real_file(f), buffer, amount, offset);
+}
+int fault_truncate(sqlite3_file* f, sqlite3_int64 size) {
+  if (core::inject_fault(core::FaultOp::write)) {
+    return SQLITE_IOERR_TRUNCATE;
+  }
+  return real_file(f)->pMethods->xTruncate(real_file(f), size);
+}
+int fault_sync(sqlite3_file* f, int flags) {
+  if (core::inject_fault(core::FaultOp::fsync)) {
+    return SQLITE_IOERR_FSYNC;
+  }
+  return real_file(f)->pMethods->xSync(real_file(f), flags);
+}
+int fault_file_size(sqlite3_file* f, sqlite3_int64* size) {
+  return real_file(f)->pMethods->xFileSize(real_file(f), size);
+}
+int fault_lock(sqlite3_file* f, int level) { return real_file(f)->pMethods->xLock(real_file(f), level); }
+int fault_unlock(sqlite3_file* f, int level) { return real_file(f)->pMethods->xUnlock(real_file(f), level); }
+int fault_check_reserved(sqlite3_file* f, int* out) {
+  return real_file(f)->pMethods->xCheckReservedLock(real_file(f), out);
+}
+int fault_file_control(sqlite3_file* f, int op, void* arg) {
+  return real_file(f)->pMethods->xFileControl(real_file(f), op, arg);
+}
+int fault_sector_size(sqlite3_file* f) { return real_file(f)->pMethods->xSectorSize(real_file(f)); }
+int fault_device(sqlite3_file* f) { return real_file(f)->pMethods->xDeviceCharacteristics(real_file(f)); }
+int fault_shm_map(sqlite3_file* f, int region, int size, int extend, void volatile** out) {
+  return real_file(f)->pMethods->xShmMap(real_file(f), region, size, extend, out);
+}
+int fault_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
+  return real_file(f)->pMethods->xShmLock(real_file(f), offset, n, flags);
+}
+void fault_shm_barrier(sqlite3_file* f) { real_file(f)->pMethods->xShmBarrier(real_file(f)); }
+int fault_shm_unmap(sqlite3_file* f, int delete_flag) {
+  return real_file(f)->pMethods->xShmUnmap(real_file(f), delete_flag);
+}
+int fault_fetch(sqlite3_file* f, sqlite3_int64 offset, int amount, void** out) {
+  return real_file(f)->pMethods->xFetch(real_file(f), offset, amount, out);
+}
+int fault_unfetch(sqlite3_file* f, sqlite3_int64 offset, void* p) {
+  return real_file(f)->pMethods->xUnfetch(real_file(f), offset, p);
+}
+
+// Version 3 methods: the unix VFS's own (WAL needs the shared-memory ones).
+const sqlite3_io_methods k_fault_io = {
+    3,          fault_close,          fault_read,       fault_write,        fault_truncate,
+    fault_sync, fault_file_size,      fault_lock,       fault_unlock,       fault_check_reserved,
+    fault_file_control, fault_sector_size, fault_device, fault_shm_map,     fault_shm_lock,
+    fault_shm_barrier,  fault_shm_unmap,   fault_fetch,  fault_unfetch};
+
+sqlite3_vfs* real_vfs(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
+
+int fault_open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int* out_flags) {
+  auto* f = reinterpret_cast<FaultFile*>(file);
+  f->real = reinterpret_cast<sqlite3_file*>(f + 1);
+  int rc = real_vfs(vfs)->xOpen(real_vfs(vfs), name, f->real, flags, out_flags);
+  // SQLite calls xClose whenever pMethods is set, even after a failed open: mirror the real file.
+  f->base.pMethods = f->real->pMethods != nullptr ? &k_fault_io : nullptr;
+  return rc;
+}
+int fault_delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
+  return real_vfs(vfs)->xDelete(real_vfs(vfs), name, sync_dir);
+}
+int fault_access(sqlite3_vfs* vfs, const char* name, int flags, int* out) {
+  return real_vfs(vfs)->xAccess(real_vfs(vfs), name, flags, out);
+}
+int fault_full_pathname(sqlite3_vfs* vfs, const char* name, int size, char* out) {
+  return real_vfs(vfs)->xFullPathname(real_vfs(vfs), name, size, out);
+}
+void* fault_dl_open(sqlite3_vfs* vfs, const char* name) { return real_vfs(vfs)->xDlOpen(real_vfs(vfs), name); }
+void fault_dl_error(sqlite3_vfs* vfs, int size, char* out) { real_vfs(vfs)->xDlError(real_vfs(vfs), size, out); }
+void (*fault_dl_sym(sqlite3_vfs* vfs, void* handle, const char* symbol))(void) {
+  return real_vfs(vfs)->xDlSym(real_vfs(vfs), handle, symbol);
+}
+void fault_dl_close(sqlite3_vfs* vfs, void* handle) { real_vfs(vfs)->xDlClose(real_vfs(vfs), handle); }
+int fault_randomness(sqlite3_vfs* vfs, int size, char* out) {
+  return real_vfs(vfs)->xRandomness(real_vfs(vfs), size, out);
+}
+int fault_sleep(sqlite3_vfs* vfs, int microseconds) { return real_vfs(vfs)->xSleep(real_vfs(vfs), microseconds); }
+int fault_current_time(sqlite3_vfs* vfs, double* out) { return real_vfs(vfs)->xCurrentTime(real_vfs(vfs), out); }
+int fault_last_error(sqlite3_vfs* vfs, int size, char* out) {
+  return real_vfs(vfs)->xGetLastError(real_vfs(vfs), size, out);
+}
+int fault_current_time_int64(sqlite3_vfs* vfs, sqlite3_int64* out) {
+  return real_vfs(vfs)->xCurrentTimeInt64(real_vfs(vfs), out);
+}
+
+// The VFS name a read-write connection opens with: nullptr (SQLite's default) unless a fault
+// plan is set, then the shim, registered on first use.
+const char* fault_vfs_name() {
+  if (!core::fault_plan_active()) {
+    return nullptr;
+  }
+  static sqlite3_vfs shim;
+  static std::once_flag registered;
+  static bool usable = false;
+  std::call_once(registered, [] {
+    sqlite3_vfs* base = sqlite3_vfs_find(nullptr);
+    if (base == nullptr || base->iVersion < 2) {
+      return;
+    }
+    shim.iVersion = 2;
+    shim.szOsFile = static_cast<int>(sizeof(FaultFile)) + base->szOsFile;
+    shim.mxPathname = base->mxPathname;
+    shim.zName = "avps-fault";
+    shim.pAppData = base;
+    shim.xOpen = fault_open;
+    shim.xDelete = fault_delete;
+    shim.xAccess = fault_access;
+    shim.xFullPathname = fault_full_pathname;
+    shim.xDlOpen = fault_dl_open;
+    shim.xDlError = fault_dl_error;
+    shim.xDlSym = fault_dl_sym;
+    shim.xDlClose = fault_dl_close;
+    shim.xRandomness = fault_randomness;
+    shim.xSleep = fault_sleep;
+    shim.xCurrentTime = fault_current_time;
+    shim.xGetLastError = fault_last_error;
+    shim.xCurrentTimeInt64 = fault_current_time_int64;
+    usable = sqlite3_vfs_register(&shim, /*makeDflt=*/0) == SQLITE_OK;
+  });
+  return usable ? shim.zName : nullptr;
+}
+
 // RAII over sqlite3 / sqlite3_stmt. Statements are prepared once per connection and kept: the
 // engine asks the index for an artifact's latest version thousands of times a run, and parsing
 // the SQL each time cost more than the lookup. Like the connection, not thread-safe: the ledger's
@@ -169,7 +315,7 @@ class Db {
   }
   Result<void> open(const fs::path& path, bool create) {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-    if (sqlite3_open_v2(path.c_str(), &m_db, flags, nullptr) != SQLITE_OK) {
+    if (sqlite3_open_v2(path.c_str(), &m_db, flags, fault_vfs_name()) != SQLITE_OK) {
       return error("cannot open ledger " + path.string());
     }
     sqlite3_busy_timeout(m_db, 10000);
@@ -206,16 +352,25 @@ class Db {
     if (sqlite3_exec(m_db, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
       std::string text = message ? message : sqlite3_errmsg(m_db);
       sqlite3_free(message);
-      return make_error(ErrorCode::io_error, "ledger: " + text);
+      return make_error(ErrorCode::io_error, "ledger: " + text + where());
     }
     return ok();
   }
   Error error(const std::string& what) const {
-    return make_error(ErrorCode::io_error, what + ": " + (m_db ? sqlite3_errmsg(m_db) : "out of memory"));
+    return make_error(ErrorCode::io_error, what + ": " + (m_db ? sqlite3_errmsg(m_db) + where() : "out of memory"));
   }
   sqlite3* get() const { return m_db; }
 
  private:
+  // An error of the disk (not of the SQL) names the file, so the person knows where to look.
+  std::string where() const {
+    const int code = m_db ? (sqlite3_extended_errcode(m_db) & 0xff) : SQLITE_OK;
+    if (code != SQLITE_IOERR && code != SQLITE_FULL && code != SQLITE_CANTOPEN) {
+      return "";
+    }
+    const char* file = sqlite3_db_filename(m_db, "main");
+    return file && *file ? std::string(" (") + file + ")" : std::string();
+  }
   void finalize_statements() {
     for (auto& [sql, stmt] : m_statements) {
       sqlite3_finalize(stmt);
@@ -1135,7 +1290,11 @@ Result<std::unique_ptr<Ledger>> Ledger::create(const fs::path& project_dir, cons
                                    core::Durability::durable));
   core::crash_point("ledger.create.before_publish");
   std::error_code renamed;
-  fs::rename(building, path, renamed);
+  if (core::inject_fault(core::FaultOp::rename)) {
+    renamed = std::make_error_code(std::errc::io_error);
+  } else {
+    fs::rename(building, path, renamed);
+  }
   if (renamed) {
     return make_error(ErrorCode::io_error, "cannot publish the new ledger as " + path.string() + ": " + renamed.message());
   }

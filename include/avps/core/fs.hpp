@@ -73,4 +73,32 @@ bool is_atomic_temp_name(std::string_view filename);
 void crash_point(std::string_view label);
 void set_crash_point(std::string_view label_and_count);
 
+/// Fault injection for tests, beside the crash points: the operations a commit is made of, each
+/// counted per process, and one of them made to fail with EIO so that the caller's real error
+/// path runs. Counted operations:
+/// - write: every write_all of this file (AtomicFile::write, append_file_durable's halves) and,
+///   in the ledger's SQLite connections, every xWrite and xTruncate (ledger.cpp's shim VFS);
+/// - fsync: every fsync of a file or folder here (so sync_directory too) and every SQLite xSync;
+/// - rename: every publish of AtomicFile::commit (rename, or link for Overwrite::no) and the
+///   rename that publishes a new ledger.
+/// The plan (set_fault_point, or the AVPS_FAULT_AT variable, read once, as AVPS_CRASH_AT is) is
+/// "write:K", "fsync:K" or "rename:K": the K-th operation of that kind since the plan was set
+/// fails (returned as an io_error naming the file, or SQLITE_IOERR inside SQLite), every other
+/// one runs; "count" only counts. Setting a plan resets the counts; "" removes it. Without a
+/// plan nothing is counted and the ledger opens SQLite's own VFS: the hooks cost one load.
+enum class FaultOp { write, fsync, rename };
+struct FaultCounts {
+  long write = 0;
+  long fsync = 0;
+  long rename = 0;
+};
+void set_fault_point(std::string_view spec);
+/// Whether a plan (a fault or "count") is set.
+bool fault_plan_active();
+/// Counts one operation of kind `op` and says whether it is the one to fail. A no-op returning
+/// false without a plan.
+bool inject_fault(FaultOp op);
+/// The operations counted since the plan was set.
+FaultCounts fault_counts();
+
 }  // namespace avps::core
