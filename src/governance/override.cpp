@@ -414,6 +414,69 @@ bool Overrides::is_overridden(int64_t stop_seq) const {
 
 // ---- record_override --------------------------------------------------------------------------
 
+namespace {
+
+// The BUDGET_STATUS under a raised cap: computed over `events`, which hold the decision, and
+// checked against its schema before anything is written.
+Result<json> status_after_raise(project::Project& project, const std::vector<ledger::Event>& events,
+                                const std::string& stop_id) {
+  AVPS_TRY_ASSIGN(std::optional<int64_t> projected, latest_projected_total(project));
+  AVPS_TRY_ASSIGN(BudgetStatusInput input, budget_status_input(project.ledger(), events, project.config().budget,
+                                                               Overrides::from_events(events), projected));
+  json status = budget_status_json(input);
+  AVPS_TRY_ASSIGN(artifacts::FaceCodec codec,
+                  artifacts::FaceCodec::load(project::data_dir() / "schemas", "BUDGET_STATUS"));
+  if (std::vector<core::SchemaIssue> issues = codec.schema().validate(status); !issues.empty()) {
+    return make_error(ErrorCode::schema_violation,
+                      core::format_schema_issues("internal error: the BUDGET_STATUS for " + stop_id, issues));
+  }
+  return status;
+}
+
+// A raise_cap is two writes: the decision, then the BUDGET_STATUS under the new cap. When a kill
+// or a failed write came between them, the same request again (same cap, same reason) writes the
+// missing BUDGET_STATUS, and only that: the decision is never recorded twice. nullopt when
+// `request` is not that case (the caller refuses it as already overridden).
+Result<std::optional<OverrideRecorded>> complete_raise(project::Project& project,
+                                                       const std::vector<ledger::Event>& events,
+                                                       const OverrideRecord& recorded, const OverrideRequest& request) {
+  if (recorded.decision != "raise_cap" || !request.raise_cap_usd || request.reason != recorded.reason) {
+    return std::optional<OverrideRecorded>();
+  }
+  Result<int64_t> cap = parse_usd(*request.raise_cap_usd);
+  if (!cap || !recorded.value.is_number_integer() || recorded.value.get<int64_t>() != *cap) {
+    return std::optional<OverrideRecorded>();
+  }
+  // Any BUDGET_STATUS recorded since the decision was computed under the new cap.
+  for (const ledger::Event& e : events) {
+    std::optional<ledger::ArtifactRecord> artifact = e.seq > recorded.event_seq ? e.artifact() : std::nullopt;
+    if (artifact && artifact->kind == "BUDGET_STATUS") {
+      return std::optional<OverrideRecorded>();
+    }
+  }
+  AVPS_TRY_ASSIGN(json status, status_after_raise(project, events, recorded.stop_id()));
+  ledger::Ledger& ledger = project.ledger();
+  const bool own_run = ledger.run_id().empty();
+  if (own_run) {
+    AVPS_TRY(ledger.begin_run("override", {{"stop", recorded.stop_id()}, {"completes", recorded.event_seq}}));
+  }
+  Result<std::string> written = write_budget_status(
+      project, status, "override", {{"override", recorded.stop_id()}, {"reason", recorded.reason}});
+  if (own_run) {
+    Result<void> ended = ledger.end_run(written ? "DONE" : "ERROR",
+                                        written ? json::object() : json{{"error", written.error().message}});
+    if (written && !ended) {
+      return std::move(ended).error();
+    }
+  }
+  if (!written) {
+    return std::move(written).error();
+  }
+  return std::optional<OverrideRecorded>(OverrideRecorded{recorded, *written});
+}
+
+}  // namespace
+
 Result<OverrideRecorded> record_override(project::Project& project, const OverrideRequest& request) {
   // Everything is checked before anything is written: a refusal leaves the project as it was.
   const bool blank_reason = std::all_of(request.reason.begin(), request.reason.end(),
@@ -440,6 +503,10 @@ Result<OverrideRecorded> record_override(project::Project& project, const Overri
   const Overrides overrides = Overrides::from_events(events);
   for (const OverrideRecord& r : overrides.records()) {
     if (r.stop_seq == stop_seq) {
+      AVPS_TRY_ASSIGN(std::optional<OverrideRecorded> completed, complete_raise(project, events, r, request));
+      if (completed) {
+        return *std::move(completed);
+      }
       return refuse(stop.id() + " was already overridden (" + r.describe() + ": " + r.reason + ")");
     }
   }
@@ -561,18 +628,7 @@ Result<OverrideRecorded> record_override(project::Project& project, const Overri
     decided.kind = "stop.override";
     decided.body = body;
     with_decision.push_back(decided);
-    AVPS_TRY_ASSIGN(std::optional<int64_t> projected, latest_projected_total(project));
-    AVPS_TRY_ASSIGN(BudgetStatusInput input,
-                    budget_status_input(ledger, with_decision, configured,
-                                        Overrides::from_events(with_decision), projected));
-    status = budget_status_json(input);
-    AVPS_TRY_ASSIGN(artifacts::FaceCodec codec,
-                    artifacts::FaceCodec::load(project::data_dir() / "schemas", "BUDGET_STATUS"));
-    if (std::vector<core::SchemaIssue> issues = codec.schema().validate(*status); !issues.empty()) {
-      return make_error(
-          ErrorCode::schema_violation,
-          core::format_schema_issues("internal error: the BUDGET_STATUS for " + stop.id(), issues));
-    }
+    AVPS_TRY_ASSIGN(status, status_after_raise(project, with_decision, stop.id()));
   }
 
   const bool own_run = ledger.run_id().empty();

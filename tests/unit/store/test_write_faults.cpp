@@ -16,6 +16,7 @@
 #include "avps/artifacts/store.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/gates/integrity.hpp"
+#include "avps/governance/override.hpp"
 #include "avps/project/project.hpp"
 #include "support/fixed_clock.hpp"
 #include "support/temp_dir.hpp"
@@ -256,6 +257,82 @@ TEST_CASE("a ledger append failing at any write, fsync or rename is recorded who
       }
       CHECK(count_step(*project) == 1);
       CHECK(project->ledger().verify().empty());
+      check_recovered(dir, *project);
+    }
+  }
+}
+
+TEST_CASE("an override failing at any write, fsync or rename is recorded whole or not at all",
+          "[override][fault]") {
+  FaultPlanGuard guard;
+  // A project stopped by its budget; the override raises the project cap and writes a
+  // BUDGET_STATUS under the new cap.
+  auto stopped_project = [](const testing::TempDir& tmp) {
+    fs::path dir = init_project(tmp);
+    auto project = reopen(dir);
+    ledger::LogRow row;
+    row.skill_name = "plausibility-auditor";
+    row.outcome = "STOP";
+    json body = {{"skill", "plausibility-auditor"},
+                 {"kind", "budget"},
+                 {"loop", "plausibility-auditor/S03"},
+                 {"scope", {{"scene_id", "S03"}}},
+                 {"reason", "budget: the project cap would be passed"},
+                 {"findings", json::array()},
+                 {"cap", "project"},
+                 {"needed_micro_usd", 2'500'000}};
+    REQUIRE(project->ledger().begin_run("test", json::object()).ok());
+    auto stop = project->ledger().append(ledger::EventDraft{.kind = "run.hard_stop", .body = body, .row = row});
+    REQUIRE(stop.ok());
+    REQUIRE(project->ledger().end_run("STOP", json::object()).ok());
+    return std::make_pair(dir, stop->seq);
+  };
+  auto request = [](int64_t seq) {
+    return governance::OverrideRequest{"STOP-" + std::to_string(seq), "approved by the producer", "1250",
+                                       std::nullopt, std::nullopt};
+  };
+  auto overrides_of = [](project::Project& project) {
+    ledger::Ledger::EventQuery query;
+    query.kinds = {"stop.override"};
+    return project.ledger().events(query).value().size();
+  };
+  auto budget_status_of = [](project::Project& project) {
+    return project.ledger().find_artifact("BUDGET_STATUS_v001.md").value();
+  };
+  core::FaultCounts counts;
+  {
+    testing::TempDir tmp;
+    auto [dir, seq] = stopped_project(tmp);
+    auto project = open_counting(dir);
+    core::set_fault_point("count");
+    auto recorded = governance::record_override(*project, request(seq));
+    INFO((recorded.ok() ? std::string() : recorded.error().message));
+    REQUIRE(recorded.ok());
+    REQUIRE(recorded->budget_status == "BUDGET_STATUS_v001.md");
+    counts = core::fault_counts();
+  }
+  for (const std::string& plan : every_fault(counts)) {
+    DYNAMIC_SECTION(plan) {
+      testing::TempDir tmp;
+      auto [dir, seq] = stopped_project(tmp);
+      {
+        auto project = open_counting(dir);
+        core::set_fault_point(plan);
+        auto recorded = governance::record_override(*project, request(seq));
+        core::set_fault_point("");
+        REQUIRE_FALSE(recorded.ok());
+        check_failure(recorded.error());
+      }
+      auto project = reopen(dir);
+      check_recovered(dir, *project);
+      // The same command again: it records the decision if it was lost, and the BUDGET_STATUS
+      // under the new cap if only that was; never a second decision.
+      auto again = governance::record_override(*project, request(seq));
+      if (overrides_of(*project) == 1 && !again.ok()) {
+        CHECK_THAT(again.error().message, Catch::Contains("already overridden"));
+      }
+      CHECK(overrides_of(*project) == 1);
+      CHECK(budget_status_of(*project).has_value());
       check_recovered(dir, *project);
     }
   }
