@@ -9,6 +9,7 @@
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/store.hpp"
 #include "avps/authoring/import.hpp"
+#include "avps/core/canonical_json.hpp"
 #include "avps/core/clock.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
@@ -109,6 +110,26 @@ bool import_text(const std::string& dir, const artifacts::ArtifactName& name, co
     return false;
   }
   ledger::Ledger& ledger = (*project)->ledger();
+  // A face equal to the latest version's is not a new version (DESIGN §5). This is also what
+  // makes an import killed after its files were complete safe to run again: the writing open has
+  // recorded it, and running it again records nothing instead of a duplicate.
+  if (!prepared->previous.empty()) {
+    Result<std::optional<ledger::ArtifactRecord>> latest = ledger.find_artifact(prepared->previous);
+    Result<std::string> canonical = core::canonical_json(prepared->content);
+    if (!latest || !canonical) {
+      ctx.fail(!latest ? latest.error() : canonical.error());
+      return false;
+    }
+    if (*latest && (*latest)->face_sha256 == core::sha256_hex(prepared->face) &&
+        (*latest)->json_sha256 == core::sha256_hex(*canonical)) {
+      if (ctx.json) {
+        ctx.emit_json({{"ok", true}, {"recorded", nullptr}, {"unchanged", (*latest)->path}});
+      } else {
+        ctx.info("No change: " + (*latest)->path + " already holds this face; nothing recorded.");
+      }
+      return true;
+    }
+  }
   auto begun = ledger.begin_run("artifact import", {{"source", source}, {"kind", name.kind}, {"target", name.target}});
   if (!begun) {
     ctx.fail(begun.error());
