@@ -199,7 +199,9 @@ void run_gate(const GateOptions& options, Context& ctx) {
   auto listed = [](const std::vector<core::Violation>& list) {
     nlohmann::json out = nlohmann::json::array();
     for (const core::Violation& v : list) {
-      out.push_back({{"rule", v.rule}, {"subject", v.subject}, {"message", v.message}});
+      // transient: what the next writing command completes (a HEAD or CSV face behind the
+      // ledger, an interrupted write), as opposed to damage.
+      out.push_back({{"rule", v.rule}, {"subject", v.subject}, {"message", v.message}, {"transient", v.transient}});
     }
     return out;
   };
