@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A failing disk under `avps run` (DESIGN §5 "Crash safety"; the fault plan of core/fs.hpp,
-# AVPS_FAULT_AT=write:K | fsync:K | rename:K): the demo's narrative and planning, with the K-th
+# AVPS_FAULT_AT=write:K | fsync:K | rename:K): the demo's narrative and planning (--jobs 4: calls
+# in flight when the disk fails), with the K-th
 # write, fsync or rename of the run failing with EIO — avps's own files and the ledger's SQLite
 # commits alike. Each time the run stops with exit 4 and an error naming the file, never
 # "internal error" and never a success that dropped the write; a plain `avps run` then resumes to
@@ -48,7 +49,7 @@ for point in $points; do
   n=$((n + 1))
   fresh "fault$n"
   set +e
-  OUT=$(AVPS_FAULT_AT="$point" "$AVPS" run "$P" --until planning 2>&1)
+  OUT=$(AVPS_FAULT_AT="$point" "$AVPS" run "$P" --until planning --jobs 4 2>&1)
   code=$?
   set -e
   if [ "$code" = 0 ]; then

@@ -11,8 +11,10 @@ namespace avps::testing {
 
 class TempDir {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "avps-test-XXXXXX").string();
+  TempDir() : TempDir(std::filesystem::temp_directory_path()) {}
+  /// A fresh folder under `root` (e.g. tmpfs, for tests of error paths that need no real disk).
+  explicit TempDir(const std::filesystem::path& root) {
+    std::string pattern = (root / "avps-test-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) {
       std::abort();
     }
