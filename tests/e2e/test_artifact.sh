@@ -27,6 +27,10 @@ assert d["author"] == "human" and d["follows"] == "CHAR_ALEX_LOCK_v001.txt", d
 assert d["gate"]["verdict"] == "PASS", d
 PY
 grep -q "fully grey" "$P/continuity/CHAR_ALEX_LOCK_v002.txt" || fail "v002 lacks the edit"
+# The same face again is not a new version (and an interrupted import can simply be run again).
+expect_exit 0 "$AVPS" artifact import "$P" "$WORK/CHAR_ALEX_LOCK_v001.txt" --reason "actor is older than planned"
+expect_out "No change: continuity/CHAR_ALEX_LOCK_v002.txt already holds this face; nothing recorded."
+[ ! -e "$P/continuity/CHAR_ALEX_LOCK_v003.txt" ] || fail "an unchanged face was recorded as v003"
 expect_exit 0 "$AVPS" --json log "$P"
 python3 - "$OUT" <<'PY'
 import json, sys
