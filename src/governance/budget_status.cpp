@@ -256,7 +256,11 @@ Result<std::string> write_budget_status(project::Project& project, const json& c
   std::snprintf(pct, sizeof pct, "%.2f", content.value("percent_of_budget_used", 0.0));
   row.budget_pct = pct;
 
-  artifacts::NewArtifact artifact{name, content, face, "avps", std::move(producer), row, details};
+  // Its gate is the budget's arithmetic under the caps in force, not budget-gates' gate: the
+  // details say so, for `avps gate`, which recomputes skill gates (docs/formats/ledger.md).
+  json recorded_details = details;
+  recorded_details["verdict_by"] = "budget_status";
+  artifacts::NewArtifact artifact{name, content, face, "avps", std::move(producer), row, recorded_details};
   AVPS_TRY(project.store().write(artifact));
   return name.filename();
 }

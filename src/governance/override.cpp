@@ -643,7 +643,7 @@ Result<OverrideRecorded> record_override(project::Project& project, const Overri
     if (status) {
       AVPS_TRY_ASSIGN(out.budget_status,
                       write_budget_status(project, *status, "override",
-                                          {{"override", stop.id()}, {"reason", request.reason}, {"verdict_by", "budget_status"}}));
+                                          {{"override", stop.id()}, {"reason", request.reason}}));
     }
     return out;
   }();

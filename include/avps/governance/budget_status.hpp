@@ -61,7 +61,8 @@ nlohmann::json budget_status_json(const BudgetStatusInput& input);
 
 /// Writes `content` as the next BUDGET_STATUS version (validated against its schema, face rendered)
 /// with a RUN_LOG row (skill budget-gates, outcome the verdict). `producer` is the skill or command
-/// that asked for it ("budget-gates", "override"); `details` go into the recorded event. A run must
+/// that asked for it ("budget-gates", "override"); `details` go into the recorded event, with
+/// `verdict_by: "budget_status"` (its gate is that arithmetic, not a skill's). A run must
 /// be begun. Returns the file name.
 [[nodiscard]] Result<std::string> write_budget_status(
     project::Project& project, const nlohmann::json& content, std::string producer,
