@@ -49,6 +49,10 @@ Result<nlohmann::json> parse_json(std::string_view text, std::string_view what) 
     return make_error(ErrorCode::invalid_argument,
                       std::string(what) + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
                           e.what());
+  } catch (const nlohmann::json::exception& e) {
+    // Well-formed text the parser still refuses: a number too large for a double ("1e999",
+    // out_of_range 406). Found by fuzzing: it escaped as an exception from any JSON avps reads.
+    return make_error(ErrorCode::invalid_argument, std::string(what) + ": invalid JSON: " + e.what());
   }
 }
 
