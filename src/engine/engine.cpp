@@ -22,6 +22,7 @@
 #include "avps/governance/brief_estimate.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/governance/pricing.hpp"
+#include "answer.hpp"
 #include "engine_impl.hpp"
 
 namespace avps::engine {
@@ -1310,19 +1311,6 @@ std::string scene_of(const json& artifact) {
   return "";
 }
 
-// Adds one page's outputs to `assembled` (kind -> content): rows are appended in page order;
-// any other output is the last page's.
-void merge_page(json& assembled, const std::string& kind, json content) {
-  if (!assembled.contains(kind) || !content.contains("rows") || !assembled[kind].contains("rows")) {
-    assembled[kind] = std::move(content);
-    return;
-  }
-  json& rows = assembled[kind]["rows"];
-  for (json& row : content["rows"]) {
-    rows.push_back(std::move(row));
-  }
-}
-
 }  // namespace
 
 // One attempt of a paged skill (skill.schema.json "paging"): page after page, each a call of its
@@ -1425,17 +1413,14 @@ Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
       break;
     }
     AVPS_TRY_ASSIGN(std::string text, exchange->response_text(c));
-    Result<json> parsed = core::parse_json(text, skill.name + " output");
-    if (!parsed || !parsed->is_object()) {
-      job.page_failure = "page " + std::to_string(index) + ": the output is not a JSON object" +
-                         (parsed ? std::string() : ": " + parsed.error().message);
+    Result<PageAnswer> page_answer = read_page_answer(text, skill.name);
+    if (!page_answer) {
+      job.page_failure = "page " + std::to_string(index) + ": " + page_answer.error().message;
       break;
     }
-    json answer = std::move(parsed).value();
-    const bool more = answer.value("more", false);
-    carry = answer.contains("carry") ? answer["carry"] : json();
-    answer.erase("more");
-    answer.erase("carry");
+    json answer = std::move(page_answer->answer);
+    const bool more = page_answer->more;
+    carry = std::move(page_answer->carry);
     AVPS_TRY_ASSIGN(std::string carry_text, core::canonical_json(carry));
     if (carry_text.size() > k_max_carry_bytes) {
       job.page_failure = "page " + std::to_string(index) + ": its carry is " + std::to_string(carry_text.size()) +
@@ -1443,10 +1428,16 @@ Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
       break;
     }
     for (const skills::SkillOutput* output : outputs) {
-      json content = outputs.size() == 1 ? answer : answer.value(output->kind, json());
+      json content = output_content(answer, output->kind, outputs.size());
       if (content.is_object() && !content.empty()) {
-        merge_page(assembled, output->kind, std::move(content));
+        if (Result<void> merged = merge_page(assembled, output->kind, std::move(content)); !merged) {
+          job.page_failure = "page " + std::to_string(index) + ": " + merged.error().message;
+          break;
+        }
       }
+    }
+    if (!job.page_failure.empty()) {
+      break;
     }
     const bool last = paging.input.empty() ? !more : index >= input_pages;
     if (last) {
@@ -1495,7 +1486,7 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
       const std::vector<const skills::SkillOutput*> model_outputs = skill.model_outputs();
       for (const skills::SkillOutput* model_output : model_outputs) {
         const skills::SkillOutput& output = *model_output;
-        json content = model_outputs.size() == 1 ? *parsed : parsed->value(output.kind, json());
+        json content = output_content(*parsed, output.kind, model_outputs.size());
         AVPS_TRY_ASSIGN(const artifacts::FaceCodec* c, codec(output.kind));
         if (content.is_object() && carries_gate(*c)) {
           content["gate"] = gates::GateResult{}.to_json();  // replaced below: the model's verdict is not trusted
