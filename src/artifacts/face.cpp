@@ -660,8 +660,17 @@ struct FaceCodec::Impl {
           if (eq == std::string::npos) {
             return at_line(i, "gate scores are name=number pairs, found \"" + pair + "\"");
           }
+          // Only what render_gate can show back: a simple name and a number.
+          const std::string score_name = pair.substr(0, eq);
+          if (!is_simple_key(score_name)) {
+            return at_line(i, "gate score name \"" + score_name + "\" is not letters, digits, '_', '-' or '.'");
+          }
           try {
-            scores[pair.substr(0, eq)] = json::parse(pair.substr(eq + 1));
+            json score = json::parse(pair.substr(eq + 1));
+            if (!score.is_number()) {
+              return at_line(i, "gate score \"" + pair + "\" is not a number");
+            }
+            scores[score_name] = std::move(score);
           } catch (const json::exception&) {
             return at_line(i, "gate score \"" + pair + "\" is not a number");
           }

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 
@@ -200,4 +201,33 @@ TEST_CASE("a GenPack face holds each lock's face verbatim, in the six sections' 
     CHECK(at >= last);
     last = at;
   }
+}
+
+// Found by fuzzing (tests/fuzz/fuzz_faces.cpp): parse took any text before "=" as a gate score's
+// name and any JSON after it as its value, so a face could parse into JSON the schema accepts
+// but render refuses ("gate score name ... cannot be shown in a face"): `avps artifact import`
+// of such a face failed at the write, far from the line at fault.
+TEST_CASE("a gate score that render could not show back is refused at its line", "[faces][fuzz]") {
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "PLAUS").value();
+  json content = fixture("PLAUS");
+  artifacts::ArtifactName name = name_for("PLAUS", content);
+  const std::string face = codec.render(content).value();
+  const size_t at = face.find("\nGate scores:");
+  REQUIRE(at != std::string::npos);
+  const size_t end = face.find('\n', at + 1);
+  const int line = static_cast<int>(std::count(face.begin(), face.begin() + static_cast<std::ptrdiff_t>(at), '\n')) + 2;
+
+  for (const std::string scores : {"Gate scores: plaus total=8", "Gate scores: total=\"8\"", "Gate scores: x=[1]"}) {
+    INFO(scores);
+    std::string bad = face;
+    bad.replace(at + 1, end - at - 1, scores);
+    auto parsed = codec.parse(bad, name);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK_THAT(parsed.error().message, Catch::Contains("line " + std::to_string(line)));
+  }
+  std::string good = face;
+  good.replace(at + 1, end - at - 1, "Gate scores: plaus_total=8, clarity-2=0.5");
+  auto parsed = codec.parse(good, name);
+  REQUIRE(parsed.ok());
+  CHECK(codec.render(*parsed).ok());
 }
