@@ -1,6 +1,7 @@
 #include "avps/core/json_schema.hpp"
 
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -12,6 +13,7 @@
 
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
+#include "avps/core/text.hpp"
 
 namespace avps::core {
 namespace fs = std::filesystem;
@@ -42,6 +44,27 @@ std::string shorten(std::string s, size_t limit = 60) {
     s = s.substr(0, limit - 3) + "...";
   }
   return s;
+}
+
+// An issue for each string (or object key) of `value` that is not well-formed UTF-8.
+void find_invalid_utf8(const json& value, const std::string& pointer, std::vector<SchemaIssue>& out) {
+  auto check = [&](const std::string& text, const std::string& where) {
+    if (std::optional<size_t> at = first_invalid_utf8(text)) {
+      out.push_back({where, "UTF-8 text", "a byte that is not UTF-8 at offset " + std::to_string(*at)});
+    }
+  };
+  if (value.is_string()) {
+    check(value.get_ref<const std::string&>(), pointer);
+  } else if (value.is_array()) {
+    for (size_t i = 0; i < value.size(); ++i) {
+      find_invalid_utf8(value[i], pointer + "/" + std::to_string(i), out);
+    }
+  } else if (value.is_object()) {
+    for (const auto& [key, member] : value.items()) {
+      check(key, pointer);
+      find_invalid_utf8(member, pointer + "/" + escape_pointer_token(key), out);
+    }
+  }
 }
 
 using ReferencedFiles = std::map<std::string, std::shared_ptr<const json>>;
@@ -260,6 +283,15 @@ Result<JsonSchema> JsonSchema::compile(const json& schema, const std::string& na
 }
 
 std::vector<SchemaIssue> JsonSchema::validate(const json& instance) const {
+  // valijson counts a string's characters for minLength/maxLength by reading it as UTF-8 and
+  // reads past its own table on a run of more than five continuation bytes (undefined
+  // behaviour, found by fuzzing a face). Text that is not UTF-8 is an issue of its own, and
+  // valijson never sees it.
+  std::vector<SchemaIssue> not_utf8;
+  find_invalid_utf8(instance, "", not_utf8);
+  if (!not_utf8.empty()) {
+    return not_utf8;
+  }
   // A validator compiles each "pattern" into a std::regex and keeps it by pattern text: one per
   // thread keeps them across validations (compiling them again was most of the gate's time).
   thread_local valijson::Validator validator;
