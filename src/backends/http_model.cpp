@@ -1241,7 +1241,10 @@ Result<ModelResponse> parse_response(const HttpModelConfig& config, const ModelR
   AVPS_TRY_ASSIGN(json options, effective_options(config));
   Result<json> body = core::parse_json(response.body, "reply");
   if (!body) {
-    return malformed(config, response, "the reply is not JSON: " + capped(body.error().message, 200), attempt_error);
+    // The parser quotes what it last read, which may be an echoed key: scrubbed before capping.
+    return malformed(config, response,
+                     "the reply is not JSON: " + capped(scrub(body.error().message, config.api_key), 200),
+                     attempt_error);
   }
   Parsed parsed;
   switch (config.kind) {

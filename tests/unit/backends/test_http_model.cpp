@@ -744,6 +744,23 @@ TEST_CASE("a 2xx that is not JSON or not an answer is backend_unavailable", "[ht
   }
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_http_responses.cpp): a 2xx body that is not JSON was
+// named by the parser's message, which quotes the token it last read: a reply echoing the key
+// in a string the parser refused (here for a byte that is not UTF-8) put the key in the error.
+TEST_CASE("a 2xx that is not JSON never puts an echoed key in the error", "[http][fuzz]") {
+  for (WireKind kind : {WireKind::openai_chat, WireKind::anthropic_messages, WireKind::gemini_generate}) {
+    INFO(backends::wire_kind_name(kind));
+    HttpResponse echoed;
+    echoed.status = 200;
+    echoed.body = "{\"model\": \"" + k_key + "\xbe\", \"choices\": []}";
+    Result<ModelResponse> answer = parse(config_for(kind), echoed);
+    REQUIRE_FALSE(answer.ok());
+    CHECK(answer.error().code == ErrorCode::backend_unavailable);
+    CHECK_THAT(answer.error().message, Catch::Contains("the reply is not JSON"));
+    CHECK_THAT(answer.error().message, !Catch::Contains(k_key));
+  }
+}
+
 // ---- the backend ------------------------------------------------------------------------------
 
 TEST_CASE("HttpModelBackend sends once and records the attempt in the trace", "[http]") {
