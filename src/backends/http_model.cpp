@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -53,12 +54,30 @@ int64_t int_member(const json& object, std::string_view key) {
   }
   if (value->is_number_float()) {
     const double number = value->get<double>();
-    return std::isfinite(number) ? static_cast<int64_t>(number) : 0;
+    if (!std::isfinite(number)) {
+      return 0;
+    }
+    // Out of range, the cast is undefined behaviour (a reply saying 1e300 tokens): saturate.
+    if (number >= 0x1p63) {
+      return INT64_MAX;
+    }
+    return number < -0x1p63 ? INT64_MIN : static_cast<int64_t>(number);
   }
   if (value->is_number_unsigned()) {
     return static_cast<int64_t>(std::min<uint64_t>(value->get<uint64_t>(), INT64_MAX));
   }
   return value->get<int64_t>();
+}
+
+// a + b + ..., saturating instead of overflowing: token counts come from the reply.
+int64_t saturated_sum(std::initializer_list<int64_t> values) {
+  int64_t total = 0;
+  for (const int64_t value : values) {
+    if (__builtin_add_overflow(total, value, &total)) {
+      total = value > 0 ? INT64_MAX : INT64_MIN;
+    }
+  }
+  return total;
 }
 
 std::string lower(std::string_view text) {
@@ -984,7 +1003,9 @@ std::optional<int64_t> http_date_seconds(const std::string& text) {
       tm.tm_mon = i;
     }
   }
-  if (tm.tm_mon < 0 || day < 1 || day > 31 || year < 1970 || hour > 23 || minute > 59 || second > 60) {
+  // Four-digit years only: a larger one overflowed the milliseconds computed from it.
+  if (tm.tm_mon < 0 || day < 1 || day > 31 || year < 1970 || year > 9999 || hour < 0 || hour > 23 || minute < 0 ||
+      minute > 59 || second < 0 || second > 60) {
     return std::nullopt;
   }
   tm.tm_mday = day;
@@ -1181,8 +1202,8 @@ Parsed parse_anthropic(const HttpModelConfig& config, const json& options, const
   }
   if (const json* usage = member(body, "usage")) {
     const int64_t cache_read = int_member(*usage, "cache_read_input_tokens");
-    answer.usage.input_tokens =
-        int_member(*usage, "input_tokens") + int_member(*usage, "cache_creation_input_tokens") + cache_read;
+    answer.usage.input_tokens = saturated_sum(
+        {int_member(*usage, "input_tokens"), int_member(*usage, "cache_creation_input_tokens"), cache_read});
     answer.usage.output_tokens = int_member(*usage, "output_tokens");
     answer.usage.cached_input_tokens = cache_read;
   }
@@ -1194,7 +1215,8 @@ Parsed parse_gemini(const HttpModelConfig& config, const json& body) {
   answer.model = model_of(body, config, "modelVersion");
   if (const json* usage = member(body, "usageMetadata")) {
     answer.usage.input_tokens = int_member(*usage, "promptTokenCount");
-    answer.usage.output_tokens = int_member(*usage, "candidatesTokenCount") + int_member(*usage, "thoughtsTokenCount");
+    answer.usage.output_tokens =
+        saturated_sum({int_member(*usage, "candidatesTokenCount"), int_member(*usage, "thoughtsTokenCount")});
     answer.usage.cached_input_tokens = int_member(*usage, "cachedContentTokenCount");
   }
   const json* candidates = member(body, "candidates");

@@ -4,6 +4,7 @@
 // transformations. No network.
 
 #include <catch2/catch.hpp>
+#include <cstdint>
 #include <ctime>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -759,6 +760,39 @@ TEST_CASE("a 2xx that is not JSON never puts an echoed key in the error", "[http
     CHECK_THAT(answer.error().message, Catch::Contains("the reply is not JSON"));
     CHECK_THAT(answer.error().message, !Catch::Contains(k_key));
   }
+}
+
+// Found reviewing what fuzz_http_responses drives, confirmed by it under UBSan: token counts of
+// 1e300 (a float cast out of range), counts whose sum overflows int64 (Anthropic's three input
+// counts, Gemini's two output counts), and a Retry-After date in a far year (its milliseconds
+// overflowed) were undefined behaviour. Counts saturate; a date past year 9999 is not a date.
+TEST_CASE("absurd token counts and retry dates from a reply saturate instead of overflowing", "[http][fuzz]") {
+  const json huge = json::parse("1e300");
+  Result<ModelResponse> openai = parse(config_for(WireKind::openai_chat, {{"schema_mode", "json_object"}}),
+      reply(200, {{"choices", {{{"message", {{"content", "{}"}}}}}},
+                  {"usage", {{"prompt_tokens", huge}, {"completion_tokens", -huge.get<double>()}}}}));
+  REQUIRE(openai.ok());
+  CHECK(openai->usage.input_tokens == INT64_MAX);
+  CHECK(openai->usage.output_tokens == INT64_MIN);
+
+  const int64_t most = INT64_MAX;
+  Result<ModelResponse> anthropic = parse(config_for(WireKind::anthropic_messages),
+      reply(200, {{"content", json::array()},
+                  {"usage", {{"input_tokens", most}, {"cache_creation_input_tokens", most},
+                             {"cache_read_input_tokens", most}, {"output_tokens", 1}}}}));
+  REQUIRE(anthropic.ok());
+  CHECK(anthropic->usage.input_tokens == INT64_MAX);
+
+  Result<ModelResponse> gemini = parse(config_for(WireKind::gemini_generate),
+      reply(200, {{"candidates", {{{"content", {{"parts", {{{"text", "{}"}}}}}}}}},
+                  {"usageMetadata", {{"candidatesTokenCount", most}, {"thoughtsTokenCount", most}}}}));
+  REQUIRE(gemini.ok());
+  CHECK(gemini->usage.output_tokens == INT64_MAX);
+
+  Result<ModelResponse> far = parse(config_for(WireKind::openai_chat),
+      reply(503, {{"error", {{"message", "busy"}}}}, {{"retry-after", "Sun, 06 Nov 2147483647 08:49:37 GMT"}}));
+  REQUIRE_FALSE(far.ok());
+  CHECK_FALSE(far.error().retry_after_ms.has_value());
 }
 
 // ---- the backend ------------------------------------------------------------------------------
