@@ -77,12 +77,14 @@ done
 wait
 
 failed=0
+passed=0
 for name in "${targets[@]}"; do
   log="$scratch/$name.log"
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   corpus=$(find "$scratch/$name" -type f | wc -l)
   if [ "$(cat "$scratch/$name.rc")" = 0 ]; then
     echo "fuzz: $name: ${runs:-?} inputs in $seconds s, corpus $corpus, nothing found"
+    passed=$((passed + 1))
     rmdir "$dir/findings/$name" 2>/dev/null || true
   else
     failed=1
@@ -95,4 +97,5 @@ done
 if [ "$failed" != 0 ]; then
   echo "fuzz: reproduce with build-fuzz/tests/fuzz/fuzz_<target> <file>; see docs/testing.md" >&2
 fi
+echo "fuzz: $passed passed, $((${#targets[@]} - passed)) failed"
 exit "$failed"
