@@ -43,11 +43,19 @@ fi
 # asserts stay on (no NDEBUG).
 dir="$root/build-fuzz"
 started=$(date +%s)
-if [ ! -f "$dir/build.ninja" ]; then
-  cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE= \
-    -DCMAKE_CXX_FLAGS="-O1 -gline-tables-only" -DAVPS_FUZZ=ON -DAVPS_BUILD_TESTS=OFF >/dev/null
+mkdir -p "$dir"
+if [ ! -f "$dir/build.ninja" ] && ! cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O1 -gline-tables-only" -DAVPS_FUZZ=ON -DAVPS_BUILD_TESTS=OFF \
+    >"$dir/fuzz-configure.log" 2>&1; then
+  tail -20 "$dir/fuzz-configure.log" >&2
+  echo "fuzz: configuring build-fuzz/ failed (log: $dir/fuzz-configure.log)" >&2
+  exit 2
 fi
-cmake --build "$dir" -j "$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/null
+if ! cmake --build "$dir" -j "$(nproc)" --target "${targets[@]/#/fuzz_}" >"$dir/fuzz-build.log" 2>&1; then
+  grep -E 'error|undefined reference' "$dir/fuzz-build.log" | head -20 >&2
+  echo "fuzz: building the targets failed (log: $dir/fuzz-build.log; libFuzzer is in libclang-rt-14-dev)" >&2
+  exit 2
+fi
 echo "fuzz: built ${#targets[@]} targets in $(( $(date +%s) - started )) s; running each for $seconds s"
 
 scratch=$(mktemp -d)
