@@ -1,5 +1,6 @@
 #include "avps/core/json_schema.hpp"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <regex>
@@ -44,6 +45,25 @@ std::string shorten(std::string s, size_t limit = 60) {
     s = s.substr(0, limit - 3) + "...";
   }
   return s;
+}
+
+// True when every string and object key of `value` is well-formed UTF-8 (nearly always: the
+// gate validates every artifact, so this walk builds no pointers).
+bool all_utf8(const json& value) {
+  if (value.is_string()) {
+    return !first_invalid_utf8(value.get_ref<const std::string&>());
+  }
+  if (value.is_array()) {
+    return std::all_of(value.begin(), value.end(), [](const json& item) { return all_utf8(item); });
+  }
+  if (value.is_object()) {
+    for (const auto& [key, member] : value.items()) {
+      if (first_invalid_utf8(key) || !all_utf8(member)) {
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 // An issue for each string (or object key) of `value` that is not well-formed UTF-8.
@@ -287,9 +307,9 @@ std::vector<SchemaIssue> JsonSchema::validate(const json& instance) const {
   // reads past its own table on a run of more than five continuation bytes (undefined
   // behaviour, found by fuzzing a face). Text that is not UTF-8 is an issue of its own, and
   // valijson never sees it.
-  std::vector<SchemaIssue> not_utf8;
-  find_invalid_utf8(instance, "", not_utf8);
-  if (!not_utf8.empty()) {
+  if (!all_utf8(instance)) {
+    std::vector<SchemaIssue> not_utf8;
+    find_invalid_utf8(instance, "", not_utf8);
     return not_utf8;
   }
   // A validator compiles each "pattern" into a std::regex and keeps it by pattern text: one per
