@@ -41,7 +41,7 @@ TEST_CASE("a page whose more is not true or false fails instead of throwing", "[
   }
 }
 
-TEST_CASE("pages' rows are appended in page order; other outputs are the last page's", "[engine][answer]") {
+TEST_CASE("pages' rows are appended in page order, and other outputs are the last page's", "[engine][answer]") {
   json assembled = json::object();
   REQUIRE(engine::merge_page(assembled, "SCENES", {{"rows", {1, 2}}, {"note", "a"}}).ok());
   REQUIRE(engine::merge_page(assembled, "SCENES", {{"rows", {3}}, {"note", "b"}}).ok());
