@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -136,6 +137,30 @@ Section classify(const std::string& heading) {
   return Section::other;
 }
 
+// Calls `on_line(line, number, section)` for each line of a brief that is not a heading, trimmed,
+// with its 1-based line number and the section the last heading opened.
+void walk_brief(std::string_view markdown,
+                const std::function<void(const std::string&, size_t, Section)>& on_line) {
+  Section section = Section::other;
+  size_t number = 0;
+  size_t begin = 0;
+  while (begin <= markdown.size()) {
+    size_t end = markdown.find('\n', begin);
+    if (end == std::string_view::npos) {
+      end = markdown.size();
+    }
+    std::string line = trim(markdown.substr(begin, end - begin));
+    begin = end + 1;
+    ++number;
+    if (!line.empty() && line[0] == '#') {
+      size_t hashes = line.find_first_not_of('#');
+      section = classify(hashes == std::string::npos ? "" : line.substr(hashes));
+      continue;
+    }
+    on_line(line, number, section);
+  }
+}
+
 std::string padded(const std::string& prefix, int64_t number) {
   return prefix + (number < 10 ? "0" : "") + std::to_string(number);
 }
@@ -195,34 +220,19 @@ constexpr size_t k_max_name_bytes = 80;
 
 std::vector<std::string> brief_name_problems(std::string_view markdown) {
   std::vector<std::string> out;
-  Section section = Section::other;
   std::map<std::string, std::pair<std::string, size_t>> ids[2];  // per list: id -> first name, line
-  size_t line_number = 0;
-  size_t begin = 0;
-  while (begin <= markdown.size()) {
-    size_t end = markdown.find('\n', begin);
-    if (end == std::string_view::npos) {
-      end = markdown.size();
-    }
-    std::string line = trim(markdown.substr(begin, end - begin));
-    begin = end + 1;
-    ++line_number;
-    if (!line.empty() && line[0] == '#') {
-      size_t hashes = line.find_first_not_of('#');
-      section = classify(hashes == std::string::npos ? "" : line.substr(hashes));
-      continue;
-    }
+  walk_brief(markdown, [&](const std::string& line, size_t number, Section section) {
     std::optional<std::string> item = list_item(line);
     if (!item || (section != Section::characters && section != Section::locations)) {
-      continue;
+      return;
     }
     const std::string name = entity_name(*item);
     if (name.empty()) {
-      continue;
+      return;
     }
     const bool character = section == Section::characters;
     const std::string what = character ? "the character" : "the location";
-    const std::string at = "line " + std::to_string(line_number) + ": ";
+    const std::string at = "line " + std::to_string(number) + ": ";
     if (name.size() > k_max_name_bytes) {
       size_t cut = 0;  // about 40 bytes, never inside a UTF-8 sequence
       while (cut < 40) {
@@ -232,7 +242,7 @@ std::vector<std::string> brief_name_problems(std::string_view markdown) {
       out.push_back(at + what + " \"" + name.substr(0, cut) + "...\" is " + std::to_string(name.size()) +
                     " bytes long, more than a name's " + std::to_string(k_max_name_bytes) +
                     ": end the name with a dash or a colon and describe after it");
-      continue;
+      return;
     }
     Result<std::string> id = artifacts::normalize_entity_id(name);
     if (!id) {
@@ -240,40 +250,27 @@ std::vector<std::string> brief_name_problems(std::string_view markdown) {
       out.push_back(at + what + " " + id.error().message + "; " +
                     (no_latin ? "add a name in Latin letters, e.g. \"<Latin name> (" + name + ")\""
                               : std::string("rename it")));
-      continue;
+      return;
     }
-    auto [first, fresh] = ids[character ? 0 : 1].try_emplace(*id, name, line_number);
+    auto [first, fresh] = ids[character ? 0 : 1].try_emplace(*id, name, number);
     if (!fresh && lower(first->second.first) != lower(name)) {
       out.push_back(at + what + " \"" + name + "\" makes the id " + *id + ", as \"" + first->second.first +
                     "\" on line " + std::to_string(first->second.second) + " does: tell them apart by name");
     }
-  }
+  });
   return out;
 }
 
 BriefFacts read_brief(std::string_view markdown) {
   BriefFacts facts;
-  Section section = Section::other;
   std::string length;
   std::set<std::string> seen_characters;
   std::set<std::string> seen_locations;
-  size_t begin = 0;
-  while (begin <= markdown.size()) {
-    size_t end = markdown.find('\n', begin);
-    if (end == std::string_view::npos) {
-      end = markdown.size();
-    }
-    std::string line = trim(markdown.substr(begin, end - begin));
-    begin = end + 1;
+  walk_brief(markdown, [&](const std::string& line, size_t, Section section) {
     if (auto scenes = scenes_line(line)) {
       facts.scenes = scenes;
       facts.scenes_source = "the brief's \"Scenes: " + std::to_string(*scenes) + "\" line";
-      continue;
-    }
-    if (!line.empty() && line[0] == '#') {
-      size_t hashes = line.find_first_not_of('#');
-      section = classify(hashes == std::string::npos ? "" : line.substr(hashes));
-      continue;
+      return;
     }
     std::optional<std::string> item = list_item(line);
     switch (section) {
@@ -302,7 +299,7 @@ BriefFacts read_brief(std::string_view markdown) {
       case Section::other:
         break;
     }
-  }
+  });
 
   std::vector<std::string> words = words_of(length);
   for (size_t i = 1; i < words.size(); ++i) {
