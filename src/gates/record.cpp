@@ -292,14 +292,14 @@ class RecordCheck {
       if (!record) {
         continue;  // an event without its artifact: ledger.* rules report it
       }
-      const json details = e.body.value("details", json::object());
+      const json details = e.body.is_object() ? e.body.value("details", json::object()) : json::object();
       Recorded r;
       r.record = std::move(*record);
       r.record.event_seq = e.seq;
-      r.step = details.value("step", "");
-      r.attempt = details.value("attempt", 0);
+      r.step = core::json_text(details, "step");
+      r.attempt = static_cast<int>(core::json_int(details, "attempt"));
       r.inputs = details.value("inputs", json::array());
-      r.verdict_by = details.value("verdict_by", "");
+      r.verdict_by = core::json_text(details, "verdict_by");
       m_recorded.push_back(std::move(r));
     }
     for (const Recorded& r : m_recorded) {
@@ -316,7 +316,7 @@ class RecordCheck {
   void check_step_gate(const std::vector<const Recorded*>& outputs) {
     const Recorded* first = outputs.front();
     if (std::any_of(outputs.begin(), outputs.end(), [](const Recorded* r) { return !r->verdict_by.empty(); })) {
-      return;  // judged by avps's own arithmetic as it stood (the cost review's projection), not a skill's gate
+      return;  // judged by avps's own arithmetic as it stood (details.verdict_by), not by a skill's gate
     }
     const skills::SkillDef* skill = m_registry->find(first->record.producer);
     gates::Outputs contents;
@@ -343,7 +343,7 @@ class RecordCheck {
       const json& gate = gated.front().second;
       if (gate != GateResult{}.to_json()) {
         add("gate.verdict", subject.record.path,
-            "recorded " + gate.value("verdict", std::string("no verdict")) + " with reasons or scores, but \"" +
+            "recorded " + core::json_text(gate, "verdict") + " with reasons or scores, but \"" +
                 first->record.producer + "\", which wrote it, is no skill of this project and judges nothing");
       }
       return;
@@ -374,9 +374,10 @@ class RecordCheck {
 
   void compare(const Recorded& r, const json& gate, const Result<GateResult>& recomputed,
                const std::vector<std::string>& skipped) {
-    const std::string recorded_verdict = gate.value("verdict", "");
+    const std::string recorded_verdict = core::json_text(gate, "verdict");
     const std::vector<std::string> recorded_reasons = reasons_of(gate);
-    const std::string where = " (" + r.record.producer + "'s gate as it is now, with the thresholds its scores recorded)";
+    const std::string where =
+        " (" + r.record.producer + "'s gate as it is now, with the thresholds its scores recorded)";
     if (!recomputed) {
       // A gate that could not be evaluated was recorded as a FAIL saying so; anything else is not
       // what the engine writes.
@@ -384,8 +385,8 @@ class RecordCheck {
         return reason.rfind("the gate could not be evaluated", 0) == 0;
       });
       if (!said) {
-        add("gate.verdict", r.record.path, "recorded " + recorded_verdict + ", but its gate cannot be recomputed: " +
-                                               recomputed.error().message);
+        add("gate.verdict", r.record.path,
+            "recorded " + recorded_verdict + ", but its gate cannot be recomputed: " + recomputed.error().message);
       }
       return;
     }
@@ -412,8 +413,8 @@ class RecordCheck {
           "its gate misses a finding its recorded content gives" + where + ": " + quoted_list(unrecorded));
       return;
     }
-    const bool explained_worse =
-        (!skipped.empty() || !recomputed->deferred_checks.empty()) && recorded_reasons.size() > recomputed->reasons.size();
+    const bool explained_worse = (!skipped.empty() || !recomputed->deferred_checks.empty()) &&
+                                 recorded_reasons.size() > recomputed->reasons.size();
     if (*parsed != recomputed->verdict && !explained_worse) {
       add("gate.verdict", r.record.path,
           "recorded " + recorded_verdict + ", but its recorded content gives " + computed_name + where +
@@ -448,8 +449,10 @@ class RecordCheck {
     }
     std::string before_name;
     for (const json& input : world->inputs) {
-      if (input.value("kind", "") == "WORLD_STATE" && input.contains("names") && input["names"].size() == 1) {
-        before_name = input["names"][0].get<std::string>();
+      const json names = input.is_object() ? input.value("names", json::array()) : json::array();
+      if (core::json_text(input, "kind") == "WORLD_STATE" && names.is_array() && names.size() == 1 &&
+          names[0].is_string()) {
+        before_name = names[0].get<std::string>();
       }
     }
     const Recorded* before = nullptr;
@@ -493,7 +496,7 @@ class RecordCheck {
     if (!content || !(*content)->contains("gate")) {
       return;
     }
-    const std::string verdict = (**content)["gate"].value("verdict", "");
+    const std::string verdict = core::json_text((**content)["gate"], "verdict");
     if (verdict != "PASS" && verdict != "WARN") {
       return;  // a failed GenPack is not rendered; gate.verdict checks that it says why
     }
@@ -522,9 +525,9 @@ class RecordCheck {
   Contents m_contents;
   json m_config;
   const skills::Registry* m_registry = nullptr;
-  std::vector<Recorded> m_recorded;                                   // recording order; never resized after read
-  std::map<std::string, std::vector<const Recorded*>> m_versions;     // "KIND/target" -> versions
-  std::map<std::string, std::vector<const Recorded*>> m_steps;        // "step#attempt" -> its outputs
+  std::vector<Recorded> m_recorded;                                // recording order; never resized after read
+  std::map<std::string, std::vector<const Recorded*>> m_versions;  // "KIND/target" -> versions
+  std::map<std::string, std::vector<const Recorded*>> m_steps;     // "step#attempt" -> its outputs
   std::vector<core::Violation> m_out;
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "avps/core/canonical_json.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/project/project.hpp"
 
@@ -39,20 +40,23 @@ Result<std::vector<core::Violation>> check_spend(project::Project& project, cons
   AVPS_TRY_ASSIGN(ledger::Spend total, project.ledger().spend("", ""));
   const int64_t project_cap = overrides.cap(configured, "project").value_or(configured.project_cap_micro_usd);
   if (total.total() > project_cap) {
-    out.push_back(over_cap("project", "project cap", total.committed_micro_usd, total.outstanding_micro_usd, project_cap));
+    out.push_back(
+        over_cap("project", "project cap", total.committed_micro_usd, total.outstanding_micro_usd, project_cap));
   }
   for (const SceneView& scene : view.scenes) {
     if (std::optional<int64_t> cap = overrides.cap(configured, "scene " + scene.scene_id); cap) {
       AVPS_TRY_ASSIGN(ledger::Spend spent, project.ledger().spend(scene.scene_id, ""));
       if (spent.total() > *cap) {
-        out.push_back(over_cap(scene.scene_id, "scene cap", spent.committed_micro_usd, spent.outstanding_micro_usd, *cap));
+        out.push_back(
+            over_cap(scene.scene_id, "scene cap", spent.committed_micro_usd, spent.outstanding_micro_usd, *cap));
       }
     }
     for (const ShotView& shot : scene.shots) {
       if (std::optional<int64_t> cap = overrides.cap(configured, "shot " + shot.shot_id); cap) {
         AVPS_TRY_ASSIGN(ledger::Spend spent, project.ledger().spend(scene.scene_id, shot.shot_id));
         if (spent.total() > *cap) {
-          out.push_back(over_cap(shot.shot_id, "shot cap", spent.committed_micro_usd, spent.outstanding_micro_usd, *cap));
+          out.push_back(
+              over_cap(shot.shot_id, "shot cap", spent.committed_micro_usd, spent.outstanding_micro_usd, *cap));
         }
       }
     }
@@ -109,10 +113,11 @@ std::vector<core::Violation> check_reached(const ProjectView& view, size_t at) {
         continue;
       }
       for (const auto& [entity, body] : ran->last) {
-        const std::string verdict = body.value("verdict", "");
+        const std::string verdict = core::json_text(body, "verdict");
         if (!passes(verdict)) {
-          fail(skill + (entity.empty() ? "" : " " + entity),
-               "last ended " + (verdict.empty() ? std::string("without a verdict") : verdict) + " (" + phase.name + ")");
+          fail(
+              skill + (entity.empty() ? "" : " " + entity),
+              "last ended " + (verdict.empty() ? std::string("without a verdict") : verdict) + " (" + phase.name + ")");
         }
       }
     }
@@ -131,8 +136,8 @@ std::vector<core::Violation> check_reached(const ProjectView& view, size_t at) {
       }
       any = true;
       if (wanted >= 0 && phase_index(scene.phase) < wanted) {
-        fail(scene.scene_id, (scene.phase.empty() ? std::string("not started") : "at " + scene.phase) + ", not yet at " +
-                                 required.name);
+        fail(scene.scene_id, (scene.phase.empty() ? std::string("not started") : "at " + scene.phase) +
+                                 ", not yet at " + required.name);
         continue;  // what it has not reached yet is not also listed shot by shot
       }
       for (const auto& [skill, verdict] : scene.verdicts) {
@@ -142,7 +147,9 @@ std::vector<core::Violation> check_reached(const ProjectView& view, size_t at) {
       }
       for (const std::string& resolution : resolutions) {
         for (const ShotView& shot : scene.shots) {
-          const bool passed = resolution == "final" ? shot.passed_final : resolution == "proxy" ? shot.passed_proxy : false;
+          const bool passed = resolution == "final"   ? shot.passed_final
+                              : resolution == "proxy" ? shot.passed_proxy
+                                                      : false;
           if (!passed) {
             fail(shot.shot_id, "has not passed at " + resolution);
           }
@@ -157,13 +164,19 @@ std::vector<core::Violation> check_reached(const ProjectView& view, size_t at) {
     }
   }
 
+  auto in_a_phase = [&](const std::string& skill) {
+    return std::any_of(view.phases.begin(), view.phases.end(), [&](const PhaseView& p) {
+      return std::find(p.skills.begin(), p.skills.end(), skill) != p.skills.end();
+    });
+  };
   for (const json& stop : view.hard_stops) {
-    const std::string skill = stop.value("skill", "");
-    if (skill.empty() || skills_up_to.count(skill) || !std::any_of(view.phases.begin(), view.phases.end(), [&](const PhaseView& p) {
-          return std::find(p.skills.begin(), p.skills.end(), skill) != p.skills.end();
-        })) {
-      fail(stop.value("id", "STOP"), "open (" + (skill.empty() ? "" : skill + ", ") + stop.value("kind", "") +
-                                         " stop): " + stop.value("reason", ""));
+    const std::string skill = core::json_text(stop, "skill");
+    const std::string id = core::json_text(stop, "id");
+    // A stop holds the phases its skill runs in; one of no phase (avps's own: an integrity stop)
+    // holds them all.
+    if (skill.empty() || skills_up_to.count(skill) || !in_a_phase(skill)) {
+      fail(id, "open (" + (skill.empty() ? "" : skill + ", ") + core::json_text(stop, "kind") +
+                   " stop): " + core::json_text(stop, "reason"));
     }
   }
   return out;

@@ -1,6 +1,5 @@
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <filesystem>
 
 #include "avps/artifacts/face.hpp"
@@ -48,9 +47,8 @@ struct Film {
     auto codec = artifacts::FaceCodec::load(k_root / "schemas", kind).value();
     auto name = project->store().next_name(kind, target).value();
     json details = {{"step", step}, {"attempt", 1}, {"inputs", inputs}};
-    auto written =
-        project->store().write(artifacts::NewArtifact{name, content, codec.render(content).value(), "avps", producer,
-                                                      std::nullopt, details});
+    auto written = project->store().write(
+        artifacts::NewArtifact{name, content, codec.render(content).value(), "avps", producer, std::nullopt, details});
     INFO((written.ok() ? "" : written.error().message));
     REQUIRE(written.ok());
     return written->path;
@@ -109,7 +107,8 @@ TEST_CASE("a recorded verdict is recomputed from its content and the thresholds 
   json unexplained = fixture("plaus");
   unexplained["gate"] = film.gate_of("plausibility-auditor", unexplained);
   unexplained["gate"]["verdict"] = "FAIL";
-  const std::string harsh = film.write("PLAUS", "S02", unexplained, "plausibility-auditor", "plausibility-auditor/S02@a");
+  const std::string harsh =
+      film.write("PLAUS", "S02", unexplained, "plausibility-auditor", "plausibility-auditor/S02@a");
   found = rules_about(film.check(), harsh);
   REQUIRE(found.size() == 1);
   CHECK_THAT(found[0], Catch::StartsWith("gate.verdict: recorded FAIL, but its recorded content gives PASS"));
@@ -118,11 +117,13 @@ TEST_CASE("a recorded verdict is recomputed from its content and the thresholds 
   json rescored = fixture("plaus");
   rescored["gate"] = film.gate_of("plausibility-auditor", rescored);
   rescored["gate"]["scores"]["thresholds.plaus_total"] = 3;
-  const std::string lowered = film.write("PLAUS", "S03", rescored, "plausibility-auditor", "plausibility-auditor/S03@a");
+  const std::string lowered =
+      film.write("PLAUS", "S03", rescored, "plausibility-auditor", "plausibility-auditor/S03@a");
   CHECK(rules_about(film.check(), lowered).empty());  // a threshold recorded as it was in force is honoured
   rescored["total_score"] = 2;
   rescored["gate"]["reasons"] = json::array();
-  const std::string cheated = film.write("PLAUS", "S03", rescored, "plausibility-auditor", "plausibility-auditor/S03@b");
+  const std::string cheated =
+      film.write("PLAUS", "S03", rescored, "plausibility-auditor", "plausibility-auditor/S03@b");
   found = rules_about(film.check(), cheated);
   REQUIRE(found.size() == 1);
   CHECK_THAT(found[0], Catch::Contains("total_score 2 < 3"));
@@ -136,9 +137,9 @@ TEST_CASE("a recorded threshold stands even after the configuration changed", "[
   film.write("PLAUS", "S01", plaus, "plausibility-auditor", "plausibility-auditor/S01@a");
   json config = json::parse(core::read_file(film.dir / "avps.json").value());
   config["thresholds"]["plaus_total"] = 10;
-  REQUIRE(core::write_file_atomic(film.dir / "avps.json", config.dump(2), core::Overwrite::yes,
-                                  core::Durability::durable)
-              .ok());
+  REQUIRE(
+      core::write_file_atomic(film.dir / "avps.json", config.dump(2), core::Overwrite::yes, core::Durability::durable)
+          .ok());
   CHECK(film.check().empty());
 }
 
@@ -162,7 +163,8 @@ TEST_CASE("a WORLD_STATE a step wrote must be its input world with the step's di
   json wrong = *applied;
   wrong["timeline"]["elapsed_time"] = "a week";
   film.write("STATE_DIFF", diff["scene_id"], diff, "world-state-tracker", "world-state-tracker/S02@b");
-  const std::string path = film.write("WORLD_STATE", "", wrong, "world-state-tracker", "world-state-tracker/S02@b", inputs);
+  const std::string path =
+      film.write("WORLD_STATE", "", wrong, "world-state-tracker", "world-state-tracker/S02@b", inputs);
   std::vector<std::string> found = rules_about(film.check(), path);
   REQUIRE(found.size() == 1);
   CHECK_THAT(found[0], Catch::StartsWith("world_state.chain: is not " + first_name));
