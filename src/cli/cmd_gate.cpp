@@ -8,10 +8,11 @@
 #include "avps/core/hash.hpp"
 #include "avps/gates/integrity.hpp"
 #include "avps/gates/record.hpp"
-#include "avps/report/gate_rules.hpp"
 #include "avps/ledger/ledger.hpp"
 #include "avps/project/project.hpp"
+#include "avps/report/gate_rules.hpp"
 #include "avps/report/read_model.hpp"
+#include "avps/skills/registry.hpp"
 #include "commands.hpp"
 
 namespace avps::cli {
@@ -113,17 +114,30 @@ std::string junit_xml(const std::string& project, const std::vector<std::string>
          "  </testsuite>\n</testsuites>\n";
 }
 
+// --require PHASE checked before any rule runs: a typo is a usage error (exit 2), at once. An
+// empty optional when none is asked, or when the project's skills do not load (then no rule reading
+// the production's standing runs, and the gate fails saying why).
+Result<std::optional<size_t>> required_phase(const GateOptions& options) {
+  if (options.require.empty()) {
+    return std::optional<size_t>();
+  }
+  const std::filesystem::path dir = options.dir;
+  Result<skills::Registry> registry = skills::Registry::load(project::data_dir(), &dir);
+  if (!registry) {
+    return std::optional<size_t>();
+  }
+  AVPS_TRY_ASSIGN(size_t found, report::find_phase(report::phases_of(registry->stage_graph()), options.require));
+  return std::optional<size_t>(found);
+}
+
 // budget.cap, and require.phase when asked, over the read model of a read-only project.
-Result<std::vector<core::Violation>> standing_rules(const GateOptions& options, const core::Clock& clock) {
+Result<std::vector<core::Violation>> standing_rules(const GateOptions& options, std::optional<size_t> required,
+                                                    const core::Clock& clock) {
   AVPS_TRY_ASSIGN(std::unique_ptr<project::Project> project,
                   project::Project::open(options.dir, ledger::OpenMode::read_only, {}, clock));
   AVPS_TRY_ASSIGN(report::ProjectView view, report::read_project(*project));
-  std::optional<size_t> required;
-  if (!options.require.empty()) {
-    AVPS_TRY_ASSIGN(required, report::find_phase(view, options.require));
-  }
   AVPS_TRY_ASSIGN(std::vector<core::Violation> out, report::check_spend(*project, view));
-  if (required) {
+  if (required) {  // (asked, and the skills load: read_project just loaded them too)
     std::vector<core::Violation> reached = report::check_reached(view, *required);
     out.insert(out.end(), reached.begin(), reached.end());
   }
@@ -132,6 +146,11 @@ Result<std::vector<core::Violation>> standing_rules(const GateOptions& options, 
 
 void run_gate(const GateOptions& options, Context& ctx) {
   core::SystemClock clock;
+  const Result<std::optional<size_t>> required = required_phase(options);
+  if (!required) {
+    ctx.fail(ExitCode::usage, required.error().message);
+    return;
+  }
   // Beside a running writer: the files first, then the ledger's snapshot, so every file listed
   // was announced or recorded in what the gate reads (gates::ProjectFiles).
   const bool writing_at_start = ledger::writer_active(options.dir);
@@ -155,11 +174,10 @@ void run_gate(const GateOptions& options, Context& ctx) {
   if (!options.require.empty()) {
     rules.push_back("require.phase");
   }
-  Result<std::vector<core::Violation>> standing = standing_rules(options, clock);
-  if (!standing && standing.error().code == ErrorCode::invalid_argument) {
-    ctx.fail(ExitCode::usage, standing.error().message);
-    return;
+  if (!options.require.empty() && !*required) {
+    violations.push_back({"require.phase", options.dir, "not checked: the project's skills and stage graph do not load"});
   }
+  Result<std::vector<core::Violation>> standing = standing_rules(options, *required, clock);
   if (!standing) {
     const std::string& why = standing.error().message;
     violations.push_back({"budget.cap", options.dir, "not checked: " + why.substr(0, why.find('\n'))});

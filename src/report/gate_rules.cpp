@@ -64,14 +64,14 @@ Result<std::vector<core::Violation>> check_spend(project::Project& project, cons
   return out;
 }
 
-Result<size_t> find_phase(const ProjectView& view, std::string_view name) {
+Result<size_t> find_phase(const std::vector<PhaseView>& phases, std::string_view name) {
   std::string known;
-  for (size_t i = 0; i < view.phases.size(); ++i) {
-    if (view.phases[i].name == name || (!view.phases[i].resolution.empty() && view.phases[i].resolution == name)) {
+  for (size_t i = 0; i < phases.size(); ++i) {
+    if (phases[i].name == name || (!phases[i].resolution.empty() && phases[i].resolution == name)) {
       return i;
     }
-    known += (known.empty() ? "" : ", ") + view.phases[i].name +
-             (view.phases[i].resolution.empty() ? "" : " (or " + view.phases[i].resolution + ")");
+    known += (known.empty() ? "" : ", ") + phases[i].name +
+             (phases[i].resolution.empty() ? "" : " (or " + phases[i].resolution + ")");
   }
   return make_error(ErrorCode::invalid_argument,
                     "--require: no phase \"" + std::string(name) + "\" in the stage graph; its phases: " + known);

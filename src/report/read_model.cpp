@@ -857,6 +857,20 @@ std::string severity_name(int rank) {
   return k_names.at(static_cast<size_t>(rank));
 }
 
+std::vector<PhaseView> phases_of(const skills::StageGraph* graph) {
+  std::vector<PhaseView> out;
+  for (const skills::Phase& phase : graph ? graph->phases : std::vector<skills::Phase>{}) {
+    PhaseView item{phase.name, phase.fan_out, phase.resolution, {}};
+    for (const skills::GraphStep& step : phase.steps) {
+      if (!step.skill.empty()) {
+        item.skills.push_back(step.skill);
+      }
+    }
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
 Result<ProjectView> read_project(project::Project& project) {
   ProjectView view;
   view.title = project.config().title;
@@ -866,17 +880,7 @@ Result<ProjectView> read_project(project::Project& project) {
   Book book(project, registry.stage_graph());
   AVPS_TRY(book.read());
   view.scene_phases = book.table().phases();
-  if (const skills::StageGraph* graph = registry.stage_graph()) {
-    for (const skills::Phase& phase : graph->phases) {
-      PhaseView item{phase.name, phase.fan_out, phase.resolution, {}};
-      for (const skills::GraphStep& step : phase.steps) {
-        if (!step.skill.empty()) {
-          item.skills.push_back(step.skill);
-        }
-      }
-      view.phases.push_back(std::move(item));
-    }
-  }
+  view.phases = phases_of(registry.stage_graph());
   const std::vector<ledger::Event>& events = book.events();
   if (book.last().seq > 0) {
     view.as_of_seq = book.last().seq;

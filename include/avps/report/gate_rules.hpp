@@ -24,9 +24,10 @@ namespace avps::report {
 /// budget.cap over the project, every scene of the view and every shot with a cap in force.
 [[nodiscard]] Result<std::vector<core::Violation>> check_spend(project::Project& project, const ProjectView& view);
 
-/// The index in view.phases of the phase `name` names: a phase's name, or the resolution of the
-/// phase that renders at it ("proxy", "final"). invalid_argument, listing the names, otherwise.
-[[nodiscard]] Result<size_t> find_phase(const ProjectView& view, std::string_view name);
+/// The index in `phases` (ProjectView::phases, phases_of) of the phase `name` names: a phase's
+/// name, or the resolution of the phase that renders at it ("proxy", "final"). invalid_argument,
+/// listing the names, otherwise.
+[[nodiscard]] Result<size_t> find_phase(const std::vector<PhaseView>& phases, std::string_view name);
 
 /// require.phase: the project has reached phase `at` (an index of find_phase) when
 ///  - every skill of a phase up to it that runs once has run, and every entity of one that runs

@@ -23,6 +23,9 @@
 namespace avps::project {
 class Project;
 }
+namespace avps::skills {
+struct StageGraph;
+}
 
 namespace avps::report {
 
@@ -118,6 +121,9 @@ struct ProjectView {
   nlohmann::json loops = nlohmann::json::array();  ///< revisions, escalations, fallbacks, retries, overrides, stops
   nlohmann::json runs = nlohmann::json::array();   ///< every run: id, command, started, finished, outcome
 };
+
+/// The phases of a stage graph as the model lists them (none without a graph).
+std::vector<PhaseView> phases_of(const skills::StageGraph* graph);
 
 /// Reads the project's record (one read transaction: see ledger.md) into the model.
 [[nodiscard]] Result<ProjectView> read_project(project::Project& project);
