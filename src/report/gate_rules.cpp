@@ -5,6 +5,7 @@
 
 #include "avps/core/canonical_json.hpp"
 #include "avps/governance/override.hpp"
+#include "avps/governance/pricing.hpp"
 #include "avps/project/project.hpp"
 
 namespace avps::report {
@@ -12,18 +13,12 @@ using nlohmann::json;
 
 namespace {
 
-std::string usd(int64_t micro) {
-  const int64_t whole = micro / 1'000'000;
-  std::string fraction = std::to_string(std::llabs(micro % 1'000'000));
-  fraction.insert(0, 6 - fraction.size(), '0');
-  return std::string(micro < 0 && whole == 0 ? "-" : "") + std::to_string(whole) + "." + fraction + " USD";
-}
-
 core::Violation over_cap(const std::string& subject, const std::string& cap, int64_t committed, int64_t reserved,
                          int64_t limit) {
+  using governance::format_usd;
   return {"budget.cap", subject,
-          usd(committed + reserved) + " spent (" + usd(committed) + " committed, " + usd(reserved) +
-              " reserved) is over the " + cap + " of " + usd(limit) + " in force"};
+          format_usd(committed + reserved) + " spent (" + format_usd(committed) + " committed, " +
+              format_usd(reserved) + " reserved) is over the " + cap + " of " + format_usd(limit) + " in force"};
 }
 
 bool passes(const std::string& verdict) {

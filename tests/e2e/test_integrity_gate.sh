@@ -279,9 +279,9 @@ copy caps_lowered
 edit_json "$P/avps.json" 'd["budget"]["scene_cap_usd"] = 1; d["budget"]["project_cap_usd"] = 5'
 expect_exit 1 "$AVPS" gate "$P"
 expect_out "project: "
-expect_out "is over the project cap of 5.000000 USD in force  [budget.cap]"
+expect_out "is over the project cap of \$5.000000 in force  [budget.cap]"
 expect_out "S01: "
-expect_out "is over the scene cap of 1.000000 USD in force  [budget.cap]"
+expect_out "is over the scene cap of \$1.000000 in force  [budget.cap]"
 
 # --- Beside a running `avps run`: 50 gates, each reading one snapshot, report no false violation --
 LIVE="$WORK/live"
