@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -146,19 +147,25 @@ Result<const governance::RoutingTable*> Impl::allocation() {
 
 // The version of an input a step may read, walking back from the latest past versions that a
 // resumed run must not see yet:
+//   - a version written by a step later in the walk than the reader (WalkRank): the cost loop
+//     before final renders writes the scene's COST_REPORT after the one before proxies read it,
+//     and the final QC wave writes a QC_BATCH after the cost loop read the proxy waves'. A step
+//     reads the record as its place in the walk left it, so a second run finds it up to date;
 //   - an output of this very loop that an interrupted run recorded without finishing its step
 //     (regen-analyzer reads the REGEN_RULES it writes): that attempt is re-run from the inputs it
 //     had;
 //   - an output of another loop whose last step FAILed and has not been acted on (a revision an
 //     interruption cut between its failed attempt and the next): downstream work waits for the
 //     loop's answer, as it does in an uninterrupted run, instead of building on a rejected version.
-Result<std::optional<Loaded>> Impl::input_version(std::optional<Loaded> loaded, const std::string& reader_loop) {
+Result<std::optional<Loaded>> Impl::input_version(std::optional<Loaded> loaded, const std::string& reader_loop,
+                                                  const std::optional<WalkRank>& reader) {
   while (loaded) {
     auto writer = record.written_by.find(loaded->record.name);
     if (writer == record.written_by.end()) {
       return loaded;
     }
     const std::string step = writer->second.value("step", "");
+    const std::optional<WalkRank> written_at = writer_rank(step);
     auto finished = record.steps.find(step);
     const bool unfinished =
         finished == record.steps.end() || finished->second.value("attempt", 0) < writer->second.value("attempt", 0);
@@ -171,6 +178,7 @@ Result<std::optional<Loaded>> Impl::input_version(std::optional<Loaded> loaded, 
       skip = finished->second.value("verdict", "") == "FAIL" && loop != reader_loop && last != record.loops.end() &&
              last->second.value("step", "") == step && !record.open_stops.count(loop);
     }
+    skip = skip || (reader && written_at && *written_at > *reader);
     if (!skip) {
       return loaded;
     }
@@ -358,11 +366,88 @@ Result<bool> Impl::condition(const std::string& name, const Context& context) {
   return make_error(ErrorCode::configuration, "the stage graph's condition \"" + name + "\" is not known to this engine");
 }
 
+std::vector<int> walk_groups(const skills::StageGraph& graph) {
+  std::vector<int> groups;
+  bool scene_by_scene = false;
+  for (const skills::Phase& phase : graph.phases) {
+    // A per-scene phase that reads the world state before its scene waits for the previous
+    // scene's continuity: it and the phases after it run scene by scene.
+    scene_by_scene = scene_by_scene || phase.fan_out == "per_shot" ||
+                     (phase.fan_out == "per_scene" && phase.name != "psychology");
+    const bool production = phase.name.rfind("cost_", 0) == 0 || phase.fan_out == "per_shot";
+    groups.push_back(!scene_by_scene ? 0 : production ? 2 : 1);
+  }
+  return groups;
+}
+
+WalkRank Impl::rank_of(const std::string& skill, const Context& context) const {
+  int position = std::numeric_limits<int>::max();  // a skill outside the graph: production's on-demand steps
+  if (auto at = graph_step_index.find(context.graph_step); !context.graph_step.empty() && at != graph_step_index.end()) {
+    position = at->second;
+  } else if (auto res = resolution_step_index.find(skill + "/" + context.resolution);
+             !context.resolution.empty() && res != resolution_step_index.end()) {
+    position = res->second;
+  } else if (auto first = step_index.find(skill); first != step_index.end()) {
+    position = first->second;
+  } else if (auto phase_end = resolution_step_index.find("/" + context.resolution);
+             !context.resolution.empty() && phase_end != resolution_step_index.end()) {
+    position = phase_end->second;  // an on-demand skill (regen-analyzer) runs inside that phase's waves
+  }
+  WalkRank rank;
+  rank.position = position;
+  rank.group = position < static_cast<int>(group_at.size()) ? group_at[position] : 2;
+  if (rank.group > 0) {
+    auto scene = scene_order.find(context.scene_id);
+    rank.scene = scene == scene_order.end() ? -1 : scene->second;
+  }
+  return rank;
+}
+
+std::optional<WalkRank> Impl::writer_rank(const std::string& step_key) const {
+  // "skill/KEY[/resolution]" then "@digest", "#wave" or "<judge loop".
+  const std::string loop = step_key.substr(0, step_key.find_first_of("@#<"));
+  const size_t slash = loop.find('/');
+  const std::string skill = loop.substr(0, slash);
+  if (!step_index.count(skill) && !e.m_registry.find(skill)) {
+    return std::nullopt;
+  }
+  Context context;
+  if (slash != std::string::npos) {
+    const std::string rest = loop.substr(slash + 1);
+    const size_t second = rest.find('/');
+    const std::string key = rest.substr(0, second);
+    context.resolution = second == std::string::npos ? "" : rest.substr(second + 1);
+    if (artifacts::is_shot_id(key)) {
+      context.scene_id = key.substr(0, key.find("_SH"));
+    } else if (artifacts::is_scene_id(key)) {
+      context.scene_id = key;
+    }
+  }
+  if (auto finished = record.steps.find(step_key); finished != record.steps.end()) {
+    context.graph_step = finished->second.value("graph_step", "");
+  }
+  return rank_of(skill, context);
+}
+
 void Impl::index_graph(const skills::StageGraph& graph) {
   int production = -1;
   std::vector<skills::PlannedStep> steps = skills::flatten(graph, e.m_registry.skills());
+  const std::vector<int> groups = walk_groups(graph);
+  std::map<std::string, std::pair<int, std::string>> phases;  // name -> group, resolution
+  for (size_t p = 0; p < graph.phases.size(); ++p) {
+    phases[graph.phases[p].name] = {groups[p], graph.phases[p].resolution};
+  }
   for (size_t i = 0; i < steps.size(); ++i) {
     const int at = static_cast<int>(i);
+    graph_step_index.emplace(steps[i].id, at);
+    const auto& [group, resolution] = phases[steps[i].phase];
+    group_at.push_back(group);
+    if (!resolution.empty() && !steps[i].skill.empty()) {
+      resolution_step_index.emplace(steps[i].skill + "/" + resolution, at);
+    }
+    if (!resolution.empty()) {
+      resolution_step_index["/" + resolution] = at;  // the phase's last step
+    }
     if (!steps[i].skill.empty()) {
       step_index.emplace(steps[i].skill, at);
     }
@@ -384,13 +469,15 @@ void Impl::index_graph(const skills::StageGraph& graph) {
 }
 
 // An optional input written only by a later step is circular (DESIGN §3: "if present"): reading
-// it once it exists would make every run after the first re-derive the step. It is not read.
-bool Impl::circular(const skills::SkillDef& skill, const skills::SkillInput& input) const {
+// it once it exists would make every run after the first re-derive the step. It is not read. A
+// skill's later step in the graph (context.graph_step) reads what the steps before it wrote.
+bool Impl::circular(const skills::SkillDef& skill, const Context& context, const skills::SkillInput& input) const {
   if (input.required) {
     return false;
   }
-  auto consumer = step_index.find(skill.name);
-  if (consumer == step_index.end()) {
+  const std::map<std::string, int>& positions = context.graph_step.empty() ? step_index : graph_step_index;
+  auto consumer = positions.find(context.graph_step.empty() ? skill.name : context.graph_step);
+  if (consumer == positions.end()) {
     return false;
   }
   std::string kind = input.kind;
@@ -408,11 +495,15 @@ bool Impl::circular(const skills::SkillDef& skill, const skills::SkillInput& inp
 Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& context) {
   Gathered g;
   const std::string reader_loop = loop_key(skill, context);
+  const WalkRank rank = rank_of(skill.name, context);
+  const skills::SkillInput* reading = nullptr;  // the input being gathered: its fields cut what is read
+  // A feedback input (the analyzer's REGEN_RULES for the next GenPack) is written later in the
+  // walk by design: every version of it is readable.
+  auto reader = [&] { return reading && reading->feedback ? std::nullopt : std::optional<WalkRank>(rank); };
   auto input_latest = [&](const std::string& kind, const std::string& target) -> Result<std::optional<Loaded>> {
     AVPS_TRY_ASSIGN(std::optional<Loaded> loaded, latest(kind, target));
-    return input_version(std::move(loaded), reader_loop);
+    return input_version(std::move(loaded), reader_loop, reader());
   };
-  const skills::SkillInput* reading = nullptr;  // the input being gathered: its fields cut what is read
   auto fingerprint = [](const json& value) {
     Result<std::string> canonical = core::canonical_json(value);
     return core::sha256_hex(canonical ? *canonical : value.dump());
@@ -449,7 +540,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     const std::string& slice = input.slice;
     reading = &input;
     bool found = false;
-    if (circular(skill, input)) {
+    if (circular(skill, context, input)) {
       continue;
     }
     if (kind == "BRIEF") {
@@ -551,7 +642,14 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         found = true;
       }
     } else if (slice == "all_targets") {
-      AVPS_TRY_ASSIGN(std::vector<Loaded> all, latest_per_target(kind));
+      AVPS_TRY_ASSIGN(std::vector<Loaded> latest_ones, latest_per_target(kind));
+      std::vector<Loaded> all;
+      for (Loaded& l : latest_ones) {
+        AVPS_TRY_ASSIGN(std::optional<Loaded> readable, input_version(std::move(l), reader_loop, reader()));
+        if (readable) {
+          all.push_back(std::move(*readable));
+        }
+      }
       if (!all.empty()) {
         std::vector<std::string> names;
         for (const Loaded& l : all) {
@@ -617,6 +715,9 @@ std::string Impl::step_key(const skills::SkillDef& skill, const Context& context
     basis.push_back({f["kind"], f["sha256"]});
   }
   basis.push_back(extra);
+  if (!context.graph_step.empty()) {
+    basis.push_back({{"graph_step", context.graph_step}});
+  }
   std::string k = context.key();
   Result<std::string> canonical = core::canonical_json(basis);
   return skill.name + (k.empty() ? "" : "/" + k) + (context.resolution.empty() ? "" : "/" + context.resolution) + "@" +
@@ -1664,6 +1765,9 @@ Result<void> Impl::run_skill(const skills::SkillDef& skill, const std::vector<Co
     Job job;
     job.ctx = context;
     job.ctx.scope = skill.scope;
+    if (!context.graph_step.empty()) {
+      job.log_extra["graph_step"] = context.graph_step;  // where the step stood (Impl::writer_rank)
+    }
     jobs.push_back(std::move(job));
   }
   if (jobs.empty()) {
@@ -1709,10 +1813,12 @@ Result<std::vector<Context>> Impl::entity_contexts() {
 
 Result<void> Impl::refresh_scenes() {
   scenes.clear();
+  scene_order.clear();
   AVPS_TRY_ASSIGN(auto loaded, latest("SCENES", ""));
   if (loaded) {
     for (const json& row : rows_of(loaded->content())) {
       scenes.push_back(row.value("scene_id", ""));
+      scene_order.emplace(scenes.back(), static_cast<int>(scenes.size()) - 1);
     }
   }
   return ok();
@@ -1728,7 +1834,15 @@ Result<void> Impl::run_phase(const skills::Phase& phase, const std::vector<Conte
     if (!skill) {
       return make_error(ErrorCode::configuration, "step " + step.id + " names the unknown skill " + step.skill);
     }
-    AVPS_TRY(run_skill(*skill, contexts));
+    std::vector<Context> at_step = contexts;
+    auto first = step_index.find(skill->name);
+    auto here = graph_step_index.find(step.id);
+    if (first != step_index.end() && here != graph_step_index.end() && here->second != first->second) {
+      for (Context& c : at_step) {
+        c.graph_step = step.id;
+      }
+    }
+    AVPS_TRY(run_skill(*skill, at_step));
     if (outcome.exit != ExitCode::ok || restart) {
       return ok();
     }
@@ -1740,24 +1854,17 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
   auto stop_here = [&](const std::string& name) { return !options.until.empty() && options.until == name; };
   auto halted = [&] { return outcome.exit != ExitCode::ok || restart; };
 
-  // Project-wide phases, in graph order, until the first per-scene one.
+  // Project-wide phases (walk group 0), in graph order: every scene at once.
+  const std::vector<int> groups = walk_groups(graph);
   size_t i = 0;
-  for (; i < graph.phases.size(); ++i) {
+  for (; i < graph.phases.size() && groups[i] == 0; ++i) {
     const skills::Phase& phase = graph.phases[i];
-    if (phase.fan_out == "per_shot") {
-      break;
-    }
     std::vector<Context> contexts;
     if (phase.fan_out == "once") {
       contexts.push_back(Context{});
     } else if (phase.fan_out == "per_entity") {
       AVPS_TRY_ASSIGN(contexts, entity_contexts());
     } else if (phase.fan_out == "per_scene") {
-      // A per-scene phase that reads the world state before its scene waits for the previous
-      // scene's continuity: those phases run scene by scene below.
-      if (phase.name != "psychology") {
-        break;
-      }
       AVPS_TRY(refresh_scenes());
       for (const std::string& s : scenes) {
         if (options.scene.empty() || options.scene == s) {
@@ -1784,12 +1891,7 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
   std::vector<const skills::Phase*> scene_phases;
   std::vector<const skills::Phase*> production;
   for (size_t k = i; k < graph.phases.size(); ++k) {
-    const skills::Phase& p = graph.phases[k];
-    if (p.name.rfind("cost_", 0) == 0 || p.fan_out == "per_shot") {
-      production.push_back(&p);
-    } else {
-      scene_phases.push_back(&p);
-    }
+    (groups[k] == 2 ? production : scene_phases).push_back(&graph.phases[k]);
   }
   bool until_in_scene_phases = false;
   for (const skills::Phase* p : scene_phases) {

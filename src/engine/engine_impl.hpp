@@ -125,6 +125,23 @@ class EngineGateContext : public gates::GateContext {
   std::optional<nlohmann::json> m_world_before;
 };
 
+/// Where a step stands in the walk (Impl::walk): its group (0 the project-wide phases, 1 the scene
+/// phases, 2 production), its scene's place in story order (groups 1 and 2), its place in graph
+/// order. Walks run in this order; a version written by a step later in it is not an input of a
+/// step earlier in it (Impl::input_version).
+struct WalkRank {
+  int group = 0;
+  int scene = 0;
+  int position = 0;
+  auto operator<=>(const WalkRank&) const = default;
+};
+
+/// The walk group (WalkRank::group) of each phase of `graph`, in its order: the phases before the
+/// first per-scene phase that reads the world state, which the walk runs for every scene at once;
+/// the scene phases, run scene by scene in story order; production (cost loops and per-shot
+/// phases), run scene by scene after them.
+std::vector<int> walk_groups(const skills::StageGraph& graph);
+
 /// Whether artifacts of the codec's kind carry a gate object (WORLD_STATE and STATE_DIFF do not).
 bool carries_gate(const artifacts::FaceCodec& codec);
 
@@ -147,6 +164,11 @@ struct Impl {
   std::vector<ledger::Event> events_cache;
   std::map<std::string, int> step_index;      ///< skill -> its first step in graph order
   std::map<std::string, int> producer_index;  ///< kind -> the first step that writes it
+  std::map<std::string, int> graph_step_index;  ///< graph step id -> its position in graph order
+  /// "skill/resolution" -> its step in that resolution's phase; "/resolution" -> that phase's last step
+  std::map<std::string, int> resolution_step_index;
+  std::vector<int> group_at;  ///< graph position -> its walk group (walk_groups)
+  std::map<std::string, int> scene_order;  ///< scene id -> its place in `scenes`
   /// Artifact contents read lately: the locks and shot lists every step of a scene reads are read
   /// from the store and parsed once, not once per step.
   ContentCache contents{k_content_cache_entries};
@@ -172,7 +194,13 @@ struct Impl {
   /// once the artifact index has moved.
   Result<const governance::RoutingTable*> allocation();
   Result<std::optional<Loaded>> by_name(const std::string& name);
-  Result<std::optional<Loaded>> input_version(std::optional<Loaded> loaded, const std::string& reader_loop);
+  Result<std::optional<Loaded>> input_version(std::optional<Loaded> loaded, const std::string& reader_loop,
+                                              const std::optional<WalkRank>& reader);
+  /// Where a run of `skill` in `context` stands in the walk.
+  WalkRank rank_of(const std::string& skill, const Context& context) const;
+  /// Where the step that `step_key` names (a step.finished "step", an artifact's details.step)
+  /// stood in the walk; nullopt for a writer outside the graph (init, an import).
+  std::optional<WalkRank> writer_rank(const std::string& step_key) const;
   Result<void> refresh_index();
   Result<std::vector<Loaded>> latest_per_target(const std::string& kind);
   Result<std::vector<Loaded>> all_versions(const std::string& kind, const std::string& target);
@@ -184,7 +212,7 @@ struct Impl {
   Result<bool> condition(const std::string& name, const Context& context);
   Result<Gathered> gather(const skills::SkillDef& skill, const Context& context);
   void index_graph(const skills::StageGraph& graph);
-  bool circular(const skills::SkillDef& skill, const skills::SkillInput& input) const;
+  bool circular(const skills::SkillDef& skill, const Context& context, const skills::SkillInput& input) const;
   std::string step_key(const skills::SkillDef& skill, const Context& context, const Gathered& gathered,
                        const nlohmann::json& extra);
   std::string loop_key(const skills::SkillDef& skill, const Context& context);

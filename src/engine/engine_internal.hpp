@@ -25,6 +25,10 @@ struct Context {
   std::string entity_id;
   std::string scope = "project";  ///< the skill scope it suits: project, scene, shot, character, set, voice
   std::string resolution;         ///< shots: proxy or final
+  /// The stage graph's step this run is of, when its skill has an earlier step in the graph
+  /// (cost_final.cost-optimizer after cost_proxy.cost-optimizer): a step of its own, reading what
+  /// the steps before it wrote. "" for a skill's first (or only) step.
+  std::string graph_step;
 
   /// The id the context is about ("" for the project).
   std::string key() const;

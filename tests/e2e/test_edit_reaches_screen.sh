@@ -88,9 +88,12 @@ want=$(while read -r shot; do echo "$shot final"; echo "$shot proxy"; done <<<"$
 $rendered
 expected:
 $want"
-# New versions: a GenPack per new render, storyboards, QC batches; nothing else.
+# New versions: a GenPack per new render, storyboards, QC batches, and the cost loop before final
+# renders of each scene that was rendered again (its COST_REPORT, the project's BUDGET_STATUS);
+# nothing else.
+scenes_again=$(sed 's/_SH.*//' <<<"$expected" | sort -u | paste -sd '|')
 others=$(q "$P" "SELECT json_extract(body,'$.artifact.name') FROM events WHERE kind='artifact.recorded' AND seq > $before" \
-  | grep -v -E '^(GENPACK|STORYBOARD|STORYBOARD_REPORT|QC_BATCH)_' || true)
+  | grep -v -E "^(GENPACK|STORYBOARD|STORYBOARD_REPORT|QC_BATCH)_|^COST_REPORT_($scenes_again)_v|^BUDGET_STATUS_v" || true)
 [ -z "$others" ] || fail "artifacts that do not carry the lock got new versions:
 $others"
 # Every new GenPack carries the edited lock verbatim, the new scar among its anchors' text.
