@@ -53,6 +53,21 @@ for skill in story-architect character-lock plausibility-auditor world-state-tra
              qc-grader regen-analyzer model-router budget-gates cost-optimizer prompt-packager storyboard-generator; do
   grep -q ",$skill," "$P/logs/RUN_LOG_v001.csv" || fail "no RUN_LOG row of $skill"
 done
+# The cost loop (cost-optimizer, model-router, budget-gates) runs between the last proxy QC and the
+# first final render of every scene (DESIGN §3: before proxy -> final).
+python3 - "$P/logs/RUN_LOG_v001.csv" <<'PY' || fail "a scene without its cost loop before final renders"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+scenes = sorted({r["scene_id"] for r in rows if r["scene_id"]})
+assert scenes, "no scene rows"
+for scene in scenes:
+    mine = [(i, r) for i, r in enumerate(rows) if r["scene_id"] == scene]
+    last_proxy_qc = max(i for i, r in mine if r["skill_name"] == "qc-grader" and "QC proxy wave" in r["notes"])
+    first_final = min(i for i, r in mine if r["skill_name"] == "generate" and r["notes"].startswith("final render"))
+    between = [r for i, r in mine if last_proxy_qc < i < first_final and r["artifact_output"]]
+    for skill in ("cost-optimizer", "model-router", "budget-gates"):
+        assert any(r["skill_name"] == skill for r in between), (scene, skill, [r["skill_name"] for r in between])
+PY
 [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished'")" -le \
   "$(q "$P" "SELECT count(*) FROM events WHERE json_extract(body,'$.row') IS NOT NULL")" ] || fail "a step without its row"
 [ "$(q "$P" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id=r.id WHERE e.id IS NULL")" = 0 ] \
