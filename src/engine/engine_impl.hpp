@@ -288,6 +288,14 @@ struct Impl {
   /// Whether `key` needs no more attempts from `identity`: its last attempt from it passed QC
   /// (`grader`'s), or a person accepted a render made from it (`avps override --accept`).
   bool shot_done(const skills::SkillDef& grader, const std::string& key, const std::string& identity);
+  /// What escalating a shot's generation (SHOTLIST `row`) from tier `from` to `to` costs, and
+  /// budget-gates' word on it (skills.md 2.22: premium only with documented cost): one attempt's
+  /// worst case at each tier, the delta over the next round's `attempts`, and "refused" with why
+  /// when that round at `to` would pass a cap in force (project, the scene's, the shot's) or no
+  /// model of `to` can render it. The body of the budget.escalation event.
+  Result<nlohmann::json> escalation_cost(const nlohmann::json& row, const std::string& resolution,
+                                         const std::string& from, const std::string& to, int attempts,
+                                         const std::string& scene, const std::string& shot);
   /// Engine::stale_shots.
   Result<std::vector<StaleShot>> stale_shots();
   Result<void> render_storyboards(const skills::SkillDef& reviewer, const std::vector<Context>& shots,

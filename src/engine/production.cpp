@@ -479,6 +479,50 @@ Result<std::vector<StaleShot>> Impl::stale_shots() {
   return out;
 }
 
+Result<json> Impl::escalation_cost(const json& row, const std::string& resolution, const std::string& from,
+                                   const std::string& to, int attempts, const std::string& scene,
+                                   const std::string& shot) {
+  AVPS_TRY_ASSIGN(int64_t ms, governance::duration_ms(row.value("duration_s", 0.0)));
+  const std::string final_pixels = config_text(e.m_project.config().document, "/style/resolution/final");
+  auto attempt_cost = [&](const std::string& tier) -> Result<int64_t> {
+    governance::Task task = governance::Task::generation(
+        row.value("hero_tier", "C"), resolution == "final" ? governance::Resolution::final : governance::Resolution::proxy,
+        final_pixels, ms);
+    task.tier = tier;
+    AVPS_TRY_ASSIGN(governance::Route route, e.m_router.route(task));
+    return route.worst_case_micro_usd;
+  };
+  AVPS_TRY_ASSIGN(int64_t before, attempt_cost(from));
+  json priced = {{"from_tier", from}, {"to_tier", to}, {"attempts", attempts}, {"attempt_micro_usd_before", before}};
+  Result<int64_t> after = attempt_cost(to);
+  if (!after) {
+    priced["refused"] = "no model of " + to + " can render it (" + after.error().message + ")";
+    return priced;
+  }
+  const int64_t round = *after * attempts;
+  priced["attempt_micro_usd_after"] = *after;
+  priced["delta_micro_usd"] = (*after - before) * attempts;
+  priced["round_micro_usd"] = round;
+  priced["summary"] = "+" + governance::format_usd((*after - before) * attempts) + " for up to " +
+                      std::to_string(attempts) + " attempt(s) (" + governance::format_usd(before) + " -> " +
+                      governance::format_usd(*after) + " each)";
+  AVPS_TRY_ASSIGN(std::vector<governance::CapPosition> caps, e.m_governor.positions(scene, shot));
+  priced["caps"] = json::array();
+  for (const governance::CapPosition& cap : caps) {
+    priced["caps"].push_back(
+        {{"scope", cap.scope}, {"cap_micro_usd", cap.cap_micro_usd}, {"spend_micro_usd", cap.spend.total()}});
+  }
+  for (const governance::CapPosition& cap : caps) {
+    if (cap.cap_micro_usd > 0 && cap.spend.total() + round > cap.cap_micro_usd) {
+      priced["refused"] = "the round at " + to + " (" + governance::format_usd(round) + ") would take the " +
+                          cap.scope + " cap to " + governance::format_usd(cap.spend.total() + round) + " of " +
+                          governance::format_usd(cap.cap_micro_usd);
+      return priced;
+    }
+  }
+  return priced;
+}
+
 Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene) {
   const std::string resolution = phase.resolution;
   const json& config = e.m_project.config().document;
@@ -639,23 +683,78 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                                  "`--accept best` to keep its best attempt, or re-plan the shot)",
                              {{"inputs", a.identity}});
           }
-          // The analyzer's remedy opens the next round: simplify when it recommends a structural
-          // change for this shot, else escalate the generation tier one step.
+          // The analyzer's remedy opens the next round. Escalation comes only after simplification
+          // (skills.md 2.19): simplify when the analyzer recommends a structural change for this
+          // shot and this round was not opened by one; else escalate the generation tier one step
+          // (the analyzer recommending it, or the simplification having been tried).
           AVPS_TRY_ASSIGN(auto rules, latest("REGEN_RULES", ""));
+          auto covers = [&](const json& recommendation) {
+            const json scope = recommendation.value("scope", json::array());
+            return std::find(scope.begin(), scope.end(), json(a.ctx.shot_id)) != scope.end();
+          };
           bool simplify = false;
+          bool analyzer_escalates = false;
           if (rules) {
             for (const json& rec : rules->content().value("structural_simplification_recommendations", json::array())) {
-              const json scope = rec.value("scope", json::array());
-              simplify = simplify || std::find(scope.begin(), scope.end(), json(a.ctx.shot_id)) != scope.end();
+              simplify = simplify || covers(rec);
             }
+            const json escalation = rules->content().value("escalation_recommendation", json::object());
+            analyzer_escalates = escalation.is_object() && covers(escalation);
+          }
+          if (round.value("remedy", "") == "simplify" || analyzer_escalates) {
+            simplify = false;
           }
           auto step = std::find(generation_ladder().begin(), generation_ladder().end(), a.tier);
           std::string remedy = "escalate";
           std::string next_tier = a.tier;
-          if (simplify || step == generation_ladder().end() || step + 1 == generation_ladder().end()) {
+          std::string why_not_escalate;  // the budget-gates row of a refused escalation
+          if (simplify) {
             remedy = "simplify";
+          } else if (step == generation_ladder().end() || step + 1 == generation_ladder().end()) {
+            remedy = "simplify";
+            why_not_escalate = a.tier + " is the top generation tier";
           } else {
             next_tier = *(step + 1);
+          }
+          // Premium only for hero A (skills.md 2.22); and budget-gates approves the escalation's
+          // cost: the next round's attempts at the new tier must fit under every cap in force.
+          json approval = json::object();  // the budget.escalation body, once priced
+          std::vector<ledger::EventDraft> round_opened;
+          if (remedy == "escalate" && next_tier == generation_ladder().back() && hero != "A") {
+            why_not_escalate = "premium escalation is for hero A shots only; " + a.ctx.shot_id + " is hero " + hero;
+          } else if (remedy == "escalate") {
+            AVPS_TRY_ASSIGN(json priced, escalation_cost(a.row, resolution, a.tier, next_tier, per_round,
+                                                         a.ctx.scene_id, a.ctx.shot_id));
+            approval = std::move(priced);
+            why_not_escalate = approval.value("refused", "");
+          }
+          if (!why_not_escalate.empty()) {
+            remedy = "simplify";
+            next_tier = a.tier;
+          }
+          if (!approval.empty() || (!why_not_escalate.empty() && !simplify)) {
+            ledger::LogRow gate_row;
+            gate_row.skill_name = "budget-gates";
+            gate_row.scene_id = scene;
+            gate_row.shot_id = a.ctx.shot_id;
+            gate_row.tier = why_not_escalate.empty() ? approval.value("to_tier", "") : a.tier;
+            gate_row.outcome = why_not_escalate.empty() ? "PASS" : "FAIL";
+            gate_row.regen_count = std::to_string(every_attempt.size());
+            gate_row.estimated_cost = governance::usd_decimal(approval.value("round_micro_usd", int64_t{0}));
+            gate_row.notes = why_not_escalate.empty()
+                                 ? "approved escalation of " + a.ctx.shot_id + " " + approval.value("from_tier", "") +
+                                       " -> " + approval.value("to_tier", "") + ": " + approval.value("summary", "")
+                                 : "refused escalation of " + a.ctx.shot_id + ": " + why_not_escalate +
+                                       "; simplifying via shot-planner instead";
+            json decision = approval;
+            decision["shot_id"] = a.ctx.shot_id;
+            decision["resolution"] = resolution;
+            decision["approved"] = why_not_escalate.empty();
+            if (!why_not_escalate.empty()) {
+              decision["refused"] = why_not_escalate;
+            }
+            // Recorded with the round it opens (one transaction below): a resumed run decides again.
+            round_opened.push_back(ledger::EventDraft{.kind = "budget.escalation", .body = decision, .row = gate_row});
           }
           if (remedy == "simplify") {
             Job judge;
@@ -678,11 +777,14 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
           row_log.outcome = "DONE";
           row_log.regen_count = std::to_string(every_attempt.size());
           row_log.notes = "regen round " + std::to_string(round_number + 1) + " of " + a.ctx.shot_id + " (" + resolution +
-                          "): " + remedy + (remedy == "escalate" ? " " + a.tier + " -> " + next_tier : " via shot-planner");
+                          "): " + remedy +
+                          (remedy == "escalate" ? " " + a.tier + " -> " + next_tier + ", " + approval.value("summary", "")
+                                                : " via shot-planner");
           json body = {{"shot_id", a.ctx.shot_id}, {"resolution", resolution}, {"round", round_number + 1},
                        {"after_attempt", every_attempt.size()}, {"tier", next_tier}, {"remedy", remedy},
                        {"inputs", a.identity}};
-          AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "regen.round", .body = body, .row = row_log}));
+          round_opened.push_back(ledger::EventDraft{.kind = "regen.round", .body = body, .row = row_log});
+          AVPS_TRY(e.m_project.ledger().commit(std::move(round_opened)));
           record.rounds[key] = body;
           a.tier = next_tier;
         }
