@@ -876,14 +876,22 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
       }
     } else if (name == "regen_limit_with_analyzer") {
       // Every shot of the scene (of the project without one) that failed as often as the regen
-      // policy lets it before the analyzer must have had an analyzer run.
+      // policy lets it before the analyzer must have had an analyzer run. Failures count per
+      // render identity, as production counts them: a shot made again from new inputs (an edited
+      // lock) starts its count again.
       const int analyzer_after = config_int(config, "/regen/analyzer_after_failures", 2);
       for (const auto& [key, attempts] : record.shot_attempts) {
         if (!job.ctx.scene_id.empty() && key.rfind(job.ctx.scene_id + "_", 0) != 0) {
           continue;
         }
-        const auto failed = std::count_if(attempts.begin(), attempts.end(),
-                                          [](const json& a) { return a.value("verdict", "") != "PASS"; });
+        std::map<std::string, int> failed_by_identity;
+        for (const json& a : attempts) {
+          failed_by_identity[a.value("inputs", "")] += a.value("verdict", "") != "PASS" ? 1 : 0;
+        }
+        int failed = 0;
+        for (const auto& [identity, count] : failed_by_identity) {
+          failed = std::max(failed, count);
+        }
         auto analyzed = record.analyzer_runs.lower_bound(key + "#");
         const bool ran = analyzed != record.analyzer_runs.end() && analyzed->rfind(key + "#", 0) == 0;
         if (failed >= analyzer_after && !ran) {
