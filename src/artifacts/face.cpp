@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "avps/core/canonical_json.hpp"
@@ -510,6 +511,18 @@ struct FaceCodec::Impl {
   std::vector<std::string> identity;
   std::vector<Section> sections;
   std::vector<std::string> columns;
+  /// CSV: findings kept beside the rows in the JSON (QC_BATCH's violations), shown in a column of
+  /// the row they concern as "label: text" list items, so that the face shows all it holds.
+  struct RowItems {
+    std::string column;              ///< the face column
+    std::string field;               ///< the top-level array of the JSON
+    std::vector<std::string> match;  ///< fields an item shares with its row
+    std::string label;               ///< item field before ": "
+    std::string text;                ///< item field after ": "
+  };
+  std::optional<RowItems> row_items;
+  /// CSV: headers of earlier layouts, with why such a face cannot be read now.
+  std::vector<std::pair<std::vector<std::string>, std::string>> older_layouts;
   SchemaSet schemas;
   core::JsonSchema validator;
 
@@ -752,32 +765,107 @@ struct FaceCodec::Impl {
   }
 
   // CSV: a header row of the framework's columns, then one row per item of "rows".
+  // Which row each item of row_items belongs to: the first row sharing its match fields. An item
+  // no row shares is an error, never left off the face.
+  Result<std::vector<std::vector<const json*>>> items_by_row(const json& content, const json& rows) const {
+    std::vector<std::vector<const json*>> out(rows.size());
+    if (!row_items) {
+      return out;
+    }
+    static const json k_none = json::array();
+    // A reference into `content`: the pointers returned point at its items.
+    const json& items = content.contains(row_items->field) ? content[row_items->field] : k_none;
+    for (const json& item : items) {
+      bool placed = false;
+      for (size_t r = 0; r < rows.size() && !placed; ++r) {
+        placed = std::all_of(row_items->match.begin(), row_items->match.end(), [&](const std::string& f) {
+          return item.contains(f) && rows[r].contains(f) && item[f] == rows[r][f];
+        });
+        if (placed) {
+          out[r].push_back(&item);
+        }
+      }
+      if (!placed) {
+        std::string key;
+        for (const std::string& f : row_items->match) {
+          key += (key.empty() ? "" : ", ") + f + " " + item.value(f, json()).dump();
+        }
+        return face_error(kind + " face: an item of " + row_items->field + " (" + key +
+                          ") matches no row, so the face cannot show it");
+      }
+    }
+    return out;
+  }
+
+  static std::string list_cell(const std::vector<std::string>& items) {
+    std::string joined;
+    for (size_t k = 0; k < items.size(); ++k) {
+      std::string escaped;
+      for (char c : items[k]) {
+        if (c == '\\' || c == ',') {
+          escaped += '\\';
+        }
+        escaped += c;
+      }
+      joined += (k ? ", " : "") + escaped;
+    }
+    return joined;
+  }
+
+  static std::vector<std::string> list_items(const std::string& cell) {
+    std::vector<std::string> items;
+    std::string item;
+    for (size_t k = 0; k < cell.size(); ++k) {
+      if (cell[k] == '\\' && k + 1 < cell.size()) {
+        item += cell[++k];
+      } else if (cell[k] == ',') {
+        items.push_back(item);
+        item.clear();
+        if (k + 1 < cell.size() && cell[k + 1] == ' ') {
+          ++k;
+        }
+      } else {
+        item += cell[k];
+      }
+    }
+    if (!cell.empty()) {
+      items.push_back(item);
+    }
+    return items;
+  }
+
   Result<std::string> render_csv(const json& content) const {
     std::string out = core::csv_format_record(columns);
     Node row_schema = schemas.items(schemas.property(root(), "rows"));
     const json rows = content.value("rows", json::array());
-    for (const json& row : rows) {
+    AVPS_TRY_ASSIGN(auto attached, items_by_row(content, rows));
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const json& row = rows[r];
       core::CsvRecord record;
       for (const std::string& column : columns) {
+        if (row_items && column == row_items->column) {
+          std::vector<std::string> shown;
+          for (const json* item : attached[r]) {
+            const std::string label = item->value(row_items->label, std::string());
+            if (label.find(": ") != std::string::npos) {
+              return face_error(kind + " face: " + row_items->label + " \"" + label + "\" cannot be shown before \": \"");
+            }
+            shown.push_back(label + ": " + item->value(row_items->text, std::string()));
+          }
+          record.push_back(list_cell(shown));
+          continue;
+        }
         if (!row.contains(column)) {
           record.emplace_back();
           continue;
         }
         const json& cell = row[column];
         if (cell.is_array()) {
-          std::string joined;
-          for (size_t k = 0; k < cell.size(); ++k) {
-            std::string item = cell[k].is_string() ? cell[k].get<std::string>() : cell[k].dump();
-            std::string escaped;
-            for (char c : item) {
-              if (c == '\\' || c == ',') {
-                escaped += '\\';
-              }
-              escaped += c;
-            }
-            joined += (k ? ", " : "") + escaped;
+          std::vector<std::string> items;
+          for (const json& item : cell) {
+            items.push_back(item.is_string() ? item.get<std::string>() : item.dump());
           }
-          record.push_back(joined);
+          record.push_back(list_cell(items));
         } else if (cell.is_string()) {
           std::string s = cell.get<std::string>();
           Types t = schemas.types(schemas.property(row_schema, column));
@@ -794,6 +882,11 @@ struct FaceCodec::Impl {
 
   Result<json> parse_csv(std::string_view face) const {
     AVPS_TRY_ASSIGN(std::vector<core::CsvRecord> records, core::csv_parse(face));
+    for (const auto& [older, why] : older_layouts) {
+      if (!records.empty() && records[0] == older) {
+        return face_error("line 1: this " + kind + " face has an earlier layout: " + why);
+      }
+    }
     if (records.empty() || records[0] != columns) {
       std::string want;
       for (const std::string& c : columns) {
@@ -803,6 +896,7 @@ struct FaceCodec::Impl {
     }
     Node row_schema = schemas.items(schemas.property(root(), "rows"));
     json rows = json::array();
+    json attached = json::array();
     for (size_t r = 1; r < records.size(); ++r) {
       const core::CsvRecord& record = records[r];
       if (record.size() != columns.size()) {
@@ -810,28 +904,18 @@ struct FaceCodec::Impl {
                           std::to_string(columns.size()));
       }
       json row = json::object();
+      std::vector<std::string> row_item_texts;
       for (size_t c = 0; c < columns.size(); ++c) {
         Node column_schema = schemas.property(row_schema, columns[c]);
         Types t = schemas.types(column_schema);
         const std::string& cell = record[c];
+        if (row_items && columns[c] == row_items->column) {
+          row_item_texts = list_items(cell);
+          continue;
+        }
         if (t.array) {
           json items = json::array();
-          std::string item;
-          bool any = !cell.empty();
-          for (size_t k = 0; k < cell.size(); ++k) {
-            if (cell[k] == '\\' && k + 1 < cell.size()) {
-              item += cell[++k];
-            } else if (cell[k] == ',') {
-              items.push_back(item);
-              item.clear();
-              if (k + 1 < cell.size() && cell[k + 1] == ' ') {
-                ++k;
-              }
-            } else {
-              item += cell[k];
-            }
-          }
-          if (any) {
+          for (const std::string& item : list_items(cell)) {
             items.push_back(item);
           }
           row[columns[c]] = items;
@@ -844,9 +928,29 @@ struct FaceCodec::Impl {
         }
         row[columns[c]] = *value;
       }
+      for (const std::string& text : row_item_texts) {
+        const size_t colon = text.find(": ");
+        if (colon == std::string::npos || colon == 0) {
+          return face_error("row " + std::to_string(r + 1) + ", column " + row_items->column + ": \"" + text +
+                            "\" is not \"" + row_items->label + ": " + row_items->text + "\"");
+        }
+        json item = json::object();
+        for (const std::string& f : row_items->match) {
+          if (row.contains(f)) {
+            item[f] = row[f];
+          }
+        }
+        item[row_items->label] = text.substr(0, colon);
+        item[row_items->text] = text.substr(colon + 2);
+        attached.push_back(std::move(item));
+      }
       rows.push_back(std::move(row));
     }
-    return json{{"rows", rows}};
+    json out = {{"rows", rows}};
+    if (row_items) {
+      out[row_items->field] = std::move(attached);
+    }
+    return out;
   }
 
   // JSON faces: the content without format_version and kind, in schema order, indented.
@@ -907,6 +1011,20 @@ Result<FaceCodec> FaceCodec::load(const fs::path& schemas_dir, std::string_view 
     }
     for (const auto& c : face.value("columns", ordered_json::array())) {
       impl->columns.push_back(c.get<std::string>());
+    }
+    if (face.contains("row_items")) {
+      const ordered_json& items = face.at("row_items");
+      Impl::RowItems row_items;
+      row_items.column = items.at("column").get<std::string>();
+      row_items.field = items.at("field").get<std::string>();
+      row_items.match = items.at("match").get<std::vector<std::string>>();
+      row_items.label = items.at("label").get<std::string>();
+      row_items.text = items.at("text").get<std::string>();
+      impl->row_items = std::move(row_items);
+    }
+    for (const auto& older : face.value("older_layouts", ordered_json::array())) {
+      impl->older_layouts.emplace_back(older.at("columns").get<std::vector<std::string>>(),
+                                       older.at("why").get<std::string>());
     }
   } catch (const ordered_json::exception& e) {
     return make_error(ErrorCode::schema_violation, path.string() + ": no usable x-avps-face block: " + e.what());

@@ -24,7 +24,7 @@ namespace {
 struct ArtifactOptions {
   std::string dir;
   std::string name;
-  std::string file;
+  std::vector<std::string> files;  // import: faces one skill writes in one step (BEATS and SCENES)
   std::string reason;
 };
 
@@ -77,12 +77,11 @@ void run_show(const ArtifactOptions& o, Context& ctx) {
   }
 }
 
-// Imports `face` as the next version of the artifact `name` designates; prints the outcome.
+// Imports `faces` as the next versions of the artifacts their names designate; prints the outcome.
 // `edited_from`: the version an edit started from; when another version was recorded meanwhile
 // the import is refused, naming both (checked under the writer lock, so no edit can slip between).
-bool import_text(const std::string& dir, const artifacts::ArtifactName& name, const std::string& face,
-                 const std::string& reason, const std::string& source, Context& ctx,
-                 const std::optional<std::string>& edited_from = std::nullopt) {
+bool import_faces(const std::string& dir, const std::vector<authoring::FaceFile>& faces, const std::string& reason,
+                  Context& ctx, const std::optional<std::string>& edited_from = std::nullopt) {
   core::SystemClock clock;
   auto project = project::Project::open(dir, ledger::OpenMode::read_write, {}, clock);
   if (!project) {
@@ -97,49 +96,56 @@ bool import_text(const std::string& dir, const artifacts::ArtifactName& name, co
   }
   // Everything is checked before anything is written: a refused import leaves the ledger and
   // the project tree exactly as they were.
-  Result<authoring::PreparedImport> prepared =
-      authoring::prepare_import(**project, *registry, name.kind, name.target, face, source);
+  Result<authoring::PreparedImport> prepared = authoring::prepare_import(**project, *registry, faces);
   if (!prepared) {
-    ctx.fail(prepared.error());
+    ctx.fail(prepared.error().code == ErrorCode::invalid_argument ? ExitCode::usage : ExitCode::violation,
+             prepared.error().message);
     return false;
   }
-  if (edited_from && prepared->previous != *edited_from) {
-    ctx.fail(ExitCode::violation, prepared->previous + " was recorded while you edited " + *edited_from +
+  const authoring::PreparedArtifact& edited = prepared->artifacts.front();
+  if (edited_from && edited.previous != *edited_from) {
+    ctx.fail(ExitCode::violation, edited.previous + " was recorded while you edited " + *edited_from +
                                       "; nothing was recorded, so that neither change is lost. Compare your edit with " +
-                                      prepared->previous);
+                                      edited.previous);
     return false;
   }
-  ledger::Ledger& ledger = (*project)->ledger();
   // A face equal to the latest version's is not a new version (DESIGN §5). This is also what
   // makes an import killed after its files were complete safe to run again: the writing open has
   // recorded it, and running it again records nothing instead of a duplicate.
-  if (!prepared->previous.empty()) {
-    Result<std::optional<ledger::ArtifactRecord>> latest = ledger.find_artifact(prepared->previous);
-    Result<std::string> canonical = core::canonical_json(prepared->content);
-    if (!latest || !canonical) {
-      ctx.fail(!latest ? latest.error() : canonical.error());
-      return false;
+  if (!prepared->changes_anything()) {
+    std::string paths;
+    nlohmann::json unchanged = nlohmann::json::array();
+    for (const authoring::PreparedArtifact& a : prepared->artifacts) {
+      unchanged.push_back(a.previous_path);
+      paths += (paths.empty() ? "" : ", ") + a.previous_path;
     }
-    if (*latest && (*latest)->face_sha256 == core::sha256_hex(prepared->face) &&
-        (*latest)->json_sha256 == core::sha256_hex(*canonical)) {
-      if (ctx.json) {
-        ctx.emit_json({{"ok", true}, {"recorded", nullptr}, {"unchanged", (*latest)->path}});
-      } else {
-        ctx.info("No change: " + (*latest)->path + " already holds this face; nothing recorded.");
-      }
-      return true;
+    if (ctx.json) {
+      ctx.emit_json({{"ok", true},
+                     {"recorded", nullptr},
+                     {"unchanged", unchanged.size() == 1 ? unchanged.front() : unchanged}});
+    } else {
+      ctx.info("No change: " + paths + (unchanged.size() == 1 ? " already holds" : " already hold") +
+               " this face; nothing recorded.");
     }
+    return true;
   }
-  auto begun = ledger.begin_run("artifact import", {{"source", source}, {"kind", name.kind}, {"target", name.target}});
+  ledger::Ledger& ledger = (*project)->ledger();
+  std::string sources;
+  for (const authoring::FaceFile& f : faces) {
+    sources += (sources.empty() ? "" : " ") + f.source;
+  }
+  auto begun = ledger.begin_run("artifact import", {{"source", sources},
+                                                    {"kind", faces.front().name.kind},
+                                                    {"target", faces.front().name.target}});
   if (!begun) {
     ctx.fail(begun.error());
     return false;
   }
-  Result<ledger::ArtifactRecord> record = authoring::record_import(**project, *prepared, reason, source);
-  Result<void> ended = ledger.end_run(record ? "DONE" : "ERROR", record ? nlohmann::json::object()
-                                                                        : nlohmann::json{{"error", record.error().message}});
-  if (!record) {
-    ctx.fail(record.error());
+  Result<std::vector<ledger::ArtifactRecord>> records = authoring::record_import(**project, *prepared, reason);
+  Result<void> ended = ledger.end_run(records ? "DONE" : "ERROR", records ? nlohmann::json::object()
+                                                                          : nlohmann::json{{"error", records.error().message}});
+  if (!records) {
+    ctx.fail(records.error());
     return false;
   }
   if (!ended) {
@@ -147,36 +153,74 @@ bool import_text(const std::string& dir, const artifacts::ArtifactName& name, co
     return false;
   }
   if (ctx.json) {
-    ctx.emit_json({{"ok", true},
-                   {"recorded", record->path},
-                   {"follows", prepared->previous},
-                   {"author", "human"},
-                   {"gate", prepared->gate.to_json()}});
-  } else {
-    ctx.info("Recorded " + record->path + " (human-authored" +
-             (prepared->previous.empty() ? "" : ", follows " + prepared->previous) + "), gate " +
-             std::string(gates::verdict_name(prepared->gate.verdict)));
-    for (const std::string& r : prepared->gate.reasons) {
-      ctx.info("  " + r);
+    nlohmann::json written = nlohmann::json::array();
+    for (size_t i = 0, r = 0; i < prepared->artifacts.size(); ++i) {
+      const authoring::PreparedArtifact& a = prepared->artifacts[i];
+      if (!a.unchanged) {
+        written.push_back({{"path", (*records)[r++].path},
+                           {"follows", a.previous},
+                           {"author", a.derived ? "avps" : "human"}});
+      }
     }
+    ctx.emit_json({{"ok", true},
+                   {"recorded", records->front().path},
+                   {"follows", prepared->artifacts.front().unchanged ? "" : prepared->artifacts.front().previous},
+                   {"author", prepared->artifacts.front().unchanged ? "avps" : "human"},
+                   {"artifacts", written},
+                   {"judged_by", prepared->judge},
+                   {"judged_with", prepared->judged_with},
+                   {"recomputed", prepared->recomputed},
+                   {"notes", prepared->notes},
+                   {"gate", prepared->gate.to_json()}});
+    return true;
+  }
+  for (size_t i = 0, r = 0; i < prepared->artifacts.size(); ++i) {
+    const authoring::PreparedArtifact& a = prepared->artifacts[i];
+    if (a.unchanged) {
+      ctx.info("Unchanged: " + a.previous + " already holds " + (a.source.empty() ? "it" : a.source));
+      continue;
+    }
+    ctx.info("Recorded " + (*records)[r++].path + (a.derived ? " (by avps" : " (human-authored") +
+             (a.previous.empty() ? "" : ", follows " + a.previous) + ")" +
+             (a.derived ? "" : ", gate " + std::string(gates::verdict_name(prepared->gate.verdict))));
+  }
+  if (!prepared->judged_with.empty()) {
+    std::string with;
+    for (const std::string& name : prepared->judged_with) {
+      with += (with.empty() ? "" : ", ") + name;
+    }
+    ctx.info("  judged by " + prepared->judge + "'s gate together with " + with + " as recorded");
+  }
+  for (const std::string& r : prepared->gate.reasons) {
+    ctx.info("  " + r);
+  }
+  for (const std::string& r : prepared->recomputed) {
+    ctx.info("  recomputed: " + r);
+  }
+  for (const std::string& n : prepared->notes) {
+    ctx.info("  note: " + n);
   }
   return true;
 }
 
 void run_import(const ArtifactOptions& o, Context& ctx) {
-  Result<artifacts::ArtifactName> name = artifacts::parse_artifact_name(fs::path(o.file).filename().string());
-  if (!name) {
-    ctx.fail(ExitCode::usage, name.error().message +
-                                  "\n(the file's name says which artifact it is; its version is ignored: the import "
-                                  "becomes the next version)");
-    return;
+  std::vector<authoring::FaceFile> faces;
+  for (const std::string& file : o.files) {
+    Result<artifacts::ArtifactName> name = artifacts::parse_artifact_name(fs::path(file).filename().string());
+    if (!name) {
+      ctx.fail(ExitCode::usage, name.error().message +
+                                    "\n(the file's name says which artifact it is; its version is ignored: the import "
+                                    "becomes the next version)");
+      return;
+    }
+    Result<std::string> face = core::read_text_file(file);
+    if (!face) {
+      ctx.fail(face.error());
+      return;
+    }
+    faces.push_back(authoring::FaceFile{*name, std::move(*face), file});
   }
-  Result<std::string> face = core::read_text_file(o.file);
-  if (!face) {
-    ctx.fail(face.error());
-    return;
-  }
-  import_text(o.dir, *name, *face, o.reason, o.file, ctx);
+  import_faces(o.dir, faces, o.reason, ctx);
 }
 
 void run_edit(const ArtifactOptions& o, Context& ctx) {
@@ -221,7 +265,7 @@ void run_edit(const ArtifactOptions& o, Context& ctx) {
     fs::remove_all(pattern);
     return;
   }
-  if (import_text(o.dir, name, *edited, o.reason, copy.string(), ctx, found->record.name)) {
+  if (import_faces(o.dir, {authoring::FaceFile{name, *edited, copy.string()}}, o.reason, ctx, found->record.name)) {
     fs::remove_all(pattern);
   } else if (!ctx.json) {
     std::cerr << "avps: your edit is kept at " << copy.string() << "; fix it and run `avps artifact import "
@@ -246,12 +290,16 @@ void setup_artifact(CLI::App& app, Context& ctx) {
   auto import_options = std::make_shared<ArtifactOptions>();
   CLI::App* import = artifact->add_subcommand("import", "Record a human-written face as the next version");
   import->add_option("dir", import_options->dir, "Project folder")->required();
-  import->add_option("file", import_options->file, "The face file; its name says which artifact it is")->required();
+  import->add_option("files", import_options->files,
+                     "Face files; each name says which artifact it is. Several only when one skill writes them in "
+                     "one step (BEATS_v002.md SCENES_v002.csv)")
+      ->required();
   import->add_option("--reason", import_options->reason, "Why a person changed it (recorded)")->required();
   import->footer(
       "The face is parsed (errors name the line and field), validated against the kind's schema and\n"
       "put through the producing skill's gate; a FAIL or STOP verdict is refused. Nothing is recorded\n"
-      "unless all of that passes. The new version is marked human-authored, with the reason.");
+      "unless all of that passes. The new version is marked human-authored, with the reason.\n"
+      "A STATE_DIFF brings its scene's next WORLD_STATE (the world before the scene, the diff applied).");
   import->callback([import_options, &ctx]() { run_import(*import_options, ctx); });
 
   auto edit_options = std::make_shared<ArtifactOptions>();

@@ -971,6 +971,8 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       Context scene_context;
       scene_context.scene_id = scene;
       EngineGateContext gate_context(e.m_project, gate_config(scene_context), std::nullopt);
+      // The batch shows avps's verdict per row, the grader's claim beside it (faces.md, QC_BATCH).
+      AVPS_TRY(gates::stamp_qc_verdicts(grader->raw, batch, gate_context, gates::QcClaim::in_verdict));
       gates::Outputs merged{{"QC_BATCH", batch}};
       AVPS_TRY_ASSIGN(gates::GateResult gate, gates::evaluate_gate_outputs(grader->raw, merged, gate_context));
       bool changed = false;

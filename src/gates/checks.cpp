@@ -664,7 +664,18 @@ constexpr std::array<const char*, 6> k_qc_categories = {"face_consistency",     
                                                         "set_continuity",       "prop_accuracy",
                                                         "lighting_consistency", "motion_integrity"};
 
-Result<Findings> qc_verdict_from_scores(const json& output, const json& params, const GateContext& context) {
+// The verdict of each row of a QC_BATCH, from its scores and violations (spec §2.18): any category
+// 0 or a hard-fail violation fails, a total below the hero tier's threshold minus the margin
+// fails, below the threshold fixes, else passes. `claim` is the grader's own verdict, named in
+// the reason when it differs; `tier_known` false when the shot is not in the latest SHOTLIST.
+struct QcRowGrade {
+  std::string name;  // "S01_SH02 attempt 1"
+  bool tier_known = true;
+  Verdict verdict = Verdict::pass;
+  std::string reason;  // "" for a PASS
+};
+
+Result<std::vector<QcRowGrade>> qc_row_grades(const json& output, const json& params, const GateContext& context) {
   AVPS_TRY_ASSIGN(double threshold_a, number_param(params, "qc_threshold_a"));
   AVPS_TRY_ASSIGN(double threshold_b, number_param(params, "qc_threshold_b"));
   AVPS_TRY_ASSIGN(double threshold_c, number_param(params, "qc_threshold_c"));
@@ -682,14 +693,15 @@ Result<Findings> qc_verdict_from_scores(const json& output, const json& params, 
                                                           text_member(v, "description"));
   }
 
-  Findings findings;
+  std::vector<QcRowGrade> grades;
   std::map<std::string, std::optional<json>> shotlists;  // by scene
   for (const json& row : array_member(output, "rows")) {
+    QcRowGrade grade;
     std::string shot = text_member(row, "shot_id");
     int attempt = row.contains("attempt_number") && row["attempt_number"].is_number_integer()
                       ? row["attempt_number"].get<int>()
                       : 0;
-    std::string name = shot + " attempt " + std::to_string(attempt);
+    grade.name = shot + " attempt " + std::to_string(attempt);
     std::string scene = scene_of_shot(shot);
     if (!shotlists.count(scene)) {
       AVPS_TRY_ASSIGN(shotlists[scene], context.latest("SHOTLIST", scene));
@@ -698,8 +710,11 @@ Result<Findings> qc_verdict_from_scores(const json& output, const json& params, 
     const json* shot_row = shotlist ? find_row(array_member(*shotlist, "rows"), "shot_id", shot) : nullptr;
     std::string tier = shot_row ? text_member(*shot_row, "hero_tier") : "";
     if (!thresholds.count(tier)) {
-      add(findings, Verdict::fail,
-          name + ": not in the latest SHOTLIST of " + scene + ", so its hero tier and threshold are unknown");
+      grade.tier_known = false;
+      grade.verdict = Verdict::fail;
+      grade.reason = grade.name + ": not in the latest SHOTLIST of " + scene +
+                     ", so its hero tier and threshold are unknown";
+      grades.push_back(std::move(grade));
       continue;
     }
 
@@ -737,20 +752,53 @@ Result<Findings> qc_verdict_from_scores(const json& output, const json& params, 
       why.push_back("total " + std::to_string(total) + " < " + format_number(threshold) + " (hero " + tier +
                     " threshold)");
     }
-    if (verdict == Verdict::pass) {
-      continue;
+    grade.verdict = verdict;
+    if (verdict != Verdict::pass) {
+      std::string reason = grade.name + ": " + join(why, "; ");
+      if (row.contains("total_score") && row["total_score"].is_number_integer() &&
+          row["total_score"].get<int>() != total) {
+        reason += "; total_score says " + std::to_string(row["total_score"].get<int>()) +
+                  ", the scores sum to " + std::to_string(total);
+      }
+      // The grader's claim: model_verdict once avps has recorded the row (face layout 2), else the
+      // verdict of the grader's own answer.
+      const std::string claimed = row.contains("model_verdict") ? text_member(row, "model_verdict")
+                                                                : text_member(row, "verdict");
+      if (!claimed.empty() && claimed != verdict_name(verdict)) {
+        reason += " (the model said " + claimed + ")";
+      }
+      grade.reason = std::move(reason);
     }
-    std::string reason = name + ": " + join(why, "; ");
-    if (row.contains("total_score") && row["total_score"].is_number_integer() &&
-        row["total_score"].get<int>() != total) {
-      reason += "; total_score says " + std::to_string(row["total_score"].get<int>()) +
-                ", the scores sum to " + std::to_string(total);
+    grades.push_back(std::move(grade));
+  }
+  return grades;
+}
+
+Result<Findings> qc_verdict_from_scores(const json& output, const json& params, const GateContext& context) {
+  AVPS_TRY_ASSIGN(std::vector<QcRowGrade> grades, qc_row_grades(output, params, context));
+  Findings findings;
+  for (const QcRowGrade& grade : grades) {
+    if (grade.verdict != Verdict::pass) {
+      add(findings, grade.verdict, grade.reason);
     }
-    if (std::string claimed = text_member(row, "verdict");
-        !claimed.empty() && claimed != verdict_name(verdict)) {
-      reason += " (the model said " + claimed + ")";
+  }
+  // A violation that names no row of the batch would otherwise count for nothing.
+  std::set<std::pair<std::string, int>> rows;
+  for (const json& row : array_member(output, "rows")) {
+    rows.insert({text_member(row, "shot_id"),
+                 row.contains("attempt_number") && row["attempt_number"].is_number_integer()
+                     ? row["attempt_number"].get<int>()
+                     : 0});
+  }
+  for (const json& v : array_member(output, "violations")) {
+    const int attempt = v.contains("attempt_number") && v["attempt_number"].is_number_integer()
+                            ? v["attempt_number"].get<int>()
+                            : 0;
+    if (!rows.count({text_member(v, "shot_id"), attempt})) {
+      add(findings, Verdict::fail,
+          text_member(v, "shot_id") + " attempt " + std::to_string(attempt) + ": a " + text_member(v, "rule") +
+              " for a shot attempt this batch does not grade: " + text_member(v, "description"));
     }
-    add(findings, verdict, reason);
   }
   return findings;
 }
@@ -904,6 +952,15 @@ const CheckInfo* find_check_info(std::string_view name) {
     }
   }
   return nullptr;
+}
+
+Result<std::vector<Verdict>> qc_row_verdicts(const json& output, const json& params, const GateContext& context) {
+  AVPS_TRY_ASSIGN(std::vector<QcRowGrade> grades, qc_row_grades(output, params, context));
+  std::vector<Verdict> verdicts;
+  for (const QcRowGrade& grade : grades) {
+    verdicts.push_back(grade.verdict);
+  }
+  return verdicts;
 }
 
 bool is_engine_check(std::string_view name) {

@@ -24,4 +24,9 @@ const CheckInfo* find_check_info(std::string_view name);
 
 bool is_engine_check(std::string_view name);
 
+/// The verdict qc_verdict_from_scores gives each row of a QC_BATCH, in row order (FAIL for a shot
+/// whose hero tier is unknown). `params` are qc-grader's resolved gate.params.
+Result<std::vector<Verdict>> qc_row_verdicts(const nlohmann::json& output, const nlohmann::json& params,
+                                             const GateContext& context);
+
 }  // namespace avps::gates::detail

@@ -515,4 +515,56 @@ Result<GateResult> evaluate_gate(const json& skill, const json& output, const Ga
   return evaluate_gate_outputs(skill, outputs, context);
 }
 
+Result<std::vector<std::string>> stamp_qc_verdicts(const json& skill, json& batch, const GateContext& context,
+                                                   QcClaim claim) {
+  const std::string where = "skill " + skill_name_of(skill);
+  const json gate = skill.is_object() ? skill.value("gate", json::object()) : json::object();
+  json params = json::object();
+  json scores = json::object();
+  const json declared = gate.value("params", json::object());
+  for (const auto& [key, value] : declared.items()) {
+    AVPS_TRY_ASSIGN(Resolved resolved, resolve_value(value, context.config(), scores, where + ": gate.params." + key));
+    params[key] = resolved.value;
+  }
+  if (!batch.is_object() || !batch.contains("rows") || !batch["rows"].is_array()) {
+    return make_error(ErrorCode::invalid_argument, "a QC_BATCH without rows");
+  }
+  AVPS_TRY_ASSIGN(std::vector<Verdict> verdicts, detail::qc_row_verdicts(batch, params, context));
+  std::vector<std::string> changed;
+  json& rows = batch["rows"];
+  for (size_t i = 0; i < rows.size() && i < verdicts.size(); ++i) {
+    json& row = rows[i];
+    const std::string given = text_member(row, "verdict");
+    const std::string computed(verdict_name(verdicts[i]));
+    if (claim == QcClaim::in_verdict) {
+      row["model_verdict"] = given;
+    } else if (!row.contains("model_verdict")) {
+      row["model_verdict"] = "";
+    }
+    if (claim == QcClaim::in_model_verdict && given != computed) {
+      changed.push_back(text_member(row, "shot_id") + " attempt " +
+                        (row.contains("attempt_number") ? row["attempt_number"].dump() : std::string("?")) + ": " +
+                        (given.empty() ? std::string("no verdict") : given) + " -> " + computed);
+    }
+    row["verdict"] = computed;
+  }
+  // Violations in the order of their rows (then as given); those of no row last.
+  if (batch.contains("violations") && batch["violations"].is_array()) {
+    auto row_of = [&rows](const json& v) {
+      for (size_t i = 0; i < rows.size(); ++i) {
+        if (v.value("shot_id", json()) == rows[i].value("shot_id", json()) &&
+            v.value("attempt_number", json()) == rows[i].value("attempt_number", json())) {
+          return i;
+        }
+      }
+      return rows.size();
+    };
+    std::vector<json> items(batch["violations"].begin(), batch["violations"].end());
+    std::stable_sort(items.begin(), items.end(),
+                     [&row_of](const json& a, const json& b) { return row_of(a) < row_of(b); });
+    batch["violations"] = items;
+  }
+  return changed;
+}
+
 }  // namespace avps::gates

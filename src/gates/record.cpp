@@ -318,7 +318,10 @@ class RecordCheck {
     if (std::any_of(outputs.begin(), outputs.end(), [](const Recorded* r) { return !r->verdict_by.empty(); })) {
       return;  // judged by avps's own arithmetic as it stood (details.verdict_by), not by a skill's gate
     }
-    const skills::SkillDef* skill = m_registry->find(first->record.producer);
+    // A person's import is judged by the skill that produces its kind (docs/cli.md, artifact import).
+    const bool imported = first->record.producer == "artifact-import";
+    const skills::SkillDef* skill =
+        imported ? producer_of(first->record.kind) : m_registry->find(first->record.producer);
     gates::Outputs contents;
     std::vector<std::pair<const Recorded*, json>> gated;  // output, its recorded gate
     for (const Recorded* r : outputs) {
@@ -348,9 +351,23 @@ class RecordCheck {
       }
       return;
     }
+    const json& recorded = gated.front().second;
+    std::vector<std::string> skipped;
+    const json definition = recomputable_definition(skill->raw, skipped);
+    const json config = config_as_recorded(m_config, definition.value("gate", json::object()),
+                                           recorded.value("scores", json::object()));
+    AsOfContext context(m_dir, m_versions, m_contents, config, first->record.event_seq);
     // A gate read all the outputs of its step; beside a running writer the later ones may not be
-    // recorded yet (a writer records them one after another).
+    // recorded yet (a writer records them one after another). An import of some of them was judged
+    // with the others as recorded before it (details.judged_with).
     for (const std::string& kind : kinds_read(*skill)) {
+      if (!contents.count(kind) && imported) {
+        Result<std::optional<json>> latest = context.latest(kind, first->record.target);
+        if (latest && *latest) {
+          contents[kind] = **latest;
+          continue;
+        }
+      }
       if (!contents.count(kind)) {
         core::Violation pending{"gate.verdict", subject.record.path,
                                 "its gate reads the " + kind + " its step " + first->step +
@@ -360,12 +377,6 @@ class RecordCheck {
         return;
       }
     }
-    const json& recorded = gated.front().second;
-    std::vector<std::string> skipped;
-    const json definition = recomputable_definition(skill->raw, skipped);
-    const json config = config_as_recorded(m_config, definition.value("gate", json::object()),
-                                           recorded.value("scores", json::object()));
-    AsOfContext context(m_dir, m_versions, m_contents, config, first->record.event_seq);
     Result<GateResult> recomputed = evaluate_gate_outputs(definition, contents, context);
     for (const auto& [r, gate] : gated) {
       compare(*r, gate, recomputed, skipped);
@@ -443,17 +454,28 @@ class RecordCheck {
       return;
     }
     const std::string& subject = world->record.path;
+    std::string before_name;
+    std::string diff_name;  // a recorded STATE_DIFF the world names as its input (an import's re-derived world)
+    for (const json& input : world->inputs) {
+      const json names = input.is_object() ? input.value("names", json::array()) : json::array();
+      if (names.is_array() && names.size() == 1 && names[0].is_string()) {
+        if (core::json_text(input, "kind") == "WORLD_STATE") {
+          before_name = names[0].get<std::string>();
+        } else if (core::json_text(input, "kind") == "STATE_DIFF") {
+          diff_name = names[0].get<std::string>();
+        }
+      }
+    }
+    if (diff == nullptr && !diff_name.empty()) {
+      for (const Recorded& r : m_recorded) {
+        if (r.record.name == diff_name && r.record.event_seq < world->record.event_seq) {
+          diff = &r;
+        }
+      }
+    }
     if (diff == nullptr) {
       add("world_state.chain", subject, "written by " + world->step + " with no STATE_DIFF beside it");
       return;
-    }
-    std::string before_name;
-    for (const json& input : world->inputs) {
-      const json names = input.is_object() ? input.value("names", json::array()) : json::array();
-      if (core::json_text(input, "kind") == "WORLD_STATE" && names.is_array() && names.size() == 1 &&
-          names[0].is_string()) {
-        before_name = names[0].get<std::string>();
-      }
     }
     const Recorded* before = nullptr;
     if (auto versions = m_versions.find("WORLD_STATE/"); versions != m_versions.end()) {
@@ -510,6 +532,18 @@ class RecordCheck {
     for (const Finding& f : *findings) {
       add("genpack.locks", r.record.path, "recorded " + verdict + " but " + f.reason);
     }
+  }
+
+  // The skill whose model writes `kind` (not a post step), as authoring::producer_of.
+  const skills::SkillDef* producer_of(const std::string& kind) const {
+    for (const auto& [name, skill] : m_registry->skills()) {
+      for (const skills::SkillOutput& output : skill.outputs) {
+        if (output.kind == kind && output.written_by.empty()) {
+          return &skill;
+        }
+      }
+    }
+    return nullptr;
   }
 
   int64_t first_of_step(const Recorded& r) const {

@@ -108,4 +108,21 @@ using Outputs = std::map<std::string, nlohmann::json, std::less<>>;
 [[nodiscard]] Result<GateResult> evaluate_gate_outputs(const nlohmann::json& skill_definition,
                                                        const Outputs& outputs, const GateContext& context);
 
+/// Where a QC_BATCH row holds the grader's own verdict.
+enum class QcClaim {
+  in_verdict,        ///< a grader's answer: its `verdict` is the claim (the engine, recording a wave)
+  in_model_verdict,  ///< a face of layout 2 (an import): `model_verdict` is the claim, `verdict` is avps's
+};
+
+/// Makes a QC_BATCH say what avps decided (docs/formats/faces.md, QC_BATCH layout 2): each row's
+/// `verdict` becomes the verdict qc_verdict_from_scores gives it (the skill's thresholds resolved
+/// against context.config()), and `model_verdict` the grader's claim (taken from `verdict` for
+/// QcClaim::in_verdict; kept as given, "" when absent, for in_model_verdict). Violations are put in
+/// the order of the rows they concern, as the face lists them. Returns one line per row whose
+/// `verdict` it changed ("S01_SH02 attempt 1: PASS -> FAIL"), so that a face's claim that avps
+/// does not honour is said, not silently replaced. Errors as evaluate_gate's.
+[[nodiscard]] Result<std::vector<std::string>> stamp_qc_verdicts(const nlohmann::json& skill_definition,
+                                                                 nlohmann::json& batch, const GateContext& context,
+                                                                 QcClaim claim);
+
 }  // namespace avps::gates

@@ -59,6 +59,12 @@ artifacts::ArtifactName name_for(const std::string& kind, const json& content) {
 json visible(const artifacts::FaceCodec& codec, const std::string& kind, json content) {
   if (codec.format() == "csv") {
     json kept = {{"rows", content["rows"]}, {"format_version", 1}, {"kind", kind}};
+    // A column of row items (QC_BATCH's violations) shows that list too.
+    const json face = codec.schema().document().at("x-avps-face");
+    if (face.contains("row_items")) {
+      const std::string field = face["row_items"].at("field");
+      kept[field] = content.value(field, json::array());
+    }
     for (const char* field : {"scene_id", "target"}) {
       if (content.contains(field)) {
         kept[field] = content[field];
@@ -230,4 +236,74 @@ TEST_CASE("a gate score that render could not show back is refused at its line",
   auto parsed = codec.parse(good, name);
   REQUIRE(parsed.ok());
   CHECK(codec.render(*parsed).ok());
+}
+
+TEST_CASE("a QC_BATCH face shows avps's verdict, the grader's claim beside it and each row's violations",
+          "[faces]") {
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "QC_BATCH").value();
+  json content = fixture("QC_BATCH");
+  content["violations"].push_back({{"shot_id", "S01_SH03"},
+                                   {"attempt_number", 1},
+                                   {"rule", "lock_violation"},
+                                   {"description", "The jacket is red, not grey, in frames 10\\20, and 30"}});
+  const std::string face = codec.render(content).value();
+  const std::vector<std::string> lines = [&face] {
+    std::vector<std::string> out;
+    std::string line;
+    for (char c : face) {
+      if (c == '\n') {
+        out.push_back(line);
+        line.clear();
+      } else {
+        line += c;
+      }
+    }
+    return out;
+  }();
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0] ==
+        "shot_id,attempt_number,face_consistency,wardrobe_consistency,set_continuity,prop_accuracy,"
+        "lighting_consistency,motion_integrity,audio_consistency,total_score,verdict,model_verdict,notes,violations");
+  // SH02: avps says FIX where the grader claimed PASS; no violation.
+  CHECK(lines[2].find(",9,FIX,PASS,") != std::string::npos);
+  CHECK(lines[2].back() == ',');
+  // SH03: both violations in its row, "rule: description", a comma or backslash in the text escaped.
+  CHECK(lines[3].find(",9,FAIL,FAIL,") != std::string::npos);
+  CHECK(lines[3].find("facial_identity_drift: Eyebrow scar missing; jawline changed., lock_violation: The jacket is "
+                      "red\\, not grey\\, in frames 10\\\\20\\, and 30") != std::string::npos);
+  // And back: every row, claim and violation, in the order of the rows.
+  const auto name = artifacts::make_artifact_name("QC_BATCH", "S01", 2).value();
+  json parsed = codec.parse(face, name).value();
+  CHECK(parsed["violations"] == content["violations"]);
+  CHECK(parsed["rows"] == content["rows"]);
+}
+
+TEST_CASE("a QC_BATCH face of the earlier layout is refused, saying why", "[faces]") {
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "QC_BATCH").value();
+  const std::string old_face =
+      "shot_id,attempt_number,face_consistency,wardrobe_consistency,set_continuity,prop_accuracy,"
+      "lighting_consistency,motion_integrity,audio_consistency,total_score,verdict,notes\n"
+      "S01_SH01,1,2,2,2,2,2,2,NA,12,PASS,\n";
+  auto parsed = codec.parse(old_face, artifacts::make_artifact_name("QC_BATCH", "S01", 1).value());
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.error().message.find("line 1: this QC_BATCH face has an earlier layout: layout 1") == 0);
+  CHECK(parsed.error().message.find("grader's own verdict") != std::string::npos);
+}
+
+TEST_CASE("a QC violation that belongs to no row cannot be rendered, and a malformed one is refused at its row",
+          "[faces]") {
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "QC_BATCH").value();
+  json content = fixture("QC_BATCH");
+  content["violations"][0]["attempt_number"] = 7;
+  auto face = codec.render(content);
+  REQUIRE_FALSE(face.ok());
+  CHECK(face.error().message.find("matches no row, so the face cannot show it") != std::string::npos);
+
+  content = fixture("QC_BATCH");
+  std::string text = codec.render(content).value();
+  const std::string item = "facial_identity_drift: Eyebrow scar missing; jawline changed.";
+  text.replace(text.find(item), item.size(), "scar missing");
+  auto parsed = codec.parse(text, artifacts::make_artifact_name("QC_BATCH", "S01", 2).value());
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.error().message == "row 4, column violations: \"scar missing\" is not \"rule: description\"");
 }

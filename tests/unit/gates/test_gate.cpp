@@ -578,9 +578,16 @@ TEST_CASE("QC fails a shot with a lock violation or a 0 category whatever its to
         std::vector<std::string>{
             "S01_SH03 attempt 1: lock_violation: ALEX wears a red jacket (the model said PASS)"});
 
-  // A flag on another attempt of the shot does not touch this one.
+  // A flag on another attempt of the shot does not touch this one's verdict, but it is not dropped:
+  // a finding the batch grades no attempt for fails on its own.
   violation["attempt_number"] = 2;
-  CHECK(evaluate(skill, qc_batch({qc_row("S01_SH03", 12)}, {violation}), context).verdict == Verdict::pass);
+  json elsewhere = qc_batch({qc_row("S01_SH03", 12)}, {violation});
+  auto stray = evaluate(skill, elsewhere, context);
+  CHECK(stray.reasons == std::vector<std::string>{
+                             "S01_SH03 attempt 2: a lock_violation for a shot attempt this batch does not grade: ALEX "
+                             "wears a red jacket"});
+  REQUIRE(gates::stamp_qc_verdicts(skill, elsewhere, context, gates::QcClaim::in_verdict).ok());
+  CHECK(elsewhere["rows"][0]["verdict"] == "PASS");
 
   json zero = qc_row("S01_SH01", 11);  // hero C, threshold 8
   zero["motion_integrity"] = 0;
@@ -1024,4 +1031,56 @@ TEST_CASE("every check name of the skill schema is known or left to the engine",
     CHECK(built_in == (std::find(names.begin(), names.end(), name.get<std::string>()) != names.end()));
   }
   CHECK(names.size() + engine.size() == schema["definitions"]["check_name"]["enum"].size());
+}
+
+// ---- QC_BATCH as recorded: avps's verdict per row, the grader's claim beside it ------------------
+
+TEST_CASE("a recorded QC batch carries avps's verdict per row and the grader's claim beside it", "[gates][faces]") {
+  FakeGateContext context = fixture_context();
+  json skill = skill_definition("qc-grader");
+  json failing = qc_row("S01_SH03", 12, "NA", "PASS");  // hero A, a lock violation below
+  json fixing = qc_row("S01_SH02", 9, "NA", "PASS");    // hero B, threshold 10
+  json passing = qc_row("S01_SH01", 12, "NA", "FIX");   // hero C
+  json violation = {{"shot_id", "S01_SH03"},
+                    {"attempt_number", 1},
+                    {"rule", "lock_violation"},
+                    {"description", "ALEX wears a red jacket"}};
+  json batch = qc_batch({passing, fixing, failing}, {violation});
+  const auto before = evaluate(skill, batch, context);
+
+  // The engine stamps a wave's grades: the answer's verdict is the claim.
+  auto changed = gates::stamp_qc_verdicts(skill, batch, context, gates::QcClaim::in_verdict);
+  REQUIRE(changed.ok());
+  CHECK(changed->empty());  // nothing a face claimed was replaced: the claims are kept beside
+  CHECK(batch["rows"][0]["verdict"] == "PASS");
+  CHECK(batch["rows"][0]["model_verdict"] == "FIX");
+  CHECK(batch["rows"][1]["verdict"] == "FIX");
+  CHECK(batch["rows"][1]["model_verdict"] == "PASS");
+  CHECK(batch["rows"][2]["verdict"] == "FAIL");
+  CHECK(batch["rows"][2]["model_verdict"] == "PASS");
+  // The gate reads the claim from model_verdict now: the same verdict and reasons as before.
+  const auto after = evaluate(skill, batch, context);
+  CHECK(after.verdict == before.verdict);
+  CHECK(after.reasons == before.reasons);
+  CHECK(has_reason(after, "S01_SH03 attempt 1: lock_violation: ALEX wears a red jacket (the model said PASS)"));
+
+  // An imported face keeps its claim column and has its verdict column recomputed, each change said.
+  batch["rows"][2]["verdict"] = "PASS";  // a person "passes" the shot with the lock violation
+  batch["rows"][0]["face_consistency"] = 0;
+  auto recomputed = gates::stamp_qc_verdicts(skill, batch, context, gates::QcClaim::in_model_verdict);
+  REQUIRE(recomputed.ok());
+  CHECK(*recomputed == std::vector<std::string>{"S01_SH01 attempt 1: PASS -> FAIL", "S01_SH03 attempt 1: PASS -> FAIL"});
+  CHECK(batch["rows"][2]["verdict"] == "FAIL");
+  CHECK(batch["rows"][2]["model_verdict"] == "PASS");
+  CHECK(batch["rows"][0]["model_verdict"] == "FIX");
+}
+
+TEST_CASE("stamping puts violations in the order of their rows", "[gates][faces]") {
+  FakeGateContext context = fixture_context();
+  json late = {{"shot_id", "S01_SH03"}, {"attempt_number", 1}, {"rule", "lock_violation"}, {"description", "late"}};
+  json early = {{"shot_id", "S01_SH01"}, {"attempt_number", 1}, {"rule", "facial_identity_drift"}, {"description", "early"}};
+  json batch = qc_batch({qc_row("S01_SH01", 12), qc_row("S01_SH03", 12)}, {late, early});
+  REQUIRE(gates::stamp_qc_verdicts(skill_definition("qc-grader"), batch, context, gates::QcClaim::in_verdict).ok());
+  CHECK(batch["violations"][0]["description"] == "early");
+  CHECK(batch["violations"][1]["description"] == "late");
 }

@@ -566,6 +566,12 @@ TEST_CASE("every face lists only fields its schema has, and loses none", "[schem
       for (const json& column : face["columns"]) {
         CHECK(columns.insert(column.get<std::string>()).second);
       }
+      // A column of row items (QC_BATCH's violations) shows a top-level list, not a row field.
+      if (face.contains("row_items")) {
+        const std::string field = face["row_items"].at("field");
+        CHECK(properties.contains(field));
+        CHECK(columns.erase(face["row_items"].at("column").get<std::string>()) == 1);
+      }
       std::set<std::string> row_fields;
       for (const auto& property : row["properties"].items()) {
         row_fields.insert(property.key());
@@ -595,10 +601,12 @@ TEST_CASE("faces keep the framework's fixed column and section order", "[schemas
   CHECK(face_list("shotlist", "columns") ==
         Names{"shot_id", "scene_id", "duration_s", "camera_type", "blocking_summary", "set_id", "char_ids",
               "hero_tier", "complexity_level", "regen_risk_estimate", "notes"});
+  // The framework's QC_BATCH columns, then what avps adds (layout 2): the grader's claim beside
+  // avps's verdict, and the violations the verdict came from.
   CHECK(face_list("qc_batch", "columns") ==
         Names{"shot_id", "attempt_number", "face_consistency", "wardrobe_consistency", "set_continuity",
               "prop_accuracy", "lighting_consistency", "motion_integrity", "audio_consistency", "total_score",
-              "verdict", "notes"});
+              "verdict", "model_verdict", "notes", "violations"});
   CHECK(face_list("run_log_row", "columns") ==
         Names{"run_id", "parent_run_id", "timestamp", "skill_name", "scene_id", "shot_id", "model_used",
               "tier", "estimated_cost", "actual_cost", "duration_s", "outcome", "regen_count",
