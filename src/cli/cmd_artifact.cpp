@@ -104,9 +104,9 @@ bool import_faces(const std::string& dir, const std::vector<authoring::FaceFile>
   }
   const authoring::PreparedArtifact& edited = prepared->artifacts.front();
   if (edited_from && edited.previous != *edited_from) {
-    ctx.fail(ExitCode::violation, edited.previous + " was recorded while you edited " + *edited_from +
-                                      "; nothing was recorded, so that neither change is lost. Compare your edit with " +
-                                      edited.previous);
+    ctx.fail(ExitCode::violation,
+             edited.previous + " was recorded while you edited " + *edited_from +
+                 "; nothing was recorded, so that neither change is lost. Compare your edit with " + edited.previous);
     return false;
   }
   // A face equal to the latest version's is not a new version (DESIGN §5). This is also what
@@ -120,9 +120,8 @@ bool import_faces(const std::string& dir, const std::vector<authoring::FaceFile>
       paths += (paths.empty() ? "" : ", ") + a.previous_path;
     }
     if (ctx.json) {
-      ctx.emit_json({{"ok", true},
-                     {"recorded", nullptr},
-                     {"unchanged", unchanged.size() == 1 ? unchanged.front() : unchanged}});
+      ctx.emit_json(
+          {{"ok", true}, {"recorded", nullptr}, {"unchanged", unchanged.size() == 1 ? unchanged.front() : unchanged}});
     } else {
       ctx.info("No change: " + paths + (unchanged.size() == 1 ? " already holds" : " already hold") +
                " this face; nothing recorded.");
@@ -134,16 +133,17 @@ bool import_faces(const std::string& dir, const std::vector<authoring::FaceFile>
   for (const authoring::FaceFile& f : faces) {
     sources += (sources.empty() ? "" : " ") + f.source;
   }
-  auto begun = ledger.begin_run("artifact import", {{"source", sources},
-                                                    {"kind", faces.front().name.kind},
-                                                    {"target", faces.front().name.target}});
+  auto begun =
+      ledger.begin_run("artifact import",
+                       {{"source", sources}, {"kind", faces.front().name.kind}, {"target", faces.front().name.target}});
   if (!begun) {
     ctx.fail(begun.error());
     return false;
   }
   Result<std::vector<ledger::ArtifactRecord>> records = authoring::record_import(**project, *prepared, reason);
-  Result<void> ended = ledger.end_run(records ? "DONE" : "ERROR", records ? nlohmann::json::object()
-                                                                          : nlohmann::json{{"error", records.error().message}});
+  Result<void> ended =
+      ledger.end_run(records ? "DONE" : "ERROR",
+                     records ? nlohmann::json::object() : nlohmann::json{{"error", records.error().message}});
   if (!records) {
     ctx.fail(records.error());
     return false;
@@ -157,9 +157,8 @@ bool import_faces(const std::string& dir, const std::vector<authoring::FaceFile>
     for (size_t i = 0, r = 0; i < prepared->artifacts.size(); ++i) {
       const authoring::PreparedArtifact& a = prepared->artifacts[i];
       if (!a.unchanged) {
-        written.push_back({{"path", (*records)[r++].path},
-                           {"follows", a.previous},
-                           {"author", a.derived ? "avps" : "human"}});
+        written.push_back(
+            {{"path", (*records)[r++].path}, {"follows", a.previous}, {"author", a.derived ? "avps" : "human"}});
       }
     }
     ctx.emit_json({{"ok", true},

@@ -680,15 +680,13 @@ Result<std::vector<QcRowGrade>> qc_row_grades(const json& output, const json& pa
   AVPS_TRY_ASSIGN(double threshold_b, number_param(params, "qc_threshold_b"));
   AVPS_TRY_ASSIGN(double threshold_c, number_param(params, "qc_threshold_c"));
   AVPS_TRY_ASSIGN(double margin, number_param(params, "qc_fail_margin"));
-  const std::map<std::string, double> thresholds = {
-      {"A", threshold_a}, {"B", threshold_b}, {"C", threshold_c}};
+  const std::map<std::string, double> thresholds = {{"A", threshold_a}, {"B", threshold_b}, {"C", threshold_c}};
 
   // Hard-fail flags (lock violation, world-state contradiction, facial drift) by shot attempt.
   std::map<std::pair<std::string, int>, std::vector<std::string>> flags;
   for (const json& v : array_member(output, "violations")) {
-    int attempt = v.contains("attempt_number") && v["attempt_number"].is_number_integer()
-                      ? v["attempt_number"].get<int>()
-                      : 0;
+    int attempt =
+        v.contains("attempt_number") && v["attempt_number"].is_number_integer() ? v["attempt_number"].get<int>() : 0;
     flags[{text_member(v, "shot_id"), attempt}].push_back(text_member(v, "rule") + ": " +
                                                           text_member(v, "description"));
   }
@@ -712,8 +710,8 @@ Result<std::vector<QcRowGrade>> qc_row_grades(const json& output, const json& pa
     if (!thresholds.count(tier)) {
       grade.tier_known = false;
       grade.verdict = Verdict::fail;
-      grade.reason = grade.name + ": not in the latest SHOTLIST of " + scene +
-                     ", so its hero tier and threshold are unknown";
+      grade.reason =
+          grade.name + ": not in the latest SHOTLIST of " + scene + ", so its hero tier and threshold are unknown";
       grades.push_back(std::move(grade));
       continue;
     }
@@ -743,9 +741,8 @@ Result<std::vector<QcRowGrade>> qc_row_grades(const json& output, const json& pa
     if (!why.empty() || total < threshold - margin) {
       verdict = Verdict::fail;
       if (total < threshold - margin) {
-        why.push_back("total " + std::to_string(total) + " < " + format_number(threshold - margin) +
-                      " (hero " + tier + " threshold " + format_number(threshold) + " minus " +
-                      format_number(margin) + ")");
+        why.push_back("total " + std::to_string(total) + " < " + format_number(threshold - margin) + " (hero " + tier +
+                      " threshold " + format_number(threshold) + " minus " + format_number(margin) + ")");
       }
     } else if (total < threshold) {
       verdict = Verdict::fix;
@@ -757,13 +754,13 @@ Result<std::vector<QcRowGrade>> qc_row_grades(const json& output, const json& pa
       std::string reason = grade.name + ": " + join(why, "; ");
       if (row.contains("total_score") && row["total_score"].is_number_integer() &&
           row["total_score"].get<int>() != total) {
-        reason += "; total_score says " + std::to_string(row["total_score"].get<int>()) +
-                  ", the scores sum to " + std::to_string(total);
+        reason += "; total_score says " + std::to_string(row["total_score"].get<int>()) + ", the scores sum to " +
+                  std::to_string(total);
       }
       // The grader's claim: model_verdict once avps has recorded the row (face layout 2), else the
       // verdict of the grader's own answer.
-      const std::string claimed = row.contains("model_verdict") ? text_member(row, "model_verdict")
-                                                                : text_member(row, "verdict");
+      const std::string claimed =
+          row.contains("model_verdict") ? text_member(row, "model_verdict") : text_member(row, "verdict");
       if (!claimed.empty() && claimed != verdict_name(verdict)) {
         reason += " (the model said " + claimed + ")";
       }
@@ -785,15 +782,14 @@ Result<Findings> qc_verdict_from_scores(const json& output, const json& params, 
   // A violation that names no row of the batch would otherwise count for nothing.
   std::set<std::pair<std::string, int>> rows;
   for (const json& row : array_member(output, "rows")) {
-    rows.insert({text_member(row, "shot_id"),
-                 row.contains("attempt_number") && row["attempt_number"].is_number_integer()
-                     ? row["attempt_number"].get<int>()
-                     : 0});
+    rows.insert(
+        {text_member(row, "shot_id"), row.contains("attempt_number") && row["attempt_number"].is_number_integer()
+                                          ? row["attempt_number"].get<int>()
+                                          : 0});
   }
   for (const json& v : array_member(output, "violations")) {
-    const int attempt = v.contains("attempt_number") && v["attempt_number"].is_number_integer()
-                            ? v["attempt_number"].get<int>()
-                            : 0;
+    const int attempt =
+        v.contains("attempt_number") && v["attempt_number"].is_number_integer() ? v["attempt_number"].get<int>() : 0;
     if (!rows.count({text_member(v, "shot_id"), attempt})) {
       add(findings, Verdict::fail,
           text_member(v, "shot_id") + " attempt " + std::to_string(attempt) + ": a " + text_member(v, "rule") +

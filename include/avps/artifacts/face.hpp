@@ -7,8 +7,11 @@
 // types). Guarantees:
 //   - render is a function of the content: same JSON, same bytes.
 //   - render(parse(render(x))) == render(x) for every x the schema accepts.
-//   - parse(render(x)) holds every field the face shows, with the same values; fields the face
-//     does not show (gate of a CSV kind, QC_BATCH violations) are absent and recomputed by avps.
+//   - parse(render(x)) holds every field the face shows, with the same values; the one field a
+//     face does not show (the gate of a CSV kind) is absent and recomputed by avps. A CSV kind may
+//     show a top-level list in a column of the rows its items name ("row_items": QC_BATCH's
+//     violations); an item no row names is refused by render, never left off.
+//   - a CSV face of an earlier layout ("older_layouts") is refused by parse, saying why.
 //   - parse errors name the line and the field.
 // Kinds whose face is made by their command (format "html": REPORT; "mp4": CUT) have a schema for
 // their JSON only: render and parse refuse them, so they can be neither rendered nor imported.
