@@ -100,4 +100,8 @@ Result<std::optional<GenerationResult>> Backend::poll_generation(const std::stri
   return make_error(ErrorCode::unsupported, "this backend gives no tickets; cannot poll " + ticket);
 }
 
+Result<void> Backend::cancel_generation(const std::string& ticket, CallTrace& /*trace*/) {
+  return make_error(ErrorCode::unsupported, "this backend gives no tickets; cannot cancel " + ticket);
+}
+
 }  // namespace avps::backends

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "avps/backends/async_job.hpp"
 #include "avps/backends/http_model.hpp"
 #include "avps/backends/sim_backend.hpp"
 
@@ -56,14 +57,22 @@ std::vector<std::string> problems_of(const BackendSpec& spec, const EnvLookup& e
   if (spec.backend == "sim") {
     return problems;
   }
+  const bool job = spec.backend == "async_job";
   std::optional<WireKind> kind = http_kind(spec.backend);
-  if (!kind) {
+  if (!kind && !job) {
     problems.push_back("backend \"" + spec.backend +
-                       "\" is not built in this avps (built: sim, openai_chat, anthropic_messages, gemini_generate); "
-                       "give the model one of those, or remove it from the models file");
+                       "\" is not built in this avps (built: sim, openai_chat, anthropic_messages, gemini_generate, "
+                       "async_job); give the model one of those, or remove it from the models file");
     return problems;
   }
-  if (spec.generates) {
+  if (job && !spec.generates) {
+    problems.push_back("async_job renders: set capabilities.video_out (or image_out) to true, and give the model "
+                       "only generation tiers (gen_premium, gen_mid, gen_low)");
+  }
+  if (!job && !spec.preset.empty()) {
+    problems.push_back("preset \"" + spec.preset + "\" is an async_job field: remove it, or set backend to async_job");
+  }
+  if (!job && spec.generates) {
     problems.push_back("capabilities claim image_out or video_out, but " + spec.backend +
                        " only answers text: set both to false (renders need async_job or comfyui, or sim)");
   }
@@ -82,9 +91,10 @@ std::vector<std::string> problems_of(const BackendSpec& spec, const EnvLookup& e
                        ", which would send the key unencrypted: use https://, or drop api_key_env for a "
                        "server that needs no key");
   }
-  if (!valid_provider_model(*kind, spec.provider_model.empty() ? spec.model_id : spec.provider_model)) {
+  const WireKind name_rule = kind.value_or(WireKind::openai_chat);  // async_job: ids with / and : (fal, Replicate)
+  if (!valid_provider_model(name_rule, spec.provider_model.empty() ? spec.model_id : spec.provider_model)) {
     problems.push_back(std::string("provider_model (default: the id) may hold only letters, digits and ") +
-                       (*kind == WireKind::gemini_generate ? ". _ -" : ". _ - : / @ +") +
+                       (name_rule == WireKind::gemini_generate ? ". _ -" : ". _ - : / @ +") +
                        " for this backend: set provider_model to the provider's model name");
   }
   if (!spec.api_key_env.empty()) {
@@ -100,7 +110,8 @@ std::vector<std::string> problems_of(const BackendSpec& spec, const EnvLookup& e
     const std::string prefix = where(spec) + ": ";
     return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
   };
-  Result<json> checked = check_options(*kind, spec.options, where(spec));
+  Result<json> checked = job ? async_job_options(spec.preset, spec.options, where(spec))
+                             : check_options(*kind, spec.options, where(spec));
   if (!checked) {
     problems.push_back(without_where(checked.error().message));
   } else if (options) {
@@ -171,6 +182,24 @@ Result<std::unique_ptr<BackendRegistry>> BackendRegistry::open(const std::vector
       registry->m_own_sleeper = std::make_unique<RealSleeper>();
       transport.sleeper = registry->m_own_sleeper.get();
     }
+    AVPS_TRY_ASSIGN(RetryPolicy retry_policy,
+                    RetryPolicy::from_json(spec.options.value("retry", json::object()), where(spec)));
+    if (spec.backend == "async_job") {
+      AsyncJobConfig job;
+      job.model_id = spec.model_id;
+      job.preset = spec.preset;
+      job.endpoint = spec.endpoint;
+      job.provider_model = spec.provider_model.empty() ? spec.model_id : spec.provider_model;
+      if (!spec.api_key_env.empty()) {
+        job.api_key = env(spec.api_key_env.c_str());
+      }
+      job.options = options;
+      job.http.total_timeout_ms = options.value("timeout_s", int64_t{120}) * 1000;
+      job.http.connect_timeout_ms = options.value("connect_timeout_s", int64_t{10}) * 1000;
+      registry->m_by_model[spec.model_id] = std::make_shared<RetryingBackend>(
+          std::make_unique<AsyncJobBackend>(std::move(job), *transport.client), retry_policy, seed, *transport.sleeper);
+      continue;
+    }
     HttpModelConfig config;
     config.model_id = spec.model_id;
     config.kind = *http_kind(spec.backend);
@@ -182,9 +211,9 @@ Result<std::unique_ptr<BackendRegistry>> BackendRegistry::open(const std::vector
     config.options = options;
     config.http.total_timeout_ms = options.value("timeout_s", int64_t{300}) * 1000;
     config.http.connect_timeout_ms = options.value("connect_timeout_s", int64_t{10}) * 1000;
-    AVPS_TRY_ASSIGN(RetryPolicy policy, RetryPolicy::from_json(spec.options.value("retry", json::object()), where(spec)));
     registry->m_by_model[spec.model_id] = std::make_shared<RetryingBackend>(
-        std::make_unique<HttpModelBackend>(std::move(config), *transport.client), policy, seed, *transport.sleeper);
+        std::make_unique<HttpModelBackend>(std::move(config), *transport.client), retry_policy, seed,
+        *transport.sleeper);
   }
   if (!refused.empty()) {
     return make_error(ErrorCode::configuration,

@@ -282,4 +282,18 @@ Result<std::optional<GenerationResult>> RetryingBackend::poll_generation(const s
       [&] { return m_inner->poll_generation(ticket, trace); }, [](const Error&, bool) { return true; });
 }
 
+Result<void> RetryingBackend::cancel_generation(const std::string& ticket, CallTrace& trace) {
+  Result<bool> canceled = with_retries<bool>(
+      m_policy, m_seed, core::sha256_hex("cancel\n" + ticket), m_sleeper, "a render cancel", trace,
+      [&]() -> Result<bool> {
+        AVPS_TRY(m_inner->cancel_generation(ticket, trace));
+        return true;
+      },
+      [](const Error&, bool) { return true; });
+  if (!canceled) {
+    return std::move(canceled).error();
+  }
+  return ok();
+}
+
 }  // namespace avps::backends

@@ -34,6 +34,8 @@ struct RunOptionsCli {
   std::string scene;
   int jobs = 1;
   bool report = false;
+  bool cancel_on_interrupt = false;
+  bool keep_on_interrupt = false;
 };
 
 using SteadyClock = std::chrono::steady_clock;
@@ -43,6 +45,24 @@ using SteadyClock = std::chrono::steady_clock;
 class RunObserver : public engine::Observer {
  public:
   bool interrupted() const override { return g_interrupted; }
+  /// --cancel-on-interrupt / --keep-on-interrupt, else a question on a terminal (no terminal:
+  /// keep, the choice that loses nothing).
+  bool cancel_jobs_on_interrupt() override {
+    if (m_on_interrupt != 0) {
+      return m_on_interrupt > 0;
+    }
+    if (::isatty(STDIN_FILENO) != 1 || ::isatty(STDERR_FILENO) != 1) {
+      return false;
+    }
+    std::cerr << "\nInterrupted with provider jobs in flight. Cancel them at the provider (their reservations "
+                 "are released)? [y/N] "
+              << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    return !answer.empty() && (answer[0] == 'y' || answer[0] == 'Y');
+  }
+  /// +1 cancel, -1 keep, 0 ask.
+  void set_on_interrupt(int choice) { m_on_interrupt = choice; }
   virtual void finish() {}
 
  protected:
@@ -52,6 +72,7 @@ class RunObserver : public engine::Observer {
 
  private:
   const SteadyClock::time_point m_start = SteadyClock::now();
+  int m_on_interrupt = 0;
 };
 
 /// Not a terminal: every event's plain line on stdout, as a log reads. A hard stop has no line of
@@ -231,6 +252,7 @@ class LiveReportObserver : public RunObserver {
       : m_inner(std::move(inner)), m_dir(std::move(project_dir)) {}
 
   bool interrupted() const override { return m_inner->interrupted(); }
+  bool cancel_jobs_on_interrupt() override { return m_inner->cancel_jobs_on_interrupt(); }
   void finish() override { m_inner->finish(); }
 
   void progress(const engine::Progress& progress) override {
@@ -318,6 +340,7 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
                     (o.until.empty() ? "" : ", --until " + o.until) + (o.scene.empty() ? "" : ", --scene " + o.scene) +
                     ")");
   std::unique_ptr<RunObserver> observer = make_observer(ctx);
+  observer->set_on_interrupt(o.cancel_on_interrupt ? 1 : o.keep_on_interrupt ? -1 : 0);
   LiveReportObserver* live_report = nullptr;
   if (o.report) {
     auto wrapped = std::make_unique<LiveReportObserver>(std::move(observer), project_dir);
@@ -378,6 +401,11 @@ void setup_run(CLI::App& app, Context& ctx) {
                   "Produce only this scene (e.g. S03); the scenes before it still get their continuity");
   cmd->add_option("--jobs,-j", options->jobs, "Backend calls in flight at once (default 1); never changes the output")
       ->check(CLI::Range(1, 256));
+  auto* cancel_flag = cmd->add_flag("--cancel-on-interrupt", options->cancel_on_interrupt,
+                                    "On Ctrl-C, cancel provider jobs in flight and release their reservations");
+  cmd->add_flag("--keep-on-interrupt", options->keep_on_interrupt,
+                "On Ctrl-C, leave provider jobs running; the next `avps run` collects them")
+      ->excludes(cancel_flag);
   cmd->add_flag("--report", options->report,
                 "Keep reports/live.html current as the run goes; record the run's REPORT at the end");
   cmd->footer(
@@ -394,7 +422,10 @@ void setup_run(CLI::App& app, Context& ctx) {
       "--report rewrites reports/live.html (the page of `avps report`) as each phase starts, at most every\n"
       "10 s, and records the run's REPORT_v###.html when it ends (live.html is then removed).\n"
       "Exit codes: 0 done, 3 hard stop (see `avps status`; `avps override` records a decision),\n"
-      "4 configuration, 130 interrupted (Ctrl-C; run again to resume).");
+      "4 configuration, 130 interrupted (Ctrl-C; run again to resume).\n"
+      "Ctrl-C while provider jobs (async_job) are in flight asks whether to cancel them (on a terminal;\n"
+      "otherwise they are kept): --cancel-on-interrupt cancels them at the provider and releases their\n"
+      "reservations, --keep-on-interrupt leaves them running and the next run polls and collects them.");
   cmd->callback([options, &ctx]() { run_run(*options, ctx); });
 }
 

@@ -1998,6 +1998,7 @@ std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& m
                      .endpoint = m.endpoint,
                      .api_key_env = m.api_key_env,
                      .provider_model = m.provider_model,
+                     .preset = m.preset,
                      .options = m.options,
                      .generates = m.capabilities.image_out || m.capabilities.video_out});
   }
@@ -2109,11 +2110,18 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   // Reservations an interrupted run left open: a call whose intent is recorded may have reached
   // its provider and counts as spent; one without was never sent and is released.
   const std::set<std::string>& maybe_sent = impl.record.intent_reservations;
+  // A job whose ticket is recorded keeps its reservation open: it is polled and settled.
+  std::set<std::string> jobs_in_flight;
+  for (const auto& [key, ticket] : impl.record.tickets) {
+    jobs_in_flight.insert(ticket.value("reservation_id", ""));
+  }
   AVPS_TRY_ASSIGN(governance::BudgetGovernor::Reconciled reconciled,
-                  m_governor.reconcile_open_reservations([&maybe_sent](const ledger::Reservation& r) {
-                    const std::string key = r.id.substr(0, r.id.find('#'));
-                    return maybe_sent.count(r.id) > 0 || maybe_sent.count(key + "#*") > 0;
-                  }));
+                  m_governor.reconcile_open_reservations(
+                      [&maybe_sent](const ledger::Reservation& r) {
+                        const std::string key = r.id.substr(0, r.id.find('#'));
+                        return maybe_sent.count(r.id) > 0 || maybe_sent.count(key + "#*") > 0;
+                      },
+                      [&jobs_in_flight](const ledger::Reservation& r) { return jobs_in_flight.count(r.id) > 0; }));
   if (reconciled.counted_as_spent + reconciled.released > 0) {
     AVPS_TRY(impl.report({.kind = Progress::Kind::note,
                           .text = "an interrupted run left " +
@@ -2124,6 +2132,9 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
                                   std::to_string(reconciled.released) + " never sent released"}));
   }
   impl.exchange.emplace(m_project, m_router, m_governor, m_backends, impl.record, impl.outcome);
+  impl.exchange->on_interrupt([this] { return m_observer.interrupted(); },
+                              [this] { return m_observer.cancel_jobs_on_interrupt() ? InterruptPolicy::cancel
+                                                                                    : InterruptPolicy::keep; });
   AVPS_TRY_ASSIGN(impl.overrides, governance::Overrides::read(m_project.ledger()));
   impl.index_graph(*graph);
   // The files must be what the ledger vouches for before anything is read from them: a file

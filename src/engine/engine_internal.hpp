@@ -56,6 +56,7 @@ struct Record {
   std::map<std::string, int> intents;               ///< exchange key -> intents recorded
   std::set<std::string> intent_reservations;        ///< reservation ids an intent names (maybe sent)
   std::map<std::string, std::string> fallbacks;     ///< exchange key that failed -> model it fell back to
+  std::map<std::string, nlohmann::json> tickets;    ///< exchange key -> exchange.ticket body of a job still in flight
   std::map<std::string, int> reservations;          ///< exchange key -> reservations made for it
   std::map<std::string, nlohmann::json> written_by;  ///< artifact name -> {step, attempt} that wrote it
   std::map<std::string, std::string> world_after;   ///< scene -> WORLD_STATE name its tracker wrote last

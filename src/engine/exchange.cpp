@@ -16,6 +16,7 @@
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/governance/budget.hpp"
 #include "avps/governance/pricing.hpp"
 #include "avps/ledger/events.hpp"
 
@@ -53,15 +54,63 @@ void submit(Call& call, backends::Backend* backend) {
     } else if (r->answer) {
       call.generation_answer = std::move(r->answer);
     } else {
-      // No backend of this build gives tickets (async_job and comfyui are refused when the run
-      // starts); the ticket path arrives with them.
-      call.failure = make_error(ErrorCode::unsupported, "model \"" + call.route.model +
-                                                            "\" gave a job ticket, and job polling is not built");
+      // A job: the recording thread records the ticket before anything polls it.
+      call.ticket = std::move(r->ticket);
+      call.submit_details = std::move(r->details);
     }
   }
   call.elapsed_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-  call.state = call.failure ? CallState::failed : CallState::answered;
+  call.state = call.failure ? CallState::failed : !call.ticket.empty() ? CallState::ticketed : CallState::answered;
+}
+
+// On a worker thread: one poll of a ticketed call. Still running, or a transient fault the retry
+// layer could not get past, leaves it ticketed (polled again until its deadline).
+void poll(Call& call, backends::Backend* backend) {
+  call.trace = backends::CallTrace{};
+  ++call.polls;
+  Result<std::optional<backends::GenerationResult>> r = backend->poll_generation(call.ticket, call.trace);
+  if (!r) {
+    if (backends::retryable(r.error())) {
+      call.provider_state = "transient: " + r.error().message;
+      call.state = CallState::ticketed;
+    } else {
+      call.failure = std::move(r).error();
+      call.state = CallState::failed;
+    }
+  } else if (*r) {
+    call.generation_answer = std::move(**r);
+    call.state = CallState::answered;
+  } else {
+    call.provider_state = "running";
+    call.state = CallState::ticketed;
+  }
+  core::crash_point("engine.after_poll");
+}
+
+// On a worker thread: asks the provider to cancel a ticketed call's job; the call has failed
+// already (call.failure says why), the cancel's own trouble is kept beside it.
+void cancel(Call& call, backends::Backend* backend) {
+  backends::CallTrace trace;
+  if (Result<void> canceled = backend->cancel_generation(call.ticket, trace); !canceled) {
+    call.cancel_result = canceled.error();
+  }
+  call.state = CallState::failed;
+}
+
+void work_on(Call& call, backends::Backend* backend) {
+  if (backend == nullptr || call.work == Call::Work::submit) {
+    submit(call, backend);
+  } else if (call.work == Call::Work::poll) {
+    poll(call, backend);
+  } else {
+    cancel(call, backend);
+  }
+}
+
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -148,6 +197,20 @@ Result<bool> Exchange::reserve(Call& call, const governance::Route& route) {
     ++m_outcome.calls_replayed;
     call.state = CallState::replayed;
     call.response = recorded->second;
+    return true;
+  }
+  // A job an earlier run submitted and recorded: polled under its own open reservation, never
+  // submitted again.
+  if (auto ticketed = m_record.tickets.find(call.key); ticketed != m_record.tickets.end()) {
+    const json& t = ticketed->second;
+    ledger::Reservation adopted{t.value("reservation_id", ""), t.value("scene_id", ""), t.value("shot_id", ""),
+                                t.value("amount_micro_usd", int64_t{0}), t.value("purpose", "")};
+    call.reservation = adopted;
+    call.ticket = t.value("ticket", "");
+    call.ticket_recorded = true;
+    call.submitted_unix_ms = t.value("submitted_unix_ms", int64_t{0});
+    call.work = Call::Work::poll;
+    call.state = CallState::ticketed;
     return true;
   }
   ledger::Reservation reservation{call.key + "#" + std::to_string(++m_record.reservations[call.key]), call.scene_id,
@@ -263,6 +326,15 @@ Result<void> Exchange::record_answer(Call& c) {
     response["media_sha256"] = media_sha;
     response["extension"] = r.extension;
     response["seconds_billed"] = r.seconds_billed;
+    if (!r.details.empty()) {
+      response["job"] = r.details;  // job id, provider status, ffprobe's probe, the raw provider cost
+    }
+    if (!c.ticket.empty()) {
+      response["ticket"] = c.ticket;
+      response["polls"] = c.polls;
+      // From the ticket's recording to the answer, across runs: what the job took.
+      response["elapsed_ms"] = std::max<int64_t>(0, unix_ms_now() - c.submitted_unix_ms);
+    }
   } else {
     const backends::ModelResponse& r = *c.model_answer;
     const int64_t cached_tokens = std::clamp<int64_t>(r.usage.cached_input_tokens, 0, r.usage.input_tokens);
@@ -297,6 +369,7 @@ Result<void> Exchange::record_answer(Call& c) {
       response, governance::BudgetGovernor::settlement(*c.reservation, actual.micro_usd, actual.provider_micro_usd))));
   core::crash_point("engine.after_response");
   m_record.responses[c.key] = response;
+  m_record.tickets.erase(c.key);
   c.response = std::move(response);
   c.model_answer.reset();
   c.generation_answer.reset();
@@ -313,10 +386,75 @@ Result<void> Exchange::record_failure(Call& c) {
   AVPS_TRY_ASSIGN(json fields, trace_fields(c.trace));
   body.update(fields);
   ledger::ReservationEnd end{c.reservation->id, 0, c.reservation->amount_micro_usd, std::nullopt, "released"};
-  AVPS_TRY(m_project.ledger().append(
-      ledger::EventDraft{.kind = "exchange.failed", .body = body, .reservation_end = end}));
+  ledger::EventDraft draft{.kind = "exchange.failed", .body = body, .reservation_end = end};
+  if (!c.ticket.empty()) {
+    // A job that ended without a render: its ticket is closed, and the run log says why.
+    draft.body["ticket"] = c.ticket;
+    draft.body["polls"] = c.polls;
+    if (c.cancel_result) {
+      draft.body["cancel_error"] = c.cancel_result->message;
+    }
+    ledger::LogRow row;
+    row.skill_name = "generate";
+    row.scene_id = c.scene_id;
+    row.shot_id = c.shot_id;
+    row.model_used = c.route.model;
+    row.tier = c.route.tier;
+    row.estimated_cost = governance::usd_decimal(c.reservation->amount_micro_usd);
+    row.actual_cost = governance::usd_decimal(0);
+    row.outcome = "ERROR";
+    row.notes = c.purpose + ": job failed, reservation released: " + failure.message +
+                (c.cancel_result ? " (cancel: " + c.cancel_result->message + ")" : "");
+    draft.row = row;
+  }
+  AVPS_TRY(m_project.ledger().append(draft));
+  m_record.tickets.erase(c.key);
   c.state = CallState::released;
   return ok();
+}
+
+Result<void> Exchange::record_ticket(Call& c) {
+  c.submitted_unix_ms = unix_ms_now();
+  json body = {{"key", c.key},
+               {"reservation_id", c.reservation->id},
+               {"amount_micro_usd", c.reservation->amount_micro_usd},
+               {"purpose", c.purpose},
+               {"model", c.route.model},
+               {"ticket", c.ticket},
+               {"submitted_unix_ms", c.submitted_unix_ms}};
+  if (!c.scene_id.empty()) {
+    body["scene_id"] = c.scene_id;
+  }
+  if (!c.shot_id.empty()) {
+    body["shot_id"] = c.shot_id;
+  }
+  if (!c.submit_details.empty()) {
+    body["submit"] = c.submit_details;
+  }
+  AVPS_TRY_ASSIGN(json fields, trace_fields(c.trace));
+  body.update(fields);
+  AVPS_TRY(m_project.ledger().append(ledger::EventDraft{.kind = "exchange.ticket", .body = body}));
+  core::crash_point("engine.after_ticket");
+  m_record.tickets[c.key] = body;
+  c.ticket_recorded = true;
+  return ok();
+}
+
+void Exchange::schedule_poll(Call& c) const {
+  backends::Backend* backend = m_backends.for_model(c.route.model);
+  const backends::JobTiming timing = backend ? backend->job_timing() : backends::JobTiming{};
+  // Jitter (0 to 20 % on top of the provider's interval, never below it) spreads many jobs'
+  // polls apart; seeded by the key and the poll count, so it is no source of nondeterminism.
+  uint64_t h = 1469598103934665603ULL;
+  for (char ch : c.key + "#" + std::to_string(c.polls)) {
+    h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ULL;
+  }
+  const int64_t jitter = timing.poll_interval_ms / 5 == 0 ? 0 : static_cast<int64_t>(h % static_cast<uint64_t>(timing.poll_interval_ms / 5 + 1));
+  const auto now = std::chrono::steady_clock::now();
+  c.next_poll = now + std::chrono::milliseconds(timing.poll_interval_ms + jitter);
+  const int64_t waited_ms = std::max<int64_t>(0, unix_ms_now() - c.submitted_unix_ms);
+  c.deadline = now + std::chrono::milliseconds(std::max<int64_t>(0, timing.max_wait_ms - waited_ms));
+  c.work = Call::Work::poll;
 }
 
 Result<governance::Route> Exchange::next_model(Call& c) {
@@ -375,24 +513,32 @@ Result<bool> Exchange::fall_back(Call& c) {
   return c.state == CallState::reserved;  // true: to be sent; false: answered from the record
 }
 
-// The loop of send(): this thread records a call's intent when a worker is free to take it (so an
-// interrupted run leaves at most `jobs` intents without a response, each of a call that may have
-// left), workers submit and put the call on `done`, and this thread records each one as it comes
-// back, putting a call that fell back to another model in line again.
+// The loop of send(), structured like this: this thread records a call's intent when a worker
+// is free to take it (so an interrupted run leaves at most `jobs` intents without a response or a
+// ticket, each of a call that may have left); workers submit, poll or cancel and put the call on
+// `done`; this thread records each one as it comes back: an answer, a failure (a call that fell
+// back to another model goes in line again), or a fresh ticket (recorded, then scheduled). Tickets
+// wait in `polling`; a due one is handed to a free worker as a poll; one past its deadline as a
+// cancel. The loop ends when nothing is pending, in work, in flight or polling.
 Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
   std::deque<Call*> pending;  // reserved, no intent yet: not sent
+  std::vector<Call*> polling;  // ticketed, recorded: waiting for their next poll
   for (Call* c : calls) {
     if (c->state == CallState::reserved) {
       pending.push_back(c);
+    } else if (c->state == CallState::ticketed) {
+      schedule_poll(*c);
+      c->next_poll = std::chrono::steady_clock::now();  // resumed: ask at once
+      polling.push_back(c);
     }
   }
-  if (pending.empty()) {
+  if (pending.empty() && polling.empty()) {
     return ok();
   }
   std::mutex mutex;
   std::condition_variable wake_worker;
   std::condition_variable wake_recorder;
-  std::deque<Call*> work;  // intent recorded, waiting for a worker
+  std::deque<Call*> work;  // intent recorded (or a poll or cancel due), waiting for a worker
   std::deque<Call*> done;
   size_t in_flight = 0;
   bool closing = false;
@@ -407,21 +553,46 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
       work.pop_front();
       ++in_flight;
       lock.unlock();
-      submit(*c, m_backends.for_model(c->route.model));
+      work_on(*c, m_backends.for_model(c->route.model));
       lock.lock();
       --in_flight;
       done.push_back(c);
       wake_recorder.notify_one();
     }
   };
-  const size_t threads = std::clamp<size_t>(static_cast<size_t>(std::max(1, jobs)), 1, pending.size());
+  const size_t threads =
+      std::clamp<size_t>(static_cast<size_t>(std::max(1, jobs)), 1, std::max<size_t>(1, pending.size() + polling.size()));
   std::vector<std::thread> pool;
   for (size_t t = 0; t < threads; ++t) {
     pool.emplace_back(worker);
   }
   std::optional<Error> first_error;
+  bool interrupted = false;
+  std::optional<InterruptPolicy> policy;
   std::unique_lock<std::mutex> lock(mutex);
+  auto release_pending = [&](const std::string& why) {
+    while (!pending.empty()) {
+      Call* unsent = pending.front();
+      pending.pop_front();
+      lock.unlock();
+      std::ignore = m_governor.release(*unsent->reservation, "not sent: " + why);
+      unsent->state = CallState::released;
+      lock.lock();
+    }
+  };
   for (;;) {
+    if (!interrupted && m_interrupted && m_interrupted()) {
+      interrupted = true;
+      lock.unlock();
+      policy = m_interrupt_policy ? m_interrupt_policy() : InterruptPolicy::keep;
+      lock.lock();
+      if (!first_error) {
+        first_error = make_error(ErrorCode::interrupted,
+                                 *policy == InterruptPolicy::cancel
+                                     ? "interrupted: jobs in flight canceled at their providers"
+                                     : "interrupted: jobs in flight kept; `avps run` again collects them");
+      }
+    }
     while (!first_error && !pending.empty() && in_flight + work.size() < threads) {
       Call* c = pending.front();
       pending.pop_front();
@@ -431,42 +602,105 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
       if (!recorded) {
         first_error = recorded.error();
       } else {
+        c->work = Call::Work::submit;
         work.push_back(c);
         wake_worker.notify_one();
       }
     }
     if (first_error) {
-      // Calls not yet sent never will be: their reservations are released with the reason.
-      while (!pending.empty()) {
-        Call* unsent = pending.front();
-        pending.pop_front();
-        lock.unlock();
-        std::ignore = m_governor.release(*unsent->reservation, "not sent: " + first_error->message);
-        unsent->state = CallState::released;
-        lock.lock();
-      }
+      release_pending(first_error->message);
     }
-    wake_recorder.wait(lock, [&] { return !done.empty() || (work.empty() && in_flight == 0); });
+    // Tickets: on an interrupt each is canceled (policy cancel) or left open for the next run
+    // (keep); past its deadline it is canceled and fails; when due it is polled.
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = polling.begin(); it != polling.end();) {
+      Call* c = *it;
+      if (interrupted && *policy == InterruptPolicy::keep) {
+        it = polling.erase(it);  // its ticket and reservation stay open in the ledger
+        continue;
+      }
+      const bool cancel_now = interrupted || now >= c->deadline;
+      if (!cancel_now && (now < c->next_poll || in_flight + work.size() >= threads)) {
+        ++it;
+        continue;
+      }
+      if (cancel_now && in_flight + work.size() >= threads) {
+        ++it;
+        continue;
+      }
+      if (cancel_now) {
+        c->failure = interrupted ? make_error(ErrorCode::interrupted, "canceled on interrupt (--cancel-on-interrupt)")
+                                 : make_error(ErrorCode::timeout, "the job did not finish within its maximum wait (" +
+                                                                      std::to_string(m_backends.for_model(c->route.model)
+                                                                                         ->job_timing()
+                                                                                         .max_wait_ms /
+                                                                                     1000) +
+                                                                      " s): canceled");
+        c->work = Call::Work::cancel;
+      } else {
+        c->work = Call::Work::poll;
+      }
+      work.push_back(c);
+      wake_worker.notify_one();
+      it = polling.erase(it);
+    }
+    auto finished = [&] { return !done.empty() || (work.empty() && in_flight == 0 && polling.empty()); };
+    if (polling.empty()) {
+      wake_recorder.wait(lock, finished);
+    } else {
+      auto earliest = std::chrono::steady_clock::time_point::max();
+      for (const Call* c : polling) {
+        earliest = std::min({earliest, c->next_poll, c->deadline});
+      }
+      // Wake at least every 200 ms to see an interrupt.
+      earliest = std::min(earliest, std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+      wake_recorder.wait_until(lock, earliest, finished);
+    }
     if (done.empty()) {
-      break;
+      if (work.empty() && in_flight == 0 && polling.empty() && (pending.empty() || first_error)) {
+        break;
+      }
+      continue;
     }
     Call* c = done.front();
     done.pop_front();
     lock.unlock();
-    ++m_outcome.calls_made;
     Result<bool> resend = false;
-    if (c->state == CallState::answered) {
-      if (Result<void> recorded = record_answer(*c); !recorded) {
+    if (c->state == CallState::ticketed && !c->ticket_recorded) {
+      ++m_outcome.calls_made;
+      // The job exists at the provider: its ticket is durable before anything polls it.
+      if (Result<void> recorded = record_ticket(*c); !recorded) {
         resend = std::move(recorded).error();
+      } else {
+        schedule_poll(*c);
       }
-    } else if (Result<void> recorded = record_failure(*c); !recorded) {
-      resend = std::move(recorded).error();
-    } else if (!first_error && backends::retryable(*c->failure)) {
-      resend = fall_back(*c);  // retries are spent on a transient fault: another model of the tier
+    } else if (c->state == CallState::ticketed) {
+      schedule_poll(*c);  // still queued or running
     } else {
-      resend = Error{c->failure->code, c->purpose + " call to " + c->route.model + " failed: " + c->failure->message};
+      if (c->ticket.empty()) {
+        ++m_outcome.calls_made;
+      }
+      if (c->state == CallState::answered) {
+        if (Result<void> recorded = record_answer(*c); !recorded) {
+          resend = std::move(recorded).error();
+        }
+      } else if (Result<void> recorded = record_failure(*c); !recorded) {
+        resend = std::move(recorded).error();
+      } else if (!c->ticket.empty() || c->failure->code == ErrorCode::interrupted) {
+        // A job that failed, timed out or was canceled: final for this call.
+        if (c->failure->code != ErrorCode::interrupted) {
+          resend = Error{c->failure->code, c->purpose + " on " + c->route.model + ": " + c->failure->message};
+        }
+      } else if (!first_error && backends::retryable(*c->failure)) {
+        resend = fall_back(*c);  // retries are spent on a transient fault: another model of the tier
+      } else {
+        resend = Error{c->failure->code, c->purpose + " call to " + c->route.model + " failed: " + c->failure->message};
+      }
     }
     lock.lock();
+    if (c->state == CallState::ticketed && resend) {
+      polling.push_back(c);
+    }
     if (!resend && !first_error) {
       first_error = resend.error();
     } else if (resend && *resend) {

@@ -11,7 +11,10 @@
 //   intent (durable: exchange.intent)         recorded only when a worker is free to send it
 //     ▼
 //   submitted ──► answered ──► settled        exchange.response + settlement, one transaction,
-//     │                                       recorded the moment the answer arrives
+//     │    │                                  recorded the moment the answer arrives
+//     │    └──► ticketed (durable:            a job backend gave a ticket: exchange.ticket is
+//     │         exchange.ticket) ──► polled   recorded before the first poll; polled until it is
+//     │         ... ──► answered | failed     answered or fails, past max wait canceled and failed
 //     └──► failed ──► released (why)          exchange.failed + release, one transaction; then the
 //                                             next model of the same tier (exchange.fallback and
 //                                             a model-router RUN_LOG row), routed → reserved → ...
@@ -21,7 +24,20 @@
 // model included), so the record answers it without a call; an intent without a response is sent
 // again, once, flagged possible_duplicate; a reservation with no intent was never sent (the run
 // reconciles it as released); a recorded fallback is followed (the key that failed
-// is not tried again), so a run resumed after a fallback asks the model that answered.
+// is not tried again), so a run resumed after a fallback asks the model that answered. A ticket
+// without a response or failure is polled again under its own open reservation: its job is never
+// submitted twice.
+//
+// Polling (many jobs, few threads): tickets wait in one schedule on the recording thread, each
+// with its next poll time (the backend's poll interval plus up to a fifth more, seeded by the key
+// and the poll count) and its deadline (max wait from the ticket's recorded submit time). A due
+// poll is one short work item for the same `jobs` workers that submit, so any number of jobs in
+// flight costs `jobs` worker threads and the calling thread. A job past its deadline is canceled at
+// the provider and fails its call (exchange.failed, reservation released).
+//
+// Interrupts: when the run's interrupt flag is set, send() records no further intent; tickets in
+// flight are canceled at the provider and released (InterruptPolicy::cancel) or left open for the
+// next run to collect (InterruptPolicy::keep); send() then returns ErrorCode::interrupted.
 //
 // The retry layer lives in the backends (RetryingBackend): by the time an answer or an error
 // reaches the exchange, retries are spent. Budget refusals never reach a backend.
@@ -30,7 +46,9 @@
 // submits at once on worker threads, which touch only their own Call; every ledger write happens
 // on the calling thread, so the ledger sees one writer.
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -49,6 +67,9 @@ namespace avps::engine {
 
 enum class CallKind { model, generation };
 
+/// What an interrupted send() does with the jobs still in flight at their providers.
+enum class InterruptPolicy { keep, cancel };
+
 enum class CallState {
   fresh,      ///< built, not routed
   routed,     ///< a model chosen; the key computed
@@ -57,6 +78,7 @@ enum class CallState {
   reserved,   ///< the worst case reserved
   intent,     ///< exchange.intent recorded: the call may now leave
   submitted,  ///< handed to the backend (on a worker thread)
+  ticketed,   ///< a job backend gave a ticket (recorded as exchange.ticket once ticket_recorded)
   answered,   ///< the backend answered (not yet recorded)
   settled,    ///< exchange.response recorded, reservation settled (terminal)
   failed,     ///< the backend gave up on this model (not yet recorded)
@@ -98,6 +120,19 @@ struct Call {
   std::optional<Error> failure;
   int64_t elapsed_ms = 0;  ///< wall time of the last submit, retries included
 
+  // A job's ticket (async_job): handed back by submit, or read from the record on resume.
+  enum class Work { submit, poll, cancel };
+  Work work = Work::submit;          ///< what the next worker does with the call
+  std::string ticket;                ///< the job handle (never a key)
+  nlohmann::json submit_details;     ///< what the submit fitted to the provider's limits
+  bool ticket_recorded = false;      ///< exchange.ticket is in the ledger
+  int64_t submitted_unix_ms = 0;     ///< when the ticket was recorded (wall clock; age and deadline only)
+  int polls = 0;                     ///< polls so far in this run
+  std::string provider_state;        ///< the last poll's word: "queued", "running", "transient: ..."
+  std::chrono::steady_clock::time_point next_poll;
+  std::chrono::steady_clock::time_point deadline;
+  std::optional<Error> cancel_result;  ///< set when a cancel was asked and failed
+
   bool replayed() const { return state == CallState::replayed; }
   bool answered() const { return state == CallState::replayed || state == CallState::settled; }
   nlohmann::json request_json() const {
@@ -127,6 +162,14 @@ class Exchange {
   /// left, a budget refusal of a fallback, a failed write) is returned after all of them ended.
   [[nodiscard]] Result<void> send(const std::vector<Call*>& calls, int jobs);
 
+  /// How send() learns of an interrupt (Ctrl-C) and what it then does with jobs in flight; the
+  /// policy is asked once, when the interrupt is first seen (the CLI may ask a person). Unset:
+  /// never interrupted.
+  void on_interrupt(std::function<bool()> interrupted, std::function<InterruptPolicy()> policy) {
+    m_interrupted = std::move(interrupted);
+    m_interrupt_policy = std::move(policy);
+  }
+
   /// The model's text of a settled or replayed model call.
   [[nodiscard]] Result<std::string> response_text(const Call& call) const;
 
@@ -142,6 +185,10 @@ class Exchange {
   [[nodiscard]] Result<void> record_answer(Call& call);
   /// failed → released: the failure and the release, one transaction.
   [[nodiscard]] Result<void> record_failure(Call& call);
+  /// ticketed: exchange.ticket, durable before the first poll.
+  [[nodiscard]] Result<void> record_ticket(Call& call);
+  /// The next poll of a ticketed call: its backend's interval plus seeded jitter.
+  void schedule_poll(Call& call) const;
   /// Routes `call` to `route`: its images for that model's backend, then its key.
   [[nodiscard]] Result<void> apply_route(Call& call, const governance::Route& route);
   /// The next model of the call's tier after those that failed it (never a sim model after a
@@ -158,6 +205,8 @@ class Exchange {
   const backends::BackendRegistry& m_backends;
   Record& m_record;
   RunOutcome& m_outcome;
+  std::function<bool()> m_interrupted;
+  std::function<InterruptPolicy()> m_interrupt_policy;
 };
 
 }  // namespace avps::engine

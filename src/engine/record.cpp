@@ -154,7 +154,12 @@ Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) 
       // Intents before format 2 named no reservation: any reservation of their key may have left.
       record.intent_reservations.insert(intent->reservation_id.empty() ? intent->key + "#*" : intent->reservation_id);
     } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
+      record.tickets.erase(response->key);
       record.responses[response->key] = std::move(response->body);
+    } else if (e.kind == "exchange.ticket") {
+      record.tickets[e.body.value("key", "")] = e.body;  // a job in flight until answered or failed
+    } else if (e.kind == "exchange.failed") {
+      record.tickets.erase(e.body.value("key", ""));
     } else if (e.kind == "exchange.fallback") {
       record.fallbacks[e.body.value("key", "")] = e.body.value("to_model", "");
     } else if (e.kind == "step.finished") {

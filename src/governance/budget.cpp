@@ -115,10 +115,14 @@ Result<void> BudgetGovernor::release(const ledger::Reservation& r, const std::st
 }
 
 Result<BudgetGovernor::Reconciled> BudgetGovernor::reconcile_open_reservations(
-    const std::function<bool(const ledger::Reservation&)>& maybe_sent) {
+    const std::function<bool(const ledger::Reservation&)>& maybe_sent,
+    const std::function<bool(const ledger::Reservation&)>& keep_open) {
   AVPS_TRY_ASSIGN(std::vector<ledger::Reservation> open, m_ledger.open_reservations());
   Reconciled done;
   for (const ledger::Reservation& r : open) {
+    if (keep_open && keep_open(r)) {
+      continue;
+    }
     if (!maybe_sent(r)) {
       AVPS_TRY(release(r, "not sent: the run was interrupted before the call's intent was recorded"));
       ++done.released;

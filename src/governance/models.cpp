@@ -60,6 +60,7 @@ Model model_from_json(const json& entry, int index) {
   model.endpoint = entry.value("endpoint", std::string());
   model.api_key_env = entry.value("api_key_env", std::string());
   model.provider_model = entry.value("provider_model", model.id);
+  model.preset = entry.value("preset", "");
   model.options = entry.value("options", json::object());
   model.tiers = entry.at("tiers").get<std::vector<std::string>>();
   const json& caps = entry.at("capabilities");

@@ -29,7 +29,7 @@ int fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"A loopback fake of the OpenAI, Anthropic and Gemini chat APIs, answered by the avps sim."};
+  CLI::App app{"A loopback fake of the OpenAI, Anthropic and Gemini chat APIs and of the async video job APIs, answered by the avps sim."};
   std::string data_dir = AVPS_SOURCE_DATA_DIR;
   std::string project_dir;
   int port = 0;
@@ -44,6 +44,11 @@ int main(int argc, char** argv) {
   app.add_option("--key-openai", keys.openai, "the expected OpenAI key (empty: no auth header)");
   app.add_option("--key-anthropic", keys.anthropic, "the expected Anthropic key (empty: no auth header)");
   app.add_option("--key-gemini", keys.gemini, "the expected Gemini key (empty: no auth header)");
+  app.add_option("--key-jobs", keys.jobs, "the key every async job API expects (empty: no auth header)");
+  std::string job_faults_text = "[]";
+  int64_t min_poll_interval_ms = 0;
+  app.add_option("--job-faults", job_faults_text, "a JSON array of job fault rules (tests/support/fake_jobs.hpp)");
+  app.add_option("--min-poll-interval-ms", min_poll_interval_ms, "a job poll sooner than this is counted too early");
   app.add_option("--faults", faults_text, "a JSON array of fault rules (see POST /control)");
   app.add_option("--log", log_file, "one JSON line per request");
   CLI11_PARSE(app, argc, argv);
@@ -59,6 +64,12 @@ int main(int argc, char** argv) {
     return fail(faults.error().message);
   }
   config.faults = *faults;
+  auto job_faults = avps::core::parse_json(job_faults_text, "--job-faults");
+  if (!job_faults.ok()) {
+    return fail(job_faults.error().message);
+  }
+  config.job_faults = *job_faults;
+  config.min_poll_interval_ms = min_poll_interval_ms;
   if (!project_dir.empty()) {
     std::filesystem::path file = std::filesystem::path(project_dir) / "avps.json";
     if (std::filesystem::exists(file)) {

@@ -5,6 +5,8 @@
 
 #include "support/fake_provider.hpp"
 
+#include "support/fake_jobs.hpp"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -1751,6 +1753,7 @@ struct FakeProvider::Impl {
 
   FakeProviderConfig config;
   httplib::Server server;
+  std::unique_ptr<FakeJobs> jobs;  ///< the async job APIs (fake_jobs.hpp)
   std::thread thread;
   std::atomic<int> port{0};
   std::optional<skills::Registry> registry;
@@ -2185,7 +2188,8 @@ struct FakeProvider::Impl {
             {"by_skill", std::move(skills_json)},
             {"by_fault", by_fault},
             {"documents", documents},
-            {"faults", std::move(rules)}};
+            {"faults", std::move(rules)},
+            {"jobs", jobs ? jobs->stats() : json::object()}};
   }
 
   void reset_counters() {
@@ -2198,6 +2202,9 @@ struct FakeProvider::Impl {
     duplicates = 0;
     bodies.clear();
     documents.clear();
+    if (jobs) {
+      jobs->reset_stats();
+    }
   }
 
   void routes() {
@@ -2220,7 +2227,8 @@ struct FakeProvider::Impl {
         problem = "the body must be a JSON object";
       } else {
         for (const auto& [key, value] : body.items()) {
-          if (key != "faults" && key != "reset_stats") {
+          if (key != "faults" && key != "reset_stats" && key != "job_faults" && key != "min_poll_interval_ms" &&
+              key != "polls_to_finish") {
             problem = "unknown field \"" + key + "\"";
           }
         }
@@ -2232,6 +2240,11 @@ struct FakeProvider::Impl {
         } else {
           std::lock_guard<std::mutex> lock(mutex);
           faults = std::move(parsed).value();
+        }
+      }
+      if (problem.empty() && jobs) {
+        if (Result<void> applied = jobs->control(body); !applied.ok()) {
+          problem = applied.error().message;
         }
       }
       if (problem.empty() && body.value("reset_stats", false)) {
@@ -2249,6 +2262,7 @@ struct FakeProvider::Impl {
         stop_cv.notify_all();
       });
     }
+    jobs->routes(server);
     auto unknown = [this](const httplib::Request& req, httplib::Response& res) { handle_unknown(req, res); };
     server.Get(".*", unknown);
     server.Post(".*", unknown);
@@ -2279,6 +2293,12 @@ Result<void> FakeProvider::start() {
       return make_error(ErrorCode::io_error, "fake provider: cannot open log " + impl.config.log_file.string());
     }
   }
+  FakeJobsConfig jobs_config;
+  jobs_config.key = impl.config.keys.jobs;
+  jobs_config.seed = impl.seed;
+  jobs_config.min_poll_interval_ms = impl.config.min_poll_interval_ms;
+  impl.jobs = std::make_unique<FakeJobs>(jobs_config);
+  AVPS_TRY(impl.jobs->set_faults(impl.config.job_faults));
   impl.routes();
   // Keep-alive connections end soon after stop(), and a hung client does not hold a worker long.
   impl.server.set_keep_alive_timeout(2);

@@ -1,6 +1,6 @@
 #pragma once
 // FakeProvider: a loopback HTTP server that speaks the three chat wire formats of avps's HTTP
-// adapters (OpenAI chat completions, Anthropic messages, Gemini generateContent; the formats are
+// adapters, and (tests/support/fake_jobs.hpp) the async job APIs of the async_job presets (OpenAI chat completions, Anthropic messages, Gemini generateContent; the formats are
 // shared/reference/backend-apis.md §0-3), so the adapters, the retry layer and whole runs can be
 // tested without anything leaving the machine. It listens on 127.0.0.1 only.
 //
@@ -27,7 +27,8 @@
 //     truncated body, malformed JSON, a schema-invalid answer, a refusal, a length cut-off.
 //   - Counted. stats() (and GET /stats) reports every request; see stats() for the fields.
 //
-// Routes: POST /v1/chat/completions (OpenAI; the adapter's endpoint is base_url() + "/v1"),
+// Routes: the job APIs of fake_jobs.hpp (stats under "jobs"; POST /control also takes
+// "job_faults", "min_poll_interval_ms", "polls_to_finish"), POST /v1/chat/completions (OpenAI; the adapter's endpoint is base_url() + "/v1"),
 // POST /v1/messages (Anthropic; endpoint base_url()), POST /v1beta/models/{model}:generateContent
 // (Gemini; endpoint base_url()), GET /stats, POST /control ({"faults": [rule, ...]} replaces the
 // rules; {"reset_stats": true} zeroes the counters), POST /shutdown (only with
@@ -54,6 +55,7 @@ struct FakeProviderKeys {
   std::string openai;
   std::string anthropic;
   std::string gemini;
+  std::string jobs;  ///< every async job API (fake_jobs.hpp)
 };
 
 struct FakeProviderConfig {
@@ -71,6 +73,9 @@ struct FakeProviderConfig {
   int port = 0;
   /// Serve POST /shutdown (the executable does; in-process tests stop() instead).
   bool shutdown_route = false;
+  /// The async job APIs' fault rules (fake_jobs.hpp) and the poll interval they check.
+  nlohmann::json job_faults = nlohmann::json::array();
+  int64_t min_poll_interval_ms = 0;
 };
 
 class FakeProvider {

@@ -100,13 +100,30 @@ struct GenerationResult {
   double seconds_billed = 0;
   std::optional<int64_t> provider_cost_micro_usd;
   std::string model;
+  /// What a job backend learnt on the way, recorded with the response (never a key, never a URL
+  /// with a signature): {"job_id", "provider_status", "probe": {"duration_s", "width", "height",
+  /// "codec"}, "provider_cost_raw", ...}. Empty for backends that answer at once.
+  nlohmann::json details = nlohmann::json::object();
 };
 
 /// What submit() gives back: the answer, or a ticket to poll (exactly one of the two).
 template <class T>
 struct Submitted {
   std::optional<T> answer;
-  std::string ticket;  ///< the provider's job id; non-empty exactly when answer is empty
+  /// The provider's job handle (for async_job a canonical JSON object: id, the URLs the provider
+  /// named, the seconds asked for; never a key); non-empty exactly when answer is empty.
+  std::string ticket;
+  /// What the submit decided, recorded with the ticket: {"prompt_condensed": {...}, "duration_s",
+  /// "ratio"} when a provider's limits changed what was asked for. May be empty.
+  nlohmann::json details = nlohmann::json::object();
+};
+
+/// How the exchange waits on a backend's tickets: the provider's own poll interval (its minimum;
+/// the exchange adds up to a fifth on top as seeded jitter, never less) and how long a job may
+/// run before it is canceled and its attempt fails.
+struct JobTiming {
+  int64_t poll_interval_ms = 5000;
+  int64_t max_wait_ms = 30 * 60 * 1000;
 };
 
 /// One HTTP attempt of a call, as the ledger records it (never a key, never a body).
@@ -152,6 +169,11 @@ class Backend {
   /// default (backends that never give tickets) is an unsupported error.
   [[nodiscard]] virtual Result<std::optional<GenerationResult>> poll_generation(const std::string& ticket,
                                                                                 CallTrace& trace);
+  /// Asks the provider to cancel a ticket's job (Ctrl-C with --cancel-on-interrupt, a job past
+  /// its maximum wait). The default (no tickets) is an unsupported error.
+  [[nodiscard]] virtual Result<void> cancel_generation(const std::string& ticket, CallTrace& trace);
+  /// The poll interval and maximum wait of this backend's tickets.
+  virtual JobTiming job_timing() const { return {}; }
 };
 
 }  // namespace avps::backends

@@ -2,10 +2,11 @@
 // The backend registry: one Backend per model of the models file, found by the entry's `backend`
 // field (as ccache keys its remote storages by scheme). `sim` is always built; the HTTP kinds
 // (openai_chat, anthropic_messages, gemini_generate) are each an HttpModelBackend wrapped in the
-// one retry layer. The engine asks for the backend of the model the router chose.
+// one retry layer; `async_job` is an AsyncJobBackend (async_job.hpp) configured by its preset and
+// options, in the same retry layer. The engine asks for the backend of the model the router chose.
 //
 // Nothing is answered by a backend the user did not declare: a model whose backend is not built
-// (async_job, comfyui in this version), whose api_key_env names an unset or empty variable,
+// (comfyui in this version), an async_job model without video_out or image_out or with an unknown preset, whose api_key_env names an unset or empty variable,
 // whose endpoint is missing or malformed, or whose options are wrong is refused when the registry
 // opens, that is before a run starts, with one configuration error (exit 4) that lists every
 // refused model, the field and the fix.
@@ -40,6 +41,7 @@ struct BackendSpec {
   std::string endpoint;
   std::string api_key_env;     ///< a variable's name, never a key
   std::string provider_model;  ///< default: model_id
+  std::string preset;          ///< async_job: "runway", "luma", ... (async_job.hpp); may be empty
   nlohmann::json options = nlohmann::json::object();
   bool generates = false;      ///< the entry claims image_out or video_out (chat kinds cannot render)
 };

@@ -80,6 +80,9 @@ class RetryingBackend : public Backend {
                                                                       CallTrace& trace) override;
   [[nodiscard]] Result<std::optional<GenerationResult>> poll_generation(const std::string& ticket,
                                                                         CallTrace& trace) override;
+  /// A cancel is retried like a poll: asking twice cancels once.
+  [[nodiscard]] Result<void> cancel_generation(const std::string& ticket, CallTrace& trace) override;
+  JobTiming job_timing() const override { return m_inner->job_timing(); }
 
  private:
   std::unique_ptr<Backend> m_inner;

@@ -101,6 +101,10 @@ class Observer {
   /// True once the user asked to stop (Ctrl-C): the engine finishes the call in hand, records
   /// it, and returns with ExitCode::interrupted; the next run resumes.
   virtual bool interrupted() const { return false; }
+  /// Asked once, after an interrupt, when provider jobs are in flight: true cancels them at their
+  /// providers (their reservations are released), false leaves them for the next run to collect.
+  /// The CLI answers from --cancel-on-interrupt / --keep-on-interrupt, or asks on a terminal.
+  virtual bool cancel_jobs_on_interrupt() { return false; }
 };
 
 struct RunOptions {

@@ -53,15 +53,17 @@ class BudgetGovernor {
   [[nodiscard]] Result<void> release(const ledger::Reservation& reservation, const std::string& why);
   /// After a crash: an open reservation for which `maybe_sent` is true is settled in full
   /// ("reconciled"), the conservative assumption that the provider was paid; the others were
-  /// never sent and are released. The engine calls it on resume before it answers calls from
-  /// recorded responses.
+  /// never sent and are released. One for which `keep_open` is true (a provider job whose ticket
+  /// is recorded: it is polled and settled when it ends) is left as it is. The engine calls it on
+  /// resume before it answers calls from recorded responses.
   struct Reconciled {
     int counted_as_spent = 0;
     int released = 0;
     int64_t spent_micro_usd = 0;
   };
   [[nodiscard]] Result<Reconciled> reconcile_open_reservations(
-      const std::function<bool(const ledger::Reservation&)>& maybe_sent);
+      const std::function<bool(const ledger::Reservation&)>& maybe_sent,
+      const std::function<bool(const ledger::Reservation&)>& keep_open = nullptr);
 
   /// Positions of the caps in force (caps_for) a call for scene/shot is under (project always).
   [[nodiscard]] Result<std::vector<CapPosition>> positions(const std::string& scene_id, const std::string& shot_id) const;

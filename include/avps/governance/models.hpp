@@ -62,6 +62,7 @@ struct Model {
   std::string endpoint;     ///< may be empty (sim)
   std::string api_key_env;  ///< the variable's name, never the key; may be empty
   std::string provider_model;  ///< the name sent on the wire ("provider_model"; default the id)
+  std::string preset;          ///< async_job: the provider preset ("runway", ...); may be empty
   nlohmann::json options = nlohmann::json::object();  ///< per-backend fields (docs/providers.md)
   std::vector<std::string> tiers;
   Capabilities capabilities;

@@ -28,7 +28,7 @@ FakeProviderConfig config_for_tests() {
   FakeProviderConfig config;
   config.data_dir = AVPS_SOURCE_DATA_DIR;
   config.project = {{"seed", 7}};
-  config.keys = {k_openai_key, k_anthropic_key, k_gemini_key};
+  config.keys = {k_openai_key, k_anthropic_key, k_gemini_key, ""};
   return config;
 }
 

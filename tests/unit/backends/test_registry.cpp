@@ -25,7 +25,7 @@ BackendSpec openai(const std::string& id) {
                      .backend = "openai_chat",
                      .endpoint = "https://api.openai.com/v1",
                      .api_key_env = "AVPS_TEST_OPENAI_KEY",
-                     .provider_model = "",
+                     .provider_model = "", .preset = "",
                      .options = nlohmann::json::object(),
                      .generates = false};
 }
@@ -41,7 +41,7 @@ std::string refusal(const std::vector<BackendSpec>& specs, const backends::EnvLo
 }  // namespace
 
 TEST_CASE("the registry opens sim and HTTP models and answers for each by id", "[registry]") {
-  BackendSpec sim{.model_id = "sim-a", .backend = "sim", .endpoint = "", .api_key_env = "", .provider_model = "",
+  BackendSpec sim{.model_id = "sim-a", .backend = "sim", .endpoint = "", .api_key_env = "", .provider_model = "", .preset = "",
                   .options = nlohmann::json::object(), .generates = true};
   auto opened = backends::BackendRegistry::open({sim, openai("gpt-x")}, nlohmann::json::object(),
                                                 env_of({{"AVPS_TEST_OPENAI_KEY", "sk-test-123"}}));
@@ -54,8 +54,8 @@ TEST_CASE("the registry opens sim and HTTP models and answers for each by id", "
 }
 
 TEST_CASE("every refused model is named with its field and the fix, in one error", "[registry]") {
-  BackendSpec unbuilt = openai("runway-gen4");
-  unbuilt.backend = "async_job";
+  BackendSpec unbuilt = openai("comfy-local");
+  unbuilt.backend = "comfyui";
   BackendSpec unset_key = openai("gpt-unset");
   BackendSpec malformed = openai("gpt-malformed");
   malformed.endpoint = "api.openai.com/v1";
@@ -63,7 +63,7 @@ TEST_CASE("every refused model is named with its field and the fix, in one error
   renders.generates = true;
   const std::string message =
       refusal({unbuilt, unset_key, malformed, renders}, env_of({}));
-  CHECK(message.find("model \"runway-gen4\" (async_job)") != std::string::npos);
+  CHECK(message.find("model \"comfy-local\" (comfyui)") != std::string::npos);
   CHECK(message.find("is not built") != std::string::npos);
   CHECK(message.find("model \"gpt-unset\"") != std::string::npos);
   CHECK(message.find("export AVPS_TEST_OPENAI_KEY=") != std::string::npos);
@@ -105,7 +105,7 @@ TEST_CASE("a provider model name that would change Gemini's URL is refused", "[r
                      .backend = "gemini_generate",
                      .endpoint = "https://generativelanguage.googleapis.com",
                      .api_key_env = "",
-                     .provider_model = "gemini-2.5-flash?alt=sse",
+                     .provider_model = "gemini-2.5-flash?alt=sse", .preset = "",
                      .options = nlohmann::json::object(),
                      .generates = false};
   CHECK(refusal({gemini}, env_of({})).find("provider_model") != std::string::npos);
