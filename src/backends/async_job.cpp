@@ -681,15 +681,24 @@ CondensedPrompt condense_prompt(const std::string& face, int64_t max_units) {
     return out;
   }
   out.condensed = true;
-  // The face's lines, each with its section.
+  static const std::vector<std::string> k_parts = {
+      "[STYLE]", "[SET]", "[CHARACTERS]", "[ACTION]", "[NEGATIVES / NO-DRIFT]", "[SETTINGS]"};
+  static const std::vector<std::string> k_anchor_sections = {"[Signature Identifiers]", "[Visual Anchors]",
+                                                             "[Canonical Appearance]", "[Prop Anchors]"};
+  static const std::vector<std::string> k_style_sections = {"[Visual Style]", "[Palette]", "[Lighting]"};
+  auto among = [](const std::vector<std::string>& list, const std::string& item) {
+    return std::find(list.begin(), list.end(), item) != list.end();
+  };
+  auto starts = [](const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; };
+  // Each line with its priority (0 first) and the section it belongs to.
   struct Line {
     std::string text;
     std::string section;
-    int index_in_section = 0;
+    int priority = 0;
   };
   std::vector<Line> lines;
-  std::string section;
-  std::map<std::string, int> counts;
+  std::string part;     // the GenPack's own section
+  std::string section;  // a lock's sub-section inside it, else the part
   size_t start = 0;
   while (start <= face.size()) {
     size_t end = face.find('\n', start);
@@ -697,27 +706,46 @@ CondensedPrompt condense_prompt(const std::string& face, int64_t max_units) {
       end = face.size();
     }
     std::string text = face.substr(start, end - start);
+    start = end + 1;
     if (!text.empty() && text.back() == '\r') {
       text.pop_back();
     }
-    if (!text.empty() && text.front() == '[' && text.find(']') != std::string::npos) {
-      section = text.substr(0, text.find(']') + 1);
+    const size_t first = text.find_first_not_of(" \t");
+    if (first == std::string::npos) {
+      continue;  // blank
     }
-    if (text.find_first_not_of(" \t") != std::string::npos) {
-      lines.push_back({text, section, ++counts[section]});
+    const std::string trimmed = text.substr(first);
+    if (among(k_parts, trimmed)) {
+      part = section = trimmed;
+    } else if (trimmed.front() == '[' && trimmed.back() == ']') {
+      section = trimmed;
     }
-    start = end + 1;
+    // Bookkeeping of the face (gate lines, lock file names, heredoc markers) carries nothing a
+    // video model can use: it goes first.
+    if (starts(trimmed, "GenPack:") || starts(trimmed, "Gate:") || starts(trimmed, "Gate scores:") ||
+        starts(trimmed, "Gate reasons:") || starts(trimmed, "text: <<") || trimmed == "END" ||
+        starts(trimmed, "lock:") || starts(trimmed, "- lock:") || starts(trimmed, "reinforced_anchors: []")) {
+      continue;
+    }
+    int priority = 5;
+    if (among(k_anchor_sections, section) || starts(trimmed, "Character Lock:") || starts(trimmed, "Set Lock:") ||
+        starts(trimmed, "reinforced_anchors") || (part == "[CHARACTERS]" && section == part)) {
+      priority = 0;  // the locks' anchors, and whose they are
+    } else if (part == "[ACTION]") {
+      priority = 1;
+    } else if (among(k_style_sections, section)) {
+      priority = 2;
+    } else if (part == "[NEGATIVES / NO-DRIFT]") {
+      priority = 3;
+    } else if (part == "[SETTINGS]") {
+      priority = 4;
+    }
+    lines.push_back({text, section.empty() ? "(header)" : section, priority});
   }
-  static const std::vector<std::string> k_order = {"[CHARACTERS]",           "[SET]",     "[STYLE]", "[ACTION]",
-                                                   "[NEGATIVES / NO-DRIFT]", "[SETTINGS]"};
-  auto rank = [&](const std::string& s) {
-    auto it = std::find(k_order.begin(), k_order.end(), s);
-    return it == k_order.end() ? static_cast<int>(k_order.size()) : static_cast<int>(it - k_order.begin());
-  };
   std::vector<size_t> by_priority(lines.size());
   std::iota(by_priority.begin(), by_priority.end(), size_t{0});
   std::stable_sort(by_priority.begin(), by_priority.end(),
-                   [&](size_t a, size_t b) { return rank(lines[a].section) < rank(lines[b].section); });
+                   [&](size_t a, size_t b) { return lines[a].priority < lines[b].priority; });
   std::vector<bool> kept(lines.size(), false);
   int64_t used = 0;
   for (size_t i : by_priority) {
@@ -727,28 +755,24 @@ CondensedPrompt condense_prompt(const std::string& face, int64_t max_units) {
       used += cost;
     }
   }
-  std::map<std::string, std::pair<int, int>> dropped_in;  // section -> (dropped, total)
+  // The kept lines in the face's own order; what was dropped, by section, in order.
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<int, int>> dropped_of;  // section -> (dropped, lines)
   for (size_t i = 0; i < lines.size(); ++i) {
-    auto& [dropped, total] = dropped_in[lines[i].section];
-    ++total;
     if (kept[i]) {
       out.text += (out.text.empty() ? "" : "\n") + lines[i].text;
-    } else {
-      ++dropped;
-      (void)dropped;
     }
+    auto& [dropped, total] = dropped_of[lines[i].section];
+    if (total == 0) {
+      order.push_back(lines[i].section);
+    }
+    ++total;
+    dropped += kept[i] ? 0 : 1;
   }
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (!kept[i]) {
-      const auto& [dropped, total] = dropped_in[lines[i].section];
-      const std::string name = lines[i].section.empty() ? "(text)" : lines[i].section;
-      if (dropped == total) {
-        if (std::find(out.dropped.begin(), out.dropped.end(), name) == out.dropped.end()) {
-          out.dropped.push_back(name);
-        }
-      } else {
-        out.dropped.push_back(name + " line " + std::to_string(lines[i].index_in_section));
-      }
+  for (const std::string& name : order) {
+    const auto& [dropped, total] = dropped_of[name];
+    if (dropped > 0) {
+      out.dropped.push_back(name + " " + std::to_string(dropped) + " of " + std::to_string(total) + " lines");
     }
   }
   out.units = utf16_units(out.text);

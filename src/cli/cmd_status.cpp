@@ -4,6 +4,8 @@
 // the worst verdicts of its validation and continuity, its plan, its shots passed at proxy and
 // final, its spend against the scene cap — then the open hard stops, the overrides and the project
 // spend. `--steps` is the list of every step's last attempt; `--json` carries both.
+#include <chrono>
+#include <map>
 #include <algorithm>
 #include <iostream>
 #include <memory>
@@ -14,6 +16,7 @@
 #include "avps/engine/engine.hpp"
 #include "avps/governance/budget.hpp"
 #include "avps/governance/pricing.hpp"
+#include "avps/ledger/ledger.hpp"
 #include "avps/project/project.hpp"
 #include "avps/report/read_model.hpp"
 #include "commands.hpp"
@@ -123,12 +126,42 @@ void print_scenes(const Context& ctx, const std::vector<report::SceneView>& rows
   }
 }
 
+// Provider jobs whose ticket is recorded and that have no response or failure yet: what an
+// interrupted run left running (the next `avps run` polls them, never submits them again).
+Result<json> jobs_in_flight(const project::Project& project) {
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events());
+  std::map<std::string, json> open;
+  for (const ledger::Event& e : events) {
+    if (e.kind == "exchange.ticket") {
+      json job = {{"purpose", e.body.value("purpose", "")},
+                  {"model", e.body.value("model", "")},
+                  {"ticket", e.body.value("ticket", "")},
+                  {"submitted", e.timestamp},
+                  {"submitted_unix_ms", e.body.value("submitted_unix_ms", int64_t{0})},
+                  {"provider_state", "submitted (polled again by the next run)"}};
+      open[e.body.value("key", "")] = std::move(job);
+    } else if (e.kind == "exchange.response" || e.kind == "exchange.failed") {
+      open.erase(e.body.value("key", ""));
+    }
+  }
+  json out = json::array();
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  for (auto& [key, job] : open) {
+    job["age_s"] = std::max<int64_t>(0, now_ms - job.value("submitted_unix_ms", now_ms)) / 1000;
+    out.push_back(std::move(job));
+  }
+  return out;
+}
+
 Result<void> run_status(const StatusOptions& o, Context& ctx) {
   core::SystemClock clock;
   AVPS_TRY_ASSIGN(std::unique_ptr<project::Project> project,
                   project::Project::open(o.dir, ledger::OpenMode::read_only, {}, clock));
   AVPS_TRY_ASSIGN(report::ProjectView view, report::read_project(*project));
   ctx.exit = view.hard_stops.empty() ? ExitCode::ok : ExitCode::hard_stop;
+  AVPS_TRY_ASSIGN(json jobs, jobs_in_flight(*project));
 
   if (ctx.json) {
     // The read model's own JSON (docs/formats/report.md), so status and report cannot disagree;
@@ -139,6 +172,7 @@ Result<void> run_status(const StatusOptions& o, Context& ctx) {
                               "hard_stops", "stale_shots", "overrides", "spend"}) {
       out[field] = model[field];
     }
+    out["jobs_in_flight"] = jobs;
     ctx.emit_json(out);
     return ok();
   }
@@ -175,6 +209,11 @@ Result<void> run_status(const StatusOptions& o, Context& ctx) {
     std::cout << ctx.paint("  HARD STOP", "31") << " " << stop["id"].get<std::string>() << " ("
               << stop["kind"].get<std::string>() << ", " << stop["loop"].get<std::string>()
               << "): " << stop["reason"].get<std::string>() << "\n";
+  }
+  for (const json& job : jobs) {
+    std::cout << ctx.paint("  JOB", "36") << " in flight: " << job["purpose"].get<std::string>() << " on "
+              << job["model"].get<std::string>() << ", job " << job["ticket"].get<std::string>() << ", "
+              << job["provider_state"].get<std::string>() << ", age " << job["age_s"].get<int64_t>() << " s\n";
   }
   for (const json& r : view.overrides) {
     std::cout << "  override " << r["stop"].get<std::string>() << ": " << r["describe"].get<std::string>() << " ("

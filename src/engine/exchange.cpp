@@ -593,7 +593,9 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
                                      : "interrupted: jobs in flight kept; `avps run` again collects them");
       }
     }
-    while (!first_error && !pending.empty() && in_flight + work.size() < threads) {
+    // What came back is recorded before more is sent: a ticket is durable before a worker takes
+    // the next submit, so with one worker a kill at any moment leaves no job unrecorded.
+    while (!first_error && !pending.empty() && done.empty() && in_flight + work.size() < threads) {
       Call* c = pending.front();
       pending.pop_front();
       lock.unlock();
@@ -613,7 +615,7 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
     // Tickets: on an interrupt each is canceled (policy cancel) or left open for the next run
     // (keep); past its deadline it is canceled and fails; when due it is polled.
     const auto now = std::chrono::steady_clock::now();
-    for (auto it = polling.begin(); it != polling.end();) {
+    for (auto it = polling.begin(); done.empty() && it != polling.end();) {
       Call* c = *it;
       if (interrupted && *policy == InterruptPolicy::keep) {
         it = polling.erase(it);  // its ticket and reservation stay open in the ledger

@@ -75,11 +75,14 @@ struct CondensedPrompt {
 /// Length in UTF-16 code units (what Runway's 1,000-unit promptText limit counts).
 int64_t utf16_units(const std::string& utf8);
 
-/// Fits a GenPack face into `max_units` UTF-16 units by a fixed rule (docs/providers.md): its
-/// sections are taken in the order [CHARACTERS] (the locks' anchors), [SET], [STYLE], [ACTION],
-/// [NEGATIVES / NO-DRIFT], [SETTINGS], then any other text; each section's lines are kept whole,
-/// in order, while they fit, and a line that does not fit is dropped (never cut). Blank lines
-/// go. The kept lines are joined in the face's own order. A face that fits comes back unchanged.
+/// Fits a GenPack face into `max_units` UTF-16 units by a fixed rule (docs/providers.md). The
+/// face's bookkeeping lines go first (GenPack:/Gate: lines, lock file names, heredoc markers,
+/// blank lines). The other lines are kept whole, never cut, by priority while they fit: 0 the
+/// locks' anchors ([Signature Identifiers], [Visual Anchors], [Canonical Appearance], [Prop
+/// Anchors], the "Character Lock: X" / "Set Lock: X" lines that say whose), 1 [ACTION], 2 the
+/// style's [Visual Style] / [Palette] / [Lighting], 3 [NEGATIVES / NO-DRIFT], 4 [SETTINGS], 5 the
+/// rest; within a priority, in the face's order. The kept lines are joined in the face's order,
+/// and `dropped` says per section how many lines did not fit. A face that fits comes back as is.
 CondensedPrompt condense_prompt(const std::string& face, int64_t max_units);
 
 struct AsyncJobConfig {

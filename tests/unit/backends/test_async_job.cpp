@@ -214,11 +214,15 @@ TEST_CASE("a throttled job is waited for, not an error, and a canceled job is ca
 
 TEST_CASE("a GenPack longer than the provider's limit is condensed by the rule, the locks' anchors first",
           "[async_job]") {
-  std::string face = "[STYLE]\n";
+  std::string face =
+      "GenPack: S01_SH01\nGate: PASS\n\n[STYLE]\nlock: STYLE_PROJECT_LOCK_v001.txt\ntext: <<END\n[Palette]\n";
   for (int i = 0; i < 20; ++i) {
-    face += "style line " + std::to_string(i) + " with muted teal and amber grading, soft film grain\n";
+    face += "palette line " + std::to_string(i) + " with muted teal and amber grading, soft film grain\n";
   }
-  face += "[CHARACTERS]\nMARA_QUILL: scar over the left brow, grey wool coat\nTOBIAS: red scarf\n[ACTION]\n";
+  face += "END\n\n[CHARACTERS]\n- lock: CHAR_MARA_QUILL_LOCK_v001.txt\n  text: <<END\nCharacter Lock: MARA_QUILL\n";
+  face +=
+      "[Voice Profile]\ntone: Clear and quick\n[Signature Identifiers]\n- A burn scar on her left "
+      "palm\nEND\n[ACTION]\n";
   for (int i = 0; i < 20; ++i) {
     face += "action beat " + std::to_string(i) + " where the camera tracks slowly left past the window\n";
   }
@@ -226,11 +230,16 @@ TEST_CASE("a GenPack longer than the provider's limit is condensed by the rule, 
   CHECK(condensed.condensed);
   CHECK(condensed.units <= 1000);
   CHECK(condensed.original_units > 1000);
-  CHECK(condensed.text.find("MARA_QUILL: scar over the left brow") != std::string::npos);
-  CHECK(condensed.text.find("TOBIAS: red scarf") != std::string::npos);
+  // The anchor and whose it is are kept; bookkeeping goes; ACTION before style.
+  CHECK(condensed.text.find("- A burn scar on her left palm") != std::string::npos);
+  CHECK(condensed.text.find("Character Lock: MARA_QUILL") != std::string::npos);
+  CHECK(condensed.text.find("Gate: PASS") == std::string::npos);
+  CHECK(condensed.text.find("lock: CHAR_MARA") == std::string::npos);
+  CHECK(condensed.text.find("action beat 0 ") != std::string::npos);
+  CHECK(condensed.text.find("palette line 19") == std::string::npos);
   CHECK(!condensed.dropped.empty());
-  // The face's own order is kept: [STYLE] lines that fitted come before [CHARACTERS].
-  CHECK(condensed.text.find("[STYLE]") < condensed.text.find("[CHARACTERS]"));
+  // Kept lines stay in the face's own order.
+  CHECK(condensed.text.find("Character Lock: MARA_QUILL") < condensed.text.find("action beat 0 "));
   const auto fits = avps::backends::condense_prompt("[STYLE]\nshort", 1000);
   CHECK(!fits.condensed);
   CHECK(fits.text == "[STYLE]\nshort");

@@ -1,0 +1,237 @@
+# The demo with its renders as provider jobs: video models on async_job presets (runway, then
+# others) against the fake job APIs (tests/support/fake_jobs.*), text on openai_chat, vision and
+# QC on anthropic_messages. Proves: an end-to-end run and `avps gate`; kill -9 at several moments
+# while jobs are polled, then a resume that submits nothing twice and ends with the artifacts of an
+# uninterrupted run; a failed job, a job that never finishes, a 404 output and a non-video output
+# each end recorded (reservation released, a run-log row saying why) without hanging; Ctrl-C with
+# --cancel-on-interrupt and --keep-on-interrupt; the poll interval respected; no key anywhere.
+source "$(dirname "$0")/lib.sh"
+FAKE="${3:?the avps_fake_provider binary is the third argument}"
+q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+
+export OPENAI_API_KEY="sk-proj-AVPSLEAKCANARY-openai-a11c"
+export ANTHROPIC_API_KEY="sk-ant-AVPSLEAKCANARY-anthropic-b22d"
+export RUNWAY_API_KEY="key_AVPSLEAKCANARY-runway-c33e"
+CANARY="AVPSLEAKCANARY"
+MIN_POLL_MS=40  # every preset polls at 0.05 s here; the fake counts polls sooner than 40 ms
+
+FAKE_PIDS=()
+cleanup() {
+  for pid in "${FAKE_PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
+  wait 2> /dev/null || true
+  if [ -n "${AVPS_E2E_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# start_fake NAME [JOB_FAULTS_JSON]: sets PORT.
+start_fake() {
+  local name=$1 faults=${2:-[]}
+  rm -f "$WORK/$name.port"
+  "$FAKE" --project "$SRC/examples/demo_short_film" --port-file "$WORK/$name.port" --log "$WORK/$name.log" \
+    --key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" --key-jobs "$RUNWAY_API_KEY" \
+    --job-faults "$faults" --min-poll-interval-ms "$MIN_POLL_MS" 2> "$WORK/$name.err" &
+  FAKE_PIDS+=($!)
+  for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.05; done
+  [ -s "$WORK/$name.port" ] || fail "the fake provider did not start: $(cat "$WORK/$name.err")"
+  PORT=$(cat "$WORK/$name.port")
+}
+stat() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys, urllib.request
+s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1]))
+j = s["jobs"]
+print(eval(sys.argv[2]))
+PY
+}
+control() {
+  python3 - "$1" "$2" <<'PY'
+import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%s/control" % sys.argv[1], data=sys.argv[2].encode(),
+                                              headers={"Content-Type": "application/json"})).read()
+PY
+}
+# project NAME PORT [PRESET] [MAX_WAIT_S]: the demo on examples/models/openai-anthropic.json, its
+# render models on async_job PRESET at the fake; storyboard frames (images) stay on one sim model.
+project() {
+  P="$WORK/$1"
+  rm -rf "$P"
+  cp -r "$SRC/examples/demo_short_film" "$P"
+  python3 - "$SRC/examples/models/openai-anthropic.json" "$P" "$2" "${3:-runway}" "${4:-20}" <<'PY'
+import json, sys
+src, project, port, preset, max_wait = sys.argv[1:6]
+d = json.load(open(src))
+for m in d["models"]:
+    if m["backend"] == "openai_chat":
+        m["endpoint"] = "http://127.0.0.1:%s/v1" % port
+    elif m["backend"] == "anthropic_messages":
+        m["endpoint"] = "http://127.0.0.1:%s" % port
+    elif m["id"] == "sim-gen-low-alt":
+        m["capabilities"]["video_out"] = False  # storyboard frames only
+    else:
+        m["backend"] = "async_job"
+        m["preset"] = preset
+        m["provider_model"] = "acme/gen-video" if preset in ("fal", "replicate") else "gen4_turbo"
+        m["endpoint"] = "http://127.0.0.1:%s%s" % (port, "/fal" if preset == "fal" else "")
+        m["api_key_env"] = "RUNWAY_API_KEY"
+        m["capabilities"]["image_out"] = False
+        m["options"] = {"poll": {"interval_s": 0.05, "max_wait_s": float(max_wait)},
+                        "retry": {"max_retries": 1, "base_ms": 10}}
+json.dump(d, open(project + "/models.json", "w"), indent=2)
+c = json.load(open(project + "/avps.json"))
+c["models"] = "models.json"
+json.dump(c, open(project + "/avps.json", "w"), indent=2)
+PY
+  "$AVPS" init "$P" > /dev/null
+}
+digest() { (cd "$1" && find . -path ./.avps -prune -o -path ./logs -prune -o -name models.json -prune -o -type f -print | sort | xargs sha256sum); }
+open_reservations() { q "$1" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id=r.id WHERE e.id IS NULL"; }
+tickets() { q "$1" "SELECT count(*) FROM events WHERE kind='exchange.ticket'"; }
+no_canary() {
+  if grep -rl "$CANARY" "$@" 2> /dev/null; then fail "a key reached the files above"; fi
+  if grep -q "$CANARY" <<<"$OUT"; then fail "a key reached the output: $OUT"; fi
+}
+
+# --- The demo end to end, renders on the runway preset --------------------------------------------
+start_fake clean
+CLEAN_PORT=$PORT
+project clean "$PORT"
+expect_exit 0 "$AVPS" run "$P" --jobs 4
+expect_out "done:"
+expect_exit 0 "$AVPS" gate "$P"
+CLEAN="$P"
+[ "$(stat "$PORT" 'j["invalid"]')" = 0 ] || fail "invalid job requests: $(stat "$PORT" 'j["invalid_reasons"]')"
+[ "$(stat "$PORT" 's["invalid"]')" = 0 ] || fail "invalid chat requests: $(stat "$PORT" 's["invalid_reasons"]')"
+[ "$(stat "$PORT" 'j["submissions"]')" -gt 0 ] || fail "no job was submitted"
+# Exactly one submission per attempt: each job the fake created has its one ticket in the ledger.
+# (Two attempts may send the same body, so the fake's duplicate count is no measure here.)
+[ "$(stat "$PORT" 'j["submissions"]')" = "$(tickets "$P")" ] || fail "submissions $(stat "$PORT" 'j["submissions"]') != tickets $(tickets "$P")"
+[ "$(stat "$PORT" 'j["polls_too_early"]')" = 0 ] || fail "a job was polled sooner than its interval"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.ticket') IS NOT NULL AND json_extract(body,'$.provider_cost_micro_usd') > 0 AND json_extract(body,'$.media_sha256') IS NOT NULL")" = "$(tickets "$P")" ] \
+  || fail "a job's response lacks its ticket, the provider's cost or its media"
+if command -v ffprobe > /dev/null; then
+  [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.job.probe.codec') != ''")" -gt 0 ] \
+    || fail "no render was probed"
+fi
+ls "$P"/media/*_proxy_a01.mp4 > /dev/null || fail "no render under media/"
+[ "$(open_reservations "$P")" = 0 ] || fail "a reservation was left open"
+expect_exit 0 "$AVPS" run "$P"
+expect_out "0 calls made"
+no_canary "$P" "$WORK/clean.log"
+
+# --- Kill -9 while jobs are polled, at several moments; resume submits nothing twice -------------
+# With one worker a ticket is recorded before the next submit leaves, so every kill leaves each job
+# the fake created with its ticket in the ledger: exactly one submission per attempt.
+for crash in engine.after_ticket:1 engine.after_ticket:3 engine.after_poll:2 engine.after_poll:7 engine.after_response:2; do
+  name="kill_${crash//[:.]/_}"
+  start_fake "$name"
+  project "$name" "$PORT"
+  set +e
+  AVPS_CRASH_AT=$crash "$AVPS" run "$P" --jobs 1 > "$WORK/$name.out" 2>&1
+  code=$?
+  set -e
+  [ "$code" = 137 ] || [ "$code" = 0 ] || fail "$crash: run ended $code: $(tail -5 "$WORK/$name.out")"
+  in_flight=$(q "$P" "SELECT count(*) FROM events t WHERE t.kind='exchange.ticket' AND NOT EXISTS (SELECT 1 FROM events r WHERE r.kind IN ('exchange.response','exchange.failed') AND json_extract(r.body,'$.key')=json_extract(t.body,'$.key'))")
+  if [ "$code" = 137 ] && [ "${crash%%:*}" != engine.after_response ]; then
+    [ "$in_flight" -ge 1 ] || fail "$crash: no job in flight after the kill"
+    expect_exit 0 "$AVPS" status "$P"
+    expect_out "in flight"
+  fi
+  expect_exit 0 "$AVPS" run "$P" --jobs 4
+  [ "$(stat "$PORT" 'j["submissions"]')" = "$(tickets "$P")" ] || fail "$crash: submissions != tickets"
+  [ "$(open_reservations "$P")" = 0 ] || fail "$crash: a reservation was left open"
+  expect_exit 0 "$AVPS" gate "$P"
+  [ "$(digest "$CLEAN")" = "$(digest "$P")" ] || fail "$crash: the artifacts differ from the uninterrupted run's:
+$(diff <(digest "$CLEAN") <(digest "$P"))"
+done
+
+# With four workers a kill may fall between a provider's reply and its ticket's record (the one
+# window no client can close): that job is submitted again on resume, its intent flagged
+# possible_duplicate. Every other job is polled, not resubmitted.
+start_fake kill_jobs4
+project kill_jobs4 "$PORT"
+set +e
+AVPS_CRASH_AT=engine.after_poll:9 "$AVPS" run "$P" --jobs 4 > "$WORK/kill_jobs4.out" 2>&1
+code=$?
+set -e
+[ "$code" = 137 ] || fail "the --jobs 4 kill did not happen (exit $code)"
+expect_exit 0 "$AVPS" run "$P" --jobs 4
+flagged=$(q "$P" "SELECT count(*) FROM events i WHERE i.kind='exchange.intent' AND json_extract(i.body,'$.possible_duplicate')=1 AND json_extract(i.body,'$.skill') LIKE 'generate %'")
+[ "$(stat "$PORT" 'j["submissions"]')" = "$(( $(tickets "$P") + flagged ))" ] \
+  || fail "--jobs 4 kill: $(stat "$PORT" 'j["submissions"]') submissions, $(tickets "$P") tickets, $flagged flagged"
+[ "$(digest "$CLEAN")" = "$(digest "$P")" ] || fail "--jobs 4 kill: the artifacts differ from the uninterrupted run's"
+
+# --- Faults: each ends recorded, never hangs ------------------------------------------------------
+# One job of the run fails in each way; the run stops with the reason, its reservation released,
+# a run-log row saying why, the other jobs collected.
+for fault in job_fails output_404 not_video never_finishes; do
+  if [ "$fault" = not_video ] && ! command -v ffprobe > /dev/null; then continue; fi
+  start_fake "fault_$fault" "[{\"fault\": \"$fault\", \"skip\": 1}]"
+  project "fault_$fault" "$PORT" runway 2
+  set +e
+  OUT=$(timeout 300 "$AVPS" run "$P" --jobs 4 2>&1)
+  code=$?
+  set -e
+  [ "$code" != 124 ] || fail "$fault: the run hung"
+  [ "$code" != 0 ] || [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.failed' AND json_extract(body,'$.ticket') IS NOT NULL")" -ge 1 ] \
+    || fail "$fault: nothing recorded the failed job"
+  [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.failed' AND json_extract(body,'$.ticket') IS NOT NULL")" -ge 1 ] \
+    || fail "$fault: no exchange.failed for the job"
+  grep -q ",generate,.*,ERROR,.*job failed, reservation released" "$P/logs/RUN_LOG_v001.csv" \
+    || fail "$fault: no run-log row says why: $(tail -3 "$P/logs/RUN_LOG_v001.csv")"
+  [ "$(open_reservations "$P")" = 0 ] || fail "$fault: a reservation was left open"
+  [ "$(stat "$PORT" 'j["submissions"]')" = "$(tickets "$P")" ] || fail "$fault: submissions != tickets"
+  if [ "$fault" = never_finishes ]; then
+    [ "$(stat "$PORT" 'j["cancels"]')" -ge 1 ] || fail "a job past its maximum wait was not canceled"
+  fi
+done
+
+# --- Other presets end to end through the same fake ----------------------------------------------
+for preset in luma_agents fal veo openai_videos; do
+  start_fake "preset_$preset"
+  project "preset_$preset" "$PORT" "$preset"
+  expect_exit 0 "$AVPS" run "$P" --jobs 4 --until shots_proxy
+  [ "$(stat "$PORT" 'j["invalid"]')" = 0 ] || fail "$preset: invalid job requests: $(stat "$PORT" 'j["invalid_reasons"]')"
+  [ "$(stat "$PORT" "j['by_preset'].get('$preset', 0)")" -gt 0 ] || fail "$preset: no job submitted"
+  [ "$(stat "$PORT" 'j["submissions"]')" = "$(tickets "$P")" ] || fail "$preset: submissions != tickets"
+  [ "$(open_reservations "$P")" = 0 ] || fail "$preset: a reservation was left open"
+done
+
+# --- Ctrl-C while jobs are polled ----------------------------------------------------------------
+# wait_for_tickets PORT: until the fake has jobs in flight (bounded).
+wait_for_jobs() {
+  for _ in $(seq 600); do
+    [ "$(stat "$1" 'j["in_flight"]')" -ge 1 ] && return 0
+    sleep 0.1
+  done
+  fail "no job went in flight"
+}
+for choice in cancel keep; do
+  start_fake "interrupt_$choice"
+  control "$PORT" '{"polls_to_finish": 100000}'
+  project "interrupt_$choice" "$PORT" runway 600
+  "$AVPS" run "$P" --jobs 4 "--$choice-on-interrupt" > "$WORK/interrupt_$choice.out" 2>&1 &
+  run_pid=$!
+  wait_for_jobs "$PORT"
+  sleep 0.3  # let the tickets be recorded (the fake counts a job at submit, avps records it after)
+  kill -INT "$run_pid"
+  set +e
+  timeout 60 tail --pid="$run_pid" -f /dev/null
+  wait "$run_pid"
+  code=$?
+  set -e
+  [ "$code" = 130 ] || fail "Ctrl-C ($choice): exit $code: $(tail -5 "$WORK/interrupt_$choice.out")"
+  submitted=$(stat "$PORT" 'j["submissions"]')
+  if [ "$choice" = cancel ]; then
+    [ "$(stat "$PORT" 'j["cancels"]')" = "$submitted" ] || fail "Ctrl-C: $(stat "$PORT" 'j["cancels"]') of $submitted jobs canceled"
+    [ "$(open_reservations "$P")" = 0 ] || fail "Ctrl-C: a canceled job's reservation was left open"
+  else
+    [ "$(stat "$PORT" 'j["cancels"]')" = 0 ] || fail "--keep-on-interrupt canceled a job"
+    [ "$(open_reservations "$P")" -ge 1 ] || fail "--keep-on-interrupt: no job kept open"
+    control "$PORT" '{"polls_to_finish": 1}'
+    expect_exit 0 "$AVPS" run "$P" --jobs 4
+    [ "$(stat "$PORT" 'j["submissions"]')" = "$(tickets "$P")" ] || fail "kept jobs: submissions != tickets"
+    [ "$(open_reservations "$P")" = 0 ] || fail "a kept job's reservation was left open"
+  fi
+done
+no_canary "$WORK"
+echo "ok"
