@@ -33,9 +33,10 @@ constexpr size_t k_shown_chars = 160;  // a value quoted in a divergence
 
 // How an exchange.* body records the wire and the clock: different on every run, never an input
 // to a decision (DESIGN §4), and not what a replay verifies.
-const char* const k_exchange_volatile[] = {"elapsed_ms", "latency_ms",          "attempts",
-                                           "retries",    "status",              "provider",
-                                           "endpoint_host", "wire_request_sha256", "wire_response_sha256"};
+const char* const k_exchange_volatile[] = {"elapsed_ms",    "latency_ms",          "attempts",
+                                           "retries",       "status",              "provider",
+                                           "endpoint_host", "wire_request_sha256", "wire_response_sha256",
+                                           "polls",         "submitted_unix_ms"};
 // The run log's columns that say when and how long, or depend on which of the calls in flight
 // together finished first.
 const char* const k_row_volatile[] = {"timestamp", "duration_s", "budget_pct"};
@@ -91,7 +92,7 @@ json identity_of(const ledger::Event& e, const std::map<std::string, std::string
   if (k == "exchange.intent") {
     return json{{"purpose", b.value("skill", "")}};
   }
-  if (k == "exchange.response" || k == "exchange.failed" || k == "exchange.fallback") {
+  if (k == "exchange.response" || k == "exchange.failed" || k == "exchange.fallback" || k == "exchange.ticket") {
     return purpose(b.value("key", ""));
   }
   if (k == "budget.reserved") {
@@ -200,8 +201,10 @@ class RecordedAnswers final : public backends::Backend {
     json body;
   };
 
-  RecordedAnswers(fs::path project_dir, std::map<std::string, std::deque<Outcome>> by_key)
-      : m_project_dir(std::move(project_dir)), m_by_key(std::move(by_key)) {}
+  /// `tickets`: by key, the exchange.ticket bodies of the jobs the run submitted, in order.
+  RecordedAnswers(fs::path project_dir, std::map<std::string, std::deque<Outcome>> by_key,
+                  std::map<std::string, std::deque<json>> tickets = {})
+      : m_project_dir(std::move(project_dir)), m_by_key(std::move(by_key)), m_tickets(std::move(tickets)) {}
 
   Result<backends::Submitted<backends::ModelResponse>> submit_model(const backends::ModelRequest& request,
                                                                     backends::CallTrace& trace) override {
@@ -223,19 +226,60 @@ class RecordedAnswers final : public backends::Backend {
 
   Result<backends::Submitted<backends::GenerationResult>> submit_generation(const backends::GenerationRequest& request,
                                                                             backends::CallTrace& trace) override {
-    AVPS_TRY_ASSIGN(Outcome outcome, take(request.to_json(), trace));
-    AVPS_TRY_ASSIGN(std::string bytes, answer_bytes(outcome, "media_sha256"));
-    const json& b = outcome.body;
-    backends::GenerationResult result;
-    result.media_bytes = std::move(bytes);
-    result.extension = b.value("extension", "");
-    result.seconds_billed = b.value("seconds_billed", 0.0);
-    result.model = b.value("model", "");
-    if (b.contains("provider_cost_micro_usd")) {
-      result.provider_cost_micro_usd = b.value("provider_cost_micro_usd", int64_t{0});
+    AVPS_TRY_ASSIGN(std::string canonical, core::canonical_json(request.to_json()));
+    const std::string key = core::sha256_hex(canonical);
+    {
+      // A job the run submitted: the same ticket again, its answer (or failure) at the first poll.
+      std::lock_guard<std::mutex> lock(m_mutex);
+      auto ticketed = m_tickets.find(key);
+      if (ticketed != m_tickets.end() && !ticketed->second.empty()) {
+        json ticket = std::move(ticketed->second.front());
+        ticketed->second.pop_front();
+        backends::Submitted<backends::GenerationResult> submitted;
+        submitted.ticket = ticket.value("ticket", "");
+        submitted.details = ticket.value("submit", json::object());
+        trace.provider = "replay";
+        return submitted;
+      }
     }
+    AVPS_TRY_ASSIGN(Outcome outcome, take(request.to_json(), trace));
+    AVPS_TRY_ASSIGN(backends::GenerationResult result, generation_of(outcome));
     return backends::Submitted<backends::GenerationResult>{std::move(result), ""};
   }
+
+  /// A recorded job's answer: the response or failure recorded with this ticket.
+  Result<std::optional<backends::GenerationResult>> poll_generation(const std::string& ticket,
+                                                                    backends::CallTrace& trace) override {
+    trace.provider = "replay";
+    std::optional<Outcome> found;
+    {
+      std::lock_guard<std::mutex> lock(m_mutex);
+      for (auto& [key, outcomes] : m_by_key) {
+        for (auto it = outcomes.begin(); it != outcomes.end(); ++it) {
+          if (it->body.value("ticket", "") == ticket) {
+            found = std::move(*it);
+            outcomes.erase(it);
+            break;
+          }
+        }
+        if (found) {
+          break;
+        }
+      }
+      if (!found) {
+        m_stopped = true;
+        return make_error(ErrorCode::rejected, "replay: the record holds no answer to job " + ticket);
+      }
+    }
+    if (found->failed) {
+      return Error{error_code_named(found->body.value("error", "")), found->body.value("message", "")};
+    }
+    AVPS_TRY_ASSIGN(backends::GenerationResult result, generation_of(*found));
+    return std::optional<backends::GenerationResult>(std::move(result));
+  }
+  Result<void> cancel_generation(const std::string&, backends::CallTrace&) override { return ok(); }
+  /// Recorded jobs answer at once: poll at once.
+  backends::JobTiming job_timing() const override { return {1, 24LL * 3600 * 1000}; }
 
   /// True once a request had no recorded answer or an answer was damaged: the replay ends there.
   bool stopped() const { return m_stopped; }
@@ -265,6 +309,21 @@ class RecordedAnswers final : public backends::Backend {
     return outcome;
   }
 
+  Result<backends::GenerationResult> generation_of(const Outcome& outcome) {
+    AVPS_TRY_ASSIGN(std::string bytes, answer_bytes(outcome, "media_sha256"));
+    const json& b = outcome.body;
+    backends::GenerationResult result;
+    result.media_bytes = std::move(bytes);
+    result.extension = b.value("extension", "");
+    result.seconds_billed = b.value("seconds_billed", 0.0);
+    result.model = b.value("model", "");
+    result.details = b.value("job", json::object());
+    if (b.contains("provider_cost_micro_usd")) {
+      result.provider_cost_micro_usd = b.value("provider_cost_micro_usd", int64_t{0});
+    }
+    return result;
+  }
+
   Result<std::string> answer_bytes(const Outcome& outcome, const char* field) {
     Result<std::string> bytes = artifacts::read_object(m_project_dir, outcome.body.value(field, ""));
     if (!bytes) {
@@ -280,6 +339,7 @@ class RecordedAnswers final : public backends::Backend {
   const fs::path m_project_dir;
   mutable std::mutex m_mutex;
   std::map<std::string, std::deque<Outcome>> m_by_key;
+  std::map<std::string, std::deque<json>> m_tickets;
   std::atomic<bool> m_stopped{false};
   std::optional<std::pair<int64_t, std::string>> m_damaged;
 };
@@ -562,14 +622,17 @@ Result<RunReplay> replay_one(const fs::path& project_dir, const ledger::Ledger& 
   // The answers: this run's, in the order it got them; an unfinished run may go further, so later
   // runs' answers are there too (after its own).
   std::map<std::string, std::deque<RecordedAnswers::Outcome>> by_key;
+  std::map<std::string, std::deque<json>> tickets;
   const size_t answers_end = run.finished() ? run.end : events.size();
   for (size_t i = run.first; i < answers_end; ++i) {
     const ledger::Event& e = events[i];
     if (e.kind == "exchange.response" || e.kind == "exchange.failed") {
       by_key[e.body.value("key", "")].push_back({e.seq, e.kind == "exchange.failed", e.body});
+    } else if (e.kind == "exchange.ticket") {
+      tickets[e.body.value("key", "")].push_back(e.body);
     }
   }
-  auto answers = std::make_shared<RecordedAnswers>(project_dir, std::move(by_key));
+  auto answers = std::make_shared<RecordedAnswers>(project_dir, std::move(by_key), std::move(tickets));
 
   AVPS_TRY_ASSIGN(fs::path scratch, make_scratch_dir());
   struct Cleanup {

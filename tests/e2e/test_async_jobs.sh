@@ -117,6 +117,9 @@ ls "$P"/media/*_proxy_a01.mp4 > /dev/null || fail "no render under media/"
 expect_exit 0 "$AVPS" run "$P"
 expect_out "0 calls made"
 no_canary "$P" "$WORK/clean.log"
+# Replayed for an audit: each job's ticket and answer come from the record, no provider needed.
+expect_exit 0 env -i PATH="$PATH" "$AVPS" replay "$P"
+expect_out "REPRODUCED RUN_0002 (DONE)"
 
 # --- Kill -9 while jobs are polled, at several moments; resume submits nothing twice -------------
 # With one worker a ticket is recorded before the next submit leaves, so every kill leaves each job
@@ -140,6 +143,10 @@ for crash in engine.after_ticket:1 engine.after_ticket:3 engine.after_poll:2 eng
   [ "$(stat "$PORT" 'j["submissions"]')" = "$(tickets "$P")" ] || fail "$crash: submissions != tickets"
   [ "$(open_reservations "$P")" = 0 ] || fail "$crash: a reservation was left open"
   expect_exit 0 "$AVPS" gate "$P"
+  if [ "$crash" = engine.after_poll:2 ]; then
+    expect_exit 0 env -i PATH="$PATH" "$AVPS" replay "$P"  # the resumed run polled a ticket of the killed one
+    expect_out "REPRODUCED RUN_0003"
+  fi
   [ "$(digest "$CLEAN")" = "$(digest "$P")" ] || fail "$crash: the artifacts differ from the uninterrupted run's:
 $(diff <(digest "$CLEAN") <(digest "$P"))"
 done
