@@ -449,7 +449,9 @@ void Exchange::schedule_poll(Call& c) const {
   for (char ch : c.key + "#" + std::to_string(c.polls)) {
     h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ULL;
   }
-  const int64_t jitter = timing.poll_interval_ms / 5 == 0 ? 0 : static_cast<int64_t>(h % static_cast<uint64_t>(timing.poll_interval_ms / 5 + 1));
+  const int64_t jitter = timing.poll_interval_ms / 5 == 0
+                             ? 0
+                             : static_cast<int64_t>(h % static_cast<uint64_t>(timing.poll_interval_ms / 5 + 1));
   const auto now = std::chrono::steady_clock::now();
   c.next_poll = now + std::chrono::milliseconds(timing.poll_interval_ms + jitter);
   const int64_t waited_ms = std::max<int64_t>(0, unix_ms_now() - c.submitted_unix_ms);
@@ -521,7 +523,7 @@ Result<bool> Exchange::fall_back(Call& c) {
 // wait in `polling`; a due one is handed to a free worker as a poll; one past its deadline as a
 // cancel. The loop ends when nothing is pending, in work, in flight or polling.
 Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
-  std::deque<Call*> pending;  // reserved, no intent yet: not sent
+  std::deque<Call*> pending;   // reserved, no intent yet: not sent
   std::vector<Call*> polling;  // ticketed, recorded: waiting for their next poll
   for (Call* c : calls) {
     if (c->state == CallState::reserved) {
@@ -560,8 +562,8 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
       wake_recorder.notify_one();
     }
   };
-  const size_t threads =
-      std::clamp<size_t>(static_cast<size_t>(std::max(1, jobs)), 1, std::max<size_t>(1, pending.size() + polling.size()));
+  const size_t threads = std::clamp<size_t>(static_cast<size_t>(std::max(1, jobs)), 1,
+                                            std::max<size_t>(1, pending.size() + polling.size()));
   std::vector<std::thread> pool;
   for (size_t t = 0; t < threads; ++t) {
     pool.emplace_back(worker);
@@ -583,14 +585,22 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
   for (;;) {
     if (!interrupted && m_interrupted && m_interrupted()) {
       interrupted = true;
-      lock.unlock();
-      policy = m_interrupt_policy ? m_interrupt_policy() : InterruptPolicy::keep;
-      lock.lock();
+      // Asked only when jobs are in flight (a chat-only round has nothing to decide). A job whose
+      // submit is still on a worker is kept: the safe choice, the next run collects it.
+      policy = InterruptPolicy::keep;
+      if (!polling.empty() && m_interrupt_policy) {
+        lock.unlock();
+        policy = m_interrupt_policy();
+        lock.lock();
+      }
       if (!first_error) {
+        const std::string jobs_word =
+            polling.empty() ? std::string()
+                            : *policy == InterruptPolicy::cancel
+                                  ? "; jobs in flight canceled at their providers, their reservations released"
+                                  : "; jobs in flight kept running: `avps run` again collects them";
         first_error = make_error(ErrorCode::interrupted,
-                                 *policy == InterruptPolicy::cancel
-                                     ? "interrupted: jobs in flight canceled at their providers"
-                                     : "interrupted: jobs in flight kept; `avps run` again collects them");
+                                 "interrupted: calls not yet sent were released" + jobs_word);
       }
     }
     // What came back is recorded before more is sent: a ticket is durable before a worker takes
