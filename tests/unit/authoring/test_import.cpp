@@ -12,8 +12,7 @@
 #include "avps/gates/record.hpp"
 #include "avps/project/project.hpp"
 #include "avps/skills/registry.hpp"
-#include "support/fixed_clock.hpp"
-#include "support/temp_dir.hpp"
+#include "support/fixture_film.hpp"
 
 using namespace avps;
 using nlohmann::json;
@@ -21,37 +20,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path k_root = AVPS_SOURCE_DATA_DIR;
+const fs::path& k_root = testing::k_source_root;
 
-json fixture(const std::string& name) {
-  return json::parse(core::read_file(k_root / "tests/fixtures/artifacts" / (name + ".json")).value());
-}
+json fixture(const std::string& name) { return testing::artifact_fixture(name); }
 
-struct Film {
-  testing::TempDir tmp;
-  fs::path dir = tmp.path() / "film";
-  std::unique_ptr<project::Project> project;
+struct Film : testing::FixtureFilm {
   skills::Registry registry;
 
-  Film() {
-    static testing::FixedClock clock;
-    REQUIRE(project::Project::init(dir, "Import test", {}, clock).ok());
-    auto opened = project::Project::open(dir, ledger::OpenMode::read_write, {}, clock);
-    REQUIRE(opened.ok());
-    project = std::move(opened).value();
-    registry = skills::Registry::load(project::data_dir(), &dir).value();
-    REQUIRE(project->ledger().begin_run("test", {}).ok());
-  }
+  Film() : FixtureFilm("Import test") { registry = skills::Registry::load(project::data_dir(), &dir).value(); }
 
   // Records `content` as a model step's output would be (gate included when its kind has one).
   std::string record(const std::string& kind, const std::string& target, const json& content,
                      json details = json::object()) {
-    auto codec = artifacts::FaceCodec::load(k_root / "schemas", kind).value();
-    auto name = project->store().next_name(kind, target).value();
-    auto written = project->store().write(
-        artifacts::NewArtifact{name, content, codec.render(content).value(), "avps", "test", std::nullopt, details});
-    REQUIRE(written.ok());
-    return written->name;
+    return FixtureFilm::record(kind, target, content, "test", std::move(details)).name;
   }
 
   std::string face_of(const std::string& kind, const json& content) {

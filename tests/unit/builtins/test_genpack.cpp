@@ -3,6 +3,7 @@
 #include "avps/artifacts/face.hpp"
 #include "avps/builtins/genpack.hpp"
 #include "avps/core/fs.hpp"
+#include "support/fixture_film.hpp"
 
 using namespace avps;
 using nlohmann::json;
@@ -10,11 +11,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path k_root = AVPS_SOURCE_DATA_DIR;
+const fs::path& k_root = testing::k_source_root;
 
-json fixture(const std::string& name) {
-  return json::parse(core::read_file(k_root / "tests/fixtures/artifacts" / (name + ".json")).value());
-}
+json fixture(const std::string& name) { return testing::artifact_fixture(name); }
 
 builtins::LockFace lock(const std::string& kind, const std::string& fixture_name, const std::string& file) {
   json content = fixture(fixture_name);

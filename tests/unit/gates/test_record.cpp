@@ -12,8 +12,7 @@
 #include "avps/gates/record.hpp"
 #include "avps/project/project.hpp"
 #include "avps/skills/registry.hpp"
-#include "support/fixed_clock.hpp"
-#include "support/temp_dir.hpp"
+#include "support/fixture_film.hpp"
 
 using namespace avps;
 using nlohmann::json;
@@ -21,37 +20,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path k_root = AVPS_SOURCE_DATA_DIR;
+const fs::path& k_root = testing::k_source_root;
 
-json fixture(const std::string& name) {
-  return json::parse(core::read_file(k_root / "tests/fixtures/artifacts" / (name + ".json")).value());
-}
+json fixture(const std::string& name) { return testing::artifact_fixture(name); }
 
-struct Film {
-  testing::TempDir tmp;
-  fs::path dir = tmp.path() / "film";
-  std::unique_ptr<project::Project> project;
-
-  Film() {
-    static testing::FixedClock clock;
-    REQUIRE(project::Project::init(dir, "Record test", {}, clock).ok());
-    auto opened = project::Project::open(dir, ledger::OpenMode::read_write, {}, clock);
-    REQUIRE(opened.ok());
-    project = std::move(opened).value();
-    REQUIRE(project->ledger().begin_run("test", {}).ok());
-  }
+struct Film : testing::FixtureFilm {
+  Film() : FixtureFilm("Record test") {}
 
   // Records `content` as the next version of kind/target, written by `step` of `producer`.
   std::string write(const std::string& kind, const std::string& target, const json& content,
                     const std::string& producer, const std::string& step, json inputs = json::array()) {
-    auto codec = artifacts::FaceCodec::load(k_root / "schemas", kind).value();
-    auto name = project->store().next_name(kind, target).value();
-    json details = {{"step", step}, {"attempt", 1}, {"inputs", inputs}};
-    auto written = project->store().write(
-        artifacts::NewArtifact{name, content, codec.render(content).value(), "avps", producer, std::nullopt, details});
-    INFO((written.ok() ? "" : written.error().message));
-    REQUIRE(written.ok());
-    return written->path;
+    return record(kind, target, content, producer, {{"step", step}, {"attempt", 1}, {"inputs", inputs}}).path;
   }
 
   std::vector<core::Violation> check() const {
