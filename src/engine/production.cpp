@@ -959,18 +959,12 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       for (const json& row : rows_of(out)) {
         batch["rows"].push_back(row);
       }
-      const json answered = rows_of(out);
-      for (json v : out.value("violations", json::array())) {
-        // A grader answers for one attempt: a finding it files under another attempt is this one's
-        // (its gate failed it for that), kept with where it was filed, so the face can show it.
-        if (answered.size() == 1 && (v.value("shot_id", json()) != answered[0].value("shot_id", json()) ||
-                                     v.value("attempt_number", json()) != answered[0].value("attempt_number", json()))) {
-          v["description"] = "(filed under " + v.value("shot_id", std::string()) + " attempt " +
-                             v.value("attempt_number", json()).dump() + ") " + v.value("description", std::string());
-          v["shot_id"] = answered[0].value("shot_id", json());
-          v["attempt_number"] = answered[0].value("attempt_number", json());
-        }
-        batch["violations"].push_back(std::move(v));
+      // A finding filed under an attempt the answer does not grade is this answer's (its gate failed
+      // it for that): kept in the answer's row, saying where it was filed, so the face can show it.
+      json answer = out;
+      gates::file_violations_under_rows(answer);
+      for (const json& v : answer.value("violations", json::array())) {
+        batch["violations"].push_back(v);
       }
       note_attempt(record, {{"shot_id", job.ctx.shot_id}, {"resolution", resolution}, {"attempt", job.attempt},
                             {"verdict", job.verdict}, {"reasons", job.gate.reasons},

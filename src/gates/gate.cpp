@@ -515,6 +515,33 @@ Result<GateResult> evaluate_gate(const json& skill, const json& output, const Ga
   return evaluate_gate_outputs(skill, outputs, context);
 }
 
+void file_violations_under_rows(json& answer) {
+  if (!answer.is_object() || !answer.contains("rows") || !answer["rows"].is_array() || answer["rows"].empty() ||
+      !answer.contains("violations") || !answer["violations"].is_array()) {
+    return;
+  }
+  const json& rows = answer["rows"];
+  auto graded = [&rows](const json& v) {
+    return std::any_of(rows.begin(), rows.end(), [&v](const json& row) {
+      return row.is_object() && v.value("shot_id", json()) == row.value("shot_id", json()) &&
+             v.value("attempt_number", json()) == row.value("attempt_number", json());
+    });
+  };
+  for (json& v : answer["violations"]) {
+    if (!v.is_object() || graded(v) || !rows[0].is_object()) {
+      continue;
+    }
+    auto text = [&v](const char* key) {
+      const json value = v.value(key, json("?"));
+      return value.is_string() ? value.get<std::string>() : value.dump();
+    };
+    v["description"] = "(filed under " + text("shot_id") + " attempt " + text("attempt_number") + ") " +
+                       text_member(v, "description");
+    v["shot_id"] = rows[0].value("shot_id", json());
+    v["attempt_number"] = rows[0].value("attempt_number", json());
+  }
+}
+
 Result<std::vector<std::string>> stamp_qc_verdicts(const json& skill, json& batch, const GateContext& context,
                                                    QcClaim claim) {
   const std::string where = "skill " + skill_name_of(skill);

@@ -180,6 +180,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::ignore = builtins::apply_state_diff(w.world_state, outputs["STATE_DIFF"]);
   }
   std::ignore = gates::evaluate_gate_outputs(skill.raw, outputs, w.context);
+  if (outputs.count("QC_BATCH")) {
+    gates::file_violations_under_rows(outputs["QC_BATCH"]);  // as the engine files a grader's answer into its wave
+  }
 
   for (const auto& [kind, content] : outputs) {
     if (!core::canonical_json(content)) {

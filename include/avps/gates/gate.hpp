@@ -114,6 +114,13 @@ enum class QcClaim {
   in_model_verdict,  ///< a face of layout 2 (an import): `model_verdict` is the claim, `verdict` is avps's
 };
 
+/// A grader's QC_BATCH answer as the wave's batch can show it: a violation filed under a shot and
+/// attempt that none of the answer's rows grades is this answer's (its gate fails it for that), so
+/// it is moved to the answer's first row, its description saying where it was filed ("(filed under
+/// S01_SH03 attempt 2) ..."). An answer without rows keeps its violations as they are. Every other
+/// violation is left alone. The face of a batch can then render every violation (faces.md).
+void file_violations_under_rows(nlohmann::json& answer);
+
 /// Makes a QC_BATCH say what avps decided (docs/formats/faces.md, QC_BATCH layout 2): each row's
 /// `verdict` becomes the verdict qc_verdict_from_scores gives it (the skill's thresholds resolved
 /// against context.config()), and `model_verdict` the grader's claim (taken from `verdict` for
