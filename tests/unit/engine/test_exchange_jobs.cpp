@@ -175,8 +175,7 @@ struct Production {
     std::vector<engine::Call*> sent;
     for (size_t i = 0; i < calls.size(); ++i) {
       engine::Call& c = calls[i];
-      char shot[16];
-      std::snprintf(shot, sizeof shot, "S01_SH%02zu", i + 1);
+      const std::string shot = (i + 1 < 10 ? "S01_SH0" : "S01_SH") + std::to_string(i + 1);
       c.kind = engine::CallKind::generation;
       c.purpose = std::string("generate ") + shot + " proxy";
       c.scene_id = "S01";
