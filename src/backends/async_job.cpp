@@ -940,6 +940,9 @@ Result<std::optional<GenerationResult>> AsyncJobBackend::poll_generation(const s
     state = map[provider_status].get<std::string>();
   }
   if (state == "queued" || state == "running") {
+    trace.job_state = provider_status == state || provider_status.empty()
+                          ? state
+                          : state + " (" + capped(scrub(provider_status, m_config.api_key), 40) + ")";
     return std::optional<GenerationResult>();
   }
   if (state == "failed" || state == "canceled") {

@@ -140,6 +140,10 @@ Result<json> jobs_in_flight(const project::Project& project) {
                   {"submitted_unix_ms", e.body.value("submitted_unix_ms", int64_t{0})},
                   {"provider_state", "submitted (polled again by the next run)"}};
       open[e.body.value("key", "")] = std::move(job);
+    } else if (e.kind == "exchange.polled") {
+      if (auto job = open.find(e.body.value("key", "")); job != open.end()) {
+        job->second["provider_state"] = e.body.value("provider_state", "") + " at " + e.timestamp;
+      }
     } else if (e.kind == "exchange.response" || e.kind == "exchange.failed") {
       open.erase(e.body.value("key", ""));
     }

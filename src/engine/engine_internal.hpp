@@ -96,5 +96,8 @@ Record read_record(const std::vector<ledger::Event>& events, RecordParts parts =
 /// Records a graded shot attempt ({shot_id, resolution, attempt, verdict, reasons}) in
 /// record.shot_attempts, replacing an earlier word on the same attempt.
 void note_attempt(Record& record, const nlohmann::json& attempt);
+/// The attempt an exchange.failed body with a `shot_attempt` ended: a FAIL whose reason is the
+/// job's failure, marked render_failed (no render, no QC grade).
+nlohmann::json failed_render(const nlohmann::json& failure);
 
 }  // namespace avps::engine

@@ -71,7 +71,7 @@ void poll(Call& call, backends::Backend* backend) {
   ++call.polls;
   Result<std::optional<backends::GenerationResult>> r = backend->poll_generation(call.ticket, call.trace);
   if (!r) {
-    if (backends::retryable(r.error())) {
+    if (backends::retryable(r.error()) && !backend->poll_errors_end_jobs()) {
       call.provider_state = "transient: " + r.error().message;
       call.state = CallState::ticketed;
     } else {
@@ -82,7 +82,7 @@ void poll(Call& call, backends::Backend* backend) {
     call.generation_answer = std::move(**r);
     call.state = CallState::answered;
   } else {
-    call.provider_state = "running";
+    call.provider_state = call.trace.job_state.empty() ? "running" : call.trace.job_state;
     call.state = CallState::ticketed;
   }
   core::crash_point("engine.after_poll");
@@ -405,6 +405,12 @@ Result<void> Exchange::record_failure(Call& c) {
     row.outcome = "ERROR";
     row.notes = c.purpose + ": job failed, reservation released: " + failure.message +
                 (c.cancel_result ? " (cancel: " + c.cancel_result->message + ")" : "");
+    if (!c.shot_attempt.empty() && failure.code != ErrorCode::interrupted) {
+      // The attempt failed with its job, in the same transaction: a resumed run counts it.
+      draft.body["shot_attempt"] = c.shot_attempt;
+      row.regen_count = std::to_string(c.shot_attempt.value("attempt", 1) - 1);
+      row.notes += "; attempt " + std::to_string(c.shot_attempt.value("attempt", 1)) + " failed";
+    }
     draft.row = row;
   }
   AVPS_TRY(m_project.ledger().append(draft));
@@ -437,6 +443,13 @@ Result<void> Exchange::record_ticket(Call& c) {
   core::crash_point("engine.after_ticket");
   m_record.tickets[c.key] = body;
   c.ticket_recorded = true;
+  return ok();
+}
+
+Result<void> Exchange::record_job_state(Call& c) {
+  const json body = {{"key", c.key}, {"provider_state", c.provider_state}, {"polls", c.polls}};
+  AVPS_TRY(m_project.ledger().append(ledger::EventDraft{.kind = "exchange.polled", .body = body}));
+  c.provider_state_recorded = c.provider_state;
   return ok();
 }
 
@@ -687,7 +700,13 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
         schedule_poll(*c);
       }
     } else if (c->state == CallState::ticketed) {
-      schedule_poll(*c);  // still queued or running
+      // Still queued or running: a change of the provider's word is recorded, for `avps status`.
+      if (c->provider_state != c->provider_state_recorded) {
+        if (Result<void> recorded = record_job_state(*c); !recorded) {
+          resend = std::move(recorded).error();
+        }
+      }
+      schedule_poll(*c);
     } else {
       if (c->ticket.empty()) {
         ++m_outcome.calls_made;
@@ -699,8 +718,9 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
       } else if (Result<void> recorded = record_failure(*c); !recorded) {
         resend = std::move(recorded).error();
       } else if (!c->ticket.empty() || c->failure->code == ErrorCode::interrupted) {
-        // A job that failed, timed out or was canceled: final for this call.
-        if (c->failure->code != ErrorCode::interrupted) {
+        // A job that failed, timed out or was canceled: final for this call, and for the run
+        // unless the call is a shot's attempt (then the attempt failed, and production decides).
+        if (c->failure->code != ErrorCode::interrupted && c->shot_attempt.empty()) {
           resend = Error{c->failure->code, c->purpose + " on " + c->route.model + ": " + c->failure->message};
         }
       } else if (!first_error && backends::retryable(*c->failure)) {

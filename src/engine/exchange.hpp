@@ -104,6 +104,11 @@ struct Call {
   std::vector<Shown> shows;
   std::string scene_id;
   std::string shot_id;
+  /// A render that is one attempt of a shot: {shot_id, resolution, attempt, inputs}. When set, a
+  /// job that ends without a render (it failed, passed its maximum wait, its output 404'd or is
+  /// not a video) fails this attempt, not the run: exchange.failed carries it as `shot_attempt`,
+  /// and production's regen policy takes it from there. Empty for every other call.
+  nlohmann::json shot_attempt;
   governance::Route route;
   std::string key;  ///< the idempotency key: sha256 of the canonical request
   std::string request_bytes;  ///< the canonical request (stored with the intent)
@@ -129,6 +134,7 @@ struct Call {
   int64_t submitted_unix_ms = 0;     ///< when the ticket was recorded (wall clock; age and deadline only)
   int polls = 0;                     ///< polls so far in this run
   std::string provider_state;        ///< the last poll's word: "queued", "running", "transient: ..."
+  std::string provider_state_recorded;  ///< the last word recorded (exchange.polled) in this run
   std::chrono::steady_clock::time_point next_poll;
   std::chrono::steady_clock::time_point deadline;
   std::optional<Error> cancel_result;  ///< set when a cancel was asked and failed
@@ -187,6 +193,9 @@ class Exchange {
   [[nodiscard]] Result<void> record_failure(Call& call);
   /// ticketed: exchange.ticket, durable before the first poll.
   [[nodiscard]] Result<void> record_ticket(Call& call);
+  /// ticketed, still queued or running: exchange.polled when the provider's word changed (the
+  /// first poll of each run included), so `avps status` shows it; never read by a decision.
+  [[nodiscard]] Result<void> record_job_state(Call& call);
   /// The next poll of a ticketed call: its backend's interval plus seeded jitter.
   void schedule_poll(Call& call) const;
   /// Routes `call` to `route`: its images for that model's backend, then its key.

@@ -856,6 +856,8 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       c.purpose = "generate " + a.ctx.shot_id + " " + resolution;
       c.scene_id = scene;
       c.shot_id = a.ctx.shot_id;
+      c.shot_attempt = {{"shot_id", a.ctx.shot_id}, {"resolution", resolution}, {"attempt", a.attempt},
+                        {"inputs", a.identity}};
       const double seconds = a.row.value("duration_s", 0.0);
       AVPS_TRY_ASSIGN(int64_t ms, governance::duration_ms(seconds));
       c.task = governance::Task::generation(a.row.value("hero_tier", "C"),
@@ -885,9 +887,21 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       sent.push_back(&c);
     }
     AVPS_TRY(exchange->send(sent, options.jobs));
+    std::set<std::string> unrendered;  // shots whose job ended without a render: a failed attempt, no QC
     for (size_t i = 0; i < active.size(); ++i) {
       const Active& a = active[i];
       const Call& c = calls[i];
+      if (c.state == CallState::released && c.failure) {  // recorded by the exchange, with the attempt
+        const json failure = {{"message", c.failure->message}, {"shot_attempt", c.shot_attempt}};
+        note_attempt(record, failed_render(failure));
+        unrendered.insert(a.ctx.shot_id);
+        AVPS_TRY(report({.kind = Progress::Kind::note,
+                         .text = "generate " + a.ctx.shot_id + " " + resolution + ": attempt " +
+                                 std::to_string(a.attempt) + " failed without a render: " +
+                                 failure.value("message", std::string())},
+                        a.ctx));
+        continue;
+      }
       const std::string key = a.ctx.shot_id + "/" + resolution;
       auto known = record.media.find(key);
       if (known != record.media.end() && known->second.value("key", "") == c.key) {
@@ -938,6 +952,9 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     // 4. QC of the wave, one verdict per shot, then the wave's QC_BATCH.
     std::vector<Job> grades;
     for (const Active& a : active) {
+      if (unrendered.count(a.ctx.shot_id)) {
+        continue;
+      }
       Job job;
       job.ctx = a.ctx;
       job.collect = true;

@@ -92,6 +92,14 @@ json cut_to_fields(json value, const std::vector<std::string>& fields) {
   return cut;
 }
 
+json failed_render(const json& failure) {
+  json attempt = failure.value("shot_attempt", json::object());
+  attempt["verdict"] = "FAIL";
+  attempt["reasons"] = json::array({"the render failed: " + failure.value("message", std::string("no render"))});
+  attempt["render_failed"] = true;
+  return attempt;
+}
+
 void note_attempt(Record& record, const json& attempt) {
   std::vector<json>& list = record.shot_attempts[attempt.value("shot_id", "") + "/" + attempt.value("resolution", "")];
   // A resumed wave records the same attempt again; keep the last word on it.
@@ -160,6 +168,9 @@ Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) 
       record.tickets[e.body.value("key", "")] = e.body;  // a job in flight until answered or failed
     } else if (e.kind == "exchange.failed") {
       record.tickets.erase(e.body.value("key", ""));
+      if (e.body.contains("shot_attempt")) {
+        note_attempt(record, failed_render(e.body));
+      }
     } else if (e.kind == "exchange.fallback") {
       record.fallbacks[e.body.value("key", "")] = e.body.value("to_model", "");
     } else if (e.kind == "step.finished") {

@@ -37,6 +37,9 @@ const char* const k_exchange_volatile[] = {"elapsed_ms",    "latency_ms",       
                                            "retries",       "status",              "provider",
                                            "endpoint_host", "wire_request_sha256", "wire_response_sha256",
                                            "polls",         "submitted_unix_ms"};
+// What a job's provider said while it ran (exchange.polled): the wire and the clock only, decided
+// nothing, and a replay (whose recorded jobs answer at their first poll) has none.
+constexpr std::string_view k_wire_only_kind = "exchange.polled";
 // The run log's columns that say when and how long, or depend on which of the calls in flight
 // together finished first.
 const char* const k_row_volatile[] = {"timestamp", "duration_s", "budget_pct"};
@@ -280,6 +283,8 @@ class RecordedAnswers final : public backends::Backend {
   Result<void> cancel_generation(const std::string&, backends::CallTrace&) override { return ok(); }
   /// Recorded jobs answer at once: poll at once.
   backends::JobTiming job_timing() const override { return {1, 24LL * 3600 * 1000}; }
+  /// A recorded failure ended its job (one past its maximum wait too, recorded as `timeout`).
+  bool poll_errors_end_jobs() const override { return true; }
 
   /// True once a request had no recorded answer or an answer was damaged: the replay ends there.
   bool stopped() const { return m_stopped; }
@@ -515,13 +520,21 @@ void compare(const fs::path& project_dir, const fs::path& scratch, const std::ve
   }
   std::map<std::string, std::deque<size_t>> unmatched;  // a replayed decision -> its events, in order
   std::vector<std::string> replayed_decisions;
+  std::vector<bool> used(replayed.size(), false);
   for (size_t i = 0; i < replayed.size(); ++i) {
+    if (replayed[i].kind == k_wire_only_kind) {
+      used[i] = true;
+      replayed_decisions.emplace_back();
+      continue;
+    }
     replayed_decisions.push_back(decision_of(replayed[i]).dump());
     unmatched[replayed_decisions.back()].push_back(i);
   }
-  std::vector<bool> used(replayed.size(), false);
   std::vector<const ledger::Event*> missed;  // recorded events not reproduced, in the record's order
   for (const ledger::Event& e : recorded) {
+    if (e.kind == k_wire_only_kind) {
+      continue;
+    }
     auto found = unmatched.find(decision_of(e).dump());
     if (found == unmatched.end() || found->second.empty()) {
       missed.push_back(&e);

@@ -92,10 +92,13 @@ no_canary() {
 }
 
 # --- The demo end to end, renders on the runway preset --------------------------------------------
+# One worker, so that the call order is the kill runs' own (below): a provider bills a prompt-cache
+# write to whichever of several same-prompt calls reaches it first, so with concurrent scene calls
+# the cost reports' actuals follow the arrival order, and the comparisons below would be flaky.
 start_fake clean
 CLEAN_PORT=$PORT
 project clean "$PORT"
-expect_exit 0 "$AVPS" run "$P" --jobs 4
+expect_exit 0 "$AVPS" run "$P" --jobs 1
 expect_out "done:"
 expect_exit 0 "$AVPS" gate "$P"
 CLEAN="$P"
@@ -138,8 +141,11 @@ for crash in engine.after_ticket:1 engine.after_ticket:3 engine.after_poll:2 eng
     [ "$in_flight" -ge 1 ] || fail "$crash: no job in flight after the kill"
     expect_exit 0 "$AVPS" status "$P"
     expect_out "in flight"
+    if [ "$crash" = engine.after_poll:7 ]; then
+      expect_out "running (RUNNING) at "  # the provider's word at the last recorded poll
+    fi
   fi
-  expect_exit 0 "$AVPS" run "$P" --jobs 4
+  expect_exit 0 "$AVPS" run "$P" --jobs 1  # one worker: the reference's call order (above)
   [ "$(stat "$PORT" 'j["submissions"]')" = "$(tickets "$P")" ] || fail "$crash: submissions != tickets"
   [ "$(open_reservations "$P")" = 0 ] || fail "$crash: a reservation was left open"
   expect_exit 0 "$AVPS" gate "$P"
@@ -165,11 +171,15 @@ expect_exit 0 "$AVPS" run "$P" --jobs 4
 flagged=$(q "$P" "SELECT count(*) FROM events i WHERE i.kind='exchange.intent' AND json_extract(i.body,'$.possible_duplicate')=1 AND json_extract(i.body,'$.skill') LIKE 'generate %'")
 [ "$(stat "$PORT" 'j["submissions"]')" = "$(( $(tickets "$P") + flagged ))" ] \
   || fail "--jobs 4 kill: $(stat "$PORT" 'j["submissions"]') submissions, $(tickets "$P") tickets, $flagged flagged"
-[ "$(digest "$CLEAN")" = "$(digest "$P")" ] || fail "--jobs 4 kill: the artifacts differ from the uninterrupted run's"
+# Its scene phases ran with four calls in flight, so which scene's call the fake billed as the
+# prompt-cache write (and so the cost reports' actuals) follows arrival order: compared without them.
+spendless() { digest "$1" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_; }
+[ "$(spendless "$CLEAN")" = "$(spendless "$P")" ] || fail "--jobs 4 kill: the artifacts differ from the uninterrupted run's:
+$(diff <(spendless "$CLEAN") <(spendless "$P"))"
 
-# --- Faults: each ends recorded, never hangs ------------------------------------------------------
-# One job of the run fails in each way; the run stops with the reason, its reservation released,
-# a run-log row saying why, the other jobs collected.
+# --- Faults: each a failed attempt the production loop handles, never a hang --------------------
+# One job of the run fails in each way: its attempt fails (no render, no QC grade), its reservation
+# is released, a run-log row says why, and the shot's next attempt renders it; the run finishes.
 for fault in job_fails output_404 not_video never_finishes; do
   if [ "$fault" = not_video ] && ! command -v ffprobe > /dev/null; then continue; fi
   start_fake "fault_$fault" "[{\"fault\": \"$fault\", \"skip\": 1}]"
@@ -179,18 +189,32 @@ for fault in job_fails output_404 not_video never_finishes; do
   code=$?
   set -e
   [ "$code" != 124 ] || fail "$fault: the run hung"
-  [ "$code" != 0 ] || [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.failed' AND json_extract(body,'$.ticket') IS NOT NULL")" -ge 1 ] \
-    || fail "$fault: nothing recorded the failed job"
-  [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.failed' AND json_extract(body,'$.ticket') IS NOT NULL")" -ge 1 ] \
-    || fail "$fault: no exchange.failed for the job"
-  grep -q ",generate,.*,ERROR,.*job failed, reservation released" "$P/logs/RUN_LOG_v001.csv" \
+  [ "$code" = 0 ] || fail "$fault: the failed job was not handled as a failed attempt (exit $code): $(tail -5 <<<"$OUT")"
+  failed=$(q "$P" "SELECT json_extract(body,'$.shot_attempt.shot_id') || '/' || json_extract(body,'$.shot_attempt.resolution') || '#' || json_extract(body,'$.shot_attempt.attempt') FROM events WHERE kind='exchange.failed' AND json_extract(body,'$.ticket') IS NOT NULL")
+  [ "$(wc -l <<<"$failed")" = 1 ] && [ -n "$failed" ] || fail "$fault: expected one failed job attempt, got: $failed"
+  grep -q ",generate,.*,ERROR,.*job failed, reservation released.*attempt [0-9]* failed" "$P/logs/RUN_LOG_v001.csv" \
     || fail "$fault: no run-log row says why: $(tail -3 "$P/logs/RUN_LOG_v001.csv")"
+  # The attempt after the failed one rendered, and no QC grade was given to the failed one.
+  shot=${failed%%/*}
+  rest=${failed#*/}
+  resolution=${rest%%#*}
+  attempt=${rest#*#}
+  [ ! -e "$P/media/${shot}_${resolution}_a$(printf %02d "$attempt").mp4" ] || fail "$fault: a failed attempt has a render"
+  ls "$P/media/${shot}_${resolution}_a$(printf %02d $((attempt + 1))).mp4" > /dev/null || fail "$fault: $shot was not rendered again"
+  [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.shot_attempt.shot_id')='$shot' AND json_extract(body,'$.shot_attempt.resolution')='$resolution' AND json_extract(body,'$.shot_attempt.attempt')=$attempt")" = 0 ] \
+    || fail "$fault: the failed attempt was graded"
   [ "$(open_reservations "$P")" = 0 ] || fail "$fault: a reservation was left open"
   [ "$(stat "$PORT" 'j["submissions"]')" = "$(tickets "$P")" ] || fail "$fault: submissions != tickets"
   if [ "$fault" = never_finishes ]; then
     [ "$(stat "$PORT" 'j["cancels"]')" -ge 1 ] || fail "a job past its maximum wait was not canceled"
   fi
+  expect_exit 0 "$AVPS" gate "$P"
 done
+# A resumed run counts the failed attempt from the record: nothing to do, nothing sent.
+expect_exit 0 "$AVPS" run "$P"
+expect_out "0 calls made"
+expect_exit 0 env -i PATH="$PATH" "$AVPS" replay "$P"
+expect_out "REPRODUCED RUN_0002 (DONE)"  # the run with the failed job (RUN_0001 is init)
 
 # --- Other presets end to end through the same fake ----------------------------------------------
 for preset in luma_agents fal veo openai_videos; do
@@ -199,6 +223,7 @@ for preset in luma_agents fal veo openai_videos; do
   expect_exit 0 "$AVPS" run "$P" --jobs 4 --until shots_proxy
   [ "$(stat "$PORT" 'j["invalid"]')" = 0 ] || fail "$preset: invalid job requests: $(stat "$PORT" 'j["invalid_reasons"]')"
   [ "$(stat "$PORT" "j['by_preset'].get('$preset', 0)")" -gt 0 ] || fail "$preset: no job submitted"
+  [ "$(stat "$PORT" 'j["polls_too_early"]')" = 0 ] || fail "$preset: a job was polled sooner than its interval"
   [ "$(stat "$PORT" 'j["submissions"]')" = "$(tickets "$P")" ] || fail "$preset: submissions != tickets"
   [ "$(open_reservations "$P")" = 0 ] || fail "$preset: a reservation was left open"
 done

@@ -144,6 +144,10 @@ struct CallTrace {
   std::vector<HttpAttempt> attempts;
   std::string request_body;    ///< the last attempt's body as sent
   std::string response_body;   ///< the last attempt's body as received (capped by the client)
+  /// A poll of a job that is still queued or running: the state in avps's words with the
+  /// provider's own beside it when they differ ("queued (THROTTLED)", "running (processing)").
+  /// Empty when the backend gives none (the exchange then says "running").
+  std::string job_state;
 };
 
 /// The skill name of ping_request(): `avps models check --ping`'s one tiny call per text model.
@@ -174,6 +178,11 @@ class Backend {
   [[nodiscard]] virtual Result<void> cancel_generation(const std::string& ticket, CallTrace& trace);
   /// The poll interval and maximum wait of this backend's tickets.
   virtual JobTiming job_timing() const { return {}; }
+  /// Whether an error from poll_generation() ends its job whatever its code. False for providers:
+  /// a transient error (retryable()) leaves the job running, polled again. True for answers read
+  /// from a record, where a recorded failure is how the job ended (`timeout` for one past its
+  /// maximum wait).
+  virtual bool poll_errors_end_jobs() const { return false; }
 };
 
 }  // namespace avps::backends

@@ -60,6 +60,9 @@ class TicketBackend : public backends::Backend {
     if (!finishing || static_cast<int>(times.size()) < polls_to_finish) {
       return std::optional<backends::GenerationResult>();
     }
+    if (auto failing = failures.find(m_requests.at(ticket).shot_id); failing != failures.end()) {
+      return failing->second;
+    }
     const backends::GenerationRequest request = m_requests.at(ticket);
     lock.unlock();
     AVPS_TRY_ASSIGN(backends::GenerationResult made, m_sim->generate(request));
@@ -70,6 +73,7 @@ class TicketBackend : public backends::Backend {
     return ok();
   }
   backends::JobTiming job_timing() const override { return {k_interval_ms, 60'000}; }
+  bool poll_errors_end_jobs() const override { return errors_end_jobs; }
 
   // The shortest gap between two polls of one ticket, or between its submit and its first poll.
   int64_t shortest_poll_gap_ms() {
@@ -90,6 +94,8 @@ class TicketBackend : public backends::Backend {
   std::set<std::thread::id> threads;
   bool finishing = true;
   int polls_to_finish = 3;
+  std::map<std::string, Error> failures;  ///< by shot: its job's end at the finishing poll
+  bool errors_end_jobs = false;
 
  private:
   struct Busy {
@@ -133,8 +139,9 @@ struct Production {
 
   // One exchange over `backend` for every model: 64 renders of distinct shots, sent with 4
   // workers. `interrupt_after_tickets`: Ctrl-C once that many tickets are recorded, with `policy`.
+  // `as_attempts`: each render is a shot's attempt (Call::shot_attempt), as production sends them.
   Result<void> send_renders(const std::shared_ptr<TicketBackend>& backend, int interrupt_after_tickets = 0,
-                            engine::InterruptPolicy policy = engine::InterruptPolicy::keep) {
+                            engine::InterruptPolicy policy = engine::InterruptPolicy::keep, bool as_attempts = false) {
     AVPS_TRY_ASSIGN(auto project, project::Project::open(dir, ledger::OpenMode::read_write, {}, clock));
     AVPS_TRY_ASSIGN(auto models, governance::ModelsFile::load(project::data_dir(), dir, project->config()));
     std::map<std::string, std::shared_ptr<backends::Backend>, std::less<>> by_model;
@@ -180,6 +187,9 @@ struct Production {
       c.purpose = std::string("generate ") + shot + " proxy";
       c.scene_id = "S01";
       c.shot_id = shot;
+      if (as_attempts) {
+        c.shot_attempt = {{"shot_id", shot}, {"resolution", "proxy"}, {"attempt", 1}, {"inputs", "ident"}};
+      }
       c.task = governance::Task::generation("C", governance::Resolution::proxy, "1920x816", 2000);
       c.task.tier = "gen_low";
       backends::GenerationRequest& r = c.generation_request;
@@ -271,4 +281,39 @@ TEST_CASE("jobs canceled on Ctrl-C are canceled at the provider and their reserv
   CHECK(backend->cancels == tickets);
   CHECK(film.count("exchange.failed") == tickets);
   CHECK(film.open_reservations() == 0);
+}
+
+TEST_CASE("a job that ends without a render fails its shot's attempt, not the run", "[exchange][jobs]") {
+  Production film;
+  auto backend = std::make_shared<TicketBackend>(film.sim);
+  backend->failures["S01_SH03"] = make_error(ErrorCode::rejected, "the provider failed the job");
+  // A transient poll error leaves a job running (polled again) ...
+  backend->failures["S01_SH05"] = make_error(ErrorCode::timeout, "recorded: past its maximum wait");
+  SECTION("a render that is no shot's attempt: the run's error") {
+    backend->failures.erase("S01_SH05");
+    auto sent = film.send_renders(backend);
+    REQUIRE(!sent.ok());
+    CHECK(sent.error().message.find("the provider failed the job") != std::string::npos);
+  }
+  SECTION("a shot's attempt: recorded as that attempt's failure, the other renders answered") {
+    backend->errors_end_jobs = true;  // ... unless the backend says its poll errors end jobs (a replay)
+    REQUIRE(film.send_renders(backend, 0, engine::InterruptPolicy::keep, true).ok());
+    CHECK(film.count("exchange.response") == 62);
+    CHECK(film.count("exchange.failed") == 2);
+    CHECK(film.open_reservations() == 0);
+    auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
+    REQUIRE(project.ok());
+    auto record = engine::read_record((*project)->ledger());
+    REQUIRE(record.ok());
+    std::set<std::string> failed;
+    for (const auto& [key, attempts] : record->shot_attempts) {
+      for (const json& attempt : attempts) {
+        CHECK(attempt.value("verdict", "") == "FAIL");
+        CHECK(attempt.value("render_failed", false));
+        CHECK(attempt.value("inputs", "") == "ident");
+        failed.insert(key);
+      }
+    }
+    CHECK(failed == std::set<std::string>{"S01_SH03/proxy", "S01_SH05/proxy"});
+  }
 }
