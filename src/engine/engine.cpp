@@ -366,18 +366,16 @@ Result<bool> Impl::condition(const std::string& name, const Context& context) {
   return make_error(ErrorCode::configuration, "the stage graph's condition \"" + name + "\" is not known to this engine");
 }
 
-std::vector<int> walk_groups(const skills::StageGraph& graph) {
-  std::vector<int> groups;
-  bool scene_by_scene = false;
-  for (const skills::Phase& phase : graph.phases) {
-    // A per-scene phase that reads the world state before its scene waits for the previous
-    // scene's continuity: it and the phases after it run scene by scene.
-    scene_by_scene = scene_by_scene || phase.fan_out == "per_shot" ||
-                     (phase.fan_out == "per_scene" && phase.name != "psychology");
-    const bool production = phase.name.rfind("cost_", 0) == 0 || phase.fan_out == "per_shot";
-    groups.push_back(!scene_by_scene ? 0 : production ? 2 : 1);
-  }
-  return groups;
+
+const std::string& Impl::role(const std::string& part) const {
+  static const std::string k_none;
+  const skills::StageGraph* graph = e.m_registry.stage_graph();
+  return graph ? graph->role(part) : k_none;
+}
+
+std::string Impl::regen_skill(const char* key) const {
+  const skills::StageGraph* graph = e.m_registry.stage_graph();
+  return graph ? graph->regen.value(key, "") : "";
 }
 
 WalkRank Impl::rank_of(const std::string& skill, const Context& context) const {
@@ -432,7 +430,7 @@ std::optional<WalkRank> Impl::writer_rank(const std::string& step_key) const {
 void Impl::index_graph(const skills::StageGraph& graph) {
   int production = -1;
   std::vector<skills::PlannedStep> steps = skills::flatten(graph, e.m_registry.skills());
-  const std::vector<int> groups = walk_groups(graph);
+  const std::vector<int> groups = graph.walk_passes();
   std::map<std::string, std::pair<int, std::string>> phases;  // name -> group, resolution
   for (size_t p = 0; p < graph.phases.size(); ++p) {
     phases[graph.phases[p].name] = {groups[p], graph.phases[p].resolution};
@@ -483,7 +481,7 @@ bool Impl::circular(const skills::SkillDef& skill, const Context& context, const
   std::string kind = input.kind;
   int producer = -1;
   if (kind == "WORLD_STATE" && (input.slice == "before_scene" || input.slice == "after_scene")) {
-    auto tracker = step_index.find("world-state-tracker");
+    auto tracker = step_index.find(role("world_state"));
     producer = tracker == step_index.end() ? -1 : tracker->second;
   } else if (auto it = producer_index.find(kind); it != producer_index.end()) {
     producer = it->second;
@@ -896,7 +894,7 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
         const bool ran = analyzed != record.analyzer_runs.end() && analyzed->rfind(key + "#", 0) == 0;
         if (failed >= analyzer_after && !ran) {
           worsen(gates::Verdict::stop, "regen_limit_with_analyzer: " + key + " failed " + std::to_string(failed) +
-                                           " attempts without a regen-analyzer run");
+                                           " attempts without a " + regen_skill("analyzer") + " run");
         }
       }
     }
@@ -1118,7 +1116,7 @@ Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
         // Escalation is logged with its reason and cost delta (DESIGN §3).
         AVPS_TRY_ASSIGN(json delta, escalation_delta(*reviser, current, *next));
         ledger::LogRow row;
-        row.skill_name = "model-router";
+        row.skill_name = role("router");
         row.scene_id = job.ctx.scene_id;
         row.shot_id = job.ctx.shot_id;
         row.tier = *next;
@@ -1223,7 +1221,7 @@ Result<std::string> Impl::t3_refusal(const skills::SkillDef& judge, const Job& j
   });
   if (!logged) {
     ledger::LogRow row;
-    row.skill_name = "model-router";
+    row.skill_name = role("router");
     row.scene_id = job.ctx.scene_id;
     row.shot_id = job.ctx.shot_id;
     row.tier = from;
@@ -1628,7 +1626,7 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
       gate = *evaluated;
       AVPS_TRY(run_engine_checks(job, outputs, gate));
     }
-    if (gate.verdict != gates::Verdict::fail && skill.name == "world-state-tracker" && !outputs.count("WORLD_STATE")) {
+    if (gate.verdict != gates::Verdict::fail && skill.name == role("world_state") && !outputs.count("WORLD_STATE")) {
       gate.verdict = gates::Verdict::fail;
       gate.reasons.push_back("the STATE_DIFF does not apply to the world state before " + job.ctx.scene_id);
     }
@@ -1648,7 +1646,7 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
       recordable = recordable && c->schema().validate(final_content).empty();
     }
     json details = {{"inputs", job.in.fingerprints}, {"step", job.step}, {"attempt", job.attempt}};
-    if (!job.ctx.scene_id.empty() && skill.name == "world-state-tracker") {
+    if (!job.ctx.scene_id.empty() && skill.name == role("world_state")) {
       details["scene"] = job.ctx.scene_id;
     }
     for (const auto& [kind, content] : outputs) {
@@ -1863,7 +1861,7 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
   auto halted = [&] { return outcome.exit != ExitCode::ok || restart; };
 
   // Project-wide phases (walk group 0), in graph order: every scene at once.
-  const std::vector<int> groups = walk_groups(graph);
+  const std::vector<int> groups = graph.walk_passes();
   size_t i = 0;
   for (; i < graph.phases.size() && groups[i] == 0; ++i) {
     const skills::Phase& phase = graph.phases[i];
@@ -2132,6 +2130,7 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
                                   std::to_string(reconciled.released) + " never sent released"}));
   }
   impl.exchange.emplace(m_project, m_router, m_governor, m_backends, impl.record, impl.outcome);
+  impl.exchange->log_routing_as(graph->role("router"));
   impl.exchange->on_interrupt([this] { return m_observer.interrupted(); },
                               [this] { return m_observer.cancel_jobs_on_interrupt() ? InterruptPolicy::cancel
                                                                                     : InterruptPolicy::keep; });

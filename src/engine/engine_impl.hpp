@@ -136,12 +136,6 @@ struct WalkRank {
   auto operator<=>(const WalkRank&) const = default;
 };
 
-/// The walk group (WalkRank::group) of each phase of `graph`, in its order: the phases before the
-/// first per-scene phase that reads the world state, which the walk runs for every scene at once;
-/// the scene phases, run scene by scene in story order; production (cost loops and per-shot
-/// phases), run scene by scene after them.
-std::vector<int> walk_groups(const skills::StageGraph& graph);
-
 /// Whether artifacts of the codec's kind carry a gate object (WORLD_STATE and STATE_DIFF do not).
 bool carries_gate(const artifacts::FaceCodec& codec);
 
@@ -167,7 +161,7 @@ struct Impl {
   std::map<std::string, int> graph_step_index;  ///< graph step id -> its position in graph order
   /// "skill/resolution" -> its step in that resolution's phase; "/resolution" -> that phase's last step
   std::map<std::string, int> resolution_step_index;
-  std::vector<int> group_at;  ///< graph position -> its walk group (walk_groups)
+  std::vector<int> group_at;  ///< graph position -> its walk group (StageGraph::walk_passes)
   std::map<std::string, int> scene_order;  ///< scene id -> its place in `scenes`
   /// Artifact contents read lately: the locks and shot lists every step of a scene reads are read
   /// from the store and parsed once, not once per step.
@@ -198,6 +192,10 @@ struct Impl {
                                               const std::optional<WalkRank>& reader);
   /// Where a run of `skill` in `context` stands in the walk.
   WalkRank rank_of(const std::string& skill, const Context& context) const;
+  /// The skill that plays `part` in the stage graph's roles ("" without a usable graph).
+  const std::string& role(const std::string& part) const;
+  /// The skill the regen policy names at `key` (regen.analyzer, regen.simplify_via); "" without.
+  std::string regen_skill(const char* key) const;
   /// Where the step that `step_key` names (a step.finished "step", an artifact's details.step)
   /// stood in the walk; nullopt for a writer outside the graph (init, an import).
   std::optional<WalkRank> writer_rank(const std::string& step_key) const;

@@ -505,7 +505,7 @@ Result<bool> Exchange::fall_back(Call& c) {
                                    "; the last: " + failure.message};
   }
   ledger::LogRow row;
-  row.skill_name = "model-router";
+  row.skill_name = m_router_skill;
   row.scene_id = c.scene_id;
   row.shot_id = c.shot_id;
   row.model_used = next->model;

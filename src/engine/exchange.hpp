@@ -171,6 +171,9 @@ class Exchange {
   /// How send() learns of an interrupt (Ctrl-C) and what it then does with jobs in flight; the
   /// policy is asked once, when the interrupt is first seen (the CLI may ask a person). Unset:
   /// never interrupted.
+  /// The skill the run log names for routing decisions the exchange makes (a fallback): the stage
+  /// graph's roles.router.
+  void log_routing_as(std::string skill) { m_router_skill = std::move(skill); }
   void on_interrupt(std::function<bool()> interrupted, std::function<InterruptPolicy()> policy) {
     m_interrupted = std::move(interrupted);
     m_interrupt_policy = std::move(policy);
@@ -213,6 +216,7 @@ class Exchange {
   governance::BudgetGovernor& m_governor;
   const backends::BackendRegistry& m_backends;
   Record& m_record;
+  std::string m_router_skill;
   RunOutcome& m_outcome;
   std::function<bool()> m_interrupted;
   std::function<InterruptPolicy()> m_interrupt_policy;

@@ -58,7 +58,8 @@ std::string config_text(const json& config, const char* pointer) {
 // and logs it). The log is compared with the allocation, not with the previous ROUTING_DECISION,
 // so a run resumed between the events and the ROUTING_DECISION write logs nothing twice.
 Result<void> log_reallocations(ledger::Ledger& ledger, const std::vector<ledger::Event>& events,
-                               const governance::RoutingTable& table, const std::vector<governance::ShotPlan>& shots) {
+                               const governance::RoutingTable& table, const std::vector<governance::ShotPlan>& shots,
+                               const std::string& router_skill) {
   std::vector<governance::ShotAllocation> planned;
   for (const governance::ShotPlan& shot : shots) {
     AVPS_TRY_ASSIGN(std::string tier, shot.tier.empty() ? governance::generation_tier_for(shot.hero_tier)
@@ -76,7 +77,7 @@ Result<void> log_reallocations(ledger::Ledger& ledger, const std::vector<ledger:
   for (const governance::LoggedReallocation& change :
        governance::unlogged_reallocations(moves, planned, events)) {
     ledger::LogRow row;
-    row.skill_name = "model-router";
+    row.skill_name = router_skill;
     row.scene_id = change.scene_id;
     row.shot_id = change.shot_id;
     row.tier = change.to_tier;
@@ -133,20 +134,20 @@ Result<void> review_costs(Impl& impl, project::Project& project, const governanc
   AVPS_TRY_ASSIGN(artifacts::ArtifactName name, project.store().next_name("COST_REPORT", "PROJECT"));
   const json gate = report.value("gate", json::object());
   ledger::LogRow row;
-  row.skill_name = "cost-optimizer";  // a project-wide report: no scene
+  row.skill_name = impl.role("cost");  // a project-wide report: no scene
   row.actual_cost = governance::usd_decimal(0);
   row.outcome = gate.value("verdict", "WARN");
   row.regen_count = "0";
   row.artifact_output = name.filename();
-  row.notes = "project cost review for budget-gates: " +
+  row.notes = "project cost review for " + impl.role("budget") + ": " +
               (gate.value("reasons", json::array()).empty() ? std::string("projected spend near the cap")
                                                             : gate["reasons"].front().get<std::string>()) +
               "; " + std::to_string(report.value("cost_reduction_recommendations", json::array()).size()) +
               " recommendations, " + std::to_string(options.downgrades.size()) + " downgrade suggestions";
   // Its verdict is the projection's against the cap then in force, not cost-optimizer's gate: the
   // details say so, for `avps gate`, which recomputes skill gates only (docs/formats/ledger.md).
-  artifacts::NewArtifact artifact{name, report, face, "avps", "cost-optimizer", row,
-                                  {{"step", "cost-optimizer/PROJECT<" + job.loop},
+  artifacts::NewArtifact artifact{name, report, face, "avps", impl.role("cost"), row,
+                                  {{"step", impl.role("cost") + "/PROJECT<" + job.loop},
                                    {"attempt", job.attempt},
                                    {"verdict_by", "cost_projection"}}};
   AVPS_TRY(project.store().write(artifact));
@@ -245,7 +246,7 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     AVPS_TRY_ASSIGN(const governance::RecordedShots* recorded, recorded_shots());
     AVPS_TRY_ASSIGN(const governance::RoutingTable* table, allocation());
     AVPS_TRY_ASSIGN(const std::vector<ledger::Event>* events, events_so_far());
-    AVPS_TRY(log_reallocations(e.m_project.ledger(), *events, *table, recorded->shots));
+    AVPS_TRY(log_reallocations(e.m_project.ledger(), *events, *table, recorded->shots, role("router")));
     out["ROUTING_DECISION"] = governance::routing_decision_json(*table);
     return out;
   }
@@ -294,7 +295,7 @@ Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
     c.purpose = "storyboard " + ctx.shot_id;
     c.scene_id = ctx.scene_id;
     c.shot_id = ctx.shot_id;
-    c.task.skill = "storyboard-generator";
+    c.task.skill = reviewer.name;
     c.task.tier = "gen_low";
     c.task.output = governance::Output::image;
     c.task.images = 1;
@@ -306,14 +307,14 @@ Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
     r.pixels = pixels;
     r.seed = e.m_project.config().seed;
     AVPS_TRY(Impl::report({.kind = Progress::Kind::attempt,  // `report` is the STORYBOARD_REPORT here
-                           .skill = "storyboard-generator",
+                           .skill = reviewer.name,
                            .tier = c.task.tier,
                            .attempt = 1,
                            .text = "storyboard " + ctx.shot_id + ": attempt 1 on " + c.task.tier},
                           ctx));
     AVPS_TRY_ASSIGN(bool granted, exchange->prepare(c));
     if (!granted) {
-      return budget_stop(c, "budget-gates", "storyboard/" + ctx.shot_id, ctx);
+      return budget_stop(c, role("budget"), "storyboard/" + ctx.shot_id, ctx);
     }
     sent.push_back(&c);
     wanted.push_back(i);
@@ -333,7 +334,7 @@ Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
                     {"model", c.route.model}};
     AVPS_TRY_ASSIGN(artifacts::ArtifactName name, e.m_project.store().next_name("STORYBOARD", ctx.shot_id));
     ledger::LogRow row;
-    row.skill_name = "storyboard-generator";
+    row.skill_name = reviewer.name;
     row.scene_id = ctx.scene_id;
     row.shot_id = ctx.shot_id;
     row.model_used = c.route.model;
@@ -344,7 +345,7 @@ Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
     row.outcome = "DONE";
     row.artifact_output = name.filename();
     row.notes = "storyboard frame of " + pack->record.name;
-    artifacts::NewArtifact artifact{name, content, bytes, "avps", "storyboard-generator", row,
+    artifacts::NewArtifact artifact{name, content, bytes, "avps", reviewer.name, row,
                                     {{"step", "storyboard/" + ctx.shot_id}, {"attempt", 1}}};
     AVPS_TRY(e.m_project.store().write(artifact));
     ++outcome.artifacts_written;
@@ -403,8 +404,8 @@ bool Impl::shot_done(const skills::SkillDef& grader, const std::string& key, con
 
 Result<std::vector<StaleShot>> Impl::stale_shots() {
   std::vector<StaleShot> out;
-  const skills::SkillDef* packager = e.m_registry.find("prompt-packager");
-  const skills::SkillDef* grader = e.m_registry.find("qc-grader");
+  const skills::SkillDef* packager = e.m_registry.find(role("packager"));
+  const skills::SkillDef* grader = e.m_registry.find(role("grader"));
   if (!packager || !grader) {
     return out;
   }
@@ -534,13 +535,15 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     ++outcome.steps_waiting;
     return ok();
   }
-  const skills::SkillDef* packager = e.m_registry.find("prompt-packager");
-  const skills::SkillDef* storyboard = e.m_registry.find("storyboard-generator");
-  const skills::SkillDef* grader = e.m_registry.find("qc-grader");
-  const skills::SkillDef* analyzer = e.m_registry.find("regen-analyzer");
-  const skills::SkillDef* planner = e.m_registry.find("shot-planner");
+  const skills::SkillDef* packager = e.m_registry.find(role("packager"));
+  const skills::SkillDef* storyboard = e.m_registry.find(role("storyboard"));
+  const skills::SkillDef* grader = e.m_registry.find(role("grader"));
+  const skills::SkillDef* analyzer = e.m_registry.find(regen_skill("analyzer"));
+  const skills::SkillDef* planner = e.m_registry.find(regen_skill("simplify_via"));
   if (!packager || !grader || !analyzer || !planner) {
-    return make_error(ErrorCode::configuration, "production needs prompt-packager, qc-grader, regen-analyzer and shot-planner");
+    return make_error(ErrorCode::configuration,
+                      "production needs the stage graph's roles.packager and roles.grader, and its regen.analyzer and "
+                      "regen.simplify_via, each a skill (`avps skills validate` says which is missing)");
   }
   // Attempts made from other inputs than the shot has now (render_identity) are history: a
   // passed shot whose inputs changed (an edited lock) is made again, and one frozen on other
@@ -734,7 +737,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
           }
           if (!approval.empty() || (!why_not_escalate.empty() && !simplify)) {
             ledger::LogRow gate_row;
-            gate_row.skill_name = "budget-gates";
+            gate_row.skill_name = role("budget");
             gate_row.scene_id = scene;
             gate_row.shot_id = a.ctx.shot_id;
             gate_row.tier = why_not_escalate.empty() ? approval.value("to_tier", "") : a.tier;
@@ -745,7 +748,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                                  ? "approved escalation of " + a.ctx.shot_id + " " + approval.value("from_tier", "") +
                                        " -> " + approval.value("to_tier", "") + ": " + approval.value("summary", "")
                                  : "refused escalation of " + a.ctx.shot_id + ": " + why_not_escalate +
-                                       "; simplifying via shot-planner instead";
+                                       "; simplifying via " + planner->name + " instead";
             json decision = approval;
             decision["shot_id"] = a.ctx.shot_id;
             decision["resolution"] = resolution;
@@ -770,7 +773,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
             restart = false;  // a new SHOTLIST of this scene is read by the next wave
           }
           ledger::LogRow row_log;
-          row_log.skill_name = remedy == "escalate" ? "model-router" : "regen-analyzer";
+          row_log.skill_name = remedy == "escalate" ? role("router") : analyzer->name;
           row_log.scene_id = scene;
           row_log.shot_id = a.ctx.shot_id;
           row_log.tier = next_tier;
@@ -779,7 +782,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
           row_log.notes = "regen round " + std::to_string(round_number + 1) + " of " + a.ctx.shot_id + " (" + resolution +
                           "): " + remedy +
                           (remedy == "escalate" ? " " + a.tier + " -> " + next_tier + ", " + approval.value("summary", "")
-                                                : " via shot-planner");
+                                                : " via " + planner->name);
           json body = {{"shot_id", a.ctx.shot_id}, {"resolution", resolution}, {"round", round_number + 1},
                        {"after_attempt", every_attempt.size()}, {"tier", next_tier}, {"remedy", remedy},
                        {"inputs", a.identity}};
@@ -882,7 +885,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                       a.ctx));
       AVPS_TRY_ASSIGN(bool granted, exchange->prepare(c));
       if (!granted) {
-        return budget_stop(c, "budget-gates", "generate/" + a.ctx.shot_id + "/" + resolution, a.ctx);
+        return budget_stop(c, role("budget"), "generate/" + a.ctx.shot_id + "/" + resolution, a.ctx);
       }
       sent.push_back(&c);
     }
@@ -1006,7 +1009,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                   std::to_string(active.size()) + " shot(s)" + (gate.reasons.empty() ? "" : "; " + gate.reasons.front());
       AVPS_TRY_ASSIGN(std::string name,
                       write_output(*grader, "QC_BATCH", scene, batch, gate,
-                                   {{"wave", wave_key}, {"step", "qc-grader/" + wave_key}, {"attempt", wave}}, changed,
+                                   {{"wave", wave_key}, {"step", grader->name + "/" + wave_key}, {"attempt", wave}}, changed,
                                    row));
       record.waves_written.insert(wave_key);
       AVPS_TRY(report({.kind = Progress::Kind::wave,

@@ -644,6 +644,12 @@ void Registry::check_graph(const StageGraph& graph, std::vector<Violation>& out)
                                         ", which has no skills/" + name + "/skill.json");
     }
   }
+  for (const auto& [part, name] : graph.roles) {
+    if (unknown(name)) {
+      report("graph.unknown_skill",
+             "roles." + part + " names skill " + name + ", which has no skills/" + name + "/skill.json");
+    }
+  }
   for (const auto& [name, skill] : m_skills) {
     if (staged.count(name) == 0 && on_demand.count(name) == 0) {
       out.push_back(

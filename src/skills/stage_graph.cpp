@@ -23,6 +23,7 @@ Result<StageGraph> StageGraph::from_json(const json& document) {
   try {
     StageGraph graph;
     graph.init_produces = document.at("init").at("produces").get<std::vector<std::string>>();
+    graph.roles = document.at("roles").get<std::map<std::string, std::string>>();
     for (const json& p : document.at("phases")) {
       Phase phase;
       phase.name = p.at("name").get<std::string>();
@@ -31,6 +32,10 @@ Result<StageGraph> StageGraph::from_json(const json& document) {
       phase.order = string_or_empty(p, "order");
       phase.resolution = string_or_empty(p, "resolution");
       phase.when = string_or_empty(p, "when");
+      phase.walk = string_or_empty(p, "walk");
+      if (phase.walk.empty()) {
+        phase.walk = phase.fan_out == "per_scene" ? "scene" : phase.fan_out == "per_shot" ? "production" : "project";
+      }
       for (const json& s : p.at("steps")) {
         phase.steps.push_back({s.at("id").get<std::string>(), string_or_empty(s, "skill"),
                                string_or_empty(s, "action"), strings_or_empty(s, "consumes"),
@@ -54,6 +59,22 @@ Result<StageGraph> StageGraph::from_json(const json& document) {
     return make_error(ErrorCode::invalid_argument,
                       std::string("stage graph is not shaped as stage_graph.schema.json says: ") + e.what());
   }
+}
+
+const std::string& StageGraph::role(const std::string& part) const {
+  static const std::string k_none;
+  auto found = roles.find(part);
+  return found == roles.end() ? k_none : found->second;
+}
+
+std::vector<int> StageGraph::walk_passes() const {
+  std::vector<int> passes;
+  int pass = 0;
+  for (const Phase& phase : phases) {
+    pass = std::max(pass, phase.walk == "production" ? 2 : phase.walk == "scene" ? 1 : 0);
+    passes.push_back(pass);
+  }
+  return passes;
 }
 
 size_t StageGraph::step_count() const {

@@ -35,6 +35,7 @@ struct Phase {
   std::string order;       ///< parallel, scene_order; empty = parallel
   std::string resolution;  ///< proxy, final; empty for phases that do not render
   std::string when;        ///< a condition; empty = always
+  std::string walk;        ///< project, scene, production: the walk's pass (defaulted from fan_out)
   std::vector<GraphStep> steps;
 };
 
@@ -53,6 +54,11 @@ struct OnDemandSkill {
 
 struct StageGraph {
   std::vector<std::string> init_produces;  ///< what `avps init` writes: BRIEF, WORLD_STATE, ...
+  /// The skills the engine's own machinery works with, by part (stage_graph.schema.json, roles):
+  /// packager, grader, storyboard, world_state, router, budget, cost (the regen analyzer and the
+  /// re-planner are regen.analyzer and regen.simplify_via). Every
+  /// part is present in a graph that passed its schema; the registry checks each names a skill.
+  std::map<std::string, std::string> roles;
   std::vector<Phase> phases;
   std::vector<OnDemandSkill> on_demand;
   std::vector<GraphEdge> edges;
@@ -66,6 +72,11 @@ struct StageGraph {
   [[nodiscard]] static Result<StageGraph> from_json(const nlohmann::json& document);
 
   size_t step_count() const;
+  /// The skill that plays `part` (a key of roles); empty when the graph names none.
+  const std::string& role(const std::string& part) const;
+  /// Each phase's pass of the walk, in phase order: 0 project, 1 scene, 2 production. A phase
+  /// runs in no earlier pass than the one before it.
+  std::vector<int> walk_passes() const;
 };
 
 /// What one step reads and writes: its skill's inputs and outputs, or its action's consumes

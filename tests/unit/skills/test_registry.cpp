@@ -369,6 +369,50 @@ TEST_CASE("a stage graph that is not JSON or breaks its schema is a violation, n
   }
 }
 
+TEST_CASE("the stage graph names the skills the engine works with, by role, and each must exist", "[skills]") {
+  avps::testing::TempDir project;
+  SECTION("a role naming no skill is a violation") {
+    override_graph(project.path(), [](json& g) { g["roles"]["grader"] = "qc-judge"; });
+    const auto violations = with_rule(load_with(project.path()).validate(), "graph.unknown_skill");
+    REQUIRE(violations.size() == 1);
+    CHECK(contains(violations[0].message, "roles.grader names skill qc-judge"));
+  }
+  SECTION("a graph without roles (format 1) breaks the schema") {
+    override_graph(project.path(), [](json& g) {
+      g.erase("roles");
+      g["format_version"] = 1;
+    });
+    Registry registry = load_with(project.path());
+    CHECK(registry.stage_graph() == nullptr);
+    const auto violations = with_rule(registry.validate(), "graph.schema");
+    REQUIRE_FALSE(violations.empty());
+    CHECK(contains(describe(violations), "roles"));
+  }
+  SECTION("the shipped graph's roles and walk passes") {
+    Registry registry = load_with(project.path());
+    REQUIRE(registry.stage_graph() != nullptr);
+    const avps::skills::StageGraph& graph = *registry.stage_graph();
+    CHECK(graph.role("grader") == "qc-grader");
+    CHECK(graph.role("no-such-part").empty());
+    std::vector<std::string> passes;
+    const std::vector<int> walk = graph.walk_passes();
+    for (size_t i = 0; i < graph.phases.size(); ++i) {
+      passes.push_back(graph.phases[i].name + ":" + std::to_string(walk[i]));
+    }
+    // psychology is per scene but runs in the project-wide pass; the cost loops in production.
+    CHECK(passes == std::vector<std::string>{"narrative:0", "locks:0", "psychology:0", "narrative_review:0",
+                                             "validation:1", "continuity:1", "planning:1", "cost_proxy:2",
+                                             "shots_proxy:2", "cost_final:2", "shots_final:2"});
+  }
+  SECTION("a phase declared in an earlier pass than the one before it runs in that later pass") {
+    override_graph(project.path(), [](json& g) { g["phases"][5]["walk"] = "project"; });
+    Registry registry = load_with(project.path());
+    REQUIRE(registry.stage_graph() != nullptr);
+    CHECK(registry.stage_graph()->phases[5].name == "continuity");
+    CHECK(registry.stage_graph()->walk_passes()[5] == 1);
+  }
+}
+
 TEST_CASE("a skill named differently from its folder is a violation", "[skills]") {
   avps::testing::TempDir project;
   override_skill(project.path(), "plausibility-auditor", [](json& s) { s["name"] = "plausibility-check"; });
