@@ -8,6 +8,7 @@
 #include <map>
 #include <numeric>
 
+#include "avps/backends/image_output.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/process.hpp"
@@ -136,6 +137,38 @@ const char* const k_presets = R"JSON({
   "download_auth": true,
   "cancel": {"method": "DELETE", "path": "/v1/videos/{id}"},
   "limits": {"ratios": ["1280x720", "720x1280", "1792x1024", "1024x1792"], "durations": [4, 8, 12]}
+},
+"replicate_image": {
+  "submit": {"method": "POST", "path": "/v1/models/{model}/predictions",
+             "body": {"input": {"prompt": "{{prompt}}", "aspect_ratio": "{{ratio}}", "output_format": "png",
+                                "seed": "{{seed}}"}}},
+  "auth": {"header": "Authorization", "scheme": "Bearer "},
+  "id_path": "/id",
+  "poll": {"path": "/v1/predictions/{id}", "interval_s": 1, "max_wait_s": 600, "accept_status": [200]},
+  "status_path": "/status",
+  "status_map": {"starting": "queued", "processing": "running", "succeeded": "succeeded", "failed": "failed",
+                 "canceled": "canceled", "aborted": "failed"},
+  "error_path": "/error",
+  "result": {"fetch": "inline"},
+  "output_url_paths": ["/output", "/output/0"],
+  "download_auth": false,
+  "cancel": {"method": "POST", "path": "/v1/predictions/{id}/cancel"},
+  "limits": {"ratios": ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"]}
+},
+"fal_image": {
+  "submit": {"method": "POST", "path": "/{model}",
+             "body": {"prompt": "{{prompt}}", "image_size": {"width": "{{width}}", "height": "{{height}}"},
+                      "num_images": 1, "output_format": "png", "seed": "{{seed}}"}},
+  "auth": {"header": "Authorization", "scheme": "Key "},
+  "id_path": "/request_id",
+  "poll_url_path": "/status_url", "result_url_path": "/response_url", "cancel_url_path": "/cancel_url",
+  "poll": {"path": "", "interval_s": 1, "max_wait_s": 600, "accept_status": [200, 202]},
+  "status_path": "/status",
+  "status_map": {"IN_QUEUE": "queued", "IN_PROGRESS": "running", "COMPLETED": "succeeded"},
+  "result": {"fetch": "url"},
+  "output_url_paths": ["/images/0/url"],
+  "download_auth": false,
+  "cancel": {"method": "PUT", "path": ""}
 }
 })JSON";
 
@@ -832,6 +865,8 @@ Result<Submitted<GenerationResult>> AsyncJobBackend::submit_generation(const Gen
   const json& options = m_config.options;
   const json& limits = options["limits"];
   const std::string who = "model \"" + m_config.model_id + "\" (" + url_host(m_config.endpoint) + ")";
+  const bool image = request.resolution == "storyboard";
+  AVPS_TRY(check_output_kind(image, request));
   Submitted<GenerationResult> submitted;
   const CondensedPrompt prompt = condense_prompt(request.genpack_face, limits["prompt_max_chars"].get<int64_t>());
   if (prompt.condensed) {
@@ -875,7 +910,9 @@ Result<Submitted<GenerationResult>> AsyncJobBackend::submit_generation(const Gen
                                                options["id_path"].get<std::string>() +
                                                " (check the provider's dashboard for an orphaned job)");
   }
-  json ticket = {{"id", *id}, {"seconds", duration}};
+  // An image job's ticket says so: its output is checked as an image, and it bills no seconds.
+  json ticket =
+      image ? json{{"id", *id}, {"output", "image"}, {"seconds", 0}} : json{{"id", *id}, {"seconds", duration}};
   for (const char* field : {"poll_url", "result_url", "cancel_url"}) {
     const std::string pointer = options[std::string(field) + "_path"].get<std::string>();
     if (pointer.empty()) {
@@ -1052,6 +1089,10 @@ Result<GenerationResult> AsyncJobBackend::fetch_output(const json& ticket, const
   if (got.body.empty()) {
     return make_error(ErrorCode::rejected, who + " succeeded, but its output is empty");
   }
+  if (ticket.value("output", "") == "image") {
+    AVPS_TRY_ASSIGN(result, image_result(std::move(result), std::move(got.body), who));
+    return result;
+  }
   result.extension = extension_of(download.url, got.header("content-type"));
   Result<std::optional<json>> probed = probe(got.body, result.extension);
   if (!probed) {
@@ -1092,6 +1133,37 @@ Result<void> AsyncJobBackend::cancel_generation(const std::string& ticket_text, 
                         m_config.api_key, reply);
   }
   return ok();
+}
+
+Result<void> AsyncJobBackend::check_output_kind(bool image, const GenerationRequest& request) const {
+  const std::string who = "model \"" + m_config.model_id + "\"";
+  if (image && !m_config.image_out) {
+    return make_error(ErrorCode::unsupported, who + " has no image_out: it draws no storyboard frame of " +
+                                                  request.shot_id +
+                                                  " (set capabilities.image_out and an image "
+                                                  "preset such as replicate_image or fal_image)");
+  }
+  if (!image && !m_config.video_out) {
+    return make_error(ErrorCode::unsupported, who + " is an image model (video_out false): it renders no " +
+                                                  request.resolution + " video of " + request.shot_id);
+  }
+  return ok();
+}
+
+Result<GenerationResult> AsyncJobBackend::image_result(GenerationResult result, std::string bytes,
+                                                       const std::string& who) const {
+  // By the bytes, not the URL or the content type: a CDN's error page can be served as image/png.
+  const std::string format = image_format(bytes);
+  if (format.empty()) {
+    return make_error(ErrorCode::rejected, who +
+                                               " succeeded, but its output is not an image (no PNG, JPEG or WebP "
+                                               "signature; " +
+                                               std::to_string(bytes.size()) + " bytes)");
+  }
+  result.extension = image_extension(format);
+  result.details["image"] = {{"format", format}, {"bytes", static_cast<int64_t>(bytes.size())}};
+  result.media_bytes = std::move(bytes);
+  return result;
 }
 
 }  // namespace avps::backends

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "avps/artifacts/names.hpp"
+#include "avps/backends/http_images.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
@@ -319,13 +320,15 @@ class OptionChecker {
 
 const std::vector<std::string>& allowed_options(WireKind kind) {
   static const std::vector<std::string> k_openai = {
-      "timeout_s", "connect_timeout_s", "retry",       "temperature", "extra_headers", "schema_mode",
-      "token_param", "system_role",     "seed",        "image_detail", "extra_body"};
+      "timeout_s",     "connect_timeout_s",     "retry", "temperature",  "extra_headers", "schema_mode",
+      "token_param",   "system_role",           "seed",  "image_detail", "extra_body",    "image_sizes",
+      "image_quality", "image_prompt_max_chars"};
   static const std::vector<std::string> k_anthropic = {
       "timeout_s", "connect_timeout_s", "retry", "temperature",   "extra_headers",
       "api_version", "json_mode",       "tool_name", "betas",     "prompt_caching"};
-  static const std::vector<std::string> k_gemini = {"timeout_s",   "connect_timeout_s", "retry",         "temperature",
-                                                    "extra_headers", "json_mode",       "thinking_level"};
+  static const std::vector<std::string> k_gemini = {
+      "timeout_s",      "connect_timeout_s",   "retry",      "temperature",      "extra_headers",         "json_mode",
+      "thinking_level", "image_aspect_ratios", "image_size", "image_modalities", "image_prompt_max_chars"};
   switch (kind) {
     case WireKind::openai_chat: return k_openai;
     case WireKind::anthropic_messages: return k_anthropic;
@@ -1327,6 +1330,8 @@ Result<json> check_options(WireKind kind, const json& options, const std::string
       AVPS_TRY(check.boolean("seed", false));
       AVPS_TRY(check.choice("image_detail", {"auto", "low", "high"}, "auto"));
       AVPS_TRY(check.object("extra_body"));
+      AVPS_TRY(check.string_list("image_sizes"));
+      AVPS_TRY(check.choice("image_quality", {"auto", "low", "medium", "high", "standard", "hd"}, ""));
       break;
     case WireKind::anthropic_messages:
       AVPS_TRY(check.text("api_version", "2023-06-01"));
@@ -1338,7 +1343,37 @@ Result<json> check_options(WireKind kind, const json& options, const std::string
     case WireKind::gemini_generate:
       AVPS_TRY(check.choice("json_mode", {"schema", "prompt_only"}, "schema"));
       AVPS_TRY(check.choice("thinking_level", {"MINIMAL", "LOW", "MEDIUM", "HIGH"}, ""));
+      AVPS_TRY(check.string_list("image_aspect_ratios"));
+      AVPS_TRY(check.choice("image_size", {"1K", "2K", "4K"}, ""));
+      AVPS_TRY(check.choice("image_modalities", {"text_and_image", "image"}, "text_and_image"));
       break;
+  }
+  if (kind != WireKind::anthropic_messages) {
+    // The image operation's (http_images.hpp); 0 = the model's own limit.
+    AVPS_TRY(check.integer("image_prompt_max_chars", 0, 1000000, 0));
+    for (const char* list : {"image_sizes", "image_aspect_ratios"}) {
+      const json* given = member(in, list);
+      if (given == nullptr) {
+        continue;
+      }
+      for (const json& entry : *given) {
+        const std::string text = entry.get<std::string>();
+        const bool sizes = std::string_view(list) == "image_sizes";
+        const size_t sep = text.find(sizes ? 'x' : ':');
+        const bool good = sep != std::string::npos && sep > 0 && sep + 1 < text.size() &&
+                          std::all_of(text.begin(), text.end(),
+                                      [&](unsigned char c) {
+                                        return std::isdigit(c) || c == static_cast<unsigned char>(sizes ? 'x' : ':');
+                                      }) &&
+                          std::count(text.begin(), text.end(), sizes ? 'x' : ':') == 1;
+        if (!good || text.front() == '0' || text[sep + 1] == '0') {
+          return make_error(ErrorCode::configuration,
+                            where + ": option \"" + list + "\" holds \"" + capped(text, 40) +
+                                "\"; each entry must be " +
+                                (sizes ? "a size such as \"1536x1024\"" : "a ratio such as \"16:9\""));
+        }
+      }
+    }
   }
   return check.take();
 }
@@ -1528,6 +1563,10 @@ Result<HttpRequest> build_wire_request(const HttpModelConfig& config, const Mode
   return wire;
 }
 
+Error http_status_error(const HttpModelConfig& config, const HttpResponse& response, std::string& attempt_error) {
+  return classify_error(config, response, attempt_error);
+}
+
 Result<ModelResponse> parse_wire_response(const HttpModelConfig& config, const ModelRequest& request,
                                           const HttpResponse& response) {
   std::string attempt_error;
@@ -1540,6 +1579,15 @@ HttpModelBackend::HttpModelBackend(HttpModelConfig config, HttpClient& client)
 Result<Submitted<ModelResponse>> HttpModelBackend::submit_model(const ModelRequest& request, CallTrace& trace) {
   trace.provider = std::string(wire_kind_name(m_config.kind));
   trace.endpoint_host = url_host(m_config.endpoint);
+  if (!m_config.text) {
+    // The router sends no text call to a model without capabilities.text; a caller that does
+    // (a ping, a hand-built request) is told why.
+    return make_error(ErrorCode::unsupported, "model \"" + m_config.model_id +
+                                                  "\" is an image model (capabilities.text is false): it answers no "
+                                                  "text call of " +
+                                                  request.skill +
+                                                  "; give it only generation tiers (gen_low for storyboard frames)");
+  }
   AVPS_TRY_ASSIGN(HttpRequest wire, build_wire_request(m_config, request));
   trace.request_body = wire.body;  // the key is only ever in a header
   trace.response_body.clear();
@@ -1577,9 +1625,14 @@ Result<Submitted<GenerationResult>> HttpModelBackend::submit_generation(const Ge
                                                                         CallTrace& trace) {
   trace.provider = std::string(wire_kind_name(m_config.kind));
   trace.endpoint_host = url_host(m_config.endpoint);
-  return make_error(ErrorCode::unsupported, "model \"" + m_config.model_id + "\" (" +
-                                                std::string(wire_kind_name(m_config.kind)) +
-                                                ") answers chat calls only; it cannot render shot " + request.shot_id);
+  if (!m_config.image_out) {
+    return make_error(ErrorCode::unsupported, "model \"" + m_config.model_id + "\" (" +
+                                                  std::string(wire_kind_name(m_config.kind)) +
+                                                  ") answers chat calls only; it cannot render shot " +
+                                                  request.shot_id + " (set capabilities.image_out for an image model)");
+  }
+  AVPS_TRY_ASSIGN(GenerationResult frame, submit_image(m_config, m_client, request, trace));
+  return Submitted<GenerationResult>{std::move(frame), {}};
 }
 
 }  // namespace avps::backends

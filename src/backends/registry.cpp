@@ -50,6 +50,24 @@ bool valid_provider_model(WireKind kind, const std::string& name) {
 
 std::string where(const BackendSpec& spec) { return "model \"" + spec.model_id + "\""; }
 
+// What a chat kind cannot render: video always, images on anthropic_messages (openai_chat and
+// gemini_generate draw storyboard frames by their image operation, http_images.hpp).
+std::vector<std::string> chat_render_problems(WireKind kind, const BackendSpec& spec) {
+  std::vector<std::string> problems;
+  const bool video = spec.video_out || (spec.generates && !spec.image_out);
+  if (video) {
+    problems.push_back("capabilities.video_out is true, but " + spec.backend +
+                       " renders no video: set it to false (videos need async_job, comfyui or sim)");
+  }
+  if (spec.image_out && kind == WireKind::anthropic_messages) {
+    problems.push_back(
+        "capabilities.image_out is true, but anthropic_messages has no image output: set it to "
+        "false (storyboard frames: openai_chat or gemini_generate with an image model, async_job, "
+        "or sim)");
+  }
+  return problems;
+}
+
 // The problems of one spec, each naming the field and the fix; empty when it can be opened.
 // `options` receives the checked options with their defaults.
 std::vector<std::string> problems_of(const BackendSpec& spec, const EnvLookup& env, json* options) {
@@ -72,9 +90,10 @@ std::vector<std::string> problems_of(const BackendSpec& spec, const EnvLookup& e
   if (!job && !spec.preset.empty()) {
     problems.push_back("preset \"" + spec.preset + "\" is an async_job field: remove it, or set backend to async_job");
   }
-  if (!job && spec.generates) {
-    problems.push_back("capabilities claim image_out or video_out, but " + spec.backend +
-                       " only answers text: set both to false (renders need async_job or comfyui, or sim)");
+  if (kind) {
+    for (std::string& problem : chat_render_problems(*kind, spec)) {
+      problems.push_back(std::move(problem));
+    }
   }
   std::string why;
   if (spec.endpoint.empty()) {
@@ -196,6 +215,8 @@ Result<std::unique_ptr<BackendRegistry>> BackendRegistry::open(const std::vector
       job.options = options;
       job.http.total_timeout_ms = options.value("timeout_s", int64_t{120}) * 1000;
       job.http.connect_timeout_ms = options.value("connect_timeout_s", int64_t{10}) * 1000;
+      job.image_out = spec.image_out;
+      job.video_out = spec.video_out || (spec.generates && !spec.image_out);
       registry->m_by_model[spec.model_id] = std::make_shared<RetryingBackend>(
           std::make_unique<AsyncJobBackend>(std::move(job), *transport.client), retry_policy, seed, *transport.sleeper);
       continue;
@@ -211,6 +232,8 @@ Result<std::unique_ptr<BackendRegistry>> BackendRegistry::open(const std::vector
     config.options = options;
     config.http.total_timeout_ms = options.value("timeout_s", int64_t{300}) * 1000;
     config.http.connect_timeout_ms = options.value("connect_timeout_s", int64_t{10}) * 1000;
+    config.image_out = spec.image_out;
+    config.text = spec.text;
     registry->m_by_model[spec.model_id] = std::make_shared<RetryingBackend>(
         std::make_unique<HttpModelBackend>(std::move(config), *transport.client), retry_policy, seed,
         *transport.sleeper);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <stdexcept>
 
 namespace avps::core {
@@ -49,6 +50,45 @@ std::string base64(std::string_view bytes) {
     const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(buffer.data()),
                                         reinterpret_cast<const unsigned char*>(bytes.data() + at), static_cast<int>(n));
     out.append(buffer.data(), static_cast<size_t>(std::max(written, 0)));
+  }
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  // By hand rather than EVP_DecodeBlock, which accepts whitespace and cannot say how much padding
+  // it read.
+  while (!text.empty() && text.back() == '=') {
+    text.remove_suffix(1);
+  }
+  if (text.size() % 4 == 1) {
+    return std::nullopt;
+  }
+  std::string out;
+  out.reserve(text.size() / 4 * 3 + 2);
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (const char c : text) {
+    int value = -1;
+    if (c >= 'A' && c <= 'Z') {
+      value = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      value = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      value = c - '0' + 52;
+    } else if (c == '+') {
+      value = 62;
+    } else if (c == '/') {
+      value = 63;
+    }
+    if (value < 0) {
+      return std::nullopt;
+    }
+    buffer = (buffer << 6) | static_cast<uint32_t>(value);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((buffer >> bits) & 0xFF));
+    }
   }
   return out;
 }

@@ -1998,7 +1998,10 @@ std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& m
                      .provider_model = m.provider_model,
                      .preset = m.preset,
                      .options = m.options,
-                     .generates = m.capabilities.image_out || m.capabilities.video_out});
+                     .generates = m.capabilities.image_out || m.capabilities.video_out,
+                     .image_out = m.capabilities.image_out,
+                     .video_out = m.capabilities.video_out,
+                     .text = m.capabilities.text});
   }
   return specs;
 }

@@ -315,8 +315,7 @@ Result<void> Exchange::record_answer(Call& c) {
   if (c.kind == CallKind::generation) {
     const backends::GenerationResult& r = *c.generation_answer;
     if (c.task.output == governance::Output::image) {
-      AVPS_TRY_ASSIGN(actual.local_micro_usd, governance::image_cost(*model, 1));
-      actual.micro_usd = actual.local_micro_usd;
+      AVPS_TRY_ASSIGN(actual, governance::actual_image_cost(*model, 1, r.provider_cost_micro_usd));
     } else {
       AVPS_TRY_ASSIGN(actual, governance::actual_video_cost(
                                   governance::VideoPrice{c.route.resolution, c.route.per_second_micro_usd},

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <set>
 
+#include "avps/backends/image_output.hpp"
 #include "avps/builtins/genpack.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
@@ -325,6 +326,18 @@ Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
     const Call& c = calls[i];
     AVPS_TRY_ASSIGN(auto pack, latest("GENPACK", ctx.shot_id));
     AVPS_TRY_ASSIGN(std::string bytes, artifacts::read_object(e.m_project.dir(), c.response.value("media_sha256", "")));
+    // A STORYBOARD is a PNG; an image model that answered JPEG or WebP has its frame converted
+    // (the response keeps the bytes as they came).
+    const std::string format = backends::image_format(bytes);
+    const bool convert = format == "jpeg" || format == "webp";
+    if (convert) {
+      Result<std::string> png = backends::to_png(bytes);
+      if (!png) {
+        return make_error(png.error().code,
+                          "storyboard " + ctx.shot_id + " from " + c.route.model + ": " + png.error().message);
+      }
+      bytes = std::move(*png);
+    }
     json content = {{"format_version", 1},
                     {"kind", "STORYBOARD"},
                     {"shot_id", ctx.shot_id},
@@ -332,6 +345,9 @@ Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
                     {"image_sha256", core::sha256_hex(bytes)},
                     {"pixels", pixels},
                     {"model", c.route.model}};
+    if (convert) {
+      content["converted_from"] = format;
+    }
     AVPS_TRY_ASSIGN(artifacts::ArtifactName name, e.m_project.store().next_name("STORYBOARD", ctx.shot_id));
     ledger::LogRow row;
     row.skill_name = reviewer.name;

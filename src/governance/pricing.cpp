@@ -238,6 +238,11 @@ Result<int64_t> caching_saving(const Model& model, int64_t cached_input_tokens) 
   return saved / k_tokens_per_mtok;
 }
 
+Result<ActualCost> actual_image_cost(const Model& model, int64_t images, std::optional<int64_t> provider_micro_usd) {
+  AVPS_TRY_ASSIGN(int64_t local, image_cost(model, images));
+  return settle(local, provider_micro_usd);
+}
+
 Result<ActualCost> actual_video_cost(const VideoPrice& price, double seconds_billed,
                                      std::optional<int64_t> provider_micro_usd) {
   AVPS_TRY_ASSIGN(int64_t ms, duration_ms(seconds_billed));

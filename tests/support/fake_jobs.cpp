@@ -28,8 +28,8 @@ struct JobFault {
 };
 
 const std::set<std::string>& fault_names() {
-  static const std::set<std::string> k_names = {"job_fails",  "never_finishes", "throttled",
-                                                "output_404", "not_video",      "submit_429"};
+  static const std::set<std::string> k_names = {"job_fails", "never_finishes", "throttled", "output_404",
+                                                "not_video", "submit_429",     "not_image"};
   return k_names;
 }
 
@@ -39,6 +39,7 @@ struct Job {
   std::string model;
   std::string body;  // the submitted body, canonical as received
   double seconds = 5;
+  bool image = false;  // an image model's job (replicate_image, fal_image): its output is a PNG
   std::string fault;
   int64_t throttled_polls = 0;
   int64_t polls = 0;
@@ -142,6 +143,18 @@ struct FakeJobs::Impl {
   static std::string base(const httplib::Request& req) { return "http://" + req.get_header_value("Host"); }
 
   // What a submit body must hold, per preset: "" when it does.
+  // Whether a submit body is an image model's (the replicate_image and fal_image presets' shape).
+  static bool image_body(const std::string& preset, const json& b) {
+    if (!b.is_object()) {
+      return false;
+    }
+    if (preset == "replicate") {
+      return b.contains("input") && b["input"].is_object() && b["input"].contains("output_format") &&
+             !b["input"].contains("duration");
+    }
+    return preset == "fal" && b.contains("image_size") && !b.contains("duration");
+  }
+
   static std::string check_body(const std::string& preset, const json& b, double& seconds) {
     auto str = [&](const json& v) { return v.is_string() && !v.get<std::string>().empty(); };
     if (!b.is_object()) {
@@ -181,10 +194,26 @@ struct FakeJobs::Impl {
       if (!b.contains("input") || !str(b["input"].value("prompt", json()))) {
         return "replicate needs input.prompt";
       }
+      if (image_body(preset, b)) {
+        static const std::set<std::string> k_formats = {"png", "jpg", "webp"};
+        static const std::set<std::string> k_ratios = {"1:1", "16:9", "21:9", "3:2",  "2:3", "4:5",
+                                                       "5:4", "3:4",  "4:3",  "9:16", "9:21"};
+        if (!k_formats.count(b["input"].value("output_format", "")) ||
+            !k_ratios.count(b["input"].value("aspect_ratio", ""))) {
+          return "replicate image: output_format png, jpg or webp and a listed aspect_ratio are required";
+        }
+      }
       seconds = b["input"].value("duration", 5.0);
     } else if (preset == "fal") {
       if (!str(b.value("prompt", json()))) {
         return "fal needs prompt";
+      }
+      if (image_body(preset, b)) {
+        const json size = b["image_size"];
+        if (!size.is_object() || !size.value("width", json()).is_number_integer() ||
+            !size.value("height", json()).is_number_integer() || b.value("num_images", 1) != 1) {
+          return "fal image: image_size {width, height} integers and num_images 1 are required";
+        }
       }
       seconds = b.value("duration", 5.0);
     } else if (preset == "veo") {
@@ -239,6 +268,7 @@ struct FakeJobs::Impl {
     job.model = model;
     job.body = req.body;
     job.seconds = seconds;
+    job.image = image_body(preset, body);
     job.fault = fault;
     job.throttled_polls = throttled_polls;
     job.last_touch = std::chrono::steady_clock::now();
@@ -307,7 +337,7 @@ struct FakeJobs::Impl {
     if (job.preset == "veo") {
       return base(req) + "/v1beta/files/" + job.id.substr(job.id.rfind('/') + 1) + ":download?alt=media";
     }
-    return base(req) + "/files/" + job.id + ".mp4";
+    return base(req) + "/files/" + job.id + (job.image ? ".png" : ".mp4");
   }
 
   void poll(const std::string& preset, const std::string& id, const httplib::Request& req, httplib::Response& res) {
@@ -430,7 +460,13 @@ struct FakeJobs::Impl {
       res.set_content(json{{"detail", "the fake failed this job on request"}}.dump(), "application/json");
       return;
     }
-    json reply = {{"video", {{"url", output_url(job, req)}, {"content_type", "video/mp4"}}}, {"seed", 1}};
+    json reply = job.image
+                     ? json{{"images", json::array({{{"url", output_url(job, req)},
+                                                     {"content_type", "image/png"},
+                                                     {"width", 640},
+                                                     {"height", 272}}})},
+                            {"seed", 1}}
+                     : json{{"video", {{"url", output_url(job, req)}, {"content_type", "video/mp4"}}}, {"seed", 1}};
     res.set_content(reply.dump(), "application/json");
   }
 
@@ -476,8 +512,8 @@ struct FakeJobs::Impl {
       res.set_content("Not Found", "text/plain");
       return;
     }
-    if (job->fault == "not_video") {
-      res.set_content("<html><body>Access denied</body></html>", "video/mp4");
+    if (job->fault == "not_video" || job->fault == "not_image") {
+      res.set_content("<html><body>Access denied</body></html>", job->image ? "image/png" : "video/mp4");
       return;
     }
     if (job->bytes.empty()) {
@@ -487,8 +523,8 @@ struct FakeJobs::Impl {
       r.model = job->model;
       r.tier = "gen_mid";
       r.genpack_face = job->body;
-      r.resolution = "proxy";
-      r.pixels = "128x72";
+      r.resolution = job->image ? "storyboard" : "proxy";
+      r.pixels = job->image ? "80x34" : "128x72";
       r.duration_s = std::min(job->seconds, 2.0);
       r.seed = std::stoull(core::sha256_hex(job->body).substr(0, 12), nullptr, 16);
       Result<backends::GenerationResult> made = sim->generate(r);
@@ -499,7 +535,7 @@ struct FakeJobs::Impl {
       }
       job->bytes = std::move(made->media_bytes);
     }
-    res.set_content(job->bytes, "video/mp4");
+    res.set_content(job->bytes, job->image ? "image/png" : "video/mp4");
   }
 };
 
@@ -651,6 +687,7 @@ void FakeJobs::routes(httplib::Server& server) {
                 [impl](Req req, Res res) { impl->cancel("openai_videos", req.matches[1], req, res); });
   // Presigned-style outputs (no key).
   server.Get(R"(/files/(.+)\.mp4)", [impl](Req req, Res res) { impl->download(req.matches[1], false, req, res); });
+  server.Get(R"(/files/(.+)\.png)", [impl](Req req, Res res) { impl->download(req.matches[1], false, req, res); });
 }
 
 }  // namespace avps::testing

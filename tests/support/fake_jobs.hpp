@@ -7,7 +7,8 @@
 //
 // A job's life is counted in polls, not in time, so tests never depend on timing: a job is queued
 // at submit, running at its first poll, and succeeded at poll `polls_to_finish` (default 2), when
-// its output is rendered by the sim as an MP4 (deterministic in the submitted body, so a job
+// its output is rendered by the sim as an MP4 (an image model's job, the replicate_image or
+// fal_image body shape, as a PNG at /files/{id}.png) (deterministic in the submitted body, so a job
 // resubmitted with the same body renders the same bytes). Its output URL is on the same server.
 //
 // Faults on demand (set_faults(), or POST /control {"job_faults": [...]}), each rule
@@ -17,6 +18,7 @@
 //   "throttled"        the job reports THROTTLED / IN_QUEUE for "polls" polls first (default 3)
 //   "output_404"       the job succeeds but its output URL answers 404
 //   "not_video"        the job succeeds but its output is HTML, not a video
+//   "not_image"        the same for an image job (HTML served as image/png)
 //   "submit_429"       the submit is refused with 429 (no job is created)
 //
 // Counted (stats()): submissions (jobs created) per preset, duplicate_submissions (a body

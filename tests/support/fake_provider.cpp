@@ -5,6 +5,7 @@
 
 #include "support/fake_provider.hpp"
 
+#include "support/fake_images.hpp"
 #include "support/fake_jobs.hpp"
 
 #include <arpa/inet.h>
@@ -1754,6 +1755,7 @@ struct FakeProvider::Impl {
   FakeProviderConfig config;
   httplib::Server server;
   std::unique_ptr<FakeJobs> jobs;  ///< the async job APIs (fake_jobs.hpp)
+  std::unique_ptr<FakeImages> images;  ///< the image APIs (fake_images.hpp)
   std::thread thread;
   std::atomic<int> port{0};
   std::optional<skills::Registry> registry;
@@ -2189,7 +2191,8 @@ struct FakeProvider::Impl {
             {"by_fault", by_fault},
             {"documents", documents},
             {"faults", std::move(rules)},
-            {"jobs", jobs ? jobs->stats() : json::object()}};
+            {"jobs", jobs ? jobs->stats() : json::object()},
+            {"images", images ? images->stats() : json::object()}};
   }
 
   void reset_counters() {
@@ -2205,6 +2208,9 @@ struct FakeProvider::Impl {
     if (jobs) {
       jobs->reset_stats();
     }
+    if (images) {
+      images->reset_stats();
+    }
   }
 
   void routes() {
@@ -2214,9 +2220,14 @@ struct FakeProvider::Impl {
     server.Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res) {
       handle_provider(Provider::anthropic, req, res);
     });
-    server.Post(R"(/v1beta/models/([^/:]+):generateContent)", [this](const httplib::Request& req, httplib::Response& res) {
-      handle_provider(Provider::gemini, req, res);
-    });
+    server.Post(R"(/v1beta/models/([^/:]+):generateContent)",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  if (images && FakeImages::wants_image(req)) {
+                    images->gemini(req.matches[1], req, res);
+                    return;
+                  }
+                  handle_provider(Provider::gemini, req, res);
+                });
     server.Get("/stats", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(stats_json().dump(2), "application/json");
     });
@@ -2228,7 +2239,7 @@ struct FakeProvider::Impl {
       } else {
         for (const auto& [key, value] : body.items()) {
           if (key != "faults" && key != "reset_stats" && key != "job_faults" && key != "min_poll_interval_ms" &&
-              key != "polls_to_finish") {
+              key != "polls_to_finish" && key != "image_faults") {
             problem = "unknown field \"" + key + "\"";
           }
         }
@@ -2244,6 +2255,11 @@ struct FakeProvider::Impl {
       }
       if (problem.empty() && jobs) {
         if (Result<void> applied = jobs->control(body); !applied.ok()) {
+          problem = applied.error().message;
+        }
+      }
+      if (problem.empty() && images && body.contains("image_faults")) {
+        if (Result<void> applied = images->set_faults(body["image_faults"]); !applied.ok()) {
           problem = applied.error().message;
         }
       }
@@ -2263,6 +2279,7 @@ struct FakeProvider::Impl {
       });
     }
     jobs->routes(server);
+    images->routes(server);
     auto unknown = [this](const httplib::Request& req, httplib::Response& res) { handle_unknown(req, res); };
     server.Get(".*", unknown);
     server.Post(".*", unknown);
@@ -2299,6 +2316,12 @@ Result<void> FakeProvider::start() {
   jobs_config.min_poll_interval_ms = impl.config.min_poll_interval_ms;
   impl.jobs = std::make_unique<FakeJobs>(jobs_config);
   AVPS_TRY(impl.jobs->set_faults(impl.config.job_faults));
+  FakeImagesConfig images_config;
+  images_config.openai_key = impl.config.keys.openai;
+  images_config.gemini_key = impl.config.keys.gemini;
+  images_config.seed = impl.seed;
+  impl.images = std::make_unique<FakeImages>(images_config);
+  AVPS_TRY(impl.images->set_faults(impl.config.image_faults));
   impl.routes();
   // Keep-alive connections end soon after stop(), and a hung client does not hold a worker long.
   impl.server.set_keep_alive_timeout(2);

@@ -1,8 +1,8 @@
 #pragma once
 // FakeProvider: a loopback HTTP server that speaks the three chat wire formats of avps's HTTP
-// adapters, and (tests/support/fake_jobs.hpp) the async job APIs of the async_job presets (OpenAI chat completions, Anthropic messages, Gemini generateContent; the formats are
-// shared/reference/backend-apis.md §0-3), so the adapters, the retry layer and whole runs can be
-// tested without anything leaving the machine. It listens on 127.0.0.1 only.
+// adapters, and (tests/support/fake_jobs.hpp) the async job APIs of the async_job presets (OpenAI chat completions,
+// Anthropic messages, Gemini generateContent; the formats are shared/reference/backend-apis.md §0-3), so the adapters,
+// the retry layer and whole runs can be tested without anything leaving the machine. It listens on 127.0.0.1 only.
 //
 // What it guarantees:
 //   - Strict. Every request is checked against the provider's documented format: method, path,
@@ -27,11 +27,13 @@
 //     truncated body, malformed JSON, a schema-invalid answer, a refusal, a length cut-off.
 //   - Counted. stats() (and GET /stats) reports every request; see stats() for the fields.
 //
-// Routes: the job APIs of fake_jobs.hpp (stats under "jobs"; POST /control also takes
-// "job_faults", "min_poll_interval_ms", "polls_to_finish"), POST /v1/chat/completions (OpenAI; the adapter's endpoint is base_url() + "/v1"),
-// POST /v1/messages (Anthropic; endpoint base_url()), POST /v1beta/models/{model}:generateContent
-// (Gemini; endpoint base_url()), GET /stats, POST /control ({"faults": [rule, ...]} replaces the
-// rules; {"reset_stats": true} zeroes the counters), POST /shutdown (only with
+// Routes: the image APIs of fake_images.hpp (stats under "images"; POST /control also takes
+// "image_faults"; a generateContent that asks for IMAGE output goes there), the job APIs of
+// fake_jobs.hpp (stats under "jobs"; POST /control also takes
+// "job_faults", "min_poll_interval_ms", "polls_to_finish"), POST /v1/chat/completions (OpenAI; the adapter's endpoint
+// is base_url() + "/v1"), POST /v1/messages (Anthropic; endpoint base_url()), POST
+// /v1beta/models/{model}:generateContent (Gemini; endpoint base_url()), GET /stats, POST /control ({"faults": [rule,
+// ...]} replaces the rules; {"reset_stats": true} zeroes the counters), POST /shutdown (only with
 // FakeProviderConfig::shutdown_route). Any other path or method is an invalid request (404).
 // cpp-httplib answers 400 to a POST without a body length, so send one: `curl -d '' .../shutdown`.
 //
@@ -76,6 +78,8 @@ struct FakeProviderConfig {
   /// The async job APIs' fault rules (fake_jobs.hpp) and the poll interval they check.
   nlohmann::json job_faults = nlohmann::json::array();
   int64_t min_poll_interval_ms = 0;
+  /// The image APIs' fault rules (fake_images.hpp).
+  nlohmann::json image_faults = nlohmann::json::array();
 };
 
 class FakeProvider {

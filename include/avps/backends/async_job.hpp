@@ -33,6 +33,12 @@
 // "cancel_url"?, "seconds"}: everything a later process needs to poll, fetch and cancel the job,
 // and nothing secret. The engine records it before the first poll (exchange.ticket).
 //
+// Image models (capabilities.image_out; presets replicate_image, fal_image): a storyboard frame
+// is a job like a render; its ticket carries "output": "image" (and "seconds": 0), and its
+// downloaded output must be an image by its magic bytes (PNG, JPEG or WebP; the extension recorded
+// is the format's, "png", "jpg", "webp"), else the job is a failed attempt. A storyboard frame on a
+// model without image_out, or a render on one without video_out, is refused unsupported.
+//
 // What a poll gives: nullopt while the job is queued or running (THROTTLED and IN_QUEUE are not
 // errors); the GenerationResult once it succeeded and its output is downloaded, hashed by the
 // engine, and probed with ffprobe where installed (a file ffprobe finds no video stream in is a
@@ -54,7 +60,8 @@
 
 namespace avps::backends {
 
-/// The presets shipped: runway, luma, luma_agents, replicate, fal, veo, openai_videos.
+/// The presets shipped: runway, luma, luma_agents, replicate, fal, veo, openai_videos, and for
+/// image models (storyboard frames) replicate_image and fal_image.
 const std::vector<std::string>& async_job_presets();
 
 /// The options of a preset merged with an entry's overrides, checked, with defaults filled in.
@@ -93,6 +100,9 @@ struct AsyncJobConfig {
   std::string api_key;         ///< from the environment; empty = no auth header
   nlohmann::json options;      ///< from async_job_options()
   HttpOptions http;
+  /// capabilities: a storyboard frame needs image_out, a proxy or final render video_out.
+  bool image_out = false;
+  bool video_out = true;
 };
 
 class AsyncJobBackend : public Backend {
@@ -118,6 +128,11 @@ class AsyncJobBackend : public Backend {
                                               const HttpOptions& http) const;
   [[nodiscard]] Result<GenerationResult> fetch_output(const nlohmann::json& ticket, const nlohmann::json& reply,
                                                       CallTrace& trace) const;
+  /// unsupported when the model lacks the capability the request needs (image: a storyboard frame).
+  [[nodiscard]] Result<void> check_output_kind(bool image, const GenerationRequest& request) const;
+  /// An image job's downloaded output: rejected unless its magic bytes say PNG, JPEG or WebP.
+  [[nodiscard]] Result<GenerationResult> image_result(GenerationResult result, std::string bytes,
+                                                      const std::string& who) const;
 
   AsyncJobConfig m_config;
   HttpClient& m_client;

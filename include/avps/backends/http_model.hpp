@@ -66,6 +66,10 @@ struct HttpModelConfig {
   /// The entry's "options", checked by check_options(): per-kind fields of docs/providers.md.
   nlohmann::json options = nlohmann::json::object();
   HttpOptions http;            ///< from options timeout_s / connect_timeout_s
+  /// capabilities.image_out: submit_generation() draws storyboard frames (http_images.hpp).
+  bool image_out = false;
+  /// capabilities.text: false for an image-only model, whose submit_model() refuses every call.
+  bool text = true;
 };
 
 /// Checks a models-file entry's "options" for `kind` and fills in the defaults. configuration
@@ -100,6 +104,10 @@ std::optional<nlohmann::json> openai_strict_schema(const nlohmann::json& schema)
 /// that the original schema does not require and whose type does not allow null.
 nlohmann::json strip_strict_nulls(const nlohmann::json& original_schema, nlohmann::json value);
 
+/// The Error a non-2xx `response` means (see the top of this file), and in `attempt_error` the
+/// short form an HttpAttempt records ("429 rate_limit_error"). For the image operation too.
+Error http_status_error(const HttpModelConfig& config, const HttpResponse& response, std::string& attempt_error);
+
 /// The HTTP request for `request` (see the top of this file).
 [[nodiscard]] Result<HttpRequest> build_wire_request(const HttpModelConfig& config, const ModelRequest& request);
 /// The answer in `response`, or the error it means (see the top of this file).
@@ -113,7 +121,9 @@ class HttpModelBackend : public Backend {
 
   /// One HTTP attempt: build, send, parse; the attempt and the bodies go into `trace`.
   [[nodiscard]] Result<Submitted<ModelResponse>> submit_model(const ModelRequest& request, CallTrace& trace) override;
-  /// unsupported: these kinds do not render (a model with video_out on them is refused earlier).
+  /// A storyboard frame on an image model of openai_chat or gemini_generate (http_images.hpp);
+  /// unsupported for a model without image_out and for videos (a model with video_out on these
+  /// kinds is refused earlier).
   [[nodiscard]] Result<Submitted<GenerationResult>> submit_generation(const GenerationRequest& request,
                                                                       CallTrace& trace) override;
 

@@ -5,6 +5,10 @@
 // one retry layer; `async_job` is an AsyncJobBackend (async_job.hpp) configured by its preset and
 // options, in the same retry layer. The engine asks for the backend of the model the router chose.
 //
+// openai_chat and gemini_generate models with capabilities.image_out draw storyboard frames by
+// their image operation (http_images.hpp); video_out on them, and image_out on
+// anthropic_messages, are refused.
+//
 // Nothing is answered by a backend the user did not declare: a model whose backend is not built
 // (comfyui in this version), an async_job model without video_out or image_out or with an unknown preset, whose api_key_env names an unset or empty variable,
 // whose endpoint is missing or malformed, or whose options are wrong is refused when the registry
@@ -43,7 +47,13 @@ struct BackendSpec {
   std::string provider_model;  ///< default: model_id
   std::string preset;          ///< async_job: "runway", "luma", ... (async_job.hpp); may be empty
   nlohmann::json options = nlohmann::json::object();
-  bool generates = false;      ///< the entry claims image_out or video_out (chat kinds cannot render)
+  bool generates = false;  ///< the entry claims image_out or video_out
+  /// Of those: image_out (storyboard frames; also on openai_chat and gemini_generate, as their
+  /// image operation) and video_out (renders: async_job, sim). `generates` without either counts as
+  /// video_out.
+  bool image_out = false;
+  bool video_out = false;
+  bool text = true;  ///< capabilities.text: false for an image-only model
 };
 
 /// Where keys come from: the process environment, or a test's map. Returns nullptr when unset.

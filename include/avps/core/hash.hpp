@@ -2,6 +2,7 @@
 // SHA-256 (OpenSSL EVP), as lower-case hex. Used for artifact content hashes, the ledger's hash
 // chain and content-addressed object names. And base64, the other encoding OpenSSL gives us.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,5 +16,9 @@ bool is_sha256_hex(std::string_view s);
 
 /// Standard base64 (RFC 4648, with padding) without line breaks: images in requests and pages.
 std::string base64(std::string_view bytes);
+
+/// The bytes of standard base64 text (RFC 4648; padding optional; no other characters, not even
+/// line breaks), or nullopt when `text` is not base64: what a provider sends as an image.
+std::optional<std::string> base64_decode(std::string_view text);
 
 }  // namespace avps::core

@@ -102,6 +102,10 @@ struct ActualCost {
 /// the cached rate (0 when the model has no cached rate). Micro-USD, rounded down.
 [[nodiscard]] Result<int64_t> caching_saving(const Model& model, int64_t cached_input_tokens);
 /// Actual cost of a generation: billed seconds at `price`, or the provider's figure.
+/// Actual cost of `images` images: per_image_micro_usd each, or the provider's figure when it
+/// reported one (an async_job image model with a cost_path), the local price beside it.
+[[nodiscard]] Result<ActualCost> actual_image_cost(const Model& model, int64_t images,
+                                                   std::optional<int64_t> provider_micro_usd);
 [[nodiscard]] Result<ActualCost> actual_video_cost(const VideoPrice& price, double seconds_billed,
                                                    std::optional<int64_t> provider_micro_usd);
 

@@ -94,7 +94,12 @@ TEST_CASE("every async_job preset submits once, polls and fetches a probed video
   FakeProvider fake(fake_config());
   REQUIRE(fake.start().ok());
   avps::backends::CurlHttpClient client;
+  int64_t video_presets = 0;
   for (const std::string& preset : avps::backends::async_job_presets()) {
+    if (preset.size() > 6 && preset.compare(preset.size() - 6, 6, "_image") == 0) {
+      continue;  // image models' presets: tests/unit/backends/test_images.cpp
+    }
+    ++video_presets;
     INFO(preset);
     AsyncJobBackend backend = backend_for(fake, client, preset);
     CallTrace trace;
@@ -118,7 +123,8 @@ TEST_CASE("every async_job preset submits once, polls and fetches a probed video
   const json stats = fake.stats()["jobs"];
   CHECK(stats["invalid"] == 0);
   CHECK(stats["duplicate_submissions"] == 0);
-  CHECK(stats["submissions"] == static_cast<int64_t>(avps::backends::async_job_presets().size()));
+  CHECK(video_presets == 7);
+  CHECK(stats["submissions"] == video_presets);
 }
 
 TEST_CASE("runway: the provider's credits are its cost, the shot fitted to its ratios and durations", "[async_job]") {

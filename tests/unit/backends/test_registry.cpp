@@ -61,6 +61,7 @@ TEST_CASE("every refused model is named with its field and the fix, in one error
   malformed.endpoint = "api.openai.com/v1";
   BackendSpec renders = openai("gpt-renders");
   renders.generates = true;
+  renders.video_out = true;
   const std::string message =
       refusal({unbuilt, unset_key, malformed, renders}, env_of({}));
   CHECK(message.find("model \"comfy-local\" (comfyui)") != std::string::npos);
@@ -70,7 +71,7 @@ TEST_CASE("every refused model is named with its field and the fix, in one error
   CHECK(message.find("model \"gpt-malformed\"") != std::string::npos);
   CHECK(message.find("must start with http:// or https://") != std::string::npos);
   CHECK(message.find("model \"gpt-renders\"") != std::string::npos);
-  CHECK(message.find("image_out or video_out") != std::string::npos);
+  CHECK(message.find("capabilities.video_out is true, but openai_chat renders no video") != std::string::npos);
 }
 
 TEST_CASE("an endpoint that carries a secret is refused without repeating it", "[registry]") {

@@ -1,0 +1,166 @@
+# Storyboard frames on real image models through the fake provider server (tests/support/
+# fake_images.*, fake_jobs.*): the demo with its frames on an OpenAI Images model (openai_chat
+# with image_out) end to end and `avps gate`; then up to the proxies with its frames on a Gemini
+# image model and on a Replicate image model through async_job; a content-policy refusal ending
+# the run with its reason and its reservation released. Text on openai_chat, vision and QC on
+# anthropic_messages, renders on the sim (PNG). Keys are distinctive strings that must appear
+# nowhere the runs write.
+source "$(dirname "$0")/lib.sh"
+FAKE="${3:?the avps_fake_provider binary is the third argument}"
+q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+
+export OPENAI_API_KEY="sk-proj-AVPSLEAKCANARY-openai-1ma9"
+export ANTHROPIC_API_KEY="sk-ant-AVPSLEAKCANARY-anthropic-2mb8"
+export GEMINI_API_KEY="AIzaAVPSLEAKCANARY-gemini-3mc7"
+export REPLICATE_API_TOKEN="r8_AVPSLEAKCANARY-replicate-4md6"
+CANARY="AVPSLEAKCANARY"
+
+FAKE_PIDS=()
+cleanup() {
+  for pid in "${FAKE_PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
+  wait 2> /dev/null || true
+  if [ -n "${AVPS_E2E_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# start_fake NAME: sets PORT.
+start_fake() {
+  local name=$1
+  rm -f "$WORK/$name.port"
+  "$FAKE" --project "$SRC/examples/demo_short_film" --port-file "$WORK/$name.port" --log "$WORK/$name.log" \
+    --key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" --key-gemini "$GEMINI_API_KEY" \
+    --key-jobs "$REPLICATE_API_TOKEN" 2> "$WORK/$name.err" &
+  FAKE_PIDS+=($!)
+  for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.05; done
+  [ -s "$WORK/$name.port" ] || fail "the fake provider did not start: $(cat "$WORK/$name.err")"
+  PORT=$(cat "$WORK/$name.port")
+}
+stat() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys, urllib.request
+s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1]))
+i, j = s["images"], s["jobs"]
+print(eval(sys.argv[2]))
+PY
+}
+control() {
+  python3 - "$1" "$2" <<'PY'
+import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%s/control" % sys.argv[1], data=sys.argv[2].encode(),
+                                              headers={"Content-Type": "application/json"})).read()
+PY
+}
+# project NAME PORT KIND: the demo on examples/models/openai-anthropic.json at the fake, its
+# storyboard frames on one image model of KIND (openai, gemini, replicate); the sim's gen_low
+# models keep rendering the shots but draw no frames.
+project() {
+  P="$WORK/$1"
+  rm -rf "$P"
+  cp -r "$SRC/examples/demo_short_film" "$P"
+  python3 - "$SRC/examples/models/openai-anthropic.json" "$P" "$2" "$3" <<'PY'
+import json, sys
+src, project, port, kind = sys.argv[1:5]
+d = json.load(open(src))
+for m in d["models"]:
+    if m["backend"] == "openai_chat":
+        m["endpoint"] = "http://127.0.0.1:%s/v1" % port
+    elif m["backend"] == "anthropic_messages":
+        m["endpoint"] = "http://127.0.0.1:%s" % port
+    elif m["tiers"] == ["gen_low"]:
+        m["capabilities"]["image_out"] = False
+caps = {"text": False, "json_schema": False, "vision": False, "image_out": True, "video_out": False,
+        "context_tokens": 0}
+image = {"id": "frames-" + kind, "tiers": ["gen_low"], "capabilities": caps,
+         "pricing": {"per_image_micro_usd": 11000}, "price_as_of": "2026-12-05", "price_source": "e2e"}
+if kind == "openai":
+    image.update(backend="openai_chat", provider_model="gpt-image-1", endpoint="http://127.0.0.1:%s/v1" % port,
+                 api_key_env="OPENAI_API_KEY", options={"image_quality": "low"})
+elif kind == "gemini":
+    image.update(backend="gemini_generate", provider_model="gemini-2.5-flash-image",
+                 endpoint="http://127.0.0.1:%s" % port, api_key_env="GEMINI_API_KEY")
+else:
+    image.update(backend="async_job", preset="replicate_image", provider_model="black-forest-labs/flux-schnell",
+                 endpoint="http://127.0.0.1:%s" % port, api_key_env="REPLICATE_API_TOKEN",
+                 options={"poll": {"interval_s": 0.05}})
+d["models"].append(image)
+json.dump(d, open(project + "/models.json", "w"), indent=2)
+c = json.load(open(project + "/avps.json"))
+c["models"] = "models.json"
+c["sim"]["media"] = "image"
+json.dump(c, open(project + "/avps.json", "w"), indent=2)
+PY
+  "$AVPS" init "$P" > /dev/null
+}
+open_reservations() { q "$1" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id=r.id WHERE e.id IS NULL"; }
+frames() { ls "$1"/production/*STORYBOARD_S*_v*.png 2> /dev/null | wc -l; }
+# Every STORYBOARD face is a PNG and every frame's response names the image model.
+check_frames() {
+  local p=$1 model=$2
+  [ "$(frames "$p")" -gt 0 ] || fail "$model: no STORYBOARD frame stored"
+  for f in "$p"/production/*STORYBOARD_S*_v*.png; do
+    [ "$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "$f is not a PNG"
+  done
+  [ "$(q "$p" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.model')='$model' AND json_extract(body,'$.extension')='png' AND json_extract(body,'$.cost_micro_usd')=11000")" = "$(frames "$p")" ] \
+    || fail "$model: the frames' responses do not match the STORYBOARD artifacts: $(frames "$p") frames"
+}
+no_canary() {
+  if grep -rl "$CANARY" "$@" 2> /dev/null; then fail "a key reached the files above"; fi
+  if grep -q "$CANARY" <<<"$OUT"; then fail "a key reached the output: $OUT"; fi
+}
+
+# --- The demo end to end, its storyboard frames on OpenAI Images ----------------------------------
+start_fake openai
+project openai "$PORT" openai
+expect_exit 0 "$AVPS" run "$P" --jobs 4
+expect_out "done:"
+expect_exit 0 "$AVPS" gate "$P"
+[ "$(stat "$PORT" 'i["invalid"]')" = 0 ] || fail "invalid image requests: $(stat "$PORT" 'i["invalid_reasons"]')"
+[ "$(stat "$PORT" 's["invalid"]')" = 0 ] || fail "invalid chat requests: $(stat "$PORT" 's["invalid_reasons"]')"
+check_frames "$P" frames-openai
+[ "$(stat "$PORT" 'i["images"]')" = "$(frames "$P")" ] || fail "images drawn $(stat "$PORT" 'i["images"]') != frames $(frames "$P")"
+# What the provider said is recorded; the wire reply is kept without the image's base64.
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.model')='frames-openai' AND json_extract(body,'$.job.size')='1536x1024' AND json_extract(body,'$.job.usage.output_tokens')=1056")" = "$(frames "$P")" ] \
+  || fail "a frame's response lacks the size asked for or the provider's usage"
+wire=$(q "$P" "SELECT json_extract(body,'$.wire_response_sha256') FROM events WHERE kind='exchange.response' AND json_extract(body,'$.model')='frames-openai' LIMIT 1")
+grep -q '<image: [0-9]* bytes, sha256 ' "$P/.avps/objects/${wire:0:2}/${wire:2}.json" || fail "the wire reply kept is not the redacted one"
+[ "$(open_reservations "$P")" = 0 ] || fail "a reservation was left open"
+no_canary "$P" "$WORK/openai.log"
+# The storyboard review was shown the frame the image model drew.
+expect_exit 0 "$AVPS" run "$P"
+expect_out "0 calls made"
+
+# --- Up to the proxies: frames on a Gemini image model, and on Replicate through async_job --------
+for kind in gemini replicate; do
+  start_fake "$kind"
+  project "$kind" "$PORT" "$kind"
+  expect_exit 0 "$AVPS" run "$P" --jobs 4 --until shots_proxy
+  [ "$(stat "$PORT" 'i["invalid"] + j["invalid"]')" = 0 ] \
+    || fail "$kind: invalid requests: $(stat "$PORT" 'i["invalid_reasons"] + j["invalid_reasons"]')"
+  check_frames "$P" "frames-$kind"
+  if [ "$kind" = gemini ]; then
+    [ "$(stat "$PORT" 'i["by_provider"]["gemini"]["images"]')" = "$(frames "$P")" ] || fail "gemini: images != frames"
+  else
+    [ "$(stat "$PORT" 'j["submissions"]')" = "$(frames "$P")" ] || fail "replicate: submissions != frames"
+    [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.ticket' AND json_extract(body,'$.ticket') LIKE '%\"output\":\"image\"%'")" = "$(frames "$P")" ] \
+      || fail "replicate: a frame's ticket does not say it is an image job"
+  fi
+  [ "$(open_reservations "$P")" = 0 ] || fail "$kind: a reservation was left open"
+  no_canary "$P" "$WORK/$kind.log"
+done
+
+# --- A content-policy refusal is a failed attempt: the run stops with why, nothing left open -------
+start_fake policy
+project policy "$PORT" openai
+control "$PORT" '{"image_faults": [{"fault": "content_policy", "skip": 1}]}'
+set +e
+OUT=$(timeout 120 "$AVPS" run "$P" --jobs 4 --until shots_proxy 2>&1)
+code=$?
+set -e
+[ "$code" != 124 ] || fail "the refused run hung"
+[ "$code" != 0 ] || fail "a refused storyboard frame did not stop the run"
+expect_out "content policy"
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.failed' AND json_extract(body,'$.model')='frames-openai' AND json_extract(body,'$.message') LIKE '%moderation_blocked%'")" = 1 ] \
+  || fail "no exchange.failed records the refusal"
+[ "$(open_reservations "$P")" = 0 ] || fail "the refused frame's reservation was left open"
+no_canary "$P" "$WORK/policy.log"
+echo "ok"
