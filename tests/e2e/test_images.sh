@@ -1,8 +1,9 @@
 # Storyboard frames on real image models through the fake provider server (tests/support/
 # fake_images.*, fake_jobs.*): the demo with its frames on an OpenAI Images model (openai_chat
-# with image_out) end to end and `avps gate`; then up to the proxies with its frames on a Gemini
-# image model and on a Replicate image model through async_job; a content-policy refusal ending
-# the run with its reason and its reservation released. Text on openai_chat, vision and QC on
+# with image_out) end to end and `avps gate`; then, from one planned copy, scene S01 up to its
+# proxies with its frames on a Gemini image model (two of them answered as JPEG, converted to PNG)
+# and on a Replicate image model through async_job; a content-policy refusal ending the run with
+# its reason and its reservation released. Text on openai_chat, vision and QC on
 # anthropic_messages, renders on the sim (PNG). Keys are distinctive strings that must appear
 # nowhere the runs write.
 source "$(dirname "$0")/lib.sh"
@@ -50,14 +51,11 @@ urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%s/control" % sy
                                               headers={"Content-Type": "application/json"})).read()
 PY
 }
-# project NAME PORT KIND: the demo on examples/models/openai-anthropic.json at the fake, its
-# storyboard frames on one image model of KIND (openai, gemini, replicate); the sim's gen_low
+# models P PORT KIND: P's models file is examples/models/openai-anthropic.json at the fake on PORT,
+# its storyboard frames on one image model of KIND (openai, gemini, replicate); the sim's gen_low
 # models keep rendering the shots but draw no frames.
-project() {
-  P="$WORK/$1"
-  rm -rf "$P"
-  cp -r "$SRC/examples/demo_short_film" "$P"
-  python3 - "$SRC/examples/models/openai-anthropic.json" "$P" "$2" "$3" <<'PY'
+models() {
+  python3 - "$SRC/examples/models/openai-anthropic.json" "$1" "$2" "$3" <<'PY'
 import json, sys
 src, project, port, kind = sys.argv[1:5]
 d = json.load(open(src))
@@ -89,18 +87,33 @@ c["models"] = "models.json"
 c["sim"]["media"] = "image"
 json.dump(c, open(project + "/avps.json", "w"), indent=2)
 PY
+}
+# project NAME PORT KIND: a fresh copy of the demo, its models for KIND.
+project() {
+  P="$WORK/$1"
+  rm -rf "$P"
+  cp -r "$SRC/examples/demo_short_film" "$P"
+  models "$P" "$2" "$3"
   "$AVPS" init "$P" > /dev/null
+}
+# from_base NAME PORT KIND: a copy of $BASE (the demo planned, no frame drawn), its models for KIND.
+from_base() {
+  P="$WORK/$1"
+  rm -rf "$P"
+  cp -r "$BASE" "$P"
+  models "$P" "$2" "$3"
 }
 open_reservations() { q "$1" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id=r.id WHERE e.id IS NULL"; }
 frames() { ls "$1"/production/*STORYBOARD_S*_v*.png 2> /dev/null | wc -l; }
-# Every STORYBOARD face is a PNG and every frame's response names the image model.
+# check_frames PROJECT MODEL: every STORYBOARD face is a PNG, and each frame's response names the
+# image model, an image extension and the per-image price.
 check_frames() {
   local p=$1 model=$2
   [ "$(frames "$p")" -gt 0 ] || fail "$model: no STORYBOARD frame stored"
   for f in "$p"/production/*STORYBOARD_S*_v*.png; do
     [ "$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "$f is not a PNG"
   done
-  [ "$(q "$p" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.model')='$model' AND json_extract(body,'$.extension')='png' AND json_extract(body,'$.cost_micro_usd')=11000")" = "$(frames "$p")" ] \
+  [ "$(q "$p" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.model')='$model' AND json_extract(body,'$.extension') IN ('png','jpg') AND json_extract(body,'$.cost_micro_usd')=11000")" = "$(frames "$p")" ] \
     || fail "$model: the frames' responses do not match the STORYBOARD artifacts: $(frames "$p") frames"
 }
 no_canary() {
@@ -129,14 +142,34 @@ no_canary "$P" "$WORK/openai.log"
 expect_exit 0 "$AVPS" run "$P"
 expect_out "0 calls made"
 
-# --- Up to the proxies: frames on a Gemini image model, and on Replicate through async_job --------
+# --- Scene S01 to its proxies: frames on a Gemini image model, and on Replicate through async_job --
+# From one planned copy of the demo (the narrative and the plans are the same whatever draws).
+start_fake base
+project base "$PORT" openai
+expect_exit 0 "$AVPS" run "$P" --jobs 4 --until planning
+BASE="$P"
+[ "$(frames "$BASE")" = 0 ] || fail "frames were drawn before the proxies"
+# Gemini answers two frames as JPEG here where ffmpeg is installed: each is converted to the PNG a
+# STORYBOARD is, the response keeping the JPEG.
 for kind in gemini replicate; do
   start_fake "$kind"
-  project "$kind" "$PORT" "$kind"
-  expect_exit 0 "$AVPS" run "$P" --jobs 4 --until shots_proxy
+  from_base "$kind" "$PORT" "$kind"
+  jpegs=0
+  if [ "$kind" = gemini ] && command -v ffmpeg > /dev/null; then
+    control "$PORT" '{"image_faults": [{"fault": "jpeg", "provider": "gemini", "times": 2}]}'
+    jpegs=2
+  fi
+  expect_exit 0 "$AVPS" run "$P" --jobs 4 --until shots_proxy --scene S01
   [ "$(stat "$PORT" 'i["invalid"] + j["invalid"]')" = 0 ] \
     || fail "$kind: invalid requests: $(stat "$PORT" 'i["invalid_reasons"] + j["invalid_reasons"]')"
   check_frames "$P" "frames-$kind"
+  [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.extension')='jpg'")" = "$jpegs" ] \
+    || fail "$kind: not $jpegs JPEG frames recorded as jpg"
+  converted=0
+  for sha in $(q "$P" "SELECT json_sha256 FROM artifacts WHERE kind='STORYBOARD'"); do
+    if grep -q '"converted_from":"jpeg"' "$P/.avps/objects/${sha:0:2}/${sha:2}.json"; then converted=$((converted + 1)); fi
+  done
+  [ "$converted" = "$jpegs" ] || fail "$kind: $converted STORYBOARDs say converted_from jpeg, not $jpegs"
   if [ "$kind" = gemini ]; then
     [ "$(stat "$PORT" 'i["by_provider"]["gemini"]["images"]')" = "$(frames "$P")" ] || fail "gemini: images != frames"
   else
@@ -150,10 +183,10 @@ done
 
 # --- A content-policy refusal is a failed attempt: the run stops with why, nothing left open -------
 start_fake policy
-project policy "$PORT" openai
+from_base policy "$PORT" openai
 control "$PORT" '{"image_faults": [{"fault": "content_policy", "skip": 1}]}'
 set +e
-OUT=$(timeout 120 "$AVPS" run "$P" --jobs 4 --until shots_proxy 2>&1)
+OUT=$(timeout 120 "$AVPS" run "$P" --jobs 4 --until shots_proxy --scene S01 2>&1)
 code=$?
 set -e
 [ "$code" != 124 ] || fail "the refused run hung"

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "avps/backends/sim_backend.hpp"
+#include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/core/process.hpp"
 
 namespace avps::testing {
 using nlohmann::json;
@@ -27,7 +29,7 @@ struct ImageFault {
 };
 
 const std::set<std::string>& fault_names() {
-  static const std::set<std::string> k_names = {"500", "429", "content_policy", "not_image"};
+  static const std::set<std::string> k_names = {"500", "429", "content_policy", "not_image", "jpeg"};
   return k_names;
 }
 
@@ -273,6 +275,16 @@ struct FakeImages::Impl {
     res.set_content(reply.dump(), "application/json");
   }
 
+  // The frame as a JPEG, made by ffmpeg (the "jpeg" answer: Gemini may send image/jpeg).
+  static Result<std::string> as_jpeg(const std::string& png) {
+    AVPS_TRY_ASSIGN(core::ScratchDir dir, core::ScratchDir::make("fake-jpeg"));
+    AVPS_TRY(core::write_file_atomic(dir.path() / "in.png", png, core::Overwrite::yes, core::Durability::cached));
+    AVPS_TRY(core::run_program({"ffmpeg", "-nostdin", "-loglevel", "error", "-i", (dir.path() / "in.png").string(),
+                                (dir.path() / "out.jpg").string()},
+                               "the fake's JPEG"));
+    return core::read_file(dir.path() / "out.jpg");
+  }
+
   // "" when a Gemini image body is what the API takes.
   static std::string check_gemini(const json& b) {
     static const std::set<std::string> k_fields = {"contents", "generationConfig", "safetySettings",
@@ -407,11 +419,21 @@ struct FakeImages::Impl {
       }
       bytes = std::move(*drawn);
     }
+    std::string mime = "image/png";
+    if (fault.fault == "jpeg") {
+      Result<std::string> jpeg = as_jpeg(bytes);
+      if (!jpeg) {
+        gemini_error(res, 500, "INTERNAL", "the fake could not make a JPEG: " + jpeg.error().message);
+        return;
+      }
+      bytes = std::move(*jpeg);
+      mime = "image/jpeg";
+    }
     json parts = json::array();
     if (among(body["generationConfig"]["responseModalities"].get<std::vector<std::string>>(), "TEXT")) {
       parts.push_back({{"text", "Here is the storyboard frame."}});
     }
-    parts.push_back({{"inlineData", {{"mimeType", "image/png"}, {"data", core::base64(bytes)}}}});
+    parts.push_back({{"inlineData", {{"mimeType", mime}, {"data", core::base64(bytes)}}}});
     json reply = {
         {"candidates",
          json::array({{{"content", {{"role", "model"}, {"parts", parts}}}, {"finishReason", "STOP"}, {"index", 0}}})},
@@ -419,7 +441,7 @@ struct FakeImages::Impl {
         {"modelVersion", model}};
     {
       std::lock_guard<std::mutex> lock(mutex);
-      if (fault.fault.empty()) {
+      if (fault.fault.empty() || fault.fault == "jpeg") {
         ++images;
         ++by_provider["gemini"]["images"];
       }

@@ -25,6 +25,7 @@
 //   "429"             rate limited, Retry-After (OpenAI) or RetryInfo.retryDelay (Gemini)
 //   "content_policy"  OpenAI 400 moderation_blocked; Gemini 200 with finishReason IMAGE_SAFETY
 //   "not_image"       200 whose image data is base64 of an HTML page
+//   "jpeg"            Gemini only: the frame as image/jpeg (made with ffmpeg), as Gemini may answer
 //
 // Counted (stats()): requests, valid, invalid (+ reasons), images (answered with one),
 // faults_applied, by_provider {requests, images}.

@@ -7,8 +7,10 @@
 // trace.
 
 #include <catch2/catch.hpp>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "avps/backends/async_job.hpp"
 #include "avps/backends/http_client.hpp"
@@ -16,6 +18,7 @@
 #include "avps/backends/http_model.hpp"
 #include "avps/backends/image_output.hpp"
 #include "avps/backends/registry.hpp"
+#include "avps/backends/retry.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/core/process.hpp"
@@ -549,4 +552,41 @@ TEST_CASE("a JPEG or WebP frame becomes the PNG a STORYBOARD is", "[images]") {
   auto again = backends::to_png(*jpeg);
   REQUIRE(again.ok());
   CHECK(*again == *converted);  // bit-exact: the same frame gives the same PNG
+}
+
+namespace {
+
+class RecordingSleeper : public backends::Sleeper {
+ public:
+  void sleep_ms(int64_t ms) override { waits.push_back(ms); }
+  std::vector<int64_t> waits;
+};
+
+}  // namespace
+
+TEST_CASE("a frame refused 429 waits the provider's Retry-After and is drawn, a 500 is not sent again", "[images]") {
+  auto fake = started_fake(json::array({{{"fault", "429"}, {"retry_after_s", 4}}, {{"fault", "500"}, {"skip", 1}}}));
+  backends::CurlHttpClient client;
+  RecordingSleeper sleeper;
+  auto policy = backends::RetryPolicy::from_json(json::object(), "test");
+  REQUIRE(policy.ok());
+  backends::RetryingBackend backend(
+      std::make_unique<HttpModelBackend>(image_model(*fake, WireKind::openai_chat, "gpt-image-1"), client), *policy, 7,
+      sleeper);
+  CallTrace trace;
+  auto drawn = backend.submit_generation(frame_request(), trace);
+  REQUIRE(drawn.ok());
+  CHECK(backends::image_format(drawn->answer->media_bytes) == "png");
+  REQUIRE(trace.attempts.size() == 2);
+  CHECK(trace.attempts[0].status == 429);
+  CHECK(trace.attempts[0].wait_ms == 4000);
+  CHECK(sleeper.waits == std::vector<int64_t>{4000});
+  // A 500 may have come after the provider drew (and billed) the frame: the generation rule does
+  // not send it again; the exchange moves to the tier's next image model, or stops the run.
+  CallTrace failed_trace;
+  auto failed = backend.submit_generation(frame_request(), failed_trace);
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.error().code == ErrorCode::backend_unavailable);
+  CHECK(failed_trace.attempts.size() == 1);
+  CHECK(fake->stats()["images"]["requests"] == 3);
 }
