@@ -1,6 +1,6 @@
 # Storyboard frames on real image models through the fake provider server (tests/support/
 # fake_images.*, fake_jobs.*): the demo with its frames on an OpenAI Images model (openai_chat
-# with image_out) end to end and `avps gate`; then, from one planned copy, scene S01 up to its
+# with image_out) end to end, `avps gate` and `avps replay` without keys; then, from one planned copy, scene S01 up to its
 # proxies with its frames on a Gemini image model (two of them answered as JPEG, converted to PNG)
 # and on a Replicate image model through async_job; a content-policy refusal ending the run with
 # its reason and its reservation released. Text on openai_chat, vision and QC on
@@ -138,9 +138,12 @@ wire=$(q "$P" "SELECT json_extract(body,'$.wire_response_sha256') FROM events WH
 grep -q '<image: [0-9]* bytes, sha256 ' "$P/.avps/objects/${wire:0:2}/${wire:2}.json" || fail "the wire reply kept is not the redacted one"
 [ "$(open_reservations "$P")" = 0 ] || fail "a reservation was left open"
 no_canary "$P" "$WORK/openai.log"
-# The storyboard review was shown the frame the image model drew.
+# A second run makes no call.
 expect_exit 0 "$AVPS" run "$P"
 expect_out "0 calls made"
+# Replayed for an audit: the frames come from the record, no provider and no key needed.
+expect_exit 0 env -i PATH="$PATH" "$AVPS" replay "$P"
+expect_out "REPRODUCED RUN_0002 (DONE)"
 
 # --- Scene S01 to its proxies: frames on a Gemini image model, and on Replicate through async_job --
 # From one planned copy of the demo (the narrative and the plans are the same whatever draws).
