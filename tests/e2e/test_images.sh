@@ -1,7 +1,8 @@
 # Storyboard frames on real image models through the fake provider server (tests/support/
 # fake_images.*, fake_jobs.*): the demo with its frames on an OpenAI Images model (openai_chat
-# with image_out) end to end, `avps gate` and `avps replay` without keys; then, from one planned copy, scene S01 up to its
-# proxies with its frames on a Gemini image model (two of them answered as JPEG, converted to PNG)
+# with image_out) end to end, `avps gate`, and `avps replay` without keys; then, from one planned
+# copy, scene S01 up to its proxies with its frames on a Gemini image model (two of them answered
+# as JPEG, converted to PNG)
 # and on a Replicate image model through async_job; a content-policy refusal ending the run with
 # its reason and its reservation released. Text on openai_chat, vision and QC on
 # anthropic_messages, renders on the sim (PNG). Keys are distinctive strings that must appear
