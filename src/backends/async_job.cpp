@@ -10,13 +10,20 @@
 
 #include "avps/backends/image_output.hpp"
 #include "avps/core/canonical_json.hpp"
-#include "avps/core/fs.hpp"
-#include "avps/core/process.hpp"
+#include "job_wire.hpp"
 
 namespace avps::backends {
 using nlohmann::json;
 
 namespace {
+using job_wire::at_pointer;
+using job_wire::capped;
+using job_wire::dimensions;
+using job_wire::is_2xx;
+using job_wire::on_endpoint;
+using job_wire::path_escape;
+using job_wire::scrub;
+using job_wire::status_error;
 
 // The presets of backend-apis.md §4 (read 2026-11-25). Providers change their APIs: every field
 // can be overridden in a model's options.
@@ -223,21 +230,6 @@ void merge_into(json& target, const json& patch) {
   }
 }
 
-const json* at_pointer(const json& doc, const std::string& pointer) {
-  if (pointer.empty()) {
-    return nullptr;
-  }
-  try {
-    const json::json_pointer p(pointer);
-    if (!doc.contains(p)) {
-      return nullptr;
-    }
-    return &doc.at(p);
-  } catch (const json::exception&) {
-    return nullptr;
-  }
-}
-
 bool valid_pointer(const json& value) {
   if (!value.is_string()) {
     return false;
@@ -254,46 +246,11 @@ bool valid_pointer(const json& value) {
   }
 }
 
-std::string scrub(std::string text, const std::string& key) {
-  if (key.size() < 4) {
-    return text;
-  }
-  for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at)) {
-    text.replace(at, key.size(), "***");
-  }
-  return text;
-}
-
-std::string capped(std::string text, size_t max = 300) {
-  if (text.size() > max) {
-    text.resize(max);
-    text += "...";
-  }
-  return text;
-}
-
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
   for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
     text.replace(at, from.size(), to);
   }
   return text;
-}
-
-// Percent-encodes what would change a URL's path or add a query; '/' and ':' stay (Veo's
-// operation names and fal's model ids are paths).
-std::string path_escape(const std::string& value) {
-  static const char* const k_hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : value) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/' || c == ':' || c == '@') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += k_hex[c >> 4];
-      out += k_hex[c & 15];
-    }
-  }
-  return out;
 }
 
 std::string text_of(const json& value) {
@@ -304,19 +261,6 @@ std::string text_of(const json& value) {
     return "";
   }
   return value.dump();
-}
-
-// The width and height of "1280x720".
-std::pair<int, int> dimensions(const std::string& pixels) {
-  const size_t x = pixels.find('x');
-  if (x == std::string::npos) {
-    return {0, 0};
-  }
-  try {
-    return {std::stoi(pixels.substr(0, x)), std::stoi(pixels.substr(x + 1))};
-  } catch (const std::exception&) {
-    return {0, 0};
-  }
 }
 
 // "16:9" or "1280x720" as width / height, 0 when malformed.
@@ -458,90 +402,6 @@ void unknown_placeholders(const json& node, std::vector<std::string>& out) {
       out.push_back("{{" + name + "}}");
     }
   }
-}
-
-bool is_2xx(int status) { return status >= 200 && status < 300; }
-
-// The Error a non-2xx reply means: transient statuses are retryable, every other one final.
-Error status_error(int status, const std::string& what, const std::string& body, const std::string& key,
-                   const HttpResponse& response) {
-  const std::string said = capped(scrub(body, key));
-  const std::string message = what + ": HTTP " + std::to_string(status) + (said.empty() ? "" : ": " + said);
-  Error error = make_error(ErrorCode::rejected, message);
-  if (status == 429) {
-    error = make_error(ErrorCode::rate_limited, message);
-  } else if (status == 408 || status == 504) {
-    error = make_error(ErrorCode::timeout, message);
-  } else if (status >= 500) {
-    error = make_error(ErrorCode::backend_unavailable, message);
-  }
-  const std::string retry_after = response.header("retry-after");
-  if (!retry_after.empty() && std::all_of(retry_after.begin(), retry_after.end(), ::isdigit)) {
-    error.retry_after_ms = std::stoll(retry_after) * 1000;
-  }
-  return error;
-}
-
-// The URL of a path on the endpoint, or the URL the provider named.
-std::string on_endpoint(const std::string& endpoint, const std::string& path) {
-  if (path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0) {
-    return path;
-  }
-  std::string base = endpoint;
-  while (!base.empty() && base.back() == '/') {
-    base.pop_back();
-  }
-  return base + (path.empty() || path.front() == '/' ? "" : "/") + path;
-}
-
-std::string extension_of(const std::string& url, const std::string& content_type) {
-  std::string path = url.substr(0, url.find('?'));
-  for (const char* ext : {"mp4", "webm", "mov", "mkv", "png", "jpg", "jpeg", "webp", "gif"}) {
-    const std::string dotted = std::string(".") + ext;
-    if (path.size() > dotted.size() && path.compare(path.size() - dotted.size(), dotted.size(), dotted) == 0) {
-      return ext;
-    }
-  }
-  if (content_type.find("webm") != std::string::npos) {
-    return "webm";
-  }
-  if (content_type.find("quicktime") != std::string::npos) {
-    return "mov";
-  }
-  if (content_type.find("image/png") != std::string::npos) {
-    return "png";
-  }
-  return "mp4";
-}
-
-// ffprobe's word on a downloaded output: {"duration_s", "width", "height", "codec"}, or an
-// invalid_argument error when it finds no video stream. nullopt when ffprobe is not installed.
-Result<std::optional<json>> probe(const std::string& bytes, const std::string& extension) {
-  if (!core::on_path("ffprobe")) {
-    return std::optional<json>();
-  }
-  AVPS_TRY_ASSIGN(core::ScratchDir dir, core::ScratchDir::make("avps-probe"));
-  const std::filesystem::path file = dir.path() / ("output." + extension);
-  AVPS_TRY(core::write_file_atomic(file, bytes, core::Overwrite::yes, core::Durability::cached));
-  Result<std::string> out =
-      core::run_program({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                         "stream=codec_name,width,height:format=duration", "-of", "json", file.string()},
-                        "ffprobe", true);
-  if (!out) {
-    return make_error(ErrorCode::invalid_argument, "ffprobe cannot read it as a media file");
-  }
-  json parsed = json::parse(*out, nullptr, false);
-  const json* stream = at_pointer(parsed, "/streams/0");
-  if (!stream || !stream->is_object() || !stream->contains("width")) {
-    return make_error(ErrorCode::invalid_argument, "ffprobe finds no video stream in it");
-  }
-  json result = {{"codec", stream->value("codec_name", "")},
-                 {"width", stream->value("width", 0)},
-                 {"height", stream->value("height", 0)}};
-  if (const json* duration = at_pointer(parsed, "/format/duration"); duration && duration->is_string()) {
-    result["duration_s"] = std::atof(duration->get<std::string>().c_str());
-  }
-  return std::optional<json>(std::move(result));
 }
 
 }  // namespace
@@ -1078,33 +938,12 @@ Result<GenerationResult> AsyncJobBackend::fetch_output(const json& ticket, const
     }
     break;
   }
-  if (!is_2xx(got.status)) {
-    Error error = status_error(got.status, who + " output download", "", m_config.api_key, got);
-    if (error.code == ErrorCode::rejected) {
-      error.message = who + " succeeded, but its output download answered HTTP " + std::to_string(got.status) +
-                      " (host " + url_host(download.url) + ")";
-    }
-    return error;
-  }
-  if (got.body.empty()) {
-    return make_error(ErrorCode::rejected, who + " succeeded, but its output is empty");
-  }
   if (ticket.value("output", "") == "image") {
+    AVPS_TRY(job_wire::check_download(got, download.url, who, m_config.api_key));
     AVPS_TRY_ASSIGN(result, image_result(std::move(result), std::move(got.body), who));
     return result;
   }
-  result.extension = extension_of(download.url, got.header("content-type"));
-  Result<std::optional<json>> probed = probe(got.body, result.extension);
-  if (!probed) {
-    return make_error(ErrorCode::rejected,
-                      who + " succeeded, but its output is not a video: " + probed.error().message);
-  }
-  if (*probed) {
-    result.details["probe"] = **probed;
-  } else {
-    result.details["probe"] = "not probed: ffprobe is not installed";
-  }
-  result.media_bytes = std::move(got.body);
+  AVPS_TRY(job_wire::accept_output(std::move(got), download.url, "", who, m_config.api_key, result));
   return result;
 }
 
