@@ -63,11 +63,18 @@ json ModelResponse::to_json() const {
 }
 
 json GenerationRequest::to_json() const {
-  return json{
+  json out{
       {"shot_id", shot_id}, {"attempt", attempt},           {"model", model},
       {"tier", tier},       {"genpack_face", genpack_face}, {"resolution", resolution},
       {"pixels", pixels},   {"duration_s", duration_s},     {"seed", seed},
   };
+  // Only when present, so the keys of requests without one stay what they were.
+  if (input_frame) {
+    out["input_frame"] = {{"label", input_frame->label},
+                          {"media_type", input_frame->media_type},
+                          {"sha256", core::sha256_hex(input_frame->bytes)}};
+  }
+  return out;
 }
 
 }  // namespace avps::backends

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "avps/backends/async_job.hpp"
+#include "avps/backends/comfyui.hpp"
 #include "avps/backends/http_model.hpp"
 #include "avps/backends/sim_backend.hpp"
 
@@ -75,16 +76,17 @@ std::vector<std::string> problems_of(const BackendSpec& spec, const EnvLookup& e
   if (spec.backend == "sim") {
     return problems;
   }
+  const bool comfy = spec.backend == "comfyui";
   const bool job = spec.backend == "async_job";
   std::optional<WireKind> kind = http_kind(spec.backend);
-  if (!kind && !job) {
+  if (!kind && !job && !comfy) {
     problems.push_back("backend \"" + spec.backend +
                        "\" is not built in this avps (built: sim, openai_chat, anthropic_messages, gemini_generate, "
-                       "async_job); give the model one of those, or remove it from the models file");
+                       "async_job, comfyui); give the model one of those, or remove it from the models file");
     return problems;
   }
-  if (job && !spec.generates) {
-    problems.push_back("async_job renders: set capabilities.video_out (or image_out) to true, and give the model "
+  if ((job || comfy) && !spec.generates) {
+    problems.push_back(spec.backend + " renders: set capabilities.video_out (or image_out) to true, and give the model "
                        "only generation tiers (gen_premium, gen_mid, gen_low)");
   }
   if (!job && !spec.preset.empty()) {
@@ -129,12 +131,21 @@ std::vector<std::string> problems_of(const BackendSpec& spec, const EnvLookup& e
     const std::string prefix = where(spec) + ": ";
     return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
   };
-  Result<json> checked = job ? async_job_options(spec.preset, spec.options, where(spec))
-                             : check_options(*kind, spec.options, where(spec));
+  Result<json> checked = job     ? async_job_options(spec.preset, spec.options, where(spec))
+                         : comfy ? comfyui_options(spec.options, where(spec))
+                                 : check_options(*kind, spec.options, where(spec));
   if (!checked) {
     problems.push_back(without_where(checked.error().message));
-  } else if (options) {
-    *options = *checked;
+  } else {
+    if (comfy) {
+      // The workflow file and its bindings, without a server (the server's check is open()'s).
+      if (Result<ComfyWorkflow> workflow = load_comfyui_workflow(spec.project_dir, *checked, where(spec)); !workflow) {
+        problems.push_back(without_where(workflow.error().message));
+      }
+    }
+    if (options) {
+      *options = *checked;
+    }
   }
   Result<RetryPolicy> retry = RetryPolicy::from_json(spec.options.value("retry", json::object()), where(spec));
   if (!retry) {
@@ -175,6 +186,7 @@ Result<std::unique_ptr<BackendRegistry>> BackendRegistry::open(const std::vector
   std::string refused;
   std::shared_ptr<SimBackend> sim;
   const uint64_t seed = project_config.value("seed", uint64_t{0});
+  std::string comfy_client_id;
   for (const BackendSpec& spec : specs) {
     json options;
     std::vector<std::string> problems = problems_of(spec, env, &options);
@@ -203,6 +215,35 @@ Result<std::unique_ptr<BackendRegistry>> BackendRegistry::open(const std::vector
     }
     AVPS_TRY_ASSIGN(RetryPolicy retry_policy,
                     RetryPolicy::from_json(spec.options.value("retry", json::object()), where(spec)));
+    if (spec.backend == "comfyui") {
+      ComfyUiConfig comfy;
+      comfy.model_id = spec.model_id;
+      comfy.endpoint = spec.endpoint;
+      if (!spec.api_key_env.empty()) {
+        comfy.api_key = env(spec.api_key_env.c_str());
+      }
+      if (comfy_client_id.empty()) {
+        comfy_client_id = comfyui_client_id();  // one per run, shared by its comfyui models
+      }
+      comfy.client_id = comfy_client_id;
+      comfy.options = options;
+      AVPS_TRY_ASSIGN(comfy.workflow, load_comfyui_workflow(spec.project_dir, options, where(spec)));
+      comfy.http.total_timeout_ms = options["timeout_s"].get<int64_t>() * 1000;
+      comfy.http.connect_timeout_ms = options["connect_timeout_s"].get<int64_t>() * 1000;
+      auto backend = std::make_unique<ComfyUiBackend>(std::move(comfy), *transport.client);
+      // The server is asked once, now: a workflow it cannot run is refused before anything is
+      // recorded, with the other models' problems.
+      CallTrace trace;
+      if (std::vector<std::string> server = backend->check_server(trace); !server.empty()) {
+        for (const std::string& problem : server) {
+          refused += "\n  " + where(spec) + " (" + spec.backend + "): " + problem;
+        }
+        continue;
+      }
+      registry->m_by_model[spec.model_id] =
+          std::make_shared<RetryingBackend>(std::move(backend), retry_policy, seed, *transport.sleeper);
+      continue;
+    }
     if (spec.backend == "async_job") {
       AsyncJobConfig job;
       job.model_id = spec.model_id;

@@ -64,7 +64,7 @@ void run_check(Context& ctx, const ModelsOptions& o) {
     ctx.fail(models.error());
     return;
   }
-  const std::vector<backends::BackendSpec> specs = engine::backend_specs(*models);
+  const std::vector<backends::BackendSpec> specs = engine::backend_specs(*models, dir);
   const std::vector<backends::ModelCheck> checks = backends::check_models(specs, backends::process_env());
   size_t ready = 0;
   for (const backends::ModelCheck& c : checks) {

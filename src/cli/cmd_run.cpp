@@ -348,8 +348,9 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
     observer = std::move(wrapped);
   }
   // Every declared model gets its backend, or the run does not start (exit 4, naming each).
-  auto open_backends = [](const governance::ModelsFile& models, const project::Config& config) {
-    return backends::BackendRegistry::open(engine::backend_specs(models), config.document, backends::process_env());
+  auto open_backends = [project_dir](const governance::ModelsFile& models, const project::Config& config) {
+    return backends::BackendRegistry::open(engine::backend_specs(models, project_dir), config.document,
+                                           backends::process_env());
   };
   Result<engine::RunOutcome> outcome =
       engine::run_production(**project, engine::RunOptions{o.until, o.scene, o.jobs}, open_backends, *observer);

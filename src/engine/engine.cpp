@@ -1988,7 +1988,7 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
   return true;
 }
 
-std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models) {
+std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models, const fs::path& project_dir) {
   std::vector<backends::BackendSpec> specs;
   for (const governance::Model& m : models.models()) {
     specs.push_back({.model_id = m.id,
@@ -2001,7 +2001,8 @@ std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& m
                      .generates = m.capabilities.image_out || m.capabilities.video_out,
                      .image_out = m.capabilities.image_out,
                      .video_out = m.capabilities.video_out,
-                     .text = m.capabilities.text});
+                     .text = m.capabilities.text,
+                     .project_dir = project_dir});
   }
   return specs;
 }

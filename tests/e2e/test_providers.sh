@@ -95,10 +95,10 @@ project malformed openai-anthropic "$PORT" 'd["models"][1]["endpoint"] = "api.an
 expect_exit 4 "$AVPS" run "$P"
 expect_out 'model "claude-haiku-4-5"'
 expect_out "must start with http:// or https://"
-project unbuilt openai-anthropic "$PORT" 'd["models"][2]["backend"] = "comfyui"'
+project comfy_text openai-anthropic "$PORT" 'd["models"][2]["backend"] = "comfyui"'
 expect_exit 4 "$AVPS" run "$P"
-expect_out 'model "gpt-5-mini" (comfyui)'
-expect_out "is not built"
+expect_out 'model "gpt-5-mini" (comfyui): comfyui renders: set capabilities.video_out'
+expect_out "options.workflow is missing"
 [ "$(q "$P" "SELECT count(*) FROM events WHERE kind LIKE 'exchange.%' OR kind LIKE 'budget.%'")" = 0 ] \
   || fail "a refused run recorded a call"
 [ "$(stat "$PORT" 's["requests"]')" = 0 ] || fail "a refused run sent a request"

@@ -29,7 +29,7 @@ int fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"A loopback fake of the OpenAI, Anthropic and Gemini chat APIs and of the async video job APIs, answered by the avps sim."};
+  CLI::App app{"A loopback fake of the OpenAI, Anthropic and Gemini chat APIs, of the async video job APIs and of ComfyUI, answered by the avps sim."};
   std::string data_dir = AVPS_SOURCE_DATA_DIR;
   std::string project_dir;
   int port = 0;
@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   app.add_option("--key-openai", keys.openai, "the expected OpenAI key (empty: no auth header)");
   app.add_option("--key-anthropic", keys.anthropic, "the expected Anthropic key (empty: no auth header)");
   app.add_option("--key-gemini", keys.gemini, "the expected Gemini key (empty: no auth header)");
-  app.add_option("--key-jobs", keys.jobs, "the key every async job API expects (empty: no auth header)");
+  app.add_option("--key-jobs", keys.jobs, "the key every async job API and ComfyUI expect (empty: no auth header)");
   std::string job_faults_text = "[]";
   int64_t min_poll_interval_ms = 0;
   app.add_option("--job-faults", job_faults_text, "a JSON array of job fault rules (tests/support/fake_jobs.hpp)");

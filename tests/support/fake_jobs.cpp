@@ -47,6 +47,14 @@ struct Job {
   bool ended = false;  // reported a terminal state (for in_flight)
   std::chrono::steady_clock::time_point last_touch;
   std::string bytes;  // the rendered output, once made
+  // ComfyUI: the prompt's graph and client, its queue number, its output nodes, and whether a
+  // POST /queue delete took it off the queue.
+  json graph;
+  std::string client_id;
+  int64_t number = 0;
+  std::vector<std::string> output_nodes;
+  bool deleted = false;
+  std::string state = "queued";  // what the last poll found (GET /queue reads it, never advances it)
 };
 
 std::string auth_header_of(const std::string& preset) { return preset == "veo" ? "x-goog-api-key" : "Authorization"; }
@@ -84,6 +92,12 @@ struct FakeJobs::Impl {
   int64_t max_in_flight = 0;
   int64_t invalid = 0;
   std::vector<std::string> invalid_reasons;
+  // ComfyUI.
+  std::map<std::string, std::string> uploads;  // input file name -> bytes
+  std::string last_client_id;
+  std::set<std::string> client_ids;
+  int64_t interrupts = 0;
+  int64_t queue_deletes = 0;
 
   void reject(httplib::Response& res, int status, const std::string& reason) {
     ++invalid;
@@ -516,26 +530,458 @@ struct FakeJobs::Impl {
       res.set_content("<html><body>Access denied</body></html>", job->image ? "image/png" : "video/mp4");
       return;
     }
-    if (job->bytes.empty()) {
-      backends::GenerationRequest r;
-      r.shot_id = "S01_SH01";
-      r.attempt = 1;
-      r.model = job->model;
-      r.tier = "gen_mid";
-      r.genpack_face = job->body;
-      r.resolution = job->image ? "storyboard" : "proxy";
-      r.pixels = job->image ? "80x34" : "128x72";
-      r.duration_s = std::min(job->seconds, 2.0);
-      r.seed = std::stoull(core::sha256_hex(job->body).substr(0, 12), nullptr, 16);
-      Result<backends::GenerationResult> made = sim->generate(r);
-      if (!made) {
-        res.status = 500;
-        res.set_content("render failed: " + made.error().message, "text/plain");
-        return;
-      }
-      job->bytes = std::move(made->media_bytes);
+    if (!render(*job, job->image ? "storyboard" : "proxy", res)) {
+      return;
     }
     res.set_content(job->bytes, job->image ? "image/png" : "video/mp4");
+  }
+
+  // Renders a job's output by the sim the first time (deterministic in the submitted body):
+  // "proxy" an MP4, "storyboard" a PNG. false (and a 500) when the sim cannot.
+  bool render(Job& job, const std::string& resolution, httplib::Response& res) {
+    if (!job.bytes.empty()) {
+      return true;
+    }
+    backends::GenerationRequest r;
+    r.shot_id = "S01_SH01";
+    r.attempt = 1;
+    r.model = job.model;
+    r.tier = "gen_mid";
+    r.genpack_face = job.body;
+    r.resolution = resolution;
+    r.pixels = resolution == "storyboard" ? "80x34" : "128x72";
+    r.duration_s = std::min(job.seconds, 2.0);
+    r.seed = std::stoull(core::sha256_hex(job.body).substr(0, 12), nullptr, 16);
+    Result<backends::GenerationResult> made = sim->generate(r);
+    if (!made) {
+      res.status = 500;
+      res.set_content("render failed: " + made.error().message, "text/plain");
+      return false;
+    }
+    job.bytes = std::move(made->media_bytes);
+    return true;
+  }
+
+  // --- ComfyUI (backend-apis.md §5) -------------------------------------------------------------
+  // The node classes this fake "server" has, as GET /object_info gives them (inputs by group, a
+  // combo's choices first, RETURN_TYPES, OUTPUT_NODE), enough for the shipped example workflow, an
+  // image-to-video graph and storyboard stills.
+  static const json& comfy_classes() {
+    static const json k_classes = json::parse(R"JSON({
+"UNETLoader": {"input": {"required": {"unet_name": [["wan2.1_t2v_1.3B_fp16.safetensors", "wan2.1_i2v_480p_14B_fp16.safetensors"]],
+                                      "weight_dtype": [["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]]}},
+               "output": ["MODEL"], "output_node": false},
+"CLIPLoader": {"input": {"required": {"clip_name": [["umt5_xxl_fp8_e4m3fn_scaled.safetensors"]],
+                                      "type": [["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos", "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image"]]},
+                         "optional": {"device": [["default", "cpu"], {"advanced": true}]}},
+               "output": ["CLIP"], "output_node": false},
+"VAELoader": {"input": {"required": {"vae_name": [["wan_2.1_vae.safetensors"]]}}, "output": ["VAE"], "output_node": false},
+"ModelSamplingSD3": {"input": {"required": {"model": ["MODEL"], "shift": ["FLOAT", {"default": 3.0, "min": 0.0, "max": 100.0, "step": 0.01}]}},
+                     "output": ["MODEL"], "output_node": false},
+"CLIPTextEncode": {"input": {"required": {"text": ["STRING", {"multiline": true, "dynamicPrompts": true}], "clip": ["CLIP"]}},
+                   "output": ["CONDITIONING"], "output_node": false},
+"EmptyHunyuanLatentVideo": {"input": {"required": {"width": ["INT", {"default": 848, "min": 16, "max": 16384, "step": 16}],
+                                                   "height": ["INT", {"default": 480, "min": 16, "max": 16384, "step": 16}],
+                                                   "length": ["INT", {"default": 25, "min": 1, "max": 16384, "step": 4}],
+                                                   "batch_size": ["INT", {"default": 1, "min": 1, "max": 4096}]}},
+                            "output": ["LATENT"], "output_node": false},
+"KSampler": {"input": {"required": {"model": ["MODEL"], "seed": ["INT", {"default": 0, "min": 0, "max": 18446744073709551615}],
+                                    "steps": ["INT", {"default": 20, "min": 1, "max": 10000}],
+                                    "cfg": ["FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0}],
+                                    "sampler_name": [["euler", "euler_ancestral", "dpmpp_2m", "uni_pc", "uni_pc_bh2"]],
+                                    "scheduler": [["simple", "normal", "karras", "exponential", "sgm_uniform", "beta"]],
+                                    "positive": ["CONDITIONING"], "negative": ["CONDITIONING"], "latent_image": ["LATENT"],
+                                    "denoise": ["FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0}]}},
+             "output": ["LATENT"], "output_node": false},
+"VAEDecode": {"input": {"required": {"samples": ["LATENT"], "vae": ["VAE"]}}, "output": ["IMAGE"], "output_node": false},
+"CreateVideo": {"input": {"required": {"images": ["IMAGE"], "fps": ["FLOAT", {"default": 30.0, "min": 1.0, "max": 120.0}]},
+                          "optional": {"audio": ["AUDIO"]}},
+                "output": ["VIDEO"], "output_node": false},
+"SaveVideo": {"input": {"required": {"video": ["VIDEO"], "filename_prefix": ["STRING", {"default": "video/ComfyUI"}],
+                                     "format": [["auto", "mp4"]], "codec": [["auto", "h264"]]}},
+              "output": [], "output_node": true},
+"SaveImage": {"input": {"required": {"images": ["IMAGE"], "filename_prefix": ["STRING", {"default": "ComfyUI"}]}},
+              "output": [], "output_node": true},
+"LoadImage": {"input": {"required": {"image": [["example.png"], {"image_upload": true}]}}, "output": ["IMAGE", "MASK"],
+              "output_node": false},
+"WanImageToVideo": {"input": {"required": {"positive": ["CONDITIONING"], "negative": ["CONDITIONING"], "vae": ["VAE"],
+                                           "width": ["INT", {"default": 832, "min": 16, "max": 16384, "step": 16}],
+                                           "height": ["INT", {"default": 480, "min": 16, "max": 16384, "step": 16}],
+                                           "length": ["INT", {"default": 81, "min": 1, "max": 16384, "step": 4}],
+                                           "batch_size": ["INT", {"default": 1, "min": 1, "max": 4096}]},
+                              "optional": {"clip_vision_output": ["CLIP_VISION_OUTPUT"], "start_image": ["IMAGE"]}},
+                    "output": ["CONDITIONING", "CONDITIONING", "LATENT"], "output_node": false}
+})JSON");
+    return k_classes;
+  }
+
+  // ComfyUI's refusal of a prompt: 400 {"error": {type, message, details, extra_info}, "node_errors"}.
+  void comfy_refuse(httplib::Response& res, const std::string& type, const std::string& message,
+                    const json& node_errors = json::object()) {
+    reject(res, 400, "comfyui: " + message);
+    res.set_content(
+        json{{"error", {{"type", type}, {"message", message}, {"details", ""}, {"extra_info", json::object()}}},
+             {"node_errors", node_errors}}
+            .dump(),
+        "application/json");
+  }
+
+  // What execution.validate_prompt would refuse in a graph: "" when it runs. Under the mutex.
+  std::string comfy_problem(const json& graph, json& node_errors) const {
+    if (!graph.is_object() || graph.empty()) {
+      return "the prompt is not an API-format graph (an object of nodes)";
+    }
+    const json& classes = comfy_classes();
+    bool has_output = false;
+    for (const auto& [id, node] : graph.items()) {
+      if (!node.is_object() || !node.contains("class_type") || !node["class_type"].is_string() ||
+          !node.contains("inputs") || !node["inputs"].is_object()) {
+        return "node " + id + " is not {class_type, inputs}";
+      }
+      const std::string type = node["class_type"].get<std::string>();
+      if (!classes.contains(type)) {
+        return "Cannot execute because node " + type + " does not exist.";
+      }
+      has_output = has_output || classes[type]["output_node"].get<bool>();
+      std::vector<std::string> errors;
+      const json& declared = classes[type]["input"];
+      for (const char* group : {"required", "optional"}) {
+        if (!declared.contains(group)) {
+          continue;
+        }
+        for (const auto& [input, spec] : declared[group].items()) {
+          if (!node["inputs"].contains(input)) {
+            if (std::string(group) == "required") {
+              errors.push_back("Required input is missing: " + input);
+            }
+            continue;
+          }
+          const json& value = node["inputs"][input];
+          if (value.is_array()) {
+            if (value.size() != 2 || !value[0].is_string() || !value[1].is_number_integer() ||
+                !graph.contains(value[0].get<std::string>())) {
+              errors.push_back("Bad linked input, must be a length-2 list of [node_id, slot_index]: " + input);
+              continue;
+            }
+            const std::string from = graph[value[0].get<std::string>()].value("class_type", "");
+            const json outputs = classes.contains(from) ? classes[from]["output"] : json::array();
+            const int64_t slot = value[1].get<int64_t>();
+            if (slot < 0 || slot >= static_cast<int64_t>(outputs.size()) || !spec[0].is_string() ||
+                outputs[static_cast<size_t>(slot)] != spec[0]) {
+              errors.push_back("Return type mismatch between linked nodes: " + input);
+            }
+            continue;
+          }
+          if (spec[0].is_array()) {
+            const bool uploaded = type == "LoadImage" && value.is_string() && uploads.count(value.get<std::string>());
+            if (!uploaded && std::find(spec[0].begin(), spec[0].end(), value) == spec[0].end()) {
+              errors.push_back("Value not in list: " + input + ": " + value.dump());
+            }
+          } else if (spec[0] == "INT" && !value.is_number_integer()) {
+            errors.push_back("Failed to convert an input value to a INT value: " + input + ", " + value.dump());
+          } else if (spec[0] == "FLOAT" && !value.is_number()) {
+            errors.push_back("Failed to convert an input value to a FLOAT value: " + input + ", " + value.dump());
+          } else if (spec[0] == "STRING" && !value.is_string()) {
+            errors.push_back("Failed to convert an input value to a STRING value: " + input);
+          } else if (spec[0].is_string() && spec[0] != "INT" && spec[0] != "FLOAT" && spec[0] != "STRING" &&
+                     spec[0] != "BOOLEAN") {
+            errors.push_back("Required input " + input + " of type " + spec[0].get<std::string>() + " must be a link");
+          }
+        }
+      }
+      if (!errors.empty()) {
+        json list = json::array();
+        for (const std::string& e : errors) {
+          list.push_back({{"type", "invalid_input"}, {"message", e}, {"details", ""}, {"extra_info", json::object()}});
+        }
+        node_errors[id] = {{"errors", list}, {"dependent_outputs", json::array()}, {"class_type", type}};
+      }
+    }
+    if (!has_output) {
+      return "Prompt has no outputs";
+    }
+    if (!node_errors.empty()) {
+      return "Prompt outputs failed validation";
+    }
+    return "";
+  }
+
+  void comfy_submit(const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!authorized("comfyui", req, res)) {
+      return;
+    }
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("prompt")) {
+      comfy_refuse(res, "no_prompt", "No prompt provided");
+      return;
+    }
+    for (const auto& [key, value] : body.items()) {
+      if (key != "prompt" && key != "client_id" && key != "prompt_id" && key != "extra_data" && key != "front" &&
+          key != "number") {
+        comfy_refuse(res, "invalid_prompt", "unknown field " + key + " in the POST /prompt body");
+        return;
+      }
+    }
+    if (!body.contains("client_id") || !body["client_id"].is_string() || body["client_id"].get<std::string>().empty()) {
+      comfy_refuse(res, "invalid_prompt", "no client_id: the prompt's events would reach no client");
+      return;
+    }
+    json node_errors = json::object();
+    if (std::string problem = comfy_problem(body["prompt"], node_errors); !problem.empty()) {
+      comfy_refuse(res, problem == "Prompt has no outputs" ? "prompt_no_outputs" : "prompt_outputs_failed_validation",
+                   problem, node_errors);
+      return;
+    }
+    int64_t throttled_polls = 0;
+    const std::string fault = take_fault("comfyui", throttled_polls);
+    if (fault == "submit_429") {
+      res.status = 429;
+      res.set_header("Retry-After", "0");
+      res.set_content(json{{"error", "Too many requests"}}.dump(), "application/json");
+      return;
+    }
+    Job job;
+    const int64_t n = next_id++;
+    job.id = "c0ffee00-0000-4000-8000-" + std::string(12 - std::to_string(n).size(), '0') + std::to_string(n);
+    job.preset = "comfyui";
+    job.graph = body["prompt"];
+    job.body = job.graph.dump();  // what renders: the graph, never the run's client id
+    job.client_id = body["client_id"].get<std::string>();
+    job.number = n;
+    job.fault = fault;
+    job.throttled_polls = throttled_polls;
+    job.last_touch = std::chrono::steady_clock::now();
+    for (const auto& [id, node] : job.graph.items()) {
+      if (comfy_classes()[node["class_type"].get<std::string>()]["output_node"].get<bool>()) {
+        job.output_nodes.push_back(id);
+      }
+      if (node["class_type"] == "EmptyHunyuanLatentVideo" || node["class_type"] == "WanImageToVideo") {
+        job.seconds = node["inputs"].value("length", 33) / 16.0;
+      }
+    }
+    job.model = "comfyui";
+    last_client_id = job.client_id;
+    client_ids.insert(job.client_id);
+    ++submissions["comfyui"];
+    if (!bodies.insert("comfyui\n" + job.body).second) {
+      ++duplicate_submissions;
+    }
+    ++in_flight;
+    max_in_flight = std::max(max_in_flight, in_flight);
+    const json reply = {{"prompt_id", job.id}, {"number", n}, {"node_errors", json::object()}};
+    jobs[job.id] = std::move(job);
+    res.set_content(reply.dump(), "application/json");
+  }
+
+  // The history entry of a finished prompt (execution.py PromptQueue.task_done).
+  json comfy_entry(const Job& job, const std::string& state) const {
+    const int64_t t = 1764900000000 + job.number;
+    json messages = json::array(
+        {json::array({"execution_start", {{"prompt_id", job.id}, {"timestamp", t}}}),
+         json::array({"execution_cached", {{"nodes", json::array()}, {"prompt_id", job.id}, {"timestamp", t}}})});
+    json outputs = json::object();
+    json meta = json::object();
+    std::string sampler = job.graph.begin().key();
+    for (const auto& [id, node] : job.graph.items()) {
+      if (node["class_type"] == "KSampler") {
+        sampler = id;
+      }
+    }
+    if (state == "succeeded") {
+      for (const std::string& id : job.output_nodes) {
+        const bool video = job.graph[id]["class_type"] == "SaveVideo";
+        const std::string name =
+            (video ? "avps_" : "ComfyUI_") + std::to_string(job.number) + "_" + id + (video ? "_.mp4" : "_.png");
+        outputs[id] = {
+            {"images", json::array({{{"filename", name}, {"subfolder", video ? "video" : ""}, {"type", "output"}}})}};
+        if (video) {
+          outputs[id]["animated"] = json::array({true});
+        }
+        meta[id] = {{"node_id", id}, {"display_node", id}, {"parent_node", nullptr}, {"real_node_id", id}};
+      }
+      messages.push_back(json::array({"execution_success", {{"prompt_id", job.id}, {"timestamp", t}}}));
+    } else if (state == "failed") {
+      messages.push_back(json::array({"execution_error",
+                                      {{"prompt_id", job.id},
+                                       {"node_id", sampler},
+                                       {"node_type", job.graph[sampler]["class_type"]},
+                                       {"executed", json::array()},
+                                       {"exception_message", "the fake failed this job on request\n"},
+                                       {"exception_type", "RuntimeError"},
+                                       {"traceback", json::array()},
+                                       {"current_inputs", json::object()},
+                                       {"current_outputs", json::array()},
+                                       {"timestamp", t}}}));
+    } else {
+      messages.push_back(json::array({"execution_interrupted",
+                                      {{"prompt_id", job.id},
+                                       {"node_id", sampler},
+                                       {"node_type", job.graph[sampler]["class_type"]},
+                                       {"executed", json::array()},
+                                       {"timestamp", t}}}));
+    }
+    const bool succeeded = state == "succeeded";
+    return {
+        {"prompt",
+         json::array(
+             {job.number, job.id, job.graph, {{"client_id", job.client_id}, {"create_time", t}}, job.output_nodes})},
+        {"outputs", outputs},
+        {"status", {{"status_str", succeeded ? "success" : "error"}, {"completed", succeeded}, {"messages", messages}}},
+        {"meta", meta}};
+  }
+
+  void comfy_history(const std::string& id, const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!authorized("comfyui", req, res)) {
+      return;
+    }
+    json reply = json::object();
+    auto it = jobs.find(id);
+    if (it != jobs.end() && it->second.preset == "comfyui" && !it->second.deleted) {
+      Job& job = it->second;
+      ++polls;
+      const auto now = std::chrono::steady_clock::now();
+      if (std::chrono::duration_cast<std::chrono::milliseconds>(now - job.last_touch).count() <
+          config.min_poll_interval_ms) {
+        ++polls_too_early;
+      }
+      job.last_touch = now;
+      if (job.state != "succeeded" && job.state != "failed" && job.state != "canceled") {
+        job.state = advance(job);
+      }
+      if (job.state == "succeeded" || job.state == "failed" || job.state == "canceled") {
+        reply[id] = comfy_entry(job, job.state);
+      }
+    }
+    res.set_content(reply.dump(), "application/json");  // {} for a prompt not (yet) in the history
+  }
+
+  void comfy_queue(const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!authorized("comfyui", req, res)) {
+      return;
+    }
+    json running = json::array();
+    json pending = json::array();
+    for (const auto& [id, job] : jobs) {
+      if (job.preset != "comfyui" || job.deleted || job.ended) {
+        continue;
+      }
+      const json item = json::array({job.number, job.id, job.graph, {{"client_id", job.client_id}}, job.output_nodes});
+      (job.state == "running" ? running : pending).push_back(item);
+    }
+    res.set_content(json{{"queue_running", running}, {"queue_pending", pending}}.dump(), "application/json");
+  }
+
+  void comfy_queue_post(const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!authorized("comfyui", req, res)) {
+      return;
+    }
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || body.contains("clear") || !body.contains("delete") || !body["delete"].is_array()) {
+      reject(res, 400, "comfyui: POST /queue other than {\"delete\": [ids]} (a clear empties every client's queue)");
+      return;
+    }
+    for (const json& id : body["delete"]) {
+      auto it = jobs.find(id.is_string() ? id.get<std::string>() : "");
+      if (it != jobs.end() && !it->second.ended && it->second.state != "running") {
+        it->second.deleted = true;
+        it->second.canceled = true;
+        it->second.ended = true;
+        --in_flight;
+        ++cancels;
+        ++queue_deletes;
+      }
+    }
+    res.status = 200;
+  }
+
+  void comfy_interrupt(const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!authorized("comfyui", req, res)) {
+      return;
+    }
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("prompt_id") || !body["prompt_id"].is_string()) {
+      reject(res, 400, "comfyui: a global POST /interrupt (no prompt_id) stops whatever prompt runs, any client's");
+      return;
+    }
+    auto it = jobs.find(body["prompt_id"].get<std::string>());
+    if (it != jobs.end() && !it->second.ended && it->second.state == "running") {
+      it->second.canceled = true;
+      it->second.ended = true;
+      it->second.state = "canceled";
+      --in_flight;
+      ++cancels;
+      ++interrupts;
+    }
+    res.status = 200;  // a prompt that is not the running one is skipped, as ComfyUI does
+  }
+
+  void comfy_upload(const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!authorized("comfyui", req, res)) {
+      return;
+    }
+    if (!req.is_multipart_form_data() || !req.has_file("image") || req.get_file_value("image").filename.empty()) {
+      reject(res, 400, "comfyui: POST /upload/image without a multipart \"image\" file");
+      return;
+    }
+    const httplib::MultipartFormData image = req.get_file_value("image");
+    const std::string type = req.has_file("type") ? req.get_file_value("type").content : "input";
+    if (type != "input") {
+      reject(res, 400, "comfyui: an input frame uploaded as type " + type + ", not input");
+      return;
+    }
+    if (image.content.empty()) {
+      reject(res, 400, "comfyui: an empty image upload");
+      return;
+    }
+    uploads[image.filename] = image.content;
+    res.set_content(json{{"name", image.filename}, {"subfolder", ""}, {"type", "input"}}.dump(), "application/json");
+  }
+
+  void comfy_view(const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!authorized("comfyui", req, res)) {
+      return;
+    }
+    const std::string filename = req.get_param_value("filename");
+    const std::string subfolder = req.get_param_value("subfolder");
+    if (req.get_param_value("type") != "output") {
+      reject(res, 400, "comfyui: GET /view of type " + req.get_param_value("type") + ", not output");
+      return;
+    }
+    for (auto& [id, job] : jobs) {
+      if (job.preset != "comfyui" || job.state != "succeeded") {
+        continue;
+      }
+      for (const std::string& node : job.output_nodes) {
+        const bool video = job.graph[node]["class_type"] == "SaveVideo";
+        const std::string name =
+            (video ? "avps_" : "ComfyUI_") + std::to_string(job.number) + "_" + node + (video ? "_.mp4" : "_.png");
+        if (name != filename || subfolder != (video ? "video" : "")) {
+          continue;
+        }
+        ++downloads;
+        if (job.fault == "output_404") {
+          res.status = 404;
+          return;
+        }
+        if (job.fault == "not_video") {
+          res.set_content("<html><body>Access denied</body></html>", "video/mp4");
+          return;
+        }
+        if (!render(job, video ? "proxy" : "storyboard", res)) {
+          return;
+        }
+        res.set_content(job.bytes, video ? "video/mp4" : "image/png");
+        return;
+      }
+    }
+    res.status = 404;  // as ComfyUI answers a file it does not have
   }
 };
 
@@ -613,7 +1059,13 @@ json FakeJobs::stats() const {
           {"max_in_flight", i.max_in_flight},
           {"invalid", i.invalid},
           {"invalid_reasons", i.invalid_reasons},
-          {"jobs", states}};
+          {"jobs", states},
+          {"comfyui",
+           {{"uploads", static_cast<int64_t>(i.uploads.size())},
+            {"last_client_id", i.last_client_id},
+            {"client_ids", static_cast<int64_t>(i.client_ids.size())},
+            {"interrupts", i.interrupts},
+            {"queue_deletes", i.queue_deletes}}}};
 }
 
 void FakeJobs::reset_stats() {
@@ -622,6 +1074,8 @@ void FakeJobs::reset_stats() {
   i.submissions.clear();
   i.bodies.clear();
   i.duplicate_submissions = i.polls = i.polls_too_early = i.cancels = i.downloads = i.invalid = 0;
+  i.interrupts = i.queue_deletes = 0;
+  i.client_ids.clear();
   i.max_in_flight = i.in_flight;
   i.invalid_reasons.clear();
 }
@@ -685,6 +1139,20 @@ void FakeJobs::routes(httplib::Server& server) {
              [impl](Req req, Res res) { impl->poll("openai_videos", req.matches[1], req, res); });
   server.Delete(R"(/v1/videos/([^/]+))",
                 [impl](Req req, Res res) { impl->cancel("openai_videos", req.matches[1], req, res); });
+  // ComfyUI (the endpoint is the server's root, as a local ComfyUI's http://127.0.0.1:8188).
+  server.Get("/object_info", [impl](Req req, Res res) {
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    if (impl->authorized("comfyui", req, res)) {
+      res.set_content(Impl::comfy_classes().dump(), "application/json");
+    }
+  });
+  server.Post("/prompt", [impl](Req req, Res res) { impl->comfy_submit(req, res); });
+  server.Get(R"(/history/([^/]+))", [impl](Req req, Res res) { impl->comfy_history(req.matches[1], req, res); });
+  server.Get("/queue", [impl](Req req, Res res) { impl->comfy_queue(req, res); });
+  server.Post("/queue", [impl](Req req, Res res) { impl->comfy_queue_post(req, res); });
+  server.Post("/interrupt", [impl](Req req, Res res) { impl->comfy_interrupt(req, res); });
+  server.Post("/upload/image", [impl](Req req, Res res) { impl->comfy_upload(req, res); });
+  server.Get("/view", [impl](Req req, Res res) { impl->comfy_view(req, res); });
   // Presigned-style outputs (no key).
   server.Get(R"(/files/(.+)\.mp4)", [impl](Req req, Res res) { impl->download(req.matches[1], false, req, res); });
   server.Get(R"(/files/(.+)\.png)", [impl](Req req, Res res) { impl->download(req.matches[1], false, req, res); });

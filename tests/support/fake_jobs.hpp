@@ -1,9 +1,21 @@
 #pragma once
 // FakeJobs: the async job APIs of avps's async_job presets (runway, luma, luma_agents, replicate,
-// fal, veo, openai_videos; wire formats in shared/reference/backend-apis.md §4), served on the
-// FakeProvider's loopback server. Each route checks the method, the auth header (the preset's
-// header and scheme with the expected key; never a key in a URL) and the submit body's required
-// fields; anything else is answered 400/401/404 and counted as invalid.
+// fal, veo, openai_videos; wire formats in shared/reference/backend-apis.md §4) and a ComfyUI
+// server (§5; "comfyui" as the preset of its faults and counters), served on the FakeProvider's
+// loopback server. Each route checks the method, the auth header (the preset's header and scheme
+// with the expected key, ComfyUI's Authorization: Bearer; never a key in a URL) and the submit
+// body's required fields; anything else is answered 400/401/404 and counted as invalid.
+//
+// ComfyUI: GET /object_info (a fixed set of core node classes: the Wan text-to-video graph of
+// examples/comfyui, LoadImage, WanImageToVideo, SaveImage), POST /prompt (refused 400 in ComfyUI's
+// shape, with node_errors, unless the body is {"prompt": <API-format graph>, "client_id"} and the
+// graph is one execution.validate_prompt would run: known classes, required inputs, links of the
+// right type, combo values the server offers or files uploaded, an output node), GET
+// /history/{id} ({} while queued or running; a success with each output node's file, an error with
+// execution_error or execution_interrupted), GET /queue, POST /queue {"delete": [ids]} (a clear is
+// refused), POST /interrupt {"prompt_id"} (a global interrupt is refused; a prompt that is not
+// running is skipped), POST /upload/image (multipart image, type input) and GET /view (type
+// output). The render is deterministic in the graph, never in the client id.
 //
 // A job's life is counted in polls, not in time, so tests never depend on timing: a job is queued
 // at submit, running at its first poll, and succeeded at poll `polls_to_finish` (default 2), when
@@ -24,7 +36,8 @@
 // Counted (stats()): submissions (jobs created) per preset, duplicate_submissions (a body
 // submitted before), polls, polls_too_early (a poll of a job sooner than min_poll_interval_ms
 // after its previous poll or its submit), cancels, downloads, in_flight now and max_in_flight,
-// invalid (with reasons), and per job id its state.
+// invalid (with reasons), per job id its state, and "comfyui": {uploads, last_client_id,
+// client_ids (distinct), interrupts, queue_deletes}.
 //
 // Threading: every method may be called from any thread (one mutex).
 

@@ -28,8 +28,8 @@
 //   - Counted. stats() (and GET /stats) reports every request; see stats() for the fields.
 //
 // Routes: the image APIs of fake_images.hpp (stats under "images"; POST /control also takes
-// "image_faults"; a generateContent that asks for IMAGE output goes there), the job APIs of
-// fake_jobs.hpp (stats under "jobs"; POST /control also takes
+// "image_faults"; a generateContent that asks for IMAGE output goes there), the job APIs and the
+// ComfyUI server of fake_jobs.hpp (stats under "jobs"; POST /control also takes
 // "job_faults", "min_poll_interval_ms", "polls_to_finish"), POST /v1/chat/completions (OpenAI; the adapter's endpoint
 // is base_url() + "/v1"), POST /v1/messages (Anthropic; endpoint base_url()), POST
 // /v1beta/models/{model}:generateContent (Gemini; endpoint base_url()), GET /stats, POST /control ({"faults": [rule,

@@ -90,6 +90,10 @@ struct GenerationRequest {
   std::string pixels;        ///< e.g. "640x272"
   double duration_s = 0;
   uint64_t seed = 0;
+  /// A still the render starts from (image-to-video), when the request carries one; in the
+  /// canonical form (and so the key) by label, type and sha256, as Image. The engine's requests
+  /// carry none in this version; a backend that cannot use one refuses it, never drops it.
+  std::optional<Image> input_frame;
 
   nlohmann::json to_json() const;
 };

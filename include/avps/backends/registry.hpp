@@ -9,11 +9,16 @@
 // their image operation (http_images.hpp); video_out on them, and image_out on
 // anthropic_messages, are refused.
 //
-// Nothing is answered by a backend the user did not declare: a model whose backend is not built
-// (comfyui in this version), an async_job model without video_out or image_out or with an unknown preset, whose api_key_env names an unset or empty variable,
-// whose endpoint is missing or malformed, or whose options are wrong is refused when the registry
-// opens, that is before a run starts, with one configuration error (exit 4) that lists every
-// refused model, the field and the fix.
+// `comfyui` is a ComfyUiBackend (comfyui.hpp) on the workflow its options name, in the same retry
+// layer; open() asks its server (GET /object_info) whether it can run the workflow.
+//
+// Nothing is answered by a backend the user did not declare: a model whose backend is not built,
+// an async_job or comfyui model without video_out or image_out, an async_job model with an unknown
+// preset, a comfyui model whose workflow file or bindings are wrong or whose server cannot run the
+// workflow, a model whose api_key_env names an unset or empty variable, whose endpoint is missing
+// or malformed, or whose options are wrong is refused when the registry opens, that is before a
+// run starts, with one configuration error (exit 4) that lists every refused model, the field and
+// the fix.
 //
 // Keys are read from the environment once, at open, into the backends' memory; they appear in
 // no message of this module.
@@ -21,6 +26,7 @@
 // Threading: open() and check() on one thread; for_model() and the backends it returns from any
 // number of threads once open.
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,11 +55,13 @@ struct BackendSpec {
   nlohmann::json options = nlohmann::json::object();
   bool generates = false;  ///< the entry claims image_out or video_out
   /// Of those: image_out (storyboard frames; also on openai_chat and gemini_generate, as their
-  /// image operation) and video_out (renders: async_job, sim). `generates` without either counts as
-  /// video_out.
+  /// image operation) and video_out (renders: async_job, comfyui, sim). `generates` without either
+  /// counts as video_out.
   bool image_out = false;
   bool video_out = false;
   bool text = true;  ///< capabilities.text: false for an image-only model
+  /// The project folder: what paths in options are relative to (comfyui's workflow).
+  std::filesystem::path project_dir;
 };
 
 /// Where keys come from: the process environment, or a test's map. Returns nullptr when unset.
@@ -69,7 +77,8 @@ struct ModelCheck {
   std::vector<std::string> problems;  ///< empty = ready; each names the field and the fix
 };
 
-/// Checks every spec without opening anything. Never reads a key's value beyond "set or not".
+/// Checks every spec without opening anything (a comfyui workflow file is read, its server is not
+/// asked). Never reads a key's value beyond "set or not".
 std::vector<ModelCheck> check_models(const std::vector<BackendSpec>& specs, const EnvLookup& env);
 
 /// What the HTTP backends share. Null members: the registry makes and owns the real ones.

@@ -151,8 +151,10 @@ bool stale_shots_read(std::string_view kind);
                                                          const std::vector<ledger::Event>* events = nullptr,
                                                          const skills::Registry* registry = nullptr);
 
-/// What the backend registry needs of each model of the models file.
-std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models);
+/// What the backend registry needs of each model of the models file; `project_dir` is what paths
+/// in a model's options are relative to.
+std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models,
+                                                 const std::filesystem::path& project_dir = {});
 
 /// Makes the backends of a run from the project's models file and configuration.
 using BackendsFactory = std::function<Result<std::unique_ptr<backends::BackendRegistry>>(

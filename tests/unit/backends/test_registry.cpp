@@ -27,7 +27,7 @@ BackendSpec openai(const std::string& id) {
                      .api_key_env = "AVPS_TEST_OPENAI_KEY",
                      .provider_model = "", .preset = "",
                      .options = nlohmann::json::object(),
-                     .generates = false};
+                     .generates = false, .project_dir = {}};
 }
 
 std::string refusal(const std::vector<BackendSpec>& specs, const backends::EnvLookup& env) {
@@ -42,7 +42,7 @@ std::string refusal(const std::vector<BackendSpec>& specs, const backends::EnvLo
 
 TEST_CASE("the registry opens sim and HTTP models and answers for each by id", "[registry]") {
   BackendSpec sim{.model_id = "sim-a", .backend = "sim", .endpoint = "", .api_key_env = "", .provider_model = "", .preset = "",
-                  .options = nlohmann::json::object(), .generates = true};
+                  .options = nlohmann::json::object(), .generates = true, .project_dir = {}};
   auto opened = backends::BackendRegistry::open({sim, openai("gpt-x")}, nlohmann::json::object(),
                                                 env_of({{"AVPS_TEST_OPENAI_KEY", "sk-test-123"}}));
   REQUIRE(opened.ok());
@@ -54,18 +54,23 @@ TEST_CASE("the registry opens sim and HTTP models and answers for each by id", "
 }
 
 TEST_CASE("every refused model is named with its field and the fix, in one error", "[registry]") {
-  BackendSpec unbuilt = openai("comfy-local");
-  unbuilt.backend = "comfyui";
+  BackendSpec unbuilt = openai("torch-local");
+  unbuilt.backend = "torchserve";
+  BackendSpec comfy = openai("comfy-text");  // a text model moved to comfyui, options left as they were
+  comfy.backend = "comfyui";
+  comfy.api_key_env = "";
   BackendSpec unset_key = openai("gpt-unset");
   BackendSpec malformed = openai("gpt-malformed");
   malformed.endpoint = "api.openai.com/v1";
   BackendSpec renders = openai("gpt-renders");
   renders.generates = true;
   renders.video_out = true;
-  const std::string message =
-      refusal({unbuilt, unset_key, malformed, renders}, env_of({}));
-  CHECK(message.find("model \"comfy-local\" (comfyui)") != std::string::npos);
+  const std::string message = refusal({unbuilt, comfy, unset_key, malformed, renders}, env_of({}));
+  CHECK(message.find("model \"torch-local\" (torchserve)") != std::string::npos);
   CHECK(message.find("is not built") != std::string::npos);
+  CHECK(message.find("model \"comfy-text\" (comfyui): comfyui renders: set capabilities.video_out") !=
+        std::string::npos);
+  CHECK(message.find("model \"comfy-text\" (comfyui): options.workflow is missing") != std::string::npos);
   CHECK(message.find("model \"gpt-unset\"") != std::string::npos);
   CHECK(message.find("export AVPS_TEST_OPENAI_KEY=") != std::string::npos);
   CHECK(message.find("model \"gpt-malformed\"") != std::string::npos);
@@ -108,7 +113,7 @@ TEST_CASE("a provider model name that would change Gemini's URL is refused", "[r
                      .api_key_env = "",
                      .provider_model = "gemini-2.5-flash?alt=sse", .preset = "",
                      .options = nlohmann::json::object(),
-                     .generates = false};
+                     .generates = false, .project_dir = {}};
   CHECK(refusal({gemini}, env_of({})).find("provider_model") != std::string::npos);
   gemini.provider_model = "gemini-2.5-flash";
   CHECK(backends::BackendRegistry::open({gemini}, nlohmann::json::object(), env_of({})).ok());

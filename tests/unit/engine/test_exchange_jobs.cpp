@@ -13,11 +13,14 @@
 #include <thread>
 
 #include "../src/engine/exchange.hpp"
+#include "avps/backends/comfyui.hpp"
 #include "avps/backends/sim_backend.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
+#include "avps/core/process.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/project/project.hpp"
+#include "support/fake_provider.hpp"
 #include "support/fixed_clock.hpp"
 #include "support/temp_dir.hpp"
 
@@ -137,18 +140,20 @@ struct Production {
     sim = std::move(made).value();
   }
 
-  // One exchange over `backend` for every model: 64 renders of distinct shots, sent with 4
-  // workers. `interrupt_after_tickets`: Ctrl-C once that many tickets are recorded, with `policy`.
-  // `as_attempts`: each render is a shot's attempt (Call::shot_attempt), as production sends them.
-  Result<void> send_renders(const std::shared_ptr<TicketBackend>& backend, int interrupt_after_tickets = 0,
-                            engine::InterruptPolicy policy = engine::InterruptPolicy::keep, bool as_attempts = false) {
+  // One exchange over `backend` (of `kind`) for every model: `renders` renders of distinct shots
+  // (64 by default), sent with 4 workers. `interrupt_after_tickets`: Ctrl-C once that many tickets
+  // are recorded, with `policy`. `as_attempts`: each render is a shot's attempt
+  // (Call::shot_attempt), as production sends them.
+  Result<void> send_renders(const std::shared_ptr<backends::Backend>& backend, int interrupt_after_tickets = 0,
+                            engine::InterruptPolicy policy = engine::InterruptPolicy::keep, int renders = 64,
+                            const std::string& kind = "async_job", bool as_attempts = false) {
     AVPS_TRY_ASSIGN(auto project, project::Project::open(dir, ledger::OpenMode::read_write, {}, clock));
     AVPS_TRY_ASSIGN(auto models, governance::ModelsFile::load(project::data_dir(), dir, project->config()));
     std::map<std::string, std::shared_ptr<backends::Backend>, std::less<>> by_model;
     std::map<std::string, std::string, std::less<>> kinds;
     for (const governance::Model& m : models.models()) {
       by_model[m.id] = backend;
-      kinds[m.id] = "async_job";
+      kinds[m.id] = kind;
     }
     auto registry = backends::BackendRegistry::of(std::move(by_model), kinds);
     governance::Router router(std::move(models));
@@ -178,7 +183,7 @@ struct Production {
           },
           [policy] { return policy; });
     }
-    std::vector<engine::Call> calls(64);
+    std::vector<engine::Call> calls(static_cast<size_t>(renders));
     std::vector<engine::Call*> sent;
     for (size_t i = 0; i < calls.size(); ++i) {
       engine::Call& c = calls[i];
@@ -297,7 +302,7 @@ TEST_CASE("a job that ends without a render fails its shot's attempt, not the ru
   }
   SECTION("a shot's attempt: recorded as that attempt's failure, the other renders answered") {
     backend->errors_end_jobs = true;  // ... unless the backend says its poll errors end jobs (a replay)
-    REQUIRE(film.send_renders(backend, 0, engine::InterruptPolicy::keep, true).ok());
+    REQUIRE(film.send_renders(backend, 0, engine::InterruptPolicy::keep, 64, "async_job", true).ok());
     CHECK(film.count("exchange.response") == 62);
     CHECK(film.count("exchange.failed") == 2);
     CHECK(film.open_reservations() == 0);
@@ -315,5 +320,60 @@ TEST_CASE("a job that ends without a render fails its shot's attempt, not the ru
       }
     }
     CHECK(failed == std::set<std::string>{"S01_SH03/proxy", "S01_SH05/proxy"});
+  }
+}
+
+TEST_CASE("a comfyui prompt that fails, never finishes, 404s or is not a video ends a failed attempt, released",
+          "[exchange][jobs][comfyui]") {
+  struct Case {
+    std::string fault;
+    std::string said;
+  };
+  const std::vector<Case> cases = {{"job_fails", "failed: node 3 (KSampler): RuntimeError"},
+                                   {"never_finishes", "did not finish within its maximum wait"},
+                                   {"output_404", "its output download answered HTTP 404"},
+                                   {"not_video", "its output is not a video"}};
+  for (const Case& c : cases) {
+    INFO(c.fault);
+    if (c.fault == "not_video" && !core::on_path("ffprobe")) {
+      continue;  // only ffprobe can tell
+    }
+    testing::FakeProviderConfig fake_config;
+    fake_config.data_dir = AVPS_SOURCE_DATA_DIR;
+    fake_config.job_faults = json::array({{{"fault", c.fault}, {"preset", "comfyui"}}});
+    testing::FakeProvider fake(fake_config);
+    REQUIRE(fake.start().ok());
+    const fs::path workflow = fs::path(AVPS_SOURCE_DATA_DIR) / "examples" / "comfyui" / "wan_t2v_api.json";
+    auto options =
+        backends::comfyui_options({{"workflow", workflow.string()},
+                                   {"bindings", {{"prompt", {{"title", "Positive Prompt"}, {"input", "text"}}}}},
+                                   {"poll", {{"interval_s", 0.03}, {"max_wait_s", 0.5}}}},
+                                  "model");
+    REQUIRE(options.ok());
+    backends::ComfyUiConfig config;
+    config.model_id = "wan";
+    config.endpoint = fake.base_url();
+    config.client_id = "avps-exchange-test";
+    config.options = *options;
+    auto loaded = backends::load_comfyui_workflow({}, *options, "model");
+    REQUIRE(loaded.ok());
+    config.workflow = *loaded;
+    backends::CurlHttpClient client;
+    auto comfy = std::make_shared<backends::ComfyUiBackend>(config, client);
+    Production film;
+    auto sent = film.send_renders(comfy, 0, engine::InterruptPolicy::keep, 1, "comfyui");
+    REQUIRE(!sent.ok());
+    CHECK_THAT(sent.error().message, Catch::Contains(c.said));
+    CHECK(film.count("exchange.ticket") == 1);
+    CHECK(film.count("exchange.failed") == 1);
+    CHECK(film.count("exchange.response") == 0);
+    CHECK(film.open_reservations() == 0);  // released with the failure, in one transaction
+    const json stats = fake.stats()["jobs"];
+    CHECK(stats["submissions"] == 1);
+    CHECK(stats["invalid"] == 0);
+    if (c.fault == "never_finishes") {
+      CHECK(stats["cancels"] == 1);  // interrupted at the server before the attempt failed
+      CHECK(stats["comfyui"]["interrupts"] == 1);
+    }
   }
 }
