@@ -15,6 +15,7 @@
 #include "avps/core/exit_code.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/core/process.hpp"
+#include "avps/governance/models.hpp"
 #include "support/fake_provider.hpp"
 #include "support/temp_dir.hpp"
 
@@ -619,4 +620,36 @@ TEST_CASE("the registry opens a comfyui model after asking its server, and refus
   REQUIRE(checks[0].problems.size() == 1);
   CHECK_THAT(checks[0].problems[0], Catch::StartsWith("options.workflow ") && Catch::Contains("cannot be read"));
   CHECK(checks[0].key == "not needed");
+}
+
+TEST_CASE("the shipped examples/comfyui models file and workflows pass every check, a still rendered as an image",
+          "[comfyui]") {
+  auto file = avps::governance::ModelsFile::load_file(AVPS_SOURCE_DATA_DIR, examples() / "models.json");
+  REQUIRE(file.ok());
+  FakeProvider fake(fake_config());
+  REQUIRE(fake.start().ok());
+  avps::backends::CurlHttpClient client;
+  int comfy_models = 0;
+  for (const avps::governance::Model& model : file->models()) {
+    if (model.backend != "comfyui") {
+      continue;
+    }
+    INFO(model.id);
+    ++comfy_models;
+    // The workflow paths are relative to a project folder that holds examples/comfyui as comfyui/.
+    auto config = config_for(fake.base_url(), model.options, examples().parent_path());
+    REQUIRE(config.ok());
+    ComfyUiBackend backend(*config, client);
+    CallTrace trace;
+    CHECK(backend.check_server(trace).empty());
+    GenerationRequest request = shot_request();
+    if (model.capabilities.image_out) {
+      request.resolution = "storyboard";  // a storyboard still: the first image of the output nodes
+    }
+    auto result = run_job(backend, trace, request);
+    REQUIRE(result.ok());
+    CHECK(result->extension == (model.capabilities.image_out ? "png" : "mp4"));
+  }
+  CHECK(comfy_models == 2);
+  CHECK(fake.stats()["jobs"]["invalid"] == 0);
 }
