@@ -164,19 +164,19 @@ expect_exit 0 "$AVPS" gate "$P"
 [ "$PROXIES" = "$(digest "$P")" ] || fail "the resumed run's artifacts differ from the uninterrupted run's:
 $(diff <(echo "$PROXIES") <(digest "$P"))"
 
-# --- A prompt that fails ends recorded, never hangs -------------------------------------------------
+# --- A prompt that fails is a failed attempt, rendered again; never hangs -------------------------
 start_fake fault '[{"fault": "job_fails", "preset": "comfyui", "skip": 1}]'
 from_base fault "$PORT"
 set +e
-OUT=$(timeout 120 "$AVPS" run "$P" --jobs 4 2>&1)
+OUT=$(timeout 120 "$AVPS" run "$P" --jobs 4 --until shots_proxy 2>&1)
 code=$?
 set -e
 [ "$code" != 124 ] || fail "the run with a failed prompt hung"
-[ "$code" = 4 ] || fail "a failed prompt: exit $code: $OUT"
+[ "$code" = 0 ] || fail "a failed prompt was not handled as a failed attempt: exit $code: $OUT"
 expect_out "failed: node 3 (KSampler): RuntimeError: the fake failed this job on request"
-[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.failed' AND json_extract(body,'$.ticket') IS NOT NULL")" = 1 ] \
-  || fail "no exchange.failed for the failed prompt"
-grep -q ",generate,.*,ERROR,.*job failed, reservation released" "$P/logs/RUN_LOG_v001.csv" \
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.failed' AND json_extract(body,'$.ticket') IS NOT NULL AND json_extract(body,'$.shot_attempt.attempt') IS NOT NULL")" = 1 ] \
+  || fail "no exchange.failed with its shot attempt for the failed prompt"
+grep -q ",generate,.*,ERROR,.*job failed, reservation released.*attempt [0-9]* failed" "$P/logs/RUN_LOG_v001.csv" \
   || fail "no run-log row says why: $(tail -3 "$P/logs/RUN_LOG_v001.csv")"
 [ "$(open_reservations "$P")" = 0 ] || fail "the failed prompt's reservation was left open"
 [ "$(stat "$PORT" 'j["submissions"]')" = "$(tickets "$P")" ] || fail "fault: submissions != tickets"
