@@ -974,23 +974,44 @@ struct FaceCodec::Impl {
 };
 
 Result<FaceCodec> FaceCodec::load(const fs::path& schemas_dir, std::string_view kind) {
+  return load(std::vector<fs::path>{schemas_dir}, kind);
+}
+
+Result<FaceCodec> FaceCodec::load(const std::vector<fs::path>& schema_dirs, std::string_view kind) {
   std::string file;
   for (char c : kind) {
     file += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
   file += ".schema.json";
-  fs::path path = schemas_dir / file;
+  if (schema_dirs.empty()) {
+    return make_error(ErrorCode::not_found, "no schema folder to find " + file + " in");
+  }
+  // The first folder that has the kind's schema is its folder; files it refers to are looked for
+  // there first, then in the folders after it (a project's schema and the shipped common.schema.json).
+  size_t own = 0;
+  for (size_t i = 0; i < schema_dirs.size(); ++i) {
+    std::error_code ec;
+    if (fs::is_regular_file(schema_dirs[i] / file, ec)) {
+      own = i;
+      break;
+    }
+  }
+  const fs::path path = schema_dirs[own] / file;
+  const std::vector<fs::path> later(schema_dirs.begin() + static_cast<std::ptrdiff_t>(own) + 1, schema_dirs.end());
   auto impl = std::make_shared<Impl>();
   impl->kind = std::string(kind);
-  AVPS_TRY_ASSIGN(impl->validator, core::JsonSchema::load(path));
+  AVPS_TRY_ASSIGN(impl->validator, core::JsonSchema::load(path, later));
   AVPS_TRY_ASSIGN(std::string text, core::read_file(path));
   try {
     impl->schemas.root = ordered_json::parse(text);
-    for (const auto& entry : fs::directory_iterator(schemas_dir)) {
-      std::string name = entry.path().filename().string();
-      if (name != file && text.find("\"" + name + "#") != std::string::npos) {
-        AVPS_TRY_ASSIGN(std::string referenced, core::read_file(entry.path()));
-        impl->schemas.files[name] = ordered_json::parse(referenced);
+    for (size_t i = own; i < schema_dirs.size(); ++i) {
+      std::error_code ec;
+      for (const auto& entry : fs::directory_iterator(schema_dirs[i], ec)) {
+        std::string name = entry.path().filename().string();
+        if (name != file && !impl->schemas.files.count(name) && text.find("\"" + name + "#") != std::string::npos) {
+          AVPS_TRY_ASSIGN(std::string referenced, core::read_file(entry.path()));
+          impl->schemas.files[name] = ordered_json::parse(referenced);
+        }
       }
     }
     impl->schemas.files[file] = impl->schemas.root;

@@ -1,11 +1,15 @@
 #include "avps/artifacts/names.hpp"
 
-#include "avps/core/text.hpp"
-
 #include <algorithm>
 #include <array>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <stdexcept>
 #include <utility>
+
+#include "avps/core/text.hpp"
 
 namespace avps::artifacts {
 namespace {
@@ -199,22 +203,38 @@ bool has_entity_shape(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return is_upper(c) || is_digit(c) || c == '_'; });
 }
 
-const std::vector<const KindInfo*>& kinds_longest_prefix_first() {
-  static const std::vector<const KindInfo*> sorted = [] {
-    std::vector<const KindInfo*> out;
-    for (const KindInfo& info : kinds()) {
-      out.push_back(&info);
-    }
-    std::stable_sort(out.begin(), out.end(), [](const KindInfo* a, const KindInfo* b) {
-      return a->prefix.size() > b->prefix.size();
-    });
-    return out;
-  }();
-  return sorted;
+// The kinds a project declared (declare_kinds), beside the shipped table. Entries are never
+// freed, so a KindInfo* handed out stays valid; `active` is replaced whole under the lock.
+struct DeclaredTable {
+  std::shared_mutex mutex;
+  std::deque<DeclaredKind> storage;        // owns the strings the KindInfos view
+  std::deque<KindInfo> infos;              // one per storage entry
+  std::vector<const KindInfo*> active;     // the current declaration, in the order given
+  std::vector<const KindInfo*> by_prefix;  // shipped and active, longest prefix first
+};
+
+DeclaredTable& declared_table() {
+  static DeclaredTable table;
+  return table;
+}
+
+std::vector<const KindInfo*> longest_prefix_first(const std::vector<const KindInfo*>& declared) {
+  std::vector<const KindInfo*> out;
+  for (const KindInfo& info : kinds()) {
+    out.push_back(&info);
+  }
+  out.insert(out.end(), declared.begin(), declared.end());
+  std::stable_sort(out.begin(), out.end(),
+                   [](const KindInfo* a, const KindInfo* b) { return a->prefix.size() > b->prefix.size(); });
+  return out;
 }
 
 const KindInfo* match_prefix(std::string_view stem) {
-  for (const KindInfo* info : kinds_longest_prefix_first()) {
+  DeclaredTable& table = declared_table();
+  std::shared_lock lock(table.mutex);
+  static const std::vector<const KindInfo*> k_shipped = longest_prefix_first({});
+  const std::vector<const KindInfo*>& candidates = table.active.empty() ? k_shipped : table.by_prefix;
+  for (const KindInfo* info : candidates) {
     if (stem == info->prefix || (stem.size() > info->prefix.size() && stem.starts_with(info->prefix) &&
                                  stem[info->prefix.size()] == '_')) {
       return info;
@@ -225,9 +245,12 @@ const KindInfo* match_prefix(std::string_view stem) {
 
 std::string known_prefixes() {
   std::string out;
-  for (const KindInfo& info : kinds()) {
-    if (info.prefix == "CHAR" || info.prefix == "SET" || info.prefix == "VOICE" ||
-        info.prefix == "STYLE") {
+  std::vector<KindInfo> all(kinds().begin(), kinds().end());
+  for (const KindInfo& info : declared_kinds()) {
+    all.push_back(info);
+  }
+  for (const KindInfo& info : all) {
+    if (info.target == TargetKind::entity) {
       // Lock prefixes read better with their shape.
       out += (out.empty() ? "" : ", ") + std::string(info.prefix) + "_<ENTITY>_LOCK";
     } else {
@@ -350,7 +373,214 @@ const KindInfo* find_kind(std::string_view kind) {
       return &info;
     }
   }
+  DeclaredTable& table = declared_table();
+  std::shared_lock lock(table.mutex);
+  for (const KindInfo* info : table.active) {
+    if (info->kind == kind) {
+      return info;
+    }
+  }
   return nullptr;
+}
+
+namespace {
+
+// The folders a declared kind may live in: the layer folders of DESIGN §2 (the integrity gate
+// walks them; media, logs, reports and cut are avps's own).
+constexpr std::array<std::string_view, 5> k_layer_folders = {"narrative", "validation", "continuity", "production",
+                                                             "governance"};
+constexpr std::array<std::string_view, 4> k_face_extensions = {"md", "txt", "csv", "json"};
+constexpr std::size_t k_max_kind_length = 40;
+
+// Pseudo kinds a skill reads that are not versioned artifacts (skill.schema.json, input_kind).
+bool is_pseudo_kind(std::string_view kind) { return kind == "BRIEF" || kind == "MEDIA"; }
+
+Result<TargetKind> target_named(std::string_view word) {
+  if (word == "project") {
+    return TargetKind::none;
+  }
+  if (word == "scene") {
+    return TargetKind::scene;
+  }
+  if (word == "shot") {
+    return TargetKind::shot;
+  }
+  if (word == "target") {
+    return TargetKind::target;
+  }
+  if (word == "entity") {
+    return TargetKind::entity;
+  }
+  return make_error(ErrorCode::invalid_argument,
+                    "target " + quote(word) + " is not one of project, scene, shot, target, entity");
+}
+
+}  // namespace
+
+Result<std::optional<DeclaredKind>> read_kind_declaration(const nlohmann::json& schema, std::string_view file) {
+  if (!schema.is_object() || !schema.contains("x-avps-artifact")) {
+    return std::optional<DeclaredKind>();
+  }
+  const std::string where = std::string(file) + " x-avps-artifact";
+  auto refuse = [&](const std::string& what) {
+    return make_error(ErrorCode::invalid_argument,
+                      where + ": " + what +
+                          " (write {\"kind\": \"PROP_LIST\", \"target\": \"scene\", \"folder\": \"production\"}; "
+                          "docs/formats/artifacts.md)");
+  };
+  const nlohmann::json& block = schema["x-avps-artifact"];
+  if (!block.is_object()) {
+    return refuse("must be an object");
+  }
+  for (const auto& [key, value] : block.items()) {
+    if (key != "kind" && key != "target" && key != "folder") {
+      return refuse("unknown member " + quote(key));
+    }
+    if (!value.is_string()) {
+      return refuse(key + " must be a string");
+    }
+  }
+  if (!block.contains("kind") || !block.contains("target") || !block.contains("folder")) {
+    return refuse("kind, target and folder are all required");
+  }
+  DeclaredKind out;
+  out.source = std::string(file);
+  out.kind = block["kind"].get<std::string>();
+  if (out.kind.empty() || out.kind.size() > k_max_kind_length || !is_upper(out.kind.front()) ||
+      !has_entity_shape(out.kind)) {
+    return refuse("kind " + quote(out.kind) + " is not UPPER_SNAKE starting with a letter, at most " +
+                  std::to_string(k_max_kind_length) + " characters");
+  }
+  std::string expected_file;
+  for (char c : out.kind) {
+    expected_file += is_upper(c) ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  expected_file += ".schema.json";
+  if (file != expected_file) {
+    return refuse("kind " + out.kind + " is looked for in " + expected_file + ", so its schema must be named so");
+  }
+  Result<TargetKind> target = target_named(block["target"].get<std::string>());
+  if (!target) {
+    return refuse(target.error().message);
+  }
+  out.target = *target;
+  out.prefix = out.kind;
+  if (out.target == TargetKind::entity) {
+    if (!out.kind.ends_with(k_lock_suffix) || out.kind.size() == k_lock_suffix.size()) {
+      return refuse("an entity kind is a lock: its kind ends in _LOCK (COSTUME_LOCK names COSTUME_<ENTITY>_LOCK_v001)");
+    }
+    out.prefix = out.kind.substr(0, out.kind.size() - k_lock_suffix.size());
+  }
+  out.folder = block["folder"].get<std::string>();
+  if (std::find(k_layer_folders.begin(), k_layer_folders.end(), out.folder) == k_layer_folders.end()) {
+    return refuse("folder " + quote(out.folder) +
+                  " is not a layer folder (narrative, validation, continuity, "
+                  "production, governance)");
+  }
+  const nlohmann::json* face =
+      schema.contains("x-avps-face") && schema["x-avps-face"].is_object() ? &schema["x-avps-face"] : nullptr;
+  if (face == nullptr || !face->contains("format") || !(*face)["format"].is_string() ||
+      std::find(k_face_extensions.begin(), k_face_extensions.end(), (*face)["format"].get<std::string>()) ==
+          k_face_extensions.end()) {
+    return refuse(
+        "the schema needs an x-avps-face block whose format (md, txt, csv or json) is the file's "
+        "extension (docs/formats/faces.md)");
+  }
+  out.extension = (*face)["format"].get<std::string>();
+  const nlohmann::json* kind_property =
+      schema.contains("properties") && schema["properties"].is_object() && schema["properties"].contains("kind")
+          ? &schema["properties"]["kind"]
+          : nullptr;
+  if (kind_property == nullptr || !kind_property->is_object() ||
+      kind_property->value("const", nlohmann::json()) != out.kind) {
+    return refuse("the schema's properties.kind must be {\"type\": \"string\", \"const\": \"" + out.kind +
+                  "\"}, so an artifact says what it is");
+  }
+  return std::optional<DeclaredKind>(std::move(out));
+}
+
+std::vector<std::string> kind_declaration_problems(const std::vector<DeclaredKind>& declared) {
+  std::vector<std::string> out;
+  auto overlaps = [](std::string_view a, std::string_view b) {
+    // One prefix followed by "_" begins the other: a name could be read as either kind.
+    return a == b || (a.size() > b.size() && a.starts_with(b) && a[b.size()] == '_') ||
+           (b.size() > a.size() && b.starts_with(a) && b[a.size()] == '_');
+  };
+  for (std::size_t i = 0; i < declared.size(); ++i) {
+    const DeclaredKind& d = declared[i];
+    const std::string at = d.source + ": kind " + d.kind;
+    if (is_pseudo_kind(d.kind)) {
+      out.push_back(at + " is an input avps provides itself; choose another name");
+      continue;
+    }
+    if (auto suffix = find_banned_suffix(d.target == TargetKind::entity ? d.prefix : d.kind)) {
+      out.push_back(at + " " + banned_rule(*suffix) + "; choose another name");
+    }
+    for (const KindInfo& shipped : kinds()) {
+      if (shipped.kind == d.kind) {
+        out.push_back(at +
+                      " is a kind avps ships; a project replaces its schema without declaring it (drop the "
+                      "x-avps-artifact block)");
+      } else if (overlaps(d.prefix, shipped.prefix)) {
+        out.push_back(at + ": its names (" + d.prefix + "_...) could be read as " + std::string(shipped.kind) +
+                      " names (" + std::string(shipped.prefix) + "_...); choose a kind that neither begins with " +
+                      std::string(shipped.prefix) + "_ nor is the start of it");
+      }
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (declared[j].kind == d.kind) {
+        out.push_back(at + " is declared twice (also in " + declared[j].source + ")");
+      } else if (overlaps(d.prefix, declared[j].prefix)) {
+        out.push_back(at + ": its names could be read as " + declared[j].kind + " names (" + declared[j].source +
+                      "); choose prefixes where neither begins with the other and \"_\"");
+      }
+    }
+  }
+  return out;
+}
+
+Result<void> declare_kinds(const std::vector<DeclaredKind>& declared) {
+  if (std::vector<std::string> problems = kind_declaration_problems(declared); !problems.empty()) {
+    std::string message = "the project's artifact kinds cannot be declared:";
+    for (const std::string& problem : problems) {
+      message += "\n  " + problem;
+    }
+    return make_error(ErrorCode::invalid_argument, message);
+  }
+  DeclaredTable& table = declared_table();
+  std::unique_lock lock(table.mutex);
+  std::vector<const KindInfo*> active;
+  for (const DeclaredKind& d : declared) {
+    // A kind declared before in the same shape is the same entry (a process that opens one
+    // project again, a test that declares twice), so what is stored stays bounded.
+    const KindInfo* same = nullptr;
+    for (std::size_t i = 0; i < table.storage.size() && same == nullptr; ++i) {
+      const DeclaredKind& s = table.storage[i];
+      if (s.kind == d.kind && s.prefix == d.prefix && s.target == d.target && s.extension == d.extension &&
+          s.folder == d.folder) {
+        same = &table.infos[i];
+      }
+    }
+    if (same == nullptr) {
+      const DeclaredKind& stored = table.storage.emplace_back(d);
+      same = &table.infos.emplace_back(
+          KindInfo{stored.kind, stored.prefix, stored.target, stored.extension, stored.folder});
+    }
+    active.push_back(same);
+  }
+  table.by_prefix = longest_prefix_first(active);
+  table.active = std::move(active);
+  return ok();
+}
+
+std::vector<KindInfo> declared_kinds() {
+  DeclaredTable& table = declared_table();
+  std::shared_lock lock(table.mutex);
+  std::vector<KindInfo> out;
+  for (const KindInfo* info : table.active) {
+    out.push_back(*info);
+  }
+  return out;
 }
 
 std::string ArtifactName::stem() const {

@@ -185,7 +185,7 @@ Result<PreparedImport> prepare_import(project::Project& project, const skills::R
   std::vector<std::pair<std::string, std::string>> claimed_gates;  // stem, the verdict its Gate: line claims
   for (const FaceFile& f : faces) {
     AVPS_TRY_ASSIGN(artifacts::FaceCodec codec,
-                    artifacts::FaceCodec::load(project::data_dir() / "schemas", f.name.kind));
+                    artifacts::FaceCodec::load(project::schema_dirs(project.dir()), f.name.kind));
     Result<json> parsed = codec.parse(f.text, f.name);
     if (!parsed) {
       return make_error(ErrorCode::schema_violation, f.source + ": " + parsed.error().message);
@@ -222,7 +222,7 @@ Result<PreparedImport> prepare_import(project::Project& project, const skills::R
     }
     outputs["WORLD_STATE"] = *applied;
     AVPS_TRY_ASSIGN(artifacts::FaceCodec world_codec,
-                    artifacts::FaceCodec::load(project::data_dir() / "schemas", "WORLD_STATE"));
+                    artifacts::FaceCodec::load(project::schema_dirs(project.dir()), "WORLD_STATE"));
     codecs.emplace("WORLD_STATE", std::move(world_codec));
   }
   ImportGateContext context(project, world ? std::optional<json>(world->content) : std::nullopt);

@@ -575,7 +575,7 @@ CondensedPrompt condense_prompt(const std::string& face, int64_t max_units) {
   }
   out.condensed = true;
   static const std::vector<std::string> k_parts = {
-      "[STYLE]", "[SET]", "[CHARACTERS]", "[ACTION]", "[NEGATIVES / NO-DRIFT]", "[SETTINGS]"};
+      "[STYLE]", "[SET]", "[CHARACTERS]", "[ACTION]", "[CARRIED INPUTS]", "[NEGATIVES / NO-DRIFT]", "[SETTINGS]"};
   static const std::vector<std::string> k_anchor_sections = {"[Signature Identifiers]", "[Visual Anchors]",
                                                              "[Canonical Appearance]", "[Prop Anchors]"};
   static const std::vector<std::string> k_style_sections = {"[Visual Style]", "[Palette]", "[Lighting]"};
@@ -617,7 +617,8 @@ CondensedPrompt condense_prompt(const std::string& face, int64_t max_units) {
     // video model can use: it goes first.
     if (starts(trimmed, "GenPack:") || starts(trimmed, "Gate:") || starts(trimmed, "Gate scores:") ||
         starts(trimmed, "Gate reasons:") || starts(trimmed, "text: <<") || trimmed == "END" ||
-        starts(trimmed, "lock:") || starts(trimmed, "- lock:") || starts(trimmed, "reinforced_anchors: []")) {
+        starts(trimmed, "lock:") || starts(trimmed, "- lock:") || starts(trimmed, "- artifact:") ||
+        starts(trimmed, "reinforced_anchors: []")) {
       continue;
     }
     int priority = 5;
@@ -628,8 +629,8 @@ CondensedPrompt condense_prompt(const std::string& face, int64_t max_units) {
       priority = 1;
     } else if (among(k_style_sections, section)) {
       priority = 2;
-    } else if (part == "[NEGATIVES / NO-DRIFT]") {
-      priority = 3;
+    } else if (part == "[NEGATIVES / NO-DRIFT]" || part == "[CARRIED INPUTS]") {
+      priority = 3;  // a project's carried inputs (PROP_LIST) rank with the negatives
     } else if (part == "[SETTINGS]") {
       priority = 4;
     }

@@ -24,6 +24,7 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/project/project.hpp"
+#include "shipped_schemas.hpp"
 
 namespace avps::backends {
 
@@ -344,32 +345,6 @@ Result<json> effective_options(const HttpModelConfig& config) {
 }
 
 // ---- schemas ----------------------------------------------------------------------------------
-
-// The shipped schema files "$ref"s point into (common.schema.json), read once per process.
-// wire_schema() has no error channel: a file that cannot be read leaves its "$ref" in place, and
-// the provider's 400 (or the local validation) names it.
-const json* shipped_schema(const std::string& file) {
-  static std::mutex s_mutex;
-  static std::map<std::string, std::optional<json>> s_cache;
-  if (file.empty() || file.find('/') != std::string::npos || file.find("..") != std::string::npos) {
-    return nullptr;  // only plain file names of the schemas folder
-  }
-  std::lock_guard<std::mutex> lock(s_mutex);
-  auto it = s_cache.find(file);
-  if (it == s_cache.end()) {
-    std::optional<json> loaded;
-    Result<std::string> text = core::read_file(project::data_dir() / "schemas" / file);
-    if (text) {
-      Result<json> parsed = core::parse_json(*text, file);
-      if (parsed) {
-        loaded = std::move(parsed).value();
-      }
-    }
-    it = s_cache.emplace(file, std::move(loaded)).first;
-  }
-  // Entries are never erased, so the pointer outlives the lock.
-  return it->second ? &*it->second : nullptr;
-}
 
 // RFC 6901 pointer ("/definitions/text") into `document`, or nullptr.
 const json* resolve_pointer(const json& document, std::string_view pointer) {

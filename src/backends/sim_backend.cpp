@@ -444,11 +444,8 @@ Result<ModelResponse> SimBackend::complete(const ModelRequest& request) const {
   if (m_settings.latency_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(m_settings.latency_ms));
   }
+  // A skill without a generator of its own (a project's) is answered from its output schema.
   const sim::SkillEntry* entry = sim::find_entry(request.skill);
-  if (entry == nullptr) {
-    return call_failure(ErrorCode::unsupported,
-                                       "sim: no simulated model for skill \"" + request.skill + "\"");
-  }
 
   // Every choice below comes from two streams: same request and seed, same bytes. They read the
   // request with a render known by its shot and attempt only, so a verdict does not hinge on the
@@ -495,18 +492,26 @@ Result<ModelResponse> SimBackend::complete(const ModelRequest& request) const {
   bool fail = rng.chance(failure_rate);
   bool fix = rng.chance(scoped_rate(m_settings.fix_rates, request)
                             .value_or(rate_of(m_settings.fix_rates, request.skill)));
-  call.mode = fail ? sim::Mode::fail : fix && entry->has_fix ? sim::Mode::fix : sim::Mode::pass;
+  call.mode = fail ? sim::Mode::fail : fix && entry && entry->has_fix ? sim::Mode::fix : sim::Mode::pass;
 
-  sim::Outputs outputs;
+  json answer;
   try {
-    outputs = entry->generator(call);
+    if (entry == nullptr) {
+      Result<json> made = sim::schema_answer(call);
+      if (!made) {
+        return call_failure(made.error().code, made.error().message);
+      }
+      answer = std::move(made).value();
+    } else {
+      answer = shape_answer(entry->generator(call), request.output_schema, *entry);
+    }
   } catch (const std::exception& e) {
     // Inputs of a shape no artifact has (a list where an object belongs): a bad request, and
     // never a crash of the engine's worker.
     return call_failure(ErrorCode::invalid_argument,
                                        "sim: " + request.skill + " cannot read its inputs: " + e.what());
   }
-  Result<std::string> text = core::canonical_json(shape_answer(outputs, request.output_schema, *entry));
+  Result<std::string> text = core::canonical_json(answer);
   if (!text.ok()) {
     return call_failure(ErrorCode::invalid_argument, "sim: " + text.error().message);
   }

@@ -159,16 +159,24 @@ Result<json> assemble_genpack(const GenpackInputs& in) {
   if (in.seed) {
     settings["seed"] = *in.seed;
   }
-  return json{{"format_version", 1},
-              {"kind", "GENPACK"},
-              {"shot_id", shot},
-              {"gate", {{"verdict", "PASS"}, {"scores", json::object()}, {"reasons", json::array()}}},
-              {"style", {{"lock", in.style.name}, {"text", in.style.face}}},
-              {"set", {{"lock", in.set.name}, {"text", in.set.face}}},
-              {"characters", characters},
-              {"action", action},
-              {"negatives_no_drift", negatives},
-              {"settings", settings}};
+  json genpack = {{"format_version", 1},
+                  {"kind", "GENPACK"},
+                  {"shot_id", shot},
+                  {"gate", {{"verdict", "PASS"}, {"scores", json::object()}, {"reasons", json::array()}}},
+                  {"style", {{"lock", in.style.name}, {"text", in.style.face}}},
+                  {"set", {{"lock", in.set.name}, {"text", in.set.face}}},
+                  {"characters", characters},
+                  {"action", action},
+                  {"negatives_no_drift", negatives},
+                  {"settings", settings}};
+  if (!in.carried.empty()) {
+    json carried = json::array();
+    for (const LockFace& face : in.carried) {
+      carried.push_back({{"artifact", face.name}, {"text", face.face}});
+    }
+    genpack["carried"] = std::move(carried);
+  }
+  return genpack;
 }
 
 std::vector<core::Violation> check_genpack(const json& genpack, const std::string& face,

@@ -254,22 +254,36 @@ std::string SchemaIssue::to_string() const {
   return (pointer.empty() ? std::string("(root)") : pointer) + ": expected " + expected + ", found " + found;
 }
 
-Result<JsonSchema> JsonSchema::load(const fs::path& path) {
+Result<JsonSchema> JsonSchema::load(const fs::path& path, const std::vector<fs::path>& fallback_dirs) {
   AVPS_TRY_ASSIGN(std::string text, read_file(path));
   AVPS_TRY_ASSIGN(json document, parse_json(text, path.string()));
-  return compile(document, path.string(), path.parent_path());
+  std::vector<fs::path> dirs = {path.parent_path()};
+  dirs.insert(dirs.end(), fallback_dirs.begin(), fallback_dirs.end());
+  return compile(document, path.string(), dirs);
 }
 
 Result<JsonSchema> JsonSchema::compile(const json& schema, const std::string& name, const fs::path& base_dir) {
+  return compile(schema, name, std::vector<fs::path>{base_dir});
+}
+
+Result<JsonSchema> JsonSchema::compile(const json& schema, const std::string& name,
+                                       const std::vector<fs::path>& base_dirs) {
   auto compiled = std::make_shared<Compiled>();
   auto document = std::make_shared<const json>(schema);
   // Referenced files are read on demand and kept with the compiled schema (see Compiled).
   std::string fetch_error;
   auto fetch = [&](const std::string& uri) -> const json* {
-    fs::path file = base_dir / uri;
     if (uri.find("..") != std::string::npos || uri.find('/') != std::string::npos) {
       fetch_error = "reference to " + uri + " leaves the schema folder";
       return nullptr;
+    }
+    fs::path file = base_dirs.empty() ? fs::path(uri) : base_dirs.front() / uri;
+    for (const fs::path& dir : base_dirs) {
+      std::error_code ec;
+      if (fs::is_regular_file(dir / uri, ec)) {
+        file = dir / uri;
+        break;
+      }
     }
     Result<std::string> text = read_file(file);
     if (!text) {

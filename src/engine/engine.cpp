@@ -716,6 +716,11 @@ std::string Impl::step_key(const skills::SkillDef& skill, const Context& context
   if (!context.graph_step.empty()) {
     basis.push_back({{"graph_step", context.graph_step}});
   }
+  if (!skill.project_files_sha256.empty()) {
+    // A project's own definition or prompt: editing it re-runs the skill (shipped ones change
+    // only with avps).
+    basis.push_back({{"project_files", skill.project_files_sha256}});
+  }
   std::string k = context.key();
   Result<std::string> canonical = core::canonical_json(basis);
   return skill.name + (k.empty() ? "" : "/" + k) + (context.resolution.empty() ? "" : "/" + context.resolution) + "@" +
@@ -728,13 +733,14 @@ std::string Impl::loop_key(const skills::SkillDef& skill, const Context& context
 }
 
 Result<json> Impl::output_schema(const skills::SkillDef& skill) {
-  return skills::output_schema(skill, project::data_dir());
+  return skills::output_schema(skill, e.m_registry.schemas());
 }
 
 Result<const artifacts::FaceCodec*> Impl::codec(const std::string& kind) {
   auto it = codecs.find(kind);
   if (it == codecs.end()) {
-    AVPS_TRY_ASSIGN(artifacts::FaceCodec loaded, artifacts::FaceCodec::load(project::data_dir() / "schemas", kind));
+    AVPS_TRY_ASSIGN(artifacts::FaceCodec loaded,
+                    artifacts::FaceCodec::load(project::schema_dirs(e.m_project.dir()), kind));
     it = codecs.emplace(kind, std::move(loaded)).first;
   }
   return &it->second;
@@ -2028,6 +2034,17 @@ Result<RunOutcome> run_production(project::Project& project, const RunOptions& o
     }
   }
   AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &dir));
+  // A project's skill, schema or stage graph that breaks a rule is refused before anything runs,
+  // never left out or half used (`avps skills validate DIR` says the same, with every problem).
+  if (std::vector<core::Violation> problems = registry.validate(); !problems.empty()) {
+    std::string message = dir.string() + ": the skills, schemas and stage graph do not validate (" +
+                          std::to_string(problems.size()) + " problem(s); `avps skills validate " + dir.string() +
+                          "` lists them):";
+    for (size_t i = 0; i < problems.size() && i < 20; ++i) {
+      message += "\n  " + problems[i].subject + ": " + problems[i].message + "  [" + problems[i].rule + "]";
+    }
+    return make_error(ErrorCode::configuration, message);
+  }
   AVPS_TRY_ASSIGN(governance::ModelsFile models,
                   governance::ModelsFile::load(project::data_dir(), dir, project.config()));
   AVPS_TRY_ASSIGN(std::unique_ptr<backends::BackendRegistry> backends, make_backends(models, project.config()));

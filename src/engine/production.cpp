@@ -170,19 +170,30 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     builtins::GenpackInputs in;
     AVPS_TRY_ASSIGN(auto row, shot_row(job.ctx));
     in.shot_row = row.value_or(json::object());
-    // Locks are pasted verbatim: their faces, as recorded.
+    // Locks (and inputs marked into_genpack) are pasted verbatim: their faces, as recorded.
     auto lock_face = [&](const std::string& name) -> Result<builtins::LockFace> {
       AVPS_TRY_ASSIGN(auto loaded, by_name(name));
       if (!loaded) {
-        return make_error(ErrorCode::not_found, "lock " + name + " is not recorded");
+        return make_error(ErrorCode::not_found, name + " is not recorded");
       }
       AVPS_TRY_ASSIGN(std::string face, core::read_file(e.m_project.dir() / loaded->record.path));
       return builtins::LockFace{name, face, loaded->content()};
     };
+    // The inputs the packager's definition marks into_genpack (a kind a project added) are pasted
+    // as they are, in the order of its inputs.
+    std::set<std::string> pasted;
+    for (const skills::SkillInput& input : skill.inputs) {
+      if (input.into_genpack) {
+        pasted.insert(input.kind);
+      }
+    }
     for (const json& f : job.in.fingerprints) {
       const std::string kind = f.value("kind", "");
       for (const json& name : f.value("names", json::array())) {
-        if (kind == "STYLE_LOCK") {
+        if (pasted.count(kind) != 0) {
+          AVPS_TRY_ASSIGN(builtins::LockFace face, lock_face(name));
+          in.carried.push_back(std::move(face));
+        } else if (kind == "STYLE_LOCK") {
           AVPS_TRY_ASSIGN(in.style, lock_face(name));
         } else if (kind == "SET_LOCK") {
           AVPS_TRY_ASSIGN(in.set, lock_face(name));

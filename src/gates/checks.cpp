@@ -655,6 +655,24 @@ Result<Findings> genpack_locks_verbatim(const json& output, const json&, const G
   }
   AVPS_TRY_ASSIGN(std::string face, genpack_face(output));
   add_violations(findings, builtins::check_genpack(output, face, expected), false);
+  // What the packager pasted because its skill.json marks it into_genpack: each the latest version
+  // of its kind for its target, verbatim, as the locks are.
+  for (const json& item : array_member(output, "carried")) {
+    const std::string name = text_member(item, "artifact");
+    Result<artifacts::ArtifactName> parsed = artifacts::parse_artifact_name(name);
+    if (!parsed) {
+      add(findings, Verdict::fail, shot + ": carries " + name + ", which is not an artifact name avps knows");
+      continue;
+    }
+    AVPS_TRY_ASSIGN(std::optional<GateContext::Face> carried, context.latest_face(parsed->kind, parsed->target));
+    if (!carried || carried->name != name) {
+      add(findings, Verdict::fail,
+          shot + ": carries " + name + ", which is not the latest " + parsed->kind +
+              (carried ? " (" + carried->name + " is)" : std::string(" recorded")));
+    } else if (carried->text != text_member(item, "text")) {
+      add(findings, Verdict::fail, shot + ": the carried " + name + " is altered (not verbatim)");
+    }
+  }
   return findings;
 }
 

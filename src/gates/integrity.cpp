@@ -83,6 +83,11 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   if (Result<project::Config> config = project::load_config(sources); !config) {
     add("config.valid", "avps.json", config.error().message);
   }
+  // The project's own artifact kinds (its schemas' x-avps-artifact blocks): their names are
+  // checked like the shipped ones, so they must be known before any name is read.
+  if (Result<void> declared = project::declare_project_kinds(dir); !declared) {
+    add("config.valid", "schemas/", declared.error().message);
+  }
 
   std::vector<core::Violation> ledger_violations = ledger.verify();
   out.insert(out.end(), ledger_violations.begin(), ledger_violations.end());
@@ -104,7 +109,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     }
     auto [codec, fresh] = codecs.try_emplace(r.kind);
     if (fresh) {
-      Result<artifacts::FaceCodec> loaded = artifacts::FaceCodec::load(project::data_dir() / "schemas", r.kind);
+      Result<artifacts::FaceCodec> loaded = artifacts::FaceCodec::load(project::schema_dirs(dir), r.kind);
       if (!loaded) {
         codecs[r.kind] = std::nullopt;
         return "no schema to check it against: " + loaded.error().message;

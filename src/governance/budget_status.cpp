@@ -231,7 +231,7 @@ Result<std::optional<int64_t>> latest_projected_total(project::Project& project)
 Result<std::string> write_budget_status(project::Project& project, const json& content, std::string producer,
                                         const json& details) {
   AVPS_TRY_ASSIGN(artifacts::FaceCodec codec,
-                  artifacts::FaceCodec::load(project::data_dir() / "schemas", "BUDGET_STATUS"));
+                  artifacts::FaceCodec::load(project::schema_dirs(project.dir()), "BUDGET_STATUS"));
   if (std::vector<core::SchemaIssue> issues = codec.schema().validate(content); !issues.empty()) {
     return make_error(ErrorCode::schema_violation, core::format_schema_issues("BUDGET_STATUS", issues));
   }

@@ -425,7 +425,7 @@ Result<json> status_after_raise(project::Project& project, const std::vector<led
                                                                Overrides::from_events(events), projected));
   json status = budget_status_json(input);
   AVPS_TRY_ASSIGN(artifacts::FaceCodec codec,
-                  artifacts::FaceCodec::load(project::data_dir() / "schemas", "BUDGET_STATUS"));
+                  artifacts::FaceCodec::load(project::schema_dirs(project.dir()), "BUDGET_STATUS"));
   if (std::vector<core::SchemaIssue> issues = codec.schema().validate(status); !issues.empty()) {
     return make_error(ErrorCode::schema_violation,
                       core::format_schema_issues("internal error: the BUDGET_STATUS for " + stop_id, issues));

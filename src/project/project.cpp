@@ -84,8 +84,8 @@ const std::vector<std::string>& project_folders() {
 }
 
 bool is_project_source_entry(const std::string& name) {
-  static const std::set<std::string> k_sources = {"avps.json", "brief.md", "models.json", "skills",
-                                                  "policies",  "README.md", ".gitignore", ".git"};
+  static const std::set<std::string> k_sources = {"avps.json", "brief.md",  "models.json", "skills", "policies",
+                                                  "schemas",   "README.md", ".gitignore",  ".git"};
   return k_sources.count(name) > 0;
 }
 
@@ -163,10 +163,78 @@ Result<void> remove_stale_temp_files(const fs::path& dir) {
   return ok();
 }
 
+Result<std::vector<artifacts::DeclaredKind>> read_declared_kinds(const fs::path& dir) {
+  std::vector<artifacts::DeclaredKind> out;
+  const fs::path folder = dir / "schemas";
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) {
+    return out;
+  }
+  std::vector<fs::path> files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(folder, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 12 && name.ends_with(".schema.json") && entry.is_regular_file()) {
+      files.push_back(entry.path());
+    }
+  }
+  if (ec) {
+    return make_error(ErrorCode::io_error, "cannot list " + folder.string() + ": " + ec.message());
+  }
+  std::sort(files.begin(), files.end());
+  std::string problems;
+  for (const fs::path& file : files) {
+    const std::string name = file.filename().string();
+    Result<std::string> text = core::read_file(file);
+    Result<json> document =
+        text ? core::parse_json(*text, (fs::path("schemas") / name).string()) : Result<json>(text.error());
+    if (!document) {
+      problems += "\n  schemas/" + name + ": " + document.error().message;
+      continue;
+    }
+    Result<std::optional<artifacts::DeclaredKind>> declared = artifacts::read_kind_declaration(*document, name);
+    if (!declared) {
+      problems += "\n  schemas/" + declared.error().message;
+    } else if (*declared) {
+      out.push_back(std::move(**declared));
+    }
+  }
+  for (const std::string& problem : artifacts::kind_declaration_problems(out)) {
+    problems += "\n  schemas/" + problem;
+  }
+  if (!problems.empty()) {
+    return make_error(ErrorCode::configuration, dir.string() +
+                                                    ": the project's schemas do not declare usable "
+                                                    "artifact kinds (`avps skills validate` checks them):" +
+                                                    problems);
+  }
+  return out;
+}
+
+Result<void> declare_project_kinds(const fs::path& dir) {
+  AVPS_TRY_ASSIGN(std::vector<artifacts::DeclaredKind> declared, read_declared_kinds(dir));
+  Result<void> done = artifacts::declare_kinds(declared);
+  if (!done) {
+    return make_error(ErrorCode::configuration, done.error().message);
+  }
+  return ok();
+}
+
+std::vector<fs::path> schema_dirs(const fs::path& dir) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (!dir.empty() && fs::is_directory(dir / "schemas", ec)) {
+    out.push_back(dir / "schemas");
+  }
+  out.push_back(data_dir() / "schemas");
+  return out;
+}
+
 Result<std::unique_ptr<Project>> Project::open(const fs::path& dir, ledger::OpenMode mode,
                                                const std::vector<Override>& overrides, const core::Clock& clock) {
   auto project = std::unique_ptr<Project>(new Project());
   project->m_dir = dir;
+  // The project's own artifact kinds first: recovery and every reader parse its names.
+  AVPS_TRY(declare_project_kinds(dir));
   AVPS_TRY_ASSIGN(project->m_ledger, ledger::Ledger::open(dir, mode, clock));
   ConfigSources sources{dir, data_dir(), overrides, process_environment()};
   AVPS_TRY_ASSIGN(project->m_config, load_config(sources));

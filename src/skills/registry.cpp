@@ -8,6 +8,7 @@
 #include "avps/artifacts/names.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
 
 namespace avps::skills {
 
@@ -35,11 +36,6 @@ bool fan_out_runs_scope(const std::string& fan_out, const std::string& scope) {
   };
   auto found = k_scopes.find(fan_out);
   return found != k_scopes.end() && found->second.count(scope) == 1;
-}
-
-// BRIEF and MEDIA are inputs but not versioned artifacts (skill.schema.json, input_kind).
-bool is_known_input_kind(const std::string& kind) {
-  return kind == "BRIEF" || kind == "MEDIA" || artifacts::find_kind(kind) != nullptr;
 }
 
 std::string lower(std::string s) {
@@ -137,9 +133,37 @@ Result<Registry> Registry::load(const fs::path& data_dir, const fs::path* projec
   const fs::path project_schemas = project_dir != nullptr ? *project_dir / "schemas" : fs::path();
   registry.m_schemas = SchemaSet::load(
       data_dir / "schemas", project_dir != nullptr ? &project_schemas : nullptr, registry.m_project_label);
+  // The artifact kinds the project's schemas declare: known here whether or not this process
+  // declared them (artifacts::declare_kinds), so `avps skills validate DIR` checks them as a run sees them.
+  for (const auto& [file, entry] : registry.m_schemas.project_entries()) {
+    if (entry.document.is_null()) {
+      continue;  // reported where an output names it
+    }
+    Result<std::optional<artifacts::DeclaredKind>> declared = artifacts::read_kind_declaration(entry.document, file);
+    if (!declared) {
+      registry.m_load_violations.push_back({"schema.artifact", entry.source.subject, declared.error().message});
+    } else if (*declared) {
+      registry.m_declared.push_back(std::move(**declared));
+    }
+  }
+  for (const std::string& problem : artifacts::kind_declaration_problems(registry.m_declared)) {
+    const std::string file = problem.substr(0, problem.find(':'));
+    const SchemaSet::Entry* entry = registry.m_schemas.find(file);
+    registry.m_load_violations.push_back({"schema.artifact", entry != nullptr ? entry->source.subject : file, problem});
+  }
   registry.load_skills(data_dir, project_dir, skill_schema);
   registry.load_graph(data_dir, project_dir, graph_schema);
   return registry;
+}
+
+bool Registry::knows_kind(std::string_view kind) const {
+  // The shipped table, then this project's declarations (not whatever the process declared last).
+  const std::vector<artifacts::KindInfo>& shipped = artifacts::kinds();
+  if (std::any_of(shipped.begin(), shipped.end(), [&](const artifacts::KindInfo& k) { return k.kind == kind; })) {
+    return true;
+  }
+  return std::any_of(m_declared.begin(), m_declared.end(),
+                     [&](const artifacts::DeclaredKind& d) { return d.kind == kind; });
 }
 
 void Registry::load_skills(const fs::path& data_dir, const fs::path* project_dir,
@@ -238,6 +262,11 @@ void Registry::load_skills(const fs::path& data_dir, const fs::path* project_dir
                       [](unsigned char c) { return std::isspace(c) != 0; })) {
         m_load_violations.push_back({"skill.prompt", skill.prompt.subject, "prompt.md is empty"});
       }
+    }
+    if (skill.overridden()) {
+      // Both files as read: a changed prompt or definition makes the skill's steps stale.
+      skill.project_files_sha256 =
+          core::sha256_hex(std::to_string(text->size()) + "\n" + *text + "\n" + skill.prompt_text);
     }
     m_skills.emplace(folder, std::move(skill));
   }
@@ -343,8 +372,11 @@ void Registry::check_skill(const SkillDef& skill, std::vector<Violation>& out) c
   };
 
   for (const SkillInput& input : skill.inputs) {
-    if (!is_known_input_kind(input.kind)) {
-      report("skill.kind", "input kind " + input.kind + " is not an artifact kind avps knows");
+    // BRIEF and MEDIA are inputs but not versioned artifacts (skill.schema.json, input_kind).
+    if (input.kind != "BRIEF" && input.kind != "MEDIA" && !knows_kind(input.kind)) {
+      report("skill.kind", "input kind " + input.kind + " is not an artifact kind avps knows; a project adds one " +
+                               "with a schema schemas/" + lower(input.kind) +
+                               ".schema.json carrying an x-avps-artifact block (docs/formats/artifacts.md)");
     }
     if (input.fields.empty()) {
       continue;
@@ -393,14 +425,31 @@ void Registry::check_skill(const SkillDef& skill, std::vector<Violation>& out) c
   }
   // `feedback` sets a shot render's identity apart: only the GenPack's packager is read for it.
   for (const SkillInput& input : skill.inputs) {
+    if (input.into_genpack && (!writes_genpack || input.feedback)) {
+      report("skill.into_genpack",
+             "input " + input.kind + " is marked into_genpack, " +
+                 (writes_genpack ? std::string("and feedback too: a pasted input is part of what is made, so drop "
+                                               "one of the two")
+                                 : std::string("which only the skill writing GENPACK pastes; drop it here, or mark "
+                                               "the input in that skill's skill.json (prompt-packager)")));
+    }
     if (input.feedback && !writes_genpack) {
       report("skill.feedback", "input " + input.kind + " is marked feedback, which only the skill writing GENPACK "
                                "(whose other inputs are a shot render's identity) is read for; nothing would read it here");
     }
   }
   for (const SkillOutput& output : skill.outputs) {
-    if (artifacts::find_kind(output.kind) == nullptr) {
-      report("skill.kind", "output kind " + output.kind + " is not an artifact kind avps knows");
+    if (!knows_kind(output.kind)) {
+      report("skill.kind", "output kind " + output.kind + " is not an artifact kind avps knows; a project adds one " +
+                               "with a schema schemas/" + lower(output.kind) +
+                               ".schema.json carrying an x-avps-artifact block (docs/formats/artifacts.md)");
+    }
+    const bool declared = std::any_of(m_declared.begin(), m_declared.end(),
+                                      [&](const artifacts::DeclaredKind& d) { return d.kind == output.kind; });
+    if (declared && !output.schema.empty() && output.schema != lower(output.kind) + ".schema.json") {
+      report("skill.output_schema", "output " + output.kind + " names schema " + output.schema + ", but " +
+                                        output.kind + " is declared by " + lower(output.kind) +
+                                        ".schema.json, which its faces and checks use: name that one");
     }
     if (output.schema.empty()) {
       continue;

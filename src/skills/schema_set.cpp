@@ -1,5 +1,6 @@
 #include "avps/skills/schema_set.hpp"
 
+#include <functional>
 #include <system_error>
 #include <vector>
 
@@ -17,8 +18,10 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// `fallback` is where references to files the folder does not have resolve (the shipped folder,
+// for a project's schemas).
 void load_folder(const fs::path& dir, Origin origin, const std::string& subject_prefix,
-                 std::map<std::string, SchemaSet::Entry>& into) {
+                 const std::vector<fs::path>& fallback, std::map<std::string, SchemaSet::Entry>& into) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     return;
@@ -36,7 +39,7 @@ void load_folder(const fs::path& dir, Origin origin, const std::string& subject_
       entry.error = parsed.error().message;
     } else {
       entry.document = std::move(parsed).value();
-      Result<core::JsonSchema> compiled = core::JsonSchema::load(item.path());
+      Result<core::JsonSchema> compiled = core::JsonSchema::load(item.path(), fallback);
       if (compiled) {
         entry.compiled = std::move(compiled).value();
       } else {
@@ -58,9 +61,9 @@ struct Located {
 SchemaSet SchemaSet::load(const fs::path& shipped_dir, const fs::path* project_dir,
                           const std::string& project_label) {
   SchemaSet set;
-  load_folder(shipped_dir, Origin::shipped, "schemas/", set.m_shipped);
+  load_folder(shipped_dir, Origin::shipped, "schemas/", {}, set.m_shipped);
   if (project_dir != nullptr) {
-    load_folder(*project_dir, Origin::project, project_label + "/schemas/", set.m_project);
+    load_folder(*project_dir, Origin::project, project_label + "/schemas/", {shipped_dir}, set.m_project);
   }
   return set;
 }
@@ -81,7 +84,8 @@ const json* SchemaSet::field(const std::string& file, const std::string& pointer
   if (root == nullptr || !root->document.is_object()) {
     return nullptr;
   }
-  // References resolve among the files of the root's own folder, as the validator resolves them.
+  // References resolve among the files of the root's own folder, then (for a project's) the
+  // shipped folder, as the validator resolves them.
   const Origin origin = root->source.origin;
   auto resolve = [&](Located at) -> Located {
     for (int depth = 0; depth < 16 && at.node != nullptr && at.node->is_object() && at.node->contains("$ref");
@@ -96,6 +100,9 @@ const json* SchemaSet::field(const std::string& file, const std::string& pointer
         at.file = text.substr(0, hash);
       }
       const Entry* entry = find_in(at.file, origin);
+      if (entry == nullptr && origin == Origin::project) {
+        entry = find_in(at.file, Origin::shipped);
+      }
       if (entry == nullptr || entry->document.is_null()) {
         return {};
       }
@@ -154,6 +161,79 @@ const json* SchemaSet::field(const std::string& file, const std::string& pointer
     at = resolve(next);
   }
   return at.node;
+}
+
+Result<json> SchemaSet::request_schema(const std::string& file) const {
+  const Entry* root = find(file);
+  if (root == nullptr || root->document.is_null()) {
+    return make_error(ErrorCode::not_found,
+                      "schema " + file + " is not known" + (root != nullptr ? ": " + root->error : std::string()));
+  }
+  if (root->source.origin == Origin::shipped) {
+    return root->document;
+  }
+  // Inlines references to other files; inside what was copied from another file, its "#/..."
+  // references are that file's, so they are inlined too. The root's own "#/..." stay.
+  std::string problem;
+  std::function<json(const json&, const std::string&, int)> inline_refs =
+      [&](const json& node, const std::string& in_file, int depth) -> json {
+    if (depth > 32) {
+      problem = "references nest deeper than 32 (a cycle?) in " + in_file;
+      return node;
+    }
+    if (node.is_array()) {
+      json out = json::array();
+      for (const json& item : node) {
+        out.push_back(inline_refs(item, in_file, depth));
+      }
+      return out;
+    }
+    if (!node.is_object()) {
+      return node;
+    }
+    if (node.contains("$ref") && node["$ref"].is_string()) {
+      const std::string ref = node["$ref"].get<std::string>();
+      const size_t hash = ref.find('#');
+      const std::string target_file = hash == 0 ? in_file : ref.substr(0, hash);
+      if (target_file != file || in_file != file) {
+        const Entry* entry = root->source.origin == Origin::project ? find(target_file) : nullptr;
+        if (entry == nullptr || entry->document.is_null()) {
+          problem = "reference " + ref + " in " + in_file + " names no schema file";
+          return node;
+        }
+        try {
+          const json& target =
+              entry->document.at(json::json_pointer(hash == std::string::npos ? "" : ref.substr(hash + 1)));
+          return inline_refs(target, target_file, depth + 1);
+        } catch (const json::exception&) {
+          problem = "reference " + ref + " in " + in_file + " points at nothing";
+          return node;
+        }
+      }
+    }
+    json out = json::object();
+    for (const auto& [key, value] : node.items()) {
+      out[key] = inline_refs(value, in_file, depth);
+    }
+    return out;
+  };
+  json bundled = inline_refs(root->document, file, 0);
+  if (!problem.empty()) {
+    return make_error(ErrorCode::invalid_argument, root->source.subject + ": " + problem);
+  }
+  return bundled;
+}
+
+Result<json> output_schema(const SkillDef& skill, const SchemaSet& schemas) {
+  json out = json::object();
+  const std::vector<const SkillOutput*> outputs = skill.model_outputs();
+  for (const SkillOutput* output : outputs) {
+    AVPS_TRY_ASSIGN(out[output->kind], schemas.request_schema(output->schema));
+  }
+  if (outputs.size() == 1) {
+    return json(out.begin().value());
+  }
+  return out;
 }
 
 }  // namespace avps::skills

@@ -71,8 +71,8 @@ Result<SkillDef> SkillDef::from_json(const json& document) {
     }
     for (const json& input : document.at("inputs")) {
       def.inputs.push_back({input.at("kind").get<std::string>(), input.at("required").get<bool>(),
-                            input.at("slice").get<std::string>(),
-                            input.value("fields", std::vector<std::string>{}), input.value("feedback", false)});
+                            input.at("slice").get<std::string>(), input.value("fields", std::vector<std::string>{}),
+                            input.value("feedback", false), input.value("into_genpack", false)});
     }
     for (const json& output : document.at("outputs")) {
       def.outputs.push_back({output.at("kind").get<std::string>(), string_or_empty(output, "schema"),

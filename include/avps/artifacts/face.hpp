@@ -18,10 +18,10 @@
 
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
+#include <vector>
 
 #include "avps/artifacts/names.hpp"
 #include "avps/core/json_schema.hpp"
@@ -33,6 +33,10 @@ class FaceCodec {
  public:
   /// The codec of `kind` from `<schemas_dir>/<kind lower case>.schema.json`.
   static Result<FaceCodec> load(const std::filesystem::path& schemas_dir, std::string_view kind);
+  /// The codec of `kind` from the first of `schema_dirs` that has its schema (project::schema_dirs:
+  /// a project's schemas/, then the shipped ones); files it refers to resolve in that folder, then
+  /// in the ones after it.
+  static Result<FaceCodec> load(const std::vector<std::filesystem::path>& schema_dirs, std::string_view kind);
 
   /// The face of `content` (canonical JSON of this kind).
   [[nodiscard]] Result<std::string> render(const nlohmann::json& content) const;

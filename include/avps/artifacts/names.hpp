@@ -21,6 +21,7 @@
 // path component (no separators, no "..", no control characters).
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,7 +44,8 @@ enum class TargetKind {
   entity,    ///< a lock's entity: CHAR_<ENTITY>_LOCK_v001.txt
 };
 
-/// One artifact kind of the framework. The table of kinds is fixed in code (kinds()).
+/// One artifact kind: a row of the shipped table (kinds()) or a kind a project declares in its
+/// schema (declare_kinds()).
 struct KindInfo {
   std::string_view kind;       ///< canonical kind name, e.g. "CHAR_LOCK", "QC_BATCH"
   std::string_view prefix;     ///< the name's leading token(s), e.g. "CHAR", "QC_BATCH"
@@ -52,10 +54,46 @@ struct KindInfo {
   std::string_view folder;     ///< layer folder in the project: "narrative", "continuity", ...
 };
 
-/// All artifact kinds, in a fixed order.
+/// The kinds avps ships, in a fixed order.
 const std::vector<KindInfo>& kinds();
-/// The kind named `kind` ("CHAR_LOCK"), or nullptr.
+/// The kind named `kind` ("CHAR_LOCK"): a shipped one, else one declared by declare_kinds(); or
+/// nullptr. The pointer stays valid for the life of the process.
 const KindInfo* find_kind(std::string_view kind);
+
+/// A kind a project declares in the schema of its artifact (schemas/<kind lower case>.schema.json,
+/// block "x-avps-artifact"; docs/formats/artifacts.md "Kinds a project declares"):
+///   "x-avps-artifact": {"kind": "PROP_LIST", "target": "scene", "folder": "production"}
+/// The extension is the schema's face format (x-avps-face.format: md, txt, csv or json); the
+/// prefix is the kind, or for target "entity" the kind without its "_LOCK" (COSTUME_LOCK ->
+/// COSTUME_<ENTITY>_LOCK_v001.txt).
+struct DeclaredKind {
+  std::string kind;
+  std::string prefix;
+  TargetKind target = TargetKind::none;
+  std::string extension;
+  std::string folder;
+  std::string source;  ///< the schema file that declares it, for messages
+};
+
+/// The declaration in a schema document, nullopt when it has none (the schema is not an artifact
+/// kind of its own, or is a shipped kind's). `file` is the schema's file name (prop_list.schema.json),
+/// which must be the kind's lower case name. Errors (invalid_argument) say what is wrong and how
+/// to write it instead.
+[[nodiscard]] Result<std::optional<DeclaredKind>> read_kind_declaration(const nlohmann::json& schema,
+                                                                        std::string_view file);
+/// Every problem of `declared` as one set (each message names its source and the fix): a kind
+/// or prefix the shipped table has, a prefix that begins with another's prefix and "_" (or that
+/// another begins with) so names would be ambiguous, a kind declared twice, a banned last word.
+/// Empty when the set can be declared.
+std::vector<std::string> kind_declaration_problems(const std::vector<DeclaredKind>& declared);
+/// Makes `declared` the kinds known beside the shipped ones for the rest of the process (or until
+/// the next call), so that names of those kinds parse and format exactly as shipped ones do.
+/// Refuses (invalid_argument, every problem listed) a set kind_declaration_problems() refuses,
+/// and then changes nothing. Thread-safe; meant to be called when a project is opened, before its
+/// names are read.
+[[nodiscard]] Result<void> declare_kinds(const std::vector<DeclaredKind>& declared);
+/// The kinds declare_kinds() made known, in the order given.
+std::vector<KindInfo> declared_kinds();
 
 struct ArtifactName {
   std::string kind;    ///< a KindInfo::kind

@@ -1,9 +1,11 @@
 #pragma once
 // The sim backend: avps's embedded default (DESIGN §4). It answers every model skill in-process,
 // without keys or network, with schema-valid, coherent JSON derived from the brief and the
-// request's inputs; it renders a small real image per generation; it reports token usage so costs
-// flow; and it can be told to fail skills at configured rates so every loop and hard stop can be
-// exercised. It is also the user's dry run.
+// request's inputs: a shipped skill by its own generator, any other (a project's) from the
+// request's output schema, filled from its scope and inputs (src/backends/sim/generic.cpp); it
+// renders a small real image per generation; it reports token usage so costs flow; and it can be
+// told to fail skills at configured rates so every loop and hard stop can be exercised. It is also
+// the user's dry run.
 //
 // Guarantees:
 //   - Deterministic. Every choice comes from a PRNG seeded by
@@ -20,7 +22,10 @@
 //     hedge words; a STATE_DIFF is continuity-clean against the WORLD_STATE it receives (checked
 //     with builtins::check_world_state_continuity); gate objects carry the verdict the scores
 //     imply (avps recomputes it anyway).
-//   - Failure injection trips the real gate, never the schema: with probability
+//   - A skill without a generator fails the call (invalid_argument) when its schema has a field no
+//     value can validly fill (a pattern nothing of the inputs matches), naming the field; and
+//     (unsupported) when the request has no output schema. Never an answer its schema refuses.
+//   - Failure injection trips the real gate, never the schema (shipped skills only): with probability
 //     failure_rates[skill] the output is valid but fails that skill's gate rules or checks (the
 //     per-skill table is in src/backends/sim_backend.cpp). Rate 1.0 fails every time; the
 //     default is 0 for every skill.

@@ -14,7 +14,8 @@
 
 namespace avps::builtins {
 
-/// A lock as the packager pastes it: file name, face text (verbatim) and canonical JSON.
+/// An artifact as the packager pastes it (a lock, or an input marked into_genpack): file name,
+/// face text (verbatim) and canonical JSON.
 struct LockFace {
   std::string name;  ///< e.g. CHAR_ALEX_LOCK_v002.txt
   std::string face;
@@ -29,6 +30,9 @@ struct GenpackInputs {
   nlohmann::json world_state;          ///< the WORLD_STATE the shot plays in
   std::optional<nlohmann::json> regen_rules;  ///< the current REGEN_RULES, if any
   std::vector<std::string> qc_findings;       ///< the reasons of the shot's last FIX / FAIL verdict
+  /// The packager's inputs marked into_genpack (skill.json), each artifact as recorded: pasted in
+  /// this order into the CARRIED INPUTS section. Empty: the GenPack has no such section.
+  std::vector<LockFace> carried;
   std::string resolution;              ///< "proxy" or "final"
   std::string tier;                    ///< generation tier: gen_premium, gen_mid, gen_low
   std::optional<unsigned> seed;        ///< generation seed, when the backend takes one
@@ -38,7 +42,8 @@ struct GenpackInputs {
 /// pasted verbatim; ACTION comes from the blocking and what the world state says the characters
 /// carry and suffer; NEGATIVES are every lock's forbidden-drift items plus the REGEN_RULES
 /// constraints that name this shot or its scene; hero-A shots restate 2-3 facial markers per
-/// character. Never adds a prop, character, wardrobe or environment change. Errors name what is
+/// character; the `carried` artifacts follow ACTION verbatim, each named by its file. Never adds a
+/// prop, character, wardrobe or environment change. Errors name what is
 /// missing (a lock of the wrong entity, a shot row without set_id...).
 [[nodiscard]] Result<nlohmann::json> assemble_genpack(const GenpackInputs& inputs);
 

@@ -25,11 +25,17 @@ struct SchemaIssue {
 
 class JsonSchema {
  public:
-  /// Loads and compiles a schema file. Errors name the file and the problem.
-  static Result<JsonSchema> load(const std::filesystem::path& path);
+  /// Loads and compiles a schema file. Errors name the file and the problem. `$ref`s to files
+  /// resolve in the file's own folder, then in each of `fallback_dirs` in order (a project's
+  /// schema referring to the shipped common.schema.json).
+  static Result<JsonSchema> load(const std::filesystem::path& path,
+                                 const std::vector<std::filesystem::path>& fallback_dirs = {});
   /// Compiles an in-memory schema; `$ref`s to files resolve against `base_dir`.
   static Result<JsonSchema> compile(const nlohmann::json& schema, const std::string& name,
                                     const std::filesystem::path& base_dir);
+  /// As above; `$ref`s to files resolve in the first of `base_dirs` that has the file.
+  static Result<JsonSchema> compile(const nlohmann::json& schema, const std::string& name,
+                                    const std::vector<std::filesystem::path>& base_dirs);
 
   /// Every violation, deduplicated, in instance order; empty when `instance` is valid.
   std::vector<SchemaIssue> validate(const nlohmann::json& instance) const;

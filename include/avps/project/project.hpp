@@ -52,6 +52,19 @@ FolderInspection inspect_folder(const std::filesystem::path& dir);
 /// anything else.
 [[nodiscard]] Result<void> remove_stale_temp_files(const std::filesystem::path& dir);
 
+/// The artifact kinds `dir`'s schemas/ declares (artifacts::read_kind_declaration over every
+/// *.schema.json there, in file-name order); none when there is no schemas/ folder. Fails
+/// (configuration, exit 4) naming every schema whose declaration is broken or unreadable.
+[[nodiscard]] Result<std::vector<artifacts::DeclaredKind>> read_declared_kinds(const std::filesystem::path& dir);
+/// read_declared_kinds(dir), then artifacts::declare_kinds: the project's own kinds become names
+/// this process parses (and no other project's). Project::open does it; so must a command that
+/// reads a project's names without opening it (the gate).
+[[nodiscard]] Result<void> declare_project_kinds(const std::filesystem::path& dir);
+/// The folders schemas are looked for in, first to last: `dir`/schemas (when it exists), then the
+/// shipped data_dir()/schemas. A project's schema replaces the shipped one of that file name, and
+/// its references to files it does not have ("common.schema.json#/...") resolve to the shipped ones.
+std::vector<std::filesystem::path> schema_dirs(const std::filesystem::path& dir);
+
 class Project {
  public:
   /// Opens an initialised project. read_write takes the writer lock, completes interrupted

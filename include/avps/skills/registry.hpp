@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "avps/artifacts/names.hpp"
 #include "avps/core/result.hpp"
 #include "avps/core/violation.hpp"
 #include "avps/skills/schema_set.hpp"
@@ -38,7 +39,10 @@ namespace avps::skills {
 ///   skill.schema         skill.json breaks skill.schema.json (one violation per problem)
 ///   skill.name           "name" differs from the folder name
 ///   skill.prompt         prompt.md missing or empty
-///   skill.kind           an artifact kind the kinds table does not know
+///   skill.kind           an artifact kind neither avps ships nor a project schema declares
+///   skill.into_genpack   into_genpack on an input of a skill that writes no GENPACK, or with feedback
+///   schema.artifact      a project schema's x-avps-artifact block is broken, or its kind clashes
+///                        with a shipped or another declared kind (names would be ambiguous)
 ///   skill.output_schema  an output's schema file is missing, unreadable or does not compile
 ///   skill.gate_output    a gate rule reads an output the skill does not write with a schema
 ///   skill.gate_field     a gate rule reads a field its output's schema does not define
@@ -88,6 +92,11 @@ class Registry {
   const SourceFile& stage_graph_source() const { return m_graph_source; }
   /// The schemas outputs may name: the project's over the shipped ones.
   const SchemaSet& schemas() const { return m_schemas; }
+  /// The artifact kinds the project's schemas declare (their x-avps-artifact blocks), those that
+  /// could be read; the broken ones are schema.artifact violations.
+  const std::vector<artifacts::DeclaredKind>& declared_kinds() const { return m_declared; }
+  /// Whether `kind` is an artifact kind: shipped, or declared by the project's schemas.
+  bool knows_kind(std::string_view kind) const;
 
   /// Every problem of the loaded definitions, the graph and how they fit together, sorted by
   /// subject (the order of discovery within one file). Empty when all is well.
@@ -113,6 +122,7 @@ class Registry {
   SchemaSet m_schemas;
   nlohmann::json m_project_schema;  ///< shipped project.schema.json, for config references
   std::vector<core::Violation> m_load_violations;
+  std::vector<artifacts::DeclaredKind> m_declared;
 };
 
 }  // namespace avps::skills

@@ -58,6 +58,9 @@ struct SkillInput {
   /// routing), not part of what is being made: for the packager of a shot, a change of it does
   /// not make the shot's passed render stale (its other inputs are the render's identity).
   bool feedback = false;
+  /// Pasted verbatim into the GenPack (its CARRIED INPUTS section) by the skill that writes GENPACK:
+  /// how a kind a project adds reaches the shots' prompts. Part of the render's identity.
+  bool into_genpack = false;
 };
 
 struct SkillOutput {
@@ -100,6 +103,10 @@ struct SkillDef {
   SourceFile definition;  ///< skill.json
   SourceFile prompt;      ///< prompt.md (its path, even when it is missing)
   std::string prompt_text;
+  /// sha256 of the skill's skill.json and prompt.md as read, when either is a project's file
+  /// (overridden()); empty for a shipped skill, whose files are versioned with avps. Part of the
+  /// skill's step keys, so an edit of a project's definition or prompt makes its steps stale.
+  std::string project_files_sha256;
 
   /// Builds the typed view of a skill.json that passed skill.schema.json. Fails (invalid_argument)
   /// rather than throwing if the document is not shaped as the schema says.

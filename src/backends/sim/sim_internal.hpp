@@ -97,6 +97,11 @@ using Generator = Outputs (*)(Call&);
 
 /// The generator of a skill, or nullptr.
 Generator find_generator(std::string_view skill);
+/// The answer to a skill without a generator (a project's own skill), made from
+/// call.request.output_schema and filled from the scope and inputs (generic.cpp): the artifact, or
+/// for a kind map {"KIND": artifact, ...}. Fails (invalid_argument) naming a field it cannot fill
+/// validly, (unsupported) when the request has no output schema.
+Result<json> schema_answer(Call& call);
 const std::vector<std::string>& generator_names();
 
 // ---- input accessors (inputs.cpp) -------------------------------------------------------------

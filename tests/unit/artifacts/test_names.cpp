@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <functional>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -538,4 +539,130 @@ TEST_CASE("whatever bytes a display name holds, the normalizer returns a valid e
       REQUIRE(id.error().message.find('\n') == std::string::npos);
     }
   }
+}
+
+namespace {
+
+// A project's kind as its schema declares it (examples/prop_master/schemas/prop_list.schema.json).
+DeclaredKind declared(std::string kind, TargetKind target, std::string extension = "md",
+                      std::string folder = "production") {
+  DeclaredKind d;
+  d.kind = kind;
+  d.prefix = target == TargetKind::entity ? kind.substr(0, kind.size() - 5) : kind;
+  d.target = target;
+  d.extension = std::move(extension);
+  d.folder = std::move(folder);
+  d.source = "test.schema.json";
+  return d;
+}
+
+// Declares `kinds` for one test and none again after it, so no other test sees them.
+struct DeclaredForTest {
+  explicit DeclaredForTest(const std::vector<DeclaredKind>& kinds) { REQUIRE(declare_kinds(kinds).ok()); }
+  ~DeclaredForTest() { (void)declare_kinds({}); }
+};
+
+}  // namespace
+
+TEST_CASE("a kind a project declares is named, versioned and parsed exactly like a shipped one", "[names]") {
+  CHECK_FALSE(parse_artifact_name("PROP_LIST_S01_v001.md").ok());  // unknown until declared
+  {
+    DeclaredForTest scope(
+        {declared("PROP_LIST", TargetKind::scene), declared("COSTUME_LOCK", TargetKind::entity, "txt", "continuity")});
+    REQUIRE(find_kind("PROP_LIST") != nullptr);
+    CHECK(find_kind("PROP_LIST")->folder == "production");
+    auto name = make_artifact_name("PROP_LIST", "S01", 1);
+    REQUIRE(name.ok());
+    CHECK(name->relative_path() == "production/PROP_LIST_S01_v001.md");
+    auto parsed = parse_artifact_name("PROP_LIST_S12_v1000.md");
+    REQUIRE(parsed.ok());
+    CHECK(parsed->kind == "PROP_LIST");
+    CHECK(parsed->target == "S12");
+    CHECK(parsed->version == 1000);
+    auto lock = parse_artifact_name("COSTUME_MARA_QUILL_LOCK_v002.txt");
+    REQUIRE(lock.ok());
+    CHECK(lock->kind == "COSTUME_LOCK");
+    CHECK(lock->target == "MARA_QUILL");
+    // As strict as the shipped kinds: extension, target shape, version, banned suffixes.
+    CHECK(parse_error("PROP_LIST_S01_v001.txt").find("PROP_LIST files end in \".md\"") != std::string::npos);
+    CHECK(parse_error("PROP_LIST_S1_v001.md").find("needs a scene id") != std::string::npos);
+    CHECK(parse_error("PROP_LIST_S01_v01.md").find("3 digits") != std::string::npos);
+    CHECK(parse_error("PROP_LIST_S01_final_v001.md").find("banned suffix") != std::string::npos);
+    CHECK(parse_error("PROP_LIST_v001.md").find("needs a scene id") != std::string::npos);
+    CHECK(parse_error("BOGUS_S01_v001.md").find("PROP_LIST") != std::string::npos);  // listed among the known
+    CHECK_FALSE(make_artifact_name("PROP_LIST", "S01_SH01", 1).ok());
+    // Shipped names parse as before.
+    CHECK(parse_artifact_name("SCENES_v001.csv").ok());
+    CHECK(parse_artifact_name("CHAR_ALEX_LOCK_v001.txt").ok());
+  }
+  CHECK(find_kind("PROP_LIST") == nullptr);  // a later declaration replaces the earlier
+  CHECK_FALSE(parse_artifact_name("PROP_LIST_S01_v001.md").ok());
+}
+
+TEST_CASE("a declaration that would make names ambiguous, or repeat a shipped kind, is refused and changes nothing",
+          "[names]") {
+  auto problems = [](std::vector<DeclaredKind> kinds) {
+    std::string all;
+    for (const std::string& p : kind_declaration_problems(kinds)) {
+      all += p + "\n";
+    }
+    return all;
+  };
+  CHECK(problems({declared("PROP_LIST", TargetKind::scene)}).empty());
+  CHECK(problems({declared("SCENES_EXTRA", TargetKind::none)}).find("could be read as SCENES names") !=
+        std::string::npos);
+  CHECK(problems({declared("QC", TargetKind::scene)}).find("could be read as QC_BATCH names") != std::string::npos);
+  CHECK(problems({declared("CHAR_NOTES", TargetKind::scene)}).find("could be read as CHAR_LOCK names") !=
+        std::string::npos);
+  CHECK(problems({declared("PLAUS", TargetKind::scene)}).find("is a kind avps ships") != std::string::npos);
+  CHECK(problems({declared("BRIEF", TargetKind::none)}).find("avps provides itself") != std::string::npos);
+  CHECK(problems({declared("PROP_LIST", TargetKind::scene), declared("PROP", TargetKind::scene)})
+            .find("could be read as PROP_LIST names") != std::string::npos);
+  CHECK(problems({declared("PROP_LIST", TargetKind::scene), declared("PROP_LIST", TargetKind::shot)})
+            .find("declared twice") != std::string::npos);
+  CHECK(problems({declared("PROPS_NEW", TargetKind::scene)}).find("banned suffix") != std::string::npos);
+
+  REQUIRE_FALSE(declare_kinds({declared("PROP_LIST", TargetKind::scene), declared("SCENES_X", TargetKind::none)}).ok());
+  CHECK(find_kind("PROP_LIST") == nullptr);
+  CHECK(declared_kinds().empty());
+}
+
+TEST_CASE("a schema's x-avps-artifact block is read strictly, each refusal saying how to write it", "[names]") {
+  nlohmann::json schema = {{"x-avps-artifact", {{"kind", "PROP_LIST"}, {"target", "scene"}, {"folder", "production"}}},
+                           {"x-avps-face", {{"format", "md"}}},
+                           {"properties", {{"kind", {{"type", "string"}, {"const", "PROP_LIST"}}}}}};
+  auto read = read_kind_declaration(schema, "prop_list.schema.json");
+  REQUIRE(read.ok());
+  REQUIRE(read->has_value());
+  CHECK((*read)->target == TargetKind::scene);
+  CHECK((*read)->extension == "md");
+  CHECK((*read)->prefix == "PROP_LIST");
+  auto refused = [&](const std::function<void(nlohmann::json&)>& change,
+                     const std::string& file = "prop_list.schema.json") {
+    nlohmann::json broken = schema;
+    change(broken);
+    auto result = read_kind_declaration(broken, file);
+    REQUIRE_FALSE(result.ok());
+    CHECK(result.error().message.find("docs/formats/artifacts.md") != std::string::npos);
+    return result.error().message;
+  };
+  CHECK(refused([](nlohmann::json& s) {
+          s["x-avps-artifact"]["target"] = "episode";
+        }).find("not one of project, scene") != std::string::npos);
+  CHECK(refused([](nlohmann::json& s) { s["x-avps-artifact"]["folder"] = "media"; }).find("not a layer folder") !=
+        std::string::npos);
+  CHECK(refused([](nlohmann::json& s) { s["x-avps-artifact"]["folder"] = "../etc"; }).find("not a layer folder") !=
+        std::string::npos);
+  CHECK(refused([](nlohmann::json& s) { s["x-avps-artifact"]["kind"] = "prop_list"; }).find("UPPER_SNAKE") !=
+        std::string::npos);
+  CHECK(refused([](nlohmann::json& s) { s["x-avps-face"]["format"] = "html"; }).find("x-avps-face") !=
+        std::string::npos);
+  CHECK(refused([](nlohmann::json& s) { s["properties"]["kind"]["const"] = "PROPS"; }).find("properties.kind") !=
+        std::string::npos);
+  CHECK(refused([](nlohmann::json& s) { s["x-avps-artifact"]["target"] = "entity"; }).find("ends in _LOCK") !=
+        std::string::npos);
+  CHECK(refused([](nlohmann::json&) {}, "props.schema.json").find("must be named so") != std::string::npos);
+  auto none = read_kind_declaration(nlohmann::json{{"type", "object"}}, "common.schema.json");
+  REQUIRE(none.ok());
+  CHECK_FALSE(none->has_value());
 }

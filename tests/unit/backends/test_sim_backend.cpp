@@ -734,10 +734,14 @@ TEST_CASE("max_output_tokens cuts the text as a real model's limit does", "[sim]
   CHECK_FALSE(core::parse_json(result->text, "cut").ok());
 }
 
-TEST_CASE("a skill the sim does not know is refused as unsupported, not retried", "[sim]") {
+TEST_CASE(
+    "a skill the sim has no generator for, asked without an output schema, is refused as unsupported, not "
+    "retried",
+    "[sim]") {
   SimBackend backend(SimSettings{}, 1);
   ModelRequest request = request_for("plausibility-auditor");
   request.skill = "budget-gates";
+  request.output_schema = json::object();  // with one it is answered from the schema (below)
   auto result = backend.complete(request);
   REQUIRE_FALSE(result.ok());
   CHECK(result.error().code == ErrorCode::unsupported);
@@ -1057,4 +1061,144 @@ TEST_CASE("narrative-red-team by pages answers only its notes until the last pag
   // The report reaches back to the first page through the carry.
   CHECK((*report)["hidden_weaknesses"][1].get<std::string>().find(all[0]["scene_id"].get<std::string>()) !=
         std::string::npos);
+}
+
+// ---- a skill the sim has no generator for (a project's own) -------------------------------------
+
+namespace {
+
+// A request of a project's skill "custom-skill" about scene S03 (shot S03_SH02 when `shot`), with
+// the fixture SCENES and BREAKDOWN rows as inputs, answering `schema`.
+ModelRequest custom_request(const json& schema, bool shot = false, uint64_t seed = 7) {
+  ModelRequest request;
+  request.skill = "custom-skill";
+  request.model = "sim-t1";
+  request.tier = "t1";
+  request.prompt = "prompt of custom-skill";
+  request.scope = shot ? json{{"shot_id", "S03_SH02"}} : json{{"scene_id", "S03"}};
+  request.inputs = {
+      {"SCENES", artifact_fixture("scenes")},
+      {"BREAKDOWN", artifact_fixture("breakdown")},
+      {"NOTES", {{"rows", {{{"char_id", "ELIAS_VANE"}, {"remark", "keeps the lamp lit all night long"}}}}}},
+      {"BRIEF", demo_brief()}};
+  request.output_schema = schema;
+  request.findings = json::array();
+  request.max_output_tokens = 4000;
+  request.seed = seed;
+  return request;
+}
+
+// Every issue of `answer` against `schema` (references to shipped files resolve as they do for a
+// project's schema: in the shipped schemas folder).
+std::string schema_issues(const json& schema, const json& answer) {
+  auto compiled = core::JsonSchema::compile(schema, "custom", source_dir() / "schemas");
+  REQUIRE(compiled.ok());
+  const std::vector<core::SchemaIssue> issues = compiled->validate(answer);
+  return issues.empty() ? std::string() : core::format_schema_issues("answer", issues);
+}
+
+json answer_of(SimBackend& backend, const ModelRequest& request) {
+  auto parsed = core::parse_json(complete_text(backend, request), "answer");
+  REQUIRE(parsed.ok());
+  return *parsed;
+}
+
+}  // namespace
+
+TEST_CASE("a skill without a generator is answered from its output schema, valid for several shipped schemas",
+          "[sim]") {
+  for (const char* file : {"plaus.schema.json", "psych.schema.json", "culture.schema.json", "breakdown.schema.json",
+                           "continuity_report.schema.json", "shotlist.schema.json", "storyboard_report.schema.json",
+                           "state_diff.schema.json", "redteam.schema.json", "scenes.schema.json"}) {
+    INFO(file);
+    const json schema = read_json(source_dir() / "schemas" / file);
+    for (uint64_t seed : {1u, 2u, 99u}) {
+      SimBackend backend(SimSettings{}, seed);
+      const json answer = answer_of(backend, custom_request(schema));
+      INFO(answer.dump(2));
+      CHECK(schema_issues(schema, answer) == "");
+      if (schema["properties"].contains("scene_id")) {
+        CHECK(answer["scene_id"] == "S03");  // the scope's scene, not a made-up one
+      }
+      if (answer.contains("gate")) {
+        CHECK(answer["gate"]["verdict"] == "PASS");
+      }
+    }
+  }
+}
+
+TEST_CASE(
+    "the schema answer fills ids from the scope and inputs, picks enums, keeps numbers in range and is "
+    "deterministic",
+    "[sim]") {
+  const json schema = json::parse(R"({
+    "type": "object", "additionalProperties": false,
+    "required": ["kind", "shot_id", "scene_id", "mood", "score", "ratio", "tags", "owner", "maybe", "flag", "props_used", "listed"],
+    "properties": {
+      "kind": {"type": "string", "const": "CUSTOM"},
+      "shot_id": {"$ref": "common.schema.json#/definitions/shot_id"},
+      "scene_id": {"$ref": "common.schema.json#/definitions/scene_id"},
+      "mood": {"enum": ["calm", "tense", "grim"]},
+      "score": {"type": "integer", "minimum": 3, "maximum": 9},
+      "ratio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+      "tags": {"type": "array", "minItems": 2, "maxItems": 4, "uniqueItems": true, "items": {"type": "string", "maxLength": 30}},
+      "owner": {"allOf": [
+        {"type": "object", "properties": {"char_id": {"$ref": "common.schema.json#/definitions/entity_id"}}, "required": ["char_id"]},
+        {"properties": {"note": {"type": "string", "minLength": 40}}, "required": ["note"]}]},
+      "maybe": {"anyOf": [{"type": "null"}, {"type": "string"}]},
+      "flag": {"type": "boolean"},
+      "props_used": {"$ref": "common.schema.json#/definitions/entity_list"},
+      "listed": {"$ref": "#/definitions/short_list"}
+    },
+    "definitions": {"short_list": {"type": "array", "maxItems": 1, "items": {"type": "string", "minLength": 1}}}
+  })");
+  SimBackend backend(SimSettings{}, 5);
+  const ModelRequest request = custom_request(schema, true);
+  const json answer = answer_of(backend, request);
+  INFO(answer.dump(2));
+  CHECK(schema_issues(schema, answer) == "");
+  CHECK(answer["shot_id"] == "S03_SH02");
+  CHECK(answer["scene_id"] == "S03");                 // the shot's scene
+  CHECK(answer["owner"]["char_id"] == "ELIAS_VANE");  // the only char_id of the inputs
+  CHECK(answer["score"].get<int>() >= 6);             // the upper half of 3..9
+  CHECK(answer["listed"].size() == 1);
+  // Props come from the inputs' props_used (BREAKDOWN), never made up.
+  std::set<std::string> known;
+  const json breakdown = artifact_fixture("breakdown");
+  for (const json& row : breakdown["rows"]) {
+    for (const json& prop : row["props_used"]) {
+      known.insert(prop.get<std::string>());
+    }
+  }
+  for (const json& prop : answer["props_used"]) {
+    CHECK(known.count(prop.get<std::string>()) == 1);
+  }
+  // Deterministic: the same request, the same bytes; readable text, not placeholders.
+  CHECK(complete_text(backend, request) == complete_text(backend, request));
+  CHECK(answer["owner"]["note"].get<std::string>().rfind("Note: ", 0) == 0);
+
+  // Several outputs: one artifact per kind.
+  const json map = {{"PLAUS", read_json(source_dir() / "schemas" / "plaus.schema.json")},
+                    {"PSYCH", read_json(source_dir() / "schemas" / "psych.schema.json")}};
+  const json both = answer_of(backend, custom_request(map));
+  CHECK(schema_issues(map["PLAUS"], both["PLAUS"]) == "");
+  CHECK(schema_issues(map["PSYCH"], both["PSYCH"]) == "");
+}
+
+TEST_CASE(
+    "a field the schema answer cannot fill validly fails the call naming it, and a request without a schema "
+    "is unsupported",
+    "[sim]") {
+  SimBackend backend(SimSettings{}, 5);
+  const json schema = json::parse(
+      R"({"type": "object", "required": ["code"], "properties": {"code": {"type": "string", "pattern": "^Q[0-9]{5}$"}}})");
+  auto result = backend.complete(custom_request(schema));
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.error().code == ErrorCode::invalid_argument);
+  CHECK(result.error().message.find("/code") != std::string::npos);
+  CHECK(result.error().message.find("^Q[0-9]{5}$") != std::string::npos);
+
+  auto none = backend.complete(custom_request(json::object()));
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().code == ErrorCode::unsupported);
 }

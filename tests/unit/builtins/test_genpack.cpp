@@ -142,3 +142,33 @@ TEST_CASE("the GenPack fixture carries today's lock faces verbatim", "[builtins]
                                            lock("CHAR_LOCK", "char_lock", "CHAR_ALEX_LOCK_v001.txt")};
   CHECK(builtins::check_genpack(content, codec.render(content).value(), locks).empty());
 }
+
+TEST_CASE("inputs marked into_genpack are pasted verbatim, named, after ACTION, and the face round-trips",
+          "[builtins][genpack]") {
+  builtins::GenpackInputs in = inputs_for("B");
+  const std::string face = "# Prop List: S01\n\nGate: PASS\n\n## Props Used\n- RED_NOTEBOOK\n\nReadiness Score: 2\n";
+  in.carried = {{"PROP_LIST_S01_v003.md", face, json::object()}};
+  auto content = builtins::assemble_genpack(in);
+  REQUIRE(content.ok());
+  REQUIRE((*content)["carried"].size() == 1);
+  CHECK((*content)["carried"][0]["artifact"] == "PROP_LIST_S01_v003.md");
+  CHECK((*content)["carried"][0]["text"] == face);
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "GENPACK").value();
+  CHECK(codec.schema().validate(*content).empty());
+  const std::string text = codec.render(*content).value();
+  CHECK(text.find(face) != std::string::npos);  // verbatim, inside a block
+  CHECK(text.find("[ACTION]") < text.find("[CARRIED INPUTS]"));
+  CHECK(text.find("[CARRIED INPUTS]") < text.find("[NEGATIVES / NO-DRIFT]"));
+  // The six sections still stand in order; the face parses back to the same GenPack.
+  std::vector<builtins::LockFace> locks = {in.style, in.set};
+  locks.insert(locks.end(), in.characters.begin(), in.characters.end());
+  CHECK(builtins::check_genpack(*content, text, locks).empty());
+  auto name = artifacts::parse_artifact_name("GENPACK_S01_SH01_v001.txt");
+  REQUIRE(name.ok());
+  auto parsed = codec.parse(text, *name);
+  REQUIRE(parsed.ok());
+  CHECK(codec.render(*parsed).value() == text);
+  CHECK((*parsed)["carried"] == (*content)["carried"]);
+  // Without carried inputs there is no such section: shipped GenPacks are as before.
+  CHECK(codec.render(builtins::assemble_genpack(inputs_for("B")).value()).value().find("CARRIED") == std::string::npos);
+}

@@ -892,6 +892,29 @@ TEST_CASE("a GenPack must carry its shot's locks verbatim", "[gates]") {
   CHECK(has_reason(evaluate(skill, genpack, no_style), "no STYLE_LOCK of PROJECT"));
 }
 
+TEST_CASE("what a GenPack carries into_genpack must be the latest version of its kind, verbatim", "[gates]") {
+  FakeGateContext context = fixture_context();
+  context.record("PLAUS", "S01", artifact_fixture("plaus"));
+  context.set_face("PLAUS", "S01", "# Plausibility Audit: S01\n\nTotal Score: 9\n");
+  json skill = skill_definition("prompt-packager");
+  json genpack = artifact_fixture("genpack");
+  genpack["carried"] =
+      json::array({{{"artifact", "PLAUS_S01_v001.md"}, {"text", "# Plausibility Audit: S01\n\nTotal Score: 9\n"}}});
+  auto result = evaluate(skill, genpack, context);
+  INFO(all_reasons(result));
+  CHECK(result.verdict == Verdict::pass);
+
+  json altered = genpack;
+  altered["carried"][0]["text"] = "# Plausibility Audit: S01\n\nTotal Score: 10\n";
+  CHECK(has_reason(evaluate(skill, altered, context), "the carried PLAUS_S01_v001.md is altered (not verbatim)"));
+  json stale = genpack;
+  stale["carried"][0]["artifact"] = "PLAUS_S01_v002.md";
+  CHECK(has_reason(evaluate(skill, stale, context), "not the latest PLAUS (PLAUS_S01_v001.md is)"));
+  json unknown = genpack;
+  unknown["carried"][0]["artifact"] = "PROPS_S01_v001.md";
+  CHECK(has_reason(evaluate(skill, unknown, context), "not an artifact name avps knows"));
+}
+
 // ---- budget -----------------------------------------------------------------------------------
 
 TEST_CASE("budget caps: WARN from warn_pct, FAIL past the cap, STOP when spent past it", "[gates]") {

@@ -611,8 +611,9 @@ TEST_CASE("faces keep the framework's fixed column and section order", "[schemas
         Names{"run_id", "parent_run_id", "timestamp", "skill_name", "scene_id", "shot_id", "model_used",
               "tier", "estimated_cost", "actual_cost", "duration_s", "outcome", "regen_count",
               "artifact_output", "notes", "budget_pct", "entry_hash"});
+  // printed in []; CARRIED INPUTS (optional) holds what a project marks into_genpack
   CHECK(face_list("genpack", "sections") ==
-        Names{"STYLE", "SET", "CHARACTERS", "ACTION", "NEGATIVES / NO-DRIFT", "SETTINGS"});  // printed in []
+        Names{"STYLE", "SET", "CHARACTERS", "ACTION", "CARRIED INPUTS", "NEGATIVES / NO-DRIFT", "SETTINGS"});
   CHECK(face_list("beats", "sections") ==
         Names{"Inciting incident", "Escalation sequence", "Midpoint shift", "Crisis", "Climax",
               "Resolution"});

@@ -518,3 +518,123 @@ TEST_CASE("paging must name an all_rows input or a table output of a project-sco
     CHECK(contains(violations[0].message, "model skills of scope project"));
   }
 }
+
+namespace {
+
+// examples/prop_master's files (a project's own skill, prompt and the schema of its new kind) in
+// `project`, with the stage graph step and edges and the packager input that feed PROP_LIST into
+// the GenPacks (docs/skills.md, "Adding a skill to a project").
+void add_prop_master(const fs::path& project) {
+  for (const char* file :
+       {"skills/prop-master/skill.json", "skills/prop-master/prompt.md", "schemas/prop_list.schema.json"}) {
+    auto text = avps::core::read_file(repo_root() / "examples" / "prop_master" / file);
+    REQUIRE(text.ok());
+    write(project / file, *text);
+  }
+  override_graph(project, [](json& graph) {
+    for (json& phase : graph["phases"]) {
+      if (phase["name"] == "planning") {
+        phase["steps"].push_back({{"id", "prop-master"}, {"skill", "prop-master"}});
+      }
+    }
+    graph["edges"].push_back({{"from", "story-architect"}, {"kind", "SCENES"}, {"to", "prop-master"}});
+    graph["edges"].push_back({{"from", "script-breakdown"}, {"kind", "BREAKDOWN"}, {"to", "prop-master"}});
+    graph["edges"].push_back({{"from", "prop-master"}, {"kind", "PROP_LIST"}, {"to", "shots_proxy.prompt-packager"}});
+    graph["edges"].push_back({{"from", "prop-master"}, {"kind", "PROP_LIST"}, {"to", "shots_final.prompt-packager"}});
+  });
+  override_skill(project, "prompt-packager", [](json& s) {
+    s["inputs"].push_back({{"kind", "PROP_LIST"}, {"required", true}, {"slice", "latest"}, {"into_genpack", true}});
+  });
+}
+
+}  // namespace
+
+TEST_CASE("a project's new skill with the schema of a new kind validates, and its kind is known from the schema",
+          "[skills]") {
+  avps::testing::TempDir project;
+  add_prop_master(project.path());
+  Registry registry = load_with(project.path());
+  INFO(describe(registry.validate()));
+  CHECK(registry.validate().empty());
+  CHECK(registry.skills().size() == 24);
+  REQUIRE(registry.declared_kinds().size() == 1);
+  CHECK(registry.declared_kinds()[0].kind == "PROP_LIST");
+  CHECK(registry.declared_kinds()[0].folder == "production");
+  CHECK(registry.declared_kinds()[0].extension == "md");
+  CHECK(registry.knows_kind("PROP_LIST"));
+  CHECK_FALSE(registry.knows_kind("COSTUME_LIST"));
+  const auto* skill = registry.find("prop-master");
+  REQUIRE(skill != nullptr);
+  CHECK(skill->definition.origin == Origin::project);
+  CHECK(skill->project_files_sha256.size() == 64);
+  CHECK(registry.find("prompt-packager")->inputs.back().into_genpack);
+  CHECK(registry.find("qc-grader")->project_files_sha256.empty());  // shipped: versioned with avps
+
+  // The prompt is part of the files' digest: an edit changes it (and so the steps' keys).
+  const std::string before = skill->project_files_sha256;
+  write(project.path() / "skills" / "prop-master" / "prompt.md", "# prop-master\n\nAnother prompt.\n");
+  CHECK(load_with(project.path()).find("prop-master")->project_files_sha256 != before);
+
+  // The request schema of a project's kind is one document: the shipped references inlined.
+  auto schema = avps::skills::output_schema(*load_with(project.path()).find("prop-master"), registry.schemas());
+  REQUIRE(schema.ok());
+  CHECK_FALSE(contains(schema->dump(), "$ref"));
+  CHECK((*schema)["properties"]["scene_id"]["pattern"] == "^S(0[1-9]|[1-9][0-9]{1,8})$");
+  // A shipped output schema is sent as written (recorded requests keep their hashes).
+  auto shipped = avps::skills::output_schema(*registry.find("plausibility-auditor"), registry.schemas());
+  REQUIRE(shipped.ok());
+  CHECK(*shipped == shipped_json("schemas/plaus.schema.json"));
+}
+
+TEST_CASE(
+    "a project's kind without its schema, or declared so that names would be ambiguous, is a violation "
+    "saying the fix",
+    "[skills]") {
+  avps::testing::TempDir project;
+  add_prop_master(project.path());
+  SECTION("the schema missing") {
+    fs::remove(project.path() / "schemas" / "prop_list.schema.json");
+    const auto all = load_with(project.path()).validate();
+    INFO(describe(all));
+    const auto kinds = with_rule(all, "skill.kind");
+    REQUIRE(kinds.size() == 2);  // prop-master's output, the packager's input
+    CHECK(contains(kinds[0].message, "schemas/prop_list.schema.json carrying an x-avps-artifact block"));
+    CHECK(contains(kinds[1].message, "schemas/prop_list.schema.json carrying an x-avps-artifact block"));
+    CHECK(with_rule(all, "skill.output_schema").size() == 1);
+  }
+  SECTION("a prefix that shipped names begin with") {
+    json schema = shipped_json("examples/prop_master/schemas/prop_list.schema.json");
+    schema["x-avps-artifact"]["kind"] = "SCENES_PROPS";
+    schema["properties"]["kind"]["const"] = "SCENES_PROPS";
+    fs::remove(project.path() / "schemas" / "prop_list.schema.json");
+    write(project.path() / "schemas" / "scenes_props.schema.json", schema.dump());
+    const auto all = with_rule(load_with(project.path()).validate(), "schema.artifact");
+    INFO(describe(all));
+    REQUIRE_FALSE(all.empty());
+    CHECK(contains(all[0].message, "could be read as SCENES names"));
+  }
+  SECTION("a block without a folder, and a schema file named after another kind") {
+    json schema = shipped_json("examples/prop_master/schemas/prop_list.schema.json");
+    schema["x-avps-artifact"].erase("folder");
+    write(project.path() / "schemas" / "prop_list.schema.json", schema.dump());
+    schema["x-avps-artifact"]["folder"] = "production";
+    write(project.path() / "schemas" / "props.schema.json", schema.dump());
+    const auto all = with_rule(load_with(project.path()).validate(), "schema.artifact");
+    INFO(describe(all));
+    REQUIRE(all.size() == 2);
+    CHECK(contains(describe(all), "kind, target and folder are all required"));
+    CHECK(contains(describe(all), "is looked for in prop_list.schema.json, so its schema must be named so"));
+  }
+  SECTION("into_genpack on a skill that writes no GenPack, or beside feedback") {
+    override_skill(project.path(), "qc-grader", [](json& s) { s["inputs"][0]["into_genpack"] = true; });
+    override_skill(project.path(), "prompt-packager", [](json& s) {
+      s["inputs"].push_back(
+          {{"kind", "PROP_LIST"}, {"required", true}, {"slice", "latest"}, {"into_genpack", true}, {"feedback", true}});
+    });
+    const auto all = with_rule(load_with(project.path()).validate(), "skill.into_genpack");
+    INFO(describe(all));
+    REQUIRE(all.size() == 2);
+    CHECK(contains(describe(all), "only the skill writing GENPACK pastes"));
+    CHECK(contains(describe(all), "and feedback too"));
+  }
+}

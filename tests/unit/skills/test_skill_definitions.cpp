@@ -419,7 +419,10 @@ TEST_CASE("skill.schema.json refuses definitions that break its rules", "[skills
     s.erase("max_output_tokens");
   });
   refused("a name that is not kebab-case", [](json& s) { s["name"] = "My_Skill"; });
-  refused("an unknown artifact kind", [](json& s) { s["outputs"][0]["kind"] = "PLOT"; });
+  // A kind not UPPER_SNAKE; an unknown UPPER_SNAKE kind is the registry's skill.kind (a project's
+  // schema may declare it).
+  refused("an artifact kind that is not UPPER_SNAKE", [](json& s) { s["outputs"][0]["kind"] = "plot"; });
+  refused("an input kind that is not UPPER_SNAKE", [](json& s) { s["inputs"][0]["kind"] = "Scenes"; });
   refused("an unknown slice", [](json& s) { s["inputs"][0]["slice"] = "everything"; });
   refused("an output with both a schema and media", [](json& s) { s["outputs"][0]["media"] = "image"; });
   refused("an output with neither schema nor media", [](json& s) { s["outputs"][0].erase("schema"); });
