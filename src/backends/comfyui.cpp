@@ -783,7 +783,8 @@ Result<std::optional<GenerationResult>> ComfyUiBackend::poll_generation(const st
   if (!entries.contains(id)) {
     AVPS_TRY_ASSIGN(std::string place, queue_place(id, trace));
     if (!place.empty()) {
-      return std::optional<GenerationResult>();  // queued or running
+      trace.job_state = place == "running" ? "running" : "queued (pending)";
+      return std::optional<GenerationResult>();
     }
     // It may have finished between the two requests: the history has the last word.
     AVPS_TRY_ASSIGN(entries, history());
@@ -791,7 +792,7 @@ Result<std::optional<GenerationResult>> ComfyUiBackend::poll_generation(const st
       return make_error(ErrorCode::rejected,
                         who + " is in neither the queue nor the history of the server at " +
                             url_host(m_config.endpoint) +
-                            " (restarted, or the prompt deleted): the attempt failed; avps run again submits it anew");
+                            " (restarted, or the prompt deleted): the attempt failed");
     }
   }
   const json& entry = entries[id];
