@@ -682,13 +682,7 @@ Result<Submitted<ModelResponse>> AsyncJobBackend::submit_model(const ModelReques
                                                 "its tiers only gen_premium, gen_mid or gen_low)");
 }
 
-JobTiming AsyncJobBackend::job_timing() const {
-  JobTiming timing;
-  const json& poll = m_config.options["poll"];
-  timing.poll_interval_ms = static_cast<int64_t>(std::llround(poll["interval_s"].get<double>() * 1000));
-  timing.max_wait_ms = static_cast<int64_t>(std::llround(poll["max_wait_s"].get<double>() * 1000));
-  return timing;
-}
+JobTiming AsyncJobBackend::job_timing() const { return job_wire::timing_of(m_config.options["poll"]); }
 
 Result<HttpResponse> AsyncJobBackend::exchange(HttpRequest request, bool with_key, CallTrace& trace,
                                                const HttpOptions& http) const {

@@ -459,13 +459,7 @@ Result<Submitted<ModelResponse>> ComfyUiBackend::submit_model(const ModelRequest
                                                 "tiers only gen_premium, gen_mid or gen_low)");
 }
 
-JobTiming ComfyUiBackend::job_timing() const {
-  JobTiming timing;
-  const json& poll = m_config.options["poll"];
-  timing.poll_interval_ms = static_cast<int64_t>(std::llround(poll["interval_s"].get<double>() * 1000));
-  timing.max_wait_ms = static_cast<int64_t>(std::llround(poll["max_wait_s"].get<double>() * 1000));
-  return timing;
-}
+JobTiming ComfyUiBackend::job_timing() const { return job_wire::timing_of(m_config.options["poll"]); }
 
 Result<HttpResponse> ComfyUiBackend::exchange(HttpRequest request, CallTrace& trace, const HttpOptions& http) const {
   trace.provider = "comfyui";

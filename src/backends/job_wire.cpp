@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 
 #include "avps/core/fs.hpp"
@@ -200,6 +201,13 @@ Result<void> accept_output(HttpResponse got, const std::string& url, const std::
   }
   result.media_bytes = std::move(got.body);
   return ok();
+}
+
+JobTiming timing_of(const json& poll) {
+  JobTiming timing;
+  timing.poll_interval_ms = static_cast<int64_t>(std::llround(poll["interval_s"].get<double>() * 1000));
+  timing.max_wait_ms = static_cast<int64_t>(std::llround(poll["max_wait_s"].get<double>() * 1000));
+  return timing;
 }
 
 }  // namespace avps::backends::job_wire

@@ -60,4 +60,7 @@ std::string extension_of(const std::string& url, const std::string& content_type
 [[nodiscard]] Result<void> accept_output(HttpResponse got, const std::string& url, const std::string& extension,
                                          const std::string& who, const std::string& key, GenerationResult& result);
 
+/// A job backend's timing from its checked options' `poll` block ({interval_s, max_wait_s}).
+JobTiming timing_of(const nlohmann::json& poll);
+
 }  // namespace avps::backends::job_wire
