@@ -378,6 +378,19 @@ std::string Impl::regen_skill(const char* key) const {
   return graph ? graph->regen.value(key, "") : "";
 }
 
+int Impl::regen_number(const std::string& setting, const std::string& hero) const {
+  const skills::StageGraph* graph = e.m_registry.stage_graph();
+  const json none = json::object();
+  const json& regen = graph ? graph->regen : none;
+  json rule = regen.value(setting, json::object());
+  if (!hero.empty()) {
+    rule = rule.value(hero, json::object());
+  }
+  const std::string pointer = rule.value("config", "");
+  const int fallback = rule.value("default", 0);
+  return pointer.rfind('/', 0) == 0 ? config_int(e.m_project.config().document, pointer.c_str(), fallback) : fallback;
+}
+
 WalkRank Impl::rank_of(const std::string& skill, const Context& context) const {
   int position = std::numeric_limits<int>::max();  // a skill outside the graph: production's on-demand steps
   if (auto at = graph_step_index.find(context.graph_step); !context.graph_step.empty() && at != graph_step_index.end()) {
@@ -862,7 +875,6 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
     }
     gate.reasons.push_back(std::move(reason));
   };
-  const json& config = e.m_project.config().document;
   for (const std::string& name : gate.deferred_checks) {
     if (name == "genpack_changed_on_regen") {
       // A GenPack for a next attempt (one that carries QC findings) must differ from the one the
@@ -883,7 +895,7 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
       // policy lets it before the analyzer must have had an analyzer run. Failures count per
       // render identity, as production counts them: a shot made again from new inputs (an edited
       // lock) starts its count again.
-      const int analyzer_after = config_int(config, "/regen/analyzer_after_failures", 2);
+      const int analyzer_after = regen_number("analyzer_after_failed_attempts");
       for (const auto& [key, attempts] : record.shot_attempts) {
         if (!job.ctx.scene_id.empty() && key.rfind(job.ctx.scene_id + "_", 0) != 0) {
           continue;

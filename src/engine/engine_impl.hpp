@@ -196,6 +196,10 @@ struct Impl {
   const std::string& role(const std::string& part) const;
   /// The skill the regen policy names at `key` (regen.analyzer, regen.simplify_via); "" without.
   std::string regen_skill(const char* key) const;
+  /// A number of the regen policy: the project's setting its `config` pointer names, else its
+  /// `default` (regen.analyzer_after_failed_attempts, regen.max_rounds, and
+  /// regen.attempts_per_round.<hero tier> for `hero`).
+  int regen_number(const std::string& setting, const std::string& hero = "") const;
   /// Where the step that `step_key` names (a step.finished "step", an artifact's details.step)
   /// stood in the walk; nullopt for a writer outside the graph (init, an import).
   std::optional<WalkRank> writer_rank(const std::string& step_key) const;

@@ -579,8 +579,8 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
   auto shot_done = [&](const std::string& key, const std::string& identity) {
     return Impl::shot_done(*grader, key, identity);
   };
-  const int analyzer_after = config_int(config, "/regen/analyzer_after_failures", 2);
-  const int max_rounds = config_int(config, "/regen/max_rounds", 2);
+  const int analyzer_after = regen_number("analyzer_after_failed_attempts");
+  const int max_rounds = regen_number("max_rounds");
   const std::string proxy_pixels = config_text(config, "/style/resolution/proxy");
   const std::string final_pixels = config_text(config, "/style/resolution/final");
 
@@ -684,7 +684,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
         const int round_start = round.value("after_attempt", earlier);
         const int failed_in_round = static_cast<int>(every_attempt.size()) - round_start;
         const std::string hero = row.value("hero_tier", "C");
-        const int per_round = config_int(config, ("/regen/attempts/" + hero).c_str(), hero == "A" ? 3 : 2);
+        const int per_round = regen_number("attempts_per_round", hero);
         // `avps override --allow-attempts N` on a frozen shot extends its last round by N.
         const bool last_round = round_number >= max_rounds;
         const int allowed = per_round + (last_round ? overrides.extra_attempts(frozen_loop(key)) : 0);
