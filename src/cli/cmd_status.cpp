@@ -210,9 +210,24 @@ Result<void> run_status(const StatusOptions& o, Context& ctx) {
               << (changed.empty() ? "" : ": " + changed + " changed") << "; the next run renders it again\n";
   }
   for (const json& stop : view.hard_stops) {
-    std::cout << ctx.paint("  HARD STOP", "31") << " " << stop["id"].get<std::string>() << " ("
-              << stop["kind"].get<std::string>() << ", " << stop["loop"].get<std::string>()
-              << "): " << stop["reason"].get<std::string>() << "\n";
+    const std::string id = stop["id"].get<std::string>();
+    std::cout << ctx.paint("  HARD STOP", "31") << " " << id << " (" << stop["kind"].get<std::string>() << ", "
+              << stop["loop"].get<std::string>() << "): " << stop["reason"].get<std::string>() << "\n";
+    // What it holds, scene by scene (the plan's word): "S01 from continuity; S02, S03 from validation".
+    std::vector<std::pair<std::string, std::string>> held;  // phase -> scenes, in story order
+    for (const report::SceneView& scene : view.scenes) {
+      if (scene.held_by == 0 || "STOP-" + std::to_string(scene.held_by) != id) {
+        continue;
+      }
+      if (held.empty() || held.back().first != scene.held_from) {
+        held.emplace_back(scene.held_from, "");
+      }
+      held.back().second += (held.back().second.empty() ? "" : ", ") + scene.scene_id;
+    }
+    for (size_t i = 0; i < held.size(); ++i) {
+      std::cout << (i == 0 ? "    holds " : "; ") << held[i].second << " from " << held[i].first;
+    }
+    std::cout << (held.empty() ? "" : "\n");
   }
   for (const json& job : jobs) {
     std::cout << ctx.paint("  JOB", "36") << " in flight: " << job["purpose"].get<std::string>() << " on "

@@ -832,7 +832,6 @@ Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, 
                              json extra) {
   if (auto open = record.open_stops.find(loop); open != record.open_stops.end()) {
     // Already recorded and not overridden: the same stop stands.
-    stopped = open->second;
     outcome.exit = ExitCode::hard_stop;
     outcome.message = "STOP-" + std::to_string(open->second.value("seq", int64_t{0})) + ": " +
                       open->second.value("reason", reason);
@@ -855,6 +854,10 @@ Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, 
   row.outcome = "STOP";
   row.notes = reason;
   json body = {{"skill", skill}, {"kind", kind}, {"loop", loop}, {"scope", scope}, {"reason", reason}, {"findings", findings}};
+  // Where it was raised: the Plan holds what depends on that step (plan.hpp).
+  if (std::string at = graph_step_of(skill, context); !at.empty()) {
+    body["graph_step"] = at;
+  }
   for (auto& [k, v] : extra.items()) {
     body[k] = v;
   }
@@ -862,7 +865,6 @@ Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, 
                   e.m_project.ledger().append(ledger::EventDraft{.kind = "run.hard_stop", .body = body, .row = row}));
   body["seq"] = event.seq;
   record.open_stops[loop] = body;
-  stopped = body;
   outcome.exit = ExitCode::hard_stop;
   outcome.message = "STOP-" + std::to_string(event.seq) + ": " + reason;
   return report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context);
@@ -958,7 +960,6 @@ Result<void> Impl::check_integrity() {
                              "change you meant with `avps artifact import` or `edit`";
   if (open != record.open_stops.end()) {
     // The same stop stands while the files are not restored: say what is wrong now.
-    stopped = open->second;
     outcome.exit = ExitCode::hard_stop;
     outcome.message = "STOP-" + std::to_string(open->second.value("seq", int64_t{0})) + ": " + reason;
     return report({.kind = Progress::Kind::stop, .skill = "avps", .text = outcome.message});
@@ -1041,7 +1042,20 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
   job.loop = loop_key(skill, job.ctx) + job.loop_suffix;
   job.step = step_key(skill, job.ctx, job.in, job.extra) + job.loop_suffix;
   job.tier = skill.tier ? skill.tier->default_tier : "";
+  // Where the step stands, by the plan's rule (a stop holding it was checked before it started).
+  UnitFacts facts;
   if (!job.in.missing.empty()) {
+    facts.missing.push_back(job.in.missing);
+  }
+  facts.inputs = job.step;
+  auto finished = record.steps.find(job.step);
+  facts.passed_with_inputs =
+      !job.forced && finished != record.steps.end() && passed(finished->second.value("verdict", ""));
+  if (auto last = record.loops.find(job.loop); last != record.loops.end()) {
+    facts.last_inputs = last->second.value("step", "");
+  }
+  const UnitState state = Plan::state_of(facts).state;
+  if (state == UnitState::waiting) {
     job.state = JobState::waiting;
     return ok();
   }
@@ -1049,13 +1063,11 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
     job.state = JobState::ready;  // a judge-only attempt: its caller decides what the verdict means
     return ok();
   }
-  if (!job.forced) {
-    if (auto last = record.steps.find(job.step); last != record.steps.end() && passed(last->second.value("verdict", ""))) {
-      ++outcome.steps_skipped;
-      job.state = JobState::done;
-      job.verdict = last->second.value("verdict", "");
-      return ok();
-    }
+  if (state == UnitState::up_to_date) {
+    ++outcome.steps_skipped;
+    job.state = JobState::done;
+    job.verdict = finished->second.value("verdict", "");
+    return ok();
   }
   if (std::optional<std::string> accepted = overrides.accepted(job.loop)) {
     auto last = record.loops.find(job.loop);
@@ -1848,8 +1860,105 @@ Result<void> Impl::refresh_scenes() {
   return ok();
 }
 
-// Runs the steps of one phase for `contexts`.
-Result<void> Impl::run_phase(const skills::Phase& phase, const std::vector<Context>& contexts) {
+std::vector<PlanStop> Impl::open_plan_stops() const {
+  std::vector<PlanStop> stops;
+  const skills::StageGraph* graph = e.m_registry.stage_graph();
+  for (const auto& [loop, stop] : record.open_stops) {
+    stops.push_back(plan_stop(stop.value("seq", int64_t{0}), held_scene(stop), false, stop.value("graph_step", ""),
+                              stop.value("skill", ""), stop.value("reason", ""), *graph));
+  }
+  std::sort(stops.begin(), stops.end(), [](const PlanStop& a, const PlanStop& b) { return a.seq < b.seq; });
+  return stops;
+}
+
+std::string Impl::graph_step_of(const std::string& skill, const Context& context) const {
+  if (!context.graph_step.empty()) {
+    return context.graph_step;
+  }
+  const skills::StageGraph* graph = e.m_registry.stage_graph();
+  if (!graph) {
+    return "";
+  }
+  for (const skills::Phase& phase : graph->phases) {
+    if (phase.name != walking_phase || phase.steps.empty()) {
+      continue;
+    }
+    for (const skills::GraphStep& step : phase.steps) {
+      if (step.skill == skill) {
+        return step.id;
+      }
+    }
+    return phase.steps.back().id;
+  }
+  for (const skills::Phase& phase : graph->phases) {
+    for (const skills::GraphStep& step : phase.steps) {
+      if (step.skill == skill) {
+        return step.id;
+      }
+    }
+  }
+  return "";
+}
+
+void Impl::sync_plan() {
+  const skills::StageGraph* graph = e.m_registry.stage_graph();
+  std::vector<PlanStop> open = open_plan_stops();
+  auto seqs = [](const std::vector<PlanStop>& stops) {
+    std::vector<int64_t> out;
+    for (const PlanStop& s : stops) {
+      out.push_back(s.seq);
+    }
+    return out;
+  };
+  if (!plan) {
+    plan.emplace(*graph, scenes, std::move(open));
+  } else if (seqs(open) != seqs(plan->stops())) {
+    plan->set_stops(std::move(open));
+  }
+}
+
+Impl::PassEnd Impl::end_pass() {
+  pass_held = false;
+  if (restart) {
+    return PassEnd::restart;
+  }
+  if (outcome.exit == ExitCode::ok) {
+    sync_plan();  // a stop resolved by its step holds nothing any more
+    return PassEnd::done;
+  }
+  if (outcome.exit != ExitCode::hard_stop) {
+    return PassEnd::interrupted;
+  }
+  sync_plan();
+  if (plan->whole_project()) {
+    return PassEnd::whole_stop;
+  }
+  outcome.exit = ExitCode::ok;  // the stop stays in record.open_stops: the run's end lists it
+  outcome.message.clear();
+  pass_held = true;
+  return PassEnd::done;
+}
+
+Result<bool> Impl::may_run(const std::string& step, const Context& context) {
+  PlanUnit unit;
+  unit.step = step;
+  unit.scene = context.scene_id;
+  if (plan->may_run(unit)) {
+    return true;
+  }
+  const PlanStop* stop = plan->blocker(unit);
+  if (stop && held_noted.insert(context.scene_id).second) {
+    const std::string what = context.scene_id.empty() ? std::string("the project") : context.scene_id;
+    AVPS_TRY(report({.kind = Progress::Kind::note,
+                     .scene_id = context.scene_id,
+                     .text = "STOP-" + std::to_string(stop->seq) + " holds " + what + " from " + plan->phase_of(step) +
+                             " on; the work that does not depend on it goes on"}));
+  }
+  return false;
+}
+
+// Runs the steps of one phase for `contexts`, each where the plan lets it.
+Result<Impl::PassEnd> Impl::run_phase(const skills::Phase& phase, const std::vector<Context>& contexts) {
   for (const skills::GraphStep& step : phase.steps) {
     if (!step.action.empty()) {
       continue;  // generate_media runs inside the production waves
@@ -1858,28 +1967,67 @@ Result<void> Impl::run_phase(const skills::Phase& phase, const std::vector<Conte
     if (!skill) {
       return make_error(ErrorCode::configuration, "step " + step.id + " names the unknown skill " + step.skill);
     }
-    std::vector<Context> at_step = contexts;
     auto first = step_index.find(skill->name);
     auto here = graph_step_index.find(step.id);
-    if (first != step_index.end() && here != graph_step_index.end() && here->second != first->second) {
-      for (Context& c : at_step) {
-        c.graph_step = step.id;
+    const bool later_step = first != step_index.end() && here != graph_step_index.end() && here->second != first->second;
+    std::vector<Context> pending;
+    for (const Context& context : contexts) {
+      AVPS_TRY_ASSIGN(bool runs, may_run(step.id, context));
+      if (runs) {
+        pending.push_back(context);
+        if (later_step) {
+          pending.back().graph_step = step.id;
+        }
       }
     }
-    AVPS_TRY(run_skill(*skill, at_step));
-    if (outcome.exit != ExitCode::ok || restart) {
-      return ok();
+    // A stop ends the step's round of calls; the contexts it does not hold run again (those done
+    // are up to date), until no stop is raised or none is left.
+    while (!pending.empty()) {
+      AVPS_TRY(run_skill(*skill, pending));
+      if (PassEnd end = end_pass(); end != PassEnd::done) {
+        return end;
+      }
+      if (!pass_held) {
+        break;
+      }
+      std::vector<Context> rest;
+      for (const Context& context : pending) {
+        if (!plan->blocker({.step = step.id, .scene = context.scene_id})) {
+          rest.push_back(context);
+        }
+      }
+      if (rest.size() == pending.size()) {
+        break;
+      }
+      pending = std::move(rest);
     }
   }
-  return ok();
+  return PassEnd::done;
 }
 
+// The walk, in three passes of the stage graph (StageGraph::walk_passes): the project-wide phases;
+// then scene by scene in story order the scene phases (each scene's world state comes from the
+// scene before); then scene by scene production. The plan says what a stop holds; everything it
+// does not hold goes on. Returns false when the walk ended early (a stop holding the whole
+// project, an interruption, a restart), true when it reached its end or `--until`.
 Result<bool> Impl::walk(const skills::StageGraph& graph) {
   auto stop_here = [&](const std::string& name) { return !options.until.empty() && options.until == name; };
-  auto halted = [&] { return outcome.exit != ExitCode::ok || restart; };
+  auto scene_context = [](const std::string& scene) {
+    Context c;
+    c.scene_id = scene;
+    c.scope = "scene";
+    return c;
+  };
+  // Made again whenever the scenes change: the project-wide phases write them.
+  auto replan = [&]() -> Result<void> {
+    AVPS_TRY(refresh_scenes());
+    plan.reset();
+    sync_plan();
+    return ok();
+  };
 
-  // Project-wide phases (walk group 0), in graph order: every scene at once.
   const std::vector<int> groups = graph.walk_passes();
+  AVPS_TRY(replan());
   size_t i = 0;
   for (; i < graph.phases.size() && groups[i] == 0; ++i) {
     const skills::Phase& phase = graph.phases[i];
@@ -1889,20 +2037,16 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
     } else if (phase.fan_out == "per_entity") {
       AVPS_TRY_ASSIGN(contexts, entity_contexts());
     } else if (phase.fan_out == "per_scene") {
-      AVPS_TRY(refresh_scenes());
       for (const std::string& s : scenes) {
         if (options.scene.empty() || options.scene == s) {
-          Context c;
-          c.scene_id = s;
-          c.scope = "scene";
-          contexts.push_back(c);
+          contexts.push_back(scene_context(s));
         }
       }
     }
     AVPS_TRY(report({.kind = Progress::Kind::phase, .phase = phase.name, .text = "phase " + phase.name}));
-    AVPS_TRY(refresh_scenes());
-    AVPS_TRY(run_phase(phase, contexts));
-    if (halted()) {
+    AVPS_TRY_ASSIGN(PassEnd end, run_phase(phase, contexts));
+    AVPS_TRY(replan());
+    if (end != PassEnd::done) {
       return false;
     }
     if (stop_here(phase.name)) {
@@ -1910,8 +2054,6 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
     }
   }
 
-  // Scene by scene, in story order: validation, continuity, planning.
-  AVPS_TRY(refresh_scenes());
   std::vector<const skills::Phase*> scene_phases;
   std::vector<const skills::Phase*> production;
   for (size_t k = i; k < graph.phases.size(); ++k) {
@@ -1921,81 +2063,55 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
   for (const skills::Phase* p : scene_phases) {
     until_in_scene_phases = until_in_scene_phases || stop_here(p->name);
   }
-  // A hard stop confined to `scene` holds that scene only (DESIGN §3): it is noted, the outcome
-  // is cleared, and the walk goes on with what does not depend on the scene. Any other stop, an
-  // interruption or a restart ends the walk.
-  auto held_to = [&](const std::string& scene) {
-    if (outcome.exit != ExitCode::hard_stop || restart || held_scene(stopped) != scene) {
-      return false;
-    }
-    outcome.exit = ExitCode::ok;  // the stop stays in record.open_stops: the run's end lists it
-    outcome.message.clear();
-    return true;
-  };
-  // The scene phases run in story order because each scene's world state comes from the scene
-  // before: a stop there holds its scene and every later one, and production goes on for the
-  // scenes before it.
-  std::vector<std::string> produced = scenes;
-  for (size_t k = 0; k < scenes.size(); ++k) {
-    const std::string& s = scenes[k];
-    Context c;
-    c.scene_id = s;
-    c.scope = "scene";
-    bool held_here = false;
+  // Scene by scene, in story order: validation, continuity, planning. `--scene S` walks the
+  // scenes before S too: S's world state comes from theirs.
+  for (const std::string& s : scenes) {
     for (const skills::Phase* p : scene_phases) {
       AVPS_TRY(report(
           {.kind = Progress::Kind::phase, .phase = p->name, .scene_id = s, .text = "phase " + p->name + " " + s}));
-      AVPS_TRY(run_phase(*p, {c}));
-      if (held_to(s)) {
-        held_here = true;
-        break;
-      }
-      if (halted()) {
+      AVPS_TRY_ASSIGN(PassEnd end, run_phase(*p, {scene_context(s)}));
+      if (end != PassEnd::done) {
         return false;
       }
       if (stop_here(p->name)) {
         break;
       }
     }
-    if (held_here) {
-      produced.resize(k);
-      if (k + 1 < scenes.size()) {
-        AVPS_TRY(report({.kind = Progress::Kind::note,
-                         .scene_id = s,
-                         .text = "the stop on " + s + " holds the scenes after it too (their world state starts from " +
-                                 s + "'s); production goes on for the scenes before it"}));
-      }
-      break;
-    }
     if (!options.scene.empty() && options.scene == s) {
-      break;  // the scenes before it were needed for its world state
+      break;
     }
   }
   if (until_in_scene_phases) {
     return true;
   }
 
-  // Production, scene by scene: cost loop, proxy waves, cost loop, final waves. A stop confined to
-  // a scene (a frozen shot, the scene's cap) holds that scene; the next one goes on.
-  for (const std::string& s : produced) {
+  // Production, scene by scene: cost loop, proxy waves, cost loop, final waves. A scene whose
+  // production a stop holds (a frozen shot, the scene's cap, a stop in its scene phases) is
+  // passed by; the next one goes on.
+  for (const std::string& s : scenes) {
     if (!options.scene.empty() && options.scene != s) {
       continue;
     }
     for (const skills::Phase* p : production) {
+      if (p->steps.empty()) {
+        continue;
+      }
       AVPS_TRY(report(
           {.kind = Progress::Kind::phase, .phase = p->name, .scene_id = s, .text = "phase " + p->name + " " + s}));
-      if (p->fan_out == "per_shot") {
-        AVPS_TRY(produce(*p, s));
+      PassEnd end = PassEnd::done;
+      if (p->fan_out != "per_shot") {
+        AVPS_TRY_ASSIGN(end, run_phase(*p, {scene_context(s)}));
       } else {
-        Context c;
-        c.scene_id = s;
-        c.scope = "scene";
-        AVPS_TRY(run_phase(*p, {c}));
+        // The waves run every step of the phase for every shot: they run when the plan lets the
+        // phase's first step run for the scene.
+        AVPS_TRY_ASSIGN(bool runs, may_run(p->steps.front().id, scene_context(s)));
+        if (!runs) {
+          break;
+        }
+        AVPS_TRY(produce(*p, s));
+        end = end_pass();
       }
-      if (held_to(s)) {
-        break;
-      }
-      if (halted()) {
+      if (end != PassEnd::done) {
         return false;
       }
       if (stop_here(p->name)) {

@@ -6,11 +6,13 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "avps/backends/backend.hpp"
+#include "avps/engine/plan.hpp"
 #include "avps/gates/project_context.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/governance/projection.hpp"
@@ -148,8 +150,11 @@ struct Impl {
   governance::Overrides overrides;  ///< the decisions people recorded with `avps override`
   RunOutcome outcome;
   bool restart = false;
-  /// The stop that ended the work in hand (set with outcome.exit = hard_stop): {seq, kind, scope, cap, reason}.
-  nlohmann::json stopped;
+  /// What the open stops hold (plan.hpp), from the record's open stops: made when the walk starts,
+  /// told of every stop raised or resolved since (Impl::sync_plan).
+  std::optional<Plan> plan;
+  std::set<std::string> held_noted;  ///< scenes whose hold this run has reported
+  bool pass_held = false;            ///< the last end_pass() handed a stop confined to a scene to the plan
   std::vector<std::string> scenes;  ///< scene ids of the latest SCENES, in story order
   std::map<std::string, artifacts::FaceCodec> codecs;
   std::map<std::string, ledger::ArtifactRecord> index_by_name;
@@ -274,7 +279,28 @@ struct Impl {
   Result<void> run_skill(const skills::SkillDef& skill, const std::vector<Context>& contexts);
   Result<std::vector<Context>> entity_contexts();
   Result<void> refresh_scenes();
-  Result<void> run_phase(const skills::Phase& phase, const std::vector<Context>& contexts);
+  /// How a pass of the walk (a phase, for its contexts) ended.
+  enum class PassEnd {
+    done,         ///< its work is done, or waits, or is held by a stop the plan now knows
+    whole_stop,   ///< a stop that holds the whole project: the walk ends (exit 3)
+    restart,      ///< an upstream artifact was revised: the walk starts again
+    interrupted,  ///< the user asked to stop, or the run failed
+  };
+  /// The end of the pass just run, from the outcome it left. A stop confined to a scene is handed
+  /// to the plan, and the outcome cleared: the rest of the walk goes on (Engine::run ends the run
+  /// with exit 3 while any stop is open).
+  PassEnd end_pass();
+  /// The open stops of the record as the Plan reads them.
+  std::vector<PlanStop> open_plan_stops() const;
+  /// The graph step a stop raised now by `skill` in `context` is raised at: the context's step,
+  /// else the skill's step in the phase being walked, else that phase's last step (an on-demand
+  /// skill inside its waves), else the skill's first step.
+  std::string graph_step_of(const std::string& skill, const Context& context) const;
+  /// The plan made again when the scenes or the open stops changed under it.
+  void sync_plan();
+  /// Whether the plan lets `step` run for `context`; when a stop holds it, says so once per scene.
+  Result<bool> may_run(const std::string& step, const Context& context);
+  Result<PassEnd> run_phase(const skills::Phase& phase, const std::vector<Context>& contexts);
   Result<bool> walk(const skills::StageGraph& graph);
 
   // Built-in steps and production (production.cpp).

@@ -199,6 +199,7 @@ std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events) {
         stop.scope = e.body["scope"];
       }
       stop.reason = core::json_text(e.body, "reason");
+      stop.graph_step = core::json_text(e.body, "graph_step");
       stop.findings = e.body.value("findings", json::array());
       stop.cap = core::json_text(e.body, "cap");
       if (stop.kind == StopKind::budget && stop.cap.empty()) {

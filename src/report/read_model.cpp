@@ -9,6 +9,7 @@
 #include "avps/artifacts/names.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/engine/engine.hpp"
+#include "avps/engine/plan.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/ledger/events.hpp"
 #include "avps/project/project.hpp"
@@ -920,6 +921,33 @@ Result<ProjectView> read_project(project::Project& project) {
   }
   AVPS_TRY(book.finish(view, stale_keys, overrides));
 
+  // What each open stop holds, by the engine's own Plan over the same record.
+  if (const skills::StageGraph* graph = registry.stage_graph()) {
+    std::vector<std::string> scene_ids;
+    for (const SceneView& scene : view.scenes) {
+      if (scene.in_latest_scenes) {
+        scene_ids.push_back(scene.scene_id);
+      }
+    }
+    std::vector<engine::PlanStop> stops;
+    for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
+      stops.push_back(engine::plan_stop(stop.seq, core::json_text(stop.scope, "scene_id"),
+                                        stop.kind == governance::StopKind::budget && stop.cap == "project",
+                                        stop.graph_step, stop.skill, stop.reason, *graph));
+    }
+    const engine::Plan plan(*graph, scene_ids, std::move(stops));
+    for (SceneView& scene : view.scenes) {
+      const std::string step = scene.in_latest_scenes ? plan.first_held_step(scene.scene_id) : "";
+      if (!step.empty()) {
+        engine::PlanUnit unit;
+        unit.step = step;
+        unit.scene = scene.scene_id;
+        scene.held_by = plan.blocker(unit)->seq;
+        scene.held_from = plan.phase_of(step);
+      }
+    }
+  }
+
   const project::Budget& configured = project.config().budget;
   AVPS_TRY_ASSIGN(ledger::Spend spend, project.ledger().spend("", ""));
   const project::Budget effective = overrides.effective_budget(configured);
@@ -1040,6 +1068,9 @@ json to_json(const ProjectView& view) {
                  {"spend_micro_usd", r.spend_micro_usd},
                  {"cap_micro_usd", r.cap_micro_usd ? json(*r.cap_micro_usd) : json(nullptr)},
                  {"in_latest_scenes", r.in_latest_scenes},
+                 {"held_by", r.held_by == 0 ? json(nullptr)
+                                            : json{{"stop", "STOP-" + std::to_string(r.held_by)},
+                                                   {"from_phase", r.held_from}}},
                  {"shots", shots}};
     scenes.push_back(item);
   }

@@ -99,7 +99,13 @@ set_rate "$V" world-state-tracker@S03 1.0
 expect_exit 3 "$AVPS" run "$V" --jobs 4
 expect_out "1 hard stop(s) hold part of the production"
 expect_out "world-state-tracker S03 failed its gate"
-expect_out "the stop on S03 holds the scenes after it too"
+stop="STOP-$(q "$V" "SELECT seq FROM events WHERE kind='run.hard_stop' ORDER BY seq DESC LIMIT 1")"
+# The plan holds S03 from the step that reads its stopped world state on, and each later scene
+# from the first step that reads the previous scene's world state (validation).
+expect_out "$stop holds S04 from validation on; the work that does not depend on it goes on"
+expect_out "$stop holds S06 from validation on"
+expect_exit 3 "$AVPS" --no-color status "$V"
+expect_out "    holds S03 from continuity; S04, S05, S06 from validation"
 for s in S01 S02; do
   read -r proxy final <<<"$(scene_row "$V" "$s")"
   [ "${final%/*}" = "${final#*/}" ] && [ "${final%/*}" != 0 ] || fail "$s should have every final render, status says $proxy $final"

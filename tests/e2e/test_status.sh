@@ -121,9 +121,11 @@ expect_exit 3 "$AVPS" --no-color status "$P"
 expect_out "HARD STOP"
 grep -qE '^  S01 +validation +FAIL +- +- +- +- ' <<<"$OUT" || fail "S01 should show its failed validation:
 $OUT"
-[ "$(scene_rows "$OUT" | awk '$1 != "S01" {print $2}' | sort -u)" = "psychology" ] \
-  || fail "the scenes after the stop should have reached psychology only:
+# The later scenes ran what does not read S01's world state (research), nothing after it.
+[ -z "$(scene_rows "$OUT" | awk '$1 != "S01" && $2 != "psychology" && $2 != "validation"')" ] \
+  || fail "the scenes after the stop should have gone no further than validation:
 $OUT"
+expect_out "    holds S01, S02, S03, S04, S05, S06 from validation"
 expect_exit 3 "$AVPS" --json status "$P"
 python3 -c '
 import json, sys
@@ -131,5 +133,8 @@ d = json.loads(sys.argv[1])
 s = d["scenes"][0]
 assert s["scene_id"] == "S01" and s["phase"] == "validation" and s["validation"] == "FAIL", s
 assert len(d["hard_stops"]) == 1 and d["hard_stops"][0]["loop"] == "plausibility-auditor/S01", d["hard_stops"]
+stop = d["hard_stops"][0]["id"]
+for s in d["scenes"]:
+    assert s["held_by"] == {"stop": stop, "from_phase": "validation"}, s
 ' "$OUT"
 echo ok

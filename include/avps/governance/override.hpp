@@ -43,6 +43,7 @@ struct HardStop {
   std::string loop;                                 ///< "plausibility-auditor/S03"
   nlohmann::json scope = nlohmann::json::object();  ///< {scene_id?, shot_id?, entity_id?}
   std::string reason;
+  std::string graph_step;  ///< the stage graph step it was raised at ("" in records older than the field)
   nlohmann::json findings = nlohmann::json::array();
   std::string cap;                                ///< budget stops: "project", "scene S03", "shot S03_SH02"
   std::optional<int64_t> needed_micro_usd;        ///< budget stops: the refused reservation

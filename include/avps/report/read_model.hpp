@@ -91,6 +91,10 @@ struct SceneView {
   std::optional<int64_t> cap_micro_usd;
   std::vector<ShotView> shots;  ///< the latest SHOTLIST's shots, in its order
   std::map<std::string, std::string> verdicts;  ///< per-scene skill -> the verdict of its last attempt
+  /// The open stop that holds the scene's work (engine::Plan), 0 for none, and the phase of the
+  /// first of its steps held ("validation": the scene waits from there on).
+  int64_t held_by = 0;
+  std::string held_from;
 };
 
 /// One project-wide skill (narrative, locks, review): its last attempt per entity.
