@@ -562,8 +562,16 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     ++outcome.steps_waiting;
     return ok();
   }
+  // The phase's own step list says what a wave does: the packager, the render (generate_media)
+  // and the grader are required; the storyboard review runs in the phases that list it.
+  auto lists = [&](const std::string& skill) {
+    return std::any_of(phase.steps.begin(), phase.steps.end(),
+                       [&](const skills::GraphStep& step) { return !skill.empty() && step.skill == skill; });
+  };
+  const bool renders = std::any_of(phase.steps.begin(), phase.steps.end(),
+                                   [](const skills::GraphStep& step) { return step.action == "generate_media"; });
   const skills::SkillDef* packager = e.m_registry.find(role("packager"));
-  const skills::SkillDef* storyboard = e.m_registry.find(role("storyboard"));
+  const skills::SkillDef* storyboard = lists(role("storyboard")) ? e.m_registry.find(role("storyboard")) : nullptr;
   const skills::SkillDef* grader = e.m_registry.find(role("grader"));
   const skills::SkillDef* analyzer = e.m_registry.find(regen_skill("analyzer"));
   const skills::SkillDef* planner = e.m_registry.find(regen_skill("simplify_via"));
@@ -571,6 +579,12 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     return make_error(ErrorCode::configuration,
                       "production needs the stage graph's roles.packager and roles.grader, and its regen.analyzer and "
                       "regen.simplify_via, each a skill (`avps skills validate` says which is missing)");
+  }
+  if (!lists(packager->name) || !lists(grader->name) || !renders) {
+    return make_error(ErrorCode::configuration,
+                      "the per-shot phase " + phase.name + " must list the packager (" + packager->name +
+                          "), a generate_media step and the grader (" + grader->name +
+                          ") among its steps: a wave packs, renders and grades every shot");
   }
   // Attempts made from other inputs than the shot has now (render_identity) are history: a
   // passed shot whose inputs changed (an edited lock) is made again, and one frozen on other
@@ -854,7 +868,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       return ok();
     }
     // 2. Storyboards, before the first proxy attempt of risky shots.
-    if (resolution == "proxy" && storyboard) {
+    if (storyboard) {
       std::vector<Context> first;
       for (const Active& a : active) {
         if (a.first) {
