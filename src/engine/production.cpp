@@ -563,13 +563,12 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     return ok();
   }
   // The phase's own step list says what a wave does: the packager, the render (generate_media)
-  // and the grader are required; the storyboard review runs in the phases that list it.
+  // and the grader (the registry refuses a per-shot phase without them: graph.per_shot_steps);
+  // the storyboard review runs in the phases that list it.
   auto lists = [&](const std::string& skill) {
     return std::any_of(phase.steps.begin(), phase.steps.end(),
                        [&](const skills::GraphStep& step) { return !skill.empty() && step.skill == skill; });
   };
-  const bool renders = std::any_of(phase.steps.begin(), phase.steps.end(),
-                                   [](const skills::GraphStep& step) { return step.action == "generate_media"; });
   const skills::SkillDef* packager = e.m_registry.find(role("packager"));
   const skills::SkillDef* storyboard = lists(role("storyboard")) ? e.m_registry.find(role("storyboard")) : nullptr;
   const skills::SkillDef* grader = e.m_registry.find(role("grader"));
@@ -579,12 +578,6 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     return make_error(ErrorCode::configuration,
                       "production needs the stage graph's roles.packager and roles.grader, and its regen.analyzer and "
                       "regen.simplify_via, each a skill (`avps skills validate` says which is missing)");
-  }
-  if (!lists(packager->name) || !lists(grader->name) || !renders) {
-    return make_error(ErrorCode::configuration,
-                      "the per-shot phase " + phase.name + " must list the packager (" + packager->name +
-                          "), a generate_media step and the grader (" + grader->name +
-                          ") among its steps: a wave packs, renders and grades every shot");
   }
   // Attempts made from other inputs than the shot has now (render_identity) are history: a
   // passed shot whose inputs changed (an edited lock) is made again, and one frozen on other

@@ -649,6 +649,21 @@ void Registry::check_graph(const StageGraph& graph, std::vector<Violation>& out)
   std::set<std::string> ids;
   std::set<std::string> staged;
   for (const Phase& phase : graph.phases) {
+    if (phase.fan_out == "per_shot") {
+      // A wave packs, renders and grades every shot of the scene (Impl::produce).
+      auto lists = [&](const std::string& skill) {
+        return std::any_of(phase.steps.begin(), phase.steps.end(),
+                           [&](const GraphStep& step) { return !skill.empty() && step.skill == skill; });
+      };
+      const bool renders = std::any_of(phase.steps.begin(), phase.steps.end(),
+                                       [](const GraphStep& step) { return step.action == "generate_media"; });
+      if (!lists(graph.role("packager")) || !renders || !lists(graph.role("grader"))) {
+        report("graph.per_shot_steps", "phase " + phase.name +
+                                           " fans out per_shot, so it must list the packager (roles.packager: " +
+                                           graph.role("packager") + "), a generate_media step and the grader "
+                                           "(roles.grader: " + graph.role("grader") + ")");
+      }
+    }
     if (!phase.when.empty() && !graph.conditions.contains(phase.when)) {
       report("graph.condition",
              "phase " + phase.name + " runs when " + phase.when + ", which conditions does not define");

@@ -377,6 +377,25 @@ TEST_CASE("the stage graph names the skills the engine works with, by role, and 
     REQUIRE(violations.size() == 1);
     CHECK(contains(violations[0].message, "roles.grader names skill qc-judge"));
   }
+  SECTION("a per-shot phase must list the packager, a render and the grader") {
+    override_graph(project.path(), [](json& g) {
+      for (json& phase : g["phases"]) {
+        if (phase["name"] == "shots_final") {
+          json kept = json::array();
+          for (const json& step : phase["steps"]) {
+            if (step.value("skill", "") != "qc-grader") {
+              kept.push_back(step);
+            }
+          }
+          phase["steps"] = kept;
+        }
+      }
+    });
+    const auto violations = with_rule(load_with(project.path()).validate(), "graph.per_shot_steps");
+    REQUIRE(violations.size() == 1);
+    CHECK(contains(violations[0].message, "phase shots_final fans out per_shot"));
+    CHECK(contains(violations[0].message, "the grader (roles.grader: qc-grader)"));
+  }
   SECTION("a graph without roles (format 1) breaks the schema") {
     override_graph(project.path(), [](json& g) {
       g.erase("roles");
