@@ -5,51 +5,16 @@
 # uninterrupted run; a failed job, a job that never finishes, a 404 output and a non-video output
 # each end recorded (reservation released, a run-log row saying why) without hanging; Ctrl-C with
 # --cancel-on-interrupt and --keep-on-interrupt; the poll interval respected; no key anywhere.
-source "$(dirname "$0")/lib.sh"
-FAKE="${3:?the avps_fake_provider binary is the third argument}"
-q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+source "$(dirname "$0")/fake_lib.sh"
 
 export OPENAI_API_KEY="sk-proj-AVPSLEAKCANARY-openai-a11c"
 export ANTHROPIC_API_KEY="sk-ant-AVPSLEAKCANARY-anthropic-b22d"
 export RUNWAY_API_KEY="key_AVPSLEAKCANARY-runway-c33e"
 CANARY="AVPSLEAKCANARY"
 MIN_POLL_MS=40  # every preset polls at 0.05 s here; the fake counts polls sooner than 40 ms
+FAKE_ARGS=(--key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" --key-jobs "$RUNWAY_API_KEY"
+  --min-poll-interval-ms "$MIN_POLL_MS")
 
-FAKE_PIDS=()
-cleanup() {
-  for pid in "${FAKE_PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
-  wait 2> /dev/null || true
-  if [ -n "${AVPS_E2E_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-# start_fake NAME [JOB_FAULTS_JSON]: sets PORT.
-start_fake() {
-  local name=$1 faults=${2:-[]}
-  rm -f "$WORK/$name.port"
-  "$FAKE" --project "$SRC/examples/demo_short_film" --port-file "$WORK/$name.port" --log "$WORK/$name.log" \
-    --key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" --key-jobs "$RUNWAY_API_KEY" \
-    --job-faults "$faults" --min-poll-interval-ms "$MIN_POLL_MS" 2> "$WORK/$name.err" &
-  FAKE_PIDS+=($!)
-  for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.05; done
-  [ -s "$WORK/$name.port" ] || fail "the fake provider did not start: $(cat "$WORK/$name.err")"
-  PORT=$(cat "$WORK/$name.port")
-}
-stat() {
-  python3 - "$1" "$2" <<'PY'
-import json, sys, urllib.request
-s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1]))
-j = s["jobs"]
-print(eval(sys.argv[2]))
-PY
-}
-control() {
-  python3 - "$1" "$2" <<'PY'
-import sys, urllib.request
-urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%s/control" % sys.argv[1], data=sys.argv[2].encode(),
-                                              headers={"Content-Type": "application/json"})).read()
-PY
-}
 # project NAME PORT [PRESET] [MAX_WAIT_S]: the demo on examples/models/openai-anthropic.json, its
 # render models on async_job PRESET at the fake; storyboard frames (images) stay on one sim model.
 project() {
@@ -82,13 +47,6 @@ c["models"] = "models.json"
 json.dump(c, open(project + "/avps.json", "w"), indent=2)
 PY
   "$AVPS" init "$P" > /dev/null
-}
-digest() { (cd "$1" && find . -path ./.avps -prune -o -path ./logs -prune -o -name models.json -prune -o -type f -print | sort | xargs sha256sum); }
-open_reservations() { q "$1" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id=r.id WHERE e.id IS NULL"; }
-tickets() { q "$1" "SELECT count(*) FROM events WHERE kind='exchange.ticket'"; }
-no_canary() {
-  if grep -rl "$CANARY" "$@" 2> /dev/null; then fail "a key reached the files above"; fi
-  if grep -q "$CANARY" <<<"$OUT"; then fail "a key reached the output: $OUT"; fi
 }
 
 # --- The demo end to end, renders on the runway preset --------------------------------------------
@@ -182,7 +140,7 @@ $(diff <(spendless "$CLEAN") <(spendless "$P"))"
 # is released, a run-log row says why, and the shot's next attempt renders it; the run finishes.
 for fault in job_fails output_404 not_video never_finishes; do
   if [ "$fault" = not_video ] && ! command -v ffprobe > /dev/null; then continue; fi
-  start_fake "fault_$fault" "[{\"fault\": \"$fault\", \"skip\": 1}]"
+  start_fake "fault_$fault" --job-faults "[{\"fault\": \"$fault\", \"skip\": 1}]"
   project "fault_$fault" "$PORT" runway 2
   set +e
   OUT=$(timeout 300 "$AVPS" run "$P" --jobs 4 2>&1)

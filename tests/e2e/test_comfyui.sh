@@ -6,43 +6,16 @@
 # interval; kill -9 while prompts are polled, then a resume that submits nothing twice and ends
 # with the artifacts of an uninterrupted run; a failed prompt ends recorded, its reservation
 # released. Bounded: about a minute.
-source "$(dirname "$0")/lib.sh"
-FAKE="${3:?the avps_fake_provider binary is the third argument}"
-q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+source "$(dirname "$0")/fake_lib.sh"
 
 export OPENAI_API_KEY="sk-proj-AVPSLEAKCANARY-openai-a11c"
 export ANTHROPIC_API_KEY="sk-ant-AVPSLEAKCANARY-anthropic-b22d"
+CANARY="AVPSLEAKCANARY"
 MIN_POLL_MS=40  # the comfyui models poll at 0.05 s here; the fake counts polls sooner than 40 ms
+# ComfyUI wants no key (--key-jobs "").
+FAKE_ARGS=(--key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" --key-jobs ""
+  --min-poll-interval-ms "$MIN_POLL_MS")
 
-FAKE_PIDS=()
-cleanup() {
-  for pid in "${FAKE_PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
-  wait 2> /dev/null || true
-  if [ -n "${AVPS_E2E_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-# start_fake NAME [JOB_FAULTS_JSON]: sets PORT. ComfyUI wants no key (--key-jobs "").
-start_fake() {
-  local name=$1 faults=${2:-[]}
-  rm -f "$WORK/$name.port"
-  "$FAKE" --project "$SRC/examples/demo_short_film" --port-file "$WORK/$name.port" --log "$WORK/$name.log" \
-    --key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" --key-jobs "" \
-    --job-faults "$faults" --min-poll-interval-ms "$MIN_POLL_MS" 2> "$WORK/$name.err" &
-  FAKE_PIDS+=($!)
-  for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.05; done
-  [ -s "$WORK/$name.port" ] || fail "the fake provider did not start: $(cat "$WORK/$name.err")"
-  PORT=$(cat "$WORK/$name.port")
-}
-stat() {
-  python3 - "$1" "$2" <<'PY'
-import json, sys, urllib.request
-s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1]))
-j = s["jobs"]
-c = j["comfyui"]
-print(eval(sys.argv[2]))
-PY
-}
 # project NAME PORT [WORKFLOW_EDIT]: the demo on examples/models/openai-anthropic.json, its render
 # models on comfyui at the fake with the example workflow and bindings (examples/comfyui/models.json),
 # the workflow copied into the project (after `avps init`, which takes only a project's own
@@ -90,9 +63,6 @@ from_base() {
   cp -a "$BASE" "$P"
   sed -i "s#127.0.0.1:$BASE_PORT#127.0.0.1:$2#" "$P/models.json"
 }
-digest() { (cd "$1" && find . -path ./.avps -prune -o -path ./logs -prune -o -name models.json -prune -o -type f -print | sort | xargs sha256sum); }
-open_reservations() { q "$1" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id=r.id WHERE e.id IS NULL"; }
-tickets() { q "$1" "SELECT count(*) FROM events WHERE kind='exchange.ticket'"; }
 
 # --- Refused before the run: a node class the server does not have --------------------------------
 start_fake refusal
@@ -138,7 +108,7 @@ if command -v ffprobe > /dev/null; then
 fi
 ls "$P"/media/*_proxy_a01.mp4 > /dev/null || fail "no render under media/"
 [ "$(open_reservations "$P")" = 0 ] || fail "a reservation was left open"
-if grep -rl "AVPSLEAKCANARY" "$P" "$WORK/clean.log" 2> /dev/null; then fail "a key reached the files above"; fi
+no_canary "$P" "$WORK/clean.log"
 
 # --- Kill -9 while prompts are polled; the resume submits nothing twice ----------------------------
 # With one worker a ticket is recorded before the next submit leaves: every prompt the fake queued
@@ -165,7 +135,7 @@ expect_exit 0 "$AVPS" gate "$P"
 $(diff <(echo "$PROXIES") <(digest "$P"))"
 
 # --- A prompt that fails is a failed attempt, rendered again; never hangs -------------------------
-start_fake fault '[{"fault": "job_fails", "preset": "comfyui", "skip": 1}]'
+start_fake fault --job-faults '[{"fault": "job_fails", "preset": "comfyui", "skip": 1}]'
 from_base fault "$PORT"
 set +e
 OUT=$(timeout 120 "$AVPS" run "$P" --jobs 4 --until shots_proxy 2>&1)

@@ -7,51 +7,16 @@
 # its reason and its reservation released. Text on openai_chat, vision and QC on
 # anthropic_messages, renders on the sim (PNG). Keys are distinctive strings that must appear
 # nowhere the runs write.
-source "$(dirname "$0")/lib.sh"
-FAKE="${3:?the avps_fake_provider binary is the third argument}"
-q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+source "$(dirname "$0")/fake_lib.sh"
 
 export OPENAI_API_KEY="sk-proj-AVPSLEAKCANARY-openai-1ma9"
 export ANTHROPIC_API_KEY="sk-ant-AVPSLEAKCANARY-anthropic-2mb8"
 export GEMINI_API_KEY="AIzaAVPSLEAKCANARY-gemini-3mc7"
 export REPLICATE_API_TOKEN="r8_AVPSLEAKCANARY-replicate-4md6"
 CANARY="AVPSLEAKCANARY"
+FAKE_ARGS=(--key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" --key-gemini "$GEMINI_API_KEY"
+  --key-jobs "$REPLICATE_API_TOKEN")
 
-FAKE_PIDS=()
-cleanup() {
-  for pid in "${FAKE_PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
-  wait 2> /dev/null || true
-  if [ -n "${AVPS_E2E_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-# start_fake NAME: sets PORT.
-start_fake() {
-  local name=$1
-  rm -f "$WORK/$name.port"
-  "$FAKE" --project "$SRC/examples/demo_short_film" --port-file "$WORK/$name.port" --log "$WORK/$name.log" \
-    --key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" --key-gemini "$GEMINI_API_KEY" \
-    --key-jobs "$REPLICATE_API_TOKEN" 2> "$WORK/$name.err" &
-  FAKE_PIDS+=($!)
-  for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.05; done
-  [ -s "$WORK/$name.port" ] || fail "the fake provider did not start: $(cat "$WORK/$name.err")"
-  PORT=$(cat "$WORK/$name.port")
-}
-stat() {
-  python3 - "$1" "$2" <<'PY'
-import json, sys, urllib.request
-s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1]))
-i, j = s["images"], s["jobs"]
-print(eval(sys.argv[2]))
-PY
-}
-control() {
-  python3 - "$1" "$2" <<'PY'
-import sys, urllib.request
-urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%s/control" % sys.argv[1], data=sys.argv[2].encode(),
-                                              headers={"Content-Type": "application/json"})).read()
-PY
-}
 # models P PORT KIND: P's models file is examples/models/openai-anthropic.json at the fake on PORT,
 # its storyboard frames on one image model of KIND (openai, gemini, replicate); the sim's gen_low
 # models keep rendering the shots but draw no frames.
@@ -104,7 +69,6 @@ from_base() {
   cp -r "$BASE" "$P"
   models "$P" "$2" "$3"
 }
-open_reservations() { q "$1" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id=r.id WHERE e.id IS NULL"; }
 frames() { ls "$1"/production/*STORYBOARD_S*_v*.png 2> /dev/null | wc -l; }
 # check_frames PROJECT MODEL: every STORYBOARD face is a PNG, and each frame's response names the
 # image model, an image extension and the per-image price.
@@ -116,10 +80,6 @@ check_frames() {
   done
   [ "$(q "$p" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.model')='$model' AND json_extract(body,'$.extension') IN ('png','jpg') AND json_extract(body,'$.cost_micro_usd')=11000")" = "$(frames "$p")" ] \
     || fail "$model: the frames' responses do not match the STORYBOARD artifacts: $(frames "$p") frames"
-}
-no_canary() {
-  if grep -rl "$CANARY" "$@" 2> /dev/null; then fail "a key reached the files above"; fi
-  if grep -q "$CANARY" <<<"$OUT"; then fail "a key reached the output: $OUT"; fi
 }
 
 # --- The demo end to end, its storyboard frames on OpenAI Images ----------------------------------

@@ -3,51 +3,14 @@
 # (tests/support/fake_provider.*), renders on the sim. Refusals before a run, nothing listening,
 # injected faults, kills at random moments and a kill during a call in flight. Keys are distinctive
 # strings that must appear nowhere the run writes.
-source "$(dirname "$0")/lib.sh"
-FAKE="${3:?the avps_fake_provider binary is the third argument}"
-q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
+source "$(dirname "$0")/fake_lib.sh"
 
 export OPENAI_API_KEY="sk-proj-AVPSLEAKCANARY-openai-5f1c"
 export ANTHROPIC_API_KEY="sk-ant-AVPSLEAKCANARY-anthropic-77d2"
 export GEMINI_API_KEY="AIzaAVPSLEAKCANARY-gemini-90ab"
 CANARY="AVPSLEAKCANARY"
+FAKE_ARGS=(--key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" --key-gemini "$GEMINI_API_KEY")
 
-FAKE_PIDS=()
-cleanup() {
-  for pid in "${FAKE_PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
-  wait 2> /dev/null || true
-  if [ -n "${AVPS_E2E_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-# start_fake NAME [FAULTS_JSON]: a fake provider logging to $WORK/NAME.log; sets PORT.
-start_fake() {
-  local name=$1 faults=${2:-[]}
-  rm -f "$WORK/$name.port"
-  "$FAKE" --project "$SRC/examples/demo_short_film" --port-file "$WORK/$name.port" --log "$WORK/$name.log" \
-    --key-openai "$OPENAI_API_KEY" --key-anthropic "$ANTHROPIC_API_KEY" --key-gemini "$GEMINI_API_KEY" \
-    --faults "$faults" 2> "$WORK/$name.err" &
-  FAKE_PIDS+=($!)
-  for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.05; done
-  [ -s "$WORK/$name.port" ] || fail "the fake provider did not start: $(cat "$WORK/$name.err")"
-  PORT=$(cat "$WORK/$name.port")
-}
-stop_last_fake() { kill "${FAKE_PIDS[-1]}" 2> /dev/null || true; wait "${FAKE_PIDS[-1]}" 2> /dev/null || true; }
-# stat PORT EXPR: a field of the fake's GET /stats (a python expression over `s`).
-stat() {
-  python3 - "$1" "$2" <<'PY'
-import json, sys, urllib.request
-s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1]))
-print(eval(sys.argv[2]))
-PY
-}
-control() {
-  python3 - "$1" "$2" <<'PY'
-import sys, urllib.request
-urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%s/control" % sys.argv[1], data=sys.argv[2].encode(),
-                                              headers={"Content-Type": "application/json"})).read()
-PY
-}
 # project NAME MODELS PORT [EDIT]: the demo with examples/models/MODELS.json pointed at the fake;
 # EDIT is python run on the models document `d` (e.g. to change a model's options). Renders are
 # PNG frames (sim.media "image"; quick, no ffmpeg per render or QC call) unless SIM_MEDIA says
@@ -74,16 +37,8 @@ json.dump(c, open(project + "/avps.json", "w"), indent=2)
 PY
   "$AVPS" init "$P" > /dev/null
 }
-# The project's files that must be identical between runs: everything but the ledger, its log face,
-# and the models file (it names the fake's port).
-digest() { (cd "$1" && find . -path ./.avps -prune -o -path ./logs -prune -o -name models.json -prune -o -type f -print | sort | xargs sha256sum); }
 # Artifact names without their versions: the pipeline's shape.
 shape() { (cd "$1" && find . -path ./.avps -prune -o -name '*_v[0-9][0-9][0-9]*' -print | sed 's/_v[0-9]*\././' | sort -u); }
-open_reservations() { q "$1" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id=r.id WHERE e.id IS NULL"; }
-no_canary() {
-  if grep -rl "$CANARY" "$@" 2> /dev/null; then fail "a key reached the files above"; fi
-  if grep -q "$CANARY" <<<"$OUT"; then fail "a key reached the output: $OUT"; fi
-}
 
 # --- Refused before the run: exit 4, naming the model and the fix, nothing sent ---------------------
 start_fake refusals
@@ -203,7 +158,7 @@ grep -q ",model-router,.*fallback for " "$P/logs/RUN_LOG_v001.csv" || fail "no m
 no_canary "$P"
 
 # --- Faults: each ends in its documented behaviour ----------------------------------------------
-start_fake faults '[
+start_fake faults --faults '[
   {"fault": "429", "provider": "openai", "skill": "story-architect", "retry_after_s": 1},
   {"fault": "503", "provider": "openai", "skill": "script-breakdown", "times": 2},
   {"fault": "schema_invalid", "provider": "openai", "skill": "character-psychology", "times": 1},
@@ -305,7 +260,7 @@ done
 
 # --- Kill -9 during a call in flight: answered calls come from the record, the one in flight is
 # sent again once and flagged --------------------------------------------------------------------
-start_fake inflight '[{"fault": "hang", "skill": "shot-planner", "hang_ms": 8000, "times": 1}]'
+start_fake inflight --faults '[{"fault": "hang", "skill": "shot-planner", "hang_ms": 8000, "times": 1}]'
 project inflight openai-anthropic "$PORT"
 "$AVPS" run "$P" --jobs 1 > /dev/null 2>&1 &
 pid=$!
