@@ -92,9 +92,12 @@ Result<ledger::ArtifactRecord> ArtifactStore::write(const NewArtifact& artifact)
   AVPS_TRY(write_files(artifact, canonical, record.json_sha256));
   core::crash_point("store.after_face");
 
+  // Deferred: the intent and both files are durable already, so a power cut that loses this
+  // commit leaves what a kill at store.after_face leaves, and recover() records the write. It is
+  // durable with the caller's next synced commit (a step's step.finished, a command's end).
   ledger::EventDraft recorded{
       .kind = "artifact.recorded", .body = {{"details", artifact.details}}, .row = artifact.row, .artifact = record};
-  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.commit({std::move(recorded)}));
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.commit({std::move(recorded)}, ledger::Sync::deferred));
   record.event_seq = events.front().seq;
   return record;
 }

@@ -253,7 +253,9 @@ Result<void> Exchange::record_intent(Call& call) {
                                 // may not have sent: it is sent again (the only way to get its
                                 // answer) and flagged.
                                 .possible_duplicate = m_record.intents[call.key]++ > 0};
-  if (auto appended = m_project.ledger().append(intent.to_draft()); !appended) {
+  // Deferred: send() makes the intents of the calls that leave together durable in one sync
+  // before any of them is handed to a worker.
+  if (auto appended = m_project.ledger().append(intent.to_draft(), ledger::Sync::deferred); !appended) {
     return release_unsent(appended.error());
   }
   core::crash_point("engine.after_intent");
@@ -363,9 +365,13 @@ Result<void> Exchange::record_answer(Call& c) {
   }
   AVPS_TRY_ASSIGN(json fields, trace_fields(c.trace));
   response.update(fields);
-  // The response and the settlement of its reservation are one transaction.
-  AVPS_TRY(m_project.ledger().append(ledger::ExchangeResponse::to_draft(
-      response, governance::BudgetGovernor::settlement(*c.reservation, actual.micro_usd, actual.provider_micro_usd))));
+  // The response and the settlement of its reservation are one transaction; deferred: send()
+  // makes the answers that came back together durable in one sync, before anything else leaves
+  // and before it returns (nothing is derived from an answer before then).
+  AVPS_TRY(m_project.ledger().append(
+      ledger::ExchangeResponse::to_draft(response, governance::BudgetGovernor::settlement(
+                                                       *c.reservation, actual.micro_usd, actual.provider_micro_usd)),
+      ledger::Sync::deferred));
   core::crash_point("engine.after_response");
   m_record.responses[c.key] = response;
   m_record.tickets.erase(c.key);
@@ -412,7 +418,7 @@ Result<void> Exchange::record_failure(Call& c) {
     }
     draft.row = row;
   }
-  AVPS_TRY(m_project.ledger().append(draft));
+  AVPS_TRY(m_project.ledger().append(draft, ledger::Sync::deferred));  // synced with its group, as an answer
   m_record.tickets.erase(c.key);
   c.state = CallState::released;
   return ok();
@@ -447,7 +453,8 @@ Result<void> Exchange::record_ticket(Call& c) {
 
 Result<void> Exchange::record_job_state(Call& c) {
   const json body = {{"key", c.key}, {"provider_state", c.provider_state}, {"polls", c.polls}};
-  AVPS_TRY(m_project.ledger().append(ledger::EventDraft{.kind = "exchange.polled", .body = body}));
+  AVPS_TRY(m_project.ledger().append(ledger::EventDraft{.kind = "exchange.polled", .body = body},
+                                     ledger::Sync::deferred));  // for `avps status` only
   c.provider_state_recorded = c.provider_state;
   return ok();
 }
@@ -512,10 +519,14 @@ Result<bool> Exchange::fall_back(Call& c) {
   row.outcome = "DONE";
   row.notes = "fallback for " + c.purpose + ": " + c.route.model + " -> " + next->model + " (same tier) because " +
               failure.message;
-  AVPS_TRY(m_project.ledger().append(ledger::EventDraft{
-      .kind = "exchange.fallback",
-      .body = {{"key", c.key}, {"from_model", c.route.model}, {"to_model", next->model}, {"reason", failure.message}},
-      .row = row}));
+  AVPS_TRY(m_project.ledger().append(
+      ledger::EventDraft{.kind = "exchange.fallback",
+                         .body = {{"key", c.key},
+                                  {"from_model", c.route.model},
+                                  {"to_model", next->model},
+                                  {"reason", failure.message}},
+                         .row = row},
+      ledger::Sync::deferred));  // durable with the next intent's sync, before the call leaves again
   backends::log_fallback(c.purpose, c.route.model, next->model, failure);
   m_record.fallbacks[c.key] = next->model;
   c.failure.reset();
@@ -617,7 +628,10 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
     }
     // What came back is recorded before more is sent: a ticket is durable before a worker takes
     // the next submit, so with one worker a kill at any moment leaves no job unrecorded.
-    while (!first_error && !pending.empty() && done.empty() && in_flight + work.size() < threads) {
+    // Group commit: the intents of every call a free worker can take are recorded, then made
+    // durable in one sync, then the calls leave.
+    std::vector<Call*> announced;
+    while (!first_error && !pending.empty() && done.empty() && in_flight + work.size() + announced.size() < threads) {
       Call* c = pending.front();
       pending.pop_front();
       lock.unlock();
@@ -626,9 +640,28 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
       if (!recorded) {
         first_error = recorded.error();
       } else {
+        announced.push_back(c);
+      }
+    }
+    if (!announced.empty()) {
+      lock.unlock();
+      Result<void> durable = m_project.ledger().sync();
+      core::crash_point("engine.intents_synced");
+      lock.lock();
+      for (Call* c : announced) {
+        if (!durable) {
+          lock.unlock();
+          std::ignore = m_governor.release(*c->reservation, "not sent: " + durable.error().message);
+          c->state = CallState::released;
+          lock.lock();
+          continue;
+        }
         c->work = Call::Work::submit;
         work.push_back(c);
         wake_worker.notify_one();
+      }
+      if (!durable && !first_error) {
+        first_error = durable.error();
       }
     }
     if (first_error) {
@@ -737,6 +770,17 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
     } else if (resend && *resend) {
       pending.push_front(c);
     }
+    if (done.empty()) {
+      // Group commit: the answers (failures, job states) that came back together are made
+      // durable in one sync before anything else leaves.
+      lock.unlock();
+      Result<void> durable = m_project.ledger().sync();
+      core::crash_point("engine.answers_synced");
+      lock.lock();
+      if (!durable && !first_error) {
+        first_error = durable.error();
+      }
+    }
   }
   closing = true;
   wake_worker.notify_all();
@@ -744,10 +788,11 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
   for (std::thread& t : pool) {
     t.join();
   }
+  Result<void> durable = m_project.ledger().sync();  // nothing recorded here is left to a later sync
   if (first_error) {
     return *first_error;
   }
-  return ok();
+  return durable;
 }
 
 Result<std::string> Exchange::response_text(const Call& c) const {

@@ -8,10 +8,12 @@
 //   reserved ──► released (why)               an error before the request left (a full disk), or
 //     │                                       the round ended before a worker was free
 //     ▼
-//   intent (durable: exchange.intent)         recorded only when a worker is free to send it
-//     ▼
+//   intent (durable: exchange.intent)         recorded only when a worker is free to send it;
+//     │                                       the intents of the calls leaving together are
+//     ▼                                       made durable by one sync before any leaves
 //   submitted ──► answered ──► settled        exchange.response + settlement, one transaction,
-//     │    │                                  recorded the moment the answer arrives
+//     │    │                                  recorded the moment the answer arrives; the answers
+//     │    │                                  that came back together made durable by one sync
 //     │    └──► ticketed (durable:            a job backend gave a ticket: exchange.ticket is
 //     │         exchange.ticket) ──► polled   recorded before the first poll; polled until it is
 //     │         ... ──► answered | failed     answered or fails, past max wait canceled and failed

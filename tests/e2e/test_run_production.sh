@@ -101,9 +101,11 @@ engine.after_response:25 engine.after_response:90 engine.after_response:180 engi
 engine.after_media:7 engine.after_media:30 store.after_intent:3 store.after_intent:60 store.after_intent:140
 store.after_object:10 store.after_object:120 store.after_face:5 store.after_face:100 store.after_face:170
 ledger.after_commit:50 ledger.after_commit:400 ledger.after_commit:900 ledger.after_commit:1000
-engine.before_step_finished:87 engine.before_step_finished:195"
+engine.before_step_finished:87 engine.before_step_finished:195 engine.intents_synced:30
+engine.intents_synced:120 engine.answers_synced:45 engine.answers_synced:160 ledger.before_sync:200
+ledger.after_sync:700"
 # CI runs a seeded sample of 12 of these (about two minutes). AVPS_CRASH_POINTS=all runs every
-# one; a number N above the list's size runs them all and N - 24 random moments more: a label that
+# one; a number N above the list's size runs them all and N - 30 random moments more: a label that
 # fires throughout the run, at a count drawn below how often the reference run passed it.
 # AVPS_CRASH_SEED picks another sample (docs/testing.md).
 want=${AVPS_CRASH_POINTS:-12}
@@ -122,7 +124,8 @@ if 0 < want <= len(listed):
     sys.exit()
 extra = []
 bounds = {"engine.after_intent": intents, "engine.after_response": responses, "store.after_intent": artifacts,
-          "store.after_face": artifacts, "engine.after_media": renders, "ledger.after_commit": intents + responses}
+          "store.after_face": artifacts, "engine.after_media": renders, "ledger.after_commit": intents + responses,
+          "engine.intents_synced": intents // 4, "engine.answers_synced": responses // 4}
 for _ in range(max(0, want - len(listed))):
     label = rng.choice(sorted(bounds))
     extra.append(f"{label}:{rng.randrange(1, max(2, bounds[label] * 9 // 10))}")

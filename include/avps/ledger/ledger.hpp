@@ -7,16 +7,26 @@
 // user_version = schema version). Every table is append-only: triggers RAISE(ABORT) on UPDATE and
 // DELETE. Each event carries hash = sha256(prev_hash ‖ canonical JSON of the event), so an edited
 // row breaks the chain. The head (seq, hash) is mirrored outside the database in .avps/HEAD,
-// written atomically after every commit, so a truncated tail is caught; events that carry a
-// RUN_LOG row are also appended to logs/RUN_LOG_v001.csv with their hash as entry_hash.
+// so a truncated tail is caught; events that carry a RUN_LOG row are also appended to
+// logs/RUN_LOG_v001.csv with their hash as entry_hash. Both mirrors are brought up to date in
+// groups (see sync()), never ahead of what is durable.
 //
 // Guarantees:
 // - commit() is one SQLite transaction: every event and artifact index row of a Batch lands, or
 //   none does.
-// - After a crash between the SQLite commit and the mirrors, the next read-write open completes
-//   them (HEAD forward to the ledger's head, missing or torn CSV rows from the ledger) — but only
-//   when what is on disk is a true prefix of what the ledger says; anything else is corruption and
-//   is refused, never "repaired".
+// - Durability: a Sync::now commit is durable when commit() returns (one fdatasync of the
+//   write-ahead log, which makes every commit before it durable too: group commit); a
+//   Sync::deferred one is durable with the next sync. A power cut loses only commits made since
+//   the last sync, newest first — the state a kill just before the first of them leaves. Every
+//   commit, synced or not, survives a kill of the process (it is in the kernel's page cache).
+// - HEAD and the CSV face lag the durable head by at most k_mirror_lag_events events or
+//   k_mirror_lag_ms of a run (docs/formats/ledger.md), are exact once a command has ended
+//   (end_run, or the ledger closed), and are never ahead of it: a mirror is written only after a
+//   sync.
+// - After a crash the next read-write open syncs the log, then completes the mirrors (HEAD
+//   forward to the ledger's head, missing or torn CSV rows from the ledger) — but only when what
+//   is on disk is a true prefix of what the ledger says; anything else is corruption and is
+//   refused, never "repaired".
 // - One writer at a time: a read-write open takes an exclusive lock on .avps/lock and fails with
 //   the holder's pid if another avps holds it.
 
@@ -159,6 +169,17 @@ struct Head {
   std::string hash = k_genesis_hash;
 };
 
+/// When a commit becomes durable (see the guarantees above).
+enum class Sync {
+  now,       ///< before commit() returns: for a record something outside the ledger is about to rely on
+  deferred,  ///< with the next Sync::now commit or sync(): a power cut before then loses it, as a kill
+             ///< just before it would; only for records nothing durable outside the ledger depends on
+};
+
+/// How far the mirrors may lag the durable head during a command (docs/formats/ledger.md).
+inline constexpr int64_t k_mirror_lag_events = 256;
+inline constexpr int64_t k_mirror_lag_ms = 1000;
+
 enum class OpenMode { read_only, read_write };
 
 class Ledger {
@@ -192,14 +213,25 @@ class Ledger {
   const std::string& run_id() const;
 
   /// Appends the drafts in one transaction and returns them as committed. Row timestamps and
-  /// run ids left empty are filled in.
-  [[nodiscard]] Result<std::vector<Event>> commit(std::vector<EventDraft> drafts);
-  [[nodiscard]] Result<Event> append(EventDraft draft);
+  /// run ids left empty are filled in. `sync`: when it is durable (Sync::now by default).
+  [[nodiscard]] Result<std::vector<Event>> commit(std::vector<EventDraft> drafts, Sync sync = Sync::now);
+  [[nodiscard]] Result<Event> append(EventDraft draft, Sync sync = Sync::now);
+  /// Makes every commit so far durable: one fdatasync of the write-ahead log for all of them
+  /// (none when nothing is pending), then brings HEAD and the CSV face up to date when they lag by
+  /// k_mirror_lag_events or k_mirror_lag_ms. A writer that makes several deferred commits (the
+  /// answers of the calls that came back together) calls it once for the group.
+  [[nodiscard]] Result<void> sync();
+  /// sync(), then HEAD and the CSV face brought up to date whatever their lag. end_run() and the
+  /// writer's destructor do it (the destructor cannot report a failure: what it leaves is what a
+  /// kill leaves, completed by the next writing open).
+  [[nodiscard]] Result<void> flush();
 
   /// Budget reservation, atomic with the cap check: inside one transaction, if every applicable
   /// cap still holds committed + outstanding + amount, records the reservation with `event`
   /// (its body gains "reservation"); otherwise writes nothing and fails with budget_exceeded,
-  /// naming the cap and the numbers. Safe from any number of threads.
+  /// naming the cap and the numbers. Safe from any number of threads. Deferred (Sync::deferred):
+  /// nothing leaves under a reservation before its call's exchange.intent is durable, which makes
+  /// the reservation durable too, so a power cut that loses it finds no call sent under it.
   [[nodiscard]] Result<Event> reserve(const Reservation& reservation, const Caps& caps, EventDraft event);
   /// Spend against the project (scene_id and shot_id empty), a scene, or a shot.
   [[nodiscard]] Result<Spend> spend(const std::string& scene_id, const std::string& shot_id) const;

@@ -105,7 +105,7 @@ TEST_CASE("after a crash a reservation whose call may have left counts as spent,
   {
     BudgetFixture f(tmp.path());
   }
-  bool crashed = testing::run_until_crash("ledger.after_head:3", [&] {
+  bool crashed = testing::run_until_crash("ledger.after_commit:3", [&] {
     testing::FixedClock clock;
     auto ledger = ledger::Ledger::open(dir, ledger::OpenMode::read_write, clock).value();
     std::ignore = ledger->begin_run("crashing", {});

@@ -312,6 +312,7 @@ TEST_CASE("a reader sees one snapshot while a writer commits, and mirrors that l
   auto writer = f.create();
   REQUIRE(writer->begin_run("test", {}).ok());
   REQUIRE(writer->append(row_event("first")).ok());
+  REQUIRE(writer->flush().ok());  // the mirrors follow the ledger in groups: here, up to "first"
 
   auto reader = f.open(ledger::OpenMode::read_only);
   const int64_t seen = reader->head().seq;
@@ -452,4 +453,83 @@ TEST_CASE("a lookup the ledger keeps prepared answers each use afresh, after hit
     CHECK(ledger->find_artifact("SCENES_v002.json").value()->version == 2);
   }
   CHECK(ledger->verify().empty());
+}
+
+TEST_CASE("deferred commits share one sync of the log, and the mirrors follow only durable events", "[ledger][sync]") {
+  LedgerFixture f;
+  { f.create(); }
+  // Counting from the open: the connection goes through the counting VFS shim.
+  core::set_fault_point("count");
+  struct Reset {
+    ~Reset() { core::set_fault_point(""); }
+  } reset;
+  auto ledger = f.open(ledger::OpenMode::read_write);
+  REQUIRE(ledger->begin_run("test", {}).ok());
+  REQUIRE(ledger->flush().ok());
+  const ledger::Head flushed = ledger->head();
+  core::set_fault_point("count");  // from here
+
+  // 300 deferred commits: no sync at all, and HEAD on disk stays where it was.
+  for (int i = 0; i < 300; ++i) {
+    REQUIRE(ledger->append(ledger::EventDraft{.kind = "step", .body = {{"i", i}}}, ledger::Sync::deferred).ok());
+  }
+  CHECK(core::fault_counts().fsync == 0);
+  CHECK(core::read_file(ledger::head_path(f.dir.path())).value() ==
+        "avps-head 1\n" + std::to_string(flushed.seq) + " " + flushed.hash + "\n");
+  // A reader sees them all (committed), and reports the mirror's lag as transient, not damage.
+  {
+    auto reader = f.open(ledger::OpenMode::read_only);
+    CHECK(reader->head().seq == flushed.seq + 300);
+    for (const core::Violation& v : reader->verify()) {
+      CHECK(v.transient);
+    }
+  }
+
+  // One sync makes all 300 durable: one fdatasync of the log; they lag HEAD by more than
+  // k_mirror_lag_events, so HEAD is rewritten too (its file, then its folder) — no CSV row to append.
+  REQUIRE(ledger->sync().ok());
+  CHECK(core::fault_counts().fsync == 3);
+  CHECK(core::read_file(ledger::head_path(f.dir.path())).value() ==
+        "avps-head 1\n" + std::to_string(ledger->head().seq) + " " + ledger->head().hash + "\n");
+  // Nothing pending: a sync is free.
+  REQUIRE(ledger->sync().ok());
+  CHECK(core::fault_counts().fsync == 3);
+
+  // A synced commit is one sync; its row waits for the group's mirror (or the run's end).
+  REQUIRE(ledger->append(row_event("story-architect")).ok());
+  const std::string face_before = core::read_file(ledger::run_log_path(f.dir.path())).value();
+  REQUIRE(ledger->end_run("DONE", {}).ok());
+  CHECK(core::read_file(ledger::run_log_path(f.dir.path())).value().size() > face_before.size());
+  CHECK(ledger->verify().empty());
+}
+
+TEST_CASE("a kill after deferred commits, before their sync, loses none of them", "[ledger][crash][sync]") {
+  // The run's start is synced (sync 1); the four deferred commits are 2 to 5; the flush is sync 2
+  // and writes the mirrors.
+  for (const char* point : {"ledger.after_commit:5", "ledger.before_sync:2", "ledger.after_sync:2", "ledger.after_head"}) {
+    DYNAMIC_SECTION(point) {
+      LedgerFixture f;
+      { f.create(); }
+      bool crashed = testing::run_until_crash(point, [&] {
+        auto ledger = ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_write, f.clock);
+        if (ledger.ok() && (*ledger)->begin_run("test", {}).ok()) {
+          for (int i = 0; i < 4; ++i) {
+            std::ignore = (*ledger)->append(row_event("step-" + std::to_string(i)), ledger::Sync::deferred);
+          }
+          std::ignore = (*ledger)->flush();
+        }
+      });
+      REQUIRE(crashed);
+      // Whatever was committed is there; the mirrors lag at most, and the next writer completes them.
+      auto writer = f.open(ledger::OpenMode::read_write);
+      if (std::string(point) == "ledger.after_head") {
+        CHECK(writer->head().seq >= 1);  // 5, or 1 when a slow start made the first sync write the mirrors
+      } else {
+        CHECK(writer->head().seq == 5);
+      }
+      CHECK(writer->verify().empty());
+      CHECK(core::read_file(ledger::run_log_path(f.dir.path())).value() ==
+            ledger::render_run_log(writer->events().value()));
+    }
+  }
 }
