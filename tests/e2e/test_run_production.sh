@@ -102,7 +102,7 @@ engine.after_media:7 engine.after_media:30 store.after_intent:3 store.after_inte
 store.after_object:10 store.after_object:120 store.after_face:5 store.after_face:100 store.after_face:170
 ledger.after_commit:50 ledger.after_commit:400 ledger.after_commit:900 ledger.after_commit:1000
 engine.before_step_finished:87 engine.before_step_finished:195 engine.intents_synced:30
-engine.intents_synced:120 engine.answers_synced:45 engine.answers_synced:160 ledger.before_sync:200
+engine.intents_synced:120 engine.answers_synced:45 engine.answers_synced:100 ledger.before_sync:200
 ledger.after_sync:700"
 # CI runs a seeded sample of 12 of these (about two minutes). AVPS_CRASH_POINTS=all runs every
 # one; a number N above the list's size runs them all and N - 30 random moments more: a label that
