@@ -268,7 +268,9 @@ class Ledger {
   /// Every integrity problem of the ledger itself and its mirrors: triggers present, each stored
   /// hash recomputed, the chain linked, HEAD equal to the last event, the artifact index equal to
   /// the artifact.recorded events, and the CSV face equal to the rows the events carry. A HEAD
-  /// behind the last event and a CSV face that is a prefix of its rows are `transient`.
+  /// behind the last event and a CSV face that is a prefix of its rows are `transient`. On the
+  /// writer it first does flush(), so the mirrors it compares hold everything it committed (a
+  /// failed flush shows as their lag).
   std::vector<core::Violation> verify() const;
 
   /// Writes into `dst_project_dir` (its .avps folder exists and holds no ledger) the ledger as it
