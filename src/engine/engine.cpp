@@ -786,6 +786,17 @@ json Impl::gate_config(const Context& context) const {
   if (caps.shot_micro_usd) {
     config["budget"]["shot_cap_usd"] = usd(*caps.shot_micro_usd);
   }
+  // The scene a check in a scene's cost loop stands for: its scene and shot caps are that scene's
+  // (a stop holds only its scope; another scene's projection is that scene's own check's).
+  if (!context.scene_id.empty() && context.shot_id.empty()) {
+    config["budget"]["checked_scene"] = context.scene_id;
+  }
+  // The shot caps a person raised, for budget-gates' check of every shot's projection.
+  for (const auto& [label, micro] : overrides.raised_caps()) {
+    if (label.rfind("shot ", 0) == 0) {
+      config["budget"]["shot_caps_usd"][label.substr(5)] = usd(micro);
+    }
+  }
   return config;
 }
 
@@ -1097,6 +1108,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
       job.tier = body.value("tier", job.tier);
       job.via_tier = body.value("via_tier", "");
       job.via_escalations = body.value("via_escalations", 0);
+      job.reroutes = body.value("reroutes", 0);
       job.findings = body.value("reasons", json::array());
       job.resumed_failure = true;
     }
@@ -1122,8 +1134,27 @@ Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
   // budget-gates: each cap a person raised over a budget stop of this loop buys one re-check of the
   // same plan under the new cap, without another simplification (the decision was to pay).
   const bool budget_check = skill.builtin == "enforce_budget";
+  if (budget_check) {
+    // A projection over a cap is re-routed first (COST_REPORT's one-tier-down suggestions) and
+    // checked again; only a FAIL after that asks for a simpler shot list (DESIGN §3 cost loop).
+    AVPS_TRY_ASSIGN(bool rerouted, reroute_for_budget(skill, job));
+    if (outcome.exit != ExitCode::ok || restart) {
+      job.state = JobState::done;
+      return ok();
+    }
+    if (rerouted) {
+      ++job.reroutes;
+      ++job.attempt;
+      job.findings = json::array();
+      job.state = JobState::ready;
+      AVPS_TRY_ASSIGN(job.in, gather(skill, job.ctx));
+      job.step = step_key(skill, job.ctx, job.in, job.extra) + job.loop_suffix;
+      return ok();
+    }
+  }
   const int rechecks = budget_check ? overrides.cap_raises(job.loop) : 0;
-  const int limit = per_tier * (escalations + 1) + granted;
+  // A re-route's re-check is not one of the attempts the policy counts.
+  const int limit = per_tier * (escalations + 1) + granted + job.reroutes;
   const bool recheck = failed >= limit && failed < limit + rechecks;
   std::string refused;  // why the t3 quota kept the loop from escalating
   if (failed >= limit + rechecks) {
@@ -1734,6 +1765,9 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   if (!job.via_tier.empty()) {
     body["via_tier"] = job.via_tier;
     body["via_escalations"] = job.via_escalations;
+  }
+  if (job.reroutes > 0) {
+    body["reroutes"] = job.reroutes;
   }
   if (skill.executor == skills::Executor::model) {
     body["request_bytes"] = job.call.request_size;

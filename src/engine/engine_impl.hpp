@@ -80,6 +80,7 @@ struct Job {
   std::string tier;
   std::string via_tier;  ///< the reviser's tier after escalations (cross-skill loops)
   int via_escalations = 0;
+  int reroutes = 0;  ///< budget-gates: re-checks after a re-route in this loop (Impl::reroute_for_budget)
   bool resumed_failure = false;
   nlohmann::json findings = nlohmann::json::array();
   nlohmann::json revision_for;  ///< {loop, attempt, judge} when this job revises for another loop
@@ -324,6 +325,16 @@ struct Impl {
   Result<nlohmann::json> escalation_cost(const nlohmann::json& row, const std::string& resolution,
                                          const std::string& from, const std::string& to, int attempts,
                                          const std::string& scene, const std::string& shot);
+  /// A budget-gates FAIL of a cap's projection in a cost loop (`judge`'s `failed` job): the router
+  /// applies the one-tier-down suggestions of the scene's latest COST_REPORT (for the shots a shot
+  /// cap names, else for every shot of the scene), logged as a `route.rerouted` event with a RUN_LOG
+  /// row, writes the next ROUTING_DECISION and the optimizer re-projects the scene. true when the
+  /// check is owed a re-check: re-routed now, or an interrupted run decided it for this very failed
+  /// step. At most once per cost loop (loop and graph step) and run; false with nothing written
+  /// when no suggestion applies, so the loop policy goes on (a simpler shot list).
+  Result<bool> reroute_for_budget(const skills::SkillDef& judge, Job& failed);
+  /// Cost loops re-routed in this run ("<loop>|<graph step>").
+  std::set<std::string> rerouted_loops;
   /// Engine::stale_shots.
   Result<std::vector<StaleShot>> stale_shots();
   Result<void> render_storyboards(const skills::SkillDef& reviewer, const std::vector<Context>& shots,

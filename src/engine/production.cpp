@@ -54,6 +54,27 @@ std::string config_text(const json& config, const char* pointer) {
   return config.contains(p) && config[p].is_string() ? config[p].get<std::string>() : "";
 }
 
+// The generation tier `table` gives a shot of hero tier `hero`: a budget re-route, a premium-quota
+// move, else its hero tier's row.
+std::string routed_tier(const governance::RoutingTable& table, const std::string& shot, const std::string& hero) {
+  for (const governance::ShotTier& s : table.shot_tiers) {
+    if (s.shot_id == shot && s.hero_tier == hero) {
+      return s.tier;
+    }
+  }
+  for (const governance::Reallocation& r : table.quota_changes) {
+    if (r.change.shot_id == shot) {
+      return r.change.to_tier;
+    }
+  }
+  for (const governance::RoutingRow& r : table.rows) {
+    if (r.task == "generate" && r.hero_tier == hero) {
+      return r.tier;
+    }
+  }
+  return std::string("gen_low");
+}
+
 // Logs each premium-quota move of `table` the run log does not have yet: one `route.reallocated`
 // event with a model-router RUN_LOG row per change (DESIGN §3: over quota the router re-allocates
 // and logs it). The log is compared with the allocation, not with the previous ROUTING_DECISION,
@@ -241,6 +262,8 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     report.target = job.ctx.scene_id;
     report.cap_micro_usd = e.m_governor.caps().scene_micro_usd;
     report.warn_pct = e.m_governor.warn_pct();
+    // The one-tier-down suggestions a budget-gates FAIL re-routes by (Impl::reroute_for_budget).
+    AVPS_TRY_ASSIGN(report.downgrades, governance::downgrade_suggestions(projection, e.m_router, settings));
     AVPS_TRY_ASSIGN(ledger::Spend spent, e.m_project.ledger().spend(job.ctx.scene_id, ""));
     if (spent.committed_micro_usd > 0) {
       report.actual_by_scene[job.ctx.scene_id] = spent.committed_micro_usd;
@@ -258,8 +281,23 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     AVPS_TRY_ASSIGN(const governance::RecordedShots* recorded, recorded_shots());
     AVPS_TRY_ASSIGN(const governance::RoutingTable* table, allocation());
     AVPS_TRY_ASSIGN(const std::vector<ledger::Event>* events, events_so_far());
-    AVPS_TRY(log_reallocations(e.m_project.ledger(), *events, *table, recorded->shots, role("router")));
-    out["ROUTING_DECISION"] = governance::routing_decision_json(*table);
+    std::vector<governance::ShotPlan> shots = recorded->shots;
+    std::optional<governance::RoutingTable> rerouted;
+    if (job.extra.contains("reroute")) {
+      // A budget re-route (Impl::reroute_for_budget): the shots it moves take their new tier.
+      for (const json& change : job.extra["reroute"].value("changes", json::array())) {
+        for (governance::ShotPlan& shot : shots) {
+          if (shot.shot_id == change.value("shot_id", "") && shot.hero_tier == change.value("hero_tier", "")) {
+            shot.tier = change.value("to_tier", "");
+          }
+        }
+      }
+      AVPS_TRY_ASSIGN(
+          rerouted, governance::allocate(e.m_registry.skills(), e.m_router, shots, settings, k_input_tokens_estimate));
+    }
+    const governance::RoutingTable& allocated = rerouted ? *rerouted : *table;
+    AVPS_TRY(log_reallocations(e.m_project.ledger(), *events, allocated, shots, role("router")));
+    out["ROUTING_DECISION"] = governance::routing_decision_json(allocated);
     return out;
   }
 
@@ -507,6 +545,165 @@ Result<std::vector<StaleShot>> Impl::stale_shots() {
   return out;
 }
 
+// ---- the budget's re-route ----------------------------------------------------------------------
+
+Result<bool> Impl::reroute_for_budget(const skills::SkillDef& judge, Job& failed) {
+  const skills::SkillDef* router = e.m_registry.find(role("router"));
+  const skills::SkillDef* optimizer = e.m_registry.find(role("cost"));
+  const skills::StageGraph* graph = e.m_registry.stage_graph();
+  if (!router || !optimizer || !graph || failed.ctx.scene_id.empty()) {
+    return false;
+  }
+  // The cost loop the check stands in: the phase of its graph step (its first step when "").
+  const skills::Phase* phase = nullptr;
+  for (const skills::Phase& p : graph->phases) {
+    for (const skills::GraphStep& step : p.steps) {
+      const bool here = failed.ctx.graph_step.empty() ? step.skill == judge.name : step.id == failed.ctx.graph_step;
+      if (here && !phase) {
+        phase = &p;
+      }
+    }
+  }
+  if (!phase) {
+    return false;
+  }
+  // The context of `skill`'s step in that phase, as the walk gives it (Impl::run_phase).
+  auto step_context = [&](const skills::SkillDef& skill) {
+    Context c = failed.ctx;
+    c.scope = skill.scope;
+    c.graph_step.clear();
+    for (const skills::GraphStep& step : phase->steps) {
+      auto first = step_index.find(skill.name);
+      auto here = graph_step_index.find(step.id);
+      if (step.skill == skill.name && first != step_index.end() && here != graph_step_index.end() &&
+          here->second != first->second) {
+        c.graph_step = step.id;
+      }
+    }
+    return c;
+  };
+
+  AVPS_TRY_ASSIGN(const std::vector<ledger::Event>* events, events_so_far());
+  json decided;  // the route.rerouted body of a re-route an interrupted run decided for this step
+  for (const ledger::Event& ev : *events) {
+    if (ev.kind == "route.rerouted" && ev.body.value("step", "") == failed.step) {
+      decided = ev.body;
+    }
+  }
+  const std::string once = failed.loop + "|" + failed.ctx.graph_step;
+  if (decided.is_null()) {
+    if (rerouted_loops.count(once)) {
+      return false;  // re-routed once in this cost loop and run: the policy goes on
+    }
+    // Which shots: those a shot cap's FAIL names, else (a scene or project cap) every shot of the
+    // scene. Only a cap's projection is re-routed; other FAILs (a quota) go to the policy.
+    std::set<std::string> named;
+    bool whole_scene = false;
+    for (const json& reason : failed.findings) {
+      const std::string text = reason.is_string() ? reason.get<std::string>() : "";
+      if (text.find("simplify before producing") == std::string::npos) {
+        continue;
+      }
+      const std::string id = text.substr(0, text.find(": "));
+      if (text.find("shot cap") != std::string::npos && artifacts::is_shot_id(id)) {
+        named.insert(id);
+      } else {
+        whole_scene = true;
+      }
+    }
+    if (named.empty() && !whole_scene) {
+      return false;
+    }
+    AVPS_TRY_ASSIGN(auto cost_report, latest("COST_REPORT", failed.ctx.scene_id));
+    AVPS_TRY_ASSIGN(const governance::RecordedShots* recorded, recorded_shots());
+    AVPS_TRY_ASSIGN(const governance::RoutingTable* table, allocation());
+    json changes = json::array();
+    int64_t saving = 0;
+    std::string moves;
+    for (const json& suggestion :
+         cost_report ? cost_report->content().value("tier_reallocation_suggestions", json::array()) : json::array()) {
+      const std::string shot_id = suggestion.value("shot_id", "");
+      auto shot = std::find_if(recorded->shots.begin(), recorded->shots.end(), [&](const governance::ShotPlan& p) {
+        return p.shot_id == shot_id && p.scene_id == failed.ctx.scene_id;
+      });
+      if (shot == recorded->shots.end() || (!whole_scene && !named.count(shot_id))) {
+        continue;
+      }
+      const std::string from = suggestion.value("from_tier", "");
+      const std::string to = suggestion.value("to_tier", "");
+      const auto& ladder = generation_ladder();
+      auto from_at = std::find(ladder.begin(), ladder.end(), from);
+      auto to_at = std::find(ladder.begin(), ladder.end(), to);
+      // One tier down from where the shot is routed now; a suggestion of an older allocation is
+      // not applied.
+      if (from != routed_tier(*table, shot_id, shot->hero_tier) || from_at == ladder.end() || to_at == ladder.end() ||
+          to_at + 1 != from_at) {
+        continue;
+      }
+      const int64_t delta = suggestion.value("saving_micro_usd", int64_t{0});
+      saving -= delta;
+      moves += (moves.empty() ? "" : ", ") + shot_id + " " + from + " -> " + to;
+      changes.push_back({{"shot_id", shot_id},
+                         {"hero_tier", shot->hero_tier},
+                         {"from_tier", from},
+                         {"to_tier", to},
+                         {"saving_micro_usd", delta}});
+    }
+    if (changes.empty()) {
+      return false;  // nothing left one tier down: only a simpler shot list can help
+    }
+    rerouted_loops.insert(once);
+    ledger::LogRow row;
+    row.skill_name = router->name;
+    row.scene_id = failed.ctx.scene_id;
+    row.outcome = "DONE";
+    row.notes = "re-route for " + judge.name + failed.ctx.label() + " (FAIL of attempt " +
+                std::to_string(failed.attempt) + "): " + moves + " as " +
+                (cost_report ? cost_report->record.name : "") + " suggests; projected saving " +
+                governance::usd_decimal(saving) + " USD; " + judge.name + " checks again before any simpler shot list";
+    decided = {{"loop", failed.loop},
+               {"graph_step", failed.ctx.graph_step},
+               {"step", failed.step},
+               {"attempt", failed.attempt},
+               {"scene_id", failed.ctx.scene_id},
+               {"cost_report", cost_report ? cost_report->record.name : ""},
+               {"reasons", failed.findings},
+               {"changes", changes},
+               {"saving_micro_usd", saving}};
+    AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "route.rerouted", .body = decided, .row = row}));
+    AVPS_TRY(Impl::report({.kind = Progress::Kind::revise,
+                           .skill = judge.name,
+                           .verdict = "FAIL",
+                           .attempt = failed.attempt,
+                           .text = judge.name + failed.ctx.label() + ": FAIL -> re-routing via " + router->name + ": " +
+                                   moves + " (projected saving " + governance::usd_decimal(saving) + " USD)"},
+                          failed.ctx));
+  }
+  rerouted_loops.insert(once);
+  // The router writes the allocation with the moves, the optimizer re-projects the scene on it;
+  // each a step of its own keyed by the re-route, so a resumed run does neither twice.
+  const json extra = {{"reroute", {{"for", failed.step}, {"changes", decided.value("changes", json::array())}}}};
+  for (const skills::SkillDef* skill : {router, optimizer}) {
+    Job job;
+    job.ctx = step_context(*skill);
+    job.extra = extra;
+    job.loop_suffix = "<" + failed.loop;
+    if (!job.ctx.graph_step.empty()) {
+      job.log_extra["graph_step"] = job.ctx.graph_step;
+    }
+    std::vector<Job> jobs{job};
+    AVPS_TRY(run_jobs(*skill, jobs));
+    if (outcome.exit != ExitCode::ok || restart) {
+      return true;
+    }
+    if (jobs.front().state == JobState::waiting) {
+      return make_error(ErrorCode::not_found,
+                        skill->name + " cannot re-route for " + judge.name + ": it needs " + jobs.front().in.missing);
+    }
+  }
+  return true;
+}
+
 Result<json> Impl::escalation_cost(const json& row, const std::string& resolution, const std::string& from,
                                    const std::string& to, int attempts, const std::string& scene,
                                    const std::string& shot) {
@@ -595,18 +792,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
   AVPS_TRY_ASSIGN(const governance::RoutingTable* allocated, allocation());
   const governance::RoutingTable& table = *allocated;
   auto allocated_tier = [&](const json& row) {
-    const std::string shot = row.value("shot_id", "");
-    for (const governance::Reallocation& r : table.quota_changes) {
-      if (r.change.shot_id == shot) {
-        return r.change.to_tier;
-      }
-    }
-    for (const governance::RoutingRow& r : table.rows) {
-      if (r.task == "generate" && r.hero_tier == row.value("hero_tier", "")) {
-        return r.tier;
-      }
-    }
-    return std::string("gen_low");
+    return routed_tier(table, row.value("shot_id", ""), row.value("hero_tier", ""));
   };
 
   for (int wave_guard = 0; wave_guard < 1000; ++wave_guard) {

@@ -860,6 +860,11 @@ Result<Findings> budget_caps(const json& output, const json& params, const GateC
   Findings findings;
   check_cap(findings, "project cap", *project_cap, integer_member(output, "current_spend_micro_usd"),
             integer_member(output, "projected_spend_micro_usd"), warn_pct);
+  // In a scene's cost loop (budget/checked_scene, written in by the engine) the scene and shot caps
+  // of that scene only; otherwise every scene's.
+  const std::string checked_scene =
+      config.contains("budget") && config["budget"].is_object() ? config["budget"].value("checked_scene", "") : "";
+  auto checked = [&](const std::string& scene_id) { return checked_scene.empty() || checked_scene == scene_id; };
 
   // Scene caps: each scene's latest COST_REPORT projection (committed spend per scene is not in
   // the BUDGET_STATUS; the budget governor holds it call by call).
@@ -868,12 +873,49 @@ Result<Findings> budget_caps(const json& output, const json& params, const GateC
     for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
       std::string id = text_member(scene, "scene_id");
       AVPS_TRY_ASSIGN(std::optional<json> report, context.latest("COST_REPORT", id));
-      if (report) {
+      if (report && checked(id)) {
         Findings scene_findings;
         check_cap(scene_findings, "scene cap", *scene_cap, -1,
                   integer_member(*report, "total_projected_cost_micro_usd"), warn_pct);
         for (Finding& f : scene_findings) {
           add(findings, f.verdict, id + ": " + f.reason);
+        }
+      }
+    }
+  }
+
+  // Shot caps: each shot's projection (proxy + final at its routed tier and regen multiplier) in
+  // its scene's latest COST_REPORT, against the shot cap in force for it: budget/shot_caps_usd
+  // (caps a person raised for one shot, written in by the engine) or budget/shot_cap_usd.
+  std::optional<int64_t> shot_cap = cap_of(config, "shot_cap_usd");
+  const json raised = config.contains("budget") && config["budget"].is_object()
+                          ? config["budget"].value("shot_caps_usd", json::object())
+                          : json::object();
+  if ((shot_cap && *shot_cap > 0) || (raised.is_object() && !raised.empty())) {
+    AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+    for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
+      if (!checked(text_member(scene, "scene_id"))) {
+        continue;
+      }
+      AVPS_TRY_ASSIGN(std::optional<json> report, context.latest("COST_REPORT", text_member(scene, "scene_id")));
+      for (const json& row : report ? array_member(*report, "shot_breakdown") : empty_array()) {
+        const std::string id = text_member(row, "shot_id");
+        std::optional<int64_t> cap = shot_cap;
+        if (raised.is_object() && raised.contains(id) && raised[id].is_number()) {
+          cap = project::usd_to_micro(raised[id].get<double>());
+        }
+        if (!cap || *cap <= 0) {
+          continue;
+        }
+        Findings shot_findings;
+        check_cap(shot_findings, "shot cap", *cap, -1, integer_member(row, "projected_micro_usd"), warn_pct);
+        const std::string basis =
+            " (hero " + text_member(row, "hero_tier") + ", " + text_member(row, "tier") + ", " +
+            format_number(row.contains("duration_s") && row["duration_s"].is_number() ? row["duration_s"].get<double>()
+                                                                                      : 0.0) +
+            " s, proxy + final)";
+        for (Finding& f : shot_findings) {
+          add(findings, f.verdict, id + ": " + f.reason + basis);
         }
       }
     }
@@ -903,12 +945,16 @@ Result<Findings> tier_quotas(const json& output, const json& params, const GateC
   // Premium share of the planned shots: each shot's generation tier from the project routing
   // table by hero tier (DESIGN §3 defaults where the table has no row).
   std::map<std::string, std::string> tier_of = {{"A", "gen_premium"}, {"B", "gen_mid"}, {"C", "gen_low"}};
+  std::map<std::string, std::string> rerouted;  // shot -> tier: the budget's re-routes (shot_tiers)
   AVPS_TRY_ASSIGN(std::optional<json> routing, context.latest("ROUTING_DECISION", "PROJECT"));
   if (routing) {
     for (const json& row : array_member(*routing, "recommended_model_tier")) {
       if (text_member(row, "task") == "generate" && !text_member(row, "hero_tier").empty()) {
         tier_of[text_member(row, "hero_tier")] = text_member(row, "tier");
       }
+    }
+    for (const json& row : array_member(*routing, "shot_tiers")) {
+      rerouted[text_member(row, "shot_id") + "/" + text_member(row, "hero_tier")] = text_member(row, "tier");
     }
   }
   AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
@@ -918,7 +964,9 @@ Result<Findings> tier_quotas(const json& output, const json& params, const GateC
     AVPS_TRY_ASSIGN(std::optional<json> shotlist, context.latest("SHOTLIST", text_member(scene, "scene_id")));
     for (const json& shot : shotlist ? array_member(*shotlist, "rows") : empty_array()) {
       ++shots;
-      premium += tier_of[text_member(shot, "hero_tier")] == "gen_premium" ? 1 : 0;
+      auto own = rerouted.find(text_member(shot, "shot_id") + "/" + text_member(shot, "hero_tier"));
+      const std::string tier = own != rerouted.end() ? own->second : tier_of[text_member(shot, "hero_tier")];
+      premium += tier == "gen_premium" ? 1 : 0;
     }
   }
   if (shots > 0 && static_cast<double>(premium) * 100.0 > premium_pct * static_cast<double>(shots)) {

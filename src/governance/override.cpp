@@ -309,11 +309,16 @@ std::string budget_stop_cap(const json& budget_status, const json& gate_reasons)
   for (const json& reason : gate_reasons.is_array() ? gate_reasons : json::array()) {
     const std::string text = reason.is_string() ? reason.get<std::string>() : "";
     const std::size_t colon = text.find(": projected spend ");
-    // The FAIL of the scene's projection, not its WARN ("... (warn at 90%)").
-    if (colon != std::string::npos && text.find("scene cap") != std::string::npos &&
-        text.find("simplify before producing") != std::string::npos &&
-        artifacts::is_scene_id(text.substr(0, colon))) {
-      return "scene " + text.substr(0, colon);
+    // The FAIL of a scene's or a shot's projection, not its WARN ("... (warn at 90%)").
+    if (colon == std::string::npos || text.find("simplify before producing") == std::string::npos) {
+      continue;
+    }
+    const std::string id = text.substr(0, colon);
+    if (text.find("scene cap") != std::string::npos && artifacts::is_scene_id(id)) {
+      return "scene " + id;
+    }
+    if (text.find("shot cap") != std::string::npos && artifacts::is_shot_id(id)) {
+      return "shot " + id;
     }
   }
   return "project";

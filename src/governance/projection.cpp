@@ -518,6 +518,17 @@ Result<json> cost_report_json(const CostProjection& p, const CostReportOptions& 
   }
   AVPS_TRY_ASSIGN(SceneBreakdown breakdown, scene_breakdown(p, options.actual_by_scene));
   report["scene_breakdown"] = breakdown.rows;
+  // Per shot, what the shot cap is checked against (budget-gates' budget_caps).
+  json shots = json::array();
+  for (const ShotCost& cost : p.shots) {
+    AVPS_TRY_ASSIGN(int64_t projected, add_money(cost.proxy_micro_usd, cost.final_micro_usd));
+    shots.push_back({{"shot_id", cost.shot.shot_id},
+                     {"hero_tier", cost.shot.hero_tier},
+                     {"tier", cost.tier},
+                     {"duration_s", seconds_json(cost.shot.duration_ms)},
+                     {"projected_micro_usd", projected}});
+  }
+  report["shot_breakdown"] = shots;
   if (breakdown.compared) {
     json versus = {{"projected_micro_usd", breakdown.projected_with_actual},
                    {"actual_micro_usd", breakdown.actual}};
@@ -588,7 +599,38 @@ Result<RecordedShots> recorded_shots(const LatestArtifact& latest) {
     AVPS_TRY_ASSIGN(std::vector<ShotPlan> shots, shots_from_shotlist(*shotlist));
     out.shots.insert(out.shots.end(), shots.begin(), shots.end());
   }
+  AVPS_TRY_ASSIGN(std::optional<json> routing, latest("ROUTING_DECISION", "PROJECT"));
+  if (routing) {
+    AVPS_TRY(apply_shot_tiers(out.shots, routing->value("shot_tiers", json::array())));
+  }
   return out;
+}
+
+Result<void> apply_shot_tiers(std::vector<ShotPlan>& shots, const json& shot_tiers) {
+  if (!shot_tiers.is_array()) {
+    return make_error(ErrorCode::invalid_argument, "the ROUTING_DECISION's shot_tiers is not an array");
+  }
+  for (const json& entry : shot_tiers) {
+    const std::string shot_id = entry.is_object() ? entry.value("shot_id", "") : "";
+    const std::string hero = entry.is_object() ? entry.value("hero_tier", "") : "";
+    const std::string tier = entry.is_object() ? entry.value("tier", "") : "";
+    auto shot = std::find_if(shots.begin(), shots.end(), [&](const ShotPlan& s) { return s.shot_id == shot_id; });
+    if (shot == shots.end() || shot->hero_tier != hero) {
+      continue;  // re-planned since: the routing of the new plan starts from its hero tier
+    }
+    AVPS_TRY_ASSIGN(std::string by_hero, generation_tier_for(hero));
+    if (tier != "gen_low" && tier != "gen_mid" && tier != "gen_premium") {
+      return make_error(ErrorCode::invalid_argument,
+                        "the ROUTING_DECISION routes " + shot_id + " to \"" + tier + "\", which is no generation tier");
+    }
+    if (tier_order(tier) < tier_order(by_hero)) {
+      // A budget re-route only moves down; up is an escalation, logged with budget-gates' approval.
+      return make_error(ErrorCode::invalid_argument, "the ROUTING_DECISION routes " + shot_id + " (hero " + hero +
+                                                         ") to " + tier + ", above its hero tier's " + by_hero);
+    }
+    shot->tier = tier;
+  }
+  return ok();
 }
 
 Result<CostProjection> project_recorded(const LatestArtifact& latest,

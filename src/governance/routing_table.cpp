@@ -38,6 +38,11 @@ Result<RoutingTable> allocate(const std::map<std::string, skills::SkillDef>& ski
                     router.route(Task::generation(hero, Resolution::final, settings.final_pixels, 1000)));
     table.rows.push_back({"generate", hero, route.tier, route.model});
   }
+  for (const ShotPlan& shot : shots) {
+    if (!shot.tier.empty()) {
+      table.shot_tiers.push_back({shot.shot_id, shot.hero_tier, shot.tier});
+    }
+  }
   if (!shots.empty()) {
     AVPS_TRY_ASSIGN(CostProjection projection, project_costs(shots, {}, router, settings));
     table.quota_changes = projection.reallocations;
@@ -113,6 +118,17 @@ json routing_decision_json(const RoutingTable& table, const std::string& target)
                      ".";
   }
 
+  json shot_tiers = json::array();
+  if (!table.shot_tiers.empty()) {
+    std::string moved;
+    for (const ShotTier& shot : table.shot_tiers) {
+      moved += (moved.empty() ? "" : ", ") + shot.shot_id + " (hero " + shot.hero_tier + ") " + shot.tier;
+      shot_tiers.push_back({{"shot_id", shot.shot_id}, {"hero_tier", shot.hero_tier}, {"tier", shot.tier}});
+    }
+    justification +=
+        " Budget re-routes (a budget-gates FAIL, one generation tier down as COST_REPORT suggested): " + moved + ".";
+  }
+
   json conditions = json::array();
   conditions.push_back(
       "A gate FAIL that persists through the skill's revisions, or a regen round exhausted with "
@@ -131,18 +147,22 @@ json routing_decision_json(const RoutingTable& table, const std::string& target)
     conditions.push_back(ladder);
   }
 
-  return {{"format_version", 1},
-          {"kind", "ROUTING_DECISION"},
-          {"target", target},
-          {"gate", {{"verdict", "PASS"}, {"scores", json::object()}, {"reasons", json::array()}}},
-          {"task_type",
-           "Project allocation: every model skill to a tier and a model, every hero tier to a "
-           "generation tier and a model."},
-          {"required_capability_level", capability},
-          {"recommended_model_tier", rows},
-          {"justification", justification},
-          {"cost_impact_estimate_micro_usd", impact},
-          {"escalation_conditions", conditions}};
+  json out = {{"format_version", 1},
+              {"kind", "ROUTING_DECISION"},
+              {"target", target},
+              {"gate", {{"verdict", "PASS"}, {"scores", json::object()}, {"reasons", json::array()}}},
+              {"task_type",
+               "Project allocation: every model skill to a tier and a model, every hero tier to a "
+               "generation tier and a model."},
+              {"required_capability_level", capability},
+              {"recommended_model_tier", rows},
+              {"justification", justification},
+              {"cost_impact_estimate_micro_usd", impact},
+              {"escalation_conditions", conditions}};
+  if (!shot_tiers.empty()) {
+    out["shot_tiers"] = shot_tiers;
+  }
+  return out;
 }
 
 }  // namespace avps::governance

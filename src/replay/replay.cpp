@@ -125,6 +125,9 @@ json identity_of(const ledger::Event& e, const std::map<std::string, std::string
   if (k == "route.reallocated") {
     return pick({"shot_id"});
   }
+  if (k == "route.rerouted") {
+    return pick({"loop", "scene_id", "attempt"});
+  }
   if (k == "regen.round") {
     return pick({"shot_id", "resolution", "round"});
   }

@@ -277,6 +277,15 @@ class Book {
                               core::json_text(body, "from_tier") + " -> " + core::json_text(body, "to_tier"),
                               core::json_text(body, "reason"));
       item["cost_delta_micro_usd"] = core::json_int(body.value("cost", json::object()), "delta_micro_usd");
+    } else if (e.kind == "route.rerouted") {
+      std::string moves;
+      for (const json& change : body.value("changes", json::array())) {
+        moves += (moves.empty() ? "" : ", ") + core::json_text(change, "shot_id") + " " +
+                 core::json_text(change, "from_tier") + " -> " + core::json_text(change, "to_tier");
+      }
+      json& item = loop_event(e, "reroute", core::json_text(body.value("row", json::object()), "skill_name"), moves,
+                              "budget re-route for " + core::json_text(body, "loop"));
+      item["cost_delta_micro_usd"] = -core::json_int(body, "saving_micro_usd");
     } else if (e.kind == "regen.round") {
       loop_event(e, "regen_round", core::json_text(body, "resolution"),
                  "round " + std::to_string(core::json_int(body, "round")) + ": " + core::json_text(body, "remedy") +

@@ -2,7 +2,8 @@
 # The budget on the demo (DESIGN §3, §5): budget-gates checks the whole project's projection before
 # the first generation call. A cap just above the projection WARNs, records the cost loop's
 # simplify / downgrade suggestions, and the run completes; a cap below it ends the run in a budget
-# hard stop (exit 3) before any generation call is sent; a person raises the cap with
+# hard stop (exit 3) before any generation call is sent, after a re-route one generation tier down
+# and a simpler shot list did not bring it under; a person raises the cap with
 # `avps override`, and the run completes. Also: premium-quota re-allocations are logged one event
 # per change, an escalation to t3 past the t3 quota is refused and logged, and a shot-cap stop names its cap.
 # The ledger is on tmpfs where there is one: what is under test here is the budget, not fsync.
@@ -94,14 +95,20 @@ PY
 )
 expect_exit 3 "$AVPS" status "$B"
 expect_out "HARD STOP $stop (budget, budget-gates/S01)"
+# The FAIL was re-routed before shot-planner was asked to simplify (docs/governance.md).
+rerouted=$(q "$B" "SELECT seq FROM events WHERE kind='route.rerouted'")
+[ -n "$rerouted" ] || fail "the budget FAIL was not re-routed first"
 # The premium quota re-allocated shots before the check: one route.reallocated event and one
-# model-router RUN_LOG row per moved shot, as the ROUTING_DECISION lists them.
-moved=$(q "$B" "SELECT count(*) FROM events WHERE kind='route.reallocated'")
+# model-router RUN_LOG row per moved shot, as the ROUTING_DECISION lists them. (The re-route moved
+# a premium shot down, so the quota then let one of them back up: logged too, after it.)
+before="kind='route.reallocated' AND seq < $rerouted"
+moved=$(q "$B" "SELECT count(*) FROM events WHERE $before")
 [ "$moved" -gt 0 ] || fail "no route.reallocated event under a 5 % premium quota"
-[ "$(q "$B" "SELECT count(*) FROM events WHERE kind='route.reallocated' AND json_extract(body,'$.from_tier')='gen_premium' AND json_extract(body,'$.to_tier')='gen_mid' AND json_extract(body,'$.cost.delta_micro_usd') < 0 AND json_extract(body,'$.row.skill_name')='model-router'")" = "$moved" ] \
+[ "$(q "$B" "SELECT count(*) FROM events WHERE $before AND json_extract(body,'$.from_tier')='gen_premium' AND json_extract(body,'$.to_tier')='gen_mid' AND json_extract(body,'$.cost.delta_micro_usd') < 0 AND json_extract(body,'$.row.skill_name')='model-router'")" = "$moved" ] \
   || fail "a route.reallocated event without its tiers, saving or model-router row"
 [ "$(grep -c ",model-router,.*re-allocate S[0-9]*_SH[0-9]* gen_premium -> gen_mid" "$B/logs/RUN_LOG_v001.csv")" = "$moved" ] \
   || fail "the RUN_LOG does not have one row per re-allocation"
+moved=$(q "$B" "SELECT count(*) FROM events WHERE kind='route.reallocated'")
 for shot in $(q "$B" "SELECT json_extract(body,'$.shot_id') FROM events WHERE kind='route.reallocated'"); do
   grep -q "render at gen_mid: .*$shot" "$B/governance/ROUTING_DECISION_PROJECT_v001.md" \
     || fail "$shot was logged as re-allocated but the ROUTING_DECISION does not say so"
@@ -143,13 +150,22 @@ done
 
 # (e) A call refused at reservation time by a shot cap: the hard stop names that cap; the calls of
 # the same wave reserved before it were never sent, so they are released, not counted as spent;
-# raising the cap lets that render through (the run goes on until another shot meets its own cap).
-# A shot cap holds its scene only: the other scenes go on, each to its own stop or to the end.
+# raising the cap lets that render through. budget-gates checks each shot's projection against the
+# cap before production (test_cost_reroute.sh), so the cap here is S01's dearest shot's projection
+# (not over it) and that shot's QC, and another's, keeps failing: its attempts spend past it.
 E="$WORK/shot_cap"
-cp -r "$SRC/examples/demo_short_film" "$E"
-configure "$E" budget.shot_cap_usd 1.0
-"$AVPS" init "$E" > /dev/null
-expect_exit 3 "$AVPS" run "$E" --jobs 4
+cp -r "$PLAN" "$E"
+expect_exit 0 "$AVPS" run "$E" --scene S01 --until cost_proxy
+read -r dearest dearest_cap <<<"$("$AVPS" --json artifact show "$E" COST_REPORT_S01_v001.md | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)["shot_breakdown"]
+top = max(rows, key=lambda r: r["projected_micro_usd"])
+print(top["shot_id"], top["projected_micro_usd"])')"
+other=S01_SH02
+[ "$dearest" != "$other" ] || other=S01_SH01
+configure "$E" budget.shot_cap_usd "$(usd "$dearest_cap")" regen.max_rounds 4 \
+  "sim.failure_rates.qc-grader@$dearest" 1.0 "sim.failure_rates.qc-grader@$other" 1.0
+expect_exit 3 "$AVPS" run "$E" --scene S01 --jobs 4
 expect_out "past its cap"
 stops=$(q "$E" "SELECT count(*) FROM events WHERE kind='run.hard_stop'")
 [ "$(grep -c "^  STOP-" <<<"$OUT")" = "$stops" ] || fail "the run should list its $stops stops, got: $OUT"
@@ -161,9 +177,10 @@ released=$(q "$E" "SELECT count(*) FROM events WHERE kind='budget.released' AND 
 [ "$released" -ge 1 ] || fail "the wave's calls reserved before the refusal were not released"
 [ "$(q "$E" "SELECT count(*) FROM reservations r LEFT JOIN reservation_ends e ON e.id = r.id WHERE e.id IS NULL")" = 0 ] \
   || fail "a reservation was left open by the budget stop"
-expect_exit 0 "$AVPS" override "$E" --stop "$stop" --reason "this render is worth it" --raise-cap 2
-expect_out "raise the $shot cap from 1.000000 to 2.000000 USD"
-"$AVPS" run "$E" --jobs 4 > /dev/null 2>&1 || true
+[ "$shot" = "shot $dearest" ] || fail "the stop names $shot, not $dearest's cap"
+expect_exit 0 "$AVPS" override "$E" --stop "$stop" --reason "this render is worth it" --raise-cap 100
+expect_out "raise the $shot cap from $(usd "$dearest_cap") to 100.000000 USD"
+"$AVPS" run "$E" --scene S01 --jobs 4 > /dev/null 2>&1 || true
 refusals=$(q "$E" "SELECT count(*) FROM events WHERE kind='budget.refused' AND json_extract(body,'$.refused.shot_id')='${shot#shot }'")
 [ "$refusals" = 1 ] || fail "the raised $shot cap refused the render again ($refusals refusals)"
 [ "$(q "$E" "SELECT count(*) FROM events WHERE kind='budget.reconciled'")" = 0 ] \

@@ -61,7 +61,9 @@ std::vector<HardStop> open_hard_stops(const std::vector<ledger::Event>& events);
 /// The cap a failing budget-gates check stops on, as `avps override --raise-cap` names caps:
 /// "project", "scene S03" or "shot S03_SH02". The scope of the BUDGET_STATUS's first hard_stop
 /// enforcement action; else the scene of a gate reason "S03: projected spend ... scene cap ..."
-/// (the budget_caps check's FAIL of a scene's projection); else "project".
+/// (the budget_caps check's FAIL of a scene's projection), or the shot of a reason
+/// "S03_SH02: projected spend ... shot cap ..." (a shot's projection), the first such reason;
+/// else "project".
 std::string budget_stop_cap(const nlohmann::json& budget_status, const nlohmann::json& gate_reasons);
 
 /// 42 from "STOP-42"; invalid_argument for anything else.
@@ -100,6 +102,8 @@ class Overrides {
   /// The caps a reservation for scene/shot ("" for none) must fit under, raises applied.
   ledger::Caps caps_for(const project::Budget& configured, const std::string& scene_id,
                         const std::string& shot_id) const;
+  /// Every cap a person raised, by label ("project", "scene S03", "shot S03_SH02") -> latest raise.
+  const std::map<std::string, int64_t>& raised_caps() const { return m_raised_caps; }
   /// Attempts added to a loop ("plausibility-auditor/S03") by allow_attempts decisions, summed.
   int extra_attempts(const std::string& loop_key) const;
   /// How many times a person raised a cap to lift a budget stop of a loop ("budget-gates/S01").

@@ -201,6 +201,8 @@ struct CostReportOptions {
 ///   - projected_vs_actual, when any actual is given: Σ projected and Σ actual over the rows with
 ///     an actual, and variance_pct (two decimals, rounded away from zero; absent when that
 ///     projection is 0). A row whose actual exceeds its projection also gets a recommendation.
+///   - shot_breakdown, always: per shot in screen order its hero tier, generation tier, duration and
+///     proxy + final projection (what budget-gates checks against the shot cap).
 ///   - gate.scores holds only what the verdict reads and the video / model-call split:
 ///     video_proxy_micro_usd, video_final_micro_usd, model_calls_micro_usd and, with a cap,
 ///     projected_pct_of_cap. (The engine's gate evaluation may replace the scores; the numbers a
@@ -225,9 +227,17 @@ struct RecordedShots {
   std::vector<ShotPlan> shots;                       ///< the latest SHOTLIST of each, screen order
   std::vector<std::string> scenes_without_shotlist;  ///< not planned yet (left out of `shots`)
 };
-/// Reads the latest SCENES and each scene's latest SHOTLIST through `latest`. not_found when no
-/// SCENES is recorded.
+/// Reads the latest SCENES and each scene's latest SHOTLIST through `latest`, with the generation
+/// tiers the latest ROUTING_DECISION_PROJECT's shot_tiers give (apply_shot_tiers). not_found when
+/// no SCENES is recorded.
 [[nodiscard]] Result<RecordedShots> recorded_shots(const LatestArtifact& latest);
+
+/// Sets ShotPlan::tier of each shot a ROUTING_DECISION shot_tiers entry ({shot_id, hero_tier,
+/// tier}) names: the budget's re-routes below a shot's hero tier. An entry whose shot is no longer
+/// planned, or is planned with another hero tier, is left out (the re-plan starts from its hero
+/// tier). invalid_argument for a tier that is no generation tier or is above the hero tier's (a
+/// re-route only moves down: gen_premium stays for hero A).
+[[nodiscard]] Result<void> apply_shot_tiers(std::vector<ShotPlan>& shots, const nlohmann::json& shot_tiers);
 
 /// project_costs over recorded_shots(), with estimate_skill_calls() for the model skills: what
 /// `avps cost DIR` prints.

@@ -30,9 +30,19 @@ struct RoutingRow {
   std::string model;
 };
 
+/// A shot routed below its hero tier's generation tier by the budget: model-router's answer to a
+/// budget-gates FAIL, one of COST_REPORT's one-tier-down suggestions (DESIGN §3 cost loop). Kept in
+/// every later ROUTING_DECISION_PROJECT while the shot is planned with the same hero tier.
+struct ShotTier {
+  std::string shot_id;
+  std::string hero_tier;
+  std::string tier;
+};
+
 struct RoutingTable {
   std::vector<RoutingRow> rows;
   std::vector<Reallocation> quota_changes;      ///< latest shot first
+  std::vector<ShotTier> shot_tiers;             ///< budget re-routes, screen order
   std::vector<std::string> escalation_ladders;  ///< "story-architect: t2 -> t3 (at most 1 step)"
   std::vector<std::string> vision_skills;       ///< model skills that read MEDIA
   int premium_shot_pct = 25;
@@ -40,8 +50,9 @@ struct RoutingTable {
 
 /// Allocates every model skill of `skills` (routed with `input_tokens_per_call` and the skill's
 /// max_output_tokens) and every hero tier (by `settings.final_pixels`), then applies the premium
-/// quota to `shots` (screen order; may be empty before shot planning). Errors when a tier has no
-/// capable priced model.
+/// quota to `shots` (screen order; may be empty before shot planning). A shot with a tier of its
+/// own (ShotPlan::tier, a budget re-route) keeps it and is listed in shot_tiers. Errors when a tier
+/// has no capable priced model.
 [[nodiscard]] Result<RoutingTable> allocate(const std::map<std::string, skills::SkillDef>& skills,
                                             const Router& router, const std::vector<ShotPlan>& shots,
                                             const ProjectionSettings& settings,

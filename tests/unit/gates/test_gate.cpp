@@ -13,6 +13,7 @@
 
 #include "avps/core/json_schema.hpp"
 #include "avps/gates/gate.hpp"
+#include "avps/governance/override.hpp"
 #include "support/fake_gate_context.hpp"
 
 using namespace avps;
@@ -969,6 +970,52 @@ TEST_CASE("a scene whose projected cost passes the scene cap fails", "[gates]") 
             "S01: projected spend $0.97 is 108.1% of the scene cap $0.90: simplify before producing"});
 }
 
+TEST_CASE("a shot whose projection passes its shot cap fails, naming the shot and its projection", "[gates]") {
+  FakeGateContext context = fixture_context();
+  context.record("SHOTLIST", "S01", json::object());  // keep the premium quota out of it
+  json report = artifact_fixture("cost_report");
+  report["shot_breakdown"] = json::array({{{"shot_id", "S01_SH01"},
+                                           {"hero_tier", "C"},
+                                           {"tier", "gen_low"},
+                                           {"duration_s", 3},
+                                           {"projected_micro_usd", 100'000}},
+                                          {{"shot_id", "S01_SH03"},
+                                           {"hero_tier", "A"},
+                                           {"tier", "gen_premium"},
+                                           {"duration_s", 4},
+                                           {"projected_micro_usd", 600'000}}});
+  context.record("COST_REPORT", "S01", report);
+  json skill = skill_definition("budget-gates");
+  json status = artifact_fixture("budget_status");
+  CHECK(evaluate(skill, status, context).verdict == Verdict::pass);  // no shot cap configured
+
+  context.set_config("/budget/shot_cap_usd", 0.5);
+  auto result = evaluate(skill, status, context);
+  CHECK(result.verdict == Verdict::fail);
+  CHECK(result.reasons ==
+        std::vector<std::string>{"S01_SH03: projected spend $0.60 is 120.0% of the shot cap $0.50: "
+                                 "simplify before producing (hero A, gen_premium, 4 s, proxy + final)"});
+  // The stop such a FAIL ends in names the shot's cap, as `avps override --raise-cap` raises it.
+  CHECK(governance::budget_stop_cap(json::object(), json(result.reasons)) == "shot S01_SH03");
+
+  // The cap a person raised for that shot (the engine passes raised caps as budget/shot_caps_usd).
+  context.set_config("/budget/shot_caps_usd", json{{"S01_SH03", 0.65}});
+  CHECK(evaluate(skill, status, context).verdict == Verdict::warn);  // 92.3%: under, past the warn line
+  context.set_config("/budget/shot_caps_usd", json{{"S01_SH03", 1.0}});
+  CHECK(evaluate(skill, status, context).verdict == Verdict::pass);
+  // A shot whose raise is lower than the configured cap is held to its raise only.
+  context.set_config("/budget/shot_caps_usd", json{{"S01_SH01", 0.09}});
+  result = evaluate(skill, status, context);
+  CHECK(result.verdict == Verdict::fail);
+  CHECK(has_reason(result, "S01_SH01: projected spend $0.10 is 111.1% of the shot cap $0.09"));
+  CHECK(has_reason(result, "S01_SH03: projected spend $0.60 is 120.0% of the shot cap $0.50"));
+  // Checked in another scene's cost loop, S01's shots are not that check's to fail.
+  context.set_config("/budget/checked_scene", "S02");
+  CHECK(evaluate(skill, status, context).verdict == Verdict::pass);
+  context.set_config("/budget/checked_scene", "S01");
+  CHECK(evaluate(skill, status, context).verdict == Verdict::fail);
+}
+
 TEST_CASE("tier quotas fail premium on more than 25% of shots and t3 on more than 15% of calls", "[gates]") {
   FakeGateContext context = fixture_context();
   json skill = skill_definition("budget-gates");
@@ -983,6 +1030,13 @@ TEST_CASE("tier quotas fail premium on more than 25% of shots and t3 on more tha
                                  "lowest-priority shots"});
   context.set_config("/quotas/premium_shot_pct", 34);
   CHECK(evaluate(skill, status, context).verdict == Verdict::pass);
+  context.set_config("/quotas/premium_shot_pct", 25);
+  // A budget re-route moved the hero A shot to gen_mid: no premium shot is left.
+  json routing = artifact_fixture("routing_decision");
+  routing["shot_tiers"] = json::array({{{"shot_id", "S01_SH03"}, {"hero_tier", "A"}, {"tier", "gen_mid"}}});
+  context.record("ROUTING_DECISION", "PROJECT", routing);
+  CHECK(evaluate(skill, status, context).verdict == Verdict::pass);
+  context.record("ROUTING_DECISION", "PROJECT", artifact_fixture("routing_decision"));
 
   // t1 4 + t2 11 + t3 3 = 18 narrative calls, 3 at t3: 16.7%.
   status["tier_usage_breakdown"].push_back({{"tier", "t3"}, {"calls", 3}, {"spend_micro_usd", 90000}});

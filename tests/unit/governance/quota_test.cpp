@@ -2,12 +2,14 @@
 // the premium re-allocations the run log still lacks, the downgrade suggestions of a budget
 // review, the cap a budget-gates stop names, and the re-checks a raised cap buys.
 
+#include "avps/governance/quota.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "avps/governance/brief_estimate.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/governance/projection.hpp"
-#include "avps/governance/quota.hpp"
+#include "avps/governance/routing_table.hpp"
 #include "avps/skills/registry.hpp"
 #include "unit/governance/governance_support.hpp"
 
@@ -242,6 +244,77 @@ TEST_CASE("a budget review suggests each shot one generation tier down, with wha
   CHECK((*plain)["tier_reallocation_suggestions"].empty());
 }
 
+TEST_CASE("a budget re-route is kept in the ROUTING_DECISION and read back as the shot's tier, never upward",
+          "[governance][quota]") {
+  json scenes = read_repo_json("tests/fixtures/artifacts/scenes.json");
+  json shotlist = read_repo_json("tests/fixtures/artifacts/shotlist.json");  // SH01 C, SH02 B, SH03 A 3.5 s high
+  auto shots = shots_from_shotlist(shotlist);
+  REQUIRE(shots.ok());
+  Router router(avps::testing::fixture_models());
+  const ProjectionSettings settings{"1920x1080", 100, 15};  // no premium-quota move
+  std::vector<ShotPlan> moved = *shots;
+  moved[2].tier = "gen_mid";  // the re-route of the hero A shot
+  auto table = allocate({}, router, moved, settings, 4000);
+  REQUIRE(table.ok());
+  REQUIRE(table->shot_tiers.size() == 1);
+  json decision = routing_decision_json(*table);
+  CHECK(avps::testing::schema_problems("routing_decision.schema.json", decision).empty());
+  CHECK(decision["shot_tiers"] == json::array({{{"shot_id", "S01_SH03"}, {"hero_tier", "A"}, {"tier", "gen_mid"}}}));
+  CHECK(decision["justification"].get<std::string>().find("Budget re-routes") != std::string::npos);
+  // Without a re-route the decision is as before: no shot_tiers.
+  auto plain = allocate({}, router, *shots, settings, 4000);
+  REQUIRE(plain.ok());
+  CHECK_FALSE(routing_decision_json(*plain).contains("shot_tiers"));
+
+  json routing = decision;
+  LatestArtifact latest = [&](std::string_view kind, std::string_view target) -> Result<std::optional<json>> {
+    if (kind == "SCENES") {
+      return std::optional<json>(scenes);
+    }
+    if (kind == "SHOTLIST" && target == "S01") {
+      return std::optional<json>(shotlist);
+    }
+    if (kind == "ROUTING_DECISION" && target == "PROJECT") {
+      return std::optional<json>(routing);
+    }
+    return std::optional<json>();
+  };
+  auto recorded = recorded_shots(latest);
+  REQUIRE(recorded.ok());
+  REQUIRE(recorded->shots.size() == 3);
+  CHECK(recorded->shots[0].tier.empty());
+  CHECK(recorded->shots[2].tier == "gen_mid");
+  // Projected at gen_mid: 3.5 s × 1.6 × (50,000 + 250,000), what the downgrade suggestion priced.
+  auto projection = project_costs(recorded->shots, {}, router, settings);
+  REQUIRE(projection.ok());
+  auto report = cost_report_json(*projection, CostReportOptions{});
+  REQUIRE(report.ok());
+  CHECK(avps::testing::schema_problems("cost_report.schema.json", *report).empty());
+  REQUIRE((*report)["shot_breakdown"].size() == 3);
+  CHECK((*report)["shot_breakdown"][2] == json{{"shot_id", "S01_SH03"},
+                                               {"hero_tier", "A"},
+                                               {"tier", "gen_mid"},
+                                               {"duration_s", 3.5},
+                                               {"projected_micro_usd", 1'680'000}});
+  // The next allocation keeps it.
+  auto again = allocate({}, router, recorded->shots, settings, 4000);
+  REQUIRE(again.ok());
+  CHECK(routing_decision_json(*again) == decision);
+
+  // A shot re-planned with another hero tier starts from its hero tier again.
+  routing["shot_tiers"][0]["hero_tier"] = "B";
+  recorded = recorded_shots(latest);
+  REQUIRE(recorded.ok());
+  CHECK(recorded->shots[2].tier.empty());
+  // Premium only for hero A: a hero B shot routed to gen_premium is refused, not rendered.
+  routing["shot_tiers"][0] = {{"shot_id", "S01_SH02"}, {"hero_tier", "B"}, {"tier", "gen_premium"}};
+  recorded = recorded_shots(latest);
+  REQUIRE_FALSE(recorded.ok());
+  CHECK(recorded.error().code == ErrorCode::invalid_argument);
+  CHECK(recorded.error().message.find("S01_SH02 (hero B) to gen_premium, above its hero tier's gen_mid") !=
+        std::string::npos);
+}
+
 TEST_CASE("a budget-gates stop names the cap that failed", "[governance][quota]") {
   auto action = [](const std::string& kind, const std::string& scope) {
     return json{{"action", kind}, {"scope", scope}, {"reason", "r"}};
@@ -257,6 +330,13 @@ TEST_CASE("a budget-gates stop names the cap that failed", "[governance][quota]"
       "S01: projected spend $5.00 is 91.0% of the scene cap $5.50 (warn at 90%): rerun cost-optimizer",
       "S04: projected spend $9.00 is 150.0% of the scene cap $6.00: simplify before producing"};
   CHECK(budget_stop_cap(json::object(), reasons) == "scene S04");
+  // A shot's projection over its shot cap: the shot's cap (its WARN names none).
+  json shot_reasons = {
+      "S04_SH01: projected spend $9.50 is 95.0% of the shot cap $10.00 (warn at 90%): rerun cost-optimizer (hero A, "
+      "gen_premium, 4 s, proxy + final)",
+      "S04_SH02: projected spend $12.00 is 120.0% of the shot cap $10.00: simplify before producing (hero A, "
+      "gen_premium, 5 s, proxy + final)"};
+  CHECK(budget_stop_cap(json::object(), shot_reasons) == "shot S04_SH02");
   CHECK(budget_stop_cap(json::object(), json::array({"a budget violation was detected"})) == "project");
 }
 

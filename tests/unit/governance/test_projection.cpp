@@ -197,7 +197,8 @@ TEST_CASE("a project is projected from its recorded SCENES and SHOTLISTs through
   CHECK(recorded->scene_ids == std::vector<std::string>{"S01", "S02"});
   CHECK(recorded->shots.size() == 3);
   CHECK(recorded->scenes_without_shotlist == std::vector<std::string>{"S02"});
-  CHECK(asked == std::vector<std::string>{"SCENES/", "SHOTLIST/S01", "SHOTLIST/S02"});
+  // The project's ROUTING_DECISION last: the budget's re-routes (shot_tiers) set shots' tiers.
+  CHECK(asked == std::vector<std::string>{"SCENES/", "SHOTLIST/S01", "SHOTLIST/S02", "ROUTING_DECISION/PROJECT"});
 
   auto registry = skills::Registry::load(avps::testing::repo_root(), nullptr);
   REQUIRE(registry.ok());
