@@ -1134,9 +1134,14 @@ Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
   // budget-gates: each cap a person raised over a budget stop of this loop buys one re-check of the
   // same plan under the new cap, without another simplification (the decision was to pay).
   const bool budget_check = skill.builtin == "enforce_budget";
-  if (budget_check) {
+  const int rechecks = budget_check ? overrides.cap_raises(job.loop) : 0;
+  // A re-route's re-check is not one of the attempts the policy counts.
+  const int limit = per_tier * (escalations + 1) + granted + job.reroutes;
+  const bool recheck = failed >= limit && failed < limit + rechecks;
+  if (budget_check && !recheck) {
     // A projection over a cap is re-routed first (COST_REPORT's one-tier-down suggestions) and
     // checked again; only a FAIL after that asks for a simpler shot list (DESIGN §3 cost loop).
+    // Not when a person raised the cap: the decision was to pay for this plan, not to cut it.
     AVPS_TRY_ASSIGN(bool rerouted, reroute_for_budget(skill, job));
     if (outcome.exit != ExitCode::ok || restart) {
       job.state = JobState::done;
@@ -1152,10 +1157,6 @@ Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
       return ok();
     }
   }
-  const int rechecks = budget_check ? overrides.cap_raises(job.loop) : 0;
-  // A re-route's re-check is not one of the attempts the policy counts.
-  const int limit = per_tier * (escalations + 1) + granted + job.reroutes;
-  const bool recheck = failed >= limit && failed < limit + rechecks;
   std::string refused;  // why the t3 quota kept the loop from escalating
   if (failed >= limit + rechecks) {
     std::optional<std::string> next;

@@ -87,6 +87,15 @@ for shot, tier in moved.items():
 PY
 grep -q ",model-router,S01,.*,DONE,.*re-route for budget-gates S01 (FAIL of attempt 1): S01_SH" "$B/logs/RUN_LOG_v001.csv" \
   || fail "no model-router RUN_LOG row for the re-route"
+# A person raises the scene cap over the stop: the next run re-checks the plan as it is under the
+# raised cap (no further re-route: the decision was to pay) and goes on.
+stop_seq=$(q "$B" "SELECT seq FROM events WHERE kind='run.hard_stop' AND json_extract(body,'$.skill')='budget-gates'")
+if [ -n "$stop_seq" ]; then
+  expect_exit 0 "$AVPS" override "$B" --stop "STOP-$stop_seq" --reason "the producer pays for S01" --raise-cap 20
+  expect_exit 0 "$AVPS" run "$B" --scene S01 --until cost_proxy
+  [ "$(q "$B" "SELECT count(*) FROM events WHERE kind='route.rerouted'")" = 1 ] || fail "the re-check after a raise re-routed"
+  case "$(budget_verdicts "$B")" in *" PASS" | *" WARN") ;; *) fail "budget-gates after the raise: $(budget_verdicts "$B")" ;; esac
+fi
 projected=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["total_projected_cost_micro_usd"])' "$before")
 rerouted_total=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["total_projected_cost_micro_usd"])' "$after")
 

@@ -81,6 +81,9 @@ expect_exit 3 "$AVPS" run "$B0" --scene S01
 measured=$(q "$B0" "SELECT body FROM events WHERE kind='budget.escalation' AND json_extract(body,'$.shot_id')='S01_SH01'")
 cap=$(python3 -c 'import json,sys; e=json.loads(sys.argv[1]); assert e["approved"], e; print(next(c["spend_micro_usd"] for c in e["caps"] if c["scope"] == "shot S01_SH01") + e["round_micro_usd"] - 1)' "$measured") \
   || fail "the escalation with a far cap: $measured"
+# The cap comes in after S01's cost loop passed: budget-gates checks every shot's projection
+# against the shot cap (test_cost_reroute.sh), and one this low would fail S01's dearer shots there.
+expect_exit 0 "$AVPS" run "$B" --scene S01 --until cost_proxy
 configure "$B" budget.shot_cap_usd "$(python3 -c "print('%.6f' % ($cap / 1e6))")"
 expect_exit 3 "$AVPS" run "$B" --scene S01
 refused=$(q "$B" "SELECT json_extract(body,'$.refused') FROM events WHERE kind='budget.escalation' AND json_extract(body,'$.shot_id')='S01_SH01'")
