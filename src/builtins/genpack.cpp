@@ -150,6 +150,10 @@ Result<json> assemble_genpack(const GenpackInputs& in) {
   for (const std::string& finding : in.qc_findings) {
     add_unique(negatives, "Avoid what QC found: " + finding);
   }
+  // A judge's revision request (a storyboard's Adjust): its findings, applied the same way.
+  for (const std::string& finding : in.revision_findings) {
+    add_unique(negatives, finding);
+  }
   add_unique(negatives, "No added characters, props, wardrobe or environment changes");
 
   json settings = {{"resolution", in.resolution},

@@ -1061,7 +1061,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
   facts.inputs = job.step;
   auto finished = record.steps.find(job.step);
   facts.passed_with_inputs =
-      !job.forced && finished != record.steps.end() && passed(finished->second.value("verdict", ""));
+      !job.forced && finished != record.steps.end() && skill.settles(finished->second.value("verdict", ""));
   if (auto last = record.loops.find(job.loop); last != record.loops.end()) {
     facts.last_inputs = last->second.value("step", "");
   }
@@ -1082,7 +1082,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
   }
   if (std::optional<std::string> accepted = overrides.accepted(job.loop)) {
     auto last = record.loops.find(job.loop);
-    if (last != record.loops.end() && last->second.value("verdict", "") == "FAIL") {
+    if (last != record.loops.end() && !skill.settles(last->second.value("verdict", "PASS"))) {
       ledger::LogRow row;
       row.skill_name = skill.name;
       row.scene_id = job.ctx.scene_id;
@@ -1102,7 +1102,9 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
   }
   if (auto last = record.loops.find(job.loop); last != record.loops.end()) {
     const json& body = last->second;
-    if (body.value("verdict", "") == "FAIL") {
+    // A FAIL, or a FIX the skill's on_fix acts on, that the loop has not answered yet.
+    if (const std::string verdict = body.value("verdict", ""); verdict == "FAIL" || !skill.settles(verdict)) {
+      job.verdict = verdict;
       job.attempt = body.value("attempt", 1) + 1;
       job.escalations = body.value("escalations", 0);
       job.tier = body.value("tier", job.tier);
@@ -1117,13 +1119,16 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
   return ok();
 }
 
-// Applies the loop policy after a FAIL of `job`: revise (self or upstream), escalate, or stop.
-// Returns with job.state ready for the next attempt, or done with the outcome set.
+// Applies the loop policy after a FAIL of `job` (its on_fail branch), or after a FIX when the skill
+// has an on_fix branch (skill.schema.json loop_policy): revise (self or upstream), escalate, or
+// stop. The attempts of one loop count together whichever branch answered them. Returns with
+// job.state ready for the next attempt, or done with the outcome set.
 Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
-  const json on_fail = skill.loop_policy.value("on_fail", json::object());
+  const bool fixing = job.verdict == "FIX" && skill.fix_loops();
+  const json on_fail = skill.loop_policy.value(fixing ? "on_fix" : "on_fail", json::object());
   const std::string via = on_fail.value("via", skill.name);
   const int per_tier = on_fail.value("max_revisions", 0) + 1;
-  const int failed = job.attempt;  // attempts so far, all failed
+  const int failed = job.attempt;  // attempts so far, none of which settled the loop
   const int granted = overrides.extra_attempts(job.loop);
   const bool self = via == skill.name;
   const skills::SkillDef* reviser = self ? &skill : e.m_registry.find(via);
@@ -1222,11 +1227,14 @@ Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
                              "; raise the cap with `avps override --raise-cap`, or cut the plan",
                          {{"cap", cap}});
       }
-      return hard_stop(skill.name, "gate", job.loop, job.ctx, job.findings,
-                       skill.name + job.ctx.label() + " failed its gate " + std::to_string(failed) +
-                           " times, at every tier its policy allows" + last +
-                           (refused.empty() ? std::string() : "; " + refused) +
-                           "; a person must decide: revise the inputs, or `avps override`");
+      return hard_stop(
+          skill.name, "gate", job.loop, job.ctx, job.findings,
+          skill.name + job.ctx.label() +
+              (fixing ? " still asked for a fix after " + std::to_string(failed) +
+                            " attempts, as many as its on_fix policy allows"
+                      : " failed its gate " + std::to_string(failed) + " times, at every tier its policy allows") +
+              last + (refused.empty() ? std::string() : "; " + refused) +
+              "; a person must decide: revise the inputs, or `avps override`");
     }
   }
   if (!self && !recheck) {
@@ -1333,11 +1341,12 @@ Result<void> Impl::revise_upstream(const skills::SkillDef& judge, const skills::
       j.tier = failed.via_tier;
     }
   }
+  const std::string verdict = failed.verdict.empty() ? std::string("FAIL") : failed.verdict;
   AVPS_TRY(report({.kind = Progress::Kind::revise,
                    .skill = judge.name,
-                   .verdict = "FAIL",
+                   .verdict = verdict,
                    .attempt = failed.attempt,
-                   .text = judge.name + failed.ctx.label() + ": FAIL -> revising via " + reviser.name},
+                   .text = judge.name + failed.ctx.label() + ": " + verdict + " -> revising via " + reviser.name},
                   failed.ctx));
   AVPS_TRY(run_jobs(reviser, jobs));
   if (outcome.exit == ExitCode::ok && jobs.front().changed_upstream && reviser.name != judge.name) {
@@ -1726,6 +1735,13 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
       if (kind == "WORLD_STATE" && gate.verdict == gates::Verdict::fail) {
         continue;  // the world moves on only by a diff that passed
       }
+      if (job.reuse_identical) {
+        AVPS_TRY_ASSIGN(auto previous, latest(kind, target_for(kind, job.ctx)));
+        if (previous && without_gate(previous->content()) == without_gate(content)) {
+          written += (written.empty() ? "" : " ") + previous->record.name;
+          continue;
+        }
+      }
       bool changed = false;
       AVPS_TRY_ASSIGN(std::string name,
                       write_output(skill, kind, target_for(kind, job.ctx), content, gate, details, changed));
@@ -1790,7 +1806,7 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   }
   record.steps[job.step] = body;
   record.loops[job.loop] = body;
-  if (!job.revision_for.is_null() && passed(job.verdict)) {
+  if (!job.revision_for.is_null() && skill.settles(job.verdict)) {
     record.revisions_done.insert(job.revision_for.value("loop", "") + "#" +
                                  std::to_string(job.revision_for.value("attempt", 0)));
   }
@@ -1813,7 +1829,8 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
                      skill.name + job.ctx.label() + " stopped: " +
                          (gate.reasons.empty() ? "STOP verdict" : gate.reasons.front()));
   }
-  if (gate.verdict != gates::Verdict::fail) {
+  // PASS and WARN proceed, and FIX unless the skill's on_fix acts on it (SkillDef::settles).
+  if (skill.settles(job.verdict)) {
     job.state = JobState::done;
     return ok();
   }

@@ -75,6 +75,9 @@ struct Job {
   nlohmann::json extra = nlohmann::json::object();  ///< more of the step key (resolution, caps, revision)
   bool forced = false;   ///< run even when up to date (a revision)
   bool collect = false;  ///< judge only: outputs kept in the job, not written (QC rows of a wave)
+  /// An output equal (gate aside) to the latest version of its kind is not written again: the
+  /// run names that version (a trigger's re-run that finds nothing to change).
+  bool reuse_identical = false;
   int attempt = 1;
   int escalations = 0;
   std::string tier;
@@ -339,6 +342,11 @@ struct Impl {
   Result<std::vector<StaleShot>> stale_shots();
   Result<void> render_storyboards(const skills::SkillDef& reviewer, const std::vector<Context>& shots,
                                   const std::string& pixels);
+  /// Fires the stage graph's cross-loop triggers due in `scene` (triggers.hpp, due_triggers, from
+  /// the scene's QC_BATCH versions and the trigger.fired events): each a trigger.fired event with
+  /// its RUN_LOG row, then one forced run of the trigger's skill for the scene or entity. Sets
+  /// `restart` when that run changed an artifact (its readers, down to the renders, follow).
+  Result<void> fire_triggers(const std::string& scene);
 };
 
 }  // namespace avps::engine

@@ -26,6 +26,7 @@
 #include "avps/governance/routing_table.hpp"
 #include "avps/ledger/events.hpp"
 #include "engine_impl.hpp"
+#include "triggers.hpp"
 
 namespace avps::engine {
 namespace fs = std::filesystem;
@@ -236,6 +237,21 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     for (const json& finding : job.extra.value("qc_findings", json::array())) {
       in.qc_findings.push_back(finding.get<std::string>());
     }
+    if (!job.revision_for.is_null()) {
+      // A revision asked by a judge (a storyboard's Adjust): the GenPack it revises, with the
+      // judge's findings applied, at the generation tier that one was packed for.
+      AVPS_TRY_ASSIGN(auto revised, latest("GENPACK", target_for("GENPACK", job.ctx)));
+      if (in.tier.empty() && revised) {
+        in.tier = revised->content().value("settings", json::object()).value("tier", "");
+      }
+      const std::string asked_by =
+          job.revision_for.value("judge", "") + " attempt " + std::to_string(job.revision_for.value("attempt", 0));
+      for (const json& finding : job.findings) {
+        if (finding.is_string()) {
+          in.revision_findings.push_back("Revised for " + asked_by + ": " + finding.get<std::string>());
+        }
+      }
+    }
     AVPS_TRY_ASSIGN(out["GENPACK"], builtins::assemble_genpack(in));
     return out;
   }
@@ -419,6 +435,173 @@ Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
 }
 
 // ---- production -------------------------------------------------------------------------------
+
+Result<void> Impl::fire_triggers(const std::string& scene) {
+  const skills::StageGraph* graph = e.m_registry.stage_graph();
+  if (!graph || graph->triggers.empty()) {
+    return ok();
+  }
+  // One forced run of a trigger's skill for its scope, the violations as its findings: a step of
+  // its own (the trigger and its cause are part of its key and of its loop), a new version only if
+  // the content changes; its own loop policy answers a FAIL. Sets `restart` on a new version.
+  auto run_triggered = [&](const std::string& trigger_id, const skills::SkillDef& skill, const std::string& scope_class,
+                           const std::string& key, const json& cause, const json& findings) -> Result<void> {
+    Job job;
+    job.ctx.scope = skill.scope;
+    (scope_class == "scene" ? job.ctx.scene_id : job.ctx.entity_id) = key;
+    job.forced = true;
+    job.reuse_identical = true;
+    job.loop_suffix = "<trigger " + trigger_id;
+    job.extra = {{"trigger", trigger_id}, {"cause", cause.value("id", "")}};
+    job.log_extra = {{"trigger", {{"id", trigger_id}, {"cause", cause}}}};
+    std::vector<Job> jobs{job};
+    AVPS_TRY(start_job(skill, jobs.front()));
+    Job& j = jobs.front();
+    if (j.state == JobState::waiting) {
+      return report(
+          {.kind = Progress::Kind::wait,
+           .skill = skill.name,
+           .text = "trigger " + trigger_id + ": " + skill.name + j.ctx.label() + " waits for " + j.in.missing},
+          j.ctx);
+    }
+    if (!j.resumed_failure) {
+      j.findings = findings;
+    }
+    AVPS_TRY(run_jobs(skill, jobs));
+    if (outcome.exit == ExitCode::ok && jobs.front().changed_upstream) {
+      restart = true;  // a new version: the steps that read it, down to the renders, follow
+    }
+    return ok();
+  };
+  // A firing whose run an interruption cut short (recorded, its skill's loop not settled): it
+  // runs now, so a resumed run finishes what the firing started instead of firing again.
+  for (const json& fired : std::vector<json>(record.triggers_fired)) {
+    const skills::SkillDef* skill = e.m_registry.find(fired.value("skill", ""));
+    if (fired.value("scene_id", "") != scene || !skill) {
+      continue;
+    }
+    const json scope = fired.value("scope", json::object());
+    const std::string scope_class = scope.contains("scene_id") ? "scene" : skill->scope;
+    Context ctx;
+    (scope_class == "scene" ? ctx.scene_id : ctx.entity_id) = fired.value("key", "");
+    const std::string loop = loop_key(*skill, ctx) + "<trigger " + fired.value("trigger", "");
+    auto last = record.loops.find(loop);
+    const json cause = fired.value("cause", json::object());
+    // Done once its loop settled on a step for that cause, or stopped (the stop stands on its own).
+    const bool finished =
+        last != record.loops.end() &&
+        last->second.value("trigger", json::object()).value("cause", json::object()).value("id", "") ==
+            cause.value("id", "") &&
+        (skill->settles(last->second.value("verdict", "")) || record.open_stops.count(loop));
+    if (!finished) {
+      AVPS_TRY(run_triggered(fired.value("trigger", ""), *skill, scope_class, fired.value("key", ""), cause,
+                             fired.value("findings", json::array())));
+      if (outcome.exit != ExitCode::ok || restart) {
+        return ok();
+      }
+    }
+  }
+  // What the scene's QC waves found: the violations of the attempts that did not pass.
+  AVPS_TRY_ASSIGN(std::vector<Loaded> batches, all_versions("QC_BATCH", scene));
+  std::vector<QcFinding> findings;
+  std::set<std::string> shots;
+  for (const Loaded& batch : batches) {
+    const json written = record.wave_of.count(batch.record.name) ? record.wave_of[batch.record.name] : json::object();
+    const std::string wave = written.value("wave", "");
+    const size_t slash = wave.find('/');
+    const size_t hash = wave.find('#');
+    if (slash == std::string::npos || hash == std::string::npos || hash < slash) {
+      continue;  // not a wave's batch (an import): no attempt of a run to count
+    }
+    const std::string resolution = wave.substr(slash + 1, hash - slash - 1);
+    std::map<std::pair<std::string, int>, std::string> verdicts;
+    for (const json& row : rows_of(batch.content())) {
+      verdicts[{row.value("shot_id", ""), row.value("attempt_number", 0)}] = row.value("verdict", "");
+    }
+    for (const json& v : batch.content().value("violations", json::array())) {
+      QcFinding f{
+          v.value("shot_id", ""),     resolution,        v.value("attempt_number", 0), v.value("rule", ""),
+          v.value("description", ""), batch.record.name, batch.record.event_seq,       written.value("run_id", "")};
+      auto verdict = verdicts.find({f.shot_id, f.attempt});
+      if (verdict != verdicts.end() && verdict->second == "PASS") {
+        continue;
+      }
+      shots.insert(f.shot_id);
+      findings.push_back(std::move(f));
+    }
+  }
+  if (findings.empty()) {
+    return ok();
+  }
+  ShownEntities shown;
+  for (const std::string& shot : shots) {
+    Context ctx;
+    ctx.scene_id = scene;
+    ctx.shot_id = shot;
+    AVPS_TRY_ASSIGN(auto row, shot_row(ctx));
+    if (!row) {
+      continue;  // a shot the plan no longer has: its findings concern the scene only
+    }
+    std::vector<std::string> characters;
+    for (const json& id : row->value("char_ids", json::array())) {
+      if (id.is_string()) {
+        characters.push_back(id.get<std::string>());
+      }
+    }
+    shown[shot]["character"] = characters;
+    shown[shot]["voice"] = characters;
+    if (const std::string set = row->value("set_id", ""); !set.empty()) {
+      shown[shot]["set"] = {set};
+    }
+  }
+  std::map<std::string, std::string> entity_class;
+  for (const skills::Trigger& trigger : graph->triggers) {
+    if (const skills::SkillDef* skill = e.m_registry.find(trigger.skill)) {
+      entity_class[trigger.skill] = skill->scope;
+    }
+  }
+  const std::vector<TriggerFiring> due = due_triggers(graph->triggers, entity_class, scene, findings, shown,
+                                                      record.triggers_fired, e.m_project.ledger().run_id());
+  for (const TriggerFiring& firing : due) {
+    const skills::SkillDef* skill = e.m_registry.find(firing.trigger->skill);
+    if (!skill) {
+      return make_error(ErrorCode::configuration,
+                        "trigger " + firing.trigger->id + " runs " + firing.trigger->skill + ", which is no skill");
+    }
+    const json& cause = firing.cause;
+    json scope = firing.scope_class == "scene" ? json{{"scene_id", firing.key}} : json{{"entity_id", firing.key}};
+    json body = {{"trigger", firing.trigger->id},
+                 {"skill", skill->name},
+                 {"scope", scope},
+                 {"key", firing.key},
+                 {"scene_id", scene},
+                 {"count", firing.count},
+                 {"cause", cause},
+                 {"findings", firing.findings}};
+    ledger::LogRow row;
+    row.skill_name = skill->name;
+    row.scene_id = scene;
+    row.shot_id = cause.value("shot_id", "");
+    row.outcome = "DONE";
+    row.notes = "trigger " + firing.trigger->id + ": " + std::to_string(firing.count) + " shot(s) of " + scene +
+                " failed QC concerning " + firing.key + " (last: " + cause.value("shot_id", "") + " " +
+                cause.value("resolution", "") + " attempt " + std::to_string(cause.value("attempt", 0)) + ", " +
+                cause.value("rule", "") + ": " + cause.value("description", "") + "); " + skill->name +
+                " runs again for " + firing.key;
+    AVPS_TRY_ASSIGN(ledger::Event event,
+                    e.m_project.ledger().append(ledger::EventDraft{.kind = "trigger.fired", .body = body, .row = row}));
+    body["run_id"] = event.run_id;
+    body["seq"] = event.seq;
+    record.triggers_fired.push_back(body);
+    AVPS_TRY(report({.kind = Progress::Kind::note, .skill = skill->name, .text = row.notes}));
+    core::crash_point("engine.after_trigger_fired");
+    AVPS_TRY(run_triggered(firing.trigger->id, *skill, firing.scope_class, firing.key, cause, firing.findings));
+    if (outcome.exit != ExitCode::ok || restart) {
+      return ok();
+    }
+  }
+  return ok();
+}
 
 Result<std::string> Impl::render_identity(const skills::SkillDef& packager, const Context& ctx, json* parts,
                                           Gathered* gathered) {
@@ -797,6 +980,12 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
 
   for (int wave_guard = 0; wave_guard < 1000; ++wave_guard) {
     AVPS_TRY_ASSIGN(shotlist, latest("SHOTLIST", scene));
+    // Cross-loop triggers on what the scene's QC waves found so far (before the next wave, and
+    // once its waves are done): a skill of another loop re-runs; what it changes is re-derived.
+    AVPS_TRY(fire_triggers(scene));
+    if (outcome.exit != ExitCode::ok || restart) {
+      return ok();
+    }
     std::vector<json> rows;
     for (const json& row : rows_of(shotlist->content())) {
       rows.push_back(row);
@@ -1046,7 +1235,10 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     if (outcome.exit != ExitCode::ok) {
       return ok();
     }
-    // 2. Storyboards, before the first proxy attempt of risky shots.
+    // 2. Storyboards, before the first proxy attempt of risky shots. A review whose loop policy
+    // revised what it judged (on_fix: a new GenPack; on_fail: a new SHOTLIST) is not settled: a
+    // revised GenPack gets a frame of its own and is reviewed again, as often as the policy allows,
+    // before anything renders; a revised SHOTLIST is packed again first (the next wave pass).
     if (storyboard) {
       std::vector<Context> first;
       for (const Active& a : active) {
@@ -1054,15 +1246,33 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
           first.push_back(a.ctx);
         }
       }
-      AVPS_TRY(render_storyboards(*storyboard, first, proxy_pixels));
-      if (outcome.exit != ExitCode::ok) {
-        return ok();
+      bool replanned = false;
+      for (int review = 0;; ++review) {
+        if (review >= 1000) {
+          return make_error(ErrorCode::unsupported, "the storyboard reviews of " + scene + " did not settle");
+        }
+        AVPS_TRY(render_storyboards(*storyboard, first, proxy_pixels));
+        if (outcome.exit != ExitCode::ok) {
+          return ok();
+        }
+        restart = false;
+        AVPS_TRY(run_skill(*storyboard, first));
+        if (outcome.exit != ExitCode::ok) {
+          return ok();
+        }
+        if (!restart) {
+          break;  // every review settled on what is packed now
+        }
+        restart = false;  // the revision is this scene's: its frames and reviews follow here
+        AVPS_TRY_ASSIGN(auto plan_now, latest("SHOTLIST", scene));
+        if (plan_now && plan_now->record.name != shotlist->record.name) {
+          replanned = true;
+          break;
+        }
       }
-      AVPS_TRY(run_skill(*storyboard, first));
-      if (outcome.exit != ExitCode::ok) {
-        return ok();
+      if (replanned) {
+        continue;
       }
-      restart = false;
     }
     // 3. Generation, every shot of the wave in flight together.
     std::vector<Call> calls(active.size());
@@ -1232,6 +1442,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                                    {{"wave", wave_key}, {"step", grader->name + "/" + wave_key}, {"attempt", wave}}, changed,
                                    row));
       record.waves_written.insert(wave_key);
+      record.wave_of[name] = {{"wave", wave_key}, {"run_id", e.m_project.ledger().run_id()}};
       AVPS_TRY(report({.kind = Progress::Kind::wave,
                        .scene_id = scene,
                        .skill = grader->name,

@@ -131,6 +131,9 @@ json identity_of(const ledger::Event& e, const std::map<std::string, std::string
   if (k == "regen.round") {
     return pick({"shot_id", "resolution", "round"});
   }
+  if (k == "trigger.fired") {
+    return pick({"trigger", "key"});
+  }
   return json::object();
 }
 

@@ -291,6 +291,14 @@ class Book {
                  "round " + std::to_string(core::json_int(body, "round")) + ": " + core::json_text(body, "remedy") +
                      " on " + core::json_text(body, "tier"),
                  "after attempt " + std::to_string(core::json_int(body, "after_attempt")));
+    } else if (e.kind == "trigger.fired") {
+      const json cause = body.value("cause", json::object());
+      loop_event(e, "trigger", core::json_text(body, "skill"),
+                 core::json_text(body, "trigger") + ": " + core::json_text(body, "skill") + " for " +
+                     core::json_text(body, "key"),
+                 core::json_text(cause, "shot_id") + " " + core::json_text(cause, "resolution") + " attempt " +
+                     std::to_string(core::json_int(cause, "attempt")) + ", " + core::json_text(cause, "rule") + ": " +
+                     core::json_text(cause, "description"));
     } else if (e.kind == "run.hard_stop") {
       loop_event(e, "hard_stop", core::json_text(body, "skill"),
                  "STOP-" + std::to_string(e.seq) + " (" + core::json_text(body, "kind") + ")",

@@ -752,6 +752,44 @@ void Registry::check_graph(const StageGraph& graph, std::vector<Violation>& out)
     }
   }
 
+  // Triggers: a skill that exists and can run for the trigger's scope, and rules the grader's
+  // QC_BATCH can hold (its schema's violations[].rule enum).
+  const json* rule_enum = nullptr;
+  if (const SkillDef* grader = find(graph.role("grader"))) {
+    for (const SkillOutput& output : grader->outputs) {
+      const json* rule = output.schema.empty() ? nullptr : m_schemas.field(output.schema, "/violations/*/rule");
+      if (rule != nullptr && rule->contains("enum")) {
+        rule_enum = &(*rule)["enum"];
+      }
+    }
+  }
+  std::set<std::string> trigger_ids;
+  for (const Trigger& trigger : graph.triggers) {
+    const std::string label = "trigger " + trigger.id;
+    if (!trigger_ids.insert(trigger.id).second) {
+      report("graph.trigger", label + " is declared twice");
+    }
+    if (unknown(trigger.skill)) {
+      report("graph.unknown_skill",
+             label + " runs skill " + trigger.skill + ", which has no skills/" + trigger.skill + "/skill.json");
+    } else if (const SkillDef* skill = find(trigger.skill)) {
+      const bool entity = skill->scope == "character" || skill->scope == "set" || skill->scope == "voice";
+      if (trigger.scope == "scene" ? skill->scope != "scene" : !entity) {
+        report("graph.trigger", label + " runs " + trigger.skill + " (scope " + skill->scope + ") for a" +
+                                    (trigger.scope == "scene" ? " scene" : "n entity") + ", which it cannot run for");
+      }
+    }
+    for (const std::string& rule : trigger.rules) {
+      if (rule_enum == nullptr) {
+        report("graph.trigger", label + " counts violations of rule " + rule + ", but roles.grader (" +
+                                    graph.role("grader") + ") writes no violations[].rule");
+      } else if (std::find(rule_enum->begin(), rule_enum->end(), json(rule)) == rule_enum->end()) {
+        report("graph.trigger", label + " counts violations of rule " + rule + ", which the grader's QC_BATCH " +
+                                    "never holds (rules: " + rule_enum->dump() + ")");
+      }
+    }
+  }
+
   check_data_flow(graph, out);
   check_config_refs(graph.raw, subject, "graph.config_ref", out);
 }

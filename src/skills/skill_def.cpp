@@ -120,6 +120,10 @@ std::vector<const SkillOutput*> SkillDef::model_outputs() const {
   return out;
 }
 
+bool SkillDef::settles(const std::string& verdict) const {
+  return verdict == "PASS" || verdict == "WARN" || verdict == "ACCEPTED" || (verdict == "FIX" && !fix_loops());
+}
+
 const SkillOutput* SkillDef::find_output(std::string_view kind) const {
   for (const SkillOutput& output : outputs) {
     if (output.kind == kind) {

@@ -51,6 +51,16 @@ Result<StageGraph> StageGraph::from_json(const json& document) {
       graph.edges.push_back({edge.at("from").get<std::string>(), edge.at("kind").get<std::string>(),
                              edge.at("to").get<std::string>(), string_or_empty(edge, "across")});
     }
+    for (const json& t : document.value("triggers", json::array())) {
+      Trigger trigger;
+      trigger.id = t.at("id").get<std::string>();
+      trigger.description = t.at("description").get<std::string>();
+      trigger.rules = t.at("rules").get<std::vector<std::string>>();
+      trigger.skill = t.at("skill").get<std::string>();
+      trigger.scope = t.at("scope").get<std::string>();
+      trigger.after_failed_shots = t.at("after_failed_shots").get<int>();
+      graph.triggers.push_back(std::move(trigger));
+    }
     graph.conditions = document.at("conditions");
     graph.regen = document.at("regen");
     graph.raw = document;

@@ -30,6 +30,9 @@ struct GenpackInputs {
   nlohmann::json world_state;          ///< the WORLD_STATE the shot plays in
   std::optional<nlohmann::json> regen_rules;  ///< the current REGEN_RULES, if any
   std::vector<std::string> qc_findings;       ///< the reasons of the shot's last FIX / FAIL verdict
+  /// A revision's corrections: the findings of the judge whose FIX or FAIL asked for this GenPack
+  /// (a storyboard review's Adjust), each already saying which judge and attempt it answers.
+  std::vector<std::string> revision_findings;
   /// The packager's inputs marked into_genpack (skill.json), each artifact as recorded: pasted in
   /// this order into the CARRIED INPUTS section. Empty: the GenPack has no such section.
   std::vector<LockFace> carried;

@@ -15,6 +15,7 @@
 //     record every output as the next version, with its inputs, model, cost and verdict
 //     FAIL: revise with the findings (a new version), up to the skill's max_revisions; then
 //       escalate one tier if its policy allows; then hard stop (exit 3, recorded)
+//     FIX: the same through the skill's on_fix branch when it has one; else it proceeds
 //
 // Decisions come only from the ledger and the artifacts, never from process memory: killing the
 // process at any point and running again continues where the record says.
@@ -45,7 +46,7 @@ struct Progress {
     attempt,   ///< a call is about to be made: `skill` (or "generate"), `attempt`, `tier`
     verdict,   ///< a gate's verdict on an attempt: `skill`, `attempt`, `verdict`
     wave,      ///< a QC wave of a scene was graded: `wave`, `verdict` (the wave's QC_BATCH gate)
-    revise,    ///< a FAIL of `skill` (the judge) sends its findings upstream for a revision
+    revise,    ///< a FAIL of `skill` (the judge), or a FIX its on_fix acts on, sends its findings for a revision
     escalate,  ///< a loop moves up a tier after failed attempts: `tier` is the new one
     wait,      ///< a step (or a scene's production) waits for an input that does not exist yet
     stop,      ///< a hard stop is recorded (or an open one stands): the run ends with exit 3
@@ -134,7 +135,9 @@ struct StaleShot {
   std::vector<std::string> changed;      ///< the inputs whose content differs from that render's ("CHAR_MARA_QUILL_LOCK_v002.txt")
 };
 
-/// Whether a step's verdict needs no further attempt: PASS, WARN, FIX, or a person's ACCEPTED.
+/// Whether a step's verdict needs no further attempt, for a summary that does not know its skill:
+/// PASS, WARN, FIX, or a person's ACCEPTED. The engine decides with SkillDef::settles, for which a
+/// FIX of a skill with loop_policy.on_fix is no pass.
 bool passed(const std::string& verdict);
 
 /// Whether stale_shots() reads events of `kind`: every kind but the exchanges and the reservations

@@ -57,7 +57,7 @@ namespace avps::skills {
 ///   skill.writer         an artifact kind written by more than one skill
 ///   graph.load           stage_graph.json unreadable or not JSON
 ///   graph.schema         stage_graph.json breaks stage_graph.schema.json
-///   graph.unknown_skill  a step, on-demand entry or regen policy names no skill
+///   graph.unknown_skill  a step, on-demand entry, regen policy or trigger names no skill
 ///   graph.step_id        two steps share an id
 ///   graph.staging        a skill neither staged nor on demand, or both
 ///   graph.fan_out        a phase's fan-out does not fit the scope of a skill it runs
@@ -66,6 +66,8 @@ namespace avps::skills {
 ///   graph.missing_edge   a required input with no edge saying where it comes from
 ///   graph.edge           an edge between unknown steps, backwards, or of a kind one end lacks
 ///   graph.cycle          edges within one context form a cycle
+///   graph.trigger        a trigger declared twice, running a skill for a scope it cannot run
+///                        for, or counting a violation rule the grader's QC_BATCH cannot hold
 ///   graph.config_ref     as skill.config_ref, in the regen policy
 class Registry {
  public:

@@ -122,6 +122,12 @@ struct SkillDef {
   /// The outputs the model writes (a schema, no post step), in order. With exactly one, the
   /// model's answer is that artifact; with more, an object keyed by kind.
   std::vector<const SkillOutput*> model_outputs() const;
+  /// Whether a FIX verdict of this skill is acted on rather than passed: its loop_policy has an
+  /// on_fix branch (a revision, then its `then`). Without one a FIX proceeds like WARN.
+  bool fix_loops() const { return loop_policy.contains("on_fix"); }
+  /// Whether `verdict` ends this skill's loop in a context: PASS, WARN, a person's ACCEPTED, and
+  /// FIX unless fix_loops().
+  bool settles(const std::string& verdict) const;
 };
 
 /// The JSON Schema a model call of `skill` must answer with: the schema of its one model output

@@ -52,6 +52,17 @@ struct OnDemandSkill {
   std::string description;
 };
 
+/// A cross-loop trigger (stage_graph.schema.json, triggers): QC violations of `rules` about one
+/// scope, in failed attempts of `after_failed_shots` shots of a scene, make `skill` run again for it.
+struct Trigger {
+  std::string id;
+  std::string description;
+  std::vector<std::string> rules;  ///< violation rules of the grader's QC_BATCH
+  std::string skill;
+  std::string scope;  ///< "scene", or "entity" (of the class of the skill's scope)
+  int after_failed_shots = 1;
+};
+
 struct StageGraph {
   std::vector<std::string> init_produces;  ///< what `avps init` writes: BRIEF, WORLD_STATE, ...
   /// The skills the engine's own machinery works with, by part (stage_graph.schema.json, roles):
@@ -62,6 +73,7 @@ struct StageGraph {
   std::vector<Phase> phases;
   std::vector<OnDemandSkill> on_demand;
   std::vector<GraphEdge> edges;
+  std::vector<Trigger> triggers;                         ///< none when the file has no triggers section
   nlohmann::json conditions = nlohmann::json::object();  ///< name -> {scope, description, evaluate}
   nlohmann::json regen = nlohmann::json::object();       ///< the production regen policy
   nlohmann::json raw;                                    ///< the whole file

@@ -432,6 +432,60 @@ TEST_CASE("the stage graph names the skills the engine works with, by role, and 
   }
 }
 
+TEST_CASE("the stage graph's triggers are parsed, and one naming an unknown skill or rule is refused", "[skills]") {
+  avps::testing::TempDir project;
+  SECTION("the shipped triggers: QC continuity failures re-audit the scene, lock drift re-runs the lock") {
+    Registry registry = load_with(project.path());
+    REQUIRE(registry.stage_graph() != nullptr);
+    const std::vector<avps::skills::Trigger>& triggers = registry.stage_graph()->triggers;
+    REQUIRE(triggers.size() == 3);
+    CHECK(triggers[0].id == "qc_continuity");
+    CHECK(triggers[0].rules == std::vector<std::string>{"world_state_contradiction"});
+    CHECK(triggers[0].skill == "continuity-supervisor");
+    CHECK(triggers[0].scope == "scene");
+    CHECK(triggers[0].after_failed_shots == 1);
+    CHECK(triggers[1].skill == "character-lock");
+    CHECK(triggers[1].scope == "entity");
+    CHECK(triggers[1].after_failed_shots == 2);
+    CHECK(with_rule(registry.validate(), "graph.trigger").empty());
+  }
+  SECTION("a graph without triggers has none") {
+    override_graph(project.path(), [](json& g) { g.erase("triggers"); });
+    Registry registry = load_with(project.path());
+    REQUIRE(registry.stage_graph() != nullptr);
+    CHECK(registry.stage_graph()->triggers.empty());
+    CHECK(registry.validate().empty());
+  }
+  SECTION("a trigger running a skill that does not exist") {
+    override_graph(project.path(), [](json& g) { g["triggers"][0]["skill"] = "continuity-auditor"; });
+    const auto violations = with_rule(load_with(project.path()).validate(), "graph.unknown_skill");
+    REQUIRE(violations.size() == 1);
+    CHECK(contains(violations[0].message, "trigger qc_continuity runs skill continuity-auditor"));
+  }
+  SECTION("a trigger counting a rule the grader's QC_BATCH cannot hold") {
+    override_graph(project.path(), [](json& g) { g["triggers"][0]["rules"] = {"world_state_drift"}; });
+    const auto violations = with_rule(load_with(project.path()).validate(), "graph.trigger");
+    REQUIRE(violations.size() == 1);
+    CHECK(contains(violations[0].message, "rule world_state_drift, which the grader's QC_BATCH never holds"));
+  }
+  SECTION("a trigger whose skill cannot run for its scope, or an id used twice") {
+    override_graph(project.path(), [](json& g) {
+      g["triggers"][1]["scope"] = "scene";  // character-lock runs per character, not per scene
+      g["triggers"][2]["id"] = g["triggers"][0]["id"];
+    });
+    const auto violations = with_rule(load_with(project.path()).validate(), "graph.trigger");
+    REQUIRE(violations.size() == 2);
+    CHECK(contains(describe(violations), "runs character-lock (scope character) for a scene"));
+    CHECK(contains(describe(violations), "trigger qc_continuity is declared twice"));
+  }
+  SECTION("a trigger missing its threshold breaks the schema") {
+    override_graph(project.path(), [](json& g) { g["triggers"][0].erase("after_failed_shots"); });
+    Registry registry = load_with(project.path());
+    CHECK(registry.stage_graph() == nullptr);
+    CHECK(contains(describe(with_rule(registry.validate(), "graph.schema")), "after_failed_shots"));
+  }
+}
+
 TEST_CASE("a skill named differently from its folder is a violation", "[skills]") {
   avps::testing::TempDir project;
   override_skill(project.path(), "plausibility-auditor", [](json& s) { s["name"] = "plausibility-check"; });
