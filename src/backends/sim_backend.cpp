@@ -381,10 +381,10 @@ Result<SimSettings> SimSettings::from_json(const json& sim_block) {
   }
   for (const auto& [key, value] : sim_block.items()) {
     if (key != "latency_ms" && key != "min_shots_per_scene" && key != "media" && key != "failure_rates" &&
-        key != "fix_rates" && key != "media_failure_rates") {
+        key != "fix_rates" && key != "media_failure_rates" && key != "qc_violations") {
       return settings_error("unknown key \"" + key +
                             "\" (expected latency_ms, min_shots_per_scene, media, failure_rates, fix_rates, "
-                            "media_failure_rates)");
+                            "media_failure_rates, qc_violations)");
     }
   }
   if (auto media = sim_block.find("media"); media != sim_block.end() && !media->is_null()) {
@@ -411,6 +411,20 @@ Result<SimSettings> SimSettings::from_json(const json& sim_block) {
   AVPS_TRY(check_rate_keys(settings.fix_rates, "fix_rates"));
   AVPS_TRY_ASSIGN(settings.media_failure_rates,
                   read_rates(sim_block, "media_failure_rates", {"gen_premium", "gen_mid", "gen_low"}));
+  if (auto rules = sim_block.find("qc_violations"); rules != sim_block.end() && !rules->is_null()) {
+    if (!rules->is_object()) {
+      return settings_error("qc_violations must be an object: shot or scene id -> violation rule");
+    }
+    for (const auto& [id, rule] : rules->items()) {
+      const bool known = rule.is_string() && (rule == "lock_violation" || rule == "world_state_contradiction" ||
+                                              rule == "facial_identity_drift");
+      if (!known) {
+        return settings_error("qc_violations." + id +
+                              ": expected lock_violation, world_state_contradiction or facial_identity_drift");
+      }
+      settings.qc_violations[id] = rule.get<std::string>();
+    }
+  }
   return settings;
 }
 

@@ -65,13 +65,19 @@ struct SimSettings {
   /// that tier fails QC. Overrides failure_rates["qc-grader"] for qc-grader calls whose GENPACK
   /// names the tier in settings.tier, so an escalated render can be made more reliable.
   std::map<std::string, double, std::less<>> media_failure_rates;
+  /// By shot id or scene id (the shot's entry first): the rule of the violation a failing
+  /// qc-grader answer about that shot carries (lock_violation, world_state_contradiction,
+  /// facial_identity_drift). Without one: facial_identity_drift of the first character in frame,
+  /// else lock_violation of the set. Each names the entity it concerns by id in its description.
+  std::map<std::string, std::string, std::less<>> qc_violations;
   /// The project's `thresholds` object (plaus_total, culture_authenticity, audience_clarity,
   /// audience_engagement, dialogue_distinctiveness, qc.A/B/C); the shipped defaults where absent.
   nlohmann::json thresholds = nlohmann::json::object();
 
   /// Reads a `sim` block: {"latency_ms": int >= 0, "min_shots_per_scene": 0..12, "media": "auto" |
   /// "video" | "image", "failure_rates": {skill: 0..1},
-  /// "fix_rates": {skill: 0..1}, "media_failure_rates": {gen tier: 0..1}}; every key optional,
+  /// "fix_rates": {skill: 0..1}, "media_failure_rates": {gen tier: 0..1},
+  /// "qc_violations": {shot or scene id: rule}}; every key optional,
   /// null = {}. Unknown keys and out-of-range values are refused (invalid_argument) naming the key.
   [[nodiscard]] static Result<SimSettings> from_json(const nlohmann::json& sim_block);
 };

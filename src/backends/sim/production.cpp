@@ -313,8 +313,28 @@ Outputs qc_grader(Call& call) {
   };
   json violations = json::array();
   std::vector<std::string> notes;
-  if (call.mode == Mode::fail) {
-    size_t zero = subject.empty() ? 2 : 0;  // face drift, or set drift when no one is in frame
+  // The violation a failing answer carries: the project's qc_violations for the shot or its scene,
+  // else face drift, or set drift when no one is in frame.
+  std::string rule = subject.empty() ? "lock_violation" : "facial_identity_drift";
+  for (const std::string& id : {shot, scene_of_shot(shot)}) {
+    if (auto chosen = call.settings.qc_violations.find(id); chosen != call.settings.qc_violations.end()) {
+      rule = chosen->second;
+      break;
+    }
+  }
+  if (call.mode == Mode::fail && rule == "world_state_contradiction") {
+    const std::string who = subject.empty() ? str(row, "set_id", "the set") : subject;
+    scores[3] = 0;  // a prop or an injury the world state says is there is not, or the reverse
+    scores[5] = 1;
+    notes.push_back("prop_accuracy 0: " + who + " is shown against the world state before " + scene_of_shot(shot) +
+                    ".");
+    violations.push_back({{"shot_id", shot},
+                          {"attempt_number", attempt_number},
+                          {"rule", "world_state_contradiction"},
+                          {"description", who + " contradicts the world state before " + scene_of_shot(shot) +
+                                              ": what it carries and shows does not match the state."}});
+  } else if (call.mode == Mode::fail) {
+    size_t zero = rule == "facial_identity_drift" && !subject.empty() ? 0 : 2;  // face drift, or set drift
     scores[zero] = 0;
     scores[5] = 1;
     if (zero == 0) {
@@ -330,10 +350,11 @@ Outputs qc_grader(Call& call) {
     } else {
       notes.push_back("set_continuity 0: the layout of " + str(row, "set_id", "the set") +
                       " does not match its lock.");
-      violations.push_back({{"shot_id", shot},
-                            {"attempt_number", attempt_number},
-                            {"rule", "lock_violation"},
-                            {"description", "A visual anchor of the set lock is missing."}});
+      violations.push_back(
+          {{"shot_id", shot},
+           {"attempt_number", attempt_number},
+           {"rule", "lock_violation"},
+           {"description", "A visual anchor of " + str(row, "set_id", "the set") + "'s set lock is missing."}});
     }
     notes.push_back("motion_integrity 1: a flicker in the last second.");
   } else if (call.mode == Mode::fix) {

@@ -427,6 +427,33 @@ TEST_CASE("a failure rate for one shot applies to that shot's calls only, above 
         gates::Verdict::pass);
 }
 
+TEST_CASE("a failing QC answer carries the violation the project chose for its shot or scene", "[sim]") {
+  FakeGateContext context = fixture_context();  // the fixture's qc-grader call is about S01_SH03
+  auto violations_of = [&](const SimSettings& settings) {
+    SimBackend backend(settings, 1);
+    gates::Outputs out = parse_answer("qc-grader", complete_text(backend, request_for("qc-grader")));
+    CHECK(gate_of("qc-grader", out, context).verdict == gates::Verdict::fail);
+    return out.at("QC_BATCH").value("violations", json::array());
+  };
+  SimSettings settings = rates(1.0, {"qc-grader"});
+  settings.media_failure_rates["gen_premium"] = 1.0;
+  const json drift = violations_of(settings);
+  REQUIRE(drift.size() == 1);
+  CHECK(drift[0]["rule"] != "world_state_contradiction");
+  settings.qc_violations["S01"] = "world_state_contradiction";  // the scene's entry
+  const json contradiction = violations_of(settings);
+  REQUIRE(contradiction.size() == 1);
+  CHECK(contradiction[0]["rule"] == "world_state_contradiction");
+  CHECK_THAT(contradiction[0]["description"].get<std::string>(), Catch::Contains("the world state before S01"));
+  settings.qc_violations["S01_SH03"] = "lock_violation";  // the shot's entry wins
+  CHECK(violations_of(settings)[0]["rule"] == "lock_violation");
+  CHECK(SimSettings::from_json(json{{"qc_violations", {{"S01_SH03", "world_state_contradiction"}}}})
+            ->qc_violations.at("S01_SH03") == "world_state_contradiction");
+  auto refused = SimSettings::from_json(json{{"qc_violations", {{"S01_SH03", "continuity"}}}});
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error().message, Catch::Contains("qc_violations.S01_SH03: expected lock_violation"));
+}
+
 TEST_CASE("a revision, whose request carries the findings, draws its failure again", "[sim]") {
   SimBackend backend(rates(0.5, {"plausibility-auditor"}), 9);
   FakeGateContext context = fixture_context();
