@@ -68,9 +68,8 @@ struct Record {
   std::set<std::string> analyzer_runs;              ///< "<shot>/<resolution>#<attempt>" analyzer ran after
   std::map<std::string, nlohmann::json> rounds;     ///< "<shot>/<resolution>" -> last regen.round body
   std::set<std::string> waves_written;              ///< "<scene>/<resolution>#<wave>"
-  /// A wave's QC_BATCH name -> {wave: "<scene>/<resolution>#<wave>", run_id: the run that wrote it}
-  std::map<std::string, nlohmann::json> wave_of;
-  std::vector<nlohmann::json> triggers_fired;        ///< trigger.fired bodies, each with its event's "run_id" and "seq"
+  std::map<std::string, std::string> wave_of;  ///< a wave's QC_BATCH name -> "<scene>/<resolution>#<wave>"
+  std::vector<nlohmann::json> triggers_fired;        ///< trigger.fired bodies, each with its event's "run_id"
   std::map<std::string, nlohmann::json> open_stops;  ///< loop key -> {seq, skill, kind, scope, cap, reason} of a stop still open
 };
 

@@ -506,8 +506,7 @@ Result<void> Impl::fire_triggers(const std::string& scene) {
   std::vector<QcFinding> findings;
   std::set<std::string> shots;
   for (const Loaded& batch : batches) {
-    const json written = record.wave_of.count(batch.record.name) ? record.wave_of[batch.record.name] : json::object();
-    const std::string wave = written.value("wave", "");
+    const std::string wave = record.wave_of.count(batch.record.name) ? record.wave_of[batch.record.name] : "";
     const size_t slash = wave.find('/');
     const size_t hash = wave.find('#');
     if (slash == std::string::npos || hash == std::string::npos || hash < slash) {
@@ -519,9 +518,8 @@ Result<void> Impl::fire_triggers(const std::string& scene) {
       verdicts[{row.value("shot_id", ""), row.value("attempt_number", 0)}] = row.value("verdict", "");
     }
     for (const json& v : batch.content().value("violations", json::array())) {
-      QcFinding f{
-          v.value("shot_id", ""),     resolution,        v.value("attempt_number", 0), v.value("rule", ""),
-          v.value("description", ""), batch.record.name, batch.record.event_seq,       written.value("run_id", "")};
+      QcFinding f{v.value("shot_id", ""), resolution, v.value("attempt_number", 0), v.value("rule", ""),
+                  v.value("description", ""), batch.record.name};
       auto verdict = verdicts.find({f.shot_id, f.attempt});
       if (verdict != verdicts.end() && verdict->second == "PASS") {
         continue;
@@ -577,7 +575,8 @@ Result<void> Impl::fire_triggers(const std::string& scene) {
                  {"scene_id", scene},
                  {"count", firing.count},
                  {"cause", cause},
-                 {"findings", firing.findings}};
+                 {"findings", firing.findings},
+                 {"shots", firing.shots}};
     ledger::LogRow row;
     row.skill_name = skill->name;
     row.scene_id = scene;
@@ -591,7 +590,6 @@ Result<void> Impl::fire_triggers(const std::string& scene) {
     AVPS_TRY_ASSIGN(ledger::Event event,
                     e.m_project.ledger().append(ledger::EventDraft{.kind = "trigger.fired", .body = body, .row = row}));
     body["run_id"] = event.run_id;
-    body["seq"] = event.seq;
     record.triggers_fired.push_back(body);
     AVPS_TRY(report({.kind = Progress::Kind::note, .skill = skill->name, .text = row.notes}));
     core::crash_point("engine.after_trigger_fired");
@@ -1442,7 +1440,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                                    {{"wave", wave_key}, {"step", grader->name + "/" + wave_key}, {"attempt", wave}}, changed,
                                    row));
       record.waves_written.insert(wave_key);
-      record.wave_of[name] = {{"wave", wave_key}, {"run_id", e.m_project.ledger().run_id()}};
+      record.wave_of[name] = wave_key;
       AVPS_TRY(report({.kind = Progress::Kind::wave,
                        .scene_id = scene,
                        .skill = grader->name,

@@ -155,7 +155,7 @@ Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) 
       }
       if (details.contains("wave")) {
         record.waves_written.insert(details.value("wave", ""));
-        record.wave_of[name] = {{"wave", details.value("wave", "")}, {"run_id", e.run_id}};
+        record.wave_of[name] = details.value("wave", "");
       }
     }
     if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
@@ -203,7 +203,6 @@ Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) 
     } else if (e.kind == "trigger.fired") {
       json fired = e.body;
       fired["run_id"] = e.run_id;
-      fired["seq"] = e.seq;
       record.triggers_fired.push_back(std::move(fired));
     } else if (e.kind == "regen.round") {
       record.rounds[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;

@@ -92,10 +92,11 @@ std::vector<TriggerFiring> due_triggers(const std::vector<skills::Trigger>& trig
       const std::string id = f.shot_id + "/" + f.resolution + "#" + std::to_string(f.attempt);
       for (const std::string& key : keys) {
         const std::vector<const json*> earlier = firings_of(key);
-        const bool answered = std::any_of(earlier.begin(), earlier.end(), [&](const json* body) {
-          return body->value("seq", int64_t{0}) > f.seq || body->value("run_id", "") == f.run_id;
+        const bool counted = std::any_of(earlier.begin(), earlier.end(), [&](const json* body) {
+          const json shots = body->value("shots", json::array());
+          return std::find(shots.begin(), shots.end(), json(f.shot_id)) != shots.end();
         });
-        if (answered) {
+        if (counted) {
           continue;
         }
         Count& c = by_key[key];
@@ -124,6 +125,7 @@ std::vector<TriggerFiring> due_triggers(const std::vector<skills::Trigger>& trig
       firing.count = static_cast<int>(c.shots.size());
       firing.cause = std::move(c.cause);
       firing.findings = std::move(c.findings);
+      firing.shots.assign(c.shots.begin(), c.shots.end());
       due.push_back(std::move(firing));
     }
   }

@@ -4,7 +4,6 @@
 // hold, what each shot shows, and the trigger.fired events so far. Pure functions: no ledger, no
 // engine; the engine's production waves (production.cpp) fire what due_triggers() returns.
 
-#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,9 +20,7 @@ struct QcFinding {
   int attempt = 0;
   std::string rule;
   std::string description;
-  std::string batch;   ///< the QC_BATCH that holds it
-  int64_t seq = 0;     ///< the event that recorded that QC_BATCH
-  std::string run_id;  ///< the run that recorded it
+  std::string batch;  ///< the QC_BATCH that holds it
 };
 
 /// What a shot shows, by entity class: shot id -> "character" | "set" | "voice" -> entity ids.
@@ -39,6 +36,7 @@ struct TriggerFiring {
   /// where id = "<shot>/<resolution>#<attempt>" names the cause.
   nlohmann::json cause;
   nlohmann::json findings = nlohmann::json::array();  ///< every counted description, oldest first
+  std::vector<std::string> shots;                     ///< the shots counted, sorted
 };
 
 /// The entities of `entity_class` that `finding` concerns: those its shot shows that its
@@ -49,14 +47,13 @@ std::vector<std::string> concerned_entities(const QcFinding& finding, const std:
 
 /// The triggers due in a scene, in the order of `triggers`, then by key. A trigger counts, per
 /// key, the distinct shots with a failed attempt among `findings` with a violation of one of its
-/// rules concerning that key (one shot that keeps failing is the regen policy's to answer; the
-/// same drift in several shots points at what they share), leaving out the findings a firing of
-/// the same trigger and key already answered: a trigger.fired body in `fired` (each with its
-/// event's "seq" and "run_id") recorded after the finding, or in the run that recorded it. It is
-/// due for a key once that count reaches after_failed_shots and it has not fired for the key in
-/// run `run_id`: at most once per scope and run, never twice for one cause, and a resumed run does
-/// not answer again what an interrupted one did. `entity_class` gives the entity class of each
-/// entity trigger's skill (its scope).
+/// rules concerning that key, leaving out the shots an earlier firing of the same trigger and key
+/// counted (its trigger.fired body's "shots"): one shot that keeps failing is the regen policy's
+/// to answer, the same finding in new shots points at what they share. It is due for a key once
+/// that count reaches after_failed_shots and no body in `fired` (each with its event's "run_id")
+/// has the same trigger and key in run `run_id`: at most once per scope and run, never twice for
+/// one cause, and a run resumed after a kill does not answer again what the killed one answered.
+/// `entity_class` gives the entity class of each entity trigger's skill (its scope).
 std::vector<TriggerFiring> due_triggers(const std::vector<skills::Trigger>& triggers,
                                         const std::map<std::string, std::string>& entity_class,
                                         const std::string& scene, const std::vector<QcFinding>& findings,

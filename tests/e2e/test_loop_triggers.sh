@@ -77,11 +77,12 @@ render=$(q "$P" "SELECT min(seq) FROM events WHERE kind='media.recorded' AND jso
 # (c) S01_SH03's renders keep contradicting the world state (one regen round, so it freezes soon).
 T="$WORK/trigger"
 cp -r "$SRC/examples/demo_short_film" "$T"
-configure "$T" '
+contradicting='
 c["sim"]["failure_rates"]["qc-grader@S01_SH03"] = 1.0
 c["sim"]["failure_rates"]["continuity-supervisor"] = 0.0
 c["sim"]["qc_violations"] = {"S01_SH03": "world_state_contradiction"}
 c["regen"]["max_rounds"] = 1'
+configure "$T" "$contradicting"
 "$AVPS" init "$T" > /dev/null
 expect_exit 3 "$AVPS" run "$T" --scene S01 --jobs 4
 expect_out "S01_SH03 is frozen"
@@ -106,4 +107,29 @@ expect_exit 3 "$AVPS" run "$T" --scene S01
 [ "$(q "$T" "SELECT count(*) FROM events WHERE kind='trigger.fired'")" = 1 ] || fail "a later run fired again for answered findings"
 [ "$(q "$T" "SELECT count(*) FROM events WHERE kind='exchange.intent'")" = "$intents" ] || fail "the standing stop made calls"
 "$AVPS" gate "$T" > /dev/null || fail "gate after a trigger"
+
+# (d) Killed right after the trigger was recorded, before continuity-supervisor ran: the next run
+# runs it, once, fires nothing again, and leaves the files of the run never killed (the spend
+# reports aside: a call in flight at the kill counts as spent).
+K="$WORK/killed"
+cp -r "$SRC/examples/demo_short_film" "$K"
+configure "$K" "$contradicting"
+"$AVPS" init "$K" > /dev/null
+set +e
+AVPS_CRASH_AT=engine.after_trigger_fired:1 "$AVPS" run "$K" --scene S01 --jobs 4 > /dev/null 2>&1
+code=$?
+set -e
+[ "$code" = 137 ] || fail "expected the run to be killed right after the trigger fired (137), got $code"
+reruns() { q "$1" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.trigger.id')='qc_continuity'"; }
+[ "$(reruns "$K")" = 0 ] || fail "the kill should come before continuity-supervisor's re-run"
+expect_exit 3 "$AVPS" run "$K" --scene S01 --jobs 4
+[ "$(q "$K" "SELECT count(*) FROM events WHERE kind='trigger.fired'")" = 1 ] || fail "the resumed run fired the trigger again"
+[ "$(reruns "$K")" = 1 ] || fail "the resumed run should run the recorded trigger's skill once, ran $(reruns "$K")"
+digest() {
+  (cd "$1" && find . -path ./.avps -prune -o -path ./logs -prune -o -type f -print | sort | xargs sha256sum) \
+    | grep -v -e "BUDGET_STATUS_" -e "COST_REPORT_"
+}
+[ "$(digest "$T")" = "$(digest "$K")" ] || fail "the resumed run's files differ from the uninterrupted run's:
+$(diff <(digest "$T") <(digest "$K"))"
+"$AVPS" gate "$K" > /dev/null || fail "gate after the resumed trigger"
 echo "loop triggers e2e: ok"

@@ -22,18 +22,9 @@ skills::Trigger trigger(const std::string& id, std::vector<std::string> rules, c
   return t;
 }
 
-// A finding of the QC_BATCH recorded at event `seq` by run `run`.
 engine::QcFinding finding(const std::string& shot, int attempt, const std::string& rule, const std::string& text,
-                          const std::string& resolution = "proxy", int64_t seq = 0,
-                          const std::string& run = "RUN_0002") {
-  return {shot,
-          resolution,
-          attempt,
-          rule,
-          text,
-          "QC_BATCH_S02_v00" + std::to_string(attempt) + ".csv",
-          seq == 0 ? attempt * 10 : seq,
-          run};
+                          const std::string& resolution = "proxy") {
+  return {shot, resolution, attempt, rule, text, "QC_BATCH_S02_v00" + std::to_string(attempt) + ".csv"};
 }
 
 const std::vector<skills::Trigger> k_triggers = {
@@ -102,6 +93,7 @@ TEST_CASE("lock drift is due once two shots of the scene drift on the same entit
   CHECK(due[0].scope_class == "character");
   CHECK(due[0].count == 2);
   CHECK(due[0].cause.value("id", "") == "S02_SH01/proxy#3");  // the latest counted attempt
+  CHECK(due[0].shots == std::vector<std::string>{"S02_SH01", "S02_SH02"});
   CHECK(due[0].findings.size() == 4);
   // Set violations in two shots of two different sets: no set drifted twice.
   const std::vector<engine::QcFinding> sets = {finding("S02_SH03", 1, "lock_violation", "An anchor is missing"),
@@ -109,27 +101,27 @@ TEST_CASE("lock drift is due once two shots of the scene drift on the same entit
   CHECK(engine::due_triggers(k_triggers, k_classes, "S02", sets, shown(), {}, "RUN_0002").empty());
 }
 
-TEST_CASE("a trigger fires at most once per scope in a run, and a later run answers only what is new", "[engine]") {
+TEST_CASE("a trigger fires at most once per scope in a run, and never again for the shots it counted",
+          "[engine]") {
   std::vector<engine::QcFinding> findings = {
-      finding("S02_SH02", 1, "world_state_contradiction", "MARA_QUILL contradicts the world state", "proxy", 10)};
+      finding("S02_SH02", 1, "world_state_contradiction", "MARA_QUILL contradicts the world state")};
   const json fired = {{"trigger", "qc_continuity"},
                       {"key", "S02"},
                       {"cause", {{"id", "S02_SH02/proxy#1"}}},
-                      {"run_id", "RUN_0002"},
-                      {"seq", 11}};
-  // Fired in this run: not again, even for a new cause.
-  findings.push_back(
-      finding("S02_SH01", 2, "world_state_contradiction", "MARA contradicts the world state", "proxy", 20));
+                      {"shots", {"S02_SH02"}},
+                      {"run_id", "RUN_0002"}};
+  // The same shot failing again: counted already, in this run or a later one (a run resumed after
+  // a kill finds what the killed run answered, and does not answer it again).
+  findings.push_back(finding("S02_SH02", 2, "world_state_contradiction", "MARA_QUILL contradicts the world state"));
   CHECK(engine::due_triggers(k_triggers, k_classes, "S02", findings, shown(), {fired}, "RUN_0002").empty());
-  // A later run (a resume after a kill, say): what the firing knew, and what its run found after
-  // it, is answered; the same cause never fires twice.
   CHECK(engine::due_triggers(k_triggers, k_classes, "S02", findings, shown(), {fired}, "RUN_0003").empty());
-  // A new finding of the later run fires again, with it as the cause.
-  findings.push_back(finding("S02_SH03", 3, "world_state_contradiction", "HARBOUR contradicts the world state", "proxy",
-                             30, "RUN_0003"));
+  // Another shot: not again in the run that fired, but in a later one, with it as the cause.
+  findings.push_back(finding("S02_SH01", 3, "world_state_contradiction", "MARA contradicts the world state"));
+  CHECK(engine::due_triggers(k_triggers, k_classes, "S02", findings, shown(), {fired}, "RUN_0002").empty());
   const auto due = engine::due_triggers(k_triggers, k_classes, "S02", findings, shown(), {fired}, "RUN_0003");
   REQUIRE(keys(due) == std::vector<std::string>{"qc_continuity:S02"});
-  CHECK(due[0].cause.value("id", "") == "S02_SH03/proxy#3");
+  CHECK(due[0].cause.value("id", "") == "S02_SH01/proxy#3");
+  CHECK(due[0].shots == std::vector<std::string>{"S02_SH01"});
   CHECK(due[0].count == 1);
   // Another scene's firing answers nothing here.
   json elsewhere = fired;
