@@ -1082,7 +1082,8 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
   }
   if (std::optional<std::string> accepted = overrides.accepted(job.loop)) {
     auto last = record.loops.find(job.loop);
-    if (last != record.loops.end() && !skill.settles(last->second.value("verdict", "PASS"))) {
+    const std::string verdict = last == record.loops.end() ? "" : last->second.value("verdict", "");
+    if (verdict == "FAIL" || (verdict == "FIX" && skill.fix_loops())) {
       ledger::LogRow row;
       row.skill_name = skill.name;
       row.scene_id = job.ctx.scene_id;
@@ -1103,7 +1104,8 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
   if (auto last = record.loops.find(job.loop); last != record.loops.end()) {
     const json& body = last->second;
     // A FAIL, or a FIX the skill's on_fix acts on, that the loop has not answered yet.
-    if (const std::string verdict = body.value("verdict", ""); verdict == "FAIL" || !skill.settles(verdict)) {
+    if (const std::string verdict = body.value("verdict", "");
+        verdict == "FAIL" || (verdict == "FIX" && skill.fix_loops())) {
       job.verdict = verdict;
       job.attempt = body.value("attempt", 1) + 1;
       job.escalations = body.value("escalations", 0);
