@@ -28,7 +28,8 @@
 //                               frame: set 0 + lock_violation); fix: total =
 //                               threshold - 1; media_failure_rates[the
 //                               GenPack's tier] replaces the rate
-//   regen-analyzer              none: REGEN_RULES has no gate to trip          -
+//   regen-analyzer              none (its gate is the engine's checks for the   -
+//                               shot, which the sim's rules always meet)
 // clang-format on
 //
 // narrative-red-team's skill.json has no gate rule, so its injected critical failure shows only in

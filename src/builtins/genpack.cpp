@@ -1,6 +1,7 @@
 #include "avps/builtins/genpack.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include "avps/artifacts/names.hpp"
 
@@ -163,6 +164,25 @@ Result<json> assemble_genpack(const GenpackInputs& in) {
   if (in.seed) {
     settings["seed"] = *in.seed;
   }
+  // The analyzer's adjustments that name a GenPack field (skills.md 2.19: duration reduction,
+  // complexity reduction) are applied to it, in the rules' order; a shot is never lengthened.
+  if (in.regen_rules) {
+    for (const json& rule : in.regen_rules->value("prompt_adjustment_rules", json::array())) {
+      const json adjusted = rule.value("settings", json::object());
+      if (!in_scope(rule, shot, scene) || !adjusted.is_object()) {
+        continue;
+      }
+      if (adjusted.contains("duration_s") && adjusted["duration_s"].is_number() &&
+          adjusted["duration_s"].get<double>() < settings["duration_s"].get<double>()) {
+        settings["duration_s"] = adjusted["duration_s"];
+      }
+      for (const char* field : {"complexity_level", "camera_type"}) {
+        if (adjusted.contains(field) && adjusted[field].is_string()) {
+          settings[field] = adjusted[field];
+        }
+      }
+    }
+  }
   json genpack = {{"format_version", 1},
                   {"kind", "GENPACK"},
                   {"shot_id", shot},
@@ -219,6 +239,42 @@ std::vector<core::Violation> check_genpack(const json& genpack, const std::strin
         out.push_back({"genpack.negatives", lock.name,
                        shot + ": forbidden drift " + item.dump() + " of " + lock.name + " is not in NEGATIVES / NO-DRIFT"});
       }
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> check_regen_rules(const json& rules, const std::string& shot_id, const std::string& scene_id) {
+  std::vector<std::string> out;
+  auto covers = [&](const json& entry) { return in_scope(entry, shot_id, scene_id); };
+  bool adjusted = false;
+  bool simplified = false;
+  for (const json& rule : rules.value("prompt_adjustment_rules", json::array())) {
+    if (!covers(rule)) {
+      continue;
+    }
+    adjusted = true;
+    const std::string type = rule.value("adjustment_type", std::string());
+    const json settings = rule.value("settings", json::object());
+    simplified = simplified || type == "complexity_reduction" || type == "duration_reduction" ||
+                 (settings.is_object() && (settings.contains("complexity_level") || settings.contains("duration_s")));
+  }
+  for (const json& recommendation : rules.value("structural_simplification_recommendations", json::array())) {
+    simplified = simplified || covers(recommendation);
+  }
+  if (!adjusted) {
+    out.push_back("regen_rules_adjust_the_shot: no prompt adjustment rule names " + shot_id + " or " + scene_id +
+                  ": a regen with no adjustment (skills.md 2.19)");
+  }
+  static const std::set<std::string> k_drift = {"face_drift", "set_drift", "lighting_shift"};
+  for (const json& pattern : rules.value("failure_pattern_summary", json::array())) {
+    const std::string failure_class = pattern.value("failure_class", std::string());
+    if (covers(pattern) && k_drift.count(failure_class) && pattern.value("failed_attempts", 0) >= 2 && !simplified) {
+      out.push_back("regen_simplifies_repeated_drift: " + shot_id + " drifted (" + failure_class + ") in " +
+                    std::to_string(pattern.value("failed_attempts", 0)) +
+                    " attempts and no rule reduces its complexity or duration, nor recommends a structural "
+                    "simplification: complexity unchanged despite repeated drift (skills.md 2.19)");
+      break;
     }
   }
   return out;

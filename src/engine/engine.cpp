@@ -14,6 +14,7 @@
 
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/store.hpp"
+#include "avps/builtins/genpack.hpp"
 #include "avps/builtins/world_state.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/diag.hpp"
@@ -389,6 +390,15 @@ int Impl::regen_number(const std::string& setting, const std::string& hero) cons
   const std::string pointer = rule.value("config", "");
   const int fallback = rule.value("default", 0);
   return pointer.rfind('/', 0) == 0 ? config_int(e.m_project.config().document, pointer.c_str(), fallback) : fallback;
+}
+
+bool Impl::regen_remedy(const char* remedy) const {
+  const skills::StageGraph* graph = e.m_registry.stage_graph();
+  if (!graph || !graph->regen.contains("remedies") || !graph->regen["remedies"].is_array()) {
+    return true;
+  }
+  const json& remedies = graph->regen["remedies"];
+  return std::find(remedies.begin(), remedies.end(), json(remedy)) != remedies.end();
 }
 
 WalkRank Impl::rank_of(const std::string& skill, const Context& context) const {
@@ -902,6 +912,18 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
       if (previous && !own_earlier_write && without_gate(previous->content()) == without_gate(pack->second)) {
         worsen(gates::Verdict::fail, "genpack_changed_on_regen: the GENPACK of " + job.ctx.shot_id + " equals " +
                                          previous->record.name + ", the failed attempt's: a retry must change something");
+      }
+    } else if (name == "regen_rules_adjust_the_shot" || name == "regen_simplifies_repeated_drift") {
+      // The analyzer's REGEN_RULES for the shot it ran for (skills.md 2.19); both checks are
+      // evaluated together, each reporting under its own name.
+      auto rules = outputs.find("REGEN_RULES");
+      if (rules == outputs.end() || job.ctx.shot_id.empty()) {
+        continue;
+      }
+      for (std::string& reason : builtins::check_regen_rules(rules->second, job.ctx.shot_id, job.ctx.scene_id)) {
+        if (reason.rfind(name + ":", 0) == 0) {
+          worsen(gates::Verdict::fail, std::move(reason));
+        }
       }
     } else if (name == "regen_limit_with_analyzer") {
       // Every shot of the scene (of the project without one) that failed as often as the regen

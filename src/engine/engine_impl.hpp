@@ -209,6 +209,9 @@ struct Impl {
   /// `default` (regen.analyzer_after_failed_attempts, regen.max_rounds, and
   /// regen.attempts_per_round.<hero tier> for `hero`).
   int regen_number(const std::string& setting, const std::string& hero = "") const;
+  /// Whether the regen policy's `remedies` allow `remedy` ("simplify", "escalate"); both without
+  /// a graph.
+  bool regen_remedy(const char* remedy) const;
   /// Where the step that `step_key` names (a step.finished "step", an artifact's details.step)
   /// stood in the walk; nullopt for a writer outside the graph (init, an import).
   std::optional<WalkRank> writer_rank(const std::string& step_key) const;

@@ -1022,6 +1022,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       std::vector<std::string> findings;
     };
     std::vector<Active> active;
+    bool replanned = false;  // a shot simplified this wave: its next attempt comes from its new row
     for (const json& row : rows) {
       Active a;
       a.row = row;
@@ -1114,6 +1115,13 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
           if (round.value("remedy", "") == "simplify" || analyzer_escalates) {
             simplify = false;
           }
+          // The remedies the regen policy allows (regen.remedies: simplify, escalate, or both in
+          // that order; the graph's schema refuses escalation first, skills.md 2.19).
+          if (!regen_remedy("escalate")) {
+            simplify = true;
+          } else if (!regen_remedy("simplify")) {
+            simplify = false;
+          }
           auto step = std::find(generation_ladder().begin(), generation_ladder().end(), a.tier);
           std::string remedy = "escalate";
           std::string next_tier = a.tier;
@@ -1155,7 +1163,8 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                                  ? "approved escalation of " + a.ctx.shot_id + " " + approval.value("from_tier", "") +
                                        " -> " + approval.value("to_tier", "") + ": " + approval.value("summary", "")
                                  : "refused escalation of " + a.ctx.shot_id + ": " + why_not_escalate +
-                                       "; simplifying via " + planner->name + " instead";
+                                       (regen_remedy("simplify") ? "; simplifying via " + planner->name + " instead"
+                                                                 : "; the regen policy allows no other remedy");
             json decision = approval;
             decision["shot_id"] = a.ctx.shot_id;
             decision["resolution"] = resolution;
@@ -1165,6 +1174,23 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
             }
             // Recorded with the round it opens (one transaction below): a resumed run decides again.
             round_opened.push_back(ledger::EventDraft{.kind = "budget.escalation", .body = decision, .row = gate_row});
+          }
+          std::string opened_for = a.identity;  // the render identity the new round is for
+          if (remedy == "simplify" && !regen_remedy("simplify")) {
+            // Escalation refused, and the policy allows nothing else: the shot is frozen, the
+            // refusal documented first.
+            if (!round_opened.empty()) {
+              AVPS_TRY(e.m_project.ledger().commit(std::move(round_opened)));
+            }
+            return hard_stop(grader->name, "frozen", frozen_loop(key), a.ctx,
+                             attempts.back().value("reasons", json::array()),
+                             a.ctx.shot_id +
+                                 " is frozen: its round is spent, and escalation, the only remedy regen.remedies "
+                                 "allows, is refused (" +
+                                 why_not_escalate +
+                                 "); a person must decide (`avps override --allow-attempts N`, `--accept best`, or "
+                                 "re-plan the shot)",
+                             {{"inputs", a.identity}});
           }
           if (remedy == "simplify") {
             Job judge;
@@ -1178,6 +1204,10 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
               return ok();
             }
             restart = false;  // a new SHOTLIST of this scene is read by the next wave
+            // The round is opened for the simplified shot: its new row is part of the render's
+            // identity, and the round (and the max_rounds that bound it) carries over to it
+            // instead of starting the count again.
+            AVPS_TRY_ASSIGN(opened_for, render_identity(*packager, a.ctx, nullptr, nullptr));
           }
           ledger::LogRow row_log;
           row_log.skill_name = remedy == "escalate" ? role("router") : analyzer->name;
@@ -1190,19 +1220,27 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                           "): " + remedy +
                           (remedy == "escalate" ? " " + a.tier + " -> " + next_tier + ", " + approval.value("summary", "")
                                                 : " via " + planner->name);
-          json body = {{"shot_id", a.ctx.shot_id}, {"resolution", resolution}, {"round", round_number + 1},
-                       {"after_attempt", every_attempt.size()}, {"tier", next_tier}, {"remedy", remedy},
-                       {"inputs", a.identity}};
+          json body = {{"shot_id", a.ctx.shot_id},  {"resolution", resolution},
+                       {"round", round_number + 1}, {"after_attempt", every_attempt.size()},
+                       {"tier", next_tier},         {"remedy", remedy},
+                       {"inputs", opened_for}};
           round_opened.push_back(ledger::EventDraft{.kind = "regen.round", .body = body, .row = row_log});
           AVPS_TRY(e.m_project.ledger().commit(std::move(round_opened)));
           record.rounds[key] = body;
           a.tier = next_tier;
+          if (opened_for != a.identity) {
+            replanned = true;  // rendered from its new row in the next wave
+            continue;
+          }
         }
       }
       active.push_back(std::move(a));
     }
-    if (active.empty()) {
+    if (active.empty() && !replanned) {
       return ok();
+    }
+    if (active.empty()) {
+      continue;
     }
     if (stop_requested()) {
       return ok();
@@ -1289,7 +1327,12 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       c.shot_id = a.ctx.shot_id;
       c.shot_attempt = {{"shot_id", a.ctx.shot_id}, {"resolution", resolution}, {"attempt", a.attempt},
                         {"inputs", a.identity}};
-      const double seconds = a.row.value("duration_s", 0.0);
+      // The render is as long as its GenPack says (a regen adjustment may have shortened the shot),
+      // and its reservation is priced on that.
+      const json pack_settings = pack->content().value("settings", json::object());
+      const double seconds = pack_settings.contains("duration_s") && pack_settings["duration_s"].is_number()
+                                 ? pack_settings["duration_s"].get<double>()
+                                 : a.row.value("duration_s", 0.0);
       AVPS_TRY_ASSIGN(int64_t ms, governance::duration_ms(seconds));
       c.task = governance::Task::generation(a.row.value("hero_tier", "C"),
                                             resolution == "final" ? governance::Resolution::final

@@ -1052,7 +1052,8 @@ std::vector<std::string> check_names() {
 
 const std::vector<std::string>& engine_check_names() {
   static const std::vector<std::string> k_names = {"genpack_changed_on_regen", "regen_limit_with_analyzer",
-                                                   "run_log_complete"};
+                                                   "run_log_complete", "regen_rules_adjust_the_shot",
+                                                   "regen_simplifies_repeated_drift"};
   return k_names;
 }
 

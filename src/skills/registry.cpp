@@ -417,10 +417,19 @@ void Registry::check_skill(const SkillDef& skill, std::vector<Violation>& out) c
   const bool writes_genpack = std::any_of(skill.outputs.begin(), skill.outputs.end(),
                                           [](const SkillOutput& o) { return o.kind == "GENPACK"; });
   const json checks = skill.raw.contains("gate") ? skill.raw["gate"].value("checks", json::array()) : json::array();
+  const bool writes_regen_rules = std::any_of(skill.outputs.begin(), skill.outputs.end(),
+                                              [](const SkillOutput& o) { return o.kind == "REGEN_RULES"; });
   for (const json& check : checks) {
     if (check == "genpack_changed_on_regen" && !writes_genpack) {
       report("skill.check", "check genpack_changed_on_regen compares GENPACK versions, and this skill writes "
                             "none: nothing would evaluate it");
+    }
+    if ((check == "regen_rules_adjust_the_shot" || check == "regen_simplifies_repeated_drift") &&
+        (!writes_regen_rules || skill.scope != "shot")) {
+      report("skill.check", "check " + check.get<std::string>() +
+                                " reads the REGEN_RULES a shot-scoped skill writes for its shot, and this skill " +
+                                (writes_regen_rules ? "is not shot-scoped" : "writes none") +
+                                ": nothing would evaluate it");
     }
   }
   // `feedback` sets a shot render's identity apart: only the GenPack's packager is read for it.

@@ -44,11 +44,22 @@ struct GenpackInputs {
 /// The GENPACK canonical JSON (gate not yet evaluated: verdict PASS, no reasons). Locks are
 /// pasted verbatim; ACTION comes from the blocking and what the world state says the characters
 /// carry and suffer; NEGATIVES are every lock's forbidden-drift items plus the REGEN_RULES
-/// constraints that name this shot or its scene; hero-A shots restate 2-3 facial markers per
+/// constraints that name this shot or its scene; SETTINGS take the `settings` of the REGEN_RULES
+/// adjustments that name the shot or its scene (duration_s only ever shorter, complexity_level,
+/// camera_type); hero-A shots restate 2-3 facial markers per
 /// character; the `carried` artifacts follow ACTION verbatim, each named by its file. Never adds a
 /// prop, character, wardrobe or environment change. Errors name what is
 /// missing (a lock of the wrong entity, a shot row without set_id...).
 [[nodiscard]] Result<nlohmann::json> assemble_genpack(const GenpackInputs& inputs);
+
+/// The regen-analyzer's gate on its REGEN_RULES for one shot (skills.md 2.19), as FAIL reasons
+/// (empty: it passes): a regen with no prompt adjustment rule naming the shot (or its scene) is a
+/// FAIL (check regen_rules_adjust_the_shot); so is repeated drift (a face_drift, set_drift or
+/// lighting_shift pattern of 2+ failed attempts of the shot) with nothing that reduces the shot's
+/// complexity — no complexity_reduction or duration_reduction rule, no rule setting complexity_level
+/// or duration_s, no structural simplification recommended for it (regen_simplifies_repeated_drift).
+std::vector<std::string> check_regen_rules(const nlohmann::json& rules, const std::string& shot_id,
+                                           const std::string& scene_id);
 
 /// Checks of a GenPack face against the locks it must carry (rule ids "genpack.order",
 /// "genpack.lock", "genpack.negatives"; subject = the section or lock name): the six sections

@@ -172,3 +172,79 @@ TEST_CASE("inputs marked into_genpack are pasted verbatim, named, after ACTION, 
   // Without carried inputs there is no such section: shipped GenPacks are as before.
   CHECK(codec.render(builtins::assemble_genpack(inputs_for("B")).value()).value().find("CARRIED") == std::string::npos);
 }
+
+// skills.md 2.19: the analyzer's adjustments reach the GenPack fields they name.
+TEST_CASE("regen adjustments that name GenPack settings shorten the shot and set complexity and camera",
+          "[builtins][genpack]") {
+  builtins::GenpackInputs in = inputs_for("C");
+  const double planned = in.shot_row["duration_s"].get<double>();
+  REQUIRE(planned > 2);
+  json rules = fixture("regen_rules");
+  rules["prompt_adjustment_rules"].push_back({{"scope", {"S01_SH01"}},
+                                              {"adjustment_type", "duration_reduction"},
+                                              {"rule", "Cut the shot by a second."},
+                                              {"settings", {{"duration_s", planned - 1}}}});
+  rules["prompt_adjustment_rules"].push_back({{"scope", {"S01"}},
+                                              {"adjustment_type", "complexity_reduction"},
+                                              {"rule", "Lock off the camera."},
+                                              {"settings", {{"complexity_level", "low"}, {"camera_type", "static"}}}});
+  // Never lengthened, and a rule for another shot changes nothing here.
+  rules["prompt_adjustment_rules"].push_back({{"scope", {"S01_SH01"}},
+                                              {"adjustment_type", "duration_reduction"},
+                                              {"rule", "Make it longer."},
+                                              {"settings", {{"duration_s", planned + 5}}}});
+  rules["prompt_adjustment_rules"].push_back({{"scope", {"S01_SH03"}},
+                                              {"adjustment_type", "duration_reduction"},
+                                              {"rule", "Cut S01_SH03."},
+                                              {"settings", {{"duration_s", 1}}}});
+  auto regen_schema = artifacts::FaceCodec::load(k_root / "schemas", "REGEN_RULES").value();
+  CHECK(regen_schema.schema().validate(rules).empty());
+  in.regen_rules = rules;
+  auto content = builtins::assemble_genpack(in);
+  REQUIRE(content.ok());
+  CHECK(content->at("settings")["duration_s"] == planned - 1);
+  CHECK(content->at("settings")["complexity_level"] == "low");
+  CHECK(content->at("settings")["camera_type"] == "static");
+  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "GENPACK").value();
+  CHECK(codec.schema().validate(*content).empty());
+  // Without such a rule, the settings are the shot row's.
+  in.regen_rules = fixture("regen_rules");
+  auto plain = builtins::assemble_genpack(in);
+  REQUIRE(plain.ok());
+  CHECK(plain->at("settings")["duration_s"] == planned);
+  CHECK_FALSE(plain->at("settings").contains("complexity_level"));
+}
+
+TEST_CASE("the analyzer's REGEN_RULES fail without an adjustment for the shot or a simplification of repeated drift",
+          "[builtins][genpack]") {
+  const json rules = fixture("regen_rules");  // S01_SH03: face drift over 2 attempts, an anchor rule, a split
+  CHECK(builtins::check_regen_rules(rules, "S01_SH03", "S01").empty());
+  // A scene-wide rule is an adjustment for each of its shots.
+  CHECK(builtins::check_regen_rules(rules, "S01_SH02", "S01").empty());
+
+  // No rule names the shot or its scene: a regen with no adjustment.
+  const std::vector<std::string> none = builtins::check_regen_rules(rules, "S02_SH01", "S02");
+  REQUIRE(none.size() == 1);
+  CHECK_THAT(none[0], Catch::StartsWith("regen_rules_adjust_the_shot: no prompt adjustment rule names S02_SH01"));
+
+  // Repeated drift with nothing that simplifies: complexity unchanged.
+  json unchanged = rules;
+  unchanged["structural_simplification_recommendations"] = json::array();
+  const std::vector<std::string> drift = builtins::check_regen_rules(unchanged, "S01_SH03", "S01");
+  REQUIRE(drift.size() == 1);
+  CHECK_THAT(drift[0], Catch::StartsWith("regen_simplifies_repeated_drift: S01_SH03 drifted (face_drift) in 2"));
+  // A duration or complexity adjustment answers it; one failed attempt is not yet repeated.
+  json shorter = unchanged;
+  shorter["prompt_adjustment_rules"].push_back({{"scope", {"S01_SH03"}},
+                                                {"adjustment_type", "anchor_reinforcement"},
+                                                {"rule", "Hold the face."},
+                                                {"settings", {{"duration_s", 2}}}});
+  CHECK(builtins::check_regen_rules(shorter, "S01_SH03", "S01").empty());
+  json once = unchanged;
+  once["failure_pattern_summary"][0]["failed_attempts"] = 1;
+  CHECK(builtins::check_regen_rules(once, "S01_SH03", "S01").empty());
+  // A motion artifact is not drift.
+  json motion = unchanged;
+  motion["failure_pattern_summary"][0]["failure_class"] = "motion_artifact";
+  CHECK(builtins::check_regen_rules(motion, "S01_SH03", "S01").empty());
+}

@@ -369,6 +369,33 @@ TEST_CASE("a stage graph that is not JSON or breaks its schema is a violation, n
   }
 }
 
+// regen.remedies and regen.on_exhausted are carried out by production; what it cannot carry out is
+// refused where the graph is read (no silent field).
+TEST_CASE("the regen policy's remedies are a subset in the spec's order, and exhaustion is a hard stop", "[skills]") {
+  for (const json& allowed : {json{"simplify", "escalate"}, json{"simplify"}, json{"escalate"}}) {
+    avps::testing::TempDir project;
+    override_graph(project.path(), [&allowed](json& g) { g["regen"]["remedies"] = allowed; });
+    Registry registry = load_with(project.path());
+    INFO(allowed.dump());
+    CHECK(registry.stage_graph() != nullptr);
+    CHECK(with_rule(registry.validate(), "graph.schema").empty());
+  }
+  for (const auto& [key, refused] :
+       std::vector<std::pair<std::string, json>>{{"remedies", json{"escalate", "simplify"}},
+                                                 {"remedies", json::array()},
+                                                 {"remedies", json{"retry"}},
+                                                 {"on_exhausted", "retry_forever"}}) {
+    avps::testing::TempDir project;
+    override_graph(project.path(), [&](json& g) { g["regen"][key] = refused; });
+    Registry registry = load_with(project.path());
+    INFO(key << " " << refused.dump());
+    CHECK(registry.stage_graph() == nullptr);
+    const auto violations = with_rule(registry.validate(), "graph.schema");
+    REQUIRE_FALSE(violations.empty());
+    CHECK(contains(describe(violations), "/regen/" + key));
+  }
+}
+
 TEST_CASE("the stage graph names the skills the engine works with, by role, and each must exist", "[skills]") {
   avps::testing::TempDir project;
   SECTION("a role naming no skill is a violation") {
