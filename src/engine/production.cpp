@@ -1282,7 +1282,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
           first.push_back(a.ctx);
         }
       }
-      bool replanned = false;
+      bool storyboard_replanned = false;
       for (int review = 0;; ++review) {
         if (review >= 1000) {
           return make_error(ErrorCode::unsupported, "the storyboard reviews of " + scene + " did not settle");
@@ -1302,11 +1302,11 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
         restart = false;  // the revision is this scene's: its frames and reviews follow here
         AVPS_TRY_ASSIGN(auto plan_now, latest("SHOTLIST", scene));
         if (plan_now && plan_now->record.name != shotlist->record.name) {
-          replanned = true;
+          storyboard_replanned = true;
           break;
         }
       }
-      if (replanned) {
+      if (storyboard_replanned) {
         continue;
       }
     }
