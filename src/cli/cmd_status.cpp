@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "avps/core/clock.hpp"
-#include "avps/engine/engine.hpp"
 #include "avps/governance/budget.hpp"
 #include "avps/governance/pricing.hpp"
 #include "avps/ledger/ledger.hpp"
@@ -40,10 +39,11 @@ struct SkillSummary {
 
 SkillSummary summarise(const report::ProjectSkillView& skill) {
   SkillSummary s;
-  for (const auto& [entity, body] : skill.last) {
+  for (size_t i = 0; i < skill.last.size(); ++i) {
+    const auto& [entity, body] = skill.last[i];
     const std::string verdict = body.value("verdict", "");
     s.worst = std::max(s.worst, report::severity(verdict));
-    if (engine::passed(verdict)) {
+    if (skill.settled.at(i)) {
       ++s.passed;
     } else {
       s.not_passed.emplace_back(entity, &body);

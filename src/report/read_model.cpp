@@ -365,7 +365,7 @@ class Book {
       auto known = std::find_if(m_project_skills.begin(), m_project_skills.end(),
                                 [&](const ProjectSkillView& s) { return s.skill == key.skill; });
       if (known == m_project_skills.end()) {
-        m_project_skills.push_back(ProjectSkillView{key.skill, {}});
+        m_project_skills.push_back(ProjectSkillView{key.skill, {}, {}});
         known = m_project_skills.end() - 1;
       }
       auto entity = std::find_if(known->last.begin(), known->last.end(),
@@ -937,6 +937,13 @@ Result<ProjectView> read_project(project::Project& project) {
         {{"scene_id", s.scene_id}, {"shot_id", s.shot_id}, {"resolutions", s.resolutions}, {"changed", s.changed}});
   }
   AVPS_TRY(book.finish(view, stale_keys, overrides));
+  for (ProjectSkillView& skill : view.project_skills) {
+    const skills::SkillDef* def = registry.find(skill.skill);
+    for (const auto& [entity, body] : skill.last) {
+      const std::string verdict = core::json_text(body, "verdict");
+      skill.settled.push_back(def ? def->settles(verdict) : engine::passed(verdict));
+    }
+  }
 
   // What each open stop holds, by the engine's own Plan over the same record.
   if (const skills::StageGraph* graph = registry.stage_graph()) {
@@ -1018,11 +1025,12 @@ json attempt_json(const ShotAttempt& a) {
 json project_skill_json(const ProjectSkillView& skill) {
   int worst = 0, passed = 0, attempts = 0;
   json not_passed = json::array();
-  for (const auto& [entity, body] : skill.last) {
+  for (size_t i = 0; i < skill.last.size(); ++i) {
+    const auto& [entity, body] = skill.last[i];
     const std::string verdict = body.value("verdict", "");
     worst = std::max(worst, severity(verdict));
     attempts = std::max(attempts, body.value("attempt", 0));
-    if (engine::passed(verdict)) {
+    if (skill.settled.at(i)) {
       ++passed;
     } else {
       not_passed.push_back({{"entity", entity}, {"verdict", verdict}, {"attempt", body.value("attempt", 0)}});

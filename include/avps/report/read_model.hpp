@@ -101,6 +101,9 @@ struct SceneView {
 struct ProjectSkillView {
   std::string skill;
   std::vector<std::pair<std::string, nlohmann::json>> last;  ///< entity ("" for once) -> step.finished body
+  /// Per entry of `last`: whether its verdict settles the skill's loop, by the engine's pass rule
+  /// for that skill (SkillDef::settles: a FIX is no pass for a skill with an on_fix policy).
+  std::vector<bool> settled;
 };
 
 /// Everything the status and the report show.
