@@ -209,18 +209,21 @@ const PlanStop* Plan::whole_project() const {
   return m_whole == 0 ? nullptr : &m_stops[static_cast<size_t>(m_whole - 1)];
 }
 
+std::optional<size_t> Plan::cell_of(const PlanUnit& unit) const {
+  const int at = position(unit.step);
+  if (at < 0 || m_stops.empty()) {
+    return std::nullopt;  // an unknown step, or nothing to hold it
+  }
+  const bool scene_unit = m_steps[static_cast<size_t>(at)].scene_unit;
+  return cell(scene_unit ? scene_slot(unit.scene) : static_cast<int>(m_scenes.size()), at);
+}
+
 const PlanStop* Plan::blocker(const PlanUnit& unit) const {
   if (const PlanStop* whole = whole_project()) {
     return whole;
   }
-  const int at = position(unit.step);
-  if (at < 0 || m_stops.empty()) {
-    return nullptr;
-  }
-  const int slot =
-      m_steps[static_cast<size_t>(at)].scene_unit ? scene_slot(unit.scene) : static_cast<int>(m_scenes.size());
-  const size_t c = cell(slot, at);
-  const int mark = m_held[c] != 0 ? m_held[c] : m_origin[c];
+  const std::optional<size_t> c = cell_of(unit);
+  const int mark = !c ? 0 : m_held[*c] != 0 ? m_held[*c] : m_origin[*c];
   return mark == 0 ? nullptr : &m_stops[static_cast<size_t>(mark - 1)];
 }
 
@@ -228,13 +231,8 @@ bool Plan::may_run(const PlanUnit& unit) const {
   if (whole_project()) {
     return false;
   }
-  const int at = position(unit.step);
-  if (at < 0 || m_stops.empty()) {
-    return true;
-  }
-  const int slot =
-      m_steps[static_cast<size_t>(at)].scene_unit ? scene_slot(unit.scene) : static_cast<int>(m_scenes.size());
-  return m_held[cell(slot, at)] == 0;
+  const std::optional<size_t> c = cell_of(unit);
+  return !c || m_held[*c] == 0;
 }
 
 UnitStatus Plan::state_of(const UnitFacts& facts) {

@@ -25,3 +25,20 @@ expect_out() {
   grep -qF -- "$1" <<<"$OUT" || fail "expected output to contain '$1', got:
 $OUT"
 }
+
+# configure DIR KEY.PATH VALUE ... : edits DIR/avps.json, setting each dotted KEY.PATH to VALUE
+# (JSON), creating the objects on the way.
+configure() {
+  python3 - "$@" <<'PY'
+import json, sys
+path, edits = sys.argv[1] + "/avps.json", sys.argv[2:]
+config = json.load(open(path))
+for key, value in zip(edits[::2], edits[1::2]):
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = json.loads(value)
+json.dump(config, open(path, "w"), indent=2)
+PY
+}

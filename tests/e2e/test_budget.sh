@@ -13,21 +13,6 @@ fi
 source "$(dirname "$0")/lib.sh"
 
 q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
-# avps.json edits: set KEY.PATH VALUE (JSON) ...
-configure() {
-  python3 - "$@" <<'PY'
-import json, sys
-path, edits = sys.argv[1] + "/avps.json", sys.argv[2:]
-config = json.load(open(path))
-for key, value in zip(edits[::2], edits[1::2]):
-    node = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = json.loads(value)
-json.dump(config, open(path, "w"), indent=2)
-PY
-}
 # Generation calls recorded: storyboard frames and video renders route in the generation tiers
 # (gen_low / gen_mid / gen_premium); model calls route in t1, t2, t3, vision, research.
 generation_calls() {

@@ -11,20 +11,6 @@ fi
 source "$(dirname "$0")/lib.sh"
 
 q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
-configure() {
-  python3 - "$@" <<'PY'
-import json, sys
-path, edits = sys.argv[1] + "/avps.json", sys.argv[2:]
-config = json.load(open(path))
-for key, value in zip(edits[::2], edits[1::2]):
-    node = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = json.loads(value)
-json.dump(config, open(path, "w"), indent=2)
-PY
-}
 usd() { python3 -c "print('%.6f' % ($1 / 1e6))"; }
 # The canonical JSON of an artifact, from the object store.
 artifact_json() { "$AVPS" --json artifact show "$1" "$2"; }

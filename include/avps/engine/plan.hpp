@@ -131,6 +131,7 @@ class Plan {
   int position(const std::string& step) const;     ///< -1 for an unknown step
   int scene_slot(const std::string& scene) const;  ///< the project's slot for "" or an unknown scene
   size_t cell(int slot, int position) const;
+  std::optional<size_t> cell_of(const PlanUnit& unit) const;  ///< none for an unknown step or no stops
   void propagate();
 
   std::vector<Step> m_steps;  ///< graph order
