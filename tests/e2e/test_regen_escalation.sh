@@ -5,19 +5,6 @@
 # every cap; the decision, its cost delta and the caps it was checked against are in the log.
 source "$(dirname "$0")/lib.sh"
 q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
-configure() {
-  python3 - "$@" <<'PY'
-import json, sys
-path, key, value = sys.argv[1] + "/avps.json", sys.argv[2], json.loads(sys.argv[3])
-config = json.load(open(path))
-node = config
-*parents, leaf = key.split(".")
-for p in parents:
-    node = node.setdefault(p, {})
-node[leaf] = value
-json.dump(config, open(path, "w"), indent=2)
-PY
-}
 
 PLAN="$WORK/plan"
 cp -r "$SRC/examples/demo_short_film" "$PLAN"
@@ -58,6 +45,30 @@ grep -q ",budget-gates,S01,S01_SH01,.*,PASS,.*approved escalation of S01_SH01 ge
   || fail "no budget-gates row approving the escalation"
 grep -q ",model-router,S01,S01_SH01,.*escalate gen_low -> gen_mid, +\\$" "$A/logs/RUN_LOG_v001.csv" \
   || fail "no model-router row with the escalation's cost delta"
+
+# (a') The project's stage graph allows only simplification (regen.remedies ["simplify"]): round 3
+# simplifies the C shot again instead of escalating it, and nothing is escalated.
+R="$WORK/simplify_only"
+cp -r "$PLAN" "$R"
+mkdir -p "$R/policies"
+python3 - "$SRC/policies/stage_graph.json" "$R/policies/stage_graph.json" <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1]))
+g["regen"]["remedies"] = ["simplify"]
+json.dump(g, open(sys.argv[2], "w"), indent=2)
+PY
+expect_exit 3 "$AVPS" run "$R" --scene S01
+remedies=$(q "$R" "SELECT json_extract(body,'$.shot_id') || ' ' || json_extract(body,'$.round') || ' ' || json_extract(body,'$.remedy') || ' ' || json_extract(body,'$.tier') FROM events WHERE kind='regen.round' AND json_extract(body,'$.shot_id') IN ('S01_SH01','S01_SH02') ORDER BY seq")
+want="S01_SH01 2 simplify gen_low
+S01_SH02 2 simplify gen_mid
+S01_SH01 3 simplify gen_low
+S01_SH02 3 simplify gen_mid"
+[ "$remedies" = "$want" ] || fail "regen rounds with remedies [simplify]:
+$remedies
+expected:
+$want"
+[ "$(q "$R" "SELECT count(*) FROM events WHERE kind='budget.escalation'")" = 0 ] \
+  || fail "a generation tier was escalated although regen.remedies allows only simplify"
 grep -q ",budget-gates,S01,S01_SH02,.*,FAIL,.*refused escalation of S01_SH02: premium escalation is for hero A shots only" \
   "$A/logs/RUN_LOG_v001.csv" || fail "premium was not refused to a hero B shot"
 # The attempts after the approval render on gen_mid; none of S01_SH02's on gen_premium.

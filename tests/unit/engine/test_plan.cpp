@@ -200,3 +200,36 @@ TEST_CASE("plan: a stop names its step, or the first step of its skill in older 
   CHECK(dropped.may_run(unit("shot-planner", "S01")));
   CHECK(dropped.whole_project() == nullptr);
 }
+
+TEST_CASE("plan: a scene_order phase holds the next scene's task, a parallel one does not", "[plan]") {
+  // Without the across edges only the phase's `order` links the scenes: continuity is scene_order
+  // in the shipped graph.
+  auto graph_with = [](const std::string& order) {
+    std::ifstream in(fs::path(AVPS_SOURCE_DATA_DIR) / "policies" / "stage_graph.json");
+    nlohmann::json g = nlohmann::json::parse(in);
+    nlohmann::json edges = nlohmann::json::array();
+    for (const nlohmann::json& e : g["edges"]) {
+      if (!e.contains("across")) {
+        edges.push_back(e);
+      }
+    }
+    g["edges"] = edges;
+    for (nlohmann::json& phase : g["phases"]) {
+      if (phase["name"] == "continuity") {
+        phase["order"] = order;
+      }
+    }
+    auto parsed = avps::skills::StageGraph::from_json(g);
+    REQUIRE(parsed.ok());
+    return *parsed;
+  };
+  const Plan ordered(graph_with("scene_order"), k_scenes, {stop(6, "S01", "world-state-tracker")});
+  CHECK_FALSE(ordered.may_run(unit("world-state-tracker", "S02")));
+  CHECK_FALSE(ordered.may_run(unit("continuity-supervisor", "S03")));
+  CHECK(ordered.status(unit("world-state-tracker", "S03"), {}).stop_seq == 6);
+  CHECK(ordered.may_run(unit("plausibility-auditor", "S02")));  // validation is parallel
+  const Plan parallel(graph_with("parallel"), k_scenes, {stop(6, "S01", "world-state-tracker")});
+  CHECK(parallel.may_run(unit("world-state-tracker", "S02")));
+  CHECK(parallel.may_run(unit("continuity-supervisor", "S03")));
+  CHECK_FALSE(parallel.may_run(unit("continuity-supervisor", "S01")));
+}
