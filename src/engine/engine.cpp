@@ -848,15 +848,15 @@ Result<std::string> Impl::write_output(const skills::SkillDef& skill, const std:
   return name.filename();
 }
 
-Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, const std::string& loop,
+Result<Flow> Impl::hard_stop(const std::string& skill, const std::string& kind, const std::string& loop,
                              const Context& context, const json& findings, const std::string& reason,
                              json extra) {
   if (auto open = record.open_stops.find(loop); open != record.open_stops.end()) {
     // Already recorded and not overridden: the same stop stands.
-    outcome.exit = ExitCode::hard_stop;
     outcome.message = "STOP-" + std::to_string(open->second.value("seq", int64_t{0})) + ": " +
                       open->second.value("reason", reason);
-    return report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context);
+    AVPS_TRY(report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context));
+    return Flow::stop;
   }
   json scope = json::object();
   if (!context.scene_id.empty()) {
@@ -886,9 +886,9 @@ Result<void> Impl::hard_stop(const std::string& skill, const std::string& kind, 
                   e.m_project.ledger().append(ledger::EventDraft{.kind = "run.hard_stop", .body = body, .row = row}));
   body["seq"] = event.seq;
   record.open_stops[loop] = body;
-  outcome.exit = ExitCode::hard_stop;
   outcome.message = "STOP-" + std::to_string(event.seq) + ": " + reason;
-  return report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context);
+  AVPS_TRY(report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context));
+  return Flow::stop;
 }
 
 Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outputs, gates::GateResult& gate) {
@@ -957,7 +957,7 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
   return ok();
 }
 
-Result<void> Impl::check_integrity() {
+Result<Flow> Impl::check_integrity() {
   const std::string loop = "integrity";
   std::vector<core::Violation> found;
   // Every rule of the gate but artifact.schema: what a run reads is the bytes as recorded (and
@@ -981,7 +981,7 @@ Result<void> Impl::check_integrity() {
       AVPS_TRY(report({.kind = Progress::Kind::note, .text = row.notes}));
       record.open_stops.erase(open);
     }
-    return ok();
+    return Flow::go_on;
   }
   json findings = json::array();
   for (const core::Violation& v : found) {
@@ -993,21 +993,14 @@ Result<void> Impl::check_integrity() {
                              "change you meant with `avps artifact import` or `edit`";
   if (open != record.open_stops.end()) {
     // The same stop stands while the files are not restored: say what is wrong now.
-    outcome.exit = ExitCode::hard_stop;
     outcome.message = "STOP-" + std::to_string(open->second.value("seq", int64_t{0})) + ": " + reason;
-    return report({.kind = Progress::Kind::stop, .skill = "avps", .text = outcome.message});
+    AVPS_TRY(report({.kind = Progress::Kind::stop, .skill = "avps", .text = outcome.message}));
+    return Flow::stop;
   }
   return hard_stop("avps", "integrity", loop, Context{}, findings, reason);
 }
 
-bool Impl::stop_requested() {
-  if (!e.m_observer.interrupted()) {
-    return false;
-  }
-  outcome.exit = ExitCode::interrupted;
-  outcome.message = "interrupted; `avps run` resumes where this stopped";
-  return true;
-}
+bool Impl::stop_requested() const { return e.m_observer.interrupted(); }
 
 Result<void> Impl::report(Progress progress, const Context& context) {
   if (progress.kind == Progress::Kind::phase) {
@@ -1028,7 +1021,7 @@ Result<void> Impl::report(Progress progress, const Context& context) {
   return ok();
 }
 
-Result<void> Impl::budget_stop(const Call& call, const std::string& skill, const std::string& loop,
+Result<Flow> Impl::budget_stop(const Call& call, const std::string& skill, const std::string& loop,
                                const Context& context) {
   // The calls of this round prepared before the refused one were never sent: their reservations
   // are released now (every reservation open at this point is one of them — each round settles or
@@ -1147,7 +1140,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
 // has an on_fix branch (skill.schema.json loop_policy): revise (self or upstream), escalate, or
 // stop. The attempts of one loop count together whichever branch answered them. Returns with
 // job.state ready for the next attempt, or done with the outcome set.
-Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
+Result<Flow> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
   const bool fixing = job.verdict == "FIX" && skill.fix_loops();
   const json on_fail = skill.loop_policy.value(fixing ? "on_fix" : "on_fail", json::object());
   const std::string via = on_fail.value("via", skill.name);
@@ -1171,19 +1164,19 @@ Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
     // A projection over a cap is re-routed first (COST_REPORT's one-tier-down suggestions) and
     // checked again; only a FAIL after that asks for a simpler shot list (DESIGN §3 cost loop).
     // Not when a person raised the cap: the decision was to pay for this plan, not to cut it.
-    AVPS_TRY_ASSIGN(bool rerouted, reroute_for_budget(skill, job));
-    if (outcome.exit != ExitCode::ok || restart) {
+    AVPS_TRY_ASSIGN(Reroute reroute, reroute_for_budget(skill, job));
+    if (reroute.flow != Flow::go_on) {
       job.state = JobState::done;
-      return ok();
+      return reroute.flow;
     }
-    if (rerouted) {
+    if (reroute.rerouted) {
       ++job.reroutes;
       ++job.attempt;
       job.findings = json::array();
       job.state = JobState::ready;
       AVPS_TRY_ASSIGN(job.in, gather(skill, job.ctx));
       job.step = step_key(skill, job.ctx, job.in, job.extra) + job.loop_suffix;
-      return ok();
+      return Flow::go_on;
     }
   }
   std::string refused;  // why the t3 quota kept the loop from escalating
@@ -1262,10 +1255,10 @@ Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
     }
   }
   if (!self && !recheck) {
-    AVPS_TRY(revise_upstream(skill, *reviser, job));
-    if (outcome.exit != ExitCode::ok || restart) {
+    AVPS_TRY_ASSIGN(Flow revised, revise_upstream(skill, *reviser, job));
+    if (revised != Flow::go_on) {
       job.state = JobState::done;
-      return ok();
+      return revised;
     }
     job.findings = json::array();  // the judge judges the revision afresh
   }
@@ -1274,7 +1267,7 @@ Result<void> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
   // The judged inputs may have changed with the revision: the step is keyed by them.
   AVPS_TRY_ASSIGN(job.in, gather(skill, job.ctx));
   job.step = step_key(skill, job.ctx, job.in, job.extra) + job.loop_suffix;
-  return ok();
+  return Flow::go_on;
 }
 
 Result<json> Impl::escalation_delta(const skills::SkillDef& skill, const std::string& from, const std::string& to) {
@@ -1342,10 +1335,10 @@ Result<std::string> Impl::t3_refusal(const skills::SkillDef& judge, const Job& j
 }
 
 // A FAIL of `judge` revises what `reviser` wrote, with the judge's findings as feedback.
-Result<void> Impl::revise_upstream(const skills::SkillDef& judge, const skills::SkillDef& reviser, Job& failed) {
+Result<Flow> Impl::revise_upstream(const skills::SkillDef& judge, const skills::SkillDef& reviser, Job& failed) {
   const std::string done_key = failed.loop + "#" + std::to_string(failed.attempt);
   if (record.revisions_done.count(done_key)) {
-    return ok();
+    return Flow::go_on;
   }
   Job job;
   job.ctx = context_for_scope(reviser.scope, failed.ctx);
@@ -1372,35 +1365,34 @@ Result<void> Impl::revise_upstream(const skills::SkillDef& judge, const skills::
                    .attempt = failed.attempt,
                    .text = judge.name + failed.ctx.label() + ": " + verdict + " -> revising via " + reviser.name},
                   failed.ctx));
-  AVPS_TRY(run_jobs(reviser, jobs));
-  if (outcome.exit == ExitCode::ok && jobs.front().changed_upstream && reviser.name != judge.name) {
+  AVPS_TRY_ASSIGN(Flow flow, run_jobs(reviser, jobs));
+  if (flow == Flow::go_on && jobs.front().changed_upstream && reviser.name != judge.name) {
     // Content an earlier phase derived from changed: walk the graph again from the top, where
     // every step whose inputs did not change is skipped.
-    restart = true;
+    return Flow::restart;
   }
-  return ok();
+  return flow;
 }
 
 // Runs a skill for several contexts: one round per attempt, the calls of a round in flight
 // together, the outcomes committed in the jobs' order (so --jobs never changes a byte).
-Result<void> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& jobs) {
+Result<Flow> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& jobs) {
   for (Job& job : jobs) {
     if (job.state == JobState::fresh) {
       AVPS_TRY(start_job(skill, job));
     }
     if (job.state == JobState::ready && record.open_stops.count(job.loop)) {
       job.state = JobState::done;
-      AVPS_TRY(hard_stop(skill.name, "gate", job.loop, job.ctx, json::array(), "open"));
-      return ok();
+      return hard_stop(skill.name, "gate", job.loop, job.ctx, json::array(), "open");
     }
     if (job.state == JobState::ready && job.resumed_failure) {
       // Resumed after a FAIL the previous run recorded but did not act on (an interruption between
       // the step and its escalation, say): the policy decides now, as it would have then. A
       // revision (forced) too: its own loop may escalate.
       job.attempt -= 1;
-      AVPS_TRY(apply_policy(skill, job));
-      if (outcome.exit != ExitCode::ok || restart) {
-        return ok();
+      AVPS_TRY_ASSIGN(Flow flow, apply_policy(skill, job));
+      if (flow != Flow::go_on) {
+        return flow;
       }
     }
   }
@@ -1413,21 +1405,21 @@ Result<void> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& job
       }
     }
     if (active.empty()) {
-      return ok();
+      return Flow::go_on;
     }
     if (stop_requested()) {
-      return ok();
+      return Flow::interrupted;
     }
     // A paged skill's attempt is a sequence of calls, each page after the one before.
     if (skill.paging) {
       for (Job* job : active) {
-        AVPS_TRY(run_pages(skill, *job, schema));
-        if (outcome.exit != ExitCode::ok) {
-          return ok();
+        AVPS_TRY_ASSIGN(Flow paged, run_pages(skill, *job, schema));
+        if (paged != Flow::go_on) {
+          return paged;
         }
-        AVPS_TRY(finish_attempt(skill, *job));
-        if (outcome.exit != ExitCode::ok || restart) {
-          return ok();
+        AVPS_TRY_ASSIGN(Flow flow, finish_attempt(skill, *job));
+        if (flow != Flow::go_on) {
+          return flow;
         }
       }
       continue;
@@ -1459,9 +1451,9 @@ Result<void> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& job
 
     // Evaluate and commit in job order.
     for (Job* job : active) {
-      AVPS_TRY(finish_attempt(skill, *job));
-      if (outcome.exit != ExitCode::ok || restart) {
-        return ok();
+      AVPS_TRY_ASSIGN(Flow flow, finish_attempt(skill, *job));
+      if (flow != Flow::go_on) {
+        return flow;
       }
     }
   }
@@ -1519,7 +1511,7 @@ std::string scene_of(const json& artifact) {
 // own (routed, reserved, recorded, answered from the record on resume), until the last input page
 // or until the model says there is no more. The attempt's outputs are assembled into
 // job.paged_output, or job.page_failure says why they cannot be.
-Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json& schema) {
+Result<Flow> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json& schema) {
   const skills::Paging& paging = *skill.paging;
   const int per_page = std::max(1, paging.rows_per_page);
   json all_rows = json::array();
@@ -1541,7 +1533,7 @@ Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
   for (int index = 1;; ++index) {
     if (index > 1 && stop_requested()) {
       job.state = JobState::done;
-      return ok();
+      return Flow::interrupted;
     }
     if (index > k_max_pages) {
       job.page_failure = "the model asked for more than " + std::to_string(k_max_pages) + " pages";
@@ -1654,11 +1646,11 @@ Result<void> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
   job.call.request_size = largest_request;
   job.paged_output = outputs.size() == 1 ? (assembled.empty() ? json::object() : assembled.begin().value())
                                         : assembled;
-  return ok();
+  return Flow::go_on;
 }
 
 // Parse → schema → gate → record → log → policy, for one attempt of one job.
-Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
+Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   gates::GateResult gate;
   gates::Outputs outputs;
   std::string model;
@@ -1844,7 +1836,7 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
 
   if (job.collect) {
     job.state = JobState::done;
-    return ok();
+    return Flow::go_on;
   }
   if (gate.verdict == gates::Verdict::stop) {
     job.state = JobState::done;
@@ -1856,7 +1848,7 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   // PASS and WARN proceed, and FIX unless the skill's on_fix acts on it (SkillDef::settles).
   if (skill.settles(job.verdict)) {
     job.state = JobState::done;
-    return ok();
+    return Flow::go_on;
   }
   job.findings = json(gate.reasons);
   return apply_policy(skill, job);
@@ -1864,7 +1856,7 @@ Result<void> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
 
 // ---- the walk -------------------------------------------------------------------------------
 
-Result<void> Impl::run_skill(const skills::SkillDef& skill, const std::vector<Context>& contexts) {
+Result<Flow> Impl::run_skill(const skills::SkillDef& skill, const std::vector<Context>& contexts) {
   std::vector<Job> jobs;
   for (const Context& context : contexts) {
     if (!context.scope.empty() && context.scope != skill.scope && !(skill.scope == "project")) {
@@ -1883,11 +1875,11 @@ Result<void> Impl::run_skill(const skills::SkillDef& skill, const std::vector<Co
     jobs.push_back(std::move(job));
   }
   if (jobs.empty()) {
-    return ok();
+    return Flow::go_on;
   }
-  AVPS_TRY(run_jobs(skill, jobs));
+  AVPS_TRY_ASSIGN(Flow flow, run_jobs(skill, jobs));
   for (const Job& job : jobs) {
-    if (job.state == JobState::waiting && outcome.exit == ExitCode::ok && !restart) {
+    if (job.state == JobState::waiting && flow == Flow::go_on) {
       AVPS_TRY(report({.kind = Progress::Kind::wait,
                        .skill = skill.name,
                        .text = skill.name + job.ctx.label() + ": waiting for " + job.in.missing},
@@ -1895,7 +1887,7 @@ Result<void> Impl::run_skill(const skills::SkillDef& skill, const std::vector<Co
       ++outcome.steps_waiting;
     }
   }
-  return ok();
+  return flow;
 }
 
 Result<std::vector<Context>> Impl::entity_contexts() {
@@ -1993,24 +1985,24 @@ void Impl::sync_plan() {
   }
 }
 
-Impl::PassEnd Impl::end_pass() {
+Impl::PassEnd Impl::end_pass(Flow flow) {
   pass_held = false;
-  if (restart) {
-    return PassEnd::restart;
-  }
-  if (outcome.exit == ExitCode::ok) {
-    sync_plan();  // a stop resolved by its step holds nothing any more
-    return PassEnd::done;
-  }
-  if (outcome.exit != ExitCode::hard_stop) {
-    return PassEnd::interrupted;
+  switch (flow) {
+    case Flow::restart:
+      return PassEnd::restart;
+    case Flow::interrupted:
+      return PassEnd::interrupted;
+    case Flow::go_on:
+      sync_plan();  // a stop resolved by its step holds nothing any more
+      return PassEnd::done;
+    case Flow::stop:
+      break;
   }
   sync_plan();
   if (plan->whole_project()) {
     return PassEnd::whole_stop;
   }
-  outcome.exit = ExitCode::ok;  // the stop stays in record.open_stops: the run's end lists it
-  outcome.message.clear();
+  outcome.message.clear();  // the stop stays in record.open_stops: the run's end lists it
   pass_held = true;
   return PassEnd::done;
 }
@@ -2059,8 +2051,8 @@ Result<Impl::PassEnd> Impl::run_phase(const skills::Phase& phase, const std::vec
     // A stop ends the step's round of calls; the contexts it does not hold run again (those done
     // are up to date), until no stop is raised or none is left.
     while (!pending.empty()) {
-      AVPS_TRY(run_skill(*skill, pending));
-      if (PassEnd end = end_pass(); end != PassEnd::done) {
+      AVPS_TRY_ASSIGN(Flow flow, run_skill(*skill, pending));
+      if (PassEnd end = end_pass(flow); end != PassEnd::done) {
         return end;
       }
       if (!pass_held) {
@@ -2084,9 +2076,8 @@ Result<Impl::PassEnd> Impl::run_phase(const skills::Phase& phase, const std::vec
 // The walk, in three passes of the stage graph (StageGraph::walk_passes): the project-wide phases;
 // then scene by scene in story order the scene phases (each scene's world state comes from the
 // scene before); then scene by scene production. The plan says what a stop holds; everything it
-// does not hold goes on. Returns false when the walk ended early (a stop holding the whole
-// project, an interruption, a restart), true when it reached its end or `--until`.
-Result<bool> Impl::walk(const skills::StageGraph& graph) {
+// does not hold goes on.
+Result<Impl::PassEnd> Impl::walk(const skills::StageGraph& graph) {
   auto stop_here = [&](const std::string& name) { return !options.until.empty() && options.until == name; };
   auto scene_context = [](const std::string& scene) {
     Context c;
@@ -2122,11 +2113,8 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
     AVPS_TRY(report({.kind = Progress::Kind::phase, .phase = phase.name, .text = "phase " + phase.name}));
     AVPS_TRY_ASSIGN(PassEnd end, run_phase(phase, contexts));
     AVPS_TRY(replan());
-    if (end != PassEnd::done) {
-      return false;
-    }
-    if (stop_here(phase.name)) {
-      return true;
+    if (end != PassEnd::done || stop_here(phase.name)) {
+      return end;
     }
   }
 
@@ -2147,7 +2135,7 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
           {.kind = Progress::Kind::phase, .phase = p->name, .scene_id = s, .text = "phase " + p->name + " " + s}));
       AVPS_TRY_ASSIGN(PassEnd end, run_phase(*p, {scene_context(s)}));
       if (end != PassEnd::done) {
-        return false;
+        return end;
       }
       if (stop_here(p->name)) {
         break;
@@ -2158,7 +2146,7 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
     }
   }
   if (until_in_scene_phases) {
-    return true;
+    return PassEnd::done;
   }
 
   // Production, scene by scene: cost loop, proxy waves, cost loop, final waves. A scene whose
@@ -2184,18 +2172,18 @@ Result<bool> Impl::walk(const skills::StageGraph& graph) {
         if (!runs) {
           break;
         }
-        AVPS_TRY(produce(*p, s));
-        end = end_pass();
+        AVPS_TRY_ASSIGN(Flow flow, produce(*p, s));
+        end = end_pass(flow);
       }
       if (end != PassEnd::done) {
-        return false;
+        return end;
       }
       if (stop_here(p->name)) {
         break;
       }
     }
   }
-  return true;
+  return PassEnd::done;
 }
 
 std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models, const fs::path& project_dir) {
@@ -2364,8 +2352,9 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   // The files must be what the ledger vouches for before anything is read from them: a file
   // edited, swapped or removed by hand is an integrity stop (the findings of `avps gate`), never
   // input to a step. What a crash leaves in passing (transient) the run recovers itself.
-  AVPS_TRY(impl.check_integrity());
-  if (impl.outcome.exit != ExitCode::ok) {
+  AVPS_TRY_ASSIGN(Flow integrity, impl.check_integrity());
+  if (integrity != Flow::go_on) {
+    impl.outcome.exit = ExitCode::hard_stop;
     return impl.outcome;
   }
   // An open stop that holds the whole project refuses the run; one held to a scene stands again
@@ -2380,19 +2369,27 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   }
   // A revision that changed upstream content restarts the walk; every pass is bounded by the
   // loops' own limits, so this ends.
-  for (int pass = 0;; ++pass) {
-    impl.restart = false;
-    AVPS_TRY(impl.walk(*graph));
-    if (!impl.restart || impl.outcome.exit != ExitCode::ok) {
-      break;
+  Impl::PassEnd end = Impl::PassEnd::restart;
+  for (int pass = 0; end == Impl::PassEnd::restart; ++pass) {
+    if (pass > 0) {
+      AVPS_TRY(impl.report({.kind = Progress::Kind::note,
+                            .text = "an upstream artifact was revised: walking the graph again (pass " +
+                                    std::to_string(pass + 1) + ")"}));
     }
-    AVPS_TRY(impl.report({.kind = Progress::Kind::note,
-                          .text = "an upstream artifact was revised: walking the graph again (pass " +
-                                  std::to_string(pass + 2) + ")"}));
+    AVPS_TRY_ASSIGN(end, impl.walk(*graph));
+  }
+  if (end == Impl::PassEnd::interrupted) {
+    impl.outcome.exit = ExitCode::interrupted;
+    impl.outcome.message = "interrupted; `avps run` resumes where this stopped";
+    return impl.outcome;
+  }
+  if (end == Impl::PassEnd::whole_stop) {
+    impl.outcome.exit = ExitCode::hard_stop;  // the message is the stop's (Impl::hard_stop)
+    return impl.outcome;
   }
   // Every open stop ends the run with exit 3 once the work they do not hold is done: those held
   // this run, and those recorded before that the walk did not reach again.
-  if (impl.outcome.exit == ExitCode::ok && !impl.record.open_stops.empty()) {
+  if (!impl.record.open_stops.empty()) {
     std::map<int64_t, std::string> open;  // by seq
     for (const auto& [loop, stop] : impl.record.open_stops) {
       const int64_t seq = stop.value("seq", int64_t{0});

@@ -64,6 +64,15 @@ struct Gathered {
 
 enum class JobState { fresh, waiting, ready, done };
 
+/// How a piece of the walk ended, for its caller to decide what runs next: the engine's decisions
+/// are return values handed up to the walk (Impl::end_pass), not flags checked along the way.
+enum class Flow {
+  go_on,        ///< nothing its caller must act on (what waits is in the jobs' states)
+  restart,      ///< content an earlier phase derived from changed: the walk starts again at the top
+  stop,         ///< a hard stop was raised or stands (in record.open_stops; the Plan says what it holds)
+  interrupted,  ///< the user asked to stop; the next `avps run` resumes
+};
+
 /// One skill in one context until its gate passes or its loop policy gives up.
 struct Job {
   Context ctx;
@@ -153,7 +162,6 @@ struct Impl {
   Record record;
   governance::Overrides overrides;  ///< the decisions people recorded with `avps override`
   RunOutcome outcome;
-  bool restart = false;
   /// What the open stops hold (plan.hpp), from the record's open stops: made when the walk starts,
   /// told of every stop raised or resolved since (Impl::sync_plan).
   std::optional<Plan> plan;
@@ -248,7 +256,8 @@ struct Impl {
   Result<std::string> write_output(const skills::SkillDef& skill, const std::string& kind, const std::string& target,
                                    nlohmann::json content, const gates::GateResult& gate, const nlohmann::json& details,
                                    bool& changed, std::optional<ledger::LogRow> row = std::nullopt);
-  Result<void> hard_stop(const std::string& skill, const std::string& kind, const std::string& loop,
+  /// Records a hard stop (or restates the open one of `loop`); always Flow::stop.
+  Result<Flow> hard_stop(const std::string& skill, const std::string& kind, const std::string& loop,
                          const Context& context, const nlohmann::json& findings, const std::string& reason,
                          nlohmann::json extra = nlohmann::json::object());
   /// The named checks evaluate_gate defers to the engine (gates::engine_check_names()), folded into
@@ -258,32 +267,39 @@ struct Impl {
   /// The project's files against the ledger (gates::check_integrity, transient findings aside):
   /// a finding is a project-wide hard stop of kind integrity (standing while it lasts); an open one
   /// whose files are in order again is resolved (`stop.resolved`).
-  [[nodiscard]] Result<void> check_integrity();
-  /// True, with the outcome set to exit 130, once the user asked to stop.
-  bool stop_requested();
+  [[nodiscard]] Result<Flow> check_integrity();
+  /// True once the user asked to stop (the walk then ends with Flow::interrupted).
+  bool stop_requested() const;
   /// Hands `progress` to the observer with the scene and shot of `context` (where it has none of
   /// its own), the phase being walked (a phase event sets it) and where spend stands against the
   /// project cap (two aggregate reads of the ledger's reservations, as a cap check does).
   [[nodiscard]] Result<void> report(Progress progress, const Context& context = {});
   std::string walking_phase;  ///< the phase of the last phase event (report() keeps it)
   /// The hard stop of a call the budget governor refused (never retried, never a fallback).
-  Result<void> budget_stop(const Call& call, const std::string& skill, const std::string& loop, const Context& context);
+  Result<Flow> budget_stop(const Call& call, const std::string& skill, const std::string& loop, const Context& context);
   Context context_for_scope(const std::string& scope, const Context& from);
   Result<void> start_job(const skills::SkillDef& skill, Job& job);
-  Result<void> apply_policy(const skills::SkillDef& skill, Job& job);
+  /// The loop policy after a FAIL (or a FIX its on_fix acts on): job ready for its next attempt
+  /// (Flow::go_on), or done with what ended the loop.
+  Result<Flow> apply_policy(const skills::SkillDef& skill, Job& job);
   /// Why the t3 quota refuses `reviser` an escalation from `from` to t3 for up to `needed` calls
   /// (logged once per loop and attempt count), or "" when it admits it.
   Result<std::string> t3_refusal(const skills::SkillDef& judge, const Job& job, const std::string& reviser,
                                  const std::string& from, int needed);
   Result<nlohmann::json> escalation_delta(const skills::SkillDef& skill, const std::string& from, const std::string& to);
-  Result<void> revise_upstream(const skills::SkillDef& judge, const skills::SkillDef& reviser, Job& failed);
-  Result<void> run_jobs(const skills::SkillDef& skill, std::vector<Job>& jobs);
+  /// Flow::restart when the revision changed what another skill wrote (its readers follow).
+  Result<Flow> revise_upstream(const skills::SkillDef& judge, const skills::SkillDef& reviser, Job& failed);
+  /// Runs the jobs to their ends; anything but Flow::go_on ends the round early (the jobs left
+  /// are picked up again by the walk).
+  Result<Flow> run_jobs(const skills::SkillDef& skill, std::vector<Job>& jobs);
   Result<void> build_call(const skills::SkillDef& skill, const Job& job, const nlohmann::json& schema, Call& c);
-  Result<void> run_pages(const skills::SkillDef& skill, Job& job, const nlohmann::json& schema);
-  Result<void> finish_attempt(const skills::SkillDef& skill, Job& job);
+  /// A paged skill's attempt: its calls, page after page (Flow::interrupted when a stop was asked
+  /// for between two).
+  Result<Flow> run_pages(const skills::SkillDef& skill, Job& job, const nlohmann::json& schema);
+  Result<Flow> finish_attempt(const skills::SkillDef& skill, Job& job);
 
   // The walk (engine.cpp).
-  Result<void> run_skill(const skills::SkillDef& skill, const std::vector<Context>& contexts);
+  Result<Flow> run_skill(const skills::SkillDef& skill, const std::vector<Context>& contexts);
   Result<std::vector<Context>> entity_contexts();
   Result<void> refresh_scenes();
   /// How a pass of the walk (a phase, for its contexts) ended.
@@ -293,10 +309,9 @@ struct Impl {
     restart,      ///< an upstream artifact was revised: the walk starts again
     interrupted,  ///< the user asked to stop, or the run failed
   };
-  /// The end of the pass just run, from the outcome it left. A stop confined to a scene is handed
-  /// to the plan, and the outcome cleared: the rest of the walk goes on (Engine::run ends the run
-  /// with exit 3 while any stop is open).
-  PassEnd end_pass();
+  /// The end of the pass just run, from how it ended. A stop confined to a scene is handed to the
+  /// plan: the rest of the walk goes on (Engine::run ends the run with exit 3 while any stop is open).
+  PassEnd end_pass(Flow flow);
   /// The open stops of the record as the Plan reads them.
   std::vector<PlanStop> open_plan_stops() const;
   /// The graph step a stop raised now by `skill` in `context` is raised at: the context's step,
@@ -308,11 +323,12 @@ struct Impl {
   /// Whether the plan lets `step` run for `context`; when a stop holds it, says so once per scene.
   Result<bool> may_run(const std::string& step, const Context& context);
   Result<PassEnd> run_phase(const skills::Phase& phase, const std::vector<Context>& contexts);
-  Result<bool> walk(const skills::StageGraph& graph);
+  /// One walk of the graph: done when it reached its end or `--until`, else what ended it early.
+  Result<PassEnd> walk(const skills::StageGraph& graph);
 
   // Built-in steps and production (production.cpp).
   Result<gates::Outputs> run_builtin(const skills::SkillDef& skill, Job& job);
-  Result<void> produce(const skills::Phase& phase, const std::string& scene);
+  Result<Flow> produce(const skills::Phase& phase, const std::string& scene);
   /// The identity of a shot's render: the digest of its GenPack's inputs other than the packager's
   /// feedback inputs. `parts` gets them, kind -> the first 16 hex digits of the content hash; `gathered`
   /// what was gathered.
@@ -338,18 +354,22 @@ struct Impl {
   /// check is owed a re-check: re-routed now, or an interrupted run decided it for this very failed
   /// step. At most once per cost loop (loop and graph step) and run; false with nothing written
   /// when no suggestion applies, so the loop policy goes on (a simpler shot list).
-  Result<bool> reroute_for_budget(const skills::SkillDef& judge, Job& failed);
+  struct Reroute {
+    bool rerouted = false;    ///< the check is owed a re-check
+    Flow flow = Flow::go_on;  ///< how the router's and optimizer's steps ended
+  };
+  Result<Reroute> reroute_for_budget(const skills::SkillDef& judge, Job& failed);
   /// Cost loops re-routed in this run ("<loop>|<graph step>").
   std::set<std::string> rerouted_loops;
   /// Engine::stale_shots.
   Result<std::vector<StaleShot>> stale_shots();
-  Result<void> render_storyboards(const skills::SkillDef& reviewer, const std::vector<Context>& shots,
+  Result<Flow> render_storyboards(const skills::SkillDef& reviewer, const std::vector<Context>& shots,
                                   const std::string& pixels);
   /// Fires the stage graph's cross-loop triggers due in `scene` (triggers.hpp, due_triggers, from
   /// the scene's QC_BATCH versions and the trigger.fired events): each a trigger.fired event with
-  /// its RUN_LOG row, then one forced run of the trigger's skill for the scene or entity. Sets
-  /// `restart` when that run changed an artifact (its readers, down to the renders, follow).
-  Result<void> fire_triggers(const std::string& scene);
+  /// its RUN_LOG row, then one forced run of the trigger's skill for the scene or entity.
+  /// Flow::restart when that run changed an artifact (its readers, down to the renders, follow).
+  Result<Flow> fire_triggers(const std::string& scene);
 };
 
 }  // namespace avps::engine

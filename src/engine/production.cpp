@@ -339,7 +339,7 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
 // shown it: one image render of the shot's latest GenPack (a paid call like any other), recorded
 // as the STORYBOARD artifact. A GenPack revised after an Adjust or a Simplify gets a frame of its
 // own before it is reviewed again.
-Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const std::vector<Context>& shots,
+Result<Flow> Impl::render_storyboards(const skills::SkillDef& reviewer, const std::vector<Context>& shots,
                                       const std::string& pixels) {
   std::vector<Call> calls(shots.size());
   std::vector<Call*> sent;
@@ -431,21 +431,21 @@ Result<void> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
     AVPS_TRY(e.m_project.store().write(artifact));
     ++outcome.artifacts_written;
   }
-  return ok();
+  return Flow::go_on;
 }
 
 // ---- production -------------------------------------------------------------------------------
 
-Result<void> Impl::fire_triggers(const std::string& scene) {
+Result<Flow> Impl::fire_triggers(const std::string& scene) {
   const skills::StageGraph* graph = e.m_registry.stage_graph();
   if (!graph || graph->triggers.empty()) {
-    return ok();
+    return Flow::go_on;
   }
   // One forced run of a trigger's skill for its scope, the violations as its findings: a step of
   // its own (the trigger and its cause are part of its key and of its loop), a new version only if
-  // the content changes; its own loop policy answers a FAIL. Sets `restart` on a new version.
+  // the content changes; its own loop policy answers a FAIL. Flow::restart on a new version.
   auto run_triggered = [&](const std::string& trigger_id, const skills::SkillDef& skill, const std::string& scope_class,
-                           const std::string& key, const json& cause, const json& findings) -> Result<void> {
+                           const std::string& key, const json& cause, const json& findings) -> Result<Flow> {
     Job job;
     job.ctx.scope = skill.scope;
     (scope_class == "scene" ? job.ctx.scene_id : job.ctx.entity_id) = key;
@@ -458,20 +458,21 @@ Result<void> Impl::fire_triggers(const std::string& scene) {
     AVPS_TRY(start_job(skill, jobs.front()));
     Job& j = jobs.front();
     if (j.state == JobState::waiting) {
-      return report(
+      AVPS_TRY(report(
           {.kind = Progress::Kind::wait,
            .skill = skill.name,
            .text = "trigger " + trigger_id + ": " + skill.name + j.ctx.label() + " waits for " + j.in.missing},
-          j.ctx);
+          j.ctx));
+      return Flow::go_on;
     }
     if (!j.resumed_failure) {
       j.findings = findings;
     }
-    AVPS_TRY(run_jobs(skill, jobs));
-    if (outcome.exit == ExitCode::ok && jobs.front().changed_upstream) {
-      restart = true;  // a new version: the steps that read it, down to the renders, follow
+    AVPS_TRY_ASSIGN(Flow flow, run_jobs(skill, jobs));
+    if (flow == Flow::go_on && jobs.front().changed_upstream) {
+      return Flow::restart;  // a new version: the steps that read it, down to the renders, follow
     }
-    return ok();
+    return flow;
   };
   // A firing whose run an interruption cut short (recorded, its skill's loop not settled): it
   // runs now, so a resumed run finishes what the firing started instead of firing again.
@@ -494,10 +495,10 @@ Result<void> Impl::fire_triggers(const std::string& scene) {
             cause.value("id", "") &&
         (skill->settles(last->second.value("verdict", "")) || record.open_stops.count(loop));
     if (!finished) {
-      AVPS_TRY(run_triggered(fired.value("trigger", ""), *skill, scope_class, fired.value("key", ""), cause,
-                             fired.value("findings", json::array())));
-      if (outcome.exit != ExitCode::ok || restart) {
-        return ok();
+      AVPS_TRY_ASSIGN(Flow flow, run_triggered(fired.value("trigger", ""), *skill, scope_class, fired.value("key", ""),
+                                               cause, fired.value("findings", json::array())));
+      if (flow != Flow::go_on) {
+        return flow;
       }
     }
   }
@@ -529,7 +530,7 @@ Result<void> Impl::fire_triggers(const std::string& scene) {
     }
   }
   if (findings.empty()) {
-    return ok();
+    return Flow::go_on;
   }
   ShownEntities shown;
   for (const std::string& shot : shots) {
@@ -593,12 +594,13 @@ Result<void> Impl::fire_triggers(const std::string& scene) {
     record.triggers_fired.push_back(body);
     AVPS_TRY(report({.kind = Progress::Kind::note, .skill = skill->name, .text = row.notes}));
     core::crash_point("engine.after_trigger_fired");
-    AVPS_TRY(run_triggered(firing.trigger->id, *skill, firing.scope_class, firing.key, cause, firing.findings));
-    if (outcome.exit != ExitCode::ok || restart) {
-      return ok();
+    AVPS_TRY_ASSIGN(Flow flow,
+                    run_triggered(firing.trigger->id, *skill, firing.scope_class, firing.key, cause, firing.findings));
+    if (flow != Flow::go_on) {
+      return flow;
     }
   }
-  return ok();
+  return Flow::go_on;
 }
 
 Result<std::string> Impl::render_identity(const skills::SkillDef& packager, const Context& ctx, json* parts,
@@ -728,12 +730,12 @@ Result<std::vector<StaleShot>> Impl::stale_shots() {
 
 // ---- the budget's re-route ----------------------------------------------------------------------
 
-Result<bool> Impl::reroute_for_budget(const skills::SkillDef& judge, Job& failed) {
+Result<Impl::Reroute> Impl::reroute_for_budget(const skills::SkillDef& judge, Job& failed) {
   const skills::SkillDef* router = e.m_registry.find(role("router"));
   const skills::SkillDef* optimizer = e.m_registry.find(role("cost"));
   const skills::StageGraph* graph = e.m_registry.stage_graph();
   if (!router || !optimizer || !graph || failed.ctx.scene_id.empty()) {
-    return false;
+    return Reroute{};
   }
   // The cost loop the check stands in: the phase of its graph step (its first step when "").
   const skills::Phase* phase = nullptr;
@@ -746,7 +748,7 @@ Result<bool> Impl::reroute_for_budget(const skills::SkillDef& judge, Job& failed
     }
   }
   if (!phase) {
-    return false;
+    return Reroute{};
   }
   // The context of `skill`'s step in that phase, as the walk gives it (Impl::run_phase).
   auto step_context = [&](const skills::SkillDef& skill) {
@@ -774,7 +776,7 @@ Result<bool> Impl::reroute_for_budget(const skills::SkillDef& judge, Job& failed
   const std::string once = failed.loop + "|" + failed.ctx.graph_step;
   if (decided.is_null()) {
     if (rerouted_loops.count(once)) {
-      return false;  // re-routed once in this cost loop and run: the policy goes on
+      return Reroute{};  // re-routed once in this cost loop and run: the policy goes on
     }
     // Which shots: those a shot cap's FAIL names, else (a scene or project cap) every shot of the
     // scene. Only a cap's projection is re-routed; other FAILs (a quota) go to the policy.
@@ -793,7 +795,7 @@ Result<bool> Impl::reroute_for_budget(const skills::SkillDef& judge, Job& failed
       }
     }
     if (named.empty() && !whole_scene) {
-      return false;
+      return Reroute{};
     }
     AVPS_TRY_ASSIGN(auto cost_report, latest("COST_REPORT", failed.ctx.scene_id));
     AVPS_TRY_ASSIGN(const governance::RecordedShots* recorded, recorded_shots());
@@ -831,7 +833,7 @@ Result<bool> Impl::reroute_for_budget(const skills::SkillDef& judge, Job& failed
                          {"saving_micro_usd", delta}});
     }
     if (changes.empty()) {
-      return false;  // nothing left one tier down: only a simpler shot list can help
+      return Reroute{};  // nothing left one tier down: only a simpler shot list can help
     }
     rerouted_loops.insert(once);
     ledger::LogRow row;
@@ -873,16 +875,16 @@ Result<bool> Impl::reroute_for_budget(const skills::SkillDef& judge, Job& failed
       job.log_extra["graph_step"] = job.ctx.graph_step;
     }
     std::vector<Job> jobs{job};
-    AVPS_TRY(run_jobs(*skill, jobs));
-    if (outcome.exit != ExitCode::ok || restart) {
-      return true;
+    AVPS_TRY_ASSIGN(Flow flow, run_jobs(*skill, jobs));
+    if (flow != Flow::go_on) {
+      return Reroute{.rerouted = true, .flow = flow};
     }
     if (jobs.front().state == JobState::waiting) {
       return make_error(ErrorCode::not_found,
                         skill->name + " cannot re-route for " + judge.name + ": it needs " + jobs.front().in.missing);
     }
   }
-  return true;
+  return Reroute{.rerouted = true};
 }
 
 Result<json> Impl::escalation_cost(const json& row, const std::string& resolution, const std::string& from,
@@ -929,7 +931,7 @@ Result<json> Impl::escalation_cost(const json& row, const std::string& resolutio
   return priced;
 }
 
-Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene) {
+Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene) {
   const std::string resolution = phase.resolution;
   const json& config = e.m_project.config().document;
   AVPS_TRY_ASSIGN(auto shotlist, latest("SHOTLIST", scene));
@@ -938,7 +940,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                      .scene_id = scene,
                      .text = "phase " + phase.name + " " + scene + ": waiting for its SHOTLIST"}));
     ++outcome.steps_waiting;
-    return ok();
+    return Flow::go_on;
   }
   // The phase's own step list says what a wave does: the packager, the render (generate_media)
   // and the grader (the registry refuses a per-shot phase without them: graph.per_shot_steps);
@@ -980,9 +982,9 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
     AVPS_TRY_ASSIGN(shotlist, latest("SHOTLIST", scene));
     // Cross-loop triggers on what the scene's QC waves found so far (before the next wave, and
     // once its waves are done): a skill of another loop re-runs; what it changes is re-derived.
-    AVPS_TRY(fire_triggers(scene));
-    if (outcome.exit != ExitCode::ok || restart) {
-      return ok();
+    AVPS_TRY_ASSIGN(Flow triggered, fire_triggers(scene));
+    if (triggered != Flow::go_on) {
+      return triggered;
     }
     std::vector<json> rows;
     for (const json& row : rows_of(shotlist->content())) {
@@ -1008,7 +1010,7 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                            .scene_id = scene,
                            .text = "phase " + phase.name + " " + scene + ": waiting for every proxy to pass"}));
           ++outcome.steps_waiting;
-          return ok();
+          return Flow::go_on;
         }
       }
     }
@@ -1078,9 +1080,9 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
           job.log_extra = {{"analyzer_for", analyzed}};
           job.extra = {{"after_attempt", every_attempt.size()}};
           std::vector<Job> jobs{job};
-          AVPS_TRY(run_jobs(*analyzer, jobs));
-          if (outcome.exit != ExitCode::ok) {
-            return ok();
+          AVPS_TRY_ASSIGN(Flow analyzed_flow, run_jobs(*analyzer, jobs));
+          if (analyzed_flow != Flow::go_on) {
+            return analyzed_flow;
           }
           record.analyzer_runs.insert(analyzed);
         }
@@ -1199,11 +1201,11 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
             judge.loop = frozen_loop(key);
             judge.attempt = static_cast<int>(every_attempt.size());
             judge.findings = attempts.back().value("reasons", json::array());
-            AVPS_TRY(revise_upstream(*grader, *planner, judge));
-            if (outcome.exit != ExitCode::ok) {
-              return ok();
+            AVPS_TRY_ASSIGN(Flow simplified, revise_upstream(*grader, *planner, judge));
+            if (simplified == Flow::stop || simplified == Flow::interrupted) {
+              return simplified;
             }
-            restart = false;  // a new SHOTLIST of this scene is read by the next wave
+            // A restart is not needed: the new SHOTLIST is this scene's, read by the next wave.
             // The round is opened for the simplified shot: its new row is part of the render's
             // identity, and the round (and the max_rounds that bound it) carries over to it
             // instead of starting the count again.
@@ -1237,13 +1239,13 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       active.push_back(std::move(a));
     }
     if (active.empty() && !replanned) {
-      return ok();
+      return Flow::go_on;
     }
     if (active.empty()) {
       continue;
     }
     if (stop_requested()) {
-      return ok();
+      return Flow::interrupted;
     }
     // Waves are numbered per scene and resolution, after those whose QC_BATCH is recorded (a
     // wave an interruption cut short gets its number again): attempt numbers cannot serve, since
@@ -1267,9 +1269,9 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
       job.extra = {{"tier", a.tier}, {"resolution", resolution}, {"qc_findings", findings}};
       packs.push_back(std::move(job));
     }
-    AVPS_TRY(run_jobs(*packager, packs));
-    if (outcome.exit != ExitCode::ok) {
-      return ok();
+    AVPS_TRY_ASSIGN(Flow packed, run_jobs(*packager, packs));
+    if (packed != Flow::go_on) {
+      return packed;
     }
     // 2. Storyboards, before the first proxy attempt of risky shots. A review whose loop policy
     // revised what it judged (on_fix: a new GenPack; on_fail: a new SHOTLIST) is not settled: a
@@ -1287,19 +1289,18 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
         if (review >= 1000) {
           return make_error(ErrorCode::unsupported, "the storyboard reviews of " + scene + " did not settle");
         }
-        AVPS_TRY(render_storyboards(*storyboard, first, proxy_pixels));
-        if (outcome.exit != ExitCode::ok) {
-          return ok();
+        AVPS_TRY_ASSIGN(Flow drawn, render_storyboards(*storyboard, first, proxy_pixels));
+        if (drawn != Flow::go_on) {
+          return drawn;
         }
-        restart = false;
-        AVPS_TRY(run_skill(*storyboard, first));
-        if (outcome.exit != ExitCode::ok) {
-          return ok();
+        AVPS_TRY_ASSIGN(Flow reviewed, run_skill(*storyboard, first));
+        if (reviewed == Flow::stop || reviewed == Flow::interrupted) {
+          return reviewed;
         }
-        if (!restart) {
+        if (reviewed == Flow::go_on) {
           break;  // every review settled on what is packed now
         }
-        restart = false;  // the revision is this scene's: its frames and reviews follow here
+        // A revision (Flow::restart) is this scene's: its frames and reviews follow here.
         AVPS_TRY_ASSIGN(auto plan_now, latest("SHOTLIST", scene));
         if (plan_now && plan_now->record.name != shotlist->record.name) {
           storyboard_replanned = true;
@@ -1439,9 +1440,9 @@ Result<void> Impl::produce(const skills::Phase& phase, const std::string& scene)
                          {"wave", scene + "/" + resolution + "#" + std::to_string(wave)}, {"inputs", a.identity}}}};
       grades.push_back(std::move(job));
     }
-    AVPS_TRY(run_jobs(*grader, grades));
-    if (outcome.exit != ExitCode::ok) {
-      return ok();
+    AVPS_TRY_ASSIGN(Flow graded, run_jobs(*grader, grades));
+    if (graded != Flow::go_on) {
+      return graded;
     }
     json batch = {{"format_version", 1}, {"kind", "QC_BATCH"}, {"target", scene}, {"rows", json::array()},
                   {"violations", json::array()}};
