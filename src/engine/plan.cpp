@@ -258,6 +258,26 @@ UnitStatus Plan::status(const PlanUnit& unit, const UnitFacts& facts) const {
   return state_of(facts);
 }
 
+std::optional<size_t> Plan::first_phase_held_by(int64_t seq) const {
+  auto stop = std::find_if(m_stops.begin(), m_stops.end(), [&](const PlanStop& s) { return s.seq == seq; });
+  if (stop == m_stops.end()) {
+    return std::nullopt;
+  }
+  const int mark = static_cast<int>(stop - m_stops.begin()) + 1;
+  if (m_whole == mark) {
+    return m_steps.empty() ? std::nullopt : std::optional<size_t>(0);
+  }
+  // (Under a stop holding the whole project the others are not propagated: each gives its origin.)
+  std::optional<size_t> first;
+  for (size_t c = 0; c < m_held.size(); ++c) {
+    if (m_held[c] == mark || m_origin[c] == mark) {
+      const size_t phase = static_cast<size_t>(m_steps[c % m_steps.size()].phase_index);
+      first = first ? std::min(*first, phase) : phase;
+    }
+  }
+  return first;
+}
+
 std::string Plan::first_held_step(const std::string& scene) const {
   auto slot = m_scene_slot.find(scene);
   for (size_t p = 0; p < m_steps.size(); ++p) {

@@ -81,13 +81,11 @@ std::vector<core::Violation> check_reached(const ProjectView& view, size_t at) {
 
   // The skills of the phases up to the required one: each project-wide skill's last verdicts, each
   // per-scene skill's phases, each resolution to have passed.
-  std::set<std::string> skills_up_to;
   std::set<std::string> scene_skills;
   std::vector<std::string> resolutions;
   bool per_scene = false;
   for (size_t i = 0; i <= at; ++i) {
     const PhaseView& phase = view.phases[i];
-    skills_up_to.insert(phase.skills.begin(), phase.skills.end());
     if (phase.fan_out == "per_scene" || phase.fan_out == "per_shot") {
       per_scene = true;
       if (phase.fan_out == "per_scene") {
@@ -159,19 +157,17 @@ std::vector<core::Violation> check_reached(const ProjectView& view, size_t at) {
     }
   }
 
-  auto in_a_phase = [&](const std::string& skill) {
-    return std::any_of(view.phases.begin(), view.phases.end(), [&](const PhaseView& p) {
-      return std::find(p.skills.begin(), p.skills.end(), skill) != p.skills.end();
-    });
-  };
+  // An open stop holds the phase when the engine's Plan says it holds a unit of it or of a phase
+  // before it (read_project: `holds_from_phase`); one that holds nothing that runs holds no phase.
   for (const json& stop : view.hard_stops) {
-    const std::string skill = core::json_text(stop, "skill");
-    const std::string id = core::json_text(stop, "id");
-    // A stop holds the phases its skill runs in; one of no phase (avps's own: an integrity stop)
-    // holds them all.
-    if (skill.empty() || skills_up_to.count(skill) || !in_a_phase(skill)) {
-      fail(id, "open (" + (skill.empty() ? "" : skill + ", ") + core::json_text(stop, "kind") +
-                   " stop): " + core::json_text(stop, "reason"));
+    const std::string from = core::json_text(stop, "holds_from_phase");
+    auto held_from = std::find_if(view.phases.begin(), view.phases.end(),
+                                  [&](const PhaseView& p) { return !from.empty() && p.name == from; });
+    if (held_from != view.phases.end() && static_cast<size_t>(held_from - view.phases.begin()) <= at) {
+      const std::string skill = core::json_text(stop, "skill");
+      fail(core::json_text(stop, "id"), "open (" + (skill.empty() ? "" : skill + ", ") +
+                                            core::json_text(stop, "kind") + " stop, holds from " + from +
+                                            "): " + core::json_text(stop, "reason"));
     }
   }
   return out;

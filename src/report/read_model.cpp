@@ -917,9 +917,11 @@ Result<ProjectView> read_project(project::Project& project) {
                               {"reason", r.reason},
                               {"cost_impact_micro_usd", r.cost_impact_micro_usd}});
   }
+  std::vector<int64_t> stop_seqs;  // of view.hard_stops, in their order
   for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
     json item = {{"id", stop.id()},   {"skill", stop.skill}, {"kind", governance::stop_kind_name(stop.kind)},
                  {"loop", stop.loop}, {"scope", stop.scope}, {"reason", stop.reason}};
+    stop_seqs.push_back(stop.seq);
     if (!stop.cap.empty()) {
       item["cap"] = stop.cap;
     }
@@ -960,6 +962,12 @@ Result<ProjectView> read_project(project::Project& project) {
                                         stop.graph_step, stop.skill, stop.reason, *graph));
     }
     const engine::Plan plan(*graph, scene_ids, std::move(stops));
+    for (size_t i = 0; i < view.hard_stops.size(); ++i) {
+      if (std::optional<size_t> phase = plan.first_phase_held_by(stop_seqs[i]);
+          phase && *phase < graph->phases.size()) {
+        view.hard_stops[i]["holds_from_phase"] = graph->phases[*phase].name;
+      }
+    }
     for (SceneView& scene : view.scenes) {
       const std::string step = scene.in_latest_scenes ? plan.first_held_step(scene.scene_id) : "";
       if (!step.empty()) {

@@ -83,6 +83,11 @@ expect_exit 3 "$AVPS" run "$B"
 expect_out "S02_SH02 is frozen: 6 failed final attempts"
 [ "$(scene_row "$B" S02)" = "3/3 2/3" ] || fail "S02's proxy should count the accepted shot, status says $(scene_row "$B" S02)"
 final_stop="STOP-$(q "$B" "SELECT seq FROM events WHERE kind='run.hard_stop' ORDER BY seq DESC LIMIT 1")"
+# `avps gate --require` asks the engine's Plan what the stop holds: the proxies are all in (one
+# accepted), the final renders are what it holds.
+expect_exit 0 "$AVPS" gate "$B" --require proxy
+expect_exit 1 "$AVPS" gate "$B" --require final
+expect_out "$final_stop: open (qc-grader, frozen stop, holds from shots_final)"
 expect_exit 2 "$AVPS" override "$B" --stop "$final_stop" --reason "x" --accept S02_SH02_final_a99.mp4
 expect_out "is not a graded render of S02_SH02 (final); give one of S02_SH02_final_a01.mp4"
 expect_exit 0 "$AVPS" override "$B" --stop "$final_stop" --reason "good enough for the cut" --accept best
@@ -106,6 +111,11 @@ expect_out "$stop holds S04 from validation on; the work that does not depend on
 expect_out "$stop holds S06 from validation on"
 expect_exit 3 "$AVPS" --no-color status "$V"
 expect_out "    holds S03 from continuity; S04, S05, S06 from validation"
+# The stop's skill runs in continuity, but what it holds starts at validation (S04's): the project
+# has reached the narrative review, not validation.
+expect_exit 0 "$AVPS" gate "$V" --require narrative_review
+expect_exit 1 "$AVPS" gate "$V" --require validation
+expect_out "$stop: open (world-state-tracker, gate stop, holds from validation)"
 for s in S01 S02; do
   read -r proxy final <<<"$(scene_row "$V" "$s")"
   [ "${final%/*}" = "${final#*/}" ] && [ "${final%/*}" != 0 ] || fail "$s should have every final render, status says $proxy $final"

@@ -110,6 +110,10 @@ class Plan {
   /// The stop holding the whole project, nullptr when none does.
   const PlanStop* whole_project() const;
 
+  /// The first phase (its index in the stage graph) with a unit the stop `seq` holds or was raised
+  /// at; none when it holds nothing that runs (an unknown stop, a scene the latest SCENES dropped).
+  /// A stop holding the whole project holds from the first phase.
+  std::optional<size_t> first_phase_held_by(int64_t seq) const;
   /// The first unit of `scene`, in graph order, that a stop holds (its step id), "" when none.
   std::string first_held_step(const std::string& scene) const;
   /// The phase of a graph step, "" for an unknown step.

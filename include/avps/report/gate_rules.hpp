@@ -36,7 +36,8 @@ namespace avps::report {
 ///    a recorded step of this phase or a later one, no failing last verdict of a per-scene skill
 ///    of a phase up to it, and every shot of its latest SHOTLIST passed at the resolution of every
 ///    per-shot phase up to it;
-///  - no hard stop is open whose skill runs in a phase up to it (or that names no such skill).
+///  - no open hard stop holds a unit of a phase up to it, as the engine's Plan says
+///    (`holds_from_phase` of the view's hard_stops).
 std::vector<core::Violation> check_reached(const ProjectView& view, size_t at);
 
 }  // namespace avps::report

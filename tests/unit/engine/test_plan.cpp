@@ -233,3 +233,28 @@ TEST_CASE("plan: a scene_order phase holds the next scene's task, a parallel one
   CHECK(parallel.may_run(unit("continuity-supervisor", "S03")));
   CHECK_FALSE(parallel.may_run(unit("continuity-supervisor", "S01")));
 }
+
+TEST_CASE("plan: the first phase each stop holds, as avps gate --require reads it", "[plan]") {
+  const auto& graph = shipped_graph();
+  auto phase_index = [&](const std::string& name) {
+    for (size_t i = 0; i < graph.phases.size(); ++i) {
+      if (graph.phases[i].name == name) {
+        return std::optional<size_t>(i);
+      }
+    }
+    return std::optional<size_t>();
+  };
+  // A world-state stop in S02 is raised in continuity, but S03's validation reads S02's world state.
+  const Plan scenes(graph, k_scenes,
+                    {stop(4, "S02", "world-state-tracker"), stop(8, "S01", "shots_final.qc-grader"),
+                     stop(9, "S77", "shot-planner")});
+  CHECK(scenes.first_phase_held_by(4) == phase_index("validation"));
+  // A frozen final render holds from the final renders: its scene's proxies are not held.
+  CHECK(scenes.first_phase_held_by(8) == phase_index("shots_final"));
+  // A scene the latest SCENES dropped holds nothing that runs; an unknown stop holds nothing.
+  CHECK_FALSE(scenes.first_phase_held_by(9).has_value());
+  CHECK_FALSE(scenes.first_phase_held_by(1234).has_value());
+  // A stop holding the whole project holds from the first phase.
+  const Plan whole(graph, k_scenes, {stop(3, "", "character-lock")});
+  CHECK(whole.first_phase_held_by(3) == std::optional<size_t>(0));
+}
