@@ -1925,6 +1925,8 @@ Result<void> Impl::refresh_scenes() {
       scene_order.emplace(scenes.back(), static_cast<int>(scenes.size()) - 1);
     }
   }
+  AVPS_TRY_ASSIGN(auto breakdown, latest("BREAKDOWN", ""));
+  entity_scenes = breakdown ? entity_scenes_of(breakdown->content()) : EntityScenes{};
   return ok();
 }
 
@@ -1932,7 +1934,8 @@ std::vector<PlanStop> Impl::open_plan_stops() const {
   std::vector<PlanStop> stops;
   const skills::StageGraph* graph = e.m_registry.stage_graph();
   for (const auto& [loop, stop] : record.open_stops) {
-    stops.push_back(plan_stop(stop.value("seq", int64_t{0}), held_scene(stop), false, stop.value("graph_step", ""),
+    stops.push_back(plan_stop(stop.value("seq", int64_t{0}), held_scene(stop), held_entity(stop), false,
+                              stop.value("graph_step", ""),
                               stop.value("skill", ""), stop.value("reason", ""), *graph));
   }
   std::sort(stops.begin(), stops.end(), [](const PlanStop& a, const PlanStop& b) { return a.seq < b.seq; });
@@ -1979,7 +1982,7 @@ void Impl::sync_plan() {
     return out;
   };
   if (!plan) {
-    plan.emplace(*graph, scenes, std::move(open));
+    plan.emplace(*graph, scenes, std::move(open), entity_scenes);
   } else if (seqs(open) != seqs(plan->stops())) {
     plan->set_stops(std::move(open));
   }
@@ -2011,12 +2014,15 @@ Result<bool> Impl::may_run(const std::string& step, const Context& context) {
   PlanUnit unit;
   unit.step = step;
   unit.scene = context.scene_id;
+  unit.entity = context.entity_id;
   if (plan->may_run(unit)) {
     return true;
   }
   const PlanStop* stop = plan->blocker(unit);
-  if (stop && held_noted.insert(context.scene_id).second) {
-    const std::string what = context.scene_id.empty() ? std::string("the project") : context.scene_id;
+  const std::string what = !context.scene_id.empty()    ? context.scene_id
+                           : !context.entity_id.empty() ? context.entity_id
+                                                        : std::string("the project");
+  if (stop && held_noted.insert(what).second) {
     AVPS_TRY(report({.kind = Progress::Kind::note,
                      .scene_id = context.scene_id,
                      .text = "STOP-" + std::to_string(stop->seq) + " holds " + what + " from " + plan->phase_of(step) +
@@ -2060,7 +2066,7 @@ Result<Impl::PassEnd> Impl::run_phase(const skills::Phase& phase, const std::vec
       }
       std::vector<Context> rest;
       for (const Context& context : pending) {
-        if (!plan->blocker({.step = step.id, .scene = context.scene_id})) {
+        if (!plan->blocker({.step = step.id, .scene = context.scene_id, .entity = context.entity_id})) {
           rest.push_back(context);
         }
       }
@@ -2357,10 +2363,10 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
     impl.outcome.exit = ExitCode::hard_stop;
     return impl.outcome;
   }
-  // An open stop that holds the whole project refuses the run; one held to a scene stands again
-  // when the walk reaches it, and the rest of the production goes on.
+  // An open stop that holds the whole project refuses the run; one held to a scene or an entity
+  // stands again when the walk reaches it, and the rest of the production goes on.
   for (const auto& [loop, stop] : impl.record.open_stops) {
-    if (held_scene(stop).empty()) {
+    if (held_scene(stop).empty() && held_entity(stop).empty()) {
       impl.outcome.exit = ExitCode::hard_stop;
       impl.outcome.message = "STOP-" + std::to_string(stop.value("seq", int64_t{0})) + " is open: " +
                              stop.value("reason", "") + " — `avps override` records a decision, then run again";

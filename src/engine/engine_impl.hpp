@@ -168,6 +168,7 @@ struct Impl {
   std::set<std::string> held_noted;  ///< scenes whose hold this run has reported
   bool pass_held = false;            ///< the last end_pass() handed a stop confined to a scene to the plan
   std::vector<std::string> scenes;  ///< scene ids of the latest SCENES, in story order
+  EntityScenes entity_scenes;       ///< which scenes show each entity, by the latest BREAKDOWN
   std::map<std::string, artifacts::FaceCodec> codecs;
   std::map<std::string, ledger::ArtifactRecord> index_by_name;
   std::map<std::string, std::vector<ledger::ArtifactRecord>> versions_by_key;  ///< "KIND/target", by version

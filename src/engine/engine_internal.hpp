@@ -81,10 +81,13 @@ const nlohmann::json& rows_of(const nlohmann::json& artifact);
 /// The integer at `pointer` of the project configuration, else `fallback`.
 int config_int(const nlohmann::json& config, const char* pointer, int fallback);
 
-/// The scene a hard stop holds ({kind, scope, cap} as recorded), or "" when it holds the whole
-/// project: a stop with no scene in its scope, or one on the project's budget cap (every other
-/// call would meet that cap too). A scene's stop holds that scene and what depends on it.
+/// The scene a hard stop holds ({kind, scope, cap} as recorded), or "": a stop with no scene in its
+/// scope (an entity's, held_entity, or the whole project's), or one on the project's budget cap
+/// (every other call would meet that cap too). A scene's stop holds that scene and what depends on it.
 std::string held_scene(const nlohmann::json& stop);
+/// The entity a recorded run.hard_stop holds when it holds no scene: its scope's entity_id (a
+/// lock's stop), "" otherwise.
+std::string held_entity(const nlohmann::json& stop);
 
 /// What of the record a reader needs: all of it (a run), or what decides whether a shot's renders
 /// are up to date (Engine::stale_shots): everything but the exchanges and reservations, which a

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "avps/skills/registry.hpp"
 
 namespace avps::engine {
@@ -25,12 +27,13 @@ std::string_view to_string(UnitState state) {
   return "ready";
 }
 
-PlanStop plan_stop(int64_t seq, const std::string& scene_in_scope, bool project_budget_cap,
-                   const std::string& graph_step, const std::string& skill, const std::string& reason,
-                   const skills::StageGraph& graph) {
+PlanStop plan_stop(int64_t seq, const std::string& scene_in_scope, const std::string& entity_in_scope,
+                   bool project_budget_cap, const std::string& graph_step, const std::string& skill,
+                   const std::string& reason, const skills::StageGraph& graph) {
   PlanStop stop;
   stop.seq = seq;
   stop.scene = project_budget_cap ? "" : scene_in_scope;
+  stop.entity = project_budget_cap || !stop.scene.empty() ? "" : entity_in_scope;
   stop.reason = reason;
   stop.step = graph_step;
   if (stop.step.empty()) {
@@ -46,15 +49,37 @@ PlanStop plan_stop(int64_t seq, const std::string& scene_in_scope, bool project_
   return stop;
 }
 
-Plan::Plan(const skills::StageGraph& graph, std::vector<std::string> scenes, std::vector<PlanStop> stops)
-    : m_scenes(std::move(scenes)) {
+EntityScenes entity_scenes_of(const nlohmann::json& breakdown) {
+  EntityScenes out;
+  const nlohmann::json rows = breakdown.is_object() ? breakdown.value("rows", nlohmann::json::array()) : nlohmann::json();
+  for (const nlohmann::json& row : rows.is_array() ? rows : nlohmann::json::array()) {
+    const std::string scene = row.is_object() ? row.value("scene_id", "") : "";
+    for (const nlohmann::json& requirement : row.is_object() ? row.value("lock_requirements", nlohmann::json::array())
+                                                             : nlohmann::json::array()) {
+      const std::string text = requirement.is_string() ? requirement.get<std::string>() : "";
+      const size_t cut = text.find('_');
+      if (scene.empty() || cut == std::string::npos || cut + 1 == text.size()) {
+        continue;
+      }
+      std::vector<std::string>& scenes = out[text.substr(cut + 1)];
+      if (std::find(scenes.begin(), scenes.end(), scene) == scenes.end()) {
+        scenes.push_back(scene);
+      }
+    }
+  }
+  return out;
+}
+
+Plan::Plan(const skills::StageGraph& graph, std::vector<std::string> scenes, std::vector<PlanStop> stops,
+           EntityScenes entity_scenes)
+    : m_scenes(std::move(scenes)), m_entity_scenes(std::move(entity_scenes)) {
   std::map<std::string, int> by_skill;  // a skill's first step: edges may name a step by its skill
   for (size_t p = 0; p < graph.phases.size(); ++p) {
     const skills::Phase& phase = graph.phases[p];
     for (const skills::GraphStep& s : phase.steps) {
       const int at = static_cast<int>(m_steps.size());
       m_steps.push_back({s.id, phase.name, phase.fan_out == "per_scene" || phase.fan_out == "per_shot",
-                         phase.order == "scene_order", static_cast<int>(p)});
+                         phase.fan_out == "per_entity", phase.order == "scene_order", static_cast<int>(p)});
       m_position.emplace(s.id, at);
       if (!s.skill.empty()) {
         by_skill.emplace(s.skill, at);
@@ -78,6 +103,9 @@ Plan::Plan(const skills::StageGraph& graph, std::vector<std::string> scenes, std
   for (size_t i = 0; i < m_scenes.size(); ++i) {
     m_scene_slot.emplace(m_scenes[i], static_cast<int>(i));
   }
+  for (const auto& [entity, shown_in] : m_entity_scenes) {
+    m_entity_slot.emplace(entity, static_cast<int>(m_scenes.size() + 1 + m_entity_slot.size()));
+  }
   set_stops(std::move(stops));
 }
 
@@ -89,6 +117,21 @@ int Plan::position(const std::string& step) const {
 int Plan::scene_slot(const std::string& scene) const {
   auto at = m_scene_slot.find(scene);
   return at == m_scene_slot.end() ? static_cast<int>(m_scenes.size()) : at->second;
+}
+
+int Plan::slots() const { return static_cast<int>(m_scenes.size() + 1 + m_entity_slot.size()); }
+
+int Plan::unit_slot(const PlanUnit& unit, int position) const {
+  const Step& step = m_steps[static_cast<size_t>(position)];
+  if (step.scene_unit) {
+    return scene_slot(unit.scene);
+  }
+  if (step.entity_unit) {
+    if (auto at = m_entity_slot.find(unit.entity); at != m_entity_slot.end()) {
+      return at->second;
+    }
+  }
+  return static_cast<int>(m_scenes.size());
 }
 
 size_t Plan::cell(int slot, int position) const {
@@ -104,11 +147,29 @@ void Plan::add_stop(PlanStop stop) {
 void Plan::set_stops(std::vector<PlanStop> stops) {
   m_stops = std::move(stops);
   m_whole = 0;
-  m_held.assign((m_scenes.size() + 1) * m_steps.size(), 0);
+  // An entity a stop names that the BREAKDOWN does not list: a slot of its own, showing in no scene.
+  for (const PlanStop& stop : m_stops) {
+    if (!stop.entity.empty() && !m_entity_slot.count(stop.entity)) {
+      m_entity_slot.emplace(stop.entity, slots());
+    }
+  }
+  m_held.assign(static_cast<size_t>(slots()) * m_steps.size(), 0);
   m_origin.assign(m_held.size(), 0);
   for (size_t i = 0; i < m_stops.size(); ++i) {
     const PlanStop& stop = m_stops[i];
     const int mark = static_cast<int>(i) + 1;
+    if (!stop.entity.empty()) {
+      // Raised at a per-entity step (a lock): that entity's unit of it. At an unknown step (or
+      // another fan-out), the entity's first per-entity step.
+      int at = position(stop.step);
+      for (size_t p = 0; p < m_steps.size() && (at < 0 || !m_steps[static_cast<size_t>(at)].entity_unit); ++p) {
+        at = m_steps[p].entity_unit ? static_cast<int>(p) : -1;
+      }
+      if (at >= 0 && m_origin[cell(m_entity_slot.at(stop.entity), at)] == 0) {
+        m_origin[cell(m_entity_slot.at(stop.entity), at)] = mark;
+      }
+      continue;
+    }
     if (stop.scene.empty()) {
       m_whole = m_whole == 0 ? mark : m_whole;
       continue;
@@ -152,29 +213,46 @@ void Plan::propagate() {
       changed = true;
     }
   };
+  // The slots a unit of a step of each kind may be held in: a scene step's are the scenes', a
+  // per-entity step's the entities' and the project's (its unit for an entity no BREAKDOWN names),
+  // a project-wide step's the project's.
+  auto held_anywhere = [&](int at) {
+    const Step& step = m_steps[static_cast<size_t>(at)];
+    if (step.scene_unit) {
+      for (int s = 0; s < project; ++s) {
+        if (int mark = holder(s, at)) {
+          return mark;
+        }
+      }
+      return 0;
+    }
+    if (int mark = holder(project, at)) {
+      return mark;
+    }
+    for (const auto& [entity, slot] : step.entity_unit ? m_entity_slot : std::map<std::string, int>{}) {
+      if (int mark = holder(slot, at)) {
+        return mark;
+      }
+    }
+    return 0;
+  };
+  auto hold_everywhere = [&](int at, int mark) {
+    const Step& step = m_steps[static_cast<size_t>(at)];
+    for (int s = step.scene_unit ? 0 : project; s < (step.scene_unit ? project : project + 1); ++s) {
+      hold(s, at, mark);
+    }
+    if (step.entity_unit) {
+      for (const auto& [entity, slot] : m_entity_slot) {
+        hold(slot, at, mark);
+      }
+    }
+  };
   while (changed) {
     changed = false;
     for (const Edge& e : m_edges) {
-      const bool from_scene = m_steps[static_cast<size_t>(e.from)].scene_unit;
-      const bool to_scene = m_steps[static_cast<size_t>(e.to)].scene_unit;
-      if (!from_scene && !to_scene) {
-        if (int mark = holder(project, e.from)) {
-          hold(project, e.to, mark);
-        }
-      } else if (!from_scene) {
-        if (int mark = holder(project, e.from)) {
-          for (int s = 0; s < project; ++s) {
-            hold(s, e.to, mark);
-          }
-        }
-      } else if (!to_scene) {
-        for (int s = 0; s < project; ++s) {
-          if (int mark = holder(s, e.from)) {
-            hold(project, e.to, mark);
-            break;
-          }
-        }
-      } else {
+      const Step& from = m_steps[static_cast<size_t>(e.from)];
+      const Step& to = m_steps[static_cast<size_t>(e.to)];
+      if (from.scene_unit && to.scene_unit) {
         for (int s = 0; s < project; ++s) {
           const int source = e.across ? s - 1 : s;
           if (source >= 0) {
@@ -182,6 +260,35 @@ void Plan::propagate() {
               hold(s, e.to, mark);
             }
           }
+        }
+      } else if (from.entity_unit && (to.entity_unit || to.scene_unit)) {
+        // An entity's block reaches the same entity's later steps (its voice from its character
+        // lock) and the scenes that show it; a block of the step as a whole reaches them all.
+        if (int mark = holder(project, e.from)) {
+          hold_everywhere(e.to, mark);
+        }
+        for (const auto& [entity, slot] : m_entity_slot) {
+          const int mark = holder(slot, e.from);
+          if (mark == 0) {
+            continue;
+          }
+          if (to.entity_unit) {
+            hold(slot, e.to, mark);
+          } else if (auto shown = m_entity_scenes.find(entity); shown != m_entity_scenes.end()) {
+            for (const std::string& scene : shown->second) {
+              if (auto in = m_scene_slot.find(scene); in != m_scene_slot.end()) {
+                hold(in->second, e.to, mark);
+              }
+            }
+          }
+        }
+      } else if (int mark = held_anywhere(e.from)) {
+        // Across kinds otherwise (project to scenes or entities, scenes or entities to the
+        // project, scenes to entities): what reads the held unit is held wherever it runs.
+        if (to.scene_unit || to.entity_unit) {
+          hold_everywhere(e.to, mark);
+        } else {
+          hold(project, e.to, mark);
         }
       }
     }
@@ -214,8 +321,7 @@ std::optional<size_t> Plan::cell_of(const PlanUnit& unit) const {
   if (at < 0 || m_stops.empty()) {
     return std::nullopt;  // an unknown step, or nothing to hold it
   }
-  const bool scene_unit = m_steps[static_cast<size_t>(at)].scene_unit;
-  return cell(scene_unit ? scene_slot(unit.scene) : static_cast<int>(m_scenes.size()), at);
+  return cell(unit_slot(unit, at), at);
 }
 
 const PlanStop* Plan::blocker(const PlanUnit& unit) const {

@@ -127,6 +127,13 @@ std::string held_scene(const nlohmann::json& stop) {
   return stop.value("scope", nlohmann::json::object()).value("scene_id", "");
 }
 
+std::string held_entity(const nlohmann::json& stop) {
+  if (!held_scene(stop).empty() || (stop.value("kind", "") == "budget" && stop.value("cap", "project") == "project")) {
+    return "";
+  }
+  return stop.value("scope", nlohmann::json::object()).value("entity_id", "");
+}
+
 bool stale_shots_read(std::string_view kind) {
   return kind.rfind("exchange.", 0) != 0 && kind.rfind("budget.", 0) != 0;
 }

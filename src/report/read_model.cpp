@@ -958,10 +958,19 @@ Result<ProjectView> read_project(project::Project& project) {
     std::vector<engine::PlanStop> stops;
     for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
       stops.push_back(engine::plan_stop(stop.seq, core::json_text(stop.scope, "scene_id"),
+                                        core::json_text(stop.scope, "entity_id"),
                                         stop.kind == governance::StopKind::budget && stop.cap == "project",
                                         stop.graph_step, stop.skill, stop.reason, *graph));
     }
-    const engine::Plan plan(*graph, scene_ids, std::move(stops));
+    // Which scenes show each entity: a lock's stop holds those (the latest BREAKDOWN's rows).
+    engine::EntityScenes entity_scenes;
+    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> breakdown,
+                    project.ledger().latest_artifact("BREAKDOWN", ""));
+    if (breakdown && !stops.empty()) {
+      AVPS_TRY_ASSIGN(json content, project.store().load(*breakdown));
+      entity_scenes = engine::entity_scenes_of(content);
+    }
+    const engine::Plan plan(*graph, scene_ids, std::move(stops), std::move(entity_scenes));
     for (size_t i = 0; i < view.hard_stops.size(); ++i) {
       if (std::optional<size_t> phase = plan.first_phase_held_by(stop_seqs[i]);
           phase && *phase < graph->phases.size()) {

@@ -3,7 +3,8 @@
 # scene while every other scene reaches its final renders in the same run, which then exits 3;
 # `avps override --allow-attempts N` or `--accept best` lets the next run finish that scene. A stop
 # in a scene's continuity holds that scene and the later ones (their world state starts from it)
-# while production goes on for the scenes before it.
+# while production goes on for the scenes before it; a lock's stop holds the scenes that show its
+# entity and what depends on them.
 source "$(dirname "$0")/lib.sh"
 q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
 # set_rate DIR KEY RATE|null: the sim's failure rate of KEY ("qc-grader@S02_SH02"); null removes it.
@@ -122,4 +123,38 @@ for s in S01 S02; do
 done
 [ "$(q "$V" "SELECT count(*) FROM events WHERE kind='media.recorded' AND json_extract(body,'$.scene_id') IN ('S03','S04','S05','S06')")" = 0 ] \
   || fail "a scene held by S03's stop was rendered"
+
+# (e) A lock's stop holds its entity and the scenes that show it: the cottage set (S04 only, by the
+# BREAKDOWN) never passes its gate, so S04 is held from the step that reads set locks (its
+# continuity), and S05, S06 behind it (continuity runs in scene order); S01-S03 reach their final
+# renders in the same run. More attempts, with the lock's failure gone, finish the rest.
+L="$WORK/lock"
+cp -r "$SRC/examples/demo_short_film" "$L"
+set_rate "$L" set-lock@THE_KEEPER_S_COTTAGE 1.0
+"$AVPS" init "$L" > /dev/null
+expect_exit 3 "$AVPS" run "$L" --jobs 4
+expect_out "1 hard stop(s) hold part of the production; the rest is done"
+stop="STOP-$(q "$L" "SELECT seq FROM events WHERE kind='run.hard_stop'")"
+[ "$(q "$L" "SELECT json_extract(body,'$.skill') || ' ' || json_extract(body,'$.scope.entity_id') FROM events WHERE kind='run.hard_stop'")" = "set-lock THE_KEEPER_S_COTTAGE" ] \
+  || fail "expected one stop of the cottage's set lock"
+expect_out "$stop holds S04 from continuity on"
+expect_exit 3 "$AVPS" --no-color status "$L"
+expect_out "    holds S04, S05 from continuity; S06 from validation"
+for s in S01 S02 S03; do
+  read -r proxy final <<<"$(scene_row "$L" "$s")"
+  [ "${final%/*}" = "${final#*/}" ] && [ "${final%/*}" != 0 ] || fail "$s should have every final render, status says $proxy $final"
+done
+[ "$(q "$L" "SELECT count(*) FROM events WHERE kind='media.recorded' AND json_extract(body,'$.scene_id') IN ('S04','S05','S06')")" = 0 ] \
+  || fail "a scene held by the set lock's stop was rendered"
+expect_exit 0 "$AVPS" gate "$L" --require narrative
+expect_exit 1 "$AVPS" gate "$L" --require locks
+expect_out "$stop: open (set-lock, gate stop, holds from locks)"
+expect_exit 0 "$AVPS" override "$L" --stop "$stop" --reason "the set's lighting is settled" --allow-attempts 2
+set_rate "$L" set-lock@THE_KEEPER_S_COTTAGE null
+expect_exit 0 "$AVPS" run "$L"
+for s in $scenes; do
+  read -r proxy final <<<"$(scene_row "$L" "$s")"
+  [ "${final%/*}" = "${final#*/}" ] && [ "${final%/*}" != 0 ] || fail "$s should be finished after the override, status says $proxy $final"
+done
+"$AVPS" gate "$L" > /dev/null || fail "gate after the lock's override"
 echo "scoped stops e2e: ok"

@@ -16,6 +16,10 @@
 //     step); an edge `across: previous_scene` carries it to the next scene in story order; a phase
 //     whose `order` is scene_order carries a block of its task for one scene to its task for the
 //     next scene. Steps of S that do not depend on P, and scenes whose inputs do not, go on.
+//   - A stop of entity E (a lock's, raised at a per-entity step) blocks E's units of the steps that
+//     depend on it (its voice lock after its character lock) and, through edges to scene steps,
+//     only the scenes that show E (the latest BREAKDOWN's lock_requirements, entity_scenes_of);
+//     from there the scene rules above apply. A project-wide step that reads it is held as a whole.
 //   - A shot's unit is held when its scene's unit of that step is: a frozen shot stops its scene's
 //     production, not the other scenes'.
 // The origin itself is reported blocked, but the walk runs it again (Plan::may_run): that step
@@ -26,6 +30,8 @@
 
 #include <cstdint>
 #include <map>
+
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,24 +58,32 @@ std::string_view to_string(UnitState state);
 struct PlanUnit {
   std::string step{};
   std::string scene{};
-  std::string entity{};  ///< per_entity: "CHAR_MARA" (a per-entity unit is held as the project's)
+  std::string entity{};  ///< per_entity: the entity's id, "MARA" for CHAR_MARA (Context::entity_id)
   std::string shot{};    ///< per_shot: "S01_SH02" (held as its scene's unit of the step)
 };
 
 /// An open hard stop, as the Plan reads it (plan_stop() makes one of a recorded run.hard_stop).
 struct PlanStop {
   int64_t seq = 0;
-  std::string scene;   ///< the scene it holds; "" when it holds the whole project
+  std::string scene;   ///< the scene it holds; "" when it holds an entity or the whole project
+  std::string entity;  ///< the entity it holds (its id), when its scope names one and no scene
   std::string step;    ///< the graph step it was raised at; "" (or unknown) = the scene's first
   std::string reason;  ///< "STOP-<seq>: <reason>" is how it is named to a person
 };
 
-/// The PlanStop of a recorded stop: its seq, the scene it holds (none for a stop without a scene
-/// in its scope, and for one on the project's budget cap, which every other call would meet too),
-/// the step it was raised at (`graph_step`; older records: the first step of its skill) and reason.
-PlanStop plan_stop(int64_t seq, const std::string& scene_in_scope, bool project_budget_cap,
-                   const std::string& graph_step, const std::string& skill, const std::string& reason,
-                   const skills::StageGraph& graph);
+/// The PlanStop of a recorded stop: its seq, the scene or else the entity it holds (neither for a
+/// stop without one in its scope, and for one on the project's budget cap, which every other call
+/// would meet too: those hold the whole project), the step it was raised at (`graph_step`; older
+/// records: the first step of its skill) and reason.
+PlanStop plan_stop(int64_t seq, const std::string& scene_in_scope, const std::string& entity_in_scope,
+                   bool project_budget_cap, const std::string& graph_step, const std::string& skill,
+                   const std::string& reason, const skills::StageGraph& graph);
+
+/// Which scenes show each entity, by its id ("MARA" for CHAR_MARA and VOICE_MARA).
+using EntityScenes = std::map<std::string, std::vector<std::string>>;
+/// The scenes of each entity by a BREAKDOWN's rows: `scene_id` and `lock_requirements` ("CHAR_MARA",
+/// "SET_DOCK": a class prefix, then the entity's id). Malformed rows are passed over.
+EntityScenes entity_scenes_of(const nlohmann::json& breakdown);
 
 /// What the record says of a unit's inputs and runs; the caller reads it, the Plan decides.
 struct UnitFacts {
@@ -87,8 +101,10 @@ struct UnitStatus {
 
 class Plan {
  public:
-  /// `scenes`: the latest SCENES' ids in story order; `stops`: the stops open in the record.
-  Plan(const skills::StageGraph& graph, std::vector<std::string> scenes, std::vector<PlanStop> stops);
+  /// `scenes`: the latest SCENES' ids in story order; `stops`: the stops open in the record;
+  /// `entity_scenes`: which scenes show each entity (a stop of an entity holds those).
+  Plan(const skills::StageGraph& graph, std::vector<std::string> scenes, std::vector<PlanStop> stops,
+       EntityScenes entity_scenes = {});
 
   /// The stop that holds `unit`, nullptr when none holds it. A unit that both is a stop's origin
   /// and depends on another stop's gives the other.
@@ -124,6 +140,7 @@ class Plan {
     std::string id;
     std::string phase;
     bool scene_unit = false;   ///< per_scene or per_shot: one unit per scene
+    bool entity_unit = false;  ///< per_entity: one unit per entity (and the project's, for others)
     bool scene_order = false;  ///< its phase's tasks wait for the previous scene's (order: scene_order)
     int phase_index = 0;
   };
@@ -134,6 +151,8 @@ class Plan {
   };
   int position(const std::string& step) const;     ///< -1 for an unknown step
   int scene_slot(const std::string& scene) const;  ///< the project's slot for "" or an unknown scene
+  int unit_slot(const PlanUnit& unit, int position) const;  ///< the slot of `unit` of the step at `position`
+  int slots() const;
   size_t cell(int slot, int position) const;
   std::optional<size_t> cell_of(const PlanUnit& unit) const;  ///< none for an unknown step or no stops
   void propagate();
@@ -143,9 +162,12 @@ class Plan {
   std::vector<Edge> m_edges;
   std::vector<std::string> m_scenes;
   std::map<std::string, int> m_scene_slot;
+  EntityScenes m_entity_scenes;
+  std::map<std::string, int> m_entity_slot;  ///< after the scenes' and the project's
   std::vector<PlanStop> m_stops;
-  /// Per (scene slot, position), the index in m_stops + 1 of the stop that holds the unit (0: none);
-  /// slot m_scenes.size() is the project's. `m_origin` marks where stops were raised.
+  /// Per (slot, position), the index in m_stops + 1 of the stop that holds the unit (0: none); the
+  /// scenes' slots, then the project's (m_scenes.size()), then the entities'. `m_origin` marks
+  /// where stops were raised.
   std::vector<int> m_held;
   std::vector<int> m_origin;
   int m_whole = 0;  ///< index + 1 of a stop holding the whole project

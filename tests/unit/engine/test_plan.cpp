@@ -186,12 +186,12 @@ TEST_CASE("plan: a scene stop in a project-wide phase holds what reads it across
 
 TEST_CASE("plan: a stop names its step, or the first step of its skill in older records", "[plan]") {
   const auto& graph = shipped_graph();
-  CHECK(avps::engine::plan_stop(4, "S01", false, "", "continuity-supervisor", "why", graph).step ==
+  CHECK(avps::engine::plan_stop(4, "S01", "", false, "", "continuity-supervisor", "why", graph).step ==
         "continuity-supervisor");
-  CHECK(avps::engine::plan_stop(4, "S01", false, "cost_final.budget-gates", "budget-gates", "why", graph).step ==
+  CHECK(avps::engine::plan_stop(4, "S01", "", false, "cost_final.budget-gates", "budget-gates", "why", graph).step ==
         "cost_final.budget-gates");
   // A stop on the project's budget cap holds the whole project, whatever its scope says.
-  const PlanStop cap = avps::engine::plan_stop(4, "S01", true, "", "budget-gates", "cap", graph);
+  const PlanStop cap = avps::engine::plan_stop(4, "S01", "", true, "", "budget-gates", "cap", graph);
   CHECK(cap.scene.empty());
   const Plan plan(graph, k_scenes, {cap});
   CHECK_FALSE(plan.may_run(unit("research-agent", "S03")));
@@ -257,4 +257,68 @@ TEST_CASE("plan: the first phase each stop holds, as avps gate --require reads i
   // A stop holding the whole project holds from the first phase.
   const Plan whole(graph, k_scenes, {stop(3, "", "character-lock")});
   CHECK(whole.first_phase_held_by(3) == std::optional<size_t>(0));
+}
+
+TEST_CASE("plan: a lock's stop holds its entity and the scenes that show it", "[plan]") {
+  const auto& graph = shipped_graph();
+  const std::vector<std::string> scenes = {"S01", "S02", "S03", "S04"};
+  // The BREAKDOWN's rows: MARA in S01 and S03, the DOCK set in S02, the COTTAGE set in S04.
+  const nlohmann::json breakdown = {
+      {"rows",
+       {{{"scene_id", "S01"}, {"lock_requirements", {"CHAR_MARA", "VOICE_MARA"}}},
+        {{"scene_id", "S02"}, {"lock_requirements", {"SET_DOCK"}}},
+        {{"scene_id", "S03"}, {"lock_requirements", {"CHAR_MARA", "VOICE_MARA", "SET_DOCK"}}},
+        {{"scene_id", "S04"}, {"lock_requirements", {"SET_THE_KEEPER_S_COTTAGE"}}},
+        {{"scene_id", "S05"}, {"lock_requirements", {"not-a-lock", 7}}}}}};
+  const avps::engine::EntityScenes shown = avps::engine::entity_scenes_of(breakdown);
+  CHECK(shown.at("MARA") == std::vector<std::string>{"S01", "S03"});
+  CHECK(shown.at("THE_KEEPER_S_COTTAGE") == std::vector<std::string>{"S04"});
+  CHECK(shown.size() == 3);
+
+  auto entity_unit = [](const std::string& step, const std::string& entity) {
+    PlanUnit u = unit(step);
+    u.entity = entity;
+    return u;
+  };
+  // The COTTAGE set lock failed for good: S04 waits from the steps that read the set lock (its
+  // continuity), and the continuity phase runs in scene order, so no later scene passes it.
+  const PlanStop set_stop = avps::engine::plan_stop(21, "", "THE_KEEPER_S_COTTAGE", false, "set-lock", "set-lock",
+                                                    "set-lock THE_KEEPER_S_COTTAGE failed its gate", graph);
+  CHECK(set_stop.entity == "THE_KEEPER_S_COTTAGE");
+  const Plan set_plan(graph, scenes, {set_stop}, shown);
+  CHECK(set_plan.whole_project() == nullptr);
+  CHECK(set_plan.may_run(entity_unit("set-lock", "THE_KEEPER_S_COTTAGE")));  // its origin: restated
+  CHECK(set_plan.status(entity_unit("set-lock", "THE_KEEPER_S_COTTAGE"), {}).stop_seq == 21);
+  CHECK(set_plan.may_run(entity_unit("set-lock", "DOCK")));
+  CHECK(set_plan.may_run(entity_unit("character-lock", "MARA")));
+  for (const char* scene : {"S01", "S02", "S03"}) {
+    CAPTURE(scene);
+    for (const char* step : {"plausibility-auditor", "continuity-supervisor", "shot-planner", "shots_final.generate"}) {
+      CAPTURE(step);
+      CHECK(set_plan.may_run(unit(step, scene)));
+    }
+  }
+  CHECK(set_plan.may_run(unit("world-state-tracker", "S04")));  // reads no lock
+  CHECK_FALSE(set_plan.may_run(unit("continuity-supervisor", "S04")));
+  CHECK_FALSE(set_plan.may_run(unit("shots_proxy.prompt-packager", "S04", "S04_SH01")));
+  CHECK(set_plan.first_held_step("S04") == "continuity-supervisor");
+  CHECK(set_plan.first_phase_held_by(21) == std::optional<size_t>(1));  // its own lock phase
+
+  // MARA's character lock: her voice lock, the scenes she is in, and the narrative review (it reads
+  // every character lock) are held; the DOCK set's lock and S02's psychology are not.
+  const Plan char_plan(graph, scenes, {avps::engine::plan_stop(22, "", "MARA", false, "character-lock",
+                                                               "character-lock", "drifted", graph)},
+                       shown);
+  CHECK_FALSE(char_plan.may_run(entity_unit("voice-lock", "MARA")));
+  CHECK(char_plan.may_run(entity_unit("set-lock", "DOCK")));
+  CHECK(char_plan.may_run(entity_unit("character-lock", "ELIAS")));  // an entity the BREAKDOWN does not name
+  CHECK_FALSE(char_plan.may_run(unit("character-psychology", "S01")));
+  CHECK_FALSE(char_plan.may_run(unit("character-psychology", "S03")));
+  CHECK(char_plan.may_run(unit("character-psychology", "S02")));
+  CHECK_FALSE(char_plan.may_run(unit("narrative-red-team")));
+  CHECK(char_plan.may_run(unit("research-agent", "S02")));
+
+  // A stop of a whole per-entity step (no entity known) holds every entity's unit of what follows.
+  const Plan older(graph, scenes, {stop(23, "", "character-lock")}, shown);
+  CHECK(older.whole_project() != nullptr);
 }
