@@ -9,8 +9,8 @@
 #     run, logged with its cause before it runs; a later run does not fire again for what it answered.
 source "$(dirname "$0")/lib.sh"
 q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
-# configure DIR PYTHON: runs PYTHON with `c` bound to the project's avps.json, then saves it.
-configure() {
+# edit_config DIR PYTHON: runs PYTHON with `c` bound to the project's avps.json, then saves it.
+edit_config() {
   python3 - "$1/avps.json" "$2" <<'PY'
 import json, sys
 path = sys.argv[1]
@@ -29,7 +29,7 @@ verdicts() {  # verdicts DIR SHOT: the storyboard review's verdicts of SHOT, in 
 # (a) Every review of S01_SH02 says Adjust.
 P="$WORK/fix"
 cp -r "$SRC/examples/demo_short_film" "$P"
-configure "$P" 'c["sim"]["fix_rates"]["storyboard-generator@S01_SH02"] = 1.0'
+edit_config "$P" 'c["sim"]["fix_rates"]["storyboard-generator@S01_SH02"] = 1.0'
 "$AVPS" init "$P" > /dev/null
 expect_exit 3 "$AVPS" run "$P" --scene S01 --jobs 4
 expect_out "storyboard-generator S01_SH02 (proxy) still asked for a fix after 3 attempts"
@@ -58,7 +58,7 @@ stop="STOP-$(q "$P" "SELECT seq FROM events WHERE kind='run.hard_stop'")"
 # (b) One more attempt, and the reviews pass from now on: the fourth GenPack is drawn and reviewed
 # before the shot's first proxy render, which is made from it.
 expect_exit 0 "$AVPS" override "$P" --stop "$stop" --reason "the art director pinned the light" --allow-attempts 1
-configure "$P" 'del c["sim"]["fix_rates"]["storyboard-generator@S01_SH02"]'
+edit_config "$P" 'del c["sim"]["fix_rates"]["storyboard-generator@S01_SH02"]'
 expect_exit 0 "$AVPS" run "$P" --scene S01 --jobs 4
 [ "$(verdicts "$P" S01_SH02)" = "FIX FIX FIX PASS" ] || fail "expected the fourth review to pass, got: $(verdicts "$P" S01_SH02)"
 grep -q "Revised for storyboard-generator attempt 3" "$P/production/GENPACK_S01_SH02_v004.txt" \
@@ -82,7 +82,7 @@ c["sim"]["failure_rates"]["qc-grader@S01_SH03"] = 1.0
 c["sim"]["failure_rates"]["continuity-supervisor"] = 0.0
 c["sim"]["qc_violations"] = {"S01_SH03": "world_state_contradiction"}
 c["regen"]["max_rounds"] = 1'
-configure "$T" "$contradicting"
+edit_config "$T" "$contradicting"
 "$AVPS" init "$T" > /dev/null
 expect_exit 3 "$AVPS" run "$T" --scene S01 --jobs 4
 expect_out "S01_SH03 is frozen"
@@ -113,7 +113,7 @@ expect_exit 3 "$AVPS" run "$T" --scene S01
 # reports aside: a call in flight at the kill counts as spent).
 K="$WORK/killed"
 cp -r "$SRC/examples/demo_short_film" "$K"
-configure "$K" "$contradicting"
+edit_config "$K" "$contradicting"
 "$AVPS" init "$K" > /dev/null
 set +e
 AVPS_CRASH_AT=engine.after_trigger_fired:1 "$AVPS" run "$K" --scene S01 --jobs 4 > /dev/null 2>&1
