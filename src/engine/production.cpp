@@ -782,14 +782,9 @@ Result<Impl::Reroute> Impl::reroute_for_budget(const skills::SkillDef& judge, Jo
     // scene. Only a cap's projection is re-routed; other FAILs (a quota) go to the policy.
     std::set<std::string> named;
     bool whole_scene = false;
-    for (const json& reason : failed.findings) {
-      const std::string text = reason.is_string() ? reason.get<std::string>() : "";
-      if (text.find("simplify before producing") == std::string::npos) {
-        continue;
-      }
-      const std::string id = text.substr(0, text.find(": "));
-      if (text.find("shot cap") != std::string::npos && artifacts::is_shot_id(id)) {
-        named.insert(id);
+    for (const std::string& cap : governance::caps_over_projection(failed.findings)) {
+      if (cap.rfind("shot ", 0) == 0) {
+        named.insert(cap.substr(5));
       } else {
         whole_scene = true;
       }

@@ -306,22 +306,33 @@ std::string budget_stop_cap(const json& budget_status, const json& gate_reasons)
       return label(action.value("scope", ""));
     }
   }
-  for (const json& reason : gate_reasons.is_array() ? gate_reasons : json::array()) {
-    const std::string text = reason.is_string() ? reason.get<std::string>() : "";
-    const std::size_t colon = text.find(": projected spend ");
-    // The FAIL of a scene's or a shot's projection, not its WARN ("... (warn at 90%)").
-    if (colon == std::string::npos || text.find("simplify before producing") == std::string::npos) {
-      continue;
-    }
-    const std::string id = text.substr(0, colon);
-    if (text.find("scene cap") != std::string::npos && artifacts::is_scene_id(id)) {
-      return "scene " + id;
-    }
-    if (text.find("shot cap") != std::string::npos && artifacts::is_shot_id(id)) {
-      return "shot " + id;
+  for (const std::string& cap : caps_over_projection(gate_reasons)) {
+    if (cap != "project") {
+      return cap;
     }
   }
   return "project";
+}
+
+std::vector<std::string> caps_over_projection(const json& gate_reasons) {
+  std::vector<std::string> out;
+  for (const json& reason : gate_reasons.is_array() ? gate_reasons : json::array()) {
+    const std::string text = reason.is_string() ? reason.get<std::string>() : "";
+    // The FAIL of a projection, not its WARN ("... (warn at 90%)") nor a STOP of committed spend.
+    if (text.find("simplify before producing") == std::string::npos) {
+      continue;
+    }
+    const std::size_t colon = text.find(": projected spend ");
+    const std::string id = colon == std::string::npos ? "" : text.substr(0, colon);
+    if (text.find("scene cap") != std::string::npos && artifacts::is_scene_id(id)) {
+      out.push_back("scene " + id);
+    } else if (text.find("shot cap") != std::string::npos && artifacts::is_shot_id(id)) {
+      out.push_back("shot " + id);
+    } else {
+      out.push_back("project");
+    }
+  }
+  return out;
 }
 
 // ---- Overrides --------------------------------------------------------------------------------

@@ -58,6 +58,12 @@ std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events);
 /// not followed by an attempt of the same loop that ended other than FAIL or STOP (the inputs were
 /// revised and it passed).
 std::vector<HardStop> open_hard_stops(const std::vector<ledger::Event>& events);
+/// The caps whose projection a failing budget-gates check found over them, as `avps override
+/// --raise-cap` names caps ("project", "scene S03", "shot S03_SH02"), in the order of its reasons.
+/// Read from the budget_caps check's FAIL reasons, "<scope>: projected spend ... of the <scene |
+/// shot | project> cap ...: simplify before producing" (gates/checks.cpp check_cap): its WARNs
+/// and STOPs are not projections over a cap; a reason without a scene or shot id is the project's.
+std::vector<std::string> caps_over_projection(const nlohmann::json& gate_reasons);
 /// The cap a failing budget-gates check stops on, as `avps override --raise-cap` names caps:
 /// "project", "scene S03" or "shot S03_SH02". The scope of the BUDGET_STATUS's first hard_stop
 /// enforcement action; else the scene of a gate reason "S03: projected spend ... scene cap ..."

@@ -338,6 +338,15 @@ TEST_CASE("a budget-gates stop names the cap that failed", "[governance][quota]"
       "gen_premium, 5 s, proxy + final)"};
   CHECK(budget_stop_cap(json::object(), shot_reasons) == "shot S04_SH02");
   CHECK(budget_stop_cap(json::object(), json::array({"a budget violation was detected"})) == "project");
+  // Every cap over its projection, in order, as the cost loop's re-route reads them: the WARN and
+  // a STOP of committed spend are not projections over a cap; the project cap's names no id.
+  json mixed = shot_reasons;
+  mixed.push_back("projected spend $300.00 is 120.0% of the project cap $250.00: simplify before producing");
+  mixed.push_back("committed spend $61.00 is past the scene cap $60.00: no simplification can undo it");
+  mixed.push_back(reasons[1]);
+  CHECK(caps_over_projection(mixed) == std::vector<std::string>{"shot S04_SH02", "project", "scene S04"});
+  CHECK(budget_stop_cap(json::object(), mixed) == "shot S04_SH02");
+  CHECK(caps_over_projection(json::object()).empty());
 }
 
 TEST_CASE("each raised cap buys the stopped budget check one re-check, and only for its loop",
