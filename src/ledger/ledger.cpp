@@ -710,9 +710,43 @@ std::string render_run_log(const std::vector<Event>& events) {
   return out;
 }
 
-// --- Ledger ----------------------------------------------------------------------------------
+// --- The SQLite implementation ---------------------------------------------------------------
 
-struct Ledger::Impl {
+// The one implementation of Ledger today (ledger.hpp): everything in .avps/ledger.db. Its state is
+// in Impl, guarded by Impl::mutex.
+class SqliteLedger final : public Ledger {
+ public:
+  struct Impl;
+  explicit SqliteLedger(std::unique_ptr<Impl> impl);
+  ~SqliteLedger() override;
+
+  void set_budget_basis(int64_t project_cap_micro_usd) override;
+  Result<std::string> begin_run(const std::string& command, const nlohmann::json& details) override;
+  Result<void> end_run(const std::string& outcome, const nlohmann::json& details) override;
+  const std::string& run_id() const override;
+  Result<std::vector<Event>> commit(std::vector<EventDraft> drafts, Sync sync) override;
+  Result<void> sync() override;
+  Result<void> flush() override;
+  Result<Event> reserve(const Reservation& reservation, const Caps& caps, EventDraft event) override;
+  Result<Spend> spend(const std::string& scene_id, const std::string& shot_id) const override;
+  Result<std::vector<Reservation>> open_reservations() const override;
+  Result<BudgetTotals> budget_totals() const override;
+  Result<std::vector<Event>> events(const EventQuery& query) const override;
+  using Ledger::events;
+  Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq) const override;
+  Result<std::optional<ArtifactRecord>> find_artifact(const std::string& name) const override;
+  Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
+                                                        const std::string& target) const override;
+  Head head() const override;
+  std::vector<core::Violation> verify() const override;
+  Result<void> copy_prefix(const std::filesystem::path& dst_project_dir, int64_t through_seq) const override;
+  const std::filesystem::path& project_dir() const override;
+
+ private:
+  std::unique_ptr<Impl> m_impl;
+};
+
+struct SqliteLedger::Impl {
   fs::path project_dir;
   const core::Clock* clock = nullptr;
   OpenMode mode = OpenMode::read_only;
@@ -1315,8 +1349,8 @@ struct Ledger::Impl {
   }
 };
 
-Ledger::Ledger(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
-Ledger::~Ledger() {
+SqliteLedger::SqliteLedger(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+SqliteLedger::~SqliteLedger() {
   if (m_impl && m_impl->mode == OpenMode::read_write) {
     std::ignore = flush();  // a failure leaves what a kill leaves: the next writing open completes it
   }
@@ -1327,7 +1361,7 @@ Result<std::unique_ptr<Ledger>> Ledger::create(const fs::path& project_dir, cons
   if (fs::exists(path)) {
     return make_error(ErrorCode::already_exists, "a ledger already exists at " + path.string());
   }
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<SqliteLedger::Impl>();
   impl->project_dir = project_dir;
   impl->clock = &clock;
   impl->mode = OpenMode::read_write;
@@ -1367,7 +1401,7 @@ Result<std::unique_ptr<Ledger>> Ledger::create(const fs::path& project_dir, cons
   AVPS_TRY(impl->load_head());
   impl->synced_seq = impl->head.seq;
   impl->mirrored_head = impl->head;
-  return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
+  return std::unique_ptr<Ledger>(new SqliteLedger(std::move(impl)));
 }
 
 Result<std::unique_ptr<Ledger>> Ledger::open(const fs::path& project_dir, OpenMode mode, const core::Clock& clock) {
@@ -1376,7 +1410,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const fs::path& project_dir, OpenMo
     return make_error(ErrorCode::not_found, project_dir.string() + " is not an avps project (no .avps/ledger.db); "
                                                                    "create one with `avps init`");
   }
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<SqliteLedger::Impl>();
   impl->project_dir = project_dir;
   impl->clock = &clock;
   impl->mode = mode;
@@ -1413,15 +1447,15 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const fs::path& project_dir, OpenMo
     AVPS_TRY(impl->complete_mirrors());
     impl->mirrored_head = impl->head;
   }
-  return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
+  return std::unique_ptr<Ledger>(new SqliteLedger(std::move(impl)));
 }
 
-void Ledger::set_budget_basis(int64_t project_cap_micro_usd) {
+void SqliteLedger::set_budget_basis(int64_t project_cap_micro_usd) {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   m_impl->budget_cap = project_cap_micro_usd;
 }
 
-Result<std::string> Ledger::begin_run(const std::string& command, const json& details) {
+Result<std::string> SqliteLedger::begin_run(const std::string& command, const json& details) {
   std::string id;
   {
     std::lock_guard<std::mutex> lock(m_impl->mutex);
@@ -1439,14 +1473,14 @@ Result<std::string> Ledger::begin_run(const std::string& command, const json& de
   return id;
 }
 
-Result<void> Ledger::end_run(const std::string& outcome, const json& details) {
+Result<void> SqliteLedger::end_run(const std::string& outcome, const json& details) {
   AVPS_TRY(append(EventDraft{.kind = "run.finished", .body = {{"outcome", outcome}, {"details", details}}}));
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   m_impl->run_id.clear();
   return m_impl->sync_locked(/*force_mirrors=*/true);
 }
 
-Result<void> Ledger::sync() {
+Result<void> SqliteLedger::sync() {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   if (m_impl->mode != OpenMode::read_write) {
     return ok();
@@ -1454,7 +1488,7 @@ Result<void> Ledger::sync() {
   return m_impl->sync_locked(/*force_mirrors=*/false);
 }
 
-Result<void> Ledger::flush() {
+Result<void> SqliteLedger::flush() {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   if (m_impl->mode != OpenMode::read_write) {
     return ok();
@@ -1462,9 +1496,9 @@ Result<void> Ledger::flush() {
   return m_impl->sync_locked(/*force_mirrors=*/true);
 }
 
-const std::string& Ledger::run_id() const { return m_impl->run_id; }
+const std::string& SqliteLedger::run_id() const { return m_impl->run_id; }
 
-Result<std::vector<Event>> Ledger::commit(std::vector<EventDraft> drafts, Sync sync) {
+Result<std::vector<Event>> SqliteLedger::commit(std::vector<EventDraft> drafts, Sync sync) {
   if (m_impl->run_id.empty()) {
     return make_error(ErrorCode::unsupported, "internal error: ledger append outside a run");
   }
@@ -1478,7 +1512,7 @@ Result<Event> Ledger::append(EventDraft draft, Sync sync) {
   return std::move(events.front());
 }
 
-Result<Event> Ledger::reserve(const Reservation& reservation, const Caps& caps, EventDraft event) {
+Result<Event> SqliteLedger::reserve(const Reservation& reservation, const Caps& caps, EventDraft event) {
   if (m_impl->run_id.empty()) {
     return make_error(ErrorCode::unsupported, "internal error: ledger append outside a run");
   }
@@ -1491,12 +1525,12 @@ Result<Event> Ledger::reserve(const Reservation& reservation, const Caps& caps, 
   return std::move(events.front());
 }
 
-Result<Spend> Ledger::spend(const std::string& scene_id, const std::string& shot_id) const {
+Result<Spend> SqliteLedger::spend(const std::string& scene_id, const std::string& shot_id) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   return m_impl->spend_of(scene_id, shot_id);
 }
 
-Result<std::vector<Reservation>> Ledger::open_reservations() const {
+Result<std::vector<Reservation>> SqliteLedger::open_reservations() const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   Stmt stmt(m_impl->db,
             "SELECT r.id, r.scene_id, r.shot_id, r.amount_micro_usd, r.purpose FROM reservations r "
@@ -1514,7 +1548,7 @@ Result<std::vector<Reservation>> Ledger::open_reservations() const {
   }
 }
 
-Result<Ledger::BudgetTotals> Ledger::budget_totals() const {
+Result<Ledger::BudgetTotals> SqliteLedger::budget_totals() const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   BudgetTotals totals;
   AVPS_TRY_ASSIGN(totals.reserved, query_int(m_impl->db, "SELECT COALESCE(SUM(amount_micro_usd), 0) FROM reservations"));
@@ -1529,11 +1563,12 @@ Result<Ledger::BudgetTotals> Ledger::budget_totals() const {
 }
 
 Result<std::vector<Event>> Ledger::events(int64_t after_seq) const {
-  std::lock_guard<std::mutex> lock(m_impl->mutex);
-  return m_impl->read_events(after_seq);
+  EventQuery everything;
+  everything.after_seq = after_seq;
+  return events(everything);
 }
 
-Result<std::vector<Event>> Ledger::events(const EventQuery& query) const {
+Result<std::vector<Event>> SqliteLedger::events(const EventQuery& query) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   return m_impl->read_events(query.after_seq, query.limit > 0 ? static_cast<int64_t>(query.limit) : -1,
                              query.bodiless, query.kinds);
@@ -1561,7 +1596,7 @@ constexpr const char* k_artifact_columns =
 
 }  // namespace
 
-Result<std::vector<ArtifactRecord>> Ledger::artifacts(int64_t after_event_seq) const {
+Result<std::vector<ArtifactRecord>> SqliteLedger::artifacts(int64_t after_event_seq) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   std::string sql = std::string(k_artifact_columns) + " WHERE event_seq > ? ORDER BY event_seq";
   Stmt stmt(m_impl->db, sql.c_str());
@@ -1580,7 +1615,7 @@ Result<std::vector<ArtifactRecord>> Ledger::artifacts(int64_t after_event_seq) c
   return out;
 }
 
-Result<std::optional<ArtifactRecord>> Ledger::find_artifact(const std::string& name) const {
+Result<std::optional<ArtifactRecord>> SqliteLedger::find_artifact(const std::string& name) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   std::string sql = std::string(k_artifact_columns) + " WHERE name = ?";
   Stmt stmt(m_impl->db, sql.c_str());
@@ -1595,8 +1630,8 @@ Result<std::optional<ArtifactRecord>> Ledger::find_artifact(const std::string& n
   return std::optional<ArtifactRecord>{artifact_from_row(stmt)};
 }
 
-Result<std::optional<ArtifactRecord>> Ledger::latest_artifact(const std::string& kind,
-                                                             const std::string& target) const {
+Result<std::optional<ArtifactRecord>> SqliteLedger::latest_artifact(const std::string& kind,
+                                                                    const std::string& target) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   // artifacts_by_stem (kind, target, version) answers this without a scan.
   std::string sql = std::string(k_artifact_columns) + " WHERE kind = ? AND target = ? ORDER BY version DESC LIMIT 1";
@@ -1613,12 +1648,12 @@ Result<std::optional<ArtifactRecord>> Ledger::latest_artifact(const std::string&
   return std::optional<ArtifactRecord>{artifact_from_row(stmt)};
 }
 
-Head Ledger::head() const {
+Head SqliteLedger::head() const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   return m_impl->head;
 }
 
-Result<void> Ledger::copy_prefix(const fs::path& dst_project_dir, int64_t through_seq) const {
+Result<void> SqliteLedger::copy_prefix(const fs::path& dst_project_dir, int64_t through_seq) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   if (through_seq < 0 || through_seq > m_impl->head.seq) {
     return make_error(ErrorCode::invalid_argument, "the ledger has no event " + std::to_string(through_seq));
@@ -1680,9 +1715,9 @@ Result<void> Ledger::copy_prefix(const fs::path& dst_project_dir, int64_t throug
                                  core::Durability::durable);
 }
 
-const fs::path& Ledger::project_dir() const { return m_impl->project_dir; }
+const fs::path& SqliteLedger::project_dir() const { return m_impl->project_dir; }
 
-std::vector<core::Violation> Ledger::verify() const {
+std::vector<core::Violation> SqliteLedger::verify() const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   if (m_impl->mode == OpenMode::read_write) {
     // The writer's own group is brought to disk first, so what it checks is everything it

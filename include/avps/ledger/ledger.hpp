@@ -3,13 +3,15 @@
 // Format: docs/formats/ledger.md. Authoritative state (STYLE §10): a newer schema is refused,
 // an older one migrated inside a transaction.
 //
-// Storage is one SQLite file, .avps/ledger.db (WAL, synchronous=FULL, application_id 'AVPS',
-// user_version = schema version). Every table is append-only: triggers RAISE(ABORT) on UPDATE and
-// DELETE. Each event carries hash = sha256(prev_hash ‖ canonical JSON of the event), so an edited
-// row breaks the chain. The head (seq, hash) is mirrored outside the database in .avps/HEAD,
-// so a truncated tail is caught; events that carry a RUN_LOG row are also appended to
-// logs/RUN_LOG_v001.csv with their hash as entry_hash. Both mirrors are brought up to date in
-// groups (see sync()), never ahead of what is durable.
+// Ledger is an interface (below); its one implementation today stores everything in one SQLite
+// file, .avps/ledger.db (WAL, synchronous=NORMAL with the ledger syncing the log itself once per
+// group of commits, application_id 'AVPS', user_version = schema version). Every table is
+// append-only: triggers RAISE(ABORT) on UPDATE and DELETE. Each event carries
+// hash = sha256(prev_hash ‖ canonical JSON of the event), so an edited row breaks the chain. The
+// head (seq, hash) is mirrored outside the database in .avps/HEAD, so a truncated tail is caught;
+// events that carry a RUN_LOG row are also appended to logs/RUN_LOG_v001.csv with their hash as
+// entry_hash. Both mirrors are brought up to date in groups (see sync()), never ahead of what is
+// durable.
 //
 // Guarantees:
 // - commit() is one SQLite transaction: every event and artifact index row of a Batch lands, or
@@ -182,69 +184,96 @@ inline constexpr int64_t k_mirror_lag_ms = 1000;
 
 enum class OpenMode { read_only, read_write };
 
+/// The ledger, as every part of avps outside src/ledger sees it: an interface, so that a second
+/// implementation (a shared PostgreSQL ledger for several machines, docs/architecture.md "A shared
+/// ledger") can be added without touching the engine. The SQLite one (.avps/ledger.db) is the only
+/// implementation today; create() and open() return it. Nothing outside src/ledger writes SQL.
+///
+/// What every implementation guarantees (the file's comment above gives the SQLite specifics):
+/// - Append-only and hash-chained: events are only ever appended, each carrying
+///   hash = sha256(prev_hash ‖ canonical JSON of {seq, run_id, ts, kind, body}); no event, index
+///   row or budget row is ever changed or removed, and verify() reports any that was.
+/// - commit() is atomic: every event, artifact index row and reservation end of one call lands, or
+///   none does; events get consecutive seqs in the order given.
+/// - Durability as Sync says: a Sync::now commit is durable when it returns, with every commit
+///   before it; a power cut loses only a suffix of the deferred commits (what it keeps is the
+///   ledger as of one commit).
+/// - reserve() checks the caps and records the reservation atomically against every other
+///   writer: committed + outstanding + amount never passes a cap.
+/// - One writer at a time per project (a read-write open fails at once, naming the holder); a
+///   read-only open changes nothing and reads one consistent snapshot for its whole life.
+/// - HEAD and the CSV face are never ahead of what is durable, lag it by at most the documented
+///   bound while a command runs, and are exact once it has ended.
+///
+/// Threading: every method may be called from any thread (the engine's workers commit while the
+/// recording thread reads); each call is serialised against the others, so a commit sees no
+/// other half-done. Except: begin_run(), end_run() and run_id() are called by the thread that
+/// drives the command, while no other thread commits (a run's id is fixed while it runs).
 class Ledger {
  public:
   /// Creates the ledger of a new project (the .avps folder must exist, the database must not). It
   /// is built as .avps/ledger.db.new, HEAD and the CSV face written, then published by rename: a
-  /// kill leaves no ledger.db (the next create replaces what it left) or the whole one.
+  /// kill leaves no ledger.db (the next create replaces what it left) or the whole one. The SQLite
+  /// implementation.
   static Result<std::unique_ptr<Ledger>> create(const std::filesystem::path& project_dir,
                                                 const core::Clock& clock);
-  /// Opens an existing ledger. read_write takes the writer lock and completes the mirrors after
-  /// a crash (see the guarantees above). read_only changes nothing on disk and reads one
-  /// consistent snapshot for the ledger object's whole life: HEAD and the CSV face are read first,
-  /// then one SQLite read transaction begins, so every query sees the same committed state while
-  /// a writer goes on, and the mirrors verify() compares can lag that state, never lead it.
+  /// Opens an existing ledger (the SQLite implementation). read_write takes the writer lock and
+  /// completes the mirrors after a crash (see the guarantees above). read_only changes nothing on
+  /// disk and reads one consistent snapshot for the ledger object's whole life: HEAD and the CSV
+  /// face are read first, then one SQLite read transaction begins, so every query sees the same
+  /// committed state while a writer goes on, and the mirrors verify() compares can lag that state,
+  /// never lead it.
   static Result<std::unique_ptr<Ledger>> open(const std::filesystem::path& project_dir, OpenMode mode,
                                               const core::Clock& clock);
-  ~Ledger();
+  /// A writer's destructor flushes (sync, then the mirrors exact); it cannot report a failure:
+  /// what it leaves is what a kill leaves, completed by the next writing open.
+  virtual ~Ledger() = default;
   Ledger(const Ledger&) = delete;
   Ledger& operator=(const Ledger&) = delete;
 
   /// The project cap (micro-USD) that run-log rows' `budget_pct` is a percent of: from now on,
   /// a row that moves money (a non-zero estimated or actual cost) and has no budget_pct gets the
   /// project's spend (committed + reserved) once its event is in, against this cap, to two
-  /// decimals. Without it budget_pct stays as the row has it. Thread-safe (the ledger's lock).
-  void set_budget_basis(int64_t project_cap_micro_usd);
+  /// decimals. Without it budget_pct stays as the row has it.
+  virtual void set_budget_basis(int64_t project_cap_micro_usd) = 0;
 
   /// Starts a run (event run.started); later appends carry its id. Returns the run id (RUN_0001 ...).
-  [[nodiscard]] Result<std::string> begin_run(const std::string& command, const nlohmann::json& details);
-  /// Ends the current run (event run.finished) with an outcome such as "DONE", "ERROR", "STOP".
-  [[nodiscard]] Result<void> end_run(const std::string& outcome, const nlohmann::json& details);
-  const std::string& run_id() const;
+  [[nodiscard]] virtual Result<std::string> begin_run(const std::string& command, const nlohmann::json& details) = 0;
+  /// Ends the current run (event run.finished) with an outcome such as "DONE", "ERROR", "STOP",
+  /// then flush().
+  [[nodiscard]] virtual Result<void> end_run(const std::string& outcome, const nlohmann::json& details) = 0;
+  virtual const std::string& run_id() const = 0;
 
   /// Appends the drafts in one transaction and returns them as committed. Row timestamps and
   /// run ids left empty are filled in. `sync`: when it is durable (Sync::now by default).
-  [[nodiscard]] Result<std::vector<Event>> commit(std::vector<EventDraft> drafts, Sync sync = Sync::now);
+  [[nodiscard]] virtual Result<std::vector<Event>> commit(std::vector<EventDraft> drafts, Sync sync = Sync::now) = 0;
+  /// commit() of one draft.
   [[nodiscard]] Result<Event> append(EventDraft draft, Sync sync = Sync::now);
-  /// Makes every commit so far durable: one fdatasync of the write-ahead log for all of them
-  /// (none when nothing is pending), then brings HEAD and the CSV face up to date when they lag by
-  /// k_mirror_lag_events or k_mirror_lag_ms. A writer that makes several deferred commits (the
-  /// answers of the calls that came back together) calls it once for the group.
-  [[nodiscard]] Result<void> sync();
-  /// sync(), then HEAD and the CSV face brought up to date whatever their lag. end_run() and the
-  /// writer's destructor do it (the destructor cannot report a failure: what it leaves is what a
-  /// kill leaves, completed by the next writing open).
-  [[nodiscard]] Result<void> flush();
+  /// Makes every commit so far durable: one sync for all of them (none when nothing is pending),
+  /// then brings HEAD and the CSV face up to date when they lag by k_mirror_lag_events or
+  /// k_mirror_lag_ms. A writer that makes several deferred commits (the answers of the calls that
+  /// came back together) calls it once for the group.
+  [[nodiscard]] virtual Result<void> sync() = 0;
+  /// sync(), then HEAD and the CSV face brought up to date whatever their lag.
+  [[nodiscard]] virtual Result<void> flush() = 0;
 
-  /// Budget reservation, atomic with the cap check: inside one transaction, if every applicable
-  /// cap still holds committed + outstanding + amount, records the reservation with `event`
-  /// (its body gains "reservation"); otherwise writes nothing and fails with budget_exceeded,
-  /// naming the cap and the numbers. Safe from any number of threads. Deferred (Sync::deferred):
-  /// nothing leaves under a reservation before its call's exchange.intent is durable, which makes
-  /// the reservation durable too, so a power cut that loses it finds no call sent under it.
-  [[nodiscard]] Result<Event> reserve(const Reservation& reservation, const Caps& caps, EventDraft event);
+  /// Budget reservation, atomic with the cap check: if every applicable cap still holds
+  /// committed + outstanding + amount, records the reservation with `event` (its body gains
+  /// "reservation"); otherwise writes nothing and fails with budget_exceeded, naming the cap and
+  /// the numbers. Deferred (Sync::deferred): nothing leaves under a reservation before its call's
+  /// exchange.intent is durable, which makes the reservation durable too, so a power cut that
+  /// loses it finds no call sent under it.
+  [[nodiscard]] virtual Result<Event> reserve(const Reservation& reservation, const Caps& caps, EventDraft event) = 0;
   /// Spend against the project (scene_id and shot_id empty), a scene, or a shot.
-  [[nodiscard]] Result<Spend> spend(const std::string& scene_id, const std::string& shot_id) const;
+  [[nodiscard]] virtual Result<Spend> spend(const std::string& scene_id, const std::string& shot_id) const = 0;
   /// Reservations not yet ended (oldest first).
-  [[nodiscard]] Result<std::vector<Reservation>> open_reservations() const;
+  [[nodiscard]] virtual Result<std::vector<Reservation>> open_reservations() const = 0;
   /// Sum of all reservations, and of settled and released amounts (for audits and tests).
   struct BudgetTotals {
     int64_t reserved = 0, settled = 0, released = 0, overrun = 0;
   };
-  [[nodiscard]] Result<BudgetTotals> budget_totals() const;
+  [[nodiscard]] virtual Result<BudgetTotals> budget_totals() const = 0;
 
-  /// Events in order; only those after `after_seq` when given.
-  [[nodiscard]] Result<std::vector<Event>> events(int64_t after_seq = 0) const;
   /// Events as a reader needs them: a page at a time (a reader that folds them as they come
   /// instead of holding them all), only some kinds, some kinds without their bodies.
   struct EventQuery {
@@ -255,36 +284,37 @@ class Ledger {
   };
   /// Events in order, as `query` says. Pages read one after another see one state of the ledger
   /// when it is open read-only (one snapshot) or this process is its only writer.
-  [[nodiscard]] Result<std::vector<Event>> events(const EventQuery& query) const;
+  [[nodiscard]] virtual Result<std::vector<Event>> events(const EventQuery& query) const = 0;
+  /// Events in order; only those after `after_seq` when given.
+  [[nodiscard]] Result<std::vector<Event>> events(int64_t after_seq = 0) const;
   /// The artifact index in recording order; only the artifacts recorded after event
   /// `after_event_seq` when given (a reader that keeps its own copy reads only what is new).
-  [[nodiscard]] Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq = 0) const;
-  [[nodiscard]] Result<std::optional<ArtifactRecord>> find_artifact(const std::string& name) const;
+  [[nodiscard]] virtual Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq = 0) const = 0;
+  [[nodiscard]] virtual Result<std::optional<ArtifactRecord>> find_artifact(const std::string& name) const = 0;
   /// The highest version of `kind` for `target` ("" for singletons), or nullopt; an index lookup.
-  [[nodiscard]] Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
-                                                                     const std::string& target) const;
-  Head head() const;
+  [[nodiscard]] virtual Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
+                                                                              const std::string& target) const = 0;
+  virtual Head head() const = 0;
 
-  /// Every integrity problem of the ledger itself and its mirrors: triggers present, each stored
-  /// hash recomputed, the chain linked, HEAD equal to the last event, the artifact index equal to
-  /// the artifact.recorded events, and the CSV face equal to the rows the events carry. A HEAD
-  /// behind the last event and a CSV face that is a prefix of its rows are `transient`. On the
-  /// writer it first does flush(), so the mirrors it compares hold everything it committed (a
-  /// failed flush shows as their lag).
-  std::vector<core::Violation> verify() const;
+  /// Every integrity problem of the ledger itself and its mirrors: append-only protection in
+  /// place, each stored hash recomputed, the chain linked, HEAD equal to the last event, the
+  /// artifact index and the budget tables equal to the events that vouch for them, and the CSV
+  /// face equal to the rows the events carry. A HEAD behind the last event and a CSV face that is
+  /// a prefix of its rows are `transient`. On the writer it first does flush(), so the mirrors it
+  /// compares hold everything it committed (a failed flush shows as their lag).
+  virtual std::vector<core::Violation> verify() const = 0;
 
-  /// Writes into `dst_project_dir` (its .avps folder exists and holds no ledger) the ledger as it
-  /// stood right after event `through_seq`: the same events, hashes, artifact index and budget
-  /// tables up to there, with its HEAD and CSV face. `avps replay` builds its scratch project on
-  /// it. The source is only read, in one consistent snapshot (SQLite's online backup).
-  [[nodiscard]] Result<void> copy_prefix(const std::filesystem::path& dst_project_dir, int64_t through_seq) const;
+  /// Writes into `dst_project_dir` (its .avps folder exists and holds no ledger) a ledger of this
+  /// implementation as it stood right after event `through_seq`: the same events, hashes,
+  /// artifact index and budget tables up to there, with its HEAD and CSV face. `avps
+  /// replay` builds its scratch project on it. The source is only read, in one consistent snapshot.
+  [[nodiscard]] virtual Result<void> copy_prefix(const std::filesystem::path& dst_project_dir,
+                                                 int64_t through_seq) const = 0;
 
-  const std::filesystem::path& project_dir() const;
+  virtual const std::filesystem::path& project_dir() const = 0;
 
- private:
-  struct Impl;
-  explicit Ledger(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> m_impl;
+ protected:
+  Ledger() = default;
 };
 
 /// Whether an avps process holds the project's writer lock now (from /proc/locks: probing with
