@@ -15,23 +15,68 @@ fs::path object_path(const fs::path& project_dir, const std::string& json_sha256
   return project_dir / ".avps" / "objects" / json_sha256.substr(0, 2) / (json_sha256.substr(2) + ".json");
 }
 
-Result<std::string> read_object(const fs::path& project_dir, const std::string& sha256) {
-  const fs::path object = object_path(project_dir, sha256);
-  const std::string name = object.lexically_relative(project_dir).generic_string();
+Result<std::string> store_object(ledger::Ledger& ledger, std::string_view bytes) {
+  if (bytes.size() <= k_ledger_object_max_bytes) {
+    return ledger.put_object(bytes);
+  }
+  // A large object (a real render) is a file of its own, durable before the event that names it.
+  std::string sha256 = core::sha256_hex(bytes);
+  const fs::path path = object_path(ledger.project_dir(), sha256);
+  AVPS_TRY(core::create_directories_durable(path.parent_path()));
+  Result<void> written = core::write_file_atomic(path, bytes, core::Overwrite::no, core::Durability::durable);
+  if (!written) {
+    if (written.error().code != ErrorCode::already_exists) {
+      return std::move(written).error();
+    }
+    // Content-addressed: the file there holds these bytes, unless it was damaged.
+    AVPS_TRY_ASSIGN(std::string existing, core::read_file(path));
+    if (core::sha256_hex(existing) != sha256) {
+      return make_error(ErrorCode::corruption, "object " + path.string() + " is damaged (hash mismatch)");
+    }
+  }
+  return sha256;
+}
+
+std::string object_subject(const ledger::Ledger& ledger, const std::string& sha256) {
+  Result<std::optional<std::string>> held = ledger.object(sha256);
+  if (held && *held) {
+    return "object " + sha256 + " (.avps/ledger.db)";
+  }
+  if (sha256.size() == 64 && fs::exists(object_path(ledger.project_dir(), sha256))) {
+    return object_path(ledger.project_dir(), sha256).lexically_relative(ledger.project_dir()).generic_string();
+  }
+  return "object " + sha256;  // gone from both places
+}
+
+Result<std::string> read_object(const ledger::Ledger& ledger, const std::string& sha256) {
   if (sha256.size() != 64 || !std::all_of(sha256.begin(), sha256.end(), [](char c) {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
       })) {
     return make_error(ErrorCode::corruption, "the ledger names a malformed object \"" + sha256 + "\"");
   }
-  Result<std::string> bytes = core::read_file(object);
-  if (!bytes) {
-    if (bytes.error().code == ErrorCode::not_found) {
-      return make_error(ErrorCode::not_found, "object " + name + " is gone; run `avps gate`");
+  AVPS_TRY_ASSIGN(std::optional<std::string> held, ledger.object(sha256));
+  std::string name;
+  std::string bytes;
+  if (held) {
+    name = "object " + sha256 + " (.avps/ledger.db)";
+    bytes = std::move(*held);
+  } else {
+    // Not in the ledger: a large object, or one stored before schema 3, is a file.
+    const fs::path file = object_path(ledger.project_dir(), sha256);
+    name = "object " + file.lexically_relative(ledger.project_dir()).generic_string();
+    Result<std::string> read = core::read_file(file);
+    if (!read) {
+      if (read.error().code == ErrorCode::not_found) {
+        return make_error(ErrorCode::not_found, "object " + sha256 + " is gone (neither in .avps/ledger.db nor at " +
+                                                    file.lexically_relative(ledger.project_dir()).generic_string() +
+                                                    "); run `avps gate`");
+      }
+      return std::move(read).error();
     }
-    return bytes;
+    bytes = std::move(read).value();
   }
-  if (core::sha256_hex(*bytes) != sha256) {
-    return make_error(ErrorCode::corruption, "object " + name + " no longer matches its hash (changed on disk); run `avps gate`");
+  if (core::sha256_hex(bytes) != sha256) {
+    return make_error(ErrorCode::corruption, name + " no longer matches its hash (changed on disk); run `avps gate`");
   }
   return bytes;
 }
@@ -39,23 +84,7 @@ Result<std::string> read_object(const fs::path& project_dir, const std::string& 
 ArtifactStore::ArtifactStore(fs::path project_dir, ledger::Ledger& ledger)
     : m_project_dir(std::move(project_dir)), m_ledger(ledger) {}
 
-Result<void> ArtifactStore::write_files(const NewArtifact& artifact, const std::string& canonical,
-                                        const std::string& json_sha256) const {
-  // Objects are content-addressed: an existing object with this name already holds these bytes
-  // (verified, in case it was damaged).
-  fs::path object = object_path(m_project_dir, json_sha256);
-  AVPS_TRY(core::create_directories_durable(object.parent_path()));
-  Result<void> stored = core::write_file_atomic(object, canonical, core::Overwrite::no, core::Durability::durable);
-  if (!stored) {
-    if (stored.error().code != ErrorCode::already_exists) {
-      return stored;
-    }
-    AVPS_TRY_ASSIGN(std::string existing, core::read_file(object));
-    if (core::sha256_hex(existing) != json_sha256) {
-      return make_error(ErrorCode::corruption, "object " + object.string() + " is damaged (hash mismatch)");
-    }
-  }
-  core::crash_point("store.after_object");
+Result<void> ArtifactStore::write_face(const NewArtifact& artifact) const {
   fs::path face = m_project_dir / artifact.name.relative_path();
   AVPS_TRY(core::create_directories_durable(face.parent_path()));
   return core::write_file_atomic(face, artifact.face, core::Overwrite::no, core::Durability::durable);
@@ -86,13 +115,17 @@ Result<ledger::ArtifactRecord> ArtifactStore::write(const NewArtifact& artifact)
   record.author = artifact.author;
   record.producer = artifact.producer;
 
+  // The object first, deferred: the intent's sync makes both durable, so an intent never names an
+  // object a power cut lost. A kill here leaves an object nothing names, and no write announced.
+  AVPS_TRY(store_object(m_ledger, canonical));
+  core::crash_point("store.after_object");
   json intent = {{"intent", record.to_json()}, {"details", artifact.details}};
   AVPS_TRY(m_ledger.append(ledger::EventDraft{.kind = "artifact.intent", .body = intent}));
   core::crash_point("store.after_intent");
-  AVPS_TRY(write_files(artifact, canonical, record.json_sha256));
+  AVPS_TRY(write_face(artifact));
   core::crash_point("store.after_face");
 
-  // Deferred: the intent and both files are durable already, so a power cut that loses this
+  // Deferred: the intent, the object and the face are durable already, so a power cut that loses this
   // commit leaves what a kill at store.after_face leaves, and recover() records the write. It is
   // durable with the caller's next synced commit (a step's step.finished, a command's end).
   ledger::EventDraft recorded{
@@ -113,13 +146,11 @@ Result<ArtifactName> ArtifactStore::next_name(std::string_view kind, std::string
 }
 
 Result<json> ArtifactStore::load(const ledger::ArtifactRecord& record) const {
-  fs::path object = object_path(m_project_dir, record.json_sha256);
-  AVPS_TRY_ASSIGN(std::string bytes, core::read_file(object));
-  if (core::sha256_hex(bytes) != record.json_sha256) {
-    return make_error(ErrorCode::corruption,
-                      "the stored JSON of " + record.name + " (" + object.string() + ") does not match its hash");
+  Result<std::string> bytes = read_object(m_ledger, record.json_sha256);
+  if (!bytes) {
+    return make_error(bytes.error().code, "the stored JSON of " + record.name + ": " + bytes.error().message);
   }
-  return core::parse_json(bytes, object.string());
+  return core::parse_json(*bytes, record.name);
 }
 
 Result<void> ArtifactStore::recover() {
@@ -152,11 +183,9 @@ Result<void> ArtifactStore::recover() {
   for (auto& [name, entry] : pending) {
     ledger::ArtifactRecord& record = entry.first;
     fs::path face = m_project_dir / record.path;
-    fs::path object = object_path(m_project_dir, record.json_sha256);
     Result<std::string> face_bytes = core::read_file(face);
-    Result<std::string> object_bytes = core::read_file(object);
     bool face_ok = face_bytes && core::sha256_hex(*face_bytes) == record.face_sha256;
-    bool object_ok = object_bytes && core::sha256_hex(*object_bytes) == record.json_sha256;
+    bool object_ok = static_cast<bool>(read_object(m_ledger, record.json_sha256));  // re-hashed
     if (face_ok && object_ok) {
       // The crash came after the files were durable: finish the write.
       json details = entry.second;

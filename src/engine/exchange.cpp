@@ -157,14 +157,8 @@ std::string duration_s(const json& response) {
 }
 
 Result<std::string> Exchange::store_object(const std::string& bytes) const {
-  std::string sha = core::sha256_hex(bytes);
-  fs::path path = artifacts::object_path(m_project.dir(), sha);
-  AVPS_TRY(core::create_directories_durable(path.parent_path()));
-  Result<void> written = core::write_file_atomic(path, bytes, core::Overwrite::no, core::Durability::durable);
-  if (!written && written.error().code != ErrorCode::already_exists) {
-    return std::move(written).error();
-  }
-  return sha;
+  // In the ledger (a large render: a durable file), durable no later than the event naming it.
+  return artifacts::store_object(m_project.ledger(), bytes);
 }
 
 Result<bool> Exchange::prepare(Call& call) {
@@ -796,7 +790,7 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
 }
 
 Result<std::string> Exchange::response_text(const Call& c) const {
-  return artifacts::read_object(m_project.dir(), c.response.value("response_sha256", ""));
+  return artifacts::read_object(m_project.ledger(), c.response.value("response_sha256", ""));
 }
 
 }  // namespace avps::engine

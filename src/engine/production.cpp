@@ -390,7 +390,8 @@ Result<Flow> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
     const Context& ctx = shots[i];
     const Call& c = calls[i];
     AVPS_TRY_ASSIGN(auto pack, latest("GENPACK", ctx.shot_id));
-    AVPS_TRY_ASSIGN(std::string bytes, artifacts::read_object(e.m_project.dir(), c.response.value("media_sha256", "")));
+    AVPS_TRY_ASSIGN(std::string bytes,
+                    artifacts::read_object(e.m_project.ledger(), c.response.value("media_sha256", "")));
     // A STORYBOARD is a PNG; an image model that answered JPEG or WebP has its frame converted
     // (the response keeps the bytes as they came).
     const std::string format = backends::image_format(bytes);
@@ -1381,7 +1382,7 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
       std::snprintf(name, sizeof name, "_%s_a%02d.", resolution.c_str(), a.attempt);
       const std::string relative = "media/" + a.ctx.shot_id + name + c.response.value("extension", "bin");
       AVPS_TRY_ASSIGN(std::string bytes,
-                      artifacts::read_object(e.m_project.dir(), c.response.value("media_sha256", "")));
+                      artifacts::read_object(e.m_project.ledger(), c.response.value("media_sha256", "")));
       AVPS_TRY(core::create_directories_durable((e.m_project.dir() / relative).parent_path()));
       Result<void> written = core::write_file_atomic(e.m_project.dir() / relative, bytes, core::Overwrite::no,
                                                      core::Durability::durable);

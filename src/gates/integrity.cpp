@@ -147,10 +147,9 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
           "content changed since ledger event " + std::to_string(r.event_seq) + " recorded it (sha256 " +
               core::sha256_hex(*face).substr(0, 12) + "..., recorded " + r.face_sha256.substr(0, 12) + "...)");
     }
-    const std::string object_subject = artifacts::object_path(dir, r.json_sha256).lexically_relative(dir).string();
-    Result<std::string> stored = artifacts::read_object(dir, r.json_sha256);
+    Result<std::string> stored = artifacts::read_object(ledger, r.json_sha256);
     if (!stored) {
-      add("artifact.object", object_subject,
+      add("artifact.object", artifacts::object_subject(ledger, r.json_sha256),
           "canonical JSON of " + r.name +
               (stored.error().code == ErrorCode::not_found ? " is missing" : " does not match its hash"));
     } else if (std::optional<std::string> invalid = options.schemas ? schema_problem(r, *stored) : std::nullopt) {
@@ -229,11 +228,9 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     if (sha.empty() || !checked_objects.insert(sha).second) {
       return;
     }
-    Result<std::string> bytes = artifacts::read_object(dir, sha);
+    Result<std::string> bytes = artifacts::read_object(ledger, sha);
     if (!bytes) {
-      const std::string subject = sha.size() == 64
-                                      ? artifacts::object_path(dir, sha).lexically_relative(dir).generic_string()
-                                      : std::string(".avps/objects");
+      const std::string subject = artifacts::object_subject(ledger, sha);
       add(bytes.error().code == ErrorCode::not_found ? "object.missing" : "object.hash", subject,
           field + " of " + e.kind + " (ledger event " + std::to_string(e.seq) + ", " + (who.empty() ? "?" : who) +
               ") " + (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash"));

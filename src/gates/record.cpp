@@ -42,7 +42,7 @@ struct Recorded {
 // read again (locks, shot lists, earlier world states) are few, so the cache stays small.
 class Contents {
  public:
-  explicit Contents(fs::path dir) : m_dir(std::move(dir)) {}
+  explicit Contents(const ledger::Ledger& ledger) : m_ledger(ledger) {}
 
   Result<const json*> of(const ledger::ArtifactRecord& r) {
     if (auto found = m_cache.find(r.json_sha256); found != m_cache.end()) {
@@ -51,13 +51,13 @@ class Contents {
     if (m_cache.size() >= 4096) {
       m_cache.clear();  // bounded: a season's gate must not hold every artifact at once
     }
-    AVPS_TRY_ASSIGN(std::string canonical, artifacts::read_object(m_dir, r.json_sha256));
+    AVPS_TRY_ASSIGN(std::string canonical, artifacts::read_object(m_ledger, r.json_sha256));
     AVPS_TRY_ASSIGN(json content, core::parse_json(canonical, r.name));
     return &m_cache.emplace(r.json_sha256, std::move(content)).first->second;
   }
 
  private:
-  fs::path m_dir;
+  const ledger::Ledger& m_ledger;
   std::unordered_map<std::string, json> m_cache;
 };
 
@@ -242,7 +242,7 @@ std::string first_score_difference(const json& recorded, const json& recomputed)
 
 class RecordCheck {
  public:
-  RecordCheck(const fs::path& dir, const ledger::Ledger& ledger) : m_dir(dir), m_ledger(ledger), m_contents(dir) {}
+  RecordCheck(const fs::path& dir, const ledger::Ledger& ledger) : m_dir(dir), m_ledger(ledger), m_contents(ledger) {}
 
   std::vector<core::Violation> run() {
     project::ConfigSources sources{m_dir, project::data_dir(), {}, {}};

@@ -93,12 +93,24 @@ CREATE TRIGGER reservations_no_delete BEFORE DELETE ON reservations BEGIN SELECT
 CREATE TRIGGER reservation_ends_no_update BEFORE UPDATE ON reservation_ends BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
 CREATE TRIGGER reservation_ends_no_delete BEFORE DELETE ON reservation_ends BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
 )sql"},
+    // 3: objects in the ledger, made durable by the log's own sync (no file, no fsync each).
+    // after_seq: the last event when the object was first stored; every event that names it comes
+    // after (copy_prefix keeps the objects of a prefix by it).
+    {3, R"sql(
+CREATE TABLE objects (
+  sha256 TEXT PRIMARY KEY,
+  bytes BLOB NOT NULL,
+  after_seq INTEGER NOT NULL
+);
+CREATE TRIGGER objects_no_update BEFORE UPDATE ON objects BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+CREATE TRIGGER objects_no_delete BEFORE DELETE ON objects BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
+)sql"},
 };
 
 const char* const k_required_triggers[] = {
     "meta_no_update",         "meta_no_delete",         "events_no_update",           "events_no_delete",
     "artifacts_no_update",    "artifacts_no_delete",    "reservations_no_update",     "reservations_no_delete",
-    "reservation_ends_no_update", "reservation_ends_no_delete",
+    "reservation_ends_no_update", "reservation_ends_no_delete", "objects_no_update", "objects_no_delete",
 };
 
 // Whether a run-log cost cell says money moved ("0.020000"; not "", not "0.000000").
@@ -400,6 +412,9 @@ class Stmt {
   bool valid() const { return m_stmt != nullptr; }
   void bind(int i, const std::string& s) { sqlite3_bind_text(m_stmt, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT); }
   void bind(int i, int64_t v) { sqlite3_bind_int64(m_stmt, i, v); }
+  void bind_blob(int i, std::string_view bytes) {
+    sqlite3_bind_blob64(m_stmt, i, bytes.data(), bytes.size(), SQLITE_TRANSIENT);
+  }
   /// true: a row is ready; false: done. Errors come back through `error`.
   Result<bool> step() {
     int rc = sqlite3_step(m_stmt);
@@ -416,6 +431,10 @@ class Stmt {
     return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(m_stmt, col))) : "";
   }
   int64_t integer(int col) const { return sqlite3_column_int64(m_stmt, col); }
+  std::string blob(int col) const {
+    const void* p = sqlite3_column_blob(m_stmt, col);
+    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(m_stmt, col))) : "";
+  }
   bool is_null(int col) const { return sqlite3_column_type(m_stmt, col) == SQLITE_NULL; }
   void reset() {
     sqlite3_reset(m_stmt);
@@ -741,6 +760,8 @@ class SqliteLedger final : public Ledger {
   std::vector<core::Violation> verify() const override;
   Result<void> copy_prefix(const std::filesystem::path& dst_project_dir, int64_t through_seq) const override;
   const std::filesystem::path& project_dir() const override;
+  Result<std::string> put_object(std::string_view bytes) override;
+  Result<std::optional<std::string>> object(const std::string& sha256) const override;
 
  private:
   std::unique_ptr<Impl> m_impl;
@@ -1702,6 +1723,7 @@ Result<void> SqliteLedger::copy_prefix(const fs::path& dst_project_dir, int64_t 
     cut += "DELETE FROM reservation_ends WHERE event_seq > " + after + ";DELETE FROM reservations WHERE event_seq > " +
            after + ";";
     cut += "DELETE FROM artifacts WHERE event_seq > " + after + ";DELETE FROM events WHERE seq > " + after + ";";
+    cut += "DELETE FROM objects WHERE after_seq >= " + after + ";";  // named by later events only
     for (const std::string& sql : triggers) {
       cut += sql + ";";
     }
@@ -1915,6 +1937,45 @@ std::vector<core::Violation> SqliteLedger::verify() const {
     out.back().transient = actual->size() < expected.size() && expected.compare(0, actual->size(), *actual) == 0;
   }
   return out;
+}
+
+// --- Objects (schema 3) ---------------------------------------------------------------------
+
+Result<std::string> SqliteLedger::put_object(std::string_view bytes) {
+  std::string sha256 = core::sha256_hex(bytes);
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  if (m_impl->mode != OpenMode::read_write) {
+    return make_error(ErrorCode::unsupported, "internal error: ledger opened read-only");
+  }
+  // One statement, its own transaction; no sync (synchronous=NORMAL): durable with the next sync
+  // of the log, before anything committed after it. OR IGNORE: the same bytes are stored once
+  // (a conflict is no update, so the append-only triggers do not fire).
+  Stmt insert(m_impl->db, "INSERT OR IGNORE INTO objects(sha256, bytes, after_seq) VALUES (?,?,?)");
+  if (!insert.valid()) {
+    return m_impl->db.error("cannot store an object in the ledger");
+  }
+  insert.bind(1, sha256);
+  insert.bind_blob(2, bytes);
+  insert.bind(3, m_impl->head.seq);
+  if (Result<bool> stored = insert.step(); !stored) {
+    return std::move(stored).error();
+  }
+  core::crash_point("ledger.after_object");
+  return sha256;
+}
+
+Result<std::optional<std::string>> SqliteLedger::object(const std::string& sha256) const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  Stmt stmt(m_impl->db, "SELECT bytes FROM objects WHERE sha256 = ?");
+  if (!stmt.valid()) {
+    return m_impl->db.error("cannot read the ledger's objects");
+  }
+  stmt.bind(1, sha256);
+  AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+  if (!has_row) {
+    return std::optional<std::string>{};
+  }
+  return std::optional<std::string>{stmt.blob(0)};
 }
 
 }  // namespace avps::ledger

@@ -28,8 +28,8 @@ Result<std::optional<std::string>> run_filter(const std::string& run) {
   return std::optional<std::string>{id};
 }
 
-nlohmann::json object_json(const std::filesystem::path& project_dir, const std::string& sha256) {
-  Result<std::string> bytes = artifacts::read_object(project_dir, sha256);
+nlohmann::json object_json(const ledger::Ledger& ledger, const std::string& sha256) {
+  Result<std::string> bytes = artifacts::read_object(ledger, sha256);
   if (!bytes) {
     return nullptr;
   }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "avps/core/result.hpp"
+#include "avps/ledger/ledger.hpp"
 
 namespace avps::replay {
 
@@ -17,6 +18,6 @@ namespace avps::replay {
 
 /// A JSON object of the project (a canonical request, an artifact's content) by its sha256,
 /// verified; null when it is gone, damaged or not JSON.
-nlohmann::json object_json(const std::filesystem::path& project_dir, const std::string& sha256);
+nlohmann::json object_json(const ledger::Ledger& ledger, const std::string& sha256);
 
 }  // namespace avps::replay

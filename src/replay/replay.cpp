@@ -211,9 +211,10 @@ class RecordedAnswers final : public backends::Backend {
   };
 
   /// `tickets`: by key, the exchange.ticket bodies of the jobs the run submitted, in order.
-  RecordedAnswers(fs::path project_dir, std::map<std::string, std::deque<Outcome>> by_key,
+  /// `ledger`: the recorded project's (read-only, thread-safe), which holds the answers' objects.
+  RecordedAnswers(const ledger::Ledger& ledger, std::map<std::string, std::deque<Outcome>> by_key,
                   std::map<std::string, std::deque<json>> tickets = {})
-      : m_project_dir(std::move(project_dir)), m_by_key(std::move(by_key)), m_tickets(std::move(tickets)) {}
+      : m_ledger(ledger), m_by_key(std::move(by_key)), m_tickets(std::move(tickets)) {}
 
   Result<backends::Submitted<backends::ModelResponse>> submit_model(const backends::ModelRequest& request,
                                                                     backends::CallTrace& trace) override {
@@ -336,7 +337,7 @@ class RecordedAnswers final : public backends::Backend {
   }
 
   Result<std::string> answer_bytes(const Outcome& outcome, const char* field) {
-    Result<std::string> bytes = artifacts::read_object(m_project_dir, outcome.body.value(field, ""));
+    Result<std::string> bytes = artifacts::read_object(m_ledger, outcome.body.value(field, ""));
     if (!bytes) {
       std::lock_guard<std::mutex> lock(m_mutex);
       m_stopped = true;
@@ -347,7 +348,7 @@ class RecordedAnswers final : public backends::Backend {
     return bytes;
   }
 
-  const fs::path m_project_dir;
+  const ledger::Ledger& m_ledger;
   mutable std::mutex m_mutex;
   std::map<std::string, std::deque<Outcome>> m_by_key;
   std::map<std::string, std::deque<json>> m_tickets;
@@ -513,9 +514,9 @@ const ledger::Event* cause_of(const std::vector<const ledger::Event*>& missed,
 }
 
 /// Compares the recorded run with the replay's events and fills `report`.
-void compare(const fs::path& project_dir, const fs::path& scratch, const std::vector<ledger::Event>& recorded,
-             const std::vector<ledger::Event>& replayed, bool recorded_finished, const std::string& engine_error,
-             RunReplay& report) {
+void compare(const ledger::Ledger& recorded_ledger, const ledger::Ledger& replayed_ledger,
+             const std::vector<ledger::Event>& recorded, const std::vector<ledger::Event>& replayed,
+             bool recorded_finished, const std::string& engine_error, RunReplay& report) {
   std::map<std::string, std::string> purposes;  // call key -> purpose, from both records
   for (const auto* events : {&recorded, &replayed}) {
     for (const ledger::Event& e : *events) {
@@ -603,8 +604,8 @@ void compare(const fs::path& project_dir, const fs::path& scratch, const std::ve
   std::string what = "differs at " + (d.pointer.empty() ? "/" : d.pointer);
   // Two hashes differ: what they hash is what differs (a request, or an artifact's content).
   auto into_objects = [&](const std::string& recorded_sha, const std::string& replayed_sha, const std::string& noun) {
-    const json recorded_object = object_json(project_dir, recorded_sha);
-    const json replayed_object = object_json(scratch, replayed_sha);
+    const json recorded_object = object_json(recorded_ledger, recorded_sha);
+    const json replayed_object = object_json(replayed_ledger, replayed_sha);
     if (recorded_object.is_null() || replayed_object.is_null()) {
       return;
     }
@@ -651,7 +652,7 @@ Result<RunReplay> replay_one(const fs::path& project_dir, const ledger::Ledger& 
       tickets[e.body.value("key", "")].push_back(e.body);
     }
   }
-  auto answers = std::make_shared<RecordedAnswers>(project_dir, std::move(by_key), std::move(tickets));
+  auto answers = std::make_shared<RecordedAnswers>(ledger, std::move(by_key), std::move(tickets));
 
   AVPS_TRY_ASSIGN(fs::path scratch, make_scratch_dir());
   struct Cleanup {
@@ -696,7 +697,7 @@ Result<RunReplay> replay_one(const fs::path& project_dir, const ledger::Ledger& 
   AVPS_TRY_ASSIGN(std::vector<ledger::Event> replayed, replayed_ledger->events(report.first_seq - 1));
   const std::vector<ledger::Event> recorded(events.begin() + static_cast<std::ptrdiff_t>(run.first),
                                             events.begin() + static_cast<std::ptrdiff_t>(run.end));
-  compare(project_dir, scratch, recorded, replayed, run.finished(), engine_error, report);
+  compare(ledger, *replayed_ledger, recorded, replayed, run.finished(), engine_error, report);
   // A damaged answer is the divergence, whatever else the replay then did without it.
   if (auto damaged = answers->damaged()) {
     Divergence d;

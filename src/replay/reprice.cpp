@@ -151,7 +151,7 @@ Result<Repricing> reprice(const fs::path& project_dir, const std::string& run, c
     const json& intent = intents[e.body.value("key", "")];
     json request = json::object();
     if (e.body.contains("media_sha256")) {
-      request = object_json(project_dir, intent.value("request_sha256", ""));
+      request = object_json(project->ledger(), intent.value("request_sha256", ""));
       if (request.is_null()) {
         return make_error(ErrorCode::corruption, "the request of ledger event " + std::to_string(e.seq) +
                                                      " cannot be read; run `avps gate`");

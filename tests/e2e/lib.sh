@@ -42,3 +42,19 @@ for key, value in zip(edits[::2], edits[1::2]):
 json.dump(config, open(path, "w"), indent=2)
 PY
 }
+
+# Objects (canonical requests, answers, artifacts' JSON, renders up to 1 MiB) are kept in the
+# ledger (schema 3, docs/formats/ledger.md "Objects"). object SHA: how avps names one in a finding.
+object() { echo "object $1 (.avps/ledger.db)"; }
+# object_save DIR SHA FILE: the object's bytes into FILE.
+object_save() { sqlite3 "$1/.avps/ledger.db" "SELECT writefile('$3', bytes) FROM objects WHERE sha256='$2'" > /dev/null; }
+# object_set DIR SHA FILE / object_delete DIR SHA: what someone with the sqlite3 shell can do to an
+# object: the append-only trigger dropped for the edit and put back, so only its hash can tell.
+object_set() {
+  sqlite3 "$1/.avps/ledger.db" "DROP TRIGGER objects_no_update; UPDATE objects SET bytes = readfile('$3') WHERE sha256 = '$2';
+    CREATE TRIGGER objects_no_update BEFORE UPDATE ON objects BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;"
+}
+object_delete() {
+  sqlite3 "$1/.avps/ledger.db" "DROP TRIGGER objects_no_delete; DELETE FROM objects WHERE sha256 = '$2';
+    CREATE TRIGGER objects_no_delete BEFORE DELETE ON objects BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;"
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The tamper suite: randomized mutations of a finished project, each of which `avps gate` must
 catch (exit 1) with a message naming what was touched. Every kind of file the project holds is
-mutated: artifact faces and objects, renders, request/response/wire/render objects, HEAD, the CSV
-face, and the ledger's rows (changed, inserted, reordered, deleted; the append-only triggers
+mutated: artifact faces and objects, renders, request/response/wire/render objects (kept in the
+ledger's object table since schema 3, or files under .avps/objects), HEAD, the CSV face, and the
+ledger's rows (changed, inserted, reordered, deleted; the append-only triggers
 dropped for the edit and put back). Each mutation is undone before the next, and the project is
 checked clean again every so often.
 
@@ -41,16 +42,21 @@ def obj(sha):
     return f".avps/objects/{sha[:2]}/{sha[2:]}.json"
 
 
+def held(sha):
+    """Whether the ledger holds object `sha` (else it is a file, obj(sha))."""
+    return bool(q(f"SELECT 1 FROM objects WHERE sha256='{sha}'"))
+
+
 # What the record names, by kind of file.
 faces = [r[0] for r in q("SELECT path FROM artifacts")]
-artifact_objects = sorted({obj(r[0]) for r in q("SELECT json_sha256 FROM artifacts")})
+artifact_objects = sorted({r[0] for r in q("SELECT json_sha256 FROM artifacts")})
 renders = [r[0] for r in q("SELECT json_extract(body,'$.path') FROM events WHERE kind='media.recorded'")]
 exchange_objects = {}
 for field in ("request_sha256", "response_sha256", "media_sha256", "wire_request_sha256", "wire_response_sha256"):
     shas = [r[0] for r in q(f"SELECT DISTINCT json_extract(body,'$.{field}') FROM events "
                             f"WHERE kind LIKE 'exchange.%' AND json_extract(body,'$.{field}') IS NOT NULL")]
     if shas:
-        exchange_objects[field] = [obj(s) for s in shas]
+        exchange_objects[field] = shas
 last_seq = q("SELECT max(seq) FROM events")[0][0]
 artifact_names = [r[0] for r in q("SELECT name FROM artifacts")]
 CSV = "logs/RUN_LOG_v001.csv"
@@ -114,6 +120,29 @@ def ledger_edit(sql_fn):
         db.execute(sql)
     db.commit()
     db.close()
+
+
+def object_mutation(sha, how):
+    """flip / truncate / delete object `sha`: in the ledger's table (its triggers dropped for the
+    edit and put back), or its file. Returns (paths touched, what the gate must name)."""
+    if not held(sha):
+        {"flip": flip, "truncate": truncate, "delete": delete}[how](obj(sha))
+        return [obj(sha)], obj(sha) if how != "delete" else f"object {sha}"
+
+    def edit(db):
+        if how == "delete":
+            db.execute("DELETE FROM objects WHERE sha256=?", (sha,))
+            return
+        data = bytearray(db.execute("SELECT bytes FROM objects WHERE sha256=?", (sha,)).fetchone()[0])
+        if how == "flip":
+            i = rng.randrange(len(data))
+            data[i] ^= 1 << rng.randrange(8)
+        else:
+            data = data[: rng.randrange(len(data))]
+        db.execute("UPDATE objects SET bytes=? WHERE sha256=?", (bytes(data), sha))
+
+    ledger_edit(edit)
+    return [".avps/ledger.db"], f"object {sha}"
 
 
 def event_row(seq):
@@ -202,9 +231,8 @@ def mutation(kind):
             return kind, [added], added
         return kind, [target], target
     if family == "artifact_object":
-        target = rng.choice(artifact_objects)
-        flip(target) if kind.endswith("flip") else delete(target)
-        return kind, [target], target
+        touched, expected = object_mutation(rng.choice(artifact_objects), kind.split(".")[1])
+        return kind, touched, expected
     if family == "render":
         target = rng.choice(renders)
         if kind == "render.flip":
@@ -223,9 +251,9 @@ def mutation(kind):
             return kind, [added], added
         return kind, [target], target
     if family == "exchange_object":
-        target = rng.choice(exchange_objects[rng.choice(sorted(exchange_objects))])
-        {"flip": flip, "truncate": truncate, "delete": delete}[kind.split(".")[1]](target)
-        return kind, [target], target
+        sha = rng.choice(exchange_objects[rng.choice(sorted(exchange_objects))])
+        touched, expected = object_mutation(sha, kind.split(".")[1])
+        return kind, touched, expected
     if family == "head":
         text = read(".avps/HEAD").decode().split("\n")
         seq, hash_ = text[1].split(" ")

@@ -96,7 +96,8 @@ check_frames "$P" frames-openai
 [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response' AND json_extract(body,'$.model')='frames-openai' AND json_extract(body,'$.job.size')='1536x1024' AND json_extract(body,'$.job.usage.output_tokens')=1056")" = "$(frames "$P")" ] \
   || fail "a frame's response lacks the size asked for or the provider's usage"
 wire=$(q "$P" "SELECT json_extract(body,'$.wire_response_sha256') FROM events WHERE kind='exchange.response' AND json_extract(body,'$.model')='frames-openai' LIMIT 1")
-grep -q '<image: [0-9]* bytes, sha256 ' "$P/.avps/objects/${wire:0:2}/${wire:2}.json" || fail "the wire reply kept is not the redacted one"
+object_save "$P" "$wire" "$WORK/wire.json"
+grep -q '<image: [0-9]* bytes, sha256 ' "$WORK/wire.json" || fail "the wire reply kept is not the redacted one"
 [ "$(open_reservations "$P")" = 0 ] || fail "a reservation was left open"
 no_canary "$P" "$WORK/openai.log"
 # A second run makes no call.
@@ -131,7 +132,8 @@ for kind in gemini replicate; do
     || fail "$kind: not $jpegs JPEG frames recorded as jpg"
   converted=0
   for sha in $(q "$P" "SELECT json_sha256 FROM artifacts WHERE kind='STORYBOARD'"); do
-    if grep -q '"converted_from":"jpeg"' "$P/.avps/objects/${sha:0:2}/${sha:2}.json"; then converted=$((converted + 1)); fi
+    object_save "$P" "$sha" "$WORK/storyboard.json"
+    if grep -q '"converted_from":"jpeg"' "$WORK/storyboard.json"; then converted=$((converted + 1)); fi
   done
   [ "$converted" = "$jpegs" ] || fail "$kind: $converted STORYBOARDs say converted_from jpeg, not $jpegs"
   if [ "$kind" = gemini ]; then

@@ -103,7 +103,6 @@ named = {r["artifact_output"] for r in rows if r["skill_name"] == "qc-grader"}
 assert batches and batches <= named, sorted(batches - named)[:3]  # every QC wave has its row
 assert int(float(moved[-1]["budget_pct"])) == int(status), (moved[-1]["budget_pct"], status)  # status prints whole percent, rounded down
 PY
-object() { echo ".avps/objects/${1:0:2}/${1:2}.json"; }
 copy() { rm -rf "$WORK/$1"; cp -r "$DEMO" "$WORK/$1"; P="$WORK/$1"; }
 mapfile -t renders < <(q "SELECT json_extract(body,'$.path') FROM events WHERE kind='media.recorded' ORDER BY seq")
 [ "${#renders[@]}" -ge 4 ] || fail "the demo recorded ${#renders[@]} renders"
@@ -142,12 +141,12 @@ PY
 REQ=$(q "SELECT json_extract(body,'$.request_sha256') FROM events WHERE kind='exchange.intent' ORDER BY seq DESC LIMIT 1")
 RESP=$(q "SELECT json_extract(body,'$.response_sha256') FROM events WHERE kind='exchange.response' AND json_extract(body,'$.response_sha256') IS NOT NULL ORDER BY seq DESC LIMIT 1")
 copy request_edited
-echo '{"edited":true}' > "$P/$(object "$REQ")"
+echo '{"edited":true}' > "$WORK/edited.json"; object_set "$P" "$REQ" "$WORK/edited.json"
 expect_exit 1 "$AVPS" gate "$P"; expect_out "$(object "$REQ"): request_sha256 of exchange.intent"; expect_out "no longer matches its hash"
 
 copy response_deleted
-rm "$P/$(object "$RESP")"
-expect_exit 1 "$AVPS" gate "$P"; expect_out "$(object "$RESP"): response_sha256 of exchange.response"; expect_out "is gone"
+object_delete "$P" "$RESP"
+expect_exit 1 "$AVPS" gate "$P"; expect_out "object $RESP: response_sha256 of exchange.response"; expect_out "is gone"
 
 # A recorded answer edited while a run was interrupted is never used: the resumed run stops on it
 # (an integrity hard stop, exit 3, naming the object, as the gate does) and writes nothing from it;
@@ -158,8 +157,9 @@ cp -r "$SRC/examples/demo_short_film" "$P"
 (AVPS_CRASH_AT="engine.after_response:3" "$AVPS" run "$P" > /dev/null 2>&1 || true) 2> /dev/null
 LAST=$(sqlite3 "$P/.avps/ledger.db" "SELECT json_extract(body,'$.response_sha256') FROM events WHERE kind='exchange.response' ORDER BY seq DESC LIMIT 1")
 [ -n "$LAST" ] || fail "the interrupted run recorded no answer"
-cp "$P/$(object "$LAST")" "$WORK/answer"
-echo '{"title":"an answer edited by hand"}' > "$P/$(object "$LAST")"
+object_save "$P" "$LAST" "$WORK/answer"
+[ -s "$WORK/answer" ] || fail "the interrupted run's answer is not in the ledger"
+echo '{"title":"an answer edited by hand"}' > "$WORK/edited.json"; object_set "$P" "$LAST" "$WORK/edited.json"
 before=$(sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM artifacts")
 expect_exit 3 "$AVPS" run "$P"
 expect_out "1 file(s) no longer match the ledger (first: $(object "$LAST")"
@@ -171,7 +171,7 @@ expect_out "$stop: 1 file(s) no longer match the ledger"
 [ "$(sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM events WHERE kind='run.hard_stop'")" = 1 ] || fail "the standing stop was recorded again"
 expect_exit 2 "$AVPS" override "$P" --stop "$stop" --reason "ship it" --allow-attempts 1
 expect_out "is an integrity stop"
-cp "$WORK/answer" "$P/$(object "$LAST")"
+object_set "$P" "$LAST" "$WORK/answer"
 expect_exit 0 "$AVPS" run "$P" --until narrative
 expect_out "$stop resolved: the project's files match the ledger again"
 expect_exit 0 "$AVPS" gate "$P"
@@ -222,7 +222,7 @@ expect_out "the pinned head $PINNED is not an event of this ledger's chain"
 copy junit
 rm "$P/$B"
 printf 'X' | dd of="$P/$A" bs=1 seek=40 conv=notrunc status=none
-echo '{"edited":true}' > "$P/$(object "$REQ")"
+echo '{"edited":true}' > "$WORK/edited.json"; object_set "$P" "$REQ" "$WORK/edited.json"
 expect_exit 1 "$AVPS" gate "$P" --junit "$WORK/gate.xml" --expect-head "$PINNED"
 # Debian's python3 (/usr/bin), where python3-junitparser is installed, whatever python3 is first on PATH.
 /usr/bin/python3 - "$WORK/gate.xml" "$A" "$B" "$(object "$REQ")" <<'PY'

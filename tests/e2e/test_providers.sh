@@ -92,7 +92,8 @@ grep -q ",story-architect,,,gpt-5-mini,t2,[0-9.]*,[0-9.]*,[0-9]*\.[0-9][0-9][0-9
 shown() {  # shown PROJECT PROVIDER SKILL: the image parts of SKILL's first wire request
   local sha
   sha=$(q "$1" "SELECT json_extract(e.body,'$.wire_request_sha256') FROM events e JOIN events i ON i.kind='exchange.intent' AND json_extract(i.body,'$.key')=json_extract(e.body,'$.key') WHERE e.kind='exchange.response' AND json_extract(i.body,'$.skill') LIKE '$3%' LIMIT 1")
-  python3 - "$1/.avps/objects/${sha:0:2}/${sha:2}.json" "$2" <<'PY'
+  object_save "$1" "$sha" "$WORK/shown.json"
+  python3 - "$WORK/shown.json" "$2" <<'PY'
 import json, sys
 body, provider = json.load(open(sys.argv[1])), sys.argv[2]
 if provider == "gemini":

@@ -108,11 +108,11 @@ row=$(q "$P" "SELECT e.seq, json_extract(e.body,'$.response_sha256'), json_extra
   FROM events e JOIN events i ON i.kind='exchange.intent' AND json_extract(i.body,'$.key')=json_extract(e.body,'$.key')
   WHERE e.kind='exchange.response' AND json_extract(e.body,'$.response_sha256') IS NOT NULL LIMIT 1 OFFSET 30")
 IFS='|' read -r seq sha purpose <<<"$row"
-object="$P/.avps/objects/${sha:0:2}/${sha:2}.json"
-chmod u+w "$object"; printf ' ' >> "$object"
+object_save "$P" "$sha" "$WORK/answer.bytes"; printf ' ' >> "$WORK/answer.bytes"
+object_set "$P" "$sha" "$WORK/answer.bytes"
 expect_exit 1 "$AVPS" replay "$P"
 expect_out "DIVERGES RUN_0002: event $seq (exchange.response, $purpose): its recorded answer cannot be used"
-expect_out ".avps/objects/${sha:0:2}/${sha:2}.json no longer matches its hash"
+expect_out "object $sha (.avps/ledger.db) no longer matches its hash"
 
 # --- A skill's prompt changed since the run: the first request that differs, at /prompt ----------
 mkdir -p "$WORK/home"; cp -r "$SRC/skills" "$SRC/schemas" "$SRC/policies" "$WORK/home/"
@@ -127,7 +127,8 @@ rm -rf "$WORK/home"
 P="$WORK/threshold"
 cp -r "$DEMO" "$P"
 sha=$(q "$P" "SELECT json_sha256 FROM artifacts WHERE name='PLAUS_S01_v001.md'")
-total=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total_score"])' "$P/.avps/objects/${sha:0:2}/${sha:2}.json")
+object_save "$P" "$sha" "$WORK/plaus.json"
+total=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total_score"])' "$WORK/plaus.json")
 python3 - "$P/avps.json" "$((total + 1))" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))

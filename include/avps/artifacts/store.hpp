@@ -3,9 +3,9 @@
 // write-once, and has the ledger vouch for both.
 //
 // A write is three durable steps (docs/formats/artifacts.md):
-//   1. ledger event artifact.intent {name, hashes}          — the write is announced
-//   2. .avps/objects/<2 hex>/<62 hex>.json (canonical JSON, content-addressed)
-//      and the face file, each through AtomicFile with Overwrite::no
+//   1. the canonical JSON stored as an object in the ledger (content-addressed; store_object),
+//      then ledger event artifact.intent {name, hashes}, synced: both durable by one sync
+//   2. the face file, through AtomicFile with Overwrite::no (fsync, link, fsync folder)
 //   3. ledger event artifact.recorded + artifact index row  — one transaction, together with
 //      whatever else the caller commits with it (a RUN_LOG row, later cost settlements)
 // Guarantees: an existing artifact is never overwritten (a hard error naming the file); a crash
@@ -36,14 +36,29 @@ struct NewArtifact {
   nlohmann::json details = nlohmann::json::object();  ///< extra facts for the recorded event (inputs, reason)
 };
 
-/// Path of the content-addressed object for a canonical-JSON hash.
+/// Path of the content-addressed object file for a hash (.avps/objects/<2 hex>/<62 hex>.json): where
+/// objects larger than k_ledger_object_max_bytes live, and every object of a schema-2 ledger.
 std::filesystem::path object_path(const std::filesystem::path& project_dir, const std::string& json_sha256);
 
-/// The bytes of the object `sha256` names (an artifact's canonical JSON, a request, an answer, a
-/// render), re-hashed before they are returned: not_found when it is gone, corruption when its
-/// bytes no longer match the name, both naming the object. A recorded answer is never used
-/// unverified (DESIGN §5 "Tamper evidence").
-[[nodiscard]] Result<std::string> read_object(const std::filesystem::path& project_dir, const std::string& sha256);
+/// Objects up to this size are kept in the ledger (Ledger::put_object: durable with the log's
+/// sync, no file); larger ones (real renders) are files under .avps/objects, each written durably
+/// (fsync, link, fsync folder) before the event that names it is committed.
+inline constexpr size_t k_ledger_object_max_bytes = size_t{1} << 20;
+
+/// Stores `bytes` as an object (an artifact's canonical JSON, a request, an answer, a render) and
+/// returns their sha256: in the ledger, or as a file when larger than k_ledger_object_max_bytes.
+/// Either way it is durable no later than any event committed after it. Writer only.
+[[nodiscard]] Result<std::string> store_object(ledger::Ledger& ledger, std::string_view bytes);
+
+/// The bytes of the object `sha256` names, from the ledger or else its file, re-hashed before they
+/// are returned: not_found when it is gone, corruption when its bytes no longer match the name,
+/// both naming the object (object_subject). A recorded answer is never used unverified (DESIGN §5
+/// "Tamper evidence").
+[[nodiscard]] Result<std::string> read_object(const ledger::Ledger& ledger, const std::string& sha256);
+
+/// How messages name an object: "object <sha256> (.avps/ledger.db)" for one the ledger holds, its
+/// file's project-relative path for a file, "object <sha256>" for one that is in neither place.
+std::string object_subject(const ledger::Ledger& ledger, const std::string& sha256);
 
 class ArtifactStore {
  public:
@@ -70,8 +85,7 @@ class ArtifactStore {
   [[nodiscard]] Result<void> recover();
 
  private:
-  [[nodiscard]] Result<void> write_files(const NewArtifact& artifact, const std::string& canonical,
-                                         const std::string& json_sha256) const;
+  [[nodiscard]] Result<void> write_face(const NewArtifact& artifact) const;
   std::filesystem::path m_project_dir;
   ledger::Ledger& m_ledger;
 };

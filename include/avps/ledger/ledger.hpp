@@ -38,6 +38,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -48,7 +49,7 @@
 
 namespace avps::ledger {
 
-inline constexpr int k_schema_version = 2;
+inline constexpr int k_schema_version = 3;
 inline constexpr const char* k_genesis_hash =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -306,12 +307,27 @@ class Ledger {
 
   /// Writes into `dst_project_dir` (its .avps folder exists and holds no ledger) a ledger of this
   /// implementation as it stood right after event `through_seq`: the same events, hashes,
-  /// artifact index and budget tables up to there, with its HEAD and CSV face. `avps
+  /// artifact index, budget tables and objects up to there, with its HEAD and CSV face. `avps
   /// replay` builds its scratch project on it. The source is only read, in one consistent snapshot.
   [[nodiscard]] virtual Result<void> copy_prefix(const std::filesystem::path& dst_project_dir,
                                                  int64_t through_seq) const = 0;
 
   virtual const std::filesystem::path& project_dir() const = 0;
+
+  // --- Objects (schema 3) -------------------------------------------------------------------
+  // Content-addressed bytes (an artifact's canonical JSON, a canonical request, an answer, a
+  // render) kept in the ledger, so that the sync that makes the events naming them durable makes
+  // them durable too: no file, no fsync of their own (docs/formats/ledger.md "Objects").
+
+  /// Stores `bytes` and returns their sha256 (hex). Its own transaction, deferred: durable with the
+  /// next sync, and never after a commit made after it (a power cut keeps the ledger as of one
+  /// commit), so an event that names the object is never durable without it. Bytes the ledger
+  /// holds already are stored once. Writer only.
+  [[nodiscard]] virtual Result<std::string> put_object(std::string_view bytes) = 0;
+  /// The bytes stored under `sha256` exactly as the ledger holds them (not re-hashed here: readers
+  /// use artifacts::read_object, which does), or nullopt when the ledger holds no such object (an
+  /// object of schema 2 or a large one is a file under .avps/objects).
+  [[nodiscard]] virtual Result<std::optional<std::string>> object(const std::string& sha256) const = 0;
 
  protected:
   Ledger() = default;

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
 #include "avps/ledger/ledger.hpp"
 #include "support/crash.hpp"
 #include "support/fixed_clock.hpp"
@@ -244,8 +245,9 @@ TEST_CASE("a ledger of schema 1 is migrated to the current schema by the next wr
     auto ledger = f.create();
     REQUIRE(ledger->begin_run("test", {}).ok());
   }
-  // Turn it back into a schema-1 ledger: no budget tables.
+  // Turn it back into a schema-1 ledger: no budget tables, no objects.
   REQUIRE(sql(ledger::ledger_path(f.dir.path()),
+              "DROP TRIGGER objects_no_update; DROP TRIGGER objects_no_delete; DROP TABLE objects; "
               "DROP TRIGGER reservations_no_update; DROP TRIGGER reservations_no_delete; "
               "DROP TRIGGER reservation_ends_no_update; DROP TRIGGER reservation_ends_no_delete; "
               "DROP TABLE reservation_ends; DROP TABLE reservations; PRAGMA user_version = 1;") == SQLITE_OK);
@@ -532,4 +534,84 @@ TEST_CASE("a kill after deferred commits, before their sync, loses none of them"
             ledger::render_run_log(writer->events().value()));
     }
   }
+}
+
+TEST_CASE("a ledger of schema 2 gains the object table on the next writer, its object files untouched",
+          "[ledger][objects]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+  }
+  REQUIRE(sql(ledger::ledger_path(f.dir.path()),
+              "DROP TRIGGER objects_no_update; DROP TRIGGER objects_no_delete; DROP TABLE objects; "
+              "PRAGMA user_version = 2;") == SQLITE_OK);
+  auto reader = ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_only, f.clock);
+  REQUIRE_FALSE(reader.ok());
+  CHECK_THAT(reader.error().message, Catch::Contains("older schema"));
+  auto writer = f.open(ledger::OpenMode::read_write);
+  CHECK(writer->verify().empty());
+  const std::string sha = writer->put_object("bytes").value();
+  CHECK(writer->object(sha).value() == std::optional<std::string>("bytes"));
+}
+
+TEST_CASE("objects are durable with the next sync of the log, cost no sync of their own, and survive a kill",
+          "[ledger][objects][sync]") {
+  LedgerFixture f;
+  { f.create(); }
+  core::set_fault_point("count");
+  struct Reset {
+    ~Reset() { core::set_fault_point(""); }
+  } reset;
+  auto ledger = f.open(ledger::OpenMode::read_write);
+  REQUIRE(ledger->begin_run("test", {}).ok());
+  REQUIRE(ledger->flush().ok());
+  core::set_fault_point("count");
+  // Three objects and the event naming them: no sync until the event's, which is one for all.
+  std::vector<std::string> shas;
+  for (const char* bytes : {"request", "answer", "canonical json"}) {
+    shas.push_back(ledger->put_object(bytes).value());
+  }
+  CHECK(core::fault_counts().fsync == 0);
+  REQUIRE(ledger->append({.kind = "step", .body = {{"objects", shas}}}).ok());
+  CHECK(core::fault_counts().fsync == 1);
+  CHECK(ledger->object(shas[1]).value() == std::optional<std::string>("answer"));
+  CHECK(ledger->object(core::sha256_hex("never stored")).value() == std::nullopt);
+
+  // A kill right after an object is stored keeps it (it is committed), and names nothing.
+  LedgerFixture g;
+  { g.create(); }
+  REQUIRE(testing::run_until_crash("ledger.after_object", [&] {
+    auto killed = ledger::Ledger::open(g.dir.path(), ledger::OpenMode::read_write, g.clock);
+    if (killed.ok()) {
+      std::ignore = (*killed)->put_object("kept");
+    }
+  }));
+  auto reopened = g.open(ledger::OpenMode::read_write);
+  CHECK(reopened->object(core::sha256_hex("kept")).value() == std::optional<std::string>("kept"));
+  CHECK(reopened->verify().empty());
+}
+
+TEST_CASE("copy_prefix keeps the objects stored before the cut and none after", "[ledger][objects][replay]") {
+  LedgerFixture f;
+  int64_t cut = 0;
+  std::string before;
+  std::string after;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    before = ledger->put_object("named by the first event").value();
+    REQUIRE(ledger->append({.kind = "step", .body = {{"object", before}}}).ok());
+    cut = ledger->head().seq;
+    after = ledger->put_object("named after the cut").value();
+    REQUIRE(ledger->append({.kind = "step", .body = {{"object", after}}}).ok());
+  }
+  auto source = f.open(ledger::OpenMode::read_only);
+  testing::TempDir copy_dir;
+  fs::create_directories(copy_dir.path() / ".avps");
+  REQUIRE(source->copy_prefix(copy_dir.path(), cut).ok());
+  auto copy = ledger::Ledger::open(copy_dir.path(), ledger::OpenMode::read_only, f.clock).value();
+  CHECK(copy->object(before).value() == std::optional<std::string>("named by the first event"));
+  CHECK(copy->object(after).value() == std::nullopt);
+  CHECK(copy->verify().empty());
 }

@@ -108,7 +108,8 @@ TEST_CASE("a write killed at any step leaves either no artifact or the complete 
   const std::vector<std::string> labels = {
       "atomic.before_fsync", "atomic.before_publish", "atomic.after_link", "atomic.before_dir_sync",
       "store.after_intent",  "store.after_object",    "store.after_face",  "ledger.before_commit",
-      "ledger.after_commit", "ledger.after_head",     "append.torn"};
+      "ledger.after_commit", "ledger.after_head",     "append.torn",       "ledger.after_object",
+      "ledger.before_sync",  "ledger.after_sync"};
   const artifacts::NewArtifact expected = second_world_state();
   for (const std::string& label : labels) {
     for (int n = 1; n <= 8; ++n) {
