@@ -57,7 +57,7 @@ expect_exit 0 "$AVPS" run "$P" --until narrative
 # never pays twice for a recorded response.
 for point in engine.after_intent:1 engine.after_intent:2 engine.after_response:1 engine.after_response:2 \
              ledger.after_commit:9 store.after_face:2 append.torn:1 engine.intents_synced:2 \
-             engine.answers_synced:2 ledger.before_sync:4; do
+             engine.answers_synced:2 ledger.before_sync:4 ledger.after_object:3 store.after_object:2; do
   fresh "crash_${point//[:.]/_}"
   set +e
   AVPS_CRASH_AT="$point" "$AVPS" run "$P" --until narrative >/dev/null 2>&1
