@@ -774,15 +774,27 @@ bool carries_gate(const artifacts::FaceCodec& codec) {
   return document.contains("properties") && document["properties"].contains("gate");
 }
 
-Result<const std::vector<ledger::Event>*> Impl::events_so_far() {
-  const int64_t seen = events_cache.empty() ? 0 : events_cache.back().seq;
-  if (e.m_project.ledger().head().seq != seen) {
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> fresh, e.m_project.ledger().events(seen));
+Result<const RecordTally*> Impl::tally_so_far() {
+  const ledger::Ledger& ledger = e.m_project.ledger();
+  while (ledger.head().seq > tally.seq) {
+    ledger::Ledger::EventQuery page;
+    page.after_seq = tally.seq;
+    page.limit = k_events_page;
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> fresh, ledger.events(page));
+    if (fresh.empty()) {
+      break;
+    }
     for (ledger::Event& event : fresh) {
-      events_cache.push_back(std::move(event));
+      tally.budget.add(event);
+      tally.narrative.add(event);
+      tally.seq = event.seq;
+      if (event.kind == "route.reallocated" || event.kind == "route.rerouted" ||
+          event.kind == "route.escalation_refused") {
+        tally.routing.push_back(std::move(event));
+      }
     }
   }
-  return &events_cache;
+  return &tally;
 }
 
 json Impl::gate_config(const Context& context) const {
@@ -1289,12 +1301,12 @@ Result<json> Impl::escalation_delta(const skills::SkillDef& skill, const std::st
 Result<std::string> Impl::t3_refusal(const skills::SkillDef& judge, const Job& job, const std::string& reviser,
                                      const std::string& from, int needed) {
   project::Project& project = e.m_project;
-  AVPS_TRY_ASSIGN(const std::vector<ledger::Event>* so_far, events_so_far());
-  const std::vector<ledger::Event>& events = *so_far;
+  AVPS_TRY_ASSIGN(const RecordTally* so_far, tally_so_far());
+  const std::vector<ledger::Event>& events = so_far->routing;
   AVPS_TRY_ASSIGN(std::string brief, core::read_file(project.config().brief));
   AVPS_TRY_ASSIGN(int64_t projected,
                   governance::projected_narrative_calls(latest_json(), brief, e.m_registry.skills()));
-  const governance::NarrativeCalls recorded = governance::recorded_narrative_calls(events);
+  const governance::NarrativeCalls recorded = so_far->narrative.calls();
   const governance::T3Admission admission = governance::admit_t3_escalation(
       recorded.t3, needed, projected, recorded.total,
       governance::ProjectionSettings::from_config(project.config()).t3_narrative_pct);
@@ -2273,23 +2285,55 @@ Engine::Engine(project::Project& project, const skills::Registry& registry, cons
     : m_project(project), m_registry(registry), m_backends(backends), m_router(router), m_governor(governor),
       m_observer(observer) {}
 
+struct StaleShotsRecord::Fold {
+  RecordFold fold{RecordParts::renders};
+};
+StaleShotsRecord::StaleShotsRecord() : m_fold(std::make_unique<Fold>()) {}
+StaleShotsRecord::~StaleShotsRecord() = default;
+StaleShotsRecord::StaleShotsRecord(StaleShotsRecord&&) noexcept = default;
+StaleShotsRecord& StaleShotsRecord::operator=(StaleShotsRecord&&) noexcept = default;
+void StaleShotsRecord::add(const ledger::Event& e) { m_fold->fold.add(e); }
+
 Result<std::vector<StaleShot>> Engine::stale_shots(const std::vector<ledger::Event>* events) {
-  std::vector<ledger::Event> read;
-  if (events == nullptr) {
-    AVPS_TRY_ASSIGN(read, m_project.ledger().events());
-    events = &read;
+  StaleShotsRecord record;
+  if (events != nullptr) {
+    for (const ledger::Event& e : *events) {
+      record.add(e);
+    }
+    return stale_shots(std::move(record));
   }
+  ledger::Ledger::EventQuery page;
+  page.limit = k_events_page;
+  for (;;) {
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> read, m_project.ledger().events(page));
+    for (const ledger::Event& e : read) {
+      record.add(e);
+    }
+    if (read.size() < page.limit) {
+      break;
+    }
+    page.after_seq = read.back().seq;
+  }
+  return stale_shots(std::move(record));
+}
+
+Result<std::vector<StaleShot>> Engine::stale_shots(StaleShotsRecord record) {
   Impl impl(*this, RunOptions{});
-  impl.record = read_record(*events, RecordParts::renders);
-  impl.overrides = governance::Overrides::from_events(*events);
+  impl.overrides = record.m_fold->fold.overrides();
+  impl.record = std::move(record.m_fold->fold).finish();
   if (const skills::StageGraph* graph = m_registry.stage_graph()) {
     impl.index_graph(*graph);
   }
   return impl.stale_shots();
 }
 
-Result<std::vector<StaleShot>> stale_shots(project::Project& project, const std::vector<ledger::Event>* events,
-                                           const skills::Registry* registry) {
+namespace {
+
+// An engine that calls nothing (no backend; a router and a governor only because an engine has
+// them) over the project's skills, for `use`.
+template <typename Use>
+Result<std::vector<StaleShot>> with_reading_engine(project::Project& project, const skills::Registry* registry,
+                                                   Use use) {
   std::optional<skills::Registry> loaded;
   if (registry == nullptr) {
     AVPS_TRY_ASSIGN(loaded, skills::Registry::load(project::data_dir(), &project.dir()));
@@ -2297,7 +2341,6 @@ Result<std::vector<StaleShot>> stale_shots(project::Project& project, const std:
   }
   AVPS_TRY_ASSIGN(governance::ModelsFile models,
                   governance::ModelsFile::load(project::data_dir(), project.dir(), project.config()));
-  // Nothing is called: no backend, a router and a governor only because an engine has them.
   std::unique_ptr<backends::BackendRegistry> backends = backends::BackendRegistry::of({});
   governance::Router router(std::move(models));
   governance::BudgetGovernor governor(project.ledger(), project.config().budget);
@@ -2305,7 +2348,19 @@ Result<std::vector<StaleShot>> stale_shots(project::Project& project, const std:
     void progress(const Progress&) override {}
   } silent;
   Engine engine(project, *registry, *backends, router, governor, silent);
-  return engine.stale_shots(events);
+  return use(engine);
+}
+
+}  // namespace
+
+Result<std::vector<StaleShot>> stale_shots(project::Project& project, const std::vector<ledger::Event>* events,
+                                           const skills::Registry* registry) {
+  return with_reading_engine(project, registry, [&](Engine& engine) { return engine.stale_shots(events); });
+}
+
+Result<std::vector<StaleShot>> stale_shots(project::Project& project, StaleShotsRecord record,
+                                           const skills::Registry* registry) {
+  return with_reading_engine(project, registry, [&](Engine& engine) { return engine.stale_shots(std::move(record)); });
 }
 
 Result<RunOutcome> Engine::run(const RunOptions& options) {

@@ -14,10 +14,12 @@
 #include "avps/backends/backend.hpp"
 #include "avps/engine/plan.hpp"
 #include "avps/gates/project_context.hpp"
+#include "avps/governance/budget_status.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/governance/projection.hpp"
-#include "avps/governance/routing_table.hpp"
+#include "avps/governance/quota.hpp"
 #include "avps/governance/router.hpp"
+#include "avps/governance/routing_table.hpp"
 #include "engine_internal.hpp"
 #include "exchange.hpp"
 
@@ -151,6 +153,16 @@ struct WalkRank {
   auto operator<=>(const WalkRank&) const = default;
 };
 
+/// What the built-ins aggregate from the whole record (Impl::tally_so_far), as of event `seq`.
+struct RecordTally {
+  int64_t seq = 0;
+  /// The route.reallocated, route.rerouted and route.escalation_refused events: the log's view of
+  /// the routing, which the router's built-ins compare with what they decide now (a few per scene).
+  std::vector<ledger::Event> routing;
+  governance::BudgetTally budget;
+  governance::NarrativeCallTally narrative;
+};
+
 /// Whether artifacts of the codec's kind carry a gate object (WORLD_STATE and STATE_DIFF do not).
 bool carries_gate(const artifacts::FaceCodec& codec);
 
@@ -173,7 +185,7 @@ struct Impl {
   std::map<std::string, ledger::ArtifactRecord> index_by_name;
   std::map<std::string, std::vector<ledger::ArtifactRecord>> versions_by_key;  ///< "KIND/target", by version
   int64_t index_seq = -1;
-  std::vector<ledger::Event> events_cache;
+  RecordTally tally;
   std::map<std::string, int> step_index;      ///< skill -> its first step in graph order
   std::map<std::string, int> producer_index;  ///< kind -> the first step that writes it
   std::map<std::string, int> graph_step_index;  ///< graph step id -> its position in graph order
@@ -243,9 +255,10 @@ struct Impl {
   Result<const artifacts::FaceCodec*> codec(const std::string& kind);
   /// latest() as governance reads the record (canonical JSON only).
   governance::LatestArtifact latest_json();
-  /// Every event of the ledger so far, kept in step by reading only the new ones (built-ins that
-  /// aggregate the record would otherwise re-read the whole ledger per scene).
-  Result<const std::vector<ledger::Event>*> events_so_far();
+  /// What built-ins aggregate from the whole record, kept in step by folding only the events
+  /// recorded since, a page at a time (a built-in that re-read the ledger per scene would make a
+  /// step's cost grow with the project; one that kept every event, its memory).
+  Result<const RecordTally*> tally_so_far();
   /// The project configuration a gate reads in `context`: budget caps as in force there (the
   /// configured ones, raised where a person recorded `avps override --raise-cap`).
   nlohmann::json gate_config(const Context& context) const;

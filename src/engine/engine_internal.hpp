@@ -3,17 +3,17 @@
 // production.cpp: waves, generation, QC and regen rounds). Not part of the public interface.
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/names.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/gates/gate.hpp"
+#include "avps/governance/override.hpp"
 #include "avps/ledger/ledger.hpp"
 
 namespace avps::engine {
@@ -48,9 +48,24 @@ nlohmann::json without_gate(nlohmann::json value);
 /// kind, entity_id, target, shot_id, scene_id); the whole value when `fields` is empty.
 nlohmann::json cut_to_fields(nlohmann::json value, const std::vector<std::string>& fields);
 
-/// What the record says so far, rebuilt from the ledger's events (never kept elsewhere).
+/// Events read from the ledger at a time by a reader that folds them (read_record, the engine's
+/// tally): what it holds at once, whatever the length of the record.
+inline constexpr size_t k_events_page = 2048;
+
+/// A recorded exchange.response as the run keeps it: where its body is (read again from the
+/// ledger when a resumed call replays it) and what the cost reports count of it.
+struct RecordedResponse {
+  int64_t seq = 0;  ///< its event
+  std::string scene_id;
+  int64_t cached_input_tokens = 0;
+  int64_t caching_saved_micro_usd = 0;
+};
+
+/// What the record says so far, rebuilt from the ledger's events (never kept elsewhere). It holds
+/// no event and no response body: a run's memory grows with the steps and renders it knows of, not
+/// with the calls recorded.
 struct Record {
-  std::map<std::string, nlohmann::json> responses;  ///< exchange key -> exchange.response body
+  std::map<std::string, RecordedResponse> responses;  ///< exchange key -> its last exchange.response
   std::map<std::string, nlohmann::json> steps;      ///< step key -> last step.finished body
   std::map<std::string, nlohmann::json> loops;      ///< loop key -> last step.finished body of that loop
   std::map<std::string, int> intents;               ///< exchange key -> intents recorded
@@ -94,7 +109,32 @@ std::string held_entity(const nlohmann::json& stop);
 /// run replays and resumes from and which are most of the record.
 enum class RecordParts { all, renders };
 
+/// Folds the events of a record, in order, into a Record: what read_record does, one event at a
+/// time, so that a reader can page through the ledger instead of holding every event. Not
+/// thread-safe.
+class RecordFold {
+ public:
+  explicit RecordFold(RecordParts parts) : m_all(parts == RecordParts::all) {}
+  void add(const ledger::Event& e);
+  /// The Record of the events added (once: the fold is spent).
+  Record finish() &&;
+  /// The decisions people recorded (`avps override`) among the events added.
+  const governance::Overrides& overrides() const { return m_overrides; }
+
+ private:
+  bool m_all;
+  Record m_record;
+  governance::HardStopFold m_stops;
+  governance::Overrides m_overrides;
+  std::map<int64_t, std::string> m_stop_inputs;  // run.hard_stop seq -> its "inputs"
+};
+
+/// Reads the whole record a page at a time (k_events_page events held at once).
 [[nodiscard]] Result<Record> read_record(const ledger::Ledger& ledger);
+/// Keeps what the run needs of an exchange.response (event `seq`, body `body`) under `key`.
+void note_response(Record& record, const std::string& key, int64_t seq, const nlohmann::json& body);
+/// The body of a kept response, read again from its event (a resumed call replaying its answer).
+[[nodiscard]] Result<nlohmann::json> response_body(const ledger::Ledger& ledger, const RecordedResponse& response);
 /// The same, of events already read (one snapshot of the ledger, in order).
 Record read_record(const std::vector<ledger::Event>& events, RecordParts parts = RecordParts::all);
 

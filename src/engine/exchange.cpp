@@ -188,9 +188,9 @@ Result<bool> Exchange::reserve(Call& call, const governance::Route& route) {
     AVPS_TRY(apply_route(call, route));  // (prepare has routed it here already)
   }
   if (auto recorded = m_record.responses.find(call.key); recorded != m_record.responses.end()) {
+    AVPS_TRY_ASSIGN(call.response, response_body(m_project.ledger(), recorded->second));
     ++m_outcome.calls_replayed;
     call.state = CallState::replayed;
-    call.response = recorded->second;
     return true;
   }
   // A job an earlier run submitted and recorded: polled under its own open reservation, never
@@ -362,12 +362,14 @@ Result<void> Exchange::record_answer(Call& c) {
   // The response and the settlement of its reservation are one transaction; deferred: send()
   // makes the answers that came back together durable in one sync, before anything else leaves
   // and before it returns (nothing is derived from an answer before then).
-  AVPS_TRY(m_project.ledger().append(
-      ledger::ExchangeResponse::to_draft(response, governance::BudgetGovernor::settlement(
-                                                       *c.reservation, actual.micro_usd, actual.provider_micro_usd)),
-      ledger::Sync::deferred));
+  AVPS_TRY_ASSIGN(
+      ledger::Event recorded,
+      m_project.ledger().append(ledger::ExchangeResponse::to_draft(
+                                    response, governance::BudgetGovernor::settlement(*c.reservation, actual.micro_usd,
+                                                                                     actual.provider_micro_usd)),
+                                ledger::Sync::deferred));
   core::crash_point("engine.after_response");
-  m_record.responses[c.key] = response;
+  note_response(m_record, c.key, recorded.seq, response);
   m_record.tickets.erase(c.key);
   c.response = std::move(response);
   c.model_answer.reset();

@@ -142,7 +142,8 @@ Result<void> review_costs(Impl& impl, project::Project& project, const governanc
   options.warn_pct = input.warn_pct;
   AVPS_TRY_ASSIGN(options.downgrades, governance::downgrade_suggestions(projection, router, settings));
   for (const auto& [key, response] : impl.record.responses) {
-    options.count_caching(response);
+    options.cached_input_tokens += response.cached_input_tokens;
+    options.caching_saved_micro_usd += response.caching_saved_micro_usd;
   }
   AVPS_TRY_ASSIGN(json report, governance::cost_report_json(projection, options));
   AVPS_TRY_ASSIGN(auto previous, impl.latest("COST_REPORT", "PROJECT"));
@@ -285,8 +286,9 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
       report.actual_by_scene[job.ctx.scene_id] = spent.committed_micro_usd;
     }
     for (const auto& [key, response] : record.responses) {
-      if (response.value("scene_id", "") == job.ctx.scene_id) {
-        report.count_caching(response);
+      if (response.scene_id == job.ctx.scene_id) {
+        report.cached_input_tokens += response.cached_input_tokens;
+        report.caching_saved_micro_usd += response.caching_saved_micro_usd;
       }
     }
     AVPS_TRY_ASSIGN(out["COST_REPORT"], governance::cost_report_json(projection, report));
@@ -296,7 +298,7 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
   if (skill.builtin == "route_tiers") {
     AVPS_TRY_ASSIGN(const governance::RecordedShots* recorded, recorded_shots());
     AVPS_TRY_ASSIGN(const governance::RoutingTable* table, allocation());
-    AVPS_TRY_ASSIGN(const std::vector<ledger::Event>* events, events_so_far());
+    AVPS_TRY_ASSIGN(const RecordTally* so_far, tally_so_far());
     std::vector<governance::ShotPlan> shots = recorded->shots;
     std::optional<governance::RoutingTable> rerouted;
     if (job.extra.contains("reroute")) {
@@ -312,7 +314,7 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
           rerouted, governance::allocate(e.m_registry.skills(), e.m_router, shots, settings, k_input_tokens_estimate));
     }
     const governance::RoutingTable& allocated = rerouted ? *rerouted : *table;
-    AVPS_TRY(log_reallocations(e.m_project.ledger(), *events, allocated, shots, role("router")));
+    AVPS_TRY(log_reallocations(e.m_project.ledger(), so_far->routing, allocated, shots, role("router")));
     out["ROUTING_DECISION"] = governance::routing_decision_json(allocated);
     return out;
   }
@@ -323,9 +325,9 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     AVPS_TRY_ASSIGN(governance::CostProjection projection,
                     governance::project_recorded(latest_fn, e.m_registry.skills(), e.m_router, settings,
                                                  k_input_tokens_estimate));
-    AVPS_TRY_ASSIGN(const std::vector<ledger::Event>* events, events_so_far());
+    AVPS_TRY_ASSIGN(const RecordTally* so_far, tally_so_far());
     AVPS_TRY_ASSIGN(governance::BudgetStatusInput input,
-                    governance::budget_status_input(e.m_project.ledger(), *events, e.m_project.config().budget,
+                    governance::budget_status_input(e.m_project.ledger(), so_far->budget, e.m_project.config().budget,
                                                     overrides, projection.total_micro_usd));
     AVPS_TRY(review_costs(*this, e.m_project, e.m_router, projection, input, settings, job));
     out["BUDGET_STATUS"] = governance::budget_status_json(input);
@@ -767,9 +769,9 @@ Result<Impl::Reroute> Impl::reroute_for_budget(const skills::SkillDef& judge, Jo
     return c;
   };
 
-  AVPS_TRY_ASSIGN(const std::vector<ledger::Event>* events, events_so_far());
+  AVPS_TRY_ASSIGN(const RecordTally* so_far, tally_so_far());
   json decided;  // the route.rerouted body of a re-route an interrupted run decided for this step
-  for (const ledger::Event& ev : *events) {
+  for (const ledger::Event& ev : so_far->routing) {
     if (ev.kind == "route.rerouted" && ev.body.value("step", "") == failed.step) {
       decided = ev.body;
     }

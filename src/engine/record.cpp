@@ -138,83 +138,88 @@ bool stale_shots_read(std::string_view kind) {
   return kind.rfind("exchange.", 0) != 0 && kind.rfind("budget.", 0) != 0;
 }
 
-Result<Record> read_record(const ledger::Ledger& ledger) {
-  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events());
-  return read_record(events);
-}
-
-Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) {
-  Record record;
-  const bool all = parts == RecordParts::all;
-  for (const ledger::Event& e : events) {
-    if (!all && !stale_shots_read(e.kind)) {
-      continue;
+void RecordFold::add(const ledger::Event& e) {
+  m_stops.add(e);
+  m_overrides.add(e);
+  if (e.kind == "run.hard_stop") {
+    m_stop_inputs[e.seq] = e.body.value("inputs", "");
+  }
+  if (!m_all && !stale_shots_read(e.kind)) {
+    return;
+  }
+  Record& record = m_record;
+  if (std::optional<ledger::Reservation> reserved = ledger::reservation_of(e)) {
+    ++record.reservations[reserved->id.substr(0, reserved->id.find('#'))];
+  }
+  if (e.kind == "artifact.recorded" && e.body.contains("artifact")) {
+    const json details = e.body.value("details", json::object());
+    const std::string name = e.body["artifact"].value("name", "");
+    record.written_by[name] = {{"step", details.value("step", "")}, {"attempt", details.value("attempt", 0)}};
+    if (e.body["artifact"].value("kind", "") == "WORLD_STATE" && details.contains("scene")) {
+      record.world_after[details.value("scene", "")] = name;
     }
-    if (std::optional<ledger::Reservation> reserved = ledger::reservation_of(e)) {
-      ++record.reservations[reserved->id.substr(0, reserved->id.find('#'))];
-    }
-    if (e.kind == "artifact.recorded" && e.body.contains("artifact")) {
-      const json details = e.body.value("details", json::object());
-      const std::string name = e.body["artifact"].value("name", "");
-      record.written_by[name] = {{"step", details.value("step", "")}, {"attempt", details.value("attempt", 0)}};
-      if (e.body["artifact"].value("kind", "") == "WORLD_STATE" && details.contains("scene")) {
-        record.world_after[details.value("scene", "")] = name;
-      }
-      if (details.contains("wave")) {
-        record.waves_written.insert(details.value("wave", ""));
-        record.wave_of[name] = details.value("wave", "");
-      }
-    }
-    if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
-      ++record.intents[intent->key];
-      // Intents before format 2 named no reservation: any reservation of their key may have left.
-      record.intent_reservations.insert(intent->reservation_id.empty() ? intent->key + "#*" : intent->reservation_id);
-    } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
-      record.tickets.erase(response->key);
-      record.responses[response->key] = std::move(response->body);
-    } else if (e.kind == "exchange.ticket") {
-      record.tickets[e.body.value("key", "")] = e.body;  // a job in flight until answered or failed
-    } else if (e.kind == "exchange.failed") {
-      record.tickets.erase(e.body.value("key", ""));
-      if (e.body.contains("shot_attempt")) {
-        note_attempt(record, failed_render(e.body));
-      }
-    } else if (e.kind == "exchange.fallback") {
-      record.fallbacks[e.body.value("key", "")] = e.body.value("to_model", "");
-    } else if (e.kind == "step.finished") {
-      const std::string loop = e.body.value("loop", "");
-      const std::string verdict = e.body.value("verdict", "");
-      record.steps[e.body.value("step", "")] = e.body;
-      if (!loop.empty()) {
-        record.loops[loop] = e.body;
-      }
-      if (e.body.contains("revision_for") && verdict != "FAIL" && verdict != "STOP") {
-        const json& of = e.body["revision_for"];
-        record.revisions_done.insert(of.value("loop", "") + "#" + std::to_string(of.value("attempt", 0)));
-      }
-      if (e.body.contains("shot_attempt")) {
-        json attempt = e.body["shot_attempt"];
-        attempt["verdict"] = verdict;
-        attempt["reasons"] = e.body.value("reasons", json::array());
-        note_attempt(record, attempt);
-      }
-      if (e.body.contains("analyzer_for")) {
-        record.analyzer_runs.insert(e.body.value("analyzer_for", ""));
-      }
-    } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
-      const std::string key = render->shot_id + "/" + render->resolution;
-      record.media[key] = e.body;
-      record.renders[render->path] = e.body;
-      record.renders[render->path]["seq"] = e.seq;
-      record.media_paths[key + "#" + std::to_string(render->attempt)] = render->path;
-    } else if (e.kind == "trigger.fired") {
-      json fired = e.body;
-      fired["run_id"] = e.run_id;
-      record.triggers_fired.push_back(std::move(fired));
-    } else if (e.kind == "regen.round") {
-      record.rounds[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
+    if (details.contains("wave")) {
+      record.waves_written.insert(details.value("wave", ""));
+      record.wave_of[name] = details.value("wave", "");
     }
   }
+  if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
+    ++record.intents[intent->key];
+    // Intents before format 2 named no reservation: any reservation of their key may have left.
+    record.intent_reservations.insert(intent->reservation_id.empty() ? intent->key + "#*" : intent->reservation_id);
+  } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
+    record.tickets.erase(response->key);
+    note_response(record, response->key, e.seq, response->body);
+  } else if (e.kind == "exchange.ticket") {
+    record.tickets[e.body.value("key", "")] = e.body;  // a job in flight until answered or failed
+  } else if (e.kind == "exchange.failed") {
+    record.tickets.erase(e.body.value("key", ""));
+    if (e.body.contains("shot_attempt")) {
+      note_attempt(record, failed_render(e.body));
+    }
+  } else if (e.kind == "exchange.fallback") {
+    record.fallbacks[e.body.value("key", "")] = e.body.value("to_model", "");
+  } else if (e.kind == "step.finished") {
+    const std::string loop = e.body.value("loop", "");
+    const std::string verdict = e.body.value("verdict", "");
+    // The run-log row the event carries is the log's, read by no step: not kept.
+    json body = e.body;
+    body.erase("row");
+    if (body.contains("revision_for") && verdict != "FAIL" && verdict != "STOP") {
+      const json& of = body["revision_for"];
+      record.revisions_done.insert(of.value("loop", "") + "#" + std::to_string(of.value("attempt", 0)));
+    }
+    if (body.contains("shot_attempt")) {
+      json attempt = body["shot_attempt"];
+      attempt["verdict"] = verdict;
+      attempt["reasons"] = body.value("reasons", json::array());
+      note_attempt(record, attempt);
+    }
+    if (body.contains("analyzer_for")) {
+      record.analyzer_runs.insert(body.value("analyzer_for", ""));
+    }
+    if (!loop.empty()) {
+      record.loops[loop] = body;
+    }
+    const std::string step = body.value("step", "");
+    record.steps[step] = std::move(body);
+  } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
+    const std::string key = render->shot_id + "/" + render->resolution;
+    record.media[key] = e.body;
+    record.renders[render->path] = e.body;
+    record.renders[render->path]["seq"] = e.seq;
+    record.media_paths[key + "#" + std::to_string(render->attempt)] = render->path;
+  } else if (e.kind == "trigger.fired") {
+    json fired = e.body;
+    fired["run_id"] = e.run_id;
+    record.triggers_fired.push_back(std::move(fired));
+  } else if (e.kind == "regen.round") {
+    record.rounds[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
+  }
+}
+
+Record RecordFold::finish() && {
+  Record& record = m_record;
   // A graded attempt counts once its wave's QC_BATCH is recorded (DESIGN §1.1): grades of a wave
   // an interruption cut short are graded again, from the record, and the batch written then.
   for (auto& [key, attempts] : record.shot_attempts) {
@@ -224,23 +229,62 @@ Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) 
                                   }),
                    attempts.end());
   }
-  std::map<int64_t, const ledger::Event*> by_seq;
-  for (const ledger::Event& e : events) {
-    if (e.kind == "run.hard_stop") {
-      by_seq[e.seq] = &e;
-    }
-  }
-  for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
-    const ledger::Event* event = by_seq.count(stop.seq) ? by_seq[stop.seq] : nullptr;
+  for (const governance::HardStop& stop : m_stops.open()) {
+    auto inputs = m_stop_inputs.find(stop.seq);
     record.open_stops[stop.loop] = {{"seq", stop.seq},
                                     {"skill", stop.skill},
                                     {"kind", governance::stop_kind_name(stop.kind)},
                                     {"scope", stop.scope},
                                     {"cap", stop.cap},
                                     {"reason", stop.reason},
-                                    {"inputs", event ? event->body.value("inputs", "") : ""}};
+                                    {"inputs", inputs != m_stop_inputs.end() ? inputs->second : ""}};
   }
-  return record;
+  return std::move(m_record);
+}
+
+void note_response(Record& record, const std::string& key, int64_t seq, const json& body) {
+  RecordedResponse& kept = record.responses[key];
+  kept.seq = seq;
+  kept.scene_id = body.value("scene_id", "");
+  kept.cached_input_tokens = body.value("cached_input_tokens", int64_t{0});
+  kept.caching_saved_micro_usd = body.value("caching_saved_micro_usd", int64_t{0});
+}
+
+Result<json> response_body(const ledger::Ledger& ledger, const RecordedResponse& response) {
+  ledger::Ledger::EventQuery one;
+  one.after_seq = response.seq - 1;
+  one.limit = 1;
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> read, ledger.events(one));
+  if (read.empty() || read.front().seq != response.seq || read.front().kind != ledger::ExchangeResponse::k_kind) {
+    return make_error(ErrorCode::corruption,
+                      "ledger event " + std::to_string(response.seq) + " is no longer the exchange.response it was");
+  }
+  return std::move(read.front().body);
+}
+
+Result<Record> read_record(const ledger::Ledger& ledger) {
+  RecordFold fold(RecordParts::all);
+  ledger::Ledger::EventQuery page;
+  page.limit = k_events_page;
+  for (;;) {
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events(page));
+    for (const ledger::Event& e : events) {
+      fold.add(e);
+    }
+    if (events.size() < page.limit) {
+      break;
+    }
+    page.after_seq = events.back().seq;
+  }
+  return std::move(fold).finish();
+}
+
+Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) {
+  RecordFold fold(parts);
+  for (const ledger::Event& e : events) {
+    fold.add(e);
+  }
+  return std::move(fold).finish();
 }
 
 }  // namespace avps::engine

@@ -22,6 +22,9 @@ using nlohmann::json;
 namespace {
 
 // Folders whose files are the project's inputs or avps's own state, not artifacts.
+// Events read at a time by the integrity pass: what it holds at once, whatever the record's length.
+constexpr size_t k_integrity_events_page = 2048;
+
 bool is_excluded_top_level(const std::string& name) {
   return name == ".avps" || name == "skills" || name == "policies" || name == ".git";
 }
@@ -93,10 +96,88 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   out.insert(out.end(), ledger_violations.begin(), ledger_violations.end());
 
   Result<std::vector<ledger::ArtifactRecord>> records = ledger.artifacts();
-  Result<std::vector<ledger::Event>> events = ledger.events();
-  if (!records || !events) {
-    add("ledger.readable", ".avps/ledger.db", !records ? records.error().message : events.error().message);
+  if (!records) {
+    add("ledger.readable", ".avps/ledger.db", records.error().message);
     return out;
+  }
+
+  // What the checks below read of the events, in one pass over the ledger a page at a time (the
+  // record is never held whole): the writes announced and not finished, the artifacts the run
+  // log names and the steps without a row, every object an exchange names (checked as it comes),
+  // and the render each media path was last recorded as. Findings are reported in the order the
+  // checks below give them.
+  std::map<std::string, std::string> pending;  // name -> path
+  std::set<std::string> logged_outputs;
+  std::vector<core::Violation> rowless_steps;
+  std::vector<core::Violation> object_findings;
+  struct Vouched {
+    ledger::MediaRecorded render;
+    int64_t seq = 0;
+  };
+  std::map<std::string, Vouched> renders;  // path -> the media.recorded that vouches for it
+  std::set<std::string> checked_objects;
+  // Every object an exchange names (the canonical request, the answer, the wire bodies, a
+  // render's bytes): present and unchanged. An object named by several events is checked once,
+  // against the first that named it.
+  auto check_object = [&](const std::string& sha, const std::string& field, const std::string& who,
+                          const ledger::Event& e) {
+    if (sha.empty() || !checked_objects.insert(sha).second) {
+      return;
+    }
+    Result<std::string> bytes = artifacts::read_object(ledger, sha);
+    if (!bytes) {
+      const std::string subject = artifacts::object_subject(ledger, sha);
+      object_findings.push_back(core::Violation{
+          bytes.error().code == ErrorCode::not_found ? "object.missing" : "object.hash", subject,
+          field + " of " + e.kind + " (ledger event " + std::to_string(e.seq) + ", " + (who.empty() ? "?" : who) +
+              ") " + (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash")});
+    }
+  };
+  ledger::Ledger::EventQuery page;
+  page.limit = k_integrity_events_page;
+  for (;;) {
+    Result<std::vector<ledger::Event>> events = ledger.events(page);
+    if (!events) {
+      add("ledger.readable", ".avps/ledger.db", events.error().message);
+      return out;
+    }
+    for (const ledger::Event& e : *events) {
+      if (e.kind == "artifact.intent" && e.body.contains("intent")) {
+        pending[e.body["intent"].value("name", "")] = e.body["intent"].value("path", "");
+      } else if (std::optional<ledger::ArtifactRecord> a = e.artifact()) {
+        pending.erase(a->name);
+      } else if (e.kind == "artifact.abandoned") {
+        pending.erase(e.body.value("name", ""));
+      }
+      if (std::optional<ledger::LogRow> row = e.row()) {
+        std::string_view outputs = row->artifact_output;
+        while (!outputs.empty()) {
+          const size_t end = std::min(outputs.find(' '), outputs.size());
+          logged_outputs.insert(std::string(outputs.substr(0, end)));
+          outputs.remove_prefix(std::min(end + 1, outputs.size()));
+        }
+      } else if (e.kind == "step.finished") {
+        rowless_steps.push_back(
+            core::Violation{"run_log.row", "ledger event " + std::to_string(e.seq),
+                            "the " + e.body.value("skill", std::string("?")) + " step it records has no run-log row"});
+      }
+      if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
+        check_object(intent->request_sha256, "request_sha256", intent->skill.empty() ? intent->model : intent->skill,
+                     e);
+      } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
+        const std::string skill = core::json_text(response->body, "skill");
+        for (const auto& [field, sha] : response->objects()) {
+          check_object(sha, field, skill.empty() ? response->model : skill, e);
+        }
+      } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
+        const std::string path = render->path;
+        renders.insert_or_assign(path, Vouched{std::move(*render), e.seq});
+      }
+    }
+    if (events->size() < page.limit) {
+      break;
+    }
+    page.after_seq = events->back().seq;
   }
 
   // Each artifact's content valid against its kind's schema as it is now (a schema changed since,
@@ -178,16 +259,6 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   }
 
   // Writes announced but never finished or abandoned.
-  std::map<std::string, std::string> pending;  // name -> path
-  for (const ledger::Event& e : *events) {
-    if (e.kind == "artifact.intent" && e.body.contains("intent")) {
-      pending[e.body["intent"].value("name", "")] = e.body["intent"].value("path", "");
-    } else if (std::optional<ledger::ArtifactRecord> a = e.artifact()) {
-      pending.erase(a->name);
-    } else if (e.kind == "artifact.abandoned") {
-      pending.erase(e.body.value("name", ""));
-    }
-  }
   std::set<std::string> pending_paths;
   for (const auto& [name, path] : pending) {
     add("artifact.interrupted", path,
@@ -198,20 +269,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
 
   // The run log is complete (DESIGN §3, run-logger): a row for every skill execution, and every
   // artifact version named by a row (the QC_BATCH of every wave included).
-  std::set<std::string> logged_outputs;
-  for (const ledger::Event& e : *events) {
-    if (std::optional<ledger::LogRow> row = e.row()) {
-      std::string_view outputs = row->artifact_output;
-      while (!outputs.empty()) {
-        const size_t end = std::min(outputs.find(' '), outputs.size());
-        logged_outputs.insert(std::string(outputs.substr(0, end)));
-        outputs.remove_prefix(std::min(end + 1, outputs.size()));
-      }
-    } else if (e.kind == "step.finished") {
-      add("run_log.row", "ledger event " + std::to_string(e.seq),
-          "the " + e.body.value("skill", std::string("?")) + " step it records has no run-log row");
-    }
-  }
+  out.insert(out.end(), rowless_steps.begin(), rowless_steps.end());
   for (const ledger::ArtifactRecord& r : *records) {
     if (!logged_outputs.count(r.name)) {
       add("run_log.row", r.path, "recorded by ledger event " + std::to_string(r.event_seq) + " but no run-log row names it");
@@ -219,50 +277,20 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     }
   }
 
-  // Every object an exchange names (the canonical request, the answer, the wire bodies, a
-  // render's bytes) and every render under media/: present and unchanged. An object named by
-  // several events is checked once, against the first that named it.
-  std::set<std::string> checked_objects;
-  auto check_object = [&](const std::string& sha, const std::string& field, const std::string& who,
-                          const ledger::Event& e) {
-    if (sha.empty() || !checked_objects.insert(sha).second) {
-      return;
-    }
-    Result<std::string> bytes = artifacts::read_object(ledger, sha);
-    if (!bytes) {
-      const std::string subject = artifacts::object_subject(ledger, sha);
-      add(bytes.error().code == ErrorCode::not_found ? "object.missing" : "object.hash", subject,
-          field + " of " + e.kind + " (ledger event " + std::to_string(e.seq) + ", " + (who.empty() ? "?" : who) +
-              ") " + (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash"));
-    }
-  };
-  // path -> the media.recorded that vouches for it, and its event
-  std::map<std::string, std::pair<ledger::MediaRecorded, const ledger::Event*>> renders;
-  for (const ledger::Event& e : *events) {
-    if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
-      check_object(intent->request_sha256, "request_sha256", intent->skill.empty() ? intent->model : intent->skill, e);
-    } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
-      const std::string skill = core::json_text(response->body, "skill");
-      for (const auto& [field, sha] : response->objects()) {
-        check_object(sha, field, skill.empty() ? response->model : skill, e);
-      }
-    } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
-      const std::string path = render->path;
-      renders.insert_or_assign(path, std::make_pair(std::move(*render), &e));
-    }
-  }
+  // Every object an exchange names (checked in the pass above) and every render under media/:
+  // present and unchanged.
+  out.insert(out.end(), object_findings.begin(), object_findings.end());
   for (const auto& [path, vouched] : renders) {
-    const ledger::Event* e = vouched.second;
     Result<std::string> bytes = core::read_file(dir / path);
-    const std::string& recorded = vouched.first.sha256;
+    const std::string& recorded = vouched.render.sha256;
     if (!bytes) {
       add("media.missing", path,
           bytes.error().code == ErrorCode::not_found
-              ? "render recorded by ledger event " + std::to_string(e->seq) + " but the file is gone"
+              ? "render recorded by ledger event " + std::to_string(vouched.seq) + " but the file is gone"
               : bytes.error().message);
     } else if (const std::string found = core::sha256_hex(*bytes); found != recorded) {
       add("media.hash", path,
-          "render changed since ledger event " + std::to_string(e->seq) + " recorded it (sha256 " +
+          "render changed since ledger event " + std::to_string(vouched.seq) + " recorded it (sha256 " +
               found.substr(0, 12) + "..., recorded " + recorded.substr(0, 12) + "...)");
     }
   }

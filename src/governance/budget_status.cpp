@@ -61,8 +61,44 @@ struct Finding {
 
 }  // namespace
 
+void BudgetTally::add(const ledger::Event& e) {
+  if (std::optional<ledger::Reservation> r = ledger::reservation_of(e)) {
+    if (artifacts::is_scene_id(r->scene_id)) {
+      scenes.insert(r->scene_id);
+    }
+    if (artifacts::is_shot_id(r->shot_id)) {
+      shots.insert(r->shot_id);
+    }
+  }
+  std::optional<ledger::LogRow> row = e.row();
+  if (!row) {
+    return;
+  }
+  if (artifacts::is_shot_id(row->shot_id) && !row->regen_count.empty() && row->regen_count.size() <= 6 &&
+      std::all_of(row->regen_count.begin(), row->regen_count.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    int& regen = regen_by_shot[row->shot_id];
+    regen = std::max(regen, std::stoi(row->regen_count));
+  }
+  const auto& known = model_tiers();
+  if (!row->model_used.empty() && std::find(known.begin(), known.end(), row->tier) != known.end()) {
+    TierUsage& usage = tiers[row->tier];
+    ++usage.calls;
+    usage.spend_micro_usd += micro_of(row->actual_cost);
+  }
+}
+
 Result<BudgetStatusInput> budget_status_input(const ledger::Ledger& ledger,
                                               const std::vector<ledger::Event>& events,
+                                              const project::Budget& configured, const Overrides& overrides,
+                                              std::optional<int64_t> projected_total_micro_usd) {
+  BudgetTally tally;
+  for (const ledger::Event& e : events) {
+    tally.add(e);
+  }
+  return budget_status_input(ledger, tally, configured, overrides, projected_total_micro_usd);
+}
+
+Result<BudgetStatusInput> budget_status_input(const ledger::Ledger& ledger, const BudgetTally& tally,
                                               const project::Budget& configured, const Overrides& overrides,
                                               std::optional<int64_t> projected_total_micro_usd) {
   BudgetStatusInput in;
@@ -71,35 +107,10 @@ Result<BudgetStatusInput> budget_status_input(const ledger::Ledger& ledger,
   AVPS_TRY_ASSIGN(ledger::Spend project_spend, ledger.spend("", ""));
   in.project =
       CapPosition{"project", overrides.effective_budget(configured).project_cap_micro_usd, project_spend};
-
-  std::set<std::string> scenes;
-  std::set<std::string> shots;
-  for (const ledger::Event& e : events) {
-    if (std::optional<ledger::Reservation> r = ledger::reservation_of(e)) {
-      if (artifacts::is_scene_id(r->scene_id)) {
-        scenes.insert(r->scene_id);
-      }
-      if (artifacts::is_shot_id(r->shot_id)) {
-        shots.insert(r->shot_id);
-      }
-    }
-    std::optional<ledger::LogRow> row = e.row();
-    if (!row) {
-      continue;
-    }
-    if (artifacts::is_shot_id(row->shot_id) && !row->regen_count.empty() && row->regen_count.size() <= 6 &&
-        std::all_of(row->regen_count.begin(), row->regen_count.end(),
-                    [](char c) { return c >= '0' && c <= '9'; })) {
-      int& regen = in.regen_by_shot[row->shot_id];
-      regen = std::max(regen, std::stoi(row->regen_count));
-    }
-    const auto& tiers = model_tiers();
-    if (!row->model_used.empty() && std::find(tiers.begin(), tiers.end(), row->tier) != tiers.end()) {
-      TierUsage& usage = in.tiers[row->tier];
-      ++usage.calls;
-      usage.spend_micro_usd += micro_of(row->actual_cost);
-    }
-  }
+  in.regen_by_shot = tally.regen_by_shot;
+  in.tiers = tally.tiers;
+  const std::set<std::string>& scenes = tally.scenes;
+  const std::set<std::string>& shots = tally.shots;
   for (const std::string& scene : scenes) {
     if (std::optional<int64_t> cap = overrides.cap(configured, "scene " + scene)) {
       AVPS_TRY_ASSIGN(ledger::Spend spend, ledger.spend(scene, ""));

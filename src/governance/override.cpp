@@ -172,83 +172,86 @@ std::string_view stop_kind_name(StopKind kind) {
   return "gate";
 }
 
-std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events) {
-  std::vector<HardStop> out;
-  std::map<std::string, std::string> last_loop_of_skill;
-  std::map<std::string, int64_t> last_cost_of_loop;
-  for (const ledger::Event& e : events) {
-    if (e.kind == "step.finished") {
-      const std::string loop = loop_of_step(e.body);
-      last_loop_of_skill[core::json_text(e.body, "skill")] = loop;
-      if (std::optional<ledger::LogRow> row = e.row()) {
-        if (std::optional<int64_t> cost = micro_from_decimal(row->actual_cost)) {
-          last_cost_of_loop[loop] = *cost;
-        }
+void HardStopFold::add(const ledger::Event& e) {
+  if (e.kind == "step.finished") {
+    const std::string loop = loop_of_step(e.body);
+    m_last_loop_of_skill[core::json_text(e.body, "skill")] = loop;
+    if (std::optional<ledger::LogRow> row = e.row()) {
+      if (std::optional<int64_t> cost = micro_from_decimal(row->actual_cost)) {
+        m_last_cost_of_loop[loop] = *cost;
       }
-    } else if (e.kind == "run.hard_stop") {
-      HardStop stop;
-      stop.seq = e.seq;
-      stop.skill = core::json_text(e.body, "skill");
-      stop.kind = stop_kind_of(core::json_text(e.body, "kind"));
-      stop.loop = core::json_text(e.body, "loop");
-      if (stop.loop.empty()) {
-        auto last = last_loop_of_skill.find(stop.skill);
-        stop.loop = last != last_loop_of_skill.end() ? last->second : stop.skill;
-      }
-      if (e.body.contains("scope") && e.body["scope"].is_object()) {
-        stop.scope = e.body["scope"];
-      }
-      stop.reason = core::json_text(e.body, "reason");
-      stop.graph_step = core::json_text(e.body, "graph_step");
-      stop.findings = e.body.value("findings", json::array());
-      stop.cap = core::json_text(e.body, "cap");
-      if (stop.kind == StopKind::budget && stop.cap.empty()) {
-        stop.cap = "project";
-      }
-      stop.needed_micro_usd = integer_of(e.body, "needed_micro_usd");
-      if (auto cost = last_cost_of_loop.find(stop.loop); cost != last_cost_of_loop.end()) {
-        stop.last_attempt_micro_usd = cost->second;
-      }
-      out.push_back(std::move(stop));
     }
+    // An attempt of the loop that passed after its stop: the inputs were revised and it passed.
+    const std::string verdict = core::json_text(e.body, "verdict");
+    if (verdict != "FAIL" && verdict != "STOP") {
+      m_open.erase(loop);
+    }
+  } else if (e.kind == "run.hard_stop") {
+    HardStop stop;
+    stop.seq = e.seq;
+    stop.skill = core::json_text(e.body, "skill");
+    stop.kind = stop_kind_of(core::json_text(e.body, "kind"));
+    stop.loop = core::json_text(e.body, "loop");
+    if (stop.loop.empty()) {
+      auto last = m_last_loop_of_skill.find(stop.skill);
+      stop.loop = last != m_last_loop_of_skill.end() ? last->second : stop.skill;
+    }
+    if (e.body.contains("scope") && e.body["scope"].is_object()) {
+      stop.scope = e.body["scope"];
+    }
+    stop.reason = core::json_text(e.body, "reason");
+    stop.graph_step = core::json_text(e.body, "graph_step");
+    stop.findings = e.body.value("findings", json::array());
+    stop.cap = core::json_text(e.body, "cap");
+    if (stop.kind == StopKind::budget && stop.cap.empty()) {
+      stop.cap = "project";
+    }
+    stop.needed_micro_usd = integer_of(e.body, "needed_micro_usd");
+    if (auto cost = m_last_cost_of_loop.find(stop.loop); cost != m_last_cost_of_loop.end()) {
+      stop.last_attempt_micro_usd = cost->second;
+    }
+    // Per loop, the latest stop is the open one.
+    m_by_seq[stop.seq] = m_all.size();
+    m_open[stop.loop] = m_all.size();
+    m_all.push_back(std::move(stop));
+  } else if (e.kind == "stop.resolved") {
+    auto resolved = m_by_seq.find(integer_of(e.body, "stop_seq").value_or(0));
+    if (resolved != m_by_seq.end()) {
+      auto open = m_open.find(m_all[resolved->second].loop);
+      if (open != m_open.end() && open->second == resolved->second) {
+        m_open.erase(open);
+      }
+    }
+  } else if (e.kind == "stop.override") {
+    m_overridden.insert(integer_of(e.body, "stop_seq").value_or(0));
   }
-  return out;
 }
 
-std::vector<HardStop> open_hard_stops(const std::vector<ledger::Event>& events) {
-  const Overrides overrides = Overrides::from_events(events);
-  std::vector<HardStop> all = hard_stops(events);
-  std::map<int64_t, const HardStop*> by_seq;
-  for (const HardStop& stop : all) {
-    by_seq[stop.seq] = &stop;
-  }
-  // Per loop, the latest stop, unless an attempt of that loop passed after it.
-  std::map<std::string, const HardStop*> open;
-  for (const ledger::Event& e : events) {
-    if (e.kind == "step.finished") {
-      const std::string verdict = core::json_text(e.body, "verdict");
-      if (verdict != "FAIL" && verdict != "STOP") {
-        open.erase(loop_of_step(e.body));
-      }
-    } else if (e.kind == "run.hard_stop") {
-      const HardStop* stop = by_seq.at(e.seq);
-      open[stop->loop] = stop;
-    } else if (e.kind == "stop.resolved") {
-      auto resolved = by_seq.find(integer_of(e.body, "stop_seq").value_or(0));
-      if (resolved != by_seq.end() && open.count(resolved->second->loop) &&
-          open[resolved->second->loop] == resolved->second) {
-        open.erase(resolved->second->loop);
-      }
-    }
-  }
+std::vector<HardStop> HardStopFold::open() const {
   std::vector<HardStop> out;
-  for (const auto& [loop, stop] : open) {
-    if (!overrides.is_overridden(stop->seq)) {
-      out.push_back(*stop);
+  for (const auto& [loop, index] : m_open) {
+    if (!m_overridden.count(m_all[index].seq)) {
+      out.push_back(m_all[index]);
     }
   }
   std::sort(out.begin(), out.end(), [](const HardStop& a, const HardStop& b) { return a.seq < b.seq; });
   return out;
+}
+
+std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events) {
+  HardStopFold fold;
+  for (const ledger::Event& e : events) {
+    fold.add(e);
+  }
+  return fold.all();
+}
+
+std::vector<HardStop> open_hard_stops(const std::vector<ledger::Event>& events) {
+  HardStopFold fold;
+  for (const ledger::Event& e : events) {
+    fold.add(e);
+  }
+  return fold.open();
 }
 
 Result<int64_t> parse_stop_id(std::string_view id) {
@@ -340,16 +343,20 @@ std::vector<std::string> caps_over_projection(const json& gate_reasons) {
 Overrides Overrides::from_events(const std::vector<ledger::Event>& events) {
   Overrides out;
   for (const ledger::Event& e : events) {
-    if (e.kind != "stop.override") {
-      continue;
-    }
-    OverrideRecord record = record_from_body(e.seq, e.body);
-    if (record.decision == "raise_cap" && record.value.is_number_integer() && !record.cap.empty()) {
-      out.m_raised_caps[record.cap] = record.value.get<int64_t>();
-    }
-    out.m_records.push_back(std::move(record));
+    out.add(e);
   }
   return out;
+}
+
+void Overrides::add(const ledger::Event& e) {
+  if (e.kind != "stop.override") {
+    return;
+  }
+  OverrideRecord record = record_from_body(e.seq, e.body);
+  if (record.decision == "raise_cap" && record.value.is_number_integer() && !record.cap.empty()) {
+    m_raised_caps[record.cap] = record.value.get<int64_t>();
+  }
+  m_records.push_back(std::move(record));
 }
 
 Result<Overrides> Overrides::read(const ledger::Ledger& ledger) {

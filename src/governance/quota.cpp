@@ -73,17 +73,20 @@ bool is_narrative_tier(std::string_view tier) {
 }
 
 NarrativeCalls recorded_narrative_calls(const std::vector<ledger::Event>& events) {
-  NarrativeCalls calls;
-  std::set<std::string> seen;
+  NarrativeCallTally tally;
   for (const ledger::Event& e : events) {
-    std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e);
-    if (!intent || !is_narrative_tier(intent->tier) || !seen.insert(intent->key).second) {
-      continue;
-    }
-    ++calls.total;
-    calls.t3 += intent->tier == "t3" ? 1 : 0;
+    tally.add(e);
   }
-  return calls;
+  return tally.calls();
+}
+
+void NarrativeCallTally::add(const ledger::Event& e) {
+  std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e);
+  if (!intent || !is_narrative_tier(intent->tier) || !m_seen.insert(intent->key).second) {
+    return;
+  }
+  ++m_calls.total;
+  m_calls.t3 += intent->tier == "t3" ? 1 : 0;
 }
 
 std::string T3Admission::message() const {

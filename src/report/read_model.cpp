@@ -189,10 +189,10 @@ class Book {
   const PhaseTable& table() const { return m_table; }
 
   // Reads the record: every event, in one read transaction of the ledger, folded page by page.
-  // Kept are only the events the rules of other modules read again as a list: those of the
-  // engine's stale-shot rule (engine::stale_shots_read), which the stop and override rules read
-  // too; not the calls and the money (most of the record), which this book sums as they pass.
-  // No reader looks into an artifact's intent.
+  // No event is kept: what the rules of other modules read (the decisions, the hard stops, the
+  // engine's stale-shot rule: the kinds engine::stale_shots_read names) is folded into their own
+  // summaries as the events pass, and the calls and the money (most of the record) are summed
+  // here. No reader looks into an artifact's intent.
   Result<void> read() {
     constexpr size_t k_page = 4096;
     ledger::Ledger::EventQuery query;
@@ -204,7 +204,9 @@ class Book {
         AVPS_TRY(add(e));
         m_last = {e.seq, e.hash, e.timestamp};
         if (engine::stale_shots_read(e.kind) && e.kind != "artifact.intent") {
-          m_events.push_back(std::move(e));
+          m_overrides.add(e);
+          m_stops.add(e);
+          m_stale_record.add(e);
         }
       }
       if (page.size() < k_page) {
@@ -219,8 +221,12 @@ class Book {
     std::string hash, ts;
   };
   const Last& last() const { return m_last; }
-  /// The events kept (see read): what governance and the engine's stale-shot rule read.
-  const std::vector<ledger::Event>& events() const { return m_events; }
+  /// What the events the rules of other modules read say, folded as they passed (see read): the
+  /// decisions people recorded, the hard stops, and what the engine's stale-shot rule reads.
+  const governance::Overrides& overrides() const { return m_overrides; }
+  const governance::HardStopFold& stops() const { return m_stops; }
+  /// The stale-shot rule's record, handed over once (the book keeps no copy).
+  engine::StaleShotsRecord take_stale_shots_record() { return std::move(m_stale_record); }
 
  private:
   Result<void> add(const ledger::Event& e) {
@@ -837,7 +843,9 @@ class Book {
 
   project::Project& m_project;
   const PhaseTable m_table;
-  std::vector<ledger::Event> m_events;  // the snapshot's events but calls and money (read)
+  governance::Overrides m_overrides;
+  governance::HardStopFold m_stops;
+  engine::StaleShotsRecord m_stale_record;
   Last m_last;                          // the snapshot's last event
   std::map<std::string, json> m_steps;
   std::vector<ProjectSkillView> m_project_skills;
@@ -899,14 +907,14 @@ Result<ProjectView> read_project(project::Project& project) {
   AVPS_TRY(book.read());
   view.scene_phases = book.table().phases();
   view.phases = phases_of(registry.stage_graph());
-  const std::vector<ledger::Event>& events = book.events();
   if (book.last().seq > 0) {
     view.as_of_seq = book.last().seq;
     view.as_of_hash = book.last().hash;
     view.as_of_ts = book.last().ts;
   }
 
-  const governance::Overrides overrides = governance::Overrides::from_events(events);
+  const governance::Overrides& overrides = book.overrides();
+  const std::vector<governance::HardStop> open_stops = book.stops().open();
   for (const governance::OverrideRecord& r : overrides.records()) {
     view.overrides.push_back({{"stop", r.stop_id()},
                               {"skill", r.skill},
@@ -918,7 +926,7 @@ Result<ProjectView> read_project(project::Project& project) {
                               {"cost_impact_micro_usd", r.cost_impact_micro_usd}});
   }
   std::vector<int64_t> stop_seqs;  // of view.hard_stops, in their order
-  for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
+  for (const governance::HardStop& stop : open_stops) {
     json item = {{"id", stop.id()},   {"skill", stop.skill}, {"kind", governance::stop_kind_name(stop.kind)},
                  {"loop", stop.loop}, {"scope", stop.scope}, {"reason", stop.reason}};
     stop_seqs.push_back(stop.seq);
@@ -929,7 +937,8 @@ Result<ProjectView> read_project(project::Project& project) {
   }
 
   // Shots the next run renders again, by the engine's own rule (a render's identity).
-  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale, engine::stale_shots(project, &events, &registry));
+  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
+                  engine::stale_shots(project, book.take_stale_shots_record(), &registry));
   std::set<std::string> stale_keys;
   for (const engine::StaleShot& s : stale) {
     for (const std::string& resolution : s.resolutions) {
@@ -956,7 +965,7 @@ Result<ProjectView> read_project(project::Project& project) {
       }
     }
     std::vector<engine::PlanStop> stops;
-    for (const governance::HardStop& stop : governance::open_hard_stops(events)) {
+    for (const governance::HardStop& stop : open_stops) {
       stops.push_back(engine::plan_stop(stop.seq, core::json_text(stop.scope, "scene_id"),
                                         core::json_text(stop.scope, "entity_id"),
                                         stop.kind == governance::StopKind::budget && stop.cap == "project",

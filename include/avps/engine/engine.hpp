@@ -154,6 +154,28 @@ bool stale_shots_read(std::string_view kind);
                                                          const std::vector<ledger::Event>* events = nullptr,
                                                          const skills::Registry* registry = nullptr);
 
+/// What stale_shots() reads of a record, folded one event at a time in order: a reader that pages
+/// through the ledger (one snapshot) adds each event to it instead of keeping the events. It holds
+/// what decides whether a shot's renders are up to date (steps, artifacts, renders, stops), not
+/// the events. Not thread-safe.
+class StaleShotsRecord {
+ public:
+  StaleShotsRecord();
+  ~StaleShotsRecord();
+  StaleShotsRecord(StaleShotsRecord&&) noexcept;
+  StaleShotsRecord& operator=(StaleShotsRecord&&) noexcept;
+  void add(const ledger::Event& e);
+
+ private:
+  friend class Engine;
+  struct Fold;
+  std::unique_ptr<Fold> m_fold;
+};
+
+/// The same from a record folded by the caller (`record`: every event of one snapshot added).
+[[nodiscard]] Result<std::vector<StaleShot>> stale_shots(project::Project& project, StaleShotsRecord record,
+                                                         const skills::Registry* registry = nullptr);
+
 /// What the backend registry needs of each model of the models file; `project_dir` is what paths
 /// in a model's options are relative to.
 std::vector<backends::BackendSpec> backend_specs(const governance::ModelsFile& models,
@@ -183,6 +205,8 @@ class Engine {
   [[nodiscard]] Result<RunOutcome> run(const RunOptions& options);
   /// stale_shots() of the project, from this engine's view of the record (`events` as above).
   [[nodiscard]] Result<std::vector<StaleShot>> stale_shots(const std::vector<ledger::Event>* events = nullptr);
+  /// The same from a record the caller folded.
+  [[nodiscard]] Result<std::vector<StaleShot>> stale_shots(StaleShotsRecord record);
 
  private:
   friend struct Impl;

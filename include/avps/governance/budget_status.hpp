@@ -18,6 +18,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,10 +46,28 @@ struct BudgetStatusInput {
   std::vector<std::string> raised_caps;      ///< "project cap 300.000000 USD (raised by STOP-42)"
 };
 
+/// What a BUDGET_STATUS reads of the events themselves, folded one event at a time (a reader that
+/// pages through the ledger, or keeps it up to date by adding only new events, holds this instead
+/// of the events): the scenes and shots that have reservations, and from the RUN_LOG rows the
+/// regen count per shot and the usage per model tier. A value; not thread-safe.
+struct BudgetTally {
+  std::set<std::string> scenes;  ///< scene ids with reservations
+  std::set<std::string> shots;   ///< shot ids with reservations
+  std::map<std::string, int> regen_by_shot;
+  std::map<std::string, TierUsage> tiers;
+  void add(const ledger::Event& e);
+};
+
 /// Gathers the input from the ledger: spend against the caps in force (configured, raised by the
 /// overrides in `overrides`), every scene and shot that has reservations, and the RUN_LOG rows.
 [[nodiscard]] Result<BudgetStatusInput> budget_status_input(const ledger::Ledger& ledger,
                                                             const std::vector<ledger::Event>& events,
+                                                            const project::Budget& configured,
+                                                            const Overrides& overrides,
+                                                            std::optional<int64_t> projected_total_micro_usd);
+
+/// The same from a tally of the events (BudgetTally) instead of the events.
+[[nodiscard]] Result<BudgetStatusInput> budget_status_input(const ledger::Ledger& ledger, const BudgetTally& tally,
                                                             const project::Budget& configured,
                                                             const Overrides& overrides,
                                                             std::optional<int64_t> projected_total_micro_usd);

@@ -16,6 +16,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,27 @@ struct HardStop {
   std::optional<int64_t> last_attempt_micro_usd;  ///< actual cost of the loop's last attempt, if logged
 
   std::string id() const { return "STOP-" + std::to_string(seq); }  ///< "STOP-42"
+};
+
+/// The hard stops of a record folded one event at a time, in order: what hard_stops and
+/// open_hard_stops return for the events added so far, without holding the events (a reader pages
+/// through the ledger and adds each). Memory grows with the loops and stops, not the events.
+/// A value; not thread-safe.
+class HardStopFold {
+ public:
+  void add(const ledger::Event& e);
+  /// Every hard stop added, oldest first.
+  const std::vector<HardStop>& all() const { return m_all; }
+  /// The stops still waiting for a person, oldest first (see open_hard_stops).
+  std::vector<HardStop> open() const;
+
+ private:
+  std::vector<HardStop> m_all;
+  std::map<int64_t, size_t> m_by_seq;  // stop seq -> index in m_all
+  std::map<std::string, std::string> m_last_loop_of_skill;
+  std::map<std::string, int64_t> m_last_cost_of_loop;
+  std::map<std::string, size_t> m_open;  // loop -> index in m_all of its latest stop
+  std::set<int64_t> m_overridden;        // stop seqs a stop.override names
 };
 
 /// Every hard stop of the record, oldest first.
@@ -97,6 +119,9 @@ struct OverrideRecord {
 class Overrides {
  public:
   static Overrides from_events(const std::vector<ledger::Event>& events);
+  /// Takes in one more event in order (a reader folding the ledger page by page); only
+  /// stop.override events change anything.
+  void add(const ledger::Event& e);
   [[nodiscard]] static Result<Overrides> read(const ledger::Ledger& ledger);
 
   /// The configured budget with the project cap raised by overrides (the latest raise wins).

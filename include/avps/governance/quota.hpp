@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,6 +69,17 @@ struct NarrativeCalls {
   int64_t t3 = 0;
 };
 NarrativeCalls recorded_narrative_calls(const std::vector<ledger::Event>& events);
+/// The same folded one event at a time (a reader that keeps it up to date by adding only new
+/// events instead of holding them): memory is one key per narrative call. Not thread-safe.
+class NarrativeCallTally {
+ public:
+  void add(const ledger::Event& e);
+  const NarrativeCalls& calls() const { return m_calls; }
+
+ private:
+  NarrativeCalls m_calls;
+  std::set<std::string> m_seen;  // exchange keys counted
+};
 
 /// The admission rule for an escalation to t3 (DESIGN §3: t3 ≤ quotas/t3_narrative_pct of the
 /// narrative calls). The quota is a share of the whole project's narrative calls, so its basis is
