@@ -10,6 +10,9 @@ namespace avps::cli {
 
 namespace {
 
+// Events read at a time (see run_log).
+constexpr size_t k_log_events_page = 4096;
+
 struct LogOptions {
   std::string dir = ".";
   std::string run;
@@ -22,25 +25,57 @@ void run_log(const LogOptions& options, Context& ctx) {
     ctx.fail(opened.error());
     return;
   }
-  Result<std::vector<ledger::Event>> events = (*opened)->events();
-  if (!events) {
-    ctx.fail(events.error());
-    return;
-  }
-  std::vector<std::pair<ledger::LogRow, std::string>> rows;
-  for (const ledger::Event& e : *events) {
-    if (std::optional<ledger::LogRow> row = e.row(); row && (options.run.empty() || row->run_id == options.run)) {
-      rows.emplace_back(*row, e.hash);
+  // The ledger is read a page at a time (one read-only snapshot): --json writes each row as it
+  // comes, so memory stays that of a page whatever the length of the record; the table, which
+  // sizes its columns to the rows, keeps the rows (not the events).
+  ledger::Ledger::EventQuery page;
+  page.limit = k_log_events_page;
+  std::vector<ledger::LogRow> rows;
+  size_t emitted = 0;
+  for (;;) {
+    Result<std::vector<ledger::Event>> events = (*opened)->events(page);
+    if (!events) {
+      if (ctx.json && emitted > 0) {
+        std::cout << (ctx.json_lines ? "]" : "\n]") << '\n';  // the array closed; the error follows it
+      }
+      ctx.fail(events.error());
+      return;
     }
+    for (const ledger::Event& e : *events) {
+      std::optional<ledger::LogRow> row = e.row();
+      if (!row || (!options.run.empty() && row->run_id != options.run)) {
+        continue;
+      }
+      if (!ctx.json) {
+        rows.push_back(std::move(*row));
+        continue;
+      }
+      // The same text ctx.emit_json gives the whole array: indented by two, or on one line.
+      nlohmann::json j = row->to_json();
+      j["entry_hash"] = e.hash;
+      std::cout << (emitted == 0 ? "[" : ",");
+      if (ctx.json_lines) {
+        std::cout << j.dump(-1);
+      } else {
+        std::string text = j.dump(2);
+        std::string indented = "\n  ";
+        for (char c : text) {
+          indented += c;
+          if (c == '\n') {
+            indented += "  ";
+          }
+        }
+        std::cout << indented;
+      }
+      ++emitted;
+    }
+    if (events->size() < page.limit) {
+      break;
+    }
+    page.after_seq = events->back().seq;
   }
   if (ctx.json) {
-    nlohmann::json listed = nlohmann::json::array();
-    for (const auto& [row, hash] : rows) {
-      nlohmann::json j = row.to_json();
-      j["entry_hash"] = hash;
-      listed.push_back(j);
-    }
-    ctx.emit_json(listed);
+    std::cout << (emitted == 0 ? "[]" : ctx.json_lines ? "]" : "\n]") << '\n';
     return;
   }
   if (ctx.quiet) {
@@ -50,7 +85,7 @@ void run_log(const LogOptions& options, Context& ctx) {
   const std::vector<std::string> headers = {"run_id", "timestamp", "skill", "scene", "shot", "model", "tier",
                                             "est", "actual", "outcome", "artifact", "notes"};
   std::vector<std::vector<std::string>> table;
-  for (const auto& [r, hash] : rows) {
+  for (const ledger::LogRow& r : rows) {
     table.push_back({r.run_id, r.timestamp, r.skill_name, r.scene_id, r.shot_id, r.model_used, r.tier,
                      r.estimated_cost, r.actual_cost, r.outcome, r.artifact_output, r.notes});
   }

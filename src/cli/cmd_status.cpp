@@ -126,27 +126,42 @@ void print_scenes(const Context& ctx, const std::vector<report::SceneView>& rows
   }
 }
 
+// One event of the exchanges in the jobs-in-flight fold (jobs_in_flight): key -> the job.
+void note_job_event(std::map<std::string, json>& open, const ledger::Event& e) {
+  if (e.kind == "exchange.ticket") {
+    json job = {{"purpose", e.body.value("purpose", "")},
+                {"model", e.body.value("model", "")},
+                {"ticket", e.body.value("ticket", "")},
+                {"submitted", e.timestamp},
+                {"submitted_unix_ms", e.body.value("submitted_unix_ms", int64_t{0})},
+                {"provider_state", "submitted (polled again by the next run)"}};
+    open[e.body.value("key", "")] = std::move(job);
+  } else if (e.kind == "exchange.polled") {
+    if (auto job = open.find(e.body.value("key", "")); job != open.end()) {
+      job->second["provider_state"] = e.body.value("provider_state", "") + " at " + e.timestamp;
+    }
+  } else if (e.kind == "exchange.response" || e.kind == "exchange.failed") {
+    open.erase(e.body.value("key", ""));
+  }
+}
+
 // Provider jobs whose ticket is recorded and that have no response or failure yet: what an
 // interrupted run left running (the next `avps run` polls them, never submits them again).
 Result<json> jobs_in_flight(const project::Project& project) {
-  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events());
+  // Only the exchanges' events, a page at a time: a record's length is not held in memory.
+  ledger::Ledger::EventQuery page;
+  page.kinds = {"exchange.ticket", "exchange.polled", "exchange.response", "exchange.failed"};
+  page.limit = 4096;
   std::map<std::string, json> open;
-  for (const ledger::Event& e : events) {
-    if (e.kind == "exchange.ticket") {
-      json job = {{"purpose", e.body.value("purpose", "")},
-                  {"model", e.body.value("model", "")},
-                  {"ticket", e.body.value("ticket", "")},
-                  {"submitted", e.timestamp},
-                  {"submitted_unix_ms", e.body.value("submitted_unix_ms", int64_t{0})},
-                  {"provider_state", "submitted (polled again by the next run)"}};
-      open[e.body.value("key", "")] = std::move(job);
-    } else if (e.kind == "exchange.polled") {
-      if (auto job = open.find(e.body.value("key", "")); job != open.end()) {
-        job->second["provider_state"] = e.body.value("provider_state", "") + " at " + e.timestamp;
-      }
-    } else if (e.kind == "exchange.response" || e.kind == "exchange.failed") {
-      open.erase(e.body.value("key", ""));
+  for (;;) {
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events(page));
+    for (const ledger::Event& e : events) {
+      note_job_event(open, e);
     }
+    if (events.size() < page.limit) {
+      break;
+    }
+    page.after_seq = events.back().seq;
   }
   json out = json::array();
   const int64_t now_ms =
