@@ -1832,8 +1832,9 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   if (!(job.collect && record.steps.count(job.step))) {
     AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "step.finished", .body = body, .row = row}));
   }
-  record.steps[job.step] = body;
-  record.loops[job.loop] = body;
+  json kept = step_summary(body);
+  record.steps[job.step] = kept;
+  record.loops[job.loop] = std::move(kept);
   if (!job.revision_for.is_null() && skill.settles(job.verdict)) {
     record.revisions_done.insert(job.revision_for.value("loop", "") + "#" +
                                  std::to_string(job.revision_for.value("attempt", 0)));

@@ -66,8 +66,8 @@ struct RecordedResponse {
 /// with the calls recorded.
 struct Record {
   std::map<std::string, RecordedResponse> responses;  ///< exchange key -> its last exchange.response
-  std::map<std::string, nlohmann::json> steps;      ///< step key -> last step.finished body
-  std::map<std::string, nlohmann::json> loops;      ///< loop key -> last step.finished body of that loop
+  std::map<std::string, nlohmann::json> steps;        ///< step key -> step_summary of its last step.finished
+  std::map<std::string, nlohmann::json> loops;        ///< loop key -> step_summary of that loop's last step.finished
   std::map<std::string, int> intents;               ///< exchange key -> intents recorded
   std::set<std::string> intent_reservations;        ///< reservation ids an intent names (maybe sent)
   std::map<std::string, std::string> fallbacks;     ///< exchange key that failed -> model it fell back to
@@ -128,6 +128,12 @@ class RecordFold {
   governance::Overrides m_overrides;
   std::map<int64_t, std::string> m_stop_inputs;  // run.hard_stop seq -> its "inputs"
 };
+
+/// What the run keeps of a step.finished body (Record::steps, Record::loops): the members its
+/// rules read (attempt, verdict, loop, step, graph_step, escalations, tier, via_tier,
+/// via_escalations, reroutes, trigger; reasons of a FAIL or FIX, the next attempt's findings), not
+/// the run-log row, outputs or model, which the ledger keeps.
+nlohmann::json step_summary(const nlohmann::json& body);
 
 /// Reads the whole record a page at a time (k_events_page events held at once).
 [[nodiscard]] Result<Record> read_record(const ledger::Ledger& ledger);

@@ -182,9 +182,7 @@ void RecordFold::add(const ledger::Event& e) {
   } else if (e.kind == "step.finished") {
     const std::string loop = e.body.value("loop", "");
     const std::string verdict = e.body.value("verdict", "");
-    // The run-log row the event carries is the log's, read by no step: not kept.
-    json body = e.body;
-    body.erase("row");
+    const json& body = e.body;
     if (body.contains("revision_for") && verdict != "FAIL" && verdict != "STOP") {
       const json& of = body["revision_for"];
       record.revisions_done.insert(of.value("loop", "") + "#" + std::to_string(of.value("attempt", 0)));
@@ -198,11 +196,12 @@ void RecordFold::add(const ledger::Event& e) {
     if (body.contains("analyzer_for")) {
       record.analyzer_runs.insert(body.value("analyzer_for", ""));
     }
+    json kept = step_summary(body);
     if (!loop.empty()) {
-      record.loops[loop] = body;
+      record.loops[loop] = kept;
     }
     const std::string step = body.value("step", "");
-    record.steps[step] = std::move(body);
+    record.steps[step] = std::move(kept);
   } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
     const std::string key = render->shot_id + "/" + render->resolution;
     record.media[key] = e.body;
@@ -240,6 +239,24 @@ Record RecordFold::finish() && {
                                     {"inputs", inputs != m_stop_inputs.end() ? inputs->second : ""}};
   }
   return std::move(m_record);
+}
+
+json step_summary(const json& body) {
+  json kept = json::object();
+  if (!body.is_object()) {
+    return kept;
+  }
+  for (const char* field : {"attempt", "verdict", "loop", "step", "graph_step", "escalations", "tier", "via_tier",
+                            "via_escalations", "reroutes", "trigger"}) {
+    if (auto it = body.find(field); it != body.end()) {
+      kept[field] = *it;
+    }
+  }
+  const std::string verdict = body.value("verdict", "");
+  if (auto reasons = body.find("reasons"); reasons != body.end() && (verdict == "FAIL" || verdict == "FIX")) {
+    kept["reasons"] = *reasons;
+  }
+  return kept;
 }
 
 void note_response(Record& record, const std::string& key, int64_t seq, const json& body) {
