@@ -214,37 +214,25 @@ void Plan::propagate() {
     }
   };
   // The slots a unit of a step of each kind may be held in: a scene step's are the scenes', a
-  // per-entity step's the entities' and the project's (its unit for an entity no BREAKDOWN names),
-  // a project-wide step's the project's.
-  auto held_anywhere = [&](int at) {
+  // project-wide step's the project's, a per-entity step's the project's (its unit for an entity
+  // no BREAKDOWN names) and the entities' (which follow the project's).
+  auto slot_range = [&](int at) {
     const Step& step = m_steps[static_cast<size_t>(at)];
-    if (step.scene_unit) {
-      for (int s = 0; s < project; ++s) {
-        if (int mark = holder(s, at)) {
-          return mark;
-        }
-      }
-      return 0;
-    }
-    if (int mark = holder(project, at)) {
-      return mark;
-    }
-    for (const auto& [entity, slot] : step.entity_unit ? m_entity_slot : std::map<std::string, int>{}) {
-      if (int mark = holder(slot, at)) {
+    return step.scene_unit ? std::pair{0, project} : std::pair{project, step.entity_unit ? slots() : project + 1};
+  };
+  auto held_anywhere = [&](int at) {
+    const auto [first, end] = slot_range(at);
+    for (int s = first; s < end; ++s) {
+      if (int mark = holder(s, at)) {
         return mark;
       }
     }
     return 0;
   };
   auto hold_everywhere = [&](int at, int mark) {
-    const Step& step = m_steps[static_cast<size_t>(at)];
-    for (int s = step.scene_unit ? 0 : project; s < (step.scene_unit ? project : project + 1); ++s) {
+    const auto [first, end] = slot_range(at);
+    for (int s = first; s < end; ++s) {
       hold(s, at, mark);
-    }
-    if (step.entity_unit) {
-      for (const auto& [entity, slot] : m_entity_slot) {
-        hold(slot, at, mark);
-      }
     }
   };
   while (changed) {

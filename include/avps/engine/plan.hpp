@@ -163,7 +163,7 @@ class Plan {
   std::vector<std::string> m_scenes;
   std::map<std::string, int> m_scene_slot;
   EntityScenes m_entity_scenes;
-  std::map<std::string, int> m_entity_slot;  ///< after the scenes' and the project's
+  std::map<std::string, int> m_entity_slot;  ///< after the scenes' and the project's, one after another
   std::vector<PlanStop> m_stops;
   /// Per (slot, position), the index in m_stops + 1 of the stop that holds the unit (0: none); the
   /// scenes' slots, then the project's (m_scenes.size()), then the entities'. `m_origin` marks
