@@ -15,12 +15,16 @@ for shot in S01_SH01 S01_SH02; do configure "$PLAN" "sim.failure_rates.qc-grader
 configure "$PLAN" regen.max_rounds 3
 configure "$PLAN" budget.shot_cap_usd 100  # in force, far away: the approval shows the shot's spend
 
+# rounds_of DIR: "shot round remedy tier" of each regen round of S01_SH01 and S01_SH02, in order.
+rounds_of() {
+  q "$1" "SELECT json_extract(body,'$.shot_id') || ' ' || json_extract(body,'$.round') || ' ' || json_extract(body,'$.remedy') || ' ' || json_extract(body,'$.tier') FROM events WHERE kind='regen.round' AND json_extract(body,'$.shot_id') IN ('S01_SH01','S01_SH02') ORDER BY seq"
+}
 # (a) Round 2 simplifies; round 3 escalates the C shot gen_low -> gen_mid, approved with its cost,
 # and refuses premium to the B shot (simplifying again instead). Both freeze in the end: exit 3.
 A="$WORK/a"
 cp -r "$PLAN" "$A"
 expect_exit 3 "$AVPS" run "$A" --scene S01
-remedies=$(q "$A" "SELECT json_extract(body,'$.shot_id') || ' ' || json_extract(body,'$.round') || ' ' || json_extract(body,'$.remedy') || ' ' || json_extract(body,'$.tier') FROM events WHERE kind='regen.round' AND json_extract(body,'$.shot_id') IN ('S01_SH01','S01_SH02') ORDER BY seq")
+remedies=$(rounds_of "$A")
 want="S01_SH01 2 simplify gen_low
 S01_SH02 2 simplify gen_mid
 S01_SH01 3 escalate gen_mid
@@ -58,7 +62,7 @@ g["regen"]["remedies"] = ["simplify"]
 json.dump(g, open(sys.argv[2], "w"), indent=2)
 PY
 expect_exit 3 "$AVPS" run "$R" --scene S01
-remedies=$(q "$R" "SELECT json_extract(body,'$.shot_id') || ' ' || json_extract(body,'$.round') || ' ' || json_extract(body,'$.remedy') || ' ' || json_extract(body,'$.tier') FROM events WHERE kind='regen.round' AND json_extract(body,'$.shot_id') IN ('S01_SH01','S01_SH02') ORDER BY seq")
+remedies=$(rounds_of "$R")
 want="S01_SH01 2 simplify gen_low
 S01_SH02 2 simplify gen_mid
 S01_SH01 3 simplify gen_low

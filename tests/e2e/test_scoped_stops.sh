@@ -30,6 +30,15 @@ for row in json.load(sys.stdin)["scenes"]:
     if row["scene_id"] == sys.argv[1]:
         print("%d/%d %d/%d" % (row["proxy"]["passed"], row["proxy"]["shots"], row["final"]["passed"], row["final"]["shots"]))' "$2"
 }
+# expect_finals DIR WHY SCENE...: each scene has every final render (status's final column n/n, n > 0).
+expect_finals() {
+  local dir=$1 why=$2 s proxy final
+  shift 2
+  for s in "$@"; do
+    read -r proxy final <<<"$(scene_row "$dir" "$s")"
+    [ "${final%/*}" = "${final#*/}" ] && [ "${final%/*}" != 0 ] || fail "$s should $why, status says $proxy $final"
+  done
+}
 scenes="S01 S02 S03 S04 S05 S06"
 
 # (a) S02_SH02 never passes QC: it freezes, S02 is held, every other scene is finished.
@@ -43,15 +52,9 @@ expect_out "S02_SH02 is frozen"
 stop="STOP-$(q "$P" "SELECT seq FROM events WHERE kind='run.hard_stop'")"
 [ "$(q "$P" "SELECT json_extract(body,'$.kind') || ' ' || json_extract(body,'$.scope.scene_id') FROM events WHERE kind='run.hard_stop'")" = "frozen S02" ] \
   || fail "expected one frozen stop of S02"
-for s in $scenes; do
-  row=$(scene_row "$P" "$s")
-  if [ "$s" = S02 ]; then
-    case "$row" in *" 0/"*) ;; *) fail "S02 is held: no final render expected, status says $row";; esac
-  else
-    read -r proxy final <<<"$row"
-    [ "${final%/*}" = "${final#*/}" ] && [ "${final%/*}" != 0 ] || fail "$s should have every final render, status says $row"
-  fi
-done
+row=$(scene_row "$P" S02)
+case "$row" in *" 0/"*) ;; *) fail "S02 is held: no final render expected, status says $row";; esac
+expect_finals "$P" "have every final render" S01 S03 S04 S05 S06
 # S02's other shots are not rendered at final; the scenes after S02 are.
 [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='media.recorded' AND json_extract(body,'$.scene_id')='S02' AND json_extract(body,'$.resolution')='final'")" = 0 ] \
   || fail "S02 is held, yet a final render of it was made"
@@ -117,10 +120,7 @@ expect_out "    holds S03 from continuity; S04, S05, S06 from validation"
 expect_exit 0 "$AVPS" gate "$V" --require narrative_review
 expect_exit 1 "$AVPS" gate "$V" --require validation
 expect_out "$stop: open (world-state-tracker, gate stop, holds from validation)"
-for s in S01 S02; do
-  read -r proxy final <<<"$(scene_row "$V" "$s")"
-  [ "${final%/*}" = "${final#*/}" ] && [ "${final%/*}" != 0 ] || fail "$s should have every final render, status says $proxy $final"
-done
+expect_finals "$V" "have every final render" S01 S02
 [ "$(q "$V" "SELECT count(*) FROM events WHERE kind='media.recorded' AND json_extract(body,'$.scene_id') IN ('S03','S04','S05','S06')")" = 0 ] \
   || fail "a scene held by S03's stop was rendered"
 
@@ -140,10 +140,7 @@ stop="STOP-$(q "$L" "SELECT seq FROM events WHERE kind='run.hard_stop'")"
 expect_out "$stop holds S04 from continuity on"
 expect_exit 3 "$AVPS" --no-color status "$L"
 expect_out "    holds S04, S05 from continuity; S06 from validation"
-for s in S01 S02 S03; do
-  read -r proxy final <<<"$(scene_row "$L" "$s")"
-  [ "${final%/*}" = "${final#*/}" ] && [ "${final%/*}" != 0 ] || fail "$s should have every final render, status says $proxy $final"
-done
+expect_finals "$L" "have every final render" S01 S02 S03
 [ "$(q "$L" "SELECT count(*) FROM events WHERE kind='media.recorded' AND json_extract(body,'$.scene_id') IN ('S04','S05','S06')")" = 0 ] \
   || fail "a scene held by the set lock's stop was rendered"
 expect_exit 0 "$AVPS" gate "$L" --require narrative
@@ -152,9 +149,6 @@ expect_out "$stop: open (set-lock, gate stop, holds from locks)"
 expect_exit 0 "$AVPS" override "$L" --stop "$stop" --reason "the set's lighting is settled" --allow-attempts 2
 set_rate "$L" set-lock@THE_KEEPER_S_COTTAGE null
 expect_exit 0 "$AVPS" run "$L"
-for s in $scenes; do
-  read -r proxy final <<<"$(scene_row "$L" "$s")"
-  [ "${final%/*}" = "${final#*/}" ] && [ "${final%/*}" != 0 ] || fail "$s should be finished after the override, status says $proxy $final"
-done
+expect_finals "$L" "be finished after the override" $scenes
 "$AVPS" gate "$L" > /dev/null || fail "gate after the lock's override"
 echo "scoped stops e2e: ok"
