@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
@@ -84,55 +85,102 @@ Result<std::string> read_object(const ledger::Ledger& ledger, const std::string&
 ArtifactStore::ArtifactStore(fs::path project_dir, ledger::Ledger& ledger)
     : m_project_dir(std::move(project_dir)), m_ledger(ledger) {}
 
-Result<void> ArtifactStore::write_face(const NewArtifact& artifact) const {
+Result<void> ArtifactStore::write_face(const NewArtifact& artifact, core::Durability durability) const {
   fs::path face = m_project_dir / artifact.name.relative_path();
   AVPS_TRY(core::create_directories_durable(face.parent_path()));
-  return core::write_file_atomic(face, artifact.face, core::Overwrite::no, core::Durability::durable);
+  return core::write_file_atomic(face, artifact.face, core::Overwrite::no, durability);
 }
 
 Result<ledger::ArtifactRecord> ArtifactStore::write(const NewArtifact& artifact) {
-  const std::string filename = artifact.name.filename();
-  AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> known, m_ledger.find_artifact(filename));
-  if (known) {
-    return make_error(ErrorCode::already_exists,
-                      "refusing to overwrite artifact " + known->path + " (recorded by ledger event " +
-                          std::to_string(known->event_seq) + "); write the next version instead");
-  }
-  const std::string relative = artifact.name.relative_path();
-  if (fs::exists(m_project_dir / relative)) {
-    return make_error(ErrorCode::already_exists,
-                      "refusing to overwrite " + relative + ": the file exists but the ledger does not know it");
-  }
-  AVPS_TRY_ASSIGN(std::string canonical, core::canonical_json(artifact.content));
-  ledger::ArtifactRecord record;
-  record.name = filename;
-  record.kind = artifact.name.kind;
-  record.target = artifact.name.target;
-  record.version = artifact.name.version;
-  record.path = relative;
-  record.face_sha256 = core::sha256_hex(artifact.face);
-  record.json_sha256 = core::sha256_hex(canonical);
-  record.author = artifact.author;
-  record.producer = artifact.producer;
+  AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> records, write_all({artifact}));
+  return std::move(records.front());
+}
 
-  // The object first, deferred: the intent's sync makes both durable, so an intent never names an
-  // object a power cut lost. A kill here leaves an object nothing names, and no write announced.
-  AVPS_TRY(store_object(m_ledger, canonical));
-  core::crash_point("store.after_object");
-  json intent = {{"intent", record.to_json()}, {"details", artifact.details}};
-  AVPS_TRY(m_ledger.append(ledger::EventDraft{.kind = "artifact.intent", .body = intent}));
-  core::crash_point("store.after_intent");
-  AVPS_TRY(write_face(artifact));
-  core::crash_point("store.after_face");
+Result<std::vector<ledger::ArtifactRecord>> ArtifactStore::write_all(const std::vector<NewArtifact>& group) {
+  std::vector<ledger::ArtifactRecord> records;
+  std::vector<std::string> canonicals;
+  std::set<std::string> names;
+  for (const NewArtifact& artifact : group) {
+    const std::string filename = artifact.name.filename();
+    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> known, m_ledger.find_artifact(filename));
+    if (known) {
+      return make_error(ErrorCode::already_exists,
+                        "refusing to overwrite artifact " + known->path + " (recorded by ledger event " +
+                            std::to_string(known->event_seq) + "); write the next version instead");
+    }
+    const std::string relative = artifact.name.relative_path();
+    if (fs::exists(m_project_dir / relative) || !names.insert(filename).second) {
+      return make_error(ErrorCode::already_exists,
+                        "refusing to overwrite " + relative + ": the file exists but the ledger does not know it");
+    }
+    AVPS_TRY_ASSIGN(std::string canonical, core::canonical_json(artifact.content));
+    ledger::ArtifactRecord record;
+    record.name = filename;
+    record.kind = artifact.name.kind;
+    record.target = artifact.name.target;
+    record.version = artifact.name.version;
+    record.path = relative;
+    record.face_sha256 = core::sha256_hex(artifact.face);
+    record.json_sha256 = core::sha256_hex(canonical);
+    record.author = artifact.author;
+    record.producer = artifact.producer;
+    records.push_back(std::move(record));
+    canonicals.push_back(std::move(canonical));
+  }
+  if (group.empty()) {
+    return records;
+  }
 
-  // Deferred: the intent, the object and the face are durable already, so a power cut that loses this
-  // commit leaves what a kill at store.after_face leaves, and recover() records the write. It is
-  // durable with the caller's next synced commit (a step's step.finished, a command's end).
-  ledger::EventDraft recorded{
-      .kind = "artifact.recorded", .body = {{"details", artifact.details}}, .row = artifact.row, .artifact = record};
-  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.commit({std::move(recorded)}, ledger::Sync::deferred));
-  record.event_seq = events.front().seq;
-  return record;
+  // The objects first, deferred: the intents' sync makes them durable with the intents, so an
+  // intent never names an object a power cut lost. A kill here leaves objects nothing names, and
+  // no write announced.
+  for (const std::string& canonical : canonicals) {
+    AVPS_TRY(store_object(m_ledger, canonical));
+    core::crash_point("store.after_object");
+  }
+  // Every intent of the group in one transaction, synced: one sync announces them all, before any
+  // face appears.
+  std::vector<ledger::EventDraft> intents;
+  for (size_t i = 0; i < group.size(); ++i) {
+    intents.push_back(ledger::EventDraft{.kind = "artifact.intent",
+                                         .body = {{"intent", records[i].to_json()}, {"details", group[i].details}}});
+  }
+  AVPS_TRY(m_ledger.commit(std::move(intents)));
+  for (size_t i = 0; i < group.size(); ++i) {
+    core::crash_point("store.after_intent");
+  }
+  // The faces: one alone is written durably (its folder synced with it); in a group each face's
+  // bytes are synced and its folder once for the group, before anything records them.
+  const core::Durability durability = group.size() == 1 ? core::Durability::durable : core::Durability::durable_content;
+  std::set<fs::path> folders;
+  for (const NewArtifact& artifact : group) {
+    AVPS_TRY(write_face(artifact, durability));
+    folders.insert((m_project_dir / artifact.name.relative_path()).parent_path());
+    core::crash_point("store.after_face");
+  }
+  if (durability == core::Durability::durable_content) {
+    core::crash_point("store.before_folder_sync");  // every face published, their folders not yet synced
+    for (const fs::path& folder : folders) {
+      AVPS_TRY(core::sync_directory(folder));
+    }
+  }
+
+  // Deferred, one transaction for the group: the intents, the objects and the faces are durable
+  // already, so a power cut that loses this commit leaves what a kill at store.after_face leaves,
+  // and recover() records the writes. Durable with the caller's next synced commit (the next
+  // call's intents, another write's intents, a command's end).
+  std::vector<ledger::EventDraft> recorded;
+  for (size_t i = 0; i < group.size(); ++i) {
+    recorded.push_back(ledger::EventDraft{.kind = "artifact.recorded",
+                                          .body = {{"details", group[i].details}},
+                                          .row = group[i].row,
+                                          .artifact = records[i]});
+  }
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.commit(std::move(recorded), ledger::Sync::deferred));
+  for (size_t i = 0; i < records.size(); ++i) {
+    records[i].event_seq = events[i].seq;
+  }
+  return records;
 }
 
 Result<std::optional<ledger::ArtifactRecord>> ArtifactStore::latest(std::string_view kind,

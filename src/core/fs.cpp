@@ -116,7 +116,7 @@ Result<void> AtomicFile::write(std::string_view data) {
 
 Result<void> AtomicFile::commit(Overwrite overwrite) {
   crash_point("atomic.before_fsync");
-  if (m_durability == Durability::durable) {
+  if (m_durability != Durability::cached) {
     AVPS_TRY(fsync_fd(m_fd, m_temp));
   }
   if (::close(m_fd) != 0) {

@@ -1830,7 +1830,11 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   core::crash_point("engine.before_step_finished");  // the outputs recorded, the step not yet
   // A judge-only attempt replayed on resume was logged before the interruption.
   if (!(job.collect && record.steps.count(job.step))) {
-    AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "step.finished", .body = body, .row = row}));
+    // Deferred: nothing outside the ledger is derived from a verdict before the next sync (the
+    // next call's intents, an artifact's intent, a hard stop, the run's end); a power cut before
+    // it leaves what a kill at engine.before_step_finished leaves (docs/formats/ledger.md).
+    AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "step.finished", .body = body, .row = row},
+                                         ledger::Sync::deferred));
   }
   json kept = step_summary(body);
   record.steps[job.step] = kept;

@@ -359,9 +359,9 @@ Result<void> Exchange::record_answer(Call& c) {
   }
   AVPS_TRY_ASSIGN(json fields, trace_fields(c.trace));
   response.update(fields);
-  // The response and the settlement of its reservation are one transaction; deferred: send()
-  // makes the answers that came back together durable in one sync, before anything else leaves
-  // and before it returns (nothing is derived from an answer before then).
+  // The response and the settlement of its reservation are one transaction; deferred: durable
+  // with the next sync, which comes before anything derived from the answer leaves the ledger
+  // (the next call, an artifact's face, a render file).
   AVPS_TRY_ASSIGN(
       ledger::Event recorded,
       m_project.ledger().append(ledger::ExchangeResponse::to_draft(
@@ -414,7 +414,7 @@ Result<void> Exchange::record_failure(Call& c) {
     }
     draft.row = row;
   }
-  AVPS_TRY(m_project.ledger().append(draft, ledger::Sync::deferred));  // synced with its group, as an answer
+  AVPS_TRY(m_project.ledger().append(draft, ledger::Sync::deferred));  // durable with the next sync, as an answer
   m_record.tickets.erase(c.key);
   c.state = CallState::released;
   return ok();
@@ -767,15 +767,12 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
       pending.push_front(c);
     }
     if (done.empty()) {
-      // Group commit: the answers (failures, job states) that came back together are made
-      // durable in one sync before anything else leaves.
-      lock.unlock();
-      Result<void> durable = m_project.ledger().sync();
+      // The answers (failures, job states) that came back together are committed, not synced:
+      // the next sync makes them durable with whatever follows them (the next intents before a
+      // call leaves, an artifact's intent before its face, the sync before render files are
+      // written, a hard stop, the run's end), so nothing outside the ledger is derived from an
+      // answer a power cut could lose (docs/formats/ledger.md, "Durability and group commit").
       core::crash_point("engine.answers_synced");
-      lock.lock();
-      if (!durable && !first_error) {
-        first_error = durable.error();
-      }
     }
   }
   closing = true;
@@ -784,11 +781,10 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
   for (std::thread& t : pool) {
     t.join();
   }
-  Result<void> durable = m_project.ledger().sync();  // nothing recorded here is left to a later sync
   if (first_error) {
     return *first_error;
   }
-  return durable;
+  return ok();  // what was recorded here is durable with the engine's next sync (above)
 }
 
 Result<std::string> Exchange::response_text(const Call& c) const {

@@ -12,8 +12,8 @@
 //     │                                       the intents of the calls leaving together are
 //     ▼                                       made durable by one sync before any leaves
 //   submitted ──► answered ──► settled        exchange.response + settlement, one transaction,
-//     │    │                                  recorded the moment the answer arrives; the answers
-//     │    │                                  that came back together made durable by one sync
+//     │    │                                  recorded the moment the answer arrives; durable
+//     │    │                                  with the next sync (before anything derived leaves)
 //     │    └──► ticketed (durable:            a job backend gave a ticket: exchange.ticket is
 //     │         exchange.ticket) ──► polled   recorded before the first poll; polled until it is
 //     │         ... ──► answered | failed     answered or fails, past max wait canceled and failed

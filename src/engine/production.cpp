@@ -388,6 +388,7 @@ Result<Flow> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
     wanted.push_back(i);
   }
   AVPS_TRY(exchange->send(sent, options.jobs));
+  std::vector<artifacts::NewArtifact> frames;  // written as one group: one sync, one folder sync
   for (size_t i : wanted) {
     const Context& ctx = shots[i];
     const Call& c = calls[i];
@@ -429,11 +430,11 @@ Result<Flow> Impl::render_storyboards(const skills::SkillDef& reviewer, const st
     row.outcome = "DONE";
     row.artifact_output = name.filename();
     row.notes = "storyboard frame of " + pack->record.name;
-    artifacts::NewArtifact artifact{name, content, bytes, "avps", reviewer.name, row,
-                                    {{"step", "storyboard/" + ctx.shot_id}, {"attempt", 1}}};
-    AVPS_TRY(e.m_project.store().write(artifact));
-    ++outcome.artifacts_written;
+    frames.push_back(artifacts::NewArtifact{
+        name, content, bytes, "avps", reviewer.name, row, {{"step", "storyboard/" + ctx.shot_id}, {"attempt", 1}}});
   }
+  AVPS_TRY(e.m_project.store().write_all(frames));
+  outcome.artifacts_written += static_cast<int>(frames.size());
   return Flow::go_on;
 }
 
@@ -1360,6 +1361,16 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
       sent.push_back(&c);
     }
     AVPS_TRY(exchange->send(sent, options.jobs));
+    // Group commit of the wave's renders: one sync makes every answer durable before any render
+    // file is written from it (a power cut never leaves a file whose answer it lost); each file's
+    // bytes are synced, their folders once for the wave; then one commit records them all
+    // (deferred: the files are durable before it). docs/formats/ledger.md, "Durability and group
+    // commit".
+    AVPS_TRY(e.m_project.ledger().sync());
+    core::crash_point("engine.renders_synced");
+    std::vector<ledger::EventDraft> rendered;
+    std::vector<std::pair<std::string, json>> rendered_bodies;  // key, the media.recorded body
+    std::set<std::filesystem::path> render_folders;
     std::set<std::string> unrendered;  // shots whose job ended without a render: a failed attempt, no QC
     for (size_t i = 0; i < active.size(); ++i) {
       const Active& a = active[i];
@@ -1386,8 +1397,9 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
       AVPS_TRY_ASSIGN(std::string bytes,
                       artifacts::read_object(e.m_project.ledger(), c.response.value("media_sha256", "")));
       AVPS_TRY(core::create_directories_durable((e.m_project.dir() / relative).parent_path()));
+      render_folders.insert((e.m_project.dir() / relative).parent_path());
       Result<void> written = core::write_file_atomic(e.m_project.dir() / relative, bytes, core::Overwrite::no,
-                                                     core::Durability::durable);
+                                                     core::Durability::durable_content);
       if (!written && written.error().code != ErrorCode::already_exists) {
         return std::move(written).error();
       }
@@ -1416,11 +1428,20 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
                                                              .inputs = a.identity,
                                                              .input_hashes = identity_parts[a.ctx.shot_id]}
                                            .to_draft(row);
-      const json& body = media.body;
-      AVPS_TRY(e.m_project.ledger().append(media));
-      core::crash_point("engine.after_media");
-      record.media[key] = body;
-      record.renders[relative] = body;
+      rendered_bodies.emplace_back(key, media.body);
+      rendered.push_back(media);
+    }
+    if (!rendered.empty()) {
+      core::crash_point("engine.renders_written");  // the files published, their folder not yet synced
+      for (const std::filesystem::path& folder : render_folders) {
+        AVPS_TRY(core::sync_directory(folder));
+      }
+      AVPS_TRY(e.m_project.ledger().commit(std::move(rendered), ledger::Sync::deferred));
+      for (const auto& [key, body] : rendered_bodies) {
+        core::crash_point("engine.after_media");
+        record.media[key] = body;
+        record.renders[body.value("path", "")] = body;
+      }
     }
     // 4. QC of the wave, one verdict per shot, then the wave's QC_BATCH.
     std::vector<Job> grades;

@@ -103,10 +103,12 @@ store.after_object:10 store.after_object:120 store.after_face:5 store.after_face
 ledger.after_commit:50 ledger.after_commit:400 ledger.after_commit:900 ledger.after_commit:1000
 engine.before_step_finished:87 engine.before_step_finished:195 engine.intents_synced:30
 engine.intents_synced:120 engine.answers_synced:45 engine.answers_synced:100 ledger.before_sync:200
-ledger.after_sync:700"
+ledger.after_sync:300 engine.renders_synced:1 engine.renders_synced:6 engine.renders_written:1
+engine.renders_written:5 store.before_folder_sync:1 store.before_folder_sync:3"
 # CI runs a seeded sample of 12 of these (about two minutes). AVPS_CRASH_POINTS=all runs every
-# one; a number N above the list's size runs them all and N - 30 random moments more: a label that
-# fires throughout the run, at a count drawn below how often the reference run passed it.
+# one; a number N above the list's size runs them all and as many random moments more as N
+# exceeds it: a label that fires throughout the run, at a count drawn below how often the
+# reference run passed it.
 # AVPS_CRASH_SEED picks another sample (docs/testing.md).
 want=${AVPS_CRASH_POINTS:-12}
 [ "$want" = all ] && want=0

@@ -6,8 +6,10 @@
 //   1. the canonical JSON stored as an object in the ledger (content-addressed; store_object),
 //      then ledger event artifact.intent {name, hashes}, synced: both durable by one sync
 //   2. the face file, through AtomicFile with Overwrite::no (fsync, link, fsync folder)
-//   3. ledger event artifact.recorded + artifact index row  — one transaction, together with
-//      whatever else the caller commits with it (a RUN_LOG row, later cost settlements)
+//   3. ledger event artifact.recorded + artifact index row, with its RUN_LOG row: one
+//      transaction, deferred (durable with the next synced commit: the face is durable already)
+// write_all() does the same for a group of artifacts with one sync of all their intents, one
+// folder sync per folder and one commit of all their records.
 // Guarantees: an existing artifact is never overwritten (a hard error naming the file); a crash
 // at any point leaves either no artifact or the complete one: recover() (run on every writing
 // open) finishes a write whose files are complete and abandons one whose files are not.
@@ -20,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "avps/artifacts/names.hpp"
+#include "avps/core/fs.hpp"
 #include "avps/core/result.hpp"
 #include "avps/ledger/ledger.hpp"
 
@@ -67,6 +70,13 @@ class ArtifactStore {
   /// Writes an artifact (the three steps above). Fails with already_exists, naming the file,
   /// if the ledger knows the name or a file of that name is already in the project.
   [[nodiscard]] Result<ledger::ArtifactRecord> write(const NewArtifact& artifact);
+  /// Writes several artifacts as one group (group commit): the objects, then every intent in one
+  /// synced transaction, then each face (its bytes synced), each folder synced once for the group,
+  /// then every artifact.recorded in one deferred transaction. A crash at any point leaves, of
+  /// each artifact, none or the whole one, as write() does (recover() resolves the announced
+  /// ones). Refused whole, before anything is written, if any name is known, exists or is
+  /// repeated. Records in the order given.
+  [[nodiscard]] Result<std::vector<ledger::ArtifactRecord>> write_all(const std::vector<NewArtifact>& group);
 
   /// The latest recorded version of kind/target, if any.
   [[nodiscard]] Result<std::optional<ledger::ArtifactRecord>> latest(std::string_view kind,
@@ -85,7 +95,7 @@ class ArtifactStore {
   [[nodiscard]] Result<void> recover();
 
  private:
-  [[nodiscard]] Result<void> write_face(const NewArtifact& artifact) const;
+  [[nodiscard]] Result<void> write_face(const NewArtifact& artifact, core::Durability durability) const;
   std::filesystem::path m_project_dir;
   ledger::Ledger& m_ledger;
 };

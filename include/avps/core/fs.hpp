@@ -16,7 +16,12 @@
 namespace avps::core {
 
 enum class Overwrite { no, yes };
-enum class Durability { cached, durable };
+/// cached: neither the bytes nor the publish synced. durable: the bytes fsynced before the file is
+/// published, its folder fsynced after (the file survives a power cut once commit() returns).
+/// durable_content: the bytes fsynced before the publish, the folder left to the caller, who
+/// syncs it once (sync_directory) for several files of one folder before anything vouches for
+/// them (a group of renders).
+enum class Durability { cached, durable, durable_content };
 
 /// A file being written. Nothing is visible under `path` until commit() succeeds; an
 /// uncommitted AtomicFile deletes its temp file when destroyed.

@@ -252,8 +252,9 @@ class Ledger {
   [[nodiscard]] Result<Event> append(EventDraft draft, Sync sync = Sync::now);
   /// Makes every commit so far durable: one sync for all of them (none when nothing is pending),
   /// then brings HEAD and the CSV face up to date when they lag by k_mirror_lag_events or
-  /// k_mirror_lag_ms. A writer that makes several deferred commits (the answers of the calls that
-  /// came back together) calls it once for the group.
+  /// k_mirror_lag_ms. A writer that makes several deferred commits (the intents of the calls
+  /// leaving together, the answers of a wave of renders before their files) calls it once for
+  /// the group.
   [[nodiscard]] virtual Result<void> sync() = 0;
   /// sync(), then HEAD and the CSV face brought up to date whatever their lag.
   [[nodiscard]] virtual Result<void> flush() = 0;
