@@ -2,8 +2,11 @@
 # The read paths at scale: on examples/feature_scale cut to 5, 50 and 500 scenes after a whole
 # production (or on a produced project, --project DIR), the wall time and peak memory of
 # `avps gate`, `avps status`, `avps log --json`, `avps report --no-frames`, and `avps run` with
-# nothing left to do (a resume, on a copy), with the machine's floor (bench/floor.sh) printed
-# first. Prints a table; changes nothing in the repo or the given project. Asserts nothing.
+# nothing left to do (a resume), with the machine's floor (bench/floor.sh) and its load
+# (/proc/loadavg, before and after) printed beside them. A given project is measured on a copy: a
+# first, untimed `avps run` brings its ledger to this avps's schema (a reader refuses an older
+# one) and the page cache to the same state for every command. Prints a table; changes nothing
+# in the repo or the given project. Asserts nothing.
 # Usage: bash bench/read_paths.sh [path/to/avps] [--scenes "5 50 500"] [--jobs N] [--project DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,25 +25,30 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+echo "load before (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 echo "floor on this machine (bench/floor.sh):"
 bash "$root/bench/floor.sh" "$work" | sed 's/^/  /'
 echo
 
-# Prints "<wall_s> <peak_mb> <exit>" of a command, its output discarded.
+# Prints "<wall_s> <cpu_s> <peak_mb> <exit>" of a command, its output discarded. cpu_s (user +
+# system) is what the command itself spent: on a loaded machine it moves less than the wall time.
 measure() {
   set +e
-  /usr/bin/time -f '%e %M' -o "$work/time" "$@" > /dev/null 2> "$work/err"
+  /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$@" > /dev/null 2> "$work/err"
   local rc=$?
   set -e
-  local wall kb
-  read -r wall kb < <(tail -n 1 "$work/time")
-  echo "$wall $((kb / 1024)) $rc"
+  local wall user sys kb
+  read -r wall user sys kb < <(tail -n 1 "$work/time")
+  echo "$wall $(echo "$user + $sys" | bc) $((kb / 1024)) $rc"
 }
 
-printf '%-7s %-7s %-9s %-24s %-8s %-8s %-5s\n' scenes events shots command wall_s peak_mb exit
+printf '%-7s %-7s %-9s %-24s %-8s %-8s %-8s %-5s\n' scenes events shots command wall_s cpu_s peak_mb exit
 for n in $sizes; do
   if [ -n "$project" ]; then
-    p=$project
+    p="$work/given"
+    rm -rf "$p"
+    cp -a "$project" "$p"
+    "$avps" -q run "$p" --jobs "$jobs" > /dev/null 2>&1 || true
   else
     p="$work/p$n"
     cp -r "$root/examples/feature_scale" "$p"
@@ -51,7 +59,7 @@ for n in $sizes; do
   scenes=$(sqlite3 "file:$p/.avps/ledger.db?mode=ro" "SELECT count(DISTINCT target) FROM artifacts WHERE kind = 'PSYCH'")
   events=$(sqlite3 "file:$p/.avps/ledger.db?mode=ro" "SELECT max(seq) FROM events")
   shots=$(sqlite3 "file:$p/.avps/ledger.db?mode=ro" "SELECT count(DISTINCT target) FROM artifacts WHERE kind = 'GENPACK'")
-  row() { printf '%-7s %-7s %-9s %-24s %-8s %-8s %-5s\n' "$scenes" "$events" "$shots" "$1" $2; }
+  row() { printf '%-7s %-7s %-9s %-24s %-8s %-8s %-8s %-5s\n' "$scenes" "$events" "$shots" "$1" $2; }
   row "gate" "$(measure "$avps" gate "$p")"
   row "status" "$(measure "$avps" status "$p")"
   row "log --json" "$(measure "$avps" --json log "$p")"
@@ -61,3 +69,4 @@ for n in $sizes; do
   row "run (nothing to do)" "$(measure "$avps" -q run "$work/copy" --jobs "$jobs")"
   rm -rf "$work/copy"
 done
+echo "load after (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -5,17 +5,14 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 
 namespace avps::core {
 
-std::string sha256_hex(std::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
-    // Only an OpenSSL misconfiguration gets here; nothing sensible can continue.
-    throw std::runtime_error("internal error: OpenSSL SHA-256 failed");
-  }
+namespace {
+
+std::string hex_of(const std::array<unsigned char, EVP_MAX_MD_SIZE>& digest, unsigned int length) {
   static constexpr char k_hex[] = "0123456789abcdef";
   std::string out;
   out.reserve(length * 2);
@@ -24,6 +21,40 @@ std::string sha256_hex(std::string_view data) {
     out.push_back(k_hex[digest[i] & 0xf]);
   }
   return out;
+}
+
+[[noreturn]] void digest_failed() {
+  // Only an OpenSSL misconfiguration gets here; nothing sensible can continue.
+  throw std::runtime_error("internal error: OpenSSL SHA-256 failed");
+}
+
+}  // namespace
+
+std::string sha256_hex(std::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
+    digest_failed();
+  }
+  return hex_of(digest, length);
+}
+
+std::string sha256_hex_joined(std::initializer_list<std::string_view> parts) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
+    digest_failed();
+  }
+  for (std::string_view part : parts) {
+    if (EVP_DigestUpdate(context.get(), part.data(), part.size()) != 1) {
+      digest_failed();
+    }
+  }
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(context.get(), digest.data(), &length) != 1) {
+    digest_failed();
+  }
+  return hex_of(digest, length);
 }
 
 bool is_sha256_hex(std::string_view s) {

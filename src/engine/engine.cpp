@@ -158,12 +158,13 @@ Result<const governance::RoutingTable*> Impl::allocation() {
 //   - an output of another loop whose last step FAILed and has not been acted on (a revision an
 //     interruption cut between its failed attempt and the next): downstream work waits for the
 //     loop's answer, as it does in an uninterrupted run, instead of building on a rejected version.
-Result<std::optional<Loaded>> Impl::input_version(std::optional<Loaded> loaded, const std::string& reader_loop,
-                                                  const std::optional<WalkRank>& reader) {
-  while (loaded) {
-    auto writer = record.written_by.find(loaded->record.name);
+Result<std::optional<ledger::ArtifactRecord>> Impl::readable_version(ledger::ArtifactRecord artifact,
+                                                                    const std::string& reader_loop,
+                                                                    const std::optional<WalkRank>& reader) {
+  for (;;) {
+    auto writer = record.written_by.find(artifact.name);
     if (writer == record.written_by.end()) {
-      return loaded;
+      return std::optional<ledger::ArtifactRecord>{std::move(artifact)};
     }
     const std::string step = writer->second.value("step", "");
     const std::optional<WalkRank> written_at = writer_rank(step);
@@ -181,21 +182,36 @@ Result<std::optional<Loaded>> Impl::input_version(std::optional<Loaded> loaded, 
     }
     skip = skip || (reader && written_at && *written_at > *reader);
     if (!skip) {
-      return loaded;
+      return std::optional<ledger::ArtifactRecord>{std::move(artifact)};
     }
     AVPS_TRY(refresh_index());
     const ledger::ArtifactRecord* before = nullptr;
-    for (const ledger::ArtifactRecord& r : versions_by_key[loaded->record.kind + "/" + loaded->record.target]) {
-      if (r.version < loaded->record.version) {
+    for (const ledger::ArtifactRecord& r : versions_by_key[artifact.kind + "/" + artifact.target]) {
+      if (r.version < artifact.version) {
         before = &r;
       }
     }
     if (before == nullptr) {
-      return std::optional<Loaded>{};
+      return std::optional<ledger::ArtifactRecord>{};
     }
-    AVPS_TRY_ASSIGN(loaded, by_name(before->name));
+    artifact = *before;
   }
-  return loaded;
+}
+
+Result<std::optional<Loaded>> Impl::input_version(std::optional<Loaded> loaded, const std::string& reader_loop,
+                                                  const std::optional<WalkRank>& reader) {
+  if (!loaded) {
+    return loaded;
+  }
+  AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> readable,
+                  readable_version(loaded->record, reader_loop, reader));
+  if (!readable) {
+    return std::optional<Loaded>{};
+  }
+  if (readable->name == loaded->record.name) {
+    return loaded;
+  }
+  return by_name(readable->name);  // only the version read is loaded (and verified)
 }
 
 Result<std::optional<Loaded>> Impl::by_name(const std::string& name) {
@@ -230,13 +246,13 @@ Result<void> Impl::refresh_index() {
   return ok();
 }
 
-Result<std::vector<Loaded>> Impl::latest_per_target(const std::string& kind) {
+Result<std::vector<ledger::ArtifactRecord>> Impl::latest_per_target(const std::string& kind) {
   AVPS_TRY(refresh_index());
-  std::vector<Loaded> out;
-  for (const auto& [key, list] : versions_by_key) {
-    if (key.rfind(kind + "/", 0) == 0 && !list.empty()) {
-      AVPS_TRY_ASSIGN(ContentCache::Content content, load(list.back()));
-      out.push_back(Loaded{std::move(content), list.back()});
+  std::vector<ledger::ArtifactRecord> out;
+  for (auto it = versions_by_key.lower_bound(kind + "/"); it != versions_by_key.end() && it->first.rfind(kind + "/", 0) == 0;
+       ++it) {
+    if (!it->second.empty()) {
+      out.push_back(it->second.back());
     }
   }
   return out;
@@ -538,8 +554,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
   // its value and fingerprint are the same wherever it is read, so they are made once per state
   // of those artifacts (`pure_inputs`), not once per step that reads them (the allocation reads
   // every scene's SHOTLIST in every scene's cost loop).
-  auto add_pure = [&](const std::string& kind, const std::vector<std::string>& names,
-                      const std::function<json()>& make) {
+  auto pure_key = [&](const std::string& kind, const std::vector<std::string>& names) {
     std::string key = kind;
     for (const std::vector<std::string>* list : {&reading->fields, &names}) {
       key += '\n';
@@ -547,6 +562,11 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         key += item + '\t';
       }
     }
+    return key;
+  };
+  auto add_pure = [&](const std::string& kind, const std::vector<std::string>& names,
+                      const std::function<json()>& make) {
+    const std::string key = pure_key(kind, names);
     ContentCache::Content known = pure_inputs.find(key);
     if (!known) {
       json value = without_gate(cut_to_fields(make(), reading->fields));
@@ -663,23 +683,34 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         found = true;
       }
     } else if (slice == "all_targets") {
-      AVPS_TRY_ASSIGN(std::vector<Loaded> latest_ones, latest_per_target(kind));
-      std::vector<Loaded> all;
-      for (Loaded& l : latest_ones) {
-        AVPS_TRY_ASSIGN(std::optional<Loaded> readable, input_version(std::move(l), reader_loop, reader()));
+      // Every target's readable version, known by name from the index: the contents are loaded
+      // only when this set of versions was not cut and fingerprinted before (a step known to be up
+      // to date reads none of them; at 500 scenes that is most of what a resume read).
+      AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> latest_ones, latest_per_target(kind));
+      std::vector<ledger::ArtifactRecord> all;
+      for (ledger::ArtifactRecord& r : latest_ones) {
+        AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> readable,
+                        readable_version(std::move(r), reader_loop, reader()));
         if (readable) {
           all.push_back(std::move(*readable));
         }
       }
       if (!all.empty()) {
         std::vector<std::string> names;
-        for (const Loaded& l : all) {
-          names.push_back(l.record.name);
+        for (const ledger::ArtifactRecord& r : all) {
+          names.push_back(r.name);
+        }
+        std::vector<ContentCache::Content> contents_of_all;
+        if (!pure_inputs.find(pure_key(kind, names))) {
+          for (const ledger::ArtifactRecord& r : all) {
+            AVPS_TRY_ASSIGN(ContentCache::Content content, load(r));
+            contents_of_all.push_back(std::move(content));
+          }
         }
         add_pure(kind, names, [&] {
           json list = json::array();
-          for (const Loaded& l : all) {
-            list.push_back(l.content());
+          for (const ContentCache::Content& content : contents_of_all) {
+            list.push_back(*content);
           }
           return list;
         });

@@ -220,6 +220,11 @@ struct Impl {
   Result<std::optional<Loaded>> by_name(const std::string& name);
   Result<std::optional<Loaded>> input_version(std::optional<Loaded> loaded, const std::string& reader_loop,
                                               const std::optional<WalkRank>& reader);
+  /// input_version by the index alone: the version of `artifact`'s kind and target a reader may
+  /// read, nothing loaded.
+  Result<std::optional<ledger::ArtifactRecord>> readable_version(ledger::ArtifactRecord artifact,
+                                                                 const std::string& reader_loop,
+                                                                 const std::optional<WalkRank>& reader);
   /// Where a run of `skill` in `context` stands in the walk.
   WalkRank rank_of(const std::string& skill, const Context& context) const;
   /// The skill that plays `part` in the stage graph's roles ("" without a usable graph).
@@ -237,7 +242,8 @@ struct Impl {
   /// stood in the walk; nullopt for a writer outside the graph (init, an import).
   std::optional<WalkRank> writer_rank(const std::string& step_key) const;
   Result<void> refresh_index();
-  Result<std::vector<Loaded>> latest_per_target(const std::string& kind);
+  /// The latest recorded version of each target of `kind` (names only; nothing loaded).
+  Result<std::vector<ledger::ArtifactRecord>> latest_per_target(const std::string& kind);
   Result<std::vector<Loaded>> all_versions(const std::string& kind, const std::string& target);
   Result<std::optional<nlohmann::json>> scene_row(const std::string& scene);
   Result<std::optional<nlohmann::json>> shot_row(const Context& context);

@@ -2,6 +2,7 @@
 // SHA-256 (OpenSSL EVP), as lower-case hex. Used for artifact content hashes, the ledger's hash
 // chain and content-addressed object names. And base64, the other encoding OpenSSL gives us.
 
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +11,8 @@ namespace avps::core {
 
 /// Lower-case hex SHA-256 of `data` (64 characters).
 std::string sha256_hex(std::string_view data);
+/// Lower-case hex SHA-256 of the concatenation of `parts`, without building it.
+std::string sha256_hex_joined(std::initializer_list<std::string_view> parts);
 
 /// True if `s` looks like a sha256_hex() value.
 bool is_sha256_hex(std::string_view s);

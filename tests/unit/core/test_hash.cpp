@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <string>
+#include <string_view>
+
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/hash.hpp"
 
@@ -11,6 +14,19 @@ TEST_CASE("sha256 of known inputs matches the published test vectors", "[core][h
   CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   CHECK(avps::core::is_sha256_hex(sha256_hex("x")));
   CHECK_FALSE(avps::core::is_sha256_hex("ABC"));
+}
+
+TEST_CASE("sha256 of parts is the sha256 of their concatenation, whatever the cut", "[core][hash]") {
+  using avps::core::sha256_hex_joined;
+  CHECK(sha256_hex_joined({"a", "b", "c"}) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(sha256_hex_joined({}) == sha256_hex(""));
+  CHECK(sha256_hex_joined({"", "abc", ""}) == sha256_hex("abc"));
+  const std::string event = "{\"body\":{\"n\":1},\"kind\":\"step\",\"seq\":7}";
+  for (size_t cut = 0; cut <= event.size(); ++cut) {
+    const std::string_view whole(event);
+    CHECK(sha256_hex_joined({whole.substr(0, cut), whole.substr(cut)}) == sha256_hex(event));
+  }
+  CHECK(sha256_hex_joined({"ab", "c"}) != sha256_hex_joined({"ab", "d"}));
 }
 
 TEST_CASE("canonical JSON sorts keys and drops whitespace, so equal values hash equal", "[core][json]") {
