@@ -548,7 +548,8 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
   auto add = [&](const std::string& kind, json value, std::vector<std::string> names) {
     value = without_gate(cut_to_fields(std::move(value), reading->fields));
     g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", fingerprint(value)}});
-    g.inputs[kind] = std::move(value);
+    g.whole.erase(kind);
+    g.cut[kind] = std::move(value);
   };
   // An input that is the named artifacts' contents as they are, no row picked for the context:
   // its value and fingerprint are the same wherever it is read, so they are made once per state
@@ -574,7 +575,8 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       known = pure_inputs.insert(key, json{{"sha256", std::move(sha)}, {"value", std::move(value)}});
     }
     g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", known->at("sha256")}});
-    g.inputs[kind] = known->at("value");
+    g.cut.erase(kind);
+    g.whole[kind] = known;
   };
   for (const skills::SkillInput& input : skill.inputs) {
     const std::string& kind = input.kind;
@@ -1529,7 +1531,7 @@ Result<void> Impl::build_call(const skills::SkillDef& skill, const Job& job, con
   if (!job.revision_for.is_null()) {
     r.scope["revision_for"] = job.revision_for;
   }
-  r.inputs = job.in.inputs;
+  r.inputs = job.in.inputs();
   r.output_schema = schema;
   r.findings = job.findings;
   r.seed = e.m_project.config().seed;
@@ -1558,8 +1560,8 @@ Result<Flow> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
   const skills::Paging& paging = *skill.paging;
   const int per_page = std::max(1, paging.rows_per_page);
   json all_rows = json::array();
-  if (!paging.input.empty() && job.in.inputs.contains(paging.input)) {
-    all_rows = job.in.inputs[paging.input].value("rows", json::array());
+  if (!paging.input.empty() && job.in.inputs().contains(paging.input)) {
+    all_rows = job.in.inputs()[paging.input].value("rows", json::array());
   }
   const int total_rows = static_cast<int>(all_rows.size());
   const int input_pages = paging.input.empty() ? 0 : std::max(1, (total_rows + per_page - 1) / per_page);
@@ -1906,6 +1908,7 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
 
 Result<Flow> Impl::run_skill(const skills::SkillDef& skill, const std::vector<Context>& contexts) {
   std::vector<Job> jobs;
+  jobs.reserve(contexts.size());  // a Job is large: thousands of shots are not moved again and again
   for (const Context& context : contexts) {
     if (!context.scope.empty() && context.scope != skill.scope && !(skill.scope == "project")) {
       continue;  // a per-entity step runs for the entities of its class

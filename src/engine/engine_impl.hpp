@@ -57,7 +57,21 @@ struct Loaded {
 /// A step's inputs in one context: by kind, cut to their slices; their fingerprints (kind,
 /// names, hash of the content without gates) for staleness; the first required input missing.
 struct Gathered {
-  nlohmann::json inputs = nlohmann::json::object();
+  /// Every input by kind. The whole-artifact inputs wait in `whole`, shared with the gather's
+  /// cache, until first asked for here: a step found up to date never copies them (at 500 scenes
+  /// copying and freeing them was a third of a resume with nothing to do). Not thread-safe: a
+  /// job's inputs are read by the engine's thread only.
+  const nlohmann::json& inputs() const {
+    for (const auto& [kind, shared] : whole) {
+      cut[kind] = shared->at("value");
+    }
+    whole.clear();
+    return cut;
+  }
+  /// The inputs made for this context (mutable: inputs() folds `whole` in when first asked).
+  mutable nlohmann::json cut = nlohmann::json::object();
+  /// kind -> {sha256, value} of a whole-artifact input, shared with Impl::pure_inputs.
+  mutable std::map<std::string, ContentCache::Content> whole;
   nlohmann::json fingerprints = nlohmann::json::array();
   std::string missing;
   std::optional<nlohmann::json> world_before;  ///< the WORLD_STATE before the scene, when read
