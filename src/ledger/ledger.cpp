@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <mutex>
@@ -952,6 +953,21 @@ struct SqliteLedger::Impl {
   // form, and a body is stored in it, so the stored text is hashed as it is (a body rewritten in
   // any other form no longer matches, which is what it is: an edit).
   Result<std::vector<Event>> read_event_parts(std::vector<char>* hash_ok) const {
+    std::vector<Event> out;
+    AVPS_TRY(scan_event_parts(hash_ok != nullptr, [&](Event&& e, bool matches) -> Result<void> {
+      if (hash_ok) {
+        hash_ok->push_back(matches ? 1 : 0);
+      }
+      out.push_back(std::move(e));
+      return ok();
+    }));
+    return out;
+  }
+
+  // The same, one event at a time, none kept: `each` gets each event's parts and, with
+  // `check_hashes`, whether its stored bytes hash to its hash (else true).
+  Result<void> scan_event_parts(bool check_hashes,
+                                const std::function<Result<void>(Event&&, bool hash_matches)>& each) const {
     Stmt stmt(db,
               "SELECT seq, run_id, ts, kind, body, prev_hash, hash, json_valid(body), "
               "CASE WHEN json_valid(body) THEN json_extract(body, '$.row') END, "
@@ -969,7 +985,6 @@ struct SqliteLedger::Impl {
         return std::nullopt;
       }
     };
-    std::vector<Event> out;
     for (;;) {
       AVPS_TRY_ASSIGN(bool has_row, stmt.step());
       if (!has_row) {
@@ -989,20 +1004,20 @@ struct SqliteLedger::Impl {
         }
         ++column;
       }
-      if (hash_ok) {
+      bool matches = true;
+      if (check_hashes) {
         std::optional<std::string> kind = quoted(e.kind), run = quoted(e.run_id), ts = quoted(e.timestamp);
-        bool matches = false;
+        matches = false;
         if (valid && kind && run && ts) {
           // The canonical event, hashed in pieces: the body as stored, never copied.
           const std::string seq = std::to_string(e.seq);
           matches = core::sha256_hex_joined({e.prev_hash, "{\"body\":", stmt.text_view(4), ",\"kind\":", *kind,
                                              ",\"run_id\":", *run, ",\"seq\":", seq, ",\"ts\":", *ts, "}"}) == e.hash;
         }
-        hash_ok->push_back(matches ? 1 : 0);
       }
-      out.push_back(std::move(e));
+      AVPS_TRY(each(std::move(e), matches));
     }
-    return out;
+    return ok();
   }
 
   // One fdatasync of the write-ahead log (through the VFS, so the fault plan counts it): every
@@ -1771,19 +1786,18 @@ std::vector<core::Violation> SqliteLedger::verify() const {
     }
   }
 
-  std::vector<char> hash_ok;
-  Result<std::vector<Event>> loaded = m_impl->read_event_parts(&hash_ok);
-  if (!loaded) {
-    add("ledger.readable", ".avps/ledger.db", loaded.error().message);
-    return out;
-  }
-  const std::vector<Event>& events = *loaded;
-
-  // The chain: consecutive seqs, each prev_hash the previous hash, each hash recomputed.
+  // One pass over the events, none of them kept (the record can be far larger than memory
+  // should be): the chain as it goes, and what the artifact index, the budget tables and the CSV
+  // face must equal, gathered for the comparisons below.
   std::string prev = k_genesis_hash;
   int64_t expected_seq = 1;
-  for (size_t i = 0; i < events.size(); ++i) {
-    const Event& e = events[i];
+  Head last;
+  std::vector<ArtifactRecord> from_events;
+  std::vector<json> reserved_by_events;
+  std::vector<json> ended_by_events;
+  std::string expected = run_log_header();  // the CSV face the events carry
+  Result<void> scanned = m_impl->scan_event_parts(true, [&](Event&& e, bool hash_ok) -> Result<void> {
+    // The chain: consecutive seqs, each prev_hash the previous hash, each hash recomputed.
     std::string subject = "ledger event " + std::to_string(e.seq);
     if (e.seq != expected_seq) {
       add("ledger.chain", subject,
@@ -1793,13 +1807,34 @@ std::vector<core::Violation> SqliteLedger::verify() const {
     if (e.prev_hash != prev) {
       add("ledger.chain", subject, "prev_hash does not link to the previous event's hash");
     }
-    if (!hash_ok[i]) {
+    if (!hash_ok) {
       add("ledger.hash", subject, "content does not match its hash (kind " + e.kind + "): the row was edited");
     }
     prev = e.hash;
     expected_seq = e.seq + 1;
+    last = Head{e.seq, e.hash};
+    if (std::optional<ArtifactRecord> a = e.artifact()) {
+      from_events.push_back(std::move(*a));
+    }
+    for (auto [key, list] :
+         {std::pair{"reservation", &reserved_by_events}, std::pair{"reservation_end", &ended_by_events}}) {
+      if (e.body.contains(key)) {
+        json row = e.body[key];
+        if (row.is_object()) {
+          row["seq"] = e.seq;
+        }
+        list->push_back(std::move(row));
+      }
+    }
+    if (std::optional<LogRow> row = e.row()) {
+      expected += row_line(*row, e.hash);
+    }
+    return ok();
+  });
+  if (!scanned) {
+    add("ledger.readable", ".avps/ledger.db", scanned.error().message);
+    return out;
   }
-  Head last = events.empty() ? Head{} : Head{events.back().seq, events.back().hash};
 
   // The head mirror. (Of a reader, as read before its snapshot; the writer reads it now.)
   const Mirrors mirrors = m_impl->snapshot_mirrors ? *m_impl->snapshot_mirrors : read_mirrors(dir);
@@ -1841,12 +1876,6 @@ std::vector<core::Violation> SqliteLedger::verify() const {
   if (!indexed) {
     add("ledger.readable", ".avps/ledger.db", indexed.error().message);
   } else {
-    std::vector<ArtifactRecord> from_events;
-    for (const Event& e : events) {
-      if (std::optional<ArtifactRecord> a = e.artifact()) {
-        from_events.push_back(*a);
-      }
-    }
     // Each record as one comparable string, so both directions are set look-ups, not a scan per row.
     auto key = [](const ArtifactRecord& r) { return r.to_json().dump() + "@" + std::to_string(r.event_seq); };
     std::set<std::string> indexed_keys;
@@ -1891,19 +1920,6 @@ std::vector<core::Violation> SqliteLedger::verify() const {
       "SELECT json_object('id', id, 'settled_micro_usd', settled_micro_usd, 'released_micro_usd', released_micro_usd, "
       "'provider_cost_micro_usd', provider_cost_micro_usd, 'how', how, 'seq', event_seq) FROM reservation_ends "
       "ORDER BY event_seq");
-  std::vector<json> reserved_by_events;
-  std::vector<json> ended_by_events;
-  for (const Event& e : events) {
-    for (auto [key, list] : {std::pair{"reservation", &reserved_by_events}, std::pair{"reservation_end", &ended_by_events}}) {
-      if (e.body.contains(key)) {
-        json row = e.body[key];
-        if (row.is_object()) {
-          row["seq"] = e.seq;
-        }
-        list->push_back(row);
-      }
-    }
-  }
   if (reserved != reserved_by_events) {
     add("ledger.budget", ".avps/ledger.db", "the reservations table differs from the budget.reserved events (edited)");
   }
@@ -1911,8 +1927,7 @@ std::vector<core::Violation> SqliteLedger::verify() const {
     add("ledger.budget", ".avps/ledger.db", "the reservation ends differ from the events that ended them (edited)");
   }
 
-  // The CSV face must be exactly the rows the events carry.
-  std::string expected = render_run_log(events);
+  // The CSV face must be exactly the rows the events carry (`expected`, made in the pass above).
   const Result<std::string>& actual = mirrors.run_log;
   if (!actual) {
     add("run_log.face", k_run_log_relative, actual.error().message);
