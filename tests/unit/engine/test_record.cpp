@@ -59,3 +59,23 @@ TEST_CASE("the rows of an artifact are read in place, and an artifact without ro
   CHECK(engine::rows_of(json{{"kind", "SCENES"}}).empty());
   CHECK(engine::rows_of(json{{"rows", "not a list"}}).empty());
 }
+
+TEST_CASE("a step's inputs are its cut inputs with its shared whole-artifact inputs folded in, the cache untouched",
+          "[engine]") {
+  engine::ContentCache pure(4);
+  const engine::ContentCache::Content shotlists =
+      pure.insert("SHOTLIST\n\nSHOTLIST_S01_v001.json\t", json{{"sha256", "abc"}, {"value", json::array({1, 2})}});
+  engine::Gathered g;
+  g.cut["SCENES"] = json{{"rows", json::array({"S01"})}};
+  g.whole["SHOTLIST"] = shotlists;
+  const json expected = {{"SCENES", {{"rows", json::array({"S01"})}}}, {"SHOTLIST", json::array({1, 2})}};
+  CHECK(g.inputs() == expected);
+  CHECK(g.inputs() == expected);  // asked again: the same
+  CHECK(g.whole.empty());
+  // The shared content is the cache's, unchanged by what the step holds.
+  CHECK(*pure.find("SHOTLIST\n\nSHOTLIST_S01_v001.json\t") == json{{"sha256", "abc"}, {"value", json::array({1, 2})}});
+  // A step that holds no shared input reads its cut inputs as they are.
+  engine::Gathered only_cut;
+  only_cut.cut["BRIEF"] = "a brief";
+  CHECK(only_cut.inputs() == json{{"BRIEF", "a brief"}});
+}
