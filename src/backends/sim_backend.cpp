@@ -38,6 +38,7 @@
 
 #include "avps/backends/sim_backend.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -370,6 +371,159 @@ bool parse_pixels(const std::string& pixels, int& width, int& height) {
 
 Error call_failure(ErrorCode code, std::string message) { return make_error(code, std::move(message)); }
 
+// ---- revisions --------------------------------------------------------------------------------
+
+// A string member that is prose a revision may reword: three words or more (never an id, an enum,
+// a camera type or a blank an injected failure left), outside the gate object.
+bool revisable(const std::string& key, const json& value) {
+  if (!value.is_string() || key == "gate") {
+    return false;
+  }
+  const std::string& text = value.get_ref<const std::string&>();
+  return std::count(text.begin(), text.end(), ' ') >= 2;
+}
+
+struct Revisable {
+  json::json_pointer at;
+  int score = 0;
+};
+
+// Every revisable member under `node`, scored by how much of it the findings name: its key (2),
+// the id its object carries (shot_id, scene_id, entity_id: 1), the entity id its object is filed
+// under (1). In document order (object keys sorted), so the pick is deterministic.
+void collect_revisable(const json& node, const json::json_pointer& at, const std::string& findings,
+                       const std::string& filed_under, std::vector<Revisable>& out) {
+  auto named = [&findings](const std::string& word) {
+    return !word.empty() && findings.find(word) != std::string::npos;
+  };
+  if (node.is_array()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      if (node[i].is_object() || node[i].is_array()) {
+        collect_revisable(node[i], at / i, findings, "", out);
+      }
+    }
+    return;
+  }
+  if (!node.is_object()) {
+    return;
+  }
+  int object_score = named(filed_under) ? 1 : 0;
+  for (const char* id : {"shot_id", "scene_id", "entity_id"}) {
+    if (node.contains(id) && node[id].is_string() && named(node[id].get<std::string>())) {
+      object_score = std::max(object_score, 1);
+    }
+  }
+  for (const auto& [key, value] : node.items()) {
+    if (key == "gate" || key == "carry") {
+      continue;  // the verdict is avps's; a paged answer's carry is not the artifact
+    }
+    if (revisable(key, value)) {
+      out.push_back({at / key, object_score + (named(key) ? 2 : 0)});
+    } else if (value.is_object() || value.is_array()) {
+      collect_revisable(value, at / key, findings, key, out);
+    }
+  }
+}
+
+constexpr std::string_view k_revision_mark = " Revised after review";
+
+// `value` with every revision mark (k_revision_mark up to its sentence's full stop) cut out of its
+// strings.
+void strip_revision_marks(json& value) {
+  if (value.is_string()) {
+    std::string text = value.get<std::string>();
+    for (size_t at = text.find(k_revision_mark); at != std::string::npos; at = text.find(k_revision_mark, at)) {
+      const size_t stop = text.find('.', at);
+      text.erase(at, stop == std::string::npos ? std::string::npos : stop + 1 - at);
+    }
+    value = text;
+  } else if (value.is_structured()) {
+    for (json& member : value) {
+      strip_revision_marks(member);
+    }
+  }
+}
+
+// A revision that carries findings changes what they name (never the same content twice): each
+// SHOTLIST row of a shot the findings name is simplified (complexity one step down, one second
+// shorter, never under 2 s), and in every artifact of the answer the prose member the findings (or
+// the loop revised for: its scene or shot) name most, else the first, says which revision it is.
+// The label is the loop it revises for, the attempt and what it revises (REVISING's digest), so
+// two revisions of one artifact never coincide, and no output of a revision is left as it was.
+void revise_answer(json& answer, const ModelRequest& request) {
+  const json scope = request.scope.is_object() ? request.scope : json::object();
+  const json revision_for = scope.value("revision_for", json::object());
+  const std::string loop = revision_for.is_object() ? revision_for.value("loop", "") : "";
+  std::string findings = loop + "\n";
+  for (const json& finding : request.findings) {
+    findings += (finding.is_string() ? finding.get<std::string>() : finding.dump()) + "\n";
+  }
+  std::string label(k_revision_mark);
+  if (!loop.empty()) {
+    label += " for " + loop + " (its attempt " + std::to_string(revision_for.value("attempt", 0)) + ")";
+  }
+  label += ", attempt " + std::to_string(scope.value("attempt", 1));
+  const json revising = request.inputs.is_object() ? request.inputs.value("REVISING", json::object()) : json();
+  // Of what it revises (its content, or a paged request's names of it): the same findings on
+  // another version are another revision, as a model's would be, not a return to an earlier one.
+  if (const json of = revising.is_object() && !revising.empty() ? revising : scope.value("revising", json());
+      of.is_object() && !of.empty()) {
+    label += ", of " + core::sha256_hex(of.dump()).substr(0, 12);
+  }
+  label += ".";
+  auto revise_artifact = [&](json& artifact) {
+    if (artifact.value("kind", "") == "SHOTLIST" && artifact.contains("rows") && artifact["rows"].is_array()) {
+      // A re-plan starts from the plan it revises (REVISING), so the shots simplified before stay so.
+      const json previous = revising.is_object() ? revising.value("SHOTLIST", json::object()) : json::object();
+      if (previous.is_object() && previous.contains("rows") && previous["rows"].is_array() &&
+          !previous["rows"].empty()) {
+        artifact["rows"] = previous["rows"];
+      }
+      bool simplified = false;
+      for (json& row : artifact["rows"]) {
+        const std::string shot = row.is_object() ? row.value("shot_id", "") : "";
+        const bool named = !shot.empty() && findings.find(shot) != std::string::npos;
+        if (!named) {
+          continue;
+        }
+        const json before = row;
+        row["complexity_level"] = row.value("complexity_level", "") == "high" ? "medium" : "low";
+        if (row.contains("duration_s") && row["duration_s"].is_number() && row["duration_s"].get<double>() > 2.0) {
+          row["duration_s"] = std::max(2.0, row["duration_s"].get<double>() - 1.0);
+        }
+        simplified = simplified || row != before;
+      }
+      if (simplified) {
+        return;  // the change the findings asked for; no mark, so a later re-plan reproduces the row
+      }
+    }
+    std::vector<Revisable> found;
+    collect_revisable(artifact, json::json_pointer(), findings, "", found);
+    if (found.empty()) {
+      return;
+    }
+    const Revisable* best = &found.front();
+    for (const Revisable& candidate : found) {
+      if (candidate.score > best->score) {
+        best = &candidate;
+      }
+    }
+    artifact[best->at] = artifact[best->at].get<std::string>() + label;
+  };
+  if (!answer.is_object()) {
+    return;
+  }
+  if (answer.contains("kind")) {
+    revise_artifact(answer);
+    return;
+  }
+  for (auto& member : answer.items()) {  // several kinds in one answer (story-architect)
+    if (member.value().is_object() && member.value().contains("kind")) {
+      revise_artifact(member.value());
+    }
+  }
+}
+
 }  // namespace
 
 Result<SimSettings> SimSettings::from_json(const json& sim_block) {
@@ -382,11 +536,17 @@ Result<SimSettings> SimSettings::from_json(const json& sim_block) {
   }
   for (const auto& [key, value] : sim_block.items()) {
     if (key != "latency_ms" && key != "min_shots_per_scene" && key != "media" && key != "failure_rates" &&
-        key != "fix_rates" && key != "media_failure_rates" && key != "qc_violations") {
+        key != "fix_rates" && key != "media_failure_rates" && key != "qc_violations" && key != "identical_revisions") {
       return settings_error("unknown key \"" + key +
                             "\" (expected latency_ms, min_shots_per_scene, media, failure_rates, fix_rates, "
-                            "media_failure_rates, qc_violations)");
+                            "media_failure_rates, qc_violations, identical_revisions)");
     }
+  }
+  if (auto same = sim_block.find("identical_revisions"); same != sim_block.end() && !same->is_null()) {
+    if (!same->is_boolean()) {
+      return settings_error("identical_revisions must be true or false");
+    }
+    settings.identical_revisions = same->get<bool>();
   }
   if (auto media = sim_block.find("media"); media != sim_block.end() && !media->is_null()) {
     if (!media->is_string() || (*media != "auto" && *media != "video" && *media != "image")) {
@@ -468,11 +628,21 @@ Result<ModelResponse> SimBackend::complete(const ModelRequest& request) const {
   // another ffmpeg build). The content stream sees only what the answer is about (skill, scope,
   // inputs, schema): a revision of unchanged inputs writes the same text, so downstream work is
   // not made stale by re-rolled wording. The outcome stream sees the whole request (attempt,
-  // findings, tier): each revision re-rolls whether the injected failure strikes again.
+  // findings, tier): each revision re-rolls whether the injected failure strikes again. Neither
+  // sees the marks revisions leave in prose (revise_answer) nor what a revision starts from
+  // (REVISING): a judge re-judging a revised input rolls as it would for that attempt of the
+  // input as it was, so the marks that make a revision differ do not reshuffle every outcome.
   json decided = request.to_json();
   if (decided["inputs"].is_object() && decided["inputs"].contains("MEDIA") && decided["inputs"]["MEDIA"].is_object()) {
     decided["inputs"]["MEDIA"].erase("sha256");
     decided["inputs"]["MEDIA"].erase("path");
+  }
+  strip_revision_marks(decided["inputs"]);
+  if (decided["inputs"].is_object()) {
+    decided["inputs"].erase("REVISING");
+  }
+  if (decided["scope"].is_object()) {
+    decided["scope"].erase("revising");  // a paged revision's names of what it revises
   }
   Result<std::string> decided_text = core::canonical_json(decided);
   if (!decided_text.ok()) {
@@ -519,6 +689,11 @@ Result<ModelResponse> SimBackend::complete(const ModelRequest& request) const {
       answer = std::move(made).value();
     } else {
       answer = shape_answer(entry->generator(call), request.output_schema, *entry);
+    }
+    // The content stream does not see the findings (a revision of unchanged inputs is worded as
+    // before), so what a revision changes is made here, unless the test setting says not to.
+    if (!m_settings.identical_revisions && request.findings.is_array() && !request.findings.empty()) {
+      revise_answer(answer, request);
     }
   } catch (const std::exception& e) {
     // Inputs of a shape no artifact has (a list where an object belongs): a bad request, and

@@ -173,7 +173,10 @@ Result<std::optional<ledger::ArtifactRecord>> Impl::readable_version(ledger::Art
         finished == record.steps.end() || finished->second.value("attempt", 0) < writer->second.value("attempt", 0);
     bool skip = false;
     if (unfinished) {
-      skip = step.rfind(reader_loop + "@", 0) == 0;
+      // Its own loop re-runs it; and no other step reads what an attempt an interruption cut
+      // short wrote (BEATS, not yet SCENES) before that attempt is finished: nothing is derived
+      // from half of an answer.
+      skip = step.rfind(reader_loop + "@", 0) == 0 || record.cut_short.count(artifact.name);
     } else {
       const std::string loop = finished->second.value("loop", "");
       auto last = record.loops.find(loop);
@@ -463,7 +466,24 @@ std::optional<WalkRank> Impl::writer_rank(const std::string& step_key) const {
   if (auto finished = record.steps.find(step_key); finished != record.steps.end()) {
     context.graph_step = finished->second.value("graph_step", "");
   }
-  return rank_of(skill, context);
+  WalkRank rank = rank_of(skill, context);
+  // A revision a shot's loop asked for (the simplify remedy's re-plan: "shot-planner/S01<qc-grader/
+  // S01_SH02/proxy") is written inside that scene's production, where it starts in the walk: the
+  // cost loop before it read the plan as it was (a second run finds it up to date), and every
+  // production step after it, proxies included, reads the revised plan.
+  if (const size_t judge = step_key.find('<');
+      judge != std::string::npos && production_start >= 0 && !context.scene_id.empty()) {
+    const std::string judge_loop = step_key.substr(judge + 1);
+    if (std::count(judge_loop.begin(), judge_loop.end(), '/') >= 2) {  // skill/SHOT/resolution
+      WalkRank inside;
+      inside.position = production_start;
+      inside.group = production_start < static_cast<int>(group_at.size()) ? group_at[production_start] : 2;
+      auto scene = scene_order.find(context.scene_id);
+      inside.scene = scene == scene_order.end() ? -1 : scene->second;
+      rank = std::max(rank, inside);
+    }
+  }
+  return rank;
 }
 
 void Impl::index_graph(const skills::StageGraph& graph) {
@@ -495,6 +515,7 @@ void Impl::index_graph(const skills::StageGraph& graph) {
       production = at;
     }
   }
+  production_start = production;
   // On-demand skills (regen-analyzer) write during production.
   for (const skills::OnDemandSkill& d : graph.on_demand) {
     if (const skills::SkillDef* skill = e.m_registry.find(d.skill)) {
@@ -821,6 +842,10 @@ Result<const RecordTally*> Impl::tally_so_far() {
       tally.budget.add(event);
       tally.narrative.add(event);
       tally.seq = event.seq;
+      if (event.kind == "route.escalated" && event.body.contains("after_attempts")) {
+        tally.escalations.insert(event.body.value("loop", "") + "#" +
+                                 std::to_string(event.body.value("after_attempts", 0)));
+      }
       if (event.kind == "route.reallocated" || event.kind == "route.rerouted" ||
           event.kind == "route.escalation_refused") {
         tally.routing.push_back(std::move(event));
@@ -864,7 +889,8 @@ governance::LatestArtifact Impl::latest_json() {
 
 // ---- steps ----------------------------------------------------------------------------------
 
-// The next version of `kind`, unless this very step and attempt already wrote it (a resumed run).
+// The next version of `kind`, unless the latest version has the same content (gate included): a
+// resumed run's own write, or a step that came to the same answer again.
 Result<std::string> Impl::write_output(const skills::SkillDef& skill, const std::string& kind,
                                        const std::string& target, json content, const gates::GateResult& gate,
                                        const json& details, bool& changed, std::optional<ledger::LogRow> row) {
@@ -875,8 +901,10 @@ Result<std::string> Impl::write_output(const skills::SkillDef& skill, const std:
   AVPS_TRY_ASSIGN(std::string canonical, core::canonical_json(content));
   AVPS_TRY_ASSIGN(auto previous, latest(kind, target));
   json writer = {{"step", details.value("step", "")}, {"attempt", details.value("attempt", 0)}};
-  if (previous && previous->record.json_sha256 == core::sha256_hex(canonical) &&
-      record.written_by[previous->record.name] == writer) {
+  // The same content as the latest version, verdict and all, is that version: a step re-run on
+  // changed inputs that comes to the same answer (a judge re-judging, a resumed attempt) adds none.
+  // (A WORLD_STATE made from a STATE_DIFF kept so names that diff among its inputs: finish_attempt.)
+  if (previous && previous->record.json_sha256 == core::sha256_hex(canonical)) {
     changed = false;
     return previous->record.name;
   }
@@ -931,6 +959,9 @@ Result<Flow> Impl::hard_stop(const std::string& skill, const std::string& kind, 
                   e.m_project.ledger().append(ledger::EventDraft{.kind = "run.hard_stop", .body = body, .row = row}));
   body["seq"] = event.seq;
   record.open_stops[loop] = body;
+  if (loop.find("<trigger ") != std::string::npos) {
+    record.stopped_loops[loop] = event.seq;  // as record.cpp does when it reads this event back
+  }
   outcome.message = "STOP-" + std::to_string(event.seq) + ": " + reason;
   AVPS_TRY(report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context));
   return Flow::stop;
@@ -971,29 +1002,10 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
         }
       }
     } else if (name == "regen_limit_with_analyzer") {
-      // Every shot of the scene (of the project without one) that failed as often as the regen
-      // policy lets it before the analyzer must have had an analyzer run. Failures count per
-      // render identity, as production counts them: a shot made again from new inputs (an edited
-      // lock) starts its count again.
-      const int analyzer_after = regen_number("analyzer_after_failed_attempts");
-      for (const auto& [key, attempts] : record.shot_attempts) {
-        if (!job.ctx.scene_id.empty() && key.rfind(job.ctx.scene_id + "_", 0) != 0) {
-          continue;
-        }
-        std::map<std::string, int> failed_by_identity;
-        for (const json& a : attempts) {
-          failed_by_identity[a.value("inputs", "")] += a.value("verdict", "") != "PASS" ? 1 : 0;
-        }
-        int failed = 0;
-        for (const auto& [identity, count] : failed_by_identity) {
-          failed = std::max(failed, count);
-        }
-        auto analyzed = record.analyzer_runs.lower_bound(key + "#");
-        const bool ran = analyzed != record.analyzer_runs.end() && analyzed->rfind(key + "#", 0) == 0;
-        if (failed >= analyzer_after && !ran) {
-          worsen(gates::Verdict::stop, "regen_limit_with_analyzer: " + key + " failed " + std::to_string(failed) +
-                                           " attempts without a " + regen_skill("analyzer") + " run");
-        }
+      for (const std::string& missing :
+           analyzer_runs_missing(record, job.ctx.scene_id, regen_number("analyzer_after_failed_attempts"))) {
+        worsen(gates::Verdict::stop, "regen_limit_with_analyzer: " + missing + " without a " +
+                                         regen_skill("analyzer") + " run");
       }
     }
     // run_log_complete: every run checks the whole run log at its start (check_integrity, rule
@@ -1138,6 +1150,31 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
     ++outcome.steps_skipped;
     job.state = JobState::done;
     job.verdict = finished->second.value("verdict", "");
+    if (auto last = record.loops.find(job.loop);
+        last != record.loops.end() && last->second.value("step", "") != job.step &&
+        !skill.settles(last->second.value("verdict", ""))) {
+      // The loop failed on other inputs and came back to ones an earlier attempt settled (a
+      // revision that returned to an earlier version's content): that verdict stands again, and
+      // the log says so, so that what reads the loop's last step (status, `gate --require`) sees
+      // the verdict on the inputs as they are, not the failure on the ones in between. (Steps of
+      // one loop that both settled, such as a scene's cost loop before proxy and before final,
+      // need no restating.)
+      json body = finished->second;
+      body["skill"] = skill.name;
+      body["restated"] = true;
+      ledger::LogRow row;
+      row.skill_name = skill.name;
+      row.scene_id = job.ctx.scene_id;
+      row.shot_id = job.ctx.shot_id;
+      row.outcome = job.verdict;
+      row.notes = "inputs equal to those attempt " + std::to_string(body.value("attempt", 0)) +
+                  " settled: its verdict stands, no call made";
+      AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "step.finished", .body = body, .row = row}));
+      if (job.verdict == "PASS" || job.verdict == "WARN" || job.verdict == "ACCEPTED") {
+        forget_revisions(record, job.loop);  // as record.cpp does when it reads this event back
+      }
+      record.loops[job.loop] = step_summary(body);
+    }
     return ok();
   }
   if (std::optional<std::string> accepted = overrides.accepted(job.loop)) {
@@ -1233,7 +1270,11 @@ Result<Flow> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
       if (up) {
         next = *up;
       }
-      if (next && *next == "t3") {
+      // An escalation recorded before an interruption stands: deciding it again would count the
+      // calls it led to against it (the t3 quota), and a resumed run must end as the whole one.
+      AVPS_TRY_ASSIGN(const RecordTally* so_far, tally_so_far());
+      const bool decided = next && so_far->escalations.count(job.loop + "#" + std::to_string(failed));
+      if (next && *next == "t3" && !decided) {
         // t3 ≤ quotas/t3_narrative_pct of the narrative calls (DESIGN §3): room for every attempt
         // the loop may make on t3, or no escalation.
         AVPS_TRY_ASSIGN(refused, t3_refusal(skill, job, reviser->name, current, per_tier));
@@ -1253,11 +1294,13 @@ Result<Flow> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
         row.notes = "escalate " + reviser->name + " " + current + " -> " + *next + " after " + std::to_string(failed) +
                     " failed attempts of " + skill.name + job.ctx.label() + "; worst-case cost delta " +
                     governance::usd_decimal(delta.value("delta_micro_usd", int64_t{0})) + " USD";
-        AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
-            .kind = "route.escalated",
-            .body = {{"loop", job.loop}, {"skill", reviser->name}, {"from", current}, {"to", *next},
-                     {"reason", job.findings}, {"cost", delta}},
-            .row = row}));
+        if (!decided) {
+          AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
+              .kind = "route.escalated",
+              .body = {{"loop", job.loop}, {"skill", reviser->name}, {"from", current}, {"to", *next},
+                       {"after_attempts", failed}, {"reason", job.findings}, {"cost", delta}},
+              .row = row}));
+        }
         AVPS_TRY(report({.kind = Progress::Kind::escalate,
                          .skill = reviser->name,
                          .tier = *next,
@@ -1387,10 +1430,25 @@ Result<Flow> Impl::revise_upstream(const skills::SkillDef& judge, const skills::
   }
   Job job;
   job.ctx = context_for_scope(reviser.scope, failed.ctx);
+  // A version a person recorded (imported, edited) is not replaced by an automatic revision: the
+  // judge's verdict on it goes to a person, as a hard stop naming it.
+  for (const skills::SkillOutput* output : reviser.model_outputs()) {
+    AVPS_TRY_ASSIGN(auto current, latest(output->kind, target_for(output->kind, job.ctx)));
+    if (current && current->record.author == "human") {
+      return hard_stop(judge.name, "gate", failed.loop, failed.ctx, failed.findings,
+                       judge.name + failed.ctx.label() + " failed on " + current->record.name +
+                           ", a person's version: " + reviser.name +
+                           " does not revise it automatically; a person must decide (import a revised " + output->kind +
+                           ", or `avps override`)");
+    }
+  }
   job.forced = true;
   job.loop_suffix = "<" + failed.loop;
   job.revision_for = {{"loop", failed.loop}, {"attempt", failed.attempt}, {"judge", judge.name}};
-  job.extra = {{"revision_for", job.revision_for}};
+  // The judge's step names what it judged (its inputs' digest): a revision of another version for
+  // the same findings is another step, not an earlier one again (whose writes would pass for its
+  // own, and whose finish would hide this one's being cut short).
+  job.extra = {{"revision_for", job.revision_for}, {"judged", failed.step}};
   std::vector<Job> jobs{job};
   AVPS_TRY(start_job(reviser, jobs.front()));
   Job& j = jobs.front();
@@ -1532,6 +1590,42 @@ Result<void> Impl::build_call(const skills::SkillDef& skill, const Job& job, con
     r.scope["revision_for"] = job.revision_for;
   }
   r.inputs = job.in.inputs();
+  if (is_revision(job.findings, job.revision_for, json::object())) {
+    // A revision is made from what it revises: the latest version of each output, as REVISING. A
+    // paged skill's request stays flat: it names those versions (scope.revising) instead, so a
+    // revision of another version for the same findings is another request, not a replay of the
+    // answer that revised an earlier one.
+    json revising = json::object();
+    json revising_names = json::object();
+    const json writer = {{"step", job.step}, {"attempt", job.attempt}};
+    for (const skills::SkillOutput* output : skill.model_outputs()) {
+      AVPS_TRY_ASSIGN(auto current, latest(output->kind, target_for(output->kind, job.ctx)));
+      // Not this very attempt's own write before an interruption: the resumed request is the one
+      // the uninterrupted run made.
+      if (auto by = current ? record.written_by.find(current->record.name) : record.written_by.end();
+          by != record.written_by.end() && by->second == writer) {
+        AVPS_TRY(refresh_index());
+        std::optional<Loaded> before;
+        for (const ledger::ArtifactRecord& earlier : versions_by_key[current->record.kind + "/" + current->record.target]) {
+          if (earlier.version < current->record.version) {
+            AVPS_TRY_ASSIGN(before, by_name(earlier.name));
+          }
+        }
+        current = std::move(before);
+      }
+      if (current) {
+        revising_names[output->kind] = current->record.name;
+        if (!skill.paging) {
+          revising[output->kind] = without_gate(current->content());
+        }
+      }
+    }
+    if (!revising.empty()) {
+      r.inputs["REVISING"] = std::move(revising);
+    } else if (skill.paging && !revising_names.empty()) {
+      r.scope["revising"] = std::move(revising_names);
+    }
+  }
   r.output_schema = schema;
   r.findings = job.findings;
   r.seed = e.m_project.config().seed;
@@ -1751,6 +1845,11 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
     }
     EngineGateContext gate_context(e.m_project, gate_config(job.ctx), job.in.world_before);
     Result<gates::GateResult> evaluated = gates::evaluate_gate_outputs(skill.raw, outputs, gate_context);
+    if (!evaluated && evaluated.error().code == ErrorCode::corruption) {
+      // A file the gate reads no longer matches the ledger (edited by hand during the run): not
+      // the step's failure but tampering, which Engine::run makes the integrity stop.
+      return std::move(evaluated).error();
+    }
     if (!evaluated) {
       gate.verdict = gates::Verdict::fail;
       gate.reasons = {"the gate could not be evaluated: " + evaluated.error().message};
@@ -1764,10 +1863,70 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
     }
   }
 
+  // A revision must change something (issue 13): one whose every output equals a recorded version
+  // of its target (gate aside) is not a new version but a FAIL of this attempt, which the loop's
+  // policy escalates or stops; an output of a revision that equals one is not written again.
+  RevisionCheck revision;
+  // A built-in's findings are its own re-check (budget-gates after a raised cap), not a revision.
+  const json& carried = skill.executor == skills::Executor::model ? job.findings : json::array();
+  if (!job.collect && is_revision(carried, job.revision_for, job.extra)) {
+    AVPS_TRY(refresh_index());
+    gates::Outputs compared;
+    std::map<std::string, std::vector<PriorVersion>> priors;
+    const json writer = {{"step", job.step}, {"attempt", job.attempt}};
+    for (const auto& [kind, content] : outputs) {
+      if (kind == "WORLD_STATE") {
+        continue;  // made from the STATE_DIFF in code: the diff is what the revision changes
+      }
+      compared[kind] = content;
+      const std::vector<ledger::ArtifactRecord>& versions = versions_by_key[kind + "/" + target_for(kind, job.ctx)];
+      const ledger::ArtifactRecord* replaced = nullptr;  // the latest version but this attempt's own
+      for (const ledger::ArtifactRecord& r : versions) {
+        auto by = record.written_by.find(r.name);
+        if (by == record.written_by.end() || by->second != writer) {
+          replaced = &r;
+        }
+      }
+      // The version this step set out to revise: the one before its first write (what the judge
+      // judged, or its own failed attempt saw), else the latest.
+      const ledger::ArtifactRecord* revised = replaced;
+      for (size_t i = 0; i < versions.size(); ++i) {
+        auto by = record.written_by.find(versions[i].name);
+        if (by != record.written_by.end() && by->second.value("step", "") == job.step) {
+          revised = i > 0 ? &versions[i - 1] : nullptr;
+          break;
+        }
+      }
+      for (const ledger::ArtifactRecord& r : versions) {
+        auto by = record.written_by.find(r.name);
+        if (by != record.written_by.end() && by->second == writer) {
+          continue;  // this very attempt's own write, before an interruption
+        }
+        // What it replaces (the latest version), what it set out to revise and what this step
+        // wrote since (going back within the loop is no change either); a step on other inputs
+        // may come to what an earlier one wrote (a plan re-derived from an edited lock,
+        // simplified again as before).
+        const bool this_step = by != record.written_by.end() && by->second.value("step", "") == job.step;
+        if (&r != replaced && &r != revised && !this_step) {
+          continue;
+        }
+        AVPS_TRY_ASSIGN(auto loaded, by_name(r.name));
+        if (loaded) {
+          priors[kind].push_back({r.name, loaded->content()});
+        }
+      }
+    }
+    revision = check_revision(compared, [&priors](const std::string& kind) { return priors[kind]; });
+    if (revision.unchanged) {
+      gate.verdict = gates::Verdict::fail;
+      gate.reasons.insert(gate.reasons.begin(), revision.reason);
+    }
+  }
+
   // Record the outputs — a failing version too, when it is a valid artifact, so the revision has
   // something to follow — then the step's RUN_LOG row.
   std::string written;
-  if (!job.collect) {
+  if (!job.collect && !revision.unchanged) {
     bool recordable = !outputs.empty();
     for (const auto& [kind, content] : outputs) {
       json final_content = content;
@@ -1781,9 +1940,14 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
     if (!job.ctx.scene_id.empty() && skill.name == role("world_state")) {
       details["scene"] = job.ctx.scene_id;
     }
+    std::string kept_diff;  // a STATE_DIFF equal to its latest version, which stands for it
     for (const auto& [kind, content] : outputs) {
       if (!recordable) {
         break;
+      }
+      if (revision.as_latest.count(kind)) {
+        written += (written.empty() ? "" : " ") + revision.identical[kind];  // the revision left it as it was
+        continue;
       }
       // Routing decisions get a new version only when the allocation changed (DESIGN §3).
       if (kind == "ROUTING_DECISION") {
@@ -1804,8 +1968,18 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
         }
       }
       bool changed = false;
+      json written_details = details;
+      if (kind == "WORLD_STATE" && !kept_diff.empty()) {
+        // The world is the one before with the diff kept applied (the gate's world_state.chain
+        // finds the diff among the world's inputs when none was written beside it).
+        written_details["inputs"].push_back({{"kind", "STATE_DIFF"}, {"names", {kept_diff}}});
+      }
+      const int written_before = outcome.artifacts_written;
       AVPS_TRY_ASSIGN(std::string name,
-                      write_output(skill, kind, target_for(kind, job.ctx), content, gate, details, changed));
+                      write_output(skill, kind, target_for(kind, job.ctx), content, gate, written_details, changed));
+      if (kind == "STATE_DIFF" && outcome.artifacts_written == written_before) {
+        kept_diff = name;
+      }
       if (kind == "WORLD_STATE") {
         record.world_after[job.ctx.scene_id] = name;
       }
@@ -1860,6 +2034,9 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   for (auto& [k, v] : job.log_extra.items()) {
     body[k] = v;
   }
+  if (revision.unchanged) {
+    body["identical_to"] = revision.identical;  // kind -> the recorded version the revision equals
+  }
   core::crash_point("engine.before_step_finished");  // the outputs recorded, the step not yet
   // A judge-only attempt replayed on resume was logged before the interruption.
   if (!(job.collect && record.steps.count(job.step))) {
@@ -1869,9 +2046,13 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
     AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "step.finished", .body = body, .row = row},
                                          ledger::Sync::deferred));
   }
+  note_firing(record, body);
   json kept = step_summary(body);
   record.steps[job.step] = kept;
   record.loops[job.loop] = std::move(kept);
+  if (job.verdict == "PASS" || job.verdict == "WARN" || job.verdict == "ACCEPTED") {
+    forget_revisions(record, job.loop);  // as record.cpp does when it reads this event back
+  }
   if (!job.revision_for.is_null() && skill.settles(job.verdict)) {
     record.revisions_done.insert(job.revision_for.value("loop", "") + "#" +
                                  std::to_string(job.revision_for.value("attempt", 0)));
@@ -2476,7 +2657,19 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
                             .text = "an upstream artifact was revised: walking the graph again (pass " +
                                     std::to_string(pass + 1) + ")"}));
     }
-    AVPS_TRY_ASSIGN(end, impl.walk(*graph));
+    Result<Impl::PassEnd> walked = impl.walk(*graph);
+    if (!walked && walked.error().code == ErrorCode::corruption) {
+      // Tampering met during the run (a lock's face edited by hand while a GenPack's gate reads
+      // it, a stored object damaged): the same check as at the start, so it is the integrity stop
+      // naming the file, as `avps gate` reports it, not an error. A corruption the check cannot
+      // find in the project's files is reported as it came.
+      AVPS_TRY_ASSIGN(Flow met, impl.check_integrity());
+      if (met != Flow::go_on) {
+        impl.outcome.exit = ExitCode::hard_stop;
+        return impl.outcome;
+      }
+    }
+    AVPS_TRY_ASSIGN(end, std::move(walked));
   }
   if (end == Impl::PassEnd::interrupted) {
     impl.outcome.exit = ExitCode::interrupted;

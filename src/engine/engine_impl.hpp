@@ -173,6 +173,9 @@ struct RecordTally {
   /// The route.reallocated, route.rerouted and route.escalation_refused events: the log's view of
   /// the routing, which the router's built-ins compare with what they decide now (a few per scene).
   std::vector<ledger::Event> routing;
+  /// "<loop>#<after_attempts>" of each escalation recorded (route.escalated): a decision a resumed
+  /// run finds made, and does not make again against counts that include the calls it led to.
+  std::set<std::string> escalations;
   governance::BudgetTally budget;
   governance::NarrativeCallTally narrative;
 };
@@ -205,6 +208,11 @@ struct Impl {
   std::map<std::string, int> graph_step_index;  ///< graph step id -> its position in graph order
   /// "skill/resolution" -> its step in that resolution's phase; "/resolution" -> that phase's last step
   std::map<std::string, int> resolution_step_index;
+  /// "<loop>|<cause id>" of trigger firings an interruption cut short that this run resumed: each
+  /// at most once a run (fire_triggers).
+  std::set<std::string> firings_resumed;
+  /// The first per-shot step's position: where a scene's production starts in the walk.
+  int production_start = -1;
   std::vector<int> group_at;  ///< graph position -> its walk group (StageGraph::walk_passes)
   std::map<std::string, int> scene_order;  ///< scene id -> its place in `scenes`
   /// Artifact contents read lately: the locks and shot lists every step of a scene reads are read

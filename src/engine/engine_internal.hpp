@@ -2,6 +2,7 @@
 // Internals of the engine shared by its source files (engine.cpp: the loop and the model steps;
 // production.cpp: waves, generation, QC and regen rounds). Not part of the public interface.
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -43,6 +44,33 @@ std::string target_for(const std::string& kind, const Context& context);
 /// compares (a re-gated artifact with the same content is the same input).
 nlohmann::json without_gate(nlohmann::json value);
 
+/// Whether an attempt is a revision: it carries a failed gate's findings (its own loop's, or those
+/// of the judge it revises for, `revision_for`), or it is a GenPack for a next render attempt (QC
+/// findings in `extra.qc_findings`). A judge judging a revised input afresh carries none.
+bool is_revision(const nlohmann::json& findings, const nlohmann::json& revision_for, const nlohmann::json& extra);
+
+/// A recorded version of an artifact's target: its name and content.
+struct PriorVersion {
+  std::string name;
+  nlohmann::json content;
+};
+
+/// What "a revision must change something" (issue 13) makes of a revision's outputs: by kind, the
+/// recorded version of the same target whose content, gate aside, each output equals (none: the
+/// output is new). `unchanged` when every output equals a recorded version (the one it replaces,
+/// or an earlier one: going back is no change either): the attempt is a FAIL with `reason`, and
+/// nothing of it is written. Otherwise the outputs in `as_latest` (equal to their target's latest
+/// version) are not written again, that version standing; every other output is a new version.
+struct RevisionCheck {
+  std::map<std::string, std::string> identical;  ///< kind -> name of the version it equals
+  std::set<std::string> as_latest;               ///< kinds whose equal version is their target's latest
+  bool unchanged = false;
+  std::string reason;  ///< "revision identical to BEATS_v001.md, SCENES_v001.csv: ..." when unchanged
+};
+/// `versions` gives the recorded versions of an output kind's target, oldest first.
+RevisionCheck check_revision(const gates::Outputs& outputs,
+                             const std::function<std::vector<PriorVersion>(const std::string& kind)>& versions);
+
 /// An input as a skill reads it (skills::SkillInput::fields): of each artifact (the value, or each
 /// member of a list of them), only the fields the pointers name and its identity (format_version,
 /// kind, entity_id, target, shot_id, scene_id); the whole value when `fields` is empty.
@@ -74,6 +102,9 @@ struct Record {
   std::map<std::string, nlohmann::json> tickets;    ///< exchange key -> exchange.ticket body of a job still in flight
   std::map<std::string, int> reservations;          ///< exchange key -> reservations made for it
   std::map<std::string, nlohmann::json> written_by;  ///< artifact name -> {step, attempt} that wrote it
+  /// Artifacts an attempt wrote before an interruption cut it short (no step.finished of that
+  /// attempt follows them): no other step reads them until that attempt finishes.
+  std::set<std::string> cut_short;
   std::map<std::string, std::string> world_after;   ///< scene -> WORLD_STATE name its tracker wrote last
   std::set<std::string> revisions_done;             ///< "<loop>#<attempt>" revisions that passed
   std::map<std::string, nlohmann::json> media;      ///< "<shot>/<resolution>" -> last media.recorded body
@@ -85,8 +116,29 @@ struct Record {
   std::set<std::string> waves_written;              ///< "<scene>/<resolution>#<wave>"
   std::map<std::string, std::string> wave_of;  ///< a wave's QC_BATCH name -> "<scene>/<resolution>#<wave>"
   std::vector<nlohmann::json> triggers_fired;        ///< trigger.fired bodies, each with its event's "run_id"
+  /// "<loop>|<cause id>" -> the verdict of the last step a trigger firing ran for that cause: whether
+  /// the firing's run finished, judged by its own steps (another firing of the same loop, for
+  /// another cause, does not make this one unfinished).
+  std::map<std::string, std::string> firing_verdicts;
+  std::map<std::string, int64_t> stopped_loops;  ///< trigger firing's loop -> seq of the last hard stop raised on it
   std::map<std::string, nlohmann::json> open_stops;  ///< loop key -> {seq, skill, kind, scope, cap, reason} of a stop still open
 };
+
+/// Forgets the revisions done for `loop`'s attempts ("loop#N"): once the loop passes, its attempts
+/// are counted again on new inputs, and attempt N's revision is due again.
+void forget_revisions(Record& record, const std::string& loop);
+
+/// The check regen_limit_with_analyzer: each shot (of `scene`; of the project when empty) with an
+/// attempt made after `analyzer_after` failed attempts from the same inputs and no analyzer run
+/// since the last of those failures ("S01_SH02/proxy attempt 3 followed 2 failed attempts from the
+/// same inputs"). Failures count per render identity, as production counts them: a shot made again
+/// from new inputs (an edited lock) starts its count again, so failures whose inputs changed before
+/// the next attempt owe no analyzer run.
+std::vector<std::string> analyzer_runs_missing(const Record& record, const std::string& scene, int analyzer_after);
+
+/// Notes the verdict of a step.finished `body` run for a trigger firing (its "trigger" carries the
+/// cause) in `record.firing_verdicts`; other steps are left alone.
+void note_firing(Record& record, const nlohmann::json& body);
 
 /// The "rows" array of an artifact's content, by reference (an empty array when it has none):
 /// the shot and scene lists are read on every step, and a copy of them each time would make a
@@ -127,6 +179,8 @@ class RecordFold {
   governance::HardStopFold m_stops;
   governance::Overrides m_overrides;
   std::map<int64_t, std::string> m_stop_inputs;  // run.hard_stop seq -> its "inputs"
+  /// step -> (attempt, artifact) written by an attempt of it no step.finished has closed yet
+  std::map<std::string, std::vector<std::pair<int, std::string>>> m_unfinished_writes;
 };
 
 /// What the run keeps of a step.finished body (Record::steps, Record::loops): the members its

@@ -490,14 +490,19 @@ Result<Flow> Impl::fire_triggers(const std::string& scene) {
     Context ctx;
     (scope_class == "scene" ? ctx.scene_id : ctx.entity_id) = fired.value("key", "");
     const std::string loop = loop_key(*skill, ctx) + "<trigger " + fired.value("trigger", "");
-    auto last = record.loops.find(loop);
     const json cause = fired.value("cause", json::object());
-    // Done once its loop settled on a step for that cause, or stopped (the stop stands on its own).
-    const bool finished =
-        last != record.loops.end() &&
-        last->second.value("trigger", json::object()).value("cause", json::object()).value("id", "") ==
-            cause.value("id", "") &&
-        (skill->settles(last->second.value("verdict", "")) || record.open_stops.count(loop));
+    // Done once a step of its own (for its cause) settled, or a stop was raised on its loop (the
+    // stop stands on its own, and an override of it is a person's decision). Another firing of the
+    // same loop, for another cause, neither finishes this one nor makes it due again. A firing is
+    // resumed at most once a run: its run either settles it or ends in a stop.
+    const std::string firing = loop + "|" + cause.value("id", "");
+    auto verdict = record.firing_verdicts.find(firing);
+    auto stopped_after = [this](const std::string& stopped_loop, int64_t seq) {
+      auto stop = record.stopped_loops.find(stopped_loop);
+      return stop != record.stopped_loops.end() && stop->second > seq;
+    };
+    const bool finished = (verdict != record.firing_verdicts.end() && skill->settles(verdict->second)) ||
+                          stopped_after(loop, fired.value("seq", int64_t{0})) || !firings_resumed.insert(firing).second;
     if (!finished) {
       AVPS_TRY_ASSIGN(Flow flow, run_triggered(fired.value("trigger", ""), *skill, scope_class, fired.value("key", ""),
                                                cause, fired.value("findings", json::array())));
@@ -595,6 +600,7 @@ Result<Flow> Impl::fire_triggers(const std::string& scene) {
     AVPS_TRY_ASSIGN(ledger::Event event,
                     e.m_project.ledger().append(ledger::EventDraft{.kind = "trigger.fired", .body = body, .row = row}));
     body["run_id"] = event.run_id;
+    body["seq"] = event.seq;
     record.triggers_fired.push_back(body);
     AVPS_TRY(report({.kind = Progress::Kind::note, .skill = skill->name, .text = row.notes}));
     core::crash_point("engine.after_trigger_fired");
@@ -1177,6 +1183,7 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
             round_opened.push_back(ledger::EventDraft{.kind = "budget.escalation", .body = decision, .row = gate_row});
           }
           std::string opened_for = a.identity;  // the render identity the new round is for
+          bool restart_after_round = false;     // a final render's re-plan: its proxy comes first
           if (remedy == "simplify" && !regen_remedy("simplify")) {
             // Escalation refused, and the policy allows nothing else: the shot is frozen, the
             // refusal documented first.
@@ -1204,7 +1211,10 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
             if (simplified == Flow::stop || simplified == Flow::interrupted) {
               return simplified;
             }
-            // A restart is not needed: the new SHOTLIST is this scene's, read by the next wave.
+            // A new SHOTLIST of this scene is read by the next wave; at final resolution the
+            // re-planned shot passes its proxy first, so the walk starts again once the round is
+            // recorded (the steps whose inputs did not change are up to date).
+            restart_after_round = simplified == Flow::restart && resolution == "final";
             // The round is opened for the simplified shot: its new row is part of the render's
             // identity, and the round (and the max_rounds that bound it) carries over to it
             // instead of starting the count again.
@@ -1228,6 +1238,9 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
           round_opened.push_back(ledger::EventDraft{.kind = "regen.round", .body = body, .row = row_log});
           AVPS_TRY(e.m_project.ledger().commit(std::move(round_opened)));
           record.rounds[key] = body;
+          if (restart_after_round) {
+            return Flow::restart;
+          }
           a.tier = next_tier;
           if (opened_for != a.identity) {
             replanned = true;  // rendered from its new row in the next wave

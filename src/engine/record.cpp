@@ -51,6 +51,91 @@ std::string target_for(const std::string& kind, const Context& context) {
   return "";
 }
 
+void forget_revisions(Record& record, const std::string& loop) {
+  const std::string prefix = loop + "#";
+  for (auto it = record.revisions_done.lower_bound(prefix);
+       it != record.revisions_done.end() && it->rfind(prefix, 0) == 0;) {
+    it = record.revisions_done.erase(it);
+  }
+}
+
+std::vector<std::string> analyzer_runs_missing(const Record& record, const std::string& scene, int analyzer_after) {
+  std::vector<std::string> missing;
+  for (const auto& [key, attempts] : record.shot_attempts) {
+    if (!scene.empty() && key.rfind(scene + "_", 0) != 0) {
+      continue;
+    }
+    std::map<std::string, int> failed_by_identity;
+    std::map<std::string, int> due_since;  // identity -> the attempt whose failure made the analyzer due
+    for (const json& a : attempts) {
+      const std::string identity = a.value("inputs", "");
+      const int attempt = a.value("attempt", 0);
+      if (failed_by_identity[identity] >= analyzer_after) {
+        bool ran = false;  // analyzer_runs holds "<key>#<attempts made before it ran>"
+        for (auto run = record.analyzer_runs.lower_bound(key + "#");
+             run != record.analyzer_runs.end() && run->rfind(key + "#", 0) == 0; ++run) {
+          const int before = std::atoi(run->c_str() + key.size() + 1);
+          ran = ran || (before >= due_since[identity] && before < attempt);
+        }
+        if (!ran) {
+          missing.push_back(key + " attempt " + std::to_string(attempt) + " followed " +
+                            std::to_string(failed_by_identity[identity]) + " failed attempts from the same inputs");
+          break;
+        }
+      }
+      if (a.value("verdict", "") != "PASS" && ++failed_by_identity[identity] == analyzer_after) {
+        due_since[identity] = attempt;
+      }
+    }
+  }
+  return missing;
+}
+
+void note_firing(Record& record, const json& body) {
+  const auto trigger = body.find("trigger");
+  if (trigger == body.end() || !trigger->is_object()) {
+    return;
+  }
+  const std::string cause = trigger->value("cause", json::object()).value("id", "");
+  record.firing_verdicts[body.value("loop", "") + "|" + cause] = body.value("verdict", "");
+}
+
+bool is_revision(const json& findings, const json& revision_for, const json& extra) {
+  const bool carries_findings = findings.is_array() && !findings.empty();
+  const bool regen_genpack = extra.is_object() && extra.contains("qc_findings") && extra["qc_findings"].is_array() &&
+                             !extra["qc_findings"].empty();
+  return carries_findings || !revision_for.is_null() || regen_genpack;
+}
+
+RevisionCheck check_revision(const gates::Outputs& outputs,
+                             const std::function<std::vector<PriorVersion>(const std::string& kind)>& versions) {
+  RevisionCheck check;
+  for (const auto& [kind, content] : outputs) {
+    const json compared = without_gate(content);
+    const std::vector<PriorVersion> priors = versions(kind);
+    for (size_t i = 0; i < priors.size(); ++i) {
+      if (without_gate(priors[i].content) == compared) {
+        check.identical[kind] = priors[i].name;
+        if (i + 1 == priors.size()) {
+          check.as_latest.insert(kind);
+        }
+        break;
+      }
+    }
+  }
+  check.unchanged = !outputs.empty() && check.identical.size() == outputs.size();
+  if (check.unchanged) {
+    std::string names;
+    for (const auto& [kind, name] : check.identical) {
+      names += (names.empty() ? "" : ", ") + name;
+    }
+    check.reason = "revision identical to " + names +
+                   ": a revision must change something (what the findings name), so this attempt is a FAIL and no "
+                   "new version is written";
+  }
+  return check;
+}
+
 json without_gate(json value) {
   if (value.is_object()) {
     value.erase("gate");
@@ -143,6 +228,9 @@ void RecordFold::add(const ledger::Event& e) {
   m_overrides.add(e);
   if (e.kind == "run.hard_stop") {
     m_stop_inputs[e.seq] = e.body.value("inputs", "");
+    if (const std::string loop = e.body.value("loop", ""); loop.find("<trigger ") != std::string::npos) {
+      m_record.stopped_loops[loop] = e.seq;
+    }
   }
   if (!m_all && !stale_shots_read(e.kind)) {
     return;
@@ -155,6 +243,12 @@ void RecordFold::add(const ledger::Event& e) {
     const json details = e.body.value("details", json::object());
     const std::string name = e.body["artifact"].value("name", "");
     record.written_by[name] = {{"step", details.value("step", "")}, {"attempt", details.value("attempt", 0)}};
+    // An attempt's write (a step key, "skill/context@digest"; not a person's import, nor a QC
+    // wave's batch, which its shots' steps do not close), open until its step.finished.
+    if (const std::string step = details.value("step", "");
+        step.find('@') != std::string::npos && !details.contains("reason")) {
+      m_unfinished_writes[step].emplace_back(details.value("attempt", 0), name);
+    }
     if (e.body["artifact"].value("kind", "") == "WORLD_STATE" && details.contains("scene")) {
       record.world_after[details.value("scene", "")] = name;
     }
@@ -183,6 +277,9 @@ void RecordFold::add(const ledger::Event& e) {
     const std::string loop = e.body.value("loop", "");
     const std::string verdict = e.body.value("verdict", "");
     const json& body = e.body;
+    if (verdict == "PASS" || verdict == "WARN" || verdict == "ACCEPTED") {
+      forget_revisions(record, loop);  // a loop that passed counts its attempts again
+    }
     if (body.contains("revision_for") && verdict != "FAIL" && verdict != "STOP") {
       const json& of = body["revision_for"];
       record.revisions_done.insert(of.value("loop", "") + "#" + std::to_string(of.value("attempt", 0)));
@@ -195,6 +292,14 @@ void RecordFold::add(const ledger::Event& e) {
     }
     if (body.contains("analyzer_for")) {
       record.analyzer_runs.insert(body.value("analyzer_for", ""));
+    }
+    note_firing(record, body);
+    if (auto writes = m_unfinished_writes.find(body.value("step", "")); writes != m_unfinished_writes.end()) {
+      const int attempt = body.value("attempt", 0);
+      std::erase_if(writes->second, [attempt](const auto& write) { return write.first <= attempt; });
+      if (writes->second.empty()) {
+        m_unfinished_writes.erase(writes);
+      }
     }
     json kept = step_summary(body);
     if (!loop.empty()) {
@@ -211,6 +316,7 @@ void RecordFold::add(const ledger::Event& e) {
   } else if (e.kind == "trigger.fired") {
     json fired = e.body;
     fired["run_id"] = e.run_id;
+    fired["seq"] = e.seq;
     record.triggers_fired.push_back(std::move(fired));
   } else if (e.kind == "regen.round") {
     record.rounds[e.body.value("shot_id", "") + "/" + e.body.value("resolution", "")] = e.body;
@@ -219,6 +325,11 @@ void RecordFold::add(const ledger::Event& e) {
 
 Record RecordFold::finish() && {
   Record& record = m_record;
+  for (const auto& [step, writes] : m_unfinished_writes) {
+    for (const auto& [attempt, name] : writes) {
+      record.cut_short.insert(name);
+    }
+  }
   // A graded attempt counts once its wave's QC_BATCH is recorded (DESIGN §1.1): grades of a wave
   // an interruption cut short are graded again, from the record, and the batch written then.
   for (auto& [key, attempts] : record.shot_attempts) {

@@ -180,6 +180,22 @@ expect_exit 1 "$AVPS" artifact import "$P" "$WORK/world/$(basename "$diff_file")
 expect_out "does not apply to WORLD_STATE_v003.json (the world before S03)"
 [ "$before" = "$(snapshot)" ] || fail "a refused or unchanged STATE_DIFF import changed the project"
 
+# A judge failing the person's diff does not get it replaced by an automatic revision: the run
+# stops there for a person, naming it (a copy, its continuity check forced to fail).
+J="$WORK/judged"
+cp -r "$P" "$J"
+python3 - "$J/avps.json" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["sim"]["failure_rates"]["continuity-supervisor@S03"] = 1.0
+json.dump(config, open(sys.argv[1], "w"), indent=2)
+PY
+jlast=$(sqlite3 "$J/.avps/ledger.db" "SELECT max(seq) FROM events")
+expect_exit 3 "$AVPS" run "$J"
+expect_out "a person's version"
+[ "$(sqlite3 "$J/.avps/ledger.db" "SELECT count(*) FROM artifacts a JOIN events e ON e.seq = a.event_seq WHERE a.kind='STATE_DIFF' AND a.target='S03' AND e.seq > $jlast")" = 0 ] \
+  || fail "an automatic revision replaced the person's STATE_DIFF of S03"
+
 # The next run keeps the person's diff for S03 and goes on from the world it made.
 last=$(q "SELECT max(seq) FROM events")
 expect_exit 0 "$AVPS" run "$P" --jobs 4

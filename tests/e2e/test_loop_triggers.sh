@@ -60,11 +60,12 @@ stop="STOP-$(q "$P" "SELECT seq FROM events WHERE kind='run.hard_stop'")"
 expect_exit 0 "$AVPS" override "$P" --stop "$stop" --reason "the art director pinned the light" --allow-attempts 1
 edit_config "$P" 'del c["sim"]["fix_rates"]["storyboard-generator@S01_SH02"]'
 expect_exit 0 "$AVPS" run "$P" --scene S01 --jobs 4
-[ "$(verdicts "$P" S01_SH02)" = "FIX FIX FIX PASS" ] || fail "expected the fourth review to pass, got: $(verdicts "$P" S01_SH02)"
+# (A later QC round may re-plan the shot, whose new row is drawn and reviewed again: those pass.)
+[[ "$(verdicts "$P" S01_SH02)" =~ ^"FIX FIX FIX PASS"( PASS)*$ ]] || fail "expected the fourth review to pass, got: $(verdicts "$P" S01_SH02)"
 grep -q "Revised for storyboard-generator attempt 3" "$P/production/GENPACK_S01_SH02_v004.txt" \
   || fail "the allowed attempt should revise the GenPack once more"
 board=$(q "$P" "SELECT seq FROM events WHERE kind='artifact.recorded' AND json_extract(body,'$.row.notes')='storyboard frame of GENPACK_S01_SH02_v004.txt'")
-passed=$(q "$P" "SELECT seq FROM events WHERE kind='step.finished' AND json_extract(body,'$.skill')='storyboard-generator'
+passed=$(q "$P" "SELECT min(seq) FROM events WHERE kind='step.finished' AND json_extract(body,'$.skill')='storyboard-generator'
                  AND json_extract(body,'$.verdict')='PASS' AND json_extract(body,'$.loop') LIKE '%/S01_SH02/%'")
 render=$(q "$P" "SELECT min(seq) FROM events WHERE kind='media.recorded' AND json_extract(body,'$.shot_id')='S01_SH02'")
 [ -n "$board" ] && [ -n "$passed" ] && [ -n "$render" ] && [ "$board" -lt "$passed" ] && [ "$passed" -lt "$render" ] \

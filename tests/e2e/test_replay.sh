@@ -102,11 +102,16 @@ PY
 expect_exit 2 "$AVPS" replay "$DEMO" --timeline --reprice "$WORK/doubled.json"
 
 # --- A recorded answer changed on disk: the step whose answer it was is named ---------------------
+# (an answer no other call got: objects are stored by content, and a re-derived step may get the
+# very bytes an earlier call got, whose event replay then meets first)
 P="$WORK/answer"
 cp -r "$DEMO" "$P"
 row=$(q "$P" "SELECT e.seq, json_extract(e.body,'$.response_sha256'), json_extract(i.body,'$.skill')
   FROM events e JOIN events i ON i.kind='exchange.intent' AND json_extract(i.body,'$.key')=json_extract(e.body,'$.key')
-  WHERE e.kind='exchange.response' AND json_extract(e.body,'$.response_sha256') IS NOT NULL LIMIT 1 OFFSET 30")
+  WHERE e.kind='exchange.response' AND json_extract(e.body,'$.response_sha256') IS NOT NULL
+    AND (SELECT count(*) FROM events o WHERE o.kind='exchange.response'
+         AND json_extract(o.body,'$.response_sha256')=json_extract(e.body,'$.response_sha256')) = 1
+  LIMIT 1 OFFSET 30")
 IFS='|' read -r seq sha purpose <<<"$row"
 object_save "$P" "$sha" "$WORK/answer.bytes"; printf ' ' >> "$WORK/answer.bytes"
 object_set "$P" "$sha" "$WORK/answer.bytes"

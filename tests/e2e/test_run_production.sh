@@ -44,6 +44,34 @@ for revised in BEATS_v002.md SCENES_v002.csv; do
 done
 ls "$P"/validation/PLAUS_S*_v002.md > /dev/null 2>&1 || fail "the validation loop did not revise a PLAUS"
 ls "$P"/continuity/STATE_DIFF_S*_v002.json > /dev/null 2>&1 || fail "the continuity loop did not revise a STATE_DIFF"
+# A revision must change something (issue 13): no upstream revision wrote a version whose content
+# (the gate aside) its target already had, and a revision refused as unchanged wrote nothing.
+[ "$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.identical_to') IS NOT NULL AND (json_extract(body,'$.verdict') != 'FAIL' OR json_extract(body,'$.outputs') != '')")" = 0 ] \
+  || fail "a revision that changed nothing was accepted or written"
+dupes=$(python3 - "$P" <<'PY'
+import json, os, sqlite3, sys
+project = sys.argv[1]
+db = sqlite3.connect(os.path.join(project, ".avps", "ledger.db"))
+revised = set()
+for (body,) in db.execute("SELECT body FROM events WHERE kind='step.finished'"):
+    b = json.loads(body)
+    if b.get("revision_for"):  # an upstream revision (a simplification too)
+        revised.update(b.get("outputs", "").split())
+previous = {}  # (kind, target) -> (name, content) of the version a revision replaces
+for name, kind, target, sha in db.execute("SELECT name, kind, target, json_sha256 FROM artifacts ORDER BY kind, target, version"):
+    row = db.execute("SELECT bytes FROM objects WHERE sha256 = ?", (sha,)).fetchone()  # small objects
+    content = json.loads(row[0]) if row else json.load(open(os.path.join(project, ".avps", "objects", sha[:2], sha[2:] + ".json")))
+    if isinstance(content, dict):
+        content.pop("gate", None)
+    text = json.dumps(content, sort_keys=True)
+    before = previous.get((kind, target))
+    if before and before[1] == text and name in revised and kind != "WORLD_STATE":
+        print(name, "==", before[0])
+    previous[(kind, target)] = (name, text)
+PY
+)
+[ -z "$dupes" ] || fail "revisions with the content of the version they replace:
+$dupes"
 [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.skill')='qc-grader' AND json_extract(body,'$.verdict')='FIX'")" -gt 0 ] || fail "no QC FIX"
 [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.skill')='qc-grader' AND json_extract(body,'$.verdict')='FAIL'")" -gt 0 ] || fail "no QC FAIL"
 [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='regen.round'")" -gt 0 ] || fail "no regen round"
@@ -62,8 +90,9 @@ scenes = sorted({r["scene_id"] for r in rows if r["scene_id"]})
 assert scenes, "no scene rows"
 for scene in scenes:
     mine = [(i, r) for i, r in enumerate(rows) if r["scene_id"] == scene]
-    last_proxy_qc = max(i for i, r in mine if r["skill_name"] == "qc-grader" and "QC proxy wave" in r["notes"])
     first_final = min(i for i, r in mine if r["skill_name"] == "generate" and r["notes"].startswith("final render"))
+    # (a shot re-planned during final renders passes a proxy of its new row after them)
+    last_proxy_qc = max(i for i, r in mine if r["skill_name"] == "qc-grader" and "QC proxy wave" in r["notes"] and i < first_final)
     between = [r for i, r in mine if last_proxy_qc < i < first_final and r["artifact_output"]]
     for skill in ("cost-optimizer", "model-router", "budget-gates"):
         assert any(r["skill_name"] == skill for r in between), (scene, skill, [r["skill_name"] for r in between])

@@ -4,6 +4,7 @@
 // call it receives, so a test can say "this request was sent once". Thread-safe.
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,13 @@ class ScriptedBackend : public backends::Backend {
     m_failing.insert_or_assign(model, std::move(error));
   }
 
+  /// Runs `hook` once, when the first call of `skill` arrives, before it is answered: what a person
+  /// does to the project while a run is in flight.
+  void before_call(const std::string& skill, std::function<void()> hook) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_before[skill] = std::move(hook);
+  }
+
   /// Forgets every scripted outcome and failing model: the providers have recovered.
   void clear() {
     std::lock_guard<std::mutex> lock(m_mutex);
@@ -74,6 +82,17 @@ class ScriptedBackend : public backends::Backend {
   Result<backends::Submitted<backends::ModelResponse>> submit_model(const backends::ModelRequest& request,
                                                                     backends::CallTrace& trace) override {
     trace.provider = "scripted";
+    std::function<void()> hook;
+    {
+      std::lock_guard<std::mutex> lock(m_mutex);
+      if (auto it = m_before.find(request.skill); it != m_before.end()) {
+        hook = std::move(it->second);
+        m_before.erase(it);
+      }
+    }
+    if (hook) {
+      hook();
+    }
     std::optional<Scripted> next;
     {
       std::lock_guard<std::mutex> lock(m_mutex);
@@ -123,6 +142,7 @@ class ScriptedBackend : public backends::Backend {
   std::shared_ptr<backends::SimBackend> m_sim;
   mutable std::mutex m_mutex;
   std::map<std::string, std::deque<Scripted>> m_script;
+  std::map<std::string, std::function<void()>> m_before;  ///< skill -> what happens before its first call
   std::map<std::string, Error> m_failing;
   std::map<std::string, int> m_calls;
   std::map<std::string, int> m_answered;

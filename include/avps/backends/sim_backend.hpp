@@ -11,7 +11,8 @@
 //   - Deterministic. Every choice comes from a PRNG seeded by
 //     sha256("avps-sim" ‖ seed ‖ canonical request JSON): no clock, no global state. The same
 //     request gives the same bytes, in any process, on any thread; a different seed, or a
-//     different request (a revision carries the failed gate's findings), draws again.
+//     different request (a revision carries the failed gate's findings), draws again. A revision
+//     changes what its findings name (SimSettings::identical_revisions).
 //   - Thread-safe: complete() and generate() only read the settings given at construction.
 //   - Valid. complete()'s text validates against request.output_schema: the artifact JSON of the
 //     skill's output kind, or, when output_schema maps several kinds to schemas
@@ -70,6 +71,14 @@ struct SimSettings {
   /// facial_identity_drift). Without one: facial_identity_drift of the first character in frame,
   /// else lock_violation of the set. Each names the entity it concerns by id in its description.
   std::map<std::string, std::string, std::less<>> qc_violations;
+  /// Off (the default): a revision (a request carrying a failed gate's findings) changes what the
+  /// findings name: a SHOTLIST row of a shot they name is simplified (complexity one step down,
+  /// one second shorter, never under 2 s), and the prose member they name most (else the first)
+  /// says which revision it is, so no two revisions of an artifact are the same. On: a revision
+  /// is answered as if it carried no findings — the same content as before, unless the injected
+  /// failure strikes differently (what a model that ignores its feedback does) — to test that avps
+  /// refuses a revision that changes nothing.
+  bool identical_revisions = false;
   /// The project's `thresholds` object (plaus_total, culture_authenticity, audience_clarity,
   /// audience_engagement, dialogue_distinctiveness, qc.A/B/C); the shipped defaults where absent.
   nlohmann::json thresholds = nlohmann::json::object();
@@ -77,7 +86,7 @@ struct SimSettings {
   /// Reads a `sim` block: {"latency_ms": int >= 0, "min_shots_per_scene": 0..12, "media": "auto" |
   /// "video" | "image", "failure_rates": {skill: 0..1},
   /// "fix_rates": {skill: 0..1}, "media_failure_rates": {gen tier: 0..1},
-  /// "qc_violations": {shot or scene id: rule}}; every key optional,
+  /// "qc_violations": {shot or scene id: rule}, "identical_revisions": bool}; every key optional,
   /// null = {}. Unknown keys and out-of-range values are refused (invalid_argument) naming the key.
   [[nodiscard]] static Result<SimSettings> from_json(const nlohmann::json& sim_block);
 };

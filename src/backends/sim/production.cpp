@@ -470,15 +470,16 @@ Outputs regen_analyzer(Call& call) {
   } else {
     adjustments.push_back({{"scope", {shot}},
                            {"adjustment_type", "complexity_reduction"},
-                           {"rule", "Lock off the camera and limit the action to one movement."}});
+                           {"rule", "Lock off the camera and limit the action to one movement."},
+                           {"settings", {{"complexity_level", "low"}, {"camera_type", "static"}}}});
   }
   double duration =
       row.contains("duration_s") && row["duration_s"].is_number() ? row["duration_s"].get<double>() : 4;
   if (failed >= 2 && duration > 2.5) {
-    adjustments.push_back(
-        {{"scope", {shot}},
-         {"adjustment_type", "duration_reduction"},
-         {"rule", "Cut the shot to " + std::to_string(static_cast<int>(duration) - 1) + " s."}});
+    adjustments.push_back({{"scope", {shot}},
+                           {"adjustment_type", "duration_reduction"},
+                           {"rule", "Cut the shot to " + std::to_string(static_cast<int>(duration) - 1) + " s."},
+                           {"settings", {{"duration_s", static_cast<int>(duration) - 1}}}});
   }
 
   // Rules still in force for other shots carry over; a second analysis of this shot escalates.

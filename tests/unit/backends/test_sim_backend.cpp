@@ -471,6 +471,78 @@ TEST_CASE("a revision, whose request carries the findings, draws its failure aga
   CHECK(failed < revisions);
 }
 
+// A revision must change something (issue 13): the sim's revision changes what its findings name,
+// and its test setting answers a revision as if it carried none.
+TEST_CASE("a revision changes what its findings name, and identical_revisions answers it as before", "[sim]") {
+  SimBackend backend(rates(0.0), 7);
+  ModelRequest first = request_for("shot-planner");
+  const json before = parse_answer("shot-planner", complete_text(backend, first)).at("SHOTLIST");
+  REQUIRE(before["rows"].size() >= 3);
+  const json named = before["rows"][0];
+  const std::string shot = named["shot_id"].get<std::string>();
+
+  ModelRequest revision = first;
+  revision.scope["attempt"] = 2;
+  revision.scope["revision_for"] = {{"loop", "qc-grader/" + shot + "/proxy"}, {"attempt", 2}, {"judge", "qc-grader"}};
+  revision.findings = json::array({shot + " attempt 2: face_consistency 0; facial_identity_drift"});
+  const gates::Outputs revised_outputs = parse_answer("shot-planner", complete_text(backend, revision));
+  require_valid("shot-planner", revised_outputs);
+  const json revised = revised_outputs.at("SHOTLIST");
+  REQUIRE(revised["rows"].size() == before["rows"].size());
+  // The named shot is simplified — lower complexity (or already low), a second shorter (not under
+  // 2 s) — and nothing else: every other row is as it was.
+  const json row = revised["rows"][0];
+  CHECK(row["shot_id"] == shot);
+  CHECK(row["complexity_level"] == (named["complexity_level"] == "high" ? "medium" : "low"));
+  CHECK(row["duration_s"].get<double>() == std::max(2.0, named["duration_s"].get<double>() - 1));
+  CHECK(row["blocking_summary"] == named["blocking_summary"]);
+  for (size_t i = 1; i < before["rows"].size(); ++i) {
+    CHECK(revised["rows"][i] == before["rows"][i]);
+  }
+  CHECK(complete_text(backend, revision) == complete_text(backend, revision));  // deterministic
+  // A re-plan starts from the plan it revises (REVISING): a shot simplified before stays so, and a
+  // second simplification of it goes a step further.
+  const std::string other = before["rows"][1]["shot_id"].get<std::string>();
+  ModelRequest next = revision;
+  next.inputs["REVISING"] = {{"SHOTLIST", revised}};
+  next.findings = json::array({other + " attempt 3: total 7 < 8 (hero C threshold)"});
+  next.scope["revision_for"] = {{"loop", "qc-grader/" + other + "/proxy"}, {"attempt", 3}, {"judge", "qc-grader"}};
+  const json replanned = parse_answer("shot-planner", complete_text(backend, next)).at("SHOTLIST");
+  CHECK(replanned["rows"][0] == revised["rows"][0]);
+  CHECK(replanned["rows"][1]["duration_s"].get<double>() ==
+        std::max(2.0, before["rows"][1]["duration_s"].get<double>() - 1));
+  ModelRequest again = revision;
+  again.inputs["REVISING"] = {{"SHOTLIST", revised}};
+  const json further = parse_answer("shot-planner", complete_text(backend, again)).at("SHOTLIST");
+  CHECK(further["rows"][0]["duration_s"].get<double>() == std::max(2.0, row["duration_s"].get<double>() - 1));
+  // Findings that name no shot (a budget check's): the revision marks its first prose instead, so
+  // it is never the plan it replaces.
+  ModelRequest unnamed = revision;
+  unnamed.scope.erase("revision_for");
+  unnamed.findings = json::array({"budget: the projection is over the scene cap"});
+  const json marked = parse_answer("shot-planner", complete_text(backend, unnamed)).at("SHOTLIST");
+  CHECK(marked["rows"].size() == before["rows"].size());
+  CHECK(marked != before);
+  CHECK(marked.dump().find("Revised after review, attempt 2.") != std::string::npos);
+
+  // A revision whose findings name nothing of the artifact still changes its first prose.
+  ModelRequest architect = request_for("story-architect");
+  const gates::Outputs plain = parse_answer("story-architect", complete_text(backend, architect));
+  architect.findings = json::array({"critical failures found: critical_failures has 1 members, more than 0"});
+  architect.scope["attempt"] = 2;
+  const gates::Outputs changed = parse_answer("story-architect", complete_text(backend, architect));
+  require_valid("story-architect", changed);
+  CHECK(changed != plain);
+  CHECK(changed.at("SCENES")["rows"].size() == plain.at("SCENES")["rows"].size());
+
+  // identical_revisions: the revision is answered as if it carried no findings.
+  SimSettings same = rates(0.0);
+  same.identical_revisions = true;
+  SimBackend stubborn(same, 7);
+  CHECK(parse_answer("shot-planner", complete_text(stubborn, revision)).at("SHOTLIST") == before);
+  CHECK(parse_answer("story-architect", complete_text(stubborn, architect)) == plain);
+}
+
 TEST_CASE("project thresholds raise the scores of passing outputs", "[sim]") {
   FakeGateContext context = fixture_context();
   context.set_config("/thresholds/plaus_total", 10);
@@ -933,6 +1005,9 @@ TEST_CASE("sim settings read the project's sim block and refuse what they cannot
     REQUIRE_FALSE(refused.ok());
     CHECK_THAT(refused.error().message, Catch::Contains(std::string("fix_rates.") + bad + ": expected a skill"));
   }
+  CHECK(SimSettings::from_json(json{{"identical_revisions", true}})->identical_revisions);
+  CHECK_FALSE(SimSettings::from_json(json{})->identical_revisions);
+  CHECK_FALSE(SimSettings::from_json(json{{"identical_revisions", "yes"}}).ok());
   CHECK(SimSettings::from_json(json{{"media", "image"}})->media == "image");
   CHECK(SimSettings::from_json(json{})->media == "auto");
   CHECK_FALSE(SimSettings::from_json(json{{"media", "gif"}}).ok());
@@ -962,8 +1037,10 @@ TEST_CASE("the extended sim block validates against the project schema", "[sim]"
             ->validate(json{{"latency_ms", 0},
                             {"failure_rates", {{"qc-grader", 0.5}}},
                             {"fix_rates", {{"qc-grader", 0.5}}},
-                            {"media_failure_rates", {{"gen_mid", 0.5}}}})
+                            {"media_failure_rates", {{"gen_mid", 0.5}}},
+                            {"identical_revisions", true}})
             .empty());
+  CHECK_FALSE(compiled->validate(json{{"identical_revisions", 1}}).empty());
   CHECK_FALSE(compiled->validate(json{{"media_failure_rates", {{"gen_ultra", 0.5}}}}).empty());
   CHECK_FALSE(compiled->validate(json{{"fix_rates", {{"qc-grader", 2}}}}).empty());
 }

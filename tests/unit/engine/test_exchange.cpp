@@ -295,3 +295,31 @@ TEST_CASE("a cost the provider reports is what is charged, with avps's own price
   REQUIRE(spent.ok());
   CHECK(spent->committed_micro_usd >= 7'500'000);
 }
+
+TEST_CASE("a lock edited by hand while a run is in flight is an integrity stop naming it, not an error",
+          "[engine][exchange]") {
+  // Given a person appends to a character lock's face while the shot planner's call is in flight,
+  // after the lock was recorded and before a GenPack's gate reads it
+  Film film;
+  const fs::path lock = film.dir / "continuity" / "CHAR_MARA_QUILL_LOCK_v001.txt";
+  film.scripted->before_call("shot-planner", [&lock] { std::ofstream(lock, std::ios::app) << "\nA new scar.\n"; });
+  // When the run meets it
+  auto outcome = film.run("shots_proxy");
+  // Then it stops with exit 3 and the gate's finding, instead of an error
+  REQUIRE(outcome.ok());
+  CHECK(outcome->exit == ExitCode::hard_stop);
+  CHECK_THAT(outcome->message, Catch::Contains("CHAR_MARA_QUILL_LOCK_v001.txt"));
+  const std::vector<ledger::Event> stops = film.events("run.hard_stop");
+  REQUIRE(stops.size() == 1);
+  CHECK(stops.front().body.value("kind", "") == "integrity");
+  CHECK(stops.front().body.dump().find("CHAR_MARA_QUILL_LOCK_v001.txt") != std::string::npos);
+  CHECK(film.open_reservations() == 0);
+  // And once the face is as recorded again, the next run resolves the stop and goes on
+  std::string text = *core::read_file(lock);
+  text.erase(text.rfind("\nA new scar.\n"));
+  std::ofstream(lock, std::ios::trunc) << text;
+  auto resumed = film.run("shots_proxy");
+  REQUIRE(resumed.ok());
+  CHECK(resumed->exit == ExitCode::ok);
+  CHECK(film.events("stop.resolved").size() == 1);
+}

@@ -79,3 +79,80 @@ TEST_CASE("a step's inputs are its cut inputs with its shared whole-artifact inp
   only_cut.cut["BRIEF"] = "a brief";
   CHECK(only_cut.inputs() == json{{"BRIEF", "a brief"}});
 }
+
+// A revision must change something (issue 13): the write path's rule, apart from the engine.
+TEST_CASE("a revision whose outputs all equal recorded versions is unchanged, naming them", "[engine]") {
+  const json beats_v1 = {{"format_version", 1}, {"kind", "BEATS"}, {"gate", {{"verdict", "PASS"}}}, {"climax", "a"}};
+  const json scenes_v1 = {{"format_version", 1}, {"kind", "SCENES"}, {"rows", json::array({{{"scene_id", "S01"}}})}};
+  json beats_v2 = beats_v1;
+  beats_v2["climax"] = "b";
+  std::map<std::string, std::vector<engine::PriorVersion>> recorded = {
+      {"BEATS", {{"BEATS_v001.md", beats_v1}, {"BEATS_v002.md", beats_v2}}},
+      {"SCENES", {{"SCENES_v001.csv", scenes_v1}}}};
+  auto versions = [&recorded](const std::string& kind) { return recorded[kind]; };
+
+  // The same content under another verdict is the same content: the gate is set aside.
+  json regated = beats_v1;
+  regated["gate"] = {{"verdict", "FAIL"}, {"reasons", {"r"}}};
+  engine::RevisionCheck same = engine::check_revision({{"BEATS", regated}, {"SCENES", scenes_v1}}, versions);
+  CHECK(same.unchanged);
+  CHECK(same.identical ==
+        std::map<std::string, std::string>{{"BEATS", "BEATS_v001.md"}, {"SCENES", "SCENES_v001.csv"}});
+  CHECK_THAT(same.reason, Catch::StartsWith("revision identical to BEATS_v001.md, SCENES_v001.csv: a revision must "
+                                            "change something"));
+  // Back to an earlier version is no change either.
+  CHECK(engine::check_revision({{"BEATS", beats_v1}}, versions).unchanged);
+
+  // One output changed: the revision stands; the other is not written again (its version stays).
+  json beats_v3 = beats_v1;
+  beats_v3["climax"] = "c";
+  engine::RevisionCheck partly = engine::check_revision({{"BEATS", beats_v3}, {"SCENES", scenes_v1}}, versions);
+  CHECK_FALSE(partly.unchanged);
+  CHECK(partly.reason.empty());
+  CHECK(partly.identical == std::map<std::string, std::string>{{"SCENES", "SCENES_v001.csv"}});
+  CHECK(partly.as_latest == std::set<std::string>{"SCENES"});
+  // An output equal to an earlier version than the latest goes back: it is written (the version it
+  // replaces is the latest), unless the whole revision changed nothing.
+  engine::RevisionCheck back = engine::check_revision({{"BEATS", beats_v1}, {"SCENES", beats_v3}}, versions);
+  CHECK_FALSE(back.unchanged);
+  CHECK(back.identical.at("BEATS") == "BEATS_v001.md");
+  CHECK(back.as_latest.empty());
+  // A first version is new.
+  CHECK_FALSE(engine::check_revision({{"CHAR_LOCK", beats_v1}}, versions).unchanged);
+  CHECK_FALSE(engine::check_revision({}, versions).unchanged);
+}
+
+TEST_CASE("an attempt is a revision when it carries findings, revises for a judge, or regenerates a GenPack",
+          "[engine]") {
+  const json none = json::array();
+  CHECK_FALSE(engine::is_revision(none, json(), json::object()));
+  CHECK_FALSE(engine::is_revision(none, json(), {{"tier", "gen_low"}, {"qc_findings", json::array()}}));
+  CHECK(engine::is_revision(json::array({"total 6 < 7"}), json(), json::object()));
+  CHECK(engine::is_revision(none, {{"loop", "narrative-red-team"}, {"attempt", 1}}, json::object()));
+  CHECK(engine::is_revision(none, json(), {{"qc_findings", {"S01_SH01 attempt 1: total 7 < 8"}}}));
+}
+
+TEST_CASE("an attempt after enough failures from the same inputs needs an analyzer run since them", "[engine]") {
+  auto attempt = [](int n, const std::string& inputs, const std::string& verdict) {
+    return json{{"attempt", n}, {"inputs", inputs}, {"verdict", verdict}};
+  };
+  engine::Record record;
+  const std::string key = "S01_SH02/proxy";
+  record.shot_attempts[key] = {attempt(1, "a", "FAIL"), attempt(2, "a", "FIX"), attempt(3, "a", "PASS")};
+  // Two failures, then a third attempt from the same inputs: the analyzer was due before it.
+  CHECK(engine::analyzer_runs_missing(record, "S01", 2) ==
+        std::vector<std::string>{"S01_SH02/proxy attempt 3 followed 2 failed attempts from the same inputs"});
+  CHECK(engine::analyzer_runs_missing(record, "S01", 3).empty());  // not due after two
+  CHECK(engine::analyzer_runs_missing(record, "S02", 2).empty());  // another scene's check
+  // A run before the failures made it due does not count; one after the second failure does.
+  record.analyzer_runs = {key + "#1"};
+  CHECK(engine::analyzer_runs_missing(record, "", 2).size() == 1);
+  record.analyzer_runs = {key + "#2"};
+  CHECK(engine::analyzer_runs_missing(record, "", 2).empty());
+  // The inputs changed before the next attempt (an edited lock): its count starts again, so the
+  // failures of the old inputs owe no analyzer run.
+  record.analyzer_runs.clear();
+  record.shot_attempts[key] = {attempt(1, "a", "FAIL"), attempt(2, "a", "FIX"), attempt(3, "b", "FAIL"),
+                               attempt(4, "b", "PASS")};
+  CHECK(engine::analyzer_runs_missing(record, "S01", 2).empty());
+}
