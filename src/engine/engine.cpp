@@ -905,7 +905,10 @@ Result<std::string> Impl::write_output(const skills::SkillDef& skill, const std:
   // changed inputs that comes to the same answer (a judge re-judging, a resumed attempt) adds none.
   // (A WORLD_STATE made from a STATE_DIFF kept so names that diff among its inputs: finish_attempt.)
   if (previous && previous->record.json_sha256 == core::sha256_hex(canonical)) {
-    changed = false;
+    // This very attempt's write, recorded before an interruption: it changed what it replaced,
+    // as the uninterrupted attempt did, so what reads it is re-derived as then.
+    auto by = record.written_by.find(previous->record.name);
+    changed = by != record.written_by.end() && by->second == writer;
     return previous->record.name;
   }
   changed = !previous || without_gate(previous->content()) != without_gate(content);
