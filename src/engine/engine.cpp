@@ -158,6 +158,20 @@ Result<const governance::RoutingTable*> Impl::allocation() {
 //   - an output of another loop whose last step FAILed and has not been acted on (a revision an
 //     interruption cut between its failed attempt and the next): downstream work waits for the
 //     loop's answer, as it does in an uninterrupted run, instead of building on a rejected version.
+const ledger::ArtifactRecord* Impl::version_before(const ledger::ArtifactRecord& artifact) const {
+  auto versions = versions_by_key.find(artifact.kind + "/" + artifact.target);
+  if (versions == versions_by_key.end()) {
+    return nullptr;
+  }
+  const ledger::ArtifactRecord* before = nullptr;
+  for (const ledger::ArtifactRecord& r : versions->second) {
+    if (r.version < artifact.version) {
+      before = &r;
+    }
+  }
+  return before;
+}
+
 Result<std::optional<ledger::ArtifactRecord>> Impl::readable_version(ledger::ArtifactRecord artifact,
                                                                     const std::string& reader_loop,
                                                                     const std::optional<WalkRank>& reader) {
@@ -188,12 +202,7 @@ Result<std::optional<ledger::ArtifactRecord>> Impl::readable_version(ledger::Art
       return std::optional<ledger::ArtifactRecord>{std::move(artifact)};
     }
     AVPS_TRY(refresh_index());
-    const ledger::ArtifactRecord* before = nullptr;
-    for (const ledger::ArtifactRecord& r : versions_by_key[artifact.kind + "/" + artifact.target]) {
-      if (r.version < artifact.version) {
-        before = &r;
-      }
-    }
+    const ledger::ArtifactRecord* before = version_before(artifact);
     if (before == nullptr) {
       return std::optional<ledger::ArtifactRecord>{};
     }
@@ -962,9 +971,7 @@ Result<Flow> Impl::hard_stop(const std::string& skill, const std::string& kind, 
                   e.m_project.ledger().append(ledger::EventDraft{.kind = "run.hard_stop", .body = body, .row = row}));
   body["seq"] = event.seq;
   record.open_stops[loop] = body;
-  if (loop.find("<trigger ") != std::string::npos) {
-    record.stopped_loops[loop] = event.seq;  // as record.cpp does when it reads this event back
-  }
+  note_stop(record, loop, event.seq);  // as record.cpp does when it reads this event back
   outcome.message = "STOP-" + std::to_string(event.seq) + ": " + reason;
   AVPS_TRY(report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context));
   return Flow::stop;
@@ -1173,9 +1180,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
       row.notes = "inputs equal to those attempt " + std::to_string(body.value("attempt", 0)) +
                   " settled: its verdict stands, no call made";
       AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "step.finished", .body = body, .row = row}));
-      if (job.verdict == "PASS" || job.verdict == "WARN" || job.verdict == "ACCEPTED") {
-        forget_revisions(record, job.loop);  // as record.cpp does when it reads this event back
-      }
+      note_loop_verdict(record, job.loop, job.verdict);  // as record.cpp does when it reads this event back
       record.loops[job.loop] = step_summary(body);
     }
     return ok();
@@ -1609,10 +1614,8 @@ Result<void> Impl::build_call(const skills::SkillDef& skill, const Job& job, con
           by != record.written_by.end() && by->second == writer) {
         AVPS_TRY(refresh_index());
         std::optional<Loaded> before;
-        for (const ledger::ArtifactRecord& earlier : versions_by_key[current->record.kind + "/" + current->record.target]) {
-          if (earlier.version < current->record.version) {
-            AVPS_TRY_ASSIGN(before, by_name(earlier.name));
-          }
+        if (const ledger::ArtifactRecord* earlier = version_before(current->record)) {
+          AVPS_TRY_ASSIGN(before, by_name(earlier->name));
         }
         current = std::move(before);
       }
@@ -2053,9 +2056,7 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   json kept = step_summary(body);
   record.steps[job.step] = kept;
   record.loops[job.loop] = std::move(kept);
-  if (job.verdict == "PASS" || job.verdict == "WARN" || job.verdict == "ACCEPTED") {
-    forget_revisions(record, job.loop);  // as record.cpp does when it reads this event back
-  }
+  note_loop_verdict(record, job.loop, job.verdict);  // as record.cpp does when it reads this event back
   if (!job.revision_for.is_null() && skill.settles(job.verdict)) {
     record.revisions_done.insert(job.revision_for.value("loop", "") + "#" +
                                  std::to_string(job.revision_for.value("attempt", 0)));

@@ -242,6 +242,9 @@ struct Impl {
   Result<std::optional<Loaded>> by_name(const std::string& name);
   Result<std::optional<Loaded>> input_version(std::optional<Loaded> loaded, const std::string& reader_loop,
                                               const std::optional<WalkRank>& reader);
+  /// The version of `artifact`'s kind and target just before it in the index (refresh_index first),
+  /// or nullptr.
+  const ledger::ArtifactRecord* version_before(const ledger::ArtifactRecord& artifact) const;
   /// input_version by the index alone: the version of `artifact`'s kind and target a reader may
   /// read, nothing loaded.
   Result<std::optional<ledger::ArtifactRecord>> readable_version(ledger::ArtifactRecord artifact,

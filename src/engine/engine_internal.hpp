@@ -124,9 +124,14 @@ struct Record {
   std::map<std::string, nlohmann::json> open_stops;  ///< loop key -> {seq, skill, kind, scope, cap, reason} of a stop still open
 };
 
-/// Forgets the revisions done for `loop`'s attempts ("loop#N"): once the loop passes, its attempts
-/// are counted again on new inputs, and attempt N's revision is due again.
-void forget_revisions(Record& record, const std::string& loop);
+/// A step of `loop` ended with `verdict`: when it passed (PASS, WARN, ACCEPTED), the revisions done
+/// for the loop's attempts ("loop#N") are forgotten, since its attempts count again from 1 on new
+/// inputs and attempt N's revision is due again.
+void note_loop_verdict(Record& record, const std::string& loop, const std::string& verdict);
+
+/// A hard stop raised on `loop` at `seq`: noted in `record.stopped_loops` when it is a trigger
+/// firing's loop (fire_triggers).
+void note_stop(Record& record, const std::string& loop, int64_t seq);
 
 /// The check regen_limit_with_analyzer: each shot (of `scene`; of the project when empty) with an
 /// attempt made after `analyzer_after` failed attempts from the same inputs and no analyzer run

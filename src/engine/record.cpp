@@ -51,7 +51,10 @@ std::string target_for(const std::string& kind, const Context& context) {
   return "";
 }
 
-void forget_revisions(Record& record, const std::string& loop) {
+void note_loop_verdict(Record& record, const std::string& loop, const std::string& verdict) {
+  if (verdict != "PASS" && verdict != "WARN" && verdict != "ACCEPTED") {
+    return;
+  }
   const std::string prefix = loop + "#";
   for (auto it = record.revisions_done.lower_bound(prefix);
        it != record.revisions_done.end() && it->rfind(prefix, 0) == 0;) {
@@ -89,6 +92,12 @@ std::vector<std::string> analyzer_runs_missing(const Record& record, const std::
     }
   }
   return missing;
+}
+
+void note_stop(Record& record, const std::string& loop, int64_t seq) {
+  if (loop.find("<trigger ") != std::string::npos) {
+    record.stopped_loops[loop] = seq;
+  }
 }
 
 void note_firing(Record& record, const json& body) {
@@ -228,9 +237,7 @@ void RecordFold::add(const ledger::Event& e) {
   m_overrides.add(e);
   if (e.kind == "run.hard_stop") {
     m_stop_inputs[e.seq] = e.body.value("inputs", "");
-    if (const std::string loop = e.body.value("loop", ""); loop.find("<trigger ") != std::string::npos) {
-      m_record.stopped_loops[loop] = e.seq;
-    }
+    note_stop(m_record, e.body.value("loop", ""), e.seq);
   }
   if (!m_all && !stale_shots_read(e.kind)) {
     return;
@@ -277,9 +284,7 @@ void RecordFold::add(const ledger::Event& e) {
     const std::string loop = e.body.value("loop", "");
     const std::string verdict = e.body.value("verdict", "");
     const json& body = e.body;
-    if (verdict == "PASS" || verdict == "WARN" || verdict == "ACCEPTED") {
-      forget_revisions(record, loop);  // a loop that passed counts its attempts again
-    }
+    note_loop_verdict(record, loop, verdict);
     if (body.contains("revision_for") && verdict != "FAIL" && verdict != "STOP") {
       const json& of = body["revision_for"];
       record.revisions_done.insert(of.value("loop", "") + "#" + std::to_string(of.value("attempt", 0)));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include "avps/artifacts/store.hpp"
@@ -35,6 +36,19 @@ fs::path init_project(const testing::TempDir& tmp) {
   INFO((created.ok() ? std::string() : created.error().message));
   REQUIRE(created.ok());
   return dir;
+}
+
+// Runs `write` on the project in `dir`, in a run of its own, in a child killed at crash `point`;
+// whether the point was reached.
+bool write_until_crash(const std::string& point, const fs::path& dir,
+                       const std::function<void(artifacts::ArtifactStore&)>& write) {
+  return testing::run_until_crash(point, [&] {
+    testing::FixedClock clock;
+    auto project = project::Project::open(dir, ledger::OpenMode::read_write, {}, clock);
+    if (project.ok() && (*project)->ledger().begin_run("test", {}).ok()) {
+      write((*project)->store());
+    }
+  });
 }
 
 artifacts::NewArtifact second_world_state() {
@@ -117,13 +131,8 @@ TEST_CASE("a write killed at any step leaves either no artifact or the complete 
       DYNAMIC_SECTION(point) {
         testing::TempDir tmp;
         fs::path dir = init_project(tmp);
-        bool crashed = testing::run_until_crash(point, [&] {
-          testing::FixedClock clock;
-          auto project = project::Project::open(dir, ledger::OpenMode::read_write, {}, clock);
-          if (project.ok() && (*project)->ledger().begin_run("test", {}).ok()) {
-            std::ignore = (*project)->store().write(expected);
-          }
-        });
+        bool crashed = write_until_crash(point, dir,
+                                         [&](artifacts::ArtifactStore& store) { std::ignore = store.write(expected); });
         if (n == 1) {
           CHECK(crashed);  // every boundary is reached at least once by a write
         }
@@ -220,13 +229,8 @@ TEST_CASE("a group write killed at any step leaves, of each artifact, none or th
       DYNAMIC_SECTION(point) {
         testing::TempDir tmp;
         fs::path dir = init_project(tmp);
-        bool crashed = testing::run_until_crash(point, [&] {
-          testing::FixedClock clock;
-          auto project = project::Project::open(dir, ledger::OpenMode::read_write, {}, clock);
-          if (project.ok() && (*project)->ledger().begin_run("test", {}).ok()) {
-            std::ignore = (*project)->store().write_all(group);
-          }
-        });
+        bool crashed = write_until_crash(
+            point, dir, [&](artifacts::ArtifactStore& store) { std::ignore = store.write_all(group); });
         if (n == 1) {
           CHECK(crashed);  // every boundary is reached at least once by a group write
         }
