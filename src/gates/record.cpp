@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -42,23 +43,29 @@ struct Recorded {
 // read again (locks, shot lists, earlier world states) are few, so the cache stays small.
 class Contents {
  public:
-  explicit Contents(const ledger::Ledger& ledger) : m_ledger(ledger) {}
+  Contents(const ledger::Ledger& ledger, size_t capacity) : m_ledger(ledger), m_capacity(capacity) {}
 
-  Result<const json*> of(const ledger::ArtifactRecord& r) {
+  /// Shared, so a content a check holds outlives the cache's clearing while it reads others.
+  using Content = std::shared_ptr<const json>;
+
+  Result<Content> of(const ledger::ArtifactRecord& r) {
     if (auto found = m_cache.find(r.json_sha256); found != m_cache.end()) {
-      return &found->second;
+      return found->second;
     }
-    if (m_cache.size() >= 4096) {
+    if (m_cache.size() >= m_capacity) {
       m_cache.clear();  // bounded: a season's gate must not hold every artifact at once
     }
     AVPS_TRY_ASSIGN(std::string canonical, artifacts::read_object(m_ledger, r.json_sha256));
     AVPS_TRY_ASSIGN(json content, core::parse_json(canonical, r.name));
-    return &m_cache.emplace(r.json_sha256, std::move(content)).first->second;
+    auto shared = std::make_shared<const json>(std::move(content));
+    m_cache.emplace(r.json_sha256, shared);
+    return Content(std::move(shared));
   }
 
  private:
   const ledger::Ledger& m_ledger;
-  std::unordered_map<std::string, json> m_cache;
+  const size_t m_capacity;
+  std::unordered_map<std::string, Content> m_cache;
 };
 
 // The record as a gate saw it: the artifacts recorded before event `before_seq`, and the
@@ -76,7 +83,7 @@ class AsOfContext : public GateContext {
     if (r == nullptr) {
       return std::optional<json>{};
     }
-    AVPS_TRY_ASSIGN(const json* content, m_contents.of(r->record));
+    AVPS_TRY_ASSIGN(Contents::Content content, m_contents.of(r->record));
     return std::optional<json>{*content};
   }
 
@@ -242,7 +249,8 @@ std::string first_score_difference(const json& recorded, const json& recomputed)
 
 class RecordCheck {
  public:
-  RecordCheck(const fs::path& dir, const ledger::Ledger& ledger) : m_dir(dir), m_ledger(ledger), m_contents(ledger) {}
+  RecordCheck(const fs::path& dir, const ledger::Ledger& ledger, const RecordCheckOptions& options)
+      : m_dir(dir), m_ledger(ledger), m_contents(ledger, options.contents_cached) {}
 
   std::vector<core::Violation> run() {
     project::ConfigSources sources{m_dir, project::data_dir(), {}, {}};
@@ -325,7 +333,7 @@ class RecordCheck {
     gates::Outputs contents;
     std::vector<std::pair<const Recorded*, json>> gated;  // output, its recorded gate
     for (const Recorded* r : outputs) {
-      Result<const json*> content = m_contents.of(r->record);
+      Result<Contents::Content> content = m_contents.of(r->record);
       if (!content) {
         return;  // artifact.object reports it
       }
@@ -491,9 +499,9 @@ class RecordCheck {
               " as the world it follows, which was not recorded before it");
       return;
     }
-    Result<const json*> before_content = m_contents.of(before->record);
-    Result<const json*> diff_content = m_contents.of(diff->record);
-    Result<const json*> world_content = m_contents.of(world->record);
+    Result<Contents::Content> before_content = m_contents.of(before->record);
+    Result<Contents::Content> diff_content = m_contents.of(diff->record);
+    Result<Contents::Content> world_content = m_contents.of(world->record);
     if (!before_content || !diff_content || !world_content) {
       return;  // artifact.object reports it
     }
@@ -514,7 +522,7 @@ class RecordCheck {
 
   // genpack.locks: a GenPack the record passed holds its locks as they were recorded before it.
   void check_genpack_locks(const Recorded& r) {
-    Result<const json*> content = m_contents.of(r.record);
+    Result<Contents::Content> content = m_contents.of(r.record);
     if (!content || !(*content)->contains("gate")) {
       return;
     }
@@ -567,8 +575,9 @@ class RecordCheck {
 
 }  // namespace
 
-std::vector<core::Violation> check_record(const fs::path& dir, const ledger::Ledger& ledger) {
-  return RecordCheck(dir, ledger).run();
+std::vector<core::Violation> check_record(const fs::path& dir, const ledger::Ledger& ledger,
+                                          const RecordCheckOptions& options) {
+  return RecordCheck(dir, ledger, options).run();
 }
 
 }  // namespace avps::gates

@@ -15,6 +15,7 @@
 //
 // Threading: check_record reads the ledger and the project's files; call it from one thread.
 
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -36,6 +37,12 @@ const std::vector<std::string>& record_rules();
 /// (check_recomputable); the engine's own checks and the checks that read the budget as it was
 /// are taken as recorded: a recorded verdict may be worse than the recomputed one only when the
 /// record carries the reasons that explain it, and never better.
-std::vector<core::Violation> check_record(const std::filesystem::path& dir, const ledger::Ledger& ledger);
+struct RecordCheckOptions {
+  /// How many parsed artifact contents are kept at once: bounded, so that a season's gate does
+  /// not hold every artifact; the findings do not depend on it.
+  size_t contents_cached = 4096;
+};
+std::vector<core::Violation> check_record(const std::filesystem::path& dir, const ledger::Ledger& ledger,
+                                          const RecordCheckOptions& options = {});
 
 }  // namespace avps::gates
