@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 
 #include "avps/governance/pricing.hpp"
 
@@ -610,14 +612,19 @@ Result<void> apply_shot_tiers(std::vector<ShotPlan>& shots, const json& shot_tie
   if (!shot_tiers.is_array()) {
     return make_error(ErrorCode::invalid_argument, "the ROUTING_DECISION's shot_tiers is not an array");
   }
+  std::unordered_map<std::string_view, ShotPlan*> by_id;  // the first shot of each id (4,000 at 500 scenes)
+  for (ShotPlan& shot : shots) {
+    by_id.emplace(shot.shot_id, &shot);
+  }
   for (const json& entry : shot_tiers) {
     const std::string shot_id = entry.is_object() ? entry.value("shot_id", "") : "";
     const std::string hero = entry.is_object() ? entry.value("hero_tier", "") : "";
     const std::string tier = entry.is_object() ? entry.value("tier", "") : "";
-    auto shot = std::find_if(shots.begin(), shots.end(), [&](const ShotPlan& s) { return s.shot_id == shot_id; });
-    if (shot == shots.end() || shot->hero_tier != hero) {
+    auto found = by_id.find(shot_id);
+    if (found == by_id.end() || found->second->hero_tier != hero) {
       continue;  // re-planned since: the routing of the new plan starts from its hero tier
     }
+    ShotPlan* shot = found->second;
     AVPS_TRY_ASSIGN(std::string by_hero, generation_tier_for(hero));
     if (tier != "gen_low" && tier != "gen_mid" && tier != "gen_premium") {
       return make_error(ErrorCode::invalid_argument,
