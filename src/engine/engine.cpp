@@ -84,13 +84,17 @@ bool passed(const std::string& verdict) {
 
 // ---- reading the record -----------------------------------------------------------------------
 
+// The highest version of kind/target, from the artifact index (kept in step with the ledger by
+// refresh_index) rather than a query of the ledger at every read: a step reads dozens.
 Result<std::optional<Loaded>> Impl::latest(const std::string& kind, const std::string& target) {
-  AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> found, e.m_project.store().latest(kind, target));
-  if (!found) {
+  AVPS_TRY(refresh_index());
+  auto versions = versions_by_key.find(kind + "/" + target);
+  if (versions == versions_by_key.end() || versions->second.empty()) {
     return std::optional<Loaded>{};
   }
-  AVPS_TRY_ASSIGN(ContentCache::Content content, load(*found));
-  return std::optional<Loaded>{Loaded{std::move(content), *found}};
+  const ledger::ArtifactRecord& found = versions->second.back();
+  AVPS_TRY_ASSIGN(ContentCache::Content content, load(found));
+  return std::optional<Loaded>{Loaded{std::move(content), found}};
 }
 
 ContentCache::Content ContentCache::find(const std::string& key) {
@@ -125,23 +129,23 @@ Result<ContentCache::Content> Impl::load(const ledger::ArtifactRecord& artifact)
 
 Result<const governance::RecordedShots*> Impl::recorded_shots() {
   AVPS_TRY(refresh_index());
-  if (!recorded_shots_memo || recorded_shots_seq != index_seq) {
+  if (!recorded_shots_memo || recorded_shots_seq != plan_seq) {
     AVPS_TRY_ASSIGN(governance::RecordedShots read, governance::recorded_shots(latest_json()));
     recorded_shots_memo = std::move(read);
-    recorded_shots_seq = index_seq;
+    recorded_shots_seq = plan_seq;
   }
   return &*recorded_shots_memo;
 }
 
 Result<const governance::RoutingTable*> Impl::allocation() {
   AVPS_TRY_ASSIGN(const governance::RecordedShots* recorded, recorded_shots());
-  if (!allocation_memo || allocation_seq != index_seq) {
+  if (!allocation_memo || allocation_seq != plan_seq) {
     AVPS_TRY_ASSIGN(governance::RoutingTable table,
                     governance::allocate(e.m_registry.skills(), e.m_router, recorded->shots,
                                          governance::ProjectionSettings::from_config(e.m_project.config()),
                                          governance::k_projection_input_tokens_per_call));
     allocation_memo = std::move(table);
-    allocation_seq = index_seq;
+    allocation_seq = plan_seq;
   }
   return &*allocation_memo;
 }
@@ -245,6 +249,9 @@ Result<void> Impl::refresh_index() {
   AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> records,
                   e.m_project.ledger().artifacts(std::max<int64_t>(index_seq, 0)));
   for (ledger::ArtifactRecord& r : records) {
+    if (r.kind == "SCENES" || r.kind == "SHOTLIST" || r.kind == "ROUTING_DECISION") {
+      plan_seq = r.event_seq;
+    }
     std::vector<ledger::ArtifactRecord>& list = versions_by_key[r.kind + "/" + r.target];
     list.push_back(r);
     // Versions of one artifact are recorded in order; keep the list sorted if one was not.
@@ -1849,7 +1856,7 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
         outputs["WORLD_STATE"] = *applied;
       }
     }
-    EngineGateContext gate_context(e.m_project, gate_config(job.ctx), job.in.world_before);
+    EngineGateContext gate_context(e.m_project, latest_json(), gate_config(job.ctx), job.in.world_before);
     Result<gates::GateResult> evaluated = gates::evaluate_gate_outputs(skill.raw, outputs, gate_context);
     if (!evaluated && evaluated.error().code == ErrorCode::corruption) {
       // A file the gate reads no longer matches the ledger (edited by hand during the run): not

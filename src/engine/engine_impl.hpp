@@ -137,14 +137,20 @@ inline constexpr size_t k_content_cache_entries = 1024;
 /// configuration with the budget caps in force (Impl::gate_config: raised by `avps override`).
 class EngineGateContext : public gates::GateContext {
  public:
-  EngineGateContext(project::Project& project, nlohmann::json config, std::optional<nlohmann::json> world_before)
-      : m_project(project), m_config(std::move(config)), m_world_before(std::move(world_before)) {}
+  /// `latest` reads through the engine's artifact index and parsed-contents cache (Impl::latest_json):
+  /// a gate's checks read the same SHOTLIST or lock at every shot, parsed once instead of each time.
+  EngineGateContext(project::Project& project, governance::LatestArtifact latest, nlohmann::json config,
+                    std::optional<nlohmann::json> world_before)
+      : m_project(project),
+        m_latest(std::move(latest)),
+        m_config(std::move(config)),
+        m_world_before(std::move(world_before)) {}
   const nlohmann::json& config() const override { return m_config; }
   Result<std::optional<nlohmann::json>> latest(std::string_view kind, std::string_view target) const override {
     if (kind == "WORLD_STATE" && m_world_before) {
       return std::optional<nlohmann::json>{*m_world_before};
     }
-    return m_project.latest(kind, target);
+    return m_latest(kind, target);
   }
   Result<std::optional<Face>> latest_face(std::string_view kind, std::string_view target) const override {
     return m_project.latest_face(kind, target);
@@ -152,6 +158,7 @@ class EngineGateContext : public gates::GateContext {
 
  private:
   gates::ProjectGateContext m_project;
+  governance::LatestArtifact m_latest;
   nlohmann::json m_config;
   std::optional<nlohmann::json> m_world_before;
 };
@@ -221,10 +228,18 @@ struct Impl {
   /// Inputs that are whole artifacts, cut to a skill's fields, with their fingerprints
   /// ({sha256, value}), by kind, fields and artifact names (Impl::gather).
   ContentCache pure_inputs{k_content_cache_entries};
-  /// The shots the record plans (governance::recorded_shots), as of the artifact index at
-  /// `recorded_shots_seq`: every scene's cost step and production read it.
+  /// The ledger seq of the last SCENES, SHOTLIST or ROUTING_DECISION the index took in: all that
+  /// governance::recorded_shots reads, so its memo stands until one of them is recorded (any
+  /// artifact moved it before, and every scene's steps re-read every scene's shot list).
+  int64_t plan_seq = -1;
+  /// The shots the record plans (governance::recorded_shots), as of `plan_seq` ==
+  /// `recorded_shots_seq`: every scene's cost step, budget gate and production read it.
   std::optional<governance::RecordedShots> recorded_shots_memo;
   int64_t recorded_shots_seq = -1;
+  /// The whole project's cost projection of those shots (governance::project_recorded), as of
+  /// `projection_seq`: every scene's budget gate reads it.
+  std::optional<governance::CostProjection> projection_memo;
+  int64_t projection_seq = -1;
   /// The tier allocation of those shots (governance::allocate), as of `allocation_seq`.
   std::optional<governance::RoutingTable> allocation_memo;
   int64_t allocation_seq = -1;
@@ -233,8 +248,8 @@ struct Impl {
   Result<std::optional<Loaded>> latest(const std::string& kind, const std::string& target);
   /// An artifact's content, verified by the store when it is first read (then from `contents`).
   Result<ContentCache::Content> load(const ledger::ArtifactRecord& artifact);
-  /// governance::recorded_shots of the latest SCENES and SHOTLISTs, read again only once the
-  /// artifact index has moved.
+  /// governance::recorded_shots of the latest SCENES and SHOTLISTs, read again only once one of
+  /// them (or the ROUTING_DECISION) has a new version.
   Result<const governance::RecordedShots*> recorded_shots();
   /// governance::allocate of those shots under the project's settings, likewise read again only
   /// once the artifact index has moved.

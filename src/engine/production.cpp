@@ -185,7 +185,6 @@ Result<void> review_costs(Impl& impl, project::Project& project, const governanc
 
 Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job) {
   const json& config = e.m_project.config().document;
-  const governance::LatestArtifact latest_fn = latest_json();
   const governance::ProjectionSettings settings = governance::ProjectionSettings::from_config(e.m_project.config());
   gates::Outputs out;
 
@@ -322,9 +321,18 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
   if (skill.builtin == "enforce_budget") {
     // The whole project's projection against the project cap: every planned shot and every model
     // call the plan implies (an upper bound: max output tokens, conditional skills counted).
-    AVPS_TRY_ASSIGN(governance::CostProjection projection,
-                    governance::project_recorded(latest_fn, e.m_registry.skills(), e.m_router, settings,
-                                                 k_input_tokens_estimate));
+    // governance::project_recorded, on the shots the run keeps read (Impl::recorded_shots), made
+    // again only when the plan has a new version.
+    AVPS_TRY_ASSIGN(const governance::RecordedShots* recorded, recorded_shots());
+    if (!projection_memo || projection_seq != plan_seq) {
+      AVPS_TRY_ASSIGN(std::vector<governance::ModelCallEstimate> calls,
+                      governance::estimate_skill_calls(e.m_registry.skills(), recorded->scene_ids, recorded->shots,
+                                                       k_input_tokens_estimate));
+      AVPS_TRY_ASSIGN(projection_memo, governance::project_costs(recorded->shots, calls, e.m_router, settings));
+      projection_memo->scenes_without_shotlist = recorded->scenes_without_shotlist;
+      projection_seq = plan_seq;
+    }
+    const governance::CostProjection& projection = *projection_memo;
     AVPS_TRY_ASSIGN(const RecordTally* so_far, tally_so_far());
     AVPS_TRY_ASSIGN(governance::BudgetStatusInput input,
                     governance::budget_status_input(e.m_project.ledger(), so_far->budget, e.m_project.config().budget,
@@ -1498,7 +1506,7 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
     if (!record.waves_written.count(wave_key)) {
       Context scene_context;
       scene_context.scene_id = scene;
-      EngineGateContext gate_context(e.m_project, gate_config(scene_context), std::nullopt);
+      EngineGateContext gate_context(e.m_project, latest_json(), gate_config(scene_context), std::nullopt);
       // The batch shows avps's verdict per row, the grader's claim beside it (faces.md, QC_BATCH).
       AVPS_TRY(gates::stamp_qc_verdicts(grader->raw, batch, gate_context, gates::QcClaim::in_verdict));
       gates::Outputs merged{{"QC_BATCH", batch}};

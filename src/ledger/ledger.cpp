@@ -793,6 +793,10 @@ struct SqliteLedger::Impl {
   // process (a torn CSV append must not be followed by another): the next writing open
   // completes them.
   int64_t synced_seq = 0;
+  // SqliteLedger::artifacts: every artifact row with rowid <= artifacts_cursor_rowid was recorded
+  // by artifacts_cursor_seq (the head when that was read); -1: not read yet.
+  int64_t artifacts_cursor_seq = -1;
+  int64_t artifacts_cursor_rowid = 0;
   Head mirrored_head;
   std::string unmirrored_rows;
   std::chrono::steady_clock::time_point mirrored_at = std::chrono::steady_clock::now();
@@ -1643,12 +1647,21 @@ constexpr const char* k_artifact_columns =
 
 Result<std::vector<ArtifactRecord>> SqliteLedger::artifacts(int64_t after_event_seq) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
-  std::string sql = std::string(k_artifact_columns) + " WHERE event_seq > ? ORDER BY event_seq";
+  // event_seq has no index: asked for what came after the head of the last call (the engine's
+  // artifact index, after every commit), only the rows past that call's last rowid are read
+  // instead of the whole table. Rows are never deleted (the triggers forbid it), so every row
+  // added since has a larger rowid; event_seq > ? still decides which rows are returned.
+  const bool from_cursor = after_event_seq >= 0 && after_event_seq == m_impl->artifacts_cursor_seq;
+  std::string sql = std::string(k_artifact_columns) + " WHERE event_seq > ?" + (from_cursor ? " AND rowid > ?" : "") +
+                    " ORDER BY event_seq";
   Stmt stmt(m_impl->db, sql.c_str());
   if (!stmt.valid()) {
     return m_impl->db.error("cannot read the artifact index");
   }
   stmt.bind(1, after_event_seq);
+  if (from_cursor) {
+    stmt.bind(2, m_impl->artifacts_cursor_rowid);
+  }
   std::vector<ArtifactRecord> out;
   for (;;) {
     AVPS_TRY_ASSIGN(bool has_row, stmt.step());
@@ -1656,6 +1669,15 @@ Result<std::vector<ArtifactRecord>> SqliteLedger::artifacts(int64_t after_event_
       break;
     }
     out.push_back(artifact_from_row(stmt));
+  }
+  Stmt last(m_impl->db, "SELECT coalesce(max(rowid), 0) FROM artifacts");
+  if (!last.valid()) {
+    return m_impl->db.error("cannot read the artifact index");
+  }
+  AVPS_TRY_ASSIGN(bool has_last, last.step());
+  if (has_last) {
+    m_impl->artifacts_cursor_rowid = last.integer(0);
+    m_impl->artifacts_cursor_seq = m_impl->head.seq;
   }
   return out;
 }
