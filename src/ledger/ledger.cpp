@@ -1129,9 +1129,25 @@ struct SqliteLedger::Impl {
   mutable std::optional<Spend> project_spend;
   std::optional<int64_t> budget_cap;  ///< set_budget_basis: the cap run-log rows' budget_pct is of
 
+  // A scene's and a shot's spend likewise, each summed at its first read (every scene's budget
+  // check reads every scene and shot that has a cap): reservation_ends names no scene, so an end
+  // moves the totals of its reservation's scene and shot (commit()).
+  mutable std::map<std::string, Spend> scene_spend;
+  mutable std::map<std::string, Spend> shot_spend;
+
   Result<Spend> spend_of(const std::string& scene_id, const std::string& shot_id) const {
-    if (mode != OpenMode::read_write || !scene_id.empty() || !shot_id.empty()) {
+    if (mode != OpenMode::read_write) {
       return sum_spend(scene_id, shot_id);
+    }
+    if (!scene_id.empty() || !shot_id.empty()) {
+      std::map<std::string, Spend>& kept = shot_id.empty() ? scene_spend : shot_spend;
+      const std::string& key = shot_id.empty() ? scene_id : shot_id;
+      if (auto known = kept.find(key); known != kept.end()) {
+        return known->second;
+      }
+      AVPS_TRY_ASSIGN(Spend sum, sum_spend(scene_id, shot_id));
+      kept[key] = sum;
+      return sum;
     }
     if (!project_spend) {
       AVPS_TRY_ASSIGN(Spend sum, sum_spend("", ""));
@@ -1232,7 +1248,10 @@ struct SqliteLedger::Impl {
     Stmt insert_end(db,
                     "INSERT INTO reservation_ends(id, settled_micro_usd, released_micro_usd, provider_cost_micro_usd, "
                     "how, event_seq) VALUES (?,?,?,?,?,?)");
-    Stmt reserved_amount(db, "SELECT amount_micro_usd FROM reservations WHERE id = ?");
+    Stmt reserved_amount(db, "SELECT amount_micro_usd, scene_id, shot_id FROM reservations WHERE id = ?");
+    // How this commit moves each scene's and shot's spend, applied to the kept totals once durable.
+    std::map<std::string, Spend> scene_moves;
+    std::map<std::string, Spend> shot_moves;
     if (!insert_reservation.valid() || !insert_end.valid() || !reserved_amount.valid()) {
       return fail(db.error("cannot prepare ledger insert"));
     }
@@ -1251,6 +1270,8 @@ struct SqliteLedger::Impl {
       e.kind = draft.kind;
       e.body = std::move(draft.body);
       std::optional<int64_t> ended_amount;  // what the reservation this draft ends held
+      std::string ended_scene;
+      std::string ended_shot;
       if (draft.reservation_end) {
         reserved_amount.bind(1, draft.reservation_end->id);
         Result<bool> found = reserved_amount.step();
@@ -1258,6 +1279,8 @@ struct SqliteLedger::Impl {
           return fail(make_error(ErrorCode::not_found, "no reservation " + draft.reservation_end->id + " to end"));
         }
         ended_amount = reserved_amount.integer(0);
+        ended_scene = reserved_amount.text(1);
+        ended_shot = reserved_amount.text(2);
         reserved_amount.reset();
       }
       if (draft.row) {
@@ -1346,6 +1369,12 @@ struct SqliteLedger::Impl {
           return fail(make_error(ErrorCode::already_exists, "reservation " + reservation->id + " exists already"));
         }
         totals_after.outstanding_micro_usd += reservation->amount_micro_usd;
+        if (!reservation->scene_id.empty()) {
+          scene_moves[reservation->scene_id].outstanding_micro_usd += reservation->amount_micro_usd;
+        }
+        if (!reservation->shot_id.empty()) {
+          shot_moves[reservation->shot_id].outstanding_micro_usd += reservation->amount_micro_usd;
+        }
       }
       if (draft.reservation_end) {
         const ReservationEnd& end = *draft.reservation_end;
@@ -1372,6 +1401,12 @@ struct SqliteLedger::Impl {
         insert_end.reset();
         totals_after.outstanding_micro_usd -= amount;
         totals_after.committed_micro_usd += end.settled_micro_usd;
+        for (auto& [moves, key] : {std::pair{&scene_moves, ended_scene}, std::pair{&shot_moves, ended_shot}}) {
+          if (!key.empty()) {
+            (*moves)[key].outstanding_micro_usd -= amount;
+            (*moves)[key].committed_micro_usd += end.settled_micro_usd;
+          }
+        }
       }
       next = Head{e.seq, e.hash};
       committed.push_back(std::move(e));
@@ -1379,11 +1414,23 @@ struct SqliteLedger::Impl {
     core::crash_point("ledger.before_commit");
     if (Result<void> done = db.exec("COMMIT"); !done) {
       project_spend.reset();  // whatever SQLite kept, the next read sums it afresh
+      scene_spend.clear();
+      shot_spend.clear();
       return std::move(done).error();
     }
     head = next;
     if (moves_money && mode == OpenMode::read_write) {
       project_spend = totals_after;
+      // Only the totals already kept move; one not read yet is summed, this commit included, at
+      // its first read.
+      for (auto& [kept, moves] : {std::pair{&scene_spend, &scene_moves}, std::pair{&shot_spend, &shot_moves}}) {
+        for (const auto& [key, move] : *moves) {
+          if (auto known = kept->find(key); known != kept->end()) {
+            known->second.outstanding_micro_usd += move.outstanding_micro_usd;
+            known->second.committed_micro_usd += move.committed_micro_usd;
+          }
+        }
+      }
     }
     for (const Event& e : committed) {
       if (std::optional<LogRow> row = e.row()) {
