@@ -615,3 +615,73 @@ TEST_CASE("copy_prefix keeps the objects stored before the cut and none after", 
   CHECK(copy->object(after).value() == std::nullopt);
   CHECK(copy->verify().empty());
 }
+
+TEST_CASE("a scene's and a shot's spend kept by the writer stay the sums a reader makes, caps included",
+          "[ledger][budget]") {
+  LedgerFixture f;
+  auto ledger = f.create();
+  REQUIRE(ledger->begin_run("test", {}).ok());
+  const ledger::Caps caps{100000, 1000, 600};
+  REQUIRE(ledger->reserve({"call-1", "S01", "S01_SH01", 400, "first"}, caps, {.kind = "budget.reserved"}).ok());
+  // Read once, so that the writer keeps these totals from here on.
+  CHECK(ledger->spend("S01", "").value().outstanding_micro_usd == 400);
+  CHECK(ledger->spend("", "S01_SH01").value().outstanding_micro_usd == 400);
+  REQUIRE(ledger->reserve({"call-2", "S01", "S01_SH02", 500, "second"}, caps, {.kind = "budget.reserved"}).ok());
+  REQUIRE(ledger->reserve({"call-3", "S02", "S02_SH01", 300, "third"}, caps, {.kind = "budget.reserved"}).ok());
+  REQUIRE(ledger->append({.kind = "budget.settled",
+                          .reservation_end = ledger::ReservationEnd{"call-1", 150, 250, std::nullopt, "settled"}})
+              .ok());
+  // The scene's kept total moved by the settlement: 150 committed + 500 outstanding, so a
+  // reservation of 400 more is over its cap of 1000, and one of 350 fits.
+  CHECK_FALSE(ledger->reserve({"call-4", "S01", "S01_SH03", 400, "over"}, caps, {.kind = "budget.reserved"}).ok());
+  REQUIRE(ledger->reserve({"call-5", "S01", "S01_SH01", 350, "fits"}, caps, {.kind = "budget.reserved"}).ok());
+  // The shot's too: 150 + 350 of its cap of 600.
+  CHECK_FALSE(ledger->reserve({"call-6", "S01", "S01_SH01", 101, "over"}, caps, {.kind = "budget.reserved"}).ok());
+  auto reader = f.open(ledger::OpenMode::read_only);  // sums every reservation afresh
+  for (const auto& [scene, shot] : std::vector<std::pair<std::string, std::string>>{
+           {"S01", ""}, {"S02", ""}, {"", "S01_SH01"}, {"", "S01_SH02"}, {"", "S02_SH01"}, {"", ""}}) {
+    INFO(scene << " " << shot);
+    const ledger::Spend kept = ledger->spend(scene, shot).value();
+    const ledger::Spend summed = reader->spend(scene, shot).value();
+    CHECK(kept.committed_micro_usd == summed.committed_micro_usd);
+    CHECK(kept.outstanding_micro_usd == summed.outstanding_micro_usd);
+  }
+  CHECK(ledger->spend("S01", "").value().total() == 150 + 500 + 350);
+  CHECK(ledger->spend("", "S01_SH01").value().total() == 150 + 350);
+}
+
+TEST_CASE("the artifact index read after each head, or after an earlier one, holds every artifact once", "[ledger]") {
+  LedgerFixture f;
+  auto ledger = f.create();
+  REQUIRE(ledger->begin_run("test", {}).ok());
+  auto record = [&](const std::string& name, int version) {
+    ledger::ArtifactRecord a;
+    a.name = name;
+    a.kind = "SHOTLIST";
+    a.target = "S01";
+    a.version = version;
+    a.path = "production/" + name;
+    a.face_sha256 = std::string(64, 'a');
+    a.json_sha256 = std::string(64, 'b');
+    a.author = "avps";
+    a.producer = "test";
+    REQUIRE(ledger->append({.kind = "artifact.recorded", .artifact = a}).ok());
+  };
+  record("SHOTLIST_S01_v001.md", 1);
+  const int64_t first = ledger->head().seq;
+  CHECK(ledger->artifacts(0).value().size() == 1);
+  CHECK(ledger->artifacts(first).value().empty());  // from the last read's rowid on
+  REQUIRE(ledger->append(row_event("between")).ok());
+  record("SHOTLIST_S01_v002.md", 2);
+  record("SHOTLIST_S01_v003.md", 3);
+  const std::vector<ledger::ArtifactRecord> since = ledger->artifacts(first).value();
+  REQUIRE(since.size() == 2);
+  CHECK(since[0].name == "SHOTLIST_S01_v002.md");
+  CHECK(since[1].name == "SHOTLIST_S01_v003.md");
+  // After a seq other than the last read's head: the whole table is read.
+  const std::vector<ledger::ArtifactRecord> all = ledger->artifacts(0).value();
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].name == "SHOTLIST_S01_v001.md");
+  CHECK(ledger->artifacts(since[0].event_seq).value().size() == 1);
+  CHECK(ledger->artifacts(ledger->head().seq).value().empty());
+}
