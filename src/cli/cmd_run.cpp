@@ -324,6 +324,13 @@ class DiagLog {
   const Context& m_ctx;
 };
 
+// AVPS_VERIFY_BY_NAME=1: every step found up to date by the names of its inputs is gathered whole
+// as well, and must have the same step key (RunOptions::verify_by_name; the e2e tests set it).
+bool verify_by_name_requested() {
+  const char* env = std::getenv("AVPS_VERIFY_BY_NAME");
+  return env != nullptr && std::string_view(env) == "1";
+}
+
 void run_run(const RunOptionsCli& o, Context& ctx) {
   // Events stream one per line before the result, so every document goes on one line.
   ctx.json_lines = true;
@@ -353,7 +360,7 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
                                            backends::process_env());
   };
   Result<engine::RunOutcome> outcome =
-      engine::run_production(**project, engine::RunOptions{o.until, o.scene, o.jobs}, open_backends, *observer);
+      engine::run_production(**project, engine::RunOptions{o.until, o.scene, o.jobs, verify_by_name_requested()}, open_backends, *observer);
   observer->finish();  // the live line goes before the summary or the error
   if (!outcome) {
     ctx.fail(outcome.error());
@@ -374,6 +381,7 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
   nlohmann::json summary = {{"calls_made", r.calls_made},
                             {"calls_replayed", r.calls_replayed},
                             {"steps_skipped", r.steps_skipped},
+                            {"steps_known_by_name", r.steps_known_by_name},
                             {"artifacts_written", r.artifacts_written}};
   if (r.exit != ExitCode::ok) {
     ctx.fail(r.exit, r.message);

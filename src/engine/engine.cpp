@@ -345,20 +345,34 @@ Result<std::string> Impl::present_set(const Context& context) {
 
 // WORLD_STATE before a scene: the initial state for the first scene, else the state the previous
 // scene's world-state-tracker wrote last.
-Result<std::optional<Loaded>> Impl::world_before(const std::string& scene) {
+Result<std::optional<ledger::ArtifactRecord>> Impl::world_before_record(const std::string& scene) {
+  AVPS_TRY(refresh_index());
   auto at = std::find(scenes.begin(), scenes.end(), scene);
   if (at == scenes.end() || at == scenes.begin()) {
-    AVPS_TRY_ASSIGN(auto initial, all_versions("WORLD_STATE", ""));
-    if (initial.empty()) {
-      return std::optional<Loaded>{};
+    auto initial = versions_by_key.find("WORLD_STATE/");
+    if (initial == versions_by_key.end() || initial->second.empty()) {
+      return std::optional<ledger::ArtifactRecord>{};
     }
-    return std::optional<Loaded>{initial.front()};
+    return std::optional<ledger::ArtifactRecord>{initial->second.front()};
   }
   auto written = record.world_after.find(*(at - 1));
   if (written == record.world_after.end()) {
+    return std::optional<ledger::ArtifactRecord>{};
+  }
+  auto named = index_by_name.find(written->second);
+  if (named == index_by_name.end()) {
+    return std::optional<ledger::ArtifactRecord>{};
+  }
+  return std::optional<ledger::ArtifactRecord>{named->second};
+}
+
+Result<std::optional<Loaded>> Impl::world_before(const std::string& scene) {
+  AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> version, world_before_record(scene));
+  if (!version) {
     return std::optional<Loaded>{};
   }
-  return by_name(written->second);
+  AVPS_TRY_ASSIGN(ContentCache::Content content, load(*version));
+  return std::optional<Loaded>{Loaded{std::move(content), *version}};
 }
 
 Result<bool> Impl::condition(const std::string& name, const Context& context) {
@@ -565,18 +579,38 @@ bool Impl::circular(const skills::SkillDef& skill, const Context& context, const
   return producer > consumer->second;
 }
 
-// The inputs a skill takes now in `context`, each cut to its slice, with fingerprints.
-Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& context) {
+// The inputs a skill takes now in `context`, each cut to its slice, with fingerprints; and, in
+// either mode, what each input is made from by name (Gathered::by_name): the artifact versions it
+// reads (immutable), the ids and rows the context picks, the brief's hash, the render's record. In
+// GatherMode::names nothing is loaded, cut or fingerprinted. Both modes resolve every version
+// alike (input_record), so equal names mean equal contents, and so equal fingerprints.
+Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& context, GatherMode mode) {
   Gathered g;
+  const bool contents_too = mode == GatherMode::contents;
   const std::string reader_loop = loop_key(skill, context);
   const WalkRank rank = rank_of(skill.name, context);
   const skills::SkillInput* reading = nullptr;  // the input being gathered: its fields cut what is read
   // A feedback input (the analyzer's REGEN_RULES for the next GenPack) is written later in the
   // walk by design: every version of it is readable.
   auto reader = [&] { return reading && reading->feedback ? std::nullopt : std::optional<WalkRank>(rank); };
-  auto input_latest = [&](const std::string& kind, const std::string& target) -> Result<std::optional<Loaded>> {
-    AVPS_TRY_ASSIGN(std::optional<Loaded> loaded, latest(kind, target));
-    return input_version(std::move(loaded), reader_loop, reader());
+  // The version of `kind` and `target` this step reads: the latest, walked back by the record
+  // (readable_version), by the index alone.
+  auto input_record = [&](const std::string& kind,
+                          const std::string& target) -> Result<std::optional<ledger::ArtifactRecord>> {
+    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> found, e.m_project.store().latest(kind, target));
+    if (!found) {
+      return found;
+    }
+    return readable_version(std::move(*found), reader_loop, reader());
+  };
+  auto load_input = [&](const ledger::ArtifactRecord& r) -> Result<Loaded> {
+    AVPS_TRY_ASSIGN(ContentCache::Content content, load(r));
+    return Loaded{std::move(content), r};
+  };
+  // What the input being gathered is made from, by name.
+  auto by_name = [&](json made_from) {
+    g.by_name.push_back({reading->kind, reading->slice, reading->fields, reading->required, reading->feedback,
+                         std::move(made_from)});
   };
   auto fingerprint = [](const json& value) {
     Result<std::string> canonical = core::canonical_json(value);
@@ -603,17 +637,19 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     return key;
   };
   auto add_pure = [&](const std::string& kind, const std::vector<std::string>& names,
-                      const std::function<json()>& make) {
+                      const std::function<Result<json>()>& make) -> Result<void> {
     const std::string key = pure_key(kind, names);
     ContentCache::Content known = pure_inputs.find(key);
     if (!known) {
-      json value = without_gate(cut_to_fields(make(), reading->fields));
+      AVPS_TRY_ASSIGN(json made, make());
+      json value = without_gate(cut_to_fields(std::move(made), reading->fields));
       std::string sha = fingerprint(value);
       known = pure_inputs.insert(key, json{{"sha256", std::move(sha)}, {"value", std::move(value)}});
     }
     g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", known->at("sha256")}});
     g.cut.erase(kind);
     g.whole[kind] = known;
+    return ok();
   };
   for (const skills::SkillInput& input : skill.inputs) {
     const std::string& kind = input.kind;
@@ -621,13 +657,17 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     reading = &input;
     bool found = false;
     if (circular(skill, context, input)) {
+      by_name("circular");
       continue;
     }
     if (kind == "BRIEF") {
       // (Its UTF-8 was checked when the run started: run_production.)
       Result<std::string> brief = core::read_file(e.m_project.config().brief);
+      by_name(brief ? json(core::sha256_hex(*brief)) : json(nullptr));
       if (brief) {
-        add("BRIEF", *brief, {"BRIEF"});
+        if (contents_too) {
+          add("BRIEF", *brief, {"BRIEF"});
+        }
         found = true;
       }
     } else if (kind == "MEDIA") {
@@ -638,33 +678,47 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         json descriptor = {{"shot_id", m.value("shot_id", "")},   {"resolution", m.value("resolution", "")},
                            {"attempt", m.value("attempt", 0)},     {"path", m.value("path", "")},
                            {"sha256", m.value("sha256", "")},      {"model", m.value("model", "")}};
-        add("MEDIA", descriptor, {m.value("path", "")});
-        g.shown.push_back({e.m_project.dir() / m.value("path", ""),
-                           m.value("shot_id", "") + " " + m.value("resolution", "") + " render, attempt " +
-                               std::to_string(m.value("attempt", 0))});
+        by_name(descriptor);
+        if (contents_too) {
+          add("MEDIA", descriptor, {m.value("path", "")});
+          g.shown.push_back({e.m_project.dir() / m.value("path", ""),
+                             m.value("shot_id", "") + " " + m.value("resolution", "") + " render, attempt " +
+                                 std::to_string(m.value("attempt", 0))});
+        }
         found = true;
+      } else {
+        by_name(nullptr);
       }
     } else if (slice == "entity_scenes") {
       // Circular by design (DESIGN §3): a lock comes before the per-scene work that would feed it,
       // so a lock never reads PSYCH or CULTURE, and a lock is not made stale by them.
     } else if (slice == "latest" || slice == "all_rows" || slice == "same_entity") {
       std::string target = slice == "all_rows" ? "" : target_for(kind, context);
-      AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, target));
-      if (!loaded && artifacts::find_kind(kind) && artifacts::find_kind(kind)->target == artifacts::TargetKind::target &&
-          target != "PROJECT") {
-        AVPS_TRY_ASSIGN(loaded, input_latest(kind, "PROJECT"));
+      AVPS_TRY_ASSIGN(auto version, input_record(kind, target));
+      if (!version && artifacts::find_kind(kind) &&
+          artifacts::find_kind(kind)->target == artifacts::TargetKind::target && target != "PROJECT") {
+        AVPS_TRY_ASSIGN(version, input_record(kind, "PROJECT"));
       }
-      if (loaded) {
-        add_pure(kind, {loaded->record.name}, [&] { return loaded->content(); });
-        if (const artifacts::KindInfo* info = artifacts::find_kind(kind); info && info->extension == "png") {
-          g.shown.push_back({e.m_project.dir() / loaded->record.path, loaded->record.name});  // a storyboard frame
+      by_name(version ? json(version->name) : json(nullptr));
+      if (version) {
+        if (contents_too) {
+          AVPS_TRY(add_pure(kind, {version->name}, [&]() -> Result<json> {
+            AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
+            return loaded.content();
+          }));
+          if (const artifacts::KindInfo* info = artifacts::find_kind(kind); info && info->extension == "png") {
+            g.shown.push_back({e.m_project.dir() / version->path, version->name});  // a storyboard frame
+          }
         }
         found = true;
       }
     } else if (slice == "entity_rows" || slice == "scene_row") {
-      AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, ""));
-      if (loaded) {
-        json value = loaded->content();
+      AVPS_TRY_ASSIGN(auto version, input_record(kind, ""));
+      // The rows picked are the context's (its ids are part of the key by name).
+      by_name(version ? json(version->name) : json(nullptr));
+      if (version && contents_too) {
+        AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
+        json value = loaded.content();
         if (slice == "entity_rows") {
           json rows = json::array();
           for (const json& row : rows_of(value)) {
@@ -678,47 +732,61 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         }
         found = !value["rows"].empty() || slice == "entity_rows";
         if (found) {
-          add(kind, value, {loaded->record.name});
+          add(kind, value, {version->name});
         }
+      } else if (version) {
+        found = true;  // by name: whether the rows are there is the contents' to say
       }
     } else if (slice == "shot_row") {
-      AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, context.scene_id));
-      if (loaded) {
-        json value = rows_where(loaded->content(), "shot_id", context.shot_id);
+      AVPS_TRY_ASSIGN(auto version, input_record(kind, context.scene_id));
+      by_name(version ? json(version->name) : json(nullptr));
+      if (version && contents_too) {
+        AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
+        json value = rows_where(loaded.content(), "shot_id", context.shot_id);
         found = !value["rows"].empty();
         if (found) {
-          add(kind, value, {loaded->record.name});
+          add(kind, value, {version->name});
         }
+      } else if (version) {
+        found = true;
       }
     } else if (slice == "present_characters" || slice == "present_voices") {
       AVPS_TRY_ASSIGN(std::vector<std::string> ids, present_characters(context));
-      std::vector<Loaded> locks;
+      std::vector<ledger::ArtifactRecord> locks;
       std::vector<std::string> names;
       bool complete = true;
       for (const std::string& id : ids) {
-        AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, id));
-        if (loaded) {
-          names.push_back(loaded->record.name);
-          locks.push_back(std::move(*loaded));
+        AVPS_TRY_ASSIGN(auto version, input_record(kind, id));
+        if (version) {
+          names.push_back(version->name);
+          locks.push_back(std::move(*version));
         } else if (slice == "present_characters") {
           complete = false;
         }
       }
+      by_name({{"ids", ids}, {"names", names}});
       found = complete;  // a shot with no one in frame (an insert) needs no character lock
-      if (found) {
-        add_pure(kind, names, [&] {
+      if (found && contents_too) {
+        AVPS_TRY(add_pure(kind, names, [&]() -> Result<json> {
           json list = json::array();
-          for (const Loaded& l : locks) {
-            list.push_back(l.content());
+          for (const ledger::ArtifactRecord& lock : locks) {
+            AVPS_TRY_ASSIGN(Loaded loaded, load_input(lock));
+            list.push_back(loaded.content());
           }
           return list;
-        });
+        }));
       }
     } else if (slice == "present_set") {
       AVPS_TRY_ASSIGN(std::string set, present_set(context));
-      AVPS_TRY_ASSIGN(auto loaded, input_latest(kind, set));
-      if (loaded) {
-        add_pure(kind, {loaded->record.name}, [&] { return loaded->content(); });
+      AVPS_TRY_ASSIGN(auto version, input_record(kind, set));
+      by_name({{"set", set}, {"name", version ? json(version->name) : json(nullptr)}});
+      if (version) {
+        if (contents_too) {
+          AVPS_TRY(add_pure(kind, {version->name}, [&]() -> Result<json> {
+            AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
+            return loaded.content();
+          }));
+        }
         found = true;
       }
     } else if (slice == "all_targets") {
@@ -734,58 +802,74 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
           all.push_back(std::move(*readable));
         }
       }
+      std::vector<std::string> names;
+      for (const ledger::ArtifactRecord& r : all) {
+        names.push_back(r.name);
+      }
+      by_name(names);
       if (!all.empty()) {
-        std::vector<std::string> names;
-        for (const ledger::ArtifactRecord& r : all) {
-          names.push_back(r.name);
+        if (contents_too) {
+          AVPS_TRY(add_pure(kind, names, [&]() -> Result<json> {
+            json list = json::array();
+            for (const ledger::ArtifactRecord& r : all) {
+              AVPS_TRY_ASSIGN(ContentCache::Content content, load(r));
+              list.push_back(*content);
+            }
+            return list;
+          }));
         }
-        std::vector<ContentCache::Content> contents_of_all;
-        if (!pure_inputs.find(pure_key(kind, names))) {
-          for (const ledger::ArtifactRecord& r : all) {
-            AVPS_TRY_ASSIGN(ContentCache::Content content, load(r));
-            contents_of_all.push_back(std::move(content));
-          }
-        }
-        add_pure(kind, names, [&] {
-          json list = json::array();
-          for (const ContentCache::Content& content : contents_of_all) {
-            list.push_back(*content);
-          }
-          return list;
-        });
         found = true;
       }
     } else if (slice == "before_scene" || slice == "after_scene") {
-      std::optional<Loaded> loaded;
+      std::optional<ledger::ArtifactRecord> version;
       if (slice == "before_scene") {
-        AVPS_TRY_ASSIGN(loaded, world_before(context.scene_id));
-        if (loaded) {
-          g.world_before = loaded->content();
-        }
+        AVPS_TRY_ASSIGN(version, world_before_record(context.scene_id));
       } else if (auto it = record.world_after.find(context.scene_id); it != record.world_after.end()) {
-        AVPS_TRY_ASSIGN(loaded, by_name(it->second));
+        AVPS_TRY(refresh_index());
+        if (auto named = index_by_name.find(it->second); named != index_by_name.end()) {
+          version = named->second;
+        }
       }
-      if (loaded) {
-        add_pure(kind, {loaded->record.name}, [&] { return loaded->content(); });
+      by_name(version ? json(version->name) : json(nullptr));
+      if (version) {
+        if (contents_too) {
+          AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
+          if (slice == "before_scene") {
+            g.world_before = loaded.content();
+          }
+          AVPS_TRY(add_pure(kind, {version->name}, [&]() -> Result<json> { return loaded.content(); }));
+        }
         found = true;
       }
     } else if (slice == "scene_versions" || slice == "shot_history") {
       // Every version, cut to this shot: QC rows of the shot, or the shot's GenPacks.
       std::string target = kind == "QC_BATCH" ? context.scene_id : target_for(kind, context);
-      AVPS_TRY_ASSIGN(std::vector<Loaded> versions, all_versions(kind, target));
-      json list = json::array();
-      std::vector<std::string> names;
-      for (const Loaded& l : versions) {
-        json value = kind == "QC_BATCH" ? rows_where(l.content(), "shot_id", context.shot_id) : l.content();
-        if (kind == "QC_BATCH" && value["rows"].empty()) {
-          continue;
+      AVPS_TRY(refresh_index());
+      std::vector<std::string> every_name;
+      if (auto versions = versions_by_key.find(kind + "/" + target); versions != versions_by_key.end()) {
+        for (const ledger::ArtifactRecord& r : versions->second) {
+          every_name.push_back(r.name);
         }
-        list.push_back(value);
-        names.push_back(l.record.name);
       }
-      found = !list.empty();
-      if (found) {
-        add(kind, list, names);
+      by_name(every_name);
+      if (contents_too) {
+        AVPS_TRY_ASSIGN(std::vector<Loaded> versions, all_versions(kind, target));
+        json list = json::array();
+        std::vector<std::string> names;
+        for (const Loaded& l : versions) {
+          json value = kind == "QC_BATCH" ? rows_where(l.content(), "shot_id", context.shot_id) : l.content();
+          if (kind == "QC_BATCH" && value["rows"].empty()) {
+            continue;
+          }
+          list.push_back(value);
+          names.push_back(l.record.name);
+        }
+        found = !list.empty();
+        if (found) {
+          add(kind, list, names);
+        }
+      } else {
+        found = !every_name.empty();
       }
     } else {
       return make_error(ErrorCode::configuration,
@@ -823,6 +907,95 @@ std::string Impl::step_key(const skills::SkillDef& skill, const Context& context
 std::string Impl::loop_key(const skills::SkillDef& skill, const Context& context) {
   std::string k = context.key();
   return skill.name + (k.empty() ? "" : "/" + k) + (context.resolution.empty() ? "" : "/" + context.resolution);
+}
+
+// How the inputs are cut and fingerprinted from what they are made of: a change to that (to
+// gather, cut_to_fields, without_gate, rows_where, spread, the step key's basis) must change this,
+// so that no digest recorded before it is taken for a step key made after it.
+constexpr int k_inputs_by_name_scheme = 1;
+
+std::string Impl::inputs_by_name(const skills::SkillDef& skill, const Job& job, const Gathered& gathered) const {
+  const Context& c = job.ctx;
+  json basis = {{"scheme", k_inputs_by_name_scheme},
+                {"avps", AVPS_VERSION_STRING},
+                {"skill", skill.name},
+                {"context",
+                 {{"scene", c.scene_id},
+                  {"shot", c.shot_id},
+                  {"entity", c.entity_id},
+                  {"scope", c.scope},
+                  {"resolution", c.resolution},
+                  {"graph_step", c.graph_step}}},
+                {"inputs", gathered.by_name},
+                {"extra", job.extra},
+                {"loop_suffix", job.loop_suffix},
+                {"project_files", skill.project_files_sha256}};
+  Result<std::string> canonical = core::canonical_json(basis);
+  return core::sha256_hex(canonical ? *canonical : basis.dump()).substr(0, 32);
+}
+
+std::unordered_map<std::string, std::string>& Impl::known_steps_by_inputs() {
+  if (!steps_by_inputs_read) {
+    for (const auto& [step, summary] : record.steps) {
+      if (auto digest = summary.find("inputs_by_name"); digest != summary.end() && digest->is_string()) {
+        steps_by_inputs.emplace(digest->get<std::string>(), step);
+      }
+    }
+    steps_by_inputs_read = true;
+  }
+  return steps_by_inputs;
+}
+
+Result<void> Impl::key_job(const skills::SkillDef& skill, Job& job) {
+  AVPS_TRY_ASSIGN(job.in, gather(skill, job.ctx));
+  job.step = step_key(skill, job.ctx, job.in, job.extra) + job.loop_suffix;
+  if (!job.in.missing.empty()) {
+    job.log_extra.erase("inputs_by_name");
+    return ok();
+  }
+  const std::string digest = inputs_by_name(skill, job, job.in);
+  job.log_extra["inputs_by_name"] = digest;
+  known_steps_by_inputs().insert_or_assign(digest, job.step);
+  return ok();
+}
+
+Result<bool> Impl::known_by_name(const skills::SkillDef& skill, Job& job) {
+  if (job.forced || job.collect) {
+    return false;
+  }
+  std::unordered_map<std::string, std::string>& known = known_steps_by_inputs();
+  if (known.empty()) {
+    return false;  // a record from before inputs_by_name, or nothing finished yet
+  }
+  AVPS_TRY_ASSIGN(Gathered named, gather(skill, job.ctx, GatherMode::names));
+  if (!named.missing.empty()) {
+    return false;
+  }
+  const std::string digest = inputs_by_name(skill, job, named);
+  auto step = known.find(digest);
+  if (step == known.end()) {
+    return false;
+  }
+  auto finished = record.steps.find(step->second);
+  if (finished == record.steps.end() || !skill.settles(finished->second.value("verdict", ""))) {
+    return false;  // known, but not settled: the step runs, on inputs gathered whole
+  }
+  if (options.verify_by_name) {
+    AVPS_TRY_ASSIGN(Gathered whole, gather(skill, job.ctx));
+    const std::string gathered = step_key(skill, job.ctx, whole, job.extra) + job.loop_suffix;
+    if (!whole.missing.empty() || gathered != step->second) {
+      return make_error(ErrorCode::corruption,
+                        skill.name + job.ctx.label() + ": known by the names of its inputs as step " + step->second +
+                            ", but its inputs gathered whole make " +
+                            (whole.missing.empty() ? "step " + gathered : "no step (" + whole.missing + " missing)"));
+    }
+  }
+  job.step = step->second;
+  job.in = std::move(named);
+  job.in.by_name = json::array();  // what is known by name needs no more of it
+  job.log_extra["inputs_by_name"] = digest;
+  ++outcome.steps_known_by_name;
+  return true;
 }
 
 Result<json> Impl::output_schema(const skills::SkillDef& skill) {
@@ -1138,9 +1311,11 @@ Context Impl::context_for_scope(const std::string& scope, const Context& from) {
 
 // Starts a job: its inputs, its step, and where its loop stands in the record.
 Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
-  AVPS_TRY_ASSIGN(job.in, gather(skill, job.ctx));
   job.loop = loop_key(skill, job.ctx) + job.loop_suffix;
-  job.step = step_key(skill, job.ctx, job.in, job.extra) + job.loop_suffix;
+  AVPS_TRY_ASSIGN(bool known, known_by_name(skill, job));
+  if (!known) {
+    AVPS_TRY(key_job(skill, job));
+  }
   job.tier = skill.tier ? skill.tier->default_tier : "";
   // Where the step stands, by the plan's rule (a stop holding it was checked before it started).
   UnitFacts facts;
@@ -1179,6 +1354,9 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
       json body = finished->second;
       body["skill"] = skill.name;
       body["restated"] = true;
+      if (auto digest = job.log_extra.find("inputs_by_name"); digest != job.log_extra.end()) {
+        body["inputs_by_name"] = *digest;  // the names it came back by, which the settled attempt may not have had
+      }
       ledger::LogRow row;
       row.skill_name = skill.name;
       row.scene_id = job.ctx.scene_id;
@@ -1271,8 +1449,7 @@ Result<Flow> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
       ++job.attempt;
       job.findings = json::array();
       job.state = JobState::ready;
-      AVPS_TRY_ASSIGN(job.in, gather(skill, job.ctx));
-      job.step = step_key(skill, job.ctx, job.in, job.extra) + job.loop_suffix;
+      AVPS_TRY(key_job(skill, job));
       return Flow::go_on;
     }
   }
@@ -1368,8 +1545,7 @@ Result<Flow> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
   ++job.attempt;
   job.state = JobState::ready;
   // The judged inputs may have changed with the revision: the step is keyed by them.
-  AVPS_TRY_ASSIGN(job.in, gather(skill, job.ctx));
-  job.step = step_key(skill, job.ctx, job.in, job.extra) + job.loop_suffix;
+  AVPS_TRY(key_job(skill, job));
   return Flow::go_on;
 }
 

@@ -73,12 +73,20 @@ struct Gathered {
   /// kind -> {sha256, value} of a whole-artifact input, shared with Impl::pure_inputs.
   mutable std::map<std::string, ContentCache::Content> whole;
   nlohmann::json fingerprints = nlohmann::json::array();
+  /// What each input is made from by name (artifact versions, the context's ids, the brief's hash):
+  /// equal in two gathers, their fingerprints are equal too (Impl::inputs_by_name).
+  nlohmann::json by_name = nlohmann::json::array();
   std::string missing;
   std::optional<nlohmann::json> world_before;  ///< the WORLD_STATE before the scene, when read
   std::vector<Shown> shown;  ///< the media among the inputs (a render, a storyboard frame): what a vision call sees
 };
 
 enum class JobState { fresh, waiting, ready, done };
+
+/// How Impl::gather reads a step's inputs: `contents` loads, cuts and fingerprints them (what a
+/// step that runs needs); `names` only names what they are made from (Gathered::by_name), loading
+/// no artifact: enough to know a step the record has finished (Impl::known_by_name).
+enum class GatherMode { contents, names };
 
 /// How a piece of the walk ended, for its caller to decide what runs next: the engine's decisions
 /// are return values handed up to the walk (Impl::end_pass), not flags checked along the way.
@@ -290,8 +298,29 @@ struct Impl {
   Result<std::vector<std::string>> present_characters(const Context& context);
   Result<std::string> present_set(const Context& context);
   Result<std::optional<Loaded>> world_before(const std::string& scene);
+  /// The version world_before() reads, nothing loaded.
+  Result<std::optional<ledger::ArtifactRecord>> world_before_record(const std::string& scene);
   Result<bool> condition(const std::string& name, const Context& context);
-  Result<Gathered> gather(const skills::SkillDef& skill, const Context& context);
+  Result<Gathered> gather(const skills::SkillDef& skill, const Context& context,
+                          GatherMode mode = GatherMode::contents);
+  /// The digest of what `job`'s step key is made from, by name: its inputs' Gathered::by_name, its
+  /// context, extra and loop suffix, the skill's project files, and the avps that cuts them. The
+  /// artifact versions named are immutable, so two steps with one digest have one step key;
+  /// recorded as step.finished's `inputs_by_name` (docs/formats/ledger.md).
+  std::string inputs_by_name(const skills::SkillDef& skill, const Job& job, const Gathered& gathered) const;
+  /// inputs_by_name digest -> the step key a whole gather made from those inputs: from the
+  /// record's finished steps (read once) and every step gathered in this run.
+  std::unordered_map<std::string, std::string> steps_by_inputs;
+  bool steps_by_inputs_read = false;
+  /// steps_by_inputs, with the record's finished steps read into it.
+  std::unordered_map<std::string, std::string>& known_steps_by_inputs();
+  /// Gathers `job`'s inputs whole and keys its step (job.in, job.step, its inputs_by_name).
+  Result<void> key_job(const skills::SkillDef& skill, Job& job);
+  /// Whether `job` is a step the record finished and settled with inputs of the same names: then
+  /// its step is keyed without loading, cutting or fingerprinting an input (GatherMode::names), and
+  /// true. With RunOptions::verify_by_name its inputs are also gathered whole and a different step
+  /// key is an error.
+  Result<bool> known_by_name(const skills::SkillDef& skill, Job& job);
   void index_graph(const skills::StageGraph& graph);
   bool circular(const skills::SkillDef& skill, const Context& context, const skills::SkillInput& input) const;
   std::string step_key(const skills::SkillDef& skill, const Context& context, const Gathered& gathered,

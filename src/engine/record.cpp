@@ -363,7 +363,7 @@ json step_summary(const json& body) {
     return kept;
   }
   for (const char* field : {"attempt", "verdict", "loop", "step", "graph_step", "escalations", "tier", "via_tier",
-                            "via_escalations", "reroutes", "trigger"}) {
+                            "via_escalations", "reroutes", "trigger", "inputs_by_name"}) {
     if (auto it = body.find(field); it != body.end()) {
       kept[field] = *it;
     }

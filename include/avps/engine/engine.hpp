@@ -112,6 +112,10 @@ struct RunOptions {
   std::string until;  ///< stop after this phase ("" = every phase)
   std::string scene;  ///< produce only this scene (and run the scenes before it that it needs)
   int jobs = 1;       ///< backend calls in flight at once; never changes what is written
+  /// Every step found up to date by the names of its inputs (step.finished's inputs_by_name) is
+  /// gathered whole as well, and a step key that differs is an error: a check for tests
+  /// (AVPS_VERIFY_BY_NAME=1 for `avps run`), not for production runs.
+  bool verify_by_name = false;
 };
 
 struct RunOutcome {
@@ -119,6 +123,7 @@ struct RunOutcome {
   int calls_made = 0;      ///< backend calls actually sent
   int calls_replayed = 0;  ///< answered from recorded responses
   int steps_skipped = 0;   ///< up to date
+  int steps_known_by_name = 0;  ///< of those, known by the names of their inputs (nothing gathered)
   int steps_waiting = 0;   ///< not ready: a required input does not exist yet
   int artifacts_written = 0;
   std::string message;     ///< the hard stop, or why the run stopped
