@@ -964,8 +964,11 @@ Result<bool> Impl::known_by_name(const skills::SkillDef& skill, Job& job) {
     return false;
   }
   std::unordered_map<std::string, std::string>& known = known_steps_by_inputs();
-  if (known.empty()) {
-    return false;  // a record from before inputs_by_name, or nothing finished yet
+  auto last = record.loops.find(job.loop);
+  if (known.empty() || last == record.loops.end() || !last->second.contains("inputs_by_name")) {
+    // Nothing finished with a digest (a record from before inputs_by_name), or not this loop's
+    // last step: naming the inputs would most likely be work on top of the whole gather.
+    return false;
   }
   AVPS_TRY_ASSIGN(Gathered named, gather(skill, job.ctx, GatherMode::names));
   if (!named.missing.empty()) {
