@@ -359,8 +359,8 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
     return backends::BackendRegistry::open(engine::backend_specs(models, project_dir), config.document,
                                            backends::process_env());
   };
-  Result<engine::RunOutcome> outcome =
-      engine::run_production(**project, engine::RunOptions{o.until, o.scene, o.jobs, verify_by_name_requested()}, open_backends, *observer);
+  Result<engine::RunOutcome> outcome = engine::run_production(
+      **project, engine::RunOptions{o.until, o.scene, o.jobs, verify_by_name_requested()}, open_backends, *observer);
   observer->finish();  // the live line goes before the summary or the error
   if (!outcome) {
     ctx.fail(outcome.error());

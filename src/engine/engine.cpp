@@ -609,8 +609,8 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
   };
   // What the input being gathered is made from, by name.
   auto by_name = [&](json made_from) {
-    g.by_name.push_back({reading->kind, reading->slice, reading->fields, reading->required, reading->feedback,
-                         std::move(made_from)});
+    g.by_name.push_back(
+        {reading->kind, reading->slice, reading->fields, reading->required, reading->feedback, std::move(made_from)});
   };
   auto fingerprint = [](const json& value) {
     Result<std::string> canonical = core::canonical_json(value);
