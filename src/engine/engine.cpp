@@ -627,7 +627,9 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
   // of those artifacts (`pure_inputs`), not once per step that reads them (the allocation reads
   // every scene's SHOTLIST in every scene's cost loop).
   auto pure_key = [&](const std::string& kind, const std::vector<std::string>& names) {
-    std::string key = kind;
+    // The slice too: one lock read alone (`latest`) and as the list of those present
+    // (`present_characters`) has the same kind, fields and names, and another value.
+    std::string key = kind + '\n' + reading->slice;
     for (const std::vector<std::string>* list : {&reading->fields, &names}) {
       key += '\n';
       for (const std::string& item : *list) {
