@@ -6,7 +6,8 @@
 # (/proc/loadavg, before and after) printed beside them. A given project is measured on a copy: a
 # first, untimed `avps run` brings its ledger to this avps's schema (a reader refuses an older
 # one) and the page cache to the same state for every command. Prints a table; changes nothing
-# in the repo or the given project. Asserts nothing.
+# in the repo or the given project. Asserts nothing. Where the first run wrote a fold checkpoint
+# (.avps/fold_checkpoint), status and report are timed from it and again without it (whole fold).
 # Usage: bash bench/read_paths.sh [path/to/avps] [--scenes "5 50 500"] [--jobs N] [--project DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +63,14 @@ for n in $sizes; do
   row() { printf '%-7s %-7s %-9s %-24s %-8s %-8s %-8s %-5s\n' "$scenes" "$events" "$shots" "$1" $2; }
   row "gate" "$(measure "$avps" gate "$p")"
   row "status" "$(measure "$avps" status "$p")"
+  # The same without the writer's fold checkpoint (docs/formats/checkpoint.md): every event folded,
+  # as before there was one, and as after a checkpoint that no longer matches.
+  if [ -f "$p/.avps/fold_checkpoint" ]; then
+    mv "$p/.avps/fold_checkpoint" "$work/fold_checkpoint"
+    row "status (whole fold)" "$(measure "$avps" status "$p")"
+    row "report (whole fold)" "$(measure "$avps" report "$p" -o "$work/page.html" --no-frames)"
+    mv "$work/fold_checkpoint" "$p/.avps/fold_checkpoint"
+  fi
   row "log --json" "$(measure "$avps" --json log "$p")"
   row "report --no-frames" "$(measure "$avps" report "$p" -o "$work/page.html" --no-frames)"
   rm -rf "$work/copy"

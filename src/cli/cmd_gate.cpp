@@ -135,7 +135,7 @@ Result<std::vector<core::Violation>> standing_rules(const GateOptions& options, 
                                                     const core::Clock& clock) {
   AVPS_TRY_ASSIGN(std::unique_ptr<project::Project> project,
                   project::Project::open(options.dir, ledger::OpenMode::read_only, {}, clock));
-  AVPS_TRY_ASSIGN(report::ProjectView view, report::read_project(*project));
+  AVPS_TRY_ASSIGN(report::ProjectView view, report::read_project(*project, report::Folds::record));
   AVPS_TRY_ASSIGN(std::vector<core::Violation> out, report::check_spend(*project, view));
   if (required) {  // (asked, and the skills load: read_project just loaded them too)
     std::vector<core::Violation> reached = report::check_reached(view, *required);

@@ -14,12 +14,14 @@
 #include "avps/backends/registry.hpp"
 #include "avps/cli/progress.hpp"
 #include "avps/core/clock.hpp"
+#include "avps/core/diag.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/governance/models.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/project/project.hpp"
 #include "avps/report/html.hpp"
+#include "avps/report/read_model.hpp"
 #include "avps/report/report.hpp"
 #include "commands.hpp"
 
@@ -331,6 +333,24 @@ bool verify_by_name_requested() {
   return env != nullptr && std::string_view(env) == "1";
 }
 
+/// The writer keeps the read model's folds (report::write_checkpoint) as the run leaves the record,
+/// whatever its outcome, so that `avps status` and `avps report` fold only what is recorded after
+/// it. Derived state: a checkpoint not written costs readers time, not correctness, so a failure
+/// is one warning and the run's outcome stands.
+void save_fold_checkpoint(project::Project& project) {
+  Result<report::CheckpointWritten> written = report::write_checkpoint(project);
+  if (!written) {
+    std::cerr << "avps: warning: the fold checkpoint (" << report::checkpoint_path(project.dir()).string()
+              << ") was not written: " << written.error().message
+              << "; `avps status` and `avps report` fold the whole record instead\n";
+    return;
+  }
+  core::diag::debug(
+      "fold checkpoint as of event " + std::to_string(written->seq) + ": " + std::to_string(written->events_folded) +
+      " events folded" + (written->from_previous ? " after the previous checkpoint" : "") + ", " +
+      (written->bytes == 0 ? std::string("nothing to write") : std::to_string(written->bytes) + " bytes"));
+}
+
 void run_run(const RunOptionsCli& o, Context& ctx) {
   // Events stream one per line before the result, so every document goes on one line.
   ctx.json_lines = true;
@@ -378,6 +398,7 @@ void run_run(const RunOptionsCli& o, Context& ctx) {
       ctx.info("recorded " + recorded->path);
     }
   }
+  save_fold_checkpoint(**project);
   nlohmann::json summary = {{"calls_made", r.calls_made},
                             {"calls_replayed", r.calls_replayed},
                             {"steps_skipped", r.steps_skipped},

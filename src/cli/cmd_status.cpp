@@ -126,48 +126,15 @@ void print_scenes(const Context& ctx, const std::vector<report::SceneView>& rows
   }
 }
 
-// One event of the exchanges in the jobs-in-flight fold (jobs_in_flight): key -> the job.
-void note_job_event(std::map<std::string, json>& open, const ledger::Event& e) {
-  if (e.kind == "exchange.ticket") {
-    json job = {{"purpose", e.body.value("purpose", "")},
-                {"model", e.body.value("model", "")},
-                {"ticket", e.body.value("ticket", "")},
-                {"submitted", e.timestamp},
-                {"submitted_unix_ms", e.body.value("submitted_unix_ms", int64_t{0})},
-                {"provider_state", "submitted (polled again by the next run)"}};
-    open[e.body.value("key", "")] = std::move(job);
-  } else if (e.kind == "exchange.polled") {
-    if (auto job = open.find(e.body.value("key", "")); job != open.end()) {
-      job->second["provider_state"] = e.body.value("provider_state", "") + " at " + e.timestamp;
-    }
-  } else if (e.kind == "exchange.response" || e.kind == "exchange.failed") {
-    open.erase(e.body.value("key", ""));
-  }
-}
-
 // Provider jobs whose ticket is recorded and that have no response or failure yet: what an
-// interrupted run left running (the next `avps run` polls them, never submits them again).
-Result<json> jobs_in_flight(const project::Project& project) {
-  // Only the exchanges' events, a page at a time: a record's length is not held in memory.
-  ledger::Ledger::EventQuery page;
-  page.kinds = {"exchange.ticket", "exchange.polled", "exchange.response", "exchange.failed"};
-  page.limit = 4096;
-  std::map<std::string, json> open;
-  for (;;) {
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events(page));
-    for (const ledger::Event& e : events) {
-      note_job_event(open, e);
-    }
-    if (events.size() < page.limit) {
-      break;
-    }
-    page.after_seq = events.back().seq;
-  }
+// interrupted run left running (the next `avps run` polls them, never submits them again), as the
+// read model folds them, with their age now.
+json jobs_in_flight(const report::ProjectView& view) {
   json out = json::array();
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
-  for (auto& [key, job] : open) {
+  for (json job : view.jobs_in_flight) {
     job["age_s"] = std::max<int64_t>(0, now_ms - job.value("submitted_unix_ms", now_ms)) / 1000;
     out.push_back(std::move(job));
   }
@@ -180,7 +147,7 @@ Result<void> run_status(const StatusOptions& o, Context& ctx) {
                   project::Project::open(o.dir, ledger::OpenMode::read_only, {}, clock));
   AVPS_TRY_ASSIGN(report::ProjectView view, report::read_project(*project));
   ctx.exit = view.hard_stops.empty() ? ExitCode::ok : ExitCode::hard_stop;
-  AVPS_TRY_ASSIGN(json jobs, jobs_in_flight(*project));
+  const json jobs = jobs_in_flight(view);
 
   if (ctx.json) {
     // The read model's own JSON (docs/formats/report.md), so status and report cannot disagree;

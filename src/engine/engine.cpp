@@ -2705,6 +2705,12 @@ StaleShotsRecord::~StaleShotsRecord() = default;
 StaleShotsRecord::StaleShotsRecord(StaleShotsRecord&&) noexcept = default;
 StaleShotsRecord& StaleShotsRecord::operator=(StaleShotsRecord&&) noexcept = default;
 void StaleShotsRecord::add(const ledger::Event& e) { m_fold->fold.add(e); }
+json StaleShotsRecord::save() const { return m_fold->fold.save(); }
+StaleShotsRecord StaleShotsRecord::restore(const json& saved) {
+  StaleShotsRecord record;
+  record.m_fold->fold = RecordFold::restore(saved);
+  return record;
+}
 
 Result<std::vector<StaleShot>> Engine::stale_shots(const std::vector<ledger::Event>* events) {
   StaleShotsRecord record;

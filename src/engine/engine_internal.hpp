@@ -177,6 +177,11 @@ class RecordFold {
   Record finish() &&;
   /// The decisions people recorded (`avps override`) among the events added.
   const governance::Overrides& overrides() const { return m_overrides; }
+  /// The fold's whole state as JSON (a fold checkpoint's, docs/formats/checkpoint.md), and a fold
+  /// restored from it that goes on as the saved one would. restore() throws
+  /// nlohmann::json::exception on what save() did not make.
+  nlohmann::json save() const;
+  static RecordFold restore(const nlohmann::json& saved);
 
  private:
   bool m_all;

@@ -357,6 +357,92 @@ Record RecordFold::finish() && {
   return std::move(m_record);
 }
 
+json RecordFold::save() const {
+  const Record& r = m_record;
+  json responses = json::object();
+  for (const auto& [key, kept] : r.responses) {
+    responses[key] = {kept.seq, kept.scene_id, kept.cached_input_tokens, kept.caching_saved_micro_usd};
+  }
+  json unfinished = json::object();
+  for (const auto& [step, writes] : m_unfinished_writes) {
+    json list = json::array();
+    for (const auto& [attempt, name] : writes) {
+      list.push_back({attempt, name});
+    }
+    unfinished[step] = std::move(list);
+  }
+  return {{"all", m_all},
+          {"responses", std::move(responses)},
+          {"steps", r.steps},
+          {"loops", r.loops},
+          {"intents", r.intents},
+          {"intent_reservations", r.intent_reservations},
+          {"fallbacks", r.fallbacks},
+          {"tickets", r.tickets},
+          {"reservations", r.reservations},
+          {"written_by", r.written_by},
+          {"cut_short", r.cut_short},
+          {"world_after", r.world_after},
+          {"revisions_done", r.revisions_done},
+          {"media", r.media},
+          {"renders", r.renders},
+          {"media_paths", r.media_paths},
+          {"shot_attempts", r.shot_attempts},
+          {"analyzer_runs", r.analyzer_runs},
+          {"rounds", r.rounds},
+          {"waves_written", r.waves_written},
+          {"wave_of", r.wave_of},
+          {"triggers_fired", r.triggers_fired},
+          {"firing_verdicts", r.firing_verdicts},
+          {"stopped_loops", r.stopped_loops},
+          {"open_stops", r.open_stops},
+          {"stops", m_stops.save()},
+          {"overrides", m_overrides.save()},
+          {"stop_inputs", m_stop_inputs},
+          {"unfinished_writes", std::move(unfinished)}};
+}
+
+RecordFold RecordFold::restore(const json& saved) {
+  RecordFold fold(saved.at("all").get<bool>() ? RecordParts::all : RecordParts::renders);
+  Record& r = fold.m_record;
+  for (const auto& [key, kept] : saved.at("responses").items()) {
+    r.responses[key] = RecordedResponse{kept.at(0).get<int64_t>(), kept.at(1).get<std::string>(),
+                                        kept.at(2).get<int64_t>(), kept.at(3).get<int64_t>()};
+  }
+  saved.at("steps").get_to(r.steps);
+  saved.at("loops").get_to(r.loops);
+  saved.at("intents").get_to(r.intents);
+  saved.at("intent_reservations").get_to(r.intent_reservations);
+  saved.at("fallbacks").get_to(r.fallbacks);
+  saved.at("tickets").get_to(r.tickets);
+  saved.at("reservations").get_to(r.reservations);
+  saved.at("written_by").get_to(r.written_by);
+  saved.at("cut_short").get_to(r.cut_short);
+  saved.at("world_after").get_to(r.world_after);
+  saved.at("revisions_done").get_to(r.revisions_done);
+  saved.at("media").get_to(r.media);
+  saved.at("renders").get_to(r.renders);
+  saved.at("media_paths").get_to(r.media_paths);
+  saved.at("shot_attempts").get_to(r.shot_attempts);
+  saved.at("analyzer_runs").get_to(r.analyzer_runs);
+  saved.at("rounds").get_to(r.rounds);
+  saved.at("waves_written").get_to(r.waves_written);
+  saved.at("wave_of").get_to(r.wave_of);
+  saved.at("triggers_fired").get_to(r.triggers_fired);
+  saved.at("firing_verdicts").get_to(r.firing_verdicts);
+  saved.at("stopped_loops").get_to(r.stopped_loops);
+  saved.at("open_stops").get_to(r.open_stops);
+  fold.m_stops = governance::HardStopFold::restore(saved.at("stops"));
+  fold.m_overrides = governance::Overrides::restore(saved.at("overrides"));
+  saved.at("stop_inputs").get_to(fold.m_stop_inputs);
+  for (const auto& [step, writes] : saved.at("unfinished_writes").items()) {
+    for (const json& write : writes) {
+      fold.m_unfinished_writes[step].emplace_back(write.at(0).get<int>(), write.at(1).get<std::string>());
+    }
+  }
+  return fold;
+}
+
 json step_summary(const json& body) {
   json kept = json::object();
   if (!body.is_object()) {

@@ -238,6 +238,61 @@ std::vector<HardStop> HardStopFold::open() const {
   return out;
 }
 
+namespace {
+
+json optional_json(const std::optional<int64_t>& value) { return value ? json(*value) : json(nullptr); }
+std::optional<int64_t> optional_of(const json& value) {
+  return value.is_null() ? std::nullopt : std::optional<int64_t>(value.get<int64_t>());
+}
+
+}  // namespace
+
+json HardStopFold::save() const {
+  json all = json::array();
+  for (const HardStop& stop : m_all) {
+    all.push_back({stop.seq, stop.skill, std::string(stop_kind_name(stop.kind)), stop.loop, stop.scope, stop.reason,
+                   stop.graph_step, stop.findings, stop.cap, optional_json(stop.needed_micro_usd),
+                   optional_json(stop.last_attempt_micro_usd)});
+  }
+  return {{"all", all},
+          {"by_seq", m_by_seq},
+          {"last_loop_of_skill", m_last_loop_of_skill},
+          {"last_cost_of_loop", m_last_cost_of_loop},
+          {"open", m_open},
+          {"overridden", m_overridden}};
+}
+
+HardStopFold HardStopFold::restore(const json& saved) {
+  HardStopFold fold;
+  for (const json& item : saved.at("all")) {
+    HardStop stop;
+    stop.seq = item.at(0).get<int64_t>();
+    stop.skill = item.at(1).get<std::string>();
+    stop.kind = stop_kind_of(item.at(2).get<std::string>());
+    stop.loop = item.at(3).get<std::string>();
+    stop.scope = item.at(4);
+    stop.reason = item.at(5).get<std::string>();
+    stop.graph_step = item.at(6).get<std::string>();
+    stop.findings = item.at(7);
+    stop.cap = item.at(8).get<std::string>();
+    stop.needed_micro_usd = optional_of(item.at(9));
+    stop.last_attempt_micro_usd = optional_of(item.at(10));
+    fold.m_all.push_back(std::move(stop));
+  }
+  saved.at("by_seq").get_to(fold.m_by_seq);
+  saved.at("last_loop_of_skill").get_to(fold.m_last_loop_of_skill);
+  saved.at("last_cost_of_loop").get_to(fold.m_last_cost_of_loop);
+  saved.at("open").get_to(fold.m_open);
+  saved.at("overridden").get_to(fold.m_overridden);
+  for (const auto& [key, index] : fold.m_by_seq) {
+    fold.m_all.at(index);  // an index out of range is a malformed save: at() throws
+  }
+  for (const auto& [key, index] : fold.m_open) {
+    fold.m_all.at(index);
+  }
+  return fold;
+}
+
 std::vector<HardStop> hard_stops(const std::vector<ledger::Event>& events) {
   HardStopFold fold;
   for (const ledger::Event& e : events) {
@@ -357,6 +412,35 @@ void Overrides::add(const ledger::Event& e) {
     m_raised_caps[record.cap] = record.value.get<int64_t>();
   }
   m_records.push_back(std::move(record));
+}
+
+json Overrides::save() const {
+  json records = json::array();
+  for (const OverrideRecord& r : m_records) {
+    records.push_back({r.event_seq, r.stop_seq, r.skill, r.loop, r.scope, r.reason, r.decision, r.value, r.cap,
+                       r.cost_impact_micro_usd});
+  }
+  return {{"records", records}, {"raised_caps", m_raised_caps}};
+}
+
+Overrides Overrides::restore(const json& saved) {
+  Overrides out;
+  for (const json& item : saved.at("records")) {
+    OverrideRecord r;
+    r.event_seq = item.at(0).get<int64_t>();
+    r.stop_seq = item.at(1).get<int64_t>();
+    r.skill = item.at(2).get<std::string>();
+    r.loop = item.at(3).get<std::string>();
+    r.scope = item.at(4);
+    r.reason = item.at(5).get<std::string>();
+    r.decision = item.at(6).get<std::string>();
+    r.value = item.at(7);
+    r.cap = item.at(8).get<std::string>();
+    r.cost_impact_micro_usd = item.at(9).get<int64_t>();
+    out.m_records.push_back(std::move(r));
+  }
+  saved.at("raised_caps").get_to(out.m_raised_caps);
+  return out;
 }
 
 Result<Overrides> Overrides::read(const ledger::Ledger& ledger) {

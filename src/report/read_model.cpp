@@ -3,11 +3,19 @@
 #include "avps/report/read_model.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
+#include <sstream>
+#include <stdexcept>
+#include <variant>
 
 #include "avps/artifacts/names.hpp"
 #include "avps/core/canonical_json.hpp"
+#include "avps/core/diag.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/engine/plan.hpp"
 #include "avps/governance/override.hpp"
@@ -181,6 +189,49 @@ struct HeldMoney {
   bool ended = false;
 };
 
+// A point of the spend chart: the money committed and held after an event.
+struct SpendPoint {
+  int64_t seq = 0;
+  std::string ts;
+  int64_t committed = 0, reserved = 0;
+  json to_json() const {
+    return {{"seq", seq}, {"ts", ts}, {"committed_micro_usd", committed}, {"reserved_micro_usd", reserved}};
+  }
+};
+
+// An artifact record as a fold checkpoint keeps it (every field, the event that vouches for it too).
+json saved_artifact(const ledger::ArtifactRecord& r) {
+  return {r.name, r.kind, r.target, r.version, r.path, r.face_sha256, r.json_sha256, r.author, r.producer, r.event_seq};
+}
+ledger::ArtifactRecord restored_artifact(const json& item) {
+  ledger::ArtifactRecord r;
+  r.name = item.at(0).get<std::string>();
+  r.kind = item.at(1).get<std::string>();
+  r.target = item.at(2).get<std::string>();
+  r.version = item.at(3).get<int>();
+  r.path = item.at(4).get<std::string>();
+  r.face_sha256 = item.at(5).get<std::string>();
+  r.json_sha256 = item.at(6).get<std::string>();
+  r.author = item.at(7).get<std::string>();
+  r.producer = item.at(8).get<std::string>();
+  r.event_seq = item.at(9).get<int64_t>();
+  return r;
+}
+json saved_artifacts(const std::map<std::string, ledger::ArtifactRecord>& records) {
+  json out = json::object();
+  for (const auto& [key, record] : records) {
+    out[key] = saved_artifact(record);
+  }
+  return out;
+}
+std::map<std::string, ledger::ArtifactRecord> restored_artifacts(const json& saved) {
+  std::map<std::string, ledger::ArtifactRecord> out;
+  for (const auto& [key, item] : saved.items()) {
+    out.emplace(key, restored_artifact(item));
+  }
+  return out;
+}
+
 // What the events say, gathered in one pass.
 class Book {
  public:
@@ -196,6 +247,7 @@ class Book {
   Result<void> read() {
     constexpr size_t k_page = 4096;
     ledger::Ledger::EventQuery query;
+    query.after_seq = m_last.seq;  // after a restored checkpoint, only the events since
     query.limit = k_page;
     query.bodiless = {"artifact.intent"};
     for (;;) {
@@ -209,10 +261,194 @@ class Book {
           m_stale_record.add(e);
         }
       }
+      m_events_folded += page.size();
       if (page.size() < k_page) {
         return ok();
       }
       query.after_seq = m_last.seq;
+    }
+  }
+
+  /// Events read() folded (after the restored checkpoint, when there is one).
+  size_t events_folded() const { return m_events_folded; }
+
+  // The fold's whole state (a fold checkpoint's "book", docs/formats/checkpoint.md): restore()
+  // on a Book of the same stage graph goes on as this one would. No reader-side state (m_stale,
+  // set by finish) is kept.
+  json save() const {
+    json steps = json::object();
+    for (const auto& [who, body] : m_steps) {
+      steps[who] = body;
+    }
+    json project_skills = json::array();
+    for (const ProjectSkillView& skill : m_project_skills) {
+      json last = json::array();
+      for (const auto& [entity, body] : skill.last) {
+        last.push_back({entity, body});
+      }
+      project_skills.push_back({skill.skill, last});
+    }
+    json scenes = json::object();
+    for (const auto& [scene, state] : m_scenes) {
+      scenes[scene] = {state.phase, state.verdicts};
+    }
+    json attempts = json::object();
+    for (const auto& [shot, list] : m_attempts) {
+      json items = json::array();
+      for (const ShotAttempt& a : list) {
+        items.push_back({a.resolution, a.attempt, a.verdict, a.reasons, a.scores, a.render, a.render_sha256, a.model,
+                         a.tier, a.recorded_at, a.wave, a.graded_seq});
+      }
+      attempts[shot] = std::move(items);
+    }
+    json shotlists = json::object();
+    for (const auto& [file, rows] : m_shotlists) {
+      json items = json::array();
+      for (const ShotRow& row : rows) {
+        items.push_back({row.shot_id, row.planned_s});
+      }
+      shotlists[file] = std::move(items);
+    }
+    // A reservation once ended is read again only to be skipped (add_end): its id is enough.
+    json held = json::object();
+    json ended = json::array();
+    for (const auto& [id, money] : m_held) {
+      if (money.ended) {
+        ended.push_back(id);
+      } else {
+        held[id] = {money.scene_id, money.shot_id, money.amount, money.model, money.tier};
+      }
+    }
+    json models = json::object();
+    for (const auto& [model, use] : m_models) {
+      models[model] = {use.tier, use.calls, use.input_tokens, use.output_tokens, use.micro_usd};
+    }
+    json series = {
+        {"seq", json::array()}, {"ts", json::array()}, {"committed", json::array()}, {"reserved", json::array()}};
+    for (const SpendPoint& point : m_series) {
+      series["seq"].push_back(point.seq);
+      series["ts"].push_back(point.ts);
+      series["committed"].push_back(point.committed);
+      series["reserved"].push_back(point.reserved);
+    }
+    return {{"overrides", m_overrides.save()},
+            {"stops", m_stops.save()},
+            {"last", {m_last.seq, m_last.hash, m_last.ts}},
+            {"steps", std::move(steps)},
+            {"project_skills", std::move(project_skills)},
+            {"scenes", std::move(scenes)},
+            {"attempts", std::move(attempts)},
+            {"waves_written", m_waves_written},
+            {"qc_batches", saved_artifacts(m_qc_batches)},
+            {"accepted", m_accepted},
+            {"latest", saved_artifacts(m_latest)},
+            {"shotlists", std::move(shotlists)},
+            {"held", std::move(held)},
+            {"ended", std::move(ended)},
+            {"by_scene_tier", m_by_scene_tier},
+            {"models", std::move(models)},
+            {"shot_spend", m_shot_spend},
+            {"committed", m_committed},
+            {"reserved", m_reserved},
+            {"series", std::move(series)},
+            {"cap_raises", m_cap_raises},
+            {"loops", m_loops},
+            {"runs", m_runs},
+            {"jobs", m_jobs},
+            {"usage",
+             {m_usage.calls, m_usage.failed, m_usage.retries, m_usage.input_tokens, m_usage.output_tokens,
+              m_usage.renders, m_usage.seconds_rendered}}};
+  }
+
+  // Takes over a saved fold (save() of a Book of the same stage graph); throws
+  // an exception on anything save() did not make.
+  void restore(const json& saved) {
+    m_overrides = governance::Overrides::restore(saved.at("overrides"));
+    m_stops = governance::HardStopFold::restore(saved.at("stops"));
+    const json& last = saved.at("last");
+    m_last = {last.at(0).get<int64_t>(), last.at(1).get<std::string>(), last.at(2).get<std::string>()};
+    for (const auto& [who, body] : saved.at("steps").items()) {
+      m_steps.emplace(who, body);
+    }
+    for (const json& item : saved.at("project_skills")) {
+      ProjectSkillView skill{item.at(0).get<std::string>(), {}, {}};
+      for (const json& entry : item.at(1)) {
+        skill.last.emplace_back(entry.at(0).get<std::string>(), entry.at(1));
+      }
+      m_project_skills.push_back(std::move(skill));
+    }
+    for (const auto& [scene, state] : saved.at("scenes").items()) {
+      SceneState& restored = m_scenes[scene];
+      restored.phase = state.at(0).get<int>();
+      state.at(1).get_to(restored.verdicts);
+      if (restored.phase >= static_cast<int>(m_table.phases().size())) {
+        throw std::runtime_error("a scene phase beyond the stage graph's");
+      }
+    }
+    for (const auto& [shot, items] : saved.at("attempts").items()) {
+      std::vector<ShotAttempt>& list = m_attempts[shot];
+      for (const json& item : items) {
+        ShotAttempt a;
+        a.resolution = item.at(0).get<std::string>();
+        a.attempt = item.at(1).get<int>();
+        a.verdict = item.at(2).get<std::string>();
+        item.at(3).get_to(a.reasons);
+        a.scores = item.at(4);
+        a.render = item.at(5).get<std::string>();
+        a.render_sha256 = item.at(6).get<std::string>();
+        a.model = item.at(7).get<std::string>();
+        a.tier = item.at(8).get<std::string>();
+        a.recorded_at = item.at(9).get<std::string>();
+        a.wave = item.at(10).get<std::string>();
+        a.graded_seq = item.at(11).get<int64_t>();
+        list.push_back(std::move(a));
+      }
+    }
+    saved.at("waves_written").get_to(m_waves_written);
+    m_qc_batches = restored_artifacts(saved.at("qc_batches"));
+    saved.at("accepted").get_to(m_accepted);
+    m_latest = restored_artifacts(saved.at("latest"));
+    for (const auto& [file, items] : saved.at("shotlists").items()) {
+      std::vector<ShotRow>& rows = m_shotlists[file];
+      for (const json& item : items) {
+        rows.push_back(ShotRow{item.at(0).get<std::string>(), item.at(1).get<double>()});
+      }
+    }
+    for (const auto& [id, item] : saved.at("held").items()) {
+      m_held[id] = HeldMoney{item.at(0).get<std::string>(), item.at(1).get<std::string>(), item.at(2).get<int64_t>(),
+                             item.at(3).get<std::string>(), item.at(4).get<std::string>(), false};
+    }
+    for (const json& id : saved.at("ended")) {
+      m_held[id.get<std::string>()].ended = true;
+    }
+    saved.at("by_scene_tier").get_to(m_by_scene_tier);
+    for (const auto& [model, item] : saved.at("models").items()) {
+      m_models[model] = ModelUse{item.at(0).get<std::string>(), item.at(1).get<int64_t>(), item.at(2).get<int64_t>(),
+                                 item.at(3).get<int64_t>(), item.at(4).get<int64_t>()};
+    }
+    saved.at("shot_spend").get_to(m_shot_spend);
+    m_committed = saved.at("committed").get<int64_t>();
+    m_reserved = saved.at("reserved").get<int64_t>();
+    const json& series = saved.at("series");
+    const json& seqs = series.at("seq");
+    const json& stamps = series.at("ts");
+    const json& committed = series.at("committed");
+    const json& reserved = series.at("reserved");
+    m_series.reserve(seqs.size());
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      m_series.push_back(SpendPoint{seqs.at(i).get<int64_t>(), stamps.at(i).get<std::string>(),
+                                    committed.at(i).get<int64_t>(), reserved.at(i).get<int64_t>()});
+    }
+    m_cap_raises = saved.at("cap_raises");
+    m_loops = saved.at("loops");
+    m_runs = saved.at("runs");
+    saved.at("jobs").get_to(m_jobs);
+    const json& usage = saved.at("usage");
+    m_usage = Usage{usage.at(0).get<int64_t>(), usage.at(1).get<int64_t>(), usage.at(2).get<int64_t>(),
+                    usage.at(3).get<int64_t>(), usage.at(4).get<int64_t>(), usage.at(5).get<int64_t>(),
+                    usage.at(6).get<double>()};
+    if (!m_cap_raises.is_array() || !m_loops.is_array() || !m_runs.is_array()) {
+      throw std::runtime_error("cap_raises, loops and runs are not arrays");
     }
   }
 
@@ -227,10 +463,17 @@ class Book {
   const governance::HardStopFold& stops() const { return m_stops; }
   /// The stale-shot rule's record, handed over once (the book keeps no copy).
   engine::StaleShotsRecord take_stale_shots_record() { return std::move(m_stale_record); }
+  /// The same record saved (a checkpoint keeps it apart from the rest of the fold: a reader needs
+  /// it only when events follow the checkpoint), and restored.
+  json save_stale_shots_record() const { return m_stale_record.save(); }
+  void restore_stale_shots_record(const json& saved) { m_stale_record = engine::StaleShotsRecord::restore(saved); }
 
  private:
   Result<void> add(const ledger::Event& e) {
     const json& body = e.body;
+    if (e.kind == "exchange.response" || e.kind == "exchange.failed") {
+      m_jobs.erase(core::json_text(body, "key"));  // the job, if it was one, answered or gave up
+    }
     if (e.kind == "step.finished") {
       AVPS_TRY(add_step(e));
     } else if (e.kind == "artifact.recorded") {
@@ -254,6 +497,17 @@ class Book {
       }
     } else if (e.kind == "budget.reserved") {
       add_reservation(e);
+    } else if (e.kind == "exchange.ticket") {
+      m_jobs[core::json_text(body, "key")] = {{"purpose", core::json_text(body, "purpose")},
+                                              {"model", core::json_text(body, "model")},
+                                              {"ticket", core::json_text(body, "ticket")},
+                                              {"submitted", e.timestamp},
+                                              {"submitted_unix_ms", body.value("submitted_unix_ms", int64_t{0})},
+                                              {"provider_state", "submitted (polled again by the next run)"}};
+    } else if (e.kind == "exchange.polled") {
+      if (auto job = m_jobs.find(core::json_text(body, "key")); job != m_jobs.end()) {
+        job->second["provider_state"] = core::json_text(body, "provider_state") + " at " + e.timestamp;
+      }
     } else if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
       add_intent(*intent);
     } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
@@ -341,6 +595,9 @@ class Book {
     view.cost = cost_json();
     view.loops = m_loops;
     view.runs = m_runs;
+    for (const auto& [key, job] : m_jobs) {
+      view.jobs_in_flight.push_back(job);
+    }
     return ok();
   }
 
@@ -365,7 +622,15 @@ class Book {
                      (known ? " after " + core::json_text(before->second, "verdict") : std::string()) + ": " + verdict,
                  known ? joined(before->second.value("reasons", json::array())) : "");
     }
-    m_steps[key.who] = body;
+    // What the model shows of a step (ProjectView::steps, ProjectSkillView::last), not its run-log
+    // row, inputs or findings: the fold, and a checkpoint of it, keep no more.
+    json shown = json::object();
+    for (const char* field : {"verdict", "attempt", "tier", "outputs", "reasons"}) {
+      if (auto it = body.find(field); it != body.end()) {
+        shown[field] = *it;
+      }
+    }
+    m_steps[key.who] = shown;
     const std::string scene = scene_of(key.target);
     if (scene.empty()) {
       auto known = std::find_if(m_project_skills.begin(), m_project_skills.end(),
@@ -377,9 +642,9 @@ class Book {
       auto entity = std::find_if(known->last.begin(), known->last.end(),
                                  [&](const auto& item) { return item.first == key.target; });
       if (entity == known->last.end()) {
-        known->last.emplace_back(key.target, body);
+        known->last.emplace_back(key.target, std::move(shown));
       } else {
-        entity->second = body;
+        entity->second = std::move(shown);
       }
       return ok();
     }
@@ -538,12 +803,7 @@ class Book {
     point(e);
   }
 
-  void point(const ledger::Event& e) {
-    m_series.push_back({{"seq", e.seq},
-                        {"ts", e.timestamp},
-                        {"committed_micro_usd", m_committed},
-                        {"reserved_micro_usd", m_reserved}});
-  }
+  void point(const ledger::Event& e) { m_series.push_back(SpendPoint{e.seq, e.timestamp, m_committed, m_reserved}); }
 
   json& loop_event(const ledger::Event& e, const std::string& kind, const std::string& who, const std::string& what,
                    const std::string& reason) {
@@ -795,10 +1055,10 @@ class Book {
     const size_t n = m_series.size();
     const size_t stride = n <= k_max_series_points ? 1 : (n + k_max_series_points - 1) / k_max_series_points;
     for (size_t i = 0; i < n; i += stride) {
-      out.push_back(m_series[i]);
+      out.push_back(m_series[i].to_json());
     }
     if (n > 0 && (n - 1) % stride != 0) {
-      out.push_back(m_series.back());
+      out.push_back(m_series.back().to_json());
     }
     return out;
   }
@@ -862,10 +1122,12 @@ class Book {
   std::map<std::string, ModelUse> m_models;
   std::map<std::string, int64_t> m_shot_spend;
   int64_t m_committed = 0, m_reserved = 0;
-  std::vector<json> m_series;
+  std::vector<SpendPoint> m_series;
+  size_t m_events_folded = 0;
   json m_cap_raises = json::array();
   json m_loops = json::array();
   json m_runs = json::array();
+  std::map<std::string, json> m_jobs;  // exchange key -> a provider job with a ticket and no answer yet
   Usage m_usage;
 };
 
@@ -897,14 +1159,246 @@ std::vector<PhaseView> phases_of(const skills::StageGraph* graph) {
   return out;
 }
 
-Result<ProjectView> read_project(project::Project& project) {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The first line of a checkpoint file, before the version and the sha256 of the rest.
+constexpr std::string_view k_checkpoint_magic = "avps-fold-checkpoint";
+
+// What a checkpoint's folds depend on besides the record: this avps and the formats, the skills,
+// stage graph, schemas and policies (shipped and the project's own), and the merged configuration.
+// A checkpoint made under anything else is not used.
+Result<std::string> fold_dependencies(project::Project& project) {
+  std::string listed = std::string("avps ") + AVPS_VERSION_STRING + "\ncheckpoint " +
+                       std::to_string(k_checkpoint_format_version) + "\nreport " + std::to_string(k_format_version) +
+                       "\nconfig " + project.config().document.dump() + "\n";
+  for (const fs::path& root : {project::data_dir(), project.dir()}) {
+    for (const char* folder : {"skills", "policies", "schemas"}) {
+      std::error_code ec;
+      if (!fs::is_directory(root / folder, ec)) {
+        continue;
+      }
+      std::vector<fs::path> files;
+      for (fs::recursive_directory_iterator it(root / folder, ec), end; !ec && it != end; it.increment(ec)) {
+        if (it->is_regular_file(ec)) {
+          files.push_back(it->path());
+        }
+      }
+      if (ec) {
+        return make_error(ErrorCode::io_error, "cannot list " + (root / folder).string() + ": " + ec.message());
+      }
+      std::sort(files.begin(), files.end());
+      for (const fs::path& file : files) {
+        AVPS_TRY_ASSIGN(std::string bytes, core::read_file(file));
+        listed += file.lexically_relative(root).generic_string() + " " + core::sha256_hex(bytes) + "\n";
+      }
+    }
+  }
+  return core::sha256_hex(listed);
+}
+
+// A checkpoint file: its format line, then two CBOR documents, each with its length and sha256 on
+// the line (docs/formats/checkpoint.md): the fold, and the stale-shot rule's record, which a reader
+// decodes (and hashes) only when events follow the checkpoint.
+struct CheckpointFile {
+  std::string bytes;
+  std::string_view main, record;  // into bytes
+  std::string main_sha256, record_sha256;
+};
+
+// The file's sections, or why it is not one (not checked against its hashes yet).
+std::variant<CheckpointFile, std::string> split_checkpoint(std::string bytes) {
+  CheckpointFile file;
+  file.bytes = std::move(bytes);
+  const size_t eol = file.bytes.find('\n');
+  if (eol == std::string::npos || eol > 512) {
+    return std::string("no format line");
+  }
+  std::istringstream line(file.bytes.substr(0, eol));
+  std::string magic;
+  int version = 0;
+  size_t main_size = 0, record_size = 0;
+  line >> magic >> version >> main_size >> file.main_sha256 >> record_size >> file.record_sha256;
+  if (!line || magic != k_checkpoint_magic || version != k_checkpoint_format_version) {
+    return "not a format " + std::to_string(k_checkpoint_format_version) + " checkpoint";
+  }
+  if (file.bytes.size() - eol - 1 != main_size + record_size) {
+    return std::string("its length is not the one its format line gives: cut short or damaged");
+  }
+  file.main = std::string_view(file.bytes).substr(eol + 1, main_size);
+  file.record = std::string_view(file.bytes).substr(eol + 1 + main_size, record_size);
+  return file;
+}
+
+// A checkpoint that still matches the record and what the folds depend on.
+struct Checkpoint {
+  int64_t seq = 0;
+  json book;
+  json stale_shots;                  // the view's stale_shots as of seq
+  std::optional<json> stale_record;  // the stale-shot rule's record: only when events follow seq
+};
+
+// The project's checkpoint if it can be used, else nullopt and why (a debug line: a missing,
+// stale or damaged checkpoint only costs the time of a whole fold, and nothing is wrong).
+Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, const std::string& dependencies) {
+  const fs::path path = checkpoint_path(project.dir());
+  auto unused = [&](const std::string& why) {
+    core::diag::debug("fold checkpoint " + path.string() + " not used (" + why + "): every event is folded");
+    return std::optional<Checkpoint>{};
+  };
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    return unused("none");
+  }
+  Result<std::string> bytes = core::read_file(path);
+  if (!bytes) {
+    return unused(bytes.error().message);
+  }
+  std::variant<CheckpointFile, std::string> split = split_checkpoint(std::move(*bytes));
+  if (const std::string* why = std::get_if<std::string>(&split)) {
+    return unused(*why);
+  }
+  const CheckpointFile& file = std::get<CheckpointFile>(split);
+  if (core::sha256_hex(file.main) != file.main_sha256) {
+    return unused("its content does not match its sha256: damaged");
+  }
+  Checkpoint checkpoint;
+  try {
+    json document = json::from_cbor(file.main);
+    if (document.at("avps_version").get<std::string>() != AVPS_VERSION_STRING) {
+      return unused("made by avps " + document.at("avps_version").get<std::string>());
+    }
+    if (document.at("dependencies").get<std::string>() != dependencies) {
+      return unused("made with other skills, stage graph, schemas, policies or configuration");
+    }
+    checkpoint.seq = document.at("seq").get<int64_t>();
+    const std::string hash = document.at("hash").get<std::string>();
+    ledger::Ledger::EventQuery from_seq;  // its event and the first after it, if any
+    from_seq.after_seq = checkpoint.seq - 1;
+    from_seq.limit = 2;
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events(from_seq));
+    if (checkpoint.seq < 1 || events.empty() || events.front().seq != checkpoint.seq || events.front().hash != hash) {
+      return unused("the ledger's event " + std::to_string(checkpoint.seq) + " is not the one it was made at");
+    }
+    checkpoint.book = std::move(document.at("book"));
+    checkpoint.stale_shots = std::move(document.at("stale_shots"));
+    if (events.size() > 1) {
+      if (core::sha256_hex(file.record) != file.record_sha256) {
+        return unused("its stale-shot record does not match its sha256: damaged");
+      }
+      checkpoint.stale_record = json::from_cbor(file.record);
+    }
+  } catch (const std::exception& e) {
+    return unused(std::string("malformed: ") + e.what());
+  }
+  return std::optional<Checkpoint>(std::move(checkpoint));
+}
+
+// The record folded into a Book: from the checkpoint and the events after it when `folds` allows
+// and one is usable, else from every event. `saved_stale` is the checkpoint's stale_shots when no
+// event followed it (they are those of the record as read), else null.
+struct Folded {
+  std::unique_ptr<Book> book;
+  json saved_stale;
+  bool from_checkpoint = false;
+};
+
+Result<Folded> fold_record(project::Project& project, const skills::StageGraph* graph, Folds folds,
+                           const std::string& dependencies) {
+  Folded folded;
+  folded.book = std::make_unique<Book>(project, graph);
+  if (folds == Folds::checkpoint) {
+    AVPS_TRY_ASSIGN(std::optional<Checkpoint> checkpoint, usable_checkpoint(project, dependencies));
+    if (checkpoint) {
+      try {
+        folded.book->restore(checkpoint->book);
+        if (checkpoint->stale_record) {
+          folded.book->restore_stale_shots_record(*checkpoint->stale_record);
+        }
+        folded.from_checkpoint = true;
+      } catch (const std::exception& e) {
+        core::diag::debug(std::string("fold checkpoint not used (malformed: ") + e.what() + "): every event is folded");
+        folded.book = std::make_unique<Book>(project, graph);
+      }
+    }
+    AVPS_TRY(folded.book->read());
+    if (folded.from_checkpoint) {
+      core::diag::debug("fold checkpoint as of event " + std::to_string(checkpoint->seq) +
+                        " used: " + std::to_string(folded.book->events_folded()) + " events folded after it");
+      if (folded.book->events_folded() == 0) {
+        folded.saved_stale = std::move(checkpoint->stale_shots);
+      }
+    }
+    return folded;
+  }
+  AVPS_TRY(folded.book->read());
+  return folded;
+}
+
+json stale_json(const std::vector<engine::StaleShot>& stale) {
+  json out = json::array();
+  for (const engine::StaleShot& s : stale) {
+    out.push_back(
+        {{"scene_id", s.scene_id}, {"shot_id", s.shot_id}, {"resolutions", s.resolutions}, {"changed", s.changed}});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::filesystem::path checkpoint_path(const std::filesystem::path& project_dir) {
+  return project_dir / ".avps" / "fold_checkpoint";
+}
+
+Result<CheckpointWritten> write_checkpoint(project::Project& project) {
+  AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &project.dir()));
+  AVPS_TRY_ASSIGN(std::string dependencies, fold_dependencies(project));
+  AVPS_TRY_ASSIGN(Folded folded, fold_record(project, registry.stage_graph(), Folds::checkpoint, dependencies));
+  CheckpointWritten written;
+  written.seq = folded.book->last().seq;
+  written.events_folded = folded.book->events_folded();
+  written.from_previous = folded.from_checkpoint;
+  if (written.seq == 0 || (folded.from_checkpoint && written.events_folded == 0)) {
+    return written;  // nothing recorded, or the checkpoint is as of the last event already
+  }
+  json document = {{"format_version", k_checkpoint_format_version},
+                   {"avps_version", AVPS_VERSION_STRING},
+                   {"dependencies", dependencies},
+                   {"seq", written.seq},
+                   {"hash", folded.book->last().hash},
+                   {"ts", folded.book->last().ts},
+                   {"book", folded.book->save()}};
+  const std::vector<std::uint8_t> record = json::to_cbor(folded.book->save_stale_shots_record());
+  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
+                  engine::stale_shots(project, folded.book->take_stale_shots_record(), &registry));
+  document["stale_shots"] = stale_json(stale);
+  const std::vector<std::uint8_t> main = json::to_cbor(document);
+  const std::string_view main_text(reinterpret_cast<const char*>(main.data()), main.size());
+  const std::string_view record_text(reinterpret_cast<const char*>(record.data()), record.size());
+  std::string bytes = std::string(k_checkpoint_magic) + " " + std::to_string(k_checkpoint_format_version) + " " +
+                      std::to_string(main.size()) + " " + core::sha256_hex(main_text) + " " +
+                      std::to_string(record.size()) + " " + core::sha256_hex(record_text) + "\n";
+  bytes.append(main_text);
+  bytes.append(record_text);
+  written.bytes = bytes.size();
+  AVPS_TRY(
+      core::write_file_atomic(checkpoint_path(project.dir()), bytes, core::Overwrite::yes, core::Durability::durable));
+  return written;
+}
+
+Result<ProjectView> read_project(project::Project& project, Folds folds) {
   ProjectView view;
   view.title = project.config().title;
   // The skills and the stage graph (the project's own where it has them): the scene phases, and
   // the engine's rule for stale shots, come from them.
   AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &project.dir()));
-  Book book(project, registry.stage_graph());
-  AVPS_TRY(book.read());
+  std::string dependencies;
+  if (folds == Folds::checkpoint) {
+    AVPS_TRY_ASSIGN(dependencies, fold_dependencies(project));
+  }
+  AVPS_TRY_ASSIGN(Folded folded, fold_record(project, registry.stage_graph(), folds, dependencies));
+  Book& book = *folded.book;
   view.scene_phases = book.table().phases();
   view.phases = phases_of(registry.stage_graph());
   if (book.last().seq > 0) {
@@ -936,16 +1430,20 @@ Result<ProjectView> read_project(project::Project& project) {
     view.hard_stops.push_back(item);
   }
 
-  // Shots the next run renders again, by the engine's own rule (a render's identity).
-  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
-                  engine::stale_shots(project, book.take_stale_shots_record(), &registry));
+  // Shots the next run renders again, by the engine's own rule (a render's identity): as the
+  // checkpoint found them when no event followed it, else worked out now.
+  if (!folded.saved_stale.is_null()) {
+    view.stale_shots = std::move(folded.saved_stale);
+  } else {
+    AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
+                    engine::stale_shots(project, book.take_stale_shots_record(), &registry));
+    view.stale_shots = stale_json(stale);
+  }
   std::set<std::string> stale_keys;
-  for (const engine::StaleShot& s : stale) {
-    for (const std::string& resolution : s.resolutions) {
-      stale_keys.insert(s.shot_id + "/" + resolution);
+  for (const json& s : view.stale_shots) {
+    for (const json& resolution : s.at("resolutions")) {
+      stale_keys.insert(s.at("shot_id").get<std::string>() + "/" + resolution.get<std::string>());
     }
-    view.stale_shots.push_back(
-        {{"scene_id", s.scene_id}, {"shot_id", s.shot_id}, {"resolutions", s.resolutions}, {"changed", s.changed}});
   }
   AVPS_TRY(book.finish(view, stale_keys, overrides));
   for (ProjectSkillView& skill : view.project_skills) {

@@ -170,6 +170,11 @@ class StaleShotsRecord {
   StaleShotsRecord(StaleShotsRecord&&) noexcept;
   StaleShotsRecord& operator=(StaleShotsRecord&&) noexcept;
   void add(const ledger::Event& e);
+  /// The record as JSON (a fold checkpoint's, docs/formats/checkpoint.md), and a record restored
+  /// from it that goes on as the saved one would; restore() throws nlohmann::json::exception on
+  /// what save() did not make.
+  nlohmann::json save() const;
+  static StaleShotsRecord restore(const nlohmann::json& saved);
 
  private:
   friend class Engine;

@@ -65,6 +65,12 @@ class HardStopFold {
   /// The stops still waiting for a person, oldest first (see open_hard_stops).
   std::vector<HardStop> open() const;
 
+  /// The fold's whole state as JSON (kept in a fold checkpoint, docs/formats/checkpoint.md), and a
+  /// fold restored from it that goes on as the saved one would. restore() throws
+  /// nlohmann::json::exception on what save() did not make.
+  nlohmann::json save() const;
+  static HardStopFold restore(const nlohmann::json& saved);
+
  private:
   std::vector<HardStop> m_all;
   std::map<int64_t, size_t> m_by_seq;  // stop seq -> index in m_all
@@ -145,6 +151,11 @@ class Overrides {
   /// latest acceptance).
   std::optional<std::string> accepted(const std::string& loop_key) const;
   bool is_overridden(int64_t stop_seq) const;
+
+  /// The decisions as JSON (a fold checkpoint's), and back; restore() throws
+  /// nlohmann::json::exception on what save() did not make.
+  nlohmann::json save() const;
+  static Overrides restore(const nlohmann::json& saved);
 
   /// Every decision, oldest first.
   const std::vector<OverrideRecord>& records() const { return m_records; }

@@ -12,6 +12,7 @@
 // a value. Callable from any thread that owns the Project.
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -100,7 +101,9 @@ struct SceneView {
 /// One project-wide skill (narrative, locks, review): its last attempt per entity.
 struct ProjectSkillView {
   std::string skill;
-  std::vector<std::pair<std::string, nlohmann::json>> last;  ///< entity ("" for once) -> step.finished body
+  /// entity ("" for once) -> what the model shows of its last step.finished body: verdict,
+  /// attempt, tier, outputs, reasons (those it has)
+  std::vector<std::pair<std::string, nlohmann::json>> last;
   /// Per entry of `last`: whether its verdict settles the skill's loop, by the engine's pass rule
   /// for that skill (SkillDef::settles: a FIX is no pass for a skill with an on_fix policy).
   std::vector<bool> settled;
@@ -114,7 +117,8 @@ struct ProjectView {
   int64_t as_of_seq = 0;                  ///< the last event read: the snapshot
   std::string as_of_hash;
   std::string as_of_ts;
-  std::vector<std::pair<std::string, nlohmann::json>> steps;  ///< "skill target resolution" -> last body
+  /// "skill target resolution" -> its last step.finished body as ProjectSkillView::last keeps it
+  std::vector<std::pair<std::string, nlohmann::json>> steps;
   std::vector<ProjectSkillView> project_skills;               ///< in the order they first ran
   std::vector<SceneView> scenes;                              ///< the latest SCENES' order, then dropped ones
   nlohmann::json hard_stops = nlohmann::json::array();
@@ -127,13 +131,47 @@ struct ProjectView {
   nlohmann::json cost = nlohmann::json::object();         ///< by scene and tier, by model, top shots
   nlohmann::json loops = nlohmann::json::array();  ///< revisions, escalations, fallbacks, retries, overrides, stops
   nlohmann::json runs = nlohmann::json::array();   ///< every run: id, command, started, finished, outcome
+  /// Provider jobs whose exchange.ticket is recorded and that have no exchange.response or
+  /// exchange.failed yet (what an interrupted run left running), by exchange key: purpose, model,
+  /// ticket, submitted, submitted_unix_ms, provider_state. Not in to_json: `avps status` shows them.
+  nlohmann::json jobs_in_flight = nlohmann::json::array();
 };
 
 /// The phases of a stage graph as the model lists them (none without a graph).
 std::vector<PhaseView> phases_of(const skills::StageGraph* graph);
 
-/// Reads the project's record (one read transaction: see ledger.md) into the model.
-[[nodiscard]] Result<ProjectView> read_project(project::Project& project);
+/// Where read_project takes the fold of the record from.
+enum class Folds {
+  /// The writer's fold checkpoint (docs/formats/checkpoint.md) when it still matches the record
+  /// (its event's hash), this avps, the skills and the configuration, then the events after it;
+  /// else every event. The model is the same either way.
+  checkpoint,
+  /// Every event, trusting no derived state: `avps gate`, whose job is to vouch for every byte.
+  record,
+};
+
+/// Reads the project's record (one read transaction: see ledger.md) into the model. Never writes.
+[[nodiscard]] Result<ProjectView> read_project(project::Project& project, Folds folds = Folds::checkpoint);
+
+/// The fold checkpoint's format version (docs/formats/checkpoint.md). Raised whenever what a fold
+/// keeps, or how it folds an event, changes: a checkpoint of another version is not used.
+inline constexpr int k_checkpoint_format_version = 1;
+
+/// .avps/fold_checkpoint of a project folder.
+std::filesystem::path checkpoint_path(const std::filesystem::path& project_dir);
+
+struct CheckpointWritten {
+  int64_t seq = 0;           ///< the event the checkpoint is as of (0: nothing recorded, none written)
+  size_t events_folded = 0;  ///< events folded to make it (after the previous checkpoint, when it was used)
+  bool from_previous = false;
+  size_t bytes = 0;  ///< 0 when nothing was written (the checkpoint was as of the last event already)
+};
+
+/// The writer's side (a command that wrote the ledger, holding it read-write): the read model's
+/// folds as of the last event, and the stale shots then, saved as .avps/fold_checkpoint (temp file,
+/// fsync, rename), folded from the previous checkpoint and the events since when it is usable.
+/// Derived state: losing it, or a damaged one, only costs readers the time of a whole fold.
+[[nodiscard]] Result<CheckpointWritten> write_checkpoint(project::Project& project);
 
 /// The model as the documented JSON (docs/formats/report.md), `format_version` k_format_version.
 nlohmann::json to_json(const ProjectView& view);

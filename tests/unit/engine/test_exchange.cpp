@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../src/engine/engine_internal.hpp"
 #include "avps/backends/retry.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
@@ -322,4 +323,52 @@ TEST_CASE("a lock edited by hand while a run is in flight is an integrity stop n
   REQUIRE(resumed.ok());
   CHECK(resumed->exit == ExitCode::ok);
   CHECK(film.events("stop.resolved").size() == 1);
+}
+
+TEST_CASE("a record fold restored from its saved state and given the events after it equals the fold of every event",
+          "[engine][checkpoint]") {
+  Film film;
+  REQUIRE(film.run("planning").ok());
+  auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
+  REQUIRE(project.ok());
+  auto read = (*project)->ledger().events();
+  REQUIRE(read.ok());
+  const std::vector<ledger::Event>& events = *read;
+  REQUIRE(events.size() > 100);
+  for (engine::RecordParts parts : {engine::RecordParts::all, engine::RecordParts::renders}) {
+    engine::RecordFold whole(parts);
+    for (const ledger::Event& e : events) {
+      whole.add(e);
+    }
+    const json whole_state = whole.save();
+    CHECK(whole_state.at("steps").size() > 10);
+    for (size_t cut : {size_t{1}, events.size() / 3, events.size() / 2, events.size() - 1, events.size()}) {
+      INFO("parts " << (parts == engine::RecordParts::all ? "all" : "renders") << ", saved after event " << cut);
+      engine::RecordFold head(parts);
+      for (size_t i = 0; i < cut; ++i) {
+        head.add(events[i]);
+      }
+      // As a checkpoint keeps it: CBOR, read back.
+      engine::RecordFold restored = engine::RecordFold::restore(json::from_cbor(json::to_cbor(head.save())));
+      for (size_t i = cut; i < events.size(); ++i) {
+        restored.add(events[i]);
+      }
+      CHECK(restored.save() == whole_state);
+      engine::RecordFold again = engine::RecordFold::restore(whole_state);
+      const engine::Record from_whole = std::move(again).finish();
+      const engine::Record from_restored = std::move(restored).finish();
+      CHECK(from_restored.steps == from_whole.steps);
+      CHECK(from_restored.shot_attempts == from_whole.shot_attempts);
+      CHECK(from_restored.written_by == from_whole.written_by);
+      CHECK(from_restored.cut_short == from_whole.cut_short);
+      CHECK(from_restored.open_stops == from_whole.open_stops);
+      CHECK(from_restored.intents == from_whole.intents);
+      CHECK(from_restored.responses.size() == from_whole.responses.size());
+    }
+  }
+  // What save() did not make is refused, not taken for an empty fold.
+  CHECK_THROWS(engine::RecordFold::restore(json::object()));
+  json damaged = engine::RecordFold(engine::RecordParts::all).save();
+  damaged["steps"] = "not a map";
+  CHECK_THROWS(engine::RecordFold::restore(damaged));
 }

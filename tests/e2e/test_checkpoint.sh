@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The fold checkpoint (docs/formats/checkpoint.md): `avps run` writes .avps/fold_checkpoint; `avps
+# status`, `avps report` and their --json say the same, byte for byte, from it (no event after it),
+# from an older one (the events after it folded onto it: a run's tail, an override's), and from
+# none; a damaged, truncated, foreign or outdated one (other skills or configuration) is not used,
+# the output the same. `avps gate` never reads it. Which way each reader went is its `-v` line.
+source "$(dirname "$0")/lib.sh"
+
+CP=.avps/fold_checkpoint
+
+# Everything the read model shows, in one file: status (per scene and --steps), their --json,
+# report --json and the HTML page (without frames: no ffmpeg).
+views() {
+  local p=$1 out=$2
+  {
+    for args in "--no-color status" "--no-color status --steps" "--json status" "--json status --steps" \
+      "--json report"; do
+      echo "== $args"
+      # shellcheck disable=SC2086
+      "$AVPS" $args "$p" 2> /dev/null || echo "exit $?"
+    done
+    echo "== report -o"
+    "$AVPS" -q report "$p" -o "$WORK/page.html" --no-frames > /dev/null 2>&1 || echo "exit $?"
+    cat "$WORK/page.html"
+  } > "$out"
+}
+
+# read_way P: what `avps -v status` says of the checkpoint (its debug line).
+read_way() { "$AVPS" -v status "$1" 2>&1 > /dev/null | grep "fold checkpoint" || true; }
+
+# same_views P REFERENCE WHAT: the views of P equal REFERENCE (made without a checkpoint).
+same_views() {
+  views "$1" "$WORK/views"
+  cmp -s "$WORK/views" "$2" || fail "$3: the views differ from those of a fold of every event:
+$(diff "$2" "$WORK/views" | head -40)"
+}
+
+# --- A production in two runs: planning first, then the rest. ----------------------------------
+P="$WORK/film"
+cp -r "$SRC/examples/demo_short_film" "$P"
+"$AVPS" init "$P" > /dev/null
+expect_exit 0 "$AVPS" -v run "$P" --until planning
+expect_out "fold checkpoint as of event"
+[ -s "$P/$CP" ] || fail "avps run wrote no $CP"
+head -n 1 "$P/$CP" | grep -qE "^avps-fold-checkpoint 1 [0-9]+ [0-9a-f]{64} [0-9]+ [0-9a-f]{64}$" \
+  || fail "$CP does not start with its format line"
+cp "$P/$CP" "$WORK/early"
+early_seq=$(sqlite3 "file:$P/.avps/ledger.db?mode=ro" "SELECT max(seq) FROM events")
+expect_exit 0 "$AVPS" -v run "$P" --jobs 4
+expect_out "events folded after the previous checkpoint"
+last_seq=$(sqlite3 "file:$P/.avps/ledger.db?mode=ro" "SELECT max(seq) FROM events")
+[ "$last_seq" -gt "$early_seq" ] || fail "the second run recorded nothing"
+
+# The reference: no checkpoint, every event folded.
+mv "$P/$CP" "$WORK/full"
+grep -q "not used (none)" <<<"$(read_way "$P")" || fail "no checkpoint, yet: $(read_way "$P")"
+views "$P" "$WORK/reference"
+grep -q '"stale_shots"' "$WORK/reference" || fail "the views carry no model: $(head -c 600 "$WORK/reference")"
+
+# The run's own checkpoint: as of the last event, nothing folded after it.
+cp "$WORK/full" "$P/$CP"
+grep -q "as of event $last_seq used: 0 events folded after it" <<<"$(read_way "$P")" \
+  || fail "the run's checkpoint was not used as it is: $(read_way "$P")"
+same_views "$P" "$WORK/reference" "the run's checkpoint"
+
+# The first run's: the second run's events are its tail.
+cp "$WORK/early" "$P/$CP"
+grep -q "as of event $early_seq used: $((last_seq - early_seq)) events folded after it" <<<"$(read_way "$P")" \
+  || fail "the older checkpoint was not used with its tail: $(read_way "$P")"
+same_views "$P" "$WORK/reference" "a checkpoint older than the ledger"
+
+# Damaged. The format line gives each section's length and sha256: the fold, then the stale-shot
+# record, which is read (and checked) only when events follow the checkpoint.
+damage() {  # damage FROM TO SECTION: a byte of section 0 (the fold) or 1 (the record) flipped
+  python3 - "$@" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+eol = data.index(b"\n")
+_, _, main_size, _, record_size, _ = data[:eol].split(b" ")
+start = eol + 1 + (int(main_size) if sys.argv[3] == "1" else 0)
+size = int(record_size) if sys.argv[3] == "1" else int(main_size)
+data[start + size // 2] ^= 0x5A
+open(sys.argv[2], "wb").write(data)
+PY
+}
+damage "$WORK/full" "$P/$CP" 0
+grep -q "not used (its content does not match its sha256: damaged)" <<<"$(read_way "$P")" \
+  || fail "a damaged checkpoint: $(read_way "$P")"
+same_views "$P" "$WORK/reference" "a damaged checkpoint"
+damage "$WORK/early" "$P/$CP" 1
+grep -q "not used (its stale-shot record does not match its sha256: damaged)" <<<"$(read_way "$P")" \
+  || fail "a damaged stale-shot record, with events after the checkpoint: $(read_way "$P")"
+same_views "$P" "$WORK/reference" "a damaged stale-shot record"
+head -c 5000 "$WORK/full" > "$P/$CP"
+grep -q "not used (its length is not the one its format line gives" <<<"$(read_way "$P")" \
+  || fail "a truncated checkpoint: $(read_way "$P")"
+same_views "$P" "$WORK/reference" "a truncated checkpoint"
+printf 'avps-fold-checkpoint 999 0 %064d 0 %064d\n' 0 0 > "$P/$CP"
+grep -q "not used (not a format 1 checkpoint)" <<<"$(read_way "$P")" || fail "another version: $(read_way "$P")"
+# A whole, well-formed checkpoint whose fold is malformed (what a bug would write): not used.
+python3 - "$WORK/full" "$P/$CP" <<'PY'
+import hashlib, sys
+data = open(sys.argv[1], "rb").read()
+eol = data.index(b"\n")
+magic, version, main_size, _, record_size, record_sha = data[:eol].split(b" ")
+main = data[eol + 1:eol + 1 + int(main_size)]
+record = data[eol + 1 + int(main_size):]
+# CBOR text "attempts" (0x68 + 8 bytes) renamed: the fold lacks a member restore() needs.
+main = main.replace(b"\x68attempts", b"\x68attemptz", 1)
+line = b" ".join([magic, version, main_size, hashlib.sha256(main).hexdigest().encode(), record_size, record_sha])
+open(sys.argv[2], "wb").write(line + b"\n" + main + record)
+PY
+grep -q "not used (malformed" <<<"$(read_way "$P")" || fail "a malformed fold: $(read_way "$P")"
+same_views "$P" "$WORK/reference" "a checkpoint with a malformed fold"
+
+# --- Another project's checkpoint, at a sequence number this ledger has: its event differs. -----
+Q="$WORK/other"
+cp -r "$SRC/examples/demo_short_film" "$Q"
+"$AVPS" init "$Q" > /dev/null
+expect_exit 0 "$AVPS" run "$Q" --until narrative
+cp "$Q/$CP" "$P/$CP"
+grep -q "not used (the ledger's event" <<<"$(read_way "$P")" || fail "a foreign checkpoint: $(read_way "$P")"
+same_views "$P" "$WORK/reference" "another project's checkpoint"
+
+# --- What the folds depend on besides the record: the configuration, the project's skills. -----
+cp "$WORK/full" "$P/$CP"
+cp "$P/avps.json" "$WORK/avps.json"
+configure "$P" budget.warn_pct 75
+grep -q "not used (made with other skills" <<<"$(read_way "$P")" || fail "an edited configuration: $(read_way "$P")"
+views "$P" "$WORK/views"
+mv "$P/$CP" "$WORK/held"
+views "$P" "$WORK/views-full"
+cmp -s "$WORK/views" "$WORK/views-full" || fail "an outdated checkpoint changed the views"
+mv "$WORK/held" "$P/$CP"
+cp "$WORK/avps.json" "$P/avps.json"
+grep -q "used: 0 events folded" <<<"$(read_way "$P")" || fail "the configuration restored: $(read_way "$P")"
+mkdir -p "$P/policies"
+cp "$SRC/policies/stage_graph.json" "$P/policies/stage_graph.json"
+echo " " >> "$P/policies/stage_graph.json"
+grep -q "not used (made with other skills" <<<"$(read_way "$P")" || fail "the project's stage graph: $(read_way "$P")"
+rm -r "$P/policies"
+grep -q "used: 0 events folded" <<<"$(read_way "$P")" || fail "the stage graph removed again: $(read_way "$P")"
+
+# --- The gate never reads it: a checkpoint that lies changes nothing the gate says. -------------
+expect_exit 0 "$AVPS" --json gate "$P"
+GATE="$OUT"
+cp "$WORK/early" "$P/$CP"
+expect_exit 0 "$AVPS" -v --json gate "$P"
+grep -q "fold checkpoint" <<<"$OUT" && fail "the gate read the checkpoint: $OUT"
+expect_exit 0 "$AVPS" --json gate "$P"
+[ "$OUT" = "$GATE" ] || fail "the gate's verdict moved with the checkpoint"
+
+# --- A hard stop, then a person's decision: the override's events are the checkpoint's tail. ---
+S="$WORK/stopped"
+cp -r "$SRC/examples/demo_short_film" "$S"
+"$AVPS" init "$S" > /dev/null
+configure "$S" sim.failure_rates.plausibility-auditor 1.0 sim.failure_rates.narrative-red-team 0.0
+expect_exit 3 "$AVPS" run "$S"
+[ -s "$S/$CP" ] || fail "a run that stopped wrote no checkpoint"
+stop=$({ "$AVPS" --json status "$S" 2> /dev/null || true; } | python3 -c 'import json,sys; print(json.load(sys.stdin)["hard_stops"][0]["id"])')
+expect_exit 0 "$AVPS" override "$S" --stop "$stop" --reason "one more try" --allow-attempts 1
+grep -q "events folded after it" <<<"$(read_way "$S")" || fail "the override's events: $(read_way "$S")"
+views "$S" "$WORK/stopped-cp"
+grep -q '"overrides": \[\]' "$WORK/stopped-cp" && fail "the override does not show: $(grep -m1 overrides "$WORK/stopped-cp")"
+mv "$S/$CP" "$WORK/stopped-held"
+views "$S" "$WORK/stopped-full"
+cmp -s "$WORK/stopped-cp" "$WORK/stopped-full" || fail "a stop and an override: the views differ:
+$(diff "$WORK/stopped-full" "$WORK/stopped-cp" | head -40)"
+echo ok
