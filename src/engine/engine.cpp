@@ -86,15 +86,22 @@ bool passed(const std::string& verdict) {
 
 // The highest version of kind/target, from the artifact index (kept in step with the ledger by
 // refresh_index) rather than a query of the ledger at every read: a step reads dozens.
-Result<std::optional<Loaded>> Impl::latest(const std::string& kind, const std::string& target) {
+Result<std::optional<ledger::ArtifactRecord>> Impl::latest_record(const std::string& kind, const std::string& target) {
   AVPS_TRY(refresh_index());
   auto versions = versions_by_key.find(kind + "/" + target);
   if (versions == versions_by_key.end() || versions->second.empty()) {
+    return std::optional<ledger::ArtifactRecord>{};
+  }
+  return std::optional<ledger::ArtifactRecord>{versions->second.back()};
+}
+
+Result<std::optional<Loaded>> Impl::latest(const std::string& kind, const std::string& target) {
+  AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> found, latest_record(kind, target));
+  if (!found) {
     return std::optional<Loaded>{};
   }
-  const ledger::ArtifactRecord& found = versions->second.back();
-  AVPS_TRY_ASSIGN(ContentCache::Content content, load(found));
-  return std::optional<Loaded>{Loaded{std::move(content), found}};
+  AVPS_TRY_ASSIGN(ContentCache::Content content, load(*found));
+  return std::optional<Loaded>{Loaded{std::move(content), std::move(*found)}};
 }
 
 ContentCache::Content ContentCache::find(const std::string& key) {
@@ -597,7 +604,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
   // (readable_version), by the index alone.
   auto input_record = [&](const std::string& kind,
                           const std::string& target) -> Result<std::optional<ledger::ArtifactRecord>> {
-    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> found, e.m_project.store().latest(kind, target));
+    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> found, latest_record(kind, target));
     if (!found) {
       return found;
     }

@@ -253,6 +253,8 @@ struct Impl {
   int64_t allocation_seq = -1;
 
   // Reading the record (engine.cpp).
+  /// The latest version's record of kind/target, from the artifact index (no content read).
+  Result<std::optional<ledger::ArtifactRecord>> latest_record(const std::string& kind, const std::string& target);
   Result<std::optional<Loaded>> latest(const std::string& kind, const std::string& target);
   /// An artifact's content, verified by the store when it is first read (then from `contents`).
   Result<ContentCache::Content> load(const ledger::ArtifactRecord& artifact);
