@@ -701,12 +701,15 @@ Result<void> Exchange::send(const std::vector<Call*>& calls, int jobs) {
     if (polling.empty()) {
       wake_recorder.wait(lock, finished);
     } else {
-      auto earliest = std::chrono::steady_clock::time_point::max();
-      for (const Call* c : polling) {
-        earliest = std::min({earliest, c->next_poll, c->deadline});
+      // Wake at least every 200 ms to see an interrupt, and sooner when a poll or a cancel falls
+      // due, but only while a worker is free to take it: a busy pool wakes the recorder when a
+      // worker finishes, and waiting until a due call's time, already past, would spin.
+      auto earliest = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      if (in_flight + work.size() < threads) {
+        for (const Call* c : polling) {
+          earliest = std::min({earliest, c->next_poll, c->deadline});
+        }
       }
-      // Wake at least every 200 ms to see an interrupt.
-      earliest = std::min(earliest, std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
       wake_recorder.wait_until(lock, earliest, finished);
     }
     if (done.empty()) {

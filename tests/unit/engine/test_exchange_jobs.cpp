@@ -3,6 +3,8 @@
 // interval respected per job, and a resumed exchange that polls recorded tickets without
 // submitting them again (after a Ctrl-C that kept the jobs, and after one that canceled them).
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -57,6 +59,9 @@ class TicketBackend : public backends::Backend {
   Result<std::optional<backends::GenerationResult>> poll_generation(const std::string& ticket,
                                                                     backends::CallTrace&) override {
     Busy busy(*this);
+    if (poll_takes_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(poll_takes_ms));  // a slow provider
+    }
     std::unique_lock<std::mutex> lock(m_mutex);
     std::vector<Clock::time_point>& times = m_polls[ticket];
     times.push_back(Clock::now());
@@ -97,6 +102,7 @@ class TicketBackend : public backends::Backend {
   std::set<std::thread::id> threads;
   bool finishing = true;
   int polls_to_finish = 3;
+  int poll_takes_ms = 0;  ///< each poll holds its worker this long
   std::map<std::string, Error> failures;  ///< by shot: its job's end at the finishing poll
   bool errors_end_jobs = false;
 
@@ -250,6 +256,34 @@ TEST_CASE("64 jobs in flight finish on 4 workers, each polled no sooner than its
   auto again = std::make_shared<TicketBackend>(film.sim);
   REQUIRE(film.send_renders(again).ok());
   CHECK(again->submissions == 0);
+}
+
+// CPU time of the calling thread, where Exchange::send records what the workers bring back.
+std::chrono::milliseconds thread_cpu() {
+  rusage usage{};
+  getrusage(RUSAGE_THREAD, &usage);
+  return std::chrono::milliseconds(
+      (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000);
+}
+
+TEST_CASE("while every worker is busy, jobs due for a poll wait without spinning the recorder", "[exchange][jobs]") {
+  // 16 jobs on 4 workers whose polls take 60 ms each: most of the time every worker is busy and
+  // other jobs are past their poll time. The recorder then sleeps until a worker brings something
+  // back; it used to wait "until" a time already past, over and over, and burn a core meanwhile.
+  Production film;
+  auto backend = std::make_shared<TicketBackend>(film.sim);
+  backend->poll_takes_ms = 60;
+  const auto wall_start = Clock::now();
+  const auto cpu_start = thread_cpu();
+  REQUIRE(film.send_renders(backend, 0, engine::InterruptPolicy::keep, 16).ok());
+  const auto cpu = thread_cpu() - cpu_start;
+  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - wall_start);
+  CHECK(film.count("exchange.response") == 16);
+  // The polls alone hold the workers for 16 * 3 * 60 ms / 4 = 720 ms; recording 16 jobs costs a
+  // few ms of CPU. A spinning recorder would use about as much CPU as the wall time.
+  INFO("recorder CPU " << cpu.count() << " ms over " << wall.count() << " ms");
+  CHECK(wall >= std::chrono::milliseconds(700));
+  CHECK(cpu * 3 < wall);
 }
 
 TEST_CASE("jobs kept on Ctrl-C are polled by the next exchange, never submitted again", "[exchange][jobs]") {
