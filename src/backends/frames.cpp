@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <unordered_map>
 
 #include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
 #include "avps/core/process.hpp"
 
 namespace avps::backends {
@@ -18,8 +21,30 @@ std::string lower_extension(const fs::path& file) {
   return ext;
 }
 
-// ffprobe's count of the frames of a clip's first video stream (its packets: no decoding).
+// Frame counts noted by note_frame_count, by the sha256 of the clip's bytes.
+struct NotedCounts {
+  static constexpr size_t k_most = 4096;  // a bound, not a working set: a run shows each render once or twice
+  std::mutex mutex;
+  std::unordered_map<std::string, long> by_sha256;
+};
+
+NotedCounts& noted_counts() {
+  static NotedCounts counts;
+  return counts;
+}
+
+// ffprobe's count of the frames of a clip's first video stream (its packets: no decoding), unless
+// the same bytes were counted already.
 Result<long> frame_count_of(const fs::path& clip) {
+  {
+    AVPS_TRY_ASSIGN(std::string bytes, core::read_file(clip));
+    const std::string sha256 = core::sha256_hex(bytes);
+    NotedCounts& noted = noted_counts();
+    std::lock_guard<std::mutex> lock(noted.mutex);
+    if (auto found = noted.by_sha256.find(sha256); found != noted.by_sha256.end()) {
+      return found->second;
+    }
+  }
   AVPS_TRY_ASSIGN(std::string out,
                   core::run_program({"ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
                                      "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", clip.string()},
@@ -33,6 +58,19 @@ Result<long> frame_count_of(const fs::path& clip) {
 }
 
 }  // namespace
+
+void note_frame_count(std::string_view clip_bytes, long frames) {
+  if (frames <= 0) {
+    return;
+  }
+  std::string sha256 = core::sha256_hex(clip_bytes);
+  NotedCounts& noted = noted_counts();
+  std::lock_guard<std::mutex> lock(noted.mutex);
+  if (noted.by_sha256.size() >= NotedCounts::k_most) {
+    noted.by_sha256.clear();
+  }
+  noted.by_sha256[std::move(sha256)] = frames;
+}
 
 Result<std::vector<Image>> frames_of(const fs::path& file, const std::string& label, int count) {
   const std::string ext = lower_extension(file);

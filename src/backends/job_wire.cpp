@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "avps/backends/frames.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/process.hpp"
 
@@ -134,8 +135,9 @@ Result<std::optional<json>> probe(const std::string& bytes, const std::string& e
   const std::filesystem::path file = dir.path() / ("output." + extension);
   AVPS_TRY(core::write_file_atomic(file, bytes, core::Overwrite::yes, core::Durability::cached));
   Result<std::string> out =
-      core::run_program({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                         "stream=codec_name,width,height:format=duration", "-of", "json", file.string()},
+      core::run_program({"ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+                         "stream=codec_name,width,height,nb_read_packets:format=duration", "-of", "json",
+                         file.string()},
                         "ffprobe", true);
   if (!out) {
     return make_error(ErrorCode::invalid_argument, "ffprobe cannot read it as a media file");
@@ -150,6 +152,10 @@ Result<std::optional<json>> probe(const std::string& bytes, const std::string& e
                  {"height", stream->value("height", 0)}};
   if (const json* duration = at_pointer(parsed, "/format/duration"); duration && duration->is_string()) {
     result["duration_s"] = std::atof(duration->get<std::string>().c_str());
+  }
+  // Counted here, where the download is probed anyway, for the vision model that grades the render.
+  if (const json* packets = at_pointer(*stream, "/nb_read_packets"); packets && packets->is_string()) {
+    note_frame_count(bytes, std::atol(packets->get<std::string>().c_str()));
   }
   return std::optional<json>(std::move(result));
 }

@@ -12,7 +12,11 @@ source "$(dirname "$0")/async_jobs_lib.sh"
 for fault in job_fails output_404 not_video never_finishes; do
   if [ "$fault" = not_video ] && ! command -v ffprobe > /dev/null; then continue; fi
   start_fake "fault_$fault" --job-faults "[{\"fault\": \"$fault\", \"skip\": 1}]"
-  project "fault_$fault" "$PORT" runway 2
+  # A job's maximum wait ends the job that never finishes; the others keep the default, so that a
+  # loaded machine cannot time out a second job (a second failed attempt where one was injected).
+  max_wait=20
+  if [ "$fault" = never_finishes ]; then max_wait=2; fi
+  project "fault_$fault" "$PORT" runway "$max_wait"
   set +e
   OUT=$(timeout 300 "$AVPS" run "$P" --jobs 4 2>&1)
   code=$?

@@ -4,10 +4,11 @@
 // when the clip has fewer frames), scaled to at most 1024 px wide, as PNG. Without ffmpeg
 // (or ffprobe), a clip is an error that says what to install — never a call without its frames.
 //
-// Threading: pure apart from the programs it runs; callable from any thread.
+// Threading: callable from any thread (the counts noted below sit behind a mutex).
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "avps/backends/backend.hpp"
@@ -24,5 +25,11 @@ inline constexpr int k_default_frames_per_clip = 4;
 /// clip needs ffmpeg and it is not installed.
 [[nodiscard]] Result<std::vector<Image>> frames_of(const std::filesystem::path& file, const std::string& label,
                                                    int count);
+
+/// Notes that the clip with these bytes has `frames` frames (ffprobe's packet count of its first
+/// video stream), so that frames_of need not count them again: a render downloaded and probed in
+/// this process is shown to a vision model without a second ffprobe, whose start alone costs about
+/// 0.1 s. Kept by the sha256 of the bytes, at most a few thousand clips.
+void note_frame_count(std::string_view clip_bytes, long frames);
 
 }  // namespace avps::backends

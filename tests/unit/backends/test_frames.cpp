@@ -86,3 +86,38 @@ TEST_CASE("a short clip gives every span its frame, and no more frames than it h
   CHECK(all->size() == 8);
   CHECK(all->back().label == "S01_SH03 proxy render, attempt 1, frame 8 of 8");
 }
+
+TEST_CASE("a clip whose frames were counted when it was probed is not counted again", "[frames]") {
+  if (!core::on_path("ffmpeg") || !core::on_path("ffprobe")) {
+    return;
+  }
+  testing::TempDir tmp;
+  const auto clip = tmp.path() / "S04_SH01_proxy_a01.mp4";
+  REQUIRE(core::run_program({"ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                             "testsrc=duration=2:size=320x240:rate=4", "-pix_fmt", "yuv420p", clip.string()},
+                            "making a test clip")
+              .ok());
+  auto bytes = core::read_file(clip);
+  REQUIRE(bytes.ok());
+  // Eight frames, noted as two: the noted count is what frames_of samples from (two spans, two
+  // frames), which shows that it ran no ffprobe of its own. The same bytes under another name too.
+  backends::note_frame_count(*bytes, 2);
+  const auto copy = tmp.path() / "copy.mp4";
+  REQUIRE(core::write_file_atomic(copy, *bytes, core::Overwrite::no, core::Durability::cached).ok());
+  for (const auto& file : {clip, copy}) {
+    auto images = backends::frames_of(file, "S04_SH01 proxy render, attempt 1", 4);
+    REQUIRE(images.ok());
+    CHECK(images->size() == 2);
+  }
+  // Other bytes are counted by ffprobe: all eight frames are there to sample.
+  backends::note_frame_count(*bytes + std::string(1, '\0'), 2);
+  const auto other = tmp.path() / "other.mp4";
+  REQUIRE(core::run_program({"ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                             "testsrc=duration=2:size=320x240:rate=4:decimals=1", "-pix_fmt", "yuv420p",
+                             other.string()},
+                            "making another test clip")
+              .ok());
+  auto images = backends::frames_of(other, "S04_SH02 proxy render, attempt 1", 4);
+  REQUIRE(images.ok());
+  CHECK(images->size() == 4);
+}
