@@ -110,20 +110,53 @@ ContentCache::Content ContentCache::find(const std::string& key) {
     return nullptr;
   }
   m_items.splice(m_items.begin(), m_items, it->second);
-  return it->second->second;
+  return it->second->content;
 }
 
 ContentCache::Content ContentCache::insert(const std::string& key, json content) {
   if (Content known = find(key)) {
     return known;
   }
-  m_items.emplace_front(key, std::make_shared<const json>(std::move(content)));
+  const size_t bytes = approx_json_bytes(content) + key.size();
+  m_items.push_front(Item{key, std::make_shared<const json>(std::move(content)), bytes});
   m_by_key[key] = m_items.begin();
-  while (m_items.size() > m_capacity) {
-    m_by_key.erase(m_items.back().first);
+  m_bytes += bytes;
+  while (m_items.size() > 1 && (m_items.size() > m_capacity || m_bytes > m_byte_budget)) {
+    m_bytes -= m_items.back().bytes;
+    m_by_key.erase(m_items.back().key);
     m_items.pop_back();
   }
-  return m_items.front().second;
+  return m_items.front().content;
+}
+
+size_t approx_json_bytes(const json& value) {
+  // libstdc++: a std::string is 32 bytes with 15 characters inline; a map node 32 bytes of links
+  // and colour plus its key and value; a vector 24 bytes plus its elements. malloc rounds to 16.
+  auto heap_string = [](size_t length) { return length > 15 ? ((length + 16) | 15) + 1 : 0; };
+  size_t bytes = sizeof(json);
+  switch (value.type()) {
+    case json::value_t::string:
+      bytes += sizeof(std::string) + heap_string(value.get_ref<const std::string&>().size());
+      break;
+    case json::value_t::object:
+      bytes += sizeof(json::object_t);
+      for (const auto& [key, member] : value.get_ref<const json::object_t&>()) {
+        bytes += 32 + sizeof(std::string) + heap_string(key.size()) + approx_json_bytes(member);
+      }
+      break;
+    case json::value_t::array:
+      bytes += sizeof(json::array_t);
+      for (const json& item : value) {
+        bytes += approx_json_bytes(item);
+      }
+      break;
+    case json::value_t::binary:
+      bytes += sizeof(json::binary_t) + value.get_binary().size();
+      break;
+    default:
+      break;
+  }
+  return bytes;
 }
 
 Result<ContentCache::Content> Impl::load(const ledger::ArtifactRecord& artifact) {

@@ -2,6 +2,7 @@
 // Engine::Impl: the state of one `avps run` and the steps of its loop. Shared by engine.cpp
 // (the walk, model steps, calls) and production.cpp (built-in steps, waves, QC, regen rounds).
 
+#include <cstdint>
 #include <list>
 #include <map>
 #include <memory>
@@ -27,24 +28,43 @@ namespace avps::engine {
 
 /// Parsed contents by a key that names them for good (an artifact's json_sha256: objects are
 /// write-once; or the names of the immutable artifacts a value was made from), the most recently
-/// used kept, at most `capacity` of them. An entry never goes stale, in a run or a read; the bound
-/// keeps memory to the work in hand (the locks and shot lists every step of a scene reads again)
-/// instead of the project's history. Not thread-safe: the engine's walk is one thread.
+/// used kept: at most `capacity` of them, and at most `byte_budget` bytes of them as
+/// approx_json_bytes estimates (the most recent one is kept whatever its size). An entry never
+/// goes stale, in a run or a read; the bounds keep memory to the work in hand (the locks and shot
+/// lists every step of a scene reads again) instead of the project's history: a count alone did
+/// not, since an entry can grow with the project (every scene's SHOTLIST as one all_targets input,
+/// made again for each scene: 70 MB of a 150-scene run's peak heap). Not thread-safe: the engine's
+/// walk is one thread.
 class ContentCache {
  public:
-  explicit ContentCache(size_t capacity) : m_capacity(capacity) {}
+  explicit ContentCache(size_t capacity, size_t byte_budget = SIZE_MAX)
+      : m_capacity(capacity), m_byte_budget(byte_budget) {}
   using Content = std::shared_ptr<const nlohmann::json>;
   /// The content of `key`, or nullptr; a hit becomes the most recently used.
   Content find(const std::string& key);
-  /// Keeps `content` as the most recently used, dropping the least recently used beyond capacity
-  /// (a content dropped lives on while a reader holds it).
+  /// Keeps `content` as the most recently used, dropping the least recently used beyond the
+  /// bounds (a content dropped lives on while a reader holds it).
   Content insert(const std::string& key, nlohmann::json content);
+  size_t size() const { return m_items.size(); }
+  /// The estimated bytes of the contents kept.
+  size_t bytes() const { return m_bytes; }
 
  private:
+  struct Item {
+    std::string key;
+    Content content;
+    size_t bytes = 0;
+  };
   size_t m_capacity;
-  std::list<std::pair<std::string, Content>> m_items;  // most recently used first
-  std::unordered_map<std::string, std::list<std::pair<std::string, Content>>::iterator> m_by_key;
+  size_t m_byte_budget;
+  size_t m_bytes = 0;
+  std::list<Item> m_items;  // most recently used first
+  std::unordered_map<std::string, std::list<Item>::iterator> m_by_key;
 };
+
+/// An estimate of the heap a parsed JSON value holds (its nodes, strings, map and vector
+/// overheads as libstdc++ lays them out): what bounds ContentCache, not an exact figure.
+size_t approx_json_bytes(const nlohmann::json& value);
 
 /// A recorded artifact with its canonical JSON.
 struct Loaded {
@@ -139,6 +159,9 @@ inline constexpr size_t k_max_carry_bytes = 16 * 1024;
 /// Contents kept parsed (ContentCache), of artifacts and of whole-artifact inputs: enough for
 /// every lock, scene list and shot list a walk goes back to; bench/scale.sh measures the memory.
 inline constexpr size_t k_content_cache_entries = 1024;
+/// ... and the bytes each of the two caches may hold (approx_json_bytes): a scene's locks, shot
+/// lists and a few lists of every scene's, whatever the number of scenes.
+inline constexpr size_t k_content_cache_bytes = 16 * 1024 * 1024;
 
 /// The gate's view of the record, with the world state as it stood before the step's scene (the
 /// latest WORLD_STATE is a later scene's once scenes are re-derived out of order), and the
@@ -232,10 +255,10 @@ struct Impl {
   std::map<std::string, int> scene_order;  ///< scene id -> its place in `scenes`
   /// Artifact contents read lately: the locks and shot lists every step of a scene reads are read
   /// from the store and parsed once, not once per step.
-  ContentCache contents{k_content_cache_entries};
+  ContentCache contents{k_content_cache_entries, k_content_cache_bytes};
   /// Inputs that are whole artifacts, cut to a skill's fields, with their fingerprints
   /// ({sha256, value}), by kind, fields and artifact names (Impl::gather).
-  ContentCache pure_inputs{k_content_cache_entries};
+  ContentCache pure_inputs{k_content_cache_entries, k_content_cache_bytes};
   /// The ledger seq of the last SCENES, SHOTLIST or ROUTING_DECISION the index took in: all that
   /// governance::recorded_shots reads, so its memo stands until one of them is recorded (any
   /// artifact moved it before, and every scene's steps re-read every scene's shot list).

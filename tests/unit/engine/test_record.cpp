@@ -52,6 +52,36 @@ TEST_CASE("the content cache keeps the most recently used contents, and a conten
   CHECK(*cache.insert("e", json{{"n", 99}}) == json{{"n", 5}});
 }
 
+TEST_CASE("the content cache keeps no more bytes than its budget, and always the newest content", "[engine]") {
+  const json small = {{"id", "S01"}};
+  json large = json::array();
+  for (int i = 0; i < 200; ++i) {
+    large.push_back({{"shot_id", "S01_SH" + std::to_string(i)}, {"description", std::string(100, 'x')}});
+  }
+  const size_t small_bytes = engine::approx_json_bytes(small);
+  const size_t large_bytes = engine::approx_json_bytes(large);
+  // The estimate grows with the content: 200 rows of 100 characters are tens of kilobytes.
+  CHECK(small_bytes < 256);
+  CHECK(large_bytes > 200 * 100);
+  CHECK(large_bytes < 200 * 1000);
+
+  engine::ContentCache cache(100, 4 * small_bytes + 64);
+  for (int i = 0; i < 10; ++i) {
+    cache.insert("small" + std::to_string(i), small);
+  }
+  CHECK(cache.size() < 10);  // the byte budget, not the count of 100, dropped the oldest
+  CHECK(cache.bytes() <= 4 * small_bytes + 64);
+  CHECK(cache.find("small9") != nullptr);
+  CHECK(cache.find("small0") == nullptr);
+  // A content larger than the whole budget is still kept while it is the newest, alone.
+  const engine::ContentCache::Content kept = cache.insert("large", large);
+  CHECK(cache.size() == 1);
+  CHECK(cache.find("large") == kept);
+  cache.insert("small10", small);
+  CHECK(cache.find("large") == nullptr);
+  CHECK(*kept == large);  // a reader holding it still has it
+}
+
 TEST_CASE("the rows of an artifact are read in place, and an artifact without rows has none", "[engine]") {
   const json shotlist = {{"kind", "SHOTLIST"},
                          {"rows", json::array({{{"shot_id", "S01_SH01"}}, {{"shot_id", "S01_SH02"}}})}};
