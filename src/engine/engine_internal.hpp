@@ -107,8 +107,8 @@ struct Record {
   std::set<std::string> cut_short;
   std::map<std::string, std::string> world_after;   ///< scene -> WORLD_STATE name its tracker wrote last
   std::set<std::string> revisions_done;             ///< "<loop>#<attempt>" revisions that passed
-  std::map<std::string, nlohmann::json> media;      ///< "<shot>/<resolution>" -> last media.recorded body
-  std::map<std::string, nlohmann::json> renders;    ///< render path -> its media.recorded body (+ "seq" when read)
+  std::map<std::string, nlohmann::json> media;      ///< "<shot>/<resolution>" -> media_summary of its last
+  std::map<std::string, nlohmann::json> renders;    ///< render path -> its render_summary (+ "seq" when read)
   std::map<std::string, std::string> media_paths;   ///< "<shot>/<resolution>#<attempt>" -> its render's path
   std::map<std::string, std::vector<nlohmann::json>> shot_attempts;  ///< "<shot>/<resolution>" -> qc verdicts
   std::set<std::string> analyzer_runs;              ///< "<shot>/<resolution>#<attempt>" analyzer ran after
@@ -198,6 +198,14 @@ class RecordFold {
 /// via_escalations, reroutes, trigger; reasons of a FAIL or FIX, the next attempt's findings), not
 /// the run-log row, outputs or model, which the ledger keeps.
 nlohmann::json step_summary(const nlohmann::json& body);
+
+/// What the run keeps of a media.recorded body, whose RUN_LOG row is most of it (the ledger keeps
+/// that): in Record::media, what a grader's MEDIA input and a resumed wave read (shot_id,
+/// resolution, attempt, path, sha256, model, key, and scene_id, tier, inputs); in Record::renders,
+/// what tells a stale shot from the render it had (inputs, input_hashes). At 500 scenes the whole
+/// bodies, kept twice, were about 80 MB of a run's memory.
+nlohmann::json media_summary(const nlohmann::json& body);
+nlohmann::json render_summary(const nlohmann::json& body);
 
 /// Reads the whole record a page at a time (k_events_page events held at once).
 [[nodiscard]] Result<Record> read_record(const ledger::Ledger& ledger);

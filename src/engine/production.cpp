@@ -1460,8 +1460,8 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
       AVPS_TRY(e.m_project.ledger().commit(std::move(rendered), ledger::Sync::deferred));
       for (const auto& [key, body] : rendered_bodies) {
         core::crash_point("engine.after_media");
-        record.media[key] = body;
-        record.renders[body.value("path", "")] = body;
+        record.media[key] = media_summary(body);
+        record.renders[body.value("path", "")] = render_summary(body);
       }
     }
     // 4. QC of the wave, one verdict per shot, then the wave's QC_BATCH.

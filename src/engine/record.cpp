@@ -314,9 +314,9 @@ void RecordFold::add(const ledger::Event& e) {
     record.steps[step] = std::move(kept);
   } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
     const std::string key = render->shot_id + "/" + render->resolution;
-    record.media[key] = e.body;
-    record.renders[render->path] = e.body;
-    record.renders[render->path]["seq"] = e.seq;
+    record.media[key] = media_summary(e.body);
+    json& kept = record.renders[render->path] = render_summary(e.body);
+    kept["seq"] = e.seq;
     record.media_paths[key + "#" + std::to_string(render->attempt)] = render->path;
   } else if (e.kind == "trigger.fired") {
     json fired = e.body;
@@ -460,6 +460,28 @@ json step_summary(const json& body) {
   }
   return kept;
 }
+
+namespace {
+json kept_members(const json& body, std::initializer_list<const char*> members) {
+  json kept = json::object();
+  if (!body.is_object()) {
+    return kept;
+  }
+  for (const char* member : members) {
+    if (auto it = body.find(member); it != body.end()) {
+      kept[member] = *it;
+    }
+  }
+  return kept;
+}
+}  // namespace
+
+json media_summary(const json& body) {
+  return kept_members(
+      body, {"shot_id", "scene_id", "resolution", "attempt", "path", "sha256", "model", "tier", "key", "inputs"});
+}
+
+json render_summary(const json& body) { return kept_members(body, {"inputs", "input_hashes"}); }
 
 void note_response(Record& record, const std::string& key, int64_t seq, const json& body) {
   RecordedResponse& kept = record.responses[key];

@@ -82,6 +82,29 @@ TEST_CASE("the content cache keeps no more bytes than its budget, and always the
   CHECK(*kept == large);  // a reader holding it still has it
 }
 
+TEST_CASE("the run keeps of a render what its readers read, not the RUN_LOG row the ledger keeps", "[engine]") {
+  const json body = {{"attempt", 2},
+                     {"input_hashes", {{"SHOTLIST", "8ed2149d012c264d"}}},
+                     {"inputs", "0a6a23b618554ad7"},
+                     {"key", "ea34"},
+                     {"model", "sim-gen-low"},
+                     {"path", "media/S01_SH01_proxy_a02.png"},
+                     {"resolution", "proxy"},
+                     {"row", {{"notes", "proxy render, attempt 2"}, {"timestamp", "2026-12-06T01:09:50.002Z"}}},
+                     {"scene_id", "S01"},
+                     {"sha256", "880d"},
+                     {"shot_id", "S01_SH01"},
+                     {"tier", "gen_low"}};
+  json media = body;
+  media.erase("row");
+  media.erase("input_hashes");
+  CHECK(engine::media_summary(body) == media);
+  CHECK(engine::render_summary(body) ==
+        json{{"inputs", "0a6a23b618554ad7"}, {"input_hashes", {{"SHOTLIST", "8ed2149d012c264d"}}}});
+  // A render recorded before renders carried their identity keeps none (made from any inputs).
+  CHECK(engine::render_summary(json{{"path", "media/a.png"}}) == json::object());
+}
+
 TEST_CASE("the rows of an artifact are read in place, and an artifact without rows has none", "[engine]") {
   const json shotlist = {{"kind", "SHOTLIST"},
                          {"rows", json::array({{{"shot_id", "S01_SH01"}}, {{"shot_id", "S01_SH02"}}})}};
