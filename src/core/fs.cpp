@@ -179,10 +179,16 @@ Result<std::string> read_file(const fs::path& path) {
     }
     return io_error("cannot open", path, err);
   }
-  std::string out;
-  char buffer[65536];
+  // Read straight into a string of the file's size (a large file appended chunk by chunk was
+  // copied again at each growth); a file that grows meanwhile is read on to its end.
+  struct stat st {};
+  std::string out(::fstat(fd, &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 65536, '\0');
+  size_t filled = 0;
   for (;;) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (filled == out.size()) {
+      out.resize(out.size() * 2);
+    }
+    ssize_t n = ::read(fd, out.data() + filled, out.size() - filled);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -194,9 +200,10 @@ Result<std::string> read_file(const fs::path& path) {
     if (n == 0) {
       break;
     }
-    out.append(buffer, static_cast<size_t>(n));
+    filled += static_cast<size_t>(n);
   }
   ::close(fd);
+  out.resize(filled);
   return out;
 }
 

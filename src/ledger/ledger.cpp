@@ -571,6 +571,59 @@ Mirrors read_mirrors(const fs::path& project_dir) {
   return Mirrors{core::read_file(head_path(project_dir)), core::read_file(run_log_path(project_dir))};
 }
 
+// The run log as a reader found it before its snapshot, read only if asked (verify): opened then,
+// with its length then, and read later up to that length. The writer only appends to it or
+// replaces it by a rename, so those bytes are what a read at opening would have returned, and a
+// reader that never verifies (status, report) does not read a face that grows with the record.
+class RunLogAsOpened {
+ public:
+  explicit RunLogAsOpened(const fs::path& project_dir) : m_path(run_log_path(project_dir)) {
+    m_fd = ::open(m_path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (m_fd < 0 || ::fstat(m_fd, &st) != 0) {
+      m_failed = core::read_file(m_path);  // the error a read now gives (or the file, if it just appeared)
+      return;
+    }
+    m_size = static_cast<size_t>(st.st_size);
+  }
+  RunLogAsOpened(const RunLogAsOpened&) = delete;
+  RunLogAsOpened& operator=(const RunLogAsOpened&) = delete;
+  ~RunLogAsOpened() {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+    }
+  }
+
+  Result<std::string> read() const {
+    if (m_failed) {
+      return *m_failed;
+    }
+    std::string out(m_size, '\0');
+    size_t filled = 0;
+    while (filled < m_size) {
+      const ssize_t n = ::pread(m_fd, out.data() + filled, m_size - filled, static_cast<off_t>(filled));
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n < 0) {
+        return make_error(ErrorCode::io_error, "cannot read " + m_path.string() + ": " + std::strerror(errno));
+      }
+      if (n == 0) {
+        break;  // cut short since (an edit in place): what is there is what is compared
+      }
+      filled += static_cast<size_t>(n);
+    }
+    out.resize(filled);
+    return out;
+  }
+
+ private:
+  fs::path m_path;
+  int m_fd = -1;
+  size_t m_size = 0;
+  std::optional<Result<std::string>> m_failed;
+};
+
 Result<void> write_head(const fs::path& project_dir, const Head& head) {
   return core::write_file_atomic(head_path(project_dir), format_head(head), core::Overwrite::yes,
                                  core::Durability::durable);
@@ -785,8 +838,12 @@ struct SqliteLedger::Impl {
   mutable std::mutex mutex;  // one commit at a time; the engine calls from several threads
   Head head;
   std::string run_id;
-  int64_t run_count = 0;
-  std::optional<Mirrors> snapshot_mirrors;  // read_only: the mirrors read before the snapshot began
+  // The runs started so far, counted at the first begin_run (a scan of every event: only a run
+  // pays for it, never a reader), then kept.
+  std::optional<int64_t> run_count;
+  // read_only: the head mirror read, and the run log opened, before the snapshot began.
+  std::optional<Result<std::string>> snapshot_head;
+  std::unique_ptr<RunLogAsOpened> snapshot_run_log;
   // The writer's durability and mirrors (under `mutex`): the last event known durable, what HEAD
   // and the CSV face on disk hold (`mirrored_head` and the rows after it, not yet appended), and when
   // they were last brought up to date. A mirror write that failed is not tried again by this
@@ -903,7 +960,6 @@ struct SqliteLedger::Impl {
       head.seq = stmt.integer(0);
       head.hash = stmt.text(1);
     }
-    AVPS_TRY_ASSIGN(run_count, query_int(db, "SELECT count(*) FROM events WHERE kind = 'run.started'"));
     return ok();
   }
 
@@ -1528,7 +1584,8 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const fs::path& project_dir, OpenMo
     // A reader sees one state for its whole life: the mirrors first, then one read transaction
     // (its snapshot is taken at the first read and holds until the ledger is closed), so the
     // mirrors can only lag what it reads, and every query agrees with every other.
-    impl->snapshot_mirrors = read_mirrors(project_dir);
+    impl->snapshot_head = core::read_file(head_path(project_dir));
+    impl->snapshot_run_log = std::make_unique<RunLogAsOpened>(project_dir);
     AVPS_TRY(impl->db.open_read_only(path));
     AVPS_TRY(impl->db.exec("BEGIN; SELECT count(*) FROM sqlite_master;"));
     AVPS_TRY(impl->check_identity());
@@ -1555,8 +1612,11 @@ Result<std::string> SqliteLedger::begin_run(const std::string& command, const js
   std::string id;
   {
     std::lock_guard<std::mutex> lock(m_impl->mutex);
+    if (!m_impl->run_count) {
+      AVPS_TRY_ASSIGN(m_impl->run_count, query_int(m_impl->db, "SELECT count(*) FROM events WHERE kind = 'run.started'"));
+    }
     char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "RUN_%04lld", static_cast<long long>(m_impl->run_count + 1));
+    std::snprintf(buffer, sizeof buffer, "RUN_%04lld", static_cast<long long>(*m_impl->run_count + 1));
     id = buffer;
     m_impl->run_id = id;
   }
@@ -1565,7 +1625,7 @@ Result<std::string> SqliteLedger::begin_run(const std::string& command, const js
     m_impl->run_id.clear();
     return std::move(started).error();
   }
-  ++m_impl->run_count;
+  ++*m_impl->run_count;
   return id;
 }
 
@@ -1906,7 +1966,9 @@ std::vector<core::Violation> SqliteLedger::verify() const {
   }
 
   // The head mirror. (Of a reader, as read before its snapshot; the writer reads it now.)
-  const Mirrors mirrors = m_impl->snapshot_mirrors ? *m_impl->snapshot_mirrors : read_mirrors(dir);
+  const Mirrors mirrors = m_impl->snapshot_run_log
+                             ? Mirrors{*m_impl->snapshot_head, m_impl->snapshot_run_log->read()}
+                             : read_mirrors(dir);
   Result<std::optional<Head>> mirrored = parse_head(mirrors.head);
   if (!mirrored) {
     add("ledger.head", ".avps/HEAD", mirrored.error().message);

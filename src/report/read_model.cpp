@@ -2,13 +2,20 @@
 // (the latest SCENES and SHOTLISTs, the QC_BATCHes for their scores). No query per event.
 #include "avps/report/read_model.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 #include <variant>
 
 #include "avps/artifacts/names.hpp"
@@ -269,6 +276,10 @@ class Book {
     }
   }
 
+  /// Takes each graded attempt's scores from its wave's QC_BATCH where not taken yet: a checkpoint
+  /// is saved with them, so that a reader loads only the batches recorded after it.
+  Result<void> score_attempts() { return attach_scores(); }
+
   /// Events read() folded (after the restored checkpoint, when there is one).
   size_t events_folded() const { return m_events_folded; }
 
@@ -297,7 +308,7 @@ class Book {
       json items = json::array();
       for (const ShotAttempt& a : list) {
         items.push_back({a.resolution, a.attempt, a.verdict, a.reasons, a.scores, a.render, a.render_sha256, a.model,
-                         a.tier, a.recorded_at, a.wave, a.graded_seq});
+                         a.tier, a.recorded_at, a.wave, a.graded_seq, a.scored_from});
       }
       attempts[shot] = std::move(items);
     }
@@ -401,6 +412,7 @@ class Book {
         a.recorded_at = item.at(9).get<std::string>();
         a.wave = item.at(10).get<std::string>();
         a.graded_seq = item.at(11).get<int64_t>();
+        a.scored_from = item.at(12).get<std::string>();
         list.push_back(std::move(a));
       }
     }
@@ -929,13 +941,22 @@ class Book {
     return found == m_latest.end() ? "" : found->second.path;
   }
 
-  // The QC_BATCH row of each graded attempt: its scores.
+  // The QC_BATCH row of each graded attempt: its scores. An attempt keeps the batch they came from
+  // (saved in a checkpoint, which is written with them attached), so only the attempts whose wave
+  // has another batch since (a new grade, a new QC_BATCH) are scored again, from a fresh start:
+  // the result is that of scoring every attempt from the batches as they stand.
   Result<void> attach_scores() {
     std::map<std::string, json> loaded;  // wave -> QC_BATCH content
     for (auto& [shot, attempts] : m_attempts) {
       for (ShotAttempt& a : attempts) {
         auto batch = m_qc_batches.find(a.wave);
-        if (a.wave.empty() || batch == m_qc_batches.end()) {
+        const std::string from = a.wave.empty() || batch == m_qc_batches.end() ? "" : batch->second.name;
+        if (from == a.scored_from) {
+          continue;
+        }
+        a.scores = ShotAttempt().scores;
+        a.scored_from = from;
+        if (from.empty()) {
           continue;
         }
         auto [content, fresh] = loaded.try_emplace(a.wave);
@@ -983,6 +1004,19 @@ class Book {
     });
     order.insert(order.end(), others.begin(), others.end());
 
+    // Each scene's spend (committed and still held), as the ledger sums it over its reservation
+    // tables, from the same reservations and ends folded: no query per scene.
+    std::map<std::string, int64_t> scene_spend;
+    for (const auto& [scene, tiers] : m_by_scene_tier) {
+      for (const auto& [tier, amount] : tiers) {
+        scene_spend[scene] += amount;
+      }
+    }
+    for (const auto& [id, money] : m_held) {
+      if (!money.ended) {
+        scene_spend[money.scene_id] += money.amount;
+      }
+    }
     const project::Budget& configured = m_project.config().budget;
     for (size_t i = 0; i < order.size(); ++i) {
       SceneView row;
@@ -1033,8 +1067,8 @@ class Book {
         row.shots.push_back(std::move(shot));
       }
       row.proxy.shots = row.final.shots = static_cast<int>(shots.size());
-      AVPS_TRY_ASSIGN(ledger::Spend spend, m_project.ledger().spend(row.scene_id, ""));
-      row.spend_micro_usd = spend.total();
+      auto spent = scene_spend.find(row.scene_id);
+      row.spend_micro_usd = spent == scene_spend.end() ? 0 : spent->second;
       row.cap_micro_usd = overrides.cap(configured, "scene " + row.scene_id);
       view.scenes.push_back(std::move(row));
     }
@@ -1198,36 +1232,108 @@ Result<std::string> fold_dependencies(project::Project& project) {
   return core::sha256_hex(listed);
 }
 
+// A file opened once and read in parts (pread): every part comes from the file as opened, even if
+// a writer renames a new one over its name meanwhile (the checkpoint, of which a reader needs only
+// some sections).
+class FileParts {
+ public:
+  static Result<FileParts> open(const fs::path& path) {
+    FileParts file;
+    file.m_path = path;
+    file.m_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (file.m_fd < 0) {
+      const int err = errno;
+      return make_error(err == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
+                        "cannot open " + path.string() + ": " + std::strerror(err));
+    }
+    struct stat st {};
+    if (::fstat(file.m_fd, &st) != 0) {
+      return make_error(ErrorCode::io_error, "cannot stat " + path.string() + ": " + std::strerror(errno));
+    }
+    file.m_size = static_cast<uint64_t>(st.st_size);
+    return file;
+  }
+  FileParts(FileParts&& other) noexcept
+      : m_path(std::move(other.m_path)), m_fd(std::exchange(other.m_fd, -1)), m_size(other.m_size) {}
+  FileParts& operator=(FileParts&&) = delete;
+  FileParts(const FileParts&) = delete;
+  FileParts& operator=(const FileParts&) = delete;
+  ~FileParts() {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+    }
+  }
+
+  /// The file's length when it was opened.
+  uint64_t size() const { return m_size; }
+
+  /// Up to `length` bytes from `offset` (fewer at the end of the file).
+  Result<std::string> read(uint64_t offset, size_t length) const {
+    std::string out(length, '\0');
+    size_t filled = 0;
+    while (filled < length) {
+      const ssize_t n = ::pread(m_fd, out.data() + filled, length - filled, static_cast<off_t>(offset + filled));
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n < 0) {
+        return make_error(ErrorCode::io_error, "cannot read " + m_path.string() + ": " + std::strerror(errno));
+      }
+      if (n == 0) {
+        break;
+      }
+      filled += static_cast<size_t>(n);
+    }
+    out.resize(filled);
+    return out;
+  }
+
+ private:
+  FileParts() = default;
+  fs::path m_path;
+  int m_fd = -1;
+  uint64_t m_size = 0;
+};
+
 // A checkpoint file: its format line, then two CBOR documents, each with its length and sha256 on
 // the line (docs/formats/checkpoint.md): the fold, and the stale-shot rule's record, which a reader
-// decodes (and hashes) only when events follow the checkpoint.
+// reads (and hashes) only when events follow the checkpoint. Each section is read from the one
+// opened file by itself, so a reader with nothing to fold after it never reads the record.
 struct CheckpointFile {
-  std::string bytes;
-  std::string_view main, record;  // into bytes
+  std::optional<FileParts> file;
+  uint64_t main_offset = 0;
+  size_t main_size = 0, record_size = 0;
   std::string main_sha256, record_sha256;
 };
 
+// The longest format line a checkpoint has (the magic, a version, two sizes and two hashes).
+constexpr size_t k_checkpoint_line_max = 512;
+
 // The file's sections, or why it is not one (not checked against its hashes yet).
-std::variant<CheckpointFile, std::string> split_checkpoint(std::string bytes) {
-  CheckpointFile file;
-  file.bytes = std::move(bytes);
-  const size_t eol = file.bytes.find('\n');
-  if (eol == std::string::npos || eol > 512) {
+std::variant<CheckpointFile, std::string> split_checkpoint(FileParts opened) {
+  Result<std::string> start = opened.read(0, k_checkpoint_line_max + 1);
+  if (!start) {
+    return start.error().message;
+  }
+  const size_t eol = start->find('\n');
+  if (eol == std::string::npos || eol > k_checkpoint_line_max) {
     return std::string("no format line");
   }
-  std::istringstream line(file.bytes.substr(0, eol));
+  CheckpointFile file;
+  std::istringstream line(start->substr(0, eol));
   std::string magic;
   int version = 0;
-  size_t main_size = 0, record_size = 0;
-  line >> magic >> version >> main_size >> file.main_sha256 >> record_size >> file.record_sha256;
+  line >> magic >> version >> file.main_size >> file.main_sha256 >> file.record_size >> file.record_sha256;
   if (!line || magic != k_checkpoint_magic || version != k_checkpoint_format_version) {
     return "not a format " + std::to_string(k_checkpoint_format_version) + " checkpoint";
   }
-  if (file.bytes.size() - eol - 1 != main_size + record_size) {
+  const uint64_t sections = opened.size() - eol - 1;
+  if (file.main_size > sections || file.record_size > sections ||
+      sections != static_cast<uint64_t>(file.main_size) + file.record_size) {
     return std::string("its length is not the one its format line gives: cut short or damaged");
   }
-  file.main = std::string_view(file.bytes).substr(eol + 1, main_size);
-  file.record = std::string_view(file.bytes).substr(eol + 1 + main_size, record_size);
+  file.main_offset = eol + 1;
+  file.file.emplace(std::move(opened));
   return file;
 }
 
@@ -1247,25 +1353,27 @@ Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, c
     core::diag::debug("fold checkpoint " + path.string() + " not used (" + why + "): every event is folded");
     return std::optional<Checkpoint>{};
   };
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    return unused("none");
+  Result<FileParts> opened = FileParts::open(path);
+  if (!opened) {
+    return unused(opened.error().code == ErrorCode::not_found ? "none" : opened.error().message);
   }
-  Result<std::string> bytes = core::read_file(path);
-  if (!bytes) {
-    return unused(bytes.error().message);
-  }
-  std::variant<CheckpointFile, std::string> split = split_checkpoint(std::move(*bytes));
+  std::variant<CheckpointFile, std::string> split = split_checkpoint(std::move(*opened));
   if (const std::string* why = std::get_if<std::string>(&split)) {
     return unused(*why);
   }
   const CheckpointFile& file = std::get<CheckpointFile>(split);
-  if (core::sha256_hex(file.main) != file.main_sha256) {
+  Result<std::string> main = file.file->read(file.main_offset, file.main_size);
+  if (!main) {
+    return unused(main.error().message);
+  }
+  if (main->size() != file.main_size || core::sha256_hex(*main) != file.main_sha256) {
     return unused("its content does not match its sha256: damaged");
   }
   Checkpoint checkpoint;
   try {
-    json document = json::from_cbor(file.main);
+    json document = json::from_cbor(*main);
+    main->clear();
+    main->shrink_to_fit();
     if (document.at("avps_version").get<std::string>() != AVPS_VERSION_STRING) {
       return unused("made by avps " + document.at("avps_version").get<std::string>());
     }
@@ -1284,10 +1392,14 @@ Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, c
     checkpoint.book = std::move(document.at("book"));
     checkpoint.stale_shots = std::move(document.at("stale_shots"));
     if (events.size() > 1) {
-      if (core::sha256_hex(file.record) != file.record_sha256) {
+      Result<std::string> record = file.file->read(file.main_offset + file.main_size, file.record_size);
+      if (!record) {
+        return unused(record.error().message);
+      }
+      if (record->size() != file.record_size || core::sha256_hex(*record) != file.record_sha256) {
         return unused("its stale-shot record does not match its sha256: damaged");
       }
-      checkpoint.stale_record = json::from_cbor(file.record);
+      checkpoint.stale_record = json::from_cbor(*record);
     }
   } catch (const std::exception& e) {
     return unused(std::string("malformed: ") + e.what());
@@ -1362,6 +1474,7 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   if (written.seq == 0 || (folded.from_checkpoint && written.events_folded == 0)) {
     return written;  // nothing recorded, or the checkpoint is as of the last event already
   }
+  AVPS_TRY(folded.book->score_attempts());
   json document = {{"format_version", k_checkpoint_format_version},
                    {"avps_version", AVPS_VERSION_STRING},
                    {"dependencies", dependencies},

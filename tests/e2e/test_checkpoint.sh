@@ -42,7 +42,7 @@ cp -r "$SRC/examples/demo_short_film" "$P"
 expect_exit 0 "$AVPS" -v run "$P" --until planning
 expect_out "fold checkpoint as of event"
 [ -s "$P/$CP" ] || fail "avps run wrote no $CP"
-head -n 1 "$P/$CP" | grep -qE "^avps-fold-checkpoint 2 [0-9]+ [0-9a-f]{64} [0-9]+ [0-9a-f]{64}$" \
+head -n 1 "$P/$CP" | grep -qE "^avps-fold-checkpoint 3 [0-9]+ [0-9a-f]{64} [0-9]+ [0-9a-f]{64}$" \
   || fail "$CP does not start with its format line"
 cp "$P/$CP" "$WORK/early"
 early_seq=$(sqlite3 "file:$P/.avps/ledger.db?mode=ro" "SELECT max(seq) FROM events")
@@ -91,12 +91,17 @@ damage "$WORK/early" "$P/$CP" 1
 grep -q "not used (its stale-shot record does not match its sha256: damaged)" <<<"$(read_way "$P")" \
   || fail "a damaged stale-shot record, with events after the checkpoint: $(read_way "$P")"
 same_views "$P" "$WORK/reference" "a damaged stale-shot record"
+# With no event after it the record is neither read nor checked: a damaged one does not matter.
+damage "$WORK/full" "$P/$CP" 1
+grep -q "as of event $last_seq used: 0 events folded after it" <<<"$(read_way "$P")" \
+  || fail "a damaged stale-shot record, no event after the checkpoint: $(read_way "$P")"
+same_views "$P" "$WORK/reference" "a damaged stale-shot record it did not need"
 head -c 5000 "$WORK/full" > "$P/$CP"
 grep -q "not used (its length is not the one its format line gives" <<<"$(read_way "$P")" \
   || fail "a truncated checkpoint: $(read_way "$P")"
 same_views "$P" "$WORK/reference" "a truncated checkpoint"
 printf 'avps-fold-checkpoint 999 0 %064d 0 %064d\n' 0 0 > "$P/$CP"
-grep -q "not used (not a format 2 checkpoint)" <<<"$(read_way "$P")" || fail "another version: $(read_way "$P")"
+grep -q "not used (not a format 3 checkpoint)" <<<"$(read_way "$P")" || fail "another version: $(read_way "$P")"
 # A whole, well-formed checkpoint whose fold is malformed (what a bug would write): not used.
 python3 - "$WORK/full" "$P/$CP" <<'PY'
 import hashlib, sys

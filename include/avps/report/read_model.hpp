@@ -56,6 +56,7 @@ struct ShotAttempt {
   std::string recorded_at;  ///< the render's timestamp
   std::string wave;         ///< the QC wave that graded it ("S01/proxy#2"), "" if none or an older record
   int64_t graded_seq = 0;   ///< the step.finished that graded it last (0: not graded)
+  std::string scored_from;  ///< the QC_BATCH (its name) `scores` were taken from, "" for none yet
 };
 
 struct ShotView {
@@ -155,7 +156,7 @@ enum class Folds {
 
 /// The fold checkpoint's format version (docs/formats/checkpoint.md). Raised whenever what a fold
 /// keeps, or how it folds an event, changes: a checkpoint of another version is not used.
-inline constexpr int k_checkpoint_format_version = 2;
+inline constexpr int k_checkpoint_format_version = 3;
 
 /// .avps/fold_checkpoint of a project folder.
 std::filesystem::path checkpoint_path(const std::filesystem::path& project_dir);
