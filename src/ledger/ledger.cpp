@@ -1613,7 +1613,8 @@ Result<std::string> SqliteLedger::begin_run(const std::string& command, const js
   {
     std::lock_guard<std::mutex> lock(m_impl->mutex);
     if (!m_impl->run_count) {
-      AVPS_TRY_ASSIGN(m_impl->run_count, query_int(m_impl->db, "SELECT count(*) FROM events WHERE kind = 'run.started'"));
+      AVPS_TRY_ASSIGN(m_impl->run_count,
+                      query_int(m_impl->db, "SELECT count(*) FROM events WHERE kind = 'run.started'"));
     }
     char buffer[32];
     std::snprintf(buffer, sizeof buffer, "RUN_%04lld", static_cast<long long>(*m_impl->run_count + 1));
@@ -1966,9 +1967,8 @@ std::vector<core::Violation> SqliteLedger::verify() const {
   }
 
   // The head mirror. (Of a reader, as read before its snapshot; the writer reads it now.)
-  const Mirrors mirrors = m_impl->snapshot_run_log
-                             ? Mirrors{*m_impl->snapshot_head, m_impl->snapshot_run_log->read()}
-                             : read_mirrors(dir);
+  const Mirrors mirrors =
+      m_impl->snapshot_run_log ? Mirrors{*m_impl->snapshot_head, m_impl->snapshot_run_log->read()} : read_mirrors(dir);
   Result<std::optional<Head>> mirrored = parse_head(mirrors.head);
   if (!mirrored) {
     add("ledger.head", ".avps/HEAD", mirrored.error().message);
