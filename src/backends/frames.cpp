@@ -34,12 +34,18 @@ NotedCounts& noted_counts() {
 }
 
 // ffprobe's count of the frames of a clip's first video stream (its packets: no decoding), unless
-// the same bytes were counted already.
+// the same bytes were counted already. The clip is read and hashed only when some count was noted:
+// a replay, or a render made by the sim or ComfyUI, notes none.
 Result<long> frame_count_of(const fs::path& clip) {
+  NotedCounts& noted = noted_counts();
+  bool any_noted = false;
   {
+    std::lock_guard<std::mutex> lock(noted.mutex);
+    any_noted = !noted.by_sha256.empty();
+  }
+  if (any_noted) {
     AVPS_TRY_ASSIGN(std::string bytes, core::read_file(clip));
     const std::string sha256 = core::sha256_hex(bytes);
-    NotedCounts& noted = noted_counts();
     std::lock_guard<std::mutex> lock(noted.mutex);
     if (auto found = noted.by_sha256.find(sha256); found != noted.by_sha256.end()) {
       return found->second;

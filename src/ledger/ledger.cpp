@@ -19,6 +19,7 @@
 #include "avps/core/csv.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/core/opened_file.hpp"
 
 namespace avps::ledger {
 namespace fs = std::filesystem;
@@ -578,49 +579,19 @@ Mirrors read_mirrors(const fs::path& project_dir) {
 class RunLogAsOpened {
  public:
   explicit RunLogAsOpened(const fs::path& project_dir) : m_path(run_log_path(project_dir)) {
-    m_fd = ::open(m_path.c_str(), O_RDONLY | O_CLOEXEC);
-    struct stat st {};
-    if (m_fd < 0 || ::fstat(m_fd, &st) != 0) {
+    if (Result<core::OpenedFile> opened = core::OpenedFile::open(m_path)) {
+      m_file.emplace(std::move(*opened));
+    } else {
       m_failed = core::read_file(m_path);  // the error a read now gives (or the file, if it just appeared)
-      return;
-    }
-    m_size = static_cast<size_t>(st.st_size);
-  }
-  RunLogAsOpened(const RunLogAsOpened&) = delete;
-  RunLogAsOpened& operator=(const RunLogAsOpened&) = delete;
-  ~RunLogAsOpened() {
-    if (m_fd >= 0) {
-      ::close(m_fd);
     }
   }
 
-  Result<std::string> read() const {
-    if (m_failed) {
-      return *m_failed;
-    }
-    std::string out(m_size, '\0');
-    size_t filled = 0;
-    while (filled < m_size) {
-      const ssize_t n = ::pread(m_fd, out.data() + filled, m_size - filled, static_cast<off_t>(filled));
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n < 0) {
-        return make_error(ErrorCode::io_error, "cannot read " + m_path.string() + ": " + std::strerror(errno));
-      }
-      if (n == 0) {
-        break;  // cut short since (an edit in place): what is there is what is compared
-      }
-      filled += static_cast<size_t>(n);
-    }
-    out.resize(filled);
-    return out;
-  }
+  // What an edit in place cut short since is read as it is: what is there is what is compared.
+  Result<std::string> read() const { return m_file ? m_file->read(0, m_file->size()) : *m_failed; }
 
  private:
   fs::path m_path;
-  int m_fd = -1;
-  size_t m_size = 0;
+  std::optional<core::OpenedFile> m_file;
   std::optional<Result<std::string>> m_failed;
 };
 

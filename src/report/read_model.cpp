@@ -2,13 +2,7 @@
 // (the latest SCENES and SHOTLISTs, the QC_BATCHes for their scores). No query per event.
 #include "avps/report/read_model.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -23,6 +17,7 @@
 #include "avps/core/diag.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/core/opened_file.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/engine/plan.hpp"
 #include "avps/governance/override.hpp"
@@ -1232,75 +1227,12 @@ Result<std::string> fold_dependencies(project::Project& project) {
   return core::sha256_hex(listed);
 }
 
-// A file opened once and read in parts (pread): every part comes from the file as opened, even if
-// a writer renames a new one over its name meanwhile (the checkpoint, of which a reader needs only
-// some sections).
-class FileParts {
- public:
-  static Result<FileParts> open(const fs::path& path) {
-    FileParts file;
-    file.m_path = path;
-    file.m_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (file.m_fd < 0) {
-      const int err = errno;
-      return make_error(err == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
-                        "cannot open " + path.string() + ": " + std::strerror(err));
-    }
-    struct stat st {};
-    if (::fstat(file.m_fd, &st) != 0) {
-      return make_error(ErrorCode::io_error, "cannot stat " + path.string() + ": " + std::strerror(errno));
-    }
-    file.m_size = static_cast<uint64_t>(st.st_size);
-    return file;
-  }
-  FileParts(FileParts&& other) noexcept
-      : m_path(std::move(other.m_path)), m_fd(std::exchange(other.m_fd, -1)), m_size(other.m_size) {}
-  FileParts& operator=(FileParts&&) = delete;
-  FileParts(const FileParts&) = delete;
-  FileParts& operator=(const FileParts&) = delete;
-  ~FileParts() {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-
-  /// The file's length when it was opened.
-  uint64_t size() const { return m_size; }
-
-  /// Up to `length` bytes from `offset` (fewer at the end of the file).
-  Result<std::string> read(uint64_t offset, size_t length) const {
-    std::string out(length, '\0');
-    size_t filled = 0;
-    while (filled < length) {
-      const ssize_t n = ::pread(m_fd, out.data() + filled, length - filled, static_cast<off_t>(offset + filled));
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n < 0) {
-        return make_error(ErrorCode::io_error, "cannot read " + m_path.string() + ": " + std::strerror(errno));
-      }
-      if (n == 0) {
-        break;
-      }
-      filled += static_cast<size_t>(n);
-    }
-    out.resize(filled);
-    return out;
-  }
-
- private:
-  FileParts() = default;
-  fs::path m_path;
-  int m_fd = -1;
-  uint64_t m_size = 0;
-};
-
 // A checkpoint file: its format line, then two CBOR documents, each with its length and sha256 on
 // the line (docs/formats/checkpoint.md): the fold, and the stale-shot rule's record, which a reader
 // reads (and hashes) only when events follow the checkpoint. Each section is read from the one
 // opened file by itself, so a reader with nothing to fold after it never reads the record.
 struct CheckpointFile {
-  std::optional<FileParts> file;
+  std::optional<core::OpenedFile> file;
   uint64_t main_offset = 0;
   size_t main_size = 0, record_size = 0;
   std::string main_sha256, record_sha256;
@@ -1310,7 +1242,7 @@ struct CheckpointFile {
 constexpr size_t k_checkpoint_line_max = 512;
 
 // The file's sections, or why it is not one (not checked against its hashes yet).
-std::variant<CheckpointFile, std::string> split_checkpoint(FileParts opened) {
+std::variant<CheckpointFile, std::string> split_checkpoint(core::OpenedFile opened) {
   Result<std::string> start = opened.read(0, k_checkpoint_line_max + 1);
   if (!start) {
     return start.error().message;
@@ -1353,7 +1285,7 @@ Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, c
     core::diag::debug("fold checkpoint " + path.string() + " not used (" + why + "): every event is folded");
     return std::optional<Checkpoint>{};
   };
-  Result<FileParts> opened = FileParts::open(path);
+  Result<core::OpenedFile> opened = core::OpenedFile::open(path);
   if (!opened) {
     return unused(opened.error().code == ErrorCode::not_found ? "none" : opened.error().message);
   }
