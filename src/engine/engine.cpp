@@ -1121,6 +1121,13 @@ governance::LatestArtifact Impl::latest_json() {
   };
 }
 
+SharedLatest Impl::latest_shared() {
+  return [this](std::string_view kind, std::string_view target) -> Result<ContentCache::Content> {
+    AVPS_TRY_ASSIGN(auto loaded, latest(std::string(kind), std::string(target)));
+    return loaded ? loaded->data : nullptr;
+  };
+}
+
 // ---- steps ----------------------------------------------------------------------------------
 
 // The next version of `kind`, unless the latest version has the same content (gate included): a
@@ -2077,7 +2084,7 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
         outputs["WORLD_STATE"] = *applied;
       }
     }
-    EngineGateContext gate_context(e.m_project, latest_json(), gate_config(job.ctx), job.in.world_before);
+    EngineGateContext gate_context(e.m_project, latest_shared(), gate_config(job.ctx), job.in.world_before);
     Result<gates::GateResult> evaluated = gates::evaluate_gate_outputs(skill.raw, outputs, gate_context);
     if (!evaluated && evaluated.error().code == ErrorCode::corruption) {
       // A file the gate reads no longer matches the ledger (edited by hand during the run): not

@@ -163,23 +163,32 @@ inline constexpr size_t k_content_cache_entries = 1024;
 /// lists and a few lists of every scene's, whatever the number of scenes.
 inline constexpr size_t k_content_cache_bytes = 16 * 1024 * 1024;
 
+/// The latest recorded content of kind/target ("" target for singletons) as the engine's cache
+/// holds it, shared and never changed; null when there is none.
+using SharedLatest = std::function<Result<ContentCache::Content>(std::string_view kind, std::string_view target)>;
+
 /// The gate's view of the record, with the world state as it stood before the step's scene (the
 /// latest WORLD_STATE is a later scene's once scenes are re-derived out of order), and the
 /// configuration with the budget caps in force (Impl::gate_config: raised by `avps override`).
 class EngineGateContext : public gates::GateContext {
  public:
-  /// `latest` reads through the engine's artifact index and parsed-contents cache (Impl::latest_json):
-  /// a gate's checks read the same SHOTLIST or lock at every shot, parsed once instead of each time.
-  EngineGateContext(project::Project& project, governance::LatestArtifact latest, nlohmann::json config,
+  /// `latest` reads through the engine's artifact index and parsed-contents cache
+  /// (Impl::latest_shared): a gate's checks read the same SHOTLIST or lock at every shot, parsed
+  /// once instead of each time, and `latest_shared` hands out the cache's own content, uncopied.
+  EngineGateContext(project::Project& project, SharedLatest latest, nlohmann::json config,
                     std::optional<nlohmann::json> world_before)
       : m_project(project),
         m_latest(std::move(latest)),
         m_config(std::move(config)),
-        m_world_before(std::move(world_before)) {}
+        m_world_before(world_before ? std::make_shared<const nlohmann::json>(std::move(*world_before)) : nullptr) {}
   const nlohmann::json& config() const override { return m_config; }
   Result<std::optional<nlohmann::json>> latest(std::string_view kind, std::string_view target) const override {
+    AVPS_TRY_ASSIGN(ContentCache::Content content, latest_shared(kind, target));
+    return content ? std::optional<nlohmann::json>{*content} : std::nullopt;
+  }
+  Result<ContentCache::Content> latest_shared(std::string_view kind, std::string_view target) const override {
     if (kind == "WORLD_STATE" && m_world_before) {
-      return std::optional<nlohmann::json>{*m_world_before};
+      return m_world_before;
     }
     return m_latest(kind, target);
   }
@@ -189,9 +198,9 @@ class EngineGateContext : public gates::GateContext {
 
  private:
   gates::ProjectGateContext m_project;
-  governance::LatestArtifact m_latest;
+  SharedLatest m_latest;
   nlohmann::json m_config;
-  std::optional<nlohmann::json> m_world_before;
+  ContentCache::Content m_world_before;
 };
 
 /// Where a step stands in the walk (Impl::walk): its group (0 the project-wide phases, 1 the scene
@@ -355,6 +364,8 @@ struct Impl {
   Result<const artifacts::FaceCodec*> codec(const std::string& kind);
   /// latest() as governance reads the record (canonical JSON only).
   governance::LatestArtifact latest_json();
+  /// latest() as the gates read it: the parsed contents, shared with the cache (EngineGateContext).
+  SharedLatest latest_shared();
   /// What built-ins aggregate from the whole record, kept in step by folding only the events
   /// recorded since, a page at a time (a built-in that re-read the ledger per scene would make a
   /// step's cost grow with the project; one that kept every event, its memory).

@@ -869,11 +869,14 @@ Result<Findings> budget_caps(const json& output, const json& params, const GateC
   // Scene caps: each scene's latest COST_REPORT projection (committed spend per scene is not in
   // the BUDGET_STATUS; the budget governor holds it call by call).
   if (std::optional<int64_t> scene_cap = cap_of(config, "scene_cap_usd"); scene_cap && *scene_cap > 0) {
-    AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+    AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
     for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
       std::string id = text_member(scene, "scene_id");
-      AVPS_TRY_ASSIGN(std::optional<json> report, context.latest("COST_REPORT", id));
-      if (report && checked(id)) {
+      if (!checked(id)) {
+        continue;  // in a scene's cost loop, only that scene's report is read
+      }
+      AVPS_TRY_ASSIGN(std::shared_ptr<const json> report, context.latest_shared("COST_REPORT", id));
+      if (report) {
         Findings scene_findings;
         check_cap(scene_findings, "scene cap", *scene_cap, -1,
                   integer_member(*report, "total_projected_cost_micro_usd"), warn_pct);
@@ -892,12 +895,13 @@ Result<Findings> budget_caps(const json& output, const json& params, const GateC
                           ? config["budget"].value("shot_caps_usd", json::object())
                           : json::object();
   if ((shot_cap && *shot_cap > 0) || (raised.is_object() && !raised.empty())) {
-    AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+    AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
     for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
       if (!checked(text_member(scene, "scene_id"))) {
         continue;
       }
-      AVPS_TRY_ASSIGN(std::optional<json> report, context.latest("COST_REPORT", text_member(scene, "scene_id")));
+      AVPS_TRY_ASSIGN(std::shared_ptr<const json> report,
+                      context.latest_shared("COST_REPORT", text_member(scene, "scene_id")));
       for (const json& row : report ? array_member(*report, "shot_breakdown") : empty_array()) {
         const std::string id = text_member(row, "shot_id");
         std::optional<int64_t> cap = shot_cap;
@@ -946,7 +950,8 @@ Result<Findings> tier_quotas(const json& output, const json& params, const GateC
   // table by hero tier (DESIGN §3 defaults where the table has no row).
   std::map<std::string, std::string> tier_of = {{"A", "gen_premium"}, {"B", "gen_mid"}, {"C", "gen_low"}};
   std::map<std::string, std::string> rerouted;  // shot -> tier: the budget's re-routes (shot_tiers)
-  AVPS_TRY_ASSIGN(std::optional<json> routing, context.latest("ROUTING_DECISION", "PROJECT"));
+  // Shared, not copied: this reads every scene's SHOTLIST at each scene's budget step.
+  AVPS_TRY_ASSIGN(std::shared_ptr<const json> routing, context.latest_shared("ROUTING_DECISION", "PROJECT"));
   if (routing) {
     for (const json& row : array_member(*routing, "recommended_model_tier")) {
       if (text_member(row, "task") == "generate" && !text_member(row, "hero_tier").empty()) {
@@ -957,11 +962,12 @@ Result<Findings> tier_quotas(const json& output, const json& params, const GateC
       rerouted[text_member(row, "shot_id") + "/" + text_member(row, "hero_tier")] = text_member(row, "tier");
     }
   }
-  AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+  AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
   int64_t shots = 0;
   int64_t premium = 0;
   for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
-    AVPS_TRY_ASSIGN(std::optional<json> shotlist, context.latest("SHOTLIST", text_member(scene, "scene_id")));
+    AVPS_TRY_ASSIGN(std::shared_ptr<const json> shotlist,
+                    context.latest_shared("SHOTLIST", text_member(scene, "scene_id")));
     for (const json& shot : shotlist ? array_member(*shotlist, "rows") : empty_array()) {
       ++shots;
       auto own = rerouted.find(text_member(shot, "shot_id") + "/" + text_member(shot, "hero_tier"));

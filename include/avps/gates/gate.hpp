@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,6 +45,12 @@ class GateContext {
   /// Canonical JSON of the latest recorded artifact of kind/target ("" target for singletons);
   /// nullopt when there is none.
   virtual Result<std::optional<nlohmann::json>> latest(std::string_view kind, std::string_view target) const = 0;
+  /// latest(), shared instead of copied; null when there is none. For a check that reads many
+  /// artifacts at every step (every scene's SHOTLIST for the premium quota): a copy of each would
+  /// grow the cost of a step with the project. The default copies latest()'s answer once; a
+  /// context that keeps parsed contents (the engine's) hands out its own, which nobody changes.
+  virtual Result<std::shared_ptr<const nlohmann::json>> latest_shared(std::string_view kind,
+                                                                     std::string_view target) const;
   /// The face (file text) and file name of that latest artifact, for verbatim checks.
   struct Face {
     std::string name;
