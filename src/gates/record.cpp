@@ -14,6 +14,7 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/gates/gate.hpp"
+#include "avps/ledger/event_members.hpp"
 #include "avps/project/config.hpp"
 #include "avps/project/project.hpp"
 #include "avps/skills/registry.hpp"
@@ -68,13 +69,45 @@ class Contents {
   std::unordered_map<std::string, Content> m_cache;
 };
 
+// Face files of recorded artifacts, read and checked against their recorded hash once each: every
+// GenPack's check reads the locks of its shot (the style lock, its set's, its characters'), the
+// same few faces again and again. Bounded as Contents is.
+class Faces {
+ public:
+  explicit Faces(size_t capacity) : m_capacity(capacity) {}
+
+  Result<std::string> of(const fs::path& dir, const ledger::ArtifactRecord& r) {
+    if (auto found = m_cache.find(r.path); found != m_cache.end() && found->second.first == r.face_sha256) {
+      return found->second.second;
+    }
+    AVPS_TRY_ASSIGN(std::string text, core::read_file(dir / r.path));
+    if (core::sha256_hex(text) != r.face_sha256) {
+      return make_error(ErrorCode::corruption, r.path + " changed since the ledger recorded it");
+    }
+    if (m_cache.size() >= m_capacity) {
+      m_cache.clear();
+    }
+    m_cache[r.path] = {r.face_sha256, text};
+    return text;
+  }
+
+ private:
+  const size_t m_capacity;
+  std::unordered_map<std::string, std::pair<std::string, std::string>> m_cache;  // path -> (sha256, text)
+};
+
 // The record as a gate saw it: the artifacts recorded before event `before_seq`, and the
 // configuration with the thresholds the recorded scores say were in force.
 class AsOfContext : public GateContext {
  public:
   AsOfContext(const fs::path& dir, const std::map<std::string, std::vector<const Recorded*>>& versions,
-              Contents& contents, json config, int64_t before_seq)
-      : m_dir(dir), m_versions(versions), m_contents(contents), m_config(std::move(config)), m_before(before_seq) {}
+              Contents& contents, Faces& faces, json config, int64_t before_seq)
+      : m_dir(dir),
+        m_versions(versions),
+        m_contents(contents),
+        m_faces(faces),
+        m_config(std::move(config)),
+        m_before(before_seq) {}
 
   const json& config() const override { return m_config; }
 
@@ -92,10 +125,7 @@ class AsOfContext : public GateContext {
     if (r == nullptr) {
       return std::optional<Face>{};
     }
-    AVPS_TRY_ASSIGN(std::string text, core::read_file(m_dir / r->record.path));
-    if (core::sha256_hex(text) != r->record.face_sha256) {
-      return make_error(ErrorCode::corruption, r->record.path + " changed since the ledger recorded it");
-    }
+    AVPS_TRY_ASSIGN(std::string text, m_faces.of(m_dir, r->record));
     return std::optional<Face>{Face{r->record.name, std::move(text)}};
   }
 
@@ -117,6 +147,7 @@ class AsOfContext : public GateContext {
   const fs::path& m_dir;
   const std::map<std::string, std::vector<const Recorded*>>& m_versions;
   Contents& m_contents;
+  Faces& m_faces;
   json m_config;
   int64_t m_before;
 };
@@ -250,7 +281,7 @@ std::string first_score_difference(const json& recorded, const json& recomputed)
 class RecordCheck {
  public:
   RecordCheck(const fs::path& dir, const ledger::Ledger& ledger, const RecordCheckOptions& options)
-      : m_dir(dir), m_ledger(ledger), m_contents(ledger, options.contents_cached) {}
+      : m_dir(dir), m_ledger(ledger), m_contents(ledger, options.contents_cached), m_faces(options.contents_cached) {}
 
   std::vector<core::Violation> run() {
     project::ConfigSources sources{m_dir, project::data_dir(), {}, {}};
@@ -293,7 +324,9 @@ class RecordCheck {
   Result<void> read_record() {
     ledger::Ledger::EventQuery query;
     query.kinds = {"artifact.recorded"};
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events(query));
+    // All this check reads of them: their bodies are not parsed whole.
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events,
+                    ledger::events_with_members(m_ledger, query, {"artifact", "details"}));
     m_recorded.reserve(events.size());
     for (const ledger::Event& e : events) {
       std::optional<ledger::ArtifactRecord> record = e.artifact();
@@ -364,7 +397,7 @@ class RecordCheck {
     const json definition = recomputable_definition(skill->raw, skipped);
     const json config = config_as_recorded(m_config, definition.value("gate", json::object()),
                                            recorded.value("scores", json::object()));
-    AsOfContext context(m_dir, m_versions, m_contents, config, first->record.event_seq);
+    AsOfContext context(m_dir, m_versions, m_contents, m_faces, config, first->record.event_seq);
     // A gate read all the outputs of its step; beside a running writer the later ones may not be
     // recorded yet (a writer records them one after another). An import of some of them was judged
     // with the others as recorded before it (details.judged_with).
@@ -531,7 +564,7 @@ class RecordCheck {
       return;  // a failed GenPack is not rendered; gate.verdict checks that it says why
     }
     const Check* check = find_check("genpack_locks_verbatim");
-    AsOfContext context(m_dir, m_versions, m_contents, m_config, first_of_step(r));
+    AsOfContext context(m_dir, m_versions, m_contents, m_faces, m_config, first_of_step(r));
     Result<std::vector<Finding>> findings = (*check)(**content, json::object(), context);
     if (!findings) {
       add("genpack.locks", r.record.path, "its locks cannot be checked: " + findings.error().message);
@@ -565,6 +598,7 @@ class RecordCheck {
   const fs::path& m_dir;
   const ledger::Ledger& m_ledger;
   Contents m_contents;
+  Faces m_faces;
   json m_config;
   const skills::Registry* m_registry = nullptr;
   std::vector<Recorded> m_recorded;                                // recording order; never resized after read

@@ -1,5 +1,6 @@
 // The only file that includes <sqlite3.h>.
 #include "avps/ledger/ledger.hpp"
+#include "avps/ledger/event_members.hpp"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -785,6 +787,8 @@ class SqliteLedger final : public Ledger {
   Result<BudgetTotals> budget_totals() const override;
   Result<std::vector<Event>> events(const EventQuery& query) const override;
   using Ledger::events;
+  /// ledger::events_with_members (event_members.hpp).
+  Result<std::vector<Event>> events_with_members(const EventQuery& query, const std::vector<std::string>& members) const;
   Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq) const override;
   Result<std::optional<ArtifactRecord>> find_artifact(const std::string& name) const override;
   Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
@@ -936,8 +940,20 @@ struct SqliteLedger::Impl {
 
   Result<std::vector<Event>> read_events(int64_t after_seq, int64_t limit = -1,
                                          const std::set<std::string>& bodiless = {},
-                                         const std::set<std::string>& kinds = {}) const {
-    std::string sql = "SELECT seq, run_id, ts, kind, body, prev_hash, hash FROM events WHERE seq > ?";
+                                         const std::set<std::string>& kinds = {},
+                                         const std::vector<std::string>& members = {}) const {
+    // With `members`: json_extract with two paths or more gives a JSON array of their values (null
+    // where absent), so one member is asked for twice.
+    const size_t paths = members.empty() ? 0 : std::max<size_t>(members.size(), 2);
+    std::string sql = "SELECT seq, run_id, ts, kind, body, prev_hash, hash";
+    if (paths > 0) {
+      sql += ", CASE WHEN json_valid(body) THEN json_extract(body";
+      for (size_t i = 0; i < paths; ++i) {
+        sql += ", ?";
+      }
+      sql += ") END";
+    }
+    sql += " FROM events WHERE seq > ?";
     if (!kinds.empty()) {
       sql += " AND kind IN (";
       for (size_t i = 0; i < kinds.size(); ++i) {
@@ -951,6 +967,13 @@ struct SqliteLedger::Impl {
       return db.error("cannot read ledger events");
     }
     int column = 1;
+    for (size_t i = 0; i < paths; ++i) {
+      const std::string& member = members[std::min(i, members.size() - 1)];
+      if (member.find_first_of("\"\\") != std::string::npos) {
+        return make_error(ErrorCode::invalid_argument, "internal error: a body member named " + member);
+      }
+      stmt.bind(column++, "$.\"" + member + "\"");
+    }
     stmt.bind(column++, after_seq);
     for (const std::string& kind : kinds) {
       stmt.bind(column++, kind);
@@ -965,6 +988,14 @@ struct SqliteLedger::Impl {
       Event e = event_without_body(stmt);
       if (bodiless.count(e.kind)) {
         e.body = json::object();
+      } else if (paths > 0 && !stmt.is_null(7)) {
+        json values = json::parse(stmt.text_view(7), nullptr, /*allow_exceptions=*/false);
+        e.body = json::object();
+        for (size_t i = 0; i < members.size() && values.is_array() && i < values.size(); ++i) {
+          if (!values[i].is_null()) {
+            e.body[members[i]] = std::move(values[i]);
+          }
+        }
       } else {
         Result<json> body = core::parse_json(stmt.text_view(4), "ledger event " + std::to_string(e.seq));
         if (!body) {
@@ -1700,6 +1731,32 @@ Result<std::vector<Event>> SqliteLedger::events(const EventQuery& query) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   return m_impl->read_events(query.after_seq, query.limit > 0 ? static_cast<int64_t>(query.limit) : -1,
                              query.bodiless, query.kinds);
+}
+
+Result<std::vector<Event>> SqliteLedger::events_with_members(const EventQuery& query,
+                                                             const std::vector<std::string>& members) const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  return m_impl->read_events(query.after_seq, query.limit > 0 ? static_cast<int64_t>(query.limit) : -1,
+                             query.bodiless, query.kinds, members);
+}
+
+Result<std::vector<Event>> events_with_members(const Ledger& ledger, const Ledger::EventQuery& query,
+                                               const std::vector<std::string>& members) {
+  if (const auto* sqlite = dynamic_cast<const SqliteLedger*>(&ledger); sqlite != nullptr) {
+    return sqlite->events_with_members(query, members);
+  }
+  AVPS_TRY_ASSIGN(std::vector<Event> events, ledger.events(query));
+  for (Event& e : events) {
+    json kept = json::object();
+    for (const std::string& member : members) {
+      if (auto found = e.body.is_object() ? e.body.find(member) : e.body.end();
+          e.body.is_object() && found != e.body.end() && !found->is_null()) {
+        kept[member] = std::move(*found);
+      }
+    }
+    e.body = std::move(kept);
+  }
+  return events;
 }
 
 namespace {
