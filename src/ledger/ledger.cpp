@@ -788,7 +788,8 @@ class SqliteLedger final : public Ledger {
   Result<std::vector<Event>> events(const EventQuery& query) const override;
   using Ledger::events;
   /// ledger::events_with_members (event_members.hpp).
-  Result<std::vector<Event>> events_with_members(const EventQuery& query, const std::vector<std::string>& members) const;
+  Result<std::vector<Event>> events_with_members(const EventQuery& query,
+                                                 const std::vector<std::string>& members) const;
   Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq) const override;
   Result<std::optional<ArtifactRecord>> find_artifact(const std::string& name) const override;
   Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
