@@ -11,7 +11,6 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/json_schema.hpp"
 #include "avps/core/hash.hpp"
-#include "avps/ledger/event_members.hpp"
 #include "avps/ledger/events.hpp"
 #include "avps/project/config.hpp"
 #include "avps/project/project.hpp"
@@ -138,12 +137,10 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   page.limit = k_integrity_events_page;
   // Only the members read below (of artifact.intent, artifact.recorded and .abandoned, the row,
   // step.finished, exchange.intent and .response, media.recorded): the rest of a body is not parsed.
-  const std::vector<std::string> members = {"intent",         "name",           "row",
-                                            "artifact",       "skill",          "model",
-                                            "request_sha256", "response_sha256", "media_sha256",
-                                            "wire_request_sha256", "wire_response_sha256", "path", "sha256"};
+  page.members = {"intent", "name", "row", "artifact", "skill", "model", "request_sha256", "response_sha256",
+                  "media_sha256", "wire_request_sha256", "wire_response_sha256", "path", "sha256"};
   for (;;) {
-    Result<std::vector<ledger::Event>> events = ledger::events_with_members(ledger, page, members);
+    Result<std::vector<ledger::Event>> events = ledger.events(page);
     if (!events) {
       add("ledger.readable", ".avps/ledger.db", events.error().message);
       return out;

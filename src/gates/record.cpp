@@ -14,7 +14,6 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/gates/gate.hpp"
-#include "avps/ledger/event_members.hpp"
 #include "avps/project/config.hpp"
 #include "avps/project/project.hpp"
 #include "avps/skills/registry.hpp"
@@ -324,9 +323,8 @@ class RecordCheck {
   Result<void> read_record() {
     ledger::Ledger::EventQuery query;
     query.kinds = {"artifact.recorded"};
-    // All this check reads of them: their bodies are not parsed whole.
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events,
-                    ledger::events_with_members(m_ledger, query, {"artifact", "details"}));
+    query.members = {"artifact", "details"};  // all this check reads of them: the bodies are not parsed whole
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events(query));
     m_recorded.reserve(events.size());
     for (const ledger::Event& e : events) {
       std::optional<ledger::ArtifactRecord> record = e.artifact();

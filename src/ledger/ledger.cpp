@@ -1,6 +1,5 @@
 // The only file that includes <sqlite3.h>.
 #include "avps/ledger/ledger.hpp"
-#include "avps/ledger/event_members.hpp"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -787,9 +786,6 @@ class SqliteLedger final : public Ledger {
   Result<BudgetTotals> budget_totals() const override;
   Result<std::vector<Event>> events(const EventQuery& query) const override;
   using Ledger::events;
-  /// ledger::events_with_members (event_members.hpp).
-  Result<std::vector<Event>> events_with_members(const EventQuery& query,
-                                                 const std::vector<std::string>& members) const;
   Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq) const override;
   Result<std::optional<ArtifactRecord>> find_artifact(const std::string& name) const override;
   Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
@@ -1731,33 +1727,7 @@ Result<std::vector<Event>> Ledger::events(int64_t after_seq) const {
 Result<std::vector<Event>> SqliteLedger::events(const EventQuery& query) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   return m_impl->read_events(query.after_seq, query.limit > 0 ? static_cast<int64_t>(query.limit) : -1,
-                             query.bodiless, query.kinds);
-}
-
-Result<std::vector<Event>> SqliteLedger::events_with_members(const EventQuery& query,
-                                                             const std::vector<std::string>& members) const {
-  std::lock_guard<std::mutex> lock(m_impl->mutex);
-  return m_impl->read_events(query.after_seq, query.limit > 0 ? static_cast<int64_t>(query.limit) : -1,
-                             query.bodiless, query.kinds, members);
-}
-
-Result<std::vector<Event>> events_with_members(const Ledger& ledger, const Ledger::EventQuery& query,
-                                               const std::vector<std::string>& members) {
-  if (const auto* sqlite = dynamic_cast<const SqliteLedger*>(&ledger); sqlite != nullptr) {
-    return sqlite->events_with_members(query, members);
-  }
-  AVPS_TRY_ASSIGN(std::vector<Event> events, ledger.events(query));
-  for (Event& e : events) {
-    json kept = json::object();
-    for (const std::string& member : members) {
-      if (auto found = e.body.is_object() ? e.body.find(member) : e.body.end();
-          e.body.is_object() && found != e.body.end() && !found->is_null()) {
-        kept[member] = std::move(*found);
-      }
-    }
-    e.body = std::move(kept);
-  }
-  return events;
+                             query.bodiless, query.kinds, query.members);
 }
 
 namespace {

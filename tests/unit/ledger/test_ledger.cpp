@@ -434,6 +434,34 @@ TEST_CASE("events read page by page, or of some kinds, are the events read at on
   CHECK(some.back().kind == "run.finished");
 }
 
+TEST_CASE("events read with some members come with only those members of each body", "[ledger]") {
+  LedgerFixture f;
+  auto ledger = f.create();
+  REQUIRE(ledger->begin_run("test", {}).ok());
+  const nlohmann::json full = {{"name", "SCENES_v001.json"},
+                               {"row", {{"skill", "story-architect"}, {"n", 2}}},
+                               {"text", "a \"quoted\" line"},
+                               {"gone", nullptr},
+                               {"other", {1, 2, 3}}};
+  REQUIRE(ledger->append(ledger::EventDraft{.kind = "artifact.recorded", .body = full}).ok());
+  REQUIRE(ledger->append(ledger::EventDraft{.kind = "artifact.recorded", .body = {{"other", 1}}}).ok());
+  ledger::Ledger::EventQuery query;
+  query.kinds = {"artifact.recorded"};
+  query.members = {"name", "row", "text", "gone", "missing"};
+  const std::vector<ledger::Event> some = ledger->events(query).value();
+  REQUIRE(some.size() == 2);
+  // Each member as the whole body has it (objects and escaped strings too); null or absent ones
+  // are left out, and so is every member not asked for.
+  CHECK(some[0].body == nlohmann::json{{"name", full["name"]}, {"row", full["row"]}, {"text", full["text"]}});
+  CHECK(some[1].body == nlohmann::json::object());
+  // The hash chain is the events' own, not the cut bodies'.
+  const std::vector<ledger::Event> all = ledger->events().value();
+  CHECK(some[0].hash == all[1].hash);
+  // One member alone (SQLite's json_extract answers one path with the bare value).
+  query.members = {"row"};
+  CHECK(ledger->events(query).value()[0].body == nlohmann::json{{"row", full["row"]}});
+}
+
 TEST_CASE("a lookup the ledger keeps prepared answers each use afresh, after hits and misses", "[ledger]") {
   LedgerFixture f;
   auto ledger = f.create();
