@@ -19,13 +19,14 @@ cleanup() {
 trap cleanup EXIT
 
 # start_fake NAME [OPTION...]: a fake provider for the demo, with FAKE_ARGS and the OPTIONs
-# (--faults JSON, --job-faults JSON, ...), logging its requests to $WORK/NAME.log; sets PORT.
+# (--faults JSON, --job-faults JSON, ...), logging its requests to $WORK/NAME.log; sets PORT. The
+# fakes of a script keep their job renders in one folder (--render-cache): each is made once.
 start_fake() {
   local name=$1
   shift
   rm -f "$WORK/$name.port"
   "$FAKE" --project "$SRC/examples/demo_short_film" --port-file "$WORK/$name.port" --log "$WORK/$name.log" \
-    "${FAKE_ARGS[@]}" "$@" 2> "$WORK/$name.err" &
+    --render-cache "$WORK/fake-renders" "${FAKE_ARGS[@]}" "$@" 2> "$WORK/$name.err" &
   FAKE_PIDS+=($!)
   for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.05; done
   [ -s "$WORK/$name.port" ] || fail "the fake provider did not start: $(cat "$WORK/$name.err")"

@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
   int64_t min_poll_interval_ms = 0;
   app.add_option("--job-faults", job_faults_text, "a JSON array of job fault rules (tests/support/fake_jobs.hpp)");
   app.add_option("--min-poll-interval-ms", min_poll_interval_ms, "a job poll sooner than this is counted too early");
+  std::string render_cache;
+  app.add_option("--render-cache", render_cache, "a folder where the job APIs keep renders across fakes");
   app.add_option("--faults", faults_text, "a JSON array of fault rules (see POST /control)");
   app.add_option("--log", log_file, "one JSON line per request");
   CLI11_PARSE(app, argc, argv);
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
   }
   config.job_faults = *job_faults;
   config.min_poll_interval_ms = min_poll_interval_ms;
+  config.render_cache = render_cache;
   if (!project_dir.empty()) {
     std::filesystem::path file = std::filesystem::path(project_dir) / "avps.json";
     if (std::filesystem::exists(file)) {

@@ -4,7 +4,12 @@
 
 #include <httplib.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -552,6 +557,19 @@ struct FakeJobs::Impl {
     r.pixels = resolution == "storyboard" ? "80x34" : "128x72";
     r.duration_s = std::min(job.seconds, 2.0);
     r.seed = std::stoull(core::sha256_hex(job.body).substr(0, 12), nullptr, 16);
+    std::filesystem::path cached;
+    if (!config.render_cache.empty()) {
+      cached = std::filesystem::path(config.render_cache) /
+               core::sha256_hex(std::to_string(config.seed) + '\n' + r.model + '\n' + r.resolution + '\n' +
+                                r.pixels + '\n' + std::to_string(r.duration_s) + '\n' + job.body);
+      std::ifstream in(cached, std::ios::binary);
+      if (in) {
+        job.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        if (!job.bytes.empty()) {
+          return true;
+        }
+      }
+    }
     Result<backends::GenerationResult> made = sim->generate(r);
     if (!made) {
       res.status = 500;
@@ -559,6 +577,14 @@ struct FakeJobs::Impl {
       return false;
     }
     job.bytes = std::move(made->media_bytes);
+    if (!cached.empty()) {  // best effort: a render not kept is made again next time
+      std::error_code ec;
+      std::filesystem::create_directories(cached.parent_path(), ec);
+      std::filesystem::path part = cached;
+      part += ".part" + std::to_string(::getpid());
+      std::ofstream(part, std::ios::binary) << job.bytes;
+      std::filesystem::rename(part, cached, ec);
+    }
     return true;
   }
 

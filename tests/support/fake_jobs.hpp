@@ -21,7 +21,8 @@
 // at submit, running at its first poll, and succeeded at poll `polls_to_finish` (default 2), when
 // its output is rendered by the sim as an MP4 (an image model's job, the replicate_image or
 // fal_image body shape, as a PNG at /files/{id}.png) (deterministic in the submitted body, so a job
-// resubmitted with the same body renders the same bytes). Its output URL is on the same server.
+// resubmitted with the same body renders the same bytes; FakeJobsConfig::render_cache keeps them
+// across fakes). Its output URL is on the same server.
 //
 // Faults on demand (set_faults(), or POST /control {"job_faults": [...]}), each rule
 // {"fault": ..., "preset": optional filter, "times": n (default 1, -1 every job), "skip": n}:
@@ -59,6 +60,11 @@ struct FakeJobsConfig {
   int polls_to_finish = 2;           ///< polls until a job succeeds
   int64_t min_poll_interval_ms = 0;  ///< a poll sooner than this after the last is counted too early
   uint64_t seed = 0;
+  /// When set, a folder of renders kept by everything they are made from (the seed, the model, the
+  /// resolution, the duration, the submitted body): the fakes one test starts one after another
+  /// render each output once (the sim's ffmpeg is most of a fake's time). Written by rename, so
+  /// fakes running at once may share it.
+  std::string render_cache;
 };
 
 class FakeJobs {

@@ -2314,6 +2314,7 @@ Result<void> FakeProvider::start() {
   jobs_config.key = impl.config.keys.jobs;
   jobs_config.seed = impl.seed;
   jobs_config.min_poll_interval_ms = impl.config.min_poll_interval_ms;
+  jobs_config.render_cache = impl.config.render_cache;
   impl.jobs = std::make_unique<FakeJobs>(jobs_config);
   AVPS_TRY(impl.jobs->set_faults(impl.config.job_faults));
   FakeImagesConfig images_config;

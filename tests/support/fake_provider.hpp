@@ -78,6 +78,8 @@ struct FakeProviderConfig {
   /// The async job APIs' fault rules (fake_jobs.hpp) and the poll interval they check.
   nlohmann::json job_faults = nlohmann::json::array();
   int64_t min_poll_interval_ms = 0;
+  /// Where the job APIs keep their renders across fakes (FakeJobsConfig::render_cache; "" = none).
+  std::string render_cache;
   /// The image APIs' fault rules (fake_images.hpp).
   nlohmann::json image_faults = nlohmann::json::array();
 };
