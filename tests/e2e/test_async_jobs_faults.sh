@@ -8,7 +8,9 @@ source "$(dirname "$0")/async_jobs_lib.sh"
 
 # --- Faults: each a failed attempt the production loop handles, never a hang --------------------
 # One job of the run fails in each way: its attempt fails (no render, no QC grade), its reservation
-# is released, a run-log row says why, and the shot's next attempt renders it; the run finishes.
+# is released, a run-log row says why, and the shot's next attempt renders it (and QC grades it);
+# the run goes on. The failing job is the second, a proxy's, so each run stops after the proxies
+# and their QC (`--until shots_proxy`): the finals take the same path, which test_async_jobs runs.
 for fault in job_fails output_404 not_video never_finishes; do
   if [ "$fault" = not_video ] && ! command -v ffprobe > /dev/null; then continue; fi
   start_fake "fault_$fault" --job-faults "[{\"fault\": \"$fault\", \"skip\": 1}]"
@@ -18,7 +20,7 @@ for fault in job_fails output_404 not_video never_finishes; do
   if [ "$fault" = never_finishes ]; then max_wait=2; fi
   project "fault_$fault" "$PORT" runway "$max_wait"
   set +e
-  OUT=$(timeout 300 "$AVPS" run "$P" --jobs 4 2>&1)
+  OUT=$(timeout 300 "$AVPS" run "$P" --jobs 4 --until shots_proxy 2>&1)
   code=$?
   set -e
   [ "$code" != 124 ] || fail "$fault: the run hung"
@@ -44,7 +46,7 @@ for fault in job_fails output_404 not_video never_finishes; do
   expect_exit 0 "$AVPS" gate "$P"
 done
 # A resumed run counts the failed attempt from the record: nothing to do, nothing sent.
-expect_exit 0 "$AVPS" run "$P"
+expect_exit 0 "$AVPS" run "$P" --until shots_proxy
 expect_out "0 calls made"
 expect_exit 0 env -i PATH="$PATH" "$AVPS" replay "$P"
 expect_out "REPRODUCED RUN_0002 (DONE)"  # the run with the failed job (RUN_0001 is init)
