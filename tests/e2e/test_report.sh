@@ -187,13 +187,17 @@ c = json.load(open(sys.argv[1])); c.setdefault("sim", {})["latency_ms"] = 30; js
 PY
 "$AVPS" run "$P" --jobs 1 --report > "$WORK/run.out" 2>&1 &
 RUN_PID=$!
-# Wait until the run holds the project: a recorded report is refused then, with the way out.
+# Wait until the run holds the project, asking with a snapshot (a reader: a recorded report takes
+# the writer's lock itself, and a run starting in that moment is refused, so the wait would race it).
+held=no
 for _ in $(seq 1 200); do
-  set +e; OUT=$("$AVPS" report "$P" 2>&1); got=$?; set -e
-  [ "$got" = 4 ] && break
+  set +e; OUT=$("$AVPS" report "$P" -o "$WORK/probe.html" --no-frames 2>&1); set -e
+  case "$OUT" in *"a run is writing the project"*) held=yes; break ;; esac
   sleep 0.05
 done
-[ "$got" = 4 ] || fail "a report was recorded while a run wrote: $OUT"
+[ "$held" = yes ] || fail "the run never held the project: $(tail -5 "$WORK/run.out")"
+# Then a recorded report is refused, with the way out.
+expect_exit 4 "$AVPS" report "$P"
 expect_out "avps report $P -o FILE"
 expect_exit 0 "$AVPS" report "$P" -o "$WORK/live.html" --no-frames
 expect_out "a snapshot: a run is writing the project"
