@@ -579,11 +579,12 @@ Mirrors read_mirrors(const fs::path& project_dir) {
 // reader that never verifies (status, report) does not read a face that grows with the record.
 class RunLogAsOpened {
  public:
-  explicit RunLogAsOpened(const fs::path& project_dir) : m_path(run_log_path(project_dir)) {
-    if (Result<core::OpenedFile> opened = core::OpenedFile::open(m_path)) {
+  explicit RunLogAsOpened(const fs::path& project_dir) {
+    const fs::path path = run_log_path(project_dir);
+    if (Result<core::OpenedFile> opened = core::OpenedFile::open(path)) {
       m_file.emplace(std::move(*opened));
     } else {
-      m_failed = core::read_file(m_path);  // the error a read now gives (or the file, if it just appeared)
+      m_failed = core::read_file(path);  // the error a read now gives (or the file, if it just appeared)
     }
   }
 
@@ -591,7 +592,6 @@ class RunLogAsOpened {
   Result<std::string> read() const { return m_file ? m_file->read(0, m_file->size()) : *m_failed; }
 
  private:
-  fs::path m_path;
   std::optional<core::OpenedFile> m_file;
   std::optional<Result<std::string>> m_failed;
 };
