@@ -130,18 +130,20 @@ Result<std::optional<size_t>> required_phase(const GateOptions& options) {
   return std::optional<size_t>(found);
 }
 
-// budget.cap, and require.phase when asked, over the read model of a read-only project.
-Result<std::vector<core::Violation>> standing_rules(const GateOptions& options, std::optional<size_t> required,
+// budget.cap, from the gate's own snapshot: the budget tables (which the integrity check holds to
+// their events) and the overrides, no fold of the record.
+Result<std::vector<core::Violation>> check_caps(const GateOptions& options, const ledger::Ledger& ledger) {
+  AVPS_TRY_ASSIGN(project::Config config, project::load_config({options.dir, project::data_dir(), {}, {}}));
+  return report::check_spend(config.budget, ledger);
+}
+
+// require.phase, over the read model of a read-only project (a second snapshot: see docs/cli.md).
+Result<std::vector<core::Violation>> check_required(const GateOptions& options, size_t required,
                                                     const core::Clock& clock) {
   AVPS_TRY_ASSIGN(std::unique_ptr<project::Project> project,
                   project::Project::open(options.dir, ledger::OpenMode::read_only, {}, clock));
   AVPS_TRY_ASSIGN(report::ProjectView view, report::read_project(*project, report::Folds::record));
-  AVPS_TRY_ASSIGN(std::vector<core::Violation> out, report::check_spend(*project, view));
-  if (required) {  // (asked, and the skills load: read_project just loaded them too)
-    std::vector<core::Violation> reached = report::check_reached(view, *required);
-    out.insert(out.end(), reached.begin(), reached.end());
-  }
-  return out;
+  return report::check_reached(view, required);
 }
 
 void run_gate(const GateOptions& options, Context& ctx) {
@@ -177,12 +179,17 @@ void run_gate(const GateOptions& options, Context& ctx) {
   if (!options.require.empty() && !*required) {
     violations.push_back({"require.phase", options.dir, "not checked: the project's skills and stage graph do not load"});
   }
-  Result<std::vector<core::Violation>> standing = standing_rules(options, *required, clock);
-  if (!standing) {
-    const std::string& why = standing.error().message;
-    violations.push_back({"budget.cap", options.dir, "not checked: " + why.substr(0, why.find('\n'))});
-  } else {
-    violations.insert(violations.end(), standing->begin(), standing->end());
+  auto add_standing = [&](const char* rule, const Result<std::vector<core::Violation>>& found) {
+    if (!found) {
+      const std::string& why = found.error().message;
+      violations.push_back({rule, options.dir, "not checked: " + why.substr(0, why.find('\n'))});
+    } else {
+      violations.insert(violations.end(), found->begin(), found->end());
+    }
+  };
+  add_standing("budget.cap", check_caps(options, ledger));
+  if (*required) {
+    add_standing("require.phase", check_required(options, **required, clock));
   }
   if (!options.expect_head.empty()) {
     rules.push_back("ledger.expected_head");

@@ -782,6 +782,7 @@ class SqliteLedger final : public Ledger {
   Result<void> flush() override;
   Result<Event> reserve(const Reservation& reservation, const Caps& caps, EventDraft event) override;
   Result<Spend> spend(const std::string& scene_id, const std::string& shot_id) const override;
+  Result<std::map<std::string, Spend>> spend_per(SpendScope scope) const override;
   Result<std::vector<Reservation>> open_reservations() const override;
   Result<BudgetTotals> budget_totals() const override;
   Result<std::vector<Event>> events(const EventQuery& query) const override;
@@ -1684,6 +1685,34 @@ Result<Event> SqliteLedger::reserve(const Reservation& reservation, const Caps& 
 Result<Spend> SqliteLedger::spend(const std::string& scene_id, const std::string& shot_id) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   return m_impl->spend_of(scene_id, shot_id);
+}
+
+Result<std::map<std::string, Spend>> SqliteLedger::spend_per(SpendScope scope) const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  // The same two sums as Impl::sum_spend, grouped: committed (settled) and outstanding (open).
+  const std::string column = scope == SpendScope::scene ? "r.scene_id" : "r.shot_id";
+  const std::string committed_sql = "SELECT " + column +
+                                    ", SUM(e.settled_micro_usd) FROM reservation_ends e JOIN reservations r "
+                                    "ON r.id = e.id WHERE " + column + " != '' GROUP BY " + column;
+  const std::string outstanding_sql = "SELECT " + column +
+                                      ", SUM(r.amount_micro_usd) FROM reservations r LEFT JOIN reservation_ends e "
+                                      "ON e.id = r.id WHERE e.id IS NULL AND " + column + " != '' GROUP BY " + column;
+  std::map<std::string, Spend> out;
+  for (int pass = 0; pass < 2; ++pass) {
+    Stmt stmt(m_impl->db, pass == 0 ? committed_sql.c_str() : outstanding_sql.c_str());
+    if (!stmt.valid()) {
+      return m_impl->db.error("cannot read the budget");
+    }
+    for (;;) {
+      AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+      if (!has_row) {
+        break;
+      }
+      Spend& spend = out[stmt.text(0)];
+      (pass == 0 ? spend.committed_micro_usd : spend.outstanding_micro_usd) = stmt.integer(1);
+    }
+  }
+  return out;
 }
 
 Result<std::vector<Reservation>> SqliteLedger::open_reservations() const {

@@ -28,31 +28,25 @@ bool passes(const std::string& verdict) {
 
 }  // namespace
 
-Result<std::vector<core::Violation>> check_spend(project::Project& project, const ProjectView& view) {
+Result<std::vector<core::Violation>> check_spend(const project::Budget& configured, const ledger::Ledger& ledger) {
   std::vector<core::Violation> out;
-  const project::Budget& configured = project.config().budget;
-  AVPS_TRY_ASSIGN(governance::Overrides overrides, governance::Overrides::read(project.ledger()));
-  AVPS_TRY_ASSIGN(ledger::Spend total, project.ledger().spend("", ""));
+  AVPS_TRY_ASSIGN(governance::Overrides overrides, governance::Overrides::read(ledger));
+  AVPS_TRY_ASSIGN(ledger::Spend total, ledger.spend("", ""));
   const int64_t project_cap = overrides.cap(configured, "project").value_or(configured.project_cap_micro_usd);
   if (total.total() > project_cap) {
     out.push_back(
         over_cap("project", "project cap", total.committed_micro_usd, total.outstanding_micro_usd, project_cap));
   }
-  for (const SceneView& scene : view.scenes) {
-    if (std::optional<int64_t> cap = overrides.cap(configured, "scene " + scene.scene_id); cap) {
-      AVPS_TRY_ASSIGN(ledger::Spend spent, project.ledger().spend(scene.scene_id, ""));
-      if (spent.total() > *cap) {
-        out.push_back(
-            over_cap(scene.scene_id, "scene cap", spent.committed_micro_usd, spent.outstanding_micro_usd, *cap));
-      }
-    }
-    for (const ShotView& shot : scene.shots) {
-      if (std::optional<int64_t> cap = overrides.cap(configured, "shot " + shot.shot_id); cap) {
-        AVPS_TRY_ASSIGN(ledger::Spend spent, project.ledger().spend(scene.scene_id, shot.shot_id));
-        if (spent.total() > *cap) {
-          out.push_back(
-              over_cap(shot.shot_id, "shot cap", spent.committed_micro_usd, spent.outstanding_micro_usd, *cap));
-        }
+  // Every scene and shot that spent anything, each from one grouped sum: one that spent nothing
+  // is under any cap, whatever the plan lists.
+  for (auto [scope, label] : {std::pair{ledger::Ledger::SpendScope::scene, "scene"},
+                              std::pair{ledger::Ledger::SpendScope::shot, "shot"}}) {
+    AVPS_TRY_ASSIGN(auto spends, ledger.spend_per(scope));
+    for (const auto& [id, spent] : spends) {
+      std::optional<int64_t> cap = overrides.cap(configured, std::string(label) + " " + id);
+      if (cap && spent.total() > *cap) {
+        out.push_back(over_cap(id, std::string(label) + " cap", spent.committed_micro_usd,
+                               spent.outstanding_micro_usd, *cap));
       }
     }
   }

@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -268,6 +269,11 @@ class Ledger {
   [[nodiscard]] virtual Result<Event> reserve(const Reservation& reservation, const Caps& caps, EventDraft event) = 0;
   /// Spend against the project (scene_id and shot_id empty), a scene, or a shot.
   [[nodiscard]] virtual Result<Spend> spend(const std::string& scene_id, const std::string& shot_id) const = 0;
+  /// What spend_per() groups by.
+  enum class SpendScope { scene, shot };
+  /// The spend of every scene (or every shot) any reservation names, in one pass: its id -> spend,
+  /// each equal to spend(scene, "") (or spend("", shot)). A scope no reservation names spent nothing.
+  [[nodiscard]] virtual Result<std::map<std::string, Spend>> spend_per(SpendScope scope) const = 0;
   /// Reservations not yet ended (oldest first).
   [[nodiscard]] virtual Result<std::vector<Reservation>> open_reservations() const = 0;
   /// Sum of all reservations, and of settled and released amounts (for audits and tests).

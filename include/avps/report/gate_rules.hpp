@@ -17,12 +17,17 @@
 
 #include "avps/core/result.hpp"
 #include "avps/core/violation.hpp"
+#include "avps/ledger/ledger.hpp"
+#include "avps/project/config.hpp"
 #include "avps/report/read_model.hpp"
 
 namespace avps::report {
 
-/// budget.cap over the project, every scene of the view and every shot with a cap in force.
-[[nodiscard]] Result<std::vector<core::Violation>> check_spend(project::Project& project, const ProjectView& view);
+/// budget.cap: the project, every scene and every shot that spent anything, against the caps in
+/// force (`configured`, as raised by overrides recorded in `ledger`). Reads the ledger's budget
+/// tables and override events only (no fold of the record), so from the caller's snapshot.
+[[nodiscard]] Result<std::vector<core::Violation>> check_spend(const project::Budget& configured,
+                                                               const ledger::Ledger& ledger);
 
 /// The index in `phases` (ProjectView::phases, phases_of) of the phase `name` names: a phase's
 /// name, or the resolution of the phase that renders at it ("proxy", "final"). invalid_argument,

@@ -676,6 +676,25 @@ TEST_CASE("a scene's and a shot's spend kept by the writer stay the sums a reade
   }
   CHECK(ledger->spend("S01", "").value().total() == 150 + 500 + 350);
   CHECK(ledger->spend("", "S01_SH01").value().total() == 150 + 350);
+  // Grouped in one pass (the gate's budget.cap): every scope some reservation names, each the
+  // same sums, from the writer and from a reader.
+  for (const ledger::Ledger* l : {ledger.get(), reader.get()}) {
+    using Scope = ledger::Ledger::SpendScope;
+    const std::map<std::string, ledger::Spend> scenes = l->spend_per(Scope::scene).value();
+    const std::map<std::string, ledger::Spend> shots = l->spend_per(Scope::shot).value();
+    CHECK(scenes.size() == 2);
+    CHECK(shots.size() == 3);
+    for (const auto& [scene, shot] : std::vector<std::pair<std::string, std::string>>{
+             {"S01", ""}, {"S02", ""}, {"", "S01_SH01"}, {"", "S01_SH02"}, {"", "S02_SH01"}}) {
+      INFO(scene << " " << shot);
+      const auto& grouped = shot.empty() ? scenes : shots;
+      REQUIRE(grouped.count(shot.empty() ? scene : shot));
+      const ledger::Spend one = grouped.at(shot.empty() ? scene : shot);
+      const ledger::Spend summed = reader->spend(scene, shot).value();
+      CHECK(one.committed_micro_usd == summed.committed_micro_usd);
+      CHECK(one.outstanding_micro_usd == summed.outstanding_micro_usd);
+    }
+  }
 }
 
 TEST_CASE("the artifact index read after each head, or after an earlier one, holds every artifact once", "[ledger]") {
