@@ -2034,8 +2034,16 @@ std::vector<core::Violation> SqliteLedger::verify() const {
   }();
   if (!indexed) {
     add("ledger.readable", ".avps/ledger.db", indexed.error().message);
-  } else {
-    // Each record as one comparable string, so both directions are set look-ups, not a scan per row.
+  } else if (!std::equal(indexed->begin(), indexed->end(), from_events.begin(), from_events.end(),
+                         [](const ArtifactRecord& a, const ArtifactRecord& b) {
+                           auto fields = [](const ArtifactRecord& r) {
+                             return std::tie(r.event_seq, r.name, r.kind, r.target, r.version, r.path,
+                                             r.face_sha256, r.json_sha256, r.author, r.producer);
+                           };
+                           return fields(a) == fields(b);
+                         })) {
+    // Both lists are in event order, so an intact index equals the events row for row (above); the
+    // rows that differ are found by set look-ups, each record as one comparable string.
     auto key = [](const ArtifactRecord& r) { return r.to_json().dump() + "@" + std::to_string(r.event_seq); };
     std::set<std::string> indexed_keys;
     std::set<std::string> event_keys;
