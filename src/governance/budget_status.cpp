@@ -197,9 +197,14 @@ json budget_status_json(const BudgetStatusInput& in) {
   }
   const char* verdict = level == Level::fail ? "FAIL" : level == Level::warn ? "WARN" : "PASS";
 
+  // Only the shots that were regenerated: a shot not listed has regen_count 0. Listing every shot
+  // made each version grow with the project, and a version is written per scene (quadratic: 78 MB
+  // of BUDGET_STATUS in a 500-scene production, most of the record's artifact bytes).
   json regen = json::array();
   for (const auto& [shot, count] : in.regen_by_shot) {
-    regen.push_back({{"shot_id", shot}, {"regen_count", count}});
+    if (count > 0) {
+      regen.push_back({{"shot_id", shot}, {"regen_count", count}});
+    }
   }
   json tiers = json::array();
   for (const std::string& tier : model_tiers()) {

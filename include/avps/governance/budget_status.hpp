@@ -6,7 +6,8 @@
 //   current_spend       project committed + reserved (ledger::Ledger::spend)
 //   projected_spend     max(current, the projected total when one is given, e.g. COST_REPORT_PROJECT)
 //   percent_of_budget   current / project cap × 100, two decimals
-//   regen_count_by_shot the highest regen_count of each shot's RUN_LOG rows
+//   regen_count_by_shot the highest regen_count of each shot's RUN_LOG rows, for the shots where it is
+//                       above 0 (a shot not listed was never regenerated)
 //   tier_usage          RUN_LOG rows that are model calls (tier and model set): calls, actual cost
 //   violations          YES exactly when the verdict is FAIL
 //   enforcement         warn + require_cost_optimizer at >= warn_pct, hard_stop over a cap

@@ -127,7 +127,8 @@ TEST_CASE("A BUDGET_STATUS from the ledger counts spend per cap, calls per tier 
            {"t2", "0.250000", "", "0"},
            {"t2", "0.500000", "", "1"},
            {"gen_mid", "1.000000", "S03_SH01", "2"},
-           {"gen_mid", "1.000000", "S03_SH01", "1"}}) {
+           {"gen_mid", "1.000000", "S03_SH01", "1"},
+           {"gen_mid", "1.000000", "S03_SH02", "0"}}) {
     ledger::LogRow row;
     row.skill_name = "x";
     row.model_used = "sim-model";
@@ -157,10 +158,11 @@ TEST_CASE("A BUDGET_STATUS from the ledger counts spend per cap, calls per tier 
   CHECK(status["current_spend_micro_usd"] == 56 * k_usd);
   CHECK(status["projected_spend_micro_usd"] == 120 * k_usd);
   CHECK(status["percent_of_budget_used"] == 5.6);
+  // S03_SH02, never regenerated, is not listed.
   CHECK(status["regen_count_by_shot"] == json::array({{{"shot_id", "S03_SH01"}, {"regen_count", 2}}}));
   CHECK(status["tier_usage_breakdown"] ==
         json::array({{{"tier", "t2"}, {"calls", 2}, {"spend_micro_usd", 750'000}},
-                     {{"tier", "gen_mid"}, {"calls", 2}, {"spend_micro_usd", 2 * k_usd}}}));
+                     {{"tier", "gen_mid"}, {"calls", 3}, {"spend_micro_usd", 3 * k_usd}}}));
   CHECK(actions_of(status) == std::vector<std::string>{"warn S03"});
 
   // Written as the next version, with a face that parses back and a RUN_LOG row.
