@@ -43,7 +43,8 @@ struct Recorded {
 // read again (locks, shot lists, earlier world states) are few, so the cache stays small.
 class Contents {
  public:
-  Contents(const ledger::Ledger& ledger, size_t capacity) : m_ledger(ledger), m_capacity(capacity) {}
+  Contents(const ledger::Ledger& ledger, size_t capacity, size_t byte_budget)
+      : m_ledger(ledger), m_capacity(capacity), m_byte_budget(byte_budget) {}
 
   /// Shared, so a content a check holds outlives the cache's clearing while it reads others.
   using Content = std::shared_ptr<const json>;
@@ -52,10 +53,12 @@ class Contents {
     if (auto found = m_cache.find(r.json_sha256); found != m_cache.end()) {
       return found->second;
     }
-    if (m_cache.size() >= m_capacity) {
-      m_cache.clear();  // bounded: a season's gate must not hold every artifact at once
-    }
     AVPS_TRY_ASSIGN(std::string canonical, artifacts::read_object(m_ledger, r.json_sha256));
+    if (m_cache.size() >= m_capacity || m_bytes + canonical.size() > m_byte_budget) {
+      m_cache.clear();  // bounded: a season's gate must not hold every artifact at once
+      m_bytes = 0;
+    }
+    m_bytes += canonical.size();
     AVPS_TRY_ASSIGN(json content, core::parse_json(canonical, r.name));
     auto shared = std::make_shared<const json>(std::move(content));
     m_cache.emplace(r.json_sha256, shared);
@@ -65,6 +68,8 @@ class Contents {
  private:
   const ledger::Ledger& m_ledger;
   const size_t m_capacity;
+  const size_t m_byte_budget;
+  size_t m_bytes = 0;  // canonical bytes of what m_cache holds
   std::unordered_map<std::string, Content> m_cache;
 };
 
@@ -280,7 +285,7 @@ std::string first_score_difference(const json& recorded, const json& recomputed)
 class RecordCheck {
  public:
   RecordCheck(const fs::path& dir, const ledger::Ledger& ledger, const RecordCheckOptions& options)
-      : m_dir(dir), m_ledger(ledger), m_contents(ledger, options.contents_cached), m_faces(options.contents_cached) {}
+      : m_dir(dir), m_ledger(ledger), m_contents(ledger, options.contents_cached, options.contents_bytes_cached), m_faces(options.contents_cached) {}
 
   std::vector<core::Violation> run() {
     project::ConfigSources sources{m_dir, project::data_dir(), {}, {}};

@@ -41,6 +41,10 @@ struct RecordCheckOptions {
   /// How many parsed artifact contents are kept at once: bounded, so that a season's gate does
   /// not hold every artifact; the findings do not depend on it.
   size_t contents_cached = 4096;
+  /// And at most this many bytes of canonical JSON (a parsed tree holds several times its text):
+  /// one artifact can be large (a BUDGET_STATUS of 4,000 shots was 160 KB, and a 500-scene record
+  /// held a thousand of them).
+  size_t contents_bytes_cached = size_t{4} << 20;
 };
 std::vector<core::Violation> check_record(const std::filesystem::path& dir, const ledger::Ledger& ledger,
                                           const RecordCheckOptions& options = {});

@@ -138,6 +138,7 @@ TEST_CASE("a WORLD_STATE a step wrote must be its input world with the step's di
   film.write("WORLD_STATE", "", *applied, "world-state-tracker", "world-state-tracker/S02@a", inputs);
   CHECK(film.check().empty());
   CHECK(film.check({.contents_cached = 1}).empty());  // each of the three contents read outlives the cache
+  CHECK(film.check({.contents_bytes_cached = 1}).empty());  // and the cache bounded by bytes
 
   // The next step records a world that is not what its diff gives.
   json wrong = *applied;
@@ -147,6 +148,7 @@ TEST_CASE("a WORLD_STATE a step wrote must be its input world with the step's di
       film.write("WORLD_STATE", "", wrong, "world-state-tracker", "world-state-tracker/S02@b", inputs);
   std::vector<std::string> found = rules_about(film.check(), path);
   CHECK(rules_about(film.check({.contents_cached = 1}), path) == found);
+  CHECK(rules_about(film.check({.contents_bytes_cached = 1}), path) == found);
   REQUIRE(found.size() == 1);
   CHECK_THAT(found[0], Catch::StartsWith("world_state.chain: is not " + first_name));
   CHECK_THAT(found[0], Catch::Contains("/timeline/elapsed_time"));
