@@ -30,12 +30,14 @@ const std::vector<std::string>& record_rules() {
 
 namespace {
 
+constexpr size_t k_events_page = 2048;
+
 // An artifact as its artifact.recorded event tells it: the index row, and which step wrote it.
 struct Recorded {
   ledger::ArtifactRecord record;
   std::string step;  // "" for what no step wrote (init, import, edit)
   int attempt = 0;
-  json inputs = json::array();  // details.inputs: [{kind, names, sha256}]
+  json inputs = json::array();  // details.inputs: [{kind, names, sha256}], of a WORLD_STATE only (the one reader)
   std::string verdict_by;       // details.verdict_by: what judged it when not its skill's gate
 };
 
@@ -329,22 +331,30 @@ class RecordCheck {
     ledger::Ledger::EventQuery query;
     query.kinds = {"artifact.recorded"};
     query.members = {"artifact", "details"};  // all this check reads of them: the bodies are not parsed whole
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events(query));
-    m_recorded.reserve(events.size());
-    for (const ledger::Event& e : events) {
-      std::optional<ledger::ArtifactRecord> record = e.artifact();
-      if (!record) {
-        continue;  // an event without its artifact: ledger.* rules report it
+    query.limit = k_events_page;              // a page at a time: the events are not held, only what is kept of them
+    for (;;) {
+      AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events(query));
+      for (ledger::Event& e : events) {
+        std::optional<ledger::ArtifactRecord> record = e.artifact();
+        if (!record) {
+          continue;  // an event without its artifact: ledger.* rules report it
+        }
+        json details = e.body.is_object() && e.body.contains("details") ? std::move(e.body["details"]) : json::object();
+        Recorded r;
+        r.record = std::move(*record);
+        r.record.event_seq = e.seq;
+        r.step = core::json_text(details, "step");
+        r.attempt = static_cast<int>(core::json_int(details, "attempt"));
+        if (r.record.kind == "WORLD_STATE" && details.contains("inputs")) {
+          r.inputs = std::move(details["inputs"]);
+        }
+        r.verdict_by = core::json_text(details, "verdict_by");
+        m_recorded.push_back(std::move(r));
       }
-      const json details = e.body.is_object() ? e.body.value("details", json::object()) : json::object();
-      Recorded r;
-      r.record = std::move(*record);
-      r.record.event_seq = e.seq;
-      r.step = core::json_text(details, "step");
-      r.attempt = static_cast<int>(core::json_int(details, "attempt"));
-      r.inputs = details.value("inputs", json::array());
-      r.verdict_by = core::json_text(details, "verdict_by");
-      m_recorded.push_back(std::move(r));
+      if (events.size() < query.limit) {
+        break;
+      }
+      query.after_seq = events.back().seq;
     }
     for (const Recorded& r : m_recorded) {
       m_versions[r.record.kind + "/" + r.record.target].push_back(&r);
