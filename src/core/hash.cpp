@@ -39,22 +39,39 @@ std::string sha256_hex(std::string_view data) {
   return hex_of(digest, length);
 }
 
-std::string sha256_hex_joined(std::initializer_list<std::string_view> parts) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
+struct Sha256::Context {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md{EVP_MD_CTX_new(), &EVP_MD_CTX_free};
+};
+
+Sha256::Sha256() : m_context(std::make_unique<Context>()) {
+  if (!m_context->md || EVP_DigestInit_ex(m_context->md.get(), EVP_sha256(), nullptr) != 1) {
     digest_failed();
   }
-  for (std::string_view part : parts) {
-    if (EVP_DigestUpdate(context.get(), part.data(), part.size()) != 1) {
-      digest_failed();
-    }
+}
+
+Sha256::~Sha256() = default;
+
+void Sha256::update(std::string_view data) {
+  if (EVP_DigestUpdate(m_context->md.get(), data.data(), data.size()) != 1) {
+    digest_failed();
   }
+}
+
+std::string Sha256::hex() {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
-  if (EVP_DigestFinal_ex(context.get(), digest.data(), &length) != 1) {
+  if (EVP_DigestFinal_ex(m_context->md.get(), digest.data(), &length) != 1) {
     digest_failed();
   }
   return hex_of(digest, length);
+}
+
+std::string sha256_hex_joined(std::initializer_list<std::string_view> parts) {
+  Sha256 hash;
+  for (std::string_view part : parts) {
+    hash.update(part);
+  }
+  return hash.hex();
 }
 
 bool is_sha256_hex(std::string_view s) {

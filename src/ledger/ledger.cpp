@@ -1946,14 +1946,21 @@ std::vector<core::Violation> SqliteLedger::verify() const {
 
   // One pass over the events, none of them kept (the record can be far larger than memory
   // should be): the chain as it goes, and what the artifact index, the budget tables and the CSV
-  // face must equal, gathered for the comparisons below.
+  // face must equal, gathered for the comparisons below (the budget rows and the face as digests
+  // of their text: equal digests, equal text).
   std::string prev = k_genesis_hash;
   int64_t expected_seq = 1;
   Head last;
   std::vector<ArtifactRecord> from_events;
-  std::vector<json> reserved_by_events;
-  std::vector<json> ended_by_events;
-  std::string expected = run_log_header();  // the CSV face the events carry
+  core::Sha256 reserved_by_events;
+  core::Sha256 ended_by_events;
+  core::Sha256 expected_face;  // the CSV face the events carry
+  size_t expected_face_size = 0;
+  auto add_face = [&](std::string_view text) {
+    expected_face.update(text);
+    expected_face_size += text.size();
+  };
+  add_face(run_log_header());
   Result<void> scanned = m_impl->scan_event_parts(true, [&](Event&& e, bool hash_ok) -> Result<void> {
     // The chain: consecutive seqs, each prev_hash the previous hash, each hash recomputed.
     std::string subject = "ledger event " + std::to_string(e.seq);
@@ -1974,18 +1981,18 @@ std::vector<core::Violation> SqliteLedger::verify() const {
     if (std::optional<ArtifactRecord> a = e.artifact()) {
       from_events.push_back(std::move(*a));
     }
-    for (auto [key, list] :
+    for (auto [key, digest] :
          {std::pair{"reservation", &reserved_by_events}, std::pair{"reservation_end", &ended_by_events}}) {
       if (e.body.contains(key)) {
-        json row = e.body[key];
+        json& row = e.body[key];
         if (row.is_object()) {
           row["seq"] = e.seq;
         }
-        list->push_back(std::move(row));
+        digest->update(row.dump() + "\n");
       }
     }
     if (std::optional<LogRow> row = e.row()) {
-      expected += row_line(*row, e.hash);
+      add_face(row_line(*row, e.hash));
     }
     return ok();
   });
@@ -2067,38 +2074,51 @@ std::vector<core::Violation> SqliteLedger::verify() const {
     }
   }
 
-  // Reservations and their ends must be exactly those the events vouch for.
-  auto table_rows = [&](const char* sql) -> std::vector<json> {
-    std::vector<json> rows;
+  // Reservations and their ends must be exactly those the events vouch for: each row as the same
+  // JSON text (parsed and dumped, so key order is nlohmann's on both sides), in event order.
+  auto table_rows = [&](const char* sql) -> std::string {
+    core::Sha256 rows;
     Stmt stmt(m_impl->db, sql);
     while (stmt.valid()) {
       Result<bool> has_row = stmt.step();
       if (!has_row || !*has_row) {
         break;
       }
-      rows.push_back(json::parse(stmt.text(0)));
+      rows.update(json::parse(stmt.text(0)).dump() + "\n");
     }
-    return rows;
+    return rows.hex();
   };
-  std::vector<json> reserved = table_rows(
+  const std::string reserved = table_rows(
       "SELECT json_object('id', id, 'scene_id', scene_id, 'shot_id', shot_id, 'amount_micro_usd', amount_micro_usd, "
       "'purpose', purpose, 'seq', event_seq) FROM reservations ORDER BY event_seq");
-  std::vector<json> ended = table_rows(
+  const std::string ended = table_rows(
       "SELECT json_object('id', id, 'settled_micro_usd', settled_micro_usd, 'released_micro_usd', released_micro_usd, "
       "'provider_cost_micro_usd', provider_cost_micro_usd, 'how', how, 'seq', event_seq) FROM reservation_ends "
       "ORDER BY event_seq");
-  if (reserved != reserved_by_events) {
+  if (reserved != reserved_by_events.hex()) {
     add("ledger.budget", ".avps/ledger.db", "the reservations table differs from the budget.reserved events (edited)");
   }
-  if (ended != ended_by_events) {
+  if (ended != ended_by_events.hex()) {
     add("ledger.budget", ".avps/ledger.db", "the reservation ends differ from the events that ended them (edited)");
   }
 
-  // The CSV face must be exactly the rows the events carry (`expected`, made in the pass above).
+  // The CSV face must be exactly the rows the events carry (`expected_face`, hashed in the pass
+  // above). Only when it is not is the expected text made, in a second pass, to say where.
   const Result<std::string>& actual = mirrors.run_log;
   if (!actual) {
     add("run_log.face", k_run_log_relative, actual.error().message);
-  } else if (*actual != expected) {
+  } else if (actual->size() != expected_face_size || core::sha256_hex(*actual) != expected_face.hex()) {
+    std::string expected = run_log_header();
+    Result<void> rescanned = m_impl->scan_event_parts(false, [&](Event&& e, bool) -> Result<void> {
+      if (std::optional<LogRow> row = e.row()) {
+        expected += row_line(*row, e.hash);
+      }
+      return ok();
+    });
+    if (!rescanned) {
+      add("ledger.readable", ".avps/ledger.db", rescanned.error().message);
+      return out;
+    }
     Result<std::vector<core::CsvRecord>> want = core::csv_parse(expected);
     Result<std::vector<core::CsvRecord>> have = core::csv_parse(*actual);
     std::string detail = "does not match the ledger";

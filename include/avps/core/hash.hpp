@@ -3,6 +3,7 @@
 // chain and content-addressed object names. And base64, the other encoding OpenSSL gives us.
 
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,23 @@ namespace avps::core {
 std::string sha256_hex(std::string_view data);
 /// Lower-case hex SHA-256 of the concatenation of `parts`, without building it.
 std::string sha256_hex_joined(std::initializer_list<std::string_view> parts);
+
+/// SHA-256 of data given in pieces (a stream compared without holding it). Not thread-safe: one
+/// owner at a time.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(std::string_view data);
+  /// The hex digest of everything given so far; the object is spent after it.
+  std::string hex();
+
+ private:
+  struct Context;
+  std::unique_ptr<Context> m_context;
+};
 
 /// True if `s` looks like a sha256_hex() value.
 bool is_sha256_hex(std::string_view s);
