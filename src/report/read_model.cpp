@@ -9,10 +9,13 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
+#include <tuple>
 #include <utility>
 #include <variant>
 
 #include "avps/artifacts/names.hpp"
+#include "avps/core/byte_codec.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/diag.hpp"
 #include "avps/core/fs.hpp"
@@ -188,7 +191,6 @@ struct HeldMoney {
   std::string scene_id, shot_id;
   int64_t amount = 0;
   std::string model, tier;
-  bool ended = false;
 };
 
 // A point of the spend chart: the money committed and held after an event.
@@ -202,36 +204,59 @@ struct SpendPoint {
 };
 
 // An artifact record as a fold checkpoint keeps it (every field, the event that vouches for it too).
-json saved_artifact(const ledger::ArtifactRecord& r) {
-  return {r.name, r.kind, r.target, r.version, r.path, r.face_sha256, r.json_sha256, r.author, r.producer, r.event_seq};
-}
-ledger::ArtifactRecord restored_artifact(const json& item) {
-  ledger::ArtifactRecord r;
-  r.name = item.at(0).get<std::string>();
-  r.kind = item.at(1).get<std::string>();
-  r.target = item.at(2).get<std::string>();
-  r.version = item.at(3).get<int>();
-  r.path = item.at(4).get<std::string>();
-  r.face_sha256 = item.at(5).get<std::string>();
-  r.json_sha256 = item.at(6).get<std::string>();
-  r.author = item.at(7).get<std::string>();
-  r.producer = item.at(8).get<std::string>();
-  r.event_seq = item.at(9).get<int64_t>();
-  return r;
-}
-json saved_artifacts(const std::map<std::string, ledger::ArtifactRecord>& records) {
-  json out = json::object();
-  for (const auto& [key, record] : records) {
-    out[key] = saved_artifact(record);
+void save_artifacts(core::ByteWriter& out, const std::map<std::string, ledger::ArtifactRecord>& records) {
+  out.u64(records.size());
+  for (const auto& [key, r] : records) {
+    out.text(key);
+    for (const std::string* text : {&r.name, &r.kind, &r.target}) {
+      out.text(*text);
+    }
+    out.i64(r.version);
+    for (const std::string* text : {&r.path, &r.face_sha256, &r.json_sha256, &r.author, &r.producer}) {
+      out.text(*text);
+    }
+    out.i64(r.event_seq);
   }
-  return out;
 }
-std::map<std::string, ledger::ArtifactRecord> restored_artifacts(const json& saved) {
-  std::map<std::string, ledger::ArtifactRecord> out;
-  for (const auto& [key, item] : saved.items()) {
-    out.emplace(key, restored_artifact(item));
+void restore_artifacts(core::ByteReader& in, std::map<std::string, ledger::ArtifactRecord>& records) {
+  for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+    std::string key = in.text();
+    ledger::ArtifactRecord& r = records.emplace_hint(records.end(), std::move(key), ledger::ArtifactRecord{})->second;
+    for (std::string* text : {&r.name, &r.kind, &r.target}) {
+      *text = in.text();
+    }
+    r.version = static_cast<int>(in.i64());
+    for (std::string* text : {&r.path, &r.face_sha256, &r.json_sha256, &r.author, &r.producer}) {
+      *text = in.text();
+    }
+    r.event_seq = in.i64();
   }
-  return out;
+}
+void save_texts(core::ByteWriter& out, const std::map<std::string, std::string>& texts) {
+  out.u64(texts.size());
+  for (const auto& [key, value] : texts) {
+    out.text(key);
+    out.text(value);
+  }
+}
+void restore_texts(core::ByteReader& in, std::map<std::string, std::string>& texts) {
+  for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+    std::string key = in.text();
+    texts.emplace_hint(texts.end(), std::move(key), in.text());
+  }
+}
+void save_amounts(core::ByteWriter& out, const std::map<std::string, int64_t>& amounts) {
+  out.u64(amounts.size());
+  for (const auto& [key, amount] : amounts) {
+    out.text(key);
+    out.i64(amount);
+  }
+}
+void restore_amounts(core::ByteReader& in, std::map<std::string, int64_t>& amounts) {
+  for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+    std::string key = in.text();
+    amounts.emplace_hint(amounts.end(), std::move(key), in.i64());
+  }
 }
 
 // What the events say, gathered in one pass.
@@ -278,192 +303,258 @@ class Book {
   /// Events read() folded (after the restored checkpoint, when there is one).
   size_t events_folded() const { return m_events_folded; }
 
-  // The fold's whole state (a fold checkpoint's "book", docs/formats/checkpoint.md): restore()
-  // on a Book of the same stage graph goes on as this one would. No reader-side state (m_stale,
-  // set by finish) is kept.
-  json save() const {
-    json steps = json::object();
+  // The fold's whole state (a fold checkpoint's book, docs/formats/checkpoint.md), in the flat
+  // binary encoding of core::ByteWriter: restore() on a Book of the same stage graph goes on as
+  // this one would, and builds its members straight from the bytes (no document tree between).
+  // No reader-side state (m_stale, set by finish) is kept. The order of the members is the
+  // format: restore() reads them in the same order.
+  void save(core::ByteWriter& out) const {
+    out.json(m_overrides.save());
+    out.json(m_stops.save());
+    out.i64(m_last.seq);
+    out.text(m_last.hash);
+    out.text(m_last.ts);
+    out.u64(m_steps.size());
     for (const auto& [who, body] : m_steps) {
-      steps[who] = body;
+      out.text(who);
+      out.json(body);
     }
-    json project_skills = json::array();
+    out.u64(m_project_skills.size());
     for (const ProjectSkillView& skill : m_project_skills) {
-      json last = json::array();
+      out.text(skill.skill);
+      out.u64(skill.last.size());
       for (const auto& [entity, body] : skill.last) {
-        last.push_back({entity, body});
+        out.text(entity);
+        out.json(body);
       }
-      project_skills.push_back({skill.skill, last});
     }
-    json scenes = json::object();
+    out.u64(m_scenes.size());
     for (const auto& [scene, state] : m_scenes) {
-      scenes[scene] = {state.phase, state.verdicts};
+      out.text(scene);
+      out.i64(state.phase);
+      save_texts(out, state.verdicts);
     }
-    json attempts = json::object();
+    out.u64(m_attempts.size());
     for (const auto& [shot, list] : m_attempts) {
-      json items = json::array();
+      out.text(shot);
+      out.u64(list.size());
       for (const ShotAttempt& a : list) {
-        items.push_back({a.resolution, a.attempt, a.verdict, a.reasons, a.scores, a.render, a.render_sha256, a.model,
-                         a.tier, a.recorded_at, a.wave, a.graded_seq, a.scored_from});
+        out.text(a.resolution);
+        out.i64(a.attempt);
+        out.text(a.verdict);
+        out.u64(a.reasons.size());
+        for (const std::string& reason : a.reasons) {
+          out.text(reason);
+        }
+        out.json(a.scores);
+        out.text(a.render);
+        out.text(a.render_sha256);
+        out.text(a.model);
+        out.text(a.tier);
+        out.text(a.recorded_at);
+        out.text(a.wave);
+        out.i64(a.graded_seq);
+        out.text(a.scored_from);
       }
-      attempts[shot] = std::move(items);
     }
-    json shotlists = json::object();
+    out.u64(m_waves_written.size());
+    for (const std::string& wave : m_waves_written) {
+      out.text(wave);
+    }
+    save_artifacts(out, m_qc_batches);
+    save_texts(out, m_accepted);
+    save_artifacts(out, m_latest);
+    out.u64(m_shotlists.size());
     for (const auto& [file, rows] : m_shotlists) {
-      json items = json::array();
+      out.text(file);
+      out.u64(rows.size());
       for (const ShotRow& row : rows) {
-        items.push_back({row.shot_id, row.planned_s});
+        out.text(row.shot_id);
+        out.f64(row.planned_s);
       }
-      shotlists[file] = std::move(items);
     }
-    // A reservation once ended is read again only to be skipped (add_end): its id is enough.
-    json held = json::object();
-    json ended = json::array();
+    // Only reservations still held: an ended one leaves the fold (add_end).
+    out.u64(m_held.size());
     for (const auto& [id, money] : m_held) {
-      if (money.ended) {
-        ended.push_back(id);
-      } else {
-        held[id] = {money.scene_id, money.shot_id, money.amount, money.model, money.tier};
-      }
+      out.text(id);
+      out.text(money.scene_id);
+      out.text(money.shot_id);
+      out.i64(money.amount);
+      out.text(money.model);
+      out.text(money.tier);
     }
-    json models = json::object();
+    out.u64(m_by_scene_tier.size());
+    for (const auto& [scene, tiers] : m_by_scene_tier) {
+      out.text(scene);
+      save_amounts(out, tiers);
+    }
+    out.u64(m_models.size());
     for (const auto& [model, use] : m_models) {
-      models[model] = {use.tier, use.calls, use.input_tokens, use.output_tokens, use.micro_usd};
+      out.text(model);
+      out.text(use.tier);
+      out.i64(use.calls);
+      out.i64(use.input_tokens);
+      out.i64(use.output_tokens);
+      out.i64(use.micro_usd);
     }
-    json series = {
-        {"seq", json::array()}, {"ts", json::array()}, {"committed", json::array()}, {"reserved", json::array()}};
+    save_amounts(out, m_shot_spend);
+    out.i64(m_committed);
+    out.i64(m_reserved);
+    out.u64(m_series.size());
     for (const SpendPoint& point : m_series) {
-      series["seq"].push_back(point.seq);
-      series["ts"].push_back(point.ts);
-      series["committed"].push_back(point.committed);
-      series["reserved"].push_back(point.reserved);
+      out.i64(point.seq);
+      out.text(point.ts);
+      out.i64(point.committed);
+      out.i64(point.reserved);
     }
-    return {{"overrides", m_overrides.save()},
-            {"stops", m_stops.save()},
-            {"last", {m_last.seq, m_last.hash, m_last.ts}},
-            {"steps", std::move(steps)},
-            {"project_skills", std::move(project_skills)},
-            {"scenes", std::move(scenes)},
-            {"attempts", std::move(attempts)},
-            {"waves_written", m_waves_written},
-            {"qc_batches", saved_artifacts(m_qc_batches)},
-            {"accepted", m_accepted},
-            {"latest", saved_artifacts(m_latest)},
-            {"shotlists", std::move(shotlists)},
-            {"held", std::move(held)},
-            {"ended", std::move(ended)},
-            {"by_scene_tier", m_by_scene_tier},
-            {"models", std::move(models)},
-            {"shot_spend", m_shot_spend},
-            {"committed", m_committed},
-            {"reserved", m_reserved},
-            {"series", std::move(series)},
-            {"cap_raises", m_cap_raises},
-            {"loops", m_loops},
-            {"runs", m_runs},
-            {"jobs", m_jobs},
-            {"usage",
-             {m_usage.calls, m_usage.failed, m_usage.retries, m_usage.input_tokens, m_usage.output_tokens,
-              m_usage.renders, m_usage.seconds_rendered}}};
+    out.json(m_cap_raises);
+    out.json(m_loops);
+    out.json(m_runs);
+    out.u64(m_jobs.size());
+    for (const auto& [key, job] : m_jobs) {
+      out.text(key);
+      out.json(job);
+    }
+    for (int64_t n : {m_usage.calls, m_usage.failed, m_usage.retries, m_usage.input_tokens, m_usage.output_tokens,
+                      m_usage.renders}) {
+      out.i64(n);
+    }
+    out.f64(m_usage.seconds_rendered);
   }
 
-  // Takes over a saved fold (save() of a Book of the same stage graph); throws
-  // an exception on anything save() did not make.
-  void restore(const json& saved) {
-    m_overrides = governance::Overrides::restore(saved.at("overrides"));
-    m_stops = governance::HardStopFold::restore(saved.at("stops"));
-    const json& last = saved.at("last");
-    m_last = {last.at(0).get<int64_t>(), last.at(1).get<std::string>(), last.at(2).get<std::string>()};
-    for (const auto& [who, body] : saved.at("steps").items()) {
-      m_steps.emplace(who, body);
+  // Takes over a saved fold (save() of a Book of the same stage graph). False, the Book then to be
+  // thrown away, on bytes save() did not make (cut short, or a value out of range); the folds of
+  // other modules throw nlohmann::json::exception on theirs.
+  bool restore(core::ByteReader& in) {
+    m_overrides = governance::Overrides::restore(in.json());
+    m_stops = governance::HardStopFold::restore(in.json());
+    m_last.seq = in.i64();
+    m_last.hash = in.text();
+    m_last.ts = in.text();
+    for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+      std::string who = in.text();
+      m_steps.emplace_hint(m_steps.end(), std::move(who), in.json());
     }
-    for (const json& item : saved.at("project_skills")) {
-      ProjectSkillView skill{item.at(0).get<std::string>(), {}, {}};
-      for (const json& entry : item.at(1)) {
-        skill.last.emplace_back(entry.at(0).get<std::string>(), entry.at(1));
-      }
-      m_project_skills.push_back(std::move(skill));
-    }
-    for (const auto& [scene, state] : saved.at("scenes").items()) {
-      SceneState& restored = m_scenes[scene];
-      restored.phase = state.at(0).get<int>();
-      state.at(1).get_to(restored.verdicts);
-      if (restored.phase >= static_cast<int>(m_table.phases().size())) {
-        throw std::runtime_error("a scene phase beyond the stage graph's");
+    m_project_skills.resize(in.count());
+    for (ProjectSkillView& skill : m_project_skills) {
+      skill.skill = in.text();
+      skill.last.resize(in.count());
+      for (auto& [entity, body] : skill.last) {
+        entity = in.text();
+        body = in.json();
       }
     }
-    for (const auto& [shot, items] : saved.at("attempts").items()) {
-      std::vector<ShotAttempt>& list = m_attempts[shot];
-      for (const json& item : items) {
-        ShotAttempt a;
-        a.resolution = item.at(0).get<std::string>();
-        a.attempt = item.at(1).get<int>();
-        a.verdict = item.at(2).get<std::string>();
-        item.at(3).get_to(a.reasons);
-        a.scores = item.at(4);
-        a.render = item.at(5).get<std::string>();
-        a.render_sha256 = item.at(6).get<std::string>();
-        a.model = item.at(7).get<std::string>();
-        a.tier = item.at(8).get<std::string>();
-        a.recorded_at = item.at(9).get<std::string>();
-        a.wave = item.at(10).get<std::string>();
-        a.graded_seq = item.at(11).get<int64_t>();
-        a.scored_from = item.at(12).get<std::string>();
-        list.push_back(std::move(a));
+    const int phases = static_cast<int>(m_table.phases().size());
+    for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+      std::string scene = in.text();
+      SceneState& state = m_scenes.emplace_hint(m_scenes.end(), std::move(scene), SceneState{})->second;
+      state.phase = static_cast<int>(in.i64());
+      if (state.phase < -1 || state.phase >= phases) {
+        in.fail();  // a scene phase beyond the stage graph's
+      }
+      restore_texts(in, state.verdicts);
+    }
+    for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+      std::string shot = in.text();
+      std::vector<ShotAttempt>& list = m_attempts.emplace_hint(m_attempts.end(), std::move(shot), std::vector<ShotAttempt>())->second;
+      list.resize(in.count());
+      for (ShotAttempt& a : list) {
+        a.resolution = in.text();
+        a.attempt = static_cast<int>(in.i64());
+        a.verdict = in.text();
+        a.reasons.resize(in.count());
+        for (std::string& reason : a.reasons) {
+          reason = in.text();
+        }
+        a.scores = in.json();
+        a.render = in.text();
+        a.render_sha256 = in.text();
+        a.model = in.text();
+        a.tier = in.text();
+        a.recorded_at = in.text();
+        a.wave = in.text();
+        a.graded_seq = in.i64();
+        a.scored_from = in.text();
       }
     }
-    saved.at("waves_written").get_to(m_waves_written);
-    m_qc_batches = restored_artifacts(saved.at("qc_batches"));
-    saved.at("accepted").get_to(m_accepted);
-    m_latest = restored_artifacts(saved.at("latest"));
-    for (const auto& [file, items] : saved.at("shotlists").items()) {
-      std::vector<ShotRow>& rows = m_shotlists[file];
-      for (const json& item : items) {
-        rows.push_back(ShotRow{item.at(0).get<std::string>(), item.at(1).get<double>()});
+    for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+      m_waves_written.emplace_hint(m_waves_written.end(), in.text());
+    }
+    restore_artifacts(in, m_qc_batches);
+    restore_texts(in, m_accepted);
+    restore_artifacts(in, m_latest);
+    for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+      std::string file = in.text();
+      std::vector<ShotRow>& rows = m_shotlists.emplace_hint(m_shotlists.end(), std::move(file), std::vector<ShotRow>())->second;
+      rows.resize(in.count());
+      for (ShotRow& row : rows) {
+        row.shot_id = in.text();
+        row.planned_s = in.f64();
       }
     }
-    for (const auto& [id, item] : saved.at("held").items()) {
-      m_held[id] = HeldMoney{item.at(0).get<std::string>(), item.at(1).get<std::string>(), item.at(2).get<int64_t>(),
-                             item.at(3).get<std::string>(), item.at(4).get<std::string>(), false};
+    for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+      std::string id = in.text();
+      HeldMoney& money = m_held.emplace_hint(m_held.end(), std::move(id), HeldMoney{})->second;
+      money.scene_id = in.text();
+      money.shot_id = in.text();
+      money.amount = in.i64();
+      money.model = in.text();
+      money.tier = in.text();
     }
-    for (const json& id : saved.at("ended")) {
-      m_held[id.get<std::string>()].ended = true;
+    for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+      std::string scene = in.text();
+      restore_amounts(in, m_by_scene_tier.emplace_hint(m_by_scene_tier.end(), std::move(scene), std::map<std::string, int64_t>())->second);
     }
-    saved.at("by_scene_tier").get_to(m_by_scene_tier);
-    for (const auto& [model, item] : saved.at("models").items()) {
-      m_models[model] = ModelUse{item.at(0).get<std::string>(), item.at(1).get<int64_t>(), item.at(2).get<int64_t>(),
-                                 item.at(3).get<int64_t>(), item.at(4).get<int64_t>()};
+    for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+      std::string model = in.text();
+      ModelUse& use = m_models.emplace_hint(m_models.end(), std::move(model), ModelUse{})->second;
+      use.tier = in.text();
+      use.calls = in.i64();
+      use.input_tokens = in.i64();
+      use.output_tokens = in.i64();
+      use.micro_usd = in.i64();
     }
-    saved.at("shot_spend").get_to(m_shot_spend);
-    m_committed = saved.at("committed").get<int64_t>();
-    m_reserved = saved.at("reserved").get<int64_t>();
-    const json& series = saved.at("series");
-    const json& seqs = series.at("seq");
-    const json& stamps = series.at("ts");
-    const json& committed = series.at("committed");
-    const json& reserved = series.at("reserved");
-    m_series.reserve(seqs.size());
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      m_series.push_back(SpendPoint{seqs.at(i).get<int64_t>(), stamps.at(i).get<std::string>(),
-                                    committed.at(i).get<int64_t>(), reserved.at(i).get<int64_t>()});
+    restore_amounts(in, m_shot_spend);
+    m_committed = in.i64();
+    m_reserved = in.i64();
+    m_series.resize(in.count());
+    for (SpendPoint& point : m_series) {
+      point.seq = in.i64();
+      point.ts = in.text();
+      point.committed = in.i64();
+      point.reserved = in.i64();
     }
-    m_cap_raises = saved.at("cap_raises");
-    m_loops = saved.at("loops");
-    m_runs = saved.at("runs");
-    saved.at("jobs").get_to(m_jobs);
-    const json& usage = saved.at("usage");
-    m_usage = Usage{usage.at(0).get<int64_t>(), usage.at(1).get<int64_t>(), usage.at(2).get<int64_t>(),
-                    usage.at(3).get<int64_t>(), usage.at(4).get<int64_t>(), usage.at(5).get<int64_t>(),
-                    usage.at(6).get<double>()};
+    m_cap_raises = in.json();
+    m_loops = in.json();
+    m_runs = in.json();
+    for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+      std::string key = in.text();
+      m_jobs.emplace_hint(m_jobs.end(), std::move(key), in.json());
+    }
+    for (int64_t* n : {&m_usage.calls, &m_usage.failed, &m_usage.retries, &m_usage.input_tokens,
+                       &m_usage.output_tokens, &m_usage.renders}) {
+      *n = in.i64();
+    }
+    m_usage.seconds_rendered = in.f64();
     if (!m_cap_raises.is_array() || !m_loops.is_array() || !m_runs.is_array()) {
-      throw std::runtime_error("cap_raises, loops and runs are not arrays");
+      in.fail();
     }
+    return in.ok();
   }
-
   struct Last {
     int64_t seq = 0;
     std::string hash, ts;
   };
   const Last& last() const { return m_last; }
+  /// The project's spend as folded: the settled amounts of ended reservations, and the amounts of
+  /// those still held. The ledger's own sums over its reservation tables (Ledger::spend), whose
+  /// rows are those of the same events, without a scan of them.
+  ledger::Spend spend() const {
+    ledger::Spend out;
+    out.committed_micro_usd = m_committed;
+    out.outstanding_micro_usd = m_reserved;
+    return out;
+  }
   /// What the events the rules of other modules read say, folded as they passed (see read): the
   /// decisions people recorded, the hard stops, and what the engine's stale-shot rule reads.
   const governance::Overrides& overrides() const { return m_overrides; }
@@ -787,16 +878,18 @@ class Book {
 
   // Any event that ends a reservation: what it committed goes to the reservation's scene, shot,
   // tier and model (the ledger's own rule: committed = the settled amounts of ended reservations).
+  // The reservation then leaves the fold: the ledger ends each at most once and never reuses an
+  // id (both are primary keys of its reservation tables), so no later event names it to any effect.
   void add_end(const ledger::Event& e, const json& end) {
     auto held = m_held.find(core::json_text(end, "id"));
-    if (held == m_held.end() || held->second.ended) {
+    if (held == m_held.end()) {
       return;
     }
-    held->second.ended = true;
+    const HeldMoney money = std::move(held->second);
+    m_held.erase(held);
     const int64_t settled = core::json_int(end, "settled_micro_usd");
-    m_reserved -= held->second.amount;
+    m_reserved -= money.amount;
     m_committed += settled;
-    const HeldMoney& money = held->second;
     const std::string scene = money.scene_id.empty() ? "(project)" : money.scene_id;
     const std::string tier = money.tier.empty() ? "(unsent)" : money.tier;
     m_by_scene_tier[scene][tier] += settled;
@@ -1008,9 +1101,7 @@ class Book {
       }
     }
     for (const auto& [id, money] : m_held) {
-      if (!money.ended) {
-        scene_spend[money.scene_id] += money.amount;
-      }
+      scene_spend[money.scene_id] += money.amount;
     }
     const project::Budget& configured = m_project.config().budget;
     for (size_t i = 0; i < order.size(); ++i) {
@@ -1269,10 +1360,13 @@ std::variant<CheckpointFile, std::string> split_checkpoint(core::OpenedFile open
   return file;
 }
 
-// A checkpoint that still matches the record and what the folds depend on.
+// A checkpoint that still matches the record and what the folds depend on: its fold section,
+// whose head (the versions, dependencies, event and stale shots) is read, and the Book after it not
+// yet (fold_record restores it straight from these bytes).
 struct Checkpoint {
   int64_t seq = 0;
-  json book;
+  std::string fold;                  // the fold section's bytes
+  size_t book_offset = 0;            // where Book::save's bytes start in `fold`
   json stale_shots;                  // the view's stale_shots as of seq
   std::optional<json> stale_record;  // the stale-shot rule's record: only when events follow seq
 };
@@ -1302,39 +1396,47 @@ Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, c
     return unused("its content does not match its sha256: damaged");
   }
   Checkpoint checkpoint;
-  try {
-    json document = json::from_cbor(*main);
-    main->clear();
-    main->shrink_to_fit();
-    if (document.at("avps_version").get<std::string>() != AVPS_VERSION_STRING) {
-      return unused("made by avps " + document.at("avps_version").get<std::string>());
+  checkpoint.fold = std::move(main).value();
+  core::ByteReader head(checkpoint.fold);
+  const std::string made_by = head.text();
+  const std::string made_with = head.text();
+  checkpoint.seq = head.i64();
+  const std::string hash = head.text();
+  std::ignore = head.text();  // the event's timestamp: the Book keeps it too
+  if (!head.ok()) {
+    return unused("malformed: its fold section is cut short");
+  }
+  if (made_by != AVPS_VERSION_STRING) {
+    return unused("made by avps " + made_by);
+  }
+  if (made_with != dependencies) {
+    return unused("made with other skills, stage graph, schemas, policies or configuration");
+  }
+  ledger::Ledger::EventQuery from_seq;  // its event and the first after it, if any
+  from_seq.after_seq = checkpoint.seq - 1;
+  from_seq.limit = 2;
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events(from_seq));
+  if (checkpoint.seq < 1 || events.empty() || events.front().seq != checkpoint.seq || events.front().hash != hash) {
+    return unused("the ledger's event " + std::to_string(checkpoint.seq) + " is not the one it was made at");
+  }
+  checkpoint.stale_shots = head.json();
+  if (!head.ok() || !checkpoint.stale_shots.is_array()) {
+    return unused("malformed: its stale shots are not a list");
+  }
+  checkpoint.book_offset = head.consumed();
+  if (events.size() > 1) {
+    Result<std::string> record = file.file->read(file.main_offset + file.main_size, file.record_size);
+    if (!record) {
+      return unused(record.error().message);
     }
-    if (document.at("dependencies").get<std::string>() != dependencies) {
-      return unused("made with other skills, stage graph, schemas, policies or configuration");
+    if (record->size() != file.record_size || core::sha256_hex(*record) != file.record_sha256) {
+      return unused("its stale-shot record does not match its sha256: damaged");
     }
-    checkpoint.seq = document.at("seq").get<int64_t>();
-    const std::string hash = document.at("hash").get<std::string>();
-    ledger::Ledger::EventQuery from_seq;  // its event and the first after it, if any
-    from_seq.after_seq = checkpoint.seq - 1;
-    from_seq.limit = 2;
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events(from_seq));
-    if (checkpoint.seq < 1 || events.empty() || events.front().seq != checkpoint.seq || events.front().hash != hash) {
-      return unused("the ledger's event " + std::to_string(checkpoint.seq) + " is not the one it was made at");
-    }
-    checkpoint.book = std::move(document.at("book"));
-    checkpoint.stale_shots = std::move(document.at("stale_shots"));
-    if (events.size() > 1) {
-      Result<std::string> record = file.file->read(file.main_offset + file.main_size, file.record_size);
-      if (!record) {
-        return unused(record.error().message);
-      }
-      if (record->size() != file.record_size || core::sha256_hex(*record) != file.record_sha256) {
-        return unused("its stale-shot record does not match its sha256: damaged");
-      }
+    try {
       checkpoint.stale_record = json::from_cbor(*record);
+    } catch (const std::exception& e) {
+      return unused(std::string("malformed: ") + e.what());
     }
-  } catch (const std::exception& e) {
-    return unused(std::string("malformed: ") + e.what());
   }
   return std::optional<Checkpoint>(std::move(checkpoint));
 }
@@ -1355,14 +1457,23 @@ Result<Folded> fold_record(project::Project& project, const skills::StageGraph* 
   if (folds == Folds::checkpoint) {
     AVPS_TRY_ASSIGN(std::optional<Checkpoint> checkpoint, usable_checkpoint(project, dependencies));
     if (checkpoint) {
+      std::string malformed;
       try {
-        folded.book->restore(checkpoint->book);
-        if (checkpoint->stale_record) {
+        core::ByteReader book(std::string_view(checkpoint->fold).substr(checkpoint->book_offset));
+        if (!folded.book->restore(book) || !book.done()) {
+          malformed = "its fold is not one this avps saved";
+        } else if (checkpoint->stale_record) {
           folded.book->restore_stale_shots_record(*checkpoint->stale_record);
         }
-        folded.from_checkpoint = true;
       } catch (const std::exception& e) {
-        core::diag::debug(std::string("fold checkpoint not used (malformed: ") + e.what() + "): every event is folded");
+        malformed = e.what();
+      }
+      checkpoint->fold.clear();
+      checkpoint->fold.shrink_to_fit();
+      if (malformed.empty()) {
+        folded.from_checkpoint = true;
+      } else {
+        core::diag::debug("fold checkpoint not used (malformed: " + malformed + "): every event is folded");
         folded.book = std::make_unique<Book>(project, graph);
       }
     }
@@ -1407,22 +1518,22 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
     return written;  // nothing recorded, or the checkpoint is as of the last event already
   }
   AVPS_TRY(folded.book->score_attempts());
-  json document = {{"format_version", k_checkpoint_format_version},
-                   {"avps_version", AVPS_VERSION_STRING},
-                   {"dependencies", dependencies},
-                   {"seq", written.seq},
-                   {"hash", folded.book->last().hash},
-                   {"ts", folded.book->last().ts},
-                   {"book", folded.book->save()}};
   const std::vector<std::uint8_t> record = json::to_cbor(folded.book->save_stale_shots_record());
   AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
                   engine::stale_shots(project, folded.book->take_stale_shots_record(), &registry));
-  document["stale_shots"] = stale_json(stale);
-  const std::vector<std::uint8_t> main = json::to_cbor(document);
-  const std::string_view main_text(reinterpret_cast<const char*>(main.data()), main.size());
+  // The fold section: its head (what a reader checks before it takes anything), then the Book.
+  core::ByteWriter fold;
+  fold.text(AVPS_VERSION_STRING);
+  fold.text(dependencies);
+  fold.i64(written.seq);
+  fold.text(folded.book->last().hash);
+  fold.text(folded.book->last().ts);
+  fold.json(stale_json(stale));
+  folded.book->save(fold);
+  const std::string& main_text = fold.bytes();
   const std::string_view record_text(reinterpret_cast<const char*>(record.data()), record.size());
   std::string bytes = std::string(k_checkpoint_magic) + " " + std::to_string(k_checkpoint_format_version) + " " +
-                      std::to_string(main.size()) + " " + core::sha256_hex(main_text) + " " +
+                      std::to_string(main_text.size()) + " " + core::sha256_hex(main_text) + " " +
                       std::to_string(record.size()) + " " + core::sha256_hex(record_text) + "\n";
   bytes.append(main_text);
   bytes.append(record_text);
@@ -1542,7 +1653,7 @@ Result<ProjectView> read_project(project::Project& project, Folds folds) {
   }
 
   const project::Budget& configured = project.config().budget;
-  AVPS_TRY_ASSIGN(ledger::Spend spend, project.ledger().spend("", ""));
+  const ledger::Spend spend = book.spend();
   const project::Budget effective = overrides.effective_budget(configured);
   view.spend = {
       {"committed_micro_usd", spend.committed_micro_usd},
