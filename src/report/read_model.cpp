@@ -672,15 +672,17 @@ class Book {
   }
 
  public:
+  // The view of what was folded. The Book's steps, attempts, loops, runs and jobs are moved into
+  // it, not copied (at 500 scenes a copy is a good part of a status): called once, after the
+  // last read(), and nothing but overrides(), stops() and spend() may be asked of the Book after.
   Result<void> finish(ProjectView& view, const std::set<std::string>& stale, const governance::Overrides& overrides) {
     AVPS_TRY_ASSIGN(view.projected_micro_usd, projection());
     m_stale = stale;
-    for (const auto& [who, body] : m_steps) {
-      view.steps.emplace_back(who, body);
+    view.steps.reserve(m_steps.size());
+    for (auto& [who, body] : m_steps) {
+      view.steps.emplace_back(who, std::move(body));
     }
-    for (const ProjectSkillView& skill : m_project_skills) {
-      view.project_skills.push_back(skill);
-    }
+    view.project_skills = std::move(m_project_skills);
     AVPS_TRY(scene_rows(view, overrides));
     view.usage = {{"calls", m_usage.calls},
                   {"failed_calls", m_usage.failed},
@@ -691,10 +693,10 @@ class Book {
                   {"seconds_rendered", m_usage.seconds_rendered}};
     view.spend_series = sampled_series();
     view.cost = cost_json();
-    view.loops = m_loops;
-    view.runs = m_runs;
-    for (const auto& [key, job] : m_jobs) {
-      view.jobs_in_flight.push_back(job);
+    view.loops = std::move(m_loops);
+    view.runs = std::move(m_runs);
+    for (auto& [key, job] : m_jobs) {
+      view.jobs_in_flight.push_back(std::move(job));
     }
     return ok();
   }
@@ -1126,30 +1128,11 @@ class Book {
         ShotView shot;
         shot.shot_id = s.shot_id;
         shot.planned_s = s.planned_s;
-        if (auto found = m_attempts.find(s.shot_id); found != m_attempts.end()) {
-          shot.attempts = found->second;
-        }
         shot.passed_proxy = passed(s.shot_id, "proxy");
         shot.passed_final = passed(s.shot_id, "final");
-        for (const ShotAttempt& a : shot.attempts) {
-          if (!a.render.empty() && (shot.latest_render.empty() || a.resolution == "final" ||
-                                    shot.latest_render.find("_final_") == std::string::npos)) {
-            shot.latest_render = a.render;
-            shot.latest_render_sha256 = a.render_sha256;
-          }
-        }
         if (shot.passed_final) {
           shot.passed_final_render = passed_render(s.shot_id);
         }
-        if (auto board = m_latest.find("STORYBOARD/" + s.shot_id); board != m_latest.end()) {
-          shot.storyboard = board->second.path;
-          shot.storyboard_sha256 = board->second.face_sha256;
-        }
-        shot.genpack = latest_face("GENPACK", s.shot_id);
-        auto spent = m_shot_spend.find(s.shot_id);
-        shot.spend_micro_usd = spent == m_shot_spend.end() ? 0 : spent->second;
-        row.proxy.passed += shot.passed_proxy ? 1 : 0;
-        row.final.passed += shot.passed_final ? 1 : 0;
         row.shots.push_back(std::move(shot));
       }
       row.proxy.shots = row.final.shots = static_cast<int>(shots.size());
@@ -1158,7 +1141,47 @@ class Book {
       row.cap_micro_usd = overrides.cap(configured, "scene " + row.scene_id);
       view.scenes.push_back(std::move(row));
     }
+    // Every grade is read (passed() above): now each shot's attempts go to its row, moved to the
+    // last row that lists the shot and copied to any before it (a shot in two SHOTLISTs).
+    std::map<std::string, size_t> rows_left;  // shot -> the rows still to take its attempts
+    for (const SceneView& row : view.scenes) {
+      for (const ShotView& shot : row.shots) {
+        ++rows_left[shot.shot_id];
+      }
+    }
+    for (SceneView& row : view.scenes) {
+      for (ShotView& shot : row.shots) {
+        if (auto found = m_attempts.find(shot.shot_id); found != m_attempts.end()) {
+          if (--rows_left[shot.shot_id] == 0) {
+            shot.attempts = std::move(found->second);
+          } else {
+            shot.attempts = found->second;
+          }
+        }
+        complete_shot(shot);
+        row.proxy.passed += shot.passed_proxy ? 1 : 0;
+        row.final.passed += shot.passed_final ? 1 : 0;
+      }
+    }
     return ok();
+  }
+
+  // A shot's row beyond its grades: its latest render, storyboard, GENPACK and spend.
+  void complete_shot(ShotView& shot) const {
+    for (const ShotAttempt& a : shot.attempts) {
+      if (!a.render.empty() && (shot.latest_render.empty() || a.resolution == "final" ||
+                                shot.latest_render.find("_final_") == std::string::npos)) {
+        shot.latest_render = a.render;
+        shot.latest_render_sha256 = a.render_sha256;
+      }
+    }
+    if (auto board = m_latest.find("STORYBOARD/" + shot.shot_id); board != m_latest.end()) {
+      shot.storyboard = board->second.path;
+      shot.storyboard_sha256 = board->second.face_sha256;
+    }
+    shot.genpack = latest_face("GENPACK", shot.shot_id);
+    auto spent = m_shot_spend.find(shot.shot_id);
+    shot.spend_micro_usd = spent == m_shot_spend.end() ? 0 : spent->second;
   }
 
   // The render a passed final stands on: the one a person accepted, else the passing attempt's.
