@@ -456,7 +456,8 @@ class Book {
     }
     for (size_t n = in.count(); n > 0 && in.ok(); --n) {
       std::string shot = in.text();
-      std::vector<ShotAttempt>& list = m_attempts.emplace_hint(m_attempts.end(), std::move(shot), std::vector<ShotAttempt>())->second;
+      std::vector<ShotAttempt>& list =
+          m_attempts.emplace_hint(m_attempts.end(), std::move(shot), std::vector<ShotAttempt>())->second;
       list.resize(in.count());
       for (ShotAttempt& a : list) {
         a.resolution = in.text();
@@ -485,7 +486,8 @@ class Book {
     restore_artifacts(in, m_latest);
     for (size_t n = in.count(); n > 0 && in.ok(); --n) {
       std::string file = in.text();
-      std::vector<ShotRow>& rows = m_shotlists.emplace_hint(m_shotlists.end(), std::move(file), std::vector<ShotRow>())->second;
+      std::vector<ShotRow>& rows =
+          m_shotlists.emplace_hint(m_shotlists.end(), std::move(file), std::vector<ShotRow>())->second;
       rows.resize(in.count());
       for (ShotRow& row : rows) {
         row.shot_id = in.text();
@@ -503,7 +505,7 @@ class Book {
     }
     for (size_t n = in.count(); n > 0 && in.ok(); --n) {
       std::string scene = in.text();
-      restore_amounts(in, m_by_scene_tier.emplace_hint(m_by_scene_tier.end(), std::move(scene), std::map<std::string, int64_t>())->second);
+      restore_amounts(in, m_by_scene_tier[std::move(scene)]);
     }
     for (size_t n = in.count(); n > 0 && in.ok(); --n) {
       std::string model = in.text();

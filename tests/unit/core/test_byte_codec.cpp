@@ -128,7 +128,8 @@ TEST_CASE("bytes after the values, a bad tag, a count beyond the input or a runa
   CHECK_FALSE(varint.ok());
 }
 
-TEST_CASE("a json nested deeper than the reader's bound is refused without recursing through it", "[core][checkpoint]") {
+TEST_CASE("a json nested deeper than the reader's bound is refused without recursing through it",
+          "[core][checkpoint]") {
   std::string deep;
   for (int i = 0; i <= core::ByteReader::k_max_json_depth; ++i) {
     deep += "\x07\x01";  // an array of one item ...
