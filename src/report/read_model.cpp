@@ -1437,11 +1437,14 @@ Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, c
   if (made_with != dependencies) {
     return unused("made with other skills, stage graph, schemas, policies or configuration");
   }
+  if (checkpoint.seq < 1) {
+    return unused("malformed: no event " + std::to_string(checkpoint.seq));
+  }
   ledger::Ledger::EventQuery from_seq;  // its event and the first after it, if any
   from_seq.after_seq = checkpoint.seq - 1;
   from_seq.limit = 2;
   AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events(from_seq));
-  if (checkpoint.seq < 1 || events.empty() || events.front().seq != checkpoint.seq || events.front().hash != hash) {
+  if (events.empty() || events.front().seq != checkpoint.seq || events.front().hash != hash) {
     return unused("the ledger's event " + std::to_string(checkpoint.seq) + " is not the one it was made at");
   }
   checkpoint.stale_shots = head.json();
