@@ -27,8 +27,9 @@ struct GateOptions {
 };
 
 // --expect-head SEQ:HASH or HASH: the head a CI job pinned must still be an event of the chain,
-// at its place; otherwise the history it vouched for was rewritten.
-std::optional<core::Violation> check_expected_head(const std::string& pinned, const std::vector<ledger::Event>& events) {
+// at its place; otherwise the history it vouched for was rewritten. The events are read a page
+// at a time, without their bodies.
+Result<std::optional<core::Violation>> check_expected_head(const std::string& pinned, const ledger::Ledger& ledger) {
   const size_t colon = pinned.find(':');
   const std::string hash = colon == std::string::npos ? pinned : pinned.substr(colon + 1);
   std::optional<int64_t> seq;
@@ -39,18 +40,30 @@ std::optional<core::Violation> check_expected_head(const std::string& pinned, co
       seq = -1;
     }
   }
-  for (const ledger::Event& e : events) {
-    if (e.hash == hash) {
-      if (seq && *seq != e.seq) {
+  ledger::Ledger::EventQuery page;
+  page.limit = 4096;
+  page.bodies = false;
+  for (bool found = false; !found;) {
+    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events(page));
+    for (const ledger::Event& e : events) {
+      if (e.hash == hash) {
+        if (!seq || *seq == e.seq) {
+          return std::optional<core::Violation>();
+        }
+        found = true;  // at another place: rewritten
         break;
       }
-      return std::nullopt;
     }
+    if (events.size() < page.limit) {
+      break;
+    }
+    page.after_seq = events.back().seq;
   }
-  return core::Violation{"ledger.expected_head", ".avps/ledger.db",
-                         "the pinned head " + pinned +
-                             " is not an event of this ledger's chain: the history it vouched for was rewritten "
-                             "(or this is another project)"};
+  return std::optional<core::Violation>(
+      core::Violation{"ledger.expected_head", ".avps/ledger.db",
+                      "the pinned head " + pinned +
+                          " is not an event of this ledger's chain: the history it vouched for was rewritten "
+                          "(or this is another project)"});
 }
 
 // XML 1.0 text: the five escapes, and control characters (which XML cannot hold) as U+FFFD.
@@ -193,11 +206,11 @@ void run_gate(const GateOptions& options, Context& ctx) {
   }
   if (!options.expect_head.empty()) {
     rules.push_back("ledger.expected_head");
-    Result<std::vector<ledger::Event>> events = ledger.events();
-    if (!events) {
-      violations.push_back({"ledger.readable", ".avps/ledger.db", events.error().message});
-    } else if (std::optional<core::Violation> rewritten = check_expected_head(options.expect_head, *events)) {
-      violations.push_back(*rewritten);
+    Result<std::optional<core::Violation>> rewritten = check_expected_head(options.expect_head, ledger);
+    if (!rewritten) {
+      violations.push_back({"ledger.readable", ".avps/ledger.db", rewritten.error().message});
+    } else if (*rewritten) {
+      violations.push_back(**rewritten);
     }
   }
   const bool writing = writing_at_start || ledger::writer_active(options.dir);

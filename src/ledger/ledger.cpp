@@ -939,7 +939,7 @@ struct SqliteLedger::Impl {
   Result<std::vector<Event>> read_events(int64_t after_seq, int64_t limit = -1,
                                          const std::set<std::string>& bodiless = {},
                                          const std::set<std::string>& kinds = {},
-                                         const std::vector<std::string>& members = {}) const {
+                                         const std::vector<std::string>& members = {}, bool bodies = true) const {
     // With `members`: json_extract with two paths or more gives a JSON array of their values (null
     // where absent), so one member is asked for twice.
     const size_t paths = members.empty() ? 0 : std::max<size_t>(members.size(), 2);
@@ -984,7 +984,7 @@ struct SqliteLedger::Impl {
         break;
       }
       Event e = event_without_body(stmt);
-      if (bodiless.count(e.kind)) {
+      if (!bodies || bodiless.count(e.kind)) {
         e.body = json::object();
       } else if (paths > 0 && !stmt.is_null(7)) {
         json values = json::parse(stmt.text_view(7), nullptr, /*allow_exceptions=*/false);
@@ -1756,7 +1756,7 @@ Result<std::vector<Event>> Ledger::events(int64_t after_seq) const {
 Result<std::vector<Event>> SqliteLedger::events(const EventQuery& query) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   return m_impl->read_events(query.after_seq, query.limit > 0 ? static_cast<int64_t>(query.limit) : -1,
-                             query.bodiless, query.kinds, query.members);
+                             query.bodiless, query.kinds, query.members, query.bodies);
 }
 
 namespace {

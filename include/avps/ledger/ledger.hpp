@@ -288,6 +288,7 @@ class Ledger {
     int64_t after_seq = 0;
     size_t limit = 0;                 ///< at most this many (0: all)
     std::set<std::string> bodiless;  ///< events of these kinds come with an empty body (not parsed)
+    bool bodies = true;              ///< false: every event comes with an empty body (none parsed)
     std::set<std::string> kinds;     ///< only events of these kinds (empty: every kind)
     /// When not empty: each body holds only these top-level members (those it has, not null), and
     /// the rest of it is never parsed (most of a pass's cost when it reads a few fields of every

@@ -460,6 +460,16 @@ TEST_CASE("events read with some members come with only those members of each bo
   // One member alone (SQLite's json_extract answers one path with the bare value).
   query.members = {"row"};
   CHECK(ledger->events(query).value()[0].body == nlohmann::json{{"row", full["row"]}});
+  // No body at all (`avps gate --expect-head` looks for a hash): every event empty, chain intact.
+  ledger::Ledger::EventQuery bare;
+  bare.bodies = false;
+  const std::vector<ledger::Event> none = ledger->events(bare).value();
+  REQUIRE(none.size() == all.size());
+  for (size_t i = 0; i < none.size(); ++i) {
+    CHECK(none[i].body == nlohmann::json::object());
+    CHECK(none[i].hash == all[i].hash);
+    CHECK(none[i].kind == all[i].kind);
+  }
 }
 
 TEST_CASE("a lookup the ledger keeps prepared answers each use afresh, after hits and misses", "[ledger]") {
