@@ -7,6 +7,8 @@
 #   --seconds N    time per target (default 15; `--seconds 600` for a longer run)
 #   --target NAME  only this target (names, faces, config, answers, http_responses)
 #   --jobs J       targets run at once (default: the number of cores)
+#   --build-only   configure and build the targets, run none (scripts/test.sh builds them beside
+#                  the CTest run, then runs them)
 # Reproduce a finding: build-fuzz/tests/fuzz/fuzz_<target> <file>. Idempotent: configures once,
 # rebuilds what changed, starts each run from the committed seeds.
 set -euo pipefail
@@ -14,12 +16,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=15
 only=
 jobs=$(nproc)
+build_only=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=${2:?}; shift 2 ;;
     --target) only=${2#fuzz_}; shift 2 ;;
     --jobs) jobs=${2:?}; shift 2 ;;
-    *) echo "usage: scripts/fuzz.sh [--seconds N] [--target NAME] [--jobs J]" >&2; exit 2 ;;
+    --build-only) build_only=yes; shift ;;
+    *) echo "usage: scripts/fuzz.sh [--seconds N] [--target NAME] [--jobs J] [--build-only]" >&2; exit 2 ;;
   esac
 done
 case "$seconds$jobs" in *[!0-9]*) echo "fuzz: --seconds and --jobs take whole numbers" >&2; exit 2 ;; esac
@@ -56,6 +60,10 @@ if ! cmake --build "$dir" -j "$(nproc)" --target "${targets[@]/#/fuzz_}" >"$dir/
   grep -E 'error|undefined reference' "$dir/fuzz-build.log" | head -20 >&2
   echo "fuzz: building the targets failed (log: $dir/fuzz-build.log; libFuzzer is in libclang-rt-14-dev)" >&2
   exit 2
+fi
+if [ "$build_only" = yes ]; then
+  echo "fuzz: built ${#targets[@]} targets in $(( $(date +%s) - started )) s"
+  exit 0
 fi
 echo "fuzz: built ${#targets[@]} targets in $(( $(date +%s) - started )) s; running each for $seconds s"
 

@@ -9,10 +9,28 @@ bash "$root/scripts/build.sh" "$@"
 dir=build
 if [ "${1:-}" = --sanitize ]; then dir=build-sanitize; fi
 cd "$root/$dir"
-ctest --output-on-failure -j "$(nproc)"
-# Then a short, bounded fuzz run of every target (docs/testing.md; AVPS_FUZZ_SECONDS per target,
-# 0 skips it).
+# After the CTest run, a short, bounded fuzz run of every target (docs/testing.md;
+# AVPS_FUZZ_SECONDS per target, 0 skips it). The targets' clang build (build-fuzz/) runs beside
+# the CTest run at the lowest priority: the e2e tests leave the cores idle part of the time
+# (fsyncs, the fakes' poll intervals, waits for a process), which it takes, and it gives a core
+# back at once when a test wants it. Its output is shown once the CTest run has ended.
 fuzz_seconds=${AVPS_FUZZ_SECONDS:-15}
+fuzz_build=
 if [ "$fuzz_seconds" != 0 ]; then
+  fuzz_build_out=$(mktemp)
+  nice -n 19 bash "$root/scripts/fuzz.sh" --build-only > "$fuzz_build_out" 2>&1 &
+  fuzz_build=$!
+fi
+ctest_rc=0
+ctest --output-on-failure -j "$(nproc)" || ctest_rc=$?
+fuzz_build_rc=0
+if [ -n "$fuzz_build" ]; then
+  wait "$fuzz_build" || fuzz_build_rc=$?
+  cat "$fuzz_build_out"
+  rm -f "$fuzz_build_out"
+fi
+if [ "$ctest_rc" != 0 ]; then exit "$ctest_rc"; fi
+if [ "$fuzz_build_rc" != 0 ]; then exit "$fuzz_build_rc"; fi
+if [ -n "$fuzz_build" ]; then
   bash "$root/scripts/fuzz.sh" --seconds "$fuzz_seconds"
 fi
