@@ -43,6 +43,13 @@ json.dump(config, open(path, "w"), indent=2)
 PY
 }
 
+# png_renders DIR: the sim renders each shot as a PNG frame (sim.media "image") instead of an MP4
+# clip: no ffmpeg start per render nor per QC call (about 0.12 CPU s each; the demo makes about 50
+# renders). For a test that never looks at the video. test_report (its cut and contact sheet),
+# test_replay (renders re-made bit-exact), test_run_production's reference run and the job-API
+# tests (the fakes' clips, probed and sampled) keep MP4.
+png_renders() { configure "$1" sim.media '"image"'; }
+
 # Objects (canonical requests, answers, artifacts' JSON, renders up to 1 MiB) are kept in the
 # ledger (schema 3, docs/formats/ledger.md "Objects"). object SHA: how avps names one in a finding.
 object() { echo "object $1 (.avps/ledger.db)"; }

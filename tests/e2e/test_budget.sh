@@ -24,6 +24,7 @@ face_field() { sed -n "s/^$2: //p" "$1"; }
 # One planned project: every scene's SHOTLIST, no production yet.
 PLAN="$WORK/plan"
 cp -r "$SRC/examples/demo_short_film" "$PLAN"
+png_renders "$PLAN"  # money, not clips (the copies below keep it)
 "$AVPS" init "$PLAN" > /dev/null
 expect_exit 0 "$AVPS" run "$PLAN" --until planning
 [ "$(generation_calls "$PLAN")" = 0 ] || fail "planning sent a generation call"

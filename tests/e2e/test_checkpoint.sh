@@ -38,6 +38,7 @@ $(diff "$2" "$WORK/views" | head -40)"
 # --- A production in two runs: planning first, then the rest. ----------------------------------
 P="$WORK/film"
 cp -r "$SRC/examples/demo_short_film" "$P"
+png_renders "$P"  # the views and the checkpoint, not the clips
 "$AVPS" init "$P" > /dev/null
 expect_exit 0 "$AVPS" -v run "$P" --until planning
 expect_out "fold checkpoint as of event"

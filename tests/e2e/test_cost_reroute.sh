@@ -23,6 +23,7 @@ revisions() {
 
 PLAN="$WORK/plan"
 cp -r "$SRC/examples/demo_short_film" "$PLAN"
+png_renders "$PLAN"  # money and routes, not clips (the copies below keep it)
 "$AVPS" init "$PLAN" > /dev/null
 expect_exit 0 "$AVPS" run "$PLAN" --until planning
 

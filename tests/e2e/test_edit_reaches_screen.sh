@@ -8,6 +8,7 @@ source "$(dirname "$0")/lib.sh"
 q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
 P="$WORK/film"
 cp -r "$SRC/examples/demo_short_film" "$P"
+png_renders "$P"  # which shots render again, not what a render holds
 python3 - "$P/avps.json" <<'PY'
 import json, sys
 config = json.load(open(sys.argv[1]))

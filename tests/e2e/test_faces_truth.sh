@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 q() { sqlite3 "$P/.avps/ledger.db" "$1"; }
 P="$WORK/film"
 cp -r "$SRC/examples/demo_short_film" "$P"
+png_renders "$P"  # the faces, not the clips
 "$AVPS" init "$P" > /dev/null
 expect_exit 0 "$AVPS" run "$P" --jobs 4
 snapshot() { (cd "$P" && find . -type f ! -name '*-wal' ! -name '*-shm' -print0 | sort -z | xargs -0 sha256sum); }

@@ -286,6 +286,7 @@ expect_out "is over the scene cap of \$1.000000 in force  [budget.cap]"
 # --- Beside a running `avps run`: 50 gates, each reading one snapshot, report no false violation --
 LIVE="$WORK/live"
 cp -r "$SRC/examples/demo_short_film" "$LIVE"
+png_renders "$LIVE"  # snapshots beside a writer, not clips (the demo above keeps MP4)
 python3 - "$LIVE/avps.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); c["sim"]["latency_ms"] = 40; json.dump(c, open(sys.argv[1], "w"), indent=2)

@@ -11,6 +11,7 @@ source "$(dirname "$0")/lib.sh"
 q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
 P="$WORK/film"
 cp -r "$SRC/examples/demo_short_film" "$P"
+png_renders "$P"  # which steps a skill reaches, not the clips
 cp -r "$SRC/examples/prop_master/skills" "$SRC/examples/prop_master/schemas" "$P/"
 python3 - "$SRC" "$P" <<'PY'
 import json, sys

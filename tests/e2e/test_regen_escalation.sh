@@ -8,6 +8,7 @@ q() { sqlite3 "$1/.avps/ledger.db" "$2"; }
 
 PLAN="$WORK/plan"
 cp -r "$SRC/examples/demo_short_film" "$PLAN"
+png_renders "$PLAN"  # tiers and rounds, not clips (the copies below keep it)
 "$AVPS" init "$PLAN" > /dev/null
 expect_exit 0 "$AVPS" run "$PLAN" --until planning
 # S01_SH01 is hero C (gen_low), S01_SH02 hero B (gen_mid): every QC of theirs fails.

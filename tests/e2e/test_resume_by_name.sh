@@ -10,6 +10,7 @@ export AVPS_VERIFY_BY_NAME=1
 json_field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])[sys.argv[1]])' "$1"; }
 P="$WORK/film"
 cp -r "$SRC/examples/demo_short_film" "$P"
+png_renders "$P"  # step keys, not clips
 "$AVPS" init "$P" > /dev/null
 expect_exit 0 "$AVPS" run "$P" --jobs 4 --scene S01
 recorded=$(sqlite3 "$P/.avps/ledger.db" \

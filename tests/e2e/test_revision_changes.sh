@@ -18,6 +18,7 @@ consecutive_same() {
 # --- The whole demo: every revision the sim makes changes what its findings name ---------------
 P="$WORK/demo"
 cp -r "$SRC/examples/demo_short_film" "$P"
+png_renders "$P"  # revisions of artifacts, not clips
 "$AVPS" init "$P" > /dev/null
 expect_exit 0 "$AVPS" run "$P" --jobs 4
 dupes=$(consecutive_same "$P")
@@ -34,6 +35,7 @@ expect_exit 0 "$AVPS" gate "$P" --require final
 # --- The whole demo with a sim whose revisions change nothing: refused, escalated, stopped ------
 P="$WORK/demo_same"
 cp -r "$SRC/examples/demo_short_film" "$P"
+png_renders "$P"  # revisions of artifacts, not clips
 configure "$P" sim.identical_revisions true
 "$AVPS" init "$P" > /dev/null
 expect_exit 3 "$AVPS" run "$P" --jobs 4

@@ -44,6 +44,7 @@ scenes="S01 S02 S03 S04 S05 S06"
 # (a) S02_SH02 never passes QC: it freezes, S02 is held, every other scene is finished.
 P="$WORK/frozen"
 cp -r "$SRC/examples/demo_short_film" "$P"
+png_renders "$P"  # what a stop holds, not the clips
 set_rate "$P" qc-grader@S02_SH02 1.0
 "$AVPS" init "$P" > /dev/null
 expect_exit 3 "$AVPS" run "$P" --jobs 4
@@ -91,7 +92,7 @@ expect_out "S02_SH02 is frozen: "
 [ "$(q "$B" "SELECT count(*) FROM events WHERE kind='step.finished' AND json_extract(body,'$.shot_attempt.shot_id')='S02_SH02' AND json_extract(body,'$.shot_attempt.resolution')='final'")" -ge 1 ] \
   || fail "no final render of S02_SH02 after its proxy was accepted"
 final_stop="STOP-$(q "$B" "SELECT seq FROM events WHERE kind='run.hard_stop' ORDER BY seq DESC LIMIT 1")"
-expect_exit 2 "$AVPS" override "$B" --stop "$final_stop" --reason "x" --accept S02_SH02_final_a99.mp4
+expect_exit 2 "$AVPS" override "$B" --stop "$final_stop" --reason "x" --accept S02_SH02_final_a99.png
 expect_out "is not a graded render of S02_SH02"
 # open_stops DIR: "STOP-N phase" of each open stop, the phase it holds from (status's read of the Plan).
 open_stops() {
@@ -139,6 +140,7 @@ done
 # S03's); S01 and S02 reach their final renders in the same run.
 V="$WORK/continuity"
 cp -r "$SRC/examples/demo_short_film" "$V"
+png_renders "$V"  # what a stop holds, not the clips
 set_rate "$V" world-state-tracker@S03 1.0
 "$AVPS" init "$V" > /dev/null
 expect_exit 3 "$AVPS" run "$V" --jobs 4
@@ -166,6 +168,7 @@ expect_finals "$V" "have every final render" S01 S02
 # renders in the same run. More attempts, with the lock's failure gone, finish the rest.
 L="$WORK/lock"
 cp -r "$SRC/examples/demo_short_film" "$L"
+png_renders "$L"  # what a stop holds, not the clips
 set_rate "$L" set-lock@THE_KEEPER_S_COTTAGE 1.0
 "$AVPS" init "$L" > /dev/null
 expect_exit 3 "$AVPS" run "$L" --jobs 4

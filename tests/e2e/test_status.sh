@@ -4,7 +4,8 @@
 # and the per-step list of --steps.
 source "$(dirname "$0")/lib.sh"
 
-fresh() { P="$WORK/$1"; rm -rf "$P"; cp -r "$SRC/examples/demo_short_film" "$P"; "$AVPS" init "$P" > /dev/null; }
+# PNG renders: status counts renders and QC, it never opens a clip.
+fresh() { P="$WORK/$1"; rm -rf "$P"; cp -r "$SRC/examples/demo_short_film" "$P"; png_renders "$P"; "$AVPS" init "$P" > /dev/null; }
 
 # The scene table of a status text: one "scene phase validation continuity plan proxy final spend
 # cap" line per scene row, whitespace-separated (no cell holds a space).

@@ -7,6 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 P="$WORK/demo"
 cp -r "$SRC/examples/demo_short_film" "$P"
+png_renders "$P"  # a render is bytes the gate hashes, MP4 or PNG
 "$AVPS" init "$P" > /dev/null
 expect_exit 0 "$AVPS" run "$P" --jobs 4 --scene S01
 cp -r "$P" "$P.pristine"
