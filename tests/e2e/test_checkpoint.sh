@@ -141,6 +141,7 @@ done
 # --- Another project's checkpoint, at a sequence number this ledger has: its event differs. -----
 Q="$WORK/other"
 cp -r "$SRC/examples/demo_short_film" "$Q"
+png_renders "$Q"  # the same configuration as $P: only the ledger differs
 "$AVPS" init "$Q" > /dev/null
 expect_exit 0 "$AVPS" run "$Q" --until narrative
 cp "$Q/$CP" "$P/$CP"
