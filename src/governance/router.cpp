@@ -45,7 +45,7 @@ Result<Task> Task::for_skill(const skills::SkillDef& skill, int64_t input_tokens
                                 [](const skills::SkillOutput& o) { return !o.schema.empty(); });
   bool reads_media = std::any_of(skill.inputs.begin(), skill.inputs.end(),
                                  [](const skills::SkillInput& i) { return i.kind == "MEDIA"; });
-  return model_call(skill.name, skill.tier->default_tier, structured ? Output::json : Output::text,
+  return model_call(skill.name, skill.tier->default_tier, structured ? Output::structured : Output::text,
                     reads_media ? ImageInput::required : ImageInput::none, input_tokens,
                     skill.max_output_tokens);
 }
@@ -63,7 +63,7 @@ std::string missing_capability(const Model& model, const Task& task) {
         return "no text output";
       }
       break;
-    case Output::json:
+    case Output::structured:
       if (!caps.text || !caps.json_schema) {
         return "no json_schema (structured output)";
       }
@@ -133,7 +133,7 @@ Result<Candidate> price_candidate(const Model& model, const Task& task, const st
   c.route.tier = tier;
   switch (task.output) {
     case Output::text:
-    case Output::json: {
+    case Output::structured: {
       AVPS_TRY_ASSIGN(c.route.output_tokens,
                       clamp_output_tokens(model, task.input_tokens, task.max_output_tokens));
       AVPS_TRY_ASSIGN(c.route.worst_case_micro_usd,
@@ -167,7 +167,7 @@ std::string describe_needs(const Task& task) {
   std::string needs;
   switch (task.output) {
     case Output::text: needs = "text"; break;
-    case Output::json: needs = "json_schema"; break;
+    case Output::structured: needs = "json_schema"; break;
     case Output::image: needs = "image_out"; break;
     case Output::video: needs = "video_out at " + task.final_pixels + " final"; break;
   }

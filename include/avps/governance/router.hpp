@@ -34,12 +34,13 @@
 
 namespace avps::governance {
 
-/// What the task must produce.
+/// What the task must produce. (Not `json` for structured output: in a unity batch that name is
+/// already nlohmann::json's, declared by the file before.)
 enum class Output {
-  text,   ///< free text
-  json,   ///< structured output validated by a JSON Schema: needs json_schema
-  image,  ///< an image (storyboard frame): needs image_out, priced per image
-  video,  ///< a video render: needs video_out, priced per second at a resolution
+  text,        ///< free text
+  structured,  ///< validated by a JSON Schema: needs json_schema
+  image,       ///< an image (storyboard frame): needs image_out, priced per image
+  video,       ///< a video render: needs video_out, priced per second at a resolution
 };
 
 /// Whether the task sends images or frames to the model.
@@ -53,7 +54,7 @@ std::string_view resolution_name(Resolution resolution);  ///< "proxy", "final"
 struct Task {
   std::string skill;  ///< a skill name, or "generate" for a render
   std::string tier;   ///< required tier; for a generation empty means "from hero_tier"
-  Output output = Output::json;
+  Output output = Output::structured;
   ImageInput image_input = ImageInput::none;
   int64_t input_tokens = 0;       ///< model calls: the request's input tokens (estimate or count)
   int64_t max_output_tokens = 0;  ///< model calls: what the call may produce

@@ -25,10 +25,10 @@ CostProjection fixture_projection() {
   REQUIRE(shots.ok());
   ModelCallEstimate scene_calls{
       "plausibility-auditor", "S01", 3,
-      Task::model_call("plausibility-auditor", "t2", Output::json, ImageInput::none, 10'000, 2'000)};
+      Task::model_call("plausibility-auditor", "t2", Output::structured, ImageInput::none, 10'000, 2'000)};
   ModelCallEstimate project_calls{
       "story-architect", "", 1,
-      Task::model_call("story-architect", "t2", Output::json, ImageInput::none, 1'000, 1'000)};
+      Task::model_call("story-architect", "t2", Output::structured, ImageInput::none, 1'000, 1'000)};
   Router router(avps::testing::fixture_models());
   auto projection = project_costs(*shots, {scene_calls, project_calls}, router, k_settings);
   REQUIRE(projection.ok());

@@ -147,7 +147,7 @@ TEST_CASE("the t3 quota's basis is the whole project's narrative calls, from the
   // Only narrative tiers count: a vision call is left out.
   auto estimate = [](const std::string& skill, const std::string& tier, int64_t calls) {
     return ModelCallEstimate{skill, "S01", calls,
-                             Task::model_call(skill, tier, Output::json, ImageInput::none, 0, 100)};
+                             Task::model_call(skill, tier, Output::structured, ImageInput::none, 0, 100)};
   };
   CHECK(narrative_calls({estimate("qc-grader", "vision", 7), estimate("plausibility-auditor", "t2", 2),
                          estimate("research-agent", "research", 1)}) == 3);

@@ -86,10 +86,10 @@ TEST_CASE("model skill estimates add calls times the routed model's price per ca
   Router router(avps::testing::fixture_models());
   ModelCallEstimate estimate{
       "plausibility-auditor", "S01", 3,
-      Task::model_call("plausibility-auditor", "t2", Output::json, ImageInput::none, 10'000, 2'000)};
+      Task::model_call("plausibility-auditor", "t2", Output::structured, ImageInput::none, 10'000, 2'000)};
   ModelCallEstimate project_level{
       "story-architect", "", 1,
-      Task::model_call("story-architect", "t2", Output::json, ImageInput::none, 1'000, 1'000)};
+      Task::model_call("story-architect", "t2", Output::structured, ImageInput::none, 1'000, 1'000)};
   auto projection = project_costs(fixture_shots(), {estimate, project_level}, router, k_settings);
   REQUIRE(projection.ok());
   // sim-judgment $3 / $15 per million: 10,000 × 3 + 2,000 × 15 = 60,000 micro-USD per call, × 3.

@@ -38,7 +38,7 @@ Router test_router() {
 }
 
 Task json_call(const std::string& tier, ImageInput image = ImageInput::none, int64_t input = 10'000) {
-  return Task::model_call("some-skill", tier, Output::json, image, input, 2'000);
+  return Task::model_call("some-skill", tier, Output::structured, image, input, 2'000);
 }
 
 bool rejected_for(const Route& route, const std::string& model, const std::string& reason) {
