@@ -287,7 +287,10 @@ std::string first_score_difference(const json& recorded, const json& recomputed)
 class RecordCheck {
  public:
   RecordCheck(const fs::path& dir, const ledger::Ledger& ledger, const RecordCheckOptions& options)
-      : m_dir(dir), m_ledger(ledger), m_contents(ledger, options.contents_cached, options.contents_bytes_cached), m_faces(options.contents_cached) {}
+      : m_dir(dir),
+        m_ledger(ledger),
+        m_contents(ledger, options.contents_cached, options.contents_bytes_cached),
+        m_faces(options.contents_cached) {}
 
   std::vector<core::Violation> run() {
     project::ConfigSources sources{m_dir, project::data_dir(), {}, {}};
@@ -331,7 +334,7 @@ class RecordCheck {
     ledger::Ledger::EventQuery query;
     query.kinds = {"artifact.recorded"};
     query.members = {"artifact", "details"};  // all this check reads of them: the bodies are not parsed whole
-    query.limit = k_events_page;              // a page at a time: the events are not held, only what is kept of them
+    query.limit = k_events_page;              // a page at a time: only what is kept of the events is held
     for (;;) {
       AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events(query));
       for (ledger::Event& e : events) {
@@ -339,7 +342,8 @@ class RecordCheck {
         if (!record) {
           continue;  // an event without its artifact: ledger.* rules report it
         }
-        json details = e.body.is_object() && e.body.contains("details") ? std::move(e.body["details"]) : json::object();
+        json details =
+            e.body.is_object() && e.body.contains("details") ? std::move(e.body["details"]) : json::object();
         Recorded r;
         r.record = std::move(*record);
         r.record.event_seq = e.seq;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -1212,17 +1213,25 @@ struct SqliteLedger::Impl {
     return *project_spend;
   }
 
+  // The two sums a Spend is made of, over the reservations `where` picks: committed (what the
+  // ended ones settled) and outstanding (what the open ones hold). Each selects `columns` before
+  // its sum, and ends with `tail` (a GROUP BY for spend_per).
+  static std::array<std::string, 2> spend_sql(const std::string& columns, const std::string& where,
+                                               const std::string& tail) {
+    return {"SELECT " + columns +
+                "COALESCE(SUM(e.settled_micro_usd), 0) FROM reservation_ends e JOIN reservations r ON r.id = e.id "
+                "WHERE " + where + tail,
+            "SELECT " + columns +
+                "COALESCE(SUM(r.amount_micro_usd), 0) FROM reservations r LEFT JOIN reservation_ends e ON e.id = r.id "
+                "WHERE e.id IS NULL AND " + where + tail};
+  }
+
   Result<Spend> sum_spend(const std::string& scene_id, const std::string& shot_id) const {
     std::string where = shot_id.empty() ? (scene_id.empty() ? "1" : "r.scene_id = ?1") : "r.shot_id = ?1";
-    std::string committed_sql =
-        "SELECT COALESCE(SUM(e.settled_micro_usd), 0) FROM reservation_ends e JOIN reservations r ON r.id = e.id WHERE " +
-        where;
-    std::string outstanding_sql =
-        "SELECT COALESCE(SUM(r.amount_micro_usd), 0) FROM reservations r LEFT JOIN reservation_ends e ON e.id = r.id "
-        "WHERE e.id IS NULL AND " + where;
+    const std::array<std::string, 2> sql = spend_sql("", where, "");
     Spend out;
     for (int pass = 0; pass < 2; ++pass) {
-      Stmt stmt(db, pass == 0 ? committed_sql.c_str() : outstanding_sql.c_str());
+      Stmt stmt(db, sql[pass].c_str());
       if (!stmt.valid()) {
         return db.error("cannot read the budget");
       }
@@ -1689,17 +1698,12 @@ Result<Spend> SqliteLedger::spend(const std::string& scene_id, const std::string
 
 Result<std::map<std::string, Spend>> SqliteLedger::spend_per(SpendScope scope) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
-  // The same two sums as Impl::sum_spend, grouped: committed (settled) and outstanding (open).
+  // The two sums of Impl::sum_spend, grouped by the scope's column.
   const std::string column = scope == SpendScope::scene ? "r.scene_id" : "r.shot_id";
-  const std::string committed_sql = "SELECT " + column +
-                                    ", SUM(e.settled_micro_usd) FROM reservation_ends e JOIN reservations r "
-                                    "ON r.id = e.id WHERE " + column + " != '' GROUP BY " + column;
-  const std::string outstanding_sql = "SELECT " + column +
-                                      ", SUM(r.amount_micro_usd) FROM reservations r LEFT JOIN reservation_ends e "
-                                      "ON e.id = r.id WHERE e.id IS NULL AND " + column + " != '' GROUP BY " + column;
+  const std::array<std::string, 2> sql = Impl::spend_sql(column + ", ", column + " != ''", " GROUP BY " + column);
   std::map<std::string, Spend> out;
   for (int pass = 0; pass < 2; ++pass) {
-    Stmt stmt(m_impl->db, pass == 0 ? committed_sql.c_str() : outstanding_sql.c_str());
+    Stmt stmt(m_impl->db, sql[pass].c_str());
     if (!stmt.valid()) {
       return m_impl->db.error("cannot read the budget");
     }
