@@ -40,30 +40,25 @@ Result<std::optional<core::Violation>> check_expected_head(const std::string& pi
       seq = -1;
     }
   }
+  const core::Violation rewritten{"ledger.expected_head", ".avps/ledger.db",
+                                  "the pinned head " + pinned +
+                                      " is not an event of this ledger's chain: the history it vouched for was "
+                                      "rewritten (or this is another project)"};
   ledger::Ledger::EventQuery page;
   page.limit = 4096;
   page.bodies = false;
-  for (bool found = false; !found;) {
+  for (;;) {
     AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events(page));
     for (const ledger::Event& e : events) {
-      if (e.hash == hash) {
-        if (!seq || *seq == e.seq) {
-          return std::optional<core::Violation>();
-        }
-        found = true;  // at another place: rewritten
-        break;
+      if (e.hash == hash) {  // at its place, or moved: rewritten
+        return !seq || *seq == e.seq ? std::nullopt : std::optional<core::Violation>(rewritten);
       }
     }
     if (events.size() < page.limit) {
-      break;
+      return std::optional<core::Violation>(rewritten);
     }
     page.after_seq = events.back().seq;
   }
-  return std::optional<core::Violation>(
-      core::Violation{"ledger.expected_head", ".avps/ledger.db",
-                      "the pinned head " + pinned +
-                          " is not an event of this ledger's chain: the history it vouched for was rewritten "
-                          "(or this is another project)"});
 }
 
 // XML 1.0 text: the five escapes, and control characters (which XML cannot hold) as U+FFFD.
