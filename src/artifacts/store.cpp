@@ -142,8 +142,15 @@ Result<std::vector<ledger::ArtifactRecord>> ArtifactStore::write_all(const std::
   // face appears.
   std::vector<ledger::EventDraft> intents;
   for (size_t i = 0; i < group.size(); ++i) {
-    intents.push_back(ledger::EventDraft{.kind = "artifact.intent",
-                                         .body = {{"intent", records[i].to_json()}, {"details", group[i].details}}});
+    ledger::EventDraft intent{.kind = "artifact.intent",
+                              .body = {{"intent", records[i].to_json()}, {"details", group[i].details}}};
+    if (group[i].row) {
+      // The row the write reports (a model call's tier, model and actual cost among it): recovery
+      // records it as the write would have, so an interruption loses no cost from the run log.
+      // Not under "row": that member of any event is a run-log row, and this one is not yet.
+      intent.body["row_to_record"] = group[i].row->to_json();
+    }
+    intents.push_back(std::move(intent));
   }
   AVPS_TRY(m_ledger.commit(std::move(intents)));
   for (size_t i = 0; i < group.size(); ++i) {
@@ -205,15 +212,29 @@ Result<void> ArtifactStore::recover() {
   ledger::Ledger::EventQuery writes;
   writes.kinds = {"artifact.intent", "artifact.recorded", "artifact.abandoned"};
   AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events(writes));
-  // name -> the intent's record, for intents that never got an outcome.
-  std::map<std::string, std::pair<ledger::ArtifactRecord, json>> pending;
+  // An intent that never got an outcome: what it announced and the row its write would have carried.
+  struct Pending {
+    ledger::ArtifactRecord record;
+    json details;
+    std::optional<ledger::LogRow> row;  // absent: no row, or an intent from before rows were in it
+  };
+  std::map<std::string, Pending> pending;  // by artifact name
   for (const ledger::Event& e : events) {
     if (e.kind == "artifact.intent") {
       Result<ledger::ArtifactRecord> r = ledger::ArtifactRecord::from_json(e.body.value("intent", json::object()));
       if (!r) {
         return make_error(ErrorCode::corruption, "ledger event " + std::to_string(e.seq) + ": " + r.error().message);
       }
-      pending[r->name] = {*r, e.body.value("details", json::object())};
+      Pending entry{*r, e.body.value("details", json::object()), std::nullopt};
+      if (e.body.contains("row_to_record")) {
+        Result<ledger::LogRow> row = ledger::LogRow::from_json(e.body["row_to_record"]);
+        if (!row) {
+          return make_error(ErrorCode::corruption,
+                            "ledger event " + std::to_string(e.seq) + ": " + row.error().message);
+        }
+        entry.row = std::move(*row);
+      }
+      pending[r->name] = std::move(entry);
     } else if (e.kind == "artifact.recorded" || e.kind == "artifact.abandoned") {
       std::optional<ledger::ArtifactRecord> a = e.artifact();
       std::string name = a ? a->name : e.body.value("name", std::string());
@@ -229,22 +250,28 @@ Result<void> ArtifactStore::recover() {
     AVPS_TRY(m_ledger.begin_run("recover", {{"interrupted_writes", pending.size()}}));
   }
   for (auto& [name, entry] : pending) {
-    ledger::ArtifactRecord& record = entry.first;
+    ledger::ArtifactRecord& record = entry.record;
     fs::path face = m_project_dir / record.path;
     Result<std::string> face_bytes = core::read_file(face);
     bool face_ok = face_bytes && core::sha256_hex(*face_bytes) == record.face_sha256;
     bool object_ok = static_cast<bool>(read_object(m_ledger, record.json_sha256));  // re-hashed
     if (face_ok && object_ok) {
       // The crash came after the files were durable: finish the write.
-      json details = entry.second;
+      json details = entry.details;
       details["recovered"] = true;
-      // The run log names every artifact version; the row the interrupted write would have
-      // carried is not in the intent, so recovery writes its own.
+      // The run log names every artifact version, with the row the interrupted write would have
+      // carried (in its intent). An intent from before rows were kept in it gets a row of its own.
+      const std::string why = "recorded on recovery: the write was interrupted after its files were complete";
       ledger::LogRow row;
-      row.skill_name = record.producer;
-      row.outcome = "DONE";
-      row.artifact_output = record.name;
-      row.notes = "recorded on recovery: the write was interrupted after its files were complete";
+      if (entry.row) {
+        row = *entry.row;
+        row.notes = row.notes.empty() ? why : row.notes + " (" + why + ")";
+      } else {
+        row.skill_name = record.producer;
+        row.outcome = "DONE";
+        row.artifact_output = record.name;
+        row.notes = why;
+      }
       AVPS_TRY(m_ledger.commit({ledger::EventDraft{
           .kind = "artifact.recorded", .body = {{"details", details}}, .row = row, .artifact = record}}));
       continue;

@@ -23,6 +23,10 @@ digest() { (cd "$1" && find . -path ./.avps -prune -o -path ./logs -prune -o -ty
 # the spend reports (BUDGET_STATUS, and COST_REPORT's actuals) are the artifacts that must differ;
 # they are compared apart, by count.
 digest_but_spend() { digest "$1" | grep -v -e "BUDGET_STATUS_" -e "COST_REPORT_"; }
+# tier_usage PROJECT: each BUDGET_STATUS's tier usage (calls and spend by tier, from the run log's
+# rows). A kill may leave a call paid twice (one in flight counts as spent in full), but never a
+# row more or less, nor a row without its cost: these equal an uninterrupted run's.
+tier_usage() { for f in "$1"/governance/BUDGET_STATUS_*; do basename "$f"; sed -n '/^## Tier Usage Breakdown/,/^## [^T]/p' "$f"; done; }
 
 fresh jobs1
 expect_exit 0 "$AVPS" run "$P" --jobs 1
@@ -176,6 +180,8 @@ for point in $points; do
   [ "$(digest_but_spend "$J1")" = "$(digest_but_spend "$P")" ] || fail "$point: resumed run differs from an uninterrupted one"
   [ "$(ls "$J1/governance" | grep -c BUDGET_STATUS_)" = "$(ls "$P/governance" | grep -c BUDGET_STATUS_)" ] \
     || fail "$point: a different number of BUDGET_STATUS versions"
+  [ "$(tier_usage "$J1")" = "$(tier_usage "$P")" ] \
+    || fail "$point: the run log's tier usage differs from an uninterrupted run's: $(diff <(tier_usage "$J1") <(tier_usage "$P"))"
   responses=$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response'")
   distinct=$(q "$P" "SELECT count(DISTINCT json_extract(body,'$.key')) FROM events WHERE kind='exchange.response'")
   [ "$responses" = "$distinct" ] || fail "$point: a recorded call was made again ($responses responses, $distinct calls)"

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <set>
 
 #include "avps/artifacts/store.hpp"
@@ -170,6 +171,11 @@ std::vector<artifacts::NewArtifact> world_state_group() {
     next.content["timeline"]["elapsed_time"] = std::to_string(version) + "h";
     next.face = next.content.dump(2) + "\n";
     next.row->artifact_output = next.name.filename();
+    // A model call's row: what an interrupted write must not lose from the run log.
+    next.row->model_used = "claude-haiku-4-5";
+    next.row->tier = "t2";
+    next.row->estimated_cost = "0.050000";
+    next.row->actual_cost = "0.02000" + std::to_string(version);
     group.push_back(std::move(next));
   }
   return group;
@@ -254,6 +260,36 @@ TEST_CASE("a group write killed at any step leaves, of each artifact, none or th
         }
         for (const artifacts::NewArtifact& artifact : group) {
           CHECK(core::read_file(dir / artifact.name.relative_path()).value() == artifact.face);
+        }
+        // Each artifact's run-log row is the one its write carried, recovered or not: the model,
+        // tier and cost of the call behind it are not lost (BUDGET_STATUS's tier usage reads them).
+        ledger::Ledger::EventQuery recorded;
+        recorded.kinds = {"artifact.recorded"};
+        std::map<std::string, ledger::LogRow> rows;
+        Result<std::vector<ledger::Event>> events = project->ledger().events(recorded);
+        REQUIRE(events.ok());
+        for (const ledger::Event& e : *events) {
+          if (e.artifact() && e.row()) {
+            rows[e.artifact()->name] = *e.row();
+          }
+        }
+        ledger::Ledger::EventQuery announced;
+        announced.kinds = {"artifact.intent"};
+        Result<std::vector<ledger::Event>> intents = project->ledger().events(announced);
+        REQUIRE(intents.ok());
+        for (const ledger::Event& e : *intents) {
+          CHECK_FALSE(e.row());  // the row an intent keeps for recovery is not a run-log row
+        }
+        for (const artifacts::NewArtifact& artifact : group) {
+          INFO(artifact.name.filename());
+          REQUIRE(rows.count(artifact.name.filename()) == 1);
+          const ledger::LogRow& row = rows[artifact.name.filename()];
+          CHECK(row.skill_name == artifact.row->skill_name);
+          CHECK(row.model_used == artifact.row->model_used);
+          CHECK(row.tier == artifact.row->tier);
+          CHECK(row.actual_cost == artifact.row->actual_cost);
+          CHECK(row.estimated_cost == artifact.row->estimated_cost);
+          CHECK(row.outcome == artifact.row->outcome);
         }
         CHECK(gates::check_integrity(dir, project->ledger()).empty());
         for (const auto& entry : fs::recursive_directory_iterator(dir)) {
