@@ -207,6 +207,45 @@ Result<std::string> read_file(const fs::path& path) {
   return out;
 }
 
+Result<std::string> read_file_tail(const fs::path& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      return make_error(ErrorCode::not_found, "no such file: " + path.string());
+    }
+    return io_error("cannot open", path, err);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return io_error("cannot stat", path, err);
+  }
+  const size_t size = st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0;
+  const size_t start = size > max_bytes ? size - max_bytes : 0;
+  std::string out(size - start, '\0');
+  size_t filled = 0;
+  while (filled < out.size()) {
+    ssize_t n = ::pread(fd, out.data() + filled, out.size() - filled, static_cast<off_t>(start + filled));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      int err = errno;
+      ::close(fd);
+      return io_error("cannot read", path, err);
+    }
+    if (n == 0) {
+      break;  // cut short meanwhile: what is there
+    }
+    filled += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  out.resize(filled);
+  return out;
+}
+
 Result<std::string> read_text_file(const fs::path& path) {
   AVPS_TRY_ASSIGN(std::string text, read_file(path));
   if (std::optional<std::size_t> bad = first_invalid_utf8(text)) {

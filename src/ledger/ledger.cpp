@@ -1129,6 +1129,41 @@ struct SqliteLedger::Impl {
     return ok();
   }
 
+  // Whether the CSV face ends with the line of the last event that carries a row. With HEAD at the
+  // ledger's head, that makes both mirrors current (HEAD is written before the rows it covers, so
+  // a crash between the two leaves HEAD current and the face behind it: not this). Only the face's
+  // last line is read: whether an earlier line was edited is for verify (`avps gate`, and the
+  // integrity check a run starts with) to find, and comparing the whole face made every writing
+  // open cost the whole history.
+  Result<bool> run_log_ends_at_last_row() const {
+    Stmt stmt(db,
+              "SELECT hash, CASE WHEN json_valid(body) THEN json_extract(body, '$.row') END "
+              "FROM events ORDER BY seq DESC");
+    if (!stmt.valid()) {
+      return db.error("cannot read ledger events");
+    }
+    for (;;) {
+      AVPS_TRY_ASSIGN(bool has_event, stmt.step());
+      if (!has_event) {
+        return false;  // no row yet: the whole comparison is as cheap
+      }
+      if (stmt.is_null(1)) {
+        continue;
+      }
+      json parsed = json::parse(stmt.text(1), nullptr, false);
+      Result<LogRow> row = parsed.is_discarded() ? make_error(ErrorCode::corruption, "") : LogRow::from_json(parsed);
+      if (!row) {
+        continue;  // not a row the face shows (render_run_log skips it too)
+      }
+      const std::string line = row_line(*row, stmt.text(0));
+      Result<std::string> tail = core::read_file_tail(run_log_path(project_dir), line.size());
+      if (!tail) {
+        return tail.error().code == ErrorCode::not_found ? Result<bool>(false) : Result<bool>(std::move(tail).error());
+      }
+      return *tail == line;
+    }
+  }
+
   // After a crash between the SQLite commit and the mirrors: bring HEAD and the CSV face up to
   // the ledger, but only where they are a true prefix of it.
   Result<void> complete_mirrors() {
@@ -1144,6 +1179,12 @@ struct SqliteLedger::Impl {
                             std::to_string(head.seq) + ": events were removed; run `avps gate` for details");
     } else if (mirrored->seq == head.seq && mirrored->hash != head.hash) {
       return make_error(ErrorCode::corruption, ".avps/HEAD does not match the ledger's last event; run `avps gate`");
+    }
+    if (mirrored && mirrored->seq == head.seq) {
+      AVPS_TRY_ASSIGN(bool face_current, run_log_ends_at_last_row());
+      if (face_current) {
+        return ok();  // the usual open, after a run that ended or was cut between syncs
+      }
     }
     // (The rows and hashes are all the mirrors hold: no body is parsed whole.)
     AVPS_TRY_ASSIGN(std::vector<Event> all, read_event_parts(nullptr));

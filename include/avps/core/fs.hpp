@@ -57,6 +57,8 @@ bool is_atomic_temp_name(std::string_view filename);
 
 /// Reads a whole file.
 [[nodiscard]] Result<std::string> read_file(const std::filesystem::path& path);
+/// The last max_bytes of a file (the whole file when it is smaller), read without the rest.
+[[nodiscard]] Result<std::string> read_file_tail(const std::filesystem::path& path, size_t max_bytes);
 /// read_file for what a person wrote (a brief, a face, a prompt): the bytes must be UTF-8, else
 /// invalid_argument naming the file, the byte offset and line of the first bad byte, and the fix.
 [[nodiscard]] Result<std::string> read_text_file(const std::filesystem::path& path);

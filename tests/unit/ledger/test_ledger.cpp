@@ -210,6 +210,34 @@ TEST_CASE("a CSV face edited by hand is reported, never silently rewritten", "[l
   CHECK(core::read_file(csv).value() == text);
 }
 
+TEST_CASE("a writer's open reads only the CSV face's last line, and an edit before it is left for verify to report",
+          "[ledger][tamper]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    REQUIRE(ledger->append(row_event("story-architect")).ok());
+    REQUIRE(ledger->append(row_event("scene-planner")).ok());
+  }
+  fs::path csv = ledger::run_log_path(f.dir.path());
+  std::string text = core::read_file(csv).value();
+  text.replace(text.find("story-architect"), 5, "STORY");
+  REQUIRE(core::write_file_atomic(csv, text, core::Overwrite::yes, core::Durability::cached).ok());
+  // HEAD is current and the face ends with the last row: the open does not read the rest, so it
+  // neither refuses nor rewrites; the edit stays for verify (the gate, and every run's integrity
+  // check before it reads anything) to report.
+  auto writer = f.open(ledger::OpenMode::read_write);
+  CHECK(core::read_file(csv).value() == text);
+  CHECK(has_rule(writer->verify(), "run_log.face", "line 2"));
+  writer.reset();
+  // A face behind the ledger (its last row missing, as a crash between HEAD and the rows leaves
+  // it) is compared whole before it is completed: the edit is refused, not overwritten.
+  const std::string behind = text.substr(0, text.rfind('\n', text.size() - 2) + 1);
+  REQUIRE(core::write_file_atomic(csv, behind, core::Overwrite::yes, core::Durability::cached).ok());
+  CHECK_FALSE(ledger::Ledger::open(f.dir.path(), ledger::OpenMode::read_write, f.clock).ok());
+  CHECK(core::read_file(csv).value() == behind);
+}
+
 TEST_CASE("only one writer may hold a project, and a second gets the holder's pid", "[ledger]") {
   LedgerFixture f;
   auto first = f.create();
