@@ -163,7 +163,9 @@ std::string held_entity(const nlohmann::json& stop);
 
 /// What of the record a reader needs: all of it (a run), or what decides whether a shot's renders
 /// are up to date (Engine::stale_shots): everything but the exchanges and reservations, which a
-/// run replays and resumes from and which are most of the record.
+/// run replays and resumes from and which are most of the record; of each step only what
+/// readable_summary keeps, and no media summaries (Record::media: a grader's input, never a
+/// packager's).
 enum class RecordParts { all, renders };
 
 /// Folds the events of a record, in order, into a Record: what read_record does, one event at a
@@ -198,6 +200,12 @@ class RecordFold {
 /// via_escalations, reroutes, trigger; reasons of a FAIL or FIX, the next attempt's findings), not
 /// the run-log row, outputs or model, which the ledger keeps.
 nlohmann::json step_summary(const nlohmann::json& body);
+
+/// What a reader's fold (RecordParts::renders: the stale-shot rule) keeps of a step.finished body:
+/// the members Impl::readable_version and writer_rank read (attempt, verdict, loop, step,
+/// graph_step). At 500 scenes the run's whole step_summary of every step was most of the fold a
+/// checkpoint saves and restores.
+nlohmann::json readable_summary(const nlohmann::json& body);
 
 /// What the run keeps of a media.recorded body, whose RUN_LOG row is most of it (the ledger keeps
 /// that): in Record::media, what a grader's MEDIA input and a resumed wave read (shot_id,

@@ -306,7 +306,9 @@ void RecordFold::add(const ledger::Event& e) {
         m_unfinished_writes.erase(writes);
       }
     }
-    json kept = step_summary(body);
+    // A reader's fold (the stale-shot rule) keeps of each step only what Impl::readable_version
+    // asks of it: there is one per step of the history, and a run's summary is several times that.
+    json kept = m_all ? step_summary(body) : readable_summary(body);
     if (!loop.empty()) {
       record.loops[loop] = kept;
     }
@@ -314,7 +316,10 @@ void RecordFold::add(const ledger::Event& e) {
     record.steps[step] = std::move(kept);
   } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
     const std::string key = render->shot_id + "/" + render->resolution;
-    record.media[key] = media_summary(e.body);
+    if (m_all) {
+      // What a grader's MEDIA input reads: a run's, not the stale-shot rule's (no packager reads it).
+      record.media[key] = media_summary(e.body);
+    }
     json& kept = record.renders[render->path] = render_summary(e.body);
     kept["seq"] = e.seq;
     record.media_paths[key + "#" + std::to_string(render->attempt)] = render->path;
@@ -457,6 +462,19 @@ json step_summary(const json& body) {
   const std::string verdict = body.value("verdict", "");
   if (auto reasons = body.find("reasons"); reasons != body.end() && (verdict == "FAIL" || verdict == "FIX")) {
     kept["reasons"] = *reasons;
+  }
+  return kept;
+}
+
+json readable_summary(const json& body) {
+  json kept = json::object();
+  if (!body.is_object()) {
+    return kept;
+  }
+  for (const char* field : {"attempt", "verdict", "loop", "step", "graph_step"}) {
+    if (auto it = body.find(field); it != body.end()) {
+      kept[field] = *it;
+    }
   }
   return kept;
 }

@@ -156,7 +156,7 @@ enum class Folds {
 
 /// The fold checkpoint's format version (docs/formats/checkpoint.md). Raised whenever what a fold
 /// keeps, or how it folds an event, changes: a checkpoint of another version is not used.
-inline constexpr int k_checkpoint_format_version = 4;
+inline constexpr int k_checkpoint_format_version = 5;
 
 /// .avps/fold_checkpoint of a project folder.
 std::filesystem::path checkpoint_path(const std::filesystem::path& project_dir);

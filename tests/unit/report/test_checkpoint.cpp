@@ -1,4 +1,4 @@
-// The fold checkpoint (docs/formats/checkpoint.md, format 4): the read model restored from it, with
+// The fold checkpoint (docs/formats/checkpoint.md, format 5): the read model restored from it, with
 // and without events after it, is the model a fold of every event builds; a checkpoint cut short,
 // malformed inside a whole file, or of an older format is not used, and the model is the same.
 
@@ -158,7 +158,7 @@ std::string file_of(Parts parts) {
 
 using namespace checkpoint_test;
 
-TEST_CASE("the model from a format 4 checkpoint equals the fold of every event, with or without events after it",
+TEST_CASE("the model from a format 5 checkpoint equals the fold of every event, with or without events after it",
           "[report][checkpoint]") {
   DemoFilm film;
   film.run("planning");
@@ -166,7 +166,7 @@ TEST_CASE("the model from a format 4 checkpoint equals the fold of every event, 
   REQUIRE(early.seq > 100);
   CHECK(early.bytes > 0);
   const std::string early_file = bytes_of(film.checkpoint());
-  CHECK(early_file.rfind("avps-fold-checkpoint 4 ", 0) == 0);
+  CHECK(early_file.rfind("avps-fold-checkpoint 5 ", 0) == 0);
 
   const auto [reference, none] = film.model(report::Folds::record);
   CHECK(none.empty());  // the whole fold never looks at the checkpoint
@@ -237,8 +237,8 @@ TEST_CASE("a checkpoint cut short, malformed inside a whole file, or of format 3
   }
   SECTION("an older format's line") {
     Parts older = parts;
-    older.line[1] = "3";
-    expect_unused(file_of(older), "not a format 4 checkpoint");
+    older.line[1] = "4";
+    expect_unused(file_of(older), "not a format 5 checkpoint");
   }
   SECTION("the whole file put back is used again") {
     write_bytes(film.checkpoint(), whole);
