@@ -1007,26 +1007,13 @@ struct SqliteLedger::Impl {
     return out;
   }
 
-  // Events as the ledger's own checks need them: each body holds only the parts the ledger
-  // indexes and mirrors ("row", "artifact", "reservation", "reservation_end"), taken out by
-  // SQLite's JSON functions, so the bulk of the bodies is never parsed. With `hash_ok`, also
-  // whether each event's stored bytes hash to its recorded hash: the hash is of the canonical
-  // form, and a body is stored in it, so the stored text is hashed as it is (a body rewritten in
-  // any other form no longer matches, which is what it is: an edit).
-  Result<std::vector<Event>> read_event_parts(std::vector<char>* hash_ok) const {
-    std::vector<Event> out;
-    AVPS_TRY(scan_event_parts(hash_ok != nullptr, [&](Event&& e, bool matches) -> Result<void> {
-      if (hash_ok) {
-        hash_ok->push_back(matches ? 1 : 0);
-      }
-      out.push_back(std::move(e));
-      return ok();
-    }));
-    return out;
-  }
-
-  // The same, one event at a time, none kept: `each` gets each event's parts and, with
-  // `check_hashes`, whether its stored bytes hash to its hash (else true).
+  // Events as the ledger's own checks need them, one at a time, none kept: each body holds only
+  // the parts the ledger indexes and mirrors ("row", "artifact", "reservation",
+  // "reservation_end"), taken out by SQLite's JSON functions, so the bulk of the bodies is never
+  // parsed. With `check_hashes`, `each` also gets whether the event's stored bytes hash to its
+  // recorded hash (else true): the hash is of the canonical form, and a body is stored in it, so
+  // the stored text is hashed as it is (a body rewritten in any other form no longer matches,
+  // which is what it is: an edit).
   Result<void> scan_event_parts(bool check_hashes,
                                 const std::function<Result<void>(Event&&, bool hash_matches)>& each) const {
     Stmt stmt(db,
@@ -1186,27 +1173,52 @@ struct SqliteLedger::Impl {
         return ok();  // the usual open, after a run that ended or was cut between syncs
       }
     }
-    // (The rows and hashes are all the mirrors hold: no body is parsed whole.)
-    AVPS_TRY_ASSIGN(std::vector<Event> all, read_event_parts(nullptr));
-    if (mirrored && mirrored->seq > 0 && mirrored->seq < head.seq) {
-      const Event& at = all[static_cast<size_t>(mirrored->seq - 1)];
-      if (at.seq != mirrored->seq || at.hash != mirrored->hash) {
-        return make_error(ErrorCode::corruption, ".avps/HEAD does not match ledger event " +
-                                                     std::to_string(mirrored->seq) + "; run `avps gate`");
+    // The CSV face as it is, compared with what the ledger says line by line as the events pass:
+    // no event is kept (at 500 scenes every event's parts, held at once, were 250 MB of a resumed
+    // run's memory), and the face the ledger says is made whole only when the file differs (its
+    // matching prefix taken from the file, the rest rendered).
+    Result<std::string> actual = core::read_file(run_log_path(project_dir));
+    const std::string current = actual ? *actual : "";
+    size_t matched = 0;    // bytes of `current` the ledger's face starts with so far
+    bool diverged = false;  // a line the ledger says is not the file's at `matched`
+    std::string rest;       // the ledger's face after `matched`, once diverged
+    auto expect = [&](const std::string& line) {
+      if (!diverged && current.compare(matched, line.size(), line) == 0) {
+        matched += line.size();
+      } else {
+        diverged = true;
+        rest += line;
       }
+    };
+    expect(run_log_header());
+    size_t index = 0;
+    // (The rows and hashes are all the mirrors hold: no body is parsed whole.)
+    AVPS_TRY(scan_event_parts(false, [&](Event&& e, bool) -> Result<void> {
+      if (mirrored && mirrored->seq > 0 && mirrored->seq < head.seq &&
+          index == static_cast<size_t>(mirrored->seq - 1) && (e.seq != mirrored->seq || e.hash != mirrored->hash)) {
+        return make_error(ErrorCode::corruption,
+                          ".avps/HEAD does not match ledger event " + std::to_string(mirrored->seq) + "; run `avps gate`");
+      }
+      ++index;
+      if (std::optional<LogRow> row = e.row()) {
+        expect(row_line(*row, e.hash));
+      }
+      return ok();
+    }));
+    if (mirrored && mirrored->seq > 0 && mirrored->seq < head.seq && index < static_cast<size_t>(mirrored->seq)) {
+      return make_error(ErrorCode::corruption,
+                        ".avps/HEAD does not match ledger event " + std::to_string(mirrored->seq) + "; run `avps gate`");
     }
     if (!mirrored || mirrored->seq != head.seq) {
       AVPS_TRY(write_head(project_dir, head));
     }
-    std::string expected = render_run_log(all);
-    Result<std::string> actual = core::read_file(run_log_path(project_dir));
-    std::string current = actual ? *actual : "";
     if (!actual && actual.error().code != ErrorCode::not_found) {
       return std::move(actual).error();
     }
-    if (current == expected) {
+    if (!diverged && matched == current.size()) {
       return ok();
     }
+    const std::string expected = current.substr(0, matched) + rest;
     // The face may lag (rows not yet appended) or end in a torn line; keep only complete lines
     // and require them to be a prefix of what the ledger says.
     size_t last_newline = current.rfind('\n');
