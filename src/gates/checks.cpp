@@ -9,7 +9,10 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <bit>
+#include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -145,9 +148,9 @@ class LockLookup {
     if (auto it = m_known.find(key); it != m_known.end()) {
       return it->second;
     }
-    AVPS_TRY_ASSIGN(std::optional<json> lock, m_context.latest(kind, entity));
-    m_known[key] = lock.has_value();
-    return lock.has_value();
+    AVPS_TRY_ASSIGN(std::shared_ptr<const json> lock, m_context.latest_shared(kind, entity));
+    m_known[key] = lock != nullptr;
+    return lock != nullptr;
   }
 
  private:
@@ -205,7 +208,7 @@ Result<Findings> scene_ids_unique(const json& output, const json&, const GateCon
 
 Result<Findings> breakdown_matches_scenes(const json& output, const json&, const GateContext& context) {
   Findings findings;
-  AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+  AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
   if (!scenes) {
     add(findings, Verdict::fail, "no SCENES recorded: the breakdown cannot be checked against the scenes");
     return findings;
@@ -409,13 +412,13 @@ Result<Findings> dialogue_every_speaker_scored(const json& output, const json&, 
   for (const json& assessment : array_member(output, "character_by_character_voice_assessment")) {
     speakers.emplace_back(text_member(assessment, "character"), "is assessed");
   }
-  AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+  AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
   const json* row = scenes ? find_row(array_member(*scenes, "rows"), "scene_id", scene) : nullptr;
   if (row == nullptr) {
     add(findings, Verdict::fail, scene + " is not in the latest SCENES: cannot tell who speaks in it");
   } else {
     for (const std::string& character : strings_of(array_member(*row, "characters_present"))) {
-      AVPS_TRY_ASSIGN(std::optional<json> voice, context.latest("VOICE_LOCK", character));
+      AVPS_TRY_ASSIGN(std::shared_ptr<const json> voice, context.latest_shared("VOICE_LOCK", character));
       if (voice) {
         speakers.emplace_back(character, "speaks in " + scene + " (has a VOICE lock)");
       }
@@ -437,14 +440,14 @@ Result<Findings> world_state_continuity(const json& output, const json&, const G
   std::string scene = text_member(output, "scene_id");
   // The gate runs before the applied state is recorded, so the latest WORLD_STATE is the one
   // the diff applies to.
-  AVPS_TRY_ASSIGN(std::optional<json> before, context.latest("WORLD_STATE", ""));
+  AVPS_TRY_ASSIGN(std::shared_ptr<const json> before, context.latest_shared("WORLD_STATE", ""));
   if (!before) {
     add(findings, Verdict::fail,
         "no WORLD_STATE recorded before " + scene + ": the diff has nothing to apply to");
     return findings;
   }
   json breakdown_row = nullptr;
-  AVPS_TRY_ASSIGN(std::optional<json> breakdown, context.latest("BREAKDOWN", ""));
+  AVPS_TRY_ASSIGN(std::shared_ptr<const json> breakdown, context.latest_shared("BREAKDOWN", ""));
   if (breakdown) {
     if (const json* row = find_row(array_member(*breakdown, "rows"), "scene_id", scene)) {
       breakdown_row = *row;
@@ -469,7 +472,7 @@ Result<Findings> scene_entities_resolve(const json& output, const json&, const G
   if (target.empty()) {
     target = text_member(output, "scene_id");
   }
-  AVPS_TRY_ASSIGN(std::optional<json> scenes, context.latest("SCENES", ""));
+  AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
   if (!scenes) {
     add(findings, Verdict::fail, "no SCENES recorded: the entities of " + target + " cannot be resolved");
     return findings;
@@ -487,7 +490,7 @@ Result<Findings> scene_entities_resolve(const json& output, const json&, const G
       rows.push_back(&row);
     }
   }
-  AVPS_TRY_ASSIGN(std::optional<json> world, context.latest("WORLD_STATE", ""));
+  AVPS_TRY_ASSIGN(std::shared_ptr<const json> world, context.latest_shared("WORLD_STATE", ""));
   const json no_characters = json::object();
   const json& characters = world && world->contains("characters") && (*world)["characters"].is_object()
                                ? (*world)["characters"]
@@ -588,6 +591,32 @@ Result<Findings> shotlist_heuristics(const json& output, const json& params, con
 
 // ---- prompt-packager: GENPACK -----------------------------------------------------------------
 
+// Whether two JSON values are the same in every type and bit: json's own == takes 1 for 1.0 and
+// 0.0 for -0.0, which a face renders differently.
+bool identical_json(const json& a, const json& b) {
+  if (a.type() != b.type()) {
+    return false;
+  }
+  switch (a.type()) {
+    case json::value_t::object: {
+      const auto& x = a.get_ref<const json::object_t&>();
+      const auto& y = b.get_ref<const json::object_t&>();
+      return x.size() == y.size() && std::equal(x.begin(), x.end(), y.begin(), [](const auto& l, const auto& r) {
+               return l.first == r.first && identical_json(l.second, r.second);
+             });
+    }
+    case json::value_t::array: {
+      const auto& x = a.get_ref<const json::array_t&>();
+      const auto& y = b.get_ref<const json::array_t&>();
+      return x.size() == y.size() && std::equal(x.begin(), x.end(), y.begin(), identical_json);
+    }
+    case json::value_t::number_float:
+      return std::bit_cast<std::uint64_t>(a.get<double>()) == std::bit_cast<std::uint64_t>(b.get<double>());
+    default:
+      return a == b;  // null, boolean, string, integers, binary, discarded: == is exact
+  }
+}
+
 Result<std::string> genpack_face(const json& genpack) {
   // Loaded once: compiling the schema cost more than every check of a GenPack together. The shipped
   // schemas do not change while a process runs; render is const, so threads share it.
@@ -596,13 +625,27 @@ Result<std::string> genpack_face(const json& genpack) {
   if (!k_codec) {
     return k_codec.error();
   }
-  return k_codec->render(genpack);
+  // One GenPack's face is asked for by each of its checks (section order, locks verbatim) in
+  // turn, on the same content: rendered once. The last rendering is kept per thread (checks run
+  // on the engine's workers too), and reused only for content identical in every type and bit,
+  // so the face is the one its own rendering would give.
+  struct LastFace {
+    json content;
+    std::string face;
+  };
+  thread_local std::optional<LastFace> t_last;
+  if (t_last && identical_json(t_last->content, genpack)) {
+    return t_last->face;
+  }
+  AVPS_TRY_ASSIGN(std::string face, k_codec->render(genpack));
+  t_last = LastFace{genpack, face};
+  return face;
 }
 
 // The lock of kind/entity as the packager pastes it, or nullopt when none is recorded.
 Result<std::optional<builtins::LockFace>> lock_face(const GateContext& context, const std::string& kind,
                                                     const std::string& entity) {
-  AVPS_TRY_ASSIGN(std::optional<json> content, context.latest(kind, entity));
+  AVPS_TRY_ASSIGN(std::shared_ptr<const json> content, context.latest_shared(kind, entity));
   AVPS_TRY_ASSIGN(std::optional<GateContext::Face> face, context.latest_face(kind, entity));
   if (!content || !face) {
     return std::optional<builtins::LockFace>();
@@ -630,7 +673,7 @@ Result<Findings> genpack_locks_verbatim(const json& output, const json&, const G
   Findings findings;
   std::string shot = text_member(output, "shot_id");
   std::string scene = scene_of_shot(shot);
-  AVPS_TRY_ASSIGN(std::optional<json> shotlist, context.latest("SHOTLIST", scene));
+  AVPS_TRY_ASSIGN(std::shared_ptr<const json> shotlist, context.latest_shared("SHOTLIST", scene));
   const json* row = shotlist ? find_row(array_member(*shotlist, "rows"), "shot_id", shot) : nullptr;
   if (row == nullptr) {
     add(findings, Verdict::fail,
@@ -710,7 +753,7 @@ Result<std::vector<QcRowGrade>> qc_row_grades(const json& output, const json& pa
   }
 
   std::vector<QcRowGrade> grades;
-  std::map<std::string, std::optional<json>> shotlists;  // by scene
+  std::map<std::string, std::shared_ptr<const json>> shotlists;  // by scene
   for (const json& row : array_member(output, "rows")) {
     QcRowGrade grade;
     std::string shot = text_member(row, "shot_id");
@@ -720,9 +763,9 @@ Result<std::vector<QcRowGrade>> qc_row_grades(const json& output, const json& pa
     grade.name = shot + " attempt " + std::to_string(attempt);
     std::string scene = scene_of_shot(shot);
     if (!shotlists.count(scene)) {
-      AVPS_TRY_ASSIGN(shotlists[scene], context.latest("SHOTLIST", scene));
+      AVPS_TRY_ASSIGN(shotlists[scene], context.latest_shared("SHOTLIST", scene));
     }
-    const std::optional<json>& shotlist = shotlists[scene];
+    const std::shared_ptr<const json>& shotlist = shotlists[scene];
     const json* shot_row = shotlist ? find_row(array_member(*shotlist, "rows"), "shot_id", shot) : nullptr;
     std::string tier = shot_row ? text_member(*shot_row, "hero_tier") : "";
     if (!thresholds.count(tier)) {

@@ -126,6 +126,16 @@ class AsOfContext : public GateContext {
     return std::optional<json>{*content};
   }
 
+  /// The cache's own parsed content, uncopied: SCENES, WORLD_STATE and the shot lists are read by
+  /// the gate of every scene, and a copy of each grows with the project.
+  Result<std::shared_ptr<const json>> latest_shared(std::string_view kind, std::string_view target) const override {
+    const Recorded* r = find(kind, target);
+    if (r == nullptr) {
+      return std::shared_ptr<const json>();
+    }
+    return m_contents.of(r->record);
+  }
+
   Result<std::optional<Face>> latest_face(std::string_view kind, std::string_view target) const override {
     const Recorded* r = find(kind, target);
     if (r == nullptr) {
