@@ -500,6 +500,9 @@ struct Section {
   std::string heading;
   bool optional = false;
   bool key_line = false;  ///< a score, number or enum: written "Heading: value" on one line
+  /// What a line opening the section starts with (key_line) or is: made once at load, as every
+  /// line of every face rendered or parsed is compared with every section's.
+  std::string opening;
 };
 
 }  // namespace
@@ -545,11 +548,8 @@ struct FaceCodec::Impl {
   }
 
   // True if `line` opens `section`: its heading line, or "Heading: value" for a key-line section.
-  bool opens(const Section& section, const std::string& line) const {
-    if (section.key_line) {
-      return line.rfind(section.heading + ": ", 0) == 0;
-    }
-    return line == heading_line(section.heading);
+  static bool opens(const Section& section, std::string_view line) {
+    return section.key_line ? line.substr(0, section.opening.size()) == section.opening : line == section.opening;
   }
 
   bool is_heading(const std::string& line) const {
@@ -1022,12 +1022,14 @@ Result<FaceCodec> FaceCodec::load(const std::vector<fs::path>& schema_dirs, std:
       impl->identity.push_back(f.get<std::string>());
     }
     for (const auto& s : face.value("sections", ordered_json::array())) {
-      Section section{s.at("field").get<std::string>(), s.at("heading").get<std::string>(), s.value("optional", false)};
+      Section section{s.at("field").get<std::string>(), s.at("heading").get<std::string>(), s.value("optional", false),
+                      false, ""};
       // Scores and enums (verdict-like values) are one-line "Key: value" sections.
       Node node = impl->schemas.property(impl->root(), section.field);
       Types types = impl->schemas.types(node);
       bool enumerated = node.schema && (node.schema->contains("enum") || node.schema->contains("const"));
       section.key_line = types.scalar_only() && (types.integer || types.number || types.boolean || enumerated);
+      section.opening = section.key_line ? section.heading + ": " : impl->heading_line(section.heading);
       impl->sections.push_back(std::move(section));
     }
     for (const auto& c : face.value("columns", ordered_json::array())) {

@@ -2019,18 +2019,19 @@ std::vector<core::Violation> SqliteLedger::verify() const {
   };
   add_face(run_log_header());
   Result<void> scanned = m_impl->scan_event_parts(true, [&](Event&& e, bool hash_ok) -> Result<void> {
-    // The chain: consecutive seqs, each prev_hash the previous hash, each hash recomputed.
-    std::string subject = "ledger event " + std::to_string(e.seq);
+    // The chain: consecutive seqs, each prev_hash the previous hash, each hash recomputed. (The
+    // subject is made only for a finding: this runs for every event of the record.)
+    auto subject = [&] { return "ledger event " + std::to_string(e.seq); };
     if (e.seq != expected_seq) {
-      add("ledger.chain", subject,
+      add("ledger.chain", subject(),
           "expected event " + std::to_string(expected_seq) + " here: events " + std::to_string(expected_seq) +
               ".." + std::to_string(e.seq - 1) + " were removed");
     }
     if (e.prev_hash != prev) {
-      add("ledger.chain", subject, "prev_hash does not link to the previous event's hash");
+      add("ledger.chain", subject(), "prev_hash does not link to the previous event's hash");
     }
     if (!hash_ok) {
-      add("ledger.hash", subject, "content does not match its hash (kind " + e.kind + "): the row was edited");
+      add("ledger.hash", subject(), "content does not match its hash (kind " + e.kind + "): the row was edited");
     }
     prev = e.hash;
     expected_seq = e.seq + 1;
