@@ -22,9 +22,6 @@ using nlohmann::json;
 namespace {
 
 // Folders whose files are the project's inputs or avps's own state, not artifacts.
-// Events read at a time by the integrity pass: what it holds at once, whatever the record's length.
-constexpr size_t k_integrity_events_page = 2048;
-
 bool is_excluded_top_level(const std::string& name) {
   return name == ".avps" || name == "skills" || name == "policies" || name == ".git";
 }
@@ -92,7 +89,84 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     add("config.valid", "schemas/", declared.error().message);
   }
 
-  std::vector<core::Violation> ledger_violations = ledger.verify();
+  // What the checks below read of the events, gathered in the ledger's own pass over them
+  // (Ledger::verify hands each event on as it reads it: the record is never held whole): the
+  // writes announced and not finished, the artifacts the run log names and the steps without a
+  // row, every object an exchange names, and the render each media path was last recorded as.
+  // Findings are reported in the order the checks below give them.
+  std::map<std::string, std::string> pending;  // name -> path
+  std::set<std::string> logged_outputs;
+  std::vector<core::Violation> rowless_steps;
+  struct Vouched {
+    ledger::MediaRecorded render;
+    int64_t seq = 0;
+  };
+  std::map<std::string, Vouched> renders;  // path -> the media.recorded that vouches for it
+  // Every object an exchange names (the canonical request, the answer, the wire bodies, a
+  // render's bytes), to be found present and unchanged once the pass is over (the pass holds the
+  // ledger, which reads them). An object named by several events is checked once, against the
+  // first that named it.
+  // Each kept as pointers into two sets (a set's elements stay where they are): a season names
+  // tens of thousands of objects, and a copy of every name beside them would be the gate's peak.
+  struct NamedObject {
+    const std::string* sha;
+    const std::string* field;
+    const std::string* who;
+    const std::string* kind;
+    int64_t seq = 0;
+  };
+  std::set<std::string> named_objects;
+  std::set<std::string> labels;  // the few field, skill and kind names the objects are named with
+  std::vector<NamedObject> objects_to_check;
+  auto name_object = [&](const std::string& sha, const std::string& field, const std::string& who,
+                         const ledger::Event& e) {
+    if (sha.empty()) {
+      return;
+    }
+    if (auto [named, fresh] = named_objects.insert(sha); fresh) {
+      objects_to_check.push_back(NamedObject{&*named, &*labels.insert(field).first, &*labels.insert(who).first,
+                                             &*labels.insert(e.kind).first, e.seq});
+    }
+  };
+  ledger::Ledger::EventVisitor visitor;
+  // Only the members read below (of artifact.intent, artifact.recorded and .abandoned, the row,
+  // step.finished, exchange.intent and .response, media.recorded): the rest of a body is not parsed.
+  visitor.members = {"intent", "name", "row", "artifact", "skill", "model", "request_sha256", "response_sha256",
+                     "media_sha256", "wire_request_sha256", "wire_response_sha256", "path", "sha256"};
+  visitor.each = [&](ledger::Event&& e) -> Result<void> {
+    if (e.kind == "artifact.intent" && e.body.contains("intent")) {
+      pending[e.body["intent"].value("name", "")] = e.body["intent"].value("path", "");
+    } else if (std::optional<ledger::ArtifactRecord> a = e.artifact()) {
+      pending.erase(a->name);
+    } else if (e.kind == "artifact.abandoned") {
+      pending.erase(e.body.value("name", ""));
+    }
+    if (std::optional<ledger::LogRow> row = e.row()) {
+      std::string_view outputs = row->artifact_output;
+      while (!outputs.empty()) {
+        const size_t end = std::min(outputs.find(' '), outputs.size());
+        logged_outputs.insert(std::string(outputs.substr(0, end)));
+        outputs.remove_prefix(std::min(end + 1, outputs.size()));
+      }
+    } else if (e.kind == "step.finished") {
+      rowless_steps.push_back(
+          core::Violation{"run_log.row", "ledger event " + std::to_string(e.seq),
+                          "the " + e.body.value("skill", std::string("?")) + " step it records has no run-log row"});
+    }
+    if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
+      name_object(intent->request_sha256, "request_sha256", intent->skill.empty() ? intent->model : intent->skill, e);
+    } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
+      const std::string skill = core::json_text(response->body, "skill");
+      for (const auto& [field, sha] : response->objects()) {
+        name_object(sha, field, skill.empty() ? response->model : skill, e);
+      }
+    } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
+      const std::string path = render->path;
+      renders.insert_or_assign(path, Vouched{std::move(*render), e.seq});
+    }
+    return ok();
+  };
+  std::vector<core::Violation> ledger_violations = ledger.verify(&visitor);
   out.insert(out.end(), ledger_violations.begin(), ledger_violations.end());
 
   Result<std::vector<ledger::ArtifactRecord>> records = ledger.artifacts();
@@ -100,88 +174,21 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     add("ledger.readable", ".avps/ledger.db", records.error().message);
     return out;
   }
-
-  // What the checks below read of the events, in one pass over the ledger a page at a time (the
-  // record is never held whole): the writes announced and not finished, the artifacts the run
-  // log names and the steps without a row, every object an exchange names (checked as it comes),
-  // and the render each media path was last recorded as. Findings are reported in the order the
-  // checks below give them.
-  std::map<std::string, std::string> pending;  // name -> path
-  std::set<std::string> logged_outputs;
-  std::vector<core::Violation> rowless_steps;
+  if (visitor.failed) {
+    add("ledger.readable", ".avps/ledger.db", visitor.failed->message);
+    return out;
+  }
   std::vector<core::Violation> object_findings;
-  struct Vouched {
-    ledger::MediaRecorded render;
-    int64_t seq = 0;
-  };
-  std::map<std::string, Vouched> renders;  // path -> the media.recorded that vouches for it
-  std::set<std::string> checked_objects;
-  // Every object an exchange names (the canonical request, the answer, the wire bodies, a
-  // render's bytes): present and unchanged. An object named by several events is checked once,
-  // against the first that named it.
-  auto check_object = [&](const std::string& sha, const std::string& field, const std::string& who,
-                          const ledger::Event& e) {
-    if (sha.empty() || !checked_objects.insert(sha).second) {
-      return;
-    }
-    Result<std::string> bytes = artifacts::read_object(ledger, sha);
+  for (const NamedObject& o : objects_to_check) {
+    Result<std::string> bytes = artifacts::read_object(ledger, *o.sha);
     if (!bytes) {
-      const std::string subject = artifacts::object_subject(ledger, sha);
+      const std::string subject = artifacts::object_subject(ledger, *o.sha);
       object_findings.push_back(core::Violation{
           bytes.error().code == ErrorCode::not_found ? "object.missing" : "object.hash", subject,
-          field + " of " + e.kind + " (ledger event " + std::to_string(e.seq) + ", " + (who.empty() ? "?" : who) +
-              ") " + (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash")});
+          *o.field + " of " + *o.kind + " (ledger event " + std::to_string(o.seq) + ", " +
+              (o.who->empty() ? "?" : *o.who) + ") " +
+              (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash")});
     }
-  };
-  ledger::Ledger::EventQuery page;
-  page.limit = k_integrity_events_page;
-  // Only the members read below (of artifact.intent, artifact.recorded and .abandoned, the row,
-  // step.finished, exchange.intent and .response, media.recorded): the rest of a body is not parsed.
-  page.members = {"intent", "name", "row", "artifact", "skill", "model", "request_sha256", "response_sha256",
-                  "media_sha256", "wire_request_sha256", "wire_response_sha256", "path", "sha256"};
-  for (;;) {
-    Result<std::vector<ledger::Event>> events = ledger.events(page);
-    if (!events) {
-      add("ledger.readable", ".avps/ledger.db", events.error().message);
-      return out;
-    }
-    for (const ledger::Event& e : *events) {
-      if (e.kind == "artifact.intent" && e.body.contains("intent")) {
-        pending[e.body["intent"].value("name", "")] = e.body["intent"].value("path", "");
-      } else if (std::optional<ledger::ArtifactRecord> a = e.artifact()) {
-        pending.erase(a->name);
-      } else if (e.kind == "artifact.abandoned") {
-        pending.erase(e.body.value("name", ""));
-      }
-      if (std::optional<ledger::LogRow> row = e.row()) {
-        std::string_view outputs = row->artifact_output;
-        while (!outputs.empty()) {
-          const size_t end = std::min(outputs.find(' '), outputs.size());
-          logged_outputs.insert(std::string(outputs.substr(0, end)));
-          outputs.remove_prefix(std::min(end + 1, outputs.size()));
-        }
-      } else if (e.kind == "step.finished") {
-        rowless_steps.push_back(
-            core::Violation{"run_log.row", "ledger event " + std::to_string(e.seq),
-                            "the " + e.body.value("skill", std::string("?")) + " step it records has no run-log row"});
-      }
-      if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
-        check_object(intent->request_sha256, "request_sha256", intent->skill.empty() ? intent->model : intent->skill,
-                     e);
-      } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
-        const std::string skill = core::json_text(response->body, "skill");
-        for (const auto& [field, sha] : response->objects()) {
-          check_object(sha, field, skill.empty() ? response->model : skill, e);
-        }
-      } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
-        const std::string path = render->path;
-        renders.insert_or_assign(path, Vouched{std::move(*render), e.seq});
-      }
-    }
-    if (events->size() < page.limit) {
-      break;
-    }
-    page.after_seq = events->back().seq;
   }
 
   // Each artifact's content valid against its kind's schema as it is now (a schema changed since,

@@ -793,7 +793,8 @@ class SqliteLedger final : public Ledger {
   Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
                                                         const std::string& target) const override;
   Head head() const override;
-  std::vector<core::Violation> verify() const override;
+  std::vector<core::Violation> verify(EventVisitor* also) const override;
+  using Ledger::verify;
   Result<void> copy_prefix(const std::filesystem::path& dst_project_dir, int64_t through_seq) const override;
   const std::filesystem::path& project_dir() const override;
   Result<std::string> put_object(std::string_view bytes) override;
@@ -937,21 +938,57 @@ struct SqliteLedger::Impl {
     return ok();
   }
 
+  // The SQL that takes `members` out of a body (EventQuery::members) as one column, "" for none:
+  // json_extract with two paths or more gives a JSON array of their values (null where absent), so
+  // one member is asked for twice. Its paths are bound by bind_members.
+  static std::string members_column(const std::vector<std::string>& members) {
+    if (members.empty()) {
+      return "";
+    }
+    std::string sql = ", CASE WHEN json_valid(body) THEN json_extract(body";
+    for (size_t i = 0; i < std::max<size_t>(members.size(), 2); ++i) {
+      sql += ", ?";
+    }
+    return sql + ") END";
+  }
+  static Result<void> bind_members(Stmt& stmt, int& column, const std::vector<std::string>& members) {
+    for (size_t i = 0; !members.empty() && i < std::max<size_t>(members.size(), 2); ++i) {
+      const std::string& member = members[std::min(i, members.size() - 1)];
+      if (member.find_first_of("\"\\") != std::string::npos) {
+        return make_error(ErrorCode::invalid_argument, "internal error: a body member named " + member);
+      }
+      stmt.bind(column++, "$.\"" + member + "\"");
+    }
+    return ok();
+  }
+  // An event's body as a reader asked for it: with `members` (read from column `members_at`, made
+  // by members_column), only those it has, not null; without, or when the body is not valid JSON
+  // (the column is null), the whole body (column 4) parsed, which fails for invalid JSON.
+  static Result<json> body_members(const Stmt& stmt, int members_at, const std::vector<std::string>& members,
+                                   int64_t seq) {
+    if (members_at >= 0 && !stmt.is_null(members_at)) {
+      json values = json::parse(stmt.text_view(members_at), nullptr, /*allow_exceptions=*/false);
+      json body = json::object();
+      for (size_t i = 0; i < members.size() && values.is_array() && i < values.size(); ++i) {
+        if (!values[i].is_null()) {
+          body[members[i]] = std::move(values[i]);
+        }
+      }
+      return body;
+    }
+    Result<json> body = core::parse_json(stmt.text_view(4), "ledger event " + std::to_string(seq));
+    if (!body) {
+      return make_error(ErrorCode::corruption, body.error().message);
+    }
+    return body;
+  }
+
   Result<std::vector<Event>> read_events(int64_t after_seq, int64_t limit = -1,
                                          const std::set<std::string>& bodiless = {},
                                          const std::set<std::string>& kinds = {},
                                          const std::vector<std::string>& members = {}, bool bodies = true) const {
-    // With `members`: json_extract with two paths or more gives a JSON array of their values (null
-    // where absent), so one member is asked for twice.
-    const size_t paths = members.empty() ? 0 : std::max<size_t>(members.size(), 2);
-    std::string sql = "SELECT seq, run_id, ts, kind, body, prev_hash, hash";
-    if (paths > 0) {
-      sql += ", CASE WHEN json_valid(body) THEN json_extract(body";
-      for (size_t i = 0; i < paths; ++i) {
-        sql += ", ?";
-      }
-      sql += ") END";
-    }
+    const size_t paths = members.size();
+    std::string sql = "SELECT seq, run_id, ts, kind, body, prev_hash, hash" + members_column(members);
     sql += " FROM events WHERE seq > ?";
     if (!kinds.empty()) {
       sql += " AND kind IN (";
@@ -966,13 +1003,7 @@ struct SqliteLedger::Impl {
       return db.error("cannot read ledger events");
     }
     int column = 1;
-    for (size_t i = 0; i < paths; ++i) {
-      const std::string& member = members[std::min(i, members.size() - 1)];
-      if (member.find_first_of("\"\\") != std::string::npos) {
-        return make_error(ErrorCode::invalid_argument, "internal error: a body member named " + member);
-      }
-      stmt.bind(column++, "$.\"" + member + "\"");
-    }
+    AVPS_TRY(bind_members(stmt, column, members));
     stmt.bind(column++, after_seq);
     for (const std::string& kind : kinds) {
       stmt.bind(column++, kind);
@@ -987,20 +1018,8 @@ struct SqliteLedger::Impl {
       Event e = event_without_body(stmt);
       if (!bodies || bodiless.count(e.kind)) {
         e.body = json::object();
-      } else if (paths > 0 && !stmt.is_null(7)) {
-        json values = json::parse(stmt.text_view(7), nullptr, /*allow_exceptions=*/false);
-        e.body = json::object();
-        for (size_t i = 0; i < members.size() && values.is_array() && i < values.size(); ++i) {
-          if (!values[i].is_null()) {
-            e.body[members[i]] = std::move(values[i]);
-          }
-        }
       } else {
-        Result<json> body = core::parse_json(stmt.text_view(4), "ledger event " + std::to_string(e.seq));
-        if (!body) {
-          return make_error(ErrorCode::corruption, body.error().message);
-        }
-        e.body = std::move(body).value();
+        AVPS_TRY_ASSIGN(e.body, body_members(stmt, paths > 0 ? 7 : -1, members, e.seq));
       }
       out.push_back(std::move(e));
     }
@@ -1014,18 +1033,33 @@ struct SqliteLedger::Impl {
   // recorded hash (else true): the hash is of the canonical form, and a body is stored in it, so
   // the stored text is hashed as it is (a body rewritten in any other form no longer matches,
   // which is what it is: an edit).
-  Result<void> scan_event_parts(bool check_hashes,
-                                const std::function<Result<void>(Event&&, bool hash_matches)>& each) const {
+  //
+  // With `also`, the same pass hands each event to `also->each` too, its body with only
+  // `also->members` (as read_events gives them), so a caller that reads every event as well does
+  // not make a pass of its own. Its first failure (a body that is not JSON, or `each`'s own) ends
+  // what it is given and is kept in `also->failed`; this scan goes on.
+  Result<void> scan_event_parts(bool check_hashes, const std::function<Result<void>(Event&&, bool hash_matches)>& each,
+                                Ledger::EventVisitor* also = nullptr) const {
+    const std::vector<std::string> no_members;
+    const std::vector<std::string>& members = also != nullptr ? also->members : no_members;
     Stmt stmt(db,
-              "SELECT seq, run_id, ts, kind, body, prev_hash, hash, json_valid(body), "
-              "CASE WHEN json_valid(body) THEN json_extract(body, '$.row') END, "
-              "CASE WHEN json_valid(body) THEN json_extract(body, '$.artifact') END, "
-              "CASE WHEN json_valid(body) THEN json_extract(body, '$.reservation') END, "
-              "CASE WHEN json_valid(body) THEN json_extract(body, '$.reservation_end') END "
-              "FROM events ORDER BY seq");
+              ("SELECT seq, run_id, ts, kind, body, prev_hash, hash, json_valid(body), "
+               "CASE WHEN json_valid(body) THEN json_extract(body, '$.row') END, "
+               "CASE WHEN json_valid(body) THEN json_extract(body, '$.artifact') END, "
+               "CASE WHEN json_valid(body) THEN json_extract(body, '$.reservation') END, "
+               "CASE WHEN json_valid(body) THEN json_extract(body, '$.reservation_end') END" +
+               members_column(members) + " FROM events ORDER BY seq")
+                  .c_str());
     if (!stmt.valid()) {
       return db.error("cannot read ledger events");
     }
+    int bound = 1;
+    AVPS_TRY(bind_members(stmt, bound, members));
+    auto fail_visitor = [&](Error error) {
+      if (also != nullptr && !also->failed) {
+        also->failed = std::move(error);
+      }
+    };
     auto quoted = [](const std::string& text) -> std::optional<std::string> {
       try {
         return json(text).dump(-1, ' ', false, json::error_handler_t::strict);
@@ -1034,11 +1068,27 @@ struct SqliteLedger::Impl {
       }
     };
     for (;;) {
-      AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+      Result<bool> has_row = stmt.step();
       if (!has_row) {
+        fail_visitor(has_row.error());
+        return std::move(has_row).error();
+      }
+      if (!*has_row) {
         break;
       }
       Event e = event_without_body(stmt);
+      if (also != nullptr && !also->failed) {
+        Event visited{e.seq, e.run_id, e.timestamp, e.kind, json(), e.prev_hash, e.hash};
+        Result<json> body = body_members(stmt, members.empty() ? -1 : 12, members, e.seq);
+        if (!body) {
+          fail_visitor(body.error());
+        } else {
+          visited.body = std::move(body).value();
+          if (Result<void> taken = also->each(std::move(visited)); !taken) {
+            fail_visitor(taken.error());
+          }
+        }
+      }
       const bool valid = stmt.integer(7) != 0;
       e.body = json::object();
       int column = 8;
@@ -1978,7 +2028,7 @@ Result<void> SqliteLedger::copy_prefix(const fs::path& dst_project_dir, int64_t 
 
 const fs::path& SqliteLedger::project_dir() const { return m_impl->project_dir; }
 
-std::vector<core::Violation> SqliteLedger::verify() const {
+std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   if (m_impl->mode == OpenMode::read_write) {
     // The writer's own group is brought to disk first, so what it checks is everything it
@@ -2053,8 +2103,11 @@ std::vector<core::Violation> SqliteLedger::verify() const {
       add_face(row_line(*row, e.hash));
     }
     return ok();
-  });
+  }, also);
   if (!scanned) {
+    if (also != nullptr && !also->failed) {
+      also->failed = scanned.error();  // it was not given every event
+    }
     add("ledger.readable", ".avps/ledger.db", scanned.error().message);
     return out;
   }

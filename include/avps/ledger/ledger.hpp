@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -315,7 +316,19 @@ class Ledger {
   /// face equal to the rows the events carry. A HEAD behind the last event and a CSV face that is
   /// a prefix of its rows are `transient`. On the writer it first does flush(), so the mirrors it
   /// compares hold everything it committed (a failed flush shows as their lag).
-  virtual std::vector<core::Violation> verify() const = 0;
+  std::vector<core::Violation> verify() const { return verify(nullptr); }
+  /// What verify()'s one pass over the events hands on, for a caller that reads every event too
+  /// (`avps gate`'s integrity check): `each` gets every event in order, its body holding only
+  /// `members` as EventQuery::members gives them. The first failure (a body that is not JSON, as
+  /// events() fails on it, an unreadable ledger, or `each`'s own error) is kept in `failed`, and no
+  /// event after it is given; verify()'s own checks go on as without a visitor.
+  struct EventVisitor {
+    std::vector<std::string> members;
+    std::function<Result<void>(Event&&)> each;
+    std::optional<Error> failed;
+  };
+  /// verify(), handing each event to `also` as well when it is given.
+  virtual std::vector<core::Violation> verify(EventVisitor* also) const = 0;
 
   /// Writes into `dst_project_dir` (its .avps folder exists and holds no ledger) a ledger of this
   /// implementation as it stood right after event `through_seq`: the same events, hashes,
