@@ -174,9 +174,15 @@ void run_gate(const GateOptions& options, Context& ctx) {
   const ledger::Ledger& ledger = **opened;
   ctx.debug("checking " + options.dir + " against ledger head " + std::to_string(ledger.head().seq) + " (" +
             ledger.head().hash.substr(0, 12) + "...), shipped data in " + project::data_dir().string());
-  std::vector<core::Violation> violations = gates::check_integrity(options.dir, ledger, files);
+  // The record check's artifact.recorded events come from the integrity check's pass over the
+  // events (itself verify()'s): the record is read once.
+  gates::RecordedArtifacts recorded;
+  std::vector<core::Violation> violations =
+      gates::check_integrity(options.dir, ledger, files, gates::IntegrityOptions{.also = &recorded.visitor()});
   std::vector<std::string> rules = gates::integrity_rules();
-  std::vector<core::Violation> record = gates::check_record(options.dir, ledger);
+  gates::RecordCheckOptions record_options;
+  record_options.recorded = &recorded;
+  std::vector<core::Violation> record = gates::check_record(options.dir, ledger, record_options);
   violations.insert(violations.end(), record.begin(), record.end());
   rules.insert(rules.end(), gates::record_rules().begin(), gates::record_rules().end());
   // Where the production stands: the read model status and report read.

@@ -133,6 +133,13 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   // step.finished, exchange.intent and .response, media.recorded): the rest of a body is not parsed.
   visitor.members = {"intent", "name", "row", "artifact", "skill", "model", "request_sha256", "response_sha256",
                      "media_sha256", "wire_request_sha256", "wire_response_sha256", "path", "sha256"};
+  if (options.also != nullptr) {
+    for (const std::string& member : options.also->members) {
+      if (std::find(visitor.members.begin(), visitor.members.end(), member) == visitor.members.end()) {
+        visitor.members.push_back(member);
+      }
+    }
+  }
   visitor.each = [&](ledger::Event&& e) -> Result<void> {
     if (e.kind == "artifact.intent" && e.body.contains("intent")) {
       pending[e.body["intent"].value("name", "")] = e.body["intent"].value("path", "");
@@ -164,9 +171,17 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
       const std::string path = render->path;
       renders.insert_or_assign(path, Vouched{std::move(*render), e.seq});
     }
+    if (options.also != nullptr && !options.also->failed) {
+      if (Result<void> taken = options.also->each(std::move(e)); !taken) {
+        options.also->failed = taken.error();  // the other reader's failure, not the integrity check's
+      }
+    }
     return ok();
   };
   std::vector<core::Violation> ledger_violations = ledger.verify(&visitor);
+  if (options.also != nullptr && visitor.failed && !options.also->failed) {
+    options.also->failed = visitor.failed;
+  }
   out.insert(out.end(), ledger_violations.begin(), ledger_violations.end());
 
   Result<std::vector<ledger::ArtifactRecord>> records = ledger.artifacts();

@@ -41,6 +41,26 @@ struct Recorded {
   std::string verdict_by;       // details.verdict_by: what judged it when not its skill's gate
 };
 
+// An artifact.recorded event as the record check keeps it (its body read for "artifact" and
+// "details"), or nullopt for an event without its artifact (the ledger.* rules report it).
+std::optional<Recorded> recorded_of(ledger::Event& e) {
+  std::optional<ledger::ArtifactRecord> record = e.artifact();
+  if (!record) {
+    return std::nullopt;
+  }
+  json details = e.body.is_object() && e.body.contains("details") ? std::move(e.body["details"]) : json::object();
+  Recorded r;
+  r.record = std::move(*record);
+  r.record.event_seq = e.seq;
+  r.step = core::json_text(details, "step");
+  r.attempt = static_cast<int>(core::json_int(details, "attempt"));
+  if (r.record.kind == "WORLD_STATE" && details.contains("inputs")) {
+    r.inputs = std::move(details["inputs"]);
+  }
+  r.verdict_by = core::json_text(details, "verdict_by");
+  return r;
+}
+
 // Canonical JSON of recorded artifacts, read once each. The gate reads every artifact; the ones
 // read again (locks, shot lists, earlier world states) are few, so the cache stays small.
 class Contents {
@@ -294,11 +314,40 @@ std::string first_score_difference(const json& recorded, const json& recomputed)
   return "";
 }
 
+}  // namespace
+
+struct RecordedArtifacts::Impl {
+  ledger::Ledger::EventVisitor visitor;
+  std::vector<Recorded> recorded;  // recording order
+};
+
+class RecordCheckAccess {
+ public:
+  static RecordedArtifacts::Impl& impl(RecordedArtifacts& r) { return *r.m_impl; }
+};
+
+RecordedArtifacts::RecordedArtifacts() : m_impl(std::make_unique<Impl>()) {
+  m_impl->visitor.members = {"artifact", "details"};  // as read_recorded_events asks for them
+  m_impl->visitor.each = [impl = m_impl.get()](ledger::Event&& e) -> Result<void> {
+    if (e.kind == "artifact.recorded") {
+      if (std::optional<Recorded> r = recorded_of(e)) {
+        impl->recorded.push_back(std::move(*r));
+      }
+    }
+    return ok();
+  };
+}
+RecordedArtifacts::~RecordedArtifacts() = default;
+ledger::Ledger::EventVisitor& RecordedArtifacts::visitor() { return m_impl->visitor; }
+
+namespace {
+
 class RecordCheck {
  public:
   RecordCheck(const fs::path& dir, const ledger::Ledger& ledger, const RecordCheckOptions& options)
       : m_dir(dir),
         m_ledger(ledger),
+        m_fed(options.recorded != nullptr ? &RecordCheckAccess::impl(*options.recorded) : nullptr),
         m_contents(ledger, options.contents_cached, options.contents_bytes_cached),
         m_faces(options.contents_cached) {}
 
@@ -341,6 +390,22 @@ class RecordCheck {
   }
 
   Result<void> read_record() {
+    if (m_fed != nullptr && !m_fed->visitor.failed) {
+      m_recorded = std::move(m_fed->recorded);  // gathered from the integrity check's pass
+    } else {
+      AVPS_TRY(read_recorded_events());
+    }
+    for (const Recorded& r : m_recorded) {
+      m_versions[r.record.kind + "/" + r.record.target].push_back(&r);
+      if (!r.step.empty()) {
+        m_steps[r.step + "#" + std::to_string(r.attempt)].push_back(&r);
+      }
+    }
+    return ok();
+  }
+
+  Result<void> read_recorded_events() {
+    m_recorded.clear();
     ledger::Ledger::EventQuery query;
     query.kinds = {"artifact.recorded"};
     query.members = {"artifact", "details"};  // all this check reads of them: the bodies are not parsed whole
@@ -348,33 +413,14 @@ class RecordCheck {
     for (;;) {
       AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events(query));
       for (ledger::Event& e : events) {
-        std::optional<ledger::ArtifactRecord> record = e.artifact();
-        if (!record) {
-          continue;  // an event without its artifact: ledger.* rules report it
+        if (std::optional<Recorded> r = recorded_of(e)) {
+          m_recorded.push_back(std::move(*r));
         }
-        json details =
-            e.body.is_object() && e.body.contains("details") ? std::move(e.body["details"]) : json::object();
-        Recorded r;
-        r.record = std::move(*record);
-        r.record.event_seq = e.seq;
-        r.step = core::json_text(details, "step");
-        r.attempt = static_cast<int>(core::json_int(details, "attempt"));
-        if (r.record.kind == "WORLD_STATE" && details.contains("inputs")) {
-          r.inputs = std::move(details["inputs"]);
-        }
-        r.verdict_by = core::json_text(details, "verdict_by");
-        m_recorded.push_back(std::move(r));
       }
       if (events.size() < query.limit) {
         break;
       }
       query.after_seq = events.back().seq;
-    }
-    for (const Recorded& r : m_recorded) {
-      m_versions[r.record.kind + "/" + r.record.target].push_back(&r);
-      if (!r.step.empty()) {
-        m_steps[r.step + "#" + std::to_string(r.attempt)].push_back(&r);
-      }
     }
     return ok();
   }
@@ -624,6 +670,7 @@ class RecordCheck {
 
   const fs::path& m_dir;
   const ledger::Ledger& m_ledger;
+  RecordedArtifacts::Impl* m_fed;  // null: read_record reads the events itself
   Contents m_contents;
   Faces m_faces;
   json m_config;

@@ -51,8 +51,12 @@ ProjectFiles list_project_files(const std::filesystem::path& dir);
 /// What a check may leave out. `schemas`: artifact.schema, each artifact's content validated
 /// against its kind's schema as it is now (the costliest rule; a writer that only needs the bytes
 /// as recorded, hash-verified, leaves it to `avps gate`).
+/// `also`: a further reader of the events, given each event of the check's pass too (its body
+/// with the check's own members and `also->members`), and told in `also->failed` when that pass did
+/// not give every event (`avps gate`'s record check, RecordedArtifacts).
 struct IntegrityOptions {
   bool schemas = true;
+  ledger::Ledger::EventVisitor* also = nullptr;
 };
 std::vector<core::Violation> check_integrity(const std::filesystem::path& dir, const ledger::Ledger& ledger,
                                              const ProjectFiles& files, const IntegrityOptions& options = {});
