@@ -887,6 +887,10 @@ TEST_CASE("a GenPack must carry its shot's locks verbatim", "[gates]") {
   result = evaluate(skill, drifted, context);
   CHECK(result.verdict == Verdict::fail);
   CHECK(has_reason(result, "CHAR_ALEX_LOCK"));
+  // Each GenPack is judged on its own face: the one rendered for the last is kept for its other
+  // checks only, never handed to another content.
+  CHECK(evaluate(skill, genpack, context).verdict == Verdict::pass);
+  CHECK(evaluate(skill, drifted, context).verdict == Verdict::fail);
 
   FakeGateContext no_style = context;
   no_style.forget("STYLE_LOCK", "PROJECT");

@@ -770,3 +770,108 @@ TEST_CASE("the artifact index read after each head, or after an earlier one, hol
   CHECK(ledger->artifacts(since[0].event_seq).value().size() == 1);
   CHECK(ledger->artifacts(ledger->head().seq).value().empty());
 }
+
+TEST_CASE("verify hands each event of its pass to a visitor with the members it names, as events() reads them",
+          "[ledger]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    REQUIRE(ledger->append(ledger::EventDraft{.kind = "artifact.recorded",
+                                              .body = {{"name", "SCENES_v001.json"}, {"other", {1, 2}}}})
+                .ok());
+    REQUIRE(ledger->append(row_event("story-architect")).ok());
+  }
+  auto reader = f.open(ledger::OpenMode::read_only);
+  ledger::Ledger::EventQuery query;
+  query.members = {"name", "row"};
+  const std::vector<ledger::Event> read = reader->events(query).value();
+  std::vector<ledger::Event> visited;
+  ledger::Ledger::EventVisitor visitor;
+  visitor.members = query.members;
+  visitor.each = [&](ledger::Event&& e) -> Result<void> {
+    visited.push_back(std::move(e));
+    return ok();
+  };
+  // Given: an intact ledger. Then: the same findings as without a visitor (none), and the visitor
+  // got every event, each as events() gives it with those members.
+  CHECK(reader->verify(&visitor).empty());
+  CHECK_FALSE(visitor.failed);
+  REQUIRE(visited.size() == read.size());
+  for (size_t i = 0; i < read.size(); ++i) {
+    CHECK(visited[i].seq == read[i].seq);
+    CHECK(visited[i].hash == read[i].hash);
+    CHECK(visited[i].kind == read[i].kind);
+    CHECK(visited[i].body == read[i].body);
+  }
+}
+
+TEST_CASE("a body that is not JSON ends what a visitor of verify is given, and verify's own findings stay",
+          "[ledger][tamper]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    REQUIRE(ledger->append(row_event("story-architect")).ok());
+    REQUIRE(ledger->append(row_event("qc-grader")).ok());
+    REQUIRE(ledger->append(row_event("qc-grader")).ok());
+  }
+  fs::path db = ledger::ledger_path(f.dir.path());
+  REQUIRE(sql(db, k_drop_triggers) == SQLITE_OK);
+  REQUIRE(sql(db, "UPDATE events SET body = '{not json' WHERE seq = 3") == SQLITE_OK);
+  auto reader = f.open(ledger::OpenMode::read_only);
+  const std::vector<core::Violation> alone = reader->verify();
+  std::vector<int64_t> seqs;
+  ledger::Ledger::EventVisitor visitor;
+  visitor.members = {"row"};
+  visitor.each = [&](ledger::Event&& e) -> Result<void> {
+    seqs.push_back(e.seq);
+    return ok();
+  };
+  const std::vector<core::Violation> visited = reader->verify(&visitor);
+  // The visitor failed as events() fails on that body, and got nothing from it on.
+  REQUIRE(visitor.failed);
+  CHECK(visitor.failed->code == ErrorCode::corruption);
+  ledger::Ledger::EventQuery rows;
+  rows.members = {"row"};
+  CHECK_FALSE(reader->events(rows).ok());
+  CHECK(seqs == std::vector<int64_t>{1, 2});
+  // verify's own pass went on to the end: the same findings, the edited event's among them.
+  REQUIRE(visited.size() == alone.size());
+  for (size_t i = 0; i < alone.size(); ++i) {
+    CHECK(visited[i].rule == alone[i].rule);
+    CHECK(visited[i].message == alone[i].message);
+  }
+  CHECK(has_rule(visited, "ledger.hash", "ledger event 3"));
+}
+
+TEST_CASE("an artifact index row edited, removed or added is caught as verify compares the index in its pass",
+          "[ledger][tamper]") {
+  for (const char* edit : {"UPDATE artifacts SET author = 'mallory' WHERE name = 'SCENES_v001.json'",
+                           "DELETE FROM artifacts WHERE name = 'SCENES_v001.json'",
+                           "INSERT INTO artifacts SELECT 'SCENES_v009.json', kind, target, 9, path, face_sha256, "
+                           "json_sha256, author, producer, event_seq + 100 FROM artifacts"}) {
+    LedgerFixture f;
+    {
+      auto ledger = f.create();
+      REQUIRE(ledger->begin_run("test", {}).ok());
+      ledger::ArtifactRecord scenes;
+      scenes.name = "SCENES_v001.json";
+      scenes.kind = "SCENES";
+      scenes.version = 1;
+      scenes.path = "story/SCENES_v001.json";
+      scenes.face_sha256 = std::string(64, 'a');
+      scenes.json_sha256 = std::string(64, 'b');
+      scenes.author = "avps";
+      scenes.producer = "story-architect";
+      REQUIRE(ledger->append(ledger::EventDraft{.kind = "artifact.recorded", .artifact = scenes}).ok());
+      REQUIRE(ledger->append(row_event("story-architect")).ok());
+      REQUIRE(ledger->verify().empty());
+    }
+    fs::path db = ledger::ledger_path(f.dir.path());
+    REQUIRE(sql(db, k_drop_triggers) == SQLITE_OK);
+    INFO(edit);
+    REQUIRE(sql(db, edit) == SQLITE_OK);
+    CHECK(has_rule(f.open(ledger::OpenMode::read_only)->verify(), "ledger.index"));
+  }
+}
