@@ -345,17 +345,24 @@ class Db {
   // folder nobody may write, so there is nothing to lock against.
   Result<void> open_read_only(const fs::path& path) {
     const std::string uri = "file:" + uri_path(path);
+    Result<void> probed = make_error(ErrorCode::io_error, "out of memory");
     if (sqlite3_open_v2((uri + "?mode=ro").c_str(), &m_db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
-                        nullptr) == SQLITE_OK &&
-        exec("SELECT count(*) FROM sqlite_master")) {
+                        nullptr) == SQLITE_OK) {
+      // The busy timeout before the first read: a writer holding the WAL index for a moment (a
+      // checkpoint, or stopped in the middle of one) makes the probe wait, not fail.
       sqlite3_busy_timeout(m_db, 10000);
       sqlite3_extended_result_codes(m_db, 1);
-      return ok();
+      probed = exec("SELECT count(*) FROM sqlite_master");
+      if (probed) {
+        return ok();
+      }
+    } else if (m_db) {
+      probed = make_error(ErrorCode::io_error, sqlite3_errmsg(m_db));
     }
     sqlite3_close_v2(m_db);
     m_db = nullptr;
     if (::access(path.parent_path().c_str(), W_OK) == 0) {
-      return error("cannot open ledger " + path.string());
+      return make_error(ErrorCode::io_error, "cannot open ledger " + path.string() + ": " + probed.error().message);
     }
     if (sqlite3_open_v2((uri + "?immutable=1").c_str(), &m_db,
                         SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
