@@ -170,7 +170,9 @@ Result<void> write_file_atomic(const fs::path& path, std::string_view data, Over
   return file.commit(overwrite);
 }
 
-Result<std::string> read_file(const fs::path& path) {
+namespace {
+// A file opened for reading: not_found when it is not there, an io_error naming it otherwise.
+Result<int> open_for_reading(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
@@ -179,6 +181,12 @@ Result<std::string> read_file(const fs::path& path) {
     }
     return io_error("cannot open", path, err);
   }
+  return fd;
+}
+}  // namespace
+
+Result<std::string> read_file(const fs::path& path) {
+  AVPS_TRY_ASSIGN(int fd, open_for_reading(path));
   // Read straight into a string of the file's size (a large file appended chunk by chunk was
   // copied again at each growth); a file that grows meanwhile is read on to its end.
   struct stat st {};
@@ -208,14 +216,7 @@ Result<std::string> read_file(const fs::path& path) {
 }
 
 Result<std::string> read_file_tail(const fs::path& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT) {
-      return make_error(ErrorCode::not_found, "no such file: " + path.string());
-    }
-    return io_error("cannot open", path, err);
-  }
+  AVPS_TRY_ASSIGN(int fd, open_for_reading(path));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     int err = errno;

@@ -40,6 +40,19 @@ TEST_CASE("Overwrite::yes replaces a file atomically", "[core][fs]") {
   CHECK(core::read_file(path).value() == "two");
 }
 
+TEST_CASE("read_file_tail reads the last bytes of a file, the whole of a shorter one, and names a missing one",
+          "[core][fs]") {
+  testing::TempDir dir;
+  const fs::path path = dir.path() / "log.csv";
+  REQUIRE(core::write_file_atomic(path, "header\nrow 1\nrow 2\n", core::Overwrite::no, core::Durability::cached).ok());
+  CHECK(core::read_file_tail(path, 6).value() == "row 2\n");
+  CHECK(core::read_file_tail(path, 1000).value() == "header\nrow 1\nrow 2\n");
+  CHECK(core::read_file_tail(path, 0).value().empty());
+  auto missing = core::read_file_tail(dir.path() / "none.csv", 6);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == ErrorCode::not_found);
+}
+
 TEST_CASE("CSV records round-trip through quoting, commas, quotes and newlines", "[core][csv]") {
   core::CsvRecord record = {"plain", "a,b", "say \"hi\"", "two\nlines", ""};
   std::string text = core::csv_format_record(record) + core::csv_format_record({"x"});
