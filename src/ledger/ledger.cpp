@@ -1194,8 +1194,10 @@ struct SqliteLedger::Impl {
       if (stmt.is_null(1)) {
         continue;
       }
-      json parsed = json::parse(stmt.text(1), nullptr, false);
-      Result<LogRow> row = parsed.is_discarded() ? make_error(ErrorCode::corruption, "") : LogRow::from_json(parsed);
+      Event carrier;
+      carrier.body = json::object();
+      carrier.body["row"] = json::parse(stmt.text(1), nullptr, /*allow_exceptions=*/false);
+      const std::optional<LogRow> row = carrier.row();  // as render_run_log reads it
       if (!row) {
         continue;  // not a row the face shows (render_run_log skips it too)
       }
@@ -1248,13 +1250,16 @@ struct SqliteLedger::Impl {
       }
     };
     expect(run_log_header());
+    auto head_mismatch = [&] {
+      return make_error(ErrorCode::corruption,
+                        ".avps/HEAD does not match ledger event " + std::to_string(mirrored->seq) + "; run `avps gate`");
+    };
     size_t index = 0;
     // (The rows and hashes are all the mirrors hold: no body is parsed whole.)
     AVPS_TRY(scan_event_parts(false, [&](Event&& e, bool) -> Result<void> {
       if (mirrored && mirrored->seq > 0 && mirrored->seq < head.seq &&
           index == static_cast<size_t>(mirrored->seq - 1) && (e.seq != mirrored->seq || e.hash != mirrored->hash)) {
-        return make_error(ErrorCode::corruption,
-                          ".avps/HEAD does not match ledger event " + std::to_string(mirrored->seq) + "; run `avps gate`");
+        return head_mismatch();
       }
       ++index;
       if (std::optional<LogRow> row = e.row()) {
@@ -1263,8 +1268,7 @@ struct SqliteLedger::Impl {
       return ok();
     }));
     if (mirrored && mirrored->seq > 0 && mirrored->seq < head.seq && index < static_cast<size_t>(mirrored->seq)) {
-      return make_error(ErrorCode::corruption,
-                        ".avps/HEAD does not match ledger event " + std::to_string(mirrored->seq) + "; run `avps gate`");
+      return head_mismatch();
     }
     if (!mirrored || mirrored->seq != head.seq) {
       AVPS_TRY(write_head(project_dir, head));
