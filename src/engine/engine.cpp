@@ -1256,18 +1256,36 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
   return ok();
 }
 
-Result<Flow> Impl::check_integrity() {
+Result<Flow> Impl::check_integrity(IntegrityScope scope) {
   const std::string loop = "integrity";
-  std::vector<core::Violation> found;
+  const fs::path& dir = e.m_project.dir();
+  auto open = record.open_stops.find(loop);
   // Every rule of the gate but artifact.schema: what a run reads is the bytes as recorded (and
   // validated when written), verified here by hash; a schema changed since is the gate's to report.
-  const gates::ProjectFiles files = gates::list_project_files(e.m_project.dir());
-  for (core::Violation& v : gates::check_integrity(e.m_project.dir(), e.m_project.ledger(), files, {.schemas = false})) {
+  // From the mark the last clean check left, what was recorded since and what changed since
+  // (gates::IntegrityOptions::since); whole when an integrity stop is open, since whether it is
+  // resolved is the whole check's to say.
+  std::optional<gates::VerifiedMark> since;
+  if (scope == IntegrityScope::since_mark && open == record.open_stops.end()) {
+    since = gates::read_verified_mark(dir);
+  }
+  gates::VerifiedMark clean;
+  std::vector<core::Violation> found;
+  const gates::ProjectFiles files = gates::list_project_files(dir);
+  for (core::Violation& v : gates::check_integrity(dir, e.m_project.ledger(), files,
+                                                   {.schemas = false, .since = since ? &*since : nullptr, .clean = &clean})) {
     if (!v.transient) {
       found.push_back(std::move(v));
     }
   }
-  auto open = record.open_stops.find(loop);
+  if (clean.ledger.seq > 0) {
+    if (Result<void> kept = gates::write_verified_mark(dir, clean); !kept) {
+      // A mark only spares work: without it the next run checks everything, and this one goes on.
+      AVPS_TRY(report({.kind = Progress::Kind::note,
+                       .text = "warning: the integrity mark was not written (" + kept.error().message +
+                               "); the next run checks every file again"}));
+    }
+  }
   if (found.empty()) {
     if (open != record.open_stops.end()) {
       const int64_t seq = open->second.value("seq", int64_t{0});
@@ -2878,7 +2896,7 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   // The files must be what the ledger vouches for before anything is read from them: a file
   // edited, swapped or removed by hand is an integrity stop (the findings of `avps gate`), never
   // input to a step. What a crash leaves in passing (transient) the run recovers itself.
-  AVPS_TRY_ASSIGN(Flow integrity, impl.check_integrity());
+  AVPS_TRY_ASSIGN(Flow integrity, impl.check_integrity(Impl::IntegrityScope::since_mark));
   if (integrity != Flow::go_on) {
     impl.outcome.exit = ExitCode::hard_stop;
     return impl.outcome;
@@ -2908,7 +2926,9 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
       // it, a stored object damaged): the same check as at the start, so it is the integrity stop
       // naming the file, as `avps gate` reports it, not an error. A corruption the check cannot
       // find in the project's files is reported as it came.
-      AVPS_TRY_ASSIGN(Flow met, impl.check_integrity());
+      // Whole: what was met may be an object recorded before the mark, which a check from it leaves
+      // to its readers.
+      AVPS_TRY_ASSIGN(Flow met, impl.check_integrity(Impl::IntegrityScope::whole));
       if (met != Flow::go_on) {
         impl.outcome.exit = ExitCode::hard_stop;
         return impl.outcome;

@@ -391,8 +391,11 @@ struct Impl {
   [[nodiscard]] Result<void> run_engine_checks(const Job& job, const gates::Outputs& outputs, gates::GateResult& gate);
   /// The project's files against the ledger (gates::check_integrity, transient findings aside):
   /// a finding is a project-wide hard stop of kind integrity (standing while it lasts); an open one
-  /// whose files are in order again is resolved (`stop.resolved`).
-  [[nodiscard]] Result<Flow> check_integrity();
+  /// whose files are in order again is resolved (`stop.resolved`). since_mark: from the mark the
+  /// last clean check left (gates::IntegrityOptions::since), which a clean check replaces; whole:
+  /// every event, file and object.
+  enum class IntegrityScope { since_mark, whole };
+  [[nodiscard]] Result<Flow> check_integrity(IntegrityScope scope);
   /// True once the user asked to stop (the walk then ends with Flow::interrupted).
   bool stop_requested() const;
   /// Hands `progress` to the observer with the scene and shot of `context` (where it has none of

@@ -1,6 +1,10 @@
 #include "avps/gates/integrity.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <chrono>
+#include <charconv>
 #include <map>
 #include <set>
 
@@ -26,7 +30,137 @@ bool is_excluded_top_level(const std::string& name) {
   return name == ".avps" || name == "skills" || name == "policies" || name == ".git";
 }
 
+fs::path mark_path(const fs::path& dir) { return dir / ".avps" / "verified"; }
+constexpr std::string_view k_mark_magic = "avps-verified 1";
+
+std::optional<FileSeen::Identity> identity_of(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return std::nullopt;
+  }
+  auto ns = [](const struct timespec& t) { return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; };
+  return FileSeen::Identity{static_cast<int64_t>(st.st_size), ns(st.st_mtim), ns(st.st_ctim),
+                            static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_dev)};
+}
+
+// The sha256 of the file at `path` (an error when it cannot be read), `seen`'s when the file is
+// still the one `seen` hashed as `recorded` (same identity), else read and hashed. `now` gets what
+// a mark may keep of it: its identity is taken before its bytes are read, so a change after the
+// read shows as a changed identity, and is kept only when the file had settled before the check
+// (`settled_before_ns`).
+Result<std::string> hash_file(const fs::path& path, const std::string& recorded, const FileSeen* seen, FileSeen& now,
+                              int64_t settled_before_ns) {
+  const std::optional<FileSeen::Identity> identity = identity_of(path);
+  if (identity && seen != nullptr && seen->identity == identity && seen->sha256 == recorded) {
+    now.sha256 = recorded;
+    now.identity = identity;
+    return recorded;
+  }
+  AVPS_TRY_ASSIGN(std::string bytes, core::read_file(path));
+  now.sha256 = core::sha256_hex(bytes);
+  if (identity && identity->mtime_ns < settled_before_ns && identity->ctime_ns < settled_before_ns) {
+    now.identity = identity;
+  }
+  return now.sha256;
+}
+
+std::vector<std::string_view> split_tabs(std::string_view line) {
+  std::vector<std::string_view> fields;
+  for (;;) {
+    const size_t tab = line.find('\t');
+    fields.push_back(line.substr(0, tab));
+    if (tab == std::string_view::npos) {
+      return fields;
+    }
+    line.remove_prefix(tab + 1);
+  }
+}
+
+template <typename T>
+bool parse_number(std::string_view text, T& value) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
 }  // namespace
+
+std::optional<VerifiedMark> read_verified_mark(const fs::path& dir) {
+  Result<std::string> text = core::read_file(mark_path(dir));
+  if (!text) {
+    return std::nullopt;
+  }
+  VerifiedMark mark;
+  std::string_view rest = *text;
+  auto next_line = [&]() -> std::optional<std::string_view> {
+    const size_t end = rest.find('\n');
+    if (end == std::string_view::npos) {
+      return std::nullopt;  // every line ends with one: a file cut short ends without
+    }
+    std::string_view line = rest.substr(0, end);
+    rest.remove_prefix(end + 1);
+    return line;
+  };
+  std::optional<std::string_view> line = next_line();
+  if (!line || *line != k_mark_magic) {
+    return std::nullopt;
+  }
+  line = next_line();
+  std::vector<std::string_view> point = line ? split_tabs(*line) : std::vector<std::string_view>{};
+  if (point.size() != 6 || point[0] != "point" || !parse_number(point[1], mark.ledger.seq) ||
+      !parse_number(point[3], mark.ledger.run_log_bytes)) {
+    return std::nullopt;
+  }
+  mark.ledger.hash = point[2];
+  mark.ledger.run_log_sha256 = point[4];
+  mark.ledger.tables_sha256 = point[5];
+  while ((line = next_line())) {
+    std::vector<std::string_view> f = split_tabs(*line);
+    size_t count = 0;
+    if (f.size() == 2 && f[0] == "end" && parse_number(f[1], count) && count == mark.files.size() && rest.empty()) {
+      return mark;
+    }
+    if (f.size() != 8 || (f[0] != "face" && f[0] != "render")) {
+      return std::nullopt;
+    }
+    FileSeen seen;
+    seen.render = f[0] == "render";
+    seen.sha256 = f[1];
+    if (f[2] != "-") {
+      FileSeen::Identity id;
+      if (!parse_number(f[2], id.size) || !parse_number(f[3], id.mtime_ns) || !parse_number(f[4], id.ctime_ns) ||
+          !parse_number(f[5], id.inode) || !parse_number(f[6], id.device)) {
+        return std::nullopt;
+      }
+      seen.identity = id;
+    }
+    mark.files.emplace(std::string(f[7]), std::move(seen));
+  }
+  return std::nullopt;  // no end line: torn
+}
+
+Result<void> write_verified_mark(const fs::path& dir, const VerifiedMark& mark) {
+  std::string text = std::string(k_mark_magic) + "\n";
+  const ledger::Ledger::VerifiedPoint& p = mark.ledger;
+  text += "point\t" + std::to_string(p.seq) + "\t" + p.hash + "\t" + std::to_string(p.run_log_bytes) + "\t" +
+          p.run_log_sha256 + "\t" + p.tables_sha256 + "\n";
+  size_t count = 0;
+  for (const auto& [path, seen] : mark.files) {
+    if (path.find_first_of("\t\n") != std::string::npos) {
+      continue;  // not kept: such a file is hashed every time
+    }
+    text += (seen.render ? "render\t" : "face\t") + seen.sha256 + "\t";
+    if (const std::optional<FileSeen::Identity>& id = seen.identity) {
+      text += std::to_string(id->size) + "\t" + std::to_string(id->mtime_ns) + "\t" + std::to_string(id->ctime_ns) +
+              "\t" + std::to_string(id->inode) + "\t" + std::to_string(id->device);
+    } else {
+      text += "-\t-\t-\t-\t-";
+    }
+    text += "\t" + path + "\n";
+    ++count;
+  }
+  text += "end\t" + std::to_string(count) + "\n";
+  return core::write_file_atomic(mark_path(dir), text, core::Overwrite::yes, core::Durability::cached);
+}
 
 const std::vector<std::string>& integrity_rules() {
   static const std::vector<std::string> k_rules = {
@@ -78,6 +212,11 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   auto add = [&](std::string rule, std::string subject, std::string message) {
     out.push_back(core::Violation{std::move(rule), std::move(subject), std::move(message)});
   };
+  // A file changed after this is hashed again by the next check (FileSeen::identity).
+  const int64_t settled_before_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count() -
+      VerifiedMark::k_settled_ns;
 
   project::ConfigSources sources{dir, project::data_dir(), {}, {}};
   if (Result<project::Config> config = project::load_config(sources); !config) {
@@ -98,8 +237,8 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   std::set<std::string> logged_outputs;
   std::vector<core::Violation> rowless_steps;
   struct Vouched {
-    ledger::MediaRecorded render;
-    int64_t seq = 0;
+    std::string sha256;
+    int64_t seq = 0;  // 0: vouched for by the mark (`since`)
   };
   std::map<std::string, Vouched> renders;  // path -> the media.recorded that vouches for it
   // Every object an exchange names (the canonical request, the answer, the wire bodies, a
@@ -168,8 +307,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
         name_object(sha, field, skill.empty() ? response->model : skill, e);
       }
     } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
-      const std::string path = render->path;
-      renders.insert_or_assign(path, Vouched{std::move(*render), e.seq});
+      renders.insert_or_assign(render->path, Vouched{std::move(render->sha256), e.seq});
     }
     if (options.also != nullptr && !options.also->failed) {
       if (Result<void> taken = options.also->each(std::move(e)); !taken) {
@@ -178,11 +316,32 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     }
     return ok();
   };
-  std::vector<core::Violation> ledger_violations = ledger.verify(&visitor);
+  // (A check that hands the events on to `also` reads them all.)
+  const VerifiedMark* since = options.also == nullptr ? options.since : nullptr;
+  std::vector<core::Violation> ledger_violations = ledger.verify(&visitor, since != nullptr ? &since->ledger : nullptr);
   if (options.also != nullptr && visitor.failed && !options.also->failed) {
     options.also->failed = visitor.failed;
   }
   out.insert(out.end(), ledger_violations.begin(), ledger_violations.end());
+  // The events up to `after` (0: none) were vouched for by the mark's point and not read: what
+  // they recorded is checked against the mark below.
+  const int64_t after = visitor.after_seq;
+  const VerifiedMark* mark = after > 0 ? since : nullptr;
+  auto seen_in_mark = [&](const std::string& path) -> const FileSeen* {
+    if (mark == nullptr) {
+      return nullptr;
+    }
+    auto it = mark->files.find(path);
+    return it == mark->files.end() ? nullptr : &it->second;
+  };
+  std::map<std::string, FileSeen> clean_files;  // what this check found as recorded, for options.clean
+  if (mark != nullptr) {
+    for (const auto& [path, seen] : mark->files) {
+      if (seen.render) {
+        renders.try_emplace(path, Vouched{seen.sha256, 0});  // unless recorded again since
+      }
+    }
+  }
 
   Result<std::vector<ledger::ArtifactRecord>> records = ledger.artifacts();
   if (!records) {
@@ -194,7 +353,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     return out;
   }
   std::vector<core::Violation> object_findings;
-  for (const NamedObject& o : objects_to_check) {
+  for (const NamedObject& o : objects_to_check) {  // (named after the mark's point, when there is one)
     Result<std::string> bytes = artifacts::read_object(ledger, *o.sha);
     if (!bytes) {
       const std::string subject = artifacts::object_subject(ledger, *o.sha);
@@ -243,24 +402,30 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   for (const ledger::ArtifactRecord& r : *records) {
     recorded_paths.insert(r.path);
     versions[{r.kind, r.target}].push_back(r.version);
-    Result<std::string> face = core::read_file(dir / r.path);
+    FileSeen found;
+    Result<std::string> face = hash_file(dir / r.path, r.face_sha256, seen_in_mark(r.path), found, settled_before_ns);
     if (!face) {
       add("artifact.missing", r.path,
           face.error().code == ErrorCode::not_found
               ? "recorded by ledger event " + std::to_string(r.event_seq) + " but the file is gone"
               : face.error().message);
-    } else if (core::sha256_hex(*face) != r.face_sha256) {
+    } else if (*face != r.face_sha256) {
       add("artifact.hash", r.path,
           "content changed since ledger event " + std::to_string(r.event_seq) + " recorded it (sha256 " +
-              core::sha256_hex(*face).substr(0, 12) + "..., recorded " + r.face_sha256.substr(0, 12) + "...)");
+              face->substr(0, 12) + "..., recorded " + r.face_sha256.substr(0, 12) + "...)");
+    } else if (options.clean != nullptr) {
+      clean_files.insert_or_assign(r.path, std::move(found));
     }
-    Result<std::string> stored = artifacts::read_object(ledger, r.json_sha256);
-    if (!stored) {
-      add("artifact.object", artifacts::object_subject(ledger, r.json_sha256),
-          "canonical JSON of " + r.name +
-              (stored.error().code == ErrorCode::not_found ? " is missing" : " does not match its hash"));
-    } else if (std::optional<std::string> invalid = options.schemas ? schema_problem(r, *stored) : std::nullopt) {
-      add("artifact.schema", r.path, *invalid);
+    // (Recorded up to the mark's point, its object is re-hashed by whoever reads it.)
+    if (r.event_seq > after) {
+      Result<std::string> stored = artifacts::read_object(ledger, r.json_sha256);
+      if (!stored) {
+        add("artifact.object", artifacts::object_subject(ledger, r.json_sha256),
+            "canonical JSON of " + r.name +
+                (stored.error().code == ErrorCode::not_found ? " is missing" : " does not match its hash"));
+      } else if (std::optional<std::string> invalid = options.schemas ? schema_problem(r, *stored) : std::nullopt) {
+        add("artifact.schema", r.path, *invalid);
+      }
     }
     Result<artifacts::ArtifactName> parsed = artifacts::parse_artifact_name(r.name);
     if (!parsed) {
@@ -297,7 +462,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   // artifact version named by a row (the QC_BATCH of every wave included).
   out.insert(out.end(), rowless_steps.begin(), rowless_steps.end());
   for (const ledger::ArtifactRecord& r : *records) {
-    if (!logged_outputs.count(r.name)) {
+    if (r.event_seq > after && !logged_outputs.count(r.name)) {  // (up to the point: named when it was made)
       add("run_log.row", r.path, "recorded by ledger event " + std::to_string(r.event_seq) + " but no run-log row names it");
       out.back().transient = true;  // some producers record the artifact, then the row that names it
     }
@@ -307,17 +472,21 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   // present and unchanged.
   out.insert(out.end(), object_findings.begin(), object_findings.end());
   for (const auto& [path, vouched] : renders) {
-    Result<std::string> bytes = core::read_file(dir / path);
-    const std::string& recorded = vouched.render.sha256;
-    if (!bytes) {
+    FileSeen found;
+    found.render = true;
+    const std::string& recorded = vouched.sha256;
+    Result<std::string> sha256 = hash_file(dir / path, recorded, seen_in_mark(path), found, settled_before_ns);
+    if (!sha256) {
       add("media.missing", path,
-          bytes.error().code == ErrorCode::not_found
+          sha256.error().code == ErrorCode::not_found
               ? "render recorded by ledger event " + std::to_string(vouched.seq) + " but the file is gone"
-              : bytes.error().message);
-    } else if (const std::string found = core::sha256_hex(*bytes); found != recorded) {
+              : sha256.error().message);
+    } else if (*sha256 != recorded) {
       add("media.hash", path,
           "render changed since ledger event " + std::to_string(vouched.seq) + " recorded it (sha256 " +
-              found.substr(0, 12) + "..., recorded " + recorded.substr(0, 12) + "...)");
+              sha256->substr(0, 12) + "..., recorded " + recorded.substr(0, 12) + "...)");
+    } else if (options.clean != nullptr) {
+      clean_files.insert_or_assign(path, std::move(found));
     }
   }
   for (const std::string& path : files.media) {
@@ -339,6 +508,20 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
       add("artifact.name", path, parsed.error().message);
     } else {
       add("artifact.unrecorded", path, "named like an artifact but never recorded by the ledger (added by hand?)");
+    }
+  }
+  if (mark != nullptr && !out.empty()) {
+    // Found from a mark: the whole check says what it is (every finding with the event that
+    // recorded what it names, and whatever else there is).
+    IntegrityOptions whole = options;
+    whole.since = nullptr;
+    return check_integrity(dir, ledger, files, whole);
+  }
+  if (out.empty() && options.clean != nullptr) {
+    Result<ledger::Ledger::VerifiedPoint> point = ledger.verified_point();
+    if (point) {
+      options.clean->ledger = std::move(point).value();
+      options.clean->files = std::move(clean_files);
     }
   }
   return out;

@@ -450,6 +450,7 @@ class Stmt {
              : std::string_view();
   }
   int64_t integer(int col) const { return sqlite3_column_int64(m_stmt, col); }
+  int columns() const { return sqlite3_column_count(m_stmt); }
   std::string blob(int col) const {
     const void* p = sqlite3_column_blob(m_stmt, col);
     return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(m_stmt, col))) : "";
@@ -800,7 +801,8 @@ class SqliteLedger final : public Ledger {
   Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
                                                         const std::string& target) const override;
   Head head() const override;
-  std::vector<core::Violation> verify(EventVisitor* also) const override;
+  Result<VerifiedPoint> verified_point() const override;
+  std::vector<core::Violation> verify(EventVisitor* also, const VerifiedPoint* since) const override;
   using Ledger::verify;
   Result<void> copy_prefix(const std::filesystem::path& dst_project_dir, int64_t through_seq) const override;
   const std::filesystem::path& project_dir() const override;
@@ -948,11 +950,11 @@ struct SqliteLedger::Impl {
   // The SQL that takes `members` out of a body (EventQuery::members) as one column, "" for none:
   // json_extract with two paths or more gives a JSON array of their values (null where absent), so
   // one member is asked for twice. Its paths are bound by bind_members.
-  static std::string members_column(const std::vector<std::string>& members) {
+  static std::string members_column(const std::vector<std::string>& members, const std::string& only_when = "") {
     if (members.empty()) {
       return "";
     }
-    std::string sql = ", CASE WHEN json_valid(body) THEN json_extract(body";
+    std::string sql = ", CASE WHEN " + only_when + "json_valid(body) THEN json_extract(body";
     for (size_t i = 0; i < std::max<size_t>(members.size(), 2); ++i) {
       sql += ", ?";
     }
@@ -1045,22 +1047,28 @@ struct SqliteLedger::Impl {
   // `also->members` (as read_events gives them), so a caller that reads every event as well does
   // not make a pass of its own. Its first failure (a body that is not JSON, or `each`'s own) ends
   // what it is given and is kept in `also->failed`; this scan goes on.
+  //
+  // Events up to `parts_after` are read for their hashes alone (verify from a VerifiedPoint): each
+  // comes with an empty body and is not given to `also`, and SQLite parses none of them.
   Result<void> scan_event_parts(bool check_hashes, const std::function<Result<void>(Event&&, bool hash_matches)>& each,
-                                Ledger::EventVisitor* also = nullptr) const {
+                                Ledger::EventVisitor* also = nullptr, int64_t parts_after = 0) const {
     const std::vector<std::string> no_members;
     const std::vector<std::string>& members = also != nullptr ? also->members : no_members;
+    // :after is parameter 1 (named before the members' paths, which come next).
     Stmt stmt(db,
-              ("SELECT seq, run_id, ts, kind, body, prev_hash, hash, json_valid(body), "
-               "CASE WHEN json_valid(body) THEN json_extract(body, '$.row') END, "
-               "CASE WHEN json_valid(body) THEN json_extract(body, '$.artifact') END, "
-               "CASE WHEN json_valid(body) THEN json_extract(body, '$.reservation') END, "
-               "CASE WHEN json_valid(body) THEN json_extract(body, '$.reservation_end') END" +
-               members_column(members) + " FROM events ORDER BY seq")
+              ("SELECT seq, run_id, ts, kind, body, prev_hash, hash, CASE WHEN seq > :after THEN json_valid(body) "
+               "ELSE 1 END, "
+               "CASE WHEN seq > :after AND json_valid(body) THEN json_extract(body, '$.row') END, "
+               "CASE WHEN seq > :after AND json_valid(body) THEN json_extract(body, '$.artifact') END, "
+               "CASE WHEN seq > :after AND json_valid(body) THEN json_extract(body, '$.reservation') END, "
+               "CASE WHEN seq > :after AND json_valid(body) THEN json_extract(body, '$.reservation_end') END" +
+               members_column(members, "seq > :after AND ") + " FROM events ORDER BY seq")
                   .c_str());
     if (!stmt.valid()) {
       return db.error("cannot read ledger events");
     }
-    int bound = 1;
+    stmt.bind(1, parts_after);
+    int bound = 2;
     AVPS_TRY(bind_members(stmt, bound, members));
     auto fail_visitor = [&](Error error) {
       if (also != nullptr && !also->failed) {
@@ -1084,7 +1092,7 @@ struct SqliteLedger::Impl {
         break;
       }
       Event e = event_without_body(stmt);
-      if (also != nullptr && !also->failed) {
+      if (also != nullptr && !also->failed && e.seq > parts_after) {
         Event visited{e.seq, e.run_id, e.timestamp, e.kind, json(), e.prev_hash, e.hash};
         Result<json> body = body_members(stmt, members.empty() ? -1 : 12, members, e.seq);
         if (!body) {
@@ -1123,6 +1131,57 @@ struct SqliteLedger::Impl {
       AVPS_TRY(each(std::move(e), matches));
     }
     return ok();
+  }
+
+  // The mirrors verify() compares: of a reader, as read before its snapshot; the writer's now.
+  Mirrors mirrors_to_verify() const {
+    return snapshot_run_log ? Mirrors{*snapshot_head, snapshot_run_log->read()} : read_mirrors(project_dir);
+  }
+
+  // A digest of the rows the artifact index and the budget tables hold for the events up to
+  // `through_seq`, every column as SQLite gives it as text (a VerifiedPoint's tables_sha256).
+  Result<std::string> tables_digest(int64_t through_seq) const {
+    core::Sha256 digest;
+    for (const char* table : {"artifacts", "reservations", "reservation_ends"}) {
+      digest.update(std::string(table) + "\n");
+      Stmt stmt(db, ("SELECT * FROM " + std::string(table) + " WHERE event_seq <= ? ORDER BY event_seq, rowid").c_str());
+      if (!stmt.valid()) {
+        return db.error("cannot read the ledger's " + std::string(table));
+      }
+      stmt.bind(1, through_seq);
+      for (;;) {
+        AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+        if (!has_row) {
+          break;
+        }
+        for (int column = 0; column < stmt.columns(); ++column) {
+          digest.update(stmt.is_null(column) ? std::string_view("\x01null") : stmt.text_view(column));
+          digest.update("\x1f");
+        }
+        digest.update("\n");
+      }
+    }
+    return digest.hex();
+  }
+
+  // Whether `point` still holds (Ledger::VerifiedPoint): the event and its hash, the tables'
+  // digest, and the CSV face's first bytes as `run_log` has them.
+  Result<bool> point_holds(const Ledger::VerifiedPoint& point, const Result<std::string>& run_log) const {
+    if (point.seq <= 0 || !run_log || run_log->size() < point.run_log_bytes ||
+        core::sha256_hex(std::string_view(*run_log).substr(0, point.run_log_bytes)) != point.run_log_sha256) {
+      return false;
+    }
+    Stmt stmt(db, "SELECT hash FROM events WHERE seq = ?");
+    if (!stmt.valid()) {
+      return db.error("cannot read ledger events");
+    }
+    stmt.bind(1, point.seq);
+    AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+    if (!has_row || stmt.text(0) != point.hash) {
+      return false;
+    }
+    AVPS_TRY_ASSIGN(std::string tables, tables_digest(point.seq));
+    return tables == point.tables_sha256;
   }
 
   // One fdatasync of the write-ahead log (through the VFS, so the fault plan counts it): every
@@ -2039,7 +2098,33 @@ Result<void> SqliteLedger::copy_prefix(const fs::path& dst_project_dir, int64_t 
 
 const fs::path& SqliteLedger::project_dir() const { return m_impl->project_dir; }
 
-std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also) const {
+Result<Ledger::VerifiedPoint> SqliteLedger::verified_point() const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  if (m_impl->mode == OpenMode::read_write) {
+    AVPS_TRY(m_impl->sync_locked(/*force_mirrors=*/true));  // the face then holds every row
+  }
+  VerifiedPoint point;
+  Stmt last(m_impl->db, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1");
+  if (!last.valid()) {
+    return m_impl->db.error("cannot read ledger events");
+  }
+  AVPS_TRY_ASSIGN(bool has_row, last.step());
+  if (!has_row) {
+    return point;  // seq 0: an empty ledger vouches for nothing
+  }
+  point.seq = last.integer(0);
+  point.hash = last.text(1);
+  const Mirrors mirrors = m_impl->mirrors_to_verify();
+  if (!mirrors.run_log) {
+    return mirrors.run_log.error();
+  }
+  point.run_log_bytes = mirrors.run_log->size();
+  point.run_log_sha256 = core::sha256_hex(*mirrors.run_log);
+  AVPS_TRY_ASSIGN(point.tables_sha256, m_impl->tables_digest(point.seq));
+  return point;
+}
+
+std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also, const VerifiedPoint* since) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   if (m_impl->mode == OpenMode::read_write) {
     // The writer's own group is brought to disk first, so what it checks is everything it
@@ -2047,10 +2132,21 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also) const {
     std::ignore = m_impl->sync_locked(/*force_mirrors=*/true);
   }
   std::vector<core::Violation> out;
-  const fs::path& dir = m_impl->project_dir;
   auto add = [&](std::string rule, std::string subject, std::string message) {
     out.push_back(core::Violation{std::move(rule), std::move(subject), std::move(message)});
   };
+  const Mirrors mirrors = m_impl->mirrors_to_verify();
+  // From a point that still holds, the events up to it are checked by their hashes alone, and
+  // the tables and the face only past it (their part up to it is vouched for by its digests).
+  // An unreadable ledger here is found again, and reported, by the pass below.
+  int64_t after = 0;
+  if (since != nullptr) {
+    Result<bool> holds = m_impl->point_holds(*since, mirrors.run_log);
+    after = holds && *holds ? since->seq : 0;
+  }
+  if (also != nullptr) {
+    also->after_seq = after;
+  }
 
   for (const char* trigger : k_required_triggers) {
     Stmt stmt(m_impl->db, "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?");
@@ -2079,10 +2175,12 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also) const {
     };
     return fields(a) == fields(b);
   };
-  Stmt index_rows(m_impl->db, (std::string(k_artifact_columns) + " ORDER BY event_seq").c_str());
+  Stmt index_rows(m_impl->db, (std::string(k_artifact_columns) + " WHERE event_seq > ? ORDER BY event_seq").c_str());
   std::optional<Error> index_unreadable;
   if (!index_rows.valid()) {
     index_unreadable = m_impl->db.error("cannot read the artifact index");
+  } else {
+    index_rows.bind(1, after);
   }
   bool index_differs = false;
   auto next_index_row = [&]() -> std::optional<ArtifactRecord> {
@@ -2101,7 +2199,11 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also) const {
     expected_face.update(text);
     expected_face_size += text.size();
   };
-  add_face(run_log_header());
+  if (after > 0) {
+    add_face(std::string_view(*mirrors.run_log).substr(0, since->run_log_bytes));  // as point_holds found it
+  } else {
+    add_face(run_log_header());
+  }
   Result<void> scanned = m_impl->scan_event_parts(true, [&](Event&& e, bool hash_ok) -> Result<void> {
     // The chain: consecutive seqs, each prev_hash the previous hash, each hash recomputed. (The
     // subject is made only for a finding: this runs for every event of the record.)
@@ -2140,7 +2242,7 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also) const {
       add_face(row_line(*row, e.hash));
     }
     return ok();
-  }, also);
+  }, also, after);
   if (!scanned) {
     if (also != nullptr && !also->failed) {
       also->failed = scanned.error();  // it was not given every event
@@ -2149,9 +2251,7 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also) const {
     return out;
   }
 
-  // The head mirror. (Of a reader, as read before its snapshot; the writer reads it now.)
-  const Mirrors mirrors =
-      m_impl->snapshot_run_log ? Mirrors{*m_impl->snapshot_head, m_impl->snapshot_run_log->read()} : read_mirrors(dir);
+  // The head mirror. (Of a reader, as read before its snapshot; the writer read it above.)
   Result<std::optional<Head>> mirrored = parse_head(mirrors.head);
   if (!mirrored) {
     add("ledger.head", ".avps/HEAD", mirrored.error().message);
@@ -2234,9 +2334,13 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also) const {
 
   // Reservations and their ends must be exactly those the events vouch for: each row as the same
   // JSON text (parsed and dumped, so key order is nlohmann's on both sides), in event order.
+  // (Past the point only, when there is one: `sql` ends "WHERE event_seq > ? ORDER BY ...".)
   auto table_rows = [&](const char* sql) -> std::string {
     core::Sha256 rows;
     Stmt stmt(m_impl->db, sql);
+    if (stmt.valid()) {
+      stmt.bind(1, after);
+    }
     while (stmt.valid()) {
       Result<bool> has_row = stmt.step();
       if (!has_row || !*has_row) {
@@ -2248,11 +2352,11 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also) const {
   };
   const std::string reserved = table_rows(
       "SELECT json_object('id', id, 'scene_id', scene_id, 'shot_id', shot_id, 'amount_micro_usd', amount_micro_usd, "
-      "'purpose', purpose, 'seq', event_seq) FROM reservations ORDER BY event_seq");
+      "'purpose', purpose, 'seq', event_seq) FROM reservations WHERE event_seq > ? ORDER BY event_seq");
   const std::string ended = table_rows(
       "SELECT json_object('id', id, 'settled_micro_usd', settled_micro_usd, 'released_micro_usd', released_micro_usd, "
       "'provider_cost_micro_usd', provider_cost_micro_usd, 'how', how, 'seq', event_seq) FROM reservation_ends "
-      "ORDER BY event_seq");
+      "WHERE event_seq > ? ORDER BY event_seq");
   if (reserved != reserved_by_events.hex()) {
     add("ledger.budget", ".avps/ledger.db", "the reservations table differs from the budget.reserved events (edited)");
   }

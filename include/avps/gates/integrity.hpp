@@ -22,9 +22,12 @@
 //   media.unrecorded    a file under media/ that no media.recorded event names
 
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "avps/core/result.hpp"
 #include "avps/core/violation.hpp"
 #include "avps/ledger/ledger.hpp"
 
@@ -54,9 +57,47 @@ ProjectFiles list_project_files(const std::filesystem::path& dir);
 /// `also`: a further reader of the events, given each event of the check's pass too (its body
 /// with the check's own members and `also->members`), and told in `also->failed` when that pass did
 /// not give every event (`avps gate`'s record check, RecordedArtifacts).
+/// What a run's check found as recorded (docs/formats/verified.md, `.avps/verified`): the ledger's
+/// VerifiedPoint, and each face and render with its bytes' hash and the file's identity when it
+/// was hashed, so that the next run's check re-reads only what changed since. `avps gate` never
+/// uses one. Not shared between threads.
+struct FileSeen {
+  bool render = false;  ///< under media/ (else an artifact's face)
+  std::string sha256;   ///< the bytes, as recorded and as found
+  /// The file's identity (stat) when it was hashed; nullopt: none kept, so it is hashed every time
+  /// (it had changed less than k_settled_ns before the check: a change within the same tick of the
+  /// file system's clock would not show).
+  struct Identity {
+    int64_t size = 0, mtime_ns = 0, ctime_ns = 0;
+    uint64_t inode = 0, device = 0;
+    bool operator==(const Identity&) const = default;
+  };
+  std::optional<Identity> identity;
+};
+struct VerifiedMark {
+  static constexpr int64_t k_settled_ns = 2'000'000'000;
+  ledger::Ledger::VerifiedPoint ledger;
+  std::map<std::string, FileSeen> files;  ///< by project-relative path
+};
+/// The project's mark, or nullopt when it has none, or one this avps cannot read or trust (a
+/// format of another version, a torn or edited file): the check is then made whole.
+std::optional<VerifiedMark> read_verified_mark(const std::filesystem::path& dir);
+/// Replaces the project's mark (written atomically, not synced: a mark lost or from before is
+/// only a slower check).
+[[nodiscard]] Result<void> write_verified_mark(const std::filesystem::path& dir, const VerifiedMark& mark);
+
+/// `since`: a mark of an earlier check (a run's start) that is still good for what it names: the
+/// ledger is checked from its point (Ledger::verify), faces and renders recorded up to the point
+/// are hashed only when their identity changed, and objects recorded up to it are left to their
+/// readers, who re-hash every object they read (DESIGN §5), and to `avps gate`. When such a check
+/// finds anything, the whole check is made and its findings are returned, so a finding reads the
+/// same either way. `clean`: filled with the mark of this check when it found nothing at all
+/// (else its ledger.seq stays 0).
 struct IntegrityOptions {
   bool schemas = true;
   ledger::Ledger::EventVisitor* also = nullptr;
+  const VerifiedMark* since = nullptr;
+  VerifiedMark* clean = nullptr;
 };
 std::vector<core::Violation> check_integrity(const std::filesystem::path& dir, const ledger::Ledger& ledger,
                                              const ProjectFiles& files, const IntegrityOptions& options = {});

@@ -326,9 +326,33 @@ class Ledger {
     std::vector<std::string> members;
     std::function<Result<void>(Event&&)> each;
     std::optional<Error> failed;
+    /// Set by verify(): the events given are those after this one (0: every event; see `since`).
+    int64_t after_seq = 0;
   };
   /// verify(), handing each event to `also` as well when it is given.
-  virtual std::vector<core::Violation> verify(EventVisitor* also) const = 0;
+  std::vector<core::Violation> verify(EventVisitor* also) const { return verify(also, nullptr); }
+
+  /// A point of the record that a verify() which found nothing vouched for, kept by its caller
+  /// (the run's mark, docs/formats/verified.md) so that a later verify() checks what lies up to it
+  /// by hashes and digests alone: the event `seq` still has `hash` (every event's hash being
+  /// recomputed, every event up to it is then byte for byte what was verified), the artifact index
+  /// and budget rows of the events up to it still hash to `tables_sha256`, and the CSV face's first
+  /// `run_log_bytes` bytes to `run_log_sha256`.
+  struct VerifiedPoint {
+    int64_t seq = 0;
+    std::string hash;
+    uint64_t run_log_bytes = 0;
+    std::string run_log_sha256;
+    std::string tables_sha256;
+  };
+  /// The point the ledger stands at now, for a caller whose verify() just found nothing (with no
+  /// writer in between: the writer itself, which holds the project's lock).
+  [[nodiscard]] virtual Result<VerifiedPoint> verified_point() const = 0;
+  /// verify(also) from a point: when `since` still holds (VerifiedPoint), every event's hash and
+  /// the chain are checked as always, but only what comes after the point is read for the other
+  /// checks, and `also` is given only those events (`also->after_seq` says from where). A point
+  /// that no longer holds is not a finding: the whole record is then verified, as without one.
+  virtual std::vector<core::Violation> verify(EventVisitor* also, const VerifiedPoint* since) const = 0;
 
   /// Writes into `dst_project_dir` (its .avps folder exists and holds no ledger) a ledger of this
   /// implementation as it stood right after event `through_seq`: the same events, hashes,

@@ -1,12 +1,17 @@
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "avps/artifacts/store.hpp"
 #include "avps/core/fs.hpp"
@@ -338,4 +343,238 @@ TEST_CASE("the gate checks each artifact's content against its schema and that a
   for (const std::string& rule : rules) {
     CHECK(std::count(gates::integrity_rules().begin(), gates::integrity_rules().end(), rule) == 1);
   }
+}
+
+namespace {
+
+void exec_sql(const fs::path& dir, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(ledger::ledger_path(dir).c_str(), &db) == SQLITE_OK);
+  char* message = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
+  INFO(sql << ": " << (message ? message : ""));
+  sqlite3_free(message);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+// The append-only trigger `name` put back after an edit, as someone with the sqlite3 shell can.
+std::string put_back(const std::string& name, const std::string& on) {
+  return "CREATE TRIGGER " + name + " BEFORE " + on + " BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;";
+}
+
+// Each finding as one line: the whole check and a check from a mark must say the same.
+std::vector<std::string> findings(const std::vector<core::Violation>& violations) {
+  std::vector<std::string> lines;
+  for (const core::Violation& v : violations) {
+    lines.push_back(v.rule + " " + v.subject + ": " + v.message);
+  }
+  return lines;
+}
+
+// The whole check of `dir` and the check from `mark`, on a fresh read-only ledger each.
+std::pair<std::vector<std::string>, std::vector<std::string>> whole_and_from(const fs::path& dir,
+                                                                             const gates::VerifiedMark& mark) {
+  testing::FixedClock clock;
+  auto ledger = ledger::Ledger::open(dir, ledger::OpenMode::read_only, clock).value();
+  const gates::ProjectFiles files = gates::list_project_files(dir);
+  return {findings(gates::check_integrity(dir, *ledger, files)),
+          findings(gates::check_integrity(dir, *ledger, files, {.since = &mark}))};
+}
+
+}  // namespace
+
+TEST_CASE("a check from the integrity mark finds what the whole check finds, and reads only what is new",
+          "[store][integrity][mark]") {
+  testing::TempDir tmp;
+  fs::path dir = init_project(tmp);
+  gates::VerifiedMark mark;
+  {
+    auto project = open_project(dir);
+    REQUIRE(project->ledger().begin_run("test", {}).ok());
+    REQUIRE(project->store().write(second_world_state()).ok());
+    CHECK(gates::check_integrity(dir, project->ledger(), gates::list_project_files(dir), {.clean = &mark}).empty());
+  }
+  // The mark: the ledger's head, every face with its hash; none with an identity, since each file
+  // changed within the last 2 s (a later change in the same tick of the file system's clock would
+  // not show in it).
+  REQUIRE(mark.ledger.seq > 0);
+  REQUIRE(mark.files.count("continuity/WORLD_STATE_v002.json"));
+  for (const auto& [path, seen] : mark.files) {
+    CHECK_FALSE(seen.identity.has_value());
+  }
+  // Written and read back whole; a torn or foreign file is no mark.
+  REQUIRE(gates::write_verified_mark(dir, mark).ok());
+  std::optional<gates::VerifiedMark> read = gates::read_verified_mark(dir);
+  REQUIRE(read.has_value());
+  CHECK(read->ledger.seq == mark.ledger.seq);
+  CHECK(read->ledger.hash == mark.ledger.hash);
+  CHECK(read->ledger.tables_sha256 == mark.ledger.tables_sha256);
+  CHECK(read->files.size() == mark.files.size());
+  const std::string text = core::read_file(dir / ".avps/verified").value();
+  REQUIRE(core::write_file_atomic(dir / ".avps/verified", text.substr(0, text.size() - 3), core::Overwrite::yes,
+                                  core::Durability::cached).ok());
+  CHECK_FALSE(gates::read_verified_mark(dir).has_value());
+
+  // More recorded after the mark: found clean from it, and a new mark is further on.
+  {
+    auto project = open_project(dir);
+    REQUIRE(project->ledger().begin_run("test", {}).ok());
+    std::vector<artifacts::NewArtifact> group = world_state_group();  // v002..v004
+    group.erase(group.begin());
+    REQUIRE(project->store().write_all(group).ok());
+    gates::VerifiedMark next;
+    CHECK(gates::check_integrity(dir, project->ledger(), gates::list_project_files(dir), {.since = &mark, .clean = &next})
+              .empty());
+    CHECK(next.ledger.seq > mark.ledger.seq);
+    CHECK(next.files.count("continuity/WORLD_STATE_v004.json"));
+  }
+  auto [whole, from_mark] = whole_and_from(dir, mark);
+  CHECK(whole.empty());
+  CHECK(from_mark.empty());
+
+  // Whatever is changed, before the mark's point or after it, the check from the mark reports it
+  // as the whole check does.
+  const fs::path before = dir / "continuity/WORLD_STATE_v002.json";
+  const fs::path after = dir / "continuity/WORLD_STATE_v004.json";
+  const std::string before_bytes = core::read_file(before).value();
+  const std::string after_bytes = core::read_file(after).value();
+  const std::map<std::string, std::function<void()>> edits = {
+      {"a face recorded before the point",
+       [&] { REQUIRE(core::write_file_atomic(before, before_bytes + " ", core::Overwrite::yes, core::Durability::cached).ok()); }},
+      {"a face recorded after the point",
+       [&] { REQUIRE(core::write_file_atomic(after, after_bytes + " ", core::Overwrite::yes, core::Durability::cached).ok()); }},
+      {"a face removed", [&] { fs::remove(before); }},
+      {"an index row before the point",
+       [&] { exec_sql(dir, "DROP TRIGGER artifacts_no_update; UPDATE artifacts SET author = 'human' WHERE name = "
+                           "'WORLD_STATE_v002.json'; " + put_back("artifacts_no_update", "UPDATE ON artifacts")); }},
+      {"an event before the point",
+       [&] { exec_sql(dir, "DROP TRIGGER events_no_update; UPDATE events SET body = body || ' ' "
+                           "WHERE seq = (SELECT min(seq) FROM events WHERE kind = 'artifact.recorded'); " +
+                           put_back("events_no_update", "UPDATE ON events")); }},
+      {"an artifact named file added", [&] {
+         REQUIRE(core::write_file_atomic(dir / "continuity/WORLD_STATE_v009.json", "{}", core::Overwrite::no,
+                                         core::Durability::cached).ok());
+       }},
+  };
+  for (const auto& [what, edit] : edits) {
+    SECTION(what) {
+      edit();
+      auto [whole_now, from_mark_now] = whole_and_from(dir, mark);
+      CHECK_FALSE(whole_now.empty());
+      CHECK(from_mark_now == whole_now);
+    }
+  }
+}
+
+TEST_CASE("what a check from the integrity mark leaves to readers and to the gate", "[store][integrity][mark]") {
+  testing::TempDir tmp;
+  fs::path dir = init_project(tmp);
+  gates::VerifiedMark mark;
+  {
+    auto project = open_project(dir);
+    REQUIRE(project->ledger().begin_run("test", {}).ok());
+    REQUIRE(project->store().write(second_world_state()).ok());
+    REQUIRE(gates::check_integrity(dir, project->ledger(), gates::list_project_files(dir), {.clean = &mark}).empty());
+  }
+  const ledger::ArtifactRecord record = [&] {
+    testing::FixedClock clock;
+    auto ledger = ledger::Ledger::open(dir, ledger::OpenMode::read_only, clock).value();
+    return ledger->find_artifact("WORLD_STATE_v002.json").value().value();
+  }();
+
+  SECTION("an object recorded before the point, changed inside the ledger: re-hashed by its readers, not by the mark's check") {
+    exec_sql(dir, "DROP TRIGGER objects_no_update; UPDATE objects SET bytes = CAST('{}' AS BLOB) WHERE sha256 = '" +
+                      record.json_sha256 + "'; " + put_back("objects_no_update", "UPDATE ON objects"));
+    auto [whole, from_mark] = whole_and_from(dir, mark);
+    CHECK_FALSE(whole.empty());
+    CHECK(from_mark == std::vector<std::string>{});
+  }
+  SECTION("a face listed with an identity is not read again: only a mark that lies about it hides an edit") {
+    // What the mark keeps of a file that had settled: its identity. An edit changes the ctime,
+    // which only the system clock sets; a mark rewritten to the edited file's identity is what it
+    // takes to hide the edit from the check (never from `avps gate`, which reads no mark).
+    const fs::path face = dir / record.path;
+    REQUIRE(core::write_file_atomic(face, "edited", core::Overwrite::yes, core::Durability::cached).ok());
+    struct stat st {};
+    REQUIRE(::stat(face.c_str(), &st) == 0);
+    gates::VerifiedMark lying = mark;
+    lying.files[record.path].identity =
+        gates::FileSeen::Identity{static_cast<int64_t>(st.st_size), int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
+                                  int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec,
+                                  static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_dev)};
+    auto [whole, from_lying_mark] = whole_and_from(dir, lying);
+    CHECK_FALSE(whole.empty());
+    CHECK(from_lying_mark.empty());
+    auto [again, from_true_mark] = whole_and_from(dir, mark);
+    CHECK(from_true_mark == again);  // the true mark has no identity for it, or another one
+  }
+  SECTION("a mark whose point the ledger no longer has makes the check whole") {
+    gates::VerifiedMark foreign = mark;
+    foreign.ledger.hash = std::string(64, '0');
+    exec_sql(dir, "DROP TRIGGER objects_no_update; UPDATE objects SET bytes = CAST('{}' AS BLOB) WHERE sha256 = '" +
+                      record.json_sha256 + "'");
+    auto [whole, from_foreign] = whole_and_from(dir, foreign);
+    CHECK_FALSE(whole.empty());
+    CHECK(from_foreign == whole);
+  }
+}
+
+TEST_CASE("the integrity mark keeps the identity of a file that had settled before the check",
+          "[store][integrity][mark]") {
+  testing::TempDir tmp;
+  fs::path dir = init_project(tmp);
+  {
+    auto project = open_project(dir);
+    REQUIRE(project->ledger().begin_run("test", {}).ok());
+    REQUIRE(project->store().write(second_world_state()).ok());
+  }
+  // The one wait of this kind in the suite: a file's ctime cannot be set back, so a file settles
+  // only by time passing (VerifiedMark::k_settled_ns).
+  std::this_thread::sleep_for(std::chrono::nanoseconds(gates::VerifiedMark::k_settled_ns + 100'000'000));
+  gates::VerifiedMark mark;
+  auto project = open_project(dir);
+  REQUIRE(gates::check_integrity(dir, project->ledger(), gates::list_project_files(dir), {.clean = &mark}).empty());
+  REQUIRE(mark.files.count("continuity/WORLD_STATE_v002.json"));
+  CHECK(mark.files["continuity/WORLD_STATE_v002.json"].identity.has_value());
+  project.reset();
+
+  // Changed in place with its size, inode and mtime kept (the mtime put back): the ctime shows it.
+  const fs::path face = dir / "continuity/WORLD_STATE_v002.json";
+  const std::string bytes = core::read_file(face).value();
+  struct stat before {};
+  REQUIRE(::stat(face.c_str(), &before) == 0);
+  auto write_in_place = [&](const std::string& text) {
+    std::FILE* file = std::fopen(face.c_str(), "r+b");
+    REQUIRE(file != nullptr);
+    REQUIRE(std::fwrite(text.data(), 1, text.size(), file) == text.size());
+    REQUIRE(std::fclose(file) == 0);
+    const struct timespec times[2] = {before.st_atim, before.st_mtim};
+    REQUIRE(::utimensat(AT_FDCWD, face.c_str(), times, 0) == 0);
+  };
+  std::string edited = bytes;
+  edited[edited.find("1h")] = '7';
+  write_in_place(edited);
+  struct stat now {};
+  REQUIRE(::stat(face.c_str(), &now) == 0);
+  REQUIRE(now.st_size == before.st_size);
+  REQUIRE(now.st_ino == before.st_ino);
+  REQUIRE(now.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+  auto [whole, from_mark] = whole_and_from(dir, mark);
+  CHECK_FALSE(whole.empty());
+  CHECK(from_mark == whole);
+
+  // Put back as recorded: read again (its identity changed), found in order, and listed without
+  // an identity until it settles again.
+  write_in_place(bytes);
+  auto [whole_again, from_mark_again] = whole_and_from(dir, mark);
+  CHECK(whole_again.empty());
+  CHECK(from_mark_again.empty());
+  gates::VerifiedMark next;
+  {
+    testing::FixedClock clock;
+    auto ledger = ledger::Ledger::open(dir, ledger::OpenMode::read_only, clock).value();
+    CHECK(gates::check_integrity(dir, *ledger, gates::list_project_files(dir), {.since = &mark, .clean = &next}).empty());
+  }
+  CHECK_FALSE(next.files["continuity/WORLD_STATE_v002.json"].identity.has_value());
 }
