@@ -209,41 +209,19 @@ Result<json> ArtifactStore::load(const ledger::ArtifactRecord& record) const {
 }
 
 Result<void> ArtifactStore::recover() {
-  // Every write's announcement and outcome, with only the members that name the artifact: the
-  // rest (the inputs in details, the row) is parsed only for a write left without an outcome.
-  ledger::Ledger::EventQuery writes;
-  writes.kinds = {"artifact.intent", "artifact.recorded", "artifact.abandoned"};
-  writes.members = {"intent", "artifact", "name"};
-  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events(writes));
-  std::map<std::string, int64_t> unfinished;  // artifact name -> the seq of its last intent
-  for (const ledger::Event& e : events) {
-    if (e.kind == "artifact.intent") {
-      unfinished[e.body.value(nlohmann::json::json_pointer("/intent/name"), std::string())] = e.seq;
-    } else {
-      unfinished.erase(e.kind == "artifact.recorded"
-                           ? e.body.value(nlohmann::json::json_pointer("/artifact/name"), std::string())
-                           : e.body.value("name", std::string()));
-    }
-  }
+  // Each intent that never got an outcome (the last of its name): what it announced and the row
+  // its write would have carried.
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> unfinished, m_ledger.unfinished_intents());
   if (unfinished.empty()) {
     return ok();
   }
-  // An intent that never got an outcome: what it announced and the row its write would have carried.
   struct Pending {
     ledger::ArtifactRecord record;
     json details;
     std::optional<ledger::LogRow> row;  // absent: no row, or an intent from before rows were in it
   };
   std::map<std::string, Pending> pending;  // by artifact name
-  for (const auto& [name, seq] : unfinished) {
-    ledger::Ledger::EventQuery whole;
-    whole.after_seq = seq - 1;
-    whole.limit = 1;
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> read, m_ledger.events(whole));
-    if (read.size() != 1 || read.front().kind != "artifact.intent") {
-      return make_error(ErrorCode::corruption, "ledger event " + std::to_string(seq) + " changed while it was read");
-    }
-    const ledger::Event& e = read.front();
+  for (const ledger::Event& e : unfinished) {
     Result<ledger::ArtifactRecord> r = ledger::ArtifactRecord::from_json(e.body.value("intent", json::object()));
     if (!r) {
       return make_error(ErrorCode::corruption, "ledger event " + std::to_string(e.seq) + ": " + r.error().message);
@@ -256,7 +234,7 @@ Result<void> ArtifactStore::recover() {
       }
       entry.row = std::move(*row);
     }
-    pending[r->name] = std::move(entry);
+    pending.insert_or_assign(r->name, std::move(entry));
   }
   // Recovery is work of its own, recorded as its own run.
   bool own_run = m_ledger.run_id().empty();

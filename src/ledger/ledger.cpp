@@ -797,6 +797,7 @@ class SqliteLedger final : public Ledger {
   Result<std::vector<Event>> events(const EventQuery& query) const override;
   using Ledger::events;
   Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq) const override;
+  Result<std::vector<Event>> unfinished_intents() const override;
   Result<std::optional<ArtifactRecord>> find_artifact(const std::string& name) const override;
   Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
                                                         const std::string& target) const override;
@@ -1934,6 +1935,33 @@ Result<std::vector<Event>> SqliteLedger::events(const EventQuery& query) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   return m_impl->read_events(query.after_seq, query.limit > 0 ? static_cast<int64_t>(query.limit) : -1,
                              query.bodiless, query.kinds, query.members, query.bodies);
+}
+
+Result<std::vector<Event>> SqliteLedger::unfinished_intents() const {
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  // The index has every recorded name (its primary key), so an intent with an outcome costs one
+  // look-up; only one without is matched against the (rare) abandonments after it. A body that is
+  // not JSON is left out here and reported by verify().
+  Stmt stmt(m_impl->db,
+            "SELECT seq, run_id, ts, kind, body, prev_hash, hash FROM events AS i "
+            "WHERE kind = 'artifact.intent' AND json_valid(body) "
+            "AND NOT EXISTS (SELECT 1 FROM artifacts WHERE name = json_extract(i.body, '$.intent.name')) "
+            "AND NOT EXISTS (SELECT 1 FROM events AS a WHERE a.kind = 'artifact.abandoned' AND a.seq > i.seq "
+            "AND json_valid(a.body) AND json_extract(a.body, '$.name') = json_extract(i.body, '$.intent.name')) "
+            "ORDER BY seq");
+  if (!stmt.valid()) {
+    return m_impl->db.error("cannot read ledger events");
+  }
+  std::vector<Event> out;
+  for (;;) {
+    AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+    if (!has_row) {
+      return out;
+    }
+    Event e = event_without_body(stmt);
+    AVPS_TRY_ASSIGN(e.body, Impl::body_members(stmt, -1, {}, e.seq));
+    out.push_back(std::move(e));
+  }
 }
 
 namespace {

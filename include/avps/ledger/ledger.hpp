@@ -304,6 +304,10 @@ class Ledger {
   /// The artifact index in recording order; only the artifacts recorded after event
   /// `after_event_seq` when given (a reader that keeps its own copy reads only what is new).
   [[nodiscard]] virtual Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq = 0) const = 0;
+  /// Every `artifact.intent` left without an outcome (its artifact not in the index, and no
+  /// `artifact.abandoned` of its name after it), whole, in order: what a writer's open recovers
+  /// (ArtifactStore::recover). Found through the index, not by reading every write of the record.
+  [[nodiscard]] virtual Result<std::vector<Event>> unfinished_intents() const = 0;
   [[nodiscard]] virtual Result<std::optional<ArtifactRecord>> find_artifact(const std::string& name) const = 0;
   /// The highest version of `kind` for `target` ("" for singletons), or nullopt; an index lookup.
   [[nodiscard]] virtual Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
