@@ -1,16 +1,19 @@
 # The demo with its renders as provider jobs, as test_async_jobs.sh (whose uninterrupted run and
 # kills this test does not need, so that the two run in parallel): a failed job, a job that never
 # finishes, a 404 output and a non-video output each end recorded (reservation released, a run-log
-# row saying why) without hanging; the luma_agents, fal, veo and openai_videos presets to the proxy
-# renders; Ctrl-C with --cancel-on-interrupt and --keep-on-interrupt; the poll interval respected;
-# no key anywhere.
+# row saying why) without hanging; the luma_agents, fal, veo and openai_videos presets to the first
+# scene's proxy renders; Ctrl-C with --cancel-on-interrupt and --keep-on-interrupt; the poll
+# interval respected; no key anywhere. Every scenario starts from one base (make_base: the steps
+# before the renders, made once), each on its own fresh fake with its own models file.
 source "$(dirname "$0")/async_jobs_lib.sh"
+make_base
 
 # --- Faults: each a failed attempt the production loop handles, never a hang --------------------
 # One job of the run fails in each way: its attempt fails (no render, no QC grade), its reservation
 # is released, a run-log row says why, and the shot's next attempt renders it (and QC grades it);
-# the run goes on. The failing job is the second, a proxy's, so each run stops after the proxies
-# and their QC (`--until shots_proxy`): the finals take the same path, which test_async_jobs runs.
+# the run goes on. The failing job is the second, a proxy of the first scene, so each run stops
+# after that scene's proxies and their QC (FIRST_PROXIES): the other renders take the same path,
+# which test_async_jobs runs.
 for fault in job_fails output_404 not_video never_finishes; do
   if [ "$fault" = not_video ] && ! command -v ffprobe > /dev/null; then continue; fi
   start_fake "fault_$fault" --job-faults "[{\"fault\": \"$fault\", \"skip\": 1}]"
@@ -18,9 +21,9 @@ for fault in job_fails output_404 not_video never_finishes; do
   # loaded machine cannot time out a second job (a second failed attempt where one was injected).
   max_wait=20
   if [ "$fault" = never_finishes ]; then max_wait=2; fi
-  project "fault_$fault" "$PORT" runway "$max_wait"
+  from_base "fault_$fault" "$PORT" runway "$max_wait"
   set +e
-  OUT=$(timeout 300 "$AVPS" run "$P" --jobs 4 --until shots_proxy 2>&1)
+  OUT=$(timeout 300 "$AVPS" run "$P" --jobs 4 "${FIRST_PROXIES[@]}" 2>&1)
   code=$?
   set -e
   [ "$code" != 124 ] || fail "$fault: the run hung"
@@ -46,16 +49,18 @@ for fault in job_fails output_404 not_video never_finishes; do
   expect_exit 0 "$AVPS" gate "$P"
 done
 # A resumed run counts the failed attempt from the record: nothing to do, nothing sent.
-expect_exit 0 "$AVPS" run "$P" --until shots_proxy
+expect_exit 0 "$AVPS" run "$P" "${FIRST_PROXIES[@]}"
 expect_out "0 calls made"
 expect_exit 0 env -i PATH="$PATH" "$AVPS" replay "$P"
-expect_out "REPRODUCED RUN_0002 (DONE)"  # the run with the failed job (RUN_0001 is init)
+expect_out "REPRODUCED RUN_0002 (DONE)"  # the base's (RUN_0001 is init)
+expect_out "REPRODUCED RUN_0003 (DONE)"  # the run with the failed job
 
 # --- Other presets end to end through the same fake ----------------------------------------------
+# Each to the first scene's proxies and their QC: its 5 jobs, 4 at once, from submit to download.
 for preset in luma_agents fal veo openai_videos; do
   start_fake "preset_$preset"
-  project "preset_$preset" "$PORT" "$preset"
-  expect_exit 0 "$AVPS" run "$P" --jobs 4 --until shots_proxy
+  from_base "preset_$preset" "$PORT" "$preset"
+  expect_exit 0 "$AVPS" run "$P" --jobs 4 "${FIRST_PROXIES[@]}"
   [ "$(stat "$PORT" 'j["invalid"]')" = 0 ] || fail "$preset: invalid job requests: $(stat "$PORT" 'j["invalid_reasons"]')"
   [ "$(stat "$PORT" "j['by_preset'].get('$preset', 0)")" -gt 0 ] || fail "$preset: no job submitted"
   [ "$(stat "$PORT" 'j["polls_too_early"]')" = 0 ] || fail "$preset: a job was polled sooner than its interval"
@@ -75,7 +80,7 @@ wait_for_jobs() {
 for choice in cancel keep; do
   start_fake "interrupt_$choice"
   control "$PORT" '{"polls_to_finish": 100000}'
-  project "interrupt_$choice" "$PORT" runway 600
+  from_base "interrupt_$choice" "$PORT" runway 600
   "$AVPS" run "$P" --jobs 4 "--$choice-on-interrupt" > "$WORK/interrupt_$choice.out" 2>&1 &
   run_pid=$!
   wait_for_jobs "$PORT"
@@ -95,7 +100,9 @@ for choice in cancel keep; do
     [ "$(stat "$PORT" 'j["cancels"]')" = 0 ] || fail "--keep-on-interrupt canceled a job"
     [ "$(open_reservations "$P")" -ge 1 ] || fail "--keep-on-interrupt: no job kept open"
     control "$PORT" '{"polls_to_finish": 1}'
-    expect_exit 0 "$AVPS" run "$P" --jobs 4
+    # The kept jobs are the first scene's proxies: the run after collects them there (what follows
+    # would add new jobs, not kept ones).
+    expect_exit 0 "$AVPS" run "$P" --jobs 4 "${FIRST_PROXIES[@]}"
     [ "$(stat "$PORT" 'j["submissions"]')" = "$(tickets "$P")" ] || fail "kept jobs: submissions != tickets"
     [ "$(open_reservations "$P")" = 0 ] || fail "a kept job's reservation was left open"
   fi
