@@ -59,12 +59,17 @@ expect_out "options.workflow is missing"
 [ "$(stat "$PORT" 's["requests"]')" = 0 ] || fail "a refused run sent a request"
 
 # --- The demo: text on OpenAI, vision and QC on Anthropic ----------------------------------------
-fresh_sim() { S="$WORK/sim"; rm -rf "$S"; cp -r "$SRC/examples/demo_short_film" "$S"; "$AVPS" init "$S" > /dev/null; }
-# The pipeline's shape does not depend on the renders' format, so the sim run may use either.
+# The pipeline's shape does not depend on the renders' format, so the sim run may use either: PNG
+# frames, no ffmpeg start per render.
+fresh_sim() { S="$WORK/sim"; rm -rf "$S"; cp -r "$SRC/examples/demo_short_film" "$S"; png_renders "$S"; "$AVPS" init "$S" > /dev/null; }
 fresh_sim
 expect_exit 0 "$AVPS" run "$S" --jobs 4
+# The whole demo on each provider renders PNG frames, as the sim run: what the adapters send and
+# the pipeline's shape do not depend on the format. QC shown frames that ffmpeg samples from each
+# MP4 (vision.frames_per_clip) is the first scene's proxies on each provider (below): a twelfth of
+# the renders, each an ffmpeg start or three (the sim's encode, the probe and the sampling for QC).
 start_fake anthropic
-SIM_MEDIA=auto project anthropic openai-anthropic "$PORT"  # MP4 renders where ffmpeg is installed
+project anthropic openai-anthropic "$PORT"
 expect_exit 0 "$AVPS" run "$P" --jobs 4
 expect_out "done:"
 RUN_OUT="$OUT"
@@ -112,7 +117,6 @@ no_canary "$P" "$WORK/anthropic.log"
 # A second run sends nothing.
 expect_exit 0 "$AVPS" run "$P"
 expect_out "0 calls made"
-ANTHROPIC_RUN="$P"
 # Replayed for an audit: no key, a poisoned proxy, and no network at all where the test may cut it.
 offline=()
 if [ "$(id -u)" = 0 ] && command -v unshare > /dev/null; then offline=(unshare --net); fi
@@ -123,17 +127,40 @@ expect_out "REPRODUCED RUN_0003 (DONE)"
 
 # --- Again with vision and QC on Gemini -----------------------------------------------------------
 start_fake gemini
-SIM_MEDIA=auto project gemini openai-gemini "$PORT"
-python3 - "$P/avps.json" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1])); c["vision"] = {"frames_per_clip": 2}; json.dump(c, open(sys.argv[1], "w"), indent=2)
-PY
+project gemini openai-gemini "$PORT"
+configure "$P" vision '{"frames_per_clip": 2}'
 expect_exit 0 "$AVPS" run "$P" --jobs 4
 expect_exit 0 "$AVPS" gate "$P"
 [ "$(stat "$PORT" 's["invalid"]')" = 0 ] || fail "invalid requests: $(stat "$PORT" 's["invalid_reasons"]')"
 [ "$(stat "$PORT" 's["by_provider"]["gemini"]["answered"] > 20')" = True ] || fail "too few Gemini calls"
 [ "$(shape "$S")" = "$(shape "$P")" ] || fail "the pipeline's shape on Gemini differs from the sim's"
-# vision.frames_per_clip 2: two frames of each MP4 render (one PNG where ffmpeg is missing).
+# A PNG render is shown as it is, once, whatever vision.frames_per_clip says (clips below).
+[ "$(shown "$P" gemini qc-grader)" = 1 ] || fail "QC on Gemini was shown $(shown "$P" gemini qc-grader) images of a PNG render, not 1"
+no_canary "$P"
+
+# --- QC shown frames sampled from MP4 renders: the first scene's proxies on each provider ---------
+# MP4 where ffmpeg is installed (else PNG, shown once). Every scene is planned first, as in a whole
+# run: the first scene's cost gate projects the narrative tier's share over the whole plan (over
+# the first scene's alone it is past its quota, a budget stop). On Anthropic the default frames of
+# each clip, and the runs replayed offline: the replay samples the frames again, and its requests
+# match the record only if they come out bit-exact. On Gemini vision.frames_per_clip 2: two frames.
+start_fake anthropic_mp4
+SIM_MEDIA=auto project anthropic_mp4 openai-anthropic "$PORT"
+expect_exit 0 "$AVPS" run "$P" --jobs 4 --until planning
+expect_exit 0 "$AVPS" run "$P" --jobs 4 --scene S01 --until shots_proxy
+[ "$(stat "$PORT" 's["invalid"]')" = 0 ] || fail "invalid requests (MP4): $(stat "$PORT" 's["invalid_reasons"]')"
+if command -v ffmpeg > /dev/null; then ls "$P"/media/*_proxy_a01.mp4 > /dev/null || fail "no MP4 render"; fi
+[ "$(shown "$P" anthropic qc-grader)" -ge 1 ] || fail "QC on Anthropic was not shown the clip"
+expect_exit 0 "${offline[@]}" env -i PATH="$PATH" "$AVPS" replay "$P"
+expect_out "REPRODUCED RUN_0002 (DONE)"
+expect_out "REPRODUCED RUN_0003 (DONE)"
+no_canary "$P"
+start_fake gemini_mp4
+SIM_MEDIA=auto project gemini_mp4 openai-gemini "$PORT"
+configure "$P" vision '{"frames_per_clip": 2}'
+expect_exit 0 "$AVPS" run "$P" --jobs 4 --until planning
+expect_exit 0 "$AVPS" run "$P" --jobs 4 --scene S01 --until shots_proxy
+[ "$(stat "$PORT" 's["invalid"]')" = 0 ] || fail "invalid requests (MP4): $(stat "$PORT" 's["invalid_reasons"]')"
 if ls "$P"/media/*.mp4 > /dev/null 2>&1; then frames=2; else frames=1; fi
 [ "$(shown "$P" gemini qc-grader)" = "$frames" ] || fail "QC on Gemini was shown $(shown "$P" gemini qc-grader) images, not $frames"
 no_canary "$P"
@@ -208,28 +235,73 @@ expect_out "2 retries (503 server_error, 503 server_error, 200)"
 expect_out "fallback for shot-planner"
 
 # --- Killed at random moments, then resumed: the same artifacts and spend -------------------------
-start_fake kills
-project reference openai-anthropic "$PORT"
-START=$(date +%s%N)
-expect_exit 0 "$AVPS" run "$P" --jobs 1
-RUN_MS=$(( ($(date +%s%N) - START) / 1000000 ))
+# A kill needs only the part of the run it lands in. The reference is made in segments (each
+# `--until` below in turn, the last to the end), its project copied after each (ref_1 ..; ref_0 is
+# the project before any); a kill starts from the copy before its segment, runs that segment (killed,
+# then resumed) and is compared with the copy after it. The moments are spread over the whole run as
+# before: a fixed schedule over the reference's time, each placed in its segment. Every segment runs
+# on a fake of its own, started fresh, the reference's as the kill's, so both meet the same
+# prompt-cache state (a fake bills the first sight of a system prompt as a cache write).
+segments=(validation continuity planning shots_proxy end)  # ref_3 is planned: the in-flight kill's
+seg_args() { if [ "$1" = end ]; then SEG=(); else SEG=(--until "$1"); fi; }
+# at_port DIR PORT: DIR's models at the fake on PORT.
+at_port() { sed -i "s#127\.0\.0\.1:[0-9]*#127.0.0.1:$2#g" "$1/models.json"; }
+project reference openai-anthropic 1  # at each segment's fake below
 REF="$P"
+cp -a "$REF" "$WORK/ref_0"
+seg_ms=()
+for i in "${!segments[@]}"; do
+  start_fake "ref_$((i + 1))"
+  at_port "$REF" "$PORT"
+  seg_args "${segments[$i]}"
+  START=$(date +%s%N)
+  expect_exit 0 "$AVPS" run "$REF" --jobs 1 "${SEG[@]}"
+  seg_ms+=($(( ($(date +%s%N) - START) / 1000000 )))
+  cp -a "$REF" "$WORK/ref_$((i + 1))"
+  stop_last_fake
+done
+RUN_MS=0
+for ms in "${seg_ms[@]}"; do RUN_MS=$((RUN_MS + ms)); done
+# The reference's spend: the ledger's settled total (every segment), and BUDGET_STATUS's where the
+# segment wrote one (from the first cost loop on).
+spend_of() {
+  q "$1" "SELECT coalesce(sum(settled_micro_usd), 0) FROM reservation_ends"
+  if ls "$1"/governance/BUDGET_STATUS_* > /dev/null 2>&1; then
+    cat "$1"/governance/BUDGET_STATUS_* | grep -e "^Current Spend:" -e "spend_micro_usd:"
+  fi
+}
+spendless() { digest "$1" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_; }
 # 8 kills in CI (a fixed schedule across the run); AVPS_E2E_KILLS=20 or more for a longer run.
 kills=${AVPS_E2E_KILLS:-8}
+landed=0
 for n in $(seq "$kills"); do
+  # Moments spread over the run (a fixed schedule, so a failure can be reproduced): the segment it
+  # falls in, and how far into that segment's run.
+  at_ms=$(( (RUN_MS * (2 * n - 1)) / (2 * kills) ))
+  i=0
+  delay_ms=$at_ms
+  while [ "$i" -lt $(( ${#segments[@]} - 1 )) ] && [ "$delay_ms" -ge "${seg_ms[$i]}" ]; do
+    delay_ms=$((delay_ms - seg_ms[i]))
+    i=$((i + 1))
+  done
+  BEFORE="$WORK/ref_$i"
+  AFTER="$WORK/ref_$((i + 1))"
+  seg_args "${segments[$i]}"
+  where="kill $n at ${at_ms} ms (${delay_ms} ms into the run to ${segments[$i]})"
   start_fake "kill$n"
-  project "kill$n" openai-anthropic "$PORT"
-  # Moments spread over the run (a fixed schedule, so a failure can be reproduced).
-  delay_ms=$(( (RUN_MS * (2 * n - 1)) / (2 * kills) ))
-  "$AVPS" run "$P" --jobs 1 > /dev/null 2>&1 &
+  P="$WORK/kill$n"
+  rm -rf "$P"
+  cp -a "$BEFORE" "$P"
+  at_port "$P" "$PORT"
+  "$AVPS" run "$P" --jobs 1 "${SEG[@]}" > /dev/null 2>&1 &
   pid=$!
   sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
-  kill -9 "$pid" 2> /dev/null || true
+  if kill -9 "$pid" 2> /dev/null; then landed=$((landed + 1)); fi
   wait "$pid" 2> /dev/null || true
-  expect_exit 0 "$AVPS" run "$P" --jobs 1
-  [ "$(digest "$REF" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_)" = "$(digest "$P" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_)" ] \
-    || fail "kill $n at ${delay_ms} ms: the resumed run's artifacts differ (reference < > resumed):
-$(diff <(digest "$REF" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_) <(digest "$P" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_))"
+  expect_exit 0 "$AVPS" run "$P" --jobs 1 "${SEG[@]}"
+  [ "$(spendless "$AFTER")" = "$(spendless "$P")" ] \
+    || fail "$where: the resumed run's artifacts differ (reference < > resumed):
+$(diff <(spendless "$AFTER") <(spendless "$P"))"
   # Spend equals the uninterrupted run's unless a call was in flight at the kill: that one may have
   # been paid, counts as spent in full (DESIGN §5), and is the only difference.
   in_flight=$(q "$P" "SELECT count(*) FROM events WHERE kind='budget.reconciled'")
@@ -238,34 +310,36 @@ $(diff <(digest "$REF" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_) <(digest "$P
     # intents and their recording (the storyboard frames of a scene) once lost a frame's cost from
     # its recovered run-log row, until the intent kept the row. Any other difference in the spend
     # reports is shown.
-    spend_of() { cat "$1"/governance/BUDGET_STATUS_* | grep -e "^Current Spend:" -e "spend_micro_usd:"; }
-    [ "$(spend_of "$REF")" = "$(spend_of "$P")" ] \
-      || fail "kill $n at ${delay_ms} ms: spend differs with no call in flight: $(diff <(spend_of "$REF") <(spend_of "$P"))"
-    if [ "$(digest "$REF" | grep -e BUDGET_STATUS_ -e COST_REPORT_)" != "$(digest "$P" | grep -e BUDGET_STATUS_ -e COST_REPORT_)" ]; then
-      echo "note: kill $n at ${delay_ms} ms: the spend reports differ beyond their spend:" >&2
-      for f in "$REF"/governance/BUDGET_STATUS_* "$REF"/governance/COST_REPORT_*; do
+    [ "$(spend_of "$AFTER")" = "$(spend_of "$P")" ] \
+      || fail "$where: spend differs with no call in flight: $(diff <(spend_of "$AFTER") <(spend_of "$P"))"
+    if [ "$(digest "$AFTER" | grep -e BUDGET_STATUS_ -e COST_REPORT_)" != "$(digest "$P" | grep -e BUDGET_STATUS_ -e COST_REPORT_)" ]; then
+      echo "note: $where: the spend reports differ beyond their spend:" >&2
+      for f in "$AFTER"/governance/BUDGET_STATUS_* "$AFTER"/governance/COST_REPORT_*; do
         diff "$f" "$P/governance/$(basename "$f")" >&2 || true
       done
     fi
   else
-    [ "$in_flight" = 1 ] || fail "kill $n: $in_flight calls in flight with --jobs 1"
+    [ "$in_flight" = 1 ] || fail "$where: $in_flight calls in flight with --jobs 1"
     [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.intent' AND json_extract(body,'$.possible_duplicate')")" -le 1 ] \
-      || fail "kill $n: more than the call in flight was sent again"
+      || fail "$where: more than the call in flight was sent again"
   fi
   # No answer received is paid again.
   [ "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.response'")" = \
     "$(q "$P" "SELECT count(DISTINCT json_extract(body,'$.key')) FROM events WHERE kind='exchange.response'")" ] \
-    || fail "kill $n: a recorded call was made again"
-  [ "$(stat "$PORT" 's["duplicates"]')" -le 1 ] || fail "kill $n: the fake saw a request twice more than once"
-  [ "$(open_reservations "$P")" = 0 ] || fail "kill $n: a reservation was left open"
+    || fail "$where: a recorded call was made again"
+  [ "$(stat "$PORT" 's["duplicates"]')" -le 1 ] || fail "$where: the fake saw a request twice more than once"
+  [ "$(open_reservations "$P")" = 0 ] || fail "$where: a reservation was left open"
   stop_last_fake
 done
+# A kill past its segment's end finds the run ended (timing, as before the segments): said, not failed.
+echo "note: $landed of $kills kills landed before their segment's run ended" >&2
 
 # --- Kill -9 during a call in flight: answered calls come from the record, the one in flight is
 # sent again once and flagged --------------------------------------------------------------------
+# From scratch to the end of planning (where the call hangs), compared with the reference there.
 start_fake inflight --faults '[{"fault": "hang", "skill": "shot-planner", "hang_ms": 8000, "times": 1}]'
 project inflight openai-anthropic "$PORT"
-"$AVPS" run "$P" --jobs 1 > /dev/null 2>&1 &
+"$AVPS" run "$P" --jobs 1 --until planning > /dev/null 2>&1 &
 pid=$!
 # The first shot-planner call hangs 8 s at the fake: its intent is recorded, then it is in flight.
 for _ in $(seq 600); do
@@ -277,7 +351,7 @@ sleep 0.5
   "$(q "$P" "SELECT count(*) FROM events WHERE kind='exchange.intent'")" ] || fail "no call in flight to kill"
 before=$(stat "$PORT" 's["valid"]')
 kill -9 "$pid"; wait "$pid" 2> /dev/null || true
-expect_exit 0 "$AVPS" run "$P" --jobs 1
+expect_exit 0 "$AVPS" run "$P" --jobs 1 --until planning
 expect_out "1 call(s) in flight counted as spent"
 # The ledger: one request recorded twice, the second time flagged; every other answer reused.
 [ "$(q "$P" "SELECT group_concat(n) FROM (SELECT count(*) AS n FROM events WHERE kind='exchange.intent' GROUP BY json_extract(body,'$.key') HAVING n > 1)")" = 2 ] \
@@ -290,7 +364,8 @@ for _ in $(seq 200); do [ "$(stat "$PORT" 's["valid"]')" -ge $((before + sent_af
 [ "$(stat "$PORT" 's["valid"]')" = $((before + sent_after + 1)) ] || fail "the fake saw other requests than the record says: $(stat "$PORT" 's["valid"]') valid, $before before the kill, $sent_after after"
 [ "$(stat "$PORT" 's["duplicates"]')" = 1 ] || fail "expected exactly the call in flight to be sent twice"
 [ "$(stat "$PORT" 'max(s["documents"].values())')" = 2 ] || fail "a request was sent more than twice"
-[ "$(digest "$REF" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_)" = "$(digest "$P" | grep -v -e BUDGET_STATUS_ -e COST_REPORT_)" ] \
-  || fail "the run resumed after a kill in flight differs"
+PLANNED="$WORK/ref_3"  # the reference after its third segment, to planning
+[ "$(spendless "$PLANNED")" = "$(spendless "$P")" ] || fail "the run resumed after a kill in flight differs:
+$(diff <(spendless "$PLANNED") <(spendless "$P"))"
 [ "$before" -gt 10 ] || fail "the kill came too early to test answers from the record"
 echo "providers e2e: ok"
