@@ -54,9 +54,9 @@ PY
 # make_base: the steps before the first render (`--until planning`: the narrative, then each
 # scene's validation, continuity and planning, storyboard frames included), run once on a fake of
 # their own into $BASE, which the scenarios start from (from_base) instead of making them again each
-# (about half of a demo run). The base ends before the first cost loop, so every step that reads the
-# render models (the cost loop's routing, the renders) runs on the scenario's own models file. Its
-# fake is checked as the scenarios' are: no invalid request, and no job yet.
+# (96 of a demo run's 234 calls). The base ends before the first cost loop, so every step that
+# reads the render models (the cost loop's routing, the renders) runs on the scenario's own models
+# file. Its fake is checked as the scenarios' are: no invalid request, and no job yet.
 make_base() {
   start_fake base
   project base "$PORT"
