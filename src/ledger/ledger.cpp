@@ -1053,24 +1053,32 @@ struct SqliteLedger::Impl {
   // comes with an empty body and is not given to `also`, and SQLite parses none of them.
   Result<void> scan_event_parts(bool check_hashes, const std::function<Result<void>(Event&&, bool hash_matches)>& each,
                                 Ledger::EventVisitor* also = nullptr, int64_t parts_after = 0) const {
-    const std::vector<std::string> no_members;
-    const std::vector<std::string>& members = also != nullptr ? also->members : no_members;
-    // :after is parameter 1 (named before the members' paths, which come next).
+    // Every member either reader wants, taken out by one json_extract (SQLite parses a body once
+    // per call): the ledger's own parts first, then the visitor's others. :after is parameter 1,
+    // named before the members' paths, which come next.
+    static const std::vector<std::string> k_parts = {"row", "artifact", "reservation", "reservation_end"};
+    std::vector<std::string> paths = k_parts;
+    std::vector<size_t> visitor_at;  // of each of also->members, its place in `paths`
+    if (also != nullptr) {
+      for (const std::string& member : also->members) {
+        auto found = std::find(paths.begin(), paths.end(), member);
+        visitor_at.push_back(static_cast<size_t>(found - paths.begin()));
+        if (found == paths.end()) {
+          paths.push_back(member);
+        }
+      }
+    }
     Stmt stmt(db,
               ("SELECT seq, run_id, ts, kind, body, prev_hash, hash, CASE WHEN seq > :after THEN json_valid(body) "
-               "ELSE 1 END, "
-               "CASE WHEN seq > :after AND json_valid(body) THEN json_extract(body, '$.row') END, "
-               "CASE WHEN seq > :after AND json_valid(body) THEN json_extract(body, '$.artifact') END, "
-               "CASE WHEN seq > :after AND json_valid(body) THEN json_extract(body, '$.reservation') END, "
-               "CASE WHEN seq > :after AND json_valid(body) THEN json_extract(body, '$.reservation_end') END" +
-               members_column(members, "seq > :after AND ") + " FROM events ORDER BY seq")
+               "ELSE 1 END" +
+               members_column(paths, "seq > :after AND ") + " FROM events ORDER BY seq")
                   .c_str());
     if (!stmt.valid()) {
       return db.error("cannot read ledger events");
     }
     stmt.bind(1, parts_after);
     int bound = 2;
-    AVPS_TRY(bind_members(stmt, bound, members));
+    AVPS_TRY(bind_members(stmt, bound, paths));
     auto fail_visitor = [&](Error error) {
       if (also != nullptr && !also->failed) {
         also->failed = std::move(error);
@@ -1093,30 +1101,39 @@ struct SqliteLedger::Impl {
         break;
       }
       Event e = event_without_body(stmt);
+      const bool valid = stmt.integer(7) != 0;
+      // The members' values in `paths` order (null where absent); discarded when the body was not
+      // read (up to parts_after) or is not JSON.
+      json values = stmt.is_null(8) ? json(json::value_t::discarded)
+                                    : json::parse(stmt.text_view(8), nullptr, /*allow_exceptions=*/false);
       if (also != nullptr && !also->failed && e.seq > parts_after) {
-        Event visited{e.seq, e.run_id, e.timestamp, e.kind, json(), e.prev_hash, e.hash};
-        Result<json> body = body_members(stmt, members.empty() ? -1 : 12, members, e.seq);
-        if (!body) {
-          fail_visitor(body.error());
+        Event visited{e.seq, e.run_id, e.timestamp, e.kind, json::object(), e.prev_hash, e.hash};
+        if (!values.is_array()) {
+          // Not JSON: the whole body parsed, for the error events() gives.
+          Result<json> body = body_members(stmt, -1, also->members, e.seq);
+          if (!body) {
+            fail_visitor(body.error());
+          } else {
+            visited.body = std::move(body).value();
+          }
         } else {
-          visited.body = std::move(body).value();
+          for (size_t i = 0; i < also->members.size(); ++i) {
+            if (visitor_at[i] < values.size() && !values[visitor_at[i]].is_null()) {
+              visited.body[also->members[i]] = values[visitor_at[i]];
+            }
+          }
+        }
+        if (!also->failed) {
           if (Result<void> taken = also->each(std::move(visited)); !taken) {
             fail_visitor(taken.error());
           }
         }
       }
-      const bool valid = stmt.integer(7) != 0;
       e.body = json::object();
-      int column = 8;
-      for (const char* part : {"row", "artifact", "reservation", "reservation_end"}) {
-        if (!stmt.is_null(column)) {
-          std::string text = stmt.text(column);
-          e.body[part] = json::parse(text, nullptr, false);
-          if (e.body[part].is_discarded()) {
-            e.body[part] = text;  // a scalar: json_extract gives it unquoted
-          }
+      for (size_t i = 0; i < k_parts.size() && values.is_array() && i < values.size(); ++i) {
+        if (!values[i].is_null()) {
+          e.body[k_parts[i]] = std::move(values[i]);
         }
-        ++column;
       }
       bool matches = true;
       if (check_hashes) {
