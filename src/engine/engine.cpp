@@ -216,33 +216,60 @@ const ledger::ArtifactRecord* Impl::version_before(const ledger::ArtifactRecord&
   return before;
 }
 
+WriterFacts Impl::make_writer_facts(const std::string& name) const {
+  WriterFacts facts;
+  auto writer = record.written_by.find(name);
+  if (writer == record.written_by.end()) {
+    return facts;
+  }
+  facts.by_step = true;
+  facts.step = writer->second.value("step", "");
+  facts.written_at = writer_rank(facts.step);
+  auto finished = record.steps.find(facts.step);
+  facts.unfinished =
+      finished == record.steps.end() || finished->second.value("attempt", 0) < writer->second.value("attempt", 0);
+  if (facts.unfinished) {
+    // Its own loop re-runs it; and no other step reads what an attempt an interruption cut
+    // short wrote (BEATS, not yet SCENES) before that attempt is finished: nothing is derived
+    // from half of an answer.
+    facts.cut_short = record.cut_short.count(name) > 0;
+  } else {
+    facts.loop = finished->second.value("loop", "");
+    auto last = record.loops.find(facts.loop);
+    facts.failed_unanswered = finished->second.value("verdict", "") == "FAIL" && last != record.loops.end() &&
+                              last->second.value("step", "") == facts.step && !record.open_stops.count(facts.loop);
+  }
+  return facts;
+}
+
+void Impl::sync_writer_facts() {
+  const int64_t head = e.m_project.ledger().head().seq;
+  if (writer_facts_generation != record_generation || writer_facts_seq != head) {
+    writer_facts.clear();
+    writer_facts_generation = record_generation;
+    writer_facts_seq = head;
+  }
+}
+
+Result<const WriterFacts*> Impl::facts_of(const ledger::ArtifactRecord& artifact) {
+  auto [it, made] = writer_facts.try_emplace(artifact.name);
+  if (made) {
+    it->second = make_writer_facts(artifact.name);
+  } else if (options.verify_by_name && it->second != make_writer_facts(artifact.name)) {
+    return make_error(ErrorCode::corruption, "the walk's memo of who wrote " + artifact.name +
+                                                 " (Impl::writer_facts) no longer matches the record: a change of "
+                                                 "the record did not call record_changed()");
+  }
+  return &it->second;
+}
+
 Result<std::optional<ledger::ArtifactRecord>> Impl::readable_version(ledger::ArtifactRecord artifact,
                                                                     const std::string& reader_loop,
                                                                     const std::optional<WalkRank>& reader) {
+  sync_writer_facts();
   for (;;) {
-    auto writer = record.written_by.find(artifact.name);
-    if (writer == record.written_by.end()) {
-      return std::optional<ledger::ArtifactRecord>{std::move(artifact)};
-    }
-    const std::string step = writer->second.value("step", "");
-    const std::optional<WalkRank> written_at = writer_rank(step);
-    auto finished = record.steps.find(step);
-    const bool unfinished =
-        finished == record.steps.end() || finished->second.value("attempt", 0) < writer->second.value("attempt", 0);
-    bool skip = false;
-    if (unfinished) {
-      // Its own loop re-runs it; and no other step reads what an attempt an interruption cut
-      // short wrote (BEATS, not yet SCENES) before that attempt is finished: nothing is derived
-      // from half of an answer.
-      skip = step.rfind(reader_loop + "@", 0) == 0 || record.cut_short.count(artifact.name);
-    } else {
-      const std::string loop = finished->second.value("loop", "");
-      auto last = record.loops.find(loop);
-      skip = finished->second.value("verdict", "") == "FAIL" && loop != reader_loop && last != record.loops.end() &&
-             last->second.value("step", "") == step && !record.open_stops.count(loop);
-    }
-    skip = skip || (reader && written_at && *written_at > *reader);
-    if (!skip) {
+    AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(artifact));
+    if (!facts->hidden_from(reader_loop, reader)) {
       return std::optional<ledger::ArtifactRecord>{std::move(artifact)};
     }
     AVPS_TRY(refresh_index());
@@ -303,18 +330,6 @@ Result<void> Impl::refresh_index() {
   }
   index_seq = head;
   return ok();
-}
-
-Result<std::vector<ledger::ArtifactRecord>> Impl::latest_per_target(const std::string& kind) {
-  AVPS_TRY(refresh_index());
-  std::vector<ledger::ArtifactRecord> out;
-  for (auto it = versions_by_key.lower_bound(kind + "/"); it != versions_by_key.end() && it->first.rfind(kind + "/", 0) == 0;
-       ++it) {
-    if (!it->second.empty()) {
-      out.push_back(it->second.back());
-    }
-  }
-  return out;
 }
 
 Result<std::vector<Loaded>> Impl::all_versions(const std::string& kind, const std::string& target) {
@@ -835,21 +850,39 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       // Every target's readable version, known by name from the index: the contents are loaded
       // only when this set of versions was not cut and fingerprinted before (a step known to be up
       // to date reads none of them; at 500 scenes that is most of what a resume read).
-      AVPS_TRY_ASSIGN(std::vector<ledger::ArtifactRecord> latest_ones, latest_per_target(kind));
-      std::vector<ledger::ArtifactRecord> all;
-      for (ledger::ArtifactRecord& r : latest_ones) {
+      // Each target's latest version is most often the one read: asked of the writer facts
+      // (a lookup and a comparison), with no copy of its record; readable_version walks back only
+      // from one hidden from this reader.
+      AVPS_TRY(refresh_index());
+      sync_writer_facts();
+      std::vector<ledger::ArtifactRecord> all;  // contents mode: the versions to load
+      std::vector<std::string> names;
+      const std::string prefix = kind + "/";
+      for (auto it = versions_by_key.lower_bound(prefix);
+           it != versions_by_key.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+        if (it->second.empty()) {
+          continue;
+        }
+        const ledger::ArtifactRecord& latest_one = it->second.back();
+        AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(latest_one));
+        if (!facts->hidden_from(reader_loop, reader())) {
+          names.push_back(latest_one.name);
+          if (contents_too) {
+            all.push_back(latest_one);
+          }
+          continue;
+        }
         AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> readable,
-                        readable_version(std::move(r), reader_loop, reader()));
+                        readable_version(ledger::ArtifactRecord(latest_one), reader_loop, reader()));
         if (readable) {
-          all.push_back(std::move(*readable));
+          names.push_back(readable->name);
+          if (contents_too) {
+            all.push_back(std::move(*readable));
+          }
         }
       }
-      std::vector<std::string> names;
-      for (const ledger::ArtifactRecord& r : all) {
-        names.push_back(r.name);
-      }
       by_name(names);
-      if (!all.empty()) {
+      if (!names.empty()) {
         if (contents_too) {
           AVPS_TRY(add_pure(kind, names, [&]() -> Result<json> {
             json list = json::array();
@@ -1161,6 +1194,7 @@ Result<std::string> Impl::write_output(const skills::SkillDef& skill, const std:
   artifacts::NewArtifact artifact{name, content, face, "avps", skill.name, std::move(row), details};
   AVPS_TRY(e.m_project.store().write(artifact));
   record.written_by[name.filename()] = writer;
+  record_changed();
   ++outcome.artifacts_written;
   return name.filename();
 }
@@ -1203,6 +1237,7 @@ Result<Flow> Impl::hard_stop(const std::string& skill, const std::string& kind, 
                   e.m_project.ledger().append(ledger::EventDraft{.kind = "run.hard_stop", .body = body, .row = row}));
   body["seq"] = event.seq;
   record.open_stops[loop] = body;
+  record_changed();
   note_stop(record, loop, event.seq);  // as record.cpp does when it reads this event back
   outcome.message = "STOP-" + std::to_string(event.seq) + ": " + reason;
   AVPS_TRY(report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context));
@@ -1437,6 +1472,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
       AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "step.finished", .body = body, .row = row}));
       note_loop_verdict(record, job.loop, job.verdict);  // as record.cpp does when it reads this event back
       record.loops[job.loop] = step_summary(body);
+      record_changed();
     }
     return ok();
   }
@@ -2309,6 +2345,7 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   json kept = step_summary(body);
   record.steps[job.step] = kept;
   record.loops[job.loop] = std::move(kept);
+  record_changed();
   note_loop_verdict(record, job.loop, job.verdict);  // as record.cpp does when it reads this event back
   if (!job.revision_for.is_null() && skill.settles(job.verdict)) {
     record.revisions_done.insert(job.revision_for.value("loop", "") + "#" +
@@ -2414,6 +2451,7 @@ Result<void> Impl::refresh_scenes() {
       scene_order.emplace(scenes.back(), static_cast<int>(scenes.size()) - 1);
     }
   }
+  record_changed();  // the walk's ranks of scenes (writer_rank) may have moved
   AVPS_TRY_ASSIGN(auto breakdown, latest("BREAKDOWN", ""));
   entity_scenes = breakdown ? entity_scenes_of(breakdown->content()) : EntityScenes{};
   return ok();
@@ -2804,6 +2842,7 @@ Result<std::vector<StaleShot>> Engine::stale_shots(StaleShotsRecord record) {
   Impl impl(*this, RunOptions{});
   impl.overrides = record.m_fold->fold.overrides();
   impl.record = std::move(record.m_fold->fold).finish();
+  impl.record_changed();
   if (const skills::StageGraph* graph = m_registry.stage_graph()) {
     impl.index_graph(*graph);
   }
@@ -2862,6 +2901,7 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   }
   Impl impl(*this, options);
   AVPS_TRY_ASSIGN(impl.record, read_record(m_project.ledger()));
+  impl.record_changed();
   // Reservations an interrupted run left open: a call whose intent is recorded may have reached
   // its provider and counts as spent; one without was never sent and is released.
   const std::set<std::string>& maybe_sent = impl.record.intent_reservations;

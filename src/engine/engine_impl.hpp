@@ -214,6 +214,34 @@ struct WalkRank {
   auto operator<=>(const WalkRank&) const = default;
 };
 
+/// What Impl::readable_version decides of one artifact version whatever step reads it, from the
+/// record: the step that wrote it, where that step stood in the walk (writer_rank), whether the
+/// attempt that wrote it is unfinished or was cut short, and whether it is the failed last step of
+/// its loop, not yet acted on. What depends on the reader (its loop, its rank) is compared at each
+/// read (hidden_from). Kept by artifact name in Impl::writer_facts (a memo of the record's state).
+struct WriterFacts {
+  bool by_step = false;  ///< written by a step of a run (not init or an import): the rules below apply
+  std::string step;      ///< the writer's step key
+  std::string loop;      ///< the finished step's loop
+  std::optional<WalkRank> written_at;
+  bool unfinished = false;
+  bool cut_short = false;
+  bool failed_unanswered = false;  ///< its loop's last step, a FAIL, and no stop open on that loop
+
+  /// Whether a step of `reader_loop` at `reader` must not read this version (readable_version
+  /// then walks back to the one before).
+  bool hidden_from(const std::string& reader_loop, const std::optional<WalkRank>& reader) const {
+    if (!by_step) {
+      return false;
+    }
+    const bool own_attempt = step.size() > reader_loop.size() && step.compare(0, reader_loop.size(), reader_loop) == 0 &&
+                             step[reader_loop.size()] == '@';
+    const bool hidden = unfinished ? own_attempt || cut_short : failed_unanswered && loop != reader_loop;
+    return hidden || (reader && written_at && *written_at > *reader);
+  }
+  bool operator==(const WriterFacts&) const = default;
+};
+
 /// What the built-ins aggregate from the whole record (Impl::tally_so_far), as of event `seq`.
 struct RecordTally {
   int64_t seq = 0;
@@ -299,6 +327,25 @@ struct Impl {
   Result<std::optional<Loaded>> by_name(const std::string& name);
   Result<std::optional<Loaded>> input_version(std::optional<Loaded> loaded, const std::string& reader_loop,
                                               const std::optional<WalkRank>& reader);
+  /// WriterFacts by artifact name, as of `writer_facts_generation` and the ledger event
+  /// `writer_facts_seq`: the all_targets inputs of every scene's cost loop ask them of every
+  /// scene's artifacts (at 500 scenes, millions of times a resume), and they change only with the
+  /// record. Cleared whenever either moved (sync_writer_facts): every change of the maps they are
+  /// made from (Record::written_by, steps, loops, open_stops, cut_short) and of the walk's ranks
+  /// (scene_order) calls record_changed(); an event appended moves the ledger's head.
+  std::unordered_map<std::string, WriterFacts> writer_facts;
+  uint64_t record_generation = 0;
+  uint64_t writer_facts_generation = 0;
+  int64_t writer_facts_seq = -1;
+  /// To be called after every change of what WriterFacts are made from (above).
+  void record_changed() { ++record_generation; }
+  /// Clears writer_facts when the record moved since they were made.
+  void sync_writer_facts();
+  /// The WriterFacts of `artifact` (sync_writer_facts first). With RunOptions::verify_by_name a
+  /// memo is made again from the record each time it is served, and one that differs is an error.
+  Result<const WriterFacts*> facts_of(const ledger::ArtifactRecord& artifact);
+  /// WriterFacts made from the record as it is now.
+  WriterFacts make_writer_facts(const std::string& name) const;
   /// The version of `artifact`'s kind and target just before it in the index (refresh_index first),
   /// or nullptr.
   const ledger::ArtifactRecord* version_before(const ledger::ArtifactRecord& artifact) const;
@@ -324,8 +371,6 @@ struct Impl {
   /// stood in the walk; nullopt for a writer outside the graph (init, an import).
   std::optional<WalkRank> writer_rank(const std::string& step_key) const;
   Result<void> refresh_index();
-  /// The latest recorded version of each target of `kind` (names only; nothing loaded).
-  Result<std::vector<ledger::ArtifactRecord>> latest_per_target(const std::string& kind);
   Result<std::vector<Loaded>> all_versions(const std::string& kind, const std::string& target);
   Result<std::optional<nlohmann::json>> scene_row(const std::string& scene);
   Result<std::optional<nlohmann::json>> shot_row(const Context& context);

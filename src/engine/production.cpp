@@ -1062,6 +1062,7 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
                                  a.ctx.shot_id + " on other inputs; rendering it from its inputs now"},
                         a.ctx));
         record.open_stops.erase(open);
+        record_changed();
       }
       a.attempt = static_cast<int>(every_attempt.size()) + 1;
       a.first = attempts.empty();
