@@ -209,3 +209,64 @@ TEST_CASE("an attempt after enough failures from the same inputs needs an analyz
                                attempt(4, "b", "PASS")};
   CHECK(engine::analyzer_runs_missing(record, "S01", 2).empty());
 }
+
+TEST_CASE("a version a reader may not read is hidden by its writer's facts and the reader's loop and rank",
+          "[engine]") {
+  // Given a version written by a finished step of a scene's cost loop, at rank (1, 3, 20)
+  engine::WriterFacts facts;
+  facts.by_step = true;
+  facts.step = "budget-gates/S04@0123456789abcdef";
+  facts.loop = "budget-gates/S04";
+  facts.written_at = engine::WalkRank{1, 3, 20};
+  const std::optional<engine::WalkRank> before{engine::WalkRank{1, 3, 19}};
+  const std::optional<engine::WalkRank> after{engine::WalkRank{1, 4, 2}};
+  // Then a step after it in the walk reads it, one before it does not, nor does a feedback read
+  // (no rank) care where it was written.
+  CHECK_FALSE(facts.hidden_from("shot-planner/S05", after));
+  CHECK(facts.hidden_from("shot-planner/S05", before));
+  CHECK_FALSE(facts.hidden_from("shot-planner/S05", std::nullopt));
+  // A version written outside a run's steps (init, an import) is read by every step.
+  CHECK_FALSE(engine::WriterFacts{}.hidden_from("shot-planner/S05", before));
+
+  // When the attempt that wrote it is unfinished, its own loop does not read it (the attempt is
+  // re-run), a loop whose name it merely starts with does, and nobody reads it once cut short.
+  engine::WriterFacts unfinished = facts;
+  unfinished.unfinished = true;
+  unfinished.loop.clear();
+  CHECK(unfinished.hidden_from("budget-gates/S04", after));
+  CHECK_FALSE(unfinished.hidden_from("budget-gates/S0", after));
+  CHECK_FALSE(unfinished.hidden_from("budget-gates/S04/proxy", after));
+  unfinished.cut_short = true;
+  CHECK(unfinished.hidden_from("shot-planner/S05", after));
+
+  // When it is its loop's last step, a FAIL not yet acted on, only that loop reads it.
+  engine::WriterFacts failed = facts;
+  failed.failed_unanswered = true;
+  CHECK(failed.hidden_from("shot-planner/S05", after));
+  CHECK_FALSE(failed.hidden_from("budget-gates/S04", after));
+}
+
+TEST_CASE("the run's record takes nothing from an artifact's intent, so its body is never read", "[engine]") {
+  // read_record asks the ledger for artifact.intent events without their bodies: a fold that
+  // read them would differ between the two records below.
+  ledger::Event intent;
+  intent.seq = 2;
+  intent.kind = "artifact.intent";
+  intent.body = {{"intent", {{"name", "SHOTLIST_S01_v002.csv"}, {"kind", "SHOTLIST"}, {"target", "S01"}}},
+                 {"details", {{"step", "shot-planner/S01@0123456789abcdef"}, {"attempt", 1}, {"scene", "S01"}}},
+                 {"row_to_record", {{"skill_name", "shot-planner"}, {"outcome", "PASS"}}}};
+  ledger::Event bodiless = intent;
+  bodiless.body = json::object();
+  ledger::Event started;
+  started.seq = 1;
+  started.kind = "run.started";
+  started.body = {{"command", "run"}};
+  engine::RecordFold with_body(engine::RecordParts::all);
+  engine::RecordFold without_body(engine::RecordParts::all);
+  for (auto* fold : {&with_body, &without_body}) {
+    fold->add(started);
+  }
+  with_body.add(intent);
+  without_body.add(bodiless);
+  CHECK(with_body.save() == without_body.save());
+}
