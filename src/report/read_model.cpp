@@ -1394,11 +1394,41 @@ struct Checkpoint {
   size_t book_offset = 0;            // where Book::save's bytes start in `fold`
   json stale_shots;                  // the view's stale_shots as of seq
   std::optional<json> stale_record;  // the stale-shot rule's record: only when events follow seq
+  /// The record's section as it is in the file, checked against its sha256 and not decoded: when
+  /// the writer may carry it (StaleCarry::when_unchanged) and what follows seq cannot change it
+  /// nor the stale shots (tail_keeps_stale_shots). stale_shots then stand for the last event too.
+  std::optional<std::string> carried_record;
 };
+
+// Whether the writer may carry the checkpoint's stale-shot record and stale shots over the events
+// after it, instead of decoding, folding, encoding and working them out again.
+enum class StaleCarry { never, when_unchanged };
+
+// The events a run with nothing to do records: the stale-shot rule's record takes nothing from
+// them (engine::RecordFold: no branch reads these kinds, and their bodies, written by the ledger's
+// begin_run and end_run, carry no reservation), and they record no artifact (the rule's other
+// input, with the configuration and skills the checkpoint's dependencies cover).
+bool leaves_stale_shots(std::string_view kind) { return kind == "run.started" || kind == "run.finished"; }
+
+// At most this many events after a checkpoint are looked at for a carry: a run with nothing to do
+// records two, and the checkpoint it leaves is as of its last.
+constexpr size_t k_carry_tail_max = 16;
+
+// Whether every event after `seq` (a few at most) leaves the stale shots as they were.
+Result<bool> tail_keeps_stale_shots(project::Project& project, int64_t seq) {
+  ledger::Ledger::EventQuery tail;
+  tail.after_seq = seq;
+  tail.limit = k_carry_tail_max + 1;
+  tail.bodies = false;
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events(tail));
+  return events.size() <= k_carry_tail_max &&
+         std::all_of(events.begin(), events.end(), [](const ledger::Event& e) { return leaves_stale_shots(e.kind); });
+}
 
 // The project's checkpoint if it can be used, else nullopt and why (a debug line: a missing,
 // stale or damaged checkpoint only costs the time of a whole fold, and nothing is wrong).
-Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, const std::string& dependencies) {
+Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, const std::string& dependencies,
+                                                    StaleCarry carry) {
   const fs::path path = checkpoint_path(project.dir());
   auto unused = [&](const std::string& why) {
     core::diag::debug("fold checkpoint " + path.string() + " not used (" + why + "): every event is folded");
@@ -1460,6 +1490,13 @@ Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, c
     if (record->size() != file.record_size || core::sha256_hex(*record) != file.record_sha256) {
       return unused("its stale-shot record does not match its sha256: damaged");
     }
+    if (carry == StaleCarry::when_unchanged) {
+      AVPS_TRY_ASSIGN(const bool unchanged, tail_keeps_stale_shots(project, checkpoint.seq));
+      if (unchanged) {
+        checkpoint.carried_record = std::move(record).value();
+        return std::optional<Checkpoint>(std::move(checkpoint));
+      }
+    }
     try {
       checkpoint.stale_record = json::from_cbor(*record);
     } catch (const std::exception& e) {
@@ -1476,14 +1513,17 @@ struct Folded {
   std::unique_ptr<Book> book;
   json saved_stale;
   bool from_checkpoint = false;
+  /// With StaleCarry::when_unchanged: the checkpoint's stale-shot record section, carried as it
+  /// is (the Book's own stale-shot record is then not restored), and saved_stale its stale shots.
+  std::optional<std::string> carried_record;
 };
 
 Result<Folded> fold_record(project::Project& project, const skills::StageGraph* graph, Folds folds,
-                           const std::string& dependencies) {
+                           const std::string& dependencies, StaleCarry carry = StaleCarry::never) {
   Folded folded;
   folded.book = std::make_unique<Book>(project, graph);
   if (folds == Folds::checkpoint) {
-    AVPS_TRY_ASSIGN(std::optional<Checkpoint> checkpoint, usable_checkpoint(project, dependencies));
+    AVPS_TRY_ASSIGN(std::optional<Checkpoint> checkpoint, usable_checkpoint(project, dependencies, carry));
     if (checkpoint) {
       std::string malformed;
       try {
@@ -1509,8 +1549,9 @@ Result<Folded> fold_record(project::Project& project, const skills::StageGraph* 
     if (folded.from_checkpoint) {
       core::diag::debug("fold checkpoint as of event " + std::to_string(checkpoint->seq) +
                         " used: " + std::to_string(folded.book->events_folded()) + " events folded after it");
-      if (folded.book->events_folded() == 0) {
+      if (folded.book->events_folded() == 0 || checkpoint->carried_record) {
         folded.saved_stale = std::move(checkpoint->stale_shots);
+        folded.carried_record = std::move(checkpoint->carried_record);
       }
     }
     return folded;
@@ -1537,7 +1578,18 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& project_dir) 
 Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &project.dir()));
   AVPS_TRY_ASSIGN(std::string dependencies, fold_dependencies(project));
-  AVPS_TRY_ASSIGN(Folded folded, fold_record(project, registry.stage_graph(), Folds::checkpoint, dependencies));
+  // The stale shots are worked out from the record, the artifacts and, when the packager reads it,
+  // the brief, which no event records: they are carried over a tail of run.started and
+  // run.finished only when the packager does not read the brief.
+  bool brief_read = false;
+  if (const skills::StageGraph* graph = registry.stage_graph()) {
+    if (const skills::SkillDef* packager = registry.find(graph->role("packager"))) {
+      brief_read = std::any_of(packager->inputs.begin(), packager->inputs.end(),
+                               [](const skills::SkillInput& input) { return input.kind == "BRIEF"; });
+    }
+  }
+  AVPS_TRY_ASSIGN(Folded folded, fold_record(project, registry.stage_graph(), Folds::checkpoint, dependencies,
+                                             brief_read ? StaleCarry::never : StaleCarry::when_unchanged));
   CheckpointWritten written;
   written.seq = folded.book->last().seq;
   written.events_folded = folded.book->events_folded();
@@ -1546,9 +1598,19 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
     return written;  // nothing recorded, or the checkpoint is as of the last event already
   }
   AVPS_TRY(folded.book->score_attempts());
-  const std::vector<std::uint8_t> record = json::to_cbor(folded.book->save_stale_shots_record());
-  AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
-                  engine::stale_shots(project, folded.book->take_stale_shots_record(), &registry));
+  // A run with nothing to do left the stale shots as the checkpoint had them (tail_keeps_stale_shots):
+  // its record section and stale shots are written again as they were, not decoded, folded,
+  // encoded and worked out again (at 500 scenes a tenth of such a run).
+  std::vector<std::uint8_t> encoded;
+  json stale_shots;
+  if (folded.carried_record) {
+    stale_shots = std::move(folded.saved_stale);
+  } else {
+    encoded = json::to_cbor(folded.book->save_stale_shots_record());
+    AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
+                    engine::stale_shots(project, folded.book->take_stale_shots_record(), &registry));
+    stale_shots = stale_json(stale);
+  }
   // The fold section: its head (what a reader checks before it takes anything), then the Book.
   core::ByteWriter fold;
   fold.text(AVPS_VERSION_STRING);
@@ -1556,14 +1618,16 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   fold.i64(written.seq);
   fold.text(folded.book->last().hash);
   fold.text(folded.book->last().ts);
-  fold.json(stale_json(stale));
+  fold.json(stale_shots);
   folded.book->save(fold);
   folded.book.reset();  // saved: what is left to write is its bytes
   const std::string& main_text = fold.bytes();
-  const std::string_view record_text(reinterpret_cast<const char*>(record.data()), record.size());
+  const std::string_view record_text =
+      folded.carried_record ? std::string_view(*folded.carried_record)
+                            : std::string_view(reinterpret_cast<const char*>(encoded.data()), encoded.size());
   const std::string line = std::string(k_checkpoint_magic) + " " + std::to_string(k_checkpoint_format_version) + " " +
                            std::to_string(main_text.size()) + " " + core::sha256_hex(main_text) + " " +
-                           std::to_string(record.size()) + " " + core::sha256_hex(record_text) + "\n";
+                           std::to_string(record_text.size()) + " " + core::sha256_hex(record_text) + "\n";
   // Each part written as it is, not copied into one string first: at 500 scenes the sections are
   // tens of MB, and a copy of both was the run's last peak of memory.
   AVPS_TRY_ASSIGN(core::AtomicFile file,
