@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../src/engine/engine_impl.hpp"
 #include "../src/engine/engine_internal.hpp"
 #include "avps/backends/retry.hpp"
 #include "avps/core/canonical_json.hpp"
@@ -371,4 +372,77 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
   json damaged = engine::RecordFold(engine::RecordParts::all).save();
   damaged["steps"] = "not a map";
   CHECK_THROWS(engine::RecordFold::restore(damaged));
+}
+
+TEST_CASE("the walk's memo of who wrote a version follows each change of the record it is told of, and a change "
+          "it is not told of is an error under verify_by_name",
+          "[engine]") {
+  // Given the demo's project as init leaves it, and an engine's walk state over it that verifies
+  // every memo it serves (as the e2e tests' runs do)
+  Film film;
+  auto project = project::Project::open(film.dir, ledger::OpenMode::read_write, {}, film.clock);
+  REQUIRE(project.ok());
+  auto registry = skills::Registry::load(project::data_dir(), &film.dir);
+  REQUIRE(registry.ok());
+  auto models = governance::ModelsFile::load(project::data_dir(), film.dir, (*project)->config());
+  REQUIRE(models.ok());
+  auto backends = backends::BackendRegistry::of({});
+  governance::Router router(std::move(models).value());
+  governance::BudgetGovernor governor((*project)->ledger(), (*project)->config().budget);
+  Quiet observer;
+  engine::Engine engine(**project, *registry, *backends, router, governor, observer);
+  engine::RunOptions verifying;
+  verifying.verify_by_name = true;
+  engine::Impl impl(engine, verifying);
+  auto artifacts = (*project)->ledger().artifacts();
+  REQUIRE(artifacts.ok());
+  auto style = std::find_if(artifacts->begin(), artifacts->end(),
+                            [](const ledger::ArtifactRecord& a) { return a.kind == "STYLE_LOCK"; });
+  REQUIRE(style != artifacts->end());
+  REQUIRE(style->version == 1);
+  const std::optional<engine::WalkRank> rank{engine::WalkRank{2, 0, 50}};
+  auto read = [&] { return impl.readable_version(*style, "prompt-packager/S01_SH01/proxy", rank); };
+
+  // When no step of a run wrote it (init did), a step reads it.
+  auto first = read();
+  REQUIRE(first.ok());
+  REQUIRE(first->has_value());
+  CHECK((*first)->name == style->name);
+
+  // When the record comes to say an attempt an interruption cut short wrote it, and the walk is
+  // not told, the memo made above is stale: served under verify_by_name, it is an error.
+  const std::string step = "style-writer@0123456789abcdef";
+  impl.record.written_by[style->name] = {{"step", step}, {"attempt", 1}};
+  impl.record.cut_short.insert(style->name);
+  auto untold = read();
+  REQUIRE_FALSE(untold.ok());
+  CHECK(untold.error().message.find("no longer matches the record") != std::string::npos);
+
+  // Told, the memo is made again: no step reads it, and there is no version before it.
+  impl.record_changed();
+  auto hidden = read();
+  REQUIRE(hidden.ok());
+  CHECK_FALSE(hidden->has_value());
+
+  // Once its step finished (PASS), it is read again.
+  impl.record.steps[step] = {{"attempt", 1}, {"verdict", "PASS"}, {"loop", "style-writer"}, {"step", step}};
+  impl.record_changed();
+  auto finished = read();
+  REQUIRE(finished.ok());
+  REQUIRE(finished->has_value());
+  CHECK((*finished)->name == style->name);
+
+  // A FAIL that is its loop's last step, not acted on and with no stop open, hides it from other
+  // loops; a stop opened on that loop lets them read it.
+  impl.record.steps[step]["verdict"] = "FAIL";
+  impl.record.loops["style-writer"] = impl.record.steps[step];
+  impl.record_changed();
+  auto failed = read();
+  REQUIRE(failed.ok());
+  CHECK_FALSE(failed->has_value());
+  impl.record.open_stops["style-writer"] = {{"seq", 1}};
+  impl.record_changed();
+  auto stopped = read();
+  REQUIRE(stopped.ok());
+  CHECK(stopped->has_value());
 }
