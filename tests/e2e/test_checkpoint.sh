@@ -192,4 +192,30 @@ mv "$S/$CP" "$WORK/stopped-held"
 views "$S" "$WORK/stopped-full"
 cmp -s "$WORK/stopped-cp" "$WORK/stopped-full" || fail "a stop and an override: the views differ:
 $(diff "$WORK/stopped-full" "$WORK/stopped-cp" | head -40)"
+# --- A run with nothing to do: it records run.started and run.finished only, and its checkpoint
+# carries the previous one's stale-shot record section byte for byte (not decoded, folded, encoded
+# again), with views equal to a fold of every event. ----------------------------------------------
+cp "$WORK/full" "$P/$CP"
+expect_exit 0 "$AVPS" -v run "$P"
+expect_out "2 events folded after the previous checkpoint"
+record_section() {  # record_section FILE: the bytes after the fold section
+  python3 - "$1" <<'PY'
+import sys
+data = open(sys.argv[1], 'rb').read()
+eol = data.index(b'\n')
+fold_bytes = int(data[:eol].split()[2])
+sys.stdout.buffer.write(data[eol + 1 + fold_bytes:])
+PY
+}
+record_section "$WORK/full" > "$WORK/record-before"
+record_section "$P/$CP" > "$WORK/record-after"
+[ -s "$WORK/record-before" ] || fail "the run's checkpoint has no stale-shot record section"
+cmp -s "$WORK/record-before" "$WORK/record-after" || fail "a run with nothing to do changed the stale-shot record section"
+cp "$P/$CP" "$WORK/noop"
+mv "$P/$CP" "$WORK/noop-held"
+views "$P" "$WORK/noop-reference"
+cp "$WORK/noop" "$P/$CP"
+grep -q "used: 0 events folded after it" <<<"$(read_way "$P")" || fail "the no-op run's checkpoint: $(read_way "$P")"
+same_views "$P" "$WORK/noop-reference" "the checkpoint of a run with nothing to do"
+
 echo ok
