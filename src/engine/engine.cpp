@@ -601,6 +601,7 @@ void Impl::index_graph(const skills::StageGraph& graph) {
     }
   }
   production_start = production;
+  record_changed();  // the walk's ranks (writer_rank) are read from this index
   // On-demand skills (regen-analyzer) write during production.
   for (const skills::OnDemandSkill& d : graph.on_demand) {
     if (const skills::SkillDef* skill = e.m_registry.find(d.skill)) {
