@@ -1333,6 +1333,7 @@ Result<Flow> Impl::check_integrity(IntegrityScope scope) {
           .kind = "stop.resolved", .body = {{"stop_seq", seq}, {"reason", row.notes}}, .row = row}));
       AVPS_TRY(report({.kind = Progress::Kind::note, .text = row.notes}));
       record.open_stops.erase(open);
+      record_changed();
     }
     return Flow::go_on;
   }
