@@ -382,19 +382,23 @@ std::pair<std::vector<std::string>, std::vector<std::string>> whole_and_from(con
           findings(gates::check_integrity(dir, *ledger, files, {.since = &mark}))};
 }
 
+// A project with one artifact written after init, and the mark of a clean check of it.
+fs::path project_with_mark(const testing::TempDir& tmp, gates::VerifiedMark& mark) {
+  fs::path dir = init_project(tmp);
+  auto project = open_project(dir);
+  REQUIRE(project->ledger().begin_run("test", {}).ok());
+  REQUIRE(project->store().write(second_world_state()).ok());
+  REQUIRE(gates::check_integrity(dir, project->ledger(), gates::list_project_files(dir), {.clean = &mark}).empty());
+  return dir;
+}
+
 }  // namespace
 
 TEST_CASE("a check from the integrity mark finds what the whole check finds, and reads only what is new",
           "[store][integrity][mark]") {
   testing::TempDir tmp;
-  fs::path dir = init_project(tmp);
   gates::VerifiedMark mark;
-  {
-    auto project = open_project(dir);
-    REQUIRE(project->ledger().begin_run("test", {}).ok());
-    REQUIRE(project->store().write(second_world_state()).ok());
-    CHECK(gates::check_integrity(dir, project->ledger(), gates::list_project_files(dir), {.clean = &mark}).empty());
-  }
+  fs::path dir = project_with_mark(tmp, mark);
   // The mark: the ledger's head, every face with its hash; none with an identity, since each file
   // changed within the last 2 s (a later change in the same tick of the file system's clock would
   // not show in it).
@@ -469,14 +473,8 @@ TEST_CASE("a check from the integrity mark finds what the whole check finds, and
 
 TEST_CASE("what a check from the integrity mark leaves to readers and to the gate", "[store][integrity][mark]") {
   testing::TempDir tmp;
-  fs::path dir = init_project(tmp);
   gates::VerifiedMark mark;
-  {
-    auto project = open_project(dir);
-    REQUIRE(project->ledger().begin_run("test", {}).ok());
-    REQUIRE(project->store().write(second_world_state()).ok());
-    REQUIRE(gates::check_integrity(dir, project->ledger(), gates::list_project_files(dir), {.clean = &mark}).empty());
-  }
+  fs::path dir = project_with_mark(tmp, mark);
   const ledger::ArtifactRecord record = [&] {
     testing::FixedClock clock;
     auto ledger = ledger::Ledger::open(dir, ledger::OpenMode::read_only, clock).value();
