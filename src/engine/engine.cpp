@@ -1098,28 +1098,25 @@ bool carries_gate(const artifacts::FaceCodec& codec) {
 
 Result<const RecordTally*> Impl::tally_so_far() {
   const ledger::Ledger& ledger = e.m_project.ledger();
-  while (ledger.head().seq > tally.seq) {
-    ledger::Ledger::EventQuery page;
-    page.after_seq = tally.seq;
-    page.limit = k_events_page;
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> fresh, ledger.events(page));
-    if (fresh.empty()) {
-      break;
-    }
-    for (ledger::Event& event : fresh) {
-      tally.budget.add(event);
-      tally.narrative.add(event);
-      tally.seq = event.seq;
-      if (event.kind == "route.escalated" && event.body.contains("after_attempts")) {
-        tally.escalations.insert(event.body.value("loop", "") + "#" +
-                                 std::to_string(event.body.value("after_attempts", 0)));
-      }
-      if (event.kind == "route.reallocated" || event.kind == "route.rerouted" ||
-          event.kind == "route.escalation_refused") {
-        tally.routing.push_back(std::move(event));
-      }
-    }
+  if (ledger.head().seq <= tally.seq) {
+    return &tally;
   }
+  ledger::Ledger::EventQuery fresh;
+  fresh.after_seq = tally.seq;
+  AVPS_TRY(ledger.each_event(fresh, [&](ledger::Event&& event) -> Result<void> {
+    tally.budget.add(event);
+    tally.narrative.add(event);
+    tally.seq = event.seq;
+    if (event.kind == "route.escalated" && event.body.contains("after_attempts")) {
+      tally.escalations.insert(event.body.value("loop", "") + "#" +
+                               std::to_string(event.body.value("after_attempts", 0)));
+    }
+    if (event.kind == "route.reallocated" || event.kind == "route.rerouted" ||
+        event.kind == "route.escalation_refused") {
+      tally.routing.push_back(std::move(event));
+    }
+    return ok();
+  }));
   return &tally;
 }
 
@@ -2825,18 +2822,10 @@ Result<std::vector<StaleShot>> Engine::stale_shots(const std::vector<ledger::Eve
     }
     return stale_shots(std::move(record));
   }
-  ledger::Ledger::EventQuery page;
-  page.limit = k_events_page;
-  for (;;) {
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> read, m_project.ledger().events(page));
-    for (const ledger::Event& e : read) {
-      record.add(e);
-    }
-    if (read.size() < page.limit) {
-      break;
-    }
-    page.after_seq = read.back().seq;
-  }
+  AVPS_TRY(m_project.ledger().each_event({}, [&](ledger::Event&& e) -> Result<void> {
+    record.add(e);
+    return ok();
+  }));
   return stale_shots(std::move(record));
 }
 

@@ -76,10 +76,6 @@ RevisionCheck check_revision(const gates::Outputs& outputs,
 /// kind, entity_id, target, shot_id, scene_id); the whole value when `fields` is empty.
 nlohmann::json cut_to_fields(nlohmann::json value, const std::vector<std::string>& fields);
 
-/// Events read from the ledger at a time by a reader that folds them (read_record, the engine's
-/// tally): what it holds at once, whatever the length of the record.
-inline constexpr size_t k_events_page = 2048;
-
 /// A recorded exchange.response as the run keeps it: where its body is (read again from the
 /// ledger when a resumed call replays it) and what the cost reports count of it.
 struct RecordedResponse {
@@ -215,7 +211,7 @@ nlohmann::json readable_summary(const nlohmann::json& body);
 nlohmann::json media_summary(const nlohmann::json& body);
 nlohmann::json render_summary(const nlohmann::json& body);
 
-/// Reads the whole record a page at a time (k_events_page events held at once).
+/// Reads the whole record a page at a time (Ledger::each_event).
 [[nodiscard]] Result<Record> read_record(const ledger::Ledger& ledger);
 /// Keeps what the run needs of an exchange.response (event `seq`, body `body`) under `key`.
 void note_response(Record& record, const std::string& key, int64_t seq, const nlohmann::json& body);

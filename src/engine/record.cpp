@@ -523,22 +523,15 @@ Result<json> response_body(const ledger::Ledger& ledger, const RecordedResponse&
 
 Result<Record> read_record(const ledger::Ledger& ledger) {
   RecordFold fold(RecordParts::all);
-  ledger::Ledger::EventQuery page;
-  page.limit = k_events_page;
+  ledger::Ledger::EventQuery every;
   // No fold reads an artifact's intent (its members: intent, details, row_to_record; the write's
   // artifact.recorded carries what the run needs): its body, a sixth of the record's bytes at 500
   // scenes, is not parsed. The read model skips it alike (report::Book::read).
-  page.bodiless = {"artifact.intent"};
-  for (;;) {
-    AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events(page));
-    for (const ledger::Event& e : events) {
-      fold.add(e);
-    }
-    if (events.size() < page.limit) {
-      break;
-    }
-    page.after_seq = events.back().seq;
-  }
+  every.bodiless = {"artifact.intent"};
+  AVPS_TRY(ledger.each_event(every, [&](ledger::Event&& e) -> Result<void> {
+    fold.add(e);
+    return ok();
+  }));
   return std::move(fold).finish();
 }
 

@@ -30,8 +30,6 @@ const std::vector<std::string>& record_rules() {
 
 namespace {
 
-constexpr size_t k_events_page = 2048;
-
 // An artifact as its artifact.recorded event tells it: the index row, and which step wrote it.
 struct Recorded {
   ledger::ArtifactRecord record;
@@ -409,20 +407,13 @@ class RecordCheck {
     ledger::Ledger::EventQuery query;
     query.kinds = {"artifact.recorded"};
     query.members = {"artifact", "details"};  // all this check reads of them: the bodies are not parsed whole
-    query.limit = k_events_page;              // a page at a time: only what is kept of the events is held
-    for (;;) {
-      AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, m_ledger.events(query));
-      for (ledger::Event& e : events) {
-        if (std::optional<Recorded> r = recorded_of(e)) {
-          m_recorded.push_back(std::move(*r));
-        }
+    // A page at a time: only what is kept of the events is held.
+    return m_ledger.each_event(query, [&](ledger::Event&& e) -> Result<void> {
+      if (std::optional<Recorded> r = recorded_of(e)) {
+        m_recorded.push_back(std::move(*r));
       }
-      if (events.size() < query.limit) {
-        break;
-      }
-      query.after_seq = events.back().seq;
-    }
-    return ok();
+      return ok();
+    });
   }
 
   // gate.verdict: the outputs one step wrote carry one gate, evaluated on all of them together

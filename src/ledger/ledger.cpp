@@ -1948,6 +1948,23 @@ Result<std::vector<Event>> Ledger::events(int64_t after_seq) const {
   return events(everything);
 }
 
+Result<void> Ledger::each_event(EventQuery query, const std::function<Result<void>(Event&&)>& each,
+                                size_t page_size) const {
+  query.limit = page_size;
+  for (;;) {
+    AVPS_TRY_ASSIGN(std::vector<Event> page, events(query));
+    const bool last = page.size() < page_size;
+    const int64_t next = page.empty() ? query.after_seq : page.back().seq;
+    for (Event& e : page) {
+      AVPS_TRY(each(std::move(e)));
+    }
+    if (last) {
+      return ok();
+    }
+    query.after_seq = next;
+  }
+}
+
 Result<std::vector<Event>> SqliteLedger::events(const EventQuery& query) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   return m_impl->read_events(query.after_seq, query.limit > 0 ? static_cast<int64_t>(query.limit) : -1,

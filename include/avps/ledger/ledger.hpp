@@ -301,6 +301,11 @@ class Ledger {
   [[nodiscard]] virtual Result<std::vector<Event>> events(const EventQuery& query) const = 0;
   /// Events in order; only those after `after_seq` when given.
   [[nodiscard]] Result<std::vector<Event>> events(int64_t after_seq = 0) const;
+  /// Every event `query` selects (its `limit` aside), in order, handed to `each` a page of
+  /// `page_size` at a time: a reader of the whole record holds one page, never the record. Ends
+  /// at the first error, the ledger's or `each`'s, and returns it.
+  [[nodiscard]] Result<void> each_event(EventQuery query, const std::function<Result<void>(Event&&)>& each,
+                                        size_t page_size = 2048) const;
   /// The artifact index in recording order; only the artifacts recorded after event
   /// `after_event_seq` when given (a reader that keeps its own copy reads only what is new).
   [[nodiscard]] virtual Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq = 0) const = 0;
