@@ -2255,15 +2255,17 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also, const Veri
   };
   core::Sha256 reserved_by_events;
   core::Sha256 ended_by_events;
-  core::Sha256 expected_face;  // the CSV face the events carry
+  // The CSV face the events carry past what is vouched for: from a point, the rows after it (the
+  // face's first `face_vouched` bytes were hashed by point_holds, and are not hashed again); else
+  // the whole face, its header first.
+  const size_t face_vouched = after > 0 ? since->run_log_bytes : 0;
+  core::Sha256 expected_face;
   size_t expected_face_size = 0;
   auto add_face = [&](std::string_view text) {
     expected_face.update(text);
     expected_face_size += text.size();
   };
-  if (after > 0) {
-    add_face(std::string_view(*mirrors.run_log).substr(0, since->run_log_bytes));  // as point_holds found it
-  } else {
+  if (after == 0) {
     add_face(run_log_header());
   }
   Result<void> scanned = m_impl->scan_event_parts(true, [&](Event&& e, bool hash_ok) -> Result<void> {
@@ -2431,7 +2433,8 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also, const Veri
   const Result<std::string>& actual = mirrors.run_log;
   if (!actual) {
     add("run_log.face", k_run_log_relative, actual.error().message);
-  } else if (actual->size() != expected_face_size || core::sha256_hex(*actual) != expected_face.hex()) {
+  } else if (actual->size() != face_vouched + expected_face_size ||
+             core::sha256_hex(std::string_view(*actual).substr(face_vouched)) != expected_face.hex()) {
     std::string expected = run_log_header();
     Result<void> rescanned = m_impl->scan_event_parts(false, [&](Event&& e, bool) -> Result<void> {
       if (std::optional<LogRow> row = e.row()) {
