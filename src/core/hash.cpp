@@ -50,11 +50,21 @@ Sha256::Sha256() : m_context(std::make_unique<Context>()) {
 }
 
 Sha256::~Sha256() = default;
+Sha256::Sha256(Sha256&&) noexcept = default;
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
 
 void Sha256::update(std::string_view data) {
   if (EVP_DigestUpdate(m_context->md.get(), data.data(), data.size()) != 1) {
     digest_failed();
   }
+}
+
+Sha256 Sha256::fork() const {
+  Sha256 copy;
+  if (EVP_MD_CTX_copy_ex(copy.m_context->md.get(), m_context->md.get()) != 1) {
+    digest_failed();
+  }
+  return copy;
 }
 
 std::string Sha256::hex() {

@@ -318,7 +318,9 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   };
   // (A check that hands the events on to `also` reads them all.)
   const VerifiedMark* since = options.also == nullptr ? options.since : nullptr;
-  std::vector<core::Violation> ledger_violations = ledger.verify(&visitor, since != nullptr ? &since->ledger : nullptr);
+  ledger::Ledger::VerifiedPoint reached;  // kept as the mark when nothing at all is found
+  std::vector<core::Violation> ledger_violations =
+      ledger.verify(&visitor, since != nullptr ? &since->ledger : nullptr, options.clean != nullptr ? &reached : nullptr);
   if (options.also != nullptr && visitor.failed && !options.also->failed) {
     options.also->failed = visitor.failed;
   }
@@ -517,12 +519,9 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     whole.since = nullptr;
     return check_integrity(dir, ledger, files, whole);
   }
-  if (out.empty() && options.clean != nullptr) {
-    Result<ledger::Ledger::VerifiedPoint> point = ledger.verified_point();
-    if (point) {
-      options.clean->ledger = std::move(point).value();
-      options.clean->files = std::move(clean_files);
-    }
+  if (out.empty() && options.clean != nullptr && reached.seq > 0) {
+    options.clean->ledger = std::move(reached);
+    options.clean->files = std::move(clean_files);
   }
   return out;
 }

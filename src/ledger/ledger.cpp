@@ -451,6 +451,15 @@ class Stmt {
   }
   int64_t integer(int col) const { return sqlite3_column_int64(m_stmt, col); }
   int columns() const { return sqlite3_column_count(m_stmt); }
+  /// The index of the result column named `name`, -1 when there is none.
+  int column_index(std::string_view name) const {
+    for (int col = 0; col < columns(); ++col) {
+      if (const char* named = sqlite3_column_name(m_stmt, col); named != nullptr && name == named) {
+        return col;
+      }
+    }
+    return -1;
+  }
   std::string blob(int col) const {
     const void* p = sqlite3_column_blob(m_stmt, col);
     return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(m_stmt, col))) : "";
@@ -802,8 +811,8 @@ class SqliteLedger final : public Ledger {
   Result<std::optional<ArtifactRecord>> latest_artifact(const std::string& kind,
                                                         const std::string& target) const override;
   Head head() const override;
-  Result<VerifiedPoint> verified_point() const override;
-  std::vector<core::Violation> verify(EventVisitor* also, const VerifiedPoint* since) const override;
+  std::vector<core::Violation> verify(EventVisitor* also, const VerifiedPoint* since,
+                                      VerifiedPoint* reached) const override;
   using Ledger::verify;
   Result<void> copy_prefix(const std::filesystem::path& dst_project_dir, int64_t through_seq) const override;
   const std::filesystem::path& project_dir() const override;
@@ -1157,36 +1166,64 @@ struct SqliteLedger::Impl {
   }
 
   // A digest of the rows the artifact index and the budget tables hold for the events up to
-  // `through_seq`, every column as SQLite gives it as text (a VerifiedPoint's tables_sha256).
-  Result<std::string> tables_digest(int64_t through_seq) const {
+  // `through_seq` (a VerifiedPoint's tables_sha256), every column as SQLite gives it as text; and,
+  // in the same reading, the digest up to `also_through` (>= through_seq) into `also` when given.
+  Result<std::string> tables_digest(int64_t through_seq, int64_t also_through = 0, std::string* also = nullptr) const {
     core::Sha256 digest;
+    core::Sha256 further;
     for (const char* table : {"artifacts", "reservations", "reservation_ends"}) {
-      digest.update(std::string(table) + "\n");
+      const std::string header = std::string(table) + "\n";
+      digest.update(header);
+      further.update(header);
       Stmt stmt(db, ("SELECT * FROM " + std::string(table) + " WHERE event_seq <= ? ORDER BY event_seq, rowid").c_str());
       if (!stmt.valid()) {
         return db.error("cannot read the ledger's " + std::string(table));
       }
-      stmt.bind(1, through_seq);
+      stmt.bind(1, also != nullptr ? std::max(through_seq, also_through) : through_seq);
+      const int seq_column = stmt.column_index("event_seq");
+      if (seq_column < 0) {
+        return make_error(ErrorCode::corruption, "the ledger's " + std::string(table) + " has no event_seq column");
+      }
       for (;;) {
         AVPS_TRY_ASSIGN(bool has_row, stmt.step());
         if (!has_row) {
           break;
         }
+        // Rows come in event order: those up to `through_seq` go into both digests, then the rest
+        // into the further one alone.
+        const bool in_point = stmt.integer(seq_column) <= through_seq;
         for (int column = 0; column < stmt.columns(); ++column) {
-          digest.update(stmt.is_null(column) ? std::string_view("\x01null") : stmt.text_view(column));
-          digest.update("\x1f");
+          const std::string_view text = stmt.is_null(column) ? std::string_view("\x01null") : stmt.text_view(column);
+          if (in_point) {
+            digest.update(text);
+            digest.update("\x1f");
+          }
+          further.update(text);
+          further.update("\x1f");
         }
-        digest.update("\n");
+        if (in_point) {
+          digest.update("\n");
+        }
+        further.update("\n");
       }
+    }
+    if (also != nullptr) {
+      *also = further.hex();
     }
     return digest.hex();
   }
 
   // Whether `point` still holds (Ledger::VerifiedPoint): the event and its hash, the tables'
-  // digest, and the CSV face's first bytes as `run_log` has them.
-  Result<bool> point_holds(const Ledger::VerifiedPoint& point, const Result<std::string>& run_log) const {
-    if (point.seq <= 0 || !run_log || run_log->size() < point.run_log_bytes ||
-        core::sha256_hex(std::string_view(*run_log).substr(0, point.run_log_bytes)) != point.run_log_sha256) {
+  // digest, and the CSV face's first bytes as `run_log` has them. `face` is given those bytes as it
+  // checks them (the caller's digest of the whole face goes on from there); the tables' digest up to
+  // `head_seq` is left in `tables_at_head` when asked for.
+  Result<bool> point_holds(const Ledger::VerifiedPoint& point, const Result<std::string>& run_log, core::Sha256& face,
+                           int64_t head_seq, std::string* tables_at_head) const {
+    if (point.seq <= 0 || !run_log || run_log->size() < point.run_log_bytes) {
+      return false;
+    }
+    face.update(std::string_view(*run_log).substr(0, point.run_log_bytes));
+    if (face.fork().hex() != point.run_log_sha256) {
       return false;
     }
     Stmt stmt(db, "SELECT hash FROM events WHERE seq = ?");
@@ -1198,7 +1235,7 @@ struct SqliteLedger::Impl {
     if (!has_row || stmt.text(0) != point.hash) {
       return false;
     }
-    AVPS_TRY_ASSIGN(std::string tables, tables_digest(point.seq));
+    AVPS_TRY_ASSIGN(std::string tables, tables_digest(point.seq, head_seq, tables_at_head));
     return tables == point.tables_sha256;
   }
 
@@ -2160,33 +2197,8 @@ Result<void> SqliteLedger::copy_prefix(const fs::path& dst_project_dir, int64_t 
 
 const fs::path& SqliteLedger::project_dir() const { return m_impl->project_dir; }
 
-Result<Ledger::VerifiedPoint> SqliteLedger::verified_point() const {
-  std::lock_guard<std::mutex> lock(m_impl->mutex);
-  if (m_impl->mode == OpenMode::read_write) {
-    AVPS_TRY(m_impl->sync_locked(/*force_mirrors=*/true));  // the face then holds every row
-  }
-  VerifiedPoint point;
-  Stmt last(m_impl->db, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1");
-  if (!last.valid()) {
-    return m_impl->db.error("cannot read ledger events");
-  }
-  AVPS_TRY_ASSIGN(bool has_row, last.step());
-  if (!has_row) {
-    return point;  // seq 0: an empty ledger vouches for nothing
-  }
-  point.seq = last.integer(0);
-  point.hash = last.text(1);
-  const Mirrors mirrors = m_impl->mirrors_to_verify();
-  if (!mirrors.run_log) {
-    return mirrors.run_log.error();
-  }
-  point.run_log_bytes = mirrors.run_log->size();
-  point.run_log_sha256 = core::sha256_hex(*mirrors.run_log);
-  AVPS_TRY_ASSIGN(point.tables_sha256, m_impl->tables_digest(point.seq));
-  return point;
-}
-
-std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also, const VerifiedPoint* since) const {
+std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also, const VerifiedPoint* since,
+                                                 VerifiedPoint* reached) const {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   if (m_impl->mode == OpenMode::read_write) {
     // The writer's own group is brought to disk first, so what it checks is everything it
@@ -2197,14 +2209,28 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also, const Veri
   auto add = [&](std::string rule, std::string subject, std::string message) {
     out.push_back(core::Violation{std::move(rule), std::move(subject), std::move(message)});
   };
+  if (reached != nullptr) {
+    *reached = VerifiedPoint{};
+  }
   const Mirrors mirrors = m_impl->mirrors_to_verify();
+  // The point the pass reaches (`reached`) is the last event's, with digests of the whole face and
+  // of the tables up to it: taken as the point the pass starts from is checked, the face and the
+  // tables read once for both.
+  Result<int64_t> head_seq = reached != nullptr ? query_int(m_impl->db, "SELECT max(seq) FROM events") : 0;
+  std::string tables_at_head;
+  core::Sha256 face;
   // From a point that still holds, the events up to it are checked by their hashes alone, and
   // the tables and the face only past it (their part up to it is vouched for by its digests).
   // An unreadable ledger here is found again, and reported, by the pass below.
   int64_t after = 0;
   if (since != nullptr) {
-    Result<bool> holds = m_impl->point_holds(*since, mirrors.run_log);
+    Result<bool> holds = m_impl->point_holds(*since, mirrors.run_log, face, head_seq ? *head_seq : 0,
+                                             reached != nullptr && head_seq ? &tables_at_head : nullptr);
     after = holds && *holds ? since->seq : 0;
+    if (after == 0) {
+      face = core::Sha256();  // what point_holds hashed of the face is hashed again, from its start
+      tables_at_head.clear();
+    }
   }
   if (also != nullptr) {
     also->after_seq = after;
@@ -2431,10 +2457,23 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also, const Veri
   // The CSV face must be exactly the rows the events carry (`expected_face`, hashed in the pass
   // above). Only when it is not is the expected text made, in a second pass, to say where.
   const Result<std::string>& actual = mirrors.run_log;
+  std::string whole_face_sha256;  // of the face as it is, for `reached`
+  bool face_matches = false;
+  if (actual) {
+    // (From a point that holds, the face is at least as long as its vouched part.)
+    const std::string_view past = std::string_view(*actual).substr(std::min(face_vouched, actual->size()));
+    const std::string past_sha256 = core::sha256_hex(past);
+    face_matches = actual->size() == face_vouched + expected_face_size && past_sha256 == expected_face.hex();
+    if (reached != nullptr && face_vouched > 0) {
+      face.update(past);  // on from the vouched part point_holds gave it
+      whole_face_sha256 = face.hex();
+    } else if (reached != nullptr) {
+      whole_face_sha256 = past_sha256;
+    }
+  }
   if (!actual) {
     add("run_log.face", k_run_log_relative, actual.error().message);
-  } else if (actual->size() != face_vouched + expected_face_size ||
-             core::sha256_hex(std::string_view(*actual).substr(face_vouched)) != expected_face.hex()) {
+  } else if (!face_matches) {
     std::string expected = run_log_header();
     Result<void> rescanned = m_impl->scan_event_parts(false, [&](Event&& e, bool) -> Result<void> {
       if (std::optional<LogRow> row = e.row()) {
@@ -2473,6 +2512,20 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also, const Veri
     // Rows missing at the end, or a torn last one: what a writer leaves between its commit and
     // its append (and the next writing open completes).
     out.back().transient = actual->size() < expected.size() && expected.compare(0, actual->size(), *actual) == 0;
+  }
+  if (reached != nullptr && actual && last.seq > 0) {
+    if (tables_at_head.empty() || !head_seq || *head_seq != last.seq) {
+      Result<std::string> tables = m_impl->tables_digest(last.seq);
+      if (!tables) {
+        return out;  // no point: the caller keeps none
+      }
+      tables_at_head = std::move(tables).value();
+    }
+    *reached = VerifiedPoint{.seq = last.seq,
+                             .hash = last.hash,
+                             .run_log_bytes = actual->size(),
+                             .run_log_sha256 = std::move(whole_face_sha256),
+                             .tables_sha256 = std::move(tables_at_head)};
   }
   return out;
 }

@@ -23,9 +23,14 @@ class Sha256 {
   ~Sha256();
   Sha256(const Sha256&) = delete;
   Sha256& operator=(const Sha256&) = delete;
+  Sha256(Sha256&&) noexcept;
+  Sha256& operator=(Sha256&&) noexcept;
   void update(std::string_view data);
   /// The hex digest of everything given so far; the object is spent after it.
   std::string hex();
+  /// A hasher holding what this one has been given so far, to go on apart from it (a digest of a
+  /// prefix and of the whole, in one reading of the prefix).
+  Sha256 fork() const;
 
  private:
   struct Context;

@@ -339,7 +339,7 @@ class Ledger {
     int64_t after_seq = 0;
   };
   /// verify(), handing each event to `also` as well when it is given.
-  std::vector<core::Violation> verify(EventVisitor* also) const { return verify(also, nullptr); }
+  std::vector<core::Violation> verify(EventVisitor* also) const { return verify(also, nullptr, nullptr); }
 
   /// A point of the record that a verify() which found nothing vouched for, kept by its caller
   /// (the run's mark, docs/formats/verified.md) so that a later verify() checks what lies up to it
@@ -354,14 +354,16 @@ class Ledger {
     std::string run_log_sha256;
     std::string tables_sha256;
   };
-  /// The point the ledger stands at now, for a caller whose verify() just found nothing (with no
-  /// writer in between: the writer itself, which holds the project's lock).
-  [[nodiscard]] virtual Result<VerifiedPoint> verified_point() const = 0;
   /// verify(also) from a point: when `since` still holds (VerifiedPoint), every event's hash and
   /// the chain are checked as always, but only what comes after the point is read for the other
   /// checks, and `also` is given only those events (`also->after_seq` says from where). A point
   /// that no longer holds is not a finding: the whole record is then verified, as without one.
-  virtual std::vector<core::Violation> verify(EventVisitor* also, const VerifiedPoint* since) const = 0;
+  /// `reached`, when given, is set to the point the ledger stands at as the pass ends (seq 0 when
+  /// the ledger is empty or its face unreadable): the caller keeps it only when this verify(), and
+  /// whatever else it checks, found nothing. Taken in the same reading of the face and the tables,
+  /// and from the writer itself, which holds the project's lock (no writer in between).
+  virtual std::vector<core::Violation> verify(EventVisitor* also, const VerifiedPoint* since,
+                                              VerifiedPoint* reached) const = 0;
 
   /// Writes into `dst_project_dir` (its .avps folder exists and holds no ledger) a ledger of this
   /// implementation as it stood right after event `through_seq`: the same events, hashes,

@@ -40,3 +40,13 @@ TEST_CASE("canonical JSON refuses invalid UTF-8 instead of replacing it", "[core
   nlohmann::json bad = std::string("\xff\xfe");
   CHECK_FALSE(canonical_json(bad).ok());
 }
+
+TEST_CASE("a forked hasher digests the prefix and goes on apart from the one it came from", "[core][hash]") {
+  avps::core::Sha256 whole;
+  whole.update("ab");
+  avps::core::Sha256 prefix = whole.fork();
+  whole.update("c");
+  avps::core::Sha256 moved = std::move(prefix);
+  CHECK(moved.hex() == sha256_hex("ab"));
+  CHECK(whole.hex() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
