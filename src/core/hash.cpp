@@ -28,15 +28,41 @@ std::string hex_of(const std::array<unsigned char, EVP_MAX_MD_SIZE>& digest, uns
   throw std::runtime_error("internal error: OpenSSL SHA-256 failed");
 }
 
-}  // namespace
+// SHA-256 as fetched from OpenSSL's providers once: given EVP_sha256(), OpenSSL 3 looks the
+// algorithm up again at every digest's start, which cost more than hashing a small event.
+const EVP_MD* sha256_algorithm() {
+  static EVP_MD* const fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return fetched != nullptr ? fetched : EVP_sha256();
+}
 
-std::string sha256_hex(std::string_view data) {
+// One digest context per thread for the one-shot digests (sha256_hex, sha256_hex_joined): the
+// ledger hashes every event, and a context made and freed for each was most of a small digest.
+EVP_MD_CTX* scratch_context() {
+  thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context{EVP_MD_CTX_new(),
+                                                                                     &EVP_MD_CTX_free};
+  if (!context || EVP_DigestInit_ex(context.get(), sha256_algorithm(), nullptr) != 1) {
+    digest_failed();
+  }
+  return context.get();
+}
+
+std::string final_hex(EVP_MD_CTX* context) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
+  if (EVP_DigestFinal_ex(context, digest.data(), &length) != 1) {
     digest_failed();
   }
   return hex_of(digest, length);
+}
+
+}  // namespace
+
+std::string sha256_hex(std::string_view data) {
+  EVP_MD_CTX* context = scratch_context();
+  if (EVP_DigestUpdate(context, data.data(), data.size()) != 1) {
+    digest_failed();
+  }
+  return final_hex(context);
 }
 
 struct Sha256::Context {
@@ -44,7 +70,7 @@ struct Sha256::Context {
 };
 
 Sha256::Sha256() : m_context(std::make_unique<Context>()) {
-  if (!m_context->md || EVP_DigestInit_ex(m_context->md.get(), EVP_sha256(), nullptr) != 1) {
+  if (!m_context->md || EVP_DigestInit_ex(m_context->md.get(), sha256_algorithm(), nullptr) != 1) {
     digest_failed();
   }
 }
@@ -67,21 +93,16 @@ Sha256 Sha256::fork() const {
   return copy;
 }
 
-std::string Sha256::hex() {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  if (EVP_DigestFinal_ex(m_context->md.get(), digest.data(), &length) != 1) {
-    digest_failed();
-  }
-  return hex_of(digest, length);
-}
+std::string Sha256::hex() { return final_hex(m_context->md.get()); }
 
 std::string sha256_hex_joined(std::initializer_list<std::string_view> parts) {
-  Sha256 hash;
+  EVP_MD_CTX* context = scratch_context();
   for (std::string_view part : parts) {
-    hash.update(part);
+    if (EVP_DigestUpdate(context, part.data(), part.size()) != 1) {
+      digest_failed();
+    }
   }
-  return hash.hex();
+  return final_hex(context);
 }
 
 bool is_sha256_hex(std::string_view s) {
