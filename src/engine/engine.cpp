@@ -2891,7 +2891,10 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
     }
   }
   Impl impl(*this, options);
-  AVPS_TRY_ASSIGN(impl.record, read_record(m_project.ledger()));
+  // From the fold checkpoint the last run left, when it is usable, and the events since; with
+  // verify_by_name (the e2e tests) checked against a fold of every event as well.
+  AVPS_TRY_ASSIGN(impl.record, read_record(m_project, options.verify_by_name ? RestoredRecordCheck::against_whole_fold
+                                                                             : RestoredRecordCheck::none));
   impl.record_changed();
   // Reservations an interrupted run left open: a call whose intent is recorded may have reached
   // its provider and counts as spent; one without was never sent and is released.

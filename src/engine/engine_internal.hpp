@@ -17,6 +17,10 @@
 #include "avps/governance/override.hpp"
 #include "avps/ledger/ledger.hpp"
 
+namespace avps::project {
+class Project;
+}
+
 namespace avps::engine {
 
 /// What one run of a step is about: the project, a scene, a shot, or an entity.
@@ -175,6 +179,8 @@ class RecordFold {
   Record finish() &&;
   /// The decisions people recorded (`avps override`) among the events added.
   const governance::Overrides& overrides() const { return m_overrides; }
+  /// Whether it folds what a run needs (RecordParts::all), not only the stale-shot rule's part.
+  bool all() const { return m_all; }
   /// The fold's whole state as JSON (a fold checkpoint's, docs/formats/checkpoint.md), and a fold
   /// restored from it that goes on as the saved one would. restore() throws
   /// nlohmann::json::exception on what save() did not make.
@@ -213,6 +219,24 @@ nlohmann::json render_summary(const nlohmann::json& body);
 
 /// Reads the whole record a page at a time (Ledger::each_event).
 [[nodiscard]] Result<Record> read_record(const ledger::Ledger& ledger);
+
+/// Whether read_record(project, ...) checks a Record restored from the fold checkpoint against a
+/// fold of every event (RunOptions::verify_by_name: every e2e run does).
+enum class RestoredRecordCheck { none, against_whole_fold };
+/// The run's Record: restored from the fold checkpoint's run-record section
+/// (docs/formats/checkpoint.md) when the checkpoint is usable by the readers' own rules
+/// (UsableCheckpoint::open), and the events after it folded onto it, in the same read; else every
+/// event, as read_record(ledger). One debug line says which, and why a checkpoint was not used.
+/// With against_whole_fold, a restored fold is also compared with the fold of every event: one
+/// that differs is an error naming the first member that does (first_difference).
+[[nodiscard]] Result<Record> read_record(project::Project& project, RestoredRecordCheck check);
+/// The first top-level member of a saved fold (RecordFold::save) that `other` lacks or holds
+/// differently, or one `other` has and it lacks; "" when they are equal.
+std::string first_difference(const nlohmann::json& saved, const nlohmann::json& other);
+/// Whether RecordFold::add leaves any fold as it was for `e` (a run.started or run.finished that
+/// carries no reservation): what lets a checkpoint's writer carry the run's record over a tail of
+/// such events byte for byte instead of folding it again.
+bool record_fold_ignores(const ledger::Event& e);
 /// Keeps what the run needs of an exchange.response (event `seq`, body `body`) under `key`.
 void note_response(Record& record, const std::string& key, int64_t seq, const nlohmann::json& body);
 /// The body of a kept response, read again from its event (a resumed call replaying its answer).

@@ -1,9 +1,13 @@
 // The engine's view of the record: contexts, targets, and what the ledger's events say so far.
 
 #include <algorithm>
+#include <variant>
 
+#include "avps/core/diag.hpp"
+#include "avps/engine/fold_checkpoint.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/ledger/events.hpp"
+#include "avps/project/project.hpp"
 #include "engine_internal.hpp"
 
 namespace avps::engine {
@@ -521,18 +525,171 @@ Result<json> response_body(const ledger::Ledger& ledger, const RecordedResponse&
   return std::move(read.front().body);
 }
 
+namespace {
+
+// What every reader of the whole record asks of the ledger. No fold reads an artifact's intent (its
+// members: intent, details, row_to_record; the write's artifact.recorded carries what the run
+// needs): its body, a sixth of the record's bytes at 500 scenes, is not parsed. The read model
+// skips it alike (report::Book::read).
+ledger::Ledger::EventQuery record_query(int64_t after_seq) {
+  ledger::Ledger::EventQuery query;
+  query.after_seq = after_seq;
+  query.bodiless = {"artifact.intent"};
+  return query;
+}
+
+// The fold of every event up to `until_seq` (0: every event) added to `fold`.
+Result<void> fold_events(const ledger::Ledger& ledger, RecordFold& fold, int64_t after_seq, int64_t until_seq = 0) {
+  return ledger.each_event(record_query(after_seq), [&](ledger::Event&& e) -> Result<void> {
+    if (until_seq == 0 || e.seq <= until_seq) {
+      fold.add(e);
+    }
+    return ok();
+  });
+}
+
+// The run's fold restored from the project's checkpoint, or why it was not.
+Result<std::variant<RecordFold, std::string>> restored_run_fold(project::Project& project, int64_t& seq) {
+  using Restored = std::variant<RecordFold, std::string>;
+  AVPS_TRY_ASSIGN(const std::string dependencies, fold_dependencies(project));
+  AVPS_TRY_ASSIGN(auto opened, UsableCheckpoint::open(project, dependencies));
+  if (std::string* why = std::get_if<std::string>(&opened)) {
+    return Restored(std::move(*why));
+  }
+  UsableCheckpoint& checkpoint = std::get<UsableCheckpoint>(opened);
+  std::ignore = checkpoint.take_fold();  // the read model's: the run reads only the head of it
+  Result<std::string> section = checkpoint.section(CheckpointSection::run_record);
+  if (!section) {
+    return Restored(section.error().message);
+  }
+  try {
+    RecordFold fold = RecordFold::restore(nlohmann::json::from_cbor(*section));
+    if (!fold.all()) {
+      return Restored(std::string("malformed: its run's record is not the whole record"));
+    }
+    seq = checkpoint.head().seq;
+    return Restored(std::move(fold));
+  } catch (const std::exception& e) {
+    return Restored(std::string("malformed: its run's record is not one this avps saved (") + e.what() + ")");
+  }
+}
+
+}  // namespace
+
+bool record_fold_ignores(const ledger::Event& e) {
+  // RecordFold::add: the hard-stop and override folds read neither kind, no branch of its own
+  // reads them, and only a body with a "reservation" could count one (ledger::reservation_of).
+  return (e.kind == "run.started" || e.kind == "run.finished") && e.body.is_object() &&
+         !e.body.contains("reservation");
+}
+
+std::string first_difference(const json& saved, const json& other) {
+  if (!saved.is_object() || !other.is_object()) {
+    return saved == other ? "" : "the whole fold";
+  }
+  for (const auto& [member, value] : saved.items()) {
+    auto it = other.find(member);
+    if (it == other.end() || *it != value) {
+      return member;
+    }
+  }
+  for (const auto& [member, value] : other.items()) {
+    if (!saved.contains(member)) {
+      return member;
+    }
+  }
+  return "";
+}
+
 Result<Record> read_record(const ledger::Ledger& ledger) {
   RecordFold fold(RecordParts::all);
-  ledger::Ledger::EventQuery every;
-  // No fold reads an artifact's intent (its members: intent, details, row_to_record; the write's
-  // artifact.recorded carries what the run needs): its body, a sixth of the record's bytes at 500
-  // scenes, is not parsed. The read model skips it alike (report::Book::read).
-  every.bodiless = {"artifact.intent"};
-  AVPS_TRY(ledger.each_event(every, [&](ledger::Event&& e) -> Result<void> {
+  AVPS_TRY(fold_events(ledger, fold, 0));
+  return std::move(fold).finish();
+}
+
+Result<Record> read_record(project::Project& project, RestoredRecordCheck check) {
+  const ledger::Ledger& ledger = project.ledger();
+  int64_t seq = 0;
+  AVPS_TRY_ASSIGN(auto restored, restored_run_fold(project, seq));
+  if (std::string* why = std::get_if<std::string>(&restored)) {
+    core::diag::debug("fold checkpoint " + checkpoint_path(project.dir()).string() + " not used by the run (" + *why +
+                      "): every event is folded");
+    return read_record(ledger);
+  }
+  RecordFold& fold = std::get<RecordFold>(restored);
+  size_t tail = 0;
+  int64_t last = seq;
+  AVPS_TRY(ledger.each_event(record_query(seq), [&](ledger::Event&& e) -> Result<void> {
     fold.add(e);
+    ++tail;
+    last = e.seq;
     return ok();
   }));
+  core::diag::debug("fold checkpoint as of event " + std::to_string(seq) + " used by the run: " +
+                    std::to_string(tail) + " events folded after it");
+  if (check == RestoredRecordCheck::against_whole_fold) {
+    // The same events folded from the first (up to the last one the restored fold took: the run
+    // is the ledger's only writer, so nothing follows it): a restore that goes on differently
+    // from a fold of every event is an error, never a run on a wrong record.
+    RecordFold whole(RecordParts::all);
+    AVPS_TRY(fold_events(ledger, whole, 0, last));
+    if (const std::string member = first_difference(fold.save(), whole.save()); !member.empty()) {
+      return make_error(ErrorCode::corruption,
+                        "the run's record restored from the fold checkpoint (as of event " + std::to_string(seq) +
+                            ") differs from the fold of every event in `" + member +
+                            "`: delete .avps/fold_checkpoint and report this as a bug");
+    }
+  }
   return std::move(fold).finish();
+}
+
+// At most this many events after the previous checkpoint are looked at for a carry: a run with
+// nothing to do records two.
+constexpr size_t k_run_record_carry_max = 16;
+
+Result<std::string> run_record_section(const ledger::Ledger& ledger, const UsableCheckpoint* previous, int64_t seq) {
+  std::optional<RecordFold> fold;
+  int64_t after = 0;
+  if (previous != nullptr) {
+    Result<std::string> bytes = previous->section(CheckpointSection::run_record);
+    if (!bytes) {
+      core::diag::debug("the run's record of the previous fold checkpoint not used (" + bytes.error().message +
+                        "): every event is folded");
+    } else {
+      ledger::Ledger::EventQuery tail;
+      tail.after_seq = previous->head().seq;
+      tail.limit = k_run_record_carry_max + 1;
+      AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events(tail));
+      std::erase_if(events, [seq](const ledger::Event& e) { return e.seq > seq; });
+      if (events.size() <= k_run_record_carry_max && std::all_of(events.begin(), events.end(), record_fold_ignores)) {
+        return bytes;  // what a fold of these events onto it would save again, byte for byte
+      }
+      try {
+        nlohmann::json saved = nlohmann::json::from_cbor(*bytes);
+        bytes = std::string();  // decoded: one copy of the fold at a time
+        fold.emplace(RecordFold::restore(saved));
+        after = previous->head().seq;
+      } catch (const std::exception&) {
+        fold.reset();
+      }
+      if (fold && !fold->all()) {
+        fold.reset();
+      }
+      if (!fold) {
+        core::diag::debug("the run's record of the previous fold checkpoint not used (malformed): every event is folded");
+      }
+    }
+  }
+  if (!fold) {
+    fold.emplace(RecordParts::all);
+    after = 0;
+  }
+  AVPS_TRY(fold_events(ledger, *fold, after, seq));
+  nlohmann::json saved = fold->save();
+  fold.reset();  // saved: the document is all that is left of it
+  std::string section;
+  nlohmann::json::to_cbor(saved, section);
+  return section;
 }
 
 Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) {

@@ -7,7 +7,6 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 #include <string_view>
 #include <tuple>
@@ -19,9 +18,8 @@
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/diag.hpp"
 #include "avps/core/fs.hpp"
-#include "avps/core/hash.hpp"
-#include "avps/core/opened_file.hpp"
 #include "avps/engine/engine.hpp"
+#include "avps/engine/fold_checkpoint.hpp"
 #include "avps/engine/plan.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/ledger/events.hpp"
@@ -1308,86 +1306,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The first line of a checkpoint file, before the version and the sha256 of the rest.
-constexpr std::string_view k_checkpoint_magic = "avps-fold-checkpoint";
-
-// What a checkpoint's folds depend on besides the record: this avps and the formats, the skills,
-// stage graph, schemas and policies (shipped and the project's own), and the merged configuration.
-// A checkpoint made under anything else is not used.
-Result<std::string> fold_dependencies(project::Project& project) {
-  std::string listed = std::string("avps ") + AVPS_VERSION_STRING + "\ncheckpoint " +
-                       std::to_string(k_checkpoint_format_version) + "\nreport " + std::to_string(k_format_version) +
-                       "\nconfig " + project.config().document.dump() + "\n";
-  for (const fs::path& root : {project::data_dir(), project.dir()}) {
-    for (const char* folder : {"skills", "policies", "schemas"}) {
-      std::error_code ec;
-      if (!fs::is_directory(root / folder, ec)) {
-        continue;
-      }
-      std::vector<fs::path> files;
-      for (fs::recursive_directory_iterator it(root / folder, ec), end; !ec && it != end; it.increment(ec)) {
-        if (it->is_regular_file(ec)) {
-          files.push_back(it->path());
-        }
-      }
-      if (ec) {
-        return make_error(ErrorCode::io_error, "cannot list " + (root / folder).string() + ": " + ec.message());
-      }
-      std::sort(files.begin(), files.end());
-      for (const fs::path& file : files) {
-        AVPS_TRY_ASSIGN(std::string bytes, core::read_file(file));
-        listed += file.lexically_relative(root).generic_string() + " " + core::sha256_hex(bytes) + "\n";
-      }
-    }
-  }
-  return core::sha256_hex(listed);
-}
-
-// A checkpoint file: its format line, then two CBOR documents, each with its length and sha256 on
-// the line (docs/formats/checkpoint.md): the fold, and the stale-shot rule's record, which a reader
-// reads (and hashes) only when events follow the checkpoint. Each section is read from the one
-// opened file by itself, so a reader with nothing to fold after it never reads the record.
-struct CheckpointFile {
-  std::optional<core::OpenedFile> file;
-  uint64_t main_offset = 0;
-  size_t main_size = 0, record_size = 0;
-  std::string main_sha256, record_sha256;
-};
-
-// The longest format line a checkpoint has (the magic, a version, two sizes and two hashes).
-constexpr size_t k_checkpoint_line_max = 512;
-
-// The file's sections, or why it is not one (not checked against its hashes yet).
-std::variant<CheckpointFile, std::string> split_checkpoint(core::OpenedFile opened) {
-  Result<std::string> start = opened.read(0, k_checkpoint_line_max + 1);
-  if (!start) {
-    return start.error().message;
-  }
-  const size_t eol = start->find('\n');
-  if (eol == std::string::npos || eol > k_checkpoint_line_max) {
-    return std::string("no format line");
-  }
-  CheckpointFile file;
-  std::istringstream line(start->substr(0, eol));
-  std::string magic;
-  int version = 0;
-  line >> magic >> version >> file.main_size >> file.main_sha256 >> file.record_size >> file.record_sha256;
-  if (!line || magic != k_checkpoint_magic || version != k_checkpoint_format_version) {
-    return "not a format " + std::to_string(k_checkpoint_format_version) + " checkpoint";
-  }
-  const uint64_t sections = opened.size() - eol - 1;
-  if (file.main_size > sections || file.record_size > sections ||
-      sections != static_cast<uint64_t>(file.main_size) + file.record_size) {
-    return std::string("its length is not the one its format line gives: cut short or damaged");
-  }
-  file.main_offset = eol + 1;
-  file.file.emplace(std::move(opened));
-  return file;
-}
-
-// A checkpoint that still matches the record and what the folds depend on: its fold section,
-// whose head (the versions, dependencies, event and stale shots) is read, and the Book after it not
-// yet (fold_record restores it straight from these bytes).
+// A checkpoint that still matches the record and what the folds depend on (engine::UsableCheckpoint:
+// its format line, its fold section against its sha256, this avps, the dependencies, the ledger's
+// event): its fold section, whose head and stale shots are read, and the Book after them not yet
+// (fold_record restores it straight from these bytes).
 struct Checkpoint {
   int64_t seq = 0;
   std::string fold;                  // the fold section's bytes
@@ -1398,6 +1320,9 @@ struct Checkpoint {
   /// the writer may carry it (StaleCarry::when_unchanged) and what follows seq cannot change it
   /// nor the stale shots (tail_keeps_stale_shots). stale_shots then stand for the last event too.
   std::optional<std::string> carried_record;
+  /// The file as it was opened: the writer reads the run's record section from it once the
+  /// Book's sections are made and the Book let go.
+  std::unique_ptr<engine::UsableCheckpoint> file;
 };
 
 // Whether the writer may carry the checkpoint's stale-shot record and stale shots over the events
@@ -1434,75 +1359,41 @@ Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, c
     core::diag::debug("fold checkpoint " + path.string() + " not used (" + why + "): every event is folded");
     return std::optional<Checkpoint>{};
   };
-  Result<core::OpenedFile> opened = core::OpenedFile::open(path);
-  if (!opened) {
-    return unused(opened.error().code == ErrorCode::not_found ? "none" : opened.error().message);
-  }
-  std::variant<CheckpointFile, std::string> split = split_checkpoint(std::move(*opened));
-  if (const std::string* why = std::get_if<std::string>(&split)) {
+  AVPS_TRY_ASSIGN(auto opened, engine::UsableCheckpoint::open(project, dependencies));
+  if (const std::string* why = std::get_if<std::string>(&opened)) {
     return unused(*why);
   }
-  const CheckpointFile& file = std::get<CheckpointFile>(split);
-  Result<std::string> main = file.file->read(file.main_offset, file.main_size);
-  if (!main) {
-    return unused(main.error().message);
-  }
-  if (main->size() != file.main_size || core::sha256_hex(*main) != file.main_sha256) {
-    return unused("its content does not match its sha256: damaged");
-  }
+  engine::UsableCheckpoint& file = std::get<engine::UsableCheckpoint>(opened);
   Checkpoint checkpoint;
-  checkpoint.fold = std::move(main).value();
-  core::ByteReader head(checkpoint.fold);
-  const std::string made_by = head.text();
-  const std::string made_with = head.text();
-  checkpoint.seq = head.i64();
-  const std::string hash = head.text();
-  std::ignore = head.text();  // the event's timestamp: the Book keeps it too
-  if (!head.ok()) {
-    return unused("malformed: its fold section is cut short");
-  }
-  if (made_by != AVPS_VERSION_STRING) {
-    return unused("made by avps " + made_by);
-  }
-  if (made_with != dependencies) {
-    return unused("made with other skills, stage graph, schemas, policies or configuration");
-  }
-  if (checkpoint.seq < 1) {
-    return unused("malformed: no event " + std::to_string(checkpoint.seq));
-  }
-  ledger::Ledger::EventQuery from_seq;  // its event and the first after it, if any
-  from_seq.after_seq = checkpoint.seq - 1;
-  from_seq.limit = 2;
-  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events(from_seq));
-  if (events.empty() || events.front().seq != checkpoint.seq || events.front().hash != hash) {
-    return unused("the ledger's event " + std::to_string(checkpoint.seq) + " is not the one it was made at");
-  }
+  checkpoint.seq = file.head().seq;
+  const size_t after_head = file.after_head();
+  checkpoint.fold = file.take_fold();
+  core::ByteReader head(std::string_view(checkpoint.fold).substr(after_head));
   checkpoint.stale_shots = head.json();
   if (!head.ok() || !checkpoint.stale_shots.is_array()) {
     return unused("malformed: its stale shots are not a list");
   }
-  checkpoint.book_offset = head.consumed();
-  if (events.size() > 1) {
-    Result<std::string> record = file.file->read(file.main_offset + file.main_size, file.record_size);
+  checkpoint.book_offset = after_head + head.consumed();
+  if (file.events_follow()) {
+    Result<std::string> record = file.section(engine::CheckpointSection::stale_record);
     if (!record) {
       return unused(record.error().message);
     }
-    if (record->size() != file.record_size || core::sha256_hex(*record) != file.record_sha256) {
-      return unused("its stale-shot record does not match its sha256: damaged");
-    }
+    bool carried = false;
     if (carry == StaleCarry::when_unchanged) {
-      AVPS_TRY_ASSIGN(const bool unchanged, tail_keeps_stale_shots(project, checkpoint.seq));
-      if (unchanged) {
-        checkpoint.carried_record = std::move(record).value();
-        return std::optional<Checkpoint>(std::move(checkpoint));
+      AVPS_TRY_ASSIGN(carried, tail_keeps_stale_shots(project, checkpoint.seq));
+    }
+    if (carried) {
+      checkpoint.carried_record = std::move(record).value();
+    } else {
+      try {
+        checkpoint.stale_record = json::from_cbor(*record);
+      } catch (const std::exception& e) {
+        return unused(std::string("malformed: ") + e.what());
       }
     }
-    try {
-      checkpoint.stale_record = json::from_cbor(*record);
-    } catch (const std::exception& e) {
-      return unused(std::string("malformed: ") + e.what());
-    }
   }
+  checkpoint.file = std::make_unique<engine::UsableCheckpoint>(std::move(file));
   return std::optional<Checkpoint>(std::move(checkpoint));
 }
 
@@ -1516,6 +1407,8 @@ struct Folded {
   /// With StaleCarry::when_unchanged: the checkpoint's stale-shot record section, carried as it
   /// is (the Book's own stale-shot record is then not restored), and saved_stale its stale shots.
   std::optional<std::string> carried_record;
+  /// The checkpoint the Book was restored from (its file as opened), when it was.
+  std::unique_ptr<engine::UsableCheckpoint> previous;
 };
 
 Result<Folded> fold_record(project::Project& project, const skills::StageGraph* graph, Folds folds,
@@ -1538,8 +1431,10 @@ Result<Folded> fold_record(project::Project& project, const skills::StageGraph* 
       }
       checkpoint->fold.clear();
       checkpoint->fold.shrink_to_fit();
+      checkpoint->stale_record.reset();
       if (malformed.empty()) {
         folded.from_checkpoint = true;
+        folded.previous = std::move(checkpoint->file);
       } else {
         core::diag::debug("fold checkpoint not used (malformed: " + malformed + "): every event is folded");
         folded.book = std::make_unique<Book>(project, graph);
@@ -1572,12 +1467,12 @@ json stale_json(const std::vector<engine::StaleShot>& stale) {
 }  // namespace
 
 std::filesystem::path checkpoint_path(const std::filesystem::path& project_dir) {
-  return project_dir / ".avps" / "fold_checkpoint";
+  return engine::checkpoint_path(project_dir);
 }
 
 Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &project.dir()));
-  AVPS_TRY_ASSIGN(std::string dependencies, fold_dependencies(project));
+  AVPS_TRY_ASSIGN(std::string dependencies, engine::fold_dependencies(project));
   // The stale shots are worked out from the record, the artifacts and, when the packager reads it,
   // the brief, which no event records: they are carried over a tail of run.started and
   // run.finished only when the packager does not read the brief.
@@ -1601,44 +1496,37 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   // A run with nothing to do left the stale shots as the checkpoint had them (tail_keeps_stale_shots):
   // its record section and stale shots are written again as they were, not decoded, folded,
   // encoded and worked out again (at 500 scenes a tenth of such a run).
-  std::vector<std::uint8_t> encoded;
+  std::string record_section;
   json stale_shots;
   if (folded.carried_record) {
     stale_shots = std::move(folded.saved_stale);
+    record_section = std::move(*folded.carried_record);
   } else {
-    encoded = json::to_cbor(folded.book->save_stale_shots_record());
+    json::to_cbor(folded.book->save_stale_shots_record(), record_section);
     AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
                     engine::stale_shots(project, folded.book->take_stale_shots_record(), &registry));
     stale_shots = stale_json(stale);
   }
-  // The fold section: its head (what a reader checks before it takes anything), then the Book.
+  // The fold section: its head (what a reader checks before it takes anything), the stale shots,
+  // then the Book.
   core::ByteWriter fold;
-  fold.text(AVPS_VERSION_STRING);
-  fold.text(dependencies);
-  fold.i64(written.seq);
-  fold.text(folded.book->last().hash);
-  fold.text(folded.book->last().ts);
+  engine::write_checkpoint_head(
+      fold, {AVPS_VERSION_STRING, dependencies, written.seq, folded.book->last().hash, folded.book->last().ts});
   fold.json(stale_shots);
   folded.book->save(fold);
-  folded.book.reset();  // saved: what is left to write is its bytes
-  const std::string& main_text = fold.bytes();
-  const std::string_view record_text =
-      folded.carried_record ? std::string_view(*folded.carried_record)
-                            : std::string_view(reinterpret_cast<const char*>(encoded.data()), encoded.size());
-  const std::string line = std::string(k_checkpoint_magic) + " " + std::to_string(k_checkpoint_format_version) + " " +
-                           std::to_string(main_text.size()) + " " + core::sha256_hex(main_text) + " " +
-                           std::to_string(record_text.size()) + " " + core::sha256_hex(record_text) + "\n";
-  // Each part written as it is, not copied into one string first: at 500 scenes the sections are
-  // tens of MB, and a copy of both was the run's last peak of memory.
-  AVPS_TRY_ASSIGN(core::AtomicFile file,
-                  core::AtomicFile::create(checkpoint_path(project.dir()), core::Durability::durable));
-  for (std::string_view part : {std::string_view(line), std::string_view(main_text), record_text}) {
-    AVPS_TRY(file.write(part));
-  }
-  AVPS_TRY(file.commit(core::Overwrite::yes));
-  written.bytes = line.size() + main_text.size() + record_text.size();
+  // Saved: what is left of the Book is its bytes. The sections are made one after another, each
+  // fold let go before the next is made (the end of a run is its peak of memory).
+  folded.book.reset();
+  stale_shots = json();
+  // The engine's own record, brought up to the same event from the previous checkpoint's section
+  // when it is usable (or carried over a run that did nothing), else from every event.
+  AVPS_TRY_ASSIGN(std::string run_section,
+                  engine::run_record_section(project.ledger(), folded.previous.get(), written.seq));
+  folded.previous.reset();
+  AVPS_TRY_ASSIGN(written.bytes, engine::write_checkpoint_file(project.dir(), {fold.bytes(), record_section, run_section}));
   return written;
 }
+
 
 Result<ProjectView> read_project(project::Project& project, Folds folds) {
   ProjectView view;
@@ -1648,7 +1536,7 @@ Result<ProjectView> read_project(project::Project& project, Folds folds) {
   AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &project.dir()));
   std::string dependencies;
   if (folds == Folds::checkpoint) {
-    AVPS_TRY_ASSIGN(dependencies, fold_dependencies(project));
+    AVPS_TRY_ASSIGN(dependencies, engine::fold_dependencies(project));
   }
   AVPS_TRY_ASSIGN(Folded folded, fold_record(project, registry.stage_graph(), folds, dependencies));
   Book& book = *folded.book;

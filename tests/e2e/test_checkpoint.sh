@@ -43,12 +43,15 @@ png_renders "$P"  # the views and the checkpoint, not the clips
 expect_exit 0 "$AVPS" -v run "$P" --until planning
 expect_out "fold checkpoint as of event"
 [ -s "$P/$CP" ] || fail "avps run wrote no $CP"
-head -n 1 "$P/$CP" | grep -qE "^avps-fold-checkpoint 5 [0-9]+ [0-9a-f]{64} [0-9]+ [0-9a-f]{64}$" \
+head -n 1 "$P/$CP" | grep -qE "^avps-fold-checkpoint 6( [0-9]+ [0-9a-f]{64}){3}$" \
   || fail "$CP does not start with its format line"
 cp "$P/$CP" "$WORK/early"
 early_seq=$(sqlite3 "file:$P/.avps/ledger.db?mode=ro" "SELECT max(seq) FROM events")
 expect_exit 0 "$AVPS" -v run "$P" --jobs 4
 expect_out "events folded after the previous checkpoint"
+# The run started from the first run's checkpoint (its run.started the one event after it), and
+# under AVPS_VERIFY_BY_NAME checked that record against the fold of every event.
+expect_out "fold checkpoint as of event $early_seq used by the run: 1 events folded after it"
 last_seq=$(sqlite3 "file:$P/.avps/ledger.db?mode=ro" "SELECT max(seq) FROM events")
 [ "$last_seq" -gt "$early_seq" ] || fail "the second run recorded nothing"
 
@@ -71,16 +74,17 @@ grep -q "as of event $early_seq used: $((last_seq - early_seq)) events folded af
 same_views "$P" "$WORK/reference" "a checkpoint older than the ledger"
 
 # Damaged. The format line gives each section's length and sha256: the fold, then the stale-shot
-# record, which is read (and checked) only when events follow the checkpoint.
-damage() {  # damage FROM TO SECTION: a byte of section 0 (the fold) or 1 (the record) flipped
+# record, which is read (and checked) only when events follow the checkpoint, then the run's
+# record, which only a run reads.
+damage() {  # damage FROM TO SECTION: a byte of section 0 (the fold), 1 (the record) or 2 (the run's) flipped
   python3 - "$@" <<'PY'
 import sys
 data = bytearray(open(sys.argv[1], "rb").read())
 eol = data.index(b"\n")
-_, _, main_size, _, record_size, _ = data[:eol].split(b" ")
-start = eol + 1 + (int(main_size) if sys.argv[3] == "1" else 0)
-size = int(record_size) if sys.argv[3] == "1" else int(main_size)
-data[start + size // 2] ^= 0x5A
+sizes = [int(size) for size in data[:eol].split(b" ")[2::2]]
+section = int(sys.argv[3])
+start = eol + 1 + sum(sizes[:section])
+data[start + sizes[section] // 2] ^= 0x5A
 open(sys.argv[2], "wb").write(data)
 PY
 }
@@ -101,20 +105,20 @@ head -c 5000 "$WORK/full" > "$P/$CP"
 grep -q "not used (its length is not the one its format line gives" <<<"$(read_way "$P")" \
   || fail "a truncated checkpoint: $(read_way "$P")"
 same_views "$P" "$WORK/reference" "a truncated checkpoint"
-printf 'avps-fold-checkpoint 999 0 %064d 0 %064d\n' 0 0 > "$P/$CP"
-grep -q "not used (not a format 5 checkpoint)" <<<"$(read_way "$P")" || fail "another version: $(read_way "$P")"
-# A format 4 checkpoint (what the avps before this one wrote), whole and with its hashes
-# right: an older version is not read, whatever its content.
+printf 'avps-fold-checkpoint 999 0 %064d 0 %064d 0 %064d\n' 0 0 0 > "$P/$CP"
+grep -q "not used (not a format 6 checkpoint)" <<<"$(read_way "$P")" || fail "another version: $(read_way "$P")"
+# A format 5 checkpoint's line (what the avps before this one wrote), the file whole and its
+# hashes right: an older version is not read, whatever its content.
 python3 - "$WORK/full" "$P/$CP" <<'PY'
 import hashlib, sys
 data = open(sys.argv[1], "rb").read()
 eol = data.index(b"\n")
-magic, _, main_size, main_sha, record_size, record_sha = data[:eol].split(b" ")
-line = b" ".join([magic, b"4", main_size, main_sha, record_size, record_sha])
+magic, _, *sections = data[:eol].split(b" ")
+line = b" ".join([magic, b"5"] + sections)
 open(sys.argv[2], "wb").write(line + b"\n" + data[eol + 1:])
 PY
-grep -q "not used (not a format 5 checkpoint)" <<<"$(read_way "$P")" || fail "a format 4 file: $(read_way "$P")"
-same_views "$P" "$WORK/reference" "a format 4 checkpoint"
+grep -q "not used (not a format 6 checkpoint)" <<<"$(read_way "$P")" || fail "a format 5 file: $(read_way "$P")"
+same_views "$P" "$WORK/reference" "a format 5 checkpoint"
 # A whole checkpoint, its hashes right, whose fold is malformed (what a bug would write): the
 # Book's bytes cut short, or followed by bytes it did not save. Not used either way.
 malformed() {  # malformed FROM TO HOW: the fold section cut by 7 bytes ("cut") or grown by 7 ("grown")
@@ -122,13 +126,12 @@ malformed() {  # malformed FROM TO HOW: the fold section cut by 7 bytes ("cut") 
 import hashlib, sys
 data = open(sys.argv[1], "rb").read()
 eol = data.index(b"\n")
-magic, version, main_size, _, record_size, record_sha = data[:eol].split(b" ")
+magic, version, main_size, _, *others = data[:eol].split(b" ")
 main = data[eol + 1:eol + 1 + int(main_size)]
-record = data[eol + 1 + int(main_size):]
+rest = data[eol + 1 + int(main_size):]
 main = main[:-7] if sys.argv[3] == "cut" else main + b"\x00" * 7
-line = b" ".join([magic, version, str(len(main)).encode(), hashlib.sha256(main).hexdigest().encode(), record_size,
-                  record_sha])
-open(sys.argv[2], "wb").write(line + b"\n" + main + record)
+line = b" ".join([magic, version, str(len(main)).encode(), hashlib.sha256(main).hexdigest().encode()] + others)
+open(sys.argv[2], "wb").write(line + b"\n" + main + rest)
 PY
 }
 for how in cut grown; do
@@ -192,13 +195,15 @@ mv "$S/$CP" "$WORK/stopped-held"
 views "$S" "$WORK/stopped-full"
 cmp -s "$WORK/stopped-cp" "$WORK/stopped-full" || fail "a stop and an override: the views differ:
 $(diff "$WORK/stopped-full" "$WORK/stopped-cp" | head -40)"
-# --- A run with nothing to do: it records run.started and run.finished only, and its checkpoint
-# carries the previous one's stale-shot record section byte for byte (not decoded, folded, encoded
-# again), with views equal to a fold of every event. ----------------------------------------------
+# --- A run with nothing to do: it records run.started and run.finished only, reads its own record
+# from the checkpoint, and the checkpoint it leaves carries the previous one's stale-shot record and
+# run's record sections byte for byte (not decoded, folded, encoded again), with views equal to a
+# fold of every event. ------------------------------------------------------------------------------
 cp "$WORK/full" "$P/$CP"
 expect_exit 0 "$AVPS" -v run "$P"
+expect_out "fold checkpoint as of event $last_seq used by the run: 1 events folded after it"
 expect_out "2 events folded after the previous checkpoint"
-record_section() {  # record_section FILE: the bytes after the fold section
+record_section() {  # record_section FILE: the bytes after the fold section (both records)
   python3 - "$1" <<'PY'
 import sys
 data = open(sys.argv[1], 'rb').read()
@@ -217,5 +222,11 @@ views "$P" "$WORK/noop-reference"
 cp "$WORK/noop" "$P/$CP"
 grep -q "used: 0 events folded after it" <<<"$(read_way "$P")" || fail "the no-op run's checkpoint: $(read_way "$P")"
 same_views "$P" "$WORK/noop-reference" "the checkpoint of a run with nothing to do"
+
+# --- The run's record section damaged: the run folds every event, and says why. ------------------
+damage "$WORK/noop" "$P/$CP" 2
+expect_exit 0 "$AVPS" -v run "$P"
+expect_out "not used by the run (its run's record does not match its sha256: damaged): every event is folded"
+grep -q "used: 0 events folded after it" <<<"$(read_way "$P")" || fail "after a damaged run's record: $(read_way "$P")"
 
 echo ok

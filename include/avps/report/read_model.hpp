@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "avps/core/result.hpp"
+#include "avps/engine/fold_checkpoint.hpp"
 
 namespace avps::project {
 class Project;
@@ -154,9 +155,14 @@ enum class Folds {
 /// Reads the project's record (one read transaction: see ledger.md) into the model. Never writes.
 [[nodiscard]] Result<ProjectView> read_project(project::Project& project, Folds folds = Folds::checkpoint);
 
-/// The fold checkpoint's format version (docs/formats/checkpoint.md). Raised whenever what a fold
-/// keeps, or how it folds an event, changes: a checkpoint of another version is not used.
-inline constexpr int k_checkpoint_format_version = 5;
+/// The fold checkpoint's format version (docs/formats/checkpoint.md; the file and its rules are
+/// the engine's, include/avps/engine/fold_checkpoint.hpp). Raised whenever what a fold keeps, or
+/// how it folds an event, changes: a checkpoint of another version is not used.
+inline constexpr int k_checkpoint_format_version = engine::k_checkpoint_format_version;
+// A new read model format (k_format_version) that changes what the Book keeps raises the
+// checkpoint's version too: the checkpoint's dependencies no longer list the model's format.
+static_assert(k_format_version == 1, "the read model's format changed: raise engine::k_checkpoint_format_version "
+                                     "if the Book's fold changed with it, then this number");
 
 /// .avps/fold_checkpoint of a project folder.
 std::filesystem::path checkpoint_path(const std::filesystem::path& project_dir);

@@ -1,6 +1,9 @@
-// The fold checkpoint (docs/formats/checkpoint.md, format 5): the read model restored from it, with
+// The fold checkpoint (docs/formats/checkpoint.md, format 6): the read model restored from it, with
 // and without events after it, is the model a fold of every event builds; a checkpoint cut short,
 // malformed inside a whole file, or of an older format is not used, and the model is the same.
+// The run's own record (engine::read_record) restored from it and the events after it is the fold
+// of every event; one the run cannot use leaves it that fold; a wrong one is caught by the check
+// every e2e run makes (RestoredRecordCheck::against_whole_fold).
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -8,13 +11,17 @@
 #include <mutex>
 #include <sstream>
 
+#include "../src/engine/engine_internal.hpp"
 #include "avps/backends/registry.hpp"
 #include "avps/backends/sim_backend.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/diag.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/core/byte_codec.hpp"
 #include "avps/engine/engine.hpp"
+#include "avps/engine/fold_checkpoint.hpp"
+#include "avps/ledger/events.hpp"
 #include "avps/governance/budget.hpp"
 #include "avps/governance/models.hpp"
 #include "avps/governance/override.hpp"
@@ -124,10 +131,10 @@ void write_bytes(const fs::path& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
 }
 
-// The file's format line split into its words, and its two sections.
+// The file's format line split into its words, and its three sections.
 struct Parts {
   std::vector<std::string> line;
-  std::string fold, record;
+  std::string fold, record, run;
 };
 Parts parts_of(const std::string& file) {
   Parts parts;
@@ -136,29 +143,34 @@ Parts parts_of(const std::string& file) {
   for (std::string word; words >> word;) {
     parts.line.push_back(word);
   }
-  REQUIRE(parts.line.size() == 6);
+  REQUIRE(parts.line.size() == 8);
   const size_t fold_size = std::stoul(parts.line[2]);
+  const size_t record_size = std::stoul(parts.line[4]);
   parts.fold = file.substr(eol + 1, fold_size);
-  parts.record = file.substr(eol + 1 + fold_size);
+  parts.record = file.substr(eol + 1 + fold_size, record_size);
+  parts.run = file.substr(eol + 1 + fold_size + record_size);
   return parts;
 }
-// A file of these parts, its fold's size and hash made to match it (what a bug, not a torn write,
-// would leave).
+// A file of these parts, each section's size and hash made to match it (what a bug, not a torn
+// write, would leave).
 std::string file_of(Parts parts) {
-  parts.line[2] = std::to_string(parts.fold.size());
-  parts.line[3] = core::sha256_hex(parts.fold);
+  const std::string* sections[] = {&parts.fold, &parts.record, &parts.run};
+  for (size_t i = 0; i < 3; ++i) {
+    parts.line[2 + 2 * i] = std::to_string(sections[i]->size());
+    parts.line[3 + 2 * i] = core::sha256_hex(*sections[i]);
+  }
   std::string out;
   for (const std::string& word : parts.line) {
     out += (out.empty() ? "" : " ") + word;
   }
-  return out + "\n" + parts.fold + parts.record;
+  return out + "\n" + parts.fold + parts.record + parts.run;
 }
 
 }  // namespace checkpoint_test
 
 using namespace checkpoint_test;
 
-TEST_CASE("the model from a format 5 checkpoint equals the fold of every event, with or without events after it",
+TEST_CASE("the model from a format 6 checkpoint equals the fold of every event, with or without events after it",
           "[report][checkpoint]") {
   DemoFilm film;
   film.run("planning");
@@ -166,7 +178,7 @@ TEST_CASE("the model from a format 5 checkpoint equals the fold of every event, 
   REQUIRE(early.seq > 100);
   CHECK(early.bytes > 0);
   const std::string early_file = bytes_of(film.checkpoint());
-  CHECK(early_file.rfind("avps-fold-checkpoint 5 ", 0) == 0);
+  CHECK(early_file.rfind("avps-fold-checkpoint 6 ", 0) == 0);
 
   const auto [reference, none] = film.model(report::Folds::record);
   CHECK(none.empty());  // the whole fold never looks at the checkpoint
@@ -196,7 +208,7 @@ TEST_CASE("the model from a format 5 checkpoint equals the fold of every event, 
   CHECK(film.write_checkpoint().bytes == 0);
 }
 
-TEST_CASE("a checkpoint cut short, malformed inside a whole file, or of format 3 is not used, and the model holds",
+TEST_CASE("a checkpoint cut short, malformed inside a whole file, or of format 5 is not used, and the model holds",
           "[report][checkpoint]") {
   DemoFilm film;
   film.run("planning");
@@ -237,8 +249,8 @@ TEST_CASE("a checkpoint cut short, malformed inside a whole file, or of format 3
   }
   SECTION("an older format's line") {
     Parts older = parts;
-    older.line[1] = "4";
-    expect_unused(file_of(older), "not a format 5 checkpoint");
+    older.line[1] = "5";
+    expect_unused(file_of(older), "not a format 6 checkpoint");
   }
   SECTION("the whole file put back is used again") {
     write_bytes(film.checkpoint(), whole);
@@ -246,4 +258,273 @@ TEST_CASE("a checkpoint cut short, malformed inside a whole file, or of format 3
     CHECK(lines.find("used: 0 events folded after it") != std::string::npos);
     CHECK(model == reference);
   }
+}
+
+namespace checkpoint_test {
+
+// The run's record as Engine::run reads it (engine::read_record with the project), with the
+// checkpoint debug lines it wrote.
+struct RunRecord {
+  Result<engine::Record> record;
+  std::string lines;
+};
+RunRecord run_record(DemoFilm& film, engine::RestoredRecordCheck check) {
+  std::mutex mutex;
+  std::string lines;
+  core::diag::Options options;
+  options.terminal_level = core::diag::Level::debug;
+  options.terminal = [&](core::diag::Level, std::string_view message) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (message.find("fold checkpoint") != std::string_view::npos) {
+      lines += std::string(message) + "\n";
+    }
+  };
+  REQUIRE(core::diag::configure(options).ok());
+  auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
+  REQUIRE(project.ok());
+  Result<engine::Record> record = engine::read_record(**project, check);
+  std::ignore = core::diag::configure({});
+  return {std::move(record), lines};
+}
+
+// The record of every event (no checkpoint looked at).
+engine::Record whole_record(DemoFilm& film) {
+  auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
+  REQUIRE(project.ok());
+  auto record = engine::read_record((*project)->ledger());
+  REQUIRE(record.ok());
+  return std::move(record).value();
+}
+
+// What the run reads of a record: every member Engine::run and its walk take from it.
+void check_same_record(const engine::Record& a, const engine::Record& b) {
+  CHECK(a.steps == b.steps);
+  CHECK(a.loops == b.loops);
+  CHECK(a.intents == b.intents);
+  CHECK(a.intent_reservations == b.intent_reservations);
+  CHECK(a.fallbacks == b.fallbacks);
+  CHECK(a.tickets == b.tickets);
+  CHECK(a.reservations == b.reservations);
+  CHECK(a.written_by == b.written_by);
+  CHECK(a.cut_short == b.cut_short);
+  CHECK(a.world_after == b.world_after);
+  CHECK(a.revisions_done == b.revisions_done);
+  CHECK(a.media == b.media);
+  CHECK(a.renders == b.renders);
+  CHECK(a.media_paths == b.media_paths);
+  CHECK(a.shot_attempts == b.shot_attempts);
+  CHECK(a.analyzer_runs == b.analyzer_runs);
+  CHECK(a.rounds == b.rounds);
+  CHECK(a.waves_written == b.waves_written);
+  CHECK(a.wave_of == b.wave_of);
+  CHECK(a.triggers_fired == b.triggers_fired);
+  CHECK(a.firing_verdicts == b.firing_verdicts);
+  CHECK(a.stopped_loops == b.stopped_loops);
+  CHECK(a.open_stops == b.open_stops);
+  REQUIRE(a.responses.size() == b.responses.size());
+  for (auto x = a.responses.begin(), y = b.responses.begin(); x != a.responses.end(); ++x, ++y) {
+    CHECK(x->first == y->first);
+    CHECK(x->second.seq == y->second.seq);
+    CHECK(x->second.scene_id == y->second.scene_id);
+    CHECK(x->second.cached_input_tokens == y->second.cached_input_tokens);
+    CHECK(x->second.caching_saved_micro_usd == y->second.caching_saved_micro_usd);
+  }
+}
+
+// Appends `drafts` in a run of their own (as another command would); returns the seq of the last.
+int64_t append(DemoFilm& film, std::vector<ledger::EventDraft> drafts) {
+  auto project = project::Project::open(film.dir, ledger::OpenMode::read_write, {}, film.clock);
+  REQUIRE(project.ok());
+  REQUIRE((*project)->ledger().begin_run("test", json::object()).ok());
+  int64_t last = 0;
+  if (!drafts.empty()) {
+    auto committed = (*project)->ledger().commit(std::move(drafts));
+    REQUIRE(committed.ok());
+    last = committed->back().seq;
+  }
+  REQUIRE((*project)->ledger().end_run("DONE", json::object()).ok());
+  return last;
+}
+
+// A hard stop of the scene S01's plausibility loop, as the engine records one.
+ledger::EventDraft hard_stop() {
+  const json body = {{"skill", "plausibility-auditor"},
+                     {"kind", "gate"},
+                     {"loop", "plausibility-auditor/S01"},
+                     {"scope", {{"scene_id", "S01"}}},
+                     {"reason", "plausibility-auditor failed its gate 3 times"},
+                     {"findings", {"plaus_total 5 < 7"}},
+                     {"inputs", "SCENES_v001.csv"}};
+  ledger::LogRow row;
+  row.skill_name = "plausibility-auditor";
+  row.outcome = "STOP";
+  row.notes = body.value("reason", "");
+  return ledger::EventDraft{.kind = "run.hard_stop", .body = body, .row = row};
+}
+
+// The intent of a call (`possible_duplicate`: recorded again by the run that resumed it).
+ledger::EventDraft intent(bool possible_duplicate) {
+  ledger::ExchangeIntent call{.key = "plausibility-auditor/S01@00ff",
+                              .reservation_id = "plausibility-auditor/S01@00ff#1",
+                              .skill = "plausibility-auditor S01",
+                              .model = "sim-text",
+                              .tier = "t2",
+                              .route = "default tier",
+                              .request_sha256 = std::string(64, 'c'),
+                              .request_bytes = 100,
+                              .possible_duplicate = possible_duplicate};
+  return call.to_draft();
+}
+
+}  // namespace checkpoint_test
+
+TEST_CASE("the run's record restored from the checkpoint and the events after it equals the fold of every event",
+          "[engine][report][checkpoint]") {
+  // Given a production with a hard stop and a call whose intent has no answer, checkpointed; then
+  // a decision on the stop, the call's intent recorded again by a run that resumed it, and the
+  // next phases run.
+  DemoFilm film;
+  film.run("narrative");
+  const int64_t stop_seq = append(film, {hard_stop()});
+  append(film, {intent(false)});
+  const report::CheckpointWritten early = film.write_checkpoint();
+  REQUIRE(early.seq > stop_seq);
+  {
+    auto project = project::Project::open(film.dir, ledger::OpenMode::read_write, {}, film.clock);
+    REQUIRE(project.ok());
+    auto decided = governance::record_override(
+        **project, {"STOP-" + std::to_string(stop_seq), "one more pass with the new research", std::nullopt, "2",
+                    std::nullopt});
+    INFO((decided ? std::string() : decided.error().message));
+    REQUIRE(decided.ok());
+  }
+  append(film, {intent(true)});
+  film.run("planning");
+
+  // When the run reads its record (checked against the fold of every event, as in every e2e run).
+  RunRecord checked = run_record(film, engine::RestoredRecordCheck::against_whole_fold);
+  INFO(checked.lines);
+  REQUIRE(checked.record.ok());
+  // Then it came from the checkpoint and the events after it, and it is the fold of every event.
+  CHECK(checked.lines.find("fold checkpoint as of event " + std::to_string(early.seq) + " used by the run: ") !=
+        std::string::npos);
+  CHECK(checked.lines.find("used by the run: 0 events") == std::string::npos);
+  const engine::Record whole = whole_record(film);
+  CHECK(whole.intents.at("plausibility-auditor/S01@00ff") == 2);
+  CHECK(whole.open_stops.count("plausibility-auditor/S01") == 0);  // overridden after the checkpoint
+  check_same_record(*checked.record, whole);
+  RunRecord unchecked = run_record(film, engine::RestoredRecordCheck::none);
+  REQUIRE(unchecked.record.ok());
+  check_same_record(*unchecked.record, whole);
+
+  // A checkpoint written from the older one (its run's record folded on from it), then one over a
+  // run that did nothing: the run's record section carried byte for byte, and still the fold.
+  const report::CheckpointWritten later = film.write_checkpoint();
+  CHECK(later.from_previous);
+  const Parts after_planning = parts_of(bytes_of(film.checkpoint()));
+  append(film, {});  // nothing but a run.started and a run.finished
+  const report::CheckpointWritten noop = film.write_checkpoint();
+  CHECK(noop.events_folded == 2);
+  const Parts after_noop = parts_of(bytes_of(film.checkpoint()));
+  CHECK(after_noop.run == after_planning.run);
+  RunRecord from_noop = run_record(film, engine::RestoredRecordCheck::against_whole_fold);
+  INFO(from_noop.lines);
+  REQUIRE(from_noop.record.ok());
+  CHECK(from_noop.lines.find("as of event " + std::to_string(noop.seq) + " used by the run: 0 events") !=
+        std::string::npos);
+  check_same_record(*from_noop.record, whole_record(film));
+}
+
+TEST_CASE("a checkpoint the run cannot use leaves it the fold of every event", "[engine][report][checkpoint]") {
+  DemoFilm film;
+  film.run("narrative");
+  film.write_checkpoint();
+  film.run("planning");  // events after the checkpoint
+  const std::string whole_file = bytes_of(film.checkpoint());
+  const Parts parts = parts_of(whole_file);
+  const engine::Record whole = whole_record(film);
+
+  auto expect_unused = [&](const std::string& file, const std::string& why) {
+    write_bytes(film.checkpoint(), file);
+    RunRecord read = run_record(film, engine::RestoredRecordCheck::against_whole_fold);
+    INFO(read.lines);
+    REQUIRE(read.record.ok());
+    CHECK(read.lines.find("not used by the run (" + why) != std::string::npos);
+    CHECK(read.lines.find("used by the run: ") == std::string::npos);
+    check_same_record(*read.record, whole);
+  };
+  SECTION("a byte of the run's record changed") {
+    std::string damaged = whole_file;
+    damaged[whole_file.size() - parts.run.size() / 2] ^= 0x20;
+    expect_unused(damaged, "its run's record does not match its sha256: damaged");
+  }
+  SECTION("a byte of the fold changed") {
+    std::string damaged = whole_file;
+    damaged[whole_file.find('\n') + 1 + parts.fold.size() / 2] ^= 0x20;
+    expect_unused(damaged, "its content does not match its sha256: damaged");
+  }
+  SECTION("the file cut short") {
+    expect_unused(whole_file.substr(0, whole_file.size() - 1), "its length is not the one its format line gives");
+  }
+  SECTION("an older format") {
+    Parts older = parts;
+    older.line[1] = "5";
+    expect_unused(file_of(older), "not a format 6 checkpoint");
+  }
+  SECTION("made as of an event the ledger holds with another hash") {
+    core::ByteReader head(parts.fold);
+    engine::CheckpointHead changed{head.text(), head.text(), head.i64(), head.text(), head.text()};
+    REQUIRE(head.ok());
+    changed.hash = std::string(64, '0');
+    core::ByteWriter fold;
+    engine::write_checkpoint_head(fold, changed);
+    Parts other = parts;
+    other.fold = fold.bytes() + parts.fold.substr(head.consumed());
+    expect_unused(file_of(other), "the ledger's event " + std::to_string(changed.seq) + " is not the one");
+  }
+  SECTION("its run's record not one this avps saved, its hash made to match") {
+    Parts malformed = parts;
+    malformed.run.clear();
+    json::to_cbor(json{{"all", true}}, malformed.run);
+    expect_unused(file_of(malformed), "malformed: its run's record is not one this avps saved");
+  }
+  SECTION("an empty file") {
+    expect_unused("", "no format line");
+  }
+  SECTION("no checkpoint") {
+    fs::remove(film.checkpoint());
+    RunRecord read = run_record(film, engine::RestoredRecordCheck::against_whole_fold);
+    REQUIRE(read.record.ok());
+    CHECK(read.lines.find("not used by the run (none)") != std::string::npos);
+    check_same_record(*read.record, whole);
+  }
+}
+
+TEST_CASE("a run's record restored wrong from a checkpoint whose hashes hold is an error under the check, naming "
+          "the member",
+          "[engine][report][checkpoint]") {
+  // Given a checkpoint whose run's record lacks a step the record has (what a bug in a fold's
+  // save or restore would leave), its sections' hashes made to match, and events after it.
+  DemoFilm film;
+  film.run("narrative");
+  film.write_checkpoint();
+  film.run("planning");
+  Parts parts = parts_of(bytes_of(film.checkpoint()));
+  json saved = json::from_cbor(parts.run);
+  REQUIRE(saved.at("steps").size() > 1);
+  saved["steps"].erase(saved["steps"].begin());
+  std::string wrong;
+  json::to_cbor(saved, wrong);
+  parts.run = wrong;
+  write_bytes(film.checkpoint(), file_of(parts));
+
+  // Then without the check the run would go on from it (nothing else can tell), and with the
+  // check (every e2e run) it is an error naming `steps`.
+  RunRecord unchecked = run_record(film, engine::RestoredRecordCheck::none);
+  REQUIRE(unchecked.record.ok());
+  CHECK(unchecked.lines.find("used by the run: ") != std::string::npos);
+  CHECK(unchecked.record->steps.size() + 1 == whole_record(film).steps.size());
+  RunRecord checked = run_record(film, engine::RestoredRecordCheck::against_whole_fold);
+  REQUIRE_FALSE(checked.record.ok());
+  CHECK(checked.record.error().message.find("differs from the fold of every event in `steps`") != std::string::npos);
 }

@@ -1,0 +1,115 @@
+#pragma once
+// The fold checkpoint's file (docs/formats/checkpoint.md): its format line, its sections, and the
+// rules that make one usable. The writer and the read model's readers are report's
+// (report::write_checkpoint, report::read_project); the engine's run reads its own section
+// (engine::read_record). Both decide whether a checkpoint may be used here, by one set of rules.
+//
+// Derived state: a checkpoint that is not usable only costs its reader a fold of every event.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "avps/core/opened_file.hpp"
+#include "avps/core/result.hpp"
+
+namespace avps::core {
+class ByteWriter;
+}
+namespace avps::ledger {
+class Ledger;
+}
+namespace avps::project {
+class Project;
+}
+
+namespace avps::engine {
+
+/// The checkpoint's format version. Raised whenever what a fold keeps, or how it folds an event,
+/// changes (the read model's Book, the stale-shot record, the engine's Record): a checkpoint of
+/// another version is not used.
+inline constexpr int k_checkpoint_format_version = 6;
+
+/// The sections of a checkpoint, in the order the file holds them.
+enum class CheckpointSection : size_t {
+  fold = 0,          ///< the head (versions, dependencies, event), the stale shots, the read model's Book
+  stale_record = 1,  ///< CBOR of the stale-shot rule's record (RecordParts::renders)
+  run_record = 2,    ///< CBOR of the engine's own record (RecordParts::all), what a run starts from
+};
+inline constexpr size_t k_checkpoint_sections = 3;
+
+/// .avps/fold_checkpoint of a project folder.
+std::filesystem::path checkpoint_path(const std::filesystem::path& project_dir);
+
+/// The digest of what the folds depend on besides the record: this avps and the checkpoint's
+/// format, the merged configuration, and every file under skills/, policies/ and schemas/
+/// (shipped and the project's). A checkpoint made under another is not used.
+[[nodiscard]] Result<std::string> fold_dependencies(project::Project& project);
+
+/// The head of the fold section, what every reader checks before it takes anything.
+struct CheckpointHead {
+  std::string avps_version;
+  std::string dependencies;
+  int64_t seq = 0;  ///< the last event folded
+  std::string hash;
+  std::string ts;
+};
+
+/// A checkpoint whose format line, length, fold section (against its sha256) and head hold for
+/// this project as it is now: this avps, these dependencies, and the ledger's event `seq` still
+/// having `hash`. The other sections are read (and checked against their sha256) when asked for,
+/// from the file as it was opened.
+class UsableCheckpoint {
+ public:
+  /// The project's checkpoint if it can be used, else why not (a missing one: "none"). Reads the
+  /// fold section and the ledger's event at the head's seq and the one after it.
+  [[nodiscard]] static Result<std::variant<UsableCheckpoint, std::string>> open(project::Project& project,
+                                                                               const std::string& dependencies);
+
+  const CheckpointHead& head() const { return m_head; }
+  /// Whether the ledger holds events after the head's seq (when it was opened).
+  bool events_follow() const { return m_events_follow; }
+  /// The fold section's bytes, and where the head ends in them. take_fold() hands them over.
+  const std::string& fold() const { return m_fold; }
+  size_t after_head() const { return m_after_head; }
+  std::string take_fold() { return std::move(m_fold); }
+
+  /// Another section's bytes when they match their sha256, else an error saying why it is not
+  /// usable (corruption: "... does not match its sha256: damaged"; or the read's own error).
+  [[nodiscard]] Result<std::string> section(CheckpointSection which) const;
+
+ private:
+  UsableCheckpoint() = default;
+  std::optional<core::OpenedFile> m_file;
+  std::vector<uint64_t> m_offsets;  // of each section in the file
+  std::vector<size_t> m_sizes;
+  std::vector<std::string> m_sha256;
+  CheckpointHead m_head;
+  std::string m_fold;
+  size_t m_after_head = 0;
+  bool m_events_follow = false;
+};
+
+/// Writes the head as the fold section starts with it (flat encoding).
+void write_checkpoint_head(core::ByteWriter& out, const CheckpointHead& head);
+
+/// The run-record section of a checkpoint as of event `seq` (the last event of the ledger, which
+/// the caller holds read-write): the engine's own fold (RecordParts::all) as CBOR. From `previous`
+/// (the checkpoint being replaced, when usable) and the events after it, else from every event.
+/// When every event after `previous` is one the fold ignores (a run with nothing to do: its
+/// run.started and run.finished), the previous section, checked against its sha256, is the new
+/// one, byte for byte. Holds one fold at a time and lets go of it before it returns.
+[[nodiscard]] Result<std::string> run_record_section(const ledger::Ledger& ledger, const UsableCheckpoint* previous,
+                                                     int64_t seq);
+
+/// Writes a checkpoint (the format line, then `sections` in CheckpointSection order) whole through
+/// a temp file, fsynced and renamed over the old one; returns the bytes written. The sections are
+/// written as they are, not copied into one buffer first.
+[[nodiscard]] Result<size_t> write_checkpoint_file(const std::filesystem::path& project_dir,
+                                                   const std::vector<std::string_view>& sections);
+
+}  // namespace avps::engine

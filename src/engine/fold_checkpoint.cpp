@@ -1,0 +1,192 @@
+// The fold checkpoint's file and the rules that make one usable (docs/formats/checkpoint.md).
+
+#include "avps/engine/fold_checkpoint.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include "avps/core/byte_codec.hpp"
+#include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
+#include "avps/ledger/ledger.hpp"
+#include "avps/project/project.hpp"
+
+namespace avps::engine {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The first word of a checkpoint's format line.
+constexpr std::string_view k_checkpoint_magic = "avps-fold-checkpoint";
+
+// The longest format line a checkpoint has (the magic, a version, and a size and a hash a section).
+constexpr size_t k_checkpoint_line_max = 512;
+
+// How a section is named in why it was not used.
+std::string section_name(CheckpointSection which) {
+  switch (which) {
+    case CheckpointSection::fold:
+      return "content";
+    case CheckpointSection::stale_record:
+      return "stale-shot record";
+    case CheckpointSection::run_record:
+      return "run's record";
+  }
+  return "section";
+}
+
+}  // namespace
+
+fs::path checkpoint_path(const fs::path& project_dir) { return project_dir / ".avps" / "fold_checkpoint"; }
+
+Result<std::string> fold_dependencies(project::Project& project) {
+  // The read model's own format (report::k_format_version) is not listed: a change of it that
+  // changes what the Book keeps raises k_checkpoint_format_version, as any change of a fold does.
+  std::string listed = std::string("avps ") + AVPS_VERSION_STRING + "\ncheckpoint " +
+                       std::to_string(k_checkpoint_format_version) + "\nconfig " + project.config().document.dump() +
+                       "\n";
+  for (const fs::path& root : {project::data_dir(), project.dir()}) {
+    for (const char* folder : {"skills", "policies", "schemas"}) {
+      std::error_code ec;
+      if (!fs::is_directory(root / folder, ec)) {
+        continue;
+      }
+      std::vector<fs::path> files;
+      for (fs::recursive_directory_iterator it(root / folder, ec), end; !ec && it != end; it.increment(ec)) {
+        if (it->is_regular_file(ec)) {
+          files.push_back(it->path());
+        }
+      }
+      if (ec) {
+        return make_error(ErrorCode::io_error, "cannot list " + (root / folder).string() + ": " + ec.message());
+      }
+      std::sort(files.begin(), files.end());
+      for (const fs::path& file : files) {
+        AVPS_TRY_ASSIGN(std::string bytes, core::read_file(file));
+        listed += file.lexically_relative(root).generic_string() + " " + core::sha256_hex(bytes) + "\n";
+      }
+    }
+  }
+  return core::sha256_hex(listed);
+}
+
+Result<std::variant<UsableCheckpoint, std::string>> UsableCheckpoint::open(project::Project& project,
+                                                                          const std::string& dependencies) {
+  using Opened = std::variant<UsableCheckpoint, std::string>;
+  Result<core::OpenedFile> opened = core::OpenedFile::open(checkpoint_path(project.dir()));
+  if (!opened) {
+    return Opened(opened.error().code == ErrorCode::not_found ? std::string("none") : opened.error().message);
+  }
+  Result<std::string> start = opened->read(0, k_checkpoint_line_max + 1);
+  if (!start) {
+    return Opened(start.error().message);
+  }
+  const size_t eol = start->find('\n');
+  if (eol == std::string::npos || eol > k_checkpoint_line_max) {
+    return Opened(std::string("no format line"));
+  }
+  UsableCheckpoint checkpoint;
+  std::istringstream line(start->substr(0, eol));
+  std::string magic;
+  int version = 0;
+  line >> magic >> version;
+  for (size_t i = 0; i < k_checkpoint_sections; ++i) {
+    size_t size = 0;
+    std::string sha256;
+    line >> size >> sha256;
+    checkpoint.m_sizes.push_back(size);
+    checkpoint.m_sha256.push_back(std::move(sha256));
+  }
+  std::string rest;
+  if (!line || magic != k_checkpoint_magic || version != k_checkpoint_format_version || (line >> rest)) {
+    return Opened("not a format " + std::to_string(k_checkpoint_format_version) + " checkpoint");
+  }
+  uint64_t offset = eol + 1;
+  for (size_t size : checkpoint.m_sizes) {
+    checkpoint.m_offsets.push_back(offset);
+    if (size > opened->size()) {  // refused before a sum of sizes could wrap
+      return Opened(std::string("its length is not the one its format line gives: cut short or damaged"));
+    }
+    offset += size;
+  }
+  if (offset != opened->size()) {
+    return Opened(std::string("its length is not the one its format line gives: cut short or damaged"));
+  }
+  checkpoint.m_file.emplace(std::move(opened).value());
+  Result<std::string> fold = checkpoint.section(CheckpointSection::fold);
+  if (!fold) {
+    return Opened(fold.error().message);
+  }
+  checkpoint.m_fold = std::move(fold).value();
+  core::ByteReader head(checkpoint.m_fold);
+  checkpoint.m_head.avps_version = head.text();
+  checkpoint.m_head.dependencies = head.text();
+  checkpoint.m_head.seq = head.i64();
+  checkpoint.m_head.hash = head.text();
+  checkpoint.m_head.ts = head.text();
+  if (!head.ok()) {
+    return Opened(std::string("malformed: its fold section is cut short"));
+  }
+  checkpoint.m_after_head = head.consumed();
+  if (checkpoint.m_head.avps_version != AVPS_VERSION_STRING) {
+    return Opened("made by avps " + checkpoint.m_head.avps_version);
+  }
+  if (checkpoint.m_head.dependencies != dependencies) {
+    return Opened(std::string("made with other skills, stage graph, schemas, policies or configuration"));
+  }
+  if (checkpoint.m_head.seq < 1) {
+    return Opened("malformed: no event " + std::to_string(checkpoint.m_head.seq));
+  }
+  ledger::Ledger::EventQuery from_seq;  // its event and the first after it, if any
+  from_seq.after_seq = checkpoint.m_head.seq - 1;
+  from_seq.limit = 2;
+  from_seq.bodies = false;
+  AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events(from_seq));
+  if (events.empty() || events.front().seq != checkpoint.m_head.seq || events.front().hash != checkpoint.m_head.hash) {
+    return Opened("the ledger's event " + std::to_string(checkpoint.m_head.seq) + " is not the one it was made at");
+  }
+  checkpoint.m_events_follow = events.size() > 1;
+  return Opened(std::move(checkpoint));
+}
+
+Result<std::string> UsableCheckpoint::section(CheckpointSection which) const {
+  const auto i = static_cast<size_t>(which);
+  AVPS_TRY_ASSIGN(std::string bytes, m_file->read(m_offsets[i], m_sizes[i]));
+  if (bytes.size() != m_sizes[i] || core::sha256_hex(bytes) != m_sha256[i]) {
+    return make_error(ErrorCode::corruption, "its " + section_name(which) + " does not match its sha256: damaged");
+  }
+  return bytes;
+}
+
+void write_checkpoint_head(core::ByteWriter& out, const CheckpointHead& head) {
+  out.text(head.avps_version);
+  out.text(head.dependencies);
+  out.i64(head.seq);
+  out.text(head.hash);
+  out.text(head.ts);
+}
+
+Result<size_t> write_checkpoint_file(const fs::path& project_dir, const std::vector<std::string_view>& sections) {
+  if (sections.size() != k_checkpoint_sections) {
+    return make_error(ErrorCode::invalid_argument, "a checkpoint has " + std::to_string(k_checkpoint_sections) +
+                                                       " sections, not " + std::to_string(sections.size()));
+  }
+  std::string line = std::string(k_checkpoint_magic) + " " + std::to_string(k_checkpoint_format_version);
+  size_t bytes = 0;
+  for (std::string_view section : sections) {
+    line += " " + std::to_string(section.size()) + " " + core::sha256_hex(section);
+    bytes += section.size();
+  }
+  line += "\n";
+  // Each part written as it is, not copied into one string first: at 500 scenes the sections are
+  // tens of MB, and a copy of them was the run's last peak of memory.
+  AVPS_TRY_ASSIGN(core::AtomicFile file, core::AtomicFile::create(checkpoint_path(project_dir), core::Durability::durable));
+  AVPS_TRY(file.write(line));
+  for (std::string_view section : sections) {
+    AVPS_TRY(file.write(section));
+  }
+  AVPS_TRY(file.commit(core::Overwrite::yes));
+  return line.size() + bytes;
+}
+
+}  // namespace avps::engine
