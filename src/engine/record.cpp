@@ -1,8 +1,10 @@
 // The engine's view of the record: contexts, targets, and what the ledger's events say so far.
 
 #include <algorithm>
+#include <limits>
 #include <variant>
 
+#include "avps/core/byte_codec.hpp"
 #include "avps/core/diag.hpp"
 #include "avps/engine/fold_checkpoint.hpp"
 #include "avps/governance/override.hpp"
@@ -452,6 +454,208 @@ RecordFold RecordFold::restore(const json& saved) {
   return fold;
 }
 
+namespace {
+
+// The flat encoding of the fold's members (RecordFold::save(ByteWriter&)): one overload a type,
+// declared before any is defined so that the containers' overloads find each other.
+void put(core::ByteWriter& out, const std::string& value);
+void put(core::ByteWriter& out, const json& value);
+void put(core::ByteWriter& out, int value);
+void put(core::ByteWriter& out, int64_t value);
+void put(core::ByteWriter& out, const RecordedResponse& value);
+template <typename A, typename B>
+void put(core::ByteWriter& out, const std::pair<A, B>& value);
+template <typename T>
+void put(core::ByteWriter& out, const std::vector<T>& values);
+template <typename T>
+void put(core::ByteWriter& out, const std::set<T>& values);
+template <typename K, typename V>
+void put(core::ByteWriter& out, const std::map<K, V>& values);
+
+void take(core::ByteReader& in, std::string& value);
+void take(core::ByteReader& in, json& value);
+void take(core::ByteReader& in, int& value);
+void take(core::ByteReader& in, int64_t& value);
+void take(core::ByteReader& in, RecordedResponse& value);
+template <typename A, typename B>
+void take(core::ByteReader& in, std::pair<A, B>& value);
+template <typename T>
+void take(core::ByteReader& in, std::vector<T>& values);
+template <typename T>
+void take(core::ByteReader& in, std::set<T>& values);
+template <typename K, typename V>
+void take(core::ByteReader& in, std::map<K, V>& values);
+
+void put(core::ByteWriter& out, const std::string& value) { out.text(value); }
+void put(core::ByteWriter& out, const json& value) { out.json(value); }
+void put(core::ByteWriter& out, int value) { out.i64(value); }
+void put(core::ByteWriter& out, int64_t value) { out.i64(value); }
+void put(core::ByteWriter& out, const RecordedResponse& value) {
+  out.i64(value.seq);
+  out.text(value.scene_id);
+  out.i64(value.cached_input_tokens);
+  out.i64(value.caching_saved_micro_usd);
+}
+template <typename A, typename B>
+void put(core::ByteWriter& out, const std::pair<A, B>& value) {
+  put(out, value.first);
+  put(out, value.second);
+}
+template <typename T>
+void put(core::ByteWriter& out, const std::vector<T>& values) {
+  out.u64(values.size());
+  for (const T& value : values) {
+    put(out, value);
+  }
+}
+template <typename T>
+void put(core::ByteWriter& out, const std::set<T>& values) {
+  out.u64(values.size());
+  for (const T& value : values) {
+    put(out, value);
+  }
+}
+template <typename K, typename V>
+void put(core::ByteWriter& out, const std::map<K, V>& values) {
+  out.u64(values.size());
+  for (const auto& [key, value] : values) {
+    put(out, key);
+    put(out, value);
+  }
+}
+
+void take(core::ByteReader& in, std::string& value) { value = in.text(); }
+void take(core::ByteReader& in, json& value) { value = in.json(); }
+void take(core::ByteReader& in, int& value) {
+  const int64_t read = in.i64();
+  if (read < std::numeric_limits<int>::min() || read > std::numeric_limits<int>::max()) {
+    in.fail();
+  }
+  value = static_cast<int>(read);
+}
+void take(core::ByteReader& in, int64_t& value) { value = in.i64(); }
+void take(core::ByteReader& in, RecordedResponse& value) {
+  value.seq = in.i64();
+  value.scene_id = in.text();
+  value.cached_input_tokens = in.i64();
+  value.caching_saved_micro_usd = in.i64();
+}
+template <typename A, typename B>
+void take(core::ByteReader& in, std::pair<A, B>& value) {
+  take(in, value.first);
+  take(in, value.second);
+}
+template <typename T>
+void take(core::ByteReader& in, std::vector<T>& values) {
+  for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+    T value{};
+    take(in, value);
+    values.push_back(std::move(value));
+  }
+}
+template <typename T>
+void take(core::ByteReader& in, std::set<T>& values) {
+  for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+    T value{};
+    take(in, value);
+    values.emplace_hint(values.end(), std::move(value));
+  }
+}
+template <typename K, typename V>
+void take(core::ByteReader& in, std::map<K, V>& values) {
+  for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+    K key{};
+    take(in, key);
+    V value{};
+    take(in, value);
+    values.emplace_hint(values.end(), std::move(key), std::move(value));
+  }
+}
+
+}  // namespace
+
+// The members in the order of the JSON save() above; the order is the format.
+void RecordFold::save(core::ByteWriter& out) const {
+  const Record& r = m_record;
+  out.u64(m_all ? 1 : 0);
+  put(out, r.responses);
+  put(out, r.steps);
+  put(out, r.loops);
+  put(out, r.intents);
+  put(out, r.intent_reservations);
+  put(out, r.fallbacks);
+  put(out, r.tickets);
+  put(out, r.reservations);
+  put(out, r.written_by);
+  put(out, r.cut_short);
+  put(out, r.world_after);
+  put(out, r.revisions_done);
+  put(out, r.media);
+  put(out, r.renders);
+  put(out, r.media_paths);
+  put(out, r.shot_attempts);
+  put(out, r.analyzer_runs);
+  put(out, r.rounds);
+  put(out, r.waves_written);
+  put(out, r.wave_of);
+  put(out, r.triggers_fired);
+  put(out, r.firing_verdicts);
+  put(out, r.stopped_loops);
+  put(out, r.open_stops);
+  out.json(m_stops.save());
+  out.json(m_overrides.save());
+  put(out, m_stop_inputs);
+  put(out, m_unfinished_writes);
+}
+
+std::optional<RecordFold> RecordFold::restore_bytes(std::string_view bytes) {
+  core::ByteReader in(bytes);
+  const uint64_t all = in.u64();
+  if (all > 1) {
+    return std::nullopt;
+  }
+  RecordFold fold(all == 1 ? RecordParts::all : RecordParts::renders);
+  Record& r = fold.m_record;
+  take(in, r.responses);
+  take(in, r.steps);
+  take(in, r.loops);
+  take(in, r.intents);
+  take(in, r.intent_reservations);
+  take(in, r.fallbacks);
+  take(in, r.tickets);
+  take(in, r.reservations);
+  take(in, r.written_by);
+  take(in, r.cut_short);
+  take(in, r.world_after);
+  take(in, r.revisions_done);
+  take(in, r.media);
+  take(in, r.renders);
+  take(in, r.media_paths);
+  take(in, r.shot_attempts);
+  take(in, r.analyzer_runs);
+  take(in, r.rounds);
+  take(in, r.waves_written);
+  take(in, r.wave_of);
+  take(in, r.triggers_fired);
+  take(in, r.firing_verdicts);
+  take(in, r.stopped_loops);
+  take(in, r.open_stops);
+  const json stops = in.json();
+  const json overrides = in.json();
+  take(in, fold.m_stop_inputs);
+  take(in, fold.m_unfinished_writes);
+  if (!in.done()) {
+    return std::nullopt;
+  }
+  try {
+    fold.m_stops = governance::HardStopFold::restore(stops);
+    fold.m_overrides = governance::Overrides::restore(overrides);
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+  return fold;
+}
+
 json step_summary(const json& body) {
   json kept = json::object();
   if (!body.is_object()) {
@@ -562,16 +766,12 @@ Result<std::variant<RecordFold, std::string>> restored_run_fold(project::Project
   if (!section) {
     return Restored(section.error().message);
   }
-  try {
-    RecordFold fold = RecordFold::restore(nlohmann::json::from_cbor(*section));
-    if (!fold.all()) {
-      return Restored(std::string("malformed: its run's record is not the whole record"));
-    }
-    seq = checkpoint.head().seq;
-    return Restored(std::move(fold));
-  } catch (const std::exception& e) {
-    return Restored(std::string("malformed: its run's record is not one this avps saved (") + e.what() + ")");
+  std::optional<RecordFold> fold = RecordFold::restore_bytes(*section);
+  if (!fold || !fold->all()) {
+    return Restored(std::string("malformed: its run's record is not one this avps saved"));
   }
+  seq = checkpoint.head().seq;
+  return Restored(std::move(*fold));
 }
 
 }  // namespace
@@ -664,18 +864,14 @@ Result<std::string> run_record_section(const ledger::Ledger& ledger, const Usabl
       if (events.size() <= k_run_record_carry_max && std::all_of(events.begin(), events.end(), record_fold_ignores)) {
         return bytes;  // what a fold of these events onto it would save again, byte for byte
       }
-      try {
-        nlohmann::json saved = nlohmann::json::from_cbor(*bytes);
-        bytes = std::string();  // decoded: one copy of the fold at a time
-        fold.emplace(RecordFold::restore(saved));
-        after = previous->head().seq;
-      } catch (const std::exception&) {
-        fold.reset();
-      }
+      fold = RecordFold::restore_bytes(*bytes);
+      std::string().swap(*bytes);  // restored: the fold is all that is kept of it
       if (fold && !fold->all()) {
         fold.reset();
       }
-      if (!fold) {
+      if (fold) {
+        after = previous->head().seq;
+      } else {
         core::diag::debug("the run's record of the previous fold checkpoint not used (malformed): every event is folded");
       }
     }
@@ -685,11 +881,10 @@ Result<std::string> run_record_section(const ledger::Ledger& ledger, const Usabl
     after = 0;
   }
   AVPS_TRY(fold_events(ledger, *fold, after, seq));
-  nlohmann::json saved = fold->save();
-  fold.reset();  // saved: the document is all that is left of it
-  std::string section;
-  nlohmann::json::to_cbor(saved, section);
-  return section;
+  core::ByteWriter section;
+  fold->save(section);
+  fold.reset();  // saved: its bytes are all that is kept of it
+  return section.take();
 }
 
 Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) {

@@ -9,6 +9,7 @@
 #include "../src/engine/engine_impl.hpp"
 #include "../src/engine/engine_internal.hpp"
 #include "avps/backends/retry.hpp"
+#include "avps/core/byte_codec.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/engine/engine.hpp"
@@ -355,6 +356,16 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
         restored.add(events[i]);
       }
       CHECK(restored.save() == whole_state);
+      // As a checkpoint's run record section keeps it: the flat encoding, read back.
+      core::ByteWriter flat;
+      head.save(flat);
+      std::optional<engine::RecordFold> from_flat = engine::RecordFold::restore_bytes(flat.bytes());
+      REQUIRE(from_flat);
+      CHECK(from_flat->save() == head.save());
+      for (size_t i = cut; i < events.size(); ++i) {
+        from_flat->add(events[i]);
+      }
+      CHECK(from_flat->save() == whole_state);
       engine::RecordFold again = engine::RecordFold::restore(whole_state);
       const engine::Record from_whole = std::move(again).finish();
       const engine::Record from_restored = std::move(restored).finish();
@@ -372,6 +383,12 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
   json damaged = engine::RecordFold(engine::RecordParts::all).save();
   damaged["steps"] = "not a map";
   CHECK_THROWS(engine::RecordFold::restore(damaged));
+  core::ByteWriter flat;
+  engine::RecordFold(engine::RecordParts::all).save(flat);
+  CHECK(engine::RecordFold::restore_bytes(flat.bytes()));
+  CHECK_FALSE(engine::RecordFold::restore_bytes(flat.bytes().substr(0, flat.bytes().size() - 1)));
+  CHECK_FALSE(engine::RecordFold::restore_bytes(flat.bytes() + std::string(1, '\0')));
+  CHECK_FALSE(engine::RecordFold::restore_bytes(std::string_view()));
 }
 
 TEST_CASE("the walk's memo of who wrote a version follows each change of the record it is told of, and a change "
