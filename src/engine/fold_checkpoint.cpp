@@ -180,7 +180,8 @@ Result<size_t> write_checkpoint_file(const fs::path& project_dir, const std::vec
   line += "\n";
   // Each part written as it is, not copied into one string first: at 500 scenes the sections are
   // tens of MB, and a copy of them was the run's last peak of memory.
-  AVPS_TRY_ASSIGN(core::AtomicFile file, core::AtomicFile::create(checkpoint_path(project_dir), core::Durability::durable));
+  AVPS_TRY_ASSIGN(core::AtomicFile file,
+                  core::AtomicFile::create(checkpoint_path(project_dir), core::Durability::durable));
   AVPS_TRY(file.write(line));
   for (std::string_view section : sections) {
     AVPS_TRY(file.write(section));

@@ -872,7 +872,8 @@ Result<std::string> run_record_section(const ledger::Ledger& ledger, const Usabl
       if (fold) {
         after = previous->head().seq;
       } else {
-        core::diag::debug("the run's record of the previous fold checkpoint not used (malformed): every event is folded");
+        core::diag::debug(
+            "the run's record of the previous fold checkpoint not used (malformed): every event is folded");
       }
     }
   }

@@ -1523,7 +1523,8 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   AVPS_TRY_ASSIGN(std::string run_section,
                   engine::run_record_section(project.ledger(), folded.previous.get(), written.seq));
   folded.previous.reset();
-  AVPS_TRY_ASSIGN(written.bytes, engine::write_checkpoint_file(project.dir(), {fold.bytes(), record_section, run_section}));
+  AVPS_TRY_ASSIGN(written.bytes,
+                  engine::write_checkpoint_file(project.dir(), {fold.bytes(), record_section, run_section}));
   return written;
 }
 
