@@ -38,7 +38,7 @@ inline constexpr int k_checkpoint_format_version = 6;
 enum class CheckpointSection : size_t {
   fold = 0,          ///< the head (versions, dependencies, event), the stale shots, the read model's Book
   stale_record = 1,  ///< CBOR of the stale-shot rule's record (RecordParts::renders)
-  run_record = 2,    ///< CBOR of the engine's own record (RecordParts::all), what a run starts from
+  run_record = 2,    ///< the engine's own record (RecordParts::all), flat-encoded: what a run starts from
 };
 inline constexpr size_t k_checkpoint_sections = 3;
 
@@ -98,8 +98,9 @@ class UsableCheckpoint {
 void write_checkpoint_head(core::ByteWriter& out, const CheckpointHead& head);
 
 /// The run-record section of a checkpoint as of event `seq` (the last event of the ledger, which
-/// the caller holds read-write): the engine's own fold (RecordParts::all) as CBOR. From `previous`
-/// (the checkpoint being replaced, when usable) and the events after it, else from every event.
+/// the caller holds read-write): the engine's own fold (RecordParts::all) in the flat encoding
+/// (RecordFold::save(ByteWriter&)). From `previous` (the checkpoint being replaced, when usable)
+/// and the events after it, else from every event.
 /// When every event after `previous` is one the fold ignores (a run with nothing to do: its
 /// run.started and run.finished), the previous section, checked against its sha256, is the new
 /// one, byte for byte. Holds one fold at a time and lets go of it before it returns.
