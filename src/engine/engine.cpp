@@ -2831,8 +2831,8 @@ Result<std::vector<StaleShot>> Engine::stale_shots(const std::vector<ledger::Eve
 
 Result<std::vector<StaleShot>> Engine::stale_shots(StaleShotsRecord record) {
   Impl impl(*this, RunOptions{});
-  impl.overrides = record.m_fold->fold.overrides();
   impl.record = std::move(record.m_fold->fold).finish();
+  impl.overrides = impl.record.overrides;
   impl.record_changed();
   if (const skills::StageGraph* graph = m_registry.stage_graph()) {
     impl.index_graph(*graph);
@@ -2925,7 +2925,7 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   impl.exchange->on_interrupt([this] { return m_observer.interrupted(); },
                               [this] { return m_observer.cancel_jobs_on_interrupt() ? InterruptPolicy::cancel
                                                                                     : InterruptPolicy::keep; });
-  AVPS_TRY_ASSIGN(impl.overrides, governance::Overrides::read(m_project.ledger()));
+  impl.overrides = impl.record.overrides;
   impl.index_graph(*graph);
   // The files must be what the ledger vouches for before anything is read from them: a file
   // edited, swapped or removed by hand is an integrity stop (the findings of `avps gate`), never

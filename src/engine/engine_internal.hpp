@@ -125,6 +125,9 @@ struct Record {
   std::map<std::string, std::string> firing_verdicts;
   std::map<std::string, int64_t> stopped_loops;  ///< trigger firing's loop -> seq of the last hard stop raised on it
   std::map<std::string, nlohmann::json> open_stops;  ///< loop key -> {seq, skill, kind, scope, cap, reason} of a stop still open
+  /// The decisions people recorded (`avps override`): what governance::Overrides::read gives of the
+  /// same events, without another reading of the record.
+  governance::Overrides overrides;
 };
 
 /// A step of `loop` ended with `verdict`: when it passed (PASS, WARN, ACCEPTED), the revisions done

@@ -365,6 +365,7 @@ Record RecordFold::finish() && {
                                     {"reason", stop.reason},
                                     {"inputs", inputs != m_stop_inputs.end() ? inputs->second : ""}};
   }
+  record.overrides = std::move(m_overrides);
   return std::move(m_record);
 }
 
