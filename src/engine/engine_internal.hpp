@@ -208,6 +208,9 @@ class RecordFold {
   std::map<int64_t, std::string> m_stop_inputs;  // run.hard_stop seq -> its "inputs"
   /// step -> (attempt, artifact) written by an attempt of it no step.finished has closed yet
   std::map<std::string, std::vector<std::pair<int, std::string>>> m_unfinished_writes;
+  /// A WORLD_STATE written for a scene -> the scene's Record::world_after it replaced ("" for none):
+  /// finish() puts the earlier one back when the attempt that wrote it was cut short.
+  std::map<std::string, std::string> m_world_replaced;
 };
 
 /// What the run keeps of a step.finished body (Record::steps, Record::loops): the members its

@@ -263,7 +263,9 @@ void RecordFold::add(const ledger::Event& e) {
       m_unfinished_writes[step].emplace_back(details.value("attempt", 0), name);
     }
     if (e.body["artifact"].value("kind", "") == "WORLD_STATE" && details.contains("scene")) {
-      record.world_after[details.value("scene", "")] = name;
+      std::string& after = record.world_after[details.value("scene", "")];
+      m_world_replaced[name] = after;
+      after = name;
     }
     if (details.contains("wave")) {
       record.waves_written.insert(details.value("wave", ""));
@@ -346,6 +348,18 @@ Record RecordFold::finish() && {
       record.cut_short.insert(name);
     }
   }
+  // The world after a scene is the one its tracker last wrote in an attempt that finished: a world
+  // state an interrupted attempt left (recorded, its files whole, by recovery) is read by no other
+  // step, the scene's next ones included, until that attempt is made again.
+  for (auto it = record.world_after.begin(); it != record.world_after.end();) {
+    std::string& name = it->second;
+    for (size_t back = 0; record.cut_short.count(name) > 0; ++back) {
+      auto replaced = m_world_replaced.find(name);
+      // (A record whose replacements loop, which no writer makes, is cut there.)
+      name = replaced != m_world_replaced.end() && back < m_world_replaced.size() ? replaced->second : std::string();
+    }
+    it = name.empty() ? record.world_after.erase(it) : std::next(it);
+  }
   // A graded attempt counts once its wave's QC_BATCH is recorded (DESIGN §1.1): grades of a wave
   // an interruption cut short are graded again, from the record, and the batch written then.
   for (auto& [key, attempts] : record.shot_attempts) {
@@ -411,7 +425,8 @@ json RecordFold::save() const {
           {"stops", m_stops.save()},
           {"overrides", m_overrides.save()},
           {"stop_inputs", m_stop_inputs},
-          {"unfinished_writes", std::move(unfinished)}};
+          {"unfinished_writes", std::move(unfinished)},
+          {"world_replaced", m_world_replaced}};
 }
 
 RecordFold RecordFold::restore(const json& saved) {
@@ -447,6 +462,7 @@ RecordFold RecordFold::restore(const json& saved) {
   fold.m_stops = governance::HardStopFold::restore(saved.at("stops"));
   fold.m_overrides = governance::Overrides::restore(saved.at("overrides"));
   saved.at("stop_inputs").get_to(fold.m_stop_inputs);
+  saved.at("world_replaced").get_to(fold.m_world_replaced);
   for (const auto& [step, writes] : saved.at("unfinished_writes").items()) {
     for (const json& write : writes) {
       fold.m_unfinished_writes[step].emplace_back(write.at(0).get<int>(), write.at(1).get<std::string>());
@@ -607,6 +623,7 @@ void RecordFold::save(core::ByteWriter& out) const {
   out.json(m_overrides.save());
   put(out, m_stop_inputs);
   put(out, m_unfinished_writes);
+  put(out, m_world_replaced);
 }
 
 std::optional<RecordFold> RecordFold::restore_bytes(std::string_view bytes) {
@@ -645,6 +662,7 @@ std::optional<RecordFold> RecordFold::restore_bytes(std::string_view bytes) {
   const json overrides = in.json();
   take(in, fold.m_stop_inputs);
   take(in, fold.m_unfinished_writes);
+  take(in, fold.m_world_replaced);
   if (!in.done()) {
     return std::nullopt;
   }

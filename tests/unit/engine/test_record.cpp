@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "../src/engine/engine_impl.hpp"
+#include "avps/core/byte_codec.hpp"
 
 using namespace avps;
 using nlohmann::json;
@@ -269,4 +270,51 @@ TEST_CASE("the run's record takes nothing from an artifact's intent, so its body
   with_body.add(intent);
   without_body.add(bodiless);
   CHECK(with_body.save() == without_body.save());
+}
+
+TEST_CASE("the world after a scene is not one an interrupted attempt left, in a fold and in one restored", "[engine]") {
+  int64_t seq = 0;
+  auto event = [&seq](const std::string& kind, json body) {
+    ledger::Event e;
+    e.seq = ++seq;
+    e.kind = kind;
+    e.body = std::move(body);
+    return e;
+  };
+  auto world = [&event](const std::string& name, const std::string& step) {
+    return event("artifact.recorded", {{"artifact", {{"kind", "WORLD_STATE"}, {"name", name}}},
+                                       {"details", {{"step", step}, {"attempt", 1}, {"scene", "S06"}}}});
+  };
+  auto finished = [&event](const std::string& step) {
+    return event("step.finished", {{"step", step}, {"attempt", 1}, {"verdict", "PASS"}, {"loop", step}});
+  };
+  const std::string tracked = "world-state-tracker/S06@d727e637076c63d5";
+  const std::string revision = "world-state-tracker/S06@258c7bfd0124790e<continuity-supervisor/S06";
+  // The tracker's world, then a revision for the scene's judge cut short after its world state was
+  // recorded (by recovery, its files whole) and before its step.finished.
+  const std::vector<ledger::Event> events = {world("WORLD_STATE_v009.json", tracked), finished(tracked),
+                                             world("WORLD_STATE_v010.json", revision)};
+  engine::RecordFold fold(engine::RecordParts::all);
+  for (const ledger::Event& e : events) {
+    fold.add(e);
+  }
+  core::ByteWriter bytes;
+  fold.save(bytes);
+  std::optional<engine::RecordFold> restored = engine::RecordFold::restore_bytes(bytes.take());
+  REQUIRE(restored);
+  engine::RecordFold from_json = engine::RecordFold::restore(fold.save());
+  for (engine::RecordFold* each : {&fold, &*restored, &from_json}) {
+    engine::RecordFold copy = *each;
+    const engine::Record record = std::move(copy).finish();
+    CHECK(record.cut_short == std::set<std::string>{"WORLD_STATE_v010.json"});
+    CHECK(record.world_after.at("S06") == "WORLD_STATE_v009.json");
+    // Once the revision finishes (made again on resume), its world is the scene's.
+    copy = *each;
+    copy.add(finished(revision));
+    CHECK(std::move(copy).finish().world_after.at("S06") == "WORLD_STATE_v010.json");
+  }
+  // A scene whose only world state was cut short has none after it yet.
+  engine::RecordFold first(engine::RecordParts::all);
+  first.add(world("WORLD_STATE_v001.json", tracked));
+  CHECK(std::move(first).finish().world_after.count("S06") == 0);
 }

@@ -1,4 +1,4 @@
-// The fold checkpoint (docs/formats/checkpoint.md, format 6): the read model restored from it, with
+// The fold checkpoint (docs/formats/checkpoint.md, format 7): the read model restored from it, with
 // and without events after it, is the model a fold of every event builds; a checkpoint cut short,
 // malformed inside a whole file, or of an older format is not used, and the model is the same.
 // The run's own record (engine::read_record) restored from it and the events after it is the fold
@@ -170,7 +170,7 @@ std::string file_of(Parts parts) {
 
 using namespace checkpoint_test;
 
-TEST_CASE("the model from a format 6 checkpoint equals the fold of every event, with or without events after it",
+TEST_CASE("the model from a checkpoint of this format equals the fold of every event, with or without events after it",
           "[report][checkpoint]") {
   DemoFilm film;
   film.run("planning");
@@ -178,7 +178,7 @@ TEST_CASE("the model from a format 6 checkpoint equals the fold of every event, 
   REQUIRE(early.seq > 100);
   CHECK(early.bytes > 0);
   const std::string early_file = bytes_of(film.checkpoint());
-  CHECK(early_file.rfind("avps-fold-checkpoint 6 ", 0) == 0);
+  CHECK(early_file.rfind("avps-fold-checkpoint 7 ", 0) == 0);
 
   const auto [reference, none] = film.model(report::Folds::record);
   CHECK(none.empty());  // the whole fold never looks at the checkpoint
@@ -208,7 +208,7 @@ TEST_CASE("the model from a format 6 checkpoint equals the fold of every event, 
   CHECK(film.write_checkpoint().bytes == 0);
 }
 
-TEST_CASE("a checkpoint cut short, malformed inside a whole file, or of format 5 is not used, and the model holds",
+TEST_CASE("a checkpoint cut short, malformed inside a whole file, or of an older format is not used, and the model holds",
           "[report][checkpoint]") {
   DemoFilm film;
   film.run("planning");
@@ -249,8 +249,9 @@ TEST_CASE("a checkpoint cut short, malformed inside a whole file, or of format 5
   }
   SECTION("an older format's line") {
     Parts older = parts;
-    older.line[1] = "5";
-    expect_unused(file_of(older), "not a format 6 checkpoint");
+    older.line[1] = std::to_string(engine::k_checkpoint_format_version - 1);
+    expect_unused(file_of(older),
+                  "not a format " + std::to_string(engine::k_checkpoint_format_version) + " checkpoint");
   }
   SECTION("the whole file put back is used again") {
     write_bytes(film.checkpoint(), whole);
@@ -468,8 +469,9 @@ TEST_CASE("a checkpoint the run cannot use leaves it the fold of every event", "
   }
   SECTION("an older format") {
     Parts older = parts;
-    older.line[1] = "5";
-    expect_unused(file_of(older), "not a format 6 checkpoint");
+    older.line[1] = std::to_string(engine::k_checkpoint_format_version - 1);
+    expect_unused(file_of(older),
+                  "not a format " + std::to_string(engine::k_checkpoint_format_version) + " checkpoint");
   }
   SECTION("made as of an event the ledger holds with another hash") {
     core::ByteReader head(parts.fold);
