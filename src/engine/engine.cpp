@@ -61,6 +61,28 @@ json rows_where(const json& artifact, const std::string& field, const std::strin
   return out;
 }
 
+// The canonical JSON text of `value` (the same bytes core::canonical_json gives the value wherever
+// it sits in a larger document: keys sorted, no whitespace).
+std::string canonical_text(const json& value) {
+  Result<std::string> canonical = core::canonical_json(value);
+  return canonical ? std::move(*canonical) : value.dump();
+}
+
+// Appends `text` as canonical JSON writes a string: as is between quotes when nothing in it needs
+// an escape (artifact names never do), else as canonical_text writes it.
+void append_json_string(std::string& out, const std::string& text) {
+  const bool plain = std::all_of(text.begin(), text.end(), [](unsigned char c) {
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  });
+  if (plain) {
+    out += '"';
+    out += text;
+    out += '"';
+  } else {
+    out += canonical_text(json(text));
+  }
+}
+
 // At most `most` items of `items`, spread evenly from the first to the last (DESIGN §1.5: a
 // request must not grow with the number of scenes an entity appears in).
 constexpr size_t k_max_entity_rows = 8;
@@ -345,43 +367,70 @@ Result<std::vector<Loaded>> Impl::all_versions(const std::string& kind, const st
   return out;
 }
 
-Result<std::optional<json>> Impl::scene_row(const std::string& scene) {
-  AVPS_TRY_ASSIGN(auto loaded, latest("SCENES", ""));
-  if (!loaded) {
-    return std::optional<json>{};
-  }
-  for (const json& row : rows_of(loaded->content())) {
-    if (row.value("scene_id", "") == scene) {
-      return std::optional<json>{row};
+const std::vector<const json*>& Impl::rows_with(const std::string& kind, const ContentCache::Content& content,
+                                                const char* field, const std::string& value) {
+  RowIndex& index = row_indexes[kind + "/" + field];
+  if (index.content != content) {
+    index.content = content;
+    index.rows.clear();
+    for (const json& row : rows_of(*content)) {
+      index.rows[row.value(field, "")].push_back(&row);
     }
   }
-  return std::optional<json>{};
+  static const std::vector<const json*> k_none;
+  auto rows = index.rows.find(value);
+  return rows == index.rows.end() ? k_none : rows->second;
 }
 
-Result<std::optional<json>> Impl::shot_row(const Context& context) {
+Result<RowRef> Impl::scene_row_ref(const std::string& scene) {
+  AVPS_TRY_ASSIGN(auto loaded, latest("SCENES", ""));
+  if (!loaded) {
+    return RowRef{};
+  }
+  const std::vector<const json*>& rows = rows_with("SCENES", loaded->data, "scene_id", scene);
+  return rows.empty() ? RowRef{} : RowRef{loaded->data, rows.front()};
+}
+
+Result<RowRef> Impl::shot_row_ref(const Context& context) {
   AVPS_TRY_ASSIGN(auto shotlist, latest("SHOTLIST", context.scene_id));
   if (!shotlist) {
-    return std::optional<json>{};
+    return RowRef{};
   }
   for (const json& row : rows_of(shotlist->content())) {
     if (row.value("shot_id", "") == context.shot_id) {
-      return std::optional<json>{row};
+      return RowRef{shotlist->data, &row};
     }
   }
-  return std::optional<json>{};
+  return RowRef{};
+}
+
+Result<std::optional<json>> Impl::scene_row(const std::string& scene) {
+  AVPS_TRY_ASSIGN(RowRef row, scene_row_ref(scene));
+  return row ? std::optional<json>{*row} : std::optional<json>{};
+}
+
+Result<std::optional<json>> Impl::shot_row(const Context& context) {
+  AVPS_TRY_ASSIGN(RowRef row, shot_row_ref(context));
+  return row ? std::optional<json>{*row} : std::optional<json>{};
 }
 
 Result<std::vector<std::string>> Impl::present_characters(const Context& context) {
   std::vector<std::string> ids;
-  json list;
+  RowRef row;
   if (!context.shot_id.empty()) {
-    AVPS_TRY_ASSIGN(auto row, shot_row(context));
-    list = row ? row->value("char_ids", json::array()) : json::array();
+    AVPS_TRY_ASSIGN(row, shot_row_ref(context));
   } else {
-    AVPS_TRY_ASSIGN(auto row, scene_row(context.scene_id));
-    list = row ? row->value("characters_present", json::array()) : json::array();
+    AVPS_TRY_ASSIGN(row, scene_row_ref(context.scene_id));
   }
-  for (const json& id : list) {
+  if (!row) {
+    return ids;
+  }
+  // Read in place (as row.value(member, json::array()) would give it, without the copy).
+  auto list = row->find(context.shot_id.empty() ? "characters_present" : "char_ids");
+  if (list == row->end()) {
+    return ids;
+  }
+  for (const json& id : *list) {
     if (id.is_string()) {
       ids.push_back(id.get<std::string>());
     }
@@ -391,10 +440,10 @@ Result<std::vector<std::string>> Impl::present_characters(const Context& context
 
 Result<std::string> Impl::present_set(const Context& context) {
   if (!context.shot_id.empty()) {
-    AVPS_TRY_ASSIGN(auto row, shot_row(context));
+    AVPS_TRY_ASSIGN(RowRef row, shot_row_ref(context));
     return row ? row->value("set_id", std::string()) : std::string();
   }
-  AVPS_TRY_ASSIGN(auto row, scene_row(context.scene_id));
+  AVPS_TRY_ASSIGN(RowRef row, scene_row_ref(context.scene_id));
   return row ? row->value("location", std::string()) : std::string();
 }
 
@@ -438,10 +487,8 @@ Result<bool> Impl::condition(const std::string& name, const Context& context) {
     AVPS_TRY_ASSIGN(auto breakdown, latest("BREAKDOWN", ""));
     const std::string prefix = name == "scene_fact_dependent" ? "research:" : "cultural:";
     if (breakdown) {
-      for (const json& row : rows_of(breakdown->content())) {
-        if (row.value("scene_id", "") != context.scene_id) {
-          continue;
-        }
+      for (const json* scene_row : rows_with("BREAKDOWN", breakdown->data, "scene_id", context.scene_id)) {
+        const json& row = *scene_row;
         for (const json& risk : row.value("continuity_risks", json::array())) {
           std::string text = risk.is_string() ? risk.get<std::string>() : "";
           std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -642,7 +689,7 @@ bool Impl::circular(const skills::SkillDef& skill, const Context& context, const
 // alike (input_record), so equal names mean equal contents, and so equal fingerprints.
 Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& context, GatherMode mode) {
   Gathered g;
-  const bool contents_too = mode == GatherMode::contents;
+  const bool contents_too = mode != GatherMode::names;
   const std::string reader_loop = loop_key(skill, context);
   const WalkRank rank = rank_of(skill.name, context);
   const skills::SkillInput* reading = nullptr;  // the input being gathered: its fields cut what is read
@@ -663,11 +710,23 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     AVPS_TRY_ASSIGN(ContentCache::Content content, load(r));
     return Loaded{std::move(content), r};
   };
-  // What the input being gathered is made from, by name.
-  auto by_name = [&](json made_from) {
-    g.by_name.push_back(
-        {reading->kind, reading->slice, reading->fields, reading->required, reading->feedback, std::move(made_from)});
+  // What the input being gathered is made from, by name: an entry [kind, slice, fields,
+  // required, feedback, made_from] of Gathered::by_name, written as canonical JSON text.
+  auto by_name_text = [&](const std::string& made_from) {
+    std::string entry = canonical_text(
+        json::array({reading->kind, reading->slice, reading->fields, reading->required, reading->feedback}));
+    entry.pop_back();  // the closing bracket: made_from follows
+    entry += ',';
+    entry += made_from;
+    entry += ']';
+    g.by_name.pop_back();  // the list's closing bracket
+    if (g.by_name.size() > 1) {
+      g.by_name += ',';
+    }
+    g.by_name += entry;
+    g.by_name += ']';
   };
+  auto by_name = [&](const json& made_from) { by_name_text(canonical_text(made_from)); };
   auto fingerprint = [](const json& value) {
     Result<std::string> canonical = core::canonical_json(value);
     return core::sha256_hex(canonical ? *canonical : value.dump());
@@ -714,6 +773,9 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     const std::string& slice = input.slice;
     reading = &input;
     bool found = false;
+    if (mode == GatherMode::identity && input.feedback && !input.required) {
+      continue;  // not part of a render's identity, and its absence would stop nothing
+    }
     if (circular(skill, context, input)) {
       by_name("circular");
       continue;
@@ -882,7 +944,15 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
           }
         }
       }
-      by_name(names);
+      std::string names_text = "[";  // by_name(names), without a json string made of each name
+      for (const std::string& name : names) {
+        if (names_text.size() > 1) {
+          names_text += ',';
+        }
+        append_json_string(names_text, name);
+      }
+      names_text += ']';
+      by_name_text(names_text);
       if (!names.empty()) {
         if (contents_too) {
           AVPS_TRY(add_pure(kind, names, [&]() -> Result<json> {
@@ -910,7 +980,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       if (version) {
         if (contents_too) {
           AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
-          if (slice == "before_scene") {
+          if (slice == "before_scene" && mode == GatherMode::contents) {
             g.world_before = loaded.content();
           }
           AVPS_TRY(add_pure(kind, {version->name}, [&]() -> Result<json> { return loaded.content(); }));
@@ -990,7 +1060,35 @@ std::string Impl::loop_key(const skills::SkillDef& skill, const Context& context
 // so that no digest recorded before it is taken for a step key made after it.
 constexpr int k_inputs_by_name_scheme = 1;
 
+// The canonical JSON of the basis below, written piece by piece in its keys' order, so that the
+// inputs' names (Gathered::by_name, already canonical text) are neither parsed nor copied into a
+// document to be written out again: at 500 scenes the names of every scene's shot lists and QC
+// batches, read by each scene's cost loops, made this a sixth of the walk.
 std::string Impl::inputs_by_name(const skills::SkillDef& skill, const Job& job, const Gathered& gathered) const {
+  const Context& c = job.ctx;
+  const json context = {{"scene", c.scene_id},   {"shot", c.shot_id},
+                        {"entity", c.entity_id}, {"scope", c.scope},
+                        {"resolution", c.resolution}, {"graph_step", c.graph_step}};
+  std::string text = "{\"avps\":";
+  append_json_string(text, AVPS_VERSION_STRING);
+  text += ",\"context\":" + canonical_text(context);
+  text += ",\"extra\":" + canonical_text(job.extra);
+  text += ",\"inputs\":" + gathered.by_name;
+  text += ",\"loop_suffix\":";
+  append_json_string(text, job.loop_suffix);
+  text += ",\"project_files\":";
+  append_json_string(text, skill.project_files_sha256);
+  text += ",\"scheme\":" + std::to_string(k_inputs_by_name_scheme);
+  text += ",\"skill\":";
+  append_json_string(text, skill.name);
+  text += '}';
+  return core::sha256_hex(text).substr(0, 32);
+}
+
+Result<void> Impl::check_inputs_by_name(const skills::SkillDef& skill, const Job& job, const Gathered& gathered,
+                                        const std::string& digest) const {
+  // The basis as a document, as the digest was first made (scheme 1): the text above must be its
+  // canonical JSON, byte for byte, or no digest recorded before would be found again.
   const Context& c = job.ctx;
   json basis = {{"scheme", k_inputs_by_name_scheme},
                 {"avps", AVPS_VERSION_STRING},
@@ -1002,12 +1100,16 @@ std::string Impl::inputs_by_name(const skills::SkillDef& skill, const Job& job, 
                   {"scope", c.scope},
                   {"resolution", c.resolution},
                   {"graph_step", c.graph_step}}},
-                {"inputs", gathered.by_name},
+                {"inputs", json::parse(gathered.by_name)},
                 {"extra", job.extra},
                 {"loop_suffix", job.loop_suffix},
                 {"project_files", skill.project_files_sha256}};
-  Result<std::string> canonical = core::canonical_json(basis);
-  return core::sha256_hex(canonical ? *canonical : basis.dump()).substr(0, 32);
+  const std::string expected = core::sha256_hex(canonical_text(basis)).substr(0, 32);
+  if (expected != digest) {
+    return make_error(ErrorCode::corruption, skill.name + job.ctx.label() + ": the digest of its inputs by name, " +
+                                                 digest + ", differs from the one their document gives, " + expected);
+  }
+  return ok();
 }
 
 std::unordered_map<std::string, std::string>& Impl::known_steps_by_inputs() {
@@ -1030,6 +1132,9 @@ Result<void> Impl::key_job(const skills::SkillDef& skill, Job& job) {
     return ok();
   }
   const std::string digest = inputs_by_name(skill, job, job.in);
+  if (options.verify_by_name) {
+    AVPS_TRY(check_inputs_by_name(skill, job, job.in, digest));
+  }
   job.log_extra["inputs_by_name"] = digest;
   known_steps_by_inputs().insert_or_assign(digest, job.step);
   return ok();
@@ -1051,6 +1156,9 @@ Result<bool> Impl::known_by_name(const skills::SkillDef& skill, Job& job) {
     return false;
   }
   const std::string digest = inputs_by_name(skill, job, named);
+  if (options.verify_by_name) {
+    AVPS_TRY(check_inputs_by_name(skill, job, named, digest));
+  }
   auto step = known.find(digest);
   if (step == known.end()) {
     return false;
@@ -1071,7 +1179,7 @@ Result<bool> Impl::known_by_name(const skills::SkillDef& skill, Job& job) {
   }
   job.step = step->second;
   job.in = std::move(named);
-  job.in.by_name = json::array();  // what is known by name needs no more of it
+  job.in.by_name = "[]";  // what is known by name needs no more of it
   job.log_extra["inputs_by_name"] = digest;
   ++outcome.steps_known_by_name;
   return true;

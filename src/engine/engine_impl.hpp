@@ -74,6 +74,22 @@ struct Loaded {
   const nlohmann::json& content() const { return *data; }
 };
 
+/// A row of a rows artifact (SCENES, SHOTLIST, BREAKDOWN) in place, with the content that holds it
+/// (shared with the cache): what reads one field of it copies nothing.
+struct RowRef {
+  ContentCache::Content owner;
+  const nlohmann::json* row = nullptr;
+  explicit operator bool() const { return row != nullptr; }
+  const nlohmann::json& operator*() const { return *row; }
+  const nlohmann::json* operator->() const { return row; }
+};
+
+/// The rows of one parsed rows artifact by the value of one field, in order (Impl::rows_with).
+struct RowIndex {
+  ContentCache::Content content;  ///< what is indexed, kept alive with the index
+  std::unordered_map<std::string, std::vector<const nlohmann::json*>> rows;
+};
+
 /// A step's inputs in one context: by kind, cut to their slices; their fingerprints (kind,
 /// names, hash of the content without gates) for staleness; the first required input missing.
 struct Gathered {
@@ -94,8 +110,10 @@ struct Gathered {
   mutable std::map<std::string, ContentCache::Content> whole;
   nlohmann::json fingerprints = nlohmann::json::array();
   /// What each input is made from by name (artifact versions, the context's ids, the brief's hash):
-  /// equal in two gathers, their fingerprints are equal too (Impl::inputs_by_name).
-  nlohmann::json by_name = nlohmann::json::array();
+  /// equal in two gathers, their fingerprints are equal too (Impl::inputs_by_name). The canonical
+  /// JSON text of an array of [kind, slice, fields, required, feedback, made_from], written as the
+  /// inputs are gathered: it is only ever hashed, inside inputs_by_name's basis.
+  std::string by_name = "[]";
   std::string missing;
   std::optional<nlohmann::json> world_before;  ///< the WORLD_STATE before the scene, when read
   std::vector<Shown> shown;  ///< the media among the inputs (a render, a storyboard frame): what a vision call sees
@@ -105,8 +123,11 @@ enum class JobState { fresh, waiting, ready, done };
 
 /// How Impl::gather reads a step's inputs: `contents` loads, cuts and fingerprints them (what a
 /// step that runs needs); `names` only names what they are made from (Gathered::by_name), loading
-/// no artifact: enough to know a step the record has finished (Impl::known_by_name).
-enum class GatherMode { contents, names };
+/// no artifact: enough to know a step the record has finished (Impl::known_by_name); `identity`
+/// is `contents` for what a render's identity is made of (Impl::render_identity): an optional
+/// feedback input, which is not part of it, is left out, and the world state before the scene is
+/// not copied out for a gate (Gathered::world_before stays empty).
+enum class GatherMode { contents, names, identity };
 
 /// How a piece of the walk ended, for its caller to decide what runs next: the engine's decisions
 /// are return values handed up to the walk (Impl::end_pass), not flags checked along the way.
@@ -372,6 +393,16 @@ struct Impl {
   std::optional<WalkRank> writer_rank(const std::string& step_key) const;
   Result<void> refresh_index();
   Result<std::vector<Loaded>> all_versions(const std::string& kind, const std::string& target);
+  /// The rows of `content` (a version of `kind`) whose `field` is `value` (row.value(field, "")), in
+  /// order: indexed once per content, since every step of every scene looks its scene up in the
+  /// scene list and the breakdown, and a scan each time grew with the project.
+  const std::vector<const nlohmann::json*>& rows_with(const std::string& kind, const ContentCache::Content& content,
+                                                      const char* field, const std::string& value);
+  /// "KIND/field" -> the index of the last content of that kind asked of it (kept alive with it).
+  std::map<std::string, RowIndex> row_indexes;
+  /// scene_row and shot_row in place.
+  Result<RowRef> scene_row_ref(const std::string& scene);
+  Result<RowRef> shot_row_ref(const Context& context);
   Result<std::optional<nlohmann::json>> scene_row(const std::string& scene);
   Result<std::optional<nlohmann::json>> shot_row(const Context& context);
   Result<std::vector<std::string>> present_characters(const Context& context);
@@ -387,6 +418,10 @@ struct Impl {
   /// artifact versions named are immutable, so two steps with one digest have one step key;
   /// recorded as step.finished's `inputs_by_name` (docs/formats/ledger.md).
   std::string inputs_by_name(const skills::SkillDef& skill, const Job& job, const Gathered& gathered) const;
+  /// With RunOptions::verify_by_name: an error unless `digest` (inputs_by_name, which writes its
+  /// basis's canonical JSON piece by piece) is the digest of the basis made as a JSON document.
+  [[nodiscard]] Result<void> check_inputs_by_name(const skills::SkillDef& skill, const Job& job,
+                                                  const Gathered& gathered, const std::string& digest) const;
   /// inputs_by_name digest -> the step key a whole gather made from those inputs: from the
   /// record's finished steps (read once) and every step gathered in this run.
   std::unordered_map<std::string, std::string> steps_by_inputs;
@@ -509,6 +544,8 @@ struct Impl {
                                       Gathered* gathered);
   /// The graded attempts of `key` ("S01_SH02/proxy") made from the render identity `identity`.
   std::vector<nlohmann::json> attempts_from(const std::string& key, const std::string& identity);
+  /// The last of them, or nullptr: what shot_done reads, without copying them.
+  const nlohmann::json* last_attempt_from(const std::string& key, const std::string& identity) const;
   /// Whether `key` needs no more attempts from `identity`: its last attempt from it passed QC
   /// (`grader`'s), or a person accepted a render made from it (`avps override --accept`).
   bool shot_done(const skills::SkillDef& grader, const std::string& key, const std::string& identity);
