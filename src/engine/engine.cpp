@@ -288,19 +288,51 @@ Result<const WriterFacts*> Impl::facts_of(const ledger::ArtifactRecord& artifact
 Result<std::optional<ledger::ArtifactRecord>> Impl::readable_version(ledger::ArtifactRecord artifact,
                                                                     const std::string& reader_loop,
                                                                     const std::optional<WalkRank>& reader) {
+  AVPS_TRY_ASSIGN(const ledger::ArtifactRecord* readable, readable_record(artifact, reader_loop, reader));
+  if (readable == nullptr) {
+    return std::optional<ledger::ArtifactRecord>{};
+  }
+  return std::optional<ledger::ArtifactRecord>{readable == &artifact ? std::move(artifact) : *readable};
+}
+
+Result<const ledger::ArtifactRecord*> Impl::readable_record(const ledger::ArtifactRecord& artifact,
+                                                             const std::string& reader_loop,
+                                                             const std::optional<WalkRank>& reader) {
   sync_writer_facts();
+  const ledger::ArtifactRecord* version = &artifact;
   for (;;) {
-    AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(artifact));
+    AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(*version));
     if (!facts->hidden_from(reader_loop, reader)) {
-      return std::optional<ledger::ArtifactRecord>{std::move(artifact)};
+      return version;
     }
     AVPS_TRY(refresh_index());
-    const ledger::ArtifactRecord* before = version_before(artifact);
-    if (before == nullptr) {
-      return std::optional<ledger::ArtifactRecord>{};
+    version = version_before(*version);
+    if (version == nullptr) {
+      return version;
     }
-    artifact = *before;
   }
+}
+
+Result<const TargetVersions*> Impl::latest_of_every_target(const std::string& kind) {
+  AVPS_TRY(refresh_index());
+  sync_writer_facts();
+  TargetVersions& targets = target_versions[kind];
+  if (targets.index_seq != index_seq || targets.facts_generation != writer_facts_generation ||
+      targets.facts_seq != writer_facts_seq) {
+    targets.entries.clear();
+    const std::string prefix = kind + "/";
+    for (auto it = versions_by_key.lower_bound(prefix);
+         it != versions_by_key.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      if (!it->second.empty()) {
+        AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(it->second.back()));
+        targets.entries.push_back({&it->second.back(), facts});
+      }
+    }
+    targets.index_seq = index_seq;
+    targets.facts_generation = writer_facts_generation;
+    targets.facts_seq = writer_facts_seq;
+  }
+  return &targets;
 }
 
 Result<std::optional<Loaded>> Impl::input_version(std::optional<Loaded> loaded, const std::string& reader_loop,
@@ -698,13 +730,16 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
   auto reader = [&] { return reading && reading->feedback ? std::nullopt : std::optional<WalkRank>(rank); };
   // The version of `kind` and `target` this step reads: the latest, walked back by the record
   // (readable_version), by the index alone.
+  // In the index, not copied: the index does not move while a step is gathered (no event is
+  // appended), so the record stays where it is until the gather ends.
   auto input_record = [&](const std::string& kind,
-                          const std::string& target) -> Result<std::optional<ledger::ArtifactRecord>> {
-    AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> found, latest_record(kind, target));
-    if (!found) {
-      return found;
+                          const std::string& target) -> Result<const ledger::ArtifactRecord*> {
+    AVPS_TRY(refresh_index());
+    auto versions = versions_by_key.find(kind + "/" + target);
+    if (versions == versions_by_key.end() || versions->second.empty()) {
+      return nullptr;
     }
-    return readable_version(std::move(*found), reader_loop, reader());
+    return readable_record(versions->second.back(), reader_loop, reader());
   };
   auto load_input = [&](const ledger::ArtifactRecord& r) -> Result<Loaded> {
     AVPS_TRY_ASSIGN(ContentCache::Content content, load(r));
@@ -872,14 +907,14 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       }
     } else if (slice == "present_characters" || slice == "present_voices") {
       AVPS_TRY_ASSIGN(std::vector<std::string> ids, present_characters(context));
-      std::vector<ledger::ArtifactRecord> locks;
+      std::vector<const ledger::ArtifactRecord*> locks;
       std::vector<std::string> names;
       bool complete = true;
       for (const std::string& id : ids) {
         AVPS_TRY_ASSIGN(auto version, input_record(kind, id));
         if (version) {
           names.push_back(version->name);
-          locks.push_back(std::move(*version));
+          locks.push_back(version);
         } else if (slice == "present_characters") {
           complete = false;
         }
@@ -889,8 +924,8 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       if (found && contents_too) {
         AVPS_TRY(add_pure(kind, names, [&]() -> Result<json> {
           json list = json::array();
-          for (const ledger::ArtifactRecord& lock : locks) {
-            AVPS_TRY_ASSIGN(Loaded loaded, load_input(lock));
+          for (const ledger::ArtifactRecord* lock : locks) {
+            AVPS_TRY_ASSIGN(Loaded loaded, load_input(*lock));
             list.push_back(loaded.content());
           }
           return list;
@@ -916,44 +951,40 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       // Each target's latest version is most often the one read: asked of the writer facts
       // (a lookup and a comparison), with no copy of its record; readable_version walks back only
       // from one hidden from this reader.
-      AVPS_TRY(refresh_index());
-      sync_writer_facts();
+      // The latest of every target and its writer facts are kept per state of the index and the
+      // record (latest_of_every_target): each scene's cost loops read every scene's versions.
+      AVPS_TRY_ASSIGN(const TargetVersions* targets, latest_of_every_target(kind));
       std::vector<ledger::ArtifactRecord> all;  // contents mode: the versions to load
-      std::vector<std::string> names;
-      const std::string prefix = kind + "/";
-      for (auto it = versions_by_key.lower_bound(prefix);
-           it != versions_by_key.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-        if (it->second.empty()) {
-          continue;
-        }
-        const ledger::ArtifactRecord& latest_one = it->second.back();
-        AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(latest_one));
-        if (!facts->hidden_from(reader_loop, reader())) {
-          names.push_back(latest_one.name);
-          if (contents_too) {
-            all.push_back(latest_one);
-          }
-          continue;
-        }
-        AVPS_TRY_ASSIGN(std::optional<ledger::ArtifactRecord> readable,
-                        readable_version(ledger::ArtifactRecord(latest_one), reader_loop, reader()));
-        if (readable) {
-          names.push_back(readable->name);
-          if (contents_too) {
-            all.push_back(std::move(*readable));
-          }
-        }
-      }
+      std::vector<std::string> names;           // contents mode: their names
       std::string names_text = "[";  // by_name(names), without a json string made of each name
-      for (const std::string& name : names) {
-        if (names_text.size() > 1) {
+      size_t count = 0;
+      auto take = [&](const ledger::ArtifactRecord& version) {
+        if (count++ > 0) {
           names_text += ',';
         }
-        append_json_string(names_text, name);
+        append_json_string(names_text, version.name);
+        if (contents_too) {
+          names.push_back(version.name);
+          all.push_back(version);
+        }
+      };
+      for (const TargetVersions::Entry& entry : targets->entries) {
+        const WriterFacts* facts = entry.facts;
+        if (options.verify_by_name) {
+          AVPS_TRY_ASSIGN(facts, facts_of(*entry.latest));  // the memo checked against the record
+        }
+        if (!facts->hidden_from(reader_loop, reader())) {
+          take(*entry.latest);
+          continue;
+        }
+        AVPS_TRY_ASSIGN(const ledger::ArtifactRecord* readable, readable_record(*entry.latest, reader_loop, reader()));
+        if (readable) {
+          take(*readable);
+        }
       }
       names_text += ']';
       by_name_text(names_text);
-      if (!names.empty()) {
+      if (count > 0) {
         if (contents_too) {
           AVPS_TRY(add_pure(kind, names, [&]() -> Result<json> {
             json list = json::array();

@@ -263,6 +263,21 @@ struct WriterFacts {
   bool operator==(const WriterFacts&) const = default;
 };
 
+/// The latest version of every target of one kind with its writer's facts (Impl::writer_facts),
+/// as of one state of the artifact index and of those facts (Impl::latest_of_every_target): what an
+/// all_targets input is named from, by every scene's cost loops (at 500 scenes, 3,000 steps each
+/// reading 500 targets).
+struct TargetVersions {
+  struct Entry {
+    const ledger::ArtifactRecord* latest;  ///< in Impl::versions_by_key
+    const WriterFacts* facts;              ///< in Impl::writer_facts
+  };
+  std::vector<Entry> entries;  ///< in the index's order of kind/target
+  int64_t index_seq = -1;      ///< Impl::index_seq when made
+  uint64_t facts_generation = 0;
+  int64_t facts_seq = -1;  ///< Impl::writer_facts_generation and writer_facts_seq when made
+};
+
 /// What the built-ins aggregate from the whole record (Impl::tally_so_far), as of event `seq`.
 struct RecordTally {
   int64_t seq = 0;
@@ -375,6 +390,15 @@ struct Impl {
   Result<std::optional<ledger::ArtifactRecord>> readable_version(ledger::ArtifactRecord artifact,
                                                                  const std::string& reader_loop,
                                                                  const std::optional<WalkRank>& reader);
+  /// readable_version in place: `artifact` itself or a version of the index (valid until the
+  /// index next moves), nullptr when none is readable.
+  Result<const ledger::ArtifactRecord*> readable_record(const ledger::ArtifactRecord& artifact,
+                                                       const std::string& reader_loop,
+                                                       const std::optional<WalkRank>& reader);
+  /// kind -> the latest version of each of its targets, made again when the index or the writer
+  /// facts moved (their pointers are into both).
+  std::map<std::string, TargetVersions> target_versions;
+  Result<const TargetVersions*> latest_of_every_target(const std::string& kind);
   /// Where a run of `skill` in `context` stands in the walk.
   WalkRank rank_of(const std::string& skill, const Context& context) const;
   /// The skill that plays `part` in the stage graph's roles ("" without a usable graph).
