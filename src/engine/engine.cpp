@@ -323,9 +323,15 @@ Result<const TargetVersions*> Impl::latest_of_every_target(const std::string& ki
     const std::string prefix = kind + "/";
     for (auto it = versions_by_key.lower_bound(prefix);
          it != versions_by_key.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-      if (!it->second.empty()) {
-        AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(it->second.back()));
-        targets.entries.push_back({&it->second.back(), facts});
+      if (it->second.empty()) {
+        continue;
+      }
+      TargetVersions::Entry& entry = targets.entries.emplace_back();
+      for (auto version = it->second.rbegin(); version != it->second.rend(); ++version) {
+        AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(*version));
+        std::string quoted;
+        append_json_string(quoted, version->name);
+        entry.versions.push_back({&*version, facts, std::move(quoted)});
       }
     }
     targets.index_seq = index_seq;
@@ -958,28 +964,26 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       std::vector<std::string> names;           // contents mode: their names
       std::string names_text = "[";  // by_name(names), without a json string made of each name
       size_t count = 0;
-      auto take = [&](const ledger::ArtifactRecord& version) {
-        if (count++ > 0) {
-          names_text += ',';
-        }
-        append_json_string(names_text, version.name);
-        if (contents_too) {
-          names.push_back(version.name);
-          all.push_back(version);
-        }
-      };
+      // Each target's readable version: its latest unless hidden from this reader, else the
+      // version before, and so on (readable_record's walk back, over the versions kept).
       for (const TargetVersions::Entry& entry : targets->entries) {
-        const WriterFacts* facts = entry.facts;
-        if (options.verify_by_name) {
-          AVPS_TRY_ASSIGN(facts, facts_of(*entry.latest));  // the memo checked against the record
-        }
-        if (!facts->hidden_from(reader_loop, reader())) {
-          take(*entry.latest);
-          continue;
-        }
-        AVPS_TRY_ASSIGN(const ledger::ArtifactRecord* readable, readable_record(*entry.latest, reader_loop, reader()));
-        if (readable) {
-          take(*readable);
+        for (const TargetVersions::Version& version : entry.versions) {
+          const WriterFacts* facts = version.facts;
+          if (options.verify_by_name) {
+            AVPS_TRY_ASSIGN(facts, facts_of(*version.record));  // the memo checked against the record
+          }
+          if (facts->hidden_from(reader_loop, reader())) {
+            continue;
+          }
+          if (count++ > 0) {
+            names_text += ',';
+          }
+          names_text += version.quoted;
+          if (contents_too) {
+            names.push_back(version.record->name);
+            all.push_back(*version.record);
+          }
+          break;
         }
       }
       names_text += ']';

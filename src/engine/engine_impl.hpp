@@ -263,14 +263,18 @@ struct WriterFacts {
   bool operator==(const WriterFacts&) const = default;
 };
 
-/// The latest version of every target of one kind with its writer's facts (Impl::writer_facts),
+/// The versions of every target of one kind with their writers' facts (Impl::writer_facts),
 /// as of one state of the artifact index and of those facts (Impl::latest_of_every_target): what an
 /// all_targets input is named from, by every scene's cost loops (at 500 scenes, 3,000 steps each
 /// reading 500 targets).
 struct TargetVersions {
-  struct Entry {
-    const ledger::ArtifactRecord* latest;  ///< in Impl::versions_by_key
+  struct Version {
+    const ledger::ArtifactRecord* record;  ///< in Impl::versions_by_key
     const WriterFacts* facts;              ///< in Impl::writer_facts
+    std::string quoted;                    ///< its name as a JSON string (canonical)
+  };
+  struct Entry {
+    std::vector<Version> versions;  ///< the target's versions, the latest first
   };
   std::vector<Entry> entries;  ///< in the index's order of kind/target
   int64_t index_seq = -1;      ///< Impl::index_seq when made
