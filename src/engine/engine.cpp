@@ -754,6 +754,9 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
   // What the input being gathered is made from, by name: an entry [kind, slice, fields,
   // required, feedback, made_from] of Gathered::by_name, written as canonical JSON text.
   auto by_name_text = [&](const std::string& made_from) {
+    if (mode == GatherMode::identity) {
+      return;  // a render's identity is made from the contents' fingerprints alone
+    }
     std::string entry = canonical_text(
         json::array({reading->kind, reading->slice, reading->fields, reading->required, reading->feedback}));
     entry.pop_back();  // the closing bracket: made_from follows
@@ -767,7 +770,11 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     g.by_name += entry;
     g.by_name += ']';
   };
-  auto by_name = [&](const json& made_from) { by_name_text(canonical_text(made_from)); };
+  auto by_name = [&](const json& made_from) {
+    if (mode != GatherMode::identity) {
+      by_name_text(canonical_text(made_from));
+    }
+  };
   auto fingerprint = [](const json& value) {
     Result<std::string> canonical = core::canonical_json(value);
     return core::sha256_hex(canonical ? *canonical : value.dump());
@@ -1013,12 +1020,16 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       }
       by_name(version ? json(version->name) : json(nullptr));
       if (version) {
-        if (contents_too) {
+        if (slice == "before_scene" && mode == GatherMode::contents) {
           AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
-          if (slice == "before_scene" && mode == GatherMode::contents) {
-            g.world_before = loaded.content();
-          }
+          g.world_before = loaded.content();
           AVPS_TRY(add_pure(kind, {version->name}, [&]() -> Result<json> { return loaded.content(); }));
+        } else if (contents_too) {
+          // Loaded only when not cut and fingerprinted before (a render's identity, shot after shot).
+          AVPS_TRY(add_pure(kind, {version->name}, [&]() -> Result<json> {
+            AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
+            return loaded.content();
+          }));
         }
         found = true;
       }
@@ -1220,8 +1231,15 @@ Result<bool> Impl::known_by_name(const skills::SkillDef& skill, Job& job) {
   return true;
 }
 
-Result<json> Impl::output_schema(const skills::SkillDef& skill) {
-  return skills::output_schema(skill, e.m_registry.schemas());
+Result<const json*> Impl::output_schema(const skills::SkillDef& skill) {
+  // Made once per skill and run (the registry does not change during one): every run_jobs asked
+  // for it, each scene's steps with nothing to do too. An error is not kept: it is met again.
+  auto known = output_schemas.find(skill.name);
+  if (known == output_schemas.end()) {
+    AVPS_TRY_ASSIGN(json schema, skills::output_schema(skill, e.m_registry.schemas()));
+    known = output_schemas.emplace(skill.name, std::move(schema)).first;
+  }
+  return &known->second;
 }
 
 Result<const artifacts::FaceCodec*> Impl::codec(const std::string& kind) {
@@ -1938,7 +1956,10 @@ Result<Flow> Impl::run_jobs(const skills::SkillDef& skill, std::vector<Job>& job
       }
     }
   }
-  AVPS_TRY_ASSIGN(json schema, skill.executor == skills::Executor::model ? output_schema(skill) : Result<json>(json()));
+  static const json k_no_schema;
+  AVPS_TRY_ASSIGN(const json* schema_made,
+                  skill.executor == skills::Executor::model ? output_schema(skill) : Result<const json*>(&k_no_schema));
+  const json& schema = *schema_made;
   for (;;) {
     std::vector<Job*> active;
     for (Job& job : jobs) {

@@ -468,7 +468,9 @@ struct Impl {
   std::string step_key(const skills::SkillDef& skill, const Context& context, const Gathered& gathered,
                        const nlohmann::json& extra);
   std::string loop_key(const skills::SkillDef& skill, const Context& context);
-  Result<nlohmann::json> output_schema(const skills::SkillDef& skill);
+  /// The skill's output schema (skills::output_schema), kept by skill name for the run.
+  Result<const nlohmann::json*> output_schema(const skills::SkillDef& skill);
+  std::map<std::string, nlohmann::json> output_schemas;
   Result<const artifacts::FaceCodec*> codec(const std::string& kind);
   /// latest() as governance reads the record (canonical JSON only).
   governance::LatestArtifact latest_json();
