@@ -735,9 +735,8 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
   // walk by design: every version of it is readable.
   auto reader = [&] { return reading && reading->feedback ? std::nullopt : std::optional<WalkRank>(rank); };
   // The version of `kind` and `target` this step reads: the latest, walked back by the record
-  // (readable_version), by the index alone.
-  // In the index, not copied: the index does not move while a step is gathered (no event is
-  // appended), so the record stays where it is until the gather ends.
+  // (readable_record), by the index alone. In the index, not copied: the index does not move
+  // while a step is gathered (no event is appended), so the record stays where it is.
   auto input_record = [&](const std::string& kind,
                           const std::string& target) -> Result<const ledger::ArtifactRecord*> {
     AVPS_TRY(refresh_index());
@@ -961,11 +960,9 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       // Every target's readable version, known by name from the index: the contents are loaded
       // only when this set of versions was not cut and fingerprinted before (a step known to be up
       // to date reads none of them; at 500 scenes that is most of what a resume read).
-      // Each target's latest version is most often the one read: asked of the writer facts
-      // (a lookup and a comparison), with no copy of its record; readable_version walks back only
-      // from one hidden from this reader.
-      // The latest of every target and its writer facts are kept per state of the index and the
-      // record (latest_of_every_target): each scene's cost loops read every scene's versions.
+      // Every target's versions and their writer facts are kept per state of the index and the
+      // record (latest_of_every_target): each scene's cost loops read every scene's versions, at
+      // a comparison each, with no copy of a record.
       AVPS_TRY_ASSIGN(const TargetVersions* targets, latest_of_every_target(kind));
       std::vector<ledger::ArtifactRecord> all;  // contents mode: the versions to load
       std::vector<std::string> names;           // contents mode: their names
