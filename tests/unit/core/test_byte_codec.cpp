@@ -114,11 +114,13 @@ TEST_CASE("bytes after the values, a bad tag, a count beyond the input or a runa
   core::ByteReader count(count_bytes);
   CHECK(count.count() == 0);
   CHECK_FALSE(count.ok());
-  core::ByteReader array(std::string(1, '\x07') + count_bytes);  // the same count as an array's
-  CHECK(array.json().is_null());
+  const std::string array_bytes = std::string(1, '\x07') + count_bytes;  // the same count as an array's
+  core::ByteReader array(array_bytes);  // (a reader views its input: the bytes must outlive it)
+  array.json();  // (what it returns on a refusal is no promise: ok() says it was refused)
   CHECK_FALSE(array.ok());
 
-  core::ByteReader text(std::string("\x05" "abc"));  // a length of 5, three bytes
+  const std::string short_text("\x05" "abc");  // a length of 5, three bytes
+  core::ByteReader text(short_text);
   CHECK(text.text().empty());
   CHECK_FALSE(text.ok());
 
