@@ -1280,7 +1280,7 @@ Result<const RecordTally*> Impl::tally_so_far() {
 
 json Impl::gate_config(const Context& context) const {
   json config = e.m_project.config().document;
-  const ledger::Caps caps = overrides.caps_for(e.m_project.config().budget, context.scene_id, context.shot_id);
+  const ledger::Caps caps = record.overrides.caps_for(e.m_project.config().budget, context.scene_id, context.shot_id);
   auto usd = [](int64_t micro) { return static_cast<double>(micro) / 1e6; };
   config["budget"]["project_cap_usd"] = usd(caps.project_micro_usd);
   if (caps.scene_micro_usd) {
@@ -1295,7 +1295,7 @@ json Impl::gate_config(const Context& context) const {
     config["budget"]["checked_scene"] = context.scene_id;
   }
   // The shot caps a person raised, for budget-gates' check of every shot's projection.
-  for (const auto& [label, micro] : overrides.raised_caps()) {
+  for (const auto& [label, micro] : record.overrides.raised_caps()) {
     if (label.rfind("shot ", 0) == 0) {
       config["budget"]["shot_caps_usd"][label.substr(5)] = usd(micro);
     }
@@ -1633,7 +1633,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
     }
     return ok();
   }
-  if (std::optional<std::string> accepted = overrides.accepted(job.loop)) {
+  if (std::optional<std::string> accepted = record.overrides.accepted(job.loop)) {
     auto last = record.loops.find(job.loop);
     const std::string verdict = last == record.loops.end() ? "" : last->second.value("verdict", "");
     if (verdict == "FAIL" || (verdict == "FIX" && skill.fix_loops())) {
@@ -1684,7 +1684,7 @@ Result<Flow> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
   const std::string via = on_fail.value("via", skill.name);
   const int per_tier = on_fail.value("max_revisions", 0) + 1;
   const int failed = job.attempt;  // attempts so far, none of which settled the loop
-  const int granted = overrides.extra_attempts(job.loop);
+  const int granted = record.overrides.extra_attempts(job.loop);
   const bool self = via == skill.name;
   const skills::SkillDef* reviser = self ? &skill : e.m_registry.find(via);
   if (!reviser) {
@@ -1694,7 +1694,7 @@ Result<Flow> Impl::apply_policy(const skills::SkillDef& skill, Job& job) {
   // budget-gates: each cap a person raised over a budget stop of this loop buys one re-check of the
   // same plan under the new cap, without another simplification (the decision was to pay).
   const bool budget_check = skill.builtin == "enforce_budget";
-  const int rechecks = budget_check ? overrides.cap_raises(job.loop) : 0;
+  const int rechecks = budget_check ? record.overrides.cap_raises(job.loop) : 0;
   // A re-route's re-check is not one of the attempts the policy counts.
   const int limit = per_tier * (escalations + 1) + granted + job.reroutes;
   const bool recheck = failed >= limit && failed < limit + rechecks;
@@ -2993,7 +2993,6 @@ Result<std::vector<StaleShot>> Engine::stale_shots(const std::vector<ledger::Eve
 Result<std::vector<StaleShot>> Engine::stale_shots(StaleShotsRecord record) {
   Impl impl(*this, RunOptions{});
   impl.record = std::move(record.m_fold->fold).finish();
-  impl.overrides = impl.record.overrides;
   impl.record_changed();
   if (const skills::StageGraph* graph = m_registry.stage_graph()) {
     impl.index_graph(*graph);
@@ -3086,7 +3085,6 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   impl.exchange->on_interrupt([this] { return m_observer.interrupted(); },
                               [this] { return m_observer.cancel_jobs_on_interrupt() ? InterruptPolicy::cancel
                                                                                     : InterruptPolicy::keep; });
-  impl.overrides = impl.record.overrides;
   impl.index_graph(*graph);
   // The files must be what the ledger vouches for before anything is read from them: a file
   // edited, swapped or removed by hand is an integrity stop (the findings of `avps gate`), never

@@ -304,7 +304,6 @@ struct Impl {
   Engine& e;
   RunOptions options;
   Record record;
-  governance::Overrides overrides;  ///< the decisions people recorded with `avps override`
   RunOutcome outcome;
   /// What the open stops hold (plan.hpp), from the record's open stops: made when the walk starts,
   /// told of every stop raised or resolved since (Impl::sync_plan).

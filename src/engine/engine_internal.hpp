@@ -183,8 +183,6 @@ class RecordFold {
   void add(const ledger::Event& e);
   /// The Record of the events added (once: the fold is spent).
   Record finish() &&;
-  /// The decisions people recorded (`avps override`) among the events added.
-  const governance::Overrides& overrides() const { return m_overrides; }
   /// Whether it folds what a run needs (RecordParts::all), not only the stale-shot rule's part.
   bool all() const { return m_all; }
   /// The fold's whole state as JSON (a fold checkpoint's, docs/formats/checkpoint.md), and a fold

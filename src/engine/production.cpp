@@ -336,7 +336,7 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     AVPS_TRY_ASSIGN(const RecordTally* so_far, tally_so_far());
     AVPS_TRY_ASSIGN(governance::BudgetStatusInput input,
                     governance::budget_status_input(e.m_project.ledger(), so_far->budget, e.m_project.config().budget,
-                                                    overrides, projection.total_micro_usd));
+                                                    record.overrides, projection.total_micro_usd));
     AVPS_TRY(review_costs(*this, e.m_project, e.m_router, projection, input, settings, job));
     out["BUDGET_STATUS"] = governance::budget_status_json(input);
     (void)config;
@@ -678,7 +678,7 @@ bool Impl::shot_done(const skills::SkillDef& grader, const std::string& key, con
   if (last && last->value("verdict", "") == "PASS") {
     return true;
   }
-  const std::optional<std::string> accepted = overrides.accepted(grader.name + "/" + key);
+  const std::optional<std::string> accepted = record.overrides.accepted(grader.name + "/" + key);
   if (!accepted) {
     return false;
   }
@@ -724,7 +724,7 @@ Result<std::vector<StaleShot>> Impl::stale_shots() {
             done_before = record.media_paths[key + "#" + std::to_string(attempt.value("attempt", 0))];
           }
         }
-        if (std::optional<std::string> accepted = overrides.accepted(grader->name + "/" + key)) {
+        if (std::optional<std::string> accepted = record.overrides.accepted(grader->name + "/" + key)) {
           done_before = *accepted;  // shot_done said it was not made from these inputs
         }
         if (!done_before.empty()) {
@@ -1102,7 +1102,7 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
         const int per_round = regen_number("attempts_per_round", hero);
         // `avps override --allow-attempts N` on a frozen shot extends its last round by N.
         const bool last_round = round_number >= max_rounds;
-        const int allowed = per_round + (last_round ? overrides.extra_attempts(frozen_loop(key)) : 0);
+        const int allowed = per_round + (last_round ? record.overrides.extra_attempts(frozen_loop(key)) : 0);
         const std::string analyzed = key + "#" + std::to_string(every_attempt.size());
         const bool exhausted = failed_in_round >= allowed;
         if ((exhausted || failed_in_round >= analyzer_after) && !record.analyzer_runs.count(analyzed) &&
