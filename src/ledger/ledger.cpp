@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <map>
 #include <tuple>
 #include <mutex>
@@ -109,7 +110,18 @@ CREATE TABLE objects (
 CREATE TRIGGER objects_no_update BEFORE UPDATE ON objects BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
 CREATE TRIGGER objects_no_delete BEFORE DELETE ON objects BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;
 )sql"},
+    // 4: events by kind. The writer's look-ups of a few kinds (the runs so far, the intents
+    // recovery must finish, the overrides) read those rows, not every event of the record. Only
+    // speed: a reader of schema 3 gives the same answers without it (k_oldest_readable_schema).
+    {4, R"sql(
+CREATE INDEX events_by_kind ON events(kind);
+)sql"},
 };
+
+// The oldest schema a read-only command reads as it is: every schema since adds only indexes,
+// which change how fast a query is answered, never its answer. An older one lacks tables, and a
+// reader asks for a writing command to migrate it.
+constexpr int k_oldest_readable_schema = 3;
 
 const char* const k_required_triggers[] = {
     "meta_no_update",         "meta_no_delete",         "events_no_update",           "events_no_delete",
@@ -916,7 +928,7 @@ struct SqliteLedger::Impl {
                             ", newer than this avps understands (" + std::to_string(k_schema_version) +
                             "); upgrade avps");
     }
-    if (version == k_schema_version) {
+    if (version == k_schema_version || (mode == OpenMode::read_only && version >= k_oldest_readable_schema)) {
       return ok();
     }
     if (mode == OpenMode::read_only) {
@@ -1093,7 +1105,48 @@ struct SqliteLedger::Impl {
         also->failed = std::move(error);
       }
     };
+    // With check_hashes, the events are hashed on a second thread, a batch at a time, while this
+    // one reads the next batch from SQLite; `each` gets them in order, as each batch is done. (The
+    // reading and the hashing cost about the same: together they take half as long.)
+    struct ToHash {
+      Event event;
+      std::string hashed;  // what its hash must be of
+      bool hashable = true;  // false: not JSON, or a text field not UTF-8 (can match no hash)
+    };
+    using Hashed = std::vector<std::pair<Event, bool>>;
+    constexpr size_t k_hash_batch = 2048;
+    std::vector<ToHash> filling;
+    std::future<Hashed> hashing;
+    auto hand_over = [&]() -> Result<void> {
+      if (hashing.valid()) {
+        for (auto& [event, matches] : hashing.get()) {
+          AVPS_TRY(each(std::move(event), matches));
+        }
+      }
+      if (!filling.empty()) {
+        // (Deferred, hashed here at get(), when no thread can be started.)
+        hashing = std::async(std::launch::async | std::launch::deferred, [batch = std::move(filling)]() mutable {
+          Hashed out;
+          out.reserve(batch.size());
+          for (ToHash& item : batch) {
+            const bool matches = item.hashable && core::sha256_hex(item.hashed) == item.event.hash;
+            out.emplace_back(std::move(item.event), matches);
+          }
+          return out;
+        });
+        filling.clear();
+      }
+      return ok();
+    };
+    // A text field as canonical JSON writes it. Kinds, run ids and timestamps need no escape, so
+    // they are quoted as they are; only another text goes through the JSON library.
     auto quoted = [](const std::string& text) -> std::optional<std::string> {
+      const bool plain = std::all_of(text.begin(), text.end(), [](unsigned char c) {
+        return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+      });
+      if (plain) {
+        return "\"" + text + "\"";
+      }
       try {
         return json(text).dump(-1, ' ', false, json::error_handler_t::strict);
       } catch (const json::exception&) {
@@ -1144,20 +1197,36 @@ struct SqliteLedger::Impl {
           e.body[k_parts[i]] = std::move(values[i]);
         }
       }
-      bool matches = true;
-      if (check_hashes) {
-        std::optional<std::string> kind = quoted(e.kind), run = quoted(e.run_id), ts = quoted(e.timestamp);
-        matches = false;
-        if (valid && kind && run && ts) {
-          // The canonical event, hashed in pieces: the body as stored, never copied.
-          const std::string seq = std::to_string(e.seq);
-          matches = core::sha256_hex_joined({e.prev_hash, "{\"body\":", stmt.text_view(4), ",\"kind\":", *kind,
-                                             ",\"run_id\":", *run, ",\"seq\":", seq, ",\"ts\":", *ts, "}"}) == e.hash;
-        }
+      if (!check_hashes) {
+        AVPS_TRY(each(std::move(e), true));
+        continue;
       }
-      AVPS_TRY(each(std::move(e), matches));
+      ToHash item;
+      std::optional<std::string> kind = quoted(e.kind), run = quoted(e.run_id), ts = quoted(e.timestamp);
+      if (valid && kind && run && ts) {
+        // What the event's hash is of: the previous hash, then the canonical event with its body
+        // as stored.
+        const std::string_view body = stmt.text_view(4);
+        const std::string seq = std::to_string(e.seq);
+        item.hashed.reserve(e.prev_hash.size() + body.size() + kind->size() + run->size() + ts->size() + 64);
+        for (std::string_view piece : {std::string_view(e.prev_hash), std::string_view("{\"body\":"), body,
+                                       std::string_view(",\"kind\":"), std::string_view(*kind),
+                                       std::string_view(",\"run_id\":"), std::string_view(*run),
+                                       std::string_view(",\"seq\":"), std::string_view(seq),
+                                       std::string_view(",\"ts\":"), std::string_view(*ts), std::string_view("}")}) {
+          item.hashed += piece;
+        }
+      } else {
+        item.hashable = false;
+      }
+      item.event = std::move(e);
+      filling.push_back(std::move(item));
+      if (filling.size() == k_hash_batch) {
+        AVPS_TRY(hand_over());
+      }
     }
-    return ok();
+    AVPS_TRY(hand_over());  // the last batch, then what it was hashing
+    return hand_over();
   }
 
   // The mirrors verify() compares: of a reader, as read before its snapshot; the writer's now.
