@@ -1,6 +1,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "avps/core/clock.hpp"
@@ -176,14 +177,24 @@ void run_gate(const GateOptions& options, Context& ctx) {
             ledger.head().hash.substr(0, 12) + "...), shipped data in " + project::data_dir().string());
   // The record check's artifact.recorded events come from the integrity check's pass over the
   // events (itself verify()'s): the record is read once.
+  // The record check runs inside the integrity check, once the events are read and before the
+  // objects are (after_events): the objects it reads are noted, and not read, hashed, parsed and
+  // validated again by the integrity check (gates::CheckedObjects). Its findings are listed after
+  // the integrity check's all the same.
   gates::RecordedArtifacts recorded;
-  std::vector<core::Violation> violations =
-      gates::check_integrity(options.dir, ledger, files, gates::IntegrityOptions{.also = &recorded.visitor()});
-  std::vector<std::string> rules = gates::integrity_rules();
+  gates::CheckedObjects checked(options.dir);
   gates::RecordCheckOptions record_options;
   record_options.recorded = &recorded;
-  std::vector<core::Violation> record = gates::check_record(options.dir, ledger, record_options);
-  violations.insert(violations.end(), record.begin(), record.end());
+  record_options.checked = &checked;
+  std::optional<std::vector<core::Violation>> record;
+  gates::IntegrityOptions integrity_options{.also = &recorded.visitor(), .checked = &checked};
+  integrity_options.after_events = [&]() { record = gates::check_record(options.dir, ledger, record_options); };
+  std::vector<core::Violation> violations = gates::check_integrity(options.dir, ledger, files, integrity_options);
+  if (!record) {  // the integrity check stopped before the objects: the record check reads them itself
+    record = gates::check_record(options.dir, ledger, record_options);
+  }
+  std::vector<std::string> rules = gates::integrity_rules();
+  violations.insert(violations.end(), record->begin(), record->end());
   rules.insert(rules.end(), gates::record_rules().begin(), gates::record_rules().end());
   // Where the production stands: the read model status and report read.
   rules.push_back("budget.cap");

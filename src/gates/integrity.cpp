@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <charconv>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -15,6 +16,7 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/json_schema.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/gates/checked_objects.hpp"
 #include "avps/ledger/events.hpp"
 #include "avps/project/config.hpp"
 #include "avps/project/project.hpp"
@@ -366,36 +368,54 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
               (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash")});
     }
   }
+  // Checked: not held while the record check below reads (a season names tens of thousands).
+  objects_to_check = {};
+  named_objects = {};
+  labels = {};
+
+  // The record check of `avps gate` runs here, between the pass over the events it shares and
+  // the objects it reads first (CheckedObjects).
+  if (options.after_events) {
+    options.after_events();
+  }
+  CheckedObjects own_checked(dir);  // the codecs, when the caller shares none
+  CheckedObjects& checked = options.checked != nullptr ? *options.checked : own_checked;
 
   // Each artifact's content valid against its kind's schema as it is now (a schema changed since,
-  // or content recorded by an older avps, shows here). Images have no schema.
-  std::map<std::string, std::optional<artifacts::FaceCodec>> codecs;  // by kind; nullopt: no schema
-  auto schema_problem = [&](const ledger::ArtifactRecord& r, const std::string& canonical) -> std::optional<std::string> {
+  // or content recorded by an older avps, shows here). Images have no schema. `canonical` gives
+  // the object's bytes, read and hash-verified, when they are needed; `noted` is what the record
+  // check found of the same object, when it read it.
+  std::set<std::string> kinds_met;  // the first artifact of a kind without a schema says why
+  auto schema_problem = [&](const ledger::ArtifactRecord& r, const CheckedObjects::Noted* noted,
+                            const std::function<Result<std::string>()>& canonical)
+      -> Result<std::optional<std::string>> {
     const artifacts::KindInfo* info = artifacts::find_kind(r.kind);
     if (info != nullptr && info->extension == "png") {
-      return std::nullopt;
+      return std::optional<std::string>();
     }
-    auto [codec, fresh] = codecs.try_emplace(r.kind);
-    if (fresh) {
-      Result<artifacts::FaceCodec> loaded = artifacts::FaceCodec::load(project::schema_dirs(dir), r.kind);
-      if (!loaded) {
-        codecs[r.kind] = std::nullopt;
-        return "no schema to check it against: " + loaded.error().message;
+    const bool first_of_kind = kinds_met.insert(r.kind).second;
+    const Result<artifacts::FaceCodec>& codec = checked.codec(r.kind);
+    if (!codec) {
+      return std::optional<std::string>(first_of_kind ? "no schema to check it against: " + codec.error().message
+                                                      : "no schema to check it against");
+    }
+    std::vector<core::SchemaIssue> issues;
+    if (auto found = noted != nullptr ? noted->issues_by_kind.find(r.kind) : decltype(noted->issues_by_kind.end()){};
+        noted != nullptr && found != noted->issues_by_kind.end()) {
+      issues = found->second;
+    } else {
+      AVPS_TRY_ASSIGN(std::string bytes, canonical());
+      Result<json> content = core::parse_json(bytes, r.name);
+      if (!content) {
+        return std::optional<std::string>(content.error().message);
       }
-      codec->second = std::move(loaded).value();
+      issues = codec->schema().validate(*content);
     }
-    if (!codec->second) {
-      return "no schema to check it against";
-    }
-    Result<json> content = core::parse_json(canonical, r.name);
-    if (!content) {
-      return content.error().message;
-    }
-    std::vector<core::SchemaIssue> issues = codec->second->schema().validate(*content);
     if (issues.empty()) {
-      return std::nullopt;
+      return std::optional<std::string>();
     }
-    return "its content breaks " + std::string(r.kind) + "'s schema: " + core::format_schema_issues(r.name, issues);
+    return std::optional<std::string>("its content breaks " + std::string(r.kind) +
+                                      "'s schema: " + core::format_schema_issues(r.name, issues));
   };
 
   // Recorded artifacts: face and object present and unchanged.
@@ -420,13 +440,31 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     }
     // (Recorded up to the mark's point, its object is re-hashed by whoever reads it.)
     if (r.event_seq > after) {
-      Result<std::string> stored = artifacts::read_object(ledger, r.json_sha256);
-      if (!stored) {
+      // Read and hash-verified here, unless the record check did in this process, from the same
+      // snapshot (CheckedObjects).
+      const CheckedObjects::Noted* noted = checked.find(r.json_sha256);
+      auto read = [&]() { return artifacts::read_object(ledger, r.json_sha256); };
+      std::optional<Result<std::string>> stored;
+      if (noted == nullptr) {
+        stored = read();
+      }
+      Result<std::optional<std::string>> invalid = std::optional<std::string>();
+      if (stored && !*stored) {
+        invalid = std::move(*stored).error();
+      } else if (options.schemas) {
+        invalid = schema_problem(r, noted, [&]() -> Result<std::string> {
+          if (!stored) {
+            stored = read();
+          }
+          return *stored;
+        });
+      }
+      if (!invalid) {
         add("artifact.object", artifacts::object_subject(ledger, r.json_sha256),
             "canonical JSON of " + r.name +
-                (stored.error().code == ErrorCode::not_found ? " is missing" : " does not match its hash"));
-      } else if (std::optional<std::string> invalid = options.schemas ? schema_problem(r, *stored) : std::nullopt) {
-        add("artifact.schema", r.path, *invalid);
+                (invalid.error().code == ErrorCode::not_found ? " is missing" : " does not match its hash"));
+      } else if (*invalid) {
+        add("artifact.schema", r.path, **invalid);
       }
     }
     Result<artifacts::ArtifactName> parsed = artifacts::parse_artifact_name(r.name);
@@ -517,6 +555,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     // recorded what it names, and whatever else there is).
     IntegrityOptions whole = options;
     whole.since = nullptr;
+    whole.after_events = nullptr;  // called once, above
     return check_integrity(dir, ledger, files, whole);
   }
   if (out.empty() && options.clean != nullptr && reached.seq > 0) {

@@ -63,8 +63,8 @@ std::optional<Recorded> recorded_of(ledger::Event& e) {
 // read again (locks, shot lists, earlier world states) are few, so the cache stays small.
 class Contents {
  public:
-  Contents(const ledger::Ledger& ledger, size_t capacity, size_t byte_budget)
-      : m_ledger(ledger), m_capacity(capacity), m_byte_budget(byte_budget) {}
+  Contents(const ledger::Ledger& ledger, size_t capacity, size_t byte_budget, CheckedObjects* checked)
+      : m_ledger(ledger), m_capacity(capacity), m_byte_budget(byte_budget), m_checked(checked) {}
 
   /// Shared, so a content a check holds outlives the cache's clearing while it reads others.
   using Content = std::shared_ptr<const json>;
@@ -80,6 +80,9 @@ class Contents {
     }
     m_bytes += canonical.size();
     AVPS_TRY_ASSIGN(json content, core::parse_json(canonical, r.name));
+    if (m_checked != nullptr) {
+      m_checked->note(r.json_sha256, r.kind, content);  // read, intact and parsed: not again by integrity
+    }
     auto shared = std::make_shared<const json>(std::move(content));
     m_cache.emplace(r.json_sha256, shared);
     return Content(std::move(shared));
@@ -89,6 +92,7 @@ class Contents {
   const ledger::Ledger& m_ledger;
   const size_t m_capacity;
   const size_t m_byte_budget;
+  CheckedObjects* m_checked;  // null: nothing noted
   size_t m_bytes = 0;  // canonical bytes of what m_cache holds
   std::unordered_map<std::string, Content> m_cache;
 };
@@ -346,7 +350,7 @@ class RecordCheck {
       : m_dir(dir),
         m_ledger(ledger),
         m_fed(options.recorded != nullptr ? &RecordCheckAccess::impl(*options.recorded) : nullptr),
-        m_contents(ledger, options.contents_cached, options.contents_bytes_cached),
+        m_contents(ledger, options.contents_cached, options.contents_bytes_cached, options.checked),
         m_faces(options.contents_cached) {}
 
   std::vector<core::Violation> run() {
@@ -367,16 +371,27 @@ class RecordCheck {
       add("gate.verdict", ".avps/ledger.db", read.error().message);
       return std::move(m_out);
     }
+    // genpack.locks of a GenPack a step wrote is checked right after its step's gate, which read
+    // the same content: it is still in m_contents then, and would be read and parsed again after
+    // every other step's. Its findings are reported where the loop over the record reports them.
+    std::vector<std::vector<core::Violation>> held_genpack_findings(m_recorded.size());
     for (const auto& [step, outputs] : m_steps) {
       check_step_gate(outputs);
       check_world_state(outputs);
+      for (const Recorded* r : outputs) {
+        if (r->record.kind == "GENPACK") {
+          held_genpack_findings[static_cast<size_t>(r - m_recorded.data())] = check_genpack_locks(*r);
+        }
+      }
     }
-    for (const Recorded& r : m_recorded) {
+    for (size_t i = 0; i < m_recorded.size(); ++i) {
+      const Recorded& r = m_recorded[i];
       if (r.step.empty()) {
         check_step_gate({&r});
       }
       if (r.record.kind == "GENPACK") {
-        check_genpack_locks(r);
+        std::vector<core::Violation> found = r.step.empty() ? check_genpack_locks(r) : std::move(held_genpack_findings[i]);
+        m_out.insert(m_out.end(), std::make_move_iterator(found.begin()), std::make_move_iterator(found.end()));
       }
     }
     return std::move(m_out);
@@ -618,25 +633,27 @@ class RecordCheck {
   }
 
   // genpack.locks: a GenPack the record passed holds its locks as they were recorded before it.
-  void check_genpack_locks(const Recorded& r) {
+  std::vector<core::Violation> check_genpack_locks(const Recorded& r) {
+    std::vector<core::Violation> out;
     Result<Contents::Content> content = m_contents.of(r.record);
     if (!content || !(*content)->contains("gate")) {
-      return;
+      return out;
     }
     const std::string verdict = core::json_text((**content)["gate"], "verdict");
     if (verdict != "PASS" && verdict != "WARN") {
-      return;  // a failed GenPack is not rendered; gate.verdict checks that it says why
+      return out;  // a failed GenPack is not rendered; gate.verdict checks that it says why
     }
     const Check* check = find_check("genpack_locks_verbatim");
     AsOfContext context(m_dir, m_versions, m_contents, m_faces, m_config, first_of_step(r));
     Result<std::vector<Finding>> findings = (*check)(**content, json::object(), context);
     if (!findings) {
-      add("genpack.locks", r.record.path, "its locks cannot be checked: " + findings.error().message);
-      return;
+      out.push_back({"genpack.locks", r.record.path, "its locks cannot be checked: " + findings.error().message});
+      return out;
     }
     for (const Finding& f : *findings) {
-      add("genpack.locks", r.record.path, "recorded " + verdict + " but " + f.reason);
+      out.push_back({"genpack.locks", r.record.path, "recorded " + verdict + " but " + f.reason});
     }
+    return out;
   }
 
   // The skill whose model writes `kind` (not a post step), as authoring::producer_of.

@@ -22,12 +22,14 @@
 //   media.unrecorded    a file under media/ that no media.recorded event names
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "avps/core/result.hpp"
+#include "avps/gates/checked_objects.hpp"
 #include "avps/core/violation.hpp"
 #include "avps/ledger/ledger.hpp"
 
@@ -93,11 +95,20 @@ std::optional<VerifiedMark> read_verified_mark(const std::filesystem::path& dir)
 /// finds anything, the whole check is made and its findings are returned, so a finding reads the
 /// same either way. `clean`: filled with the mark of this check when it found nothing at all
 /// (else its ledger.seq stays 0).
+///
+/// `after_events`: called once, when the events are read and before any artifact's object is
+/// (not at all when the events cannot be read: then the check stops before the objects too).
+/// `checked`: objects read and found intact in this process, from the same snapshot, with what
+/// their kinds' schemas say of them: such an object is not read, hashed, parsed or validated
+/// again, and its findings are the same. `avps gate` runs its record check in `after_events`,
+/// filling `checked` as it reads (CheckedObjects).
 struct IntegrityOptions {
   bool schemas = true;
   ledger::Ledger::EventVisitor* also = nullptr;
   const VerifiedMark* since = nullptr;
   VerifiedMark* clean = nullptr;
+  std::function<void()> after_events = nullptr;
+  CheckedObjects* checked = nullptr;
 };
 std::vector<core::Violation> check_integrity(const std::filesystem::path& dir, const ledger::Ledger& ledger,
                                              const ProjectFiles& files, const IntegrityOptions& options = {});

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "avps/core/violation.hpp"
+#include "avps/gates/checked_objects.hpp"
 #include "avps/ledger/ledger.hpp"
 
 namespace avps::gates {
@@ -69,6 +70,9 @@ struct RecordCheckOptions {
   size_t contents_bytes_cached = size_t{4} << 20;
   /// The artifact.recorded events gathered from another pass, or null: the check reads them.
   RecordedArtifacts* recorded = nullptr;
+  /// Where each object the check reads, intact, is noted with what its kind's schema says of it,
+  /// for the integrity check of the same gate (CheckedObjects), or null.
+  CheckedObjects* checked = nullptr;
 };
 std::vector<core::Violation> check_record(const std::filesystem::path& dir, const ledger::Ledger& ledger,
                                           const RecordCheckOptions& options = {});
