@@ -6,8 +6,11 @@
 #include "avps/artifacts/store.hpp"
 #include "avps/builtins/genpack.hpp"
 #include "avps/builtins/world_state.hpp"
+#include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
+#include "avps/gates/checked_objects.hpp"
 #include "avps/gates/gate.hpp"
+#include "avps/gates/integrity.hpp"
 #include "avps/gates/project_context.hpp"
 #include "avps/gates/record.hpp"
 #include "avps/project/project.hpp"
@@ -204,4 +207,73 @@ TEST_CASE("a passing GENPACK holds the locks recorded before it verbatim", "[gat
                       [](const std::string& f) { return f.rfind("genpack.locks: recorded PASS but", 0) == 0; }) >= 1);
   CHECK(std::count_if(found.begin(), found.end(),
                       [](const std::string& f) { return f.rfind("gate.verdict: recorded PASS", 0) == 0; }) == 1);
+}
+
+namespace {
+
+std::vector<std::string> lines_of(const std::vector<core::Violation>& violations) {
+  std::vector<std::string> out;
+  for (const core::Violation& v : violations) {
+    out.push_back(v.rule + " " + v.subject + ": " + v.message);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the record check run inside the integrity check gives the findings each gives alone", "[gate-record]") {
+  // As `avps gate` runs them: the record check between the integrity check's events and its
+  // objects, noting what it read (CheckedObjects), which the integrity check then does not read.
+  Film film;
+  json plaus = fixture("plaus");
+  plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
+  const std::string honest = film.write("PLAUS", "S01", plaus, "plausibility-auditor", "plausibility-auditor/S01@a");
+  json forged = fixture("plaus");
+  forged["total_score"] = 5;
+  forged["gate"] = film.gate_of("plausibility-auditor", forged);
+  forged["gate"]["verdict"] = "PASS";
+  forged["gate"]["reasons"] = json::array();
+  const std::string cheated = film.write("PLAUS", "S02", forged, "plausibility-auditor", "plausibility-auditor/S02@a");
+  // A schema of the project's own that every PLAUS recorded breaks (artifact.schema, from what
+  // the record check noted), and a face edited by hand (artifact.hash).
+  json schema = core::parse_json(core::read_file(k_root / "schemas" / "plaus.schema.json").value(), "plaus schema").value();
+  schema["required"].push_back("zz_required");
+  fs::create_directories(film.dir / "schemas");
+  REQUIRE(core::write_file_atomic(film.dir / "schemas" / "plaus.schema.json", schema.dump(1), core::Overwrite::yes,
+                                  core::Durability::cached)
+              .ok());
+  REQUIRE(core::write_file_atomic(film.dir / honest, "edited by hand\n", core::Overwrite::yes, core::Durability::cached)
+              .ok());
+
+  const ledger::Ledger& ledger = film.project->ledger();
+  const gates::ProjectFiles files = gates::list_project_files(film.dir);
+  const std::vector<std::string> integrity_alone = lines_of(gates::check_integrity(film.dir, ledger, files));
+  const std::vector<std::string> record_alone = lines_of(gates::check_record(film.dir, ledger));
+
+  gates::RecordedArtifacts recorded;
+  gates::CheckedObjects checked(film.dir);
+  std::vector<std::string> record_inside;
+  gates::IntegrityOptions options{.also = &recorded.visitor(), .checked = &checked};
+  options.after_events = [&]() {
+    record_inside = lines_of(gates::check_record(film.dir, ledger, {.recorded = &recorded, .checked = &checked}));
+  };
+  const std::vector<std::string> integrity_shared = lines_of(gates::check_integrity(film.dir, ledger, files, options));
+
+  // The shared path was taken: the record check noted both objects, validated as PLAUS.
+  const std::vector<ledger::ArtifactRecord> records = ledger.artifacts().value();
+  for (const ledger::ArtifactRecord& r : records) {
+    if (r.kind == "PLAUS") {
+      const gates::CheckedObjects::Noted* noted = checked.find(r.json_sha256);
+      REQUIRE(noted != nullptr);
+      CHECK(noted->issues_by_kind.count("PLAUS") == 1);
+    }
+  }
+  CHECK(integrity_shared == integrity_alone);
+  CHECK(record_inside == record_alone);
+  CHECK(std::count_if(integrity_alone.begin(), integrity_alone.end(),
+                      [](const std::string& f) { return f.rfind("artifact.schema ", 0) == 0; }) == 2);
+  CHECK(std::count_if(integrity_alone.begin(), integrity_alone.end(),
+                      [&](const std::string& f) { return f.rfind("artifact.hash " + honest, 0) == 0; }) == 1);
+  CHECK(std::count_if(record_alone.begin(), record_alone.end(),
+                      [&](const std::string& f) { return f.rfind("gate.verdict " + cheated, 0) == 0; }) == 1);
 }
