@@ -399,10 +399,15 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
       return std::optional<std::string>(first_of_kind ? "no schema to check it against: " + codec.error().message
                                                       : "no schema to check it against");
     }
+    const std::vector<core::SchemaIssue>* noted_issues = nullptr;
+    if (noted != nullptr) {
+      if (auto found = noted->issues_by_kind.find(r.kind); found != noted->issues_by_kind.end()) {
+        noted_issues = &found->second;
+      }
+    }
     std::vector<core::SchemaIssue> issues;
-    if (auto found = noted != nullptr ? noted->issues_by_kind.find(r.kind) : decltype(noted->issues_by_kind.end()){};
-        noted != nullptr && found != noted->issues_by_kind.end()) {
-      issues = found->second;
+    if (noted_issues != nullptr) {
+      issues = *noted_issues;
     } else {
       AVPS_TRY_ASSIGN(std::string bytes, canonical());
       Result<json> content = core::parse_json(bytes, r.name);
