@@ -245,21 +245,21 @@ WriterFacts Impl::make_writer_facts(const std::string& name) const {
     return facts;
   }
   facts.by_step = true;
-  facts.step = writer->second.value("step", "");
+  facts.step = writer->second.step;
   facts.written_at = writer_rank(facts.step);
   auto finished = record.steps.find(facts.step);
   facts.unfinished =
-      finished == record.steps.end() || finished->second.value("attempt", 0) < writer->second.value("attempt", 0);
+      finished == record.steps.end() || finished->second->value("attempt", 0) < writer->second.attempt;
   if (facts.unfinished) {
     // Its own loop re-runs it; and no other step reads what an attempt an interruption cut
     // short wrote (BEATS, not yet SCENES) before that attempt is finished: nothing is derived
     // from half of an answer.
     facts.cut_short = record.cut_short.count(name) > 0;
   } else {
-    facts.loop = finished->second.value("loop", "");
+    facts.loop = finished->second->value("loop", "");
     auto last = record.loops.find(facts.loop);
-    facts.failed_unanswered = finished->second.value("verdict", "") == "FAIL" && last != record.loops.end() &&
-                              last->second.value("step", "") == facts.step && !record.open_stops.count(facts.loop);
+    facts.failed_unanswered = finished->second->value("verdict", "") == "FAIL" && last != record.loops.end() &&
+                              last->second->value("step", "") == facts.step && !record.open_stops.count(facts.loop);
   }
   return facts;
 }
@@ -357,14 +357,26 @@ Result<std::optional<Loaded>> Impl::input_version(std::optional<Loaded> loaded, 
   return by_name(readable->name);  // only the version read is loaded (and verified)
 }
 
-Result<std::optional<Loaded>> Impl::by_name(const std::string& name) {
-  AVPS_TRY(refresh_index());
+const ledger::ArtifactRecord* Impl::indexed(const std::string& name) const {
   auto it = index_by_name.find(name);
   if (it == index_by_name.end()) {
+    return nullptr;
+  }
+  // The last of the list with that version (the one refresh_index indexed last by that name).
+  const std::vector<ledger::ArtifactRecord>& versions = *it->second.versions;
+  auto after = std::upper_bound(versions.begin(), versions.end(), it->second.version,
+                                [](int version, const ledger::ArtifactRecord& r) { return version < r.version; });
+  return after == versions.begin() || std::prev(after)->version != it->second.version ? nullptr : &*std::prev(after);
+}
+
+Result<std::optional<Loaded>> Impl::by_name(const std::string& name) {
+  AVPS_TRY(refresh_index());
+  const ledger::ArtifactRecord* found = indexed(name);
+  if (found == nullptr) {
     return std::optional<Loaded>{};
   }
-  AVPS_TRY_ASSIGN(ContentCache::Content content, load(it->second));
-  return std::optional<Loaded>{Loaded{std::move(content), it->second}};
+  AVPS_TRY_ASSIGN(ContentCache::Content content, load(*found));
+  return std::optional<Loaded>{Loaded{std::move(content), *found}};
 }
 
 // The artifact index, kept in step with the ledger by reading only what was recorded since.
@@ -380,13 +392,13 @@ Result<void> Impl::refresh_index() {
       plan_seq = r.event_seq;
     }
     std::vector<ledger::ArtifactRecord>& list = versions_by_key[r.kind + "/" + r.target];
-    list.push_back(r);
+    index_by_name[r.name] = IndexedName{&list, r.version};
+    list.push_back(std::move(r));
     // Versions of one artifact are recorded in order; keep the list sorted if one was not.
     if (list.size() >= 2 && list[list.size() - 2].version > list.back().version) {
       std::sort(list.begin(), list.end(),
                 [](const ledger::ArtifactRecord& a, const ledger::ArtifactRecord& b) { return a.version < b.version; });
     }
-    index_by_name[r.name] = std::move(r);
   }
   index_seq = head;
   return ok();
@@ -501,11 +513,11 @@ Result<std::optional<ledger::ArtifactRecord>> Impl::world_before_record(const st
   if (written == record.world_after.end()) {
     return std::optional<ledger::ArtifactRecord>{};
   }
-  auto named = index_by_name.find(written->second);
-  if (named == index_by_name.end()) {
+  const ledger::ArtifactRecord* named = indexed(written->second);
+  if (named == nullptr) {
     return std::optional<ledger::ArtifactRecord>{};
   }
-  return std::optional<ledger::ArtifactRecord>{named->second};
+  return std::optional<ledger::ArtifactRecord>{*named};
 }
 
 Result<std::optional<Loaded>> Impl::world_before(const std::string& scene) {
@@ -634,7 +646,7 @@ std::optional<WalkRank> Impl::writer_rank(const std::string& step_key) const {
     }
   }
   if (auto finished = record.steps.find(step_key); finished != record.steps.end()) {
-    context.graph_step = finished->second.value("graph_step", "");
+    context.graph_step = finished->second->value("graph_step", "");
   }
   WalkRank rank = rank_of(skill, context);
   // A revision a shot's loop asked for (the simplify remedy's re-plan: "shot-planner/S01<qc-grader/
@@ -1011,8 +1023,8 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         AVPS_TRY_ASSIGN(version, world_before_record(context.scene_id));
       } else if (auto it = record.world_after.find(context.scene_id); it != record.world_after.end()) {
         AVPS_TRY(refresh_index());
-        if (auto named = index_by_name.find(it->second); named != index_by_name.end()) {
-          version = named->second;
+        if (const ledger::ArtifactRecord* named = indexed(it->second)) {
+          version = *named;
         }
       }
       by_name(version ? json(version->name) : json(nullptr));
@@ -1158,7 +1170,7 @@ Result<void> Impl::check_inputs_by_name(const skills::SkillDef& skill, const Job
 std::unordered_map<std::string, std::string>& Impl::known_steps_by_inputs() {
   if (!steps_by_inputs_read) {
     for (const auto& [step, summary] : record.steps) {
-      if (auto digest = summary.find("inputs_by_name"); digest != summary.end() && digest->is_string()) {
+      if (auto digest = summary->find("inputs_by_name"); digest != summary->end() && digest->is_string()) {
         steps_by_inputs.emplace(digest->get<std::string>(), step);
       }
     }
@@ -1189,7 +1201,7 @@ Result<bool> Impl::known_by_name(const skills::SkillDef& skill, Job& job) {
   }
   std::unordered_map<std::string, std::string>& known = known_steps_by_inputs();
   auto last = record.loops.find(job.loop);
-  if (known.empty() || last == record.loops.end() || !last->second.contains("inputs_by_name")) {
+  if (known.empty() || last == record.loops.end() || !last->second->contains("inputs_by_name")) {
     // Nothing finished with a digest (a record from before inputs_by_name), or not this loop's
     // last step: naming the inputs would most likely be work on top of the whole gather.
     return false;
@@ -1207,7 +1219,7 @@ Result<bool> Impl::known_by_name(const skills::SkillDef& skill, Job& job) {
     return false;
   }
   auto finished = record.steps.find(step->second);
-  if (finished == record.steps.end() || !skill.settles(finished->second.value("verdict", ""))) {
+  if (finished == record.steps.end() || !skill.settles(finished->second->value("verdict", ""))) {
     return false;  // known, but not settled: the step runs, on inputs gathered whole
   }
   if (options.verify_by_name) {
@@ -1330,7 +1342,7 @@ Result<std::string> Impl::write_output(const skills::SkillDef& skill, const std:
   }
   AVPS_TRY_ASSIGN(std::string canonical, core::canonical_json(content));
   AVPS_TRY_ASSIGN(auto previous, latest(kind, target));
-  json writer = {{"step", details.value("step", "")}, {"attempt", details.value("attempt", 0)}};
+  WrittenBy writer{details.value("step", ""), details.value("attempt", 0)};
   // The same content as the latest version, verdict and all, is that version: a step re-run on
   // changed inputs that comes to the same answer (a judge re-judging, a resumed attempt) adds none.
   // (A WORLD_STATE made from a STATE_DIFF kept so names that diff among its inputs: finish_attempt.)
@@ -1417,7 +1429,7 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
       }
       AVPS_TRY_ASSIGN(auto previous, latest("GENPACK", target_for("GENPACK", job.ctx)));
       auto writer = previous ? record.written_by.find(previous->record.name) : record.written_by.end();
-      const bool own_earlier_write = writer != record.written_by.end() && writer->second.value("step", "") == job.step;
+      const bool own_earlier_write = writer != record.written_by.end() && writer->second.step == job.step;
       if (previous && !own_earlier_write && without_gate(previous->content()) == without_gate(pack->second)) {
         worsen(gates::Verdict::fail, "genpack_changed_on_regen: the GENPACK of " + job.ctx.shot_id + " equals " +
                                          previous->record.name + ", the failed attempt's: a retry must change something");
@@ -1587,9 +1599,9 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
   facts.inputs = job.step;
   auto finished = record.steps.find(job.step);
   facts.passed_with_inputs =
-      !job.forced && finished != record.steps.end() && skill.settles(finished->second.value("verdict", ""));
+      !job.forced && finished != record.steps.end() && skill.settles(finished->second->value("verdict", ""));
   if (auto last = record.loops.find(job.loop); last != record.loops.end()) {
-    facts.last_inputs = last->second.value("step", "");
+    facts.last_inputs = last->second->value("step", "");
   }
   const UnitState state = Plan::state_of(facts).state;
   if (state == UnitState::waiting) {
@@ -1603,17 +1615,17 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
   if (state == UnitState::up_to_date) {
     ++outcome.steps_skipped;
     job.state = JobState::done;
-    job.verdict = finished->second.value("verdict", "");
+    job.verdict = finished->second->value("verdict", "");
     if (auto last = record.loops.find(job.loop);
-        last != record.loops.end() && last->second.value("step", "") != job.step &&
-        !skill.settles(last->second.value("verdict", ""))) {
+        last != record.loops.end() && last->second->value("step", "") != job.step &&
+        !skill.settles(last->second->value("verdict", ""))) {
       // The loop failed on other inputs and came back to ones an earlier attempt settled (a
       // revision that returned to an earlier version's content): that verdict stands again, and
       // the log says so, so that what reads the loop's last step (status, `gate --require`) sees
       // the verdict on the inputs as they are, not the failure on the ones in between. (Steps of
       // one loop that both settled, such as a scene's cost loop before proxy and before final,
       // need no restating.)
-      json body = finished->second;
+      json body = *finished->second;
       body["skill"] = skill.name;
       body["restated"] = true;
       if (auto digest = job.log_extra.find("inputs_by_name"); digest != job.log_extra.end()) {
@@ -1628,14 +1640,14 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
                   " settled: its verdict stands, no call made";
       AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "step.finished", .body = body, .row = row}));
       note_loop_verdict(record, job.loop, job.verdict);  // as record.cpp does when it reads this event back
-      record.loops[job.loop] = step_summary(body);
+      record.loops[job.loop] = make_summary(step_summary(body));
       record_changed();
     }
     return ok();
   }
   if (std::optional<std::string> accepted = record.overrides.accepted(job.loop)) {
     auto last = record.loops.find(job.loop);
-    const std::string verdict = last == record.loops.end() ? "" : last->second.value("verdict", "");
+    const std::string verdict = last == record.loops.end() ? "" : last->second->value("verdict", "");
     if (verdict == "FAIL" || (verdict == "FIX" && skill.fix_loops())) {
       ledger::LogRow row;
       row.skill_name = skill.name;
@@ -1647,7 +1659,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
       AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
           .kind = "step.finished",
           .body = {{"step", job.step}, {"loop", job.loop}, {"skill", skill.name}, {"verdict", "ACCEPTED"},
-                   {"attempt", last->second.value("attempt", 1)}, {"outputs", *accepted}},
+                   {"attempt", last->second->value("attempt", 1)}, {"outputs", *accepted}},
           .row = row}));
       job.state = JobState::done;
       job.verdict = "ACCEPTED";
@@ -1655,7 +1667,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
     }
   }
   if (auto last = record.loops.find(job.loop); last != record.loops.end()) {
-    const json& body = last->second;
+    const json& body = *last->second;
     // A FAIL, or a FIX the skill's on_fix acts on, that the loop has not answered yet.
     if (const std::string verdict = body.value("verdict", "");
         verdict == "FAIL" || (verdict == "FIX" && skill.fix_loops())) {
@@ -2054,7 +2066,7 @@ Result<void> Impl::build_call(const skills::SkillDef& skill, const Job& job, con
     // answer that revised an earlier one.
     json revising = json::object();
     json revising_names = json::object();
-    const json writer = {{"step", job.step}, {"attempt", job.attempt}};
+    const WrittenBy writer{job.step, job.attempt};
     for (const skills::SkillOutput* output : skill.model_outputs()) {
       AVPS_TRY_ASSIGN(auto current, latest(output->kind, target_for(output->kind, job.ctx)));
       // Not this very attempt's own write before an interruption: the resumed request is the one
@@ -2328,7 +2340,7 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
     AVPS_TRY(refresh_index());
     gates::Outputs compared;
     std::map<std::string, std::vector<PriorVersion>> priors;
-    const json writer = {{"step", job.step}, {"attempt", job.attempt}};
+    const WrittenBy writer{job.step, job.attempt};
     for (const auto& [kind, content] : outputs) {
       if (kind == "WORLD_STATE") {
         continue;  // made from the STATE_DIFF in code: the diff is what the revision changes
@@ -2347,7 +2359,7 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
       const ledger::ArtifactRecord* revised = replaced;
       for (size_t i = 0; i < versions.size(); ++i) {
         auto by = record.written_by.find(versions[i].name);
-        if (by != record.written_by.end() && by->second.value("step", "") == job.step) {
+        if (by != record.written_by.end() && by->second.step == job.step) {
           revised = i > 0 ? &versions[i - 1] : nullptr;
           break;
         }
@@ -2361,7 +2373,7 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
         // wrote since (going back within the loop is no change either); a step on other inputs
         // may come to what an earlier one wrote (a plan re-derived from an edited lock,
         // simplified again as before).
-        const bool this_step = by != record.written_by.end() && by->second.value("step", "") == job.step;
+        const bool this_step = by != record.written_by.end() && by->second.step == job.step;
         if (&r != replaced && &r != revised && !this_step) {
           continue;
         }
@@ -2502,9 +2514,9 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
                                          ledger::Sync::deferred));
   }
   note_firing(record, body);
-  json kept = step_summary(body);
+  StepSummary kept = make_summary(step_summary(body));
   record.steps[job.step] = kept;
-  record.loops[job.loop] = std::move(kept);
+  record.loops[job.loop] = std::move(kept);  // the same summary as the step's (RecordFold::add)
   record_changed();
   note_loop_verdict(record, job.loop, job.verdict);  // as record.cpp does when it reads this event back
   if (!job.revision_for.is_null() && skill.settles(job.verdict)) {

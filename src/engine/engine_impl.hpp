@@ -313,8 +313,18 @@ struct Impl {
   std::vector<std::string> scenes;  ///< scene ids of the latest SCENES, in story order
   EntityScenes entity_scenes;       ///< which scenes show each entity, by the latest BREAKDOWN
   std::map<std::string, artifacts::FaceCodec> codecs;
-  std::map<std::string, ledger::ArtifactRecord> index_by_name;
   std::map<std::string, std::vector<ledger::ArtifactRecord>> versions_by_key;  ///< "KIND/target", by version
+  /// Where an artifact's record is in versions_by_key: its kind and target's list (a map's value:
+  /// it stays where it is) and its version. Not a copy of the record: one per artifact of the
+  /// history, the copies were 10 MB of a 500-scene resume.
+  struct IndexedName {
+    const std::vector<ledger::ArtifactRecord>* versions = nullptr;
+    int version = 0;
+  };
+  std::map<std::string, IndexedName> index_by_name;
+  /// The index's record of the artifact `name` (refresh_index first), or nullptr: valid until the
+  /// index next moves.
+  const ledger::ArtifactRecord* indexed(const std::string& name) const;
   int64_t index_seq = -1;
   RecordTally tally;
   std::map<std::string, int> step_index;      ///< skill -> its first step in graph order

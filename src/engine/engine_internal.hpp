@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -92,19 +93,42 @@ struct RecordedResponse {
   int64_t caching_saved_micro_usd = 0;
 };
 
+/// What the record keeps of a step.finished body (step_summary or readable_summary), never null
+/// and never changed once made: one summary shared by Record::steps and Record::loops, since a
+/// loop's last step is one of the steps (at 500 scenes a copy of each was 29 MB of a resume's
+/// 152 MB of heap).
+using StepSummary = std::shared_ptr<const nlohmann::json>;
+inline StepSummary make_summary(nlohmann::json summary) {
+  return std::make_shared<const nlohmann::json>(std::move(summary));
+}
+
+/// Whether two maps of summaries hold equal summaries under the same keys (what == of the maps
+/// would say of the summaries' contents, not of where they are held).
+bool same_summaries(const std::map<std::string, StepSummary>& a, const std::map<std::string, StepSummary>& b);
+
+/// Who wrote an artifact (Record::written_by): the step key and attempt from its
+/// artifact.recorded details. A struct, not a JSON object: one per artifact of the history.
+struct WrittenBy {
+  std::string step;
+  int attempt = 0;
+  bool operator==(const WrittenBy&) const = default;
+};
+
 /// What the record says so far, rebuilt from the ledger's events (never kept elsewhere). It holds
 /// no event and no response body: a run's memory grows with the steps and renders it knows of, not
 /// with the calls recorded.
 struct Record {
   std::map<std::string, RecordedResponse> responses;  ///< exchange key -> its last exchange.response
-  std::map<std::string, nlohmann::json> steps;        ///< step key -> step_summary of its last step.finished
-  std::map<std::string, nlohmann::json> loops;        ///< loop key -> step_summary of that loop's last step.finished
+  std::map<std::string, StepSummary> steps;           ///< step key -> step_summary of its last step.finished
+  /// loop key -> step_summary of that loop's last step.finished: the very summary `steps` holds
+  /// for that step while it is the step's last (shared, not copied), a copy only once they differ.
+  std::map<std::string, StepSummary> loops;
   std::map<std::string, int> intents;               ///< exchange key -> intents recorded
   std::set<std::string> intent_reservations;        ///< reservation ids an intent names (maybe sent)
   std::map<std::string, std::string> fallbacks;     ///< exchange key that failed -> model it fell back to
   std::map<std::string, nlohmann::json> tickets;    ///< exchange key -> exchange.ticket body of a job still in flight
   std::map<std::string, int> reservations;          ///< exchange key -> reservations made for it
-  std::map<std::string, nlohmann::json> written_by;  ///< artifact name -> {step, attempt} that wrote it
+  std::map<std::string, WrittenBy> written_by;      ///< artifact name -> the step and attempt that wrote it
   /// Artifacts an attempt wrote before an interruption cut it short (no step.finished of that
   /// attempt follows them): no other step reads them until that attempt finishes.
   std::set<std::string> cut_short;

@@ -748,10 +748,10 @@ Result<std::vector<StaleShot>> Impl::stale_shots() {
         }
         std::vector<std::string> all, since;
         for (const json& name : input.value("names", json::array())) {
-          auto known = index_by_name.find(name.get<std::string>());
+          const ledger::ArtifactRecord* known = indexed(name.get<std::string>());
           all.push_back(name.get<std::string>());
-          if (known != index_by_name.end() && known->second.event_seq > rendered_at) {
-            since.push_back(known->first);
+          if (known != nullptr && known->event_seq > rendered_at) {
+            since.push_back(name.get<std::string>());
           }
         }
         for (const std::string& name : since.empty() ? all : since) {

@@ -57,6 +57,11 @@ std::string target_for(const std::string& kind, const Context& context) {
   return "";
 }
 
+bool same_summaries(const std::map<std::string, StepSummary>& a, const std::map<std::string, StepSummary>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const auto& x, const auto& y) { return x.first == y.first && *x.second == *y.second; });
+}
+
 void note_loop_verdict(Record& record, const std::string& loop, const std::string& verdict) {
   if (verdict != "PASS" && verdict != "WARN" && verdict != "ACCEPTED") {
     return;
@@ -255,7 +260,7 @@ void RecordFold::add(const ledger::Event& e) {
   if (e.kind == "artifact.recorded" && e.body.contains("artifact")) {
     const json details = e.body.value("details", json::object());
     const std::string name = e.body["artifact"].value("name", "");
-    record.written_by[name] = {{"step", details.value("step", "")}, {"attempt", details.value("attempt", 0)}};
+    record.written_by[name] = WrittenBy{details.value("step", ""), details.value("attempt", 0)};
     // An attempt's write (a step key, "skill/context@digest"; not a person's import, nor a QC
     // wave's batch, which its shots' steps do not close), open until its step.finished.
     if (const std::string step = details.value("step", "");
@@ -316,9 +321,9 @@ void RecordFold::add(const ledger::Event& e) {
     }
     // A reader's fold (the stale-shot rule) keeps of each step only what Impl::readable_version
     // asks of it: there is one per step of the history, and a run's summary is several times that.
-    json kept = m_all ? step_summary(body) : readable_summary(body);
+    StepSummary kept = make_summary(m_all ? step_summary(body) : readable_summary(body));
     if (!loop.empty()) {
-      record.loops[loop] = kept;
+      record.loops[loop] = kept;  // the same summary as the step's, not a copy
     }
     const std::string step = body.value("step", "");
     record.steps[step] = std::move(kept);
@@ -383,8 +388,49 @@ Record RecordFold::finish() && {
   return std::move(m_record);
 }
 
+namespace {
+// The JSON of what the record holds in its own types: as the JSON members held them before
+// (save() is compared member by member, and is the stale-shot record's CBOR).
+json summaries_json(const std::map<std::string, StepSummary>& summaries) {
+  json out = json::object();
+  for (const auto& [key, summary] : summaries) {
+    out[key] = *summary;
+  }
+  return out;
+}
+json written_by_json(const WrittenBy& writer) { return {{"step", writer.step}, {"attempt", writer.attempt}}; }
+// A written_by member as written_by_json made it; nullopt for anything else.
+std::optional<WrittenBy> written_by_of(const json& saved) {
+  if (!saved.is_object() || saved.size() != 2) {
+    return std::nullopt;
+  }
+  auto step = saved.find("step");
+  auto attempt = saved.find("attempt");
+  if (step == saved.end() || !step->is_string() || attempt == saved.end() || !attempt->is_number_integer() ||
+      attempt->get<int64_t>() < std::numeric_limits<int>::min() ||
+      attempt->get<int64_t>() > std::numeric_limits<int>::max()) {
+    return std::nullopt;
+  }
+  return WrittenBy{step->get<std::string>(), attempt->get<int>()};
+}
+// A loop's summary restored: the step's own summary when equal to it (as the fold made them:
+// shared), else its own.
+StepSummary loop_summary(const std::map<std::string, StepSummary>& steps, json summary) {
+  if (auto step = summary.find("step"); step != summary.end() && step->is_string()) {
+    if (auto same = steps.find(step->get_ref<const std::string&>()); same != steps.end() && *same->second == summary) {
+      return same->second;
+    }
+  }
+  return make_summary(std::move(summary));
+}
+}  // namespace
+
 json RecordFold::save() const {
   const Record& r = m_record;
+  json written_by = json::object();
+  for (const auto& [name, writer] : r.written_by) {
+    written_by[name] = written_by_json(writer);
+  }
   json responses = json::object();
   for (const auto& [key, kept] : r.responses) {
     responses[key] = {kept.seq, kept.scene_id, kept.cached_input_tokens, kept.caching_saved_micro_usd};
@@ -399,14 +445,14 @@ json RecordFold::save() const {
   }
   return {{"all", m_all},
           {"responses", std::move(responses)},
-          {"steps", r.steps},
-          {"loops", r.loops},
+          {"steps", summaries_json(r.steps)},
+          {"loops", summaries_json(r.loops)},
           {"intents", r.intents},
           {"intent_reservations", r.intent_reservations},
           {"fallbacks", r.fallbacks},
           {"tickets", r.tickets},
           {"reservations", r.reservations},
-          {"written_by", r.written_by},
+          {"written_by", std::move(written_by)},
           {"cut_short", r.cut_short},
           {"world_after", r.world_after},
           {"revisions_done", r.revisions_done},
@@ -436,14 +482,25 @@ RecordFold RecordFold::restore(const json& saved) {
     r.responses[key] = RecordedResponse{kept.at(0).get<int64_t>(), kept.at(1).get<std::string>(),
                                         kept.at(2).get<int64_t>(), kept.at(3).get<int64_t>()};
   }
-  saved.at("steps").get_to(r.steps);
-  saved.at("loops").get_to(r.loops);
+  // (get_ref throws on what is not an object, as get_to did into the maps these members were.)
+  for (const auto& [key, summary] : saved.at("steps").get_ref<const json::object_t&>()) {
+    r.steps.emplace(key, make_summary(summary));
+  }
+  for (const auto& [key, summary] : saved.at("loops").get_ref<const json::object_t&>()) {
+    r.loops.emplace(key, loop_summary(r.steps, summary));
+  }
   saved.at("intents").get_to(r.intents);
   saved.at("intent_reservations").get_to(r.intent_reservations);
   saved.at("fallbacks").get_to(r.fallbacks);
   saved.at("tickets").get_to(r.tickets);
   saved.at("reservations").get_to(r.reservations);
-  saved.at("written_by").get_to(r.written_by);
+  for (const auto& [name, writer] : saved.at("written_by").get_ref<const json::object_t&>()) {
+    std::optional<WrittenBy> read = written_by_of(writer);
+    if (!read) {
+      throw json::type_error::create(302, "written_by: not {step, attempt}", &writer);
+    }
+    r.written_by.emplace(name, std::move(*read));
+  }
   saved.at("cut_short").get_to(r.cut_short);
   saved.at("world_after").get_to(r.world_after);
   saved.at("revisions_done").get_to(r.revisions_done);
@@ -480,6 +537,8 @@ void put(core::ByteWriter& out, const json& value);
 void put(core::ByteWriter& out, int value);
 void put(core::ByteWriter& out, int64_t value);
 void put(core::ByteWriter& out, const RecordedResponse& value);
+void put(core::ByteWriter& out, const StepSummary& value);
+void put(core::ByteWriter& out, const WrittenBy& value);
 template <typename A, typename B>
 void put(core::ByteWriter& out, const std::pair<A, B>& value);
 template <typename T>
@@ -494,6 +553,8 @@ void take(core::ByteReader& in, json& value);
 void take(core::ByteReader& in, int& value);
 void take(core::ByteReader& in, int64_t& value);
 void take(core::ByteReader& in, RecordedResponse& value);
+void take(core::ByteReader& in, StepSummary& value);
+void take(core::ByteReader& in, WrittenBy& value);
 template <typename A, typename B>
 void take(core::ByteReader& in, std::pair<A, B>& value);
 template <typename T>
@@ -513,6 +574,9 @@ void put(core::ByteWriter& out, const RecordedResponse& value) {
   out.i64(value.cached_input_tokens);
   out.i64(value.caching_saved_micro_usd);
 }
+// Both as the JSON members they were before (the same bytes: the format did not change).
+void put(core::ByteWriter& out, const StepSummary& value) { out.json(*value); }
+void put(core::ByteWriter& out, const WrittenBy& value) { out.json(written_by_json(value)); }
 template <typename A, typename B>
 void put(core::ByteWriter& out, const std::pair<A, B>& value) {
   put(out, value.first);
@@ -556,6 +620,15 @@ void take(core::ByteReader& in, RecordedResponse& value) {
   value.scene_id = in.text();
   value.cached_input_tokens = in.i64();
   value.caching_saved_micro_usd = in.i64();
+}
+void take(core::ByteReader& in, StepSummary& value) { value = make_summary(in.json()); }
+void take(core::ByteReader& in, WrittenBy& value) {
+  std::optional<WrittenBy> read = written_by_of(in.json());
+  if (!read) {
+    in.fail();
+    return;
+  }
+  value = std::move(*read);
 }
 template <typename A, typename B>
 void take(core::ByteReader& in, std::pair<A, B>& value) {
@@ -636,7 +709,13 @@ std::optional<RecordFold> RecordFold::restore_bytes(std::string_view bytes) {
   Record& r = fold.m_record;
   take(in, r.responses);
   take(in, r.steps);
-  take(in, r.loops);
+  // Each loop's summary shares its step's when they are equal, as the fold that saved them did:
+  // read one at a time, so that a copy of each is never held.
+  for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+    std::string loop = in.text();
+    StepSummary summary = loop_summary(r.steps, in.json());
+    r.loops.emplace_hint(r.loops.end(), std::move(loop), std::move(summary));
+  }
   take(in, r.intents);
   take(in, r.intent_reservations);
   take(in, r.fallbacks);

@@ -369,7 +369,7 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
       engine::RecordFold again = engine::RecordFold::restore(whole_state);
       const engine::Record from_whole = std::move(again).finish();
       const engine::Record from_restored = std::move(restored).finish();
-      CHECK(from_restored.steps == from_whole.steps);
+      CHECK(engine::same_summaries(from_restored.steps, from_whole.steps));
       CHECK(from_restored.shot_attempts == from_whole.shot_attempts);
       CHECK(from_restored.written_by == from_whole.written_by);
       CHECK(from_restored.cut_short == from_whole.cut_short);
@@ -429,7 +429,7 @@ TEST_CASE("the walk's memo of who wrote a version follows each change of the rec
   // When the record comes to say an attempt an interruption cut short wrote it, and the walk is
   // not told, the memo made above is stale: served under verify_by_name, it is an error.
   const std::string step = "style-writer@0123456789abcdef";
-  impl.record.written_by[style->name] = {{"step", step}, {"attempt", 1}};
+  impl.record.written_by[style->name] = engine::WrittenBy{step, 1};
   impl.record.cut_short.insert(style->name);
   auto untold = read();
   REQUIRE_FALSE(untold.ok());
@@ -442,7 +442,8 @@ TEST_CASE("the walk's memo of who wrote a version follows each change of the rec
   CHECK_FALSE(hidden->has_value());
 
   // Once its step finished (PASS), it is read again.
-  impl.record.steps[step] = {{"attempt", 1}, {"verdict", "PASS"}, {"loop", "style-writer"}, {"step", step}};
+  impl.record.steps[step] =
+      engine::make_summary({{"attempt", 1}, {"verdict", "PASS"}, {"loop", "style-writer"}, {"step", step}});
   impl.record_changed();
   auto finished = read();
   REQUIRE(finished.ok());
@@ -451,7 +452,8 @@ TEST_CASE("the walk's memo of who wrote a version follows each change of the rec
 
   // A FAIL that is its loop's last step, not acted on and with no stop open, hides it from other
   // loops; a stop opened on that loop lets them read it.
-  impl.record.steps[step]["verdict"] = "FAIL";
+  impl.record.steps[step] =
+      engine::make_summary({{"attempt", 1}, {"verdict", "FAIL"}, {"loop", "style-writer"}, {"step", step}});
   impl.record.loops["style-writer"] = impl.record.steps[step];
   impl.record_changed();
   auto failed = read();
