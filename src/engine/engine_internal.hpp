@@ -114,20 +114,32 @@ struct WrittenBy {
   bool operator==(const WrittenBy&) const = default;
 };
 
+/// What the record says of one exchange key: its last exchange.response, how many intents were
+/// recorded for it and how many reservations made. One entry a key: the key (a digest) was held
+/// once in each of three maps before, 7 MB of a 500-scene resume's heap.
+struct ExchangeFacts {
+  std::optional<RecordedResponse> response;
+  int intents = 0;       ///< exchange.intent events of the key (0: none; never kept at 0 otherwise)
+  int reservations = 0;  ///< reservations made for it (its ids are "<key>#<n>", n from 1)
+};
+
 /// What the record says so far, rebuilt from the ledger's events (never kept elsewhere). It holds
 /// no event and no response body: a run's memory grows with the steps and renders it knows of, not
 /// with the calls recorded.
 struct Record {
-  std::map<std::string, RecordedResponse> responses;  ///< exchange key -> its last exchange.response
+  std::map<std::string, ExchangeFacts> exchanges;     ///< exchange key -> what the record says of it
+  /// The last exchange.response of `key`, or nullptr.
+  const RecordedResponse* response(const std::string& key) const {
+    auto it = exchanges.find(key);
+    return it == exchanges.end() || !it->second.response ? nullptr : &*it->second.response;
+  }
   std::map<std::string, StepSummary> steps;           ///< step key -> step_summary of its last step.finished
   /// loop key -> step_summary of that loop's last step.finished: the very summary `steps` holds
   /// for that step while it is the step's last (shared, not copied), a copy only once they differ.
   std::map<std::string, StepSummary> loops;
-  std::map<std::string, int> intents;               ///< exchange key -> intents recorded
   std::set<std::string> intent_reservations;        ///< reservation ids an intent names (maybe sent)
   std::map<std::string, std::string> fallbacks;     ///< exchange key that failed -> model it fell back to
   std::map<std::string, nlohmann::json> tickets;    ///< exchange key -> exchange.ticket body of a job still in flight
-  std::map<std::string, int> reservations;          ///< exchange key -> reservations made for it
   std::map<std::string, WrittenBy> written_by;      ///< artifact name -> the step and attempt that wrote it
   /// Artifacts an attempt wrote before an interruption cut it short (no step.finished of that
   /// attempt follows them): no other step reads them until that attempt finishes.

@@ -169,7 +169,7 @@ Result<bool> Exchange::prepare(Call& call) {
   AVPS_TRY_ASSIGN(governance::Route route, m_router.route(call.task));
   AVPS_TRY(apply_route(call, route));
   // A fallback recorded by an earlier run is followed: the model that failed is not asked again.
-  while (!m_record.responses.count(call.key)) {
+  while (m_record.response(call.key) == nullptr) {
     auto fallback = m_record.fallbacks.find(call.key);
     if (fallback == m_record.fallbacks.end()) {
       break;
@@ -187,8 +187,8 @@ Result<bool> Exchange::reserve(Call& call, const governance::Route& route) {
   if (call.key.empty() || call.route.model != route.model) {
     AVPS_TRY(apply_route(call, route));  // (prepare has routed it here already)
   }
-  if (auto recorded = m_record.responses.find(call.key); recorded != m_record.responses.end()) {
-    AVPS_TRY_ASSIGN(call.response, response_body(m_project.ledger(), recorded->second));
+  if (const RecordedResponse* recorded = m_record.response(call.key)) {
+    AVPS_TRY_ASSIGN(call.response, response_body(m_project.ledger(), *recorded));
     ++m_outcome.calls_replayed;
     call.state = CallState::replayed;
     return true;
@@ -207,7 +207,7 @@ Result<bool> Exchange::reserve(Call& call, const governance::Route& route) {
     call.state = CallState::ticketed;
     return true;
   }
-  ledger::Reservation reservation{call.key + "#" + std::to_string(++m_record.reservations[call.key]), call.scene_id,
+  ledger::Reservation reservation{call.key + "#" + std::to_string(++m_record.exchanges[call.key].reservations), call.scene_id,
                                   call.shot_id, route.worst_case_micro_usd, call.purpose};
   Result<ledger::Reservation> reserved = m_governor.reserve(reservation);
   if (!reserved) {
@@ -246,7 +246,7 @@ Result<void> Exchange::record_intent(Call& call) {
                                 // An intent without a response is a call an interrupted run may or
                                 // may not have sent: it is sent again (the only way to get its
                                 // answer) and flagged.
-                                .possible_duplicate = m_record.intents[call.key]++ > 0};
+                                .possible_duplicate = m_record.exchanges[call.key].intents++ > 0};
   // Deferred: send() makes the intents of the calls that leave together durable in one sync
   // before any of them is handed to a worker.
   if (auto appended = m_project.ledger().append(intent.to_draft(), ledger::Sync::deferred); !appended) {

@@ -141,9 +141,11 @@ Result<void> review_costs(Impl& impl, project::Project& project, const governanc
   options.cap_micro_usd = cap;
   options.warn_pct = input.warn_pct;
   AVPS_TRY_ASSIGN(options.downgrades, governance::downgrade_suggestions(projection, router, settings));
-  for (const auto& [key, response] : impl.record.responses) {
-    options.cached_input_tokens += response.cached_input_tokens;
-    options.caching_saved_micro_usd += response.caching_saved_micro_usd;
+  for (const auto& [key, facts] : impl.record.exchanges) {
+    if (facts.response) {
+      options.cached_input_tokens += facts.response->cached_input_tokens;
+      options.caching_saved_micro_usd += facts.response->caching_saved_micro_usd;
+    }
   }
   AVPS_TRY_ASSIGN(json report, governance::cost_report_json(projection, options));
   AVPS_TRY_ASSIGN(auto previous, impl.latest("COST_REPORT", "PROJECT"));
@@ -284,10 +286,10 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     if (spent.committed_micro_usd > 0) {
       report.actual_by_scene[job.ctx.scene_id] = spent.committed_micro_usd;
     }
-    for (const auto& [key, response] : record.responses) {
-      if (response.scene_id == job.ctx.scene_id) {
-        report.cached_input_tokens += response.cached_input_tokens;
-        report.caching_saved_micro_usd += response.caching_saved_micro_usd;
+    for (const auto& [key, facts] : record.exchanges) {
+      if (facts.response && facts.response->scene_id == job.ctx.scene_id) {
+        report.cached_input_tokens += facts.response->cached_input_tokens;
+        report.caching_saved_micro_usd += facts.response->caching_saved_micro_usd;
       }
     }
     AVPS_TRY_ASSIGN(out["COST_REPORT"], governance::cost_report_json(projection, report));

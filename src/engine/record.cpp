@@ -255,7 +255,7 @@ void RecordFold::add(const ledger::Event& e) {
   }
   Record& record = m_record;
   if (std::optional<ledger::Reservation> reserved = ledger::reservation_of(e)) {
-    ++record.reservations[reserved->id.substr(0, reserved->id.find('#'))];
+    ++record.exchanges[reserved->id.substr(0, reserved->id.find('#'))].reservations;
   }
   if (e.kind == "artifact.recorded" && e.body.contains("artifact")) {
     const json details = e.body.value("details", json::object());
@@ -278,7 +278,7 @@ void RecordFold::add(const ledger::Event& e) {
     }
   }
   if (std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e)) {
-    ++record.intents[intent->key];
+    ++record.exchanges[intent->key].intents;
     // Intents before format 2 named no reservation: any reservation of their key may have left.
     record.intent_reservations.insert(intent->reservation_id.empty() ? intent->key + "#*" : intent->reservation_id);
   } else if (std::optional<ledger::ExchangeResponse> response = ledger::ExchangeResponse::from_event(e)) {
@@ -432,8 +432,18 @@ json RecordFold::save() const {
     written_by[name] = written_by_json(writer);
   }
   json responses = json::object();
-  for (const auto& [key, kept] : r.responses) {
-    responses[key] = {kept.seq, kept.scene_id, kept.cached_input_tokens, kept.caching_saved_micro_usd};
+  json intents = json::object();
+  json reservations = json::object();
+  for (const auto& [key, facts] : r.exchanges) {
+    if (const std::optional<RecordedResponse>& kept = facts.response) {
+      responses[key] = {kept->seq, kept->scene_id, kept->cached_input_tokens, kept->caching_saved_micro_usd};
+    }
+    if (facts.intents != 0) {
+      intents[key] = facts.intents;
+    }
+    if (facts.reservations != 0) {
+      reservations[key] = facts.reservations;
+    }
   }
   json unfinished = json::object();
   for (const auto& [step, writes] : m_unfinished_writes) {
@@ -447,11 +457,11 @@ json RecordFold::save() const {
           {"responses", std::move(responses)},
           {"steps", summaries_json(r.steps)},
           {"loops", summaries_json(r.loops)},
-          {"intents", r.intents},
+          {"intents", std::move(intents)},
           {"intent_reservations", r.intent_reservations},
           {"fallbacks", r.fallbacks},
           {"tickets", r.tickets},
-          {"reservations", r.reservations},
+          {"reservations", std::move(reservations)},
           {"written_by", std::move(written_by)},
           {"cut_short", r.cut_short},
           {"world_after", r.world_after},
@@ -479,8 +489,8 @@ RecordFold RecordFold::restore(const json& saved) {
   RecordFold fold(saved.at("all").get<bool>() ? RecordParts::all : RecordParts::renders);
   Record& r = fold.m_record;
   for (const auto& [key, kept] : saved.at("responses").items()) {
-    r.responses[key] = RecordedResponse{kept.at(0).get<int64_t>(), kept.at(1).get<std::string>(),
-                                        kept.at(2).get<int64_t>(), kept.at(3).get<int64_t>()};
+    r.exchanges[key].response = RecordedResponse{kept.at(0).get<int64_t>(), kept.at(1).get<std::string>(),
+                                                 kept.at(2).get<int64_t>(), kept.at(3).get<int64_t>()};
   }
   // (get_ref throws on what is not an object, as get_to did into the maps these members were.)
   for (const auto& [key, summary] : saved.at("steps").get_ref<const json::object_t&>()) {
@@ -489,11 +499,19 @@ RecordFold RecordFold::restore(const json& saved) {
   for (const auto& [key, summary] : saved.at("loops").get_ref<const json::object_t&>()) {
     r.loops.emplace(key, loop_summary(r.steps, summary));
   }
-  saved.at("intents").get_to(r.intents);
+  for (const auto& [key, count] : saved.at("intents").get<std::map<std::string, int>>()) {
+    if (count != 0) {
+      r.exchanges[key].intents = count;
+    }
+  }
   saved.at("intent_reservations").get_to(r.intent_reservations);
   saved.at("fallbacks").get_to(r.fallbacks);
   saved.at("tickets").get_to(r.tickets);
-  saved.at("reservations").get_to(r.reservations);
+  for (const auto& [key, count] : saved.at("reservations").get<std::map<std::string, int>>()) {
+    if (count != 0) {
+      r.exchanges[key].reservations = count;
+    }
+  }
   for (const auto& [name, writer] : saved.at("written_by").get_ref<const json::object_t&>()) {
     std::optional<WrittenBy> read = written_by_of(writer);
     if (!read) {
@@ -662,20 +680,58 @@ void take(core::ByteReader& in, std::map<K, V>& values) {
   }
 }
 
+// One of the maps Record::exchanges stands for (responses, intents, reservations), as a map of its
+// own: the keys whose facts `has` says hold one, each with what `value` writes.
+template <typename Has, typename Value>
+void put_exchanges(core::ByteWriter& out, const std::map<std::string, ExchangeFacts>& exchanges, Has has, Value value) {
+  out.u64(static_cast<uint64_t>(std::count_if(exchanges.begin(), exchanges.end(), [&](const auto& e) { return has(e.second); })));
+  for (const auto& [key, facts] : exchanges) {
+    if (has(facts)) {
+      out.text(key);
+      value(out, facts);
+    }
+  }
+}
+// put_exchanges read back into `exchanges` (a key read twice in one map is refused).
+template <typename Value>
+void take_exchanges(core::ByteReader& in, std::map<std::string, ExchangeFacts>& exchanges, Value value) {
+  std::string previous;
+  for (size_t n = in.count(), i = 0; i < n && in.ok(); ++i) {
+    std::string key = in.text();
+    if (i > 0 && key <= previous) {
+      in.fail();  // put_exchanges writes keys once each, in ascending order
+      return;
+    }
+    value(in, exchanges[key]);
+    previous = std::move(key);
+  }
+}
+// A count of intents or reservations: never 0 in a map the fold saved.
+void take_count(core::ByteReader& in, int& count) {
+  take(in, count);
+  if (count == 0) {
+    in.fail();
+  }
+}
+
 }  // namespace
 
 // The members in the order of the JSON save() above; the order is the format.
 void RecordFold::save(core::ByteWriter& out) const {
   const Record& r = m_record;
   out.u64(m_all ? 1 : 0);
-  put(out, r.responses);
+  // The exchanges as the three maps they were (responses, intents, reservations): the same bytes.
+  put_exchanges(out, r.exchanges, [](const ExchangeFacts& f) { return f.response.has_value(); },
+                [](core::ByteWriter& o, const ExchangeFacts& f) { put(o, *f.response); });
   put(out, r.steps);
   put(out, r.loops);
-  put(out, r.intents);
+  put_exchanges(out, r.exchanges, [](const ExchangeFacts& f) { return f.intents != 0; },
+                [](core::ByteWriter& o, const ExchangeFacts& f) { put(o, f.intents); });
   put(out, r.intent_reservations);
   put(out, r.fallbacks);
   put(out, r.tickets);
-  put(out, r.reservations);
+  put_exchanges(out, r.exchanges, [](const ExchangeFacts& f) { return f.reservations != 0; },
+                [](core::ByteWriter& o, const ExchangeFacts& f) { put(o, f.reservations); });
   put(out, r.written_by);
   put(out, r.cut_short);
   put(out, r.world_after);
@@ -707,7 +763,11 @@ std::optional<RecordFold> RecordFold::restore_bytes(std::string_view bytes) {
   }
   RecordFold fold(all == 1 ? RecordParts::all : RecordParts::renders);
   Record& r = fold.m_record;
-  take(in, r.responses);
+  take_exchanges(in, r.exchanges, [](core::ByteReader& i, ExchangeFacts& f) {
+    RecordedResponse response;
+    take(i, response);
+    f.response = std::move(response);
+  });
   take(in, r.steps);
   // Each loop's summary shares its step's when they are equal, as the fold that saved them did:
   // read one at a time, so that a copy of each is never held.
@@ -716,11 +776,11 @@ std::optional<RecordFold> RecordFold::restore_bytes(std::string_view bytes) {
     StepSummary summary = loop_summary(r.steps, in.json());
     r.loops.emplace_hint(r.loops.end(), std::move(loop), std::move(summary));
   }
-  take(in, r.intents);
+  take_exchanges(in, r.exchanges, [](core::ByteReader& i, ExchangeFacts& f) { take_count(i, f.intents); });
   take(in, r.intent_reservations);
   take(in, r.fallbacks);
   take(in, r.tickets);
-  take(in, r.reservations);
+  take_exchanges(in, r.exchanges, [](core::ByteReader& i, ExchangeFacts& f) { take_count(i, f.reservations); });
   take(in, r.written_by);
   take(in, r.cut_short);
   take(in, r.world_after);
@@ -808,7 +868,7 @@ json media_summary(const json& body) {
 json render_summary(const json& body) { return kept_members(body, {"inputs", "input_hashes"}); }
 
 void note_response(Record& record, const std::string& key, int64_t seq, const json& body) {
-  RecordedResponse& kept = record.responses[key];
+  RecordedResponse& kept = record.exchanges[key].response.emplace();
   kept.seq = seq;
   kept.scene_id = body.value("scene_id", "");
   kept.cached_input_tokens = body.value("cached_input_tokens", int64_t{0});

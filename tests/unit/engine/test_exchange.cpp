@@ -374,8 +374,14 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
       CHECK(from_restored.written_by == from_whole.written_by);
       CHECK(from_restored.cut_short == from_whole.cut_short);
       CHECK(from_restored.open_stops == from_whole.open_stops);
-      CHECK(from_restored.intents == from_whole.intents);
-      CHECK(from_restored.responses.size() == from_whole.responses.size());
+      REQUIRE(from_restored.exchanges.size() == from_whole.exchanges.size());
+      for (auto x = from_restored.exchanges.begin(), y = from_whole.exchanges.begin(); x != from_restored.exchanges.end();
+           ++x, ++y) {
+        CHECK(x->first == y->first);
+        CHECK(x->second.intents == y->second.intents);
+        CHECK(x->second.reservations == y->second.reservations);
+        CHECK(x->second.response.has_value() == y->second.response.has_value());
+      }
     }
   }
   // What save() did not make is refused, not taken for an empty fold.

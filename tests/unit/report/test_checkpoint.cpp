@@ -301,11 +301,9 @@ engine::Record whole_record(DemoFilm& film) {
 void check_same_record(const engine::Record& a, const engine::Record& b) {
   CHECK(engine::same_summaries(a.steps, b.steps));
   CHECK(engine::same_summaries(a.loops, b.loops));
-  CHECK(a.intents == b.intents);
   CHECK(a.intent_reservations == b.intent_reservations);
   CHECK(a.fallbacks == b.fallbacks);
   CHECK(a.tickets == b.tickets);
-  CHECK(a.reservations == b.reservations);
   CHECK(a.written_by == b.written_by);
   CHECK(a.cut_short == b.cut_short);
   CHECK(a.world_after == b.world_after);
@@ -322,13 +320,18 @@ void check_same_record(const engine::Record& a, const engine::Record& b) {
   CHECK(a.firing_verdicts == b.firing_verdicts);
   CHECK(a.stopped_loops == b.stopped_loops);
   CHECK(a.open_stops == b.open_stops);
-  REQUIRE(a.responses.size() == b.responses.size());
-  for (auto x = a.responses.begin(), y = b.responses.begin(); x != a.responses.end(); ++x, ++y) {
+  REQUIRE(a.exchanges.size() == b.exchanges.size());
+  for (auto x = a.exchanges.begin(), y = b.exchanges.begin(); x != a.exchanges.end(); ++x, ++y) {
     CHECK(x->first == y->first);
-    CHECK(x->second.seq == y->second.seq);
-    CHECK(x->second.scene_id == y->second.scene_id);
-    CHECK(x->second.cached_input_tokens == y->second.cached_input_tokens);
-    CHECK(x->second.caching_saved_micro_usd == y->second.caching_saved_micro_usd);
+    CHECK(x->second.intents == y->second.intents);
+    CHECK(x->second.reservations == y->second.reservations);
+    REQUIRE(x->second.response.has_value() == y->second.response.has_value());
+    if (x->second.response) {
+      CHECK(x->second.response->seq == y->second.response->seq);
+      CHECK(x->second.response->scene_id == y->second.response->scene_id);
+      CHECK(x->second.response->cached_input_tokens == y->second.response->cached_input_tokens);
+      CHECK(x->second.response->caching_saved_micro_usd == y->second.response->caching_saved_micro_usd);
+    }
   }
 }
 
@@ -411,7 +414,7 @@ TEST_CASE("the run's record restored from the checkpoint and the events after it
         std::string::npos);
   CHECK(checked.lines.find("used by the run: 0 events") == std::string::npos);
   const engine::Record whole = whole_record(film);
-  CHECK(whole.intents.at("plausibility-auditor/S01@00ff") == 2);
+  CHECK(whole.exchanges.at("plausibility-auditor/S01@00ff").intents == 2);
   CHECK(whole.open_stops.count("plausibility-auditor/S01") == 0);  // overridden after the checkpoint
   check_same_record(*checked.record, whole);
   RunRecord unchecked = run_record(film, engine::RestoredRecordCheck::none);
