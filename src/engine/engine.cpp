@@ -1169,8 +1169,9 @@ Result<void> Impl::check_inputs_by_name(const skills::SkillDef& skill, const Job
 
 std::unordered_map<std::string, std::string>& Impl::known_steps_by_inputs() {
   if (!steps_by_inputs_read) {
-    for (const auto& [step, summary] : record.steps) {
-      if (auto digest = summary->find("inputs_by_name"); digest != summary->end() && digest->is_string()) {
+    for (const auto& [step, kept] : record.steps) {
+      const json summary = *kept;
+      if (auto digest = summary.find("inputs_by_name"); digest != summary.end() && digest->is_string()) {
         steps_by_inputs.emplace(digest->get<std::string>(), step);
       }
     }
@@ -1667,7 +1668,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
     }
   }
   if (auto last = record.loops.find(job.loop); last != record.loops.end()) {
-    const json& body = *last->second;
+    const json body = *last->second;
     // A FAIL, or a FIX the skill's on_fix acts on, that the loop has not answered yet.
     if (const std::string verdict = body.value("verdict", "");
         verdict == "FAIL" || (verdict == "FIX" && skill.fix_loops())) {

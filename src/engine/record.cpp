@@ -57,9 +57,19 @@ std::string target_for(const std::string& kind, const Context& context) {
   return "";
 }
 
+json StepSummary::operator*() const {
+  core::ByteReader in(bytes());
+  return in.json();
+}
+
+StepSummary make_summary(const json& summary) {
+  core::ByteWriter out;
+  out.json(summary);
+  return StepSummary(out.take());
+}
+
 bool same_summaries(const std::map<std::string, StepSummary>& a, const std::map<std::string, StepSummary>& b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
-                    [](const auto& x, const auto& y) { return x.first == y.first && *x.second == *y.second; });
+  return a == b;  // summaries compare by their bytes
 }
 
 void note_loop_verdict(Record& record, const std::string& loop, const std::string& verdict) {
@@ -415,13 +425,14 @@ std::optional<WrittenBy> written_by_of(const json& saved) {
 }
 // A loop's summary restored: the step's own summary when equal to it (as the fold made them:
 // shared), else its own.
-StepSummary loop_summary(const std::map<std::string, StepSummary>& steps, json summary) {
-  if (auto step = summary.find("step"); step != summary.end() && step->is_string()) {
-    if (auto same = steps.find(step->get_ref<const std::string&>()); same != steps.end() && *same->second == summary) {
+StepSummary loop_summary(const std::map<std::string, StepSummary>& steps, StepSummary summary) {
+  const json decoded = *summary;
+  if (auto step = decoded.find("step"); step != decoded.end() && step->is_string()) {
+    if (auto same = steps.find(step->get_ref<const std::string&>()); same != steps.end() && same->second == summary) {
       return same->second;
     }
   }
-  return make_summary(std::move(summary));
+  return summary;
 }
 }  // namespace
 
@@ -497,7 +508,7 @@ RecordFold RecordFold::restore(const json& saved) {
     r.steps.emplace(key, make_summary(summary));
   }
   for (const auto& [key, summary] : saved.at("loops").get_ref<const json::object_t&>()) {
-    r.loops.emplace(key, loop_summary(r.steps, summary));
+    r.loops.emplace(key, loop_summary(r.steps, make_summary(summary)));
   }
   for (const auto& [key, count] : saved.at("intents").get<std::map<std::string, int>>()) {
     if (count != 0) {
@@ -571,7 +582,6 @@ void take(core::ByteReader& in, json& value);
 void take(core::ByteReader& in, int& value);
 void take(core::ByteReader& in, int64_t& value);
 void take(core::ByteReader& in, RecordedResponse& value);
-void take(core::ByteReader& in, StepSummary& value);
 void take(core::ByteReader& in, WrittenBy& value);
 template <typename A, typename B>
 void take(core::ByteReader& in, std::pair<A, B>& value);
@@ -593,6 +603,8 @@ void put(core::ByteWriter& out, const RecordedResponse& value) {
   out.i64(value.caching_saved_micro_usd);
 }
 // Both as the JSON members they were before (the same bytes: the format did not change).
+// (A summary's bytes are what out.json(*value) writes: decoded and written again, not copied,
+// since the writer takes values, not bytes.)
 void put(core::ByteWriter& out, const StepSummary& value) { out.json(*value); }
 void put(core::ByteWriter& out, const WrittenBy& value) { out.json(written_by_json(value)); }
 template <typename A, typename B>
@@ -639,7 +651,12 @@ void take(core::ByteReader& in, RecordedResponse& value) {
   value.cached_input_tokens = in.i64();
   value.caching_saved_micro_usd = in.i64();
 }
-void take(core::ByteReader& in, StepSummary& value) { value = make_summary(in.json()); }
+// A summary in `bytes` at `in`'s place, kept as those bytes (not decoded and encoded again).
+StepSummary take_summary(core::ByteReader& in, std::string_view bytes) {
+  const size_t at = in.consumed();
+  std::ignore = in.json();  // (read to find where it ends)
+  return in.ok() ? StepSummary(std::string(bytes.substr(at, in.consumed() - at))) : StepSummary();
+}
 void take(core::ByteReader& in, WrittenBy& value) {
   std::optional<WrittenBy> read = written_by_of(in.json());
   if (!read) {
@@ -768,12 +785,15 @@ std::optional<RecordFold> RecordFold::restore_bytes(std::string_view bytes) {
     take(i, response);
     f.response = std::move(response);
   });
-  take(in, r.steps);
-  // Each loop's summary shares its step's when they are equal, as the fold that saved them did:
-  // read one at a time, so that a copy of each is never held.
+  for (size_t n = in.count(); n > 0 && in.ok(); --n) {
+    std::string step = in.text();
+    StepSummary summary = take_summary(in, bytes);
+    r.steps.emplace_hint(r.steps.end(), std::move(step), std::move(summary));
+  }
+  // Each loop's summary shares its step's when they are equal, as the fold that saved them did.
   for (size_t n = in.count(); n > 0 && in.ok(); --n) {
     std::string loop = in.text();
-    StepSummary summary = loop_summary(r.steps, in.json());
+    StepSummary summary = loop_summary(r.steps, take_summary(in, bytes));
     r.loops.emplace_hint(r.loops.end(), std::move(loop), std::move(summary));
   }
   take_exchanges(in, r.exchanges, [](core::ByteReader& i, ExchangeFacts& f) { take_count(i, f.intents); });
