@@ -397,6 +397,91 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
   CHECK_FALSE(engine::RecordFold::restore_bytes(std::string_view()));
 }
 
+TEST_CASE("a restored record holds a loop's last step once and each exchange key once, and refuses keys out of order",
+          "[engine][checkpoint]") {
+  // Given the record of the demo's narrative and planning, saved as a checkpoint's run section
+  Film film;
+  REQUIRE(film.run("planning").ok());
+  auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
+  REQUIRE(project.ok());
+  auto read = (*project)->ledger().events();
+  REQUIRE(read.ok());
+  engine::RecordFold fold(engine::RecordParts::all);
+  for (const ledger::Event& e : *read) {
+    fold.add(e);
+  }
+  core::ByteWriter flat;
+  fold.save(flat);
+  const engine::Record folded = std::move(fold).finish();
+
+  // When it is restored
+  std::optional<engine::RecordFold> restored = engine::RecordFold::restore_bytes(flat.bytes());
+  REQUIRE(restored);
+  const engine::Record record = std::move(*restored).finish();
+
+  // Then every loop whose last step's summary is its step's holds that very summary, not a copy,
+  // as the fold that saved it did
+  size_t shared = 0;
+  for (const auto& [loop, summary] : record.loops) {
+    const std::string step = summary->value("step", "");
+    auto same = record.steps.find(step);
+    REQUIRE(same != record.steps.end());
+    if (same->second == summary) {
+      CHECK(&same->second.bytes() == &summary.bytes());
+      CHECK(&folded.steps.at(step).bytes() == &folded.loops.at(loop).bytes());
+      ++shared;
+    }
+  }
+  CHECK(shared > 10);
+  CHECK(engine::same_summaries(record.steps, folded.steps));
+  CHECK(engine::same_summaries(record.loops, folded.loops));
+  // and each exchange key is one entry, with its intents, reservations and response
+  REQUIRE_FALSE(record.exchanges.empty());
+  for (const auto& [key, facts] : record.exchanges) {
+    INFO(key);
+    CHECK(facts.intents > 0);
+    CHECK(facts.reservations > 0);
+    CHECK(facts.response.has_value() == (folded.response(key) != nullptr));
+  }
+
+  // And a section whose responses name a key twice (which save never writes) is refused whole
+  core::ByteWriter twice;
+  twice.u64(1);  // all parts
+  twice.u64(2);  // responses: the same key twice
+  for (int i = 0; i < 2; ++i) {
+    twice.text("k");
+    twice.i64(1);
+    twice.text("S01");
+    twice.i64(0);
+    twice.i64(0);
+  }
+  std::string rest = flat.bytes();
+  core::ByteReader skip(rest);
+  std::ignore = skip.u64();
+  std::ignore = skip.count();  // the saved fold's responses, skipped
+  for (const auto& [key, facts] : folded.exchanges) {
+    if (facts.response) {
+      std::ignore = skip.text();
+      std::ignore = skip.i64();
+      std::ignore = skip.text();
+      std::ignore = skip.i64();
+      std::ignore = skip.i64();
+    }
+  }
+  REQUIRE(skip.ok());
+  const std::string damaged = twice.bytes() + rest.substr(skip.consumed());
+  CHECK_FALSE(engine::RecordFold::restore_bytes(damaged));
+  core::ByteWriter once;
+  once.u64(1);
+  once.u64(1);
+  once.text("k");
+  once.i64(1);
+  once.text("S01");
+  once.i64(0);
+  once.i64(0);
+  CHECK(engine::RecordFold::restore_bytes(once.bytes() + rest.substr(skip.consumed())));
+}
+
 TEST_CASE("the walk's memo of who wrote a version follows each change of the record it is told of, and a change "
           "it is not told of is an error under verify_by_name",
           "[engine]") {
