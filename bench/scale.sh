@@ -40,7 +40,9 @@ sizes, by_skill = [], {}
 for (body,) in db.execute("SELECT body FROM events WHERE kind = 'exchange.intent'"):
     b = json.loads(body)
     sha = b["request_sha256"]
-    size = os.path.getsize(os.path.join(p, ".avps", "objects", sha[:2], sha[2:] + ".json"))
+    # An object is a row of the ledger's objects table (schema 3), or a file when over 1 MiB.
+    row = db.execute("SELECT length(bytes) FROM objects WHERE sha256 = ?", (sha,)).fetchone()
+    size = row[0] if row else os.path.getsize(os.path.join(p, ".avps", "objects", sha[:2], sha[2:] + ".json"))
     sizes.append(size)
     skill = b["skill"].split(" ")[0]
     by_skill[skill] = max(by_skill.get(skill, 0), size)
