@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
-#include <future>
 #include <map>
 #include <tuple>
 #include <mutex>
@@ -1105,39 +1104,6 @@ struct SqliteLedger::Impl {
         also->failed = std::move(error);
       }
     };
-    // With check_hashes, the events are hashed on a second thread, a batch at a time, while this
-    // one reads the next batch from SQLite; `each` gets them in order, as each batch is done. (The
-    // reading and the hashing cost about the same: together they take half as long.)
-    struct ToHash {
-      Event event;
-      std::string hashed;  // what its hash must be of
-      bool hashable = true;  // false: not JSON, or a text field not UTF-8 (can match no hash)
-    };
-    using Hashed = std::vector<std::pair<Event, bool>>;
-    constexpr size_t k_hash_batch = 2048;
-    std::vector<ToHash> filling;
-    std::future<Hashed> hashing;
-    auto hand_over = [&]() -> Result<void> {
-      if (hashing.valid()) {
-        for (auto& [event, matches] : hashing.get()) {
-          AVPS_TRY(each(std::move(event), matches));
-        }
-      }
-      if (!filling.empty()) {
-        // (Deferred, hashed here at get(), when no thread can be started.)
-        hashing = std::async(std::launch::async | std::launch::deferred, [batch = std::move(filling)]() mutable {
-          Hashed out;
-          out.reserve(batch.size());
-          for (ToHash& item : batch) {
-            const bool matches = item.hashable && core::sha256_hex(item.hashed) == item.event.hash;
-            out.emplace_back(std::move(item.event), matches);
-          }
-          return out;
-        });
-        filling.clear();
-      }
-      return ok();
-    };
     // A text field as canonical JSON writes it. Kinds, run ids and timestamps need no escape, so
     // they are quoted as they are; only another text goes through the JSON library.
     auto quoted = [](const std::string& text) -> std::optional<std::string> {
@@ -1197,36 +1163,20 @@ struct SqliteLedger::Impl {
           e.body[k_parts[i]] = std::move(values[i]);
         }
       }
-      if (!check_hashes) {
-        AVPS_TRY(each(std::move(e), true));
-        continue;
-      }
-      ToHash item;
-      std::optional<std::string> kind = quoted(e.kind), run = quoted(e.run_id), ts = quoted(e.timestamp);
-      if (valid && kind && run && ts) {
-        // What the event's hash is of: the previous hash, then the canonical event with its body
-        // as stored.
-        const std::string_view body = stmt.text_view(4);
-        const std::string seq = std::to_string(e.seq);
-        item.hashed.reserve(e.prev_hash.size() + body.size() + kind->size() + run->size() + ts->size() + 64);
-        for (std::string_view piece : {std::string_view(e.prev_hash), std::string_view("{\"body\":"), body,
-                                       std::string_view(",\"kind\":"), std::string_view(*kind),
-                                       std::string_view(",\"run_id\":"), std::string_view(*run),
-                                       std::string_view(",\"seq\":"), std::string_view(seq),
-                                       std::string_view(",\"ts\":"), std::string_view(*ts), std::string_view("}")}) {
-          item.hashed += piece;
+      bool matches = true;
+      if (check_hashes) {
+        std::optional<std::string> kind = quoted(e.kind), run = quoted(e.run_id), ts = quoted(e.timestamp);
+        matches = false;
+        if (valid && kind && run && ts) {
+          // The canonical event, hashed in pieces: the body as stored, never copied.
+          const std::string seq = std::to_string(e.seq);
+          matches = core::sha256_hex_joined({e.prev_hash, "{\"body\":", stmt.text_view(4), ",\"kind\":", *kind,
+                                             ",\"run_id\":", *run, ",\"seq\":", seq, ",\"ts\":", *ts, "}"}) == e.hash;
         }
-      } else {
-        item.hashable = false;
       }
-      item.event = std::move(e);
-      filling.push_back(std::move(item));
-      if (filling.size() == k_hash_batch) {
-        AVPS_TRY(hand_over());
-      }
+      AVPS_TRY(each(std::move(e), matches));
     }
-    AVPS_TRY(hand_over());  // the last batch, then what it was hashing
-    return hand_over();
+    return ok();
   }
 
   // The mirrors verify() compares: of a reader, as read before its snapshot; the writer's now.

@@ -324,9 +324,7 @@ class Ledger {
   /// artifact index and the budget tables equal to the events that vouch for them, and the CSV
   /// face equal to the rows the events carry. A HEAD behind the last event and a CSV face that is
   /// a prefix of its rows are `transient`. On the writer it first does flush(), so the mirrors it
-  /// compares hold everything it committed (a failed flush shows as their lag). The events'
-  /// hashes are recomputed on a second thread while this one reads on; every callback (`also`)
-  /// runs on the calling thread.
+  /// compares hold everything it committed (a failed flush shows as their lag).
   std::vector<core::Violation> verify() const { return verify(nullptr); }
   /// What verify()'s one pass over the events hands on, for a caller that reads every event too
   /// (`avps gate`'s integrity check): `each` gets every event in order, its body holding only
