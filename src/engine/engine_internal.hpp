@@ -106,7 +106,9 @@ class StepSummary {
   explicit StepSummary(std::string bytes) : m_bytes(std::make_shared<const std::string>(std::move(bytes))) {}
   /// The summary, decoded (an object).
   nlohmann::json operator*() const;
-  /// `summary->value(...)` reads a member of it, decoded for that expression.
+  /// `summary->value(...)` reads a member of it, decoded for that expression. Each `->` decodes
+  /// anew: never keep what one gives past its expression, nor compare it with another's (two
+  /// `->find(k)` and `->end()` are iterators of different objects); decode once with `*` instead.
   struct Decoded {
     nlohmann::json value;
     const nlohmann::json* operator->() const { return &value; }
