@@ -247,19 +247,19 @@ WriterFacts Impl::make_writer_facts(const std::string& name) const {
   facts.by_step = true;
   facts.step = writer->second.step;
   facts.written_at = writer_rank(facts.step);
-  auto finished = record.steps.find(facts.step);
-  facts.unfinished =
-      finished == record.steps.end() || finished->second->value("attempt", 0) < writer->second.attempt;
+  auto found = record.steps.find(facts.step);
+  const std::optional<json> finished = found == record.steps.end() ? std::nullopt : std::optional<json>(*found->second);
+  facts.unfinished = !finished || finished->value("attempt", 0) < writer->second.attempt;
   if (facts.unfinished) {
     // Its own loop re-runs it; and no other step reads what an attempt an interruption cut
     // short wrote (BEATS, not yet SCENES) before that attempt is finished: nothing is derived
     // from half of an answer.
     facts.cut_short = record.cut_short.count(name) > 0;
   } else {
-    facts.loop = finished->second->value("loop", "");
+    facts.loop = finished->value("loop", "");
     auto last = record.loops.find(facts.loop);
-    facts.failed_unanswered = finished->second->value("verdict", "") == "FAIL" && last != record.loops.end() &&
-                              last->second->value("step", "") == facts.step && !record.open_stops.count(facts.loop);
+    facts.failed_unanswered = finished->value("verdict", "") == "FAIL" && last != record.loops.end() &&
+                              (*last->second).value("step", "") == facts.step && !record.open_stops.count(facts.loop);
   }
   return facts;
 }
@@ -646,7 +646,7 @@ std::optional<WalkRank> Impl::writer_rank(const std::string& step_key) const {
     }
   }
   if (auto finished = record.steps.find(step_key); finished != record.steps.end()) {
-    context.graph_step = finished->second->value("graph_step", "");
+    context.graph_step = (*finished->second).value("graph_step", "");
   }
   WalkRank rank = rank_of(skill, context);
   // A revision a shot's loop asked for (the simplify remedy's re-plan: "shot-planner/S01<qc-grader/
@@ -1202,7 +1202,7 @@ Result<bool> Impl::known_by_name(const skills::SkillDef& skill, Job& job) {
   }
   std::unordered_map<std::string, std::string>& known = known_steps_by_inputs();
   auto last = record.loops.find(job.loop);
-  if (known.empty() || last == record.loops.end() || !last->second->contains("inputs_by_name")) {
+  if (known.empty() || last == record.loops.end() || !(*last->second).contains("inputs_by_name")) {
     // Nothing finished with a digest (a record from before inputs_by_name), or not this loop's
     // last step: naming the inputs would most likely be work on top of the whole gather.
     return false;
@@ -1220,7 +1220,7 @@ Result<bool> Impl::known_by_name(const skills::SkillDef& skill, Job& job) {
     return false;
   }
   auto finished = record.steps.find(step->second);
-  if (finished == record.steps.end() || !skill.settles(finished->second->value("verdict", ""))) {
+  if (finished == record.steps.end() || !skill.settles((*finished->second).value("verdict", ""))) {
     return false;  // known, but not settled: the step runs, on inputs gathered whole
   }
   if (options.verify_by_name) {
@@ -1598,11 +1598,17 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
     facts.missing.push_back(job.in.missing);
   }
   facts.inputs = job.step;
-  auto finished = record.steps.find(job.step);
-  facts.passed_with_inputs =
-      !job.forced && finished != record.steps.end() && skill.settles(finished->second->value("verdict", ""));
-  if (auto last = record.loops.find(job.loop); last != record.loops.end()) {
-    facts.last_inputs = last->second->value("step", "");
+  // The summaries of the step's last finish and of its loop's last step, each decoded once (nothing
+  // below changes them before it returns).
+  auto summary_of = [](const std::map<std::string, StepSummary>& summaries, const std::string& key) {
+    auto found = summaries.find(key);
+    return found == summaries.end() ? std::nullopt : std::optional<json>(*found->second);
+  };
+  const std::optional<json> finished = summary_of(record.steps, job.step);
+  const std::optional<json> last = summary_of(record.loops, job.loop);
+  facts.passed_with_inputs = !job.forced && finished && skill.settles(finished->value("verdict", ""));
+  if (last) {
+    facts.last_inputs = last->value("step", "");
   }
   const UnitState state = Plan::state_of(facts).state;
   if (state == UnitState::waiting) {
@@ -1616,17 +1622,15 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
   if (state == UnitState::up_to_date) {
     ++outcome.steps_skipped;
     job.state = JobState::done;
-    job.verdict = finished->second->value("verdict", "");
-    if (auto last = record.loops.find(job.loop);
-        last != record.loops.end() && last->second->value("step", "") != job.step &&
-        !skill.settles(last->second->value("verdict", ""))) {
+    job.verdict = finished->value("verdict", "");
+    if (last && last->value("step", "") != job.step && !skill.settles(last->value("verdict", ""))) {
       // The loop failed on other inputs and came back to ones an earlier attempt settled (a
       // revision that returned to an earlier version's content): that verdict stands again, and
       // the log says so, so that what reads the loop's last step (status, `gate --require`) sees
       // the verdict on the inputs as they are, not the failure on the ones in between. (Steps of
       // one loop that both settled, such as a scene's cost loop before proxy and before final,
       // need no restating.)
-      json body = *finished->second;
+      json body = *finished;
       body["skill"] = skill.name;
       body["restated"] = true;
       if (auto digest = job.log_extra.find("inputs_by_name"); digest != job.log_extra.end()) {
@@ -1647,8 +1651,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
     return ok();
   }
   if (std::optional<std::string> accepted = record.overrides.accepted(job.loop)) {
-    auto last = record.loops.find(job.loop);
-    const std::string verdict = last == record.loops.end() ? "" : last->second->value("verdict", "");
+    const std::string verdict = last ? last->value("verdict", "") : "";
     if (verdict == "FAIL" || (verdict == "FIX" && skill.fix_loops())) {
       ledger::LogRow row;
       row.skill_name = skill.name;
@@ -1660,15 +1663,15 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
       AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
           .kind = "step.finished",
           .body = {{"step", job.step}, {"loop", job.loop}, {"skill", skill.name}, {"verdict", "ACCEPTED"},
-                   {"attempt", last->second->value("attempt", 1)}, {"outputs", *accepted}},
+                   {"attempt", last->value("attempt", 1)}, {"outputs", *accepted}},
           .row = row}));
       job.state = JobState::done;
       job.verdict = "ACCEPTED";
       return ok();
     }
   }
-  if (auto last = record.loops.find(job.loop); last != record.loops.end()) {
-    const json body = *last->second;
+  if (last) {
+    const json& body = *last;
     // A FAIL, or a FIX the skill's on_fix acts on, that the loop has not answered yet.
     if (const std::string verdict = body.value("verdict", "");
         verdict == "FAIL" || (verdict == "FIX" && skill.fix_loops())) {

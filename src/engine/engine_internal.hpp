@@ -104,16 +104,9 @@ class StepSummary {
   StepSummary() = default;
   /// `bytes`: the summary as core::ByteWriter::json wrote it.
   explicit StepSummary(std::string bytes) : m_bytes(std::make_shared<const std::string>(std::move(bytes))) {}
-  /// The summary, decoded (an object).
+  /// The summary, decoded (an object): each `*` decodes anew, so a reader of several members
+  /// decodes once and reads its copy.
   nlohmann::json operator*() const;
-  /// `summary->value(...)` reads a member of it, decoded for that expression. Each `->` decodes
-  /// anew: never keep what one gives past its expression, nor compare it with another's (two
-  /// `->find(k)` and `->end()` are iterators of different objects); decode once with `*` instead.
-  struct Decoded {
-    nlohmann::json value;
-    const nlohmann::json* operator->() const { return &value; }
-  };
-  Decoded operator->() const { return Decoded{**this}; }
   const std::string& bytes() const { return m_bytes ? *m_bytes : k_empty; }
   /// Equal summaries have equal bytes (one encoding per value).
   bool operator==(const StepSummary& other) const { return bytes() == other.bytes(); }
@@ -125,9 +118,6 @@ class StepSummary {
 /// `summary` kept (encoded).
 StepSummary make_summary(const nlohmann::json& summary);
 
-/// Whether two maps of summaries hold equal summaries under the same keys (what == of the maps
-/// would say of the summaries' contents, not of where they are held).
-bool same_summaries(const std::map<std::string, StepSummary>& a, const std::map<std::string, StepSummary>& b);
 
 /// Who wrote an artifact (Record::written_by): the step key and attempt from its
 /// artifact.recorded details. A struct, not a JSON object: one per artifact of the history.

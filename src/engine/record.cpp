@@ -68,10 +68,6 @@ StepSummary make_summary(const json& summary) {
   return StepSummary(out.take());
 }
 
-bool same_summaries(const std::map<std::string, StepSummary>& a, const std::map<std::string, StepSummary>& b) {
-  return a == b;  // summaries compare by their bytes
-}
-
 void note_loop_verdict(Record& record, const std::string& loop, const std::string& verdict) {
   if (verdict != "PASS" && verdict != "WARN" && verdict != "ACCEPTED") {
     return;

@@ -369,7 +369,7 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
       engine::RecordFold again = engine::RecordFold::restore(whole_state);
       const engine::Record from_whole = std::move(again).finish();
       const engine::Record from_restored = std::move(restored).finish();
-      CHECK(engine::same_summaries(from_restored.steps, from_whole.steps));
+      CHECK(from_restored.steps == from_whole.steps);
       CHECK(from_restored.shot_attempts == from_whole.shot_attempts);
       CHECK(from_restored.written_by == from_whole.written_by);
       CHECK(from_restored.cut_short == from_whole.cut_short);
@@ -423,7 +423,7 @@ TEST_CASE("a restored record holds a loop's last step once and each exchange key
   // as the fold that saved it did
   size_t shared = 0;
   for (const auto& [loop, summary] : record.loops) {
-    const std::string step = summary->value("step", "");
+    const std::string step = (*summary).value("step", "");
     auto same = record.steps.find(step);
     REQUIRE(same != record.steps.end());
     if (same->second == summary) {
@@ -433,8 +433,8 @@ TEST_CASE("a restored record holds a loop's last step once and each exchange key
     }
   }
   CHECK(shared > 10);
-  CHECK(engine::same_summaries(record.steps, folded.steps));
-  CHECK(engine::same_summaries(record.loops, folded.loops));
+  CHECK(record.steps == folded.steps);
+  CHECK(record.loops == folded.loops);
   // and each exchange key is one entry, with its intents, reservations and response
   REQUIRE_FALSE(record.exchanges.empty());
   for (const auto& [key, facts] : record.exchanges) {
