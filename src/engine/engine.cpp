@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <future>
 #include <limits>
 #include <map>
 #include <set>
@@ -1460,28 +1461,41 @@ Result<void> Impl::run_engine_checks(const Job& job, const gates::Outputs& outpu
   return ok();
 }
 
-Result<Flow> Impl::check_integrity(IntegrityScope scope) {
-  const std::string loop = "integrity";
-  const fs::path& dir = e.m_project.dir();
-  auto open = record.open_stops.find(loop);
+Impl::IntegrityFindings Impl::find_integrity_violations(const fs::path& dir, const ledger::Ledger& ledger,
+                                                        IntegrityScope scope) {
   // Every rule of the gate but artifact.schema: what a run reads is the bytes as recorded (and
   // validated when written), verified here by hash; a schema changed since is the gate's to report.
   // From the mark the last clean check left, what was recorded since and what changed since
-  // (gates::IntegrityOptions::since); whole when an integrity stop is open, since whether it is
-  // resolved is the whole check's to say.
+  // (gates::IntegrityOptions::since).
   std::optional<gates::VerifiedMark> since;
-  if (scope == IntegrityScope::since_mark && open == record.open_stops.end()) {
+  if (scope == IntegrityScope::since_mark) {
     since = gates::read_verified_mark(dir);
   }
-  gates::VerifiedMark clean;
-  std::vector<core::Violation> found;
+  IntegrityFindings findings;
   const gates::ProjectFiles files = gates::list_project_files(dir);
-  for (core::Violation& v : gates::check_integrity(dir, e.m_project.ledger(), files,
-                                                   {.schemas = false, .since = since ? &*since : nullptr, .clean = &clean})) {
+  for (core::Violation& v : gates::check_integrity(dir, ledger, files,
+                                                   {.schemas = false, .since = since ? &*since : nullptr,
+                                                    .clean = &findings.clean})) {
     if (!v.transient) {
-      found.push_back(std::move(v));
+      findings.found.push_back(std::move(v));
     }
   }
+  return findings;
+}
+
+Result<Flow> Impl::check_integrity(IntegrityScope scope, std::optional<IntegrityFindings> made) {
+  const std::string loop = "integrity";
+  const fs::path& dir = e.m_project.dir();
+  auto open = record.open_stops.find(loop);
+  // Whole when an integrity stop is open: whether it is resolved is the whole check's to say.
+  if (open != record.open_stops.end()) {
+    scope = IntegrityScope::whole;
+  }
+  if (!made || scope == IntegrityScope::whole) {
+    made = find_integrity_violations(dir, e.m_project.ledger(), scope);
+  }
+  std::vector<core::Violation>& found = made->found;
+  const gates::VerifiedMark& clean = made->clean;
   if (clean.ledger.seq > 0) {
     if (Result<void> kept = gates::write_verified_mark(dir, clean); !kept) {
       // A mark only spares work: without it the next run checks everything, and this one goes on.
@@ -3067,10 +3081,32 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
     }
   }
   Impl impl(*this, options);
+  // The files must be what the ledger vouches for before anything is read from them (below). The
+  // check reads only, so it runs while this thread restores the run's record (at 500 scenes each
+  // is a good part of a resume), on a read-only ledger of its own: one snapshot of what the writer
+  // committed, which nothing changes until the check is taken (nothing is written before it).
+  // The mirrors are brought up to date first, as the writer's own verify() would (a lag is a
+  // transient finding, and a check with any finding leaves no mark).
+  AVPS_TRY(m_project.ledger().flush());
+  std::future<Result<Impl::IntegrityFindings>> integrity_found =
+      std::async(std::launch::async, [dir = m_project.dir()]() -> Result<Impl::IntegrityFindings> {
+        const core::SystemClock clock;
+        AVPS_TRY_ASSIGN(std::unique_ptr<ledger::Ledger> reader,
+                        ledger::Ledger::open(dir, ledger::OpenMode::read_only, clock));
+        return Impl::find_integrity_violations(dir, *reader, Impl::IntegrityScope::since_mark);
+      });
   // From the fold checkpoint the last run left, when it is usable, and the events since; with
   // verify_by_name (the e2e tests) checked against a fold of every event as well.
-  AVPS_TRY_ASSIGN(impl.record, read_record(m_project, options.verify_by_name ? RestoredRecordCheck::against_whole_fold
-                                                                             : RestoredRecordCheck::none));
+  Result<Record> restored = read_record(
+      m_project, options.verify_by_name ? RestoredRecordCheck::against_whole_fold : RestoredRecordCheck::none);
+  Result<Impl::IntegrityFindings> found = integrity_found.get();
+  if (!restored) {
+    return std::move(restored).error();
+  }
+  if (!found) {
+    return std::move(found).error();
+  }
+  impl.record = std::move(*restored);
   impl.record_changed();
   // Reservations an interrupted run left open: a call whose intent is recorded may have reached
   // its provider and counts as spent; one without was never sent and is released.
@@ -3105,7 +3141,8 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   // The files must be what the ledger vouches for before anything is read from them: a file
   // edited, swapped or removed by hand is an integrity stop (the findings of `avps gate`), never
   // input to a step. What a crash leaves in passing (transient) the run recovers itself.
-  AVPS_TRY_ASSIGN(Flow integrity, impl.check_integrity(Impl::IntegrityScope::since_mark));
+  AVPS_TRY_ASSIGN(Flow integrity,
+                  impl.check_integrity(Impl::IntegrityScope::since_mark, std::move(*found)));
   if (integrity != Flow::go_on) {
     impl.outcome.exit = ExitCode::hard_stop;
     return impl.outcome;

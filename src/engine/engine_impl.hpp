@@ -14,6 +14,7 @@
 
 #include "avps/backends/backend.hpp"
 #include "avps/engine/plan.hpp"
+#include "avps/gates/integrity.hpp"
 #include "avps/gates/project_context.hpp"
 #include "avps/governance/budget_status.hpp"
 #include "avps/governance/override.hpp"
@@ -514,7 +515,19 @@ struct Impl {
   /// last clean check left (gates::IntegrityOptions::since), which a clean check replaces; whole:
   /// every event, file and object.
   enum class IntegrityScope { since_mark, whole };
-  [[nodiscard]] Result<Flow> check_integrity(IntegrityScope scope);
+  /// What a check of the files found (transient findings aside) and, when it found nothing, the
+  /// mark it leaves (else the mark's ledger.seq is 0).
+  struct IntegrityFindings {
+    std::vector<core::Violation> found;
+    gates::VerifiedMark clean;
+  };
+  /// The check itself, on `ledger`: reads only, writes nothing (not the mark), reports nothing, so
+  /// it may run on another thread with a ledger of its own (Engine::run's start).
+  static IntegrityFindings find_integrity_violations(const std::filesystem::path& dir, const ledger::Ledger& ledger,
+                                                     IntegrityScope scope);
+  /// `made`: the findings of a since_mark check already made on this record's ledger state (by
+  /// the thread at the run's start); used unless an integrity stop is open, which needs the whole.
+  [[nodiscard]] Result<Flow> check_integrity(IntegrityScope scope, std::optional<IntegrityFindings> made = std::nullopt);
   /// True once the user asked to stop (the walk then ends with Flow::interrupted).
   bool stop_requested() const;
   /// Hands `progress` to the observer with the scene and shot of `context` (where it has none of
