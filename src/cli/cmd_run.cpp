@@ -345,6 +345,11 @@ void save_fold_checkpoint(project::Project& project) {
               << "; `avps status` and `avps report` fold the whole record instead\n";
     return;
   }
+  if (written->kept_with_tail > 0) {
+    core::diag::debug("fold checkpoint as of event " + std::to_string(written->seq) + " kept as it is: the " +
+                      std::to_string(written->kept_with_tail) + " events after it are runs with nothing to do");
+    return;
+  }
   core::diag::debug(
       "fold checkpoint as of event " + std::to_string(written->seq) + ": " + std::to_string(written->events_folded) +
       " events folded" + (written->from_previous ? " after the previous checkpoint" : "") + ", " +

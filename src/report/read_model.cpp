@@ -1339,15 +1339,39 @@ bool leaves_stale_shots(std::string_view kind) { return kind == "run.started" ||
 // records two, and the checkpoint it leaves is as of its last.
 constexpr size_t k_carry_tail_max = 16;
 
-// Whether every event after `seq` (a few at most) leaves the stale shots as they were.
-Result<bool> tail_keeps_stale_shots(project::Project& project, int64_t seq) {
+// How many events follow `seq` when there are a few at most and every one leaves the stale shots
+// as they were, else nullopt.
+Result<std::optional<size_t>> tail_leaving_stale_shots(project::Project& project, int64_t seq) {
   ledger::Ledger::EventQuery tail;
   tail.after_seq = seq;
   tail.limit = k_carry_tail_max + 1;
   tail.bodies = false;
   AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, project.ledger().events(tail));
-  return events.size() <= k_carry_tail_max &&
-         std::all_of(events.begin(), events.end(), [](const ledger::Event& e) { return leaves_stale_shots(e.kind); });
+  if (events.size() > k_carry_tail_max ||
+      !std::all_of(events.begin(), events.end(), [](const ledger::Event& e) { return leaves_stale_shots(e.kind); })) {
+    return std::optional<size_t>();
+  }
+  return std::optional<size_t>(events.size());
+}
+
+// Whether every event after `seq` (a few at most) leaves the stale shots as they were.
+Result<bool> tail_keeps_stale_shots(project::Project& project, int64_t seq) {
+  AVPS_TRY_ASSIGN(std::optional<size_t> tail, tail_leaving_stale_shots(project, seq));
+  return tail.has_value();
+}
+
+// Whether the stale shots may be carried over a tail of run.started and run.finished: they are
+// worked out from the record, the artifacts and, when the packager reads it, the brief, which no
+// event records, so only when the packager does not read the brief.
+StaleCarry stale_carry(const skills::Registry& registry) {
+  if (const skills::StageGraph* graph = registry.stage_graph()) {
+    if (const skills::SkillDef* packager = registry.find(graph->role("packager"))) {
+      const bool brief_read = std::any_of(packager->inputs.begin(), packager->inputs.end(),
+                                          [](const skills::SkillInput& input) { return input.kind == "BRIEF"; });
+      return brief_read ? StaleCarry::never : StaleCarry::when_unchanged;
+    }
+  }
+  return StaleCarry::when_unchanged;
 }
 
 // The project's checkpoint if it can be used, else nullopt and why (a debug line: a missing,
@@ -1473,18 +1497,28 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& project_dir) 
 Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &project.dir()));
   AVPS_TRY_ASSIGN(std::string dependencies, engine::fold_dependencies(project));
-  // The stale shots are worked out from the record, the artifacts and, when the packager reads it,
-  // the brief, which no event records: they are carried over a tail of run.started and
-  // run.finished only when the packager does not read the brief.
-  bool brief_read = false;
-  if (const skills::StageGraph* graph = registry.stage_graph()) {
-    if (const skills::SkillDef* packager = registry.find(graph->role("packager"))) {
-      brief_read = std::any_of(packager->inputs.begin(), packager->inputs.end(),
-                               [](const skills::SkillInput& input) { return input.kind == "BRIEF"; });
+  const StaleCarry carry = stale_carry(registry);
+  // A checkpoint followed only by what runs with nothing to do record is kept as it is: a reader
+  // folds those few events onto it and takes its stale shots (StaleCarry), and the next run's
+  // record is restored from it the same way, so writing it again (at 500 scenes 47 MB, synced: a
+  // tenth of such a run) would change no answer. The tail stays bounded (k_carry_tail_max): a run
+  // that finds a longer one writes the checkpoint anew.
+  if (carry == StaleCarry::when_unchanged) {
+    AVPS_TRY_ASSIGN(auto opened, engine::UsableCheckpoint::open(project, dependencies));
+    if (engine::UsableCheckpoint* previous = std::get_if<engine::UsableCheckpoint>(&opened)) {
+      AVPS_TRY_ASSIGN(std::optional<size_t> tail, tail_leaving_stale_shots(project, previous->head().seq));
+      // Kept only whole: a section that no longer matches its sha256 (which opening it does not
+      // check) would leave every reader to fold every event until a longer tail replaced it.
+      if (tail && *tail > 0 && previous->section(engine::CheckpointSection::stale_record) &&
+          previous->section(engine::CheckpointSection::run_record)) {
+        CheckpointWritten kept;
+        kept.seq = previous->head().seq;
+        kept.kept_with_tail = *tail;
+        return kept;
+      }
     }
   }
-  AVPS_TRY_ASSIGN(Folded folded, fold_record(project, registry.stage_graph(), Folds::checkpoint, dependencies,
-                                             brief_read ? StaleCarry::never : StaleCarry::when_unchanged));
+  AVPS_TRY_ASSIGN(Folded folded, fold_record(project, registry.stage_graph(), Folds::checkpoint, dependencies, carry));
   CheckpointWritten written;
   written.seq = folded.book->last().seq;
   written.events_folded = folded.book->events_folded();
@@ -1539,7 +1573,9 @@ Result<ProjectView> read_project(project::Project& project, Folds folds) {
   if (folds == Folds::checkpoint) {
     AVPS_TRY_ASSIGN(dependencies, engine::fold_dependencies(project));
   }
-  AVPS_TRY_ASSIGN(Folded folded, fold_record(project, registry.stage_graph(), folds, dependencies));
+  // Over a tail of runs with nothing to do the checkpoint's stale shots stand, as the writer
+  // carries them (write_checkpoint keeps such a checkpoint as it is).
+  AVPS_TRY_ASSIGN(Folded folded, fold_record(project, registry.stage_graph(), folds, dependencies, stale_carry(registry)));
   Book& book = *folded.book;
   view.scene_phases = book.table().phases();
   view.phases = phases_of(registry.stage_graph());

@@ -196,34 +196,36 @@ views "$S" "$WORK/stopped-full"
 cmp -s "$WORK/stopped-cp" "$WORK/stopped-full" || fail "a stop and an override: the views differ:
 $(diff "$WORK/stopped-full" "$WORK/stopped-cp" | head -40)"
 # --- A run with nothing to do: it records run.started and run.finished only, reads its own record
-# from the checkpoint, and the checkpoint it leaves carries the previous one's stale-shot record and
-# run's record sections byte for byte (not decoded, folded, encoded again), with views equal to a
-# fold of every event. ------------------------------------------------------------------------------
+# from the checkpoint, and keeps that checkpoint as it is (not written again): readers fold the two
+# events onto it and take its stale shots, with views equal to a fold of every event. -------------
 cp "$WORK/full" "$P/$CP"
 expect_exit 0 "$AVPS" -v run "$P"
 expect_out "fold checkpoint as of event $last_seq used by the run: 1 events folded after it"
-expect_out "2 events folded after the previous checkpoint"
-record_section() {  # record_section FILE: the bytes after the fold section (both records)
-  python3 - "$1" <<'PY'
-import sys
-data = open(sys.argv[1], 'rb').read()
-eol = data.index(b'\n')
-fold_bytes = int(data[:eol].split()[2])
-sys.stdout.buffer.write(data[eol + 1 + fold_bytes:])
-PY
-}
-record_section "$WORK/full" > "$WORK/record-before"
-record_section "$P/$CP" > "$WORK/record-after"
-[ -s "$WORK/record-before" ] || fail "the run's checkpoint has no stale-shot record section"
-cmp -s "$WORK/record-before" "$WORK/record-after" || fail "a run with nothing to do changed the stale-shot record section"
+expect_out "fold checkpoint as of event $last_seq kept as it is: the 2 events after it are runs with nothing to do"
+cmp -s "$WORK/full" "$P/$CP" || fail "a run with nothing to do wrote the checkpoint again"
+grep -q "as of event $last_seq used: 2 events folded after it" <<<"$(read_way "$P")" \
+  || fail "the kept checkpoint: $(read_way "$P")"
+mv "$P/$CP" "$WORK/noop-held"
+views "$P" "$WORK/noop-reference"
+mv "$WORK/noop-held" "$P/$CP"
+same_views "$P" "$WORK/noop-reference" "the checkpoint kept by a run with nothing to do"
+# The tail stays short: with 16 such events after it the checkpoint is still kept; the next run
+# finds 18 and writes it anew, as of its own last event.
+for _ in 1 2 3 4 5 6 7; do expect_exit 0 "$AVPS" -q run "$P"; done
+cmp -s "$WORK/full" "$P/$CP" || fail "a checkpoint followed by 16 events of runs with nothing to do was written again"
+expect_exit 0 "$AVPS" -v run "$P"
+expect_out "18 events folded after the previous checkpoint"
+noop_seq=$(sqlite3 "file:$P/.avps/ledger.db?mode=ro" "SELECT max(seq) FROM events")
+grep -q "as of event $noop_seq used: 0 events folded after it" <<<"$(read_way "$P")" \
+  || fail "the checkpoint after a long tail: $(read_way "$P")"
 cp "$P/$CP" "$WORK/noop"
 mv "$P/$CP" "$WORK/noop-held"
 views "$P" "$WORK/noop-reference"
 cp "$WORK/noop" "$P/$CP"
-grep -q "used: 0 events folded after it" <<<"$(read_way "$P")" || fail "the no-op run's checkpoint: $(read_way "$P")"
-same_views "$P" "$WORK/noop-reference" "the checkpoint of a run with nothing to do"
+same_views "$P" "$WORK/noop-reference" "the checkpoint written after a long tail"
 
-# --- The run's record section damaged: the run folds every event, and says why. ------------------
+# --- The run's record section damaged: the run folds every event, and says why; the checkpoint is
+# not kept (though only run.started and run.finished follow it) but written anew. -----------------
 damage "$WORK/noop" "$P/$CP" 2
 expect_exit 0 "$AVPS" -v run "$P"
 expect_out "not used by the run (its run's record does not match its sha256: damaged): every event is folded"
