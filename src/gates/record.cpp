@@ -128,13 +128,14 @@ class Faces {
 // configuration with the thresholds the recorded scores say were in force.
 class AsOfContext : public GateContext {
  public:
+  /// `config` is the caller's, and outlives the context (one configuration serves many steps).
   AsOfContext(const fs::path& dir, const std::map<std::string, std::vector<const Recorded*>>& versions,
-              Contents& contents, Faces& faces, json config, int64_t before_seq)
+              Contents& contents, Faces& faces, const json& config, int64_t before_seq)
       : m_dir(dir),
         m_versions(versions),
         m_contents(contents),
         m_faces(faces),
-        m_config(std::move(config)),
+        m_config(config),
         m_before(before_seq) {}
 
   const json& config() const override { return m_config; }
@@ -186,7 +187,7 @@ class AsOfContext : public GateContext {
   const std::map<std::string, std::vector<const Recorded*>>& m_versions;
   Contents& m_contents;
   Faces& m_faces;
-  json m_config;
+  const json& m_config;
   int64_t m_before;
 };
 
@@ -206,25 +207,57 @@ void config_references(const json& node, std::set<std::string>& out) {
   }
 }
 
-// The configuration a recorded gate was evaluated under, as far as its scores say: every config
-// reference of the skill's gate that the scores recorded (evaluate_gate records each number it
-// resolved, under its pointer without the leading "/" and with "." for "/") takes the recorded value.
-json config_as_recorded(const json& config, const json& gate_definition, const json& recorded_scores) {
-  std::set<std::string> references;
-  config_references(gate_definition, references);
-  json out = config;
-  for (const std::string& pointer : references) {
-    if (pointer.size() < 2 || !recorded_scores.is_object()) {
+// A config reference of a skill's gate, and the name evaluate_gate records its resolved number
+// under in the scores: its pointer without the leading "/" and with "." for "/"
+// ("thresholds.plaus_total").
+struct ConfigReference {
+  std::string pointer;
+  std::string score_name;
+};
+std::vector<ConfigReference> config_references_of(const json& gate_definition) {
+  std::set<std::string> pointers;
+  config_references(gate_definition, pointers);
+  std::vector<ConfigReference> out;
+  for (const std::string& pointer : pointers) {
+    if (pointer.size() < 2) {
       continue;
     }
-    std::string name = pointer.substr(1);  // evaluate_gate's score name: "thresholds.plaus_total"
+    std::string name = pointer.substr(1);
     std::replace(name.begin(), name.end(), '/', '.');
-    auto recorded = recorded_scores.find(name);
-    if (recorded == recorded_scores.end()) {
+    out.push_back({pointer, std::move(name)});
+  }
+  return out;
+}
+
+// The value `recorded_scores` holds for each reference, in order (null where none): what
+// config_as_recorded takes from the scores, so two steps with equal values are judged under the
+// same configuration.
+std::vector<const json*> recorded_values(const std::vector<ConfigReference>& references, const json& recorded_scores) {
+  std::vector<const json*> out;
+  for (const ConfigReference& reference : references) {
+    const json* value = nullptr;
+    if (recorded_scores.is_object()) {
+      if (auto found = recorded_scores.find(reference.score_name); found != recorded_scores.end()) {
+        value = &*found;
+      }
+    }
+    out.push_back(value);
+  }
+  return out;
+}
+
+// The configuration a recorded gate was evaluated under, as far as its scores say: every config
+// reference of the skill's gate that the scores recorded (evaluate_gate records each number it
+// resolved, under its score name) takes the recorded value.
+json config_as_recorded(const json& config, const std::vector<ConfigReference>& references,
+                        const std::vector<const json*>& values) {
+  json out = config;
+  for (size_t i = 0; i < references.size(); ++i) {
+    if (values[i] == nullptr) {
       continue;
     }
     try {
-      out[json::json_pointer(pointer)] = *recorded;
+      out[json::json_pointer(references[i].pointer)] = *values[i];
     } catch (const json::exception&) {
       // A pointer through a non-object in the configuration: evaluate_gate reports it as it did.
     }
@@ -472,10 +505,10 @@ class RecordCheck {
       return;
     }
     const json& recorded = gated.front().second;
-    std::vector<std::string> skipped;
-    const json definition = recomputable_definition(skill->raw, skipped);
-    const json config = config_as_recorded(m_config, definition.value("gate", json::object()),
-                                           recorded.value("scores", json::object()));
+    const SkillGate& gate_of_skill = skill_gate(*skill);
+    const json& definition = gate_of_skill.definition;
+    const std::vector<std::string>& skipped = gate_of_skill.skipped;
+    const json& config = config_for(*skill, gate_of_skill, recorded.value("scores", json::object()));
     AsOfContext context(m_dir, m_versions, m_contents, m_faces, config, first->record.event_seq);
     // A gate read all the outputs of its step; beside a running writer the later ones may not be
     // recorded yet (a writer records them one after another). An import of some of them was judged
@@ -656,6 +689,45 @@ class RecordCheck {
     return out;
   }
 
+  // A skill's gate as the record check recomputes it, made once per skill (a season has thousands
+  // of steps of a dozen skills): its definition with only the recomputable checks, the checks left
+  // out, and its gate's config references.
+  struct SkillGate {
+    json definition;
+    std::vector<std::string> skipped;
+    std::vector<ConfigReference> references;
+  };
+  const SkillGate& skill_gate(const skills::SkillDef& skill) {
+    auto found = m_skill_gates.find(&skill);
+    if (found == m_skill_gates.end()) {
+      SkillGate made;
+      made.definition = recomputable_definition(skill.raw, made.skipped);
+      made.references = config_references_of(made.definition.value("gate", json::object()));
+      found = m_skill_gates.emplace(&skill, std::move(made)).first;
+    }
+    return found->second;
+  }
+
+  // The configuration a step of `skill` was judged under (config_as_recorded), made once for each
+  // set of recorded values: steps whose scores recorded the same thresholds share it. Kept for the
+  // whole check (a handful: one per skill and change of thresholds), but bounded all the same.
+  const json& config_for(const skills::SkillDef& skill, const SkillGate& gate, const json& recorded_scores) {
+    const std::vector<const json*> values = recorded_values(gate.references, recorded_scores);
+    std::string key = skill.name;
+    for (const json* value : values) {
+      key += '\n';
+      key += value == nullptr ? std::string("-") : "=" + value->dump();  // equal dumps, equal values
+    }
+    auto found = m_configs.find(key);
+    if (found == m_configs.end()) {
+      if (m_configs.size() >= k_configs_kept) {
+        m_configs.clear();  // no context holds one across this call
+      }
+      found = m_configs.emplace(std::move(key), config_as_recorded(m_config, gate.references, values)).first;
+    }
+    return found->second;
+  }
+
   // The skill whose model writes `kind` (not a post step), as authoring::producer_of.
   const skills::SkillDef* producer_of(const std::string& kind) const {
     for (const auto& [name, skill] : m_registry->skills()) {
@@ -683,6 +755,9 @@ class RecordCheck {
   Faces m_faces;
   json m_config;
   const skills::Registry* m_registry = nullptr;
+  std::map<const skills::SkillDef*, SkillGate> m_skill_gates;
+  static constexpr size_t k_configs_kept = 256;
+  std::map<std::string, json> m_configs;  // config_for's, by skill and recorded values
   std::vector<Recorded> m_recorded;                                // recording order; never resized after read
   std::map<std::string, std::vector<const Recorded*>> m_versions;  // "KIND/target" -> versions
   std::map<std::string, std::vector<const Recorded*>> m_steps;     // "step#attempt" -> its outputs

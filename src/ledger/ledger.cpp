@@ -1146,8 +1146,12 @@ struct SqliteLedger::Impl {
           }
         } else {
           for (size_t i = 0; i < also->members.size(); ++i) {
-            if (visitor_at[i] < values.size() && !values[visitor_at[i]].is_null()) {
-              visited.body[also->members[i]] = values[visitor_at[i]];
+            const size_t at = visitor_at[i];
+            if (at < values.size() && !values[at].is_null()) {
+              // A member the ledger's own parts (below) do not read is the visitor's alone: moved,
+              // not copied (an artifact's details, an intent: a third of what the pass parses).
+              // (A member named twice maps to one place: moved once, then null, and skipped.)
+              visited.body[also->members[i]] = at < k_parts.size() ? values[at] : std::move(values[at]);
             }
           }
         }
