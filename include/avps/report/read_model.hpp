@@ -172,16 +172,17 @@ struct CheckpointWritten {
   size_t events_folded = 0;  ///< events folded to make it (after the previous checkpoint, when it was used)
   bool from_previous = false;
   size_t bytes = 0;  ///< 0 when nothing was written (the checkpoint was as of the last event already)
-  /// Not 0: the checkpoint was kept as it is, followed by this many events that none of its folds
-  /// takes anything from (run.started and run.finished of runs with nothing to do).
+  /// Not 0: the checkpoint was kept as it is, followed by this many events of runs with nothing to
+  /// do (run.started and run.finished), which readers fold onto it.
   size_t kept_with_tail = 0;
 };
 
 /// The writer's side (a command that wrote the ledger, holding it read-write): the read model's
 /// folds as of the last event, and the stale shots then, saved as .avps/fold_checkpoint (temp file,
 /// fsync, rename), folded from the previous checkpoint and the events since when it is usable.
-/// A usable checkpoint followed only by a few events no fold takes anything from is kept as it is
-/// (CheckpointWritten::kept_with_tail). Derived state: losing it, or a damaged one, only costs readers the time of a whole fold.
+/// A usable checkpoint followed only by a few runs with nothing to do is kept as it is
+/// (CheckpointWritten::kept_with_tail). Derived state: losing it, or a damaged one, only costs
+/// readers the time of a whole fold.
 [[nodiscard]] Result<CheckpointWritten> write_checkpoint(project::Project& project);
 
 /// The model as the documented JSON (docs/formats/report.md), `format_version` k_format_version.
