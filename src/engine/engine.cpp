@@ -2998,7 +2998,7 @@ StaleShotsRecord::~StaleShotsRecord() = default;
 StaleShotsRecord::StaleShotsRecord(StaleShotsRecord&&) noexcept = default;
 StaleShotsRecord& StaleShotsRecord::operator=(StaleShotsRecord&&) noexcept = default;
 void StaleShotsRecord::add(const ledger::Event& e) { m_fold->fold.add(e); }
-json StaleShotsRecord::save() const { return m_fold->fold.save(); }
+std::string StaleShotsRecord::save_cbor() const { return m_fold->fold.save_cbor(); }
 StaleShotsRecord StaleShotsRecord::restore(const json& saved) {
   StaleShotsRecord record;
   record.m_fold->fold = RecordFold::restore(saved);

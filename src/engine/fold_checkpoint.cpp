@@ -166,16 +166,23 @@ void write_checkpoint_head(core::ByteWriter& out, const CheckpointHead& head) {
   out.text(head.ts);
 }
 
-Result<size_t> write_checkpoint_file(const fs::path& project_dir, const std::vector<std::string_view>& sections) {
+Result<size_t> write_checkpoint_file(const fs::path& project_dir,
+                                     const std::vector<std::vector<std::string_view>>& sections) {
   if (sections.size() != k_checkpoint_sections) {
     return make_error(ErrorCode::invalid_argument, "a checkpoint has " + std::to_string(k_checkpoint_sections) +
                                                        " sections, not " + std::to_string(sections.size()));
   }
   std::string line = std::string(k_checkpoint_magic) + " " + std::to_string(k_checkpoint_format_version);
   size_t bytes = 0;
-  for (std::string_view section : sections) {
-    line += " " + std::to_string(section.size()) + " " + core::sha256_hex(section);
-    bytes += section.size();
+  for (const std::vector<std::string_view>& parts : sections) {
+    core::Sha256 digest;
+    size_t size = 0;
+    for (std::string_view part : parts) {
+      digest.update(part);
+      size += part.size();
+    }
+    line += " " + std::to_string(size) + " " + digest.hex();
+    bytes += size;
   }
   line += "\n";
   // Each part written as it is, not copied into one string first: at 500 scenes the sections are
@@ -183,8 +190,10 @@ Result<size_t> write_checkpoint_file(const fs::path& project_dir, const std::vec
   AVPS_TRY_ASSIGN(core::AtomicFile file,
                   core::AtomicFile::create(checkpoint_path(project_dir), core::Durability::durable));
   AVPS_TRY(file.write(line));
-  for (std::string_view section : sections) {
-    AVPS_TRY(file.write(section));
+  for (const std::vector<std::string_view>& parts : sections) {
+    for (std::string_view part : parts) {
+      AVPS_TRY(file.write(part));
+    }
   }
   AVPS_TRY(file.commit(core::Overwrite::yes));
   return line.size() + bytes;

@@ -1,6 +1,7 @@
 // The engine's view of the record: contexts, targets, and what the ledger's events say so far.
 
 #include <algorithm>
+#include <cassert>
 #include <limits>
 #include <variant>
 
@@ -397,13 +398,6 @@ Record RecordFold::finish() && {
 namespace {
 // The JSON of what the record holds in its own types: as the JSON members held them before
 // (save() is compared member by member, and is the stale-shot record's CBOR).
-json summaries_json(const std::map<std::string, StepSummary>& summaries) {
-  json out = json::object();
-  for (const auto& [key, summary] : summaries) {
-    out[key] = *summary;
-  }
-  return out;
-}
 json written_by_json(const WrittenBy& writer) { return {{"step", writer.step}, {"attempt", writer.attempt}}; }
 // A written_by member as written_by_json made it; nullopt for anything else.
 std::optional<WrittenBy> written_by_of(const json& saved) {
@@ -432,64 +426,177 @@ StepSummary loop_summary(const std::map<std::string, StepSummary>& steps, StepSu
 }
 }  // namespace
 
-json RecordFold::save() const {
-  const Record& r = m_record;
-  json written_by = json::object();
-  for (const auto& [name, writer] : r.written_by) {
-    written_by[name] = written_by_json(writer);
-  }
-  json responses = json::object();
-  json intents = json::object();
-  json reservations = json::object();
-  for (const auto& [key, facts] : r.exchanges) {
-    if (const std::optional<RecordedResponse>& kept = facts.response) {
-      responses[key] = {kept->seq, kept->scene_id, kept->cached_input_tokens, kept->caching_saved_micro_usd};
+namespace {
+
+// A saved fold's members handed out one at a time in key order (as a JSON object orders them),
+// each whole or, a map, entry by entry: save() gathers them into one document, save_cbor()
+// encodes each as it comes and lets go of it, so that no document of the whole fold is made.
+class SavedFoldSink {
+ public:
+  virtual ~SavedFoldSink() = default;
+  /// A member whose value is given whole.
+  virtual void whole(std::string_view key, json value) = 0;
+  /// A member that is an object of `entries` entries, given next by entry(), keys in order.
+  virtual void object(std::string_view key, size_t entries) = 0;
+  virtual void entry(const std::string& key, json value) = 0;
+};
+
+// The members save() has, the one list both encodings are made from. The keys come in their
+// order as a JSON object (std::map) keeps them: the CBOR sink writes them as they come.
+constexpr size_t k_saved_members = 30;
+void save_members(const Record& r, bool all, const governance::HardStopFold& stops,
+                  const governance::Overrides& overrides, const std::map<int64_t, std::string>& stop_inputs,
+                  const std::map<std::string, std::vector<std::pair<int, std::string>>>& unfinished_writes,
+                  const std::map<std::string, std::string>& world_replaced, SavedFoldSink& sink) {
+  // A std::map with string keys, as an object entry by entry; `value` makes an entry's JSON.
+  auto object = [&sink](std::string_view key, const auto& map, auto value) {
+    sink.object(key, map.size());
+    for (const auto& [k, v] : map) {
+      sink.entry(k, value(v));
     }
-    if (facts.intents != 0) {
-      intents[key] = facts.intents;
+  };
+  auto as_json = [](const auto& v) { return json(v); };
+  auto summary = [](const StepSummary& s) { return *s; };
+  // The exchange facts a member keeps: responses, intents or reservations, each of the keys that have one.
+  auto exchanges = [&](std::string_view key, auto has, auto value) {
+    size_t n = 0;
+    for (const auto& [k, facts] : r.exchanges) {
+      n += has(facts) ? 1 : 0;
     }
-    if (facts.reservations != 0) {
-      reservations[key] = facts.reservations;
+    sink.object(key, n);
+    for (const auto& [k, facts] : r.exchanges) {
+      if (has(facts)) {
+        sink.entry(k, value(facts));
+      }
     }
-  }
-  json unfinished = json::object();
-  for (const auto& [step, writes] : m_unfinished_writes) {
+  };
+  sink.whole("all", all);
+  sink.whole("analyzer_runs", r.analyzer_runs);
+  sink.whole("cut_short", r.cut_short);
+  object("fallbacks", r.fallbacks, as_json);
+  object("firing_verdicts", r.firing_verdicts, as_json);
+  sink.whole("intent_reservations", r.intent_reservations);
+  exchanges(
+      "intents", [](const ExchangeFacts& f) { return f.intents != 0; },
+      [](const ExchangeFacts& f) { return json(f.intents); });
+  object("loops", r.loops, summary);
+  object("media", r.media, as_json);
+  object("media_paths", r.media_paths, as_json);
+  object("open_stops", r.open_stops, as_json);
+  sink.whole("overrides", overrides.save());
+  object("renders", r.renders, as_json);
+  exchanges(
+      "reservations", [](const ExchangeFacts& f) { return f.reservations != 0; },
+      [](const ExchangeFacts& f) { return json(f.reservations); });
+  exchanges(
+      "responses", [](const ExchangeFacts& f) { return f.response.has_value(); },
+      [](const ExchangeFacts& f) {
+        const RecordedResponse& kept = *f.response;
+        return json{kept.seq, kept.scene_id, kept.cached_input_tokens, kept.caching_saved_micro_usd};
+      });
+  sink.whole("revisions_done", r.revisions_done);
+  object("rounds", r.rounds, as_json);
+  object("shot_attempts", r.shot_attempts, as_json);
+  object("steps", r.steps, summary);
+  sink.whole("stop_inputs", stop_inputs);  // integer keys: an array of pairs, as nlohmann makes it
+  object("stopped_loops", r.stopped_loops, as_json);
+  sink.whole("stops", stops.save());
+  object("tickets", r.tickets, as_json);
+  sink.whole("triggers_fired", r.triggers_fired);
+  object("unfinished_writes", unfinished_writes, [](const std::vector<std::pair<int, std::string>>& writes) {
     json list = json::array();
     for (const auto& [attempt, name] : writes) {
       list.push_back({attempt, name});
     }
-    unfinished[step] = std::move(list);
+    return list;
+  });
+  object("wave_of", r.wave_of, as_json);
+  sink.whole("waves_written", r.waves_written);
+  object("world_after", r.world_after, as_json);
+  object("world_replaced", world_replaced, as_json);
+  object("written_by", r.written_by, written_by_json);
+}
+
+// save(): the members gathered into one object.
+class DocumentSink : public SavedFoldSink {
+ public:
+  void whole(std::string_view key, json value) override { m_out[std::string(key)] = std::move(value); }
+  void object(std::string_view key, size_t) override { m_object = &(m_out[std::string(key)] = json::object()); }
+  void entry(const std::string& key, json value) override { (*m_object)[key] = std::move(value); }
+  json take() { return std::move(m_out); }
+
+ private:
+  json m_out = json::object();
+  json* m_object = nullptr;
+};
+
+// save_cbor(): each member encoded as it comes, as nlohmann::json::to_cbor encodes an object (a
+// definite-length map: its size, then each key and value in key order), and let go of.
+class CborSink : public SavedFoldSink {
+ public:
+  explicit CborSink(size_t members) : m_expected(members) { head(0xA0, members); }
+  void whole(std::string_view key, json value) override {
+    name(key);
+    json::to_cbor(value, m_out);
   }
-  return {{"all", m_all},
-          {"responses", std::move(responses)},
-          {"steps", summaries_json(r.steps)},
-          {"loops", summaries_json(r.loops)},
-          {"intents", std::move(intents)},
-          {"intent_reservations", r.intent_reservations},
-          {"fallbacks", r.fallbacks},
-          {"tickets", r.tickets},
-          {"reservations", std::move(reservations)},
-          {"written_by", std::move(written_by)},
-          {"cut_short", r.cut_short},
-          {"world_after", r.world_after},
-          {"revisions_done", r.revisions_done},
-          {"media", r.media},
-          {"renders", r.renders},
-          {"media_paths", r.media_paths},
-          {"shot_attempts", r.shot_attempts},
-          {"analyzer_runs", r.analyzer_runs},
-          {"rounds", r.rounds},
-          {"waves_written", r.waves_written},
-          {"wave_of", r.wave_of},
-          {"triggers_fired", r.triggers_fired},
-          {"firing_verdicts", r.firing_verdicts},
-          {"stopped_loops", r.stopped_loops},
-          {"open_stops", r.open_stops},
-          {"stops", m_stops.save()},
-          {"overrides", m_overrides.save()},
-          {"stop_inputs", m_stop_inputs},
-          {"unfinished_writes", std::move(unfinished)},
-          {"world_replaced", m_world_replaced}};
+  void object(std::string_view key, size_t entries) override {
+    name(key);
+    head(0xA0, entries);
+    m_entry.clear();
+  }
+  void entry(const std::string& key, json value) override {
+    // The entries of one object come in key order: a map's own order, which is also the JSON's.
+    assert(m_entry.empty() || m_entry < key);
+    m_entry = key;
+    json::to_cbor(json(key), m_out);
+    json::to_cbor(value, m_out);
+  }
+  std::string take() {
+    assert(m_members == m_expected);
+    return std::move(m_out);
+  }
+
+ private:
+  // A member's key, after the last one's (a JSON object's order): a member out of order would be
+  // bytes to_cbor of the document does not make.
+  void name(std::string_view key) {
+    assert(m_member.empty() || m_member < key);
+    m_member = key;
+    ++m_members;
+    json::to_cbor(json(key), m_out);
+  }
+  // A map's (0xA0) head with its size, in the shortest form, as nlohmann writes it.
+  void head(uint8_t major, size_t n) {
+    if (n <= 0x17) {
+      m_out.push_back(static_cast<char>(major + n));
+      return;
+    }
+    const uint64_t size = n;
+    const int bytes = size <= 0xff ? 1 : size <= 0xffff ? 2 : size <= 0xffffffff ? 4 : 8;
+    m_out.push_back(static_cast<char>(major + (bytes == 1 ? 0x18 : bytes == 2 ? 0x19 : bytes == 4 ? 0x1A : 0x1B)));
+    for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) {
+      m_out.push_back(static_cast<char>((size >> shift) & 0xff));  // big-endian
+    }
+  }
+  const size_t m_expected;
+  std::string m_out;
+  std::string m_member;
+  size_t m_members = 0;
+  std::string m_entry;
+};
+
+}  // namespace
+
+json RecordFold::save() const {
+  DocumentSink document;
+  save_members(m_record, m_all, m_stops, m_overrides, m_stop_inputs, m_unfinished_writes, m_world_replaced, document);
+  return document.take();
+}
+
+std::string RecordFold::save_cbor() const {
+  CborSink cbor(k_saved_members);
+  save_members(m_record, m_all, m_stops, m_overrides, m_stop_inputs, m_unfinished_writes, m_world_replaced, cbor);
+  return cbor.take();
 }
 
 RecordFold RecordFold::restore(const json& saved) {

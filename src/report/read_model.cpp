@@ -561,9 +561,9 @@ class Book {
   const governance::HardStopFold& stops() const { return m_stops; }
   /// The stale-shot rule's record, handed over once (the book keeps no copy).
   engine::StaleShotsRecord take_stale_shots_record() { return std::move(m_stale_record); }
-  /// The same record saved (a checkpoint keeps it apart from the rest of the fold: a reader needs
-  /// it only when events follow the checkpoint), and restored.
-  json save_stale_shots_record() const { return m_stale_record.save(); }
+  /// The same record saved, as CBOR (a checkpoint keeps it apart from the rest of the fold: a
+  /// reader needs it only when events follow the checkpoint), and restored.
+  std::string save_stale_shots_record() const { return m_stale_record.save_cbor(); }
   void restore_stale_shots_record(const json& saved) { m_stale_record = engine::StaleShotsRecord::restore(saved); }
 
  private:
@@ -1527,38 +1527,49 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
     return written;  // nothing recorded, or the checkpoint is as of the last event already
   }
   AVPS_TRY(folded.book->score_attempts());
+  // The end of a run is its peak of memory when every event is folded (a fresh production), so
+  // the sections are made one after another, and what made each is let go of before the next is
+  // made: the stale-shot record's CBOR (encoded a member at a time, never as a document), the
+  // Book's bytes (then the Book goes), the stale shots from the record (then the record goes), the
+  // engine's own record. At 500 scenes the Book, the record's document and its CBOR held at once
+  // were 150 MB.
   // A run with nothing to do left the stale shots as the checkpoint had them (tail_keeps_stale_shots):
   // its record section and stale shots are written again as they were, not decoded, folded,
   // encoded and worked out again (at 500 scenes a tenth of such a run).
   std::string record_section;
   json stale_shots;
+  std::optional<engine::StaleShotsRecord> stale_record;
   if (folded.carried_record) {
     stale_shots = std::move(folded.saved_stale);
     record_section = std::move(*folded.carried_record);
   } else {
-    json::to_cbor(folded.book->save_stale_shots_record(), record_section);
-    AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
-                    engine::stale_shots(project, folded.book->take_stale_shots_record(), &registry));
-    stale_shots = stale_json(stale);
+    record_section = folded.book->save_stale_shots_record();
+    stale_record = folded.book->take_stale_shots_record();
   }
   // The fold section: its head (what a reader checks before it takes anything), the stale shots,
-  // then the Book.
-  core::ByteWriter fold;
-  engine::write_checkpoint_head(
-      fold, {AVPS_VERSION_STRING, dependencies, written.seq, folded.book->last().hash, folded.book->last().ts});
-  fold.json(stale_shots);
-  folded.book->save(fold);
-  // Saved: what is left of the Book is its bytes. The sections are made one after another, each
-  // fold let go before the next is made (the end of a run is its peak of memory).
+  // then the Book. The Book's bytes are made first, as a part of their own, so that the Book is let
+  // go of before the stale shots are worked out.
+  core::ByteWriter book;
+  folded.book->save(book);
+  const Book::Last last = folded.book->last();
   folded.book.reset();
+  if (stale_record) {
+    AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
+                    engine::stale_shots(project, std::move(*stale_record), &registry));
+    stale_record.reset();
+    stale_shots = stale_json(stale);
+  }
+  core::ByteWriter head;
+  engine::write_checkpoint_head(head, {AVPS_VERSION_STRING, dependencies, last.seq, last.hash, last.ts});
+  head.json(stale_shots);
   stale_shots = json();
   // The engine's own record, brought up to the same event from the previous checkpoint's section
   // when it is usable (or carried over a run that did nothing), else from every event.
   AVPS_TRY_ASSIGN(std::string run_section,
                   engine::run_record_section(project.ledger(), folded.previous.get(), written.seq));
   folded.previous.reset();
-  AVPS_TRY_ASSIGN(written.bytes,
-                  engine::write_checkpoint_file(project.dir(), {fold.bytes(), record_section, run_section}));
+  AVPS_TRY_ASSIGN(written.bytes, engine::write_checkpoint_file(
+                                     project.dir(), {{head.bytes(), book.bytes()}, {record_section}, {run_section}}));
   return written;
 }
 

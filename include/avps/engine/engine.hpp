@@ -170,10 +170,10 @@ class StaleShotsRecord {
   StaleShotsRecord(StaleShotsRecord&&) noexcept;
   StaleShotsRecord& operator=(StaleShotsRecord&&) noexcept;
   void add(const ledger::Event& e);
-  /// The record as JSON (a fold checkpoint's, docs/formats/checkpoint.md), and a record restored
-  /// from it that goes on as the saved one would; restore() throws nlohmann::json::exception on
-  /// what save() did not make.
-  nlohmann::json save() const;
+  /// The record as the CBOR of its JSON (a fold checkpoint's, docs/formats/checkpoint.md), made
+  /// without the JSON document; and a record restored from that JSON, decoded, that goes on as the
+  /// saved one would. restore() throws nlohmann::json::exception on what save_cbor() did not make.
+  std::string save_cbor() const;
   static StaleShotsRecord restore(const nlohmann::json& saved);
 
  private:

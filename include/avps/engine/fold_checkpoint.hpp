@@ -107,10 +107,11 @@ void write_checkpoint_head(core::ByteWriter& out, const CheckpointHead& head);
 [[nodiscard]] Result<std::string> run_record_section(const ledger::Ledger& ledger, const UsableCheckpoint* previous,
                                                      int64_t seq);
 
-/// Writes a checkpoint (the format line, then `sections` in CheckpointSection order) whole through
-/// a temp file, fsynced and renamed over the old one; returns the bytes written. The sections are
-/// written as they are, not copied into one buffer first.
+/// Writes a checkpoint (the format line, then `sections` in CheckpointSection order, each the
+/// concatenation of its parts) whole through a temp file, fsynced and renamed over the old one;
+/// returns the bytes written. The parts are written as they are, not copied into one buffer
+/// first: a writer makes a section's parts one after another and lets go of what made each.
 [[nodiscard]] Result<size_t> write_checkpoint_file(const std::filesystem::path& project_dir,
-                                                   const std::vector<std::string_view>& sections);
+                                                   const std::vector<std::vector<std::string_view>>& sections);
 
 }  // namespace avps::engine
