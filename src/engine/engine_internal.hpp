@@ -248,6 +248,10 @@ class RecordFold {
   /// members, with no document tree between (a CBOR document of the run's record at 500 scenes,
   /// decoded then copied, cost more than half the fold it spared and twice its memory).
   void save(core::ByteWriter& out) const;
+  /// The same bytes in parts (their concatenation is what save(ByteWriter&) writes), each member
+  /// let go of as soon as it is written: what a checkpoint's writer holds at once is the fold or
+  /// its bytes, not both whole, and no buffer of the whole section is made.
+  std::vector<std::string> save_parts() &&;
   /// restore_bytes: nullopt when `bytes` are not what save(ByteWriter&) made (cut short, bytes after it).
   static std::optional<RecordFold> restore_bytes(std::string_view bytes);
 

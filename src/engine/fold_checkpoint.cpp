@@ -158,6 +158,26 @@ Result<std::string> UsableCheckpoint::section(CheckpointSection which) const {
   return bytes;
 }
 
+void SectionParts::cut() {
+  if (m_out.bytes().size() >= k_part_bytes) {
+    end_part();
+  }
+}
+
+std::vector<std::string> SectionParts::take() {
+  if (!m_out.bytes().empty()) {
+    end_part();
+  }
+  return std::move(m_parts);
+}
+
+void SectionParts::end_part() {
+  std::string part = m_out.take();
+  part.shrink_to_fit();
+  m_parts.push_back(std::move(part));
+  m_out = core::ByteWriter();
+}
+
 void write_checkpoint_head(core::ByteWriter& out, const CheckpointHead& head) {
   out.text(head.avps_version);
   out.text(head.dependencies);

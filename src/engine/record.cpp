@@ -834,45 +834,112 @@ void take_count(core::ByteReader& in, int& count) {
   }
 }
 
-}  // namespace
-
-// The members in the order of the JSON save() above; the order is the format.
-void RecordFold::save(core::ByteWriter& out) const {
-  const Record& r = m_record;
-  out.u64(m_all ? 1 : 0);
+// The members of the flat encoding, in their order (the format): each written to `out`, then
+// handed to `after`: after.written() when a member is still to be read by a later one (the
+// exchanges, three maps in one), after.release(member) when it is done with. The members are
+// const or not as the caller's are: save() passes its own, save_parts() && lets go of each.
+template <typename RecordT, typename StopInputs, typename Unfinished, typename WorldReplaced, typename After>
+void put_members(core::ByteWriter& out, bool all, RecordT& r, const governance::HardStopFold& stops,
+                 const governance::Overrides& overrides, StopInputs& stop_inputs, Unfinished& unfinished_writes,
+                 WorldReplaced& world_replaced, After&& after) {
+  out.u64(all ? 1 : 0);
   // The exchanges as the three maps they were (responses, intents, reservations): the same bytes.
   put_exchanges(out, r.exchanges, [](const ExchangeFacts& f) { return f.response.has_value(); },
                 [](core::ByteWriter& o, const ExchangeFacts& f) { put(o, *f.response); });
+  after.written();
   put(out, r.steps);
+  after.release(r.steps);
   put(out, r.loops);
+  after.release(r.loops);
   put_exchanges(out, r.exchanges, [](const ExchangeFacts& f) { return f.intents != 0; },
                 [](core::ByteWriter& o, const ExchangeFacts& f) { put(o, f.intents); });
+  after.written();
   put(out, r.intent_reservations);
+  after.release(r.intent_reservations);
   put(out, r.fallbacks);
+  after.release(r.fallbacks);
   put(out, r.tickets);
+  after.release(r.tickets);
   put_exchanges(out, r.exchanges, [](const ExchangeFacts& f) { return f.reservations != 0; },
                 [](core::ByteWriter& o, const ExchangeFacts& f) { put(o, f.reservations); });
+  after.release(r.exchanges);
   put(out, r.written_by);
+  after.release(r.written_by);
   put(out, r.cut_short);
+  after.release(r.cut_short);
   put(out, r.world_after);
+  after.release(r.world_after);
   put(out, r.revisions_done);
+  after.release(r.revisions_done);
   put(out, r.media);
+  after.release(r.media);
   put(out, r.renders);
+  after.release(r.renders);
   put(out, r.media_paths);
+  after.release(r.media_paths);
   put(out, r.shot_attempts);
+  after.release(r.shot_attempts);
   put(out, r.analyzer_runs);
+  after.release(r.analyzer_runs);
   put(out, r.rounds);
+  after.release(r.rounds);
   put(out, r.waves_written);
+  after.release(r.waves_written);
   put(out, r.wave_of);
+  after.release(r.wave_of);
   put(out, r.triggers_fired);
+  after.release(r.triggers_fired);
   put(out, r.firing_verdicts);
+  after.release(r.firing_verdicts);
   put(out, r.stopped_loops);
+  after.release(r.stopped_loops);
   put(out, r.open_stops);
-  out.json(m_stops.save());
-  out.json(m_overrides.save());
-  put(out, m_stop_inputs);
-  put(out, m_unfinished_writes);
-  put(out, m_world_replaced);
+  after.release(r.open_stops);
+  out.json(stops.save());
+  out.json(overrides.save());
+  after.written();
+  put(out, stop_inputs);
+  after.release(stop_inputs);
+  put(out, unfinished_writes);
+  after.release(unfinished_writes);
+  put(out, world_replaced);
+  after.release(world_replaced);
+}
+
+// save(): every member kept, one writer.
+struct KeepMembers {
+  void written() {}
+  template <typename Member>
+  void release(const Member&) {}
+};
+
+// save_parts(): each member let go of once written, the bytes cut into parts as they grow.
+class ReleaseMembers {
+ public:
+  explicit ReleaseMembers(SectionParts& parts) : m_parts(parts) {}
+  void written() { m_parts.cut(); }
+  template <typename Member>
+  void release(Member& member) {
+    Member().swap(member);  // (clear() would keep a vector's buffer)
+    m_parts.cut();
+  }
+
+ private:
+  SectionParts& m_parts;
+};
+
+}  // namespace
+
+void RecordFold::save(core::ByteWriter& out) const {
+  put_members(out, m_all, m_record, m_stops, m_overrides, m_stop_inputs, m_unfinished_writes, m_world_replaced,
+              KeepMembers{});
+}
+
+std::vector<std::string> RecordFold::save_parts() && {
+  SectionParts parts;
+  put_members(parts.out(), m_all, m_record, m_stops, m_overrides, m_stop_inputs, m_unfinished_writes,
+              m_world_replaced, ReleaseMembers(parts));
+  return parts.take();
 }
 
 std::optional<RecordFold> RecordFold::restore_bytes(std::string_view bytes) {
@@ -1128,7 +1195,8 @@ Result<Record> read_record(project::Project& project, RestoredRecordCheck check)
 // nothing to do records two.
 constexpr size_t k_run_record_carry_max = 16;
 
-Result<std::string> run_record_section(const ledger::Ledger& ledger, const UsableCheckpoint* previous, int64_t seq) {
+Result<std::vector<std::string>> run_record_section(const ledger::Ledger& ledger, const UsableCheckpoint* previous,
+                                                    int64_t seq) {
   std::optional<RecordFold> fold;
   int64_t after = 0;
   if (previous != nullptr) {
@@ -1143,7 +1211,11 @@ Result<std::string> run_record_section(const ledger::Ledger& ledger, const Usabl
       AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events(tail));
       std::erase_if(events, [seq](const ledger::Event& e) { return e.seq > seq; });
       if (events.size() <= k_run_record_carry_max && std::all_of(events.begin(), events.end(), record_fold_ignores)) {
-        return bytes;  // what a fold of these events onto it would save again, byte for byte
+        // What a fold of these events onto it would save again, byte for byte. (Moved in: a
+        // braced list would copy it.)
+        std::vector<std::string> carried;
+        carried.push_back(std::move(bytes).value());
+        return carried;
       }
       fold = RecordFold::restore_bytes(*bytes);
       std::string().swap(*bytes);  // restored: the fold is all that is kept of it
@@ -1163,10 +1235,9 @@ Result<std::string> run_record_section(const ledger::Ledger& ledger, const Usabl
     after = 0;
   }
   AVPS_TRY(fold_events(ledger, *fold, after, seq));
-  core::ByteWriter section;
-  fold->save(section);
+  std::vector<std::string> parts = std::move(*fold).save_parts();
   fold.reset();  // saved: its bytes are all that is kept of it
-  return section.take();
+  return parts;
 }
 
 Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) {

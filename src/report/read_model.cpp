@@ -305,8 +305,16 @@ class Book {
   // binary encoding of core::ByteWriter: restore() on a Book of the same stage graph goes on as
   // this one would, and builds its members straight from the bytes (no document tree between).
   // No reader-side state (m_stale, set by finish) is kept. The order of the members is the
-  // format: restore() reads them in the same order.
-  void save(core::ByteWriter& out) const {
+  // format: restore() reads them in the same order. The Book is spent: each member is let go of
+  // once written, and the bytes come in parts (engine::SectionParts), so that the end of a run
+  // never holds the Book and its bytes whole at once.
+  std::vector<std::string> save_parts() && {
+    engine::SectionParts parts;
+    core::ByteWriter& out = parts.out();
+    auto done = [&parts](auto& member) {
+      std::remove_reference_t<decltype(member)>().swap(member);
+      parts.cut();
+    };
     out.json(m_overrides.save());
     out.json(m_stops.save());
     out.i64(m_last.seq);
@@ -317,6 +325,7 @@ class Book {
       out.text(who);
       out.json(body);
     }
+    done(m_steps);
     out.u64(m_project_skills.size());
     for (const ProjectSkillView& skill : m_project_skills) {
       out.text(skill.skill);
@@ -326,12 +335,14 @@ class Book {
         out.json(body);
       }
     }
+    done(m_project_skills);
     out.u64(m_scenes.size());
     for (const auto& [scene, state] : m_scenes) {
       out.text(scene);
       out.i64(state.phase);
       save_texts(out, state.verdicts);
     }
+    done(m_scenes);
     out.u64(m_attempts.size());
     for (const auto& [shot, list] : m_attempts) {
       out.text(shot);
@@ -355,13 +366,18 @@ class Book {
         out.text(a.scored_from);
       }
     }
+    done(m_attempts);
     out.u64(m_waves_written.size());
     for (const std::string& wave : m_waves_written) {
       out.text(wave);
     }
+    done(m_waves_written);
     save_artifacts(out, m_qc_batches);
+    done(m_qc_batches);
     save_texts(out, m_accepted);
+    done(m_accepted);
     save_artifacts(out, m_latest);
+    done(m_latest);
     out.u64(m_shotlists.size());
     for (const auto& [file, rows] : m_shotlists) {
       out.text(file);
@@ -371,6 +387,7 @@ class Book {
         out.f64(row.planned_s);
       }
     }
+    done(m_shotlists);
     // Only reservations still held: an ended one leaves the fold (add_end).
     out.u64(m_held.size());
     for (const auto& [id, money] : m_held) {
@@ -381,11 +398,13 @@ class Book {
       out.text(money.model);
       out.text(money.tier);
     }
+    done(m_held);
     out.u64(m_by_scene_tier.size());
     for (const auto& [scene, tiers] : m_by_scene_tier) {
       out.text(scene);
       save_amounts(out, tiers);
     }
+    done(m_by_scene_tier);
     out.u64(m_models.size());
     for (const auto& [model, use] : m_models) {
       out.text(model);
@@ -395,7 +414,9 @@ class Book {
       out.i64(use.output_tokens);
       out.i64(use.micro_usd);
     }
+    done(m_models);
     save_amounts(out, m_shot_spend);
+    done(m_shot_spend);
     out.i64(m_committed);
     out.i64(m_reserved);
     out.u64(m_series.size());
@@ -405,6 +426,7 @@ class Book {
       out.i64(point.committed);
       out.i64(point.reserved);
     }
+    done(m_series);
     out.json(m_cap_raises);
     out.json(m_loops);
     out.json(m_runs);
@@ -413,11 +435,13 @@ class Book {
       out.text(key);
       out.json(job);
     }
+    done(m_jobs);
     for (int64_t n : {m_usage.calls, m_usage.failed, m_usage.retries, m_usage.input_tokens, m_usage.output_tokens,
                       m_usage.renders}) {
       out.i64(n);
     }
     out.f64(m_usage.seconds_rendered);
+    return parts.take();
   }
 
   // Takes over a saved fold (save() of a Book of the same stage graph). False, the Book then to be
@@ -561,9 +585,8 @@ class Book {
   const governance::HardStopFold& stops() const { return m_stops; }
   /// The stale-shot rule's record, handed over once (the book keeps no copy).
   engine::StaleShotsRecord take_stale_shots_record() { return std::move(m_stale_record); }
-  /// The same record saved, as CBOR (a checkpoint keeps it apart from the rest of the fold: a
-  /// reader needs it only when events follow the checkpoint), and restored.
-  std::string save_stale_shots_record() const { return m_stale_record.save_cbor(); }
+  /// The same record restored (a checkpoint keeps it apart from the rest of the fold, as
+  /// StaleShotsRecord::save_cbor makes it: a reader needs it only when events follow the checkpoint).
   void restore_stale_shots_record(const json& saved) { m_stale_record = engine::StaleShotsRecord::restore(saved); }
 
  private:
@@ -1528,48 +1551,51 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   }
   AVPS_TRY(folded.book->score_attempts());
   // The end of a run is its peak of memory when every event is folded (a fresh production), so
-  // the sections are made one after another, and what made each is let go of before the next is
-  // made: the stale-shot record's CBOR (encoded a member at a time, never as a document), the
-  // Book's bytes (then the Book goes), the stale shots from the record (then the record goes), the
-  // engine's own record. At 500 scenes the Book, the record's document and its CBOR held at once
-  // were 150 MB.
+  // the sections are made one after another, and what made each is let go of as it is written:
+  // the Book's bytes (the Book let go of member by member), the stale-shot record's CBOR (encoded
+  // a member at a time, never as a document), the stale shots from that record (then the record
+  // goes), the engine's own record (let go of member by member). At 500 scenes the Book, the
+  // record's document and its CBOR held at once were 150 MB.
   // A run with nothing to do left the stale shots as the checkpoint had them (tail_keeps_stale_shots):
   // its record section and stale shots are written again as they were, not decoded, folded,
   // encoded and worked out again (at 500 scenes a tenth of such a run).
-  std::string record_section;
-  json stale_shots;
   std::optional<engine::StaleShotsRecord> stale_record;
-  if (folded.carried_record) {
-    stale_shots = std::move(folded.saved_stale);
-    record_section = std::move(*folded.carried_record);
-  } else {
-    record_section = folded.book->save_stale_shots_record();
+  if (!folded.carried_record) {
     stale_record = folded.book->take_stale_shots_record();
   }
-  // The fold section: its head (what a reader checks before it takes anything), the stale shots,
-  // then the Book. The Book's bytes are made first, as a part of their own, so that the Book is let
-  // go of before the stale shots are worked out.
-  core::ByteWriter book;
-  folded.book->save(book);
   const Book::Last last = folded.book->last();
+  // The fold section: its head (what a reader checks before it takes anything), the stale shots,
+  // then the Book. The Book's bytes are made first, parts of their own, so that the Book is gone
+  // before the stale shots are worked out.
+  std::vector<std::string> book = std::move(*folded.book).save_parts();
   folded.book.reset();
+  std::string record_section;
+  json stale_shots;
   if (stale_record) {
+    record_section = stale_record->save_cbor();
     AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
                     engine::stale_shots(project, std::move(*stale_record), &registry));
     stale_record.reset();
     stale_shots = stale_json(stale);
+  } else {
+    stale_shots = std::move(folded.saved_stale);
+    record_section = std::move(*folded.carried_record);
   }
   core::ByteWriter head;
   engine::write_checkpoint_head(head, {AVPS_VERSION_STRING, dependencies, last.seq, last.hash, last.ts});
   head.json(stale_shots);
   stale_shots = json();
+  std::vector<std::string_view> fold_parts{head.bytes()};
+  fold_parts.insert(fold_parts.end(), book.begin(), book.end());
   // The engine's own record, brought up to the same event from the previous checkpoint's section
   // when it is usable (or carried over a run that did nothing), else from every event.
-  AVPS_TRY_ASSIGN(std::string run_section,
+  AVPS_TRY_ASSIGN(std::vector<std::string> run_section,
                   engine::run_record_section(project.ledger(), folded.previous.get(), written.seq));
   folded.previous.reset();
-  AVPS_TRY_ASSIGN(written.bytes, engine::write_checkpoint_file(
-                                     project.dir(), {{head.bytes(), book.bytes()}, {record_section}, {run_section}}));
+  AVPS_TRY_ASSIGN(written.bytes,
+                  engine::write_checkpoint_file(project.dir(), {std::move(fold_parts),
+                                                                {record_section},
+                                                                {run_section.begin(), run_section.end()}}));
   return written;
 }
 
