@@ -1573,6 +1573,7 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   json stale_shots;
   if (stale_record) {
     record_section = stale_record->save_cbor();
+    record_section.shrink_to_fit();  // it waits for the run's record: its size, not its buffer's
     AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
                     engine::stale_shots(project, std::move(*stale_record), &registry));
     stale_record.reset();
