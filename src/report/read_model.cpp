@@ -1556,9 +1556,9 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   // a member at a time, never as a document), the stale shots from that record (then the record
   // goes), the engine's own record (let go of member by member). At 500 scenes the Book, the
   // record's document and its CBOR held at once were 150 MB.
-  // A run with nothing to do left the stale shots as the checkpoint had them (tail_keeps_stale_shots):
-  // its record section and stale shots are written again as they were, not decoded, folded,
-  // encoded and worked out again (at 500 scenes a tenth of such a run).
+  // Over a tail that leaves the stale shots as the checkpoint had them (tail_keeps_stale_shots: a
+  // checkpoint not kept above only because its run's record no longer matched its sha256), its
+  // record section and stale shots are written again as they were, not worked out again.
   std::optional<engine::StaleShotsRecord> stale_record;
   if (!folded.carried_record) {
     stale_record = folded.book->take_stale_shots_record();
