@@ -1343,14 +1343,18 @@ struct Checkpoint {
   /// the writer may carry it (StaleCarry::when_unchanged) and what follows seq cannot change it
   /// nor the stale shots (tail_keeps_stale_shots). stale_shots then stand for the last event too.
   std::optional<std::string> carried_record;
+  /// A reader's (StaleCarry::shots_when_unchanged): what follows seq cannot change the stale shots,
+  /// so stale_shots stand for the last event too, and the record's section is not read at all.
+  bool stale_shots_stand = false;
   /// The file as it was opened: the writer reads the run's record section from it once the
   /// Book's sections are made and the Book let go.
   std::unique_ptr<engine::UsableCheckpoint> file;
 };
 
-// Whether the writer may carry the checkpoint's stale-shot record and stale shots over the events
-// after it, instead of decoding, folding, encoding and working them out again.
-enum class StaleCarry { never, when_unchanged };
+// Whether the checkpoint's stale shots may be taken over the events after it, instead of working
+// them out again from its stale-shot record: the writer's way carries the record's section too
+// (when_unchanged), a reader's needs only the stale shots (shots_when_unchanged).
+enum class StaleCarry { never, when_unchanged, shots_when_unchanged };
 
 // The events a run with nothing to do records: the stale-shot rule's record takes nothing from
 // them (engine::RecordFold: no branch reads these kinds, and their bodies, written by the ledger's
@@ -1386,15 +1390,14 @@ Result<bool> tail_keeps_stale_shots(project::Project& project, int64_t seq) {
 // Whether the stale shots may be carried over a tail of run.started and run.finished: they are
 // worked out from the record, the artifacts and, when the packager reads it, the brief, which no
 // event records, so only when the packager does not read the brief.
-StaleCarry stale_carry(const skills::Registry& registry) {
+bool stale_shots_carry(const skills::Registry& registry) {
   if (const skills::StageGraph* graph = registry.stage_graph()) {
     if (const skills::SkillDef* packager = registry.find(graph->role("packager"))) {
-      const bool brief_read = std::any_of(packager->inputs.begin(), packager->inputs.end(),
-                                          [](const skills::SkillInput& input) { return input.kind == "BRIEF"; });
-      return brief_read ? StaleCarry::never : StaleCarry::when_unchanged;
+      return std::none_of(packager->inputs.begin(), packager->inputs.end(),
+                          [](const skills::SkillInput& input) { return input.kind == "BRIEF"; });
     }
   }
-  return StaleCarry::when_unchanged;
+  return true;
 }
 
 // The project's checkpoint if it can be used, else nullopt and why (a debug line: a missing,
@@ -1422,15 +1425,19 @@ Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, c
   }
   checkpoint.book_offset = after_head + head.consumed();
   if (file.events_follow()) {
-    Result<std::string> record = file.section(engine::CheckpointSection::stale_record);
+    bool carried = false;
+    if (carry != StaleCarry::never) {
+      AVPS_TRY_ASSIGN(carried, tail_keeps_stale_shots(project, checkpoint.seq));
+    }
+    Result<std::string> record = carried && carry == StaleCarry::shots_when_unchanged
+                                     ? Result<std::string>(std::string())
+                                     : file.section(engine::CheckpointSection::stale_record);
     if (!record) {
       return unused(record.error().message);
     }
-    bool carried = false;
-    if (carry == StaleCarry::when_unchanged) {
-      AVPS_TRY_ASSIGN(carried, tail_keeps_stale_shots(project, checkpoint.seq));
-    }
-    if (carried) {
+    if (carried && carry == StaleCarry::shots_when_unchanged) {
+      checkpoint.stale_shots_stand = true;
+    } else if (carried) {
       checkpoint.carried_record = std::move(record).value();
     } else {
       try {
@@ -1491,7 +1498,7 @@ Result<Folded> fold_record(project::Project& project, const skills::StageGraph* 
     if (folded.from_checkpoint) {
       core::diag::debug("fold checkpoint as of event " + std::to_string(checkpoint->seq) +
                         " used: " + std::to_string(folded.book->events_folded()) + " events folded after it");
-      if (folded.book->events_folded() == 0 || checkpoint->carried_record) {
+      if (folded.book->events_folded() == 0 || checkpoint->carried_record || checkpoint->stale_shots_stand) {
         folded.saved_stale = std::move(checkpoint->stale_shots);
         folded.carried_record = std::move(checkpoint->carried_record);
       }
@@ -1520,7 +1527,7 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& project_dir) 
 Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   AVPS_TRY_ASSIGN(skills::Registry registry, skills::Registry::load(project::data_dir(), &project.dir()));
   AVPS_TRY_ASSIGN(std::string dependencies, engine::fold_dependencies(project));
-  const StaleCarry carry = stale_carry(registry);
+  const StaleCarry carry = stale_shots_carry(registry) ? StaleCarry::when_unchanged : StaleCarry::never;
   // A checkpoint followed only by what runs with nothing to do record is kept as it is: a reader
   // folds those few events onto it and takes its stale shots (StaleCarry), and the next run's
   // record is restored from it the same way, so writing it again (at 500 scenes 47 MB, synced: a
@@ -1613,7 +1620,9 @@ Result<ProjectView> read_project(project::Project& project, Folds folds) {
   }
   // Over a tail of runs with nothing to do the checkpoint's stale shots stand, as the writer
   // carries them (write_checkpoint keeps such a checkpoint as it is).
-  AVPS_TRY_ASSIGN(Folded folded, fold_record(project, registry.stage_graph(), folds, dependencies, stale_carry(registry)));
+  AVPS_TRY_ASSIGN(Folded folded,
+                  fold_record(project, registry.stage_graph(), folds, dependencies,
+                              stale_shots_carry(registry) ? StaleCarry::shots_when_unchanged : StaleCarry::never));
   Book& book = *folded.book;
   view.scene_phases = book.table().phases();
   view.phases = phases_of(registry.stage_graph());
