@@ -1429,21 +1429,21 @@ Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, c
     if (carry != StaleCarry::never) {
       AVPS_TRY_ASSIGN(carried, tail_keeps_stale_shots(project, checkpoint.seq));
     }
-    Result<std::string> record = carried && carry == StaleCarry::shots_when_unchanged
-                                     ? Result<std::string>(std::string())
-                                     : file.section(engine::CheckpointSection::stale_record);
-    if (!record) {
-      return unused(record.error().message);
-    }
     if (carried && carry == StaleCarry::shots_when_unchanged) {
-      checkpoint.stale_shots_stand = true;
-    } else if (carried) {
-      checkpoint.carried_record = std::move(record).value();
+      checkpoint.stale_shots_stand = true;  // a reader: the record's section is not needed
     } else {
-      try {
-        checkpoint.stale_record = json::from_cbor(*record);
-      } catch (const std::exception& e) {
-        return unused(std::string("malformed: ") + e.what());
+      Result<std::string> record = file.section(engine::CheckpointSection::stale_record);
+      if (!record) {
+        return unused(record.error().message);
+      }
+      if (carried) {
+        checkpoint.carried_record = std::move(record).value();
+      } else {
+        try {
+          checkpoint.stale_record = json::from_cbor(*record);
+        } catch (const std::exception& e) {
+          return unused(std::string("malformed: ") + e.what());
+        }
       }
     }
   }
