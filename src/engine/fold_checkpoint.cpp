@@ -71,7 +71,8 @@ Result<std::string> fold_dependencies(project::Project& project) {
 }
 
 Result<std::variant<UsableCheckpoint, std::string>> UsableCheckpoint::open(project::Project& project,
-                                                                          const std::string& dependencies) {
+                                                                          const std::string& dependencies,
+                                                                          FoldBytes fold_bytes) {
   using Opened = std::variant<UsableCheckpoint, std::string>;
   Result<core::OpenedFile> opened = core::OpenedFile::open(checkpoint_path(project.dir()));
   if (!opened) {
@@ -113,11 +114,23 @@ Result<std::variant<UsableCheckpoint, std::string>> UsableCheckpoint::open(proje
     return Opened(std::string("its length is not the one its format line gives: cut short or damaged"));
   }
   checkpoint.m_file.emplace(std::move(opened).value());
-  Result<std::string> fold = checkpoint.section(CheckpointSection::fold);
-  if (!fold) {
-    return Opened(fold.error().message);
+  if (fold_bytes == FoldBytes::kept) {
+    Result<std::string> fold = checkpoint.section(CheckpointSection::fold);
+    if (!fold) {
+      return Opened(fold.error().message);
+    }
+    checkpoint.m_fold = std::move(fold).value();
+  } else {
+    if (Result<void> holds = checkpoint.check(CheckpointSection::fold); !holds) {
+      return Opened(holds.error().message);
+    }
+    // The head is a few short texts and a number: it fits in the section's first k_head_max bytes
+    // (a longer one reads as cut short, below, and the checkpoint is not used).
+    constexpr size_t k_head_max = size_t{64} << 10;
+    const auto fold = static_cast<size_t>(CheckpointSection::fold);
+    AVPS_TRY_ASSIGN(checkpoint.m_fold, checkpoint.m_file->read(checkpoint.m_offsets[fold],
+                                                               std::min(checkpoint.m_sizes[fold], k_head_max)));
   }
-  checkpoint.m_fold = std::move(fold).value();
   core::ByteReader head(checkpoint.m_fold);
   checkpoint.m_head.avps_version = head.text();
   checkpoint.m_head.dependencies = head.text();
@@ -128,6 +141,10 @@ Result<std::variant<UsableCheckpoint, std::string>> UsableCheckpoint::open(proje
     return Opened(std::string("malformed: its fold section is cut short"));
   }
   checkpoint.m_after_head = head.consumed();
+  if (fold_bytes == FoldBytes::none) {
+    checkpoint.m_fold.clear();
+    checkpoint.m_after_head = 0;
+  }
   if (checkpoint.m_head.avps_version != AVPS_VERSION_STRING) {
     return Opened("made by avps " + checkpoint.m_head.avps_version);
   }
@@ -156,6 +173,15 @@ Result<std::string> UsableCheckpoint::section(CheckpointSection which) const {
     return make_error(ErrorCode::corruption, "its " + section_name(which) + " does not match its sha256: damaged");
   }
   return bytes;
+}
+
+Result<void> UsableCheckpoint::check(CheckpointSection which) const {
+  const auto i = static_cast<size_t>(which);
+  AVPS_TRY_ASSIGN(core::OpenedFile::Digest digest, m_file->sha256(m_offsets[i], m_sizes[i]));
+  if (digest.length != m_sizes[i] || digest.sha256 != m_sha256[i]) {
+    return make_error(ErrorCode::corruption, "its " + section_name(which) + " does not match its sha256: damaged");
+  }
+  return ok();
 }
 
 void SectionParts::cut() {

@@ -1194,46 +1194,70 @@ struct SqliteLedger::Impl {
   Result<std::string> tables_digest(int64_t through_seq, int64_t also_through = 0, std::string* also = nullptr) const {
     core::Sha256 digest;
     core::Sha256 further;
+    const int64_t bound = also != nullptr ? std::max(through_seq, also_through) : through_seq;
     for (const char* table : {"artifacts", "reservations", "reservation_ends"}) {
       const std::string header = std::string(table) + "\n";
       digest.update(header);
       further.update(header);
-      Stmt stmt(db, ("SELECT * FROM " + std::string(table) + " WHERE event_seq <= ? ORDER BY event_seq, rowid").c_str());
-      if (!stmt.valid()) {
-        return db.error("cannot read the ledger's " + std::string(table));
-      }
-      stmt.bind(1, also != nullptr ? std::max(through_seq, also_through) : through_seq);
-      const int seq_column = stmt.column_index("event_seq");
-      if (seq_column < 0) {
-        return make_error(ErrorCode::corruption, "the ledger's " + std::string(table) + " has no event_seq column");
-      }
-      for (;;) {
-        AVPS_TRY_ASSIGN(bool has_row, stmt.step());
-        if (!has_row) {
-          break;
-        }
-        // Rows come in event order: those up to `through_seq` go into both digests, then the rest
-        // into the further one alone.
-        const bool in_point = stmt.integer(seq_column) <= through_seq;
-        for (int column = 0; column < stmt.columns(); ++column) {
-          const std::string_view text = stmt.is_null(column) ? std::string_view("\x01null") : stmt.text_view(column);
-          if (in_point) {
-            digest.update(text);
-            digest.update("\x1f");
-          }
-          further.update(text);
-          further.update("\x1f");
-        }
-        if (in_point) {
-          digest.update("\n");
-        }
-        further.update("\n");
+      // The rows are appended in event order, so their rowid order is event order and the table
+      // is read as it lies: sorting it by event_seq took a temporary B-tree that spilled to a
+      // file at 500 scenes. A row out of that order (which avps never writes) has the table read
+      // again sorted, from the digests as they were before it.
+      core::Sha256 digest_before = digest.fork();
+      core::Sha256 further_before = further.fork();
+      AVPS_TRY_ASSIGN(bool in_order, digest_rows(table, "rowid", through_seq, bound, digest, further));
+      if (!in_order) {
+        digest = std::move(digest_before);
+        further = std::move(further_before);
+        AVPS_TRY(digest_rows(table, "event_seq, rowid", through_seq, bound, digest, further));
       }
     }
     if (also != nullptr) {
       *also = further.hex();
     }
     return digest.hex();
+  }
+
+  // tables_digest's rows of `table` up to event `bound` in `order`: every column as SQLite gives
+  // it as text, those up to `through_seq` into both digests, the rest into `further` alone. False,
+  // with the digests part-way, when a row's event_seq is below the one before it.
+  Result<bool> digest_rows(const char* table, const char* order, int64_t through_seq, int64_t bound,
+                           core::Sha256& digest, core::Sha256& further) const {
+    Stmt stmt(db, ("SELECT * FROM " + std::string(table) + " WHERE event_seq <= ? ORDER BY " + order).c_str());
+    if (!stmt.valid()) {
+      return db.error("cannot read the ledger's " + std::string(table));
+    }
+    stmt.bind(1, bound);
+    const int seq_column = stmt.column_index("event_seq");
+    if (seq_column < 0) {
+      return make_error(ErrorCode::corruption, "the ledger's " + std::string(table) + " has no event_seq column");
+    }
+    int64_t last_seq = INT64_MIN;
+    for (;;) {
+      AVPS_TRY_ASSIGN(bool has_row, stmt.step());
+      if (!has_row) {
+        return true;
+      }
+      const int64_t seq = stmt.integer(seq_column);
+      if (seq < last_seq) {
+        return false;
+      }
+      last_seq = seq;
+      const bool in_point = seq <= through_seq;
+      for (int column = 0; column < stmt.columns(); ++column) {
+        const std::string_view text = stmt.is_null(column) ? std::string_view("\x01null") : stmt.text_view(column);
+        if (in_point) {
+          digest.update(text);
+          digest.update("\x1f");
+        }
+        further.update(text);
+        further.update("\x1f");
+      }
+      if (in_point) {
+        digest.update("\n");
+      }
+      further.update("\n");
+    }
   }
 
   // Whether `point` still holds (Ledger::VerifiedPoint): the event and its hash, the tables'

@@ -1534,13 +1534,14 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   // tenth of such a run) would change no answer. The tail stays bounded (k_carry_tail_max): a run
   // that finds a longer one writes the checkpoint anew.
   if (carry == StaleCarry::when_unchanged) {
-    AVPS_TRY_ASSIGN(auto opened, engine::UsableCheckpoint::open(project, dependencies));
+    AVPS_TRY_ASSIGN(auto opened,
+                    engine::UsableCheckpoint::open(project, dependencies, engine::UsableCheckpoint::FoldBytes::none));
     if (engine::UsableCheckpoint* previous = std::get_if<engine::UsableCheckpoint>(&opened)) {
       AVPS_TRY_ASSIGN(std::optional<size_t> tail, tail_leaving_stale_shots(project, previous->head().seq));
       // Kept only whole: a section that no longer matches its sha256 (which opening it does not
       // check) would leave every reader to fold every event until a longer tail replaced it.
-      if (tail && *tail > 0 && previous->section(engine::CheckpointSection::stale_record) &&
-          previous->section(engine::CheckpointSection::run_record)) {
+      if (tail && *tail > 0 && previous->check(engine::CheckpointSection::stale_record) &&
+          previous->check(engine::CheckpointSection::run_record)) {
         CheckpointWritten kept;
         kept.seq = previous->head().seq;
         kept.kept_with_tail = *tail;

@@ -230,5 +230,15 @@ damage "$WORK/noop" "$P/$CP" 2
 expect_exit 0 "$AVPS" -v run "$P"
 expect_out "not used by the run (its run's record does not match its sha256: damaged): every event is folded"
 grep -q "used: 0 events folded after it" <<<"$(read_way "$P")" || fail "after a damaged run's record: $(read_way "$P")"
+# --- The stale-shot record damaged (which the run itself does not read), only runs with nothing to
+# do after it: the run's end checks it, and writes the checkpoint anew instead of keeping it. ------
+damage "$WORK/noop" "$P/$CP" 1
+cp "$P/$CP" "$WORK/noop-damaged"
+expect_exit 0 "$AVPS" -v run "$P"
+expect_out "fold checkpoint as of event $noop_seq used by the run"
+grep -q "kept as it is" <<<"$OUT" && fail "a checkpoint with a damaged stale-shot record was kept: $OUT"
+cmp -s "$WORK/noop-damaged" "$P/$CP" && fail "a checkpoint with a damaged stale-shot record was left as it was"
+grep -q "used: 0 events folded after it" <<<"$(read_way "$P")" \
+  || fail "after a damaged stale-shot record: $(read_way "$P")"
 
 echo ok

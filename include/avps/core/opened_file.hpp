@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 
 #include "avps/core/result.hpp"
@@ -30,6 +31,17 @@ class OpenedFile {
   /// Up to `length` bytes from `offset`: fewer when the file ends sooner (cut short since it was
   /// opened, or asked past its end).
   [[nodiscard]] Result<std::string> read(uint64_t offset, size_t length) const;
+
+  /// Reads into `buffer` from `offset`, as read() does; returns how many bytes it filled.
+  [[nodiscard]] Result<size_t> read_into(uint64_t offset, std::span<char> buffer) const;
+
+  /// The sha256 (hex) of up to `length` bytes from `offset` and how many there were, read through
+  /// a buffer of its own (1 MiB): a large range checked without being held.
+  struct Digest {
+    std::string sha256;
+    size_t length = 0;
+  };
+  [[nodiscard]] Result<Digest> sha256(uint64_t offset, size_t length) const;
 
  private:
   OpenedFile() = default;

@@ -63,15 +63,20 @@ struct CheckpointHead {
 /// from the file as it was opened.
 class UsableCheckpoint {
  public:
+  /// What open() keeps of the fold section: its bytes, to restore the folds from; or none (the
+  /// section checked against its sha256 through a small buffer, its head read): for a caller that
+  /// only asks whether the checkpoint can stay as it is.
+  enum class FoldBytes { kept, none };
   /// The project's checkpoint if it can be used, else why not (a missing one: "none"). Reads the
   /// fold section and the ledger's event at the head's seq and the one after it.
-  [[nodiscard]] static Result<std::variant<UsableCheckpoint, std::string>> open(project::Project& project,
-                                                                               const std::string& dependencies);
+  [[nodiscard]] static Result<std::variant<UsableCheckpoint, std::string>> open(
+      project::Project& project, const std::string& dependencies, FoldBytes fold_bytes = FoldBytes::kept);
 
   const CheckpointHead& head() const { return m_head; }
   /// Whether the ledger holds events after the head's seq (when it was opened).
   bool events_follow() const { return m_events_follow; }
-  /// The fold section's bytes, and where the head ends in them. take_fold() hands them over.
+  /// The fold section's bytes (empty when opened with FoldBytes::none), and where the head ends in
+  /// them. take_fold() hands them over.
   const std::string& fold() const { return m_fold; }
   size_t after_head() const { return m_after_head; }
   std::string take_fold() { return std::move(m_fold); }
@@ -79,6 +84,9 @@ class UsableCheckpoint {
   /// Another section's bytes when they match their sha256, else an error saying why it is not
   /// usable (corruption: "... does not match its sha256: damaged"; or the read's own error).
   [[nodiscard]] Result<std::string> section(CheckpointSection which) const;
+  /// Whether another section matches its sha256, as section() says, read through a small buffer
+  /// and not held.
+  [[nodiscard]] Result<void> check(CheckpointSection which) const;
 
  private:
   UsableCheckpoint() = default;

@@ -55,6 +55,15 @@ const char* k_drop_triggers =
     "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; "
     "DROP TRIGGER artifacts_no_update; DROP TRIGGER artifacts_no_delete;";
 
+// The same triggers put back as the ledger's schema makes them.
+const char* k_restore_triggers =
+    "CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;"
+    "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'avps ledger is append-only'); END;"
+    "CREATE TRIGGER artifacts_no_update BEFORE UPDATE ON artifacts BEGIN SELECT RAISE(ABORT, 'avps ledger is "
+    "append-only'); END;"
+    "CREATE TRIGGER artifacts_no_delete BEFORE DELETE ON artifacts BEGIN SELECT RAISE(ABORT, 'avps ledger is "
+    "append-only'); END;";
+
 bool has_rule(const std::vector<core::Violation>& violations, const std::string& rule, const std::string& text = "") {
   for (const core::Violation& v : violations) {
     if (v.rule == rule && (v.subject + " " + v.message).find(text) != std::string::npos) {
@@ -924,4 +933,64 @@ TEST_CASE("an artifact index row edited, removed or added is caught as verify co
     REQUIRE(sql(db, edit) == SQLITE_OK);
     CHECK(has_rule(f.open(ledger::OpenMode::read_only)->verify(), "ledger.index"));
   }
+}
+
+TEST_CASE("a verified point holds over tables whose rows lie out of event order, and fails when a row changes",
+          "[ledger][tamper]") {
+  LedgerFixture f;
+  ledger::Ledger::VerifiedPoint point;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    for (int version = 1; version <= 3; ++version) {
+      ledger::ArtifactRecord scenes;
+      scenes.name = "SCENES_v00" + std::to_string(version) + ".json";
+      scenes.kind = "SCENES";
+      scenes.version = version;
+      scenes.path = "story/" + scenes.name;
+      scenes.face_sha256 = std::string(64, 'a');
+      scenes.json_sha256 = std::string(64, 'b');
+      scenes.author = "avps";
+      scenes.producer = "story-architect";
+      REQUIRE(ledger->append(ledger::EventDraft{.kind = "artifact.recorded", .artifact = scenes}).ok());
+    }
+    REQUIRE(ledger->append(row_event("story-architect")).ok());
+    REQUIRE(ledger->verify(nullptr, nullptr, &point).empty());
+    REQUIRE(point.seq > 0);
+  }
+  // The point is taken up to here; events after it are what a later verify() reads again.
+  {
+    auto ledger = f.open(ledger::OpenMode::read_write);
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    REQUIRE(ledger->append(row_event("shot-planner")).ok());
+  }
+  auto verified_after = [&]() {
+    ledger::Ledger::EventVisitor visitor;
+    visitor.each = [](ledger::Event&&) -> Result<void> { return ok(); };
+    ledger::Ledger::VerifiedPoint reached;
+    const std::vector<core::Violation> found = f.open(ledger::OpenMode::read_only)->verify(&visitor, &point, &reached);
+    for (const core::Violation& v : found) {
+      UNSCOPED_INFO(v.rule << " " << v.subject << ": " << v.message);
+    }
+    CHECK(found.empty());
+    return visitor.after_seq;
+  };
+  REQUIRE(verified_after() == point.seq);
+  // Given: the same rows stored in the reverse order (the ledger reads them as they lie when they
+  // are in event order, sorted otherwise). Then: the point still holds.
+  fs::path db = ledger::ledger_path(f.dir.path());
+  REQUIRE(sql(db, std::string(k_drop_triggers) +
+                      "CREATE TABLE kept AS SELECT * FROM artifacts; DELETE FROM artifacts; "
+                      "INSERT INTO artifacts SELECT * FROM kept ORDER BY event_seq DESC; DROP TABLE kept;" +
+                      k_restore_triggers) == SQLITE_OK);
+  CHECK(verified_after() == point.seq);
+  // Given: one of them changed besides. Then: the point no longer holds, and the whole record is
+  // verified (which finds the changed row).
+  REQUIRE(sql(db, std::string(k_drop_triggers) +
+                      "UPDATE artifacts SET author = 'mallory' WHERE name = 'SCENES_v002.json';" +
+                      k_restore_triggers) == SQLITE_OK);
+  ledger::Ledger::EventVisitor visitor;
+  visitor.each = [](ledger::Event&&) -> Result<void> { return ok(); };
+  CHECK(has_rule(f.open(ledger::OpenMode::read_only)->verify(&visitor, &point, nullptr), "ledger.index"));
+  CHECK(visitor.after_seq == 0);
 }
