@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <future>
+#include <mutex>
 #include <limits>
 #include <map>
 #include <set>
@@ -1553,8 +1555,28 @@ Result<void> Impl::report(Progress progress, const Context& context) {
   AVPS_TRY_ASSIGN(ledger::Spend spent, e.m_project.ledger().spend("", ""));
   progress.spent_micro_usd = spent.total();
   progress.cap_micro_usd = e.m_governor.caps().project_micro_usd;
+  if (held_progress) {
+    held_progress->push_back(std::move(progress));
+    if (integrity_known_clean && integrity_known_clean()) {
+      release_progress(true);
+    }
+    return ok();
+  }
   e.m_observer.progress(progress);
   return ok();
+}
+
+void Impl::release_progress(bool show) {
+  if (!held_progress) {
+    return;
+  }
+  std::vector<Progress> held = std::move(*held_progress);
+  held_progress.reset();
+  if (show) {
+    for (const Progress& progress : held) {
+      e.m_observer.progress(progress);
+    }
+  }
 }
 
 Result<Flow> Impl::budget_stop(const Call& call, const std::string& skill, const std::string& loop,
@@ -3081,10 +3103,11 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
     }
   }
   Impl impl(*this, options);
-  // The files must be what the ledger vouches for before anything is read from them (below). The
-  // check reads only, so it runs while this thread restores the run's record (at 500 scenes each
-  // is a good part of a resume), on a read-only ledger of its own: one snapshot of what the writer
-  // committed, which nothing changes until the check is taken (nothing is written before it).
+  // The files must be what the ledger vouches for before anything is written or sent. The check
+  // reads only, so it runs on a thread of its own, on a read-only ledger of its own (one snapshot
+  // of what the writer committed, which nothing changes until the check is taken): beside the
+  // restore of the run's record, then beside the walk, whose reads decide nothing before the
+  // first write, which waits for the check (below). At 500 scenes it is a good part of a resume.
   // The mirrors are brought up to date first, as the writer's own verify() would (a lag is a
   // transient finding, and a check with any finding leaves no mark).
   AVPS_TRY(m_project.ledger().flush());
@@ -3099,15 +3122,90 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   // verify_by_name (the e2e tests) checked against a fold of every event as well.
   Result<Record> restored = read_record(
       m_project, options.verify_by_name ? RestoredRecordCheck::against_whole_fold : RestoredRecordCheck::none);
-  Result<Impl::IntegrityFindings> found = integrity_found.get();
   if (!restored) {
     return std::move(restored).error();
   }
-  if (!found) {
-    return std::move(found).error();
-  }
   impl.record = std::move(*restored);
   impl.record_changed();
+  // The check's answer, taken once: by the first write (the ledger's hold), or by the run.
+  std::optional<Result<Impl::IntegrityFindings>> integrity;
+  std::mutex integrity_taken;
+  auto take_integrity = [&]() -> Result<Impl::IntegrityFindings>& {
+    std::lock_guard<std::mutex> lock(integrity_taken);
+    if (!integrity) {
+      integrity.emplace(integrity_found.get());
+    }
+    return *integrity;
+  };
+  // Whether it is in and found nothing, without waiting for it.
+  auto integrity_known_clean = [&]() {
+    std::lock_guard<std::mutex> lock(integrity_taken);
+    if (!integrity) {
+      if (integrity_found.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        return false;
+      }
+      integrity.emplace(integrity_found.get());
+    }
+    return integrity->ok() && integrity->value().found.empty();
+  };
+  // Every way out of here ends the hold and the asking, which name these locals.
+  struct EndHoldOnExit {
+    ledger::Ledger& ledger;
+    Impl& impl;
+    ~EndHoldOnExit() {
+      ledger.open_writes();
+      impl.integrity_known_clean = nullptr;
+    }
+  } end_hold_on_exit{m_project.ledger(), impl};
+  // Acts on the check (Impl::check_integrity: its mark, or the integrity stop), once.
+  bool settled = false;
+  auto settle_integrity = [&]() -> Result<Flow> {
+    if (settled) {
+      return Flow::go_on;
+    }
+    settled = true;
+    impl.integrity_known_clean = nullptr;
+    Result<Impl::IntegrityFindings>& found = take_integrity();
+    m_project.ledger().open_writes();
+    impl.release_progress(found && found->found.empty());
+    if (!found) {
+      return found.error();
+    }
+    return impl.check_integrity(Impl::IntegrityScope::since_mark, std::move(*found));
+  };
+  // Beside the walk unless the walk needs it first: an integrity stop open is resolved (or stands)
+  // by the whole check, before anything; a render job in flight is polled (a request sent) as
+  // the walk starts. Otherwise writes wait for it: one that finds it made findings fails, writing
+  // nothing, and the walk ends on that error; the run then raises the integrity stop (below).
+  const bool beside_walk = impl.record.open_stops.count("integrity") == 0 && impl.record.tickets.empty();
+  if (beside_walk) {
+    impl.held_progress.emplace();
+    impl.integrity_known_clean = integrity_known_clean;
+    m_project.ledger().hold_writes([&]() -> Result<void> {
+      const Result<Impl::IntegrityFindings>& found = take_integrity();
+      if (!found) {
+        return found.error();
+      }
+      if (!found->found.empty()) {
+        const core::Violation& first = found->found.front();
+        return make_error(ErrorCode::corruption, "nothing is written: the project's files no longer match the ledger (" +
+                                                     first.subject + ": " + first.message + ")");
+      }
+      return ok();
+    });
+  } else if (Result<Impl::IntegrityFindings>& found = take_integrity(); !found) {
+    return found.error();
+  }
+  // A file edited, swapped or removed by hand is an integrity stop (the findings of `avps gate`),
+  // never input to a step. What a crash leaves in passing (transient) the run recovers itself.
+  auto integrity_stops = [&]() -> Result<bool> {
+    AVPS_TRY_ASSIGN(Flow checked, settle_integrity());
+    if (checked != Flow::go_on) {
+      impl.outcome.exit = ExitCode::hard_stop;
+      return true;
+    }
+    return false;
+  };
   // Reservations an interrupted run left open: a call whose intent is recorded may have reached
   // its provider and counts as spent; one without was never sent and is released.
   const std::set<std::string>& maybe_sent = impl.record.intent_reservations;
@@ -3116,21 +3214,29 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   for (const auto& [key, ticket] : impl.record.tickets) {
     jobs_in_flight.insert(ticket.value("reservation_id", ""));
   }
-  AVPS_TRY_ASSIGN(governance::BudgetGovernor::Reconciled reconciled,
-                  m_governor.reconcile_open_reservations(
-                      [&maybe_sent](const ledger::Reservation& r) {
-                        const std::string key = r.id.substr(0, r.id.find('#'));
-                        return maybe_sent.count(r.id) > 0 || maybe_sent.count(key + "#*") > 0;
-                      },
-                      [&jobs_in_flight](const ledger::Reservation& r) { return jobs_in_flight.count(r.id) > 0; }));
-  if (reconciled.counted_as_spent + reconciled.released > 0) {
+  Result<governance::BudgetGovernor::Reconciled> reconciled = m_governor.reconcile_open_reservations(
+      [&maybe_sent](const ledger::Reservation& r) {
+        const std::string key = r.id.substr(0, r.id.find('#'));
+        return maybe_sent.count(r.id) > 0 || maybe_sent.count(key + "#*") > 0;
+      },
+      [&jobs_in_flight](const ledger::Reservation& r) { return jobs_in_flight.count(r.id) > 0; });
+  if (!reconciled) {
+    // Its first write waited for the check beside it, and failed if the check found something:
+    // the integrity stop comes first.
+    AVPS_TRY_ASSIGN(bool stopped, integrity_stops());
+    if (stopped) {
+      return impl.outcome;
+    }
+    return std::move(reconciled).error();
+  }
+  if (reconciled->counted_as_spent + reconciled->released > 0) {
     AVPS_TRY(impl.report({.kind = Progress::Kind::note,
                           .text = "an interrupted run left " +
-                                  std::to_string(reconciled.counted_as_spent + reconciled.released) +
-                                  " reservation(s) open: " + std::to_string(reconciled.counted_as_spent) +
+                                  std::to_string(reconciled->counted_as_spent + reconciled->released) +
+                                  " reservation(s) open: " + std::to_string(reconciled->counted_as_spent) +
                                   " call(s) in flight counted as spent (" +
-                                  governance::format_usd(reconciled.spent_micro_usd) + "), " +
-                                  std::to_string(reconciled.released) + " never sent released"}));
+                                  governance::format_usd(reconciled->spent_micro_usd) + "), " +
+                                  std::to_string(reconciled->released) + " never sent released"}));
   }
   impl.exchange.emplace(m_project, m_router, m_governor, m_backends, impl.record, impl.outcome);
   impl.exchange->log_routing_as(graph->role("router"));
@@ -3138,19 +3244,20 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
                               [this] { return m_observer.cancel_jobs_on_interrupt() ? InterruptPolicy::cancel
                                                                                     : InterruptPolicy::keep; });
   impl.index_graph(*graph);
-  // The files must be what the ledger vouches for before anything is read from them: a file
-  // edited, swapped or removed by hand is an integrity stop (the findings of `avps gate`), never
-  // input to a step. What a crash leaves in passing (transient) the run recovers itself.
-  AVPS_TRY_ASSIGN(Flow integrity,
-                  impl.check_integrity(Impl::IntegrityScope::since_mark, std::move(*found)));
-  if (integrity != Flow::go_on) {
-    impl.outcome.exit = ExitCode::hard_stop;
-    return impl.outcome;
+  if (!beside_walk) {
+    AVPS_TRY_ASSIGN(bool stopped, integrity_stops());
+    if (stopped) {
+      return impl.outcome;
+    }
   }
   // An open stop that holds the whole project refuses the run; one held to a scene or an entity
   // stands again when the walk reaches it, and the rest of the production goes on.
   for (const auto& [loop, stop] : impl.record.open_stops) {
     if (held_scene(stop).empty() && held_entity(stop).empty()) {
+      AVPS_TRY_ASSIGN(bool stopped, integrity_stops());  // the integrity stop comes first
+      if (stopped) {
+        return impl.outcome;
+      }
       impl.outcome.exit = ExitCode::hard_stop;
       impl.outcome.message = "STOP-" + std::to_string(stop.value("seq", int64_t{0})) + " is open: " +
                              stop.value("reason", "") + " — `avps override` records a decision, then run again";
@@ -3167,6 +3274,12 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
                                     std::to_string(pass + 1) + ")"}));
     }
     Result<Impl::PassEnd> walked = impl.walk(*graph);
+    // The check beside the walk is acted on as the walk ends, however it ended (a write its
+    // findings refused ends it with an error), and comes before anything the walk says.
+    AVPS_TRY_ASSIGN(bool stopped, integrity_stops());
+    if (stopped) {
+      return impl.outcome;
+    }
     if (!walked && walked.error().code == ErrorCode::corruption) {
       // Tampering met during the run (a lock's face edited by hand while a GenPack's gate reads
       // it, a stored object damaged): the same check as at the start, so it is the integrity stop

@@ -3,6 +3,7 @@
 // (the walk, model steps, calls) and production.cpp (built-in steps, waves, QC, regen rounds).
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -535,6 +536,14 @@ struct Impl {
   /// project cap (two aggregate reads of the ledger's reservations, as a cap check does).
   [[nodiscard]] Result<void> report(Progress progress, const Context& context = {});
   std::string walking_phase;  ///< the phase of the last phase event (report() keeps it)
+  /// While the walk goes on beside the run's integrity check (Engine::run), what report() is
+  /// given is held here, not shown: it is handed to the observer, in order, once the check is
+  /// known to have found nothing (`integrity_known_clean`, asked at each report, which does not
+  /// wait for it), and dropped if it found something (Engine::run settles it).
+  std::optional<std::vector<Progress>> held_progress;
+  std::function<bool()> integrity_known_clean;
+  /// Ends the holding: shows what was held when `show`, else drops it.
+  void release_progress(bool show);
   /// The hard stop of a call the budget governor refused (never retried, never a fallback).
   Result<Flow> budget_stop(const Call& call, const std::string& skill, const std::string& loop, const Context& context);
   Context context_for_scope(const std::string& scope, const Context& from);

@@ -1943,7 +1943,43 @@ Result<std::vector<Event>> SqliteLedger::commit(std::vector<EventDraft> drafts, 
   if (m_impl->run_id.empty()) {
     return make_error(ErrorCode::unsupported, "internal error: ledger append outside a run");
   }
+  AVPS_TRY(pass_write_hold());
   return m_impl->commit(std::move(drafts), sync);
+}
+
+void Ledger::hold_writes(std::function<Result<void>()> gate) {
+  std::lock_guard<std::mutex> lock(m_write_hold.mutex);
+  m_write_hold.gate = std::move(gate);
+  m_write_hold.failed.reset();
+  m_write_hold.held = true;
+}
+
+void Ledger::open_writes() {
+  std::lock_guard<std::mutex> lock(m_write_hold.mutex);
+  m_write_hold.gate = nullptr;
+  m_write_hold.failed.reset();
+  m_write_hold.held = false;
+}
+
+Result<void> Ledger::pass_write_hold() {
+  if (!m_write_hold.held) {
+    return ok();
+  }
+  // The mutex is held while the gate runs: a write that comes meanwhile waits for its answer.
+  std::lock_guard<std::mutex> lock(m_write_hold.mutex);
+  if (m_write_hold.failed) {
+    return *m_write_hold.failed;
+  }
+  if (m_write_hold.gate) {
+    std::function<Result<void>()> gate = std::move(m_write_hold.gate);
+    m_write_hold.gate = nullptr;
+    if (Result<void> passed = gate(); !passed) {
+      m_write_hold.failed = passed.error();
+      return passed;
+    }
+  }
+  m_write_hold.held = false;
+  return ok();
 }
 
 Result<Event> Ledger::append(EventDraft draft, Sync sync) {
@@ -1960,6 +1996,7 @@ Result<Event> SqliteLedger::reserve(const Reservation& reservation, const Caps& 
   if (reservation.amount_micro_usd < 0 || reservation.id.empty()) {
     return make_error(ErrorCode::invalid_argument, "a reservation needs an id and an amount >= 0");
   }
+  AVPS_TRY(pass_write_hold());
   std::vector<EventDraft> drafts;
   drafts.push_back(std::move(event));
   AVPS_TRY_ASSIGN(std::vector<Event> events, m_impl->commit(std::move(drafts), Sync::deferred, &reservation, &caps));
@@ -2580,6 +2617,7 @@ std::vector<core::Violation> SqliteLedger::verify(EventVisitor* also, const Veri
 // --- Objects (schema 3) ---------------------------------------------------------------------
 
 Result<std::string> SqliteLedger::put_object(std::string_view bytes) {
+  AVPS_TRY(pass_write_hold());
   std::string sha256 = core::sha256_hex(bytes);
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   if (m_impl->mode != OpenMode::read_write) {

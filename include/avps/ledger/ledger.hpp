@@ -35,8 +35,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -389,8 +391,32 @@ class Ledger {
   /// object of schema 2 or a large one is a file under .avps/objects).
   [[nodiscard]] virtual Result<std::optional<std::string>> object(const std::string& sha256) const = 0;
 
+  // --- Holding writes ------------------------------------------------------------------------
+
+  /// Holds this process's writes on this ledger until `gate` is passed: the first write (commit,
+  /// append, begin_run, end_run, reserve, put_object; from any thread) calls it, once, and the
+  /// writes that come meanwhile wait for it; an error it returns is that write's and every later
+  /// write's, until open_writes(). For a check that must be taken before anything is written but
+  /// may run beside the reads that come first (the run's integrity check beside its walk,
+  /// Engine::run). sync() and flush() are not held: they only make durable, and mirror, what was
+  /// committed. Thread-safe; the gate must not write to this ledger.
+  void hold_writes(std::function<Result<void>()> gate);
+  /// Ends a hold, whatever its gate said (the caller has acted on it): writes go on.
+  void open_writes();
+
  protected:
   Ledger() = default;
+  /// What each write of an implementation calls first (hold_writes).
+  [[nodiscard]] Result<void> pass_write_hold();
+
+ private:
+  struct WriteHold {
+    std::mutex mutex;
+    std::atomic<bool> held{false};  // read without the mutex by writes when nothing is held
+    std::function<Result<void>()> gate;
+    std::optional<Error> failed;
+  };
+  WriteHold m_write_hold;
 };
 
 /// Whether an avps process holds the project's writer lock now (from /proc/locks: probing with

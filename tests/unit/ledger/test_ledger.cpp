@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
@@ -993,4 +995,57 @@ TEST_CASE("a verified point holds over tables whose rows lie out of event order,
   visitor.each = [](ledger::Event&&) -> Result<void> { return ok(); };
   CHECK(has_rule(f.open(ledger::OpenMode::read_only)->verify(&visitor, &point, nullptr), "ledger.index"));
   CHECK(visitor.after_seq == 0);
+}
+
+TEST_CASE("held writes wait for their gate once, fail with its error and write nothing, until opened",
+          "[ledger]") {
+  LedgerFixture f;
+  auto ledger = f.create();
+  REQUIRE(ledger->begin_run("test", {}).ok());
+  const int64_t before = ledger->head().seq;
+  const ledger::Caps caps{10000, std::nullopt, std::nullopt};
+
+  int asked = 0;
+  ledger->hold_writes([&]() -> Result<void> {
+    ++asked;
+    return make_error(ErrorCode::corruption, "the check found a file changed");
+  });
+  Result<ledger::Event> appended = ledger->append(row_event("story-architect"));
+  REQUIRE_FALSE(appended.ok());
+  CHECK(appended.error().message == "the check found a file changed");
+  // Every later write has the same answer, without asking again; reads go on.
+  CHECK_FALSE(ledger->reserve({"call-1", "S01", "", 500, "first"}, caps, {.kind = "budget.reserved"}).ok());
+  CHECK_FALSE(ledger->put_object("bytes").ok());
+  CHECK_FALSE(ledger->end_run("DONE", {}).ok());
+  CHECK(ledger->sync().ok());
+  CHECK(asked == 1);
+  CHECK(ledger->head().seq == before);
+  CHECK(ledger->spend("", "").value().total() == 0);
+
+  ledger->open_writes();
+  CHECK(ledger->append(row_event("story-architect")).ok());
+  CHECK(ledger->head().seq == before + 1);
+
+  // A gate that passes is asked once, by the first write, from whichever thread it comes.
+  asked = 0;
+  ledger->hold_writes([&]() -> Result<void> {
+    ++asked;
+    return ok();
+  });
+  std::atomic<int> stored{0};  // Catch2's assertions are not for other threads
+  std::vector<std::thread> writers;
+  for (int i = 0; i < 4; ++i) {
+    writers.emplace_back([&ledger, &stored, i] {
+      if (ledger->put_object("object " + std::to_string(i)).ok()) {
+        ++stored;
+      }
+    });
+  }
+  for (std::thread& writer : writers) {
+    writer.join();
+  }
+  CHECK(stored == 4);
+  CHECK(ledger->append(row_event("shot-planner")).ok());
+  CHECK(asked == 1);
+  CHECK(ledger->head().seq == before + 2);
 }
