@@ -282,12 +282,21 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   // step.finished, exchange.intent and .response, media.recorded): the rest of a body is not parsed.
   visitor.members = {"intent", "name", "row", "artifact", "skill", "model", "request_sha256", "response_sha256",
                      "media_sha256", "wire_request_sha256", "wire_response_sha256", "path", "sha256"};
+  // And those `also` reads: of every event, or of its kinds only (`also` gets each event with its
+  // members as this check gets it: it reads only its own).
   if (options.also != nullptr) {
-    for (const std::string& member : options.also->members) {
-      if (std::find(visitor.members.begin(), visitor.members.end(), member) == visitor.members.end()) {
-        visitor.members.push_back(member);
+    auto add_member = [](std::vector<std::string>& to, const std::string& member) {
+      if (std::find(to.begin(), to.end(), member) == to.end()) {
+        to.push_back(member);
       }
+    };
+    for (const std::string& member : options.also->members) {
+      add_member(visitor.members, member);
     }
+    for (const std::string& member : options.also->kind_members) {
+      add_member(visitor.kind_members, member);
+    }
+    visitor.member_kinds = options.also->member_kinds;
   }
   visitor.each = [&](ledger::Event&& e) -> Result<void> {
     if (e.kind == "artifact.intent" && e.body.contains("intent")) {

@@ -362,7 +362,12 @@ class RecordCheckAccess {
 };
 
 RecordedArtifacts::RecordedArtifacts() : m_impl(std::make_unique<Impl>()) {
-  m_impl->visitor.members = {"artifact", "details"};  // as read_recorded_events asks for them
+  // As read_recorded_events asks for them, of artifact.recorded alone: its "artifact" is one of the
+  // ledger's own parts, read of every event anyway; "details", of no other kind (an
+  // artifact.intent carries as much of them, and nothing reads them there).
+  m_impl->visitor.members = {"artifact"};
+  m_impl->visitor.kind_members = {"details"};
+  m_impl->visitor.member_kinds = {"artifact.recorded"};
   m_impl->visitor.each = [impl = m_impl.get()](ledger::Event&& e) -> Result<void> {
     if (e.kind == "artifact.recorded") {
       if (std::optional<Recorded> r = recorded_of(e)) {

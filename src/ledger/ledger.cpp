@@ -125,7 +125,6 @@ constexpr int k_oldest_readable_schema = 3;
 // compile-time maximum (SQLITE_MAX_MMAP_SIZE, 2 GB by default), and maps no more than the file.
 constexpr int64_t k_reader_mmap_bytes = int64_t{1} << 40;
 
-
 const char* const k_required_triggers[] = {
     "meta_no_update",         "meta_no_delete",         "events_no_update",           "events_no_delete",
     "artifacts_no_update",    "artifacts_no_delete",    "reservations_no_update",     "reservations_no_delete",
@@ -1093,27 +1092,66 @@ struct SqliteLedger::Impl {
     // named before the members' paths, which come next.
     static const std::vector<std::string> k_parts = {"row", "artifact", "reservation", "reservation_end"};
     std::vector<std::string> paths = k_parts;
-    std::vector<size_t> visitor_at;  // of each of also->members, its place in `paths`
+    // The visitor's members, then its kind_members, each with its place in `paths`. The members of
+    // some kinds only come last: an event of another kind has only the paths before them taken
+    // out (`common` of them), so their places lie past the end of its values.
+    std::vector<const std::string*> visitor_members;
+    std::vector<size_t> visitor_at;
+    auto place = [&](const std::string& member) {
+      auto found = std::find(paths.begin(), paths.end(), member);
+      visitor_members.push_back(&member);
+      visitor_at.push_back(static_cast<size_t>(found - paths.begin()));
+      if (found == paths.end()) {
+        paths.push_back(member);
+      }
+    };
     if (also != nullptr) {
       for (const std::string& member : also->members) {
-        auto found = std::find(paths.begin(), paths.end(), member);
-        visitor_at.push_back(static_cast<size_t>(found - paths.begin()));
-        if (found == paths.end()) {
-          paths.push_back(member);
-        }
+        place(member);
       }
+    }
+    const size_t common = paths.size();
+    if (also != nullptr && !also->member_kinds.empty()) {
+      for (const std::string& member : also->kind_members) {
+        place(member);
+      }
+    }
+    // json_extract of the first `count` paths: with two paths or more it gives a JSON array of
+    // their values (null where absent), so a single one is asked for twice (bind_members).
+    auto extract = [](size_t count) {
+      std::string sql = "json_extract(body";
+      for (size_t i = 0; i < std::max<size_t>(count, 2); ++i) {
+        sql += ", ?";
+      }
+      return sql + ")";
+    };
+    std::string members_sql = extract(paths.size());
+    if (paths.size() > common) {
+      std::string kinds;
+      for (size_t i = 0; i < also->member_kinds.size(); ++i) {
+        kinds += i == 0 ? "?" : ", ?";
+      }
+      members_sql = "CASE WHEN kind IN (" + kinds + ") THEN " + members_sql + " ELSE " + extract(common) + " END";
     }
     Stmt stmt(db,
               ("SELECT seq, run_id, ts, kind, body, prev_hash, hash, CASE WHEN seq > :after THEN json_valid(body) "
-               "ELSE 1 END" +
-               members_column(paths, "seq > :after AND ") + " FROM events ORDER BY seq")
+               "ELSE 1 END, CASE WHEN seq > :after AND json_valid(body) THEN " +
+               members_sql + " END FROM events ORDER BY seq")
                   .c_str());
     if (!stmt.valid()) {
       return db.error("cannot read ledger events");
     }
     stmt.bind(1, parts_after);
     int bound = 2;
+    if (paths.size() > common) {
+      for (const std::string& kind : also->member_kinds) {
+        stmt.bind(bound++, kind);
+      }
+    }
     AVPS_TRY(bind_members(stmt, bound, paths));
+    if (paths.size() > common) {
+      AVPS_TRY(bind_members(stmt, bound, std::vector<std::string>(paths.begin(), paths.begin() + static_cast<std::ptrdiff_t>(common))));
+    }
     auto fail_visitor = [&](Error error) {
       if (also != nullptr && !also->failed) {
         also->failed = std::move(error);
@@ -1160,13 +1198,13 @@ struct SqliteLedger::Impl {
             visited.body = std::move(body).value();
           }
         } else {
-          for (size_t i = 0; i < also->members.size(); ++i) {
+          for (size_t i = 0; i < visitor_members.size(); ++i) {
             const size_t at = visitor_at[i];
             if (at < values.size() && !values[at].is_null()) {
               // A member the ledger's own parts (below) do not read is the visitor's alone: moved,
               // not copied (an artifact's details, an intent: a third of what the pass parses).
               // (A member named twice maps to one place: moved once, then null, and skipped.)
-              visited.body[also->members[i]] = at < k_parts.size() ? values[at] : std::move(values[at]);
+              visited.body[*visitor_members[i]] = at < k_parts.size() ? values[at] : std::move(values[at]);
             }
           }
         }

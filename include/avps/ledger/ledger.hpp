@@ -335,6 +335,13 @@ class Ledger {
   /// event after it is given; verify()'s own checks go on as without a visitor.
   struct EventVisitor {
     std::vector<std::string> members;
+    /// Members wanted of some kinds only: each event whose kind is in `member_kinds` comes with
+    /// these as well, every other event without them, and their text is neither taken out of the
+    /// body nor parsed (the record check reads an artifact's "details" of artifact.recorded alone;
+    /// artifact.intent carries as much of them, a fifth of a pass's parsing). A member in both
+    /// lists comes with every event.
+    std::vector<std::string> kind_members;
+    std::set<std::string> member_kinds;
     std::function<Result<void>(Event&&)> each;
     std::optional<Error> failed;
     /// Set by verify(): the events given are those after this one (0: every event; see `since`).
