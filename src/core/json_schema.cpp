@@ -14,6 +14,7 @@
 
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
+#include "avps/core/hash.hpp"
 #include "avps/core/text.hpp"
 
 namespace avps::core {
@@ -22,6 +23,11 @@ using nlohmann::json;
 
 struct JsonSchema::Compiled {
   valijson::Schema schema;
+  /// The same schema with each key rule written as a "propertyNames" pattern
+  /// (key_rules_as_property_names), when the schema has one: it accepts exactly the same
+  /// instances, and answers valid-or-not without compiling a regex at every object it checks.
+  /// Issues are always described by `schema`.
+  std::optional<valijson::Schema> fast;
   /// The files the schema $refs, by the name used in the reference ("common.schema.json"), kept
   /// so that issue descriptions can look through cross-file references.
   std::map<std::string, std::shared_ptr<const json>> referenced;
@@ -240,6 +246,95 @@ std::string describe_constraints(const json& schema) {
   return out;
 }
 
+// The schemas refuse a key that is not an entity id as a patternProperties entry whose pattern
+// is a negative look-ahead and whose subschema is {"not": {}}: "^(?!P)" matches every key that
+// does not match "^(?:P)" from its start, and "not": {} refuses its value, so a key is refused
+// exactly when it fails that pattern, and described by the entry's "description" when it is
+// ("a key that is an entity id"). valijson compiles a patternProperties pattern into a std::regex
+// at every object it validates against it (its "pattern" keyword keeps its compiled regexes): in
+// a WORLD_STATE that is every character, prop and location map of every version. Here such an
+// entry, when it is the node's only one and the node has no propertyNames of its own, becomes a
+// "propertyNames" rule {"pattern": "^(?:P)"}, which refuses the same keys and nothing else: the
+// keys it refuses were refused whatever their values, and every other key went to the node's
+// other keywords, as it still does. Both use valijson's one regex engine (std::regex, ECMAScript,
+// regex_search). The rule is a definition of the document, named by its pattern's hash, that
+// propertyNames $refs: valijson 1.0 caches an inline propertyNames subschema under its parent's
+// own path, which a $ref to the parent has cached already. Only the keywords whose values are
+// schemas are walked (a "const" or "enum" value, or a property named "patternProperties", is
+// data). `rules` gets each rule by its name; returns whether anything changed.
+bool rewrite_key_rules(json& node, json& rules) {
+  if (!node.is_object()) {
+    return false;
+  }
+  bool changed = false;
+  for (const char* keyword : {"items", "additionalItems", "additionalProperties", "contains", "propertyNames", "not",
+                              "if", "then", "else", "allOf", "anyOf", "oneOf"}) {
+    if (auto found = node.find(keyword); found != node.end()) {
+      if (found->is_array()) {
+        for (json& item : *found) {
+          changed = rewrite_key_rules(item, rules) || changed;
+        }
+      } else {
+        changed = rewrite_key_rules(*found, rules) || changed;
+      }
+    }
+  }
+  for (const char* keyword : {"properties", "patternProperties", "definitions", "dependencies"}) {
+    if (auto found = node.find(keyword); found != node.end() && found->is_object()) {
+      for (auto& [name, subschema] : found->items()) {
+        changed = rewrite_key_rules(subschema, rules) || changed;
+      }
+    }
+  }
+  auto patterns = node.find("patternProperties");
+  if (patterns == node.end() || !patterns->is_object() || patterns->size() != 1 || node.contains("propertyNames")) {
+    return changed;
+  }
+  const std::string& pattern = patterns->begin().key();
+  const json& refusal = patterns->begin().value();
+  const std::string_view lead = "^(?!";
+  const bool negative =
+      pattern.size() > lead.size() + 1 && pattern.compare(0, lead.size(), lead) == 0 && pattern.back() == ')';
+  const bool refuses_all = refusal.is_object() && refusal.contains("not") && refusal["not"] == json::object() &&
+                           std::all_of(refusal.items().begin(), refusal.items().end(), [](const auto& item) {
+                             return item.key() == "not" || item.key() == "description" || item.key() == "title" ||
+                                    item.key() == "$comment";
+                           });
+  if (!negative || !refuses_all) {
+    return changed;
+  }
+  const std::string inner = pattern.substr(lead.size(), pattern.size() - lead.size() - 1);
+  // The look-ahead must close at the last ")" ("^(?!A)|(B)" is not one look-ahead): then, and only
+  // then, its inner text compiles alone (an early close leaves a ")" it cannot match).
+  try {
+    std::regex compiles(inner);
+  } catch (const std::regex_error&) {
+    return changed;
+  }
+  const std::string rule = "^(?:" + inner + ")";
+  const std::string name = "avps-key-rule-" + sha256_hex(rule).substr(0, 16);
+  rules[name] = json{{"pattern", rule}};
+  node["propertyNames"] = json{{"$ref", "#/definitions/" + name}};
+  node.erase("patternProperties");
+  return true;
+}
+
+// `document` with its key rules rewritten (rewrite_key_rules) and their definitions added, or
+// false when it has none (or its definitions are not an object: left as they are).
+bool key_rules_as_property_names(json& document) {
+  if (!document.is_object() || (document.contains("definitions") && !document["definitions"].is_object())) {
+    return false;
+  }
+  json rules = json::object();
+  if (!rewrite_key_rules(document, rules)) {
+    return false;
+  }
+  for (auto& [name, rule] : rules.items()) {
+    document["definitions"][name] = rule;
+  }
+  return true;
+}
+
 bool is_wrapper_error(const std::string& description) {
   // valijson reports each failing parent ("Failed to validate against schema associated with
   // property name 'x'") as well as the leaf; only the leaf says something useful.
@@ -309,6 +404,31 @@ Result<JsonSchema> JsonSchema::compile(const json& schema, const std::string& na
     return make_error(ErrorCode::schema_violation, "invalid JSON Schema " + name + ": " + detail);
   }
   AVPS_TRY(check_definitions_distinct(*document, compiled->referenced, name));
+  // The fast form, for a schema that has a key rule of its own (key_rules_as_property_names): its
+  // referenced files rewritten too, from the copies the compilation above read. Compiled only
+  // then: compiling costs more than validating many instances.
+  json fast_document = *document;
+  if (key_rules_as_property_names(fast_document)) {
+    std::vector<std::shared_ptr<const json>> fast_referenced;
+    auto fetch_fast = [&](const std::string& uri) -> const json* {
+      auto it = compiled->referenced.find(uri);
+      if (it == compiled->referenced.end()) {
+        return nullptr;
+      }
+      json rewritten = *it->second;
+      key_rules_as_property_names(rewritten);
+      fast_referenced.push_back(std::make_shared<const json>(std::move(rewritten)));
+      return fast_referenced.back().get();
+    };
+    try {
+      valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+      valijson::adapters::NlohmannJsonAdapter adapter(fast_document);
+      compiled->fast.emplace();
+      parser.populateSchema(adapter, *compiled->fast, fetch_fast, release);
+    } catch (const std::exception&) {
+      compiled->fast.reset();  // validated by the schema as written, as without
+    }
+  }
   JsonSchema out;
   out.m_name = name;
   out.m_document = std::move(document);
@@ -333,7 +453,9 @@ std::vector<SchemaIssue> JsonSchema::validate(const json& instance) const {
   // Without a results sink valijson stops at the first failure; collecting every issue walks
   // every branch, which is only worth it for an instance that fails (the gate checks every
   // artifact of a project, nearly all of them valid).
-  if (validator.validate(m_compiled->schema, adapter, nullptr)) {
+  // Valid or not by the fast form when there is one (the same instances valid); an invalid
+  // instance's issues by the schema as written, so that they read as they always have.
+  if (validator.validate(m_compiled->fast ? *m_compiled->fast : m_compiled->schema, adapter, nullptr)) {
     return {};
   }
   valijson::ValidationResults results;

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -617,4 +618,48 @@ TEST_CASE("faces keep the framework's fixed column and section order", "[schemas
   CHECK(face_list("beats", "sections") ==
         Names{"Inciting incident", "Escalation sequence", "Midpoint shift", "Crisis", "Climax",
               "Resolution"});
+}
+
+// The key rules of WORLD_STATE and STATE_DIFF (a patternProperties negative look-ahead refusing
+// every key that is not an entity id) are checked through a propertyNames pattern, which valijson
+// compiles once (JsonSchema, key_rules_as_property_names). It must accept exactly the keys the
+// rule as written accepts: each key below is judged against an independent full match of the
+// entity-id pattern, and a refused key is still named at the key, with the rule's description.
+TEST_CASE("entity-id keys of WORLD_STATE and STATE_DIFF are accepted and refused as their schemas write them",
+          "[schemas]") {
+  const std::regex entity_id("[A-Z0-9]+(_[A-Z0-9]+)*");
+  const std::vector<std::string> keys = {"ALEX", "RED_NOTEBOOK", "A1_2B", "X", "007", "alex", "Alex", "ALEX_",
+                                         "_ALEX", "A__B", "", "ALEX\n", "ALEX ", "ÄLEX", "RED-NOTEBOOK", "A_b"};
+  struct Case {
+    const char* schema;
+    const char* fixture;
+    const char* map;
+    const char* entry;  // a valid entry of the map, copied under each key
+  };
+  for (const Case& c : {Case{"world_state", "world_state", "characters", "ALEX"},
+                        Case{"world_state", "world_state", "props", "FLASHLIGHT"},
+                        Case{"state_diff", "state_diff", "character_updates", ""},
+                        Case{"state_diff", "state_diff", "prop_updates", ""},
+                        Case{"state_diff", "state_diff", "location_updates", ""}}) {
+    const JsonSchema schema = load_schema(c.schema);
+    const json base = load_fixture(c.fixture);
+    REQUIRE(schema.validate(base).empty());
+    json entry = std::string(c.entry).empty() ? json(nullptr) : base[c.map][c.entry];
+    for (const std::string& key : keys) {
+      INFO(c.schema << " " << c.map << " key \"" << key << "\"");
+      json doc = base;
+      if (!doc.contains(c.map) || !doc[c.map].is_object()) {
+        doc[c.map] = json::object();
+      }
+      doc[c.map][key] = entry;
+      const std::vector<SchemaIssue> issues = schema.validate(doc);
+      if (std::regex_match(key, entity_id)) {
+        CHECK(issues.empty());
+      } else {
+        REQUIRE(issues.size() == 1);
+        CHECK(issues[0].pointer == "/" + std::string(c.map) + "/" + key);
+        CHECK(issues[0].expected.find("a key that is an entity id") != std::string::npos);
+      }
+    }
+  }
 }
