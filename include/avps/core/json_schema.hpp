@@ -4,6 +4,11 @@
 // A schema file may $ref other files in its own folder ("common.schema.json#/definitions/x").
 // Validation reports every problem as a JSON pointer into the instance, what the schema
 // expected there and what was found.
+//
+// A key rule (a patternProperties entry "^(?!P)" whose subschema is {"not": {}}: every key must
+// match P) is answered valid-or-not through an equivalent propertyNames pattern, which valijson
+// compiles once rather than at every object; the issues of an invalid instance always come from
+// the schema as written (json_schema.cpp, key_rules_as_property_names).
 
 #include <filesystem>
 #include <memory>

@@ -867,6 +867,66 @@ TEST_CASE("verify hands each event of its pass to a visitor with the members it 
   }
 }
 
+TEST_CASE("a visitor's members of some kinds only come with events of those kinds, and every event is still hashed",
+          "[ledger]") {
+  LedgerFixture f;
+  {
+    auto ledger = f.create();
+    REQUIRE(ledger->begin_run("test", {}).ok());
+    REQUIRE(ledger->append(ledger::EventDraft{.kind = "artifact.intent",
+                                              .body = {{"name", "SCENES_v001.json"}, {"details", {{"step", "a"}}}}})
+                .ok());
+    REQUIRE(ledger->append(ledger::EventDraft{.kind = "artifact.recorded",
+                                              .body = {{"name", "SCENES_v001.json"}, {"details", {{"step", "b"}}}}})
+                .ok());
+    REQUIRE(ledger->append(ledger::EventDraft{.kind = "step.finished",
+                                              .body = {{"name", "x"}, {"details", {{"step", "c"}}}, {"skill", "s"}}})
+                .ok());
+  }
+  auto visit = [&](ledger::Ledger& reader, ledger::Ledger::EventVisitor& visitor) {
+    std::map<std::string, nlohmann::json> bodies;  // by kind
+    visitor.each = [&](ledger::Event&& e) -> Result<void> {
+      bodies[e.kind] = std::move(e.body);
+      return ok();
+    };
+    const std::vector<core::Violation> found = reader.verify(&visitor);
+    CHECK_FALSE(visitor.failed);
+    return std::pair{bodies, found};
+  };
+  auto reader = f.open(ledger::OpenMode::read_only);
+  ledger::Ledger::EventVisitor visitor;
+  visitor.members = {"name"};
+  visitor.kind_members = {"details"};
+  visitor.member_kinds = {"artifact.recorded", "step.finished"};
+  auto [bodies, found] = visit(*reader, visitor);
+  CHECK(found.empty());
+  CHECK(bodies["artifact.intent"] == nlohmann::json{{"name", "SCENES_v001.json"}});
+  CHECK(bodies["artifact.recorded"] == nlohmann::json{{"name", "SCENES_v001.json"}, {"details", {{"step", "b"}}}});
+  CHECK(bodies["step.finished"] == nlohmann::json{{"name", "x"}, {"details", {{"step", "c"}}}});
+  // A member in both lists comes with every event.
+  ledger::Ledger::EventVisitor both;
+  both.members = {"name", "details"};
+  both.kind_members = {"details"};
+  both.member_kinds = {"artifact.recorded"};
+  CHECK(visit(*reader, both).first["artifact.intent"] ==
+        nlohmann::json{{"name", "SCENES_v001.json"}, {"details", {{"step", "a"}}}});
+
+  // The intent's details, which the visitor is not given, are still hashed: an edit is caught.
+  reader.reset();
+  fs::path db = ledger::ledger_path(f.dir.path());
+  REQUIRE(sql(db, k_drop_triggers) == SQLITE_OK);
+  REQUIRE(sql(db, "UPDATE events SET body = replace(body, '\"a\"', '\"z\"') WHERE kind = 'artifact.intent'") ==
+          SQLITE_OK);
+  auto tampered = f.open(ledger::OpenMode::read_only);
+  ledger::Ledger::EventVisitor again;
+  again.members = visitor.members;
+  again.kind_members = visitor.kind_members;
+  again.member_kinds = visitor.member_kinds;
+  auto [after, findings] = visit(*tampered, again);
+  CHECK(after["artifact.intent"] == nlohmann::json{{"name", "SCENES_v001.json"}});
+  CHECK(has_rule(findings, "ledger.hash", "ledger event 2"));
+}
+
 TEST_CASE("a body that is not JSON ends what a visitor of verify is given, and verify's own findings stay",
           "[ledger][tamper]") {
   LedgerFixture f;
