@@ -121,9 +121,6 @@ CREATE INDEX events_by_kind ON events(kind);
 // which change how fast a query is answered, never its answer. An older one lacks tables, and a
 // reader asks for a writing command to migrate it.
 constexpr int k_oldest_readable_schema = 3;
-// The most of the ledger file a reader maps (Db::map_for_reading); SQLite clamps it to its own
-// compile-time maximum (SQLITE_MAX_MMAP_SIZE, 2 GB by default), and maps no more than the file.
-constexpr int64_t k_reader_mmap_bytes = int64_t{1} << 40;
 
 const char* const k_required_triggers[] = {
     "meta_no_update",         "meta_no_delete",         "events_no_update",           "events_no_delete",
@@ -368,7 +365,6 @@ class Db {
       sqlite3_extended_result_codes(m_db, 1);
       probed = exec("SELECT count(*) FROM sqlite_master");
       if (probed) {
-        map_for_reading();
         return ok();
       }
     } else if (m_db) {
@@ -384,17 +380,7 @@ class Db {
       return error("cannot open ledger " + path.string() + " (read-only folder)");
     }
     sqlite3_extended_result_codes(m_db, 1);
-    map_for_reading();
     return ok();
-  }
-  // A reader reads the file through a memory map rather than a read() per page: a gate reads the
-  // whole ledger (at 500 scenes 650 MB, 160,000 pages: the objects' overflow pages one pread
-  // each), and the calls and the copies out of the kernel's page cache were a tenth of its CPU.
-  // What the pages hold and the snapshot the reader sees are the same either way (frames still
-  // in the write-ahead log are read from it as before). Best effort: where the map cannot be made,
-  // SQLite reads as before.
-  void map_for_reading() {
-    std::ignore = exec("PRAGMA mmap_size=" + std::to_string(k_reader_mmap_bytes));
   }
   Result<void> exec(const std::string& sql) {
     char* message = nullptr;
