@@ -344,6 +344,67 @@ Result<const TargetVersions*> Impl::latest_of_every_target(const std::string& ki
   return &targets;
 }
 
+Result<std::string> Impl::list_fingerprint(const std::string& list_key,
+                                           const std::vector<const ledger::ArtifactRecord*>& records,
+                                           const std::vector<std::string>& fields) {
+  ListDigest& last = list_digests[list_key];
+  size_t shared = 0;
+  while (shared < records.size() && shared < last.elements.size() &&
+         last.elements[shared] == records[shared]->json_sha256) {
+    ++shared;
+  }
+  // `last` is taken apart as `next` is made: whatever fails on the way, the memo is dropped whole.
+  ListDigest next;
+  next.elements.reserve(records.size());
+  next.after.reserve(records.size());
+  for (size_t i = 0; i < shared; ++i) {
+    if (auto kept = last.texts.find(last.elements[i]); kept != last.texts.end()) {
+      next.texts.emplace(kept->first, std::move(kept->second));
+      last.texts.erase(kept);
+    }
+    next.elements.push_back(std::move(last.elements[i]));
+    next.after.push_back(std::move(last.after[i]));
+  }
+  core::Sha256 hash;
+  if (shared > 0) {
+    hash = next.after.back().fork();
+  } else {
+    hash.update("[");
+  }
+  for (size_t i = shared; i < records.size(); ++i) {
+    const std::string& element = records[i]->json_sha256;
+    auto text = next.texts.find(element);
+    if (text == next.texts.end()) {
+      if (auto kept = last.texts.find(element); kept != last.texts.end()) {
+        text = next.texts.emplace(element, std::move(kept->second)).first;
+      } else {
+        // The element's canonical JSON as the whole list's canonical JSON holds it: cut to the
+        // fields and without its gate (cut_to_fields and without_gate work element by element).
+        Result<ContentCache::Content> content = load(*records[i]);
+        if (!content) {
+          list_digests.erase(list_key);
+          return content.error();
+        }
+        Result<std::string> canonical = core::canonical_json(without_gate(cut_to_fields(**content, fields)));
+        if (!canonical) {
+          list_digests.erase(list_key);
+          return canonical.error();
+        }
+        text = next.texts.emplace(element, std::move(*canonical)).first;
+      }
+    }
+    if (i > 0) {
+      hash.update(",");
+    }
+    hash.update(text->second);
+    next.elements.push_back(element);
+    next.after.push_back(hash.fork());
+  }
+  hash.update("]");
+  last = std::move(next);
+  return hash.hex();
+}
+
 Result<std::optional<Loaded>> Impl::input_version(std::optional<Loaded> loaded, const std::string& reader_loop,
                                                   const std::optional<WalkRank>& reader) {
   if (!loaded) {
@@ -797,6 +858,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     value = without_gate(cut_to_fields(std::move(value), reading->fields));
     g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", fingerprint(value)}});
     g.whole.erase(kind);
+    g.deferred.erase(kind);
     g.cut[kind] = std::move(value);
   };
   // An input that is the named artifacts' contents as they are, no row picked for the context:
@@ -827,6 +889,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     }
     g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", known->at("sha256")}});
     g.cut.erase(kind);
+    g.deferred.erase(kind);
     g.whole[kind] = known;
     return ok();
   };
@@ -979,8 +1042,8 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       // record (latest_of_every_target): each scene's cost loops read every scene's versions, at
       // a comparison each, with no copy of a record.
       AVPS_TRY_ASSIGN(const TargetVersions* targets, latest_of_every_target(kind));
-      std::vector<ledger::ArtifactRecord> all;  // contents mode: the versions to load
-      std::vector<std::string> names;           // contents mode: their names
+      std::vector<const ledger::ArtifactRecord*> all;  // contents mode: the versions read (in the index)
+      std::vector<std::string> names;                  // contents mode: their names
       std::string names_text = "[";  // by_name(names), without a json string made of each name
       size_t count = 0;
       // Each target's readable version: its latest unless hidden from this reader, else the
@@ -1000,7 +1063,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
           names_text += version.quoted;
           if (contents_too) {
             names.push_back(version.record->name);
-            all.push_back(*version.record);
+            all.push_back(version.record);
           }
           break;
         }
@@ -1009,14 +1072,29 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       by_name_text(names_text);
       if (count > 0) {
         if (contents_too) {
-          AVPS_TRY(add_pure(kind, names, [&]() -> Result<json> {
+          // The fingerprint by element (list_fingerprint), kept by the names like a pure input's;
+          // the list itself made only for a step that reads it (Gathered::complete).
+          const std::string key = pure_key(kind, names);
+          ContentCache::Content known = pure_inputs.find(key);
+          if (!known) {
+            AVPS_TRY_ASSIGN(std::string sha, list_fingerprint(pure_key(kind, {}), all, reading->fields));
+            known = pure_inputs.insert(key, json{{"sha256", std::move(sha)}});
+          }
+          g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", known->at("sha256")}});
+          g.cut.erase(kind);
+          g.whole.erase(kind);
+          g.deferred[kind] = [this, names, fields = reading->fields]() -> Result<json> {
+            // The versions named when the step was gathered (immutable), as add_pure made them.
             json list = json::array();
-            for (const ledger::ArtifactRecord& r : all) {
-              AVPS_TRY_ASSIGN(ContentCache::Content content, load(r));
-              list.push_back(*content);
+            for (const std::string& name : names) {
+              AVPS_TRY_ASSIGN(std::optional<Loaded> loaded, this->by_name(name));
+              if (!loaded) {
+                return make_error(ErrorCode::not_found, name + " is not recorded");
+              }
+              list.push_back(loaded->content());
             }
-            return list;
-          }));
+            return without_gate(cut_to_fields(std::move(list), fields));
+          };
         }
         found = true;
       }
@@ -2098,6 +2176,7 @@ Result<void> Impl::build_call(const skills::SkillDef& skill, const Job& job, con
   if (!job.revision_for.is_null()) {
     r.scope["revision_for"] = job.revision_for;
   }
+  AVPS_TRY(job.in.complete());
   r.inputs = job.in.inputs();
   if (is_revision(job.findings, job.revision_for, json::object())) {
     // A revision is made from what it revises: the latest version of each output, as REVISING. A
@@ -2161,6 +2240,7 @@ Result<Flow> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
   const skills::Paging& paging = *skill.paging;
   const int per_page = std::max(1, paging.rows_per_page);
   json all_rows = json::array();
+  AVPS_TRY(job.in.complete());
   if (!paging.input.empty() && job.in.inputs().contains(paging.input)) {
     all_rows = job.in.inputs()[paging.input].value("rows", json::array());
   }

@@ -2,6 +2,7 @@
 // Engine::Impl: the state of one `avps run` and the steps of its loop. Shared by engine.cpp
 // (the walk, model steps, calls) and production.cpp (built-in steps, waves, QC, regen rounds).
 
+#include <cassert>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "avps/backends/backend.hpp"
+#include "avps/core/hash.hpp"
 #include "avps/engine/plan.hpp"
 #include "avps/gates/integrity.hpp"
 #include "avps/gates/project_context.hpp"
@@ -99,17 +101,34 @@ struct Gathered {
   /// cache, until first asked for here: a step found up to date never copies them (at 500 scenes
   /// copying and freeing them was a third of a resume with nothing to do). Not thread-safe: a
   /// job's inputs are read by the engine's thread only.
+  /// The list inputs in `deferred` must have been made first (complete()).
   const nlohmann::json& inputs() const {
+    assert(deferred.empty());
     for (const auto& [kind, shared] : whole) {
       cut[kind] = shared->at("value");
     }
     whole.clear();
     return cut;
   }
+  /// Makes the inputs kept in `deferred` (an error reading one of their artifacts ends it).
+  [[nodiscard]] Result<void> complete() const {
+    for (auto& [kind, make] : deferred) {
+      AVPS_TRY_ASSIGN(cut[kind], make());
+    }
+    deferred.clear();
+    return ok();
+  }
+  /// Whether the step has an input of `kind` (made or not).
+  bool has(const std::string& kind) const { return cut.contains(kind) || whole.count(kind) || deferred.count(kind); }
   /// The inputs made for this context (mutable: inputs() folds `whole` in when first asked).
   mutable nlohmann::json cut = nlohmann::json::object();
   /// kind -> {sha256, value} of a whole-artifact input, shared with Impl::pure_inputs.
   mutable std::map<std::string, ContentCache::Content> whole;
+  /// kind -> what makes an all_targets input, fingerprinted without it (Impl::list_fingerprint):
+  /// the list of every target's version is made only for a step that reads it (a model call's
+  /// request), not for a built-in or a step found up to date. At 500 scenes, making it for every
+  /// scene's cost loop grew each call's cost with the project.
+  mutable std::map<std::string, std::function<Result<nlohmann::json>()>> deferred;
   nlohmann::json fingerprints = nlohmann::json::array();
   /// What each input is made from by name (artifact versions, the context's ids, the brief's hash):
   /// equal in two gathers, their fingerprints are equal too (Impl::inputs_by_name). The canonical
@@ -414,6 +433,23 @@ struct Impl {
   /// facts moved (their pointers are into both).
   std::map<std::string, TargetVersions> target_versions;
   Result<const TargetVersions*> latest_of_every_target(const std::string& kind);
+  /// The fingerprint of a list input (an all_targets one): the sha256 of the canonical JSON of the
+  /// list of `records`' contents, each cut to `fields` and without its gate. The canonical JSON of
+  /// a list is "[" + its elements' canonical JSON joined by "," + "]", so the digest is made by
+  /// element: from the hash state after the longest prefix of elements it shares with the list
+  /// last hashed under `list_key` (kind, slice, fields), with the elements after it read from the
+  /// texts kept for that list. Each scene's cost loop adds or replaces one scene's version, so
+  /// a step hashes what changed, not every scene's artifact again.
+  Result<std::string> list_fingerprint(const std::string& list_key, const std::vector<const ledger::ArtifactRecord*>& records,
+                                       const std::vector<std::string>& fields);
+  /// The last list hashed under a list key: its elements (json_sha256), the hash state after each
+  /// ("[" e0 "," ... ei), and the canonical text of each element, cut, by json_sha256.
+  struct ListDigest {
+    std::vector<std::string> elements;
+    std::vector<core::Sha256> after;
+    std::unordered_map<std::string, std::string> texts;
+  };
+  std::map<std::string, ListDigest> list_digests;
   /// Where a run of `skill` in `context` stands in the walk.
   WalkRank rank_of(const std::string& skill, const Context& context) const;
   /// The skill that plays `part` in the stage graph's roles ("" without a usable graph).

@@ -228,7 +228,7 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
       }
     }
     in.world_state = job.in.world_before.value_or(json::object());
-    if (job.in.inputs().contains("REGEN_RULES")) {
+    if (job.in.has("REGEN_RULES")) {
       AVPS_TRY_ASSIGN(auto rules, latest("REGEN_RULES", ""));
       if (rules) {
         in.regen_rules = rules->content();
