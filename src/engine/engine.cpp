@@ -1078,6 +1078,19 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
           ContentCache::Content known = pure_inputs.find(key);
           if (!known) {
             AVPS_TRY_ASSIGN(std::string sha, list_fingerprint(pure_key(kind, {}), all, reading->fields));
+            if (options.verify_by_name) {
+              // The digest by element against the digest of the list made whole.
+              json list = json::array();
+              for (const ledger::ArtifactRecord* r : all) {
+                AVPS_TRY_ASSIGN(ContentCache::Content content, load(*r));
+                list.push_back(*content);
+              }
+              if (fingerprint(without_gate(cut_to_fields(std::move(list), reading->fields))) != sha) {
+                return make_error(ErrorCode::corruption, "the fingerprint of " + skill.name + "'s " + kind +
+                                                             " list made by element (Impl::list_fingerprint) is not "
+                                                             "the digest of the list made whole");
+              }
+            }
             known = pure_inputs.insert(key, json{{"sha256", std::move(sha)}});
           }
           g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", known->at("sha256")}});

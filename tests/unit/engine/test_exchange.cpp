@@ -593,3 +593,60 @@ TEST_CASE("the walk's memo of who wrote a version follows each change of the rec
   REQUIRE(stopped.ok());
   CHECK(stopped->has_value());
 }
+
+TEST_CASE("an all_targets list's fingerprint made by element from the last list's hash states is the digest of the "
+          "list made whole, whatever changed between two lists",
+          "[engine]") {
+  // Given the demo's project as init leaves it (a STYLE_LOCK and a WORLD_STATE) and an engine's
+  // walk state over it
+  Film film;
+  auto project = project::Project::open(film.dir, ledger::OpenMode::read_write, {}, film.clock);
+  REQUIRE(project.ok());
+  auto registry = skills::Registry::load(project::data_dir(), &film.dir);
+  REQUIRE(registry.ok());
+  auto models = governance::ModelsFile::load(project::data_dir(), film.dir, (*project)->config());
+  REQUIRE(models.ok());
+  auto backends = backends::BackendRegistry::of({});
+  governance::Router router(std::move(models).value());
+  governance::BudgetGovernor governor((*project)->ledger(), (*project)->config().budget);
+  Quiet observer;
+  engine::Engine engine(**project, *registry, *backends, router, governor, observer);
+  engine::Impl impl(engine, engine::RunOptions{});
+  auto artifacts = (*project)->ledger().artifacts();
+  REQUIRE(artifacts.ok());
+  REQUIRE(artifacts->size() >= 2);
+  const ledger::ArtifactRecord* a = &(*artifacts)[0];
+  const ledger::ArtifactRecord* b = &(*artifacts)[1];
+  REQUIRE(a->json_sha256 != b->json_sha256);
+
+  // The digest the gather made before: the list of contents, cut, without gates, canonical, hashed.
+  auto whole = [&](const std::vector<const ledger::ArtifactRecord*>& records, const std::vector<std::string>& fields) {
+    json list = json::array();
+    for (const ledger::ArtifactRecord* r : records) {
+      auto content = (*project)->store().load(*r);
+      REQUIRE(content.ok());
+      list.push_back(*content);
+    }
+    auto canonical = core::canonical_json(engine::without_gate(engine::cut_to_fields(std::move(list), fields)));
+    REQUIRE(canonical.ok());
+    return core::sha256_hex(*canonical);
+  };
+
+  // When lists follow one another under one key (the same prefix, a shorter one, none, an element
+  // twice, one appended, one replaced), and under a second key with fields that cut the elements
+  const std::vector<std::vector<const ledger::ArtifactRecord*>> lists = {
+      {a}, {a, b}, {a, b}, {b, a}, {b}, {b, a, a}, {b, a, a, b}, {b, b, a, b}, {a}, {}, {b, a}};
+  for (const std::vector<std::string>& fields :
+       {std::vector<std::string>{}, std::vector<std::string>{"/format_version", "/no_such_member"}}) {
+    const std::string key = "KIND\nall_targets\n" + std::to_string(fields.size());
+    for (size_t i = 0; i < lists.size(); ++i) {
+      // Then each fingerprint is the whole list's digest
+      auto made = impl.list_fingerprint(key, lists[i], fields);
+      REQUIRE(made.ok());
+      INFO("list " << i << ", " << fields.size() << " fields");
+      CHECK(*made == whole(lists[i], fields));
+    }
+  }
+  // And a list of two elements cut to different fields has another fingerprint than the whole one.
+  CHECK(whole({a, b}, {}) != whole({a, b}, {"/format_version"}));
+}
