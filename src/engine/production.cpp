@@ -300,22 +300,27 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     AVPS_TRY_ASSIGN(const governance::RecordedShots* recorded, recorded_shots());
     AVPS_TRY_ASSIGN(const governance::RoutingTable* table, allocation());
     AVPS_TRY_ASSIGN(const RecordTally* so_far, tally_so_far());
-    std::vector<governance::ShotPlan> shots = recorded->shots;
+    // The recorded shots in place; copied only for a re-route that moves some (every scene's
+    // router step copied every shot of the project).
+    const std::vector<governance::ShotPlan>* planned = &recorded->shots;
+    std::vector<governance::ShotPlan> moved;
     std::optional<governance::RoutingTable> rerouted;
     if (job.extra.contains("reroute")) {
       // A budget re-route (Impl::reroute_for_budget): the shots it moves take their new tier.
+      moved = recorded->shots;
+      planned = &moved;
       for (const json& change : job.extra["reroute"].value("changes", json::array())) {
-        for (governance::ShotPlan& shot : shots) {
+        for (governance::ShotPlan& shot : moved) {
           if (shot.shot_id == change.value("shot_id", "") && shot.hero_tier == change.value("hero_tier", "")) {
             shot.tier = change.value("to_tier", "");
           }
         }
       }
       AVPS_TRY_ASSIGN(
-          rerouted, governance::allocate(e.m_registry.skills(), e.m_router, shots, settings, k_input_tokens_estimate));
+          rerouted, governance::allocate(e.m_registry.skills(), e.m_router, moved, settings, k_input_tokens_estimate));
     }
     const governance::RoutingTable& allocated = rerouted ? *rerouted : *table;
-    AVPS_TRY(log_reallocations(e.m_project.ledger(), so_far->routing, allocated, shots, role("router")));
+    AVPS_TRY(log_reallocations(e.m_project.ledger(), so_far->routing, allocated, *planned, role("router")));
     out["ROUTING_DECISION"] = governance::routing_decision_json(allocated);
     return out;
   }
