@@ -331,10 +331,7 @@ Result<const TargetVersions*> Impl::latest_of_every_target(const std::string& ki
       }
       TargetVersions::Entry& entry = targets.entries.emplace_back();
       for (auto version = it->second.rbegin(); version != it->second.rend(); ++version) {
-        AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(*version));
-        std::string quoted;
-        append_json_string(quoted, version->name);
-        entry.versions.push_back({&*version, facts, std::move(quoted)});
+        entry.versions.push_back({&*version, nullptr, {}});
       }
     }
     targets.index_seq = index_seq;
@@ -1050,15 +1047,18 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       // version before, and so on (readable_record's walk back, over the versions kept).
       for (const TargetVersions::Entry& entry : targets->entries) {
         for (const TargetVersions::Version& version : entry.versions) {
-          const WriterFacts* facts = version.facts;
-          if (options.verify_by_name) {
-            AVPS_TRY_ASSIGN(facts, facts_of(*version.record));  // the memo checked against the record
+          // (The facts stay valid while `targets` does: both are made again when the record moves.)
+          if (version.facts == nullptr || options.verify_by_name) {
+            AVPS_TRY_ASSIGN(version.facts, facts_of(*version.record));  // verify_by_name: checked against the record
           }
-          if (facts->hidden_from(reader_loop, reader())) {
+          if (version.facts->hidden_from(reader_loop, reader())) {
             continue;
           }
           if (count++ > 0) {
             names_text += ',';
+          }
+          if (version.quoted.empty()) {
+            append_json_string(version.quoted, version.record->name);
           }
           names_text += version.quoted;
           if (contents_too) {

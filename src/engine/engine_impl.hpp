@@ -289,10 +289,13 @@ struct WriterFacts {
 /// all_targets input is named from, by every scene's cost loops (at 500 scenes, 3,000 steps each
 /// reading 500 targets).
 struct TargetVersions {
+  /// A version's facts and quoted name are made when a reader first comes to it: most readers
+  /// stop at a target's latest version, and making them for every version of every target at
+  /// each state of the record grew a cost loop's step with the project.
   struct Version {
-    const ledger::ArtifactRecord* record;  ///< in Impl::versions_by_key
-    const WriterFacts* facts;              ///< in Impl::writer_facts
-    std::string quoted;                    ///< its name as a JSON string (canonical)
+    const ledger::ArtifactRecord* record;     ///< in Impl::versions_by_key
+    mutable const WriterFacts* facts = nullptr;  ///< in Impl::writer_facts, once asked for
+    mutable std::string quoted;               ///< its name as a JSON string (canonical), once asked for
   };
   struct Entry {
     std::vector<Version> versions;  ///< the target's versions, the latest first
