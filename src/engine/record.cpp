@@ -82,10 +82,12 @@ void note_loop_verdict(Record& record, const std::string& loop, const std::strin
 
 std::vector<std::string> analyzer_runs_missing(const Record& record, const std::string& scene, int analyzer_after) {
   std::vector<std::string> missing;
-  for (const auto& [key, attempts] : record.shot_attempts) {
-    if (!scene.empty() && key.rfind(scene + "_", 0) != 0) {
-      continue;
-    }
+  // A scene's shots are one run of the map's keys ("S01_SH02/proxy"): from the first, not every
+  // shot of the project at each of a scene's checks.
+  const std::string prefix = scene.empty() ? "" : scene + "_";
+  for (auto shot = record.shot_attempts.lower_bound(prefix);
+       shot != record.shot_attempts.end() && shot->first.compare(0, prefix.size(), prefix) == 0; ++shot) {
+    const auto& [key, attempts] = *shot;
     std::map<std::string, int> failed_by_identity;
     std::map<std::string, int> due_since;  // identity -> the attempt whose failure made the analyzer due
     for (const json& a : attempts) {

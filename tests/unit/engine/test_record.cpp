@@ -198,6 +198,15 @@ TEST_CASE("an attempt after enough failures from the same inputs needs an analyz
         std::vector<std::string>{"S01_SH02/proxy attempt 3 followed 2 failed attempts from the same inputs"});
   CHECK(engine::analyzer_runs_missing(record, "S01", 3).empty());  // not due after two
   CHECK(engine::analyzer_runs_missing(record, "S02", 2).empty());  // another scene's check
+  // Scenes whose ids share a prefix (S01, S010, S0) are told apart; no scene is every scene.
+  record.shot_attempts["S010_SH01/proxy"] = record.shot_attempts[key];
+  record.shot_attempts["S0_SH01/proxy"] = record.shot_attempts[key];
+  CHECK(engine::analyzer_runs_missing(record, "S01", 2).size() == 1);
+  CHECK(engine::analyzer_runs_missing(record, "S010", 2) ==
+        std::vector<std::string>{"S010_SH01/proxy attempt 3 followed 2 failed attempts from the same inputs"});
+  CHECK(engine::analyzer_runs_missing(record, "", 2).size() == 3);
+  record.shot_attempts.erase("S010_SH01/proxy");
+  record.shot_attempts.erase("S0_SH01/proxy");
   // A run before the failures made it due does not count; one after the second failure does.
   record.analyzer_runs = {key + "#1"};
   CHECK(engine::analyzer_runs_missing(record, "", 2).size() == 1);
