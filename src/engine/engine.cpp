@@ -1047,9 +1047,10 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       // version before, and so on (readable_record's walk back, over the versions kept).
       for (const TargetVersions::Entry& entry : targets->entries) {
         for (const TargetVersions::Version& version : entry.versions) {
-          // (The facts stay valid while `targets` does: both are made again when the record moves.)
+          // The facts stay valid while `targets` does: both are made again when the record moves.
+          // Under verify_by_name the memo is checked against the record at every read.
           if (version.facts == nullptr || options.verify_by_name) {
-            AVPS_TRY_ASSIGN(version.facts, facts_of(*version.record));  // verify_by_name: checked against the record
+            AVPS_TRY_ASSIGN(version.facts, facts_of(*version.record));
           }
           if (version.facts->hidden_from(reader_loop, reader())) {
             continue;

@@ -293,9 +293,9 @@ struct TargetVersions {
   /// stop at a target's latest version, and making them for every version of every target at
   /// each state of the record grew a cost loop's step with the project.
   struct Version {
-    const ledger::ArtifactRecord* record;     ///< in Impl::versions_by_key
+    const ledger::ArtifactRecord* record;        ///< in Impl::versions_by_key
     mutable const WriterFacts* facts = nullptr;  ///< in Impl::writer_facts, once asked for
-    mutable std::string quoted;               ///< its name as a JSON string (canonical), once asked for
+    mutable std::string quoted;                  ///< its name as a JSON string (canonical), once asked for
   };
   struct Entry {
     std::vector<Version> versions;  ///< the target's versions, the latest first
@@ -443,7 +443,8 @@ struct Impl {
   /// last hashed under `list_key` (kind, slice, fields), with the elements after it read from the
   /// texts kept for that list. Each scene's cost loop adds or replaces one scene's version, so
   /// a step hashes what changed, not every scene's artifact again.
-  Result<std::string> list_fingerprint(const std::string& list_key, const std::vector<const ledger::ArtifactRecord*>& records,
+  Result<std::string> list_fingerprint(const std::string& list_key,
+                                       const std::vector<const ledger::ArtifactRecord*>& records,
                                        const std::vector<std::string>& fields);
   /// The last list hashed under a list key: its elements (json_sha256), the hash state after each
   /// ("[" e0 "," ... ei), and the canonical text of each element, cut, by json_sha256.
