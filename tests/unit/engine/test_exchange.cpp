@@ -144,6 +144,34 @@ Error unavailable(const std::string& why) { return make_error(ErrorCode::backend
 
 }  // namespace
 
+// An engine's walk state (no run) over the demo's project as init leaves it.
+struct InitWalk {
+  Film film;
+  std::unique_ptr<project::Project> project;
+  std::optional<skills::Registry> registry;
+  std::unique_ptr<backends::BackendRegistry> backends = backends::BackendRegistry::of({});
+  std::optional<governance::Router> router;
+  std::optional<governance::BudgetGovernor> governor;
+  Quiet observer;
+  std::optional<engine::Engine> engine;
+  std::optional<engine::Impl> impl;
+
+  explicit InitWalk(const engine::RunOptions& options) {
+    auto opened = project::Project::open(film.dir, ledger::OpenMode::read_write, {}, film.clock);
+    REQUIRE(opened.ok());
+    project = std::move(opened).value();
+    auto loaded = skills::Registry::load(project::data_dir(), &film.dir);
+    REQUIRE(loaded.ok());
+    registry.emplace(std::move(loaded).value());
+    auto models = governance::ModelsFile::load(project::data_dir(), film.dir, project->config());
+    REQUIRE(models.ok());
+    router.emplace(std::move(models).value());
+    governor.emplace(project->ledger(), project->config().budget);
+    engine.emplace(*project, *registry, *backends, *router, *governor, observer);
+    impl.emplace(*engine, options);
+  }
+};
+
 TEST_CASE("a transient failure is retried after the provider's wait and the call is paid once", "[engine][exchange]") {
   // Given story-architect's first two calls get 503 (the second with Retry-After 3 s)
   Film film;
@@ -524,22 +552,11 @@ TEST_CASE("the walk's memo of who wrote a version follows each change of the rec
           "[engine]") {
   // Given the demo's project as init leaves it, and an engine's walk state over it that verifies
   // every memo it serves (as the e2e tests' runs do)
-  Film film;
-  auto project = project::Project::open(film.dir, ledger::OpenMode::read_write, {}, film.clock);
-  REQUIRE(project.ok());
-  auto registry = skills::Registry::load(project::data_dir(), &film.dir);
-  REQUIRE(registry.ok());
-  auto models = governance::ModelsFile::load(project::data_dir(), film.dir, (*project)->config());
-  REQUIRE(models.ok());
-  auto backends = backends::BackendRegistry::of({});
-  governance::Router router(std::move(models).value());
-  governance::BudgetGovernor governor((*project)->ledger(), (*project)->config().budget);
-  Quiet observer;
-  engine::Engine engine(**project, *registry, *backends, router, governor, observer);
   engine::RunOptions verifying;
   verifying.verify_by_name = true;
-  engine::Impl impl(engine, verifying);
-  auto artifacts = (*project)->ledger().artifacts();
+  InitWalk walk(verifying);
+  engine::Impl& impl = *walk.impl;
+  auto artifacts = walk.project->ledger().artifacts();
   REQUIRE(artifacts.ok());
   auto style = std::find_if(artifacts->begin(), artifacts->end(),
                             [](const ledger::ArtifactRecord& a) { return a.kind == "STYLE_LOCK"; });
@@ -599,20 +616,9 @@ TEST_CASE("an all_targets list's fingerprint made by element from the last list'
           "[engine]") {
   // Given the demo's project as init leaves it (a STYLE_LOCK and a WORLD_STATE) and an engine's
   // walk state over it
-  Film film;
-  auto project = project::Project::open(film.dir, ledger::OpenMode::read_write, {}, film.clock);
-  REQUIRE(project.ok());
-  auto registry = skills::Registry::load(project::data_dir(), &film.dir);
-  REQUIRE(registry.ok());
-  auto models = governance::ModelsFile::load(project::data_dir(), film.dir, (*project)->config());
-  REQUIRE(models.ok());
-  auto backends = backends::BackendRegistry::of({});
-  governance::Router router(std::move(models).value());
-  governance::BudgetGovernor governor((*project)->ledger(), (*project)->config().budget);
-  Quiet observer;
-  engine::Engine engine(**project, *registry, *backends, router, governor, observer);
-  engine::Impl impl(engine, engine::RunOptions{});
-  auto artifacts = (*project)->ledger().artifacts();
+  InitWalk walk(engine::RunOptions{});
+  engine::Impl& impl = *walk.impl;
+  auto artifacts = walk.project->ledger().artifacts();
   REQUIRE(artifacts.ok());
   REQUIRE(artifacts->size() >= 2);
   const ledger::ArtifactRecord* a = &(*artifacts)[0];
@@ -623,7 +629,7 @@ TEST_CASE("an all_targets list's fingerprint made by element from the last list'
   auto whole = [&](const std::vector<const ledger::ArtifactRecord*>& records, const std::vector<std::string>& fields) {
     json list = json::array();
     for (const ledger::ArtifactRecord* r : records) {
-      auto content = (*project)->store().load(*r);
+      auto content = walk.project->store().load(*r);
       REQUIRE(content.ok());
       list.push_back(*content);
     }
