@@ -1074,7 +1074,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       if (count > 0) {
         if (contents_too) {
           // The fingerprint by element (list_fingerprint), kept by the names like a pure input's;
-          // the list itself made only for a step that reads it (Gathered::complete).
+          // the list itself made only for a step that reads it (Gathered::inputs).
           const std::string key = pure_key(kind, names);
           ContentCache::Content known = pure_inputs.find(key);
           if (!known) {
@@ -2190,8 +2190,8 @@ Result<void> Impl::build_call(const skills::SkillDef& skill, const Job& job, con
   if (!job.revision_for.is_null()) {
     r.scope["revision_for"] = job.revision_for;
   }
-  AVPS_TRY(job.in.complete());
-  r.inputs = job.in.inputs();
+  AVPS_TRY_ASSIGN(const json* inputs, job.in.inputs());
+  r.inputs = *inputs;
   if (is_revision(job.findings, job.revision_for, json::object())) {
     // A revision is made from what it revises: the latest version of each output, as REVISING. A
     // paged skill's request stays flat: it names those versions (scope.revising) instead, so a
@@ -2254,9 +2254,9 @@ Result<Flow> Impl::run_pages(const skills::SkillDef& skill, Job& job, const json
   const skills::Paging& paging = *skill.paging;
   const int per_page = std::max(1, paging.rows_per_page);
   json all_rows = json::array();
-  AVPS_TRY(job.in.complete());
-  if (!paging.input.empty() && job.in.inputs().contains(paging.input)) {
-    all_rows = job.in.inputs()[paging.input].value("rows", json::array());
+  AVPS_TRY_ASSIGN(const json* gathered, job.in.inputs());
+  if (!paging.input.empty() && gathered->contains(paging.input)) {
+    all_rows = (*gathered)[paging.input].value("rows", json::array());
   }
   const int total_rows = static_cast<int>(all_rows.size());
   const int input_pages = paging.input.empty() ? 0 : std::max(1, (total_rows + per_page - 1) / per_page);

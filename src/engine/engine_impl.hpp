@@ -2,7 +2,6 @@
 // Engine::Impl: the state of one `avps run` and the steps of its loop. Shared by engine.cpp
 // (the walk, model steps, calls) and production.cpp (built-in steps, waves, QC, regen rounds).
 
-#include <cassert>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -101,22 +100,18 @@ struct Gathered {
   /// cache, until first asked for here: a step found up to date never copies them (at 500 scenes
   /// copying and freeing them was a third of a resume with nothing to do). Not thread-safe: a
   /// job's inputs are read by the engine's thread only.
-  /// The list inputs in `deferred` must have been made first (complete()).
-  const nlohmann::json& inputs() const {
-    assert(deferred.empty());
-    for (const auto& [kind, shared] : whole) {
-      cut[kind] = shared->at("value");
-    }
-    whole.clear();
-    return cut;
-  }
-  /// Makes the inputs kept in `deferred` (an error reading one of their artifacts ends it).
-  [[nodiscard]] Result<void> complete() const {
+  /// The list inputs waiting in `deferred` are made first (an error reading one of their
+  /// artifacts is the answer).
+  [[nodiscard]] Result<const nlohmann::json*> inputs() const {
     for (auto& [kind, make] : deferred) {
       AVPS_TRY_ASSIGN(cut[kind], make());
     }
     deferred.clear();
-    return ok();
+    for (const auto& [kind, shared] : whole) {
+      cut[kind] = shared->at("value");
+    }
+    whole.clear();
+    return &cut;
   }
   /// Whether the step has an input of `kind` (made or not).
   bool has(const std::string& kind) const { return cut.contains(kind) || whole.count(kind) || deferred.count(kind); }
