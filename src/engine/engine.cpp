@@ -3275,7 +3275,7 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   if (beside_walk) {
     impl.held_progress.emplace();
     impl.integrity_known_clean = integrity_known_clean;
-    m_project.ledger().hold_writes([&]() -> Result<void> {
+    m_project.ledger().hold_writes([&, engine_thread = std::this_thread::get_id()]() -> Result<void> {
       const Result<Impl::IntegrityFindings>& found = take_integrity();
       if (!found) {
         return found.error();
@@ -3284,6 +3284,12 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
         const core::Violation& first = found->found.front();
         return make_error(ErrorCode::corruption, "nothing is written: the project's files no longer match the ledger (" +
                                                      first.subject + ": " + first.message + ")");
+      }
+      // What the walk said before its first write is shown now, before that write's call goes
+      // out (a status line drawn while it waits), not at the next report; the held progress is
+      // the engine thread's, so only when the write is.
+      if (std::this_thread::get_id() == engine_thread) {
+        impl.release_progress(true);
       }
       return ok();
     });
