@@ -3233,14 +3233,14 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
   };
   // Whether it is in and found nothing, without waiting for it.
   auto integrity_known_clean = [&]() {
-    std::lock_guard<std::mutex> lock(integrity_taken);
-    if (!integrity) {
-      if (integrity_found.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    {
+      std::lock_guard<std::mutex> lock(integrity_taken);
+      if (!integrity && integrity_found.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
         return false;
       }
-      integrity.emplace(integrity_found.get());
     }
-    return integrity->ok() && integrity->value().found.empty();
+    const Result<Impl::IntegrityFindings>& found = take_integrity();
+    return found && found->found.empty();
   };
   // Every way out of here ends the hold and the asking, which name these locals.
   struct EndHoldOnExit {

@@ -35,6 +35,11 @@ std::string section_name(CheckpointSection which) {
   return "section";
 }
 
+// Why a section is not usable when its bytes do not match its sha256.
+Error damaged(CheckpointSection which) {
+  return make_error(ErrorCode::corruption, "its " + section_name(which) + " does not match its sha256: damaged");
+}
+
 }  // namespace
 
 fs::path checkpoint_path(const fs::path& project_dir) { return project_dir / ".avps" / "fold_checkpoint"; }
@@ -170,7 +175,7 @@ Result<std::string> UsableCheckpoint::section(CheckpointSection which) const {
   const auto i = static_cast<size_t>(which);
   AVPS_TRY_ASSIGN(std::string bytes, m_file->read(m_offsets[i], m_sizes[i]));
   if (bytes.size() != m_sizes[i] || core::sha256_hex(bytes) != m_sha256[i]) {
-    return make_error(ErrorCode::corruption, "its " + section_name(which) + " does not match its sha256: damaged");
+    return damaged(which);
   }
   return bytes;
 }
@@ -179,7 +184,7 @@ Result<void> UsableCheckpoint::check(CheckpointSection which) const {
   const auto i = static_cast<size_t>(which);
   AVPS_TRY_ASSIGN(core::OpenedFile::Digest digest, m_file->sha256(m_offsets[i], m_sizes[i]));
   if (digest.length != m_sizes[i] || digest.sha256 != m_sha256[i]) {
-    return make_error(ErrorCode::corruption, "its " + section_name(which) + " does not match its sha256: damaged");
+    return damaged(which);
   }
   return ok();
 }
