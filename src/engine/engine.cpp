@@ -268,24 +268,33 @@ WriterFacts Impl::make_writer_facts(const std::string& name) const {
 }
 
 void Impl::sync_writer_facts() {
-  const int64_t head = e.m_project.ledger().head().seq;
-  if (writer_facts_generation != record_generation || writer_facts_seq != head) {
+  if (writer_facts_generation != record_generation) {
     writer_facts.clear();
+    step_generations.clear();
+    loop_generations.clear();
     writer_facts_generation = record_generation;
-    writer_facts_seq = head;
   }
 }
 
 Result<const WriterFacts*> Impl::facts_of(const ledger::ArtifactRecord& artifact) {
+  sync_writer_facts();
   auto [it, made] = writer_facts.try_emplace(artifact.name);
-  if (made) {
-    it->second = make_writer_facts(artifact.name);
-  } else if (options.verify_by_name && it->second != make_writer_facts(artifact.name)) {
+  FactsMemo& memo = it->second;
+  auto generation_of = [](const std::unordered_map<std::string, uint64_t>& generations, const std::string& key) {
+    auto found = generations.find(key);
+    return found == generations.end() ? uint64_t{0} : found->second;
+  };
+  if (made || memo.step_generation != generation_of(step_generations, memo.facts.step) ||
+      memo.loop_generation != generation_of(loop_generations, memo.facts.loop)) {
+    memo.facts = make_writer_facts(artifact.name);
+    memo.step_generation = generation_of(step_generations, memo.facts.step);
+    memo.loop_generation = generation_of(loop_generations, memo.facts.loop);
+  } else if (options.verify_by_name && memo.facts != make_writer_facts(artifact.name)) {
     return make_error(ErrorCode::corruption, "the walk's memo of who wrote " + artifact.name +
                                                  " (Impl::writer_facts) no longer matches the record: a change of "
-                                                 "the record did not call record_changed()");
+                                                 "the record did not say so (step_changed, loop_changed)");
   }
-  return &it->second;
+  return &memo.facts;
 }
 
 Result<std::optional<ledger::ArtifactRecord>> Impl::readable_version(ledger::ArtifactRecord artifact,
@@ -318,10 +327,8 @@ Result<const ledger::ArtifactRecord*> Impl::readable_record(const ledger::Artifa
 
 Result<const TargetVersions*> Impl::latest_of_every_target(const std::string& kind) {
   AVPS_TRY(refresh_index());
-  sync_writer_facts();
   TargetVersions& targets = target_versions[kind];
-  if (targets.index_seq != index_seq || targets.facts_generation != writer_facts_generation ||
-      targets.facts_seq != writer_facts_seq) {
+  if (targets.index_seq != index_seq || targets.record_generation != record_generation) {
     targets.entries.clear();
     const std::string prefix = kind + "/";
     for (auto it = versions_by_key.lower_bound(prefix);
@@ -331,12 +338,11 @@ Result<const TargetVersions*> Impl::latest_of_every_target(const std::string& ki
       }
       TargetVersions::Entry& entry = targets.entries.emplace_back();
       for (auto version = it->second.rbegin(); version != it->second.rend(); ++version) {
-        entry.versions.push_back({&*version, nullptr, {}});
+        entry.versions.push_back({&*version, {}});
       }
     }
     targets.index_seq = index_seq;
-    targets.facts_generation = writer_facts_generation;
-    targets.facts_seq = writer_facts_seq;
+    targets.record_generation = record_generation;
   }
   return &targets;
 }
@@ -1047,12 +1053,9 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       // version before, and so on (readable_record's walk back, over the versions kept).
       for (const TargetVersions::Entry& entry : targets->entries) {
         for (const TargetVersions::Version& version : entry.versions) {
-          // The facts stay valid while `targets` does: both are made again when the record moves.
-          // Under verify_by_name the memo is checked against the record at every read.
-          if (version.facts == nullptr || options.verify_by_name) {
-            AVPS_TRY_ASSIGN(version.facts, facts_of(*version.record));
-          }
-          if (version.facts->hidden_from(reader_loop, reader())) {
+          // From its memo while the facts it was made from stand (facts_of).
+          AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(*version.record));
+          if (facts->hidden_from(reader_loop, reader())) {
             continue;
           }
           if (count++ > 0) {
@@ -1458,7 +1461,7 @@ Result<std::string> Impl::write_output(const skills::SkillDef& skill, const std:
   artifacts::NewArtifact artifact{name, content, face, "avps", skill.name, std::move(row), details};
   AVPS_TRY(e.m_project.store().write(artifact));
   record.written_by[name.filename()] = writer;
-  record_changed();
+  artifact_written(name.filename());
   ++outcome.artifacts_written;
   return name.filename();
 }
@@ -1501,7 +1504,7 @@ Result<Flow> Impl::hard_stop(const std::string& skill, const std::string& kind, 
                   e.m_project.ledger().append(ledger::EventDraft{.kind = "run.hard_stop", .body = body, .row = row}));
   body["seq"] = event.seq;
   record.open_stops[loop] = body;
-  record_changed();
+  loop_changed(loop);
   note_stop(record, loop, event.seq);  // as record.cpp does when it reads this event back
   outcome.message = "STOP-" + std::to_string(event.seq) + ": " + reason;
   AVPS_TRY(report({.kind = Progress::Kind::stop, .skill = skill, .text = outcome.message}, context));
@@ -1608,8 +1611,8 @@ Result<Flow> Impl::check_integrity(IntegrityScope scope, std::optional<Integrity
       AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{
           .kind = "stop.resolved", .body = {{"stop_seq", seq}, {"reason", row.notes}}, .row = row}));
       AVPS_TRY(report({.kind = Progress::Kind::note, .text = row.notes}));
+      loop_changed(open->first);
       record.open_stops.erase(open);
-      record_changed();
     }
     return Flow::go_on;
   }
@@ -1774,7 +1777,7 @@ Result<void> Impl::start_job(const skills::SkillDef& skill, Job& job) {
       AVPS_TRY(e.m_project.ledger().append(ledger::EventDraft{.kind = "step.finished", .body = body, .row = row}));
       note_loop_verdict(record, job.loop, job.verdict);  // as record.cpp does when it reads this event back
       record.loops[job.loop] = make_summary(step_summary(body));
-      record_changed();
+      loop_changed(job.loop);
     }
     return ok();
   }
@@ -2651,7 +2654,7 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
   StepSummary kept = make_summary(step_summary(body));
   record.steps[job.step] = kept;
   record.loops[job.loop] = std::move(kept);  // the same summary as the step's (RecordFold::add)
-  record_changed();
+  step_changed(job.step, job.loop);
   note_loop_verdict(record, job.loop, job.verdict);  // as record.cpp does when it reads this event back
   if (!job.revision_for.is_null() && skill.settles(job.verdict)) {
     record.revisions_done.insert(job.revision_for.value("loop", "") + "#" +

@@ -279,17 +279,16 @@ struct WriterFacts {
   bool operator==(const WriterFacts&) const = default;
 };
 
-/// The versions of every target of one kind with their writers' facts (Impl::writer_facts),
-/// as of one state of the artifact index and of those facts (Impl::latest_of_every_target): what an
+/// The versions of every target of one kind, as of one state of the artifact index and of the
+/// record (Impl::latest_of_every_target; their writers' facts are Impl::writer_facts'): what an
 /// all_targets input is named from, by every scene's cost loops (at 500 scenes, 3,000 steps each
 /// reading 500 targets).
 struct TargetVersions {
-  /// A version's facts and quoted name are made when a reader first comes to it: most readers
+  /// A version's quoted name is made when a reader first comes to it: most readers
   /// stop at a target's latest version, and making them for every version of every target at
   /// each state of the record grew a cost loop's step with the project.
   struct Version {
     const ledger::ArtifactRecord* record;        ///< in Impl::versions_by_key
-    mutable const WriterFacts* facts = nullptr;  ///< in Impl::writer_facts, once asked for
     mutable std::string quoted;                  ///< its name as a JSON string (canonical), once asked for
   };
   struct Entry {
@@ -297,8 +296,7 @@ struct TargetVersions {
   };
   std::vector<Entry> entries;  ///< in the index's order of kind/target
   int64_t index_seq = -1;      ///< Impl::index_seq when made
-  uint64_t facts_generation = 0;
-  int64_t facts_seq = -1;  ///< Impl::writer_facts_generation and writer_facts_seq when made
+  uint64_t record_generation = 0;  ///< Impl::record_generation when made
 };
 
 /// What the built-ins aggregate from the whole record (Impl::tally_so_far), as of event `seq`.
@@ -395,22 +393,41 @@ struct Impl {
   Result<std::optional<Loaded>> by_name(const std::string& name);
   Result<std::optional<Loaded>> input_version(std::optional<Loaded> loaded, const std::string& reader_loop,
                                               const std::optional<WalkRank>& reader);
-  /// WriterFacts by artifact name, as of `writer_facts_generation` and the ledger event
-  /// `writer_facts_seq`: the all_targets inputs of every scene's cost loop ask them of every
-  /// scene's artifacts (at 500 scenes, millions of times a resume), and they change only with the
-  /// record. Cleared whenever either moved (sync_writer_facts): every change of the maps they are
-  /// made from (Record::written_by, steps, loops, open_stops, cut_short) and of the walk's ranks
-  /// (scene_order) calls record_changed(); an event appended moves the ledger's head.
-  std::unordered_map<std::string, WriterFacts> writer_facts;
-  uint64_t record_generation = 0;
-  uint64_t writer_facts_generation = 0;
-  int64_t writer_facts_seq = -1;
-  /// To be called after every change of what WriterFacts are made from (above).
+  /// WriterFacts by artifact name, each kept while what it was made from stands: the all_targets
+  /// inputs of every scene's cost loop ask them of every scene's artifacts (at 500 scenes, millions
+  /// of times a resume), and a step changes the facts of its own writes and its loop's only. A memo
+  /// holds while the whole record has not changed and its writer step's and its loop's generations
+  /// are those it was made at. Every change of what facts are made from says so: Record::steps
+  /// (step_changed), Record::loops and open_stops (loop_changed), written_by (artifact_written);
+  /// cut_short and the walk's ranks (scene_order) change only with the whole record
+  /// (record_changed). Under RunOptions::verify_by_name each memo served is checked against facts
+  /// made anew, so a change that said nothing is an error, not a stale read.
+  struct FactsMemo {
+    WriterFacts facts;
+    uint64_t step_generation = 0;  ///< of its writer step when made
+    uint64_t loop_generation = 0;  ///< of its writer's loop when made
+  };
+  std::unordered_map<std::string, FactsMemo> writer_facts;
+  std::unordered_map<std::string, uint64_t> step_generations;  ///< step key -> its last change (none: 0)
+  std::unordered_map<std::string, uint64_t> loop_generations;  ///< loop key -> its last change (none: 0)
+  uint64_t generation = 0;                 ///< the last step or loop generation handed out
+  uint64_t record_generation = 0;          ///< moved by every change of the whole record
+  uint64_t writer_facts_generation = 0;    ///< record_generation when the memos were made
+  /// The record changed as a whole (replaced, or the walk's ranks moved): every memo goes.
   void record_changed() { ++record_generation; }
-  /// Clears writer_facts when the record moved since they were made.
+  /// Record::steps[step] changed, and with it Record::loops[loop] (a step.finished).
+  void step_changed(const std::string& step, const std::string& loop) {
+    step_generations[step] = ++generation;
+    loop_generations[loop] = generation;
+  }
+  /// Record::loops[loop] or Record::open_stops[loop] changed.
+  void loop_changed(const std::string& loop) { loop_generations[loop] = ++generation; }
+  /// Record::written_by[name] was set: a version recorded now, whose memo (if any) goes.
+  void artifact_written(const std::string& name) { writer_facts.erase(name); }
+  /// Drops every memo (and the generations they were made at) when the whole record changed.
   void sync_writer_facts();
-  /// The WriterFacts of `artifact` (sync_writer_facts first). With RunOptions::verify_by_name a
-  /// memo is made again from the record each time it is served, and one that differs is an error.
+  /// The WriterFacts of `artifact`, from its memo while that holds. With RunOptions::verify_by_name
+  /// a memo is made again from the record each time it is served, and one that differs is an error.
   Result<const WriterFacts*> facts_of(const ledger::ArtifactRecord& artifact);
   /// WriterFacts made from the record as it is now.
   WriterFacts make_writer_facts(const std::string& name) const;

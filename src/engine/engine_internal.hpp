@@ -139,8 +139,18 @@ struct ExchangeFacts {
 /// What the record says so far, rebuilt from the ledger's events (never kept elsewhere). It holds
 /// no event and no response body: a run's memory grows with the steps and renders it knows of, not
 /// with the calls recorded.
+/// What a scene's recorded responses saved by prompt caching (the last response of each key).
+struct SceneCaching {
+  int64_t cached_input_tokens = 0;
+  int64_t saved_micro_usd = 0;
+};
+
 struct Record {
   std::map<std::string, ExchangeFacts> exchanges;     ///< exchange key -> what the record says of it
+  /// scene -> the sums of its responses in `exchanges` (note_response keeps them; a restored fold
+  /// counts them once): a scene's COST_REPORT reads its own, where summing every exchange of the
+  /// project at each cost step grew with the project.
+  std::map<std::string, SceneCaching> caching_by_scene;
   /// The last exchange.response of `key`, or nullptr.
   const RecordedResponse* response(const std::string& key) const {
     auto it = exchanges.find(key);

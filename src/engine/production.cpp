@@ -286,11 +286,9 @@ Result<gates::Outputs> Impl::run_builtin(const skills::SkillDef& skill, Job& job
     if (spent.committed_micro_usd > 0) {
       report.actual_by_scene[job.ctx.scene_id] = spent.committed_micro_usd;
     }
-    for (const auto& [key, facts] : record.exchanges) {
-      if (facts.response && facts.response->scene_id == job.ctx.scene_id) {
-        report.cached_input_tokens += facts.response->cached_input_tokens;
-        report.caching_saved_micro_usd += facts.response->caching_saved_micro_usd;
-      }
+    if (auto caching = record.caching_by_scene.find(job.ctx.scene_id); caching != record.caching_by_scene.end()) {
+      report.cached_input_tokens = caching->second.cached_input_tokens;
+      report.caching_saved_micro_usd = caching->second.saved_micro_usd;
     }
     AVPS_TRY_ASSIGN(out["COST_REPORT"], governance::cost_report_json(projection, report));
     return out;
@@ -1086,8 +1084,8 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
                          .text = "STOP-" + std::to_string(open->second.value("seq", int64_t{0})) + " froze " +
                                  a.ctx.shot_id + " on other inputs; rendering it from its inputs now"},
                         a.ctx));
+        loop_changed(open->first);
         record.open_stops.erase(open);
-        record_changed();
       }
       a.attempt = static_cast<int>(every_attempt.size()) + 1;
       a.first = attempts.empty();

@@ -601,6 +601,25 @@ std::string RecordFold::save_cbor() const {
   return cbor.take();
 }
 
+namespace {
+// `response` counted in (sign 1) or out of (sign -1) its scene's caching sums.
+void count_caching(Record& record, const RecordedResponse& response, int64_t sign) {
+  SceneCaching& sums = record.caching_by_scene[response.scene_id];
+  sums.cached_input_tokens += sign * response.cached_input_tokens;
+  sums.saved_micro_usd += sign * response.caching_saved_micro_usd;
+}
+
+// Record::caching_by_scene counted from the responses of a restored fold.
+void count_caching(Record& record) {
+  record.caching_by_scene.clear();
+  for (const auto& [key, facts] : record.exchanges) {
+    if (facts.response) {
+      count_caching(record, *facts.response, 1);
+    }
+  }
+}
+}  // namespace
+
 RecordFold RecordFold::restore(const json& saved) {
   RecordFold fold(saved.at("all").get<bool>() ? RecordParts::all : RecordParts::renders);
   Record& r = fold.m_record;
@@ -635,6 +654,7 @@ RecordFold RecordFold::restore(const json& saved) {
     }
     r.written_by.emplace(name, std::move(*read));
   }
+  count_caching(r);
   saved.at("cut_short").get_to(r.cut_short);
   saved.at("world_after").get_to(r.world_after);
   saved.at("revisions_done").get_to(r.revisions_done);
@@ -974,6 +994,7 @@ std::optional<RecordFold> RecordFold::restore_bytes(std::string_view bytes) {
   take(in, r.tickets);
   take_exchanges(in, r.exchanges, [](core::ByteReader& i, ExchangeFacts& f) { take_count(i, f.reservations); });
   take(in, r.written_by);
+  count_caching(r);
   take(in, r.cut_short);
   take(in, r.world_after);
   take(in, r.revisions_done);
@@ -1059,12 +1080,18 @@ json media_summary(const json& body) {
 
 json render_summary(const json& body) { return kept_members(body, {"inputs", "input_hashes"}); }
 
+
 void note_response(Record& record, const std::string& key, int64_t seq, const json& body) {
-  RecordedResponse& kept = record.exchanges[key].response.emplace();
+  std::optional<RecordedResponse>& response = record.exchanges[key].response;
+  if (response) {
+    count_caching(record, *response, -1);  // a key's last response replaces the one before
+  }
+  RecordedResponse& kept = response.emplace();
   kept.seq = seq;
   kept.scene_id = body.value("scene_id", "");
   kept.cached_input_tokens = body.value("cached_input_tokens", int64_t{0});
   kept.caching_saved_micro_usd = body.value("caching_saved_micro_usd", int64_t{0});
+  count_caching(record, kept, 1);
 }
 
 Result<json> response_body(const ledger::Ledger& ledger, const RecordedResponse& response) {
