@@ -136,15 +136,16 @@ struct ExchangeFacts {
   int reservations = 0;  ///< reservations made for it (its ids are "<key>#<n>", n from 1)
 };
 
-/// What the record says so far, rebuilt from the ledger's events (never kept elsewhere). It holds
-/// no event and no response body: a run's memory grows with the steps and renders it knows of, not
-/// with the calls recorded.
 /// What a scene's recorded responses saved by prompt caching (the last response of each key).
 struct SceneCaching {
   int64_t cached_input_tokens = 0;
   int64_t saved_micro_usd = 0;
+  bool operator==(const SceneCaching&) const = default;
 };
 
+/// What the record says so far, rebuilt from the ledger's events (never kept elsewhere). It holds
+/// no event and no response body: a run's memory grows with the steps and renders it knows of, not
+/// with the calls recorded.
 struct Record {
   std::map<std::string, ExchangeFacts> exchanges;     ///< exchange key -> what the record says of it
   /// scene -> the sums of its responses in `exchanges` (note_response keeps them; a restored fold

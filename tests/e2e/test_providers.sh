@@ -91,6 +91,31 @@ $(diff <(shape "$S") <(shape "$P"))"
 expect_exit 0 "$AVPS" cost "$P"
 expect_out "Prompt caching saved"
 grep -l "## Prompt Caching" "$P"/governance/COST_REPORT_* > /dev/null || fail "no COST_REPORT shows what caching saved"
+# A scene's COST_REPORT counts what caching saved on that scene's calls recorded before it (the
+# last response of each key), no more and no less.
+python3 - "$P" "$AVPS" <<'PY' || fail "a COST_REPORT's prompt caching is not the sum of its scene's responses"
+import json, sqlite3, subprocess, sys
+p, avps = sys.argv[1:]
+db = sqlite3.connect(f"{p}/.avps/ledger.db")
+responses = [(seq, json.loads(body)) for seq, body in
+             db.execute("SELECT seq, body FROM events WHERE kind = 'exchange.response' ORDER BY seq")]
+with_caching = 0
+for name, scene, recorded in db.execute("SELECT name, target, event_seq FROM artifacts WHERE kind = 'COST_REPORT'"):
+    last = {}
+    for seq, body in responses:
+        if seq < recorded:
+            last[body["key"]] = body
+    tokens = sum(b.get("cached_input_tokens", 0) for b in last.values() if b.get("scene_id") == scene)
+    saved = sum(b.get("caching_saved_micro_usd", 0) for b in last.values() if b.get("scene_id") == scene)
+    report = json.loads(subprocess.run([avps, "artifact", "show", p, name, "--json"], check=True,
+                                       capture_output=True, text=True).stdout)
+    shown = report.get("prompt_caching", {"cached_input_tokens": 0, "saved_micro_usd": 0})
+    if (shown["cached_input_tokens"], shown["saved_micro_usd"]) != (tokens, saved):
+        sys.exit(f"{name}: shows {shown}, its scene's responses before it sum to {tokens} tokens, {saved} micro-USD")
+    with_caching += tokens > 0
+if with_caching == 0:
+    sys.exit("no scene's COST_REPORT counted any cached tokens")
+PY
 grep -q ",story-architect,,,gpt-5-mini,t2,[0-9.]*,[0-9.]*,[0-9]*\.[0-9][0-9][0-9]," "$P/logs/RUN_LOG_v001.csv" \
   || fail "the run log has no duration_s for a model step"
 # QC on a vision model sees the render: its frames follow the request document as images.

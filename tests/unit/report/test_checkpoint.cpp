@@ -320,6 +320,7 @@ void check_same_record(const engine::Record& a, const engine::Record& b) {
   CHECK(a.firing_verdicts == b.firing_verdicts);
   CHECK(a.stopped_loops == b.stopped_loops);
   CHECK(a.open_stops == b.open_stops);
+  CHECK(a.caching_by_scene == b.caching_by_scene);
   REQUIRE(a.exchanges.size() == b.exchanges.size());
   for (auto x = a.exchanges.begin(), y = b.exchanges.begin(); x != a.exchanges.end(); ++x, ++y) {
     CHECK(x->first == y->first);
