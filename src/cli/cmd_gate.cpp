@@ -1,8 +1,10 @@
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "avps/core/clock.hpp"
 #include "avps/core/fs.hpp"
@@ -175,23 +177,29 @@ void run_gate(const GateOptions& options, Context& ctx) {
   const ledger::Ledger& ledger = **opened;
   ctx.debug("checking " + options.dir + " against ledger head " + std::to_string(ledger.head().seq) + " (" +
             ledger.head().hash.substr(0, 12) + "...), shipped data in " + project::data_dir().string());
-  // The record check's artifact.recorded events come from the integrity check's pass over the
-  // events (itself verify()'s): the record is read once.
-  // The record check runs inside the integrity check, once the events are read and before the
-  // objects are (after_events): the objects it reads are noted, and not read, hashed, parsed and
-  // validated again by the integrity check (gates::CheckedObjects). Its findings are listed after
-  // the integrity check's all the same.
-  gates::RecordedArtifacts recorded;
+  // The record check runs on a second thread beside the integrity check, over the same read-only
+  // snapshot (a reader's events and objects may be read from two threads at once: Ledger): the
+  // two are the gate's two halves of work, and neither changes what the other finds. It reads
+  // its artifact.recorded events itself. The project's own artifact kinds are declared first, so
+  // both threads read every name the same way (the integrity check declares them again, the
+  // same, and reports a failure to). Each object the record check reads, intact, is noted with
+  // what its kind's schema says of it (gates::CheckedObjects); the integrity check reads none of
+  // them before the record check has ended (after_events waits for it), and then takes the notes
+  // instead of reading, hashing, parsing and validating those objects again. The findings are
+  // listed as ever: the integrity check's, then the record check's.
+  std::ignore = project::declare_project_kinds(options.dir);
   gates::CheckedObjects checked(options.dir);
   gates::RecordCheckOptions record_options;
-  record_options.recorded = &recorded;
   record_options.checked = &checked;
+  // (Declared after all it reads: if what follows throws, the future's end waits for the thread.)
+  std::future<std::vector<core::Violation>> record_check = std::async(
+      std::launch::async, [&]() { return gates::check_record(options.dir, ledger, record_options); });
   std::optional<std::vector<core::Violation>> record;
-  gates::IntegrityOptions integrity_options{.also = &recorded.visitor(), .checked = &checked};
-  integrity_options.after_events = [&]() { record = gates::check_record(options.dir, ledger, record_options); };
+  gates::IntegrityOptions integrity_options{.checked = &checked};
+  integrity_options.after_events = [&]() { record = record_check.get(); };
   std::vector<core::Violation> violations = gates::check_integrity(options.dir, ledger, files, integrity_options);
-  if (!record) {  // the integrity check stopped before the objects: the record check reads them itself
-    record = gates::check_record(options.dir, ledger, record_options);
+  if (!record) {  // the integrity check stopped before the objects: it did not wait
+    record = record_check.get();
   }
   std::vector<std::string> rules = gates::integrity_rules();
   violations.insert(violations.end(), record->begin(), record->end());

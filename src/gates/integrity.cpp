@@ -391,8 +391,34 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   named_objects = {};
   labels = {};
 
-  // The record check of `avps gate` runs here, between the pass over the events it shares and
-  // the objects it reads first (CheckedObjects).
+  // Every face and every render read and hashed now, before after_events: `avps gate`'s record
+  // check runs on another thread until after_events returns, and this is the integrity check's
+  // work that needs nothing of it. Only the hashes are kept (not the bytes), in the order the
+  // loops below report them.
+  struct Hashed {
+    Result<std::string> sha256;
+    FileSeen found;
+  };
+  std::vector<Hashed> faces_hashed;
+  faces_hashed.reserve(records->size());
+  for (const ledger::ArtifactRecord& r : *records) {
+    FileSeen found;
+    Result<std::string> sha256 =
+        hash_file(dir / r.path, r.face_sha256, seen_in_mark(r.path), found, settled_before_ns, identities);
+    faces_hashed.push_back(Hashed{std::move(sha256), std::move(found)});
+  }
+  std::vector<Hashed> renders_hashed;
+  renders_hashed.reserve(renders.size());
+  for (const auto& [path, vouched] : renders) {
+    FileSeen found;
+    found.render = true;
+    Result<std::string> sha256 =
+        hash_file(dir / path, vouched.sha256, seen_in_mark(path), found, settled_before_ns, identities);
+    renders_hashed.push_back(Hashed{std::move(sha256), std::move(found)});
+  }
+
+  // The record check of `avps gate` ends here (it runs beside what is above, on its own thread),
+  // before the artifacts' objects are looked at: those it read are noted (CheckedObjects).
   if (options.after_events) {
     options.after_events();
   }
@@ -444,11 +470,11 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   // Recorded artifacts: face and object present and unchanged.
   std::set<std::string> recorded_paths;
   std::map<std::pair<std::string, std::string>, std::vector<int>> versions;
-  for (const ledger::ArtifactRecord& r : *records) {
+  for (size_t i = 0; i < records->size(); ++i) {
+    const ledger::ArtifactRecord& r = (*records)[i];
     recorded_paths.insert(r.path);
     versions[{r.kind, r.target}].push_back(r.version);
-    FileSeen found;
-    Result<std::string> face = hash_file(dir / r.path, r.face_sha256, seen_in_mark(r.path), found, settled_before_ns, identities);
+    const Result<std::string>& face = faces_hashed[i].sha256;
     if (!face) {
       add("artifact.missing", r.path,
           face.error().code == ErrorCode::not_found
@@ -459,7 +485,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
           "content changed since ledger event " + std::to_string(r.event_seq) + " recorded it (sha256 " +
               face->substr(0, 12) + "..., recorded " + r.face_sha256.substr(0, 12) + "...)");
     } else if (options.clean != nullptr) {
-      clean_files.insert_or_assign(r.path, std::move(found));
+      clean_files.insert_or_assign(r.path, std::move(faces_hashed[i].found));
     }
     // (Recorded up to the mark's point, its object is re-hashed by whoever reads it.)
     if (r.event_seq > after) {
@@ -534,11 +560,11 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   // Every object an exchange names (checked in the pass above) and every render under media/:
   // present and unchanged.
   out.insert(out.end(), object_findings.begin(), object_findings.end());
+  size_t render_index = 0;
   for (const auto& [path, vouched] : renders) {
-    FileSeen found;
-    found.render = true;
+    Hashed& hashed = renders_hashed[render_index++];
     const std::string& recorded = vouched.sha256;
-    Result<std::string> sha256 = hash_file(dir / path, recorded, seen_in_mark(path), found, settled_before_ns, identities);
+    const Result<std::string>& sha256 = hashed.sha256;
     if (!sha256) {
       add("media.missing", path,
           sha256.error().code == ErrorCode::not_found
@@ -549,7 +575,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
           "render changed since ledger event " + std::to_string(vouched.seq) + " recorded it (sha256 " +
               sha256->substr(0, 12) + "..., recorded " + recorded.substr(0, 12) + "...)");
     } else if (options.clean != nullptr) {
-      clean_files.insert_or_assign(path, std::move(found));
+      clean_files.insert_or_assign(path, std::move(hashed.found));
     }
   }
   for (const std::string& path : files.media) {

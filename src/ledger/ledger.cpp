@@ -296,8 +296,12 @@ const char* fault_vfs_name() {
 
 // RAII over sqlite3 / sqlite3_stmt. Statements are prepared once per connection and kept: the
 // engine asks the index for an artifact's latest version thousands of times a run, and parsing
-// the SQL each time cost more than the lookup. Like the connection, not thread-safe: the ledger's
-// mutex is held around every use.
+// the SQL each time cost more than the lookup. A writer's connection is not thread-safe (SQLite's
+// multi-thread mode): the ledger's mutex is held around every use. A reader's connection is in
+// SQLite's serialized mode, and the kept statements are handed out under a lock of their own, so
+// two threads may read through it at once, each with its own Stmt (`avps gate` checks the chain
+// on one thread while its record check reads objects on another): SQLite serialises their steps,
+// and a failed step's message is taken while the step still holds the connection.
 class Db {
  public:
   Db() = default;
@@ -312,6 +316,7 @@ class Db {
   // A prepared statement of `sql`, reset, and whether it is the kept one (else the caller
   // finalizes it): the kept one while no other Stmt uses it, a fresh one otherwise.
   std::pair<sqlite3_stmt*, bool> statement(const char* sql) const {
+    std::lock_guard<std::mutex> lock(m_statements_mutex);
     auto [kept, fresh] = m_statements.try_emplace(sql, nullptr);
     if (fresh && sqlite3_prepare_v3(m_db, sql, -1, SQLITE_PREPARE_PERSISTENT, &kept->second, nullptr) != SQLITE_OK) {
       m_statements.erase(kept);
@@ -330,6 +335,7 @@ class Db {
   void release(sqlite3_stmt* stmt) const {
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
+    std::lock_guard<std::mutex> lock(m_statements_mutex);
     m_in_use.erase(stmt);
   }
   // Closes the connection (the last one: SQLite checkpoints the WAL into the file and removes it).
@@ -357,7 +363,7 @@ class Db {
   Result<void> open_read_only(const fs::path& path) {
     const std::string uri = "file:" + uri_path(path);
     Result<void> probed = make_error(ErrorCode::io_error, "out of memory");
-    if (sqlite3_open_v2((uri + "?mode=ro").c_str(), &m_db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+    if (sqlite3_open_v2((uri + "?mode=ro").c_str(), &m_db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX,
                         nullptr) == SQLITE_OK) {
       // The busy timeout before the first read: a writer holding the WAL index for a moment (a
       // checkpoint, or stopped in the middle of one) makes the probe wait, not fail.
@@ -376,7 +382,7 @@ class Db {
       return make_error(ErrorCode::io_error, "cannot open ledger " + path.string() + ": " + probed.error().message);
     }
     if (sqlite3_open_v2((uri + "?immutable=1").c_str(), &m_db,
-                        SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+                        SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
       return error("cannot open ledger " + path.string() + " (read-only folder)");
     }
     sqlite3_extended_result_codes(m_db, 1);
@@ -415,6 +421,7 @@ class Db {
   }
 
   sqlite3* m_db = nullptr;
+  mutable std::mutex m_statements_mutex;  // over the two below: a reader's threads share them
   mutable std::map<std::string, sqlite3_stmt*> m_statements;  // SQL text -> its kept statement
   mutable std::set<sqlite3_stmt*> m_in_use;
 };
@@ -439,14 +446,17 @@ class Stmt {
   }
   /// true: a row is ready; false: done. Errors come back through `error`.
   Result<bool> step() {
-    int rc = sqlite3_step(m_stmt);
-    if (rc == SQLITE_ROW) {
-      return true;
-    }
-    if (rc == SQLITE_DONE) {
-      return false;
-    }
-    return m_db.error("ledger statement failed");
+    // The connection's own mutex (recursive; null, and these no-ops, for a writer's connection)
+    // held over the step and its error message: another thread's call in between would replace
+    // the message.
+    sqlite3_mutex* connection = sqlite3_db_mutex(m_db.get());
+    sqlite3_mutex_enter(connection);
+    const int rc = sqlite3_step(m_stmt);
+    Result<bool> out = rc == SQLITE_ROW    ? Result<bool>(true)
+                       : rc == SQLITE_DONE ? Result<bool>(false)
+                                           : Result<bool>(m_db.error("ledger statement failed"));
+    sqlite3_mutex_leave(connection);
+    return out;
   }
   std::string text(int col) const {
     const unsigned char* p = sqlite3_column_text(m_stmt, col);
@@ -863,6 +873,13 @@ struct SqliteLedger::Impl {
   std::string unmirrored_rows;
   std::chrono::steady_clock::time_point mirrored_at = std::chrono::steady_clock::now();
   bool mirrors_failed = false;
+
+  // The ledger's mutex for a call that only reads the database through `db`: not taken by a
+  // reader (read_only), whose connection is safe from several threads (Db) and whose state does
+  // not change after open, so such a read runs beside another, and beside verify()'s pass.
+  std::unique_lock<std::mutex> lock_unless_reader() const {
+    return mode == OpenMode::read_only ? std::unique_lock<std::mutex>() : std::unique_lock<std::mutex>(mutex);
+  }
 
   ~Impl() {
     if (lock_fd >= 0) {
@@ -2126,7 +2143,7 @@ Result<void> Ledger::each_event(EventQuery query, const std::function<Result<voi
 }
 
 Result<std::vector<Event>> SqliteLedger::events(const EventQuery& query) const {
-  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  const std::unique_lock<std::mutex> lock = m_impl->lock_unless_reader();
   return m_impl->read_events(query.after_seq, query.limit > 0 ? static_cast<int64_t>(query.limit) : -1,
                              query.bodiless, query.kinds, query.members, query.bodies);
 }
@@ -2680,7 +2697,7 @@ Result<std::string> SqliteLedger::put_object(std::string_view bytes) {
 }
 
 Result<std::optional<std::string>> SqliteLedger::object(const std::string& sha256) const {
-  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  const std::unique_lock<std::mutex> lock = m_impl->lock_unless_reader();
   Stmt stmt(m_impl->db, "SELECT bytes FROM objects WHERE sha256 = ?");
   if (!stmt.valid()) {
     return m_impl->db.error("cannot read the ledger's objects");

@@ -214,6 +214,10 @@ enum class OpenMode { read_only, read_write };
 /// recording thread reads); each call is serialised against the others, so a commit sees no
 /// other half-done. Except: begin_run(), end_run() and run_id() are called by the thread that
 /// drives the command, while no other thread commits (a run's id is fixed while it runs).
+/// A ledger open read-only does not serialise events() (and so each_event()) and object(): they
+/// run at once with one another and with verify(), over the same snapshot (SQLite serialises
+/// their steps on the one connection), so `avps gate` reads objects on one thread while it
+/// checks the chain on another.
 class Ledger {
  public:
   /// Creates the ledger of a new project (the .avps folder must exist, the database must not). It
