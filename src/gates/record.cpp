@@ -1,10 +1,14 @@
 #include "avps/gates/record.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -382,12 +386,32 @@ ledger::Ledger::EventVisitor& RecordedArtifacts::visitor() { return m_impl->visi
 
 namespace {
 
+// What every checker of one record check reads: the configuration, the skills and the record,
+// filled by the first checker before any other starts, and changed by none after.
+struct SharedRecord {
+  json config;
+  const skills::Registry* registry = nullptr;
+  std::vector<Recorded> recorded;                                // recording order; never resized after read
+  std::map<std::string, std::vector<const Recorded*>> versions;  // "KIND/target" -> versions
+  std::map<std::string, std::vector<const Recorded*>> steps;     // "step#attempt" -> its outputs
+};
+
+// The record check is structured like this: run() loads the configuration and the skills, reads
+// the artifact.recorded events (read_record), then checks every step (its gate, its world state,
+// its GenPacks' locks), then every artifact no step wrote, on up to `threads` threads. Each thread
+// has a checker of its own (this one, and others made for the check): its caches of contents,
+// faces, skill gates and configurations are its own, and it writes its findings per step or
+// artifact, so they are put together in the order of the steps and the record whatever thread
+// found them.
 class RecordCheck {
  public:
-  RecordCheck(const fs::path& dir, const ledger::Ledger& ledger, const RecordCheckOptions& options)
+  RecordCheck(const fs::path& dir, const ledger::Ledger& ledger, const RecordCheckOptions& options,
+              SharedRecord& shared)
       : m_dir(dir),
         m_ledger(ledger),
+        m_options(options),
         m_fed(options.recorded != nullptr ? &RecordCheckAccess::impl(*options.recorded) : nullptr),
+        m_shared(shared),
         m_contents(ledger, options.contents_cached, options.contents_bytes_cached, options.checked),
         m_faces(options.contents_cached) {}
 
@@ -410,26 +434,43 @@ class RecordCheck {
       return std::move(m_out);
     }
     // genpack.locks of a GenPack a step wrote is checked right after its step's gate, which read
-    // the same content: it is still in m_contents then, and would be read and parsed again after
-    // every other step's. Its findings are reported where the loop over the record reports them.
+    // the same content: it is still in its checker's contents then, and would be read and parsed
+    // again after every other step's. Its findings are reported where the loop over the record
+    // reports them.
     std::vector<std::vector<core::Violation>> held_genpack_findings(m_recorded.size());
+    std::vector<const std::vector<const Recorded*>*> steps;
     for (const auto& [step, outputs] : m_steps) {
-      check_step_gate(outputs);
-      check_world_state(outputs);
+      steps.push_back(&outputs);
+    }
+    std::vector<std::vector<core::Violation>> found_by_step(steps.size());
+    for_each_in_parallel(steps.size(), [&](RecordCheck& checker, size_t k) {
+      const std::vector<const Recorded*>& outputs = *steps[k];
+      checker.check_step_gate(outputs);
+      checker.check_world_state(outputs);
       for (const Recorded* r : outputs) {
         if (r->record.kind == "GENPACK") {
-          held_genpack_findings[static_cast<size_t>(r - m_recorded.data())] = check_genpack_locks(*r);
+          held_genpack_findings[static_cast<size_t>(r - m_recorded.data())] = checker.check_genpack_locks(*r);
         }
       }
-    }
-    for (size_t i = 0; i < m_recorded.size(); ++i) {
+      found_by_step[k] = std::exchange(checker.m_out, {});
+    });
+    std::vector<std::vector<core::Violation>> found_by_artifact(m_recorded.size());
+    for_each_in_parallel(m_recorded.size(), [&](RecordCheck& checker, size_t i) {
       const Recorded& r = m_recorded[i];
       if (r.step.empty()) {
-        check_step_gate({&r});
+        checker.check_step_gate({&r});
       }
       if (r.record.kind == "GENPACK") {
-        std::vector<core::Violation> found = r.step.empty() ? check_genpack_locks(r) : std::move(held_genpack_findings[i]);
-        m_out.insert(m_out.end(), std::make_move_iterator(found.begin()), std::make_move_iterator(found.end()));
+        std::vector<core::Violation> found =
+            r.step.empty() ? checker.check_genpack_locks(r) : std::move(held_genpack_findings[i]);
+        checker.m_out.insert(checker.m_out.end(), std::make_move_iterator(found.begin()),
+                             std::make_move_iterator(found.end()));
+      }
+      found_by_artifact[i] = std::exchange(checker.m_out, {});
+    });
+    for (const auto* found_by : {&found_by_step, &found_by_artifact}) {
+      for (const std::vector<core::Violation>& found : *found_by) {
+        m_out.insert(m_out.end(), found.begin(), found.end());
       }
     }
     return std::move(m_out);
@@ -438,6 +479,46 @@ class RecordCheck {
  private:
   void add(std::string rule, std::string subject, std::string message) {
     m_out.push_back(core::Violation{std::move(rule), std::move(subject), std::move(message)});
+  }
+
+  // Calls work(checker, i) for every i < count, on up to m_options.threads threads (0: one per
+  // core), taking the items a few at a time in order; this checker is the first thread's, the
+  // others' are made once and kept for the check. An exception one thread throws ends the others'
+  // work and is thrown here, once all have stopped.
+  void for_each_in_parallel(size_t count, const std::function<void(RecordCheck&, size_t)>& work) {
+    static constexpr size_t k_items_taken = 8;  // a step's gate, world state and locks each
+    const size_t wanted = m_options.threads > 0 ? m_options.threads : std::thread::hardware_concurrency();
+    const size_t threads = std::clamp<size_t>(std::min(wanted, count / k_items_taken + 1), 1, 64);
+    while (m_helpers.size() + 1 < threads) {
+      m_helpers.push_back(std::make_unique<RecordCheck>(m_dir, m_ledger, m_options, m_shared));
+    }
+    std::atomic<size_t> next{0};
+    std::vector<std::exception_ptr> thrown(threads);
+    auto take_items = [&](RecordCheck& checker, size_t thread) {
+      try {
+        for (size_t begin = next.fetch_add(k_items_taken); begin < count; begin = next.fetch_add(k_items_taken)) {
+          for (size_t i = begin; i < std::min(begin + k_items_taken, count); ++i) {
+            work(checker, i);
+          }
+        }
+      } catch (...) {
+        thrown[thread] = std::current_exception();
+        next = count;
+      }
+    };
+    std::vector<std::thread> started;
+    for (size_t t = 1; t < threads; ++t) {
+      started.emplace_back(take_items, std::ref(*m_helpers[t - 1]), t);
+    }
+    take_items(*this, 0);
+    for (std::thread& t : started) {
+      t.join();
+    }
+    for (const std::exception_ptr& e : thrown) {
+      if (e) {
+        std::rethrow_exception(e);
+      }
+    }
   }
 
   Result<void> read_record() {
@@ -755,25 +836,32 @@ class RecordCheck {
 
   const fs::path& m_dir;
   const ledger::Ledger& m_ledger;
+  const RecordCheckOptions& m_options;
   RecordedArtifacts::Impl* m_fed;  // null: read_record reads the events itself
+  SharedRecord& m_shared;
+  // The shared record under the names the checks use (written by the first checker only, before
+  // any other is made).
+  json& m_config = m_shared.config;
+  const skills::Registry*& m_registry = m_shared.registry;
+  std::vector<Recorded>& m_recorded = m_shared.recorded;
+  std::map<std::string, std::vector<const Recorded*>>& m_versions = m_shared.versions;
+  std::map<std::string, std::vector<const Recorded*>>& m_steps = m_shared.steps;
+  // This checker's own.
   Contents m_contents;
   Faces m_faces;
-  json m_config;
-  const skills::Registry* m_registry = nullptr;
   std::map<const skills::SkillDef*, SkillGate> m_skill_gates;
   static constexpr size_t k_configs_kept = 256;
   std::map<std::string, json> m_configs;  // config_for's, by skill and recorded values
-  std::vector<Recorded> m_recorded;                                // recording order; never resized after read
-  std::map<std::string, std::vector<const Recorded*>> m_versions;  // "KIND/target" -> versions
-  std::map<std::string, std::vector<const Recorded*>> m_steps;     // "step#attempt" -> its outputs
   std::vector<core::Violation> m_out;
+  std::vector<std::unique_ptr<RecordCheck>> m_helpers;  // the other threads' checkers (for_each_in_parallel)
 };
 
 }  // namespace
 
 std::vector<core::Violation> check_record(const fs::path& dir, const ledger::Ledger& ledger,
                                           const RecordCheckOptions& options) {
-  return RecordCheck(dir, ledger, options).run();
+  SharedRecord shared;
+  return RecordCheck(dir, ledger, options, shared).run();
 }
 
 }  // namespace avps::gates

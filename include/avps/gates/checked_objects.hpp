@@ -15,9 +15,12 @@
 // PASS). An object is noted only once its bytes matched its sha256; a read that failed is not
 // noted, and the integrity check reads such an object itself and reports it as it always has.
 //
-// Threading: one thread.
+// Threading: note(), codec() and find() may be called from several threads at once (the record
+// check notes from each of its threads); a Noted that find() returned is read only once no thread
+// notes any more (the integrity check reads them after the record check has ended).
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -54,6 +57,7 @@ class CheckedObjects {
 
  private:
   std::filesystem::path m_project_dir;
+  mutable std::mutex m_mutex;  // over the two maps (a codec, once loaded, is only read: not under it)
   std::map<std::string, Result<artifacts::FaceCodec>> m_codecs;  // by kind
   std::unordered_map<std::string, Noted> m_noted;                // by object sha256
 };

@@ -13,7 +13,12 @@
 //   genpack.locks      a GENPACK recorded as passing does not hold, verbatim, the locks recorded
 //                      before it for its shot (style, set, characters)
 //
-// Threading: check_record reads the ledger and the project's files; call it from one thread.
+// Threading: check_record checks the steps on up to RecordCheckOptions::threads threads of its own
+// (each with its own caches) and returns once they have ended; its findings come out in the same
+// order whatever the number. It only reads the ledger, so it may run beside the integrity check
+// of the same read-only ledger (`avps gate` does: Ledger's threading), once the project's kinds are
+// declared (project::declare_project_kinds), and its CheckedObjects may be read once it returned.
+// A RecordedArtifacts is filled by one pass and read by one check: it is not shared.
 
 #include <cstddef>
 #include <filesystem>
@@ -73,6 +78,9 @@ struct RecordCheckOptions {
   /// Where each object the check reads, intact, is noted with what its kind's schema says of it,
   /// for the integrity check of the same gate (CheckedObjects), or null.
   CheckedObjects* checked = nullptr;
+  /// How many threads check the steps (0: std::thread::hardware_concurrency()). Each holds its own
+  /// cached contents, up to the bounds above; the findings do not depend on it.
+  size_t threads = 0;
 };
 std::vector<core::Violation> check_record(const std::filesystem::path& dir, const ledger::Ledger& ledger,
                                           const RecordCheckOptions& options = {});

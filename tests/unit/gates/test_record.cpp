@@ -1,18 +1,21 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <future>
 
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/store.hpp"
 #include "avps/builtins/genpack.hpp"
 #include "avps/builtins/world_state.hpp"
 #include "avps/core/canonical_json.hpp"
+#include "avps/core/clock.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/gates/checked_objects.hpp"
 #include "avps/gates/gate.hpp"
 #include "avps/gates/integrity.hpp"
 #include "avps/gates/project_context.hpp"
 #include "avps/gates/record.hpp"
+#include "avps/ledger/ledger.hpp"
 #include "avps/project/project.hpp"
 #include "avps/skills/registry.hpp"
 #include "support/fixture_film.hpp"
@@ -272,6 +275,88 @@ TEST_CASE("the record check run inside the integrity check gives the findings ea
   CHECK(record_inside == record_alone);
   CHECK(std::count_if(integrity_alone.begin(), integrity_alone.end(),
                       [](const std::string& f) { return f.rfind("artifact.schema ", 0) == 0; }) == 2);
+  CHECK(std::count_if(integrity_alone.begin(), integrity_alone.end(),
+                      [&](const std::string& f) { return f.rfind("artifact.hash " + honest, 0) == 0; }) == 1);
+  CHECK(std::count_if(record_alone.begin(), record_alone.end(),
+                      [&](const std::string& f) { return f.rfind("gate.verdict " + cheated, 0) == 0; }) == 1);
+}
+
+TEST_CASE("the record check gives the same findings in the same order on one thread and on several",
+          "[gate-record][threads]") {
+  // Given many steps, every third one's verdict forged, when the steps are checked on one thread
+  // and on four (each taking a few steps at a time, with caches of its own), then the findings are
+  // the same, in the order of the steps and the record.
+  Film film;
+  std::vector<std::string> forged_paths;
+  for (int scene = 1; scene <= 40; ++scene) {
+    const std::string target = "S" + std::string(scene < 10 ? "0" : "") + std::to_string(scene);
+    json plaus = fixture("plaus");
+    if (scene % 3 == 0) {
+      plaus["total_score"] = 5;
+      plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
+      plaus["gate"]["verdict"] = "PASS";
+      plaus["gate"]["reasons"] = json::array();
+    } else {
+      plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
+    }
+    const std::string path =
+        film.write("PLAUS", target, plaus, "plausibility-auditor", "plausibility-auditor/" + target + "@a");
+    if (scene % 3 == 0) {
+      forged_paths.push_back(path);
+    }
+  }
+  const std::vector<std::string> one = lines_of(film.check({.threads = 1}));
+  const std::vector<std::string> four = lines_of(film.check({.threads = 4}));
+  const std::vector<std::string> four_small_caches = lines_of(film.check({.contents_cached = 1, .threads = 4}));
+  CHECK(four == one);
+  CHECK(four_small_caches == one);
+  REQUIRE(one.size() == forged_paths.size());
+  for (size_t i = 0; i < one.size(); ++i) {
+    CHECK(one[i].rfind("gate.verdict " + forged_paths[i], 0) == 0);
+  }
+}
+
+TEST_CASE("the record check on its own thread beside the integrity check of a reader gives the findings each gives alone",
+          "[gate-record][threads]") {
+  // As `avps gate` runs them since they share the machine's cores: over one read-only ledger, the
+  // record check on a thread of its own (and its helpers), the integrity check waiting for it
+  // (after_events) before it looks at the objects the record check noted.
+  Film film;
+  json forged = fixture("plaus");
+  forged["total_score"] = 5;
+  forged["gate"] = film.gate_of("plausibility-auditor", forged);
+  forged["gate"]["verdict"] = "PASS";
+  forged["gate"]["reasons"] = json::array();
+  const std::string cheated = film.write("PLAUS", "S02", forged, "plausibility-auditor", "plausibility-auditor/S02@a");
+  for (int scene = 3; scene <= 30; ++scene) {
+    json plaus = fixture("plaus");
+    plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
+    const std::string target = "S" + std::string(scene < 10 ? "0" : "") + std::to_string(scene);
+    film.write("PLAUS", target, plaus, "plausibility-auditor", "plausibility-auditor/" + target + "@a");
+  }
+  REQUIRE(film.project->ledger().flush().ok());
+  const std::string honest = film.write("PLAUS", "S01", fixture("plaus"), "plausibility-auditor", "plausibility-auditor/S01@a");
+  REQUIRE(core::write_file_atomic(film.dir / honest, "edited by hand\n", core::Overwrite::yes, core::Durability::cached)
+              .ok());
+  REQUIRE(film.project->ledger().flush().ok());
+
+  core::SystemClock clock;
+  std::unique_ptr<ledger::Ledger> reader = ledger::Ledger::open(film.dir, ledger::OpenMode::read_only, clock).value();
+  const gates::ProjectFiles files = gates::list_project_files(film.dir);
+  const std::vector<std::string> integrity_alone = lines_of(gates::check_integrity(film.dir, *reader, files));
+  const std::vector<std::string> record_alone = lines_of(gates::check_record(film.dir, *reader, {.threads = 1}));
+
+  gates::CheckedObjects checked(film.dir);
+  gates::RecordCheckOptions record_options{.checked = &checked, .threads = 2};
+  std::future<std::vector<core::Violation>> record_check = std::async(
+      std::launch::async, [&]() { return gates::check_record(film.dir, *reader, record_options); });
+  std::vector<std::string> record_beside;
+  gates::IntegrityOptions options{.checked = &checked};
+  options.after_events = [&]() { record_beside = lines_of(record_check.get()); };
+  const std::vector<std::string> integrity_beside = lines_of(gates::check_integrity(film.dir, *reader, files, options));
+
+  CHECK(integrity_beside == integrity_alone);
+  CHECK(record_beside == record_alone);
   CHECK(std::count_if(integrity_alone.begin(), integrity_alone.end(),
                       [&](const std::string& f) { return f.rfind("artifact.hash " + honest, 0) == 0; }) == 1);
   CHECK(std::count_if(record_alone.begin(), record_alone.end(),
