@@ -54,6 +54,17 @@ struct Film : testing::FixtureFilm {
     REQUIRE(gate.ok());
     return gate->to_json();
   }
+
+  // Records a PLAUS of `target` whose content fails its gate (total_score 5) but whose recorded
+  // gate says PASS: what gate.verdict must find.
+  std::string write_forged_plaus(const std::string& target) {
+    json forged = fixture("plaus");
+    forged["total_score"] = 5;
+    forged["gate"] = gate_of("plausibility-auditor", forged);
+    forged["gate"]["verdict"] = "PASS";
+    forged["gate"]["reasons"] = json::array();
+    return write("PLAUS", target, forged, "plausibility-auditor", "plausibility-auditor/" + target + "@a");
+  }
 };
 
 std::vector<std::string> rules_about(const std::vector<core::Violation>& violations, const std::string& subject) {
@@ -231,12 +242,7 @@ TEST_CASE("the record check run inside the integrity check gives the findings ea
   json plaus = fixture("plaus");
   plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
   const std::string honest = film.write("PLAUS", "S01", plaus, "plausibility-auditor", "plausibility-auditor/S01@a");
-  json forged = fixture("plaus");
-  forged["total_score"] = 5;
-  forged["gate"] = film.gate_of("plausibility-auditor", forged);
-  forged["gate"]["verdict"] = "PASS";
-  forged["gate"]["reasons"] = json::array();
-  const std::string cheated = film.write("PLAUS", "S02", forged, "plausibility-auditor", "plausibility-auditor/S02@a");
+  const std::string cheated = film.write_forged_plaus("S02");
   // A schema of the project's own that every PLAUS recorded breaks (artifact.schema, from what
   // the record check noted), and a face edited by hand (artifact.hash).
   json schema = core::parse_json(core::read_file(k_root / "schemas" / "plaus.schema.json").value(), "plaus schema").value();
@@ -322,12 +328,7 @@ TEST_CASE("the record check on its own thread beside the integrity check of a re
   // record check on a thread of its own (and its helpers), the integrity check waiting for it
   // (after_events) before it looks at the objects the record check noted.
   Film film;
-  json forged = fixture("plaus");
-  forged["total_score"] = 5;
-  forged["gate"] = film.gate_of("plausibility-auditor", forged);
-  forged["gate"]["verdict"] = "PASS";
-  forged["gate"]["reasons"] = json::array();
-  const std::string cheated = film.write("PLAUS", "S02", forged, "plausibility-auditor", "plausibility-auditor/S02@a");
+  const std::string cheated = film.write_forged_plaus("S02");
   for (int scene = 3; scene <= 30; ++scene) {
     json plaus = fixture("plaus");
     plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
