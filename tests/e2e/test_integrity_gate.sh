@@ -300,6 +300,15 @@ run_pid=$!
 # keep readers out for an instant (its open of the ledger, the checkpoint of its close) makes the
 # gate wait for it (SQLite's busy timeout), so a gate not done after 2 s lets the writer go on
 # while it waits; it must then pass as the others do.
+# The gates start once the writer holds its lock: before that each round gives it only 0.05 s, and
+# a slow start (a sanitizer build's) left the first gates with no writer to run beside.
+for _ in $(seq 400); do
+  # (Read from /proc/locks, as `avps` itself tells a writer: taking the lock to test it could make
+  # the writer's own attempt fail.)
+  inode=$(stat -c %i "$LIVE/.avps/lock" 2>/dev/null || true)
+  [ -n "$inode" ] && grep -Eq "FLOCK +ADVISORY +WRITE +[0-9]+ [0-9a-f]+:[0-9a-f]+:$inode " /proc/locks && break
+  sleep 0.05
+done
 gates=0 beside=0
 while [ "$gates" -lt 50 ]; do
   sleep 0.05
