@@ -282,22 +282,6 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   // step.finished, exchange.intent and .response, media.recorded): the rest of a body is not parsed.
   visitor.members = {"intent", "name", "row", "artifact", "skill", "model", "request_sha256", "response_sha256",
                      "media_sha256", "wire_request_sha256", "wire_response_sha256", "path", "sha256"};
-  // And those `also` reads: of every event, or of its kinds only (`also` gets each event with its
-  // members as this check gets it: it reads only its own).
-  if (options.also != nullptr) {
-    auto add_member = [](std::vector<std::string>& to, const std::string& member) {
-      if (std::find(to.begin(), to.end(), member) == to.end()) {
-        to.push_back(member);
-      }
-    };
-    for (const std::string& member : options.also->members) {
-      add_member(visitor.members, member);
-    }
-    for (const std::string& member : options.also->kind_members) {
-      add_member(visitor.kind_members, member);
-    }
-    visitor.member_kinds = options.also->member_kinds;
-  }
   visitor.each = [&](ledger::Event&& e) -> Result<void> {
     if (e.kind == "artifact.intent" && e.body.contains("intent")) {
       pending[e.body["intent"].value("name", "")] = e.body["intent"].value("path", "");
@@ -328,21 +312,12 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     } else if (std::optional<ledger::MediaRecorded> render = ledger::MediaRecorded::from_event(e)) {
       renders.insert_or_assign(render->path, Vouched{std::move(render->sha256), e.seq});
     }
-    if (options.also != nullptr && !options.also->failed) {
-      if (Result<void> taken = options.also->each(std::move(e)); !taken) {
-        options.also->failed = taken.error();  // the other reader's failure, not the integrity check's
-      }
-    }
     return ok();
   };
-  // (A check that hands the events on to `also` reads them all.)
-  const VerifiedMark* since = options.also == nullptr ? options.since : nullptr;
+  const VerifiedMark* since = options.since;
   ledger::Ledger::VerifiedPoint reached;  // kept as the mark when nothing at all is found
   std::vector<core::Violation> ledger_violations =
       ledger.verify(&visitor, since != nullptr ? &since->ledger : nullptr, options.clean != nullptr ? &reached : nullptr);
-  if (options.also != nullptr && visitor.failed && !options.also->failed) {
-    options.also->failed = visitor.failed;
-  }
   out.insert(out.end(), ledger_violations.begin(), ledger_violations.end());
   // The events up to `after` (0: none) were vouched for by the mark's point and not read: what
   // they recorded is checked against the mark below.

@@ -353,39 +353,6 @@ std::string first_score_difference(const json& recorded, const json& recomputed)
   return "";
 }
 
-}  // namespace
-
-struct RecordedArtifacts::Impl {
-  ledger::Ledger::EventVisitor visitor;
-  std::vector<Recorded> recorded;  // recording order
-};
-
-class RecordCheckAccess {
- public:
-  static RecordedArtifacts::Impl& impl(RecordedArtifacts& r) { return *r.m_impl; }
-};
-
-RecordedArtifacts::RecordedArtifacts() : m_impl(std::make_unique<Impl>()) {
-  // As read_recorded_events asks for them, of artifact.recorded alone: its "artifact" is one of the
-  // ledger's own parts, read of every event anyway; "details", of no other kind (an
-  // artifact.intent carries as much of them, and nothing reads them there).
-  m_impl->visitor.members = {"artifact"};
-  m_impl->visitor.kind_members = {"details"};
-  m_impl->visitor.member_kinds = {"artifact.recorded"};
-  m_impl->visitor.each = [impl = m_impl.get()](ledger::Event&& e) -> Result<void> {
-    if (e.kind == "artifact.recorded") {
-      if (std::optional<Recorded> r = recorded_of(e)) {
-        impl->recorded.push_back(std::move(*r));
-      }
-    }
-    return ok();
-  };
-}
-RecordedArtifacts::~RecordedArtifacts() = default;
-ledger::Ledger::EventVisitor& RecordedArtifacts::visitor() { return m_impl->visitor; }
-
-namespace {
-
 // What every checker of one record check reads: the configuration, the skills and the record,
 // filled by the first checker before any other starts, and changed by none after.
 struct SharedRecord {
@@ -410,7 +377,6 @@ class RecordCheck {
       : m_dir(dir),
         m_ledger(ledger),
         m_options(options),
-        m_fed(options.recorded != nullptr ? &RecordCheckAccess::impl(*options.recorded) : nullptr),
         m_shared(shared),
         m_contents(ledger, options.contents_cached, options.contents_bytes_cached, options.checked),
         m_faces(options.contents_cached) {}
@@ -522,11 +488,7 @@ class RecordCheck {
   }
 
   Result<void> read_record() {
-    if (m_fed != nullptr && !m_fed->visitor.failed) {
-      m_recorded = std::move(m_fed->recorded);  // gathered from the integrity check's pass
-    } else {
-      AVPS_TRY(read_recorded_events());
-    }
+    AVPS_TRY(read_recorded_events());
     for (const Recorded& r : m_recorded) {
       m_versions[r.record.kind + "/" + r.record.target].push_back(&r);
       if (!r.step.empty()) {
@@ -837,7 +799,6 @@ class RecordCheck {
   const fs::path& m_dir;
   const ledger::Ledger& m_ledger;
   const RecordCheckOptions& m_options;
-  RecordedArtifacts::Impl* m_fed;  // null: read_record reads the events itself
   SharedRecord& m_shared;
   // The shared record under the names the checks use (written by the first checker only, before
   // any other is made).

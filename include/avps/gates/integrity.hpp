@@ -56,9 +56,6 @@ ProjectFiles list_project_files(const std::filesystem::path& dir);
 /// What a check may leave out. `schemas`: artifact.schema, each artifact's content validated
 /// against its kind's schema as it is now (the costliest rule; a writer that only needs the bytes
 /// as recorded, hash-verified, leaves it to `avps gate`).
-/// `also`: a further reader of the events, given each event of the check's pass too (its body
-/// with the check's own members and `also->members`), and told in `also->failed` when that pass did
-/// not give every event (`avps gate`'s record check, RecordedArtifacts).
 /// What a run's check found as recorded (docs/formats/verified.md, `.avps/verified`): the ledger's
 /// VerifiedPoint, and each face and render with its bytes' hash and the file's identity when it
 /// was hashed, so that the next run's check re-reads only what changed since. `avps gate` never
@@ -104,7 +101,6 @@ std::optional<VerifiedMark> read_verified_mark(const std::filesystem::path& dir)
 /// filling `checked` as it reads (CheckedObjects).
 struct IntegrityOptions {
   bool schemas = true;
-  ledger::Ledger::EventVisitor* also = nullptr;
   const VerifiedMark* since = nullptr;
   VerifiedMark* clean = nullptr;
   std::function<void()> after_events = nullptr;

@@ -18,11 +18,9 @@
 // order whatever the number. It only reads the ledger, so it may run beside the integrity check
 // of the same read-only ledger (`avps gate` does: Ledger's threading), once the project's kinds are
 // declared (project::declare_project_kinds), and its CheckedObjects may be read once it returned.
-// A RecordedArtifacts is filled by one pass and read by one check: it is not shared.
 
 #include <cstddef>
 #include <filesystem>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,27 +42,6 @@ const std::vector<std::string>& record_rules();
 /// (check_recomputable); the engine's own checks and the checks that read the budget as it was
 /// are taken as recorded: a recorded verdict may be worse than the recomputed one only when the
 /// record carries the reasons that explain it, and never better.
-/// The artifact.recorded events as the record check keeps them, gathered from a pass over the
-/// events that another check makes anyway (`avps gate` hands visitor() to check_integrity, whose
-/// events come from Ledger::verify's pass), so that the record check does not read them again. The
-/// same snapshot must be read (the same ledger object). If that pass did not give every event
-/// (its visitor's `failed`), the record check reads them itself, as without.
-class RecordedArtifacts {
- public:
-  RecordedArtifacts();
-  ~RecordedArtifacts();
-  RecordedArtifacts(const RecordedArtifacts&) = delete;
-  RecordedArtifacts& operator=(const RecordedArtifacts&) = delete;
-  /// What to hand the pass: the members the record check reads, and a collector of its events.
-  ledger::Ledger::EventVisitor& visitor();
-
-  struct Impl;
-
- private:
-  friend class RecordCheckAccess;
-  std::unique_ptr<Impl> m_impl;
-};
-
 struct RecordCheckOptions {
   /// How many parsed artifact contents are kept at once: bounded, so that a season's gate does
   /// not hold every artifact; the findings do not depend on it.
@@ -73,8 +50,6 @@ struct RecordCheckOptions {
   /// one artifact can be large (a BUDGET_STATUS of 4,000 shots was 160 KB, and a 500-scene record
   /// held a thousand of them).
   size_t contents_bytes_cached = size_t{4} << 20;
-  /// The artifact.recorded events gathered from another pass, or null: the check reads them.
-  RecordedArtifacts* recorded = nullptr;
   /// Where each object the check reads, intact, is noted with what its kind's schema says of it,
   /// for the integrity check of the same gate (CheckedObjects), or null.
   CheckedObjects* checked = nullptr;
