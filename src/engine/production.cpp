@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 
 #include "avps/backends/image_output.hpp"
 #include "avps/builtins/genpack.hpp"
@@ -83,8 +84,28 @@ std::string routed_tier(const governance::RoutingTable& table, const std::string
 Result<void> log_reallocations(ledger::Ledger& ledger, const std::vector<ledger::Event>& events,
                                const governance::RoutingTable& table, const std::vector<governance::ShotPlan>& shots,
                                const std::string& router_skill) {
+  // Only the shots a move of `table` or a logged move names can give a row (unlogged_reallocations
+  // reads no other): the plan of every shot of the project, copied at each scene's router step,
+  // made the step's cost grow with the project.
+  std::set<std::string_view> named;
+  for (const governance::Reallocation& r : table.quota_changes) {
+    named.insert(r.change.shot_id);
+  }
+  for (const ledger::Event& e : events) {
+    if (e.kind == "route.reallocated" && e.body.is_object()) {
+      if (auto shot = e.body.find("shot_id"); shot != e.body.end() && shot->is_string()) {
+        named.insert(shot->get_ref<const std::string&>());
+      }
+    }
+  }
+  if (named.empty()) {
+    return ok();
+  }
   std::vector<governance::ShotAllocation> planned;
   for (const governance::ShotPlan& shot : shots) {
+    if (!named.count(shot.shot_id)) {
+      continue;
+    }
     AVPS_TRY_ASSIGN(std::string tier, shot.tier.empty() ? governance::generation_tier_for(shot.hero_tier)
                                                         : Result<std::string>(shot.tier));
     planned.push_back({shot.shot_id, shot.scene_id, shot.hero_tier, tier, shot.duration_ms});

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -970,6 +971,52 @@ Result<Findings> budget_caps(const json& output, const json& params, const GateC
   return findings;
 }
 
+// What tier_quotas reads of one SHOTLIST: each shot's id and hero tier, in row order, and the
+// number of shots of each hero tier.
+struct PlannedTiers {
+  std::vector<std::pair<std::string, std::string>> shots;
+  std::map<std::string, int64_t> by_hero;
+};
+
+// The planned tiers of a parsed SHOTLIST, kept by the parsed content they were read from. Every
+// scene's budget step counts the premium share over every scene's plan; the engine's context hands
+// out one shared content per version while its cache holds it, so with this memo a step reads the
+// rows of the plans it has not seen, not every row of the project (which made the cost of a
+// budget step grow with the project). An entry is used only for the very content it was read
+// from: its weak_ptr still locks to that object, and while a weak_ptr lives the object's block is
+// not freed, so no other content can take its address. A content the cache let go of is read
+// again when it is handed out anew. Called from every thread that checks (the record check's
+// threads too): under a mutex.
+std::shared_ptr<const PlannedTiers> planned_tiers_of(const std::shared_ptr<const json>& shotlist) {
+  struct Kept {
+    std::weak_ptr<const json> content;
+    std::shared_ptr<const PlannedTiers> tiers;
+  };
+  static std::mutex mutex;
+  static std::map<const json*, Kept> kept;
+  constexpr size_t k_max_kept = 4096;  // plans of many more scenes than one run's cache holds
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = kept.find(shotlist.get()); it != kept.end() && it->second.content.lock() == shotlist) {
+      return it->second.tiers;
+    }
+  }
+  auto tiers = std::make_shared<PlannedTiers>();
+  for (const json& shot : array_member(*shotlist, "rows")) {
+    tiers->shots.emplace_back(text_member(shot, "shot_id"), text_member(shot, "hero_tier"));
+    ++tiers->by_hero[tiers->shots.back().second];
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  if (kept.size() >= k_max_kept) {
+    std::erase_if(kept, [](const auto& entry) { return entry.second.content.expired(); });
+    if (kept.size() >= k_max_kept) {
+      kept.clear();
+    }
+  }
+  kept[shotlist.get()] = Kept{shotlist, tiers};
+  return tiers;
+}
+
 Result<Findings> tier_quotas(const json& output, const json& params, const GateContext& context) {
   AVPS_TRY_ASSIGN(double premium_pct, number_param(params, "premium_shot_pct"));
   AVPS_TRY_ASSIGN(double t3_pct, number_param(params, "t3_narrative_pct"));
@@ -1005,17 +1052,30 @@ Result<Findings> tier_quotas(const json& output, const json& params, const GateC
       rerouted[text_member(row, "shot_id") + "/" + text_member(row, "hero_tier")] = text_member(row, "tier");
     }
   }
+  auto premium_tier = [&](const std::string& hero) {
+    auto tier = tier_of.find(hero);
+    return tier != tier_of.end() && tier->second == "gen_premium";
+  };
   AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
   int64_t shots = 0;
   int64_t premium = 0;
   for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
     AVPS_TRY_ASSIGN(std::shared_ptr<const json> shotlist,
                     context.latest_shared("SHOTLIST", text_member(scene, "scene_id")));
-    for (const json& shot : shotlist ? array_member(*shotlist, "rows") : empty_array()) {
-      ++shots;
-      auto own = rerouted.find(text_member(shot, "shot_id") + "/" + text_member(shot, "hero_tier"));
-      const std::string tier = own != rerouted.end() ? own->second : tier_of[text_member(shot, "hero_tier")];
-      premium += tier == "gen_premium" ? 1 : 0;
+    if (!shotlist) {
+      continue;
+    }
+    const std::shared_ptr<const PlannedTiers> planned = planned_tiers_of(shotlist);
+    shots += static_cast<int64_t>(planned->shots.size());
+    if (rerouted.empty()) {
+      for (const auto& [hero, count] : planned->by_hero) {
+        premium += premium_tier(hero) ? count : 0;
+      }
+      continue;
+    }
+    for (const auto& [shot_id, hero] : planned->shots) {
+      auto own = rerouted.find(shot_id + "/" + hero);
+      premium += (own != rerouted.end() ? own->second == "gen_premium" : premium_tier(hero)) ? 1 : 0;
     }
   }
   if (shots > 0 && static_cast<double>(premium) * 100.0 > premium_pct * static_cast<double>(shots)) {

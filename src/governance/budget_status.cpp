@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <set>
+#include <string_view>
 
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/names.hpp"
@@ -76,8 +77,12 @@ void BudgetTally::add(const ledger::Event& e) {
   }
   if (artifacts::is_shot_id(row->shot_id) && !row->regen_count.empty() && row->regen_count.size() <= 6 &&
       std::all_of(row->regen_count.begin(), row->regen_count.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    int& regen = regen_by_shot[row->shot_id];
-    regen = std::max(regen, std::stoi(row->regen_count));
+    // Only shots regenerated at least once: the map is copied into every BUDGET_STATUS's input,
+    // and a shot with none (most of them) is listed nowhere.
+    if (const int count = std::stoi(row->regen_count); count > 0) {
+      int& regen = regen_by_shot[row->shot_id];
+      regen = std::max(regen, count);
+    }
   }
   const auto& known = model_tiers();
   if (!row->model_used.empty() && std::find(known.begin(), known.end(), row->tier) != known.end()) {
@@ -117,10 +122,23 @@ Result<BudgetStatusInput> budget_status_input(const ledger::Ledger& ledger, cons
       in.scopes.push_back(CapPosition{"scene " + scene, *cap, spend});
     }
   }
-  for (const std::string& shot : shots) {
-    if (std::optional<int64_t> cap = overrides.cap(configured, "shot " + shot)) {
-      AVPS_TRY_ASSIGN(ledger::Spend spend, ledger.spend("", shot));
-      in.scopes.push_back(CapPosition{"shot " + shot, *cap, spend});
+  // A shot has a cap when one is configured for every shot, or when a person raised its own.
+  // Without the first only the raised ones are looked at, in the same order (by shot id): looking
+  // up every shot with reservations made each budget step grow with the project.
+  if (configured.shot_cap_micro_usd) {
+    for (const std::string& shot : shots) {
+      if (std::optional<int64_t> cap = overrides.cap(configured, "shot " + shot)) {
+        AVPS_TRY_ASSIGN(ledger::Spend spend, ledger.spend("", shot));
+        in.scopes.push_back(CapPosition{"shot " + shot, *cap, spend});
+      }
+    }
+  } else {
+    const std::string_view prefix = "shot ";
+    for (const auto& [label, raised] : overrides.raised_caps()) {
+      if (label.rfind(prefix, 0) == 0 && shots.count(label.substr(prefix.size()))) {
+        AVPS_TRY_ASSIGN(ledger::Spend spend, ledger.spend("", label.substr(prefix.size())));
+        in.scopes.push_back(CapPosition{label, raised, spend});
+      }
     }
   }
 

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -82,7 +83,7 @@ class FakeGateContext : public gates::GateContext {
 
   /// Records `content` as the latest kind/target ("" for singletons).
   void record(const std::string& kind, const std::string& target, nlohmann::json content) {
-    m_artifacts[{kind, target}] = std::move(content);
+    m_artifacts[{kind, target}] = std::make_shared<const nlohmann::json>(std::move(content));
     m_faces.erase({kind, target});
   }
   void forget(const std::string& kind, const std::string& target) {
@@ -107,7 +108,16 @@ class FakeGateContext : public gates::GateContext {
     if (it == m_artifacts.end()) {
       return std::optional<nlohmann::json>();
     }
-    return std::optional<nlohmann::json>(it->second);
+    return std::optional<nlohmann::json>(*it->second);
+  }
+  /// As the engine's context: the same shared content for a recording until it is recorded again.
+  Result<std::shared_ptr<const nlohmann::json>> latest_shared(std::string_view kind,
+                                                              std::string_view target) const override {
+    if (m_broken) {
+      return make_error(ErrorCode::io_error, "ledger unreadable (test)");
+    }
+    auto it = m_artifacts.find({std::string(kind), std::string(target)});
+    return it == m_artifacts.end() ? nullptr : it->second;
   }
 
   Result<std::optional<Face>> latest_face(std::string_view kind, std::string_view target) const override {
@@ -128,7 +138,7 @@ class FakeGateContext : public gates::GateContext {
  private:
   using Key = std::pair<std::string, std::string>;
   nlohmann::json m_config;
-  std::map<Key, nlohmann::json> m_artifacts;
+  std::map<Key, std::shared_ptr<const nlohmann::json>> m_artifacts;
   std::map<Key, std::string> m_faces;
   bool m_broken = false;
 };

@@ -42,7 +42,7 @@ struct BudgetStatusInput {
   CapPosition project;              ///< scope "project", the effective project cap
   std::vector<CapPosition> scopes;  ///< each scene and shot with spend that has a cap ("scene S03")
   std::optional<int64_t> projected_total_micro_usd;
-  std::map<std::string, int> regen_by_shot;  ///< shot id -> regen count
+  std::map<std::string, int> regen_by_shot;  ///< shot id -> regen count, of shots regenerated at least once
   std::map<std::string, TierUsage> tiers;    ///< model tier -> usage
   std::vector<std::string> raised_caps;      ///< "project cap 300.000000 USD (raised by STOP-42)"
 };
@@ -54,7 +54,7 @@ struct BudgetStatusInput {
 struct BudgetTally {
   std::set<std::string> scenes;  ///< scene ids with reservations
   std::set<std::string> shots;   ///< shot ids with reservations
-  std::map<std::string, int> regen_by_shot;
+  std::map<std::string, int> regen_by_shot;  ///< shots regenerated at least once (absent: 0)
   std::map<std::string, TierUsage> tiers;
   void add(const ledger::Event& e);
 };

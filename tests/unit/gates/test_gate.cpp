@@ -1049,6 +1049,42 @@ TEST_CASE("tier quotas fail premium on more than 25% of shots and t3 on more tha
   CHECK(has_reason(result, "t3 took 3 of 18 narrative calls (16.7%), over the quota of 15%"));
 }
 
+TEST_CASE("the premium quota counts each scene's plan as recorded at the check, not as first read", "[gates]") {
+  // Given a context that hands out one shared content per recording, as the engine's does (the
+  // quota check keeps what it counted of each plan by that content), when a scene's plan changes
+  // between two budget checks, then the next check counts the plan recorded now.
+  FakeGateContext context = fixture_context();
+  json skill = skill_definition("budget-gates");
+  json status = artifact_fixture("budget_status");
+  const json plan = context.latest("SHOTLIST", "S01").value().value();
+  const std::string over = "1 of 3 planned shots (33.3%) are routed to gen_premium";
+  CHECK(has_reason(evaluate(skill, status, context), over));
+  CHECK(has_reason(evaluate(skill, status, context), over));  // the same content: counted once, the same answer
+
+  json no_hero_a = plan;
+  for (json& row : no_hero_a["rows"]) {
+    if (row["hero_tier"] == "A") {
+      row["hero_tier"] = "B";
+    }
+  }
+  context.record("SHOTLIST", "S01", no_hero_a);
+  CHECK(evaluate(skill, status, context).verdict == Verdict::pass);
+  context.record("SHOTLIST", "S01", plan);
+  CHECK(has_reason(evaluate(skill, status, context), over));
+  // A second scene planned with two hero A shots of four: 3 of 7.
+  json second = plan;
+  second["rows"] = json::array();
+  for (int i = 1; i <= 4; ++i) {
+    json row = plan["rows"][0];
+    row["shot_id"] = "S02_SH0" + std::to_string(i);
+    row["scene_id"] = "S02";
+    row["hero_tier"] = i <= 2 ? "A" : "C";
+    second["rows"].push_back(row);
+  }
+  context.record("SHOTLIST", "S02", second);  // the fixture's SCENES plans S01 and S02
+  CHECK(has_reason(evaluate(skill, status, context), "3 of 7 planned shots (42.9%) are routed to gen_premium"));
+}
+
 // ---- every shipped skill on its fixtures ------------------------------------------------------
 
 TEST_CASE("every shipped skill's gate evaluates on its outputs' fixtures", "[gates]") {

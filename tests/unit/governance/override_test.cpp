@@ -7,6 +7,7 @@
 
 #include "avps/artifacts/names.hpp"
 #include "avps/core/fs.hpp"
+#include "avps/governance/budget.hpp"
 #include "avps/governance/budget_status.hpp"
 #include "avps/project/project.hpp"
 #include "support/fixed_clock.hpp"
@@ -19,15 +20,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh project (project cap 1000 USD, scene cap 60 USD), open read-write.
+// A fresh project (project cap 1000 USD, scene cap 60 USD, and whatever `more` sets), open
+// read-write.
 struct Film {
   testing::TempDir tmp;
   testing::FixedClock clock;
   std::unique_ptr<project::Project> project;
 
-  Film() {
-    auto created =
-        project::Project::init(tmp.path() / "film", "Override test", {{"/budget/scene_cap_usd", 60}}, clock);
+  explicit Film(std::vector<project::Override> more = {}) {
+    more.insert(more.begin(), {"/budget/scene_cap_usd", 60});
+    auto created = project::Project::init(tmp.path() / "film", "Override test", more, clock);
     INFO((created.ok() ? std::string() : created.error().message));
     REQUIRE(created.ok());
     project = std::move(created).value();
@@ -203,6 +205,39 @@ TEST_CASE("Raising a scene cap raises that scene's cap only, and the latest rais
   CHECK(overrides.effective_budget(configured).project_cap_micro_usd == 1'000'000'000);
   CHECK(overrides.cap(configured, "scene S03") == 90'000'000);
   CHECK_FALSE(overrides.cap(configured, "shot S03_SH01"));  // no shot cap configured
+}
+
+TEST_CASE("A shot cap a person raised is judged by BUDGET_STATUS once the configuration sets none", "[override]") {
+  // Given spend on two shots of S03 and a shot cap raised for one of them and for a shot that has
+  // spent nothing, when the configuration no longer sets a shot cap and the BUDGET_STATUS input
+  // is gathered, then the raised shot with spend is judged against its cap, after its scene, and
+  // no other shot is.
+  Film film({{"/budget/shot_cap_usd", 10}});
+  project::Budget configured = film.project->config().budget;
+  REQUIRE(configured.shot_cap_micro_usd == 10'000'000);
+  REQUIRE(film.ledger().begin_run("test", json::object()).ok());
+  governance::BudgetGovernor governor(film.ledger(), configured);
+  for (const char* shot : {"S03_SH01", "S03_SH02"}) {
+    ledger::Reservation call{std::string("render ") + shot, "S03", shot, 5'000'000, "generate proxy"};
+    REQUIRE(governor.reserve(call).ok());
+    REQUIRE(governor.settle(call, 4'600'000, std::nullopt).ok());
+  }
+  REQUIRE(film.ledger().end_run("DONE", json::object()).ok());
+  for (const char* cap : {"shot S03_SH01", "shot S09_SH01"}) {
+    const int64_t stop = film.stop(budget_stop(cap, 1'000'000));
+    auto raised = governance::record_override(*film.project, raise(stop, "12"));
+    INFO((raised.ok() ? std::string() : raised.error().message));
+    REQUIRE(raised.ok());
+  }
+  configured.shot_cap_micro_usd.reset();
+  const std::vector<ledger::Event> events = film.events();
+  auto in = governance::budget_status_input(film.ledger(), events, configured, film.overrides(), std::nullopt);
+  REQUIRE(in.ok());
+  REQUIRE(in->scopes.size() == 2);
+  CHECK(in->scopes[0].scope == "scene S03");
+  CHECK(in->scopes[1].scope == "shot S03_SH01");
+  CHECK(in->scopes[1].cap_micro_usd == 12'000'000);
+  CHECK(in->scopes[1].spend.total() == 4'600'000);
 }
 
 TEST_CASE("Extra attempts add up per loop and are priced at the stopped loop's last attempt", "[override]") {
