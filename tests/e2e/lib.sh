@@ -5,6 +5,10 @@ AVPS="$1"
 SRC="$2"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# What avps or a tool leaves in the temp folder goes with the test's own folder: an edit whose
+# import is refused keeps the person's copy there (`avps artifact edit`), by design.
+export TMPDIR="$WORK/tmp"
+mkdir -p "$TMPDIR"
 failures=0
 # python3 called as the interpreter itself, not through a version manager's shim on PATH (pyenv's is
 # a bash script that runs pyenv first: about 0.5 CPU s a call, over a second on a loaded machine,
