@@ -3,7 +3,9 @@
 # examples/feature_scale cut to N scenes, on the sim with every call taking LATENCY ms, at each
 # --jobs value; beside each wall time, the critical-path bound of the calls that run recorded
 # (bench/critical_path.py: the longest chain of dependent calls x the latency, what unbounded
-# --jobs could reach at best) and the ratio wall / bound.
+# --jobs could reach at best) and the ratio wall / bound; then the bound that keeps the walk's
+# order (critical_path.py --walk: every scene validated before any is produced, and each scene's
+# cost loop after the earlier scenes' production) and the ratio to it.
 #
 #   bash bench/concurrency.sh [AVPS] [--scenes N] [--latency-ms L] [--jobs "1 8 64"]
 #
@@ -25,7 +27,8 @@ while [ $# -gt 0 ]; do
 done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-printf '%-7s %-8s %-5s %-6s %-7s %-9s %-9s %-7s %s\n' scenes latency jobs exit calls wall_s bound_s ratio path_calls
+printf '%-7s %-8s %-5s %-6s %-7s %-9s %-9s %-7s %-11s %-12s %-11s %s\n' scenes latency jobs exit calls wall_s bound_s \
+  ratio path_calls walk_bound_s walk_ratio walk_path_calls
 for j in $jobs; do
   p="$work/p$j"
   cp -r "$root/examples/feature_scale" "$p"
@@ -48,12 +51,18 @@ PY
   bound=$(sed -n 's/.*bound_s=\([0-9.]*\).*/\1/p' <<<"$line")
   calls=$(sed -n 's/.* calls=\([0-9]*\).*/\1/p' <<<"$line")
   path_calls=$(sed -n 's/.*path_calls=\([0-9]*\).*/\1/p' <<<"$line")
-  python3 - "$scenes" "$latency" "$j" "$rc" "$calls" "$start" "$end" "$bound" "$path_calls" <<'PY'
+  walk_line=$(python3 "$root/bench/critical_path.py" "$p" "$latency" --walk)
+  walk_bound=$(sed -n 's/.*bound_s=\([0-9.]*\).*/\1/p' <<<"$walk_line")
+  walk_path_calls=$(sed -n 's/.*path_calls=\([0-9]*\).*/\1/p' <<<"$walk_line")
+  python3 - "$scenes" "$latency" "$j" "$rc" "$calls" "$start" "$end" "$bound" "$path_calls" "$walk_bound" \
+    "$walk_path_calls" <<'PY'
 import sys
-scenes, latency, jobs, rc, calls, start, end, bound, path_calls = sys.argv[1:]
+scenes, latency, jobs, rc, calls, start, end, bound, path_calls, walk_bound, walk_path_calls = sys.argv[1:]
 wall = float(end) - float(start)
 ratio = wall / float(bound) if float(bound) > 0 else float("nan")
-print(f"{scenes:<7} {latency:<8} {jobs:<5} {rc:<6} {calls:<7} {wall:<9.2f} {float(bound):<9.2f} {ratio:<7.2f} {path_calls}")
+walk_ratio = wall / float(walk_bound) if float(walk_bound) > 0 else float("nan")
+print(f"{scenes:<7} {latency:<8} {jobs:<5} {rc:<6} {calls:<7} {wall:<9.2f} {float(bound):<9.2f} {ratio:<7.2f} "
+      f"{path_calls:<11} {float(walk_bound):<12.2f} {walk_ratio:<11.2f} {walk_path_calls}")
 PY
   [ "$rc" = 0 ] || sed 's/^/         /' "$work/err" | tail -n 5
 done

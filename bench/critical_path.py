@@ -18,6 +18,15 @@ waves run the steps in order). The storyboard frame's render counts in its revie
 It is a lower bound in one more way: a loop whose revision is another step's (a judge's FAIL
 revised by the writer) counts the revision's calls inside the writer's unit, not in between.
 
+With --walk, the bound of a scheduler that keeps what the walk's order means today and changes
+only how many units are in flight: the phases from the first one marked `walk: production` wait
+for every unit of the phases before them (every scene validated, continued and planned before any
+is produced), and a scene's unit of a step that reads a kind `all_targets` (skill.json: the cost
+loop's model-router and budget-gates read every scene's SHOTLIST and QC_BATCH) waits for every
+unit of earlier scenes that writes that kind (each scene's cost loop reads the earlier scenes'
+production results, so production is a chain of scenes). The ratio of the two bounds is what the
+policy decisions of docs/architecture.md ("Not built: a scheduler that fills the pipe") are worth.
+
 Prints one line: `bound_s=<seconds> units=<n> calls=<n> longest=<unit> ...` (the last unit of the
 longest path, and the path's units with their calls).
 """
@@ -32,7 +41,11 @@ SCENE = re.compile(r"^S\d+$")
 
 
 def main():
-    project, latency_ms = sys.argv[1], float(sys.argv[2])
+    args = [a for a in sys.argv[1:] if a != "--walk"]
+    walk = "--walk" in sys.argv[1:]
+    if len(args) != 2:
+        raise SystemExit("usage: critical_path.py PROJECT_DIR LATENCY_MS [--walk]")
+    project, latency_ms = args[0], float(args[1])
     graph_path = os.path.join(project, "policies", "stage_graph.json")
     if not os.path.exists(graph_path):
         graph_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "policies", "stage_graph.json")
@@ -49,6 +62,23 @@ def main():
                                  "phase_index": index}
             phase_steps.setdefault(phase["name"], []).append(step["id"])
             by_skill.setdefault(skill, []).append(step["id"])
+
+    # The walk's own order (--walk): where production starts, and which steps read which kinds
+    # of every scene (skill.json inputs with slice all_targets) and which steps write them.
+    production_from = next((i for i, p in enumerate(graph["phases"]) if p.get("walk") == "production"),
+                           len(graph["phases"]))
+    skills_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "skills")
+    reads_all, writes = {}, {}
+    for skill in by_skill:
+        path = os.path.join(project, "skills", skill, "skill.json")
+        if not os.path.exists(path):
+            path = os.path.join(skills_dir, skill, "skill.json")
+        if not os.path.exists(path):
+            continue  # an action (generate), not a skill
+        definition = json.load(open(path))
+        reads_all[skill] = [i["kind"] for i in definition.get("inputs", []) if i.get("slice") == "all_targets"]
+        for output in definition.get("outputs", []):
+            writes.setdefault(output.get("kind"), []).extend(by_skill[skill])
 
     def resolve(name):
         if name in steps:
@@ -126,6 +156,15 @@ def main():
             at = ids.index(step_id)
             if at > 0:
                 out.append((ids[at - 1], ctx))
+        if walk and step["phase_index"] >= production_from:
+            for earlier in graph["phases"][:production_from]:
+                for s in phase_steps[earlier["name"]]:
+                    out += units_of(s)
+        if walk and scene_level:
+            rank = scene_rank.get(scene_of(ctx), 0)
+            for kind in reads_all.get(step["skill"], []):
+                for writer in writes.get(kind, []):
+                    out += [u for u in units_of(writer) if scene_rank.get(scene_of(u[1]), rank) < rank]
         return out
 
     finish = {}
