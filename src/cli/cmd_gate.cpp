@@ -11,6 +11,7 @@
 #include "avps/core/clock.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/core/json_schema.hpp"
 #include "avps/gates/integrity.hpp"
 #include "avps/gates/record.hpp"
 #include "avps/ledger/ledger.hpp"
@@ -190,6 +191,7 @@ void run_gate(const GateOptions& options, Context& ctx) {
   // instead of reading, hashing, parsing and validating those objects again. The findings are
   // listed as ever: the integrity check's, then the record check's.
   std::ignore = project::declare_project_kinds(options.dir);
+  core::prepare_concurrent_validation();  // both threads validate schemas
   gates::CheckedObjects checked(options.dir);
   gates::RecordCheckOptions record_options;
   record_options.checked = &checked;

@@ -1,7 +1,9 @@
 #include "avps/core/json_schema.hpp"
 
 #include <algorithm>
+#include <locale>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <set>
@@ -519,6 +521,18 @@ std::vector<SchemaIssue> JsonSchema::validate(const json& instance) const {
     }
   }
   return issues;
+}
+
+void prepare_concurrent_validation() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // std::regex takes a copy of the global locale, which shares this facet; the scanner narrows
+    // with '\0' as the default, as here, so every entry it would write is written now.
+    const auto& ctype = std::use_facet<std::ctype<char>>(std::locale());
+    for (int c = 0; c < 256; ++c) {
+      (void)ctype.narrow(static_cast<char>(c), '\0');
+    }
+  });
 }
 
 std::string format_schema_issues(const std::string& what, const std::vector<SchemaIssue>& issues) {

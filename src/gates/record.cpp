@@ -15,6 +15,7 @@
 #include "avps/artifacts/store.hpp"
 #include "avps/builtins/world_state.hpp"
 #include "avps/core/canonical_json.hpp"
+#include "avps/core/json_schema.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/gates/gate.hpp"
@@ -473,6 +474,9 @@ class RecordCheck {
       }
     };
     std::vector<std::thread> started;
+    if (threads > 1) {
+      core::prepare_concurrent_validation();
+    }
     for (size_t t = 1; t < threads; ++t) {
       started.emplace_back(take_items, std::ref(*m_helpers[t - 1]), t);
     }

@@ -9,6 +9,9 @@
 // match P) is answered valid-or-not through an equivalent propertyNames pattern, which valijson
 // compiles once rather than at every object; the issues of an invalid instance always come from
 // the schema as written (json_schema.cpp, key_rules_as_property_names).
+//
+// Threading: a JsonSchema is immutable once made, and several threads may validate with it, or
+// with others, at once, provided prepare_concurrent_validation() was called before they started.
 
 #include <filesystem>
 #include <memory>
@@ -54,6 +57,12 @@ class JsonSchema {
   std::shared_ptr<const nlohmann::json> m_document;
   std::shared_ptr<const Compiled> m_compiled;
 };
+
+/// To be called before threads that validate (or compile a std::regex) start: valijson compiles
+/// a std::regex for each pattern it checks, and libstdc++ fills std::ctype<char>::narrow's cache
+/// on the first use of each character without a guard (GCC bug 77704), which ThreadSanitizer
+/// reports as a race. Filled here once, the threads only read it. Idempotent; thread-safe.
+void prepare_concurrent_validation();
 
 /// "a.b: expected X, found Y; ..." — the issues on one line each, for error messages.
 std::string format_schema_issues(const std::string& what, const std::vector<SchemaIssue>& issues);
