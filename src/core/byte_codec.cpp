@@ -1,6 +1,7 @@
 #include "avps/core/byte_codec.hpp"
 
 #include <cstring>
+#include <tuple>
 #include <utility>
 
 namespace avps::core {
@@ -156,6 +157,12 @@ size_t ByteReader::count() {
 }
 
 nlohmann::json ByteReader::json() { return json_at(0); }
+
+std::string_view ByteReader::json_bytes() {
+  const size_t at = m_at;
+  std::ignore = json_at(0);
+  return ok() ? m_in.substr(at, m_at - at) : std::string_view();
+}
 
 nlohmann::json ByteReader::json_at(int depth) {
   if (m_at >= m_in.size()) {

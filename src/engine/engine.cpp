@@ -922,7 +922,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       auto media = record.media.find(context.shot_id + "/" + context.resolution);
       if (media != record.media.end()) {
         // What the grader sees of the render (never the event's bookkeeping: run ids, times).
-        const json& m = media->second;
+        const json m = *media->second;
         json descriptor = {{"shot_id", m.value("shot_id", "")},   {"resolution", m.value("resolution", "")},
                            {"attempt", m.value("attempt", 0)},     {"path", m.value("path", "")},
                            {"sha256", m.value("sha256", "")},      {"model", m.value("model", "")}};

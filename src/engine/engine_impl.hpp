@@ -657,8 +657,8 @@ struct Impl {
                                       Gathered* gathered);
   /// The graded attempts of `key` ("S01_SH02/proxy") made from the render identity `identity`.
   std::vector<nlohmann::json> attempts_from(const std::string& key, const std::string& identity);
-  /// The last of them, or nullptr: what shot_done reads, without copying them.
-  const nlohmann::json* last_attempt_from(const std::string& key, const std::string& identity) const;
+  /// The last of them, or nullopt: what shot_done reads (decoded from the newest back to it).
+  std::optional<nlohmann::json> last_attempt_from(const std::string& key, const std::string& identity) const;
   /// Whether `key` needs no more attempts from `identity`: its last attempt from it passed QC
   /// (`grader`'s), or a person accepted a render made from it (`avps override --accept`).
   bool shot_done(const skills::SkillDef& grader, const std::string& key, const std::string& identity);

@@ -118,6 +118,31 @@ class StepSummary {
 /// `summary` kept (encoded).
 StepSummary make_summary(const nlohmann::json& summary);
 
+/// A JSON value the record keeps of one render or graded shot attempt (Record::media, renders,
+/// shot_attempts), held as its bytes in the flat encoding (core::ByteWriter::json, which gives
+/// back the same value, types and all) and decoded where a rule reads it, as StepSummary does for
+/// steps but not shared (each value has one holder). A JSON object of ten members is ten map nodes
+/// and their strings, about 1,500 bytes of heap; its bytes are one block of about 250. At 500
+/// scenes those values as JSON objects were about 20 MB of the run's record, as bytes 6.
+/// A plain value: const use from several threads is safe, as for a std::string.
+class FlatJson {
+ public:
+  FlatJson() = default;
+  /// `value` encoded.
+  explicit FlatJson(const nlohmann::json& value);
+  /// Bytes core::ByteWriter::json wrote (one value), kept as they are.
+  static FlatJson of_bytes(std::string bytes);
+  /// The value, decoded anew at each `*` (null when empty): a reader of several members decodes
+  /// once and reads its copy.
+  nlohmann::json operator*() const;
+  const std::string& bytes() const { return m_bytes; }
+  /// Equal values have equal bytes (one encoding per value).
+  bool operator==(const FlatJson& other) const = default;
+
+ private:
+  std::string m_bytes;
+};
+
 
 /// Who wrote an artifact (Record::written_by): the step key and attempt from its
 /// artifact.recorded details. A struct, not a JSON object: one per artifact of the history.
@@ -170,10 +195,10 @@ struct Record {
   std::set<std::string> cut_short;
   std::map<std::string, std::string> world_after;   ///< scene -> WORLD_STATE name its tracker wrote last
   std::set<std::string> revisions_done;             ///< "<loop>#<attempt>" revisions that passed
-  std::map<std::string, nlohmann::json> media;      ///< "<shot>/<resolution>" -> media_summary of its last
-  std::map<std::string, nlohmann::json> renders;    ///< render path -> its render_summary (+ "seq" when read)
+  std::map<std::string, FlatJson> media;      ///< "<shot>/<resolution>" -> media_summary of its last
+  std::map<std::string, FlatJson> renders;    ///< render path -> its render_summary (+ "seq" when read)
   std::map<std::string, std::string> media_paths;   ///< "<shot>/<resolution>#<attempt>" -> its render's path
-  std::map<std::string, std::vector<nlohmann::json>> shot_attempts;  ///< "<shot>/<resolution>" -> qc verdicts
+  std::map<std::string, std::vector<FlatJson>> shot_attempts;  ///< "<shot>/<resolution>" -> qc verdicts
   std::set<std::string> analyzer_runs;              ///< "<shot>/<resolution>#<attempt>" analyzer ran after
   std::map<std::string, nlohmann::json> rounds;     ///< "<shot>/<resolution>" -> last regen.round body
   std::set<std::string> waves_written;              ///< "<scene>/<resolution>#<wave>"

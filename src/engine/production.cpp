@@ -678,29 +678,31 @@ Result<std::string> Impl::render_identity(const skills::SkillDef& packager, cons
 
 std::vector<json> Impl::attempts_from(const std::string& key, const std::string& identity) {
   std::vector<json> out;
-  for (const json& attempt : record.shot_attempts[key]) {
+  for (const FlatJson& kept : record.shot_attempts[key]) {
+    json attempt = *kept;
     if (made_from(attempt, identity)) {
-      out.push_back(attempt);
+      out.push_back(std::move(attempt));
     }
   }
   return out;
 }
 
-const json* Impl::last_attempt_from(const std::string& key, const std::string& identity) const {
+std::optional<json> Impl::last_attempt_from(const std::string& key, const std::string& identity) const {
   auto attempts = record.shot_attempts.find(key);
   if (attempts == record.shot_attempts.end()) {
-    return nullptr;
+    return std::nullopt;
   }
-  for (auto attempt = attempts->second.rbegin(); attempt != attempts->second.rend(); ++attempt) {
-    if (made_from(*attempt, identity)) {
-      return &*attempt;
+  for (auto kept = attempts->second.rbegin(); kept != attempts->second.rend(); ++kept) {
+    json attempt = **kept;
+    if (made_from(attempt, identity)) {
+      return attempt;
     }
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 bool Impl::shot_done(const skills::SkillDef& grader, const std::string& key, const std::string& identity) {
-  const json* last = last_attempt_from(key, identity);
+  const std::optional<json> last = last_attempt_from(key, identity);
   if (last && last->value("verdict", "") == "PASS") {
     return true;
   }
@@ -709,7 +711,7 @@ bool Impl::shot_done(const skills::SkillDef& grader, const std::string& key, con
     return false;
   }
   auto render = record.renders.find(*accepted);
-  return render == record.renders.end() || made_from(render->second, identity);
+  return render == record.renders.end() || made_from(*render->second, identity);
 }
 
 Result<std::vector<StaleShot>> Impl::stale_shots() {
@@ -745,7 +747,8 @@ Result<std::vector<StaleShot>> Impl::stale_shots() {
           continue;
         }
         std::string done_before;  // the latest render that passed or was accepted, from other inputs
-        for (const json& attempt : record.shot_attempts[key]) {
+        for (const FlatJson& kept : record.shot_attempts[key]) {
+          const json attempt = *kept;
           if (attempt.value("verdict", "") == "PASS" && !made_from(attempt, identity)) {
             done_before = record.media_paths[key + "#" + std::to_string(attempt.value("attempt", 0))];
           }
@@ -757,8 +760,9 @@ Result<std::vector<StaleShot>> Impl::stale_shots() {
           stale.resolutions.push_back(resolution);
           auto render = record.renders.find(done_before);
           if (render != record.renders.end()) {
-            rendered_parts = render->second.value("input_hashes", json::object());
-            rendered_at = std::max(rendered_at, render->second.value("seq", int64_t{0}));
+            const json summary = *render->second;
+            rendered_parts = summary.value("input_hashes", json::object());
+            rendered_at = std::max(rendered_at, summary.value("seq", int64_t{0}));
           }
         }
       }
@@ -1094,7 +1098,7 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
       if (shot_done(key, a.identity)) {
         continue;
       }
-      const std::vector<json>& every_attempt = record.shot_attempts[key];
+      const std::vector<FlatJson>& every_attempt = record.shot_attempts[key];
       const std::vector<json> attempts = attempts_from(key, a.identity);
       const int earlier = static_cast<int>(every_attempt.size() - attempts.size());  // from other inputs
       if (auto open = record.open_stops.find(frozen_loop(key));
@@ -1454,7 +1458,7 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
       }
       const std::string key = a.ctx.shot_id + "/" + resolution;
       auto known = record.media.find(key);
-      if (known != record.media.end() && known->second.value("key", "") == c.key) {
+      if (known != record.media.end() && (*known->second).value("key", "") == c.key) {
         continue;  // recorded before an interruption
       }
       char name[64];
@@ -1505,8 +1509,8 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
       AVPS_TRY(e.m_project.ledger().commit(std::move(rendered), ledger::Sync::deferred));
       for (const auto& [key, body] : rendered_bodies) {
         core::crash_point("engine.after_media");
-        record.media[key] = media_summary(body);
-        record.renders[body.value("path", "")] = render_summary(body);
+        record.media[key] = FlatJson(media_summary(body));
+        record.renders[body.value("path", "")] = FlatJson(render_summary(body));
       }
     }
     // 4. QC of the wave, one verdict per shot, then the wave's QC_BATCH.

@@ -69,6 +69,26 @@ StepSummary make_summary(const json& summary) {
   return StepSummary(out.take());
 }
 
+FlatJson::FlatJson(const json& value) {
+  core::ByteWriter out;
+  out.json(value);
+  m_bytes = out.take();
+}
+
+FlatJson FlatJson::of_bytes(std::string bytes) {
+  FlatJson kept;
+  kept.m_bytes = std::move(bytes);
+  return kept;
+}
+
+json FlatJson::operator*() const {
+  if (m_bytes.empty()) {
+    return nullptr;
+  }
+  core::ByteReader in(m_bytes);
+  return in.json();
+}
+
 void note_loop_verdict(Record& record, const std::string& loop, const std::string& verdict) {
   if (verdict != "PASS" && verdict != "WARN" && verdict != "ACCEPTED") {
     return;
@@ -90,7 +110,8 @@ std::vector<std::string> analyzer_runs_missing(const Record& record, const std::
     const auto& [key, attempts] = *shot;
     std::map<std::string, int> failed_by_identity;
     std::map<std::string, int> due_since;  // identity -> the attempt whose failure made the analyzer due
-    for (const json& a : attempts) {
+    for (const FlatJson& kept : attempts) {
+      const json a = *kept;
       const std::string identity = a.value("inputs", "");
       const int attempt = a.value("attempt", 0);
       if (failed_by_identity[identity] >= analyzer_after) {
@@ -215,12 +236,12 @@ json failed_render(const json& failure) {
 }
 
 void note_attempt(Record& record, const json& attempt) {
-  std::vector<json>& list = record.shot_attempts[attempt.value("shot_id", "") + "/" + attempt.value("resolution", "")];
+  std::vector<FlatJson>& list =
+      record.shot_attempts[attempt.value("shot_id", "") + "/" + attempt.value("resolution", "")];
   // A resumed wave records the same attempt again; keep the last word on it.
-  list.erase(std::remove_if(list.begin(), list.end(),
-                            [&](const json& a) { return a.value("attempt", 0) == attempt.value("attempt", 0); }),
-             list.end());
-  list.push_back(attempt);
+  const int number = attempt.value("attempt", 0);
+  std::erase_if(list, [number](const FlatJson& a) { return (*a).value("attempt", 0) == number; });
+  list.emplace_back(attempt);
 }
 
 const json& rows_of(const json& artifact) {
@@ -340,10 +361,11 @@ void RecordFold::add(const ledger::Event& e) {
     const std::string key = render->shot_id + "/" + render->resolution;
     if (m_all) {
       // What a grader's MEDIA input reads: a run's, not the stale-shot rule's (no packager reads it).
-      record.media[key] = media_summary(e.body);
+      record.media[key] = FlatJson(media_summary(e.body));
     }
-    json& kept = record.renders[render->path] = render_summary(e.body);
+    json kept = render_summary(e.body);
     kept["seq"] = e.seq;
+    record.renders[render->path] = FlatJson(kept);
     record.media_paths[key + "#" + std::to_string(render->attempt)] = render->path;
   } else if (e.kind == "trigger.fired") {
     json fired = e.body;
@@ -377,11 +399,10 @@ Record RecordFold::finish() && {
   // A graded attempt counts once its wave's QC_BATCH is recorded (DESIGN §1.1): grades of a wave
   // an interruption cut short are graded again, from the record, and the batch written then.
   for (auto& [key, attempts] : record.shot_attempts) {
-    attempts.erase(std::remove_if(attempts.begin(), attempts.end(),
-                                  [&](const json& a) {
-                                    return a.contains("wave") && !record.waves_written.count(a.value("wave", ""));
-                                  }),
-                   attempts.end());
+    std::erase_if(attempts, [&](const FlatJson& kept) {
+      const json a = *kept;
+      return a.contains("wave") && !record.waves_written.count(a.value("wave", ""));
+    });
   }
   for (const governance::HardStop& stop : m_stops.open()) {
     auto inputs = m_stop_inputs.find(stop.seq);
@@ -459,6 +480,7 @@ void save_members(const Record& r, bool all, const governance::HardStopFold& sto
   };
   auto as_json = [](const auto& v) { return json(v); };
   auto summary = [](const StepSummary& s) { return *s; };
+  auto flat = [](const FlatJson& kept) { return *kept; };
   // The exchange facts a member keeps: responses, intents or reservations, each of the keys that have one.
   auto exchanges = [&](std::string_view key, auto has, auto value) {
     size_t n = 0;
@@ -482,11 +504,11 @@ void save_members(const Record& r, bool all, const governance::HardStopFold& sto
       "intents", [](const ExchangeFacts& f) { return f.intents != 0; },
       [](const ExchangeFacts& f) { return json(f.intents); });
   object("loops", r.loops, summary);
-  object("media", r.media, as_json);
+  object("media", r.media, flat);
   object("media_paths", r.media_paths, as_json);
   object("open_stops", r.open_stops, as_json);
   sink.whole("overrides", overrides.save());
-  object("renders", r.renders, as_json);
+  object("renders", r.renders, flat);
   exchanges(
       "reservations", [](const ExchangeFacts& f) { return f.reservations != 0; },
       [](const ExchangeFacts& f) { return json(f.reservations); });
@@ -498,7 +520,13 @@ void save_members(const Record& r, bool all, const governance::HardStopFold& sto
       });
   sink.whole("revisions_done", r.revisions_done);
   object("rounds", r.rounds, as_json);
-  object("shot_attempts", r.shot_attempts, as_json);
+  object("shot_attempts", r.shot_attempts, [](const std::vector<FlatJson>& attempts) {
+    json list = json::array();
+    for (const FlatJson& attempt : attempts) {
+      list.push_back(*attempt);
+    }
+    return list;
+  });
   object("steps", r.steps, summary);
   sink.whole("stop_inputs", stop_inputs);  // integer keys: an array of pairs, as nlohmann makes it
   object("stopped_loops", r.stopped_loops, as_json);
@@ -658,10 +686,19 @@ RecordFold RecordFold::restore(const json& saved) {
   saved.at("cut_short").get_to(r.cut_short);
   saved.at("world_after").get_to(r.world_after);
   saved.at("revisions_done").get_to(r.revisions_done);
-  saved.at("media").get_to(r.media);
-  saved.at("renders").get_to(r.renders);
+  for (const auto& [key, summary] : saved.at("media").get_ref<const json::object_t&>()) {
+    r.media.emplace(key, FlatJson(summary));
+  }
+  for (const auto& [path, summary] : saved.at("renders").get_ref<const json::object_t&>()) {
+    r.renders.emplace(path, FlatJson(summary));
+  }
   saved.at("media_paths").get_to(r.media_paths);
-  saved.at("shot_attempts").get_to(r.shot_attempts);
+  for (const auto& [key, attempts] : saved.at("shot_attempts").get_ref<const json::object_t&>()) {
+    std::vector<FlatJson>& kept = r.shot_attempts[key];
+    for (const json& attempt : attempts.get_ref<const json::array_t&>()) {
+      kept.emplace_back(attempt);
+    }
+  }
   saved.at("analyzer_runs").get_to(r.analyzer_runs);
   saved.at("rounds").get_to(r.rounds);
   saved.at("waves_written").get_to(r.waves_written);
@@ -692,6 +729,7 @@ void put(core::ByteWriter& out, int value);
 void put(core::ByteWriter& out, int64_t value);
 void put(core::ByteWriter& out, const RecordedResponse& value);
 void put(core::ByteWriter& out, const StepSummary& value);
+void put(core::ByteWriter& out, const FlatJson& value);
 void put(core::ByteWriter& out, const WrittenBy& value);
 template <typename A, typename B>
 void put(core::ByteWriter& out, const std::pair<A, B>& value);
@@ -708,6 +746,7 @@ void take(core::ByteReader& in, int& value);
 void take(core::ByteReader& in, int64_t& value);
 void take(core::ByteReader& in, RecordedResponse& value);
 void take(core::ByteReader& in, WrittenBy& value);
+void take(core::ByteReader& in, FlatJson& value);
 template <typename A, typename B>
 void take(core::ByteReader& in, std::pair<A, B>& value);
 template <typename T>
@@ -731,6 +770,7 @@ void put(core::ByteWriter& out, const RecordedResponse& value) {
 // (A summary's bytes are what out.json(*value) writes: decoded and written again, not copied,
 // since the writer takes values, not bytes.)
 void put(core::ByteWriter& out, const StepSummary& value) { out.json(*value); }
+void put(core::ByteWriter& out, const FlatJson& value) { out.json(*value); }
 void put(core::ByteWriter& out, const WrittenBy& value) { out.json(written_by_json(value)); }
 template <typename A, typename B>
 void put(core::ByteWriter& out, const std::pair<A, B>& value) {
@@ -782,6 +822,7 @@ StepSummary take_summary(core::ByteReader& in, std::string_view bytes) {
   std::ignore = in.json();  // (read to find where it ends)
   return in.ok() ? StepSummary(std::string(bytes.substr(at, in.consumed() - at))) : StepSummary();
 }
+void take(core::ByteReader& in, FlatJson& value) { value = FlatJson::of_bytes(std::string(in.json_bytes())); }
 void take(core::ByteReader& in, WrittenBy& value) {
   std::optional<WrittenBy> read = written_by_of(in.json());
   if (!read) {

@@ -65,6 +65,10 @@ class ByteReader {
   /// count never makes a reader reserve or loop for more than the input holds).
   size_t count();
   nlohmann::json json();
+  /// The bytes of the next json value (read and checked as json() reads it, then let go of): for
+  /// a reader that keeps a value in this encoding and decodes it where it is used. Empty when the
+  /// read failed.
+  std::string_view json_bytes();
 
   /// No read failed so far.
   bool ok() const { return !m_failed; }

@@ -167,3 +167,26 @@ TEST_CASE("a float keeps its every bit, infinities and signed zero included", "[
   CHECK(in.f64() == 1.0 / 3.0);
   CHECK(in.done());
 }
+
+TEST_CASE("the bytes of a json value, read whole, decode to that value and leave the reader after it",
+          "[core][checkpoint]") {
+  // What a holder of values in this encoding keeps (engine::FlatJson): one value's bytes, exactly.
+  core::ByteWriter out;
+  out.json(every_kind());
+  const std::string one_value = out.bytes();
+  out.text("after");
+  const std::string bytes = out.take();
+  core::ByteReader in(bytes);
+  const std::string_view kept = in.json_bytes();
+  CHECK(kept == one_value);
+  CHECK(in.text() == "after");
+  CHECK(in.done());
+  CHECK(core::ByteReader(kept).json() == every_kind());
+  // A value cut short gives no bytes and fails the reader.
+  for (size_t cut = 0; cut < one_value.size(); ++cut) {
+    INFO("cut to " << cut << " of " << one_value.size() << " bytes");
+    core::ByteReader short_input(std::string_view(one_value).substr(0, cut));
+    CHECK(short_input.json_bytes().empty());
+    CHECK_FALSE(short_input.ok());
+  }
+}

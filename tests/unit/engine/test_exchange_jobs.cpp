@@ -346,7 +346,8 @@ TEST_CASE("a job that ends without a render fails its shot's attempt, not the ru
     REQUIRE(record.ok());
     std::set<std::string> failed;
     for (const auto& [key, attempts] : record->shot_attempts) {
-      for (const json& attempt : attempts) {
+      for (const engine::FlatJson& kept : attempts) {
+        const json attempt = *kept;
         CHECK(attempt.value("verdict", "") == "FAIL");
         CHECK(attempt.value("render_failed", false));
         CHECK(attempt.value("inputs", "") == "ident");

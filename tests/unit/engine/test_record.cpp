@@ -188,7 +188,7 @@ TEST_CASE("an attempt is a revision when it carries findings, revises for a judg
 
 TEST_CASE("an attempt after enough failures from the same inputs needs an analyzer run since them", "[engine]") {
   auto attempt = [](int n, const std::string& inputs, const std::string& verdict) {
-    return json{{"attempt", n}, {"inputs", inputs}, {"verdict", verdict}};
+    return engine::FlatJson(json{{"attempt", n}, {"inputs", inputs}, {"verdict", verdict}});
   };
   engine::Record record;
   const std::string key = "S01_SH02/proxy";
