@@ -1,7 +1,6 @@
 #include "avps/core/byte_codec.hpp"
 
 #include <cstring>
-#include <tuple>
 #include <utility>
 
 namespace avps::core {
@@ -160,8 +159,83 @@ nlohmann::json ByteReader::json() { return json_at(0); }
 
 std::string_view ByteReader::json_bytes() {
   const size_t at = m_at;
-  std::ignore = json_at(0);
+  skip_json_at(0);
   return ok() ? m_in.substr(at, m_at - at) : std::string_view();
+}
+
+// json_at's reading, its checks the same, with no value made.
+void ByteReader::skip_json_at(int depth) {
+  if (m_at >= m_in.size()) {
+    fail();
+    return;
+  }
+  const auto tag = static_cast<uint8_t>(m_in[m_at++]);
+  switch (tag) {
+    case k_null:
+    case k_false:
+    case k_true:
+      return;
+    case k_signed:
+    case k_unsigned:
+      u64();  // (a zigzag i64 is a u64 on the wire)
+      return;
+    case k_float:
+      f64();
+      return;
+    case k_string:
+    case k_binary: {
+      const uint64_t length = u64();
+      if (length > m_in.size() - m_at) {
+        fail();
+        return;
+      }
+      m_at += static_cast<size_t>(length);
+      return;
+    }
+    case k_array:
+    case k_object: {
+      if (depth >= k_max_json_depth) {
+        fail();
+        return;
+      }
+      const size_t n = count();
+      for (size_t i = 0; i < n && ok(); ++i) {
+        if (tag == k_object) {
+          const uint64_t length = u64();
+          if (length > m_in.size() - m_at) {
+            fail();
+            return;
+          }
+          m_at += static_cast<size_t>(length);
+        }
+        skip_json_at(depth + 1);
+      }
+      return;
+    }
+    default:
+      fail();
+      return;
+  }
+}
+
+FlatJson::FlatJson(const nlohmann::json& value) {
+  ByteWriter out;
+  out.json(value);
+  m_bytes = out.take();
+}
+
+FlatJson FlatJson::of_bytes(std::string bytes) {
+  FlatJson kept;
+  kept.m_bytes = std::move(bytes);
+  return kept;
+}
+
+nlohmann::json FlatJson::operator*() const {
+  if (m_bytes.empty()) {
+    return nullptr;
+  }
+  ByteReader in(m_bytes);
+  return in.json();
 }
 
 nlohmann::json ByteReader::json_at(int depth) {

@@ -13,6 +13,7 @@
 
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/names.hpp"
+#include "avps/core/byte_codec.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/gates/gate.hpp"
 #include "avps/governance/override.hpp"
@@ -118,30 +119,11 @@ class StepSummary {
 /// `summary` kept (encoded).
 StepSummary make_summary(const nlohmann::json& summary);
 
-/// A JSON value the record keeps of one render or graded shot attempt (Record::media, renders,
-/// shot_attempts), held as its bytes in the flat encoding (core::ByteWriter::json, which gives
-/// back the same value, types and all) and decoded where a rule reads it, as StepSummary does for
-/// steps but not shared (each value has one holder). A JSON object of ten members is ten map nodes
-/// and their strings, about 1,500 bytes of heap; its bytes are one block of about 250. At 500
-/// scenes those values as JSON objects were about 20 MB of the run's record, as bytes 6.
-/// A plain value: const use from several threads is safe, as for a std::string.
-class FlatJson {
- public:
-  FlatJson() = default;
-  /// `value` encoded.
-  explicit FlatJson(const nlohmann::json& value);
-  /// Bytes core::ByteWriter::json wrote (one value), kept as they are.
-  static FlatJson of_bytes(std::string bytes);
-  /// The value, decoded anew at each `*` (null when empty): a reader of several members decodes
-  /// once and reads its copy.
-  nlohmann::json operator*() const;
-  const std::string& bytes() const { return m_bytes; }
-  /// Equal values have equal bytes (one encoding per value).
-  bool operator==(const FlatJson& other) const = default;
-
- private:
-  std::string m_bytes;
-};
+/// The record's values of one render or graded shot attempt (Record::media, renders,
+/// shot_attempts) are kept as core::FlatJson, decoded where a rule reads them: as JSON objects of
+/// up to ten members (a map node each) they were about 20 MB of the run's record at 500 scenes, as
+/// bytes 6.
+using core::FlatJson;
 
 
 /// Who wrote an artifact (Record::written_by): the step key and attempt from its

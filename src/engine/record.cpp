@@ -69,26 +69,6 @@ StepSummary make_summary(const json& summary) {
   return StepSummary(out.take());
 }
 
-FlatJson::FlatJson(const json& value) {
-  core::ByteWriter out;
-  out.json(value);
-  m_bytes = out.take();
-}
-
-FlatJson FlatJson::of_bytes(std::string bytes) {
-  FlatJson kept;
-  kept.m_bytes = std::move(bytes);
-  return kept;
-}
-
-json FlatJson::operator*() const {
-  if (m_bytes.empty()) {
-    return nullptr;
-  }
-  core::ByteReader in(m_bytes);
-  return in.json();
-}
-
 void note_loop_verdict(Record& record, const std::string& loop, const std::string& verdict) {
   if (verdict != "PASS" && verdict != "WARN" && verdict != "ACCEPTED") {
     return;
@@ -816,11 +796,10 @@ void take(core::ByteReader& in, RecordedResponse& value) {
   value.cached_input_tokens = in.i64();
   value.caching_saved_micro_usd = in.i64();
 }
-// A summary in `bytes` at `in`'s place, kept as those bytes (not decoded and encoded again).
-StepSummary take_summary(core::ByteReader& in, std::string_view bytes) {
-  const size_t at = in.consumed();
-  std::ignore = in.json();  // (read to find where it ends)
-  return in.ok() ? StepSummary(std::string(bytes.substr(at, in.consumed() - at))) : StepSummary();
+// A summary at `in`'s place, kept as its bytes (not decoded and encoded again).
+StepSummary take_summary(core::ByteReader& in) {
+  const std::string_view kept = in.json_bytes();
+  return in.ok() ? StepSummary(std::string(kept)) : StepSummary();
 }
 void take(core::ByteReader& in, FlatJson& value) { value = FlatJson::of_bytes(std::string(in.json_bytes())); }
 void take(core::ByteReader& in, WrittenBy& value) {
@@ -1020,13 +999,13 @@ std::optional<RecordFold> RecordFold::restore_bytes(std::string_view bytes) {
   });
   for (size_t n = in.count(); n > 0 && in.ok(); --n) {
     std::string step = in.text();
-    StepSummary summary = take_summary(in, bytes);
+    StepSummary summary = take_summary(in);
     r.steps.emplace_hint(r.steps.end(), std::move(step), std::move(summary));
   }
   // Each loop's summary shares its step's when they are equal, as the fold that saved them did.
   for (size_t n = in.count(); n > 0 && in.ok(); --n) {
     std::string loop = in.text();
-    StepSummary summary = loop_summary(r.steps, take_summary(in, bytes));
+    StepSummary summary = loop_summary(r.steps, take_summary(in));
     r.loops.emplace_hint(r.loops.end(), std::move(loop), std::move(summary));
   }
   take_exchanges(in, r.exchanges, [](core::ByteReader& i, ExchangeFacts& f) { take_count(i, f.intents); });

@@ -323,7 +323,7 @@ class Book {
     out.u64(m_steps.size());
     for (const auto& [who, body] : m_steps) {
       out.text(who);
-      out.json(body);
+      out.json(*body);
     }
     done(m_steps);
     out.u64(m_project_skills.size());
@@ -455,7 +455,7 @@ class Book {
     m_last.ts = in.text();
     for (size_t n = in.count(); n > 0 && in.ok(); --n) {
       std::string who = in.text();
-      m_steps.emplace_hint(m_steps.end(), std::move(who), in.json());
+      m_steps.emplace_hint(m_steps.end(), std::move(who), core::FlatJson::of_bytes(std::string(in.json_bytes())));
     }
     m_project_skills.resize(in.count());
     for (ProjectSkillView& skill : m_project_skills) {
@@ -695,16 +695,18 @@ class Book {
   }
 
  public:
-  // The view of what was folded. The Book's steps, attempts, loops, runs and jobs are moved into
-  // it, not copied (at 500 scenes a copy is a good part of a status): called once, after the
-  // last read(), and nothing but overrides(), stops() and spend() may be asked of the Book after.
+  // The view of what was folded. The Book's attempts, loops, runs and jobs are moved into it, not
+  // copied (at 500 scenes a copy is a good part of a status), and its steps decoded into it from
+  // their bytes, the Book's let go of: called once, after the last read(), and nothing but
+  // overrides(), stops() and spend() may be asked of the Book after.
   Result<void> finish(ProjectView& view, const std::set<std::string>& stale, const governance::Overrides& overrides) {
     AVPS_TRY_ASSIGN(view.projected_micro_usd, projection());
     m_stale = stale;
     view.steps.reserve(m_steps.size());
-    for (auto& [who, body] : m_steps) {
-      view.steps.emplace_back(who, std::move(body));
+    for (const auto& [who, body] : m_steps) {
+      view.steps.emplace_back(who, *body);
     }
+    std::map<std::string, core::FlatJson>().swap(m_steps);
     view.project_skills = std::move(m_project_skills);
     AVPS_TRY(scene_rows(view, overrides));
     view.usage = {{"calls", m_usage.calls},
@@ -738,12 +740,13 @@ class Book {
     if (finished.attempt > 1) {
       // Another attempt: of a shot's step at a resolution, a new render's (a regen); of any other
       // step, a revision. What it answered is this attempt's verdict; why it ran, the last one's reasons.
-      auto before = m_steps.find(key.who);
-      const bool known = before != m_steps.end();
+      auto found = m_steps.find(key.who);
+      const bool known = found != m_steps.end();
+      const json before = known ? *found->second : json();
       loop_event(e, key.resolution.empty() ? "revision" : "regen", key.skill,
                  key.who + ": attempt " + std::to_string(finished.attempt) + " on " + finished.tier +
-                     (known ? " after " + core::json_text(before->second, "verdict") : std::string()) + ": " + verdict,
-                 known ? joined(before->second.value("reasons", json::array())) : "");
+                     (known ? " after " + core::json_text(before, "verdict") : std::string()) + ": " + verdict,
+                 known ? joined(before.value("reasons", json::array())) : "");
     }
     // What the model shows of a step (ProjectView::steps, ProjectSkillView::last), not its run-log
     // row, inputs or findings: the fold, and a checkpoint of it, keep no more.
@@ -753,7 +756,7 @@ class Book {
         shown[field] = *it;
       }
     }
-    m_steps[key.who] = shown;
+    m_steps[key.who] = core::FlatJson(shown);
     const std::string scene = scene_of(key.target);
     if (scene.empty()) {
       auto known = std::find_if(m_project_skills.begin(), m_project_skills.end(),
@@ -1273,7 +1276,9 @@ class Book {
   governance::HardStopFold m_stops;
   engine::StaleShotsRecord m_stale_record;
   Last m_last;                          // the snapshot's last event
-  std::map<std::string, json> m_steps;
+  // who -> what the model shows of its last step, as flat bytes (decoded by finish() and the next
+  // attempt's loop event): as JSON objects, 15 MB of the Book at 500 scenes.
+  std::map<std::string, core::FlatJson> m_steps;
   std::vector<ProjectSkillView> m_project_skills;
   std::map<std::string, SceneState> m_scenes;
   std::map<std::string, std::vector<ShotAttempt>> m_attempts;  // shot -> attempts at both resolutions

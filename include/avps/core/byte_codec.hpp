@@ -65,9 +65,9 @@ class ByteReader {
   /// count never makes a reader reserve or loop for more than the input holds).
   size_t count();
   nlohmann::json json();
-  /// The bytes of the next json value (read and checked as json() reads it, then let go of): for
-  /// a reader that keeps a value in this encoding and decodes it where it is used. Empty when the
-  /// read failed.
+  /// The bytes of the next json value, checked as json() checks them but decoded into nothing:
+  /// for a reader that keeps a value in this encoding (FlatJson) and decodes it where it is used.
+  /// Empty when the read failed.
   std::string_view json_bytes();
 
   /// No read failed so far.
@@ -84,10 +84,34 @@ class ByteReader {
 
  private:
   nlohmann::json json_at(int depth);
+  void skip_json_at(int depth);
 
   std::string_view m_in;
   size_t m_at = 0;
   bool m_failed = false;
+};
+
+/// A JSON value held as its bytes in this encoding and decoded where it is read: one block of
+/// heap, where a parsed object is a map node per member and a block per string (an object of ten
+/// members took about 1,500 bytes of heap, its bytes about 250). For the many small values a fold
+/// keeps per step, render or attempt, most of which no rule reads again. A plain value: const use
+/// from several threads is safe, as for a std::string.
+class FlatJson {
+ public:
+  FlatJson() = default;
+  /// `value` encoded.
+  explicit FlatJson(const nlohmann::json& value);
+  /// Bytes ByteWriter::json wrote (one value), kept as they are.
+  static FlatJson of_bytes(std::string bytes);
+  /// The value, decoded anew at each `*` (null when empty): a reader of several members decodes
+  /// once and reads its copy.
+  nlohmann::json operator*() const;
+  const std::string& bytes() const { return m_bytes; }
+  /// Equal values have equal bytes (one encoding per value).
+  bool operator==(const FlatJson& other) const = default;
+
+ private:
+  std::string m_bytes;
 };
 
 }  // namespace avps::core

@@ -170,7 +170,7 @@ TEST_CASE("a float keeps its every bit, infinities and signed zero included", "[
 
 TEST_CASE("the bytes of a json value, read whole, decode to that value and leave the reader after it",
           "[core][checkpoint]") {
-  // What a holder of values in this encoding keeps (engine::FlatJson): one value's bytes, exactly.
+  // What a holder of values in this encoding keeps (core::FlatJson): one value's bytes, exactly.
   core::ByteWriter out;
   out.json(every_kind());
   const std::string one_value = out.bytes();
@@ -182,6 +182,9 @@ TEST_CASE("the bytes of a json value, read whole, decode to that value and leave
   CHECK(in.text() == "after");
   CHECK(in.done());
   CHECK(core::ByteReader(kept).json() == every_kind());
+  CHECK(*core::FlatJson::of_bytes(std::string(kept)) == every_kind());
+  CHECK(core::FlatJson(every_kind()).bytes() == one_value);
+  CHECK((*core::FlatJson(every_kind())).dump() == every_kind().dump());  // the number types kept apart
   // A value cut short gives no bytes and fails the reader.
   for (size_t cut = 0; cut < one_value.size(); ++cut) {
     INFO("cut to " << cut << " of " << one_value.size() << " bytes");
