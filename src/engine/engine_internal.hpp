@@ -125,7 +125,6 @@ StepSummary make_summary(const nlohmann::json& summary);
 /// bytes 6.
 using core::FlatJson;
 
-
 /// Who wrote an artifact (Record::written_by): the step key and attempt from its
 /// artifact.recorded details. A struct, not a JSON object: one per artifact of the history.
 struct WrittenBy {
@@ -177,10 +176,10 @@ struct Record {
   std::set<std::string> cut_short;
   std::map<std::string, std::string> world_after;   ///< scene -> WORLD_STATE name its tracker wrote last
   std::set<std::string> revisions_done;             ///< "<loop>#<attempt>" revisions that passed
-  std::map<std::string, FlatJson> media;      ///< "<shot>/<resolution>" -> media_summary of its last
-  std::map<std::string, FlatJson> renders;    ///< render path -> its render_summary (+ "seq" when read)
+  std::map<std::string, FlatJson> media;            ///< "<shot>/<resolution>" -> media_summary of its last
+  std::map<std::string, FlatJson> renders;          ///< render path -> its render_summary (+ "seq" when read)
   std::map<std::string, std::string> media_paths;   ///< "<shot>/<resolution>#<attempt>" -> its render's path
-  std::map<std::string, std::vector<FlatJson>> shot_attempts;  ///< "<shot>/<resolution>" -> qc verdicts
+  std::map<std::string, std::vector<FlatJson>> shot_attempts;  ///< "<shot>/<resolution>" -> qc verdicts, as noted
   std::set<std::string> analyzer_runs;              ///< "<shot>/<resolution>#<attempt>" analyzer ran after
   std::map<std::string, nlohmann::json> rounds;     ///< "<shot>/<resolution>" -> last regen.round body
   std::set<std::string> waves_written;              ///< "<scene>/<resolution>#<wave>"
