@@ -982,11 +982,10 @@ struct PlannedTiers {
 // scene's budget step counts the premium share over every scene's plan; the engine's context hands
 // out one shared content per version while its cache holds it, so with this memo a step reads the
 // rows of the plans it has not seen, not every row of the project (which made the cost of a
-// budget step grow with the project). An entry is used only for the very content it was read
-// from: its weak_ptr still locks to that object, and while a weak_ptr lives the object's block is
-// not freed, so no other content can take its address. A content the cache let go of is read
-// again when it is handed out anew. Called from every thread that checks (the record check's
-// threads too): under a mutex.
+// budget step grow with the project). An entry is used only while the content it was read from
+// lives and is the one handed in (its weak_ptr still locks to that very object): a content the
+// cache let go of, or another made at its address, is read anew. Called from every thread that
+// checks (the record check's threads too): under a mutex.
 std::shared_ptr<const PlannedTiers> planned_tiers_of(const std::shared_ptr<const json>& shotlist) {
   struct Kept {
     std::weak_ptr<const json> content;
