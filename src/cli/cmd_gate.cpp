@@ -197,8 +197,7 @@ void run_gate(const GateOptions& options, Context& ctx) {
   record_options.checked = &checked;
   // The integrity check keeps one core busy: the record check takes the others (on two cores,
   // one thread beside it; a helper thread more only cost CPU there, its caches cold).
-  record_options.threads = std::max(1u, std::thread::hardware_concurrency()) - 1;
-  record_options.threads = std::max<size_t>(record_options.threads, 1);
+  record_options.threads = std::max(2u, std::thread::hardware_concurrency()) - 1;
   // (Declared after all it reads: if what follows throws, the future's end waits for the thread.)
   std::future<std::vector<core::Violation>> record_check = std::async(
       std::launch::async, [&]() { return gates::check_record(options.dir, ledger, record_options); });

@@ -491,8 +491,18 @@ class RecordCheck {
     }
   }
 
+  // The artifact.recorded events, and the record's versions and steps made from them.
   Result<void> read_record() {
-    AVPS_TRY(read_recorded_events());
+    ledger::Ledger::EventQuery query;
+    query.kinds = {"artifact.recorded"};
+    query.members = {"artifact", "details"};  // all this check reads of them: the bodies are not parsed whole
+    // A page at a time: only what is kept of the events is held.
+    AVPS_TRY(m_ledger.each_event(query, [&](ledger::Event&& e) -> Result<void> {
+      if (std::optional<Recorded> r = recorded_of(e)) {
+        m_recorded.push_back(std::move(*r));
+      }
+      return ok();
+    }));
     for (const Recorded& r : m_recorded) {
       m_versions[r.record.kind + "/" + r.record.target].push_back(&r);
       if (!r.step.empty()) {
@@ -500,20 +510,6 @@ class RecordCheck {
       }
     }
     return ok();
-  }
-
-  Result<void> read_recorded_events() {
-    m_recorded.clear();
-    ledger::Ledger::EventQuery query;
-    query.kinds = {"artifact.recorded"};
-    query.members = {"artifact", "details"};  // all this check reads of them: the bodies are not parsed whole
-    // A page at a time: only what is kept of the events is held.
-    return m_ledger.each_event(query, [&](ledger::Event&& e) -> Result<void> {
-      if (std::optional<Recorded> r = recorded_of(e)) {
-        m_recorded.push_back(std::move(*r));
-      }
-      return ok();
-    });
   }
 
   // gate.verdict: the outputs one step wrote carry one gate, evaluated on all of them together
