@@ -276,23 +276,28 @@ void Impl::sync_writer_facts() {
   }
 }
 
-Result<const WriterFacts*> Impl::facts_of(const ledger::ArtifactRecord& artifact) {
+Result<const WriterFacts*> Impl::facts_of(const ledger::ArtifactRecord& artifact, WriterFactsMemo** known) {
   sync_writer_facts();
+  if (known != nullptr && *known != nullptr && (*known)->holds() && !options.verify_by_name) {
+    return &(*known)->facts;
+  }
   auto [it, made] = writer_facts.try_emplace(artifact.name);
-  FactsMemo& memo = it->second;
-  auto generation_of = [](const std::unordered_map<std::string, uint64_t>& generations, const std::string& key) {
-    auto found = generations.find(key);
-    return found == generations.end() ? uint64_t{0} : found->second;
-  };
-  if (made || memo.step_generation != generation_of(step_generations, memo.facts.step) ||
-      memo.loop_generation != generation_of(loop_generations, memo.facts.loop)) {
+  WriterFactsMemo& memo = it->second;
+  if (made || !memo.holds()) {
     memo.facts = make_writer_facts(artifact.name);
-    memo.step_generation = generation_of(step_generations, memo.facts.step);
-    memo.loop_generation = generation_of(loop_generations, memo.facts.loop);
+    // The generations' entries are made here if none: a memo reads them through its pointers.
+    memo.step_now = &step_generations.try_emplace(memo.facts.step, 0).first->second;
+    memo.loop_now = &loop_generations.try_emplace(memo.facts.loop, 0).first->second;
+    memo.step_generation = *memo.step_now;
+    memo.loop_generation = *memo.loop_now;
+    memo.written_since = false;
   } else if (options.verify_by_name && memo.facts != make_writer_facts(artifact.name)) {
     return make_error(ErrorCode::corruption, "the walk's memo of who wrote " + artifact.name +
                                                  " (Impl::writer_facts) no longer matches the record: a change of "
                                                  "the record did not say so (step_changed, loop_changed)");
+  }
+  if (known != nullptr) {
+    *known = &memo;
   }
   return &memo.facts;
 }
@@ -328,8 +333,11 @@ Result<const ledger::ArtifactRecord*> Impl::readable_record(const ledger::Artifa
 Result<const TargetVersions*> Impl::latest_of_every_target(const std::string& kind) {
   AVPS_TRY(refresh_index());
   TargetVersions& targets = target_versions[kind];
-  if (targets.index_seq != index_seq || targets.record_generation != record_generation) {
+  auto moved = kind_index_seq.find(kind);
+  const int64_t kind_seq = moved == kind_index_seq.end() ? -1 : moved->second;
+  if (targets.kind_seq != kind_seq || targets.record_generation != record_generation || targets.entries.empty()) {
     targets.entries.clear();
+    targets.last_read.reset();
     const std::string prefix = kind + "/";
     for (auto it = versions_by_key.lower_bound(prefix);
          it != versions_by_key.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
@@ -338,13 +346,60 @@ Result<const TargetVersions*> Impl::latest_of_every_target(const std::string& ki
       }
       TargetVersions::Entry& entry = targets.entries.emplace_back();
       for (auto version = it->second.rbegin(); version != it->second.rend(); ++version) {
-        entry.versions.push_back({&*version, {}});
+        entry.versions.push_back({&*version});
       }
     }
-    targets.index_seq = index_seq;
+    targets.kind_seq = kind_seq;
     targets.record_generation = record_generation;
   }
   return &targets;
+}
+
+Result<TargetVersions::Readable*> Impl::readable_of_every_target(const std::string& kind,
+                                                                         const std::string& reader_loop,
+                                                                         const std::optional<WalkRank>& reader) {
+  AVPS_TRY_ASSIGN(const TargetVersions* targets, latest_of_every_target(kind));
+  std::optional<TargetVersions::Readable>& last = target_versions[kind].last_read;
+  sync_writer_facts();
+  if (last && last->facts_generation == generation && last->reader_loop == reader_loop && last->reader == reader &&
+      !options.verify_by_name) {
+    return &*last;
+  }
+  std::vector<const ledger::ArtifactRecord*> records;
+  records.reserve(targets->entries.size());
+  for (const TargetVersions::Entry& entry : targets->entries) {
+    for (const TargetVersions::Version& version : entry.versions) {
+      // Its writer facts from the memo the version keeps while that holds (facts_of).
+      AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(*version.record, &version.facts));
+      if (!facts->hidden_from(reader_loop, reader)) {
+        records.push_back(version.record);
+        break;
+      }
+    }
+  }
+  const bool same_versions = last && last->records == records;
+  if (options.verify_by_name && !same_versions && last && last->facts_generation == generation &&
+      last->reader_loop == reader_loop && last->reader == reader) {
+    return make_error(ErrorCode::corruption, "the walk's memo of the " + kind + " versions a step of " + reader_loop +
+                                                 " reads (Impl::readable_of_every_target) no longer matches the "
+                                                 "record: a change of the writer facts did not say so");
+  }
+  if (same_versions) {
+    last->reader_loop = reader_loop;
+    last->reader = reader;
+    last->facts_generation = generation;
+    return &*last;
+  }
+  TargetVersions::Readable readable{reader_loop, reader, generation, std::move(records), "[", nullptr};
+  for (const ledger::ArtifactRecord* version : readable.records) {
+    if (readable.names_text.size() > 1) {
+      readable.names_text += ',';
+    }
+    append_json_string(readable.names_text, version->name);
+  }
+  readable.names_text += ']';
+  last = std::move(readable);
+  return &*last;
 }
 
 Result<std::string> Impl::list_fingerprint(const std::string& list_key,
@@ -459,6 +514,7 @@ Result<void> Impl::refresh_index() {
       plan_seq = r.event_seq;
     }
     std::vector<ledger::ArtifactRecord>& list = versions_by_key[r.kind + "/" + r.target];
+    kind_index_seq[r.kind] = r.event_seq;
     index_by_name[r.name] = IndexedName{&list, r.version};
     list.push_back(std::move(r));
     // Versions of one artifact are recorded in order; keep the list sorted if one was not.
@@ -1041,40 +1097,25 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       // Every target's readable version, known by name from the index: the contents are loaded
       // only when this set of versions was not cut and fingerprinted before (a step known to be up
       // to date reads none of them; at 500 scenes that is most of what a resume read).
-      // Every target's versions and their writer facts are kept per state of the index and the
-      // record (latest_of_every_target): each scene's cost loops read every scene's versions, at
-      // a comparison each, with no copy of a record.
-      AVPS_TRY_ASSIGN(const TargetVersions* targets, latest_of_every_target(kind));
-      std::vector<const ledger::ArtifactRecord*> all;  // contents mode: the versions read (in the index)
-      std::vector<std::string> names;                  // contents mode: their names
-      std::string names_text = "[";  // by_name(names), without a json string made of each name
-      size_t count = 0;
-      // Each target's readable version: its latest unless hidden from this reader, else the
-      // version before, and so on (readable_record's walk back, over the versions kept).
-      for (const TargetVersions::Entry& entry : targets->entries) {
-        for (const TargetVersions::Version& version : entry.versions) {
-          // From its memo while the facts it was made from stand (facts_of).
-          AVPS_TRY_ASSIGN(const WriterFacts* facts, facts_of(*version.record));
-          if (facts->hidden_from(reader_loop, reader())) {
-            continue;
-          }
-          if (count++ > 0) {
-            names_text += ',';
-          }
-          if (version.quoted.empty()) {
-            append_json_string(version.quoted, version.record->name);
-          }
-          names_text += version.quoted;
-          if (contents_too) {
-            names.push_back(version.record->name);
-            all.push_back(version.record);
-          }
-          break;
+      // Each target's readable version (readable_of_every_target) is kept for the reader while no
+      // writer fact changed: a step's gather by name and its gather whole make it once. Each scene's
+      // cost loops read every scene's versions, at a comparison each, with no copy of a record.
+      AVPS_TRY_ASSIGN(TargetVersions::Readable * readable, readable_of_every_target(kind, reader_loop, reader()));
+      const std::vector<const ledger::ArtifactRecord*>& all = readable->records;
+      if (contents_too && !readable->names) {
+        auto made = std::make_shared<std::vector<std::string>>();
+        made->reserve(all.size());
+        for (const ledger::ArtifactRecord* r : all) {
+          made->push_back(r->name);
         }
+        readable->names = std::move(made);
       }
-      names_text += ']';
-      by_name_text(names_text);
-      if (count > 0) {
+      // contents mode: the versions' names, shared with the list made later (g.deferred)
+      const std::shared_ptr<const std::vector<std::string>> shared_names = readable->names;
+      static const std::vector<std::string> k_no_names;
+      const std::vector<std::string>& names = shared_names ? *shared_names : k_no_names;
+      by_name_text(readable->names_text);
+      if (!all.empty()) {
         if (contents_too) {
           // The fingerprint by element (list_fingerprint), kept by the names like a pure input's;
           // the list itself made only for a step that reads it (Gathered::inputs).
@@ -1100,10 +1141,10 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
           g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", known->at("sha256")}});
           g.cut.erase(kind);
           g.whole.erase(kind);
-          g.deferred[kind] = [this, names, fields = reading->fields]() -> Result<json> {
+          g.deferred[kind] = [this, shared_names, fields = reading->fields]() -> Result<json> {
             // The versions named when the step was gathered (immutable), as add_pure made them.
             json list = json::array();
-            for (const std::string& name : names) {
+            for (const std::string& name : *shared_names) {
               AVPS_TRY_ASSIGN(std::optional<Loaded> loaded, this->by_name(name));
               if (!loaded) {
                 return make_error(ErrorCode::not_found, name + " is not recorded");
@@ -1370,18 +1411,36 @@ Result<const RecordTally*> Impl::tally_so_far() {
   if (ledger.head().seq <= tally.seq) {
     return &tally;
   }
+  // The budget's and the quota's tallies read a few members of every event: SQLite takes those
+  // out, and the rest of each body (an artifact's details, a step's summary) is never parsed.
+  const int64_t after = tally.seq;
   ledger::Ledger::EventQuery fresh;
-  fresh.after_seq = tally.seq;
+  fresh.after_seq = after;
+  fresh.members = governance::BudgetTally::members();
+  for (const std::string& member : governance::NarrativeCallTally::members()) {
+    if (std::find(fresh.members.begin(), fresh.members.end(), member) == fresh.members.end()) {
+      fresh.members.push_back(member);
+    }
+  }
   AVPS_TRY(ledger.each_event(fresh, [&](ledger::Event&& event) -> Result<void> {
     tally.budget.add(event);
     tally.narrative.add(event);
     tally.seq = event.seq;
+    return ok();
+  }));
+  // The routing decisions whole, up to the same event (a call finishing on another thread may
+  // have appended one since: the next tally takes it).
+  ledger::Ledger::EventQuery routes;
+  routes.after_seq = after;
+  routes.kinds = {"route.escalated", "route.reallocated", "route.rerouted", "route.escalation_refused"};
+  AVPS_TRY(ledger.each_event(routes, [&](ledger::Event&& event) -> Result<void> {
+    if (event.seq > tally.seq) {
+      return ok();
+    }
     if (event.kind == "route.escalated" && event.body.contains("after_attempts")) {
       tally.escalations.insert(event.body.value("loop", "") + "#" +
                                std::to_string(event.body.value("after_attempts", 0)));
-    }
-    if (event.kind == "route.reallocated" || event.kind == "route.rerouted" ||
-        event.kind == "route.escalation_refused") {
+    } else if (event.kind != "route.escalated") {
       tally.routing.push_back(std::move(event));
     }
     return ok();
@@ -1422,9 +1481,18 @@ governance::LatestArtifact Impl::latest_json() {
 }
 
 SharedLatest Impl::latest_shared() {
+  // The content alone, from the index's record in place: budget-gates' premium quota asks for
+  // every scene's SHOTLIST at each scene's budget step, and a copy of each record was most of it.
   return [this](std::string_view kind, std::string_view target) -> Result<ContentCache::Content> {
-    AVPS_TRY_ASSIGN(auto loaded, latest(std::string(kind), std::string(target)));
-    return loaded ? loaded->data : nullptr;
+    AVPS_TRY(refresh_index());
+    std::string key;
+    key.reserve(kind.size() + 1 + target.size());
+    key.append(kind).append(1, '/').append(target);
+    auto versions = versions_by_key.find(key);
+    if (versions == versions_by_key.end() || versions->second.empty()) {
+      return ContentCache::Content{};
+    }
+    return load(versions->second.back());
   };
 }
 

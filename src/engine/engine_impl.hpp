@@ -279,24 +279,50 @@ struct WriterFacts {
   bool operator==(const WriterFacts&) const = default;
 };
 
-/// The versions of every target of one kind, as of one state of the artifact index and of the
-/// record (Impl::latest_of_every_target; their writers' facts are Impl::writer_facts'): what an
-/// all_targets input is named from, by every scene's cost loops (at 500 scenes, 3,000 steps each
-/// reading 500 targets).
+/// The WriterFacts of one artifact version with what they were made at (Impl::writer_facts). The
+/// generations are read through pointers into Impl::step_generations and loop_generations, whose
+/// entries stay where they are until the memos go with them (Impl::sync_writer_facts): checking
+/// that a memo holds is two loads, not two lookups by a key. Not thread-safe (the engine's thread).
+struct WriterFactsMemo {
+  WriterFacts facts;
+  uint64_t step_generation = 0;           ///< of its writer step when made
+  uint64_t loop_generation = 0;           ///< of its writer's loop when made
+  const uint64_t* step_now = nullptr;     ///< its writer step's generation as it is now
+  const uint64_t* loop_now = nullptr;     ///< its writer's loop's generation as it is now
+  bool written_since = false;             ///< recorded by this run after it was made (artifact_written)
+  bool holds() const { return !written_since && step_generation == *step_now && loop_generation == *loop_now; }
+};
+
+/// The versions of every target of one kind, as of one state of the artifact index's versions of
+/// that kind and of the record (Impl::latest_of_every_target; their writers' facts are
+/// Impl::writer_facts'): what an all_targets input is named from, by every scene's cost loops (at
+/// 500 scenes, 3,000 steps each reading 500 targets).
 struct TargetVersions {
-  /// A version's quoted name is made when a reader first comes to it: most readers
-  /// stop at a target's latest version, and making them for every version of every target at
-  /// each state of the record grew a cost loop's step with the project.
   struct Version {
-    const ledger::ArtifactRecord* record;        ///< in Impl::versions_by_key
-    mutable std::string quoted;                  ///< its name as a JSON string (canonical), once asked for
+    const ledger::ArtifactRecord* record;      ///< in Impl::versions_by_key
+    mutable WriterFactsMemo* facts = nullptr;  ///< its memo in Impl::writer_facts, once asked for
   };
   struct Entry {
     std::vector<Version> versions;  ///< the target's versions, the latest first
   };
+  /// What one reader (a loop, a place in the walk) reads of every target: each target's readable
+  /// version (Impl::readable_of_every_target). Kept for the last reader while no writer fact has
+  /// changed: a step is gathered by name, then whole, with nothing recorded between. Its names are
+  /// kept while the versions read are the same, whatever the reader: every scene's cost loop reads
+  /// the same versions of every scene's SHOTLIST, each step after some fact moved.
+  struct Readable {
+    std::string reader_loop;
+    std::optional<WalkRank> reader;
+    uint64_t facts_generation = 0;                   ///< Impl::generation when made
+    std::vector<const ledger::ArtifactRecord*> records;  ///< in the index's order of kind/target
+    std::string names_text;                          ///< their names as a canonical JSON array
+    /// Their names, made when a gather loads them; shared with the gathers that hold them.
+    std::shared_ptr<const std::vector<std::string>> names;
+  };
   std::vector<Entry> entries;  ///< in the index's order of kind/target
-  int64_t index_seq = -1;      ///< Impl::index_seq when made
+  int64_t kind_seq = -1;       ///< Impl::kind_index_seq of this kind when made
   uint64_t record_generation = 0;  ///< Impl::record_generation when made
+  std::optional<Readable> last_read;
 };
 
 /// What the built-ins aggregate from the whole record (Impl::tally_so_far), as of event `seq`.
@@ -402,15 +428,13 @@ struct Impl {
   /// cut_short and the walk's ranks (scene_order) change only with the whole record
   /// (record_changed). Under RunOptions::verify_by_name each memo served is checked against facts
   /// made anew, so a change that said nothing is an error, not a stale read.
-  struct FactsMemo {
-    WriterFacts facts;
-    uint64_t step_generation = 0;  ///< of its writer step when made
-    uint64_t loop_generation = 0;  ///< of its writer's loop when made
-  };
-  std::unordered_map<std::string, FactsMemo> writer_facts;
+  /// The memos and generations are cleared together: a memo points into the generations.
+  std::unordered_map<std::string, WriterFactsMemo> writer_facts;
   std::unordered_map<std::string, uint64_t> step_generations;  ///< step key -> its last change (none: 0)
   std::unordered_map<std::string, uint64_t> loop_generations;  ///< loop key -> its last change (none: 0)
-  uint64_t generation = 0;                 ///< the last step or loop generation handed out
+  /// The last generation handed out: moved by every change of a writer fact short of the whole
+  /// record's (step_changed, loop_changed, artifact_written).
+  uint64_t generation = 0;
   uint64_t record_generation = 0;          ///< moved by every change of the whole record
   uint64_t writer_facts_generation = 0;    ///< record_generation when the memos were made
   /// The record changed as a whole (replaced, or the walk's ranks moved): every memo goes.
@@ -422,13 +446,20 @@ struct Impl {
   }
   /// Record::loops[loop] or Record::open_stops[loop] changed.
   void loop_changed(const std::string& loop) { loop_generations[loop] = ++generation; }
-  /// Record::written_by[name] was set: a version recorded now, whose memo (if any) goes.
-  void artifact_written(const std::string& name) { writer_facts.erase(name); }
+  /// Record::written_by[name] was set: a version recorded now, whose memo (if any) no longer holds.
+  void artifact_written(const std::string& name) {
+    if (auto memo = writer_facts.find(name); memo != writer_facts.end()) {
+      memo->second.written_since = true;  // not erased: a TargetVersions::Version may point to it
+    }
+    ++generation;
+  }
   /// Drops every memo (and the generations they were made at) when the whole record changed.
   void sync_writer_facts();
   /// The WriterFacts of `artifact`, from its memo while that holds. With RunOptions::verify_by_name
   /// a memo is made again from the record each time it is served, and one that differs is an error.
-  Result<const WriterFacts*> facts_of(const ledger::ArtifactRecord& artifact);
+  /// `known`, when given, is where the caller keeps the memo's address from one call to the next:
+  /// a memo it points to that holds is served without a lookup by name.
+  Result<const WriterFacts*> facts_of(const ledger::ArtifactRecord& artifact, WriterFactsMemo** known = nullptr);
   /// WriterFacts made from the record as it is now.
   WriterFacts make_writer_facts(const std::string& name) const;
   /// The version of `artifact`'s kind and target just before it in the index (refresh_index first),
@@ -444,10 +475,19 @@ struct Impl {
   Result<const ledger::ArtifactRecord*> readable_record(const ledger::ArtifactRecord& artifact,
                                                        const std::string& reader_loop,
                                                        const std::optional<WalkRank>& reader);
-  /// kind -> the latest version of each of its targets, made again when the index or the writer
-  /// facts moved (their pointers are into both).
+  /// kind -> the versions of each of its targets, made again when the index's versions of that
+  /// kind or the whole record moved (their pointers are into both).
   std::map<std::string, TargetVersions> target_versions;
+  /// kind -> the seq of the last event whose artifact of that kind the index took in: a kind's
+  /// lists of versions in versions_by_key move (and with them pointers into them) only then.
+  std::unordered_map<std::string, int64_t> kind_index_seq;
   Result<const TargetVersions*> latest_of_every_target(const std::string& kind);
+  /// Each target of `kind`'s version a step of `reader_loop` at `reader` reads (readable_record's
+  /// walk back, over the versions kept), in the index's order: made again when a writer fact, the
+  /// kind's versions or the reader changed. Valid until the next call or the index's next move.
+  Result<TargetVersions::Readable*> readable_of_every_target(const std::string& kind,
+                                                             const std::string& reader_loop,
+                                                             const std::optional<WalkRank>& reader);
   /// The fingerprint of a list input (an all_targets one): the sha256 of the canonical JSON of the
   /// list of `records`' contents, each cut to `fields` and without its gate. The canonical JSON of
   /// a list is "[" + its elements' canonical JSON joined by "," + "]", so the digest is made by

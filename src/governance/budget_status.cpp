@@ -62,6 +62,11 @@ struct Finding {
 
 }  // namespace
 
+const std::vector<std::string>& BudgetTally::members() {
+  static const std::vector<std::string> k_members{"reservation", "row"};  // reservation_of, Event::row
+  return k_members;
+}
+
 void BudgetTally::add(const ledger::Event& e) {
   if (std::optional<ledger::Reservation> r = ledger::reservation_of(e)) {
     if (artifacts::is_scene_id(r->scene_id)) {

@@ -80,6 +80,13 @@ NarrativeCalls recorded_narrative_calls(const std::vector<ledger::Event>& events
   return tally.calls();
 }
 
+const std::vector<std::string>& NarrativeCallTally::members() {
+  // What ledger::ExchangeIntent::from_event reads.
+  static const std::vector<std::string> k_members{
+      "key", "reservation_id", "skill", "model", "tier", "route", "request_sha256", "request_bytes", "possible_duplicate"};
+  return k_members;
+}
+
 void NarrativeCallTally::add(const ledger::Event& e) {
   std::optional<ledger::ExchangeIntent> intent = ledger::ExchangeIntent::from_event(e);
   if (!intent || !is_narrative_tier(intent->tier) || !m_seen.insert(intent->key).second) {

@@ -56,7 +56,10 @@ struct BudgetTally {
   std::set<std::string> shots;   ///< shot ids with reservations
   std::map<std::string, int> regen_by_shot;  ///< shots regenerated at least once (absent: 0)
   std::map<std::string, TierUsage> tiers;
+  /// Reads only the members of `e`'s body that members() names.
   void add(const ledger::Event& e);
+  /// The members of an event's body add() reads: a reader may hand it bodies with only these.
+  static const std::vector<std::string>& members();
 };
 
 /// Gathers the input from the ledger: spend against the caps in force (configured, raised by the

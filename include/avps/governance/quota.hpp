@@ -73,7 +73,10 @@ NarrativeCalls recorded_narrative_calls(const std::vector<ledger::Event>& events
 /// events instead of holding them): memory is one key per narrative call. Not thread-safe.
 class NarrativeCallTally {
  public:
+  /// Reads only the members of `e`'s body that members() names.
   void add(const ledger::Event& e);
+  /// The members of an event's body add() reads: a reader may hand it bodies with only these.
+  static const std::vector<std::string>& members();
   const NarrativeCalls& calls() const { return m_calls; }
 
  private:

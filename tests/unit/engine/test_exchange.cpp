@@ -611,6 +611,97 @@ TEST_CASE("the walk's memo of who wrote a version follows each change of the rec
   CHECK(stopped->has_value());
 }
 
+TEST_CASE("what a reader reads of every target follows each change of a writer fact it is told of, and is made "
+          "once for a reader while none changes",
+          "[engine]") {
+  // Given the demo's project as init leaves it (one STYLE_LOCK) and an engine's walk state over it
+  InitWalk walk(engine::RunOptions{});
+  engine::Impl& impl = *walk.impl;
+  auto artifacts = walk.project->ledger().artifacts();
+  REQUIRE(artifacts.ok());
+  auto style = std::find_if(artifacts->begin(), artifacts->end(),
+                            [](const ledger::ArtifactRecord& a) { return a.kind == "STYLE_LOCK"; });
+  REQUIRE(style != artifacts->end());
+  const std::string own = "style-writer";
+  const std::string other = "budget-gates/S01";
+  auto read = [&](const std::string& loop) -> std::vector<std::string> {
+    auto readable = impl.readable_of_every_target("STYLE_LOCK", loop, std::nullopt);
+    REQUIRE(readable.ok());
+    CHECK((*readable)->names_text.front() == '[');
+    std::vector<std::string> names;
+    for (const ledger::ArtifactRecord* r : (*readable)->records) {
+      names.push_back(r->name);
+    }
+    return names;
+  };
+  const std::vector<std::string> style_only{style->name};
+  const std::vector<std::string> none;
+
+  // When no step of a run wrote it, every reader reads it, and one reader twice reads the same list
+  // (made once: the same object, with the same text).
+  CHECK(read(other) == style_only);
+  auto once = impl.readable_of_every_target("STYLE_LOCK", other, std::nullopt);
+  auto twice = impl.readable_of_every_target("STYLE_LOCK", other, std::nullopt);
+  REQUIRE(once.ok());
+  REQUIRE(twice.ok());
+  CHECK(*once == *twice);
+  CHECK((*twice)->names_text == "[\"" + style->name + "\"]");
+
+  // When the record comes to say an unfinished attempt of its own loop wrote it (told:
+  // artifact_written), that loop re-runs the attempt and does not read it; another loop does.
+  const std::string step = own + "@0123456789abcdef";
+  impl.record.written_by[style->name] = engine::WrittenBy{step, 1};
+  impl.artifact_written(style->name);
+  CHECK(read(own) == none);
+  CHECK(read(other) == style_only);
+
+  // Its step finished with a FAIL that is its loop's last, not acted on (told: step_changed): other
+  // loops wait for the loop's answer, the loop itself reads it.
+  impl.record.steps[step] =
+      engine::make_summary({{"attempt", 1}, {"verdict", "FAIL"}, {"loop", own}, {"step", step}});
+  impl.record.loops[own] = impl.record.steps[step];
+  impl.step_changed(step, own);
+  CHECK(read(other) == none);
+  CHECK(read(own) == style_only);
+
+  // A stop opened on that loop (told: loop_changed) lets other loops read it again.
+  impl.record.open_stops[own] = {{"seq", 1}};
+  impl.loop_changed(own);
+  CHECK(read(other) == style_only);
+}
+
+TEST_CASE("a change of a writer fact the walk is not told of is an error under verify_by_name when every target's "
+          "version is read",
+          "[engine]") {
+  engine::RunOptions verifying;
+  verifying.verify_by_name = true;
+  InitWalk walk(verifying);
+  engine::Impl& impl = *walk.impl;
+  auto artifacts = walk.project->ledger().artifacts();
+  REQUIRE(artifacts.ok());
+  auto style = std::find_if(artifacts->begin(), artifacts->end(),
+                            [](const ledger::ArtifactRecord& a) { return a.kind == "STYLE_LOCK"; });
+  REQUIRE(style != artifacts->end());
+  auto first = impl.readable_of_every_target("STYLE_LOCK", "budget-gates/S01", std::nullopt);
+  REQUIRE(first.ok());
+  REQUIRE((*first)->records.size() == 1);
+
+  // When an attempt an interruption cut short comes to have written it, untold
+  const std::string step = "style-writer@0123456789abcdef";
+  impl.record.written_by[style->name] = engine::WrittenBy{step, 1};
+  impl.record.cut_short.insert(style->name);
+  auto untold = impl.readable_of_every_target("STYLE_LOCK", "budget-gates/S01", std::nullopt);
+  REQUIRE_FALSE(untold.ok());
+  CHECK(untold.error().message.find("no longer matches the record") != std::string::npos);
+
+  // Told, no reader reads it
+  impl.record_changed();
+  auto told = impl.readable_of_every_target("STYLE_LOCK", "budget-gates/S01", std::nullopt);
+  REQUIRE(told.ok());
+  CHECK((*told)->records.empty());
+  CHECK((*told)->names_text == "[]");
+}
+
 TEST_CASE("an all_targets list's fingerprint made by element from the last list's hash states is the digest of the "
           "list made whole, whatever changed between two lists",
           "[engine]") {
