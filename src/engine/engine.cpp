@@ -47,13 +47,19 @@ bool row_mentions(const json& row, const std::string& id) {
   return false;
 }
 
-json rows_where(const json& artifact, const std::string& field, const std::string& value) {
+// A rows artifact's members but its rows (the header a slice of its rows is shown with).
+json members_but_rows(const json& artifact) {
   json out = json::object();
   for (auto it = artifact.begin(); artifact.is_object() && it != artifact.end(); ++it) {
     if (it.key() != "rows") {
       out[it.key()] = it.value();
     }
   }
+  return out;
+}
+
+json rows_where(const json& artifact, const std::string& field, const std::string& value) {
+  json out = members_but_rows(artifact);
   json rows = json::array();
   for (const json& row : rows_of(artifact)) {
     if (row.value(field, "") == value) {
@@ -1021,19 +1027,24 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       // The rows picked are the context's (its ids are part of the key by name).
       by_name(version ? json(version->name) : json(nullptr));
       if (version && contents_too) {
+        // The rows picked from the shared content, not from a copy of it: every scene's steps read
+        // their scene's row of SCENES and BREAKDOWN, which have a row per scene (or more).
         AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
-        json value = loaded.content();
+        json value = members_but_rows(loaded.content());
+        json rows = json::array();
         if (slice == "entity_rows") {
-          json rows = json::array();
-          for (const json& row : rows_of(value)) {
+          for (const json& row : rows_of(loaded.content())) {
             if (row_mentions(row, context.entity_id)) {
               rows.push_back(row);
             }
           }
-          value["rows"] = spread(rows, k_max_entity_rows);
+          rows = spread(rows, k_max_entity_rows);
         } else {
-          value = rows_where(value, "scene_id", context.scene_id);
+          for (const json* row : rows_with(kind, loaded.data, "scene_id", context.scene_id)) {
+            rows.push_back(*row);
+          }
         }
+        value["rows"] = std::move(rows);
         found = !value["rows"].empty() || slice == "entity_rows";
         if (found) {
           add(kind, value, {version->name});
