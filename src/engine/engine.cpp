@@ -1507,6 +1507,14 @@ SharedLatest Impl::latest_shared() {
   };
 }
 
+KindGeneration Impl::kind_generation() {
+  return [this](std::string_view kind) -> Result<std::optional<int64_t>> {
+    AVPS_TRY(refresh_index());
+    auto moved = kind_index_seq.find(std::string(kind));
+    return std::optional<int64_t>{moved == kind_index_seq.end() ? int64_t{-1} : moved->second};
+  };
+}
+
 // ---- steps ----------------------------------------------------------------------------------
 
 // The next version of `kind`, unless the latest version has the same content (gate included): a
@@ -2526,7 +2534,8 @@ Result<Flow> Impl::finish_attempt(const skills::SkillDef& skill, Job& job) {
         outputs["WORLD_STATE"] = *applied;
       }
     }
-    EngineGateContext gate_context(e.m_project, latest_shared(), gate_config(job.ctx), job.in.world_before);
+    EngineGateContext gate_context(e.m_project, latest_shared(), kind_generation(), gate_config(job.ctx),
+                                   job.in.world_before);
     Result<gates::GateResult> evaluated = gates::evaluate_gate_outputs(skill.raw, outputs, gate_context);
     if (!evaluated && evaluated.error().code == ErrorCode::corruption) {
       // A file the gate reads no longer matches the ledger (edited by hand during the run): not

@@ -203,6 +203,8 @@ inline constexpr size_t k_content_cache_bytes = 16 * 1024 * 1024;
 /// The latest recorded content of kind/target ("" target for singletons) as the engine's cache
 /// holds it, shared and never changed; null when there is none.
 using SharedLatest = std::function<Result<ContentCache::Content>(std::string_view kind, std::string_view target)>;
+/// Impl::kind_index_seq of a kind, the index brought up to date first (Impl::kind_generation).
+using KindGeneration = std::function<Result<std::optional<int64_t>>(std::string_view kind)>;
 
 /// The gate's view of the record, with the world state as it stood before the step's scene (the
 /// latest WORLD_STATE is a later scene's once scenes are re-derived out of order), and the
@@ -212,10 +214,11 @@ class EngineGateContext : public gates::GateContext {
   /// `latest` reads through the engine's artifact index and parsed-contents cache
   /// (Impl::latest_shared): a gate's checks read the same SHOTLIST or lock at every shot, parsed
   /// once instead of each time, and `latest_shared` hands out the cache's own content, uncopied.
-  EngineGateContext(project::Project& project, SharedLatest latest, nlohmann::json config,
+  EngineGateContext(project::Project& project, SharedLatest latest, KindGeneration generation, nlohmann::json config,
                     std::optional<nlohmann::json> world_before)
       : m_project(project),
         m_latest(std::move(latest)),
+        m_generation(std::move(generation)),
         m_config(std::move(config)),
         m_world_before(world_before ? std::make_shared<const nlohmann::json>(std::move(*world_before)) : nullptr) {}
   const nlohmann::json& config() const override { return m_config; }
@@ -229,6 +232,14 @@ class EngineGateContext : public gates::GateContext {
     }
     return m_latest(kind, target);
   }
+  /// The seq of the last event whose artifact of `kind` the walk's index took in. The WORLD_STATE
+  /// before the scene is not the index's latest: none for it.
+  Result<std::optional<int64_t>> kind_generation(std::string_view kind) const override {
+    if (kind == "WORLD_STATE" && m_world_before) {
+      return std::optional<int64_t>{};
+    }
+    return m_generation(kind);
+  }
   Result<std::optional<Face>> latest_face(std::string_view kind, std::string_view target) const override {
     return m_project.latest_face(kind, target);
   }
@@ -236,6 +247,7 @@ class EngineGateContext : public gates::GateContext {
  private:
   gates::ProjectGateContext m_project;
   SharedLatest m_latest;
+  KindGeneration m_generation;
   nlohmann::json m_config;
   ContentCache::Content m_world_before;
 };
@@ -579,6 +591,7 @@ struct Impl {
   governance::LatestArtifact latest_json();
   /// latest() as the gates read it: the parsed contents, shared with the cache (EngineGateContext).
   SharedLatest latest_shared();
+  KindGeneration kind_generation();
   /// What built-ins aggregate from the whole record, kept in step by folding only the events
   /// recorded since, a page at a time (a built-in that re-read the ledger per scene would make a
   /// step's cost grow with the project; one that kept every event, its memory).

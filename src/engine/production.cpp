@@ -1555,7 +1555,8 @@ Result<Flow> Impl::produce(const skills::Phase& phase, const std::string& scene)
     if (!record.waves_written.count(wave_key)) {
       Context scene_context;
       scene_context.scene_id = scene;
-      EngineGateContext gate_context(e.m_project, latest_shared(), gate_config(scene_context), std::nullopt);
+      EngineGateContext gate_context(e.m_project, latest_shared(), kind_generation(), gate_config(scene_context),
+                                     std::nullopt);
       // The batch shows avps's verdict per row, the grader's claim beside it (faces.md, QC_BATCH).
       AVPS_TRY(gates::stamp_qc_verdicts(grader->raw, batch, gate_context, gates::QcClaim::in_verdict));
       gates::Outputs merged{{"QC_BATCH", batch}};

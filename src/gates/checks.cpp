@@ -1016,6 +1016,51 @@ std::shared_ptr<const PlannedTiers> planned_tiers_of(const std::shared_ptr<const
   return tiers;
 }
 
+// The premium share of every scene's plan, counted under one SCENES and ROUTING_DECISION content
+// and one generation of the SHOTLISTs (GateContext::kind_generation): every scene's budget step
+// counts it, and while no plan, no scene list and no routing changed the count is the same. An
+// entry is used only while the contents it was counted from live and are the ones handed in
+// (their weak_ptrs lock to those very objects), as planned_tiers_of's. Under a mutex.
+struct PremiumCount {
+  int64_t shots = 0;
+  int64_t premium = 0;
+};
+struct KeptPremiumCount {
+  std::weak_ptr<const json> scenes;
+  std::weak_ptr<const json> routing;
+  bool routed = false;  // counted with a routing content (routing may be null)
+  int64_t plans_generation = 0;
+  PremiumCount count;
+};
+std::mutex& premium_count_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+std::optional<KeptPremiumCount>& kept_premium() {
+  static std::optional<KeptPremiumCount> kept;
+  return kept;
+}
+
+std::optional<PremiumCount> kept_premium_count(const std::shared_ptr<const json>& scenes,
+                                               const std::shared_ptr<const json>& routing, int64_t plans_generation) {
+  std::lock_guard<std::mutex> lock(premium_count_mutex());
+  const std::optional<KeptPremiumCount>& kept = kept_premium();
+  if (!kept || !scenes || kept->scenes.lock() != scenes || kept->plans_generation != plans_generation ||
+      kept->routed != (routing != nullptr) || (routing && kept->routing.lock() != routing)) {
+    return std::nullopt;
+  }
+  return kept->count;
+}
+
+void keep_premium_count(const std::shared_ptr<const json>& scenes, const std::shared_ptr<const json>& routing,
+                        int64_t plans_generation, const PremiumCount& count) {
+  if (!scenes) {
+    return;
+  }
+  std::lock_guard<std::mutex> lock(premium_count_mutex());
+  kept_premium() = KeptPremiumCount{scenes, routing, routing != nullptr, plans_generation, count};
+}
+
 Result<Findings> tier_quotas(const json& output, const json& params, const GateContext& context) {
   AVPS_TRY_ASSIGN(double premium_pct, number_param(params, "premium_shot_pct"));
   AVPS_TRY_ASSIGN(double t3_pct, number_param(params, "t3_narrative_pct"));
@@ -1056,27 +1101,39 @@ Result<Findings> tier_quotas(const json& output, const json& params, const GateC
     return tier != tier_of.end() && tier->second == "gen_premium";
   };
   AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
-  int64_t shots = 0;
-  int64_t premium = 0;
-  for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
-    AVPS_TRY_ASSIGN(std::shared_ptr<const json> shotlist,
-                    context.latest_shared("SHOTLIST", text_member(scene, "scene_id")));
-    if (!shotlist) {
-      continue;
-    }
-    const std::shared_ptr<const PlannedTiers> planned = planned_tiers_of(shotlist);
-    shots += static_cast<int64_t>(planned->shots.size());
-    if (rerouted.empty()) {
-      for (const auto& [hero, count] : planned->by_hero) {
-        premium += premium_tier(hero) ? count : 0;
-      }
-      continue;
-    }
-    for (const auto& [shot_id, hero] : planned->shots) {
-      auto own = rerouted.find(shot_id + "/" + hero);
-      premium += (own != rerouted.end() ? own->second == "gen_premium" : premium_tier(hero)) ? 1 : 0;
-    }
+  AVPS_TRY_ASSIGN(std::optional<int64_t> plans_generation, context.kind_generation("SHOTLIST"));
+  std::optional<PremiumCount> kept;
+  if (plans_generation) {
+    kept = kept_premium_count(scenes, routing, *plans_generation);
   }
+  if (!kept) {
+    PremiumCount count;
+    for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
+      AVPS_TRY_ASSIGN(std::shared_ptr<const json> shotlist,
+                      context.latest_shared("SHOTLIST", text_member(scene, "scene_id")));
+      if (!shotlist) {
+        continue;
+      }
+      const std::shared_ptr<const PlannedTiers> planned = planned_tiers_of(shotlist);
+      count.shots += static_cast<int64_t>(planned->shots.size());
+      if (rerouted.empty()) {
+        for (const auto& [hero, n] : planned->by_hero) {
+          count.premium += premium_tier(hero) ? n : 0;
+        }
+        continue;
+      }
+      for (const auto& [shot_id, hero] : planned->shots) {
+        auto own = rerouted.find(shot_id + "/" + hero);
+        count.premium += (own != rerouted.end() ? own->second == "gen_premium" : premium_tier(hero)) ? 1 : 0;
+      }
+    }
+    if (plans_generation) {
+      keep_premium_count(scenes, routing, *plans_generation, count);
+    }
+    kept = count;
+  }
+  const int64_t shots = kept->shots;
+  const int64_t premium = kept->premium;
   if (shots > 0 && static_cast<double>(premium) * 100.0 > premium_pct * static_cast<double>(shots)) {
     add(findings, Verdict::fail,
         std::to_string(premium) + " of " + std::to_string(shots) + " planned shots (" +

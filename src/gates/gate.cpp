@@ -39,6 +39,10 @@ Result<Verdict> parse_verdict(std::string_view text) {
                     "unknown verdict \"" + std::string(text) + "\" (expected PASS, WARN, FIX, FAIL or STOP)");
 }
 
+Result<std::optional<int64_t>> GateContext::kind_generation(std::string_view) const {
+  return std::optional<int64_t>{};
+}
+
 Result<std::shared_ptr<const json>> GateContext::latest_shared(std::string_view kind, std::string_view target) const {
   AVPS_TRY_ASSIGN(std::optional<json> copy, latest(kind, target));
   return copy ? std::make_shared<const json>(std::move(*copy)) : nullptr;

@@ -5,6 +5,7 @@
 // then overrides single values as a project's avps.json would. Faces are rendered from the
 // recorded JSON by the real FaceCodec unless a test sets one by hand.
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
@@ -85,10 +86,12 @@ class FakeGateContext : public gates::GateContext {
   void record(const std::string& kind, const std::string& target, nlohmann::json content) {
     m_artifacts[{kind, target}] = std::make_shared<const nlohmann::json>(std::move(content));
     m_faces.erase({kind, target});
+    m_generations[kind] = next_recording();
   }
   void forget(const std::string& kind, const std::string& target) {
     m_artifacts.erase({kind, target});
     m_faces.erase({kind, target});
+    m_generations[kind] = next_recording();
   }
   /// Replaces the face of a recorded artifact (a hand edit the JSON does not show).
   void set_face(const std::string& kind, const std::string& target, std::string text) {
@@ -120,6 +123,15 @@ class FakeGateContext : public gates::GateContext {
     return it == m_artifacts.end() ? nullptr : it->second;
   }
 
+  /// As the engine's context: moved by every recording of the kind.
+  Result<std::optional<int64_t>> kind_generation(std::string_view kind) const override {
+    if (m_broken) {
+      return make_error(ErrorCode::io_error, "ledger unreadable (test)");
+    }
+    auto it = m_generations.find(std::string(kind));
+    return std::optional<int64_t>{it == m_generations.end() ? 0 : it->second};
+  }
+
   Result<std::optional<Face>> latest_face(std::string_view kind, std::string_view target) const override {
     AVPS_TRY_ASSIGN(std::optional<nlohmann::json> content, latest(kind, target));
     if (!content) {
@@ -138,6 +150,13 @@ class FakeGateContext : public gates::GateContext {
  private:
   using Key = std::pair<std::string, std::string>;
   nlohmann::json m_config;
+  // kind -> the recording that last changed it. Numbered across every context of the process: a
+  // copy of a context shares its contents, and must not come to the same number for another state.
+  std::map<std::string, int64_t> m_generations;
+  static int64_t next_recording() {
+    static std::atomic<int64_t> recordings{0};
+    return ++recordings;
+  }
   std::map<Key, std::shared_ptr<const nlohmann::json>> m_artifacts;
   std::map<Key, std::string> m_faces;
   bool m_broken = false;

@@ -51,6 +51,12 @@ class GateContext {
   /// context that keeps parsed contents (the engine's) hands out its own, which nobody changes.
   virtual Result<std::shared_ptr<const nlohmann::json>> latest_shared(std::string_view kind,
                                                                      std::string_view target) const;
+  /// A number that moves whenever the latest version of any target of `kind` changes, as this
+  /// context reads the record, and means the same for every context that hands out the same
+  /// contents (latest_shared): a check that reads every target of a kind at every step (the
+  /// premium quota: every scene's SHOTLIST) may keep what it made of them under it, with those
+  /// contents. nullopt (the default): nothing may be kept.
+  virtual Result<std::optional<int64_t>> kind_generation(std::string_view kind) const;
   /// The face (file text) and file name of that latest artifact, for verbatim checks.
   struct Face {
     std::string name;

@@ -1083,6 +1083,32 @@ TEST_CASE("the premium quota counts each scene's plan as recorded at the check, 
   }
   context.record("SHOTLIST", "S02", second);  // the fixture's SCENES plans S01 and S02
   CHECK(has_reason(evaluate(skill, status, context), "3 of 7 planned shots (42.9%) are routed to gen_premium"));
+  CHECK(has_reason(evaluate(skill, status, context), "3 of 7 planned shots (42.9%) are routed to gen_premium"));
+
+  // A budget re-route recorded in the routing decision (a hero A shot moved to gen_mid) is counted
+  // at the next check, with no plan recorded again.
+  json routing = context.latest("ROUTING_DECISION", "PROJECT").value().value_or(json::object());
+  routing["shot_tiers"] = json::array({{{"shot_id", "S02_SH01"}, {"hero_tier", "A"}, {"tier", "gen_mid"}}});
+  context.record("ROUTING_DECISION", "PROJECT", routing);
+  CHECK(has_reason(evaluate(skill, status, context), "2 of 7 planned shots (28.6%) are routed to gen_premium"));
+
+  // A scene list without S02 (recorded again, no plan changed) counts S01's plan alone.
+  json scenes = context.latest("SCENES", "").value().value();
+  json kept_rows = json::array();
+  for (const json& row : scenes["rows"]) {
+    if (row["scene_id"] != "S02") {
+      kept_rows.push_back(row);
+    }
+  }
+  scenes["rows"] = kept_rows;
+  context.record("SCENES", "", scenes);
+  CHECK(has_reason(evaluate(skill, status, context), over));
+
+  // A copy of the context that records another plan does not take the count of the first.
+  FakeGateContext copy = context;
+  copy.record("SHOTLIST", "S01", no_hero_a);
+  CHECK(evaluate(skill, status, copy).verdict == Verdict::pass);
+  CHECK(has_reason(evaluate(skill, status, context), over));
 }
 
 // ---- every shipped skill on its fixtures ------------------------------------------------------
