@@ -15,6 +15,7 @@
 #include "avps/artifacts/names.hpp"
 #include "avps/core/byte_codec.hpp"
 #include "avps/engine/engine.hpp"
+#include "avps/engine/fold_checkpoint.hpp"
 #include "avps/gates/gate.hpp"
 #include "avps/governance/override.hpp"
 #include "avps/ledger/ledger.hpp"
@@ -267,8 +268,9 @@ class RecordFold {
   void save(core::ByteWriter& out) const;
   /// The same bytes in parts (their concatenation is what save(ByteWriter&) writes), each member
   /// let go of as soon as it is written: what a checkpoint's writer holds at once is the fold or
-  /// its bytes, not both whole, and no buffer of the whole section is made.
-  std::vector<std::string> save_parts() &&;
+  /// its bytes, not both whole, and no buffer of the whole section is made. With a sink the parts
+  /// are handed to it as they are made, and none are returned (SectionParts).
+  std::vector<std::string> save_parts(SectionParts::Sink sink = {}) &&;
   /// restore_bytes: nullopt when `bytes` are not what save(ByteWriter&) made (cut short, bytes after it).
   static std::optional<RecordFold> restore_bytes(std::string_view bytes);
 

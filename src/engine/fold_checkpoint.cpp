@@ -3,6 +3,7 @@
 #include "avps/engine/fold_checkpoint.hpp"
 
 #include <algorithm>
+#include <span>
 #include <sstream>
 
 #include "avps/core/byte_codec.hpp"
@@ -203,10 +204,100 @@ std::vector<std::string> SectionParts::take() {
 }
 
 void SectionParts::end_part() {
+  if (m_sink) {
+    m_sink(m_out.bytes());
+    m_out.clear();
+    return;
+  }
   std::string part = m_out.take();
   part.shrink_to_fit();
   m_parts.push_back(std::move(part));
   m_out = core::ByteWriter();
+}
+
+CheckpointWriter::CheckpointWriter(fs::path project_dir, core::AtomicFile spill)
+    : m_project_dir(std::move(project_dir)), m_spill(std::move(spill)) {}
+
+Result<CheckpointWriter> CheckpointWriter::create(const fs::path& project_dir) {
+  AVPS_TRY_ASSIGN(core::AtomicFile spill,
+                  core::AtomicFile::create(checkpoint_path(project_dir).string() + ".spill", core::Durability::cached));
+  return CheckpointWriter(project_dir, std::move(spill));
+}
+
+void CheckpointWriter::write(CheckpointSection which, std::string_view part) {
+  const auto section = static_cast<size_t>(which);
+  if (m_failed || part.empty()) {
+    return;
+  }
+  if (section < m_section) {  // the spill holds the sections one after another, in their order
+    m_failed = make_error(ErrorCode::invalid_argument, "a checkpoint's section " + std::to_string(section) +
+                                                           " written after section " + std::to_string(m_section));
+    return;
+  }
+  m_section = section;
+  if (Result<void> written = m_spill->write(part); !written) {
+    m_failed = written.error();
+    return;
+  }
+  m_spilled[section] += part.size();
+}
+
+SectionParts::Sink CheckpointWriter::sink(CheckpointSection which) {
+  return [this, which](std::string_view part) { write(which, part); };
+}
+
+void CheckpointWriter::set_head(CheckpointSection which, std::string head) {
+  m_heads[static_cast<size_t>(which)] = std::move(head);
+}
+
+Result<size_t> CheckpointWriter::commit() {
+  if (m_failed) {
+    return *m_failed;
+  }
+  // The spill is read back twice through one buffer: for each section's sha256, which the format
+  // line before them carries, then to copy the sections after it.
+  AVPS_TRY_ASSIGN(core::OpenedFile spilled, core::OpenedFile::open(m_spill->temp_path()));
+  std::string buffer(SectionParts::k_part_bytes, '\0');
+  auto each_chunk = [&](uint64_t offset, uint64_t size, auto&& take) -> Result<void> {
+    for (uint64_t done = 0; done < size;) {
+      const auto want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - done));
+      AVPS_TRY_ASSIGN(size_t got, spilled.read_into(offset + done, std::span<char>(buffer.data(), want)));
+      if (got != want) {
+        return make_error(ErrorCode::io_error, "the checkpoint's spill file " + m_spill->temp_path().string() +
+                                                   " was cut short while it was written");
+      }
+      AVPS_TRY(take(std::string_view(buffer.data(), got)));
+      done += got;
+    }
+    return ok();
+  };
+  std::string line = std::string(k_checkpoint_magic) + " " + std::to_string(k_checkpoint_format_version);
+  size_t bytes = 0;
+  uint64_t offset = 0;
+  for (size_t i = 0; i < k_checkpoint_sections; ++i) {
+    core::Sha256 digest;
+    digest.update(m_heads[i]);
+    AVPS_TRY(each_chunk(offset, m_spilled[i], [&digest](std::string_view chunk) -> Result<void> {
+      digest.update(chunk);
+      return ok();
+    }));
+    const size_t size = m_heads[i].size() + static_cast<size_t>(m_spilled[i]);
+    line += " " + std::to_string(size) + " " + digest.hex();
+    bytes += size;
+    offset += m_spilled[i];
+  }
+  line += "\n";
+  AVPS_TRY_ASSIGN(core::AtomicFile file,
+                  core::AtomicFile::create(checkpoint_path(m_project_dir), core::Durability::durable));
+  AVPS_TRY(file.write(line));
+  offset = 0;
+  for (size_t i = 0; i < k_checkpoint_sections; ++i) {
+    AVPS_TRY(file.write(m_heads[i]));
+    AVPS_TRY(each_chunk(offset, m_spilled[i], [&file](std::string_view chunk) { return file.write(chunk); }));
+    offset += m_spilled[i];
+  }
+  AVPS_TRY(file.commit(core::Overwrite::yes));
+  return line.size() + bytes;
 }
 
 void write_checkpoint_head(core::ByteWriter& out, const CheckpointHead& head) {
@@ -215,39 +306,6 @@ void write_checkpoint_head(core::ByteWriter& out, const CheckpointHead& head) {
   out.i64(head.seq);
   out.text(head.hash);
   out.text(head.ts);
-}
-
-Result<size_t> write_checkpoint_file(const fs::path& project_dir,
-                                     const std::vector<std::vector<std::string_view>>& sections) {
-  if (sections.size() != k_checkpoint_sections) {
-    return make_error(ErrorCode::invalid_argument, "a checkpoint has " + std::to_string(k_checkpoint_sections) +
-                                                       " sections, not " + std::to_string(sections.size()));
-  }
-  std::string line = std::string(k_checkpoint_magic) + " " + std::to_string(k_checkpoint_format_version);
-  size_t bytes = 0;
-  for (const std::vector<std::string_view>& parts : sections) {
-    core::Sha256 digest;
-    size_t size = 0;
-    for (std::string_view part : parts) {
-      digest.update(part);
-      size += part.size();
-    }
-    line += " " + std::to_string(size) + " " + digest.hex();
-    bytes += size;
-  }
-  line += "\n";
-  // Each part written as it is, not copied into one string first: at 500 scenes the sections are
-  // tens of MB, and a copy of them was the run's last peak of memory.
-  AVPS_TRY_ASSIGN(core::AtomicFile file,
-                  core::AtomicFile::create(checkpoint_path(project_dir), core::Durability::durable));
-  AVPS_TRY(file.write(line));
-  for (const std::vector<std::string_view>& parts : sections) {
-    for (std::string_view part : parts) {
-      AVPS_TRY(file.write(part));
-    }
-  }
-  AVPS_TRY(file.commit(core::Overwrite::yes));
-  return line.size() + bytes;
 }
 
 }  // namespace avps::engine

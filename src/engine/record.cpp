@@ -977,8 +977,8 @@ void RecordFold::save(core::ByteWriter& out) const {
               KeepMembers{});
 }
 
-std::vector<std::string> RecordFold::save_parts() && {
-  SectionParts parts;
+std::vector<std::string> RecordFold::save_parts(SectionParts::Sink sink) && {
+  SectionParts parts(std::move(sink));
   put_members(parts.out(), m_all, m_record, m_stops, m_overrides, m_stop_inputs, m_unfinished_writes,
               m_world_replaced, ReleaseMembers(parts));
   return parts.take();
@@ -1244,8 +1244,8 @@ Result<Record> read_record(project::Project& project, RestoredRecordCheck check)
 // nothing to do records two.
 constexpr size_t k_run_record_carry_max = 16;
 
-Result<std::vector<std::string>> run_record_section(const ledger::Ledger& ledger, const UsableCheckpoint* previous,
-                                                    int64_t seq) {
+Result<void> write_run_record_section(const ledger::Ledger& ledger, const UsableCheckpoint* previous, int64_t seq,
+                                      CheckpointWriter& out) {
   std::optional<RecordFold> fold;
   int64_t after = 0;
   if (previous != nullptr) {
@@ -1260,11 +1260,9 @@ Result<std::vector<std::string>> run_record_section(const ledger::Ledger& ledger
       AVPS_TRY_ASSIGN(std::vector<ledger::Event> events, ledger.events(tail));
       std::erase_if(events, [seq](const ledger::Event& e) { return e.seq > seq; });
       if (events.size() <= k_run_record_carry_max && std::all_of(events.begin(), events.end(), record_fold_ignores)) {
-        // What a fold of these events onto it would save again, byte for byte. (Moved in: a
-        // braced list would copy it.)
-        std::vector<std::string> carried;
-        carried.push_back(std::move(bytes).value());
-        return carried;
+        // What a fold of these events onto it would save again, byte for byte.
+        out.write(CheckpointSection::run_record, *bytes);
+        return ok();
       }
       fold = RecordFold::restore_bytes(*bytes);
       std::string().swap(*bytes);  // restored: the fold is all that is kept of it
@@ -1284,9 +1282,9 @@ Result<std::vector<std::string>> run_record_section(const ledger::Ledger& ledger
     after = 0;
   }
   AVPS_TRY(fold_events(ledger, *fold, after, seq));
-  std::vector<std::string> parts = std::move(*fold).save_parts();
-  fold.reset();  // saved: its bytes are all that is kept of it
-  return parts;
+  std::ignore = std::move(*fold).save_parts(out.sink(CheckpointSection::run_record));  // none: all went to out
+  fold.reset();  // saved
+  return ok();
 }
 
 Record read_record(const std::vector<ledger::Event>& events, RecordParts parts) {

@@ -307,9 +307,9 @@ class Book {
   // No reader-side state (m_stale, set by finish) is kept. The order of the members is the
   // format: restore() reads them in the same order. The Book is spent: each member is let go of
   // once written, and the bytes come in parts (engine::SectionParts), so that the end of a run
-  // never holds the Book and its bytes whole at once.
-  std::vector<std::string> save_parts() && {
-    engine::SectionParts parts;
+  // never holds the Book and its bytes whole at once; with a sink, not even the parts made so far.
+  std::vector<std::string> save_parts(engine::SectionParts::Sink sink = {}) && {
+    engine::SectionParts parts(std::move(sink));
     core::ByteWriter& out = parts.out();
     auto done = [&parts](auto& member) {
       std::remove_reference_t<decltype(member)>().swap(member);
@@ -1564,11 +1564,13 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   }
   AVPS_TRY(folded.book->score_attempts());
   // The end of a run is its peak of memory when every event is folded (a fresh production), so
-  // the sections are made one after another, and what made each is let go of as it is written:
-  // the Book's bytes (the Book let go of member by member), the stale-shot record's CBOR (encoded
-  // a member at a time, never as a document), the stale shots from that record (then the record
-  // goes), the engine's own record (let go of member by member). At 500 scenes the Book, the
-  // record's document and its CBOR held at once were 150 MB.
+  // the sections are made one after another, each written as it is made (CheckpointWriter: to a
+  // spill file, the checkpoint published at the end), and what made each is let go of as it is
+  // written: the Book's bytes (the Book let go of member by member), the stale-shot record's CBOR
+  // (encoded a member at a time, never as a document), the stale shots from that record (then the
+  // record goes), the engine's own record (let go of member by member). At 500 scenes the Book,
+  // the record's document and its CBOR held at once were 150 MB; the sections made so far, held
+  // while the next was folded, 22 to 47 MB.
   // Over a tail that leaves the stale shots as the checkpoint had them (tail_keeps_stale_shots: a
   // checkpoint not kept above only because its run's record no longer matched its sha256), its
   // record section and stale shots are written again as they were, not worked out again.
@@ -1577,39 +1579,34 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
     stale_record = folded.book->take_stale_shots_record();
   }
   const Book::Last last = folded.book->last();
+  AVPS_TRY_ASSIGN(engine::CheckpointWriter checkpoint, engine::CheckpointWriter::create(project.dir()));
   // The fold section: its head (what a reader checks before it takes anything), the stale shots,
-  // then the Book. The Book's bytes are made first, parts of their own, so that the Book is gone
-  // before the stale shots are worked out.
-  std::vector<std::string> book = std::move(*folded.book).save_parts();
+  // then the Book. The Book's bytes are written first, the head set before them once the stale
+  // shots are worked out, so that the Book is gone by then.
+  std::ignore = std::move(*folded.book).save_parts(checkpoint.sink(engine::CheckpointSection::fold));  // all written
   folded.book.reset();
-  std::string record_section;
   json stale_shots;
   if (stale_record) {
-    record_section = stale_record->save_cbor();
-    record_section.shrink_to_fit();  // it waits for the run's record: its size, not its buffer's
+    checkpoint.write(engine::CheckpointSection::stale_record, stale_record->save_cbor());
     AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
                     engine::stale_shots(project, std::move(*stale_record), &registry));
     stale_record.reset();
     stale_shots = stale_json(stale);
   } else {
     stale_shots = std::move(folded.saved_stale);
-    record_section = std::move(*folded.carried_record);
+    checkpoint.write(engine::CheckpointSection::stale_record, *folded.carried_record);
+    folded.carried_record.reset();
   }
   core::ByteWriter head;
   engine::write_checkpoint_head(head, {AVPS_VERSION_STRING, dependencies, last.seq, last.hash, last.ts});
   head.json(stale_shots);
   stale_shots = json();
-  std::vector<std::string_view> fold_parts{head.bytes()};
-  fold_parts.insert(fold_parts.end(), book.begin(), book.end());
+  checkpoint.set_head(engine::CheckpointSection::fold, head.take());
   // The engine's own record, brought up to the same event from the previous checkpoint's section
   // when it is usable (or carried over a run that did nothing), else from every event.
-  AVPS_TRY_ASSIGN(std::vector<std::string> run_section,
-                  engine::run_record_section(project.ledger(), folded.previous.get(), written.seq));
+  AVPS_TRY(engine::write_run_record_section(project.ledger(), folded.previous.get(), written.seq, checkpoint));
   folded.previous.reset();
-  AVPS_TRY_ASSIGN(written.bytes,
-                  engine::write_checkpoint_file(project.dir(), {std::move(fold_parts),
-                                                                {record_section},
-                                                                {run_section.begin(), run_section.end()}}));
+  AVPS_TRY_ASSIGN(written.bytes, checkpoint.commit());
   return written;
 }
 

@@ -42,6 +42,8 @@ class ByteWriter {
 
   const std::string& bytes() const { return m_out; }
   std::string take() { return std::move(m_out); }
+  /// Empties the bytes and keeps the buffer: a writer handing its bytes on in parts reuses it.
+  void clear() { m_out.clear(); }
 
  private:
   std::string m_out;

@@ -37,6 +37,9 @@ class AtomicFile {
   /// Publishes the file. With Overwrite::no, an existing file at `path` is an already_exists
   /// error and is left untouched.
   [[nodiscard]] Result<void> commit(Overwrite overwrite);
+  /// Where the bytes are until commit(): a writer may read back what it wrote (a spill file that
+  /// is never committed, and goes with its AtomicFile).
+  const std::filesystem::path& temp_path() const { return m_temp; }
 
  private:
   AtomicFile(std::filesystem::path path, std::filesystem::path temp, int fd, Durability d);

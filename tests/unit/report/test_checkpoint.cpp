@@ -564,3 +564,84 @@ TEST_CASE("a run's record restored wrong from a checkpoint whose hashes hold is 
   const std::string member = message.substr(named + 41, message.find('`', named + 41) - named - 41);
   CHECK(engine::RecordFold(engine::RecordParts::all).save().contains(member));
 }
+
+namespace checkpoint_test {
+
+// The format line and sections as one document and one buffer make them: what the spilled writer
+// must write, byte for byte.
+std::string checkpoint_in_one_buffer(const std::vector<std::string>& sections) {
+  std::string line = "avps-fold-checkpoint " + std::to_string(engine::k_checkpoint_format_version);
+  std::string body;
+  for (const std::string& section : sections) {
+    line += " " + std::to_string(section.size()) + " " + core::sha256_hex(section);
+    body += section;
+  }
+  return line + "\n" + body;
+}
+
+size_t files_in(const fs::path& dir) {
+  return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+}
+
+}  // namespace checkpoint_test
+
+TEST_CASE("a checkpoint written part by part through its spill file is the one buffer's bytes, and leaves no spill",
+          "[checkpoint]") {
+  using engine::CheckpointSection;
+  testing::TempDir tmp;
+  fs::create_directories(tmp.path() / ".avps");
+  // Given sections of several parts, larger than the writer's buffer, and a fold head set last
+  std::string book(engine::SectionParts::k_part_bytes * 2 + 17, 'b');
+  for (size_t i = 0; i < book.size(); i += 7) {
+    book[i] = static_cast<char>('a' + i % 23);
+  }
+  core::ByteWriter book_bytes;  // the Book's values in one buffer
+  for (size_t i = 0; i < book.size(); i += 4096) {
+    book_bytes.text(std::string_view(book).substr(i, 4096));
+  }
+  const std::string head = "head and stale shots, known last";
+  const std::string stale_record = "the stale-shot record's CBOR";
+  const std::string run_record(engine::SectionParts::k_part_bytes + 3, 'r');
+  const std::string expected =
+      checkpoint_test::checkpoint_in_one_buffer({head + book_bytes.bytes(), stale_record, run_record});
+  {
+    auto writer = engine::CheckpointWriter::create(tmp.path());
+    REQUIRE(writer.ok());
+    engine::SectionParts parts(writer->sink(CheckpointSection::fold));
+    for (size_t i = 0; i < book.size(); i += 4096) {
+      parts.out().text(std::string_view(book).substr(i, 4096));
+      parts.cut();
+    }
+    CHECK(parts.take().empty());  // every part went to the writer
+    writer->write(CheckpointSection::stale_record, stale_record);
+    writer->set_head(CheckpointSection::fold, head);
+    writer->write(CheckpointSection::run_record, std::string_view(run_record).substr(0, 5));
+    writer->write(CheckpointSection::run_record, std::string_view(run_record).substr(5));
+    CHECK(checkpoint_test::files_in(tmp.path() / ".avps") == 1);  // the spill, while it is written
+    // When it is committed
+    auto bytes = writer->commit();
+    // Then the file is what one buffer of the same sections makes
+    REQUIRE(bytes.ok());
+    CHECK(*bytes == expected.size());
+  }
+  CHECK(*core::read_file(engine::checkpoint_path(tmp.path())) == expected);
+  // and the spill went with its writer
+  CHECK(checkpoint_test::files_in(tmp.path() / ".avps") == 1);
+}
+
+TEST_CASE("a checkpoint whose sections come out of order is not written, and the old one stays", "[checkpoint]") {
+  using engine::CheckpointSection;
+  testing::TempDir tmp;
+  fs::create_directories(tmp.path() / ".avps");
+  REQUIRE(core::write_file_atomic(engine::checkpoint_path(tmp.path()), "the old one", core::Overwrite::yes,
+                                  core::Durability::cached)
+              .ok());
+  auto writer = engine::CheckpointWriter::create(tmp.path());
+  REQUIRE(writer.ok());
+  // Given a part of the fold section written after the run's record
+  writer->write(CheckpointSection::run_record, "record");
+  writer->write(CheckpointSection::fold, "book");
+  // When it is committed, then it is an error, and the old checkpoint stays as it was
+  CHECK_FALSE(writer->commit().ok());
+  CHECK(*core::read_file(engine::checkpoint_path(tmp.path())) == "the old one");
+}
