@@ -170,6 +170,16 @@ struct InitWalk {
     engine.emplace(*project, *registry, *backends, *router, *governor, observer);
     impl.emplace(*engine, options);
   }
+
+  /// The STYLE_LOCK init recorded (the project's one lock before any run).
+  ledger::ArtifactRecord style_lock() const {
+    auto artifacts = project->ledger().artifacts();
+    REQUIRE(artifacts.ok());
+    auto style = std::find_if(artifacts->begin(), artifacts->end(),
+                              [](const ledger::ArtifactRecord& a) { return a.kind == "STYLE_LOCK"; });
+    REQUIRE(style != artifacts->end());
+    return *style;
+  }
 };
 
 TEST_CASE("a transient failure is retried after the provider's wait and the call is paid once", "[engine][exchange]") {
@@ -556,11 +566,8 @@ TEST_CASE("the walk's memo of who wrote a version follows each change of the rec
   verifying.verify_by_name = true;
   InitWalk walk(verifying);
   engine::Impl& impl = *walk.impl;
-  auto artifacts = walk.project->ledger().artifacts();
-  REQUIRE(artifacts.ok());
-  auto style = std::find_if(artifacts->begin(), artifacts->end(),
-                            [](const ledger::ArtifactRecord& a) { return a.kind == "STYLE_LOCK"; });
-  REQUIRE(style != artifacts->end());
+  const ledger::ArtifactRecord lock = walk.style_lock();
+  const ledger::ArtifactRecord* style = &lock;
   REQUIRE(style->version == 1);
   const std::optional<engine::WalkRank> rank{engine::WalkRank{2, 0, 50}};
   auto read = [&] { return impl.readable_version(*style, "prompt-packager/S01_SH01/proxy", rank); };
@@ -617,11 +624,8 @@ TEST_CASE("what a reader reads of every target follows each change of a writer f
   // Given the demo's project as init leaves it (one STYLE_LOCK) and an engine's walk state over it
   InitWalk walk(engine::RunOptions{});
   engine::Impl& impl = *walk.impl;
-  auto artifacts = walk.project->ledger().artifacts();
-  REQUIRE(artifacts.ok());
-  auto style = std::find_if(artifacts->begin(), artifacts->end(),
-                            [](const ledger::ArtifactRecord& a) { return a.kind == "STYLE_LOCK"; });
-  REQUIRE(style != artifacts->end());
+  const ledger::ArtifactRecord lock = walk.style_lock();
+  const ledger::ArtifactRecord* style = &lock;
   const std::string own = "style-writer";
   const std::string other = "budget-gates/S01";
   auto read = [&](const std::string& loop) -> std::vector<std::string> {
@@ -677,11 +681,8 @@ TEST_CASE("a change of a writer fact the walk is not told of is an error under v
   verifying.verify_by_name = true;
   InitWalk walk(verifying);
   engine::Impl& impl = *walk.impl;
-  auto artifacts = walk.project->ledger().artifacts();
-  REQUIRE(artifacts.ok());
-  auto style = std::find_if(artifacts->begin(), artifacts->end(),
-                            [](const ledger::ArtifactRecord& a) { return a.kind == "STYLE_LOCK"; });
-  REQUIRE(style != artifacts->end());
+  const ledger::ArtifactRecord lock = walk.style_lock();
+  const ledger::ArtifactRecord* style = &lock;
   auto first = impl.readable_of_every_target("STYLE_LOCK", "budget-gates/S01", std::nullopt);
   REQUIRE(first.ok());
   REQUIRE((*first)->records.size() == 1);
