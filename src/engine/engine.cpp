@@ -117,13 +117,18 @@ bool passed(const std::string& verdict) {
 
 // The highest version of kind/target, from the artifact index (kept in step with the ledger by
 // refresh_index) rather than a query of the ledger at every read: a step reads dozens.
-Result<std::optional<ledger::ArtifactRecord>> Impl::latest_record(const std::string& kind, const std::string& target) {
+Result<const ledger::ArtifactRecord*> Impl::latest_indexed(std::string_view kind, std::string_view target) {
   AVPS_TRY(refresh_index());
-  auto versions = versions_by_key.find(kind + "/" + target);
-  if (versions == versions_by_key.end() || versions->second.empty()) {
-    return std::optional<ledger::ArtifactRecord>{};
-  }
-  return std::optional<ledger::ArtifactRecord>{versions->second.back()};
+  std::string key;
+  key.reserve(kind.size() + 1 + target.size());
+  key.append(kind).append(1, '/').append(target);
+  auto versions = versions_by_key.find(key);
+  return versions == versions_by_key.end() || versions->second.empty() ? nullptr : &versions->second.back();
+}
+
+Result<std::optional<ledger::ArtifactRecord>> Impl::latest_record(const std::string& kind, const std::string& target) {
+  AVPS_TRY_ASSIGN(const ledger::ArtifactRecord* found, latest_indexed(kind, target));
+  return found ? std::optional<ledger::ArtifactRecord>{*found} : std::nullopt;
 }
 
 Result<std::optional<Loaded>> Impl::latest(const std::string& kind, const std::string& target) {
@@ -336,12 +341,12 @@ Result<const ledger::ArtifactRecord*> Impl::readable_record(const ledger::Artifa
   }
 }
 
-Result<const TargetVersions*> Impl::latest_of_every_target(const std::string& kind) {
+Result<TargetVersions*> Impl::latest_of_every_target(const std::string& kind) {
   AVPS_TRY(refresh_index());
   TargetVersions& targets = target_versions[kind];
   auto moved = kind_index_seq.find(kind);
   const int64_t kind_seq = moved == kind_index_seq.end() ? -1 : moved->second;
-  if (targets.kind_seq != kind_seq || targets.record_generation != record_generation || targets.entries.empty()) {
+  if (targets.kind_seq != kind_seq || targets.record_generation != record_generation) {
     targets.entries.clear();
     targets.last_read.reset();
     const std::string prefix = kind + "/";
@@ -364,8 +369,8 @@ Result<const TargetVersions*> Impl::latest_of_every_target(const std::string& ki
 Result<TargetVersions::Readable*> Impl::readable_of_every_target(const std::string& kind,
                                                                          const std::string& reader_loop,
                                                                          const std::optional<WalkRank>& reader) {
-  AVPS_TRY_ASSIGN(const TargetVersions* targets, latest_of_every_target(kind));
-  std::optional<TargetVersions::Readable>& last = target_versions[kind].last_read;
+  AVPS_TRY_ASSIGN(TargetVersions * targets, latest_of_every_target(kind));
+  std::optional<TargetVersions::Readable>& last = targets->last_read;
   sync_writer_facts();
   if (last && last->facts_generation == generation && last->reader_loop == reader_loop && last->reader == reader &&
       !options.verify_by_name) {
@@ -1121,13 +1126,12 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         }
         readable->names = std::move(made);
       }
-      // contents mode: the versions' names, shared with the list made later (g.deferred)
-      const std::shared_ptr<const std::vector<std::string>> shared_names = readable->names;
-      static const std::vector<std::string> k_no_names;
-      const std::vector<std::string>& names = shared_names ? *shared_names : k_no_names;
       by_name_text(readable->names_text);
       if (!all.empty()) {
         if (contents_too) {
+          // The versions' names, shared with the list made later (g.deferred).
+          const std::shared_ptr<const std::vector<std::string>> shared_names = readable->names;
+          const std::vector<std::string>& names = *shared_names;
           // The fingerprint by element (list_fingerprint), kept by the names like a pure input's;
           // the list itself made only for a step that reads it (Gathered::inputs).
           const std::string key = pure_key(kind, names);
@@ -1495,15 +1499,8 @@ SharedLatest Impl::latest_shared() {
   // The content alone, from the index's record in place: budget-gates' premium quota asks for
   // every scene's SHOTLIST at each scene's budget step, and a copy of each record was most of it.
   return [this](std::string_view kind, std::string_view target) -> Result<ContentCache::Content> {
-    AVPS_TRY(refresh_index());
-    std::string key;
-    key.reserve(kind.size() + 1 + target.size());
-    key.append(kind).append(1, '/').append(target);
-    auto versions = versions_by_key.find(key);
-    if (versions == versions_by_key.end() || versions->second.empty()) {
-      return ContentCache::Content{};
-    }
-    return load(versions->second.back());
+    AVPS_TRY_ASSIGN(const ledger::ArtifactRecord* found, latest_indexed(kind, target));
+    return found ? load(*found) : Result<ContentCache::Content>(ContentCache::Content{});
   };
 }
 

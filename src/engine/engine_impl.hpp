@@ -419,6 +419,8 @@ struct Impl {
   // Reading the record (engine.cpp).
   /// The latest version's record of kind/target, from the artifact index (no content read).
   Result<std::optional<ledger::ArtifactRecord>> latest_record(const std::string& kind, const std::string& target);
+  /// The same record in the index, not copied (valid until the index next moves), or nullptr.
+  Result<const ledger::ArtifactRecord*> latest_indexed(std::string_view kind, std::string_view target);
   Result<std::optional<Loaded>> latest(const std::string& kind, const std::string& target);
   /// An artifact's content, verified by the store when it is first read (then from `contents`).
   Result<ContentCache::Content> load(const ledger::ArtifactRecord& artifact);
@@ -493,7 +495,7 @@ struct Impl {
   /// kind -> the seq of the last event whose artifact of that kind the index took in: a kind's
   /// lists of versions in versions_by_key move (and with them pointers into them) only then.
   std::unordered_map<std::string, int64_t> kind_index_seq;
-  Result<const TargetVersions*> latest_of_every_target(const std::string& kind);
+  Result<TargetVersions*> latest_of_every_target(const std::string& kind);
   /// Each target of `kind`'s version a step of `reader_loop` at `reader` reads (readable_record's
   /// walk back, over the versions kept), in the index's order: made again when a writer fact, the
   /// kind's versions or the reader changed. Valid until the next call or the index's next move.

@@ -1032,19 +1032,19 @@ struct KeptPremiumCount {
   int64_t plans_generation = 0;
   PremiumCount count;
 };
-std::mutex& premium_count_mutex() {
-  static std::mutex mutex;
-  return mutex;
-}
-std::optional<KeptPremiumCount>& kept_premium() {
-  static std::optional<KeptPremiumCount> kept;
+struct KeptPremium {
+  std::mutex mutex;
+  std::optional<KeptPremiumCount> last;
+};
+KeptPremium& kept_premium() {
+  static KeptPremium kept;
   return kept;
 }
 
 std::optional<PremiumCount> kept_premium_count(const std::shared_ptr<const json>& scenes,
                                                const std::shared_ptr<const json>& routing, int64_t plans_generation) {
-  std::lock_guard<std::mutex> lock(premium_count_mutex());
-  const std::optional<KeptPremiumCount>& kept = kept_premium();
+  std::lock_guard<std::mutex> lock(kept_premium().mutex);
+  const std::optional<KeptPremiumCount>& kept = kept_premium().last;
   if (!kept || !scenes || kept->scenes.lock() != scenes || kept->plans_generation != plans_generation ||
       kept->routed != (routing != nullptr) || (routing && kept->routing.lock() != routing)) {
     return std::nullopt;
@@ -1057,8 +1057,8 @@ void keep_premium_count(const std::shared_ptr<const json>& scenes, const std::sh
   if (!scenes) {
     return;
   }
-  std::lock_guard<std::mutex> lock(premium_count_mutex());
-  kept_premium() = KeptPremiumCount{scenes, routing, routing != nullptr, plans_generation, count};
+  std::lock_guard<std::mutex> lock(kept_premium().mutex);
+  kept_premium().last = KeptPremiumCount{scenes, routing, routing != nullptr, plans_generation, count};
 }
 
 Result<Findings> tier_quotas(const json& output, const json& params, const GateContext& context) {

@@ -566,23 +566,22 @@ TEST_CASE("the walk's memo of who wrote a version follows each change of the rec
   verifying.verify_by_name = true;
   InitWalk walk(verifying);
   engine::Impl& impl = *walk.impl;
-  const ledger::ArtifactRecord lock = walk.style_lock();
-  const ledger::ArtifactRecord* style = &lock;
-  REQUIRE(style->version == 1);
+  const ledger::ArtifactRecord style = walk.style_lock();
+  REQUIRE(style.version == 1);
   const std::optional<engine::WalkRank> rank{engine::WalkRank{2, 0, 50}};
-  auto read = [&] { return impl.readable_version(*style, "prompt-packager/S01_SH01/proxy", rank); };
+  auto read = [&] { return impl.readable_version(style, "prompt-packager/S01_SH01/proxy", rank); };
 
   // When no step of a run wrote it (init did), a step reads it.
   auto first = read();
   REQUIRE(first.ok());
   REQUIRE(first->has_value());
-  CHECK((*first)->name == style->name);
+  CHECK((*first)->name == style.name);
 
   // When the record comes to say an attempt an interruption cut short wrote it, and the walk is
   // not told, the memo made above is stale: served under verify_by_name, it is an error.
   const std::string step = "style-writer@0123456789abcdef";
-  impl.record.written_by[style->name] = engine::WrittenBy{step, 1};
-  impl.record.cut_short.insert(style->name);
+  impl.record.written_by[style.name] = engine::WrittenBy{step, 1};
+  impl.record.cut_short.insert(style.name);
   auto untold = read();
   REQUIRE_FALSE(untold.ok());
   CHECK(untold.error().message.find("no longer matches the record") != std::string::npos);
@@ -600,7 +599,7 @@ TEST_CASE("the walk's memo of who wrote a version follows each change of the rec
   auto finished = read();
   REQUIRE(finished.ok());
   REQUIRE(finished->has_value());
-  CHECK((*finished)->name == style->name);
+  CHECK((*finished)->name == style.name);
 
   // A FAIL that is its loop's last step, not acted on and with no stop open, hides it from other
   // loops; a stop opened on that loop lets them read it.
@@ -624,8 +623,7 @@ TEST_CASE("what a reader reads of every target follows each change of a writer f
   // Given the demo's project as init leaves it (one STYLE_LOCK) and an engine's walk state over it
   InitWalk walk(engine::RunOptions{});
   engine::Impl& impl = *walk.impl;
-  const ledger::ArtifactRecord lock = walk.style_lock();
-  const ledger::ArtifactRecord* style = &lock;
+  const ledger::ArtifactRecord style = walk.style_lock();
   const std::string own = "style-writer";
   const std::string other = "budget-gates/S01";
   auto read = [&](const std::string& loop) -> std::vector<std::string> {
@@ -638,7 +636,7 @@ TEST_CASE("what a reader reads of every target follows each change of a writer f
     }
     return names;
   };
-  const std::vector<std::string> style_only{style->name};
+  const std::vector<std::string> style_only{style.name};
   const std::vector<std::string> none;
 
   // When no step of a run wrote it, every reader reads it, and one reader twice reads the same list
@@ -649,13 +647,13 @@ TEST_CASE("what a reader reads of every target follows each change of a writer f
   REQUIRE(once.ok());
   REQUIRE(twice.ok());
   CHECK(*once == *twice);
-  CHECK((*twice)->names_text == "[\"" + style->name + "\"]");
+  CHECK((*twice)->names_text == "[\"" + style.name + "\"]");
 
   // When the record comes to say an unfinished attempt of its own loop wrote it (told:
   // artifact_written), that loop re-runs the attempt and does not read it; another loop does.
   const std::string step = own + "@0123456789abcdef";
-  impl.record.written_by[style->name] = engine::WrittenBy{step, 1};
-  impl.artifact_written(style->name);
+  impl.record.written_by[style.name] = engine::WrittenBy{step, 1};
+  impl.artifact_written(style.name);
   CHECK(read(own) == none);
   CHECK(read(other) == style_only);
 
@@ -681,16 +679,15 @@ TEST_CASE("a change of a writer fact the walk is not told of is an error under v
   verifying.verify_by_name = true;
   InitWalk walk(verifying);
   engine::Impl& impl = *walk.impl;
-  const ledger::ArtifactRecord lock = walk.style_lock();
-  const ledger::ArtifactRecord* style = &lock;
+  const ledger::ArtifactRecord style = walk.style_lock();
   auto first = impl.readable_of_every_target("STYLE_LOCK", "budget-gates/S01", std::nullopt);
   REQUIRE(first.ok());
   REQUIRE((*first)->records.size() == 1);
 
   // When an attempt an interruption cut short comes to have written it, untold
   const std::string step = "style-writer@0123456789abcdef";
-  impl.record.written_by[style->name] = engine::WrittenBy{step, 1};
-  impl.record.cut_short.insert(style->name);
+  impl.record.written_by[style.name] = engine::WrittenBy{step, 1};
+  impl.record.cut_short.insert(style.name);
   auto untold = impl.readable_of_every_target("STYLE_LOCK", "budget-gates/S01", std::nullopt);
   REQUIRE_FALSE(untold.ok());
   CHECK(untold.error().message.find("no longer matches the record") != std::string::npos);
