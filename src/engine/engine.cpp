@@ -422,55 +422,35 @@ Result<std::string> Impl::list_fingerprint(const std::string& list_key,
          last.elements[shared] == records[shared]->json_sha256) {
     ++shared;
   }
-  // `last` is taken apart as `next` is made: whatever fails on the way, the memo is dropped whole.
-  ListDigest next;
-  next.elements.reserve(records.size());
-  next.after.reserve(records.size());
-  for (size_t i = 0; i < shared; ++i) {
-    if (auto kept = last.texts.find(last.elements[i]); kept != last.texts.end()) {
-      next.texts.emplace(kept->first, std::move(kept->second));
-      last.texts.erase(kept);
-    }
-    next.elements.push_back(std::move(last.elements[i]));
-    next.after.push_back(std::move(last.after[i]));
-  }
+  last.elements.resize(shared);
+  last.after.resize(shared);
   core::Sha256 hash;
   if (shared > 0) {
-    hash = next.after.back().fork();
+    hash = last.after.back().fork();
   } else {
     hash.update("[");
   }
   for (size_t i = shared; i < records.size(); ++i) {
-    const std::string& element = records[i]->json_sha256;
-    auto text = next.texts.find(element);
-    if (text == next.texts.end()) {
-      if (auto kept = last.texts.find(element); kept != last.texts.end()) {
-        text = next.texts.emplace(element, std::move(kept->second)).first;
-      } else {
-        // The element's canonical JSON as the whole list's canonical JSON holds it: cut to the
-        // fields and without its gate (cut_to_fields and without_gate work element by element).
-        Result<ContentCache::Content> content = load(*records[i]);
-        if (!content) {
-          list_digests.erase(list_key);
-          return content.error();
-        }
-        Result<std::string> canonical = core::canonical_json(without_gate(cut_to_fields(**content, fields)));
-        if (!canonical) {
-          list_digests.erase(list_key);
-          return canonical.error();
-        }
-        text = next.texts.emplace(element, std::move(*canonical)).first;
-      }
+    // The element's canonical JSON as the whole list's canonical JSON holds it: cut to the fields
+    // and without its gate (cut_to_fields and without_gate work element by element).
+    Result<ContentCache::Content> content = load(*records[i]);
+    if (!content) {
+      list_digests.erase(list_key);
+      return content.error();
+    }
+    Result<std::string> canonical = core::canonical_json(without_gate(cut_to_fields(**content, fields)));
+    if (!canonical) {
+      list_digests.erase(list_key);
+      return canonical.error();
     }
     if (i > 0) {
       hash.update(",");
     }
-    hash.update(text->second);
-    next.elements.push_back(element);
-    next.after.push_back(hash.fork());
+    hash.update(*canonical);
+    last.elements.push_back(records[i]->json_sha256);
+    last.after.push_back(hash.fork());
   }
   hash.update("]");
-  last = std::move(next);
   return hash.hex();
 }
 

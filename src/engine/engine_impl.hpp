@@ -506,18 +506,19 @@ struct Impl {
   /// list of `records`' contents, each cut to `fields` and without its gate. The canonical JSON of
   /// a list is "[" + its elements' canonical JSON joined by "," + "]", so the digest is made by
   /// element: from the hash state after the longest prefix of elements it shares with the list
-  /// last hashed under `list_key` (kind, slice, fields), with the elements after it read from the
-  /// texts kept for that list. Each scene's cost loop adds or replaces one scene's version, so
-  /// a step hashes what changed, not every scene's artifact again.
+  /// last hashed under `list_key` (kind, slice, fields), the elements after it loaded and cut
+  /// again. Each scene's cost loop adds or replaces one scene's version, the last of the list
+  /// (targets in order, scenes made in order), so a step hashes what changed, not every scene's
+  /// artifact again. The elements' texts are not kept: at 500 scenes they were 4 MB of the walk's
+  /// peak heap, for the rare step that finds an earlier scene's version replaced.
   Result<std::string> list_fingerprint(const std::string& list_key,
                                        const std::vector<const ledger::ArtifactRecord*>& records,
                                        const std::vector<std::string>& fields);
-  /// The last list hashed under a list key: its elements (json_sha256), the hash state after each
-  /// ("[" e0 "," ... ei), and the canonical text of each element, cut, by json_sha256.
+  /// The last list hashed under a list key: its elements (json_sha256) and the hash state after
+  /// each ("[" e0 "," ... ei).
   struct ListDigest {
     std::vector<std::string> elements;
     std::vector<core::Sha256> after;
-    std::unordered_map<std::string, std::string> texts;
   };
   std::map<std::string, ListDigest> list_digests;
   /// Where a run of `skill` in `context` stands in the walk.
