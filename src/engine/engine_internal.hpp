@@ -85,6 +85,9 @@ RevisionCheck check_revision(const gates::Outputs& outputs,
 /// member of a list of them), only the fields the pointers name and its identity (format_version,
 /// kind, entity_id, target, shot_id, scene_id); the whole value when `fields` is empty.
 nlohmann::json cut_to_fields(nlohmann::json value, const std::vector<std::string>& fields);
+/// cut_to_fields of a value the caller keeps: only what the cut holds is copied (an all_targets
+/// list is made from every scene's content, of which a skill reads a few fields).
+nlohmann::json cut_copy(const nlohmann::json& value, const std::vector<std::string>& fields);
 
 /// A recorded exchange.response as the run keeps it: where its body is (read again from the
 /// ledger when a resumed call replays it) and what the cost reports count of it.

@@ -183,11 +183,27 @@ json cut_to_fields(json value, const std::vector<std::string>& fields) {
   if (fields.empty()) {
     return value;
   }
+  if (value.is_object()) {
+    return cut_copy(value, fields);  // what the cut keeps, copied
+  }
   if (value.is_array()) {
     for (json& item : value) {
       item = cut_to_fields(std::move(item), fields);
     }
+  }
+  return value;
+}
+
+json cut_copy(const json& value, const std::vector<std::string>& fields) {
+  if (fields.empty()) {
     return value;
+  }
+  if (value.is_array()) {
+    json cut = json::array();
+    for (const json& item : value) {
+      cut.push_back(cut_copy(item, fields));
+    }
+    return cut;
   }
   if (!value.is_object()) {
     return value;
