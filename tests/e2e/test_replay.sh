@@ -162,9 +162,11 @@ expect_out "REPRODUCED RUN_0002 (DONE)"
 chmod -R u+w "$RO"
 
 # --- Killed mid-production and resumed: each run replays; the killed one as far as it went -------
-# (The first scene's production: the same loops, a third of the calls.)
+# (The first scene's production: the same loops, a third of the calls. PNG renders: the renders
+# re-made bit-exact are the demo's clips above; here it is which run replays how far.)
 P="$WORK/killed"
 cp -r "$SRC/examples/demo_short_film" "$P"
+png_renders "$P"
 "$AVPS" init "$P" > /dev/null
 set +e
 (AVPS_CRASH_AT="engine.after_response:40" "$AVPS" run "$P" --jobs 4 --scene S01 > /dev/null 2>&1) 2> /dev/null

@@ -12,7 +12,13 @@ export AVPS_CACHE_DIR="$WORK/cache"
 CHROMIUM=$(command -v chromium || true)
 [ -n "$CHROMIUM" ] || fail "chromium is not installed (scripts/test.sh installs it): the report's browser test needs it"
 
-fresh() { P="$WORK/$1"; rm -rf "$P"; cp -r "$SRC/examples/demo_short_film" "$P"; "$AVPS" init "$P" > /dev/null; }
+# fresh NAME [png]: the demo initialised at $WORK/NAME; with png, its renders PNG frames (lib.sh
+# png_renders).
+fresh() {
+  P="$WORK/$1"; rm -rf "$P"; cp -r "$SRC/examples/demo_short_film" "$P"
+  if [ "${2:-}" = png ]; then png_renders "$P"; fi
+  "$AVPS" init "$P" > /dev/null
+}
 
 # status --json and report --json: the same phase, verdicts, shots passed and spend per scene.
 agree() {
@@ -32,19 +38,19 @@ PY
 }
 
 # Opens a page in headless Chromium: the DOM after its script ran in $DOM, what the browser logged
-# in $LOG, a screenshot in $2. A fresh profile each time; no background networking.
+# in $LOG, a screenshot in $2. A fresh profile; no background networking. One start of the browser
+# does both (--dump-dom and --screenshot: the same DOM and the same image as a start for each, and
+# a start costs about 6 s on 2 busy cores); a browser that took no screenshot fails the size check
+# below.
 browse() {
   local profile="$WORK/chromium-profile"
   rm -rf "$profile"
   DOM="$WORK/dom.html"; LOG="$WORK/chromium.log"
   timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$profile" \
-    --enable-logging=stderr --v=0 --window-size=1280,2400 --dump-dom "file://$1" > "$DOM" 2> "$LOG" \
-    || fail "chromium could not open $1: $(tail -5 "$LOG")"
-  timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$profile" \
-    --window-size=1280,2400 --screenshot="$2" "file://$1" > /dev/null 2>&1 \
-    || fail "chromium took no screenshot of $1"
+    --enable-logging=stderr --v=0 --window-size=1280,2400 --dump-dom --screenshot="$2" "file://$1" \
+    > "$DOM" 2> "$LOG" || fail "chromium could not open $1: $(tail -5 "$LOG")"
+  [ -s "$2" ] || fail "chromium took no screenshot of $1"
 }
 
 # --- The demo production, reported. --------------------------------------------------------------
@@ -169,7 +175,10 @@ assert (cut["width"], cut["height"], cut["fps"]) == (1280, 536, 24), cut  # the 
 PY
 
 # --- Stopped mid-way, then a run in progress. ----------------------------------------------------
-fresh midway
+# PNG renders: what is checked here is the read model and the lock, not the clips (the film above
+# keeps MP4 for the cut and the contact sheet); MP4 cost the second half of a production's ffmpeg
+# starts again, about 10 CPU s (bench/README.md 2026-12-07).
+fresh midway png
 expect_exit 0 "$AVPS" run "$P" --until continuity --jobs 4
 agree "$P"
 python3 - "$WORK/report.json" <<'PY'
