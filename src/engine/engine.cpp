@@ -438,7 +438,7 @@ Result<std::string> Impl::list_fingerprint(const std::string& list_key,
       list_digests.erase(list_key);
       return content.error();
     }
-    Result<std::string> canonical = core::canonical_json(without_gate(cut_to_fields(**content, fields)));
+    Result<std::string> canonical = core::canonical_json(without_gate(cut_copy(**content, fields)));
     if (!canonical) {
       list_digests.erase(list_key);
       return canonical.error();
