@@ -34,6 +34,12 @@ TEST_CASE("an input cut to its fields keeps them and the artifact's identity, no
   json older = lock;
   older["canonical_appearance"]["age_range"] = "30-35";
   CHECK(engine::cut_to_fields(older, fields) != cut);
+  // The cut of a value the caller keeps (an all_targets list is made element by element from the
+  // contents the cache holds) is the same cut, of a lock, a list of them, and with no fields.
+  CHECK(engine::cut_copy(lock, fields) == cut);
+  CHECK(engine::cut_copy(json::array({lock, older}), fields) == engine::cut_to_fields(json::array({lock, older}), fields));
+  CHECK(engine::cut_copy(lock, {}) == lock);
+  CHECK(engine::cut_copy(json("not an artifact"), fields) == json("not an artifact"));
 }
 
 TEST_CASE("the content cache keeps the most recently used contents, and a content outlives its eviction", "[engine]") {
