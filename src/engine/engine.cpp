@@ -492,6 +492,27 @@ Result<std::optional<Loaded>> Impl::by_name(const std::string& name) {
   return std::optional<Loaded>{Loaded{std::move(content), *found}};
 }
 
+std::function<Result<json>()> Impl::named_contents(std::shared_ptr<const std::vector<std::string>> names,
+                                                  std::vector<std::string> fields, bool as_list) {
+  return [this, names = std::move(names), fields = std::move(fields), as_list]() -> Result<json> {
+    // Each version cut as it is copied (cut_to_fields and without_gate work element by element),
+    // not its whole content copied first, then cut.
+    json list = json::array();
+    for (const std::string& name : *names) {
+      AVPS_TRY_ASSIGN(std::optional<Loaded> loaded, by_name(name));
+      if (!loaded) {
+        return make_error(ErrorCode::not_found, name + " is not recorded");
+      }
+      list.push_back(without_gate(cut_copy(loaded->content(), fields)));
+    }
+    if (!as_list) {
+      assert(list.size() == 1);
+      return std::move(list[0]);
+    }
+    return list;
+  };
+}
+
 // The artifact index, kept in step with the ledger by reading only what was recorded since.
 Result<void> Impl::refresh_index() {
   const int64_t head = e.m_project.ledger().head().seq;
@@ -907,7 +928,6 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
   auto add = [&](const std::string& kind, json value, std::vector<std::string> names) {
     value = without_gate(cut_to_fields(std::move(value), reading->fields));
     g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", fingerprint(value)}});
-    g.whole.erase(kind);
     g.deferred.erase(kind);
     g.cut[kind] = std::move(value);
   };
@@ -927,20 +947,24 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
     }
     return key;
   };
-  auto add_pure = [&](const std::string& kind, const std::vector<std::string>& names,
+  // Its fingerprint is kept, not its value: the value is made again from the named versions by a
+  // step that reads it (Gathered::inputs, through named_contents), so the cache holds no second
+  // copy of what `contents` holds (at 500 scenes the BREAKDOWN and SCENES, a row per scene, kept
+  // whole: 7 MB of the walk's peak heap). `as_list`: the value is the list of the named versions
+  // (present_characters), else the one version named.
+  auto add_pure = [&](const std::string& kind, const std::vector<std::string>& names, bool as_list,
                       const std::function<Result<json>()>& make) -> Result<void> {
     const std::string key = pure_key(kind, names);
     ContentCache::Content known = pure_inputs.find(key);
     if (!known) {
       AVPS_TRY_ASSIGN(json made, make());
-      json value = without_gate(cut_to_fields(std::move(made), reading->fields));
-      std::string sha = fingerprint(value);
-      known = pure_inputs.insert(key, json{{"sha256", std::move(sha)}, {"value", std::move(value)}});
+      known = pure_inputs.insert(key, json{{"sha256", fingerprint(without_gate(cut_to_fields(std::move(made),
+                                                                                             reading->fields)))}});
     }
     g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", known->at("sha256")}});
     g.cut.erase(kind);
-    g.deferred.erase(kind);
-    g.whole[kind] = known;
+    g.deferred[kind] = named_contents(std::make_shared<const std::vector<std::string>>(names), reading->fields,
+                                      as_list);
     return ok();
   };
   for (const skills::SkillInput& input : skill.inputs) {
@@ -997,7 +1021,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       by_name(version ? json(version->name) : json(nullptr));
       if (version) {
         if (contents_too) {
-          AVPS_TRY(add_pure(kind, {version->name}, [&]() -> Result<json> {
+          AVPS_TRY(add_pure(kind, {version->name}, false, [&]() -> Result<json> {
             AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
             return loaded.content();
           }));
@@ -1067,7 +1091,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       by_name({{"ids", ids}, {"names", names}});
       found = complete;  // a shot with no one in frame (an insert) needs no character lock
       if (found && contents_too) {
-        AVPS_TRY(add_pure(kind, names, [&]() -> Result<json> {
+        AVPS_TRY(add_pure(kind, names, true, [&]() -> Result<json> {
           json list = json::array();
           for (const ledger::ArtifactRecord* lock : locks) {
             AVPS_TRY_ASSIGN(Loaded loaded, load_input(*lock));
@@ -1082,7 +1106,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
       by_name({{"set", set}, {"name", version ? json(version->name) : json(nullptr)}});
       if (version) {
         if (contents_too) {
-          AVPS_TRY(add_pure(kind, {version->name}, [&]() -> Result<json> {
+          AVPS_TRY(add_pure(kind, {version->name}, false, [&]() -> Result<json> {
             AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
             return loaded.content();
           }));
@@ -1135,21 +1159,7 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
           }
           g.fingerprints.push_back({{"kind", kind}, {"names", names}, {"sha256", known->at("sha256")}});
           g.cut.erase(kind);
-          g.whole.erase(kind);
-          g.deferred[kind] = [this, shared_names, fields = reading->fields]() -> Result<json> {
-            // The versions named when the step was gathered (immutable), as add_pure made them:
-            // each cut as it is copied (cut_to_fields and without_gate work element by element),
-            // not every scene's whole content copied first, then cut.
-            json list = json::array();
-            for (const std::string& name : *shared_names) {
-              AVPS_TRY_ASSIGN(std::optional<Loaded> loaded, this->by_name(name));
-              if (!loaded) {
-                return make_error(ErrorCode::not_found, name + " is not recorded");
-              }
-              list.push_back(without_gate(cut_copy(loaded->content(), fields)));
-            }
-            return list;
-          };
+          g.deferred[kind] = named_contents(shared_names, reading->fields, true);
         }
         found = true;
       }
@@ -1168,10 +1178,10 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
         if (slice == "before_scene" && mode == GatherMode::contents) {
           AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
           g.world_before = loaded.content();
-          AVPS_TRY(add_pure(kind, {version->name}, [&]() -> Result<json> { return loaded.content(); }));
+          AVPS_TRY(add_pure(kind, {version->name}, false, [&]() -> Result<json> { return loaded.content(); }));
         } else if (contents_too) {
           // Loaded only when not cut and fingerprinted before (a render's identity, shot after shot).
-          AVPS_TRY(add_pure(kind, {version->name}, [&]() -> Result<json> {
+          AVPS_TRY(add_pure(kind, {version->name}, false, [&]() -> Result<json> {
             AVPS_TRY_ASSIGN(Loaded loaded, load_input(*version));
             return loaded.content();
           }));

@@ -96,32 +96,25 @@ struct RowIndex {
 /// A step's inputs in one context: by kind, cut to their slices; their fingerprints (kind,
 /// names, hash of the content without gates) for staleness; the first required input missing.
 struct Gathered {
-  /// Every input by kind. The whole-artifact inputs wait in `whole`, shared with the gather's
-  /// cache, until first asked for here: a step found up to date never copies them (at 500 scenes
-  /// copying and freeing them was a third of a resume with nothing to do). Not thread-safe: a
-  /// job's inputs are read by the engine's thread only.
-  /// The list inputs waiting in `deferred` are made first (an error reading one of their
-  /// artifacts is the answer).
+  /// Every input by kind. The inputs made from named artifact versions (every whole-artifact and
+  /// all_targets input) wait in `deferred` until first asked for here: a step found up to date
+  /// never makes them (at 500 scenes copying and freeing them was a third of a resume with nothing
+  /// to do). An error reading one of their artifacts is the answer. Not thread-safe: a job's
+  /// inputs are read by the engine's thread only.
   [[nodiscard]] Result<const nlohmann::json*> inputs() const {
     for (auto& [kind, make] : deferred) {
       AVPS_TRY_ASSIGN(cut[kind], make());
     }
     deferred.clear();
-    for (const auto& [kind, shared] : whole) {
-      cut[kind] = shared->at("value");
-    }
-    whole.clear();
     return &cut;
   }
   /// Whether the step has an input of `kind` (made or not).
-  bool has(const std::string& kind) const { return cut.contains(kind) || whole.count(kind) || deferred.count(kind); }
-  /// The inputs made for this context (mutable: inputs() folds `whole` in when first asked).
+  bool has(const std::string& kind) const { return cut.contains(kind) || deferred.count(kind); }
+  /// The inputs made for this context (mutable: inputs() makes the deferred ones when first asked).
   mutable nlohmann::json cut = nlohmann::json::object();
-  /// kind -> {sha256, value} of a whole-artifact input, shared with Impl::pure_inputs.
-  mutable std::map<std::string, ContentCache::Content> whole;
-  /// kind -> what makes an all_targets input, fingerprinted without it (Impl::list_fingerprint):
-  /// the list of every target's version is made only for a step that reads it (a model call's
-  /// request), not for a built-in or a step found up to date. At 500 scenes, making it for every
+  /// kind -> what makes an input from named versions, fingerprinted without it
+  /// (Impl::named_contents): made only for a step that reads it (a model call's request), not for
+  /// a built-in or a step found up to date. At 500 scenes, making the all_targets lists for every
   /// scene's cost loop grew each call's cost with the project.
   mutable std::map<std::string, std::function<Result<nlohmann::json>()>> deferred;
   nlohmann::json fingerprints = nlohmann::json::array();
@@ -397,8 +390,9 @@ struct Impl {
   /// Artifact contents read lately: the locks and shot lists every step of a scene reads are read
   /// from the store and parsed once, not once per step.
   ContentCache contents{k_content_cache_entries, k_content_cache_bytes};
-  /// Inputs that are whole artifacts, cut to a skill's fields, with their fingerprints
-  /// ({sha256, value}), by kind, fields and artifact names (Impl::gather).
+  /// The fingerprints ({sha256}) of inputs made from named artifact versions, cut to a skill's
+  /// fields, by kind, slice, fields and names (Impl::gather); their values are made again by a
+  /// step that reads them (named_contents).
   ContentCache pure_inputs{k_content_cache_entries, k_content_cache_bytes};
   /// The ledger seq of the last SCENES, SHOTLIST or ROUTING_DECISION the index took in: all that
   /// governance::recorded_shots reads, so its memo stands until one of them is recorded (any
@@ -431,6 +425,10 @@ struct Impl {
   /// once the artifact index has moved.
   Result<const governance::RoutingTable*> allocation();
   Result<std::optional<Loaded>> by_name(const std::string& name);
+  /// What makes an input from the versions `names` (immutable) when a step reads it: each cut to
+  /// `fields` and without its gate, as a list (`as_list`) or the one version named.
+  std::function<Result<nlohmann::json>()> named_contents(std::shared_ptr<const std::vector<std::string>> names,
+                                                         std::vector<std::string> fields, bool as_list);
   Result<std::optional<Loaded>> input_version(std::optional<Loaded> loaded, const std::string& reader_loop,
                                               const std::optional<WalkRank>& reader);
   /// WriterFacts by artifact name, each kept while what it was made from stands: the all_targets

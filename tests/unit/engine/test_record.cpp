@@ -120,21 +120,30 @@ TEST_CASE("the rows of an artifact are read in place, and an artifact without ro
   CHECK(engine::rows_of(json{{"rows", "not a list"}}).empty());
 }
 
-TEST_CASE("a step's inputs are its cut inputs with its shared whole-artifact inputs folded in, the cache untouched",
-          "[engine]") {
-  engine::ContentCache pure(4);
-  const engine::ContentCache::Content shotlists =
-      pure.insert("SHOTLIST\n\nSHOTLIST_S01_v001.json\t", json{{"sha256", "abc"}, {"value", json::array({1, 2})}});
+TEST_CASE("a step's inputs are its cut inputs with its deferred inputs made once, when first asked for", "[engine]") {
   engine::Gathered g;
   g.cut["SCENES"] = json{{"rows", json::array({"S01"})}};
-  g.whole["SHOTLIST"] = shotlists;
+  int made = 0;
+  g.deferred["SHOTLIST"] = [&made]() -> Result<json> {
+    ++made;
+    return json::array({1, 2});
+  };
+  CHECK(g.has("SHOTLIST"));
+  CHECK(made == 0);  // not made by gathering: a step found up to date never reads it
   const json expected = {{"SCENES", {{"rows", json::array({"S01"})}}}, {"SHOTLIST", json::array({1, 2})}};
   CHECK(*g.inputs().value() == expected);
-  CHECK(*g.inputs().value() == expected);  // asked again: the same
-  CHECK(g.whole.empty());
-  // The shared content is the cache's, unchanged by what the step holds.
-  CHECK(*pure.find("SHOTLIST\n\nSHOTLIST_S01_v001.json\t") == json{{"sha256", "abc"}, {"value", json::array({1, 2})}});
-  // A step that holds no shared input reads its cut inputs as they are.
+  CHECK(*g.inputs().value() == expected);  // asked again: the same, not made again
+  CHECK(made == 1);
+  CHECK(g.has("SHOTLIST"));
+  // An input whose versions cannot be read makes the step's inputs that error.
+  engine::Gathered broken;
+  broken.deferred["SHOTLIST"] = []() -> Result<json> {
+    return make_error(ErrorCode::not_found, "SHOTLIST_S01_v001.json is not recorded");
+  };
+  auto inputs = broken.inputs();
+  REQUIRE_FALSE(inputs.ok());
+  CHECK(inputs.error().message == "SHOTLIST_S01_v001.json is not recorded");
+  // A step that holds no deferred input reads its cut inputs as they are.
   engine::Gathered only_cut;
   only_cut.cut["BRIEF"] = "a brief";
   CHECK(*only_cut.inputs().value() == json{{"BRIEF", "a brief"}});
