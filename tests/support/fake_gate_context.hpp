@@ -21,21 +21,9 @@
 #include "avps/core/fs.hpp"
 #include "avps/gates/gate.hpp"
 #include "avps/project/config.hpp"
+#include "support/artifact_fixture.hpp"
 
 namespace avps::testing {
-
-inline std::filesystem::path source_dir() { return std::filesystem::path(AVPS_SOURCE_DATA_DIR); }
-
-/// tests/fixtures/artifacts/<name>.json
-inline nlohmann::json artifact_fixture(const std::string& name) {
-  std::filesystem::path path = source_dir() / "tests" / "fixtures" / "artifacts" / (name + ".json");
-  auto text = core::read_file(path);
-  INFO(path.string());
-  REQUIRE(text.ok());
-  auto parsed = core::parse_json(*text, path.string());
-  REQUIRE(parsed.ok());
-  return std::move(parsed).value();
-}
 
 /// skills/<name>/skill.json
 inline nlohmann::json skill_definition(const std::string& name) {

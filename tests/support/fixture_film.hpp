@@ -13,6 +13,7 @@
 #include "avps/artifacts/store.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/project/project.hpp"
+#include "support/artifact_fixture.hpp"
 #include "support/fixed_clock.hpp"
 #include "support/temp_dir.hpp"
 
@@ -20,12 +21,6 @@ namespace avps::testing {
 
 /// The source tree (fixtures, schemas).
 inline const std::filesystem::path k_source_root = AVPS_SOURCE_DATA_DIR;
-
-/// The canonical JSON of the artifact fixture `name` ("char_lock", "qc_batch", ...).
-inline nlohmann::json artifact_fixture(const std::string& name) {
-  return nlohmann::json::parse(
-      core::read_file(k_source_root / "tests/fixtures/artifacts" / (name + ".json")).value());
-}
 
 /// A project made by `avps init` in a fresh folder, open for writing, with a run begun.
 struct FixtureFilm {
