@@ -16,18 +16,16 @@
 
 using namespace avps;
 using nlohmann::json;
+using testing::artifact_fixture;
+using testing::k_source_root;
 namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path& k_root = testing::k_source_root;
-
-json fixture(const std::string& name) { return testing::artifact_fixture(name); }
-
-struct Film : testing::FixtureFilm {
+struct ImportFilm : testing::FixtureFilm {
   skills::Registry registry;
 
-  Film() : FixtureFilm("Import test") { registry = skills::Registry::load(project::data_dir(), &dir).value(); }
+  ImportFilm() : FixtureFilm("Import test") { registry = skills::Registry::load(project::data_dir(), &dir).value(); }
 
   // Records `content` as a model step's output would be (gate included when its kind has one).
   std::string record(const std::string& kind, const std::string& target, const json& content,
@@ -36,7 +34,7 @@ struct Film : testing::FixtureFilm {
   }
 
   std::string face_of(const std::string& kind, const json& content) {
-    return artifacts::FaceCodec::load(k_root / "schemas", kind).value().render(content).value();
+    return artifacts::FaceCodec::load(k_source_root / "schemas", kind).value().render(content).value();
   }
 
   authoring::FaceFile face(const std::string& kind, const std::string& target, const std::string& text) {
@@ -57,9 +55,9 @@ struct Film : testing::FixtureFilm {
 }  // namespace
 
 TEST_CASE("an imported QC_BATCH has its verdicts recomputed, each change said, and passes the gate", "[import]") {
-  Film film;
-  film.record("SHOTLIST", "S01", fixture("shotlist"));
-  json batch = fixture("qc_batch");
+  ImportFilm film;
+  film.record("SHOTLIST", "S01", artifact_fixture("shotlist"));
+  json batch = artifact_fixture("qc_batch");
   batch["rows"][0]["face_consistency"] = 0;  // SH01 still says PASS
   auto prepared = authoring::prepare_import(*film.project, film.registry,
                                             {film.face("QC_BATCH", "S01", film.face_of("QC_BATCH", batch))});
@@ -89,14 +87,14 @@ TEST_CASE("an imported QC_BATCH has its verdicts recomputed, each change said, a
 }
 
 TEST_CASE("a BEATS face is judged with the recorded SCENES, or with the SCENES given beside it", "[import]") {
-  Film film;
-  json beats = fixture("beats");
+  ImportFilm film;
+  json beats = artifact_fixture("beats");
   auto alone =
       authoring::prepare_import(*film.project, film.registry, {film.face("BEATS", "", film.face_of("BEATS", beats))});
   REQUIRE_FALSE(alone.ok());  // no SCENES recorded: the gate has nothing to read
   CHECK_THAT(alone.error().message, Catch::Contains("import the faces its step writes together"));
 
-  const std::string scenes = film.record("SCENES", "", fixture("scenes"));
+  const std::string scenes = film.record("SCENES", "", artifact_fixture("scenes"));
   alone =
       authoring::prepare_import(*film.project, film.registry, {film.face("BEATS", "", film.face_of("BEATS", beats))});
   REQUIRE(alone.ok());
@@ -106,7 +104,7 @@ TEST_CASE("a BEATS face is judged with the recorded SCENES, or with the SCENES g
   CHECK(film.gate_findings().empty());
 
   // Together: one step; a SCENES that fails the gate refuses both.
-  json twice = fixture("scenes");
+  json twice = artifact_fixture("scenes");
   twice["rows"][1]["scene_id"] = twice["rows"][0]["scene_id"];
   beats["midpoint_shift"] = "The notebook is gone.";
   auto refused = authoring::prepare_import(
@@ -114,7 +112,7 @@ TEST_CASE("a BEATS face is judged with the recorded SCENES, or with the SCENES g
       {film.face("BEATS", "", film.face_of("BEATS", beats)), film.face("SCENES", "", film.face_of("SCENES", twice))});
   REQUIRE_FALSE(refused.ok());
   CHECK_THAT(refused.error().message, Catch::Contains("the FAIL gate of story-architect refuses it"));
-  json summary = fixture("scenes");
+  json summary = artifact_fixture("scenes");
   summary["rows"][0]["summary"] = "Night. The warehouse is dark.";
   auto together = authoring::prepare_import(
       *film.project, film.registry,
@@ -130,16 +128,17 @@ TEST_CASE("a BEATS face is judged with the recorded SCENES, or with the SCENES g
   auto mixed =
       authoring::prepare_import(*film.project, film.registry,
                                 {film.face("BEATS", "", film.face_of("BEATS", beats)),
-                                 film.face("CHAR_LOCK", "ALEX", film.face_of("CHAR_LOCK", fixture("char_lock")))});
+                                 film.face("CHAR_LOCK", "ALEX",
+                                           film.face_of("CHAR_LOCK", artifact_fixture("char_lock")))});
   REQUIRE_FALSE(mixed.ok());
   CHECK(mixed.error().code == ErrorCode::invalid_argument);
 }
 
 TEST_CASE("an imported STATE_DIFF records the world before its scene with the diff applied", "[import]") {
-  Film film;
-  film.record("SCENES", "", fixture("scenes"));
-  film.record("BREAKDOWN", "", fixture("breakdown"));  // who is in each scene
-  json diff = fixture("state_diff");                   // S01, the first scene: it applies to the initial world
+  ImportFilm film;
+  film.record("SCENES", "", artifact_fixture("scenes"));
+  film.record("BREAKDOWN", "", artifact_fixture("breakdown"));  // who is in each scene
+  json diff = artifact_fixture("state_diff");                   // S01, the first scene: it applies to the initial world
   diff["character_updates"]["ALEX"].erase("injuries");
   diff["character_updates"].erase("MARIA");
   diff["character_updates"]["ALEX"].erase("inventory");
@@ -180,10 +179,10 @@ TEST_CASE("an imported STATE_DIFF records the world before its scene with the di
 
 TEST_CASE("a WORLD_STATE an import re-derived names the recorded diff it applies, and the gate checks it",
           "[import][gate-record]") {
-  Film film;
-  film.record("SCENES", "", fixture("scenes"));
-  film.record("BREAKDOWN", "", fixture("breakdown"));  // who is in each scene
-  json diff = fixture("state_diff");
+  ImportFilm film;
+  film.record("SCENES", "", artifact_fixture("scenes"));
+  film.record("BREAKDOWN", "", artifact_fixture("breakdown"));  // who is in each scene
+  json diff = artifact_fixture("state_diff");
   diff["character_updates"] = json::object();
   diff["prop_updates"] = json::object();
   auto prepared = authoring::prepare_import(*film.project, film.registry,

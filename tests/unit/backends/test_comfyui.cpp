@@ -33,7 +33,7 @@ namespace {
 
 constexpr const char* k_proxy_key = "comfy-proxy-AVPSLEAKCANARY-77";
 
-FakeProviderConfig fake_config(const std::string& key = "") {
+FakeProviderConfig comfy_fake_config(const std::string& key = "") {
   FakeProviderConfig config;
   config.data_dir = AVPS_SOURCE_DATA_DIR;
   config.project = {{"seed", 7}};
@@ -66,7 +66,7 @@ json example_options() {
           {"poll", {{"interval_s", 0.01}, {"max_wait_s", 5}}}};
 }
 
-void write(const fs::path& path, const std::string& text) {
+void write_comfy_file(const fs::path& path, const std::string& text) {
   std::ofstream out(path);
   out << text;
 }
@@ -82,7 +82,7 @@ avps::Result<ComfyUiConfig> config_for(const std::string& endpoint, json overrid
   return config;
 }
 
-GenerationRequest shot_request() {
+GenerationRequest comfy_shot_request() {
   GenerationRequest r;
   r.shot_id = "S01_SH01";
   r.attempt = 1;
@@ -109,8 +109,8 @@ void control(const FakeProvider& fake, const json& body) {
 }
 
 // Submits and polls until an answer or an error (at most 30 polls).
-avps::Result<GenerationResult> run_job(ComfyUiBackend& backend, CallTrace& trace,
-                                       const GenerationRequest& request = shot_request(),
+avps::Result<GenerationResult> comfy_run_job(ComfyUiBackend& backend, CallTrace& trace,
+                                       const GenerationRequest& request = comfy_shot_request(),
                                        std::string* ticket_out = nullptr) {
   AVPS_TRY_ASSIGN(auto submitted, backend.submit_generation(request, trace));
   REQUIRE(!submitted.answer);
@@ -200,13 +200,13 @@ TEST_CASE("comfyui bindings resolve by node id and by title, and every wrong one
   options["workflow"] = "missing.json";
   refused(options, "cannot be read");
   refused(options, "Export (API)");
-  write(dir.path() / "ui.json", R"({"last_node_id": 9, "nodes": [], "links": []})");
+  write_comfy_file(dir.path() / "ui.json", R"({"last_node_id": 9, "nodes": [], "links": []})");
   options["workflow"] = "ui.json";
   refused(options, "is ComfyUI's UI format (nodes and links)");
-  write(dir.path() / "junk.json", "{not json");
+  write_comfy_file(dir.path() / "junk.json", "{not json");
   options["workflow"] = "junk.json";
   refused(options, "is not a JSON object");
-  write(dir.path() / "flat.json", R"({"3": {"inputs": {}}})");
+  write_comfy_file(dir.path() / "flat.json", R"({"3": {"inputs": {}}})");
   options["workflow"] = "flat.json";
   refused(options, "\"3\" is not an API-format node");
 
@@ -232,7 +232,7 @@ TEST_CASE("comfyui bindings resolve by node id and by title, and every wrong one
   // Two nodes with one title: the title is ambiguous, the id is not.
   json graph = example_graph();
   graph["7"]["_meta"]["title"] = "Positive Prompt";
-  write(dir.path() / "twins.json", graph.dump());
+  write_comfy_file(dir.path() / "twins.json", graph.dump());
   options = example_options();
   options["workflow"] = "twins.json";
   options["bindings"].erase("negative_prompt");
@@ -245,7 +245,7 @@ TEST_CASE("comfyui bindings resolve by node id and by title, and every wrong one
 }
 
 TEST_CASE("comfyui: GET /object_info refuses what the server cannot run, naming each fix", "[comfyui]") {
-  FakeProvider fake(fake_config());
+  FakeProvider fake(comfy_fake_config());
   REQUIRE(fake.start().ok());
   avps::backends::CurlHttpClient client;
   auto config = config_for(fake.base_url(), example_options());
@@ -316,7 +316,7 @@ TEST_CASE("comfyui: GET /object_info refuses what the server cannot run, naming 
 }
 
 TEST_CASE("comfyui: one prompt with the bindings applied, polled in the history, its video downloaded", "[comfyui]") {
-  FakeProvider fake(fake_config());
+  FakeProvider fake(comfy_fake_config());
   REQUIRE(fake.start().ok());
   avps::backends::CurlHttpClient client;
   auto config = config_for(fake.base_url(), example_options());
@@ -324,7 +324,7 @@ TEST_CASE("comfyui: one prompt with the bindings applied, polled in the history,
   ComfyUiBackend backend(*config, client);
   CallTrace trace;
   std::string ticket_text;
-  auto result = run_job(backend, trace, shot_request(), &ticket_text);
+  auto result = comfy_run_job(backend, trace, comfy_shot_request(), &ticket_text);
   REQUIRE(result.ok());
   CHECK(result->extension == "mp4");
   CHECK(result->media_bytes.size() > 100);
@@ -348,7 +348,7 @@ TEST_CASE("comfyui: one prompt with the bindings applied, polled in the history,
   CHECK(stats["downloads"] == 1);
   ComfyUiBackend binder(*config, client);
   json details;
-  auto bound = binder.bind(shot_request(), "", details);
+  auto bound = binder.bind(comfy_shot_request(), "", details);
   REQUIRE(bound.ok());
   const json& graph = *bound;
   const std::string prompt = graph["6"]["inputs"]["text"];
@@ -369,9 +369,9 @@ TEST_CASE("comfyui: one prompt with the bindings applied, polled in the history,
   auto plain = config_for(fake.base_url(), options);
   REQUIRE(plain.ok());
   json plain_details;
-  auto whole = ComfyUiBackend(*plain, client).bind(shot_request(), "", plain_details);
+  auto whole = ComfyUiBackend(*plain, client).bind(comfy_shot_request(), "", plain_details);
   REQUIRE(whole.ok());
-  CHECK((*whole)["6"]["inputs"]["text"] == shot_request().genpack_face);
+  CHECK((*whole)["6"]["inputs"]["text"] == comfy_shot_request().genpack_face);
   CHECK((*whole)["7"]["inputs"]["text"] == example_graph()["7"]["inputs"]["text"]);
 }
 
@@ -390,20 +390,20 @@ TEST_CASE("comfyui: a failed prompt, a 404 output, a non-video output and a lost
     if (c.fault == "not_video" && !avps::core::on_path("ffprobe")) {
       continue;  // only ffprobe can tell
     }
-    FakeProvider fake(fake_config());
+    FakeProvider fake(comfy_fake_config());
     REQUIRE(fake.start().ok());
     control(fake, {{"job_faults", {{{"fault", c.fault}, {"preset", "comfyui"}}}}});
     auto config = config_for(fake.base_url(), example_options());
     REQUIRE(config.ok());
     ComfyUiBackend backend(*config, client);
     CallTrace trace;
-    auto result = run_job(backend, trace);
+    auto result = comfy_run_job(backend, trace);
     REQUIRE(!result.ok());
     CHECK(result.error().code == avps::ErrorCode::rejected);  // final: the exchange records a failed attempt
     CHECK_THAT(result.error().message, Catch::Contains(c.said));
     CHECK(fake.stats()["jobs"]["invalid"] == 0);
   }
-  FakeProvider fake(fake_config());
+  FakeProvider fake(comfy_fake_config());
   REQUIRE(fake.start().ok());
   auto config = config_for(fake.base_url(), example_options());
   REQUIRE(config.ok());
@@ -416,14 +416,14 @@ TEST_CASE("comfyui: a failed prompt, a 404 output, a non-video output and a lost
   CHECK_THAT(lost.error().message, Catch::Contains("in neither the queue nor the history"));
   // A 429 at submit is transient: no prompt was queued.
   control(fake, {{"job_faults", {{{"fault", "submit_429"}, {"preset", "comfyui"}}}}});
-  auto throttled = backend.submit_generation(shot_request(), trace);
+  auto throttled = backend.submit_generation(comfy_shot_request(), trace);
   REQUIRE(!throttled.ok());
   CHECK(throttled.error().code == avps::ErrorCode::rate_limited);
   CHECK(fake.stats()["jobs"]["submissions"] == 0);
   // A workflow the server refuses (400 with node_errors): the refusal says which node and why.
   ComfyUiConfig broken = *config;
   broken.workflow.graph["38"]["inputs"].erase("clip_name");
-  auto refused = ComfyUiBackend(broken, client).submit_generation(shot_request(), trace);
+  auto refused = ComfyUiBackend(broken, client).submit_generation(comfy_shot_request(), trace);
   REQUIRE(!refused.ok());
   CHECK(refused.error().code == avps::ErrorCode::rejected);
   CHECK_THAT(refused.error().message,
@@ -433,7 +433,7 @@ TEST_CASE("comfyui: a failed prompt, a 404 output, a non-video output and a lost
 
 TEST_CASE("comfyui: a queued prompt is waited for, and cancel deletes a waiting prompt or interrupts the running one",
           "[comfyui]") {
-  FakeProvider fake(fake_config());
+  FakeProvider fake(comfy_fake_config());
   REQUIRE(fake.start().ok());
   avps::backends::CurlHttpClient client;
   control(fake, {{"job_faults", {{{"fault", "throttled"}, {"polls", 4}, {"preset", "comfyui"}}}}});
@@ -441,12 +441,12 @@ TEST_CASE("comfyui: a queued prompt is waited for, and cancel deletes a waiting 
   REQUIRE(config.ok());
   ComfyUiBackend backend(*config, client);
   CallTrace trace;
-  auto result = run_job(backend, trace);
+  auto result = comfy_run_job(backend, trace);
   REQUIRE(result.ok());
   CHECK(fake.stats()["jobs"]["polls"].get<int>() >= 6);
 
   // Waiting in the queue (never polled): taken off the queue.
-  auto waiting = backend.submit_generation(shot_request(), trace);
+  auto waiting = backend.submit_generation(comfy_shot_request(), trace);
   REQUIRE(waiting.ok());
   REQUIRE(backend.cancel_generation(waiting->ticket, trace).ok());
   json stats = fake.stats()["jobs"];
@@ -459,7 +459,7 @@ TEST_CASE("comfyui: a queued prompt is waited for, and cancel deletes a waiting 
 
   // Running for ever: interrupted, by its prompt id (never a global interrupt).
   control(fake, {{"job_faults", {{{"fault", "never_finishes"}, {"preset", "comfyui"}}}}});
-  auto running = backend.submit_generation(shot_request(), trace);
+  auto running = backend.submit_generation(comfy_shot_request(), trace);
   REQUIRE(running.ok());
   for (int i = 0; i < 5; ++i) {
     auto polled = backend.poll_generation(running->ticket, trace);
@@ -476,7 +476,7 @@ TEST_CASE("comfyui: a queued prompt is waited for, and cancel deletes a waiting 
   // A finished prompt needs nothing.
   std::string done_ticket;
   control(fake, {{"job_faults", json::array()}});
-  REQUIRE(run_job(backend, trace, shot_request(), &done_ticket).ok());
+  REQUIRE(comfy_run_job(backend, trace, comfy_shot_request(), &done_ticket).ok());
   REQUIRE(backend.cancel_generation(done_ticket, trace).ok());
   stats = fake.stats()["jobs"];
   CHECK(stats["cancels"] == 2);
@@ -484,7 +484,7 @@ TEST_CASE("comfyui: a queued prompt is waited for, and cancel deletes a waiting 
 }
 
 TEST_CASE("comfyui: an input frame is uploaded first and bound by its file name", "[comfyui]") {
-  FakeProvider fake(fake_config());
+  FakeProvider fake(comfy_fake_config());
   REQUIRE(fake.start().ok());
   avps::backends::CurlHttpClient client;
   avps::testing::TempDir dir;
@@ -508,7 +508,7 @@ TEST_CASE("comfyui: an input frame is uploaded first and bound by its file name"
   graph["3"]["inputs"]["latent_image"] = {"51", 2};
   graph.erase("40");
   graph["37"]["inputs"]["unet_name"] = "wan2.1_i2v_480p_14B_fp16.safetensors";
-  write(dir.path() / "i2v.json", graph.dump());
+  write_comfy_file(dir.path() / "i2v.json", graph.dump());
   json options = example_options();
   options["workflow"] = "i2v.json";
   options["bindings"]["width"] = {{"title", "Image to Video"}, {"input", "width"}};
@@ -521,11 +521,11 @@ TEST_CASE("comfyui: an input frame is uploaded first and bound by its file name"
   CallTrace check_trace;
   CHECK(backend.check_server(check_trace).empty());  // the bound LoadImage value is not checked against the list
 
-  GenerationRequest request = shot_request();
+  GenerationRequest request = comfy_shot_request();
   request.input_frame = avps::backends::Image{"image/png", png_bytes(), "S01_SH01 storyboard"};
   CallTrace trace;
   std::string ticket;
-  auto result = run_job(backend, trace, request, &ticket);
+  auto result = comfy_run_job(backend, trace, request, &ticket);
   REQUIRE(result.ok());
   const json stats = fake.stats()["jobs"];
   CHECK(stats["invalid"] == 0);
@@ -537,10 +537,10 @@ TEST_CASE("comfyui: an input frame is uploaded first and bound by its file name"
   CHECK((*bound)["52"]["inputs"]["image"] == name);
   // The frame is part of the request's canonical form (its key), by digest.
   CHECK(request.to_json()["input_frame"]["sha256"] == avps::core::sha256_hex(png_bytes()));
-  CHECK(!shot_request().to_json().contains("input_frame"));
+  CHECK(!comfy_shot_request().to_json().contains("input_frame"));
 
   // A frame with nowhere to go, or a binding with no frame, is refused, never dropped.
-  auto no_frame = backend.submit_generation(shot_request(), trace);
+  auto no_frame = backend.submit_generation(comfy_shot_request(), trace);
   REQUIRE(!no_frame.ok());
   CHECK(no_frame.error().code == avps::ErrorCode::invalid_argument);
   CHECK_THAT(no_frame.error().message, Catch::Contains("options.bindings.input_image is set, but the request has no"));
@@ -554,7 +554,7 @@ TEST_CASE("comfyui: an input frame is uploaded first and bound by its file name"
 }
 
 TEST_CASE("comfyui: a key is sent only as a Bearer header, never in a ticket, a body or an error", "[comfyui]") {
-  FakeProvider fake(fake_config(k_proxy_key));
+  FakeProvider fake(comfy_fake_config(k_proxy_key));
   REQUIRE(fake.start().ok());
   avps::backends::CurlHttpClient client;
   auto config = config_for(fake.base_url(), example_options());
@@ -569,7 +569,7 @@ TEST_CASE("comfyui: a key is sent only as a Bearer header, never in a ticket, a 
   CallTrace trace;
   CHECK(backend.check_server(trace).empty());
   std::string ticket;
-  auto result = run_job(backend, trace, shot_request(), &ticket);
+  auto result = comfy_run_job(backend, trace, comfy_shot_request(), &ticket);
   REQUIRE(result.ok());
   CHECK(ticket.find(k_proxy_key) == std::string::npos);
   CHECK(trace.request_body.find(k_proxy_key) == std::string::npos);
@@ -580,7 +580,7 @@ TEST_CASE("comfyui: a key is sent only as a Bearer header, never in a ticket, a 
 
 TEST_CASE("the registry opens a comfyui model after asking its server, and refuses it before a run otherwise",
           "[comfyui]") {
-  FakeProvider fake(fake_config());
+  FakeProvider fake(comfy_fake_config());
   REQUIRE(fake.start().ok());
   avps::testing::TempDir project;
   fs::create_directories(project.path() / "comfyui");
@@ -606,7 +606,7 @@ TEST_CASE("the registry opens a comfyui model after asking its server, and refus
   // The server lacks a node class: refused with the fix, exit 4.
   json graph = example_graph();
   graph["50"]["class_type"] = "VHS_VideoCombine";
-  write(project.path() / "comfyui" / "vhs.json", graph.dump());
+  write_comfy_file(project.path() / "comfyui" / "vhs.json", graph.dump());
   spec.options["workflow"] = "comfyui/vhs.json";
   auto refused = avps::backends::BackendRegistry::open({spec}, json::object(), env);
   REQUIRE(!refused.ok());
@@ -626,7 +626,7 @@ TEST_CASE("the shipped examples/comfyui models file and workflows pass every che
           "[comfyui]") {
   auto file = avps::governance::ModelsFile::load_file(AVPS_SOURCE_DATA_DIR, examples() / "models.json");
   REQUIRE(file.ok());
-  FakeProvider fake(fake_config());
+  FakeProvider fake(comfy_fake_config());
   REQUIRE(fake.start().ok());
   avps::backends::CurlHttpClient client;
   int comfy_models = 0;
@@ -642,11 +642,11 @@ TEST_CASE("the shipped examples/comfyui models file and workflows pass every che
     ComfyUiBackend backend(*config, client);
     CallTrace trace;
     CHECK(backend.check_server(trace).empty());
-    GenerationRequest request = shot_request();
+    GenerationRequest request = comfy_shot_request();
     if (model.capabilities.image_out) {
       request.resolution = "storyboard";  // a storyboard still: the first image of the output nodes
     }
-    auto result = run_job(backend, trace, request);
+    auto result = comfy_run_job(backend, trace, request);
     REQUIRE(result.ok());
     CHECK(result->extension == (model.capabilities.image_out ? "png" : "mp4"));
   }

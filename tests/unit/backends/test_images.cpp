@@ -23,6 +23,7 @@
 #include "avps/core/hash.hpp"
 #include "avps/core/process.hpp"
 #include "support/fake_provider.hpp"
+#include "support/recording_sleeper.hpp"
 
 using namespace avps;
 using backends::CallTrace;
@@ -33,18 +34,19 @@ using backends::WireKind;
 using nlohmann::json;
 using testing::FakeProvider;
 using testing::FakeProviderConfig;
+using testing::RecordingSleeper;
 
 namespace {
 
-constexpr const char* k_openai_key = "sk-img-AVPSLEAKCANARY-openai";
-constexpr const char* k_gemini_key = "gm-img-AVPSLEAKCANARY-gemini";
-constexpr const char* k_job_key = "job-img-AVPSLEAKCANARY-jobs";
+constexpr const char* k_image_openai_key = "sk-img-AVPSLEAKCANARY-openai";
+constexpr const char* k_image_gemini_key = "gm-img-AVPSLEAKCANARY-gemini";
+constexpr const char* k_image_job_key = "job-img-AVPSLEAKCANARY-jobs";
 
 std::unique_ptr<FakeProvider> started_fake(json image_faults = json::array()) {
   FakeProviderConfig config;
   config.data_dir = AVPS_SOURCE_DATA_DIR;
   config.project = {{"seed", 7}};
-  config.keys = {k_openai_key, "", k_gemini_key, k_job_key};
+  config.keys = {k_image_openai_key, "", k_image_gemini_key, k_image_job_key};
   config.image_faults = std::move(image_faults);
   auto fake = std::make_unique<FakeProvider>(config);
   REQUIRE(fake->start().ok());
@@ -58,7 +60,7 @@ HttpModelConfig image_model(const FakeProvider& fake, WireKind kind, const std::
   config.kind = kind;
   config.endpoint = fake.base_url() + (kind == WireKind::openai_chat ? "/v1" : "");
   config.provider_model = provider_model;
-  config.api_key = kind == WireKind::openai_chat ? k_openai_key : k_gemini_key;
+  config.api_key = kind == WireKind::openai_chat ? k_image_openai_key : k_image_gemini_key;
   config.options = std::move(options);
   config.image_out = true;
   config.text = false;
@@ -80,7 +82,7 @@ GenerationRequest frame_request() {
 }
 
 void no_key_in(const CallTrace& trace) {
-  for (const char* key : {k_openai_key, k_gemini_key, k_job_key}) {
+  for (const char* key : {k_image_openai_key, k_image_gemini_key, k_image_job_key}) {
     CHECK(trace.request_body.find(key) == std::string::npos);
     CHECK(trace.response_body.find(key) == std::string::npos);
   }
@@ -271,7 +273,8 @@ TEST_CASE("the fake image API is strict about the fields OpenAI takes", "[images
   auto post = [&](const json& body) {
     backends::HttpRequest request;
     request.url = fake->base_url() + "/v1/images/generations";
-    request.headers = {{"content-type", "application/json"}, {"authorization", std::string("Bearer ") + k_openai_key}};
+    request.headers = {{"content-type", "application/json"},
+                       {"authorization", std::string("Bearer ") + k_image_openai_key}};
     request.body = body.dump();
     auto sent = client.send(request, {});
     REQUIRE(sent.ok());
@@ -395,7 +398,7 @@ backends::AsyncJobBackend image_job(const FakeProvider& fake, backends::HttpClie
   config.preset = preset;
   config.endpoint = fake.base_url() + (preset == "fal_image" ? "/fal" : "");
   config.provider_model = "acme/flux-fake";
-  config.api_key = k_job_key;
+  config.api_key = k_image_job_key;
   config.options = *options;
   config.image_out = true;
   config.video_out = false;
@@ -553,16 +556,6 @@ TEST_CASE("a JPEG or WebP frame becomes the PNG a STORYBOARD is", "[images]") {
   REQUIRE(again.ok());
   CHECK(*again == *converted);  // bit-exact: the same frame gives the same PNG
 }
-
-namespace {
-
-class RecordingSleeper : public backends::Sleeper {
- public:
-  void sleep_ms(int64_t ms) override { waits.push_back(ms); }
-  std::vector<int64_t> waits;
-};
-
-}  // namespace
 
 TEST_CASE("a frame refused 429 waits the provider's Retry-After and is drawn, a 500 is not sent again", "[images]") {
   auto fake = started_fake(json::array({{{"fault", "429"}, {"retry_after_s", 4}}, {{"fault", "500"}, {"skip", 1}}}));

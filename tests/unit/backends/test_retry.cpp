@@ -12,6 +12,7 @@
 #include "avps/backends/retry.hpp"
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/hash.hpp"
+#include "support/recording_sleeper.hpp"
 
 using namespace avps;
 using backends::CallTrace;
@@ -24,6 +25,7 @@ using backends::RetryingBackend;
 using backends::RetryPolicy;
 using backends::Submitted;
 using nlohmann::json;
+using testing::RecordingSleeper;
 
 namespace {
 
@@ -35,9 +37,9 @@ struct Step {
 
 // Fails with its script's steps in order, then answers; records an HttpAttempt per call as an
 // HTTP adapter does (unless record_attempts is off, as for the sim).
-class ScriptedBackend : public backends::Backend {
+class RetryScriptedBackend : public backends::Backend {
  public:
-  explicit ScriptedBackend(std::vector<Step> script, bool record_attempts = true)
+  explicit RetryScriptedBackend(std::vector<Step> script, bool record_attempts = true)
       : m_script(std::move(script)), m_record(record_attempts) {}
 
   Result<Submitted<ModelResponse>> submit_model(const ModelRequest& request, CallTrace& trace) override {
@@ -91,12 +93,6 @@ class ScriptedBackend : public backends::Backend {
   int m_calls = 0;
 };
 
-class RecordingSleeper : public backends::Sleeper {
- public:
-  void sleep_ms(int64_t ms) override { waits.push_back(ms); }
-  std::vector<int64_t> waits;
-};
-
 Error failure(ErrorCode code, std::optional<int64_t> retry_after = std::nullopt) {
   Error error = make_error(code, std::string(error_code_name(code)) + " from the script");
   error.retry_after_ms = retry_after;
@@ -125,8 +121,8 @@ struct Run {
 
 Run run_model(std::vector<Step> script, RetryPolicy policy, uint64_t seed = 7,
               const ModelRequest& request = request_for("story-architect")) {
-  auto inner = std::make_unique<ScriptedBackend>(std::move(script));
-  ScriptedBackend* scripted = inner.get();
+  auto inner = std::make_unique<RetryScriptedBackend>(std::move(script));
+  RetryScriptedBackend* scripted = inner.get();
   RecordingSleeper sleeper;
   RetryingBackend backend(std::move(inner), policy, seed, sleeper);
   Run run;
@@ -285,8 +281,8 @@ TEST_CASE("a wait that would cross the total-wait cap ends the retries", "[http]
 
 TEST_CASE("a generation is not resubmitted after a response-bearing 500", "[http]") {
   auto run_generation = [](std::vector<Step> script) {
-    auto inner = std::make_unique<ScriptedBackend>(std::move(script));
-    ScriptedBackend* scripted = inner.get();
+    auto inner = std::make_unique<RetryScriptedBackend>(std::move(script));
+    RetryScriptedBackend* scripted = inner.get();
     RecordingSleeper sleeper;
     RetryingBackend backend(std::move(inner), RetryPolicy{}, 7, sleeper);
     GenerationRequest request;
@@ -307,9 +303,9 @@ TEST_CASE("a generation is not resubmitted after a response-bearing 500", "[http
 }
 
 TEST_CASE("polls are retried like model calls", "[http]") {
-  auto inner = std::make_unique<ScriptedBackend>(
+  auto inner = std::make_unique<RetryScriptedBackend>(
       std::vector<Step>{{failure(ErrorCode::backend_unavailable), 500}, {failure(ErrorCode::timeout), 0}});
-  ScriptedBackend* scripted = inner.get();
+  RetryScriptedBackend* scripted = inner.get();
   RecordingSleeper sleeper;
   RetryingBackend backend(std::move(inner), RetryPolicy{}, 7, sleeper);
   CallTrace trace;
@@ -320,7 +316,7 @@ TEST_CASE("polls are retried like model calls", "[http]") {
 }
 
 TEST_CASE("an inner backend that records no attempts still gets its waits recorded", "[http]") {
-  auto inner = std::make_unique<ScriptedBackend>(
+  auto inner = std::make_unique<RetryScriptedBackend>(
       std::vector<Step>{{failure(ErrorCode::rate_limited, 250), 429}}, /*record_attempts=*/false);
   RecordingSleeper sleeper;
   RetryingBackend backend(std::move(inner), RetryPolicy{}, 7, sleeper);

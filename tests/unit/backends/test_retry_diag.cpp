@@ -15,6 +15,7 @@
 #include "avps/core/diag.hpp"
 #include "avps/core/fs.hpp"
 #include "support/temp_dir.hpp"
+#include "support/recording_sleeper.hpp"
 
 using namespace avps;
 using backends::CallTrace;
@@ -22,12 +23,13 @@ using backends::HttpOptions;
 using backends::HttpRequest;
 using backends::HttpResponse;
 using nlohmann::json;
+using testing::RecordingSleeper;
 
 namespace {
 
 // How every attempt line of these tests begins after "attempt N of ".
 const std::string k_subject = "gpt-mini for avps-ping (openai_chat, api.openai.com): ";
-const std::string k_key = "sk-diag-NEVER-IN-A-LOG-4242";
+const std::string k_diag_key = "sk-diag-NEVER-IN-A-LOG-4242";
 
 // Answers each send() with the next scripted response or transport error.
 class ScriptedHttpClient : public backends::HttpClient {
@@ -43,12 +45,6 @@ class ScriptedHttpClient : public backends::HttpClient {
 
  private:
   std::deque<Result<HttpResponse>> m_script;
-};
-
-class RecordingSleeper : public backends::Sleeper {
- public:
-  void sleep_ms(int64_t ms) override { waits.push_back(ms); }
-  std::vector<int64_t> waits;
 };
 
 HttpResponse reply(int status, int64_t latency_ms, const json& body,
@@ -67,7 +63,7 @@ backends::HttpModelConfig openai_config() {
   config.kind = backends::WireKind::openai_chat;
   config.endpoint = "https://api.openai.com/v1";
   config.provider_model = "gpt-5-mini";
-  config.api_key = k_key;
+  config.api_key = k_diag_key;
   return config;
 }
 
@@ -85,7 +81,7 @@ class DiagToFile {
   DiagToFile& operator=(const DiagToFile&) = delete;
 };
 
-std::vector<std::string> lines_of(const std::filesystem::path& file) {
+std::vector<std::string> diag_lines_of(const std::filesystem::path& file) {
   std::ignore = core::diag::configure({});  // closes the file
   Result<std::string> text = core::read_file(file);
   REQUIRE(text.ok());
@@ -110,7 +106,7 @@ TEST_CASE("each HTTP attempt is one diagnostic line with its status and wait, ne
   const std::filesystem::path file = dir.path() / "diag.log";
   DiagToFile diag(file);
   const json rate_limited = {{"error",
-                              {{"message", "Rate limit reached (BODY-MARKER) for key " + k_key},
+                              {{"message", "Rate limit reached (BODY-MARKER) for key " + k_diag_key},
                                {"type", "rate_limit_error"}}}};
   const json message = {{"role", "assistant"}, {"content", R"({"ok":true,"x":"ANSWER-MARKER"})"}};
   const json answer = {{"id", "chatcmpl-1"},
@@ -133,7 +129,7 @@ TEST_CASE("each HTTP attempt is one diagnostic line with its status and wait, ne
   REQUIRE(client.requests.size() == 3);
 
   // Then the log has one line per attempt: host, status, latency, and the wait with its reason
-  const std::vector<std::string> lines = lines_of(file);
+  const std::vector<std::string> lines = diag_lines_of(file);
   REQUIRE(lines.size() == 3);
   CHECK(has(lines[0], " info "));
   CHECK(has(lines[0], "attempt 1 of " + k_subject + "429 in 12 ms (429 rate_limit_error)"));
@@ -148,7 +144,7 @@ TEST_CASE("each HTTP attempt is one diagnostic line with its status and wait, ne
   // And nothing of the key, the headers or the bodies, though the request and a reply carried them
   for (const std::string& line : lines) {
     INFO(line);
-    CHECK_FALSE(has(line, k_key));
+    CHECK_FALSE(has(line, k_diag_key));
     CHECK_FALSE(has(line, "Bearer"));
     CHECK_FALSE(has(line, "req_1"));
     CHECK_FALSE(has(line, "BODY-MARKER"));
@@ -178,7 +174,7 @@ TEST_CASE("the attempt the retry layer gives up on says why, at warn", "[diag][h
   CallTrace refused;
   CHECK_FALSE(backend.submit_model(backends::ping_request("gpt-mini"), refused).ok());
 
-  const std::vector<std::string> lines = lines_of(file);
+  const std::vector<std::string> lines = diag_lines_of(file);
   REQUIRE(lines.size() == 3);
   CHECK(has(lines[0], "attempt 1 of " + k_subject + "503 in 5 ms (503 server_error); retry in "));
   CHECK(has(lines[1], " warning "));
@@ -197,7 +193,7 @@ TEST_CASE("log_fallback writes the exchange's fallback as one line", "[diag][htt
   backends::log_fallback("beats for S03", "gpt-mini", "claude", busy);
   backends::log_fallback("beats for S03", "claude", "", busy);
 
-  const std::vector<std::string> lines = lines_of(file);
+  const std::vector<std::string> lines = diag_lines_of(file);
   REQUIRE(lines.size() == 2);
   CHECK(has(lines[0], "fallback for beats for S03: gpt-mini -> claude (same tier) because rate_limited: "
                       "gpt-mini at api.openai.com: HTTP 429 rate_limit_error: xxx"));

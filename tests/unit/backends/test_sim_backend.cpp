@@ -34,7 +34,7 @@ using testing::source_dir;
 
 namespace {
 
-std::string demo_brief() {
+std::string sim_demo_brief() {
   auto text = core::read_file(source_dir() / "examples" / "demo_short_film" / "brief.md");
   REQUIRE(text.ok());
   return *text;
@@ -116,7 +116,7 @@ json input_for(const std::string& skill, const json& input) {
   const std::string slice = input["slice"].get<std::string>();
   const std::string scene = scene_for(skill);
   if (kind == "BRIEF") {
-    return demo_brief();
+    return sim_demo_brief();
   }
   if (kind == "MEDIA") {
     return json{{"file", "media/S01_SH03_a1_proxy.png"}, {"sha256", std::string(64, 'a')}};
@@ -168,7 +168,7 @@ json scope_for(const std::string& skill, const std::string& scope) {
   return {{"target", "PROJECT"}};
 }
 
-ModelRequest request_for(const std::string& name, uint64_t seed = 7) {
+ModelRequest sim_request_for(const std::string& name, uint64_t seed = 7) {
   const json& skill = model_skills().at(name);
   ModelRequest request;
   request.skill = name;
@@ -241,7 +241,7 @@ void require_valid(const std::string& skill_name, const gates::Outputs& outputs)
 }
 
 // What a project holds when these skills run on the fixtures.
-FakeGateContext fixture_context() {
+FakeGateContext sim_fixture_context() {
   FakeGateContext context;
   context.record("SCENES", "", artifact_fixture("scenes"));
   context.record("BREAKDOWN", "", artifact_fixture("breakdown"));
@@ -303,7 +303,7 @@ TEST_CASE("every model skill's answer parses and validates against its output sc
   for (uint64_t seed : {1u, 2u, 20261125u}) {
     SimBackend backend(SimSettings{}, seed);
     for (const auto& [name, skill] : model_skills()) {
-      require_valid(name, parse_answer(name, complete_text(backend, request_for(name, seed))));
+      require_valid(name, parse_answer(name, complete_text(backend, sim_request_for(name, seed))));
     }
   }
 }
@@ -311,7 +311,7 @@ TEST_CASE("every model skill's answer parses and validates against its output sc
 TEST_CASE("failing outputs are still schema-valid", "[sim]") {
   SimBackend backend(rates(1.0), 3);
   for (const auto& [name, skill] : model_skills()) {
-    require_valid(name, parse_answer(name, complete_text(backend, request_for(name))));
+    require_valid(name, parse_answer(name, complete_text(backend, sim_request_for(name))));
   }
 }
 
@@ -320,7 +320,7 @@ TEST_CASE("the same request gives the same bytes, and another seed gives other b
   SimBackend again(SimSettings{}, 11);
   for (const auto& [name, skill] : model_skills()) {
     INFO(name);
-    ModelRequest request = request_for(name);
+    ModelRequest request = sim_request_for(name);
     std::string first = complete_text(a, request);
     CHECK(complete_text(a, request) == first);
     CHECK(complete_text(again, request) == first);
@@ -336,7 +336,7 @@ TEST_CASE("the same request gives the same bytes, and another seed gives other b
 
 TEST_CASE("with failure rate 1 every gated skill's output fails its real gate, and with rate 0 it passes",
           "[sim]") {
-  FakeGateContext context = fixture_context();
+  FakeGateContext context = sim_fixture_context();
   for (const auto& [name, skill] : model_skills()) {
     if (!has_gate(skill)) {
       continue;
@@ -345,13 +345,13 @@ TEST_CASE("with failure rate 1 every gated skill's output fails its real gate, a
     for (uint64_t seed : {1u, 2u, 3u, 4u, 5u}) {
       SimBackend passing(rates(0.0), seed);
       gates::GateResult pass =
-          gate_of(name, parse_answer(name, complete_text(passing, request_for(name))), context);
+          gate_of(name, parse_answer(name, complete_text(passing, sim_request_for(name))), context);
       INFO("seed " << seed << " rate 0: " << reasons_of(pass));
       CHECK(pass.verdict == gates::Verdict::pass);
 
       SimBackend failing(rates(1.0, {name}), seed);
       gates::GateResult fail =
-          gate_of(name, parse_answer(name, complete_text(failing, request_for(name))), context);
+          gate_of(name, parse_answer(name, complete_text(failing, sim_request_for(name))), context);
       INFO("seed " << seed << " rate 1: " << reasons_of(fail));
       CHECK(fail.verdict == gates::Verdict::fail);
     }
@@ -363,23 +363,23 @@ TEST_CASE("narrative-red-team, which has no gate rule, reports a critical failur
   SimBackend failing(rates(1.0, {"narrative-red-team"}), 1);
   SimBackend passing(SimSettings{}, 1);
   gates::Outputs failed =
-      parse_answer("narrative-red-team", complete_text(failing, request_for("narrative-red-team")));
+      parse_answer("narrative-red-team", complete_text(failing, sim_request_for("narrative-red-team")));
   gates::Outputs passed =
-      parse_answer("narrative-red-team", complete_text(passing, request_for("narrative-red-team")));
+      parse_answer("narrative-red-team", complete_text(passing, sim_request_for("narrative-red-team")));
   CHECK_FALSE(failed.at("REDTEAM")["critical_failures"].empty());
   CHECK(failed.at("REDTEAM")["gate"]["verdict"] == "FAIL");
   CHECK(passed.at("REDTEAM")["critical_failures"].empty());
 }
 
 TEST_CASE("fix rates land qc-grader and storyboard-generator on their FIX outcome", "[sim]") {
-  FakeGateContext context = fixture_context();
+  FakeGateContext context = sim_fixture_context();
   for (const char* name : {"qc-grader", "storyboard-generator"}) {
     INFO(name);
     SimSettings settings;
     settings.fix_rates[name] = 1.0;
     SimBackend backend(settings, 5);
     gates::GateResult result =
-        gate_of(name, parse_answer(name, complete_text(backend, request_for(name))), context);
+        gate_of(name, parse_answer(name, complete_text(backend, sim_request_for(name))), context);
     INFO(reasons_of(result));
     CHECK(result.verdict == gates::Verdict::fix);
   }
@@ -389,35 +389,35 @@ TEST_CASE("fix rates land qc-grader and storyboard-generator on their FIX outcom
   SimBackend backend(settings, 5);
   gates::GateResult plaus = gate_of(
       "plausibility-auditor",
-      parse_answer("plausibility-auditor", complete_text(backend, request_for("plausibility-auditor"))),
+      parse_answer("plausibility-auditor", complete_text(backend, sim_request_for("plausibility-auditor"))),
       context);
   CHECK(plaus.verdict == gates::Verdict::pass);
 }
 
 TEST_CASE("media failure rates by generation tier decide qc-grader's failures", "[sim]") {
-  FakeGateContext context = fixture_context();  // the fixture GenPack of S01_SH03 is gen_premium
+  FakeGateContext context = sim_fixture_context();  // the fixture GenPack of S01_SH03 is gen_premium
   SimSettings reliable_premium = rates(1.0, {"qc-grader"});
   reliable_premium.media_failure_rates["gen_premium"] = 0.0;
   SimSettings flaky_premium;
   flaky_premium.media_failure_rates["gen_premium"] = 1.0;
   SimBackend reliable(reliable_premium, 1);
   SimBackend flaky(flaky_premium, 1);
-  CHECK(gate_of("qc-grader", parse_answer("qc-grader", complete_text(reliable, request_for("qc-grader"))),
+  CHECK(gate_of("qc-grader", parse_answer("qc-grader", complete_text(reliable, sim_request_for("qc-grader"))),
                 context)
             .verdict == gates::Verdict::pass);
   CHECK(
-      gate_of("qc-grader", parse_answer("qc-grader", complete_text(flaky, request_for("qc-grader"))), context)
+      gate_of("qc-grader", parse_answer("qc-grader", complete_text(flaky, sim_request_for("qc-grader"))), context)
           .verdict == gates::Verdict::fail);
 }
 
 TEST_CASE("a failure rate for one shot applies to that shot's calls only, above the skill's and the tier's", "[sim]") {
-  FakeGateContext context = fixture_context();  // the fixture's qc-grader call is about S01_SH03
+  FakeGateContext context = sim_fixture_context();  // the fixture's qc-grader call is about S01_SH03
   SimSettings frozen_shot;
   frozen_shot.failure_rates["qc-grader"] = 0.0;
   frozen_shot.media_failure_rates["gen_premium"] = 0.0;
   frozen_shot.failure_rates["qc-grader@S01_SH03"] = 1.0;
   SimBackend backend(frozen_shot, 1);
-  ModelRequest about_the_shot = request_for("qc-grader");
+  ModelRequest about_the_shot = sim_request_for("qc-grader");
   CHECK(gate_of("qc-grader", parse_answer("qc-grader", complete_text(backend, about_the_shot)), context).verdict ==
         gates::Verdict::fail);
   frozen_shot.failure_rates.erase("qc-grader@S01_SH03");
@@ -428,10 +428,10 @@ TEST_CASE("a failure rate for one shot applies to that shot's calls only, above 
 }
 
 TEST_CASE("a failing QC answer carries the violation the project chose for its shot or scene", "[sim]") {
-  FakeGateContext context = fixture_context();  // the fixture's qc-grader call is about S01_SH03
+  FakeGateContext context = sim_fixture_context();  // the fixture's qc-grader call is about S01_SH03
   auto violations_of = [&](const SimSettings& settings) {
     SimBackend backend(settings, 1);
-    gates::Outputs out = parse_answer("qc-grader", complete_text(backend, request_for("qc-grader")));
+    gates::Outputs out = parse_answer("qc-grader", complete_text(backend, sim_request_for("qc-grader")));
     CHECK(gate_of("qc-grader", out, context).verdict == gates::Verdict::fail);
     return out.at("QC_BATCH").value("violations", json::array());
   };
@@ -456,11 +456,11 @@ TEST_CASE("a failing QC answer carries the violation the project chose for its s
 
 TEST_CASE("a revision, whose request carries the findings, draws its failure again", "[sim]") {
   SimBackend backend(rates(0.5, {"plausibility-auditor"}), 9);
-  FakeGateContext context = fixture_context();
+  FakeGateContext context = sim_fixture_context();
   int failed = 0;
   const int revisions = 24;
   for (int k = 0; k < revisions; ++k) {
-    ModelRequest request = request_for("plausibility-auditor");
+    ModelRequest request = sim_request_for("plausibility-auditor");
     request.findings = json::array({"total plausibility below the threshold: revision " + std::to_string(k)});
     gates::GateResult result =
         gate_of("plausibility-auditor", parse_answer("plausibility-auditor", complete_text(backend, request)),
@@ -475,7 +475,7 @@ TEST_CASE("a revision, whose request carries the findings, draws its failure aga
 // and its test setting answers a revision as if it carried none.
 TEST_CASE("a revision changes what its findings name, and identical_revisions answers it as before", "[sim]") {
   SimBackend backend(rates(0.0), 7);
-  ModelRequest first = request_for("shot-planner");
+  ModelRequest first = sim_request_for("shot-planner");
   const json before = parse_answer("shot-planner", complete_text(backend, first)).at("SHOTLIST");
   REQUIRE(before["rows"].size() >= 3);
   const json named = before["rows"][0];
@@ -526,7 +526,7 @@ TEST_CASE("a revision changes what its findings name, and identical_revisions an
   CHECK(marked.dump().find("Revised after review, attempt 2.") != std::string::npos);
 
   // A revision whose findings name nothing of the artifact still changes its first prose.
-  ModelRequest architect = request_for("story-architect");
+  ModelRequest architect = sim_request_for("story-architect");
   const gates::Outputs plain = parse_answer("story-architect", complete_text(backend, architect));
   architect.findings = json::array({"critical failures found: critical_failures has 1 members, more than 0"});
   architect.scope["attempt"] = 2;
@@ -544,7 +544,7 @@ TEST_CASE("a revision changes what its findings name, and identical_revisions an
 }
 
 TEST_CASE("project thresholds raise the scores of passing outputs", "[sim]") {
-  FakeGateContext context = fixture_context();
+  FakeGateContext context = sim_fixture_context();
   context.set_config("/thresholds/plaus_total", 10);
   context.set_config("/thresholds/qc/B", 12);
   SimSettings settings;
@@ -552,10 +552,10 @@ TEST_CASE("project thresholds raise the scores of passing outputs", "[sim]") {
   SimBackend backend(settings, 4);
   gates::GateResult plaus = gate_of(
       "plausibility-auditor",
-      parse_answer("plausibility-auditor", complete_text(backend, request_for("plausibility-auditor"))),
+      parse_answer("plausibility-auditor", complete_text(backend, sim_request_for("plausibility-auditor"))),
       context);
   CHECK(plaus.verdict == gates::Verdict::pass);
-  ModelRequest qc = request_for("qc-grader");
+  ModelRequest qc = sim_request_for("qc-grader");
   qc.scope = {{"shot_id", "S01_SH02"}, {"attempt", 2}};  // hero B
   qc.inputs["SHOTLIST"] = row_with(artifact_fixture("shotlist"), "shot_id", "S01_SH02");
   gates::GateResult graded =
@@ -569,7 +569,7 @@ TEST_CASE(
     "[sim]") {
   SimBackend backend(SimSettings{}, 20261125);
   gates::Outputs story =
-      parse_answer("story-architect", complete_text(backend, request_for("story-architect")));
+      parse_answer("story-architect", complete_text(backend, sim_request_for("story-architect")));
   const json& rows = story.at("SCENES")["rows"];
   REQUIRE(rows.size() == 6);
   std::set<std::string> characters;
@@ -596,7 +596,7 @@ TEST_CASE(
 
 TEST_CASE("a brief's \"Scenes: N\" line sets the number of scenes", "[sim]") {
   SimBackend backend(SimSettings{}, 1);
-  ModelRequest request = request_for("story-architect");
+  ModelRequest request = sim_request_for("story-architect");
   request.inputs["BRIEF"] =
       "# Brief\n\n## Premise\nA courier must cross the city before curfew.\n\nScenes: 12\n\n"
       "## Characters\n- Ana Reyes \xE2\x80\x94 29, courier; quick, sometimes reckless.\n"
@@ -627,7 +627,7 @@ TEST_CASE("locks carry no hedge words even when the brief has them", "[sim]") {
                                                  {"set-lock", {{"entity_id", "PERHAPS_BRIDGE"}}},
                                                  {"voice-lock", {{"entity_id", "ANA_REYES"}}}}) {
     INFO(skill);
-    ModelRequest request = request_for(skill);
+    ModelRequest request = sim_request_for(skill);
     request.scope = scope;
     request.inputs = {{"BRIEF", brief}};
     gates::Outputs outputs = parse_answer(skill, complete_text(backend, request));
@@ -641,10 +641,10 @@ TEST_CASE("locks carry no hedge words even when the brief has them", "[sim]") {
 TEST_CASE("the demo's breakdown, world-state diffs and shot plans stay coherent over all scenes", "[sim]") {
   SimBackend backend(SimSettings{}, 20261125);
   json scenes =
-      parse_answer("story-architect", complete_text(backend, request_for("story-architect"))).at("SCENES");
+      parse_answer("story-architect", complete_text(backend, sim_request_for("story-architect"))).at("SCENES");
 
-  ModelRequest breakdown_request = request_for("script-breakdown");
-  breakdown_request.inputs = {{"SCENES", scenes}, {"BRIEF", demo_brief()}};
+  ModelRequest breakdown_request = sim_request_for("script-breakdown");
+  breakdown_request.inputs = {{"SCENES", scenes}, {"BRIEF", sim_demo_brief()}};
   json breakdown =
       parse_answer("script-breakdown", complete_text(backend, breakdown_request)).at("BREAKDOWN");
   require_valid("script-breakdown", {{"BREAKDOWN", breakdown}});
@@ -668,7 +668,7 @@ TEST_CASE("the demo's breakdown, world-state diffs and shot plans stay coherent 
   for (const json& scene : scenes["rows"]) {
     const std::string id = scene["scene_id"].get<std::string>();
     json breakdown_row = row_with(breakdown, "scene_id", id);
-    ModelRequest tracker = request_for("world-state-tracker");
+    ModelRequest tracker = sim_request_for("world-state-tracker");
     tracker.scope = {{"scene_id", id}};
     tracker.inputs = {{"WORLD_STATE", state}, {"SCENES", scene}, {"BREAKDOWN", breakdown_row}};
     json diff = parse_answer("world-state-tracker", complete_text(backend, tracker)).at("STATE_DIFF");
@@ -687,7 +687,7 @@ TEST_CASE("the demo's breakdown, world-state diffs and shot plans stay coherent 
       CHECK(state["characters"][c.get<std::string>()]["location"] == scene["location"]);
     }
 
-    ModelRequest planner = request_for("shot-planner");
+    ModelRequest planner = sim_request_for("shot-planner");
     planner.scope = {{"scene_id", id}};
     planner.inputs = {{"SCENES", scene}, {"WORLD_STATE", state}};
     json shotlist = parse_answer("shot-planner", complete_text(backend, planner)).at("SHOTLIST");
@@ -729,7 +729,7 @@ TEST_CASE("world-state-tracker writes explicit transfers and keeps injuries", "[
   json breakdown_row = row_with(artifact_fixture("breakdown"), "scene_id", "S02");
   breakdown_row["characters_present"] = {"ALEX", "MARIA"};
   breakdown_row["state_changes"] = {"MARIA gives up FLASHLIGHT to ALEX", "ALEX feels cornered"};
-  ModelRequest request = request_for("world-state-tracker");
+  ModelRequest request = sim_request_for("world-state-tracker");
   request.inputs = {{"WORLD_STATE", state}, {"SCENES", scene}, {"BREAKDOWN", breakdown_row}};
   SimBackend backend(SimSettings{}, 2);
   json diff = parse_answer("world-state-tracker", complete_text(backend, request)).at("STATE_DIFF");
@@ -748,7 +748,7 @@ TEST_CASE("the sim answers whole artifacts as well as slices", "[sim]") {
   SimBackend backend(SimSettings{}, 8);
   for (const auto& [name, skill] : model_skills()) {
     INFO(name);
-    ModelRequest request = request_for(name);
+    ModelRequest request = sim_request_for(name);
     for (auto& [kind, value] : request.inputs.items()) {
       if (kind == "SCENES" || kind == "BREAKDOWN" || kind == "SHOTLIST") {
         std::string fixture = kind;
@@ -760,7 +760,7 @@ TEST_CASE("the sim answers whole artifacts as well as slices", "[sim]") {
       }
     }
     require_valid(name, parse_answer(name, complete_text(backend, request)));
-    ModelRequest bare = request_for(name);
+    ModelRequest bare = sim_request_for(name);
     bare.inputs = json::object();  // nothing but the schema: still a valid answer
     bare.scope = json();
     require_valid(name, parse_answer(name, complete_text(backend, bare)));
@@ -778,7 +778,7 @@ TEST_CASE("inputs of the wrong shape give a valid answer or a refused call, neve
   for (const auto& [name, skill] : model_skills()) {
     for (const json& value : odd) {
       INFO(name << " with every input " << value.dump());
-      ModelRequest request = request_for(name);
+      ModelRequest request = sim_request_for(name);
       for (auto& [kind, input] : request.inputs.items()) {
         input = value;
       }
@@ -798,7 +798,7 @@ TEST_CASE("qc-grader answers one row when the schema asks for a row", "[sim]") {
   json row_schema =
       read_json(source_dir() / "schemas" / "qc_batch.schema.json")["properties"]["rows"]["items"];
   row_schema["$schema"] = "http://json-schema.org/draft-07/schema#";
-  ModelRequest request = request_for("qc-grader");
+  ModelRequest request = sim_request_for("qc-grader");
   request.output_schema = row_schema;
   SimBackend backend(SimSettings{}, 1);
   auto row = core::parse_json(complete_text(backend, request), "qc row");
@@ -811,7 +811,7 @@ TEST_CASE("qc-grader answers one row when the schema asks for a row", "[sim]") {
 
 TEST_CASE("usage counts a token per four bytes of the request and of the text", "[sim]") {
   SimBackend backend(SimSettings{}, 1);
-  ModelRequest request = request_for("plausibility-auditor");
+  ModelRequest request = sim_request_for("plausibility-auditor");
   auto result = backend.complete(request);
   REQUIRE(result.ok());
   auto canonical = core::canonical_json(request.to_json());
@@ -824,7 +824,7 @@ TEST_CASE("usage counts a token per four bytes of the request and of the text", 
 
 TEST_CASE("max_output_tokens cuts the text as a real model's limit does", "[sim]") {
   SimBackend backend(SimSettings{}, 1);
-  ModelRequest request = request_for("story-architect");
+  ModelRequest request = sim_request_for("story-architect");
   request.max_output_tokens = 50;
   auto result = backend.complete(request);
   REQUIRE(result.ok());
@@ -838,7 +838,7 @@ TEST_CASE(
     "retried",
     "[sim]") {
   SimBackend backend(SimSettings{}, 1);
-  ModelRequest request = request_for("plausibility-auditor");
+  ModelRequest request = sim_request_for("plausibility-auditor");
   request.skill = "budget-gates";
   request.output_schema = json::object();  // with one it is answered from the schema (below)
   auto result = backend.complete(request);
@@ -855,7 +855,7 @@ TEST_CASE("calls from many threads give the bytes of sequential calls", "[sim]")
   }
   std::vector<ModelRequest> requests;
   for (const std::string& name : names) {
-    requests.push_back(request_for(name));
+    requests.push_back(sim_request_for(name));
   }
   std::vector<std::string> sequential;
   for (const ModelRequest& request : requests) {
@@ -1049,8 +1049,8 @@ namespace {
 
 // The SCENES the sim's story-architect writes for the demo brief.
 json demo_scenes(SimBackend& backend) {
-  ModelRequest architect = request_for("story-architect");
-  architect.inputs["BRIEF"] = demo_brief();
+  ModelRequest architect = sim_request_for("story-architect");
+  architect.inputs["BRIEF"] = sim_demo_brief();
   return parse_answer("story-architect", complete_text(backend, architect)).at("SCENES");
 }
 
@@ -1060,7 +1060,7 @@ json demo_scenes(SimBackend& backend) {
 // pages together tell the same story as one whole call (the request stays flat, DESIGN §1.5).
 TEST_CASE("story-architect written a page at a time gives every scene once, BEATS on page one", "[sim]") {
   SimBackend backend(SimSettings{}, 1);
-  ModelRequest request = request_for("story-architect");
+  ModelRequest request = sim_request_for("story-architect");
   request.inputs["BRIEF"] =
       "# Brief\n\n## Premise\nA courier must cross the city before curfew.\n\nScenes: 23\n\n"
       "## Characters\n- Ana Reyes \xE2\x80\x94 29, courier.\n- Tomas \xE2\x80\x94 50, the dispatcher.\n\n"
@@ -1096,8 +1096,8 @@ TEST_CASE("script-breakdown by pages, carrying its ledger, introduces each entit
   const json all = scenes["rows"];
   REQUIRE(all.size() >= 4);
 
-  ModelRequest request = request_for("script-breakdown");
-  request.inputs["BRIEF"] = demo_brief();
+  ModelRequest request = sim_request_for("script-breakdown");
+  request.inputs["BRIEF"] = sim_demo_brief();
   request.inputs["SCENES"] = scenes;
   const json whole = parse_answer("script-breakdown", complete_text(backend, request)).at("BREAKDOWN")["rows"];
 
@@ -1143,7 +1143,7 @@ TEST_CASE("narrative-red-team by pages answers only its notes until the last pag
   const json all = scenes["rows"];
   REQUIRE(all.size() >= 4);
 
-  ModelRequest request = request_for("narrative-red-team");
+  ModelRequest request = sim_request_for("narrative-red-team");
   json first_half = scenes;
   first_half["rows"] = json::array({all[0], all[1]});
   request.inputs["SCENES"] = first_half;
@@ -1184,7 +1184,7 @@ ModelRequest custom_request(const json& schema, bool shot = false, uint64_t seed
       {"SCENES", artifact_fixture("scenes")},
       {"BREAKDOWN", artifact_fixture("breakdown")},
       {"NOTES", {{"rows", {{{"char_id", "ELIAS_VANE"}, {"remark", "keeps the lamp lit all night long"}}}}}},
-      {"BRIEF", demo_brief()}};
+      {"BRIEF", sim_demo_brief()}};
   request.output_schema = schema;
   request.findings = json::array();
   request.max_output_tokens = 4000;

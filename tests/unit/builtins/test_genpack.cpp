@@ -7,29 +7,27 @@
 
 using namespace avps;
 using nlohmann::json;
+using testing::artifact_fixture;
+using testing::k_source_root;
 namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path& k_root = testing::k_source_root;
-
-json fixture(const std::string& name) { return testing::artifact_fixture(name); }
-
 builtins::LockFace lock(const std::string& kind, const std::string& fixture_name, const std::string& file) {
-  json content = fixture(fixture_name);
-  auto codec = artifacts::FaceCodec::load(k_root / "schemas", kind).value();
+  json content = artifact_fixture(fixture_name);
+  auto codec = artifacts::FaceCodec::load(k_source_root / "schemas", kind).value();
   return {file, codec.render(content).value(), content};
 }
 
 builtins::GenpackInputs inputs_for(const std::string& hero_tier) {
   builtins::GenpackInputs in;
-  in.shot_row = fixture("shotlist")["rows"][0];  // S01_SH01: ALEX in the WAREHOUSE
+  in.shot_row = artifact_fixture("shotlist")["rows"][0];  // S01_SH01: ALEX in the WAREHOUSE
   in.shot_row["hero_tier"] = hero_tier;
   in.style = lock("STYLE_LOCK", "style_lock", "STYLE_PROJECT_LOCK_v001.txt");
   in.set = lock("SET_LOCK", "set_lock", "SET_WAREHOUSE_LOCK_v001.txt");
   in.characters = {lock("CHAR_LOCK", "char_lock", "CHAR_ALEX_LOCK_v002.txt")};
-  in.world_state = fixture("world_state");
-  in.regen_rules = fixture("regen_rules");
+  in.world_state = artifact_fixture("world_state");
+  in.regen_rules = artifact_fixture("regen_rules");
   in.resolution = "proxy";
   in.tier = "gen_low";
   return in;
@@ -46,7 +44,7 @@ Packed pack(const std::string& hero_tier) {
   auto content = builtins::assemble_genpack(in);
   INFO((content ? "" : content.error().message));
   REQUIRE(content.ok());
-  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "GENPACK").value();
+  auto codec = artifacts::FaceCodec::load(k_source_root / "schemas", "GENPACK").value();
   std::vector<builtins::LockFace> locks = {in.style, in.set};
   locks.insert(locks.end(), in.characters.begin(), in.characters.end());
   return {*content, codec.render(*content).value(), locks};
@@ -60,7 +58,7 @@ bool has(const std::vector<core::Violation>& violations, const std::string& rule
 
 TEST_CASE("an assembled GenPack is schema-valid and carries every lock verbatim", "[builtins][genpack]") {
   Packed p = pack("C");
-  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "GENPACK").value();
+  auto codec = artifacts::FaceCodec::load(k_source_root / "schemas", "GENPACK").value();
   CHECK(codec.schema().validate(p.content).empty());
   CHECK(builtins::check_genpack(p.content, p.face, p.locks).empty());
   // Every forbidden-drift item of every lock is a negative.
@@ -135,8 +133,8 @@ TEST_CASE("the packager refuses a lock of the wrong entity", "[builtins][genpack
 
 TEST_CASE("the GenPack fixture carries today's lock faces verbatim", "[builtins][genpack]") {
   // Keeps tests/fixtures/artifacts/genpack.json in step with the face codec and the lock fixtures.
-  json content = fixture("genpack");
-  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "GENPACK").value();
+  json content = artifact_fixture("genpack");
+  auto codec = artifacts::FaceCodec::load(k_source_root / "schemas", "GENPACK").value();
   std::vector<builtins::LockFace> locks = {lock("STYLE_LOCK", "style_lock", "STYLE_PROJECT_LOCK_v001.txt"),
                                            lock("SET_LOCK", "set_lock", "SET_WAREHOUSE_LOCK_v001.txt"),
                                            lock("CHAR_LOCK", "char_lock", "CHAR_ALEX_LOCK_v001.txt")};
@@ -153,7 +151,7 @@ TEST_CASE("inputs marked into_genpack are pasted verbatim, named, after ACTION, 
   REQUIRE((*content)["carried"].size() == 1);
   CHECK((*content)["carried"][0]["artifact"] == "PROP_LIST_S01_v003.md");
   CHECK((*content)["carried"][0]["text"] == face);
-  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "GENPACK").value();
+  auto codec = artifacts::FaceCodec::load(k_source_root / "schemas", "GENPACK").value();
   CHECK(codec.schema().validate(*content).empty());
   const std::string text = codec.render(*content).value();
   CHECK(text.find(face) != std::string::npos);  // verbatim, inside a block
@@ -179,7 +177,7 @@ TEST_CASE("regen adjustments that name GenPack settings shorten the shot and set
   builtins::GenpackInputs in = inputs_for("C");
   const double planned = in.shot_row["duration_s"].get<double>();
   REQUIRE(planned > 2);
-  json rules = fixture("regen_rules");
+  json rules = artifact_fixture("regen_rules");
   rules["prompt_adjustment_rules"].push_back({{"scope", {"S01_SH01"}},
                                               {"adjustment_type", "duration_reduction"},
                                               {"rule", "Cut the shot by a second."},
@@ -197,7 +195,7 @@ TEST_CASE("regen adjustments that name GenPack settings shorten the shot and set
                                               {"adjustment_type", "duration_reduction"},
                                               {"rule", "Cut S01_SH03."},
                                               {"settings", {{"duration_s", 1}}}});
-  auto regen_schema = artifacts::FaceCodec::load(k_root / "schemas", "REGEN_RULES").value();
+  auto regen_schema = artifacts::FaceCodec::load(k_source_root / "schemas", "REGEN_RULES").value();
   CHECK(regen_schema.schema().validate(rules).empty());
   in.regen_rules = rules;
   auto content = builtins::assemble_genpack(in);
@@ -205,10 +203,10 @@ TEST_CASE("regen adjustments that name GenPack settings shorten the shot and set
   CHECK(content->at("settings")["duration_s"] == planned - 1);
   CHECK(content->at("settings")["complexity_level"] == "low");
   CHECK(content->at("settings")["camera_type"] == "static");
-  auto codec = artifacts::FaceCodec::load(k_root / "schemas", "GENPACK").value();
+  auto codec = artifacts::FaceCodec::load(k_source_root / "schemas", "GENPACK").value();
   CHECK(codec.schema().validate(*content).empty());
   // Without such a rule, the settings are the shot row's.
-  in.regen_rules = fixture("regen_rules");
+  in.regen_rules = artifact_fixture("regen_rules");
   auto plain = builtins::assemble_genpack(in);
   REQUIRE(plain.ok());
   CHECK(plain->at("settings")["duration_s"] == planned);
@@ -217,7 +215,7 @@ TEST_CASE("regen adjustments that name GenPack settings shorten the shot and set
 
 TEST_CASE("the analyzer's REGEN_RULES fail without an adjustment for the shot or a simplification of repeated drift",
           "[builtins][genpack]") {
-  const json rules = fixture("regen_rules");  // S01_SH03: face drift over 2 attempts, an anchor rule, a split
+  const json rules = artifact_fixture("regen_rules");  // S01_SH03: face drift over 2 attempts, an anchor rule, a split
   CHECK(builtins::check_regen_rules(rules, "S01_SH03", "S01").empty());
   // A scene-wide rule is an adjustment for each of its shots.
   CHECK(builtins::check_regen_rules(rules, "S01_SH02", "S01").empty());

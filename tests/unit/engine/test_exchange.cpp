@@ -16,11 +16,13 @@
 #include "avps/governance/override.hpp"
 #include "avps/project/project.hpp"
 #include "support/fixed_clock.hpp"
+#include "support/recording_sleeper.hpp"
 #include "support/scripted_backend.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace avps;
 using nlohmann::json;
+using testing::RecordingSleeper;
 namespace fs = std::filesystem;
 
 namespace {
@@ -28,12 +30,6 @@ namespace {
 class Quiet : public engine::Observer {
  public:
   void progress(const engine::Progress& /*progress*/) override {}
-};
-
-class RecordingSleeper : public backends::Sleeper {
- public:
-  void sleep_ms(int64_t ms) override { waits.push_back(ms); }
-  std::vector<int64_t> waits;
 };
 
 // Hands calls to a shared scripted backend (RetryingBackend owns its inner one).
@@ -54,7 +50,7 @@ class Forward : public backends::Backend {
 };
 
 // The demo's project with no injected failures: every gate passes unless a test scripts otherwise.
-struct Film {
+struct ExchangeFilm {
   testing::TempDir tmp;
   testing::FixedClock clock;
   fs::path dir = tmp.path() / "film";
@@ -63,7 +59,7 @@ struct Film {
   RecordingSleeper sleeper;
   bool with_retries = false;
 
-  Film() {
+  ExchangeFilm() {
     fs::copy(fs::path(AVPS_SOURCE_DATA_DIR) / "examples" / "demo_short_film", dir, fs::copy_options::recursive);
     auto config = core::parse_json(*core::read_file(dir / "avps.json"), "avps.json");
     REQUIRE(config.ok());
@@ -148,7 +144,7 @@ Error unavailable(const std::string& why) { return make_error(ErrorCode::backend
 
 // An engine's walk state (no run) over the demo's project as init leaves it.
 struct InitWalk {
-  Film film;
+  ExchangeFilm film;
   std::unique_ptr<project::Project> project;
   std::optional<skills::Registry> registry;
   std::unique_ptr<backends::BackendRegistry> backends = backends::BackendRegistry::of({});
@@ -186,7 +182,7 @@ struct InitWalk {
 
 TEST_CASE("a transient failure is retried after the provider's wait and the call is paid once", "[engine][exchange]") {
   // Given story-architect's first two calls get 503 (the second with Retry-After 3 s)
-  Film film;
+  ExchangeFilm film;
   film.with_retries = true;
   film.scripted->script("", "story-architect", testing::Scripted::fails(unavailable("HTTP 503")));
   Error with_hint = unavailable("HTTP 503");
@@ -208,7 +204,7 @@ TEST_CASE("a transient failure is retried after the provider's wait and the call
 TEST_CASE("a model that keeps failing is replaced by the next model of its tier, and a resume follows it",
           "[engine][exchange]") {
   // Given the cheapest t2 model is down
-  Film film;
+  ExchangeFilm film;
   film.scripted->fail_model("sim-t2-lite", unavailable("connection refused (127.0.0.1:9)"));
   auto outcome = film.run();
   REQUIRE(outcome.ok());
@@ -238,7 +234,7 @@ TEST_CASE("a model that keeps failing is replaced by the next model of its tier,
 
 TEST_CASE("when every model of the tier fails the run ends with an error naming them and nothing spent",
           "[engine][exchange]") {
-  Film film;
+  ExchangeFilm film;
   for (const char* model : {"sim-t2-lite", "sim-t2-alt", "sim-t2-mid"}) {
     film.scripted->fail_model(model, unavailable(std::string("connection refused (") + model + ".example:443)"));
   }
@@ -254,7 +250,7 @@ TEST_CASE("when every model of the tier fails the run ends with an error naming 
 }
 
 TEST_CASE("junk, a refusal and a cut-off are FAILs that revise, never errors", "[engine][exchange]") {
-  Film film;
+  ExchangeFilm film;
   film.scripted->script("", "story-architect", testing::Scripted::answers("I cannot do that {"));
   film.scripted->script("", "story-architect", testing::Scripted::answers("", "refusal: not comfortable"));
   film.scripted->script("", "story-architect", testing::Scripted::answers("{\"beats\": [", "length: cut off"));
@@ -273,7 +269,7 @@ TEST_CASE("junk, a refusal and a cut-off are FAILs that revise, never errors", "
 }
 
 TEST_CASE("a model that answers junk forever escalates, then hard-stops with exit 3", "[engine][exchange]") {
-  Film film;
+  ExchangeFilm film;
   film.scripted->script("", "story-architect", testing::Scripted::answers("junk"), 100);
   auto outcome = film.run();
   REQUIRE(outcome.ok());
@@ -290,7 +286,7 @@ TEST_CASE("a model that answers junk forever escalates, then hard-stops with exi
 TEST_CASE("after a run that failed, a resume sends no answered request again", "[engine][exchange]") {
   // Given the locks phase fans out over many entities, 4 in flight, and set-lock calls fail on
   // every model of their tier
-  Film film;
+  ExchangeFilm film;
   auto narrative = film.run("narrative", 4);
   REQUIRE(narrative.ok());
   for (const char* model : {"sim-t2-lite", "sim-t2-alt", "sim-t2-mid"}) {
@@ -311,7 +307,7 @@ TEST_CASE("after a run that failed, a resume sends no answered request again", "
 
 TEST_CASE("a cost the provider reports is what is charged, with avps's own price beside it", "[engine][exchange]") {
   // Given story-architect's first call is billed 7.5 USD by its provider (a gateway's usage.cost)
-  Film film;
+  ExchangeFilm film;
   film.scripted->script("", "story-architect", testing::Scripted::bills(7'500'000));
   // When the narrative phase runs
   auto outcome = film.run();
@@ -343,7 +339,7 @@ TEST_CASE("a lock edited by hand while a run is in flight is an integrity stop n
           "[engine][exchange]") {
   // Given a person appends to a character lock's face while the shot planner's call is in flight,
   // after the lock was recorded and before a GenPack's gate reads it
-  Film film;
+  ExchangeFilm film;
   const fs::path lock = film.dir / "continuity" / "CHAR_MARA_QUILL_LOCK_v001.txt";
   film.scripted->before_call("shot-planner", [&lock] { std::ofstream(lock, std::ios::app) << "\nA new scar.\n"; });
   // When the run meets it
@@ -369,7 +365,7 @@ TEST_CASE("a lock edited by hand while a run is in flight is an integrity stop n
 
 TEST_CASE("a record fold restored from its saved state and given the events after it equals the fold of every event",
           "[engine][checkpoint]") {
-  Film film;
+  ExchangeFilm film;
   REQUIRE(film.run("planning").ok());
   auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
   REQUIRE(project.ok());
@@ -477,7 +473,7 @@ TEST_CASE("a record fold's CBOR made a member at a time is to_cbor of its docume
 TEST_CASE("a restored record holds a loop's last step once and each exchange key once, and refuses keys out of order",
           "[engine][checkpoint]") {
   // Given the record of the demo's narrative and planning, saved as a checkpoint's run section
-  Film film;
+  ExchangeFilm film;
   REQUIRE(film.run("planning").ok());
   auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
   REQUIRE(project.ok());

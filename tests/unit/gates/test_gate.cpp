@@ -41,7 +41,7 @@ std::string all_reasons(const gates::GateResult& result) {
   return out;
 }
 
-bool has_reason(const gates::GateResult& result, const std::string& part) {
+bool gate_has_reason(const gates::GateResult& result, const std::string& part) {
   return std::any_of(result.reasons.begin(), result.reasons.end(),
                      [&](const std::string& r) { return r.find(part) != std::string::npos; });
 }
@@ -349,7 +349,7 @@ TEST_CASE("thresholds come from the project configuration, else from the referen
   plaus["total_score"] = 6;
   auto fallback = evaluate(skill, plaus, context);
   CHECK(fallback.verdict == Verdict::fail);
-  CHECK(has_reason(fallback, "total_score 6 < 7 (thresholds.plaus_total)"));
+  CHECK(gate_has_reason(fallback, "total_score 6 < 7 (thresholds.plaus_total)"));
 }
 
 TEST_CASE("a config reference the configuration lacks and without a default is an error", "[gates]") {
@@ -444,7 +444,7 @@ TEST_CASE("CULTURE fails below authenticity 3", "[gates]") {
   culture["authenticity_score"] = 2;
   auto result = evaluate(skill, culture, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "authenticity_score 2 < 3 (thresholds.culture_authenticity)"));
+  CHECK(gate_has_reason(result, "authenticity_score 2 < 3 (thresholds.culture_authenticity)"));
 }
 
 TEST_CASE("AUDIENCE fails on clarity or engagement below 3, whatever the predictability", "[gates]") {
@@ -466,7 +466,7 @@ TEST_CASE("AUDIENCE fails on clarity or engagement below 3, whatever the predict
   boring["engagement_score"] = 2;
   result = evaluate(skill, boring, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "engagement_score 2 < 3 (thresholds.audience_engagement)"));
+  CHECK(gate_has_reason(result, "engagement_score 2 < 3 (thresholds.audience_engagement)"));
 }
 
 TEST_CASE("DIALOGUE_CHECK fails when any speaker scores below 3 or is not scored", "[gates]") {
@@ -488,8 +488,8 @@ TEST_CASE("DIALOGUE_CHECK fails when any speaker scores below 3 or is not scored
   unscored["distinctiveness_score"] = {{{"character", "ALEX"}, {"score", 4}}};
   result = evaluate(skill, unscored, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "MARIA"));
-  CHECK(has_reason(result, "no distinctiveness score"));
+  CHECK(gate_has_reason(result, "MARIA"));
+  CHECK(gate_has_reason(result, "no distinctiveness score"));
 }
 
 TEST_CASE("PSYCH fails on a drift warning", "[gates]") {
@@ -500,7 +500,7 @@ TEST_CASE("PSYCH fails on a drift warning", "[gates]") {
   psych["drift_warning"] = "YES";
   auto result = evaluate(skill, psych, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "drift_warning is YES"));
+  CHECK(gate_has_reason(result, "drift_warning is YES"));
 }
 
 TEST_CASE("CONTINUITY_REPORT fails on High severity and warns on Medium", "[gates]") {
@@ -563,7 +563,7 @@ TEST_CASE("QC counts audio only when the shot has it", "[gates]") {
   CHECK(qc_verdict(context, qc_row("S01_SH03", 12, "NA")) == Verdict::pass);
   auto silent_audio = evaluate(skill_definition("qc-grader"), qc_batch({qc_row("S01_SH03", 12, 0)}), context);
   CHECK(silent_audio.verdict == Verdict::fail);
-  CHECK(has_reason(silent_audio, "audio_consistency 0"));
+  CHECK(gate_has_reason(silent_audio, "audio_consistency 0"));
 }
 
 TEST_CASE("QC fails a shot with a lock violation or a 0 category whatever its total", "[gates]") {
@@ -595,7 +595,7 @@ TEST_CASE("QC fails a shot with a lock violation or a 0 category whatever its to
   zero["total_score"] = 10;
   auto zeroed = evaluate(skill, qc_batch({zero}), context);
   CHECK(zeroed.verdict == Verdict::fail);
-  CHECK(has_reason(zeroed, "S01_SH01 attempt 1: motion_integrity 0"));
+  CHECK(gate_has_reason(zeroed, "S01_SH01 attempt 1: motion_integrity 0"));
 }
 
 TEST_CASE("QC ignores the model's verdict and gate: PASS next to a 0 score fails", "[gates]") {
@@ -617,7 +617,7 @@ TEST_CASE("QC of a shot that is not in the scene's shot list fails", "[gates]") 
   FakeGateContext context = fixture_context();
   auto result = evaluate(skill_definition("qc-grader"), qc_batch({qc_row("S01_SH09", 12)}), context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "S01_SH09 attempt 1: not in the latest SHOTLIST of S01"));
+  CHECK(gate_has_reason(result, "S01_SH09 attempt 1: not in the latest SHOTLIST of S01"));
 }
 
 // ---- locks ------------------------------------------------------------------------------------
@@ -638,8 +638,8 @@ TEST_CASE("a lock with a hedge word fails and the reason names the field", "[gat
   lock = artifact_fixture("char_lock");
   lock["forbidden_drift"][1] = "Eye colour, kind\tof";
   result = evaluate(skill, lock, context);
-  CHECK(has_reason(result, "forbidden_drift/1"));
-  CHECK(has_reason(result, "\"kind of\""));
+  CHECK(gate_has_reason(result, "forbidden_drift/1"));
+  CHECK(gate_has_reason(result, "\"kind of\""));
 }
 
 TEST_CASE("every hedge word is caught as a whole word, in any case", "[gates]") {
@@ -689,14 +689,14 @@ TEST_CASE("SCENES must have ids in order, once each, and a goal, conflict and ou
   result = gates::evaluate_gate_outputs(skill, outputs, context);
   REQUIRE(result.ok());
   CHECK(result->verdict == Verdict::fail);
-  CHECK(has_reason(*result, "S02: conflict is empty"));
-  CHECK(has_reason(*result, "S01 appears more than once"));
+  CHECK(gate_has_reason(*result, "S02: conflict is empty"));
+  CHECK(gate_has_reason(*result, "S01 appears more than once"));
 
   rows.erase(rows.size() - 1);
   std::swap(rows[0], rows[1]);
   result = gates::evaluate_gate_outputs(skill, outputs, context);
   REQUIRE(result.ok());
-  CHECK(has_reason(*result, "S01 comes after S02"));
+  CHECK(gate_has_reason(*result, "S01 comes after S02"));
 }
 
 TEST_CASE("a skill with several outputs needs each output its checks read", "[gates]") {
@@ -717,12 +717,12 @@ TEST_CASE("BREAKDOWN rows match the scenes and new_* columns are first appearanc
   wrong["rows"][1]["new_characters_introduced"] = {"ALEX"};  // FOREMAN is new, ALEX is not
   auto result = evaluate(skill, wrong, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "S02: new_characters_introduced lacks FOREMAN"));
-  CHECK(has_reason(result, "S02: new_characters_introduced lists ALEX"));
+  CHECK(gate_has_reason(result, "S02: new_characters_introduced lacks FOREMAN"));
+  CHECK(gate_has_reason(result, "S02: new_characters_introduced lists ALEX"));
 
   json short_one = breakdown;
   short_one["rows"].erase(1);
-  CHECK(has_reason(evaluate(skill, short_one, context), "S02 has no BREAKDOWN row"));
+  CHECK(gate_has_reason(evaluate(skill, short_one, context), "S02 has no BREAKDOWN row"));
 }
 
 // ---- research ---------------------------------------------------------------------------------
@@ -742,14 +742,14 @@ TEST_CASE("TRUTH: Verified claims need a citation and high risks must be address
   risky["risk_assessment"][0] = {{"claim_id", "C1"}, {"risk", "high"}, {"mitigation", ""}};
   auto result = evaluate(skill, risky, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "C1 is high risk and unaddressed"));
+  CHECK(gate_has_reason(result, "C1 is high risk and unaddressed"));
 
   // C2 is Creative License and the allowance is documented.
   json licensed = truth;
   licensed["risk_assessment"][1] = {{"claim_id", "C2"}, {"risk", "high"}, {"mitigation", ""}};
   CHECK(evaluate(skill, licensed, context).verdict == Verdict::pass);
   licensed["creative_allowances"] = json::array();
-  CHECK(has_reason(evaluate(skill, licensed, context), "C2 is high risk and unaddressed"));
+  CHECK(gate_has_reason(evaluate(skill, licensed, context), "C2 is high risk and unaddressed"));
 }
 
 // ---- continuity -------------------------------------------------------------------------------
@@ -771,8 +771,8 @@ TEST_CASE("a continuity report fails when the scene's set or characters do not r
   no_state.record("WORLD_STATE", "", world);
   no_state.forget("CHAR_LOCK", "MARIA");
   result = evaluate(skill, report, no_state);
-  CHECK(has_reason(result, "S01: character MARIA has no CHAR lock"));
-  CHECK(has_reason(result, "S01: character MARIA has no entry in the WORLD_STATE"));
+  CHECK(gate_has_reason(result, "S01: character MARIA has no CHAR lock"));
+  CHECK(gate_has_reason(result, "S01: character MARIA has no entry in the WORLD_STATE"));
 }
 
 TEST_CASE("a state diff that applies cleanly after the state before its scene passes", "[gates]") {
@@ -795,18 +795,18 @@ TEST_CASE("a state diff out of order or that does not apply fails", "[gates]") {
   // The recorded state is already after S01: S01's diff comes too late.
   auto late = evaluate(skill, diff, context);
   CHECK(late.verdict == Verdict::fail);
-  CHECK(has_reason(late, "continuity.order"));
+  CHECK(gate_has_reason(late, "continuity.order"));
 
   context.record("WORLD_STATE", "", world_before_s01());
   json stolen = diff;
   stolen["character_updates"]["MARIA"]["inventory"]["remove"] = {"FLASHLIGHT"};  // she never had it
   auto result = evaluate(skill, stolen, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "FLASHLIGHT"));
+  CHECK(gate_has_reason(result, "FLASHLIGHT"));
 
   FakeGateContext empty = context;
   empty.forget("WORLD_STATE", "");
-  CHECK(has_reason(evaluate(skill, diff, empty), "no WORLD_STATE recorded before S01"));
+  CHECK(gate_has_reason(evaluate(skill, diff, empty), "no WORLD_STATE recorded before S01"));
 }
 
 // ---- shot planning ----------------------------------------------------------------------------
@@ -835,7 +835,7 @@ TEST_CASE("shot list ids that do not resolve fail and the reason names the id", 
     foreign["rows"][2]["shot_id"] = "S02_SH03";
     auto result = evaluate(skill, foreign, context);
     CHECK(result.verdict == Verdict::fail);
-    CHECK(has_reason(result, "S02_SH03 does not belong to scene S01"));
+    CHECK(gate_has_reason(result, "S02_SH03 does not belong to scene S01"));
   }
   SECTION("a gap in the shot numbers") {
     json gap = shotlist;
@@ -854,7 +854,7 @@ TEST_CASE("shot heuristics fail a hero A wide shot and warn on a long complex on
   wide["rows"][2]["camera_type"] = "extreme_wide";
   auto result = evaluate(skill, wide, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "S01_SH03: hero A shot in a wide frame"));
+  CHECK(gate_has_reason(result, "S01_SH03: hero A shot in a wide frame"));
 
   json longer = shotlist;
   longer["rows"][1]["complexity_level"] = "high";
@@ -886,7 +886,7 @@ TEST_CASE("a GenPack must carry its shot's locks verbatim", "[gates]") {
   drifted["characters"][0]["text"] = text;
   result = evaluate(skill, drifted, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "CHAR_ALEX_LOCK"));
+  CHECK(gate_has_reason(result, "CHAR_ALEX_LOCK"));
   // Each GenPack is judged on its own face: the one rendered for the last is kept for its other
   // checks only, never handed to another content.
   CHECK(evaluate(skill, genpack, context).verdict == Verdict::pass);
@@ -894,7 +894,7 @@ TEST_CASE("a GenPack must carry its shot's locks verbatim", "[gates]") {
 
   FakeGateContext no_style = context;
   no_style.forget("STYLE_LOCK", "PROJECT");
-  CHECK(has_reason(evaluate(skill, genpack, no_style), "no STYLE_LOCK of PROJECT"));
+  CHECK(gate_has_reason(evaluate(skill, genpack, no_style), "no STYLE_LOCK of PROJECT"));
 }
 
 TEST_CASE("what a GenPack carries into_genpack must be the latest version of its kind, verbatim", "[gates]") {
@@ -911,13 +911,13 @@ TEST_CASE("what a GenPack carries into_genpack must be the latest version of its
 
   json altered = genpack;
   altered["carried"][0]["text"] = "# Plausibility Audit: S01\n\nTotal Score: 10\n";
-  CHECK(has_reason(evaluate(skill, altered, context), "the carried PLAUS_S01_v001.md is altered (not verbatim)"));
+  CHECK(gate_has_reason(evaluate(skill, altered, context), "the carried PLAUS_S01_v001.md is altered (not verbatim)"));
   json stale = genpack;
   stale["carried"][0]["artifact"] = "PLAUS_S01_v002.md";
-  CHECK(has_reason(evaluate(skill, stale, context), "not the latest PLAUS (PLAUS_S01_v001.md is)"));
+  CHECK(gate_has_reason(evaluate(skill, stale, context), "not the latest PLAUS (PLAUS_S01_v001.md is)"));
   json unknown = genpack;
   unknown["carried"][0]["artifact"] = "PROPS_S01_v001.md";
-  CHECK(has_reason(evaluate(skill, unknown, context), "not an artifact name avps knows"));
+  CHECK(gate_has_reason(evaluate(skill, unknown, context), "not an artifact name avps knows"));
 }
 
 // ---- budget -----------------------------------------------------------------------------------
@@ -1011,8 +1011,8 @@ TEST_CASE("a shot whose projection passes its shot cap fails, naming the shot an
   context.set_config("/budget/shot_caps_usd", json{{"S01_SH01", 0.09}});
   result = evaluate(skill, status, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "S01_SH01: projected spend $0.10 is 111.1% of the shot cap $0.09"));
-  CHECK(has_reason(result, "S01_SH03: projected spend $0.60 is 120.0% of the shot cap $0.50"));
+  CHECK(gate_has_reason(result, "S01_SH01: projected spend $0.10 is 111.1% of the shot cap $0.09"));
+  CHECK(gate_has_reason(result, "S01_SH03: projected spend $0.60 is 120.0% of the shot cap $0.50"));
   // Checked in another scene's cost loop, S01's shots are not that check's to fail.
   context.set_config("/budget/checked_scene", "S02");
   CHECK(evaluate(skill, status, context).verdict == Verdict::pass);
@@ -1046,7 +1046,7 @@ TEST_CASE("tier quotas fail premium on more than 25% of shots and t3 on more tha
   status["tier_usage_breakdown"].push_back({{"tier", "t3"}, {"calls", 3}, {"spend_micro_usd", 90000}});
   result = evaluate(skill, status, context);
   CHECK(result.verdict == Verdict::fail);
-  CHECK(has_reason(result, "t3 took 3 of 18 narrative calls (16.7%), over the quota of 15%"));
+  CHECK(gate_has_reason(result, "t3 took 3 of 18 narrative calls (16.7%), over the quota of 15%"));
 }
 
 TEST_CASE("the premium quota counts each scene's plan as recorded at the check, not as first read", "[gates]") {
@@ -1058,8 +1058,8 @@ TEST_CASE("the premium quota counts each scene's plan as recorded at the check, 
   json status = artifact_fixture("budget_status");
   const json plan = context.latest("SHOTLIST", "S01").value().value();
   const std::string over = "1 of 3 planned shots (33.3%) are routed to gen_premium";
-  CHECK(has_reason(evaluate(skill, status, context), over));
-  CHECK(has_reason(evaluate(skill, status, context), over));  // the same content: counted once, the same answer
+  CHECK(gate_has_reason(evaluate(skill, status, context), over));
+  CHECK(gate_has_reason(evaluate(skill, status, context), over));  // the same content: counted once, the same answer
 
   json no_hero_a = plan;
   for (json& row : no_hero_a["rows"]) {
@@ -1070,7 +1070,7 @@ TEST_CASE("the premium quota counts each scene's plan as recorded at the check, 
   context.record("SHOTLIST", "S01", no_hero_a);
   CHECK(evaluate(skill, status, context).verdict == Verdict::pass);
   context.record("SHOTLIST", "S01", plan);
-  CHECK(has_reason(evaluate(skill, status, context), over));
+  CHECK(gate_has_reason(evaluate(skill, status, context), over));
   // A second scene planned with two hero A shots of four: 3 of 7.
   json second = plan;
   second["rows"] = json::array();
@@ -1082,15 +1082,15 @@ TEST_CASE("the premium quota counts each scene's plan as recorded at the check, 
     second["rows"].push_back(row);
   }
   context.record("SHOTLIST", "S02", second);  // the fixture's SCENES plans S01 and S02
-  CHECK(has_reason(evaluate(skill, status, context), "3 of 7 planned shots (42.9%) are routed to gen_premium"));
-  CHECK(has_reason(evaluate(skill, status, context), "3 of 7 planned shots (42.9%) are routed to gen_premium"));
+  CHECK(gate_has_reason(evaluate(skill, status, context), "3 of 7 planned shots (42.9%) are routed to gen_premium"));
+  CHECK(gate_has_reason(evaluate(skill, status, context), "3 of 7 planned shots (42.9%) are routed to gen_premium"));
 
   // A budget re-route recorded in the routing decision (a hero A shot moved to gen_mid) is counted
   // at the next check, with no plan recorded again.
   json routing = context.latest("ROUTING_DECISION", "PROJECT").value().value_or(json::object());
   routing["shot_tiers"] = json::array({{{"shot_id", "S02_SH01"}, {"hero_tier", "A"}, {"tier", "gen_mid"}}});
   context.record("ROUTING_DECISION", "PROJECT", routing);
-  CHECK(has_reason(evaluate(skill, status, context), "2 of 7 planned shots (28.6%) are routed to gen_premium"));
+  CHECK(gate_has_reason(evaluate(skill, status, context), "2 of 7 planned shots (28.6%) are routed to gen_premium"));
 
   // A scene list without S02 (recorded again, no plan changed) counts S01's plan alone.
   json scenes = context.latest("SCENES", "").value().value();
@@ -1102,13 +1102,13 @@ TEST_CASE("the premium quota counts each scene's plan as recorded at the check, 
   }
   scenes["rows"] = kept_rows;
   context.record("SCENES", "", scenes);
-  CHECK(has_reason(evaluate(skill, status, context), over));
+  CHECK(gate_has_reason(evaluate(skill, status, context), over));
 
   // A copy of the context that records another plan does not take the count of the first.
   FakeGateContext copy = context;
   copy.record("SHOTLIST", "S01", no_hero_a);
   CHECK(evaluate(skill, status, copy).verdict == Verdict::pass);
-  CHECK(has_reason(evaluate(skill, status, context), over));
+  CHECK(gate_has_reason(evaluate(skill, status, context), over));
 }
 
 // ---- every shipped skill on its fixtures ------------------------------------------------------
@@ -1147,7 +1147,7 @@ TEST_CASE("every shipped skill's gate evaluates on its outputs' fixtures", "[gat
     INFO(all_reasons(*result));
     if (auto it = expected_findings.find(name); it != expected_findings.end()) {
       CHECK(result->verdict == it->second.first);
-      CHECK(has_reason(*result, it->second.second));
+      CHECK(gate_has_reason(*result, it->second.second));
     } else {
       CHECK(result->verdict == Verdict::pass);
     }
@@ -1205,7 +1205,7 @@ TEST_CASE("a recorded QC batch carries avps's verdict per row and the grader's c
   const auto after = evaluate(skill, batch, context);
   CHECK(after.verdict == before.verdict);
   CHECK(after.reasons == before.reasons);
-  CHECK(has_reason(after, "S01_SH03 attempt 1: lock_violation: ALEX wears a red jacket (the model said PASS)"));
+  CHECK(gate_has_reason(after, "S01_SH03 attempt 1: lock_violation: ALEX wears a red jacket (the model said PASS)"));
 
   // An imported face keeps its claim column and has its verdict column recomputed, each change said.
   batch["rows"][2]["verdict"] = "PASS";  // a person "passes" the shot with the lock violation

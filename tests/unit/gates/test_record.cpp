@@ -22,16 +22,14 @@
 
 using namespace avps;
 using nlohmann::json;
+using testing::artifact_fixture;
+using testing::k_source_root;
 namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path& k_root = testing::k_source_root;
-
-json fixture(const std::string& name) { return testing::artifact_fixture(name); }
-
-struct Film : testing::FixtureFilm {
-  Film() : FixtureFilm("Record test") {}
+struct GateRecordFilm : testing::FixtureFilm {
+  GateRecordFilm() : FixtureFilm("Record test") {}
 
   // Records `content` as the next version of kind/target, written by `step` of `producer`.
   std::string write(const std::string& kind, const std::string& target, const json& content,
@@ -58,7 +56,7 @@ struct Film : testing::FixtureFilm {
   // Records a PLAUS of `target` whose content fails its gate (total_score 5) but whose recorded
   // gate says PASS: what gate.verdict must find.
   std::string write_forged_plaus(const std::string& target) {
-    json forged = fixture("plaus");
+    json forged = artifact_fixture("plaus");
     forged["total_score"] = 5;
     forged["gate"] = gate_of("plausibility-auditor", forged);
     forged["gate"]["verdict"] = "PASS";
@@ -80,8 +78,8 @@ std::vector<std::string> rules_about(const std::vector<core::Violation>& violati
 }  // namespace
 
 TEST_CASE("a recorded verdict is recomputed from its content and the thresholds its scores recorded", "[gate-record]") {
-  Film film;
-  json plaus = fixture("plaus");
+  GateRecordFilm film;
+  json plaus = artifact_fixture("plaus");
   plaus["total_score"] = 5;  // below the default threshold of 7
   plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
   REQUIRE(plaus["gate"]["verdict"] == "FAIL");
@@ -100,7 +98,7 @@ TEST_CASE("a recorded verdict is recomputed from its content and the thresholds 
   CHECK(rules_about(film.check(), honest).empty());
 
   // A FAIL no rule explains is not what a gate writes either.
-  json unexplained = fixture("plaus");
+  json unexplained = artifact_fixture("plaus");
   unexplained["gate"] = film.gate_of("plausibility-auditor", unexplained);
   unexplained["gate"]["verdict"] = "FAIL";
   const std::string harsh =
@@ -110,7 +108,7 @@ TEST_CASE("a recorded verdict is recomputed from its content and the thresholds 
   CHECK_THAT(found[0], Catch::StartsWith("gate.verdict: recorded FAIL, but its recorded content gives PASS"));
 
   // Scores that are not the ones the gate computes.
-  json rescored = fixture("plaus");
+  json rescored = artifact_fixture("plaus");
   rescored["gate"] = film.gate_of("plausibility-auditor", rescored);
   rescored["gate"]["scores"]["thresholds.plaus_total"] = 3;
   const std::string lowered =
@@ -126,8 +124,8 @@ TEST_CASE("a recorded verdict is recomputed from its content and the thresholds 
 }
 
 TEST_CASE("a recorded threshold stands even after the configuration changed", "[gate-record]") {
-  Film film;
-  json plaus = fixture("plaus");
+  GateRecordFilm film;
+  json plaus = artifact_fixture("plaus");
   plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
   REQUIRE(plaus["gate"]["verdict"] == "PASS");
   film.write("PLAUS", "S01", plaus, "plausibility-auditor", "plausibility-auditor/S01@a");
@@ -140,11 +138,11 @@ TEST_CASE("a recorded threshold stands even after the configuration changed", "[
 }
 
 TEST_CASE("a WORLD_STATE a step wrote must be its input world with the step's diff applied", "[gate-record]") {
-  Film film;
-  json before = fixture("world_state");
+  GateRecordFilm film;
+  json before = artifact_fixture("world_state");
   const std::string first = film.write("WORLD_STATE", "", before, "world-state-tracker", "");
   const std::string first_name = fs::path(first).filename().string();
-  json diff = fixture("state_diff");
+  json diff = artifact_fixture("state_diff");
   diff["character_updates"] = json::object();  // what the fixture's diff does to ALEX the fixture world already holds
   diff["prop_updates"] = json::object();
   json inputs = json::array({{{"kind", "WORLD_STATE"}, {"names", {first_name}}, {"sha256", ""}}});
@@ -172,17 +170,17 @@ TEST_CASE("a WORLD_STATE a step wrote must be its input world with the step's di
 }
 
 TEST_CASE("a passing GENPACK holds the locks recorded before it verbatim", "[gate-record]") {
-  Film film;
+  GateRecordFilm film;
   auto face_of = [](const std::string& kind, const json& content) {
-    return artifacts::FaceCodec::load(k_root / "schemas", kind).value().render(content).value();
+    return artifacts::FaceCodec::load(k_source_root / "schemas", kind).value().render(content).value();
   };
-  json style = fixture("style_lock");
-  json set = fixture("set_lock");
-  json character = fixture("char_lock");
+  json style = artifact_fixture("style_lock");
+  json set = artifact_fixture("set_lock");
+  json character = artifact_fixture("char_lock");
   const std::string style_path = film.write("STYLE_LOCK", "PROJECT", style, "init", "");
   const std::string set_path = film.write("SET_LOCK", "WAREHOUSE", set, "set-lock", "set-lock/WAREHOUSE@a");
   const std::string char_path = film.write("CHAR_LOCK", "ALEX", character, "character-lock", "character-lock/ALEX@a");
-  json shotlist = fixture("shotlist");
+  json shotlist = artifact_fixture("shotlist");
   shotlist["gate"] = film.gate_of("shot-planner", shotlist);  // MARIA has no lock here: a FAIL, honestly recorded
   film.write("SHOTLIST", "S01", shotlist, "shot-planner", "shot-planner/S01@a");
 
@@ -191,8 +189,8 @@ TEST_CASE("a passing GENPACK holds the locks recorded before it verbatim", "[gat
   in.style = {fs::path(style_path).filename().string(), face_of("STYLE_LOCK", style), style};
   in.set = {fs::path(set_path).filename().string(), face_of("SET_LOCK", set), set};
   in.characters = {{fs::path(char_path).filename().string(), face_of("CHAR_LOCK", character), character}};
-  in.world_state = fixture("world_state");
-  in.regen_rules = fixture("regen_rules");
+  in.world_state = artifact_fixture("world_state");
+  in.regen_rules = artifact_fixture("regen_rules");
   in.resolution = "proxy";
   in.tier = "gen_low";
   auto pack = builtins::assemble_genpack(in);
@@ -225,7 +223,7 @@ TEST_CASE("a passing GENPACK holds the locks recorded before it verbatim", "[gat
 
 namespace {
 
-std::vector<std::string> lines_of(const std::vector<core::Violation>& violations) {
+std::vector<std::string> violation_lines(const std::vector<core::Violation>& violations) {
   std::vector<std::string> out;
   for (const core::Violation& v : violations) {
     out.push_back(v.rule + " " + v.subject + ": " + v.message);
@@ -239,14 +237,15 @@ TEST_CASE("the record check beside the integrity check gives the findings each g
   // As `avps gate` runs them: the record check on a thread of its own, noting what it read
   // (CheckedObjects), and the integrity check waiting for it after its events (after_events), then
   // taking those notes instead of reading the objects again.
-  Film film;
-  json plaus = fixture("plaus");
+  GateRecordFilm film;
+  json plaus = artifact_fixture("plaus");
   plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
   const std::string honest = film.write("PLAUS", "S01", plaus, "plausibility-auditor", "plausibility-auditor/S01@a");
   const std::string cheated = film.write_forged_plaus("S02");
   // A schema of the project's own that every PLAUS recorded breaks (artifact.schema, from what
   // the record check noted), and a face edited by hand (artifact.hash).
-  json schema = core::parse_json(core::read_file(k_root / "schemas" / "plaus.schema.json").value(), "plaus schema").value();
+  json schema =
+      core::parse_json(core::read_file(k_source_root / "schemas" / "plaus.schema.json").value(), "plaus schema").value();
   schema["required"].push_back("zz_required");
   fs::create_directories(film.dir / "schemas");
   REQUIRE(core::write_file_atomic(film.dir / "schemas" / "plaus.schema.json", schema.dump(1), core::Overwrite::yes,
@@ -257,16 +256,17 @@ TEST_CASE("the record check beside the integrity check gives the findings each g
 
   const ledger::Ledger& ledger = film.project->ledger();
   const gates::ProjectFiles files = gates::list_project_files(film.dir);
-  const std::vector<std::string> integrity_alone = lines_of(gates::check_integrity(film.dir, ledger, files));
-  const std::vector<std::string> record_alone = lines_of(gates::check_record(film.dir, ledger));
+  const std::vector<std::string> integrity_alone = violation_lines(gates::check_integrity(film.dir, ledger, files));
+  const std::vector<std::string> record_alone = violation_lines(gates::check_record(film.dir, ledger));
 
   gates::CheckedObjects checked(film.dir);
   std::future<std::vector<core::Violation>> record_beside =
       std::async(std::launch::async, [&]() { return gates::check_record(film.dir, ledger, {.checked = &checked}); });
   std::vector<std::string> record_shared;
   gates::IntegrityOptions options{.checked = &checked};
-  options.after_events = [&]() { record_shared = lines_of(record_beside.get()); };
-  const std::vector<std::string> integrity_shared = lines_of(gates::check_integrity(film.dir, ledger, files, options));
+  options.after_events = [&]() { record_shared = violation_lines(record_beside.get()); };
+  const std::vector<std::string> integrity_shared =
+      violation_lines(gates::check_integrity(film.dir, ledger, files, options));
 
   // The shared path was taken: the record check noted both objects, validated as PLAUS.
   const std::vector<ledger::ArtifactRecord> records = ledger.artifacts().value();
@@ -292,11 +292,11 @@ TEST_CASE("the record check gives the same findings in the same order on one thr
   // Given many steps, every third one's verdict forged, when the steps are checked on one thread
   // and on four (each taking a few steps at a time, with caches of its own), then the findings are
   // the same, in the order of the steps and the record.
-  Film film;
+  GateRecordFilm film;
   std::vector<std::string> forged_paths;
   for (int scene = 1; scene <= 40; ++scene) {
     const std::string target = "S" + std::string(scene < 10 ? "0" : "") + std::to_string(scene);
-    json plaus = fixture("plaus");
+    json plaus = artifact_fixture("plaus");
     if (scene % 3 == 0) {
       plaus["total_score"] = 5;
       plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
@@ -311,9 +311,9 @@ TEST_CASE("the record check gives the same findings in the same order on one thr
       forged_paths.push_back(path);
     }
   }
-  const std::vector<std::string> one = lines_of(film.check({.threads = 1}));
-  const std::vector<std::string> four = lines_of(film.check({.threads = 4}));
-  const std::vector<std::string> four_small_caches = lines_of(film.check({.contents_cached = 1, .threads = 4}));
+  const std::vector<std::string> one = violation_lines(film.check({.threads = 1}));
+  const std::vector<std::string> four = violation_lines(film.check({.threads = 4}));
+  const std::vector<std::string> four_small_caches = violation_lines(film.check({.contents_cached = 1, .threads = 4}));
   CHECK(four == one);
   CHECK(four_small_caches == one);
   REQUIRE(one.size() == forged_paths.size());
@@ -327,16 +327,17 @@ TEST_CASE("the record check on its own thread beside the integrity check of a re
   // As `avps gate` runs them since they share the machine's cores: over one read-only ledger, the
   // record check on a thread of its own (and its helpers), the integrity check waiting for it
   // (after_events) before it looks at the objects the record check noted.
-  Film film;
+  GateRecordFilm film;
   const std::string cheated = film.write_forged_plaus("S02");
   for (int scene = 3; scene <= 30; ++scene) {
-    json plaus = fixture("plaus");
+    json plaus = artifact_fixture("plaus");
     plaus["gate"] = film.gate_of("plausibility-auditor", plaus);
     const std::string target = "S" + std::string(scene < 10 ? "0" : "") + std::to_string(scene);
     film.write("PLAUS", target, plaus, "plausibility-auditor", "plausibility-auditor/" + target + "@a");
   }
   REQUIRE(film.project->ledger().flush().ok());
-  const std::string honest = film.write("PLAUS", "S01", fixture("plaus"), "plausibility-auditor", "plausibility-auditor/S01@a");
+  const std::string honest =
+      film.write("PLAUS", "S01", artifact_fixture("plaus"), "plausibility-auditor", "plausibility-auditor/S01@a");
   REQUIRE(core::write_file_atomic(film.dir / honest, "edited by hand\n", core::Overwrite::yes, core::Durability::cached)
               .ok());
   REQUIRE(film.project->ledger().flush().ok());
@@ -344,8 +345,8 @@ TEST_CASE("the record check on its own thread beside the integrity check of a re
   core::SystemClock clock;
   std::unique_ptr<ledger::Ledger> reader = ledger::Ledger::open(film.dir, ledger::OpenMode::read_only, clock).value();
   const gates::ProjectFiles files = gates::list_project_files(film.dir);
-  const std::vector<std::string> integrity_alone = lines_of(gates::check_integrity(film.dir, *reader, files));
-  const std::vector<std::string> record_alone = lines_of(gates::check_record(film.dir, *reader, {.threads = 1}));
+  const std::vector<std::string> integrity_alone = violation_lines(gates::check_integrity(film.dir, *reader, files));
+  const std::vector<std::string> record_alone = violation_lines(gates::check_record(film.dir, *reader, {.threads = 1}));
 
   gates::CheckedObjects checked(film.dir);
   gates::RecordCheckOptions record_options{.checked = &checked, .threads = 2};
@@ -353,8 +354,9 @@ TEST_CASE("the record check on its own thread beside the integrity check of a re
       std::launch::async, [&]() { return gates::check_record(film.dir, *reader, record_options); });
   std::vector<std::string> record_beside;
   gates::IntegrityOptions options{.checked = &checked};
-  options.after_events = [&]() { record_beside = lines_of(record_check.get()); };
-  const std::vector<std::string> integrity_beside = lines_of(gates::check_integrity(film.dir, *reader, files, options));
+  options.after_events = [&]() { record_beside = violation_lines(record_check.get()); };
+  const std::vector<std::string> integrity_beside =
+      violation_lines(gates::check_integrity(film.dir, *reader, files, options));
 
   CHECK(integrity_beside == integrity_alone);
   CHECK(record_beside == record_alone);

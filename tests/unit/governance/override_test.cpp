@@ -22,12 +22,12 @@ namespace {
 
 // A fresh project (project cap 1000 USD, scene cap 60 USD, and whatever `more` sets), open
 // read-write.
-struct Film {
+struct OverrideFilm {
   testing::TempDir tmp;
   testing::FixedClock clock;
   std::unique_ptr<project::Project> project;
 
-  explicit Film(std::vector<project::Override> more = {}) {
+  explicit OverrideFilm(std::vector<project::Override> more = {}) {
     more.insert(more.begin(), {"/budget/scene_cap_usd", 60});
     auto created = project::Project::init(tmp.path() / "film", "Override test", more, clock);
     INFO((created.ok() ? std::string() : created.error().message));
@@ -132,7 +132,7 @@ governance::OverrideRequest accept(int64_t seq, const std::string& name) {
 TEST_CASE(
     "Raising the project cap records the decision, its cost impact and a BUDGET_STATUS under the new cap",
     "[override]") {
-  Film film;
+  OverrideFilm film;
   const int64_t seq = film.stop(budget_stop("project", 2'500'000));
 
   auto recorded = governance::record_override(*film.project, raise(seq, "1250.5"));
@@ -186,7 +186,7 @@ TEST_CASE(
 }
 
 TEST_CASE("Raising a scene cap raises that scene's cap only, and the latest raise wins", "[override]") {
-  Film film;
+  OverrideFilm film;
   const project::Budget& configured = film.project->config().budget;
   REQUIRE(configured.scene_cap_micro_usd == 60'000'000);
   const int64_t first = film.stop(budget_stop("scene S03", 1'000'000));
@@ -212,7 +212,7 @@ TEST_CASE("A shot cap a person raised is judged by BUDGET_STATUS once the config
   // spent nothing, when the configuration no longer sets a shot cap and the BUDGET_STATUS input
   // is gathered, then the raised shot with spend is judged against its cap, after its scene, and
   // no other shot is.
-  Film film({{"/budget/shot_cap_usd", 10}});
+  OverrideFilm film({{"/budget/shot_cap_usd", 10}});
   project::Budget configured = film.project->config().budget;
   REQUIRE(configured.shot_cap_micro_usd == 10'000'000);
   REQUIRE(film.ledger().begin_run("test", json::object()).ok());
@@ -241,7 +241,7 @@ TEST_CASE("A shot cap a person raised is judged by BUDGET_STATUS once the config
 }
 
 TEST_CASE("Extra attempts add up per loop and are priced at the stopped loop's last attempt", "[override]") {
-  Film film;
+  OverrideFilm film;
   film.step("plausibility-auditor/S03@aaaa", "plausibility-auditor", "FAIL", "0.250000");
   const int64_t first =
       film.stop(gate_stop("plausibility-auditor", "plausibility-auditor/S03", {{"scene_id", "S03"}}));
@@ -274,7 +274,7 @@ TEST_CASE("Extra attempts add up per loop and are priced at the stopped loop's l
 }
 
 TEST_CASE("An accepted artifact must be one the stopped loop wrote, for its scope", "[override]") {
-  Film film;
+  OverrideFilm film;
   const std::string s03 = film.artifact("PLAUS", "S03", "plausibility-auditor");
   const std::string s04 = film.artifact("PLAUS", "S04", "plausibility-auditor");
   const int64_t seq =
@@ -299,7 +299,7 @@ TEST_CASE("An accepted artifact must be one the stopped loop wrote, for its scop
 }
 
 TEST_CASE("A refused override writes nothing and says why", "[override]") {
-  Film film;
+  OverrideFilm film;
   film.step("character-lock/ALEX@bbbb", "character-lock", "FAIL", "0.100000");
   const int64_t gate = film.stop(gate_stop("character-lock", "character-lock/ALEX", {{"entity_id", "ALEX"}}));
   const int64_t budget = film.stop(budget_stop("project", 1'000'000));
@@ -356,7 +356,7 @@ TEST_CASE("A refused override writes nothing and says why", "[override]") {
 
 TEST_CASE("A stop that a later stop of its loop replaced, or a passing attempt resolved, is not open",
           "[override]") {
-  Film film;
+  OverrideFilm film;
   const int64_t first = film.stop(gate_stop("set-lock", "set-lock/HARBOUR", {{"entity_id", "HARBOUR"}}));
   const int64_t second = film.stop(gate_stop("set-lock", "set-lock/HARBOUR", {{"entity_id", "HARBOUR"}}));
   const int64_t other = film.stop(gate_stop("set-lock", "set-lock/LAMP_ROOM", {{"entity_id", "LAMP_ROOM"}}));
@@ -383,7 +383,7 @@ TEST_CASE("A stop that a later stop of its loop replaced, or a passing attempt r
 
 TEST_CASE("A hard stop written before stops had a kind reads as a gate stop of the step before it",
           "[override]") {
-  Film film;
+  OverrideFilm film;
   film.step("character-lock/ALEX@dddd", "character-lock", "FAIL", "0.120000");
   const int64_t seq = film.stop({{"skill", "character-lock"},
                                  {"reason", "character-lock ALEX failed its gate 3 times"},
@@ -408,7 +408,7 @@ TEST_CASE("A hard stop written before stops had a kind reads as a gate stop of t
 }
 
 TEST_CASE("An override inside a run already begun joins that run", "[override]") {
-  Film film;
+  OverrideFilm film;
   const int64_t seq = film.stop(gate_stop("set-lock", "set-lock/HARBOUR", {{"entity_id", "HARBOUR"}}));
   auto run = film.ledger().begin_run("run", json::object());
   REQUIRE(run.ok());
@@ -439,7 +439,7 @@ TEST_CASE("Stop ids parse only as STOP-<n>", "[override]") {
 }
 
 TEST_CASE("A frozen shot's accepted render is one of its graded attempts, best by verdict then latest", "[override]") {
-  Film film;
+  OverrideFilm film;
   // Four graded proxy attempts of S01_SH02: FAIL, FIX, FAIL, and a render never graded.
   std::vector<ledger::EventDraft> drafts;
   const std::vector<std::string> verdicts = {"FAIL", "FIX", "FAIL", ""};
@@ -479,7 +479,7 @@ TEST_CASE("A frozen shot's accepted render is one of its graded attempts, best b
 }
 
 TEST_CASE("An integrity stop takes no decision and is open until a run records it resolved", "[override]") {
-  Film film;
+  OverrideFilm film;
   json body = gate_stop("avps", "integrity", json::object(), "integrity");
   const int64_t seq = film.stop(body);
   auto open = governance::open_hard_stops(film.events());

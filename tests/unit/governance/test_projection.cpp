@@ -20,7 +20,7 @@ std::vector<ShotPlan> fixture_shots() {
   return std::move(shots).value();
 }
 
-const ProjectionSettings k_settings{"1920x1080", 25};
+const ProjectionSettings k_projection_settings{"1920x1080", 25};
 
 }  // namespace
 
@@ -39,7 +39,7 @@ TEST_CASE("the projection of the SHOTLIST fixture matches the arithmetic done by
   //   SH02  B  5.0 s  medium x1.3: proxy 5 × 50,000 × 1.3 = 325,000   final 5 × 250,000 × 1.3 = 1,625,000
   //   SH03  A  3.5 s  high   x1.6: proxy 3.5 × 100,000 × 1.6 = 560,000 final 3.5 × 500,000 × 1.6 = 2,800,000
   Router router(avps::testing::fixture_models());
-  auto projection = project_costs(fixture_shots(), {}, router, k_settings);
+  auto projection = project_costs(fixture_shots(), {}, router, k_projection_settings);
   REQUIRE(projection.ok());
   const CostProjection& p = *projection;
 
@@ -90,7 +90,7 @@ TEST_CASE("model skill estimates add calls times the routed model's price per ca
   ModelCallEstimate project_level{
       "story-architect", "", 1,
       Task::model_call("story-architect", "t2", Output::structured, ImageInput::none, 1'000, 1'000)};
-  auto projection = project_costs(fixture_shots(), {estimate, project_level}, router, k_settings);
+  auto projection = project_costs(fixture_shots(), {estimate, project_level}, router, k_projection_settings);
   REQUIRE(projection.ok());
   // sim-judgment $3 / $15 per million: 10,000 × 3 + 2,000 × 15 = 60,000 micro-USD per call, × 3.
   REQUIRE(projection->calls.size() == 2);
@@ -110,7 +110,7 @@ TEST_CASE("model skill estimates add calls times the routed model's price per ca
 
 TEST_CASE("the COST_REPORT is schema-valid and carries the projection, actuals and cap", "[governance]") {
   Router router(avps::testing::fixture_models());
-  auto projection = project_costs(fixture_shots(), {}, router, k_settings);
+  auto projection = project_costs(fixture_shots(), {}, router, k_projection_settings);
   REQUIRE(projection.ok());
 
   CostReportOptions options;
@@ -166,12 +166,12 @@ TEST_CASE("a projection needing an unpriced model fails naming it instead of cos
       mid,
       avps::testing::video_model("premium", "gen_premium", {{"640x360", 100'000}, {"1920x1080", 500'000}}),
   }));
-  auto projection = project_costs(fixture_shots(), {}, router, k_settings);
+  auto projection = project_costs(fixture_shots(), {}, router, k_projection_settings);
   REQUIRE_FALSE(projection.ok());
   CHECK(projection.error().code == ErrorCode::configuration);
   CHECK_THAT(projection.error().message, Catch::Contains("mid-unpriced"));
 
-  auto nothing = project_costs({}, {}, router, k_settings);
+  auto nothing = project_costs({}, {}, router, k_projection_settings);
   REQUIRE_FALSE(nothing.ok());
   CHECK(nothing.error().code == ErrorCode::invalid_argument);
 }
@@ -203,7 +203,7 @@ TEST_CASE("a project is projected from its recorded SCENES and SHOTLISTs through
   auto registry = skills::Registry::load(avps::testing::repo_root(), nullptr);
   REQUIRE(registry.ok());
   Router router(avps::testing::shipped_models());
-  auto projection = project_recorded(latest, registry->skills(), router, k_settings, 8'000);
+  auto projection = project_recorded(latest, registry->skills(), router, k_projection_settings, 8'000);
   REQUIRE(projection.ok());
   CHECK(projection->shots.size() == 3);
   CHECK(projection->scenes_without_shotlist == std::vector<std::string>{"S02"});

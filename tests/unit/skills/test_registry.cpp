@@ -25,19 +25,19 @@ using avps::skills::Origin;
 using avps::skills::Registry;
 using nlohmann::json;
 
-fs::path repo_root() {
+fs::path registry_data_root() {
   return fs::path(AVPS_SOURCE_DATA_DIR);
 }
 
 json shipped_json(const std::string& relative) {
-  auto text = avps::core::read_file(repo_root() / relative);
+  auto text = avps::core::read_file(registry_data_root() / relative);
   REQUIRE(text.ok());
   auto parsed = avps::core::parse_json(*text, relative);
   REQUIRE(parsed.ok());
   return std::move(parsed).value();
 }
 
-void write(const fs::path& path, const std::string& text) {
+void write_registry_file(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
   REQUIRE(
       avps::core::write_file_atomic(path, text, avps::core::Overwrite::yes, avps::core::Durability::cached)
@@ -49,22 +49,22 @@ void override_skill(const fs::path& project, const std::string& name,
                     const std::function<void(json&)>& mutate) {
   json skill = shipped_json("skills/" + name + "/skill.json");
   mutate(skill);
-  write(project / "skills" / name / "skill.json", skill.dump(2));
+  write_registry_file(project / "skills" / name / "skill.json", skill.dump(2));
 }
 
 void override_graph(const fs::path& project, const std::function<void(json&)>& mutate) {
   json graph = shipped_json("policies/stage_graph.json");
   mutate(graph);
-  write(project / "policies" / "stage_graph.json", graph.dump(2));
+  write_registry_file(project / "policies" / "stage_graph.json", graph.dump(2));
 }
 
 Registry load_with(const fs::path& project) {
-  auto registry = Registry::load(repo_root(), &project);
+  auto registry = Registry::load(registry_data_root(), &project);
   REQUIRE(registry.ok());
   return std::move(registry).value();
 }
 
-std::string describe(const std::vector<Violation>& violations) {
+std::string describe_violations(const std::vector<Violation>& violations) {
   std::string out;
   for (const Violation& v : violations) {
     out += v.subject + ": " + v.message + "  [" + v.rule + "]\n";
@@ -87,7 +87,7 @@ bool contains(const std::string& text, const std::string& part) {
 }  // namespace
 
 TEST_CASE("the shipped skills and stage graph load and validate without a violation", "[skills]") {
-  auto registry = Registry::load(repo_root(), nullptr);
+  auto registry = Registry::load(registry_data_root(), nullptr);
   REQUIRE(registry.ok());
   CHECK(registry->skills().size() == 23);
   CHECK(registry->broken().empty());
@@ -95,7 +95,7 @@ TEST_CASE("the shipped skills and stage graph load and validate without a violat
   CHECK(registry->stage_graph()->source.subject == "policies/stage_graph.json");
 
   const auto violations = registry->validate();
-  INFO(describe(violations));
+  INFO(describe_violations(violations));
   CHECK(violations.empty());
 
   const auto* plaus = registry->find("plausibility-auditor");
@@ -123,11 +123,11 @@ TEST_CASE("the shipped skills and stage graph load and validate without a violat
 TEST_CASE("a project's override replaces the shipped skill and is marked as the project's", "[skills]") {
   avps::testing::TempDir project;
   override_skill(project.path(), "plausibility-auditor", [](json& s) { s["max_output_tokens"] = 5000; });
-  write(project.path() / "skills" / "plausibility-auditor" / "prompt.md", "# my plausibility prompt\n");
-  write(project.path() / "skills" / "story-architect" / "prompt.md", "# my story prompt\n");
+  write_registry_file(project.path() / "skills" / "plausibility-auditor" / "prompt.md", "# my plausibility prompt\n");
+  write_registry_file(project.path() / "skills" / "story-architect" / "prompt.md", "# my story prompt\n");
 
   Registry registry = load_with(project.path());
-  INFO(describe(registry.validate()));
+  INFO(describe_violations(registry.validate()));
   CHECK(registry.validate().empty());
   CHECK(registry.skills().size() == 23);
 
@@ -164,16 +164,16 @@ TEST_CASE("an output naming a schema that exists nowhere is a violation naming t
   CHECK(contains(violations[0].message, "plausibility.schema.json"));
 
   SECTION("the project's own schemas/ supplies it") {
-    write(project.path() / "schemas" / "plausibility.schema.json",
+    write_registry_file(project.path() / "schemas" / "plausibility.schema.json",
           shipped_json("schemas/plaus.schema.json").dump(2));
-    write(project.path() / "schemas" / "common.schema.json",
+    write_registry_file(project.path() / "schemas" / "common.schema.json",
           shipped_json("schemas/common.schema.json").dump(2));
     const auto all = load_with(project.path()).validate();
-    INFO(describe(all));
+    INFO(describe_violations(all));
     CHECK(all.empty());
   }
   SECTION("a schema file that does not compile is named with its problem") {
-    write(project.path() / "schemas" / "plausibility.schema.json", "{\"type\": 12}");
+    write_registry_file(project.path() / "schemas" / "plausibility.schema.json", "{\"type\": 12}");
     const auto broken = with_rule(load_with(project.path()).validate(), "skill.output_schema");
     REQUIRE(broken.size() == 1);
     CHECK(contains(broken[0].message, "schemas/plausibility.schema.json"));
@@ -189,7 +189,7 @@ TEST_CASE("a gate rule reading a field its output schema lacks is a violation na
 
   const auto all = load_with(project.path()).validate();
   const auto violations = with_rule(all, "skill.gate_field");
-  INFO(describe(all));
+  INFO(describe_violations(all));
   REQUIRE(violations.size() == 1);
   CHECK(contains(violations[0].message, "/total_scroe"));
   CHECK(contains(violations[0].message, "schemas/plaus.schema.json"));
@@ -208,7 +208,7 @@ TEST_CASE("the fields an input reads must be fields of its kind's schema, on who
     });
     const auto all = load_with(project.path()).validate();
     const auto violations = with_rule(all, "skill.fields");
-    INFO(describe(all));
+    INFO(describe_violations(all));
     REQUIRE(violations.size() == 1);
     CHECK(contains(violations[0].message, "input CHAR_LOCK field /behavioural_baseline is not a field of char_lock.schema.json"));
     CHECK(all.size() == 1);
@@ -223,7 +223,7 @@ TEST_CASE("the fields an input reads must be fields of its kind's schema, on who
       }
     });
     const auto all = load_with(project.path()).validate();
-    INFO(describe(all));
+    INFO(describe_violations(all));
     REQUIRE(with_rule(all, "skill.fields").size() == 1);
     CHECK(contains(with_rule(all, "skill.fields")[0].message, "/grading is not a field of style_lock.schema.json"));
   }
@@ -237,7 +237,7 @@ TEST_CASE("the fields an input reads must be fields of its kind's schema, on who
       }
     });
     const auto all = load_with(project.path()).validate();
-    INFO(describe(all));
+    INFO(describe_violations(all));
     REQUIRE(with_rule(all, "skill.fields").size() == 1);
     CHECK(contains(with_rule(all, "skill.fields")[0].message, "reads rows; fields apply to whole artifacts only"));
   }
@@ -248,7 +248,7 @@ TEST_CASE("a check the engine evaluates is refused where it would have nothing t
   override_skill(project.path(), "shot-planner",
                  [](json& s) { s["gate"]["checks"].push_back("genpack_changed_on_regen"); });
   const auto all = load_with(project.path()).validate();
-  INFO(describe(all));
+  INFO(describe_violations(all));
   REQUIRE(with_rule(all, "skill.check").size() == 1);
   CHECK(contains(with_rule(all, "skill.check")[0].message, "this skill writes none: nothing would evaluate it"));
   CHECK(all.size() == 1);
@@ -258,7 +258,7 @@ TEST_CASE("feedback on an input of a skill that writes no GenPack is refused: no
   avps::testing::TempDir project;
   override_skill(project.path(), "shot-planner", [](json& s) { s["inputs"][0]["feedback"] = true; });
   const auto all = load_with(project.path()).validate();
-  INFO(describe(all));
+  INFO(describe_violations(all));
   REQUIRE(with_rule(all, "skill.feedback").size() == 1);
   CHECK(contains(with_rule(all, "skill.feedback")[0].message, "is marked feedback"));
   CHECK(all.size() == 1);
@@ -273,7 +273,7 @@ TEST_CASE("gate rules whose values or types cannot fit their field are violation
     s["gate"]["rules"][0]["field"] = "/distinctiveness_score/*/character";  // a string, compared as a number
   });
   const auto violations = with_rule(load_with(project.path()).validate(), "skill.gate_value");
-  INFO(describe(violations));
+  INFO(describe_violations(violations));
   REQUIRE(violations.size() == 2);
   CHECK(contains(violations[0].message, "/distinctiveness_score/*/character"));
   CHECK(contains(violations[1].message, "\"Redo\""));
@@ -316,7 +316,7 @@ TEST_CASE("edges that loop back within one context are a cycle, named step by st
   });
   const auto all = load_with(project.path()).validate();
   const auto cycles = with_rule(all, "graph.cycle");
-  INFO(describe(all));
+  INFO(describe_violations(all));
   REQUIRE(cycles.size() == 1);
   CHECK(contains(cycles[0].message, "story-architect -> script-breakdown -> story-architect"));
   CHECK_FALSE(
@@ -334,7 +334,7 @@ TEST_CASE("find_cycle returns a cycle's path and nothing for an acyclic graph", 
 
 TEST_CASE("a skill.json that is not JSON is a violation and the other skills still load", "[skills]") {
   avps::testing::TempDir project;
-  write(project.path() / "skills" / "plausibility-auditor" / "skill.json",
+  write_registry_file(project.path() / "skills" / "plausibility-auditor" / "skill.json",
         "{\"name\": \"plausibility-auditor\",");
 
   Registry registry = load_with(project.path());
@@ -347,14 +347,14 @@ TEST_CASE("a skill.json that is not JSON is a violation and the other skills sti
   CHECK(registry.broken().count("plausibility-auditor") == 1);
   CHECK(registry.skills().size() == 22);
   // What depends on the broken skill is not reported again as unknown.
-  INFO(describe(all));
+  INFO(describe_violations(all));
   CHECK(with_rule(all, "graph.unknown_skill").empty());
 }
 
 TEST_CASE("a stage graph that is not JSON or breaks its schema is a violation, not a crash", "[skills]") {
   avps::testing::TempDir project;
   SECTION("not JSON") {
-    write(project.path() / "policies" / "stage_graph.json", "[");
+    write_registry_file(project.path() / "policies" / "stage_graph.json", "[");
     Registry registry = load_with(project.path());
     CHECK(registry.stage_graph() == nullptr);
     CHECK(with_rule(registry.validate(), "graph.load").size() == 1);
@@ -392,7 +392,7 @@ TEST_CASE("the regen policy's remedies are a subset in the spec's order, and exh
     CHECK(registry.stage_graph() == nullptr);
     const auto violations = with_rule(registry.validate(), "graph.schema");
     REQUIRE_FALSE(violations.empty());
-    CHECK(contains(describe(violations), "/regen/" + key));
+    CHECK(contains(describe_violations(violations), "/regen/" + key));
   }
 }
 
@@ -432,7 +432,7 @@ TEST_CASE("the stage graph names the skills the engine works with, by role, and 
     CHECK(registry.stage_graph() == nullptr);
     const auto violations = with_rule(registry.validate(), "graph.schema");
     REQUIRE_FALSE(violations.empty());
-    CHECK(contains(describe(violations), "roles"));
+    CHECK(contains(describe_violations(violations), "roles"));
   }
   SECTION("the shipped graph's roles and walk passes") {
     Registry registry = load_with(project.path());
@@ -502,14 +502,14 @@ TEST_CASE("the stage graph's triggers are parsed, and one naming an unknown skil
     });
     const auto violations = with_rule(load_with(project.path()).validate(), "graph.trigger");
     REQUIRE(violations.size() == 2);
-    CHECK(contains(describe(violations), "runs character-lock (scope character) for a scene"));
-    CHECK(contains(describe(violations), "trigger qc_continuity is declared twice"));
+    CHECK(contains(describe_violations(violations), "runs character-lock (scope character) for a scene"));
+    CHECK(contains(describe_violations(violations), "trigger qc_continuity is declared twice"));
   }
   SECTION("a trigger missing its threshold breaks the schema") {
     override_graph(project.path(), [](json& g) { g["triggers"][0].erase("after_failed_shots"); });
     Registry registry = load_with(project.path());
     CHECK(registry.stage_graph() == nullptr);
-    CHECK(contains(describe(with_rule(registry.validate(), "graph.schema")), "after_failed_shots"));
+    CHECK(contains(describe_violations(with_rule(registry.validate(), "graph.schema")), "after_failed_shots"));
   }
 }
 
@@ -531,7 +531,7 @@ TEST_CASE("a project skill breaking skill.schema.json is a violation per problem
   });
   Registry registry = load_with(project.path());
   const auto violations = with_rule(registry.validate(), "skill.schema");
-  INFO(describe(violations));
+  INFO(describe_violations(violations));
   CHECK(violations.size() >= 2);
   CHECK(std::any_of(violations.begin(), violations.end(),
                     [](const Violation& v) { return contains(v.message, "/layer"); }));
@@ -544,13 +544,13 @@ TEST_CASE("a new project skill needs a prompt and a place in the stage graph", "
   skill["name"] = "tone-check";
   skill["outputs"] = json::array({{{"kind", "AUDIENCE"}, {"schema", "audience.schema.json"}}});
   skill["gate"]["rules"] = json::array();
-  write(project.path() / "skills" / "tone-check" / "skill.json", skill.dump(2));
-  write(project.path() / "skills" / "tone-check" / "prompt.md", "  \n");
+  write_registry_file(project.path() / "skills" / "tone-check" / "skill.json", skill.dump(2));
+  write_registry_file(project.path() / "skills" / "tone-check" / "prompt.md", "  \n");
 
   Registry registry = load_with(project.path());
   REQUIRE(registry.find("tone-check") != nullptr);
   const auto all = registry.validate();
-  INFO(describe(all));
+  INFO(describe_violations(all));
   CHECK(with_rule(all, "skill.prompt").size() == 1);
   CHECK(with_rule(all, "graph.staging").size() == 1);
   const auto writers = with_rule(all, "skill.writer");  // audience-simulator writes AUDIENCE already
@@ -566,7 +566,7 @@ TEST_CASE("config references must name a setting of project.schema.json with an 
     s["loop_policy"]["on_fail"]["max_revisions"] = {{"config", "/regen/max_rounds"}, {"default", 99}};
   });
   const auto violations = with_rule(load_with(project.path()).validate(), "skill.config_ref");
-  INFO(describe(violations));
+  INFO(describe_violations(violations));
   REQUIRE(violations.size() == 2);
   CHECK(contains(violations[0].message, "/thresholds/plausibility"));
   CHECK(contains(violations[1].message, "/regen/max_rounds"));
@@ -580,13 +580,13 @@ TEST_CASE("loading fails only when the data folder or the project folder is unus
   CHECK(no_data.error().code == avps::ErrorCode::not_found);
 
   const fs::path missing = empty.path() / "no-such-project";
-  auto no_project = Registry::load(repo_root(), &missing);
+  auto no_project = Registry::load(registry_data_root(), &missing);
   REQUIRE_FALSE(no_project.ok());
   CHECK(contains(no_project.error().message, "no-such-project"));
 }
 
 TEST_CASE("similar_names suggests the skill a typo meant", "[skills]") {
-  auto registry = Registry::load(repo_root(), nullptr);
+  auto registry = Registry::load(registry_data_root(), nullptr);
   REQUIRE(registry.ok());
   auto names = registry->similar_names("plausability-auditor");
   REQUIRE_FALSE(names.empty());
@@ -627,9 +627,9 @@ namespace {
 void add_prop_master(const fs::path& project) {
   for (const char* file :
        {"skills/prop-master/skill.json", "skills/prop-master/prompt.md", "schemas/prop_list.schema.json"}) {
-    auto text = avps::core::read_file(repo_root() / "examples" / "prop_master" / file);
+    auto text = avps::core::read_file(registry_data_root() / "examples" / "prop_master" / file);
     REQUIRE(text.ok());
-    write(project / file, *text);
+    write_registry_file(project / file, *text);
   }
   override_graph(project, [](json& graph) {
     for (json& phase : graph["phases"]) {
@@ -654,7 +654,7 @@ TEST_CASE("a project's new skill with the schema of a new kind validates, and it
   avps::testing::TempDir project;
   add_prop_master(project.path());
   Registry registry = load_with(project.path());
-  INFO(describe(registry.validate()));
+  INFO(describe_violations(registry.validate()));
   CHECK(registry.validate().empty());
   CHECK(registry.skills().size() == 24);
   REQUIRE(registry.declared_kinds().size() == 1);
@@ -672,7 +672,7 @@ TEST_CASE("a project's new skill with the schema of a new kind validates, and it
 
   // The prompt is part of the files' digest: an edit changes it (and so the steps' keys).
   const std::string before = skill->project_files_sha256;
-  write(project.path() / "skills" / "prop-master" / "prompt.md", "# prop-master\n\nAnother prompt.\n");
+  write_registry_file(project.path() / "skills" / "prop-master" / "prompt.md", "# prop-master\n\nAnother prompt.\n");
   CHECK(load_with(project.path()).find("prop-master")->project_files_sha256 != before);
 
   // The request schema of a project's kind is one document: the shipped references inlined.
@@ -695,7 +695,7 @@ TEST_CASE(
   SECTION("the schema missing") {
     fs::remove(project.path() / "schemas" / "prop_list.schema.json");
     const auto all = load_with(project.path()).validate();
-    INFO(describe(all));
+    INFO(describe_violations(all));
     const auto kinds = with_rule(all, "skill.kind");
     REQUIRE(kinds.size() == 2);  // prop-master's output, the packager's input
     CHECK(contains(kinds[0].message, "schemas/prop_list.schema.json carrying an x-avps-artifact block"));
@@ -707,23 +707,23 @@ TEST_CASE(
     schema["x-avps-artifact"]["kind"] = "SCENES_PROPS";
     schema["properties"]["kind"]["const"] = "SCENES_PROPS";
     fs::remove(project.path() / "schemas" / "prop_list.schema.json");
-    write(project.path() / "schemas" / "scenes_props.schema.json", schema.dump());
+    write_registry_file(project.path() / "schemas" / "scenes_props.schema.json", schema.dump());
     const auto all = with_rule(load_with(project.path()).validate(), "schema.artifact");
-    INFO(describe(all));
+    INFO(describe_violations(all));
     REQUIRE_FALSE(all.empty());
     CHECK(contains(all[0].message, "could be read as SCENES names"));
   }
   SECTION("a block without a folder, and a schema file named after another kind") {
     json schema = shipped_json("examples/prop_master/schemas/prop_list.schema.json");
     schema["x-avps-artifact"].erase("folder");
-    write(project.path() / "schemas" / "prop_list.schema.json", schema.dump());
+    write_registry_file(project.path() / "schemas" / "prop_list.schema.json", schema.dump());
     schema["x-avps-artifact"]["folder"] = "production";
-    write(project.path() / "schemas" / "props.schema.json", schema.dump());
+    write_registry_file(project.path() / "schemas" / "props.schema.json", schema.dump());
     const auto all = with_rule(load_with(project.path()).validate(), "schema.artifact");
-    INFO(describe(all));
+    INFO(describe_violations(all));
     REQUIRE(all.size() == 2);
-    CHECK(contains(describe(all), "kind, target and folder are all required"));
-    CHECK(contains(describe(all), "is looked for in prop_list.schema.json, so its schema must be named so"));
+    CHECK(contains(describe_violations(all), "kind, target and folder are all required"));
+    CHECK(contains(describe_violations(all), "is looked for in prop_list.schema.json, so its schema must be named so"));
   }
   SECTION("into_genpack on a skill that writes no GenPack, or beside feedback") {
     override_skill(project.path(), "qc-grader", [](json& s) { s["inputs"][0]["into_genpack"] = true; });
@@ -732,9 +732,9 @@ TEST_CASE(
           {{"kind", "PROP_LIST"}, {"required", true}, {"slice", "latest"}, {"into_genpack", true}, {"feedback", true}});
     });
     const auto all = with_rule(load_with(project.path()).validate(), "skill.into_genpack");
-    INFO(describe(all));
+    INFO(describe_violations(all));
     REQUIRE(all.size() == 2);
-    CHECK(contains(describe(all), "only the skill writing GENPACK pastes"));
-    CHECK(contains(describe(all), "and feedback too"));
+    CHECK(contains(describe_violations(all), "only the skill writing GENPACK pastes"));
+    CHECK(contains(describe_violations(all), "and feedback too"));
   }
 }

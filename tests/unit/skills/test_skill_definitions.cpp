@@ -28,10 +28,10 @@ using avps::skills::PlannedStep;
 using avps::skills::Registry;
 using nlohmann::json;
 
-fs::path repo_root() { return fs::path(AVPS_SOURCE_DATA_DIR); }
+fs::path definitions_data_root() { return fs::path(AVPS_SOURCE_DATA_DIR); }
 
-JsonSchema load_schema(const std::string& file) {
-  auto schema = JsonSchema::load(repo_root() / "schemas" / file);
+JsonSchema load_shipped_schema(const std::string& file) {
+  auto schema = JsonSchema::load(definitions_data_root() / "schemas" / file);
   if (!schema.ok()) {
     FAIL(schema.error().message);
   }
@@ -41,7 +41,7 @@ JsonSchema load_schema(const std::string& file) {
 // The shipped definitions through the product's registry, which reads them as the engine does.
 const Registry& registry() {
   static const Registry k_registry = [] {
-    auto loaded = Registry::load(repo_root(), nullptr);
+    auto loaded = Registry::load(definitions_data_root(), nullptr);
     if (!loaded.ok()) {
       FAIL(loaded.error().message);
     }
@@ -65,7 +65,7 @@ json load_stage_graph() {
   return registry().stage_graph()->raw;
 }
 
-std::string lower(std::string s) {
+std::string lowercase(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
@@ -148,7 +148,7 @@ const std::vector<ExpectedSkill>& expected_skills() {
 
 TEST_CASE("every shipped skill definition matches skill.schema.json and is named after its folder",
           "[skills]") {
-  JsonSchema schema = load_schema("skill.schema.json");
+  JsonSchema schema = load_shipped_schema("skill.schema.json");
   // A definition the registry could not load (unreadable, not JSON, off-schema) is left out of
   // skills() and listed in broken(); its problems are in validate().
   std::string problems;
@@ -219,7 +219,7 @@ TEST_CASE("every output names its schema by the <kind>.schema.json convention, m
         CHECK_FALSE(output.contains("schema"));
         continue;
       }
-      std::string expected = kind == "RUN_LOG" ? "run_log_row.schema.json" : lower(kind) + ".schema.json";
+      std::string expected = kind == "RUN_LOG" ? "run_log_row.schema.json" : lowercase(kind) + ".schema.json";
       CHECK(output.value("schema", "") == expected);
     }
   }
@@ -315,7 +315,7 @@ TEST_CASE("every configurable threshold refers to a setting of project.schema.js
       node = &(*node)["properties"][token];
     }
     // The default must be a value the setting itself would accept.
-    auto setting = JsonSchema::compile(*node, pointer, repo_root() / "schemas");
+    auto setting = JsonSchema::compile(*node, pointer, definitions_data_root() / "schemas");
     REQUIRE(setting.ok());
     CHECK(setting->validate(ref["default"]).empty());
   }
@@ -372,7 +372,7 @@ TEST_CASE("gate rules read fields that their output's schema defines, with value
       continue;
     }
     INFO(item.key());
-    std::string kind = lower(evaluate["kind"].get<std::string>());
+    std::string kind = lowercase(evaluate["kind"].get<std::string>());
     std::string slice = evaluate["slice"].get<std::string>();
     std::string prefix = slice == "shot_row" || slice == "scene_row" ? "/rows/*" : "";
     const json* target = schemas.field(kind + ".schema.json", prefix + evaluate["field"].get<std::string>());
@@ -389,14 +389,14 @@ TEST_CASE("every schema a skill names is shipped in schemas/", "[skills]") {
     for (const json& output : skill["outputs"]) {
       if (output.contains("schema")) {
         INFO(name << " -> " << output["schema"]);
-        CHECK(fs::exists(repo_root() / "schemas" / output["schema"].get<std::string>()));
+        CHECK(fs::exists(definitions_data_root() / "schemas" / output["schema"].get<std::string>()));
       }
     }
   }
 }
 
 TEST_CASE("skill.schema.json refuses definitions that break its rules", "[skills]") {
-  JsonSchema schema = load_schema("skill.schema.json");
+  JsonSchema schema = load_shipped_schema("skill.schema.json");
   REQUIRE(schema.validate(minimal_model_skill()).empty());
 
   auto refused = [&](const std::string& why, const std::function<void(json&)>& mutate) {
@@ -454,7 +454,7 @@ TEST_CASE("skill.schema.json refuses definitions that break its rules", "[skills
 }
 
 TEST_CASE("stage_graph.json matches its schema and stages every shipped skill", "[skills]") {
-  JsonSchema schema = load_schema("stage_graph.schema.json");
+  JsonSchema schema = load_shipped_schema("stage_graph.schema.json");
   json graph = load_stage_graph();
   INFO(issues_of(schema, graph));
   REQUIRE(schema.validate(graph).empty());

@@ -44,7 +44,7 @@ struct FaultPlanGuard {
   ~FaultPlanGuard() { core::set_fault_point(""); }
 };
 
-fs::path init_project(const testing::TempDir& tmp) {
+fs::path init_fault_project(const testing::TempDir& tmp) {
   static testing::FixedClock clock;
   fs::path dir = tmp.path() / "film";
   auto created = project::Project::init(dir, "Fault test", {}, clock);
@@ -117,7 +117,7 @@ void check_failure(const Error& error) {
   CHECK(names_the_fault);
 }
 
-artifacts::NewArtifact second_world_state() {
+artifacts::NewArtifact fault_second_world_state() {
   json content = {{"format_version", 1},
                   {"timeline", {{"current_scene", "S01"}, {"elapsed_time", "1h"}, {"global_notes", ""}}},
                   {"characters", json::object()},
@@ -174,10 +174,10 @@ TEST_CASE("the fault plan counts and fails exactly the operation it names", "[fa
 TEST_CASE("an artifact write failing at any write, fsync or rename leaves no artifact or the whole one",
           "[store][fault]") {
   FaultPlanGuard guard;
-  const artifacts::NewArtifact expected = second_world_state();
+  const artifacts::NewArtifact expected = fault_second_world_state();
   // Once without a fault: how many of each operation the write makes.
   testing::TempDir initialized(scratch_root());
-  const fs::path fresh = init_project(initialized);
+  const fs::path fresh = init_fault_project(initialized);
   core::FaultCounts counts;
   {
     testing::TempDir tmp(scratch_root());
@@ -242,7 +242,7 @@ TEST_CASE("a ledger append failing at any write, fsync or rename is recorded who
     return project.ledger().events(query).value().size();
   };
   testing::TempDir initialized(scratch_root());
-  const fs::path fresh = init_project(initialized);
+  const fs::path fresh = init_fault_project(initialized);
   core::FaultCounts counts;
   {
     testing::TempDir tmp(scratch_root());
@@ -299,7 +299,7 @@ TEST_CASE("an override failing at any write, fsync or rename is recorded whole o
   // BUDGET_STATUS under the new cap.
   testing::TempDir initialized(scratch_root());
   auto stopped_project = [](const testing::TempDir& tmp) {
-    fs::path dir = init_project(tmp);
+    fs::path dir = init_fault_project(tmp);
     auto project = reopen(dir);
     ledger::LogRow row;
     row.skill_name = "plausibility-auditor";
