@@ -16,16 +16,20 @@ namespace avps::testing {
 
 inline std::filesystem::path source_dir() { return std::filesystem::path(AVPS_SOURCE_DATA_DIR); }
 
-/// The canonical JSON of the artifact fixture `name` ("char_lock", "qc_batch", ...):
-/// tests/fixtures/artifacts/<name>.json
-inline nlohmann::json artifact_fixture(const std::string& name) {
-  std::filesystem::path path = source_dir() / "tests" / "fixtures" / "artifacts" / (name + ".json");
+/// The JSON of the file at `path`; a file that cannot be read or parsed fails the test case.
+inline nlohmann::json json_file(const std::filesystem::path& path) {
   auto text = core::read_file(path);
   INFO(path.string());
   REQUIRE(text.ok());
   auto parsed = core::parse_json(*text, path.string());
   REQUIRE(parsed.ok());
   return std::move(parsed).value();
+}
+
+/// The canonical JSON of the artifact fixture `name` ("char_lock", "qc_batch", ...):
+/// tests/fixtures/artifacts/<name>.json
+inline nlohmann::json artifact_fixture(const std::string& name) {
+  return json_file(source_dir() / "tests" / "fixtures" / "artifacts" / (name + ".json"));
 }
 
 }  // namespace avps::testing

@@ -27,13 +27,7 @@ namespace avps::testing {
 
 /// skills/<name>/skill.json
 inline nlohmann::json skill_definition(const std::string& name) {
-  std::filesystem::path path = source_dir() / "skills" / name / "skill.json";
-  auto text = core::read_file(path);
-  INFO(path.string());
-  REQUIRE(text.ok());
-  auto parsed = core::parse_json(*text, path.string());
-  REQUIRE(parsed.ok());
-  return std::move(parsed).value();
+  return json_file(source_dir() / "skills" / name / "skill.json");
 }
 
 class FakeGateContext : public gates::GateContext {
