@@ -886,12 +886,11 @@ Result<Gathered> Impl::gather(const skills::SkillDef& skill, const Context& cont
   // while a step is gathered (no event is appended), so the record stays where it is.
   auto input_record = [&](const std::string& kind,
                           const std::string& target) -> Result<const ledger::ArtifactRecord*> {
-    AVPS_TRY(refresh_index());
-    auto versions = versions_by_key.find(kind + "/" + target);
-    if (versions == versions_by_key.end() || versions->second.empty()) {
+    AVPS_TRY_ASSIGN(const ledger::ArtifactRecord* latest, latest_indexed(kind, target));
+    if (latest == nullptr) {
       return nullptr;
     }
-    return readable_record(versions->second.back(), reader_loop, reader());
+    return readable_record(*latest, reader_loop, reader());
   };
   auto load_input = [&](const ledger::ArtifactRecord& r) -> Result<Loaded> {
     AVPS_TRY_ASSIGN(ContentCache::Content content, load(r));
