@@ -3193,10 +3193,18 @@ StaleShotsRecord::~StaleShotsRecord() = default;
 StaleShotsRecord::StaleShotsRecord(StaleShotsRecord&&) noexcept = default;
 StaleShotsRecord& StaleShotsRecord::operator=(StaleShotsRecord&&) noexcept = default;
 void StaleShotsRecord::add(const ledger::Event& e) { m_fold->fold.add(e); }
-std::string StaleShotsRecord::save_cbor() const { return m_fold->fold.save_cbor(); }
-StaleShotsRecord StaleShotsRecord::restore(const json& saved) {
+std::string StaleShotsRecord::save_bytes() const {
+  core::ByteWriter out;
+  m_fold->fold.save(out);
+  return out.take();
+}
+std::optional<StaleShotsRecord> StaleShotsRecord::restore_bytes(std::string_view bytes) {
+  std::optional<RecordFold> fold = RecordFold::restore_bytes(bytes);
+  if (!fold || fold->all()) {
+    return std::nullopt;
+  }
   StaleShotsRecord record;
-  record.m_fold->fold = RecordFold::restore(saved);
+  record.m_fold->fold = std::move(*fold);
   return record;
 }
 

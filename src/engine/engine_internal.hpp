@@ -255,19 +255,14 @@ class RecordFold {
   Record finish() &&;
   /// Whether it folds what a run needs (RecordParts::all), not only the stale-shot rule's part.
   bool all() const { return m_all; }
-  /// The fold's whole state as JSON (a fold checkpoint's, docs/formats/checkpoint.md), and a fold
-  /// restored from it that goes on as the saved one would. restore() throws
-  /// nlohmann::json::exception on what save() did not make.
+  /// The fold's whole state as one JSON document, member by member: what first_difference
+  /// compares (RestoredRecordCheck::against_whole_fold), never stored.
   nlohmann::json save() const;
-  static RecordFold restore(const nlohmann::json& saved);
-  /// nlohmann::json::to_cbor(save()), byte for byte, made a member at a time (a map's entry at a
-  /// time) without the document: at 500 scenes the stale-shot record's document was 60 MB at the
-  /// end of a run, its CBOR 13.
-  std::string save_cbor() const;
   /// The same state in the flat encoding (include/avps/core/byte_codec.hpp: members one after
-  /// another, no keys), what a checkpoint's run record section holds: restored straight into the
-  /// members, with no document tree between (a CBOR document of the run's record at 500 scenes,
-  /// decoded then copied, cost more than half the fold it spared and twice its memory).
+  /// another, no keys), what a checkpoint's record sections hold (the run's and the stale-shot
+  /// rule's): restored straight into the members, with no document tree between (the CBOR
+  /// document the stale-shot section was until format 8 took 119 MB to decode at 500 scenes,
+  /// nine times its bytes, and the run's record likewise cost more than half the fold it spared).
   void save(core::ByteWriter& out) const;
   /// The same bytes in parts (their concatenation is what save(ByteWriter&) writes), each member
   /// let go of as soon as it is written: what a checkpoint's writer holds at once is the fold or

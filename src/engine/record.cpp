@@ -416,7 +416,7 @@ Record RecordFold::finish() && {
 
 namespace {
 // The JSON of what the record holds in its own types: as the JSON members held them before
-// (save() is compared member by member, and is the stale-shot record's CBOR).
+// (save() is compared member by member; the flat encoding writes these values too, put()).
 json written_by_json(const WrittenBy& writer) { return {{"step", writer.step}, {"attempt", writer.attempt}}; }
 // A written_by member as written_by_json made it; nullopt for anything else.
 std::optional<WrittenBy> written_by_of(const json& saved) {
@@ -447,29 +447,30 @@ StepSummary loop_summary(const std::map<std::string, StepSummary>& steps, StepSu
 
 namespace {
 
-// A saved fold's members handed out one at a time in key order (as a JSON object orders them),
-// each whole or, a map, entry by entry: save() gathers them into one document, save_cbor()
-// encodes each as it comes and lets go of it, so that no document of the whole fold is made.
-class SavedFoldSink {
+// save(): the fold's members gathered into one document, each whole or, a map, entry by entry
+// (what first_difference compares; a checkpoint keeps the flat encoding below, put_members).
+class DocumentSink {
  public:
-  virtual ~SavedFoldSink() = default;
   /// A member whose value is given whole.
-  virtual void whole(std::string_view key, json value) = 0;
-  /// A member that is an object of `entries` entries, given next by entry(), keys in order.
-  virtual void object(std::string_view key, size_t entries) = 0;
-  virtual void entry(const std::string& key, json value) = 0;
+  void whole(std::string_view key, json value) { m_out[std::string(key)] = std::move(value); }
+  /// A member that is an object, its entries given next by entry().
+  void object(std::string_view key) { m_object = &(m_out[std::string(key)] = json::object()); }
+  void entry(const std::string& key, json value) { (*m_object)[key] = std::move(value); }
+  json take() { return std::move(m_out); }
+
+ private:
+  json m_out = json::object();
+  json* m_object = nullptr;
 };
 
-// The members save() has, the one list both encodings are made from. The keys come in their
-// order as a JSON object (std::map) keeps them: the CBOR sink writes them as they come.
-constexpr size_t k_saved_members = 30;
+// The members save() has, in key order.
 void save_members(const Record& r, bool all, const governance::HardStopFold& stops,
                   const governance::Overrides& overrides, const std::map<int64_t, std::string>& stop_inputs,
                   const std::map<std::string, std::vector<std::pair<int, std::string>>>& unfinished_writes,
-                  const std::map<std::string, std::string>& world_replaced, SavedFoldSink& sink) {
+                  const std::map<std::string, std::string>& world_replaced, DocumentSink& sink) {
   // A std::map with string keys, as an object entry by entry; `value` makes an entry's JSON.
   auto object = [&sink](std::string_view key, const auto& map, auto value) {
-    sink.object(key, map.size());
+    sink.object(key);
     for (const auto& [k, v] : map) {
       sink.entry(k, value(v));
     }
@@ -479,11 +480,7 @@ void save_members(const Record& r, bool all, const governance::HardStopFold& sto
   auto flat = [](const FlatJson& kept) { return *kept; };
   // The exchange facts a member keeps: responses, intents or reservations, each of the keys that have one.
   auto exchanges = [&](std::string_view key, auto has, auto value) {
-    size_t n = 0;
-    for (const auto& [k, facts] : r.exchanges) {
-      n += has(facts) ? 1 : 0;
-    }
-    sink.object(key, n);
+    sink.object(key);
     for (const auto& [k, facts] : r.exchanges) {
       if (has(facts)) {
         sink.entry(k, value(facts));
@@ -543,86 +540,12 @@ void save_members(const Record& r, bool all, const governance::HardStopFold& sto
   object("written_by", r.written_by, written_by_json);
 }
 
-// save(): the members gathered into one object.
-class DocumentSink : public SavedFoldSink {
- public:
-  void whole(std::string_view key, json value) override { m_out[std::string(key)] = std::move(value); }
-  void object(std::string_view key, size_t) override { m_object = &(m_out[std::string(key)] = json::object()); }
-  void entry(const std::string& key, json value) override { (*m_object)[key] = std::move(value); }
-  json take() { return std::move(m_out); }
-
- private:
-  json m_out = json::object();
-  json* m_object = nullptr;
-};
-
-// save_cbor(): each member encoded as it comes, as nlohmann::json::to_cbor encodes an object (a
-// definite-length map: its size, then each key and value in key order), and let go of.
-class CborSink : public SavedFoldSink {
- public:
-  explicit CborSink(size_t members) : m_expected(members) { head(0xA0, members); }
-  void whole(std::string_view key, json value) override {
-    name(key);
-    json::to_cbor(value, m_out);
-  }
-  void object(std::string_view key, size_t entries) override {
-    name(key);
-    head(0xA0, entries);
-    m_entry.clear();
-  }
-  void entry(const std::string& key, json value) override {
-    // The entries of one object come in key order: a map's own order, which is also the JSON's.
-    assert(m_entry.empty() || m_entry < key);
-    m_entry = key;
-    json::to_cbor(json(key), m_out);
-    json::to_cbor(value, m_out);
-  }
-  std::string take() {
-    assert(m_members == m_expected);
-    return std::move(m_out);
-  }
-
- private:
-  // A member's key, after the last one's (a JSON object's order): a member out of order would be
-  // bytes to_cbor of the document does not make.
-  void name(std::string_view key) {
-    assert(m_member.empty() || m_member < key);
-    m_member = key;
-    ++m_members;
-    json::to_cbor(json(key), m_out);
-  }
-  // A map's (0xA0) head with its size, in the shortest form, as nlohmann writes it.
-  void head(uint8_t major, size_t n) {
-    if (n <= 0x17) {
-      m_out.push_back(static_cast<char>(major + n));
-      return;
-    }
-    const uint64_t size = n;
-    const int bytes = size <= 0xff ? 1 : size <= 0xffff ? 2 : size <= 0xffffffff ? 4 : 8;
-    m_out.push_back(static_cast<char>(major + (bytes == 1 ? 0x18 : bytes == 2 ? 0x19 : bytes == 4 ? 0x1A : 0x1B)));
-    for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) {
-      m_out.push_back(static_cast<char>((size >> shift) & 0xff));  // big-endian
-    }
-  }
-  const size_t m_expected;
-  std::string m_out;
-  std::string m_member;
-  size_t m_members = 0;
-  std::string m_entry;
-};
-
 }  // namespace
 
 json RecordFold::save() const {
   DocumentSink document;
   save_members(m_record, m_all, m_stops, m_overrides, m_stop_inputs, m_unfinished_writes, m_world_replaced, document);
   return document.take();
-}
-
-std::string RecordFold::save_cbor() const {
-  CborSink cbor(k_saved_members);
-  save_members(m_record, m_all, m_stops, m_overrides, m_stop_inputs, m_unfinished_writes, m_world_replaced, cbor);
-  return cbor.take();
 }
 
 namespace {
@@ -643,77 +566,6 @@ void count_caching(Record& record) {
   }
 }
 }  // namespace
-
-RecordFold RecordFold::restore(const json& saved) {
-  RecordFold fold(saved.at("all").get<bool>() ? RecordParts::all : RecordParts::renders);
-  Record& r = fold.m_record;
-  for (const auto& [key, kept] : saved.at("responses").items()) {
-    r.exchanges[key].response = RecordedResponse{kept.at(0).get<int64_t>(), kept.at(1).get<std::string>(),
-                                                 kept.at(2).get<int64_t>(), kept.at(3).get<int64_t>()};
-  }
-  // (get_ref throws on what is not an object, as get_to did into the maps these members were.)
-  for (const auto& [key, summary] : saved.at("steps").get_ref<const json::object_t&>()) {
-    r.steps.emplace(key, make_summary(summary));
-  }
-  for (const auto& [key, summary] : saved.at("loops").get_ref<const json::object_t&>()) {
-    r.loops.emplace(key, loop_summary(r.steps, make_summary(summary)));
-  }
-  for (const auto& [key, count] : saved.at("intents").get<std::map<std::string, int>>()) {
-    if (count != 0) {
-      r.exchanges[key].intents = count;
-    }
-  }
-  saved.at("intent_reservations").get_to(r.intent_reservations);
-  saved.at("fallbacks").get_to(r.fallbacks);
-  saved.at("tickets").get_to(r.tickets);
-  for (const auto& [key, count] : saved.at("reservations").get<std::map<std::string, int>>()) {
-    if (count != 0) {
-      r.exchanges[key].reservations = count;
-    }
-  }
-  for (const auto& [name, writer] : saved.at("written_by").get_ref<const json::object_t&>()) {
-    std::optional<WrittenBy> read = written_by_of(writer);
-    if (!read) {
-      throw json::type_error::create(302, "written_by: not {step, attempt}", &writer);
-    }
-    r.written_by.emplace(name, std::move(*read));
-  }
-  count_caching(r);
-  saved.at("cut_short").get_to(r.cut_short);
-  saved.at("world_after").get_to(r.world_after);
-  saved.at("revisions_done").get_to(r.revisions_done);
-  for (const auto& [key, summary] : saved.at("media").get_ref<const json::object_t&>()) {
-    r.media.emplace(key, FlatJson(summary));
-  }
-  for (const auto& [path, summary] : saved.at("renders").get_ref<const json::object_t&>()) {
-    r.renders.emplace(path, FlatJson(summary));
-  }
-  saved.at("media_paths").get_to(r.media_paths);
-  for (const auto& [key, attempts] : saved.at("shot_attempts").get_ref<const json::object_t&>()) {
-    std::vector<FlatJson>& kept = r.shot_attempts[key];
-    for (const json& attempt : attempts.get_ref<const json::array_t&>()) {
-      kept.emplace_back(attempt);
-    }
-  }
-  saved.at("analyzer_runs").get_to(r.analyzer_runs);
-  saved.at("rounds").get_to(r.rounds);
-  saved.at("waves_written").get_to(r.waves_written);
-  saved.at("wave_of").get_to(r.wave_of);
-  saved.at("triggers_fired").get_to(r.triggers_fired);
-  saved.at("firing_verdicts").get_to(r.firing_verdicts);
-  saved.at("stopped_loops").get_to(r.stopped_loops);
-  saved.at("open_stops").get_to(r.open_stops);
-  fold.m_stops = governance::HardStopFold::restore(saved.at("stops"));
-  fold.m_overrides = governance::Overrides::restore(saved.at("overrides"));
-  saved.at("stop_inputs").get_to(fold.m_stop_inputs);
-  saved.at("world_replaced").get_to(fold.m_world_replaced);
-  for (const auto& [step, writes] : saved.at("unfinished_writes").items()) {
-    for (const json& write : writes) {
-      fold.m_unfinished_writes[step].emplace_back(write.at(0).get<int>(), write.at(1).get<std::string>());
-    }
-  }
-  return fold;
-}
 
 namespace {
 

@@ -586,8 +586,8 @@ class Book {
   /// The stale-shot rule's record, handed over once (the book keeps no copy).
   engine::StaleShotsRecord take_stale_shots_record() { return std::move(m_stale_record); }
   /// The same record restored (a checkpoint keeps it apart from the rest of the fold, as
-  /// StaleShotsRecord::save_cbor makes it: a reader needs it only when events follow the checkpoint).
-  void restore_stale_shots_record(const json& saved) { m_stale_record = engine::StaleShotsRecord::restore(saved); }
+  /// StaleShotsRecord::save_bytes makes it: a reader needs it only when events follow the checkpoint).
+  void restore_stale_shots_record(engine::StaleShotsRecord restored) { m_stale_record = std::move(restored); }
 
  private:
   Result<void> add(const ledger::Event& e) {
@@ -1343,7 +1343,7 @@ struct Checkpoint {
   std::string fold;                  // the fold section's bytes
   size_t book_offset = 0;            // where Book::save's bytes start in `fold`
   json stale_shots;                  // the view's stale_shots as of seq
-  std::optional<json> stale_record;  // the stale-shot rule's record: only when events follow seq
+  std::optional<engine::StaleShotsRecord> stale_record;  // the stale-shot rule's record: only when events follow seq
   /// The record's section as it is in the file, checked against its sha256 and not decoded: when
   /// the writer may carry it (StaleCarry::when_unchanged) and what follows seq cannot change it
   /// nor the stale shots (tail_keeps_stale_shots). stale_shots then stand for the last event too.
@@ -1444,10 +1444,9 @@ Result<std::optional<Checkpoint>> usable_checkpoint(project::Project& project, c
       if (carried) {
         checkpoint.carried_record = std::move(record).value();
       } else {
-        try {
-          checkpoint.stale_record = json::from_cbor(*record);
-        } catch (const std::exception& e) {
-          return unused(std::string("malformed: ") + e.what());
+        checkpoint.stale_record = engine::StaleShotsRecord::restore_bytes(*record);
+        if (!checkpoint.stale_record) {
+          return unused("malformed: its stale-shot record is not one this avps saved");
         }
       }
     }
@@ -1483,7 +1482,7 @@ Result<Folded> fold_record(project::Project& project, const skills::StageGraph* 
         if (!folded.book->restore(book) || !book.done()) {
           malformed = "its fold is not one this avps saved";
         } else if (checkpoint->stale_record) {
-          folded.book->restore_stale_shots_record(*checkpoint->stale_record);
+          folded.book->restore_stale_shots_record(std::move(*checkpoint->stale_record));
         }
       } catch (const std::exception& e) {
         malformed = e.what();
@@ -1566,9 +1565,9 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   // The end of a run is its peak of memory when every event is folded (a fresh production), so
   // the sections are made one after another, each written as it is made (CheckpointWriter: to a
   // spill file, the checkpoint published at the end), and what made each is let go of as it is
-  // written: the Book's bytes (the Book let go of member by member), the stale-shot record's CBOR
-  // (encoded a member at a time, never as a document), the stale shots from that record (then the
-  // record goes), the engine's own record (let go of member by member). At 500 scenes the Book,
+  // written: the Book's bytes (the Book let go of member by member), the stale-shot record's flat
+  // bytes (never a document), the stale shots from that record (then the record goes), the
+  // engine's own record (let go of member by member). At 500 scenes the Book,
   // the record's document and its CBOR held at once were 150 MB; the sections made so far, held
   // while the next was folded, 22 to 47 MB.
   // Over a tail that leaves the stale shots as the checkpoint had them (tail_keeps_stale_shots: a
@@ -1587,7 +1586,7 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   folded.book.reset();
   json stale_shots;
   if (stale_record) {
-    checkpoint.write(engine::CheckpointSection::stale_record, stale_record->save_cbor());
+    checkpoint.write(engine::CheckpointSection::stale_record, stale_record->save_bytes());
     AVPS_TRY_ASSIGN(std::vector<engine::StaleShot> stale,
                     engine::stale_shots(project, std::move(*stale_record), &registry));
     stale_record.reset();

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -170,11 +171,12 @@ class StaleShotsRecord {
   StaleShotsRecord(StaleShotsRecord&&) noexcept;
   StaleShotsRecord& operator=(StaleShotsRecord&&) noexcept;
   void add(const ledger::Event& e);
-  /// The record as the CBOR of its JSON (a fold checkpoint's, docs/formats/checkpoint.md), made
-  /// without the JSON document; and a record restored from that JSON, decoded, that goes on as the
-  /// saved one would. restore() throws nlohmann::json::exception on what save_cbor() did not make.
-  std::string save_cbor() const;
-  static StaleShotsRecord restore(const nlohmann::json& saved);
+  /// The record in a fold checkpoint's flat encoding (its stale-shot record section,
+  /// docs/formats/checkpoint.md), and a record restored from those bytes that goes on as the saved
+  /// one would; restore_bytes gives nullopt on bytes save_bytes() did not make (cut short, bytes
+  /// after them, or a run's whole record).
+  std::string save_bytes() const;
+  static std::optional<StaleShotsRecord> restore_bytes(std::string_view bytes);
 
  private:
   friend class Engine;

@@ -33,12 +33,12 @@ namespace avps::engine {
 /// The checkpoint's format version. Raised whenever what a fold keeps, or how it folds an event,
 /// changes (the read model's Book, the stale-shot record, the engine's Record): a checkpoint of
 /// another version is not used.
-inline constexpr int k_checkpoint_format_version = 7;
+inline constexpr int k_checkpoint_format_version = 8;
 
 /// The sections of a checkpoint, in the order the file holds them.
 enum class CheckpointSection : size_t {
   fold = 0,          ///< the head (versions, dependencies, event), the stale shots, the read model's Book
-  stale_record = 1,  ///< CBOR of the stale-shot rule's record (RecordParts::renders)
+  stale_record = 1,  ///< the stale-shot rule's record (RecordParts::renders), flat-encoded
   run_record = 2,    ///< the engine's own record (RecordParts::all), flat-encoded: what a run starts from
 };
 inline constexpr size_t k_checkpoint_sections = 3;

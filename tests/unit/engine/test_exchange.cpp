@@ -386,19 +386,14 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
       for (size_t i = 0; i < cut; ++i) {
         head.add(events[i]);
       }
-      // As a checkpoint keeps it: CBOR (made a member at a time, the bytes of the document's), read back.
-      const std::vector<uint8_t> cbor = json::to_cbor(head.save());
-      CHECK(head.save_cbor() == std::string(cbor.begin(), cbor.end()));
-      engine::RecordFold restored = engine::RecordFold::restore(json::from_cbor(json::to_cbor(head.save())));
-      for (size_t i = cut; i < events.size(); ++i) {
-        restored.add(events[i]);
-      }
-      CHECK(restored.save() == whole_state);
-      // As a checkpoint's run record section keeps it: the flat encoding, read back.
+      // As a checkpoint's record sections keep it (the run's, or the stale-shot rule's): the flat
+      // encoding, read back.
       core::ByteWriter flat;
       head.save(flat);
       std::optional<engine::RecordFold> from_flat = engine::RecordFold::restore_bytes(flat.bytes());
       REQUIRE(from_flat);
+      // A stale-shot record section is the stale-shot rule's part only: a run's whole record is refused.
+      CHECK(engine::StaleShotsRecord::restore_bytes(flat.bytes()).has_value() == (parts == engine::RecordParts::renders));
       CHECK(from_flat->save() == head.save());
       // The same bytes in parts, the fold let go of as they are made (a checkpoint writer's way).
       engine::RecordFold spent = head;
@@ -412,9 +407,8 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
         from_flat->add(events[i]);
       }
       CHECK(from_flat->save() == whole_state);
-      engine::RecordFold again = engine::RecordFold::restore(whole_state);
-      const engine::Record from_whole = std::move(again).finish();
-      const engine::Record from_restored = std::move(restored).finish();
+      const engine::Record from_whole = engine::RecordFold(whole).finish();
+      const engine::Record from_restored = std::move(*from_flat).finish();
       CHECK(from_restored.steps == from_whole.steps);
       CHECK(from_restored.shot_attempts == from_whole.shot_attempts);
       CHECK(from_restored.written_by == from_whole.written_by);
@@ -431,43 +425,12 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
     }
   }
   // What save() did not make is refused, not taken for an empty fold.
-  CHECK_THROWS(engine::RecordFold::restore(json::object()));
-  json damaged = engine::RecordFold(engine::RecordParts::all).save();
-  damaged["steps"] = "not a map";
-  CHECK_THROWS(engine::RecordFold::restore(damaged));
   core::ByteWriter flat;
   engine::RecordFold(engine::RecordParts::all).save(flat);
   CHECK(engine::RecordFold::restore_bytes(flat.bytes()));
   CHECK_FALSE(engine::RecordFold::restore_bytes(flat.bytes().substr(0, flat.bytes().size() - 1)));
   CHECK_FALSE(engine::RecordFold::restore_bytes(flat.bytes() + std::string(1, '\0')));
   CHECK_FALSE(engine::RecordFold::restore_bytes(std::string_view()));
-}
-
-TEST_CASE("a record fold's CBOR made a member at a time is to_cbor of its document at every size of a map's head",
-          "[engine][checkpoint]") {
-  // Given folds whose maps have 0, 1, 23, 24, 255, 256 and 65,536 entries (each size where
-  // CBOR's head of a map takes another form), and entries that are objects, arrays and strings
-  for (size_t n : {size_t{0}, size_t{1}, size_t{23}, size_t{24}, size_t{255}, size_t{256}, size_t{65536}}) {
-    engine::RecordFold fold(engine::RecordParts::renders);
-    for (size_t i = 0; i < n; ++i) {
-      ledger::Event step;
-      step.seq = static_cast<int64_t>(2 * i + 1);
-      step.kind = "step.finished";
-      step.body = {{"step", "skill/S" + std::to_string(i) + "@digest"}, {"loop", "loop/S" + std::to_string(i % 300)},
-                   {"attempt", 1}, {"verdict", i % 2 == 0 ? "PASS" : "FAIL"}, {"graph_step", "g"}};
-      fold.add(step);
-      ledger::Event written;
-      written.seq = step.seq + 1;
-      written.kind = "artifact.recorded";
-      written.body = {{"artifact", {{"name", "SCENES_v" + std::to_string(i) + ".csv"}, {"kind", "SCENES"}}},
-                      {"details", {{"step", "skill/S" + std::to_string(i) + "@digest"}, {"attempt", 2}}}};
-      fold.add(written);
-    }
-    // When it is saved both ways, then the bytes are the same
-    INFO(n << " entries");
-    const std::vector<uint8_t> cbor = json::to_cbor(fold.save());
-    CHECK(fold.save_cbor() == std::string(cbor.begin(), cbor.end()));
-  }
 }
 
 TEST_CASE("a restored record holds a loop's last step once and each exchange key once, and refuses keys out of order",
