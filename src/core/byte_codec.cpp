@@ -48,6 +48,14 @@ void ByteWriter::text(std::string_view value) {
   m_out.append(value);
 }
 
+void ByteWriter::json_bytes(std::string_view encoded) {
+  if (encoded.empty()) {
+    m_out.push_back(static_cast<char>(k_null));
+    return;
+  }
+  m_out.append(encoded);
+}
+
 void ByteWriter::json(const nlohmann::json& value) {
   switch (value.type()) {
     case nlohmann::json::value_t::null:

@@ -39,6 +39,10 @@ class ByteWriter {
   void text(std::string_view value);
   /// Any nlohmann value; a discarded one (never in a parsed document) is written as null.
   void json(const nlohmann::json& value);
+  /// A value json() wrote, kept as its bytes (FlatJson::bytes(); empty: null), appended as they
+  /// are: the bytes json() writes of the value they decode to (one encoding per value), without
+  /// decoding them into a document first.
+  void json_bytes(std::string_view encoded);
 
   const std::string& bytes() const { return m_out; }
   std::string take() { return std::move(m_out); }

@@ -193,3 +193,18 @@ TEST_CASE("the bytes of a json value, read whole, decode to that value and leave
     CHECK_FALSE(short_input.ok());
   }
 }
+
+TEST_CASE("a kept value's bytes written as they are equal the value written again", "[core][checkpoint]") {
+  // A writer copies what a FlatJson keeps instead of decoding it into a document (json_bytes):
+  // the section's bytes must be those json() writes of the decoded value.
+  const core::FlatJson kept(every_kind());
+  core::ByteWriter copied;
+  copied.text("before");
+  copied.json_bytes(kept.bytes());
+  copied.json_bytes(core::FlatJson().bytes());  // none kept: null, as *FlatJson() is
+  core::ByteWriter written;
+  written.text("before");
+  written.json(*kept);
+  written.json(*core::FlatJson());
+  CHECK(copied.bytes() == written.bytes());
+}
