@@ -271,7 +271,9 @@ struct WriterFacts {
   bool failed_unanswered = false;  ///< its loop's last step, a FAIL, and no stop open on that loop
 
   /// Whether a step of `reader_loop` at `reader` must not read this version (readable_version
-  /// then walks back to the one before).
+  /// then walks back to the one before): one written later in the walk, or by its own loop at its
+  /// own place (a step reading its own kind, the router its last ROUTING_DECISION, found none there
+  /// when it first ran: shown its own output on resume, it ran again after every whole production).
   bool hidden_from(const std::string& reader_loop, const std::optional<WalkRank>& reader) const {
     if (!by_step) {
       return false;
@@ -279,7 +281,7 @@ struct WriterFacts {
     const bool own_attempt = step.size() > reader_loop.size() && step.compare(0, reader_loop.size(), reader_loop) == 0 &&
                              step[reader_loop.size()] == '@';
     const bool hidden = unfinished ? own_attempt || cut_short : failed_unanswered && loop != reader_loop;
-    return hidden || (reader && written_at && *written_at > *reader);
+    return hidden || (reader && written_at && (*written_at > *reader || (*written_at == *reader && own_attempt)));
   }
   bool operator==(const WriterFacts&) const = default;
 };

@@ -17,8 +17,11 @@ recorded=$(sqlite3 "$P/.avps/ledger.db" \
   "SELECT count(*) FROM events WHERE kind = 'step.finished' AND json_extract(body, '$.inputs_by_name') IS NOT NULL")
 [ "$recorded" -gt 0 ] || fail "no step.finished records inputs_by_name"
 
+steps_finished() { sqlite3 "$P/.avps/ledger.db" "SELECT count(*) FROM events WHERE kind = 'step.finished'"; }
+finished_before=$(steps_finished)
 expect_exit 0 "$AVPS" --json run "$P" --jobs 4 --scene S01
 [ "$(json_field calls_made <<<"$OUT")" = 0 ] || fail "a resume with nothing to do made calls: $OUT"
+[ "$(steps_finished)" = "$finished_before" ] || fail "a resume with nothing to do ran steps: $OUT"
 known=$(json_field steps_known_by_name <<<"$OUT")
 skipped=$(json_field steps_skipped <<<"$OUT")
 [ "$known" -gt 0 ] || fail "no step known by name on a resume with nothing to do: $OUT"
@@ -44,4 +47,19 @@ expect_exit 0 "$AVPS" --json run "$P" --jobs 4 --scene S01
 [ "$(json_field steps_known_by_name <<<"$OUT")" -gt "$after_edit_known" ] ||
   fail "the steps the edit's run finished were not known by name: $OUT"
 expect_exit 0 "$AVPS" gate "$P"
+
+# A whole production of examples/feature_scale, cut to two scenes: the run after it has nothing to
+# do, not even a built-in. model-router reads its own kind (the previous ROUTING_DECISION); it used
+# to read on resume the decision its own step had written, which it had not when it ran, and so
+# ran again after every whole production (WriterFacts::hidden_from).
+P="$WORK/feature"
+cp -r "$SRC/examples/feature_scale" "$P"
+sed -i 's/^Scenes: .*/Scenes: 2/' "$P/brief.md"
+png_renders "$P"
+"$AVPS" init "$P" > /dev/null
+expect_exit 0 "$AVPS" run "$P" --jobs 4
+finished_before=$(steps_finished)
+expect_exit 0 "$AVPS" --json run "$P" --jobs 4
+[ "$(json_field calls_made <<<"$OUT")" = 0 ] || fail "the run after a whole production made calls: $OUT"
+[ "$(steps_finished)" = "$finished_before" ] || fail "the run after a whole production ran steps: $OUT"
 echo "ok"

@@ -264,6 +264,15 @@ TEST_CASE("a version a reader may not read is hidden by its writer's facts and t
   unfinished.cut_short = true;
   CHECK(unfinished.hidden_from("shot-planner/S05", after));
 
+  // Its own loop does not read it at the place in the walk that wrote it: a step that reads its
+  // own kind (model-router, the previous ROUTING_DECISION) found none when it first ran, and a
+  // resume that showed it its own output made its key differ, so it ran again after every whole
+  // production. A later place of the same loop (the final cost loop's router) reads it.
+  const engine::WalkRank own_place = *facts.written_at;
+  CHECK(facts.hidden_from("budget-gates/S04", own_place));
+  CHECK_FALSE(facts.hidden_from("budget-gates/S04", after));
+  CHECK_FALSE(facts.hidden_from("budget-gates/S05", own_place));  // another scene's loop, the same place
+
   // When it is its loop's last step, a FAIL not yet acted on, only that loop reads it.
   engine::WriterFacts failed = facts;
   failed.failed_unanswered = true;
