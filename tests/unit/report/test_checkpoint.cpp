@@ -208,6 +208,37 @@ TEST_CASE("the model from a checkpoint of this format equals the fold of every e
   CHECK(film.write_checkpoint().bytes == 0);
 }
 
+TEST_CASE("a checkpoint whose stale-shot record is not one this avps saved is not used once events follow it",
+          "[report][checkpoint]") {
+  // Given a checkpoint, then events after it that may change the stale shots (a reader then works
+  // them out again from the checkpoint's stale-shot record section)
+  DemoFilm film;
+  film.run("planning");
+  film.write_checkpoint();
+  const Parts parts = parts_of(bytes_of(film.checkpoint()));
+  film.run("shots_proxy");
+  const auto [reference, none] = film.model(report::Folds::record);
+  const auto [restored, used] = film.model(report::Folds::checkpoint);
+  REQUIRE(used.find(" used: ") != std::string::npos);  // the section as written is used
+  CHECK(restored == reference);
+  // When that section is cut short, followed by more bytes, or the run's whole record (the
+  // flat encoding of every part), its hash made to match
+  Parts cut_short = parts;
+  cut_short.record.resize(parts.record.size() - 1);
+  Parts grown = parts;
+  grown.record += std::string(3, '\0');
+  Parts whole_record = parts;
+  whole_record.record = parts.run;
+  for (const Parts* malformed : {&cut_short, &grown, &whole_record}) {
+    write_bytes(film.checkpoint(), file_of(*malformed));
+    // Then the checkpoint is not used and the model is the fold of every event
+    const auto [model, lines] = film.model(report::Folds::checkpoint);
+    INFO(lines);
+    CHECK(lines.find("not used (malformed: its stale-shot record is not one this avps saved") != std::string::npos);
+    CHECK(model == reference);
+  }
+}
+
 TEST_CASE("a checkpoint cut short, malformed inside a whole file, or of an older format is not used, and the model holds",
           "[report][checkpoint]") {
   DemoFilm film;
