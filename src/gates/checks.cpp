@@ -908,17 +908,28 @@ Result<Findings> budget_caps(const json& output, const json& params, const GateC
   // of that scene only; otherwise every scene's.
   const std::string checked_scene =
       config.contains("budget") && config["budget"].is_object() ? config["budget"].value("checked_scene", "") : "";
-  auto checked = [&](const std::string& scene_id) { return checked_scene.empty() || checked_scene == scene_id; };
+  // The ids of the scenes whose caps are checked, in SCENES order, one per row that names one. In
+  // a scene's cost loop a row's id is compared in place, not copied: the loop checks once per
+  // scene, and copying every scene's id made each check cost as much as the project is long.
+  auto checked_ids = [&](const json& scenes) {
+    std::vector<std::string> ids;
+    for (const json& scene : array_member(scenes, "rows")) {
+      auto id = scene.is_object() ? scene.find("scene_id") : scene.end();
+      const bool named = id != scene.end() && id->is_string();
+      if (checked_scene.empty()) {
+        ids.push_back(named ? id->get<std::string>() : "");
+      } else if (named && id->get_ref<const std::string&>() == checked_scene) {
+        ids.push_back(checked_scene);
+      }
+    }
+    return ids;
+  };
 
   // Scene caps: each scene's latest COST_REPORT projection (committed spend per scene is not in
   // the BUDGET_STATUS; the budget governor holds it call by call).
   if (std::optional<int64_t> scene_cap = cap_of(config, "scene_cap_usd"); scene_cap && *scene_cap > 0) {
     AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
-    for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
-      std::string id = text_member(scene, "scene_id");
-      if (!checked(id)) {
-        continue;  // in a scene's cost loop, only that scene's report is read
-      }
+    for (const std::string& id : checked_ids(scenes ? *scenes : empty_array())) {
       AVPS_TRY_ASSIGN(std::shared_ptr<const json> report, context.latest_shared("COST_REPORT", id));
       if (report) {
         Findings scene_findings;
@@ -940,12 +951,8 @@ Result<Findings> budget_caps(const json& output, const json& params, const GateC
                           : json::object();
   if ((shot_cap && *shot_cap > 0) || (raised.is_object() && !raised.empty())) {
     AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
-    for (const json& scene : scenes ? array_member(*scenes, "rows") : empty_array()) {
-      if (!checked(text_member(scene, "scene_id"))) {
-        continue;
-      }
-      AVPS_TRY_ASSIGN(std::shared_ptr<const json> report,
-                      context.latest_shared("COST_REPORT", text_member(scene, "scene_id")));
+    for (const std::string& scene_id : checked_ids(scenes ? *scenes : empty_array())) {
+      AVPS_TRY_ASSIGN(std::shared_ptr<const json> report, context.latest_shared("COST_REPORT", scene_id));
       for (const json& row : report ? array_member(*report, "shot_breakdown") : empty_array()) {
         const std::string id = text_member(row, "shot_id");
         std::optional<int64_t> cap = shot_cap;

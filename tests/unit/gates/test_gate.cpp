@@ -972,6 +972,14 @@ TEST_CASE("a scene whose projected cost passes the scene cap fails", "[gates]") 
   CHECK(result.reasons ==
         std::vector<std::string>{
             "S01: projected spend $0.97 is 108.1% of the scene cap $0.90: simplify before producing"});
+  // Checked in another scene's cost loop, S01's projection is not that check's to fail; in its
+  // own, it is.
+  context.set_config("/budget/checked_scene", "S02");
+  CHECK(evaluate(skill_definition("budget-gates"), artifact_fixture("budget_status"), context).verdict ==
+        Verdict::pass);
+  context.set_config("/budget/checked_scene", "S01");
+  CHECK(evaluate(skill_definition("budget-gates"), artifact_fixture("budget_status"), context).reasons ==
+        result.reasons);
 }
 
 TEST_CASE("a shot whose projection passes its shot cap fails, naming the shot and its projection", "[gates]") {
