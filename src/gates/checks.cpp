@@ -138,6 +138,40 @@ const json* find_row(const json& rows, const char* id_member, const std::string&
   return nullptr;
 }
 
+// What `read` makes of a parsed content, kept by the content it was read from. The engine's
+// context hands out one shared content per version while its cache holds it, so a check that
+// reads the same list at every scene's step (a plan, the scene list) reads it once, and its cost
+// does not grow with the project. An entry is used only while the content it was read from lives
+// and is the one handed in (its weak_ptr still locks to that very object): a content the cache let
+// go of, or another made at its address, is read anew. Called from every thread that checks (the
+// record check's threads too): under a mutex, one store per call site (`Read` is its lambda).
+template <typename Kept, typename Read>
+std::shared_ptr<const Kept> kept_of(const std::shared_ptr<const json>& content, Read read) {
+  struct Entry {
+    std::weak_ptr<const json> content;
+    std::shared_ptr<const Kept> kept;
+  };
+  static std::mutex mutex;
+  static std::map<const json*, Entry> entries;
+  constexpr size_t k_max_entries = 4096;  // contents of many more scenes than one run's cache holds
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = entries.find(content.get()); it != entries.end() && it->second.content.lock() == content) {
+      return it->second.kept;
+    }
+  }
+  std::shared_ptr<const Kept> kept = std::make_shared<const Kept>(read(*content));
+  std::lock_guard<std::mutex> lock(mutex);
+  if (entries.size() >= k_max_entries) {
+    std::erase_if(entries, [](const auto& entry) { return entry.second.content.expired(); });
+    if (entries.size() >= k_max_entries) {
+      entries.clear();
+    }
+  }
+  entries[content.get()] = Entry{content, kept};
+  return kept;
+}
+
 // Whether an entity's lock is recorded, remembering answers: checks ask about the same
 // characters and sets row after row.
 class LockLookup {
@@ -894,6 +928,24 @@ std::optional<int64_t> cap_of(const json& config, const char* name) {
   return std::nullopt;
 }
 
+// The scene ids of a parsed SCENES, kept by its content (kept_of): every scene's budget step checks
+// its own scene's caps, and finding its row by reading every row made each check cost as much as
+// the project has scenes.
+struct SceneRows {
+  std::vector<std::string> ids;               ///< each row's scene_id in order ("" for a row without one)
+  std::map<std::string, size_t> rows_naming;  ///< how many rows name each id
+};
+std::shared_ptr<const SceneRows> scene_rows_of(const std::shared_ptr<const json>& scenes) {
+  return kept_of<SceneRows>(scenes, [](const json& list) {
+    SceneRows rows;
+    for (const json& scene : array_member(list, "rows")) {
+      rows.ids.push_back(text_member(scene, "scene_id"));
+      ++rows.rows_naming[rows.ids.back()];
+    }
+    return rows;
+  });
+}
+
 Result<Findings> budget_caps(const json& output, const json& params, const GateContext& context) {
   AVPS_TRY_ASSIGN(double warn_pct, number_param(params, "warn_pct"));
   const json& config = context.config();
@@ -908,28 +960,25 @@ Result<Findings> budget_caps(const json& output, const json& params, const GateC
   // of that scene only; otherwise every scene's.
   const std::string checked_scene =
       config.contains("budget") && config["budget"].is_object() ? config["budget"].value("checked_scene", "") : "";
-  // The ids of the scenes whose caps are checked, in SCENES order, one per row that names one. In
-  // a scene's cost loop a row's id is compared in place, not copied: the loop checks once per
-  // scene, and copying every scene's id made each check cost as much as the project is long.
-  auto checked_ids = [&](const json& scenes) {
-    std::vector<std::string> ids;
-    for (const json& scene : array_member(scenes, "rows")) {
-      auto id = scene.is_object() ? scene.find("scene_id") : scene.end();
-      const bool named = id != scene.end() && id->is_string();
-      if (checked_scene.empty()) {
-        ids.push_back(named ? id->get<std::string>() : "");
-      } else if (named && id->get_ref<const std::string&>() == checked_scene) {
-        ids.push_back(checked_scene);
-      }
+  // The ids of the scenes whose caps are checked, in SCENES order, one per row that names one
+  // (SceneRows): in a scene's cost loop that scene's alone, found without reading every row.
+  auto checked_ids = [&](const std::shared_ptr<const json>& scenes) -> std::vector<std::string> {
+    if (!scenes) {
+      return {};
     }
-    return ids;
+    const std::shared_ptr<const SceneRows> rows = scene_rows_of(scenes);
+    if (checked_scene.empty()) {
+      return rows->ids;
+    }
+    auto named = rows->rows_naming.find(checked_scene);
+    return std::vector<std::string>(named == rows->rows_naming.end() ? 0 : named->second, checked_scene);
   };
 
   // Scene caps: each scene's latest COST_REPORT projection (committed spend per scene is not in
   // the BUDGET_STATUS; the budget governor holds it call by call).
   if (std::optional<int64_t> scene_cap = cap_of(config, "scene_cap_usd"); scene_cap && *scene_cap > 0) {
     AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
-    for (const std::string& id : checked_ids(scenes ? *scenes : empty_array())) {
+    for (const std::string& id : checked_ids(scenes)) {
       AVPS_TRY_ASSIGN(std::shared_ptr<const json> report, context.latest_shared("COST_REPORT", id));
       if (report) {
         Findings scene_findings;
@@ -951,7 +1000,7 @@ Result<Findings> budget_caps(const json& output, const json& params, const GateC
                           : json::object();
   if ((shot_cap && *shot_cap > 0) || (raised.is_object() && !raised.empty())) {
     AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
-    for (const std::string& scene_id : checked_ids(scenes ? *scenes : empty_array())) {
+    for (const std::string& scene_id : checked_ids(scenes)) {
       AVPS_TRY_ASSIGN(std::shared_ptr<const json> report, context.latest_shared("COST_REPORT", scene_id));
       for (const json& row : report ? array_member(*report, "shot_breakdown") : empty_array()) {
         const std::string id = text_member(row, "shot_id");
@@ -985,42 +1034,19 @@ struct PlannedTiers {
   std::map<std::string, int64_t> by_hero;
 };
 
-// The planned tiers of a parsed SHOTLIST, kept by the parsed content they were read from. Every
-// scene's budget step counts the premium share over every scene's plan; the engine's context hands
-// out one shared content per version while its cache holds it, so with this memo a step reads the
-// rows of the plans it has not seen, not every row of the project (which made the cost of a
-// budget step grow with the project). An entry is used only while the content it was read from
-// lives and is the one handed in (its weak_ptr still locks to that very object): a content the
-// cache let go of, or another made at its address, is read anew. Called from every thread that
-// checks (the record check's threads too): under a mutex.
+// The planned tiers of a parsed SHOTLIST, kept by its content (kept_of). Every scene's budget step
+// counts the premium share over every scene's plan; with this memo a step reads the rows of the
+// plans it has not seen, not every row of the project (which made the cost of a budget step grow
+// with the project).
 std::shared_ptr<const PlannedTiers> planned_tiers_of(const std::shared_ptr<const json>& shotlist) {
-  struct Kept {
-    std::weak_ptr<const json> content;
-    std::shared_ptr<const PlannedTiers> tiers;
-  };
-  static std::mutex mutex;
-  static std::map<const json*, Kept> kept;
-  constexpr size_t k_max_kept = 4096;  // plans of many more scenes than one run's cache holds
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (auto it = kept.find(shotlist.get()); it != kept.end() && it->second.content.lock() == shotlist) {
-      return it->second.tiers;
+  return kept_of<PlannedTiers>(shotlist, [](const json& plan) {
+    PlannedTiers tiers;
+    for (const json& shot : array_member(plan, "rows")) {
+      tiers.shots.emplace_back(text_member(shot, "shot_id"), text_member(shot, "hero_tier"));
+      ++tiers.by_hero[tiers.shots.back().second];
     }
-  }
-  auto tiers = std::make_shared<PlannedTiers>();
-  for (const json& shot : array_member(*shotlist, "rows")) {
-    tiers->shots.emplace_back(text_member(shot, "shot_id"), text_member(shot, "hero_tier"));
-    ++tiers->by_hero[tiers->shots.back().second];
-  }
-  std::lock_guard<std::mutex> lock(mutex);
-  if (kept.size() >= k_max_kept) {
-    std::erase_if(kept, [](const auto& entry) { return entry.second.content.expired(); });
-    if (kept.size() >= k_max_kept) {
-      kept.clear();
-    }
-  }
-  kept[shotlist.get()] = Kept{shotlist, tiers};
-  return tiers;
+    return tiers;
+  });
 }
 
 // The premium share of every scene's plan, counted under one SCENES and ROUTING_DECISION content

@@ -982,6 +982,35 @@ TEST_CASE("a scene whose projected cost passes the scene cap fails", "[gates]") 
         result.reasons);
 }
 
+TEST_CASE("a scene's cost loop checks its scene's cap by the scene list recorded at the check", "[gates]") {
+  // Given a context that hands out one shared content per recording, as the engine's does (the
+  // cap check keeps the scene ids it read of each scene list by that content), when the scene list
+  // changes between two checks of one scene's caps, then the next check follows the list
+  // recorded now: a scene it no longer lists is not checked, one it lists again is.
+  FakeGateContext context = fixture_context();
+  context.record("SHOTLIST", "S01", json::object());  // keep the premium quota out of it
+  context.set_config("/budget/scene_cap_usd", 0.9);    // S01's cost report projects $0.973
+  context.set_config("/budget/checked_scene", "S01");
+  const json skill = skill_definition("budget-gates");
+  const json status = artifact_fixture("budget_status");
+  const std::string over = "S01: projected spend $0.97 is 108.1% of the scene cap $0.90: simplify before producing";
+  CHECK(evaluate(skill, status, context).reasons == std::vector<std::string>{over});
+  CHECK(evaluate(skill, status, context).reasons == std::vector<std::string>{over});  // the same list: the same answer
+
+  const json scenes = context.latest("SCENES", "").value().value();
+  json without_s01 = scenes;
+  without_s01["rows"] = json::array();
+  for (const json& row : scenes["rows"]) {
+    if (row["scene_id"] != "S01") {
+      without_s01["rows"].push_back(row);
+    }
+  }
+  context.record("SCENES", "", without_s01);
+  CHECK(evaluate(skill, status, context).verdict == Verdict::pass);
+  context.record("SCENES", "", scenes);
+  CHECK(evaluate(skill, status, context).reasons == std::vector<std::string>{over});
+}
+
 TEST_CASE("a shot whose projection passes its shot cap fails, naming the shot and its projection", "[gates]") {
   FakeGateContext context = fixture_context();
   context.record("SHOTLIST", "S01", json::object());  // keep the premium quota out of it
