@@ -172,6 +172,23 @@ std::shared_ptr<const Kept> kept_of(const std::shared_ptr<const json>& content, 
   return kept;
 }
 
+// The row of `scene_id` in a parsed SCENES or BREAKDOWN, the first as find_row finds it, through
+// an index of its rows kept by the content (kept_of): each scene's checks look up their own scene,
+// and reading every row made each of them cost as much as the project has scenes. The row is the
+// content's own: valid while the caller holds `list`.
+const json* scene_row(const std::shared_ptr<const json>& list, const std::string& scene_id) {
+  using Index = std::map<std::string, const json*, std::less<>>;
+  const std::shared_ptr<const Index> index = kept_of<Index>(list, [](const json& content) {
+    Index rows;
+    for (const json& row : array_member(content, "rows")) {
+      rows.emplace(text_member(row, "scene_id"), &row);  // the first row of an id, as find_row
+    }
+    return rows;
+  });
+  auto found = index->find(scene_id);
+  return found == index->end() ? nullptr : found->second;
+}
+
 // Whether an entity's lock is recorded, remembering answers: checks ask about the same
 // characters and sets row after row.
 class LockLookup {
@@ -255,7 +272,7 @@ Result<Findings> breakdown_matches_scenes(const json& output, const json&, const
     if (!by_scene.emplace(id, &row).second) {
       add(findings, Verdict::fail, id + " has more than one BREAKDOWN row");
     }
-    if (find_row(scene_rows, "scene_id", id) == nullptr) {
+    if (scene_row(scenes, id) == nullptr) {
       add(findings, Verdict::fail, id + " has a BREAKDOWN row but is not a scene of the latest SCENES");
     }
   }
@@ -448,7 +465,7 @@ Result<Findings> dialogue_every_speaker_scored(const json& output, const json&, 
     speakers.emplace_back(text_member(assessment, "character"), "is assessed");
   }
   AVPS_TRY_ASSIGN(std::shared_ptr<const json> scenes, context.latest_shared("SCENES", ""));
-  const json* row = scenes ? find_row(array_member(*scenes, "rows"), "scene_id", scene) : nullptr;
+  const json* row = scenes ? scene_row(scenes, scene) : nullptr;
   if (row == nullptr) {
     add(findings, Verdict::fail, scene + " is not in the latest SCENES: cannot tell who speaks in it");
   } else {
@@ -481,13 +498,10 @@ Result<Findings> world_state_continuity(const json& output, const json&, const G
         "no WORLD_STATE recorded before " + scene + ": the diff has nothing to apply to");
     return findings;
   }
-  json breakdown_row = nullptr;
+  static const json k_no_row = nullptr;
   AVPS_TRY_ASSIGN(std::shared_ptr<const json> breakdown, context.latest_shared("BREAKDOWN", ""));
-  if (breakdown) {
-    if (const json* row = find_row(array_member(*breakdown, "rows"), "scene_id", scene)) {
-      breakdown_row = *row;
-    }
-  }
+  const json* found = breakdown ? scene_row(breakdown, scene) : nullptr;
+  const json& breakdown_row = found != nullptr ? *found : k_no_row;
   if (Result<json> applied = builtins::apply_state_diff(*before, output); !applied) {
     add(findings, Verdict::fail,
         "the STATE_DIFF of " + scene + " does not apply: " + applied.error().message);
@@ -515,7 +529,7 @@ Result<Findings> scene_entities_resolve(const json& output, const json&, const G
   // A scene report checks its scene; an act or project report checks every scene.
   std::vector<const json*> rows;
   if (artifacts::is_scene_id(target)) {
-    if (const json* row = find_row(array_member(*scenes, "rows"), "scene_id", target)) {
+    if (const json* row = scene_row(scenes, target)) {
       rows.push_back(row);
     } else {
       add(findings, Verdict::fail, target + " is not in the latest SCENES");

@@ -492,6 +492,32 @@ TEST_CASE("DIALOGUE_CHECK fails when any speaker scores below 3 or is not scored
   CHECK(gate_has_reason(result, "no distinctiveness score"));
 }
 
+TEST_CASE("a scene's checks find its row in the scene list recorded at the check", "[gates]") {
+  // Given a context that hands out one shared content per recording, as the engine's does (the
+  // checks keep an index of each scene list's rows by that content), when the scene list changes
+  // between two checks of one scene, then the next check reads the row recorded now.
+  FakeGateContext context = fixture_context();
+  const json skill = skill_definition("dialogue-consistency-check");
+  const json dialogue = artifact_fixture("dialogue_check");
+  const std::string scene = dialogue["scene_id"].get<std::string>();
+  CHECK(evaluate(skill, dialogue, context).verdict == Verdict::pass);
+  CHECK(evaluate(skill, dialogue, context).verdict == Verdict::pass);  // the same list: the same answer
+
+  const json scenes = context.latest("SCENES", "").value().value();
+  json without = scenes;
+  without["rows"] = json::array();
+  for (const json& row : scenes["rows"]) {
+    if (row["scene_id"] != scene) {
+      without["rows"].push_back(row);
+    }
+  }
+  context.record("SCENES", "", without);
+  CHECK(gate_has_reason(evaluate(skill, dialogue, context),
+                        scene + " is not in the latest SCENES: cannot tell who speaks in it"));
+  context.record("SCENES", "", scenes);
+  CHECK(evaluate(skill, dialogue, context).verdict == Verdict::pass);
+}
+
 TEST_CASE("PSYCH fails on a drift warning", "[gates]") {
   FakeGateContext context;
   json skill = skill_definition("character-psychology");
