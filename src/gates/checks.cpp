@@ -143,8 +143,11 @@ const json* find_row(const json& rows, const char* id_member, const std::string&
 // reads the same list at every scene's step (a plan, the scene list) reads it once, and its cost
 // does not grow with the project. An entry is used only while the content it was read from lives
 // and is the one handed in (its weak_ptr still locks to that very object): a content the cache let
-// go of, or another made at its address, is read anew. Called from every thread that checks (the
-// record check's threads too): under a mutex, one store per call site (`Read` is its lambda).
+// go of, or another made at its address, is read anew. Entries of contents gone are dropped each
+// time the store has doubled since the last sweep: a context that hands out a fresh copy at every
+// call (GateContext's default) leaves one per call, and an index of a 500-scene list is tens of KB.
+// Called from every thread that checks (the record check's threads too): under a mutex, one store
+// per call site (`Read` is its lambda).
 template <typename Kept, typename Read>
 std::shared_ptr<const Kept> kept_of(const std::shared_ptr<const json>& content, Read read) {
   struct Entry {
@@ -153,7 +156,9 @@ std::shared_ptr<const Kept> kept_of(const std::shared_ptr<const json>& content, 
   };
   static std::mutex mutex;
   static std::map<const json*, Entry> entries;
+  constexpr size_t k_first_sweep = 64;
   constexpr size_t k_max_entries = 4096;  // contents of many more scenes than one run's cache holds
+  static size_t sweep_at = k_first_sweep;
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (auto it = entries.find(content.get()); it != entries.end() && it->second.content.lock() == content) {
@@ -162,11 +167,12 @@ std::shared_ptr<const Kept> kept_of(const std::shared_ptr<const json>& content, 
   }
   std::shared_ptr<const Kept> kept = std::make_shared<const Kept>(read(*content));
   std::lock_guard<std::mutex> lock(mutex);
-  if (entries.size() >= k_max_entries) {
+  if (entries.size() >= sweep_at) {
     std::erase_if(entries, [](const auto& entry) { return entry.second.content.expired(); });
     if (entries.size() >= k_max_entries) {
       entries.clear();
     }
+    sweep_at = std::max(k_first_sweep, 2 * entries.size());
   }
   entries[content.get()] = Entry{content, kept};
   return kept;
