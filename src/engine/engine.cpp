@@ -261,6 +261,8 @@ WriterFacts Impl::make_writer_facts(const std::string& name) const {
   facts.by_step = true;
   facts.step = writer->second.step;
   facts.written_at = writer_rank(facts.step);
+  const std::string loop = facts.step.substr(0, facts.step.find_first_of("@#<"));
+  facts.walk_step = step_index.count(loop.substr(0, loop.find('/'))) > 0;
   auto found = record.steps.find(facts.step);
   const std::optional<json> finished = found == record.steps.end() ? std::nullopt : std::optional<json>(*found->second);
   facts.unfinished = !finished || finished->value("attempt", 0) < writer->second.attempt;

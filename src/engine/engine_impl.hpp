@@ -266,14 +266,19 @@ struct WriterFacts {
   std::string step;      ///< the writer's step key
   std::string loop;      ///< the finished step's loop
   std::optional<WalkRank> written_at;
+  /// Its writer is a step of the stage graph's walk, which a later pass of the walk checks by its
+  /// key; not an on-demand one (regen-analyzer), each run of which is a new attempt on the latest.
+  bool walk_step = false;
   bool unfinished = false;
   bool cut_short = false;
   bool failed_unanswered = false;  ///< its loop's last step, a FAIL, and no stop open on that loop
 
   /// Whether a step of `reader_loop` at `reader` must not read this version (readable_version
   /// then walks back to the one before): one written later in the walk, or by its own loop at its
-  /// own place (a step reading its own kind, the router its last ROUTING_DECISION, found none there
-  /// when it first ran: shown its own output on resume, it ran again after every whole production).
+  /// own place when that loop is a walk step (a step reading its own kind, the router its last
+  /// ROUTING_DECISION, found none there when it first ran: shown its own output when the walk came
+  /// back to it, its key changed and it ran again after every whole production). An on-demand
+  /// step (regen-analyzer, whose global REGEN_RULES each run carries forward) reads its own last.
   bool hidden_from(const std::string& reader_loop, const std::optional<WalkRank>& reader) const {
     if (!by_step) {
       return false;
@@ -281,7 +286,8 @@ struct WriterFacts {
     const bool own_attempt = step.size() > reader_loop.size() && step.compare(0, reader_loop.size(), reader_loop) == 0 &&
                              step[reader_loop.size()] == '@';
     const bool hidden = unfinished ? own_attempt || cut_short : failed_unanswered && loop != reader_loop;
-    return hidden || (reader && written_at && (*written_at > *reader || (*written_at == *reader && own_attempt)));
+    return hidden ||
+           (reader && written_at && (*written_at > *reader || (*written_at == *reader && own_attempt && walk_step)));
   }
   bool operator==(const WriterFacts&) const = default;
 };

@@ -243,6 +243,7 @@ TEST_CASE("a version a reader may not read is hidden by its writer's facts and t
   facts.step = "budget-gates/S04@0123456789abcdef";
   facts.loop = "budget-gates/S04";
   facts.written_at = engine::WalkRank{1, 3, 20};
+  facts.walk_step = true;
   const std::optional<engine::WalkRank> before{engine::WalkRank{1, 3, 19}};
   const std::optional<engine::WalkRank> after{engine::WalkRank{1, 4, 2}};
   // Then a step after it in the walk reads it, one before it does not, nor does a feedback read
@@ -272,6 +273,11 @@ TEST_CASE("a version a reader may not read is hidden by its writer's facts and t
   CHECK(facts.hidden_from("budget-gates/S04", own_place));
   CHECK_FALSE(facts.hidden_from("budget-gates/S04", after));
   CHECK_FALSE(facts.hidden_from("budget-gates/S05", own_place));  // another scene's loop, the same place
+  // Not so for an on-demand step (regen-analyzer): each run is a new attempt that carries forward
+  // what its last one wrote (the global REGEN_RULES), never checked again by its key.
+  engine::WriterFacts on_demand = facts;
+  on_demand.walk_step = false;
+  CHECK_FALSE(on_demand.hidden_from("budget-gates/S04", own_place));
 
   // When it is its loop's last step, a FAIL not yet acted on, only that loop reads it.
   engine::WriterFacts failed = facts;
