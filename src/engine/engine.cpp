@@ -107,6 +107,14 @@ json spread(const json& items, size_t most) {
   return out;
 }
 
+// The loop and the skill a step key names: "skill/KEY[/resolution]" then "@digest", "#wave" or
+// "<judge loop".
+std::string loop_of_step(const std::string& step_key) { return step_key.substr(0, step_key.find_first_of("@#<")); }
+std::string skill_of_step(const std::string& step_key) {
+  const std::string loop = loop_of_step(step_key);
+  return loop.substr(0, loop.find('/'));
+}
+
 }  // namespace
 
 bool passed(const std::string& verdict) {
@@ -261,8 +269,7 @@ WriterFacts Impl::make_writer_facts(const std::string& name) const {
   facts.by_step = true;
   facts.step = writer->second.step;
   facts.written_at = writer_rank(facts.step);
-  const std::string loop = facts.step.substr(0, facts.step.find_first_of("@#<"));
-  facts.walk_step = step_index.count(loop.substr(0, loop.find('/'))) > 0;
+  facts.walk_step = step_index.count(skill_of_step(facts.step)) > 0;
   auto found = record.steps.find(facts.step);
   const std::optional<json> finished = found == record.steps.end() ? std::nullopt : std::optional<json>(*found->second);
   facts.unfinished = !finished || finished->value("attempt", 0) < writer->second.attempt;
@@ -763,8 +770,7 @@ WalkRank Impl::rank_of(const std::string& skill, const Context& context) const {
 }
 
 std::optional<WalkRank> Impl::writer_rank(const std::string& step_key) const {
-  // "skill/KEY[/resolution]" then "@digest", "#wave" or "<judge loop".
-  const std::string loop = step_key.substr(0, step_key.find_first_of("@#<"));
+  const std::string loop = loop_of_step(step_key);
   const size_t slash = loop.find('/');
   const std::string skill = loop.substr(0, slash);
   if (!step_index.count(skill) && !e.m_registry.find(skill)) {
