@@ -148,6 +148,18 @@ Verdict qc_verdict(const FakeGateContext& context, const json& row) {
   return evaluate(skill_definition("qc-grader"), qc_batch({row}), context).verdict;
 }
 
+// `scenes` (a SCENES content) without the rows of `scene_id`.
+json scenes_without(const json& scenes, const std::string& scene_id) {
+  json without = scenes;
+  without["rows"] = json::array();
+  for (const json& row : scenes["rows"]) {
+    if (row["scene_id"] != scene_id) {
+      without["rows"].push_back(row);
+    }
+  }
+  return without;
+}
+
 }  // namespace
 
 // ---- verdicts ---------------------------------------------------------------------------------
@@ -504,14 +516,7 @@ TEST_CASE("a scene's checks find its row in the scene list recorded at the check
   CHECK(evaluate(skill, dialogue, context).verdict == Verdict::pass);  // the same list: the same answer
 
   const json scenes = context.latest("SCENES", "").value().value();
-  json without = scenes;
-  without["rows"] = json::array();
-  for (const json& row : scenes["rows"]) {
-    if (row["scene_id"] != scene) {
-      without["rows"].push_back(row);
-    }
-  }
-  context.record("SCENES", "", without);
+  context.record("SCENES", "", scenes_without(scenes, scene));
   CHECK(gate_has_reason(evaluate(skill, dialogue, context),
                         scene + " is not in the latest SCENES: cannot tell who speaks in it"));
   context.record("SCENES", "", scenes);
@@ -1024,14 +1029,7 @@ TEST_CASE("a scene's cost loop checks its scene's cap by the scene list recorded
   CHECK(evaluate(skill, status, context).reasons == std::vector<std::string>{over});  // the same list: the same answer
 
   const json scenes = context.latest("SCENES", "").value().value();
-  json without_s01 = scenes;
-  without_s01["rows"] = json::array();
-  for (const json& row : scenes["rows"]) {
-    if (row["scene_id"] != "S01") {
-      without_s01["rows"].push_back(row);
-    }
-  }
-  context.record("SCENES", "", without_s01);
+  context.record("SCENES", "", scenes_without(scenes, "S01"));
   CHECK(evaluate(skill, status, context).verdict == Verdict::pass);
   context.record("SCENES", "", scenes);
   CHECK(evaluate(skill, status, context).reasons == std::vector<std::string>{over});
