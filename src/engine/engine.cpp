@@ -1424,6 +1424,7 @@ bool carries_gate(const artifacts::FaceCodec& codec) {
 
 Result<const RecordTally*> Impl::tally_so_far() {
   const ledger::Ledger& ledger = e.m_project.ledger();
+  RecordTally& tally = record.tally;  // as of the record's last event when the run started
   if (ledger.head().seq <= tally.seq) {
     return &tally;
   }
@@ -1438,14 +1439,12 @@ Result<const RecordTally*> Impl::tally_so_far() {
       fresh.members.push_back(member);
     }
   }
-  ledger::Ledger::EventQuery routes;
-  routes.kinds = {"route.escalated", "route.reallocated", "route.rerouted", "route.escalation_refused"};
   std::optional<int64_t> first_route;  // the seq of the first routing decision among the new events
   AVPS_TRY(ledger.each_event(fresh, [&](ledger::Event&& event) -> Result<void> {
     tally.budget.add(event);
     tally.narrative.add(event);
     tally.seq = event.seq;
-    if (!first_route && routes.kinds.count(event.kind) != 0) {
+    if (!first_route && RecordTally::is_routing(event.kind)) {
       first_route = event.seq;
     }
     return ok();
@@ -1460,16 +1459,12 @@ Result<const RecordTally*> Impl::tally_so_far() {
   }
   // The routing decisions whole, up to the same event (a call finishing on another thread may
   // have appended one since: the next tally takes it).
+  ledger::Ledger::EventQuery routes;
+  routes.kinds = {"route.escalated", "route.reallocated", "route.rerouted", "route.escalation_refused"};
   routes.after_seq = *first_route - 1;
   AVPS_TRY(ledger.each_event(routes, [&](ledger::Event&& event) -> Result<void> {
-    if (event.seq > tally.seq) {
-      return ok();
-    }
-    if (event.kind == "route.escalated" && event.body.contains("after_attempts")) {
-      tally.escalations.insert(event.body.value("loop", "") + "#" +
-                               std::to_string(event.body.value("after_attempts", 0)));
-    } else if (event.kind != "route.escalated") {
-      tally.routing.push_back(std::move(event));
+    if (event.seq <= tally.seq) {
+      tally.note_routing(std::move(event));
     }
     return ok();
   }));

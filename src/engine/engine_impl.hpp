@@ -338,19 +338,6 @@ struct TargetVersions {
   std::optional<Readable> last_read;
 };
 
-/// What the built-ins aggregate from the whole record (Impl::tally_so_far), as of event `seq`.
-struct RecordTally {
-  int64_t seq = 0;
-  /// The route.reallocated, route.rerouted and route.escalation_refused events: the log's view of
-  /// the routing, which the router's built-ins compare with what they decide now (a few per scene).
-  std::vector<ledger::Event> routing;
-  /// "<loop>#<after_attempts>" of each escalation recorded (route.escalated): a decision a resumed
-  /// run finds made, and does not make again against counts that include the calls it led to.
-  std::set<std::string> escalations;
-  governance::BudgetTally budget;
-  governance::NarrativeCallTally narrative;
-};
-
 /// Whether artifacts of the codec's kind carry a gate object (WORLD_STATE and STATE_DIFF do not).
 bool carries_gate(const artifacts::FaceCodec& codec);
 
@@ -382,7 +369,6 @@ struct Impl {
   /// index next moves.
   const ledger::ArtifactRecord* indexed(const std::string& name) const;
   int64_t index_seq = -1;
-  RecordTally tally;
   std::map<std::string, int> step_index;      ///< skill -> its first step in graph order
   std::map<std::string, int> producer_index;  ///< kind -> the first step that writes it
   std::map<std::string, int> graph_step_index;  ///< graph step id -> its position in graph order

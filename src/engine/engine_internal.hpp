@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "avps/artifacts/face.hpp"
@@ -17,7 +18,9 @@
 #include "avps/engine/engine.hpp"
 #include "avps/engine/fold_checkpoint.hpp"
 #include "avps/gates/gate.hpp"
+#include "avps/governance/budget_status.hpp"
 #include "avps/governance/override.hpp"
+#include "avps/governance/quota.hpp"
 #include "avps/ledger/ledger.hpp"
 
 namespace avps::core {
@@ -153,6 +156,36 @@ struct SceneCaching {
   bool operator==(const SceneCaching&) const = default;
 };
 
+/// What the built-ins aggregate from the whole record (Impl::tally_so_far), as of event `seq`: the
+/// spend and calls by tier, the shots regenerated, the narrative calls, the routing decisions.
+/// Folded with the run's Record (RecordFold, RecordParts::all) and kept in the fold checkpoint with
+/// it, so that a run adds only the events after it: folding every event's members anew in each
+/// process was about 2 s of a run's first built-in at 500 scenes.
+struct RecordTally {
+  /// The last event added; add() leaves it at the one before an event the record's fold ignores
+  /// (record_fold_ignores), so tally_so_far may read that one again, to no effect.
+  int64_t seq = 0;
+  /// The route.reallocated, route.rerouted and route.escalation_refused events: the log's view of
+  /// the routing, which the router's built-ins compare with what they decide now (a few per scene).
+  std::vector<ledger::Event> routing;
+  /// "<loop>#<after_attempts>" of each escalation recorded (route.escalated): a decision a resumed
+  /// run finds made, and does not make again against counts that include the calls it led to.
+  std::set<std::string> escalations;
+  governance::BudgetTally budget;
+  governance::NarrativeCallTally narrative;
+
+  /// The event kinds note_routing() keeps or notes.
+  static bool is_routing(std::string_view kind);
+  /// `e`, a routing event (is_routing), noted: an escalation's loop and count, any other kept whole.
+  void note_routing(ledger::Event e);
+  /// `e` (whole) added: what tally_so_far adds from the members it reads and the routing events.
+  void add(const ledger::Event& e);
+  /// As JSON (the fold checkpoint's run-record section), and back; restore() throws
+  /// nlohmann::json::exception on what save() did not make.
+  nlohmann::json save() const;
+  static RecordTally restore(const nlohmann::json& saved);
+};
+
 /// What the record says so far, rebuilt from the ledger's events (never kept elsewhere). It holds
 /// no event and no response body: a run's memory grows with the steps and renders it knows of, not
 /// with the calls recorded.
@@ -198,6 +231,9 @@ struct Record {
   /// The decisions people recorded (`avps override`): what governance::Overrides::read gives of the
   /// same events, without another reading of the record.
   governance::Overrides overrides;
+  /// The built-ins' tally (a run's record only, RecordParts::all): as of the last event folded,
+  /// then kept up to date by Impl::tally_so_far.
+  RecordTally tally;
 };
 
 /// A step of `loop` ended with `verdict`: when it passed (PASS, WARN, ACCEPTED), the revisions done

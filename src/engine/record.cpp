@@ -269,9 +269,69 @@ bool stale_shots_read(std::string_view kind) {
   return kind.rfind("exchange.", 0) != 0 && kind.rfind("budget.", 0) != 0;
 }
 
+bool RecordTally::is_routing(std::string_view kind) {
+  return kind == "route.escalated" || kind == "route.reallocated" || kind == "route.rerouted" ||
+         kind == "route.escalation_refused";
+}
+
+void RecordTally::note_routing(ledger::Event e) {
+  if (e.kind != "route.escalated") {
+    routing.push_back(std::move(e));
+  } else if (e.body.contains("after_attempts")) {
+    escalations.insert(e.body.value("loop", "") + "#" + std::to_string(e.body.value("after_attempts", 0)));
+  }
+}
+
+void RecordTally::add(const ledger::Event& e) {
+  if (record_fold_ignores(e)) {
+    // Counts nothing, and leaves `seq` as it was: a fold of a run that had nothing to do saves
+    // the same bytes as the fold before it (write_run_record_section keeps them).
+    return;
+  }
+  budget.add(e);
+  narrative.add(e);
+  if (is_routing(e.kind)) {
+    note_routing(e);
+  }
+  seq = e.seq;
+}
+
+json RecordTally::save() const {
+  json events = json::array();
+  for (const ledger::Event& e : routing) {
+    events.push_back({e.seq, e.run_id, e.timestamp, e.kind, e.body, e.prev_hash, e.hash});
+  }
+  return {{"seq", seq},
+          {"routing", std::move(events)},
+          {"escalations", escalations},
+          {"budget", budget.save()},
+          {"narrative", narrative.save()}};
+}
+
+RecordTally RecordTally::restore(const json& saved) {
+  RecordTally tally;
+  tally.seq = saved.at("seq").get<int64_t>();
+  for (const json& item : saved.at("routing")) {
+    tally.routing.push_back(ledger::Event{.seq = item.at(0).get<int64_t>(),
+                                          .run_id = item.at(1).get<std::string>(),
+                                          .timestamp = item.at(2).get<std::string>(),
+                                          .kind = item.at(3).get<std::string>(),
+                                          .body = item.at(4),
+                                          .prev_hash = item.at(5).get<std::string>(),
+                                          .hash = item.at(6).get<std::string>()});
+  }
+  saved.at("escalations").get_to(tally.escalations);
+  tally.budget = governance::BudgetTally::restore(saved.at("budget"));
+  tally.narrative = governance::NarrativeCallTally::restore(saved.at("narrative"));
+  return tally;
+}
+
 void RecordFold::add(const ledger::Event& e) {
   m_stops.add(e);
   m_overrides.add(e);
+  if (m_all) {
+    m_record.tally.add(e);
+  }
   if (e.kind == "run.hard_stop") {
     m_stop_inputs[e.seq] = e.body.value("inputs", "");
     note_stop(m_record, e.body.value("loop", ""), e.seq);
@@ -512,6 +572,7 @@ void save_members(const Record& r, bool all, const governance::HardStopFold& sto
         return json{kept.seq, kept.scene_id, kept.cached_input_tokens, kept.caching_saved_micro_usd};
       });
   sink.whole("revisions_done", r.revisions_done);
+  sink.whole("tally", r.tally.save());
   object("rounds", r.rounds, as_json);
   object("shot_attempts", r.shot_attempts, [](const std::vector<FlatJson>& attempts) {
     json list = json::array();
@@ -814,6 +875,8 @@ void put_members(core::ByteWriter& out, bool all, RecordT& r, const governance::
   after.release(unfinished_writes);
   put(out, world_replaced);
   after.release(world_replaced);
+  out.json(r.tally.save());  // (since format 9)
+  after.written();
 }
 
 // save(): every member kept, one writer.
@@ -903,12 +966,14 @@ std::optional<RecordFold> RecordFold::restore_bytes(std::string_view bytes) {
   take(in, fold.m_stop_inputs);
   take(in, fold.m_unfinished_writes);
   take(in, fold.m_world_replaced);
+  const json tally = in.json();
   if (!in.done()) {
     return std::nullopt;
   }
   try {
     fold.m_stops = governance::HardStopFold::restore(stops);
     fold.m_overrides = governance::Overrides::restore(overrides);
+    r.tally = RecordTally::restore(tally);
   } catch (const json::exception&) {
     return std::nullopt;
   }

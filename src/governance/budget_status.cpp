@@ -97,6 +97,25 @@ void BudgetTally::add(const ledger::Event& e) {
   }
 }
 
+json BudgetTally::save() const {
+  json by_tier = json::object();
+  for (const auto& [tier, usage] : tiers) {
+    by_tier[tier] = {usage.calls, usage.spend_micro_usd};
+  }
+  return {{"scenes", scenes}, {"shots", shots}, {"regen_by_shot", regen_by_shot}, {"tiers", by_tier}};
+}
+
+BudgetTally BudgetTally::restore(const json& saved) {
+  BudgetTally tally;
+  saved.at("scenes").get_to(tally.scenes);
+  saved.at("shots").get_to(tally.shots);
+  saved.at("regen_by_shot").get_to(tally.regen_by_shot);
+  for (const auto& [tier, usage] : saved.at("tiers").items()) {
+    tally.tiers[tier] = TierUsage{usage.at(0).get<int64_t>(), usage.at(1).get<int64_t>()};
+  }
+  return tally;
+}
+
 Result<BudgetStatusInput> budget_status_input(const ledger::Ledger& ledger,
                                               const std::vector<ledger::Event>& events,
                                               const project::Budget& configured, const Overrides& overrides,

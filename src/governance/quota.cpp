@@ -96,6 +96,18 @@ void NarrativeCallTally::add(const ledger::Event& e) {
   m_calls.t3 += intent->tier == "t3" ? 1 : 0;
 }
 
+nlohmann::json NarrativeCallTally::save() const {
+  return {{"total", m_calls.total}, {"t3", m_calls.t3}, {"seen", m_seen}};
+}
+
+NarrativeCallTally NarrativeCallTally::restore(const nlohmann::json& saved) {
+  NarrativeCallTally tally;
+  tally.m_calls.total = saved.at("total").get<int64_t>();
+  tally.m_calls.t3 = saved.at("t3").get<int64_t>();
+  saved.at("seen").get_to(tally.m_seen);
+  return tally;
+}
+
 std::string T3Admission::message() const {
   return "t3 quota " + std::to_string(pct) + "% of " + std::to_string(basis()) + " narrative calls (" +
          (projected >= recorded ? "projected for the project" : "recorded so far") + ") allows " +

@@ -43,7 +43,7 @@ png_renders "$P"  # the views and the checkpoint, not the clips
 expect_exit 0 "$AVPS" -v run "$P" --until planning
 expect_out "fold checkpoint as of event"
 [ -s "$P/$CP" ] || fail "avps run wrote no $CP"
-head -n 1 "$P/$CP" | grep -qE "^avps-fold-checkpoint 8( [0-9]+ [0-9a-f]{64}){3}$" \
+head -n 1 "$P/$CP" | grep -qE "^avps-fold-checkpoint 9( [0-9]+ [0-9a-f]{64}){3}$" \
   || fail "$CP does not start with its format line"
 cp "$P/$CP" "$WORK/early"
 early_seq=$(sqlite3 "file:$P/.avps/ledger.db?mode=ro" "SELECT max(seq) FROM events")
@@ -106,19 +106,19 @@ grep -q "not used (its length is not the one its format line gives" <<<"$(read_w
   || fail "a truncated checkpoint: $(read_way "$P")"
 same_views "$P" "$WORK/reference" "a truncated checkpoint"
 printf 'avps-fold-checkpoint 999 0 %064d 0 %064d 0 %064d\n' 0 0 0 > "$P/$CP"
-grep -q "not used (not a format 8 checkpoint)" <<<"$(read_way "$P")" || fail "another version: $(read_way "$P")"
-# A format 7 checkpoint's line (what the avps before this one wrote), the file whole and its
+grep -q "not used (not a format 9 checkpoint)" <<<"$(read_way "$P")" || fail "another version: $(read_way "$P")"
+# A format 8 checkpoint's line (what the avps before this one wrote), the file whole and its
 # hashes right: an older version is not read, whatever its content.
 python3 - "$WORK/full" "$P/$CP" <<'PY'
 import hashlib, sys
 data = open(sys.argv[1], "rb").read()
 eol = data.index(b"\n")
 magic, _, *sections = data[:eol].split(b" ")
-line = b" ".join([magic, b"7"] + sections)
+line = b" ".join([magic, b"8"] + sections)
 open(sys.argv[2], "wb").write(line + b"\n" + data[eol + 1:])
 PY
-grep -q "not used (not a format 8 checkpoint)" <<<"$(read_way "$P")" || fail "a format 7 file: $(read_way "$P")"
-same_views "$P" "$WORK/reference" "a format 7 checkpoint"
+grep -q "not used (not a format 9 checkpoint)" <<<"$(read_way "$P")" || fail "a format 8 file: $(read_way "$P")"
+same_views "$P" "$WORK/reference" "a format 8 checkpoint"
 # A whole checkpoint, its hashes right, whose fold is malformed (what a bug would write): the
 # Book's bytes cut short, or followed by bytes it did not save. Not used either way.
 malformed() {  # malformed FROM TO HOW: the fold section cut by 7 bytes ("cut") or grown by 7 ("grown")

@@ -33,7 +33,7 @@ namespace avps::engine {
 /// The checkpoint's format version. Raised whenever what a fold keeps, or how it folds an event,
 /// changes (the read model's Book, the stale-shot record, the engine's Record): a checkpoint of
 /// another version is not used.
-inline constexpr int k_checkpoint_format_version = 8;
+inline constexpr int k_checkpoint_format_version = 9;
 
 /// The sections of a checkpoint, in the order the file holds them.
 enum class CheckpointSection : size_t {

@@ -34,6 +34,7 @@ namespace avps::governance {
 struct TierUsage {
   int64_t calls = 0;
   int64_t spend_micro_usd = 0;
+  bool operator==(const TierUsage&) const = default;
 };
 
 /// Everything a BUDGET_STATUS is computed from.
@@ -60,6 +61,11 @@ struct BudgetTally {
   void add(const ledger::Event& e);
   /// The members of an event's body add() reads: a reader may hand it bodies with only these.
   static const std::vector<std::string>& members();
+  /// The tally as JSON (a fold checkpoint's), and back: a tally restored from it goes on as the
+  /// saved one would. restore() throws nlohmann::json::exception on what save() did not make.
+  nlohmann::json save() const;
+  static BudgetTally restore(const nlohmann::json& saved);
+  bool operator==(const BudgetTally&) const = default;
 };
 
 /// Gathers the input from the ledger: spend against the caps in force (configured, raised by the

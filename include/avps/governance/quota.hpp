@@ -78,6 +78,10 @@ class NarrativeCallTally {
   /// The members of an event's body add() reads: a reader may hand it bodies with only these.
   static const std::vector<std::string>& members();
   const NarrativeCalls& calls() const { return m_calls; }
+  /// The tally as JSON (a fold checkpoint's), and back; restore() throws nlohmann::json::exception
+  /// on what save() did not make.
+  nlohmann::json save() const;
+  static NarrativeCallTally restore(const nlohmann::json& saved);
 
  private:
   NarrativeCalls m_calls;

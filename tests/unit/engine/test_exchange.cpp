@@ -13,7 +13,9 @@
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/engine/engine.hpp"
+#include "avps/governance/budget_status.hpp"
 #include "avps/governance/override.hpp"
+#include "avps/governance/quota.hpp"
 #include "avps/project/project.hpp"
 #include "support/fixed_clock.hpp"
 #include "support/recording_sleeper.hpp"
@@ -431,6 +433,70 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
   CHECK_FALSE(engine::RecordFold::restore_bytes(flat.bytes().substr(0, flat.bytes().size() - 1)));
   CHECK_FALSE(engine::RecordFold::restore_bytes(flat.bytes() + std::string(1, '\0')));
   CHECK_FALSE(engine::RecordFold::restore_bytes(std::string_view()));
+}
+
+TEST_CASE("a run's record carries the built-ins' tally, restored as it was saved and added to from where it stopped",
+          "[engine][checkpoint]") {
+  // Given the record of the demo's narrative and planning
+  ExchangeFilm film;
+  REQUIRE(film.run("planning").ok());
+  auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
+  REQUIRE(project.ok());
+  const ledger::Ledger& ledger = (*project)->ledger();
+  auto read = ledger.events();
+  REQUIRE(read.ok());
+  const std::vector<ledger::Event>& events = *read;
+  engine::RecordFold whole(engine::RecordParts::all);
+  for (const ledger::Event& e : events) {
+    whole.add(e);
+  }
+  const engine::RecordTally folded = std::move(whole).finish().tally;
+
+  // Then the fold's tally (from whole events) is the one Impl::tally_so_far makes from the few
+  // members SQLite extracts of every event, as of the same last event
+  ledger::Ledger::EventQuery members;
+  members.members = governance::BudgetTally::members();
+  for (const std::string& m : governance::NarrativeCallTally::members()) {
+    members.members.push_back(m);
+  }
+  engine::RecordTally extracted;
+  REQUIRE(ledger.each_event(members, [&](ledger::Event&& e) -> Result<void> {
+    extracted.budget.add(e);
+    extracted.narrative.add(e);
+    return ok();
+  }).ok());
+  CHECK(folded.budget == extracted.budget);
+  CHECK(folded.narrative.calls().total == extracted.narrative.calls().total);
+  CHECK(folded.narrative.calls().t3 == extracted.narrative.calls().t3);
+  CHECK(folded.narrative.calls().total > 0);
+  REQUIRE_FALSE(folded.budget.tiers.empty());
+  CHECK(folded.budget.tiers.begin()->second.calls > 0);
+  // and it stands as of the last event that could count (run.finished counts nothing)
+  int64_t last_counted = 0;
+  for (const ledger::Event& e : events) {
+    if (!engine::record_fold_ignores(e)) {
+      last_counted = e.seq;
+    }
+  }
+  CHECK(folded.seq == last_counted);
+
+  // When the record of the first half is saved, restored, and the second half added to it
+  const size_t half = events.size() / 2;
+  engine::RecordFold first(engine::RecordParts::all);
+  for (size_t i = 0; i < half; ++i) {
+    first.add(events[i]);
+  }
+  core::ByteWriter flat;
+  first.save(flat);
+  std::optional<engine::RecordFold> restored = engine::RecordFold::restore_bytes(flat.bytes());
+  REQUIRE(restored);
+  for (size_t i = half; i < events.size(); ++i) {
+    restored->add(events[i]);
+  }
+  const engine::RecordTally resumed = std::move(*restored).finish().tally;
+
+  // Then its tally is the whole fold's, member by member
+  CHECK(resumed.save() == folded.save());
 }
 
 TEST_CASE("a restored record holds a loop's last step once and each exchange key once, and refuses keys out of order",

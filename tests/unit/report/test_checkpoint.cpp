@@ -1,4 +1,4 @@
-// The fold checkpoint (docs/formats/checkpoint.md, format 8): the read model restored from it, with
+// The fold checkpoint (docs/formats/checkpoint.md, format 9): the read model restored from it, with
 // and without events after it, is the model a fold of every event builds; a checkpoint cut short,
 // malformed inside a whole file, or of an older format is not used, and the model is the same.
 // The run's own record (engine::read_record) restored from it and the events after it is the fold
@@ -178,7 +178,7 @@ TEST_CASE("the model from a checkpoint of this format equals the fold of every e
   REQUIRE(early.seq > 100);
   CHECK(early.bytes > 0);
   const std::string early_file = bytes_of(film.checkpoint());
-  CHECK(early_file.rfind("avps-fold-checkpoint 8 ", 0) == 0);
+  CHECK(early_file.rfind("avps-fold-checkpoint 9 ", 0) == 0);
 
   const auto [reference, none] = film.model(report::Folds::record);
   CHECK(none.empty());  // the whole fold never looks at the checkpoint
