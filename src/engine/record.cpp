@@ -572,7 +572,6 @@ void save_members(const Record& r, bool all, const governance::HardStopFold& sto
         return json{kept.seq, kept.scene_id, kept.cached_input_tokens, kept.caching_saved_micro_usd};
       });
   sink.whole("revisions_done", r.revisions_done);
-  sink.whole("tally", r.tally.save());
   object("rounds", r.rounds, as_json);
   object("shot_attempts", r.shot_attempts, [](const std::vector<FlatJson>& attempts) {
     json list = json::array();
@@ -585,6 +584,7 @@ void save_members(const Record& r, bool all, const governance::HardStopFold& sto
   sink.whole("stop_inputs", stop_inputs);  // integer keys: an array of pairs, as nlohmann makes it
   object("stopped_loops", r.stopped_loops, as_json);
   sink.whole("stops", stops.save());
+  sink.whole("tally", r.tally.save());
   object("tickets", r.tickets, as_json);
   sink.whole("triggers_fired", r.triggers_fired);
   object("unfinished_writes", unfinished_writes, [](const std::vector<std::pair<int, std::string>>& writes) {
