@@ -27,6 +27,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 echo "load before (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+echo "$("$avps" --version | tr '\n' ' ')"
 echo "floor on this machine (bench/floor.sh):"
 bash "$root/bench/floor.sh" "$work" | sed 's/^/  /'
 echo

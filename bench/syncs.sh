@@ -59,6 +59,7 @@ calls_of() { sqlite3 "$1/.avps/ledger.db" "SELECT count(*) FROM events WHERE kin
 bash "$root/bench/floor.sh" "$work" > "$work/floor"
 commit_ms=$(awk '$1 == "commit_ms" {print $2}' "$work/floor")
 write_ms=$(awk '$1 == "write_ms" {print $2}' "$work/floor")
+echo "$("$avps" --version | tr '\n' ' ')"
 echo "floor on this machine, same file system, now (bench/floor.sh, mean of 200):"
 echo "  durable SQLite commit (WAL, synchronous=FULL):      $commit_ms ms"
 echo "  durable small-file write (fsync, rename, fsync dir): $write_ms ms"

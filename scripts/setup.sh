@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(g++ cmake ninja-build pkg-config sqlite3 python3 ffmpeg
           libcli11-dev nlohmann-json3-dev libspdlog-dev libcurl4-openssl-dev
-          libsqlite3-dev catch2 libssl-dev libcpp-httplib-dev python3-junitparser)
+          libsqlite3-dev catch2 libssl-dev libcpp-httplib-dev python3-junitparser libjemalloc-dev)
 # --tests: what only the test suite needs too (the report's page is checked in a real browser;
 # the fuzz targets build with clang, whose libFuzzer and sanitizer runtimes are in
 # libclang-rt-14-dev).

@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "avps/core/fs.hpp"
+#include "avps/core/memory.hpp"
 #include "commands.hpp"
 
 namespace avps::cli {
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
 
   Context ctx;
   CLI::App app{k_description, "avps"};
-  app.set_version_flag("--version", std::string("avps ") + AVPS_VERSION_STRING);
+  app.set_version_flag("--version", std::string("avps ") + AVPS_VERSION_STRING + "\nallocator: " + core::allocator_name());
   app.require_subcommand(1);
   app.fallthrough();
   app.add_flag("--json", ctx.json, "Machine-readable JSON output on stdout");

@@ -1,6 +1,5 @@
 #include <sys/ioctl.h>
 #if defined(__GLIBC__)
-#include <malloc.h>
 #endif
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include "avps/core/clock.hpp"
 #include "avps/core/diag.hpp"
 #include "avps/core/fs.hpp"
+#include "avps/core/memory.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/governance/models.hpp"
 #include "avps/governance/override.hpp"
@@ -341,13 +341,11 @@ bool verify_by_name_requested() {
 /// it. Derived state: a checkpoint not written costs readers time, not correctness, so a failure
 /// is one warning and the run's outcome stands.
 void save_fold_checkpoint(project::Project& project) {
-#if defined(__GLIBC__)
-  // The walk's memory is free by now (the engine is gone) but glibc keeps it, much of it in the
-  // arenas of the --jobs threads, which the checkpoint, made on this thread, cannot reuse: given
-  // back first, the end of a run adds its own peak to the walk's instead of stacking on it
+  // The walk's memory is free by now (the engine is gone) but the allocator keeps it, much of it
+  // in the arenas of the --jobs threads, which the checkpoint, made on this thread, cannot reuse:
+  // given back first, the end of a run adds its own peak to the walk's instead of stacking on it
   // (at 500 scenes, a fold of every event: 218 MB of peak RSS before, see bench/README.md).
-  ::malloc_trim(0);
-#endif
+  core::give_back_free_memory();
   Result<report::CheckpointWritten> written = report::write_checkpoint(project);
   if (!written) {
     std::cerr << "avps: warning: the fold checkpoint (" << report::checkpoint_path(project.dir()).string()

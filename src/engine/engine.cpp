@@ -15,8 +15,6 @@
 #include <set>
 #include <thread>
 
-#include <malloc.h>
-
 #include "avps/artifacts/face.hpp"
 #include "avps/artifacts/store.hpp"
 #include "avps/builtins/genpack.hpp"
@@ -25,6 +23,7 @@
 #include "avps/core/diag.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/core/memory.hpp"
 #include "avps/gates/integrity.hpp"
 #include "avps/governance/brief_estimate.hpp"
 #include "avps/governance/override.hpp"
@@ -3316,13 +3315,11 @@ Result<RunOutcome> Engine::run(const RunOptions& options) {
                         ledger::Ledger::open(dir, ledger::OpenMode::read_only, clock));
         Impl::IntegrityFindings found = Impl::find_integrity_violations(dir, *reader, Impl::IntegrityScope::since_mark);
         // What the check read (the artifact index, the mark, every file's identity) was allocated in
-        // this thread's own malloc arena, which the walk never reuses and glibc does not give back by
-        // itself: its pages stayed resident under the walk's own peak (at 500 scenes a resume's peak
-        // RSS was 154 MB, 142 with them given back; bench/README.md).
+        // this thread's own arena, which the walk does not reuse and the allocator does not give
+        // back at once: its pages stayed resident under the walk's own peak (glibc's malloc, 500
+        // scenes: a resume's peak RSS 154 MB, 142 with them given back; bench/README.md).
         reader.reset();
-#if defined(__GLIBC__)
-        ::malloc_trim(0);
-#endif
+        core::give_back_free_memory();
         return found;
       });
   // From the fold checkpoint the last run left, when it is usable, and the events since; with

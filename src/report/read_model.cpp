@@ -13,7 +13,6 @@
 #include <utility>
 #include <variant>
 #if defined(__GLIBC__)
-#include <malloc.h>
 #endif
 
 #include "avps/artifacts/names.hpp"
@@ -21,6 +20,7 @@
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/diag.hpp"
 #include "avps/core/fs.hpp"
+#include "avps/core/memory.hpp"
 #include "avps/engine/engine.hpp"
 #include "avps/engine/fold_checkpoint.hpp"
 #include "avps/engine/plan.hpp"
@@ -1516,17 +1516,6 @@ Result<Folded> fold_record(project::Project& project, const skills::StageGraph* 
   return folded;
 }
 
-// The Book's and the stale-shot rule's memory, freed, back to the system before the next fold:
-// glibc keeps freed memory it cannot return from the top of its heap, which the tens of thousands
-// of small nodes of a fold scatter, so each fold stacked its peak on the last one's leftovers (at
-// 500 scenes, a checkpoint written from every event: 161 MB of RSS while the stale shots were
-// worked out, 140 with the Book's given back; bench/README.md).
-void give_back_free_memory() {
-#if defined(__GLIBC__)
-  ::malloc_trim(0);
-#endif
-}
-
 json stale_json(const std::vector<engine::StaleShot>& stale) {
   json out = json::array();
   for (const engine::StaleShot& s : stale) {
@@ -1598,7 +1587,12 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
   // shots are worked out, so that the Book is gone by then.
   std::ignore = std::move(*folded.book).save_parts(checkpoint.sink(engine::CheckpointSection::fold));  // all written
   folded.book.reset();
-  give_back_free_memory();
+  // The Book's memory back to the system before the next fold: the tens of thousands of small
+  // nodes of a fold scatter what glibc's malloc cannot return from the top of its heap, and each
+  // fold stacked its peak on the last one's leftovers (at 500 scenes, a checkpoint written from
+  // every event: 161 MB of RSS while the stale shots were worked out, 140 with the Book's given
+  // back; bench/README.md).
+  core::give_back_free_memory();
   json stale_shots;
   if (stale_record) {
     checkpoint.write(engine::CheckpointSection::stale_record, stale_record->save_bytes());
@@ -1606,7 +1600,7 @@ Result<CheckpointWritten> write_checkpoint(project::Project& project) {
                     engine::stale_shots(project, std::move(*stale_record), &registry));
     stale_record.reset();
     stale_shots = stale_json(stale);
-    give_back_free_memory();
+    core::give_back_free_memory();
   } else {
     stale_shots = std::move(folded.saved_stale);
     checkpoint.write(engine::CheckpointSection::stale_record, *folded.carried_record);

@@ -4,6 +4,7 @@ source "$(dirname "$0")/lib.sh"
 
 expect_exit 0 "$AVPS" --version
 expect_out "avps 0."
+expect_out "allocator: "  # what a benchmark's figures were measured with
 expect_exit 0 "$AVPS" --help
 expect_out "Exit codes"
 expect_exit 0 "$AVPS" help
