@@ -111,7 +111,8 @@ int main(int argc, char** argv) {
 
   Context ctx;
   CLI::App app{k_description, "avps"};
-  app.set_version_flag("--version", std::string("avps ") + AVPS_VERSION_STRING + "\nallocator: " + core::allocator_name());
+  app.set_version_flag("--version",
+                       std::string("avps ") + AVPS_VERSION_STRING + "\nallocator: " + core::allocator_name());
   app.require_subcommand(1);
   app.fallthrough();
   app.add_flag("--json", ctx.json, "Machine-readable JSON output on stdout");

@@ -1,6 +1,4 @@
 #include <sys/ioctl.h>
-#if defined(__GLIBC__)
-#endif
 #include <unistd.h>
 
 #include <chrono>

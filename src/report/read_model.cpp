@@ -12,8 +12,6 @@
 #include <tuple>
 #include <utility>
 #include <variant>
-#if defined(__GLIBC__)
-#endif
 
 #include "avps/artifacts/names.hpp"
 #include "avps/core/byte_codec.hpp"
