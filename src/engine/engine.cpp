@@ -1459,7 +1459,7 @@ Result<const RecordTally*> Impl::tally_so_far() {
   // The routing decisions whole, up to the same event (a call finishing on another thread may
   // have appended one since: the next tally takes it).
   ledger::Ledger::EventQuery routes;
-  routes.kinds = {"route.escalated", "route.reallocated", "route.rerouted", "route.escalation_refused"};
+  routes.kinds = {RecordTally::routing_kinds().begin(), RecordTally::routing_kinds().end()};
   routes.after_seq = *first_route - 1;
   AVPS_TRY(ledger.each_event(routes, [&](ledger::Event&& event) -> Result<void> {
     if (event.seq <= tally.seq) {

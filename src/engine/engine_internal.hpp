@@ -175,7 +175,8 @@ struct RecordTally {
   governance::NarrativeCallTally narrative;
 
   /// The event kinds note_routing() keeps or notes.
-  static bool is_routing(std::string_view kind);
+  static const std::set<std::string, std::less<>>& routing_kinds();
+  static bool is_routing(std::string_view kind) { return routing_kinds().count(kind) > 0; }
   /// `e`, a routing event (is_routing), noted: an escalation's loop and count, any other kept whole.
   void note_routing(ledger::Event e);
   /// `e` (whole) added: what tally_so_far adds from the members it reads and the routing events.

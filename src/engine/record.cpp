@@ -269,9 +269,10 @@ bool stale_shots_read(std::string_view kind) {
   return kind.rfind("exchange.", 0) != 0 && kind.rfind("budget.", 0) != 0;
 }
 
-bool RecordTally::is_routing(std::string_view kind) {
-  return kind == "route.escalated" || kind == "route.reallocated" || kind == "route.rerouted" ||
-         kind == "route.escalation_refused";
+const std::set<std::string, std::less<>>& RecordTally::routing_kinds() {
+  static const std::set<std::string, std::less<>> k_kinds{"route.escalated", "route.reallocated", "route.rerouted",
+                                                          "route.escalation_refused"};
+  return k_kinds;
 }
 
 void RecordTally::note_routing(ledger::Event e) {
