@@ -181,8 +181,9 @@ void run_gate(const GateOptions& options, Context& ctx) {
   ctx.debug("checking " + options.dir + " against ledger head " + std::to_string(ledger.head().seq) + " (" +
             ledger.head().hash.substr(0, 12) + "...), shipped data in " + project::data_dir().string());
   // The record check runs on a second thread beside the integrity check, over the same read-only
-  // snapshot (a reader's events and objects may be read from two threads at once: Ledger): the
-  // two are the gate's two halves of work, and neither changes what the other finds. It reads
+  // snapshot (through a connection of its own that reads it, Ledger::another_reader, so the two
+  // threads do not take turns at one): the two are the gate's two halves of work, and neither
+  // changes what the other finds. It reads
   // its artifact.recorded events itself. The project's own artifact kinds are declared first, so
   // both threads read every name the same way (the integrity check declares them again, the
   // same, and reports a failure to). Each object the record check reads, intact, is noted with

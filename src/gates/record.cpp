@@ -457,7 +457,7 @@ class RecordCheck {
     const size_t wanted = m_options.threads > 0 ? m_options.threads : std::thread::hardware_concurrency();
     const size_t threads = std::clamp<size_t>(std::min(wanted, count / k_items_taken + 1), 1, 64);
     while (m_helpers.size() + 1 < threads) {
-      m_helpers.push_back(std::make_unique<RecordCheck>(m_dir, m_ledger, m_options, m_shared));
+      m_helpers.push_back(std::make_unique<RecordCheck>(m_dir, reader_for_helper(), m_options, m_shared));
     }
     std::atomic<size_t> next{0};
     std::vector<std::exception_ptr> thrown(threads);
@@ -489,6 +489,18 @@ class RecordCheck {
         std::rethrow_exception(e);
       }
     }
+  }
+
+  // A helper's own connection to the ledger when one reads what this checker's reads, so that
+  // the threads do not take turns at one connection's lock; else this checker's, shared. (An
+  // error opening another only costs that speed: the shared one reads the same.)
+  const ledger::Ledger& reader_for_helper() {
+    Result<std::unique_ptr<ledger::Ledger>> own = m_ledger.another_reader();
+    if (!own || !*own) {
+      return m_ledger;
+    }
+    m_helper_ledgers.push_back(std::move(own).value());
+    return *m_helper_ledgers.back();
   }
 
   // The artifact.recorded events, and the record's versions and steps made from them.
@@ -814,6 +826,7 @@ class RecordCheck {
   static constexpr size_t k_configs_kept = 256;
   std::map<std::string, json> m_configs;  // config_for's, by skill and recorded values
   std::vector<core::Violation> m_out;
+  std::vector<std::unique_ptr<ledger::Ledger>> m_helper_ledgers;  // their own connections (outlive them)
   std::vector<std::unique_ptr<RecordCheck>> m_helpers;  // the other threads' checkers (for_each_in_parallel)
 };
 
@@ -821,8 +834,12 @@ class RecordCheck {
 
 std::vector<core::Violation> check_record(const fs::path& dir, const ledger::Ledger& ledger,
                                           const RecordCheckOptions& options) {
+  // A connection of its own when it reads the same snapshot: the caller's threads (the gate's
+  // integrity check) read that ledger at the same time.
+  Result<std::unique_ptr<ledger::Ledger>> own = ledger.another_reader();
+  const ledger::Ledger& reader = own && *own ? **own : ledger;
   SharedRecord shared;
-  return RecordCheck(dir, ledger, options, shared).run();
+  return RecordCheck(dir, reader, options, shared).run();
 }
 
 }  // namespace avps::gates

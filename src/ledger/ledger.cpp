@@ -824,6 +824,7 @@ class SqliteLedger final : public Ledger {
   Result<std::map<std::string, Spend>> spend_per(SpendScope scope) const override;
   Result<std::vector<Reservation>> open_reservations() const override;
   Result<BudgetTotals> budget_totals() const override;
+  Result<std::unique_ptr<Ledger>> another_reader() const override;
   Result<std::vector<Event>> events(const EventQuery& query) const override;
   using Ledger::events;
   Result<std::vector<ArtifactRecord>> artifacts(int64_t after_event_seq) const override;
@@ -1943,6 +1944,19 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const fs::path& project_dir, OpenMo
   return std::unique_ptr<Ledger>(new SqliteLedger(std::move(impl)));
 }
 
+Result<std::unique_ptr<Ledger>> SqliteLedger::another_reader() const {
+  if (m_impl->mode != OpenMode::read_only) {
+    return std::unique_ptr<Ledger>();  // a writer's state moves: its readers share it
+  }
+  AVPS_TRY_ASSIGN(std::unique_ptr<Ledger> other, Ledger::open(m_impl->project_dir, OpenMode::read_only, *m_impl->clock));
+  const Head mine = head();
+  const Head theirs = other->head();
+  if (theirs.seq != mine.seq || theirs.hash != mine.hash) {
+    return std::unique_ptr<Ledger>();
+  }
+  return other;
+}
+
 void SqliteLedger::set_budget_basis(int64_t project_cap_micro_usd) {
   std::lock_guard<std::mutex> lock(m_impl->mutex);
   m_impl->budget_cap = project_cap_micro_usd;
@@ -2274,7 +2288,9 @@ Result<std::optional<ArtifactRecord>> SqliteLedger::latest_artifact(const std::s
 }
 
 Head SqliteLedger::head() const {
-  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  // A reader's head is fixed at its open: asked beside verify()'s pass (another_reader() on the
+  // gate's record thread), it must not wait for the pass's end.
+  const std::unique_lock<std::mutex> lock = m_impl->lock_unless_reader();
   return m_impl->head;
 }
 

@@ -403,6 +403,35 @@ TEST_CASE("a reader sees one snapshot while a writer commits, and mirrors that l
   CHECK(face_reported);
 }
 
+TEST_CASE("another reader is given only when it reads what its reader reads", "[ledger][snapshot]") {
+  LedgerFixture f;
+  auto writer = f.create();
+  REQUIRE(writer->begin_run("test", {}).ok());
+  REQUIRE(writer->append(row_event("first")).ok());
+  const std::string sha = writer->put_object("object bytes").value();
+  REQUIRE(writer->flush().ok());
+
+  // A writer's state moves on: its threads share it.
+  CHECK(writer->another_reader().value() == nullptr);
+
+  auto reader = f.open(ledger::OpenMode::read_only);
+  auto other = reader->another_reader().value();
+  REQUIRE(other != nullptr);
+  CHECK(other->head().seq == reader->head().seq);
+  CHECK(other->head().hash == reader->head().hash);
+  CHECK(other->events().value().size() == reader->events().value().size());
+  CHECK(other->object(sha).value() == std::optional<std::string>("object bytes"));
+  // It is a snapshot of its own, taken when it was given: a commit after it does not show in it.
+  REQUIRE(writer->append(row_event("later")).ok());
+  CHECK(other->head().seq == reader->head().seq);
+  CHECK(other->events().value().size() == reader->events().value().size());
+
+  // Once the ledger has moved on since the reader's snapshot, none is given: a new connection
+  // would read events the reader does not.
+  CHECK(reader->another_reader().value() == nullptr);
+  CHECK(f.open(ledger::OpenMode::read_only)->another_reader().value() != nullptr);
+}
+
 TEST_CASE("an empty or foreign file in the ledger's place is reported and never rewritten", "[ledger][tamper]") {
   LedgerFixture f;
   f.create().reset();
