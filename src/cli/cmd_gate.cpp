@@ -146,9 +146,12 @@ Result<std::optional<size_t>> required_phase(const GateOptions& options) {
 
 // budget.cap, from the gate's own snapshot: the budget tables (which the integrity check holds to
 // their events) and the overrides, no fold of the record.
+// budget.cap, on a connection of its own when one reads the same snapshot (it runs beside the
+// integrity check's pass; the connection closes when the sums are made).
 Result<std::vector<core::Violation>> check_caps(const GateOptions& options, const ledger::Ledger& ledger) {
   AVPS_TRY_ASSIGN(project::Config config, project::load_config({options.dir, project::data_dir(), {}, {}}));
-  return report::check_spend(config.budget, ledger);
+  Result<std::unique_ptr<ledger::Ledger>> own = ledger.another_reader();
+  return report::check_spend(config.budget, own && *own ? **own : ledger);
 }
 
 // require.phase, over the read model of a read-only project (a second snapshot: see docs/cli.md).
