@@ -6,12 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 #include <vector>
+
+#include "avps/core/parallel.hpp"
 
 extern char** environ;
 
@@ -106,19 +106,7 @@ ScratchDir::~ScratchDir() {
 }
 
 void run_parallel(size_t count, int threads, const std::function<void(size_t)>& work) {
-  std::atomic<size_t> next{0};
-  auto worker = [&]() {
-    for (size_t i = next++; i < count; i = next++) {
-      work(i);
-    }
-  };
-  std::vector<std::thread> started;
-  for (size_t t = 0; t < static_cast<size_t>(std::max(1, threads)) && t < count; ++t) {
-    started.emplace_back(worker);
-  }
-  for (std::thread& t : started) {
-    t.join();
-  }
+  for_each_index(count, static_cast<size_t>(std::max(1, threads)), 1, [&](size_t, size_t i) { work(i); });
 }
 
 }  // namespace avps::core

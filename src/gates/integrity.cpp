@@ -16,6 +16,7 @@
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/json_schema.hpp"
+#include "avps/core/parallel.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/gates/checked_objects.hpp"
 #include "avps/ledger/events.hpp"
@@ -370,27 +371,32 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   // check runs on another thread until after_events returns, and this is the integrity check's
   // work that needs nothing of it. Only the hashes are kept (not the bytes), in the order the
   // loops below report them.
+  // On `options.file_threads` threads: files only, no ledger, each result in its own place.
   struct Hashed {
-    Result<std::string> sha256;
+    Result<std::string> sha256 = make_error(ErrorCode::io_error, "not hashed");
     FileSeen found;
   };
-  std::vector<Hashed> faces_hashed;
-  faces_hashed.reserve(records->size());
-  for (const ledger::ArtifactRecord& r : *records) {
-    FileSeen found;
-    Result<std::string> sha256 =
-        hash_file(dir / r.path, r.face_sha256, seen_in_mark(r.path), found, settled_before_ns, identities);
-    faces_hashed.push_back(Hashed{std::move(sha256), std::move(found)});
+  std::vector<Hashed> faces_hashed(records->size());
+  std::vector<const std::pair<const std::string, Vouched>*> render_list;
+  render_list.reserve(renders.size());
+  for (const auto& render : renders) {
+    render_list.push_back(&render);
   }
-  std::vector<Hashed> renders_hashed;
-  renders_hashed.reserve(renders.size());
-  for (const auto& [path, vouched] : renders) {
-    FileSeen found;
-    found.render = true;
-    Result<std::string> sha256 =
-        hash_file(dir / path, vouched.sha256, seen_in_mark(path), found, settled_before_ns, identities);
-    renders_hashed.push_back(Hashed{std::move(sha256), std::move(found)});
-  }
+  std::vector<Hashed> renders_hashed(render_list.size());
+  core::for_each_index(faces_hashed.size() + render_list.size(), options.file_threads, 64, [&](size_t, size_t i) {
+    if (i < faces_hashed.size()) {
+      const ledger::ArtifactRecord& r = (*records)[i];
+      Hashed& hashed = faces_hashed[i];
+      hashed.sha256 =
+          hash_file(dir / r.path, r.face_sha256, seen_in_mark(r.path), hashed.found, settled_before_ns, identities);
+    } else {
+      const auto& [path, vouched] = *render_list[i - faces_hashed.size()];
+      Hashed& hashed = renders_hashed[i - faces_hashed.size()];
+      hashed.found.render = true;
+      hashed.sha256 =
+          hash_file(dir / path, vouched.sha256, seen_in_mark(path), hashed.found, settled_before_ns, identities);
+    }
+  });
 
   // The record check of `avps gate` ends here (it runs beside what is above, on its own thread),
   // before the artifacts' objects are looked at: those it read are noted (CheckedObjects).

@@ -1,8 +1,6 @@
 #include "avps/gates/record.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,6 +16,7 @@
 #include "avps/core/fs.hpp"
 #include "avps/core/hash.hpp"
 #include "avps/core/json_schema.hpp"
+#include "avps/core/parallel.hpp"
 #include "avps/gates/gate.hpp"
 #include "avps/project/config.hpp"
 #include "avps/project/project.hpp"
@@ -449,46 +448,21 @@ class RecordCheck {
   }
 
   // Calls work(checker, i) for every i < count, on up to m_options.threads threads (0: one per
-  // core), taking the items a few at a time in order; this checker is the first thread's, the
-  // others' are made once and kept for the check. An exception one thread throws ends the others'
-  // work and is thrown here, once all have stopped.
+  // core; core::for_each_index), each with its own checker: this one is the first thread's, the
+  // others' are made once and kept for the check.
   void for_each_in_parallel(size_t count, const std::function<void(RecordCheck&, size_t)>& work) {
     static constexpr size_t k_items_taken = 8;  // a step's gate, world state and locks each
     const size_t wanted = m_options.threads > 0 ? m_options.threads : std::thread::hardware_concurrency();
-    const size_t threads = std::clamp<size_t>(std::min(wanted, count / k_items_taken + 1), 1, 64);
+    const size_t threads = std::clamp<size_t>(std::min(wanted, (count + k_items_taken - 1) / k_items_taken), 1, 64);
     while (m_helpers.size() + 1 < threads) {
       m_helpers.push_back(std::make_unique<RecordCheck>(m_dir, reader_for_helper(), m_options, m_shared));
     }
-    std::atomic<size_t> next{0};
-    std::vector<std::exception_ptr> thrown(threads);
-    auto take_items = [&](RecordCheck& checker, size_t thread) {
-      try {
-        for (size_t begin = next.fetch_add(k_items_taken); begin < count; begin = next.fetch_add(k_items_taken)) {
-          for (size_t i = begin; i < std::min(begin + k_items_taken, count); ++i) {
-            work(checker, i);
-          }
-        }
-      } catch (...) {
-        thrown[thread] = std::current_exception();
-        next = count;
-      }
-    };
-    std::vector<std::thread> started;
     if (threads > 1) {
       core::prepare_concurrent_validation();
     }
-    for (size_t t = 1; t < threads; ++t) {
-      started.emplace_back(take_items, std::ref(*m_helpers[t - 1]), t);
-    }
-    take_items(*this, 0);
-    for (std::thread& t : started) {
-      t.join();
-    }
-    for (const std::exception_ptr& e : thrown) {
-      if (e) {
-        std::rethrow_exception(e);
-      }
-    }
+    core::for_each_index(count, threads, k_items_taken, [&](size_t thread, size_t i) {
+      work(thread == 0 ? *this : *m_helpers[thread - 1], i);
+    });
   }
 
   // A helper's own connection to the ledger when one reads what this checker's reads, so that

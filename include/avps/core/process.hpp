@@ -26,6 +26,7 @@ bool on_path(const std::string& program);
 /// Calls work(0) ... work(count - 1), each once, on up to `threads` threads (at least one), and
 /// returns when every call has returned. Calls run in any order, several at once: `work` must be
 /// safe for that. For many helper programs at once (frames, segments), not for avps' own calls.
+/// (core::for_each_index, one item at a time.)
 void run_parallel(size_t count, int threads, const std::function<void(size_t)>& work);
 
 /// A fresh folder under the system's temp folder, removed with everything in it on destruction.

@@ -105,6 +105,9 @@ struct IntegrityOptions {
   VerifiedMark* clean = nullptr;
   std::function<void()> after_events = nullptr;
   CheckedObjects* checked = nullptr;
+  /// How many threads read and hash the faces and renders (this one among them): `avps gate`
+  /// gives it the machine's cores, while a run's check, beside the walk, keeps to its one.
+  size_t file_threads = 1;
 };
 std::vector<core::Violation> check_integrity(const std::filesystem::path& dir, const ledger::Ledger& ledger,
                                              const ProjectFiles& files, const IntegrityOptions& options = {});
