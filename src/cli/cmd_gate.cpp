@@ -211,8 +211,9 @@ void run_gate(const GateOptions& options, Context& ctx) {
       std::async(std::launch::async, [&]() { return check_caps(options, ledger); });
   std::optional<std::vector<core::Violation>> record;
   gates::IntegrityOptions integrity_options{.checked = &checked};
-  // Its faces and renders on every core: the record check, ending first, leaves its core to them.
-  integrity_options.file_threads = std::max(2u, std::thread::hardware_concurrency());
+  // Its objects, faces and renders on every core: the record check, ending first, leaves its
+  // core to them.
+  integrity_options.threads = std::max(2u, std::thread::hardware_concurrency());
   integrity_options.after_events = [&]() { record = record_check.get(); };
   std::vector<core::Violation> violations = gates::check_integrity(options.dir, ledger, files, integrity_options);
   if (!record) {  // the integrity check stopped before the objects: it did not wait

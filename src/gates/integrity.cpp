@@ -350,16 +350,37 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     add("ledger.readable", ".avps/ledger.db", visitor.failed->message);
     return out;
   }
-  std::vector<core::Violation> object_findings;
-  for (const NamedObject& o : objects_to_check) {  // (named after the mark's point, when there is one)
-    Result<std::string> bytes = artifacts::read_object(ledger, *o.sha);
+  // (Named after the mark's point, when there is one.) On `options.threads` threads, each reading
+  // through a connection of its own when one reads this snapshot (Ledger::another_reader); each
+  // finding in its object's place, so they are listed in the order the objects were named.
+  std::vector<std::unique_ptr<ledger::Ledger>> own_readers;
+  std::vector<const ledger::Ledger*> readers{&ledger};
+  for (size_t t = 1; t < options.threads && objects_to_check.size() > t; ++t) {
+    Result<std::unique_ptr<ledger::Ledger>> own = ledger.another_reader();
+    if (!own || !*own) {
+      break;  // the threads there are share the snapshot's one connection
+    }
+    own_readers.push_back(std::move(own).value());
+    readers.push_back(own_readers.back().get());
+  }
+  std::vector<std::optional<core::Violation>> found_of_object(objects_to_check.size());
+  core::for_each_index(objects_to_check.size(), readers.size(), 16, [&](size_t thread, size_t i) {
+    const NamedObject& o = objects_to_check[i];
+    Result<std::string> bytes = artifacts::read_object(*readers[thread], *o.sha);
     if (!bytes) {
-      const std::string subject = artifacts::object_subject(ledger, *o.sha);
-      object_findings.push_back(core::Violation{
+      const std::string subject = artifacts::object_subject(*readers[thread], *o.sha);
+      found_of_object[i] = core::Violation{
           bytes.error().code == ErrorCode::not_found ? "object.missing" : "object.hash", subject,
           *o.field + " of " + *o.kind + " (ledger event " + std::to_string(o.seq) + ", " +
               (o.who->empty() ? "?" : *o.who) + ") " +
-              (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash")});
+              (bytes.error().code == ErrorCode::not_found ? "is gone" : "no longer matches its hash")};
+    }
+  });
+  own_readers.clear();  // closed: not held while the record check reads
+  std::vector<core::Violation> object_findings;
+  for (std::optional<core::Violation>& found : found_of_object) {
+    if (found) {
+      object_findings.push_back(std::move(*found));
     }
   }
   // Checked: not held while the record check below reads (a season names tens of thousands).
@@ -371,7 +392,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   // check runs on another thread until after_events returns, and this is the integrity check's
   // work that needs nothing of it. Only the hashes are kept (not the bytes), in the order the
   // loops below report them.
-  // On `options.file_threads` threads: files only, no ledger, each result in its own place.
+  // On `options.threads` threads: files only, no ledger, each result in its own place.
   struct Hashed {
     Result<std::string> sha256 = make_error(ErrorCode::io_error, "not hashed");
     FileSeen found;
@@ -383,7 +404,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     render_list.push_back(&render);
   }
   std::vector<Hashed> renders_hashed(render_list.size());
-  core::for_each_index(faces_hashed.size() + render_list.size(), options.file_threads, 64, [&](size_t, size_t i) {
+  core::for_each_index(faces_hashed.size() + render_list.size(), options.threads, 64, [&](size_t, size_t i) {
     if (i < faces_hashed.size()) {
       const ledger::ArtifactRecord& r = (*records)[i];
       Hashed& hashed = faces_hashed[i];

@@ -105,9 +105,11 @@ struct IntegrityOptions {
   VerifiedMark* clean = nullptr;
   std::function<void()> after_events = nullptr;
   CheckedObjects* checked = nullptr;
-  /// How many threads read and hash the faces and renders (this one among them): `avps gate`
-  /// gives it the machine's cores, while a run's check, beside the walk, keeps to its one.
-  size_t file_threads = 1;
+  /// How many threads read and hash the objects the exchanges name, the faces and the renders
+  /// (this one among them; the objects each through a connection of its own,
+  /// Ledger::another_reader): `avps gate` gives it the machine's cores, while a run's check,
+  /// beside the walk, keeps to its one.
+  size_t threads = 1;
 };
 std::vector<core::Violation> check_integrity(const std::filesystem::path& dir, const ledger::Ledger& ledger,
                                              const ProjectFiles& files, const IntegrityOptions& options = {});

@@ -354,6 +354,7 @@ TEST_CASE("the record check on its own thread beside the integrity check of a re
       std::launch::async, [&]() { return gates::check_record(film.dir, *reader, record_options); });
   std::vector<std::string> record_beside;
   gates::IntegrityOptions options{.checked = &checked};
+  options.threads = 3;  // its objects, faces and renders on three threads, as on a machine of three cores
   options.after_events = [&]() { record_beside = violation_lines(record_check.get()); };
   const std::vector<std::string> integrity_beside =
       violation_lines(gates::check_integrity(film.dir, *reader, files, options));
