@@ -145,9 +145,8 @@ Result<std::optional<size_t>> required_phase(const GateOptions& options) {
 }
 
 // budget.cap, from the gate's own snapshot: the budget tables (which the integrity check holds to
-// their events) and the overrides, no fold of the record.
-// budget.cap, on a connection of its own when one reads the same snapshot (it runs beside the
-// integrity check's pass; the connection closes when the sums are made).
+// their events) and the overrides, no fold of the record. Through a connection of its own when one
+// reads that snapshot (it runs beside the integrity check's pass), closed once the sums are made.
 Result<std::vector<core::Violation>> check_caps(const GateOptions& options, const ledger::Ledger& ledger) {
   AVPS_TRY_ASSIGN(project::Config config, project::load_config({options.dir, project::data_dir(), {}, {}}));
   Result<std::unique_ptr<ledger::Ledger>> own = ledger.another_reader();
@@ -186,14 +185,13 @@ void run_gate(const GateOptions& options, Context& ctx) {
   // The record check runs on a second thread beside the integrity check, over the same read-only
   // snapshot (through a connection of its own that reads it, Ledger::another_reader, so the two
   // threads do not take turns at one): the two are the gate's two halves of work, and neither
-  // changes what the other finds. It reads
-  // its artifact.recorded events itself. The project's own artifact kinds are declared first, so
-  // both threads read every name the same way (the integrity check declares them again, the
-  // same, and reports a failure to). Each object the record check reads, intact, is noted with
-  // what its kind's schema says of it (gates::CheckedObjects); the integrity check reads none of
-  // them before the record check has ended (after_events waits for it), and then takes the notes
-  // instead of reading, hashing, parsing and validating those objects again. The findings are
-  // listed as ever: the integrity check's, then the record check's.
+  // changes what the other finds. It reads its artifact.recorded events itself. The project's own
+  // artifact kinds are declared first, so both threads read every name the same way (the integrity
+  // check declares them again, the same, and reports a failure to). Each object the record check
+  // reads, intact, is noted with what its kind's schema says of it (gates::CheckedObjects); the
+  // integrity check reads none of them before the record check has ended (after_events waits for
+  // it), and then takes the notes instead of reading, hashing, parsing and validating those objects
+  // again. The findings are listed as ever: the integrity check's, then the record check's.
   std::ignore = project::declare_project_kinds(options.dir);
   core::prepare_concurrent_validation();  // both threads validate schemas
   gates::CheckedObjects checked(options.dir);

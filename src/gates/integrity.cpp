@@ -16,8 +16,8 @@
 #include "avps/core/canonical_json.hpp"
 #include "avps/core/fs.hpp"
 #include "avps/core/json_schema.hpp"
-#include "avps/core/parallel.hpp"
 #include "avps/core/hash.hpp"
+#include "avps/core/parallel.hpp"
 #include "avps/gates/checked_objects.hpp"
 #include "avps/ledger/events.hpp"
 #include "avps/project/config.hpp"
@@ -358,7 +358,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   for (size_t t = 1; t < options.threads && objects_to_check.size() > t; ++t) {
     Result<std::unique_ptr<ledger::Ledger>> own = ledger.another_reader();
     if (!own || !*own) {
-      break;  // the threads there are share the snapshot's one connection
+      break;  // none reads this snapshot (a writer has committed since): fewer threads read them
     }
     own_readers.push_back(std::move(own).value());
     readers.push_back(own_readers.back().get());
@@ -390,9 +390,8 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
 
   // Every face and every render read and hashed now, before after_events: `avps gate`'s record
   // check runs on another thread until after_events returns, and this is the integrity check's
-  // work that needs nothing of it. Only the hashes are kept (not the bytes), in the order the
-  // loops below report them.
-  // On `options.threads` threads: files only, no ledger, each result in its own place.
+  // work that needs nothing of it. Only the hashes are kept (not the bytes), each in its file's
+  // place, in the order the loops below report them. On `options.threads` threads (files only).
   struct Hashed {
     Result<std::string> sha256 = make_error(ErrorCode::io_error, "not hashed");
     FileSeen found;
