@@ -1954,6 +1954,9 @@ Result<std::unique_ptr<Ledger>> SqliteLedger::another_reader() const {
   if (theirs.seq != mine.seq || theirs.hash != mine.hash) {
     return std::unique_ptr<Ledger>();
   }
+  // A small page cache: such a thread reads most pages once (events in order, objects by key),
+  // and SQLite's 2 MB each were 5 MB of `avps gate`'s peak at 500 scenes for 0.1 s of its time.
+  AVPS_TRY(static_cast<SqliteLedger&>(*other).m_impl->db.exec("PRAGMA cache_size = -256"));
   return other;
 }
 
