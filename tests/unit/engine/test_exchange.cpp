@@ -143,6 +143,23 @@ struct ExchangeFilm {
   }
 };
 
+// The demo's record up to planning, every event read back through the project opened read-only
+// (held, for its ledger): what the record and checkpoint cases fold.
+struct PlanningRecord {
+  ExchangeFilm film;
+  std::unique_ptr<project::Project> project;
+  std::vector<ledger::Event> events;
+  PlanningRecord() {
+    REQUIRE(film.run("planning").ok());
+    auto opened = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
+    REQUIRE(opened.ok());
+    project = std::move(opened).value();
+    auto read = project->ledger().events();
+    REQUIRE(read.ok());
+    events = std::move(read).value();
+  }
+};
+
 Error unavailable(const std::string& why) { return make_error(ErrorCode::backend_unavailable, why); }
 
 }  // namespace
@@ -370,13 +387,8 @@ TEST_CASE("a lock edited by hand while a run is in flight is an integrity stop n
 
 TEST_CASE("a record fold restored from its saved state and given the events after it equals the fold of every event",
           "[engine][checkpoint]") {
-  ExchangeFilm film;
-  REQUIRE(film.run("planning").ok());
-  auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
-  REQUIRE(project.ok());
-  auto read = (*project)->ledger().events();
-  REQUIRE(read.ok());
-  const std::vector<ledger::Event>& events = *read;
+  const PlanningRecord planning;
+  const std::vector<ledger::Event>& events = planning.events;
   REQUIRE(events.size() > 100);
   for (engine::RecordParts parts : {engine::RecordParts::all, engine::RecordParts::renders}) {
     engine::RecordFold whole(parts);
@@ -441,14 +453,9 @@ TEST_CASE("a record fold restored from its saved state and given the events afte
 TEST_CASE("a run's record carries the built-ins' tally, restored as it was saved and added to from where it stopped",
           "[engine][checkpoint]") {
   // Given the record of the demo's narrative and planning
-  ExchangeFilm film;
-  REQUIRE(film.run("planning").ok());
-  auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
-  REQUIRE(project.ok());
-  const ledger::Ledger& ledger = (*project)->ledger();
-  auto read = ledger.events();
-  REQUIRE(read.ok());
-  const std::vector<ledger::Event>& events = *read;
+  const PlanningRecord planning;
+  const ledger::Ledger& ledger = planning.project->ledger();
+  const std::vector<ledger::Event>& events = planning.events;
   engine::RecordFold whole(engine::RecordParts::all);
   for (const ledger::Event& e : events) {
     whole.add(e);
@@ -505,14 +512,9 @@ TEST_CASE("a run's record carries the built-ins' tally, restored as it was saved
 TEST_CASE("a restored record holds a loop's last step once and each exchange key once, and refuses keys out of order",
           "[engine][checkpoint]") {
   // Given the record of the demo's narrative and planning, saved as a checkpoint's run section
-  ExchangeFilm film;
-  REQUIRE(film.run("planning").ok());
-  auto project = project::Project::open(film.dir, ledger::OpenMode::read_only, {}, film.clock);
-  REQUIRE(project.ok());
-  auto read = (*project)->ledger().events();
-  REQUIRE(read.ok());
+  const PlanningRecord planning;
   engine::RecordFold fold(engine::RecordParts::all);
-  for (const ledger::Event& e : *read) {
+  for (const ledger::Event& e : planning.events) {
     fold.add(e);
   }
   core::ByteWriter flat;
