@@ -8,9 +8,14 @@
 
 namespace avps::core {
 
-void for_each_index(size_t count, size_t threads, size_t batch, const std::function<void(size_t, size_t)>& work) {
+size_t threads_used(size_t count, size_t threads, size_t batch) {
   batch = std::max<size_t>(batch, 1);
-  const size_t used = std::clamp<size_t>(std::min(threads, (count + batch - 1) / batch), 1, 64);
+  return std::clamp<size_t>(std::min(threads, (count + batch - 1) / batch), 1, 64);
+}
+
+void for_each_index(size_t count, size_t threads, size_t batch, const std::function<void(size_t, size_t)>& work) {
+  const size_t used = threads_used(count, threads, batch);
+  batch = std::max<size_t>(batch, 1);
   std::atomic<size_t> next{0};
   std::vector<std::exception_ptr> thrown(used);
   auto take_items = [&](size_t thread) {

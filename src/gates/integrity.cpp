@@ -353,9 +353,10 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
   // (Named after the mark's point, when there is one.) On `options.threads` threads, each reading
   // through a connection of its own when one reads this snapshot (Ledger::another_reader); each
   // finding in its object's place, so they are listed in the order the objects were named.
+  static constexpr size_t k_objects_taken = 16;
   std::vector<std::unique_ptr<ledger::Ledger>> own_readers;
   std::vector<const ledger::Ledger*> readers{&ledger};
-  for (size_t t = 1; t < options.threads && objects_to_check.size() > t; ++t) {
+  for (size_t t = 1; t < core::threads_used(objects_to_check.size(), options.threads, k_objects_taken); ++t) {
     Result<std::unique_ptr<ledger::Ledger>> own = ledger.another_reader();
     if (!own || !*own) {
       break;  // none reads this snapshot (a writer has committed since): fewer threads read them
@@ -364,7 +365,7 @@ std::vector<core::Violation> check_integrity(const fs::path& dir, const ledger::
     readers.push_back(own_readers.back().get());
   }
   std::vector<std::optional<core::Violation>> found_of_object(objects_to_check.size());
-  core::for_each_index(objects_to_check.size(), readers.size(), 16, [&](size_t thread, size_t i) {
+  core::for_each_index(objects_to_check.size(), readers.size(), k_objects_taken, [&](size_t thread, size_t i) {
     const NamedObject& o = objects_to_check[i];
     Result<std::string> bytes = artifacts::read_object(*readers[thread], *o.sha);
     if (!bytes) {

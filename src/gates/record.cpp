@@ -453,7 +453,7 @@ class RecordCheck {
   void for_each_in_parallel(size_t count, const std::function<void(RecordCheck&, size_t)>& work) {
     static constexpr size_t k_items_taken = 8;  // a step's gate, world state and locks each
     const size_t wanted = m_options.threads > 0 ? m_options.threads : std::thread::hardware_concurrency();
-    const size_t threads = std::clamp<size_t>(std::min(wanted, (count + k_items_taken - 1) / k_items_taken), 1, 64);
+    const size_t threads = core::threads_used(count, wanted, k_items_taken);
     while (m_helpers.size() + 1 < threads) {
       m_helpers.push_back(std::make_unique<RecordCheck>(m_dir, reader_for_helper(), m_options, m_shared));
     }

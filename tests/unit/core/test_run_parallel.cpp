@@ -39,6 +39,7 @@ TEST_CASE("for_each_index gives every index once, names threads below those it u
       }
       // At most the threads asked for (at least one), and no more than there are batches of 4.
       CHECK(highest_thread < std::max<size_t>(1, std::min(threads, (count + 3) / 4)));
+      CHECK(avps::core::threads_used(count, threads, 4) == std::max<size_t>(1, std::min(threads, (count + 3) / 4)));
     }
   }
   // An exception reaches the caller once every thread has stopped; on one thread, nothing after

@@ -780,10 +780,10 @@ TEST_CASE("an all_targets list's fingerprint made by element from the last list'
 
 TEST_CASE("the integrity check finds the same broken objects in the same order on one thread and on several",
           "[exchange][integrity][threads]") {
-  // Given the record of the demo up to planning, every stored object but one edited and that one deleted
-  // behind the ledger's back (its append-only triggers dropped, as a person with the sqlite3 shell
-  // could), when a reader checks it on one thread and on three (each reading objects through a
-  // connection of its own), then the findings are the same, in the same order.
+  // Given the record of the demo up to planning, every stored object but one edited and that one
+  // deleted behind the ledger's back (its append-only triggers dropped, as a person with the
+  // sqlite3 shell could), when a reader checks it on one thread and on three (each reading objects
+  // through a connection of its own), then the findings are the same, in the same order.
   ExchangeFilm film;
   REQUIRE(film.run("planning").ok());
   sqlite3* db = nullptr;
@@ -809,5 +809,7 @@ TEST_CASE("the integrity check finds the same broken objects in the same order o
   };
   const std::vector<std::string> one = lines(1);
   CHECK(lines(3) == one);
-  CHECK(std::count_if(one.begin(), one.end(), [](const std::string& f) { return f.rfind("object.", 0) == 0; }) > 3 * 16);  // more than three threads' batches
+  // More findings than three threads' batches of objects, so each of the three takes some.
+  CHECK(std::count_if(one.begin(), one.end(), [](const std::string& f) { return f.rfind("object.", 0) == 0; }) >
+        3 * 16);
 }
